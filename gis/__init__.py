@@ -1,0 +1,1 @@
+"""gis package of Shenzhen Twin."""

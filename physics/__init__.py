@@ -1,0 +1,1 @@
+"""physics package of Shenzhen Twin."""

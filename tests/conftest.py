@@ -1,0 +1,30 @@
+"""Shared fixtures.
+
+Integration tests read the real Shenzhen data from ``TWIN_DATA``; they are
+skipped, with the reason, only when that setting is absent (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def twin_data() -> Path:
+    """The data directory named by TWIN_DATA (skips the test when it is not set)."""
+    env = os.environ.get("TWIN_DATA")
+    if not env:
+        pytest.skip("TWIN_DATA is not set: point it at the real data (e.g. TWIN_DATA=../shared/data)")
+    root = Path(env).resolve()
+    if not (root / "shenzhen").is_dir():
+        pytest.fail(f"TWIN_DATA={env} has no shenzhen/ folder: it should hold the city data")
+    return root
+
+
+@pytest.fixture(scope="session")
+def shenzhen_dir(twin_data: Path) -> Path:
+    """The real Shenzhen data folder, ``$TWIN_DATA/shenzhen``."""
+    return twin_data / "shenzhen"
