@@ -123,7 +123,10 @@ def test_geometry_conversion_moves_every_vertex_and_keeps_z():
 def test_frame_conversion():
     gdf = gpd.GeoDataFrame(
         {"name": ["a", "b"]},
-        geometry=[shapely.Point(114.0, 22.5), shapely.Polygon([(114, 22.5), (114.01, 22.5), (114.01, 22.51)])],
+        geometry=[
+            shapely.Point(114.0, 22.5),
+            shapely.Polygon([(114, 22.5), (114.01, 22.5), (114.01, 22.51)]),
+        ],
         crs="EPSG:4326",
     )
     out = coords.frame_gcj02_to_wgs84(gdf)
