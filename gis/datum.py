@@ -30,7 +30,7 @@ import xarray as xr
 from scipy.ndimage import map_coordinates, uniform_filter
 
 from gis.crs import transformer
-from gis.raster import cell_size, crs_of, transform_of
+from gis.raster import cell_size, crs_of, transform_of, world_to_pixel
 from twin.errors import ValidationError
 
 
@@ -98,10 +98,10 @@ def fit_ridge_offset(
     z = np.nan_to_num(dem.values.astype(np.float64), nan=0.0)
     size = max(3, int(round(window_m / dx_cell)) | 1)
     tpi = z - uniform_filter(z, size=size, mode="nearest")
-    inv = ~transform_of(dem)
+    t = transform_of(dem)
     x, y = transformer("EPSG:4326", crs_of(dem)).transform(lonlat[:, 0], lonlat[:, 1])
     x, y = np.asarray(x), np.asarray(y)
-    col, row = inv * (x, y)
+    col, row = world_to_pixel(t, x, y)
     smooth = uniform_filter(z, size=5, mode="nearest")
     keep = map_coordinates(smooth, [row - 0.5, col - 0.5], order=1, cval=0.0) > min_elevation
     if keep.sum() < 100:
@@ -114,7 +114,7 @@ def fit_ridge_offset(
     scores = np.empty((shifts.size, shifts.size))
     for i, sy in enumerate(shifts):
         for j, sx in enumerate(shifts):
-            c, r = inv * (x + sx, y + sy)
+            c, r = world_to_pixel(t, x + sx, y + sy)
             scores[i, j] = map_coordinates(tpi, [r - 0.5, c - 0.5], order=1, cval=0.0).mean()
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
     zero = int(np.argmin(np.abs(shifts)))

@@ -108,6 +108,13 @@ def transform_of(da: xr.DataArray | xr.Dataset) -> Affine:
     return Affine(dx, 0.0, x[0] - dx / 2, 0.0, dy, y[0] - dy / 2)
 
 
+def world_to_pixel(transform: Affine, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional (col, row) of map coordinates; cell (i, j) spans [j, j+1) x [i, i+1)."""
+    inv = ~transform
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
+
+
 def crs_of(da: xr.DataArray | xr.Dataset) -> str:
     """The CRS string of a grid, or a CRSError saying how to set it."""
     crs = da.attrs.get("crs")
@@ -301,7 +308,7 @@ def clip(
     if ix.size == 0 or iy.size == 0:
         raise GridError(f"bbox {bbox} does not overlap the grid {da.name!r}")
     sub = da.isel(x=slice(ix[0], ix[-1] + 1), y=slice(iy[0], iy[-1] + 1)).copy()
-    sub.attrs["transform"] = tuple(t * Affine.translation(ix[0], iy[0]))[:6]
+    sub.attrs["transform"] = tuple(t @ Affine.translation(ix[0], iy[0]))[:6]
     if geometry is not None:
         mask = geometry_mask(
             [geometry],

@@ -152,7 +152,7 @@ def rasterize_fraction(
     if supersample < 1:
         raise ValidationError(f"supersample={supersample} must be >= 1")
     h, w = like.sizes["y"], like.sizes["x"]
-    t = transform_of(like) * Affine.scale(1 / supersample)
+    t = transform_of(like) @ Affine.scale(1 / supersample)
     fine = rasterize(
         _shapes(gdf, like, np.ones(len(gdf), dtype=np.uint8)),
         out_shape=(h * supersample, w * supersample),
