@@ -197,17 +197,21 @@ class RoadGraph:
     # ------------------------------------------------------------ building
     @staticmethod
     def _init_edge(key: Hashable, d: dict) -> None:
-        for name in ("length_m", "speed_mps"):
+        values = {}
+        for name, lower_ok in (("length_m", True), ("speed_mps", False)):
             if name not in d:
                 raise GraphError(f"edge {key!r} has no {name!r} attribute")
-        length = float(d["length_m"])
-        if not (math.isfinite(length) and length >= 0):
-            raise ValidationError(
-                f"edge {key!r}: length_m = {d['length_m']!r}; lengths must be finite and >= 0 m"
-            )
-        speed = float(d["speed_mps"])
-        if not (math.isfinite(speed) and speed > 0):
-            raise ValidationError(f"edge {key!r}: speed_mps = {d['speed_mps']!r}; must be > 0 m/s")
+            try:
+                x = float(d[name])
+            except (TypeError, ValueError):
+                x = math.nan
+            if not (math.isfinite(x) and (x >= 0 if lower_ok else x > 0)):
+                raise ValidationError(
+                    f"edge {key!r}: {name} = {d[name]!r}; must be a finite number "
+                    + (">= 0 m" if lower_ok else "> 0 m/s")
+                )
+            values[name] = x
+        length, speed = values["length_m"], values["speed_mps"]
         d["length_m"] = length
         d["speed_mps"] = speed
         d["free_time_s"] = length / speed
@@ -315,12 +319,12 @@ class RoadGraph:
                 raise GraphError(f"edge {key!r} (u={u!r}, v={v!r}) has no geometry")
             if geom.geom_type == "MultiLineString":
                 geom = _merge_multiline(geom, key)
-            length = lengths[i]
-            if np.isnan(length):
+            length = float(lengths[i])
+            if math.isnan(length):
                 length = geodesic_length_m(geom)
             elif not (math.isfinite(length) and length >= 0):
                 raise ValidationError(
-                    f"edge {key!r}: length_m = {edges['length_m'].iloc[i]!r}; "
+                    f"edge {key!r}: length_m = {length!r}; "
                     "lengths must be finite and >= 0 m (fix the input or drop the column)"
                 )
             for n, xy in ((u, geom.coords[0]), (v, geom.coords[-1])):
