@@ -174,8 +174,9 @@ class City:
             sl = terr.slope(elev)
             ds["slope"] = sl.astype(np.float32).variable
             ds["slope"].attrs.update(units="degree", long_name="terrain slope (Horn 1981)")
-            asp = terr.aspect(elev)
-            ds["aspect"] = asp.astype(np.float32).variable
+            asp = terr.aspect(elev).astype(np.float32)
+            asp = asp.where(asp < 360.0, 0.0)  # 359.99999 rounds to 360 in float32
+            ds["aspect"] = asp.variable
             ds["aspect"].attrs.update(units="degree", long_name="aspect, clockwise from north, -1 flat")
         ds.attrs.update(
             city=self.name, crs=self.crs, transform=tuple(transform)[:6], resolution_m=res,
