@@ -1,0 +1,993 @@
+"""The twin's one database: runs, observations, events, sensors and snapshots.
+
+Layout of a store directory::
+
+    <dir>/twin.sqlite        SQLite database (WAL journal, synchronous=FULL)
+    <dir>/snapshots/*.nc     one NetCDF4 (HDF5) file per snapshot
+
+Why SQLite: it is in the standard library, several processes may write to
+one database safely (writers take turns on a lock; the busy timeout makes
+them wait rather than fail), ``synchronous=FULL`` makes a committed row
+durable before the call returns (the sensor bridge acknowledges only then),
+and UNIQUE constraints make storing observations idempotent: re-storing an
+observation with the same ``(datastream_id, phenomenon_time, seq)`` is a
+no-op that returns ``False``, and the first stored value wins.
+
+Times in the database are ISO-8601 UTC strings of fixed width
+(``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so text order is time order and one
+instant has one spelling. Time ranges are half-open: ``t0 <= t < t1``.
+
+A snapshot keeps the static and dynamic Datasets of a
+:class:`~twin.state.TwinState` in one NetCDF4 file (groups ``static`` and
+``dynamic``, netCDF4 engine, lossless zlib), with the exact dtypes, attrs
+(tuples, numpy scalars included: they are also kept as tagged JSON in the
+``twin_attrs_json`` attribute) and coordinates; the file is written to a temp
+file, fsync'ed and renamed, and its SHA-256 recorded. The clock (start,
+now_s), sensors and events are rows of the database tied to the snapshot.
+:meth:`Store.restore` verifies the checksum first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from twin.clock import SimClock
+from twin.errors import DataIntegrityError, SnapshotError, StoreError, ValidationError
+from twin.events import Event, EventLog, Severity
+from twin.sensors import Sensor, SensorRegistry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.state import TwinState
+
+SCHEMA_VERSION = 1
+DB_NAME = "twin.sqlite"
+SNAPSHOT_DIR = "snapshots"
+BUSY_TIMEOUT_S = 60.0
+RUN_STATUSES = ("running", "done", "failed", "cancelled")
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs(id),
+    label TEXT,
+    sim_time_s REAL NOT NULL,
+    clock_start TEXT NOT NULL,
+    created TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    nbytes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS observations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    datastream_id TEXT NOT NULL,
+    phenomenon_time TEXT NOT NULL,
+    result_time TEXT NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0,
+    value REAL,
+    unit TEXT NOT NULL DEFAULT '',
+    raw TEXT,
+    UNIQUE (datastream_id, phenomenon_time, seq)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs(id),
+    snapshot_id INTEGER REFERENCES snapshots(id) ON DELETE CASCADE,
+    pos INTEGER NOT NULL DEFAULT 0,
+    time_s REAL NOT NULL,
+    wall_time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('info', 'advisory', 'warning', 'alarm')),
+    message TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (snapshot_id, time_s);
+CREATE TABLE IF NOT EXISTS sensors (
+    pk INTEGER PRIMARY KEY AUTOINCREMENT,
+    snapshot_id INTEGER REFERENCES snapshots(id) ON DELETE CASCADE,
+    pos INTEGER NOT NULL DEFAULT 0,
+    id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (snapshot_id, id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sensors_live_id ON sensors (id) WHERE snapshot_id IS NULL;
+"""
+
+# Placeholder for schema upgrades: version -> SQL script taking the store to version + 1.
+_MIGRATIONS: dict[int, str] = {}
+
+
+# ====================================================================== times
+def utc_text(when: datetime | str, what: str = "time") -> str:
+    """Canonical fixed-width ISO-8601 UTC text of a timezone-aware instant.
+
+    Raises
+    ------
+    ValidationError
+        For naive datetimes or unparseable strings.
+    """
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when)
+        except ValueError:
+            raise ValidationError(
+                f"{what}={when!r} is not ISO-8601; give e.g. '2024-06-01T08:00:00+08:00'"
+            ) from None
+    if not isinstance(when, datetime):
+        raise ValidationError(f"{what}={when!r} is not a datetime")
+    if when.tzinfo is None or when.tzinfo.utcoffset(when) is None:
+        raise ValidationError(
+            f"{what}={when.isoformat()} has no timezone; give a timezone-aware time "
+            "(Shenzhen local time is +08:00)"
+        )
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(text: str) -> datetime:
+    """Inverse of :func:`utc_text`."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _now_text() -> str:
+    return utc_text(datetime.now(UTC))
+
+
+# =============================================================== observations
+@dataclass(frozen=True)
+class Observation:
+    """One observation of a datastream (SensorThings-like).
+
+    Attributes
+    ----------
+    datastream_id : str
+        E.g. ``"<sensor id>/<observed property>"``.
+    phenomenon_time : datetime
+        When the value was true (UTC).
+    value : float or None
+        Numeric result (None for a non-numeric result kept in ``raw``).
+    unit : str
+    result_time : datetime or None
+        When the result was produced; default: when stored.
+    seq : int
+        Tie-breaker for several results at the same phenomenon time.
+    raw : dict or None
+        The original message, JSON-compatible.
+    """
+
+    datastream_id: str
+    phenomenon_time: datetime
+    value: float | None
+    unit: str = ""
+    result_time: datetime | None = None
+    seq: int = 0
+    raw: dict[str, Any] | None = field(default=None, compare=True)
+
+
+def _obs_row(o: Observation | dict[str, Any]) -> tuple[Any, ...]:
+    if isinstance(o, dict):
+        try:
+            o = Observation(**o)
+        except TypeError as exc:
+            raise ValidationError(f"observation record {o!r} is invalid: {exc}") from exc
+    if not isinstance(o.datastream_id, str) or not o.datastream_id:
+        raise ValidationError(f"observation datastream_id={o.datastream_id!r} must be non-empty")
+    value = o.value
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise ValidationError(
+                f"observation {o.datastream_id!r} value={value!r} is not a number; "
+                "put non-numeric results in raw and value=None"
+            )
+        value = float(value)
+        if math.isnan(value):
+            value = None
+    if isinstance(o.seq, bool) or not isinstance(o.seq, int | np.integer):
+        raise ValidationError(f"observation {o.datastream_id!r} seq={o.seq!r} must be an integer")
+    pt = utc_text(o.phenomenon_time, "phenomenon_time")
+    rt = _now_text() if o.result_time is None else utc_text(o.result_time, "result_time")
+    raw = None if o.raw is None else json.dumps(o.raw, ensure_ascii=False, sort_keys=True)
+    return (o.datastream_id, pt, rt, int(o.seq), value, o.unit or "", raw)
+
+
+_OBS_INSERT = (
+    "INSERT INTO observations "
+    "(datastream_id, phenomenon_time, result_time, seq, value, unit, raw) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (datastream_id, phenomenon_time, seq) DO NOTHING"
+)
+
+
+# ================================================================== snapshots
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A row of the snapshots table (``path`` made absolute)."""
+
+    id: int
+    run_id: int | None
+    label: str | None
+    sim_time_s: float
+    clock_start: datetime
+    created: datetime
+    path: Path
+    sha256: str
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A row of the runs table."""
+
+    id: int
+    kind: str
+    started: datetime
+    ended: datetime | None
+    params: dict[str, Any]
+    status: str
+
+
+_SUPPORTED_KINDS = "biuf"  # bool, signed/unsigned int, float
+
+
+def _encode_attr(value: Any, where: str) -> Any:
+    """Tagged-JSON form of an attr value that restores its exact Python/numpy type."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in _SUPPORTED_KINDS + "U":
+            raise SnapshotError(f"attr {where} is an array of dtype {value.dtype}: not supported")
+        return {
+            "__ndarray__": value.dtype.str,
+            "shape": list(value.shape),
+            "data": value.ravel().tolist(),
+        }
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in _SUPPORTED_KINDS + "U":
+            raise SnapshotError(f"attr {where}={value!r} has dtype {value.dtype}: not supported")
+        return {"__np__": value.dtype.str, "v": value.item()}
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode_attr(v, where) for v in value]}
+    if isinstance(value, list):
+        return [_encode_attr(v, where) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": {str(k): _encode_attr(v, f"{where}.{k}") for k, v in value.items()}}
+    if isinstance(value, datetime):
+        return {"__datetime__": value.isoformat()}
+    raise SnapshotError(
+        f"attr {where}={value!r} of type {type(value).__name__} cannot be kept in a snapshot; "
+        "use str, numbers, tuples, lists, dicts or numpy arrays"
+    )
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode_attr(v) for v in value]
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.array(value["data"], dtype=np.dtype(value["__ndarray__"])).reshape(
+                value["shape"]
+            )
+        if "__np__" in value:
+            return np.dtype(value["__np__"]).type(value["v"])
+        if "__tuple__" in value:
+            return tuple(_decode_attr(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {k: _decode_attr(v) for k, v in value["__dict__"].items()}
+        if "__datetime__" in value:
+            return datetime.fromisoformat(value["__datetime__"])
+    return value
+
+
+def _decode_attrs(text: str) -> dict[str, Any]:
+    return {k: _decode_attr(v) for k, v in json.loads(text).items()}
+
+
+def _native_attr(value: Any) -> Any | None:
+    """The attr as netCDF can hold it natively (for other tools), or None to skip it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return value
+    if isinstance(value, tuple | list | np.ndarray):
+        arr = np.asarray(value)
+        if arr.ndim == 1 and arr.size and arr.dtype.kind in "iuf":
+            return arr
+    return None
+
+
+_TWIN_ATTRS = "twin_attrs_json"
+_TWIN_META = "twin_meta_json"
+
+
+def _prepare(ds: xr.Dataset, group: str) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Copy of ``ds`` ready for writing (no encodings, native attrs) and its exact-encoding."""
+    ds = ds.drop_encoding()
+    enc: dict[str, Any] = {}
+    meta = {
+        "dtypes": {},
+        "coords": [str(c) for c in ds.coords],
+        "order": [str(v) for v in ds.variables],
+    }
+    out = ds.copy(deep=False)
+    for name, var in ds.variables.items():
+        where = f"{group}/{name}"
+        if var.dtype.kind not in _SUPPORTED_KINDS:
+            raise SnapshotError(
+                f"variable {where} has dtype {var.dtype}; snapshots keep bool, integer and "
+                "float variables only — convert it (e.g. to codes) first"
+            )
+        meta["dtypes"][str(name)] = var.dtype.str
+        attrs = {k: _native_attr(v) for k, v in var.attrs.items()}
+        attrs = {k: v for k, v in attrs.items() if v is not None and not k.startswith("_")}
+        attrs[_TWIN_ATTRS] = json.dumps(
+            {str(k): _encode_attr(v, f"{where}.{k}") for k, v in var.attrs.items()}
+        )
+        out[name].attrs = attrs
+        e: dict[str, Any] = {"_FillValue": None}
+        if var.ndim > 0 and var.size > 1 and var.dtype.kind != "b":
+            e.update(zlib=True, complevel=1, shuffle=True)
+        enc[str(name)] = e
+    ds_attrs = {k: _native_attr(v) for k, v in ds.attrs.items()}
+    ds_attrs = {k: v for k, v in ds_attrs.items() if v is not None and not k.startswith("_")}
+    ds_attrs[_TWIN_ATTRS] = json.dumps(
+        {str(k): _encode_attr(v, f"{group}.{k}") for k, v in ds.attrs.items()}
+    )
+    ds_attrs[_TWIN_META] = json.dumps(meta)
+    out.attrs = ds_attrs
+    return out, enc
+
+
+def _restore(ds: xr.Dataset, path: Path, group: str) -> xr.Dataset:
+    """Undo :func:`_prepare` on a Dataset read with ``decode_cf=False``."""
+    try:
+        meta = json.loads(ds.attrs[_TWIN_META])
+        ds_attrs = _decode_attrs(ds.attrs[_TWIN_ATTRS])
+    except (KeyError, ValueError) as exc:
+        raise SnapshotError(
+            f"snapshot file {path} group {group!r} lacks the twin metadata: not written by Store"
+        ) from exc
+    out = ds.drop_encoding()
+    new_vars = {}
+    for name in meta["order"]:
+        var = out.variables[name]
+        attrs = _decode_attrs(var.attrs.get(_TWIN_ATTRS, "{}"))
+        dtype = np.dtype(meta["dtypes"][name])
+        data = var.values
+        if data.dtype != dtype:
+            data = data.astype(dtype)
+        new_vars[name] = xr.Variable(var.dims, data, attrs=attrs)
+    coords = {k: v for k, v in new_vars.items() if k in meta["coords"]}
+    data_vars = {k: v for k, v in new_vars.items() if k not in meta["coords"]}
+    return xr.Dataset(data_vars, coords=coords, attrs=ds_attrs)
+
+
+def write_datasets(path: str | os.PathLike, groups: dict[str, xr.Dataset]) -> tuple[str, int]:
+    """Write Datasets as groups of one NetCDF4 file, atomically; return ``(sha256, nbytes)``.
+
+    The file is written to a temp file beside ``path``, fsync'ed, renamed
+    over ``path`` and the directory fsync'ed, so ``path`` either holds the
+    whole file or nothing.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        mode = "w"
+        for group, ds in groups.items():
+            prepared, enc = _prepare(ds, group)
+            prepared.to_netcdf(tmp, mode=mode, group=group, engine="netcdf4", encoding=enc)
+            mode = "a"
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        digest, nbytes = file_sha256(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest, nbytes
+
+
+def read_datasets(path: str | os.PathLike, groups: Iterable[str]) -> dict[str, xr.Dataset]:
+    """Read groups written by :func:`write_datasets`, exactly as they were (loaded into memory)."""
+    path = Path(path)
+    out = {}
+    for group in groups:
+        try:
+            with xr.open_dataset(path, group=group, engine="netcdf4", decode_cf=False) as ds:
+                ds.load()
+                out[group] = _restore(ds, path, group)
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(
+                f"cannot read group {group!r} of snapshot file {path}: {exc}"
+            ) from exc
+    return out
+
+
+def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
+    """SHA-256 hex digest and size in bytes of a file."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+# ====================================================================== store
+class Store:
+    """An open store directory; use :meth:`open` (also a context manager).
+
+    One :class:`Store` may be shared by threads (calls are serialised); other
+    processes open their own :class:`Store` on the same directory.
+    """
+
+    def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
+        self.root = root
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------- lifecycle
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Store:
+        """Open (creating if needed) the store in directory ``path``.
+
+        Raises
+        ------
+        StoreError
+            If the directory or database cannot be created/opened, or the
+            database has a newer schema than this engine understands.
+        """
+        root = Path(path).expanduser().resolve()
+        try:
+            (root / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                root / DB_NAME,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store at {root}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(
+                    f"the store at {root} could not switch to WAL journaling (got {mode!r}); "
+                    "keep stores on a local file system"
+                )
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(root, conn)
+            store._init_schema()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(
+                f"cannot initialise the store database {root / DB_NAME}: {exc}"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _init_schema(self) -> None:
+        with self._tx() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            version = row[0]
+            if version is None:
+                for stmt in _split_sql(_SCHEMA_V1):
+                    cur.execute(stmt)
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                return
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {self.root} has schema version {version}, newer than this "
+                    f"engine's {SCHEMA_VERSION}; upgrade shenzhen-twin (pip install -U "
+                    "shenzhen-twin) or open a copy made by this version"
+                )
+            while version < SCHEMA_VERSION:
+                script = _MIGRATIONS.get(version)
+                if script is None:
+                    raise StoreError(
+                        f"the store at {self.root} has schema version {version} and no "
+                        f"migration to {version + 1} exists; rebuild the store"
+                    )
+                for stmt in _split_sql(script):
+                    cur.execute(stmt)
+                version += 1
+                cur.execute("UPDATE schema_version SET version = ?", (version,))
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction (``BEGIN IMMEDIATE``: takes the write lock up front)."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the store at {self.root} is closed; open it again")
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a transaction on {self.db_path}: {exc}") from exc
+            try:
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                try:
+                    self._conn.commit()
+                except sqlite3.Error as exc:
+                    self._conn.rollback()
+                    raise StoreError(f"cannot commit to {self.db_path}: {exc}") from exc
+            finally:
+                cur.close()
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the store at {self.root} is closed; open it again")
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"query on {self.db_path} failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ runs
+    def start_run(self, kind: str, params: dict[str, Any] | None = None) -> int:
+        """Record the start of a run (a scenario, a replay, a live session); returns its id."""
+        if not isinstance(kind, str) or not kind:
+            raise ValidationError(f"run kind={kind!r} must be a non-empty string")
+        try:
+            params_json = json.dumps(params or {}, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"run params {params!r} are not JSON-compatible: {exc}") from exc
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO runs (kind, started, params, status) VALUES (?, ?, ?, 'running')",
+                (kind, _now_text(), params_json),
+            )
+            return int(cur.lastrowid)
+
+    def end_run(self, run_id: int, status: str = "done") -> None:
+        """Mark a running run as ended with ``status`` in done/failed/cancelled."""
+        if status not in RUN_STATUSES[1:]:
+            raise ValidationError(f"run status={status!r} must be one of {RUN_STATUSES[1:]}")
+        with self._tx() as cur:
+            row = cur.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise ValidationError(f"run_id={run_id!r} does not exist in {self.db_path}")
+            if row[0] != "running":
+                raise ValidationError(f"run {run_id} has already ended with status {row[0]!r}")
+            cur.execute(
+                "UPDATE runs SET ended = ?, status = ? WHERE id = ?", (_now_text(), status, run_id)
+            )
+
+    def runs(self) -> list[RunInfo]:
+        """All runs, oldest first."""
+        rows = self._query("SELECT id, kind, started, ended, params, status FROM runs ORDER BY id")
+        return [
+            RunInfo(
+                id=r[0],
+                kind=r[1],
+                started=parse_utc(r[2]),
+                ended=None if r[3] is None else parse_utc(r[3]),
+                params=json.loads(r[4]),
+                status=r[5],
+            )
+            for r in rows
+        ]
+
+    def run(self, run_id: int) -> RunInfo:
+        for r in self.runs():
+            if r.id == run_id:
+                return r
+        raise ValidationError(f"run_id={run_id!r} does not exist in {self.db_path}")
+
+    # ---------------------------------------------------------- observations
+    def put_observation(
+        self,
+        datastream_id: str,
+        phenomenon_time: datetime | str,
+        value: float | None,
+        unit: str = "",
+        *,
+        result_time: datetime | str | None = None,
+        seq: int = 0,
+        raw: dict[str, Any] | None = None,
+    ) -> bool:
+        """Store one observation durably; ``True`` if stored, ``False`` if it was a duplicate.
+
+        A duplicate has the same ``(datastream_id, phenomenon_time, seq)`` as a
+        stored observation; it is ignored (the first stored value wins).
+        """
+        obs = Observation(datastream_id, phenomenon_time, value, unit, result_time, seq, raw)  # type: ignore[arg-type]
+        row = _obs_row(obs)
+        with self._tx() as cur:
+            cur.execute(_OBS_INSERT, row)
+            return cur.rowcount == 1
+
+    def put_observations(self, batch: Iterable[Observation | dict[str, Any]]) -> int:
+        """Store a batch of observations in one transaction; returns how many were new.
+
+        Every record is validated before anything is written, so an invalid
+        record stores nothing.
+        """
+        rows = [_obs_row(o) for o in batch]
+        stored = 0
+        with self._tx() as cur:
+            for row in rows:
+                cur.execute(_OBS_INSERT, row)
+                stored += cur.rowcount
+        return stored
+
+    def observations(
+        self,
+        datastream_id: str,
+        t0: datetime | str | None = None,
+        t1: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[Observation]:
+        """Observations of a datastream with ``t0 <= phenomenon_time < t1``, in time then seq order."""
+        sql = (
+            "SELECT datastream_id, phenomenon_time, value, unit, result_time, seq, raw "
+            "FROM observations WHERE datastream_id = ?"
+        )
+        args: list[Any] = [datastream_id]
+        if t0 is not None:
+            sql += " AND phenomenon_time >= ?"
+            args.append(utc_text(t0, "t0"))
+        if t1 is not None:
+            sql += " AND phenomenon_time < ?"
+            args.append(utc_text(t1, "t1"))
+        sql += " ORDER BY phenomenon_time, seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [
+            Observation(
+                datastream_id=r[0],
+                phenomenon_time=parse_utc(r[1]),
+                value=r[2],
+                unit=r[3],
+                result_time=parse_utc(r[4]),
+                seq=r[5],
+                raw=None if r[6] is None else json.loads(r[6]),
+            )
+            for r in self._query(sql, tuple(args))
+        ]
+
+    def count_observations(self, datastream_id: str | None = None) -> int:
+        """Number of stored observations (of one datastream, or all)."""
+        if datastream_id is None:
+            return int(self._query("SELECT COUNT(*) FROM observations")[0][0])
+        return int(
+            self._query(
+                "SELECT COUNT(*) FROM observations WHERE datastream_id = ?", (datastream_id,)
+            )[0][0]
+        )
+
+    def datastreams(self) -> list[str]:
+        """Ids of the datastreams that have observations."""
+        return [
+            r[0] for r in self._query("SELECT DISTINCT datastream_id FROM observations ORDER BY 1")
+        ]
+
+    # ---------------------------------------------------------------- events
+    @staticmethod
+    def _event_row(e: Event) -> tuple[Any, ...]:
+        return (
+            float(e.time_s),
+            utc_text(e.wall_time, "wall_time"),
+            e.kind,
+            e.source,
+            e.severity.value,
+            e.message,
+            json.dumps(e.data, ensure_ascii=False),
+        )
+
+    def put_event(self, event: Event | dict[str, Any], run_id: int | None = None) -> int:
+        """Store an event in the live log (not tied to a snapshot); returns its row id."""
+        if not isinstance(event, Event):
+            event = Event.parse(event)
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO events (run_id, snapshot_id, time_s, wall_time, kind, source, "
+                "severity, message, data) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, *self._event_row(event)),
+            )
+            return int(cur.lastrowid)
+
+    def events(
+        self,
+        kind: str | None = None,
+        t0: float | None = None,
+        t1: float | None = None,
+        *,
+        severity: Severity | str | None = None,
+        min_severity: Severity | str | None = None,
+        run_id: int | None = None,
+        snapshot_id: int | None = None,
+    ) -> list[Event]:
+        """Events of the live log (or of one snapshot) matching every given filter.
+
+        ``t0 <= time_s < t1`` in simulation seconds; ordered as stored.
+        """
+        if snapshot_id is None:
+            sql = "SELECT time_s, wall_time, kind, source, severity, message, data FROM events WHERE snapshot_id IS NULL"
+            args: list[Any] = []
+        else:
+            sql = "SELECT time_s, wall_time, kind, source, severity, message, data FROM events WHERE snapshot_id = ?"
+            args = [snapshot_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        if t0 is not None:
+            sql += " AND time_s >= ?"
+            args.append(float(t0))
+        if t1 is not None:
+            sql += " AND time_s < ?"
+            args.append(float(t1))
+        if severity is not None:
+            sql += " AND severity = ?"
+            args.append(Severity.coerce(severity).value)
+        if min_severity is not None:
+            rank = Severity.coerce(min_severity).rank
+            levels = [s.value for s in Severity if s.rank >= rank]
+            sql += f" AND severity IN ({','.join('?' * len(levels))})"
+            args.extend(levels)
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        sql += " ORDER BY pos, id"
+        return [
+            Event(
+                time_s=r[0],
+                wall_time=parse_utc(r[1]),
+                kind=r[2],
+                source=r[3],
+                severity=Severity(r[4]),
+                message=r[5],
+                data=json.loads(r[6]),
+            )
+            for r in self._query(sql, tuple(args))
+        ]
+
+    # --------------------------------------------------------------- sensors
+    def put_sensors(self, sensors: Iterable[Sensor]) -> int:
+        """Insert or replace sensors of the live registry; returns how many were written."""
+        n = 0
+        with self._tx() as cur:
+            for s in sensors:
+                record = json.dumps(s.to_record(), ensure_ascii=False)
+                cur.execute(
+                    "UPDATE sensors SET kind = ?, record = ? WHERE snapshot_id IS NULL AND id = ?",
+                    (s.kind, record, s.id),
+                )
+                if cur.rowcount == 0:
+                    cur.execute(
+                        "INSERT INTO sensors (snapshot_id, pos, id, kind, record) VALUES (NULL, "
+                        "(SELECT COALESCE(MAX(pos), -1) + 1 FROM sensors WHERE snapshot_id IS NULL), "
+                        "?, ?, ?)",
+                        (s.id, s.kind, record),
+                    )
+                n += 1
+        return n
+
+    def sensors(self, snapshot_id: int | None = None) -> SensorRegistry:
+        """The live sensor registry, or the one kept in a snapshot."""
+        if snapshot_id is None:
+            rows = self._query(
+                "SELECT record FROM sensors WHERE snapshot_id IS NULL ORDER BY pos, pk"
+            )
+        else:
+            rows = self._query(
+                "SELECT record FROM sensors WHERE snapshot_id = ? ORDER BY pos, pk", (snapshot_id,)
+            )
+        return SensorRegistry.from_records(json.loads(r[0]) for r in rows)
+
+    # ------------------------------------------------------------- snapshots
+    def snapshot(
+        self, state: TwinState, run_id: int | None = None, label: str | None = None
+    ) -> int:
+        """Save a :class:`~twin.state.TwinState`; returns the snapshot id.
+
+        The datasets go to ``snapshots/<utc time>-<uuid>.nc`` (atomic write,
+        SHA-256 recorded); clock, sensors and events go to the database in
+        one transaction. A failure leaves no row and no file behind.
+        """
+        created = datetime.now(UTC)
+        name = f"{created.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:12]}.nc"
+        rel = f"{SNAPSHOT_DIR}/{name}"
+        path = self.root / rel
+        clock = state.clock.to_dict()
+        try:
+            digest, nbytes = write_datasets(
+                path, {"static": state.static, "dynamic": state.dynamic}
+            )
+        except SnapshotError:
+            raise
+        except (OSError, ValueError, TypeError) as exc:
+            raise SnapshotError(f"cannot write snapshot file {path}: {exc}") from exc
+        try:
+            with self._tx() as cur:
+                cur.execute(
+                    "INSERT INTO snapshots (run_id, label, sim_time_s, clock_start, created, path, "
+                    "sha256, nbytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        label,
+                        float(clock["now_s"]),
+                        utc_text(state.clock.start, "clock start"),
+                        utc_text(created),
+                        rel,
+                        digest,
+                        nbytes,
+                    ),
+                )
+                sid = int(cur.lastrowid)
+                cur.executemany(
+                    "INSERT INTO sensors (snapshot_id, pos, id, kind, record) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (sid, i, s.id, s.kind, json.dumps(s.to_record(), ensure_ascii=False))
+                        for i, s in enumerate(state.sensors)
+                    ],
+                )
+                cur.executemany(
+                    "INSERT INTO events (run_id, snapshot_id, pos, time_s, wall_time, kind, "
+                    "source, severity, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, sid, i, *self._event_row(e)) for i, e in enumerate(state.events)],
+                )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return sid
+
+    def snapshots(self, run_id: int | None = None) -> list[SnapshotInfo]:
+        """Snapshots (of one run, or all), oldest first."""
+        sql = (
+            "SELECT id, run_id, label, sim_time_s, clock_start, created, path, sha256, nbytes "
+            "FROM snapshots"
+        )
+        args: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            args = (run_id,)
+        sql += " ORDER BY id"
+        return [
+            SnapshotInfo(
+                id=r[0],
+                run_id=r[1],
+                label=r[2],
+                sim_time_s=r[3],
+                clock_start=parse_utc(r[4]),
+                created=parse_utc(r[5]),
+                path=self.root / r[6],
+                sha256=r[7],
+                nbytes=r[8],
+            )
+            for r in self._query(sql, args)
+        ]
+
+    def snapshot_info(self, snapshot_id: int) -> SnapshotInfo:
+        """The row of one snapshot (raises :class:`SnapshotError` if unknown)."""
+        for info in self.snapshots():
+            if info.id == snapshot_id:
+                return info
+        raise SnapshotError(
+            f"snapshot id {snapshot_id!r} does not exist in {self.db_path}; "
+            "list them with Store.snapshots()"
+        )
+
+    def verify(self, snapshot_id: int) -> SnapshotInfo:
+        """Check that a snapshot's file exists and matches its recorded SHA-256 and size."""
+        info = self.snapshot_info(snapshot_id)
+        if not info.path.is_file():
+            raise SnapshotError(
+                f"snapshot {snapshot_id} file {info.path} is missing; the snapshot cannot be restored"
+            )
+        digest, nbytes = file_sha256(info.path)
+        if digest != info.sha256 or nbytes != info.nbytes:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} file {info.path} is corrupt or was modified: "
+                f"sha256 {digest} ({nbytes} bytes) != recorded {info.sha256} ({info.nbytes} bytes); "
+                "restore another snapshot"
+            )
+        return info
+
+    def restore(self, snapshot_id: int) -> TwinState:
+        """Rebuild the :class:`~twin.state.TwinState` saved as ``snapshot_id``.
+
+        The file's checksum is verified first; the clock is at the saved time
+        (periodic callbacks and processes are code, not state: re-register them).
+
+        Raises
+        ------
+        SnapshotError
+            If the snapshot is unknown, its file missing, corrupt or unreadable.
+        """
+        from twin.state import TwinState
+
+        info = self.verify(snapshot_id)
+        data = read_datasets(info.path, ["static", "dynamic"])
+        clock = SimClock(start=info.clock_start, now_s=info.sim_time_s)
+        sensors = self.sensors(snapshot_id=snapshot_id)
+        events = EventLog(self.events(snapshot_id=snapshot_id))
+        try:
+            return TwinState(
+                data["static"], clock=clock, sensors=sensors, events=events, dynamic=data["dynamic"]
+            )
+        except (ValidationError, DataIntegrityError, ValueError) as exc:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} file {info.path} does not hold a valid twin state: {exc}"
+            ) from exc
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
