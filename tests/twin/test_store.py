@@ -438,3 +438,17 @@ def test_sensor_registry_json_survives_store_round_trip(tmp_path):
     assert live.get("s1").kind == "moved"
     assert live.ids() == ["s0", "s1", "s2"]  # replaced in place
     assert Path(tmp_path / "twin.sqlite").is_file()
+
+
+@pytest.mark.data
+def test_real_shenzhen_static_state_round_trips(shenzhen_dir, tmp_path):
+    """The lead's city loader output (coarse 1 km grid) survives snapshot/restore exactly."""
+    from twin.city import City
+
+    static = City("shenzhen").static(resolution=1000)
+    state = TwinState(static, clock=SimClock(T0))
+    state.set_field("water_depth", np.zeros(state.shape, np.float32), "m")
+    with Store.open(tmp_path) as store:
+        restored = store.restore(store.snapshot(state))
+    assert_same_state(restored, state)
+    assert restored.static.attrs["district_names"][1] == "Futian"
