@@ -371,7 +371,8 @@ def count_non_background(png_path: str | os.PathLike, background=None, tolerance
     png_path : path
         The image.
     background : (r, g, b) or None
-        The background colour; ``None`` takes the most frequent colour.
+        The background colour; ``None`` takes the dominant one: the median
+        colour of the most populated colour bin (bins ``tolerance + 1`` wide).
     tolerance : int
         Largest per-channel difference (0–255) still counted as background.
 
@@ -387,11 +388,15 @@ def count_non_background(png_path: str | os.PathLike, background=None, tolerance
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         rgb = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.int16)
     if background is None:
+        # Mode over colour bins as wide as the tolerance (so a noisy or dithered
+        # background still wins over a small flat-coloured feature), then the
+        # median colour of the pixels in that bin.
         flat = rgb.reshape(-1, 3)
-        packed = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
+        q = (flat // (tolerance + 1)).astype(np.int32)
+        packed = (q[:, 0] << 16) | (q[:, 1] << 8) | q[:, 2]
         values, counts = np.unique(packed, return_counts=True)
-        top = int(values[np.argmax(counts)])
-        background = ((top >> 16) & 255, (top >> 8) & 255, top & 255)
+        in_bin = packed == values[np.argmax(counts)]
+        background = tuple(int(c) for c in np.median(flat[in_bin], axis=0))
     bg = np.asarray(background[:3], dtype=np.int16)
     diff = np.abs(rgb - bg).max(axis=-1)
     return int((diff > tolerance).sum())

@@ -322,8 +322,8 @@ def hillshade_bitmap(hillshade: xr.DataArray, water: xr.DataArray | None = None,
     nodata = hillshade.attrs.get("nodata")
     if nodata is not None and np.isfinite(nodata):
         src = np.where(src == np.float32(nodata), np.nan, src)
-    left, top = src_t * (0, 0)
-    right, bottom = src_t * (w, h)
+    left, top = src_t @ (0, 0)
+    right, bottom = src_t @ (w, h)
     dst_t, dw, dh = calculate_default_transform(
         CRS.from_user_input(crs).to_wkt(), "EPSG:3857", w, h,
         left=min(left, right), bottom=min(top, bottom), right=max(left, right), top=max(top, bottom))
@@ -361,7 +361,7 @@ def hillshade_bitmap(hillshade: xr.DataArray, water: xr.DataArray | None = None,
     to_ll = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
     west, north = to_ll.transform(dst_t.c, dst_t.f)
     east, south = to_ll.transform(dst_t.c + dst_t.a * dw, dst_t.f + dst_t.e * dh)
-    return url, [round(west, 7), round(south, 7), round(east, 7), round(north, 7)]
+    return url, [round(west, 6), round(south, 6), round(east, 6), round(north, 6)]
 
 
 def hillshade_layer(hillshade: xr.DataArray, water: xr.DataArray | None = None,

@@ -64,7 +64,7 @@ URL_ATTRS = frozenset({
 #: Elements removed whole (start tag to end tag) when they load a remote resource.
 _CONTAINER_TAGS = frozenset({"script", "iframe", "object", "video", "audio", "frame", "noscript"})
 
-_NET_SCHEME = re.compile(r"(?i)\b(?:https?|wss?|ftp)://")
+_SCRIPT_URL = re.compile(r"""(?i)\b(?:https?|wss?|ftp)://[^\s"'`<>\\)]*""")
 _CSS_URL = re.compile(r"""(?i)url\(\s*(['"]?)(.*?)\1\s*\)""")
 _CSS_IMPORT = re.compile(r"""(?i)@import\s+(?:url\(\s*)?(['"]?)([^'"\s);]+)\1\s*\)?[^;]*;?""")
 _META_REFRESH_URL = re.compile(r"(?i)url\s*=\s*(\S+)")
@@ -194,9 +194,8 @@ def find_remote_resources(page: str) -> list[str]:
         elif el.tag == "script" and body.strip():
             if hashlib.sha256(body.encode("utf-8")).hexdigest() in trusted:
                 continue
-            for m in _NET_SCHEME.finditer(body):
-                snippet = body[m.start(): m.start() + 80].split()[0].rstrip("\"'`,;)")
-                problems.append(f"<script> (inline) mentions {snippet}")
+            for m in _SCRIPT_URL.finditer(body):
+                problems.append(f"<script> (inline) mentions {m.group(0)}")
     return problems
 
 
