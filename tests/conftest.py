@@ -28,3 +28,17 @@ def twin_data() -> Path:
 def shenzhen_dir(twin_data: Path) -> Path:
     """The real Shenzhen data folder, ``$TWIN_DATA/shenzhen``."""
     return twin_data / "shenzhen"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of headless Chromium; fails under CI (which must install it), skips locally."""
+    from twin.errors import ConfigError
+    from viz.browser import find_chromium
+
+    try:
+        return find_chromium()
+    except ConfigError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run in CI: {exc}")
+        pytest.skip(str(exc))

@@ -60,3 +60,7 @@ class SnapshotError(StoreError):
 
 class ClockError(TwinError, ValueError):
     """The simulation clock was asked to do something impossible (e.g. go back)."""
+
+
+class BrowserError(TwinError, RuntimeError):
+    """Headless Chromium could not be started or driven."""

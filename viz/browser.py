@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.errors import ConfigError, TwinError, ValidationError
+from twin.errors import BrowserError, ConfigError, ValidationError
 
 ENV_VAR = "TWIN_CHROMIUM"
 
@@ -64,10 +64,6 @@ DECK_READY_JS = (
     " return lm.getLayers().every(l => l.isLoaded);"
     " } catch (e) { return false; } })()"
 )
-
-
-class BrowserError(TwinError, RuntimeError):
-    """Headless Chromium could not be started, or did not answer in time."""
 
 
 @dataclass

@@ -82,3 +82,24 @@ def test_missing_data_is_a_clean_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["city", "show", "shenzhen"])
     assert result.exit_code == 1
     assert "twin data fetch shenzhen" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.data
+@pytest.mark.browser
+def test_city_map_is_offline_and_draws(runner, tmp_path, chromium):
+    """Done-when: `twin city map shenzhen --out m.html` needs no http(s) resource and chromium draws it."""
+    from viz.browser import count_non_background, screenshot
+    from viz.offline import assert_offline
+
+    out = tmp_path / "m.html"
+    result = runner.invoke(main, ["city", "map", "shenzhen", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert_offline(html)
+    for name in ("Futian", "Longgang", "Line 1"):
+        assert name in html
+    shot = screenshot(out, tmp_path / "m.png", width=1000, height=700, timeout=120)
+    assert shot.ready and shot.network_requests == [] and shot.console_errors == []
+    drawn = count_non_background(tmp_path / "m.png")
+    # The whole-city view fills about a third of the window (34 % measured at 1200x800).
+    assert drawn > 0.10 * 1000 * 700

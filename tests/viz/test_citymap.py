@@ -20,9 +20,9 @@ from PIL import Image
 from pyproj import Transformer
 from shapely.geometry import LineString, Point, box
 
-from twin.errors import ConfigError, CRSError, GridError, ValidationError
+from twin.errors import CRSError, GridError, ValidationError
 from viz import citymap
-from viz.browser import count_non_background, find_chromium, screenshot
+from viz.browser import count_non_background, screenshot
 from viz.citymap import (
     LAYER_BUILDERS,
     city_map_deck,
@@ -302,15 +302,6 @@ def test_real_page_is_offline_and_bounded(real, tmp_path):
 
 # --------------------------------------------------------------------------- browser
 
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    try:
-        return find_chromium()
-    except ConfigError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.mark.browser

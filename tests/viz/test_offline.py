@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,8 +10,8 @@ import numpy as np
 import pydeck as pdk
 import pytest
 
-from twin.errors import ConfigError, ValidationError
-from viz.browser import count_non_background, find_chromium, screenshot
+from twin.errors import ValidationError
+from viz.browser import count_non_background, screenshot
 from viz.offline import (
     assert_offline,
     find_remote_resources,
@@ -146,15 +145,6 @@ def test_write_offline_html(tmp_path):
 
 # --------------------------------------------------------------------------- browser
 
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    try:
-        return find_chromium()
-    except ConfigError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run in CI: {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.mark.browser

@@ -108,7 +108,7 @@ def datum(name: str, step: float, as_json: bool) -> None:
 @RES
 def map_(name: str, out: Path, resolution: float | None) -> None:
     """Write the offline "one map": hillshade, districts, coast, metro, roads (opens without internet)."""
-    from twin.cli.maps import write_city_map
+    from viz.citypage import write_city_map
 
     with user_errors(), status(f"drawing the {name} map"):
         info = write_city_map(name, out, resolution=resolution or 90.0)
