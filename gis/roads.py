@@ -88,6 +88,7 @@ from shapely.geometry import LineString
 
 from gis import osm
 from gis.crs import WGS84, WORKING_CRS, crs_string, get_crs, transformer
+from gis.vector import read_vector
 from twin.errors import CRSError, DataMissingError, GraphError, ValidationError
 
 #: Free-flow speed by OSM highway class, km/h (basis: CJJ 37-2012, see module doc).
@@ -360,8 +361,13 @@ class RoadGraph:
         *,
         classes: Iterable[str] | None = None,
         nodes_path: str | os.PathLike | None = None,
+        datum: str = "wgs84",
     ) -> RoadGraph:
         """Read directed edge lines (GeoJSON, GeoPackage, GeoParquet) and build the graph.
+
+        ``datum`` declares the lon/lat datum of the files (``"gcj02"`` for
+        Amap-derived networks: the offset is removed on load, see
+        :func:`gis.vector.read_vector`).
 
         When ``nodes_path`` is not given and the file is called
         ``<name>_edges.<ext>``, a sibling ``<name>_nodes.<ext>`` is used for
@@ -370,13 +376,13 @@ class RoadGraph:
         :meth:`from_geodataframe` for the columns and errors.
         """
         path = Path(path)
-        edges = _read_vector(path, "road edges")
+        edges = read_vector(path, datum=datum)
         nodes = None
         if nodes_path is None and "_edges" in path.stem:
             sibling = path.with_name(path.name.replace("_edges", "_nodes"))
             nodes_path = sibling if sibling.exists() else None
         if nodes_path is not None:
-            nodes = _read_vector(Path(nodes_path), "road nodes")
+            nodes = read_vector(Path(nodes_path), datum=datum)
         g = cls.from_geodataframe(
             edges, nodes, drivable_only=drivable_only, speeds=speeds, classes=classes
         )
@@ -805,14 +811,6 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
     if crs_string(gdf.crs) != WGS84 and not get_crs(crs_string(gdf.crs)).equals(get_crs(WGS84)):
         return gdf.to_crs(WGS84)
     return gdf
-
-
-def _read_vector(path: Path, what: str) -> gpd.GeoDataFrame:
-    if not path.exists():
-        raise DataMissingError(f"{what} file not found: {path}")
-    if path.suffix.lower() in (".parquet", ".geoparquet"):
-        return gpd.read_parquet(path)
-    return gpd.read_file(path, engine="pyogrio")
 
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".parquet", ".geoparquet", ".shp")

@@ -115,3 +115,19 @@ def test_real_dem_range_and_reprojection(shenzhen_dir):
     # bilinear smoothing lowers the peak but a 90 m grid still sees Wutong Shan above 850 m.
     assert 850 < float(np.nanmax(m)) <= 924
     assert cell_size(m) == (90.0, 90.0)
+
+
+def test_srtm_hgt_tile(tmp_path):
+    """SRTM .hgt: big-endian int16, 1201 x 1201 for 3 arc-second, named by its SW corner, -32768 voids."""
+    n = 1201
+    z = np.tile(np.arange(n, dtype=np.int16), (n, 1))  # rises eastwards 1 m per cell
+    z[10, 20] = -32768
+    p = tmp_path / "N22E114.hgt"
+    z.astype(">i2").tofile(p)
+    da = open_raster(p, units="m")
+    assert da.attrs["crs"] == "EPSG:4326"
+    t = transform_of(da)
+    # cell centres of the edge rows sit on the tile's integer degrees
+    assert da.x.values[0] == pytest.approx(114.0) and da.y.values[0] == pytest.approx(23.0)
+    assert t.a == pytest.approx(1 / 1200)
+    assert np.isnan(da.values[10, 20]) and da.values[5, 7] == 7

@@ -393,3 +393,24 @@ def test_raw_graph_validation():
         RoadGraph(G)
     with pytest.raises(GraphError, match="MultiDiGraph"):
         RoadGraph(nx.DiGraph())
+
+
+def test_gcj02_edges_are_moved_to_wgs84(tmp_path):
+    """An Amap-style network in GCJ-02 lands on the WGS 84 positions once its datum is declared."""
+    from shapely import transform
+
+    from gis import coords
+
+    def to_gcj(xy):
+        lon, lat = coords.wgs84_to_gcj02(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    gdf = toy_edges()
+    gdf["geometry"] = transform(gdf.geometry.values, to_gcj)
+    p = tmp_path / "gcj.geojson"
+    gdf.to_file(p)
+    raw = RoadGraph.from_edges_geojson(p)
+    fixed = RoadGraph.from_edges_geojson(p, datum="gcj02")
+    assert raw.graph.nodes["a"]["x"] == pytest.approx(114.0 + 0.0049, abs=3e-4)  # ~500 m east
+    assert fixed.graph.nodes["a"]["x"] == pytest.approx(114.0, abs=1e-7)
+    assert fixed.graph.nodes["a"]["y"] == pytest.approx(22.5, abs=1e-7)
