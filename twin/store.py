@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from twin.clock import SimClock
-from twin.errors import DataIntegrityError, SnapshotError, StoreError, ValidationError
+from twin.clock import SimClock, as_utc
+from twin.errors import ClockError, DataIntegrityError, SnapshotError, StoreError, ValidationError
 from twin.events import Event, EventLog, Severity
 from twin.sensors import Sensor, SensorRegistry
 
@@ -130,21 +130,11 @@ def utc_text(when: datetime | str, what: str = "time") -> str:
     ValidationError
         For naive datetimes or unparseable strings.
     """
-    if isinstance(when, str):
-        try:
-            when = datetime.fromisoformat(when)
-        except ValueError:
-            raise ValidationError(
-                f"{what}={when!r} is not ISO-8601; give e.g. '2024-06-01T08:00:00+08:00'"
-            ) from None
-    if not isinstance(when, datetime):
-        raise ValidationError(f"{what}={when!r} is not a datetime")
-    if when.tzinfo is None or when.tzinfo.utcoffset(when) is None:
-        raise ValidationError(
-            f"{what}={when.isoformat()} has no timezone; give a timezone-aware time "
-            "(Shenzhen local time is +08:00)"
-        )
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = as_utc(when, what)
+    except ClockError as err:
+        raise ValidationError(str(err)) from None
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_utc(text: str) -> datetime:
