@@ -105,7 +105,8 @@ def _cell_array(v, shape, name, dtype, *, lo=None) -> np.ndarray:
     if a.shape != shape:
         raise GridError(f"{name} has shape {a.shape}, the DEM {shape}")
     if not np.all(np.isfinite(a)):
-        raise ValidationError(f"{name} has non-finite values")
+        bad = a[~np.isfinite(a)]
+        raise ValidationError(f"{name} has {bad.size} non-finite value(s) (e.g. {bad[0]}): give finite numbers")
     if lo is not None and np.any(a < lo):
         raise ValidationError(f"{name} must be >= {lo}, got {a.min()}")
     return np.ascontiguousarray(a, dtype=dtype)
@@ -168,9 +169,16 @@ class FloodModel(Component):
             raise ValidationError(f"porosity must be <= 1, got {phi.max()}")
         phi = np.where(blocked, 0.0, phi)
         self.phi = np.ascontiguousarray(phi, dtype=self.dtype)
+        # Smallest open fraction: water in a cell of porosity phi rises 1/phi times faster, so
+        # gravity waves run at sqrt(g h / phi) and the CFL step shrinks by sqrt(phi_min).
+        self._phi_min = float(phi[phi > 0].min())
         n = _cell_array(manning, shape, "manning", np.float64, lo=0.0)
         self.n2 = np.ascontiguousarray(n * n, dtype=self.dtype)
         self.rain = rain if rain is not None else NoRain()
+        rates = getattr(self.rain, "rates", None)
+        if isinstance(rates, np.ndarray) and rates.ndim == 3 and rates.shape[1:] != shape:
+            raise GridError(f"rain field has shape {rates.shape[1:]}, the DEM {shape}: warp it onto the DEM grid "
+                            "(GriddedRain.from_dataarray(da, like=dem))")
         self.infiltration = infiltration or Infiltration()
         if self.infiltration.mode not in Infiltration.MODES:
             raise ValidationError(f"infiltration mode {self.infiltration.mode!r} unknown")
@@ -284,13 +292,15 @@ class FloodModel(Component):
             hm = max(hm, self.water_level.at(self.t) - float(self.z[self._level_mask.astype(bool)].min()))
         if hm <= self.h_dry:
             return self.dt_max
-        return min(self.dt_max, self.alpha * math.sqrt(self.theta) * min(self.dx, self.dy) / math.sqrt(K.G * hm))
+        return min(self.dt_max, self.alpha * math.sqrt(self.theta) * min(self.dx, self.dy)
+                   / math.sqrt(K.G * hm / self._phi_min))
 
     # -- time stepping ----------------------------------------------------------
     def _one_step(self, dt: float) -> None:
         t_new = self.t + dt
         for (j, i), q in zip(self._inflow_cells, self.inflows, strict=True):
-            self._inflow[j, i] = q.at(self.t)
+            # trapezoid: exact for hydrographs linear between samples (steps never straddle one)
+            self._inflow[j, i] = 0.5 * (q.at(self.t) + q.at(t_new))
         level = self.water_level.at(t_new) if self.water_level is not None else 0.0
         K.fluxes(self.h, self.z, self.n2, self.phi, self.qx, self.qy, self._qx_s, self._qy_s,
                  dt, self.dx, self.dy, self.theta, self.h_dry, self.bc, self.boundary_slope)
