@@ -8,7 +8,9 @@ WRR 48:W05528). For a face between cells L and R (unit discharge q, m²/s):
     q_c   = theta * q_t + (1 - theta)/2 * (q_{t,left} + q_{t,right})
     q_new = (q_c - g h_f dt (eta_R - eta_L)/dx) / (1 + g dt n² |q_t| / h_f^(7/3))
 
-with q = 0 where h_f <= h_dry or either cell is blocked.
+with q = 0 where h_f <= h_dry or either cell is blocked. In the q-centred
+average a neighbouring face that is a wall (a closed edge, or a face of a
+blocked cell) counts as q_t itself (zero gradient), not as 0.
 
 Mass is conserved exactly (to round-off) by the flux form of the depth
 update, and depths never go negative because each cell's outflow over a step
@@ -77,7 +79,12 @@ def fluxes(h, z, n2, phi, qx, qy, qx_s, qy_s, dt, dx, dy, theta, h_dry, bc, bslo
                 qx_s[j, i] = 0.0
                 continue
             n2f = 0.5 * (n2[j, i - 1] + n2[j, i])
-            qx_s[j, i] = _face_flux(qx[j, i], qx[j, i - 1], qx[j, i + 1], z[j, i - 1], z[j, i],
+            # a neighbouring face that is a wall (closed edge, blocked cell) is replaced by this
+            # face in the q-centred average: averaging with its q = 0 would damp this face by
+            # (1 - theta)/2 per step, a loss that grows as dt shrinks
+            qa = qx[j, i] if (bc[0] != FREE if i == 1 else phi[j, i - 2] == 0.0) else qx[j, i - 1]
+            qb = qx[j, i] if (bc[1] != FREE if i == nx - 1 else phi[j, i + 1] == 0.0) else qx[j, i + 1]
+            qx_s[j, i] = _face_flux(qx[j, i], qa, qb, z[j, i - 1], z[j, i],
                                     h[j, i - 1], h[j, i], n2f, dt, inv_dx, theta, h_dry)
         # west and east edges
         qx_s[j, 0] = 0.0
@@ -107,7 +114,9 @@ def fluxes(h, z, n2, phi, qx, qy, qx_s, qy_s, dt, dx, dy, theta, h_dry, bc, bslo
                     qy_s[j, i] = 0.0
                     continue
                 n2f = 0.5 * (n2[j - 1, i] + n2[j, i])
-                qy_s[j, i] = _face_flux(qy[j, i], qy[j - 1, i], qy[j + 1, i], z[j - 1, i], z[j, i],
+                qa = qy[j, i] if (bc[2] != FREE if j == 1 else phi[j - 2, i] == 0.0) else qy[j - 1, i]
+                qb = qy[j, i] if (bc[3] != FREE if j == ny - 1 else phi[j + 1, i] == 0.0) else qy[j + 1, i]
+                qy_s[j, i] = _face_flux(qy[j, i], qa, qb, z[j - 1, i], z[j, i],
                                         h[j - 1, i], h[j, i], n2f, dt, inv_dy, theta, h_dry)
         if j == ny - 1:
             for i in range(nx):
