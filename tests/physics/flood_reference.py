@@ -9,6 +9,9 @@ checked against it to round-off:
     q_c   = theta q + (1 - theta)/2 (q_left + q_right)
     q_new = (q_c - g h_f dt (eta_R - eta_L)/dx) / (1 + g dt n² |q| / h_f^(7/3)),   0 if h_f <= h_dry
 
+where a neighbouring face that is a wall (closed edge, face of a blocked
+cell) enters the average as q itself,
+
 then each cell's outflow is scaled by min(1, storage / outflow volume) (the
 donor's factor), and depths are advanced with rain, inflow, infiltration,
 drainage and fixed-level cells in that order.
@@ -53,13 +56,26 @@ def fluxes(h, z, n2, phi, qx, qy, dt, dx, dy, theta, h_dry, bc, bslope):
     qxs = np.zeros_like(qx)
     qys = np.zeros_like(qy)
     open_ = phi > 0
-    # interior x faces i = 1..nx-1
-    q = _face(qx[:, 1:-1], qx[:, :-2], qx[:, 2:], z[:, :-1], z[:, 1:], h[:, :-1], h[:, 1:],
+    # walls: faces that can never carry flow (closed edges, faces of blocked cells); in the
+    # q-centred average a wall neighbour is replaced by the face's own q (zero gradient)
+    wall_x = ~(np.pad(open_, ((0, 0), (1, 0))) & np.pad(open_, ((0, 0), (0, 1))))
+    wall_x[:, 0] = (bc[0] != FREE) | ~open_[:, 0]
+    wall_x[:, -1] = (bc[1] != FREE) | ~open_[:, -1]
+    wall_y = ~(np.pad(open_, ((1, 0), (0, 0))) & np.pad(open_, ((0, 1), (0, 0))))
+    wall_y[0, :] = (bc[2] != FREE) | ~open_[0, :]
+    wall_y[-1, :] = (bc[3] != FREE) | ~open_[-1, :]
+    q0 = qx[:, 1:-1]
+    qa = np.where(wall_x[:, :-2], q0, qx[:, :-2])
+    qb = np.where(wall_x[:, 2:], q0, qx[:, 2:])
+    q = _face(q0, qa, qb, z[:, :-1], z[:, 1:], h[:, :-1], h[:, 1:],
               0.5 * (n2[:, :-1] + n2[:, 1:]), dt, dx, theta, h_dry)
-    qxs[:, 1:-1] = np.where(open_[:, :-1] & open_[:, 1:], q, 0.0)
-    q = _face(qy[1:-1, :], qy[:-2, :], qy[2:, :], z[:-1, :], z[1:, :], h[:-1, :], h[1:, :],
+    qxs[:, 1:-1] = np.where(wall_x[:, 1:-1], 0.0, q)
+    q0 = qy[1:-1, :]
+    qa = np.where(wall_y[:-2, :], q0, qy[:-2, :])
+    qb = np.where(wall_y[2:, :], q0, qy[2:, :])
+    q = _face(q0, qa, qb, z[:-1, :], z[1:, :], h[:-1, :], h[1:, :],
               0.5 * (n2[:-1, :] + n2[1:, :]), dt, dy, theta, h_dry)
-    qys[1:-1, :] = np.where(open_[:-1, :] & open_[1:, :], q, 0.0)
+    qys[1:-1, :] = np.where(wall_y[1:-1, :], 0.0, q)
     zero = np.zeros(1)
     if bc[0] == FREE:  # west: ghost on the left, outflow (q < 0) only
         q = _face(qx[:, 0], qx[:, 0], qx[:, 1], z[:, 0] - bslope * dx, z[:, 0], zero, h[:, 0],
