@@ -171,6 +171,8 @@ class FloodModel(Component):
         self.phi = np.ascontiguousarray(phi, dtype=self.dtype)
         # Smallest open fraction: water in a cell of porosity phi rises 1/phi times faster, so
         # gravity waves run at sqrt(g h / phi) and the CFL step shrinks by sqrt(phi_min).
+        if not np.any(phi > 0):
+            raise ValidationError("porosity is 0 (blocked) in every cell: nothing can hold water")
         self._phi_min = float(phi[phi > 0].min())
         n = _cell_array(manning, shape, "manning", np.float64, lo=0.0)
         self.n2 = np.ascontiguousarray(n * n, dtype=self.dtype)
@@ -289,7 +291,13 @@ class FloodModel(Component):
         """
         hm = self._h_max_now
         if self.water_level is not None:
-            hm = max(hm, self.water_level.at(self.t) - float(self.z[self._level_mask.astype(bool)].min()))
+            # highest level over the coming step (linear between samples): a rising tide must
+            # not be stepped over with the step of the still-dry grid
+            wl = self.water_level
+            t1 = self.t + self.dt_max
+            inside = wl.level_m[(wl.times_s > self.t) & (wl.times_s < t1)]
+            lv = max(wl.at(self.t), wl.at(t1), float(inside.max()) if inside.size else -np.inf)
+            hm = max(hm, lv - float(self.z[self._level_mask.astype(bool)].min()))
         if hm <= self.h_dry:
             return self.dt_max
         return min(self.dt_max, self.alpha * math.sqrt(self.theta) * min(self.dx, self.dy)
