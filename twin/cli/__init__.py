@@ -23,11 +23,13 @@ def main(verbose: int) -> None:
 def _register() -> None:
     from twin.cli.city import city
     from twin.cli.data import data
+    from twin.cli.flood import flood
     from twin.cli.info import info
 
     main.add_command(info)
     main.add_command(city)
     main.add_command(data)
+    main.add_command(flood)
 
 
 _register()

@@ -1,0 +1,198 @@
+"""``twin flood``: run the 2-D flood model over a city (or a DEM) and write its outputs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from twin.cli._util import echo_json, status, user_errors
+
+
+def _drainage(value: str | None):
+    """"36" -> 36.0; "Futian=40,Luohu=30" -> {"Futian": 40.0, "Luohu": 30.0}; None -> None."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except ValueError:
+        pass
+    else:
+        if not (math.isfinite(v) and v >= 0):
+            raise click.BadParameter(f"{value!r}: drainage capacity must be a finite number >= 0 mm/h",
+                                     param_hint="--drainage-mm-h")
+        return v
+    out = {}
+    for part in value.split(","):
+        name, sep, num = part.partition("=")
+        try:
+            x = float(num)
+        except ValueError:
+            x = float("nan")
+        if not sep or not name.strip() or not (math.isfinite(x) and x >= 0):
+            raise click.BadParameter(
+                f"{part!r}: use a number (mm/h for all districts) or NAME=MM_H pairs, e.g. Futian=40,Luohu=30",
+                param_hint="--drainage-mm-h")
+        out[name.strip()] = x
+    return out
+
+
+def _progress_bar():
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]flood[/bold]"),
+        BarColumn(),
+        TextColumn("{task.fields[sim]}"),
+        TextColumn("steps {task.fields[steps]}"),
+        TextColumn("dt {task.fields[dt]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def _hms(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+@click.group("flood")
+def flood() -> None:
+    """Urban flood forecasts with the local-inertial 2-D model."""
+
+
+@flood.command("run")
+@click.option("--city", "city_name", default=None, metavar="NAME",
+              help="City whose terrain, sea, districts and data to use (default: shenzhen, unless --dem).")
+@click.option("--dem", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Run on this DEM file instead (GeoTIFF etc., elevation in m; a lon/lat DEM is "
+                   "warped to UTM). No sea, districts or hit rate.")
+@click.option("--districts", default=None, metavar="A,B",
+              help="Only these districts (comma-separated English/Chinese names or adcodes, e.g. Futian,Luohu), "
+                   "plus --buffer-m around them. Default: the whole city.")
+@click.option("--buffer-m", type=float, default=500.0, show_default=True,
+              help="Margin kept around the districts or the city outline (m).")
+@click.option("--storm", default=None, metavar="NAME",
+              help="Design storm from recorded maxima: 2023-09-07 (the default when no --rain-mm-h).")
+@click.option("--rain-mm-h", type=float, default=None,
+              help="Constant, uniform rain rate for the whole run (mm/h) instead of a design storm.")
+@click.option("--method", type=click.Choice(["alternating_block", "chicago"]), default="alternating_block",
+              show_default=True, help="Hyetograph of the design storm.")
+@click.option("--peak-fraction", type=float, default=0.5, show_default=True,
+              help="Position of the storm peak as a fraction of its length (0-1).")
+@click.option("--hours", type=float, default=6.0, show_default=True,
+              help="Storm length and simulated time (h).")
+@click.option("--resolution", type=float, default=30.0, show_default=True,
+              help="Grid cell size (m).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder: flood.nc, max_depth.tif, arrival_time.tif, time_of_max_depth.tif, "
+                   "max_depth.png, summary.json.")
+@click.option("--output-every", type=float, default=600.0, show_default=True,
+              help="Interval of the depth/speed frames in flood.nc (s of simulated time).")
+@click.option("--float32", "use_float32", is_flag=True,
+              help="Compute in single precision (faster, less memory; balance error ~1e-7 instead of ~1e-15).")
+@click.option("--tide-m", type=float, default=0.0, show_default=True,
+              help="Sea level on sea cells (m, DEM datum: EGM96 for Shenzhen's SRTM).")
+@click.option("--surge-m", type=float, default=0.0, show_default=True,
+              help="Storm-surge peak added to --tide-m at mid-run (m, cos² bump 6 h wide).")
+@click.option("--drainage-mm-h", default=None, metavar="MM_H|NAME=MM_H,...",
+              help="Drainage capacity (mm/h): one number for all, or per district (Futian=40,Luohu=30); "
+                   "others keep the default 36 mm/h (an assumption, see physics/flood_city.py).")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_fraction, hours, resolution,
+        out_dir, output_every, use_float32, tide_m, surge_m, drainage_mm_h, as_json) -> None:
+    """Forecast a storm's flooding: depths, maxima and arrival times, maps, summary.
+
+    Example: twin flood run --districts Futian,Luohu --storm 2023-09-07 --hours 6 --out runs/futian
+    """
+    import numpy as np
+
+    from physics.flood_city import city_flood_setup, dem_flood_setup, run_city_flood
+    from physics.flood_io import write_flood_outputs
+    from twin.errors import DataMissingError
+
+    if dem is not None and city_name is not None:
+        raise click.UsageError("give either --city or --dem, not both")
+    if dem is not None and districts is not None:
+        raise click.UsageError("--districts needs a city: it cannot be used with --dem")
+    if storm is not None and rain_mm_h is not None:
+        raise click.UsageError("give either --storm or --rain-mm-h, not both")
+    for name, v, lo, strict in (("--hours", hours, 0.0, True), ("--resolution", resolution, 0.0, True),
+                                ("--output-every", output_every, 0.0, True), ("--buffer-m", buffer_m, 0.0, False),
+                                ("--surge-m", surge_m, 0.0, False), ("--rain-mm-h", rain_mm_h, 0.0, False)):
+        if v is None:
+            continue
+        if not math.isfinite(v) or v < lo or (strict and v <= lo):
+            raise click.BadParameter(f"{v!r} must be a finite number {'>' if strict else '>='} {lo:g}",
+                                     param_hint=name)
+    if not math.isfinite(tide_m):
+        raise click.BadParameter(f"{tide_m!r} must be finite", param_hint="--tide-m")
+    if not 0.0 <= peak_fraction <= 1.0:
+        raise click.BadParameter(f"{peak_fraction!r} must lie in [0, 1]", param_hint="--peak-fraction")
+    drain = _drainage(drainage_mm_h)
+    the_storm = rain_mm_h if rain_mm_h is not None else (storm or "2023-09-07")
+
+    with user_errors():
+        with status("setting up the flood run"):
+            if dem is not None:
+                if isinstance(drain, dict):
+                    raise click.BadParameter("per-district drainage needs a city", param_hint="--drainage-mm-h")
+                setup = dem_flood_setup(dem, resolution=resolution, storm=the_storm, hours=hours, method=method,
+                                        **({} if drain is None else {"drainage_mm_h": drain}))
+            else:
+                setup = city_flood_setup(city_name or "shenzhen", resolution=resolution, districts=districts,
+                                         buffer_m=buffer_m, storm=the_storm, hours=hours, method=method,
+                                         peak_fraction=peak_fraction, tide=tide_m, surge_m=surge_m,
+                                         drainage_mm_h=drain)
+        ctx = setup["context"]
+        ny, nx = setup["dem"].shape
+        click.echo(f"{ctx['label']}: grid {ny} x {nx} at {ctx['resolution_m']:g} m "
+                   f"({int(ctx['land'].sum())} land cells), {ctx['storm'].get('name')}, "
+                   f"{ctx['storm'].get('total_mm', float('nan')):.1f} mm in {hours:g} h", err=True)
+        bar = _progress_bar()
+        duration = hours * 3600.0
+        with bar:
+            task = bar.add_task("flood", total=duration, sim=f"0:00:00/{_hms(duration)}", steps=0, dt="-")
+
+            def progress(p):
+                bar.update(task, completed=p["t"], sim=f"{_hms(p['t'])}/{_hms(duration)}",
+                           steps=p["steps"], dt=f"{p['dt']:.2f} s")
+
+            ds = run_city_flood(setup, output_every_s=output_every,
+                                dtype=np.float32 if use_float32 else np.float64, progress=progress)
+        hit = None
+        city = ctx.get("city")
+        if city is not None:
+            try:
+                points = city.vector("waterlogging")
+            except DataMissingError:
+                points = None
+            if points is not None:
+                from physics.hitrate import waterlogging_hit_rate
+
+                hit = waterlogging_hit_rate(ds["max_depth"].assign_attrs(crs=ds.attrs["crs"],
+                                                                         transform=ds.attrs["transform"]),
+                                            points, within=ctx["outline"])
+        with status("writing outputs"):
+            res = write_flood_outputs(ds, out_dir, districts=ctx.get("districts_gdf"), hitrate=hit)
+    s = res["summary"]
+    if as_json:
+        from physics.flood_io import _clean
+
+        echo_json(_clean(s))
+        return
+    fa = s["flooded_area_max_km2"]
+    click.echo(f"done in {s['run_time_s']:.1f} s: {s['steps']} steps, "
+               f"{s['cell_updates_per_s'] / 1e6:.1f} M cell-updates/s, balance error "
+               f"{s['volume_balance_relative_error']:.1e}")
+    click.echo(f"max depth {s['max_depth_m']:.2f} m; area ever >= 0.15 m: {fa['>=0.15m']:.1f} km², "
+               f">= 0.5 m: {fa['>=0.5m']:.1f} km²")
+    if hit is not None:
+        click.echo(f"waterlogging spots within {hit['radius_m']:g} m of a cell >= {hit['depth_m']:g} m: "
+                   f"{hit['hits']}/{hit['n_in_domain']} ({hit['hit_rate']:.0%}) vs random "
+                   f"{hit['random_hit_rate']:.0%} (ratio {hit['ratio']:.2f}, p = {hit['p_value']:.2g}) "
+                   "[reporting only]")
+    click.echo(f"wrote {out_dir}/ ({', '.join(p.name for p in res['paths'].values())})")
