@@ -7,7 +7,8 @@ checked against it to round-off:
 
     h_f   = max(eta_L, eta_R) - max(z_L, z_R)
     q_c   = theta q + (1 - theta)/2 (q_left + q_right)
-    q_new = (q_c - g h_f dt (eta_R - eta_L)/dx) / (1 + g dt n² |q| / h_f^(7/3)),   0 if h_f <= h_dry
+    r     = q_c - g h_f dt (eta_R - eta_L)/dx
+    q_new = root of q (1 + b |q|) = r,  b = g dt n² / h_f^(7/3)   (0 if h_f <= h_dry)
 
 where a neighbouring face that is a wall (closed edge, face of a blocked
 cell) enters the average as q itself,
@@ -46,7 +47,10 @@ def _face(q0, qa, qb, zl, zr, hl, hr, n2f, dt, d, theta, h_dry):
     wet = hf > h_dry
     hs = np.where(wet, hf, 1.0)
     qc = theta * q0 + 0.5 * (1.0 - theta) * (qa + qb)
-    q = (qc - G * hs * dt * (etar - etal) / d) / (1.0 + G * dt * n2f * np.abs(q0) / hs ** (7.0 / 3.0))
+    r = qc - G * hs * dt * (etar - etal) / d
+    b = G * dt * n2f / hs ** (7.0 / 3.0)
+    # implicit friction: the root of b |q| q + q - r = 0 with the sign of r
+    q = 2.0 * r / (1.0 + np.sqrt(1.0 + 4.0 * b * np.abs(r)))  # the stable form of the quadratic root
     return np.where(wet, q, 0.0)
 
 
