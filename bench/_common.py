@@ -166,17 +166,43 @@ def cpu_pressure() -> dict[str, float] | None:
     return out or None
 
 
-def busy_warning(load_threshold: float = 0.5, pressure_threshold: float = 5.0) -> str | None:
-    """A warning when the load average or CPU pressure shows other work on the machine."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    psi = cpu_pressure() or {}
-    waiting = psi.get("avg10", 0.0)
-    if load <= load_threshold and waiting <= pressure_threshold:
+def cpu_stall_us() -> int | None:
+    """Linux PSI total CPU stall (microseconds some runnable task waited), or None."""
+    try:
+        with open("/proc/pressure/cpu", encoding="utf-8") as fh:
+            line = fh.readline()
+    except OSError:
         return None
+    for part in line.split()[1:]:
+        if part.startswith("total="):
+            return int(part[6:])
+    return None
+
+
+def contention_pct(stall_before: int | None, seconds: float) -> float | None:
+    """% of ``seconds`` during which some task waited for a CPU (from PSI stall totals)."""
+    stall_after = cpu_stall_us()
+    if stall_before is None or stall_after is None or seconds <= 0:
+        return None
+    return 100.0 * (stall_after - stall_before) / 1e6 / seconds
+
+
+def busy_warning(load_threshold: float = 0.5, pressure_threshold: float = 5.0) -> str | None:
+    """A warning when CPU pressure (Linux PSI avg10) or, without PSI, the load average is high."""
+    psi = cpu_pressure()
+    if psi is not None:
+        waiting = psi.get("avg10", 0.0)
+        if waiting <= pressure_threshold:
+            return None
+        what = f"CPU pressure avg10 {waiting:.0f}%"
+    else:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        if load <= load_threshold:
+            return None
+        what = f"load average {load:.2f}"
     return (
-        f"machine busy before the run (load average {load:.2f}, CPU pressure avg10 "
-        f"{waiting:.0f}%): other processes share the CPU, timings and thread speed-ups may "
-        f"be noisy; compare min with median"
+        f"machine busy before the run ({what}): other processes share the CPU, timings "
+        f"and thread speed-ups may be noisy; compare min with median"
     )
 
 

@@ -399,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = C.thread_counts(requested)
     t_start = time.perf_counter()
     busy = C.busy_warning()
+    stall0 = C.cpu_stall_us()
     load_before = {"loadavg": C.machine_info()["loadavg_1_5_15"], "cpu_pressure": C.cpu_pressure()}
     if busy:
         print(f"warning: {busy}")
@@ -502,6 +503,13 @@ def main(argv: list[str] | None = None) -> int:
         *notes,
         *([busy] if busy else []),
     ]
+    wall = time.perf_counter() - t_start
+    contention = C.contention_pct(stall0, wall)
+    if contention is not None:
+        notes.append(
+            f"CPU contention during the run: some task waited for a CPU {contention:.0f}% of the "
+            f"time (Linux PSI); above ~5% other processes disturbed the timings"
+        )
     info = C.machine_info()
     C.print_table(
         f"Terrain kernels - {info['cpu_model']}, {info['cpu_count']} cores, numba "
@@ -519,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         "stream_triad": {str(n): b.as_dict() for n, b in bandwidth.items()},
         "notes": notes,
         "results": records,
-        "wall_s": time.perf_counter() - t_start,
+        "cpu_contention_pct": contention,
+        "wall_s": wall,
     }
     path = C.write_results("terrain-quick" if quick else "terrain", payload, args.out)
     print(f"results: {path}  ({payload['wall_s']:.0f} s)")
