@@ -13,6 +13,11 @@ and UNIQUE constraints make storing observations idempotent: re-storing an
 observation with the same ``(datastream_id, phenomenon_time, seq)`` is a
 no-op that returns ``False``, and the first stored value wins.
 
+Rejected sensor messages go to the ``dead_letters`` table with their exact
+bytes, topic, reason and arrival time (one row per distinct topic+payload;
+repeats increment ``hits``); :meth:`Store.put_ingested` writes a batch of
+observations and dead letters in one transaction for the sensor bridge.
+
 Times in the database are ISO-8601 UTC strings of fixed width
 (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so text order is time order and one
 instant has one spelling. Time ranges are half-open: ``t0 <= t < t1``.
@@ -117,6 +122,23 @@ CREATE TABLE IF NOT EXISTS sensors (
 CREATE UNIQUE INDEX IF NOT EXISTS sensors_live_id ON sensors (id) WHERE snapshot_id IS NULL;
 """
 
+# Tables added within schema version 1: created on every open (IF NOT EXISTS), so
+# stores made before they existed gain them without a version bump.
+_SCHEMA_V1_ADDITIONS = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL,
+    last_received_at TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 1,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_time ON dead_letters (received_at);
+"""
+
 # Placeholder for schema upgrades: version -> SQL script taking the store to version + 1.
 _MIGRATIONS: dict[int, str] = {}
 
@@ -208,6 +230,62 @@ _OBS_INSERT = (
     "(datastream_id, phenomenon_time, result_time, seq, value, unit, raw) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (datastream_id, phenomenon_time, seq) DO NOTHING"
+)
+
+
+# =============================================================== dead letters
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected message kept for audit: the exact bytes, the topic and why.
+
+    Identical messages (same topic and payload bytes) share one row: ``hits``
+    counts how often it arrived (at-least-once redelivery, retries), from
+    ``received_at`` (first) to ``last_received_at``.
+    """
+
+    id: int
+    topic: str
+    reason: str
+    payload: bytes
+    received_at: datetime
+    last_received_at: datetime
+    hits: int
+    source: str
+    digest: str
+
+
+def dead_letter_digest(topic: str, payload: bytes) -> str:
+    """SHA-256 hex of ``topic`` (UTF-8), a NUL byte and ``payload``: a dead letter's identity."""
+    h = hashlib.sha256(topic.encode("utf-8", "surrogatepass"))
+    h.update(b"\0")
+    h.update(payload)
+    return h.hexdigest()
+
+
+def _dl_row(
+    topic: str, payload: bytes, reason: str, received_at: datetime | str | None, source: str = ""
+) -> tuple[Any, ...]:
+    if not isinstance(topic, str):
+        raise ValidationError(f"dead letter topic={topic!r} must be a string")
+    if isinstance(payload, bytearray | memoryview):
+        payload = bytes(payload)
+    if not isinstance(payload, bytes):
+        raise ValidationError(
+            f"dead letter payload of type {type(payload).__name__} must be bytes (the raw message)"
+        )
+    if not isinstance(reason, str) or not reason:
+        raise ValidationError(f"dead letter reason={reason!r} must be a non-empty string")
+    t = _now_text() if received_at is None else utc_text(received_at, "received_at")
+    return (dead_letter_digest(topic, payload), t, t, topic, reason, str(source), payload)
+
+
+_DL_UPSERT = (
+    "INSERT INTO dead_letters "
+    "(digest, received_at, last_received_at, hits, topic, reason, source, payload) "
+    "VALUES (?, ?, ?, 1, ?, ?, ?, ?) "
+    "ON CONFLICT (digest) DO UPDATE SET hits = hits + 1, "
+    "last_received_at = MAX(last_received_at, excluded.last_received_at) "
+    "RETURNING hits"
 )
 
 
@@ -507,7 +585,7 @@ class Store:
             row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
             version = row[0]
             if version is None:
-                for stmt in _split_sql(_SCHEMA_V1):
+                for stmt in _split_sql(_SCHEMA_V1 + _SCHEMA_V1_ADDITIONS):
                     cur.execute(stmt)
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
                 return
@@ -528,6 +606,8 @@ class Store:
                     cur.execute(stmt)
                 version += 1
                 cur.execute("UPDATE schema_version SET version = ?", (version,))
+            for stmt in _split_sql(_SCHEMA_V1_ADDITIONS):
+                cur.execute(stmt)
 
     @property
     def schema_version(self) -> int:
@@ -728,6 +808,108 @@ class Store:
         return [
             r[0] for r in self._query("SELECT DISTINCT datastream_id FROM observations ORDER BY 1")
         ]
+
+    def put_ingested(
+        self,
+        observations: Iterable[Observation | dict[str, Any]],
+        dead_letters: Iterable[tuple[Any, ...] | dict[str, Any]] = (),
+    ) -> list[bool]:
+        """Store observations and dead letters in one durable transaction.
+
+        Used by the sensor bridge to commit a batch of messages before
+        acknowledging them. ``dead_letters`` items are ``(topic, payload, reason,
+        received_at[, source])`` tuples or dicts with those keys. Returns, per
+        observation, ``True`` if it was new and ``False`` if it was a duplicate.
+        Every record is validated before anything is written.
+        """
+        rows = [_obs_row(o) for o in observations]
+        dl_rows = [
+            _dl_row(**d) if isinstance(d, dict) else _dl_row(*d) for d in dead_letters
+        ]
+        new: list[bool] = []
+        with self._tx() as cur:
+            for row in rows:
+                cur.execute(_OBS_INSERT, row)
+                new.append(cur.rowcount == 1)
+            for row in dl_rows:
+                cur.execute(_DL_UPSERT, row).fetchall()
+        return new
+
+    # ---------------------------------------------------------- dead letters
+    def put_dead_letter(
+        self,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        received_at: datetime | str | None = None,
+        *,
+        source: str = "",
+    ) -> bool:
+        """Keep a rejected message durably; ``True`` if new, ``False`` if the same
+        topic+payload was already kept (its ``hits`` is incremented)."""
+        row = _dl_row(topic, payload, reason, received_at, source)
+        with self._tx() as cur:
+            hits = cur.execute(_DL_UPSERT, row).fetchone()[0]
+        return int(hits) == 1
+
+    def put_dead_letters(self, batch: Iterable[tuple[Any, ...] | dict[str, Any]]) -> int:
+        """Keep several rejected messages in one transaction; returns how many were new.
+
+        Items are ``(topic, payload, reason, received_at[, source])`` or dicts.
+        """
+        rows = [_dl_row(**d) if isinstance(d, dict) else _dl_row(*d) for d in batch]
+        n = 0
+        with self._tx() as cur:
+            for row in rows:
+                n += int(cur.execute(_DL_UPSERT, row).fetchone()[0]) == 1
+        return n
+
+    def dead_letters(
+        self,
+        t0: datetime | str | None = None,
+        t1: datetime | str | None = None,
+        *,
+        topic: str | None = None,
+        limit: int | None = None,
+    ) -> list[DeadLetter]:
+        """Dead letters first received in ``t0 <= received_at < t1`` (of one topic), oldest first."""
+        sql = (
+            "SELECT id, topic, reason, payload, received_at, last_received_at, hits, source, "
+            "digest FROM dead_letters WHERE 1 = 1"
+        )
+        args: list[Any] = []
+        if t0 is not None:
+            sql += " AND received_at >= ?"
+            args.append(utc_text(t0, "t0"))
+        if t1 is not None:
+            sql += " AND received_at < ?"
+            args.append(utc_text(t1, "t1"))
+        if topic is not None:
+            sql += " AND topic = ?"
+            args.append(topic)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [
+            DeadLetter(
+                id=r[0],
+                topic=r[1],
+                reason=r[2],
+                payload=bytes(r[3]),
+                received_at=parse_utc(r[4]),
+                last_received_at=parse_utc(r[5]),
+                hits=r[6],
+                source=r[7],
+                digest=r[8],
+            )
+            for r in self._query(sql, tuple(args))
+        ]
+
+    def count_dead_letters(self, *, hits: bool = False) -> int:
+        """Number of distinct dead letters (or, with ``hits=True``, of rejected deliveries)."""
+        col = "COALESCE(SUM(hits), 0)" if hits else "COUNT(*)"
+        return int(self._query(f"SELECT {col} FROM dead_letters")[0][0])
 
     # ---------------------------------------------------------------- events
     @staticmethod
