@@ -21,6 +21,7 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
+    from twin.cli.bridge import bridge
     from twin.cli.city import city
     from twin.cli.data import data
     from twin.cli.flood import flood
@@ -30,6 +31,7 @@ def _register() -> None:
     main.add_command(city)
     main.add_command(data)
     main.add_command(flood)
+    main.add_command(bridge)
 
 
 _register()

@@ -1,0 +1,203 @@
+"""The bridge process: MQTT (and optionally HTTP) -> Ingestor -> store, ack after commit.
+
+Run it as ``python -m hardware_bridge.runner --broker HOST:PORT --store DIR`` or
+``twin bridge run`` (same options). It prints one JSON line
+``{"event": "ready", ...}`` on stdout once subscribed, a ``{"event": "stats", ...}``
+line every ``--stats-every`` seconds, and ``{"event": "stopped", "stats": ...}``
+on SIGTERM / SIGINT, after storing and acknowledging what it had received.
+
+Killing it (even ``kill -9``) loses nothing: a message is acknowledged to the
+broker only after its batch is committed, and the persistent MQTT session
+(stable ``--client-id``) makes the broker redeliver the rest on restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_CLIENT_ID = "twin-bridge"
+
+
+@dataclass
+class BridgeOptions:
+    """Options of :func:`run_bridge` (see ``twin bridge run --help``)."""
+
+    broker: str = "127.0.0.1:1883"
+    store: Path = Path("twin-store")
+    client_id: str = DEFAULT_CLIENT_ID
+    topics: Sequence[str] = ()
+    shared_group: str | None = None
+    session_expiry_s: int = 86_400
+    receive_maximum: int = 1000
+    batch_max: int = 500
+    batch_wait_s: float = 0.02
+    watermark_s: float = 3600.0
+    stale_after_s: float = 900.0
+    skew_tolerance_s: float = 120.0
+    http: str | None = None
+    stats_every_s: float = 0.0
+    ingestor_kw: dict[str, Any] = field(default_factory=dict)
+
+
+def make_ingestor(store: Any, opts: BridgeOptions, on_alert: Callable[..., Any] | None = None):
+    """The :class:`~hardware_bridge.ingest.Ingestor` the options describe."""
+    from hardware_bridge.ingest import Ingestor
+
+    return Ingestor(
+        store,
+        watermark_s=opts.watermark_s,
+        stale_after_s=opts.stale_after_s,
+        skew_tolerance_s=opts.skew_tolerance_s,
+        on_alert=on_alert,
+        **opts.ingestor_kw,
+    )
+
+
+def _emit(rec: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(rec, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def run_bridge(
+    opts: BridgeOptions,
+    stop: threading.Event | None = None,
+    emit: Callable[[dict[str, Any]], None] = _emit,
+) -> dict[str, Any]:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT in the main thread); return final stats."""
+    from hardware_bridge.sources import OBS_FILTER, IngestorSink
+    from hardware_bridge.sources.mqtt import MqttConfig, MqttSource, parse_broker
+    from twin.store import Store
+
+    host, port = parse_broker(opts.broker)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+    store = Store.open(opts.store)
+    http = None
+    try:
+        sink = IngestorSink(make_ingestor(store, opts))
+        cfg = MqttConfig(
+            host=host,
+            port=port,
+            client_id=opts.client_id,
+            topics=tuple(opts.topics) or (OBS_FILTER,),
+            shared_group=opts.shared_group,
+            session_expiry_s=opts.session_expiry_s,
+            receive_maximum=opts.receive_maximum,
+            batch_max=opts.batch_max,
+            batch_wait_s=opts.batch_wait_s,
+        )
+        source = MqttSource(cfg, sink).start()
+        if opts.http:
+            from hardware_bridge.sources.http import HttpServer
+            from hardware_bridge.sources.mqtt import parse_broker as _hp
+
+            hh, hp = _hp(opts.http, default_port=8080)
+            http = HttpServer(sink, hh, hp).start()
+        while not source.subscribed.wait(0.2):
+            if stop.is_set():
+                break
+        emit({"event": "ready", "pid": os.getpid(), "client_id": cfg.client_id,
+              "filters": cfg.filters(), "store": str(store.root),
+              "http": http.url if http else None})
+        last = time.monotonic()
+        while not stop.wait(0.2):
+            if opts.stats_every_s and time.monotonic() - last >= opts.stats_every_s:
+                last = time.monotonic()
+                emit({"event": "stats", "stats": source.stats.as_dict(),
+                      "connected": source.connected.is_set()})
+        if http is not None:
+            http.stop()
+            http = None
+        source.stop()
+        final = source.stats.as_dict()
+        emit({"event": "stopped", "stats": final})
+        return final
+    finally:
+        if http is not None:
+            http.stop()
+        store.close()
+
+
+def bridge_options(f):
+    """The click options of ``twin bridge run`` (shared with ``python -m hardware_bridge.runner``)."""
+    opts = [
+        click.option("--broker", default="127.0.0.1:1883", show_default=True, metavar="HOST:PORT",
+                     help="MQTT broker to subscribe to."),
+        click.option("--store", "store", type=click.Path(file_okay=False, path_type=Path),
+                     required=True, help="Store directory (created if missing)."),
+        click.option("--client-id", default=DEFAULT_CLIENT_ID, show_default=True,
+                     help="MQTT client id; keep it stable so the broker keeps this bridge's "
+                          "session and redelivers unacknowledged messages after a restart."),
+        click.option("--topic", "topics", multiple=True, metavar="FILTER",
+                     help="Topic filter (repeatable). Default: sz/v1/+/+/obs."),
+        click.option("--shared-group", default=None, metavar="NAME",
+                     help="Join an MQTT 5 shared subscription ($share/NAME/...) so several "
+                          "bridges split the stream."),
+        click.option("--session-expiry-s", type=int, default=86_400, show_default=True,
+                     help="How long the broker keeps the session while the bridge is away (s)."),
+        click.option("--receive-maximum", type=click.IntRange(1, 65535), default=1000,
+                     show_default=True, help="Unacknowledged messages in flight from the broker."),
+        click.option("--batch-max", type=click.IntRange(1), default=500, show_default=True,
+                     help="Messages stored per transaction at most."),
+        click.option("--batch-wait-s", type=click.FloatRange(0), default=0.02, show_default=True,
+                     help="Longest wait for a batch to fill (s)."),
+        click.option("--watermark-s", type=click.FloatRange(0), default=3600.0, show_default=True,
+                     help="Event-time watermark: later out-of-order data is flagged 'late'."),
+        click.option("--stale-after-s", type=click.FloatRange(0), default=900.0,
+                     show_default=True, help="A datastream silent this long is stale."),
+        click.option("--skew-tolerance-s", type=click.FloatRange(0), default=120.0,
+                     show_default=True,
+                     help="phenomenonTime ahead of receipt by more than this is flagged."),
+        click.option("--http", default=None, metavar="HOST:PORT",
+                     help="Also serve HTTP ingest (POST /v1/obs/{kind}/{station}) here."),
+        click.option("--stats-every-s", type=click.FloatRange(0), default=0.0,
+                     help="Print a JSON stats line this often (0: never)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@click.command("run")
+@bridge_options
+def cli(**kw: Any) -> None:
+    """Subscribe to the broker and store every valid message exactly once.
+
+    Invalid messages go to the store's dead-letter table with the reason. A
+    message is acknowledged to the broker only after it is committed.
+    Stops on SIGTERM / Ctrl-C (after storing what it received).
+    """
+    from twin.cli._util import user_errors
+
+    with user_errors():
+        run_bridge(_options(kw))
+
+
+def _options(kw: dict[str, Any]) -> BridgeOptions:
+    return BridgeOptions(
+        broker=kw["broker"], store=kw["store"], client_id=kw["client_id"],
+        topics=tuple(kw["topics"]), shared_group=kw["shared_group"],
+        session_expiry_s=kw["session_expiry_s"], receive_maximum=kw["receive_maximum"],
+        batch_max=kw["batch_max"], batch_wait_s=kw["batch_wait_s"],
+        watermark_s=kw["watermark_s"], stale_after_s=kw["stale_after_s"],
+        skew_tolerance_s=kw["skew_tolerance_s"], http=kw["http"],
+        stats_every_s=kw["stats_every_s"],
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by the reliability tests
+    cli(prog_name="python -m hardware_bridge.runner")

@@ -1,0 +1,491 @@
+"""MQTT source and publisher (paho-mqtt 2, MQTT 5, QoS 1).
+
+Subscriber (:class:`MqttSource`)
+--------------------------------
+* **At-least-once in, acknowledged after storage.** The client runs with
+  ``manual_ack=True``: a PUBACK is sent only after the sink's ``handle_many``
+  has returned, i.e. after the batch is committed (SQLite WAL, synchronous=FULL)
+  or dead-lettered. A crash between storing and acking makes the broker
+  redeliver; the store's idempotency key turns the redelivery into a no-op.
+* **Persistent session.** ``clean_start=False`` with a session expiry
+  (default 1 day): while the bridge is down the broker keeps its subscription,
+  queues new messages for it and redelivers the unacknowledged ones.
+  (The broker must keep enough queued messages: mosquitto's
+  ``max_queued_messages`` — a message beyond that limit is dropped by the broker
+  even though the publisher got its PUBACK.)
+* **Bounded in-flight window.** The CONNECT property *Receive Maximum* tells the
+  broker to have at most ``receive_maximum`` unacknowledged messages in flight to
+  us, so the internal queue (same size) never overflows and nothing is dropped;
+  further messages wait at the broker (backpressure).
+* **Batches.** A worker thread takes up to ``batch_max`` messages (waiting at most
+  ``batch_wait_s`` for a batch to fill) and stores them in one transaction: one
+  fsync per batch instead of per message.
+* **Stale acks are never sent.** Packet ids are per connection: every connect and
+  disconnect starts a new *generation*, and a message is acknowledged only on the
+  connection that delivered it (otherwise the broker redelivers it).
+* **Reconnect with backoff** (paho's loop: ``reconnect_min_s`` doubling up to
+  ``reconnect_max_s``); the subscription is renewed on every connect, so a
+  restarted broker (which lost the session) gets it again.
+* **Shared subscriptions.** With ``shared_group="twin"`` the filters become
+  ``$share/twin/<filter>``: several bridge processes split one stream.
+
+Publisher (:class:`MqttPublisher`)
+----------------------------------
+QoS 1 with at most ``window`` messages waiting for their PUBACK (a 100,000
+message burst queued at once in one paho client is very slow: paho scans its
+whole outgoing queue per acknowledgement).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hardware_bridge.sources import OBS_FILTER, Message, Sink, as_sink
+from twin.errors import ConfigError, FetchError
+
+log = logging.getLogger(__name__)
+
+
+def parse_broker(text: str, default_port: int = 1883) -> tuple[str, int]:
+    """``"host:port"`` / ``"host"`` / ``"mqtt://host:port"`` -> ``(host, port)``."""
+    t = text.strip()
+    if "://" in t:
+        scheme, _, t = t.partition("://")
+        if scheme not in ("mqtt", "tcp"):
+            raise ConfigError(f"broker={text!r}: only mqtt:// (plain TCP) is supported")
+    host, sep, port_s = t.rpartition(":")
+    if not sep:
+        host, port_s = t, str(default_port)
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"broker={text!r}: port {port_s!r} is not a number; use HOST:PORT") from None
+    if not host or not 0 < port < 65536:
+        raise ConfigError(f"broker={text!r}: use HOST:PORT with a port in 1..65535")
+    return host, port
+
+
+@dataclass
+class MqttConfig:
+    """Settings of an :class:`MqttSource`.
+
+    Attributes
+    ----------
+    host, port : broker address.
+    client_id : MQTT client id; keep it stable across restarts so the
+        persistent session (and its queued messages) is found again.
+    topics : topic filters to subscribe (QoS 1).
+    shared_group : MQTT 5 shared-subscription group (``$share/<group>/...``) or None.
+    session_expiry_s : how long the broker keeps the session while we are away.
+    receive_maximum : in-flight (unacknowledged) messages the broker may send us.
+    batch_max, batch_wait_s : largest batch stored in one transaction, and the
+        longest wait for a batch to fill (s).
+    keepalive_s : MQTT keepalive (s).
+    reconnect_min_s, reconnect_max_s : reconnect backoff bounds (s).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = field(default_factory=lambda: f"twin-bridge-{uuid.uuid4().hex[:8]}")
+    topics: Sequence[str] = (OBS_FILTER,)
+    shared_group: str | None = None
+    session_expiry_s: int = 86_400
+    receive_maximum: int = 1000
+    batch_max: int = 500
+    batch_wait_s: float = 0.02
+    keepalive_s: int = 30
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 30
+    username: str | None = None
+    password: str | None = None
+
+    def filters(self) -> list[str]:
+        """Topic filters as subscribed (with the ``$share/<group>/`` prefix if shared)."""
+        if self.shared_group:
+            return [f"$share/{self.shared_group}/{t}" for t in self.topics]
+        return list(self.topics)
+
+    def check(self) -> None:
+        if not self.topics:
+            raise ConfigError("MQTT topics=[] : give at least one topic filter, e.g. sz/v1/+/+/obs")
+        if not 1 <= self.receive_maximum <= 65535:
+            raise ConfigError(f"receive_maximum={self.receive_maximum} must be in 1..65535")
+        if self.batch_max < 1:
+            raise ConfigError(f"batch_max={self.batch_max} must be >= 1")
+        if self.shared_group is not None and (
+            not self.shared_group or any(c in self.shared_group for c in "/+#")
+        ):
+            raise ConfigError(
+                f"shared_group={self.shared_group!r} must be a non-empty name without / + #"
+            )
+
+
+@dataclass
+class SourceStats:
+    """Counters of an :class:`MqttSource` (read them any time)."""
+
+    received: int = 0
+    acked: int = 0
+    not_acked_stale: int = 0
+    batches: int = 0
+    sink_errors: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "acked": self.acked,
+            "not_acked_stale": self.not_acked_stale,
+            "batches": self.batches,
+            "sink_errors": self.sink_errors,
+            "connects": self.connects,
+            "disconnects": self.disconnects,
+            "results": dict(self.results),
+        }
+
+
+def _result_label(r: Any) -> str:
+    """A short label of one sink result for the counters (``stored``, ``duplicate``, ``rejected``...)."""
+    for attr in ("status", "outcome", "kind"):
+        v = getattr(r, attr, None)
+        if isinstance(v, str):
+            return v
+        if v is not None and hasattr(v, "value"):
+            return str(v.value)
+    return type(r).__name__.lower()
+
+
+class MqttSource:
+    """Subscribe to the broker and feed a sink; acknowledge after the sink returns.
+
+    Use :meth:`start` / :meth:`stop` (or as a context manager). Thread-safe
+    counters in :attr:`stats`; :attr:`connected` and :attr:`subscribed` are
+    :class:`threading.Event` objects.
+    """
+
+    def __init__(self, config: MqttConfig, sink: Any) -> None:
+        import paho.mqtt.client as mqtt
+
+        config.check()
+        self.config = config
+        self.sink: Sink = as_sink(sink)
+        self.stats = SourceStats()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._queue: queue.Queue[tuple[int, Any, datetime]] = queue.Queue(
+            maxsize=config.receive_maximum + config.batch_max
+        )
+        self._gen = 0
+        self._gen_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._sub_mids: set[int] = set()
+        self._fatal: BaseException | None = None
+
+        c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if config.username is not None:
+            c.username_pw_set(config.username, config.password)
+        c.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        self.client = c
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> MqttSource:
+        """Connect (asynchronously; retried with backoff) and start the worker."""
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = int(self.config.session_expiry_s)
+        props.ReceiveMaximum = int(self.config.receive_maximum)
+        self.client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._worker = threading.Thread(target=self._work, name="mqtt-source-worker", daemon=True)
+        self._worker.start()
+        self.client.loop_start()
+        return self
+
+    def wait_subscribed(self, timeout: float = 10.0) -> None:
+        """Block until the subscription is granted; raise :class:`FetchError` on timeout."""
+        if not self.subscribed.wait(timeout):
+            raise FetchError(
+                f"no subscription on MQTT broker {self.config.host}:{self.config.port} after "
+                f"{timeout:g} s; is the broker running (mosquitto) and reachable?"
+            )
+
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Store and acknowledge what is queued (up to ``drain_s``), then disconnect.
+
+        The session stays on the broker (it expires after ``session_expiry_s``).
+        """
+        deadline = time.monotonic() + drain_s
+        while not self._queue.empty() and time.monotonic() < deadline and self._worker_alive():
+            time.sleep(0.01)
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=max(1.0, drain_s))
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+    def _worker_alive(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def __enter__(self) -> MqttSource:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ callbacks
+    def _bump(self) -> None:
+        with self._gen_lock:
+            self._gen += 1
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT connect to %s:%s refused: %s", self.config.host, self.config.port,
+                        reason_code)
+            return
+        self._bump()
+        self.stats.connects += 1
+        self.connected.set()
+        log.info("connected to %s:%s (session present: %s)", self.config.host, self.config.port,
+                 flags.session_present)
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        opts = SubscribeOptions(qos=1)
+        rc, mid = client.subscribe([(f, opts) for f in self.config.filters()])
+        if mid is not None:
+            self._sub_mids.add(mid)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        bad = [rc for rc in reason_codes if rc.is_failure]
+        if bad:
+            log.error("subscription %s refused by the broker: %s", self.config.filters(), bad)
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._bump()
+        self.stats.disconnects += 1
+        self.connected.clear()
+        self.subscribed.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from %s:%s (%s); reconnecting", self.config.host,
+                        self.config.port, reason_code)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        # Receive Maximum bounds what the broker sends unacknowledged, so this put
+        # does not block in normal operation; if it does, TCP backpressure follows.
+        with self._gen_lock:
+            gen = self._gen
+        self.stats.received += 1
+        self._queue.put((gen, msg, datetime.now(UTC)))
+
+    # --------------------------------------------------------------- worker
+    def _take_batch(self) -> list[tuple[int, Any, datetime]]:
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.config.batch_wait_s
+        while len(batch) < self.config.batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+        return batch
+
+    def _work(self) -> None:
+        backoff = 0.05
+        pending: list[tuple[int, Any, datetime]] = []
+        while not self._stop.is_set() or pending:
+            if not pending:
+                if self._stop.is_set():
+                    break
+                pending = self._take_batch()
+                if not pending:
+                    continue
+            messages = [
+                Message(_topic_of(m), bytes(m.payload), received) for _, m, received in pending
+            ]
+            try:
+                results = self.sink.handle_many(messages)
+            except Exception as exc:  # store unavailable: keep the batch, retry, never ack
+                self.stats.sink_errors += 1
+                log.error("storing a batch of %d messages failed (%s); retrying in %.2f s",
+                          len(pending), exc, backoff)
+                if self._stop.wait(backoff):
+                    break  # not acknowledged: the broker redelivers them next time
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.05
+            for r in results or ():
+                label = _result_label(r)
+                self.stats.results[label] = self.stats.results.get(label, 0) + 1
+            self._ack(pending)
+            self.stats.batches += 1
+            pending = []
+
+    def _ack(self, batch: list[tuple[int, Any, datetime]]) -> None:
+        with self._gen_lock:
+            for gen, m, _ in batch:
+                if m.qos == 0:
+                    continue
+                if gen != self._gen:
+                    self.stats.not_acked_stale += 1  # redelivered on the new connection
+                    continue
+                self.client.ack(m.mid, m.qos)
+                self.stats.acked += 1
+
+
+def _topic_of(msg: Any) -> str:
+    try:
+        return msg.topic
+    except UnicodeDecodeError:  # invalid UTF-8 topic: keep it visible for the dead letter
+        return msg._topic.decode("utf-8", "backslashreplace")
+
+
+class MqttPublisher:
+    """QoS-1 publisher with a bounded window of messages awaiting their PUBACK.
+
+    :meth:`publish` blocks while ``window`` messages are unacknowledged, so
+    memory and paho's queue stay small. Use as a context manager; :meth:`flush`
+    waits for every PUBACK.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str | None = None,
+        qos: int = 1,
+        window: int = 200,
+        clean_start: bool = True,
+        session_expiry_s: int = 0,
+        will: tuple[str, bytes, bool] | None = None,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        if qos not in (0, 1, 2):
+            raise ConfigError(f"qos={qos!r} must be 0, 1 or 2")
+        if window < 1:
+            raise ConfigError(f"window={window!r} must be >= 1")
+        self.qos = qos
+        self.window = window
+        self.published = 0
+        self._slots = threading.BoundedSemaphore(window)
+        self._connected = threading.Event()
+        c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"twin-pub-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        c.max_inflight_messages_set(window)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, 10)
+        if will is not None:
+            c.will_set(will[0], will[1], qos=1, retain=will[2])
+        c.on_connect = lambda *a: self._connected.set()
+        c.on_disconnect = lambda *a: self._connected.clear()
+        c.on_publish = self._on_publish
+        self.client = c
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = int(session_expiry_s)
+        c.connect_async(host, port, keepalive=30, clean_start=clean_start, properties=props)
+        c.loop_start()
+        if not self._connected.wait(connect_timeout_s):
+            c.loop_stop()
+            raise FetchError(
+                f"cannot connect to MQTT broker {host}:{port} within {connect_timeout_s:g} s; "
+                "is mosquitto running there?"
+            )
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if self.qos > 0:
+            self._slots.release()
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False,
+                qos: int | None = None) -> None:
+        """Publish one message, waiting first while the window is full."""
+        q = self.qos if qos is None else qos
+        if q > 0:
+            self._slots.acquire()
+        info = self.client.publish(topic, payload, qos=q, retain=retain)
+        if info.rc != 0:
+            if q > 0:
+                self._slots.release()
+            raise FetchError(f"publish to {topic!r} failed: paho error {info.rc}")
+        self.published += 1
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every published QoS>0 message has its PUBACK."""
+        if self.qos == 0:
+            return
+        deadline = time.monotonic() + timeout
+        got = 0
+        try:
+            for _ in range(self.window):
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._slots.acquire(timeout=left):
+                    raise FetchError(
+                        f"{self.window - got} of the last published messages were not "
+                        f"acknowledged by the broker within {timeout:g} s"
+                    )
+                got += 1
+        finally:
+            for _ in range(got):
+                self._slots.release()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Flush, disconnect and stop the network thread."""
+        try:
+            self.flush(timeout)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def __enter__(self) -> MqttPublisher:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["MqttConfig", "MqttPublisher", "MqttSource", "SourceStats", "parse_broker"]

@@ -1,0 +1,250 @@
+"""``twin bridge``: the hardware bridge — live MQTT ingest, replays, simulated devices, inspection."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hardware_bridge.runner import cli as _run_cmd
+from twin.cli._util import echo_json, user_errors
+
+
+@click.group("bridge")
+def bridge() -> None:
+    """Sensor feeds into the twin: MQTT / HTTP ingest, replay, simulated devices, inspection."""
+
+
+bridge.add_command(_run_cmd, "run")
+
+
+def _speed(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a number (e.g. 10) or 'inf'",
+                                 param_hint="--speed") from None
+    if not (v >= 0):
+        raise click.BadParameter(f"{value!r}: speed must be > 0, or 0/inf for as fast as possible",
+                                 param_hint="--speed")
+    return math.inf if v == 0 else v
+
+
+def _summary_of_results(results: list[Any]) -> dict[str, int]:
+    from hardware_bridge.sources.http import outcome
+
+    out = {"stored": 0, "duplicates": 0, "rejected": 0}
+    for r in results:
+        o = outcome(r)
+        if o["ok"]:
+            out["stored"] += o["stored"]
+            out["duplicates"] += o["duplicates"]
+        else:
+            out["rejected"] += 1
+    return out
+
+
+@bridge.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--speed", default="1", show_default=True, metavar="N",
+              help="Replay N times faster than recorded (inf or 0: as fast as possible).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
+              help="File format (default: from the suffix).")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Feed the ingestor of this store directly (validate, store, dead-letter).")
+@click.option("--broker", default=None, metavar="HOST:PORT",
+              help="Publish to this MQTT broker instead (QoS 1), for a running `twin bridge run`.")
+@click.option("--batch-max", type=click.IntRange(1), default=500, show_default=True,
+              help="Records delivered together at most (when several are due).")
+def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, broker: str | None,
+               batch_max: int) -> None:
+    """Replay a recorded feed FILE (CSV or JSON lines) at --speed N.
+
+    Exactly one of --store (ingest directly) or --broker (publish) is needed.
+    Prints a JSON summary (records, wall time, achieved speed, stored/rejected).
+    """
+    spd = _speed(speed)
+    if (store is None) == (broker is None):
+        raise click.UsageError("give exactly one of --store DIR or --broker HOST:PORT")
+    from hardware_bridge.sources.replay import read_records, replay
+
+    with user_errors():
+        records = read_records(file, fmt)
+        summary: dict[str, Any] = {"file": str(file), "speed": spd}
+        if store is not None:
+            from hardware_bridge.runner import BridgeOptions, make_ingestor
+            from twin.store import Store
+
+            with Store.open(store) as st:
+                stats = replay(records, make_ingestor(st, BridgeOptions(store=store)), speed=spd,
+                               batch_max=batch_max, keep_results=True)
+                summary.update(_summary_of_results(stats.results))
+        else:
+            from hardware_bridge.sources.mqtt import MqttPublisher, parse_broker
+
+            host, port = parse_broker(broker)
+            with MqttPublisher(host, port) as pub:
+                def send(batch):
+                    for r in batch:
+                        pub.publish(r.topic, r.payload)
+
+                stats = replay(records, send, speed=spd, batch_max=batch_max)
+            summary["published"] = stats.records
+        summary.update(records=stats.records, batches=stats.batches,
+                       wall_s=round(stats.wall_s, 3), span_s=stats.span_s,
+                       achieved_speed=None if math.isinf(stats.achieved_speed)
+                       else round(stats.achieved_speed, 2))
+    echo_json(summary)
+
+
+@bridge.command("simulate")
+@click.option("--devices", type=click.IntRange(1), default=12, show_default=True,
+              help="Number of simulated devices (kinds taken in turn).")
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=10.0,
+              show_default=True, help="Simulated duration (minutes).")
+@click.option("--kinds", default=None, metavar="A,B",
+              help="Comma-separated kinds (rain_gauge,water_level,...). Default: all kinds.")
+@click.option("--interval-s", type=click.FloatRange(0, min_open=True), default=60.0,
+              show_default=True, help="Reporting interval of every device (s).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--speed", default="inf", show_default=True, metavar="N",
+              help="Publish N times faster than real time (inf: as fast as possible; the "
+                   "readings are then timed in the last --minutes before now).")
+@click.option("--broker", default=None, metavar="HOST:PORT",
+              help="Publish to this MQTT broker (QoS 1; statuses retained).")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Feed the ingestor of this store directly instead.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the messages to a JSON-lines file (replayable) instead.")
+def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: float, seed: int,
+                 speed: str, broker: str | None, store: Path | None, out: Path | None) -> None:
+    """Simulated devices (noise, drift, battery, dropouts) publishing readings.
+
+    Exactly one of --broker, --store or --out. Prints a JSON summary.
+    """
+    spd = _speed(speed)
+    if sum(x is not None for x in (broker, store, out)) != 1:
+        raise click.UsageError("give exactly one of --broker HOST:PORT, --store DIR or --out FILE")
+    from hardware_bridge.sources.replay import ReplayRecord, replay
+    from hardware_bridge.sources.simulated import make_devices, simulate
+
+    with user_errors():
+        kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
+        devs = make_devices(devices, kind_list, interval_s=interval_s)
+        now = datetime.now(UTC).replace(microsecond=0)
+        duration = minutes * 60.0
+        start = now - timedelta(seconds=duration) if math.isinf(spd) else now
+        msgs = simulate(devs, start, duration, seed=seed)
+        summary: dict[str, Any] = {"devices": devices, "minutes": minutes, "seed": seed,
+                                   "start": start.isoformat()}
+        if out is not None:
+            n = 0
+            with open(out, "w", encoding="utf-8") as fh:
+                for m in msgs:
+                    fh.write(json.dumps({"topic": m.topic, "payload": json.loads(m.payload),
+                                         "received_at": m.time.isoformat()}) + "\n")
+                    n += 1
+            summary.update(written=n, out=str(out))
+            echo_json(summary)
+            return
+        records = (ReplayRecord(m.topic, m.payload, m.time, i, None) for i, m in enumerate(msgs))
+        if store is not None:
+            from hardware_bridge.runner import BridgeOptions, make_ingestor
+            from twin.store import Store
+
+            with Store.open(store) as st:
+                stats = replay(records, make_ingestor(st, BridgeOptions(store=store)),
+                               speed=spd, keep_results=True)
+                summary.update(_summary_of_results(stats.results))
+        else:
+            from hardware_bridge.sources.mqtt import MqttPublisher, parse_broker
+
+            host, port = parse_broker(broker)
+            with MqttPublisher(host, port) as pub:
+                def send(batch):
+                    for r in batch:
+                        pub.publish(r.topic, r.payload, retain=r.topic.endswith("/status"))
+
+                stats = replay(records, send, speed=spd)
+        summary.update(messages=stats.records, wall_s=round(stats.wall_s, 3))
+    echo_json(summary)
+
+
+def _stream_rows(db: Path) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(
+            "SELECT datastream_id, COUNT(*), MIN(phenomenon_time), MAX(phenomenon_time), "
+            "MAX(result_time) FROM observations GROUP BY datastream_id ORDER BY datastream_id"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+@bridge.command("inspect")
+@click.option("--store", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="Store directory to inspect.")
+@click.option("--stale-after-s", type=click.FloatRange(0), default=900.0, show_default=True,
+              help="A datastream whose latest phenomenonTime is older than this is stale.")
+@click.option("--now", default=None, metavar="ISO8601",
+              help="Judge staleness at this instant (default: now), e.g. for a replayed feed.")
+@click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
+              help="Dead letters listed at most (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int,
+                as_json: bool) -> None:
+    """Dead letters, stale sensors and per-stream statistics of a store."""
+    from twin.store import Store, parse_utc, utc_text
+
+    with user_errors():
+        when = datetime.now(UTC) if now is None else parse_utc(utc_text(now, "--now"))
+        with Store.open(store) as st:
+            n_dead = st.count_dead_letters()
+            hits = st.count_dead_letters(hits=True)
+            dead = st.dead_letters()[-limit:][::-1] if limit else []
+            rows = _stream_rows(st.db_path)
+    streams = []
+    for ds, n, first, last, last_rt in rows:
+        age = (when - parse_utc(last)).total_seconds()
+        streams.append({"datastream": ds, "count": n, "first": first, "last": last,
+                        "last_result_time": last_rt, "age_s": round(age, 1),
+                        "stale": age > stale_after_s})
+    report = {
+        "store": str(store),
+        "observations": sum(s["count"] for s in streams),
+        "datastreams": len(streams),
+        "stale": [s["datastream"] for s in streams if s["stale"]],
+        "dead_letters": {"count": n_dead, "deliveries": hits,
+                         "recent": [{"received_at": d.received_at.isoformat(), "topic": d.topic,
+                                     "reason": d.reason, "hits": d.hits,
+                                     "payload": d.payload[:200].decode("utf-8", "replace")}
+                                    for d in dead]},
+        "streams": streams,
+    }
+    if as_json:
+        echo_json(report)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"[bold]{store}[/bold]: {report['observations']} observations in "
+              f"{len(streams)} datastreams, {len(report['stale'])} stale "
+              f"(> {stale_after_s:g} s), {n_dead} dead letters ({hits} deliveries)")
+    t = Table("datastream", "count", "first", "last", "age s", "stale")
+    for s in streams:
+        t.add_row(s["datastream"], str(s["count"]), s["first"], s["last"], f"{s['age_s']:.0f}",
+                  "STALE" if s["stale"] else "")
+    con.print(t)
+    if dead:
+        t = Table("received", "topic", "reason", "hits", "payload")
+        for d in report["dead_letters"]["recent"]:
+            t.add_row(d["received_at"], d["topic"], d["reason"], str(d["hits"]),
+                      d["payload"][:60])
+        con.print(t)
