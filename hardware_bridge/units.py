@@ -62,7 +62,10 @@ def registry():  # -> pint.UnitRegistry
     """The bridge's pint registry (created on first use: loading takes ~0.3 s)."""
     import pint
 
-    return pint.UnitRegistry()
+    ureg = pint.UnitRegistry()
+    if "ppb" not in ureg:  # pint defines ppm but not ppb
+        ureg.define("ppb = 1e-9 = parts_per_billion")
+    return ureg
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,13 @@ def _conversion(kind: Kind, unit: str) -> Conversion | None:
     y0 = ureg.Quantity(0.0, src).to(dst).magnitude
     y1 = ureg.Quantity(1.0, src).to(dst).magnitude
     return Conversion(q, unit, float(y1 - y0), float(y0))
+
+
+def warm_up() -> None:
+    """Load pint and compute every (kind, unit) conversion now (~1 s), not on the first message."""
+    for kind, spec in KINDS.items():
+        for unit in spec.accepted_units:
+            _conversion(kind, unit)
 
 
 def conversion(kind: Kind | str, unit: object) -> Conversion:

@@ -338,10 +338,13 @@ def _parse_batch(doc: dict[str, Any], kind: str, station: str) -> tuple[Normaliz
     irt = comps.index("resultTime") if "resultTime" in comps else None
     iseq = comps.index("seq") if "seq" in comps else None
     ipar = comps.index("parameters") if "parameters" in comps else None
-    if KINDS[_KIND_VALUES[kind]].event_model is None:
-        units.conversion(kind, m.unit)  # one clear message for a bad unit, not one per row
-    out = []
     ds = m.datastream
+    if KINDS[_KIND_VALUES[kind]].event_model is None:
+        conv = units.conversion(kind, m.unit)  # one clear message for a bad unit, not one per row
+        fast = _fast_rows(m.dataArray, n, ip, ir, irt, iseq, ipar, conv, kind, station, ds, m.unit)
+        if fast is not None:
+            return fast
+    out = []
     for r, row in enumerate(m.dataArray):
         where = f"dataArray[{r}]."
         if len(row) != n:
@@ -353,6 +356,72 @@ def _parse_batch(doc: dict[str, Any], kind: str, station: str) -> tuple[Normaliz
         seq = 0 if iseq is None else row[iseq]
         params = None if ipar is None else row[ipar]
         out.append(_build(kind, station, ds, pt, rt, row[ir], m.unit, seq, params, where))
+    return tuple(out)
+
+
+def _fast_rows(
+    rows: list[list[Any]],
+    n: int,
+    ip: int,
+    ir: int,
+    irt: int | None,
+    iseq: int | None,
+    ipar: int | None,
+    conv: units.Conversion,
+    kind: str,
+    station: str,
+    ds: str,
+    unit: str | None,
+) -> tuple[NormalizedObservation, ...] | None:
+    """Fast path of a numeric batch; None as soon as a row needs the careful path
+    (which then produces the exact rejection reason)."""
+    q = conv.quantity
+    lo, hi, scale, offset, si_unit = q.lo, q.hi, conv.scale, conv.offset, q.si_unit
+    fromiso = datetime.fromisoformat
+    out = []
+    append = out.append
+    for row in rows:
+        if len(row) != n:
+            return None
+        t = row[ip]
+        v = row[ir]
+        if type(t) is not str or (type(v) is not float and type(v) is not int):
+            return None
+        try:
+            pt = fromiso(t)
+        except ValueError:
+            return None
+        off = pt.utcoffset()
+        if off is None:
+            return None
+        if irt is None:
+            rt = None
+        else:
+            trt = row[irt]
+            if type(trt) is not str:
+                return None
+            try:
+                rt = fromiso(trt)
+            except ValueError:
+                return None
+            if rt.utcoffset() is None:
+                return None
+        seq = 0 if iseq is None else row[iseq]
+        if type(seq) is not int or not (0 <= seq <= MAX_SEQ):
+            return None
+        params = None if ipar is None else row[ipar]
+        if params is not None and type(params) is not dict:
+            return None
+        try:
+            value = float(v)
+            pt = pt.astimezone(UTC)
+            rt = pt if rt is None else rt.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return None
+        si = scale * value + offset
+        if not (lo <= si <= hi):
+            return None
+        append(NormalizedObservation(ds, kind, station, pt, rt, seq, si, si_unit, value, unit, None, params))
     return tuple(out)
 
 

@@ -225,6 +225,30 @@ def _obs_row(o: Observation | dict[str, Any]) -> tuple[Any, ...]:
     return (o.datastream_id, pt, rt, int(o.seq), value, o.unit or "", raw)
 
 
+_RAW_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def _fast_utc_text(when: Any) -> str | None:
+    """:func:`utc_text` of an aware UTC datetime with a 4-digit year, else None."""
+    if type(when) is datetime and when.tzinfo is UTC and when.year >= 1000:
+        return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return None
+
+
+def _ingest_row(o: Observation | dict[str, Any]) -> tuple[Any, ...]:
+    """:func:`_obs_row` with a fast path for the bridge's already-validated observations
+    (UTC datetimes, float or None value, int seq); same row as :func:`_obs_row`."""
+    if type(o) is Observation and type(o.seq) is int and type(o.datastream_id) is str:
+        value = o.value
+        if (value is None or (type(value) is float and value == value)) and o.datastream_id:
+            pt = _fast_utc_text(o.phenomenon_time)
+            rt = pt if o.result_time is o.phenomenon_time else _fast_utc_text(o.result_time)
+            if pt is not None and rt is not None:
+                raw = None if o.raw is None else _RAW_JSON(o.raw)
+                return (o.datastream_id, pt, rt, o.seq, value, o.unit or "", raw)
+    return _obs_row(o)
+
+
 _OBS_INSERT = (
     "INSERT INTO observations "
     "(datastream_id, phenomenon_time, result_time, seq, value, unit, raw) "
@@ -822,7 +846,7 @@ class Store:
         observation, ``True`` if it was new and ``False`` if it was a duplicate.
         Every record is validated before anything is written.
         """
-        rows = [_obs_row(o) for o in observations]
+        rows = [_ingest_row(o) for o in observations]
         dl_rows = [
             _dl_row(**d) if isinstance(d, dict) else _dl_row(*d) for d in dead_letters
         ]
@@ -834,6 +858,19 @@ class Store:
             for row in dl_rows:
                 cur.execute(_DL_UPSERT, row).fetchall()
         return new
+
+    def latest_times(self, not_after: datetime | str | None = None) -> dict[str, datetime]:
+        """Latest phenomenon time per datastream (only times ``<= not_after`` if given).
+
+        The sensor bridge seeds its watermarks and stale-stream detection from it on restart.
+        """
+        sql = "SELECT datastream_id, MAX(phenomenon_time) FROM observations"
+        args: tuple[Any, ...] = ()
+        if not_after is not None:
+            sql += " WHERE phenomenon_time <= ?"
+            args = (utc_text(not_after, "not_after"),)
+        sql += " GROUP BY datastream_id"
+        return {r[0]: parse_utc(r[1]) for r in self._query(sql, args)}
 
     # ---------------------------------------------------------- dead letters
     def put_dead_letter(
