@@ -42,25 +42,38 @@ class BridgeOptions:
     receive_maximum: int = 1000
     batch_max: int = 500
     batch_wait_s: float = 0.02
-    watermark_s: float = 3600.0
+    watermark_s: float = 300.0
     stale_after_s: float = 900.0
-    skew_tolerance_s: float = 120.0
+    skew_tolerance_s: float = 5.0
+    stale_check_s: float = 30.0
     http: str | None = None
     stats_every_s: float = 0.0
     ingestor_kw: dict[str, Any] = field(default_factory=dict)
 
 
-def make_ingestor(store: Any, opts: BridgeOptions, on_alert: Callable[..., Any] | None = None):
-    """The :class:`~hardware_bridge.ingest.Ingestor` the options describe."""
+def make_ingestor(
+    store: Any, opts: BridgeOptions, on_alert: Callable[..., Any] | None = None,
+    source: str = "mqtt",
+):
+    """The :class:`~hardware_bridge.ingest.Ingestor` the options describe.
+
+    Alerts (stale streams, clock skew, devices offline) go to ``on_alert``;
+    by default they are kept in the store's live event log.
+    """
     from hardware_bridge.ingest import Ingestor
 
+    if on_alert is None:
+        def on_alert(event: Any) -> None:
+            store.put_event(event)
+
+    kw = {"source": source, **opts.ingestor_kw}
     return Ingestor(
         store,
         watermark_s=opts.watermark_s,
         stale_after_s=opts.stale_after_s,
         skew_tolerance_s=opts.skew_tolerance_s,
         on_alert=on_alert,
-        **opts.ingestor_kw,
+        **kw,
     )
 
 
@@ -75,7 +88,7 @@ def run_bridge(
     emit: Callable[[dict[str, Any]], None] = _emit,
 ) -> dict[str, Any]:
     """Run until ``stop`` is set (or SIGTERM/SIGINT in the main thread); return final stats."""
-    from hardware_bridge.sources import OBS_FILTER, IngestorSink
+    from hardware_bridge.sources import OBS_FILTER, STATUS_FILTER, IngestorSink
     from hardware_bridge.sources.mqtt import MqttConfig, MqttSource, parse_broker
     from twin.store import Store
 
@@ -88,12 +101,13 @@ def run_bridge(
     store = Store.open(opts.store)
     http = None
     try:
-        sink = IngestorSink(make_ingestor(store, opts))
+        ingestor = make_ingestor(store, opts)
+        sink = IngestorSink(ingestor)
         cfg = MqttConfig(
             host=host,
             port=port,
             client_id=opts.client_id,
-            topics=tuple(opts.topics) or (OBS_FILTER,),
+            topics=tuple(opts.topics) or (OBS_FILTER, STATUS_FILTER),
             shared_group=opts.shared_group,
             session_expiry_s=opts.session_expiry_s,
             receive_maximum=opts.receive_maximum,
@@ -113,17 +127,21 @@ def run_bridge(
         emit({"event": "ready", "pid": os.getpid(), "client_id": cfg.client_id,
               "filters": cfg.filters(), "store": str(store.root),
               "http": http.url if http else None})
-        last = time.monotonic()
+        last = last_stale = time.monotonic()
         while not stop.wait(0.2):
-            if opts.stats_every_s and time.monotonic() - last >= opts.stats_every_s:
-                last = time.monotonic()
+            now = time.monotonic()
+            if opts.stale_check_s and now - last_stale >= opts.stale_check_s:
+                last_stale = now
+                ingestor.check_stale()
+            if opts.stats_every_s and now - last >= opts.stats_every_s:
+                last = now
                 emit({"event": "stats", "stats": source.stats.as_dict(),
-                      "connected": source.connected.is_set()})
+                      "ingest": dict(ingestor.totals), "connected": source.connected.is_set()})
         if http is not None:
             http.stop()
             http = None
         source.stop()
-        final = source.stats.as_dict()
+        final = {**source.stats.as_dict(), "ingest": dict(ingestor.totals)}
         emit({"event": "stopped", "stats": final})
         return final
     finally:
@@ -143,7 +161,7 @@ def bridge_options(f):
                      help="MQTT client id; keep it stable so the broker keeps this bridge's "
                           "session and redelivers unacknowledged messages after a restart."),
         click.option("--topic", "topics", multiple=True, metavar="FILTER",
-                     help="Topic filter (repeatable). Default: sz/v1/+/+/obs."),
+                     help="Topic filter (repeatable). Default: sz/v1/+/+/obs and sz/v1/+/+/status."),
         click.option("--shared-group", default=None, metavar="NAME",
                      help="Join an MQTT 5 shared subscription ($share/NAME/...) so several "
                           "bridges split the stream."),
@@ -155,11 +173,11 @@ def bridge_options(f):
                      help="Messages stored per transaction at most."),
         click.option("--batch-wait-s", type=click.FloatRange(0), default=0.02, show_default=True,
                      help="Longest wait for a batch to fill (s)."),
-        click.option("--watermark-s", type=click.FloatRange(0), default=3600.0, show_default=True,
+        click.option("--watermark-s", type=click.FloatRange(0), default=300.0, show_default=True,
                      help="Event-time watermark: later out-of-order data is flagged 'late'."),
         click.option("--stale-after-s", type=click.FloatRange(0), default=900.0,
                      show_default=True, help="A datastream silent this long is stale."),
-        click.option("--skew-tolerance-s", type=click.FloatRange(0), default=120.0,
+        click.option("--skew-tolerance-s", type=click.FloatRange(0), default=5.0,
                      show_default=True,
                      help="phenomenonTime ahead of receipt by more than this is flagged."),
         click.option("--http", default=None, metavar="HOST:PORT",

@@ -40,18 +40,20 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 def outcome(result: Any) -> dict[str, Any]:
-    """Summary of one ingest result: ``ok``, ``stored``, ``duplicates``, ``reason``, ``flags``."""
-    ok = bool(getattr(result, "ok", getattr(result, "accepted", True)))
-    reason = getattr(result, "reason", None)
-    stored = getattr(result, "stored", None)
-    dups = getattr(result, "duplicates", None)
-    flags = getattr(result, "flags", None) or ()
+    """Summary of one :class:`~hardware_bridge.ingest.IngestResult`.
+
+    ``{"status", "ok", "stored", "duplicates", "reason", "flags"}``; ``ok`` is true
+    for ``stored`` and ``duplicate``; ``retry`` (not processed) is neither ok nor rejected.
+    """
+    status = getattr(result, "status", "stored")
+    flags = [f for f in ("late", "skewed") if getattr(result, f, 0)]
     return {
-        "ok": ok and reason is None if not ok else True,
-        "stored": int(stored) if isinstance(stored, int) else (1 if ok else 0),
-        "duplicates": int(dups) if isinstance(dups, int) else 0,
-        "reason": None if ok else (reason or "rejected"),
-        "flags": sorted({str(f) for f in flags}) if not isinstance(flags, str) else [flags],
+        "status": status,
+        "ok": status in ("stored", "duplicate"),
+        "stored": int(getattr(result, "stored", 0) or 0),
+        "duplicates": int(getattr(result, "duplicates", 0) or 0),
+        "reason": getattr(result, "reason", None),
+        "flags": flags,
     }
 
 
@@ -83,8 +85,10 @@ def make_app(sink: Any, *, max_body_bytes: int = MAX_BODY_BYTES):
                 {"reason": f"the store could not be written ({type(exc).__name__}: {exc}); retry"},
                 status_code=503,
             )
-        o = outcome(results[0]) if results else {"ok": True, "stored": 0, "duplicates": 0,
-                                                  "reason": None, "flags": []}
+        o = outcome(results[0])
+        if o["status"] == "retry":
+            return JSONResponse({"reason": o["reason"] or "not processed; retry"},
+                                status_code=503)
         if o["ok"]:
             return JSONResponse(
                 {"stored": o["stored"], "duplicates": o["duplicates"], "flags": o["flags"],

@@ -40,11 +40,9 @@ def _summary_of_results(results: list[Any]) -> dict[str, int]:
     out = {"stored": 0, "duplicates": 0, "rejected": 0}
     for r in results:
         o = outcome(r)
-        if o["ok"]:
-            out["stored"] += o["stored"]
-            out["duplicates"] += o["duplicates"]
-        else:
-            out["rejected"] += 1
+        out["stored"] += o["stored"]
+        out["duplicates"] += o["duplicates"]
+        out["rejected"] += o["status"] == "rejected"
     return out
 
 
@@ -80,7 +78,7 @@ def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, brok
             from twin.store import Store
 
             with Store.open(store) as st:
-                stats = replay(records, make_ingestor(st, BridgeOptions(store=store)), speed=spd,
+                stats = replay(records, make_ingestor(st, BridgeOptions(store=store), source="replay"), speed=spd,
                                batch_max=batch_max, keep_results=True)
                 summary.update(_summary_of_results(stats.results))
         else:
@@ -157,7 +155,7 @@ def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: fl
             from twin.store import Store
 
             with Store.open(store) as st:
-                stats = replay(records, make_ingestor(st, BridgeOptions(store=store)),
+                stats = replay(records, make_ingestor(st, BridgeOptions(store=store), source="simulated"),
                                speed=spd, keep_results=True)
                 summary.update(_summary_of_results(stats.results))
         else:
