@@ -455,24 +455,22 @@ def run_city_flood(
     every = min(every, duration)
     model = FloodModel(**model_kwargs(setup), dtype=dtype)
     wall0 = time.perf_counter()
-    last = {"n": 0, "t": 0.0}
-
     chunk = min(_finite(progress_every_s, "progress_every_s", lo=1e-3), every)
-    # run() only reports at output times: step the model in chunks ourselves for a smoother bar,
-    # reusing run() for the bookkeeping of the outputs (it sub-steps at its own output times).
-    orig_step = model.step
+    # FloodModel.run reports only at output times: wrap this instance's step so that each output
+    # interval is advanced in chunks of `chunk` seconds with a report after each (run() keeps the
+    # bookkeeping of frames, maxima and balance).
+    base_step = model.step
 
     def step(dt):
         t_end = model.t + dt
         while model.t < t_end - 1e-9:
             t_before, n_before = model.t, model.n_steps
-            orig_step(min(chunk, t_end - model.t))
+            base_step(min(chunk, t_end - model.t))
             if progress is not None:
                 dn = model.n_steps - n_before
                 progress({"t": model.t, "duration": duration, "steps": model.n_steps,
                           "dt": (model.t - t_before) / dn if dn else 0.0,
                           "wall": time.perf_counter() - wall0})
-        last["t"] = model.t
         return dt
 
     model.step = step

@@ -80,6 +80,7 @@ def test_dem_file_run(tmp_path):
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["dtype"] == "float32" and "waterlogging_hit_rate" not in s
+    assert s["grid"]["resolution_m"] == 20.0  # the DEM's own cell size
     assert s["volumes_m3"]["outflow"] > 0
     assert s["storm"]["total_mm"] == pytest.approx(30.0)
 

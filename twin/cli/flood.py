@@ -85,8 +85,8 @@ def flood() -> None:
               help="Position of the storm peak as a fraction of its length (0-1).")
 @click.option("--hours", type=float, default=6.0, show_default=True,
               help="Storm length and simulated time (h).")
-@click.option("--resolution", type=float, default=30.0, show_default=True,
-              help="Grid cell size (m).")
+@click.option("--resolution", type=float, default=None,
+              help="Grid cell size (m); default 30 for a city, the DEM's own for --dem.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: flood.nc, max_depth.tif, arrival_time.tif, time_of_max_depth.tif, "
                    "max_depth.png, summary.json.")
@@ -143,7 +143,7 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
                 setup = dem_flood_setup(dem, resolution=resolution, storm=the_storm, hours=hours, method=method,
                                         **({} if drain is None else {"drainage_mm_h": drain}))
             else:
-                setup = city_flood_setup(city_name or "shenzhen", resolution=resolution, districts=districts,
+                setup = city_flood_setup(city_name or "shenzhen", resolution=resolution or 30.0, districts=districts,
                                          buffer_m=buffer_m, storm=the_storm, hours=hours, method=method,
                                          peak_fraction=peak_fraction, tide=tide_m, surge_m=surge_m,
                                          drainage_mm_h=drain)
