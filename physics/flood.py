@@ -396,7 +396,10 @@ class FloodModel(Component):
 
     def _dataset(self, times, frames_h, frames_v, series, area, thr) -> xr.Dataset:
         coords = {"time": ("time", times, {"units": "s", "long_name": "time since start"}),
-                  "y": ("y", self.meta["y"]), "x": ("x", self.meta["x"])}
+                  "y": ("y", self.meta["y"], {"units": "m", "standard_name": "projection_y_coordinate",
+                                              "long_name": "cell-centre northing"}),
+                  "x": ("x", self.meta["x"], {"units": "m", "standard_name": "projection_x_coordinate",
+                                              "long_name": "cell-centre easting"})}
         ds = xr.Dataset(coords=coords)
         if frames_h:
             ds["depth"] = (("time", "y", "x"), np.stack(frames_h), {"units": "m", "long_name": "water depth"})

@@ -253,7 +253,8 @@ def test_output_dataset_has_units_and_round_trips_netcdf(tmp_path):
     ds = simulate(z, 600.0, dx=10.0, rain=30.0, output_every_s=120.0, boundaries={"east": "free"})
     for name, var in ds.data_vars.items():
         assert var.attrs.get("units"), f"{name} has no units"
-    assert ds["time"].attrs["units"] == "s"
+    for name in ("time", "x", "y"):
+        assert ds[name].attrs.get("units"), f"coordinate {name} has no units"
     assert ds.sizes["time"] == 6
     assert ds["depth"].dims == ("time", "y", "x")
     path = tmp_path / "flood.nc"
