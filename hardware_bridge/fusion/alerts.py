@@ -1,0 +1,412 @@
+"""Threshold alerts from sensor readings → :class:`twin.events.Event`.
+
+Rules live in configuration (``alerts.toml`` next to this module, with the
+source of every number; pass another file or a dict to override). Per kind:
+
+* **measured kinds** (rain, water level, GNSS, inclinometer, smoke, heat,
+  fixed gas detectors): each reading updates the stream's history and the
+  kind's *metrics* (table below); every rule compares one metric with a
+  threshold and names a severity. The stream's level is the most severe rule
+  that holds.
+* **event kinds** (``das_event``, ``petrol_video_event``): the event class
+  maps to a severity; events below ``min_confidence`` are dropped.
+
+Hysteresis and dedup: one alert per stream per level. A stream raises an
+event (kind ``"threshold_crossed"``) when its level rises above the active
+level; the level stays active until every rule of that level or above has
+fallen back past ``threshold ∓ deadband``; then an ``"alert_cleared"`` event
+(severity info, data ``from``/``to``) lowers it. Event kinds raise one
+event per (stream, class, position bucket) within ``dedup_s`` seconds.
+
+Metrics (units as written in the TOML):
+
+============================  ============================================================
+kind                          metrics
+============================  ============================================================
+rain_gauge                    depth_mm (trailing ``window_h``; readings are depths in m per
+                              interval, or intensities in m/s over the time since the
+                              stream's previous reading)
+water_level                   level_m
+gnss_displacement             cumulative_mm, rate_mm_per_day, tangent_angle_deg
+inclinometer                  change_mrad, rate_mrad_per_day
+smoke                         obscuration_pct_per_m
+heat                          temperature_c
+gas_lel / gas_h2s, gas_co /   lel_pct / ppm / o2_pct
+gas_o2
+============================  ============================================================
+
+Rates use the reading closest to ``t - window`` in the stream's history and
+are undefined until the history spans half the window. The improved
+tangential angle (Xu et al. 2009) is ``atan(rate / v)`` with ``v`` the
+station's constant-velocity-stage rate (``v_mm_per_day``): 45° means the
+slope moves at its usual pace, 80°/85° mark mid-acceleration / imminent
+failure.
+
+Event times: ``time_s`` is the clock's simulation time of the reading's
+phenomenon time when a :class:`twin.clock.SimClock` is given, else POSIX
+seconds (or the reading's own seconds).
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import math
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hardware_bridge.fusion import Reading, as_readings
+from twin.errors import ConfigError
+from twin.events import Event, Severity
+
+CONFIG_PATH = Path(__file__).with_name("alerts.toml")
+
+METRICS: dict[str, tuple[str, ...]] = {
+    "rain_gauge": ("depth_mm",),
+    "water_level": ("level_m",),
+    "gnss_displacement": ("cumulative_mm", "rate_mm_per_day", "tangent_angle_deg"),
+    "inclinometer": ("change_mrad", "rate_mrad_per_day"),
+    "smoke": ("obscuration_pct_per_m",),
+    "heat": ("temperature_c",),
+    "gas_lel": ("lel_pct",),
+    "gas_h2s": ("ppm",),
+    "gas_co": ("ppm",),
+    "gas_o2": ("o2_pct",),
+}
+WINDOWED = {"depth_mm", "rate_mm_per_day", "tangent_angle_deg", "rate_mrad_per_day"}
+EVENT_KINDS = ("das_event", "petrol_video_event")
+OPS = {">=": lambda v, t: v >= t, ">": lambda v, t: v > t,
+       "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
+
+__all__ = ["AlertEngine", "CONFIG_PATH", "Rule", "load_config"]
+
+
+def load_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The alert configuration (the packaged ``alerts.toml`` by default)."""
+    p = Path(path) if path is not None else CONFIG_PATH
+    try:
+        with open(p, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"alert config {p} does not exist: give an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"alert config {p} is not valid TOML: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One threshold rule (see ``alerts.toml`` for the fields)."""
+
+    metric: str
+    threshold: float
+    severity: Severity
+    op: str = ">="
+    window_h: float | None = None
+    label: str = ""
+    source: str = ""
+    verified: bool = False
+    assumption: str = ""
+
+    def holds(self, value: float, margin: float = 0.0) -> bool:
+        """Rule holds at ``value``; ``margin`` > 0 relaxes it by the deadband (for staying active)."""
+        t = self.threshold - margin if self.op in (">=", ">") else self.threshold + margin
+        return OPS[self.op](value, t)
+
+
+def _rule(kind: str, where: str, rec: Mapping[str, Any]) -> Rule:
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(f"alert config {where}: {msg}")
+
+    if not isinstance(rec, Mapping):
+        raise bad(f"rule {rec!r} must be a table")
+    metric = rec.get("metric")
+    if metric not in METRICS.get(kind, ()):
+        raise bad(f"metric={metric!r} is not one of {METRICS.get(kind, ())} for kind {kind!r}")
+    thr = rec.get("threshold")
+    if isinstance(thr, bool) or not isinstance(thr, int | float) or not math.isfinite(thr):
+        raise bad(f"threshold={thr!r} must be a finite number")
+    try:
+        sev = Severity.coerce(rec.get("severity", ""))
+    except Exception:
+        raise bad(f"severity={rec.get('severity')!r} is not one of {[s.value for s in Severity]}") from None
+    op = rec.get("op", ">=")
+    if op not in OPS:
+        raise bad(f"op={op!r} is not one of {list(OPS)}")
+    win = rec.get("window_h")
+    if metric in WINDOWED:
+        if isinstance(win, bool) or not isinstance(win, int | float) or not win > 0:
+            raise bad(f"metric {metric!r} needs window_h > 0 (hours), got {win!r}")
+        win = float(win)
+    elif win is not None:
+        raise bad(f"metric {metric!r} takes no window_h (got {win!r})")
+    source = str(rec.get("source", "")).strip()
+    if not source:
+        raise bad(f"rule {metric} {op} {thr} has no source: say where the number comes from")
+    verified = bool(rec.get("verified", False))
+    assumption = str(rec.get("assumption", "")).strip()
+    if not verified and not assumption:
+        raise bad(f"rule {metric} {op} {thr} is not verified and gives no assumption (reason)")
+    return Rule(metric, float(thr), sev, op, win, str(rec.get("label", "")), source, verified, assumption)
+
+
+@dataclass
+class _KindConf:
+    kind: str
+    rules: tuple[Rule, ...]
+    deadband: float
+    stations: dict[str, dict[str, Any]]
+    station_rules: dict[str, tuple[Rule, ...]]
+    classes: dict[str, Severity]
+    min_confidence: float
+    dedup_s: float
+    position_bucket_m: float
+    source: str
+
+
+def _parse_config(cfg: Mapping[str, Any]) -> dict[str, _KindConf]:
+    out: dict[str, _KindConf] = {}
+    for kind, sec in cfg.items():
+        if kind == "version":
+            continue
+        if kind not in METRICS and kind not in EVENT_KINDS:
+            raise ConfigError(
+                f"alert config: unknown kind [{kind}]; use one of {sorted([*METRICS, *EVENT_KINDS])}"
+            )
+        if not isinstance(sec, Mapping):
+            raise ConfigError(f"alert config [{kind}] must be a table")
+        if not sec.get("enabled", True):
+            continue
+        db = sec.get("deadband", 0.0)
+        if isinstance(db, bool) or not isinstance(db, int | float) or not (db >= 0 and math.isfinite(db)):
+            raise ConfigError(f"alert config [{kind}] deadband={db!r} must be a finite number >= 0")
+        rules = tuple(_rule(kind, f"[{kind}].rules[{i}]", r) for i, r in enumerate(sec.get("rules", [])))
+        stations = {str(k): dict(v) for k, v in dict(sec.get("stations", {})).items()}
+        st_rules = {
+            s: tuple(_rule(kind, f"[{kind}.stations.{s}].rules[{i}]", r) for i, r in enumerate(v["rules"]))
+            for s, v in stations.items() if "rules" in v
+        }
+        classes: dict[str, Severity] = {}
+        if kind in EVENT_KINDS:
+            if not str(sec.get("source", "")).strip():
+                raise ConfigError(f"alert config [{kind}] has no source for its class levels")
+            if not sec.get("verified", False) and not str(sec.get("assumption", "")).strip():
+                raise ConfigError(f"alert config [{kind}] is not verified and gives no assumption")
+            for c, s in dict(sec.get("classes", {})).items():
+                try:
+                    classes[str(c)] = Severity.coerce(s)
+                except Exception:
+                    raise ConfigError(f"alert config [{kind}.classes] {c}={s!r} is not a severity") from None
+        mc = float(sec.get("min_confidence", 0.0))
+        if not 0.0 <= mc <= 1.0:
+            raise ConfigError(f"alert config [{kind}] min_confidence={mc!r} must lie in [0, 1]")
+        out[kind] = _KindConf(kind, rules, float(db), stations, st_rules, classes, mc,
+                              float(sec.get("dedup_s", 0.0)), float(sec.get("position_bucket_m", 0.0)),
+                              str(sec.get("source", "")))
+    return out
+
+
+class _Stream:
+    __slots__ = ("times", "values", "baseline", "active", "prev_t")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.values: list[float] = []  # rain: depth (m) of the interval ending at the time
+        self.baseline: float | None = None
+        self.active: Severity | None = None
+        self.prev_t: float | None = None
+
+
+class AlertEngine:
+    """Evaluate readings against the alert rules (module docstring).
+
+    Parameters
+    ----------
+    config : dict, path or None
+        Parsed TOML (as :func:`load_config` returns), a TOML path, or None for
+        the packaged ``alerts.toml``.
+    clock : twin.clock.SimClock, optional
+        Converts datetimes to the simulation seconds of :attr:`Event.time_s`.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | str | os.PathLike | None = None, *, clock=None) -> None:
+        if config is None or isinstance(config, str | os.PathLike):
+            config = load_config(config)
+        self.config = copy.deepcopy(dict(config))
+        self.kinds = _parse_config(self.config)
+        self.clock = clock
+        self._streams: dict[str, _Stream] = {}
+        self._last_event: dict[tuple, float] = {}
+
+    # ---------------------------------------------------------------- public
+    def rules_for(self, kind: str, station: str = "") -> tuple[Rule, ...]:
+        """The rules applied to a stream of ``kind`` at ``station``."""
+        kc = self.kinds.get(kind)
+        if kc is None:
+            return ()
+        return kc.station_rules.get(station, kc.rules)
+
+    def active(self) -> dict[str, Severity]:
+        """Active level per datastream (streams without an active alert are left out)."""
+        return {k: s.active for k, s in self._streams.items() if s.active is not None}
+
+    def evaluate(self, readings: Reading | Iterable[Reading] | Any) -> list[Event]:
+        """Events raised by one reading or a window of readings (processed in time order)."""
+        rs = as_readings(readings)
+        rs.sort(key=lambda r: r.t)
+        out: list[Event] = []
+        for r in rs:
+            out.extend(self._one(r))
+        return out
+
+    # --------------------------------------------------------------- helpers
+    def _time_s(self, r: Reading) -> float:
+        if isinstance(r.time, datetime) and self.clock is not None:
+            return float(self.clock.seconds_at(r.time))
+        return r.t
+
+    def _event(self, r: Reading, kind: str, sev: Severity, message: str, data: dict) -> Event:
+        base = {"kind": r.kind, "station": r.station, "datastream": r.datastream_id,
+                "phenomenon_time": r.time.isoformat() if isinstance(r.time, datetime) else float(r.time)}
+        return Event(time_s=self._time_s(r), kind=kind, source=r.datastream_id, severity=sev,
+                     message=message, data={**base, **data})
+
+    def _one(self, r: Reading) -> list[Event]:
+        kc = self.kinds.get(r.kind)
+        if kc is None:
+            return []
+        if r.kind in EVENT_KINDS:
+            return self._discrete(r, kc)
+        if r.value is None:
+            return []
+        return self._measured(r, kc)
+
+    def _discrete(self, r: Reading, kc: _KindConf) -> list[Event]:
+        res = r.result or {}
+        if r.kind == "das_event":
+            cls = res.get("class", res.get("event_class"))
+        else:
+            cls = res.get("violation")
+        sev = kc.classes.get(str(cls)) if cls is not None else None
+        if sev is None:
+            return []
+        conf = res.get("confidence")
+        if conf is not None and float(conf) < kc.min_confidence:
+            return []
+        pos = res.get("position_m")
+        bucket = None
+        if pos is not None and kc.position_bucket_m > 0:
+            bucket = int(math.floor(float(pos) / kc.position_bucket_m))
+        key = (r.datastream_id, str(cls), bucket)
+        t = r.t
+        last = self._last_event.get(key)
+        if last is not None and 0 <= t - last < kc.dedup_s:
+            return []
+        self._last_event[key] = t
+        where = f" at {float(pos):.0f} m along the fibre" if pos is not None else ""
+        site = res.get("station") or r.station or r.datastream_id
+        what = "DAS event" if r.kind == "das_event" else "video violation"
+        msg = f"{what} '{cls}' at {site}{where}" + (f" (confidence {float(conf):.2f})" if conf is not None else "")
+        kind = "das_event" if r.kind == "das_event" else "video_violation"
+        return [self._event(r, kind, sev, msg, {"class": str(cls), "confidence": conf, "position_m": pos,
+                                                "result": dict(res), "rule_source": kc.source})]
+
+    def _history(self, r: Reading, kc: _KindConf, rules: tuple[Rule, ...]) -> tuple[_Stream, int]:
+        st = self._streams.setdefault(r.datastream_id, _Stream())
+        t = r.t
+        v = float(r.value)
+        if r.kind == "rain_gauge":
+            if r.unit == "m/s":
+                v = v * (t - st.prev_t) if st.prev_t is not None and t > st.prev_t else 0.0
+            st.prev_t = t if st.prev_t is None else max(st.prev_t, t)
+        if st.baseline is None:
+            scfg = kc.stations.get(r.station, {})
+            b = scfg.get("baseline_m", scfg.get("baseline_rad"))
+            st.baseline = float(b) if b is not None else v
+        k = bisect.bisect_right(st.times, t)
+        st.times.insert(k, t)
+        st.values.insert(k, v)
+        keep = max((ru.window_h or 0.0 for ru in rules), default=0.0) * 3600.0
+        cut = bisect.bisect_left(st.times, st.times[-1] - keep - 1.0) - 1  # keep one before the window
+        if cut > 0:
+            del st.times[:cut]
+            del st.values[:cut]
+            k -= cut
+        return st, k
+
+    def _metric(self, r: Reading, rule: Rule, st: _Stream, k: int, station_cfg: dict) -> float | None:
+        t, v = st.times[k], st.values[k]
+        m = rule.metric
+        if m == "depth_mm":
+            lo = bisect.bisect_right(st.times, t - rule.window_h * 3600.0)
+            return 1000.0 * sum(st.values[lo:k + 1])
+        if m in ("level_m",):
+            return v
+        if m == "obscuration_pct_per_m" or m in ("lel_pct", "o2_pct"):
+            return 100.0 * v
+        if m == "temperature_c":
+            return v - 273.15
+        if m == "ppm":
+            return 1e6 * v
+        if m == "cumulative_mm":
+            return 1000.0 * abs(v - st.baseline)
+        if m == "change_mrad":
+            return 1000.0 * abs(v - st.baseline)
+        # rates over the trailing window
+        w = rule.window_h * 3600.0
+        j = bisect.bisect_right(st.times, t - w) - 1  # last reading at or before t - w
+        cands = [i for i in (j, j + 1) if 0 <= i < k]
+        if not cands:
+            return None
+        i = min(cands, key=lambda i: abs(st.times[i] - (t - w)))
+        dt = t - st.times[i]
+        if dt < 0.5 * w or dt <= 0:
+            return None
+        rate = 1000.0 * abs(v - st.values[i]) / (dt / 86400.0)  # mm/d or mrad/d
+        if m in ("rate_mm_per_day", "rate_mrad_per_day"):
+            return rate
+        if m == "tangent_angle_deg":
+            v0 = station_cfg.get("v_mm_per_day")
+            if v0 is None:
+                return None
+            return math.degrees(math.atan2(rate, float(v0)))
+        return None  # pragma: no cover - metrics are validated at load
+
+    def _measured(self, r: Reading, kc: _KindConf) -> list[Event]:
+        rules = self.rules_for(r.kind, r.station)
+        if not rules:
+            return []
+        st, k = self._history(r, kc, rules)
+        if k != len(st.times) - 1:
+            return []  # a late reading only fills the history; levels follow the newest time
+        scfg = kc.stations.get(r.station, {})
+        values = [(ru, self._metric(r, ru, st, k, scfg)) for ru in rules]
+        hit = [(ru, v) for ru, v in values if v is not None and ru.holds(v)]
+        hold = [ru.severity for ru, v in values if v is not None and ru.holds(v, kc.deadband)]
+        now = max(hit, key=lambda p: (p[0].severity.rank, p[1] if p[0].op in (">=", ">") else -p[1]),
+                  default=None)
+        lvl_hold = max(hold, key=lambda s: s.rank, default=None)
+        rank = -1 if st.active is None else st.active.rank
+        if now is not None and now[0].severity.rank > rank:
+            ru, val = now
+            st.active = ru.severity
+            where = r.station or r.datastream_id
+            win = f" over {ru.window_h:g} h" if ru.window_h else ""
+            msg = (f"{r.kind} {where}: {ru.metric}{win} = {val:.4g} {ru.op} {ru.threshold:g}"
+                   + (f" ({ru.label})" if ru.label else ""))
+            return [self._event(r, "threshold_crossed", ru.severity, msg, {
+                "metric": ru.metric, "value": val, "threshold": ru.threshold, "op": ru.op,
+                "window_h": ru.window_h, "label": ru.label, "rule_source": ru.source,
+                "verified": ru.verified, "assumption": ru.assumption})]
+        if st.active is not None and (lvl_hold is None or lvl_hold.rank < st.active.rank):
+            prev, st.active = st.active, lvl_hold
+            where = r.station or r.datastream_id
+            to = "none" if lvl_hold is None else lvl_hold.value
+            return [self._event(r, "alert_cleared", Severity.INFO,
+                                f"{r.kind} {where}: {prev.value} cleared (now {to})",
+                                {"from": prev.value, "to": None if lvl_hold is None else lvl_hold.value})]
+        return []
