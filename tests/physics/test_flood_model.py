@@ -172,8 +172,8 @@ def test_green_ampt_ponded_infiltration_follows_the_implicit_solution():
     effective porosity 0.412 taken as the moisture deficit. 0.5 m of ponded
     water on a flat closed basin for 2 h. The model integrates f = Ks (1 +
     psi dtheta / F) explicitly with F floored at 1 mm, so it starts slower
-    than the analytic F(0) = 0 (infinite rate): it lags by a fraction of a
-    millimetre at 2 h; tolerance 2 %.
+    than the analytic F(0) = 0 (infinite rate), then catches up: measured
+    60.053 mm against 60.048 mm at 2 h (0.008 %); tolerance 0.5 %.
     """
     ks, psi, dth = 10.9, 110.1, 0.412
     model = FloodModel(np.zeros((4, 4)), dx=10.0, h0=0.5, infiltration=Infiltration.green_ampt(ks, psi, dth))
@@ -183,7 +183,7 @@ def test_green_ampt_ponded_infiltration_follows_the_implicit_solution():
     from scipy.optimize import brentq
 
     f_exact = brentq(lambda f: f - pd * math.log1p(f / pd) - ks * 2.0, 1e-6, 1000.0)
-    assert f_model == pytest.approx(f_exact, rel=0.02), (f_model, f_exact)
+    assert f_model == pytest.approx(f_exact, rel=0.005), (f_model, f_exact)
     assert model.balance()["relative_error"] < 1e-12
 
 
