@@ -171,7 +171,7 @@ class _KindConf:
 def _parse_config(cfg: Mapping[str, Any]) -> dict[str, _KindConf]:
     out: dict[str, _KindConf] = {}
     for kind, sec in cfg.items():
-        if kind == "version":
+        if kind in ("version", "confined"):  # confined spaces: fusion.confined reads that table
             continue
         if kind not in METRICS and kind not in EVENT_KINDS:
             raise ConfigError(

@@ -181,7 +181,7 @@ def test_smoke_and_heat():
 
 def test_fixed_gas_detectors():
     eng = AlertEngine()
-    assert sev(eng.evaluate(Reading("PS1/h2s", "gas_h2s", 0.0, 8e-6))) == [("threshold_crossed", "warning")]
+    assert sev(eng.evaluate(Reading("PS1/h2s", "gas_h2s", 0.0, 7.1e-6))) == [("threshold_crossed", "warning")]
     assert sev(eng.evaluate(Reading("PS1/h2s", "gas_h2s", 1.0, 15e-6))) == [("threshold_crossed", "alarm")]
     assert sev(eng.evaluate(Reading("PS1/co", "gas_co", 0.0, 10e-6))) == []
     assert sev(eng.evaluate(Reading("PS1/lel", "gas_lel", 0.0, 0.30))) == [("threshold_crossed", "warning")]
