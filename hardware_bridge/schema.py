@@ -294,7 +294,7 @@ def _parse_time(value: Any) -> Any:
 
 
 AwareTime = Annotated[datetime, BeforeValidator(_parse_time)]
-DatastreamId = Annotated[str, Field(pattern=DATASTREAM_RE.pattern, max_length=200)]
+DatastreamId = Annotated[str, Field(pattern=f"^{DATASTREAM_RE.pattern}$", max_length=200)]
 
 
 # ------------------------------------------------------------- wire models
@@ -315,7 +315,7 @@ class ObservedProperty(_StrictModel):
 class Thing(_StrictModel):
     """A device or station (SensorThings Thing)."""
 
-    id: str = Field(pattern=STATION_RE.pattern)
+    id: str = Field(pattern=f"^{STATION_RE.pattern}$")
     name: str = ""
     description: str = ""
     properties: dict[str, Any] = Field(default_factory=dict)
@@ -327,8 +327,8 @@ class Datastream(_StrictModel):
     """A time series of one kind from one Thing (SensorThings Datastream)."""
 
     id: DatastreamId
-    thing_id: str = Field(pattern=STATION_RE.pattern)
-    kind: Kind
+    thing_id: str = Field(pattern=f"^{STATION_RE.pattern}$")
+    kind: Annotated[Kind, Field(strict=False)]
     unitOfMeasurement: UnitOfMeasurement
     observedProperty: ObservedProperty
 
