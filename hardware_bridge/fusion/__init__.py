@@ -36,7 +36,7 @@ from twin.errors import CRSError, ValidationError
 
 WORK_CRS = "EPSG:4547"
 
-__all__ = ["WORK_CRS", "Reading", "as_readings", "seconds_of", "with_xy"]
+__all__ = ["WORK_CRS", "Reading", "as_readings", "from_normalized", "seconds_of", "with_xy"]
 
 
 @dataclass(frozen=True)
@@ -163,3 +163,35 @@ def with_xy(readings: Iterable[Reading], crs: str = WORK_CRS) -> list[Reading]:
             r = replace(r, x=float(x), y=float(y))
         out.append(r)
     return out
+
+
+def from_normalized(obs, positions=None) -> Reading:
+    """A :class:`Reading` from the bridge's normalised observation (duck-typed).
+
+    ``obs`` has ``datastream_id``, ``kind``, ``station``, ``phenomenon_time``,
+    ``value``, ``unit`` and ``event`` (``hardware_bridge.validate.NormalizedObservation``).
+    ``positions`` gives the station's place: a mapping station -> (lon, lat)
+    in WGS84, or a :class:`twin.sensors.SensorRegistry` (sensor id = station).
+    """
+    lon = lat = None
+    st = getattr(obs, "station", "") or ""
+    if positions is not None and st:
+        if hasattr(positions, "get") and not isinstance(positions, dict):
+            try:
+                sensor = positions.get(st)
+                lon, lat = sensor.lon, sensor.lat
+            except Exception:  # noqa: BLE001 - unknown station: no position
+                lon = lat = None
+        elif st in positions:
+            lon, lat = positions[st]
+    return Reading(
+        datastream_id=obs.datastream_id,
+        kind=str(getattr(obs.kind, "value", obs.kind)),
+        time=obs.phenomenon_time,
+        value=obs.value,
+        lon=lon,
+        lat=lat,
+        station=st,
+        unit=getattr(obs, "unit", "") or "",
+        result=getattr(obs, "event", None),
+    )

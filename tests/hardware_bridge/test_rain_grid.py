@@ -9,7 +9,7 @@ import pytest
 from affine import Affine
 
 from gis.raster import make_grid
-from hardware_bridge.fusion import Reading
+from hardware_bridge.fusion import Reading, as_readings, from_normalized
 from hardware_bridge.fusion.rain_grid import (
     gauge_block_depths,
     grid_rain,
@@ -220,3 +220,24 @@ def test_warped_onto_another_grid():
     rain = to_gridded_rain(da, coarse)
     assert rain.rates.shape == (1, 3, 4)
     np.testing.assert_allclose(rain.rates * 3.6e6, 2.0, rtol=1e-9)
+
+
+def test_readings_from_normalised_observations_and_frames():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from twin.sensors import Sensor, SensorRegistry
+
+    t = datetime(2024, 6, 1, tzinfo=UTC)
+    obs = SimpleNamespace(datastream_id="RG-1/rain_gauge", kind="rain_gauge", station="RG-1",
+                          phenomenon_time=t, value=0.002, unit="m", event=None)
+    reg = SensorRegistry([Sensor(id="RG-1", kind="rain_gauge", lon=114.05, lat=22.55)])
+    r = from_normalized(obs, reg)
+    assert (r.lon, r.lat, r.station, r.unit, r.time) == (114.05, 22.55, "RG-1", "m", t)
+    assert from_normalized(obs, {"RG-1": (114.1, 22.6)}).lon == 114.1
+    assert from_normalized(obs).lon is None
+    df = pd.DataFrame({"datastream_id": ["a", "b"], "kind": ["rain_gauge"] * 2, "phenomenon_time": [t, t],
+                       "value": [0.001, float("nan")], "x": [X0, X0], "y": [Y0, Y0]})
+    rs = as_readings(df)
+    assert rs[0].time == t and rs[0].value == 0.001 and rs[1].value is None and rs[0].lon is None
