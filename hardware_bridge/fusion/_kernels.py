@@ -34,7 +34,7 @@ def _idw_point(px, py, gx, gy, vals, power, r2, min_gauges, fallback, exact2, d2
         if dd <= exact2:
             return v
         if dd <= r2:
-            w = dd ** (-half)
+            w = 1.0 / dd if half == 1.0 else dd ** (-half)
             num += w * v
             den += w
             cnt += 1
