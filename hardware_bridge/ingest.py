@@ -244,7 +244,9 @@ class Ingestor:
         msgs = [(t, p, _received(r)) for t, p, r in messages]
         parsed = [parse_message(t, p, r) for t, p, r in msgs]
         with self._state:
-            return self._commit(msgs, parsed)
+            results, stored, alerts = self._commit(msgs, parsed)
+        self._notify(stored, alerts)  # hooks run outside the state lock
+        return results
 
     def _stream(self, ds: str) -> StreamStats:
         st = self._streams.get(ds)
@@ -254,7 +256,7 @@ class Ingestor:
 
     def _commit(
         self, msgs: list[tuple[str, bytes, datetime]], parsed: list[Accepted | Rejected]
-    ) -> list[IngestResult]:
+    ) -> tuple[list[IngestResult], list[NormalizedObservation], list[Event]]:
         rows: list[StoredObservation] = []
         owners: list[tuple[int, NormalizedObservation, tuple[str, ...], bool]] = []
         dead: list[tuple[Any, ...]] = []
@@ -292,7 +294,7 @@ class Ingestor:
         new = self.store.put_ingested(rows, dead)  # durable: committed here (or raises)
         return self._account(msgs, parsed, owners, new, highs)
 
-    def _account(self, msgs, parsed, owners, new, highs) -> list[IngestResult]:  # noqa: ANN001
+    def _account(self, msgs, parsed, owners, new, highs):  # noqa: ANN001, ANN202
         per: list[list[int]] = [[0, 0, 0, 0] for _ in parsed]  # stored, dups, late, skewed
         stored_obs: list[NormalizedObservation] = []
         alerts: list[Event] = []
@@ -362,8 +364,7 @@ class Ingestor:
                 "stored" if s else "duplicate", res.topic, s, d, late, skew,
                 datastream_id=res.observations[0].datastream_id, alarm=res.alarm,
             ))
-        self._notify(stored_obs, alerts)
-        return results
+        return results, stored_obs, alerts
 
     def _on_status(self, o: NormalizedObservation, received: datetime, alerts: list[Event]) -> None:
         key = f"{o.station}/{o.kind}"
