@@ -24,10 +24,8 @@ Two uses of a gauge's water level η (m, on the DEM's vertical datum):
 
     Nudging adds or removes water the flood model did not account for. The
     volume changed, ``Σ φ Δh · cell area`` (m³), is returned by every call
-    and summed in :attr:`Nudger.total_volume_m3`; if the model has an
-    ``add_correction(volume_m3)`` method it is also handed to the model so the
-    model's own balance carries a correction term. Otherwise
-    :func:`balance_with_correction` closes the model's balance with it:
+    and summed in :attr:`Nudger.total_volume_m3`; it is also booked with the
+    model's ``add_correction(volume_m3)``, so the model's balance closes:
     ``error = Δstorage − (rain − infiltration − drainage + inflow − outflow
     + level_exchange + correction)``.
 """
@@ -48,7 +46,6 @@ from twin.errors import GridError, ValidationError
 __all__ = [
     "NudgeResult",
     "Nudger",
-    "balance_with_correction",
     "gauge_positions",
     "water_level_boundary",
     "water_level_series",
@@ -200,11 +197,7 @@ class Nudger:
             res.removed_m3 -= float(dv[dv < 0].sum())
             res.cells += j.size
         self.total_volume_m3 += res.volume_m3
-        if hasattr(m, "add_correction"):
-            m.add_correction(res.volume_m3)
-        if hasattr(m, "_h_max_now"):
-            # the model's CFL step uses the deepest water of its last step: raise it to the nudged state
-            m._h_max_now = max(float(m._h_max_now), float(np.max(m.h)))
+        m.add_correction(res.volume_m3)  # books the volume and refreshes the CFL depth
         return res
 
     def nudge_readings(self, readings: Iterable[Reading] | object) -> NudgeResult:
@@ -217,18 +210,3 @@ class Nudger:
             if s not in latest or r.t >= latest[s][0]:
                 latest[s] = (r.t, float(r.value))
         return self.nudge({s: v for s, (_, v) in latest.items()})
-
-
-def balance_with_correction(model, correction_m3: float) -> dict[str, float]:
-    """The model's :meth:`balance` with a ``correction`` term (m³ added by nudging) in the closure.
-
-    Use this while the flood model has no correction term of its own; a
-    model with ``add_correction`` already includes it, so pass 0 then.
-    """
-    b = dict(model.balance())
-    err = b["error"] - float(correction_m3)
-    scale = max(b["rain"] + b["inflow"] + abs(b["level_exchange"]) + abs(correction_m3),
-                b["storage_initial"], 1e-300)
-    b.update(correction=float(correction_m3), error=err, relative_error=abs(err) / scale)
-    return b
-

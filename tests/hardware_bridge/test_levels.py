@@ -10,7 +10,6 @@ import pytest
 from hardware_bridge.fusion import Reading
 from hardware_bridge.fusion.levels import (
     Nudger,
-    balance_with_correction,
     gauge_positions,
     water_level_boundary,
     water_level_series,
@@ -77,9 +76,10 @@ def test_nudging_raises_cells_within_radius_and_reports_the_volume():
     assert res.volume_m3 == pytest.approx(9 * 0.1 * D * D) == pytest.approx(m.storage() - s0)
     assert res.added_m3 == pytest.approx(res.volume_m3) and res.removed_m3 == 0.0
     assert n.total_volume_m3 == pytest.approx(res.volume_m3)
-    # the model's own balance sees an unexplained storage change; the correction term closes it
-    assert m.balance()["error"] == pytest.approx(res.volume_m3)
-    assert abs(balance_with_correction(m, n.total_volume_m3)["error"]) < 1e-9
+    # the nudged volume is booked as the model's correction term, so its balance closes
+    b = m.balance()
+    assert b["correction"] == pytest.approx(res.volume_m3)
+    assert abs(b["error"]) < 1e-9
 
 
 def test_nudging_keeps_depth_non_negative():
@@ -123,9 +123,11 @@ def test_nudged_model_keeps_running_and_balance_closes_with_the_correction():
         total += n.nudge_readings(readings).volume_m3  # the latest (0.35 m) is used
         m.step(60.0)
     assert total > 0 and n.total_volume_m3 == pytest.approx(total)
-    b = balance_with_correction(m, n.total_volume_m3)
+    b = m.balance()
+    assert b["correction"] == pytest.approx(n.total_volume_m3)
     assert b["relative_error"] < 1e-9
-    assert m.balance()["relative_error"] > 1e-3  # without the correction it does not close
+    # without the correction term the books would not close
+    assert abs(b["error"] + b["correction"]) / b["storage_initial"] > 1e-3
     assert np.all(np.isfinite(m.h)) and float(m.h.min()) >= 0.0
 
 
