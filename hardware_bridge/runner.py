@@ -184,6 +184,9 @@ def bridge_options(f):
                      help="Also serve HTTP ingest (POST /v1/obs/{kind}/{station}) here."),
         click.option("--stats-every-s", type=click.FloatRange(0), default=0.0,
                      help="Print a JSON stats line this often (0: never)."),
+        click.option("--stale-check-s", type=click.FloatRange(0), default=30.0,
+                     show_default=True,
+                     help="Check for stale datastreams (alerts) this often (0: never)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -213,7 +216,7 @@ def _options(kw: dict[str, Any]) -> BridgeOptions:
         batch_max=kw["batch_max"], batch_wait_s=kw["batch_wait_s"],
         watermark_s=kw["watermark_s"], stale_after_s=kw["stale_after_s"],
         skew_tolerance_s=kw["skew_tolerance_s"], http=kw["http"],
-        stats_every_s=kw["stats_every_s"],
+        stats_every_s=kw["stats_every_s"], stale_check_s=kw["stale_check_s"],
     )
 
 

@@ -197,7 +197,11 @@ def _stream_rows(db: Path) -> list[tuple[Any, ...]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int,
                 as_json: bool) -> None:
-    """Dead letters, stale sensors and per-stream statistics of a store."""
+    """Dead letters, stale sensors and per-stream statistics of a store.
+
+    A datastream is stale when its latest phenomenonTime is more than
+    --stale-after-s before --now (device status streams are never stale).
+    """
     from twin.store import Store, parse_utc, utc_text
 
     with user_errors():
@@ -210,9 +214,10 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int,
     streams = []
     for ds, n, first, last, last_rt in rows:
         age = (when - parse_utc(last)).total_seconds()
+        is_status = ds.endswith("/status")  # device status rows: not a measurement stream
         streams.append({"datastream": ds, "count": n, "first": first, "last": last,
                         "last_result_time": last_rt, "age_s": round(age, 1),
-                        "stale": age > stale_after_s})
+                        "stale": (not is_status) and age > stale_after_s})
     report = {
         "store": str(store),
         "observations": sum(s["count"] for s in streams),
