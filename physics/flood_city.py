@@ -39,7 +39,9 @@
 * **rain**: a design storm of the 2023-09-07 records
   (:func:`physics.rain.storm_2023_09_07`), any :class:`~physics.forcing.Rain`,
   or a constant rate (mm/h);
-* **grid edges**: free outflow (blocked and sea cells do the rest).
+* **grid edges**: free outflow for land cells (rivers leaving the city, e.g.
+  the Guanlan north into Dongguan); sea cells on the border are blocked, so
+  the sea does not drain through the edge and refill at its fixed level.
 
 :func:`run_city_flood` builds the model from that set-up, runs it and
 returns the output Dataset with the elevation, the masks and the storm
@@ -311,7 +313,11 @@ def city_flood_setup(
     inside = np.ones(shape, dtype=bool)
     if domain == "polygon":
         inside = geometry_mask([region], out_shape=shape, transform=transform, invert=True)
-    blocked = (~inside) | (np.isnan(z) & ~sea)
+    border = np.zeros(shape, dtype=bool)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    # Sea on the grid's border is blocked: with free edges it would drain through them and be
+    # refilled by the fixed level, an endless spurious throughflow. Land edges stay free.
+    blocked = (~inside) | (np.isnan(z) & ~sea) | (sea & border)
     active_sea = sea & ~blocked
     active_land = ~blocked & ~sea
     if not active_land.any():

@@ -93,6 +93,7 @@ def test_city_setup_masks_and_parameters(futian):
     assert not (sea & land).any() and not (sea & blocked).any()
     assert (sea | land | blocked).all()
     assert sea.sum() > 100  # Futian fronts Shenzhen Bay
+    assert not (sea[0].any() or sea[-1].any() or sea[:, 0].any() or sea[:, -1].any())  # no leak at edges
     assert np.all(z[sea] == -1.0) and np.all(np.isnan(z[blocked]))
     assert np.nanmin(z[land]) >= 0.0  # land below the sea raised to 0 m
     assert np.all(s["h0"][sea] == pytest.approx(1.0)) and np.all(s["h0"][~sea] == 0)
@@ -128,4 +129,7 @@ def test_city_run(futian):
     end = ds["depth"].isel(time=-1).values
     assert float(ds["flooded_area"][-1]) == pytest.approx(np.nansum(end >= 0.15) * 90.0 * 90.0)
     assert float(ds["volume_drainage"][-1]) > 0 and float(ds["volume_rain"][-1]) > 0
+    # the sea only takes water (rain on it, runoff into it); it never feeds the land or an edge
+    assert float(ds["volume_level_exchange"][-1]) < 0
+    assert float(ds["volume_outflow"][-1]) < 0.01 * float(ds["volume_rain"][-1])
     assert ds.attrs["steps"] > 0 and ds.attrs["crs"] == "EPSG:4547"
