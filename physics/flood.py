@@ -217,7 +217,7 @@ class FloodModel(Component):
         self.qy = np.zeros((ny + 1, nx), dtype=self.dtype)
         self._qx_s = np.zeros_like(self.qx)
         self._qy_s = np.zeros_like(self.qy)
-        self._f = np.ones(shape, dtype=self.dtype)
+        self._kernel_setup()
         self.hmax = self.h.copy()
         self.tmax = np.full(shape, start_s, dtype=self.dtype)
         self.tarr = np.full(shape, np.nan, dtype=self.dtype)
@@ -324,27 +324,62 @@ class FloodModel(Component):
                    / math.sqrt(K.G * hm / self._phi_min))
 
     # -- time stepping ----------------------------------------------------------
-    def _one_step(self, dt: float) -> None:
-        t_new = self.t + dt
-        for (j, i), q in zip(self._inflow_cells, self.inflows, strict=True):
-            # trapezoid: exact for hydrographs linear between samples (steps never straddle one)
-            self._inflow[j, i] = 0.5 * (q.at(self.t) + q.at(t_new))
-        level = self.water_level.at(t_new) if self.water_level is not None else 0.0
-        K.fluxes(self.h, self.z, self.n2, self.phi, self.qx, self.qy, self._qx_s, self._qy_s,
-                 dt, self.dx, self.dy, self.theta, self.h_dry, self.bc, self.boundary_slope)
-        K.limiter(self.h, self.phi, self._qx_s, self._qy_s, self._f, dt, self.dx, self.dy)
+    def _kernel_setup(self) -> None:
+        """Arrays of the two-pass kernels (see :mod:`physics._kernels.flood`), fixed for the run."""
+        ny, nx = self.shape
+        self._zb = K.blocked_bed(self.z, self.phi)
+        self._fp = np.ones((ny + 2, nx + 2), dtype=self.dtype)  # outflow factors, padded with 1
+        self._cols = K.active_columns(self.phi)
+        self._phi_binary = bool(np.all((self.phi == 0) | (self.phi == 1)))
+        n2 = self.n2
+        self._n2k = np.ascontiguousarray(n2[:1, :1]) if np.all(n2 == n2.flat[0]) else n2
+        self._level_rows = np.ascontiguousarray(self._level_mask.any(axis=1), dtype=np.uint8)
+        k = len(self.inflows)
+        m = max((q.times_s.size for q in self.inflows), default=1)
+        self._in_cells = np.array(self._inflow_cells, dtype=np.int64).reshape(k, 2)
+        self._in_t = np.zeros((k, m))
+        self._in_q = np.zeros((k, m))
+        self._in_n = np.zeros(k, dtype=np.int64)
+        for a, q in enumerate(self.inflows):
+            self._in_t[a, :q.times_s.size] = q.times_s
+            self._in_q[a, :q.times_s.size] = q.discharge_m3s
+            self._in_n[a] = q.times_s.size
+        self._inflow_k = self._inflow if k else np.zeros((1, 1), dtype=self.dtype)
+        wl = self.water_level
+        self._lvl_t = np.ascontiguousarray(wl.times_s, dtype=np.float64) if wl is not None else np.zeros(1)
+        self._lvl_v = np.ascontiguousarray(wl.level_m, dtype=np.float64) if wl is not None else np.zeros(1)
+        self._z_lvl_min = float(self.z[self._level_mask.astype(bool)].min()) if wl is not None else 0.0
+        self._chunks_for = (0, None)
+
+    def _chunks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row blocks (4 per numba thread, equal open span) and their row buffers."""
+        import numba
+
+        n = numba.get_num_threads()
+        if self._chunks_for[0] != n:
+            chunks = K.row_chunks(self._cols, 4 * n)
+            self._chunks_for = (n, (chunks, np.zeros((chunks.size - 1, self.shape[1]), dtype=self.dtype)))
+        return self._chunks_for[1]
+
+    def _advance(self, t_end: float, max_steps: int = 2**62) -> None:
+        """Sub-steps (in numba) towards ``t_end`` while the rain block and hydrograph segments hold."""
         rain = np.ascontiguousarray(self.rain.rate(self.t), dtype=self.dtype)
         if rain.shape not in ((1, 1), self.shape):
             raise GridError(f"rain field has shape {rain.shape}, the DEM {self.shape}")
-        K.update_depth(self.h, self.z, self.phi, self.qx, self.qy, self._qx_s, self._qy_s, self._f,
-                       dt, self.dx, self.dy, t_new, rain, Infiltration.MODES[self.infiltration.mode],
-                       self._ip1, self._ip2, self.infil_cum, self.drain, self._inflow,
-                       self._level_mask, level, self.hmax, self.tmax, self.tarr, self.h_arrive,
-                       self._row_acc)
-        self._h_max_now = float(self._row_acc[:, 6].max())
-        self.t = t_new
-        self.n_steps += 1
-        self.cell_updates += self.h.size
+        chunks, ybuf = self._chunks()
+        t, n, hm = K.advance(
+            self.h, self._zb, self._n2k, self.phi, self.qx, self.qy, self._qx_s, self._qy_s, self._fp, ybuf,
+            self._cols, chunks, self.bc, self._phi_binary, rain, Infiltration.MODES[self.infiltration.mode],
+            self._ip1, self._ip2, self.infil_cum, self.drain, self._inflow_k, self._level_mask,
+            self._level_rows, self.hmax, self.tmax, self.tarr, self._row_acc, self._in_cells, self._in_t,
+            self._in_q, self._in_n, self._lvl_t, self._lvl_v, self.water_level is not None, self._z_lvl_min,
+            self.t, t_end, self._next_change(), self._h_max_now, self.dx, self.dy, self.theta, self.alpha,
+            self.h_dry, self.dt_max, self._phi_min, self.boundary_slope, self.h_arrive, max_steps,
+            self.dtype.type)
+        self.t = float(t)
+        self.n_steps += int(n)
+        self.cell_updates += int(n) * self.h.size
+        self._h_max_now = float(hm)
 
     def _next_change(self) -> float:
         nxt = self.rain.next_change(self.t)
@@ -359,8 +394,8 @@ class FloodModel(Component):
         dt = require_positive(dt, "dt")
         t_end = self.t + dt
         while self.t < t_end - 1e-9:
-            sub = min(self.cfl_dt(), t_end - self.t, max(self._next_change() - self.t, 1e-6))
-            self._one_step(sub)
+            # each sub-step: min(cfl_dt(), t_end - t, max(next forcing change - t, 1e-6)), looped in numba
+            self._advance(t_end)
         return dt
 
     run_one_step = step

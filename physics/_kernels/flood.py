@@ -11,7 +11,8 @@ WRR 48:W05528). For a face between cells L and R (unit discharge q, m²/s):
 
 with q = 0 where h_f <= h_dry or either cell is blocked. In the q-centred
 average a neighbouring face that is a wall (a closed edge, or a face of a
-blocked cell) counts as q_t itself (zero gradient), not as 0.
+blocked cell) counts as q_t itself (zero gradient), not as 0. The face
+Manning n² is the mean of the two cells' n².
 
 Friction is implicit in q_new. Bates et al. and de Almeida et al. divide by
 (1 + b |q_t|) with the old discharge; that linearisation has the growth
@@ -28,154 +29,409 @@ factor), never by clipping depths.
 
 Layout
 ------
-``h``, ``z``, ``n2``, ``phi`` are (ny, nx) cell arrays (depth m, bed m,
-Manning n² s²/m^(2/3), porosity 0-1 with 0 = blocked). ``qx`` is (ny, nx+1):
-``qx[j, i]`` crosses the face between cells (j, i-1) and (j, i), positive
-towards +i (east). ``qy`` is (ny+1, nx): ``qy[j, i]`` crosses the face
-between (j-1, i) and (j, i), positive towards +j (south on a north-up grid).
-Boundary faces are ``qx[:, 0]``, ``qx[:, nx]``, ``qy[0, :]``, ``qy[ny, :]``.
+``h``, ``n2``, ``phi`` are (ny, nx) cell arrays (depth m, Manning n² s²/m^(2/3),
+porosity 0-1 with 0 = blocked). ``zb`` is the bed (m) with blocked cells
+raised to :data:`BIG` (see :func:`blocked_bed`): a face next to a blocked
+cell then has h_f = 0 and no flux, without reading ``phi``. ``qx`` is
+(ny, nx+1): ``qx[j, i]`` crosses the face between cells (j, i-1) and (j, i),
+positive towards +i (east). ``qy`` is (ny+1, nx): ``qy[j, i]`` crosses the
+face between (j-1, i) and (j, i), positive towards +j (south on a north-up
+grid). Boundary faces are ``qx[:, 0]``, ``qx[:, nx]``, ``qy[0, :]``,
+``qy[ny, :]``. All arrays share one float dtype (float64 or float32); the
+arithmetic runs in that dtype (float32 end to end), volumes are summed in
+float64.
 
-Each step is three passes, parallel over rows:
-  1. :func:`fluxes` reads the current fluxes (``qx``, ``qy``) and writes the
-     unlimited new ones into scratch arrays (``qx_s``, ``qy_s``);
-  2. :func:`limiter` computes each cell's outflow-scaling factor;
-  3. :func:`update_depth` writes the limited fluxes back into ``qx``/``qy``
-     and advances depths with rain, infiltration, drainage, inflows and
-     fixed-level (tide) cells, accumulating the volume balance per row.
+``cols`` (ny, 2) holds each row's span [lo, hi) of open cells
+(:func:`active_columns`); nothing outside it is read or written (faces
+there stay 0), so the blocked margin of a city grid costs nothing.
+``chunks`` splits the rows into contiguous blocks of about equal open-cell
+count (:func:`row_chunks`); each block is one parallel work item.
+
+Each step is two passes over the grid (:func:`step`):
+  1. :func:`flux_pass`, per block of rows in order: the unlimited new fluxes
+     of row j (its x faces and the y face above it) into ``qx_s``/``qy_s``
+     from the current ``qx``/``qy``; then, once the faces around row j-1 are
+     known, that row's outflow-limiting factor into ``fp`` (the factor of
+     cell (j, i) is ``fp[j+1, i+1]``; the padding rows/columns hold 1).
+     The y face below a block's last row belongs to the next block and is
+     computed again into a row buffer (one extra row per block);
+  2. :func:`update_pass`: limited fluxes (each scaled by its donor's factor)
+     into ``qx``/``qy``; depths advanced with rain, infiltration, drainage,
+     inflows and fixed-level (tide) cells; maxima and the volume balance per
+     row.
+
+The face friction term uses h_f^(-7/3) = r^7 with r = h_f^(-1/3) from a
+bit-level first guess and Newton steps r <- r (4 - h_f r³)/3 (exact to a few
+ulp, and, unlike ``cbrt``, it vectorises).
+
+Bytes per cell-update (memory traffic counted as in STREAM, each array read
+or written once per pass, the 3-row stencils served by the caches; B = 8
+float64, 4 float32; uniform rain, no infiltration/inflow/level cells):
+pass 1 reads h, zb, qx, qy and writes qx_s, qy_s, fp (7 B); pass 2 reads
+qx_s, qy_s, fp, h, phi, hmax and writes qx, qy, h, hmax (10 B), plus the rare
+tmax/tarr writes: 17 B = 136 B (float64), 68 B (float32). See
+:func:`bytes_per_cell_update`.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
 
 G = 9.80665
+BIG = 1e30  # bed of blocked cells in ``zb``: BIG + h == BIG in float32 and float64
 
 # Boundary codes per edge (west, east, north, south).
 CLOSED = 0
 FREE = 1
 
+_MAGIC64 = 0x553EF0FF289DD794
+_MAGIC32 = 0x54A2FA8C
 
-@njit(inline="always", fastmath=True)
-def _face_flux(q0, qa, qb, zl, zr, hl, hr, n2f, dt, inv_d, theta, h_dry):
+
+# --------------------------------------------------------------------------
+# h^(-1/3) without libm (vectorisable)
+# --------------------------------------------------------------------------
+@intrinsic
+def _bits(typingctx, x):
+    ity = types.int64 if x.bitwidth == 64 else types.int32
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(ity))
+
+    return ity(x), codegen
+
+
+@intrinsic
+def _float_of_bits(typingctx, i, like):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(like))
+
+    return like(i, like), codegen
+
+
+def rcbrt(a):  # pragma: no cover - replaced by the overload in jitted code
+    """a^(-1/3) for a > 0 (jitted code only)."""
+    return a ** (-1.0 / 3.0)
+
+
+@overload(rcbrt, jit_options={"fastmath": True})
+def _rcbrt_ov(a):
+    if isinstance(a, types.Float) and a.bitwidth == 64:
+        def impl(a):
+            i = _bits(a)
+            r = _float_of_bits(np.int64(_MAGIC64) - np.int64(float(i) * (1.0 / 3.0)), a)
+            r = r * (4.0 - a * r * r * r) * (1.0 / 3.0)
+            r = r * (4.0 - a * r * r * r) * (1.0 / 3.0)
+            r = r * (4.0 - a * r * r * r) * (1.0 / 3.0)
+            r = r * (4.0 - a * r * r * r) * (1.0 / 3.0)
+            return r
+        return impl
+    if isinstance(a, types.Float) and a.bitwidth == 32:
+        def impl(a):
+            i = _bits(a)
+            third = np.float32(1.0 / 3.0)
+            four = np.float32(4.0)
+            r = _float_of_bits(np.int32(_MAGIC32 - np.int32(np.float32(i) * third)), a)
+            r = r * (four - a * r * r * r) * third
+            r = r * (four - a * r * r * r) * third
+            r = r * (four - a * r * r * r) * third
+            return r
+        return impl
+    return None
+
+
+@njit(fastmath=True, cache=True)
+def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdt, gdtd, theta, th2, h_dry, zero, one):
     etal = zl + hl
     etar = zr + hr
     hf = max(etal, etar) - max(zl, zr)
-    if hf <= h_dry:
-        return 0.0
-    qc = theta * q0 + 0.5 * (1.0 - theta) * (qa + qb)
-    r = qc - G * hf * dt * (etar - etal) * inv_d
-    b = G * dt * n2f / (hf * hf * np.cbrt(hf))
-    # friction implicit in the new discharge: q (1 + b |q|) = r, root written without cancellation
-    return 2.0 * r / (1.0 + np.sqrt(1.0 + 4.0 * b * abs(r)))
+    r = rcbrt(max(hf, h_dry))
+    r2 = r * r
+    r7 = r2 * r2 * r2 * r
+    qc = theta * q0 + th2 * (qa + qb)
+    rr = qc - gdtd * hf * (etar - etal)
+    b = gdt * n2f * r7
+    # friction implicit in the new discharge: q (1 + b |q|) = rr, root written without cancellation
+    q = (one + one) * rr / (one + np.sqrt(one + (one + one + one + one) * b * abs(rr)))
+    return q if hf > h_dry else zero
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def fluxes(h, z, n2, phi, qx, qy, qx_s, qy_s, dt, dx, dy, theta, h_dry, bc, bslope):
-    """Pass 1: unlimited local-inertial fluxes into ``qx_s``/``qy_s``.
-
-    ``bc`` holds the boundary code of the west, east, north and south edges
-    (0 closed, 1 free outflow); ``bslope`` the bed slope assumed beyond a
-    free edge (a ghost cell lower by ``bslope * d``; outflow only).
-    """
-    ny, nx = h.shape
-    inv_dx = 1.0 / dx
-    inv_dy = 1.0 / dy
-    for j in prange(ny):
-        # x faces of row j
-        for i in range(1, nx):
-            if phi[j, i - 1] == 0.0 or phi[j, i] == 0.0:
-                qx_s[j, i] = 0.0
-                continue
-            n2f = 0.5 * (n2[j, i - 1] + n2[j, i])
-            # a neighbouring face that is a wall (closed edge, blocked cell) is replaced by this
-            # face in the q-centred average: averaging with its q = 0 would damp this face by
-            # (1 - theta)/2 per step, a loss that grows as dt shrinks
-            qa = qx[j, i] if (bc[0] != FREE if i == 1 else phi[j, i - 2] == 0.0) else qx[j, i - 1]
-            qb = qx[j, i] if (bc[1] != FREE if i == nx - 1 else phi[j, i + 1] == 0.0) else qx[j, i + 1]
-            qx_s[j, i] = _face_flux(qx[j, i], qa, qb, z[j, i - 1], z[j, i],
-                                    h[j, i - 1], h[j, i], n2f, dt, inv_dx, theta, h_dry)
-        # west and east edges
-        qx_s[j, 0] = 0.0
-        if bc[0] == FREE and phi[j, 0] > 0.0:
-            zg = z[j, 0] - bslope * dx
-            q = _face_flux(qx[j, 0], qx[j, 0], qx[j, 1], zg, z[j, 0], 0.0, h[j, 0],
-                           n2[j, 0], dt, inv_dx, theta, h_dry)
-            qx_s[j, 0] = min(q, 0.0)
-        qx_s[j, nx] = 0.0
-        if bc[1] == FREE and phi[j, nx - 1] > 0.0:
-            zg = z[j, nx - 1] - bslope * dx
-            q = _face_flux(qx[j, nx], qx[j, nx - 1], qx[j, nx], z[j, nx - 1], zg, h[j, nx - 1], 0.0,
-                           n2[j, nx - 1], dt, inv_dx, theta, h_dry)
-            qx_s[j, nx] = max(q, 0.0)
-        # y faces above row j (between rows j-1 and j)
-        if j == 0:
-            for i in range(nx):
-                qy_s[0, i] = 0.0
-                if bc[2] == FREE and phi[0, i] > 0.0:
-                    zg = z[0, i] - bslope * dy
-                    q = _face_flux(qy[0, i], qy[0, i], qy[1, i], zg, z[0, i], 0.0, h[0, i],
-                                   n2[0, i], dt, inv_dy, theta, h_dry)
-                    qy_s[0, i] = min(q, 0.0)
-        else:
-            for i in range(nx):
-                if phi[j - 1, i] == 0.0 or phi[j, i] == 0.0:
-                    qy_s[j, i] = 0.0
-                    continue
-                n2f = 0.5 * (n2[j - 1, i] + n2[j, i])
-                qa = qy[j, i] if (bc[2] != FREE if j == 1 else phi[j - 2, i] == 0.0) else qy[j - 1, i]
-                qb = qy[j, i] if (bc[3] != FREE if j == ny - 1 else phi[j + 1, i] == 0.0) else qy[j + 1, i]
-                qy_s[j, i] = _face_flux(qy[j, i], qa, qb, z[j - 1, i], z[j, i],
-                                        h[j - 1, i], h[j, i], n2f, dt, inv_dy, theta, h_dry)
-        if j == ny - 1:
-            for i in range(nx):
-                qy_s[ny, i] = 0.0
-                if bc[3] == FREE and phi[ny - 1, i] > 0.0:
-                    zg = z[ny - 1, i] - bslope * dy
-                    q = _face_flux(qy[ny, i], qy[ny - 1, i], qy[ny, i], z[ny - 1, i], zg,
-                                   h[ny - 1, i], 0.0, n2[ny - 1, i], dt, inv_dy, theta, h_dry)
-                    qy_s[ny, i] = max(q, 0.0)
-    return qx_s, qy_s
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def limiter(h, phi, qx_s, qy_s, f, dt, dx, dy):
-    """Pass 2: per-cell factor (0-1] so that a cell's outflow over ``dt`` never exceeds its water.
-
-    ``out = dt * (dy * (max(qx_E, 0) - min(qx_W, 0)) + dx * (max(qy_S, 0) - min(qy_N, 0)))``;
-    ``f = min(1, phi * dx * dy * h / out)``.
-    """
-    ny, nx = h.shape
-    area = dx * dy
-    for j in prange(ny):
-        for i in range(nx):
-            out = dt * (dy * (max(qx_s[j, i + 1], 0.0) - min(qx_s[j, i], 0.0))
-                        + dx * (max(qy_s[j + 1, i], 0.0) - min(qy_s[j, i], 0.0)))
-            vol = phi[j, i] * area * h[j, i]
-            f[j, i] = 1.0 if out <= vol else (vol / out if out > 0.0 else 1.0)
-    return f
-
-
-@njit(inline="always")
-def _limited(q, f_left, f_right):
+@njit(cache=True)
+def _lim(q, f_left, f_right, zero):
     # A face's flux is scaled by the factor of the cell it drains.
-    return q * f_left if q > 0.0 else q * f_right
+    return q * (f_left if q > zero else f_right)
 
 
-@njit(parallel=True, cache=True, fastmath=False)
-def update_depth(h, z, phi, qx, qy, qx_s, qy_s, f, dt, dx, dy, t_new,
-                 rain, infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level,
-                 hmax, tmax, tarr, h_arrive, row_acc):
-    """Pass 3: limited fluxes into ``qx``/``qy``; depths advanced; maxima and volumes tracked.
+# --------------------------------------------------------------------------
+# Set-up helpers
+# --------------------------------------------------------------------------
+def blocked_bed(z: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """``z`` with blocked cells (``phi == 0``) raised to :data:`BIG` (same dtype)."""
+    return np.ascontiguousarray(np.where(phi > 0, z, BIG), dtype=z.dtype)
 
-    Per cell, in order: flux divergence; rain (``rain`` m/s over the whole
-    cell area, routed to its open part, i.e. divided by porosity);
+
+def active_columns(phi: np.ndarray) -> np.ndarray:
+    """(ny, 2) int64: per row the span [lo, hi) from the first to past the last open cell (lo = hi: none)."""
+    open_ = np.asarray(phi) > 0
+    ny, nx = open_.shape
+    any_ = open_.any(axis=1)
+    lo = np.where(any_, np.argmax(open_, axis=1), 0)
+    hi = np.where(any_, nx - np.argmax(open_[:, ::-1], axis=1), 0)
+    return np.ascontiguousarray(np.stack([lo, hi], axis=1).astype(np.int64))
+
+
+def row_chunks(cols: np.ndarray, n: int) -> np.ndarray:
+    """Row boundaries (int64, first 0, last ny) of at most ``n`` non-empty blocks of about equal open span."""
+    ny = cols.shape[0]
+    n = max(1, min(int(n), ny))
+    w = (cols[:, 1] - cols[:, 0]).astype(np.float64) + 1.0  # an empty row costs a little too
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    targets = cum[-1] * np.arange(1, n) / n
+    cuts = np.searchsorted(cum, targets)
+    b = np.unique(np.concatenate([[0], np.clip(cuts, 1, ny - 1) if ny > 1 else [], [ny]]).astype(np.int64))
+    return b
+
+
+def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="none", drainage_grid=False,
+                          inflow=False, level=False, phi_binary=True) -> dict:
+    """Memory traffic per cell-update of :func:`step` (STREAM counting: no write-allocate), by pass."""
+    b = itemsize
+    p1 = 7 * b + (0 if phi_binary else b)  # h, zb, qx, qy read; qx_s, qy_s, fp written; (phi)
+    p2 = 10 * b  # qx_s, qy_s, fp, h, phi, hmax read; qx, qy, h, hmax written
+    p2 += b if gridded_rain else 0
+    p2 += b if drainage_grid else 0
+    p2 += b if inflow else 0
+    p2 += {"none": 0, "constant": b, "green_ampt": 4 * b, "scs_cn": 3 * b}.get(infiltration, 0)
+    p2 += (1 + b) if level else 0
+    return {"flux_pass": p1, "update_pass": p2, "total": p1 + p2}
+
+
+# --------------------------------------------------------------------------
+# Pass 1: fluxes and limiter
+# --------------------------------------------------------------------------
+@njit(fastmath=True, cache=True)
+def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta, th2, h_dry, zero, one, half):
+    hj = h[j]
+    zj = zb[j]
+    qj = qx[j]
+    sj = qx_s[j]
+    # interior faces i in [lo+1, hi) between cells i-1 and i; the neighbouring face is a wall
+    # when the cell beyond it is blocked (zb = BIG) or it is a closed edge
+    a = lo + 1
+    b = hi
+    if a < b:
+        # first face: its west neighbour may be the edge
+        for i in range(a, min(a + 1, b)):
+            q0 = qj[i]
+            if i == 1:
+                qa = qj[0] if bc[0] == FREE else q0
+            else:
+                qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
+            if i == nx - 1:
+                qb = qj[nx] if bc[1] == FREE else q0
+            else:
+                qb = q0 if zj[i + 1] >= BIG else qj[i + 1]
+            sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
+                          gdt, gdtd, theta, th2, h_dry, zero, one)
+        # bulk: 2 <= i <= nx - 2
+        for i in range(max(a + 1, 2), min(b, nx - 1)):
+            q0 = qj[i]
+            qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
+            qb = q0 if zj[i + 1] >= BIG else qj[i + 1]
+            sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
+                          gdt, gdtd, theta, th2, h_dry, zero, one)
+        # last face when it touches the east edge (and was not the first)
+        if b == nx and nx - 1 > a:
+            i = nx - 1
+            q0 = qj[i]
+            qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
+            qb = qj[nx] if bc[1] == FREE else q0
+            sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
+                          gdt, gdtd, theta, th2, h_dry, zero, one)
+    # west and east edges (ghost cell lower by bslope*dx, outflow only)
+    if lo == 0 and hi > 0:
+        q = zero
+        if bc[0] == FREE:
+            q = _flux(qj[0], qj[0], qj[1], zj[0] - bslope_dx, zj[0], zero, hj[0], n2r[0],
+                      gdt, gdtd, theta, th2, h_dry, zero, one)
+            q = min(q, zero)
+        sj[0] = q
+    if hi == nx and lo < hi:
+        q = zero
+        if bc[1] == FREE:
+            q = _flux(qj[nx], qj[nx - 1], qj[nx], zj[nx - 1], zj[nx - 1] - bslope_dx, hj[nx - 1], zero,
+                      n2r[nx - 1], gdt, gdtd, theta, th2, h_dry, zero, one)
+            q = max(q, zero)
+        sj[nx] = q
+
+
+@njit(fastmath=True, cache=True)
+def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h_dry, zero, one, half):
+    """Unlimited flux at the y faces between rows j-1 and j, columns [a, b), into ``out``."""
+    hu = h[j - 1]
+    hd = h[j]
+    zu = zb[j - 1]
+    zd = zb[j]
+    q0r = qy[j]
+    qar = qy[j - 1]
+    qbr = qy[j + 1]
+    # walls: row j-2 blocked (or closed north edge at j == 1); row j+1 blocked (or closed south edge)
+    if j == 1:
+        wa_edge = bc[2] != FREE
+        za = zu  # unused
+    else:
+        wa_edge = False
+        za = zb[j - 2]
+    if j == ny - 1:
+        wb_edge = bc[3] != FREE
+        zbb = zd  # unused
+    else:
+        wb_edge = False
+        zbb = zb[j + 1]
+    for i in range(a, b):
+        q0 = q0r[i]
+        # (at j == 1 / ny - 1 za / zbb are the face's own rows: a blocked cell there makes the
+        # face itself dry, so the neighbour test cannot change its value)
+        qa = q0 if (wa_edge or za[i] >= BIG) else qar[i]
+        qb = q0 if (wb_edge or zbb[i] >= BIG) else qbr[i]
+        out[i] = _flux(q0, qa, qb, zu[i], zd[i], hu[i], hd[i], half * (n2a[i] + n2b[i]),
+                       gdt, gdtd, theta, th2, h_dry, zero, one)
+
+
+@njit(fastmath=True, cache=True)
+def _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, zero, one):
+    if bc[2] == FREE:
+        for i in range(lo, hi):
+            q = zero
+            if phi[0, i] > 0:
+                q = _flux(qy[0, i], qy[0, i], qy[1, i], zb[0, i] - bslope_dy, zb[0, i], zero, h[0, i], n2r[i],
+                          gdt, gdtd, theta, th2, h_dry, zero, one)
+                q = min(q, zero)
+            out[i] = q
+
+
+@njit(fastmath=True, cache=True)
+def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, zero, one):
+    if bc[3] == FREE:
+        for i in range(lo, hi):
+            q = zero
+            if phi[ny - 1, i] > 0:
+                q = _flux(qy[ny, i], qy[ny - 1, i], qy[ny, i], zb[ny - 1, i], zb[ny - 1, i] - bslope_dy,
+                          h[ny - 1, i], zero, n2r[i], gdt, gdtd, theta, th2, h_dry, zero, one)
+                q = max(q, zero)
+            out[i] = q
+
+
+@njit(fastmath=True, cache=True)
+def _limit_row(j, h, prow, qx_s, above, below, fp, lo, hi, dtdy, dtdx, area, zero, one):
+    hj = h[j]
+    sj = qx_s[j]
+    fr = fp[j + 1]
+    for i in range(lo, hi):
+        out = (dtdy * (max(sj[i + 1], zero) - min(sj[i], zero))
+               + dtdx * (max(below[i], zero) - min(above[i], zero)))
+        vol = prow[i] * area * hj[i]
+        lim = out > vol
+        fr[i + 1] = vol / (out if lim else one) if lim else one
+
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par, phi_binary, F):
+    """Pass 1: unlimited fluxes into ``qx_s``/``qy_s`` and the limiting factors into ``fp``.
+
+    ``par`` = (dt, dx, dy, theta, h_dry, bslope) as float64; ``F`` the
+    float class of the arrays (np.float64 or np.float32). ``n2`` is (ny, nx)
+    or (1, 1) for one value; with ``phi_binary`` (porosity only 0 or 1) the
+    limiter does not read ``phi``. ``ybuf`` is a (len(chunks) - 1, nx)
+    scratch row per block. The factor of cell (j, i) is
+    ``min(1, phi dx dy h / out)``, ``out = dt (dy (max(qx_E, 0) - min(qx_W, 0))
+    + dx (max(qy_S, 0) - min(qy_N, 0)))`` from the unlimited fluxes.
+    """
+    ny, nx = h.shape
+    zero = F(0.0)
+    one = F(1.0)
+    half = F(0.5)
+    dt = F(par[0])
+    dx = F(par[1])
+    dy = F(par[2])
+    theta = F(par[3])
+    h_dry = F(par[4])
+    bslope = F(par[5])
+    gdt = F(G) * dt
+    gdtdx = gdt / dx
+    gdtdy = gdt / dy
+    th2 = half * (one - theta)
+    area = dx * dy
+    dtdx = dt * dx
+    dtdy = dt * dy
+    n2_uniform = n2.shape[0] == 1
+    n2c = np.full(nx, n2[0, 0]) if n2_uniform else np.empty(0, dtype=n2.dtype)
+    ones = np.ones(nx, dtype=h.dtype)
+    nch = chunks.size - 1
+    for c in prange(nch):
+        j0 = chunks[c]
+        j1 = chunks[c + 1]
+        for j in range(j0, j1):
+            lo = cols[j, 0]
+            hi = cols[j, 1]
+            n2j = n2c if n2_uniform else n2[j]
+            _x_faces(j, h, zb, n2j, qx, qx_s, lo, hi, nx, bc, bslope * dx, gdt, gdtdx, theta, th2, h_dry,
+                     zero, one, half)
+            if j == 0:
+                _top_edge(h, zb, n2j, phi, qy, qy_s[0], lo, hi, bc, bslope * dy, gdt, gdtdy, theta, th2, h_dry,
+                          zero, one)
+            else:
+                a = max(lo, cols[j - 1, 0])
+                b = min(hi, cols[j - 1, 1])
+                n2u = n2c if n2_uniform else n2[j - 1]
+                _y_faces(j, h, zb, n2u, n2j, qy, qy_s[j], a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry,
+                         zero, one, half)
+            if j > j0:
+                jl = j - 1
+                _limit_row(jl, h, ones if phi_binary else phi[jl], qx_s, qy_s[jl], qy_s[j], fp,
+                           cols[jl, 0], cols[jl, 1], dtdy, dtdx, area, zero, one)
+        jl = j1 - 1
+        lo = cols[jl, 0]
+        hi = cols[jl, 1]
+        if j1 == ny:
+            _bottom_edge(h, zb, n2c if n2_uniform else n2[ny - 1], phi, qy, qy_s[ny], lo, hi, ny, bc,
+                         bslope * dy, gdt, gdtdy, theta, th2, h_dry, zero, one)
+            below = qy_s[ny]
+        else:
+            a = max(lo, cols[j1, 0])
+            b = min(hi, cols[j1, 1])
+            below = ybuf[c]
+            _y_faces(j1, h, zb, n2c if n2_uniform else n2[jl], n2c if n2_uniform else n2[j1], qy, below,
+                     a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, zero, one, half)
+        _limit_row(jl, h, ones if phi_binary else phi[jl], qx_s, qy_s[jl], below, fp, lo, hi,
+                   dtdy, dtdx, area, zero, one)
+
+
+# --------------------------------------------------------------------------
+# Pass 2: limited fluxes, depths, sources, maxima, volume balance
+# --------------------------------------------------------------------------
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, infil_mode, ip1, ip2, infil_cum,
+                drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F):
+    """Pass 2: limited fluxes into ``qx``/``qy``; depths advanced; maxima and volumes tracked.
+
+    ``par`` = (dt, dx, dy, t_new, level, h_arrive) as float64.
+    Per open cell, in order: flux divergence; rain (``rain`` m/s over the
+    whole cell area, routed to its open part, i.e. divided by porosity);
     ``inflow`` (m³/s); infiltration, then drainage (m/s capacity), each
-    limited to the water present; fixed-level cells (``level_mask`` = 1)
-    set to ``max(level - z, 0)``. ``row_acc[j, k]`` receives this step's
-    volumes (m³) for row j: 0 rain, 1 infiltration, 2 drainage, 3 inflow,
-    4 boundary outflow (edges), 5 level-cell exchange (+ added),
-    6 max depth of the row (m) for the next time step.
+    limited to the water present; fixed-level cells (``level_mask`` = 1, only
+    looked at in rows with ``level_rows`` = 1) set to ``max(level - z, 0)``.
+    Blocked cells (phi = 0) keep their depth and take no rain.
+    ``row_acc[j, k]`` receives this step's volumes (m³) for row j: 0 rain,
+    1 infiltration, 2 drainage, 3 inflow, 4 boundary outflow (edges),
+    5 level-cell exchange (+ added), 6 max depth of the row (m) for the next
+    time step. ``hmax``/``tmax`` hold the running maximum and its time;
+    ``tarr`` the first time the depth reached ``h_arrive`` (set when the
+    maximum first crosses it, so NaN means never).
     Infiltration by ``infil_mode``: 0 none; 1 constant capacity ``ip1``
     (m/s); 2 Green-Ampt, capacity ``ip1 * (1 + ip2 / F)`` with ``ip1`` = Ks
     (m/s), ``ip2`` = suction head x moisture deficit (m), ``F`` =
@@ -183,110 +439,227 @@ def update_depth(h, z, phi, qx, qy, qx_s, qy_s, f, dt, dx, dy, t_new,
     number on the rain: of the step's rain dP the part dP - dQ infiltrates,
     Q = (P - 0.2 S)² / (P + 0.8 S) for P > 0.2 S, ``ip1`` = S (m),
     ``infil_cum`` = P, the cumulative rain (m).
-    ``rain``, ``ip1``, ``ip2`` and ``drain_rate`` are arrays of shape
-    (ny, nx), or (1, 1) to apply one value everywhere.
+    ``rain``, ``ip1``, ``ip2``, ``drain_rate`` and ``inflow`` are arrays of
+    shape (ny, nx), or (1, 1) to apply one value everywhere.
     """
     ny, nx = h.shape
+    zero = F(0.0)
+    one = F(1.0)
+    dt = F(par[0])
+    dx = F(par[1])
+    dy = F(par[2])
+    t_new = F(par[3])
+    level = F(par[4])
+    h_arrive = F(par[5])
     area = dx * dy
-    rain_uniform = rain.shape[0] == 1
-    p1_uniform = ip1.shape[0] == 1
-    p2_uniform = ip2.shape[0] == 1
-    drn_uniform = drain_rate.shape[0] == 1
-    for j in prange(ny):
-        # write back limited fluxes owned by row j: x faces of the row, y face above it
-        for i in range(nx + 1):
-            fl = f[j, i - 1] if i > 0 else 1.0
-            fr = f[j, i] if i < nx else 1.0
-            qx[j, i] = _limited(qx_s[j, i], fl, fr)
-        for i in range(nx):
-            fu = f[j - 1, i] if j > 0 else 1.0
-            qy[j, i] = _limited(qy_s[j, i], fu, f[j, i])
-        if j == ny - 1:
-            for i in range(nx):
-                qy[ny, i] = _limited(qy_s[ny, i], f[ny - 1, i], 1.0)
-        v_rain = 0.0
-        v_inf = 0.0
-        v_drn = 0.0
-        v_in = 0.0
-        v_out = 0.0
-        v_lvl = 0.0
-        row_max = 0.0
-        for i in range(nx):
-            p = phi[j, i]
-            if p == 0.0:
+    dtdx = dt * dx
+    dtdy = dt * dy
+    dta = dt * area
+    c02 = F(0.2)
+    c08 = F(0.8)
+    mm = F(1e-3)
+    dtype = h.dtype
+    # one-value inputs become constant rows (served by L1): the cell loop has no branches on them
+    rain_c = np.full(nx, rain[0, 0]) if rain.shape[0] == 1 else np.empty(0, dtype=dtype)
+    p1_c = np.full(nx, ip1[0, 0]) if ip1.shape[0] == 1 else np.empty(0, dtype=dtype)
+    p2_c = np.full(nx, ip2[0, 0]) if ip2.shape[0] == 1 else np.empty(0, dtype=dtype)
+    dr_c = np.full(nx, drain_rate[0, 0]) if drain_rate.shape[0] == 1 else np.empty(0, dtype=dtype)
+    in_c = np.full(nx, inflow[0, 0]) if inflow.shape[0] == 1 else np.empty(0, dtype=dtype)
+    no_lvl = np.zeros(nx, dtype=np.uint8)
+    nch = chunks.size - 1
+    for c in prange(nch):
+        for j in range(chunks[c], chunks[c + 1]):
+            lo = cols[j, 0]
+            hi = cols[j, 1]
+            if lo >= hi:
+                row_acc[j, 6] = 0.0
                 continue
-            fl = f[j, i - 1] if i > 0 else 1.0
-            fr = f[j, i + 1] if i < nx - 1 else 1.0
-            fu = f[j - 1, i] if j > 0 else 1.0
-            fd = f[j + 1, i] if j < ny - 1 else 1.0
-            fc = f[j, i]
-            qw = _limited(qx_s[j, i], fl, fc)
-            qe = _limited(qx_s[j, i + 1], fc, fr)
-            qn = _limited(qy_s[j, i], fu, fc)
-            qs = _limited(qy_s[j + 1, i], fc, fd)
-            dvol = dt * (dy * (qw - qe) + dx * (qn - qs))
-            if i == 0:
-                v_out -= dt * dy * qw
-            if i == nx - 1:
-                v_out += dt * dy * qe
+            rr = rain_c if rain.shape[0] == 1 else rain[j]
+            p1r = p1_c if ip1.shape[0] == 1 else ip1[j]
+            p2r = p2_c if ip2.shape[0] == 1 else ip2[j]
+            drr = dr_c if drain_rate.shape[0] == 1 else drain_rate[j]
+            inr = in_c if inflow.shape[0] == 1 else inflow[j]
+            lmr = level_mask[j] if level_rows[j] else no_lvl
+            hj = h[j]
+            zj = zb[j]
+            pj = phi[j]
+            qxj = qx[j]
+            qyj = qy[j]
+            sxj = qx_s[j]
+            sya = qy_s[j]
+            syb = qy_s[j + 1]
+            fu = fp[j]
+            fc_ = fp[j + 1]
+            fd = fp[j + 2]
+            hmj = hmax[j]
+            tmj = tmax[j]
+            taj = tarr[j]
+            icj = infil_cum[j]
+            v_rain = 0.0
+            v_inf = 0.0
+            v_drn = 0.0
+            v_in = 0.0
+            v_lvl = 0.0
+            row_max = zero
+            for i in range(lo, hi):
+                fc = fc_[i + 1]
+                qw = _lim(sxj[i], fc_[i], fc, zero)
+                qe = _lim(sxj[i + 1], fc, fc_[i + 2], zero)
+                qn = _lim(sya[i], fu[i + 1], fc, zero)
+                qs = _lim(syb[i], fc, fd[i + 1], zero)
+                qxj[i] = qw
+                qyj[i] = qn
+                p = pj[i]
+                opn = p > zero
+                pa = p * area
+                h0 = hj[i]
+                dvol = dtdy * (qw - qe) + dtdx * (qn - qs)
+                r = rr[i]
+                vr = r * dta
+                vin = inr[i] * dt
+                v = max(pa * h0 + dvol + vr + vin, zero)  # < 0 by round-off only
+                vi = zero
+                if infil_mode == 1:
+                    vi = min(p1r[i] * dta, v)
+                elif infil_mode == 2:
+                    vi = min(p1r[i] * (one + p2r[i] / max(icj[i], mm)) * dta, v)
+                    if opn:
+                        icj[i] += vi / area
+                elif infil_mode == 3:
+                    s_ = p1r[i]
+                    p0 = icj[i]
+                    pn = p0 + r * dt
+                    d0 = p0 - c02 * s_
+                    d1 = pn - c02 * s_
+                    q0 = d0 * d0 / (p0 + c08 * s_) if d0 > zero else zero
+                    q1 = d1 * d1 / (pn + c08 * s_) if d1 > zero else zero
+                    if opn:
+                        icj[i] = pn
+                    vi = min((r * dt - (q1 - q0)) * area, v)
+                v -= vi
+                vd = min(drr[i] * dta, v)
+                v -= vd
+                hn = v / (pa if opn else one)
+                if lmr[i]:
+                    target = max(level - zj[i], zero)
+                    v_lvl += (target - hn) * pa
+                    hn = target
+                hn = hn if opn else h0
+                hj[i] = hn
+                if opn:
+                    v_rain += vr
+                    v_inf += vi
+                    v_drn += vd
+                    v_in += vin
+                    row_max = max(row_max, hn)
+                hm = hmj[i]
+                if hn > hm:
+                    hmj[i] = hn
+                    tmj[i] = t_new
+                    if hn >= h_arrive and hm < h_arrive:
+                        taj[i] = t_new
+            # the face east of the row's last open cell
+            qxj[hi] = _lim(sxj[hi], fc_[hi], fc_[hi + 1], zero)
+            v_out = 0.0
+            if lo == 0:
+                v_out -= dtdy * qxj[0]
+            if hi == nx:
+                v_out += dtdy * qxj[nx]
             if j == 0:
-                v_out -= dt * dx * qn
+                for i in range(lo, hi):
+                    v_out -= dtdx * qyj[i]
             if j == ny - 1:
-                v_out += dt * dx * qs
-            r = rain[0, 0] if rain_uniform else rain[j, i]
-            vr = r * dt * area
-            vin = inflow[j, i] * dt
-            v = p * area * h[j, i] + dvol + vr + vin
-            if v < 0.0:  # round-off only: the limiter makes outflow <= storage
-                v = 0.0
-            vi = 0.0
-            if infil_mode == 1:
-                c1 = ip1[0, 0] if p1_uniform else ip1[j, i]
-                vi = min(c1 * dt * area, v)
-            elif infil_mode == 2:
-                c1 = ip1[0, 0] if p1_uniform else ip1[j, i]
-                c2 = ip2[0, 0] if p2_uniform else ip2[j, i]
-                vi = min(c1 * (1.0 + c2 / max(infil_cum[j, i], 1e-3)) * dt * area, v)
-                infil_cum[j, i] += vi / area
-            elif infil_mode == 3:
-                s_ = ip1[0, 0] if p1_uniform else ip1[j, i]
-                p0 = infil_cum[j, i]
-                p1 = p0 + r * dt
-                q0 = (p0 - 0.2 * s_) ** 2 / (p0 + 0.8 * s_) if p0 > 0.2 * s_ else 0.0
-                q1 = (p1 - 0.2 * s_) ** 2 / (p1 + 0.8 * s_) if p1 > 0.2 * s_ else 0.0
-                infil_cum[j, i] = p1
-                vi = min((r * dt - (q1 - q0)) * area, v)
-            v -= vi
-            cd = drain_rate[0, 0] if drn_uniform else drain_rate[j, i]
-            vd = min(cd * dt * area, v)
-            v -= vd
-            hn = v / (p * area)
-            if level_mask[j, i]:
-                target = level - z[j, i]
-                if target < 0.0:
-                    target = 0.0
-                v_lvl += (target - hn) * p * area
-                hn = target
-            h[j, i] = hn
-            v_rain += vr
-            v_inf += vi
-            v_drn += vd
-            v_in += vin
-            if hn > row_max:
-                row_max = hn
-            if hn > hmax[j, i]:
-                hmax[j, i] = hn
-                tmax[j, i] = t_new
-            if hn >= h_arrive and np.isnan(tarr[j, i]):
-                tarr[j, i] = t_new
-        row_acc[j, 0] += v_rain
-        row_acc[j, 1] += v_inf
-        row_acc[j, 2] += v_drn
-        row_acc[j, 3] += v_in
-        row_acc[j, 4] += v_out
-        row_acc[j, 5] += v_lvl
-        row_acc[j, 6] = row_max
+                qyb = qy[ny]
+                for i in range(lo, hi):
+                    qyb[i] = _lim(syb[i], fc_[i + 1], one, zero)
+                    v_out += dtdx * qyb[i]
+            row_acc[j, 0] += v_rain
+            row_acc[j, 1] += v_inf
+            row_acc[j, 2] += v_drn
+            row_acc[j, 3] += v_in
+            row_acc[j, 4] += v_out
+            row_acc[j, 5] += v_lvl
+            row_acc[j, 6] = row_max
     return h
+
+
+# --------------------------------------------------------------------------
+# Time stepping
+# --------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _hydro_at(ts, qs, n, t):
+    # Hydrograph.at: linear between samples, zero outside them
+    if t < ts[0] or t > ts[n - 1]:
+        return 0.0
+    return np.interp(t, ts[:n], qs[:n])
+
+
+@njit(cache=True, nogil=True)
+def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_binary,
+            rain, infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows,
+            hmax, tmax, tarr, row_acc,
+            inflow_cells, inflow_t, inflow_q, inflow_n, level_t, level_v, has_level, z_level_min,
+            t, t_end, t_next, h_max_now, dx, dy, theta, alpha, h_dry, dt_max, phi_min, bslope, h_arrive,
+            max_steps, F):
+    """Steps from ``t`` while ``t < t_end - 1e-9`` and the piecewise-constant forcings hold (``t < t_next``).
+
+    Each step: dt = min(CFL step, t_end - t, max(t_next - t, 1e-6)), with
+    CFL step = min(dt_max, alpha sqrt(theta) min(dx, dy) / sqrt(g h_max / phi_min))
+    (dt_max when h_max <= h_dry), h_max the largest depth after the last
+    step or the highest water level over [t, t + dt_max] above the lowest
+    level cell;
+    inflows the mean of the hydrographs at t and t + dt (exact for
+    piecewise-linear ones); the level at t + dt; then :func:`flux_pass` and
+    :func:`update_pass`. ``inflow_cells`` (k, 2) are the (j, i) of k
+    hydrographs sampled at ``inflow_t[k, :inflow_n[k]]``; ``level_t``/``level_v``
+    the level series. At most ``max_steps`` steps.
+
+    Returns (t, steps taken, largest depth now).
+    """
+    nsteps = 0
+    par1 = np.empty(6)
+    par2 = np.empty(6)
+    dmin = min(dx, dy)
+    while t < t_end - 1e-9 and (nsteps == 0 or t < t_next) and nsteps < max_steps:
+        hm = h_max_now
+        if has_level:
+            # highest level over the coming step (linear between samples)
+            t1 = t + dt_max
+            lv = max(np.interp(t, level_t, level_v), np.interp(t1, level_t, level_v))
+            for k in range(level_t.size):
+                if level_t[k] > t and level_t[k] < t1:
+                    lv = max(lv, level_v[k])
+            hm = max(hm, lv - z_level_min)
+        if hm <= h_dry:
+            dtc = dt_max
+        else:
+            dtc = min(dt_max, alpha * math.sqrt(theta) * dmin / math.sqrt(G * hm / phi_min))
+        sub = min(dtc, t_end - t, max(t_next - t, 1e-6))
+        t_new = t + sub
+        for k in range(inflow_cells.shape[0]):
+            n = inflow_n[k]
+            inflow[inflow_cells[k, 0], inflow_cells[k, 1]] = 0.5 * (
+                _hydro_at(inflow_t[k], inflow_q[k], n, t) + _hydro_at(inflow_t[k], inflow_q[k], n, t_new))
+        level = np.interp(t_new, level_t, level_v) if has_level else 0.0
+        par1[0] = sub
+        par1[1] = dx
+        par1[2] = dy
+        par1[3] = theta
+        par1[4] = h_dry
+        par1[5] = bslope
+        flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par1, phi_binary, F)
+        par2[0] = sub
+        par2[1] = dx
+        par2[2] = dy
+        par2[3] = t_new
+        par2[4] = level
+        par2[5] = h_arrive
+        update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par2, rain, infil_mode, ip1, ip2,
+                    infil_cum, drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F)
+        h_max_now = row_acc[:, 6].max()
+        t = t_new
+        nsteps += 1
+    return t, nsteps, h_max_now
 
 
 @njit(parallel=True, cache=True)
