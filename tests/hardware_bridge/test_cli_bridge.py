@@ -74,11 +74,22 @@ def test_replay_and_simulate_argument_errors(tmp_path):
     assert r.exit_code == 1 and "lava" in r.output
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_run_subscribes_and_stores_what_simulate_publishes(mosquitto, tmp_path):
+    httpx = pytest.importorskip("httpx")
     store = tmp_path / "store"
+    http = f"127.0.0.1:{_free_port()}"
     proc = subprocess.Popen(
         [sys.executable, "-c", "from twin.cli import main; main()", "bridge", "run",
-         "--broker", mosquitto.address, "--store", str(store), "--client-id", "cli-test"],
+         "--broker", mosquitto.address, "--store", str(store), "--client-id", "cli-test",
+         "--http", http],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -97,6 +108,16 @@ def test_run_subscribes_and_stores_what_simulate_publishes(mosquitto, tmp_path):
             time.sleep(0.2)
         assert rep["observations"] == sent  # 4 x 20 readings + retained statuses
         assert rep["dead_letters"]["count"] == 0
+        # the same process serves HTTP ingest into the same store
+        assert ready["http"] == f"http://{http}"
+        body = {"datastream": "CS-1/gas_o2", "phenomenonTime": "2024-06-01T08:00:00+08:00",
+                "result": 20.9, "unit": "%", "seq": 0}
+        resp = httpx.post(f"{ready['http']}/v1/obs/gas_o2/CS-1", json=body, timeout=10)
+        assert resp.status_code == 201 and resp.json()["stored"] == 1
+        resp = httpx.post(f"{ready['http']}/v1/obs/gas_o2/CS-1", content=b"nope", timeout=10)
+        assert resp.status_code == 400
+        rep = json.loads(run(["inspect", "--store", str(store), "--json"]).output)
+        assert rep["observations"] == sent + 1 and rep["dead_letters"]["count"] == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

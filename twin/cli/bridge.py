@@ -110,8 +110,8 @@ def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, brok
               show_default=True, help="Reporting interval of every device (s).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--speed", default="inf", show_default=True, metavar="N",
-              help="Publish N times faster than real time (inf: as fast as possible; the "
-                   "readings are then timed in the last --minutes before now).")
+              help="Publish N times faster than real time (inf: as fast as possible). With "
+                   "N > 1 the readings are timed in the last --minutes before now.")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Publish to this MQTT broker (QoS 1; statuses retained).")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -135,7 +135,9 @@ def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: fl
         devs = make_devices(devices, kind_list, interval_s=interval_s)
         now = datetime.now(UTC).replace(microsecond=0)
         duration = minutes * 60.0
-        start = now - timedelta(seconds=duration) if math.isinf(spd) else now
+        # Faster than real time, readings are timed in the last --minutes before now, so
+        # no reading is ever ahead of the wall clock (it would be flagged as clock skew).
+        start = now - timedelta(seconds=duration) if spd > 1 else now
         msgs = simulate(devs, start, duration, seed=seed)
         summary: dict[str, Any] = {"devices": devices, "minutes": minutes, "seed": seed,
                                    "start": start.isoformat()}
