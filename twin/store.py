@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from twin.clock import SimClock, as_utc
 from twin.errors import ClockError, DataIntegrityError, SnapshotError, StoreError, ValidationError
@@ -57,6 +56,8 @@ from twin.events import Event, EventLog, Severity
 from twin.sensors import Sensor, SensorRegistry
 
 if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
     from twin.state import TwinState
 
 SCHEMA_VERSION = 1
@@ -458,6 +459,8 @@ def _prepare(ds: xr.Dataset, group: str) -> tuple[xr.Dataset, dict[str, Any]]:
 
 def _restore(ds: xr.Dataset, path: Path, group: str) -> xr.Dataset:
     """Undo :func:`_prepare` on a Dataset read with ``decode_cf=False``."""
+    import xarray as xr
+
     try:
         meta = json.loads(ds.attrs[_TWIN_META])
         ds_attrs = _decode_attrs(ds.attrs[_TWIN_ATTRS])
@@ -487,6 +490,7 @@ def write_datasets(path: str | os.PathLike, groups: dict[str, xr.Dataset]) -> tu
     over ``path`` and the directory fsync'ed, so ``path`` either holds the
     whole file or nothing.
     """
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -508,6 +512,8 @@ def write_datasets(path: str | os.PathLike, groups: dict[str, xr.Dataset]) -> tu
 
 def read_datasets(path: str | os.PathLike, groups: Iterable[str]) -> dict[str, xr.Dataset]:
     """Read groups written by :func:`write_datasets`, exactly as they were (loaded into memory)."""
+    import xarray as xr
+
     path = Path(path)
     out = {}
     for group in groups:
