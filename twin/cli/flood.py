@@ -93,7 +93,7 @@ def flood() -> None:
 @click.option("--output-every", type=float, default=600.0, show_default=True,
               help="Interval of the depth/speed frames in flood.nc (s of simulated time).")
 @click.option("--float32", "use_float32", is_flag=True,
-              help="Compute in single precision (faster, less memory; balance error ~1e-7 instead of ~1e-15).")
+              help="Compute in single precision (faster, less memory; relative balance error ~1e-6 instead of ~1e-15).")
 @click.option("--tide-m", type=float, default=0.0, show_default=True,
               help="Sea level on sea cells (m, DEM datum: EGM96 for Shenzhen's SRTM).")
 @click.option("--surge-m", type=float, default=0.0, show_default=True,
