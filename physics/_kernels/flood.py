@@ -118,7 +118,7 @@ def rcbrt(a):  # pragma: no cover - replaced by the overload in jitted code
     return a ** (-1.0 / 3.0)
 
 
-@overload(rcbrt, jit_options={"fastmath": True})
+@overload(rcbrt, inline="always", jit_options={"fastmath": True, "error_model": "numpy"})
 def _rcbrt_ov(a):
     if isinstance(a, types.Float) and a.bitwidth == 64:
         def impl(a):
@@ -144,7 +144,7 @@ def _rcbrt_ov(a):
     return None
 
 
-@njit(fastmath=True, cache=True)
+@njit(inline="always", fastmath=True, error_model="numpy")
 def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdt, gdtd, theta, th2, h_dry, zero, one):
     etal = zl + hl
     etar = zr + hr
@@ -160,7 +160,7 @@ def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdt, gdtd, theta, th2, h_dry, zero, o
     return q if hf > h_dry else zero
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _lim(q, f_left, f_right, zero):
     # A face's flux is scaled by the factor of the cell it drains.
     return q * (f_left if q > zero else f_right)
@@ -213,7 +213,7 @@ def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="no
 # --------------------------------------------------------------------------
 # Pass 1: fluxes and limiter
 # --------------------------------------------------------------------------
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta, th2, h_dry, zero, one, half):
     hj = h[j]
     zj = zb[j]
@@ -269,7 +269,7 @@ def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, thet
         sj[nx] = q
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h_dry, zero, one, half):
     """Unlimited flux at the y faces between rows j-1 and j, columns [a, b), into ``out``."""
     hu = h[j - 1]
@@ -302,7 +302,7 @@ def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h
                        gdt, gdtd, theta, th2, h_dry, zero, one)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, zero, one):
     if bc[2] == FREE:
         for i in range(lo, hi):
@@ -314,7 +314,7 @@ def _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtd, theta,
             out[i] = q
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, zero, one):
     if bc[3] == FREE:
         for i in range(lo, hi):
@@ -326,7 +326,7 @@ def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd,
             out[i] = q
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _limit_row(j, h, prow, qx_s, above, below, fp, lo, hi, dtdy, dtdx, area, zero, one):
     hj = h[j]
     sj = qx_s[j]
@@ -339,7 +339,7 @@ def _limit_row(j, h, prow, qx_s, above, below, fp, lo, hi, dtdy, dtdx, area, zer
         fr[i + 1] = vol / (out if lim else one) if lim else one
 
 
-@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
 def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par, phi_binary, F):
     """Pass 1: unlimited fluxes into ``qx_s``/``qy_s`` and the limiting factors into ``fp``.
 
@@ -414,7 +414,7 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
 # --------------------------------------------------------------------------
 # Pass 2: limited fluxes, depths, sources, maxima, volume balance
 # --------------------------------------------------------------------------
-@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
 def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, infil_mode, ip1, ip2, infil_cum,
                 drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F):
     """Pass 2: limited fluxes into ``qx``/``qy``; depths advanced; maxima and volumes tracked.
