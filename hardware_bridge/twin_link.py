@@ -1,0 +1,354 @@
+"""Feeds into the twin: stored observations → alerts, confined-space permits, gridded rain, levels.
+
+:class:`TwinLink` is the :class:`~hardware_bridge.ingest.Ingestor`'s ``on_stored``
+hook. After every commit it receives the newly stored observations (duplicates
+and rejected messages never reach it, so a redelivered alarm raises nothing
+twice) and:
+
+1. turns each into a fusion :class:`~hardware_bridge.fusion.Reading`
+   (:func:`~hardware_bridge.fusion.from_normalized`, with the station's
+   position from the twin's sensor registry: sensor id = station);
+2. **routes** it: gas readings (``gas_o2``, ``gas_h2s``, ``gas_co``,
+   ``gas_lel``) of a *registered confined space* go to the
+   :class:`~hardware_bridge.fusion.confined.PermitBook` only (permit-to-work
+   decides, and it alarms while someone is inside); every other reading goes
+   to the :class:`~hardware_bridge.fusion.alerts.AlertEngine` (rain, water
+   level, slope GNSS and inclinometers, smoke, heat, fixed gas detectors of
+   petrol stations and plant rooms, DAS events, petrol-station video events).
+   Feeds whose model has not landed in the twin (slope, fire, tunnel) are
+   stored by the ingestor all the same and raise their alerts here;
+3. stores every resulting :class:`~twin.events.Event` in the store's live event
+   log (``store.put_event``) and hands it to ``on_event``;
+4. keeps the rain-gauge readings of the last ``keep_s`` seconds, so
+   :meth:`TwinLink.rain_field` grids them by IDW on the twin grid
+   (:func:`~hardware_bridge.fusion.rain_grid.grid_rain`) and
+   :meth:`TwinLink.gridded_rain` gives the :class:`physics.forcing.GriddedRain`
+   the flood model reads;
+5. keeps the latest water level per station for a
+   :class:`~hardware_bridge.fusion.levels.Nudger` (:meth:`TwinLink.latest_levels`).
+
+A station is a confined space when it is named in ``confined_spaces`` (the
+bridge runner takes them from the alert configuration's ``[confined] spaces =
+[...]``, see :func:`confined_spaces_from_config`) or registered in the sensor
+registry with ``properties["confined_space"] = true``. Without a PermitBook,
+gas readings of every station go to the AlertEngine.
+
+Restarts: the engines keep their windows in memory. :meth:`TwinLink.warm_up`
+replays the stored observations of a recent period through them without
+emitting events, so a restarted bridge continues the 3-/6-/12-hour rain sums
+and the GNSS rate windows and does not re-raise levels already raised.
+(Occupancy of confined spaces is not persisted: re-register entries after a
+restart.)
+
+Thread safety: one lock around the engines; the ingestor calls the hook after
+its commit, outside its own state lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from hardware_bridge.fusion import Reading, from_normalized, seconds_of
+from hardware_bridge.fusion.alerts import AlertEngine, load_config
+from hardware_bridge.fusion.confined import GASES, PermitBook
+from hardware_bridge.validate import STATUS_STREAM, NormalizedObservation
+from twin.errors import ConfigError, ValidationError
+from twin.events import Event
+
+log = logging.getLogger(__name__)
+
+_DEFAULT: Any = object()
+#: Kinds whose recent history the alert engine windows over (replayed by :meth:`TwinLink.warm_up`).
+WARM_KINDS = ("rain_gauge", "water_level", "gnss_displacement", "inclinometer", *GASES)
+
+__all__ = ["TwinLink", "confined_spaces_from_config", "positions_of"]
+
+
+def confined_spaces_from_config(config: Mapping[str, Any] | str | os.PathLike | None = None) -> frozenset[str]:
+    """Station ids listed as ``[confined] spaces = ["CS-1", ...]`` in an alert config (TOML path,
+    parsed dict, or None for the packaged ``alerts.toml``); empty if the key is absent."""
+    if config is None or isinstance(config, str | os.PathLike):
+        config = load_config(config)
+    sec = config.get("confined", {})
+    spaces = sec.get("spaces", []) if isinstance(sec, Mapping) else []
+    if not isinstance(spaces, list) or not all(isinstance(s, str) and s for s in spaces):
+        raise ConfigError(f"[confined] spaces={spaces!r} must be a list of station ids (strings)")
+    return frozenset(spaces)
+
+
+def positions_of(sensors: Any) -> dict[str, tuple[float, float]]:
+    """Station → (lon, lat) from a :class:`~twin.sensors.SensorRegistry` or a mapping."""
+    if sensors is None:
+        return {}
+    if isinstance(sensors, Mapping):
+        out = {}
+        for k, v in sensors.items():
+            lon, lat = (float(c) for c in v)
+            out[str(k)] = (lon, lat)
+        return out
+    return {s.id: (float(s.lon), float(s.lat)) for s in sensors}
+
+
+def _flagged_spaces(sensors: Any) -> set[str]:
+    if sensors is None or isinstance(sensors, Mapping):
+        return set()
+    return {s.id for s in sensors if (s.properties or {}).get("confined_space")}
+
+
+class TwinLink:
+    """The ingestor's ``on_stored`` hook feeding the twin (module docstring).
+
+    Parameters
+    ----------
+    store : twin.store.Store
+        Events go to its live event log; positions come from its sensor registry
+        when ``sensors`` is None.
+    sensors : SensorRegistry or mapping station -> (lon, lat), optional
+        Positions (WGS84) of the stations.
+    alerts : AlertEngine or None
+        Default: an engine with the packaged ``alerts.toml``; None: no threshold alerts.
+    permits : PermitBook, optional
+        Confined-space permits; gas readings of confined spaces go here only.
+    confined_spaces : iterable of str, optional
+        Stations that are confined spaces (besides the sensors flagged
+        ``properties["confined_space"]``).
+    rain_like : DataArray (y, x), optional
+        Twin grid for :meth:`rain_field` (may also be given per call).
+    block_s : float
+        Block length (s) of the gridded rain.
+    keep_s : float
+        Rain readings older than the newest minus ``keep_s`` are dropped.
+    on_event : callable(Event), optional
+        Called with every event after it is stored.
+    clock : twin.clock.SimClock, optional
+        Given to the default engines for the events' simulation times.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        sensors: Any = None,
+        alerts: AlertEngine | None = _DEFAULT,
+        permits: PermitBook | None = None,
+        confined_spaces: Iterable[str] | None = None,
+        rain_like: Any = None,
+        block_s: float = 600.0,
+        keep_s: float = 86_400.0,
+        on_event: Callable[[Event], None] | None = None,
+        clock: Any = None,
+    ) -> None:
+        if not (block_s > 0):
+            raise ValidationError(f"TwinLink block_s={block_s!r} must be > 0 seconds")
+        if not (keep_s > 0):
+            raise ValidationError(f"TwinLink keep_s={keep_s!r} must be > 0 seconds")
+        self.store = store
+        self.alerts = AlertEngine(clock=clock) if alerts is _DEFAULT else alerts
+        self.permits = permits
+        self.rain_like = rain_like
+        self.block_s = float(block_s)
+        self.keep_s = float(keep_s)
+        self.on_event = on_event
+        self._lock = threading.RLock()
+        self._rain: list[Reading] = []
+        self._rain_newest = -float("inf")
+        self._levels: dict[str, Reading] = {}
+        self._recent: deque[Event] = deque(maxlen=200)
+        self.stats: Counter[str] = Counter()
+        self._extra_spaces = frozenset(confined_spaces or ())
+        self.refresh_sensors(sensors)
+
+    # ---------------------------------------------------------- configuration
+    def refresh_sensors(self, sensors: Any = None) -> None:
+        """Re-read station positions and flagged confined spaces (from the store if None)."""
+        if sensors is None and self.store is not None:
+            sensors = self.store.sensors()
+        with self._lock:
+            self.positions = positions_of(sensors)
+            self.confined_spaces = frozenset(set(self._extra_spaces) | _flagged_spaces(sensors))
+
+    # ------------------------------------------------------------------ hook
+    def on_stored(self, observations: Iterable[NormalizedObservation]) -> list[Event]:
+        """Process newly stored observations; returns the events raised (already stored)."""
+        return self._process(observations, emit=True)
+
+    __call__ = on_stored
+
+    def _process(self, observations: Iterable[Any], *, emit: bool) -> list[Event]:
+        events: list[Event] = []
+        with self._lock:
+            to_alerts: list[Reading] = []
+            to_permits: list[Reading] = []
+            for o in observations:
+                if getattr(o, "is_status", False):
+                    continue
+                try:
+                    r = from_normalized(o, self.positions)
+                except ValidationError as exc:  # cannot happen for validated data; keep going
+                    self.stats["unconvertible"] += 1
+                    log.warning("observation %s skipped by the twin link: %s",
+                                getattr(o, "datastream_id", "?"), exc)
+                    continue
+                self.stats["readings"] += 1
+                if self.permits is not None and r.kind in GASES and r.station in self.confined_spaces:
+                    to_permits.append(r)
+                else:
+                    to_alerts.append(r)
+                if r.kind == "rain_gauge":
+                    self._keep_rain(r)
+                elif r.kind == "water_level" and r.value is not None:
+                    key = r.station or r.datastream_id
+                    prev = self._levels.get(key)
+                    if prev is None or r.t >= prev.t:
+                        self._levels[key] = r
+            if to_permits:
+                self.stats["to_permits"] += len(to_permits)
+                events.extend(self.permits.update(to_permits))
+            if to_alerts and self.alerts is not None:
+                self.stats["to_alerts"] += len(to_alerts)
+                events.extend(self.alerts.evaluate(to_alerts))
+            self._prune_rain()
+        if emit:
+            for ev in events:
+                self._emit(ev)
+        else:
+            self.stats["suppressed"] += len(events)
+        return events
+
+    def _emit(self, ev: Event) -> None:
+        try:
+            self.store.put_event(ev)
+            self.stats["events"] += 1
+            self.stats[f"events.{ev.severity.value}"] += 1
+        except Exception:  # the observations are committed; keep going, say so
+            self.stats["event_store_errors"] += 1
+            log.exception("could not store event %s from %s", ev.kind, ev.source)
+        with self._lock:
+            self._recent.append(ev)
+        if self.on_event is not None:
+            try:
+                self.on_event(ev)
+            except Exception:
+                log.exception("on_event callback failed for %s", ev.kind)
+
+    def check(self, now: datetime | float) -> list[Event]:
+        """Stale gas readings of occupied confined spaces (PermitBook.check); events are emitted."""
+        if self.permits is None:
+            return []
+        with self._lock:
+            events = self.permits.check(now)
+        for ev in events:
+            self._emit(ev)
+        return events
+
+    def recent_events(self, n: int = 20) -> list[Event]:
+        """The last ``n`` events this link raised (newest last)."""
+        with self._lock:
+            return list(self._recent)[-n:]
+
+    # ------------------------------------------------------------------ rain
+    def _keep_rain(self, r: Reading) -> None:
+        self._rain.append(r)
+        if r.t > self._rain_newest:
+            self._rain_newest = r.t
+
+    def _prune_rain(self) -> None:
+        cut = self._rain_newest - self.keep_s
+        if (self._rain and self._rain[0].t < cut) or len(self._rain) > 1_000_000:
+            self._rain = [r for r in self._rain if r.t >= cut][-1_000_000:]
+
+    def rain_readings(self) -> list[Reading]:
+        """Kept rain-gauge readings (those with a position), in arrival order."""
+        with self._lock:
+            return [r for r in self._rain if r.lon is not None or r.x is not None]
+
+    def rain_field(
+        self,
+        start: datetime | float,
+        end: datetime | float,
+        *,
+        like: Any = None,
+        origin: datetime | float | None = None,
+        **idw: Any,
+    ):
+        """IDW-gridded rain rate (mm/h) on ``like`` (default ``rain_like``), blocks of ``block_s``.
+
+        See :func:`hardware_bridge.fusion.rain_grid.grid_rain` (``idw`` passes
+        ``power``, ``search_radius_m``, ``min_gauges``, ``beyond_radius``, ``missing``).
+        Gauges without a known position are left out (counted in
+        ``stats["unplaced_rain"]``).
+        """
+        from hardware_bridge.fusion.rain_grid import grid_rain
+
+        grid = like if like is not None else self.rain_like
+        if grid is None:
+            raise ValidationError("no grid to put the rain on: give like=... or TwinLink(rain_like=...)")
+        with self._lock:
+            placed = [r for r in self._rain if r.lon is not None or r.x is not None]
+            unplaced = sorted({r.station or r.datastream_id for r in self._rain} -
+                              {r.station or r.datastream_id for r in placed})
+        self.stats["unplaced_rain"] = len(unplaced)
+        if not placed:
+            extra = f" ({len(unplaced)} gauges have no position: {unplaced[:5]})" if unplaced else ""
+            raise ValidationError(
+                "no rain-gauge readings with a position to grid" + extra + "; register the gauges "
+                "in the store's sensor registry (store.put_sensors) or give sensors=..."
+            )
+        return grid_rain(placed, grid, start=start, end=end, block_s=self.block_s, origin=origin, **idw)
+
+    def gridded_rain(
+        self,
+        start: datetime | float,
+        end: datetime | float,
+        *,
+        like: Any = None,
+        origin: datetime | float | None = None,
+        **idw: Any,
+    ):
+        """:class:`physics.forcing.GriddedRain` of :meth:`rain_field` (time 0 = ``origin`` or ``start``)."""
+        from hardware_bridge.fusion.rain_grid import to_gridded_rain
+
+        grid = like if like is not None else self.rain_like
+        return to_gridded_rain(self.rain_field(start, end, like=grid, origin=origin, **idw), grid)
+
+    # ---------------------------------------------------------------- levels
+    def latest_levels(self) -> dict[str, float]:
+        """Latest water level (m) per station (by phenomenon time): ``Nudger.nudge`` input."""
+        with self._lock:
+            return {k: float(r.value) for k, r in self._levels.items()}
+
+    def level_readings(self) -> list[Reading]:
+        """The latest water-level Reading per station (for ``levels.gauge_positions``)."""
+        with self._lock:
+            return list(self._levels.values())
+
+    # -------------------------------------------------------------- restarts
+    def warm_up(self, since: datetime, kinds: Iterable[str] = WARM_KINDS) -> int:
+        """Replay stored observations with phenomenon time >= ``since`` through the engines,
+        without emitting events; returns the number of observations replayed."""
+        from hardware_bridge.validate import NormalizedObservation
+
+        kinds = set(kinds)
+        obs: list[NormalizedObservation] = []
+        for ds in self.store.datastreams():
+            parts = ds.split("/")
+            if len(parts) < 2 or parts[1] not in kinds or parts[-1] == STATUS_STREAM:
+                continue
+            for o in self.store.observations(ds, t0=since):
+                raw = o.raw or {}
+                obs.append(NormalizedObservation(
+                    datastream_id=ds, kind=raw.get("kind", parts[1]), station=parts[0],
+                    phenomenon_time=o.phenomenon_time, result_time=o.result_time, seq=o.seq,
+                    value=o.value, unit=o.unit or "", original_value=None, original_unit=None,
+                    event=raw.get("event"), parameters=raw.get("parameters"),
+                ))
+        obs.sort(key=lambda o: seconds_of(o.phenomenon_time))
+        self._process(obs, emit=False)
+        self.stats["warm_up"] += len(obs)
+        return len(obs)
