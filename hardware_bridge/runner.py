@@ -1,5 +1,14 @@
 """The bridge process: MQTT (and optionally HTTP) -> Ingestor -> store, ack after commit.
 
+Two MQTT subscriptions share the ingestor: the normal one (every kind) and the
+alarm lane (alarm kinds only, :mod:`hardware_bridge.sources.alarm_lane`), so an
+alarm is stored ahead of a backlog of readings (``--no-alarm-lane`` turns it
+off). After each commit the new observations go through the
+:class:`~hardware_bridge.twin_link.TwinLink` (threshold alerts, confined-space
+alarms, gridded rain, levels); its events land in the store's event log
+(``--no-twin-link`` turns it off; ``--alert-config`` replaces the packaged
+``alerts.toml``).
+
 Run it as ``python -m hardware_bridge.runner --broker HOST:PORT --store DIR`` or
 ``twin bridge run`` (same options). It prints one JSON line
 ``{"event": "ready", ...}`` on stdout once subscribed, a ``{"event": "stats", ...}``
@@ -21,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +58,42 @@ class BridgeOptions:
     stale_check_s: float = 30.0
     http: str | None = None
     stats_every_s: float = 0.0
+    alarm_lane: bool = True
+    twin_link: bool = True
+    alert_config: Path | None = None
     ingestor_kw: dict[str, Any] = field(default_factory=dict)
+
+
+WARM_UP_H = 24.0  # the longest alert window (GNSS / inclinometer rates over 24 h)
+
+
+def make_twin_link(store: Any, opts: BridgeOptions):
+    """The :class:`~hardware_bridge.twin_link.TwinLink` of the options (alert config, confined
+    spaces from its ``[confined] spaces``), warmed up with the last :data:`WARM_UP_H` hours of
+    stored data (counted back from the newest stored observation, at most from now)."""
+    from hardware_bridge.fusion.alerts import AlertEngine, load_config
+    from hardware_bridge.fusion.confined import PermitBook
+    from hardware_bridge.twin_link import TwinLink, confined_spaces_from_config
+
+    cfg = load_config(opts.alert_config)
+    link = TwinLink(store, alerts=AlertEngine(cfg), permits=PermitBook(cfg),
+                    confined_spaces=confined_spaces_from_config(cfg))
+    latest = store.latest_times(not_after=datetime.now(UTC))
+    if latest:
+        link.warm_up(max(latest.values()) - timedelta(hours=WARM_UP_H))
+    return link
 
 
 def make_ingestor(
     store: Any, opts: BridgeOptions, on_alert: Callable[..., Any] | None = None,
-    source: str = "mqtt",
+    source: str = "mqtt", on_stored: Callable[..., Any] | None = None,
 ):
     """The :class:`~hardware_bridge.ingest.Ingestor` the options describe.
 
     Alerts (stale streams, clock skew, devices offline) go to ``on_alert``;
-    by default they are kept in the store's live event log.
+    by default they are kept in the store's live event log. New observations
+    go to ``on_stored``; by default (``opts.twin_link``) to a new
+    :func:`make_twin_link`.
     """
     from hardware_bridge.ingest import Ingestor
 
@@ -66,7 +101,9 @@ def make_ingestor(
         def on_alert(event: Any) -> None:
             store.put_event(event)
 
-    kw = {"source": source, **opts.ingestor_kw}
+    if on_stored is None and opts.twin_link:
+        on_stored = make_twin_link(store, opts).on_stored
+    kw = {"source": source, "on_stored": on_stored, **opts.ingestor_kw}
     return Ingestor(
         store,
         watermark_s=opts.watermark_s,
@@ -89,6 +126,7 @@ def run_bridge(
 ) -> dict[str, Any]:
     """Run until ``stop`` is set (or SIGTERM/SIGINT in the main thread); return final stats."""
     from hardware_bridge.sources import OBS_FILTER, STATUS_FILTER, IngestorSink
+    from hardware_bridge.sources.alarm_lane import PrioritySink, start_alarm_lane
     from hardware_bridge.sources.mqtt import MqttConfig, MqttSource, parse_broker
     from twin.store import Store
 
@@ -99,10 +137,11 @@ def run_bridge(
             signal.signal(sig, lambda *_: stop.set())
 
     store = Store.open(opts.store)
-    http = None
+    http = alarm = None
     try:
-        ingestor = make_ingestor(store, opts)
-        sink = IngestorSink(ingestor)
+        link = make_twin_link(store, opts) if opts.twin_link else None
+        ingestor = make_ingestor(store, opts, on_stored=link.on_stored if link else None)
+        sink = PrioritySink(IngestorSink(ingestor))  # the alarm lane goes first
         cfg = MqttConfig(
             host=host,
             port=port,
@@ -114,40 +153,61 @@ def run_bridge(
             batch_max=opts.batch_max,
             batch_wait_s=opts.batch_wait_s,
         )
-        source = MqttSource(cfg, sink).start()
+        source = MqttSource(cfg, sink.normal).start()
+        alarm = start_alarm_lane(cfg, sink) if opts.alarm_lane else None
         if opts.http:
             from hardware_bridge.sources.http import HttpServer
             from hardware_bridge.sources.mqtt import parse_broker as _hp
 
             hh, hp = _hp(opts.http, default_port=8080)
             http = HttpServer(sink, hh, hp).start()
-        while not source.subscribed.wait(0.2):
-            if stop.is_set():
-                break
+        for src in (source, alarm):
+            while src is not None and not src.subscribed.wait(0.2):
+                if stop.is_set():
+                    break
         emit({"event": "ready", "pid": os.getpid(), "client_id": cfg.client_id,
               "filters": cfg.filters(), "store": str(store.root),
-              "http": http.url if http else None})
+              "alarm_filters": alarm.config.filters() if alarm else [],
+              "twin_link": link is not None, "http": http.url if http else None})
         last = last_stale = time.monotonic()
         while not stop.wait(0.2):
             now = time.monotonic()
             if opts.stale_check_s and now - last_stale >= opts.stale_check_s:
                 last_stale = now
                 ingestor.check_stale()
+                if link is not None:
+                    link.check(datetime.now(UTC))
             if opts.stats_every_s and now - last >= opts.stats_every_s:
                 last = now
                 emit({"event": "stats", "stats": source.stats.as_dict(),
-                      "ingest": dict(ingestor.totals), "connected": source.connected.is_set()})
+                      "ingest": dict(ingestor.totals), "connected": source.connected.is_set(),
+                      **_extra_stats(alarm, link)})
         if http is not None:
             http.stop()
             http = None
         source.stop()
-        final = {**source.stats.as_dict(), "ingest": dict(ingestor.totals)}
+        lane, alarm = alarm, None
+        if lane is not None:
+            lane.stop()
+        final = {**source.stats.as_dict(), "ingest": dict(ingestor.totals),
+                 **_extra_stats(lane, link)}
         emit({"event": "stopped", "stats": final})
         return final
     finally:
         if http is not None:
             http.stop()
+        if alarm is not None:
+            alarm.stop(drain_s=0.0)
         store.close()
+
+
+def _extra_stats(alarm: Any, link: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if alarm is not None:
+        out["alarm_lane"] = alarm.stats.as_dict()
+    if link is not None:
+        out["twin_link"] = dict(link.stats)
+    return out
 
 
 def bridge_options(f):
@@ -187,6 +247,15 @@ def bridge_options(f):
         click.option("--stale-check-s", type=click.FloatRange(0), default=30.0,
                      show_default=True,
                      help="Check for stale datastreams (alerts) this often (0: never)."),
+        click.option("--alarm-lane/--no-alarm-lane", default=True, show_default=True,
+                     help="A second subscription for the alarm kinds (gas, smoke, heat, DAS, "
+                          "video) so alarms are stored ahead of a backlog of readings."),
+        click.option("--twin-link/--no-twin-link", default=True, show_default=True,
+                     help="Feed stored observations to the twin: threshold alerts, "
+                          "confined-space alarms, rain and level fusion (events in the store)."),
+        click.option("--alert-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     default=None, help="Alert thresholds TOML (default: the packaged alerts.toml); "
+                                        "its [confined] spaces lists the confined spaces."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -217,6 +286,7 @@ def _options(kw: dict[str, Any]) -> BridgeOptions:
         watermark_s=kw["watermark_s"], stale_after_s=kw["stale_after_s"],
         skew_tolerance_s=kw["skew_tolerance_s"], http=kw["http"],
         stats_every_s=kw["stats_every_s"], stale_check_s=kw["stale_check_s"],
+        alarm_lane=kw["alarm_lane"], twin_link=kw["twin_link"], alert_config=kw["alert_config"],
     )
 
 

@@ -95,6 +95,13 @@ def positions_of(sensors: Any) -> dict[str, tuple[float, float]]:
     return {s.id: (float(s.lon), float(s.lat)) for s in sensors}
 
 
+def _kinds_with_rules(engine: AlertEngine | None) -> frozenset[str]:
+    """Kinds the engine has any rule (or event class) for; other readings need not reach it."""
+    if engine is None:
+        return frozenset()
+    return frozenset(k for k, kc in engine.kinds.items() if kc.rules or kc.station_rules or kc.classes)
+
+
 def _flagged_spaces(sensors: Any) -> set[str]:
     if sensors is None or isinstance(sensors, Mapping):
         return set()
@@ -156,9 +163,12 @@ class TwinLink:
         self.keep_s = float(keep_s)
         self.on_event = on_event
         self._lock = threading.RLock()
-        self._rain: list[Reading] = []
+        # kept as the validator's observations; turned into Readings (with the positions
+        # known then) only when gridded / asked for
+        self._rain: list[tuple[float, NormalizedObservation]] = []
         self._rain_newest = -float("inf")
-        self._levels: dict[str, Reading] = {}
+        self._levels: dict[str, tuple[float, NormalizedObservation]] = {}
+        self._alert_kinds = _kinds_with_rules(self.alerts)
         self._recent: deque[Event] = deque(maxlen=200)
         self.stats: Counter[str] = Counter()
         self._extra_spaces = frozenset(confined_spaces or ())
@@ -185,28 +195,32 @@ class TwinLink:
         with self._lock:
             to_alerts: list[Reading] = []
             to_permits: list[Reading] = []
+            n = 0
             for o in observations:
-                if getattr(o, "is_status", False):
+                if o.is_status:
                     continue
+                n += 1
+                kind = o.kind
+                if kind == "rain_gauge":
+                    self._keep_rain(o)
+                elif kind == "water_level" and o.value is not None:
+                    key = o.station or o.datastream_id
+                    t = o.phenomenon_time.timestamp()
+                    prev = self._levels.get(key)
+                    if prev is None or t >= prev[0]:
+                        self._levels[key] = (t, o)
+                confined = (self.permits is not None and kind in GASES
+                            and o.station in self.confined_spaces)
+                if not confined and kind not in self._alert_kinds:
+                    continue  # nothing to evaluate (e.g. water levels without station rules)
                 try:
                     r = from_normalized(o, self.positions)
                 except ValidationError as exc:  # cannot happen for validated data; keep going
                     self.stats["unconvertible"] += 1
-                    log.warning("observation %s skipped by the twin link: %s",
-                                getattr(o, "datastream_id", "?"), exc)
+                    log.warning("observation %s skipped by the twin link: %s", o.datastream_id, exc)
                     continue
-                self.stats["readings"] += 1
-                if self.permits is not None and r.kind in GASES and r.station in self.confined_spaces:
-                    to_permits.append(r)
-                else:
-                    to_alerts.append(r)
-                if r.kind == "rain_gauge":
-                    self._keep_rain(r)
-                elif r.kind == "water_level" and r.value is not None:
-                    key = r.station or r.datastream_id
-                    prev = self._levels.get(key)
-                    if prev is None or r.t >= prev.t:
-                        self._levels[key] = r
+                (to_permits if confined else to_alerts).append(r)
+            self.stats["readings"] += n
             if to_permits:
                 self.stats["to_permits"] += len(to_permits)
                 events.extend(self.permits.update(to_permits))
@@ -253,20 +267,27 @@ class TwinLink:
             return list(self._recent)[-n:]
 
     # ------------------------------------------------------------------ rain
-    def _keep_rain(self, r: Reading) -> None:
-        self._rain.append(r)
-        if r.t > self._rain_newest:
-            self._rain_newest = r.t
+    def _keep_rain(self, o: NormalizedObservation) -> None:
+        t = o.phenomenon_time.timestamp()
+        self._rain.append((t, o))
+        if t > self._rain_newest:
+            self._rain_newest = t
 
     def _prune_rain(self) -> None:
         cut = self._rain_newest - self.keep_s
-        if (self._rain and self._rain[0].t < cut) or len(self._rain) > 1_000_000:
-            self._rain = [r for r in self._rain if r.t >= cut][-1_000_000:]
+        if (self._rain and self._rain[0][0] < cut) or len(self._rain) > 1_000_000:
+            self._rain = [p for p in self._rain if p[0] >= cut][-1_000_000:]
+
+    def _rain_split(self) -> tuple[list[Reading], list[str]]:
+        with self._lock:
+            rs = [from_normalized(o, self.positions) for _, o in self._rain]
+        placed = [r for r in rs if r.lon is not None or r.x is not None]
+        unplaced = sorted({r.station or r.datastream_id for r in rs if r.lon is None and r.x is None})
+        return placed, unplaced
 
     def rain_readings(self) -> list[Reading]:
-        """Kept rain-gauge readings (those with a position), in arrival order."""
-        with self._lock:
-            return [r for r in self._rain if r.lon is not None or r.x is not None]
+        """Kept rain-gauge readings of gauges with a known position, in arrival order."""
+        return self._rain_split()[0]
 
     def rain_field(
         self,
@@ -289,10 +310,7 @@ class TwinLink:
         grid = like if like is not None else self.rain_like
         if grid is None:
             raise ValidationError("no grid to put the rain on: give like=... or TwinLink(rain_like=...)")
-        with self._lock:
-            placed = [r for r in self._rain if r.lon is not None or r.x is not None]
-            unplaced = sorted({r.station or r.datastream_id for r in self._rain} -
-                              {r.station or r.datastream_id for r in placed})
+        placed, unplaced = self._rain_split()
         self.stats["unplaced_rain"] = len(unplaced)
         if not placed:
             extra = f" ({len(unplaced)} gauges have no position: {unplaced[:5]})" if unplaced else ""
@@ -321,12 +339,12 @@ class TwinLink:
     def latest_levels(self) -> dict[str, float]:
         """Latest water level (m) per station (by phenomenon time): ``Nudger.nudge`` input."""
         with self._lock:
-            return {k: float(r.value) for k, r in self._levels.items()}
+            return {k: float(o.value) for k, (_, o) in self._levels.items()}
 
     def level_readings(self) -> list[Reading]:
         """The latest water-level Reading per station (for ``levels.gauge_positions``)."""
         with self._lock:
-            return list(self._levels.values())
+            return [from_normalized(o, self.positions) for _, o in self._levels.values()]
 
     # -------------------------------------------------------------- restarts
     def warm_up(self, since: datetime, kinds: Iterable[str] = WARM_KINDS) -> int:

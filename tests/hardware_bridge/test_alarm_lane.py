@@ -179,3 +179,50 @@ def test_without_the_lane_the_alarm_waits_for_the_backlog(mosquitto, tmp_path):
         assert normal.stats.results == {"stored": n + 1}
     finally:
         store.close()
+
+
+def test_runner_starts_the_lane_and_the_twin_link(mosquitto, tmp_path):
+    from hardware_bridge.runner import BridgeOptions, run_bridge
+
+    stop = threading.Event()
+    lines: list[dict] = []
+    opts = BridgeOptions(broker=mosquitto.address, store=tmp_path / "s", client_id="runner-lane",
+                         stale_check_s=0.0, stats_every_s=0.1)
+    th = threading.Thread(target=lambda: run_bridge(opts, stop, emit=lines.append), daemon=True)
+    th.start()
+    try:
+        wait_for(lambda: lines and lines[0]["event"] == "ready", 30, "ready line")
+        assert lines[0]["alarm_filters"] == list(ALARM_TOPICS) and lines[0]["twin_link"] is True
+        assert lines[0]["filters"] == ["sz/v1/+/+/obs", "sz/v1/+/+/status"]
+        with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+            for i in range(100):
+                pub.publish(*reading(i))
+            pub.publish(ALARM_TOPIC, ALARM_PAYLOAD)  # 25 ppm H2S at a station that is no confined space
+        with Store.open(tmp_path / "s") as st:
+            wait_for(lambda: st.count_observations() == 101 and st.events(kind="threshold_crossed"),
+                     30, "readings, alarm and its alert stored")
+            (ev,) = st.events(kind="threshold_crossed")
+        assert ev.source == "CS-1/gas_h2s" and ev.severity == "alarm"
+        # the normal subscription's copy of the alarm arrives too (a duplicate)
+        wait_for(lambda: lines[-1]["event"] == "stats"
+                 and lines[-1]["stats"]["results"].get("duplicate") == 1, 30, "the second copy")
+    finally:
+        stop.set()
+        th.join(30)
+    final = lines[-1]["stats"]
+    assert lines[-1]["event"] == "stopped"
+    assert final["alarm_lane"]["results"] == {"stored": 1}
+    assert final["results"] == {"stored": 100, "duplicate": 1} and final["acked"] == 101
+    assert final["twin_link"]["readings"] == 101 and final["twin_link"]["events.alarm"] == 1
+
+    lines.clear()
+    off = BridgeOptions(broker=mosquitto.address, store=tmp_path / "s2", client_id="runner-off",
+                        alarm_lane=False, twin_link=False, stale_check_s=0.0)
+    stop.clear()
+    th = threading.Thread(target=lambda: run_bridge(off, stop, emit=lines.append), daemon=True)
+    th.start()
+    wait_for(lambda: lines, 30, "ready line")
+    stop.set()
+    th.join(30)
+    assert lines[0]["alarm_filters"] == [] and lines[0]["twin_link"] is False
+    assert "alarm_lane" not in lines[-1]["stats"] and "twin_link" not in lines[-1]["stats"]

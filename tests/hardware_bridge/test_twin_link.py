@@ -261,3 +261,34 @@ def test_warm_up_continues_the_windows_after_a_restart(tmp_path):
         # 54 mm in 90 min: orange (3 h >= 50 mm); the info level is not raised again
         assert by_source(store) == {"RG-1/rain_gauge": [Severity.INFO, Severity.WARNING]}
         assert cold.alerts.evaluate(warm.rain_readings()[-1:]) == []
+
+
+def test_replay_into_a_store_raises_alerts_that_inspect_lists(tmp_path):
+    """``twin bridge replay --store`` runs the default TwinLink; ``inspect`` shows the alerts."""
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    feed_file = tmp_path / "feed.jsonl"
+    recs = rain_msgs("RG-1", 6.0, 18) + [msg("heat", "HT-1", T0 + timedelta(minutes=30), 60.0, "degC")]
+    feed_file.write_text("".join(json.dumps({"topic": topic, "payload": json.loads(p),
+                                             "received_at": (t + timedelta(seconds=1)).isoformat()}) + "\n"
+                                 for t, topic, p in recs))
+    store = tmp_path / "store"
+    cli = CliRunner()
+    r = cli.invoke(main, ["bridge", "replay", str(feed_file), "--speed", "inf", "--store", str(store)],
+                   catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["stored"] == len(recs)
+    r = cli.invoke(main, ["bridge", "inspect", "--store", str(store), "--json", "--now",
+                          "2024-06-01T03:00:00Z"], catch_exceptions=False)
+    rep = json.loads(r.output)["alerts"]
+    assert rep["counts"] == {"info": 1, "advisory": 0, "warning": 1, "alarm": 2}
+    # newest first, info left out by the default --min-severity advisory
+    assert [(a["source"], a["severity"]) for a in rep["recent"]] == [
+        ("RG-1/rain_gauge", "alarm"), ("RG-1/rain_gauge", "warning"), ("HT-1/heat", "alarm")]
+    assert rep["recent"][-1]["time"] == "2024-06-01T00:30:00+00:00"
+    r = cli.invoke(main, ["bridge", "inspect", "--store", str(store), "--alerts", "1",
+                          "--min-severity", "alarm"], catch_exceptions=False)
+    assert r.exit_code == 0 and r.output.count("ALARM") == 1 and "WARNING" not in r.output
+    assert "2 alarm, 1 warning, 0 advisory, 1 info" in r.output

@@ -187,6 +187,27 @@ def _stream_rows(db: Path) -> list[tuple[Any, ...]]:
         con.close()
 
 
+_SEVERITIES = ("info", "advisory", "warning", "alarm")
+
+
+def _alert_rows(db: Path, min_severity: str, limit: int) -> tuple[dict[str, int], list[tuple]]:
+    """Live events per severity, and the newest ``limit`` at ``min_severity`` or above."""
+    import sqlite3
+
+    levels = _SEVERITIES[_SEVERITIES.index(min_severity):]
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        counts = dict(con.execute("SELECT severity, COUNT(*) FROM events WHERE snapshot_id IS NULL "
+                                  "GROUP BY severity").fetchall())
+        rows = con.execute(
+            "SELECT time_s, wall_time, severity, kind, source, message FROM events "
+            f"WHERE snapshot_id IS NULL AND severity IN ({','.join('?' * len(levels))}) "
+            "ORDER BY id DESC LIMIT ?", (*levels, limit)).fetchall() if limit else []
+    finally:
+        con.close()
+    return {s: int(counts.get(s, 0)) for s in _SEVERITIES}, rows
+
+
 @bridge.command("inspect")
 @click.option("--store", type=click.Path(exists=True, file_okay=False, path_type=Path),
               required=True, help="Store directory to inspect.")
@@ -196,10 +217,14 @@ def _stream_rows(db: Path) -> list[tuple[Any, ...]]:
               help="Judge staleness at this instant (default: now), e.g. for a replayed feed.")
 @click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
               help="Dead letters listed at most (newest first).")
+@click.option("--alerts", "n_alerts", type=click.IntRange(0), default=10, show_default=True,
+              help="Latest alerts (events of the store's live log) listed at most, newest first.")
+@click.option("--min-severity", type=click.Choice(_SEVERITIES), default="advisory",
+              show_default=True, help="Least severity of the alerts listed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int,
-                as_json: bool) -> None:
-    """Dead letters, stale sensors and per-stream statistics of a store.
+def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, n_alerts: int,
+                min_severity: str, as_json: bool) -> None:
+    """Latest alerts, dead letters, stale sensors and per-stream statistics of a store.
 
     A datastream is stale when its latest phenomenonTime is more than
     --stale-after-s before --now (device status streams are never stale).
@@ -213,6 +238,7 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int,
             hits = st.count_dead_letters(hits=True)
             dead = st.dead_letters()[-limit:][::-1] if limit else []
             rows = _stream_rows(st.db_path)
+            alert_counts, alert_rows = _alert_rows(st.db_path, min_severity, n_alerts)
     streams = []
     for ds, n, first, last, last_rt in rows:
         age = (when - parse_utc(last)).total_seconds()
@@ -230,6 +256,12 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int,
                                      "reason": d.reason, "hits": d.hits,
                                      "payload": d.payload[:200].decode("utf-8", "replace")}
                                     for d in dead]},
+        "alerts": {"counts": alert_counts, "min_severity": min_severity,
+                   # the bridge's events carry POSIX seconds (no simulation clock)
+                   "recent": [{"time": datetime.fromtimestamp(t, UTC).isoformat()
+                               if 1e8 < t < 1e10 else None, "time_s": t,
+                               "wall_time": w, "severity": sev, "kind": k, "source": src,
+                               "message": m} for t, w, sev, k, src, m in alert_rows]},
         "streams": streams,
     }
     if as_json:
@@ -247,6 +279,12 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int,
         t.add_row(s["datastream"], str(s["count"]), s["first"], s["last"], f"{s['age_s']:.0f}",
                   "STALE" if s["stale"] else "")
     con.print(t)
+    con.print("alerts: " + ", ".join(f"{alert_counts[s]} {s}" for s in reversed(_SEVERITIES)))
+    if alert_rows:
+        t = Table("time", "severity", "kind", "source", "message")
+        for a in report["alerts"]["recent"]:
+            t.add_row(a["time"] or f"{a['time_s']:g} s", a["severity"].upper(), a["kind"], a["source"], a["message"][:100])
+        con.print(t)
     if dead:
         t = Table("received", "topic", "reason", "hits", "payload")
         for d in report["dead_letters"]["recent"]:
