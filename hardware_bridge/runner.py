@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +64,10 @@ class BridgeOptions:
     ingestor_kw: dict[str, Any] = field(default_factory=dict)
 
 
-WARM_UP_H = 24.0  # the longest alert window (GNSS / inclinometer rates over 24 h)
-
-
 def make_twin_link(store: Any, opts: BridgeOptions):
     """The :class:`~hardware_bridge.twin_link.TwinLink` of the options (alert config, confined
-    spaces from its ``[confined] spaces``), warmed up with the last :data:`WARM_UP_H` hours of
-    stored data (counted back from the newest stored observation, at most from now)."""
+    spaces from its ``[confined] spaces``), warmed up with the recent stored data (each kind
+    back by its longest alert window; :meth:`~hardware_bridge.twin_link.TwinLink.warm_up`)."""
     from hardware_bridge.fusion.alerts import AlertEngine, load_config
     from hardware_bridge.fusion.confined import PermitBook
     from hardware_bridge.twin_link import TwinLink, confined_spaces_from_config
@@ -78,9 +75,7 @@ def make_twin_link(store: Any, opts: BridgeOptions):
     cfg = load_config(opts.alert_config)
     link = TwinLink(store, alerts=AlertEngine(cfg), permits=PermitBook(cfg),
                     confined_spaces=confined_spaces_from_config(cfg))
-    latest = store.latest_times(not_after=datetime.now(UTC))
-    if latest:
-        link.warm_up(max(latest.values()) - timedelta(hours=WARM_UP_H))
+    link.warm_up()
     return link
 
 

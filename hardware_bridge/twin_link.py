@@ -51,7 +51,7 @@ import os
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hardware_bridge.fusion import Reading, from_normalized, seconds_of
@@ -65,7 +65,9 @@ log = logging.getLogger(__name__)
 
 _DEFAULT: Any = object()
 #: Kinds whose recent history the alert engine windows over (replayed by :meth:`TwinLink.warm_up`).
-WARM_KINDS = ("rain_gauge", "water_level", "gnss_displacement", "inclinometer", *GASES)
+WARM_KINDS = ("rain_gauge", "gnss_displacement", "inclinometer")
+#: Kinds of which only the latest observation matters after a restart (levels, gas for permits).
+LATEST_KINDS = ("water_level", "heat", "smoke", *GASES)
 
 __all__ = ["TwinLink", "confined_spaces_from_config", "positions_of"]
 
@@ -347,18 +349,47 @@ class TwinLink:
             return [from_normalized(o, self.positions) for _, o in self._levels.values()]
 
     # -------------------------------------------------------------- restarts
-    def warm_up(self, since: datetime, kinds: Iterable[str] = WARM_KINDS) -> int:
-        """Replay stored observations with phenomenon time >= ``since`` through the engines,
-        without emitting events; returns the number of observations replayed."""
-        from hardware_bridge.validate import NormalizedObservation
+    def _window_h(self, kind: str) -> float:
+        if self.alerts is None or kind not in self.alerts.kinds:
+            return 24.0
+        kc = self.alerts.kinds[kind]
+        rules = [*kc.rules, *(r for rs in kc.station_rules.values() for r in rs)]
+        return max((r.window_h or 0.0 for r in rules), default=0.0) or 24.0
 
-        kinds = set(kinds)
+    def warm_up(
+        self, since: datetime | None = None, kinds: Iterable[str] = WARM_KINDS,
+        latest_kinds: Iterable[str] = LATEST_KINDS, *, now: datetime | None = None,
+    ) -> int:
+        """Replay stored observations through the engines without emitting events.
+
+        Every observation with phenomenon time >= ``since`` of a datastream of
+        ``kinds`` (windowed alert metrics), and only the latest one (if >= ``since``)
+        of ``latest_kinds`` (levels, gas readings for permits, detector levels).
+        With ``since=None`` each kind goes back by its longest rule window
+        (``window_h``; 24 h for ``latest_kinds``) from the newest stored
+        observation not after ``now`` (default: the current time).
+        Returns the number of observations replayed.
+        """
+        kinds, latest_kinds = set(kinds), set(latest_kinds)
+        latest = self.store.latest_times(not_after=now or datetime.now(UTC))
+        if not latest:
+            return 0
+        top = max(latest.values())
         obs: list[NormalizedObservation] = []
-        for ds in self.store.datastreams():
+        for ds, newest in latest.items():
             parts = ds.split("/")
-            if len(parts) < 2 or parts[1] not in kinds or parts[-1] == STATUS_STREAM:
+            if len(parts) < 2 or parts[-1] == STATUS_STREAM:
                 continue
-            for o in self.store.observations(ds, t0=since):
+            start = since if since is not None else top - timedelta(hours=self._window_h(parts[1]))
+            if newest < start:
+                continue
+            if parts[1] in kinds:
+                t0 = start
+            elif parts[1] in latest_kinds:
+                t0 = newest
+            else:
+                continue
+            for o in self.store.observations(ds, t0=t0):
                 raw = o.raw or {}
                 obs.append(NormalizedObservation(
                     datastream_id=ds, kind=raw.get("kind", parts[1]), station=parts[0],

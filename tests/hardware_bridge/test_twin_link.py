@@ -250,11 +250,18 @@ def test_warm_up_continues_the_windows_after_a_restart(tmp_path):
         link = TwinLink(store, sensors=POSITIONS)
         ing = Ingestor(store, on_stored=link.on_stored, on_alert=store.put_event)
         feed(ing, rain_msgs("RG-1", 6.0, 8))  # 48 mm in 80 min: the 1-h info level only
+        feed(ing, [msg("water_level", "WL-1", T0 + timedelta(minutes=m), 0.1 * m, "m", m)
+                   for m in (10, 20, 30)])
         assert by_source(store) == {"RG-1/rain_gauge": [Severity.INFO]}
         # "restart": new engines; without warm-up reading 9 alone (6 mm) raises nothing
         cold = TwinLink(store, sensors=POSITIONS)
         warm = TwinLink(store, sensors=POSITIONS)
-        assert warm.warm_up(T0) == 8 and warm.stats["suppressed"] == 1
+        # every rain reading of the window; of the levels only the latest
+        assert warm.warm_up(T0) == 8 + 1 and warm.stats["suppressed"] == 1
+        assert warm.latest_levels() == {"WL-1": pytest.approx(3.0)}
+        assert TwinLink(store).warm_up(T0 + timedelta(hours=2)) == 0  # nothing that recent
+        assert TwinLink(store).warm_up() == 9  # by default: each kind's longest window (rain 12 h)
+        assert TwinLink(store).warm_up(now=T0) == 0  # nothing stored before `now`
         assert len(store.events()) == 1  # replaying raised nothing new
         ing2 = Ingestor(store, on_stored=warm.on_stored, on_alert=store.put_event)
         feed(ing2, rain_msgs("RG-1", 6.0, 1, start=T0 + timedelta(minutes=80), seq0=8))
