@@ -63,8 +63,6 @@ import os
 import queue
 import selectors
 import shlex
-import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -81,7 +79,8 @@ REPO = BENCH_DIR.parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-MOSQUITTO = os.environ.get("TWIN_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from hardware_bridge.broker import MOSQUITTO, LocalBroker  # noqa: E402
+
 OBS_FILTER = "sz/v1/+/+/obs"
 KIND = "water_level"
 SHARED_GROUP = "twin"
@@ -96,82 +95,7 @@ TARGET_SHARED_RATIO = 1.6
 # --------------------------------------------------------------------------
 # Broker
 # --------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class Broker:
-    """mosquitto on 127.0.0.1 at a free port (config as in tests/hardware_bridge/conftest.py)."""
-
-    CONFIG = (
-        "allow_anonymous true",
-        "persistence false",
-        "max_inflight_messages 1000",  # unacknowledged QoS>0 messages in flight per client
-        "max_queued_messages 500000",  # queued per client beyond those (a lagging bridge)
-        "max_queued_bytes 0",
-        "set_tcp_nodelay true",
-        "log_dest stderr",
-        "log_type error",
-        "log_type warning",
-    )
-
-    def __init__(self, workdir: Path) -> None:
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.conf = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
-        self.conf.write_text("\n".join([f"listener {self.port} {self.host}", *self.CONFIG, ""]))
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def start(self, timeout: float = 10.0) -> Broker:
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=logf, stderr=logf)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
-            if _accepts(self.host, self.port):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not accept connections on {self.address}")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> Broker:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+Broker = LocalBroker
 
 
 def proc_cpu_s(pid: int | None) -> float | None:

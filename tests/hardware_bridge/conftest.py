@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,96 +19,9 @@ from pathlib import Path
 
 import pytest
 
-MOSQUITTO = os.environ.get("TWIN_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from hardware_bridge.broker import MOSQUITTO, LocalBroker
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class Broker:
-    """A mosquitto process on 127.0.0.1:port with a generated configuration."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.host = "127.0.0.1"
-        self.port = port or free_port()
-        self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
-        self.proc: subprocess.Popen | None = None
-        self.conf.write_text(
-            "\n".join(
-                [
-                    f"listener {self.port} {self.host}",
-                    "allow_anonymous true",
-                    "persistence false",
-                    # Unacknowledged QoS>0 messages in flight per client.
-                    "max_inflight_messages 1000",
-                    # Messages queued per client beyond the in-flight ones (e.g. while the
-                    # bridge is down). Beyond this mosquitto drops messages: keep it above
-                    # the largest backlog a test builds.
-                    "max_queued_messages 500000",
-                    "max_queued_bytes 0",
-                    "set_tcp_nodelay true",
-                    "log_dest stderr",
-                    "log_type error",
-                    "log_type warning",
-                    "",
-                ]
-            )
-        )
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        logf = open(self.log, "ab")  # noqa: SIM115 - kept open for the broker's lifetime
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=logf, stderr=logf)
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"mosquitto exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}"
-                )
-            if _accepts(self.host, self.port):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not accept connections on {self.address} in {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        deadline = time.monotonic() + 10
-        while _accepts(self.host, self.port) and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def restart(self) -> None:
-        """Stop the broker and start a fresh one on the same port (sessions are lost)."""
-        self.stop()
-        self.start()
+Broker = LocalBroker
 
 
 @pytest.fixture
