@@ -51,7 +51,7 @@ class BridgeOptions:
     session_expiry_s: int = 86_400
     receive_maximum: int = 1000
     batch_max: int = 500
-    batch_wait_s: float = 0.02
+    batch_wait_s: float = 0.005
     watermark_s: float = 300.0
     stale_after_s: float = 900.0
     skew_tolerance_s: float = 5.0
@@ -226,7 +226,7 @@ def bridge_options(f):
                      show_default=True, help="Unacknowledged messages in flight from the broker."),
         click.option("--batch-max", type=click.IntRange(1), default=500, show_default=True,
                      help="Messages stored per transaction at most."),
-        click.option("--batch-wait-s", type=click.FloatRange(0), default=0.02, show_default=True,
+        click.option("--batch-wait-s", type=click.FloatRange(0), default=0.005, show_default=True,
                      help="Longest wait for a batch to fill (s)."),
         click.option("--watermark-s", type=click.FloatRange(0), default=300.0, show_default=True,
                      help="Event-time watermark: later out-of-order data is flagged 'late'."),

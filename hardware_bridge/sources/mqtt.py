@@ -17,9 +17,16 @@ Subscriber (:class:`MqttSource`)
   broker to have at most ``receive_maximum`` unacknowledged messages in flight to
   us, so the internal queue (same size) never overflows and nothing is dropped;
   further messages wait at the broker (backpressure).
-* **Batches.** A worker thread takes up to ``batch_max`` messages (waiting at most
-  ``batch_wait_s`` for a batch to fill) and stores them in one transaction: one
-  fsync per batch instead of per message.
+* **Batches, cheap per message.** paho's network thread appends each message
+  to a list under one lock (no queue, no per-message Event); a worker thread
+  swaps the list out — up to ``batch_max`` messages, waiting at most
+  ``batch_wait_s`` (default 5 ms) for a batch to fill, less when ``batch_max``
+  (or nearly the whole in-flight window) is reached — and stores them in one
+  transaction: one fsync per batch. The batch's PUBACKs are then queued to
+  paho as one write. Under saturation batches fill while the previous one
+  commits; below it the wait bounds the latency (p99 ~20 ms at 2,400 msg/s).
+  paho's decoding of MQTT 5 PUBLISH properties is made cheap once per process
+  (:func:`_install_fast_properties`).
 * **Stale acks are never sent.** Packet ids are per connection: every connect and
   disconnect starts a new *generation*, and a message is acknowledged only on the
   connection that delivered it (otherwise the broker redelivers it).
@@ -100,7 +107,7 @@ class MqttConfig:
     session_expiry_s: int = 86_400
     receive_maximum: int = 1000
     batch_max: int = 500
-    batch_wait_s: float = 0.02
+    batch_wait_s: float = 0.005
     keepalive_s: int = 30
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
