@@ -766,7 +766,7 @@ def explanations(res: dict[str, list[dict[str, Any]]], summary: dict[str, Any],
             f"{summary['latency_rate_msg_s']:,.0f} msg/s with the bridge at "
             f"{_median(r, 'cpu_pct', 'bridge 0'):.0f} % of a core and contention "
             f"{_median(r, 'contention_pct'):.0f} %{raw_txt}. The p50 is mostly the runner's "
-            "batch wait (--batch-wait-s, default 20 ms); the tail follows the CPU contention "
+            "batch wait (--batch-wait-s, default 5 ms); the tail follows the CPU contention "
             "(per-second p99 in latency_timeline of the JSON)")
     if summary.get("shared_target_met") is False:
         r2, r1 = res["shared_2"], res["shared_1"]
