@@ -16,7 +16,11 @@ twice) and:
    level, slope GNSS and inclinometers, smoke, heat, fixed gas detectors of
    petrol stations and plant rooms, DAS events, petrol-station video events).
    Feeds whose model has not landed in the twin (slope, fire, tunnel) are
-   stored by the ingestor all the same and raise their alerts here;
+   stored by the ingestor all the same and raise their alerts here.
+   Smoke and heat readings *also* go to a
+   :class:`~hardware_bridge.fusion.fire.FireOrigins` tracker (detectors with
+   ``building``/``floor``/``zone`` properties in the sensor registry), whose
+   ``fire_origin`` / ``fire_spread`` events are stored like the others;
 3. stores every resulting :class:`~twin.events.Event` in the store's live event
    log (``store.put_event``) and hands it to ``on_event``;
 4. keeps the rain-gauge readings of the last ``keep_s`` seconds, so
@@ -57,6 +61,7 @@ from typing import Any
 from hardware_bridge.fusion import Reading, from_normalized, seconds_of
 from hardware_bridge.fusion.alerts import AlertEngine, load_config
 from hardware_bridge.fusion.confined import GASES, PermitBook
+from hardware_bridge.fusion.fire import FIRE_KINDS, FireOrigins
 from hardware_bridge.validate import STATUS_STREAM, NormalizedObservation
 from twin.errors import ConfigError, ValidationError
 from twin.events import Event
@@ -137,6 +142,9 @@ class TwinLink:
         Called with every event after it is stored.
     clock : twin.clock.SimClock, optional
         Given to the default engines for the events' simulation times.
+    fire : FireOrigins or None
+        Default: a tracker over the sensor registry (``sensors``, or the store's);
+        None: no fire origin tracking.
     """
 
     def __init__(
@@ -152,6 +160,7 @@ class TwinLink:
         keep_s: float = 86_400.0,
         on_event: Callable[[Event], None] | None = None,
         clock: Any = None,
+        fire: FireOrigins | None = _DEFAULT,
     ) -> None:
         if not (block_s > 0):
             raise ValidationError(f"TwinLink block_s={block_s!r} must be > 0 seconds")
@@ -174,6 +183,8 @@ class TwinLink:
         self._recent: deque[Event] = deque(maxlen=200)
         self.stats: Counter[str] = Counter()
         self._extra_spaces = frozenset(confined_spaces or ())
+        self.fire = FireOrigins(None, clock=clock) if fire is _DEFAULT else fire
+        self._fire_default = fire is _DEFAULT
         self.refresh_sensors(sensors)
 
     # ---------------------------------------------------------- configuration
@@ -184,6 +195,8 @@ class TwinLink:
         with self._lock:
             self.positions = positions_of(sensors)
             self.confined_spaces = frozenset(set(self._extra_spaces) | _flagged_spaces(sensors))
+            if self.fire is not None and self._fire_default:
+                self.fire.set_sensors(sensors)
 
     # ------------------------------------------------------------------ hook
     def on_stored(self, observations: Iterable[NormalizedObservation]) -> list[Event]:
@@ -197,6 +210,7 @@ class TwinLink:
         with self._lock:
             to_alerts: list[Reading] = []
             to_permits: list[Reading] = []
+            to_fire: list[Reading] = []
             n = 0
             for o in observations:
                 if o.is_status:
@@ -213,7 +227,8 @@ class TwinLink:
                         self._levels[key] = (t, o)
                 confined = (self.permits is not None and kind in GASES
                             and o.station in self.confined_spaces)
-                if not confined and kind not in self._alert_kinds:
+                fire = self.fire is not None and kind in FIRE_KINDS
+                if not confined and kind not in self._alert_kinds and not fire:
                     continue  # nothing to evaluate (e.g. water levels without station rules)
                 try:
                     r = from_normalized(o, self.positions)
@@ -221,7 +236,10 @@ class TwinLink:
                     self.stats["unconvertible"] += 1
                     log.warning("observation %s skipped by the twin link: %s", o.datastream_id, exc)
                     continue
-                (to_permits if confined else to_alerts).append(r)
+                if fire:
+                    to_fire.append(r)
+                if confined or kind in self._alert_kinds:
+                    (to_permits if confined else to_alerts).append(r)
             self.stats["readings"] += n
             if to_permits:
                 self.stats["to_permits"] += len(to_permits)
@@ -229,6 +247,9 @@ class TwinLink:
             if to_alerts and self.alerts is not None:
                 self.stats["to_alerts"] += len(to_alerts)
                 events.extend(self.alerts.evaluate(to_alerts))
+            if to_fire:
+                self.stats["to_fire"] += len(to_fire)
+                events.extend(self.fire.update(to_fire))
             self._prune_rain()
         if emit:
             for ev in events:
