@@ -83,7 +83,8 @@ def _free_port() -> int:
 
 
 def test_run_subscribes_and_stores_what_simulate_publishes(mosquitto, tmp_path):
-    httpx = pytest.importorskip("httpx")
+    import httpx
+
     store = tmp_path / "store"
     http = f"127.0.0.1:{_free_port()}"
     proc = subprocess.Popen(

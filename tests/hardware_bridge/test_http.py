@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
-pytest.importorskip("starlette")
-
-from hardware_bridge.ingest import Ingestor  # noqa: E402
-from hardware_bridge.sources.http import HttpServer  # noqa: E402
+from hardware_bridge.ingest import Ingestor
+from hardware_bridge.sources.http import HttpServer
 from twin.errors import StoreError  # noqa: E402
 from twin.store import Store  # noqa: E402
 
