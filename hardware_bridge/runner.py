@@ -57,6 +57,7 @@ class BridgeOptions:
     skew_tolerance_s: float = 5.0
     stale_check_s: float = 30.0
     http: str | None = None
+    token: str | None = None
     stats_every_s: float = 0.0
     alarm_lane: bool = True
     twin_link: bool = True
@@ -155,7 +156,7 @@ def run_bridge(
             from hardware_bridge.sources.mqtt import parse_broker as _hp
 
             hh, hp = _hp(opts.http, default_port=8080)
-            http = HttpServer(sink, hh, hp).start()
+            http = HttpServer(sink, hh, hp, link=link, token=opts.token).start()
         for src in (source, alarm):
             while src is not None and not src.subscribed.wait(0.2):
                 if stop.is_set():
@@ -237,6 +238,10 @@ def bridge_options(f):
                      help="phenomenonTime ahead of receipt by more than this is flagged."),
         click.option("--http", default=None, metavar="HOST:PORT",
                      help="Also serve HTTP ingest (POST /v1/obs/{kind}/{station}) here."),
+        click.option("--token", default=None, envvar="TWIN_BRIDGE_TOKEN", show_envvar=True,
+                     metavar="SECRET",
+                     help="Bearer token of the HTTP confined-space permit actions "
+                          "(POST /v1/permits ...); without it they answer 503."),
         click.option("--stats-every-s", type=click.FloatRange(0), default=0.0,
                      help="Print a JSON stats line this often (0: never)."),
         click.option("--stale-check-s", type=click.FloatRange(0), default=30.0,
@@ -279,7 +284,7 @@ def _options(kw: dict[str, Any]) -> BridgeOptions:
         session_expiry_s=kw["session_expiry_s"], receive_maximum=kw["receive_maximum"],
         batch_max=kw["batch_max"], batch_wait_s=kw["batch_wait_s"],
         watermark_s=kw["watermark_s"], stale_after_s=kw["stale_after_s"],
-        skew_tolerance_s=kw["skew_tolerance_s"], http=kw["http"],
+        skew_tolerance_s=kw["skew_tolerance_s"], http=kw["http"], token=kw.get("token"),
         stats_every_s=kw["stats_every_s"], stale_check_s=kw["stale_check_s"],
         alarm_lane=kw["alarm_lane"], twin_link=kw["twin_link"], alert_config=kw["alert_config"],
     )
