@@ -258,6 +258,15 @@ class TwinLink:
             self.stats["suppressed"] += len(events)
         return events
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the link changes its state; outside callers (e.g. HTTP permit actions) take it too."""
+        return self._lock
+
+    def emit(self, ev: Event) -> None:
+        """Store an event, count it, keep it among the recent ones and pass it to ``on_event``."""
+        self._emit(ev)
+
     def _emit(self, ev: Event) -> None:
         try:
             self.store.put_event(ev)

@@ -264,6 +264,13 @@ class PermitBook:
         self._permits[(space, worker)] = p
         return p
 
+    def permit(self, permit_id: int) -> Permit | None:
+        """The granted permit with this id, or None."""
+        for p in self._permits.values():
+            if p.permit_id == permit_id:
+                return p
+        return None
+
     def enter(self, space: str, worker: str, now: datetime | float) -> Permit:
         """Record an entry; needs a granted, unexpired permit and a space that is still safe."""
         p = self._permits.get((space, worker))

@@ -30,7 +30,7 @@ JSON objects; a missing or invalid field answers ``422 {"field", "reason"}``.
 ``GET /v1/spaces/{space}``
     ``200 {"space", "confined_space", "inside", "safe", "reasons", "readings"}``.
 
-Events go to the link's store (``TwinLink._emit``: event log + ``on_event``);
+Events go to the link's store (``TwinLink.emit``: event log + ``on_event``);
 permit state lives in the bridge process (not persisted across restarts).
 
 Responses: ``201 {"stored": n, "duplicates": d, "flags": [...]}`` once the
@@ -226,11 +226,7 @@ class PermitRoutes:
         return JSONResponse({"field": exc.field, "reason": exc.reason}, status_code=422)
 
     def _emit(self, ev: Any) -> None:
-        emit = getattr(self.link, "_emit", None)
-        if emit is not None:
-            emit(ev)
-        else:
-            self.link.store.put_event(ev)
+        self.link.emit(ev)
 
     def _event(self, now: datetime, kind: str, severity: str, message: str,
                data: dict[str, Any]) -> Any:
@@ -247,10 +243,7 @@ class PermitRoutes:
                 for g, v in used.items()}
 
     def _find(self, pid: int) -> Any:
-        for p in getattr(self.link.permits, "_permits", {}).values():
-            if p.permit_id == pid:
-                return p
-        return None
+        return self.link.permits.permit(pid)
 
     # ------------------------------------------------------------ routes
     async def request(self, request: Any) -> Any:
@@ -266,7 +259,7 @@ class PermitRoutes:
 
         def act() -> tuple[Any, Any]:
             now = datetime.now(UTC)
-            with self.link._lock:
+            with self.link.lock:
                 p = self.link.permits.request(space, worker, now)
             data = {"space": space, "worker": worker, "permit_id": p.permit_id,
                     "reasons": list(p.reasons), "readings": dict(p.readings)}
@@ -307,7 +300,7 @@ class PermitRoutes:
 
         def act() -> tuple[int, dict[str, Any]]:
             now = datetime.now(UTC)
-            with self.link._lock:
+            with self.link.lock:
                 p = self._find(pid)
                 if p is None:
                     return 404, {"reason": f"no permit with id {pid}: request one with "
@@ -349,7 +342,7 @@ class PermitRoutes:
         if not space.strip() or len(space) > MAX_NAME:
             return self._invalid(_Invalid("space", f"space={space!r} must be 1-{MAX_NAME} "
                                                    "characters"))
-        with self.link._lock:
+        with self.link.lock:
             reasons, used = self.link.permits.assess(space, datetime.now(UTC))
             inside = self.link.permits.inside(space)
         return JSONResponse({"space": space,
