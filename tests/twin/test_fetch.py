@@ -7,16 +7,13 @@ either the real data dir (TWIN_DATA) or a tmp copy; a small handler subclass add
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from click.testing import CliRunner
 from twin import fetch
 from twin.cli.data import data
 from twin.errors import ConfigError, DataIntegrityError, FetchError
+from twin.testing import serve_directory
 
 # --------------------------------------------------------------------------
 # Test server
@@ -78,24 +76,10 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.close_connection = True
 
 
-@contextlib.contextmanager
-def serve(directory: Path, ranges: bool = True) -> Iterator[ThreadingHTTPServer]:
+def serve(directory: Path, ranges: bool = True):
     """Serve ``directory`` on 127.0.0.1 at a free port in a thread; yields the server."""
     handler = RangeHandler if ranges else _PlainHandler
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
-    server.daemon_threads = True
-    server.log = []
-    server.cut = {}
-    server.ranges = ranges
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serve_directory(directory, handler, cut={}, ranges=ranges)
 
 
 class _PlainHandler(RangeHandler):

