@@ -18,6 +18,9 @@ on SIGTERM / SIGINT, after storing and acknowledging what it had received.
 Killing it (even ``kill -9``) loses nothing: a message is acknowledged to the
 broker only after its batch is committed, and the persistent MQTT session
 (stable ``--client-id``) makes the broker redeliver the rest on restart.
+Confined-space permits and who is inside are rebuilt from the stored permit
+events on start-up, so the "someone inside while the gas is bad" alarm
+survives a restart.
 """
 
 from __future__ import annotations
@@ -67,8 +70,11 @@ class BridgeOptions:
 
 def make_twin_link(store: Any, opts: BridgeOptions):
     """The :class:`~hardware_bridge.twin_link.TwinLink` of the options (alert config, confined
-    spaces from its ``[confined] spaces``), warmed up with the recent stored data (each kind
-    back by its longest alert window; :meth:`~hardware_bridge.twin_link.TwinLink.warm_up`)."""
+    spaces from its ``[confined] spaces``), with its confined-space permits and occupancy
+    rebuilt from the stored events (:meth:`~hardware_bridge.twin_link.TwinLink.restore_permits`)
+    and warmed up with the recent stored data (each kind back by its longest alert window,
+    the latest gas reading of every confined space;
+    :meth:`~hardware_bridge.twin_link.TwinLink.warm_up`)."""
     from hardware_bridge.fusion.alerts import AlertEngine, load_config
     from hardware_bridge.fusion.confined import PermitBook
     from hardware_bridge.twin_link import TwinLink, confined_spaces_from_config
@@ -164,7 +170,8 @@ def run_bridge(
         emit({"event": "ready", "pid": os.getpid(), "client_id": cfg.client_id,
               "filters": cfg.filters(), "store": str(store.root),
               "alarm_filters": alarm.config.filters() if alarm else [],
-              "twin_link": link is not None, "http": http.url if http else None})
+              "twin_link": link is not None, "http": http.url if http else None,
+              "permit_events_restored": link.stats["permit_events_restored"] if link else 0})
         last = last_stale = time.monotonic()
         while not stop.wait(0.2):
             now = time.monotonic()

@@ -41,8 +41,15 @@ Restarts: the engines keep their windows in memory. :meth:`TwinLink.warm_up`
 replays the stored observations of a recent period through them without
 emitting events, so a restarted bridge continues the 3-/6-/12-hour rain sums
 and the GNSS rate windows and does not re-raise levels already raised.
-(Occupancy of confined spaces is not persisted: re-register entries after a
-restart.)
+Confined-space permits and occupancy come back from the event log: a link
+with a PermitBook and a store calls :meth:`TwinLink.restore_permits` when it is
+created (permits with their stored expiry, who is inside, active alarms; see
+:meth:`PermitBook.restore <hardware_bridge.fusion.confined.PermitBook.restore>`),
+and :meth:`TwinLink.warm_up` then replays the latest gas reading of every
+confined space. The confined-space events that replay raises *are* emitted:
+one can only arise when somebody is inside and the log lacks it (the bridge
+died between storing a bad reading and storing its alarm), so a worker left
+inside while the gas is bad is alarmed again rather than forgotten.
 
 Thread safety: one lock around the engines; the ingestor calls the hook after
 its commit, outside its own state lock.
@@ -60,7 +67,7 @@ from typing import Any
 
 from hardware_bridge.fusion import Reading, from_normalized, seconds_of
 from hardware_bridge.fusion.alerts import AlertEngine, load_config
-from hardware_bridge.fusion.confined import GASES, PermitBook
+from hardware_bridge.fusion.confined import GASES, STATE_KINDS, PermitBook
 from hardware_bridge.fusion.fire import FIRE_KINDS, FireOrigins
 from hardware_bridge.validate import STATUS_STREAM, NormalizedObservation
 from twin.errors import ConfigError, ValidationError
@@ -145,6 +152,8 @@ class TwinLink:
     fire : FireOrigins or None
         Default: a tracker over the sensor registry (``sensors``, or the store's);
         None: no fire origin tracking.
+    restore : bool
+        Rebuild ``permits`` from the store's event log now (:meth:`restore_permits`).
     """
 
     def __init__(
@@ -161,6 +170,7 @@ class TwinLink:
         on_event: Callable[[Event], None] | None = None,
         clock: Any = None,
         fire: FireOrigins | None = _DEFAULT,
+        restore: bool = True,
     ) -> None:
         if not (block_s > 0):
             raise ValidationError(f"TwinLink block_s={block_s!r} must be > 0 seconds")
@@ -186,6 +196,8 @@ class TwinLink:
         self.fire = FireOrigins(None, clock=clock) if fire is _DEFAULT else fire
         self._fire_default = fire is _DEFAULT
         self.refresh_sensors(sensors)
+        if restore:
+            self.restore_permits()
 
     # ---------------------------------------------------------- configuration
     def refresh_sensors(self, sensors: Any = None) -> None:
@@ -206,7 +218,10 @@ class TwinLink:
     __call__ = on_stored
 
     def _process(self, observations: Iterable[Any], *, emit: bool) -> list[Event]:
+        """Route observations to the engines; emit the events (``emit=False``: only the
+        confined-space ones, see the module docstring on restarts)."""
         events: list[Event] = []
+        from_permits: list[Event] = []
         with self._lock:
             to_alerts: list[Reading] = []
             to_permits: list[Reading] = []
@@ -243,7 +258,12 @@ class TwinLink:
             self.stats["readings"] += n
             if to_permits:
                 self.stats["to_permits"] += len(to_permits)
-                events.extend(self.permits.update(to_permits))
+                from_permits = self.permits.update(to_permits)
+                events.extend(from_permits)
+                # stored under the lock, so the log keeps them in order with the permit
+                # actions (PermitBook.restore replays that order after a restart)
+                for ev in from_permits:
+                    self._emit(ev)
             if to_alerts and self.alerts is not None:
                 self.stats["to_alerts"] += len(to_alerts)
                 events.extend(self.alerts.evaluate(to_alerts))
@@ -251,11 +271,13 @@ class TwinLink:
                 self.stats["to_fire"] += len(to_fire)
                 events.extend(self.fire.update(to_fire))
             self._prune_rain()
+        rest = events[len(from_permits):]
         if emit:
-            for ev in events:
+            for ev in rest:
                 self._emit(ev)
         else:
-            self.stats["suppressed"] += len(events)
+            self.stats["suppressed"] += len(rest)
+            self.stats["confined_on_replay"] += len(from_permits)
         return events
 
     @property
@@ -263,11 +285,15 @@ class TwinLink:
         """Held while the link changes its state; outside callers (e.g. HTTP permit actions) take it too."""
         return self._lock
 
-    def emit(self, ev: Event) -> None:
-        """Store an event, count it, keep it among the recent ones and pass it to ``on_event``."""
-        self._emit(ev)
+    def emit(self, ev: Event, *, required: bool = False) -> None:
+        """Store an event, count it, keep it among the recent ones and pass it to ``on_event``.
 
-    def _emit(self, ev: Event) -> None:
+        ``required=True`` re-raises a failure to store it (nothing else is done
+        then): permit actions must be in the log to survive a restart.
+        """
+        self._emit(ev, required=required)
+
+    def _emit(self, ev: Event, required: bool = False) -> None:
         try:
             self.store.put_event(ev)
             self.stats["events"] += 1
@@ -275,6 +301,8 @@ class TwinLink:
         except Exception:  # the observations are committed; keep going, say so
             self.stats["event_store_errors"] += 1
             log.exception("could not store event %s from %s", ev.kind, ev.source)
+            if required:
+                raise
         with self._lock:
             self._recent.append(ev)
         if self.on_event is not None:
@@ -379,6 +407,22 @@ class TwinLink:
             return [from_normalized(o, self.positions) for _, o in self._levels.values()]
 
     # -------------------------------------------------------------- restarts
+    def restore_permits(self) -> int:
+        """Rebuild the PermitBook from the store's event log; returns the events applied.
+
+        Called on creation (``restore=True``); call it before :meth:`warm_up`,
+        which then feeds the latest gas readings. No-op without a PermitBook or store.
+        """
+        if self.permits is None or self.store is None:
+            return 0
+        events = [e for e in self.store.events() if e.kind in STATE_KINDS]
+        with self._lock:
+            n = self.permits.restore(events)
+        self.stats["permit_events_restored"] += n
+        if n:
+            log.info("restored %d confined-space permit events from %s", n, self.store)
+        return n
+
     def _window_h(self, kind: str) -> float:
         if self.alerts is None or kind not in self.alerts.kinds:
             return 24.0

@@ -32,14 +32,22 @@ bridge's units): O2 and LEL as fractions, H2S and CO as mol/mol.
   ``confined_space_cleared``);
 * :meth:`~PermitBook.check` raises a warning (``confined_space_stale``) for
   every gas of an occupied space whose latest reading is too old.
+
+Restarts: the book lives in memory, but every permit action is stored as an
+event (the bridge's HTTP routes: ``permit_granted``, ``space_entered``,
+``space_exited``; the book's own ``confined_space_alarm`` /
+``confined_space_cleared``). :meth:`~PermitBook.restore` replays those events
+in the order they were stored and rebuilds the granted permits (with their
+stored expiry, so an expired permit stays expired), who is inside, the active
+alarms and the next permit id. The gas readings themselves come back from the
+store's observations (:meth:`hardware_bridge.twin_link.TwinLink.warm_up`).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,7 +62,11 @@ GASES = ("gas_o2", "gas_h2s", "gas_co", "gas_lel")
 _UNIT_TO_SI = {"%vol": 0.01, "%LEL": 0.01, "ppm": 1e-6, "1": 1.0}
 _DISPLAY = {"gas_o2": ("%vol", 100.0), "gas_lel": ("%LEL", 100.0), "gas_h2s": ("ppm", 1e6), "gas_co": ("ppm", 1e6)}
 
-__all__ = ["GasLimit", "Permit", "PermitBook", "confined_config"]
+#: Event kinds whose stored sequence :meth:`PermitBook.restore` replays.
+STATE_KINDS = frozenset({"permit_granted", "space_entered", "space_exited",
+                         "confined_space_alarm", "confined_space_cleared"})
+
+__all__ = ["GasLimit", "Permit", "PermitBook", "STATE_KINDS", "confined_config"]
 
 
 @dataclass(frozen=True)
@@ -174,7 +186,7 @@ class PermitBook:
         self._inside: dict[str, set[str]] = {}
         self._alarmed: set[tuple[str, str]] = set()
         self._stale: set[tuple[str, str]] = set()
-        self._ids = itertools.count(1)
+        self._next_id = 1
 
     # ------------------------------------------------------------- readings
     def update(self, readings) -> list[Event]:
@@ -260,7 +272,8 @@ class PermitBook:
         t = seconds_of(now)
         if reasons:
             return Permit(space, worker, False, t, reasons=reasons, readings=used)
-        p = Permit(space, worker, True, t, t + self.permit_valid_s, next(self._ids), readings=used)
+        p = Permit(space, worker, True, t, t + self.permit_valid_s, self._next_id, readings=used)
+        self._next_id += 1
         self._permits[(space, worker)] = p
         return p
 
@@ -290,18 +303,96 @@ class PermitBook:
 
     def exit(self, space: str, worker: str, now: datetime | float) -> None:
         """Record an exit (the permit stays valid for re-entry until it expires)."""
-        inside = self._inside.get(space, set())
-        if worker not in inside:
+        if worker not in self._inside.get(space, ()):
             raise ValidationError(f"worker {worker!r} is not inside space {space!r}")
-        inside.discard(worker)
-        if not inside:
-            self._inside.pop(space, None)
-            self._alarmed = {k for k in self._alarmed if k[0] != space}
-            self._stale = {k for k in self._stale if k[0] != space}
+        self._set_inside(space, set(self._inside[space]) - {worker})
+
+    def _set_inside(self, space: str, people: set[str]) -> None:
+        if people:
+            self._inside[space] = people
+            return
+        self._inside.pop(space, None)  # nobody left: the space's alarms and stale flags end
+        self._alarmed = {k for k in self._alarmed if k[0] != space}
+        self._stale = {k for k in self._stale if k[0] != space}
 
     def inside(self, space: str) -> list[str]:
         """Workers inside ``space`` now."""
         return sorted(self._inside.get(space, ()))
+
+    # ------------------------------------------------------------- restarts
+    def restore(self, events: Iterable[Event]) -> int:
+        """Rebuild permits, occupancy and active alarms from stored events (module docstring).
+
+        Parameters
+        ----------
+        events : iterable of Event
+            The event log in the order it was stored; events of other kinds
+            (:data:`STATE_KINDS`) or sources (``confined/<space>``) are skipped.
+            Data read: ``permit_granted`` -> ``space``, ``worker``, ``permit_id``,
+            ``requested_at`` / ``expires_at`` (seconds of the book's time base;
+            when absent: the event's wall time and wall time + ``permit_valid_s``),
+            ``readings``; ``space_entered`` / ``space_exited`` -> ``space``,
+            ``worker`` and ``inside`` (everyone inside after the action; the
+            single worker is added or removed when absent);
+            ``confined_space_alarm`` / ``_cleared`` -> ``space``, ``gas``.
+
+        Returns
+        -------
+        int
+            Number of events applied. Permit ids continue after the largest restored one.
+        """
+        n = 0
+        for ev in events:
+            if ev.kind not in STATE_KINDS or not ev.source.startswith("confined/"):
+                continue
+            d = ev.data
+            space, worker = d.get("space"), d.get("worker")
+            if not isinstance(space, str) or not space:
+                continue
+            if ev.kind == "permit_granted":
+                pid = d.get("permit_id")
+                if isinstance(pid, bool) or not isinstance(pid, int) or not worker:
+                    continue
+                t = d.get("requested_at")
+                t = float(t) if isinstance(t, int | float) else ev.wall_time.timestamp()
+                exp = d.get("expires_at")
+                exp = float(exp) if isinstance(exp, int | float) else t + self.permit_valid_s
+                readings = d.get("readings") if isinstance(d.get("readings"), dict) else {}
+                self._permits[(space, worker)] = Permit(space, str(worker), True, t, exp, pid,
+                                                        readings=dict(readings))
+                self._next_id = max(self._next_id, pid + 1)
+            elif ev.kind in ("space_entered", "space_exited"):
+                people = d.get("inside")
+                if isinstance(people, list) and all(isinstance(w, str) for w in people):
+                    now_in = set(people)
+                else:
+                    if not worker:
+                        continue
+                    now_in = set(self._inside.get(space, ()))
+                    (now_in.add if ev.kind == "space_entered" else now_in.discard)(worker)
+                self._set_inside(space, now_in)
+            else:
+                gas = d.get("gas")
+                if gas not in self.limits:
+                    continue
+                if ev.kind == "confined_space_alarm":
+                    if space in self._inside:  # stored after the last one left: it has ended
+                        self._alarmed.add((space, gas))
+                else:
+                    self._alarmed.discard((space, gas))
+            n += 1
+        return n
+
+    def snapshot(self) -> tuple:
+        """Opaque copy of the permit state (for :meth:`rollback` when an action could not be stored)."""
+        return (dict(self._permits), {k: set(v) for k, v in self._inside.items()},
+                set(self._alarmed), set(self._stale), self._next_id)
+
+    def rollback(self, snap: tuple) -> None:
+        """Return to a :meth:`snapshot` (readings received since then are kept)."""
+        permits, inside, alarmed, stale, next_id = snap
+        self._permits, self._inside = dict(permits), {k: set(v) for k, v in inside.items()}
+        self._alarmed, self._stale, self._next_id = set(alarmed), set(stale), next_id
 
     def check(self, now: datetime | float) -> list[Event]:
         """Warnings for occupied spaces whose gas readings went stale (one per gas until fresh)."""

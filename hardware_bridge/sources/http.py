@@ -30,8 +30,11 @@ JSON objects; a missing or invalid field answers ``422 {"field", "reason"}``.
 ``GET /v1/spaces/{space}``
     ``200 {"space", "confined_space", "inside", "safe", "reasons", "readings"}``.
 
-Events go to the link's store (``TwinLink.emit``: event log + ``on_event``);
-permit state lives in the bridge process (not persisted across restarts).
+Events go to the link's store (``TwinLink.emit``: event log + ``on_event``),
+stored under the link's lock before the answer is sent; if an action's event
+cannot be stored the action is undone and the answer is ``503`` (retry). The
+permit state lives in the bridge process and is rebuilt from these events when
+the bridge restarts (:meth:`~hardware_bridge.fusion.confined.PermitBook.restore`).
 
 Responses: ``201 {"stored": n, "duplicates": d, "flags": [...]}`` once the
 observations are durably stored (a re-sent observation answers 201 with
@@ -225,8 +228,15 @@ class PermitRoutes:
 
         return JSONResponse({"field": exc.field, "reason": exc.reason}, status_code=422)
 
-    def _emit(self, ev: Any) -> None:
-        self.link.emit(ev)
+    def _record(self, ev: Any, snap: tuple) -> tuple[int, dict[str, Any]] | None:
+        """Store ``ev`` (link lock held); on failure undo the action back to ``snap``."""
+        try:
+            self.link.emit(ev, required=True)
+        except Exception as exc:
+            self.link.permits.rollback(snap)
+            return 503, {"reason": f"the permit action could not be stored ({type(exc).__name__}: "
+                                   f"{exc}); nothing was changed, retry"}
+        return None
 
     def _event(self, now: datetime, kind: str, severity: str, message: str,
                data: dict[str, Any]) -> Any:
@@ -258,23 +268,26 @@ class PermitRoutes:
             return self._invalid(exc)
 
         def act() -> tuple[Any, Any]:
-            now = datetime.now(UTC)
-            with self.link.lock:
+            with self.link.lock:  # action and event in one order (PermitBook.restore replays it)
+                now = datetime.now(UTC)
+                snap = self.link.permits.snapshot()
                 p = self.link.permits.request(space, worker, now)
-            data = {"space": space, "worker": worker, "permit_id": p.permit_id,
-                    "reasons": list(p.reasons), "readings": dict(p.readings)}
-            if p.granted:
-                ev = self._event(now, "permit_granted", "info",
-                                 f"confined space {space}: entry permit {p.permit_id} granted to "
-                                 f"{worker} until {_iso(p.expires_at)}", data)
-            else:
-                ev = self._event(now, "permit_refused", "warning",
-                                 f"confined space {space}: entry permit refused to {worker}: "
-                                 f"{'; '.join(p.reasons)}", data)
-            self._emit(ev)
-            return p, ev
+                data = {"space": space, "worker": worker, "permit_id": p.permit_id,
+                        "reasons": list(p.reasons), "readings": dict(p.readings),
+                        "requested_at": p.requested_at, "expires_at": p.expires_at}
+                if p.granted:
+                    ev = self._event(now, "permit_granted", "info",
+                                     f"confined space {space}: entry permit {p.permit_id} granted "
+                                     f"to {worker} until {_iso(p.expires_at)}", data)
+                else:
+                    ev = self._event(now, "permit_refused", "warning",
+                                     f"confined space {space}: entry permit refused to {worker}: "
+                                     f"{'; '.join(p.reasons)}", data)
+                return p, self._record(ev, snap)
 
-        p, _ = await asyncio.to_thread(act)
+        p, failed = await asyncio.to_thread(act)
+        if failed is not None:
+            return JSONResponse(failed[1], status_code=failed[0])
         body = {"granted": p.granted, "space": space, "worker": worker,
                 "readings": self._readings(p.readings)}
         if p.granted:
@@ -299,8 +312,8 @@ class PermitRoutes:
             return self._invalid(exc)
 
         def act() -> tuple[int, dict[str, Any]]:
-            now = datetime.now(UTC)
-            with self.link.lock:
+            with self.link.lock:  # action and event in one order (PermitBook.restore replays it)
+                now = datetime.now(UTC)
                 p = self._find(pid)
                 if p is None:
                     return 404, {"reason": f"no permit with id {pid}: request one with "
@@ -308,6 +321,7 @@ class PermitRoutes:
                 if p.worker != worker:
                     return 403, {"reason": f"permit {pid} was issued to {p.worker!r}, "
                                            f"not {worker!r}"}
+                snap = self.link.permits.snapshot()
                 try:
                     if entering:
                         self.link.permits.enter(p.space, worker, now)
@@ -316,12 +330,14 @@ class PermitRoutes:
                 except ValidationError as exc:
                     return 409, {"reason": str(exc), "space": p.space, "worker": worker}
                 inside = self.link.permits.inside(p.space)
-            kind = "space_entered" if entering else "space_exited"
-            verb = "entered" if entering else "left"
-            self._emit(self._event(now, kind, "info",
-                                   f"confined space {p.space}: {worker} {verb} (permit {pid}); "
-                                   f"{len(inside)} inside", {"space": p.space, "worker": worker,
-                                                             "permit_id": pid, "inside": inside}))
+                kind = "space_entered" if entering else "space_exited"
+                verb = "entered" if entering else "left"
+                ev = self._event(now, kind, "info",
+                                 f"confined space {p.space}: {worker} {verb} (permit {pid}); "
+                                 f"{len(inside)} inside", {"space": p.space, "worker": worker,
+                                                           "permit_id": pid, "inside": inside})
+                if (failed := self._record(ev, snap)) is not None:
+                    return failed
             return 200, {"space": p.space, "worker": worker, "permit_id": pid, "inside": inside}
 
         code, body = await asyncio.to_thread(act)

@@ -47,6 +47,7 @@ class BridgeProcess:
     def __init__(self, args: list[str], log: Path) -> None:
         self.args = args
         self.log = log
+        self.ready: dict = {}  # the READY line, once wait_ready has seen it
         self._logf = open(log, "ab")  # noqa: SIM115
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -78,6 +79,7 @@ class BridgeProcess:
                     continue
                 if rec.get("event") == "ready":
                     sel.close()
+                    self.ready = rec
                     return rec
         sel.close()
         raise RuntimeError(f"bridge not ready within {timeout} s: {self.stderr()}")
