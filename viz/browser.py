@@ -21,6 +21,7 @@ import base64
 import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -222,6 +223,269 @@ class _Pipe:
 
 _NETWORK_SCHEMES = ("http:", "https:", "ws:", "wss:", "ftp:")
 
+#: JavaScript expression that is true once every TwinMap on a page drew its first frame.
+TWINMAP_READY_JS = "window.twinReady === true"
+
+_TWO_FRAMES = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+
+
+def _as_url(url_or_path) -> str:
+    """A URL as given (it has a scheme), else the ``file://`` URL of an existing file."""
+    if isinstance(url_or_path, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", url_or_path) \
+            and not re.match(r"^[a-zA-Z]:[\\/]", url_or_path):
+        return url_or_path
+    path = Path(url_or_path).resolve()
+    if not path.is_file():
+        raise ValidationError(f"url_or_path={str(path)!r} is not a file: write the page first")
+    return path.as_uri()
+
+
+class BrowserSession:
+    """One headless Chromium with one page tab, driven over the DevTools pipe.
+
+    Use it as a context manager; the browser is stopped on exit::
+
+        with BrowserSession(width=1200, height=800) as b:
+            b.goto(path_or_url, ready_js=TWINMAP_READY_JS)
+            n = b.evaluate("map.frameCount")
+            b.screenshot(tmp / "shot.png")
+            assert b.network_requests == [] and b.console_errors == []
+
+    Parameters
+    ----------
+    width, height : int
+        Viewport size in CSS pixels (device scale 1).
+    timeout : float
+        Seconds allowed for Chromium to start and answer the first commands.
+
+    Attributes
+    ----------
+    requests : list[str]
+        Every URL the page requested since the session began (pages included).
+    network_requests : list[str]
+        The subset with a network scheme (http, https, ws, wss, ftp).  A page
+        served from 127.0.0.1 lands here too: filter by host if needed.
+    console_errors : list[str]
+        ``console.error`` calls and uncaught exceptions (with their text).
+    log_errors : list[str]
+        Browser-side errors reported through the Log domain (e.g. a failed load).
+    """
+
+    def __init__(self, width: int = 1200, height: int = 800, timeout: float = 60) -> None:
+        if width <= 0 or height <= 0:
+            raise ValidationError(f"width={width}, height={height}: both must be positive pixel counts")
+        self.width, self.height, self.timeout = width, height, timeout
+        self.requests: list[str] = []
+        self.network_requests: list[str] = []
+        self.console_errors: list[str] = []
+        self.log_errors: list[str] = []
+        self._pipe: _Pipe | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._sid: str | None = None
+        self._loads = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> BrowserSession:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Launch Chromium and attach to its page (called by ``with``)."""
+        chromium = find_chromium()
+        self._tmp = tempfile.TemporaryDirectory(prefix="twin-chromium-")
+        tmp = self._tmp.name
+        argv = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile",
+                f"--window-size={self.width},{self.height}", "--remote-debugging-pipe", "about:blank"]
+        self._log = Path(tmp) / "chromium.log"
+        try:
+            self._pipe = _Pipe(argv, self._log)
+        except OSError as exc:
+            self._tmp.cleanup()
+            raise BrowserError(f"could not start {chromium}: {exc}") from exc
+        try:
+            deadline = time.monotonic() + self.timeout
+            pipe = self._pipe
+            targets = pipe.send("Target.getTargets", deadline=deadline)["targetInfos"]
+            page = next((t for t in targets if t.get("type") == "page"), None)
+            if page is None:
+                target_id = pipe.send("Target.createTarget", {"url": "about:blank"},
+                                      deadline=deadline)["targetId"]
+            else:
+                target_id = page["targetId"]
+            self._sid = pipe.send("Target.attachToTarget", {"targetId": target_id, "flatten": True},
+                                  deadline=deadline)["sessionId"]
+            for method in ("Page.enable", "Network.enable", "Runtime.enable", "Log.enable"):
+                self.cdp(method, deadline=deadline)
+            self.cdp("Emulation.setDeviceMetricsOverride",
+                     {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False},
+                     deadline=deadline)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop Chromium and remove its profile (safe to call twice)."""
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _log_tail(self) -> str:
+        try:
+            return self._log.read_text(errors="replace")[-2000:]
+        except (OSError, AttributeError):
+            return ""
+
+    # ------------------------------------------------------------------ protocol
+
+    def cdp(self, method: str, params: dict | None = None, deadline: float | None = None) -> dict:
+        """Send one raw DevTools command to the page and return its result."""
+        if self._pipe is None:
+            raise BrowserError("the browser session is not started: use `with BrowserSession() as b:`")
+        result = self._pipe.send(method, params, session=self._sid, deadline=deadline)
+        self._digest()
+        return result
+
+    def _digest(self) -> None:
+        """Move pending protocol events into the request / error lists."""
+        events, self._pipe.events = self._pipe.events, []
+        for ev in events:
+            method, params = ev.get("method"), ev.get("params", {})
+            if method == "Page.loadEventFired":
+                self._loads += 1
+            elif method == "Network.requestWillBeSent":
+                url = params.get("request", {}).get("url", "")
+                self.requests.append(url)
+                if url.lower().startswith(_NETWORK_SCHEMES):
+                    self.network_requests.append(url)
+            elif method == "Runtime.exceptionThrown":
+                d = params.get("exceptionDetails", {})
+                self.console_errors.append(
+                    d.get("exception", {}).get("description") or d.get("text", "exception"))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                self.console_errors.append(" ".join(
+                    str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                e = params["entry"]
+                self.log_errors.append(f"{e.get('text', '')} {e.get('url', '')}".strip())
+
+    def pump(self, seconds: float) -> None:
+        """Let the page run for ``seconds`` while collecting its events."""
+        self._pipe.pump(seconds)
+        self._digest()
+
+    # ------------------------------------------------------------------ page
+
+    def goto(self, url_or_path, ready_js: str | None = None, timeout: float = 60,
+             strict: bool = True) -> bool:
+        """Load a page, wait for its load event, then until ``ready_js`` is true.
+
+        Parameters
+        ----------
+        url_or_path : str or path
+            ``http://127.0.0.1:port/...``, ``file://...`` or a local file path.
+        ready_js : str or None
+            Expression polled every 0.2 s after the load event (e.g.
+            :data:`TWINMAP_READY_JS`, :data:`DECK_READY_JS`); None: the load event suffices.
+        timeout : float
+            Seconds for load and readiness together.
+        strict : bool
+            Raise when the page does not become ready (else return False).
+
+        Returns
+        -------
+        bool
+            True when the page became ready in time.
+
+        Raises
+        ------
+        BrowserError
+            On timeout (load always; readiness when ``strict``), with the
+            console errors seen so far.
+        """
+        url = _as_url(url_or_path)
+        t_end = time.monotonic() + timeout
+        loads = self._loads
+        self.cdp("Page.navigate", {"url": url}, deadline=t_end)
+        while self._loads == loads:
+            if time.monotonic() > t_end:
+                raise BrowserError(f"page {url} did not finish loading within {timeout} s; "
+                                   f"console errors: {self.console_errors[-5:]}")
+            self.pump(0.1)
+        if ready_js is None:
+            return True
+        while time.monotonic() < t_end:
+            r = self.cdp("Runtime.evaluate", {"expression": ready_js, "returnByValue": True},
+                         deadline=t_end + 10)
+            if r.get("result", {}).get("value") is True:
+                return True
+            self.pump(0.2)
+        if strict:
+            raise BrowserError(f"page {url}: {ready_js!r} was not true within {timeout} s; "
+                               f"console errors: {self.console_errors[-5:]}")
+        return False
+
+    def evaluate(self, js: str, timeout: float = 30):
+        """Evaluate a JavaScript expression in the page; promises are awaited.
+
+        Returns the value (JSON-like) it produced.
+
+        Raises
+        ------
+        BrowserError
+            When the expression throws or its promise rejects.
+        """
+        r = self.cdp("Runtime.evaluate",
+                     {"expression": js, "awaitPromise": True, "returnByValue": True,
+                      "timeout": int(timeout * 1000)},
+                     deadline=time.monotonic() + timeout + 5)
+        if "exceptionDetails" in r:
+            d = r["exceptionDetails"]
+            text = d.get("exception", {}).get("description") or d.get("text", "exception")
+            raise BrowserError(f"JavaScript failed: {text}\n  in: {js[:300]}")
+        return r.get("result", {}).get("value")
+
+    def wait_for(self, js: str, timeout: float = 30, interval: float = 0.1) -> None:
+        """Poll ``js`` until it is true; raise :class:`BrowserError` after ``timeout`` s."""
+        t_end = time.monotonic() + timeout
+        while True:
+            if self.evaluate(js, timeout=max(1.0, t_end - time.monotonic())) is True:
+                return
+            if time.monotonic() > t_end:
+                raise BrowserError(f"{js!r} was not true within {timeout} s; "
+                                   f"console errors: {self.console_errors[-5:]}")
+            self.pump(interval)
+
+    def press(self, key: str, code: str | None = None, key_code: int | None = None) -> None:
+        """Send a key press (down and up) to the focused element, as a user would."""
+        common = {"key": key, "code": code or key}
+        if key_code is not None:
+            common["windowsVirtualKeyCode"] = key_code
+        self.cdp("Input.dispatchKeyEvent", {"type": "rawKeyDown", **common})
+        self.cdp("Input.dispatchKeyEvent", {"type": "keyUp", **common})
+
+    def click(self, x: float, y: float) -> None:
+        """Click with the left mouse button at viewport coordinates (CSS pixels)."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.cdp("Input.dispatchMouseEvent",
+                     {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+
+    def screenshot(self, png_path: str | os.PathLike) -> Path:
+        """Wait two animation frames, then save the viewport as a PNG; returns its path."""
+        self.evaluate(_TWO_FRAMES)
+        shot = self.cdp("Page.captureScreenshot", {"format": "png", "fromSurface": True},
+                        deadline=time.monotonic() + 30)
+        png = Path(png_path)
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.write_bytes(base64.b64decode(shot["data"]))
+        return png
+
 
 def screenshot(
     html_path: str | os.PathLike,
@@ -233,6 +497,8 @@ def screenshot(
     settle_ms: int = 500,
 ) -> ScreenshotResult:
     """Render a local HTML file in headless Chromium and save a PNG of the viewport.
+
+    A one-shot wrapper around :class:`BrowserSession`.
 
     Parameters
     ----------
@@ -271,89 +537,22 @@ def screenshot(
     html = Path(html_path).resolve()
     if not html.is_file():
         raise ValidationError(f"html_path={str(html)!r} is not a file: write the page first")
-    if width <= 0 or height <= 0:
-        raise ValidationError(f"width={width}, height={height}: both must be positive pixel counts")
     png = Path(png_path)
-    chromium = find_chromium()
-    t_end = time.monotonic() + timeout
+    t0 = time.monotonic()
     result = ScreenshotResult(png_path=png)
-    with tempfile.TemporaryDirectory(prefix="twin-chromium-") as tmp:
-        argv = [
-            chromium,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={tmp}/profile",
-            f"--window-size={width},{height}",
-            "--remote-debugging-pipe",
-            "about:blank",
-        ]
-        log = Path(tmp) / "chromium.log"
+    with BrowserSession(width=width, height=height, timeout=timeout) as b:
         try:
-            pipe = _Pipe(argv, log)
-        except OSError as exc:
-            raise BrowserError(f"could not start {chromium}: {exc}") from exc
-        try:
-            _drive(pipe, html, png, width, height, t_end, ready_js, settle_ms, result)
+            left = max(1.0, timeout - (time.monotonic() - t0) - 2)
+            result.ready = b.goto(html, ready_js=ready_js, timeout=left, strict=False)
+            left = timeout - (time.monotonic() - t0) - 2
+            b.pump(max(0.0, min(settle_ms / 1000, left)))
+            b.screenshot(png)
         except BrowserError as exc:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise BrowserError(f"{exc}\nChromium log (tail):\n{tail}") from exc
-        finally:
-            pipe.close()
+            raise BrowserError(f"{exc}\nChromium log (tail):\n{b._log_tail()}") from exc
+        result.requests = list(b.requests)
+        result.network_requests = list(b.network_requests)
+        result.console_errors = list(b.console_errors)
     return result
-
-
-def _drive(pipe: _Pipe, html: Path, png: Path, width: int, height: int, t_end: float,
-           ready_js: str | None, settle_ms: int, result: ScreenshotResult) -> None:
-    targets = pipe.send("Target.getTargets", deadline=t_end)["targetInfos"]
-    page = next((t for t in targets if t.get("type") == "page"), None)
-    if page is None:
-        target_id = pipe.send("Target.createTarget", {"url": "about:blank"}, deadline=t_end)["targetId"]
-    else:
-        target_id = page["targetId"]
-    sid = pipe.send("Target.attachToTarget", {"targetId": target_id, "flatten": True},
-                    deadline=t_end)["sessionId"]
-    for method in ("Page.enable", "Network.enable", "Runtime.enable"):
-        pipe.send(method, session=sid, deadline=t_end)
-    pipe.send("Emulation.setDeviceMetricsOverride",
-              {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-              session=sid, deadline=t_end)
-    pipe.send("Page.navigate", {"url": html.as_uri()}, session=sid, deadline=t_end)
-    # Wait for the load event.
-    while not any(e.get("method") == "Page.loadEventFired" for e in pipe.events):
-        if time.monotonic() > t_end:
-            raise BrowserError(f"page {html} did not finish loading in time")
-        pipe.pump(0.2)
-    if ready_js is None:
-        result.ready = True
-    else:
-        while time.monotonic() < t_end - 2:
-            r = pipe.send("Runtime.evaluate", {"expression": ready_js, "returnByValue": True},
-                          session=sid, deadline=t_end)
-            if r.get("result", {}).get("value") is True:
-                result.ready = True
-                break
-            pipe.pump(0.25)
-    pipe.pump(min(settle_ms / 1000, max(0.0, t_end - time.monotonic() - 2)))
-    frames = ("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
-    pipe.send("Runtime.evaluate", {"expression": frames, "awaitPromise": True},
-              session=sid, deadline=t_end)
-    shot = pipe.send("Page.captureScreenshot", {"format": "png", "fromSurface": True},
-                     session=sid, deadline=max(t_end, time.monotonic() + 10))
-    png.parent.mkdir(parents=True, exist_ok=True)
-    png.write_bytes(base64.b64decode(shot["data"]))
-    for ev in pipe.events:
-        method, params = ev.get("method"), ev.get("params", {})
-        if method == "Network.requestWillBeSent":
-            url = params.get("request", {}).get("url", "")
-            result.requests.append(url)
-            if url.lower().startswith(_NETWORK_SCHEMES):
-                result.network_requests.append(url)
-        elif method == "Runtime.exceptionThrown":
-            d = params.get("exceptionDetails", {})
-            result.console_errors.append(
-                d.get("exception", {}).get("description") or d.get("text", "exception"))
-        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-            result.console_errors.append(
-                " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
 
 
 def count_non_background(png_path: str | os.PathLike, background=None, tolerance: int = 16) -> int:
