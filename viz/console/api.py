@@ -1,0 +1,223 @@
+"""Route handlers of the console (see :mod:`viz.console.app` for the list).
+
+Reads need no token; actions go through :class:`~viz.console.auth.TokenGate`.
+Every error is JSON: ``{"error": <code>, "reason": <text>, ...}``, validation
+errors also name the ``field`` and the ``value``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from physics.flood_city import STORMS
+from twin.errors import TwinError
+from twin.events import Event, Severity
+from viz.console.auth import TokenGate
+from viz.console.feed import Feed
+from viz.console.live import ACK_KIND, LiveState
+from viz.console.models import (
+    MAX_HOURS,
+    MAX_RESOLUTION_M,
+    MIN_RESOLUTION_M,
+    AckRequest,
+    BodyError,
+    RunRequest,
+    parse_body,
+)
+from viz.console.runs import Busy, RunManager
+from viz.console.scenes import STATUS_COLORS, SceneCache, sensors_layer
+
+MAX_LIMIT = 1000
+SSE_MAX_S = 300.0
+
+
+def _invalid(field: str, value: Any, reason: str, status: int = 422) -> JSONResponse:
+    return JSONResponse({"error": "validation", "field": field, "value": value, "reason": reason,
+                         "errors": [{"field": field, "value": value, "reason": reason}]},
+                        status_code=status)
+
+
+def _int_param(raw: str | None, field: str, default: int, lo: int, hi: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise BodyError([{"field": field, "value": raw,
+                          "reason": f"must be a whole number from {lo} to {hi}"}])
+    return int(raw)
+
+
+class ConsoleApi:
+    """Handlers bound to one console's state."""
+
+    def __init__(self, *, store: Any, live: LiveState, feed: Feed, runs: RunManager,
+                 scenes: SceneCache, gate: TokenGate, city: Any) -> None:
+        self.store = store
+        self.live = live
+        self.feed = feed
+        self.runs = runs
+        self.scenes = scenes
+        self.gate = gate
+        self.city = city
+        self._ack_lock = asyncio.Lock()
+        self._districts: dict[str, str] | None = None
+
+    # --------------------------------------------------------------- helpers
+    async def sync(self) -> None:
+        """Catch up with the store now and publish what changed (reads are never stale)."""
+        msgs = await asyncio.to_thread(self.live.refresh)
+        msgs += self.runs.poll()
+        if msgs:
+            await self.feed.publish(msgs)
+
+    def district_names(self) -> dict[str, str]:
+        """casefolded English/Chinese name or adcode -> English name of the city's districts."""
+        if self._districts is None:
+            out: dict[str, str] = {}
+            for r in self.city.districts().itertuples():
+                for key in (r.name, r.name_zh, r.adcode):
+                    out[str(key).casefold()] = str(r.name)
+            self._districts = out
+        return self._districts
+
+    # ----------------------------------------------------------------- reads
+    async def info(self, request: Request) -> JSONResponse:
+        try:
+            districts = sorted(set((await asyncio.to_thread(self.district_names)).values()))
+        except TwinError:
+            districts = []
+        return JSONResponse({
+            "title": f"{self.city.manifest.city.title} — command console",
+            "city": self.city.name, "actions": self.gate.enabled,
+            "stale_after_s": self.live.stale_after_s, "status_colors": STATUS_COLORS,
+            "storms": list(STORMS), "districts": districts,
+            "limits": {"hours": [0, MAX_HOURS], "resolution": [MIN_RESOLUTION_M, MAX_RESOLUTION_M]},
+            "seq": self.feed.seq,
+        })
+
+    async def sensors(self, request: Request) -> JSONResponse:
+        await self.sync()
+        entries = self.live.sensors()
+        return JSONResponse({"sensors": entries, "counts": self.live.counts(), "seq": self.feed.seq})
+
+    async def alerts(self, request: Request) -> JSONResponse:
+        try:
+            limit = _int_param(request.query_params.get("limit"), "limit", 200, 1, MAX_LIMIT)
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=422)
+        await self.sync()
+        return JSONResponse({"alerts": self.live.alerts(limit), "seq": self.feed.seq})
+
+    async def runs_list(self, request: Request) -> JSONResponse:
+        runs = await asyncio.to_thread(self.runs.runs)
+        return JSONResponse({"runs": runs, "busy": self.runs.busy})
+
+    async def run_get(self, request: Request) -> JSONResponse:
+        raw = request.path_params["id"]
+        if not raw.isdigit() or len(raw) > 12:
+            return _invalid("id", raw, "run id must be a positive whole number")
+        run = await asyncio.to_thread(self.runs.get, int(raw))
+        if run is None:
+            return JSONResponse({"error": "not_found", "reason": f"no forecast run with id {raw}"},
+                                status_code=404)
+        return JSONResponse(run)
+
+    async def scene_base(self, request: Request) -> JSONResponse:
+        try:
+            scene = await asyncio.to_thread(self.scenes.base)
+        except TwinError as exc:
+            return JSONResponse({"error": "scene", "reason": f"{type(exc).__name__}: {exc}"},
+                                status_code=503)
+        return JSONResponse(scene)
+
+    async def scene_forecast(self, request: Request) -> JSONResponse:
+        try:
+            latest = await asyncio.to_thread(self.runs.latest_done)
+            scene = await asyncio.to_thread(self.scenes.forecast, latest)
+        except TwinError as exc:
+            return JSONResponse({"error": "scene", "reason": f"{type(exc).__name__}: {exc}"},
+                                status_code=503)
+        return JSONResponse(scene)
+
+    async def scene_sensors(self, request: Request) -> JSONResponse:
+        await self.sync()
+        return JSONResponse({"title": "sensors", "layers": [sensors_layer(self.live.sensors())],
+                             "legends": [{"layer": "sensors", "title": "Sensor status", "units": "",
+                                          "categories": [[k, v] for k, v in STATUS_COLORS.items()]}],
+                             "timeline": None, "seq": self.feed.seq})
+
+    async def changes(self, request: Request) -> JSONResponse:
+        try:
+            since = _int_param(request.query_params.get("since"), "since", 0, 0, 10**15)
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=422)
+        await self.sync()
+        msgs, lost = self.feed.since(since)
+        return JSONResponse({"seq": self.feed.seq, "resync": lost, "messages": msgs})
+
+    async def stream(self, request: Request) -> Response:
+        last = request.headers.get("last-event-id") or request.query_params.get("since")
+        last_seq = int(last) if last is not None and last.isdigit() else None
+        gen = self.feed.stream(last_seq, request.is_disconnected, max_s=SSE_MAX_S)
+        return StreamingResponse(gen, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    # --------------------------------------------------------------- actions
+    async def ack(self, request: Request) -> JSONResponse:
+        if (denied := self.gate.deny(request)) is not None:
+            return denied
+        raw = request.path_params["id"]
+        if not raw.isdigit() or len(raw) > 12:
+            return _invalid("id", raw, "alert id must be a positive whole number")
+        aid = int(raw)
+        try:
+            body = parse_body(AckRequest, await request.body(), allow_empty=True)
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=exc.status)
+        await self.sync()
+        alert = await asyncio.to_thread(self.live.alert, aid)
+        if alert is None:
+            return JSONResponse({"error": "not_found", "reason": f"no alert with id {aid} "
+                                 "(alerts are live events of severity advisory or above)"},
+                                status_code=404)
+        async with self._ack_lock:
+            existing = await asyncio.to_thread(self.live.ack_of, aid)
+            if existing is not None:
+                return JSONResponse({"alert_id": aid, "status": "acknowledged", "ack": existing,
+                                     "already": True})
+            ev = Event(time_s=time.time(), kind=ACK_KIND, source="console", severity=Severity.INFO,
+                       message=f"alert {aid} ({alert['kind']} from {alert['source']}) acknowledged "
+                               f"by {body.by}",
+                       data={"alert_id": aid, "by": body.by, "note": body.note,
+                             "alert_kind": alert["kind"], "alert_source": alert["source"],
+                             "client": request.client.host if request.client else None})
+            await asyncio.to_thread(self.store.put_event, ev)
+        await self.sync()
+        ack = await asyncio.to_thread(self.live.ack_of, aid)
+        return JSONResponse({"alert_id": aid, "status": "acknowledged", "ack": ack, "already": False})
+
+    async def run_start(self, request: Request) -> JSONResponse:
+        if (denied := self.gate.deny(request)) is not None:
+            return denied
+        try:
+            known = await asyncio.to_thread(self.district_names)
+        except TwinError as exc:
+            return JSONResponse({"error": "data", "reason": f"{type(exc).__name__}: {exc}"},
+                                status_code=503)
+        try:
+            req = parse_body(RunRequest, await request.body(), context={"districts": known})
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=exc.status)
+        try:
+            run = await asyncio.to_thread(self.runs.start, req)
+        except Busy as exc:
+            return JSONResponse({"error": "busy", "reason": str(exc)}, status_code=409)
+        await self.sync()
+        return JSONResponse(run, status_code=202, headers={"Location": f"/api/runs/{run['id']}"})
+
+
+__all__ = ["ConsoleApi"]

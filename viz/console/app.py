@@ -1,0 +1,267 @@
+"""``twin serve``: the command console, a Starlette app over the twin's store.
+
+Routes
+------
+Page and files (no token):
+    ``GET /`` the console page; ``GET /static/<name>`` its files, the deck.gl
+    bundle (``deck.js``) and ``twinmap.js`` (whitelisted names only).
+Reads (no token: viewers see):
+    ``GET /api/info``, ``/api/sensors``, ``/api/alerts[?limit=n]``, ``/api/runs``,
+    ``/api/runs/{id}``, ``/api/scene/base``, ``/api/scene/forecast``,
+    ``/api/scene/sensors``, ``/api/stream`` (Server-Sent Events),
+    ``/api/changes?since=<seq>`` (polling fallback).
+Actions (``Authorization: Bearer <token>``; 401 without, 403 wrong or read-only):
+    ``POST /api/alerts/{id}/ack`` (body optional ``{"by", "note"}``; idempotent),
+    ``POST /api/runs`` (``{"storm", "hours", "resolution", "districts"}``; 202, 409 busy).
+
+Every response carries a Content-Security-Policy that allows nothing but this
+origin (plus ``data:``/``blob:`` images and workers), so even a mistaken
+remote URL in a scene could not be fetched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from twin.errors import ConfigError
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+#: Sent with every response: the console talks to its own origin only.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self' data: blob:; worker-src 'self' blob:; "
+        "font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        "form-action 'none'"),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+class _SecurityHeaders:
+    """Pure ASGI middleware adding :data:`SECURITY_HEADERS` (and ``no-store`` on ``/api``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = scope.get("path", "").startswith("/api/")
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                for k, v in SECURITY_HEADERS.items():
+                    if k.encode() not in have:
+                        headers.append((k.encode(), v.encode()))
+                if api and b"cache-control" not in have:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _asset_paths() -> dict[str, Path]:
+    """deck.js and twinmap.js from the map helper's :mod:`viz.page` (pydeck's bundle as fallback)."""
+    out: dict[str, Path] = {}
+    try:
+        from viz import page
+    except ImportError:
+        page = None
+    if page is not None:
+        for fn, name in (("deck_bundle_path", "deck.js"), ("twinmap_js_path", "twinmap.js")):
+            f = getattr(page, fn, None)
+            if f is not None:
+                out[name] = Path(f())
+    if "deck.js" not in out:
+        import pydeck
+
+        out["deck.js"] = Path(pydeck.__file__).parent / "nbextension" / "static" / "index.js"
+    if "twinmap.js" not in out:
+        js = Path(__file__).parent.parent / "static" / "twinmap.js"
+        if js.is_file():
+            out["twinmap.js"] = js
+    return out
+
+
+def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str | os.PathLike | None = None,
+               city: Any = "shenzhen", base_resolution: float = 90.0, stale_after_s: float = 900.0,
+               run_setup: Any = None, allowed_hosts: list[str] | None = None,
+               poll_s: float = 0.1) -> Any:
+    """The console's Starlette application.
+
+    Parameters
+    ----------
+    store_dir : path
+        The twin's store (created if missing).
+    token : str or None
+        Token of the actions (None or ``""``: a read-only console).
+    runs_dir : path, optional
+        Where forecast runs write their outputs (default ``<store_dir>/runs``).
+    city : str or twin.city.City
+        The city of the basemap and of the forecast runs.
+    base_resolution : float
+        Grid (m) of the basemap's hillshade.
+    stale_after_s : float
+        A datastream silent for longer shows as ``stale``.
+    run_setup : callable(RunRequest, city) -> setup dict, optional
+        Builds the flood model inputs of a run (tests: a small DEM).
+    allowed_hosts : list of str, optional
+        Accepted ``Host`` headers (DNS-rebinding guard); None accepts any.
+    poll_s : float
+        Interval of the live feed's store polling (s).
+
+    Returns
+    -------
+    starlette.applications.Starlette
+        With ``app.state.console`` (the :class:`~viz.console.api.ConsoleApi`).
+    """
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from twin.city import City
+    from twin.store import Store
+    from viz.console.api import ConsoleApi
+    from viz.console.auth import TokenGate
+    from viz.console.feed import Feed
+    from viz.console.files import StaticFiles
+    from viz.console.live import LiveState
+    from viz.console.runs import RunManager
+    from viz.console.scenes import SceneCache
+
+    gate = TokenGate(token)
+    the_city = City(city) if isinstance(city, str) else city
+    store = Store.open(store_dir)
+    live = LiveState(store.db_path, stale_after_s=stale_after_s)
+    runs = RunManager(store, runs_dir if runs_dir is not None else store.root / "runs", the_city,
+                      setup=run_setup)
+    feed = Feed(lambda: live.refresh() + runs.poll(), recheck=live.recheck, interval_s=poll_s)
+    api = ConsoleApi(store=store, live=live, feed=feed, runs=runs,
+                     scenes=SceneCache(the_city, base_resolution=base_resolution), gate=gate, city=the_city)
+    files = StaticFiles([STATIC_DIR], extra=_asset_paths())
+
+    async def page(request: Request) -> Any:
+        return files.response("console.html", request)
+
+    async def static(request: Request) -> Any:
+        return files.response(request.path_params["name"], request)
+
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "not_found", "reason": f"no route {request.url.path}"},
+                            status_code=404)
+
+    async def not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "method_not_allowed",
+                             "reason": f"{request.method} is not allowed on {request.url.path}"},
+                            status_code=405)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any):
+        await feed.start()
+        try:
+            yield
+        finally:
+            await feed.stop()
+
+    routes = [
+        Route("/", page, methods=["GET", "HEAD"]),
+        Route("/static/{name:path}", static, methods=["GET", "HEAD"]),
+        Route("/api/info", api.info, methods=["GET"]),
+        Route("/api/sensors", api.sensors, methods=["GET"]),
+        Route("/api/alerts", api.alerts, methods=["GET"]),
+        Route("/api/alerts/{id}/ack", api.ack, methods=["POST"]),
+        Route("/api/runs", api.runs_list, methods=["GET"]),
+        Route("/api/runs", api.run_start, methods=["POST"]),
+        Route("/api/runs/{id}", api.run_get, methods=["GET"]),
+        Route("/api/scene/base", api.scene_base, methods=["GET"]),
+        Route("/api/scene/forecast", api.scene_forecast, methods=["GET"]),
+        Route("/api/scene/sensors", api.scene_sensors, methods=["GET"]),
+        Route("/api/stream", api.stream, methods=["GET"]),
+        Route("/api/changes", api.changes, methods=["GET"]),
+    ]
+    middleware = [Middleware(_SecurityHeaders)]
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_allowed})
+    app.state.console = api
+    app.state.store = store
+    return app
+
+
+def loopback_hosts(host: str) -> list[str]:
+    """Host headers a console bound to ``host`` accepts (loopback names plus ``host``)."""
+    return sorted({"127.0.0.1", "localhost", "[::1]", "::1", host})
+
+
+class ConsoleServer:
+    """uvicorn serving a console app in a background thread (tests, drills): ``start``/``stop``.
+
+    ``port=0`` picks a free port; :attr:`url` is known after construction.
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        self.app = app
+        self.host = host
+        self._sock: socket.socket | None = None
+        if port == 0:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, 0))
+            self._sock = s
+            port = s.getsockname()[1]
+        self.port = port
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ConsoleServer:
+        socks = [self._sock] if self._sock is not None else None
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": socks},
+                                        name="twin-console", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the console server did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        if self._sock is not None:
+            self._sock.close()
+
+    def __enter__(self) -> ConsoleServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+__all__ = ["ConsoleServer", "create_app", "loopback_hosts"]

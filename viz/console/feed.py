@@ -1,0 +1,156 @@
+"""The console's live feed: changes of the store and of forecast runs, numbered, for SSE and polling.
+
+One :class:`Feed` per app polls the store every ``interval_s`` (a ``PRAGMA
+data_version`` check, microseconds when nothing changed) and the run manager's
+version counter, and appends each change as a numbered message to a bounded
+buffer. Clients follow it:
+
+* ``GET /api/stream`` (Server-Sent Events): every message as ``id: <seq>`` +
+  ``data: <json>``; a reconnecting ``EventSource`` sends ``Last-Event-ID`` and
+  gets what it missed, or ``{"type": "resync"}`` when that fell out of the
+  buffer (the page then reloads its lists). A comment line every
+  ``heartbeat_s`` keeps proxies from closing the stream.
+* ``GET /api/changes?since=<seq>`` (polling fallback): the same messages as JSON.
+
+A burst of observations becomes one ``sensor`` message per datastream per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+RECHECK_S = 15.0
+HEARTBEAT_S = 15.0
+BUFFER = 2000
+
+
+class Feed:
+    """Numbered change messages from ``sources`` (callables returning message lists).
+
+    Parameters
+    ----------
+    poll : callable() -> list of messages
+        Called in a worker thread every ``interval_s``.
+    recheck : callable() -> list of messages, optional
+        Called every ``recheck_s`` (time-driven changes such as staleness).
+    """
+
+    def __init__(self, poll: Callable[[], list[dict[str, Any]]], *,
+                 recheck: Callable[[], list[dict[str, Any]]] | None = None,
+                 interval_s: float = POLL_S, recheck_s: float = RECHECK_S,
+                 heartbeat_s: float = HEARTBEAT_S, buffer: int = BUFFER) -> None:
+        self._poll = poll
+        self._recheck = recheck
+        self.interval_s = float(interval_s)
+        self.recheck_s = float(recheck_s)
+        self.heartbeat_s = float(heartbeat_s)
+        self._buf: deque[tuple[int, dict[str, Any]]] = deque(maxlen=int(buffer))
+        self.seq = 0
+        self._cond: asyncio.Condition | None = None
+        self._task: asyncio.Task | None = None
+        self.closing = False
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self._cond = asyncio.Condition()
+        self.closing = False
+        self._task = asyncio.create_task(self._run(), name="console-feed")
+
+    async def stop(self) -> None:
+        self.closing = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        if self._cond is not None:
+            async with self._cond:
+                self._cond.notify_all()
+
+    async def _run(self) -> None:
+        last_recheck = time.monotonic()
+        while not self.closing:
+            try:
+                msgs = await asyncio.to_thread(self._poll)
+                if self._recheck is not None and time.monotonic() - last_recheck >= self.recheck_s:
+                    last_recheck = time.monotonic()
+                    msgs = msgs + await asyncio.to_thread(self._recheck)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failing poll must not end the feed
+                log.exception("console feed poll failed")
+                msgs = []
+            if msgs:
+                await self.publish(msgs)
+            await asyncio.sleep(self.interval_s)
+
+    async def publish(self, msgs: list[dict[str, Any]]) -> None:
+        """Number and buffer messages, wake the streams."""
+        now = time.time()
+        for m in msgs:
+            self.seq += 1
+            self._buf.append((self.seq, {**m, "seq": self.seq, "sent": now}))
+        if self._cond is not None:
+            async with self._cond:
+                self._cond.notify_all()
+
+    # ---------------------------------------------------------------- reading
+    def since(self, seq: int) -> tuple[list[dict[str, Any]], bool]:
+        """Messages after ``seq`` and whether some were lost (the client must resync)."""
+        if seq > self.seq or seq < 0:
+            return [], True
+        if seq == self.seq:
+            return [], False
+        first = self._buf[0][0] if self._buf else self.seq + 1
+        lost = seq + 1 < first
+        return [m for s, m in self._buf if s > seq], lost
+
+    async def stream(self, last_seq: int | None, is_disconnected: Callable[[], Any],
+                     max_s: float | None = None) -> AsyncIterator[str]:
+        """SSE text chunks from ``last_seq`` (None: from now) until the client leaves.
+
+        ``max_s`` ends the stream after that long (the browser reconnects).
+        """
+        cur = self.seq if last_seq is None else last_seq
+        t_end = None if max_s is None else time.monotonic() + max_s
+        yield f"retry: 1000\nid: {self.seq}\nevent: hello\ndata: {json.dumps({'seq': self.seq})}\n\n"
+        while not self.closing:
+            msgs, lost = self.since(cur)
+            if lost:
+                cur = self.seq
+                yield f"id: {cur}\ndata: {json.dumps({'type': 'resync', 'seq': cur})}\n\n"
+                continue
+            for m in msgs:
+                cur = m["seq"]
+                yield f"id: {cur}\ndata: {json.dumps(m, ensure_ascii=False, default=str)}\n\n"
+            if t_end is not None and time.monotonic() > t_end:
+                return
+            if await is_disconnected():
+                return
+            if not await self._wait(cur):
+                yield ": keep-alive\n\n"
+
+    async def _wait(self, cur: int) -> bool:
+        """Wait for a message after ``cur`` (True) or the heartbeat interval (False)."""
+        assert self._cond is not None, "Feed.start() was not called"
+        async with self._cond:
+            try:
+                await asyncio.wait_for(self._cond.wait_for(lambda: self.seq > cur or self.closing),
+                                       timeout=self.heartbeat_s)
+            except TimeoutError:
+                return False
+        return True
+
+
+__all__ = ["Feed"]
