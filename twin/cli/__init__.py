@@ -26,12 +26,14 @@ def _register() -> None:
     from twin.cli.data import data
     from twin.cli.flood import flood
     from twin.cli.info import info
+    from twin.cli.serve import serve
 
     main.add_command(info)
     main.add_command(city)
     main.add_command(data)
     main.add_command(flood)
     main.add_command(bridge)
+    main.add_command(serve)
 
 
 _register()
