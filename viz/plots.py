@@ -384,8 +384,8 @@ def _points(ds, points, crs) -> list[tuple[str, float, float]]:
             x, y = (float(v) for v in p)
         except (TypeError, ValueError):
             raise ValidationError(f"point {p!r} must be a pair of numbers (x, y) or (lon, lat)") from None
+        cell_of(ds, x, y, crs=crs)
         xx, yy = _xy_of(ds, x, y, crs)
-        cell_of(ds, xx, yy)
         if label is None:
             label = f"{x:.4f}°E {y:.4f}°N" if crs == "EPSG:4326" else f"x {x:.0f}, y {y:.0f}"
         out.append((str(label), xx, yy))

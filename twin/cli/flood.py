@@ -89,7 +89,7 @@ def flood() -> None:
               help="Grid cell size (m); default 30 for a city, the DEM's own for --dem.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: flood.nc, max_depth.tif, arrival_time.tif, time_of_max_depth.tif, "
-                   "max_depth.png, summary.json.")
+                   "max_depth.png, summary.json, report.html.")
 @click.option("--output-every", type=float, default=600.0, show_default=True,
               help="Interval of the depth/speed frames in flood.nc (s of simulated time).")
 @click.option("--float32", "use_float32", is_flag=True,
@@ -101,9 +101,11 @@ def flood() -> None:
 @click.option("--drainage-mm-h", default=None, metavar="MM_H|NAME=MM_H,...",
               help="Drainage capacity (mm/h): one number for all, or per district (Futian=40,Luohu=30); "
                    "others keep the default 36 mm/h (an assumption, see physics/flood_city.py).")
+@click.option("--report/--no-report", "with_report", default=True, show_default=True,
+              help="Also write report.html (self-contained, offline: tables, plots, deepest places).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_fraction, hours, resolution,
-        out_dir, output_every, use_float32, tide_m, surge_m, drainage_mm_h, as_json) -> None:
+        out_dir, output_every, use_float32, tide_m, surge_m, drainage_mm_h, with_report, as_json) -> None:
     """Forecast a storm's flooding: depths, maxima and arrival times, maps, summary.
 
     Example: twin flood run --districts Futian,Luohu --storm 2023-09-07 --hours 6 --out runs/futian
@@ -178,6 +180,12 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
                                             points, within=ctx["outline"])
         with status("writing outputs"):
             res = write_flood_outputs(ds, out_dir, districts=ctx.get("districts_gdf"), hitrate=hit)
+        if with_report:
+            from viz.report import write_flood_report
+
+            with status("writing report.html"):
+                res["paths"]["report"] = write_flood_report(ds, out_dir, summary=res["summary"],
+                                                            districts=ctx.get("districts_gdf"))
     s = res["summary"]
     if as_json:
         from physics.flood_io import _clean
@@ -196,3 +204,30 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
                    f"{hit['random_hit_rate']:.0%} (ratio {hit['ratio']:.2f}, p = {hit['p_value']:.2g}) "
                    "[reporting only]")
     click.echo(f"wrote {out_dir}/ ({', '.join(p.name for p in res['paths'].values())})")
+
+
+@flood.command("report")
+@click.argument("run_path", metavar="RUN_DIR_OR_NC", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for report.html (default: the run's folder).")
+@click.option("--top", type=click.IntRange(0, 100), default=10, show_default=True,
+              help="Number of deepest locations listed and numbered on the map.")
+@click.option("--point", nargs=2, type=float, default=None, metavar="LON LAT",
+              help="Plot the depth over time at this WGS84 point (default: the deepest cell).")
+def report(run_path, out_dir, top, point) -> None:
+    """Write the HTML report (one offline file with tables and plots) of a finished flood run.
+
+    RUN_DIR_OR_NC is the --out folder of `twin flood run` or its flood.nc;
+    summary.json next to it adds the waterlogging hit rate.
+
+    Example: twin flood report runs/futian --out reports/futian
+    """
+    from viz.report import write_flood_report
+
+    folder = run_path if run_path.is_dir() else run_path.parent
+    with user_errors():
+        with status("writing report.html"):
+            path = write_flood_report(run_path, out_dir or folder, top_n=top,
+                                      points=None if point is None else [tuple(point)],
+                                      crs=None if point is None else "EPSG:4326")
+    click.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
