@@ -70,8 +70,16 @@ def font_families() -> list[str]:
     """Font family list for text: DejaVu Sans, then the first installed CJK family (if any)."""
     from matplotlib import font_manager
 
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    cjk = [n for n in CJK_FAMILIES if n in names]
+    fm = font_manager.fontManager
+    cjk = [n for n in CJK_FAMILIES if n in {f.name for f in fm.ttflist}]
+    if not cjk:
+        # matplotlib's font cache may predate the CJK fonts (installed later): register their files
+        for path in font_manager.findSystemFonts():
+            base = os.path.basename(path).lower()
+            if any(k in base for k in ("cjk", "wqy", "sourcehansans", "droidsansfallback", "simhei", "msyh")):
+                with contextlib.suppress(Exception):
+                    fm.addfont(path)
+        cjk = [n for n in CJK_FAMILIES if n in {f.name for f in fm.ttflist}]
     return ["DejaVu Sans", *cjk[:1]]
 
 
@@ -754,7 +762,9 @@ def sensor_figure(store, datastream_id: str, *, t0: datetime | str | None = None
         import matplotlib.dates as mdates
 
         for ax in fig.axes:
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=tz))
+            loc = mdates.AutoDateLocator(tz=tz)
+            ax.xaxis.set_major_locator(loc)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=tz))
     return fig
 
 
@@ -803,22 +813,25 @@ def _rain_gauge_axes(when, times, vals, unit, rules, events, tz):
     ax.legend(loc="upper left")
     drawn = []
     windows = sorted({r.window_h for r in rules if r.metric == "depth_mm"}) or [1.0]
-    styles = ("-", "--", "-.", ":")
+    styles = ("-", (0, (6, 2)), "-.", ":")
     for k, win in enumerate(windows):
         d = _trailing_depth_mm(times, vals, unit, win)
         axw.plot(when, d, color="#08306b", lw=1.6, ls=styles[k % len(styles)], label=f"rain in last {win:g} h")
         drawn.append(float(np.nanmax(d, initial=0.0)))
     top = max(drawn, default=1.0)
-    for r in sorted(rules, key=lambda r: r.severity.rank):
-        if r.metric != "depth_mm":
-            continue
-        c = SEVERITY_COLOURS.get(r.severity.value, "#444444")
-        k = windows.index(r.window_h)
-        axw.axhline(r.threshold, color=c, lw=1.4, ls=styles[k % len(styles)])
-        axw.text(1.0, r.threshold, f" {r.severity.value}: {r.threshold:g} mm / {r.window_h:g} h",
-                 transform=axw.get_yaxis_transform(), va="center", ha="left", fontsize=7.5, color=c,
-                 clip_on=False)
-        top = max(top, r.threshold)
+    by_thr: dict[float, list] = {}
+    for r in rules:
+        if r.metric == "depth_mm":
+            by_thr.setdefault(r.threshold, []).append(r)
+    for thr, group in sorted(by_thr.items()):
+        group.sort(key=lambda r: r.severity.rank)
+        c = SEVERITY_COLOURS.get(group[-1].severity.value, "#444444")
+        axw.axhline(thr, color=c, lw=1.4, ls="--")
+        text = ", ".join(f"{r.severity.value} in {r.window_h:g} h" for r in group)
+        axw.text(0.995, thr, f"≥ {thr:g} mm: {text}", transform=axw.get_yaxis_transform(), va="bottom",
+                 ha="right", fontsize=7.5, color=c,
+                 bbox={"boxstyle": "round,pad=0.1", "fc": "white", "alpha": 0.7, "lw": 0})
+        top = max(top, thr)
     axw.set_ylim(0, top * 1.12)
     axw.set_ylabel("rain in trailing window (mm)")
     _mark_events(axw, events, tz)
@@ -847,8 +860,9 @@ def _level_axes(when, times, vals, unit, kind, station, rules, events, engine, t
         upward = r.op in (">=", ">")
         ax.axhspan(r.threshold, hi if upward else lo, color=c, alpha=0.13, lw=0)
         ax.axhline(r.threshold, color=c, lw=1.3, ls="--")
-        ax.text(1.0, r.threshold, f" {r.severity.value} {r.op} {r.threshold:g}", transform=ax.get_yaxis_transform(),
-                va="center", ha="left", fontsize=7.5, color=c, clip_on=False)
+        ax.text(0.995, r.threshold, f"{r.severity.value}: {r.op} {r.threshold:g}" + (f" ({r.label})" if r.label else ""),
+                transform=ax.get_yaxis_transform(), va="bottom" if upward else "top", ha="right", fontsize=7.5,
+                color=c, bbox={"boxstyle": "round,pad=0.1", "fc": "white", "alpha": 0.7, "lw": 0})
     skipped = [r for r in rules if r.metric != metric]
     if skipped:
         ax.text(0.01, 0.02, "not drawn: " + "; ".join(

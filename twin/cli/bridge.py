@@ -291,3 +291,29 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
             t.add_row(d["received_at"], d["topic"], d["reason"], str(d["hits"]),
                       d["payload"][:60])
         con.print(t)
+
+
+@bridge.command("plot")
+@click.option("--store", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="Store directory holding the observations and alerts.")
+@click.option("--datastream", "datastream_id", required=True, metavar="STATION/KIND[/NAME]",
+              help="Datastream to plot, e.g. RG-0001/rain_gauge (list them with `twin bridge inspect`).")
+@click.option("--out", "out_png", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write.")
+@click.option("--since", default=None, metavar="ISO8601", help="First phenomenonTime plotted (default: all).")
+@click.option("--until", default=None, metavar="ISO8601", help="Plot readings before this time (default: all).")
+@click.option("--alert-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Alert thresholds TOML (default: the packaged hardware_bridge/fusion/alerts.toml).")
+def plot_cmd(store: Path, datastream_id: str, out_png: Path, since: str | None, until: str | None,
+             alert_config: Path | None) -> None:
+    """Plot one datastream with its alert levels as coloured bands and its alerts marked (PNG)."""
+    from twin.store import Store, utc_text
+    from viz.plots import save_png, sensor_figure
+
+    with user_errors():
+        t0 = utc_text(since, "--since") if since else None
+        t1 = utc_text(until, "--until") if until else None
+        with Store.open(store) as st:
+            fig = sensor_figure(st, datastream_id, t0=t0, t1=t1, alerts=alert_config)
+        path = save_png(fig, out_png)
+    click.echo(f"wrote {path}")
