@@ -1,0 +1,487 @@
+/* The command console page: map (TwinMap), live sensors, alerts with acknowledge, forecast runs.
+ *
+ * Data: GET /api/info, /api/sensors, /api/alerts, /api/runs, /api/scene/base, /api/scene/forecast;
+ * live changes from /api/stream (Server-Sent Events), falling back to polling /api/changes.
+ * Actions send 'Authorization: Bearer <token>'; the token is typed once and kept in
+ * sessionStorage (gone when the tab closes). No remote resources: everything comes from
+ * this origin.
+ *
+ * For tests: window.consoleState {sensors, alerts, runs, seq, transport, received},
+ * window.consoleReady (map drew and the lists are loaded), window.consoleMap.
+ */
+(function () {
+  'use strict';
+
+  var TOKEN_KEY = 'twinConsoleToken';
+  var POLL_MS = 1000;
+  var COLORS = {ok: [46, 160, 67, 230], stale: [230, 160, 20, 230], offline: [128, 128, 128, 230],
+    alarm: [220, 30, 30, 255]};
+  var ORDER = {alarm: 0, offline: 1, stale: 2, ok: 3};
+
+  var state = window.consoleState = {
+    info: null, sensors: {}, alerts: {}, runs: {}, seq: 0, transport: 'none', received: [],
+    base: null, forecast: null, forecastRun: null, errors: []
+  };
+  window.consoleReady = false;
+  var map = null;
+
+  // ------------------------------------------------------------------ helpers
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, parent, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function token() { try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; } }
+  function fmtTime(iso) {
+    if (!iso) return '—';
+    var d = new Date(iso);
+    if (isNaN(d)) return String(iso);
+    return d.toLocaleString(undefined, {month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+      second: '2-digit'});
+  }
+  function fmtValue(v, unit) {
+    if (v === null || v === undefined) return '—';
+    var a = Math.abs(v);
+    var s = a !== 0 && (a < 0.01 || a >= 1e5) ? v.toExponential(2) : String(+v.toFixed(3));
+    return unit ? s + ' ' + unit : s;
+  }
+  function rgba(c) { return 'rgba(' + c[0] + ',' + c[1] + ',' + c[2] + ',' + (c[3] / 255) + ')'; }
+
+  function showMessage(text, ok) {
+    var m = $('message');
+    if (!text) { m.hidden = true; document.body.classList.remove('has-message'); return; }
+    m.textContent = text;
+    m.className = 'message' + (ok ? ' ok' : '');
+    m.hidden = false;
+    document.body.classList.add('has-message');
+  }
+
+  function getJSON(url) {
+    return fetch(url, {headers: {Accept: 'application/json'}, cache: 'no-store'}).then(function (r) {
+      return r.json().then(function (body) {
+        if (!r.ok) throw new Error((body && body.reason) || ('HTTP ' + r.status));
+        return body;
+      });
+    });
+  }
+
+  // POST with the token; resolves {status, body} whatever the status.
+  function act(url, body) {
+    var headers = {'Content-Type': 'application/json', Accept: 'application/json'};
+    var t = token();
+    if (t) headers.Authorization = 'Bearer ' + t;
+    return fetch(url, {method: 'POST', headers: headers, body: JSON.stringify(body || {})})
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (b) { return {status: r.status, body: b}; });
+      });
+  }
+
+  function refusal(res) {
+    var b = res.body || {};
+    if (res.status === 401) return 'refused (401): ' + (b.reason || 'a token is needed') + ' — type the token above';
+    if (res.status === 403) return 'refused (403): ' + (b.reason || 'wrong token');
+    if (b.field) return 'invalid ' + b.field + ' = ' + JSON.stringify(b.value) + ': ' + b.reason;
+    return 'failed (' + res.status + '): ' + (b.reason || 'error');
+  }
+
+  // ------------------------------------------------------------------ banner and token
+  function updateBanner() {
+    var b = $('banner');
+    var text = '';
+    if (state.info && !state.info.actions) {
+      text = 'Read-only console: it was started without a token, so nobody can acknowledge alerts or start runs here.';
+    } else if (!token()) {
+      text = 'Read-only: type the token above to acknowledge alerts or start forecast runs.';
+    }
+    b.textContent = text;
+    b.hidden = !text;
+    document.body.classList.toggle('has-banner', !!text);
+    document.body.classList.toggle('readonly', !!text);
+  }
+
+  function setupToken() {
+    $('token-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var v = $('token').value.trim();
+      try { if (v) sessionStorage.setItem(TOKEN_KEY, v); } catch (e) { /* storage off */ }
+      $('token').value = '';
+      updateBanner();
+      showMessage(v ? 'Token kept for this tab.' : '', true);
+    });
+    $('token-forget').addEventListener('click', function () {
+      try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage off */ }
+      updateBanner();
+      showMessage('Token forgotten: the console is read-only.', true);
+    });
+  }
+
+  // ------------------------------------------------------------------ map
+  function sensorLayer() {
+    var data = Object.keys(state.sensors).map(function (k) { return state.sensors[k]; })
+      .filter(function (s) { return s.lon !== null && s.lat !== null && s.lon !== undefined; });
+    return new deck.ScatterplotLayer({
+      id: 'live-sensors', data: data, pickable: true, stroked: true,
+      getPosition: function (s) { return [s.lon, s.lat]; },
+      getFillColor: function (s) { return COLORS[s.status] || COLORS.offline; },
+      getLineColor: [255, 255, 255, 255], lineWidthMinPixels: 1,
+      getRadius: function (s) { return s.status === 'alarm' ? 9 : 6; }, radiusUnits: 'pixels',
+      updateTriggers: {getFillColor: state.seq, getRadius: state.seq}
+    });
+  }
+
+  function alertLayer() {
+    var pts = [];
+    Object.keys(state.alerts).forEach(function (k) {
+      var a = state.alerts[k];
+      if (a.status !== 'open') return;
+      var ds = (a.data && a.data.datastream) || a.source;
+      var s = state.sensors[ds];
+      if (s && s.lon !== null && s.lon !== undefined) pts.push({position: [s.lon, s.lat], severity: a.severity});
+    });
+    var col = {advisory: [47, 111, 179, 255], warning: [217, 138, 0, 255], alarm: [198, 32, 32, 255]};
+    return new deck.ScatterplotLayer({
+      id: 'live-alerts', data: pts, stroked: true, filled: false,
+      getPosition: function (p) { return p.position; },
+      getLineColor: function (p) { return col[p.severity] || col.warning; },
+      lineWidthMinPixels: 3, getRadius: 16, radiusUnits: 'pixels',
+      updateTriggers: {getLineColor: state.seq}
+    });
+  }
+
+  // Live layers drawn above the scene's own (TwinMap redraws them on every frame change).
+  function attachLive(m) {
+    if (typeof m.setExtraLayers === 'function') return;
+    var own = m._layers;
+    m._layers = function () {
+      var layers = own.call(m);
+      if (state.liveOn !== false) layers = layers.concat([sensorLayer(), alertLayer()]);
+      return layers;
+    };
+  }
+
+  var redrawQueued = false;
+  function redrawLive() {
+    if (!map || redrawQueued) return;
+    redrawQueued = true;
+    requestAnimationFrame(function () {
+      redrawQueued = false;
+      if (typeof map.setExtraLayers === 'function') map.setExtraLayers([sensorLayer(), alertLayer()]);
+      else map.deck.setProps({layers: map._layers()});
+      state.liveDraws = (state.liveDraws || 0) + 1;
+    });
+  }
+
+  function composeScene() {
+    var base = state.base || {title: 'basemap', view: null, layers: [], legends: [], timeline: null};
+    var fc = state.forecast;
+    var scene = {
+      title: fc && fc.run ? fc.title : base.title,
+      view: (map && map.viewState) || base.view || (fc && fc.view),
+      layers: (base.layers || []).concat(fc ? fc.layers || [] : []),
+      legends: (base.legends || []).concat(fc ? fc.legends || [] : []),
+      toggles: (base.toggles || []).concat(fc ? fc.toggles || [] : []),
+      timeline: fc && fc.timeline ? fc.timeline : null
+    };
+    return scene;
+  }
+
+  function loadForecast() {
+    return getJSON('/api/scene/forecast').then(function (fc) {
+      if (state.forecastRun === fc.run && state.forecast) return;
+      state.forecast = fc;
+      state.forecastRun = fc.run;
+      if (map) return map.setScene(composeScene());
+    });
+  }
+
+  // ------------------------------------------------------------------ alerts
+  function renderAlert(a) {
+    var ul = $('alerts');
+    var li = document.getElementById('alert-' + a.id);
+    if (!li) {
+      li = el('li', null, null);
+      li.id = 'alert-' + a.id;
+      // newest first: insert before the first item with a smaller id
+      var before = null;
+      for (var i = 0; i < ul.children.length; i++) {
+        if (Number(ul.children[i].dataset.id) < a.id) { before = ul.children[i]; break; }
+      }
+      ul.insertBefore(li, before);
+    }
+    li.dataset.id = a.id;
+    li.className = 'alert ' + a.status;
+    li.textContent = '';
+    var head = el('div', 'head', li);
+    el('span', 'sev sev-' + a.severity, head, a.severity);
+    el('span', 'src', head, a.source || a.kind);
+    el('span', 'when', head, fmtTime(a.wall_time));
+    el('div', 'msg', li, a.message || a.kind);
+    if (a.ack) {
+      el('div', 'ackline', li, 'acknowledged by ' + (a.ack.by || '?') + ' at ' + fmtTime(a.ack.at));
+    } else {
+      var btn = el('button', 'act ack', li, 'Acknowledge');
+      btn.type = 'button';
+      btn.addEventListener('click', function () { acknowledge(a.id, li, btn); });
+    }
+  }
+
+  function acknowledge(id, li, btn) {
+    btn.disabled = true;
+    act('/api/alerts/' + id + '/ack', {by: 'console operator'}).then(function (res) {
+      if (res.status === 200) {
+        state.alerts[id] = Object.assign({}, state.alerts[id], {status: 'acknowledged', ack: res.body.ack});
+        renderAlert(state.alerts[id]);
+        updateCounts();
+        redrawLive();
+        showMessage('Alert ' + id + ' acknowledged.', true);
+      } else {
+        var text = refusal(res);
+        var old = li.querySelector('.refused');
+        if (old) old.remove();
+        el('div', 'refused', li, text);
+        btn.disabled = false;
+        showMessage('Alert ' + id + ': ' + text);
+      }
+    }).catch(function (err) {
+      btn.disabled = false;
+      showMessage('Alert ' + id + ': ' + err.message);
+    });
+  }
+
+  function setAlerts(list) {
+    state.alerts = {};
+    $('alerts').textContent = '';
+    list.slice().reverse().forEach(function (a) { state.alerts[a.id] = a; renderAlert(a); });
+    updateCounts();
+  }
+
+  // ------------------------------------------------------------------ sensors
+  var sensorRenderQueued = false;
+  function renderSensors() {
+    if (sensorRenderQueued) return;
+    sensorRenderQueued = true;
+    setTimeout(function () {
+      sensorRenderQueued = false;
+      var ul = $('sensors');
+      ul.textContent = '';
+      var list = Object.keys(state.sensors).map(function (k) { return state.sensors[k]; });
+      list.sort(function (a, b) { return (ORDER[a.status] - ORDER[b.status]) || (a.id < b.id ? -1 : 1); });
+      list.slice(0, 300).forEach(function (s) {
+        var li = el('li', 'sensor', ul);
+        li.id = 'sensor-' + s.id;
+        li.dataset.status = s.status;
+        el('span', 'dot', li).style.background = rgba(COLORS[s.status] || COLORS.offline);
+        el('span', 'sid', li, s.id).title = (s.name || s.id) + ' — ' + s.status;
+        el('span', 'val', li, fmtValue(s.value, s.unit));
+        el('span', 'when', li, s.time ? fmtTime(s.time) : '');
+      });
+      updateCounts();
+    }, 0);
+  }
+
+  function setSensors(list) {
+    state.sensors = {};
+    list.forEach(function (s) { state.sensors[s.id] = s; });
+    renderSensors();
+    redrawLive();
+  }
+
+  function updateCounts() {
+    var by = {ok: 0, stale: 0, offline: 0, alarm: 0}, n = 0;
+    Object.keys(state.sensors).forEach(function (k) { by[state.sensors[k].status] += 1; n += 1; });
+    var open = Object.keys(state.alerts).filter(function (k) { return state.alerts[k].status === 'open'; }).length;
+    $('counts').textContent = n + ' sensors: ' + by.alarm + ' alarm, ' + by.offline + ' offline, ' +
+      by.stale + ' stale, ' + by.ok + ' ok · ' + open + ' open alerts';
+    $('sensor-count').textContent = n;
+    $('alert-count').textContent = open;
+  }
+
+  // ------------------------------------------------------------------ runs
+  function renderRuns() {
+    var ul = $('runs');
+    ul.textContent = '';
+    var ids = Object.keys(state.runs).map(Number).sort(function (a, b) { return b - a; });
+    var active = null;
+    ids.slice(0, 10).forEach(function (id) {
+      var r = state.runs[id];
+      var p = r.params || {};
+      var li = el('li', 'run', ul);
+      li.id = 'run-' + id;
+      li.dataset.status = r.status;
+      var where = (p.districts && p.districts.length) ? p.districts.join(', ') : 'whole city';
+      var txt = '#' + id + ' ' + r.status + ' — ' + (p.storm || '') + ', ' + p.hours + ' h, ' + p.resolution +
+        ' m, ' + where;
+      if (r.summary && r.summary.max_depth_m !== undefined && r.summary.max_depth_m !== null) {
+        txt += ' · max depth ' + (+r.summary.max_depth_m).toFixed(2) + ' m';
+      }
+      if (r.error) txt += ' · ' + r.error;
+      li.textContent = txt;
+      if (r.status === 'running' && !active) active = r;
+    });
+    var box = $('run-progress');
+    if (active) {
+      box.hidden = false;
+      var f = Math.max(0, Math.min(1, active.fraction || 0));
+      box.querySelector('.bar').style.width = (100 * f).toFixed(1) + '%';
+      box.querySelector('.text').textContent = 'run ' + active.id + ': ' + (active.phase || '') + ' ' +
+        Math.round(100 * f) + '%';
+    } else {
+      box.hidden = true;
+    }
+    $('run-start').disabled = !!active;
+  }
+
+  function setupRunForm(info) {
+    var sel = $('run-storm');
+    sel.textContent = '';
+    (info.storms || []).forEach(function (s) { var o = el('option', null, sel, s); o.value = s; });
+    var fs = $('run-districts');
+    (info.districts || []).forEach(function (d) {
+      var lab = el('label', null, fs);
+      var cb = el('input', null, lab);
+      cb.type = 'checkbox';
+      cb.value = d;
+      lab.appendChild(document.createTextNode(' ' + d));
+    });
+    $('run-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var districts = Array.prototype.slice.call(fs.querySelectorAll('input:checked'))
+        .map(function (c) { return c.value; });
+      var body = {storm: sel.value, hours: Number($('run-hours').value),
+        resolution: Number($('run-resolution').value)};
+      if (districts.length) body.districts = districts;
+      $('run-start').disabled = true;
+      act('/api/runs', body).then(function (res) {
+        if (res.status === 202) {
+          state.runs[res.body.id] = res.body;
+          renderRuns();
+          showMessage('Forecast run ' + res.body.id + ' started.', true);
+        } else {
+          $('run-start').disabled = false;
+          showMessage('Forecast run: ' + refusal(res));
+        }
+      }).catch(function (err) { $('run-start').disabled = false; showMessage('Forecast run: ' + err.message); });
+    });
+  }
+
+  function setRun(r) {
+    var prev = state.runs[r.id];
+    state.runs[r.id] = r;
+    renderRuns();
+    if (r.status === 'done' && (!prev || prev.status !== 'done')) loadForecast();
+  }
+
+  // ------------------------------------------------------------------ live feed
+  function handle(m) {
+    if (m.seq) state.seq = Math.max(state.seq, m.seq);
+    if (m.type === 'sensor') {
+      state.sensors[m.sensor.id] = m.sensor;
+      state.received.push({id: m.sensor.id, value: m.sensor.value, sent: m.sent, at: Date.now() / 1000});
+      if (state.received.length > 200) state.received.shift();
+      renderSensors();
+      redrawLive();
+    } else if (m.type === 'alert') {
+      state.alerts[m.alert.id] = m.alert;
+      renderAlert(m.alert);
+      updateCounts();
+      redrawLive();
+    } else if (m.type === 'run') {
+      setRun(m.run);
+    } else if (m.type === 'sensors' || m.type === 'resync') {
+      reloadLists();
+    }
+  }
+
+  function reloadLists() {
+    return Promise.all([
+      getJSON('/api/sensors').then(function (b) { setSensors(b.sensors); state.seq = Math.max(state.seq, b.seq); }),
+      getJSON('/api/alerts').then(function (b) { setAlerts(b.alerts); }),
+      getJSON('/api/runs').then(function (b) { b.runs.forEach(function (r) { state.runs[r.id] = r; }); renderRuns(); })
+    ]);
+  }
+
+  function setConn(kind, text) {
+    var c = $('conn');
+    c.className = 'conn conn-' + kind;
+    c.textContent = text;
+  }
+
+  var pollTimer = null;
+  function startPolling() {
+    if (pollTimer) return;
+    state.transport = 'poll';
+    setConn('poll', 'polling');
+    function tick() {
+      getJSON('/api/changes?since=' + state.seq).then(function (b) {
+        if (b.resync) { state.seq = b.seq; reloadLists(); } else b.messages.forEach(handle);
+        state.seq = Math.max(state.seq, b.seq);
+        setConn('poll', 'polling');
+      }).catch(function () { setConn('off', 'disconnected'); })
+        .then(function () { pollTimer = setTimeout(tick, POLL_MS); });
+    }
+    tick();
+  }
+
+  function startStream() {
+    if (!window.EventSource || /[?&]poll=1/.test(location.search)) { startPolling(); return; }
+    var failures = 0;
+    var es = new EventSource('/api/stream?since=' + state.seq);
+    state.transport = 'sse';
+    es.addEventListener('hello', function () { failures = 0; setConn('live', 'live'); });
+    es.onmessage = function (ev) {
+      failures = 0;
+      setConn('live', 'live');
+      try { handle(JSON.parse(ev.data)); } catch (e) { console.error('console: bad message', e); }
+    };
+    es.onerror = function () {
+      failures += 1;
+      setConn('off', 'reconnecting…');
+      if (failures >= 3 || es.readyState === EventSource.CLOSED) {
+        es.close();
+        startPolling();
+      }
+    };
+  }
+
+  // ------------------------------------------------------------------ start
+  function start() {
+    setupToken();
+    updateBanner();
+    getJSON('/api/info').then(function (info) {
+      state.info = info;
+      document.title = info.title;
+      $('title').textContent = info.title;
+      updateBanner();
+      setupRunForm(info);
+      return reloadLists();
+    }).then(function () {
+      startStream();
+      return Promise.all([getJSON('/api/scene/base').catch(function (e) {
+        showMessage('Basemap unavailable: ' + e.message);
+        return null;
+      }), getJSON('/api/scene/forecast').catch(function () { return null; })]);
+    }).then(function (scenes) {
+      state.base = scenes[0];
+      state.forecast = scenes[1];
+      state.forecastRun = scenes[1] ? scenes[1].run : null;
+      var scene = composeScene();
+      if (!scene.view) scene.view = {longitude: 114.06, latitude: 22.6, zoom: 9.5};
+      map = window.consoleMap = TwinMap.mount($('map'), scene);
+      attachLive(map);
+      redrawLive();
+      return map._drawn ? map._drawn() : null;
+    }).then(function () {
+      window.consoleReady = true;
+    }).catch(function (err) {
+      state.errors.push(String(err && err.message || err));
+      console.error('console start failed:', err);
+      showMessage('The console could not start: ' + (err && err.message || err));
+    });
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
