@@ -237,13 +237,28 @@ def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, thet
                 qb = q0 if zj[i + 1] >= BIG else qj[i + 1]
             sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
                           gdt, gdtd, theta, th2, h_dry, zero, one)
-        # bulk: 2 <= i <= nx - 2
-        for i in range(max(a + 1, 2), min(b, nx - 1)):
-            q0 = qj[i]
-            qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
-            qb = q0 if zj[i + 1] >= BIG else qj[i + 1]
-            sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
-                          gdt, gdtd, theta, th2, h_dry, zero, one)
+        # bulk: 2 <= i <= nx - 2, on views shifted so that the loop index k starts at 0 and every
+        # access is view[k] (indexing one row at i-2 .. i+1 compiles to gathers, ~5x slower)
+        i0 = max(a + 1, 2)
+        i1 = max(min(b, nx - 1), i0)
+        hl = hj[i0 - 1:i1 - 1]
+        hr = hj[i0:i1]
+        zll = zj[i0 - 2:i1 - 2]
+        zl = zj[i0 - 1:i1 - 1]
+        zr = zj[i0:i1]
+        zrr = zj[i0 + 1:i1 + 1]
+        qw = qj[i0 - 1:i1 - 1]
+        qc = qj[i0:i1]
+        qe = qj[i0 + 1:i1 + 1]
+        nl = n2r[i0 - 1:i1 - 1]
+        nr = n2r[i0:i1]
+        out = sj[i0:i1]
+        for k in range(i1 - i0):
+            q0 = qc[k]
+            qa = q0 if zll[k] >= BIG else qw[k]
+            qb = q0 if zrr[k] >= BIG else qe[k]
+            out[k] = _flux(q0, qa, qb, zl[k], zr[k], hl[k], hr[k], half * (nl[k] + nr[k]),
+                           gdt, gdtd, theta, th2, h_dry, zero, one)
         # last face when it touches the east edge (and was not the first)
         if b == nx and nx - 1 > a:
             i = nx - 1
@@ -292,7 +307,22 @@ def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h
     else:
         wb_edge = False
         zbb = zb[j + 1]
-    for i in range(a, b):
+    # views from column a, so that the loop index starts at 0 (a loop over range(a, b) with a
+    # runtime start keeps numba's negative-index wraparound and compiles to gathers)
+    b = max(a, b)
+    hu = hu[a:b]
+    hd = hd[a:b]
+    zu = zu[a:b]
+    zd = zd[a:b]
+    za = za[a:b]
+    zbb = zbb[a:b]
+    q0r = q0r[a:b]
+    qar = qar[a:b]
+    qbr = qbr[a:b]
+    n2a = n2a[a:b]
+    n2b = n2b[a:b]
+    out = out[a:b]
+    for i in range(b - a):
         q0 = q0r[i]
         # (at j == 1 / ny - 1 za / zbb are the face's own rows: a blocked cell there makes the
         # face itself dry, so the neighbour test cannot change its value)
@@ -328,15 +358,20 @@ def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd,
 
 @njit(fastmath=True, cache=True, error_model="numpy")
 def _limit_row(j, h, prow, qx_s, above, below, fp, lo, hi, dtdy, dtdx, area, zero, one):
-    hj = h[j]
-    sj = qx_s[j]
-    fr = fp[j + 1]
-    for i in range(lo, hi):
-        out = (dtdy * (max(sj[i + 1], zero) - min(sj[i], zero))
-               + dtdx * (max(below[i], zero) - min(above[i], zero)))
-        vol = prow[i] * area * hj[i]
+    hi = max(lo, hi)
+    hj = h[j, lo:hi]
+    sw = qx_s[j, lo:hi]
+    se = qx_s[j, lo + 1:hi + 1]
+    ab = above[lo:hi]
+    be = below[lo:hi]
+    pr = prow[lo:hi]
+    fr = fp[j + 1, lo + 1:hi + 1]
+    for i in range(hi - lo):  # from 0: see _y_faces
+        out = (dtdy * (max(se[i], zero) - min(sw[i], zero))
+               + dtdx * (max(be[i], zero) - min(ab[i], zero)))
+        vol = pr[i] * area * hj[i]
         lim = out > vol
-        fr[i + 1] = vol / (out if lim else one) if lim else one
+        fr[i] = vol / (out if lim else one) if lim else one
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
@@ -501,63 +536,88 @@ def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, inf
             v_in = 0.0
             v_lvl = 0.0
             row_max = zero
-            for i in range(lo, hi):
-                fc = fc_[i + 1]
-                qw = _lim(sxj[i], fc_[i], fc, zero)
-                qe = _lim(sxj[i + 1], fc, fc_[i + 2], zero)
-                qn = _lim(sya[i], fu[i + 1], fc, zero)
-                qs = _lim(syb[i], fc, fd[i + 1], zero)
-                qxj[i] = qw
-                qyj[i] = qn
-                p = pj[i]
+            # views from column lo: the loop index starts at 0 (see _y_faces)
+            fcw = fc_[lo:hi]
+            fcc = fc_[lo + 1:hi + 1]
+            fce = fc_[lo + 2:hi + 2]
+            fuc = fu[lo + 1:hi + 1]
+            fdc = fd[lo + 1:hi + 1]
+            sxw = sxj[lo:hi]
+            sxe = sxj[lo + 1:hi + 1]
+            syn = sya[lo:hi]
+            sys_ = syb[lo:hi]
+            v_qxj = qxj[lo:hi]
+            v_qyj = qyj[lo:hi]
+            v_pj = pj[lo:hi]
+            v_hj = hj[lo:hi]
+            v_rr = rr[lo:hi]
+            v_inr = inr[lo:hi]
+            v_p1r = p1r[lo:hi]
+            v_p2r = p2r[lo:hi]
+            v_icj = icj[lo:hi]
+            v_drr = drr[lo:hi]
+            v_lmr = lmr[lo:hi]
+            v_zj = zj[lo:hi]
+            v_hmj = hmj[lo:hi]
+            v_tmj = tmj[lo:hi]
+            v_taj = taj[lo:hi]
+            for i in range(hi - lo):
+                fc = fcc[i]
+                qw = _lim(sxw[i], fcw[i], fc, zero)
+                qe = _lim(sxe[i], fc, fce[i], zero)
+                qn = _lim(syn[i], fuc[i], fc, zero)
+                qs = _lim(sys_[i], fc, fdc[i], zero)
+                v_qxj[i] = qw
+                v_qyj[i] = qn
+                p = v_pj[i]
                 opn = p > zero
                 pa = p * area
-                h0 = hj[i]
+                h0 = v_hj[i]
                 dvol = dtdy * (qw - qe) + dtdx * (qn - qs)
-                r = rr[i]
+                r = v_rr[i]
                 vr = r * dta
-                vin = inr[i] * dt
+                vin = v_inr[i] * dt
                 v = max(pa * h0 + dvol + vr + vin, zero)  # < 0 by round-off only
                 vi = zero
                 if infil_mode == 1:
-                    vi = min(p1r[i] * dta, v)
+                    vi = min(v_p1r[i] * dta, v)
                 elif infil_mode == 2:
-                    vi = min(p1r[i] * (one + p2r[i] / max(icj[i], mm)) * dta, v)
+                    vi = min(v_p1r[i] * (one + v_p2r[i] / max(v_icj[i], mm)) * dta, v)
                     if opn:
-                        icj[i] += vi / area
+                        v_icj[i] += vi / area
                 elif infil_mode == 3:
-                    s_ = p1r[i]
-                    p0 = icj[i]
+                    s_ = v_p1r[i]
+                    p0 = v_icj[i]
                     pn = p0 + r * dt
                     d0 = p0 - c02 * s_
                     d1 = pn - c02 * s_
                     q0 = d0 * d0 / (p0 + c08 * s_) if d0 > zero else zero
                     q1 = d1 * d1 / (pn + c08 * s_) if d1 > zero else zero
                     if opn:
-                        icj[i] = pn
+                        v_icj[i] = pn
                     vi = min((r * dt - (q1 - q0)) * area, v)
                 v -= vi
-                vd = min(drr[i] * dta, v)
+                vd = min(v_drr[i] * dta, v)
                 v -= vd
                 hn = v / (pa if opn else one)
-                if lmr[i]:
-                    target = max(level - zj[i], zero)
+                if v_lmr[i]:
+                    target = max(level - v_zj[i], zero)
                     v_lvl += (target - hn) * pa
                     hn = target
                 hn = hn if opn else h0
-                hj[i] = hn
+                v_hj[i] = hn
                 if opn:
                     v_rain += vr
                     v_inf += vi
                     v_drn += vd
                     v_in += vin
                     row_max = max(row_max, hn)
-                hm = hmj[i]
+                hm = v_hmj[i]
                 if hn > hm:
-                    hmj[i] = hn
-                    tmj[i] = t_new
+                    v_hmj[i] = hn
+                    v_tmj[i] = t_new
                     if hn >= h_arrive and hm < h_arrive:
-                        taj[i] = t_new
+                        v_taj[i] = t_new
             # the face east of the row's last open cell
             qxj[hi] = _lim(sxj[hi], fc_[hi], fc_[hi + 1], zero)
             v_out = 0.0
