@@ -419,8 +419,8 @@ def rain_depth_figure(ds: xr.Dataset, points=None, *, crs: str | None = None,
     Returns
     -------
     matplotlib.figure.Figure
-        Axes ``fig.axes[0]`` (intensity), ``[1]`` (cumulative, twin),
-        ``[2]`` (depth) when there are depth frames.
+        Axes: rain intensity, depth (when there are depth frames) and,
+        last, the cumulative rain (twin of the first).
     """
     rs = rain_series(ds, rain_area_m2=rain_area_m2)
     has_depth = "depth" in ds
