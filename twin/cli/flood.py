@@ -231,3 +231,36 @@ def report(run_path, out_dir, top, point) -> None:
                                       points=None if point is None else [tuple(point)],
                                       crs=None if point is None else "EPSG:4326")
     click.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+
+
+@flood.command("map")
+@click.argument("run_path", metavar="RUN.nc", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_html", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The HTML page to write (one offline file).")
+@click.option("--compare", "other", type=click.Path(exists=True, path_type=Path), default=None,
+              metavar="OTHER.nc", help="Second run: split view A | B and the B − A maximum-depth difference.")
+@click.option("--city", "city_name", default=None, metavar="NAME",
+              help="City whose districts, coast and metro to draw (default: shenzhen for a city run, "
+                   "none for a --dem run).")
+@click.option("--max-frames", type=click.IntRange(2, 500), default=37, show_default=True,
+              help="Most depth frames kept for the time slider (evenly thinned, first and last kept).")
+def map_cmd(run_path, out_html, other, city_name, max_frames) -> None:
+    """Write the offline map page of a flood run: depth with a time slider, maxima, arrival times.
+
+    RUN.nc is the flood.nc of `twin flood run` (or its folder).
+
+    Example: twin flood map runs/futian/flood.nc --out futian.html --compare runs/futian_drain60/flood.nc
+    """
+    import xarray as xr
+
+    from viz.flood_map import open_run, write_flood_map
+
+    with user_errors():
+        if city_name is None:
+            ds = open_run(run_path)
+            city_name = "shenzhen" if isinstance(ds, xr.Dataset) and "district" in ds else None
+        with status("writing the map page"):
+            res = write_flood_map(run_path, out_html, compare_with=other, city=city_name,
+                                  max_frames=max_frames)
+    click.echo(f"wrote {res['path']} ({res['bytes'] / 1e6:.1f} MB, {res['frames']} frames"
+               f"{', A | B compare' if res['compare'] else ''})")

@@ -26,8 +26,8 @@
     '.tm-title{top:8px;left:8px;font-weight:bold;font-size:13px}',
     '.tm-legend{bottom:8px;right:8px;max-width:240px}',
     '.tm-legend h4{margin:4px 0 2px;font-size:12px}',
-    '.tm-bar{height:10px;border:1px solid #999}',
-    '.tm-ticks{position:relative;height:14px;font-size:10px}',
+    '.tm-bar{height:10px;border:1px solid #999;margin:0 8px}',
+    '.tm-ticks{position:relative;height:14px;font-size:10px;margin:0 8px}',
     '.tm-ticks span{position:absolute;transform:translateX(-50%);white-space:nowrap}',
     '.tm-swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border:1px solid #666;vertical-align:middle}',
     '.tm-layers{top:8px;right:8px}',
@@ -278,12 +278,14 @@
     this._panels = [];
     this._slider = this._label = this._play = null;
     this._checks = {};
+    this._legendItems = [];
+    this._legendBox = null;
     if (this.opts.controls === false) return;
     if (scene.title) this._panels.push(el('div', 'tm-panel tm-title', this.root, scene.title));
 
     var legends = scene.legends || [];
     if (legends.length) {
-      var lg = el('div', 'tm-panel tm-legend', this.root);
+      var lg = this._legendBox = el('div', 'tm-panel tm-legend', this.root);
       this._panels.push(lg);
       legends.forEach(function (L) { self._legend(lg, L); });
     }
@@ -301,6 +303,7 @@
         cb.addEventListener('change', function () {
           t.layers.forEach(function (id) { if (id in self._base) self.hidden[id] = !cb.checked; });
           self.deck.setProps({layers: self._layers()});
+          self._syncControls();
         });
         t.layers.forEach(function (id) { self._checks[id] = cb; });
         if (t.visible === false) t.layers.forEach(function (id) { self.hidden[id] = true; });
@@ -324,7 +327,10 @@
     this._syncControls();
   };
 
-  TwinMapView.prototype._legend = function (parent, L) {
+  TwinMapView.prototype._legend = function (box, L) {
+    var parent = el('div', 'tm-legend-item', box);
+    parent.dataset.layer = L.layer;
+    this._legendItems.push(parent);
     el('h4', null, parent, L.title + (L.units ? ' (' + L.units + ')' : ''));
     var stops = L.stops || [];
     var numeric = stops.length > 1 && stops.every(function (s) { return typeof s[0] === 'number'; });
@@ -336,18 +342,27 @@
       });
       return;
     }
-    var lo = stops[0][0], hi = stops[stops.length - 1][0], span = hi - lo || 1;
-    var grad = stops.map(function (s) { return rgba(s[1]) + ' ' + (100 * (s[0] - lo) / span).toFixed(1) + '%'; });
+    // Stops are evenly spaced: ramps interpolate between neighbouring stops, not linearly in value.
+    var last = stops.length - 1;
+    var grad = stops.map(function (s, k) { return rgba(s[1]) + ' ' + (100 * k / last).toFixed(1) + '%'; });
     el('div', 'tm-bar', parent).style.background = 'linear-gradient(to right,' + grad.join(',') + ')';
     var ticks = el('div', 'tm-ticks', parent);
-    stops.forEach(function (s) {
-      el('span', null, ticks, fmt(s[0])).style.left = (100 * (s[0] - lo) / span) + '%';
+    stops.forEach(function (s, k) {
+      el('span', null, ticks, fmt(s[0])).style.left = (100 * k / last) + '%';
     });
   };
 
   TwinMapView.prototype._syncControls = function () {
     var self = this;
     Object.keys(this._checks || {}).forEach(function (id) { self._checks[id].checked = !self.hidden[id]; });
+    (this._legendItems || []).forEach(function (item) {  // a legend shows while its layer does
+      item.style.display = self.hidden[item.dataset.layer] ? 'none' : '';
+    });
+    if (this._legendBox) {
+      this._legendBox.style.display = this._legendItems.some(function (i) {
+        return i.style.display !== 'none';
+      }) ? '' : 'none';
+    }
     if (!this._slider) return;
     this._slider.value = this.frame;
     var tl = this.scene.timeline;
