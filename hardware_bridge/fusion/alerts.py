@@ -35,6 +35,14 @@ gas_lel / gas_h2s, gas_co /   lel_pct / ppm / o2_pct
 gas_o2
 ============================  ============================================================
 
+Windowed depths are running sums per stream and window (exact: the partial
+sums of :func:`math.fsum`, so there is no drift and the total does not depend
+on the order the readings arrived in). Levels follow the stream's newest
+reading; a late (out-of-order) reading inside a window updates the sums and
+re-evaluates the newest reading at once (the event then names the newest
+reading and ``late_reading_time``), so it raises what the in-order stream
+would have raised instead of waiting for the next reading.
+
 Rates use the reading closest to ``t - window`` in the stream's history and
 are undefined until the history spans half the window. The improved
 tangential angle (Xu et al. 2009) is ``atan(rate / v)`` with ``v`` the
@@ -55,8 +63,8 @@ import math
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,15 +218,81 @@ def _parse_config(cfg: Mapping[str, Any]) -> dict[str, _KindConf]:
     return out
 
 
-class _Stream:
-    __slots__ = ("times", "values", "baseline", "active", "prev_t")
+def _msum_add(partials: list[float], x: float) -> None:
+    """Add ``x`` to an exact sum kept as non-overlapping partials (Shewchuk 1997, as in
+    :func:`math.fsum`); ``math.fsum(partials)`` is the correctly rounded total."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
 
-    def __init__(self) -> None:
+
+class _Window:
+    """Running sum of a stream's values with time in ``(newest - w, newest]``.
+
+    ``lo`` is the index (into the stream's sorted history) of the first value in
+    the window; the sum is exact (partials), so adding and removing values in any
+    order gives the same total: no drift and no dependence on arrival order.
+    """
+
+    __slots__ = ("w", "lo", "partials")
+
+    def __init__(self, w: float) -> None:
+        self.w = w
+        self.lo = 0
+        self.partials: list[float] = []
+
+    def total(self) -> float:
+        return math.fsum(self.partials)
+
+
+class _Plan:
+    """Per-stream evaluation plan of a rule tuple (thresholds, deadbands and windows resolved)."""
+
+    __slots__ = ("rules", "keep", "windows", "steps")
+
+    def __init__(self, rules: tuple[Rule, ...], deadband: float) -> None:
+        self.rules = rules
+        self.keep = max((ru.window_h or 0.0 for ru in rules), default=0.0) * 3600.0
+        # one running sum per distinct depth window (rules sharing a window share it)
+        self.windows = sorted({ru.window_h * 3600.0 for ru in rules if ru.metric == "depth_mm"})
+        steps = []
+        for ru in rules:
+            upper = ru.op in (">=", ">")
+            hold = ru.threshold - deadband if upper else ru.threshold + deadband
+            win = self.windows.index(ru.window_h * 3600.0) if ru.metric == "depth_mm" else -1
+            steps.append((ru, win, ru.severity.rank, upper, ru.op in (">", "<"), ru.threshold, hold))
+        self.steps = tuple(steps)
+
+
+class _Stream:
+    __slots__ = ("times", "values", "baseline", "active", "prev_t", "plan", "windows")
+
+    def __init__(self, plan: _Plan) -> None:
         self.times: list[float] = []
         self.values: list[float] = []  # rain: depth (m) of the interval ending at the time
         self.baseline: float | None = None
         self.active: Severity | None = None
         self.prev_t: float | None = None
+        self.plan = plan
+        self.windows = [_Window(w) for w in plan.windows]
+
+    def replan(self, plan: _Plan) -> None:
+        """Switch to another rule plan, summing its windows afresh from the history."""
+        self.plan = plan
+        self.windows = [_Window(w) for w in plan.windows]
+        for win in self.windows:
+            if self.times:
+                win.lo = bisect.bisect_right(self.times, self.times[-1] - win.w)
+            for v in self.values[win.lo:]:
+                _msum_add(win.partials, v)
 
 
 class AlertEngine:
@@ -316,7 +390,11 @@ class AlertEngine:
                                                 "result": dict(res), "rule_source": kc.source})]
 
     def _history(self, r: Reading, kc: _KindConf, rules: tuple[Rule, ...]) -> tuple[_Stream, int]:
-        st = self._streams.setdefault(r.datastream_id, _Stream())
+        st = self._streams.get(r.datastream_id)
+        if st is None:
+            st = self._streams[r.datastream_id] = _Stream(_Plan(rules, kc.deadband))
+        elif st.plan.rules is not rules:  # same datastream, other station's rules: re-plan
+            st.replan(_Plan(rules, kc.deadband))
         t = r.t
         v = float(r.value)
         if r.kind == "rain_gauge":
@@ -327,23 +405,41 @@ class AlertEngine:
             scfg = kc.stations.get(r.station, {})
             b = scfg.get("baseline_m", scfg.get("baseline_rad"))
             st.baseline = float(b) if b is not None else v
-        k = bisect.bisect_right(st.times, t)
-        st.times.insert(k, t)
-        st.values.insert(k, v)
-        keep = max((ru.window_h or 0.0 for ru in rules), default=0.0) * 3600.0
-        cut = bisect.bisect_left(st.times, st.times[-1] - keep - 1.0) - 1  # keep one before the window
+        times, values = st.times, st.values
+        old_newest = times[-1] if times else -math.inf
+        k = bisect.bisect_right(times, t)
+        times.insert(k, t)
+        values.insert(k, v)
+        if st.windows:
+            newest = times[-1]
+            for win in st.windows:
+                if t > old_newest - win.w:  # inside the window (also when it is the newest)
+                    _msum_add(win.partials, v)
+                else:  # before the window: the window's first index moves up by one
+                    win.lo += 1
+                if newest > old_newest:  # the window slides: drop what fell out of it
+                    cut, lo = newest - win.w, win.lo
+                    while times[lo] <= cut:
+                        _msum_add(win.partials, -values[lo])
+                        lo += 1
+                    win.lo = lo
+        cut = bisect.bisect_left(times, times[-1] - st.plan.keep - 1.0) - 1  # keep one before the window
         if cut > 0:
-            del st.times[:cut]
-            del st.values[:cut]
+            del times[:cut]
+            del values[:cut]
             k -= cut
+            for win in st.windows:  # everything cut lies before every window
+                win.lo -= cut
         return st, k
 
     def _metric(self, r: Reading, rule: Rule, st: _Stream, k: int, station_cfg: dict) -> float | None:
         t, v = st.times[k], st.values[k]
         m = rule.metric
         if m == "depth_mm":
+            if k == len(st.times) - 1:  # the newest reading: the running sum of its window
+                return 1000.0 * st.windows[st.plan.windows.index(rule.window_h * 3600.0)].total()
             lo = bisect.bisect_right(st.times, t - rule.window_h * 3600.0)
-            return 1000.0 * sum(st.values[lo:k + 1])
+            return 1000.0 * math.fsum(st.values[lo:k + 1])
         if m in ("level_m",):
             return v
         if m == "obscuration_pct_per_m" or m in ("lel_pct", "o2_pct"):
@@ -381,15 +477,41 @@ class AlertEngine:
         if not rules:
             return []
         st, k = self._history(r, kc, rules)
-        if k != len(st.times) - 1:
-            return []  # a late reading only fills the history; levels follow the newest time
+        last = len(st.times) - 1
+        late = None
+        if k != last:
+            # a late reading: levels follow the newest time, so re-evaluate the newest
+            # reading's metrics with it included (nothing changes if it lies before every window)
+            if st.times[k] <= st.times[last] - st.plan.keep:
+                return []
+            late = r.time
+            newest = st.times[last]
+            when = datetime.fromtimestamp(newest, UTC) if isinstance(r.time, datetime) else newest
+            r = replace(r, time=when, value=st.values[last])
+            k = last
         scfg = kc.stations.get(r.station, {})
-        values = [(ru, self._metric(r, ru, st, k, scfg)) for ru in rules]
-        hit = [(ru, v) for ru, v in values if v is not None and ru.holds(v)]
-        hold = [ru.severity for ru, v in values if v is not None and ru.holds(v, kc.deadband)]
-        now = max(hit, key=lambda p: (p[0].severity.rank, p[1] if p[0].op in (">=", ">") else -p[1]),
-                  default=None)
-        lvl_hold = max(hold, key=lambda s: s.rank, default=None)
+        # the most severe rule that holds (ties: the larger exceedance, then the first rule)
+        # and the most severe rule that still holds within the deadband
+        now: tuple[Rule, float] | None = None
+        now_key: tuple[int, float] = (-1, 0.0)
+        hold_rank, lvl_hold = -1, None
+        totals = [w.total() for w in st.windows]
+        for ru, wi, rank, upper, strict, thr, thr_hold in st.plan.steps:
+            val = 1000.0 * totals[wi] if wi >= 0 else self._metric(r, ru, st, k, scfg)
+            if val is None:
+                continue
+            if upper:
+                hit = val > thr if strict else val >= thr
+                held = val > thr_hold if strict else val >= thr_hold
+            else:
+                hit = val < thr if strict else val <= thr
+                held = val < thr_hold if strict else val <= thr_hold
+            if hit:
+                key = (rank, val if upper else -val)
+                if now is None or key > now_key:
+                    now, now_key = (ru, val), key
+            if held and rank > hold_rank:
+                hold_rank, lvl_hold = rank, ru.severity
         rank = -1 if st.active is None else st.active.rank
         if now is not None and now[0].severity.rank > rank:
             ru, val = now
@@ -398,10 +520,12 @@ class AlertEngine:
             win = f" over {ru.window_h:g} h" if ru.window_h else ""
             msg = (f"{r.kind} {where}: {ru.metric}{win} = {val:.4g} {ru.op} {ru.threshold:g}"
                    + (f" ({ru.label})" if ru.label else ""))
-            return [self._event(r, "threshold_crossed", ru.severity, msg, {
-                "metric": ru.metric, "value": val, "threshold": ru.threshold, "op": ru.op,
-                "window_h": ru.window_h, "label": ru.label, "rule_source": ru.source,
-                "verified": ru.verified, "assumption": ru.assumption})]
+            data = {"metric": ru.metric, "value": val, "threshold": ru.threshold, "op": ru.op,
+                    "window_h": ru.window_h, "label": ru.label, "rule_source": ru.source,
+                    "verified": ru.verified, "assumption": ru.assumption}
+            if late is not None:
+                data["late_reading_time"] = late.isoformat() if isinstance(late, datetime) else late
+            return [self._event(r, "threshold_crossed", ru.severity, msg, data)]
         if st.active is not None and (lvl_hold is None or lvl_hold.rank < st.active.rank):
             prev, st.active = st.active, lvl_hold
             where = r.station or r.datastream_id
