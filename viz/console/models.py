@@ -96,7 +96,7 @@ def _errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
         loc = ".".join(str(p) for p in e["loc"]) or "body"
         value = e.get("input")
         try:
-            json.dumps(value)
+            json.dumps(value, allow_nan=False)
         except (TypeError, ValueError):
             value = repr(value)
         if isinstance(value, dict) and e["type"] == "missing":

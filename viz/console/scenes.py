@@ -9,7 +9,6 @@ follows the live state.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ STATUS_COLORS = {
     "offline": [128, 128, 128, 230],
     "alarm": [220, 30, 30, 255],
 }
-BASE_LAYERS = {"coast": "coast", "roads": "roads", "metro_lines": "metro_lines",
-               "metro_stations": "metro_stations"}
+BASE_VECTORS = ("coast", "roads", "metro_lines", "metro_stations")
+BASE_MAX_PX = 1600
+FORECAST_MAX_PX = 1024
 
 
 def empty_scene(title: str, view: dict[str, float] | None = None) -> dict[str, Any]:
@@ -34,51 +34,38 @@ def empty_scene(title: str, view: dict[str, float] | None = None) -> dict[str, A
             "layers": [], "legends": [], "timeline": None}
 
 
-def _deck_scene(deck: Any, title: str) -> dict[str, Any]:
-    doc = json.loads(deck.to_json())
-    v = doc.get("initialViewState") or {}
-    return {"title": title,
-            "view": {k: v[k] for k in ("longitude", "latitude", "zoom") if k in v},
-            "layers": doc.get("layers", []), "legends": [], "timeline": None}
-
-
 def base_scene(city: Any, resolution: float = 90.0) -> dict[str, Any]:
     """The city's basemap: hillshade with water, districts, coast, roads and metro.
 
-    Uses the ``basemap`` layer kinds of :mod:`viz.layers` when they exist, else the
-    builders of :mod:`viz.citymap`.
+    Built from the layer kinds of :mod:`viz.layers` (``basemap``, ``roads``, ``metro``);
+    optional vector layers the city lacks are left out.
     """
-    try:
-        from viz.layers import build_layers  # noqa: F401  (the map helper's registry)
-        from viz.scene import Scene  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        scene = _registry_base(city, resolution)
-        if scene is not None:
-            return scene
     from gis.raster import make_grid, transform_of
     from gis.terrain import hillshade
-    from viz.citymap import city_map_deck
+    from viz.layers import build
+    from viz.scene import Scene
 
     ds = city.static(resolution, terrain=False)
     shade = hillshade(ds["elevation"])
     water = make_grid((ds["land"].values == 0).astype("uint8"), transform_of(ds), ds.attrs["crs"],
                       name="water")
-    layers = {"districts": city.districts()}
-    for name, kind in BASE_LAYERS.items():
-        try:
-            layers[kind] = city.vector(name)
-        except DataMissingError:
-            if not city.manifest.layers[name].optional:
-                raise
-    deck = city_map_deck(shade, layers, water=water, max_px=1600)
-    return _deck_scene(deck, f"{city.manifest.city.title} — basemap")
+    vec = {name: _optional_vector(city, name) for name in BASE_VECTORS}
+    sets = [build("basemap", shade, water=water, districts=city.districts(), coast=vec["coast"],
+                  max_px=BASE_MAX_PX)]
+    if vec["roads"] is not None:
+        sets.append(build("roads", vec["roads"]))
+    if vec["metro_lines"] is not None or vec["metro_stations"] is not None:
+        sets.append(build("metro", vec["metro_lines"], vec["metro_stations"]))
+    return Scene(title=f"{city.manifest.city.title} — basemap", sets=sets).to_json()
 
 
-def _registry_base(city: Any, resolution: float) -> dict[str, Any] | None:
-    """Placeholder for the registry path (filled in once viz.layers lands)."""
-    return None
+def _optional_vector(city: Any, name: str) -> Any:
+    try:
+        return city.vector(name)
+    except DataMissingError:
+        if not city.manifest.layers[name].optional:
+            raise
+        return None
 
 
 def sensors_layer(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -98,20 +85,33 @@ def sensors_layer(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def forecast_scene(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Scene of a finished forecast run: depth frames with a timeline, arrival time."""
-    title = f"Forecast run {run['id']}: {run['params'].get('storm')} over " \
-            f"{', '.join(run['params'].get('districts') or ['the city'])}"
-    scene = _registry_forecast(run, run_dir)
-    if scene is not None:
-        return scene
-    out = empty_scene(title)
+    """Scene of a finished forecast run: depth frames (time slider), maximum depth, arrival time.
+
+    Built with the ``flood_depth``, ``flood_max_depth`` and ``flood_arrival`` kinds of
+    :mod:`viz.layers` from the run's ``flood.nc``; ``run`` (the run id) is added to it.
+    """
+    import xarray as xr
+
+    from viz.layers import build
+    from viz.layers._raster import MercatorWarp
+    from viz.scene import Scene
+
+    p = run.get("params") or {}
+    where = ", ".join(p.get("districts") or []) or "the whole city"
+    title = f"Forecast #{run['id']}: storm {p.get('storm')}, {p.get('hours'):g} h over {where}"
+    path = Path(run_dir) / "flood.nc"
+    try:
+        with xr.open_dataset(path) as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as exc:
+        raise DataMissingError(f"forecast run {run['id']}: cannot read {path}: {exc}") from exc
+    warp = MercatorWarp.for_grid(ds, max_px=FORECAST_MAX_PX)
+    sets = [build("flood_depth", ds, warp=warp, max_px=FORECAST_MAX_PX),
+            build("flood_max_depth", ds, warp=warp, max_px=FORECAST_MAX_PX, legend=False),
+            build("flood_arrival", ds, warp=warp, max_px=FORECAST_MAX_PX)]
+    out = Scene(title=title, sets=sets).to_json()
     out["run"] = run["id"]
     return out
-
-
-def _registry_forecast(run: dict[str, Any], run_dir: Path) -> dict[str, Any] | None:
-    """Placeholder for the registry path (filled in once viz.layers lands)."""
-    return None
 
 
 class SceneCache:
