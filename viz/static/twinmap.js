@@ -23,8 +23,9 @@
     '.tm-canvas{position:absolute;inset:0}',
     '.tm-panel{position:absolute;z-index:2;background:rgba(255,255,255,.92);border-radius:4px;',
     'box-shadow:0 1px 4px rgba(0,0,0,.3);padding:6px 8px;color:#222}',
-    '.tm-title{top:8px;left:8px;font-weight:bold;font-size:13px}',
-    '.tm-legend{bottom:8px;right:8px;max-width:240px}',
+    '.tm-title{top:8px;left:8px;max-width:calc(100% - 230px);font-weight:bold;font-size:13px;',
+    'white-space:nowrap;overflow:hidden;text-overflow:ellipsis}',
+    '.tm-legend{bottom:8px;right:8px;width:220px}',
     '.tm-legend h4{margin:4px 0 2px;font-size:12px}',
     '.tm-bar{height:10px;border:1px solid #999;margin:0 8px}',
     '.tm-ticks{position:relative;height:14px;font-size:10px;margin:0 8px}',
@@ -35,10 +36,11 @@
     '.tm-timeline{bottom:8px;left:8px;right:260px;display:flex;align-items:center;gap:8px}',
     '.tm-timeline input[type=range]{flex:1}',
     '.tm-timeline button{width:32px}',
-    '.tm-compare{display:flex;width:100%;height:100%}',
+    '.tm-compare{display:flex;flex-direction:column;width:100%;height:100%;font:12px sans-serif}',
+    '.tm-panes{display:flex;flex:1;min-height:0}',
     '.tm-pane{position:relative;flex:1;height:100%;border-left:2px solid #333}',
     '.tm-pane:first-child{border-left:none}',
-    '.tm-cmpbar{position:absolute;z-index:3;top:8px;left:50%;transform:translateX(-50%)}'
+    '.tm-cmpbar{padding:4px 8px;background:#f3f3f3;border-bottom:1px solid #999}'
   ].join('\n');
 
   var converter = null;
@@ -347,8 +349,10 @@
     var grad = stops.map(function (s, k) { return rgba(s[1]) + ' ' + (100 * k / last).toFixed(1) + '%'; });
     el('div', 'tm-bar', parent).style.background = 'linear-gradient(to right,' + grad.join(',') + ')';
     var ticks = el('div', 'tm-ticks', parent);
+    var m = Math.min(stops.length, 6), show = {};  // at most 6 labels fit, evenly picked
+    for (var j = 0; j < m; j++) show[Math.round(j * last / (m - 1))] = true;
     stops.forEach(function (s, k) {
-      el('span', null, ticks, fmt(s[0])).style.left = (100 * k / last) + '%';
+      if (show[k]) el('span', null, ticks, fmt(s[0])).style.left = (100 * k / last) + '%';
     });
   };
 
@@ -405,7 +409,9 @@
     this.diffScene = diffScene;
     this.diffShown = false;
     var wrap = el('div', 'tm-compare', container);
-    var paneA = el('div', 'tm-pane', wrap), paneB = el('div', 'tm-pane', wrap);
+    var bar = diffScene ? el('label', 'tm-cmpbar', wrap) : null;
+    var panes = el('div', 'tm-panes', wrap);
+    var paneA = el('div', 'tm-pane', panes), paneB = el('div', 'tm-pane', panes);
     var linked = function (other) {
       return {
         frameMs: opts.frameMs,
@@ -419,8 +425,7 @@
     };
     this.a = new TwinMapView(paneA, sceneA, linked('b'));
     this.b = new TwinMapView(paneB, sceneB, linked('a'));
-    if (diffScene) {
-      var bar = el('label', 'tm-panel tm-cmpbar', wrap);
+    if (bar) {
       this._diffBox = el('input', null, bar);
       this._diffBox.type = 'checkbox';
       bar.appendChild(document.createTextNode(' show difference (right pane)'));
