@@ -248,9 +248,8 @@ def area_by_class(ds: xr.Dataset, classes: Sequence[float] = DEPTH_CLASSES_M) ->
     cell_km2 = cell_area_m2(ds) / 1e6
     km2 = np.zeros((len(edges), t_h.size))
     for k in range(t_h.size):
-        h = np.nan_to_num(np.asarray(depth.isel(time=k).values, dtype=np.float64), nan=0.0)[land]
-        n = np.searchsorted(np.sort(h), edges, side="left")  # cells below each edge
-        above = h.size - n
+        h = np.asarray(depth.isel(time=k).values)[land]  # NaN compares False: counted nowhere
+        above = np.array([np.count_nonzero(h >= e) for e in edges])
         km2[:, k] = (above - np.r_[above[1:], 0]) * cell_km2
     labels = [f"{a:g}–{b:g} m" for a, b in zip(edges, edges[1:], strict=False)] + [f"≥ {edges[-1]:g} m"]
     return {"t_h": t_h, "labels": labels, "km2": km2}
@@ -341,22 +340,34 @@ def deepest_locations(ds: xr.Dataset, n: int = 10, *, min_separation_m: float = 
     if n < 1:
         raise ValidationError(f"n={n!r} must be >= 1")
     xs, ys = np.asarray(ds["x"].values, np.float64), np.asarray(ds["y"].values, np.float64)
-    flat = np.where(np.isfinite(md), md, -np.inf).ravel()
-    order = np.argsort(flat)[::-1]
-    order = order[np.isfinite(flat[order]) & (flat[order] > 0)]
+    flat = md.ravel()
+    cand = np.flatnonzero(flat > 0)  # NaN compares False
+    k_max = max(50_000, 200 * n)  # candidates: the deepest wet cells (O(N) selection, then sorted)
+    if cand.size > k_max:
+        cand = cand[np.argpartition(flat[cand], cand.size - k_max)[cand.size - k_max:]]
+    cand = cand[np.argsort(-flat[cand], kind="stable")]
     tmax = ds["time_of_max_depth"].values if "time_of_max_depth" in ds else None
     tarr = ds["arrival_time"].values if "arrival_time" in ds else None
     names = _attr_json(ds, "district_names", [])
     dist = ds["district"].values if "district" in ds else None
+    # greedy non-maximum suppression: a picked cell masks the cells closer than min_separation_m
+    dx = abs(float(xs[1] - xs[0])) if xs.size > 1 else 1.0
+    dy = abs(float(ys[1] - ys[0])) if ys.size > 1 else 1.0
+    r = float(min_separation_m)
+    ri, rj = int(r // dx), int(r // dy)
+    oj, oi = np.mgrid[-rj:rj + 1, -ri:ri + 1]
+    disk = (oi * dx) ** 2 + (oj * dy) ** 2 < r * r
+    masked = np.zeros(md.shape, bool)
     picked: list[tuple[int, int]] = []
-    r2 = float(min_separation_m) ** 2
-    for k in order[: max(50_000, 200 * n)]:
+    for k in cand:
         j, i = divmod(int(k), md.shape[1])
-        if any((xs[i] - xs[b]) ** 2 + (ys[j] - ys[a]) ** 2 < r2 for a, b in picked):
+        if masked[j, i]:
             continue
         picked.append((j, i))
         if len(picked) == n:
             break
+        j0, j1, i0, i1 = max(j - rj, 0), min(j + rj + 1, md.shape[0]), max(i - ri, 0), min(i + ri + 1, md.shape[1])
+        masked[j0:j1, i0:i1] |= disk[j0 - (j - rj):j1 - (j - rj), i0 - (i - ri):i1 - (i - ri)]
     ll = lonlat_of(ds, [xs[i] for _, i in picked], [ys[j] for j, _ in picked]) if picked else None
     out = []
     for r, (j, i) in enumerate(picked):
