@@ -157,7 +157,7 @@ def _storm_rows(storm: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _param_rows(ds: xr.Dataset, summary: dict | None) -> list[tuple[str, str]]:
+def _param_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
     a = ds.attrs
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     res = a.get("resolution_m", a.get("cell_size_m"))
@@ -267,7 +267,7 @@ def flood_report_html(ds: xr.Dataset, *, summary: dict | None = None, top_n: int
                  + "</div></section>")
     parts.append('<section class="two"><div><h2>Storm</h2>' + _kv(_storm_rows(storm) if storm else
                                                                   [("rain", "no storm description in the run")])
-                 + "</div><div><h2>Run</h2>" + _kv(_param_rows(ds, summary)) + "</div></section>")
+                 + "</div><div><h2>Run</h2>" + _kv(_param_rows(ds)) + "</div></section>")
 
     arow = [[r["class"], _f(r["ever_km2"], ".3f"), _f(r["ever_at_least_km2"], ".3f"),
              _f(r.get("peak_km2"), ".3f"), _f(r.get("end_km2"), ".3f")] for r in areas]

@@ -176,3 +176,24 @@ def test_real_city_report(futian_run, chromium, tmp_path):
         assert 113.7 < float(lon) < 114.7 and 22.4 < float(lat) < 22.9
     r = screenshot(path, tmp_path / "shot.png", width=1200, height=1400, ready_js=None, timeout=90)
     assert r.network_requests == [] and count_non_background(r.png_path) > 0.15 * 1200 * 1400
+
+
+def test_cli_flood_run_writes_the_report(tmp_path):
+    from gis.raster import write_geotiff
+    from twin.cli import main
+
+    z = np.tile(np.linspace(2.0, 0.0, 40), (30, 1)).astype(np.float32)
+    dem = write_geotiff(make_grid(z, Affine(20, 0, 300000, 0, -20, 2500000), "EPSG:32650", units="m"),
+                        tmp_path / "dem.tif")
+    args = ["flood", "run", "--dem", str(dem), "--rain-mm-h", "60", "--hours", "0.5", "--output-every", "600"]
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "report.html" in r.output
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert_offline(page)
+    assert "30.0 mm" in page  # 60 mm/h for half an hour, received over the whole DEM
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert f"{s['volumes_m3']['rain']:,.0f}" in page
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "n"), "--no-report"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "n" / "summary.json").exists() and not (tmp_path / "n" / "report.html").exists()
