@@ -174,13 +174,21 @@
     });
   }
 
+  // Forecast layers go above the terrain and district outlines but under roads and metro.
+  var ABOVE_FORECAST = {roads: true, metro_lines: true, metro_stations: true};
+  function overlay(baseLayers, fcLayers) {
+    var k = baseLayers.findIndex(function (l) { return ABOVE_FORECAST[l.id]; });
+    if (k < 0) k = baseLayers.length;
+    return baseLayers.slice(0, k).concat(fcLayers, baseLayers.slice(k));
+  }
+
   function composeScene() {
     var base = state.base || {title: 'basemap', view: null, layers: [], legends: [], timeline: null};
     var fc = state.forecast;
     var scene = {
       title: fc && fc.run ? fc.title : base.title,
       view: (map && map.viewState) || base.view || (fc && fc.view),
-      layers: (base.layers || []).concat(fc ? fc.layers || [] : []),
+      layers: overlay(base.layers || [], fc ? fc.layers || [] : []),
       legends: (base.legends || []).concat(fc ? fc.legends || [] : []),
       toggles: (base.toggles || []).concat(fc ? fc.toggles || [] : []),
       timeline: fc && fc.timeline ? fc.timeline : null
@@ -193,7 +201,12 @@
       if (state.forecastRun === fc.run && state.forecast) return;
       state.forecast = fc;
       state.forecastRun = fc.run;
-      if (map) return map.setScene(composeScene());
+      if (!map) return;
+      return map.setScene(composeScene()).then(function () {
+        // show the new forecast: its area, at its last lead time
+        if (fc.view) map.setView(fc.view);
+        if (map.frameCount > 1) return map.setFrame(map.frameCount - 1);
+      });
     });
   }
 
