@@ -380,3 +380,34 @@ def test_feed_message_json_is_plain(console):
     for m in console.get("/api/changes?since=0").json()["messages"]:
         assert m["type"] in {"sensor", "alert", "run", "sensors"} and m["seq"] >= 1
         json.dumps(m)
+
+
+def test_wrong_tokens_are_throttled(console):
+    from viz.console.auth import MAX_FAILURES
+
+    url = f"/api/alerts/{console.ids['warning']}/ack"
+    for _ in range(MAX_FAILURES):
+        assert console.post(url, headers={"Authorization": "Bearer guess-guess-guess"}).status_code == 403
+    r = console.post(url, headers=AUTH)  # even the right token waits now
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert acks(console.store_dir) == []
+    assert console.get("/api/alerts").status_code == 200  # reading is never throttled
+
+
+def test_throttle_window_passes():
+    from starlette.requests import Request
+
+    from viz.console.auth import FAILURE_WINDOW_S, MAX_FAILURES, TokenGate
+
+    now = [1000.0]
+    gate = TokenGate(TOKEN, clock=lambda: now[0])
+
+    def request(token: str) -> Request:
+        return Request({"type": "http", "method": "POST", "path": "/", "client": ("10.0.0.9", 5000),
+                        "headers": [(b"authorization", f"Bearer {token}".encode())]})
+
+    for _ in range(MAX_FAILURES):
+        assert gate.deny(request("wrong-wrong-wrong")).status_code == 403
+    assert gate.deny(request(TOKEN)).status_code == 429
+    now[0] += FAILURE_WINDOW_S + 1
+    assert gate.deny(request(TOKEN)) is None

@@ -339,3 +339,34 @@ def test_forecast_run_from_the_page_shows_its_overlay(browser, served):
     assert "Futian" in browser.evaluate(f"document.getElementById('run-{run_id}').textContent")
     assert browser.evaluate("document.getElementById('run-start').disabled") is False
     assert browser.console_errors == []
+
+
+def test_twin_serve_cli_serves_on_loopback(tmp_path, twin_data):
+    from hardware_bridge.broker import accepts, free_port
+
+    store_dir = tmp_path / "store"
+    with Store.open(store_dir) as s:
+        seed(s)
+    port = free_port()
+    env = {**os.environ, "TWIN_CONSOLE_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from twin.cli import main; main()", "serve", "--store", str(store_dir),
+         "--port", str(port), "--base-resolution", "500"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not accepts("127.0.0.1", port):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "twin serve did not start"
+            time.sleep(0.1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as c:
+            assert c.get("/api/info").json()["actions"] is True  # token from TWIN_CONSOLE_TOKEN
+            aid = c.get("/api/alerts").json()["alerts"][0]["id"]
+            assert c.post(f"/api/alerts/{aid}/ack").status_code == 401
+            assert c.post(f"/api/alerts/{aid}/ack", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+            assert c.get("/api/info", headers={"Host": "attacker.example"}).status_code == 400
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "read-only" not in err and f"127.0.0.1:{port}" in err

@@ -36,7 +36,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 #: Sent with every response: the console talks to its own origin only.
 SECURITY_HEADERS = {
     "content-security-policy": (
-        "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data: blob:; connect-src 'self' data: blob:; worker-src 'self' blob:; "
         "font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
         "form-action 'none'"),

@@ -6,18 +6,26 @@ so the answer time does not tell how much of a guess was right.
 
 Answers: no ``Authorization`` header (or not ``Bearer``) -> ``401`` with
 ``WWW-Authenticate: Bearer``; a wrong token -> ``403``; a console started without
-a token is read-only -> ``403`` for every action.
+a token is read-only -> ``403`` for every action. A client that sent
+:data:`MAX_FAILURES` wrong tokens within :data:`FAILURE_WINDOW_S` seconds gets
+``429`` (with ``Retry-After``) until the window has passed, so a token cannot be
+guessed at network speed.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from twin.errors import ConfigError
 
 MIN_TOKEN_CHARS = 8
+MAX_FAILURES = 10
+FAILURE_WINDOW_S = 60.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -64,8 +72,28 @@ def check_bind(host: str, token: str | None) -> None:
 class TokenGate:
     """Decides whether a request may act (module docstring)."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._token = check_token(token)
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _throttled(self, client: str) -> float:
+        """Seconds this client must wait (0 when it may try)."""
+        q = self._failures.get(client)
+        if not q:
+            return 0.0
+        now = self._clock()
+        while q and now - q[0] > FAILURE_WINDOW_S:
+            q.popleft()
+        if not q:
+            del self._failures[client]
+            return 0.0
+        return FAILURE_WINDOW_S - (now - q[0]) if len(q) >= MAX_FAILURES else 0.0
+
+    def _failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:  # bound the memory a flood of clients can take
+            self._failures.clear()
+        self._failures.setdefault(client, deque(maxlen=MAX_FAILURES)).append(self._clock())
 
     @property
     def enabled(self) -> bool:
@@ -85,8 +113,15 @@ class TokenGate:
             return JSONResponse({"error": "unauthorized", "reason": "this action needs a token: send "
                                  "'Authorization: Bearer <token>'"}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="twin-console"'})
+        client = request.client.host if getattr(request, "client", None) else "?"
+        wait = self._throttled(client)
+        if wait > 0:
+            return JSONResponse({"error": "too_many_attempts", "reason": f"{MAX_FAILURES} wrong tokens "
+                                 f"within {FAILURE_WINDOW_S:g} s: try again in {wait:.0f} s"},
+                                status_code=429, headers={"Retry-After": str(max(1, round(wait)))})
         if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
                                    self._token.encode("utf-8")):
+            self._failed(client)
             return JSONResponse({"error": "forbidden", "reason": "wrong token"}, status_code=403)
         return None
 

@@ -13,6 +13,7 @@
   'use strict';
 
   var TOKEN_KEY = 'twinConsoleToken';
+  var NAME_KEY = 'twinConsoleOperator';
   var POLL_MS = 1000;
   var COLORS = {ok: [46, 160, 67, 230], stale: [230, 160, 20, 230], offline: [128, 128, 128, 230],
     alarm: [220, 30, 30, 255]};
@@ -35,6 +36,13 @@
     return e;
   }
   function token() { try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; } }
+  function operator() {
+    var typed = ($('operator') && $('operator').value.trim()) || '';
+    try {
+      if (typed) sessionStorage.setItem(NAME_KEY, typed);
+      return typed || sessionStorage.getItem(NAME_KEY) || 'console operator';
+    } catch (e) { return typed || 'console operator'; }
+  }
   function fmtTime(iso) {
     if (!iso) return '—';
     var d = new Date(iso);
@@ -103,6 +111,7 @@
   }
 
   function setupToken() {
+    try { $('operator').value = sessionStorage.getItem(NAME_KEY) || ''; } catch (e) { /* storage off */ }
     $('token-form').addEventListener('submit', function (ev) {
       ev.preventDefault();
       var v = $('token').value.trim();
@@ -243,7 +252,7 @@
 
   function acknowledge(id, li, btn) {
     btn.disabled = true;
-    act('/api/alerts/' + id + '/ack', {by: 'console operator'}).then(function (res) {
+    act('/api/alerts/' + id + '/ack', {by: operator()}).then(function (res) {
       if (res.status === 200) {
         state.alerts[id] = Object.assign({}, state.alerts[id], {status: 'acknowledged', ack: res.body.ack});
         renderAlert(state.alerts[id]);
@@ -458,6 +467,13 @@
       }
     };
   }
+
+  // A blocked resource or script is a bug of the page: make it visible (tests watch console errors).
+  document.addEventListener('securitypolicyviolation', function (e) {
+    var text = 'content security policy blocked ' + (e.blockedURI || 'inline code') + ' (' + e.violatedDirective + ')';
+    state.errors.push(text);
+    console.error(text);
+  });
 
   // ------------------------------------------------------------------ start
   function start() {
