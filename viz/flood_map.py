@@ -24,7 +24,7 @@ from viz.layers.basemap import grid_basemap_inputs
 from viz.page import write_page
 from viz.scene import Scene
 
-DEFAULT_MAX_FRAMES = 25
+DEFAULT_MAX_FRAMES = 37
 
 
 def open_run(ds_or_path) -> xr.Dataset:
