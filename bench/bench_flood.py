@@ -114,18 +114,41 @@ def time_model(make, *, warm_s: float, chunk_s: float, min_s: float, min_steps: 
     m = make()
     m.step(warm_s)
     s0, c0 = m.n_steps, m.cell_updates
+    stall0 = C.cpu_stall_us()
     t0 = time.perf_counter()
     while True:
         m.step(chunk_s)
         wall = time.perf_counter() - t0
         if wall >= min_s and m.n_steps - s0 >= min_steps:
             break
+    contention = C.contention_pct(stall0, wall)
     steps = m.n_steps - s0
     cu = m.cell_updates - c0
     open_frac = float(np.count_nonzero(m.phi > 0)) / m.h.size
     b = m.balance()
     return {"steps": steps, "wall_s": wall, "cell_updates": cu, "rate": cu / wall,
-            "open_fraction": open_frac, "relative_volume_error": b["relative_error"]}
+            "open_fraction": open_frac, "relative_volume_error": b["relative_error"],
+            "cpu_contention_pct": contention, "traffic": traffic_shares(m)}
+
+
+def traffic_shares(m: FloodModel) -> dict[str, Any]:
+    """What the kernels read per grid cell: the open-span share and the shares that read phi / level rows."""
+    cols = K.active_columns(m.phi)
+    w = (cols[:, 1] - cols[:, 0]).astype(np.float64)
+    span = float(w.sum())
+    lvl_rows = m._level_mask.any(axis=1)
+    return {"span_fraction": span / m.h.size,
+            "phi_read": float(w[cols[:, 2] == 0].sum() / span) if span else 0.0,
+            "level": float(w[lvl_rows].sum() / span) if span else 0.0,
+            "n2_grid": bool(m._n2k.size > 1), "phi_binary": bool(m._phi_binary),
+            "drainage_grid": bool(m.drain.size > 1)}
+
+
+def bytes_per_grid_cell(itemsize: int, tr: dict[str, Any]) -> dict[str, float]:
+    """Bytes per cell-update counted over the whole grid (the kernels touch only the open span)."""
+    bpc = K.bytes_per_cell_update(itemsize, drainage_grid=tr["drainage_grid"], level=tr["level"],
+                                  phi_binary=tr["phi_binary"], phi_read=tr["phi_read"], n2_grid=tr["n2_grid"])
+    return {k: v * tr["span_fraction"] for k, v in bpc.items()}
 
 
 def run_model_case(name: str, make, threads: int, dtype, quick: bool) -> dict[str, Any]:
@@ -144,12 +167,14 @@ def run_landlab(z: np.ndarray, threads: int, quick: bool) -> dict[str, Any]:
         p = {"dem": str(path), "dx": DX, "h0": 1e-3, "n": MANNING, "theta": THETA,
              "rain_m_s": RAIN_MM_H / 3.6e6, "min_steps": 3 if quick else 10, "min_s": 1.0 if quick else 4.0}
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        stall0, t0 = C.cpu_stall_us(), time.perf_counter()
         out = subprocess.run([sys.executable, "-c", LANDLAB_SCRIPT, json.dumps(p)], capture_output=True,
                              text=True, env=env, timeout=3600)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
     r = json.loads(out.stdout.strip().splitlines()[-1])
     r["rate"] = r["cells"] * r["steps"] / r["wall_s"]
+    r["cpu_contention_pct"] = C.contention_pct(stall0, time.perf_counter() - t0)  # whole subprocess
     return r
 
 
@@ -233,14 +258,19 @@ def main(argv=None) -> int:
         s = city_setup("2023-09-07", 6.0)
         m = FloodModel(**model_kwargs(s), dtype=np.float64)
         m.step(1e-3)  # compile / load the cache outside the timing
+        stall0 = C.cpu_stall_us()
         t0 = time.perf_counter()
         m.run(6 * 3600.0 - 1e-3, 600.0)
         wall = time.perf_counter() - t0
         b = m.balance()
+        jm, im = np.unravel_index(int(np.argmax(m.hmax)), m.shape)
         storm = {"threads": max(threads), "dtype": "float64", "grid": list(m.shape), "wall_s": wall,
                  "steps": m.n_steps, "cell_updates": m.cell_updates, "rate": m.cell_updates / wall,
+                 "mean_dt_s": 6 * 3600.0 / m.n_steps, "cpu_contention_pct": C.contention_pct(stall0, wall),
                  "rain_mm": float(s["rain"].depth_mm(0.0, 6 * 3600.0)),
-                 "relative_volume_error": b["relative_error"], "max_depth_m": float(np.nanmax(m.hmax))}
+                 "relative_volume_error": b["relative_error"], "max_depth_m": float(np.nanmax(m.hmax)),
+                 "max_depth_at_xy": [float(m.meta["x"][im]), float(m.meta["y"][jm])],
+                 "cells_deeper_than_m": {str(d): int(np.count_nonzero(m.hmax > d)) for d in (1, 2, 5, 10)}}
         print(f"whole-city 6 h storm at 30 m, {storm['threads']} thr: {wall:.1f} s wall, {m.n_steps} steps, "
               f"{storm['rate'] / 1e6:.1f} M cell-updates/s")
 
@@ -249,8 +279,7 @@ def main(argv=None) -> int:
     table = []
     for r in rows:
         itemsize = np.dtype(r["dtype"]).itemsize
-        city_case = r["case"].startswith("city")
-        bpc = K.bytes_per_cell_update(itemsize, drainage_grid=city_case, level=city_case, phi_binary=True)
+        bpc = bytes_per_grid_cell(itemsize, r["traffic"])
         roof = bw[r["threads"]].best_gbs * 1e9 / bpc["total"]
         r["bytes_per_cell_update"] = bpc
         r["roofline_rate"] = roof
@@ -259,23 +288,28 @@ def main(argv=None) -> int:
         r["vs_landlab"] = r["rate"] / ref if ref else None
         table.append([r["case"], r["dtype"], r["threads"], r["rate"] / 1e6, ref / 1e6 if ref else None,
                       r["vs_landlab"], bpc["total"], roof / 1e6, r["roofline_fraction"],
-                      r["relative_volume_error"]])
+                      r["relative_volume_error"], r["cpu_contention_pct"]])
     for r in ll_rows:
         if "rate" in r:
             table.append([r["case"], "landlab f64", r["threads"], r["rate"] / 1e6, None, None, None, None, None,
-                          None])
+                          None, r.get("cpu_contention_pct")])
     notes = [f"STREAM triad {t} thr: {b.best_gbs:.1f} GB/s" for t, b in bw.items()]
-    notes.append("bytes/cell-update from the kernel design: float64 136 B (flux pass 56, update pass 80), "
-                 "float32 68 B; city adds the drainage grid and level mask (B + 1 + B)")
+    notes.append("bytes/cell-update from the kernel design (K.bytes_per_cell_update): all-open grid float64 "
+                 "128 B (flux pass 56, update pass 72), float32 64 B; the city adds the Manning and drainage "
+                 "grids, phi in rows with blocked cells and the level mask/bed in sea rows, and is scaled by the "
+                 "open-span share of the grid (the kernels read nothing outside it)")
     notes.append("cell-updates = all grid cells x steps (blocked cells included, as for Landlab)")
+    notes.append("cpu contention % = share of the timed wall time during which some task on the machine "
+                 "waited for a CPU (Linux PSI); the machine is shared, high values mean slowed timings")
     if storm:
         notes.append(f"whole-city 6 h design storm 2023-09-07 at 30 m, {storm['threads']} threads: "
-                     f"{storm['wall_s']:.1f} s ({storm['steps']} steps, {storm['rate'] / 1e6:.1f} M/s)")
+                     f"{storm['wall_s']:.1f} s ({storm['steps']} steps, mean dt {storm['mean_dt_s']:.2f} s, "
+                     f"{storm['rate'] / 1e6:.1f} M/s, cpu contention {storm['cpu_contention_pct'] or 0:.0f} %)")
     if warn:
         notes.append(warn)
     C.print_table("Flood model: cell-updates per second (M/s)",
                   ["case", "dtype", "thr", "twin M/s", "landlab M/s", "x landlab", "B/cu", "roofline M/s",
-                   "of roofline", "rel. vol. err"], table, notes)
+                   "of roofline", "rel. vol. err", "cpu contention %"], table, notes)
     payload = {"benchmark": "flood", "quick": args.quick, "machine": C.machine_info(),
                "stream": {str(t): b.as_dict() for t, b in bw.items()}, "twin": rows, "landlab": ll_rows,
                "city_storm_6h": storm,

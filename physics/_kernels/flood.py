@@ -41,7 +41,7 @@ grid). Boundary faces are ``qx[:, 0]``, ``qx[:, nx]``, ``qy[0, :]``,
 arithmetic runs in that dtype (float32 end to end), volumes are summed in
 float64.
 
-``cols`` (ny, 2) holds each row's span [lo, hi) of open cells
+``cols`` (ny, 3) holds each row's span [lo, hi) of open cells (and whether all of it has porosity 1)
 (:func:`active_columns`); nothing outside it is read or written (faces
 there stay 0), so the blocked margin of a city grid costs nothing.
 ``chunks`` splits the rows into contiguous blocks of about equal open-cell
@@ -68,8 +68,9 @@ Bytes per cell-update (memory traffic counted as in STREAM, each array read
 or written once per pass, the 3-row stencils served by the caches; B = 8
 float64, 4 float32; uniform rain, no infiltration/inflow/level cells):
 pass 1 reads h, zb, qx, qy and writes qx_s, qy_s, fp (7 B); pass 2 reads
-qx_s, qy_s, fp, h, phi, hmax and writes qx, qy, h, hmax (10 B), plus the rare
-tmax/tarr writes: 17 B = 136 B (float64), 68 B (float32). See
+qx_s, qy_s, fp, h, hmax (and phi in rows with porosity other than 1) and
+writes qx, qy, h, hmax (9 B, 10 B with phi), plus the rare tmax/tarr
+writes: 16 B = 128 B (float64), 64 B (float32) on an all-open grid. See
 :func:`bytes_per_cell_update`.
 """
 
@@ -175,13 +176,18 @@ def blocked_bed(z: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 
 def active_columns(phi: np.ndarray) -> np.ndarray:
-    """(ny, 2) int64: per row the span [lo, hi) from the first to past the last open cell (lo = hi: none)."""
-    open_ = np.asarray(phi) > 0
+    """(ny, 3) int64: per row the span [lo, hi) from the first to past the last open cell (lo = hi: none)
+    and 1 when every cell of the span has porosity 1 (the update pass then does not read ``phi``)."""
+    phi = np.asarray(phi)
+    open_ = phi > 0
     ny, nx = open_.shape
     any_ = open_.any(axis=1)
     lo = np.where(any_, np.argmax(open_, axis=1), 0)
     hi = np.where(any_, nx - np.argmax(open_[:, ::-1], axis=1), 0)
-    return np.ascontiguousarray(np.stack([lo, hi], axis=1).astype(np.int64))
+    col = np.arange(nx)[None, :]
+    span = (col >= lo[:, None]) & (col < hi[:, None])
+    full = (any_ & np.all((phi == 1) | ~span, axis=1)).astype(np.int64)
+    return np.ascontiguousarray(np.stack([lo, hi, full], axis=1).astype(np.int64))
 
 
 def row_chunks(cols: np.ndarray, n: int) -> np.ndarray:
@@ -197,16 +203,23 @@ def row_chunks(cols: np.ndarray, n: int) -> np.ndarray:
 
 
 def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="none", drainage_grid=False,
-                          inflow=False, level=False, phi_binary=True) -> dict:
-    """Memory traffic per cell-update of :func:`step` (STREAM counting: no write-allocate), by pass."""
+                          inflow=False, level=False, phi_binary=True, phi_read=1.0, n2_grid=False) -> dict:
+    """Memory traffic per open-span cell and step of :func:`step` (STREAM counting: no write-allocate), by pass.
+
+    ``phi_read`` is the share of cells in rows whose span is not all of
+    porosity 1 (only those rows read ``phi`` in the update pass; see
+    :func:`active_columns`); ``n2_grid`` a Manning field per cell (not one value);
+    ``level`` True or the share of cells in rows holding fixed-level cells.
+    """
     b = itemsize
     p1 = 7 * b + (0 if phi_binary else b)  # h, zb, qx, qy read; qx_s, qy_s, fp written; (phi)
-    p2 = 10 * b  # qx_s, qy_s, fp, h, phi, hmax read; qx, qy, h, hmax written
+    p1 += b if n2_grid else 0
+    p2 = 9 * b + phi_read * b  # qx_s, qy_s, fp, h, hmax (phi) read; qx, qy, h, hmax written
     p2 += b if gridded_rain else 0
     p2 += b if drainage_grid else 0
     p2 += b if inflow else 0
     p2 += {"none": 0, "constant": b, "green_ampt": 4 * b, "scs_cn": 3 * b}.get(infiltration, 0)
-    p2 += (1 + b) if level else 0
+    p2 += (1 + b) * float(level)  # level mask and bed in rows with fixed-level cells (share, or True)
     return {"flux_pass": p1, "update_pass": p2, "total": p1 + p2}
 
 
@@ -427,7 +440,7 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
                          zero, one, half)
             if j > j0:
                 jl = j - 1
-                _limit_row(jl, h, ones if phi_binary else phi[jl], qx_s, qy_s[jl], qy_s[j], fp,
+                _limit_row(jl, h, ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s, qy_s[jl], qy_s[j], fp,
                            cols[jl, 0], cols[jl, 1], dtdy, dtdx, area, zero, one)
         jl = j1 - 1
         lo = cols[jl, 0]
@@ -442,7 +455,7 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
             below = ybuf[c]
             _y_faces(j1, h, zb, n2c if n2_uniform else n2[jl], n2c if n2_uniform else n2[j1], qy, below,
                      a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, zero, one, half)
-        _limit_row(jl, h, ones if phi_binary else phi[jl], qx_s, qy_s[jl], below, fp, lo, hi,
+        _limit_row(jl, h, ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s, qy_s[jl], below, fp, lo, hi,
                    dtdy, dtdx, area, zero, one)
 
 
@@ -501,6 +514,7 @@ def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, inf
     dr_c = np.full(nx, drain_rate[0, 0]) if drain_rate.shape[0] == 1 else np.empty(0, dtype=dtype)
     in_c = np.full(nx, inflow[0, 0]) if inflow.shape[0] == 1 else np.empty(0, dtype=dtype)
     no_lvl = np.zeros(nx, dtype=np.uint8)
+    ones = np.ones(nx, dtype=dtype)
     nch = chunks.size - 1
     for c in prange(nch):
         for j in range(chunks[c], chunks[c + 1]):
@@ -517,7 +531,7 @@ def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, inf
             lmr = level_mask[j] if level_rows[j] else no_lvl
             hj = h[j]
             zj = zb[j]
-            pj = phi[j]
+            pj = ones if cols[j, 2] else phi[j]  # porosity 1 over the row's span: not read
             qxj = qx[j]
             qyj = qy[j]
             sxj = qx_s[j]
