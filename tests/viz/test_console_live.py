@@ -112,6 +112,17 @@ def test_sse_pushes_store_writes_and_resumes_from_last_event_id(served):
             assert all(m["seq"] > last["seq"] for m in got)
 
 
+def test_cursor_of_another_server_start_gets_a_resync(served):
+    with httpx.Client(base_url=served.url, timeout=httpx.Timeout(20.0)) as client:
+        cursor = client.get("/api/changes").json()["cursor"]
+        epoch, seq = cursor.rsplit(".", 1)
+        assert client.get(f"/api/changes?since={cursor}").json()["resync"] is False
+        assert client.get(f"/api/changes?since=0123abcd.{seq}").json()["resync"] is True
+        with client.stream("GET", "/api/stream", headers={"Last-Event-ID": f"0123abcd.{seq}"}) as r:
+            got = sse_messages(r.iter_lines(), lambda m: m.get("type") == "resync")
+            assert got[-1]["epoch"] == epoch
+
+
 def test_polling_fallback_sees_the_same_changes(served):
     with httpx.Client(base_url=served.url, timeout=10) as client:
         seq = client.get("/api/changes").json()["seq"]

@@ -28,6 +28,7 @@ from viz.console.models import (
     BodyError,
     RunRequest,
     parse_body,
+    read_body,
 )
 from viz.console.runs import Busy, RunManager
 from viz.console.scenes import STATUS_COLORS, SceneCache, sensors_layer
@@ -102,7 +103,8 @@ class ConsoleApi:
     async def sensors(self, request: Request) -> JSONResponse:
         await self.sync()
         entries = self.live.sensors()
-        return JSONResponse({"sensors": entries, "counts": self.live.counts(), "seq": self.feed.seq})
+        return JSONResponse({"sensors": entries, "counts": self.live.counts(), "seq": self.feed.seq,
+                             "cursor": self.feed.cursor})
 
     async def alerts(self, request: Request) -> JSONResponse:
         try:
@@ -110,7 +112,8 @@ class ConsoleApi:
         except BodyError as exc:
             return JSONResponse(exc.payload(), status_code=422)
         await self.sync()
-        return JSONResponse({"alerts": self.live.alerts(limit), "seq": self.feed.seq})
+        return JSONResponse({"alerts": self.live.alerts(limit), "seq": self.feed.seq,
+                             "cursor": self.feed.cursor})
 
     async def runs_list(self, request: Request) -> JSONResponse:
         runs = await asyncio.to_thread(self.runs.runs)
@@ -151,17 +154,18 @@ class ConsoleApi:
                              "timeline": None, "seq": self.feed.seq})
 
     async def changes(self, request: Request) -> JSONResponse:
-        try:
-            since = _int_param(request.query_params.get("since"), "since", 0, 0, 10**15)
-        except BodyError as exc:
-            return JSONResponse(exc.payload(), status_code=422)
+        raw = request.query_params.get("since")
+        since = self.feed.parse_cursor(raw)
+        if raw is not None and len(raw) > 40:
+            return _invalid("since", raw[:40], "must be a cursor '<epoch>.<seq>' from this API")
         await self.sync()
-        msgs, lost = self.feed.since(since)
-        return JSONResponse({"seq": self.feed.seq, "resync": lost, "messages": msgs})
+        msgs, lost = self.feed.since(0 if since is None else since)
+        return JSONResponse({"seq": self.feed.seq, "epoch": self.feed.epoch, "cursor": self.feed.cursor,
+                             "resync": lost, "messages": msgs})
 
     async def stream(self, request: Request) -> Response:
         last = request.headers.get("last-event-id") or request.query_params.get("since")
-        last_seq = int(last) if last is not None and last.isdigit() else None
+        last_seq = self.feed.parse_cursor(last[:40] if last else None)
         gen = self.feed.stream(last_seq, request.is_disconnected, max_s=SSE_MAX_S)
         return StreamingResponse(gen, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -175,7 +179,7 @@ class ConsoleApi:
             return _invalid("id", raw, "alert id must be a positive whole number")
         aid = int(raw)
         try:
-            body = parse_body(AckRequest, await request.body(), allow_empty=True)
+            body = parse_body(AckRequest, await read_body(request), allow_empty=True)
         except BodyError as exc:
             return JSONResponse(exc.payload(), status_code=exc.status)
         await self.sync()
@@ -209,7 +213,7 @@ class ConsoleApi:
             return JSONResponse({"error": "data", "reason": f"{type(exc).__name__}: {exc}"},
                                 status_code=503)
         try:
-            req = parse_body(RunRequest, await request.body(), context={"districts": known})
+            req = parse_body(RunRequest, await read_body(request), context={"districts": known})
         except BodyError as exc:
             return JSONResponse(exc.payload(), status_code=exc.status)
         try:

@@ -10,7 +10,11 @@ buffer. Clients follow it:
   gets what it missed, or ``{"type": "resync"}`` when that fell out of the
   buffer (the page then reloads its lists). A comment line every
   ``heartbeat_s`` keeps proxies from closing the stream.
-* ``GET /api/changes?since=<seq>`` (polling fallback): the same messages as JSON.
+* ``GET /api/changes?since=<cursor>`` (polling fallback): the same messages as JSON.
+
+A cursor is ``"<epoch>.<seq>"``: the epoch is random per server start, so a client
+that followed an earlier server (a restart numbers from 1 again) is told to resync
+instead of being given the wrong messages.
 
 A burst of observations becomes one ``sensor`` message per datastream per poll.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -55,6 +60,7 @@ class Feed:
         self.heartbeat_s = float(heartbeat_s)
         self._buf: deque[tuple[int, dict[str, Any]]] = deque(maxlen=int(buffer))
         self.seq = 0
+        self.epoch = secrets.token_hex(4)
         self._cond: asyncio.Condition | None = None
         self._task: asyncio.Task | None = None
         self.closing = False
@@ -100,12 +106,27 @@ class Feed:
         now = time.time()
         for m in msgs:
             self.seq += 1
-            self._buf.append((self.seq, {**m, "seq": self.seq, "sent": now}))
+            self._buf.append((self.seq, {**m, "seq": self.seq, "epoch": self.epoch, "sent": now}))
         if self._cond is not None:
             async with self._cond:
                 self._cond.notify_all()
 
     # ---------------------------------------------------------------- reading
+    @property
+    def cursor(self) -> str:
+        """``"<epoch>.<seq>"`` of the newest message."""
+        return f"{self.epoch}.{self.seq}"
+
+    def parse_cursor(self, text: str | None) -> int | None:
+        """Sequence number of a cursor of this server (``-1``: another server's, resync;
+        None: no cursor). A bare number is taken as a sequence number of this server."""
+        if text is None or text == "":
+            return None
+        epoch, _, seq = text.rpartition(".")
+        if not seq.isdigit() or len(seq) > 15 or (epoch and epoch != self.epoch):
+            return -1
+        return int(seq)
+
     def since(self, seq: int) -> tuple[list[dict[str, Any]], bool]:
         """Messages after ``seq`` and whether some were lost (the client must resync)."""
         if seq > self.seq or seq < 0:
@@ -124,16 +145,18 @@ class Feed:
         """
         cur = self.seq if last_seq is None else last_seq
         t_end = None if max_s is None else time.monotonic() + max_s
-        yield f"retry: 1000\nid: {self.seq}\nevent: hello\ndata: {json.dumps({'seq': self.seq})}\n\n"
+        hello = json.dumps({"seq": self.seq, "epoch": self.epoch})
+        yield f"retry: 1000\nid: {self.epoch}.{cur if cur >= 0 else self.seq}\nevent: hello\ndata: {hello}\n\n"
         while not self.closing:
             msgs, lost = self.since(cur)
             if lost:
                 cur = self.seq
-                yield f"id: {cur}\ndata: {json.dumps({'type': 'resync', 'seq': cur})}\n\n"
+                msg = json.dumps({"type": "resync", "seq": cur, "epoch": self.epoch})
+                yield f"id: {self.epoch}.{cur}\ndata: {msg}\n\n"
                 continue
             for m in msgs:
                 cur = m["seq"]
-                yield f"id: {cur}\ndata: {json.dumps(m, ensure_ascii=False, default=str)}\n\n"
+                yield f"id: {self.epoch}.{cur}\ndata: {json.dumps(m, ensure_ascii=False, default=str)}\n\n"
             if t_end is not None and time.monotonic() > t_end:
                 return
             if await is_disconnected():

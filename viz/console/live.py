@@ -175,13 +175,13 @@ class LiveState:
 
     def _load_observations(self) -> set[str]:
         if self._obs_id == 0:
-            # first load: the latest row per datastream (SQLite takes the bare columns from
-            # the row holding the MAX), then follow by id
+            # first load: the latest row per datastream up to the current last id (SQLite takes
+            # the bare columns from the row holding the MAX), then follow by id
+            top = int(self._q("SELECT COALESCE(MAX(id), 0) FROM observations")[0][0])
             rows = self._q(
                 "SELECT datastream_id, MAX(phenomenon_time), value, unit, raw, id FROM observations "
-                "GROUP BY datastream_id")
-            top = self._q("SELECT COALESCE(MAX(id), 0) FROM observations")[0][0]
-            self._obs_id = int(top)
+                "WHERE id <= ? GROUP BY datastream_id", (top,))
+            self._obs_id = top
         else:
             rows = self._q(
                 "SELECT datastream_id, phenomenon_time, value, unit, raw, id FROM observations "

@@ -105,6 +105,22 @@ def _errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     return out
 
 
+async def read_body(request: Any, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, read up to ``limit`` bytes; raises :class:`BodyError` (413) beyond."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyError([{"field": "body", "value": f"{declared} bytes",
+                          "reason": f"body exceeds {limit} bytes"}], status=413)
+    chunks, n = [], 0
+    async for chunk in request.stream():
+        n += len(chunk)
+        if n > limit:
+            raise BodyError([{"field": "body", "value": f"more than {limit} bytes",
+                              "reason": f"body exceeds {limit} bytes"}], status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def parse_body(model: type[BaseModel], raw: bytes, *, context: dict | None = None,
                allow_empty: bool = False) -> BaseModel:
     """Validate a JSON body against ``model``; raises :class:`BodyError` naming field and value."""
@@ -127,4 +143,4 @@ def parse_body(model: type[BaseModel], raw: bytes, *, context: dict | None = Non
         raise BodyError(_errors(exc)) from None
 
 
-__all__ = ["AckRequest", "BodyError", "RunRequest", "parse_body"]
+__all__ = ["AckRequest", "BodyError", "RunRequest", "parse_body", "read_body"]

@@ -6,7 +6,7 @@
  * sessionStorage (gone when the tab closes). No remote resources: everything comes from
  * this origin.
  *
- * For tests: window.consoleState {sensors, alerts, runs, seq, transport, received},
+ * For tests: window.consoleState {sensors, alerts, runs, seq, epoch, transport, received, lastDrawAt},
  * window.consoleReady (map drew and the lists are loaded), window.consoleMap.
  */
 (function () {
@@ -20,7 +20,7 @@
   var ORDER = {alarm: 0, offline: 1, stale: 2, ok: 3};
 
   var state = window.consoleState = {
-    info: null, sensors: {}, alerts: {}, runs: {}, seq: 0, transport: 'none', received: [],
+    info: null, sensors: {}, alerts: {}, runs: {}, seq: 0, epoch: '', transport: 'none', received: [],
     base: null, forecast: null, forecastRun: null, errors: []
   };
   window.consoleReady = false;
@@ -171,16 +171,22 @@
     };
   }
 
+  // Coalesce bursts of changes into one layer update; lastDrawAt is when deck.gl drew it.
   var redrawQueued = false;
   function redrawLive() {
     if (!map || redrawQueued) return;
     redrawQueued = true;
-    requestAnimationFrame(function () {
+    setTimeout(function () {
       redrawQueued = false;
+      var before = map.drawCount;
       if (typeof map.setExtraLayers === 'function') map.setExtraLayers([sensorLayer(), alertLayer()]);
       else map.deck.setProps({layers: map._layers()});
       state.liveDraws = (state.liveDraws || 0) + 1;
-    });
+      (function drawn() {
+        if (map.drawCount > before) state.lastDrawAt = Date.now() / 1000;
+        else requestAnimationFrame(drawn);
+      })();
+    }, 0);
   }
 
   // Forecast layers go above the terrain and district outlines but under roads and metro.
@@ -397,7 +403,21 @@
   }
 
   // ------------------------------------------------------------------ live feed
+  function cursor() { return (state.epoch ? state.epoch + '.' : '') + state.seq; }
+
+  // Adopt a cursor '<epoch>.<seq>' from the server; a new epoch (server restarted) resets seq.
+  function adopt(c) {
+    var k = String(c).lastIndexOf('.');
+    var epoch = k >= 0 ? String(c).slice(0, k) : '', seq = Number(String(c).slice(k + 1));
+    if (epoch !== state.epoch) { state.epoch = epoch; state.seq = seq; } else state.seq = Math.max(state.seq, seq);
+  }
+
   function handle(m) {
+    if (m.epoch && state.epoch && m.epoch !== state.epoch) {  // another server instance
+      adopt(m.epoch + '.' + m.seq);
+      reloadLists();
+      return;
+    }
     if (m.seq) state.seq = Math.max(state.seq, m.seq);
     if (m.type === 'sensor') {
       state.sensors[m.sensor.id] = m.sensor;
@@ -419,7 +439,7 @@
 
   function reloadLists() {
     return Promise.all([
-      getJSON('/api/sensors').then(function (b) { setSensors(b.sensors); state.seq = Math.max(state.seq, b.seq); }),
+      getJSON('/api/sensors').then(function (b) { setSensors(b.sensors); adopt(b.cursor); }),
       getJSON('/api/alerts').then(function (b) { setAlerts(b.alerts); }),
       getJSON('/api/runs').then(function (b) { b.runs.forEach(function (r) { state.runs[r.id] = r; }); renderRuns(); })
     ]);
@@ -437,9 +457,9 @@
     state.transport = 'poll';
     setConn('poll', 'polling');
     function tick() {
-      getJSON('/api/changes?since=' + state.seq).then(function (b) {
-        if (b.resync) { state.seq = b.seq; reloadLists(); } else b.messages.forEach(handle);
-        state.seq = Math.max(state.seq, b.seq);
+      getJSON('/api/changes?since=' + encodeURIComponent(cursor())).then(function (b) {
+        if (b.resync) { state.epoch = ''; adopt(b.cursor); reloadLists(); } else b.messages.forEach(handle);
+        adopt(b.cursor);
         setConn('poll', 'polling');
       }).catch(function () { setConn('off', 'disconnected'); })
         .then(function () { pollTimer = setTimeout(tick, POLL_MS); });
@@ -450,7 +470,7 @@
   function startStream() {
     if (!window.EventSource || /[?&]poll=1/.test(location.search)) { startPolling(); return; }
     var failures = 0;
-    var es = new EventSource('/api/stream?since=' + state.seq);
+    var es = new EventSource('/api/stream?since=' + encodeURIComponent(cursor()));
     state.transport = 'sse';
     es.addEventListener('hello', function () { failures = 0; setConn('live', 'live'); });
     es.onmessage = function (ev) {
