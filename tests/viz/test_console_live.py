@@ -267,8 +267,8 @@ def test_console_draws_the_map(browser, served, tmp_path):
     box = (0, 100, 830, 790)  # the map, below the title bar and banner, left of the side panel
     drawn = count_non_background(crop(shot, box), background=(255, 255, 255))
     # control: the same page with every map layer hidden
-    browser.evaluate("consoleState.liveOn = false; Promise.all(consoleMap._order.map("
-                     "id => consoleMap.setLayerVisible(id, false))).then(() => 1)")
+    browser.evaluate("consoleState.liveOn = false; consoleLive.setProps({layers: []}); Promise.all("
+                     "consoleMap._order.map(id => consoleMap.setLayerVisible(id, false))).then(() => 1)")
     blank = count_non_background(crop(browser.screenshot(tmp_path / "blank.png"), box),
                                  background=(255, 255, 255))
     assert drawn > 20 * max(blank, 1000), (drawn, blank)
@@ -292,10 +292,24 @@ def test_a_reading_appears_without_reload(browser, served, query):
                      f" && document.getElementById('sensor-WL2/water_level').textContent.includes('{value:g} m')",
                      timeout=20, interval=0.05)
     browser.wait_for(f"(consoleState.liveDraws || 0) > {draws}", timeout=10)
-    layer = browser.evaluate("JSON.stringify(consoleMap.deck.props.layers.filter(l => l.id === 'live-sensors')"
+    layer = browser.evaluate("JSON.stringify(consoleLive.props.layers.filter(l => l.id === 'live-sensors')"
                              ".map(l => l.props.data.map(d => [d.id, d.value])))")
     assert ["WL2/water_level", value] in json.loads(layer)[0]
     assert browser.evaluate("window.__noReload") == 1
+
+
+def test_live_layer_follows_the_map_view(browser, served):
+    open_console(browser, served)
+    project = ("JSON.stringify([consoleMap.deck, consoleLive].map(d => d.getViewports()[0]"
+               ".project([114.10, 22.56]).map(v => Math.round(v))))")
+    a, b = json.loads(browser.evaluate(project))
+    assert a == b
+    # a user pan/zoom (what deck.gl's controller reports) moves both canvases
+    browser.evaluate("consoleMap.deck.props.onViewStateChange({viewState: Object.assign({}, consoleMap.viewState,"
+                     " {longitude: 114.0, latitude: 22.5, zoom: 11})}), 1")
+    browser.wait_for("consoleLive.getViewports()[0].zoom === 11", timeout=10)
+    a2, b2 = json.loads(browser.evaluate(project))
+    assert a2 == b2 and a2 != a
 
 
 def test_acknowledge_refused_without_token_then_works_with_it(browser, served):

@@ -56,7 +56,8 @@ def base_scene(city: Any, resolution: float = 90.0) -> dict[str, Any]:
         sets.append(build("roads", vec["roads"]))
     if vec["metro_lines"] is not None or vec["metro_stations"] is not None:
         sets.append(build("metro", vec["metro_lines"], vec["metro_stations"]))
-    return Scene(title=f"{city.manifest.city.title} — basemap", sets=sets).to_json()
+    scene = Scene(title=f"{city.manifest.city.title} — basemap", sets=sets)
+    return {**scene.to_json(), "bounds": scene.bounds()}
 
 
 def _optional_vector(city: Any, name: str) -> Any:
@@ -109,9 +110,8 @@ def forecast_scene(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     sets = [build("flood_depth", ds, warp=warp, max_px=FORECAST_MAX_PX),
             build("flood_max_depth", ds, warp=warp, max_px=FORECAST_MAX_PX, legend=False),
             build("flood_arrival", ds, warp=warp, max_px=FORECAST_MAX_PX)]
-    out = Scene(title=title, sets=sets).to_json()
-    out["run"] = run["id"]
-    return out
+    scene = Scene(title=title, sets=sets)
+    return {**scene.to_json(), "bounds": scene.bounds(), "run": run["id"]}
 
 
 class SceneCache:

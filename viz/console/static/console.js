@@ -160,30 +160,50 @@
     });
   }
 
-  // Live layers drawn above the scene's own (TwinMap redraws them on every frame change).
-  function attachLive(m) {
-    if (typeof m.setExtraLayers === 'function') return;
-    var own = m._layers;
-    m._layers = function () {
-      var layers = own.call(m);
-      if (state.liveOn !== false) layers = layers.concat([sensorLayer(), alertLayer()]);
-      return layers;
-    };
+  // Live layers (sensors, open alerts) live in their own deck.gl canvas over the map, with the
+  // map's view: a reading redraws two small layers, not the basemap (which, rendered in
+  // software on a machine without a GPU, takes up to a second per frame).
+  var live = null;
+  function mountLive(m) {
+    var box = el('div', 'live-layer', $('map-wrap'));
+    live = window.consoleLive = new deck.Deck({
+      parent: box, viewState: m.viewState, controller: false, layers: [],
+      style: {pointerEvents: 'none'},
+      onAfterRender: function () { state.liveDrawCount = (state.liveDrawCount || 0) + 1; }
+    });
+    live.drawCount = 0;
+    var tip = el('div', 'live-tip', $('map-wrap'));
+    tip.hidden = true;
+    $('map-wrap').addEventListener('mousemove', function (ev) {
+      var r = $('map-wrap').getBoundingClientRect();
+      var info = live.isInitialized && live.pickObject({x: ev.clientX - r.left, y: ev.clientY - r.top, radius: 4,
+        layerIds: ['live-sensors']});
+      var s = info && info.object;
+      if (!s) { tip.hidden = true; return; }
+      tip.textContent = (s.name || s.id) + ' (' + s.kind + '): ' + fmtValue(s.value, s.unit) + ' · ' + s.status +
+        (s.time ? ' · ' + fmtTime(s.time) : '');
+      tip.style.left = (ev.clientX - r.left + 12) + 'px';
+      tip.style.top = (ev.clientY - r.top + 12) + 'px';
+      tip.hidden = false;
+    });
+  }
+
+  function syncLiveView(vs) {
+    if (live) live.setProps({viewState: Object.assign({}, vs || map.viewState)});
   }
 
   // Coalesce bursts of changes into one layer update; lastDrawAt is when deck.gl drew it.
   var redrawQueued = false;
   function redrawLive() {
-    if (!map || redrawQueued) return;
+    if (!live || redrawQueued) return;
     redrawQueued = true;
     setTimeout(function () {
       redrawQueued = false;
-      var before = map.drawCount;
-      if (typeof map.setExtraLayers === 'function') map.setExtraLayers([sensorLayer(), alertLayer()]);
-      else map.deck.setProps({layers: map._layers()});
+      var before = state.liveDrawCount || 0;
+      live.setProps({layers: state.liveOn === false ? [] : [sensorLayer(), alertLayer()]});
       state.liveDraws = (state.liveDraws || 0) + 1;
       (function drawn() {
-        if (map.drawCount > before) state.lastDrawAt = Date.now() / 1000;
+        if ((state.liveDrawCount || 0) > before) state.lastDrawAt = Date.now() / 1000;
         else requestAnimationFrame(drawn);
       })();
     }, 0);
@@ -195,6 +215,20 @@
     var k = baseLayers.findIndex(function (l) { return ABOVE_FORECAST[l.id]; });
     if (k < 0) k = baseLayers.length;
     return baseLayers.slice(0, k).concat(fcLayers, baseLayers.slice(k));
+  }
+
+  // The view that shows [west, south, east, north] in the map's current size (scenes carry
+  // their bounds; their own view assumes some other size).
+  function fitView(b) {
+    var box = $('map-wrap');
+    if (!b || !box.clientWidth || !box.clientHeight) return null;
+    try {
+      var vp = new deck.WebMercatorViewport({width: box.clientWidth, height: box.clientHeight});
+      var f = vp.fitBounds([[b[0], b[1]], [b[2], b[3]]], {padding: Math.min(40, box.clientWidth / 10)});
+      return {longitude: f.longitude, latitude: f.latitude, zoom: f.zoom, pitch: 0, bearing: 0};
+    } catch (e) {
+      return null;
+    }
   }
 
   function composeScene() {
@@ -219,7 +253,8 @@
       if (!map) return;
       return map.setScene(composeScene()).then(function () {
         // show the new forecast: its area, at its last lead time
-        if (fc.view) map.setView(fc.view);
+        var v = fitView(fc.bounds) || fc.view;
+        if (v) { map.setView(v); syncLiveView(map.viewState); }
         if (map.frameCount > 1) return map.setFrame(map.frameCount - 1);
       });
     });
@@ -517,9 +552,10 @@
       state.forecast = scenes[1];
       state.forecastRun = scenes[1] ? scenes[1].run : null;
       var scene = composeScene();
-      if (!scene.view) scene.view = {longitude: 114.06, latitude: 22.6, zoom: 9.5};
-      map = window.consoleMap = TwinMap.mount($('map'), scene);
-      attachLive(map);
+      scene.view = fitView(state.base && state.base.bounds) || scene.view ||
+        {longitude: 114.06, latitude: 22.6, zoom: 9.5};
+      map = window.consoleMap = TwinMap.mount($('map'), scene, {onViewState: syncLiveView});
+      mountLive(map);
       redrawLive();
       return map._drawn ? map._drawn() : null;
     }).then(function () {
