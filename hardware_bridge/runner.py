@@ -65,6 +65,7 @@ class BridgeOptions:
     alarm_lane: bool = True
     twin_link: bool = True
     alert_config: Path | None = None
+    write_lock: bool = True
     ingestor_kw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,6 +131,7 @@ def run_bridge(
     from hardware_bridge.sources import OBS_FILTER, STATUS_FILTER, IngestorSink
     from hardware_bridge.sources.alarm_lane import PrioritySink, start_alarm_lane
     from hardware_bridge.sources.mqtt import MqttConfig, MqttSource, parse_broker
+    from hardware_bridge.write_lock import LockedWrites
     from twin.store import Store
 
     host, port = parse_broker(opts.broker)
@@ -139,10 +141,13 @@ def run_bridge(
             signal.signal(sig, lambda *_: stop.set())
 
     store = Store.open(opts.store)
+    # bridges sharing the store take turns through a flock instead of SQLite's sleeping
+    # busy handler (hardware_bridge.write_lock)
+    writes = LockedWrites(store) if opts.write_lock else store
     http = alarm = None
     try:
-        link = make_twin_link(store, opts) if opts.twin_link else None
-        ingestor = make_ingestor(store, opts, on_stored=link.on_stored if link else None)
+        link = make_twin_link(writes, opts) if opts.twin_link else None
+        ingestor = make_ingestor(writes, opts, on_stored=link.on_stored if link else None)
         sink = PrioritySink(IngestorSink(ingestor))  # the alarm lane goes first
         cfg = MqttConfig(
             host=host,
@@ -202,6 +207,8 @@ def run_bridge(
         if alarm is not None:
             alarm.stop(drain_s=0.0)
         store.close()
+        if writes is not store:
+            writes.lock.close()
 
 
 def _extra_stats(alarm: Any, link: Any) -> dict[str, Any]:
@@ -260,6 +267,9 @@ def bridge_options(f):
         click.option("--twin-link/--no-twin-link", default=True, show_default=True,
                      help="Feed stored observations to the twin: threshold alerts, "
                           "confined-space alarms, rain and level fusion (events in the store)."),
+        click.option("--write-lock/--no-write-lock", default=True, show_default=True,
+                     help="Take turns with other bridges on the same store through a file lock "
+                          "(bridge-write.lock) rather than SQLite's sleeping busy wait."),
         click.option("--alert-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      default=None, help="Alert thresholds TOML (default: the packaged alerts.toml); "
                                         "its [confined] spaces lists the confined spaces."),
@@ -294,6 +304,7 @@ def _options(kw: dict[str, Any]) -> BridgeOptions:
         skew_tolerance_s=kw["skew_tolerance_s"], http=kw["http"], token=kw.get("token"),
         stats_every_s=kw["stats_every_s"], stale_check_s=kw["stale_check_s"],
         alarm_lane=kw["alarm_lane"], twin_link=kw["twin_link"], alert_config=kw["alert_config"],
+        write_lock=kw.get("write_lock", True),
     )
 
 
