@@ -106,12 +106,17 @@ def test_new_observation_and_clearing_change_the_status(console):
     by = {s["id"]: s for s in console.get("/api/sensors").json()["sensors"]}
     assert by["WL2/water_level"]["status"] == "ok" and by["WL2/water_level"]["value"] == 0.9
     assert by["RG1/rain_gauge"]["status"] == "ok"
+    cleared = {a["id"]: a["cleared"] for a in console.get("/api/alerts").json()["alerts"]}
+    assert cleared[console.ids["offline"]] is not None and cleared[console.ids["warning"]] is not None
 
 
 def test_alerts_newest_first_advisory_and_above(console):
     alerts = console.get("/api/alerts").json()["alerts"]
     assert [a["id"] for a in alerts] == [console.ids["advisory"], console.ids["offline"], console.ids["warning"]]
     assert all(a["status"] == "open" and a["ack"] is None for a in alerts)
+    cleared = {a["id"]: a["cleared"] for a in alerts}
+    assert cleared[console.ids["advisory"]] is not None  # alert_cleared of RG2 followed it
+    assert cleared[console.ids["warning"]] is None and cleared[console.ids["offline"]] is None
     assert console.get("/api/alerts?limit=1").json()["alerts"][0]["id"] == console.ids["advisory"]
     r = console.get("/api/alerts?limit=-3")
     assert r.status_code == 422 and r.json()["field"] == "limit" and r.json()["value"] == "-3"

@@ -24,7 +24,10 @@ Sensor status (one per datastream)
     otherwise.
 
 Alerts are the live events of severity ``advisory`` or above (newest first);
-an ``alert_ack`` event (severity info, ``data.alert_id``) acknowledges one.
+an ``alert_ack`` event (severity info, ``data.alert_id``) acknowledges one. An alert
+is ``cleared`` (the wall time) once its cause went away: ``alert_cleared`` of the same
+source below its level for ``threshold_crossed``, ``sensor_online`` for ``sensor_offline``
+(only alerts still in memory are marked; clearing does not acknowledge).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ STALE_AFTER_S = 900.0
 MAX_ALERTS = 2000
 
 _ALARMING = (Severity.WARNING.value, Severity.ALARM.value)
+_RANKS = {s.value: s.rank for s in Severity}
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -222,24 +226,36 @@ class LiveState:
                 self._active[source] = sev
                 status_keys.add(source)
             elif kind == "alert_cleared":
-                to = d.get("to")
-                self._active[source] = to if isinstance(to, str) else None
+                to = d.get("to") if d.get("to") in _RANKS else None
+                self._active[source] = to
                 status_keys.add(source)
+                changed += self._clear(source, "threshold_crossed", -1 if to is None else _RANKS[to], wall)
             elif kind == "sensor_offline":
                 self._offline[source] = True
                 status_keys.add(source)
             elif kind == "sensor_online":
                 self._offline[source] = False
                 status_keys.add(source)
+                changed += self._clear(source, "sensor_offline", -1, wall)
             if Severity(sev).rank >= rank:
                 self._alerts[int(eid)] = {
                     "id": int(eid), "time_s": time_s, "wall_time": wall, "kind": kind,
-                    "source": source, "severity": sev, "message": message, "data": d,
+                    "source": source, "severity": sev, "message": message, "data": d, "cleared": None,
                 }
                 changed.append(int(eid))
                 while len(self._alerts) > self.max_alerts:
                     self._alerts.popitem(last=False)
         return changed, status_keys
+
+    def _clear(self, source: str, kind: str, below_rank: int, when: str) -> list[int]:
+        """Mark the uncleared alerts of ``kind`` from ``source`` above ``below_rank`` as cleared."""
+        out = []
+        for aid, a in self._alerts.items():
+            if a["source"] == source and a["kind"] == kind and a.get("cleared") is None \
+                    and _RANKS[a["severity"]] > below_rank:
+                a["cleared"] = when
+                out.append(aid)
+        return out
 
     # ---------------------------------------------------------------- entries
     def _status(self, ds: str, latest: dict[str, Any] | None, sensor: dict[str, Any] | None) -> str:
@@ -321,7 +337,7 @@ class LiveState:
             return None
         ack = self.ack_of(int(eid))
         return {"id": int(eid), "time_s": time_s, "wall_time": wall, "kind": kind, "source": source,
-                "severity": sev, "message": message, "data": json.loads(data),
+                "severity": sev, "message": message, "data": json.loads(data), "cleared": None,
                 "status": "acknowledged" if ack else "open", "ack": ack}
 
     def ack_of(self, alert_id: int) -> dict[str, Any] | None:

@@ -146,8 +146,13 @@
     Object.keys(state.alerts).forEach(function (k) {
       var a = state.alerts[k];
       if (a.status !== 'open') return;
-      var ds = (a.data && a.data.datastream) || a.source;
-      var s = state.sensors[ds];
+      if (a.cleared) return;
+      var d = a.data || {};
+      if (typeof d.lon === 'number' && typeof d.lat === 'number') {
+        pts.push({position: [d.lon, d.lat], severity: a.severity});
+        return;
+      }
+      var s = state.sensors[d.datastream || a.source];
       if (s && s.lon !== null && s.lon !== undefined) pts.push({position: [s.lon, s.lat], severity: a.severity});
     });
     var col = {advisory: [47, 111, 179, 255], warning: [217, 138, 0, 255], alarm: [198, 32, 32, 255]};
@@ -282,6 +287,7 @@
     el('span', 'src', head, a.source || a.kind);
     el('span', 'when', head, fmtTime(a.wall_time));
     el('div', 'msg', li, a.message || a.kind);
+    if (a.cleared) el('div', 'clearedline', li, 'cleared at ' + fmtTime(a.cleared));
     if (a.ack) {
       el('div', 'ackline', li, 'acknowledged by ' + (a.ack.by || '?') + ' at ' + fmtTime(a.ack.at));
     } else {
