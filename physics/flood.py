@@ -113,7 +113,25 @@ def _cell_array(v, shape, name, dtype, *, lo=None) -> np.ndarray:
 
 
 class FloodModel(Component):
-    """Local-inertial 2-D flood model on a regular grid."""
+    """Local-inertial 2-D flood model on a regular grid.
+
+    Keyword arguments are described in :func:`simulate`; one of them changes
+    the physics and is off by default:
+
+    ``wave_depth_cap_m`` (None: off) caps the depth in the pressure term of
+    the momentum update, ``g min(h_f, cap) dt d(eta)/dx``, and with it the
+    gravity-wave speed sqrt(g min(h, cap)) that sets the CFL step. Volumes
+    are untouched (the depth update and the outflow limiter are the same), so
+    the balance closes as without it and a lake stays at rest; the step is
+    the CFL step of water ``cap`` deep, so the scheme is stable by the same
+    analysis (see :meth:`cfl_dt`). What changes is water deeper than the cap:
+    waves there cross at sqrt(g cap) instead of sqrt(g h) (a pond levels out
+    more slowly), and a face deeper than the cap needs a surface slope h/cap
+    times steeper to carry the same discharge (Manning steady state
+    n² q² = h_f^(7/3) min(h_f, cap) S), so deep channels convey less and
+    water upstream of them stands higher. A deliberate approximation for
+    runs whose step is set by a few deep ponds, not a default.
+    """
 
     name = "LocalInertialFlood"
     cite_as = ("Bates, Horritt & Fewtrell 2010, J. Hydrol. 387:33-45; "
@@ -149,6 +167,7 @@ class FloodModel(Component):
         theta: float = 0.7,
         alpha: float = 0.7,
         h_dry: float = 1e-5,
+        wave_depth_cap_m: float | None = None,
         dt_max: float = 30.0,
         h_arrive: float = 0.15,
         dtype=np.float64,
@@ -208,6 +227,9 @@ class FloodModel(Component):
         self.theta = require_range(theta, "theta", 0.0, 1.0)
         self.alpha = require_range(alpha, "alpha", 1e-3, 1 / math.sqrt(2))
         self.h_dry = require_positive(h_dry, "h_dry")
+        self.wave_depth_cap_m = None if wave_depth_cap_m is None else require_positive(wave_depth_cap_m,
+                                                                                         "wave_depth_cap_m")
+        self._h_cap = K.BIG if wave_depth_cap_m is None else self.wave_depth_cap_m
         self.dt_max = require_positive(dt_max, "dt_max")
         self.h_arrive = require_positive(h_arrive, "h_arrive")
         h = np.zeros(shape) if h0 is None else _cell_array(h0, shape, "h0", np.float64, lo=0.0)
@@ -306,6 +328,8 @@ class FloodModel(Component):
         (pi, pi) mode, where the averaged flux has amplification 2 theta - 1,
         gives the bound C = dt sqrt(g h) / dx <= sqrt(theta / 2); so the step
         carries a factor sqrt(theta) and alpha must stay <= 1/sqrt(2).
+        With ``wave_depth_cap_m``, h_max is at most the cap (the pressure
+        term sees no deeper water; see the class docstring).
         (With alpha = 0.7, theta = 0.7 and no friction, the unscaled step grows
         round-off on a lake at rest into metre-scale waves within 300 steps.)
         """
@@ -318,6 +342,7 @@ class FloodModel(Component):
             inside = wl.level_m[(wl.times_s > self.t) & (wl.times_s < t1)]
             lv = max(wl.at(self.t), wl.at(t1), float(inside.max()) if inside.size else -np.inf)
             hm = max(hm, lv - float(self.z[self._level_mask.astype(bool)].min()))
+        hm = min(hm, self._h_cap)
         if hm <= self.h_dry:
             return self.dt_max
         return min(self.dt_max, self.alpha * math.sqrt(self.theta) * min(self.dx, self.dy)
@@ -374,7 +399,7 @@ class FloodModel(Component):
             self._level_rows, self.hmax, self.tmax, self.tarr, self._row_acc, self._in_cells, self._in_t,
             self._in_q, self._in_n, self._lvl_t, self._lvl_v, self.water_level is not None, self._z_lvl_min,
             self.t, t_end, self._next_change(), self._h_max_now, self.dx, self.dy, self.theta, self.alpha,
-            self.h_dry, self.dt_max, self._phi_min, self.boundary_slope, self.h_arrive, max_steps,
+            self.h_dry, self.dt_max, self._phi_min, self.boundary_slope, self.h_arrive, self._h_cap, max_steps,
             self.dtype.type)
         self.t = float(t)
         self.n_steps += int(n)
@@ -471,6 +496,7 @@ class FloodModel(Component):
         ds.attrs.update({
             "model": self.name, "scheme": "local inertial (Bates 2010) with q-centred diffusion (de Almeida 2012)",
             "theta": self.theta, "alpha": self.alpha, "h_dry_m": self.h_dry, "dtype": self.dtype.name,
+            "wave_depth_cap_m": "none" if self.wave_depth_cap_m is None else self.wave_depth_cap_m,
             "cell_size_m": self.dx, "steps": self.n_steps, "cell_updates": self.cell_updates,
             "h_arrive_m": self.h_arrive, "cite_as": self.cite_as,
         })
@@ -504,7 +530,8 @@ def simulate(
     **kwargs
         Passed to :class:`FloodModel`: ``manning``, ``infiltration``,
         ``drainage_mm_h``, ``inflows``, ``water_level``, ``boundaries``,
-        ``porosity``, ``theta``, ``alpha``, ``dtype``, ``h_arrive``, ...
+        ``porosity``, ``theta``, ``alpha``, ``dtype``, ``h_arrive``,
+        ``wave_depth_cap_m`` (off by default; see :class:`FloodModel`), ...
 
     Returns
     -------

@@ -9,7 +9,10 @@ WRR 48:W05528). For a face between cells L and R (unit discharge q, m²/s):
     r     = q_c - g h_f dt (eta_R - eta_L)/dx
     q_new (1 + b |q_new|) = r,  b = g dt n² / h_f^(7/3)  =>  q_new = 2 r / (1 + sqrt(1 + 4 b |r|))
 
-with q = 0 where h_f <= h_dry or either cell is blocked. In the q-centred
+with q = 0 where h_f <= h_dry or either cell is blocked. (With a wave-depth
+cap h_cap, the h_f of the pressure term r is min(h_f, h_cap); see
+``FloodModel(wave_depth_cap_m=...)``. By default h_cap = BIG: no effect.)
+In the q-centred
 average a neighbouring face that is a wall (a closed edge, or a face of a
 blocked cell) counts as q_t itself (zero gradient), not as 0. The face
 Manning n² is the mean of the two cells' n².
@@ -146,7 +149,7 @@ def _rcbrt_ov(a):
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
-def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdt, gdtd, theta, th2, h_dry, zero, one):
+def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one):
     etal = zl + hl
     etar = zr + hr
     hf = max(etal, etar) - max(zl, zr)
@@ -154,7 +157,7 @@ def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdt, gdtd, theta, th2, h_dry, zero, o
     r2 = r * r
     r7 = r2 * r2 * r2 * r
     qc = theta * q0 + th2 * (qa + qb)
-    rr = qc - gdtd * hf * (etar - etal)
+    rr = qc - gdtd * min(hf, h_cap) * (etar - etal)  # h_cap: see FloodModel(wave_depth_cap_m)
     b = gdt * n2f * r7
     # friction implicit in the new discharge: q (1 + b |q|) = rr, root written without cancellation
     q = (one + one) * rr / (one + np.sqrt(one + (one + one + one + one) * b * abs(rr)))
@@ -227,7 +230,8 @@ def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="no
 # Pass 1: fluxes and limiter
 # --------------------------------------------------------------------------
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta, th2, h_dry, zero, one, half):
+def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one,
+             half):
     hj = h[j]
     zj = zb[j]
     qj = qx[j]
@@ -249,7 +253,7 @@ def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, thet
             else:
                 qb = q0 if zj[i + 1] >= BIG else qj[i + 1]
             sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
-                          gdt, gdtd, theta, th2, h_dry, zero, one)
+                          gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
         # bulk: 2 <= i <= nx - 2, on views shifted so that the loop index k starts at 0 and every
         # access is view[k] (indexing one row at i-2 .. i+1 compiles to gathers, ~5x slower)
         i0 = max(a + 1, 2)
@@ -271,7 +275,7 @@ def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, thet
             qa = q0 if zll[k] >= BIG else qw[k]
             qb = q0 if zrr[k] >= BIG else qe[k]
             out[k] = _flux(q0, qa, qb, zl[k], zr[k], hl[k], hr[k], half * (nl[k] + nr[k]),
-                           gdt, gdtd, theta, th2, h_dry, zero, one)
+                           gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
         # last face when it touches the east edge (and was not the first)
         if b == nx and nx - 1 > a:
             i = nx - 1
@@ -279,26 +283,27 @@ def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, thet
             qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
             qb = qj[nx] if bc[1] == FREE else q0
             sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
-                          gdt, gdtd, theta, th2, h_dry, zero, one)
+                          gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
     # west and east edges (ghost cell lower by bslope*dx, outflow only)
     if lo == 0 and hi > 0:
         q = zero
         if bc[0] == FREE:
             q = _flux(qj[0], qj[0], qj[1], zj[0] - bslope_dx, zj[0], zero, hj[0], n2r[0],
-                      gdt, gdtd, theta, th2, h_dry, zero, one)
+                      gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
             q = min(q, zero)
         sj[0] = q
     if hi == nx and lo < hi:
         q = zero
         if bc[1] == FREE:
             q = _flux(qj[nx], qj[nx - 1], qj[nx], zj[nx - 1], zj[nx - 1] - bslope_dx, hj[nx - 1], zero,
-                      n2r[nx - 1], gdt, gdtd, theta, th2, h_dry, zero, one)
+                      n2r[nx - 1], gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
             q = max(q, zero)
         sj[nx] = q
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h_dry, zero, one, half):
+def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one,
+             half):
     """Unlimited flux at the y faces between rows j-1 and j, columns [a, b), into ``out``."""
     hu = h[j - 1]
     hd = h[j]
@@ -342,29 +347,31 @@ def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h
         qa = q0 if (wa_edge or za[i] >= BIG) else qar[i]
         qb = q0 if (wb_edge or zbb[i] >= BIG) else qbr[i]
         out[i] = _flux(q0, qa, qb, zu[i], zd[i], hu[i], hd[i], half * (n2a[i] + n2b[i]),
-                       gdt, gdtd, theta, th2, h_dry, zero, one)
+                       gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, zero, one):
+def _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, h_cap, zero,
+              one):
     if bc[2] == FREE:
         for i in range(lo, hi):
             q = zero
             if phi[0, i] > 0:
                 q = _flux(qy[0, i], qy[0, i], qy[1, i], zb[0, i] - bslope_dy, zb[0, i], zero, h[0, i], n2r[i],
-                          gdt, gdtd, theta, th2, h_dry, zero, one)
+                          gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
                 q = min(q, zero)
             out[i] = q
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, zero, one):
+def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, h_cap, zero,
+                 one):
     if bc[3] == FREE:
         for i in range(lo, hi):
             q = zero
             if phi[ny - 1, i] > 0:
                 q = _flux(qy[ny, i], qy[ny - 1, i], qy[ny, i], zb[ny - 1, i], zb[ny - 1, i] - bslope_dy,
-                          h[ny - 1, i], zero, n2r[i], gdt, gdtd, theta, th2, h_dry, zero, one)
+                          h[ny - 1, i], zero, n2r[i], gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
                 q = max(q, zero)
             out[i] = q
 
@@ -391,7 +398,7 @@ def _limit_row(j, h, prow, qx_s, above, below, fp, lo, hi, dtdy, dtdx, area, zer
 def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par, phi_binary, F):
     """Pass 1: unlimited fluxes into ``qx_s``/``qy_s`` and the limiting factors into ``fp``.
 
-    ``par`` = (dt, dx, dy, theta, h_dry, bslope) as float64; ``F`` the
+    ``par`` = (dt, dx, dy, theta, h_dry, bslope, h_cap) as float64; ``F`` the
     float class of the arrays (np.float64 or np.float32). ``n2`` is (ny, nx)
     or (1, 1) for one value; with ``phi_binary`` (porosity only 0 or 1) the
     limiter does not read ``phi``. ``ybuf`` is a (len(chunks) - 1, nx)
@@ -409,6 +416,7 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
     theta = F(par[3])
     h_dry = F(par[4])
     bslope = F(par[5])
+    h_cap = F(par[6])
     gdt = F(G) * dt
     gdtdx = gdt / dx
     gdtdy = gdt / dy
@@ -427,16 +435,16 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
             lo = cols[j, 0]
             hi = cols[j, 1]
             n2j = n2c if n2_uniform else n2[j]
-            _x_faces(j, h, zb, n2j, qx, qx_s, lo, hi, nx, bc, bslope * dx, gdt, gdtdx, theta, th2, h_dry,
+            _x_faces(j, h, zb, n2j, qx, qx_s, lo, hi, nx, bc, bslope * dx, gdt, gdtdx, theta, th2, h_dry, h_cap,
                      zero, one, half)
             if j == 0:
                 _top_edge(h, zb, n2j, phi, qy, qy_s[0], lo, hi, bc, bslope * dy, gdt, gdtdy, theta, th2, h_dry,
-                          zero, one)
+                          h_cap, zero, one)
             else:
                 a = max(lo, cols[j - 1, 0])
                 b = min(hi, cols[j - 1, 1])
                 n2u = n2c if n2_uniform else n2[j - 1]
-                _y_faces(j, h, zb, n2u, n2j, qy, qy_s[j], a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry,
+                _y_faces(j, h, zb, n2u, n2j, qy, qy_s[j], a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, h_cap,
                          zero, one, half)
             if j > j0:
                 jl = j - 1
@@ -447,14 +455,14 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
         hi = cols[jl, 1]
         if j1 == ny:
             _bottom_edge(h, zb, n2c if n2_uniform else n2[ny - 1], phi, qy, qy_s[ny], lo, hi, ny, bc,
-                         bslope * dy, gdt, gdtdy, theta, th2, h_dry, zero, one)
+                         bslope * dy, gdt, gdtdy, theta, th2, h_dry, h_cap, zero, one)
             below = qy_s[ny]
         else:
             a = max(lo, cols[j1, 0])
             b = min(hi, cols[j1, 1])
             below = ybuf[c]
             _y_faces(j1, h, zb, n2c if n2_uniform else n2[jl], n2c if n2_uniform else n2[j1], qy, below,
-                     a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, zero, one, half)
+                     a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, h_cap, zero, one, half)
         _limit_row(jl, h, ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s, qy_s[jl], below, fp, lo, hi,
                    dtdy, dtdx, area, zero, one)
 
@@ -673,7 +681,7 @@ def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_
             rain, infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows,
             hmax, tmax, tarr, row_acc,
             inflow_cells, inflow_t, inflow_q, inflow_n, level_t, level_v, has_level, z_level_min,
-            t, t_end, t_next, h_max_now, dx, dy, theta, alpha, h_dry, dt_max, phi_min, bslope, h_arrive,
+            t, t_end, t_next, h_max_now, dx, dy, theta, alpha, h_dry, dt_max, phi_min, bslope, h_arrive, h_cap,
             max_steps, F):
     """Steps from ``t`` while ``t < t_end - 1e-9`` and the piecewise-constant forcings hold (``t < t_next``).
 
@@ -681,7 +689,7 @@ def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_
     CFL step = min(dt_max, alpha sqrt(theta) min(dx, dy) / sqrt(g h_max / phi_min))
     (dt_max when h_max <= h_dry), h_max the largest depth after the last
     step or the highest water level over [t, t + dt_max] above the lowest
-    level cell;
+    level cell, at most ``h_cap``;
     inflows the mean of the hydrographs at t and t + dt (exact for
     piecewise-linear ones); the level at t + dt; then :func:`flux_pass` and
     :func:`update_pass`. ``inflow_cells`` (k, 2) are the (j, i) of k
@@ -691,7 +699,7 @@ def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_
     Returns (t, steps taken, largest depth now).
     """
     nsteps = 0
-    par1 = np.empty(6)
+    par1 = np.empty(7)
     par2 = np.empty(6)
     dmin = min(dx, dy)
     while t < t_end - 1e-9 and (nsteps == 0 or t < t_next) and nsteps < max_steps:
@@ -704,6 +712,7 @@ def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_
                 if level_t[k] > t and level_t[k] < t1:
                     lv = max(lv, level_v[k])
             hm = max(hm, lv - z_level_min)
+        hm = min(hm, h_cap)
         if hm <= h_dry:
             dtc = dt_max
         else:
@@ -721,6 +730,7 @@ def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_
         par1[3] = theta
         par1[4] = h_dry
         par1[5] = bslope
+        par1[6] = h_cap
         flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par1, phi_binary, F)
         par2[0] = sub
         par2[1] = dx

@@ -41,20 +41,20 @@ class State:
     tarr: np.ndarray
 
 
-def _face(q0, qa, qb, zl, zr, hl, hr, n2f, dt, d, theta, h_dry):
+def _face(q0, qa, qb, zl, zr, hl, hr, n2f, dt, d, theta, h_dry, h_cap=np.inf):
     etal, etar = zl + hl, zr + hr
     hf = np.maximum(etal, etar) - np.maximum(zl, zr)
     wet = hf > h_dry
     hs = np.where(wet, hf, 1.0)
     qc = theta * q0 + 0.5 * (1.0 - theta) * (qa + qb)
-    r = qc - G * hs * dt * (etar - etal) / d
+    r = qc - G * np.minimum(hs, h_cap) * dt * (etar - etal) / d  # optional wave-depth cap
     b = G * dt * n2f / hs ** (7.0 / 3.0)
     # implicit friction: the root of b |q| q + q - r = 0 with the sign of r
     q = 2.0 * r / (1.0 + np.sqrt(1.0 + 4.0 * b * np.abs(r)))  # the stable form of the quadratic root
     return np.where(wet, q, 0.0)
 
 
-def fluxes(h, z, n2, phi, qx, qy, dt, dx, dy, theta, h_dry, bc, bslope):
+def fluxes(h, z, n2, phi, qx, qy, dt, dx, dy, theta, h_dry, bc, bslope, h_cap=np.inf):
     """Unlimited new face fluxes (qx (ny, nx+1), qy (ny+1, nx)); ``bc`` = codes of W, E, N, S."""
     ny, nx = h.shape
     qxs = np.zeros_like(qx)
@@ -72,30 +72,30 @@ def fluxes(h, z, n2, phi, qx, qy, dt, dx, dy, theta, h_dry, bc, bslope):
     qa = np.where(wall_x[:, :-2], q0, qx[:, :-2])
     qb = np.where(wall_x[:, 2:], q0, qx[:, 2:])
     q = _face(q0, qa, qb, z[:, :-1], z[:, 1:], h[:, :-1], h[:, 1:],
-              0.5 * (n2[:, :-1] + n2[:, 1:]), dt, dx, theta, h_dry)
+              0.5 * (n2[:, :-1] + n2[:, 1:]), dt, dx, theta, h_dry, h_cap)
     qxs[:, 1:-1] = np.where(wall_x[:, 1:-1], 0.0, q)
     q0 = qy[1:-1, :]
     qa = np.where(wall_y[:-2, :], q0, qy[:-2, :])
     qb = np.where(wall_y[2:, :], q0, qy[2:, :])
     q = _face(q0, qa, qb, z[:-1, :], z[1:, :], h[:-1, :], h[1:, :],
-              0.5 * (n2[:-1, :] + n2[1:, :]), dt, dy, theta, h_dry)
+              0.5 * (n2[:-1, :] + n2[1:, :]), dt, dy, theta, h_dry, h_cap)
     qys[1:-1, :] = np.where(wall_y[1:-1, :], 0.0, q)
     zero = np.zeros(1)
     if bc[0] == FREE:  # west: ghost on the left, outflow (q < 0) only
         q = _face(qx[:, 0], qx[:, 0], qx[:, 1], z[:, 0] - bslope * dx, z[:, 0], zero, h[:, 0],
-                  n2[:, 0], dt, dx, theta, h_dry)
+                  n2[:, 0], dt, dx, theta, h_dry, h_cap)
         qxs[:, 0] = np.where(open_[:, 0], np.minimum(q, 0.0), 0.0)
     if bc[1] == FREE:  # east
         q = _face(qx[:, -1], qx[:, -2], qx[:, -1], z[:, -1], z[:, -1] - bslope * dx, h[:, -1], zero,
-                  n2[:, -1], dt, dx, theta, h_dry)
+                  n2[:, -1], dt, dx, theta, h_dry, h_cap)
         qxs[:, -1] = np.where(open_[:, -1], np.maximum(q, 0.0), 0.0)
     if bc[2] == FREE:  # north (row 0)
         q = _face(qy[0, :], qy[0, :], qy[1, :], z[0, :] - bslope * dy, z[0, :], zero, h[0, :],
-                  n2[0, :], dt, dy, theta, h_dry)
+                  n2[0, :], dt, dy, theta, h_dry, h_cap)
         qys[0, :] = np.where(open_[0, :], np.minimum(q, 0.0), 0.0)
     if bc[3] == FREE:  # south (last row)
         q = _face(qy[-1, :], qy[-2, :], qy[-1, :], z[-1, :], z[-1, :] - bslope * dy, h[-1, :], zero,
-                  n2[-1, :], dt, dy, theta, h_dry)
+                  n2[-1, :], dt, dy, theta, h_dry, h_cap)
         qys[-1, :] = np.where(open_[-1, :], np.maximum(q, 0.0), 0.0)
     return qxs, qys
 
@@ -119,7 +119,7 @@ def limit(qxs, qys, f):
 
 def step(st: State, z, n2, phi, dt, dx, dy, *, t_new, theta=0.7, h_dry=1e-5, bc=(0, 0, 0, 0),
          bslope=1e-3, rain=0.0, infil_mode=0, ip1=0.0, ip2=0.0, drain=0.0, inflow=0.0,
-         level_mask=None, level=0.0, h_arrive=0.15):
+         level_mask=None, level=0.0, h_arrive=0.15, h_cap=np.inf):
     """Advance ``st`` in place by one step; returns this step's volumes (m³).
 
     ``rain``, ``ip1``, ``ip2``, ``drain`` are m/s / m, scalars or (ny, nx);
@@ -128,7 +128,7 @@ def step(st: State, z, n2, phi, dt, dx, dy, *, t_new, theta=0.7, h_dry=1e-5, bc=
     """
     ny, nx = st.h.shape
     area = dx * dy
-    qxs, qys = fluxes(st.h, z, n2, phi, st.qx, st.qy, dt, dx, dy, theta, h_dry, bc, bslope)
+    qxs, qys = fluxes(st.h, z, n2, phi, st.qx, st.qy, dt, dx, dy, theta, h_dry, bc, bslope, h_cap)
     f = limiter(st.h, phi, qxs, qys, dt, dx, dy)
     qx, qy = limit(qxs, qys, f)
     open_ = phi > 0
