@@ -33,10 +33,12 @@ from twin.errors import ConfigError
 
 STATIC_DIR = Path(__file__).with_name("static")
 
-#: Sent with every response: the console talks to its own origin only.
+#: Sent with every response: the console talks to its own origin only. ``'wasm-unsafe-eval'``
+#: lets the deck.gl bundle compile its small WebAssembly helpers (it probes for them at load);
+#: it does not allow JavaScript ``eval``.
 SECURITY_HEADERS = {
     "content-security-policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data: blob:; connect-src 'self' data: blob:; worker-src 'self' blob:; "
         "font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
         "form-action 'none'"),
