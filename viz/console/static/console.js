@@ -556,7 +556,9 @@
       map = window.consoleMap = TwinMap.mount($('map'), scene, {onViewState: syncLiveView});
       mountLive(map);
       redrawLive();
-      return map._drawn ? map._drawn() : null;
+      return new Promise(function (resolve) {  // the map's first frame (TwinMap's map.ready)
+        (function wait() { if (map.ready) resolve(); else requestAnimationFrame(wait); })();
+      });
     }).then(function () {
       window.consoleReady = true;
     }).catch(function (err) {
