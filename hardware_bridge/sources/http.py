@@ -52,13 +52,12 @@ import asyncio
 import hmac
 import json
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from hardware_bridge.sources import Message, as_sink, raw_obs_topic, topic_for_datastream
+from twin.web import ThreadedServer
 
 log = logging.getLogger(__name__)
 
@@ -367,59 +366,14 @@ class PermitRoutes:
                              "readings": self._readings(used)})
 
 
-class HttpServer:
+class HttpServer(ThreadedServer):
     """uvicorn serving :func:`make_app` in a background thread (``start``/``stop``).
 
-    ``port=0`` picks a free port; the bound port is :attr:`port` after :meth:`start`.
+    ``port=0`` picks a free port; the bound port is :attr:`port` after construction.
     """
 
     def __init__(self, sink: Any, host: str = "127.0.0.1", port: int = 0, **app_kw: Any) -> None:
-        import uvicorn
-
-        self.host = host
-        self._sock = None
-        if port == 0:
-            import socket
-
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, 0))
-            self._sock = s
-            port = s.getsockname()[1]
-        self.port = port
-        config = uvicorn.Config(make_app(sink, **app_kw), host=host, port=port,
-                                log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> HttpServer:
-        socks = [self._sock] if self._sock is not None else None
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": socks},
-                                        name="http-ingest", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"HTTP ingest server did not start on {self.url}")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
-
-    def __enter__(self) -> HttpServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().__init__(make_app(sink, **app_kw), host, port, name="http-ingest", lifespan="off")
 
 
 __all__ = ["HttpServer", "PermitRoutes", "make_app", "outcome"]

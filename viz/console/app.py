@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from twin.errors import ConfigError
+from twin.web import ThreadedServer
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -214,58 +211,14 @@ def loopback_hosts(host: str) -> list[str]:
     return sorted({"127.0.0.1", "localhost", "[::1]", "::1", host})
 
 
-class ConsoleServer:
+class ConsoleServer(ThreadedServer):
     """uvicorn serving a console app in a background thread (tests, drills): ``start``/``stop``.
 
     ``port=0`` picks a free port; :attr:`url` is known after construction.
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn
-
-        self.app = app
-        self.host = host
-        self._sock: socket.socket | None = None
-        if port == 0:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, 0))
-            self._sock = s
-            port = s.getsockname()[1]
-        self.port = port
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> ConsoleServer:
-        socks = [self._sock] if self._sock is not None else None
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": socks},
-                                        name="twin-console", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise ConfigError(f"the console server did not start on {self.url}")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-        if self._sock is not None:
-            self._sock.close()
-
-    def __enter__(self) -> ConsoleServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().__init__(app, host, port, name="twin-console", lifespan="on", graceful_s=2)
 
 
 __all__ = ["ConsoleServer", "create_app", "loopback_hosts"]
