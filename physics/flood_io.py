@@ -17,7 +17,6 @@ import xarray as xr
 from twin.errors import ValidationError
 
 DEPTH_CLASSES_M = (0.15, 0.3, 0.5, 1.0)
-MAP_LEVELS_M = (0.15, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
 def _grid(ds: xr.Dataset, name: str):
@@ -68,77 +67,16 @@ def write_flood_geotiffs(ds: xr.Dataset, out_dir) -> dict[str, Path]:
 
 def plot_max_depth(ds: xr.Dataset, path, *, districts=None, title: str | None = None,
                    dpi: int = 150) -> Path:
-    """PNG map: hillshade, sea, maximum depth in classes (m) with a colour bar, district outlines.
+    """PNG map of the maximum depth: :func:`viz.plots.max_depth_figure` written to ``path``.
 
-    ``districts`` is a GeoDataFrame with a ``name`` column (any CRS), drawn
-    as outlines with labels; ``title`` defaults to the storm, duration and region.
+    Hillshade, sea, depth classes (m) with a colour bar, district outlines
+    (``districts``, a GeoDataFrame with a ``name`` column, or traced from the
+    run's ``district`` raster) and the deepest places numbered.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
-    from gis.raster import make_grid, transform_of
-    from gis.terrain import hillshade
+    from viz.plots import max_depth_figure, save_png
 
     _check(ds)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = transform_of(ds)
-    ny, nx = ds.sizes["y"], ds.sizes["x"]
-    ext_km = np.array([t.c, t.c + t.a * nx, t.f + t.e * ny, t.f]) / 1000.0
-    aspect = ny / nx
-    fig_w = 11.0
-    fig, ax = plt.subplots(figsize=(fig_w, max(4.0, fig_w * aspect * 0.85 + 1.2)))
-    if "elevation" in ds:
-        z = np.asarray(ds["elevation"].values, dtype=np.float64)
-        sea = np.asarray(ds["sea"].values, bool) if "sea" in ds else np.zeros(z.shape, bool)
-        zl = np.where(sea, np.nan, z)
-        hs = hillshade(make_grid(zl, t, ds.attrs["crs"]), dtype="float").values
-        ax.imshow(np.where(np.isnan(hs), np.nan, 0.35 + 0.65 * hs), cmap="gray", vmin=0, vmax=1,
-                  extent=ext_km, interpolation="nearest")
-        if sea.any():
-            ax.imshow(np.where(sea, 1.0, np.nan), cmap=ListedColormap(["#bcd7ea"]), vmin=0, vmax=1,
-                      extent=ext_km, interpolation="nearest")
-    md = np.asarray(ds["max_depth"].values, dtype=np.float64)
-    levels = list(MAP_LEVELS_M)
-    colors = ["#c6e2f7", "#8cc3ec", "#4a98d8", "#1f5fb4", "#16338a", "#5a0f6e"]
-    cmap = ListedColormap(colors[: len(levels) - 1]).with_extremes(over=colors[len(levels) - 1])
-    norm = BoundaryNorm(levels, cmap.N)
-    shown = np.where(md >= levels[0], md, np.nan)
-    im = ax.imshow(shown, cmap=cmap, norm=norm, extent=ext_km, interpolation="nearest")
-    cb = fig.colorbar(im, ax=ax, extend="max", shrink=0.8, pad=0.02)
-    cb.set_label("maximum water depth (m)")
-    cb.set_ticks(levels)
-    cb.set_ticklabels([f"{v:g}" for v in levels])
-    if districts is not None and len(districts):
-        g = districts.to_crs(ds.attrs["crs"])
-        for geom, name in zip(g.geometry, g["name"], strict=True):
-            parts = getattr(geom, "geoms", [geom])
-            for p in parts:
-                xs, ys = p.exterior.xy
-                ax.plot(np.asarray(xs) / 1000, np.asarray(ys) / 1000, color="#222222", lw=0.7)
-            rp = geom.representative_point()
-            if ext_km[0] < rp.x / 1000 < ext_km[1] and ext_km[2] < rp.y / 1000 < ext_km[3]:
-                ax.text(rp.x / 1000, rp.y / 1000, str(name), fontsize=8, ha="center", color="#111111",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.6, "lw": 0})
-    ax.set_xlim(ext_km[0], ext_km[1])
-    ax.set_ylim(ext_km[2], ext_km[3])
-    ax.set_xlabel(f"x (km, {ds.attrs['crs']})")
-    ax.set_ylabel(f"y (km, {ds.attrs['crs']})")
-    if title is None:
-        storm = json.loads(ds.attrs.get("storm", "{}"))
-        title = (f"Maximum flood depth: {storm.get('name', 'rain')}"
-                 f" ({storm.get('total_mm', float('nan')):.0f} mm in {float(ds.attrs.get('duration_h', 0)):g} h)\n"
-                 f"{ds.attrs.get('region', '')}, {float(ds.attrs.get('resolution_m', 0)):g} m grid, "
-                 f"depth classes from {levels[0]:g} m")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
-
+    return Path(save_png(max_depth_figure(ds, districts=districts, title=title), path, dpi=dpi))
 
 def flood_summary(ds: xr.Dataset, *, hitrate: dict | None = None) -> dict:
     """JSON-able summary: volumes, flooded areas by depth class, max depth, run time, speed, balance."""
