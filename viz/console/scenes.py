@@ -9,19 +9,16 @@ follows the live state.
 
 from __future__ import annotations
 
+import html
 import threading
 from pathlib import Path
 from typing import Any
 
 from twin.errors import DataMissingError
+from viz.layers.sensors import STATUS_COLOURS, status_points_layer
 
-#: Colours of the sensor statuses (RGBA), also used by the page's legend.
-STATUS_COLORS = {
-    "ok": [46, 160, 67, 230],
-    "stale": [230, 160, 20, 230],
-    "offline": [128, 128, 128, 230],
-    "alarm": [220, 30, 30, 255],
-}
+#: Colours of the sensor statuses (RGBA), also used by the page's legend: those of the ``sensors`` kind.
+STATUS_COLORS = {k: list(v) for k, v in STATUS_COLOURS.items()}
 BASE_VECTORS = ("coast", "roads", "metro_lines", "metro_stations")
 BASE_MAX_PX = 1600
 FORECAST_MAX_PX = 1024
@@ -71,18 +68,13 @@ def _optional_vector(city: Any, name: str) -> Any:
 
 def sensors_layer(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """deck.gl ScatterplotLayer JSON of the located sensors, coloured by status."""
-    data = []
+    points = []
     for e in entries:
-        if e.get("lon") is None or e.get("lat") is None:
-            continue
         value = "—" if e.get("value") is None else f"{e['value']:.4g} {e.get('unit') or ''}".strip()
-        data.append({"id": e["id"], "position": [e["lon"], e["lat"]], "status": e["status"],
-                     "color": STATUS_COLORS.get(e["status"], STATUS_COLORS["offline"]),
-                     "tooltip": f"{e['id']}: {value} ({e['status']})"})
-    return {"@@type": "ScatterplotLayer", "id": "sensors", "data": data,
-            "getPosition": "@@=position", "getFillColor": "@@=color", "getLineColor": [255, 255, 255, 255],
-            "stroked": True, "lineWidthMinPixels": 1, "getRadius": 7, "radiusUnits": "pixels",
-            "pickable": True}
+        tip = html.escape(f"{e['id']}: {value} ({e['status']})")
+        points.append({"id": e["id"], "lon": e.get("lon"), "lat": e.get("lat"), "status": e["status"],
+                       "tooltip": tip})
+    return status_points_layer(points)
 
 
 def forecast_scene(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:

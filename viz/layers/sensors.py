@@ -82,6 +82,27 @@ def _tooltip(s, status: str, latest: dict | None) -> str:
     return "<br/>".join(parts)
 
 
+def status_points_layer(points, *, layer_id: str = "sensors") -> dict:
+    """ScatterplotLayer JSON of points coloured by status (:data:`STATUS_COLOURS`).
+
+    ``points``: dicts with ``id``, ``lon``, ``lat``, ``status`` (a key of
+    :data:`STATUS_COLOURS`; unknown ones draw as offline) and ``tooltip``
+    (escaped HTML); points without a location are left out.  The static
+    ``sensors`` kind and the console's live layer both draw with it.
+    """
+    data = []
+    for p in points:
+        if p.get("lon") is None or p.get("lat") is None:
+            continue
+        st = p["status"] if p["status"] in STATUS_COLOURS else "offline"
+        data.append({"id": p["id"], "p": [round(float(p["lon"]), 6), round(float(p["lat"]), 6)],
+                     "status": p["status"], "c": list(STATUS_COLOURS[st]), "tooltip": p.get("tooltip", "")})
+    return {"@@type": "ScatterplotLayer", "id": layer_id, "data": data, "getPosition": "@@=p",
+            "getFillColor": "@@=c", "getLineColor": [255, 255, 255, 255], "stroked": True,
+            "radiusUnits": "pixels", "getRadius": 6, "lineWidthUnits": "pixels", "getLineWidth": 1.5,
+            "pickable": True, "autoHighlight": True}
+
+
 @register("sensors")
 def sensors(registry, latest: dict[str, dict] | None = None, *, now: datetime | None = None,
             alarms=(), stale_after_s: float = 900.0, offline_after_s: float = 3600.0,
@@ -106,20 +127,15 @@ def sensors(registry, latest: dict[str, dict] | None = None, *, now: datetime | 
                               "need 0 < stale_after_s <= offline_after_s")
     latest = latest or {}
     alarms = set(alarms)
-    data = []
-    lons, lats = [], []
+    points = []
     for s in registry:
         last = latest.get(s.id)
         st = sensor_status(s, last, now, stale_after_s=stale_after_s, offline_after_s=offline_after_s,
                            alarm=s.id in alarms)
-        data.append({"id": s.id, "p": [round(s.lon, 6), round(s.lat, 6)], "status": st,
-                     "c": list(STATUS_COLOURS[st]), "tooltip": _tooltip(s, st, last)})
-        lons.append(s.lon)
-        lats.append(s.lat)
-    layer = {"@@type": "ScatterplotLayer", "id": layer_id, "data": data, "getPosition": "@@=p",
-             "getFillColor": "@@=c", "getLineColor": [255, 255, 255, 255], "stroked": True,
-             "radiusUnits": "pixels", "getRadius": 6, "lineWidthUnits": "pixels", "getLineWidth": 1.5,
-             "pickable": True, "autoHighlight": True}
+        points.append({"id": s.id, "lon": s.lon, "lat": s.lat, "status": st, "tooltip": _tooltip(s, st, last)})
+    layer = status_points_layer(points, layer_id=layer_id)
     legend = Legend(layer_id, "Sensor status", "", [(k, v) for k, v in STATUS_COLOURS.items()])
+    lons = [p["lon"] for p in points]
+    lats = [p["lat"] for p in points]
     bounds = (min(lons), min(lats), max(lons), max(lats)) if lons else None
     return LayerSet(layers=[layer], legends=[legend], label=label, bounds=bounds)
