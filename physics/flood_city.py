@@ -438,6 +438,7 @@ def run_city_flood(
     dtype=np.float64,
     progress: Callable[[dict], None] | None = None,
     progress_every_s: float = 60.0,
+    wave_depth_cap_m: float | None = None,
     **setup_kwargs,
 ) -> xr.Dataset:
     """Run the flood model for a set-up (or build one from ``setup_kwargs``) and return its outputs.
@@ -449,6 +450,8 @@ def run_city_flood(
     ``max_depth``, ``time_of_max_depth`` and ``arrival_time`` are NaN on sea
     and blocked cells; ``flooded_area`` counts land cells only (m², depth
     >= 0.15 m); attrs carry the storm, the run time and cell-updates/s.
+    ``wave_depth_cap_m`` is passed to :class:`~physics.flood.FloodModel`
+    (off by default: a faster step that slows deep water's waves).
     """
     from physics.flood import FloodModel
 
@@ -459,7 +462,7 @@ def run_city_flood(
     if every <= 0:
         raise ValidationError(f"output_every_s={output_every_s} must be > 0 s")
     every = min(every, duration)
-    model = FloodModel(**model_kwargs(setup), dtype=dtype)
+    model = FloodModel(**model_kwargs(setup), dtype=dtype, wave_depth_cap_m=wave_depth_cap_m)
     wall0 = time.perf_counter()
     chunk = min(_finite(progress_every_s, "progress_every_s", lo=1e-3), every)
     # FloodModel.run reports only at output times: wrap this instance's step so that each output

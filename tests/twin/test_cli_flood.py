@@ -85,6 +85,19 @@ def test_dem_file_run(tmp_path):
     assert s["storm"]["total_mm"] == pytest.approx(30.0)
 
 
+def test_wave_depth_cap_reaches_the_model(tmp_path):
+    z = np.tile(np.linspace(2.0, 0.0, 40), (30, 1)).astype(np.float32)
+    dem = write_geotiff(make_grid(z, Affine(20, 0, 300000, 0, -20, 2500000), "EPSG:32650", units="m"),
+                        tmp_path / "dem.tif")
+    res = _run("--dem", str(dem), "--rain-mm-h", "60", "--hours", "0.25", "--out", str(tmp_path / "o"),
+               "--wave-depth-cap", "0.5", "--no-report")
+    assert res.exit_code == 0, res.output
+    with xr.open_dataset(tmp_path / "o" / "flood.nc") as ds:
+        assert float(ds.attrs["wave_depth_cap_m"]) == 0.5
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert abs(s["volume_balance_relative_error"]) <= 1e-9  # the cap leaves volumes exact
+
+
 @pytest.mark.parametrize("args, message", [
     (["--city", "shenzhen", "--dem", "{dem}"], "either --city or --dem"),
     (["--storm", "2023-09-07", "--rain-mm-h", "10"], "either --storm or --rain-mm-h"),
@@ -92,6 +105,7 @@ def test_dem_file_run(tmp_path):
     (["--hours", "nan"], "--hours"),
     (["--resolution", "0"], "--resolution"),
     (["--output-every", "0"], "--output-every"),
+    (["--wave-depth-cap", "0"], "--wave-depth-cap"),
     (["--peak-fraction", "2"], "--peak-fraction"),
     (["--drainage-mm-h", "Futian=abc"], "NAME=MM_H"),
     (["--drainage-mm-h", "-3"], ">= 0 mm/h"),
