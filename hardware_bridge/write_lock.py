@@ -33,7 +33,7 @@ from twin.errors import StoreError
 
 LOCK_NAME = "bridge-write.lock"
 #: Store methods that open a write transaction (run under the lock).
-WRITE_METHODS = frozenset({"put_ingested", "put_observation", "put_observations", "put_event",
+WRITE_METHODS = frozenset({"put_ingested", "write_prepared", "put_observation", "put_observations", "put_event",
                            "put_dead_letter", "put_dead_letters", "put_sensors"})
 
 __all__ = ["LOCK_NAME", "LockedWrites", "WriteLock"]
@@ -100,6 +100,16 @@ class LockedWrites:
         if name not in WRITE_METHODS:
             return attr
         lock = self.lock
+        if name == "put_ingested":  # validation and row building need no turn: only the transaction does
+            store = self.store
+
+            def put_ingested(observations: Any, dead_letters: Any = ()) -> list[bool]:
+                batch = store.prepare_ingested(observations, dead_letters)
+                with lock.held():
+                    return store.write_prepared(batch)
+
+            put_ingested.__doc__ = attr.__doc__
+            return put_ingested
 
         def locked(*args: Any, **kwargs: Any) -> Any:
             with lock.held():

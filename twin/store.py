@@ -258,6 +258,14 @@ _OBS_INSERT = (
 )
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Rows of a bridge batch, validated and ready to write (:meth:`Store.prepare_ingested`)."""
+
+    rows: list[tuple[Any, ...]]
+    dead_letter_rows: list[tuple[Any, ...]]
+
+
 # =============================================================== dead letters
 @dataclass(frozen=True)
 class DeadLetter:
@@ -851,17 +859,54 @@ class Store:
         received_at[, source])`` tuples or dicts with those keys. Returns, per
         observation, ``True`` if it was new and ``False`` if it was a duplicate.
         Every record is validated before anything is written.
+
+        It is :meth:`prepare_ingested` (validation and row building, no
+        database access) followed by :meth:`write_prepared` (the transaction);
+        processes that share a store and take turns on writes run only the
+        second under their lock.
         """
+        return self.write_prepared(self.prepare_ingested(observations, dead_letters))
+
+    @staticmethod
+    def prepare_ingested(
+        observations: Iterable[Observation | dict[str, Any]],
+        dead_letters: Iterable[tuple[Any, ...] | dict[str, Any]] = (),
+    ) -> PreparedBatch:
+        """Validate a batch and build its rows (see :meth:`put_ingested`); writes nothing."""
         rows = [_ingest_row(o) for o in observations]
         dl_rows = [
             _dl_row(**d) if isinstance(d, dict) else _dl_row(*d) for d in dead_letters
         ]
-        new: list[bool] = []
+        return PreparedBatch(rows, dl_rows)
+
+    def write_prepared(self, batch: PreparedBatch) -> list[bool]:
+        """Write a :meth:`prepare_ingested` batch in one durable transaction; new-row flags.
+
+        The observations go in with one ``executemany``; only when some of them
+        were already stored (fewer rows changed than given) are the new ones
+        told apart, by their keys among the rows this transaction added (the
+        first of several equal keys in one batch is the new one).
+        """
+        rows = batch.rows
         with self._tx() as cur:
-            for row in rows:
-                cur.execute(_OBS_INSERT, row)
-                new.append(cur.rowcount == 1)
-            for row in dl_rows:
+            conn = self._conn
+            first_id = cur.execute("SELECT COALESCE(MAX(id), 0) FROM observations").fetchone()[0]
+            before = conn.total_changes
+            if rows:
+                cur.executemany(_OBS_INSERT, rows)
+            added = conn.total_changes - before
+            if added == len(rows):
+                new = [True] * len(rows)
+            else:
+                fresh = set(cur.execute(
+                    "SELECT datastream_id, phenomenon_time, seq FROM observations WHERE id > ?",
+                    (first_id,)).fetchall())
+                new = []
+                for r in rows:
+                    key = (r[0], r[1], r[3])
+                    new.append(key in fresh)
+                    fresh.discard(key)
+            for row in batch.dead_letter_rows:
                 cur.execute(_DL_UPSERT, row).fetchall()
         return new
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from hardware_bridge.write_lock import LOCK_NAME, LockedWrites, WriteLock
-from twin.errors import StoreError
+from twin.errors import StoreError, ValidationError
 from twin.events import Event
 from twin.store import Store
 
@@ -63,3 +63,15 @@ def test_threads_of_one_process_take_turns(tmp_path):
 def test_unwritable_lock_file_is_a_store_error(tmp_path):
     with pytest.raises(StoreError, match="bridge write lock"):
         WriteLock(tmp_path / "missing-dir" / "x.lock")
+
+
+def test_batches_are_validated_before_waiting_for_the_lock(tmp_path):
+    # put_ingested builds and checks its rows outside the lock (only the transaction takes a
+    # turn), so two bridges validate in parallel; a bad batch fails while another holds the lock.
+    with Store.open(tmp_path / "s") as store:
+        writes = LockedWrites(store)
+        other = WriteLock(store.root / LOCK_NAME)
+        with other.held(), pytest.raises(ValidationError):
+            writes.put_ingested([{"datastream_id": ""}])
+        other.close()
+        writes.lock.close()

@@ -452,3 +452,26 @@ def test_real_shenzhen_static_state_round_trips(shenzhen_dir, tmp_path):
         restored = store.restore(store.snapshot(state))
     assert_same_state(restored, state)
     assert restored.static.attrs["district_names"][1] == "Futian"
+
+
+def test_put_ingested_flags_new_rows_against_stored_and_in_batch_duplicates(tmp_path):
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def obs(stream, k, value=1.0):
+        return Observation(datastream_id=stream, phenomenon_time=t0 + timedelta(seconds=k),
+                           result_time=t0 + timedelta(seconds=k), seq=0, value=value, unit="m")
+
+    with Store.open(tmp_path / "s") as store:
+        assert store.put_ingested([obs("A", 1), obs("A", 2)]) == [True, True]  # all new: fast path
+        # A/2 stored before, B/1 twice in this batch (the first one is the new one), B/2 new
+        flags = store.put_ingested([obs("A", 2, 9.0), obs("B", 1), obs("B", 1, 7.0), obs("B", 2)],
+                                   [("sz/v1/x", b"{", "bad JSON", t0)])
+        assert flags == [False, True, False, True]
+        assert store.count_observations() == 4
+        assert store.observations("A", t0=t0 + timedelta(seconds=2))[0].value == 1.0  # first kept
+        assert store.observations("B", t0=t0 + timedelta(seconds=1))[0].value == 1.0
+        assert store.count_dead_letters() == 1
+        assert store.put_ingested([]) == []
+        with pytest.raises(ValidationError):
+            store.put_ingested([obs("C", 1), {"datastream_id": ""}])
+        assert store.count_observations() == 4  # nothing of a bad batch is written
