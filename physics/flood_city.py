@@ -23,7 +23,10 @@
   the city; left in, each collects its neighbours' runoff into a speckle of
   deep one-cell ponds. Real depressions larger than one cell are kept;
 * **blocked cells**: NaN elevation on land (outside the DEM) and cells
-  outside the clip polygon;
+  outside the clip polygon, except its **outflow edge**: the ring of land
+  cells just outside the outline is kept dry at the sea level (fixed-level
+  cells above it), so rivers and overland flow leave the domain where the
+  terrain falls outward instead of ponding against a wall;
 * **Manning's n**: no land-use map is available, so n = 0.03 s/m^(1/3)
   (urban surfaces: roads, paved areas) everywhere except slopes of 10° or
   more, taken as vegetated hillsides, n = 0.035. Both are assumptions in
@@ -210,6 +213,7 @@ def city_flood_setup(
     sea_depth_m: float = 1.0,
     min_land_elevation_m: float | None = 0.0,
     fill_pits: bool = True,
+    outflow_edge: bool = True,
 ) -> dict:
     """Inputs of :class:`FloodModel` for a city run (see the module docstring for the choices).
 
@@ -222,8 +226,19 @@ def city_flood_setup(
     buffer_m : float
         Margin (m) around the districts (or the city outline) kept in the domain.
     domain : "polygon" | "bbox"
-        "polygon": cells outside the buffered outline are blocked (walls);
-        "bbox": the whole bounding rectangle is computed, its edges free outflow.
+        "polygon": cells outside the buffered outline are blocked, except the
+        outflow edge (``outflow_edge``); "bbox": the whole bounding rectangle
+        is computed, its edges free outflow.
+    outflow_edge : bool
+        With ``domain="polygon"``: the cells just outside the outline (4-adjacent
+        to active land, on land standing above the highest sea level of the run)
+        become fixed-level cells like the sea. Kept at ``max(level - z, 0)`` = dry,
+        they take what runs out of the domain over them (a free overfall, booked
+        with the sea in the balance's level exchange) and give nothing back;
+        where the terrain rises outward nothing runs out. Without them
+        (False) the outline is a wall that dams every valley crossing it
+        (rivers into Dongguan and Huizhou, or into a neighbouring district of a
+        district run).
     storm, hours, method, peak_fraction
         The rain (:func:`make_storm`); ``hours`` is the storm length (h).
     tide : float (constant sea level, m) or (times_s, levels_m)
@@ -322,11 +337,28 @@ def city_flood_setup(
     active_land = ~blocked & ~sea
     if not active_land.any():
         raise GridError(f"no land cell in the domain of {label}")
+    duration_s = hours * 3600.0
+    if isinstance(tide, tuple):
+        tt, lv = tide
+    else:
+        tt, lv = tide_series(duration_s, float(tide), surge_m=surge_m,
+                             surge_peak_s=None if surge_peak_h is None else surge_peak_h * 3600.0)
+    edge = np.zeros(shape, dtype=bool)
+    if outflow_edge and domain == "polygon":
+        near = np.zeros(shape, dtype=bool)
+        near[1:, :] |= active_land[:-1, :]
+        near[:-1, :] |= active_land[1:, :]
+        near[:, 1:] |= active_land[:, :-1]
+        near[:, :-1] |= active_land[:, 1:]
+        with np.errstate(invalid="ignore"):
+            edge = near & blocked & ~sea & np.isfinite(z) & (z > float(np.max(lv)))
+        blocked = blocked & ~edge
     if min_land_elevation_m is not None:
         z = np.where(active_land, np.maximum(z, _finite(min_land_elevation_m, "min_land_elevation_m")), z)
     n_pits = 0
     if fill_pits:
-        z, n_pits = fill_single_pits(np.where(active_land, z, np.nan))
+        zf, n_pits = fill_single_pits(np.where(active_land, z, np.nan))
+        z = np.where(active_land, zf, z)  # the outflow edge keeps its own bed
     zz = np.where(active_sea, -sea_depth_m, z)
     zz = np.where(blocked, np.nan, zz)
     dem = make_grid(zz, transform, city.crs, name="elevation", units="m",
@@ -351,13 +383,9 @@ def city_flood_setup(
     drain = lut[np.where(did >= 0, did, len(adnames))]
     drain = np.where(active_land, drain, 0.0)
 
-    duration_s = hours * 3600.0
-    if isinstance(tide, tuple):
-        tt, lv = tide
-    else:
-        tt, lv = tide_series(duration_s, float(tide), surge_m=surge_m,
-                             surge_peak_s=None if surge_peak_h is None else surge_peak_h * 3600.0)
-    water_level = WaterLevel(active_sea, np.asarray(tt, float), np.asarray(lv, float), name="sea level")
+    level_cells = active_sea | edge
+    water_level = WaterLevel(level_cells, np.asarray(tt, float), np.asarray(lv, float),
+                             name="sea level" if not edge.any() else "sea level (sea and outflow edge)")
     # Start the sea at its level, so the balance's level exchange is the sea's net take from the land
     # (not the filling of the sea fringe at the first step).
     h0 = np.where(active_sea, np.maximum(water_level.at(0.0) - np.nan_to_num(zz), 0.0), 0.0)
@@ -365,7 +393,7 @@ def city_flood_setup(
     context = {
         "label": label, "districts": names, "resolution_m": resolution, "buffer_m": buffer_m,
         "domain": domain, "hours": hours, "storm": storm_info(rain, hours),
-        "sea": active_sea, "land": active_land, "blocked": blocked, "land_mask_gshhg": land,
+        "sea": active_sea, "land": active_land, "blocked": blocked, "outflow_edge": edge, "land_mask_gshhg": land,
         "district": did, "district_names": adnames, "outline": report_within, "crs": city.crs,
         "drainage_mm_h": {adnames[k]: float(v) for k, v in dmap.items()},
         "drainage_default_mm_h": default_drainage_mm_h,
@@ -374,7 +402,7 @@ def city_flood_setup(
         "districts_gdf": dist_all, "city": city, "pits_filled": n_pits,
     }
     return {"dem": dem, "manning": manning, "rain": rain, "drainage_mm_h": drain,
-            "water_level": water_level if active_sea.any() else None,
+            "water_level": water_level if level_cells.any() else None,
             "boundaries": "free", "h0": h0, "context": context}
 
 
@@ -505,6 +533,10 @@ def _finish(ds: xr.Dataset, setup: Mapping, model, wall: float) -> xr.Dataset:
                        {"units": "m", "long_name": "bed elevation used (sea lowered, NaN blocked)"})
     ds["sea"] = (("y", "x"), sea.astype(np.uint8), {"units": "1", "long_name": "fixed-level sea cell"})
     ds["land"] = (("y", "x"), land.astype(np.uint8), {"units": "1", "long_name": "active land cell"})
+    edge = np.asarray(ctx.get("outflow_edge", np.zeros_like(land)), dtype=bool)
+    ds["outflow_edge"] = (("y", "x"), edge.astype(np.uint8),
+                          {"units": "1", "long_name": "outflow edge cell (kept dry at the sea level: takes what "
+                                                      "runs out of the domain)"})
     ds["district"] = (("y", "x"), np.asarray(ctx["district"], np.int16),
                       {"units": "1", "long_name": "district id (-1 none); names in attrs district_names"})
     ds["x"].attrs.update(units="m", standard_name="projection_x_coordinate", axis="X")
@@ -519,6 +551,7 @@ def _finish(ds: xr.Dataset, setup: Mapping, model, wall: float) -> xr.Dataset:
         "manning": json.dumps(ctx["manning"]), "domain": ctx["domain"], "buffer_m": float(ctx["buffer_m"]),
         "wall_time_s": wall, "cell_updates_per_s": model.cell_updates / wall if wall > 0 else float("nan"),
         "land_cells": int(land.sum()), "sea_cells": int(sea.sum()), "grid_cells": int(land.size),
+        "outflow_edge_cells": int(edge.sum()),
         "flooded_depth_m": thr,
     })
     return ds

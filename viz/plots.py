@@ -61,7 +61,7 @@ BALANCE_PARTS = (  # (volume variable, label, colour, sign: + = water leaving th
     ("drainage", "drained (sewer capacity)", "#31a354", 1),
     ("infiltration", "infiltrated", "#a1d99b", 1),
     ("outflow", "left over the grid edge", "#969696", 1),
-    ("to_sea", "ran into the sea", "#9e9ac8", 1),
+    ("to_sea", "ran into the sea / out over the outline", "#9e9ac8", 1),
 )
 
 
@@ -168,12 +168,13 @@ def cell_area_m2(ds: xr.Dataset) -> float:
 
 
 def open_mask(ds: xr.Dataset) -> np.ndarray:
-    """Cells that take rain: land and sea for city runs, every cell otherwise."""
+    """Cells that take rain: land, sea and outflow edge for city runs, every cell otherwise."""
     shape = (ds.sizes["y"], ds.sizes["x"])
     if "land" in ds:
         m = np.asarray(ds["land"].values).astype(bool)
-        if "sea" in ds:
-            m = m | np.asarray(ds["sea"].values).astype(bool)
+        for name in ("sea", "outflow_edge"):
+            if name in ds:
+                m = m | np.asarray(ds[name].values).astype(bool)
         return m
     return np.ones(shape, bool)
 
@@ -212,7 +213,7 @@ def rain_series(ds: xr.Dataset, *, rain_area_m2: float | None = None) -> dict[st
     ds : Dataset
         Flood output with ``volume_rain`` (m³, cumulative) on ``time`` (s).
     rain_area_m2 : float, optional
-        Area that receives rain (m²); default: land + sea cells of a city
+        Area that receives rain (m²); default: land + sea + outflow-edge cells of a city
         run, every cell otherwise (:func:`open_mask`).
 
     Returns

@@ -114,7 +114,7 @@ def balance_table(ds: xr.Dataset) -> tuple[list[tuple[str, float]], float, float
     rows += [("infiltrated", -b["infiltration"][-1]), ("drained (sewer capacity)", -b["drainage"][-1]),
              ("left over the grid edge", -b["outflow"][-1])]
     if np.any(b["level_exchange"]):
-        rows.append(("exchanged with the sea (fixed level)", b["level_exchange"][-1]))
+        rows.append(("exchanged with the sea and the outflow edge (fixed level)", b["level_exchange"][-1]))
     if np.any(b["correction"]):
         rows.append(("booked corrections (assimilation)", b["correction"][-1]))
     rows.append(("change of surface storage", -b["storage_change"][-1]))

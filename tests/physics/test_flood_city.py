@@ -88,17 +88,27 @@ def futian(twin_data):
 def test_city_setup_masks_and_parameters(futian):
     s, ctx = futian, futian["context"]
     z = s["dem"].values
-    sea, land, blocked = ctx["sea"], ctx["land"], ctx["blocked"]
+    sea, land, blocked, edge = ctx["sea"], ctx["land"], ctx["blocked"], ctx["outflow_edge"]
     assert s["dem"].attrs["crs"] == "EPSG:4547"
     assert not (sea & land).any() and not (sea & blocked).any()
-    assert (sea | land | blocked).all()
+    assert not (edge & (sea | land | blocked)).any()
+    assert (sea | land | blocked | edge).all()
+    # the outflow edge: outside the outline, on land above the sea level, next to active land
+    assert edge.sum() > 50
+    assert np.all(np.isfinite(z[edge])) and np.all(z[edge] > 0)
+    nb = np.zeros_like(land)
+    nb[1:] |= land[:-1]
+    nb[:-1] |= land[1:]
+    nb[:, 1:] |= land[:, :-1]
+    nb[:, :-1] |= land[:, 1:]
+    assert np.all(nb[edge])
     assert sea.sum() > 100  # Futian fronts Shenzhen Bay
     assert not (sea[0].any() or sea[-1].any() or sea[:, 0].any() or sea[:, -1].any())  # no leak at edges
     assert np.all(z[sea] == -1.0) and np.all(np.isnan(z[blocked]))
     assert np.nanmin(z[land]) >= 0.0  # land below the sea raised to 0 m
     assert np.all(s["h0"][sea] == pytest.approx(1.0)) and np.all(s["h0"][~sea] == 0)
     wl = s["water_level"]
-    assert wl.mask.astype(bool).tolist() == sea.tolist() and wl.at(0) == 0.0
+    assert wl.mask.astype(bool).tolist() == (sea | edge).tolist() and wl.at(0) == 0.0
     # drainage: 50 mm/h in Futian, the default elsewhere on land, nothing on the sea
     futian_id = ctx["district_names"].index("Futian")
     dr = s["drainage_mm_h"]
@@ -133,3 +143,34 @@ def test_city_run(futian):
     assert float(ds["volume_level_exchange"][-1]) < 0
     assert float(ds["volume_outflow"][-1]) < 0.01 * float(ds["volume_rain"][-1])
     assert ds.attrs["steps"] > 0 and ds.attrs["crs"] == "EPSG:4547"
+
+
+def test_outflow_edge_lets_water_leave_where_the_terrain_falls_outward(futian):
+    # The same Futian storm with the outline as a wall (outflow_edge=False) and with the outflow
+    # edge: water that reaches the outline where the terrain falls outward leaves the domain
+    # (more taken by the fixed-level cells, the balance still closed to round-off) and no land
+    # cell gets deeper; next to the edge, ponding against the wall is what disappears.
+    walled = city_flood_setup("shenzhen", resolution=90, districts="Futian", hours=0.5,
+                              drainage_mm_h={"Futian": 50.0}, outflow_edge=False)
+    assert not walled["context"]["outflow_edge"].any()
+    a = run_city_flood(walled, output_every_s=900.0)
+    b = run_city_flood(futian, output_every_s=900.0)
+    for ds in (a, b):
+        assert abs(float(ds["volume_relative_error"][-1])) <= 1e-12
+    assert float(b["volume_level_exchange"][-1]) < float(a["volume_level_exchange"][-1])
+    land = futian["context"]["land"]
+    assert land.tolist() == walled["context"]["land"].tolist()
+    ma, mb = a["max_depth"].values[land], b["max_depth"].values[land]
+    # Nowhere deeper by more than 1 cm (measured: at most 2.4 mm, from flow paths shifted by the
+    # drained water's absence), and ponding against the former wall is gone (down to -1.08 m).
+    assert np.all(mb <= ma + 0.01)
+    assert np.min(mb - ma) < -0.5
+    edge = futian["context"]["outflow_edge"]
+    nb = np.zeros_like(edge)
+    nb[1:] |= edge[:-1]
+    nb[:-1] |= edge[1:]
+    nb[:, 1:] |= edge[:, :-1]
+    nb[:, :-1] |= edge[:, 1:]
+    at_edge = (nb & land)[land]
+    assert np.sum(mb[at_edge]) < np.sum(ma[at_edge])
+    assert b.attrs["outflow_edge_cells"] == int(edge.sum())
