@@ -51,6 +51,7 @@ class ThreadedServer:
                                 timeout_graceful_shutdown=graceful_s)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self.exit_code: int | str | None = None
 
     @property
     def url(self) -> str:
@@ -65,16 +66,23 @@ class ThreadedServer:
             When the server thread dies or is not up within ``timeout`` seconds.
         """
         socks = [self._sock] if self._sock is not None else None
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": socks},
-                                        name=self.name, daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(socks,), name=self.name, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise ConfigError(f"{self.name}: the server did not start on {self.url} "
-                                  f"within {timeout:g} s (is the port free?)")
+                why = f"uvicorn exited with {self.exit_code}" if self.exit_code is not None else \
+                    f"not up within {timeout:g} s"
+                raise ConfigError(f"{self.name}: the server did not start on {self.url} ({why}); "
+                                  "is the port free?")
             time.sleep(0.02)
         return self
+
+    def _serve(self, socks: list[socket.socket] | None) -> None:
+        try:
+            self.server.run(sockets=socks)
+        except SystemExit as exc:  # uvicorn exits on a start-up failure (e.g. the port is taken)
+            self.exit_code = exc.code
 
     def stop(self, timeout: float = 15.0) -> None:
         """Ask uvicorn to exit, wait for its thread, release the socket."""
