@@ -156,13 +156,14 @@ def traffic_shares(m: FloodModel) -> dict[str, Any]:
             "phi_read": float(w[cols[:, 2] == 0].sum() / span) if span else 0.0,
             "level": float(w[lvl_rows].sum() / span) if span else 0.0,
             "n2_grid": bool(m._n2k.size > 1), "phi_binary": bool(m._phi_binary),
-            "drainage_grid": bool(m.drain.size > 1)}
+            "drainage_grid": bool(m.drain.size > 1), "fused": bool(m._fused)}
 
 
 def bytes_per_grid_cell(itemsize: int, tr: dict[str, Any]) -> dict[str, float]:
     """Bytes per cell-update counted over the whole grid (the kernels touch only the open span)."""
     bpc = K.bytes_per_cell_update(itemsize, drainage_grid=tr["drainage_grid"], level=tr["level"],
-                                  phi_binary=tr["phi_binary"], phi_read=tr["phi_read"], n2_grid=tr["n2_grid"])
+                                  phi_binary=tr["phi_binary"], phi_read=tr["phi_read"], n2_grid=tr["n2_grid"],
+                                  fused=tr["fused"])
     return {k: v * tr["span_fraction"] for k, v in bpc.items()}
 
 
@@ -355,7 +356,7 @@ def main(argv=None) -> int:
                           None, None, None, None, None, None, None, None, r.get("cpu_contention_pct")])
     notes = [f"STREAM triad {t} thr: {b.best_gbs:.1f} GB/s" for t, b in bw.items()]
     notes.append("bytes/cell-update from the kernel design (K.bytes_per_cell_update): all-open grid float64 "
-                 "128 B (flux pass 56, update pass 72), float32 64 B; the city adds the Manning and drainage "
+                 "72 B (one fused sweep; the two-pass step: 128 B), float32 36 B; the city adds the Manning and drainage "
                  "grids, phi in rows with blocked cells and the level mask/bed in sea rows, and is scaled by the "
                  "open-span share of the grid (the kernels read nothing outside it)")
     notes.append("cell-updates = all grid cells x steps (blocked cells included, as for Landlab)")

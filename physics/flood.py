@@ -237,8 +237,7 @@ class FloodModel(Component):
         ny, nx = shape
         self.qx = np.zeros((ny, nx + 1), dtype=self.dtype)
         self.qy = np.zeros((ny + 1, nx), dtype=self.dtype)
-        self._qx_s = np.zeros_like(self.qx)
-        self._qy_s = np.zeros_like(self.qy)
+        self._fused = True  # one sweep per step (K.fused_pass); False: the two passes (flux_pass, update_pass)
         self._kernel_setup()
         self.hmax = self.h.copy()
         self.tmax = np.full(shape, start_s, dtype=self.dtype)
@@ -350,10 +349,10 @@ class FloodModel(Component):
 
     # -- time stepping ----------------------------------------------------------
     def _kernel_setup(self) -> None:
-        """Arrays of the two-pass kernels (see :mod:`physics._kernels.flood`), fixed for the run."""
+        """Arrays of the kernels (see :mod:`physics._kernels.flood`), fixed for the run."""
         ny, nx = self.shape
         self._zb = K.blocked_bed(self.z, self.phi)
-        self._fp = np.ones((ny + 2, nx + 2), dtype=self.dtype)  # outflow factors, padded with 1
+        self._scratch = None  # the two-pass step's qx_s, qy_s, fp (made on its first use)
         self._cols = K.active_columns(self.phi)
         self._phi_binary = bool(np.all((self.phi == 0) | (self.phi == 1)))
         n2 = self.n2
@@ -383,18 +382,38 @@ class FloodModel(Component):
         n = numba.get_num_threads()
         if self._chunks_for[0] != n:
             chunks = K.row_chunks(self._cols, 4 * n)
-            self._chunks_for = (n, (chunks, np.zeros((chunks.size - 1, self.shape[1]), dtype=self.dtype)))
+            nb, nx, dt = chunks.size - 1, self.shape[1], self.dtype
+            # ybuf (two-pass); halo and rolling row buffers of the fused step (see K.fused_pass)
+            bufs = (np.zeros((nb, nx), dtype=dt),
+                    np.zeros((nb - 1, 2, nx + 1), dtype=dt), np.zeros((nb - 1, 3, nx), dtype=dt),
+                    np.ones((nb - 1, 2, nx + 2), dtype=dt),
+                    np.zeros((nb, 3, nx + 1), dtype=dt), np.zeros((nb, 4, nx), dtype=dt),
+                    np.ones((nb, 3, nx + 2), dtype=dt))
+            self._chunks_for = (n, (chunks, bufs))
         return self._chunks_for[1]
+
+    def _two_pass_scratch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unlimited fluxes and outflow factors (padded with 1) of the two-pass step; stand-ins when fused."""
+        if self._fused:
+            one = np.zeros((1, 1), dtype=self.dtype)
+            return one, one, one
+        if self._scratch is None:
+            ny, nx = self.shape
+            self._scratch = (np.zeros_like(self.qx), np.zeros_like(self.qy),
+                             np.ones((ny + 2, nx + 2), dtype=self.dtype))
+        return self._scratch
 
     def _advance(self, t_end: float, max_steps: int = 2**62) -> None:
         """Sub-steps (in numba) towards ``t_end`` while the rain block and hydrograph segments hold."""
         rain = np.ascontiguousarray(self.rain.rate(self.t), dtype=self.dtype)
         if rain.shape not in ((1, 1), self.shape):
             raise GridError(f"rain field has shape {rain.shape}, the DEM {self.shape}")
-        chunks, ybuf = self._chunks()
+        chunks, (ybuf, hx, hy, hf, rx, ry, rf) = self._chunks()
+        qx_s, qy_s, fp = self._two_pass_scratch()
         t, n, hm = K.advance(
-            self.h, self._zb, self._n2k, self.phi, self.qx, self.qy, self._qx_s, self._qy_s, self._fp, ybuf,
-            self._cols, chunks, self.bc, self._phi_binary, rain, Infiltration.MODES[self.infiltration.mode],
+            self.h, self._zb, self._n2k, self.phi, self.qx, self.qy, qx_s, qy_s, fp, ybuf,
+            self._fused, hx, hy, hf, rx, ry, rf, self._cols, chunks, self.bc, self._phi_binary, rain,
+            Infiltration.MODES[self.infiltration.mode],
             self._ip1, self._ip2, self.infil_cum, self.drain, self._inflow_k, self._level_mask,
             self._level_rows, self.hmax, self.tmax, self.tarr, self._row_acc, self._in_cells, self._in_t,
             self._in_q, self._in_n, self._lvl_t, self._lvl_v, self.water_level is not None, self._z_lvl_min,

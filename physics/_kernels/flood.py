@@ -50,7 +50,8 @@ there stay 0), so the blocked margin of a city grid costs nothing.
 ``chunks`` splits the rows into contiguous blocks of about equal open-cell
 count (:func:`row_chunks`); each block is one parallel work item.
 
-Each step is two passes over the grid (:func:`step`):
+A step is one sweep over the grid (:func:`fused_pass`, the default) or,
+equivalently (the same arithmetic, the same results bit for bit), two passes:
   1. :func:`flux_pass`, per block of rows in order: the unlimited new fluxes
      of row j (its x faces and the y face above it) into ``qx_s``/``qy_s``
      from the current ``qx``/``qy``; then, once the faces around row j-1 are
@@ -63,6 +64,12 @@ Each step is two passes over the grid (:func:`step`):
      inflows and fixed-level (tide) cells; maxima and the volume balance per
      row.
 
+:func:`fused_pass` runs both within each block, row by row, with the
+unlimited fluxes and factors in small rolling row buffers per block (served
+by the caches), so ``qx_s``/``qy_s``/``fp`` never go through memory; the rows
+next to a block boundary are computed first into halo buffers read by both
+blocks (see its docstring).
+
 The face friction term uses h_f^(-7/3) = r^7 with r = h_f^(-1/3) from a
 bit-level first guess and Newton steps r <- r (4 - h_f r³)/3 (exact to a few
 ulp, and, unlike ``cbrt``, it vectorises).
@@ -73,8 +80,10 @@ float64, 4 float32; uniform rain, no infiltration/inflow/level cells):
 pass 1 reads h, zb, qx, qy and writes qx_s, qy_s, fp (7 B); pass 2 reads
 qx_s, qy_s, fp, h, hmax (and phi in rows with porosity other than 1) and
 writes qx, qy, h, hmax (9 B, 10 B with phi), plus the rare tmax/tarr
-writes: 16 B = 128 B (float64), 64 B (float32) on an all-open grid. See
-:func:`bytes_per_cell_update`.
+writes: 16 B = 128 B (float64), 64 B (float32) on an all-open grid. The
+fused sweep reads h, zb, qx, qy, hmax and writes qx, qy, h, hmax: 9 B = 72 B
+(float64), 36 B (float32), plus the halo rows at block boundaries (a few rows
+per block). See :func:`bytes_per_cell_update`.
 """
 
 from __future__ import annotations
@@ -206,8 +215,12 @@ def row_chunks(cols: np.ndarray, n: int) -> np.ndarray:
 
 
 def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="none", drainage_grid=False,
-                          inflow=False, level=False, phi_binary=True, phi_read=1.0, n2_grid=False) -> dict:
-    """Memory traffic per open-span cell and step of :func:`step` (STREAM counting: no write-allocate), by pass.
+                          inflow=False, level=False, phi_binary=True, phi_read=1.0, n2_grid=False,
+                          fused=True) -> dict:
+    """Memory traffic per open-span cell and step (STREAM counting: no write-allocate), by pass.
+
+    ``fused``: the one-sweep step (:func:`fused_pass`, key ``fused_pass``), else
+    the two passes (:func:`flux_pass`, :func:`update_pass`); ``total`` in both.
 
     ``phi_read`` is the share of cells in rows whose span is not all of
     porosity 1 (only those rows read ``phi`` in the update pass; see
@@ -223,6 +236,11 @@ def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="no
     p2 += b if inflow else 0
     p2 += {"none": 0, "constant": b, "green_ampt": 4 * b, "scs_cn": 3 * b}.get(infiltration, 0)
     p2 += (1 + b) * float(level)  # level mask and bed in rows with fixed-level cells (share, or True)
+    if fused:
+        # as the update pass, with zb, qx, qy read instead of qx_s, qy_s, fp; phi once (every row when not binary)
+        p = p2 - phi_read * b + (b if not phi_binary else phi_read * b)
+        p += b if n2_grid else 0
+        return {"fused_pass": p, "total": p}
     return {"flux_pass": p1, "update_pass": p2, "total": p1 + p2}
 
 
@@ -230,12 +248,11 @@ def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="no
 # Pass 1: fluxes and limiter
 # --------------------------------------------------------------------------
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _x_faces(j, h, zb, n2r, qx, qx_s, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one,
+def _x_faces(j, h, zb, n2r, qx, sj, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one,
              half):
     hj = h[j]
     zj = zb[j]
     qj = qx[j]
-    sj = qx_s[j]
     # interior faces i in [lo+1, hi) between cells i-1 and i; the neighbouring face is a wall
     # when the cell beyond it is blocked (zb = BIG) or it is a closed edge
     a = lo + 1
@@ -377,15 +394,16 @@ def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd,
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _limit_row(j, h, prow, qx_s, above, below, fp, lo, hi, dtdy, dtdx, area, zero, one):
+def _limit_row(hrow, prow, sxrow, above, below, frow, lo, hi, dtdy, dtdx, area, zero, one):
+    # frow: the padded factor row (the factor of cell i is frow[i + 1])
     hi = max(lo, hi)
-    hj = h[j, lo:hi]
-    sw = qx_s[j, lo:hi]
-    se = qx_s[j, lo + 1:hi + 1]
+    hj = hrow[lo:hi]
+    sw = sxrow[lo:hi]
+    se = sxrow[lo + 1:hi + 1]
     ab = above[lo:hi]
     be = below[lo:hi]
     pr = prow[lo:hi]
-    fr = fp[j + 1, lo + 1:hi + 1]
+    fr = frow[lo + 1:hi + 1]
     for i in range(hi - lo):  # from 0: see _y_faces
         out = (dtdy * (max(se[i], zero) - min(sw[i], zero))
                + dtdx * (max(be[i], zero) - min(ab[i], zero)))
@@ -435,7 +453,7 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
             lo = cols[j, 0]
             hi = cols[j, 1]
             n2j = n2c if n2_uniform else n2[j]
-            _x_faces(j, h, zb, n2j, qx, qx_s, lo, hi, nx, bc, bslope * dx, gdt, gdtdx, theta, th2, h_dry, h_cap,
+            _x_faces(j, h, zb, n2j, qx, qx_s[j], lo, hi, nx, bc, bslope * dx, gdt, gdtdx, theta, th2, h_dry, h_cap,
                      zero, one, half)
             if j == 0:
                 _top_edge(h, zb, n2j, phi, qy, qy_s[0], lo, hi, bc, bslope * dy, gdt, gdtdy, theta, th2, h_dry,
@@ -448,8 +466,8 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
                          zero, one, half)
             if j > j0:
                 jl = j - 1
-                _limit_row(jl, h, ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s, qy_s[jl], qy_s[j], fp,
-                           cols[jl, 0], cols[jl, 1], dtdy, dtdx, area, zero, one)
+                _limit_row(h[jl], ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s[jl], qy_s[jl], qy_s[j],
+                           fp[jl + 1], cols[jl, 0], cols[jl, 1], dtdy, dtdx, area, zero, one)
         jl = j1 - 1
         lo = cols[jl, 0]
         hi = cols[jl, 1]
@@ -463,13 +481,135 @@ def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, pa
             below = ybuf[c]
             _y_faces(j1, h, zb, n2c if n2_uniform else n2[jl], n2c if n2_uniform else n2[j1], qy, below,
                      a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, h_cap, zero, one, half)
-        _limit_row(jl, h, ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s, qy_s[jl], below, fp, lo, hi,
-                   dtdy, dtdx, area, zero, one)
+        _limit_row(h[jl], ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s[jl], qy_s[jl], below, fp[jl + 1],
+                   lo, hi, dtdy, dtdx, area, zero, one)
 
 
 # --------------------------------------------------------------------------
 # Pass 2: limited fluxes, depths, sources, maxima, volume balance
 # --------------------------------------------------------------------------
+@njit(fastmath=True, cache=True, error_model="numpy")
+def _update_row(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, fc_, fd, cols, rr, p1r, p2r, drr, inr,
+                lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, dt, dtdx, dtdy, dta, area, t_new, level,
+                h_arrive, zero, one, c02, c08, mm):
+    """Row j of :func:`update_pass` from its unlimited fluxes (``sxj``: x faces; ``sya``/``syb``: the y faces
+    above and below) and the padded factor rows ``fu``/``fc_``/``fd`` of rows j-1, j, j+1; returns the row's
+    (rain, infiltration, drainage, inflow, boundary outflow, level exchange) volumes and its max depth."""
+    hj = h[j]
+    zj = zb[j]
+    pj = ones if cols[j, 2] else phi[j]  # porosity 1 over the row's span: not read
+    qxj = qx[j]
+    qyj = qy[j]
+    hmj = hmax[j]
+    tmj = tmax[j]
+    taj = tarr[j]
+    icj = infil_cum[j]
+    v_rain = 0.0
+    v_inf = 0.0
+    v_drn = 0.0
+    v_in = 0.0
+    v_lvl = 0.0
+    row_max = zero
+    # views from column lo: the loop index starts at 0 (see _y_faces)
+    fcw = fc_[lo:hi]
+    fcc = fc_[lo + 1:hi + 1]
+    fce = fc_[lo + 2:hi + 2]
+    fuc = fu[lo + 1:hi + 1]
+    fdc = fd[lo + 1:hi + 1]
+    sxw = sxj[lo:hi]
+    sxe = sxj[lo + 1:hi + 1]
+    syn = sya[lo:hi]
+    sys_ = syb[lo:hi]
+    v_qxj = qxj[lo:hi]
+    v_qyj = qyj[lo:hi]
+    v_pj = pj[lo:hi]
+    v_hj = hj[lo:hi]
+    v_rr = rr[lo:hi]
+    v_inr = inr[lo:hi]
+    v_p1r = p1r[lo:hi]
+    v_p2r = p2r[lo:hi]
+    v_icj = icj[lo:hi]
+    v_drr = drr[lo:hi]
+    v_lmr = lmr[lo:hi]
+    v_zj = zj[lo:hi]
+    v_hmj = hmj[lo:hi]
+    v_tmj = tmj[lo:hi]
+    v_taj = taj[lo:hi]
+    for i in range(hi - lo):
+        fc = fcc[i]
+        qw = _lim(sxw[i], fcw[i], fc, zero)
+        qe = _lim(sxe[i], fc, fce[i], zero)
+        qn = _lim(syn[i], fuc[i], fc, zero)
+        qs = _lim(sys_[i], fc, fdc[i], zero)
+        v_qxj[i] = qw
+        v_qyj[i] = qn
+        p = v_pj[i]
+        opn = p > zero
+        pa = p * area
+        h0 = v_hj[i]
+        dvol = dtdy * (qw - qe) + dtdx * (qn - qs)
+        r = v_rr[i]
+        vr = r * dta
+        vin = v_inr[i] * dt
+        v = max(pa * h0 + dvol + vr + vin, zero)  # < 0 by round-off only
+        vi = zero
+        if infil_mode == 1:
+            vi = min(v_p1r[i] * dta, v)
+        elif infil_mode == 2:
+            vi = min(v_p1r[i] * (one + v_p2r[i] / max(v_icj[i], mm)) * dta, v)
+            if opn:
+                v_icj[i] += vi / area
+        elif infil_mode == 3:
+            s_ = v_p1r[i]
+            p0 = v_icj[i]
+            pn = p0 + r * dt
+            d0 = p0 - c02 * s_
+            d1 = pn - c02 * s_
+            q0 = d0 * d0 / (p0 + c08 * s_) if d0 > zero else zero
+            q1 = d1 * d1 / (pn + c08 * s_) if d1 > zero else zero
+            if opn:
+                v_icj[i] = pn
+            vi = min((r * dt - (q1 - q0)) * area, v)
+        v -= vi
+        vd = min(v_drr[i] * dta, v)
+        v -= vd
+        hn = v / (pa if opn else one)
+        if v_lmr[i]:
+            target = max(level - v_zj[i], zero)
+            v_lvl += (target - hn) * pa
+            hn = target
+        hn = hn if opn else h0
+        v_hj[i] = hn
+        if opn:
+            v_rain += vr
+            v_inf += vi
+            v_drn += vd
+            v_in += vin
+            row_max = max(row_max, hn)
+        hm = v_hmj[i]
+        if hn > hm:
+            v_hmj[i] = hn
+            v_tmj[i] = t_new
+            if hn >= h_arrive and hm < h_arrive:
+                v_taj[i] = t_new
+    # the face east of the row's last open cell
+    qxj[hi] = _lim(sxj[hi], fc_[hi], fc_[hi + 1], zero)
+    v_out = 0.0
+    if lo == 0:
+        v_out -= dtdy * qxj[0]
+    if hi == nx:
+        v_out += dtdy * qxj[nx]
+    if j == 0:
+        for i in range(lo, hi):
+            v_out -= dtdx * qyj[i]
+    if j == ny - 1:
+        qyb = qy[ny]
+        for i in range(lo, hi):
+            qyb[i] = _lim(syb[i], fc_[i + 1], one, zero)
+            v_out += dtdx * qyb[i]
+    return v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max
+
+
 @njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
 def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, infil_mode, ip1, ip2, infil_cum,
                 drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F):
@@ -537,124 +677,10 @@ def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, inf
             drr = dr_c if drain_rate.shape[0] == 1 else drain_rate[j]
             inr = in_c if inflow.shape[0] == 1 else inflow[j]
             lmr = level_mask[j] if level_rows[j] else no_lvl
-            hj = h[j]
-            zj = zb[j]
-            pj = ones if cols[j, 2] else phi[j]  # porosity 1 over the row's span: not read
-            qxj = qx[j]
-            qyj = qy[j]
-            sxj = qx_s[j]
-            sya = qy_s[j]
-            syb = qy_s[j + 1]
-            fu = fp[j]
-            fc_ = fp[j + 1]
-            fd = fp[j + 2]
-            hmj = hmax[j]
-            tmj = tmax[j]
-            taj = tarr[j]
-            icj = infil_cum[j]
-            v_rain = 0.0
-            v_inf = 0.0
-            v_drn = 0.0
-            v_in = 0.0
-            v_lvl = 0.0
-            row_max = zero
-            # views from column lo: the loop index starts at 0 (see _y_faces)
-            fcw = fc_[lo:hi]
-            fcc = fc_[lo + 1:hi + 1]
-            fce = fc_[lo + 2:hi + 2]
-            fuc = fu[lo + 1:hi + 1]
-            fdc = fd[lo + 1:hi + 1]
-            sxw = sxj[lo:hi]
-            sxe = sxj[lo + 1:hi + 1]
-            syn = sya[lo:hi]
-            sys_ = syb[lo:hi]
-            v_qxj = qxj[lo:hi]
-            v_qyj = qyj[lo:hi]
-            v_pj = pj[lo:hi]
-            v_hj = hj[lo:hi]
-            v_rr = rr[lo:hi]
-            v_inr = inr[lo:hi]
-            v_p1r = p1r[lo:hi]
-            v_p2r = p2r[lo:hi]
-            v_icj = icj[lo:hi]
-            v_drr = drr[lo:hi]
-            v_lmr = lmr[lo:hi]
-            v_zj = zj[lo:hi]
-            v_hmj = hmj[lo:hi]
-            v_tmj = tmj[lo:hi]
-            v_taj = taj[lo:hi]
-            for i in range(hi - lo):
-                fc = fcc[i]
-                qw = _lim(sxw[i], fcw[i], fc, zero)
-                qe = _lim(sxe[i], fc, fce[i], zero)
-                qn = _lim(syn[i], fuc[i], fc, zero)
-                qs = _lim(sys_[i], fc, fdc[i], zero)
-                v_qxj[i] = qw
-                v_qyj[i] = qn
-                p = v_pj[i]
-                opn = p > zero
-                pa = p * area
-                h0 = v_hj[i]
-                dvol = dtdy * (qw - qe) + dtdx * (qn - qs)
-                r = v_rr[i]
-                vr = r * dta
-                vin = v_inr[i] * dt
-                v = max(pa * h0 + dvol + vr + vin, zero)  # < 0 by round-off only
-                vi = zero
-                if infil_mode == 1:
-                    vi = min(v_p1r[i] * dta, v)
-                elif infil_mode == 2:
-                    vi = min(v_p1r[i] * (one + v_p2r[i] / max(v_icj[i], mm)) * dta, v)
-                    if opn:
-                        v_icj[i] += vi / area
-                elif infil_mode == 3:
-                    s_ = v_p1r[i]
-                    p0 = v_icj[i]
-                    pn = p0 + r * dt
-                    d0 = p0 - c02 * s_
-                    d1 = pn - c02 * s_
-                    q0 = d0 * d0 / (p0 + c08 * s_) if d0 > zero else zero
-                    q1 = d1 * d1 / (pn + c08 * s_) if d1 > zero else zero
-                    if opn:
-                        v_icj[i] = pn
-                    vi = min((r * dt - (q1 - q0)) * area, v)
-                v -= vi
-                vd = min(v_drr[i] * dta, v)
-                v -= vd
-                hn = v / (pa if opn else one)
-                if v_lmr[i]:
-                    target = max(level - v_zj[i], zero)
-                    v_lvl += (target - hn) * pa
-                    hn = target
-                hn = hn if opn else h0
-                v_hj[i] = hn
-                if opn:
-                    v_rain += vr
-                    v_inf += vi
-                    v_drn += vd
-                    v_in += vin
-                    row_max = max(row_max, hn)
-                hm = v_hmj[i]
-                if hn > hm:
-                    v_hmj[i] = hn
-                    v_tmj[i] = t_new
-                    if hn >= h_arrive and hm < h_arrive:
-                        v_taj[i] = t_new
-            # the face east of the row's last open cell
-            qxj[hi] = _lim(sxj[hi], fc_[hi], fc_[hi + 1], zero)
-            v_out = 0.0
-            if lo == 0:
-                v_out -= dtdy * qxj[0]
-            if hi == nx:
-                v_out += dtdy * qxj[nx]
-            if j == 0:
-                for i in range(lo, hi):
-                    v_out -= dtdx * qyj[i]
-            if j == ny - 1:
-                qyb = qy[ny]
-                for i in range(lo, hi):
-                    qyb[i] = _lim(syb[i], fc_[i + 1], one, zero)
-                    v_out += dtdx * qyb[i]
+            v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max = _update_row(
+                j, ny, nx, lo, hi, h, zb, phi, qx, qy, qx_s[j], qy_s[j], qy_s[j + 1], fp[j], fp[j + 1], fp[j + 2],
+                cols, rr, p1r, p2r, drr, inr, lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, dt, dtdx, dtdy,
+                dta, area, t_new, level, h_arrive, zero, one, c02, c08, mm)
             row_acc[j, 0] += v_rain
             row_acc[j, 1] += v_inf
             row_acc[j, 2] += v_drn
@@ -663,6 +689,215 @@ def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, inf
             row_acc[j, 5] += v_lvl
             row_acc[j, 6] = row_max
     return h
+
+
+# --------------------------------------------------------------------------
+# Fused step: both passes in one sweep over each block of rows
+# --------------------------------------------------------------------------
+@njit(fastmath=True, cache=True, error_model="numpy")
+def _sx_row(k, sxrow, h, zb, n2k, qx, cols, nx, bc, bslope_dx, gdt, gdtdx, theta, th2, h_dry, h_cap, zero, one,
+            half):
+    """Unlimited x-face fluxes of row k into ``sxrow`` (the faces just outside an open span read as 0)."""
+    lo = cols[k, 0]
+    hi = cols[k, 1]
+    if lo < hi:
+        if lo > 0:
+            sxrow[lo] = zero
+        if hi < nx:
+            sxrow[hi] = zero
+        _x_faces(k, h, zb, n2k, qx, sxrow, lo, hi, nx, bc, bslope_dx, gdt, gdtdx, theta, th2, h_dry, h_cap,
+                 zero, one, half)
+
+
+@njit(fastmath=True, cache=True, error_model="numpy")
+def _sy_row(k, out, h, zb, n2, n2c, n2_uniform, phi, qy, cols, ny, bc, bslope_dy, gdt, gdtdy, theta, th2, h_dry,
+            h_cap, zero, one, half):
+    """Unlimited fluxes of the y faces above row k (k = 0: north edge, k = ny: south edge) into ``out``;
+    0 where the rows k-1 and k read it and there is no face flux (as in a zeroed ``qy_s`` row)."""
+    if k == 0 or k == ny:
+        jr = 0 if k == 0 else ny - 1
+        lo = cols[jr, 0]
+        hi = cols[jr, 1]
+        n2r = n2c if n2_uniform else n2[jr]
+        if bc[2 if k == 0 else 3] != FREE:
+            for i in range(lo, hi):
+                out[i] = zero
+        elif k == 0:
+            _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtdy, theta, th2, h_dry, h_cap,
+                      zero, one)
+        else:
+            _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtdy, theta, th2, h_dry,
+                         h_cap, zero, one)
+        return
+    l1 = cols[k - 1, 0]
+    h1 = cols[k - 1, 1]
+    l2 = cols[k, 0]
+    h2 = cols[k, 1]
+    a = max(l1, l2)
+    b = max(a, min(h1, h2))
+    for i in range(min(l1, l2), a):
+        out[i] = zero
+    for i in range(b, max(h1, h2)):
+        out[i] = zero
+    _y_faces(k, h, zb, n2c if n2_uniform else n2[k - 1], n2c if n2_uniform else n2[k], qy, out, a, b, ny, bc,
+             gdt, gdtdy, theta, th2, h_dry, h_cap, zero, one, half)
+
+
+@njit(fastmath=True, cache=True, error_model="numpy")
+def _fp_row(k, frow, h, phi, phi_binary, ones, cols, ny, nx, sxrow, above, below, dtdy, dtdx, area, zero, one):
+    """Outflow factors of row k into the padded row ``frow``; 1 where rows k-1..k+1 read it outside row k."""
+    lo = cols[k, 0]
+    hi = cols[k, 1]
+    ulo = lo
+    uhi = hi + 2
+    if k > 0:
+        ulo = min(ulo, cols[k - 1, 0])
+        uhi = max(uhi, cols[k - 1, 1] + 2)
+    if k < ny - 1:
+        ulo = min(ulo, cols[k + 1, 0])
+        uhi = max(uhi, cols[k + 1, 1] + 2)
+    uhi = min(uhi, nx + 2)
+    for i in range(ulo, lo + 1):
+        frow[i] = one
+    for i in range(max(hi, lo) + 1, uhi):
+        frow[i] = one
+    _limit_row(h[k], ones if (phi_binary or cols[k, 2]) else phi[k], sxrow, above, below, frow, lo, hi,
+               dtdy, dtdx, area, zero, one)
+
+
+@njit(inline="always")
+def _in_halo(k, c, j0, j1, nch, w):
+    # row (or face) k is taken from the halo of the block's top (k < j0 + w) or bottom (k >= j1 - 1) boundary
+    return (c > 0 and k < j0 + w) or (c < nch - 1 and k >= j1 - 1)
+
+
+@njit(inline="always")
+def _pick(k, c, j0, j1, nch, w, halo, roll, ones_p, ny):
+    if k < 0 or k > ny - 1 + w - 1:  # fp rows -1 and ny: the padding (w = 2 for y faces: none)
+        return ones_p
+    if c > 0 and k < j0 + w:
+        return halo[c - 1, k - j0 + 1]
+    if c < nch - 1 and k >= j1 - 1:
+        return halo[c, k - j1 + 1]
+    return roll[c, k % roll.shape[1]]
+
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
+def fused_pass(h, zb, n2, phi, qx, qy, hx, hy, hf, rx, ry, rf, cols, chunks, bc, par1, phi_binary, par2, rain,
+               infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr,
+               row_acc, F):
+    """One step as :func:`flux_pass` then :func:`update_pass` (same arithmetic), in one sweep per block.
+
+    Per block of rows [j0, j1), in order m = j0-1 .. j1: the unlimited fluxes
+    of the y faces above row m+1 and of the x faces of row m, the factors of
+    row m, then the update of row m-1 (:func:`_update_row`). The unlimited
+    fluxes and factors live in small rolling row buffers of the block (``rx``
+    (nblocks, 3, nx+1), ``ry`` (nblocks, 4, nx), ``rf`` (nblocks, 3, nx+2),
+    ones at first): the scratch fields of the two-pass step never go through
+    memory. Rows near a block boundary b (the y faces above rows b-1, b, b+1,
+    the factors of rows b-1, b) read rows of the neighbouring block, which
+    updates them in place; they are computed first, from the state at the
+    start of the step, into halo buffers (``hx`` (nblocks-1, 2, nx+1) zeros,
+    ``hy`` (nblocks-1, 3, nx) zeros, ``hf`` (nblocks-1, 2, nx+2) ones) read by
+    both blocks, so a face between blocks gets the same limited flux on both
+    sides. ``par1``/``par2`` as for the two passes.
+    """
+    ny, nx = h.shape
+    zero = F(0.0)
+    one = F(1.0)
+    half = F(0.5)
+    dt = F(par1[0])
+    dx = F(par1[1])
+    dy = F(par1[2])
+    theta = F(par1[3])
+    h_dry = F(par1[4])
+    bslope = F(par1[5])
+    h_cap = F(par1[6])
+    t_new = F(par2[3])
+    level = F(par2[4])
+    h_arrive = F(par2[5])
+    gdt = F(G) * dt
+    gdtdx = gdt / dx
+    gdtdy = gdt / dy
+    th2 = half * (one - theta)
+    area = dx * dy
+    dtdx = dt * dx
+    dtdy = dt * dy
+    dta = dt * area
+    bsx = bslope * dx
+    bsy = bslope * dy
+    c02 = F(0.2)
+    c08 = F(0.8)
+    mm = F(1e-3)
+    dtype = h.dtype
+    n2_uniform = n2.shape[0] == 1
+    n2c = np.full(nx, n2[0, 0]) if n2_uniform else np.empty(0, dtype=n2.dtype)
+    ones = np.ones(nx, dtype=dtype)
+    ones_p = np.ones(nx + 2, dtype=dtype)
+    rain_c = np.full(nx, rain[0, 0]) if rain.shape[0] == 1 else np.empty(0, dtype=dtype)
+    p1_c = np.full(nx, ip1[0, 0]) if ip1.shape[0] == 1 else np.empty(0, dtype=dtype)
+    p2_c = np.full(nx, ip2[0, 0]) if ip2.shape[0] == 1 else np.empty(0, dtype=dtype)
+    dr_c = np.full(nx, drain_rate[0, 0]) if drain_rate.shape[0] == 1 else np.empty(0, dtype=dtype)
+    in_c = np.full(nx, inflow[0, 0]) if inflow.shape[0] == 1 else np.empty(0, dtype=dtype)
+    no_lvl = np.zeros(nx, dtype=np.uint8)
+    nch = chunks.size - 1
+    # halo of each boundary b, from the state at the start of the step
+    for c in prange(nch - 1):
+        b = chunks[c + 1]
+        for r in range(2):
+            k = b - 1 + r
+            _sx_row(k, hx[c, r], h, zb, n2c if n2_uniform else n2[k], qx, cols, nx, bc, bsx, gdt, gdtdx, theta,
+                    th2, h_dry, h_cap, zero, one, half)
+        for r in range(3):
+            _sy_row(b - 1 + r, hy[c, r], h, zb, n2, n2c, n2_uniform, phi, qy, cols, ny, bc, bsy, gdt, gdtdy,
+                    theta, th2, h_dry, h_cap, zero, one, half)
+        for r in range(2):
+            _fp_row(b - 1 + r, hf[c, r], h, phi, phi_binary, ones, cols, ny, nx, hx[c, r], hy[c, r], hy[c, r + 1],
+                    dtdy, dtdx, area, zero, one)
+    for c in prange(nch):
+        j0 = chunks[c]
+        j1 = chunks[c + 1]
+        for m in range(j0 - 1, j1 + 1):
+            k = m + 1
+            if k <= j1 and not _in_halo(k, c, j0, j1, nch, 2):
+                _sy_row(k, ry[c, k % 4], h, zb, n2, n2c, n2_uniform, phi, qy, cols, ny, bc, bsy, gdt, gdtdy,
+                        theta, th2, h_dry, h_cap, zero, one, half)
+            if m >= j0 and m < j1:
+                sx = rx[c, m % 3]
+                _sx_row(m, sx, h, zb, n2c if n2_uniform else n2[m], qx, cols, nx, bc, bsx, gdt, gdtdx, theta,
+                        th2, h_dry, h_cap, zero, one, half)
+                if not _in_halo(m, c, j0, j1, nch, 1):
+                    _fp_row(m, rf[c, m % 3], h, phi, phi_binary, ones, cols, ny, nx, sx,
+                            _pick(m, c, j0, j1, nch, 2, hy, ry, ones, ny),
+                            _pick(m + 1, c, j0, j1, nch, 2, hy, ry, ones, ny), dtdy, dtdx, area, zero, one)
+            j = m - 1
+            if j < j0:
+                continue
+            lo = cols[j, 0]
+            hi = cols[j, 1]
+            if lo >= hi:
+                row_acc[j, 6] = 0.0
+                continue
+            rr = rain_c if rain.shape[0] == 1 else rain[j]
+            p1r = p1_c if ip1.shape[0] == 1 else ip1[j]
+            p2r = p2_c if ip2.shape[0] == 1 else ip2[j]
+            drr = dr_c if drain_rate.shape[0] == 1 else drain_rate[j]
+            inr = in_c if inflow.shape[0] == 1 else inflow[j]
+            lmr = level_mask[j] if level_rows[j] else no_lvl
+            v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max = _update_row(
+                j, ny, nx, lo, hi, h, zb, phi, qx, qy, rx[c, j % 3],
+                _pick(j, c, j0, j1, nch, 2, hy, ry, ones, ny), _pick(j + 1, c, j0, j1, nch, 2, hy, ry, ones, ny),
+                _pick(j - 1, c, j0, j1, nch, 1, hf, rf, ones_p, ny), _pick(j, c, j0, j1, nch, 1, hf, rf, ones_p, ny),
+                _pick(j + 1, c, j0, j1, nch, 1, hf, rf, ones_p, ny),
+                cols, rr, p1r, p2r, drr, inr, lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, dt, dtdx, dtdy,
+                dta, area, t_new, level, h_arrive, zero, one, c02, c08, mm)
+            row_acc[j, 0] += v_rain
+            row_acc[j, 1] += v_inf
+            row_acc[j, 2] += v_drn
+            row_acc[j, 3] += v_in
+            row_acc[j, 4] += v_out
+            row_acc[j, 5] += v_lvl
+            row_acc[j, 6] = row_max
 
 
 # --------------------------------------------------------------------------
@@ -677,7 +912,8 @@ def _hydro_at(ts, qs, n, t):
 
 
 @njit(cache=True, nogil=True)
-def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_binary,
+def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, fused, hx, hy, hf, rx, ry, rf, cols, chunks, bc,
+            phi_binary,
             rain, infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows,
             hmax, tmax, tarr, row_acc,
             inflow_cells, inflow_t, inflow_q, inflow_n, level_t, level_v, has_level, z_level_min,
@@ -691,8 +927,10 @@ def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_
     step or the highest water level over [t, t + dt_max] above the lowest
     level cell, at most ``h_cap``;
     inflows the mean of the hydrographs at t and t + dt (exact for
-    piecewise-linear ones); the level at t + dt; then :func:`flux_pass` and
-    :func:`update_pass`. ``inflow_cells`` (k, 2) are the (j, i) of k
+    piecewise-linear ones); the level at t + dt; then :func:`fused_pass` when
+    ``fused`` (with its halo buffers ``hx``/``hy``/``hf`` and rolling buffers
+    ``rx``/``ry``/``rf``), else :func:`flux_pass` and :func:`update_pass` (with
+    ``qx_s``/``qy_s``/``fp``/``ybuf``). ``inflow_cells`` (k, 2) are the (j, i) of k
     hydrographs sampled at ``inflow_t[k, :inflow_n[k]]``; ``level_t``/``level_v``
     the level series. At most ``max_steps`` steps.
 
@@ -731,15 +969,20 @@ def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, phi_
         par1[4] = h_dry
         par1[5] = bslope
         par1[6] = h_cap
-        flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par1, phi_binary, F)
         par2[0] = sub
         par2[1] = dx
         par2[2] = dy
         par2[3] = t_new
         par2[4] = level
         par2[5] = h_arrive
-        update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par2, rain, infil_mode, ip1, ip2,
-                    infil_cum, drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F)
+        if fused:
+            fused_pass(h, zb, n2, phi, qx, qy, hx, hy, hf, rx, ry, rf, cols, chunks, bc, par1, phi_binary, par2,
+                       rain, infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows, hmax,
+                       tmax, tarr, row_acc, F)
+        else:
+            flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par1, phi_binary, F)
+            update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par2, rain, infil_mode, ip1, ip2,
+                        infil_cum, drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F)
         h_max_now = row_acc[:, 6].max()
         t = t_new
         nsteps += 1
