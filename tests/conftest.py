@@ -42,3 +42,22 @@ def chromium() -> str:
         if os.environ.get("CI"):
             pytest.fail(f"browser tests must run in CI: {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory):
+    """A real mosquitto broker on 127.0.0.1 at a free port (``.host``, ``.port``, ``.address``,
+    ``.restart()``), stopped afterwards; fails under CI (which installs it), skips locally."""
+    from hardware_bridge.broker import MOSQUITTO, LocalBroker
+
+    if not Path(MOSQUITTO).is_file():
+        message = f"mosquitto not installed at {MOSQUITTO} (apt-get install mosquitto)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    broker = LocalBroker(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

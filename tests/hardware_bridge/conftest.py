@@ -1,9 +1,5 @@
-"""Fixtures of the hardware-bridge tests: a real mosquitto broker on 127.0.0.1.
-
-``mosquitto`` starts ``/usr/sbin/mosquitto -c <generated conf>`` at a free port
-(persistence off, in-flight and queue limits set), waits until it accepts TCP
-connections and stops it afterwards; ``broker.restart()`` stops it and starts a
-new one on the same port. ``start_bridge`` runs the bridge process
+"""Fixtures of the hardware-bridge tests (the ``mosquitto`` broker fixture is in tests/conftest.py:
+``hardware_bridge.broker.LocalBroker`` at a free port on 127.0.0.1). ``start_bridge`` runs the bridge process
 (``python -m hardware_bridge.runner``) and waits for its READY line.
 """
 
@@ -18,27 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from hardware_bridge.broker import MOSQUITTO, LocalBroker
-
-Broker = LocalBroker
-
-
-@pytest.fixture
-def mosquitto(tmp_path_factory) -> Broker:
-    """A running mosquitto broker (``.host``, ``.port``, ``.address``, ``.restart()``)."""
-    if not Path(MOSQUITTO).is_file():
-        # CI installs it (.ci/run), so there a missing broker is a failure, not a skip.
-        message = f"mosquitto not installed at {MOSQUITTO} (apt-get install mosquitto)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 class BridgeProcess:

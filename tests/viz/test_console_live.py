@@ -171,22 +171,6 @@ def test_served_page_is_offline_and_static_types(served):
 
 
 # ------------------------------------------------------------------ bridge -> console
-@pytest.fixture
-def mosquitto(tmp_path):
-    from hardware_bridge.broker import MOSQUITTO, LocalBroker
-
-    if not Path(MOSQUITTO).is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"mosquitto not installed at {MOSQUITTO}")
-        pytest.skip(f"mosquitto not installed at {MOSQUITTO}")
-    broker = LocalBroker(tmp_path / "mosquitto")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
 def test_bridge_readings_and_alerts_reach_the_console(mosquitto, tmp_path, city):
     import paho.mqtt.client as mqtt
 
