@@ -18,8 +18,8 @@ china_lat = st.floats(min_value=18.0, max_value=53.5, allow_nan=False)
 
 
 def test_published_vector_shenzhen():
-    # Source: /work/shared/docs/references.md ("Coordinates"), which cites the
-    # eviltransform test vector WGS84 (22.543847, 113.912316) ->
+    # Source: the eviltransform test vector (github.com/googollee/eviltransform,
+    # go/transform_test.go, Shenzhen row) WGS84 (22.543847, 113.912316) ->
     # GCJ-02 (22.540796131694766, 113.9171764808363).
     lon, lat = coords.wgs84_to_gcj02(113.912316, 22.543847)
     assert isinstance(lon, float) and isinstance(lat, float)

@@ -28,7 +28,11 @@ def test_unknown_crs_names_the_value():
 
 
 def test_epsg4547_published_point():
-    """references.md: (114.0579 E, 22.5431 N) -> E 505955.846, N 2493941.246 in EPSG:4547."""
+    """(114.0579 E, 22.5431 N) -> E 505955.846, N 2493941.246 in EPSG:4547.
+
+    EPSG:4547 as the EPSG Geodetic Parameter Dataset defines it (Transverse Mercator, method
+    9807 of IOGP Guidance Note 7-2 §3.5.3: CM 114° E, k0 = 1, FE 500 000 m, CGCS2000 ellipsoid).
+    """
     x, y = transformer("EPSG:4490", CGCS2000_GK_114E).transform(114.0579, 22.5431)
     assert x == pytest.approx(505955.846, abs=0.01)
     assert y == pytest.approx(2493941.246, abs=0.01)

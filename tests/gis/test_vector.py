@@ -13,7 +13,8 @@ from twin.errors import ValidationError
 
 
 def test_gcj02_declared_is_converted(tmp_path):
-    lon, lat = 113.912316, 22.543847  # references.md test vector (WGS 84)
+    # eviltransform's Shenzhen test vector (WGS 84): googollee/eviltransform, go/transform_test.go
+    lon, lat = 113.912316, 22.543847
     glon, glat = coords.wgs84_to_gcj02(lon, lat)
     p = tmp_path / "pt.geojson"
     gpd.GeoDataFrame({"n": [1]}, geometry=[Point(glon, glat)], crs="EPSG:4326").to_file(p)

@@ -1,7 +1,7 @@
 """Validation of the local-inertial flood model against analytic solutions, invariants and Landlab.
 
-Sources of the expected numbers are named in each test; see also
-/work/shared/docs/references.md (Flood). Every test prints what it measured
+Sources of the expected numbers (papers, textbooks, Landlab's own test) are named in each
+test. Every test prints what it measured
 (run pytest with -s to see the figures).
 """
 
@@ -34,7 +34,9 @@ def _bumpy(ny: int, nx: int, dx: float, seed: int = 0, relief: float = 1.0) -> n
 
 
 # ----------------------------------------------------------------------------
-# 1. volume balance (references.md: closed basin with rain keeps volume to ~1e-10 relative)
+# 1. volume balance: a closed basin with rain keeps its volume to 1e-10 relative (a flux-form
+#    update conserves volume to round-off: LeVeque 2002, Finite Volume Methods for
+#    Hyperbolic Problems, ch. 4)
 # ----------------------------------------------------------------------------
 
 NY, NX, DX = 30, 40, 10.0
@@ -77,7 +79,7 @@ def test_volume_balance_closes_to_1e10(case):
     rel = ds["volume_relative_error"].values
     print(f"{case}: max relative volume error {rel.max():.2e} over {model.n_steps} steps")
     # Round-off of the flux-form update, summed over ~10^6 cell updates in float64: ~1e-14 expected,
-    # references.md asks <= 1e-10.
+    # the bound here is 1e-10, four orders above it.
     assert np.all(rel <= 1e-10), rel
     # independent checks that each term is the one prescribed (not only that the books close)
     b = model.balance()
@@ -101,7 +103,7 @@ def test_volume_balance_closes_to_1e10(case):
 
 
 # ----------------------------------------------------------------------------
-# 2. lake at rest (references.md; well-balancedness, Audusse et al. 2004 SIAM J. Sci. Comput. 25:2050)
+# 2. lake at rest (well-balancedness, Audusse et al. 2004 SIAM J. Sci. Comput. 25:2050)
 # ----------------------------------------------------------------------------
 
 
@@ -230,7 +232,7 @@ def test_ritter_dam_break_shows_the_known_local_inertial_lag():
 
 
 # ----------------------------------------------------------------------------
-# 5. tilted plane reaches steady outflow q = i L (references.md; kinematic wave, e.g. Chow et al. 1988 §9.6)
+# 5. tilted plane reaches steady outflow q = i L (kinematic wave, e.g. Chow et al. 1988 §9.6)
 # ----------------------------------------------------------------------------
 
 

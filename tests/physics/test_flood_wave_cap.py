@@ -3,8 +3,9 @@
 The cap replaces h_f by min(h_f, cap) in the pressure term of the momentum
 update only, so that the CFL step is that of water ``cap`` deep. Claims
 tested here: it changes nothing where no water is deeper than the cap
-(bit for bit); the volume balance closes as without it (references.md:
-closed basin with rain to ~1e-10 relative); a deep pool stays at rest
+(bit for bit); the volume balance closes as without it (closed basin with
+rain to 1e-10 relative: the flux-form update conserves volume to round-off,
+LeVeque 2002, Finite Volume Methods for Hyperbolic Problems, ch. 4); a deep pool stays at rest
 (well-balancedness, Audusse et al. 2004 SIAM J. Sci. Comput. 25:2050); a
 disturbed deep pool under rain, stepped at the capped step (far above its
 own CFL step), stays bounded, keeps the volume of the uncapped run and
