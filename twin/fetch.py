@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Protocol
 
 from twin.errors import ConfigError, DataIntegrityError, DataMissingError, FetchError, TwinError
+from twin.files import file_sha256
 
 MIRROR_ENV = "TWIN_DATA_MIRROR"
 COPERNICUS_ENV = "TWIN_COPERNICUS_URL"
@@ -212,15 +213,6 @@ def file_url(mirror: str, relpath: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class CheckResult:
     """Outcome of checking one catalogue file on disk.
@@ -258,7 +250,7 @@ def check_file(root: str | os.PathLike, entry: CatalogueFile) -> CheckResult:
     size = path.stat().st_size
     if size != entry.size:
         return CheckResult(entry, path, "wrong size", actual_size=size)
-    digest = sha256_file(path)
+    digest, _ = file_sha256(path)
     if digest != entry.sha256:
         return CheckResult(entry, path, "wrong checksum", actual_size=size, actual_sha256=digest)
     return CheckResult(entry, path, "ok", actual_size=size, actual_sha256=digest)
@@ -544,7 +536,7 @@ def _verify_part(
             f"{name}: downloaded {actual_size} bytes from {url}, the catalogue expects {size}; "
             "the partial file was deleted. Check that the mirror holds the catalogued data."
         )
-    digest = sha256_file(part)
+    digest, _ = file_sha256(part)
     if sha256 is not None and digest != sha256.lower():
         part.unlink()
         raise DataIntegrityError(

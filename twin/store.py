@@ -22,14 +22,16 @@ Times in the database are ISO-8601 UTC strings of fixed width
 (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so text order is time order and one
 instant has one spelling. Time ranges are half-open: ``t0 <= t < t1``.
 
-A snapshot keeps the static and dynamic Datasets of a
-:class:`~twin.state.TwinState` in one NetCDF4 file (groups ``static`` and
-``dynamic``, netCDF4 engine, lossless zlib), with the exact dtypes, attrs
-(tuples, numpy scalars included: they are also kept as tagged JSON in the
-``twin_attrs_json`` attribute) and coordinates; the file is written to a temp
-file, fsync'ed and renamed, and its SHA-256 recorded. The clock (start,
-now_s), sensors and events are rows of the database tied to the snapshot.
-:meth:`Store.restore` verifies the checksum first.
+A snapshot is a NetCDF4 file of the state's Datasets (written, read and
+checked by :mod:`twin.snapshots`) plus rows of this database tied to it: the
+clock (start, now_s), the sensors and the events. The file's SHA-256 and size
+are recorded; :meth:`Store.restore` verifies them first.
+
+The console and other readers that must never write open the store with
+:meth:`Store.open_readonly` and ask it through its read-only queries
+(:meth:`Store.data_version`, :meth:`Store.latest_observations`,
+:meth:`Store.observations_after`, :meth:`Store.event_rows_after`, ...) rather
+than reading the tables themselves: the schema is this module's to change.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ import math
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,10 +55,9 @@ from twin.clock import SimClock, as_utc
 from twin.errors import ClockError, DataIntegrityError, SnapshotError, StoreError, ValidationError
 from twin.events import Event, EventLog, Severity
 from twin.sensors import Sensor, SensorRegistry
+from twin.snapshots import read_state, snapshot_filename, verify_file, write_state
 
 if TYPE_CHECKING:  # pragma: no cover
-    import xarray as xr
-
     from twin.state import TwinState
 
 SCHEMA_VERSION = 1
@@ -349,215 +349,6 @@ class RunInfo:
     params: dict[str, Any]
     status: str
 
-
-_SUPPORTED_KINDS = "biuf"  # bool, signed/unsigned int, float
-
-
-def _encode_attr(value: Any, where: str) -> Any:
-    """Tagged-JSON form of an attr value that restores its exact Python/numpy type."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in _SUPPORTED_KINDS + "U":
-            raise SnapshotError(f"attr {where} is an array of dtype {value.dtype}: not supported")
-        return {
-            "__ndarray__": value.dtype.str,
-            "shape": list(value.shape),
-            "data": value.ravel().tolist(),
-        }
-    if isinstance(value, np.generic):
-        if value.dtype.kind not in _SUPPORTED_KINDS + "U":
-            raise SnapshotError(f"attr {where}={value!r} has dtype {value.dtype}: not supported")
-        return {"__np__": value.dtype.str, "v": value.item()}
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode_attr(v, where) for v in value]}
-    if isinstance(value, list):
-        return [_encode_attr(v, where) for v in value]
-    if isinstance(value, dict):
-        return {"__dict__": {str(k): _encode_attr(v, f"{where}.{k}") for k, v in value.items()}}
-    if isinstance(value, datetime):
-        return {"__datetime__": value.isoformat()}
-    raise SnapshotError(
-        f"attr {where}={value!r} of type {type(value).__name__} cannot be kept in a snapshot; "
-        "use str, numbers, tuples, lists, dicts or numpy arrays"
-    )
-
-
-def _decode_attr(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode_attr(v) for v in value]
-    if isinstance(value, dict):
-        if "__ndarray__" in value:
-            return np.array(value["data"], dtype=np.dtype(value["__ndarray__"])).reshape(
-                value["shape"]
-            )
-        if "__np__" in value:
-            return np.dtype(value["__np__"]).type(value["v"])
-        if "__tuple__" in value:
-            return tuple(_decode_attr(v) for v in value["__tuple__"])
-        if "__dict__" in value:
-            return {k: _decode_attr(v) for k, v in value["__dict__"].items()}
-        if "__datetime__" in value:
-            return datetime.fromisoformat(value["__datetime__"])
-    return value
-
-
-def _decode_attrs(text: str) -> dict[str, Any]:
-    return {k: _decode_attr(v) for k, v in json.loads(text).items()}
-
-
-def _native_attr(value: Any) -> Any | None:
-    """The attr as netCDF can hold it natively (for other tools), or None to skip it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return None
-    if isinstance(value, int | float | np.integer | np.floating):
-        return value
-    if isinstance(value, tuple | list | np.ndarray):
-        arr = np.asarray(value)
-        if arr.ndim == 1 and arr.size and arr.dtype.kind in "iuf":
-            return arr
-    return None
-
-
-_TWIN_ATTRS = "twin_attrs_json"
-_TWIN_META = "twin_meta_json"
-
-
-def _prepare(ds: xr.Dataset, group: str) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Copy of ``ds`` ready for writing (no encodings, native attrs) and its exact-encoding."""
-    ds = ds.drop_encoding()
-    enc: dict[str, Any] = {}
-    meta = {
-        "dtypes": {},
-        "coords": [str(c) for c in ds.coords],
-        "order": [str(v) for v in ds.variables],
-    }
-    out = ds.copy(deep=False)
-    for name, var in ds.variables.items():
-        where = f"{group}/{name}"
-        if var.dtype.kind not in _SUPPORTED_KINDS:
-            raise SnapshotError(
-                f"variable {where} has dtype {var.dtype}; snapshots keep bool, integer and "
-                "float variables only — convert it (e.g. to codes) first"
-            )
-        meta["dtypes"][str(name)] = var.dtype.str
-        attrs = {k: _native_attr(v) for k, v in var.attrs.items()}
-        attrs = {k: v for k, v in attrs.items() if v is not None and not k.startswith("_")}
-        attrs[_TWIN_ATTRS] = json.dumps(
-            {str(k): _encode_attr(v, f"{where}.{k}") for k, v in var.attrs.items()}
-        )
-        out[name].attrs = attrs
-        e: dict[str, Any] = {"_FillValue": None}
-        if var.ndim > 0 and var.size > 1 and var.dtype.kind != "b":
-            e.update(zlib=True, complevel=1, shuffle=True)
-        enc[str(name)] = e
-    ds_attrs = {k: _native_attr(v) for k, v in ds.attrs.items()}
-    ds_attrs = {k: v for k, v in ds_attrs.items() if v is not None and not k.startswith("_")}
-    ds_attrs[_TWIN_ATTRS] = json.dumps(
-        {str(k): _encode_attr(v, f"{group}.{k}") for k, v in ds.attrs.items()}
-    )
-    ds_attrs[_TWIN_META] = json.dumps(meta)
-    out.attrs = ds_attrs
-    return out, enc
-
-
-def _restore(ds: xr.Dataset, path: Path, group: str) -> xr.Dataset:
-    """Undo :func:`_prepare` on a Dataset read with ``decode_cf=False``."""
-    import xarray as xr
-
-    try:
-        meta = json.loads(ds.attrs[_TWIN_META])
-        ds_attrs = _decode_attrs(ds.attrs[_TWIN_ATTRS])
-    except (KeyError, ValueError) as exc:
-        raise SnapshotError(
-            f"snapshot file {path} group {group!r} lacks the twin metadata: not written by Store"
-        ) from exc
-    out = ds.drop_encoding()
-    new_vars = {}
-    for name in meta["order"]:
-        var = out.variables[name]
-        attrs = _decode_attrs(var.attrs.get(_TWIN_ATTRS, "{}"))
-        dtype = np.dtype(meta["dtypes"][name])
-        data = var.values
-        if data.dtype != dtype:
-            data = data.astype(dtype)
-        new_vars[name] = xr.Variable(var.dims, data, attrs=attrs)
-    coords = {k: v for k, v in new_vars.items() if k in meta["coords"]}
-    data_vars = {k: v for k, v in new_vars.items() if k not in meta["coords"]}
-    return xr.Dataset(data_vars, coords=coords, attrs=ds_attrs)
-
-
-def write_datasets(path: str | os.PathLike, groups: dict[str, xr.Dataset]) -> tuple[str, int]:
-    """Write Datasets as groups of one NetCDF4 file, atomically; return ``(sha256, nbytes)``.
-
-    The file is written to a temp file beside ``path``, fsync'ed, renamed
-    over ``path`` and the directory fsync'ed, so ``path`` either holds the
-    whole file or nothing.
-    """
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        mode = "w"
-        for group, ds in groups.items():
-            prepared, enc = _prepare(ds, group)
-            prepared.to_netcdf(tmp, mode=mode, group=group, engine="netcdf4", encoding=enc)
-            mode = "a"
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        digest, nbytes = file_sha256(tmp)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest, nbytes
-
-
-def read_datasets(path: str | os.PathLike, groups: Iterable[str]) -> dict[str, xr.Dataset]:
-    """Read groups written by :func:`write_datasets`, exactly as they were (loaded into memory)."""
-    import xarray as xr
-
-    path = Path(path)
-    out = {}
-    for group in groups:
-        try:
-            with xr.open_dataset(path, group=group, engine="netcdf4", decode_cf=False) as ds:
-                ds.load()
-                out[group] = _restore(ds, path, group)
-        except (OSError, ValueError) as exc:
-            raise SnapshotError(
-                f"cannot read group {group!r} of snapshot file {path}: {exc}"
-            ) from exc
-    return out
-
-
-def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
-    """SHA-256 hex digest and size in bytes of a file."""
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 # ====================================================================== store
@@ -1123,18 +914,10 @@ class Store:
         one transaction. A failure leaves no row and no file behind.
         """
         created = datetime.now(UTC)
-        name = f"{created.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:12]}.nc"
-        rel = f"{SNAPSHOT_DIR}/{name}"
+        rel = f"{SNAPSHOT_DIR}/{snapshot_filename(created)}"
         path = self.root / rel
         clock = state.clock.to_dict()
-        try:
-            digest, nbytes = write_datasets(
-                path, {"static": state.static, "dynamic": state.dynamic}
-            )
-        except SnapshotError:
-            raise
-        except (OSError, ValueError, TypeError) as exc:
-            raise SnapshotError(f"cannot write snapshot file {path}: {exc}") from exc
+        digest, nbytes = write_state(path, state)
         try:
             with self._tx() as cur:
                 cur.execute(
@@ -1208,17 +991,7 @@ class Store:
     def verify(self, snapshot_id: int) -> SnapshotInfo:
         """Check that a snapshot's file exists and matches its recorded SHA-256 and size."""
         info = self.snapshot_info(snapshot_id)
-        if not info.path.is_file():
-            raise SnapshotError(
-                f"snapshot {snapshot_id} file {info.path} is missing; the snapshot cannot be restored"
-            )
-        digest, nbytes = file_sha256(info.path)
-        if digest != info.sha256 or nbytes != info.nbytes:
-            raise SnapshotError(
-                f"snapshot {snapshot_id} file {info.path} is corrupt or was modified: "
-                f"sha256 {digest} ({nbytes} bytes) != recorded {info.sha256} ({info.nbytes} bytes); "
-                "restore another snapshot"
-            )
+        verify_file(info.path, info.sha256, info.nbytes, snapshot_id)
         return info
 
     def restore(self, snapshot_id: int) -> TwinState:
@@ -1235,7 +1008,7 @@ class Store:
         from twin.state import TwinState
 
         info = self.verify(snapshot_id)
-        data = read_datasets(info.path, ["static", "dynamic"])
+        data = read_state(info.path)
         clock = SimClock(start=info.clock_start, now_s=info.sim_time_s)
         sensors = self.sensors(snapshot_id=snapshot_id)
         events = EventLog(self.events(snapshot_id=snapshot_id))

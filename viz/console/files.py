@@ -11,10 +11,11 @@ the console uses; anything else is served as ``application/octet-stream``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from twin.files import file_sha256
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -37,12 +38,9 @@ class StaticFile:
 
 
 def _entry(name: str, path: Path) -> StaticFile:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
+    digest, _ = file_sha256(path)
     ctype = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    return StaticFile(name, path, ctype, f'"{h.hexdigest()[:32]}"')
+    return StaticFile(name, path, ctype, f'"{digest[:32]}"')
 
 
 class StaticFiles:
