@@ -236,10 +236,21 @@ def _deepest_section(ds: xr.Dataset, top: list[dict]) -> str:
 
 
 # ----------------------------------------------------------------------------- the report
-def flood_report_html(ds: xr.Dataset, *, summary: dict | None = None, top_n: int = 10, points=None,
-                      crs: str | None = None, districts=None, dpi: int = 110,
-                      source: str | None = None) -> str:
-    """The report page (a string) of a flood output Dataset; see :func:`write_flood_report`."""
+def report_page(title: str, subtitle: str, sections: list[str], footer: str) -> str:
+    """One self-contained report page (inline CSS, no scripts) around ``sections`` (HTML blocks)."""
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    head = (f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}"
+            + (" · " if subtitle else "") + f"report made {made}</p></header><main>")
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}"
+            f"</title><style>{_CSS}</style></head><body>" + head + "".join(sections)
+            + f"</main><footer>{footer}</footer></body></html>\n")
+
+
+def flood_report_sections(ds: xr.Dataset, *, summary: dict | None = None, top_n: int = 10, points=None,
+                          crs: str | None = None, districts=None, dpi: int = 110) -> list[str]:
+    """The sections of a flood run's report: key numbers, storm and run, areas and balance, hit rate,
+    maps and series, deepest places."""
     for name, dims in (("max_depth", ("y", "x")), ("volume_rain", ("time",)), ("volume_storage", ("time",))):
         P._require(ds, name, dims)
     storm = P.storm_of(ds)
@@ -251,8 +262,6 @@ def flood_report_html(ds: xr.Dataset, *, summary: dict | None = None, top_n: int
     land_km2 = float(P.land_mask(ds).sum()) * P.cell_area_m2(ds) / 1e6
     md = np.asarray(ds["max_depth"].values, np.float64)
     peak_area = float(np.max(ds["flooded_area"].values)) / 1e6 if "flooded_area" in ds else None
-    title = ds.attrs.get("title") or f"Flood forecast: {storm.get('name', 'rain')}"
-    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     cards = [(_f(float(np.nanmax(md)) if np.isfinite(md).any() else None, ".2f", "m"), "maximum depth"),
              (_f(areas[0]["ever_at_least_km2"], ".2f", "km²"),
@@ -260,11 +269,9 @@ def flood_report_html(ds: xr.Dataset, *, summary: dict | None = None, top_n: int
              (_f(peak_area, ".2f", "km²"), "largest flooded area at one time"),
              (_f(rs["cumulative_mm"][-1], ".1f", "mm"), "mean rain received"),
              (_f(rel, ".1e"), "relative volume balance error")]
-    parts = [f"<header><h1>{html.escape(title)}</h1><p>{html.escape(P._title_when(ds))} · report made {made}"
-             + (f" · from {html.escape(source)}" if source else "") + "</p></header><main>"]
-    parts.append('<section><h2>At a glance</h2><div class="cards">'
-                 + "".join(f"<div class=card><b>{v}</b><span>{html.escape(k)}</span></div>" for v, k in cards)
-                 + "</div></section>")
+    parts = ['<section><h2>At a glance</h2><div class="cards">'
+             + "".join(f"<div class=card><b>{v}</b><span>{html.escape(k)}</span></div>" for v, k in cards)
+             + "</div></section>"]
     parts.append('<section class="two"><div><h2>Storm</h2>' + _kv(_storm_rows(storm) if storm else
                                                                   [("rain", "no storm description in the run")])
                  + "</div><div><h2>Run</h2>" + _kv(_param_rows(ds)) + "</div></section>")
@@ -297,11 +304,72 @@ def flood_report_html(ds: xr.Dataset, *, summary: dict | None = None, top_n: int
                         "went. Bottom: the balance closure error relative to the input (log scale).", dpi)
                  + "</section>")
     parts.append(_deepest_section(ds, top))
-    parts.append(f"</main><footer>Shenzhen Twin flood model · {html.escape(str(ds.attrs.get('model', '')))} · "
-                 "this page loads nothing from the network</footer>")
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}"
-            f"</title><style>{_CSS}</style></head><body>" + "".join(parts) + "</body></html>\n")
+    return parts
+
+
+def flood_report_html(ds: xr.Dataset, *, summary: dict | None = None, top_n: int = 10, points=None,
+                      crs: str | None = None, districts=None, dpi: int = 110,
+                      source: str | None = None) -> str:
+    """The report page (a string) of a flood output Dataset; see :func:`write_flood_report`."""
+    sections = flood_report_sections(ds, summary=summary, top_n=top_n, points=points, crs=crs,
+                                     districts=districts, dpi=dpi)
+    title = ds.attrs.get("title") or f"Flood forecast: {P.storm_of(ds).get('name', 'rain')}"
+    subtitle = P._title_when(ds) + (f" · from {source}" if source else "")
+    footer = (f"Shenzhen Twin flood model · {html.escape(str(ds.attrs.get('model', '')))} · "
+              "this page loads nothing from the network")
+    return report_page(title, subtitle, sections, footer)
+
+
+def summary_section(summary: dict, title: str = "Summary") -> str:
+    """A section listing a run's summary (nested entries flattened to ``a.b``), the default report."""
+    rows = []
+
+    def walk(prefix: str, v: Any) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), x)
+        elif isinstance(v, float):
+            rows.append((prefix, _f(v, ".4g")))
+        else:
+            rows.append((prefix, html.escape(str(v))))
+
+    walk("", {k: v for k, v in summary.items() if k not in ("files", "request")})
+    return f"<section><h2>{html.escape(title)}</h2>" + _kv(rows) + "</section>"
+
+
+def write_run_report(kind: Any, ds: xr.Dataset, summary: dict, out_dir, ctx: Any = None,
+                     filename: str = REPORT_NAME) -> Path:
+    """Write ``report.html`` of any run kind: its ``report_sections`` (default: the summary), its request.
+
+    Parameters
+    ----------
+    kind : twin.runkinds.RunKind
+    ds : Dataset
+        The run's outputs.
+    summary : dict
+        The run's summary.
+    out_dir : path
+    ctx : twin.runkinds.RunContext, optional
+        Handed to the kind's ``report_sections``.
+    """
+    from viz.offline import assert_offline
+
+    sections = (kind.report_sections(ds, summary, ctx) if kind.report_sections is not None
+                else [summary_section(summary)])
+    request = summary.get("request")
+    if isinstance(request, dict):
+        sections.append("<section><h2>Request</h2>" + _kv(
+            [(k, html.escape(json.dumps(v, ensure_ascii=False))) for k, v in request.items()]) + "</section>")
+    title = str(ds.attrs.get("title") or kind.title)
+    subtitle = kind.title + (f" · {kind.describe_params(request)}" if isinstance(request, dict) else "")
+    page = report_page(title, subtitle, sections,
+                       f"Shenzhen Twin · run kind {html.escape(kind.name)} · this page loads nothing from the network")
+    assert_offline(page)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / filename
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def write_flood_report(ds_or_path, out_dir, *, summary: dict | None = None, top_n: int = 10, points=None,

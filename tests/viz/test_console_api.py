@@ -124,7 +124,9 @@ def test_alerts_newest_first_advisory_and_above(console):
 
 def test_info_runs_and_scenes(console):
     info = console.get("/api/info").json()
-    assert info["actions"] is True and "Futian" in info["districts"] and info["storms"] == ["2023-09-07"]
+    flood = {k["name"]: k for k in info["kinds"]}["flood_forecast"]
+    assert info["actions"] is True and "Futian" in info["districts"]
+    assert flood["schema"]["properties"]["storm"]["enum"] == ["2023-09-07"]
     assert console.get("/api/runs").json() == {"runs": [], "busy": False}
     assert console.get("/api/runs/7").status_code == 404
     assert console.get("/api/runs/x7").json()["field"] == "id"

@@ -317,3 +317,6 @@ def plot_cmd(store: Path, datastream_id: str, out_png: Path, since: str | None, 
             fig = sensor_figure(st, datastream_id, t0=t0, t1=t1, alerts=alert_config)
         path = save_png(fig, out_png)
     click.echo(f"wrote {path}")
+
+
+COMMAND = bridge

@@ -113,3 +113,6 @@ def map_(name: str, out: Path, resolution: float | None) -> None:
     with user_errors(), status(f"drawing the {name} map"):
         info = write_city_map(name, out, resolution=resolution or 90.0)
     click.echo(f"wrote {out} ({info['bytes'] / 1e6:.1f} MB, layers: {', '.join(info['layers'])})")
+
+
+COMMAND = city

@@ -360,3 +360,6 @@ def _print_table(console: Console, title: str, rows: list[tuple[str, str, str]])
         style = styles.get(status, "green")
         table.add_row(Text(path), size, Text(status, style=style))
     console.print(table)
+
+
+COMMAND = data

@@ -114,11 +114,7 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
 
     Example: twin flood run --districts Futian,Luohu --storm 2023-09-07 --hours 6 --out runs/futian
     """
-    import numpy as np
-
-    from physics.flood_city import city_flood_setup, dem_flood_setup, run_city_flood
-    from physics.flood_io import write_flood_outputs
-    from twin.errors import DataMissingError
+    from twin import pipeline
 
     if dem is not None and city_name is not None:
         raise click.UsageError("give either --city or --dem, not both")
@@ -140,63 +136,41 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
     if not 0.0 <= peak_fraction <= 1.0:
         raise click.BadParameter(f"{peak_fraction!r} must lie in [0, 1]", param_hint="--peak-fraction")
     drain = _drainage(drainage_mm_h)
-    the_storm = rain_mm_h if rain_mm_h is not None else (storm or "2023-09-07")
+    if dem is not None and isinstance(drain, dict):
+        raise click.BadParameter("per-district drainage needs a city", param_hint="--drainage-mm-h")
+    params = {"city": None if dem is not None else (city_name or "shenzhen"),
+              "dem": None if dem is None else str(dem),
+              "districts": None if districts is None else [d for d in districts.split(",") if d.strip()],
+              "storm": None if rain_mm_h is not None else (storm or "2023-09-07"), "rain_mm_h": rain_mm_h,
+              "method": method, "peak_fraction": peak_fraction, "hours": hours, "resolution": resolution,
+              "buffer_m": buffer_m, "tide_m": tide_m, "surge_m": surge_m, "drainage_mm_h": drain,
+              "output_every_s": output_every, "float32": use_float32, "wave_depth_cap_m": wave_cap_m}
+    duration = hours * 3600.0
+    bar = _progress_bar()
+    task = None
+
+    def progress(p):
+        nonlocal task
+        if p.get("message"):
+            click.echo(p["message"], err=True)
+        if p["phase"] != "running" or "sim_s" not in p:
+            return
+        if task is None:
+            bar.start()
+            task = bar.add_task("flood", total=duration, sim=f"0:00:00/{_hms(duration)}", steps=0, dt="-")
+        bar.update(task, completed=p["sim_s"], sim=f"{_hms(p['sim_s'])}/{_hms(duration)}",
+                   steps=p.get("steps", 0), dt=f"{p.get('dt', 0.0):.2f} s")
 
     with user_errors():
-        with status("setting up the flood run"):
-            if dem is not None:
-                if isinstance(drain, dict):
-                    raise click.BadParameter("per-district drainage needs a city", param_hint="--drainage-mm-h")
-                setup = dem_flood_setup(dem, resolution=resolution, storm=the_storm, hours=hours, method=method,
-                                        **({} if drain is None else {"drainage_mm_h": drain}))
-            else:
-                setup = city_flood_setup(city_name or "shenzhen", resolution=resolution or 30.0, districts=districts,
-                                         buffer_m=buffer_m, storm=the_storm, hours=hours, method=method,
-                                         peak_fraction=peak_fraction, tide=tide_m, surge_m=surge_m,
-                                         drainage_mm_h=drain)
-        ctx = setup["context"]
-        ny, nx = setup["dem"].shape
-        click.echo(f"{ctx['label']}: grid {ny} x {nx} at {ctx['resolution_m']:g} m "
-                   f"({int(ctx['land'].sum())} land cells), {ctx['storm'].get('name')}, "
-                   f"{ctx['storm'].get('total_mm', float('nan')):.1f} mm in {hours:g} h", err=True)
-        bar = _progress_bar()
-        duration = hours * 3600.0
-        with bar:
-            task = bar.add_task("flood", total=duration, sim=f"0:00:00/{_hms(duration)}", steps=0, dt="-")
-
-            def progress(p):
-                bar.update(task, completed=p["t"], sim=f"{_hms(p['t'])}/{_hms(duration)}",
-                           steps=p["steps"], dt=f"{p['dt']:.2f} s")
-
-            ds = run_city_flood(setup, output_every_s=output_every,
-                                dtype=np.float32 if use_float32 else np.float64, progress=progress,
-                                wave_depth_cap_m=wave_cap_m)
-        hit = None
-        city = ctx.get("city")
-        if city is not None:
-            try:
-                points = city.vector("waterlogging")
-            except DataMissingError:
-                points = None
-            if points is not None:
-                from physics.hitrate import waterlogging_hit_rate
-
-                hit = waterlogging_hit_rate(ds["max_depth"].assign_attrs(crs=ds.attrs["crs"],
-                                                                         transform=ds.attrs["transform"]),
-                                            points, within=ctx["outline"])
-        with status("writing outputs"):
-            res = write_flood_outputs(ds, out_dir, districts=ctx.get("districts_gdf"), hitrate=hit)
-        if with_report:
-            from viz.report import write_flood_report
-
-            with status("writing report.html"):
-                res["paths"]["report"] = write_flood_report(ds, out_dir, summary=res["summary"],
-                                                            districts=ctx.get("districts_gdf"))
-    s = res["summary"]
+        try:
+            res = pipeline.run("flood_forecast", params, out_dir, progress=progress, report=with_report,
+                               map=False)
+        finally:
+            if task is not None:
+                bar.stop()
+    s = res.summary
     if as_json:
-        from physics.flood_io import _clean
-
-        echo_json(_clean(s))
+        echo_json(pipeline.clean_json(s))
         return
     fa = s["flooded_area_max_km2"]
     click.echo(f"done in {s['run_time_s']:.1f} s: {s['steps']} steps, "
@@ -204,12 +178,13 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
                f"{s['volume_balance_relative_error']:.1e}")
     click.echo(f"max depth {s['max_depth_m']:.2f} m; area ever >= 0.15 m: {fa['>=0.15m']:.1f} km², "
                f">= 0.5 m: {fa['>=0.5m']:.1f} km²")
+    hit = s.get("waterlogging_hit_rate")
     if hit is not None:
         click.echo(f"waterlogging spots within {hit['radius_m']:g} m of a cell >= {hit['depth_m']:g} m: "
                    f"{hit['hits']}/{hit['n_in_domain']} ({hit['hit_rate']:.0%}) vs random "
                    f"{hit['random_hit_rate']:.0%} (ratio {hit['ratio']:.2f}, p = {hit['p_value']:.2g}) "
                    "[reporting only]")
-    click.echo(f"wrote {out_dir}/ ({', '.join(p.name for p in res['paths'].values())})")
+    click.echo(f"wrote {out_dir}/ ({', '.join(p.name for p in res.paths.values())})")
 
 
 @flood.command("report")

@@ -64,3 +64,6 @@ def info(city_name: str, as_json: bool) -> None:
     console.print(t)
     if any(r["found"] < r["files"] and not r["optional"] for r in rows):
         console.print("Some layers are missing: run `twin data fetch shenzhen` or set TWIN_DATA.")
+
+
+COMMAND = info

@@ -47,3 +47,6 @@ def serve(store_dir, host, port, token, runs_dir, city_name, base_resolution, st
     mode = "actions need the token" if token else "read-only (no --token)"
     click.echo(f"twin console on http://{host}:{port}/ — {mode}; Ctrl-C stops", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+
+
+COMMAND = serve

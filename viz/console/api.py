@@ -14,22 +14,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from physics.flood_city import STORMS
 from twin.errors import TwinError
 from twin.events import Event, Severity
 from viz.console.auth import TokenGate
 from viz.console.feed import Feed
 from viz.console.live import ACK_KIND, LiveState
-from viz.console.models import (
-    MAX_HOURS,
-    MAX_RESOLUTION_M,
-    MIN_RESOLUTION_M,
-    AckRequest,
-    BodyError,
-    RunRequest,
-    parse_body,
-    read_body,
-)
+from viz.console.models import AckRequest, BodyError, parse_body, parse_run_body, read_body
 from viz.console.runs import Busy, RunManager
 from viz.console.scenes import STATUS_COLORS, SceneCache, sensors_layer
 
@@ -50,6 +40,14 @@ def _int_param(raw: str | None, field: str, default: int, lo: int, hi: int) -> i
         raise BodyError([{"field": field, "value": raw,
                           "reason": f"must be a whole number from {lo} to {hi}"}])
     return int(raw)
+
+
+def run_kinds() -> list[dict[str, Any]]:
+    """The registered run kinds and the JSON schema of what the console's form may send for each."""
+    from twin.runkinds import kinds
+
+    return [{"name": k.name, "title": k.title, "schema": k.form_request.model_json_schema()}
+            for k in kinds()]
 
 
 class ConsoleApi:
@@ -95,8 +93,7 @@ class ConsoleApi:
             "title": f"{self.city.manifest.city.title} — command console",
             "city": self.city.name, "actions": self.gate.enabled,
             "stale_after_s": self.live.stale_after_s, "status_colors": STATUS_COLORS,
-            "storms": list(STORMS), "districts": districts,
-            "limits": {"hours": [0, MAX_HOURS], "resolution": [MIN_RESOLUTION_M, MAX_RESOLUTION_M]},
+            "districts": districts, "kinds": await asyncio.to_thread(run_kinds),
             "seq": self.feed.seq,
         })
 
@@ -125,7 +122,7 @@ class ConsoleApi:
             return _invalid("id", raw, "run id must be a positive whole number")
         run = await asyncio.to_thread(self.runs.get, int(raw))
         if run is None:
-            return JSONResponse({"error": "not_found", "reason": f"no forecast run with id {raw}"},
+            return JSONResponse({"error": "not_found", "reason": f"no run with id {raw}"},
                                 status_code=404)
         return JSONResponse(run)
 
@@ -213,11 +210,11 @@ class ConsoleApi:
             return JSONResponse({"error": "data", "reason": f"{type(exc).__name__}: {exc}"},
                                 status_code=503)
         try:
-            req = parse_body(RunRequest, await read_body(request), context={"districts": known})
+            kind, req = parse_run_body(await read_body(request), context={"districts": known})
         except BodyError as exc:
             return JSONResponse(exc.payload(), status_code=exc.status)
         try:
-            run = await asyncio.to_thread(self.runs.start, req)
+            run = await asyncio.to_thread(self.runs.start, kind, req)
         except Busy as exc:
             return JSONResponse({"error": "busy", "reason": str(exc)}, status_code=409)
         await self.sync()

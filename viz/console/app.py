@@ -12,7 +12,7 @@ Reads (no token: viewers see):
     ``/api/changes?since=<seq>`` (polling fallback).
 Actions (``Authorization: Bearer <token>``; 401 without, 403 wrong or read-only):
     ``POST /api/alerts/{id}/ack`` (body optional ``{"by", "note"}``; idempotent),
-    ``POST /api/runs`` (``{"storm", "hours", "resolution", "districts"}``; 202, 409 busy).
+    ``POST /api/runs`` (``{"kind", ...the kind's console request}``; 202, 409 busy).
 
 Every response carries a Content-Security-Policy that allows nothing but this
 origin (plus ``data:``/``blob:`` images and workers), so even a mistaken
@@ -97,7 +97,7 @@ def _asset_paths() -> dict[str, Path]:
 
 def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str | os.PathLike | None = None,
                city: Any = "shenzhen", base_resolution: float = 90.0, stale_after_s: float = 900.0,
-               run_setup: Any = None, allowed_hosts: list[str] | None = None,
+               allowed_hosts: list[str] | None = None,
                poll_s: float = 0.1) -> Any:
     """The console's Starlette application.
 
@@ -108,15 +108,13 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     token : str or None
         Token of the actions (None or ``""``: a read-only console).
     runs_dir : path, optional
-        Where forecast runs write their outputs (default ``<store_dir>/runs``).
+        Where model runs write their outputs (default ``<store_dir>/runs``).
     city : str or twin.city.City
-        The city of the basemap and of the forecast runs.
+        The city of the basemap and of the runs.
     base_resolution : float
         Grid (m) of the basemap's hillshade.
     stale_after_s : float
         A datastream silent for longer shows as ``stale``.
-    run_setup : callable(RunRequest, city) -> setup dict, optional
-        Builds the flood model inputs of a run (tests: a small DEM).
     allowed_hosts : list of str, optional
         Accepted ``Host`` headers (DNS-rebinding guard); None accepts any.
     poll_s : float
@@ -149,8 +147,7 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     the_city = City(city) if isinstance(city, str) else city
     store = Store.open(store_dir)
     live = LiveState(store.db_path, stale_after_s=stale_after_s)
-    runs = RunManager(store, runs_dir if runs_dir is not None else store.root / "runs", the_city,
-                      setup=run_setup)
+    runs = RunManager(store, runs_dir if runs_dir is not None else store.root / "runs", the_city)
     feed = Feed(lambda: live.refresh() + runs.poll(), recheck=live.recheck, interval_s=poll_s)
     api = ConsoleApi(store=store, live=live, feed=feed, runs=runs,
                      scenes=SceneCache(the_city, base_resolution=base_resolution), gate=gate, city=the_city)

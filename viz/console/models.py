@@ -10,14 +10,9 @@ import json
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-
-from physics.flood_city import STORMS
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_HOURS = 24.0
-MIN_RESOLUTION_M = 30.0
-MAX_RESOLUTION_M = 2000.0
 
 
 class BodyError(Exception):
@@ -36,51 +31,6 @@ class BodyError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class RunRequest(_Strict):
-    """``POST /api/runs``: a flood forecast over the city (or some districts).
-
-    Attributes
-    ----------
-    storm : str
-        A design storm of :data:`physics.flood_city.STORMS` (``"2023-09-07"``).
-    hours : float
-        Storm length and simulated time, 0 < hours <= 24.
-    resolution : float
-        Grid cell size (m), 30 <= resolution <= 2000.
-    districts : list of str or None
-        District names/adcodes of the city (None: the whole city).
-    """
-
-    storm: str = STORMS[0]
-    hours: float = Field(gt=0.0, le=MAX_HOURS, allow_inf_nan=False)
-    resolution: float = Field(default=90.0, ge=MIN_RESOLUTION_M, le=MAX_RESOLUTION_M,
-                              allow_inf_nan=False)
-    districts: list[str] | None = Field(default=None, min_length=1, max_length=20)
-
-    @field_validator("storm")
-    @classmethod
-    def _storm(cls, v: str) -> str:
-        if v not in STORMS:
-            raise ValueError(f"unknown storm; choose one of {list(STORMS)}")
-        return v
-
-    @field_validator("districts")
-    @classmethod
-    def _districts(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        if v is None:
-            return None
-        known = (info.context or {}).get("districts")
-        out = []
-        for name in v:
-            n = name.strip()
-            if not n or len(n) > 64:
-                raise ValueError(f"district name {name!r} must be 1-64 characters")
-            if known is not None and n.casefold() not in known:
-                raise ValueError(f"unknown district {name!r}; choose from {sorted(set(known.values()))}")
-            out.append(known[n.casefold()] if known is not None else n)
-        return list(dict.fromkeys(out))
 
 
 class AckRequest(_Strict):
@@ -121,9 +71,7 @@ async def read_body(request: Any, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def parse_body(model: type[BaseModel], raw: bytes, *, context: dict | None = None,
-               allow_empty: bool = False) -> BaseModel:
-    """Validate a JSON body against ``model``; raises :class:`BodyError` naming field and value."""
+def _json_object(raw: bytes, allow_empty: bool) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise BodyError([{"field": "body", "value": f"{len(raw)} bytes",
                           "reason": f"body exceeds {MAX_BODY_BYTES} bytes"}], status=413)
@@ -137,10 +85,49 @@ def parse_body(model: type[BaseModel], raw: bytes, *, context: dict | None = Non
     if not isinstance(doc, dict):
         raise BodyError([{"field": "body", "value": doc if not isinstance(doc, list) else "[...]",
                           "reason": f"body must be a JSON object, got {type(doc).__name__}"}])
+    return doc
+
+
+def _validate(model: type[BaseModel], raw: bytes, context: dict | None) -> BaseModel:
     try:
         return model.model_validate_json(raw, context=context)
     except pydantic.ValidationError as exc:
         raise BodyError(_errors(exc)) from None
 
 
-__all__ = ["AckRequest", "BodyError", "RunRequest", "parse_body", "read_body"]
+def parse_body(model: type[BaseModel], raw: bytes, *, context: dict | None = None,
+               allow_empty: bool = False) -> BaseModel:
+    """Validate a JSON body against ``model``; raises :class:`BodyError` naming field and value."""
+    _json_object(raw, allow_empty)
+    return _validate(model, raw if raw.strip() else b"{}", context)
+
+
+def parse_run_body(raw: bytes, *, context: dict | None = None) -> tuple[Any, BaseModel]:
+    """``POST /api/runs``: ``{"kind": name, ...the kind's console request}`` -> (RunKind, full request).
+
+    Without ``kind`` the first registered kind is meant (built-ins are discovered first).
+    Raises :class:`BodyError` naming the field and the value.
+    """
+    from twin.errors import ValidationError
+    from twin.runkinds import get_kind, kinds
+
+    doc = _json_object(raw, False)
+    name = doc.pop("kind", None)
+    if name is None:
+        known = kinds()
+        if not known:
+            raise BodyError([{"field": "kind", "value": None, "reason": "no run kind is registered"}])
+        kind = known[0]
+    else:
+        try:
+            kind = get_kind(name) if isinstance(name, str) else None
+        except ValidationError:
+            kind = None
+        if kind is None:
+            raise BodyError([{"field": "kind", "value": name,
+                              "reason": f"unknown run kind; choose from {[k.name for k in kinds()]}"}])
+    form = _validate(kind.form_request, raw if name is None else json.dumps(doc).encode(), context)
+    return kind, kind.validate(form, context=context, console=True)
+
+
+__all__ = ["AckRequest", "BodyError", "parse_body", "parse_run_body", "read_body"]

@@ -1,16 +1,13 @@
-"""Flood forecast runs started from the console: one at a time, in a background thread.
+"""Model runs started from the console: one at a time, in a background thread.
 
-A run is recorded in the store's ``runs`` table (kind ``flood_forecast``, the
-request as its params, status running/done/failed) and writes the usual flood
-outputs (:func:`physics.flood_io.write_flood_outputs`: ``flood.nc``, GeoTIFFs,
-``max_depth.png``, ``summary.json``) into ``<runs_dir>/run-<id>/``, plus
+Any registered run kind (:mod:`twin.runkinds`) can be started. A run is
+recorded in the store's ``runs`` table (the kind's name, the request as its
+params, status running/done/failed) and goes through the one run pipeline
+(:func:`twin.pipeline.run`: the kind's outputs, ``summary.json``,
+``report.html``, ``map.html``) into ``<runs_dir>/run-<id>/``, plus
 ``console.json`` with its final progress (and the error of a failed run).
-Progress (phase, fraction of simulated time, steps) is kept in memory and
+Progress (phase, fraction, the model's own figures) is kept in memory and
 versioned, so the live feed pushes it to the pages.
-
-``setup`` is the hook that turns a request into the model inputs (default:
-:func:`physics.flood_city.city_flood_setup` over the console's city); a test
-may pass one that builds a small DEM.
 """
 
 from __future__ import annotations
@@ -21,26 +18,19 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError, ValidationError
-from viz.console.models import RunRequest
+from twin.runkinds import RunKind, get_kind, kinds
 
 log = logging.getLogger(__name__)
 
-RUN_KIND = "flood_forecast"
-MAX_FRAMES = 36
+PROGRESS_KEYS = ("sim_s", "duration_s", "steps")
 
 
 class Busy(TwinError, RuntimeError):
-    """A forecast run is already in progress (the console runs one at a time)."""
-
-
-def output_every_s(hours: float) -> float:
-    """Frame interval: 10 min, or longer so that a run has at most :data:`MAX_FRAMES` frames."""
-    return max(600.0, hours * 3600.0 / MAX_FRAMES)
+    """A run is already in progress (the console runs one at a time)."""
 
 
 def run_dir_name(run_id: int) -> str:
@@ -55,16 +45,13 @@ class RunManager:
     store : twin.store.Store
     runs_dir : path
     city : twin.city.City or str
-    setup : callable(RunRequest, city) -> setup dict, optional
     """
 
-    def __init__(self, store: Any, runs_dir: str | Path, city: Any, *,
-                 setup: Callable[[RunRequest, Any], dict] | None = None) -> None:
+    def __init__(self, store: Any, runs_dir: str | Path, city: Any) -> None:
         self.store = store
         self.runs_dir = Path(runs_dir).expanduser().resolve()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.city = city
-        self._setup = setup or _city_setup
         self._lock = threading.Lock()
         self._progress: dict[int, dict[str, Any]] = {}
         self._thread: threading.Thread | None = None
@@ -74,32 +61,39 @@ class RunManager:
         self._close_orphans()
 
     # ----------------------------------------------------------------- queries
-    def _entry(self, info: Any) -> dict[str, Any]:
+    @staticmethod
+    def _kinds() -> dict[str, RunKind]:
+        return {k.name: k for k in kinds()}
+
+    def _entry(self, info: Any, kind: RunKind) -> dict[str, Any]:
         p = self._progress.get(info.id)
         out_dir = self.runs_dir / run_dir_name(info.id)
         if p is None:
             p = _read_json(out_dir / "console.json") or {}
         fraction = p.get("fraction", 1.0 if info.status == "done" else 0.0)
+        params = {k: v for k, v in info.params.items() if k in kind.form_request.model_fields}
         return {
-            "id": info.id, "kind": info.kind, "status": info.status,
+            "id": info.id, "kind": info.kind, "title": kind.title, "status": info.status,
             "started": info.started.isoformat(), "ended": None if info.ended is None else info.ended.isoformat(),
-            "params": {k: v for k, v in info.params.items() if k in RunRequest.model_fields},
+            "params": params, "description": kind.describe_params(params),
             "phase": p.get("phase", info.status), "fraction": fraction,
             "sim_s": p.get("sim_s"), "steps": p.get("steps"), "error": p.get("error"),
             "summary": p.get("summary"),
-            "has_outputs": (out_dir / "flood.nc").is_file(),
+            "has_outputs": (out_dir / kind.output).is_file(),
         }
 
     def runs(self) -> list[dict[str, Any]]:
-        """Forecast runs of the store, newest first."""
+        """Runs of the store whose kind is registered, newest first."""
+        known = self._kinds()
         with self._lock:
-            return [self._entry(r) for r in reversed(self.store.runs()) if r.kind == RUN_KIND]
+            return [self._entry(r, known[r.kind]) for r in reversed(self.store.runs()) if r.kind in known]
 
     def get(self, run_id: int) -> dict[str, Any] | None:
+        known = self._kinds()
         with self._lock:
             for r in self.store.runs():
-                if r.id == run_id and r.kind == RUN_KIND:
-                    return self._entry(r)
+                if r.id == run_id and r.kind in known:
+                    return self._entry(r, known[r.kind])
         return None
 
     def latest_done(self) -> tuple[dict[str, Any], Path] | None:
@@ -131,18 +125,22 @@ class RunManager:
         return out
 
     # ----------------------------------------------------------------- actions
-    def start(self, req: RunRequest, *, by: str = "operator") -> dict[str, Any]:
-        """Record and start a run in the background; raises :class:`Busy` if one is running."""
+    def start(self, kind: str | RunKind, req: Any, *, by: str = "operator") -> dict[str, Any]:
+        """Record and start a run of ``kind`` with the validated request ``req`` in the background.
+
+        Raises :class:`Busy` if one is running.
+        """
+        k = kind if isinstance(kind, RunKind) else get_kind(kind)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                raise Busy(f"forecast run {self._current} is still running; wait for it to finish "
+                raise Busy(f"run {self._current} is still running; wait for it to finish "
                            "(GET /api/runs/{id})")
             params = {**req.model_dump(), "by": by, "console_pid": os.getpid()}
-            run_id = self.store.start_run(RUN_KIND, params)
+            run_id = self.store.start_run(k.name, params)
             self._current = run_id
             self._set(run_id, phase="queued", fraction=0.0)
-            self._thread = threading.Thread(target=self._run, args=(run_id, req), daemon=True,
-                                            name=f"forecast-{run_id}")
+            self._thread = threading.Thread(target=self._run, args=(run_id, k, req), daemon=True,
+                                            name=f"run-{run_id}")
             self._thread.start()
         return self.get(run_id) or {"id": run_id}
 
@@ -157,41 +155,31 @@ class RunManager:
         self.version += 1
         p["_v"] = self.version
 
-    def _run(self, run_id: int, req: RunRequest) -> None:
+    def _run(self, run_id: int, kind: RunKind, req: Any) -> None:
+        from twin import pipeline
+
         out_dir = self.runs_dir / run_dir_name(run_id)
-        duration = req.hours * 3600.0
         status = "failed"
         last = [0.0]
+
+        def progress(p: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if p["phase"] == "running" and now - last[0] < 0.2 and p.get("fraction", 0.0) < pipeline.RUN_SHARE:
+                return
+            last[0] = now
+            self._set(run_id, phase=p["phase"], fraction=float(p.get("fraction", 0.0)),
+                      **{k: p[k] for k in PROGRESS_KEYS if k in p})
+
         try:
-            self._set(run_id, phase="setting up", fraction=0.0)
-            setup = self._setup(req, self.city)
-
-            def progress(p: dict[str, Any]) -> None:
-                now = time.monotonic()
-                if now - last[0] < 0.2 and p["t"] < duration:
-                    return
-                last[0] = now
-                self._set(run_id, phase="running", fraction=min(1.0, p["t"] / duration) * 0.95,
-                          sim_s=float(p["t"]), steps=int(p["steps"]))
-
-            import numpy as np
-
-            from physics.flood_city import run_city_flood
-            from physics.flood_io import _clean, write_flood_outputs
-
-            self._set(run_id, phase="running", fraction=0.0, sim_s=0.0, steps=0)
-            ds = run_city_flood(setup, output_every_s=output_every_s(req.hours), dtype=np.float64,
-                                progress=progress, progress_every_s=max(60.0, duration / 100))
-            self._set(run_id, phase="writing outputs", fraction=0.97)
-            res = write_flood_outputs(ds, out_dir, districts=setup["context"].get("districts_gdf"))
-            s = _clean(res["summary"])
-            summary = {k: s.get(k) for k in ("max_depth_m", "flooded_area_max_km2", "steps", "run_time_s")}
+            res = pipeline.run(kind, req, out_dir, city=self.city, progress=progress)
+            s = pipeline.clean_json(res.summary)
+            summary = {k: s.get(k) for k in kind.summary_keys} if kind.summary_keys else None
             self._set(run_id, phase="done", fraction=1.0, summary=summary)
             status = "done"
         except Exception as exc:  # reported on the run, never raised into the server
             msg = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, TwinError):
-                log.error("forecast run %s failed:\n%s", run_id, traceback.format_exc())
+                log.error("run %s failed:\n%s", run_id, traceback.format_exc())
             self._set(run_id, phase="failed", error=msg)
         finally:
             p = {k: v for k, v in self._progress.get(run_id, {}).items() if not k.startswith("_")}
@@ -208,8 +196,9 @@ class RunManager:
 
     def _close_orphans(self) -> None:
         """Mark runs left 'running' by a console process that no longer exists as failed."""
+        known = self._kinds()
         for r in self.store.runs():
-            if r.kind != RUN_KIND or r.status != "running":
+            if r.kind not in known or r.status != "running":
                 continue
             pid = r.params.get("console_pid")
             if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
@@ -241,11 +230,4 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _city_setup(req: RunRequest, city: Any) -> dict:
-    from physics.flood_city import city_flood_setup
-
-    return city_flood_setup(city, resolution=req.resolution, districts=req.districts,
-                            storm=req.storm, hours=req.hours)
-
-
-__all__ = ["Busy", "RUN_KIND", "RunManager", "output_every_s", "run_dir_name"]
+__all__ = ["Busy", "RunManager", "run_dir_name"]

@@ -78,31 +78,26 @@ def sensors_layer(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def forecast_scene(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Scene of a finished forecast run: depth frames (time slider), maximum depth, arrival time.
+    """Scene of a finished run: the layers its kind registers (:attr:`twin.runkinds.RunKind.layers`).
 
-    Built with the ``flood_depth``, ``flood_max_depth`` and ``flood_arrival`` kinds of
-    :mod:`viz.layers` from the run's ``flood.nc``; ``run`` (the run id) is added to it.
+    Built from the kind's main output in ``run_dir``; ``run`` (the run id) is added to it.
     """
     import xarray as xr
 
-    from viz.layers import build
+    from twin.runkinds import get_kind
     from viz.layers._raster import MercatorWarp
     from viz.scene import Scene
 
-    p = run.get("params") or {}
-    where = ", ".join(p.get("districts") or []) or "the whole city"
-    title = f"Forecast #{run['id']}: storm {p.get('storm')}, {p.get('hours'):g} h over {where}"
-    path = Path(run_dir) / "flood.nc"
+    kind = get_kind(run["kind"])
+    title = f"{kind.title} #{run['id']}: {kind.describe_params(run.get('params') or {})}"
+    path = Path(run_dir) / kind.output
     try:
         with xr.open_dataset(path) as ds:
             ds = ds.load()
     except (OSError, ValueError) as exc:
-        raise DataMissingError(f"forecast run {run['id']}: cannot read {path}: {exc}") from exc
+        raise DataMissingError(f"run {run['id']}: cannot read {path}: {exc}") from exc
     warp = MercatorWarp.for_grid(ds, max_px=FORECAST_MAX_PX)
-    sets = [build("flood_depth", ds, warp=warp, max_px=FORECAST_MAX_PX),
-            build("flood_max_depth", ds, warp=warp, max_px=FORECAST_MAX_PX, legend=False),
-            build("flood_arrival", ds, warp=warp, max_px=FORECAST_MAX_PX)]
-    scene = Scene(title=title, sets=sets)
+    scene = Scene(title=title, sets=kind.layers(ds, warp=warp, max_px=FORECAST_MAX_PX))
     return {**scene.to_json(), "bounds": scene.bounds(), "run": run["id"]}
 
 

@@ -376,16 +376,14 @@
     var active = null;
     ids.slice(0, 10).forEach(function (id) {
       var r = state.runs[id];
-      var p = r.params || {};
       var li = el('li', 'run', ul);
       li.id = 'run-' + id;
       li.dataset.status = r.status;
-      var where = (p.districts && p.districts.length) ? p.districts.join(', ') : 'whole city';
-      var txt = '#' + id + ' ' + r.status + ' — ' + (p.storm || '') + ', ' + p.hours + ' h, ' + p.resolution +
-        ' m, ' + where;
-      if (r.summary && r.summary.max_depth_m !== undefined && r.summary.max_depth_m !== null) {
-        txt += ' · max depth ' + (+r.summary.max_depth_m).toFixed(2) + ' m';
-      }
+      var txt = '#' + id + ' ' + (r.title || r.kind) + ' ' + r.status + ' — ' + (r.description || '');
+      Object.keys(r.summary || {}).forEach(function (k) {  // the kind's summary_keys
+        var v = r.summary[k];
+        if (typeof v === 'number') txt += ' · ' + k.replace(/_/g, ' ') + ' ' + (+v).toPrecision(3);
+      });
       if (r.error) txt += ' · ' + r.error;
       li.textContent = txt;
       if (r.status === 'running' && !active) active = r;
@@ -403,36 +401,102 @@
     $('run-start').disabled = !!active;
   }
 
-  function setupRunForm(info) {
-    var sel = $('run-storm');
-    sel.textContent = '';
-    (info.storms || []).forEach(function (s) { var o = el('option', null, sel, s); o.value = s; });
-    var fs = $('run-districts');
-    (info.districts || []).forEach(function (d) {
-      var lab = el('label', null, fs);
-      var cb = el('input', null, lab);
-      cb.type = 'checkbox';
-      cb.value = d;
-      lab.appendChild(document.createTextNode(' ' + d));
+  // One input per property of the selected run kind's JSON schema (GET /api/info -> kinds):
+  // numbers with their bounds, enums as a select, a list named "districts" as the city's districts.
+  function fieldType(prop) {
+    if (prop.anyOf) {
+      for (var i = 0; i < prop.anyOf.length; i++) if (prop.anyOf[i].type !== 'null') return prop.anyOf[i];
+    }
+    return prop;
+  }
+
+  function buildFields(kind, info) {
+    var box = $('run-fields');
+    box.textContent = '';
+    var props = (kind.schema && kind.schema.properties) || {};
+    Object.keys(props).forEach(function (name) {
+      var prop = props[name], t = fieldType(prop), label = prop.description || prop.title || name;
+      var input;
+      if (t.type === 'array' && name === 'districts') {
+        var fs = el('fieldset', null, box);
+        fs.id = 'run-districts';
+        el('legend', null, fs, label);
+        (info.districts || []).forEach(function (d) {
+          var lab = el('label', null, fs);
+          var cb = el('input', null, lab);
+          cb.type = 'checkbox';
+          cb.value = d;
+          lab.appendChild(document.createTextNode(' ' + d));
+        });
+        return;
+      }
+      var lab = el('label', null, box, label + ' ');
+      if (prop.enum || t.enum) {
+        input = el('select', null, lab);
+        (prop.enum || t.enum).forEach(function (v) { var o = el('option', null, input, String(v)); o.value = v; });
+      } else if (t.type === 'boolean') {
+        input = el('input', null, lab);
+        input.type = 'checkbox';
+        input.checked = !!prop.default;
+      } else {
+        input = el('input', null, lab);
+        if (t.type === 'number' || t.type === 'integer') {
+          input.type = 'number';
+          input.step = 'any';
+          var lo = t.minimum !== undefined ? t.minimum : t.exclusiveMinimum;
+          var hi = t.maximum !== undefined ? t.maximum : t.exclusiveMaximum;
+          if (lo !== undefined) input.min = lo;
+          if (hi !== undefined) input.max = hi;
+        }
+      }
+      var dflt = prop.default !== undefined && prop.default !== null ? prop.default :
+        (prop.examples ? prop.examples[0] : undefined);
+      if (dflt !== undefined && input.type !== 'checkbox') input.value = dflt;
+      input.id = 'run-' + name;
+      input.dataset.field = name;
+      input.dataset.type = t.type || 'string';
     });
-    $('run-form').addEventListener('submit', function (ev) {
-      ev.preventDefault();
+  }
+
+  function formBody(kind) {
+    var body = {kind: kind.name};
+    Array.prototype.forEach.call($('run-fields').querySelectorAll('[data-field]'), function (input) {
+      var v = input.type === 'checkbox' ? input.checked : input.value;
+      if (input.dataset.type === 'number' || input.dataset.type === 'integer') v = Number(v);
+      if (v !== '') body[input.dataset.field] = v;
+    });
+    var fs = $('run-districts');
+    if (fs) {
       var districts = Array.prototype.slice.call(fs.querySelectorAll('input:checked'))
         .map(function (c) { return c.value; });
-      var body = {storm: sel.value, hours: Number($('run-hours').value),
-        resolution: Number($('run-resolution').value)};
       if (districts.length) body.districts = districts;
+    }
+    return body;
+  }
+
+  function setupRunForm(info) {
+    var kinds = info.kinds || [];
+    var sel = $('run-kind');
+    sel.textContent = '';
+    kinds.forEach(function (k) { var o = el('option', null, sel, k.title); o.value = k.name; });
+    function current() { return kinds.filter(function (k) { return k.name === sel.value; })[0]; }
+    if (kinds.length) buildFields(kinds[0], info);
+    sel.addEventListener('change', function () { if (current()) buildFields(current(), info); });
+    $('run-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var kind = current();
+      if (!kind) return;
       $('run-start').disabled = true;
-      act('/api/runs', body).then(function (res) {
+      act('/api/runs', formBody(kind)).then(function (res) {
         if (res.status === 202) {
           state.runs[res.body.id] = res.body;
           renderRuns();
-          showMessage('Forecast run ' + res.body.id + ' started.', true);
+          showMessage(kind.title + ' run ' + res.body.id + ' started.', true);
         } else {
           $('run-start').disabled = false;
-          showMessage('Forecast run: ' + refusal(res));
+          showMessage(kind.title + ' run: ' + refusal(res));
         }
-      }).catch(function (err) { $('run-start').disabled = false; showMessage('Forecast run: ' + err.message); });
+      }).catch(function (err) { $('run-start').disabled = false; showMessage(kind.title + ' run: ' + err.message); });
     });
   }
 

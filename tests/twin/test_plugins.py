@@ -1,0 +1,216 @@
+"""A new model is two files: a test-only toy (ponding on a grid) and its layer module, nothing else edited.
+
+The toy is written by this test into a temporary folder, as a later model's
+author would write it: its component (``step(dt)``, declared fields) with its
+run kind, and its map layer. Loaded as a plug-in, it must appear in ``twin
+--help``, run through ``twin ponding run`` (the command made from its
+request schema), in the console's run list and form, on the offline map and
+in the report — with no file of the project edited.
+
+The toy's physics has an exact answer: uniform rain ``r`` on a grid with a
+constant infiltration ``f < r`` ponds ``(r - f) t`` everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from twin import runkinds
+
+COMPONENT = textwrap.dedent('''
+    """Toy ponding model: rain minus infiltration ponds on every cell."""
+    import numpy as np
+    import xarray as xr
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from twin.component import Component, FieldSpec
+    from twin.runkinds import RunKind, RunOutputs, register_kind
+
+
+    class Ponding(Component):
+        name = "ToyPonding"
+        fields = {"surface_water__depth": FieldSpec("m", "inout", "ponded depth")}
+
+        def __init__(self, shape, rain_mm_h, infiltration_mm_h):
+            self.h = np.zeros(shape)
+            self.rate = (rain_mm_h - infiltration_mm_h) / 1000.0 / 3600.0
+
+        def step(self, dt):
+            self.h = np.maximum(self.h + self.rate * dt, 0.0)
+            return dt
+
+
+    class PondingRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        rain_mm_h: float = Field(default=20.0, ge=0.0, le=500.0, description="Rain (mm/h)")
+        infiltration_mm_h: float = Field(default=5.0, ge=0.0, description="Infiltration (mm/h)")
+        hours: float = Field(default=2.0, gt=0.0, le=24.0, description="Hours")
+
+
+    def run(req, ctx):
+        ny, nx, dx = 20, 30, 100.0
+        model = Ponding((ny, nx), req.rain_mm_h, req.infiltration_mm_h)
+        duration, frames, times = req.hours * 3600.0, [], []
+        for k in range(5):
+            if k:
+                model.step(duration / 4)
+            ctx.report(k * duration / 4, duration)
+            frames.append(model.h.copy())
+            times.append(k * duration / 4)
+        x = 500000.0 + dx * (np.arange(nx) + 0.5)   # EPSG:4547 metres, central Futian
+        y = 2493000.0 - dx * (np.arange(ny) + 0.5)
+        ds = xr.Dataset({"ponded_depth": (("time", "y", "x"), np.stack(frames), {"units": "m"})},
+                        coords={"time": times, "y": y, "x": x})
+        ds.attrs.update(crs="EPSG:4547", transform=(dx, 0.0, 500000.0, 0.0, -dx, 2493000.0),
+                        title="Toy ponding")
+        return ds
+
+
+    def write(ds, out_dir, req, ctx):
+        path = out_dir / "ponding.nc"
+        ds.to_netcdf(path)
+        return RunOutputs(paths={"netcdf": path},
+                          summary={"max_depth_m": float(ds["ponded_depth"].max())})
+
+
+    def layers(ds, *, warp=None, max_px=None):
+        from viz.layers import build
+        return [build("toy_ponding", ds, warp=warp)]
+
+
+    def sections(ds, summary, ctx):
+        return [f"<section><h2>Ponding</h2><p id=toy>max {summary['max_depth_m']:.4f} m</p></section>"]
+
+
+    register_kind(RunKind(name="toy_ponding", title="Toy ponding", request=PondingRequest, run=run,
+                          write=write, layers=layers, report_sections=sections, output="ponding.nc",
+                          cli_name="ponding", summary_keys=("max_depth_m",)))
+''')
+
+LAYER = textwrap.dedent('''
+    """Map layer of the toy ponding model: last frame's depth on a bitmap."""
+    import numpy as np
+
+    from viz.layers import register
+    from viz.layers._raster import MercatorWarp, Ramp, bitmap_layer, png_data_url
+    from viz.scene import LayerSet
+
+    RAMP = Ramp([(0.0, (200, 230, 255, 0)), (0.01, (120, 180, 240, 200)), (0.1, (10, 40, 160, 230))])
+
+
+    @register("toy_ponding")
+    def toy_ponding(ds, *, warp=None, layer_id="toy_ponding"):
+        da = ds["ponded_depth"].isel(time=-1).assign_attrs(crs=ds.attrs["crs"],
+                                                           transform=ds.attrs["transform"])
+        warp = warp or MercatorWarp.for_grid(da)
+        img = png_data_url(warp(np.asarray(da.values, np.float32)), RAMP)
+        return LayerSet(layers=[bitmap_layer(layer_id, img, warp.bounds)], label="Ponded depth",
+                        legends=[RAMP.legend(layer_id, "Ponded depth", "m")], bounds=warp.bounds)
+''')
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """The toy's two files, loaded as plug-ins; unregistered afterwards."""
+    from viz import layers
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    comp, layer = folder / "toy_ponding.py", folder / "toy_ponding_layer.py"
+    comp.write_text(COMPONENT, encoding="utf-8")
+    layer.write_text(LAYER, encoding="utf-8")
+    runkinds.load_file(layer)
+    runkinds.load_file(comp)
+    yield {"files": [comp, layer], "env": f"{layer},{comp}"}
+    runkinds.unregister_kind("toy_ponding")
+    layers.unregister("toy_ponding")
+    for name in ("twin_plugin_toy_ponding", "twin_plugin_toy_ponding_layer"):
+        sys.modules.pop(name, None)
+
+
+def test_the_toy_appears_in_twin_help_of_a_new_process(toy):
+    env = {**os.environ, runkinds.PLUGINS_ENV: toy["env"]}
+    out = subprocess.run([sys.executable, "-c", "from twin.cli import main; main()", "--help"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ponding" in out.stdout and "flood" in out.stdout
+    plain = subprocess.run([sys.executable, "-c", "from twin.cli import main; main()", "--help"],
+                           capture_output=True, text=True, timeout=120)
+    assert "ponding" not in plain.stdout  # it came from the plug-in, not from the project
+
+
+def test_twin_ponding_run_writes_outputs_report_and_map(toy, tmp_path):
+    from twin.cli import main
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["ponding", "run", "--out", str(out), "--rain-mm-h", "30",
+                                    "--infiltration-mm-h", "10", "--hours", "3"])
+    assert res.exit_code == 0, res.output
+    import xarray as xr
+
+    with xr.open_dataset(out / "ponding.nc") as ds:
+        # exact answer: (30 - 10) mm/h for 3 h = 60 mm everywhere (float round-off only)
+        assert abs(float(ds["ponded_depth"].isel(time=-1).max()) - 0.060) < 1e-12
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "toy_ponding" and summary["request"]["hours"] == 3.0
+    assert set(summary["files"]) >= {"netcdf", "report", "map"}
+    report = (out / "report.html").read_text()
+    assert "<p id=toy>max 0.0600 m</p>" in report and "Toy ponding" in report
+    page = (out / "map.html").read_text()
+    assert "toy_ponding" in page and "Ponded depth" in page
+
+
+def test_bad_request_is_refused_before_anything_runs(toy, tmp_path):
+    from twin import pipeline
+    from twin.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=r"rain_mm_h=-1.0"):
+        pipeline.run("toy_ponding", {"rain_mm_h": -1.0}, tmp_path / "bad")
+    with pytest.raises(ValidationError, match=r"colour"):
+        pipeline.run("ponding", {"colour": "red"}, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_toy_runs_from_the_console_and_is_drawn(toy, tmp_path, twin_data):
+    from starlette.testclient import TestClient
+
+    from twin.city import City
+    from viz.console import create_app
+
+    auth = {"Authorization": "Bearer toy-token-0123456789"}
+    app = create_app(tmp_path / "store", token="toy-token-0123456789", runs_dir=tmp_path / "runs",
+                     city=City("shenzhen"), base_resolution=500)
+    with TestClient(app) as c:
+        kinds = {k["name"]: k for k in c.get("/api/info").json()["kinds"]}
+        assert {"flood_forecast", "toy_ponding"} <= set(kinds)
+        assert set(kinds["toy_ponding"]["schema"]["properties"]) == {"rain_mm_h", "infiltration_mm_h", "hours"}
+        bad = c.post("/api/runs", headers=auth, json={"kind": "toy_ponding", "hours": 99})
+        assert bad.status_code == 422 and bad.json()["field"] == "hours" and bad.json()["value"] == 99
+        r = c.post("/api/runs", headers=auth, json={"kind": "toy_ponding", "hours": 1})
+        assert r.status_code == 202, r.text
+        c.app.state.console.runs.join(timeout=120)
+        done = c.get(f"/api/runs/{r.json()['id']}").json()
+        assert done["status"] == "done" and done["kind"] == "toy_ponding", done
+        assert done["title"] == "Toy ponding" and abs(done["summary"]["max_depth_m"] - 0.015) < 1e-12
+        listed = c.get("/api/runs").json()["runs"]
+        assert [x["kind"] for x in listed] == ["toy_ponding"]
+        scene = c.get("/api/scene/forecast").json()
+        assert scene["run"] == done["id"] and [layer["id"] for layer in scene["layers"]] == ["toy_ponding"]
+
+
+def test_unknown_kind_and_broken_plugin(tmp_path):
+    from twin.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown run kind 'nope'.*flood_forecast"):
+        runkinds.get_kind("nope")
+    broken = tmp_path / "broken_model.py"
+    broken.write_text("raise ImportError('no such engine')\n")
+    with pytest.warns(RuntimeWarning, match="broken_model.*no such engine"):
+        runkinds._load(str(broken))

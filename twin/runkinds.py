@@ -1,0 +1,337 @@
+"""Run kinds: how a model plugs into the twin's one run pipeline, CLI, console, map and report.
+
+A model registers one :class:`RunKind` — its request schema, its runner, how
+it writes its outputs, its map layers and its report sections — instead of
+being named in a central switch::
+
+    # physics/ponding.py (a model's component module registers its kind)
+    from twin.runkinds import RunKind, register_kind
+
+    register_kind(RunKind(name="ponding", title="Ponding", request=PondingRequest,
+                          run=run_ponding, write=write_ponding, layers=ponding_layers))
+
+The command line (``twin <cli_name> run``), the console's run list and form,
+the offline map and the report then find it through :func:`kinds`.
+
+Discovery (the first time :func:`kinds` or :func:`get_kind` is called) imports
+
+* every public module of the model packages :data:`MODEL_PACKAGES`
+  (``physics``, ``agents``, ``scenarios``), so a new model module is found
+  without touching any other file;
+* the modules named by the entry-point group ``twin.models`` (a model in
+  another distribution);
+* the modules or ``.py`` files listed in ``$TWIN_PLUGINS`` (comma-separated).
+
+A plug-in that fails to import gives a :class:`RuntimeWarning`, not a crash
+(xarray's backends do the same). A module imported any other way (a test
+importing a file) registers the same way. This module imports no model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from twin.errors import ValidationError
+
+MODEL_PACKAGES = ("physics", "agents", "scenarios")
+ENTRY_POINT_GROUP = "twin.models"
+PLUGINS_ENV = "TWIN_PLUGINS"
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunContext:
+    """What a runner gets besides its request.
+
+    Attributes
+    ----------
+    city : twin.city.City or None
+        The city the caller works on (the console's, the CLI's ``--city``).
+    out_dir : Path
+        The run's output folder (created by the pipeline).
+    progress : callable(dict) or None
+        Called by the runner with at least ``{"sim_s", "duration_s"}`` (and
+        ``steps``, ``dt``... as the model has them) while it runs.
+    extras : dict
+        What the runner hands on to its ``write``/``layers`` (e.g. the
+        city's districts for a map); not stored.
+    """
+
+    city: Any = None
+    out_dir: Path | None = None
+    progress: Progress | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, sim_s: float, duration_s: float, **more: Any) -> None:
+        """Report progress of the run (a no-op without a callback)."""
+        if self.progress is not None:
+            self.progress({"phase": "running", "sim_s": float(sim_s), "duration_s": float(duration_s),
+                           "fraction": min(1.0, sim_s / duration_s) if duration_s > 0 else 1.0, **more})
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a kind's ``write`` returns: the files it wrote (by role) and the run's summary."""
+
+    paths: dict[str, Path]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """One kind of run a model offers (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        Identifier stored with each run and used by the console's API
+        (``[a-z][a-z0-9_]*``).
+    title : str
+        Human name, e.g. "Flood forecast".
+    request : pydantic model class
+        The validated parameters of a run (every field typed, extra fields
+        refused); the CLI builds one from its options, the pipeline checks it
+        before anything runs.
+    run : callable(request, RunContext) -> xarray.Dataset
+        Runs the model; reports progress through the context.
+    write : callable(Dataset, out_dir, request, RunContext) -> RunOutputs
+        Writes the standard files (the main NetCDF named :attr:`output`
+        among them) and returns the summary.
+    layers : callable(Dataset, warp=None, max_px=...) -> list of viz.scene.LayerSet
+        The run's map layers, built with :mod:`viz.layers` kinds; the first
+        one is the main layer.
+    report_sections : callable(Dataset, summary, RunContext) -> list of str, optional
+        HTML ``<section>`` blocks of the run's report (default: the summary
+        as a table).
+    console_request : pydantic model class, optional
+        The subset of ``request`` the console's form may send (default:
+        ``request``); keep file paths and expert switches out of it.
+    output : str
+        File name of the main NetCDF in the run folder.
+    cli_name : str, optional
+        Name of the command family (default: ``name``).
+    command : callable() -> click.Command, optional
+        The command family; default: ``twin <cli_name> run`` made from the
+        request's fields (:func:`twin.cli.kinds.kind_command`).
+    describe : callable(params dict) -> str, optional
+        One line for the console's run list.
+    summary_keys : tuple of str
+        Summary entries the console shows for a finished run.
+    duration_s : callable(request) -> float, optional
+        Simulated length of a run (progress fractions).
+    """
+
+    name: str
+    title: str
+    request: type
+    run: Callable[..., Any]
+    write: Callable[..., RunOutputs]
+    layers: Callable[..., list]
+    report_sections: Callable[..., list[str]] | None = None
+    console_request: type | None = None
+    output: str = "output.nc"
+    cli_name: str | None = None
+    command: Callable[[], Any] | None = None
+    describe: Callable[[Mapping[str, Any]], str] | None = None
+    summary_keys: tuple[str, ...] = ()
+    duration_s: Callable[[Any], float] | None = None
+
+    @property
+    def command_name(self) -> str:
+        return self.cli_name or self.name.replace("_", "-")
+
+    @property
+    def form_request(self) -> type:
+        return self.console_request or self.request
+
+    def validate(self, params: Mapping[str, Any] | Any, *, context: dict | None = None,
+                 console: bool = False) -> Any:
+        """The request model of ``params`` (a mapping or a model already), or a ValidationError.
+
+        The error names each offending field and the value given, so a bad
+        run is refused before anything runs.
+        """
+        import pydantic
+
+        model = self.form_request if console else self.request
+        if isinstance(params, self.request):
+            return params
+        if isinstance(params, pydantic.BaseModel):
+            params = params.model_dump()
+        try:
+            req = model.model_validate(dict(params), context=context)
+            # a console request is a subset: the run takes the full request with the rest defaulted
+            return req if model is self.request else self.request.model_validate(req.model_dump(),
+                                                                                 context=context)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(f"{self.name} run: " + describe_errors(exc)) from None
+
+    def describe_params(self, params: Mapping[str, Any]) -> str:
+        if self.describe is not None:
+            return self.describe(params)
+        return ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
+
+
+def describe_errors(exc: Any) -> str:
+    """'field=value: reason; ...' of a pydantic ValidationError."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "request"
+        parts.append(f"{loc}={e.get('input')!r}: {e['msg']}")
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- registry
+_KINDS: dict[str, RunKind] = {}
+_lock = threading.RLock()
+_discovered = False
+
+
+def register_kind(kind: RunKind, *, replace: bool = False) -> RunKind:
+    """Add ``kind`` to the registry (returns it).
+
+    Raises
+    ------
+    ValidationError
+        When the name is malformed, or taken by another kind (the same kind
+        registered again, e.g. on a module re-import, is accepted), or the
+        command name collides with another kind's.
+    """
+    import re
+
+    if not isinstance(kind, RunKind):
+        raise ValidationError(f"register_kind({kind!r}): give a twin.runkinds.RunKind")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", kind.name or ""):
+        raise ValidationError(f"run kind name {kind.name!r}: use lower-case letters, digits and _ "
+                              "(starting with a letter)")
+    with _lock:
+        old = _KINDS.get(kind.name)
+        if old is not None and not replace and not _same(old, kind):
+            raise ValidationError(f"run kind {kind.name!r} is already registered (by "
+                                  f"{old.run.__module__}): pick another name or pass replace=True")
+        for other in _KINDS.values():
+            if other.name != kind.name and other.command_name == kind.command_name:
+                raise ValidationError(f"run kind {kind.name!r}: command name {kind.command_name!r} is "
+                                      f"taken by run kind {other.name!r}; set cli_name")
+        _KINDS[kind.name] = kind
+    return kind
+
+
+def _same(a: RunKind, b: RunKind) -> bool:
+    return (a.run.__module__, a.run.__qualname__) == (b.run.__module__, b.run.__qualname__)
+
+
+def unregister_kind(name: str) -> None:
+    """Remove a kind (tests clean up with it)."""
+    with _lock:
+        _KINDS.pop(name, None)
+
+
+def kinds() -> list[RunKind]:
+    """Registered kinds, built-ins discovered first, in registration order."""
+    discover()
+    with _lock:
+        return list(_KINDS.values())
+
+
+def get_kind(name: str) -> RunKind:
+    """The kind called ``name`` (or whose command name is ``name``).
+
+    Raises
+    ------
+    ValidationError
+        For an unknown kind, listing the known ones.
+    """
+    discover()
+    with _lock:
+        if name in _KINDS:
+            return _KINDS[name]
+        for k in _KINDS.values():
+            if k.command_name == name:
+                return k
+        known = sorted(_KINDS)
+    raise ValidationError(f"unknown run kind {name!r}: known kinds are {known}; a model registers "
+                          "its kind with twin.runkinds.register_kind")
+
+
+# ----------------------------------------------------------------------------- discovery
+def discover(*, force: bool = False) -> None:
+    """Import the model modules once (see the module docstring)."""
+    global _discovered
+    with _lock:
+        if _discovered and not force:
+            return
+        _discovered = True
+    for pkg in MODEL_PACKAGES:
+        for name in _package_modules(pkg):
+            _load(name)
+    for ep in _entry_points():
+        _load(ep.value, label=f"entry point {ep.name!r}")
+    for item in os.environ.get(PLUGINS_ENV, "").split(","):
+        if item.strip():
+            _load(item.strip(), label=f"${PLUGINS_ENV}")
+
+
+def _package_modules(pkg: str) -> list[str]:
+    try:
+        mod = importlib.import_module(pkg)
+    except ImportError:
+        return []
+    paths = getattr(mod, "__path__", None)
+    if not paths:
+        return []
+    return [f"{pkg}.{m.name}" for m in pkgutil.iter_modules(paths) if not m.name.startswith("_")]
+
+
+def _entry_points() -> list:
+    try:
+        return list(entry_points(group=ENTRY_POINT_GROUP))
+    except Exception:  # pragma: no cover - broken metadata of some distribution
+        return []
+
+
+def _load(target: str, *, label: str | None = None) -> None:
+    """Import a module by name (``pkg.mod``, ``pkg.mod:attr``) or a ``.py`` file; warn on failure."""
+    try:
+        if target.endswith(".py"):
+            load_file(target)
+        else:
+            importlib.import_module(target.split(":", 1)[0])
+    except Exception as exc:  # a broken plug-in must not take the CLI or console down
+        warnings.warn(f"model plug-in {target!r}{f' ({label})' if label else ''} failed to load: "
+                      f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=3)
+
+
+def load_file(path: str | os.PathLike) -> Any:
+    """Import a plug-in module from a ``.py`` file (its kinds and layers register on import)."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ValidationError(f"plug-in file {str(p)!r} does not exist")
+    name = f"twin_plugin_{p.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, p)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return mod
+
+
+__all__ = ["RunContext", "RunKind", "RunOutputs", "describe_errors", "discover", "get_kind", "kinds",
+           "load_file", "register_kind", "unregister_kind"]
