@@ -1,7 +1,10 @@
 """Set-up and run of the flood model over a city (or a user DEM).
 
-:func:`city_flood_setup` turns a :class:`twin.city.City` into the inputs of
-:class:`physics.flood.FloodModel` on the working grid:
+:func:`flood_setup` turns a :class:`twin.domain.Domain` (the grid, masks and
+static layers every model shares) into the inputs of
+:class:`physics.flood.FloodModel`; :func:`city_flood_setup` is
+``flood_setup(Domain.from_city(...))`` and :func:`dem_flood_setup` its
+counterpart on ``Domain.from_dem(...)``. Domain and flood parameters together:
 
 * **DEM**: the city's elevation at ``resolution`` metres, optionally clipped
   to named districts plus a buffer (cells outside become blocked);
@@ -58,13 +61,18 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from physics.forcing import Rain, UniformRain, WaterLevel
-from twin.errors import GridError, ValidationError
+
+# parse_districts, select_districts and sea_mask moved to twin.domain; re-exported for callers.
+from twin.domain import SHAPES, Domain, pick_districts
+from twin.domain import parse_districts as parse_districts
+from twin.domain import sea_mask as sea_mask
+from twin.domain import select_districts as select_districts
+from twin.errors import ValidationError
 
 DEFAULT_DRAINAGE_MM_H = 36.0
 MANNING_URBAN = 0.03
@@ -83,49 +91,6 @@ def _finite(value, name: str, *, lo: float | None = None) -> float:
     if not math.isfinite(v) or (lo is not None and v < lo):
         raise ValidationError(f"{name}={value!r} must be finite" + (f" and >= {lo}" if lo is not None else ""))
     return v
-
-
-def parse_districts(spec: str | Sequence[str] | None) -> list[str] | None:
-    """"Futian,Luohu" or ["Futian", "Luohu"] -> ["Futian", "Luohu"] (None stays None)."""
-    if spec is None:
-        return None
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [s.strip() for s in items if str(s).strip()]
-    if not names:
-        raise ValidationError(f"districts={spec!r} names no district")
-    return names
-
-
-def select_districts(city, names: Sequence[str]):
-    """Rows of ``city.districts()`` matching English or Chinese names or adcodes (case-insensitive)."""
-    dist = city.districts()
-    keys = {}
-    for k, r in enumerate(dist.itertuples()):
-        for key in (r.name, r.name_zh, r.adcode, str(r.name).replace("'", "")):
-            keys[str(key).casefold()] = k
-    rows = []
-    for n in names:
-        k = keys.get(n.casefold())
-        if k is None:
-            raise ValidationError(
-                f"district {n!r} is unknown; choose from {', '.join(dist['name'])} (or adcodes/Chinese names)"
-            )
-        if k not in rows:
-            rows.append(k)
-    return dist.iloc[rows]
-
-
-def sea_mask(land: np.ndarray) -> np.ndarray:
-    """Water cells (land == 0) 4-connected to the grid edge: the sea, not inland lakes."""
-    from scipy import ndimage
-
-    water = np.asarray(land) == 0
-    lab, n = ndimage.label(water)
-    if n == 0:
-        return np.zeros(water.shape, dtype=bool)
-    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    edge = edge[edge > 0]
-    return np.isin(lab, edge)
 
 
 def fill_single_pits(z: np.ndarray) -> tuple[np.ndarray, int]:
@@ -190,7 +155,209 @@ def storm_info(rain: Rain, hours: float) -> dict:
     return {"name": type(rain).__name__, "duration_h": hours, "total_mm": rain.depth_mm(0, hours * 3600.0)}
 
 
-# -- set-up ------------------------------------------------------------------------------------
+# -- set-up: flood parameters on a Domain ------------------------------------------------------
+def _check_flood_scalars(*, hours, manning_urban, manning_steep, sea_depth_m,
+                         default_drainage_mm_h) -> tuple[float, float, float]:
+    """Validated (hours, sea_depth_m, default_drainage_mm_h); Manning's n checked > 0."""
+    hours = _finite(hours, "hours", lo=0.0)
+    if hours <= 0:
+        raise ValidationError(f"hours={hours} must be > 0")
+    for nm, v in (("manning_urban", manning_urban), ("manning_steep", manning_steep)):
+        if _finite(v, nm, lo=0.0) <= 0:
+            raise ValidationError(f"{nm}={v} must be > 0 s/m^(1/3)")
+    return (hours, _finite(sea_depth_m, "sea_depth_m", lo=0.0),
+            _finite(default_drainage_mm_h, "default_drainage_mm_h", lo=0.0))
+
+
+def sea_levels(tide, duration_s: float, *, surge_m: float = 0.0,
+               surge_peak_h: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(times s, levels m) of the sea: a given ``(times_s, levels_m)`` or :func:`tide_series`."""
+    if isinstance(tide, tuple):
+        return tide
+    return tide_series(duration_s, float(tide), surge_m=surge_m,
+                       surge_peak_s=None if surge_peak_h is None else surge_peak_h * 3600.0)
+
+
+def outflow_edge_cells(domain: Domain, levels_m) -> np.ndarray:
+    """The domain's outflow candidates whose bed stands above the highest sea level of the run.
+
+    Lower candidates stay blocked: kept at the sea level they would pour water into the domain.
+    """
+    with np.errstate(invalid="ignore"):
+        return domain.outflow_candidates & (domain.elevation > float(np.max(levels_m)))
+
+
+def land_bed(domain: Domain, *, min_land_elevation_m: float | None = 0.0,
+             fill_pits: bool = True) -> tuple[np.ndarray, int]:
+    """Raw elevation with active land raised to ``min_land_elevation_m`` and single pits filled.
+
+    Returns the bed (m) and the number of pits filled. Only active land
+    changes: the outflow edge keeps its own bed.
+    """
+    z, land = domain.elevation, domain.land
+    if min_land_elevation_m is not None:
+        z = np.where(land, np.maximum(z, _finite(min_land_elevation_m, "min_land_elevation_m")), z)
+    if not fill_pits:
+        return z, 0
+    zf, n_pits = fill_single_pits(np.where(land, z, np.nan))
+    return np.where(land, zf, z), n_pits
+
+
+def model_bed(z: np.ndarray, sea: np.ndarray, blocked: np.ndarray, sea_depth_m: float) -> np.ndarray:
+    """The bed the model sees: sea lowered to ``-sea_depth_m``, blocked cells NaN."""
+    return np.where(blocked, np.nan, np.where(sea, -sea_depth_m, z))
+
+
+def manning_by_slope(slope_deg: np.ndarray, *, urban: float = MANNING_URBAN,
+                     steep: float = MANNING_STEEP, steep_deg: float = STEEP_DEG) -> np.ndarray:
+    """Manning's n: ``steep`` on slopes of ``steep_deg`` or more, ``urban`` elsewhere."""
+    return np.where(np.nan_to_num(slope_deg, nan=0.0) >= steep_deg, steep, urban)
+
+
+def drainage_by_district(domain: Domain, drainage_mm_h: Mapping[str, float] | float | None,
+                         default_mm_h: float) -> tuple[np.ndarray, dict[int, float], float]:
+    """Drainage capacity (mm/h) per cell, the per-district table and the default in force.
+
+    Districts not named (and cells outside every district) get the default;
+    one number replaces the default and every district. Only active land drains.
+    """
+    n = len(domain.district_names)
+    dmap = dict.fromkeys(range(n), default_mm_h)
+    if isinstance(drainage_mm_h, Mapping):
+        for nm, v in drainage_mm_h.items():
+            rows = pick_districts(domain.districts, [nm])
+            dmap[int(rows["district_id"].iloc[0])] = _finite(v, f"drainage_mm_h[{nm!r}]", lo=0.0)
+    elif drainage_mm_h is not None:
+        default_mm_h = _finite(drainage_mm_h, "drainage_mm_h", lo=0.0)
+        dmap = dict.fromkeys(dmap, default_mm_h)
+    lut = np.array([dmap[k] for k in range(n)] + [default_mm_h])
+    did = domain.district
+    drain = lut[np.where(did >= 0, did, n)]
+    return np.where(domain.land, drain, 0.0), dmap, default_mm_h
+
+
+def initial_depth(sea: np.ndarray, water_level: WaterLevel, bed: np.ndarray) -> np.ndarray:
+    """Sea cells start at their level, so the balance's level exchange is the sea's net take
+    from the land (not the filling of the sea fringe at the first step); land starts dry."""
+    return np.where(sea, np.maximum(water_level.at(0.0) - np.nan_to_num(bed), 0.0), 0.0)
+
+
+def domain_context(domain: Domain) -> dict:
+    """The ``context`` entries every set-up takes from its Domain (masks, grid, districts)."""
+    return {
+        "label": domain.label,
+        "districts": None if domain.selection is None else list(domain.selection),
+        "resolution_m": domain.resolution_m, "buffer_m": domain.buffer_m, "domain": domain,
+        "sea": domain.sea, "land": domain.land, "blocked": domain.blocked,
+        "land_mask_gshhg": domain.land_mask_gshhg,
+        "district": domain.district.astype(np.int64), "district_names": list(domain.district_names),
+        "outline": domain.outline, "crs": domain.crs, "districts_gdf": domain.districts,
+        "city": domain.city,
+    }
+
+
+def flood_setup(
+    domain: Domain,
+    *,
+    storm="2023-09-07",
+    hours: float = 6.0,
+    method: str = "alternating_block",
+    peak_fraction: float = 0.5,
+    tide: float | tuple = 0.0,
+    surge_m: float = 0.0,
+    surge_peak_h: float | None = None,
+    drainage_mm_h: Mapping[str, float] | float | None = None,
+    default_drainage_mm_h: float = DEFAULT_DRAINAGE_MM_H,
+    manning_urban: float = MANNING_URBAN,
+    manning_steep: float = MANNING_STEEP,
+    steep_deg: float = STEEP_DEG,
+    sea_depth_m: float = 1.0,
+    min_land_elevation_m: float | None = 0.0,
+    fill_pits: bool = True,
+    outflow_edge: bool = True,
+) -> dict:
+    """Inputs of :class:`FloodModel` on a :class:`~twin.domain.Domain` (choices: module docstring).
+
+    Parameters
+    ----------
+    domain : twin.domain.Domain
+        The grid, masks and static layers (:meth:`Domain.from_city`).
+    storm, hours, method, peak_fraction
+        The rain (:func:`make_storm`); ``hours`` is the storm length (h).
+    tide : float (constant sea level, m) or (times_s, levels_m)
+    surge_m, surge_peak_h
+        A surge bump (m, h) added to a constant ``tide`` (see :func:`tide_series`).
+    drainage_mm_h : {district name: mm/h}, one value for all, or None
+        Drainage capacity; districts not named get ``default_drainage_mm_h``
+        (also cells outside every district). Sea cells drain nothing.
+    manning_urban, manning_steep, steep_deg
+        n (s/m^(1/3)) on gentle and on steep (>= ``steep_deg`` degrees) terrain.
+    sea_depth_m : float
+        Depth (m) of the fixed-level sea fringe below 0 m (its bed is set to -sea_depth_m).
+    min_land_elevation_m : float or None
+        Land cells are raised to at least this height (m; None: keep the DEM).
+        SRTM reads <= 0 m on ~40 km² of land inside the city at 90 m (Bao'an's
+        coastal plain, the Futian and Nanshan shore), sea-wall-protected land
+        that the smoothed radar surface shows below the sea; left as is, the
+        fixed-level sea would pour into it. Raising it to the mean sea level
+        treats it as defended; a surge above it still floods it.
+    fill_pits : bool
+        Raise single-cell pits (land cells lower than all 8 neighbours) to
+        their lowest neighbour (:func:`fill_single_pits`).
+    outflow_edge : bool
+        The domain's outflow candidates on land standing above the highest sea
+        level of the run become fixed-level cells like the sea. Kept at
+        ``max(level - z, 0)`` = dry, they take what runs out of the domain over
+        them (a free overfall, booked with the sea in the balance's level
+        exchange) and give nothing back; where the terrain rises outward
+        nothing runs out. Without them (False) the outline is a wall that dams
+        every valley crossing it (rivers into Dongguan and Huizhou, or into a
+        neighbouring district of a district run).
+
+    Returns
+    -------
+    dict
+        ``dem`` (DataArray, m, NaN = blocked), ``manning``, ``rain``,
+        ``drainage_mm_h`` (arrays/objects on the domain's grid), ``water_level``,
+        ``boundaries``, ``h0`` (sea cells at their level) (FloodModel keyword
+        arguments) and ``context`` (not a model argument: the Domain, masks,
+        district ids and names, the storm description, the outline to report
+        within). Use :func:`model_kwargs` to drop it.
+    """
+    hours, sea_depth_m, default_drainage_mm_h = _check_flood_scalars(
+        hours=hours, manning_urban=manning_urban, manning_steep=manning_steep,
+        sea_depth_m=sea_depth_m, default_drainage_mm_h=default_drainage_mm_h)
+    rain = make_storm(storm, hours=hours, method=method, city=domain.city, peak_fraction=peak_fraction)
+    tt, lv = sea_levels(tide, hours * 3600.0, surge_m=surge_m, surge_peak_h=surge_peak_h)
+    edge = outflow_edge_cells(domain, lv) if outflow_edge else np.zeros(domain.shape, dtype=bool)
+    blocked = domain.blocked & ~edge
+    z, n_pits = land_bed(domain, min_land_elevation_m=min_land_elevation_m, fill_pits=fill_pits)
+    bed = model_bed(z, domain.sea, blocked, sea_depth_m)
+    dem = domain.grid_dataarray(bed, "elevation", "m",
+                                "bed elevation used by the flood model (sea lowered, NaN blocked)")
+    dem.attrs["vertical_datum"] = domain.vertical_datum
+    manning = manning_by_slope(domain.slope, urban=manning_urban, steep=manning_steep,
+                               steep_deg=steep_deg)
+    drain, dmap, default_drainage_mm_h = drainage_by_district(domain, drainage_mm_h,
+                                                              default_drainage_mm_h)
+    level_cells = domain.sea | edge
+    water_level = WaterLevel(level_cells, np.asarray(tt, float), np.asarray(lv, float),
+                             name="sea level" if not edge.any() else "sea level (sea and outflow edge)")
+    names = domain.district_names
+    context = domain_context(domain) | {
+        "hours": hours, "storm": storm_info(rain, hours), "blocked": blocked, "outflow_edge": edge,
+        "drainage_mm_h": {names[k]: float(v) for k, v in dmap.items()},
+        "drainage_default_mm_h": default_drainage_mm_h,
+        "manning": {"urban": manning_urban, "steep": manning_steep, "steep_deg": steep_deg},
+        "tide": {"times_s": list(map(float, tt)), "level_m": list(map(float, lv))},
+        "pits_filled": n_pits,
+    }
+    return {"dem": dem, "manning": manning, "rain": rain, "drainage_mm_h": drain,
+            "water_level": water_level if level_cells.any() else None,
+            "boundaries": "free", "h0": initial_depth(domain.sea, water_level, bed),
+            "context": context}
+
+
 def city_flood_setup(
     city="shenzhen",
     *,
@@ -215,195 +382,32 @@ def city_flood_setup(
     fill_pits: bool = True,
     outflow_edge: bool = True,
 ) -> dict:
-    """Inputs of :class:`FloodModel` for a city run (see the module docstring for the choices).
+    """:func:`flood_setup` on ``Domain.from_city(city, resolution, districts, buffer_m, shape=domain)``.
 
-    Parameters
-    ----------
-    city : str or twin.city.City
-    resolution : float
-        Cell size (m) of the working grid (EPSG:4547 for Shenzhen).
-    districts : "Futian,Luohu", a list of names/adcodes, or None (whole city)
-    buffer_m : float
-        Margin (m) around the districts (or the city outline) kept in the domain.
-    domain : "polygon" | "bbox"
-        "polygon": cells outside the buffered outline are blocked, except the
-        outflow edge (``outflow_edge``); "bbox": the whole bounding rectangle
-        is computed, its edges free outflow.
-    outflow_edge : bool
-        With ``domain="polygon"``: the cells just outside the outline (4-adjacent
-        to active land, on land standing above the highest sea level of the run)
-        become fixed-level cells like the sea. Kept at ``max(level - z, 0)`` = dry,
-        they take what runs out of the domain over them (a free overfall, booked
-        with the sea in the balance's level exchange) and give nothing back;
-        where the terrain rises outward nothing runs out. Without them
-        (False) the outline is a wall that dams every valley crossing it
-        (rivers into Dongguan and Huizhou, or into a neighbouring district of a
-        district run).
-    storm, hours, method, peak_fraction
-        The rain (:func:`make_storm`); ``hours`` is the storm length (h).
-    tide : float (constant sea level, m) or (times_s, levels_m)
-    surge_m, surge_peak_h
-        A surge bump added to a constant ``tide`` (see :func:`tide_series`).
-    drainage_mm_h : {district name: mm/h}, one value for all, or None
-        Drainage capacity; districts not named get ``default_drainage_mm_h``
-        (also cells outside every district). Sea cells drain nothing.
-    manning_urban, manning_steep, steep_deg
-        n on gentle and on steep (>= ``steep_deg``) terrain.
-    sea_depth_m : float
-        Depth of the fixed-level sea fringe below 0 m (its bed is set to -sea_depth_m).
-    fill_pits : bool
-        Raise single-cell pits (land cells lower than all 8 neighbours) to
-        their lowest neighbour (:func:`fill_single_pits`).
-    min_land_elevation_m : float or None
-        Land cells are raised to at least this height (m; None: keep the DEM).
-        SRTM reads <= 0 m on ~40 km² of land inside the city at 90 m (Bao'an's
-        coastal plain, the Futian and Nanshan shore), sea-wall-protected land
-        that the smoothed radar surface shows below the sea; left as is, the
-        fixed-level sea would pour into it. Raising it to the mean sea level
-        treats it as defended; a surge above it still floods it.
-
-    Returns
-    -------
-    dict
-        ``dem`` (DataArray, m, NaN = blocked), ``manning``, ``rain``,
-        ``drainage_mm_h`` (arrays/objects on the DEM's grid), ``water_level``,
-        ``boundaries``, ``h0`` (sea cells at their level) (FloodModel keyword arguments) and ``context`` (not a
-        model argument: masks, district ids and names, the storm description,
-        the outline to report within). Use :func:`model_kwargs` to drop it.
+    ``domain`` is ``"polygon"`` (cells outside the buffered outline blocked,
+    except the outflow edge) or ``"bbox"`` (the whole bounding rectangle,
+    its edges free outflow); the other parameters are those of
+    :func:`flood_setup` and :meth:`twin.domain.Domain.from_city`. The storm and
+    the flood's numbers are checked before the (costly) grid is built.
     """
-    from rasterio.features import geometry_mask
-
-    from gis.raster import make_grid
     from twin.city import City
 
     city = City(city) if isinstance(city, str) else city
-    resolution = _finite(resolution, "resolution (m)", lo=1e-9)
-    if resolution <= 0:
-        raise ValidationError(f"resolution={resolution} must be > 0 m")
-    buffer_m = _finite(buffer_m, "buffer_m", lo=0.0)
-    hours = _finite(hours, "hours", lo=0.0)
-    if hours <= 0:
-        raise ValidationError(f"hours={hours} must be > 0")
-    if domain not in ("polygon", "bbox"):
+    if domain not in SHAPES:
         raise ValidationError(f"domain={domain!r}: use 'polygon' or 'bbox'")
-    for nm, v in (("manning_urban", manning_urban), ("manning_steep", manning_steep)):
-        if _finite(v, nm, lo=0.0) <= 0:
-            raise ValidationError(f"{nm}={v} must be > 0 s/m^(1/3)")
-    sea_depth_m = _finite(sea_depth_m, "sea_depth_m", lo=0.0)
-    default_drainage_mm_h = _finite(default_drainage_mm_h, "default_drainage_mm_h", lo=0.0)
-
+    hours, _, _ = _check_flood_scalars(
+        hours=hours, manning_urban=manning_urban, manning_steep=manning_steep,
+        sea_depth_m=sea_depth_m, default_drainage_mm_h=default_drainage_mm_h)
     rain = make_storm(storm, hours=hours, method=method, city=city, peak_fraction=peak_fraction)
-    names = parse_districts(districts)
-    dist_all = city.districts()
-    if names is not None:
-        chosen = select_districts(city, names)
-        outline = chosen.to_crs(city.crs).union_all()
-        label = ", ".join(chosen["name"])
-    else:
-        outline = city.vector("city").to_crs(city.crs).union_all()
-        label = f"{city.name} (whole city)"
-    region = outline.buffer(buffer_m) if buffer_m > 0 else outline
-
-    st = city.static(resolution)
-    full_sea = sea_mask(st["land"].values)
-    x, y = st["x"].values, st["y"].values
-    minx, miny, maxx, maxy = region.bounds
-    ix = np.nonzero((x + resolution / 2 > minx) & (x - resolution / 2 < maxx))[0]
-    iy = np.nonzero((y + resolution / 2 > miny) & (y - resolution / 2 < maxy))[0]
-    if ix.size < 2 or iy.size < 2:
-        raise GridError(f"the region of {label} covers fewer than 2 x 2 cells at {resolution} m")
-    sl = (slice(iy[0], iy[-1] + 1), slice(ix[0], ix[-1] + 1))
-    sub = st.isel(y=sl[0], x=sl[1])
-    t0 = st.attrs["transform"]
-    from affine import Affine
-
-    transform = Affine(*t0) @ Affine.translation(int(ix[0]), int(iy[0]))
-    shape = sub["elevation"].shape
-    z = sub["elevation"].values.astype(np.float64)
-    land = sub["land"].values
-    sea = full_sea[sl]
-    did = sub["district"].values.astype(np.int64)
-    slope = sub["slope"].values if "slope" in sub else np.zeros(shape)
-
-    inside = np.ones(shape, dtype=bool)
-    if domain == "polygon":
-        inside = geometry_mask([region], out_shape=shape, transform=transform, invert=True)
-    border = np.zeros(shape, dtype=bool)
-    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
-    # Sea on the grid's border is blocked: with free edges it would drain through them and be
-    # refilled by the fixed level, an endless spurious throughflow. Land edges stay free.
-    blocked = (~inside) | (np.isnan(z) & ~sea) | (sea & border)
-    active_sea = sea & ~blocked
-    active_land = ~blocked & ~sea
-    if not active_land.any():
-        raise GridError(f"no land cell in the domain of {label}")
-    duration_s = hours * 3600.0
-    if isinstance(tide, tuple):
-        tt, lv = tide
-    else:
-        tt, lv = tide_series(duration_s, float(tide), surge_m=surge_m,
-                             surge_peak_s=None if surge_peak_h is None else surge_peak_h * 3600.0)
-    edge = np.zeros(shape, dtype=bool)
-    if outflow_edge and domain == "polygon":
-        near = np.zeros(shape, dtype=bool)
-        near[1:, :] |= active_land[:-1, :]
-        near[:-1, :] |= active_land[1:, :]
-        near[:, 1:] |= active_land[:, :-1]
-        near[:, :-1] |= active_land[:, 1:]
-        with np.errstate(invalid="ignore"):
-            edge = near & blocked & ~sea & np.isfinite(z) & (z > float(np.max(lv)))
-        blocked = blocked & ~edge
-    if min_land_elevation_m is not None:
-        z = np.where(active_land, np.maximum(z, _finite(min_land_elevation_m, "min_land_elevation_m")), z)
-    n_pits = 0
-    if fill_pits:
-        zf, n_pits = fill_single_pits(np.where(active_land, z, np.nan))
-        z = np.where(active_land, zf, z)  # the outflow edge keeps its own bed
-    zz = np.where(active_sea, -sea_depth_m, z)
-    zz = np.where(blocked, np.nan, zz)
-    dem = make_grid(zz, transform, city.crs, name="elevation", units="m",
-                    long_name="bed elevation used by the flood model (sea lowered, NaN blocked)")
-    dem.attrs["vertical_datum"] = sub["elevation"].attrs.get("vertical_datum", "")
-
-    steep = np.nan_to_num(slope, nan=0.0) >= steep_deg
-    manning = np.where(steep, manning_steep, manning_urban)
-
-    # drainage per district
-    adnames = list(st.attrs["district_names"])
-    dmap = {k: default_drainage_mm_h for k in range(len(adnames))}
-    if isinstance(drainage_mm_h, Mapping):
-        for nm, v in drainage_mm_h.items():
-            rows = select_districts(city, [nm])
-            dmap[int(rows["district_id"].iloc[0])] = _finite(v, f"drainage_mm_h[{nm!r}]", lo=0.0)
-    elif drainage_mm_h is not None:
-        v = _finite(drainage_mm_h, "drainage_mm_h", lo=0.0)
-        dmap = dict.fromkeys(dmap, v)
-        default_drainage_mm_h = v
-    lut = np.array([dmap[k] for k in range(len(adnames))] + [default_drainage_mm_h])
-    drain = lut[np.where(did >= 0, did, len(adnames))]
-    drain = np.where(active_land, drain, 0.0)
-
-    level_cells = active_sea | edge
-    water_level = WaterLevel(level_cells, np.asarray(tt, float), np.asarray(lv, float),
-                             name="sea level" if not edge.any() else "sea level (sea and outflow edge)")
-    # Start the sea at its level, so the balance's level exchange is the sea's net take from the land
-    # (not the filling of the sea fringe at the first step).
-    h0 = np.where(active_sea, np.maximum(water_level.at(0.0) - np.nan_to_num(zz), 0.0), 0.0)
-    report_within = outline if names is not None else city.vector("city").to_crs(city.crs).union_all()
-    context = {
-        "label": label, "districts": names, "resolution_m": resolution, "buffer_m": buffer_m,
-        "domain": domain, "hours": hours, "storm": storm_info(rain, hours),
-        "sea": active_sea, "land": active_land, "blocked": blocked, "outflow_edge": edge, "land_mask_gshhg": land,
-        "district": did, "district_names": adnames, "outline": report_within, "crs": city.crs,
-        "drainage_mm_h": {adnames[k]: float(v) for k, v in dmap.items()},
-        "drainage_default_mm_h": default_drainage_mm_h,
-        "manning": {"urban": manning_urban, "steep": manning_steep, "steep_deg": steep_deg},
-        "tide": {"times_s": list(map(float, tt)), "level_m": list(map(float, lv))},
-        "districts_gdf": dist_all, "city": city, "pits_filled": n_pits,
-    }
-    return {"dem": dem, "manning": manning, "rain": rain, "drainage_mm_h": drain,
-            "water_level": water_level if level_cells.any() else None,
-            "boundaries": "free", "h0": h0, "context": context}
+    grid = Domain.from_city(city, resolution=resolution, districts=districts, buffer_m=buffer_m,
+                            shape=domain)
+    setup = flood_setup(
+        grid, storm=rain, hours=hours, tide=tide, surge_m=surge_m, surge_peak_h=surge_peak_h,
+        drainage_mm_h=drainage_mm_h, default_drainage_mm_h=default_drainage_mm_h,
+        manning_urban=manning_urban, manning_steep=manning_steep, steep_deg=steep_deg,
+        sea_depth_m=sea_depth_m, min_land_elevation_m=min_land_elevation_m, fill_pits=fill_pits,
+        outflow_edge=outflow_edge)
+    return setup
 
 
 def dem_flood_setup(path, *, resolution: float | None = None, storm=50.0, hours: float = 1.0,
@@ -411,47 +415,20 @@ def dem_flood_setup(path, *, resolution: float | None = None, storm=50.0, hours:
                     drainage_mm_h: float = DEFAULT_DRAINAGE_MM_H, city=None) -> dict:
     """Set-up from a user DEM file (GeoTIFF...): no sea, no districts, uniform n and drainage, free edges.
 
-    A DEM in a geographic CRS is warped to the UTM zone of its centre at
-    ``resolution`` m (default: about its own cell size); a metric DEM is
-    resampled only when ``resolution`` is given. Nodata cells are blocked.
+    The grid is :meth:`twin.domain.Domain.from_dem` (a geographic DEM warped
+    to the UTM zone of its centre at ``resolution`` m; nodata cells blocked).
     """
-    from gis.raster import cell_size, open_raster, reproject
-
-    da = open_raster(path, name="elevation", units="m").astype(np.float64)
-    import pyproj
-
-    crs = pyproj.CRS.from_user_input(da.attrs["crs"])
-    if crs.is_geographic:
-        from pyproj.aoi import AreaOfInterest
-        from pyproj.database import query_utm_crs_info
-
-        lon, lat = float(da["x"].mean()), float(da["y"].mean())
-        info = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat))
-        if not info:
-            raise ValidationError(f"no UTM zone found for the DEM centre ({lon}, {lat})")
-        dst = f"EPSG:{info[0].code}"
-        res = resolution or round(cell_size(da)[1] * 111320.0, 3)
-        da = reproject(da, dst, res)
-    elif resolution is not None:
-        da = reproject(da, da.attrs["crs"], resolution)
-    elif crs.axis_info and crs.axis_info[0].unit_name not in ("metre", "meter"):
-        raise ValidationError(f"DEM {path}: its CRS units are {crs.axis_info[0].unit_name}, need metres")
     hours = _finite(hours, "hours", lo=0.0)
     rain = make_storm(storm, hours=hours, method=method, city=city)
-    blocked = ~np.isfinite(da.values)
-    if blocked.all():
-        raise GridError(f"DEM {path} has no valid cell")
-    context = {
-        "label": Path(path).name, "districts": None, "resolution_m": cell_size(da)[0], "buffer_m": 0.0,
-        "domain": "dem", "hours": hours, "storm": storm_info(rain, hours),
-        "sea": np.zeros(da.shape, bool), "land": ~blocked, "blocked": blocked,
-        "district": np.full(da.shape, -1), "district_names": [], "outline": None, "crs": da.attrs["crs"],
+    grid = Domain.from_dem(path, resolution=resolution)
+    dem = grid.grid_dataarray(grid.elevation, "elevation", "m", "bed elevation (NaN blocked)")
+    context = domain_context(grid) | {
+        "hours": hours, "storm": storm_info(rain, hours), "outflow_edge": grid.outflow_candidates,
         "drainage_default_mm_h": float(drainage_mm_h), "drainage_mm_h": {},
-        "manning": {"uniform": float(manning)}, "tide": None, "districts_gdf": None, "city": None,
+        "manning": {"uniform": float(manning)}, "tide": None, "pits_filled": 0,
     }
-    return {"dem": da, "manning": float(manning), "rain": rain, "drainage_mm_h": float(drainage_mm_h),
+    return {"dem": dem, "manning": float(manning), "rain": rain, "drainage_mm_h": float(drainage_mm_h),
             "water_level": None, "boundaries": "free", "context": context}
-
 
 def model_kwargs(setup: Mapping) -> dict:
     """The FloodModel keyword arguments of a set-up (``context`` dropped)."""
@@ -493,27 +470,30 @@ def run_city_flood(
     model = FloodModel(**model_kwargs(setup), dtype=dtype, wave_depth_cap_m=wave_depth_cap_m)
     wall0 = time.perf_counter()
     chunk = min(_finite(progress_every_s, "progress_every_s", lo=1e-3), every)
-    # FloodModel.run reports only at output times: wrap this instance's step so that each output
-    # interval is advanced in chunks of `chunk` seconds with a report after each (run() keeps the
-    # bookkeeping of frames, maxima and balance).
-    base_step = model.step
-
-    def step(dt):
-        t_end = model.t + dt
-        while model.t < t_end - 1e-9:
-            t_before, n_before = model.t, model.n_steps
-            base_step(min(chunk, t_end - model.t))
-            if progress is not None:
-                dn = model.n_steps - n_before
-                progress({"t": model.t, "duration": duration, "steps": model.n_steps,
-                          "dt": (model.t - t_before) / dn if dn else 0.0,
-                          "wall": time.perf_counter() - wall0})
-        return dt
-
-    model.step = step
-    ds = model.run(duration, every)
+    # Chunk even without a callback: chunk ends are sub-step ends, so results must not depend
+    # on whether anyone listens.
+    ds = model.run(duration, every, progress_every_s=chunk,
+                   progress=None if progress is None else _progress_dicts(model, progress, wall0))
     wall = time.perf_counter() - wall0
     return _finish(ds, setup, model, wall)
+
+
+def _progress_dicts(model, progress: Callable[[dict], None], wall0: float
+                    ) -> Callable[[float, float], None]:
+    """FloodModel.run's ``progress(t, duration)`` as run_city_flood's dict reports.
+
+    ``dt`` is the mean step of the chunk just run (0 when it took no step).
+    """
+    last = {"t": model.t, "steps": model.n_steps}
+
+    def report(t: float, duration: float) -> None:
+        dn = model.n_steps - last["steps"]
+        progress({"t": model.t, "duration": duration, "steps": model.n_steps,
+                  "dt": (model.t - last["t"]) / dn if dn else 0.0,
+                  "wall": time.perf_counter() - wall0})
+        last.update(t=model.t, steps=model.n_steps)
+
+    return report
 
 
 def _finish(ds: xr.Dataset, setup: Mapping, model, wall: float) -> xr.Dataset:
@@ -548,7 +528,7 @@ def _finish(ds: xr.Dataset, setup: Mapping, model, wall: float) -> xr.Dataset:
         "district_names": json.dumps(ctx["district_names"], ensure_ascii=False),
         "drainage_mm_h": json.dumps(ctx["drainage_mm_h"], ensure_ascii=False),
         "drainage_default_mm_h": float(ctx["drainage_default_mm_h"]),
-        "manning": json.dumps(ctx["manning"]), "domain": ctx["domain"], "buffer_m": float(ctx["buffer_m"]),
+        "manning": json.dumps(ctx["manning"]), "domain": ctx["domain"].kind, "buffer_m": float(ctx["buffer_m"]),
         "wall_time_s": wall, "cell_updates_per_s": model.cell_updates / wall if wall > 0 else float("nan"),
         "land_cells": int(land.sum()), "sea_cells": int(sea.sum()), "grid_cells": int(land.size),
         "outflow_edge_cells": int(edge.sum()),
