@@ -24,7 +24,7 @@ import xarray as xr
 
 from physics._kernels import flood as K
 from physics.forcing import MM_PER_H, Hydrograph, NoRain, Rain, UniformRain, WaterLevel
-from twin.component import Component, FieldSpec, require_positive, require_range
+from twin.component import CellGrid, Component, FieldSpec, require_positive, require_range
 from twin.errors import GridError, ValidationError
 
 EDGES = ("west", "east", "north", "south")
@@ -136,17 +136,29 @@ class FloodModel(Component):
     name = "LocalInertialFlood"
     cite_as = ("Bates, Horritt & Fewtrell 2010, J. Hydrol. 387:33-45; "
                "de Almeida, Bates, Freer & Souvignet 2012, Water Resour. Res. 48:W05528")
+    # attr: the array holding each field (Component.get/set). Bed, porosity and roughness are
+    # fixed: the kernels' arrays, the CFL step and the storage are derived from them once.
     fields = {
-        "topographic__elevation": FieldSpec("m", "in", "bed elevation; NaN = outside / blocked"),
-        "manning_n": FieldSpec("s/m^(1/3)", "in", "Manning roughness"),
-        "porosity": FieldSpec("1", "in", "open fraction of a cell (0 = building)", optional=True),
-        "rainfall__rate": FieldSpec("mm/h", "in", "rain, uniform or gridded, piecewise constant"),
-        "surface_water__depth": FieldSpec("m", "inout", "water depth"),
-        "surface_water__discharge_x": FieldSpec("m2/s", "out", "unit discharge at x faces", at="face"),
-        "surface_water__discharge_y": FieldSpec("m2/s", "out", "unit discharge at y faces", at="face"),
-        "max_depth": FieldSpec("m", "out", "maximum depth so far"),
-        "time_of_max_depth": FieldSpec("s", "out", "time the maximum was reached"),
-        "arrival_time": FieldSpec("s", "out", "first time depth >= h_arrive (NaN never)"),
+        "topographic__elevation": FieldSpec(
+            "m", "in", "bed elevation (given NaN = outside / blocked: held as 0 with porosity 0)",
+            attr="z", fixed=True),
+        "manning_n": FieldSpec(
+            "s/m^(1/3)", "in", "Manning roughness (held squared, as n2: pass manning= to the "
+            "constructor)", fixed=True),
+        "porosity": FieldSpec("1", "in", "open fraction of a cell (0 = building)", optional=True,
+                              attr="phi", fixed=True),
+        "rainfall__rate": FieldSpec(
+            "mm/h", "in", "rain, uniform or gridded, piecewise constant (a Rain object in .rain, "
+            "read by rate(t) in m/s: pass rain= to the constructor)"),
+        "surface_water__depth": FieldSpec("m", "inout", "water depth", attr="h", valid_min=0.0),
+        "surface_water__discharge_x": FieldSpec("m2/s", "out", "unit discharge at x faces", at="face",
+                                                attr="qx"),
+        "surface_water__discharge_y": FieldSpec("m2/s", "out", "unit discharge at y faces", at="face",
+                                                attr="qy"),
+        "max_depth": FieldSpec("m", "out", "maximum depth so far", attr="hmax"),
+        "time_of_max_depth": FieldSpec("s", "out", "time the maximum was reached", attr="tmax"),
+        "arrival_time": FieldSpec("s", "out", "first time depth >= h_arrive (NaN never)",
+                                  attr="tarr"),
     }
 
     def __init__(
@@ -460,23 +472,12 @@ class FloodModel(Component):
         output_every_s: float | None = None,
         *,
         progress: Callable[[float, float], None] | None = None,
-        progress_every_s: float | None = None,
         store_fields: bool = True,
         flood_depth_m: float | None = None,
     ) -> xr.Dataset:
-        """Run for ``duration_s`` and return the output Dataset (see :func:`simulate`).
-
-        ``progress(t, duration_s)`` (simulated seconds since the start) is
-        called after each output interval or, with ``progress_every_s``, after
-        each chunk of at most that many seconds: every output interval is then
-        advanced by :meth:`step` calls of at most ``progress_every_s``. A
-        chunk's end is also a sub-step's end, so a chunked run's results are
-        not those of an unchunked run (each is reproducible).
-        """
+        """Run for ``duration_s`` and return the output Dataset (see :func:`simulate`)."""
         duration_s = require_positive(duration_s, "duration_s")
         every = require_positive(output_every_s or duration_s, "output_every_s")
-        chunk = (None if progress_every_s is None
-                 else require_positive(progress_every_s, "progress_every_s"))
         thr = self.h_arrive if flood_depth_m is None else flood_depth_m
         t0 = self.t
         times = [t0]
@@ -497,18 +498,10 @@ class FloodModel(Component):
         n_out = int(math.ceil(duration_s / every - 1e-9))
         for k in range(1, n_out + 1):
             target = t0 + min(k * every, duration_s)
-            if chunk is None:
-                self.step(target - self.t)
-            else:
-                # The end step(target - t) would aim at, so chunked intervals end where it would.
-                t_end = self.t + (target - self.t)
-                while self.t < t_end - 1e-9:
-                    self.step(min(chunk, t_end - self.t))
-                    if progress is not None:
-                        progress(self.t - t0, duration_s)
+            self.step(target - self.t)
             times.append(self.t)
             record()
-            if progress is not None and chunk is None:
+            if progress is not None:
                 progress(self.t - t0, duration_s)
         return self._dataset(np.asarray(times), frames_h, frames_v, series, area, thr)
 
@@ -542,6 +535,32 @@ class FloodModel(Component):
             ds.attrs["crs"] = self.meta["crs"]
         ds.attrs["transform"] = tuple(self.meta["transform"])
         return ds
+
+    # -- the Component contract: grid and consistency after set() -----------------------
+    def cell_grid(self) -> CellGrid:
+        """Cell centres, CRS and transform of the model's grid (labels of :meth:`get`)."""
+        return CellGrid(x=self.meta["x"], y=self.meta["y"], crs=self.meta.get("crs"),
+                        transform=tuple(self.meta["transform"]))
+
+    def _field_changed(self, name: str, previous: np.ndarray) -> None:
+        """Keep the model consistent after ``set(name, ...)`` (see :meth:`Component.set`).
+
+        Depth set from outside is water the scheme did not move (data
+        assimilation, a hot start): its volume, sum(phi (h - h_before)) * cell
+        area, is booked with :meth:`add_correction`, which also refreshes the
+        CFL depth, so the balance still closes. Water on blocked cells
+        (porosity 0) is refused: they hold none.
+        """
+        if name != "surface_water__depth":
+            return
+        changed = self.h != previous
+        if np.any(changed & (self.phi == 0)):
+            j, i = np.argwhere(changed & (self.phi == 0))[0]
+            raise ValidationError(
+                f"surface_water__depth: depth {float(self.h[j, i])!r} m at blocked cell ({j}, {i}) "
+                "(porosity 0); leave blocked cells at their depth")
+        dh = self.h.astype(np.float64) - previous.astype(np.float64)
+        self.add_correction(float(np.sum(self.phi.astype(np.float64) * dh)) * self.cell_area)
 
 
 def simulate(

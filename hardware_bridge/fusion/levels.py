@@ -24,8 +24,11 @@ Two uses of a gauge's water level η (m, on the DEM's vertical datum):
 
     Nudging adds or removes water the flood model did not account for. The
     volume changed, ``Σ φ Δh · cell area`` (m³), is returned by every call
-    and summed in :attr:`Nudger.total_volume_m3`; it is also booked with the
-    model's ``add_correction(volume_m3)``, so the model's balance closes:
+    and summed in :attr:`Nudger.total_volume_m3`. The nudger reads and writes
+    the model through its fields only (``get`` / ``set`` of
+    ``surface_water__depth``, ``topographic__elevation``, ``porosity``); the
+    flood model books a depth set from outside with its
+    ``add_correction(volume_m3)``, so its balance closes:
     ``error = Δstorage − (rain − infiltration − drainage + inflow − outflow
     + level_exchange + correction)``.
 """
@@ -39,6 +42,7 @@ from datetime import datetime
 
 import numpy as np
 
+from gis.raster import cell_size, coords_from_transform, transform_of
 from hardware_bridge.fusion import Reading, as_readings, seconds_of, with_xy
 from physics.forcing import WaterLevel
 from twin.errors import GridError, ValidationError
@@ -129,8 +133,9 @@ class Nudger:
 
     Parameters
     ----------
-    model : physics.flood.FloodModel (or anything with ``h``, ``z``, ``phi``,
-        ``dx``, ``dy`` and ``meta['transform']``)
+    model : physics.flood.FloodModel (or any Component with the fields
+        ``surface_water__depth`` (inout), ``topographic__elevation`` and ``porosity``
+        on a grid with a transform, which books depth set from outside)
     gauges : mapping station -> (x, y) in the model's CRS (see :func:`gauge_positions`)
     radius_m : float
         Cells whose centre is within this distance of a gauge are nudged.
@@ -150,15 +155,19 @@ class Nudger:
         self.radius_m = float(radius_m)
         self.gain = float(gain)
         self.total_volume_m3 = 0.0
-        t = model.meta["transform"]
-        ny, nx = model.h.shape
-        xc = t[2] + t[0] * (np.arange(nx) + 0.5)
-        yc = t[5] + t[4] * (np.arange(ny) + 0.5)
+        # bed and porosity are fixed for a model's life: read once
+        self._z = model.get("topographic__elevation").values.astype(np.float64)
+        self._phi = model.get("porosity").values.astype(np.float64)
+        depth = model.get("surface_water__depth")
+        transform = transform_of(depth)
+        dx, dy = cell_size(depth)
+        self._cell_area = float(dx * dy)
+        xc, yc = coords_from_transform(transform, *depth.shape)
         X, Y = np.meshgrid(xc, yc)
         names = list(gauges)
         dist = np.stack([np.hypot(X - gauges[s][0], Y - gauges[s][1]) for s in names])
         nearest = np.argmin(dist, axis=0)
-        open_ = np.asarray(model.phi) > 0
+        open_ = self._phi > 0
         self.cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for g, s in enumerate(names):
             sel = (nearest == g) & (dist[g] <= self.radius_m) & open_
@@ -171,33 +180,34 @@ class Nudger:
 
     @property
     def cell_area(self) -> float:
-        return float(self.model.dx * self.model.dy)
+        return self._cell_area
 
     def nudge(self, observed: Mapping[str, float]) -> NudgeResult:
         """Apply one relaxation step toward ``observed`` (station -> η, m); unknown stations are refused."""
         res = NudgeResult()
-        m = self.model
+        depth = self.model.get("surface_water__depth").values  # a copy, in the model's dtype
         for s, eta in observed.items():
             if s not in self.cells:
                 raise ValidationError(f"station {s!r} is not one of the nudging gauges {sorted(self.cells)}")
             if eta is None or not math.isfinite(float(eta)):
                 raise ValidationError(f"station {s!r}: observed level {eta!r} must be finite")
             j, i = self.cells[s]
-            h = m.h[j, i].astype(np.float64)
-            target = h + self.gain * (float(eta) - (m.z[j, i].astype(np.float64) + h))
+            h = depth[j, i].astype(np.float64)
+            target = h + self.gain * (float(eta) - (self._z[j, i] + h))
             new = np.maximum(target, 0.0)
             res.clamped += int(np.count_nonzero(target < 0))
-            m.h[j, i] = new.astype(m.h.dtype)
-            dh = m.h[j, i].astype(np.float64) - h  # what was really stored (float32 models round)
-            dv = dh * np.asarray(m.phi)[j, i].astype(np.float64) * self.cell_area
+            depth[j, i] = new.astype(depth.dtype)
+            dh = depth[j, i].astype(np.float64) - h  # what will really be stored (float32 models round)
+            dv = dh * self._phi[j, i] * self.cell_area
             v = float(dv.sum())
             res.per_station[s] = v
             res.volume_m3 += v
             res.added_m3 += float(dv[dv > 0].sum())
             res.removed_m3 -= float(dv[dv < 0].sum())
             res.cells += j.size
+        # one write of the whole field; the model books the volume it changed (add_correction)
+        self.model.set("surface_water__depth", depth)
         self.total_volume_m3 += res.volume_m3
-        m.add_correction(res.volume_m3)  # books the volume and refreshes the CFL depth
         return res
 
     def nudge_readings(self, readings: Iterable[Reading] | object) -> NudgeResult:
