@@ -472,12 +472,23 @@ class FloodModel(Component):
         output_every_s: float | None = None,
         *,
         progress: Callable[[float, float], None] | None = None,
+        progress_every_s: float | None = None,
         store_fields: bool = True,
         flood_depth_m: float | None = None,
     ) -> xr.Dataset:
-        """Run for ``duration_s`` and return the output Dataset (see :func:`simulate`)."""
+        """Run for ``duration_s`` and return the output Dataset (see :func:`simulate`).
+
+        ``progress(t, duration_s)`` (simulated seconds since the start) is
+        called after each output interval or, with ``progress_every_s``, after
+        each chunk of at most that many seconds: every output interval is then
+        advanced by :meth:`step` calls of at most ``progress_every_s``. A
+        chunk's end is also a sub-step's end, so a chunked run's results are
+        not those of an unchunked run (each is reproducible).
+        """
         duration_s = require_positive(duration_s, "duration_s")
         every = require_positive(output_every_s or duration_s, "output_every_s")
+        chunk = (None if progress_every_s is None
+                 else require_positive(progress_every_s, "progress_every_s"))
         thr = self.h_arrive if flood_depth_m is None else flood_depth_m
         t0 = self.t
         times = [t0]
@@ -498,10 +509,18 @@ class FloodModel(Component):
         n_out = int(math.ceil(duration_s / every - 1e-9))
         for k in range(1, n_out + 1):
             target = t0 + min(k * every, duration_s)
-            self.step(target - self.t)
+            if chunk is None:
+                self.step(target - self.t)
+            else:
+                # The end step(target - t) would aim at, so chunked intervals end where it would.
+                t_end = self.t + (target - self.t)
+                while self.t < t_end - 1e-9:
+                    self.step(min(chunk, t_end - self.t))
+                    if progress is not None:
+                        progress(self.t - t0, duration_s)
             times.append(self.t)
             record()
-            if progress is not None:
+            if progress is not None and chunk is None:
                 progress(self.t - t0, duration_s)
         return self._dataset(np.asarray(times), frames_h, frames_v, series, area, thr)
 
