@@ -26,7 +26,15 @@ Subscriber (:class:`MqttSource`)
   paho as one write. Under saturation batches fill while the previous one
   commits; below it the wait bounds the latency (p99 ~20 ms at 2,400 msg/s).
   paho's decoding of MQTT 5 PUBLISH properties is made cheap once per process
-  (:func:`_install_fast_properties`).
+  (:func:`install_fast_properties`).
+* **Fast paths through paho's private API**, checked against paho-mqtt 2.2
+  (pyproject pins ``>=2.0,<2.3``): the shared-table ``Properties`` decoder, the
+  empty-matcher skip and the batched PUBACKs. Each is installed only when
+  paho's layout is the one it was written for, and logs a warning naming what
+  differs when it is skipped (paho's own path is then used: correct, slower).
+  ``MqttConfig(fast_paths=False)`` or ``TWIN_MQTT_FAST_PATHS=0`` turns them all
+  off; ``tests/hardware_bridge/test_mqtt_fastpath.py`` checks that both ways
+  store the same rows.
 * **Stale acks are never sent.** Packet ids are per connection: every connect and
   disconnect starts a new *generation*, and a message is acknowledged only on the
   connection that delivered it (otherwise the broker redelivers it).
@@ -46,6 +54,7 @@ whole outgoing queue per acknowledgement).
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
 import time
@@ -97,6 +106,10 @@ class MqttConfig:
         longest wait for a batch to fill (s).
     keepalive_s : MQTT keepalive (s).
     reconnect_min_s, reconnect_max_s : reconnect backoff bounds (s).
+    fast_paths : use the fast paths through paho's private API (module
+        docstring); default from ``TWIN_MQTT_FAST_PATHS`` (``0`` turns them off),
+        else on. The decoder patch is process-wide: a source made with
+        ``fast_paths=False`` restores paho's decoder for the whole process.
     """
 
     host: str = "127.0.0.1"
@@ -113,6 +126,7 @@ class MqttConfig:
     reconnect_max_s: int = 30
     username: str | None = None
     password: str | None = None
+    fast_paths: bool = field(default_factory=lambda: fast_paths_default())
 
     def filters(self) -> list[str]:
         """Topic filters as subscribed (with the ``$share/<group>/`` prefix if shared)."""
@@ -184,7 +198,10 @@ class MqttSource:
         import paho.mqtt.client as mqtt
 
         config.check()
-        _install_fast_properties()
+        if config.fast_paths:
+            install_fast_properties()
+        else:
+            remove_fast_properties()
         self.config = config
         self.sink: Sink = as_sink(sink)
         self.stats = SourceStats()
@@ -217,7 +234,9 @@ class MqttSource:
         c.on_disconnect = self._on_disconnect
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
-        _skip_empty_topic_matcher(c)
+        if config.fast_paths:
+            _skip_empty_topic_matcher(c)
+        self._batch_acks = config.fast_paths and _can_batch_pubacks(c)
         self.client = c
 
     # ------------------------------------------------------------ lifecycle
@@ -419,7 +438,11 @@ class MqttSource:
                     self.client.ack(m.mid, q)
                     self.stats.acked += 1
             if mids:
-                _send_pubacks(self.client, mids)
+                if self._batch_acks:
+                    _send_pubacks(self.client, mids)
+                else:
+                    for mid in mids:
+                        self.client.ack(mid, 1)
                 self.stats.acked += len(mids)
 
 
@@ -427,34 +450,72 @@ _PUBACK = 0x40
 _PUBACK_STRUCT = struct.Struct("!BBH")
 
 
-def _install_fast_properties() -> None:
-    """Make paho's packet decoder build its MQTT 5 ``Properties`` cheaply.
+FAST_PATHS_ENV = "TWIN_MQTT_FAST_PATHS"
+
+
+def fast_paths_default() -> bool:
+    """Whether the private-API fast paths are on by default: ``TWIN_MQTT_FAST_PATHS`` != 0."""
+    return os.environ.get(FAST_PATHS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _paho_version() -> str:
+    try:
+        import paho.mqtt
+
+        return str(getattr(paho.mqtt, "__version__", "?"))
+    except ImportError:  # pragma: no cover - paho is a dependency
+        return "?"
+
+
+def _skipped(patch: str, why: str) -> None:
+    """Log (warning) that a fast path is not installed because paho's layout differs."""
+    log.warning(
+        "paho-mqtt %s: %s not installed: %s; paho's own path is used (correct, slower). "
+        "This module's fast paths were written for paho-mqtt 2.2 (pyproject pins >=2.0,<2.3).",
+        _paho_version(), patch, why,
+    )
+
+
+def install_fast_properties(packet: Any = None) -> bool:
+    """Make paho's packet decoder build its MQTT 5 ``Properties`` cheaply; True when in place.
 
     paho 2 decodes every received PUBLISH with ``Properties(PacketTypes.PUBLISH)``,
     whose ``__init__`` rebuilds two tables of ~30 entries (names and types of every
     MQTT 5 property): ~25 % of the bridge's CPU per message under load. The
     replacement is a subclass that shares one copy of those (never modified)
     tables and returns at once when a packet has no properties (property length
-    byte 0), the usual case. Decoding is otherwise paho's own; installed once per
-    process, only if ``paho.mqtt._packet`` still uses the stock class.
+    byte 0), the usual case. Decoding is otherwise paho's own. Installed once per
+    process into ``packet`` (default ``paho.mqtt._packet``), only if it still uses
+    the stock class; otherwise a warning says what differs (:func:`_skipped`).
+    :func:`remove_fast_properties` undoes it.
     """
-    global _FAST_PROPERTIES_DONE
-    if _FAST_PROPERTIES_DONE:
-        return
-    _FAST_PROPERTIES_DONE = True
-    try:
-        from paho.mqtt import _packet
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-    except ImportError:  # pragma: no cover - another paho layout: keep the stock decoder
-        return
-    if getattr(_packet, "Properties", None) is not Properties:
-        return
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    if packet is None:
+        try:
+            from paho.mqtt import _packet as packet
+        except ImportError:
+            _skipped("the shared-table Properties decoder", "paho.mqtt._packet does not exist")
+            return False
+    where = f"{getattr(packet, '__name__', type(packet).__name__)}.Properties"
+    current = getattr(packet, "Properties", None)
+    if getattr(current, "_twin_fast", False):
+        return True
+    if current is not Properties:
+        _skipped("the shared-table Properties decoder",
+                 f"{where} is {current!r}, not paho.mqtt.properties.Properties")
+        return False
     template = Properties(PacketTypes.PUBLISH)
-    if not all(hasattr(template, a) for a in ("types", "names", "properties")):
-        return  # pragma: no cover - a paho whose Properties differs: keep it
+    missing = [a for a in ("types", "names", "properties") if not hasattr(template, a)]
+    if missing:
+        _skipped("the shared-table Properties decoder", f"Properties lacks {missing}")
+        return False
 
     class SharedTableProperties(Properties):
+        _twin_fast = True
+        _twin_stock = Properties
+
         def __init__(self, packetType: int) -> None:
             d = self.__dict__
             d["packetType"] = packetType
@@ -468,27 +529,44 @@ def _install_fast_properties() -> None:
             return super().unpack(buffer)
 
     SharedTableProperties.__name__ = SharedTableProperties.__qualname__ = "Properties"
-    _packet.Properties = SharedTableProperties
+    packet.Properties = SharedTableProperties
+    return True
 
 
-_FAST_PROPERTIES_DONE = False
+def remove_fast_properties(packet: Any = None) -> None:
+    """Give ``packet`` (default ``paho.mqtt._packet``) paho's own ``Properties`` back."""
+    if packet is None:
+        try:
+            from paho.mqtt import _packet as packet
+        except ImportError:
+            return
+    current = getattr(packet, "Properties", None)
+    if getattr(current, "_twin_fast", False):
+        packet.Properties = current._twin_stock
 
 
-def _skip_empty_topic_matcher(client: Any) -> None:
+def _skip_empty_topic_matcher(client: Any) -> bool:
     """Let ``client`` skip the per-message walk of its (empty) per-topic callback tree.
 
     paho matches every received topic against the filters of
     ``message_callback_add`` even when there are none (~5 % of the bridge's CPU
     per message). The replacement matcher answers "no callbacks" at once while
-    the tree is empty and is paho's own otherwise.
+    the tree is empty and is paho's own otherwise. True when installed; a
+    warning when paho's layout differs.
     """
     try:
         from paho.mqtt.matcher import MQTTMatcher
-    except ImportError:  # pragma: no cover - another paho layout
-        return
+    except ImportError:
+        _skipped("the empty-matcher skip", "paho.mqtt.matcher.MQTTMatcher does not exist")
+        return False
     current = getattr(client, "_on_message_filtered", None)
     if type(current) is not MQTTMatcher or not hasattr(current, "_root"):
-        return
+        _skipped("the empty-matcher skip",
+                 f"client._on_message_filtered is {type(current).__name__}, not an MQTTMatcher "
+                 "with a _root")
+        return False
+    if current._root._children or current._root._content is not None:
+        return False  # callbacks already registered: keep paho's matcher (not a layout change)
 
     class EmptyFastMatcher(MQTTMatcher):
         def iter_match(self, topic):  # noqa: ANN001, ANN201 - paho's signature
@@ -497,27 +575,31 @@ def _skip_empty_topic_matcher(client: Any) -> None:
                 return ()
             return super().iter_match(topic)
 
-    fast = EmptyFastMatcher()
-    if current._root._children or current._root._content is not None:
-        return  # callbacks already registered: keep paho's matcher
-    client._on_message_filtered = fast
+    client._on_message_filtered = EmptyFastMatcher()
+    return True
+
+
+def _can_batch_pubacks(client: Any) -> bool:
+    """Whether ``client`` has paho's ``_packet_queue`` (for :func:`_send_pubacks`); warns if not."""
+    if callable(getattr(client, "_packet_queue", None)):
+        return True
+    _skipped("batched PUBACKs", f"{type(client).__name__} has no _packet_queue method")
+    return False
 
 
 def _send_pubacks(client: Any, mids: list[int]) -> None:
     """Queue the PUBACKs of ``mids`` (MQTT 5 short form: no reason code, no properties).
 
     One packet per mid, written together: one queue entry and one wake-up of paho's
-    network thread instead of one per message. Falls back to ``client.ack`` per mid
-    if this paho has no ``_packet_queue``.
+    network thread instead of one per message. Needs paho's ``_packet_queue``
+    (checked once per client by :func:`_can_batch_pubacks`).
     """
-    queue_packet = getattr(client, "_packet_queue", None)
-    if queue_packet is None or len(mids) == 1:
-        for mid in mids:
-            client.ack(mid, 1)
+    if len(mids) == 1:
+        client.ack(mids[0], 1)
         return
     pack = _PUBACK_STRUCT.pack
     data = b"".join([pack(_PUBACK, 2, mid) for mid in mids])
-    queue_packet(_PUBACK, data, 0, 0)
+    client._packet_queue(_PUBACK, data, 0, 0)
 
 
 def _topic_of(msg: Any) -> str:
@@ -637,4 +719,14 @@ class MqttPublisher:
         self.close()
 
 
-__all__ = ["MqttConfig", "MqttPublisher", "MqttSource", "SourceStats", "parse_broker"]
+__all__ = [
+    "FAST_PATHS_ENV",
+    "MqttConfig",
+    "MqttPublisher",
+    "MqttSource",
+    "SourceStats",
+    "fast_paths_default",
+    "install_fast_properties",
+    "parse_broker",
+    "remove_fast_properties",
+]
