@@ -47,7 +47,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import quote
 
 import numpy as np
 
@@ -258,6 +259,49 @@ _OBS_INSERT = (
 )
 
 
+class ObservationRow(NamedTuple):
+    """An observation as the live readers take it: with its row id, time as stored text.
+
+    ``phenomenon_time`` is the store's fixed-width UTC text (text order is time
+    order), so followers compare and forward it without parsing.
+    """
+
+    id: int
+    datastream_id: str
+    phenomenon_time: str
+    value: float | None
+    unit: str
+    raw: dict[str, Any] | None
+
+
+class EventRow(NamedTuple):
+    """An event of the live log with its row id (the order live readers follow)."""
+
+    id: int
+    time_s: float
+    wall_time: str
+    kind: str
+    source: str
+    severity: str
+    message: str
+    data: dict[str, Any]
+
+
+def _obs_from_row(r: tuple[Any, ...]) -> ObservationRow:
+    return ObservationRow(int(r[0]), r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5]))
+
+
+def _event_from_row(r: tuple[Any, ...]) -> EventRow:
+    try:
+        data = json.loads(r[7])
+    except ValueError:  # written by another tool: the row still counts, without details
+        data = {}
+    return EventRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], data)
+
+
+_EVENT_COLS = "id, time_s, wall_time, kind, source, severity, message, data"
+
+
 @dataclass(frozen=True)
 class PreparedBatch:
     """Rows of a bridge batch, validated and ready to write (:meth:`Store.prepare_ingested`)."""
@@ -359,10 +403,11 @@ class Store:
     processes open their own :class:`Store` on the same directory.
     """
 
-    def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, root: Path, conn: sqlite3.Connection, *, readonly: bool = False) -> None:
         self.root = root
         self._conn = conn
         self._lock = threading.RLock()
+        self.readonly = readonly
 
     # ------------------------------------------------------------- lifecycle
     @classmethod
@@ -407,6 +452,34 @@ class Store:
             conn.close()
             raise
         return store
+
+    @classmethod
+    def open_readonly(cls, path: str | os.PathLike) -> Store:
+        """Open an existing store for reading only (``PRAGMA query_only``); nothing is created.
+
+        For readers that must never write, such as the console's live view: a
+        write through it raises :class:`StoreError`. ``path`` is the store
+        directory (its ``twin.sqlite`` file is accepted too).
+
+        Raises
+        ------
+        StoreError
+            If there is no store database at ``path``.
+        """
+        p = Path(path).expanduser().resolve()
+        root = p.parent if p.name == DB_NAME else p
+        db = root / DB_NAME
+        try:
+            if not db.is_file():
+                raise sqlite3.OperationalError("no such file")
+            conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store database {db} for reading: {exc}; "
+                             "create the store first (twin bridge run --store DIR)") from exc
+        return cls(root, conn, readonly=True)
 
     def _init_schema(self) -> None:
         with self._tx() as cur:
@@ -469,6 +542,9 @@ class Store:
         with self._lock:
             if self._conn is None:
                 raise StoreError(f"the store at {self.root} is closed; open it again")
+            if self.readonly:
+                raise StoreError(f"the store at {self.root} was opened read-only; "
+                                 "open it with Store.open to write")
             cur = self._conn.cursor()
             try:
                 cur.execute("BEGIN IMMEDIATE")
@@ -869,6 +945,76 @@ class Store:
             )
             for r in self._query(sql, tuple(args))
         ]
+
+    # ------------------------------------------------------------ live reads
+    # What a follower of the live store (the console) asks: cheap change checks and
+    # the rows after an id it has seen. They read, never write, so they work on a
+    # store from :meth:`open_readonly`.
+    def data_version(self) -> int:
+        """A number that changes when another connection commits (``PRAGMA data_version``)."""
+        return int(self._query("PRAGMA data_version")[0][0])
+
+    def sensors_signature(self) -> tuple[int, int, int]:
+        """Changes when the live sensor registry does: (count, last row key, bytes of records)."""
+        row = self._query(
+            "SELECT COUNT(*), COALESCE(MAX(pk), 0), COALESCE(SUM(LENGTH(record)), 0) "
+            "FROM sensors WHERE snapshot_id IS NULL"
+        )[0]
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def sensor_records(self) -> dict[str, dict[str, Any]]:
+        """The live registry as plain records by sensor id, in registry order (not validated)."""
+        rows = self._query("SELECT id, record FROM sensors WHERE snapshot_id IS NULL ORDER BY pos, pk")
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def last_observation_id(self) -> int:
+        """Row id of the newest stored observation (0 when none)."""
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM observations")[0][0])
+
+    def latest_observations(self, up_to_id: int | None = None) -> list[ObservationRow]:
+        """The latest observation (by phenomenon time) of every datastream.
+
+        Only rows with ``id <= up_to_id`` are considered when given, so a follower
+        can take this as its starting point and then read :meth:`observations_after`.
+        """
+        # SQLite takes the bare columns from the row holding the MAX
+        sql = ("SELECT id, datastream_id, MAX(phenomenon_time), value, unit, raw FROM observations"
+               + ("" if up_to_id is None else " WHERE id <= ?") + " GROUP BY datastream_id")
+        args = () if up_to_id is None else (int(up_to_id),)
+        return [_obs_from_row(r) for r in self._query(sql, args)]
+
+    def observations_after(self, after_id: int) -> list[ObservationRow]:
+        """Observations stored after row ``after_id``, in storage order."""
+        rows = self._query(
+            "SELECT id, datastream_id, phenomenon_time, value, unit, raw FROM observations "
+            "WHERE id > ? ORDER BY id", (int(after_id),))
+        return [_obs_from_row(r) for r in rows]
+
+    def event_rows_after(self, after_id: int = 0, kinds: Iterable[str] | None = None
+                         ) -> list[EventRow]:
+        """Live-log events stored after row ``after_id`` (of the given kinds), in id order."""
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE snapshot_id IS NULL AND id > ?"
+        args: list[Any] = [int(after_id)]
+        if kinds is not None:
+            kinds = list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args.extend(kinds)
+        return [_event_from_row(r) for r in self._query(sql + " ORDER BY id", tuple(args))]
+
+    def event_row(self, event_id: int) -> EventRow | None:
+        """One event of the live log by row id (None if there is none)."""
+        rows = self._query(f"SELECT {_EVENT_COLS} FROM events WHERE snapshot_id IS NULL AND id = ?",
+                           (int(event_id),))
+        return _event_from_row(rows[0]) if rows else None
+
+    def first_event_about(self, kind: str, key: str, value: Any) -> EventRow | None:
+        """The first live event of ``kind`` whose ``data[key]`` equals ``value`` (e.g. an ack)."""
+        if not key.isidentifier():
+            raise ValidationError(f"key={key!r} must be a plain field name of the event data")
+        rows = self._query(
+            f"SELECT {_EVENT_COLS} FROM events WHERE snapshot_id IS NULL AND kind = ? "
+            "AND json_extract(data, ?) = ? ORDER BY id LIMIT 1", (kind, f"$.{key}", value))
+        return _event_from_row(rows[0]) if rows else None
 
     # --------------------------------------------------------------- sensors
     def put_sensors(self, sensors: Iterable[Sensor]) -> int:

@@ -84,7 +84,7 @@ def acks(store_dir) -> list[Event]:
 def test_sensors_have_location_value_and_status(console):
     body = console.get("/api/sensors").json()
     by = {s["id"]: s for s in body["sensors"]}
-    assert by["RG1/rain_gauge"]["status"] == "alarm"        # active warning alert
+    assert by["RG1/rain_gauge"]["status"] == "warning"      # active warning alert
     assert by["RG2/rain_gauge"]["status"] == "stale"        # 2 h old, its advisory cleared
     assert by["WL1/water_level"]["status"] == "alarm"       # 3.1 m >= thresholds["alarm"]
     assert by["WL2/water_level"]["status"] == "offline"     # device said offline
@@ -94,7 +94,7 @@ def test_sensors_have_location_value_and_status(console):
     assert (rg1["lon"], rg1["lat"], rg1["kind"], rg1["value"], rg1["unit"]) == \
         (114.05, 22.54, "rain_gauge", 3.2, "mm")
     assert rg1["time"].endswith("Z")
-    assert body["counts"]["status"] == {"ok": 1, "stale": 1, "offline": 2, "alarm": 2}
+    assert body["counts"]["status"] == {"ok": 1, "warning": 1, "stale": 1, "offline": 2, "alarm": 1}
 
 
 def test_new_observation_and_clearing_change_the_status(console):
@@ -120,6 +120,15 @@ def test_alerts_newest_first_advisory_and_above(console):
     assert console.get("/api/alerts?limit=1").json()["alerts"][0]["id"] == console.ids["advisory"]
     r = console.get("/api/alerts?limit=-3")
     assert r.status_code == 422 and r.json()["field"] == "limit" and r.json()["value"] == "-3"
+
+
+def test_info_serves_the_one_status_palette(console):
+    from twin.sensor_status import palette_json
+
+    info = console.get("/api/info").json()
+    assert info["statuses"] == palette_json()
+    colours = {p["status"]: p["c"] for p in console.get("/api/scene/sensors").json()["layers"][0]["data"]}
+    assert all(c == info["statuses"]["colors"][st] for st, c in colours.items())
 
 
 def test_info_runs_and_scenes(console):

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from twin.errors import TwinError
 from twin.events import Event, Severity
+from twin.sensor_status import palette_json
 from viz.console.auth import TokenGate
 from viz.console.feed import Feed
 from viz.console.live import ACK_KIND, LiveState
@@ -93,6 +94,7 @@ class ConsoleApi:
             "title": f"{self.city.manifest.city.title} — command console",
             "city": self.city.name, "actions": self.gate.enabled,
             "stale_after_s": self.live.stale_after_s, "status_colors": STATUS_COLORS,
+            "statuses": palette_json(),
             "districts": districts, "kinds": await asyncio.to_thread(run_kinds),
             "seq": self.feed.seq,
         })

@@ -1,27 +1,18 @@
 """What the console shows of the live twin: sensors with their status, and alerts with their acks.
 
-:class:`LiveState` reads the store's database through its own read-only SQLite
-connection (the console never writes observations; acknowledgements go through
-:meth:`twin.store.Store.put_event`). It loads the latest observation of every
-datastream and the live event log once, then follows the store incrementally:
-:meth:`LiveState.refresh` reads only rows with a larger id than it has seen
-(``PRAGMA data_version`` tells cheaply whether another connection committed
-anything) and returns the changes as messages for the live feed.
+:class:`LiveState` reads the store through a read-only :class:`~twin.store.Store`
+(:meth:`~twin.store.Store.open_readonly`; the console never writes observations,
+acknowledgements go through :meth:`twin.store.Store.put_event`). It loads the
+latest observation of every datastream and the live event log once, then follows
+the store incrementally: :meth:`LiveState.refresh` reads only rows with a larger
+id than it has seen (:meth:`~twin.store.Store.data_version` tells cheaply whether
+another connection committed anything) and returns the changes as messages for
+the live feed.
 
-Sensor status (one per datastream)
-----------------------------------
-``alarm``
-    the datastream has an active alert of severity ``warning`` or ``alarm``
-    (a ``threshold_crossed`` event not yet lowered by ``alert_cleared``), or its
-    last value reaches the sensor's ``thresholds["warning"]``/``["alarm"]``;
-``offline``
-    the device sent ``state: offline`` (event ``sensor_offline`` not followed by
-    ``sensor_online``), or the sensor has never reported;
-``stale``
-    the last observation is more than ``stale_after_s`` older than now
-    (default 900 s, the bridge's own stale limit);
-``ok``
-    otherwise.
+Sensor status (one per datastream) is :func:`twin.sensor_status.sensor_status`,
+the rule the ``sensors`` map layer uses too: offline > stale > alarm > warning >
+ok (that module says why), with the active alerts and offline devices folded
+from the event log by :class:`twin.sensor_status.AlertFlags`.
 
 Alerts are the live events of severity ``advisory`` or above (newest first);
 an ``alert_ack`` event (severity info, ``data.alert_id``) acknowledges one. An alert
@@ -32,8 +23,6 @@ source below its level for ``threshold_crossed``, ``sensor_online`` for ``sensor
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -42,21 +31,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from twin.errors import StoreError
 from twin.events import Severity
+from twin.sensor_status import (
+    STALE_AFTER_S,
+    STATUSES,
+    AlertFlags,
+    check_limits,
+    is_device_status,
+    sensor_status,
+)
+from twin.store import EventRow, Store
 
 ACK_KIND = "alert_ack"
 ALERT_MIN = Severity.ADVISORY
-STATUSES = ("ok", "stale", "offline", "alarm")
-STALE_AFTER_S = 900.0
 MAX_ALERTS = 2000
 
-_ALARMING = (Severity.WARNING.value, Severity.ALARM.value)
 _RANKS = {s.value: s.rank for s in Severity}
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def split_datastream(ds: str) -> tuple[str, str, str | None]:
@@ -74,9 +68,11 @@ class LiveState:
     Parameters
     ----------
     db_path : path
-        The store's ``twin.sqlite``.
+        The store directory or its ``twin.sqlite``.
     stale_after_s : float
         A datastream silent for longer is ``stale``.
+    offline_after_s : float or None
+        A datastream silent for longer is ``offline`` (None: only when its device says so).
     now : callable returning a POSIX time
         The clock for staleness (tests may pin it).
     max_alerts : int
@@ -84,47 +80,37 @@ class LiveState:
     """
 
     def __init__(self, db_path: str | Path, *, stale_after_s: float = STALE_AFTER_S,
-                 now: Callable[[], float] = time.time, max_alerts: int = MAX_ALERTS) -> None:
-        self.db_path = Path(db_path)
+                 offline_after_s: float | None = None, now: Callable[[], float] = time.time,
+                 max_alerts: int = MAX_ALERTS) -> None:
+        check_limits(stale_after_s, offline_after_s)
+        self.store = Store.open_readonly(db_path)
+        self.db_path = self.store.db_path
         self.stale_after_s = float(stale_after_s)
+        self.offline_after_s = None if offline_after_s is None else float(offline_after_s)
         self._now = now
         self.max_alerts = int(max_alerts)
-        try:
-            self._conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True,
-                                         check_same_thread=False, timeout=30.0)
-            self._conn.execute("PRAGMA query_only = ON")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store database {self.db_path} for reading: {exc}; "
-                             "create the store first (twin bridge run --store DIR)") from exc
         self._lock = threading.RLock()
         self._data_version: int | None = None
         self._obs_id = 0
         self._event_id = 0
         self._sensors: dict[str, dict[str, Any]] = {}
-        self._sensors_sig: tuple[Any, ...] = ()
+        self._sensors_sig: tuple[int, int, int] = (-1, -1, -1)
         self._latest: dict[str, dict[str, Any]] = {}
         self._alerts: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._acks: dict[int, dict[str, Any]] = {}
-        self._active: dict[str, str | None] = {}
-        self._offline: dict[str, bool] = {}
+        self._flags = AlertFlags()
         self._shown: dict[str, str] = {}
         self.refresh()
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self.store.close()
 
     # ------------------------------------------------------------------ reads
-    def _q(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self._conn.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"query on {self.db_path} failed: {exc}") from exc
-
     def changed(self) -> bool:
         """True when another connection committed since the last :meth:`refresh` (cheap)."""
         with self._lock:
-            return self._q("PRAGMA data_version")[0][0] != self._data_version
+            return self.store.data_version() != self._data_version
 
     def refresh(self) -> list[dict[str, Any]]:
         """Read what was committed since the last call; returns change messages.
@@ -134,7 +120,7 @@ class LiveState:
         new or acknowledged alert, ``{"type": "sensors"}`` when the registry changed.
         """
         with self._lock:
-            version = self._q("PRAGMA data_version")[0][0]
+            version = self.store.data_version()
             if version == self._data_version:
                 return []
             self._data_version = version
@@ -168,81 +154,55 @@ class LiveState:
             return out
 
     def _load_sensors(self) -> bool:
-        sig = tuple(self._q("SELECT COUNT(*), COALESCE(MAX(pk), 0), COALESCE(SUM(LENGTH(record)), 0) "
-                            "FROM sensors WHERE snapshot_id IS NULL")[0])
+        sig = self.store.sensors_signature()
         if sig == self._sensors_sig:
             return False
         self._sensors_sig = sig
-        rows = self._q("SELECT id, record FROM sensors WHERE snapshot_id IS NULL ORDER BY pos, pk")
-        self._sensors = {r[0]: json.loads(r[1]) for r in rows}
+        self._sensors = self.store.sensor_records()
         return True
 
     def _load_observations(self) -> set[str]:
         if self._obs_id == 0:
-            # first load: the latest row per datastream up to the current last id (SQLite takes
-            # the bare columns from the row holding the MAX), then follow by id
-            top = int(self._q("SELECT COALESCE(MAX(id), 0) FROM observations")[0][0])
-            rows = self._q(
-                "SELECT datastream_id, MAX(phenomenon_time), value, unit, raw, id FROM observations "
-                "WHERE id <= ? GROUP BY datastream_id", (top,))
+            # first load: the latest row per datastream up to the current last id, then follow by id
+            top = self.store.last_observation_id()
+            rows = self.store.latest_observations(up_to_id=top)
             self._obs_id = top
         else:
-            rows = self._q(
-                "SELECT datastream_id, phenomenon_time, value, unit, raw, id FROM observations "
-                "WHERE id > ? ORDER BY id", (self._obs_id,))
+            rows = self.store.observations_after(self._obs_id)
             if rows:
-                self._obs_id = int(rows[-1][5])
+                self._obs_id = rows[-1].id
         touched: set[str] = set()
-        for ds, t, value, unit, raw, _id in rows:
-            cur = self._latest.get(ds)
-            if cur is not None and cur["time"] > t:
+        for o in rows:
+            cur = self._latest.get(o.datastream_id)
+            if cur is not None and cur["time"] > o.phenomenon_time:
                 continue  # a late observation does not replace a newer one
-            self._latest[ds] = {"time": t, "value": value, "unit": unit,
-                                "raw": None if raw is None else json.loads(raw)}
-            touched.add(ds)
+            self._latest[o.datastream_id] = {"time": o.phenomenon_time, "value": o.value,
+                                             "unit": o.unit, "raw": o.raw}
+            touched.add(o.datastream_id)
         return touched
 
     def _load_events(self) -> tuple[list[int], set[str]]:
-        rows = self._q(
-            "SELECT id, time_s, wall_time, kind, source, severity, message, data FROM events "
-            "WHERE snapshot_id IS NULL AND id > ? ORDER BY id", (self._event_id,))
         changed: list[int] = []
         status_keys: set[str] = set()
-        rank = ALERT_MIN.rank
-        for eid, time_s, wall, kind, source, sev, message, data in rows:
-            self._event_id = int(eid)
-            try:
-                d = json.loads(data)
-            except ValueError:
-                d = {}
-            if kind == ACK_KIND:
-                aid = d.get("alert_id")
+        for ev in self.store.event_rows_after(self._event_id):
+            self._event_id = ev.id
+            if ev.kind == ACK_KIND:
+                aid = ev.data.get("alert_id")
                 if isinstance(aid, int) and aid not in self._acks:
-                    self._acks[aid] = {"by": d.get("by"), "at": wall, "note": d.get("note"),
-                                       "event_id": int(eid)}
+                    self._acks[aid] = _ack_entry(ev)
                     changed.append(aid)
                 continue
-            if kind == "threshold_crossed":
-                self._active[source] = sev
-                status_keys.add(source)
-            elif kind == "alert_cleared":
-                to = d.get("to") if d.get("to") in _RANKS else None
-                self._active[source] = to
-                status_keys.add(source)
-                changed += self._clear(source, "threshold_crossed", -1 if to is None else _RANKS[to], wall)
-            elif kind == "sensor_offline":
-                self._offline[source] = True
-                status_keys.add(source)
-            elif kind == "sensor_online":
-                self._offline[source] = False
-                status_keys.add(source)
-                changed += self._clear(source, "sensor_offline", -1, wall)
-            if Severity(sev).rank >= rank:
-                self._alerts[int(eid)] = {
-                    "id": int(eid), "time_s": time_s, "wall_time": wall, "kind": kind,
-                    "source": source, "severity": sev, "message": message, "data": d, "cleared": None,
-                }
-                changed.append(int(eid))
+            if self._flags.apply(ev.kind, ev.source, ev.severity, ev.data):
+                status_keys.add(ev.source)
+            if ev.kind == "alert_cleared":
+                to = self._flags.alert_of(ev.source)
+                changed += self._clear(ev.source, "threshold_crossed",
+                                       -1 if to is None else _RANKS[to], ev.wall_time)
+            elif ev.kind == "sensor_online":
+                changed += self._clear(ev.source, "sensor_offline", -1, ev.wall_time)
+            if Severity(ev.severity).rank >= ALERT_MIN.rank:
+                self._alerts[ev.id] = _alert_record(ev)
+                changed.append(ev.id)
                 while len(self._alerts) > self.max_alerts:
                     self._alerts.popitem(last=False)
         return changed, status_keys
@@ -259,25 +219,17 @@ class LiveState:
 
     # ---------------------------------------------------------------- entries
     def _status(self, ds: str, latest: dict[str, Any] | None, sensor: dict[str, Any] | None) -> str:
-        station, kind, _ = split_datastream(ds)
-        if self._active.get(ds) in _ALARMING:
-            return "alarm"
-        if latest is not None and latest["value"] is not None and sensor is not None:
-            for level in _ALARMING:
-                th = (sensor.get("thresholds") or {}).get(level)
-                if th is not None and latest["value"] >= th:
-                    return "alarm"
-        if latest is None or self._offline.get(f"{station}/{kind}"):
-            return "offline"
-        t = _parse_time(latest["time"])
-        if t is not None and self._now() - t.timestamp() > self.stale_after_s:
-            return "stale"
-        return "ok"
+        age = None if latest is None else self._now() - _parse_time(latest["time"]).timestamp()
+        return sensor_status(
+            age_s=age, value=None if latest is None else latest["value"],
+            thresholds=(sensor or {}).get("thresholds"), active_alert=self._flags.alert_of(ds),
+            device_offline=self._flags.offline_of(ds), stale_after_s=self.stale_after_s,
+            offline_after_s=self.offline_after_s)
 
     def _entry(self, ds: str) -> dict[str, Any] | None:
-        station, kind, name = split_datastream(ds)
-        if name == "status":
+        if is_device_status(ds):
             return None  # device status streams feed the status, they are not shown
+        station, kind, _ = split_datastream(ds)
         latest = self._latest.get(ds)
         sensor = self._sensors.get(station)
         return {
@@ -289,7 +241,7 @@ class LiveState:
             "unit": (latest or {}).get("unit") or (sensor or {}).get("unit") or "",
             "time": None if latest is None else latest["time"],
             "status": self._status(ds, latest, sensor),
-            "active_alert": self._active.get(ds),
+            "active_alert": self._flags.alert_of(ds),
             "registered": sensor is not None,
         }
 
@@ -297,7 +249,8 @@ class LiveState:
         """One entry per datastream (and per registered sensor that never reported), by id.
 
         Keys: id, sensor, kind, name, lon, lat (None if unregistered), value, unit,
-        time (ISO UTC), status (ok/stale/offline/alarm), active_alert, registered.
+        time (ISO UTC), status (one of :data:`twin.sensor_status.STATUSES`), active_alert,
+        registered.
         """
         with self._lock:
             ids = set(self._latest)
@@ -327,30 +280,17 @@ class LiveState:
             if alert_id in self._alerts:
                 return self._alert_entry(alert_id)
         # older than the in-memory window: look it up
-        rows = self._q(
-            "SELECT id, time_s, wall_time, kind, source, severity, message, data FROM events "
-            "WHERE snapshot_id IS NULL AND id = ?", (int(alert_id),))
-        if not rows:
+        ev = self.store.event_row(int(alert_id))
+        if ev is None or ev.kind == ACK_KIND or Severity(ev.severity).rank < ALERT_MIN.rank:
             return None
-        eid, time_s, wall, kind, source, sev, message, data = rows[0]
-        if kind == ACK_KIND or Severity(sev).rank < ALERT_MIN.rank:
-            return None
-        ack = self.ack_of(int(eid))
-        return {"id": int(eid), "time_s": time_s, "wall_time": wall, "kind": kind, "source": source,
-                "severity": sev, "message": message, "data": json.loads(data), "cleared": None,
-                "status": "acknowledged" if ack else "open", "ack": ack}
+        ack = self.ack_of(ev.id)
+        return {**_alert_record(ev), "status": "acknowledged" if ack else "open", "ack": ack}
 
     def ack_of(self, alert_id: int) -> dict[str, Any] | None:
         """The stored acknowledgement of an alert (read from the database, not the cache)."""
         with self._lock:
-            rows = self._q(
-                "SELECT id, wall_time, data FROM events WHERE snapshot_id IS NULL AND kind = ? "
-                "AND json_extract(data, '$.alert_id') = ? ORDER BY id LIMIT 1",
-                (ACK_KIND, int(alert_id)))
-        if not rows:
-            return None
-        d = json.loads(rows[0][2])
-        return {"by": d.get("by"), "at": rows[0][1], "note": d.get("note"), "event_id": int(rows[0][0])}
+            ev = self.store.first_event_about(ACK_KIND, "alert_id", int(alert_id))
+        return None if ev is None else _ack_entry(ev)
 
     def counts(self) -> dict[str, Any]:
         with self._lock:
@@ -362,4 +302,15 @@ class LiveState:
             return {"sensors": len(s), "status": by, "alerts_open": open_}
 
 
-__all__ = ["ACK_KIND", "LiveState", "STATUSES", "split_datastream"]
+def _alert_record(ev: EventRow) -> dict[str, Any]:
+    return {"id": ev.id, "time_s": ev.time_s, "wall_time": ev.wall_time, "kind": ev.kind,
+            "source": ev.source, "severity": ev.severity, "message": ev.message, "data": ev.data,
+            "cleared": None}
+
+
+def _ack_entry(ev: EventRow) -> dict[str, Any]:
+    return {"by": ev.data.get("by"), "at": ev.wall_time, "note": ev.data.get("note"),
+            "event_id": ev.id}
+
+
+__all__ = ["ACK_KIND", "LiveState", "split_datastream"]

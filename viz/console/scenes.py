@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import DataMissingError
-from viz.layers.sensors import STATUS_COLOURS, status_points_layer
+from twin.sensor_status import STATUS_COLOURS
+from viz.layers.sensors import status_points_layer
 
-#: Colours of the sensor statuses (RGBA), also used by the page's legend: those of the ``sensors`` kind.
+#: Colours of the sensor statuses (RGBA) as JSON lists: :data:`twin.sensor_status.STATUS_COLOURS`.
 STATUS_COLORS = {k: list(v) for k, v in STATUS_COLOURS.items()}
 BASE_VECTORS = ("coast", "roads", "metro_lines", "metro_stations")
 BASE_MAX_PX = 1600

@@ -1,63 +1,48 @@
 """Kind ``sensors``: sensor points coloured by live status, with last value, unit and time.
 
-Status of a sensor at ``now``:
-
-* ``offline`` — no observation, or the latest is older than ``offline_after_s``;
-* ``stale`` — the latest is older than ``stale_after_s``;
-* ``alarm`` / ``warning`` — the sensor is in ``alarms`` (an active alert), or
-  its latest value reached its ``thresholds["alarm"]`` / ``["warning"]``;
-* ``ok`` — otherwise.
+A sensor's status is :func:`twin.sensor_status.sensor_status` of the datastream
+drawn for it (its most recent one), in :data:`twin.sensor_status.STATUS_COLOURS`:
+the rule and palette of the command console, so a sensor has one status
+wherever it is shown (offline > stale > alarm > warning > ok; that module says
+why). :func:`latest_from_store` gives the latest observations together with what
+the store's event log says about them (active alert, device offline).
 """
 
 from __future__ import annotations
 
 import html
-import math
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from twin.errors import ValidationError
+from twin.sensor_status import (
+    STALE_AFTER_S,
+    STATUS_COLOURS,
+    STATUS_EVENT_KINDS,
+    AlertFlags,
+    check_limits,
+    is_device_status,
+    sensor_status,
+)
+from twin.store import utc_text
 from viz.layers import register
 from viz.scene import LayerSet, Legend
 
-STATUS_COLOURS = {
-    "ok": (30, 160, 70, 255),
-    "warning": (245, 150, 20, 255),
-    "alarm": (220, 20, 30, 255),
-    "stale": (170, 150, 60, 255),
-    "offline": (120, 120, 120, 255),
-}
-
-
-def sensor_status(sensor, latest: dict | None, now: datetime, *, stale_after_s: float = 900.0,
-                  offline_after_s: float = 3600.0, alarm: bool = False) -> str:
-    """One of ok / warning / alarm / stale / offline (see the module docstring)."""
-    if latest is None or latest.get("time") is None:
-        return "offline"
-    age = (now - latest["time"]).total_seconds()
-    if age > offline_after_s:
-        return "offline"
-    if age > stale_after_s:
-        return "stale"
-    if alarm:
-        return "alarm"
-    v = latest.get("value")
-    th = dict(getattr(sensor, "thresholds", {}) or {})
-    if v is not None and math.isfinite(v):
-        if "alarm" in th and v >= th["alarm"]:
-            return "alarm"
-        if "warning" in th and v >= th["warning"]:
-            return "warning"
-    return "ok"
-
 
 def latest_from_store(store, not_after: datetime | None = None) -> dict[str, dict]:
-    """Latest observation per sensor id from a :class:`twin.store.Store`.
+    """Latest observation per sensor id from a :class:`twin.store.Store`, with its alert flags.
 
     A datastream ``"<sensor id>/<property>"`` belongs to ``<sensor id>``; with
-    several datastreams the most recent wins.  Values: ``{"value", "unit", "time", "datastream"}``.
+    several datastreams the most recent wins (device status streams,
+    ``.../status``, are left out). Values: ``{"value", "unit", "time",
+    "datastream", "alert", "device_offline"}``; ``alert`` (severity of the
+    datastream's active threshold alert, or None) and ``device_offline`` come from
+    the live event log, up to ``not_after`` (by the events' wall time) if given.
     """
     out: dict[str, dict] = {}
     for ds_id, t in store.latest_times(not_after).items():
+        if is_device_status(ds_id):
+            continue
         obs = store.observations(ds_id, t0=t, limit=1)
         if not obs:
             continue
@@ -65,7 +50,34 @@ def latest_from_store(store, not_after: datetime | None = None) -> dict[str, dic
         sid = ds_id.split("/", 1)[0]
         if sid not in out or o.phenomenon_time > out[sid]["time"]:
             out[sid] = {"value": o.value, "unit": o.unit, "time": o.phenomenon_time, "datastream": ds_id}
+    flags = alert_flags_from_store(store, not_after)
+    for entry in out.values():
+        entry["alert"] = flags.alert_of(entry["datastream"])
+        entry["device_offline"] = flags.offline_of(entry["datastream"])
     return out
+
+
+def alert_flags_from_store(store, not_after: datetime | None = None) -> AlertFlags:
+    """The store's live event log folded into :class:`~twin.sensor_status.AlertFlags`."""
+    until = None if not_after is None else utc_text(not_after, "not_after")
+    flags = AlertFlags()
+    for ev in store.event_rows_after(0, kinds=STATUS_EVENT_KINDS):
+        if until is None or ev.wall_time <= until:  # fixed-width UTC text: text order is time order
+            flags.apply(ev.kind, ev.source, ev.severity, ev.data)
+    return flags
+
+
+def _status(s, last: dict | None, now: datetime, alarm: str | None, offline: bool, *,
+            stale_after_s: float, offline_after_s: float | None) -> str:
+    """The shared rule fed from a registry sensor and its ``latest`` entry."""
+    has_time = last is not None and last.get("time") is not None
+    last = last or {}
+    return sensor_status(
+        age_s=(now - last["time"]).total_seconds() if has_time else None,
+        value=last.get("value"), thresholds=dict(getattr(s, "thresholds", {}) or {}),
+        active_alert=last.get("alert") or alarm,
+        device_offline=bool(last.get("device_offline")) or offline,
+        stale_after_s=stale_after_s, offline_after_s=offline_after_s)
 
 
 def _tooltip(s, status: str, latest: dict | None) -> str:
@@ -103,35 +115,48 @@ def status_points_layer(points, *, layer_id: str = "sensors") -> dict:
             "pickable": True, "autoHighlight": True}
 
 
+def _alarm_levels(alarms: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
+    if isinstance(alarms, Mapping):
+        return {str(k): str(v) for k, v in alarms.items()}
+    return {str(k): "alarm" for k in alarms}
+
+
 @register("sensors")
 def sensors(registry, latest: dict[str, dict] | None = None, *, now: datetime | None = None,
-            alarms=(), stale_after_s: float = 900.0, offline_after_s: float = 3600.0,
+            alarms: Iterable[str] | Mapping[str, str] = (), offline: Iterable[str] = (),
+            stale_after_s: float = STALE_AFTER_S, offline_after_s: float | None = None,
             layer_id: str = "sensors", label: str = "Sensors") -> LayerSet:
-    """Sensors as dots coloured by status (legend: the statuses present or not).
+    """Sensors as dots coloured by status (legend: every status, present or not).
 
     Parameters
     ----------
     registry : SensorRegistry or iterable of Sensor
     latest : dict or None
-        sensor id → ``{"value", "unit", "time"}`` (see :func:`latest_from_store`).
+        sensor id → ``{"value", "unit", "time"[, "alert", "device_offline"]}``
+        (see :func:`latest_from_store`).
     now : datetime or None
         Reference time (timezone-aware; default: now, UTC).
-    alarms : iterable of str
-        Sensor ids with an active alarm (shown as alarm while not stale).
+    alarms : iterable of str, or mapping str → str
+        Sensor ids with an active alert: ids alone are alarms, a mapping gives
+        each one's severity (``"warning"`` or ``"alarm"``).
+    offline : iterable of str
+        Sensor ids whose device said it is offline.
+    stale_after_s, offline_after_s : float, float or None
+        Silence (s) after which a sensor is stale / offline (None: offline only
+        when its device says so or it never reported).
     """
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValidationError(f"now={now!r} must be timezone-aware (e.g. tzinfo=datetime.UTC)")
-    if not (0 < stale_after_s <= offline_after_s):
-        raise ValidationError(f"stale_after_s={stale_after_s}, offline_after_s={offline_after_s}: "
-                              "need 0 < stale_after_s <= offline_after_s")
+    check_limits(stale_after_s, offline_after_s)
     latest = latest or {}
-    alarms = set(alarms)
+    levels = _alarm_levels(alarms)
+    down = set(offline)
     points = []
     for s in registry:
         last = latest.get(s.id)
-        st = sensor_status(s, last, now, stale_after_s=stale_after_s, offline_after_s=offline_after_s,
-                           alarm=s.id in alarms)
+        st = _status(s, last, now, levels.get(s.id), s.id in down, stale_after_s=stale_after_s,
+                     offline_after_s=offline_after_s)
         points.append({"id": s.id, "lon": s.lon, "lat": s.lat, "status": st, "tooltip": _tooltip(s, st, last)})
     layer = status_points_layer(points, layer_id=layer_id)
     legend = Legend(layer_id, "Sensor status", "", [(k, v) for k, v in STATUS_COLOURS.items()])

@@ -15,9 +15,15 @@
   var TOKEN_KEY = 'twinConsoleToken';
   var NAME_KEY = 'twinConsoleOperator';
   var POLL_MS = 1000;
-  var COLORS = {ok: [46, 160, 67, 230], stale: [230, 160, 20, 230], offline: [128, 128, 128, 230],
-    alarm: [220, 30, 30, 255]};
-  var ORDER = {alarm: 0, offline: 1, stale: 2, ok: 3};
+  // Sensor statuses, their colours and labels come from the server (/api/info "statuses"), so the
+  // page, the map layers and the API share one rule and one palette (twin/sensor_status.py).
+  var STATUS = {order: [], attention: [], colors: {}, labels: {}};
+  var UNKNOWN_COLOR = [128, 128, 128, 255];  // only until /api/info answered
+  function statusColor(st) { return STATUS.colors[st] || STATUS.colors.offline || UNKNOWN_COLOR; }
+  function attentionRank(st) {
+    var i = STATUS.attention.indexOf(st);
+    return i < 0 ? STATUS.attention.length : i;
+  }
 
   var state = window.consoleState = {
     info: null, sensors: {}, alerts: {}, runs: {}, seq: 0, epoch: '', transport: 'none', received: [],
@@ -134,7 +140,7 @@
     return new deck.ScatterplotLayer({
       id: 'live-sensors', data: data, pickable: true, stroked: true,
       getPosition: function (s) { return [s.lon, s.lat]; },
-      getFillColor: function (s) { return COLORS[s.status] || COLORS.offline; },
+      getFillColor: function (s) { return statusColor(s.status); },
       getLineColor: [255, 255, 255, 255], lineWidthMinPixels: 1,
       getRadius: function (s) { return s.status === 'alarm' ? 9 : 6; }, radiusUnits: 'pixels',
       updateTriggers: {getFillColor: state.seq, getRadius: state.seq}
@@ -337,12 +343,16 @@
       var ul = $('sensors');
       ul.textContent = '';
       var list = Object.keys(state.sensors).map(function (k) { return state.sensors[k]; });
-      list.sort(function (a, b) { return (ORDER[a.status] - ORDER[b.status]) || (a.id < b.id ? -1 : 1); });
+      list.sort(function (a, b) {
+        return (attentionRank(a.status) - attentionRank(b.status)) || (a.id < b.id ? -1 : 1);
+      });
       list.slice(0, 300).forEach(function (s) {
         var li = el('li', 'sensor', ul);
         li.id = 'sensor-' + s.id;
         li.dataset.status = s.status;
-        el('span', 'dot', li).style.background = rgba(COLORS[s.status] || COLORS.offline);
+        var dot = el('span', 'dot', li);
+        dot.style.background = rgba(statusColor(s.status));
+        dot.title = s.status + ': ' + (STATUS.labels[s.status] || '');
         el('span', 'sid', li, s.id).title = (s.name || s.id) + ' — ' + s.status;
         el('span', 'val', li, fmtValue(s.value, s.unit));
         el('span', 'when', li, s.time ? fmtTime(s.time) : '');
@@ -359,11 +369,16 @@
   }
 
   function updateCounts() {
-    var by = {ok: 0, stale: 0, offline: 0, alarm: 0}, n = 0;
-    Object.keys(state.sensors).forEach(function (k) { by[state.sensors[k].status] += 1; n += 1; });
+    var by = {}, n = 0;
+    STATUS.attention.forEach(function (st) { by[st] = 0; });
+    Object.keys(state.sensors).forEach(function (k) {
+      var st = state.sensors[k].status;
+      by[st] = (by[st] || 0) + 1;
+      n += 1;
+    });
     var open = Object.keys(state.alerts).filter(function (k) { return state.alerts[k].status === 'open'; }).length;
-    $('counts').textContent = n + ' sensors: ' + by.alarm + ' alarm, ' + by.offline + ' offline, ' +
-      by.stale + ' stale, ' + by.ok + ' ok · ' + open + ' open alerts';
+    $('counts').textContent = n + ' sensors: ' +
+      STATUS.attention.map(function (st) { return by[st] + ' ' + st; }).join(', ') + ' · ' + open + ' open alerts';
     $('sensor-count').textContent = n;
     $('alert-count').textContent = open;
   }
@@ -599,6 +614,7 @@
     updateBanner();
     getJSON('/api/info').then(function (info) {
       state.info = info;
+      STATUS = info.statuses;
       document.title = info.title;
       $('title').textContent = info.title;
       updateBanner();
