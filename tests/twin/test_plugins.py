@@ -214,3 +214,33 @@ def test_unknown_kind_and_broken_plugin(tmp_path):
     broken.write_text("raise ImportError('no such engine')\n")
     with pytest.warns(RuntimeWarning, match="broken_model.*no such engine"):
         runkinds._load(str(broken))
+
+
+@pytest.mark.browser
+def test_the_toy_is_drawn_on_its_offline_map(toy, tmp_path, chromium):
+    import numpy as np
+    from PIL import Image
+
+    from twin import pipeline
+    from viz.browser import TWINMAP_READY_JS, BrowserSession
+
+    res = pipeline.run("toy_ponding", {"rain_mm_h": 30.0, "infiltration_mm_h": 10.0, "hours": 3.0},
+                       tmp_path / "run", report=False)
+    with BrowserSession(width=800, height=600) as b:
+        b.goto(res.paths["map"], ready_js=TWINMAP_READY_JS, timeout=90)
+        ids = b.evaluate("map.deck.props.layers.map(l => l.id + ':' + l.constructor.layerName)")
+        legend = b.evaluate("document.querySelector('.tm-legend').textContent")
+        b.screenshot(tmp_path / "on.png")
+        b.evaluate("map.setLayerVisible('toy_ponding', false).then(() => 1)")
+        b.screenshot(tmp_path / "off.png")
+        errors = list(b.console_errors) + list(b.network_requests)
+    assert "toy_ponding:BitmapLayer" in ids and "Ponded depth" in legend
+    assert errors == []
+    on = np.asarray(Image.open(tmp_path / "on.png").convert("RGB"), dtype=int)
+    off = np.asarray(Image.open(tmp_path / "off.png").convert("RGB"), dtype=int)
+    changed = np.abs(on - off).max(axis=-1) > 30
+    # the 3 km x 2 km grid is fitted to the view: it covers a large part of the 800 x 600 page, and
+    # 60 mm of water is drawn in the ramp's blues (blue channel above red)
+    assert changed.sum() > 0.1 * changed.size, changed.sum()
+    r, _, bl = on[changed].mean(axis=0)
+    assert bl > r + 40, (r, bl)
