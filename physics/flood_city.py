@@ -401,13 +401,12 @@ def city_flood_setup(
     rain = make_storm(storm, hours=hours, method=method, city=city, peak_fraction=peak_fraction)
     grid = Domain.from_city(city, resolution=resolution, districts=districts, buffer_m=buffer_m,
                             shape=domain)
-    setup = flood_setup(
+    return flood_setup(
         grid, storm=rain, hours=hours, tide=tide, surge_m=surge_m, surge_peak_h=surge_peak_h,
         drainage_mm_h=drainage_mm_h, default_drainage_mm_h=default_drainage_mm_h,
         manning_urban=manning_urban, manning_steep=manning_steep, steep_deg=steep_deg,
         sea_depth_m=sea_depth_m, min_land_elevation_m=min_land_elevation_m, fill_pits=fill_pits,
         outflow_edge=outflow_edge)
-    return setup
 
 
 def dem_flood_setup(path, *, resolution: float | None = None, storm=50.0, hours: float = 1.0,
@@ -449,8 +448,12 @@ def run_city_flood(
     """Run the flood model for a set-up (or build one from ``setup_kwargs``) and return its outputs.
 
     ``progress`` receives a dict ``{"t": simulated s, "duration": s,
-    "steps": n, "dt": last step s, "wall": s}`` every ``progress_every_s``
-    simulated seconds. The Dataset is that of :meth:`FloodModel.run` plus
+    "steps": n, "dt": mean step of the chunk s, "wall": s}`` every
+    ``progress_every_s`` simulated seconds (:meth:`FloodModel.run` advances
+    in chunks of that length, with or without ``progress``: a chunk's end is
+    a sub-step's end, so results depend on ``progress_every_s``: over Futian
+    and Luohu at 90 m for 1 h, 390 steps with 60 s chunks against 364 with
+    none, maximum depths differing by up to 1.2 cm). The Dataset is that of :meth:`FloodModel.run` plus
     ``elevation``, ``sea``, ``land``, ``district``; ``depth``, ``speed``,
     ``max_depth``, ``time_of_max_depth`` and ``arrival_time`` are NaN on sea
     and blocked cells; ``flooded_area`` counts land cells only (m², depth
