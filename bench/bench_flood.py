@@ -18,7 +18,7 @@ Cases
 
 Each case runs at 1 and 2 numba threads, in float64 and float32.
 Throughput = cells x steps / wall time of the time loop (forcing look-ups,
-CFL step and the two kernel passes; no output writing).
+CFL step and the kernel sweep; no output writing).
 
 Reference: Landlab ``OverlandFlow`` (Adams et al. 2017, GMD 10:1645; the same
 Bates/de Almeida scheme) on the same 500x500 and 2000x2000 grids with the
@@ -155,15 +155,14 @@ def traffic_shares(m: FloodModel) -> dict[str, Any]:
     return {"span_fraction": span / m.h.size,
             "phi_read": float(w[cols[:, 2] == 0].sum() / span) if span else 0.0,
             "level": float(w[lvl_rows].sum() / span) if span else 0.0,
-            "n2_grid": bool(m._n2k.size > 1), "phi_binary": bool(m._phi_binary),
-            "drainage_grid": bool(m.drain.size > 1), "fused": bool(m._fused)}
+            "n2_grid": bool(m._grid.n2.size > 1), "phi_binary": bool(m._grid.phi_binary),
+            "drainage_grid": bool(m.drain.size > 1)}
 
 
 def bytes_per_grid_cell(itemsize: int, tr: dict[str, Any]) -> dict[str, float]:
     """Bytes per cell-update counted over the whole grid (the kernels touch only the open span)."""
     bpc = K.bytes_per_cell_update(itemsize, drainage_grid=tr["drainage_grid"], level=tr["level"],
-                                  phi_binary=tr["phi_binary"], phi_read=tr["phi_read"], n2_grid=tr["n2_grid"],
-                                  fused=tr["fused"])
+                                  phi_binary=tr["phi_binary"], phi_read=tr["phi_read"], n2_grid=tr["n2_grid"])
     return {k: v * tr["span_fraction"] for k, v in bpc.items()}
 
 

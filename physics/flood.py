@@ -29,7 +29,7 @@ from twin.errors import GridError, ValidationError
 
 EDGES = ("west", "east", "north", "south")
 BC_CODES = {"closed": K.CLOSED, "free": K.FREE}
-BALANCE_TERMS = ("rain", "infiltration", "drainage", "inflow", "outflow", "level_exchange")
+BALANCE_TERMS = tuple(K.VOLUME_COLUMNS)  # rain, infiltration, drainage, inflow, outflow, level_exchange
 
 
 @dataclass
@@ -249,13 +249,11 @@ class FloodModel(Component):
         ny, nx = shape
         self.qx = np.zeros((ny, nx + 1), dtype=self.dtype)
         self.qy = np.zeros((ny + 1, nx), dtype=self.dtype)
-        self._fused = True  # one sweep per step (K.fused_pass); False: the two passes (flux_pass, update_pass)
-        self._kernel_setup()
         self.hmax = self.h.copy()
         self.tmax = np.full(shape, start_s, dtype=self.dtype)
         self.tarr = np.full(shape, np.nan, dtype=self.dtype)
         self.tarr[self.h >= self.h_arrive] = start_s
-        self._row_acc = np.zeros((ny, 7))
+        self._kernel_setup()
         self.t = float(start_s)
         self.n_steps = 0
         self.cell_updates = 0
@@ -303,8 +301,8 @@ class FloodModel(Component):
         error = storage change - (rain - infiltration - drainage + inflow - outflow
                                   + level_exchange + correction)
         """
-        acc = self._row_acc[:, :6].sum(axis=0)
-        terms = dict(zip(BALANCE_TERMS, (float(v) for v in acc), strict=True))
+        acc = self._outputs.acc.sum(axis=0)
+        terms = {name: float(acc[col]) for name, col in K.VOLUME_COLUMNS.items()}
         terms["correction"] = self.correction_m3
         storage = self.storage()
         expected = (terms["rain"] - terms["infiltration"] - terms["drainage"] + terms["inflow"]
@@ -340,98 +338,93 @@ class FloodModel(Component):
         gives the bound C = dt sqrt(g h) / dx <= sqrt(theta / 2); so the step
         carries a factor sqrt(theta) and alpha must stay <= 1/sqrt(2).
         With ``wave_depth_cap_m``, h_max is at most the cap (the pressure
-        term sees no deeper water; see the class docstring).
+        term sees no deeper water; see the class docstring). With a water level,
+        h_max is at least the highest level over the next dt_max above the lowest
+        level cell: a rising tide must not be stepped over with the step of the
+        still-dry grid.
         (With alpha = 0.7, theta = 0.7 and no friction, the unscaled step grows
         round-off on a lake at rest into metre-scale waves within 300 steps.)
         """
-        hm = self._h_max_now
-        if self.water_level is not None:
-            # highest level over the coming step (linear between samples): a rising tide must
-            # not be stepped over with the step of the still-dry grid
-            wl = self.water_level
-            t1 = self.t + self.dt_max
-            inside = wl.level_m[(wl.times_s > self.t) & (wl.times_s < t1)]
-            lv = max(wl.at(self.t), wl.at(t1), float(inside.max()) if inside.size else -np.inf)
-            hm = max(hm, lv - float(self.z[self._level_mask.astype(bool)].min()))
-        hm = min(hm, self._h_cap)
-        if hm <= self.h_dry:
-            return self.dt_max
-        return min(self.dt_max, self.alpha * math.sqrt(self.theta) * min(self.dx, self.dy)
-                   / math.sqrt(K.G * hm / self._phi_min))
+        # the formula and the look-ahead are the kernels' (K.cfl_step), which step with them
+        return float(K.cfl_step(self._h_max_now, self.t, self._forcing, self._params))
 
     # -- time stepping ----------------------------------------------------------
     def _kernel_setup(self) -> None:
-        """Arrays of the kernels (see :mod:`physics._kernels.flood`), fixed for the run."""
+        """The kernels' arguments (see :mod:`physics._kernels.flood`), built once for the run.
+
+        The arrays are the model's own (``h``, ``qx``, ``hmax``, ...): the kernels update
+        them in place. Only the rain (per forcing block) and the blocks (per thread count)
+        are replaced later.
+        """
         ny, nx = self.shape
-        self._zb = K.blocked_bed(self.z, self.phi)
-        self._scratch = None  # the two-pass step's qx_s, qy_s, fp (made on its first use)
-        self._cols = K.active_columns(self.phi)
-        self._phi_binary = bool(np.all((self.phi == 0) | (self.phi == 1)))
         n2 = self.n2
-        self._n2k = np.ascontiguousarray(n2[:1, :1]) if np.all(n2 == n2.flat[0]) else n2
-        self._level_rows = np.ascontiguousarray(self._level_mask.any(axis=1), dtype=np.uint8)
+        wl = self.water_level
+        self._grid = K.Grid(
+            h=self.h, zb=K.blocked_bed(self.z, self.phi),
+            n2=np.ascontiguousarray(n2[:1, :1]) if np.all(n2 == n2.flat[0]) else n2,
+            phi=self.phi, qx=self.qx, qy=self.qy, cols=K.active_columns(self.phi), bc=self.bc,
+            phi_binary=bool(np.all((self.phi == 0) | (self.phi == 1))))
         k = len(self.inflows)
         m = max((q.times_s.size for q in self.inflows), default=1)
-        self._in_cells = np.array(self._inflow_cells, dtype=np.int64).reshape(k, 2)
-        self._in_t = np.zeros((k, m))
-        self._in_q = np.zeros((k, m))
-        self._in_n = np.zeros(k, dtype=np.int64)
+        in_t = np.zeros((k, m))
+        in_q = np.zeros((k, m))
+        in_n = np.zeros(k, dtype=np.int64)
         for a, q in enumerate(self.inflows):
-            self._in_t[a, :q.times_s.size] = q.times_s
-            self._in_q[a, :q.times_s.size] = q.discharge_m3s
-            self._in_n[a] = q.times_s.size
-        self._inflow_k = self._inflow if k else np.zeros((1, 1), dtype=self.dtype)
-        wl = self.water_level
-        self._lvl_t = np.ascontiguousarray(wl.times_s, dtype=np.float64) if wl is not None else np.zeros(1)
-        self._lvl_v = np.ascontiguousarray(wl.level_m, dtype=np.float64) if wl is not None else np.zeros(1)
-        self._z_lvl_min = float(self.z[self._level_mask.astype(bool)].min()) if wl is not None else 0.0
-        self._chunks_for = (0, None)
+            in_t[a, :q.times_s.size] = q.times_s
+            in_q[a, :q.times_s.size] = q.discharge_m3s
+            in_n[a] = q.times_s.size
+        self._forcing = K.Forcing(
+            rain=np.zeros((1, 1), dtype=self.dtype),  # replaced per forcing block (_advance)
+            infil_mode=Infiltration.MODES[self.infiltration.mode], infil_p1=self._ip1,
+            infil_p2=self._ip2, infil_cum=self.infil_cum, drain_rate=self.drain,
+            inflow=self._inflow if k else np.zeros((1, 1), dtype=self.dtype),
+            inflow_cells=np.array(self._inflow_cells, dtype=np.int64).reshape(k, 2),
+            inflow_t=in_t, inflow_q=in_q, inflow_n=in_n, level_mask=self._level_mask,
+            level_rows=np.ascontiguousarray(self._level_mask.any(axis=1), dtype=np.uint8),
+            level_t=np.ascontiguousarray(wl.times_s, dtype=np.float64) if wl is not None else np.zeros(1),
+            level_v=np.ascontiguousarray(wl.level_m, dtype=np.float64) if wl is not None else np.zeros(1),
+            has_level=wl is not None,
+            z_level_min=float(self.z[self._level_mask.astype(bool)].min()) if wl is not None else 0.0)
+        self._outputs = K.Outputs(hmax=self.hmax, tmax=self.tmax, tarr=self.tarr,
+                                  acc=np.zeros((ny, K.ACC_COLUMNS)))
+        # float() throughout: a Python int or numpy scalar here would compile another specialisation
+        self._params = K.Params(
+            dx=float(self.dx), dy=float(self.dy), theta=float(self.theta), alpha=float(self.alpha),
+            h_dry=float(self.h_dry), dt_max=float(self.dt_max), phi_min=float(self._phi_min),
+            boundary_slope=float(self.boundary_slope), h_arrive=float(self.h_arrive),
+            h_cap=float(self._h_cap))
+        self._blocks_for = (0, None)
 
-    def _chunks(self) -> tuple[np.ndarray, np.ndarray]:
+    def _blocks(self) -> K.Blocks:
         """Row blocks (4 per numba thread, equal open span) and their row buffers."""
         import numba
 
         n = numba.get_num_threads()
-        if self._chunks_for[0] != n:
-            chunks = K.row_chunks(self._cols, 4 * n)
+        if self._blocks_for[0] != n:
+            chunks = K.row_chunks(self._grid.cols, 4 * n)
             nb, nx, dt = chunks.size - 1, self.shape[1], self.dtype
-            # ybuf (two-pass); halo and rolling row buffers of the fused step (see K.fused_pass)
-            bufs = (np.zeros((nb, nx), dtype=dt),
-                    np.zeros((nb - 1, 2, nx + 1), dtype=dt), np.zeros((nb - 1, 3, nx), dtype=dt),
-                    np.ones((nb - 1, 2, nx + 2), dtype=dt),
-                    np.zeros((nb, 3, nx + 1), dtype=dt), np.zeros((nb, 4, nx), dtype=dt),
-                    np.ones((nb, 3, nx + 2), dtype=dt))
-            self._chunks_for = (n, (chunks, bufs))
-        return self._chunks_for[1]
+            blocks = K.Blocks(
+                chunks=chunks,
+                halo_x=np.zeros((nb - 1, 2, nx + 1), dtype=dt), halo_y=np.zeros((nb - 1, 3, nx), dtype=dt),
+                halo_f=np.ones((nb - 1, 2, nx + 2), dtype=dt),
+                roll_x=np.zeros((nb, 3, nx + 1), dtype=dt), roll_y=np.zeros((nb, 4, nx), dtype=dt),
+                roll_f=np.ones((nb, 3, nx + 2), dtype=dt))
+            self._blocks_for = (n, blocks)
+        return self._blocks_for[1]
 
-    def _two_pass_scratch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Unlimited fluxes and outflow factors (padded with 1) of the two-pass step; stand-ins when fused."""
-        if self._fused:
-            one = np.zeros((1, 1), dtype=self.dtype)
-            return one, one, one
-        if self._scratch is None:
-            ny, nx = self.shape
-            self._scratch = (np.zeros_like(self.qx), np.zeros_like(self.qy),
-                             np.ones((ny + 2, nx + 2), dtype=self.dtype))
-        return self._scratch
+    # the time loop in numba (tests swap in the two-pass reference, tests/physics/flood_two_pass.py)
+    _time_loop = staticmethod(K.advance)
 
     def _advance(self, t_end: float, max_steps: int = 2**62) -> None:
         """Sub-steps (in numba) towards ``t_end`` while the rain block and hydrograph segments hold."""
         rain = np.ascontiguousarray(self.rain.rate(self.t), dtype=self.dtype)
         if rain.shape not in ((1, 1), self.shape):
             raise GridError(f"rain field has shape {rain.shape}, the DEM {self.shape}")
-        chunks, (ybuf, hx, hy, hf, rx, ry, rf) = self._chunks()
-        qx_s, qy_s, fp = self._two_pass_scratch()
-        t, n, hm = K.advance(
-            self.h, self._zb, self._n2k, self.phi, self.qx, self.qy, qx_s, qy_s, fp, ybuf,
-            self._fused, hx, hy, hf, rx, ry, rf, self._cols, chunks, self.bc, self._phi_binary, rain,
-            Infiltration.MODES[self.infiltration.mode],
-            self._ip1, self._ip2, self.infil_cum, self.drain, self._inflow_k, self._level_mask,
-            self._level_rows, self.hmax, self.tmax, self.tarr, self._row_acc, self._in_cells, self._in_t,
-            self._in_q, self._in_n, self._lvl_t, self._lvl_v, self.water_level is not None, self._z_lvl_min,
-            self.t, t_end, self._next_change(), self._h_max_now, self.dx, self.dy, self.theta, self.alpha,
-            self.h_dry, self.dt_max, self._phi_min, self.boundary_slope, self.h_arrive, self._h_cap, max_steps,
-            self.dtype.type)
+        self._forcing = self._forcing._replace(rain=rain)
+        window = K.Window(t=float(self.t), t_end=float(t_end), t_next=float(self._next_change()),
+                          h_max=float(self._h_max_now), max_steps=int(max_steps))
+        t, n, hm = self._time_loop(self._grid, self._blocks(), self._forcing, self._outputs, self._params,
+                                   window, self.dtype.type)
         self.t = float(t)
         self.n_steps += int(n)
         self.cell_updates += int(n) * self.h.size

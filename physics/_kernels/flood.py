@@ -50,25 +50,26 @@ there stay 0), so the blocked margin of a city grid costs nothing.
 ``chunks`` splits the rows into contiguous blocks of about equal open-cell
 count (:func:`row_chunks`); each block is one parallel work item.
 
-A step is one sweep over the grid (:func:`fused_pass`, the default) or,
-equivalently (the same arithmetic, the same results bit for bit), two passes:
-  1. :func:`flux_pass`, per block of rows in order: the unlimited new fluxes
-     of row j (its x faces and the y face above it) into ``qx_s``/``qy_s``
-     from the current ``qx``/``qy``; then, once the faces around row j-1 are
-     known, that row's outflow-limiting factor into ``fp`` (the factor of
-     cell (j, i) is ``fp[j+1, i+1]``; the padding rows/columns hold 1).
-     The y face below a block's last row belongs to the next block and is
-     computed again into a row buffer (one extra row per block);
-  2. :func:`update_pass`: limited fluxes (each scaled by its donor's factor)
-     into ``qx``/``qy``; depths advanced with rain, infiltration, drainage,
-     inflows and fixed-level (tide) cells; maxima and the volume balance per
-     row.
+A step is one sweep over the grid (:func:`fused_pass`), block by block; row
+by row it computes the unlimited new fluxes of the row's faces, then the
+row's outflow-limiting factors (the factor of cell (j, i) applies to every
+face it drains), then the update of the row above it (:func:`_update_row`):
+limited fluxes (each scaled by its donor's factor) into ``qx``/``qy``;
+depths advanced with rain, infiltration, drainage, inflows and fixed-level
+(tide) cells; maxima and the volume balance per row (``Outputs.acc``, its
+columns named ``ACC_*``). The unlimited fluxes and factors live in small
+rolling row buffers per block (served by the caches); the rows next to a
+block boundary are computed first into halo buffers read by both blocks (see
+its docstring). The same arithmetic as two passes over the whole grid is the
+test reference (tests/physics/flood_two_pass.py) the sweep must match bit
+for bit.
 
-:func:`fused_pass` runs both within each block, row by row, with the
-unlimited fluxes and factors in small rolling row buffers per block (served
-by the caches), so ``qx_s``/``qy_s``/``fp`` never go through memory; the rows
-next to a block boundary are computed first into halo buffers read by both
-blocks (see its docstring).
+The kernels take their arguments grouped by role in namedtuples:
+:class:`Grid` (state and geometry), :class:`Blocks` (parallel blocks and
+their buffers), :class:`Forcing`, :class:`Outputs`, :class:`Params` (scheme
+parameters) and, per call or step, :class:`Window`, :class:`Step` and
+:class:`Coefficients`. :func:`advance` is the time loop; :func:`cfl_step`
+is the one CFL formula (also behind ``FloodModel.cfl_dt``).
 
 The face friction term uses h_f^(-7/3) = r^7 with r = h_f^(-1/3) from a
 bit-level first guess and Newton steps r <- r (4 - h_f r³)/3 (exact to a few
@@ -76,8 +77,8 @@ ulp, and, unlike ``cbrt``, it vectorises).
 
 Bytes per cell-update (memory traffic counted as in STREAM, each array read
 or written once per pass, the 3-row stencils served by the caches; B = 8
-float64, 4 float32; uniform rain, no infiltration/inflow/level cells):
-pass 1 reads h, zb, qx, qy and writes qx_s, qy_s, fp (7 B); pass 2 reads
+float64, 4 float32; uniform rain, no infiltration/inflow/level cells): in
+the two-pass form, pass 1 reads h, zb, qx, qy and writes qx_s, qy_s, fp (7 B); pass 2 reads
 qx_s, qy_s, fp, h, hmax (and phi in rows with porosity other than 1) and
 writes qx, qy, h, hmax (9 B, 10 B with phi), plus the rare tmax/tarr
 writes: 16 B = 128 B (float64), 64 B (float32) on an all-open grid. The
@@ -89,6 +90,7 @@ per block). See :func:`bytes_per_cell_update`.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange, types
@@ -103,6 +105,200 @@ FREE = 1
 
 _MAGIC64 = 0x553EF0FF289DD794
 _MAGIC32 = 0x54A2FA8C
+
+
+# Columns of ``Outputs.acc`` (one row per grid row): this step's volumes (m³) of the row, summed
+# over the run, and the row's largest depth after the step (m, for the next CFL step).
+ACC_RAIN = 0
+ACC_INFILTRATION = 1
+ACC_DRAINAGE = 2
+ACC_INFLOW = 3
+ACC_OUTFLOW = 4  # through the grid edges
+ACC_LEVEL_EXCHANGE = 5  # added (+) or taken (-) by fixed-level cells
+ACC_ROW_MAX = 6
+ACC_COLUMNS = 7
+# the volume-balance terms and their columns
+VOLUME_COLUMNS = {"rain": ACC_RAIN, "infiltration": ACC_INFILTRATION, "drainage": ACC_DRAINAGE,
+                  "inflow": ACC_INFLOW, "outflow": ACC_OUTFLOW, "level_exchange": ACC_LEVEL_EXCHANGE}
+
+
+# --------------------------------------------------------------------------
+# Arguments of the kernels, by role (numba takes namedtuples of arrays and scalars; a field is
+# read by name, so two swapped values can no longer pass unnoticed)
+# --------------------------------------------------------------------------
+class Grid(NamedTuple):
+    """The stepped grid: its state (updated in place) and fixed geometry (see Layout above)."""
+
+    h: np.ndarray  # depth (m), (ny, nx)
+    zb: np.ndarray  # bed (m), blocked cells at BIG (:func:`blocked_bed`)
+    n2: np.ndarray  # Manning n² (s²/m^(2/3)), (ny, nx) or (1, 1) for one value
+    phi: np.ndarray  # porosity 0-1, 0 = blocked
+    qx: np.ndarray  # unit discharge at x faces (m²/s), (ny, nx+1)
+    qy: np.ndarray  # unit discharge at y faces (m²/s), (ny+1, nx)
+    cols: np.ndarray  # int64 (ny, 3): open span [lo, hi) per row, 1 if all of it has porosity 1
+    bc: np.ndarray  # int64 (4,): CLOSED or FREE for the west, east, north, south edges
+    phi_binary: bool  # porosity only 0 or 1: the outflow limiter does not read phi
+
+
+class Blocks(NamedTuple):
+    """The parallel work items of a step and their row buffers (see :func:`fused_pass`)."""
+
+    chunks: np.ndarray  # int64 row boundaries of the blocks (:func:`row_chunks`)
+    halo_x: np.ndarray  # (nblocks-1, 2, nx+1) zeros: x-face fluxes of the rows at each boundary
+    halo_y: np.ndarray  # (nblocks-1, 3, nx) zeros: y-face fluxes at each boundary
+    halo_f: np.ndarray  # (nblocks-1, 2, nx+2) ones: outflow factors of the rows at each boundary
+    roll_x: np.ndarray  # (nblocks, 3, nx+1) zeros: rolling x-face flux rows of each block
+    roll_y: np.ndarray  # (nblocks, 4, nx) zeros: rolling y-face flux rows
+    roll_f: np.ndarray  # (nblocks, 3, nx+2) ones: rolling outflow-factor rows
+
+
+class Forcing(NamedTuple):
+    """Sources and sinks. Cell inputs are (ny, nx), or (1, 1) for one value everywhere."""
+
+    rain: np.ndarray  # rate (m/s) over the whole cell area, constant within one advance()
+    infil_mode: int  # 0 none, 1 constant, 2 Green-Ampt, 3 SCS curve number (see _update_row)
+    infil_p1: np.ndarray  # capacity (m/s), Ks (m/s) or S (m) by mode
+    infil_p2: np.ndarray  # Green-Ampt suction head x moisture deficit (m)
+    infil_cum: np.ndarray  # (ny, nx) depth infiltrated (Green-Ampt) or rain so far (SCS) (m)
+    drain_rate: np.ndarray  # drainage capacity (m/s)
+    inflow: np.ndarray  # (ny, nx) inflow of the step per cell (m³/s), set by advance(); (1, 1) zeros
+    inflow_cells: np.ndarray  # int64 (k, 2): (j, i) of k hydrographs
+    inflow_t: np.ndarray  # (k, m) their sample times (s), the first inflow_n[k] used
+    inflow_q: np.ndarray  # (k, m) their discharges (m³/s)
+    inflow_n: np.ndarray  # int64 (k,) samples per hydrograph
+    level_mask: np.ndarray  # uint8 (ny, nx): 1 = fixed-level cell (sea)
+    level_rows: np.ndarray  # uint8 (ny,): 1 = the row holds fixed-level cells
+    level_t: np.ndarray  # level series: times (s)
+    level_v: np.ndarray  # and levels (m)
+    has_level: bool  # whether there is a level series
+    z_level_min: float  # lowest bed of the fixed-level cells (m), for the CFL look-ahead
+
+
+class Outputs(NamedTuple):
+    """What the steps record, updated in place."""
+
+    hmax: np.ndarray  # running maximum depth (m)
+    tmax: np.ndarray  # its time (s)
+    tarr: np.ndarray  # first time the maximum reached h_arrive (s; NaN: never)
+    acc: np.ndarray  # float64 (ny, ACC_COLUMNS): row volumes and row maxima (ACC_* columns)
+
+
+class Params(NamedTuple):
+    """Scheme parameters, fixed for the run (float64)."""
+
+    dx: float  # cell size (m) along x
+    dy: float  # and along y
+    theta: float  # q-centred weighting (de Almeida et al. 2012)
+    alpha: float  # CFL factor
+    h_dry: float  # faces with flow depth <= h_dry carry nothing (m)
+    dt_max: float  # longest step (s)
+    phi_min: float  # smallest open porosity (waves run at sqrt(g h / phi))
+    boundary_slope: float  # bed slope to the ghost cell of a free edge
+    h_arrive: float  # depth that counts as arrival (m)
+    h_cap: float  # wave-depth cap (m; BIG: none)
+
+
+class Window(NamedTuple):
+    """One call of :func:`advance`: where it starts and how far it may go."""
+
+    t: float  # start (s)
+    t_end: float  # stop at (s)
+    t_next: float  # next change of a piecewise-constant forcing (s): no step starts after it
+    h_max: float  # largest depth now (m)
+    max_steps: int
+
+
+class Step(NamedTuple):
+    """One step: its length, its end and the fixed water level at its end."""
+
+    dt: float  # s
+    t_new: float  # s
+    level: float  # m
+
+
+class Coefficients(NamedTuple):
+    """A step's constants in the arrays' dtype (:func:`coefficients`)."""
+
+    zero: float
+    one: float
+    half: float
+    dt: float
+    theta: float
+    th2: float  # (1 - theta) / 2
+    h_dry: float
+    h_cap: float
+    gdt: float  # g dt
+    gdtdx: float  # g dt / dx
+    gdtdy: float  # g dt / dy
+    bsx: float  # boundary_slope dx: drop to the ghost cell of the west and east edges
+    bsy: float  # boundary_slope dy: north and south
+    area: float  # dx dy
+    dtdx: float  # dt dx (a y face's volume per unit discharge)
+    dtdy: float  # dt dy (an x face's)
+    dta: float  # dt dx dy
+    t_new: float
+    level: float
+    h_arrive: float
+    c02: float  # 0.2, 0.8 of the SCS runoff
+    c08: float
+    mm: float  # 1 mm, floor of the Green-Ampt infiltrated depth
+
+
+class UniformRows(NamedTuple):
+    """Rows standing in for one-value inputs (served by L1: the cell loops have no branches on them)."""
+
+    ones: np.ndarray  # (nx,) porosity of an all-open row
+    ones_p: np.ndarray  # (nx+2,) padding factor row
+    n2: np.ndarray  # (nx,) or (0,) when n2 is a grid
+    rain: np.ndarray
+    infil_p1: np.ndarray
+    infil_p2: np.ndarray
+    drain_rate: np.ndarray
+    inflow: np.ndarray
+    no_level: np.ndarray  # uint8 zeros: a row without fixed-level cells
+
+
+@njit(fastmath=True, cache=True, error_model="numpy")
+def coefficients(step, p, F):
+    """The step's :class:`Coefficients` in the float class ``F`` of the arrays."""
+    zero = F(0.0)
+    one = F(1.0)
+    half = F(0.5)
+    dt = F(step.dt)
+    dx = F(p.dx)
+    dy = F(p.dy)
+    theta = F(p.theta)
+    bslope = F(p.boundary_slope)
+    gdt = F(G) * dt
+    area = dx * dy
+    return Coefficients(zero=zero, one=one, half=half, dt=dt, theta=theta, th2=half * (one - theta),
+                        h_dry=F(p.h_dry), h_cap=F(p.h_cap), gdt=gdt, gdtdx=gdt / dx, gdtdy=gdt / dy,
+                        bsx=bslope * dx, bsy=bslope * dy, area=area, dtdx=dt * dx, dtdy=dt * dy,
+                        dta=dt * area, t_new=F(step.t_new), level=F(step.level), h_arrive=F(p.h_arrive),
+                        c02=F(0.2), c08=F(0.8), mm=F(1e-3))
+
+
+@njit(cache=True)
+def uniform_rows(g, f):
+    """The :class:`UniformRows` of a grid and its forcing (rain fixed: one per :func:`advance`)."""
+    nx = g.h.shape[1]
+    dtype = g.h.dtype
+    return UniformRows(
+        ones=np.ones(nx, dtype=dtype), ones_p=np.ones(nx + 2, dtype=dtype),
+        n2=np.full(nx, g.n2[0, 0]) if g.n2.shape[0] == 1 else np.empty(0, dtype=g.n2.dtype),
+        rain=np.full(nx, f.rain[0, 0]) if f.rain.shape[0] == 1 else np.empty(0, dtype=dtype),
+        infil_p1=np.full(nx, f.infil_p1[0, 0]) if f.infil_p1.shape[0] == 1 else np.empty(0, dtype=dtype),
+        infil_p2=np.full(nx, f.infil_p2[0, 0]) if f.infil_p2.shape[0] == 1 else np.empty(0, dtype=dtype),
+        drain_rate=np.full(nx, f.drain_rate[0, 0]) if f.drain_rate.shape[0] == 1 else np.empty(0, dtype=dtype),
+        inflow=np.full(nx, f.inflow[0, 0]) if f.inflow.shape[0] == 1 else np.empty(0, dtype=dtype),
+        no_level=np.zeros(nx, dtype=np.uint8))
+
+
+@njit(inline="always")
+def _row(a, uniform_row, j):
+    # row j of a cell input, or its uniform row when the input is one value
+    return uniform_row if a.shape[0] == 1 else a[j]
+
 
 
 # --------------------------------------------------------------------------
@@ -158,16 +354,20 @@ def _rcbrt_ov(a):
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
-def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one):
+def _flux(q0, qa, qb, zl, zr, hl, hr, n2f, gdtd, cf):
+    # gdtd: g dt / (the face's spacing), cf: the step's Coefficients
+    zero = cf.zero
+    one = cf.one
+    h_dry = cf.h_dry
     etal = zl + hl
     etar = zr + hr
     hf = max(etal, etar) - max(zl, zr)
     r = rcbrt(max(hf, h_dry))
     r2 = r * r
     r7 = r2 * r2 * r2 * r
-    qc = theta * q0 + th2 * (qa + qb)
-    rr = qc - gdtd * min(hf, h_cap) * (etar - etal)  # h_cap: see FloodModel(wave_depth_cap_m)
-    b = gdt * n2f * r7
+    qc = cf.theta * q0 + cf.th2 * (qa + qb)
+    rr = qc - gdtd * min(hf, cf.h_cap) * (etar - etal)  # h_cap: see FloodModel(wave_depth_cap_m)
+    b = cf.gdt * n2f * r7
     # friction implicit in the new discharge: q (1 + b |q|) = rr, root written without cancellation
     q = (one + one) * rr / (one + np.sqrt(one + (one + one + one + one) * b * abs(rr)))
     return q if hf > h_dry else zero
@@ -220,7 +420,8 @@ def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="no
     """Memory traffic per open-span cell and step (STREAM counting: no write-allocate), by pass.
 
     ``fused``: the one-sweep step (:func:`fused_pass`, key ``fused_pass``), else
-    the two passes (:func:`flux_pass`, :func:`update_pass`); ``total`` in both.
+    the two passes of the same arithmetic (keys ``flux_pass``, ``update_pass``;
+    the test reference tests/physics/flood_two_pass.py); ``total`` in both.
 
     ``phi_read`` is the share of cells in rows whose span is not all of
     porosity 1 (only those rows read ``phi`` in the update pass; see
@@ -245,14 +446,20 @@ def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="no
 
 
 # --------------------------------------------------------------------------
-# Pass 1: fluxes and limiter
+# Unlimited fluxes and outflow factors of one row
 # --------------------------------------------------------------------------
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _x_faces(j, h, zb, n2r, qx, sj, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one,
-             half):
-    hj = h[j]
-    zj = zb[j]
-    qj = qx[j]
+def _x_faces(j, g, n2r, sj, lo, hi, cf):
+    """Unlimited fluxes of the x faces of row j (open span [lo, hi), Manning row ``n2r``) into ``sj``."""
+    nx = g.h.shape[1]
+    bc = g.bc
+    zero = cf.zero
+    half = cf.half
+    gdtd = cf.gdtdx
+    bslope_dx = cf.bsx
+    hj = g.h[j]
+    zj = g.zb[j]
+    qj = g.qx[j]
     # interior faces i in [lo+1, hi) between cells i-1 and i; the neighbouring face is a wall
     # when the cell beyond it is blocked (zb = BIG) or it is a closed edge
     a = lo + 1
@@ -270,7 +477,7 @@ def _x_faces(j, h, zb, n2r, qx, sj, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta,
             else:
                 qb = q0 if zj[i + 1] >= BIG else qj[i + 1]
             sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
-                          gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+                          gdtd, cf)
         # bulk: 2 <= i <= nx - 2, on views shifted so that the loop index k starts at 0 and every
         # access is view[k] (indexing one row at i-2 .. i+1 compiles to gathers, ~5x slower)
         i0 = max(a + 1, 2)
@@ -291,8 +498,7 @@ def _x_faces(j, h, zb, n2r, qx, sj, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta,
             q0 = qc[k]
             qa = q0 if zll[k] >= BIG else qw[k]
             qb = q0 if zrr[k] >= BIG else qe[k]
-            out[k] = _flux(q0, qa, qb, zl[k], zr[k], hl[k], hr[k], half * (nl[k] + nr[k]),
-                           gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+            out[k] = _flux(q0, qa, qb, zl[k], zr[k], hl[k], hr[k], half * (nl[k] + nr[k]), gdtd, cf)
         # last face when it touches the east edge (and was not the first)
         if b == nx and nx - 1 > a:
             i = nx - 1
@@ -300,35 +506,38 @@ def _x_faces(j, h, zb, n2r, qx, sj, lo, hi, nx, bc, bslope_dx, gdt, gdtd, theta,
             qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
             qb = qj[nx] if bc[1] == FREE else q0
             sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
-                          gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+                          gdtd, cf)
     # west and east edges (ghost cell lower by bslope*dx, outflow only)
     if lo == 0 and hi > 0:
         q = zero
         if bc[0] == FREE:
-            q = _flux(qj[0], qj[0], qj[1], zj[0] - bslope_dx, zj[0], zero, hj[0], n2r[0],
-                      gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+            q = _flux(qj[0], qj[0], qj[1], zj[0] - bslope_dx, zj[0], zero, hj[0], n2r[0], gdtd, cf)
             q = min(q, zero)
         sj[0] = q
     if hi == nx and lo < hi:
         q = zero
         if bc[1] == FREE:
             q = _flux(qj[nx], qj[nx - 1], qj[nx], zj[nx - 1], zj[nx - 1] - bslope_dx, hj[nx - 1], zero,
-                      n2r[nx - 1], gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+                      n2r[nx - 1], gdtd, cf)
             q = max(q, zero)
         sj[nx] = q
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h_dry, h_cap, zero, one,
-             half):
+def _y_faces(j, g, n2a, n2b, out, a, b, cf):
     """Unlimited flux at the y faces between rows j-1 and j, columns [a, b), into ``out``."""
-    hu = h[j - 1]
-    hd = h[j]
+    ny = g.h.shape[0]
+    bc = g.bc
+    zb = g.zb
+    half = cf.half
+    gdtd = cf.gdtdy
+    hu = g.h[j - 1]
+    hd = g.h[j]
     zu = zb[j - 1]
     zd = zb[j]
-    q0r = qy[j]
-    qar = qy[j - 1]
-    qbr = qy[j + 1]
+    q0r = g.qy[j]
+    qar = g.qy[j - 1]
+    qbr = g.qy[j + 1]
     # walls: row j-2 blocked (or closed north edge at j == 1); row j+1 blocked (or closed south edge)
     if j == 1:
         wa_edge = bc[2] != FREE
@@ -363,39 +572,53 @@ def _y_faces(j, h, zb, n2a, n2b, qy, out, a, b, ny, bc, gdt, gdtd, theta, th2, h
         # face itself dry, so the neighbour test cannot change its value)
         qa = q0 if (wa_edge or za[i] >= BIG) else qar[i]
         qb = q0 if (wb_edge or zbb[i] >= BIG) else qbr[i]
-        out[i] = _flux(q0, qa, qb, zu[i], zd[i], hu[i], hd[i], half * (n2a[i] + n2b[i]),
-                       gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+        out[i] = _flux(q0, qa, qb, zu[i], zd[i], hu[i], hd[i], half * (n2a[i] + n2b[i]), gdtd, cf)
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, h_cap, zero,
-              one):
-    if bc[2] == FREE:
+def _top_edge(g, n2r, out, lo, hi, cf):
+    """Unlimited outflow through the north edge (faces ``qy[0]``) of the span [lo, hi) into ``out``."""
+    h, zb, phi, qy = g.h, g.zb, g.phi, g.qy
+    zero = cf.zero
+    if g.bc[2] == FREE:
         for i in range(lo, hi):
             q = zero
             if phi[0, i] > 0:
-                q = _flux(qy[0, i], qy[0, i], qy[1, i], zb[0, i] - bslope_dy, zb[0, i], zero, h[0, i], n2r[i],
-                          gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+                q = _flux(qy[0, i], qy[0, i], qy[1, i], zb[0, i] - cf.bsy, zb[0, i], zero, h[0, i], n2r[i],
+                          cf.gdtdy, cf)
                 q = min(q, zero)
             out[i] = q
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtd, theta, th2, h_dry, h_cap, zero,
-                 one):
-    if bc[3] == FREE:
+def _bottom_edge(g, n2r, out, lo, hi, cf):
+    """Unlimited outflow through the south edge (faces ``qy[ny]``) of the span [lo, hi) into ``out``."""
+    h, zb, phi, qy = g.h, g.zb, g.phi, g.qy
+    ny = h.shape[0]
+    zero = cf.zero
+    if g.bc[3] == FREE:
         for i in range(lo, hi):
             q = zero
             if phi[ny - 1, i] > 0:
-                q = _flux(qy[ny, i], qy[ny - 1, i], qy[ny, i], zb[ny - 1, i], zb[ny - 1, i] - bslope_dy,
-                          h[ny - 1, i], zero, n2r[i], gdt, gdtd, theta, th2, h_dry, h_cap, zero, one)
+                q = _flux(qy[ny, i], qy[ny - 1, i], qy[ny, i], zb[ny - 1, i], zb[ny - 1, i] - cf.bsy,
+                          h[ny - 1, i], zero, n2r[i], cf.gdtdy, cf)
                 q = max(q, zero)
             out[i] = q
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _limit_row(hrow, prow, sxrow, above, below, frow, lo, hi, dtdy, dtdx, area, zero, one):
-    # frow: the padded factor row (the factor of cell i is frow[i + 1])
+def _limit_row(hrow, prow, sxrow, above, below, frow, lo, hi, cf):
+    """Outflow factors min(1, phi dx dy h / out) of a row's span [lo, hi) into the padded ``frow``.
+
+    The factor of cell i is ``frow[i + 1]``; ``out = dt (dy (max(qx_E, 0) - min(qx_W, 0))
+    + dx (max(qy_S, 0) - min(qy_N, 0)))`` from the unlimited fluxes (``sxrow``: x faces,
+    ``above``/``below``: y faces).
+    """
+    zero = cf.zero
+    one = cf.one
+    dtdy = cf.dtdy
+    dtdx = cf.dtdx
+    area = cf.area
     hi = max(lo, hi)
     hj = hrow[lo:hi]
     sw = sxrow[lo:hi]
@@ -412,98 +635,70 @@ def _limit_row(hrow, prow, sxrow, above, below, frow, lo, hi, dtdy, dtdx, area, 
         fr[i] = vol / (out if lim else one) if lim else one
 
 
-@njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
-def flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par, phi_binary, F):
-    """Pass 1: unlimited fluxes into ``qx_s``/``qy_s`` and the limiting factors into ``fp``.
-
-    ``par`` = (dt, dx, dy, theta, h_dry, bslope, h_cap) as float64; ``F`` the
-    float class of the arrays (np.float64 or np.float32). ``n2`` is (ny, nx)
-    or (1, 1) for one value; with ``phi_binary`` (porosity only 0 or 1) the
-    limiter does not read ``phi``. ``ybuf`` is a (len(chunks) - 1, nx)
-    scratch row per block. The factor of cell (j, i) is
-    ``min(1, phi dx dy h / out)``, ``out = dt (dy (max(qx_E, 0) - min(qx_W, 0))
-    + dx (max(qy_S, 0) - min(qy_N, 0)))`` from the unlimited fluxes.
-    """
-    ny, nx = h.shape
-    zero = F(0.0)
-    one = F(1.0)
-    half = F(0.5)
-    dt = F(par[0])
-    dx = F(par[1])
-    dy = F(par[2])
-    theta = F(par[3])
-    h_dry = F(par[4])
-    bslope = F(par[5])
-    h_cap = F(par[6])
-    gdt = F(G) * dt
-    gdtdx = gdt / dx
-    gdtdy = gdt / dy
-    th2 = half * (one - theta)
-    area = dx * dy
-    dtdx = dt * dx
-    dtdy = dt * dy
-    n2_uniform = n2.shape[0] == 1
-    n2c = np.full(nx, n2[0, 0]) if n2_uniform else np.empty(0, dtype=n2.dtype)
-    ones = np.ones(nx, dtype=h.dtype)
-    nch = chunks.size - 1
-    for c in prange(nch):
-        j0 = chunks[c]
-        j1 = chunks[c + 1]
-        for j in range(j0, j1):
-            lo = cols[j, 0]
-            hi = cols[j, 1]
-            n2j = n2c if n2_uniform else n2[j]
-            _x_faces(j, h, zb, n2j, qx, qx_s[j], lo, hi, nx, bc, bslope * dx, gdt, gdtdx, theta, th2, h_dry, h_cap,
-                     zero, one, half)
-            if j == 0:
-                _top_edge(h, zb, n2j, phi, qy, qy_s[0], lo, hi, bc, bslope * dy, gdt, gdtdy, theta, th2, h_dry,
-                          h_cap, zero, one)
-            else:
-                a = max(lo, cols[j - 1, 0])
-                b = min(hi, cols[j - 1, 1])
-                n2u = n2c if n2_uniform else n2[j - 1]
-                _y_faces(j, h, zb, n2u, n2j, qy, qy_s[j], a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, h_cap,
-                         zero, one, half)
-            if j > j0:
-                jl = j - 1
-                _limit_row(h[jl], ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s[jl], qy_s[jl], qy_s[j],
-                           fp[jl + 1], cols[jl, 0], cols[jl, 1], dtdy, dtdx, area, zero, one)
-        jl = j1 - 1
-        lo = cols[jl, 0]
-        hi = cols[jl, 1]
-        if j1 == ny:
-            _bottom_edge(h, zb, n2c if n2_uniform else n2[ny - 1], phi, qy, qy_s[ny], lo, hi, ny, bc,
-                         bslope * dy, gdt, gdtdy, theta, th2, h_dry, h_cap, zero, one)
-            below = qy_s[ny]
-        else:
-            a = max(lo, cols[j1, 0])
-            b = min(hi, cols[j1, 1])
-            below = ybuf[c]
-            _y_faces(j1, h, zb, n2c if n2_uniform else n2[jl], n2c if n2_uniform else n2[j1], qy, below,
-                     a, b, ny, bc, gdt, gdtdy, theta, th2, h_dry, h_cap, zero, one, half)
-        _limit_row(h[jl], ones if (phi_binary or cols[jl, 2]) else phi[jl], qx_s[jl], qy_s[jl], below, fp[jl + 1],
-                   lo, hi, dtdy, dtdx, area, zero, one)
-
-
 # --------------------------------------------------------------------------
-# Pass 2: limited fluxes, depths, sources, maxima, volume balance
+# Limited fluxes, depths, sources, maxima and volumes of one row
 # --------------------------------------------------------------------------
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _update_row(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, fc_, fd, cols, rr, p1r, p2r, drr, inr,
-                lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, dt, dtdx, dtdy, dta, area, t_new, level,
-                h_arrive, zero, one, c02, c08, mm):
-    """Row j of :func:`update_pass` from its unlimited fluxes (``sxj``: x faces; ``sya``/``syb``: the y faces
-    above and below) and the padded factor rows ``fu``/``fc_``/``fd`` of rows j-1, j, j+1; returns the row's
-    (rain, infiltration, drainage, inflow, boundary outflow, level exchange) volumes and its max depth."""
-    hj = h[j]
-    zj = zb[j]
-    pj = ones if cols[j, 2] else phi[j]  # porosity 1 over the row's span: not read
-    qxj = qx[j]
-    qyj = qy[j]
-    hmj = hmax[j]
-    tmj = tmax[j]
-    taj = tarr[j]
-    icj = infil_cum[j]
+def _update_row(j, g, f, o, cf, u, sxj, sya, syb, fu, fc_, fd):
+    """Row j of a step from its unlimited fluxes and outflow factors.
+
+    ``sxj``: the row's x faces; ``sya``/``syb``: the y faces above and below;
+    ``fu``/``fc_``/``fd``: the padded factor rows of rows j-1, j, j+1. Limited
+    fluxes (each scaled by its donor's factor) go into ``qx``/``qy``. Per open
+    cell, in order: flux divergence; rain (m/s over the whole cell area,
+    routed to its open part, i.e. divided by porosity); inflow (m³/s);
+    infiltration, then drainage (m/s capacity), each limited to the water
+    present; fixed-level cells (``level_mask`` = 1, only looked at in rows
+    with ``level_rows`` = 1) set to ``max(level - z, 0)``. Blocked cells
+    (phi = 0) keep their depth and take no rain. ``o.acc[j]`` receives the
+    step's volumes (m³) and the row's new largest depth (``ACC_*`` columns);
+    ``hmax``/``tmax`` hold the running maximum and its time; ``tarr`` the
+    first time the depth reached ``h_arrive`` (set when the maximum first
+    crosses it, so NaN means never).
+
+    Infiltration by ``f.infil_mode``: 0 none; 1 constant capacity ``p1``
+    (m/s); 2 Green-Ampt, capacity ``p1 * (1 + p2 / F)`` with ``p1`` = Ks
+    (m/s), ``p2`` = suction head x moisture deficit (m), ``F`` =
+    ``infil_cum`` the depth infiltrated so far (floored at 1 mm); 3 SCS curve
+    number on the rain: of the step's rain dP the part dP - dQ infiltrates,
+    Q = (P - 0.2 S)² / (P + 0.8 S) for P > 0.2 S, ``p1`` = S (m),
+    ``infil_cum`` = P, the cumulative rain (m).
+    """
+    ny, nx = g.h.shape
+    lo = g.cols[j, 0]
+    hi = g.cols[j, 1]
+    if lo >= hi:
+        o.acc[j, ACC_ROW_MAX] = 0.0
+        return
+    zero = cf.zero
+    one = cf.one
+    dt = cf.dt
+    dtdx = cf.dtdx
+    dtdy = cf.dtdy
+    dta = cf.dta
+    area = cf.area
+    t_new = cf.t_new
+    level = cf.level
+    h_arrive = cf.h_arrive
+    c02 = cf.c02
+    c08 = cf.c08
+    mm = cf.mm
+    infil_mode = f.infil_mode
+    rr = _row(f.rain, u.rain, j)
+    p1r = _row(f.infil_p1, u.infil_p1, j)
+    p2r = _row(f.infil_p2, u.infil_p2, j)
+    drr = _row(f.drain_rate, u.drain_rate, j)
+    inr = _row(f.inflow, u.inflow, j)
+    lmr = f.level_mask[j] if f.level_rows[j] else u.no_level
+    hj = g.h[j]
+    zj = g.zb[j]
+    pj = u.ones if g.cols[j, 2] else g.phi[j]  # porosity 1 over the row's span: not read
+    qxj = g.qx[j]
+    qyj = g.qy[j]
+    hmj = o.hmax[j]
+    tmj = o.tmax[j]
+    taj = o.tarr[j]
+    icj = f.infil_cum[j]
     v_rain = 0.0
     v_inf = 0.0
     v_drn = 0.0
@@ -603,131 +798,56 @@ def _update_row(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, fc_, f
         for i in range(lo, hi):
             v_out -= dtdx * qyj[i]
     if j == ny - 1:
-        qyb = qy[ny]
+        qyb = g.qy[ny]
         for i in range(lo, hi):
             qyb[i] = _lim(syb[i], fc_[i + 1], one, zero)
             v_out += dtdx * qyb[i]
-    return v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max
-
-
-@njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
-def update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par, rain, infil_mode, ip1, ip2, infil_cum,
-                drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F):
-    """Pass 2: limited fluxes into ``qx``/``qy``; depths advanced; maxima and volumes tracked.
-
-    ``par`` = (dt, dx, dy, t_new, level, h_arrive) as float64.
-    Per open cell, in order: flux divergence; rain (``rain`` m/s over the
-    whole cell area, routed to its open part, i.e. divided by porosity);
-    ``inflow`` (m³/s); infiltration, then drainage (m/s capacity), each
-    limited to the water present; fixed-level cells (``level_mask`` = 1, only
-    looked at in rows with ``level_rows`` = 1) set to ``max(level - z, 0)``.
-    Blocked cells (phi = 0) keep their depth and take no rain.
-    ``row_acc[j, k]`` receives this step's volumes (m³) for row j: 0 rain,
-    1 infiltration, 2 drainage, 3 inflow, 4 boundary outflow (edges),
-    5 level-cell exchange (+ added), 6 max depth of the row (m) for the next
-    time step. ``hmax``/``tmax`` hold the running maximum and its time;
-    ``tarr`` the first time the depth reached ``h_arrive`` (set when the
-    maximum first crosses it, so NaN means never).
-    Infiltration by ``infil_mode``: 0 none; 1 constant capacity ``ip1``
-    (m/s); 2 Green-Ampt, capacity ``ip1 * (1 + ip2 / F)`` with ``ip1`` = Ks
-    (m/s), ``ip2`` = suction head x moisture deficit (m), ``F`` =
-    ``infil_cum`` the depth infiltrated so far (floored at 1 mm); 3 SCS curve
-    number on the rain: of the step's rain dP the part dP - dQ infiltrates,
-    Q = (P - 0.2 S)² / (P + 0.8 S) for P > 0.2 S, ``ip1`` = S (m),
-    ``infil_cum`` = P, the cumulative rain (m).
-    ``rain``, ``ip1``, ``ip2``, ``drain_rate`` and ``inflow`` are arrays of
-    shape (ny, nx), or (1, 1) to apply one value everywhere.
-    """
-    ny, nx = h.shape
-    zero = F(0.0)
-    one = F(1.0)
-    dt = F(par[0])
-    dx = F(par[1])
-    dy = F(par[2])
-    t_new = F(par[3])
-    level = F(par[4])
-    h_arrive = F(par[5])
-    area = dx * dy
-    dtdx = dt * dx
-    dtdy = dt * dy
-    dta = dt * area
-    c02 = F(0.2)
-    c08 = F(0.8)
-    mm = F(1e-3)
-    dtype = h.dtype
-    # one-value inputs become constant rows (served by L1): the cell loop has no branches on them
-    rain_c = np.full(nx, rain[0, 0]) if rain.shape[0] == 1 else np.empty(0, dtype=dtype)
-    p1_c = np.full(nx, ip1[0, 0]) if ip1.shape[0] == 1 else np.empty(0, dtype=dtype)
-    p2_c = np.full(nx, ip2[0, 0]) if ip2.shape[0] == 1 else np.empty(0, dtype=dtype)
-    dr_c = np.full(nx, drain_rate[0, 0]) if drain_rate.shape[0] == 1 else np.empty(0, dtype=dtype)
-    in_c = np.full(nx, inflow[0, 0]) if inflow.shape[0] == 1 else np.empty(0, dtype=dtype)
-    no_lvl = np.zeros(nx, dtype=np.uint8)
-    ones = np.ones(nx, dtype=dtype)
-    nch = chunks.size - 1
-    for c in prange(nch):
-        for j in range(chunks[c], chunks[c + 1]):
-            lo = cols[j, 0]
-            hi = cols[j, 1]
-            if lo >= hi:
-                row_acc[j, 6] = 0.0
-                continue
-            rr = rain_c if rain.shape[0] == 1 else rain[j]
-            p1r = p1_c if ip1.shape[0] == 1 else ip1[j]
-            p2r = p2_c if ip2.shape[0] == 1 else ip2[j]
-            drr = dr_c if drain_rate.shape[0] == 1 else drain_rate[j]
-            inr = in_c if inflow.shape[0] == 1 else inflow[j]
-            lmr = level_mask[j] if level_rows[j] else no_lvl
-            v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max = _update_row(
-                j, ny, nx, lo, hi, h, zb, phi, qx, qy, qx_s[j], qy_s[j], qy_s[j + 1], fp[j], fp[j + 1], fp[j + 2],
-                cols, rr, p1r, p2r, drr, inr, lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, dt, dtdx, dtdy,
-                dta, area, t_new, level, h_arrive, zero, one, c02, c08, mm)
-            row_acc[j, 0] += v_rain
-            row_acc[j, 1] += v_inf
-            row_acc[j, 2] += v_drn
-            row_acc[j, 3] += v_in
-            row_acc[j, 4] += v_out
-            row_acc[j, 5] += v_lvl
-            row_acc[j, 6] = row_max
-    return h
+    acc = o.acc[j]
+    acc[ACC_RAIN] += v_rain
+    acc[ACC_INFILTRATION] += v_inf
+    acc[ACC_DRAINAGE] += v_drn
+    acc[ACC_INFLOW] += v_in
+    acc[ACC_OUTFLOW] += v_out
+    acc[ACC_LEVEL_EXCHANGE] += v_lvl
+    acc[ACC_ROW_MAX] = row_max
 
 
 # --------------------------------------------------------------------------
-# Fused step: both passes in one sweep over each block of rows
+# The step: one sweep over each block of rows
 # --------------------------------------------------------------------------
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _sx_row(k, sxrow, h, zb, n2k, qx, cols, nx, bc, bslope_dx, gdt, gdtdx, theta, th2, h_dry, h_cap, zero, one,
-            half):
+def _sx_row(k, sxrow, g, n2k, cf):
     """Unlimited x-face fluxes of row k into ``sxrow`` (the faces just outside an open span read as 0)."""
-    lo = cols[k, 0]
-    hi = cols[k, 1]
+    nx = g.h.shape[1]
+    lo = g.cols[k, 0]
+    hi = g.cols[k, 1]
     if lo < hi:
         if lo > 0:
-            sxrow[lo] = zero
+            sxrow[lo] = cf.zero
         if hi < nx:
-            sxrow[hi] = zero
-        _x_faces(k, h, zb, n2k, qx, sxrow, lo, hi, nx, bc, bslope_dx, gdt, gdtdx, theta, th2, h_dry, h_cap,
-                 zero, one, half)
+            sxrow[hi] = cf.zero
+        _x_faces(k, g, n2k, sxrow, lo, hi, cf)
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _sy_row(k, out, h, zb, n2, n2c, n2_uniform, phi, qy, cols, ny, bc, bslope_dy, gdt, gdtdy, theta, th2, h_dry,
-            h_cap, zero, one, half):
+def _sy_row(k, out, g, u, cf):
     """Unlimited fluxes of the y faces above row k (k = 0: north edge, k = ny: south edge) into ``out``;
-    0 where the rows k-1 and k read it and there is no face flux (as in a zeroed ``qy_s`` row)."""
+    0 where the rows k-1 and k read it and there is no face flux."""
+    ny = g.h.shape[0]
+    cols = g.cols
+    zero = cf.zero
     if k == 0 or k == ny:
         jr = 0 if k == 0 else ny - 1
         lo = cols[jr, 0]
         hi = cols[jr, 1]
-        n2r = n2c if n2_uniform else n2[jr]
-        if bc[2 if k == 0 else 3] != FREE:
+        n2r = _row(g.n2, u.n2, jr)
+        if g.bc[2 if k == 0 else 3] != FREE:
             for i in range(lo, hi):
                 out[i] = zero
         elif k == 0:
-            _top_edge(h, zb, n2r, phi, qy, out, lo, hi, bc, bslope_dy, gdt, gdtdy, theta, th2, h_dry, h_cap,
-                      zero, one)
+            _top_edge(g, n2r, out, lo, hi, cf)
         else:
-            _bottom_edge(h, zb, n2r, phi, qy, out, lo, hi, ny, bc, bslope_dy, gdt, gdtdy, theta, th2, h_dry,
-                         h_cap, zero, one)
+            _bottom_edge(g, n2r, out, lo, hi, cf)
         return
     l1 = cols[k - 1, 0]
     h1 = cols[k - 1, 1]
@@ -739,13 +859,15 @@ def _sy_row(k, out, h, zb, n2, n2c, n2_uniform, phi, qy, cols, ny, bc, bslope_dy
         out[i] = zero
     for i in range(b, max(h1, h2)):
         out[i] = zero
-    _y_faces(k, h, zb, n2c if n2_uniform else n2[k - 1], n2c if n2_uniform else n2[k], qy, out, a, b, ny, bc,
-             gdt, gdtdy, theta, th2, h_dry, h_cap, zero, one, half)
+    _y_faces(k, g, _row(g.n2, u.n2, k - 1), _row(g.n2, u.n2, k), out, a, b, cf)
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _fp_row(k, frow, h, phi, phi_binary, ones, cols, ny, nx, sxrow, above, below, dtdy, dtdx, area, zero, one):
+def _fp_row(k, frow, g, u, sxrow, above, below, cf):
     """Outflow factors of row k into the padded row ``frow``; 1 where rows k-1..k+1 read it outside row k."""
+    ny, nx = g.h.shape
+    cols = g.cols
+    one = cf.one
     lo = cols[k, 0]
     hi = cols[k, 1]
     ulo = lo
@@ -761,8 +883,8 @@ def _fp_row(k, frow, h, phi, phi_binary, ones, cols, ny, nx, sxrow, above, below
         frow[i] = one
     for i in range(max(hi, lo) + 1, uhi):
         frow[i] = one
-    _limit_row(h[k], ones if (phi_binary or cols[k, 2]) else phi[k], sxrow, above, below, frow, lo, hi,
-               dtdy, dtdx, area, zero, one)
+    _limit_row(g.h[k], u.ones if (g.phi_binary or cols[k, 2]) else g.phi[k], sxrow, above, below, frow, lo,
+               hi, cf)
 
 
 @njit(inline="always")
@@ -783,121 +905,67 @@ def _pick(k, c, j0, j1, nch, w, halo, roll, ones_p, ny):
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
-def fused_pass(h, zb, n2, phi, qx, qy, hx, hy, hf, rx, ry, rf, cols, chunks, bc, par1, phi_binary, par2, rain,
-               infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr,
-               row_acc, F):
-    """One step as :func:`flux_pass` then :func:`update_pass` (same arithmetic), in one sweep per block.
+def fused_pass(g, blocks, f, o, cf, u):
+    """One step (coefficients ``cf``, :func:`coefficients`) in one sweep per block of rows.
 
     Per block of rows [j0, j1), in order m = j0-1 .. j1: the unlimited fluxes
-    of the y faces above row m+1 and of the x faces of row m, the factors of
-    row m, then the update of row m-1 (:func:`_update_row`). The unlimited
-    fluxes and factors live in small rolling row buffers of the block (``rx``
-    (nblocks, 3, nx+1), ``ry`` (nblocks, 4, nx), ``rf`` (nblocks, 3, nx+2),
-    ones at first): the scratch fields of the two-pass step never go through
-    memory. Rows near a block boundary b (the y faces above rows b-1, b, b+1,
-    the factors of rows b-1, b) read rows of the neighbouring block, which
-    updates them in place; they are computed first, from the state at the
-    start of the step, into halo buffers (``hx`` (nblocks-1, 2, nx+1) zeros,
-    ``hy`` (nblocks-1, 3, nx) zeros, ``hf`` (nblocks-1, 2, nx+2) ones) read by
-    both blocks, so a face between blocks gets the same limited flux on both
-    sides. ``par1``/``par2`` as for the two passes.
+    of the y faces above row m+1 and of the x faces of row m, the outflow
+    factors of row m (:func:`_limit_row`), then the update of row m-1
+    (:func:`_update_row`). The unlimited fluxes and factors live in small
+    rolling row buffers of the block (``blocks.roll_*``, see
+    :class:`Blocks`): they never go through memory as whole fields. Rows near
+    a block boundary b (the y faces above rows b-1, b, b+1, the factors of
+    rows b-1, b) read rows of the neighbouring block, which updates them in
+    place; they are computed first, from the state at the start of the step,
+    into halo buffers (``blocks.halo_*``) read by both blocks, so a face
+    between blocks gets the same limited flux on both sides. The same
+    arithmetic in two passes over the whole grid (unlimited fluxes and
+    factors of every cell, then the updates) is the reference this sweep is
+    compared with bit for bit (tests/physics/flood_two_pass.py).
     """
-    ny, nx = h.shape
-    zero = F(0.0)
-    one = F(1.0)
-    half = F(0.5)
-    dt = F(par1[0])
-    dx = F(par1[1])
-    dy = F(par1[2])
-    theta = F(par1[3])
-    h_dry = F(par1[4])
-    bslope = F(par1[5])
-    h_cap = F(par1[6])
-    t_new = F(par2[3])
-    level = F(par2[4])
-    h_arrive = F(par2[5])
-    gdt = F(G) * dt
-    gdtdx = gdt / dx
-    gdtdy = gdt / dy
-    th2 = half * (one - theta)
-    area = dx * dy
-    dtdx = dt * dx
-    dtdy = dt * dy
-    dta = dt * area
-    bsx = bslope * dx
-    bsy = bslope * dy
-    c02 = F(0.2)
-    c08 = F(0.8)
-    mm = F(1e-3)
-    dtype = h.dtype
-    n2_uniform = n2.shape[0] == 1
-    n2c = np.full(nx, n2[0, 0]) if n2_uniform else np.empty(0, dtype=n2.dtype)
-    ones = np.ones(nx, dtype=dtype)
-    ones_p = np.ones(nx + 2, dtype=dtype)
-    rain_c = np.full(nx, rain[0, 0]) if rain.shape[0] == 1 else np.empty(0, dtype=dtype)
-    p1_c = np.full(nx, ip1[0, 0]) if ip1.shape[0] == 1 else np.empty(0, dtype=dtype)
-    p2_c = np.full(nx, ip2[0, 0]) if ip2.shape[0] == 1 else np.empty(0, dtype=dtype)
-    dr_c = np.full(nx, drain_rate[0, 0]) if drain_rate.shape[0] == 1 else np.empty(0, dtype=dtype)
-    in_c = np.full(nx, inflow[0, 0]) if inflow.shape[0] == 1 else np.empty(0, dtype=dtype)
-    no_lvl = np.zeros(nx, dtype=np.uint8)
+    ny = g.h.shape[0]
+    chunks = blocks.chunks
+    hx = blocks.halo_x
+    hy = blocks.halo_y
+    hf = blocks.halo_f
+    rx = blocks.roll_x
+    ry = blocks.roll_y
+    rf = blocks.roll_f
+    ones = u.ones
+    ones_p = u.ones_p
     nch = chunks.size - 1
     # halo of each boundary b, from the state at the start of the step
     for c in prange(nch - 1):
         b = chunks[c + 1]
         for r in range(2):
             k = b - 1 + r
-            _sx_row(k, hx[c, r], h, zb, n2c if n2_uniform else n2[k], qx, cols, nx, bc, bsx, gdt, gdtdx, theta,
-                    th2, h_dry, h_cap, zero, one, half)
+            _sx_row(k, hx[c, r], g, _row(g.n2, u.n2, k), cf)
         for r in range(3):
-            _sy_row(b - 1 + r, hy[c, r], h, zb, n2, n2c, n2_uniform, phi, qy, cols, ny, bc, bsy, gdt, gdtdy,
-                    theta, th2, h_dry, h_cap, zero, one, half)
+            _sy_row(b - 1 + r, hy[c, r], g, u, cf)
         for r in range(2):
-            _fp_row(b - 1 + r, hf[c, r], h, phi, phi_binary, ones, cols, ny, nx, hx[c, r], hy[c, r], hy[c, r + 1],
-                    dtdy, dtdx, area, zero, one)
+            _fp_row(b - 1 + r, hf[c, r], g, u, hx[c, r], hy[c, r], hy[c, r + 1], cf)
     for c in prange(nch):
         j0 = chunks[c]
         j1 = chunks[c + 1]
         for m in range(j0 - 1, j1 + 1):
             k = m + 1
             if k <= j1 and not _in_halo(k, c, j0, j1, nch, 2):
-                _sy_row(k, ry[c, k % 4], h, zb, n2, n2c, n2_uniform, phi, qy, cols, ny, bc, bsy, gdt, gdtdy,
-                        theta, th2, h_dry, h_cap, zero, one, half)
+                _sy_row(k, ry[c, k % 4], g, u, cf)
             if m >= j0 and m < j1:
                 sx = rx[c, m % 3]
-                _sx_row(m, sx, h, zb, n2c if n2_uniform else n2[m], qx, cols, nx, bc, bsx, gdt, gdtdx, theta,
-                        th2, h_dry, h_cap, zero, one, half)
+                _sx_row(m, sx, g, _row(g.n2, u.n2, m), cf)
                 if not _in_halo(m, c, j0, j1, nch, 1):
-                    _fp_row(m, rf[c, m % 3], h, phi, phi_binary, ones, cols, ny, nx, sx,
-                            _pick(m, c, j0, j1, nch, 2, hy, ry, ones, ny),
-                            _pick(m + 1, c, j0, j1, nch, 2, hy, ry, ones, ny), dtdy, dtdx, area, zero, one)
+                    _fp_row(m, rf[c, m % 3], g, u, sx, _pick(m, c, j0, j1, nch, 2, hy, ry, ones, ny),
+                            _pick(m + 1, c, j0, j1, nch, 2, hy, ry, ones, ny), cf)
             j = m - 1
             if j < j0:
                 continue
-            lo = cols[j, 0]
-            hi = cols[j, 1]
-            if lo >= hi:
-                row_acc[j, 6] = 0.0
-                continue
-            rr = rain_c if rain.shape[0] == 1 else rain[j]
-            p1r = p1_c if ip1.shape[0] == 1 else ip1[j]
-            p2r = p2_c if ip2.shape[0] == 1 else ip2[j]
-            drr = dr_c if drain_rate.shape[0] == 1 else drain_rate[j]
-            inr = in_c if inflow.shape[0] == 1 else inflow[j]
-            lmr = level_mask[j] if level_rows[j] else no_lvl
-            v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max = _update_row(
-                j, ny, nx, lo, hi, h, zb, phi, qx, qy, rx[c, j % 3],
-                _pick(j, c, j0, j1, nch, 2, hy, ry, ones, ny), _pick(j + 1, c, j0, j1, nch, 2, hy, ry, ones, ny),
-                _pick(j - 1, c, j0, j1, nch, 1, hf, rf, ones_p, ny), _pick(j, c, j0, j1, nch, 1, hf, rf, ones_p, ny),
-                _pick(j + 1, c, j0, j1, nch, 1, hf, rf, ones_p, ny),
-                cols, rr, p1r, p2r, drr, inr, lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, dt, dtdx, dtdy,
-                dta, area, t_new, level, h_arrive, zero, one, c02, c08, mm)
-            row_acc[j, 0] += v_rain
-            row_acc[j, 1] += v_inf
-            row_acc[j, 2] += v_drn
-            row_acc[j, 3] += v_in
-            row_acc[j, 4] += v_out
-            row_acc[j, 5] += v_lvl
-            row_acc[j, 6] = row_max
+            _update_row(j, g, f, o, cf, u, rx[c, j % 3],
+                        _pick(j, c, j0, j1, nch, 2, hy, ry, ones, ny),
+                        _pick(j + 1, c, j0, j1, nch, 2, hy, ry, ones, ny),
+                        _pick(j - 1, c, j0, j1, nch, 1, hf, rf, ones_p, ny),
+                        _pick(j, c, j0, j1, nch, 1, hf, rf, ones_p, ny),
+                        _pick(j + 1, c, j0, j1, nch, 1, hf, rf, ones_p, ny))
 
 
 # --------------------------------------------------------------------------
@@ -912,92 +980,65 @@ def _hydro_at(ts, qs, n, t):
 
 
 @njit(cache=True, nogil=True)
-def advance(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, fused, hx, hy, hf, rx, ry, rf, cols, chunks, bc,
-            phi_binary,
-            rain, infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows,
-            hmax, tmax, tarr, row_acc,
-            inflow_cells, inflow_t, inflow_q, inflow_n, level_t, level_v, has_level, z_level_min,
-            t, t_end, t_next, h_max_now, dx, dy, theta, alpha, h_dry, dt_max, phi_min, bslope, h_arrive, h_cap,
-            max_steps, F):
-    """Steps from ``t`` while ``t < t_end - 1e-9`` and the piecewise-constant forcings hold (``t < t_next``).
+def cfl_step(h_max, t, f, p):
+    """Stable step (s) from ``t``: min(dt_max, alpha sqrt(theta) min(dx, dy) / sqrt(g h / phi_min)).
 
-    Each step: dt = min(CFL step, t_end - t, max(t_next - t, 1e-6)), with
-    CFL step = min(dt_max, alpha sqrt(theta) min(dx, dy) / sqrt(g h_max / phi_min))
-    (dt_max when h_max <= h_dry), h_max the largest depth after the last
-    step or the highest water level over [t, t + dt_max] above the lowest
-    level cell, at most ``h_cap``;
-    inflows the mean of the hydrographs at t and t + dt (exact for
-    piecewise-linear ones); the level at t + dt; then :func:`fused_pass` when
-    ``fused`` (with its halo buffers ``hx``/``hy``/``hf`` and rolling buffers
-    ``rx``/``ry``/``rf``), else :func:`flux_pass` and :func:`update_pass` (with
-    ``qx_s``/``qy_s``/``fp``/``ybuf``). ``inflow_cells`` (k, 2) are the (j, i) of k
-    hydrographs sampled at ``inflow_t[k, :inflow_n[k]]``; ``level_t``/``level_v``
-    the level series. At most ``max_steps`` steps.
+    ``h`` is the largest depth ``h_max`` or the highest fixed water level
+    over [t, t + dt_max] (linear between samples) above the lowest level
+    cell, at most ``p.h_cap``; dt_max when it is <= h_dry. See
+    :meth:`physics.flood.FloodModel.cfl_dt` for the bound.
+    """
+    hm = h_max
+    if f.has_level:
+        # highest level over the coming step: a rising tide must not be stepped over with the
+        # step of the still-dry grid
+        t1 = t + p.dt_max
+        lv = max(np.interp(t, f.level_t, f.level_v), np.interp(t1, f.level_t, f.level_v))
+        for k in range(f.level_t.size):
+            if f.level_t[k] > t and f.level_t[k] < t1:
+                lv = max(lv, f.level_v[k])
+        hm = max(hm, lv - f.z_level_min)
+    hm = min(hm, p.h_cap)
+    if hm <= p.h_dry:
+        return p.dt_max
+    return min(p.dt_max, p.alpha * math.sqrt(p.theta) * min(p.dx, p.dy) / math.sqrt(G * hm / p.phi_min))
+
+
+@njit(cache=True, nogil=True)
+def begin_step(t, h_max, w, f, p):
+    """The :class:`Step` from ``t`` (dt = min(CFL step, t_end - t, max(t_next - t, 1e-6))).
+
+    Sets ``f.inflow`` to the mean of the hydrographs at t and t + dt (exact
+    for piecewise-linear ones); the level is the level series at t + dt.
+    """
+    dt = min(cfl_step(h_max, t, f, p), w.t_end - t, max(w.t_next - t, 1e-6))
+    t_new = t + dt
+    for k in range(f.inflow_cells.shape[0]):
+        n = f.inflow_n[k]
+        f.inflow[f.inflow_cells[k, 0], f.inflow_cells[k, 1]] = 0.5 * (
+            _hydro_at(f.inflow_t[k], f.inflow_q[k], n, t) + _hydro_at(f.inflow_t[k], f.inflow_q[k], n, t_new))
+    level = np.interp(t_new, f.level_t, f.level_v) if f.has_level else 0.0
+    return Step(dt=dt, t_new=t_new, level=level)
+
+
+@njit(cache=True, nogil=True)
+def advance(g, blocks, f, o, p, w, F):
+    """Steps from ``w.t`` while ``t < t_end - 1e-9`` and the piecewise-constant forcings hold (``t < t_next``).
+
+    Each step: :func:`begin_step`, then :func:`fused_pass` in the float class
+    ``F`` of the arrays (np.float64 or np.float32). At most ``w.max_steps``
+    steps.
 
     Returns (t, steps taken, largest depth now).
     """
+    u = uniform_rows(g, f)
+    t = w.t
+    h_max = w.h_max
     nsteps = 0
-    par1 = np.empty(7)
-    par2 = np.empty(6)
-    dmin = min(dx, dy)
-    while t < t_end - 1e-9 and (nsteps == 0 or t < t_next) and nsteps < max_steps:
-        hm = h_max_now
-        if has_level:
-            # highest level over the coming step (linear between samples)
-            t1 = t + dt_max
-            lv = max(np.interp(t, level_t, level_v), np.interp(t1, level_t, level_v))
-            for k in range(level_t.size):
-                if level_t[k] > t and level_t[k] < t1:
-                    lv = max(lv, level_v[k])
-            hm = max(hm, lv - z_level_min)
-        hm = min(hm, h_cap)
-        if hm <= h_dry:
-            dtc = dt_max
-        else:
-            dtc = min(dt_max, alpha * math.sqrt(theta) * dmin / math.sqrt(G * hm / phi_min))
-        sub = min(dtc, t_end - t, max(t_next - t, 1e-6))
-        t_new = t + sub
-        for k in range(inflow_cells.shape[0]):
-            n = inflow_n[k]
-            inflow[inflow_cells[k, 0], inflow_cells[k, 1]] = 0.5 * (
-                _hydro_at(inflow_t[k], inflow_q[k], n, t) + _hydro_at(inflow_t[k], inflow_q[k], n, t_new))
-        level = np.interp(t_new, level_t, level_v) if has_level else 0.0
-        par1[0] = sub
-        par1[1] = dx
-        par1[2] = dy
-        par1[3] = theta
-        par1[4] = h_dry
-        par1[5] = bslope
-        par1[6] = h_cap
-        par2[0] = sub
-        par2[1] = dx
-        par2[2] = dy
-        par2[3] = t_new
-        par2[4] = level
-        par2[5] = h_arrive
-        if fused:
-            fused_pass(h, zb, n2, phi, qx, qy, hx, hy, hf, rx, ry, rf, cols, chunks, bc, par1, phi_binary, par2,
-                       rain, infil_mode, ip1, ip2, infil_cum, drain_rate, inflow, level_mask, level_rows, hmax,
-                       tmax, tarr, row_acc, F)
-        else:
-            flux_pass(h, zb, n2, phi, qx, qy, qx_s, qy_s, fp, ybuf, cols, chunks, bc, par1, phi_binary, F)
-            update_pass(h, zb, phi, qx, qy, qx_s, qy_s, fp, cols, chunks, par2, rain, infil_mode, ip1, ip2,
-                        infil_cum, drain_rate, inflow, level_mask, level_rows, hmax, tmax, tarr, row_acc, F)
-        h_max_now = row_acc[:, 6].max()
-        t = t_new
+    while t < w.t_end - 1e-9 and (nsteps == 0 or t < w.t_next) and nsteps < w.max_steps:
+        step = begin_step(t, h_max, w, f, p)
+        fused_pass(g, blocks, f, o, coefficients(step, p, F), u)
+        h_max = o.acc[:, ACC_ROW_MAX].max()
+        t = step.t_new
         nsteps += 1
-    return t, nsteps, h_max_now
-
-
-@njit(parallel=True, cache=True)
-def max_depth(h):
-    """Largest depth of the grid (for the CFL time step)."""
-    ny, nx = h.shape
-    rows = np.zeros(ny)
-    for j in prange(ny):
-        m = 0.0
-        for i in range(nx):
-            if h[j, i] > m:
-                m = h[j, i]
-        rows[j] = m
-    return rows.max()
+    return t, nsteps, h_max
