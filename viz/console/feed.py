@@ -1,7 +1,7 @@
 """The console's live feed: changes of the store and of forecast runs, numbered, for SSE and polling.
 
-One :class:`Feed` per app polls the store every ``interval_s`` (a ``PRAGMA
-data_version`` check, microseconds when nothing changed) and the run manager's
+One :class:`Feed` per app polls the store every ``interval_s`` (its data version,
+:meth:`twin.store.Store.data_version`: microseconds when nothing changed) and the run manager's
 version counter, and appends each change as a numbered message to a bounded
 buffer. Clients follow it:
 

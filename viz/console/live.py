@@ -176,8 +176,10 @@ class LiveState:
             cur = self._latest.get(o.datastream_id)
             if cur is not None and cur["time"] > o.phenomenon_time:
                 continue  # a late observation does not replace a newer one
+            # "ts" (POSIX s) is parsed once here: sensors() ages every datastream on each call
             self._latest[o.datastream_id] = {"time": o.phenomenon_time, "value": o.value,
-                                             "unit": o.unit, "raw": o.raw}
+                                             "unit": o.unit, "raw": o.raw,
+                                             "ts": _parse_time(o.phenomenon_time).timestamp()}
             touched.add(o.datastream_id)
         return touched
 
@@ -219,7 +221,7 @@ class LiveState:
 
     # ---------------------------------------------------------------- entries
     def _status(self, ds: str, latest: dict[str, Any] | None, sensor: dict[str, Any] | None) -> str:
-        age = None if latest is None else self._now() - _parse_time(latest["time"]).timestamp()
+        age = None if latest is None else self._now() - latest["ts"]
         return sensor_status(
             age_s=age, value=None if latest is None else latest["value"],
             thresholds=(sensor or {}).get("thresholds"), active_alert=self._flags.alert_of(ds),
