@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from hardware_bridge.schema import KINDS, Kind, QuantitySpec
 from twin.errors import ValidationError
+from twin.units import affine
 
 # input spelling -> pint expression
 _PINT_SPELLING: dict[str, str] = {
@@ -57,17 +58,6 @@ _PINT_SI = {"m": "meter", "m/s": "meter / second", "rad": "radian", "1": "dimens
             "1/m": "1 / meter", "K": "kelvin"}
 
 
-@lru_cache(maxsize=1)
-def registry():  # -> pint.UnitRegistry
-    """The bridge's pint registry (created on first use: loading takes ~0.3 s)."""
-    import pint
-
-    ureg = pint.UnitRegistry()
-    if "ppb" not in ureg:  # pint defines ppm but not ppb
-        ureg.define("ppb = 1e-9 = parts_per_billion")
-    return ureg
-
-
 @dataclass(frozen=True)
 class Conversion:
     """Affine map of one input unit to SI: ``si = scale * value + offset``."""
@@ -87,12 +77,8 @@ def _conversion(kind: Kind, unit: str) -> Conversion | None:
     q = spec.quantity_for(unit)
     if q is None:
         return None
-    ureg = registry()
-    src = ureg.Unit(_PINT_SPELLING[unit])
-    dst = ureg.Unit(_PINT_SI[q.si_unit])
-    y0 = ureg.Quantity(0.0, src).to(dst).magnitude
-    y1 = ureg.Quantity(1.0, src).to(dst).magnitude
-    return Conversion(q, unit, float(y1 - y0), float(y0))
+    scale, offset = affine(_PINT_SPELLING[unit], _PINT_SI[q.si_unit])
+    return Conversion(q, unit, scale, offset)
 
 
 def warm_up() -> None:

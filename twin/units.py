@@ -24,10 +24,28 @@ _GLUED_EXPONENT = re.compile(r"(?<![\w^])([A-Za-z]+)(-?\d+)\b")
 
 @lru_cache(maxsize=1)
 def registry():  # -> pint.UnitRegistry
-    """The twin's pint registry (created on first use: loading takes ~0.3 s)."""
+    """The project's one pint registry (created on first use: loading takes ~0.3 s).
+
+    It adds ``ppb`` (pint defines ppm but not ppb), which gas sensors report in.
+    """
     import pint
 
-    return pint.UnitRegistry()
+    ureg = pint.UnitRegistry()
+    if "ppb" not in ureg:
+        ureg.define("ppb = 1e-9 = parts_per_billion")
+    return ureg
+
+
+def affine(src: str, dst: str) -> tuple[float, float]:
+    """``(scale, offset)`` with ``dst = scale * src + offset``, for two pint unit expressions.
+
+    Worked out by pint from two points (0 and 1), so temperature offsets are
+    kept. Raises pint's own errors for unknown or incompatible units.
+    """
+    ureg = registry()
+    s, d = ureg.Unit(src), ureg.Unit(dst)
+    zero, one = (ureg.Quantity(v, s).to(d).magnitude for v in (0.0, 1.0))
+    return float(one - zero), float(zero)
 
 
 def pint_expression(units: str) -> str:
@@ -49,23 +67,18 @@ def conversion(from_units: str, to_units: str) -> tuple[float, float]:
     """
     import pint
 
-    ureg = registry()
     try:
-        src = ureg.Unit(pint_expression(from_units))
-        dst = ureg.Unit(pint_expression(to_units))
-    except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"units {from_units!r} or {to_units!r} are not units pint knows ({exc}); "
-            "write them like 'm', 'mm/h', 'm2/s' or 'm s-1'"
-        ) from exc
-    try:
-        zero, one = (ureg.Quantity(v, src).to(dst).magnitude for v in (0.0, 1.0))
+        return affine(pint_expression(from_units), pint_expression(to_units))
     except pint.errors.DimensionalityError as exc:
         raise ValidationError(
             f"units {from_units!r} cannot be converted to {to_units!r}: they measure different "
             "quantities"
         ) from exc
-    return float(one - zero), float(zero)
+    except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"units {from_units!r} or {to_units!r} are not units pint knows ({exc}); "
+            "write them like 'm', 'mm/h', 'm2/s' or 'm s-1'"
+        ) from exc
 
 
 def convert(values: np.ndarray, from_units: str, to_units: str, *, what: str) -> np.ndarray:
