@@ -337,6 +337,18 @@ def summary_section(summary: dict, title: str = "Summary") -> str:
     return f"<section><h2>{html.escape(title)}</h2>" + _kv(rows) + "</section>"
 
 
+def _write_page(page: str, out_dir, filename: str) -> Path:
+    """Check that ``page`` loads nothing from the network, then write it to ``out_dir/filename``."""
+    from viz.offline import assert_offline
+
+    assert_offline(page)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / filename
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
 def write_run_report(kind: Any, ds: xr.Dataset, summary: dict, out_dir, ctx: Any = None,
                      filename: str = REPORT_NAME) -> Path:
     """Write ``report.html`` of any run kind: its ``report_sections`` (default: the summary), its request.
@@ -352,8 +364,6 @@ def write_run_report(kind: Any, ds: xr.Dataset, summary: dict, out_dir, ctx: Any
     ctx : twin.runkinds.RunContext, optional
         Handed to the kind's ``report_sections``.
     """
-    from viz.offline import assert_offline
-
     sections = (kind.report_sections(ds, summary, ctx) if kind.report_sections is not None
                 else [summary_section(summary)])
     request = summary.get("request")
@@ -364,12 +374,7 @@ def write_run_report(kind: Any, ds: xr.Dataset, summary: dict, out_dir, ctx: Any
     subtitle = kind.title + (f" · {kind.describe_params(request)}" if isinstance(request, dict) else "")
     page = report_page(title, subtitle, sections,
                        f"Shenzhen Twin · run kind {html.escape(kind.name)} · this page loads nothing from the network")
-    assert_offline(page)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / filename
-    path.write_text(page, encoding="utf-8")
-    return path
+    return _write_page(page, out_dir, filename)
 
 
 def write_flood_report(ds_or_path, out_dir, *, summary: dict | None = None, top_n: int = 10, points=None,
@@ -408,15 +413,8 @@ def write_flood_report(ds_or_path, out_dir, *, summary: dict | None = None, top_
     DataMissingError
         When a given path holds no ``flood.nc``.
     """
-    from viz.offline import assert_offline
-
     ds, found, folder = load_run(ds_or_path)
     page = flood_report_html(ds, summary=summary if summary is not None else found, top_n=top_n, points=points,
                              crs=crs, districts=districts, dpi=dpi,
                              source=str(folder) if folder is not None else None)
-    assert_offline(page)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / filename
-    path.write_text(page, encoding="utf-8")
-    return path
+    return _write_page(page, out_dir, filename)
