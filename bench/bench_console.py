@@ -116,11 +116,11 @@ def main() -> None:
     if args.quick:
         args.writes, args.base_resolution, args.run_resolution = 10, 500.0, 500.0
 
+    from twin.runkinds import get_kind
     from twin.sensors import Sensor
     from twin.store import Store
     from viz.browser import BrowserSession
     from viz.console import ConsoleServer, create_app
-    from viz.console.models import RunRequest
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
     store_dir = tmp / "store"
@@ -129,7 +129,9 @@ def main() -> None:
     app = create_app(store_dir, token="bench-token-123", runs_dir=tmp / "runs",
                      base_resolution=args.base_resolution, poll_s=args.poll_ms / 1000)
     api = app.state.console
-    run = api.runs.start(RunRequest(hours=3.0, resolution=args.run_resolution, districts=["Futian"]))
+    flood = get_kind("flood_forecast")
+    req = flood.validate({"hours": 3.0, "resolution": args.run_resolution, "districts": ["Futian"]}, console=True)
+    run = api.runs.start(flood, req)
     api.runs.join()
     api.scenes.base()  # built once per process; the page load below measures the browser
     with ConsoleServer(app) as server:
