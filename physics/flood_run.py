@@ -53,7 +53,7 @@ class FloodConsoleRequest(_Strict):
         checked and normalised.
     """
 
-    storm: str = Field(default=STORMS[0], description="Design storm from recorded maxima",
+    storm: str = Field(default=STORMS[0], description="Storm",
                        json_schema_extra={"enum": list(STORMS)})
     hours: float = Field(gt=0.0, le=MAX_HOURS, allow_inf_nan=False, description="Hours",
                          json_schema_extra={"examples": [3.0]})
