@@ -36,7 +36,7 @@ COMPONENT = textwrap.dedent('''
 
     class Ponding(Component):
         name = "ToyPonding"
-        fields = {"surface_water__depth": FieldSpec("m", "inout", "ponded depth")}
+        fields = {"surface_water__depth": FieldSpec("m", "inout", "ponded depth", attr="h")}
 
         def __init__(self, shape, rain_mm_h, infiltration_mm_h):
             self.h = np.zeros(shape)
@@ -62,7 +62,7 @@ COMPONENT = textwrap.dedent('''
             if k:
                 model.step(duration / 4)
             ctx.report(k * duration / 4, duration)
-            frames.append(model.h.copy())
+            frames.append(model.get("surface_water__depth").values)  # by name, never .h
             times.append(k * duration / 4)
         x = 500000.0 + dx * (np.arange(nx) + 0.5)   # EPSG:4547 metres, central Futian
         y = 2493000.0 - dx * (np.arange(ny) + 0.5)
