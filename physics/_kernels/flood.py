@@ -258,9 +258,13 @@ class UniformRows(NamedTuple):
     no_level: np.ndarray  # uint8 zeros: a row without fixed-level cells
 
 
-@njit(fastmath=True, cache=True, error_model="numpy")
+# Not fastmath: inlined into advance()'s time loop, a fastmath ``gdt / dx`` became
+# ``gdt * (1 / dx)`` with 1 / dx hoisted out of the loop (allowed by arcp), which rounds
+# differently for some dt (Futian+Luohu at 90 m: first at t = 600 s, dt = 9.5047546885362 s).
+# IEEE arithmetic here gives the values d012e27's fused_pass computed, wherever this is inlined.
+@njit(cache=True, error_model="numpy")
 def coefficients(step, p, F):
-    """The step's :class:`Coefficients` in the float class ``F`` of the arrays."""
+    """The step's :class:`Coefficients` in the float class ``F`` of the arrays (IEEE arithmetic)."""
     zero = F(0.0)
     one = F(1.0)
     half = F(0.5)
