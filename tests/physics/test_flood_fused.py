@@ -96,3 +96,36 @@ def test_fused_traffic_count():
     assert K.bytes_per_cell_update(8, phi_read=0.0)["total"] == 72
     assert K.bytes_per_cell_update(4, phi_read=0.0)["total"] == 36
     assert K.bytes_per_cell_update(8, phi_read=0.0, fused=False)["total"] == 128
+
+
+def _step_by_step(g, blocks, f, o, p, w, F):
+    # K.advance's loop in Python: K.coefficients and K.fused_pass called once per step, not inlined
+    u = K.uniform_rows(g, f)
+    t, h_max, n = w.t, w.h_max, 0
+    while t < w.t_end - 1e-9 and (n == 0 or t < w.t_next) and n < w.max_steps:
+        step = K.begin_step(t, h_max, w, f, p)
+        K.fused_pass(g, blocks, f, o, K.coefficients(step, p, F), u)
+        h_max = o.acc[:, K.ACC_ROW_MAX].max()
+        t = step.t_new
+        n += 1
+    return t, n, h_max
+
+
+class StepByStepFloodModel(FloodModel):
+    _time_loop = staticmethod(_step_by_step)
+
+
+def test_time_loop_keeps_the_step_arithmetic():
+    # advance() must give the step the coefficients K.coefficients computes on its own: with fastmath,
+    # inlined into advance's loop, g dt / dx became g dt * (1 / dx) with 1 / dx hoisted, one ulp off for
+    # some dt (this dt_max and dx: the first steps are such). Compared bit for bit.
+    kw = dict(dem=_dem(13, 17), dx=90.0, rain=UniformRain.constant(90.0, 1e7), h0=0.05,
+              dt_max=9.504754688536195)
+    a, b = FloodModel(**kw), StepByStepFloodModel(**kw)
+    for m in (a, b):
+        m.step(300.0)
+    assert a.n_steps == b.n_steps
+    assert np.abs(a.qx).max() > 1e-4
+    for f in ("h", "qx", "qy", "hmax"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    np.testing.assert_array_equal(a._outputs.acc, b._outputs.acc)
