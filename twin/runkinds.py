@@ -197,6 +197,8 @@ def describe_errors(exc: Any) -> str:
 _KINDS: dict[str, RunKind] = {}
 _lock = threading.RLock()
 _discovered = False
+_discovery_done = threading.Event()
+_discoverer: int | None = None  # the thread importing the plug-ins
 
 
 def register_kind(kind: RunKind, *, replace: bool = False) -> RunKind:
@@ -268,20 +270,32 @@ def get_kind(name: str) -> RunKind:
 
 # ----------------------------------------------------------------------------- discovery
 def discover(*, force: bool = False) -> None:
-    """Import the model modules once (see the module docstring)."""
-    global _discovered
+    """Import the model modules once (see the module docstring).
+
+    Other threads asking meanwhile wait until every plug-in is imported, so
+    none sees a partial registry; the importing thread itself does not wait.
+    """
+    global _discovered, _discoverer
     with _lock:
-        if _discovered and not force:
-            return
-        _discovered = True
-    for pkg in MODEL_PACKAGES:
-        for name in _package_modules(pkg):
-            _load(name)
-    for ep in _entry_points():
-        _load(ep.value, label=f"entry point {ep.name!r}")
-    for item in os.environ.get(PLUGINS_ENV, "").split(","):
-        if item.strip():
-            _load(item.strip(), label=f"${PLUGINS_ENV}")
+        first = force or not _discovered
+        if first:
+            _discovered, _discoverer = True, threading.get_ident()
+            _discovery_done.clear()
+    if not first:
+        if _discoverer != threading.get_ident():
+            _discovery_done.wait()
+        return
+    try:
+        for pkg in MODEL_PACKAGES:
+            for name in _package_modules(pkg):
+                _load(name)
+        for ep in _entry_points():
+            _load(ep.value, label=f"entry point {ep.name!r}")
+        for item in os.environ.get(PLUGINS_ENV, "").split(","):
+            if item.strip():
+                _load(item.strip(), label=f"${PLUGINS_ENV}")
+    finally:
+        _discovery_done.set()
 
 
 def _package_modules(pkg: str) -> list[str]:
