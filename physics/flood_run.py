@@ -16,8 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from physics.flood_city import STORMS
 from twin.runkinds import RunContext, RunKind, RunOutputs, register_kind
+
+# This module is imported whenever the run-kind registry is first used (``twin --help`` too), so it
+# imports the model itself (numpy, xarray, numba) only inside the functions that run it.
 
 KIND = "flood_forecast"
 MAX_HOURS = 24.0
@@ -32,6 +34,12 @@ def default_output_every_s(hours: float) -> float:
     return max(600.0, hours * 3600.0 / MAX_FRAMES)
 
 
+def _storms() -> tuple[str, ...]:
+    from physics.flood_city import STORMS
+
+    return STORMS
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -41,8 +49,8 @@ class FloodConsoleRequest(_Strict):
 
     Attributes
     ----------
-    storm : str
-        A design storm of :data:`physics.flood_city.STORMS` (``"2023-09-07"``).
+    storm : str or None
+        A design storm of :data:`physics.flood_city.STORMS` (None: the first, ``"2023-09-07"``).
     hours : float
         Storm length and simulated time, 0 < hours <= 24.
     resolution : float
@@ -53,8 +61,8 @@ class FloodConsoleRequest(_Strict):
         checked and normalised.
     """
 
-    storm: str = Field(default=STORMS[0], description="Storm",
-                       json_schema_extra={"enum": list(STORMS)})
+    storm: str | None = Field(default=None, description="Storm",
+                              json_schema_extra=lambda schema: schema.update(enum=list(_storms())))
     hours: float = Field(gt=0.0, le=MAX_HOURS, allow_inf_nan=False, description="Hours",
                          json_schema_extra={"examples": [3.0]})
     resolution: float = Field(default=90.0, ge=MIN_RESOLUTION_M, le=MAX_RESOLUTION_M,
@@ -65,8 +73,8 @@ class FloodConsoleRequest(_Strict):
     @field_validator("storm")
     @classmethod
     def _storm(cls, v: str | None) -> str | None:
-        if v is not None and v not in STORMS:
-            raise ValueError(f"unknown storm; choose one of {list(STORMS)}")
+        if v is not None and v not in _storms():
+            raise ValueError(f"unknown storm; choose one of {list(_storms())}")
         return v
 
     @field_validator("districts")
@@ -95,7 +103,6 @@ class FloodRequest(FloodConsoleRequest):
     size for a DEM.
     """
 
-    storm: str | None = None
     resolution: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     city: str | None = None
     dem: str | None = None
@@ -140,7 +147,7 @@ def setup_for(req: FloodRequest, city: Any = None) -> dict:
     """The model inputs of a request (:func:`physics.flood_city.city_flood_setup` or ``dem_flood_setup``)."""
     from physics.flood_city import city_flood_setup, dem_flood_setup
 
-    storm = req.rain_mm_h if req.rain_mm_h is not None else (req.storm or STORMS[0])
+    storm = req.rain_mm_h if req.rain_mm_h is not None else (req.storm or _storms()[0])
     drain = {} if req.drainage_mm_h is None else {"drainage_mm_h": req.drainage_mm_h}
     if req.dem is not None:
         return dem_flood_setup(req.dem, resolution=req.resolution, storm=storm, hours=req.hours,
@@ -230,7 +237,7 @@ def flood_report_sections(ds, summary: dict, ctx: RunContext | None = None) -> l
 def describe(params: dict[str, Any]) -> str:
     where = ", ".join(params.get("districts") or []) or "whole city"
     rain = f"{params['rain_mm_h']:g} mm/h" if params.get("rain_mm_h") is not None else \
-        (params.get("storm") or STORMS[0])
+        (params.get("storm") or _storms()[0])
     res = params.get("resolution")
     return f"{rain}, {params.get('hours'):g} h" + (f", {res:g} m" if res else "") + f" — {where}"
 

@@ -16,8 +16,10 @@ the offline map and the report then find it through :func:`kinds`.
 Discovery (the first time :func:`kinds` or :func:`get_kind` is called) imports
 
 * every public module of the model packages :data:`MODEL_PACKAGES`
-  (``physics``, ``agents``, ``scenarios``), so a new model module is found
-  without touching any other file;
+  (``physics``, ``agents``, ``scenarios``) whose source calls
+  ``register_kind``, so a new model module is found without touching any
+  other file (keep such a module's top-level imports light: it is imported
+  for ``twin --help``);
 * the modules named by the entry-point group ``twin.models`` (a model in
   another distribution);
 * the modules or ``.py`` files listed in ``$TWIN_PLUGINS`` (comma-separated).
@@ -299,14 +301,28 @@ def discover(*, force: bool = False) -> None:
 
 
 def _package_modules(pkg: str) -> list[str]:
+    """Public modules of ``pkg`` whose source registers a kind.
+
+    Reading the source first keeps the registry cheap (``twin --help``): the
+    other model modules, with their numba kernels and xarray, are not imported.
+    """
     try:
         mod = importlib.import_module(pkg)
     except ImportError:
         return []
-    paths = getattr(mod, "__path__", None)
-    if not paths:
-        return []
-    return [f"{pkg}.{m.name}" for m in pkgutil.iter_modules(paths) if not m.name.startswith("_")]
+    out = []
+    for m in pkgutil.iter_modules(getattr(mod, "__path__", None) or []):
+        if m.name.startswith("_"):
+            continue
+        spec = importlib.util.find_spec(f"{pkg}.{m.name}")
+        origin = getattr(spec, "origin", None)
+        try:
+            registers = origin is None or "register_kind" in Path(origin).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):  # compiled or unreadable: import it to find out
+            registers = True
+        if registers:
+            out.append(f"{pkg}.{m.name}")
+    return out
 
 
 def _entry_points() -> list:
