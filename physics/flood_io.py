@@ -8,13 +8,13 @@ a CRS and nodata (NaN), so both open in QGIS and xarray/rasterio.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from twin.errors import ValidationError
+from twin.pipeline import write_json
 
 DEPTH_CLASSES_M = (0.15, 0.3, 0.5, 1.0)
 
@@ -151,26 +151,6 @@ def _jsonable(v):
     return v
 
 
-def _clean(o):
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, np.generic):
-        return _clean(o.item())
-    return o
-
-
-def write_summary(summary: dict, path) -> Path:
-    """summary.json (UTF-8; NaN/inf written as null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(summary), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
 def write_flood_outputs(ds: xr.Dataset, out_dir, *, districts=None, hitrate: dict | None = None,
                         float32: bool = True) -> dict:
     """Write flood.nc, max_depth.tif, arrival_time.tif, time_of_max_depth.tif, max_depth.png, summary.json.
@@ -184,5 +164,5 @@ def write_flood_outputs(ds: xr.Dataset, out_dir, *, districts=None, hitrate: dic
     paths["png"] = plot_max_depth(ds, out_dir / "max_depth.png", districts=districts)
     summary = flood_summary(ds, hitrate=hitrate)
     summary["files"] = {k: p.name for k, p in paths.items()}
-    paths["summary"] = write_summary(summary, out_dir / "summary.json")
+    paths["summary"] = write_json(summary, out_dir / "summary.json")
     return {"paths": paths, "summary": summary}
