@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from hardware_bridge.runner import cli as _run_cmd
-from twin.cli._util import echo_json, user_errors
+from twin.cli._util import InputPath, echo_json, user_errors
 
 
 @click.group("bridge")
@@ -47,12 +47,12 @@ def _summary_of_results(results: list[Any]) -> dict[str, int]:
 
 
 @bridge.command("replay")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=InputPath("replay"))
 @click.option("--speed", default="1", show_default=True, metavar="N",
               help="Replay N times faster than recorded (inf or 0: as fast as possible).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
               help="File format (default: from the suffix).")
-@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--store", type=InputPath("store_dir"), default=None,
               help="Feed the ingestor of this store directly (validate, store, dead-letter).")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Publish to this MQTT broker instead (QoS 1), for a running `twin bridge run`.")
@@ -209,8 +209,7 @@ def _alert_rows(db: Path, min_severity: str, limit: int) -> tuple[dict[str, int]
 
 
 @bridge.command("inspect")
-@click.option("--store", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              required=True, help="Store directory to inspect.")
+@click.option("--store", type=InputPath("store"), required=True, help="Store directory to inspect.")
 @click.option("--stale-after-s", type=click.FloatRange(0), default=900.0, show_default=True,
               help="A datastream whose latest phenomenonTime is older than this is stale.")
 @click.option("--now", default=None, metavar="ISO8601",
@@ -294,15 +293,15 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
 
 
 @bridge.command("plot")
-@click.option("--store", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              required=True, help="Store directory holding the observations and alerts.")
+@click.option("--store", type=InputPath("store"), required=True,
+              help="Store directory holding the observations and alerts.")
 @click.option("--datastream", "datastream_id", required=True, metavar="STATION/KIND[/NAME]",
               help="Datastream to plot, e.g. RG-0001/rain_gauge (list them with `twin bridge inspect`).")
 @click.option("--out", "out_png", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")
 @click.option("--since", default=None, metavar="ISO8601", help="First phenomenonTime plotted (default: all).")
 @click.option("--until", default=None, metavar="ISO8601", help="Plot readings before this time (default: all).")
-@click.option("--alert-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.option("--alert-config", type=InputPath("alerts"), default=None,
               help="Alert thresholds TOML (default: the packaged hardware_bridge/fusion/alerts.toml).")
 def plot_cmd(store: Path, datastream_id: str, out_png: Path, since: str | None, until: str | None,
              alert_config: Path | None) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import echo_json, status, user_errors
+from twin.cli._util import InputPath, echo_json, status, user_errors
 
 
 def _drainage(value: str | None):
@@ -67,7 +67,7 @@ def flood() -> None:
 @flood.command("run")
 @click.option("--city", "city_name", default=None, metavar="NAME",
               help="City whose terrain, sea, districts and data to use (default: shenzhen, unless --dem).")
-@click.option("--dem", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.option("--dem", type=InputPath("dem"), default=None,
               help="Run on this DEM file instead (GeoTIFF etc., elevation in m; a lon/lat DEM is "
                    "warped to UTM). No sea, districts or hit rate.")
 @click.option("--districts", default=None, metavar="A,B",
@@ -188,7 +188,7 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
 
 
 @flood.command("report")
-@click.argument("run_path", metavar="RUN_DIR_OR_NC", type=click.Path(exists=True, path_type=Path))
+@click.argument("run_path", metavar="RUN_DIR_OR_NC", type=InputPath("flood_run"))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for report.html (default: the run's folder).")
 @click.option("--top", type=click.IntRange(0, 100), default=10, show_default=True,
@@ -215,10 +215,10 @@ def report(run_path, out_dir, top, point) -> None:
 
 
 @flood.command("map")
-@click.argument("run_path", metavar="RUN.nc", type=click.Path(exists=True, path_type=Path))
+@click.argument("run_path", metavar="RUN.nc", type=InputPath("flood_run"))
 @click.option("--out", "out_html", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The HTML page to write (one offline file).")
-@click.option("--compare", "other", type=click.Path(exists=True, path_type=Path), default=None,
+@click.option("--compare", "other", type=InputPath("flood_run"), default=None,
               metavar="OTHER.nc", help="Second run: split view A | B and the B − A maximum-depth difference.")
 @click.option("--city", "city_name", default=None, metavar="NAME",
               help="City whose districts, coast and metro to draw (default: shenzhen for a city run, "
