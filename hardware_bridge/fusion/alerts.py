@@ -68,6 +68,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hardware_bridge.display import DISPLAY, DisplayUnit, display_unit
 from hardware_bridge.fusion import Reading, as_readings
 from twin.errors import ConfigError
 from twin.events import Event, Severity
@@ -87,11 +88,69 @@ METRICS: dict[str, tuple[str, ...]] = {
     "gas_o2": ("o2_pct",),
 }
 WINDOWED = {"depth_mm", "rate_mm_per_day", "tangent_angle_deg", "rate_mrad_per_day"}
+#: The unit of every metric: the number a rule's ``threshold`` is written in. A metric that is
+#: the reading itself, or an amount of it (a depth, a displacement, a tilt), is in the kind's
+#: display unit (:mod:`hardware_bridge.display`, checked by the tests), so an alert reads like
+#: the console's value.
+METRIC_UNITS: dict[str, str] = {
+    "depth_mm": "mm", "level_m": "m", "cumulative_mm": "mm", "rate_mm_per_day": "mm/d",
+    "tangent_angle_deg": "°", "change_mrad": "mrad", "rate_mrad_per_day": "mrad/d",
+    "obscuration_pct_per_m": "%/m", "temperature_c": "°C", "lel_pct": "%LEL", "ppm": "ppm",
+    "o2_pct": "% vol",
+}
+#: Metrics that are the newest reading in its display unit (converted with the display table).
+READING_METRICS = frozenset({"level_m", "obscuration_pct_per_m", "temperature_c", "lel_pct", "ppm",
+                             "o2_pct"})
+OP_SYMBOLS = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
 EVENT_KINDS = ("das_event", "petrol_video_event")
 OPS = {">=": lambda v, t: v >= t, ">": lambda v, t: v > t,
        "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
 
-__all__ = ["AlertEngine", "CONFIG_PATH", "Rule", "load_config"]
+__all__ = ["AlertEngine", "CONFIG_PATH", "METRIC_UNITS", "Rule", "crossing_message", "load_config",
+           "metric_text"]
+
+
+def _display_in(kind: str, unit: str, si_unit: str | None = None) -> DisplayUnit | None:
+    """The display entry of ``kind`` whose shown unit is ``unit`` (that of ``si_unit`` first:
+    a rain gauge reporting intensities still sums depths in mm), or None."""
+    d = display_unit(kind, si_unit)
+    if d is not None and d.unit == unit:
+        return d
+    return next((e for (k, _), e in DISPLAY.items() if k == kind and e.unit == unit), None)
+
+
+def metric_text(kind: str, metric: str, value: float, si_unit: str | None = None) -> str:
+    """A metric's value with its unit: ``"35 ppm"``, ``"52.0 mm"``, ``"3.2 mm/d"``.
+
+    Metrics in the kind's display unit (:data:`METRIC_UNITS` equal to the
+    :mod:`hardware_bridge.display` unit) take its decimals; the others (rates,
+    angles) three significant digits.
+    """
+    unit = METRIC_UNITS.get(metric, "")
+    d = _display_in(kind, unit, si_unit)
+    if d is not None and math.isfinite(value):
+        text = f"{value:.{d.decimals}f}"
+        if text.startswith("-") and float(text) == 0.0:
+            text = text[1:]
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def crossing_message(kind: str, where: str, rule: Rule, value: float, si_unit: str | None = None) -> str:
+    """The text of a ``threshold_crossed`` alert, in the units operators read.
+
+    ``"gas_co cs-01: 35 ppm ≥ 34.4 ppm (CO at 200 % of the PC-TWA)"``; windowed metrics
+    name the window (``"rain_gauge RG1: 52.0 mm over 3 h ≥ 50 mm (...)"``) and metrics
+    that are not the reading name themselves (``"rate_mm_per_day 24 h: 6.10 mm/d ≥ 5 mm/d"``).
+    """
+    unit = METRIC_UNITS.get(rule.metric, "")
+    same = _display_in(kind, unit, si_unit) is not None
+    win = f" over {rule.window_h:g} h" if rule.window_h else ""
+    head = f"{kind} {where}: " + ("" if same else f"{rule.metric} ")
+    thr = f"{rule.threshold:g} {unit}".strip()
+    return (f"{head}{metric_text(kind, rule.metric, value, si_unit)}{win} "
+            f"{OP_SYMBOLS.get(rule.op, rule.op)} {thr}" + (f" ({rule.label})" if rule.label else ""))
 
 
 def load_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -440,14 +499,10 @@ class AlertEngine:
                 return 1000.0 * st.windows[st.plan.windows.index(rule.window_h * 3600.0)].total()
             lo = bisect.bisect_right(st.times, t - rule.window_h * 3600.0)
             return 1000.0 * math.fsum(st.values[lo:k + 1])
-        if m in ("level_m",):
-            return v
-        if m == "obscuration_pct_per_m" or m in ("lel_pct", "o2_pct"):
-            return 100.0 * v
-        if m == "temperature_c":
-            return v - 273.15
-        if m == "ppm":
-            return 1e6 * v
+        if m in READING_METRICS:
+            # readings are SI (fusion.Reading); one without a unit is in the kind's SI unit
+            d = display_unit(r.kind, r.unit or None) or display_unit(r.kind)
+            return None if d is None else d.value(v)
         if m == "cumulative_mm":
             return 1000.0 * abs(v - st.baseline)
         if m == "change_mrad":
@@ -516,11 +571,9 @@ class AlertEngine:
         if now is not None and now[0].severity.rank > rank:
             ru, val = now
             st.active = ru.severity
-            where = r.station or r.datastream_id
-            win = f" over {ru.window_h:g} h" if ru.window_h else ""
-            msg = (f"{r.kind} {where}: {ru.metric}{win} = {val:.4g} {ru.op} {ru.threshold:g}"
-                   + (f" ({ru.label})" if ru.label else ""))
-            data = {"metric": ru.metric, "value": val, "threshold": ru.threshold, "op": ru.op,
+            msg = crossing_message(r.kind, r.station or r.datastream_id, ru, val, r.unit or None)
+            data = {"metric": ru.metric, "value": val, "unit": METRIC_UNITS[ru.metric],
+                    "threshold": ru.threshold, "op": ru.op,
                     "window_h": ru.window_h, "label": ru.label, "rule_source": ru.source,
                     "verified": ru.verified, "assumption": ru.assumption}
             if late is not None:
