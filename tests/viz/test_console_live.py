@@ -272,8 +272,9 @@ def test_a_reading_appears_without_reload(browser, served, query):
     draws = browser.evaluate("consoleState.liveDraws || 0")
     with Store.open(served.store_dir) as s:
         s.put_observation("WL2/water_level", datetime.now(UTC), value, "m")
+    # the list shows the row's display form (water level: metres to 2 decimals, "2.50 m")
     browser.wait_for(f"(document.getElementById('sensor-WL2/water_level') || {{}}).textContent"
-                     f" && document.getElementById('sensor-WL2/water_level').textContent.includes('{value:g} m')",
+                     f" && document.getElementById('sensor-WL2/water_level').textContent.includes('{value:.2f} m')",
                      timeout=20, interval=0.05)
     browser.wait_for(f"(consoleState.liveDraws || 0) > {draws}", timeout=10)
     layer = browser.evaluate("JSON.stringify(consoleLive.props.layers.filter(l => l.id === 'live-sensors')"

@@ -17,6 +17,13 @@ that followed an earlier server (a restart numbers from 1 again) is told to resy
 instead of being given the wrong messages.
 
 A burst of observations becomes one ``sensor`` message per datastream per poll.
+
+A ``sensor`` message carries the same row as ``GET /api/sensors``
+(:meth:`viz.console.live.LiveState.sensors`): the stored SI ``value``/``unit`` and what
+people read, ``shown`` (``{"value": "8 ppm", "unit": "ppm", "decimals": 0, "number": 8.0}``,
+from :mod:`hardware_bridge.display`), the sensor's alert ``thresholds`` in the same units and
+``placed`` (False: no position, not drawn on the map). The feed passes rows through unchanged,
+so the stream and the list never disagree.
 """
 
 from __future__ import annotations

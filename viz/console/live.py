@@ -14,6 +14,27 @@ the rule the ``sensors`` map layer uses too: offline > stale > alarm > warning >
 ok (that module says why), with the active alerts and offline devices folded
 from the event log by :class:`twin.sensor_status.AlertFlags`.
 
+Every sensor row says what operators read (:mod:`hardware_bridge.display`; the SI ``value`` and
+``unit`` the bridge stores stay as they are, for scripts):
+
+``shown``
+    ``{"value": "8 ppm", "unit": "ppm", "decimals": 0, "number": 8.0}``: the latest value as
+    text in the kind's display unit, that unit, the decimals it is shown with and the number
+    rounded to them (``"–"`` and ``number`` None without a value; kinds outside the table,
+    such as event kinds, are shown in their stored unit with ``decimals`` None).
+``thresholds``
+    The alert rules that apply to the sensor
+    (:meth:`hardware_bridge.fusion.alerts.AlertEngine.rules_for` of its kind and station):
+    ``[{"severity", "label", "op", "threshold", "unit", "window_h", "metric"}]``, ``threshold``
+    in ``unit`` (:data:`~hardware_bridge.fusion.alerts.METRIC_UNITS`; the same unit as
+    ``shown`` whenever the metric is an amount of the reading, which the tests check), ``op``
+    one of ``>=``, ``>``, ``<=``, ``<``, ``window_h`` the trailing window of windowed metrics
+    (a rain depth over 3 h) or None. Rules come from the packaged ``alerts.toml`` unless the
+    console is given the bridge's ``alert_config``.
+``placed``
+    False when the sensor has no position (not registered, or registered without one): the
+    map cannot draw it, the list still shows it.
+
 Alerts are the live events of severity ``advisory`` or above (newest first);
 an ``alert_ack`` event (severity info, ``data.alert_id``) acknowledges one. An alert
 is ``cleared`` (the wall time) once its cause went away: ``alert_cleared`` of the same
@@ -23,6 +44,7 @@ source below its level for ``threshold_crossed``, ``sensor_online`` for ``sensor
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -77,12 +99,20 @@ class LiveState:
         The clock for staleness (tests may pin it).
     max_alerts : int
         Alerts kept in memory (the newest).
+    alert_config : dict, path or None
+        The alert rules whose thresholds the rows carry (as
+        :class:`~hardware_bridge.fusion.alerts.AlertEngine` takes them; None: the packaged
+        ``alerts.toml``). Give the bridge's ``--alert-config`` when it has one.
     """
 
     def __init__(self, db_path: str | Path, *, stale_after_s: float = STALE_AFTER_S,
                  offline_after_s: float | None = None, now: Callable[[], float] = time.time,
-                 max_alerts: int = MAX_ALERTS) -> None:
+                 max_alerts: int = MAX_ALERTS, alert_config: Any = None) -> None:
+        from hardware_bridge.fusion.alerts import AlertEngine
+
         check_limits(stale_after_s, offline_after_s)
+        self._rules = AlertEngine(alert_config)
+        self._thresholds: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.store = Store.open_readonly(db_path)
         self.db_path = self.store.db_path
         self.stale_after_s = float(stale_after_s)
@@ -234,25 +264,38 @@ class LiveState:
         station, kind, _ = split_datastream(ds)
         latest = self._latest.get(ds)
         sensor = self._sensors.get(station)
+        kind = kind or (sensor or {}).get("kind") or ""
+        lon = None if sensor is None else sensor.get("lon")
+        lat = None if sensor is None else sensor.get("lat")
+        value = None if latest is None else latest["value"]
+        unit = (latest or {}).get("unit") or (sensor or {}).get("unit") or ""
         return {
-            "id": ds, "sensor": station, "kind": kind or (sensor or {}).get("kind"),
+            "id": ds, "sensor": station, "kind": kind,
             "name": (sensor or {}).get("name") or station,
-            "lon": None if sensor is None else sensor.get("lon"),
-            "lat": None if sensor is None else sensor.get("lat"),
-            "value": None if latest is None else latest["value"],
-            "unit": (latest or {}).get("unit") or (sensor or {}).get("unit") or "",
+            "lon": lon, "lat": lat,
+            "value": value, "unit": unit,
+            "shown": shown_value(kind, value, unit),
+            "thresholds": self.thresholds(kind, station),
+            "placed": lon is not None and lat is not None,
             "time": None if latest is None else latest["time"],
             "status": self._status(ds, latest, sensor),
             "active_alert": self._flags.alert_of(ds),
             "registered": sensor is not None,
         }
 
+    def thresholds(self, kind: str, station: str) -> list[dict[str, Any]]:
+        """The alert thresholds of a sensor of ``kind`` at ``station`` (module docstring)."""
+        key = (kind, station)
+        if key not in self._thresholds:
+            self._thresholds[key] = threshold_rows(self._rules, kind, station)
+        return [dict(t) for t in self._thresholds[key]]
+
     def sensors(self) -> list[dict[str, Any]]:
         """One entry per datastream (and per registered sensor that never reported), by id.
 
-        Keys: id, sensor, kind, name, lon, lat (None if unregistered), value, unit,
-        time (ISO UTC), status (one of :data:`twin.sensor_status.STATUSES`), active_alert,
-        registered.
+        Keys: id, sensor, kind, name, lon, lat (None if unregistered), value, unit (SI, as
+        stored), shown, thresholds, placed (module docstring), time (ISO UTC), status (one of
+        :data:`twin.sensor_status.STATUSES`), active_alert, registered.
         """
         with self._lock:
             ids = set(self._latest)
@@ -301,7 +344,34 @@ class LiveState:
             for e in s:
                 by[e["status"]] += 1
             open_ = sum(1 for a in self._alerts if a not in self._acks)
-            return {"sensors": len(s), "status": by, "alerts_open": open_}
+            unplaced = len({e["sensor"] for e in s if not e["placed"]})
+            return {"sensors": len(s), "status": by, "alerts_open": open_, "unplaced": unplaced}
+
+
+def shown_value(kind: str, value: float | None, si_unit: str | None) -> dict[str, Any]:
+    """A stored reading as the console shows it: ``{"value", "unit", "decimals", "number"}``.
+
+    ``shown_value("gas_co", 8e-6, "1")`` is ``{"value": "8 ppm", "unit": "ppm", "decimals": 0,
+    "number": 8.0}`` (:func:`hardware_bridge.display.format_reading`, the one table).
+    """
+    from hardware_bridge.display import display_unit, format_reading
+
+    d = display_unit(kind, si_unit or None) if kind else None
+    number = None
+    if value is not None and math.isfinite(value):
+        number = value if d is None else round(d.value(value), d.decimals) + 0.0  # + 0.0: no -0.0
+    return {"value": format_reading(kind, value, si_unit or None),
+            "unit": d.unit if d is not None else (si_unit or ""),
+            "decimals": None if d is None else d.decimals, "number": number}
+
+
+def threshold_rows(engine: Any, kind: str, station: str) -> list[dict[str, Any]]:
+    """The rules of ``engine`` for a sensor as console rows (module docstring, ``thresholds``)."""
+    from hardware_bridge.fusion.alerts import METRIC_UNITS
+
+    return [{"severity": ru.severity.value, "label": ru.label, "op": ru.op, "threshold": ru.threshold,
+             "unit": METRIC_UNITS.get(ru.metric, ""), "window_h": ru.window_h, "metric": ru.metric}
+            for ru in engine.rules_for(kind, station)]
 
 
 def _alert_record(ev: EventRow) -> dict[str, Any]:
@@ -315,4 +385,4 @@ def _ack_entry(ev: EventRow) -> dict[str, Any]:
             "event_id": ev.id}
 
 
-__all__ = ["ACK_KIND", "LiveState", "split_datastream"]
+__all__ = ["ACK_KIND", "LiveState", "shown_value", "split_datastream", "threshold_rows"]
