@@ -276,7 +276,8 @@ def _shade_to_unit(values: np.ndarray) -> np.ndarray:
 
 
 def hillshade_bitmap(hillshade: xr.DataArray, water: xr.DataArray | None = None,
-                     max_px: int = MAX_BITMAP_PX, grey_levels: int = 64) -> tuple[str, list[float]]:
+                     max_px: int = MAX_BITMAP_PX, grey_levels: int = 64,
+                     water_style: str = "clear") -> tuple[str, list[float]]:
     """Reproject a hillshade to web mercator and encode it as a PNG data URL.
 
     Parameters
@@ -286,7 +287,11 @@ def hillshade_bitmap(hillshade: xr.DataArray, water: xr.DataArray | None = None,
         0–1 or 0–255 (brighter = lit).  NaN / nodata cells become transparent.
     water : DataArray or None
         Truthy where water, on any grid and CRS (nearest-neighbour
-        reprojected onto the bitmap); those pixels are tinted light blue.
+        reprojected onto the bitmap).
+    water_style : str
+        ``"clear"`` (default): water pixels are transparent, so the relief
+        stops at the shore instead of at the DEM's rectangle (flat sea shaded
+        grey offshore); ``"tint"``: they are painted :data:`WATER_RGB`.
     max_px : int
         Largest width or height of the bitmap (resolution is coarsened to fit).
     grey_levels : int
@@ -311,6 +316,8 @@ def hillshade_bitmap(hillshade: xr.DataArray, water: xr.DataArray | None = None,
     from PIL import Image
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+    if water_style not in ("clear", "tint"):
+        raise ValidationError(f"water_style={water_style!r}: use 'clear' or 'tint'")
     if hillshade.ndim != 2:
         raise GridError(f"hillshade: expected 2 dims (y, x), got {hillshade.dims}")
     crs = hillshade.attrs.get("crs")
@@ -350,9 +357,14 @@ def hillshade_bitmap(hillshade: xr.DataArray, water: xr.DataArray | None = None,
                   dst_transform=dst_t, dst_crs="EPSG:3857", dst_nodata=np.nan,
                   resampling=Resampling.nearest)
         is_water = np.isfinite(wdst) & (wdst > 0.5)
-        rgba = np.dstack([grey, grey, grey, alpha])
-        rgba[is_water] = (*WATER_RGB, 255)
-        img = Image.fromarray(rgba, "RGBA")
+        if water_style == "clear":
+            alpha[is_water] = 0
+            grey[is_water] = 0
+            img = Image.fromarray(np.dstack([grey, alpha]), "LA")
+        else:
+            rgba = np.dstack([grey, grey, grey, alpha])
+            rgba[is_water] = (*WATER_RGB, 255)
+            img = Image.fromarray(rgba, "RGBA")
     else:
         img = Image.fromarray(np.dstack([grey, alpha]), "LA")
     buf = io.BytesIO()

@@ -70,6 +70,18 @@ def _city_layers(city_name: str | None) -> dict:
     return out
 
 
+def add_labels(scene: Scene, city: dict) -> None:
+    """Place names over everything: districts, metro line numbers (and main roads when roads are drawn),
+    then the station names (off at first)."""
+    if city.get("districts") is None and city.get("metro_lines") is None:
+        return
+    drawn = {j for s in scene.sets for j in s.layer_ids()}
+    scene.add(build("labels", city.get("districts"), metro_lines=city.get("metro_lines"),
+                    roads=city.get("roads") if "roads" in drawn else None))
+    if city.get("metro_stations") is not None:
+        scene.add(build("station_labels", city["metro_stations"]))
+
+
 def flood_scene(ds: xr.Dataset, *, city: dict | None = None, title: str | None = None,
                 max_frames: int = DEFAULT_MAX_FRAMES, max_px: int = MAX_PX,
                 view: dict | None = None) -> Scene:
@@ -86,6 +98,7 @@ def flood_scene(ds: xr.Dataset, *, city: dict | None = None, title: str | None =
     scene.add(build("flood_max_depth", mx, warp=warp, legend="depth" not in ds))
     if "depth" in ds:
         scene.add(build("flood_depth", _grid(ds, "depth"), warp=warp, max_frames=max_frames))
+    add_labels(scene, city)
     if scene.view is None:
         from viz.citymap import view_for_bounds
 
@@ -136,6 +149,7 @@ def write_flood_map(ds_or_path, out_html: str | os.PathLike, *, compare_with=Non
         diff = Scene(title="B − A: maximum depth", view=sa.view)
         diff.add(build("basemap", shade, water=water, districts=c.get("districts"), coast=c.get("coast")))
         diff.add(build("diff", _grid(a, "max_depth"), _grid(b, "max_depth"), max_px=max_px))
+        add_labels(diff, c)
         sj = sa.to_json()
         path = write_page(sj, out_html, title="Flood runs compared",
                           compare=(sb.to_json(), diff.to_json()))

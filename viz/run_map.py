@@ -44,6 +44,9 @@ def run_scene(kind: Any, ds: xr.Dataset, *, city: Any = None, title: str | None 
         scene.add(build("metro", vec.get("metro_lines"), vec.get("metro_stations")))
     for layer_set in reversed(kind.layers(ds, warp=warp, max_px=max_px)):
         scene.add(layer_set)
+    from viz.flood_map import add_labels
+
+    add_labels(scene, vec)
     from viz.citymap import view_for_bounds
 
     v = view_for_bounds(*warp.bounds)

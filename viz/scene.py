@@ -6,10 +6,20 @@ layer builder in :mod:`viz.layers`) and :meth:`Scene.to_json` gives::
     {"title": str,
      "view": {"longitude", "latitude", "zoom"},
      "layers": [deck.gl layer JSON as pydeck emits it, {"@@type": "BitmapLayer", "id": ...}],
-     "legends": [{"layer": id, "title": str, "units": str, "stops": [[value, [r, g, b, a]], ...]}],
+     "legends": [{"layer": id, "layers": [id, ...], "title": str, "units": str,
+                  "stops": [[value, [r, g, b, a]], ...]}],
      "toggles": [{"label": str, "layers": [id, ...], "visible": bool}],
-     "timeline": null | {"times_s": [...], "labels": [...],
-                         "frames": {layer_id: [{props of frame 0}, {props of frame 1}, ...]}}}
+     "timeline": null | {"times_s": [...], "labels": [...], "initial": i,
+                         "frames": {layer_id: [{props of frame 0}, {props of frame 1}, ...]}},
+     "fonts": [{"family": str, "url": "data:font/woff;base64,..."}]}   # when it has labels
+
+A legend shows while any of its ``layers`` does; legends with the same
+units and stops (one ramp on two layers, e.g. depth frames and maximum
+depth) are merged into one item.  ``timeline.initial`` is the frame the page
+opens on (a layer set's ``initial_frame``, default 0).  ``fonts`` is the
+label font cut to the labels' characters (:mod:`viz.fonts`); a raster
+layer's ``twinValues`` holds its values for the hover read-out
+(:func:`viz.layers._raster.value_grid`).
 
 A frame patch replaces props of its layer (``{"image": "data:image/png;base64,..."}``
 for a bitmap, ``{"data": [...]}`` for points).  Layers draw in list order
@@ -92,6 +102,8 @@ class LayerSet:
         layer id → list of prop patches, one per frame.
     bounds : tuple or None
         (west, south, east, north) in degrees, used to fit the view.
+    initial_frame : int or None
+        The frame the page opens on (e.g. the one with the most to see).
     """
 
     layers: list = field(default_factory=list)
@@ -102,6 +114,7 @@ class LayerSet:
     labels: list[str] | None = None
     frames: dict[str, list[dict]] = field(default_factory=dict)
     bounds: tuple[float, float, float, float] | None = None
+    initial_frame: int | None = None
 
     def layer_ids(self) -> list[str]:
         return [layer_json(lyr)["id"] for lyr in self.layers]
@@ -152,7 +165,11 @@ class Scene:
                         f"layer {lid!r} has {len(patches)} frame patches for {len(times)} times")
                 frames[lid] = patches
         labels = list(labels) if labels else [_default_label(t) for t in times]
-        return {"times_s": [float(t) for t in times], "labels": labels, "frames": frames}
+        initial = next((s.initial_frame for s in timed if s.initial_frame is not None), 0)
+        if not 0 <= int(initial) < len(times):
+            raise ValidationError(f"initial_frame={initial} is outside 0..{len(times) - 1}")
+        return {"times_s": [float(t) for t in times], "labels": labels, "initial": int(initial),
+                "frames": frames}
 
     def to_json(self) -> dict:
         """The scene as a JSON-ready dict (see the module docstring).
@@ -184,8 +201,64 @@ class Scene:
                 view = {"longitude": v.longitude, "latitude": v.latitude, "zoom": v.zoom}
             else:
                 view = {"longitude": 114.06, "latitude": 22.6, "zoom": 9.5}
-        return {"title": self.title, "view": dict(view), "layers": layers, "legends": legends,
-                "toggles": toggles, "timeline": self._timeline(set(ids))}
+        out = {"title": self.title, "view": dict(view), "layers": layers, "legends": _merge_legends(legends),
+               "toggles": toggles, "timeline": self._timeline(set(ids))}
+        fonts = _resolve_labels(layers)
+        if fonts:
+            out["fonts"] = fonts
+        return out
+
+
+def _merge_legends(legends: list[dict]) -> list[dict]:
+    """One item per distinct ramp (units and stops): titles joined, shown while any of its layers is."""
+    out: list[dict] = []
+    by_key: dict[str, dict] = {}
+    for lg in legends:
+        key = json.dumps([lg["units"], lg["stops"]])
+        lg = {**lg, "layers": [lg["layer"]]}
+        if key in by_key and isinstance(lg["stops"][0][0], (int, float)):
+            m = by_key[key]
+            m["layers"].append(lg["layer"])
+            if lg["title"] not in m["title"].split(" / "):
+                m["title"] += " / " + lg["title"]
+            continue
+        by_key[key] = lg
+        out.append(lg)
+    return out
+
+
+def _resolve_labels(layers: list[dict]) -> list[dict]:
+    """Give the label layers (:func:`viz.layers._labels.label_layer`) their font; returns the scene's fonts.
+
+    Replaces each label layer dict in ``layers`` with a copy whose ``characterSet``
+    is every label character of the scene.  Without a CJK font
+    (:class:`~twin.errors.DataMissingError`) it warns and keeps the Latin text only.
+    """
+    import warnings
+
+    from twin.errors import DataMissingError
+    from viz.fonts import LABEL_FAMILY, MissingFontWarning, is_latin, label_chars, label_font
+
+    idx = [i for i, j in enumerate(layers) if j.get("@@type") == "TextLayer" and j.get("fontFamily") == LABEL_FAMILY]
+    if not idx:
+        return []
+    chars = label_chars(r["t"] for i in idx for r in layers[i]["data"])
+    if not chars:
+        return []
+    try:
+        font = label_font(chars)
+    except DataMissingError as exc:
+        warnings.warn(f"map labels drawn in Latin only: {exc}", MissingFontWarning, stacklevel=3)
+        for i in idx:
+            rows = [{**r, "t": r["l"]} for r in layers[i]["data"] if r.get("l")]
+            layers[i] = {**layers[i], "data": rows, "fontFamily": "sans-serif"}
+        latin = label_chars(r["t"] for i in idx for r in layers[i]["data"])
+        for i in idx:
+            layers[i]["characterSet"] = "".join(ch for ch in latin if is_latin(ch))
+        return []
+    for i in idx:
+        layers[i] = {**layers[i], "characterSet": chars, "fontFamily": font["family"]}
+    return [{"family": font["family"], "url": font["url"]}]
 
 
 def _default_label(t: float) -> str:

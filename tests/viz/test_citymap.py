@@ -94,7 +94,7 @@ def test_hillshade_bitmap_caps_size_and_accepts_0_255():
     assert rgba[..., 0].max() >= 248  # 255 read as fully lit, not clipped to 1/255
 
 
-def test_hillshade_water_mask_is_tinted():
+def test_hillshade_is_clear_over_water_or_tinted():
     da = _grid_4547()
     lon0, lon1, lat0, lat1 = 113.7, 114.9, 22.3, 22.9
     n = 240
@@ -104,13 +104,21 @@ def test_hillshade_water_mask_is_tinted():
     water[:, lons > east_of] = 1
     wda = xr.DataArray(water, dims=("y", "x"), attrs={
         "crs": "EPSG:4326", "transform": ((lon1 - lon0) / n, 0.0, lon0, 0.0, -(lat1 - lat0) / n, lat1)})
-    url, (west, _, east, _) = hillshade_bitmap(da, water=wda)
+    url, (west, _, east, _) = hillshade_bitmap(da, water=wda, water_style="tint")
     rgba = _decode(url)
     h, w, _ = rgba.shape
     col_water = int((0.9 * (east - east_of) + east_of - west) / (east - west) * w)
     col_land = int((west + 0.2 * (east_of - west) - west) / (east - west) * w)
     assert tuple(rgba[3 * h // 4, min(col_water, w - 1), :3]) == citymap.WATER_RGB
     assert rgba[3 * h // 4, col_land, 0] == rgba[3 * h // 4, col_land, 2]  # grey, not tinted
+    # Default: the relief stops at the shore (transparent over water), opaque on land.
+    clear = _decode(hillshade_bitmap(da, water=wda)[0])
+    assert clear[3 * h // 4, min(col_water, w - 1), 3] == 0
+    assert clear[3 * h // 4, col_land, 3] == 255
+    water_px = _decode(hillshade_bitmap(da, water=wda, water_style="tint")[0])[..., :3] == citymap.WATER_RGB
+    assert (clear[..., 3][water_px.all(axis=-1)] == 0).all()
+    with pytest.raises(ValidationError, match="water_style"):
+        hillshade_bitmap(da, water=wda, water_style="blue")
 
 
 def test_hillshade_needs_crs():

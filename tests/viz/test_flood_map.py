@@ -87,14 +87,20 @@ def test_flood_page_draws_offline_and_the_slider_switches_frames(pages, chromium
         b.screenshot(tmp_path / "blank.png")
         b.goto(pages["single"]["path"], ready_js=TWINMAP_READY_JS, timeout=90)
         n = b.evaluate("map.frameCount")
-        assert n == 13 and b.evaluate("map.frame") == 0
-        b.screenshot(tmp_path / "first.png")
-        # Move the slider as a user would: focus it and press End.
+        # The pond deepens throughout: the page opens on the last frame, the largest flooded area.
+        assert n == 13 and b.evaluate("map.frame") == n - 1
+        assert b.evaluate("document.querySelector('.tm-label').textContent") == \
+            "+2 h 00 min — largest flooded area"
+        # Move the slider as a user would: focus it and press Home, then End.
         b.evaluate("document.querySelector('.tm-slider').focus()")
+        b.press("Home", key_code=36)
+        b.wait_for("map.frame === 0", timeout=30)
+        b.evaluate("map._drawn()")
+        assert b.evaluate("document.querySelector('.tm-label').textContent") == "+0 min"
+        b.screenshot(tmp_path / "first.png")
         b.press("End", key_code=35)
         b.wait_for(f"map.frame === {n - 1}", timeout=30)
         b.evaluate("map._drawn()")
-        assert b.evaluate("document.querySelector('.tm-label').textContent") == "+2 h 00 min"
         assert b.evaluate("document.querySelector('.tm-slider').value") == str(n - 1)
         b.screenshot(tmp_path / "last.png")
         # Hiding the depth layer through the API leaves the basemap only.

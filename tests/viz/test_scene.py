@@ -130,7 +130,9 @@ def test_flood_depth_frames_legend_and_transparency():
     assert ls.times_s == [600.0 * k for k in keep]
     frames = ls.frames["flood_depth"]
     assert len(frames) == 10 and frames[0] == {} and all("image" in f for f in frames[1:])
-    assert ls.labels[-1] == "+6 h 00 min"
+    # The pond deepens throughout: the last frame has the largest flooded area, opened on and labelled.
+    assert ls.initial_frame == 9 and ls.labels[-1] == "+6 h 00 min — largest flooded area"
+    assert ls.labels[0] == "+0 min"
     # Legend in metres, increasing, with the ramp's colours.
     lg = ls.legends[0].to_json()
     assert lg["units"] == "m" and lg["layer"] == "flood_depth"

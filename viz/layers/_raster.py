@@ -9,6 +9,14 @@ covering it and, for every pixel, the source cell whose area holds the
 pixel centre (nearest neighbour, via pyproj); each frame is then one gather.
 Pixels outside the source grid are NaN (transparent).
 
+Every raster layer also carries its *values* on the bitmap's own pixel grid
+(:func:`value_grid`, prop ``twinValues``: uint16 with scale/offset, zlib,
+base64), so the page shows the value under the cursor with its unit without
+a server: ``viz/static/twinmap.js`` maps the pointer to the pixel and
+decodes it.  Pass ``values=`` (and ``units=``, ``name=``) to
+:func:`bitmap_layer`, or use :func:`raster_layer` / :func:`raster_frame`
+(bitmap and values in one call): every raster kind goes through them.
+
 Colours come from a :class:`Ramp`: stops ``(value, (r, g, b, a))`` with
 colours interpolated between neighbouring stops and quantised to a few
 levels per segment, so every frame is a small palette PNG (8-bit indices,
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import io
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,11 +195,109 @@ def png_data_url(values, ramp: Ramp) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def bitmap_layer(layer_id: str, url: str, bounds, *, opacity: float = 1.0, pixelated: bool = True) -> dict:
-    """deck.gl JSON of a BitmapLayer (nearest-neighbour texture sampling when ``pixelated``)."""
+#: Codes of :func:`value_grid` (uint16): NaN, and values below the ramp's first stop.
+NODATA_CODE, BELOW_CODE = 65535, 65534
+
+
+def value_grid(values, *, units: str = "", name: str = "", step: float | None = None,
+               below: float | None = None, below_text: str = "", nodata_text: str = "no data") -> dict:
+    """The values of a bitmap, quantised for the page's hover read-out (prop ``twinValues``).
+
+    Parameters
+    ----------
+    values : ndarray (h, w)
+        Values on the bitmap's pixel grid (a :class:`MercatorWarp` output), NaN = no data.
+    units : str
+        Shown after the value ("m", "h").
+    name : str
+        What the value is ("Water depth").
+    step : float or None
+        Quantisation step (same units); default: the finite range over 65533 levels.
+        A coarser step (e.g. 1 mm of depth) compresses better.
+    below, below_text : float or None, str
+        Values below ``below`` read as ``below_text`` (e.g. 0.05, "dry").
+    nodata_text : str
+        What NaN reads as.
+
+    Returns
+    -------
+    dict
+        ``{"w", "h", "offset", "scale", "data", "units", "name", "below", "belowText",
+        "nodataText"}``: ``data`` is base64 of the zlib-compressed little-endian uint16
+        codes, row 0 north; value = offset + scale · code, with codes 65535 (no
+        data) and 65534 (below) set apart.  The read-out is within ``scale / 2``
+        of the value.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValidationError(f"value_grid: expected a 2-D array, got shape {a.shape}")
+    finite = np.isfinite(a)
+    low = finite & (a < below) if below is not None else np.zeros_like(finite)
+    keep = finite & ~low
+    lo = float(a[keep].min()) if keep.any() else 0.0
+    hi = float(a[keep].max()) if keep.any() else 0.0
+    if step is None:
+        step = (hi - lo) / 65533.0 if hi > lo else 1.0
+    step = float(step)
+    if not step > 0:
+        raise ValidationError(f"value_grid: step={step} must be positive")
+    if (hi - lo) / step > 65533:
+        step = (hi - lo) / 65533.0
+    offset = np.floor(lo / step) * step
+    codes = np.zeros(a.shape, dtype="<u2")
+    codes[keep] = np.clip(np.round((a[keep] - offset) / step), 0, 65533).astype("<u2")
+    codes[low] = BELOW_CODE
+    codes[~finite] = NODATA_CODE
+    data = base64.b64encode(zlib.compress(codes.tobytes(), 9)).decode("ascii")
+    return {"w": int(a.shape[1]), "h": int(a.shape[0]), "offset": float(offset), "scale": step, "data": data,
+            "units": units, "name": name, "below": None if below is None else float(below),
+            "belowText": below_text, "nodataText": nodata_text}
+
+
+def decode_value_grid(grid: dict) -> np.ndarray:
+    """The values of a :func:`value_grid` (NaN for no data, -inf for "below"), as the page reads them."""
+    codes = np.frombuffer(zlib.decompress(base64.b64decode(grid["data"])), dtype="<u2")
+    codes = codes.reshape(grid["h"], grid["w"])
+    out = grid["offset"] + grid["scale"] * codes.astype(np.float64)
+    out[codes == BELOW_CODE] = -np.inf
+    out[codes == NODATA_CODE] = np.nan
+    return out
+
+
+def bitmap_layer(layer_id: str, url: str, bounds, *, opacity: float = 1.0, pixelated: bool = True,
+                 values=None, units: str = "", name: str = "", **value_opts) -> dict:
+    """deck.gl JSON of a BitmapLayer (nearest-neighbour texture sampling when ``pixelated``).
+
+    With ``values`` (the bitmap's values, same pixel grid as the image) the
+    layer carries them as ``twinValues`` (:func:`value_grid`; ``units``,
+    ``name`` and ``value_opts`` go to it), so hovering it shows the value.
+    """
     layer = {"@@type": "BitmapLayer", "id": layer_id, "image": url, "bounds": [float(b) for b in bounds],
              "opacity": float(opacity), "pickable": False}
     if pixelated:
         # WebGL2 texture sampler names as deck.gl 9 / luma.gl 9 take them.
         layer["textureParameters"] = {"minFilter": "nearest", "magFilter": "nearest"}
+    if values is not None:
+        layer["twinValues"] = value_grid(values, units=units, name=name, **value_opts)
+    return layer
+
+
+def raster_frame(values, ramp: Ramp, *, units: str = "", name: str = "", **value_opts) -> dict:
+    """A frame patch of a raster layer: ``{"image": PNG data URL, "twinValues": ...}``.
+
+    ``values`` are on the bitmap grid (a :class:`MercatorWarp` output).  Values
+    below the ramp's first stop read as ``below_text`` when the ramp hides them.
+    """
+    if ramp.transparent_below:
+        value_opts.setdefault("below", float(ramp.values[0]))
+    return {"image": png_data_url(values, ramp),
+            "twinValues": value_grid(values, units=units, name=name, **value_opts)}
+
+
+def raster_layer(layer_id: str, values, ramp: Ramp, bounds, *, units: str = "", name: str = "",
+                 opacity: float = 1.0, **value_opts) -> dict:
+    """BitmapLayer JSON of ``values`` (on the bitmap grid) coloured by ``ramp``, with hover values."""
+    frame = raster_frame(values, ramp, units=units, name=name, **value_opts)
+    layer = bitmap_layer(layer_id, frame["image"], bounds, opacity=opacity)
+    layer["twinValues"] = frame["twinValues"]
     return layer

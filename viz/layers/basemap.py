@@ -7,7 +7,11 @@ import numpy as np
 import xarray as xr
 
 from viz.layers import register
-from viz.scene import LayerSet
+from viz.scene import LayerSet, Legend
+
+#: Legend of the basemap (categories; colours as the layers draw them).
+BASEMAP_LEGEND = [("Relief (hillshade)", (150, 150, 150, 255)), ("District boundary", (40, 60, 130, 230)),
+                  ("Shore and lakes", (20, 90, 170, 220))]
 
 
 def grid_basemap_inputs(ds: xr.Dataset) -> tuple[xr.DataArray | None, xr.DataArray | None]:
@@ -38,7 +42,11 @@ def grid_basemap_inputs(ds: xr.Dataset) -> tuple[xr.DataArray | None, xr.DataArr
 def basemap(hillshade: xr.DataArray | None = None, *, water: xr.DataArray | None = None,
             districts: gpd.GeoDataFrame | None = None, coast: gpd.GeoDataFrame | None = None,
             max_px: int = 2048, label: str = "Basemap") -> LayerSet:
-    """Hillshade bitmap (water tinted), district outlines with tooltips, coast lines.
+    """Hillshade bitmap (clear over water), district outlines with tooltips, coast lines.
+
+    The relief is transparent over water (see :func:`viz.citymap.hillshade_bitmap`),
+    so it ends at the shore, not at the DEM's rectangle.  The legend lists
+    what is drawn (relief, district boundaries, shore).
 
     Parameters
     ----------
@@ -63,4 +71,9 @@ def basemap(hillshade: xr.DataArray | None = None, *, water: xr.DataArray | None
         layers += coast_layer(coast)
     b = np.array(bounds) if bounds else None
     box = None if b is None else (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-    return LayerSet(layers=layers, label=label, bounds=box)
+    drawn = [hillshade is not None, districts is not None and len(districts) > 0,
+             coast is not None and len(coast) > 0]
+    stops = [s for s, d in zip(BASEMAP_LEGEND, drawn, strict=True) if d]
+    legends = [Legend(layers[0]["id"] if isinstance(layers[0], dict) else layers[0].id, "Basemap", "", stops)] \
+        if layers and stops else []
+    return LayerSet(layers=layers, legends=legends, label=label, bounds=box)

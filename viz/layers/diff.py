@@ -14,6 +14,7 @@ from viz.layers._raster import (
     bitmap_layer,
     grid_transform,
     png_data_url,
+    value_grid,
 )
 from viz.scene import LayerSet
 
@@ -55,8 +56,12 @@ def diff(a: xr.DataArray, b: xr.DataArray, *, title: str = "Max depth B − A", 
     """B − A of two rasters: blue where B is lower, red where higher, clear where |B − A| < threshold."""
     d = difference(a, b)
     warp = MercatorWarp.for_grid(d, max_px=max_px)
-    v = warp(d.values)
+    full = warp(d.values)
+    v = full.copy()
     v[np.abs(v) < threshold] = np.nan
     layer = bitmap_layer(layer_id, png_data_url(v, ramp), warp.bounds)
+    # The read-out shows every difference, also those too small to colour.
+    layer["twinValues"] = value_grid(full, units=units, name=title, step=0.001 if units == "m" else None,
+                                     nodata_text="outside the model")
     return LayerSet(layers=[layer], legends=[ramp.legend(layer_id, title, units)], label=label,
                     bounds=warp.bounds)

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from viz.layers import register
-from viz.layers._raster import MAX_PX, MercatorWarp, Ramp, bitmap_layer, png_data_url
+from viz.layers._raster import MAX_PX, MercatorWarp, Ramp, raster_layer
 from viz.layers.flood_depth import _grid_var
 from viz.scene import LayerSet
 
@@ -30,7 +30,8 @@ def flood_arrival(ds, *, max_px: int = MAX_PX, layer_id: str = "flood_arrival",
     arr = _grid_var(ds, "arrival_time")
     warp = warp or MercatorWarp.for_grid(arr, max_px=max_px)
     hours = np.asarray(arr.values, dtype=np.float32) / 3600.0
-    layer = bitmap_layer(layer_id, png_data_url(warp(hours), ARRIVAL_RAMP), warp.bounds)
+    layer = raster_layer(layer_id, warp(hours), ARRIVAL_RAMP, warp.bounds, units="h", name="Flood arrival",
+                         step=1 / 360, nodata_text="never flooded (or outside the model)")
     m = re.search(r">=\s*([0-9.]+)\s*m", str(arr.attrs.get("long_name", "")))
     title = "Flood arrival" + (f" (depth ≥ {m.group(1)} m)" if m else "")
     return LayerSet(layers=[layer], legends=[ARRIVAL_RAMP.legend(layer_id, title, "h")], label=label,

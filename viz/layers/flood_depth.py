@@ -4,7 +4,9 @@ Depths are coloured by :data:`DEPTH_RAMP` (metres); cells shallower than its
 first stop (0.05 m) and cells outside the domain (NaN) are transparent.
 The time series is thinned to at most ``max_frames`` frames (default 37: a
 6 h run saved every 10 min keeps all), always keeping the first and the
-last.  Measured on real runs: a palette-PNG frame averages ~28 kB for
+last.  The page opens on the kept frame with the largest flooded area
+(cells at or above the ramp's first stop, i.e. drawn), whose slider label
+says so.  Every frame carries its depths for the hover read-out (1 mm steps).  Measured on real runs: a palette-PNG frame averages ~28 kB for
 Futian+Luohu at 30 m (821×467 cells) and ~44 kB for the whole city at
 90 m (1011×580), so a 37-frame page is the 4.3 MB bundle plus ~1.7–2.4 MB.
 """
@@ -16,7 +18,7 @@ import xarray as xr
 
 from twin.errors import ValidationError
 from viz.layers import register
-from viz.layers._raster import MAX_PX, MercatorWarp, Ramp, bitmap_layer, png_data_url
+from viz.layers._raster import MAX_PX, MercatorWarp, Ramp, raster_frame, raster_layer
 from viz.scene import LayerSet
 
 #: Depth colour ramp (m): pale blue for shallow water to purple for > 2 m.
@@ -29,6 +31,10 @@ DEPTH_RAMP = Ramp([
     (2.0, (70, 25, 140, 245)),
     (4.0, (120, 0, 95, 255)),
 ])
+
+
+#: Depth read-out step on the page (m).
+DEPTH_STEP_M = 0.001
 
 
 def frame_indices(n: int, max_frames: int) -> list[int]:
@@ -84,22 +90,46 @@ def flood_depth(ds, *, max_frames: int = 37, max_px: int = MAX_PX, layer_id: str
     warp = warp or MercatorWarp.for_grid(depth.isel(time=0), max_px=max_px)
     times = np.asarray(depth["time"].values, dtype=float)
     keep = frame_indices(len(times), max_frames)
-    urls = [png_data_url(warp(depth.values[i]), DEPTH_RAMP) for i in keep]
-    layer = bitmap_layer(layer_id, urls[0], warp.bounds)
-    frames = [{}] + [{"image": u} for u in urls[1:]]  # frame 0 is the layer's own image
+    first_stop = float(DEPTH_RAMP.values[0])
+    patches, wet = [], []
+    for i in keep:
+        v = warp(depth.values[i])
+        wet.append(int(np.count_nonzero(np.asarray(depth.values[i]) >= first_stop)))
+        patches.append(raster_frame(v, DEPTH_RAMP, units="m", name="Water depth", step=DEPTH_STEP_M,
+                                    below_text="dry", nodata_text="outside the model"))
+    layer = raster_layer(layer_id, warp(depth.values[keep[0]]), DEPTH_RAMP, warp.bounds, units="m",
+                         name="Water depth", step=DEPTH_STEP_M, below_text="dry",
+                         nodata_text="outside the model")
+    frames = [{}] + patches[1:]  # frame 0 is the layer's own image and values
     t = [float(times[i]) for i in keep]
+    initial = largest_flooded_frame(wet)
+    labels = [time_label(v) for v in t]
+    if wet[initial] > 0:
+        labels[initial] += " — largest flooded area"
     return LayerSet(layers=[layer], legends=[DEPTH_RAMP.legend(layer_id, "Water depth", "m")],
-                    label=label, times_s=t, labels=[time_label(v) for v in t],
-                    frames={layer_id: frames}, bounds=warp.bounds)
+                    label=label, times_s=t, labels=labels, frames={layer_id: frames},
+                    bounds=warp.bounds, initial_frame=initial)
+
+
+def largest_flooded_frame(wet_cells) -> int:
+    """Index of the frame with the most wet cells (the first of equals; 0 when all are dry)."""
+    wet = np.asarray(wet_cells)
+    return int(np.argmax(wet)) if wet.size else 0
 
 
 @register("flood_max_depth")
 def flood_max_depth(ds, *, max_px: int = MAX_PX, layer_id: str = "flood_max_depth",
                     warp: MercatorWarp | None = None, label: str = "Maximum depth",
                     visible: bool = False, legend: bool = True) -> LayerSet:
-    """Maximum depth of a run (``max_depth``, m), same colours as ``flood_depth``; hidden at first."""
+    """Maximum depth of a run (``max_depth``, m), same colours as ``flood_depth``; hidden at first.
+
+    It always has its legend, so the page keeps one when only this layer is
+    shown; a scene merges it with the depth frames' legend (same ramp) into
+    one item.  ``legend`` is accepted for compatibility and no longer drops it.
+    """
     mx = _grid_var(ds, "max_depth")
     warp = warp or MercatorWarp.for_grid(mx, max_px=max_px)
-    layer = bitmap_layer(layer_id, png_data_url(warp(mx.values), DEPTH_RAMP), warp.bounds)
-    legends = [DEPTH_RAMP.legend(layer_id, "Maximum depth", "m")] if legend else []
+    layer = raster_layer(layer_id, warp(mx.values), DEPTH_RAMP, warp.bounds, units="m", name="Maximum depth",
+                         step=DEPTH_STEP_M, below_text="dry", nodata_text="outside the model")
+    legends = [DEPTH_RAMP.legend(layer_id, "Maximum depth", "m")]
     return LayerSet(layers=[layer], legends=legends, label=label, visible=visible, bounds=warp.bounds)

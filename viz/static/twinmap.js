@@ -11,8 +11,14 @@
  *     cmp.a, cmp.b (maps), cmp.showDiff(bool) -> Promise, cmp.diffShown
  *   window.twinReady === true once every mounted map drew its first frame.
  *
- * A scene is {title, view, layers: [deck.gl layer JSON], legends, toggles, timeline};
- * timeline.frames[layerId][i] is a patch of that layer's props for frame i.
+ * A scene is {title, view, layers: [deck.gl layer JSON], legends, toggles, timeline, fonts};
+ * timeline.frames[layerId][i] is a patch of that layer's props for frame i and
+ * timeline.initial the frame the map opens on.  fonts: [{family, url}] are
+ * registered (FontFace) and loaded before any layer draws, so text layers'
+ * glyph atlases hold real glyphs.  A layer with a `twinValues` prop (see
+ * viz/layers/_raster.py value_grid) shows its value under the cursor.
+ * A layer with a `twinMinZoom` prop is drawn only from that zoom on (street names).
+ * The map keeps a scale bar (.tm-scale) in step with the zoom.
  * opts: {onViewState(vs), onFrame(i), frameMs, controls (default true)}.
  */
 (function (global) {
@@ -30,6 +36,8 @@
     '.tm-bar{height:10px;border:1px solid #999;margin:0 8px}',
     '.tm-ticks{position:relative;height:14px;font-size:10px;margin:0 8px}',
     '.tm-ticks span{position:absolute;transform:translateX(-50%);white-space:nowrap}',
+    '.tm-cats{display:grid;grid-template-columns:repeat(3,1fr);column-gap:4px}',
+    '.tm-cats div{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}',
     '.tm-swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border:1px solid #666;vertical-align:middle}',
     '.tm-layers{top:8px;right:8px}',
     '.tm-layers label{display:block;white-space:nowrap}',
@@ -40,8 +48,103 @@
     '.tm-panes{display:flex;flex:1;min-height:0}',
     '.tm-pane{position:relative;flex:1;height:100%;border-left:2px solid #333}',
     '.tm-pane:first-child{border-left:none}',
-    '.tm-cmpbar{padding:4px 8px;background:#f3f3f3;border-bottom:1px solid #999}'
+    '.tm-cmpbar{padding:4px 8px;background:#f3f3f3;border-bottom:1px solid #999}',
+    '.tm-scale{position:absolute;z-index:2;left:8px;bottom:8px;font-size:11px;color:#222;pointer-events:none}',
+    '.tm-scale.tm-above{bottom:54px}',
+    '.tm-scale-bar{height:5px;border:1.5px solid #222;border-top:none;background:rgba(255,255,255,.7)}',
+    '.tm-scale-text{text-shadow:0 0 3px #fff,0 0 3px #fff}'
   ].join('\n');
+
+  var EARTH_CIRCUMFERENCE_M = 40075016.686;  // WGS 84 equator, the web-mercator sphere
+
+  // Metres on the ground per CSS pixel at a latitude and zoom (deck.gl: the world is 512 * 2^zoom px wide).
+  function metresPerPixel(lat, zoom) {
+    return EARTH_CIRCUMFERENCE_M * Math.cos(lat * Math.PI / 180) / (512 * Math.pow(2, zoom));
+  }
+
+  // The longest 1, 2 or 5 x 10^n metres not wider than maxPx: {metres, px, text}.
+  function scaleBar(lat, zoom, maxPx) {
+    var mpp = metresPerPixel(lat, zoom), target = mpp * maxPx;
+    var p = Math.pow(10, Math.floor(Math.log10(target))), nice = p;
+    [2, 5, 10].forEach(function (k) { if (k * p <= target) nice = k * p; });
+    var text = nice >= 1000 ? (nice / 1000) + ' km' : nice + ' m';
+    return {metres: nice, px: nice / mpp, text: text};
+  }
+
+  function mercY(lat) {
+    var r = Math.max(Math.min(lat, 85), -85) * Math.PI / 180;
+    return Math.log(Math.tan(Math.PI / 4 + r / 2));
+  }
+
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
+    });
+  }
+
+  // ---------------------------------------------------------- raster values (twinValues)
+
+  var valueCodes = new WeakMap();  // twinValues object -> Promise of its Uint16Array codes
+
+  function decodeValues(tv) {
+    if (!tv || typeof tv !== 'object' || !tv.data) return null;
+    var p = valueCodes.get(tv);
+    if (p) return p;
+    var bin = atob(tv.data), bytes = new Uint8Array(bin.length);
+    for (var k = 0; k < bin.length; k++) bytes[k] = bin.charCodeAt(k);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
+    p = new Response(stream).arrayBuffer().then(function (buf) {
+      tv._codes = new Uint16Array(buf);
+      return tv._codes;
+    });
+    valueCodes.set(tv, p);
+    return p;
+  }
+
+  function valueDecimals(scale) {
+    return Math.max(0, Math.min(3, Math.ceil(-Math.log10(scale * 10) - 1e-9)));
+  }
+
+  // What a raster layer holds at lon/lat: null outside its bounds, else {name, text, value}.
+  function rasterValue(layer, lon, lat) {
+    var tv = layer.props.twinValues, b = layer.props.bounds;
+    if (!tv || !tv._codes || !b || b.length !== 4) return null;
+    if (!(lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3])) return null;
+    var u = (lon - b[0]) / (b[2] - b[0]);
+    var v = (mercY(b[3]) - mercY(lat)) / (mercY(b[3]) - mercY(b[1]));
+    var col = Math.min(tv.w - 1, Math.max(0, Math.floor(u * tv.w)));
+    var row = Math.min(tv.h - 1, Math.max(0, Math.floor(v * tv.h)));
+    var code = tv._codes[row * tv.w + col], text, value = null;
+    if (code === 65535) text = tv.nodataText || 'no data';
+    else if (code === 65534) {
+      text = (tv.belowText || 'below') + ' (< ' + tv.below + (tv.units ? ' ' + tv.units : '') + ')';
+    } else {
+      value = tv.offset + tv.scale * code;
+      text = value.toFixed(valueDecimals(tv.scale)) + (tv.units ? ' ' + tv.units : '');
+    }
+    return {name: tv.name || layer.id, text: text, value: value, row: row, col: col};
+  }
+
+  // ---------------------------------------------------------- fonts
+
+  var fontLoads = {};  // family -> Promise
+
+  function loadFonts(fonts) {
+    if (!fonts || !fonts.length) return Promise.resolve();
+    if (typeof FontFace === 'undefined' || !document.fonts) return Promise.resolve();
+    return Promise.all(fonts.map(function (f) {
+      if (!fontLoads[f.family]) {
+        var face = new FontFace(f.family, 'url(' + f.url + ')');
+        document.fonts.add(face);
+        fontLoads[f.family] = face.load().then(function () {
+          return document.fonts.load('16px "' + f.family + '"');
+        }).catch(function (err) {
+          console.error('TwinMap: label font ' + f.family + ' did not load:', err && err.message || err);
+        });
+      }
+      return fontLoads[f.family];
+    }));
+  }
 
   var converter = null;
   var maps = [];
@@ -93,11 +196,12 @@
     global.twinReady = maps.length > 0 && maps.every(function (m) { return m.ready; });
   }
 
+  var TIP_STYLE = {backgroundColor: 'rgba(30,30,30,.85)', color: '#fff', fontSize: '12px', padding: '6px'};
+
   function tooltip(info) {
     var o = info && info.object;
     var html = o && (o.tooltip || (o.properties && o.properties.tooltip));
-    return html ? {html: html, style: {backgroundColor: 'rgba(30,30,30,.85)', color: '#fff',
-      fontSize: '12px', padding: '6px'}} : null;
+    return html ? {html: html, style: TIP_STYLE} : null;
   }
 
   // ------------------------------------------------------------------ one map
@@ -116,6 +220,7 @@
     this.hidden = {};
     this._waiters = [];
     this._images = {};
+    this._sceneSet = false;
     var v = scene.view || {longitude: 0, latitude: 0, zoom: 1};
     this.viewState = {longitude: v.longitude, latitude: v.latitude, zoom: v.zoom,
       pitch: v.pitch || 0, bearing: v.bearing || 0};
@@ -125,7 +230,7 @@
       viewState: this.viewState,
       controller: true,
       layers: [],
-      getTooltip: tooltip,
+      getTooltip: function (info) { return self._tooltip(info); },
       onViewStateChange: function (e) {
         self.setView(e.viewState);
         if (self.opts.onViewState) self.opts.onViewState(e.viewState);
@@ -135,8 +240,50 @@
     });
     maps.push(this);
     updateReady();
+    this._scale = el('div', 'tm-scale', this.root);
+    this._scaleBar = el('div', 'tm-scale-bar', this._scale);
+    this._scaleText = el('div', 'tm-scale-text', this._scale);
+    this._updateScale();
     this.setScene(scene);
   }
+
+  // Vector object tooltip, then the value of every shown raster under the cursor (top layer first).
+  TwinMapView.prototype._tooltip = function (info) {
+    var base = tooltip(info), lines = [];
+    var c = info && info.coordinate;
+    if (c) {
+      var layers = (this.deck.props.layers || []).slice().reverse();
+      layers.forEach(function (layer) {
+        if (!layer || layer.props.visible === false || !layer.props.twinValues) return;
+        var r = rasterValue(layer, c[0], c[1]);
+        if (r) lines.push('<b>' + escapeHtml(r.name) + '</b>: ' + escapeHtml(r.text));
+      });
+    }
+    if (!base && !lines.length) return null;
+    var html = (base ? base.html : '') + (base && lines.length ? '<br/>' : '') + lines.join('<br/>');
+    return {html: html, style: TIP_STYLE};
+  };
+
+  // Values under a lon/lat of every shown raster layer: [{layer, name, text, value, row, col}], top first.
+  TwinMapView.prototype.valuesAt = function (lon, lat) {
+    var out = [];
+    (this.deck.props.layers || []).slice().reverse().forEach(function (layer) {
+      if (!layer || layer.props.visible === false || !layer.props.twinValues) return;
+      var r = rasterValue(layer, lon, lat);
+      if (r) { r.layer = layer.id; out.push(r); }
+    });
+    return out;
+  };
+
+  TwinMapView.prototype._updateScale = function () {
+    if (!this._scale) return;
+    var s = scaleBar(this.viewState.latitude, this.viewState.zoom, 110);
+    this._scaleBar.style.width = s.px.toFixed(1) + 'px';
+    this._scaleText.textContent = s.text;
+    this._scale.dataset.metres = String(s.metres);
+    this._scale.dataset.px = s.px.toFixed(3);
+    this._scale.classList.toggle('tm-above', !!this._slider);
+  };
 
   TwinMapView.prototype._allLoaded = function () {
     try {
@@ -176,6 +323,19 @@
     this.viewState = {longitude: vs.longitude, latitude: vs.latitude, zoom: vs.zoom,
       pitch: vs.pitch || 0, bearing: vs.bearing || 0};
     this.deck.setProps({viewState: this.viewState});
+    this._updateScale();
+    if (this._order && this._zoomKey() !== this._lastZoomKey) this.deck.setProps({layers: this._layers()});
+  };
+
+  TwinMapView.prototype._zoomShows = function (layer) {
+    var z = layer.props.twinMinZoom;
+    return !(typeof z === 'number' && this.viewState.zoom < z);
+  };
+
+  // Which zoom-limited layers the current zoom shows (layers are rebuilt when it changes).
+  TwinMapView.prototype._zoomKey = function () {
+    var self = this;
+    return this._order.map(function (id) { return self._zoomShows(self._base[id]) ? 1 : 0; }).join('');
   };
 
   TwinMapView.prototype.setScene = function (scene) {
@@ -194,7 +354,13 @@
     });
     var tl = scene.timeline;
     this.frameCount = tl && tl.times_s ? tl.times_s.length : 0;
-    if (this.frame >= this.frameCount) this.frame = 0;
+    var initial = tl && tl.initial >= 0 && tl.initial < this.frameCount ? tl.initial : 0;
+    if (!this._sceneSet || !(this.frame < this.frameCount)) this.frame = initial;
+    this._sceneSet = true;
+    this._fonts = loadFonts(scene.fonts);
+    this._baseValues = Promise.all(this._order.map(function (id) {
+      return decodeValues(self._base[id].props.twinValues);
+    }));
     this._buildControls();
     return this.setFrame(this.frame, {silent: true});
   };
@@ -213,7 +379,7 @@
         else plain[k] = v;
       });
       var conv = getConverter().convert(plain) || {};
-      var waits = [];
+      var waits = [decodeValues(conv.twinValues)];
       Object.keys(images).forEach(function (k) {
         var img = new Image();
         img.src = images[k];
@@ -227,11 +393,12 @@
 
   TwinMapView.prototype._layers = function () {
     var self = this;
+    this._lastZoomKey = this._zoomKey();
     return this._order.map(function (id) {
       var layer = self._base[id];
       var p = self.frameCount ? self._patch(id, self.frame) : null;
       var props = p ? Object.assign({}, p.props) : {};
-      props.visible = !self.hidden[id] && (layer.props.visible !== false);
+      props.visible = !self.hidden[id] && (layer.props.visible !== false) && self._zoomShows(layer);
       return layer.clone(props);
     });
   };
@@ -247,6 +414,7 @@
       var p = self.frameCount ? self._patch(id, i) : null;
       return p ? p.decoded : null;
     });
+    waits.push(this._fonts, this._baseValues);
     return Promise.all(waits).then(function () {
       self.frame = i;
       self.deck.setProps({layers: self._layers()});
@@ -326,19 +494,22 @@
       this._slider.addEventListener('input', function () { self.setFrame(Number(self._slider.value)); });
       this._play.addEventListener('click', function () { self.togglePlay(); });
     }
+    this._updateScale();
     this._syncControls();
   };
 
   TwinMapView.prototype._legend = function (box, L) {
     var parent = el('div', 'tm-legend-item', box);
     parent.dataset.layer = L.layer;
+    parent.dataset.layers = (L.layers && L.layers.length ? L.layers : [L.layer]).join(',');
     this._legendItems.push(parent);
     el('h4', null, parent, L.title + (L.units ? ' (' + L.units + ')' : ''));
     var stops = L.stops || [];
     var numeric = stops.length > 1 && stops.every(function (s) { return typeof s[0] === 'number'; });
     if (!numeric) {
+      var cats = stops.length > 6 ? el('div', 'tm-cats', parent) : parent;
       stops.forEach(function (s) {
-        var row = el('div', null, parent);
+        var row = el('div', null, cats);
         el('span', 'tm-swatch', row).style.background = rgba(s[1]);
         row.appendChild(document.createTextNode(String(s[0])));
       });
@@ -359,8 +530,11 @@
   TwinMapView.prototype._syncControls = function () {
     var self = this;
     Object.keys(this._checks || {}).forEach(function (id) { self._checks[id].checked = !self.hidden[id]; });
-    (this._legendItems || []).forEach(function (item) {  // a legend shows while its layer does
-      item.style.display = self.hidden[item.dataset.layer] ? 'none' : '';
+    (this._legendItems || []).forEach(function (item) {  // a legend shows while one of its layers does
+      var shown = item.dataset.layers.split(',').some(function (id) {
+        return (id in self._base) && !self.hidden[id] && self._base[id].props.visible !== false;
+      });
+      item.style.display = shown ? '' : 'none';
     });
     if (this._legendBox) {
       this._legendBox.style.display = this._legendItems.some(function (i) {
@@ -425,6 +599,7 @@
     };
     this.a = new TwinMapView(paneA, sceneA, linked('b'));
     this.b = new TwinMapView(paneB, sceneB, linked('a'));
+    this._syncB();
     if (bar) {
       this._diffBox = el('input', null, bar);
       this._diffBox.type = 'checkbox';
@@ -437,13 +612,25 @@
     if (!this.diffScene) return Promise.reject(new Error('TwinMap.compare: no difference scene'));
     this.diffShown = !!on;
     if (this._diffBox) this._diffBox.checked = this.diffShown;
-    return this.b.setScene(this.diffShown ? this.diffScene : this.sceneB);
+    var self = this;
+    return this.b.setScene(this.diffShown ? this.diffScene : this.sceneB).then(function () {
+      return self._syncB();
+    });
+  };
+
+  // B shows the frame nearest A's time (each opens on its own initial frame otherwise).
+  Compare.prototype._syncB = function () {
+    var a = this.a, b = this.b;
+    if (!a.frameCount || !b.frameCount) return Promise.resolve(b.frame);
+    return b.setFrame(nearestIndex(b.scene.timeline.times_s, a.frameTime()), {silent: true});
   };
 
   global.TwinMap = {
     mount: function (container, scene, opts) { return new TwinMapView(container, scene, opts); },
     compare: function (container, a, b, diff, opts) { return new Compare(container, a, b, diff, opts); },
-    maps: maps
+    maps: maps,
+    scaleBar: scaleBar,
+    metresPerPixel: metresPerPixel
   };
   global.twinReady = false;
 })(typeof window !== 'undefined' ? window : this);

@@ -1,0 +1,101 @@
+"""Map labels: one helper that makes a deck.gl ``TextLayer`` drawn with the page's CJK label font.
+
+Every label layer of a scene uses the family :data:`viz.fonts.LABEL_FAMILY`;
+:meth:`viz.scene.Scene.to_json` gathers the characters of all of them,
+embeds the font cut to exactly those characters (``fonts`` of the scene
+JSON) and sets every label layer's ``characterSet`` to them, so the page
+builds one glyph atlas (see :mod:`viz.fonts`).  Each label keeps a Latin
+alternative (``latin``: pinyin, numbers, ids) used when no CJK font is
+installed.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+from viz.fonts import LABEL_FAMILY
+
+#: Label styles: size (px), colour, outline colour, font weight.
+STYLES = {
+    "district": (15, (25, 35, 90, 255), (255, 255, 255, 235), "bold"),
+    "road": (11, (70, 50, 20, 255), (255, 255, 255, 230), "normal"),
+    "metro_line": (12, None, (255, 255, 255, 240), "bold"),
+    "station": (10, (40, 40, 40, 255), (255, 255, 255, 230), "normal"),
+    "sensor": (10, (20, 20, 20, 255), (255, 255, 255, 230), "normal"),
+}
+
+
+def label_rows(items) -> list[dict]:
+    """Label data rows from ``(lon, lat, text, latin[, colour[, tooltip]])`` tuples (or dicts with those keys).
+
+    Rows with no text or no finite position are left out.
+    """
+    rows = []
+    for it in items:
+        if isinstance(it, dict):
+            lon, lat, text = it.get("lon"), it.get("lat"), it.get("text")
+            latin, colour, tip = it.get("latin", ""), it.get("colour"), it.get("tooltip")
+        else:
+            lon, lat, text, latin, *rest = it
+            colour = rest[0] if rest else None
+            tip = rest[1] if len(rest) > 1 else None
+        if not text or lon is None or lat is None or not (math.isfinite(lon) and math.isfinite(lat)):
+            continue
+        row = {"p": [round(float(lon), 6), round(float(lat), 6)], "t": str(text), "l": str(latin or "")}
+        if colour is not None:
+            row["c"] = [int(v) for v in colour][:4] + [255] * (4 - len(colour))
+        if tip:
+            row["tooltip"] = tip
+        rows.append(row)
+    return rows
+
+
+def label_layer(layer_id: str, items, *, style: str = "district", size: float | None = None,
+                pickable: bool = False, offset: tuple[float, float] = (0.0, 0.0),
+                min_zoom: float | None = None) -> dict:
+    """deck.gl ``TextLayer`` JSON of labels in the page's label font.
+
+    Parameters
+    ----------
+    layer_id : str
+        The layer's id.
+    items : iterable
+        ``(lon, lat, text, latin[, colour[, tooltip]])`` or dicts (see :func:`label_rows`);
+        ``latin`` is what is drawn without a CJK font ("" drops the label then).
+    style : str
+        A key of :data:`STYLES` (size, colour, outline, weight).
+    size : float or None
+        Text height in pixels (default: the style's).
+    pickable : bool
+        Hover shows a row's ``tooltip`` (escaped HTML) when it has one.
+    offset : (dx, dy)
+        Pixel offset of the text from its point (e.g. beside a dot).
+    min_zoom : float or None
+        Drawn only from this zoom on (``twinMinZoom``: street names would crowd a city view).
+    """
+    px, colour, outline, weight = STYLES[style]
+    rows = label_rows(items)
+    layer = {
+        "@@type": "TextLayer", "id": layer_id, "data": rows,
+        "getPosition": "@@=p", "getText": "@@=t",
+        "getColor": "@@=c" if colour is None or any("c" in r for r in rows) else list(colour),
+        "getSize": float(size or px), "sizeUnits": "pixels",
+        "fontFamily": LABEL_FAMILY, "fontWeight": weight, "characterSet": "",
+        "fontSettings": {"sdf": True, "fontSize": 48, "buffer": 6, "radius": 10},
+        "outlineWidth": 4, "outlineColor": list(outline),
+        "getTextAnchor": "middle" if not offset[0] else "start", "getAlignmentBaseline": "center",
+        "getPixelOffset": [float(offset[0]), float(offset[1])],
+        "pickable": bool(pickable),
+    }
+    if min_zoom is not None:
+        layer["twinMinZoom"] = float(min_zoom)
+    if colour is not None and layer["getColor"] == "@@=c":
+        for r in rows:
+            r.setdefault("c", list(colour))
+    return layer
+
+
+def escape(text) -> str:
+    """HTML-escaped text for a tooltip."""
+    return html.escape(str(text))
