@@ -16,6 +16,7 @@ the edges, m/s inside.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -429,6 +430,20 @@ class FloodModel(Component):
         self.n_steps += int(n)
         self.cell_updates += int(n) * self.h.size
         self._h_max_now = float(hm)
+
+    def warm_up(self) -> float:
+        """Compile the time loop for this model's argument types, or load it from numba's cache; returns s.
+
+        The loop is called once with room for no step, so the state is unchanged
+        (a run is bit-identical with or without this call); the first real step
+        then starts at once, and a caller can time the model apart from the
+        compiling (``compile_s`` of :func:`physics.flood_city.run_city_flood`).
+        The exact argument types matter (precision, read-only arrays): a tiny
+        stand-in model could compile another specialisation.
+        """
+        t0 = time.perf_counter()
+        self._advance(self.t, max_steps=0)
+        return time.perf_counter() - t0
 
     def _next_change(self) -> float:
         nxt = self.rain.next_change(self.t)

@@ -128,6 +128,10 @@ def flood_summary(ds: xr.Dataset, *, hitrate: dict | None = None) -> dict:
         "max_depth_m": float(np.nanmax(md)) if imax is not None else None,
         "max_depth_at": where,
         "run_time_s": wall,
+        # compiling (or loading from numba's cache) the kernels, apart from the time loop: the
+        # cell-update rate is the loop's alone (a first run's compile is not the model's speed)
+        "compile_s": float(ds.attrs.get("compile_s", float("nan"))),
+        "model_wall_s": float(ds.attrs.get("model_wall_s", wall)),
         "steps": int(ds.attrs.get("steps", 0)),
         "cell_updates": int(ds.attrs.get("cell_updates", 0)),
         "cell_updates_per_s": float(ds.attrs.get("cell_updates_per_s", float("nan"))),

@@ -73,6 +73,14 @@ def load_run(ds_or_path) -> tuple[xr.Dataset, dict | None, Path | None]:
 
 
 # ----------------------------------------------------------------------------- numbers
+def _finite_or_none(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _f(v: Any, fmt: str = ".3g", unit: str = "") -> str:
     if v is None:
         return "–"
@@ -183,13 +191,18 @@ def _param_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
     for key, label in (("domain", "domain"), ("buffer_m", "buffer around the districts (m)")):
         if key in a:
             rows.append((label, html.escape(str(a[key]))))
-    steps, wall, cups = a.get("steps"), a.get("wall_time_s"), a.get("cell_updates_per_s")
+    steps, cups = a.get("steps"), a.get("cell_updates_per_s")
+    wall, model_s, comp = (_finite_or_none(a.get(k)) for k in ("wall_time_s", "model_wall_s", "compile_s"))
     if steps:
         perf = f"{int(steps):,} time steps"
-        if wall is not None and math.isfinite(float(wall)):
-            perf += f" in {float(wall):.1f} s wall time"
+        if model_s is not None:
+            perf += f" in {model_s:.1f} s"
+        elif wall is not None:
+            perf += f" in {wall:.1f} s wall time"
         if cups is not None and math.isfinite(float(cups)):
             perf += f" ({float(cups) / 1e6:.1f} M cell-updates/s)"
+        if comp is not None:
+            perf += f"; compiling or loading the kernels took {comp:.1f} s more"
         rows.append(("computation", perf))
     if a.get("cite_as"):
         rows.append(("method references", html.escape(str(a["cite_as"]))))

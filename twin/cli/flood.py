@@ -173,7 +173,8 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
         echo_json(pipeline.clean_json(s))
         return
     fa = s["flooded_area_max_km2"]
-    click.echo(f"done in {s['run_time_s']:.1f} s: {s['steps']} steps, "
+    click.echo(f"done in {s['run_time_s']:.1f} s (kernels compiled or loaded {s['compile_s']:.1f} s, model "
+               f"{s['model_wall_s']:.1f} s): {s['steps']} steps, "
                f"{s['cell_updates_per_s'] / 1e6:.1f} M cell-updates/s, balance error "
                f"{s['volume_balance_relative_error']:.1e}")
     click.echo(f"max depth {s['max_depth_m']:.2f} m; area ever >= 0.15 m: {fa['>=0.15m']:.1f} km², "
