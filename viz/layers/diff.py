@@ -61,7 +61,7 @@ def diff(a: xr.DataArray, b: xr.DataArray, *, title: str = "Max depth B − A", 
     v[np.abs(v) < threshold] = np.nan
     layer = bitmap_layer(layer_id, png_data_url(v, ramp), warp.bounds)
     # The read-out shows every difference, also those too small to colour.
-    layer["twinValues"] = value_grid(full, units=units, name=title, step=0.001 if units == "m" else None,
+    layer["twinValues"] = value_grid(full, units=units, name=title, step=0.01 if units == "m" else None,
                                      nodata_text="outside the model")
     return LayerSet(layers=[layer], legends=[ramp.legend(layer_id, title, units)], label=label,
                     bounds=warp.bounds)

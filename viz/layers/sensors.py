@@ -163,4 +163,13 @@ def sensors(registry, latest: dict[str, dict] | None = None, *, now: datetime | 
     lons = [p["lon"] for p in points]
     lats = [p["lat"] for p in points]
     bounds = (min(lons), min(lats), max(lons), max(lats)) if lons else None
-    return LayerSet(layers=[layer], legends=[legend], label=label, bounds=bounds)
+    return LayerSet(layers=[layer, sensor_labels_layer(points, layer_id=f"{layer_id}_ids")], legends=[legend],
+                    label=label, bounds=bounds)
+
+
+def sensor_labels_layer(points, *, layer_id: str = "sensors_ids") -> dict:
+    """TextLayer JSON of the sensor ids beside their dots (points as :func:`status_points_layer` takes)."""
+    from viz.layers._labels import label_layer
+
+    return label_layer(layer_id, [(p.get("lon"), p.get("lat"), p["id"], p["id"]) for p in points],
+                       style="sensor", offset=(9.0, 0.0))

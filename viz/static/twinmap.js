@@ -102,7 +102,7 @@
   }
 
   function valueDecimals(scale) {
-    return Math.max(0, Math.min(3, Math.ceil(-Math.log10(scale * 10) - 1e-9)));
+    return Math.max(0, Math.min(3, Math.ceil(-Math.log10(scale) - 1e-9)));
   }
 
   // What a raster layer holds at lon/lat: null outside its bounds, else {name, text, value}.
