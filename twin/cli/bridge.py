@@ -118,11 +118,23 @@ def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, brok
               help="Feed the ingestor of this store directly instead.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the messages to a JSON-lines file (replayable) instead.")
+@click.option("--register", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="STORE",
+              help="Put the devices with their positions into this store's sensor registry (the "
+                   "store of the `twin bridge run` that --broker feeds). Default: --store.")
+@click.option("--place/--no-place", default=True, show_default=True,
+              help="Give devices real sites from the city's data (rain gauges at Futian's "
+                   "waterlogging spots, gas detectors at metro stations, heat/smoke in buildings).")
 def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: float, seed: int,
-                 speed: str, broker: str | None, store: Path | None, out: Path | None) -> None:
+                 speed: str, broker: str | None, store: Path | None, out: Path | None,
+                 register: Path | None, place: bool) -> None:
     """Simulated devices (noise, drift, battery, dropouts) publishing readings.
 
-    Exactly one of --broker, --store or --out. Prints a JSON summary.
+    Exactly one of --broker, --store or --out. Prints a JSON summary. With --place (the
+    default) each device gets a real site, chosen with --seed from the data set
+    (hardware_bridge.sources.placement), registered in --register or --store so the console
+    draws it; devices whose kind has no site, or whose data is missing, stay unplaced (the
+    summary says which and why).
     """
     spd = _speed(speed)
     if sum(x is not None for x in (broker, store, out)) != 1:
@@ -141,6 +153,18 @@ def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: fl
         msgs = simulate(devs, start, duration, seed=seed)
         summary: dict[str, Any] = {"devices": devices, "minutes": minutes, "seed": seed,
                                    "start": start.isoformat()}
+        reg_dir = register if register is not None else store
+        if place:
+            from hardware_bridge.sources.placement import place_devices
+
+            placement = place_devices(devs, seed=seed)
+            summary["placement"] = placement.summary()
+            if reg_dir is not None and placement.sensors:
+                from twin.store import Store
+
+                with Store.open(reg_dir) as st:
+                    summary["placement"]["registered"] = st.put_sensors(placement.sensors)
+                summary["placement"]["store"] = str(reg_dir)
         if out is not None:
             n = 0
             with open(out, "w", encoding="utf-8") as fh:
@@ -237,14 +261,23 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
             hits = st.count_dead_letters(hits=True)
             dead = st.dead_letters()[-limit:][::-1] if limit else []
             rows = _stream_rows(st.db_path)
+            latest = {o.datastream_id: o for o in st.latest_observations()}
             alert_counts, alert_rows = _alert_rows(st.db_path, min_severity, n_alerts)
+    from hardware_bridge.display import format_reading
+
     streams = []
     for ds, n, first, last, last_rt in rows:
         age = (when - parse_utc(last)).total_seconds()
         is_status = ds.endswith("/status")  # device status rows: not a measurement stream
+        o = latest.get(ds)
+        kind = ds.split("/")[1] if "/" in ds else ""
+        # the latest reading as operators read it (display units); SI value/unit kept for scripts
+        shown = "" if o is None or is_status or o.value is None else format_reading(kind, o.value, o.unit)
         streams.append({"datastream": ds, "count": n, "first": first, "last": last,
                         "last_result_time": last_rt, "age_s": round(age, 1),
-                        "stale": (not is_status) and age > stale_after_s})
+                        "stale": (not is_status) and age > stale_after_s,
+                        "latest": shown, "latest_si": None if o is None else o.value,
+                        "unit_si": None if o is None else o.unit})
     report = {
         "store": str(store),
         "observations": sum(s["count"] for s in streams),
@@ -273,9 +306,9 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
     con.print(f"[bold]{store}[/bold]: {report['observations']} observations in "
               f"{len(streams)} datastreams, {len(report['stale'])} stale "
               f"(> {stale_after_s:g} s), {n_dead} dead letters ({hits} deliveries)")
-    t = Table("datastream", "count", "first", "last", "age s", "stale")
+    t = Table("datastream", "count", "latest", "first", "last", "age s", "stale")
     for s in streams:
-        t.add_row(s["datastream"], str(s["count"]), s["first"], s["last"], f"{s['age_s']:.0f}",
+        t.add_row(s["datastream"], str(s["count"]), s["latest"], s["first"], s["last"], f"{s['age_s']:.0f}",
                   "STALE" if s["stale"] else "")
     con.print(t)
     con.print("alerts: " + ", ".join(f"{alert_counts[s]} {s}" for s in reversed(_SEVERITIES)))
