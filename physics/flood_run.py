@@ -12,6 +12,7 @@ surge, drainage, precision, the wave-depth cap...).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -142,6 +143,66 @@ class FloodRequest(FloodConsoleRequest):
         return self
 
 
+# ----------------------------------------------------------------------------- pre-check
+def _blame(message: str, default: str, candidates: tuple[str, ...]) -> str:
+    """The request field a set-up error names (the first of ``candidates`` in the message), else ``default``."""
+    return next((c for c in candidates if c in message), default)
+
+
+def check_flood(req: FloodRequest, city: Any = None) -> None:
+    """Every check the flood set-up makes on a request, run before anything starts (no grid is built).
+
+    Calls the set-up's own code on the request: the storm is built
+    (:func:`physics.flood_city.make_storm`: a design storm's length must be a
+    whole number of its blocks and within its records; method and peak
+    fraction), the districts and the per-district drainage names are looked
+    up in the city (:func:`twin.domain.pick_districts`), the DEM file must exist.
+
+    Raises
+    ------
+    twin.errors.RequestError
+        Naming the field (``hours``, ``peak_fraction``, ``districts``...) and its value.
+    """
+    from physics.flood_city import make_storm
+    from twin.domain import parse_districts, pick_districts
+    from twin.errors import ConfigError, DataMissingError, RequestError, ValidationError
+
+    the_city = None
+    if req.dem is None:
+        name = req.city or city or "shenzhen"
+        if isinstance(name, str):
+            from twin.city import City
+
+            try:
+                the_city = City(name)
+            except (ConfigError, DataMissingError) as exc:
+                raise RequestError(f"city={name!r}: {exc}", field="city", value=name) from exc
+        else:
+            the_city = name
+    elif not Path(req.dem).expanduser().is_file():
+        raise RequestError(f"dem={req.dem!r}: no such file", field="dem", value=req.dem)
+    storm = req.rain_mm_h if req.rain_mm_h is not None else (req.storm or _storms()[0])
+    try:
+        make_storm(storm, hours=req.hours, method=req.method, city=the_city, peak_fraction=req.peak_fraction)
+    except ValidationError as exc:
+        field = _blame(str(exc), "hours", ("peak_fraction", "method"))
+        raise RequestError(f"{field}={getattr(req, field)!r}: {exc}", field=field,
+                           value=getattr(req, field)) from exc
+    if the_city is None:
+        return
+    named = {"districts": parse_districts(req.districts) if req.districts is not None else []}
+    if isinstance(req.drainage_mm_h, dict):
+        named["drainage_mm_h"] = list(req.drainage_mm_h)
+    for field, names in named.items():
+        if not names:
+            continue
+        try:
+            pick_districts(the_city.districts(), names)
+        except ValidationError as exc:
+            raise RequestError(f"{field}={getattr(req, field)!r}: {exc}", field=field,
+                               value=getattr(req, field)) from exc
+
+
 # ----------------------------------------------------------------------------- run
 def setup_for(req: FloodRequest, city: Any = None) -> dict:
     """The model inputs of a request (:func:`physics.flood_city.city_flood_setup` or ``dem_flood_setup``)."""
@@ -253,8 +314,8 @@ FLOOD = register_kind(RunKind(
     run=run_flood, write=write_flood, layers=flood_layers, report_sections=flood_report_sections,
     output="flood.nc", cli_name="flood", command=_command, describe=describe,
     summary_keys=("max_depth_m", "flooded_area_max_km2", "steps", "run_time_s"),
-    duration_s=lambda req: req.hours * 3600.0,
+    duration_s=lambda req: req.hours * 3600.0, check=check_flood, compare="max_depth",
 ))
 
-__all__ = ["FLOOD", "FloodConsoleRequest", "FloodRequest", "default_output_every_s", "flood_layers",
+__all__ = ["FLOOD", "FloodConsoleRequest", "FloodRequest", "check_flood", "default_output_every_s", "flood_layers",
            "run_flood", "setup_for", "write_flood"]

@@ -64,3 +64,21 @@ class ClockError(TwinError, ValueError):
 
 class BrowserError(TwinError, RuntimeError):
     """Headless Chromium could not be started or driven."""
+
+
+class RequestError(ValidationError):
+    """A run request a model cannot run, found before it starts; names the ``field`` and ``value``.
+
+    Raised by a run kind's pre-check (:meth:`twin.runkinds.RunKind.check`), so a caller
+    (the console's ``POST /api/runs``, ``twin <kind> run``) can refuse the request and
+    point at the field to change.
+    """
+
+    def __init__(self, message: str, *, field: str, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class RunCancelled(TwinError):
+    """A run was cancelled while in progress (it stops at its next progress report)."""

@@ -44,7 +44,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from twin.errors import ValidationError
+from twin.errors import RequestError, RunCancelled, ValidationError
 
 MODEL_PACKAGES = ("physics", "agents", "scenarios")
 ENTRY_POINT_GROUP = "twin.models"
@@ -69,15 +69,40 @@ class RunContext:
     extras : dict
         What the runner hands on to its ``write``/``layers`` (e.g. the
         city's districts for a map); not stored.
+    cancel : threading.Event or callable() -> bool, optional
+        Set (or true) when the caller wants the run stopped: the next
+        :meth:`report` raises :class:`twin.errors.RunCancelled`, so every kind
+        stops at its next progress report without code of its own.
     """
 
     city: Any = None
     out_dir: Path | None = None
     progress: Progress | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    cancel: threading.Event | Callable[[], bool] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the caller asked the run to stop."""
+        c = self.cancel
+        if c is None:
+            return False
+        return c.is_set() if isinstance(c, threading.Event) else bool(c())
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`twin.errors.RunCancelled` if the caller asked the run to stop."""
+        if self.cancelled:
+            raise RunCancelled("the run was cancelled")
 
     def report(self, sim_s: float, duration_s: float, **more: Any) -> None:
-        """Report progress of the run (a no-op without a callback)."""
+        """Report progress of the run (a no-op without a callback).
+
+        Raises
+        ------
+        twin.errors.RunCancelled
+            When :attr:`cancel` is set: the run stops here.
+        """
+        self.check_cancelled()
         if self.progress is not None:
             self.progress({"phase": "running", "sim_s": float(sim_s), "duration_s": float(duration_s),
                            "fraction": min(1.0, sim_s / duration_s) if duration_s > 0 else 1.0, **more})
@@ -133,6 +158,18 @@ class RunKind:
         Summary entries the console shows for a finished run.
     duration_s : callable(request) -> float, optional
         Simulated length of a run (progress fractions).
+    check : callable(request, city) -> None, optional
+        Every check the model makes on a request that pydantic cannot make
+        alone (a storm length against its block length, district names
+        against the city's...), run by :meth:`precheck` before anything
+        starts: the pipeline and the console call it, so a request the
+        model would refuse mid-run is refused at once. Raise
+        :class:`twin.errors.RequestError` naming the field and the value
+        (a plain ``ValidationError`` is blamed on the whole request). Keep
+        it cheap (no grid, no model): it runs while the console's client waits.
+    compare : str, optional
+        Output variable whose B − A difference the console's A/B compare
+        shows (e.g. ``"max_depth"``); None: the first 2-D variable of :attr:`output`.
     """
 
     name: str
@@ -149,6 +186,8 @@ class RunKind:
     describe: Callable[[Mapping[str, Any]], str] | None = None
     summary_keys: tuple[str, ...] = ()
     duration_s: Callable[[Any], float] | None = None
+    check: Callable[[Any, Any], None] | None = None
+    compare: str | None = None
 
     @property
     def command_name(self) -> str:
@@ -179,6 +218,23 @@ class RunKind:
                                                                                  context=context)
         except pydantic.ValidationError as exc:
             raise ValidationError(f"{self.name} run: " + describe_errors(exc)) from None
+
+    def precheck(self, request: Any, city: Any = None) -> None:
+        """Run the kind's :attr:`check` on a validated request (nothing without one).
+
+        Raises
+        ------
+        twin.errors.RequestError
+            Naming the field and the value the model refuses.
+        """
+        if self.check is None:
+            return
+        try:
+            self.check(request, city)
+        except RequestError:
+            raise
+        except ValidationError as exc:
+            raise RequestError(f"{self.name} run: {exc}", field="request", value=None) from exc
 
     def describe_params(self, params: Mapping[str, Any]) -> str:
         if self.describe is not None:

@@ -244,3 +244,66 @@ def test_the_toy_is_drawn_on_its_offline_map(toy, tmp_path, chromium):
     assert changed.sum() > 0.1 * changed.size, changed.sum()
     r, _, bl = on[changed].mean(axis=0)
     assert bl > r + 40, (r, bl)
+
+
+def test_a_kinds_check_runs_before_anything_in_the_pipeline_and_the_console(toy, tmp_path, twin_data):
+    """A kind's ``check(request, city)`` refuses a request before the run starts, in the CLI's and the
+    console's path alike (the console answers 422 naming the field, never 202)."""
+    import dataclasses
+
+    from starlette.testclient import TestClient
+
+    from twin import pipeline
+    from twin.city import City
+    from twin.errors import RequestError
+    from viz.console import create_app
+
+    calls = []
+
+    def whole_hours(req, city):
+        calls.append(city)
+        if req.hours != int(req.hours):
+            raise RequestError(f"hours={req.hours}: the toy steps in whole hours", field="hours", value=req.hours)
+
+    base = runkinds.get_kind("toy_ponding")
+    runkinds.register_kind(dataclasses.replace(base, name="toy_checked", cli_name="toy-checked",
+                                               check=whole_hours))
+    try:
+        with pytest.raises(RequestError, match="whole hours") as err:
+            pipeline.run("toy_checked", {"hours": 1.5}, tmp_path / "cli")
+        assert err.value.field == "hours" and not (tmp_path / "cli").exists()
+        res = pipeline.run("toy_checked", {"hours": 2.0}, tmp_path / "ok", report=False, map=False)
+        assert res.summary["max_depth_m"] == pytest.approx(0.030)
+        auth = {"Authorization": "Bearer toy-token-0123456789"}
+        app = create_app(tmp_path / "store", token="toy-token-0123456789", runs_dir=tmp_path / "runs",
+                         city=City("shenzhen"), base_resolution=500)
+        with TestClient(app) as c:
+            r = c.post("/api/runs", headers=auth, json={"kind": "toy_checked", "hours": 1.5})
+            assert r.status_code == 422, r.text
+            assert (r.json()["field"], r.json()["value"]) == ("hours", 1.5) and "whole hours" in r.json()["reason"]
+            assert c.get("/api/runs").json()["runs"] == []
+        assert calls[-1] is app.state.console.city  # the console's city is handed to the check
+    finally:
+        runkinds.unregister_kind("toy_checked")
+
+
+def test_the_toy_is_cancelled_at_its_next_report(toy, tmp_path):
+    """Cancel needs no code in the model: ``ctx.report`` raises once the event is set."""
+    import threading
+
+    from twin import pipeline
+    from twin.errors import RunCancelled
+
+    cancel = threading.Event()
+    reports = []
+
+    def progress(p):
+        if p["phase"] == "running" and "sim_s" in p:
+            reports.append(p["sim_s"])
+            if p["sim_s"] > 0:
+                cancel.set()
+
+    with pytest.raises(RunCancelled):
+        pipeline.run("toy_ponding", {"hours": 2.0}, tmp_path / "run", progress=progress, cancel=cancel)
+    assert reports == [0.0, 1800.0]  # the third of its five reports raised
+    assert not (tmp_path / "run" / "ponding.nc").exists()

@@ -398,32 +398,86 @@ def test_feed_message_json_is_plain(console):
         json.dumps(m)
 
 
-def test_wrong_tokens_are_throttled(console):
-    from viz.console.auth import MAX_FAILURES
+def gate_request(token: str, client: str = "10.0.0.9"):
+    from starlette.requests import Request
 
+    return Request({"type": "http", "method": "POST", "path": "/", "client": (client, 5000),
+                    "headers": [(b"authorization", f"Bearer {token}".encode())]})
+
+
+def test_wrong_tokens_are_slowed_but_the_right_one_is_accepted_at_once(console):
+    """12 wrong tokens from the operator's own address: each later one waits longer; the right one never."""
+    import time
+
+    from viz.console.auth import FREE_FAILURES, MAX_DELAY_S, TokenGate
+
+    waited: list[float] = []
+
+    async def record(s: float) -> None:
+        waited.append(s)
+
+    console.app.state.console.gate = TokenGate(TOKEN, sleep=record)
     url = f"/api/alerts/{console.ids['warning']}/ack"
-    for _ in range(MAX_FAILURES):
-        assert console.post(url, headers={"Authorization": "Bearer guess-guess-guess"}).status_code == 403
-    r = console.post(url, headers=AUTH)  # even the right token waits now
-    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    for _ in range(12):
+        r = console.post(url, headers={"Authorization": "Bearer guess-guess-guess"})
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert len(waited) == 12 - FREE_FAILURES
+    assert waited == sorted(waited) and waited[0] > 0 and waited[-1] == MAX_DELAY_S
     assert acks(console.store_dir) == []
-    assert console.get("/api/alerts").status_code == 200  # reading is never throttled
+    t0 = time.perf_counter()
+    r = console.post(url, headers=AUTH)  # same client address (TestClient's), right token
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    assert time.perf_counter() - t0 < 2.0 and len(waited) == 12 - FREE_FAILURES  # it did not wait
+    assert console.get("/api/alerts").status_code == 200  # reading is never slowed
+
+
+def test_wrong_tokens_wait_in_real_time_one_at_a_time(monkeypatch):
+    """Real sleeps: a slowed wrong token takes its delay; parallel guesses queue, the right token does not."""
+    import asyncio
+    import time
+
+    from viz.console import auth
+
+    monkeypatch.setattr(auth, "BASE_DELAY_S", 0.1)
+    gate = auth.TokenGate(TOKEN)
+
+    async def scenario() -> tuple[float, float, float]:
+        for _ in range(auth.FREE_FAILURES):
+            assert (await gate.deny(gate_request("wrong-wrong-wrong"))).status_code == 403
+        t0 = time.perf_counter()
+        await gate.deny(gate_request("wrong-wrong-wrong"))  # the first slowed one: 0.1 s
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        wrong = [asyncio.ensure_future(gate.deny(gate_request("wrong-wrong-wrong"))) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        right = await gate.deny(gate_request(TOKEN))  # accepted while three guesses wait
+        ok_after = time.perf_counter() - t0
+        assert right is None and not any(w.done() for w in wrong)
+        await asyncio.gather(*wrong)
+        return one, ok_after, time.perf_counter() - t0
+
+    one, ok_after, three = asyncio.run(scenario())
+    assert one >= 0.1 and ok_after < 0.15
+    # 0.2 + 0.4 + 0.8 s one after another (sent together, they would have taken 0.8 s)
+    assert three >= 1.35
 
 
 def test_throttle_window_passes():
-    from starlette.requests import Request
+    import asyncio
 
-    from viz.console.auth import FAILURE_WINDOW_S, MAX_FAILURES, TokenGate
+    from viz.console.auth import FAILURE_WINDOW_S, FREE_FAILURES, TokenGate
 
     now = [1000.0]
-    gate = TokenGate(TOKEN, clock=lambda: now[0])
+    waited: list[float] = []
 
-    def request(token: str) -> Request:
-        return Request({"type": "http", "method": "POST", "path": "/", "client": ("10.0.0.9", 5000),
-                        "headers": [(b"authorization", f"Bearer {token}".encode())]})
+    async def record(s: float) -> None:
+        waited.append(s)
 
-    for _ in range(MAX_FAILURES):
-        assert gate.deny(request("wrong-wrong-wrong")).status_code == 403
-    assert gate.deny(request(TOKEN)).status_code == 429
+    gate = TokenGate(TOKEN, clock=lambda: now[0], sleep=record)
+    for _ in range(FREE_FAILURES + 3):
+        assert asyncio.run(gate.deny(gate_request("wrong-wrong-wrong"))).status_code == 403
+    assert gate.recent_failures("10.0.0.9") == FREE_FAILURES + 3 and len(waited) == 3
     now[0] += FAILURE_WINDOW_S + 1
-    assert gate.deny(request(TOKEN)) is None
+    assert gate.recent_failures("10.0.0.9") == 0
+    assert asyncio.run(gate.deny(gate_request("wrong-wrong-wrong"))).status_code == 403
+    assert len(waited) == 3  # the window passed: a typo is not slowed again

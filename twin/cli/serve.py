@@ -27,11 +27,21 @@ from twin.cli._util import user_errors
               help="Grid (m) of the basemap's hillshade.")
 @click.option("--stale-after", "stale_after_s", type=click.FloatRange(1.0), default=900.0,
               show_default=True, help="A datastream silent for longer shows as stale (s).")
-def serve(store_dir, host, port, token, runs_dir, city_name, base_resolution, stale_after_s) -> None:
+@click.option("--forwarded-allow-ips", default=None, metavar="IPS",
+              help="Behind a reverse proxy: the proxy's addresses (comma-separated, or '*'), whose "
+                   "X-Forwarded-For / X-Forwarded-Proto are trusted for the client's address. "
+                   "Default: trust no proxy headers (uvicorn would trust 127.0.0.1's).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also accept this Host header (the public name a reverse proxy passes on); "
+                   "repeatable. A loopback console otherwise accepts loopback names only.")
+def serve(store_dir, host, port, token, runs_dir, city_name, base_resolution, stale_after_s,
+          forwarded_allow_ips, allowed_hosts) -> None:
     """Serve the command console: live sensors, alerts with acknowledge, forecast runs and overlays.
 
     Example: TWIN_CONSOLE_TOKEN=... twin serve --store state/ --port 8765, then open
-    http://127.0.0.1:8765/ and type the token into the page to act.
+    http://127.0.0.1:8765/ and type the token into the page to act. Behind a reverse proxy on
+    this machine: twin serve --store state/ --forwarded-allow-ips 127.0.0.1 --allowed-host
+    twin.example.org (the page uses relative URLs, so a path prefix the proxy strips works too).
     """
     import uvicorn
 
@@ -41,12 +51,18 @@ def serve(store_dir, host, port, token, runs_dir, city_name, base_resolution, st
     with user_errors():
         token = check_token(token)
         check_bind(host, token)
+        hosts = None
+        if is_loopback(host):
+            hosts = sorted(set(loopback_hosts(host)) | set(allowed_hosts))
+        elif allowed_hosts:
+            hosts = sorted(set(allowed_hosts) | {host})
         app = create_app(store_dir, token=token, runs_dir=runs_dir, city=city_name,
-                         base_resolution=base_resolution, stale_after_s=stale_after_s,
-                         allowed_hosts=loopback_hosts(host) if is_loopback(host) else None)
+                         base_resolution=base_resolution, stale_after_s=stale_after_s, allowed_hosts=hosts)
     mode = "actions need the token" if token else "read-only (no --token)"
-    click.echo(f"twin console on http://{host}:{port}/ — {mode}; Ctrl-C stops", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    proxy = f"; proxy headers trusted from {forwarded_allow_ips}" if forwarded_allow_ips else ""
+    click.echo(f"twin console on http://{host}:{port}/ — {mode}{proxy}; Ctrl-C stops", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2,
+                proxy_headers=bool(forwarded_allow_ips), forwarded_allow_ips=forwarded_allow_ips or "")
 
 
 COMMAND = serve

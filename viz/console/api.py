@@ -14,14 +14,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from twin.errors import TwinError
+from twin.errors import RequestError, TwinError, ValidationError
 from twin.events import Event, Severity
 from twin.sensor_status import palette_json
 from viz.console.auth import TokenGate
 from viz.console.feed import Feed
 from viz.console.live import ACK_KIND, LiveState
 from viz.console.models import AckRequest, BodyError, parse_body, parse_run_body, read_body
-from viz.console.runs import Busy, RunManager
+from viz.console.runs import Busy, NoForecast, NotRunning, RunManager
 from viz.console.scenes import STATUS_COLORS, SceneCache, sensors_layer
 
 MAX_LIMIT = 1000
@@ -41,6 +41,21 @@ def _int_param(raw: str | None, field: str, default: int, lo: int, hi: int) -> i
         raise BodyError([{"field": field, "value": raw,
                           "reason": f"must be a whole number from {lo} to {hi}"}])
     return int(raw)
+
+
+def _run_id(raw: str | None, field: str) -> int:
+    if raw is None or not raw.isdigit() or len(raw) > 12:
+        raise BodyError([{"field": field, "value": raw, "reason": "run id must be a positive whole number"}])
+    return int(raw)
+
+
+def _scene_error(exc: TwinError) -> JSONResponse:
+    if isinstance(exc, NoForecast):
+        status = 404 if "no run with id" in str(exc) else 409
+        return JSONResponse({"error": "no_forecast", "reason": str(exc)}, status_code=status)
+    if isinstance(exc, ValidationError):
+        return JSONResponse({"error": "compare", "reason": str(exc)}, status_code=422)
+    return JSONResponse({"error": "scene", "reason": f"{type(exc).__name__}: {exc}"}, status_code=503)
 
 
 def run_kinds() -> list[dict[str, Any]]:
@@ -137,12 +152,35 @@ class ConsoleApi:
         return JSONResponse(scene)
 
     async def scene_forecast(self, request: Request) -> JSONResponse:
+        """The forecast of ``?run=ID`` (a finished run), or of the newest finished run."""
+        raw = request.query_params.get("run")
         try:
-            latest = await asyncio.to_thread(self.runs.latest_done)
-            scene = await asyncio.to_thread(self.scenes.forecast, latest)
+            rid = None if raw is None else _run_id(raw, "run")
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=422)
+        try:
+            which = await asyncio.to_thread(self.runs.latest_done if rid is None else
+                                            (lambda: self.runs.done(rid)))
+            scene = await asyncio.to_thread(self.scenes.forecast, which)
         except TwinError as exc:
-            return JSONResponse({"error": "scene", "reason": f"{type(exc).__name__}: {exc}"},
-                                status_code=503)
+            return _scene_error(exc)
+        return JSONResponse(scene)
+
+    async def scene_compare(self, request: Request) -> JSONResponse:
+        """``?a=ID&b=ID``: two finished runs of one kind side by side, and their B − A difference."""
+        try:
+            a = _run_id(request.query_params.get("a"), "a")
+            b = _run_id(request.query_params.get("b"), "b")
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=422)
+        if a == b:
+            return _invalid("b", b, "compare two different runs")
+        try:
+            ra = await asyncio.to_thread(self.runs.done, a)
+            rb = await asyncio.to_thread(self.runs.done, b)
+            scene = await asyncio.to_thread(self.scenes.compare, ra, rb)
+        except TwinError as exc:
+            return _scene_error(exc)
         return JSONResponse(scene)
 
     async def scene_sensors(self, request: Request) -> JSONResponse:
@@ -171,7 +209,7 @@ class ConsoleApi:
 
     # --------------------------------------------------------------- actions
     async def ack(self, request: Request) -> JSONResponse:
-        if (denied := self.gate.deny(request)) is not None:
+        if (denied := await self.gate.deny(request)) is not None:
             return denied
         raw = request.path_params["id"]
         if not raw.isdigit() or len(raw) > 12:
@@ -204,7 +242,7 @@ class ConsoleApi:
         return JSONResponse({"alert_id": aid, "status": "acknowledged", "ack": ack, "already": False})
 
     async def run_start(self, request: Request) -> JSONResponse:
-        if (denied := self.gate.deny(request)) is not None:
+        if (denied := await self.gate.deny(request)) is not None:
             return denied
         try:
             known = await asyncio.to_thread(self.district_names)
@@ -215,12 +253,47 @@ class ConsoleApi:
             kind, req = parse_run_body(await read_body(request), context={"districts": known})
         except BodyError as exc:
             return JSONResponse(exc.payload(), status_code=exc.status)
+        try:  # every check the model makes on a request, before 202 (twin.runkinds.RunKind.check)
+            await asyncio.to_thread(kind.precheck, req, self.city)
+        except RequestError as exc:
+            return _invalid(exc.field, _jsonable(exc.value), str(exc))
+        except TwinError as exc:
+            return JSONResponse({"error": "data", "reason": f"{type(exc).__name__}: {exc}"},
+                                status_code=503)
         try:
             run = await asyncio.to_thread(self.runs.start, kind, req)
         except Busy as exc:
             return JSONResponse({"error": "busy", "reason": str(exc)}, status_code=409)
         await self.sync()
         return JSONResponse(run, status_code=202, headers={"Location": f"/api/runs/{run['id']}"})
+
+    async def run_cancel(self, request: Request) -> JSONResponse:
+        """``POST /api/runs/{id}/cancel``: the run stops at its next progress report (202; 409 not running)."""
+        if (denied := await self.gate.deny(request)) is not None:
+            return denied
+        try:
+            rid = _run_id(request.path_params["id"], "id")
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=422)
+        try:
+            run = await asyncio.to_thread(self.runs.cancel, rid)
+        except NotRunning as exc:
+            found = await asyncio.to_thread(self.runs.get, rid)
+            return JSONResponse({"error": "not_found" if found is None else "not_running", "reason": str(exc),
+                                 "status": None if found is None else found["status"]},
+                                status_code=404 if found is None else 409)
+        await self.sync()
+        return JSONResponse(run, status_code=202, headers={"Location": f"/api/runs/{rid}"})
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 __all__ = ["ConsoleApi"]

@@ -7,16 +7,24 @@ Page and files (no token):
     bundle (``deck.js``) and ``twinmap.js`` (whitelisted names only).
 Reads (no token: viewers see):
     ``GET /api/info``, ``/api/sensors``, ``/api/alerts[?limit=n]``, ``/api/runs``,
-    ``/api/runs/{id}``, ``/api/scene/base``, ``/api/scene/forecast``,
-    ``/api/scene/sensors``, ``/api/stream`` (Server-Sent Events),
-    ``/api/changes?since=<seq>`` (polling fallback).
-Actions (``Authorization: Bearer <token>``; 401 without, 403 wrong or read-only):
+    ``/api/runs/{id}``, ``/api/scene/base``, ``/api/scene/forecast[?run=ID]``
+    (the newest finished run, or run ID; 409 when it is not done),
+    ``/api/scene/compare?a=ID&b=ID`` (two finished runs of one kind and their
+    B − A difference, for ``TwinMap.compare``), ``/api/scene/sensors``,
+    ``/api/stream`` (Server-Sent Events), ``/api/changes?since=<seq>`` (polling fallback).
+Actions (``Authorization: Bearer <token>``; 401 without, 403 wrong or read-only;
+wrong tokens are answered slowly, see :mod:`viz.console.auth`):
     ``POST /api/alerts/{id}/ack`` (body optional ``{"by", "note"}``; idempotent),
-    ``POST /api/runs`` (``{"kind", ...the kind's console request}``; 202, 409 busy).
+    ``POST /api/runs`` (``{"kind", ...the kind's console request}``; 202, 409 busy,
+    422 for anything the model would refuse, naming the field and value),
+    ``POST /api/runs/{id}/cancel`` (202; the run stops at its next progress report
+    and ends ``cancelled``; 409 when it is not running).
 
-Every response carries a Content-Security-Policy that allows nothing but this
-origin (plus ``data:``/``blob:`` images and workers), so even a mistaken
-remote URL in a scene could not be fetched.
+Every response, errors and unexpected 500s included, carries a
+Content-Security-Policy that allows nothing but this origin (plus
+``data:``/``blob:`` images and workers), so even a mistaken remote URL in a
+scene could not be fetched: the headers are added by a wrapper around the
+whole application, outside Starlette's error handling.
 """
 
 from __future__ import annotations
@@ -46,10 +54,17 @@ SECURITY_HEADERS = {
 
 
 class _SecurityHeaders:
-    """Pure ASGI middleware adding :data:`SECURITY_HEADERS` (and ``no-store`` on ``/api``)."""
+    """ASGI wrapper adding :data:`SECURITY_HEADERS` (and ``no-store`` on ``/api``) to every response.
+
+    It wraps the whole Starlette app, so the 500 of Starlette's outermost error
+    middleware gets the headers too; ``state`` and other attributes are the app's.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -122,8 +137,9 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
 
     Returns
     -------
-    starlette.applications.Starlette
-        With ``app.state.console`` (the :class:`~viz.console.api.ConsoleApi`).
+    ASGI app
+        The Starlette app inside the security-headers wrapper; ``app.state.console``
+        is the :class:`~viz.console.api.ConsoleApi`.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -168,6 +184,11 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
                              "reason": f"{request.method} is not allowed on {request.url.path}"},
                             status_code=405)
 
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # the traceback goes to the server's log (Starlette re-raises after answering), not to the client
+        return JSONResponse({"error": "internal", "reason": f"the console failed on {request.url.path} "
+                             f"({type(exc).__name__}); see the server's log"}, status_code=500)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any):
         await feed.start()
@@ -186,21 +207,23 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
         Route("/api/runs", api.runs_list, methods=["GET"]),
         Route("/api/runs", api.run_start, methods=["POST"]),
         Route("/api/runs/{id}", api.run_get, methods=["GET"]),
+        Route("/api/runs/{id}/cancel", api.run_cancel, methods=["POST"]),
         Route("/api/scene/base", api.scene_base, methods=["GET"]),
         Route("/api/scene/forecast", api.scene_forecast, methods=["GET"]),
+        Route("/api/scene/compare", api.scene_compare, methods=["GET"]),
         Route("/api/scene/sensors", api.scene_sensors, methods=["GET"]),
         Route("/api/stream", api.stream, methods=["GET"]),
         Route("/api/changes", api.changes, methods=["GET"]),
     ]
     # gzip (not for text/event-stream): the deck bundle 4.3 MB -> ~1.2 MB, scenes ~3x smaller
-    middleware = [Middleware(_SecurityHeaders), Middleware(GZipMiddleware, minimum_size=1024)]
+    middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={404: not_found, 405: not_allowed})
+                    exception_handlers={404: not_found, 405: not_allowed, Exception: internal})
     app.state.console = api
     app.state.store = store
-    return app
+    return _SecurityHeaders(app)
 
 
 def loopback_hosts(host: str) -> list[str]:

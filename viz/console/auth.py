@@ -6,26 +6,39 @@ so the answer time does not tell how much of a guess was right.
 
 Answers: no ``Authorization`` header (or not ``Bearer``) -> ``401`` with
 ``WWW-Authenticate: Bearer``; a wrong token -> ``403``; a console started without
-a token is read-only -> ``403`` for every action. A client that sent
-:data:`MAX_FAILURES` wrong tokens within :data:`FAILURE_WINDOW_S` seconds gets
-``429`` (with ``Retry-After``) until the window has passed, so a token cannot be
-guessed at network speed.
+a token is read-only -> ``403`` for every action.
+
+Guessing is slowed, never the operator: the right token is accepted at once,
+whatever came before it from the same address (clients behind one proxy or
+NAT share an address, and a lock-out by address would let anyone there shut
+the operator out). A wrong token is answered after a delay that doubles with
+each wrong token from that address within :data:`FAILURE_WINDOW_S` (the first
+:data:`FREE_FAILURES` are not delayed; :data:`BASE_DELAY_S`, capped at
+:data:`MAX_DELAY_S`), and wrong tokens are answered one at a time across all
+clients, so parallel requests or many addresses do not multiply the rate
+(at most one guess per :data:`MAX_DELAY_S` once slowed). When more than
+:data:`MAX_WAITING` wrong tokens are already waiting, a wrong token gets
+``429`` at once instead of a place in the queue (memory stays bounded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twin.errors import ConfigError
 
 MIN_TOKEN_CHARS = 8
-MAX_FAILURES = 10
-FAILURE_WINDOW_S = 60.0
+FAILURE_WINDOW_S = 60.0   # wrong tokens older than this no longer count
+FREE_FAILURES = 3         # wrong tokens per window answered without delay (typos)
+BASE_DELAY_S = 0.25       # delay of the first slowed wrong token; doubles with each further one
+MAX_DELAY_S = 4.0
+MAX_WAITING = 64          # wrong tokens waiting for their answer, across all clients
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -70,38 +83,59 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 class TokenGate:
-    """Decides whether a request may act (module docstring)."""
+    """Decides whether a request may act (module docstring).
 
-    def __init__(self, token: str | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    Parameters
+    ----------
+    token : str or None
+        The token (None or ``""``: a read-only console).
+    clock : callable() -> float
+        Monotonic seconds (tests pass a fake one).
+    sleep : async callable(seconds)
+        How a wrong token waits (default :func:`asyncio.sleep`).
+    """
+
+    def __init__(self, token: str | None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self._token = check_token(token)
         self._clock = clock
+        self._sleep = sleep
         self._failures: dict[str, deque[float]] = {}
+        self._serial: asyncio.Lock | None = None  # made in the server's event loop
+        self._waiting = 0
 
-    def _throttled(self, client: str) -> float:
-        """Seconds this client must wait (0 when it may try)."""
+    def recent_failures(self, client: str) -> int:
+        """Wrong tokens from ``client`` within the window."""
         q = self._failures.get(client)
         if not q:
-            return 0.0
+            return 0
         now = self._clock()
         while q and now - q[0] > FAILURE_WINDOW_S:
             q.popleft()
         if not q:
             del self._failures[client]
-            return 0.0
-        return FAILURE_WINDOW_S - (now - q[0]) if len(q) >= MAX_FAILURES else 0.0
+            return 0
+        return len(q)
 
-    def _failed(self, client: str) -> None:
+    def delay_s(self, failures: int) -> float:
+        """Delay of a wrong token that is the ``failures``-th within the window."""
+        extra = failures - FREE_FAILURES
+        return 0.0 if extra <= 0 else min(MAX_DELAY_S, BASE_DELAY_S * 2.0 ** (extra - 1))
+
+    def _failed(self, client: str) -> int:
         if len(self._failures) > 10_000:  # bound the memory a flood of clients can take
             self._failures.clear()
-        self._failures.setdefault(client, deque(maxlen=MAX_FAILURES)).append(self._clock())
+        n = self.recent_failures(client)
+        self._failures.setdefault(client, deque(maxlen=64)).append(self._clock())
+        return n + 1
 
     @property
     def enabled(self) -> bool:
         """False for a read-only console (started without a token)."""
         return self._token is not None
 
-    def deny(self, request: Any) -> Any:
-        """None when the request carries the token, else the JSON error response."""
+    async def deny(self, request: Any) -> Any:
+        """None when the request carries the token, else the JSON error response (wrong tokens wait first)."""
         from starlette.responses import JSONResponse
 
         if self._token is None:
@@ -113,17 +147,26 @@ class TokenGate:
             return JSONResponse({"error": "unauthorized", "reason": "this action needs a token: send "
                                  "'Authorization: Bearer <token>'"}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="twin-console"'})
+        if hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token.encode("utf-8")):
+            return None
         client = request.client.host if getattr(request, "client", None) else "?"
-        wait = self._throttled(client)
-        if wait > 0:
-            return JSONResponse({"error": "too_many_attempts", "reason": f"{MAX_FAILURES} wrong tokens "
-                                 f"within {FAILURE_WINDOW_S:g} s: try again in {wait:.0f} s"},
-                                status_code=429, headers={"Retry-After": str(max(1, round(wait)))})
-        if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
-                                   self._token.encode("utf-8")):
-            self._failed(client)
-            return JSONResponse({"error": "forbidden", "reason": "wrong token"}, status_code=403)
-        return None
+        delay = self.delay_s(self._failed(client))
+        if delay > 0:
+            if self._waiting >= MAX_WAITING:
+                return JSONResponse({"error": "too_many_attempts", "reason": "too many wrong tokens are "
+                                     f"waiting for an answer: try again in {MAX_DELAY_S:g} s"},
+                                    status_code=429, headers={"Retry-After": str(max(1, round(MAX_DELAY_S)))})
+            if self._serial is None:
+                self._serial = asyncio.Lock()
+            self._waiting += 1
+            try:
+                async with self._serial:
+                    await self._sleep(delay)
+            finally:
+                self._waiting -= 1
+        return JSONResponse({"error": "forbidden", "reason": "wrong token"
+                             + (f" (answered after {delay:g} s: wrong tokens are slowed)" if delay else "")},
+                            status_code=403)
 
 
 __all__ = ["TokenGate", "check_bind", "check_token", "is_loopback"]

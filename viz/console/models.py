@@ -1,7 +1,9 @@
 """Validated request bodies of the console's actions (pydantic v2, strict, no extra fields).
 
 Errors become ``422 {"error": "validation", "field", "value", "reason", "errors": [...]}``
-(one item per problem, each naming the field and the value sent).
+(one item per problem, each naming the field and the value sent). A body nested
+deeper than :data:`MAX_DEPTH` is refused (422) before any validator sees it, so
+no nesting can reach Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -13,6 +15,32 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 32  # nesting of objects and arrays in a body; the requests need 3
+
+
+def _too_deep(raw: bytes, limit: int = MAX_DEPTH) -> int | None:
+    """The nesting depth of a JSON text if it exceeds ``limit`` (brackets inside strings not counted), else None.
+
+    A scan, not a parse: it runs before :func:`json.loads`, whose C parser recurses.
+    """
+    depth = deepest = 0
+    in_str = escaped = False
+    for c in raw:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:  # quote
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return deepest if deepest > limit else None
 
 
 class BodyError(Exception):
@@ -77,8 +105,14 @@ def _json_object(raw: bytes, allow_empty: bool) -> dict[str, Any]:
                           "reason": f"body exceeds {MAX_BODY_BYTES} bytes"}], status=413)
     if allow_empty and not raw.strip():
         raw = b"{}"
+    if (depth := _too_deep(raw)) is not None:
+        raise BodyError([{"field": "body", "value": f"nested {depth} deep",
+                          "reason": f"body nests objects/arrays {depth} deep; at most {MAX_DEPTH} allowed"}])
     try:
         doc = json.loads(raw)
+    except RecursionError:  # not reached after the scan above; kept so it can never become a 500
+        raise BodyError([{"field": "body", "value": "too deep",
+                          "reason": f"body nests too deep; at most {MAX_DEPTH} allowed"}]) from None
     except ValueError as exc:
         raise BodyError([{"field": "body", "value": raw[:80].decode("utf-8", "replace"),
                           "reason": f"body is not JSON ({exc}); send a JSON object"}]) from None
@@ -130,4 +164,4 @@ def parse_run_body(raw: bytes, *, context: dict | None = None) -> tuple[Any, Bas
     return kind, kind.validate(form, context=context, console=True)
 
 
-__all__ = ["AckRequest", "BodyError", "parse_body", "parse_run_body", "read_body"]
+__all__ = ["MAX_DEPTH", "AckRequest", "BodyError", "parse_body", "parse_run_body", "read_body"]

@@ -8,6 +8,11 @@ params, status running/done/failed) and goes through the one run pipeline
 ``console.json`` with its final progress (and the error of a failed run).
 Progress (phase, fraction, the model's own figures) is kept in memory and
 versioned, so the live feed pushes it to the pages.
+
+:meth:`RunManager.cancel` sets the running run's cancel event: the run stops
+at its next progress report (:class:`twin.errors.RunCancelled`), ends with
+status ``cancelled`` and is never shown as a forecast (only ``done`` runs
+have outputs to show); the next run can start as soon as it has stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from twin.errors import TwinError, ValidationError
+from twin.errors import RunCancelled, TwinError, ValidationError
 from twin.runkinds import RunKind, get_kind, kinds
 
 log = logging.getLogger(__name__)
@@ -31,6 +36,14 @@ PROGRESS_KEYS = ("sim_s", "duration_s", "steps")
 
 class Busy(TwinError, RuntimeError):
     """A run is already in progress (the console runs one at a time)."""
+
+
+class NotRunning(TwinError, RuntimeError):
+    """The run asked to be cancelled is not in progress (it ended, or never existed here)."""
+
+
+class NoForecast(TwinError, LookupError):
+    """The run asked for has no outputs to show (not done, or its kind is not registered)."""
 
 
 def run_dir_name(run_id: int) -> str:
@@ -56,6 +69,7 @@ class RunManager:
         self._progress: dict[int, dict[str, Any]] = {}
         self._thread: threading.Thread | None = None
         self._current: int | None = None
+        self._cancel: dict[int, threading.Event] = {}
         self.version = 0
         self._seen_version = 0
         self._close_orphans()
@@ -79,7 +93,8 @@ class RunManager:
             "phase": p.get("phase", info.status), "fraction": fraction,
             "sim_s": p.get("sim_s"), "steps": p.get("steps"), "error": p.get("error"),
             "summary": p.get("summary"),
-            "has_outputs": (out_dir / kind.output).is_file(),
+            "has_outputs": info.status == "done" and (out_dir / kind.output).is_file(),
+            "cancelling": info.status == "running" and _cancelling(self._cancel, info.id),
         }
 
     def runs(self) -> list[dict[str, Any]]:
@@ -102,6 +117,22 @@ class RunManager:
             if r["status"] == "done" and r["has_outputs"]:
                 return r, self.runs_dir / run_dir_name(r["id"])
         return None
+
+    def done(self, run_id: int) -> tuple[dict[str, Any], Path]:
+        """Run ``run_id`` and its folder, if it finished with outputs.
+
+        Raises
+        ------
+        NoForecast
+            When the run does not exist, is not done (running, failed, cancelled) or lost its outputs.
+        """
+        r = self.get(run_id)
+        if r is None:
+            raise NoForecast(f"no run with id {run_id}")
+        if r["status"] != "done" or not r["has_outputs"]:
+            why = "has no outputs (they were removed)" if r["status"] == "done" else f"is {r['status']}"
+            raise NoForecast(f"run {run_id} {why}: only a finished run has a forecast to show")
+        return r, self.runs_dir / run_dir_name(run_id)
 
     @property
     def busy(self) -> bool:
@@ -138,10 +169,25 @@ class RunManager:
             params = {**req.model_dump(), "by": by, "console_pid": os.getpid()}
             run_id = self.store.start_run(k.name, params)
             self._current = run_id
+            self._cancel[run_id] = threading.Event()
             self._set(run_id, phase="queued", fraction=0.0)
             self._thread = threading.Thread(target=self._run, args=(run_id, k, req), daemon=True,
                                             name=f"run-{run_id}")
             self._thread.start()
+        return self.get(run_id) or {"id": run_id}
+
+    def cancel(self, run_id: int) -> dict[str, Any]:
+        """Ask run ``run_id`` to stop (it does at its next progress report); returns its entry.
+
+        Idempotent while the run stops. Raises :class:`NotRunning` when it is not in progress here.
+        """
+        with self._lock:
+            ev = self._cancel.get(run_id)
+            alive = self._thread is not None and self._thread.is_alive() and self._current == run_id
+            if ev is None or not alive:
+                raise NotRunning(f"run {run_id} is not running: only a run in progress can be cancelled")
+            ev.set()
+            self._set(run_id, phase="cancelling")
         return self.get(run_id) or {"id": run_id}
 
     def join(self, timeout: float | None = None) -> None:
@@ -170,12 +216,16 @@ class RunManager:
             self._set(run_id, phase=p["phase"], fraction=float(p.get("fraction", 0.0)),
                       **{k: p[k] for k in PROGRESS_KEYS if k in p})
 
+        cancel = self._cancel[run_id]
         try:
-            res = pipeline.run(kind, req, out_dir, city=self.city, progress=progress)
+            res = pipeline.run(kind, req, out_dir, city=self.city, progress=progress, cancel=cancel)
             s = pipeline.clean_json(res.summary)
             summary = {k: s.get(k) for k in kind.summary_keys} if kind.summary_keys else None
             self._set(run_id, phase="done", fraction=1.0, summary=summary)
             status = "done"
+        except RunCancelled:
+            status = "cancelled"
+            self._set(run_id, phase="cancelled", error="cancelled from the console")
         except Exception as exc:  # reported on the run, never raised into the server
             msg = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, TwinError):
@@ -192,6 +242,8 @@ class RunManager:
                 self.store.end_run(run_id, status)
             except Exception:
                 log.exception("cannot end run %s in the store", run_id)
+            with self._lock:
+                self._cancel.pop(run_id, None)
             self._set(run_id, ended=True)
 
     def _close_orphans(self) -> None:
@@ -213,6 +265,11 @@ class RunManager:
                 {"phase": "failed", "error": "the console stopped while this run was in progress"}))
 
 
+def _cancelling(events: dict[int, threading.Event], run_id: int) -> bool:
+    ev = events.get(run_id)
+    return ev is not None and ev.is_set()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -230,4 +287,4 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-__all__ = ["Busy", "RunManager", "run_dir_name"]
+__all__ = ["Busy", "NoForecast", "NotRunning", "RunManager", "run_dir_name"]

@@ -1,16 +1,17 @@
-"""Scenes the console serves: the basemap, the latest forecast and the live sensors.
+"""Scenes the console serves: the basemap, a run's forecast, two runs compared, and the live sensors.
 
 A scene is the JSON dict of the viz contract (``title``, ``view``, ``layers``
 — deck.gl layer JSON as pydeck emits it —, ``legends``, ``timeline``); the page
 hands it to ``TwinMap``. Scenes are built once and cached (the basemap per
-process, the forecast per finished run), except the sensors layer, which
-follows the live state.
+process, the forecast per finished run, the compare per pair of runs; a few
+of each), except the sensors layer, which follows the live state.
 """
 
 from __future__ import annotations
 
 import html
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ STATUS_COLORS = {k: list(v) for k, v in STATUS_COLOURS.items()}
 BASE_VECTORS = ("coast", "roads", "metro_lines", "metro_stations")
 BASE_MAX_PX = 1600
 FORECAST_MAX_PX = 1024
+CACHED_SCENES = 6  # forecasts (and compares) kept: the one shown, a compared pair, a few picked back
 
 
 def empty_scene(title: str, view: dict[str, float] | None = None) -> dict[str, Any]:
@@ -78,39 +80,110 @@ def sensors_layer(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return status_points_layer(points)
 
 
-def forecast_scene(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def forecast_scene(run: dict[str, Any], run_dir: Path, ds: Any = None) -> dict[str, Any]:
     """Scene of a finished run: the layers its kind registers (:attr:`twin.runkinds.RunKind.layers`).
 
-    Built from the kind's main output in ``run_dir``; ``run`` (the run id) is added to it.
+    Built from the kind's main output in ``run_dir`` (or ``ds``, that output already open);
+    ``run`` (the run id) is added to it.
     """
-    import xarray as xr
-
     from twin.runkinds import get_kind
     from viz.layers._raster import MercatorWarp
     from viz.scene import Scene
 
     kind = get_kind(run["kind"])
     title = f"{kind.title} #{run['id']}: {kind.describe_params(run.get('params') or {})}"
-    path = Path(run_dir) / kind.output
-    try:
-        with xr.open_dataset(path) as ds:
-            ds = ds.load()
-    except (OSError, ValueError) as exc:
-        raise DataMissingError(f"run {run['id']}: cannot read {path}: {exc}") from exc
+    if ds is None:
+        ds = _open_output(run, run_dir)
     warp = MercatorWarp.for_grid(ds, max_px=FORECAST_MAX_PX)
     scene = Scene(title=title, sets=kind.layers(ds, warp=warp, max_px=FORECAST_MAX_PX))
     return {**scene.to_json(), "bounds": scene.bounds(), "run": run["id"]}
 
 
+def _open_output(run: dict[str, Any], run_dir: Path) -> Any:
+    import xarray as xr
+
+    from twin.runkinds import get_kind
+
+    path = Path(run_dir) / get_kind(run["kind"]).output
+    try:
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+    except (OSError, ValueError) as exc:
+        raise DataMissingError(f"run {run['id']}: cannot read {path}: {exc}") from exc
+
+
+def compared_variable(kind: Any, ds: Any) -> str:
+    """The variable of ``ds`` the A/B compare differences: the kind's ``compare``, else the first 2-D one."""
+    from twin.errors import ValidationError
+
+    if kind.compare is not None:
+        if kind.compare not in ds:
+            raise ValidationError(f"run kind {kind.name!r} compares {kind.compare!r}, which its "
+                                  f"output lacks (has {sorted(ds.data_vars)})")
+        return kind.compare
+    for name, v in ds.data_vars.items():
+        if v.dims == ("y", "x"):
+            return str(name)
+    raise ValidationError(f"run kind {kind.name!r}: its output has no (y, x) variable to compare")
+
+
+def compare_scene(a: tuple[dict[str, Any], Path], b: tuple[dict[str, Any], Path]) -> dict[str, Any]:
+    """Two finished runs of one kind for ``TwinMap.compare``: ``{"a", "b", "diff", "variable", "title"}``.
+
+    ``a`` and ``b`` are the runs' forecast scenes (:func:`forecast_scene`); ``diff``
+    is a scene of the B − A difference of the compared variable
+    (:func:`compared_variable`) on A's grid, the ``diff`` layer kind of :mod:`viz.layers`.
+    """
+    from twin.errors import ValidationError
+    from twin.runkinds import get_kind
+    from viz.layers import build
+    from viz.scene import Scene
+
+    (ra, da), (rb, db) = a, b
+    if ra["kind"] != rb["kind"]:
+        raise ValidationError(f"runs {ra['id']} ({ra['kind']}) and {rb['id']} ({rb['kind']}) are of "
+                              "different kinds: compare two runs of one kind")
+    kind = get_kind(ra["kind"])
+    dsa, dsb = _open_output(ra, da), _open_output(rb, db)
+    var = compared_variable(kind, dsa)
+
+    def grid(ds: Any) -> Any:
+        g = ds[var].copy(deep=False)
+        g.attrs = {**{k: ds.attrs[k] for k in ("crs", "transform") if k in ds.attrs}, **g.attrs}
+        return g
+
+    ga, gb = grid(dsa), grid(dsb)
+    units = str(ga.attrs.get("units", ""))
+    name = str(ga.attrs.get("long_name") or var.replace("_", " "))
+    title = f"#{rb['id']} − #{ra['id']}: {name}"
+    diff = Scene(title=title, sets=[build("diff", ga, gb, title=f"{name} B − A", units=units,
+                                          max_px=FORECAST_MAX_PX)])
+    sa, sb = forecast_scene(ra, da, dsa), forecast_scene(rb, db, dsb)
+    return {"a": {**sa, "title": "A: " + sa["title"]}, "b": {**sb, "title": "B: " + sb["title"]},
+            "diff": {**diff.to_json(), "bounds": diff.bounds()}, "variable": var, "units": units,
+            "title": f"{kind.title}: #{ra['id']} (A) and #{rb['id']} (B)", "runs": [ra["id"], rb["id"]]}
+
+
 class SceneCache:
-    """Builds each scene once (thread-safe): the basemap, and the forecast per run id."""
+    """Builds each scene once (thread-safe): the basemap, the forecast per run id, the compare per pair."""
 
     def __init__(self, city: Any, *, base_resolution: float = 90.0) -> None:
         self.city = city
         self.base_resolution = float(base_resolution)
         self._lock = threading.Lock()
         self._base: dict[str, Any] | None = None
-        self._forecast: tuple[int, dict[str, Any]] | None = None
+        self._scenes: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+
+    def _cached(self, key: Any, make: Any) -> dict[str, Any]:
+        with self._lock:
+            if key in self._scenes:
+                self._scenes.move_to_end(key)
+                return self._scenes[key]
+            scene = make()
+            self._scenes[key] = scene
+            while len(self._scenes) > CACHED_SCENES:
+                self._scenes.popitem(last=False)
+            return scene
 
     def base(self) -> dict[str, Any]:
         with self._lock:
@@ -124,10 +197,11 @@ class SceneCache:
             out["run"] = None
             return out
         run, run_dir = latest
-        with self._lock:
-            if self._forecast is None or self._forecast[0] != run["id"]:
-                self._forecast = (run["id"], forecast_scene(run, run_dir))
-            return self._forecast[1]
+        return self._cached(("forecast", run["id"]), lambda: forecast_scene(run, run_dir))
+
+    def compare(self, a: tuple[dict[str, Any], Path], b: tuple[dict[str, Any], Path]) -> dict[str, Any]:
+        return self._cached(("compare", a[0]["id"], b[0]["id"]), lambda: compare_scene(a, b))
 
 
-__all__ = ["STATUS_COLORS", "SceneCache", "base_scene", "empty_scene", "forecast_scene", "sensors_layer"]
+__all__ = ["STATUS_COLORS", "SceneCache", "base_scene", "compare_scene", "compared_variable", "empty_scene",
+           "forecast_scene", "sensors_layer"]

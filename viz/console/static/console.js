@@ -1,13 +1,18 @@
 /* The command console page: map (TwinMap), live sensors, alerts with acknowledge, forecast runs.
  *
- * Data: GET /api/info, /api/sensors, /api/alerts, /api/runs, /api/scene/base, /api/scene/forecast;
- * live changes from /api/stream (Server-Sent Events), falling back to polling /api/changes.
+ * Data: GET /api/info, /api/sensors, /api/alerts, /api/runs, /api/scene/base,
+ * /api/scene/forecast[?run=ID], /api/scene/compare?a=&b=; live changes from /api/stream
+ * (Server-Sent Events), falling back to polling /api/changes. URLs are relative to the page, so
+ * the console also works behind a reverse proxy that serves it under a path prefix.
+ * The run list shows any finished run's forecast ("Show"), compares two (TwinMap.compare with
+ * the B − A difference) and cancels a running one.
  * Actions send 'Authorization: Bearer <token>'; the token is typed once and kept in
  * sessionStorage (gone when the tab closes). No remote resources: everything comes from
  * this origin.
  *
- * For tests: window.consoleState {sensors, alerts, runs, seq, epoch, transport, received, lastDrawAt},
- * window.consoleReady (map drew and the lists are loaded), window.consoleMap.
+ * For tests: window.consoleState {sensors, alerts, runs, seq, epoch, transport, received, lastDrawAt,
+ * forecastRun, compare}, window.consoleReady (map drew and the lists are loaded), window.consoleMap,
+ * window.consoleCompare (the open compare view, or null).
  */
 (function () {
   'use strict';
@@ -27,7 +32,7 @@
 
   var state = window.consoleState = {
     info: null, sensors: {}, alerts: {}, runs: {}, seq: 0, epoch: '', transport: 'none', received: [],
-    base: null, forecast: null, forecastRun: null, errors: []
+    base: null, forecast: null, forecastRun: null, compare: null, errors: []
   };
   window.consoleReady = false;
   var map = null;
@@ -61,6 +66,24 @@
     var a = Math.abs(v);
     var s = a !== 0 && (a < 0.01 || a >= 1e5) ? v.toExponential(2) : String(+v.toFixed(3));
     return unit ? s + ' ' + unit : s;
+  }
+  // A sensor's reading as the operator reads it: the server's display form (row.shown: the
+  // kind's unit and decimals) when present, else the stored SI value.
+  function sensorValue(s) {
+    if (s.shown && s.shown.value !== undefined && s.shown.value !== null) return String(s.shown.value);
+    return fmtValue(s.value, s.unit);
+  }
+  // Thresholds in the unit they were set in: "warning ≥ 50 mm (1 h)".
+  function thresholdText(s) {
+    var list = Array.isArray(s.thresholds) ? s.thresholds : [];
+    return list.map(function (t) {
+      var w = t.window_h ? ' (' + t.window_h + ' h)' : '';
+      return (t.label || t.severity || '') + ' ' + (t.op || '≥') + ' ' + t.threshold +
+        (t.unit ? ' ' + t.unit : '') + w;
+    }).join('; ');
+  }
+  function unplaced(s) {
+    return s.placed === false || s.lon === null || s.lon === undefined || s.lat === null || s.lat === undefined;
   }
   function rgba(c) { return 'rgba(' + c[0] + ',' + c[1] + ',' + c[2] + ',' + (c[3] / 255) + ')'; }
 
@@ -191,8 +214,9 @@
         layerIds: ['live-sensors']});
       var s = info && info.object;
       if (!s) { tip.hidden = true; return; }
-      tip.textContent = (s.name || s.id) + ' (' + s.kind + '): ' + fmtValue(s.value, s.unit) + ' · ' + s.status +
-        (s.time ? ' · ' + fmtTime(s.time) : '');
+      var th = thresholdText(s);
+      tip.textContent = (s.name || s.id) + ' (' + s.kind + '): ' + sensorValue(s) + ' · ' + s.status +
+        (s.time ? ' · ' + fmtTime(s.time) : '') + (th ? ' · ' + th : '');
       tip.style.left = (ev.clientX - r.left + 12) + 'px';
       tip.style.top = (ev.clientY - r.top + 12) + 'px';
       tip.hidden = false;
@@ -256,11 +280,14 @@
     return scene;
   }
 
-  function loadForecast() {
-    return getJSON('/api/scene/forecast').then(function (fc) {
+  // The forecast of run `runId` (a finished run), or of the newest finished run.
+  function loadForecast(runId) {
+    var url = 'api/scene/forecast' + (runId ? '?run=' + encodeURIComponent(runId) : '');
+    return getJSON(url).then(function (fc) {
       if (state.forecastRun === fc.run && state.forecast) return;
       state.forecast = fc;
       state.forecastRun = fc.run;
+      renderRuns();
       if (!map) return;
       return map.setScene(composeScene()).then(function () {
         // show the new forecast: its area, at its last lead time
@@ -305,7 +332,7 @@
 
   function acknowledge(id, li, btn) {
     btn.disabled = true;
-    act('/api/alerts/' + id + '/ack', {by: operator()}).then(function (res) {
+    act('api/alerts/' + id + '/ack', {by: operator()}).then(function (res) {
       if (res.status === 200) {
         state.alerts[id] = Object.assign({}, state.alerts[id], {status: 'acknowledged', ack: res.body.ack});
         renderAlert(state.alerts[id]);
@@ -353,8 +380,12 @@
         var dot = el('span', 'dot', li);
         dot.style.background = rgba(statusColor(s.status));
         dot.title = s.status + ': ' + (STATUS.labels[s.status] || '');
-        el('span', 'sid', li, s.id).title = (s.name || s.id) + ' — ' + s.status;
-        el('span', 'val', li, fmtValue(s.value, s.unit));
+        var th = thresholdText(s);
+        el('span', 'sid', li, s.id).title = (s.name || s.id) + ' — ' + s.status +
+          (th ? '\nthresholds: ' + th : '') + (unplaced(s) ? '\nno position: not on the map' : '');
+        if (unplaced(s)) el('span', 'noplace', li, 'no position').title = 'this sensor has no position: it is not on the map';
+        var val = el('span', 'val', li, sensorValue(s));
+        if (th) val.title = 'thresholds: ' + th;
         el('span', 'when', li, s.time ? fmtTime(s.time) : '');
       });
       updateCounts();
@@ -384,24 +415,51 @@
   }
 
   // ------------------------------------------------------------------ runs
+  function runButton(li, cls, text, title, onClick) {
+    var b = el('button', 'act ' + cls, li, text);
+    b.type = 'button';
+    b.title = title;
+    b.addEventListener('click', function () { onClick(b); });
+    return b;
+  }
+
   function renderRuns() {
     var ul = $('runs');
     ul.textContent = '';
     var ids = Object.keys(state.runs).map(Number).sort(function (a, b) { return b - a; });
     var active = null;
-    ids.slice(0, 10).forEach(function (id) {
+    ids.slice(0, 20).forEach(function (id) {
       var r = state.runs[id];
       var li = el('li', 'run', ul);
       li.id = 'run-' + id;
       li.dataset.status = r.status;
-      var txt = '#' + id + ' ' + (r.title || r.kind) + ' ' + r.status + ' — ' + (r.description || '');
+      var txt = '#' + id + ' ' + (r.title || r.kind) + ' ' + (r.cancelling && r.status === 'running' ?
+        'cancelling' : r.status) + ' — ' + (r.description || '');
       Object.keys(r.summary || {}).forEach(function (k) {  // the kind's summary_keys
         var v = r.summary[k];
         if (typeof v === 'number') txt += ' · ' + k.replace(/_/g, ' ') + ' ' + (+v).toPrecision(3);
       });
       if (r.error) txt += ' · ' + r.error;
-      li.textContent = txt;
-      if (r.status === 'running' && !active) active = r;
+      el('span', 'rtext', li, txt);
+      if (r.status === 'done' && r.has_outputs) {
+        if (state.forecastRun === id) {
+          li.classList.add('shown');
+          el('span', 'shown-tag', li, 'on the map');
+        } else {
+          runButton(li, 'show', 'Show', 'show this run\'s forecast on the map', function () {
+            closeCompare();
+            loadForecast(id).then(function () { showMessage('Showing run ' + id + '.', true); })
+              .catch(function (err) { showMessage('Run ' + id + ': ' + err.message); });
+          });
+        }
+      }
+      if (r.status === 'running') {
+        if (!active) active = r;
+        var c = runButton(li, 'cancel', 'Cancel', 'stop this run at its next progress report', function (btn) {
+          cancelRun(id, btn);
+        });
+        c.disabled = !!r.cancelling;
+      }
     });
     var box = $('run-progress');
     if (active) {
@@ -414,6 +472,95 @@
       box.hidden = true;
     }
     $('run-start').disabled = !!active;
+    renderCompareChoices();
+  }
+
+  function cancelRun(id, btn) {
+    btn.disabled = true;
+    act('api/runs/' + id + '/cancel', {}).then(function (res) {
+      if (res.status === 202) {
+        state.runs[id] = res.body;
+        renderRuns();
+        showMessage('Run ' + id + ' is being cancelled: it stops at its next progress report.', true);
+      } else {
+        btn.disabled = false;
+        showMessage('Cancel run ' + id + ': ' + refusal(res));
+      }
+    }).catch(function (err) { btn.disabled = false; showMessage('Cancel run ' + id + ': ' + err.message); });
+  }
+
+  // ------------------------------------------------------------------ compare two runs
+  function doneRuns() {
+    return Object.keys(state.runs).map(Number).sort(function (a, b) { return b - a; })
+      .filter(function (id) { return state.runs[id].status === 'done' && state.runs[id].has_outputs; });
+  }
+
+  function renderCompareChoices() {
+    var ids = doneRuns();
+    var form = $('compare-form');
+    form.hidden = ids.length < 2;
+    ['compare-a', 'compare-b'].forEach(function (sid, k) {
+      var sel = $(sid), keep = sel.value;
+      sel.textContent = '';
+      ids.forEach(function (id) {
+        var r = state.runs[id];
+        var o = el('option', null, sel, '#' + id + ' ' + (r.description || r.kind));
+        o.value = String(id);
+      });
+      if (keep && ids.indexOf(Number(keep)) >= 0) sel.value = keep;
+      else if (ids.length) sel.value = String(ids[Math.min(ids.length - 1, k === 0 ? 1 : 0)]);
+    });
+  }
+
+  function withBase(sc) {
+    var base = state.base || {layers: [], legends: [], toggles: []};
+    var view = fitView(sc.bounds) || sc.view;
+    return {
+      title: sc.title, view: view, layers: overlay(base.layers || [], sc.layers || []),
+      legends: (base.legends || []).concat(sc.legends || []),
+      toggles: (base.toggles || []).concat(sc.toggles || []), timeline: sc.timeline || null
+    };
+  }
+
+  function openCompare(a, b) {
+    return getJSON('api/scene/compare?a=' + encodeURIComponent(a) + '&b=' + encodeURIComponent(b))
+      .then(function (cmp) {
+        closeCompare();
+        var box = $('compare-view');
+        box.hidden = false;
+        $('compare-title').textContent = cmp.title + ' — right pane: tick "show difference" for B − A';
+        var maps = $('compare-maps');
+        var diff = withBase(cmp.diff);
+        diff.view = withBase(cmp.a).view;
+        state.compare = {a: a, b: b, variable: cmp.variable};
+        window.consoleCompare = TwinMap.compare(maps, withBase(cmp.a), withBase(cmp.b), diff, {});
+        renderRuns();
+        return window.consoleCompare;
+      });
+  }
+
+  function closeCompare() {
+    var cmp = window.consoleCompare;
+    if (!cmp) return;
+    [cmp.a, cmp.b].forEach(function (m) {
+      try { if (m && m.deck) m.deck.finalize(); } catch (e) { /* already gone */ }
+    });
+    $('compare-maps').textContent = '';
+    $('compare-view').hidden = true;
+    window.consoleCompare = null;
+    state.compare = null;
+  }
+
+  function setupCompare() {
+    window.consoleCompare = null;
+    $('compare-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var a = $('compare-a').value, b = $('compare-b').value;
+      if (!a || !b || a === b) { showMessage('Compare: choose two different runs.'); return; }
+      openCompare(a, b).then(function () { showMessage('Comparing run ' + a + ' (A) with run ' + b + ' (B).', true); })
+        .catch(function (err) { showMessage('Compare: ' + err.message); });
+    });
+    $('compare-close').addEventListener('click', closeCompare);
   }
 
   // One input per property of the selected run kind's JSON schema (GET /api/info -> kinds):
@@ -502,7 +649,7 @@
       var kind = current();
       if (!kind) return;
       $('run-start').disabled = true;
-      act('/api/runs', formBody(kind)).then(function (res) {
+      act('api/runs', formBody(kind)).then(function (res) {
         if (res.status === 202) {
           state.runs[res.body.id] = res.body;
           renderRuns();
@@ -519,7 +666,10 @@
     var prev = state.runs[r.id];
     state.runs[r.id] = r;
     renderRuns();
-    if (r.status === 'done' && (!prev || prev.status !== 'done')) loadForecast();
+    if (r.status === 'done' && (!prev || prev.status !== 'done')) loadForecast(r.id);
+    if (r.status === 'cancelled' && (!prev || prev.status !== 'cancelled')) {
+      showMessage('Run ' + r.id + ' was cancelled.', true);
+    }
   }
 
   // ------------------------------------------------------------------ live feed
@@ -559,9 +709,9 @@
 
   function reloadLists() {
     return Promise.all([
-      getJSON('/api/sensors').then(function (b) { setSensors(b.sensors); adopt(b.cursor); }),
-      getJSON('/api/alerts').then(function (b) { setAlerts(b.alerts); }),
-      getJSON('/api/runs').then(function (b) { b.runs.forEach(function (r) { state.runs[r.id] = r; }); renderRuns(); })
+      getJSON('api/sensors').then(function (b) { setSensors(b.sensors); adopt(b.cursor); }),
+      getJSON('api/alerts').then(function (b) { setAlerts(b.alerts); }),
+      getJSON('api/runs').then(function (b) { b.runs.forEach(function (r) { state.runs[r.id] = r; }); renderRuns(); })
     ]);
   }
 
@@ -577,7 +727,7 @@
     state.transport = 'poll';
     setConn('poll', 'polling');
     function tick() {
-      getJSON('/api/changes?since=' + encodeURIComponent(cursor())).then(function (b) {
+      getJSON('api/changes?since=' + encodeURIComponent(cursor())).then(function (b) {
         if (b.resync) { state.epoch = ''; adopt(b.cursor); reloadLists(); } else b.messages.forEach(handle);
         adopt(b.cursor);
         setConn('poll', 'polling');
@@ -590,7 +740,7 @@
   function startStream() {
     if (!window.EventSource || /[?&]poll=1/.test(location.search)) { startPolling(); return; }
     var failures = 0;
-    var es = new EventSource('/api/stream?since=' + encodeURIComponent(cursor()));
+    var es = new EventSource('api/stream?since=' + encodeURIComponent(cursor()));
     state.transport = 'sse';
     es.addEventListener('hello', function () { failures = 0; setConn('live', 'live'); });
     es.onmessage = function (ev) {
@@ -612,20 +762,21 @@
   function start() {
     setupToken();
     updateBanner();
-    getJSON('/api/info').then(function (info) {
+    getJSON('api/info').then(function (info) {
       state.info = info;
       STATUS = info.statuses;
       document.title = info.title;
       $('title').textContent = info.title;
       updateBanner();
       setupRunForm(info);
+      setupCompare();
       return reloadLists();
     }).then(function () {
       startStream();
-      return Promise.all([getJSON('/api/scene/base').catch(function (e) {
+      return Promise.all([getJSON('api/scene/base').catch(function (e) {
         showMessage('Basemap unavailable: ' + e.message);
         return null;
-      }), getJSON('/api/scene/forecast').catch(function () { return null; })]);
+      }), getJSON('api/scene/forecast').catch(function () { return null; })]);
     }).then(function (scenes) {
       state.base = scenes[0];
       state.forecast = scenes[1];
