@@ -11,6 +11,7 @@ the store's event log says about them (active alert, device offline).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -81,14 +82,17 @@ def _status(s, last: dict | None, now: datetime, alarm: str | None, offline: boo
 
 
 def _tooltip(s, status: str, latest: dict | None) -> str:
+    from hardware_bridge.display import format_reading
+
     name = html.escape(s.name or s.id)
     parts = [f"<b>{name}</b> ({html.escape(s.kind)})", f"status: <b>{status}</b>"]
     if latest and latest.get("time") is not None:
         v = latest.get("value")
         unit = latest.get("unit") or s.unit
-        val = "—" if v is None else f"{v:g}"
+        # the stored SI value as operators read it (hardware_bridge.display: ppm, °C, mm ...)
+        val = "—" if v is None else format_reading(s.kind, v, unit or None)
         when = latest["time"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        parts.append(f"{val} {html.escape(unit)} at {when}")
+        parts.append(f"{html.escape(val)} at {when}")
     else:
         parts.append("no observation")
     return "<br/>".join(parts)
@@ -99,7 +103,8 @@ def status_points_layer(points, *, layer_id: str = "sensors") -> dict:
 
     ``points``: dicts with ``id``, ``lon``, ``lat``, ``status`` (a key of
     :data:`STATUS_COLOURS`; unknown ones draw as offline) and ``tooltip``
-    (escaped HTML); points without a location are left out.  The static
+    (escaped HTML); points without a location cannot be drawn and are left out (count
+    them with :func:`count_unplaced` and say so, as :func:`sensors` does).  The static
     ``sensors`` kind and the console's live layer both draw with it.
     """
     data = []
@@ -115,6 +120,22 @@ def status_points_layer(points, *, layer_id: str = "sensors") -> dict:
             "pickable": True, "autoHighlight": True}
 
 
+def is_placed(point: Mapping) -> bool:
+    """True when a point (or a console sensor row) has a finite longitude and latitude."""
+    lon, lat = point.get("lon"), point.get("lat")
+    return lon is not None and lat is not None and math.isfinite(float(lon)) and math.isfinite(float(lat))
+
+
+def count_unplaced(points: Iterable[Mapping]) -> int:
+    """How many of ``points`` have no position (and so are not drawn)."""
+    return sum(1 for p in points if not is_placed(p))
+
+
+def unplaced_text(n: int) -> str:
+    """``"1 sensor without a position"`` / ``"3 sensors without a position"``."""
+    return f"{n} sensor{'' if n == 1 else 's'} without a position"
+
+
 def _alarm_levels(alarms: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
     if isinstance(alarms, Mapping):
         return {str(k): str(v) for k, v in alarms.items()}
@@ -127,6 +148,10 @@ def sensors(registry, latest: dict[str, dict] | None = None, *, now: datetime | 
             stale_after_s: float = STALE_AFTER_S, offline_after_s: float | None = None,
             layer_id: str = "sensors", label: str = "Sensors") -> LayerSet:
     """Sensors as dots coloured by status (legend: every status, present or not).
+
+    A sensor that reports (in ``latest``) but has no position in ``registry`` cannot be
+    drawn; it is not dropped silently: the legend's title and the toggle's label say
+    ``"N sensors without a position"``.
 
     Parameters
     ----------
@@ -153,18 +178,27 @@ def sensors(registry, latest: dict[str, dict] | None = None, *, now: datetime | 
     levels = _alarm_levels(alarms)
     down = set(offline)
     points = []
+    known = set()
     for s in registry:
+        known.add(s.id)
         last = latest.get(s.id)
         st = _status(s, last, now, levels.get(s.id), s.id in down, stale_after_s=stale_after_s,
                      offline_after_s=offline_after_s)
-        points.append({"id": s.id, "lon": s.lon, "lat": s.lat, "status": st, "tooltip": _tooltip(s, st, last)})
+        points.append({"id": s.id, "lon": getattr(s, "lon", None), "lat": getattr(s, "lat", None),
+                       "status": st, "tooltip": _tooltip(s, st, last)})
+    # sensors that report but have no position (registered without one, or not registered:
+    # a new or simulated device) are not drawn; the legend and the toggle say how many
+    n_unplaced = count_unplaced(points) + sum(1 for sid in latest if sid not in known)
+    points = [p for p in points if is_placed(p)]
     layer = status_points_layer(points, layer_id=layer_id)
-    legend = Legend(layer_id, "Sensor status", "", [(k, v) for k, v in STATUS_COLOURS.items()])
+    title = "Sensor status" if not n_unplaced else f"Sensor status · {unplaced_text(n_unplaced)}"
+    legend = Legend(layer_id, title, "", [(k, v) for k, v in STATUS_COLOURS.items()])
     lons = [p["lon"] for p in points]
     lats = [p["lat"] for p in points]
     bounds = (min(lons), min(lats), max(lons), max(lats)) if lons else None
+    lab = label if not n_unplaced else f"{label} ({unplaced_text(n_unplaced)})"
     return LayerSet(layers=[layer, sensor_labels_layer(points, layer_id=f"{layer_id}_ids")], legends=[legend],
-                    label=label, bounds=bounds)
+                    label=lab, bounds=bounds)
 
 
 def sensor_labels_layer(points, *, layer_id: str = "sensors_ids") -> dict:
