@@ -119,6 +119,106 @@ def png_bytes(fig, *, dpi: int = 120) -> bytes:
     return buf.getvalue()
 
 
+# ----------------------------------------------------------------------------- layout
+def _renderer(fig):
+    """Draw ``fig`` on an Agg canvas (laying it out) and return the renderer, for measuring text."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _inside(bb, box, pad: float = 0.0) -> bool:
+    return bb.x0 >= box.x0 + pad and bb.x1 <= box.x1 - pad and bb.y0 >= box.y0 + pad and bb.y1 <= box.y1 - pad
+
+
+def _wrap_once(text: str) -> str:
+    """``text`` with its longest line split once: at " — ", else " · ", else ", ", else a space,
+    whichever of the first kind present is nearest the line's middle."""
+    lines = text.split("\n")
+    k = max(range(len(lines)), key=lambda n: len(lines[n]))
+    line = lines[k]
+    for sep in (" — ", " · ", ", ", " "):
+        cuts = [m for m in range(len(line)) if line.startswith(sep, m)]
+        if cuts:
+            m = min(cuts, key=lambda c: abs(c - len(line) / 2))
+            keep = sep.strip() if sep == ", " else ""
+            lines[k:k + 1] = [line[:m] + keep, line[m + len(sep):]]
+            return "\n".join(lines)
+    return text
+
+
+def fit_titles(fig, *, pad_px: float = 2.0, rounds: int = 6) -> None:
+    """Wrap each axes title that reaches past the figure's edge until it fits (see :func:`_wrap_once`).
+
+    A subtitle naming the storm, the region and the grid is wider than a 9-inch
+    figure for a whole-city run; constrained layout makes room for the extra lines.
+    """
+    for _ in range(rounds):
+        r = _renderer(fig)
+        wide = [ax.title for ax in fig.axes
+                if ax.title.get_text() and not _inside(ax.title.get_window_extent(r), fig.bbox, pad_px)]
+        changed = False
+        for t in wide:
+            new = _wrap_once(t.get_text())
+            changed |= new != t.get_text()
+            t.set_text(new)
+        if not changed:
+            return
+
+
+#: Offsets (points) tried in turn for a map label: in place, then rings above, below, right, left, diagonally.
+_LABEL_OFFSETS_PT = [(0.0, 0.0)] + [
+    (rad * cx, rad * cy) for rad in (9.0, 14.0, 20.0, 28.0, 38.0)
+    for cx, cy in ((0, 1), (0, -1), (1.6, 0), (-1.6, 0), (1.2, 0.8), (-1.2, 0.8), (1.2, -0.8), (-1.2, -0.8))]
+
+
+def _overlap(a, b) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def label_box(t, renderer):
+    """Window extent (px) of a map label with its rounded white box (``t``: an Annotation)."""
+    pad = (t.get_bbox_patch().get_boxstyle().pad * t.get_fontsize() + 0.5) * t.figure.dpi / 72.0 \
+        if t.get_bbox_patch() is not None else 0.0
+    return t.get_window_extent(renderer).padded(pad)
+
+
+def place_labels(ax, labels: Sequence, avoid: Sequence, *, pad_px: float = 2.0) -> None:
+    """Move each label (an Annotation with offset points) off the ``avoid`` artists and the labels before it.
+
+    Tries :data:`_LABEL_OFFSETS_PT` in turn and keeps the first offset where the label lies
+    inside the axes and overlaps nothing; failing that the least overlapping one inside the
+    axes, and hides a label that fits nowhere inside.
+    """
+    if not labels:
+        return
+    r = _renderer(ax.figure)
+    axbox = ax.get_window_extent(r)
+    taken = [a.get_window_extent(r).padded(pad_px) for a in avoid]
+    for t in labels:
+        best, cost = None, math.inf
+        for off in _LABEL_OFFSETS_PT:
+            t.xyann = off
+            bb = label_box(t, r)
+            if not _inside(bb, axbox):
+                continue
+            c = sum(_overlap(bb, o) for o in taken)
+            if c < cost:
+                best, cost = off, c
+            if c == 0:
+                break
+        if best is None:
+            t.set_visible(False)
+            continue
+        t.xyann = best
+        taken.append(label_box(t, r).padded(pad_px))
+
+
 # ----------------------------------------------------------------------------- checks
 def _require(ds: xr.Dataset, name: str, dims: tuple[str, ...]) -> xr.DataArray:
     """``ds[name]`` after checking it is there with ``dims`` (ValidationError naming it otherwise)."""
@@ -328,14 +428,53 @@ def lonlat_of(ds: xr.Dataset, x, y) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(lon), np.asarray(lat)
 
 
-def deepest_locations(ds: xr.Dataset, n: int = 10, *, min_separation_m: float = 300.0) -> list[dict]:
+#: Text for a place outside every district polygon (the margin kept around the city or the districts).
+OUTSIDE_DISTRICTS = "outside the districts"
+
+
+def _nearest_district(dist: np.ndarray, j: int, i: int, dx: float, dy: float,
+                      tolerance_m: float) -> tuple[int, float]:
+    """(district id, distance m) of the nearest cell with a district within ``tolerance_m`` of (j, i); (-1, nan)."""
+    rj, ri = int(tolerance_m // dy), int(tolerance_m // dx)
+    j0, i0 = max(j - rj, 0), max(i - ri, 0)
+    win = dist[j0:j + rj + 1, i0:i + ri + 1]
+    jj, ii = np.nonzero(win >= 0)
+    if jj.size == 0:
+        return -1, float("nan")
+    d = np.hypot((jj + j0 - j) * dy, (ii + i0 - i) * dx)
+    k = int(np.argmin(d))
+    if d[k] > tolerance_m:
+        return -1, float("nan")
+    return int(win[jj[k], ii[k]]), float(d[k])
+
+
+def district_label(p: Mapping) -> str:
+    """A deepest place's district as shown in tables: the name, "Luohu (90 m outside)", the outside
+    label, or "–" for a run without districts."""
+    name, d = p.get("district"), p.get("district_distance_m")
+    if name is None:
+        return OUTSIDE_DISTRICTS if p.get("district_known") else "–"
+    return f"{name} ({d:.0f} m outside)" if d else str(name)
+
+
+def deepest_locations(ds: xr.Dataset, n: int = 10, *, min_separation_m: float = 300.0,
+                      district_tolerance_m: float | None = None) -> list[dict]:
     """The ``n`` deepest places: maxima of ``max_depth`` at least ``min_separation_m`` apart.
 
     Each is ``{"rank", "x", "y", "lon", "lat", "max_depth_m", "time_of_max_h",
-    "arrival_h", "district"}`` (lon/lat None without a CRS; arrival None if the
-    arrival depth was never reached; district None when unknown). Cells are
-    taken in order of depth, skipping any within ``min_separation_m`` of one
-    already taken, so one pond gives one entry.
+    "arrival_h", "district", "district_distance_m", "district_known"}`` (lon/lat
+    None without a CRS; arrival None if the arrival depth was never reached).
+    Cells are taken in order of depth, skipping any within ``min_separation_m``
+    of one already taken, so one pond gives one entry.
+
+    ``district`` is the name of the cell's district. A cell whose centre lies just
+    outside every district polygon (a river on the border, the coast: the polygons
+    are rasterised by cell centre) takes the nearest district within
+    ``district_tolerance_m`` (default: 1.5 cells, at least 150 m), with
+    ``district_distance_m`` > 0; farther out it is None with ``district_known``
+    True (the margin around the city: :data:`OUTSIDE_DISTRICTS`). A run without a
+    ``district`` raster has None and ``district_known`` False. See
+    :func:`district_label`.
     """
     md = np.asarray(_require(ds, "max_depth", ("y", "x")).values, dtype=np.float64)
     if n < 1:
@@ -370,9 +509,14 @@ def deepest_locations(ds: xr.Dataset, n: int = 10, *, min_separation_m: float = 
         j0, j1, i0, i1 = max(j - rj, 0), min(j + rj + 1, md.shape[0]), max(i - ri, 0), min(i + ri + 1, md.shape[1])
         masked[j0:j1, i0:i1] |= disk[j0 - (j - rj):j1 - (j - rj), i0 - (i - ri):i1 - (i - ri)]
     ll = lonlat_of(ds, [xs[i] for _, i in picked], [ys[j] for j, _ in picked]) if picked else None
+    tol = max(150.0, 1.5 * max(dx, dy)) if district_tolerance_m is None else float(district_tolerance_m)
     out = []
     for r, (j, i) in enumerate(picked):
         d = int(dist[j, i]) if dist is not None else -1
+        away = 0.0 if d >= 0 else None
+        if dist is not None and d < 0:
+            d, away = _nearest_district(np.asarray(dist), j, i, dx, dy, tol)
+            away = away if d >= 0 else None
         ta = float(tarr[j, i]) if tarr is not None else float("nan")
         out.append({
             "rank": r + 1, "x": float(xs[i]), "y": float(ys[j]),
@@ -381,6 +525,8 @@ def deepest_locations(ds: xr.Dataset, n: int = 10, *, min_separation_m: float = 
             "time_of_max_h": float(tmax[j, i]) / 3600.0 if tmax is not None else None,
             "arrival_h": ta / 3600.0 if math.isfinite(ta) else None,
             "district": names[d] if 0 <= d < len(names) else None,
+            "district_distance_m": away if 0 <= d < len(names) else None,
+            "district_known": dist is not None and bool(names),
         })
     return out
 
@@ -480,6 +626,7 @@ def rain_depth_figure(ds: xr.Dataset, points=None, *, crs: str | None = None,
             axd.legend(loc="upper left")
             axd.set_title("Water depth at the point" + ("s" if len(pts) > 1 else ""), fontsize=9.5)
         ax.set_xlim(rs["t_h"][0], rs["t_h"][-1])
+        fit_titles(fig)
     return fig
 
 
@@ -552,6 +699,7 @@ def area_balance_figure(ds: xr.Dataset, *, title: str | None = None):
                       + (" (values below 1e-17 drawn at 1e-17)" if np.any(rel < floor) else ""), fontsize=9)
         axc.set_ylim(floor / 3, max(worst * 30, 1e-14))
         axa.set_xlim(t[0], t[-1])
+        fit_titles(fig)
     return fig
 
 
@@ -639,6 +787,7 @@ def max_depth_figure(ds: xr.Dataset, *, districts=None, dem=None, top_n: int = 1
         cb.set_label("maximum water depth (m)")
         cb.set_ticks(levels)
         cb.set_ticklabels([f"{v:.2g}" for v in levels])
+        labels = []
         if districts is not None and len(districts):
             g = districts.to_crs(ds.attrs["crs"])
             for geom, name in zip(g.geometry, g["name"], strict=True):
@@ -647,8 +796,7 @@ def max_depth_figure(ds: xr.Dataset, *, districts=None, dem=None, top_n: int = 1
                     ax.plot(np.asarray(xs) / 1000, np.asarray(ys) / 1000, color="#222222", lw=0.8)
                 rp = geom.representative_point()
                 if ext[0] < rp.x / 1000 < ext[1] and ext[2] < rp.y / 1000 < ext[3]:
-                    ax.text(rp.x / 1000, rp.y / 1000, str(name), fontsize=8, ha="center", color="#111111",
-                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.6, "lw": 0})
+                    labels.append(_district_label(ax, rp.x / 1000, rp.y / 1000, name))
         elif "district" in ds:
             ids = np.asarray(ds["district"].values, dtype=np.int64)
             segs = _boundary_segments(ids, xe, ye)
@@ -660,11 +808,12 @@ def max_depth_figure(ds: xr.Dataset, *, districts=None, dem=None, top_n: int = 1
                 if jj.size < 50 or d >= len(names):
                     continue
                 k = np.argmin((jj - jj.mean()) ** 2 + (ii - ii.mean()) ** 2)
-                ax.text(xc[ii[k]], yc[jj[k]], str(names[d]), fontsize=8, ha="center", color="#111111",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.6, "lw": 0})
+                labels.append(_district_label(ax, xc[ii[k]], yc[jj[k]], names[d]))
+        markers = []
         if top_n:
             for p in deepest_locations(ds, top_n):
-                ax.plot(p["x"] / 1000, p["y"] / 1000, marker="o", ms=11, mfc="white", mec="#d62728", mew=1.4)
+                markers += ax.plot(p["x"] / 1000, p["y"] / 1000, marker="o", ms=11, mfc="white", mec="#d62728",
+                                   mew=1.4, gid="deepest-marker")
                 ax.text(p["x"] / 1000, p["y"] / 1000, str(p["rank"]), fontsize=7, ha="center", va="center",
                         color="#d62728", fontweight="bold")
         ax.set_xlim(ext[0], ext[1])
@@ -675,7 +824,16 @@ def max_depth_figure(ds: xr.Dataset, *, districts=None, dem=None, top_n: int = 1
         ax.set_ylabel(f"northing (km, {crs})")
         ax.set_title(title or f"Maximum water depth\n{_title_when(ds)}\n"
                               f"classes from {DEPTH_CLASSES_M[0]:g} m; numbered circles: deepest places")
+        fit_titles(fig)
+        place_labels(ax, labels, markers)
     return fig
+
+
+def _district_label(ax, x: float, y: float, name) -> Any:
+    """A district's name on the map at (x, y) km; :func:`place_labels` moves it off the markers."""
+    return ax.annotate(str(name), (x, y), xytext=(0.0, 0.0), textcoords="offset points", fontsize=8,
+                       ha="center", va="center", color="#111111", gid="district-label", annotation_clip=False,
+                       bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.6, "lw": 0})
 
 
 # ----------------------------------------------------------------------------- figure 4
@@ -777,6 +935,7 @@ def sensor_figure(store, datastream_id: str, *, t0: datetime | str | None = None
             loc = mdates.AutoDateLocator(tz=tz)
             ax.xaxis.set_major_locator(loc)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=tz))
+        fit_titles(fig)
     return fig
 
 

@@ -66,7 +66,9 @@ def load_run(ds_or_path) -> tuple[xr.Dataset, dict | None, Path | None]:
     try:
         ds = xr.load_dataset(nc)
     except (OSError, ValueError) as exc:
-        raise ValidationError(f"{str(nc)!r} is not a readable NetCDF flood output: {exc}") from exc
+        # one line: xarray's message goes on with hints about IO backends a user cannot act on
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". Consider")[0]
+        raise ValidationError(f"{str(nc)!r} is not a readable NetCDF flood output: {first}") from exc
     sj = nc.parent / "summary.json"
     summary = json.loads(sj.read_text(encoding="utf-8")) if sj.is_file() else None
     return ds, summary, nc.parent
@@ -237,7 +239,7 @@ def _deepest_section(ds: xr.Dataset, top: list[dict]) -> str:
                      _f(p["max_depth_m"], ".2f"),
                      _f(p["time_of_max_h"], ".2f"),
                      _f(p["arrival_h"], ".2f"),
-                     html.escape(p["district"] or "–")])
+                     html.escape(P.district_label(p))])
     crs = html.escape(str(ds.attrs.get("crs", "grid units")))
     return ("<section><h2>Deepest locations</h2>"
             + _table(["#", "lon (°E)", "lat (°N)", f"x, y (m, {crs})", "max depth (m)", "time of max (h)",
@@ -245,7 +247,9 @@ def _deepest_section(ds: xr.Dataset, top: list[dict]) -> str:
                      rows, numeric={1, 2, 4, 5, 6})
             + f'<p class="note">Local maxima of the maximum depth at least 300 m apart (one entry per pond), '
               f"numbered as on the map. Cell size {_f(P.cell_area_m2(ds) ** 0.5, 'g', 'm')}; "
-              "single-cell maxima on a coarse grid can be DEM artefacts.</p></section>")
+              "single-cell maxima on a coarse grid can be DEM artefacts. A place whose cell centre falls "
+              "just outside the district polygons (a border river, the coast) is given the nearest district "
+              f"and its distance; \"{P.OUTSIDE_DISTRICTS}\" is the margin kept around the city.</p></section>")
 
 
 # ----------------------------------------------------------------------------- the report

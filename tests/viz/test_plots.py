@@ -9,6 +9,7 @@ from the real AlertEngine and the packaged alerts.toml.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -300,3 +301,102 @@ def test_dataset_round_trip_through_netcdf(run, tmp_path):
     back = xr.load_dataset(path)
     np.testing.assert_allclose(P.rain_series(back)["cumulative_mm"], P.rain_series(ds)["cumulative_mm"])
     np.testing.assert_allclose(P.area_by_class(back)["km2"], P.area_by_class(ds)["km2"], atol=1e-12)
+
+
+# ------------------------------------------------------------------------- layout of the flood figures
+LONG = {"region": "shenzhen (whole city) with the 500 m margin kept around its outline",
+        "storm": '{"name": "2023-09-07 Shenzhen record storm, 6 h, alternating-block", "total_mm": 349.7}'}
+
+
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda ds: P.area_balance_figure(ds), id="area_balance"),
+    pytest.param(lambda ds: P.rain_depth_figure(ds), id="rain_depth"),
+    pytest.param(lambda ds: P.max_depth_figure(ds, dem=_dem()), id="max_depth"),
+])
+def test_long_titles_stay_inside_the_figure(run, make):
+    ds = run[0].copy()
+    ds.attrs.update(LONG)
+    fig = make(ds)
+    r = _drawn(fig)
+    titles = [ax.title for ax in fig.axes if ax.title.get_text()]
+    assert titles and any("whole city" in t.get_text() for t in titles)
+    for t in titles:
+        bb = t.get_window_extent(r)
+        assert bb.x0 >= 0 and bb.x1 <= fig.bbox.x1 and bb.y1 <= fig.bbox.y1, (t.get_text(), bb)
+
+
+def test_wrap_once_prefers_the_dash_then_the_dot():
+    assert P._wrap_once("a · b — c") == "a · b\nc"
+    assert P._wrap_once("t\nlong one · two · three four") == "t\nlong one · two\nthree four"
+    assert P._wrap_once("unbreakable") == "unbreakable"
+
+
+def _with_districts(ds, ids, names):
+    out = ds.copy()
+    out["district"] = (("y", "x"), ids.astype(np.int16))
+    out.attrs["district_names"] = json.dumps(names)
+    return out
+
+
+def test_deepest_place_just_outside_the_districts_takes_the_nearest(run):
+    ds = run[0]
+    top = P.deepest_locations(ds, 1)[0]
+    j = int(np.argmin(np.abs(ds["y"].values - top["y"])))
+    i = int(np.argmin(np.abs(ds["x"].values - top["x"])))
+    ids = np.full(ds["max_depth"].shape, -1)
+    ids[:, i + 1:] = 0  # the district starts one cell east of the deepest cell (10 m away)
+    p = P.deepest_locations(_with_districts(ds, ids, ["Futian"]), 1)[0]
+    assert p["district"] == "Futian" and p["district_distance_m"] == pytest.approx(D)
+    assert P.district_label(p) == "Futian (10 m outside)"
+    ids[:, :] = -1
+    ids[:, i + 20:] = 0  # 200 m away: beyond the tolerance (150 m at 10 m cells)
+    p = P.deepest_locations(_with_districts(ds, ids, ["Futian"]), 1)[0]
+    assert p["district"] is None and P.district_label(p) == P.OUTSIDE_DISTRICTS
+    ids[j, i] = 0
+    p = P.deepest_locations(_with_districts(ds, ids, ["Futian"]), 1)[0]
+    assert P.district_label(p) == "Futian" and p["district_distance_m"] == 0.0
+    assert P.district_label(P.deepest_locations(ds, 1)[0]) == "–"  # a run without districts
+
+
+def _overlaps(a, b) -> bool:
+    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+
+def _labels_and_markers(fig):
+    r = _drawn(fig)
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_gid() == "district-label" and t.get_visible()]
+    markers = [m for m in ax.lines if m.get_gid() == "deepest-marker"]
+    return r, ax, labels, markers
+
+
+def test_district_labels_do_not_cover_the_numbered_places(run):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    ds = run[0]
+    top = P.deepest_locations(ds, 3)
+    x, y = top[0]["x"], top[0]["y"]
+    # a district centred on the deepest place: its label's first place is under marker 1
+    ids = np.full(ds["max_depth"].shape, -1)
+    j = int(np.argmin(np.abs(ds["y"].values - y)))
+    i = int(np.argmin(np.abs(ds["x"].values - x)))
+    ids[j - 8:j + 9, i - 8:i + 9] = 0
+    polys = gpd.GeoDataFrame({"name": ["Centre district"]}, geometry=[box(x - 80, y - 80, x + 80, y + 80)],
+                             crs="EPSG:4547")
+    for fig in (P.max_depth_figure(_with_districts(ds, ids, ["Centre district"]), dem=_dem(), top_n=3),
+                P.max_depth_figure(ds, districts=polys, dem=_dem(), top_n=3)):
+        r, ax, labels, markers = _labels_and_markers(fig)
+        assert len(labels) == 1 and len(markers) == 3
+        lab = labels[0].get_bbox_patch().get_window_extent(r)
+        assert lab.x0 >= ax.bbox.x0 and lab.x1 <= ax.bbox.x1
+        for m in markers:
+            assert not _overlaps(lab, m.get_window_extent(r)), (lab, m.get_window_extent(r))

@@ -112,9 +112,23 @@ def test_report_bad_inputs(run, tmp_path):
         write_flood_report(run.assign(max_depth=run["max_depth"].expand_dims(band=1)), tmp_path / "out")
     bad = tmp_path / "bad.nc"
     bad.write_text("not netcdf")
-    with pytest.raises(ValidationError, match="bad.nc"):
+    with pytest.raises(ValidationError, match="bad.nc") as err:
         write_flood_report(bad, tmp_path / "out")
+    assert "\n" not in str(err.value) and "Consider" not in str(err.value)  # no xarray backend hints
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_report_names_the_district_of_every_deepest_place(run, tmp_path):
+    top = P.deepest_locations(run, 1)[0]
+    i = int(np.argmin(np.abs(run["x"].values - top["x"])))
+    ids = np.full(run["max_depth"].shape, -1, np.int16)
+    ids[:, i + 1:] = 0  # the deepest cell's centre lies 10 m outside the district
+    ds = run.assign(district=(("y", "x"), ids)).assign_attrs(district_names=json.dumps(["Futian"]))
+    page = write_flood_report(ds, tmp_path, top_n=3).read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td>\d+</td>(?:<td[^>]*>[^<]*</td>)*</tr>", page)  # the deepest places
+    districts = [re.search(r"<td>([^<]*)</td></tr>$", r).group(1) for r in rows]
+    assert len(rows) == 3 and districts[0] == "Futian (10 m outside)"
+    assert "–" not in districts, districts
 
 
 def test_report_renders_offline_in_chromium(run, chromium, tmp_path):
@@ -176,6 +190,27 @@ def test_real_city_report(futian_run, chromium, tmp_path):
         assert 113.7 < float(lon) < 114.7 and 22.4 < float(lat) < 22.9
     r = screenshot(path, tmp_path / "shot.png", width=1200, height=1400, ready_js=None, timeout=90)
     assert r.network_requests == [] and count_non_background(r.png_path) > 0.15 * 1200 * 1400
+
+
+def test_real_city_deepest_places_have_districts_and_clear_labels(futian_run):
+    ds, _ = futian_run
+    top = P.deepest_locations(ds, 10)
+    assert len(top) == 10
+    assert all(P.district_label(p) != "–" for p in top), [P.district_label(p) for p in top]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = P.max_depth_figure(ds)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    r = canvas.get_renderer()
+    ax = fig.axes[0]
+    labels = [t.get_bbox_patch().get_window_extent(r) for t in ax.texts
+              if t.get_gid() == "district-label" and t.get_visible()]
+    markers = [m.get_window_extent(r) for m in ax.lines if m.get_gid() == "deepest-marker"]
+    assert labels and len(markers) == 10
+    for a in labels:
+        for b in markers:
+            assert not (min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)), (a, b)
 
 
 def test_cli_flood_run_writes_the_report(tmp_path):
