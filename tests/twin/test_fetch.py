@@ -148,7 +148,8 @@ def test_every_catalogue_file_has_a_builder_or_says_why_not(catalogue):
     assert by["shenzhen/coast/landmask_gshhg_full_1s_sz.tif"] == "gshhg"
     assert by["shenzhen/roads/futian_edges.geojson"] == "overpass"
     assert by["shenzhen/boundaries/440304.geojson"] == "cnmaps"
-    assert by["shenzhen/events/hazard_events.json"] is None
+    assert by["shenzhen/events/hazard_events.json"] == "facts"
+    assert by["shenzhen/metro/sz_metro_stations.geojson"] is None
 
 
 def test_select_matches_full_and_short_paths(catalogue):

@@ -26,7 +26,6 @@ from twin.cli.data import data
 from twin.errors import GraphError
 
 
-
 def _sibling(name: str):
     """A sibling test module (pytest runs with --import-mode=importlib: no plain import)."""
     import importlib.util
@@ -179,7 +178,7 @@ def built(tmp_path, upstreams):
 def test_every_upstream_is_asked_once_and_the_run_succeeds(built):
     dest, res, servers = built
     assert res.exit_code == 0, res.output
-    assert "upstreams: 4 built, 0 skipped, 0 failed" in res.output
+    assert "upstreams: 5 built, 0 skipped, 0 failed" in res.output
     assert sorted(servers["tiles"].log) == sorted(
         f"/{n}/{n}.tif" for _, _, n in fetch.copernicus_tiles(BBOX))
     assert servers["gshhg"].log == ["/gshhg-shp-2.3.7.zip"]
@@ -266,6 +265,7 @@ def test_provenance_records_every_built_file_with_its_own_hash(built):
         "shenzhen/coast/LICENSE-gshhg.txt",
         "shenzhen/osm/drive_overpass_shenzhen.json",
         "shenzhen/roads/osm_drive_edges.geojson",
+        "shenzhen/events/hazard_events.json",
     }
     for rel, r in rec.items():
         assert r["sha256"] == sha(dest / rel), rel
@@ -284,28 +284,41 @@ def test_files_without_upstream_are_listed_with_the_remedy(built):
     dest, res, _ = built
     flat = " ".join(res.output.split())
     assert "Not built: no public upstream" in flat
-    for rel in ("events/hazard_events.json", "validation/waterlogging_points_2019.csv",
-                "metro/sz_metro_stations.geojson", "population/census2020_districts.csv"):
-        assert rel in "".join(res.output.split()), rel
-    assert "press reports" in flat  # why events cannot be built
-    assert "`twin flood run` cannot run" in flat
+    not_built = res.output.split("Not built")[1]
+    for rel in ("validation/waterlogging_points_2019.csv", "metro/sz_metro_stations.geojson",
+                "population/census2020_districts.csv", "osm/nanshan_central_2021.osm"):
+        assert rel in not_built, rel
+    assert "public repository with no licence" in flat  # why the metro cannot be built
+    assert "no command (optional)" in flat and "cannot run" not in flat  # none is needed
     assert "twin data fetch shenzhen --mirror URL" in flat and fetch.MIRROR_ENV in flat
     assert "copy the files to" in flat
-    # the built layers are not in that list
-    assert "srtm1_shenzhen.tif" not in res.output.split("Not built")[1]
+    for built_file in ("srtm1_shenzhen.tif", "hazard_events.json", "landmask"):
+        assert built_file not in not_built
+
+
+def test_the_storm_facts_are_written_for_the_flood_run(built):
+    from physics.rain import records_2023_09_07
+    from twin.city import City
+
+    dest, _, _ = built
+    records = records_2023_09_07(City("shenzhen", data_root=dest))
+    assert records == {1.0: 116.8, 2.0: 195.8, 3.0: 246.8, 6.0: 349.7, 12.0: 465.5, 24.0: 524.4}
+    rec = json.loads((dest / "shenzhen/provenance.json").read_text())["files"]
+    assert rec["shenzhen/events/hazard_events.json"]["sources"][0]["url"].startswith("http")
 
 
 def test_verify_accepts_built_files_and_names_what_is_missing(built):
     dest, _, _ = built
     res = run("verify", "--dir", str(dest))
-    assert res.exit_code == 1  # events, metro ... are still missing
+    assert res.exit_code == 1  # metro, validation ... are still missing
     status = {r.entry.path: r.status for r in fetch.verify(dest)}
     assert status["shenzhen/terrain/srtm1_shenzhen.tif"] == "replaced"
     assert status["shenzhen/coast/landmask_gshhg_full_1s_sz.tif"] == "built"
     assert status["shenzhen/coast/COPYRIGHT_gmt-gshhg-full.txt"] == "replaced"
     assert status["shenzhen/roads/futian_nodes.geojson"] == "replaced"
     assert all(status[f"shenzhen/boundaries/{c}.geojson"] == "ok" for c in ADCODES)
-    assert status["shenzhen/events/hazard_events.json"] == "missing"
+    assert status["shenzhen/events/hazard_events.json"] == "built"
+    assert status["shenzhen/metro/sz_metro_stations.geojson"] == "missing"
     assert "replaced by shenzhen/terrain/copernicus_glo30_shenzhen.tif (built)" in res.output
 
     # a built file changed afterwards is caught against its record
@@ -322,7 +335,7 @@ def test_a_second_run_builds_nothing_again(built, upstreams):
         (s.queries if hasattr(s, "queries") else s.log).clear()
     res = run("fetch", "shenzhen", "--dest", str(dest), *upstreams["args"])
     assert res.exit_code == 0, res.output
-    assert "upstreams: 0 built, 4 skipped, 0 failed" in res.output
+    assert "upstreams: 0 built, 5 skipped, 0 failed" in res.output
     assert servers["tiles"].log == [] and servers["gshhg"].log == []
     assert servers["overpass"].queries == []
 
@@ -342,7 +355,7 @@ def test_unreachable_upstream_fails_alone_and_names_itself(tmp_path, upstreams):
     dest = tmp_path / "data"
     res = run("fetch", "shenzhen", "--dest", str(dest), "--retries", "0", *args)
     assert res.exit_code == 1
-    assert "upstreams: 3 built, 0 skipped, 1 failed" in res.output
+    assert "upstreams: 4 built, 0 skipped, 1 failed" in res.output
     assert "overpass: FetchError" in res.output and "127.0.0.1:9" in res.output
     assert (dest / "shenzhen/coast/landmask_gshhg_full_1s_sz.tif").exists()
     assert not (dest / "shenzhen/roads/osm_drive_edges.geojson").exists()

@@ -68,10 +68,12 @@ def test_missing_layer_error_names_the_commands_and_what_to_run(empty_data):
         City("shenzhen").events()
     msg = " ".join(str(err.value).split())
     assert "layer 'events' not found" in msg and "needed by: twin flood run" in msg
-    assert "no public upstream" in msg and "press reports" in msg
-    assert "twin data fetch shenzhen --mirror URL" in msg and "TWIN_DATA" in msg
+    assert "Run `twin data fetch shenzhen` (it builds this layer from its public upstream" in msg
+    assert "TWIN_DATA" in msg
 
     with pytest.raises(DataMissingError) as err:
-        City("shenzhen").raw_elevation()
+        City("shenzhen").vector("metro_stations")
     msg = " ".join(str(err.value).split())
-    assert "Run `twin data fetch shenzhen` (it builds this layer from its public upstream" in msg
+    assert "needed by" not in msg  # no command needs the metro
+    assert "no public upstream" in msg and "public repository with no licence" in msg
+    assert "twin data fetch shenzhen --mirror URL" in msg

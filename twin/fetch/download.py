@@ -142,7 +142,7 @@ class _Downloader:
     """
 
     def __init__(self, policy: RetryPolicy, progress: FetchProgress, name: str,
-                 method: str = "GET", body: bytes | None = None) -> None:
+                 method: str = "GET", body: dict | bytes | None = None) -> None:
         self.policy = policy
         self.bar = _PoochBar(progress, name)
         self.attempts = 0
@@ -208,7 +208,7 @@ def download(
     policy: RetryPolicy | None = None,
     progress: FetchProgress | None = None,
     method: str = "GET",
-    body: bytes | None = None,
+    body: dict | bytes | None = None,
 ) -> Download:
     """Download ``url`` to ``target`` with pooch, checking its SHA-256 when given.
 

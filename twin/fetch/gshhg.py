@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,8 +118,13 @@ def write_landmask(levels: dict[int, object], out: Path, region: Sequence[float]
     width = round((east - west) / ARCSEC) + 1
     height = round((north - south) / ARCSEC) + 1
     transform = from_origin(west - ARCSEC / 2, north + ARCSEC / 2, ARCSEC, ARCSEC)
-    shapes = [(geom, LEVEL_VALUE[k]) for k in sorted(levels) for geom in levels[k].geometry
-              if geom is not None and not geom.is_empty]  # lower levels first: lakes cut land
+    from shapely.geometry import box
+
+    # Clip first: a level-1 polygon is a whole continent. Lower levels first: lakes cut land.
+    frame = box(west, south, east, north).buffer(10 * ARCSEC)
+    shapes = [(geom.intersection(frame), LEVEL_VALUE[k]) for k in sorted(levels)
+              for geom in levels[k].geometry if geom is not None and not geom.is_empty]
+    shapes = [(g, v) for g, v in shapes if not g.is_empty]
     mask = np.zeros((height, width), dtype="uint8")
     if shapes:
         mask = rasterize(shapes, out_shape=(height, width), transform=transform, fill=0,
@@ -151,11 +157,7 @@ def fetch_gshhg_coast(
     it is there, unless ``force``). Returns the paths written: shoreline GeoJSON,
     land-mask GeoTIFF, and when the zip has them the border GeoJSON and the licence.
     """
-    import geopandas as gpd
     import pooch
-    from shapely.geometry import box as make_box
-
-    from twin.fetch import provenance
 
     progress = progress or NullProgress()
     dest = Path(dest)
@@ -176,6 +178,20 @@ def fetch_gshhg_coast(
     wanted = members(names)
     files = pooch.Unzip(members=wanted, extract_dir="gshhg-shp")(str(zpath), "download", None)
     say(progress, f"extracted {len(files)} member(s) of {zpath.name}")
+    try:
+        return _build(dest, city, url, dl.sha256, files, region, progress)
+    finally:
+        shutil.rmtree(cache / "gshhg-shp", ignore_errors=True)  # the zip stays; the shapefiles go
+
+
+def _build(dest: Path, city: str, url: str, zip_sha256: str, files: list[str],
+           region: Sequence[float], progress: FetchProgress) -> list[Path]:
+    """Cut the extracted shapefiles to ``region`` and write (and record) the coast files."""
+    import geopandas as gpd
+    from shapely.geometry import box as make_box
+
+    from twin.fetch import provenance
+
     west, south, east, north = region
     box = make_box(west, south, east, north)
     levels = {}
@@ -189,7 +205,7 @@ def fetch_gshhg_coast(
                 )
             continue
         levels[k] = gpd.read_file(shp, bbox=tuple(region))
-    sources = [{"url": url, "sha256": dl.sha256}]
+    sources = [{"url": url, "sha256": zip_sha256}]
     written: list[tuple[str, Path, list[str], str]] = []
 
     rel = COASTLINE_RELPATH.format(city=city)
