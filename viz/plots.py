@@ -34,10 +34,10 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -837,17 +837,13 @@ def _district_label(ax, x: float, y: float, name) -> Any:
 
 
 # ----------------------------------------------------------------------------- figure 4
-#: Metrics that follow from one reading (SI value -> metric unit), as hardware_bridge.fusion.alerts computes them.
-_INSTANT = {
-    "level_m": ("water level (m)", lambda v, b: v),
-    "obscuration_pct_per_m": ("smoke obscuration (%/m)", lambda v, b: 100.0 * v),
-    "lel_pct": ("combustible gas (% LEL)", lambda v, b: 100.0 * v),
-    "o2_pct": ("oxygen (% vol)", lambda v, b: 100.0 * v),
-    "temperature_c": ("temperature (°C)", lambda v, b: v - 273.15),
-    "ppm": ("concentration (ppm)", lambda v, b: 1e6 * v),
-    "cumulative_mm": ("displacement from baseline (mm)", lambda v, b: 1000.0 * np.abs(v - b)),
-    "change_mrad": ("tilt change from baseline (mrad)", lambda v, b: 1000.0 * np.abs(v - b)),
-}
+#: What the value axis of a sensor plot names, per kind: "CO (ppm)". The unit and the conversion
+#: from the stored SI value come from :mod:`hardware_bridge.display`, as on the console.
+QUANTITY_NAMES = {"rain_gauge": "rain", "water_level": "water level", "gnss_displacement": "displacement",
+                  "inclinometer": "tilt", "gas_o2": "O₂", "gas_h2s": "H₂S", "gas_co": "CO",
+                  "gas_lel": "combustible gas", "smoke": "smoke obscuration", "heat": "temperature"}
+#: Metrics measured from a baseline (the station's, or the first reading), in the kind's display unit.
+_FROM_BASELINE = {"cumulative_mm": "displacement from baseline", "change_mrad": "tilt change from baseline"}
 _SI_LABEL = {"m": "value (m)", "m/s": "value (m/s)", "K": "value (K)", "1": "value (–)", "rad": "value (rad)"}
 
 
@@ -971,16 +967,21 @@ def _mark_events(ax, events, tz, y_frac: float = 0.97) -> None:
 
 
 def _rain_gauge_axes(when, times, vals, unit, rules, events, tz):
+    from hardware_bridge.display import display_unit
+
     fig = new_figure(9.0, 6.0)
     ax, axw = fig.subplots(2, 1, sharex=True, height_ratios=(0.8, 1.2))
+    d = display_unit("rain_gauge", unit)
+    if d is None:
+        raise ValidationError(f"rain gauge readings in {unit!r}: expected 'm' (depth per reading) or 'm/s'")
     if unit == "m/s":
-        ax.plot(when, vals * 3.6e6, color="#2171b5", lw=1.2, label="intensity")
-        ax.set_ylabel("rain intensity (mm/h)")
+        ax.plot(when, d.value(vals), color="#2171b5", lw=1.2, label="intensity")
+        ax.set_ylabel(f"rain intensity ({d.unit})")
     else:
         w = np.diff(times, prepend=times[0] - (np.median(np.diff(times)) if times.size > 1 else 300.0))
-        ax.bar(when, vals * 1000.0, width=-w / 86400.0 * 0.9, align="edge", color="#6baed6",
+        ax.bar(when, d.value(vals), width=-w / 86400.0 * 0.9, align="edge", color="#6baed6",
                edgecolor="#2171b5", lw=0.4, label="rain per reading")
-        ax.set_ylabel("rain per reading (mm)")
+        ax.set_ylabel(f"rain per reading ({d.unit})")
     ax.legend(loc="upper left")
     drawn = []
     windows = sorted({r.window_h for r in rules if r.metric == "depth_mm"}) or [1.0]
@@ -1010,41 +1011,93 @@ def _rain_gauge_axes(when, times, vals, unit, rules, events, tz):
     return fig
 
 
+class SensorScale(NamedTuple):
+    """How a sensor's series is drawn (see :func:`sensor_scale`)."""
+
+    label: str                      # the value axis: "CO (ppm)"
+    unit: str                       # the plotted unit ("ppm"; the SI unit when the table has none)
+    convert: Callable[[Any], np.ndarray]  # stored SI values -> plotted values
+    metric: str | None              # the alert metric plotted (its rules are comparable)
+    drawn: list                     # rules drawn as threshold lines (their thresholds in ``unit``)
+    skipped: list                   # (rule, why) not drawn
+
+
+def sensor_scale(kind: str, si_unit: str | None, rules: Sequence, baseline: float | None = None) -> SensorScale:
+    """How a sensor's series is drawn: axis label, unit, conversion, the rules drawn and those not.
+
+    Values are in the operator's unit of :func:`hardware_bridge.display.display_unit`
+    (a CO reading stored as 8e-6 mol/mol is drawn at 8 ppm, a heat detector's
+    298.15 K at 25 °C). A rule is drawn when its metric is the plotted one and its
+    unit (:data:`hardware_bridge.fusion.alerts.METRIC_UNITS`, the unit its threshold
+    is written in) is the plotted unit; a mismatch is listed, never drawn on the
+    wrong scale. Displacement and tilt with rules from a baseline are drawn as
+    the change from ``baseline`` (SI).
+    """
+    from hardware_bridge.display import display_unit
+    from hardware_bridge.fusion.alerts import METRIC_UNITS, READING_METRICS
+
+    d = display_unit(kind, si_unit or None)
+    if d is None:  # a unit outside the table: drawn as stored, no threshold is comparable
+        return SensorScale(_SI_LABEL.get(si_unit or "", f"value ({si_unit or '–'})"), si_unit or "",
+                           lambda v: np.asarray(v, float), None, [],
+                           [(r, "no display unit for the stored unit") for r in rules])
+    base = [r for r in rules if r.metric in _FROM_BASELINE]
+    reading = [r for r in rules if r.metric in READING_METRICS]
+    if base and not reading:
+        metric = base[0].metric
+        b = 0.0 if baseline is None else float(baseline)
+        label = f"{_FROM_BASELINE[metric]} ({d.unit})"
+
+        def conv(v):
+            return d.scale * np.abs(np.asarray(v, float) - b)
+    else:
+        metric = reading[0].metric if reading else None
+        label = f"{QUANTITY_NAMES.get(kind, kind.replace('_', ' '))} ({d.unit})"
+
+        def conv(v):
+            return d.scale * np.asarray(v, float) + d.offset
+    drawn, skipped = [], []
+    for r in rules:
+        if r.metric != metric:
+            skipped.append((r, ""))
+        elif METRIC_UNITS.get(r.metric) != d.unit:
+            skipped.append((r, f"threshold in {METRIC_UNITS.get(r.metric)}, plotted in {d.unit}"))
+        else:
+            drawn.append(r)
+    return SensorScale(label, d.unit, conv, metric, drawn, skipped)
+
+
 def _level_axes(when, times, vals, unit, kind, station, rules, events, engine, tz):
     fig = new_figure(9.0, 4.6)
     ax = fig.subplots(1, 1)
-    drawable = [r for r in rules if r.metric in _INSTANT]
-    metric = drawable[0].metric if drawable else None
-    if metric is not None:
-        label, conv = _INSTANT[metric]
-        y = conv(vals, _baseline(engine.config, kind, station, float(vals[0])))
-    else:
-        label, y = _SI_LABEL.get(unit, f"value ({unit or '–'})"), vals
+    sc = sensor_scale(kind, unit, rules, _baseline(engine.config, kind, station, float(vals[0])))
+    drawable, skipped = sc.drawn, sc.skipped
+    y = sc.convert(vals)
     ax.plot(when, y, color="#08306b", lw=1.6, marker="o" if y.size < 80 else None, ms=3, label=kind)
     lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
-    thr = [r.threshold for r in drawable if r.metric == metric]
+    thr = [r.threshold for r in drawable]
     lo, hi = min([lo, *thr]), max([hi, *thr])
     pad = 0.08 * (hi - lo or abs(hi) or 1.0)
     lo, hi = lo - pad, hi + pad
-    for r in sorted((r for r in drawable if r.metric == metric), key=lambda r: r.severity.rank):
+    for r in sorted(drawable, key=lambda r: r.severity.rank):
         c = SEVERITY_COLOURS.get(r.severity.value, "#444444")
         upward = r.op in (">=", ">")
         ax.axhspan(r.threshold, hi if upward else lo, color=c, alpha=0.13, lw=0)
         ax.axhline(r.threshold, color=c, lw=1.3, ls="--")
-        ax.text(0.995, r.threshold, f"{r.severity.value}: {r.op} {r.threshold:g}" + (f" ({r.label})" if r.label else ""),
+        ax.text(0.995, r.threshold, f"{r.severity.value}: {r.op} {r.threshold:g} {sc.unit}"
+                + (f" ({r.label})" if r.label else ""),
                 transform=ax.get_yaxis_transform(), va="bottom" if upward else "top", ha="right", fontsize=7.5,
                 color=c, bbox={"boxstyle": "round,pad=0.1", "fc": "white", "alpha": 0.7, "lw": 0})
-    skipped = [r for r in rules if r.metric != metric]
     if skipped:
         ax.text(0.01, 0.02, "not drawn: " + "; ".join(
             f"{r.metric}{f' ({r.window_h:g} h)' if r.window_h else ''} {r.op} {r.threshold:g} [{r.severity.value}]"
-            for r in skipped[:4]) + (" …" if len(skipped) > 4 else ""), transform=ax.transAxes, fontsize=7,
-            color="#555555")
+            + (f" ({why})" if why else "") for r, why in skipped[:4]) + (" …" if len(skipped) > 4 else ""),
+            transform=ax.transAxes, fontsize=7, color="#555555")
     if not rules:
         ax.text(0.01, 0.02, f"no alert rules for kind {kind!r} at station {station!r} in the alert config",
                 transform=ax.transAxes, fontsize=7.5, color="#555555")
     ax.set_ylim(lo, hi)
-    ax.set_ylabel(label)
+    ax.set_ylabel(sc.label)
     _mark_events(ax, events, tz)
     ax.legend(loc="upper left")
     return fig

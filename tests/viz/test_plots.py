@@ -244,7 +244,7 @@ def test_sensor_figure_gas_levels_and_events(store):
     ax = fig.axes[0]
     obs = store.observations("GS-01/gas_h2s")
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [o.value * 1e6 for o in obs])
-    assert ax.get_ylabel() == "concentration (ppm)" and "UTC+8" in ax.get_xlabel()
+    assert ax.get_ylabel() == "H₂S (ppm)" and "UTC+8" in ax.get_xlabel()
     hlines = {round(float(ln.get_ydata()[0]), 6) for ln in ax.lines
               if len(ln.get_ydata()) == 2 and ln.get_ydata()[0] == ln.get_ydata()[1]}
     assert {7.06, 14.1} <= hlines  # warning and alarm levels of alerts.toml
@@ -256,6 +256,56 @@ def test_sensor_figure_gas_levels_and_events(store):
         when = datetime.fromisoformat(e.data["phenomenon_time"])
         assert round(float(mdates.date2num(when)), 6) in vlines
     assert "2023-09-07 18:00" in ax.get_title()  # 10:00 UTC shown in Shenzhen time
+
+
+def _hlines(ax) -> set[float]:
+    return {round(float(ln.get_ydata()[0]), 6) for ln in ax.lines
+            if len(ln.get_ydata()) == 2 and ln.get_ydata()[0] == ln.get_ydata()[1]}
+
+
+def test_co_stored_in_mol_per_mol_is_drawn_in_ppm(store):
+    ppm = [2.0, 8.0, 30.0, 60.0, 250.0, 40.0, 5.0]
+    for k, v in enumerate(ppm):
+        store.put_observation("CO-01/gas_co", T0 + timedelta(minutes=k), v * 1e-6, "1")  # SI: mol/mol
+    fig = P.sensor_figure(store, "CO-01/gas_co")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "CO (ppm)"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.array(ppm), rtol=1e-12)  # value * 1e6
+    rules = [r for r in AlertEngine().rules_for("gas_co", "CO-01") if r.metric == "ppm"]
+    assert rules and {round(r.threshold, 6) for r in rules} <= _hlines(ax)  # thresholds on the same scale
+    assert all(f"{r.threshold:g} ppm" in " ".join(t.get_text() for t in ax.texts) for r in rules)
+
+
+def test_heat_in_kelvin_is_drawn_in_celsius(store):
+    for k, c in enumerate([22.0, 35.0, 61.0, 80.0]):
+        store.put_observation("HT-01/heat", T0 + timedelta(minutes=k), c + 273.15, "K")
+    ax = P.sensor_figure(store, "HT-01/heat").axes[0]
+    assert ax.get_ylabel() == "temperature (°C)"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [22.0, 35.0, 61.0, 80.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["gas_co", "gas_h2s", "gas_o2", "gas_lel", "smoke", "heat", "water_level",
+                                  "gnss_displacement", "inclinometer"])
+def test_alert_thresholds_are_in_the_display_unit_of_their_kind(kind):
+    # the rules of alerts.toml are written in the operator's unit per metric: the one the plots draw
+    from hardware_bridge.display import display_unit
+    from hardware_bridge.fusion.alerts import METRIC_UNITS, METRICS, READING_METRICS
+
+    unit = display_unit(kind).unit
+    for m in METRICS[kind]:
+        if m in READING_METRICS or m in P._FROM_BASELINE:
+            assert METRIC_UNITS[m] == unit, (kind, m)
+
+
+def test_a_threshold_in_another_unit_is_listed_not_drawn(store, monkeypatch):
+    from hardware_bridge.fusion import alerts
+
+    store.put_observation("CO-02/gas_co", T0, 8e-6, "1")
+    store.put_observation("CO-02/gas_co", T0 + timedelta(minutes=1), 9e-6, "1")
+    monkeypatch.setitem(alerts.METRIC_UNITS, "ppm", "mg/m3")
+    ax = P.sensor_figure(store, "CO-02/gas_co").axes[0]
+    assert ax.get_ylabel() == "CO (ppm)" and not _hlines(ax)
+    assert "threshold in mg/m3, plotted in ppm" in " ".join(t.get_text() for t in ax.texts)
 
 
 def test_sensor_figure_rain_windows(store):
