@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hardware_bridge.display import display_unit, format_reading
 from hardware_bridge.fusion import Reading, as_readings, seconds_of
 from hardware_bridge.fusion.alerts import load_config
 from twin.errors import ConfigError, ValidationError
@@ -60,7 +61,6 @@ from twin.events import Event, Severity
 MOLAR_VOLUME_L = 8.314462618 * 293.15 / 101.325  # L/mol at 20 °C, 101.325 kPa (ideal gas) = 24.06
 GASES = ("gas_o2", "gas_h2s", "gas_co", "gas_lel")
 _UNIT_TO_SI = {"%vol": 0.01, "%LEL": 0.01, "ppm": 1e-6, "1": 1.0}
-_DISPLAY = {"gas_o2": ("%vol", 100.0), "gas_lel": ("%LEL", 100.0), "gas_h2s": ("ppm", 1e6), "gas_co": ("ppm", 1e6)}
 
 #: Event kinds whose stored sequence :meth:`PermitBook.restore` replays.
 STATE_KINDS = frozenset({"permit_granted", "space_entered", "space_exited",
@@ -83,12 +83,14 @@ class GasLimit:
         return (self.lo is None or v >= self.lo) and (self.hi is None or v <= self.hi)
 
     def describe(self, v: float) -> str:
-        unit, f = _DISPLAY.get(self.gas, ("", 1.0))
-        return f"{v * f:.4g} {unit}"
+        """A reading (SI) as operators read it (:mod:`hardware_bridge.display`: "8.0 ppm")."""
+        return format_reading(self.gas, v, "1")
 
     def violated(self, v: float) -> str:
-        """Which limit ``v`` breaks, in display units ("" when within)."""
-        unit, f = _DISPLAY.get(self.gas, ("", 1.0))
+        """Which limit ``v`` breaks, in display units ("" when within); the limit keeps four
+        significant digits (7.058 ppm is the MAC, not 7.1)."""
+        d = display_unit(self.gas, "1")
+        unit, f = (d.unit, d.scale) if d is not None else ("", 1.0)
         if self.lo is not None and v < self.lo:
             return f"below {self.lo * f:.4g} {unit} ({self.text})"
         if self.hi is not None and v > self.hi:

@@ -49,9 +49,9 @@ def test_permit_granted_when_all_fresh_and_within_limits():
 
 
 @pytest.mark.parametrize("setup, now, fragment", [
-    (lambda b: b.update(readings(100.0, gas_o2=0.185)), 110.0, "O2: 18.5 %vol is below 19.5 %vol"),
-    (lambda b: b.update(readings(100.0, gas_o2=0.24)), 110.0, "O2: 24 %vol is above 23.5 %vol"),
-    (lambda b: b.update(readings(100.0, gas_h2s=8e-6)), 110.0, "H2S: 8 ppm is above 7.058 ppm (<= 10 mg/m3)"),
+    (lambda b: b.update(readings(100.0, gas_o2=0.185)), 110.0, "O2: 18.5 % vol is below 19.5 % vol"),
+    (lambda b: b.update(readings(100.0, gas_o2=0.24)), 110.0, "O2: 24.0 % vol is above 23.5 % vol"),
+    (lambda b: b.update(readings(100.0, gas_h2s=8e-6)), 110.0, "H2S: 8.0 ppm is above 7.058 ppm (<= 10 mg/m3)"),
     (lambda b: b.update(readings(100.0, gas_co=20e-6)), 110.0, "CO: 20 ppm is above 17.18 ppm"),
     (lambda b: b.update(readings(100.0, gas_lel=0.12)), 110.0, "LEL: 12 %LEL is above 10 %LEL"),
     (lambda b: b.update(readings(100.0)), 221.0, "latest reading is 121 s old (max 120 s)"),
@@ -88,7 +88,7 @@ def test_alarm_while_inside_once_until_cleared():
     assert len(ev) == 1
     e = ev[0]
     assert e.kind == "confined_space_alarm" and e.severity is Severity.ALARM and e.time_s == 30.0
-    assert SPACE in e.message and "H2S" in e.message and "12 ppm" in e.message and "7.058 ppm" in e.message
+    assert SPACE in e.message and "H2S" in e.message and "12.0 ppm" in e.message and "7.058 ppm" in e.message
     assert e.data["space"] == SPACE and e.data["gas"] == "gas_h2s" and e.data["value"] == 12e-6
     assert e.data["inside"] == ["li.wei", "zhang.min"] and "GBZ 2.1" in e.data["limit_source"]
     assert Event.parse(e.to_record()) == e

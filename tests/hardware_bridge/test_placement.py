@@ -112,6 +112,18 @@ def test_simulate_registers_placed_devices_in_the_store(tmp_path, twin_data):
     assert float(co["latest"].split()[0]) == pytest.approx(co["latest_si"] * 1e6, abs=0.5)
     heat = next(v for k, v in by.items() if k.endswith("/heat"))
     assert heat["latest"].endswith(" °C") and heat["unit_si"] == "K"
+    # the console lists all 12 and can draw the 10 placed ones
+    from viz.console.live import LiveState
+
+    live = LiveState(store)
+    try:
+        rows = live.sensors()
+    finally:
+        live.close()
+    placed = {r["sensor"] for r in rows if r["placed"]}
+    assert placed == {s.id for s in reg}
+    assert {r["sensor"] for r in rows if not r["placed"]} == {
+        r["sensor"] for r in rows if r["kind"] in ("gnss_displacement", "inclinometer")}
     # --no-place: nothing registered
     store2 = tmp_path / "store2"
     r = CliRunner().invoke(main, ["bridge", "simulate", "--devices", "12", "--minutes", "3", "--no-place",

@@ -299,7 +299,8 @@ class LiveState:
         """
         with self._lock:
             ids = set(self._latest)
-            reported = {split_datastream(ds)[0] for ds in ids}
+            # a device status stream is not a reading: a sensor with only that is listed as registered
+            reported = {split_datastream(ds)[0] for ds in ids if not is_device_status(ds)}
             for sid, rec in self._sensors.items():
                 if sid not in reported:
                     ids.add(f"{sid}/{rec.get('kind', '')}")
