@@ -781,6 +781,7 @@
       state.base = scenes[0];
       state.forecast = scenes[1];
       state.forecastRun = scenes[1] ? scenes[1].run : null;
+      renderRuns();  // mark the run on the map
       var scene = composeScene();
       scene.view = fitView(state.base && state.base.bounds) || scene.view ||
         {longitude: 114.06, latitude: 22.6, zoom: 9.5};
