@@ -320,6 +320,10 @@ def test_verify_accepts_built_files_and_names_what_is_missing(built):
     assert status["shenzhen/events/hazard_events.json"] == "built"
     assert status["shenzhen/metro/sz_metro_stations.geojson"] == "missing"
     assert "replaced by shenzhen/terrain/copernicus_glo30_shenzhen.tif (built)" in res.output
+    catalogue = fetch.load_catalogue()
+    n_none, n_all = len(fetch.unbuildable(catalogue)), len(catalogue.files)
+    assert f"{n_none} of {n_all} file(s) missing or wrong: {n_none} have no public upstream" in res.output
+    assert "--mirror URL" in res.output and "repair" not in res.output  # nothing to repair
 
     # a built file changed afterwards is caught against its record
     mask = dest / "shenzhen/coast/gshhg_full_coastline_sz.geojson"

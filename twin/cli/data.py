@@ -370,12 +370,17 @@ def verify_cmd(root: Path | None, city: str) -> None:
     for r in bad:
         console.print(r.describe(), style="red", markup=False)
     if bad:
-        console.print(
-            f"{len(bad)} of {len(results)} file(s) missing or wrong: run "
-            f"`twin data fetch {city} --dest {root}` to repair them "
-            "(with --mirror URL for the files that have no public upstream).",
-            markup=False,
-        )
+        no_upstream = [r for r in bad if r.status == "missing" and r.entry.no_upstream]
+        others = len(bad) - len(no_upstream)
+        parts = []
+        if others:
+            parts.append(f"run `twin data fetch {city} --dest {root}` to repair {others} of them")
+        if no_upstream:
+            parts.append(f"{len(no_upstream)} have no public upstream: get them with "
+                         f"`twin data fetch {city} --mirror URL --dest {root}` or copy them there "
+                         "(`twin info` shows which commands need them)")
+        console.print(f"{len(bad)} of {len(results)} file(s) missing or wrong: " + "; ".join(parts) + ".",
+                      markup=False)
         raise click.exceptions.Exit(1)
     built = sum(r.status != "ok" for r in results)
     console.print(
