@@ -231,3 +231,8 @@ class InputPath(click.ParamType):
             return check_input(value, self.kind)
         except TwinError as err:
             raise click.ClickException(one_line(err)) from err
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="file" if INPUT_KINDS[self.kind].file_ok else "dir")]
