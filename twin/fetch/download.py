@@ -1,9 +1,11 @@
 """Downloading files: pooch does the transfer, the hash check and the retries.
 
-:func:`download` wraps ``pooch.create(...).fetch`` for one URL: the file is
-streamed by :class:`pooch.HTTPDownloader` into a temporary file next to the
-target, checked against its SHA-256 (when known) and only then moved onto the
-target, so content that does not match is never left at the target path.
+:func:`fetch_files` makes one :class:`pooch.Pooch` over the mirror whose registry
+is the catalogue's SHA-256 of each file (:func:`mirror_pooch`); :func:`download`
+makes one for a single URL (a Copernicus tile, the GSHHG zip, an Overpass answer).
+Either way pooch streams the file with :class:`pooch.HTTPDownloader` into a
+temporary file next to the target, checks its SHA-256 (when known) and only then
+moves it onto the target, so content that does not match is never left there.
 Transient failures (connection errors, timeouts, HTTP 408/425/429/5xx, a
 truncated body, a checksum mismatch) are retried by pooch (``retry_if_failed``,
 waiting 1 s, 2 s, ... between tries); other HTTP errors (404, 403) fail at once.
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from twin.errors import DataIntegrityError, FetchError, TwinError
-from twin.fetch.catalogue import CatalogueFile, check_file, file_url
+from twin.fetch.catalogue import CatalogueFile, check_file
 
 CHUNK = 256 * 1024
 USER_AGENT = "shenzhen-twin-fetch/0.2"
@@ -238,20 +240,42 @@ def download(
         left at the target.
     """
     import pooch
-    import requests
 
     target = Path(target)
-    name = name or target.name
     policy = policy or RetryPolicy()
-    progress = progress or NullProgress()
-    pooch.get_logger().setLevel("WARNING")
     fetcher = pooch.create(
         path=target.parent, base_url="", registry={target.name: _known(sha256)},
         urls={target.name: url}, retry_if_failed=policy.retries,
     )
-    downloader = _Downloader(policy, progress, name, method, body)
+    return _fetch(fetcher, target.name, sha256=sha256, name=name or target.name, policy=policy,
+                  progress=progress, method=method, body=body)
+
+
+def mirror_pooch(mirror: str, dest: str | os.PathLike, entries: Iterable[CatalogueFile],
+                 policy: RetryPolicy):
+    """A :class:`pooch.Pooch` over the mirror: base URL, data dir and the catalogue's SHA-256 registry."""
+    import pooch
+
+    return pooch.create(
+        path=Path(dest), base_url=mirror.rstrip("/") + "/",
+        registry={e.path: _known(e.sha256) for e in entries}, retry_if_failed=policy.retries,
+    )
+
+
+def _fetch(fetcher, fname: str, *, sha256: str | None, name: str, policy: RetryPolicy,
+           progress: FetchProgress | None, method: str = "GET",
+           body: dict | bytes | None = None) -> Download:
+    """``fetcher.fetch(fname)`` with our downloader; pooch's errors become ours."""
+    import pooch
+    import requests
+
+    from twin.files import file_sha256
+
+    pooch.get_logger().setLevel("WARNING")
+    url = fetcher.get_url(fname)
+    downloader = _Downloader(policy, progress or NullProgress(), name, method, body)
     try:
-        fetcher.fetch(target.name, downloader=downloader)
+        path = Path(fetcher.fetch(fname, downloader=downloader))
     except requests.RequestException as exc:
         raise FetchError(
             f"download failed after {downloader.attempts} attempt(s): {url}: {exc}. "
@@ -266,10 +290,8 @@ def download(
             f"expected {sha256}, got {got[1] if got else '?'}; nothing was written. "
             "The server holds a different or damaged copy: use one with the catalogued data."
         ) from exc
-    from twin.files import file_sha256
-
-    digest, size = file_sha256(target)
-    return Download(path=target, size=size, sha256=digest, attempts=downloader.attempts)
+    digest, size = file_sha256(path)
+    return Download(path=path, size=size, sha256=digest, attempts=downloader.attempts)
 
 
 def _known(sha256: str | None) -> str | None:
@@ -277,7 +299,7 @@ def _known(sha256: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------
-# Fetching catalogue files from a mirror
+# Fetching catalogue files from a mirror: one pooch with the catalogue's registry
 # --------------------------------------------------------------------------
 
 
@@ -342,6 +364,9 @@ def fetch_files(
     from twin.fetch import provenance
 
     progress = progress or NullProgress()
+    policy = policy or RetryPolicy()
+    entries = list(entries)
+    fetcher = mirror_pooch(mirror, dest, entries, policy)
     report = FetchReport()
     for entry in entries:
         target = Path(dest) / entry.path
@@ -354,8 +379,8 @@ def fetch_files(
                 continue
             target.unlink()  # known-bad (or forced) content never stays at the target path
         try:
-            dl = download(file_url(mirror, entry.path), target, sha256=entry.sha256,
-                          name=entry.path, policy=policy, progress=progress)
+            dl = _fetch(fetcher, entry.path, sha256=entry.sha256, name=entry.path,
+                        policy=policy, progress=progress)
         except TwinError as exc:
             progress.file_finished(entry.path, "failed")
             report.results.append(FetchResult(entry, "failed", error=exc))
