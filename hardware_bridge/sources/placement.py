@@ -23,8 +23,12 @@ kinds                                      sites
                                            needs to group detectors by building
 ``petrol_video_event``                     fuel stations (``amenity=fuel``) of the Nanshan OSM
                                            extract (``osm``)
-``gnss_displacement``, ``inclinometer``    none: the data set has no slope-monitoring sites,
-                                           so these stay unplaced (and say so)
+``gnss_displacement``, ``inclinometer``    steep hillsides: cells of the SRTM DEM on a
+                                           200 m grid (``City.static``) with a mean slope of
+                                           25° or more, on land inside the city. The data set
+                                           has no slope-monitoring stations; a steep hillside
+                                           is where such a station would stand (property
+                                           ``slope_deg``)
 =========================================  ====================================================
 
 The waterlogging list is validation data: it is used here only to put drill devices where
@@ -60,9 +64,12 @@ FAMILY: dict[Kind, str | None] = {
     Kind.GAS_LEL: "metro_station", Kind.DAS_EVENT: "metro_station",
     Kind.SMOKE: "building", Kind.HEAT: "building",
     Kind.PETROL_VIDEO_EVENT: "fuel_station",
-    Kind.GNSS_DISPLACEMENT: None, Kind.INCLINOMETER: None,
+    Kind.GNSS_DISPLACEMENT: "steep_slope", Kind.INCLINOMETER: "steep_slope",
 }
-NO_SITE = "the data set has no sites for this kind (no slope-monitoring stations)"
+NO_SITE = "the data set has no sites for this kind"
+#: Grid (m) and least mean slope (degrees) of the steep-hillside family.
+SLOPE_GRID_M = 200.0
+SLOPE_MIN_DEG = 25.0
 #: District of the waterlogging family (adcode of Futian).
 FUTIAN = "440304"
 
@@ -175,8 +182,22 @@ def _fuel(city) -> list[Site]:
     return out
 
 
+def _steep(city) -> list[Site]:
+    from pyproj import Transformer
+
+    ds = city.static(SLOPE_GRID_M)
+    slope = ds["slope"].values
+    ok = (slope >= SLOPE_MIN_DEG) & (ds["land"].values == 1) & (ds["in_city"].values == 1)
+    iy, ix = np.nonzero(ok)
+    tr = Transformer.from_crs(ds.attrs["crs"], "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(ds["x"].values[ix], ds["y"].values[iy])
+    return [Site(f"hillside {la:.4f}N {lo:.4f}E", float(lo), float(la), "terrain/srtm1_shenzhen.tif",
+                 {"slope_deg": round(float(slope[y, x]), 1)})
+            for lo, la, y, x in zip(lon, lat, iy, ix, strict=True)]
+
+
 _READERS = {"waterlogging": _waterlogging, "metro_station": _metro, "building": _buildings,
-            "fuel_station": _fuel}
+            "fuel_station": _fuel, "steep_slope": _steep}
 
 
 def family_sites(city, family: str) -> list[Site]:

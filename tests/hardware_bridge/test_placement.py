@@ -35,13 +35,25 @@ def placed(city):
 def test_every_placeable_device_is_placed_inside_the_districts(placed, districts):
     devs, p = placed
     land = union_all(list(districts.geometry))
-    want = {d.station for d in devs if FAMILY[d.kind] is not None}
-    assert {s.id for s in p.sensors} == want
+    assert all(FAMILY[d.kind] is not None for d in devs)
+    assert [s.id for s in p.sensors] == [d.station for d in devs] and p.unplaced == {}
     for s in p.sensors:
         assert land.contains(Point(s.lon, s.lat)), (s.id, s.lon, s.lat)
-    # the slope kinds have no site in the data set: unplaced, with the reason
-    slope = {d.station for d in devs if d.kind in (Kind.GNSS_DISPLACEMENT, Kind.INCLINOMETER)}
-    assert set(p.unplaced) == slope and all("no sites" in why for why in p.unplaced.values())
+
+
+def test_slope_sensors_on_steep_land(placed, city):
+    from hardware_bridge.sources.placement import SLOPE_GRID_M, SLOPE_MIN_DEG
+
+    ds = city.static(SLOPE_GRID_M)
+    slope = [s for s in placed[1].sensors if s.kind in (Kind.GNSS_DISPLACEMENT, Kind.INCLINOMETER)]
+    assert len(slope) == 8
+    for s in slope:
+        # read the slope back from the grid at the sensor's position (not from its properties)
+        from pyproj import Transformer
+
+        x, y = Transformer.from_crs("EPSG:4326", ds.attrs["crs"], always_xy=True).transform(s.lon, s.lat)
+        cell = ds.sel(x=x, y=y, method="nearest")
+        assert float(cell["slope"]) >= SLOPE_MIN_DEG and int(cell["land"]) == 1, s
 
 
 def test_rain_and_water_level_gauges_stand_in_futian(placed, districts):
@@ -100,10 +112,10 @@ def test_simulate_registers_placed_devices_in_the_store(tmp_path, twin_data):
                                   "--store", str(store)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output)["placement"]
-    assert summary["placed"] == summary["registered"] == 10 and summary["unplaced"] == 2
+    assert summary["placed"] == summary["registered"] == 12 and summary["unplaced"] == 0
     with Store.open(store) as st:
         reg = st.sensors()
-    assert len(reg) == 10 and all(s.properties["simulated"] for s in reg)
+    assert len(reg) == 12 and all(s.properties["simulated"] for s in reg)
     # inspect shows each stream's latest reading in the display unit (SI alongside)
     rep = json.loads(CliRunner().invoke(main, ["bridge", "inspect", "--store", str(store), "--json"]).output)
     by = {x["datastream"]: x for x in rep["streams"]}
@@ -112,7 +124,7 @@ def test_simulate_registers_placed_devices_in_the_store(tmp_path, twin_data):
     assert float(co["latest"].split()[0]) == pytest.approx(co["latest_si"] * 1e6, abs=0.5)
     heat = next(v for k, v in by.items() if k.endswith("/heat"))
     assert heat["latest"].endswith(" °C") and heat["unit_si"] == "K"
-    # the console lists all 12 and can draw the 10 placed ones
+    # the console lists all 12, each placed
     from viz.console.live import LiveState
 
     live = LiveState(store)
@@ -120,10 +132,8 @@ def test_simulate_registers_placed_devices_in_the_store(tmp_path, twin_data):
         rows = live.sensors()
     finally:
         live.close()
-    placed = {r["sensor"] for r in rows if r["placed"]}
-    assert placed == {s.id for s in reg}
-    assert {r["sensor"] for r in rows if not r["placed"]} == {
-        r["sensor"] for r in rows if r["kind"] in ("gnss_displacement", "inclinometer")}
+    assert {r["sensor"] for r in rows if r["placed"]} == {s.id for s in reg}
+    assert [r for r in rows if not r["placed"]] == []
     # --no-place: nothing registered
     store2 = tmp_path / "store2"
     r = CliRunner().invoke(main, ["bridge", "simulate", "--devices", "12", "--minutes", "3", "--no-place",
@@ -131,3 +141,25 @@ def test_simulate_registers_placed_devices_in_the_store(tmp_path, twin_data):
     assert r.exit_code == 0 and "placement" not in json.loads(r.output)
     with Store.open(store2) as st:
         assert len(st.sensors()) == 0
+
+
+def test_simulate_without_data_says_which_devices_are_unplaced(tmp_path):
+    from twin.cli import main
+
+    store = tmp_path / "store"
+    r = CliRunner(env={"TWIN_DATA": str(tmp_path / "no-data")}).invoke(
+        main, ["bridge", "simulate", "--devices", "4", "--kinds", "rain_gauge,gas_co", "--minutes", "2",
+               "--store", str(store)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["placement"]["placed"] == 0 and summary["placement"]["unplaced"] == 4
+    assert any("waterlogging" in why and "not found" in why for why in summary["placement"]["reasons"])
+    assert summary["stored"] > 0  # the readings still flow
+    from viz.console.live import LiveState
+
+    live = LiveState(store)
+    try:
+        rows = live.sensors()
+    finally:
+        live.close()
+    assert len(rows) == 4 and all(r["placed"] is False for r in rows)
