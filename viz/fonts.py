@@ -148,7 +148,7 @@ def label_font(chars: str) -> dict:
     """
     import hashlib
 
-    data = subset_font(chars)
+    data = subset_font(chars, str(find_cjk_font()))
     # A family name per subset: two scenes on one page (A | B) must not swap each other's glyphs.
     family = f"{LABEL_FAMILY}-{hashlib.sha1(chars.encode('utf-8')).hexdigest()[:10]}"
     return {"family": family, "url": "data:font/woff;base64," + base64.b64encode(data).decode("ascii"),

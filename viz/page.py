@@ -13,7 +13,9 @@ and calls the same JavaScript API on scenes from its own API.
 
 In the page, ``window.map`` is the map (the left one in compare mode) and
 ``window.compare`` the compare view; ``window.twinReady`` turns true when
-every map drew its first frame.
+every map drew its first frame (and ``window.deckInstance``, the left map's
+deck, appears then, as on a pydeck page).  A scene with labels carries its
+label font (:mod:`viz.fonts`) in its JSON; twinmap.js registers it.
 """
 
 from __future__ import annotations
@@ -70,16 +72,25 @@ def _scene_json(scene) -> dict:
     raise ValidationError(f"scene: expected a viz.scene.Scene or its JSON dict, got {type(scene).__name__}")
 
 
+# ``window.deckInstance`` (what pydeck pages define, and viz.browser.DECK_READY_JS polls) is set once
+# every map drew its first frame, so tools written for pydeck pages wait for these too.
+_WHEN_READY = """
+(function wait() {
+  if (window.twinReady === true) window.deckInstance = window.map.deck;
+  else requestAnimationFrame(wait);
+})();
+"""
+
 _BOOT_SINGLE = """
 var S = JSON.parse(document.getElementById('twin-scene').textContent);
 window.map = TwinMap.mount(document.getElementById('twin-map'), S.scene);
-"""
+""" + _WHEN_READY
 
 _BOOT_COMPARE = """
 var S = JSON.parse(document.getElementById('twin-scene').textContent);
 window.compare = TwinMap.compare(document.getElementById('twin-map'), S.a, S.b, S.diff);
 window.map = window.compare.a;
-"""
+""" + _WHEN_READY
 
 
 def render_page(scene, *, title: str = "Shenzhen Twin", compare=None) -> str:

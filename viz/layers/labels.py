@@ -24,7 +24,7 @@ import re
 import geopandas as gpd
 import numpy as np
 import shapely
-from shapely.ops import linemerge, polylabel
+from shapely.ops import polylabel
 
 from viz.layers import register
 from viz.layers._labels import escape, label_layer
@@ -88,7 +88,7 @@ def road_items(roads: gpd.GeoDataFrame) -> list[tuple]:
     out = []
     for name, grp in g.groupby(g[names.name].map(_clean)):
         lines = [geom for geom in grp.geometry.values if geom is not None and not geom.is_empty]
-        merged = linemerge(shapely.unary_union(lines)) if lines else None
+        merged = shapely.line_merge(shapely.unary_union(lines)) if lines else None
         if merged is None or merged.is_empty:
             continue
         longest = max(getattr(merged, "geoms", [merged]), key=lambda p: p.length)
