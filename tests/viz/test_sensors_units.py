@@ -135,3 +135,52 @@ def test_station_rules_replace_the_kinds(tmp_path):
     assert [(t["threshold"], t["unit"], t["label"]) for t in by["WL-7/water_level"]["thresholds"]] == [
         (2.5, "m", "警戒水位")]
     assert by["WL-8/water_level"]["thresholds"] == []
+
+
+def test_simulated_devices_through_mosquitto_reach_the_console_placed(mosquitto, tmp_path, twin_data):
+    """`twin bridge simulate --broker ... --register STORE` into a running `twin bridge run`: the
+    console lists every device at its site, its reading in the display unit."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    store_dir = tmp_path / "store"
+    Store.open(store_dir).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from twin.cli import main; main()", "bridge", "run",
+         "--broker", mosquitto.address, "--store", str(store_dir), "--client-id", "units-test"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        assert ready["event"] == "ready", proc.stderr.read()
+        r = CliRunner().invoke(main, ["bridge", "simulate", "--devices", "12", "--minutes", "5", "--seed", "2",
+                                      "--speed", "1000", "--broker", mosquitto.address,
+                                      "--register", str(store_dir)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["placement"]["registered"] == 12
+        live = LiveState(store_dir)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                live.refresh()
+                by = {e["kind"]: e for e in live.sensors()}
+                if by.get("gas_co", {}).get("value") is not None and by.get("heat", {}).get("value") is not None:
+                    break
+                assert time.monotonic() < deadline, by
+                time.sleep(0.2)
+            rows = live.sensors()
+        finally:
+            live.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert len({e["sensor"] for e in rows}) == 12 and all(e["placed"] for e in rows)
+    co, heat = by["gas_co"], by["heat"]
+    assert co["shown"]["unit"] == "ppm" and co["shown"]["value"] == f"{co['value'] * 1e6:.0f} ppm"
+    assert heat["shown"]["value"] == f"{heat['value'] - 273.15:.1f} °C"
+    assert 20.0 < heat["shown"]["number"] < 40.0  # the simulated detector reads about 28 °C
