@@ -34,9 +34,13 @@ class Sensor(BaseModel):
     lon, lat : float
         WGS84 longitude in [-180, 180] and latitude in [-90, 90], degrees.
     unit : str
-        Unit of its observations (UCUM/CF style, e.g. ``"mm"``, ``"m"``).
+        Unit of its observations (UCUM/CF style, e.g. ``"mm"``, ``"m"``). Sensors of the
+        hardware bridge give the SI unit it stores (``"1"`` for a gas fraction, ``"K"``); what
+        people are shown (ppm, °C) comes from :mod:`hardware_bridge.display`.
     properties : dict
-        Free-form JSON-compatible metadata (operator, elevation, ...).
+        Free-form JSON-compatible metadata (operator, elevation, ...; simulated devices carry
+        ``simulated``, their ``site`` and ``site_source``, see
+        :mod:`hardware_bridge.sources.placement`).
     thresholds : dict[str, float]
         Named alert levels in ``unit``, e.g. ``{"warning": 2.5, "alarm": 3.0}``.
 
