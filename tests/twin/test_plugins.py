@@ -272,6 +272,11 @@ def test_a_kinds_check_runs_before_anything_in_the_pipeline_and_the_console(toy,
         with pytest.raises(RequestError, match="whole hours") as err:
             pipeline.run("toy_checked", {"hours": 1.5}, tmp_path / "cli")
         assert err.value.field == "hours" and not (tmp_path / "cli").exists()
+        from twin.cli import main
+
+        cli = CliRunner().invoke(main, ["toy-checked", "run", "--out", str(tmp_path / "cli"), "--hours", "2.5"])
+        assert cli.exit_code == 2 and "--hours" in cli.output and "whole hours" in cli.output, cli.output
+        assert not (tmp_path / "cli").exists()
         res = pipeline.run("toy_checked", {"hours": 2.0}, tmp_path / "ok", report=False, map=False)
         assert res.summary["max_depth_m"] == pytest.approx(0.030)
         auth = {"Authorization": "Bearer toy-token-0123456789"}

@@ -110,6 +110,19 @@ def test_unknown_district_is_refused_before_202(console):
     assert "Gotham" in r.json()["reason"]
 
 
+def test_sensor_scene_tooltips_read_in_display_units(console):
+    from datetime import UTC, datetime
+
+    from twin.sensors import Sensor
+
+    with Store.open(console.app.state.store.root) as s:
+        s.put_sensors([Sensor(id="CO-9", kind="gas_co", lon=114.05, lat=22.54, unit="1")])
+        s.put_observation("CO-9/gas_co", datetime.now(UTC), 8e-6, "1")
+    layer = console.get("/api/scene/sensors").json()["layers"][0]
+    (tip,) = [d["tooltip"] for d in layer["data"] if d["id"] == "CO-9/gas_co"]
+    assert "8 ppm" in tip and "8e-06" not in tip
+
+
 # ------------------------------------------------------------------ history and compare
 def test_any_finished_run_can_be_shown(console, two_runs):
     a, b = two_runs

@@ -5,7 +5,8 @@ its own gets this one: one option per request field (``--name`` for
 ``name``; booleans as ``--name/--no-name``; lists as comma-separated text;
 other structures as JSON), ``--out``, ``--city``, ``--report/--no-report``,
 ``--map/--no-map`` and ``--json``; the run goes through
-:func:`twin.pipeline.run` with a progress bar.
+:func:`twin.pipeline.run` with a progress bar, after :func:`twin.pipeline.check`
+(a value the model refuses is a usage error naming its option).
 """
 
 from __future__ import annotations
@@ -74,12 +75,18 @@ def kind_command(kind: Any) -> click.Group:
                 params[name] = convert[name](v) if name in convert else v
             except ValueError as exc:
                 raise click.BadParameter(f"{v!r}: {exc}", param_hint="--" + name.replace("_", "-")) from None
+        from twin.errors import RequestError
+
         with user_errors():
             city = None
             if city_name:
                 from twin.city import City
 
                 city = City(city_name)
+            try:  # what the model would refuse mid-run, refused now and pinned on its option
+                params = pipeline.check(kind, params, city=city)
+            except RequestError as exc:
+                raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
             with _Bar(kind.title) as bar:
                 res = pipeline.run(kind, params, out_dir, city=city, progress=bar.update,
                                    report=with_report, map=with_map)

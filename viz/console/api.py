@@ -21,7 +21,7 @@ from viz.console.auth import TokenGate
 from viz.console.feed import Feed
 from viz.console.live import ACK_KIND, LiveState
 from viz.console.models import AckRequest, BodyError, parse_body, parse_run_body, read_body
-from viz.console.runs import Busy, NoForecast, NotRunning, RunManager
+from viz.console.runs import Busy, NoForecast, NotRunning, RunManager, UnknownRun
 from viz.console.scenes import STATUS_COLORS, SceneCache, sensors_layer
 
 MAX_LIMIT = 1000
@@ -51,7 +51,7 @@ def _run_id(raw: str | None, field: str) -> int:
 
 def _scene_error(exc: TwinError) -> JSONResponse:
     if isinstance(exc, NoForecast):
-        status = 404 if "no run with id" in str(exc) else 409
+        status = 404 if isinstance(exc, UnknownRun) else 409
         return JSONResponse({"error": "no_forecast", "reason": str(exc)}, status_code=status)
     if isinstance(exc, ValidationError):
         return JSONResponse({"error": "compare", "reason": str(exc)}, status_code=422)

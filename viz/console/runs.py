@@ -46,6 +46,10 @@ class NoForecast(TwinError, LookupError):
     """The run asked for has no outputs to show (not done, or its kind is not registered)."""
 
 
+class UnknownRun(NoForecast):
+    """No run with that id (of a registered kind) exists."""
+
+
 def run_dir_name(run_id: int) -> str:
     return f"run-{int(run_id):05d}"
 
@@ -128,7 +132,7 @@ class RunManager:
         """
         r = self.get(run_id)
         if r is None:
-            raise NoForecast(f"no run with id {run_id}")
+            raise UnknownRun(f"no run with id {run_id}")
         if r["status"] != "done" or not r["has_outputs"]:
             why = "has no outputs (they were removed)" if r["status"] == "done" else f"is {r['status']}"
             raise NoForecast(f"run {run_id} {why}: only a finished run has a forecast to show")
@@ -287,4 +291,4 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-__all__ = ["Busy", "NoForecast", "NotRunning", "RunManager", "run_dir_name"]
+__all__ = ["Busy", "NoForecast", "NotRunning", "RunManager", "UnknownRun", "run_dir_name"]

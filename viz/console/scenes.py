@@ -69,12 +69,19 @@ def _optional_vector(city: Any, name: str) -> Any:
         return None
 
 
+def _shown(e: dict[str, Any]) -> str:
+    """A row's reading as the console shows it: its display form (``shown``), else the stored SI value."""
+    shown = e.get("shown") or {}
+    if shown.get("value") is not None:
+        return str(shown["value"])
+    return "—" if e.get("value") is None else f"{e['value']:.4g} {e.get('unit') or ''}".strip()
+
+
 def sensors_layer(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """deck.gl ScatterplotLayer JSON of the located sensors, coloured by status."""
+    """deck.gl ScatterplotLayer JSON of the located sensors, coloured by status (readings in display units)."""
     points = []
     for e in entries:
-        value = "—" if e.get("value") is None else f"{e['value']:.4g} {e.get('unit') or ''}".strip()
-        tip = html.escape(f"{e['id']}: {value} ({e['status']})")
+        tip = html.escape(f"{e['id']}: {_shown(e)} ({e['status']})")
         points.append({"id": e["id"], "lon": e.get("lon"), "lat": e.get("lat"), "status": e["status"],
                        "tooltip": tip})
     return status_points_layer(points)
