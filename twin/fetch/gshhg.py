@@ -78,12 +78,14 @@ def _find(files: list[str], stem: str) -> str | None:
 
 def _lines(gdf, box) -> list:
     """Boundaries (polygons) or lines of ``gdf`` clipped to ``box``, as single LineStrings."""
+    from shapely import make_valid
     from shapely.geometry import LineString, MultiLineString
 
     out = []
     for geom in gdf.geometry:
         if geom is None or geom.is_empty:
             continue
+        geom = geom if geom.is_valid else make_valid(geom)  # a few full-res rings self-touch
         line = geom.boundary if geom.geom_type in ("Polygon", "MultiPolygon") else geom
         cut = line.intersection(box)
         parts = cut.geoms if hasattr(cut, "geoms") else [cut]
@@ -118,11 +120,13 @@ def write_landmask(levels: dict[int, object], out: Path, region: Sequence[float]
     width = round((east - west) / ARCSEC) + 1
     height = round((north - south) / ARCSEC) + 1
     transform = from_origin(west - ARCSEC / 2, north + ARCSEC / 2, ARCSEC, ARCSEC)
+    from shapely import make_valid
     from shapely.geometry import box
 
     # Clip first: a level-1 polygon is a whole continent. Lower levels first: lakes cut land.
     frame = box(west, south, east, north).buffer(10 * ARCSEC)
-    shapes = [(geom.intersection(frame), LEVEL_VALUE[k]) for k in sorted(levels)
+    shapes = [((geom if geom.is_valid else make_valid(geom)).intersection(frame), LEVEL_VALUE[k])
+              for k in sorted(levels)
               for geom in levels[k].geometry if geom is not None and not geom.is_empty]
     shapes = [(g, v) for g, v in shapes if not g.is_empty]
     mask = np.zeros((height, width), dtype="uint8")

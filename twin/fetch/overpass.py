@@ -51,7 +51,7 @@ def drive_query(bbox: Sequence[float], timeout_s: int = 600) -> str:
     """The Overpass QL query for the drivable ways of bbox (west, south, east, north) and their nodes."""
     west, south, east, north = bbox
     return (
-        f"[out:json][timeout:{timeout_s}][maxsize:1073741824];"
+        f"[out:json][timeout:{timeout_s}];"
         f"(way{DRIVE_FILTER}({south},{west},{north},{east});>;);out body;"
     )
 
