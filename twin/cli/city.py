@@ -107,7 +107,11 @@ def datum(name: str, step: float, as_json: bool) -> None:
               help="HTML file to write.")
 @RES
 def map_(name: str, out: Path, resolution: float | None) -> None:
-    """Write the offline "one map": hillshade, districts, coast, metro, roads (opens without internet)."""
+    """Write the offline "one map": hillshade, districts, coast, roads, metro, place names (opens without internet).
+
+    The page has a title, a layer panel, legends, a scale bar and labels (district
+    names in Chinese and pinyin, main roads, metro lines; station names on demand).
+    """
     from viz.citypage import write_city_map
 
     with user_errors(), status(f"drawing the {name} map"):

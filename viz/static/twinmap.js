@@ -7,9 +7,11 @@
  *     map.setScene(scene) -> Promise (drawn)     map.setFrame(i) -> Promise (drawn)
  *     map.frame, map.frameCount, map.drawCount   map.setLayerVisible(id, bool)
  *     map.setView(viewState)                     map.ready (first frame drew)
+ *     map.valuesAt(lon, lat) -> [{layer, name, text, value}] of the shown rasters there
  *   var cmp = TwinMap.compare(container, sceneA, sceneB, diffScene, opts)
  *     cmp.a, cmp.b (maps), cmp.showDiff(bool) -> Promise, cmp.diffShown
  *   window.twinReady === true once every mounted map drew its first frame.
+ *   TwinMap.scaleBar(lat, zoom, maxPx) -> {metres, px, text}; TwinMap.metresPerPixel(lat, zoom).
  *
  * A scene is {title, view, layers: [deck.gl layer JSON], legends, toggles, timeline, fonts};
  * timeline.frames[layerId][i] is a patch of that layer's props for frame i and
@@ -51,7 +53,7 @@
     '.tm-cmpbar{padding:4px 8px;background:#f3f3f3;border-bottom:1px solid #999}',
     '.tm-scale{position:absolute;z-index:2;left:8px;bottom:8px;font-size:11px;color:#222;pointer-events:none}',
     '.tm-scale.tm-above{bottom:54px}',
-    '.tm-scale-bar{height:5px;border:1.5px solid #222;border-top:none;background:rgba(255,255,255,.7)}',
+    '.tm-scale-bar{box-sizing:border-box;height:6px;border:1.5px solid #222;border-top:none;background:rgba(255,255,255,.7)}',
     '.tm-scale-text{text-shadow:0 0 3px #fff,0 0 3px #fff}'
   ].join('\n');
 
