@@ -481,3 +481,23 @@ def test_throttle_window_passes():
     assert gate.recent_failures("10.0.0.9") == 0
     assert asyncio.run(gate.deny(gate_request("wrong-wrong-wrong"))).status_code == 403
     assert len(waited) == 3  # the window passed: a typo is not slowed again
+
+
+def test_guesses_from_many_addresses_are_slowed_too():
+    """One wrong token each from many addresses: past GLOBAL_FREE_FAILURES in the window, all wait."""
+    import asyncio
+
+    from viz.console.auth import GLOBAL_FREE_FAILURES, TokenGate
+
+    waited: list[float] = []
+
+    async def record(s: float) -> None:
+        waited.append(s)
+
+    gate = TokenGate(TOKEN, sleep=record)
+    for i in range(GLOBAL_FREE_FAILURES + 5):
+        r = asyncio.run(gate.deny(gate_request("wrong-wrong-wrong", client=f"10.1.{i // 250}.{i % 250}")))
+        assert r.status_code == 403
+    assert len(waited) == 5 and waited == sorted(waited) and waited[0] > 0
+    assert asyncio.run(gate.deny(gate_request(TOKEN, client="10.9.9.9"))) is None
+    assert len(waited) == 5  # the right token still waits for nothing

@@ -15,8 +15,10 @@ the operator out). A wrong token is answered after a delay that doubles with
 each wrong token from that address within :data:`FAILURE_WINDOW_S` (the first
 :data:`FREE_FAILURES` are not delayed; :data:`BASE_DELAY_S`, capped at
 :data:`MAX_DELAY_S`), and wrong tokens are answered one at a time across all
-clients, so parallel requests or many addresses do not multiply the rate
-(at most one guess per :data:`MAX_DELAY_S` once slowed). When more than
+clients, so parallel requests do not multiply the rate. Many addresses do not
+either: past :data:`GLOBAL_FREE_FAILURES` wrong tokens within the window from
+all addresses together, every wrong token is delayed the same way by that
+count (with the cap, about 15 guesses a minute in all). When more than
 :data:`MAX_WAITING` wrong tokens are already waiting, a wrong token gets
 ``429`` at once instead of a place in the queue (memory stays bounded).
 """
@@ -38,6 +40,7 @@ FAILURE_WINDOW_S = 60.0   # wrong tokens older than this no longer count
 FREE_FAILURES = 3         # wrong tokens per window answered without delay (typos)
 BASE_DELAY_S = 0.25       # delay of the first slowed wrong token; doubles with each further one
 MAX_DELAY_S = 4.0
+GLOBAL_FREE_FAILURES = 20  # wrong tokens per window from all addresses before every wrong one is slowed
 MAX_WAITING = 64          # wrong tokens waiting for their answer, across all clients
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
@@ -101,6 +104,7 @@ class TokenGate:
         self._clock = clock
         self._sleep = sleep
         self._failures: dict[str, deque[float]] = {}
+        self._all_failures: deque[float] = deque(maxlen=4096)
         self._serial: asyncio.Lock | None = None  # made in the server's event loop
         self._waiting = 0
 
@@ -122,12 +126,18 @@ class TokenGate:
         extra = failures - FREE_FAILURES
         return 0.0 if extra <= 0 else min(MAX_DELAY_S, BASE_DELAY_S * 2.0 ** (extra - 1))
 
-    def _failed(self, client: str) -> int:
+    def _failed(self, client: str) -> float:
+        """Record a wrong token from ``client``; the delay it gets."""
         if len(self._failures) > 10_000:  # bound the memory a flood of clients can take
             self._failures.clear()
-        n = self.recent_failures(client)
-        self._failures.setdefault(client, deque(maxlen=64)).append(self._clock())
-        return n + 1
+        now = self._clock()
+        n = self.recent_failures(client) + 1
+        self._failures.setdefault(client, deque(maxlen=64)).append(now)
+        q = self._all_failures
+        while q and now - q[0] > FAILURE_WINDOW_S:
+            q.popleft()
+        q.append(now)
+        return max(self.delay_s(n), self.delay_s(len(q) - GLOBAL_FREE_FAILURES + FREE_FAILURES))
 
     @property
     def enabled(self) -> bool:
@@ -150,7 +160,7 @@ class TokenGate:
         if hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token.encode("utf-8")):
             return None
         client = request.client.host if getattr(request, "client", None) else "?"
-        delay = self.delay_s(self._failed(client))
+        delay = self._failed(client)
         if delay > 0:
             if self._waiting >= MAX_WAITING:
                 return JSONResponse({"error": "too_many_attempts", "reason": "too many wrong tokens are "
