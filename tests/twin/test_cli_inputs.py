@@ -77,6 +77,7 @@ CASES = [
                  "empty_dir", "holds no twin.sqlite", id="plot-store-not-a-store"),
     pytest.param(["bridge", "inspect", "--store", "empty_dir"], "empty_dir", "holds no twin.sqlite",
                  id="inspect-store-not-a-store"),
+    pytest.param(["serve", "--store", "notadem.tif"], "notadem.tif", "not a folder", id="serve-store-file"),
 ]
 
 

@@ -124,6 +124,16 @@ def test_sensor_scene_tooltips_read_in_display_units(console):
 
 
 # ------------------------------------------------------------------ history and compare
+def test_base_scene_names_places(console):
+    # the console draws the same label layers as the offline pages: districts (Chinese and
+    # pinyin), metro line numbers, main roads, station names (a toggle)
+    scene = console.get("/api/scene/base").json()
+    layers = {l["id"]: l for l in scene["layers"]}
+    assert {"labels_districts", "labels_metro", "station_labels"} <= set(layers)
+    texts = " ".join(d["t"] for d in layers["labels_districts"]["data"])
+    assert "福田" in texts and "Futian" in texts
+
+
 def test_any_finished_run_can_be_shown(console, two_runs):
     a, b = two_runs
     assert console.get("/api/scene/forecast").json()["run"] == b  # the newest by default

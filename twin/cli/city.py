@@ -45,7 +45,8 @@ def show(name: str, resolution: float | None, as_json: bool) -> None:
     t.add_row("", "total", "", f"{s['district_area_total_km2']:.1f}")
     c.print(t)
     c.print(f"boundary datum: {s['boundary_datum']} (converted to WGS 84 on load); "
-            f"{s['metro_stations']} metro stations")
+            + (f"{s['metro_stations']} metro stations" if s["metro_stations"] is not None
+               else "no metro layer in the data set (optional; `twin data fetch shenzhen --mirror URL`)"))
 
 
 @city.command("build")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import user_errors
+from twin.cli._util import InputPath, user_errors
 
 
 @click.command("serve")
-@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--store", "store_dir", type=InputPath("store_dir"), required=True,
               help="The twin's store directory (the one `twin bridge run --store` writes).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs --token.")

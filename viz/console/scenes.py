@@ -35,13 +35,14 @@ def empty_scene(title: str, view: dict[str, float] | None = None) -> dict[str, A
 
 
 def base_scene(city: Any, resolution: float = 90.0) -> dict[str, Any]:
-    """The city's basemap: hillshade with water, districts, coast, roads and metro.
+    """The city's basemap: hillshade with water, districts, coast, roads and metro, and their labels.
 
     Built from the layer kinds of :mod:`viz.layers` (``basemap``, ``roads``, ``metro``);
     optional vector layers the city lacks are left out.
     """
     from gis.raster import make_grid, transform_of
     from gis.terrain import hillshade
+    from viz.flood_map import add_labels
     from viz.layers import build
     from viz.scene import Scene
 
@@ -57,6 +58,7 @@ def base_scene(city: Any, resolution: float = 90.0) -> dict[str, Any]:
     if vec["metro_lines"] is not None or vec["metro_stations"] is not None:
         sets.append(build("metro", vec["metro_lines"], vec["metro_stations"]))
     scene = Scene(title=f"{city.manifest.city.title} — basemap", sets=sets)
+    add_labels(scene, {"districts": city.districts(), **vec})
     return {**scene.to_json(), "bounds": scene.bounds()}
 
 
