@@ -128,7 +128,7 @@ def test_base_scene_names_places(console):
     # the console draws the same label layers as the offline pages: districts (Chinese and
     # pinyin), metro line numbers, main roads, station names (a toggle)
     scene = console.get("/api/scene/base").json()
-    layers = {l["id"]: l for l in scene["layers"]}
+    layers = {lay["id"]: lay for lay in scene["layers"]}
     assert {"labels_districts", "labels_metro", "station_labels"} <= set(layers)
     texts = " ".join(d["t"] for d in layers["labels_districts"]["data"])
     assert "福田" in texts and "Futian" in texts
