@@ -7,7 +7,6 @@ through pooch, builders for the layers that have a public upstream).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,7 +119,7 @@ def data() -> None:
     "--dest",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Data dir to fill (default: $TWIN_DATA when set, else the per-user data dir).",
+    help="Data dir to fill (default: the data dir in force, as `twin info` shows: $TWIN_DATA, ../shared/data in a development checkout, else the per-user data dir); files already correct are skipped.",
 )
 @click.option(
     "--only",
@@ -206,9 +205,7 @@ def fetch_cmd(
 
     console = _console()
     city = city.lower()
-    if dest is None:
-        dest = config.data_dir() if os.environ.get(config.ENV_VAR) else config.user_data_dir()
-    dest = dest.expanduser()
+    dest = (dest or config.data_dir()).expanduser()
     policy = fetch.RetryPolicy(retries=retries)
     mirror_url = fetch.resolve_mirror(mirror)
     dem = dem or ("srtm" if mirror_url else "copernicus")
