@@ -61,3 +61,50 @@ def mosquitto(tmp_path_factory):
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def city(twin_data):
+    """The real Shenzhen city (manifest, grids and layers from ``TWIN_DATA``)."""
+    from twin.city import City
+
+    return City("shenzhen")
+
+
+@pytest.fixture
+def twin_serve():
+    """Start ``twin serve`` as a real process: ``twin_serve(store_dir, *options, env=...)`` returns
+    ``(process, base_url)`` once it accepts on 127.0.0.1; each is stopped with SIGINT afterwards
+    (``process.stderr_text`` then holds its log)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hardware_bridge.broker import accepts, free_port
+
+    procs = []
+
+    def start(store_dir, *options, env=None):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from twin.cli import main; main()", "serve", "--store", str(store_dir),
+             "--port", str(port), "--base-resolution", "500", *options],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        procs.append(proc)
+        deadline = time.monotonic() + 60
+        while not accepts("127.0.0.1", port):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "twin serve did not start"
+            time.sleep(0.1)
+        return proc, f"http://127.0.0.1:{port}"
+
+    def stop(proc):
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            _, proc.stderr_text = proc.communicate(timeout=30)
+
+    start.stop = stop
+    yield start
+    for p in procs:
+        stop(p)

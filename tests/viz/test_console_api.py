@@ -24,13 +24,6 @@ TOKEN = "console-test-token-42"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def city(twin_data):
-    from twin.city import City
-
-    return City("shenzhen")
-
-
 def seed(store: Store) -> dict[str, int]:
     """Sensors in every status and three alerts; returns the alert event ids."""
     now = datetime.now(UTC)

@@ -22,13 +22,6 @@ LONG = {"storm": "2023-09-07", "hours": 24, "resolution": 30, "districts": ["Fut
 
 
 @pytest.fixture(scope="module")
-def city(twin_data):
-    from twin.city import City
-
-    return City("shenzhen")
-
-
-@pytest.fixture(scope="module")
 def console(tmp_path_factory, city):
     root = tmp_path_factory.mktemp("control")
     app = create_app(root / "store", token=TOKEN, runs_dir=root / "runs", city=city, base_resolution=500)
@@ -201,45 +194,26 @@ def test_cancel_stops_a_running_forecast_promptly(console, two_runs):
 
 # ------------------------------------------------------------------ behind a reverse proxy
 @pytest.mark.parametrize("trust", [pytest.param(True, id="proxy-trusted"), pytest.param(False, id="default")])
-def test_twin_serve_behind_a_reverse_proxy(tmp_path, twin_data, trust):
+def test_twin_serve_behind_a_reverse_proxy(tmp_path, twin_data, twin_serve, trust):
     """--forwarded-allow-ips: the proxy's X-Forwarded-For names the client (the ack records it);
     without it the header is ignored. --allowed-host: the public name passes the Host guard."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     import httpx
 
-    from hardware_bridge.broker import accepts, free_port
     from twin.events import Event
 
     store_dir = tmp_path / "store"
     with Store.open(store_dir) as s:
         aid = s.put_event(Event(time_s=0.0, kind="threshold_crossed", source="RG1/rain_gauge",
                                 severity="warning", message="rain"))
-    port = free_port()
     extra = ["--forwarded-allow-ips", "127.0.0.1", "--allowed-host", "twin.example.org"] if trust else []
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from twin.cli import main; main()", "serve", "--store", str(store_dir),
-         "--port", str(port), "--base-resolution", "500", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TWIN_CONSOLE_TOKEN": TOKEN})
-    try:
-        deadline = time.monotonic() + 60
-        while not accepts("127.0.0.1", port):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "twin serve did not start"
-            time.sleep(0.1)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as c:
-            public = c.get("/api/info", headers={"Host": "twin.example.org"})
-            assert public.status_code == (200 if trust else 400)
-            assert c.get("/api/info", headers={"Host": "evil.example"}).status_code == 400
-            r = c.post(f"/api/alerts/{aid}/ack", headers={**AUTH, "X-Forwarded-For": "203.0.113.7"})
-            assert r.status_code == 200, r.text
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+    proc, url = twin_serve(store_dir, *extra, env={"TWIN_CONSOLE_TOKEN": TOKEN})
+    with httpx.Client(base_url=url, timeout=20) as c:
+        public = c.get("/api/info", headers={"Host": "twin.example.org"})
+        assert public.status_code == (200 if trust else 400)
+        assert c.get("/api/info", headers={"Host": "evil.example"}).status_code == 400
+        r = c.post(f"/api/alerts/{aid}/ack", headers={**AUTH, "X-Forwarded-For": "203.0.113.7"})
+        assert r.status_code == 200, r.text
+    twin_serve.stop(proc)
     with Store.open(store_dir) as s:
         (ack,) = s.events(kind="alert_ack")
     assert ack.data["client"] == ("203.0.113.7" if trust else "127.0.0.1")

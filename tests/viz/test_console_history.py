@@ -20,13 +20,6 @@ READY = "window.consoleReady === true"
 SMALL = {"storm": "2023-09-07", "resolution": 500, "districts": ["Futian"]}
 
 
-@pytest.fixture(scope="module")
-def city(twin_data):
-    from twin.city import City
-
-    return City("shenzhen")
-
-
 def seed(store: Store) -> None:
     """A CO sensor (stored SI: 8 ppm = 8e-6), a heat sensor (298.15 K = 25 °C), one without a position."""
     now = datetime.now(UTC)

@@ -5,7 +5,6 @@ with and without the token, a forecast run whose overlay appears)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -23,13 +22,6 @@ from twin.store import Store
 from viz.console import ConsoleServer, create_app
 
 TOKEN = "live-console-token-7"
-
-
-@pytest.fixture(scope="module")
-def city(twin_data):
-    from twin.city import City
-
-    return City("shenzhen")
 
 
 def seed(store: Store) -> int:
@@ -351,32 +343,17 @@ def test_forecast_run_from_the_page_shows_its_overlay(browser, served):
     assert browser.console_errors == []
 
 
-def test_twin_serve_cli_serves_on_loopback(tmp_path, twin_data):
-    from hardware_bridge.broker import accepts, free_port
-
+def test_twin_serve_cli_serves_on_loopback(tmp_path, twin_data, twin_serve):
     store_dir = tmp_path / "store"
     with Store.open(store_dir) as s:
         seed(s)
-    port = free_port()
-    env = {**os.environ, "TWIN_CONSOLE_TOKEN": TOKEN}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from twin.cli import main; main()", "serve", "--store", str(store_dir),
-         "--port", str(port), "--base-resolution", "500"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not accepts("127.0.0.1", port):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "twin serve did not start"
-            time.sleep(0.1)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as c:
-            assert c.get("/api/info").json()["actions"] is True  # token from TWIN_CONSOLE_TOKEN
-            aid = c.get("/api/alerts").json()["alerts"][0]["id"]
-            assert c.post(f"/api/alerts/{aid}/ack").status_code == 401
-            assert c.post(f"/api/alerts/{aid}/ack", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-            assert c.get("/api/info", headers={"Host": "attacker.example"}).status_code == 400
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "read-only" not in err and f"127.0.0.1:{port}" in err
+    proc, url = twin_serve(store_dir, env={"TWIN_CONSOLE_TOKEN": TOKEN})
+    with httpx.Client(base_url=url, timeout=20) as c:
+        assert c.get("/api/info").json()["actions"] is True  # token from TWIN_CONSOLE_TOKEN
+        aid = c.get("/api/alerts").json()["alerts"][0]["id"]
+        assert c.post(f"/api/alerts/{aid}/ack").status_code == 401
+        assert c.post(f"/api/alerts/{aid}/ack", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert c.get("/api/info", headers={"Host": "attacker.example"}).status_code == 400
+    twin_serve.stop(proc)
+    assert proc.returncode == 0, proc.stderr_text
+    assert "read-only" not in proc.stderr_text and url.removeprefix("http://") in proc.stderr_text
