@@ -175,6 +175,21 @@ class SourceStats:
         }
 
 
+def stop_loop(client: Any) -> None:
+    """``client.loop_stop()``, safe when the network thread ends by itself meanwhile.
+
+    paho's thread exits on its own when a first connection is refused, clearing
+    ``client._thread`` as it goes; ``loop_stop`` checks that attribute and then
+    joins it, so the two race (seen in CI: ``'NoneType' object has no attribute
+    'join'``). A thread that is already gone needs no stopping.
+    """
+    try:
+        client.loop_stop()
+    except AttributeError:
+        if getattr(client, "_thread", None) is not None:
+            raise
+
+
 def _result_label(r: Any) -> str:
     """A short label of one sink result for the counters (``stored``, ``duplicate``, ``rejected``...)."""
     for attr in ("status", "outcome", "kind"):
@@ -282,7 +297,7 @@ class MqttSource:
         try:
             self.client.disconnect()
         finally:
-            self.client.loop_stop()
+            stop_loop(self.client)
 
     def _worker_alive(self) -> bool:
         return self._worker is not None and self._worker.is_alive()
@@ -662,7 +677,7 @@ class MqttPublisher:
         c.connect_async(host, port, keepalive=30, clean_start=clean_start, properties=props)
         c.loop_start()
         if not self._connected.wait(connect_timeout_s):
-            c.loop_stop()
+            stop_loop(c)
             raise FetchError(
                 f"cannot connect to MQTT broker {host}:{port} within {connect_timeout_s:g} s; "
                 "is mosquitto running there?"
@@ -710,7 +725,7 @@ class MqttPublisher:
             self.flush(timeout)
         finally:
             self.client.disconnect()
-            self.client.loop_stop()
+            stop_loop(self.client)
 
     def __enter__(self) -> MqttPublisher:
         return self
