@@ -1,4 +1,4 @@
-"""Stream-read OpenStreetMap XML and cut highway ways into road segments.
+"""Read OpenStreetMap XML or Overpass JSON and cut highway ways into road segments.
 
 This module knows OSM tag semantics and nothing about routing: it returns
 node coordinates and *undirected* segments (a run of OSM nodes between two
@@ -12,6 +12,9 @@ and clears every element after use, so memory holds only node coordinates
 (about 100 bytes a node: fine for district and city extracts; use a PBF
 tool such as pyosmium for a whole province) and the ways that ``keep_way``
 accepts. Relations are ignored (turn restrictions are not modelled).
+:func:`read_overpass_json` reads an Overpass API answer in JSON (``[out:json]``:
+``{"elements": [{"type": "node", "id", "lat", "lon"}, {"type": "way", "id",
+"nodes", "tags"}, ...]}``) into the same two results.
 
 Splitting rule (:func:`split_ways`)
 -----------------------------------
@@ -41,6 +44,7 @@ treated as two-way, as osmnx does: an emergency vehicle can be let through.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -88,11 +92,17 @@ class OsmSegment:
     tags: dict[str, str]
 
 
-def _check_path(path: str | os.PathLike) -> Path:
+def _check_path(path: str | os.PathLike, what: str = "OSM XML file", give: str = "a .osm file") -> Path:
     path = Path(path)
     if not path.exists():
-        raise DataMissingError(f"OSM XML file not found: {path} (give the path of a .osm file)")
+        raise DataMissingError(f"{what} not found: {path} (give the path of {give})")
     return path
+
+
+def _kept(coords: dict[int, tuple[float, float]], ways: list[OsmWay]):
+    """Only the coordinates of nodes the kept ways reference."""
+    used = {n for w in ways for n in w.nodes}
+    return {n: c for n, c in coords.items() if n in used}, ways
 
 
 def read_osm_xml(
@@ -144,8 +154,60 @@ def read_osm_xml(
         raise DataIntegrityError(
             f"{path} is not well-formed OSM XML ({err}); re-download it or check it is not truncated"
         ) from err
-    used = {n for w in ways for n in w.nodes}
-    return {n: c for n, c in coords.items() if n in used}, ways
+    return _kept(coords, ways)
+
+
+def is_overpass_json(path: str | os.PathLike, head_bytes: int = 65536) -> bool:
+    """True when the JSON file at ``path`` looks like an Overpass answer (an ``"elements"`` key
+    near its start; GeoJSON has ``"features"``), without parsing the whole file."""
+    with open(path, "rb") as fh:
+        head = fh.read(head_bytes)
+    return b'"elements"' in head and b'"FeatureCollection"' not in head
+
+
+def read_overpass_json(
+    path: str | os.PathLike,
+    keep_way: Callable[[dict[str, str]], bool] | None = None,
+) -> tuple[dict[int, tuple[float, float]], list[OsmWay]]:
+    """Read an Overpass API JSON answer into node coordinates and the ways to keep.
+
+    Same results as :func:`read_osm_xml` (coordinates only of nodes the kept
+    ways reference; ways in file order); other element types are ignored.
+
+    Raises
+    ------
+    DataMissingError : the file does not exist.
+    DataIntegrityError : not JSON, no ``elements`` list, or a node/way lacking
+        its coordinates/ids (the message names the element).
+    """
+    path = _check_path(path, "Overpass JSON file", "an Overpass API answer saved as .json")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        elements = doc["elements"]
+        if not isinstance(elements, list):
+            raise TypeError(f"'elements' is a {type(elements).__name__}, not a list")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise DataIntegrityError(
+            f"{path} is not an Overpass JSON answer ({type(err).__name__}: {err}); "
+            "ask Overpass with [out:json] and save the whole answer"
+        ) from err
+    coords: dict[int, tuple[float, float]] = {}
+    ways: list[OsmWay] = []
+    for el in elements:
+        kind = el.get("type") if isinstance(el, dict) else None
+        try:
+            if kind == "node":
+                coords[int(el["id"])] = (float(el["lon"]), float(el["lat"]))
+            elif kind == "way":
+                tags = {str(k): str(v) for k, v in (el.get("tags") or {}).items()}
+                if keep_way is None or keep_way(tags):
+                    ways.append(OsmWay(int(el["id"]), tuple(int(n) for n in el["nodes"]), tags))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataIntegrityError(
+                f"{path}: {kind} id={el.get('id')!r} lacks a valid {err}; every node needs numeric "
+                "lat and lon and every way its node ids (query with `out body;` and `>;`)"
+            ) from err
+    return _kept(coords, ways)
 
 
 def _runs_with_coords(nodes: Iterable[int], coords: dict) -> list[list[int]]:

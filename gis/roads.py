@@ -398,7 +398,34 @@ class RoadGraph:
         classes: Iterable[str] | None = None,
         use_maxspeed: bool = True,
     ) -> RoadGraph:
-        """Build from raw OSM XML (see :mod:`gis.osm` for the splitting and tag rules).
+        """Build from raw OSM XML (see :meth:`_from_osm` for what is kept and how)."""
+        return cls._from_osm(osm.read_osm_xml, path, speeds, classes=classes, use_maxspeed=use_maxspeed)
+
+    @classmethod
+    def from_overpass_json(
+        cls,
+        path: str | os.PathLike,
+        speeds: Mapping[str, float] | None = None,
+        *,
+        classes: Iterable[str] | None = None,
+        use_maxspeed: bool = True,
+    ) -> RoadGraph:
+        """Build from an Overpass API JSON answer (e.g. the data set's
+        ``osm/central_drive_overpass_20241006.json``), by the same rules as :meth:`from_osm_xml`."""
+        return cls._from_osm(osm.read_overpass_json, path, speeds, classes=classes,
+                             use_maxspeed=use_maxspeed)
+
+    @classmethod
+    def _from_osm(
+        cls,
+        reader,
+        path: str | os.PathLike,
+        speeds: Mapping[str, float] | None = None,
+        *,
+        classes: Iterable[str] | None = None,
+        use_maxspeed: bool = True,
+    ) -> RoadGraph:
+        """Build from raw OSM read by ``reader`` (see :mod:`gis.osm` for the splitting and tag rules).
 
         Keeps ways whose ``highway`` is in ``classes`` (default
         :data:`DRIVABLE_CLASSES`) and that motor vehicles may use
@@ -423,7 +450,7 @@ class RoadGraph:
                 and tags.get("service") not in EXCLUDED_SERVICE
             )
 
-        coords, ways = osm.read_osm_xml(path, keep_way)
+        coords, ways = reader(path, keep_way)
         segments = osm.split_ways(ways, coords)
         G = nx.MultiDiGraph(crs=WGS84, projected_crs=WORKING_CRS, source=str(path))
         for seg in segments:
@@ -821,13 +848,16 @@ def load_road_graph(path: str | os.PathLike, **kwargs) -> RoadGraph:
     """Load a road graph, choosing the reader by suffix.
 
     ``.geojson``/``.json``/``.gpkg``/``.parquet``/``.geoparquet``/``.shp``:
-    :meth:`RoadGraph.from_edges_geojson`; ``.osm``/``.xml``:
+    :meth:`RoadGraph.from_edges_geojson`, except a ``.json`` Overpass API answer:
+    :meth:`RoadGraph.from_overpass_json`; ``.osm``/``.xml``:
     :meth:`RoadGraph.from_osm_xml`. Keyword arguments go to the reader.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.exists():
         raise DataMissingError(f"road network file not found: {path}")
+    if suffix == ".json" and osm.is_overpass_json(path):
+        return RoadGraph.from_overpass_json(path, **kwargs)
     if suffix in VECTOR_SUFFIXES:
         return RoadGraph.from_edges_geojson(path, **kwargs)
     if suffix in OSM_SUFFIXES:

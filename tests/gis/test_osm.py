@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -264,3 +265,64 @@ def test_nanshan_emergency_classes_vs_readme(nanshan_path):
     s = g.largest_scc()
     assert abs(s.n_nodes - 1045) <= 0.05 * 1045
     assert 1897 <= s.n_edges <= 1.25 * 1897
+
+
+# ------------------------------------------------------------ Overpass JSON
+def write_overpass(path, nodes=NODES, ways=WAYS):
+    """The tiny network as an Overpass API answer ([out:json]; ways first, as `out body; >;` gives)."""
+    elements = [{"type": "way", "id": wid, "nodes": refs, "tags": tags} for wid, refs, tags in ways]
+    elements += [{"type": "node", "id": nid, "lat": lat, "lon": lon} for nid, (lon, lat) in nodes.items()]
+    path.write_text(json.dumps({"version": 0.6, "generator": "test", "elements": elements}), encoding="utf-8")
+    return path
+
+
+def _edge_table(g):
+    gdf = g.to_geodataframe().set_index("id").sort_index()
+    return gdf[["u", "v", "length_m", "speed_mps", "road_class", "oneway"]]
+
+
+def test_overpass_json_gives_the_graph_of_the_same_osm_xml(tmp_path):
+    # the same nodes and ways in both encodings must give the same directed edges
+    xml = RoadGraph.from_osm_xml(write_osm(tmp_path / "tiny.osm"))
+    js = RoadGraph.from_overpass_json(write_overpass(tmp_path / "tiny.json"))
+    assert js.n_edges == xml.n_edges == 11
+    assert _edge_table(js).equals(_edge_table(xml))
+
+
+def test_load_road_graph_tells_overpass_from_geojson(tmp_path):
+    g = load_road_graph(write_overpass(tmp_path / "tiny.json"))
+    assert g.n_edges == 11
+    # a GeoJSON .json of edges still goes to the edge reader
+    g.to_geodataframe().to_file(tmp_path / "edges.json", driver="GeoJSON")
+    assert not osm.is_overpass_json(tmp_path / "edges.json")
+    assert load_road_graph(tmp_path / "edges.json").n_edges == 11
+
+
+def test_bad_overpass_files(tmp_path):
+    with pytest.raises(DataMissingError, match="nope.json"):
+        osm.read_overpass_json(tmp_path / "nope.json")
+    notjson = tmp_path / "trunc.json"
+    notjson.write_text('{"elements": [{"type": "node", "id": 1')
+    with pytest.raises(DataIntegrityError, match="not an Overpass JSON answer"):
+        osm.read_overpass_json(notjson)
+    nolat = tmp_path / "nolat.json"
+    nolat.write_text(json.dumps({"elements": [{"type": "node", "id": 7, "lon": 114.0}]}))
+    with pytest.raises(DataIntegrityError, match="node id=7 lacks a valid 'lat'"):
+        osm.read_overpass_json(nolat)
+
+
+@pytest.mark.data
+def test_central_shenzhen_overpass_answer(shenzhen_dir):
+    """The data README's figures for osm/central_drive_overpass_20241006.json: 30,370 nodes,
+    4,272 ways, bbox 113.954-114.094 E, 22.479-22.599 N, "about 4x the area of the Futian graph"."""
+    path = shenzhen_dir / "osm" / "central_drive_overpass_20241006.json"
+    coords, ways = osm.read_overpass_json(path)
+    assert (len(coords), len(ways)) == (30_370, 4_272)
+    g = load_road_graph(path)
+    west, south, east, north = g.to_geodataframe().total_bounds
+    assert (round(west, 3), round(south, 3), round(east, 3), round(north, 3)) == (113.954, 22.479, 114.094, 22.599)
+    futian = load_road_graph(shenzhen_dir / "roads" / "futian_edges.geojson")
+    # 4x the area: between 3x and 6x the Futian graph's nodes (its street density differs by district)
+    assert 3 * futian.n_nodes < g.n_nodes < 6 * futian.n_nodes
+    # a drivable network: most of it is one strongly connected part
+    assert g.largest_scc().n_nodes > 0.85 * g.n_nodes

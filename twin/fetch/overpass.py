@@ -58,22 +58,9 @@ def drive_query(bbox: Sequence[float], timeout_s: int = 600) -> str:
 
 def read_overpass(path: str | os.PathLike) -> tuple[dict[int, tuple[float, float]], list]:
     """Node coordinates ``{id: (lon, lat)}`` and :class:`gis.osm.OsmWay` list of an Overpass JSON answer."""
-    from gis.osm import OsmWay
+    from gis.osm import read_overpass_json
 
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        elements = doc["elements"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataIntegrityError(f"{path} is not an Overpass JSON answer ({exc})") from exc
-    coords: dict[int, tuple[float, float]] = {}
-    ways = []
-    for el in elements:
-        if el.get("type") == "node":
-            coords[int(el["id"])] = (float(el["lon"]), float(el["lat"]))
-        elif el.get("type") == "way":
-            ways.append(OsmWay(int(el["id"]), tuple(int(n) for n in el.get("nodes", ())),
-                               dict(el.get("tags", {}))))
-    return coords, ways
+    return read_overpass_json(path)
 
 
 def edges_geojson(coords: dict[int, tuple[float, float]], ways: list, out: str | os.PathLike) -> int:
