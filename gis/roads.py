@@ -390,30 +390,17 @@ class RoadGraph:
         return g
 
     @classmethod
-    def from_osm_xml(
-        cls,
-        path: str | os.PathLike,
-        speeds: Mapping[str, float] | None = None,
-        *,
-        classes: Iterable[str] | None = None,
-        use_maxspeed: bool = True,
-    ) -> RoadGraph:
-        """Build from raw OSM XML (see :meth:`_from_osm` for what is kept and how)."""
-        return cls._from_osm(osm.read_osm_xml, path, speeds, classes=classes, use_maxspeed=use_maxspeed)
+    def from_osm_xml(cls, path: str | os.PathLike, speeds: Mapping[str, float] | None = None,
+                     **options) -> RoadGraph:
+        """Build from raw OSM XML; ``options`` (``classes=``, ``use_maxspeed=``) as :meth:`_from_osm`."""
+        return cls._from_osm(osm.read_osm_xml, path, speeds, **options)
 
     @classmethod
-    def from_overpass_json(
-        cls,
-        path: str | os.PathLike,
-        speeds: Mapping[str, float] | None = None,
-        *,
-        classes: Iterable[str] | None = None,
-        use_maxspeed: bool = True,
-    ) -> RoadGraph:
+    def from_overpass_json(cls, path: str | os.PathLike, speeds: Mapping[str, float] | None = None,
+                           **options) -> RoadGraph:
         """Build from an Overpass API JSON answer (e.g. the data set's
-        ``osm/central_drive_overpass_20241006.json``), by the same rules as :meth:`from_osm_xml`."""
-        return cls._from_osm(osm.read_overpass_json, path, speeds, classes=classes,
-                             use_maxspeed=use_maxspeed)
+        ``osm/central_drive_overpass_20241006.json``) by the rules of :meth:`from_osm_xml`."""
+        return cls._from_osm(osm.read_overpass_json, path, speeds, **options)
 
     @classmethod
     def _from_osm(
