@@ -703,7 +703,31 @@ class RoadGraph:
         if self.n_nodes == 0:
             raise GraphError("the road graph is empty")
         comp = max(nx.strongly_connected_components(G), key=len)
-        sub = self.graph.subgraph(comp).copy()
+        return self._subgraph(comp)
+
+    def within(self, area, crs: str = WGS84, buffer_m: float = 0.0) -> RoadGraph:
+        """The part of the graph inside ``area`` as a new RoadGraph (hazards copied).
+
+        A node is kept when it lies inside ``area`` (a shapely polygon in
+        ``crs``, grown by ``buffer_m`` metres in EPSG:4547); an edge when both
+        its ends are kept. E.g. the Shenzhen side of a network that crosses
+        the Shenzhen River into Hong Kong: ``graph.within(city_polygon)``.
+        Follow with :meth:`largest_scc` to route on it.
+        """
+        from shapely import contains_xy
+
+        shape = gpd.GeoSeries([area], crs=crs).to_crs(WORKING_CRS).iloc[0]
+        if buffer_m:
+            shape = shape.buffer(buffer_m)
+        ids = list(self.graph.nodes)
+        xy = np.array([(self.graph.nodes[n]["east_m"], self.graph.nodes[n]["north_m"]) for n in ids],
+                      dtype=float).reshape(-1, 2)
+        inside = contains_xy(shape, xy[:, 0], xy[:, 1])
+        return self._subgraph([n for n, keep in zip(ids, inside, strict=True) if keep])
+
+    def _subgraph(self, nodes) -> RoadGraph:
+        """A new RoadGraph of ``nodes`` and the edges between them, hazard state copied."""
+        sub = self.graph.subgraph(nodes).copy()
         for *_, d in sub.edges(data=True):
             d["closed_by"] = set(d["closed_by"])
             d["slowed_by"] = dict(d["slowed_by"])

@@ -17,11 +17,12 @@ from pydantic import ValidationError as _PydanticError
 
 from twin.errors import ConfigError
 
-LayerKind = Literal["raster", "vector", "osm", "json", "points_csv"]
+LayerKind = Literal["raster", "vector", "osm", "json", "points_csv", "table"]
 
 
 #: The commands a layer can be needed by (``twin <command>``).
-COMMANDS = ("flood run", "flood map", "city show", "city build", "city map", "city datum")
+COMMANDS = ("flood run", "flood map", "city show", "city build", "city map", "city datum",
+            "evacuate district", "dispatch run")
 
 
 class Alternative(BaseModel):

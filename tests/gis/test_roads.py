@@ -139,6 +139,19 @@ def test_largest_scc_respects_closures(toy):
     assert toy.largest_scc(respect_closures=False).n_nodes == 4
 
 
+def test_within_keeps_nodes_inside_and_edges_between_them(toy):
+    toy.close_edges("ab", reason="flood")
+    west = Polygon([(113.9995, 22.4995), (114.0005, 22.4995), (114.0005, 22.5015), (113.9995, 22.5015)])
+    part = toy.within(west)  # a and d only (b, c at 114.001 E)
+    assert set(part.graph.nodes) == {"a", "d"}
+    assert part.edge_ids == ["ad"]
+    # 0.0005 deg of longitude at 22.5 N is ~51 m: a 60 m margin takes b and c in as well
+    assert toy.within(west, buffer_m=60.0).n_nodes == 4
+    assert toy.within(west, buffer_m=60.0).edge("ab")["closed"]  # hazard state copied...
+    toy.reopen("ab")
+    assert part.n_edges == 1 and toy.n_edges == 6  # ...and the original graph is untouched
+
+
 def test_edges_intersecting_polygon(toy):
     box = Polygon(
         [(114.0008, 22.4995), (114.0012, 22.4995), (114.0012, 22.5012), (114.0008, 22.5012)]
