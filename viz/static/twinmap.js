@@ -20,6 +20,8 @@
  * glyph atlases hold real glyphs.  A layer with a `twinValues` prop (see
  * viz/layers/_raster.py value_grid) shows its value under the cursor.
  * A layer with a `twinMinZoom` prop is drawn only from that zoom on (street names).
+ * A frame patch's `data` may be coded (moving points, rows picked from a layer's `twinRows`):
+ * see "coded layer data" below.
  * The map keeps a scale bar (.tm-scale) in step with the zoom.
  * opts: {onViewState(vs), onFrame(i), frameMs, controls (default true)}.
  */
@@ -125,6 +127,55 @@
       text = value.toFixed(valueDecimals(tv.scale)) + (tv.units ? ' ' + tv.units : '');
     }
     return {name: tv.name || layer.id, text: text, value: value, row: row, col: col};
+  }
+
+  // ---------------------------------------------------------- coded layer data (frame patches)
+  //
+  // A frame patch's `data` may be coded instead of rows:
+  //  {twinPoints: {n, x0, y0, xy, g, gb}}: points (viz/layers/movers.py encode_points): xy is
+  //    base64 of zlib of int32 pairs of micro-degrees from (x0, y0), g the same of each point's
+  //    index (uint8, or uint16 when gb is 2; "" = all 0) in the layer's `twinGroups`
+  //    [{code, label, c, tooltip}]; rows become {p: [lon, lat], c, tooltip, g: code}.
+  //  {twinRows: [i, ...], set: {key: [value per row]}}: rows i of the layer's `twinRows` prop,
+  //    each with the keys of `set` replaced (viz/layers/road_status.py: state colour, tooltip).
+
+  function unzipBase64(text) {
+    var bin = atob(text), bytes = new Uint8Array(bin.length);
+    for (var k = 0; k < bin.length; k++) bytes[k] = bin.charCodeAt(k);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
+    return new Response(stream).arrayBuffer();
+  }
+
+  function decodePoints(p, groups) {
+    return Promise.all([unzipBase64(p.xy), p.g ? unzipBase64(p.g) : null]).then(function (bufs) {
+      var xy = new Int32Array(bufs[0]), n = p.n, rows = new Array(n);  // little-endian, as every browser
+      var g = bufs[1] ? (p.gb === 2 ? new Uint16Array(bufs[1]) : new Uint8Array(bufs[1])) : null;
+      for (var k = 0; k < n; k++) {
+        var grp = groups[g ? g[k] : 0] || {};
+        rows[k] = {p: [(p.x0 + xy[2 * k]) / 1e6, (p.y0 + xy[2 * k + 1]) / 1e6],
+          c: grp.c, tooltip: grp.tooltip, g: grp.code};
+      }
+      return rows;
+    });
+  }
+
+  function pickRows(spec, store) {
+    var set = spec.set || {}, keys = Object.keys(set);
+    return spec.twinRows.map(function (r, k) {
+      var o = Object.assign({}, store[r]);
+      keys.forEach(function (key) { o[key] = set[key][k]; });
+      return o;
+    });
+  }
+
+  function isCoded(v) {
+    return !!v && typeof v === 'object' && !Array.isArray(v) && (!!v.twinPoints || Array.isArray(v.twinRows));
+  }
+
+  // Promise of the rows of coded data for a layer (its props give twinGroups / twinRows).
+  function decodeData(v, layer) {
+    if (v.twinPoints) return decodePoints(v.twinPoints, layer.props.twinGroups || []);
+    return Promise.resolve(pickRows(v, layer.props.twinRows || []));
   }
 
   // ---------------------------------------------------------- fonts
@@ -299,7 +350,7 @@
 
   TwinMapView.prototype._afterRender = function () {
     this.drawCount += 1;
-    if (!this._allLoaded()) return;
+    if (!this._layersSet || !this._allLoaded()) return;  // not before the scene's layers (decoded frames)
     if (!this.ready) {
       this.ready = true;
       updateReady();
@@ -374,14 +425,18 @@
     if (!list || !list[i]) return null;
     var key = id + '#' + i;
     if (!this._patches[key]) {
-      var raw = list[i], plain = {}, images = {};
+      var raw = list[i], plain = {}, images = {}, coded = null;
       Object.keys(raw).forEach(function (k) {
         var v = raw[k];
         if (typeof v === 'string' && v.indexOf('data:image/') === 0) images[k] = v;
+        else if (k === 'data' && isCoded(v)) coded = v;
         else plain[k] = v;
       });
       var conv = getConverter().convert(plain) || {};
       var waits = [decodeValues(conv.twinValues)];
+      if (coded) {
+        waits.push(decodeData(coded, this._base[id]).then(function (rows) { conv.data = rows; }));
+      }
       Object.keys(images).forEach(function (k) {
         var img = new Image();
         img.src = images[k];
@@ -419,6 +474,7 @@
     waits.push(this._fonts, this._baseValues);
     return Promise.all(waits).then(function () {
       self.frame = i;
+      self._layersSet = true;
       self.deck.setProps({layers: self._layers()});
       self._syncControls();
       if (self.frameCount && i + 1 < self.frameCount) {
