@@ -87,7 +87,7 @@ def kind_command(kind: Any) -> click.Group:
                 params = pipeline.check(kind, params, city=city)
             except RequestError as exc:
                 raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
-            with _Bar(kind.title) as bar:
+            with ProgressBar(kind.title) as bar:
                 res = pipeline.run(kind, params, out_dir, city=city, progress=bar.update,
                                    report=with_report, map=with_map)
         if as_json:
@@ -115,8 +115,12 @@ def kind_command(kind: Any) -> click.Group:
     return group
 
 
-class _Bar:
-    """A rich progress bar on stderr fed by the pipeline's progress dicts."""
+class ProgressBar:
+    """A rich progress bar on stderr fed by the pipeline's progress dicts.
+
+    ``with ProgressBar("Building evacuation") as bar: run(..., progress=bar.update)``;
+    ``bar.update({"fraction": 0.4, "phase": "floor 3"})``.
+    """
 
     def __init__(self, title: str) -> None:
         from rich.console import Console
@@ -126,7 +130,7 @@ class _Bar:
                            TimeElapsedColumn(), console=Console(stderr=True))
         self._task = None
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> ProgressBar:
         self._p.start()
         self._task = self._p.add_task("run", total=1.0, phase="")
         return self
@@ -136,3 +140,7 @@ class _Bar:
 
     def update(self, p: dict[str, Any]) -> None:
         self._p.update(self._task, completed=p.get("fraction", 0.0), phase=p.get("phase", ""))
+
+
+#: The old private name (kept: other modules import it).
+_Bar = ProgressBar
