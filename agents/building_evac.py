@@ -1,0 +1,384 @@
+"""Building evacuation: every occupant from their floor down the stairs to an exit (SFPE-based, agent by agent).
+
+Occupants are individuals in numpy arrays. Each one gets, from the run's
+seeded generator, a pre-movement time
+(:func:`agents.demographics.premovement_sample`), a free walking speed by
+demographics (:func:`agents.demographics.speed_sample`; the
+``"shenzhen_census_2020"`` profile draws ages from Shenzhen's 2020 census
+age shares and speeds by age after RiMEA 3.0 test 7), a stair (floors share
+their people evenly among the stairs) and a walking distance to the stair
+door, uniform in ``[0, travel_m]`` of the floor. A speed factor ``fac = v /
+1.34 m/s`` (the person's speed over Weidmann's mean) scales the SFPE speeds:
+``0.85 x 1.40 fac`` m/s on the floor, ``S(D) fac`` on the stairs.
+
+Then they move floor -> stair door queue -> stair flights (queues where
+the flow exceeds an element's capacity, speed by density per SFPE) ->
+landings with merging -> exit door; :mod:`agents._kernels.building` has the
+rules. Time advances in fixed steps (default 0.5 s): the hydraulic model's
+elements are flows in persons per second, which a step turns into places
+per step with a token bucket; a fixed step makes every element's capacity
+exact over time, runs thousands of people through hundreds of elements in
+numba without per-person events, and its discretisation error on flows is
+bounded by one person per bucket (tests hold the SFPE flows within 5 %).
+A discrete-event (simpy) scheduler would need one Python event per person
+per element.
+
+:func:`simulate` returns an :class:`xarray.Dataset` (variables below) and
+:func:`events` the run's events (floor cleared, queue formed, last out).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from agents.building import Tower
+from twin.errors import ValidationError
+
+#: Unimpeded horizontal speed of the SFPE model, 0.85 k with k = 1.40 m/s (m/s).
+V_FLOOR_MPS = 0.85 * 1.40
+#: Shenzhen 2020 census age shares (city row of population/census2020_districts.csv:
+#: 0-14 15.08 %, 15-64 81.73 %, 65+ 3.2 %) and the age range drawn uniformly in each group
+#: (5-15, 15-65, 65-80 years: the RiMEA speed-by-age table covers 5-80).
+CENSUS_2020_AGE_GROUPS = ((0.1508, 5.0, 15.0), (0.8173, 15.0, 65.0), (0.0320, 65.0, 80.0))
+#: A queue "forms" at a door when this many people wait there (event threshold).
+QUEUE_EVENT_PEOPLE = 5
+#: Most frames of people-per-floor and flows kept over time.
+DEFAULT_RECORD_S = 5.0
+
+
+def _ages_census(rng: np.random.Generator, n: int) -> np.ndarray:
+    shares = np.array([g[0] for g in CENSUS_2020_AGE_GROUPS])
+    group = rng.choice(len(shares), size=n, p=shares / shares.sum())
+    lo = np.array([g[1] for g in CENSUS_2020_AGE_GROUPS])[group]
+    hi = np.array([g[2] for g in CENSUS_2020_AGE_GROUPS])[group]
+    return lo + (hi - lo) * rng.random(n)
+
+
+def sample_speeds(rng: np.random.Generator, n: int, profile: str) -> np.ndarray:
+    """Free walking speeds (m/s) of ``n`` people of a demographics ``profile``."""
+    from agents.demographics import speed_sample
+
+    if profile == "shenzhen_census_2020":
+        return speed_sample(rng, n, "rimea_age", ages=_ages_census(rng, n))
+    return speed_sample(rng, n, profile)
+
+
+def _people(tower: Tower, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-person floor, stair, exit, speed, pre-movement, distance and arrival time at the door."""
+    from agents.demographics import WEIDMANN_MEAN_MPS, premovement_sample
+
+    mv = tower.spec.movement
+    floor = np.repeat(np.arange(tower.n_floors), tower.people).astype(np.int64)
+    n = floor.size
+    j = np.concatenate([np.arange(p) for p in tower.people]) if n else np.zeros(0, np.int64)
+    stair = ((j + floor) % tower.n_stairs).astype(np.int64)
+    n_exits = len(tower.exit_width_eff_m)
+    exit_ = np.where(floor == 0, j % n_exits, tower.stair_exit[stair]).astype(np.int64)
+    speed = sample_speeds(rng, n, mv.demographics)
+    pre = premovement_sample(rng, n, mv.premovement.dist, **mv.premovement.params())
+    dist = rng.random(n) * tower.travel_m[floor]
+    fac = speed / WEIDMANN_MEAN_MPS
+    return {"floor": floor, "stair": stair, "exit": exit_, "speed": speed, "fac": fac, "pre": pre,
+            "dist": dist, "t_arrive": pre + dist / (V_FLOOR_MPS * fac)}
+
+
+def _network(tower: Tower, dt: float):
+    from agents._kernels.building import Net
+    from agents.stairs import D_JAM, K_LEVEL, max_specific_flow
+
+    hold = np.floor(D_JAM * tower.stair_length_m.T * tower.stair_width_eff_m[None, :]).astype(np.int64)
+    return Net(
+        n_floors=tower.n_floors, n_stairs=tower.n_stairs, n_exits=len(tower.exit_width_eff_m),
+        floor_share=float(tower.spec.movement.floor_share),
+        refuge_stop=tower.spec.movement.refuge_mode == "stop", queue_event_n=QUEUE_EVENT_PEOPLE,
+        refuge=tower.refuge.copy(), flight_len=np.ascontiguousarray(tower.stair_length_m.T),
+        flight_we=tower.stair_width_eff_m.astype(float), flight_k=tower.stair_k.astype(float),
+        flight_hold=np.maximum(hold, 1),
+        flight_c=np.array([max_specific_flow(k) * w for k, w in zip(tower.stair_k, tower.stair_width_eff_m)]),
+        door_c=max_specific_flow(K_LEVEL) * tower.stair_door_width_eff_m,
+        exit_c=max_specific_flow(K_LEVEL) * tower.exit_width_eff_m, stair_exit=tower.stair_exit.copy())
+
+
+def _offsets(caps: np.ndarray) -> tuple[np.ndarray, int]:
+    off = np.zeros(caps.size, dtype=np.int64)
+    if caps.size > 1:
+        off[1:] = np.cumsum(caps[:-1])
+    return off, int(caps.sum())
+
+
+def _state(net, p: dict[str, np.ndarray]):
+    from agents._kernels.building import State
+
+    F, S, E = net.n_floors, net.n_stairs, net.n_exits
+    nq = F * S + E
+    qid = np.where(p["floor"] == 0, F * S + p["exit"], p["floor"] * S + p["stair"])
+    qcap = np.bincount(qid, minlength=nq).astype(np.int64)
+    fcap = np.zeros((F, S), dtype=np.int64)  # people of stair s from floor >= f
+    for s in range(S):
+        counts = np.bincount(p["floor"][p["stair"] == s], minlength=F)
+        fcap[:, s] = np.cumsum(counts[::-1])[::-1]
+    fcap[0, :] = 0
+    qoff, qn = _offsets(qcap)
+    foff, fn = _offsets(fcap.ravel())
+    return State(
+        clock=np.zeros(1), ptr=np.zeros(2, dtype=np.int64),
+        qbuf=np.full(max(qn, 1), -1, dtype=np.int64), qoff=qoff, qhead=np.zeros(nq, np.int64),
+        qtail=np.zeros(nq, np.int64),
+        fbuf=np.full(max(fn, 1), -1, dtype=np.int64), foff=foff, fhead=np.zeros(F * S, np.int64),
+        ftail=np.zeros(F * S, np.int64),
+        tok_flight=np.zeros(F * S), tok_door=np.zeros(nq), tok_exit=np.zeros(E), carry=np.zeros(nq),
+        door_count=np.zeros(nq, np.int64), flight_count=np.zeros(F * S, np.int64),
+        exit_count=np.zeros(E, np.int64), refuge_count=np.zeros(F, np.int64),
+        q_formed_t=np.full(nq, np.nan))
+
+
+def _agents(net, p: dict[str, np.ndarray]):
+    from agents._kernels.building import REFUGE, WAITING, Agents
+
+    n = p["floor"].size
+    where = np.full(n, WAITING, dtype=np.int64)
+    t_leave = np.full(n, np.nan)
+    t_safe = np.full(n, np.nan)
+    if net.refuge_stop:  # people of a refuge floor are in a place of safety already
+        home = net.refuge[p["floor"]] & (p["floor"] > 0)
+        where[home] = REFUGE
+        t_leave[home] = 0.0
+        t_safe[home] = 0.0
+    return Agents(floor=p["floor"], stair=p["stair"], exit=p["exit"], fac=p["fac"].astype(float),
+                  t_arrive=p["t_arrive"].astype(float), order=np.argsort(p["t_arrive"], kind="stable"),
+                  where=where, pos=np.zeros(n), t_leave=t_leave, t_safe=t_safe)
+
+
+def _ready_at_bottom(net, ag, st) -> np.ndarray:
+    """(F, S) people waiting at the bottom of each flight (storey f -> f-1)."""
+    out = np.zeros((net.n_floors, net.n_stairs), dtype=np.int64)
+    for f in range(1, net.n_floors):
+        for s in range(net.n_stairs):
+            fl = f * net.n_stairs + s
+            ids = st.fbuf[st.foff[fl] + st.fhead[fl]: st.foff[fl] + st.ftail[fl]]
+            out[f, s] = int(np.count_nonzero(ag.pos[ids] >= net.flight_len[f, s] - 1e-9))
+    return out
+
+
+def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: float = DEFAULT_RECORD_S,
+             max_time_s: float = 6 * 3600.0, progress: Callable[[float, float, dict], None] | None = None,
+             reference: bool = False) -> xr.Dataset:
+    """Evacuate ``tower``; the Dataset of the run (see the module docstring for the model).
+
+    Parameters
+    ----------
+    tower : agents.building.Tower
+        The checked building (:func:`agents.building.resolve`).
+    seed : int
+        Seed of every random draw (same seed, same run).
+    dt : float
+        Time step (s), 0.05-1.
+    record_every_s : float
+        Interval of the time series (s), a whole number of steps.
+    max_time_s : float
+        Stop here even if people remain (they are reported as not out).
+    progress : callable(t_s, max_time_s, info), optional
+        Called after every record with the simulated time and ``{"out", "people"}``.
+    reference : bool
+        Run the interpreted kernel (tests only; slow).
+
+    Returns
+    -------
+    xarray.Dataset
+        Per floor: ``rset_floor`` (time the floor's last person enters a stair,
+        or leaves by an exit on the ground floor), ``exit_time_floor`` (its last
+        person safe), ``aset``, ``rset_minus_aset``; over ``time``:
+        ``people_on_floor``, ``people_in_stair``, ``people_out``,
+        ``people_in_refuge``, ``door_queue``, ``landing_queue``, ``exit_queue``,
+        ``door_flow``, ``stair_flow``, ``exit_flow`` (P/s over the preceding
+        interval); per occupant: ``occ_floor``, ``occ_stair``, ``occ_exit``,
+        ``occ_speed``, ``premovement``, ``t_at_door``, ``t_leave_floor``,
+        ``t_safe``; ``rset`` (s, last person safe) in attrs; ``events`` in
+        attrs (JSON).
+    """
+    from agents._kernels.building import advance, advance_reference
+
+    if not (isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0):
+        raise ValidationError(f"seed={seed!r}: a whole number >= 0")
+    if not (math.isfinite(dt) and 0.05 <= dt <= 1.0):
+        raise ValidationError(f"dt={dt!r}: the time step must lie in 0.05-1 s")
+    per_record = max(1, int(round(record_every_s / dt)))
+    if abs(per_record * dt - record_every_s) > 1e-6 * record_every_s:
+        raise ValidationError(f"record_every_s={record_every_s!r}: must be a whole number of steps of dt={dt!r} s")
+    if not (math.isfinite(max_time_s) and max_time_s > 0):
+        raise ValidationError(f"max_time_s={max_time_s!r}: must be a positive number of seconds")
+    rng = np.random.default_rng(int(seed))
+    p = _people(tower, rng)
+    net = _network(tower, dt)
+    st = _state(net, p)
+    ag = _agents(net, p)
+    st.ptr[1] = int(np.count_nonzero(np.isfinite(ag.t_safe)))
+    step = advance_reference if reference else advance
+    n = ag.floor.size
+    series: dict[str, list] = {k: [] for k in ("time", "floor", "stair", "out", "refuge", "door_q", "land_q",
+                                               "exit_q", "door_n", "flight_n", "exit_n")}
+    F, S, E = net.n_floors, net.n_stairs, net.n_exits
+
+    def record() -> None:
+        from agents._kernels.building import QUEUED, WAITING
+
+        waiting = (ag.where == WAITING) | (ag.where == QUEUED)
+        series["time"].append(float(st.clock[0]))
+        series["floor"].append(np.bincount(ag.floor[waiting], minlength=F))
+        series["stair"].append((st.ftail - st.fhead).reshape(F, S).sum(axis=0))
+        series["out"].append(int(st.exit_count.sum()))
+        series["refuge"].append(int(np.count_nonzero(ag.where == 4)))
+        q = st.qtail - st.qhead
+        series["door_q"].append(q[:F * S].reshape(F, S).copy())
+        series["exit_q"].append(q[F * S:].copy())
+        series["land_q"].append(_ready_at_bottom(net, ag, st))
+        series["door_n"].append(st.door_count[:F * S].reshape(F, S).copy())
+        series["flight_n"].append(st.flight_count.reshape(F, S).copy())
+        series["exit_n"].append(st.exit_count.copy())
+
+    record()
+    while st.ptr[1] < n and st.clock[0] < max_time_s - 1e-9:
+        steps = min(per_record, int(math.ceil((max_time_s - st.clock[0]) / dt - 1e-9)))
+        step(steps, dt, net, ag, st)
+        record()
+        if progress is not None:
+            progress(float(st.clock[0]), max_time_s, {"out": int(st.ptr[1]), "people": n})
+    return _dataset(tower, p, net, ag, st, series, seed=int(seed), dt=dt, record_every_s=per_record * dt)
+
+
+def _flows(cum: np.ndarray, times: np.ndarray) -> np.ndarray:
+    out = np.zeros(cum.shape, dtype=float)
+    if len(times) > 1:
+        dt = np.diff(times).reshape((-1,) + (1,) * (cum.ndim - 1))
+        out[1:] = np.diff(cum, axis=0) / dt
+    return out
+
+
+def _max_or_nan(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    for g in range(n):
+        v = values[groups == g]
+        if v.size:
+            out[g] = np.nan if np.isnan(v).any() else v.max()
+    return out
+
+
+def _dataset(tower: Tower, p, net, ag, st, series, *, seed: int, dt: float, record_every_s: float) -> xr.Dataset:
+    import json
+
+    times = np.asarray(series["time"])
+    F, S, E = net.n_floors, net.n_stairs, net.n_exits
+    rset_floor = _max_or_nan(ag.t_leave, ag.floor, F)
+    exit_floor = _max_or_nan(ag.t_safe, ag.floor, F)
+    n = ag.floor.size
+    done = np.isfinite(ag.t_safe)
+    rset = float(ag.t_safe.max()) if n and done.all() else (0.0 if n == 0 else float("nan"))
+    floors = np.arange(F)
+    ds = xr.Dataset(
+        {
+            "people_initial": ("floor", tower.people.astype(np.int64), {"long_name": "people on the floor at the alarm", "units": "P"}),
+            "floor_elevation": ("floor", tower.floor_elevation_m, {"long_name": "floor level above ground", "units": "m"}),
+            "refuge": ("floor", tower.refuge.astype(np.int8), {"long_name": "refuge floor (1)", "units": "-"}),
+            "rset_floor": ("floor", rset_floor, {"long_name": "time the floor's last person leaves it (enters a stair; "
+                                                              "on the ground floor: passes an exit)", "units": "s"}),
+            "exit_time_floor": ("floor", exit_floor, {"long_name": "time the floor's last person reaches safety "
+                                                                  "(an exit or a refuge floor)", "units": "s"}),
+            "aset": ("floor", tower.aset_s, {"long_name": "available safe egress time (given)", "units": "s"}),
+            "rset_minus_aset": ("floor", rset_floor - tower.aset_s,
+                                {"long_name": "RSET - ASET of the floor: > 0 means people are still on the floor "
+                                              "after it becomes untenable", "units": "s"}),
+            "queue_formed": (("floor", "stair"), st.q_formed_t[:F * S].reshape(F, S),
+                             {"long_name": f"first time {QUEUE_EVENT_PEOPLE} people wait at the stair door", "units": "s"}),
+            "people_on_floor": (("time", "floor"), np.asarray(series["floor"]),
+                                {"long_name": "people still on the floor (not yet in a stair)", "units": "P"}),
+            "people_in_stair": (("time", "stair"), np.asarray(series["stair"]),
+                                {"long_name": "people on the stair's flights", "units": "P"}),
+            "people_out": ("time", np.asarray(series["out"]), {"long_name": "people out of the building", "units": "P"}),
+            "people_in_refuge": ("time", np.asarray(series["refuge"]),
+                                 {"long_name": "people in a refuge floor (its own included)", "units": "P"}),
+            "door_queue": (("time", "floor", "stair"), np.asarray(series["door_q"]),
+                           {"long_name": "people queued at the floor's door into the stair", "units": "P"}),
+            "landing_queue": (("time", "floor", "stair"), np.asarray(series["land_q"]),
+                              {"long_name": "people held at the bottom of the flight from this floor "
+                                            "(waiting for the landing below)", "units": "P"}),
+            "exit_queue": (("time", "exit"), np.asarray(series["exit_q"]),
+                           {"long_name": "ground-floor people queued at the exit door", "units": "P"}),
+            "door_flow": (("time", "floor", "stair"), _flows(np.asarray(series["door_n"]), times),
+                          {"long_name": "flow through the floor's stair door", "units": "P/s"}),
+            "stair_flow": (("time", "floor", "stair"), _flows(np.asarray(series["flight_n"]), times),
+                           {"long_name": "flow onto the flight below the floor's landing", "units": "P/s"}),
+            "exit_flow": (("time", "exit"), _flows(np.asarray(series["exit_n"]), times),
+                          {"long_name": "flow out through the exit door", "units": "P/s"}),
+            "occ_floor": ("occupant", ag.floor, {"long_name": "occupant's floor", "units": "-"}),
+            "occ_stair": ("occupant", np.where(ag.floor > 0, ag.stair, -1), {"long_name": "stair used (-1: none)", "units": "-"}),
+            "occ_exit": ("occupant", ag.exit, {"long_name": "exit door", "units": "-"}),
+            "occ_speed": ("occupant", p["speed"], {"long_name": "free walking speed", "units": "m/s"}),
+            "premovement": ("occupant", p["pre"], {"long_name": "pre-movement time", "units": "s"}),
+            "t_at_door": ("occupant", p["t_arrive"], {"long_name": "time reaching the stair (or exit) door", "units": "s"}),
+            "t_leave_floor": ("occupant", ag.t_leave, {"long_name": "time entering the stair (ground: passing the exit)", "units": "s"}),
+            "t_safe": ("occupant", ag.t_safe, {"long_name": "time reaching an exit or a refuge floor", "units": "s"}),
+            "safe_in": ("occupant", ag.where.astype(np.int8), {"long_name": "where the occupant ended: 3 out, 4 refuge, "
+                                                                            "0-2 still inside", "units": "-"}),
+        },
+        coords={"time": ("time", times, {"units": "s"}), "floor": floors, "stair": np.arange(S), "exit": np.arange(E),
+                "occupant": np.arange(n)},
+        attrs={
+            "title": f"Building evacuation: {tower.name}",
+            "building": tower.name, "lon": tower.lon, "lat": tower.lat, "location_label": tower.location_label,
+            "footprint": json.dumps(tower.footprint), "storey_heights_m": json.dumps(tower.storey_height_m.tolist()),
+            "stair_names": json.dumps(tower.stair_names), "exit_names": json.dumps(tower.exit_names),
+            "stair_capacity_p_s": json.dumps(net.flight_c.tolist()), "door_capacity_p_s": json.dumps(net.door_c.tolist()),
+            "exit_capacity_p_s": json.dumps(net.exit_c.tolist()),
+            "rset_s": rset, "people": int(n), "people_not_safe": int(n - done.sum()),
+            "seed": seed, "dt_s": dt, "record_every_s": record_every_s, "model": "SFPE hydraulic relations, agent-based, "
+            "fixed step (agents.building_evac)",
+        })
+    ds.attrs["events"] = json.dumps([e.to_record() for e in events(ds)], ensure_ascii=False)
+    return ds
+
+
+def events(ds: xr.Dataset) -> Any:
+    """The run's :class:`twin.events.EventLog`: queues formed, floors cleared, unsafe floors, last person out."""
+    import json
+
+    from twin.events import Event, EventLog, Severity
+
+    stairs = json.loads(ds.attrs["stair_names"])
+    out: list[Event] = []
+    src = "building_evac"
+    for f in ds["floor"].values:
+        for s in ds["stair"].values:
+            t = float(ds["queue_formed"].values[f, s])
+            if math.isfinite(t):
+                out.append(Event(time_s=t, kind="queue_formed", source=src, severity=Severity.ADVISORY,
+                                 message=f"queue of {QUEUE_EVENT_PEOPLE} at {stairs[s]} on floor {f}",
+                                 data={"floor": int(f), "stair": stairs[s]}))
+        t = float(ds["rset_floor"].values[f])
+        if math.isfinite(t) and int(ds["people_initial"].values[f]) > 0 and not int(ds["refuge"].values[f]):
+            margin = float(ds["rset_minus_aset"].values[f])
+            unsafe = math.isfinite(margin) and margin > 0
+            out.append(Event(time_s=t, kind="floor_cleared", source=src,
+                             severity=Severity.WARNING if unsafe else Severity.INFO,
+                             message=f"floor {f} cleared at {t:.0f} s" + (
+                                 f", {margin:.0f} s after its ASET" if unsafe else ""),
+                             data={"floor": int(f), "rset_s": t,
+                                   "rset_minus_aset_s": margin if math.isfinite(margin) else None}))
+    rset = float(ds.attrs["rset_s"])
+    if math.isfinite(rset):
+        out.append(Event(time_s=rset, kind="building_evacuated", source=src,
+                         message=f"last person safe at {rset:.0f} s ({ds.attrs['people']} people)",
+                         data={"rset_s": rset, "people": int(ds.attrs["people"])}))
+    else:
+        t_end = float(ds["time"].values[-1])
+        out.append(Event(time_s=t_end, kind="person_stranded", source=src, severity=Severity.ALARM,
+                         message=f"{ds.attrs['people_not_safe']} people still inside when the run stopped",
+                         data={"people": int(ds.attrs["people_not_safe"])}))
+    return EventLog(sorted(out, key=lambda e: e.time_s))
+
+
+__all__ = ["CENSUS_2020_AGE_GROUPS", "V_FLOOR_MPS", "events", "sample_speeds", "simulate"]
