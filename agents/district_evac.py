@@ -1,0 +1,757 @@
+"""District evacuation over the road network: groups of people walk (or drive) to shelters while streets flood.
+
+The model
+---------
+Evacuees move in groups (:func:`agents.population.evacuee_groups`) from the
+road node nearest their home to a shelter, over a **link/queue model**
+(MATSim's queue simulation: Gawron 1998; Cetin, Burri & Nagel 2003) stepped
+every ``dt_s`` by the numba kernel :func:`agents._kernels.network_flow.advance`
+(rules in that module). Per directed edge, on foot:
+
+* free travel time = length / walking speed (1.34 m/s, Weidmann 1993's mean
+  free speed; references.md), × the wading slow-down of the flood;
+* flow capacity = specific flow 1.32 P/(s·m) (SFPE hydraulic model, corridors
+  and doors: k = 1.40 m/s, Fs,max = 1.32) × walkable width;
+* storage = length × walkable width × 5.4 P/m² (Weidmann's jam density),
+  at least the largest group; flow capacity at least 0.1 P/s: never zero
+  (zero-capacity links deadlock MATSim).
+
+Walkable width per direction of travel (m, :data:`WALK_WIDTH_M`): half of a
+street's cross-section, carriageway included — in a district evacuation on
+foot people use the whole street — from CJJ 37-2012's 3.5 m lanes and
+sidewalks of 2-3 m (its minimum is 2 m) on typical lane counts of each OSM
+class (trunk 6 lanes + 3 m sidewalks -> 13.5 m a direction, primary 4 + 3 m ->
+10, secondary 4 + 2 m -> 9, tertiary 2 + 2 m -> 5.5, minor streets 2 + 1.5 m
+-> 5, ramps one 3.5 m lane). These are class defaults, not surveyed widths.
+Expressways (OSM ``motorway``, ``motorway_link``) are closed to people on
+foot (Road Traffic Safety Law of the PRC, art. 67) and dropped.
+
+By car (``mode="car"``): road speeds of the graph, 1,800 veh/h a lane and
+7.5 m of queue a vehicle (storage), 1.5 people a car (assumptions, stated);
+flood slow-down and closure by Pregnolato et al. 2017 and the vehicle D·V
+limit (:mod:`agents.road_hazard`).
+
+Flood on the streets
+--------------------
+Each edge is sampled in EPSG:4547 at its vertices and every half cell
+(:func:`agents.road_hazard.edge_sample_points`); depth and speed are
+interpolated linearly in time between the flood's frames and read every
+``hazard_every_s``. On foot an edge **closes** when the worst sample's ARR
+2019 hazard class reaches ``close_class`` (default H3: unsafe for children
+and the elderly, :mod:`agents.people_hazard`), or, with ``depth_threshold_m``,
+when the deepest sample reaches it; it is **slowed** by
+:func:`agents.people_hazard.walking_speed_factor` of its deepest sample.
+Edges reopen when the water falls. A group on an edge when it closes is
+*stranded* there (the water where it walks is beyond the safe limit); groups
+whose remaining route crosses a closed edge are re-routed from the end of
+their current edge (or their origin) to the nearest shelter with room; with
+no open route they finish their edge and are stranded at its end.
+
+Shelters
+--------
+Groups take the shelter nearest by network time that still has room
+(reserved at assignment, in departure order: a shelter manager's
+allocation); a group re-routed gives its place back and takes the nearest
+reachable shelter with room. No shelter with room within reach: stranded.
+
+Departures are spread uniformly over ``departure_window_s`` (seeded; an
+assumption standing in for warning and pre-movement times).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from twin.errors import GraphError, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import xarray as xr
+
+    from gis.roads import RoadGraph
+    from twin.events import EventLog
+
+#: Weidmann 1993: mean free walking speed, m/s.
+WALK_SPEED_MPS = 1.34
+#: SFPE hydraulic model, corridors and doors: maximum specific flow, P/(s·m).
+SPECIFIC_FLOW = 1.32
+#: Weidmann 1993: jam density, P/m².
+JAM_DENSITY = 5.4
+#: Smallest flow capacity of an edge, people/s (never zero).
+MIN_FLOW_CAP = 0.1
+#: Walkable width per direction of travel by OSM class, m (module doc).
+WALK_WIDTH_M = {
+    "trunk": 13.5, "primary": 10.0, "secondary": 9.0, "tertiary": 5.5,
+    "unclassified": 5.0, "residential": 5.0, "road": 5.0, "living_street": 3.0, "service": 2.5,
+    "trunk_link": 3.5, "primary_link": 3.5, "secondary_link": 3.5, "tertiary_link": 3.5,
+}  # fmt: skip
+DEFAULT_WALK_WIDTH_M = 3.5
+#: Classes closed to people on foot.
+NO_WALK_CLASSES = frozenset({"motorway", "motorway_link"})
+#: Lanes per direction by class (car mode).
+LANES = {"motorway": 3, "trunk": 3, "primary": 2, "secondary": 2}
+#: Car mode: saturation flow per lane (veh/s), queue length per vehicle (m), people per car.
+LANE_FLOW_VPS = 1800.0 / 3600.0
+VEHICLE_SPACE_M = 7.5
+CAR_OCCUPANCY = 1.5
+
+STATE_NAMES = ("at_origin", "moving", "arrived", "stranded")
+
+
+@dataclass(frozen=True)
+class EvacParams:
+    """Parameters of a district evacuation (defaults and sources in the module doc).
+
+    Attributes
+    ----------
+    mode : {"walk", "car"}
+    walk_speed_mps, specific_flow, jam_density : float
+        Walking speed (m/s), flow per metre of width (P/s/m), jam density (P/m²).
+    close_class : int
+        ARR hazard class (2-6) from which an edge is closed to walkers.
+    depth_threshold_m : float or None
+        Close at this depth instead (m).
+    dt_s, hazard_every_s, frame_every_s : float
+        Time step, interval of flood updates, interval of map frames (s);
+        ``hazard_every_s`` a multiple of ``dt_s``, ``frame_every_s`` of ``hazard_every_s``.
+    max_duration_s : float
+        The run stops here even if people are still on their way.
+    departure_window_s : float
+        Departures spread uniformly over [0, window] (s).
+    """
+
+    mode: str = "walk"
+    walk_speed_mps: float = WALK_SPEED_MPS
+    specific_flow: float = SPECIFIC_FLOW
+    jam_density: float = JAM_DENSITY
+    close_class: int = 3
+    depth_threshold_m: float | None = None
+    dt_s: float = 1.0
+    hazard_every_s: float = 60.0
+    frame_every_s: float = 120.0
+    max_duration_s: float = 4 * 3600.0
+    departure_window_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("walk", "car"):
+            raise ValidationError(f"mode={self.mode!r}: choose 'walk' or 'car'")
+        for name in ("walk_speed_mps", "specific_flow", "jam_density", "dt_s", "hazard_every_s",
+                     "frame_every_s", "max_duration_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValidationError(f"{name}={v!r}: give a positive number")
+        if not (math.isfinite(self.departure_window_s) and self.departure_window_s >= 0):
+            raise ValidationError(f"departure_window_s={self.departure_window_s!r}: give a number >= 0")
+        if not 2 <= int(self.close_class) <= 6:
+            raise ValidationError(f"close_class={self.close_class!r}: an ARR hazard class 2..6 (H1 is safe)")
+        if self.depth_threshold_m is not None and not (self.depth_threshold_m > 0):
+            raise ValidationError(f"depth_threshold_m={self.depth_threshold_m!r}: give a depth > 0 m")
+        for a, b in (("hazard_every_s", "dt_s"), ("frame_every_s", "hazard_every_s")):
+            ratio = getattr(self, a) / getattr(self, b)
+            if abs(ratio - round(ratio)) > 1e-9:
+                raise ValidationError(f"{a}={getattr(self, a)!r} must be a whole multiple of {b}={getattr(self, b)!r}")
+
+
+# ----------------------------------------------------------------------------- network
+def walk_network(roads: RoadGraph) -> RoadGraph:
+    """The walkable part of a road graph: expressways dropped, largest strongly connected part.
+
+    Raises
+    ------
+    GraphError
+        When nothing walkable is left.
+    """
+    from gis.roads import RoadGraph
+
+    g = roads.graph.copy()
+    drop = [(u, v, k) for u, v, k, d in g.edges(keys=True, data=True) if d["road_class"] in NO_WALK_CLASSES]
+    g.remove_edges_from(drop)
+    g.remove_nodes_from([n for n in list(g.nodes) if g.degree(n) == 0])
+    for *_, d in g.edges(data=True):
+        d["closed_by"] = set(d["closed_by"])
+        d["slowed_by"] = dict(d["slowed_by"])
+    if g.number_of_edges() == 0:
+        raise GraphError("no walkable road is left once expressways are dropped")
+    return RoadGraph(g).largest_scc()
+
+
+@dataclass
+class Network:
+    """The arrays the kernel runs on, aligned with ``roads.edge_ids`` (see :func:`build_network`)."""
+
+    roads: Any
+    router: Any
+    length_m: np.ndarray
+    base_time_s: np.ndarray
+    width_m: np.ndarray
+    flow_cap: np.ndarray
+    storage: np.ndarray
+    free_speed_mps: np.ndarray
+    geoms: np.ndarray  # shapely LineStrings, lon/lat
+    node_lonlat: np.ndarray
+    edge_u: np.ndarray
+    edge_v: np.ndarray
+
+
+def build_network(roads: RoadGraph, params: EvacParams, largest_group: float) -> Network:
+    """Capacities and free travel times of every edge (module doc), and a router over them."""
+    from agents.routing import Router
+
+    ids = roads.edge_ids
+    data = [roads.edge(e) for e in ids]
+    length = np.array([d["length_m"] for d in data], dtype=float)
+    cls = [d["road_class"] for d in data]
+    speed = np.array([d["speed_mps"] for d in data], dtype=float)
+    if params.mode == "walk":
+        width = np.array([WALK_WIDTH_M.get(c, DEFAULT_WALK_WIDTH_M) for c in cls])
+        free_speed = np.full(len(ids), params.walk_speed_mps)
+        flow = params.specific_flow * width
+        storage = length * width * params.jam_density
+    else:
+        lanes = np.array([1 if c.endswith("_link") else LANES.get(c, 1) for c in cls], dtype=float)
+        width = lanes * 3.5
+        free_speed = speed
+        flow = lanes * LANE_FLOW_VPS * CAR_OCCUPANCY
+        storage = length * lanes / VEHICLE_SPACE_M * CAR_OCCUPANCY
+    flow = np.maximum(flow, MIN_FLOW_CAP)
+    storage = np.maximum(storage, largest_group)
+    base = length / free_speed
+    router = Router(roads, base=base)
+    nd = roads.graph.nodes
+    return Network(roads=roads, router=router, length_m=length, base_time_s=base, width_m=width,
+                   flow_cap=flow, storage=storage, free_speed_mps=free_speed,
+                   geoms=np.array([d["geometry"] for d in data], dtype=object),
+                   node_lonlat=np.array([(nd[n]["x"], nd[n]["y"]) for n in router.node_ids]),
+                   edge_u=router.edge_u, edge_v=router.edge_v)
+
+
+# ----------------------------------------------------------------------------- flood on edges
+class EdgeFlood:
+    """Flood depth and speed sampled along every edge, read at any time (module doc).
+
+    Parameters
+    ----------
+    roads : RoadGraph
+    flood : xarray.Dataset
+        ``depth`` and optionally ``speed`` (time, y, x) on a regular EPSG:4547 grid.
+    """
+
+    def __init__(self, roads: RoadGraph, flood: xr.Dataset):
+        from agents.road_hazard import edge_sample_points, open_flood
+
+        ds = open_flood(flood)
+        x = ds["x"].to_numpy().astype(float)
+        y = ds["y"].to_numpy().astype(float)
+        dx, dy = x[1] - x[0], y[1] - y[0]
+        xy, edge = edge_sample_points(roads, 0.5 * min(abs(dx), abs(dy)))
+        ix = np.floor((xy[:, 0] - (x[0] - dx / 2)) / dx).astype(np.int64)
+        iy = np.floor((xy[:, 1] - (y[0] - dy / 2)) / dy).astype(np.int64)
+        inside = (ix >= 0) & (ix < len(x)) & (iy >= 0) & (iy < len(y))
+        ixc, iyc = np.clip(ix, 0, len(x) - 1), np.clip(iy, 0, len(y) - 1)
+        dry = ~inside
+        if "sea" in ds:
+            dry |= ds["sea"].to_numpy()[iyc, ixc].astype(bool)
+        depth = ds["depth"].to_numpy()[:, iyc, ixc].astype(float)
+        speed = ds["speed"].to_numpy()[:, iyc, ixc].astype(float) if "speed" in ds else np.zeros_like(depth)
+        self.depth = np.where(dry | ~np.isfinite(depth), 0.0, np.maximum(depth, 0.0))
+        self.speed = np.where(dry | ~np.isfinite(speed), 0.0, np.abs(speed))
+        self.times_s = ds["time"].to_numpy().astype(float)
+        self.starts = np.searchsorted(edge, np.arange(roads.n_edges))
+        if not np.all(np.diff(np.append(self.starts, len(edge))) > 0):
+            raise GraphError("an edge has no sample point (empty geometry?)")
+
+    def fields_at(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Depth and speed at every sample point at ``t_s`` (linear in time; held beyond the ends)."""
+        times = self.times_s
+        if len(times) == 1 or t_s <= times[0]:
+            return self.depth[0], self.speed[0]
+        if t_s >= times[-1]:
+            return self.depth[-1], self.speed[-1]
+        i = int(np.searchsorted(times, t_s, side="right")) - 1
+        w = (t_s - times[i]) / (times[i + 1] - times[i])
+        return ((1 - w) * self.depth[i] + w * self.depth[i + 1],
+                (1 - w) * self.speed[i] + w * self.speed[i + 1])
+
+    def edges_at(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per edge at ``t_s``: deepest depth (m), largest D·V (m²/s), worst ARR hazard class."""
+        from agents.people_hazard import hazard_class
+
+        d, v = self.fields_at(t_s)
+        cls = hazard_class(d, v)
+        return (np.maximum.reduceat(d, self.starts), np.maximum.reduceat(d * v, self.starts),
+                np.maximum.reduceat(cls, self.starts))
+
+
+def edge_state(net: Network, flood: EdgeFlood | None, t_s: float, params: EvacParams
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(closed mask, travel-time factor >= 1, per-edge depth/dv/class) of every edge at ``t_s``."""
+    n = len(net.length_m)
+    if flood is None:
+        zero = np.zeros(n)
+        return np.zeros(n, bool), np.ones(n), {"depth": zero, "dv": zero, "class": np.ones(n, np.int8)}
+    depth, dv, cls = flood.edges_at(t_s)
+    if params.mode == "walk":
+        from agents.people_hazard import walking_speed_factor
+
+        closed = depth >= params.depth_threshold_m if params.depth_threshold_m is not None \
+            else cls >= params.close_class
+        factor = 1.0 / walking_speed_factor(depth)
+    else:
+        from agents.road_hazard import classify
+
+        f, state = classify(depth, dv, net.free_speed_mps)
+        closed = state == 2
+        if params.depth_threshold_m is not None:
+            closed |= depth >= params.depth_threshold_m
+        factor = 1.0 / np.maximum(np.where(closed, 1.0, f), 1e-6)
+    return closed, np.maximum(factor, 1.0), {"depth": depth, "dv": dv, "class": cls}
+
+
+# ----------------------------------------------------------------------------- shelters and routes
+@dataclass
+class Plan:
+    """Shelter assignment and routes (the flat route array the kernel reads)."""
+
+    shelter_node: np.ndarray
+    capacity: np.ndarray
+    reserved: np.ndarray
+    route: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    shelter_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def append(self, edges: np.ndarray) -> tuple[int, int]:
+        start = len(self.route)
+        self.route = np.concatenate([self.route, edges.astype(np.int64)])
+        return start, len(self.route)
+
+
+def _path_edges(router, pred_row: np.ndarray, start: int, target: int) -> np.ndarray | None:
+    """Edge indices from node ``start`` to ``target`` along a reverse tree (None: unreachable)."""
+    nodes = [start]
+    n = start
+    while n != target:
+        n = int(pred_row[n])
+        if n < 0:
+            return None
+        nodes.append(n)
+    if len(nodes) < 2:
+        return np.zeros(0, np.int64)
+    a = np.asarray(nodes, dtype=np.int64)
+    keys = a[:-1] * router.n_nodes + a[1:]
+    return router.pair_edge[np.searchsorted(router.pair_keys, keys)].astype(np.int64)
+
+
+def assign(plan: Plan, router, groups_idx: np.ndarray, from_node: np.ndarray, size: np.ndarray
+           ) -> list[tuple[int, int, np.ndarray | None]]:
+    """Nearest shelter with room by current network time for each group, in the given order.
+
+    Returns ``[(group, shelter or -1, edges or None)]``; reserves the places.
+    """
+    if len(groups_idx) == 0:
+        return []
+    dist, pred = router.trees(plan.shelter_node, reverse=True)
+    cache: dict[tuple[int, int], np.ndarray | None] = {}
+    out = []
+    for g, node in zip(groups_idx.tolist(), from_node.tolist(), strict=True):
+        room = plan.capacity - plan.reserved >= size[g] - 1e-9
+        d = np.where(room, dist[:, node], np.inf)
+        s = int(np.argmin(d))
+        if not np.isfinite(d[s]):
+            out.append((g, -1, None))
+            continue
+        key = (s, node)
+        if key not in cache:
+            cache[key] = _path_edges(router, pred[s], node, int(plan.shelter_node[s]))
+        plan.reserved[s] += size[g]
+        out.append((g, s, cache[key]))
+    return out
+
+
+# ----------------------------------------------------------------------------- the run
+@dataclass
+class EvacResult:
+    """A finished district evacuation: its Dataset (:func:`result_dataset`) and event log."""
+
+    dataset: Any
+    events: Any
+
+
+def _positions(net: Network, groups, route, origin_ll: np.ndarray, stranded_ll: np.ndarray, t_s: float):
+    """lon, lat and state of every group at ``t_s`` (arrived groups: their shelter is on the map; NaN)."""
+    import shapely
+
+    from agents._kernels.network_flow import MOVING, STRANDED, WAITING
+
+    n = len(groups.size)
+    lon = np.full(n, np.nan)
+    lat = np.full(n, np.nan)
+    st = groups.state
+    w = st == WAITING
+    lon[w], lat[w] = origin_ll[w, 0], origin_ll[w, 1]
+    m = np.flatnonzero(st == MOVING)
+    if len(m):
+        e = route[groups.pos[m]]
+        span = groups.exit_s[m] - groups.enter_s[m]
+        frac = np.clip(np.where(span > 0, (t_s - groups.enter_s[m]) / np.where(span > 0, span, 1.0), 1.0), 0, 1)
+        pts = shapely.line_interpolate_point(net.geoms[e], frac, normalized=True)
+        xy = shapely.get_coordinates(pts)
+        lon[m], lat[m] = xy[:, 0], xy[:, 1]
+    s = st == STRANDED
+    lon[s], lat[s] = stranded_ll[s, 0], stranded_ll[s, 1]
+    return lon, lat, st.copy()
+
+
+def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
+             flood: xr.Dataset | None = None, params: EvacParams | None = None, seed: int = 0,
+             events: EventLog | None = None, progress=None, use_reference: bool = False) -> EvacResult:
+    """Run a district evacuation.
+
+    Parameters
+    ----------
+    roads : RoadGraph
+        The network people move on (on foot: pass :func:`walk_network` of the city graph).
+    shelters : DataFrame
+        ``name``, ``lon``, ``lat``, ``capacity`` (people).
+    origins : DataFrame
+        One row per group: ``lon``, ``lat`` (origin; the nearest node is
+        used) and ``people`` (> 0). See :func:`agents.population.evacuee_groups`.
+    flood : xarray.Dataset, optional
+        A flood run (depth, speed over time); None: dry streets.
+    params : EvacParams
+    seed : int
+        Departure times and the order edges are served in.
+    events : twin.events.EventLog, optional
+        Receives road_closed, road_reopened, person_stranded, shelter_full,
+        evacuation_progress events (a new log if None).
+    progress : callable(t_s, duration_s, message=None), optional
+    use_reference : bool
+        Step with the pure-Python reference kernel (tests).
+
+    Returns
+    -------
+    EvacResult
+    """
+    import pandas as pd
+
+    from agents._kernels import network_flow as nf
+    from twin.events import Event, EventLog
+
+    params = params or EvacParams()
+    events = events if events is not None else EventLog()
+    rng = np.random.default_rng(seed)
+    shelters = _check_shelters(shelters)
+    origins = pd.DataFrame(origins)
+    if len(origins) == 0:
+        raise ValidationError("no evacuees: the hazard zone holds no people (check the threshold and area)")
+    size = origins["people"].to_numpy(dtype=float)
+    if not (np.isfinite(size).all() and (size > 0).all()):
+        raise ValidationError("origins: every group needs a finite number of people > 0")
+    net = build_network(roads, params, float(size.max()))
+    router = net.router
+    n_e, n_g = len(net.length_m), len(size)
+    origin_node = np.asarray(router.nearest_lonlat(origins["lon"].to_numpy(float), origins["lat"].to_numpy(float)))
+    origin_ll = net.node_lonlat[origin_node]
+    shelter_node = np.asarray(router.nearest_lonlat(shelters["lon"].to_numpy(float), shelters["lat"].to_numpy(float)))
+    plan = Plan(shelter_node=shelter_node.astype(np.int64), capacity=shelters["capacity"].to_numpy(float),
+                reserved=np.zeros(len(shelters)))
+    edge_flood = EdgeFlood(roads, flood) if flood is not None else None
+
+    depart = np.sort(rng.uniform(0.0, params.departure_window_s, n_g)) if params.departure_window_s > 0 \
+        else np.zeros(n_g)
+    depart = depart[rng.permutation(n_g)]
+    wait_order = np.argsort(depart, kind="stable").astype(np.int64)
+    edges = nf.Edges(travel_s=net.base_time_s.copy(), flow_cap=net.flow_cap.astype(float),
+                     storage=net.storage.astype(float),
+                     acc_max=net.flow_cap * params.dt_s + size.max(),
+                     occ=np.zeros(n_e), acc=np.zeros(n_e), head=np.full(n_e, -1, np.int64),
+                     tail=np.full(n_e, -1, np.int64), max_queue=np.zeros(n_e), max_occ=np.zeros(n_e),
+                     people_out=np.zeros(n_e))
+    edges.acc[:] = edges.acc_max
+    groups = nf.Groups(size=size, state=np.zeros(n_g, np.int8), depart_s=depart, pos=np.zeros(n_g, np.int64),
+                       end=np.zeros(n_g, np.int64), strand_at_end=np.zeros(n_g, np.int8),
+                       exit_s=np.zeros(n_g), enter_s=np.zeros(n_g), next_in_q=np.full(n_g, -1, np.int64),
+                       done_s=np.full(n_g, np.nan), last_step=np.full(n_g, -1, np.int64))
+    shelter_of = np.full(n_g, -1, np.int64)
+    stranded_ll = np.full((n_g, 2), np.nan)
+    strand_reason = np.full(n_g, "", dtype=object)
+    order = rng.permutation(n_e).astype(np.int64)
+    closed = np.zeros(n_e, bool)
+    first_closed = np.full(n_e, np.nan)
+    ever_slowed = np.ones(n_e)
+    t = 0.0
+
+    def log(kind: str, message: str, severity: str = "info", **data) -> None:
+        events.append(Event(time_s=float(t), kind=kind, source="evacuate_district", severity=severity,
+                            message=message, data=data))
+
+    def note_stranded(g: int, lo: float, la: float, reason: str) -> None:
+        stranded_ll[g] = (lo, la)
+        strand_reason[g] = reason
+        if shelter_of[g] >= 0:
+            plan.reserved[shelter_of[g]] -= size[g]
+            shelter_of[g] = -1
+        log("person_stranded", f"{size[g]:.0f} people stranded: {reason}", "warning", group=int(g),
+            people=float(size[g]), lon=float(lo), lat=float(la), reason=reason)
+
+    def strand(gs: np.ndarray, where_ll: np.ndarray, reason: str) -> None:
+        for g, (lo, la) in zip(np.asarray(gs, dtype=np.int64).tolist(), where_ll.tolist(), strict=True):
+            groups.state[g] = nf.STRANDED
+            groups.done_s[g] = t
+            note_stranded(g, lo, la, reason)
+
+    def stranded_by_kernel() -> None:
+        """Groups that finished a cut-short route this chunk: stranded at the end of their edge."""
+        for g in np.flatnonzero((groups.state == nf.STRANDED) & np.isnan(stranded_ll[:, 0])).tolist():
+            lo, la = net.node_lonlat[net.edge_v[plan.route[groups.end[g] - 1]]]
+            note_stranded(g, lo, la, strand_reason[g] or "no open route to a shelter with room")
+
+    def replan(gs: np.ndarray, from_node: np.ndarray, moving: bool) -> None:
+        for g in gs.tolist():
+            if shelter_of[g] >= 0:
+                plan.reserved[shelter_of[g]] -= size[g]
+                shelter_of[g] = -1
+        full_before = plan.reserved >= plan.capacity - 1e-9
+        for g, s, path in assign(plan, router, gs, from_node, size):
+            if s < 0 or path is None:
+                if moving:  # finish the current edge, stranded at its end
+                    cur = int(plan.route[groups.pos[g]])
+                    a, b = plan.append(np.array([cur]))
+                    groups.pos[g], groups.end[g] = a, b
+                    groups.strand_at_end[g] = 1
+                    strand_reason[g] = "no open route to a shelter with room"
+                else:
+                    strand(np.array([g]), origin_ll[[g]], "no open route to a shelter with room")
+                continue
+            shelter_of[g] = s
+            if moving:
+                cur = int(plan.route[groups.pos[g]])
+                path = np.concatenate([[cur], path])
+            if len(path) == 0:  # already at the shelter
+                groups.state[g] = nf.ARRIVED
+                groups.done_s[g] = t
+                continue
+            a, b = plan.append(path)
+            groups.pos[g], groups.end[g] = a, b
+        for s in np.flatnonzero((plan.reserved >= plan.capacity - 1e-9) & ~full_before):
+            log("shelter_full", f"shelter {shelters['name'].iloc[s]} is fully allocated "
+                f"({plan.capacity[s]:.0f} places)", "advisory", shelter=str(shelters["name"].iloc[s]))
+
+    def update_hazard() -> None:
+        nonlocal closed
+        new_closed, factor, _ = edge_state(net, edge_flood, t, params)
+        edges.travel_s[:] = net.base_time_s * factor
+        np.maximum(ever_slowed, factor, out=ever_slowed)
+        just_closed = new_closed & ~closed
+        reopened = closed & ~new_closed
+        ids = roads.edge_ids
+        for e in np.flatnonzero(just_closed):
+            if np.isnan(first_closed[e]):
+                first_closed[e] = t
+            lo, la = net.geoms[e].interpolate(0.5, normalized=True).coords[0]
+            log("road_closed", f"road {roads.edge(ids[e]).get('name') or ids[e]} closed by the flood",
+                "warning", edge=str(ids[e]), lon=lo, lat=la)
+        for e in np.flatnonzero(reopened):
+            log("road_reopened", f"road {roads.edge(ids[e]).get('name') or ids[e]} reopened", edge=str(ids[e]))
+        closed = new_closed
+        router.set_state(closed, factor)
+        if not (just_closed.any() or reopened.any() or t == 0.0):
+            return
+        # groups on an edge that closed: stranded where they are
+        for e in np.flatnonzero(just_closed):
+            g = int(edges.head[e])
+            on = []
+            while g >= 0:
+                on.append(g)
+                g = int(groups.next_in_q[g])
+            if on:
+                lon, lat, _ = _positions(net, groups, plan.route, origin_ll, stranded_ll, t)
+                strand(np.array(on), np.column_stack([lon[on], lat[on]]), "caught on a flooded street")
+                edges.head[e] = edges.tail[e] = -1
+                edges.occ[e] = 0.0
+        if t > 0.0 and not just_closed.any():
+            return
+        # waiting groups whose route crosses a closed edge; moving ones whose remaining route does
+        waiting = np.flatnonzero(groups.state == nf.WAITING)
+        moving = np.flatnonzero(groups.state == nf.MOVING)
+        if t == 0.0:
+            redo_w = waiting[np.argsort(depart[waiting], kind="stable")]
+        else:
+            redo_w = np.array([g for g in waiting if closed[plan.route[groups.pos[g]:groups.end[g]]].any()],
+                              dtype=np.int64)
+        redo_m = np.array([g for g in moving if closed[plan.route[groups.pos[g] + 1:groups.end[g]]].any()],
+                          dtype=np.int64)
+        if len(redo_m):
+            replan(redo_m, net.edge_v[plan.route[groups.pos[redo_m]]], moving=True)
+        if len(redo_w):
+            redo_w = redo_w[np.argsort(depart[redo_w], kind="stable")]
+            replan(redo_w, origin_node[redo_w], moving=False)
+
+    total = float(size.sum())
+    update_hazard()
+    steps_per_chunk = int(round(params.hazard_every_s / params.dt_s))
+    frame_every = int(round(params.frame_every_s / params.hazard_every_s))
+    counts_all = [np.array([[groups.size[groups.state == s].sum() for s in range(4)]])]
+    times = [0.0]
+    frames_t, frames_lon, frames_lat, frames_state, frames_edge = [], [], [], [], []
+
+    def frame() -> None:
+        lon, lat, st = _positions(net, groups, plan.route, origin_ll, stranded_ll, t)
+        frames_t.append(t)
+        frames_lon.append(lon)
+        frames_lat.append(lat)
+        frames_state.append(st)
+        frames_edge.append(np.where(closed, 2, np.where(edges.travel_s > net.base_time_s * (1 + 1e-9), 1, 0)))
+
+    frame()
+    step = 0
+    chunk = 0
+    peak_flow = np.zeros(n_e)
+    milestones = {0.5: None, 0.95: None, 1.0: None}
+    kernel = nf.advance_reference if use_reference else nf.advance
+    while t < params.max_duration_s - 1e-9 and np.any(groups.state <= nf.MOVING):
+        counts = np.zeros((steps_per_chunk, 4))
+        before = edges.people_out.copy()
+        kernel(edges, groups, plan.route, order, wait_order, t, params.dt_s, steps_per_chunk, step, counts)
+        step += steps_per_chunk
+        chunk += 1
+        t = step * params.dt_s
+        np.maximum(peak_flow, (edges.people_out - before) / params.hazard_every_s, out=peak_flow)
+        stranded_by_kernel()
+        counts_all.append(counts)
+        times.extend((t - params.hazard_every_s + params.dt_s * np.arange(1, steps_per_chunk + 1)).tolist())
+        arrived = counts[-1, 2] / total
+        for share in milestones:
+            if milestones[share] is None and arrived >= share - 1e-12:
+                milestones[share] = t
+                log("evacuation_progress", f"{share:.0%} of the evacuees are at a shelter", share=share)
+        update_hazard()
+        if chunk % frame_every == 0:
+            frame()
+        if progress is not None:
+            progress(t, params.max_duration_s, None)
+    if frames_t[-1] < t:
+        t_last = math.ceil(t / params.frame_every_s - 1e-9) * params.frame_every_s
+        t_keep, t = t, t_last
+        frame()
+        t = t_keep
+    unfinished = np.flatnonzero(groups.state <= nf.MOVING)
+    if len(unfinished):
+        log("evacuation_incomplete", f"{size[unfinished].sum():.0f} people still on their way at the end "
+            f"of the run ({params.max_duration_s:.0f} s)", "warning", people=float(size[unfinished].sum()))
+    counts = np.concatenate(counts_all)
+    res = {"times": np.asarray(times), "counts": counts, "frames_t": np.asarray(frames_t),
+           "lon": np.asarray(frames_lon, dtype=np.float32), "lat": np.asarray(frames_lat, dtype=np.float32),
+           "state": np.asarray(frames_state, dtype=np.int8), "edge_state": np.asarray(frames_edge, dtype=np.int8),
+           "groups": groups, "edges": edges, "shelter_of": shelter_of, "origin_ll": origin_ll,
+           "stranded_ll": stranded_ll, "strand_reason": strand_reason, "first_closed": first_closed,
+           "max_slow": ever_slowed, "peak_flow": peak_flow, "end_s": t}
+    ds = result_dataset(net, shelters, res, params, seed)
+    return EvacResult(dataset=ds, events=events)
+
+
+def _check_shelters(shelters: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    df = pd.DataFrame(shelters).reset_index(drop=True)
+    missing = [c for c in ("name", "lon", "lat", "capacity") if c not in df.columns]
+    if missing:
+        raise ValidationError(f"shelters lack column(s) {missing}: give name, lon, lat, capacity "
+                              f"(columns present: {list(df.columns)})")
+    if len(df) == 0:
+        raise ValidationError("shelters: the table is empty; give at least one shelter")
+    for c in ("lon", "lat", "capacity"):
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(v) | ((v <= 0) if c == "capacity" else False)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValidationError(f"shelters row {i} ({df['name'].iloc[i]!r}): {c}={df[c].iloc[i]!r} "
+                                  f"is not {'a capacity > 0' if c == 'capacity' else 'a number'}")
+        df[c] = v
+    if not ((df["lon"].abs() <= 180) & (df["lat"].abs() <= 90)).all():
+        raise ValidationError("shelters: lon/lat must be WGS84 degrees")
+    df["name"] = df["name"].astype(str)
+    return df
+
+
+def clear_times(times: np.ndarray, arrived: np.ndarray, total: float) -> dict[str, float]:
+    """Times (s) at which 50 %, 95 % and 100 % of ``total`` had arrived (NaN: never)."""
+    out = {}
+    for key, share in (("t50_s", 0.5), ("t95_s", 0.95), ("t100_s", 1.0)):
+        hit = np.flatnonzero(arrived >= share * total - 1e-6)
+        out[key] = float(times[hit[0]]) if len(hit) else float("nan")
+    return out
+
+
+def result_dataset(net: Network, shelters: pd.DataFrame, res: dict, params: EvacParams, seed: int) -> xr.Dataset:
+    """The run as an xarray.Dataset (dims time, frame, group, edge, shelter)."""
+    import xarray as xr
+
+    g, e = res["groups"], res["edges"]
+    counts = res["counts"]
+    total = float(g.size.sum())
+    shelter_people = np.zeros(len(shelters))
+    arrived_g = g.state == 2
+    np.add.at(shelter_people, res["shelter_of"][arrived_g], g.size[arrived_g])
+    area = net.length_m * net.width_m
+    ids = [str(i) for i in net.roads.edge_ids]
+    names = [net.roads.edge(i).get("name") or "" for i in net.roads.edge_ids]
+    ds = xr.Dataset(
+        {
+            **{name: ("time", counts[:, k], {"units": "people", "long_name": f"evacuees {name.replace('_', ' ')}"})
+               for k, name in enumerate(STATE_NAMES)},
+            "group_lon": (("frame", "group"), res["lon"], {"units": "degrees_east", "crs": "EPSG:4326",
+                                                         "long_name": "group position (NaN: arrived)"}),
+            "group_lat": (("frame", "group"), res["lat"], {"units": "degrees_north", "crs": "EPSG:4326"}),
+            "group_state": (("frame", "group"), res["state"],
+                            {"units": "1", "long_name": "0 at origin, 1 moving, 2 arrived, 3 stranded"}),
+            "group_people": ("group", g.size, {"units": "people"}),
+            "group_depart_s": ("group", g.depart_s, {"units": "s"}),
+            "group_done_s": ("group", g.done_s, {"units": "s", "long_name": "arrival or stranding time"}),
+            "group_final_state": ("group", g.state.astype(np.int8), {"units": "1"}),
+            "group_shelter": ("group", res["shelter_of"], {"units": "1", "long_name": "shelter index (-1 none)"}),
+            "group_origin_lon": ("group", res["origin_ll"][:, 0], {"units": "degrees_east"}),
+            "group_origin_lat": ("group", res["origin_ll"][:, 1], {"units": "degrees_north"}),
+            "group_strand_reason": ("group", res["strand_reason"].astype(str)),
+            "edge_id": ("edge", np.array(ids, dtype=str)),
+            "edge_name": ("edge", np.array(names, dtype=str)),
+            "edge_wkt": ("edge", np.array([ge.wkt for ge in net.geoms], dtype=str), {"crs": "EPSG:4326"}),
+            "edge_length": ("edge", net.length_m, {"units": "m"}),
+            "edge_width": ("edge", net.width_m, {"units": "m", "long_name": "walkable width a direction"}),
+            "edge_flow_capacity": ("edge", net.flow_cap, {"units": "people/s"}),
+            "edge_storage": ("edge", net.storage, {"units": "people"}),
+            "edge_people_through": ("edge", e.people_out.copy(), {"units": "people"}),
+            "edge_peak_flow": ("edge", res["peak_flow"], {"units": "people/s",
+                                                          "long_name": f"highest mean outflow over {params.hazard_every_s:g} s"}),
+            "edge_max_queue": ("edge", e.max_queue.copy(), {"units": "people",
+                                                            "long_name": "most people held at the downstream node"}),
+            "edge_max_occupancy": ("edge", e.max_occ.copy(), {"units": "people"}),
+            "edge_max_density": ("edge", e.max_occ / np.maximum(area, 1e-9), {"units": "people/m2"}),
+            "edge_first_closed": ("edge", res["first_closed"], {"units": "s", "long_name": "first closure (NaN never)"}),
+            "edge_max_slow_factor": ("edge", res["max_slow"], {"units": "1"}),
+            "edge_state": (("frame", "edge"), res["edge_state"], {"units": "1", "long_name": "0 open, 1 slowed, 2 closed"}),
+            "shelter_name": ("shelter", shelters["name"].to_numpy(str)),
+            "shelter_lon": ("shelter", shelters["lon"].to_numpy(float), {"units": "degrees_east"}),
+            "shelter_lat": ("shelter", shelters["lat"].to_numpy(float), {"units": "degrees_north"}),
+            "shelter_capacity": ("shelter", shelters["capacity"].to_numpy(float), {"units": "people"}),
+            "shelter_arrivals": ("shelter", shelter_people, {"units": "people"}),
+        },
+        coords={"time": ("time", res["times"], {"units": "s"}), "frame": ("frame", res["frames_t"], {"units": "s"})},
+    )
+    ct = clear_times(res["times"], counts[:, 2], total)
+    ds.attrs.update({
+        "title": "District evacuation", "model": "link/queue model of evacuee groups (agents.district_evac)",
+        "mode": params.mode, "seed": int(seed), "evacuees": total, "groups": int(len(g.size)),
+        "arrived": float(counts[-1, 2]), "stranded": float(counts[-1, 3]),
+        "still_moving": float(counts[-1, 0] + counts[-1, 1]), "end_s": float(res["end_s"]),
+        **ct, "params": json.dumps(params.__dict__),
+        "edges_closed": int(np.isfinite(res["first_closed"]).sum()),
+    })
+    return ds
+
+
+__all__ = ["EdgeFlood", "EvacParams", "EvacResult", "Network", "build_network", "clear_times", "edge_state",
+           "result_dataset", "simulate", "walk_network"]
