@@ -127,6 +127,7 @@ class Router:
         self.dijkstra_runs = 0
         self._coords = None
         self._kdtree = None
+        self._buf = None
         self.state_key = ""
         self.sync()
 
@@ -308,12 +309,8 @@ class Router:
         dist, pred = self.tree(orig)
         cost = float(dist[dest])
         if not np.isfinite(cost):
-            return Route(np.array([orig]) if orig == dest else np.empty(0, np.int64),
-                         np.empty(0, np.int64), np.inf)
-        nodes = [dest]
-        while nodes[-1] != orig:
-            nodes.append(int(pred[nodes[-1]]))
-        nodes_a = np.array(nodes[::-1], dtype=np.int64)
+            return Route(np.empty(0, np.int64), np.empty(0, np.int64), np.inf)
+        nodes_a = self._walk(pred, dest)[::-1].copy()
         return Route(nodes_a, self._edges_along(nodes_a), cost)
 
     def route_to(self, orig: int, dest: int) -> Route:
@@ -322,11 +319,18 @@ class Router:
         cost = float(dist[orig])
         if not np.isfinite(cost):
             return Route(np.empty(0, np.int64), np.empty(0, np.int64), np.inf)
-        nodes = [orig]
-        while nodes[-1] != dest:
-            nodes.append(int(pred[nodes[-1]]))
-        nodes_a = np.array(nodes, dtype=np.int64)
+        nodes_a = self._walk(pred, orig)
         return Route(nodes_a, self._edges_along(nodes_a), cost)
+
+    def _walk(self, pred: np.ndarray, start: int) -> np.ndarray:
+        from agents._kernels.routing import walk
+
+        if self._buf is None:
+            self._buf = np.empty(self.n_nodes, dtype=np.int64)
+        n = walk(pred, int(start), self._buf)
+        if n < 0:  # pragma: no cover - a shortest-path tree has no cycle
+            raise GraphError("corrupt predecessor tree: no root within n_nodes hops")
+        return self._buf[:n].copy()
 
     def _edges_along(self, nodes: np.ndarray) -> np.ndarray:
         if len(nodes) < 2:

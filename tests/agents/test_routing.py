@@ -172,3 +172,16 @@ def test_bad_state_is_refused(toy):
         router.set_state(factor=np.full(router.n_edges, 0.5))
     with pytest.raises(GraphError, match="not in the road graph"):
         router.node("zz")
+
+
+def test_walk_kernel_matches_reference(central):
+    from agents._kernels.routing import walk, walk_reference
+
+    router = Router(central)
+    for reverse in (False, True):
+        _, pred = router.tree(3, reverse=reverse)
+        for start in (0, 3, 1000, router.n_nodes - 1):
+            a, b = np.empty(router.n_nodes, np.int64), np.empty(router.n_nodes, np.int64)
+            na, nb = walk(pred, start, a), walk_reference(pred, start, b)
+            assert na == nb and (a[:na] == b[:nb]).all()
+    assert walk(pred, 0, np.empty(0, np.int64)) == walk_reference(pred, 0, np.empty(0, np.int64)) == -1

@@ -1,0 +1,687 @@
+"""Emergency dispatch on a road network that floods: a simpy model on the twin's clock.
+
+Stations hold units (fire engines, ambulances, rescue teams). An incident
+needs some units of some types (:data:`INCIDENT_TYPES`); each needed unit is
+one *request*, served on its own:
+
+1. **Assignment**: the nearest *available* unit of the type by travel time
+   on the road graph under the closures in force (:class:`agents.routing.Router`,
+   one cached Dijkstra tree per station and road state, so a choice costs
+   O(stations)). Units are available only at their station (a returning
+   unit is not re-tasked on its way). No free unit that can reach the
+   incident: the request waits in a first-in-first-out queue (wait recorded);
+   no unit of the type can reach it at all: ``incident_unreachable`` is
+   logged and the request waits for the roads to change.
+2. **Turnout** (default 60 s): 建标152-2017《城市消防站建设标准》's 5-minute
+   rule is explained as 1 min to turn out plus 4 min on the road; NFPA 1710
+   (2020) §4.1.2.1 asks 60 s turnout for EMS and 80 s for fire.
+3. **Travel** edge by edge along the shortest path. When the road state
+   changes (a flood frame) and an edge still ahead on a unit's path changes
+   cost (closed, slowed, reopened), the unit is interrupted (simpy
+   ``Interrupt``), drives to the end of the edge it is on (a vehicle on a
+   street segment finishes it), and re-routes from that node under the new
+   state. A unit with no open route waits at its node for the next change.
+4. **On scene** for a sampled time, then **return** to its station (also
+   re-routed on closures); the unit is free on arrival.
+
+KPIs: response time = dispatch → first unit on scene (the 5-minute rule of
+建标152-2017 counts from the dispatch order), call → arrival, queue waits,
+unit utilisation (busy from dispatch to back at station), reroutes,
+unreachable incidents. Events (``unit_dispatched``, ``unit_arrived``,
+``unit_rerouted``, ``incident_queued``, ``incident_unreachable``,
+``road_closed``, ``road_reopened``...) are kept as plain records while the
+model runs (building pydantic events per lifecycle would cost more than the
+simulation) and turned into a :class:`twin.events.EventLog` by
+:meth:`DispatchModel.event_log`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from twin.errors import ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agents.road_hazard import RoadHazard
+    from agents.routing import Route, Router
+    from twin.clock import SimClock
+    from twin.events import Event, EventLog
+
+UNIT_TYPES = ("engine", "ambulance", "rescue")
+
+#: Turnout time, s (建标152-2017 commentary: 1 min of the 5; NFPA 1710: 60 s EMS).
+TURNOUT_S = 60.0
+#: China's urban fire-station rule (建标152-2017): on scene within 5 min of the dispatch order.
+RESPONSE_TARGET_S = 300.0
+
+
+@dataclass(frozen=True)
+class IncidentType:
+    """What an incident kind needs: unit counts by type and the mean on-scene time (s)."""
+
+    needs: Mapping[str, int]
+    on_scene_s: float
+
+
+#: ASSUMED demo defaults (not an official table): units sent and mean on-scene time by kind.
+INCIDENT_TYPES: dict[str, IncidentType] = {
+    "fire": IncidentType({"engine": 2}, 45 * 60.0),
+    "medical": IncidentType({"ambulance": 1}, 25 * 60.0),
+    "flood_rescue": IncidentType({"rescue": 1, "ambulance": 1}, 40 * 60.0),
+    "collapse": IncidentType({"rescue": 1, "engine": 1}, 90 * 60.0),
+}
+
+#: Event kinds of the bridge and other models that become incidents, and the incident kind.
+EVENT_INCIDENTS: dict[str, str] = {
+    "fire_origin": "fire",
+    "fire_alarm": "fire",
+    "threshold_crossed": "flood_rescue",
+    "slope_failure": "collapse",
+    "medical_call": "medical",
+}
+
+ON_SCENE_DISTRIBUTIONS = ("lognormal", "exponential", "fixed")
+
+
+@dataclass
+class Station:
+    """A station: id, position (lon/lat), units by type."""
+
+    id: str
+    lon: float
+    lat: float
+    units: dict[str, int]
+    name: str = ""
+    kind: str = ""
+    node: int = -1
+
+
+@dataclass
+class Incident:
+    """A call: time (s), position (lon/lat), kind and the units it needs."""
+
+    id: str
+    time_s: float
+    lon: float
+    lat: float
+    kind: str
+    needs: dict[str, int]
+    on_scene_s: float
+    node: int = -1
+    snap_m: float = 0.0
+
+
+@dataclass(eq=False)
+class Unit:
+    """One vehicle/team; ``track`` holds its edge traversals (t_enter, t_exit, edge) arrays."""
+
+    id: str
+    type: str
+    station: int
+    home: int
+    free: bool = True
+    busy_s: float = 0.0
+    missions: int = 0
+    leg: tuple | None = None
+    process: Any = None
+    track: list = field(default_factory=list)
+    phases: list = field(default_factory=lambda: [(0.0, 0)])
+
+
+@dataclass(eq=False)
+class Request:
+    """One unit asked for by one incident."""
+
+    incident: int
+    type: str
+    call_s: float
+    on_scene_s: float
+    dispatch_s: float = math.nan
+    arrive_s: float = math.nan
+    clear_s: float = math.nan
+    back_s: float = math.nan
+    unit: int = -1
+    planned_s: float = math.nan
+    reroutes: int = 0
+    unreachable_at_call: bool = False
+    queued: bool = False
+
+
+#: Unit phases recorded in ``Unit.phases`` (and dispatch.nc ``status``).
+PHASES = ("at_station", "turnout", "to_incident", "on_scene", "returning")
+
+
+def make_incident(id: str, time_s: float, lon: float, lat: float, kind: str,
+                  needs: Mapping[str, int] | None = None, on_scene_s: float | None = None
+                  ) -> Incident:
+    """An :class:`Incident` with the defaults of :data:`INCIDENT_TYPES` for its kind."""
+    spec = INCIDENT_TYPES.get(kind)
+    if spec is None and (needs is None or on_scene_s is None):
+        raise ValidationError(f"incident {id}: kind={kind!r} is not one of {sorted(INCIDENT_TYPES)}; "
+                              "give its needs and on-scene time")
+    needs = dict(needs if needs is not None else spec.needs)
+    for t, n in needs.items():
+        if t not in UNIT_TYPES or int(n) != n or n < 0:
+            raise ValidationError(f"incident {id}: needs {t}={n!r}; unit types are {list(UNIT_TYPES)} "
+                                  "with whole counts >= 0")
+    on_scene = float(on_scene_s if on_scene_s is not None else spec.on_scene_s)
+    for name, v in (("time_s", time_s), ("lon", lon), ("lat", lat), ("on_scene_s", on_scene)):
+        if not math.isfinite(float(v)):
+            raise ValidationError(f"incident {id}: {name}={v!r} is not a finite number")
+    if time_s < 0 or on_scene < 0:
+        raise ValidationError(f"incident {id}: time_s={time_s!r} and on_scene_s={on_scene!r} must be >= 0")
+    return Incident(str(id), float(time_s), float(lon), float(lat), kind,
+                    {t: int(n) for t, n in needs.items() if n}, on_scene)
+
+
+def incidents_from_events(events: Iterable[Event], kinds: Mapping[str, str] = EVENT_INCIDENTS
+                          ) -> tuple[list[Incident], int]:
+    """Incidents from twin events (e.g. the bridge's ``fire_origin``, ``threshold_crossed``).
+
+    An event becomes an incident when its kind is in ``kinds`` and its data
+    give a position (``lon``/``lat`` or ``location: [lon, lat]``). Returns
+    the incidents and the number of mapped events skipped for lack of a position.
+    """
+    out, skipped = [], 0
+    for i, ev in enumerate(events):
+        kind = kinds.get(ev.kind)
+        if kind is None:
+            continue
+        d = ev.data or {}
+        lon, lat = d.get("lon"), d.get("lat")
+        if (lon is None or lat is None) and isinstance(d.get("location"), (list, tuple)):
+            lon, lat = d["location"][:2]
+        if lon is None or lat is None:
+            skipped += 1
+            continue
+        out.append(make_incident(f"ev{i}-{ev.kind}", ev.time_s, float(lon), float(lat), kind))
+    return out, skipped
+
+
+class DispatchModel:
+    """Stations, units and incidents on a road graph under a changing flood (see module doc).
+
+    Parameters
+    ----------
+    router : agents.routing.Router
+        Routing on the road graph (its current state is the base state;
+        flood frames add to it).
+    stations : list of Station
+    incidents : list of Incident
+    hazard : agents.road_hazard.RoadHazard, optional
+        Flood state per frame (applied at its ``times_s``).
+    clock : twin.clock.SimClock, optional
+        The master clock (a new one at t = 0 by default).
+    seed : int
+        Seeds on-scene times.
+    turnout_s : float or mapping type -> float
+    on_scene : {"lognormal", "exponential", "fixed"}
+        Distribution of on-scene times around each incident's mean.
+    on_scene_cv : float
+        Coefficient of variation of the lognormal (ASSUMED 0.5).
+    max_snap_m : float
+        Incidents and stations farther than this from any node are refused.
+    """
+
+    def __init__(self, router: Router, stations: Sequence[Station], incidents: Sequence[Incident], *,
+                 hazard: RoadHazard | None = None, clock: SimClock | None = None, seed: int = 0,
+                 turnout_s: float | Mapping[str, float] = TURNOUT_S, on_scene: str = "lognormal",
+                 on_scene_cv: float = 0.5, max_snap_m: float = 2000.0):
+        from twin.clock import SimClock
+
+        if on_scene not in ON_SCENE_DISTRIBUTIONS:
+            raise ValidationError(f"on_scene={on_scene!r}: choose one of {list(ON_SCENE_DISTRIBUTIONS)}")
+        if not stations:
+            raise ValidationError("dispatch needs at least one station")
+        self.router = router
+        self.clock = clock or SimClock()
+        self.env = self.clock.env
+        self.rng = np.random.default_rng(seed)
+        self.hazard = hazard
+        if hazard is not None and list(hazard.edge_ids) != list(router.edge_ids):
+            raise ValidationError("the road hazard was computed for another road graph")
+        self.turnout = ({t: float(turnout_s) for t in UNIT_TYPES} if np.isscalar(turnout_s)
+                        else {t: float(turnout_s.get(t, TURNOUT_S)) for t in UNIT_TYPES})
+        self.stations = list(stations)
+        self.incidents = sorted(incidents, key=lambda i: i.time_s)
+        self._snap(self.stations, "station", max_snap_m)
+        self._snap(self.incidents, "incident", max_snap_m)
+        self.units: list[Unit] = []
+        S = len(self.stations)
+        self._free: dict[str, list[list[int]]] = {t: [[] for _ in range(S)] for t in UNIT_TYPES}
+        self._free_n = {t: np.zeros(S, dtype=np.int64) for t in UNIT_TYPES}
+        self._has = {t: np.zeros(S, dtype=bool) for t in UNIT_TYPES}
+        for s, st in enumerate(self.stations):
+            for t, n in st.units.items():
+                if t not in UNIT_TYPES:
+                    raise ValidationError(f"station {st.id}: unit type {t!r} is not one of {list(UNIT_TYPES)}")
+                for k in range(int(n)):
+                    self._free[t][s].append(len(self.units))
+                    self.units.append(Unit(f"{st.id}/{t}{k + 1}", t, s, st.node))
+                self._free_n[t][s] = int(n)
+                self._has[t][s] = int(n) > 0
+        self.requests = self._make_requests(on_scene, on_scene_cv)
+        self.queue: list[Request] = []
+        self.records: list[tuple] = []
+        self._base_closed = router.closed.copy()
+        self._base_factor = router.factor.copy()
+        self._station_nodes = np.array([st.node for st in self.stations], dtype=np.int64)
+        self._station_set = set(self._station_nodes.tolist())
+        self._dist = None
+        self._dist_key = None
+        self._state_changed = self.env.event()
+        self.road_changes: list[dict] = []
+        self.stranded = 0
+        self.frame = -1
+        self._until = 0.0
+
+    # ------------------------------------------------------------ set-up
+    def _snap(self, items, what: str, max_snap_m: float) -> None:
+        if not items:
+            return
+        nodes, dist = self.router.nearest_lonlat(np.array([i.lon for i in items]),
+                                                 np.array([i.lat for i in items]), return_distance=True)
+        for item, n, d in zip(items, nodes, dist, strict=True):
+            if d > max_snap_m:
+                raise ValidationError(f"{what} {item.id} at ({item.lon:.5f}, {item.lat:.5f}) is "
+                                      f"{d:.0f} m from the nearest road node (limit {max_snap_m:.0f} m): "
+                                      "is it inside the road network's area?")
+            item.node = int(n)
+            if hasattr(item, "snap_m"):
+                item.snap_m = float(d)
+
+    def _make_requests(self, dist: str, cv: float) -> list[Request]:
+        out = []
+        sigma = math.sqrt(math.log1p(cv * cv))
+        for i, inc in enumerate(self.incidents):
+            for t, n in inc.needs.items():
+                for _ in range(n):
+                    m = inc.on_scene_s
+                    if dist == "fixed" or m == 0:
+                        d = m
+                    elif dist == "exponential":
+                        d = float(self.rng.exponential(m))
+                    else:
+                        d = float(self.rng.lognormal(math.log(m) - sigma * sigma / 2, sigma))
+                    out.append(Request(i, t, inc.time_s, d))
+        return out
+
+    # ------------------------------------------------------------ running
+    def run(self, until_s: float, *, drain_s: float = 6 * 3600.0, progress=None) -> DispatchModel:
+        """Simulate calls up to ``until_s``, then let missions under way finish (≤ ``drain_s`` more).
+
+        ``progress(sim_s)`` is called about every 1 % of ``until_s``.
+        """
+        self._until = float(until_s)
+        if self.hazard is not None:
+            self.env.process(self._flood_frames())
+        self.env.process(self._calls())
+        step = max(until_s / 100.0, 1.0)
+        t = self.clock.now_s
+        while t < until_s:
+            t = min(until_s, t + step)
+            self.clock.advance_to(t)
+            if progress is not None:
+                progress(t)
+        end = until_s + drain_s
+        while self.env.peek() <= end and any(not u.free for u in self.units):
+            self.clock.advance_to(min(end, max(self.env.peek(), self.clock.now_s)))
+        self._until_end = self.clock.now_s
+        return self
+
+    def _calls(self):
+        env = self.env
+        by_incident: dict[int, list[Request]] = {}
+        for r in self.requests:
+            by_incident.setdefault(r.incident, []).append(r)
+        for i, inc in enumerate(self.incidents):
+            if inc.time_s > self._until:
+                break
+            if inc.time_s > env.now:
+                yield env.timeout(inc.time_s - env.now)
+            for req in by_incident.get(i, []):
+                self._call(req)
+
+    def _call(self, req: Request) -> None:
+        if self._assign(req):
+            return
+        inc = self.incidents[req.incident]
+        dist = self.station_dist[:, inc.node]
+        reachable = bool(np.isfinite(dist[self._has[req.type]]).any())
+        req.queued = True
+        self.queue.append(req)
+        if not reachable:
+            req.unreachable_at_call = True
+            self._log("incident_unreachable", "warning", f"no {req.type} can reach incident {inc.id}",
+                      incident=inc.id, unit_type=req.type)
+        else:
+            self._log("incident_queued", "advisory", f"incident {inc.id} waits for a {req.type}",
+                      incident=inc.id, unit_type=req.type, queue=len(self.queue))
+
+    @property
+    def station_dist(self) -> np.ndarray:
+        """(n_stations, n_nodes) travel time from each station under the current state."""
+        if self._dist_key != self.router.state_key:
+            self._dist = self.router.trees(self._station_nodes)[0]
+            self._dist_key = self.router.state_key
+        return self._dist
+
+    def _assign(self, req: Request) -> bool:
+        times = self.station_dist[:, self.incidents[req.incident].node]
+        ok = (self._free_n[req.type] > 0) & np.isfinite(times)
+        if not ok.any():
+            return False
+        s = int(np.argmin(np.where(ok, times, np.inf)))
+        u = self._free[req.type][s].pop()
+        self._free_n[req.type][s] -= 1
+        unit = self.units[u]
+        unit.free = False
+        unit.missions += 1
+        req.unit = u
+        req.dispatch_s = self.env.now
+        req.planned_s = float(times[s]) + self.turnout[req.type]
+        unit.process = self.env.process(self._mission(unit, req))
+        return True
+
+    def _dispatch_queue(self) -> None:
+        if not self.queue:
+            return
+        left = []
+        for req in self.queue:
+            if not self._assign(req):
+                left.append(req)
+        self.queue = left
+
+    def _mission(self, unit: Unit, req: Request):
+        env = self.env
+        inc = self.incidents[req.incident]
+        start = env.now
+        self._log("unit_dispatched", "info", f"{unit.id} to incident {inc.id}", unit=unit.id,
+                  incident=inc.id, eta_s=req.planned_s)
+        unit.phases.append((start, 1))
+        if self.turnout[unit.type] > 0:
+            yield env.timeout(self.turnout[unit.type])
+        unit.phases.append((env.now, 2))
+        yield from self._drive(unit, unit.home, inc.node, req)
+        req.arrive_s = env.now
+        unit.phases.append((env.now, 3))
+        self._log("unit_arrived", "info", f"{unit.id} at incident {inc.id}", unit=unit.id,
+                  incident=inc.id, response_s=env.now - req.dispatch_s)
+        if req.on_scene_s > 0:
+            yield env.timeout(req.on_scene_s)
+        req.clear_s = env.now
+        unit.phases.append((env.now, 4))
+        yield from self._drive(unit, inc.node, unit.home, req)
+        req.back_s = env.now
+        unit.phases.append((env.now, 0))
+        unit.busy_s += env.now - start
+        unit.free = True
+        self._free[unit.type][unit.station].append(req.unit)
+        self._free_n[unit.type][unit.station] += 1
+        self._dispatch_queue()
+
+    def _route(self, orig: int, dest: int) -> Route:
+        # from a station: its forward tree; elsewhere: the destination's reverse tree (both cached
+        # per state, so units bound for one incident or one station share a tree)
+        if orig in self._station_set or self.router.cached(orig):
+            return self.router.route(orig, dest)
+        return self.router.route_to(orig, dest)
+
+    def _drive(self, unit: Unit, orig: int, dest: int, req: Request):
+        env = self.env
+        node = orig
+        while node != dest:
+            route = self._route(node, dest)
+            if not route.reachable:
+                self.stranded += 1
+                self._log("unit_stranded", "warning", f"{unit.id} has no open route; waits at its node",
+                          unit=unit.id, node=str(self.router.node_ids[node]))
+                yield self._state_changed
+                continue
+            costs = self.router._cost[route.edges]
+            cum = np.cumsum(costs)
+            t0 = env.now
+            unit.leg = (t0, route, cum)
+            try:
+                yield env.timeout(float(cum[-1]))
+            except simpy.Interrupt:
+                elapsed = env.now - t0
+                k = int(np.searchsorted(cum, elapsed, side="left")) if elapsed > 0 else -1
+                unit.leg = None
+                if k >= 0:
+                    self._traverse(unit, t0, route.edges[: k + 1], cum[: k + 1], costs[: k + 1])
+                    end = t0 + float(cum[k])
+                    while env.now < end:  # finish the edge it is on (no further interrupt: leg is None)
+                        yield env.timeout(end - env.now)
+                node = int(route.nodes[k + 1])
+                if node != dest:
+                    req.reroutes += 1
+                    self._log("unit_rerouted", "advisory", f"{unit.id} re-routes at node "
+                              f"{self.router.node_ids[node]}", unit=unit.id,
+                              node=str(self.router.node_ids[node]))
+                continue
+            unit.leg = None
+            self._traverse(unit, t0, route.edges, cum, costs)
+            node = dest
+
+    @staticmethod
+    def _traverse(unit: Unit, t0: float, edges: np.ndarray, cum: np.ndarray, costs: np.ndarray) -> None:
+        exit_ = t0 + cum
+        unit.track.append((exit_ - costs, exit_, edges))
+
+    def _flood_frames(self):
+        from agents.road_hazard import CLOSED
+
+        env = self.env
+        hz = self.hazard
+        for k, t in enumerate(hz.times_s):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            flood_closed = hz.state[k] == CLOSED
+            old_cost = self.router._cost.copy()
+            old_closed = self.router.closed.copy()
+            self.router.set_state(self._base_closed | flood_closed,
+                                  self._base_factor * hz.time_factor[k])
+            self.frame = k
+            self._road_events(k, old_closed, self.router.closed)
+            changed = self.router._cost != old_cost
+            for unit in self.units:
+                if unit.leg is None:
+                    continue
+                t0, route, cum = unit.leg
+                i = int(np.searchsorted(cum, env.now - t0, side="left")) if env.now > t0 else -1
+                if changed[route.edges[i + 1:]].any():
+                    unit.leg = None
+                    unit.process.interrupt("road state changed")
+            ev, self._state_changed = self._state_changed, env.event()
+            ev.succeed()
+            self._dispatch_queue()
+
+    def _road_events(self, k: int, old: np.ndarray, new: np.ndarray) -> None:
+        ids = self.router.edge_ids
+        closed = np.flatnonzero(new & ~old)
+        opened = np.flatnonzero(old & ~new)
+        self.road_changes.append({"time_s": float(self.env.now), "frame": k, "closed": int(len(closed)),
+                                  "reopened": int(len(opened)), "closed_total": int(new.sum())})
+        if len(closed):
+            self._log("road_closed", "warning", f"{len(closed)} road edges closed by the flood",
+                      n=int(len(closed)), edges=[str(ids[i]) for i in closed])
+        if len(opened):
+            self._log("road_reopened", "info", f"{len(opened)} road edges reopened as water recedes",
+                      n=int(len(opened)), edges=[str(ids[i]) for i in opened])
+
+    # ------------------------------------------------------------ records
+    def _log(self, kind: str, severity: str, message: str, **data) -> None:
+        self.records.append((self.env.now, kind, severity, message, data))
+
+    def event_log(self, log: EventLog | None = None) -> EventLog:
+        """The run's events as a :class:`twin.events.EventLog` (appended to ``log`` if given)."""
+        from twin.events import EventLog
+
+        log = log if log is not None else EventLog()
+        for t, kind, sev, msg, data in self.records:
+            log.append({"time_s": float(t), "kind": kind, "source": "dispatch", "severity": sev,
+                        "message": msg, "data": data})
+        return log
+
+    def request_table(self):
+        """One row per request (pandas DataFrame)."""
+        import pandas as pd
+
+        rows = []
+        for r in self.requests:
+            inc = self.incidents[r.incident]
+            rows.append({"incident": inc.id, "kind": inc.kind, "unit_type": r.type,
+                         "unit": self.units[r.unit].id if r.unit >= 0 else "",
+                         "call_s": r.call_s, "dispatch_s": r.dispatch_s, "arrive_s": r.arrive_s,
+                         "clear_s": r.clear_s, "back_s": r.back_s, "wait_s": r.dispatch_s - r.call_s,
+                         "response_s": r.arrive_s - r.dispatch_s, "planned_s": r.planned_s,
+                         "reroutes": r.reroutes, "unreachable_at_call": r.unreachable_at_call,
+                         "queued": r.queued})
+        return pd.DataFrame(rows)
+
+    def incident_table(self):
+        """One row per incident: first unit's response, all units on scene, within 5 min."""
+        import pandas as pd
+
+        req = self.request_table()
+        rows = []
+        for inc in self.incidents:
+            r = req[req["incident"] == inc.id] if len(req) else req
+            called = inc.time_s <= self._until
+            first = r["arrive_s"].min() if len(r) else math.nan
+            first_i = r["arrive_s"].idxmin() if len(r) and r["arrive_s"].notna().any() else None
+            resp = float(r.loc[first_i, "response_s"]) if first_i is not None else math.nan
+            rows.append({"id": inc.id, "kind": inc.kind, "lon": inc.lon, "lat": inc.lat,
+                         "node": str(self.router.node_ids[inc.node]), "snap_m": round(inc.snap_m, 1),
+                         "call_s": inc.time_s, "called": called,
+                         "units_needed": int(sum(inc.needs.values())),
+                         "first_unit": r.loc[first_i, "unit"] if first_i is not None else "",
+                         "first_dispatch_s": r["dispatch_s"].min() if len(r) else math.nan,
+                         "first_arrival_s": first, "response_s": resp,
+                         "call_to_arrival_s": first - inc.time_s,
+                         "all_on_scene_s": r["arrive_s"].max() if len(r) and r["arrive_s"].notna().all()
+                         else math.nan,
+                         "within_5min": bool(resp <= RESPONSE_TARGET_S),
+                         "max_wait_s": float(r["wait_s"].max()) if len(r) else math.nan,
+                         "reroutes": int(r["reroutes"].sum()) if len(r) else 0,
+                         "unreachable_at_call": bool(r["unreachable_at_call"].any()) if len(r) else False,
+                         "reached": bool(np.isfinite(first))})
+        return pd.DataFrame(rows)
+
+    def unit_table(self, horizon_s: float | None = None):
+        """One row per unit: missions, busy time and utilisation over ``horizon_s``.
+
+        The default horizon is the whole simulated span (calls and the
+        missions that finished after the last call).
+        """
+        import pandas as pd
+
+        h = float(horizon_s if horizon_s is not None else max(self._until, self.clock.now_s))
+        rows = []
+        for u in self.units:
+            busy = u.busy_s + (0.0 if u.free else self.clock.now_s - u.phases[-1][0])
+            rows.append({"unit": u.id, "type": u.type, "station": self.stations[u.station].id,
+                         "missions": u.missions, "busy_s": busy,
+                         "utilisation": busy / h if h > 0 else math.nan})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict[str, Any]:
+        """KPIs of the run (JSON-compatible)."""
+        inc = self.incident_table()
+        req = self.request_table()
+        units = self.unit_table()
+        called = inc[inc["called"]] if len(inc) else inc
+        resp = called["response_s"].dropna().to_numpy()
+        c2a = called["call_to_arrival_s"].dropna().to_numpy()
+        waits = req["wait_s"].dropna().to_numpy() if len(req) else np.empty(0)
+
+        def pct(a: np.ndarray) -> dict[str, float | None]:
+            if a.size == 0:
+                return {k: None for k in ("mean", "p50", "p90", "p95", "max")}
+            return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
+                    "p90": float(np.percentile(a, 90)), "p95": float(np.percentile(a, 95)),
+                    "max": float(a.max())}
+
+        util = units.groupby("type")["utilisation"].mean().to_dict() if len(units) else {}
+        n = int(len(called))
+        return {
+            "incidents": n,
+            "requests": int(len(req)),
+            "reached": int(called["reached"].sum()) if n else 0,
+            "response_s": pct(resp),
+            "call_to_arrival_s": pct(c2a),
+            "within_5min_share": float(called["within_5min"].mean()) if n else None,
+            "response_target_s": RESPONSE_TARGET_S,
+            "queued_requests": int(req["queued"].sum()) if len(req) else 0,
+            "queue_wait_s": pct(waits[waits > 0]) if (waits > 0).any() else pct(np.empty(0)),
+            "mean_wait_s": float(waits.mean()) if waits.size else None,
+            "utilisation_by_type": {k: float(v) for k, v in util.items()},
+            "utilisation_mean": float(units["utilisation"].mean()) if len(units) else None,
+            "units": int(len(units)),
+            "stations": len(self.stations),
+            "reroutes": int(req["reroutes"].sum()) if len(req) else 0,
+            "unreachable_incidents": int(called["unreachable_at_call"].sum()) if n else 0,
+            "never_reached": int(n - called["reached"].sum()) if n else 0,
+            "stranded_events": int(self.stranded),
+            "road_changes": self.road_changes,
+            "sim_end_s": float(self.clock.now_s),
+        }
+
+    # ------------------------------------------------------------ positions for the map
+    def positions(self, times_s: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Units' lon, lat and phase code at ``times_s``: arrays (n_times, n_units).
+
+        On an edge, the position is interpolated along the edge's geometry at
+        the share of its traversal time elapsed; between traversals a unit
+        stands at the node it reached (its station node when at home).
+        """
+        import shapely
+
+        times = np.asarray(times_s, dtype=float)
+        T, U = len(times), len(self.units)
+        lonlat = self.router.node_lonlat
+        lon = np.empty((T, U))
+        lat = np.empty((T, U))
+        phase = np.zeros((T, U), dtype=np.int8)
+        on_edge: list[tuple[int, int, int, float]] = []
+        ev = self.router.edge_v
+        for j, u in enumerate(self.units):
+            pt, pc = zip(*u.phases, strict=True)
+            phase[:, j] = np.asarray(pc)[np.searchsorted(np.asarray(pt), times, side="right") - 1]
+            node = np.full(T, u.home, dtype=np.int64)
+            if u.track:
+                t_in = np.concatenate([a for a, _, _ in u.track])
+                t_out = np.concatenate([b for _, b, _ in u.track])
+                edges = np.concatenate([e for _, _, e in u.track])
+                i = np.searchsorted(t_in, times, side="right") - 1
+                has = i >= 0
+                ic = np.clip(i, 0, None)
+                moving = has & (times < t_out[ic])
+                node = np.where(has, ev[edges[ic]], node)
+                for ti in np.flatnonzero(moving):
+                    dt = t_out[ic[ti]] - t_in[ic[ti]]
+                    frac = (times[ti] - t_in[ic[ti]]) / dt if dt > 0 else 1.0
+                    on_edge.append((ti, j, int(edges[ic[ti]]), frac))
+            lon[:, j] = lonlat[node, 0]
+            lat[:, j] = lonlat[node, 1]
+        if on_edge:
+            geoms = self._edge_geoms()
+            ti, j, e, f = (np.array(x) for x in zip(*on_edge, strict=True))
+            pts = shapely.line_interpolate_point(geoms[e], f, normalized=True)
+            lon[ti, j] = shapely.get_x(pts)
+            lat[ti, j] = shapely.get_y(pts)
+        return lon, lat, phase
+
+    def _edge_geoms(self) -> np.ndarray:
+        g = getattr(self, "_geoms", None)
+        if g is None:
+            g = self._geoms = np.array([self.router.roads.edge(e)["geometry"]
+                                        for e in self.router.edge_ids], dtype=object)
+        return g
