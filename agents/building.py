@@ -416,7 +416,8 @@ def resolve(spec: BuildingSpec, aset: dict[int, float] | None = None) -> Tower:
     per_floor = occ.people_per_floor if occ.people_per_floor is not None else \
         int(math.floor(occ.floor_area_m2 / occ.load_factor_m2_per_person))
     people = np.full(n, per_floor, dtype=np.int64)
-    people[0] = occ.ground_floor_people
+    if n > 1:  # a single-storey building's one floor has the floor's people
+        people[0] = occ.ground_floor_people
     travel = np.full(n, occ.travel_m)
     aset_s = np.full(n, np.nan)
     refuge = np.zeros(n, dtype=bool)
@@ -430,8 +431,6 @@ def resolve(spec: BuildingSpec, aset: dict[int, float] | None = None) -> Tower:
         refuge[f.index] = f.refuge
     for floor, value in (aset or {}).items():
         aset_s[floor] = value
-    if n == 1:
-        people[0] = occ.ground_floor_people if occ.ground_floor_people else per_floor
     n_exits = len(spec.exits)
     ks, we, lengths, door_we, exits = [], [], [], [], []
     for i, s in enumerate(spec.stairs):

@@ -11,11 +11,17 @@ One step of ``dt`` seconds, in this order:
    speed ``k (1 - 0.266 D)`` (``0.85 k`` below 0.54 P/m²) at the flight's
    density ``D = n / (L We)``, capped at the density of maximum flow (1.88
    P/m²: beyond it the extra people are the queue the hydraulic model
-   puts before the element), and ``fac`` the person's speed factor;
+   puts before the element), and ``g`` the person's speed factor: ``fac``
+   (own free speed over the mean) at free flow (D <= 0.54 P/m²), blended
+   linearly to 1 at the density of maximum flow, because in a dense stream
+   the density, not the person, sets the pace (the hydraulic model's
+   premise; with ``fac`` kept in dense flow one slow walker at the head of
+   each flight would set every flight's throughput);
 3. exits (bottom first), then landings from floor 1 up: each downstream
    element (exit door or flight below the landing) earns ``C dt`` places,
    ``C`` its maximum flow (P/s, max specific flow x effective width), kept
-   in a token bucket capped at ``max(1, C dt)`` so idle time is not banked;
+   in a token bucket capped at ``C dt + 1`` (under steady demand the cap never
+   binds, so the rate is exact; idle time banks at most one person);
    a flight also holds at most ``3.8 L We`` people (movement stops at 3.8
    P/m²), never fewer than 1 (a zero-capacity element would deadlock).
    The places go to the two streams of the landing — people at the bottom
@@ -115,8 +121,7 @@ def _ready(ag, st, fl, length):
 
 @njit(cache=True)
 def _bucket(tok, c, dt):
-    cap = max(1.0, c * dt)
-    return min(tok + c * dt, cap)
+    return min(tok + c * dt, c * dt + 1.0)
 
 
 def _advance(n_steps, dt, net, ag, st):
@@ -149,10 +154,12 @@ def _advance(n_steps, dt, net, ag, st):
                 length = net.flight_len[f, s]
                 d = min(m / (length * net.flight_we[s]), D_MAX_FLOW)
                 v = net.flight_k[s] * (1.0 - A_SPEED * max(d, D_FREE))
+                crowd = min(1.0, max(0.0, (d - D_FREE) / (D_MAX_FLOW - D_FREE)))
                 ahead = length
                 for i in range(st.fhead[fl], st.ftail[fl]):
                     a = st.fbuf[st.foff[fl] + i]
-                    p = min(ag.pos[a] + v * ag.fac[a] * dt, ahead)
+                    g = ag.fac[a] + (1.0 - ag.fac[a]) * crowd
+                    p = min(ag.pos[a] + v * g * dt, ahead)
                     ag.pos[a] = p
                     ahead = p
         # 3. exits: the ground floor's queue and the stairs discharging there
