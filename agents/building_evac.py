@@ -99,7 +99,7 @@ def _network(tower: Tower, dt: float):
         refuge=tower.refuge.copy(), flight_len=np.ascontiguousarray(tower.stair_length_m.T),
         flight_we=tower.stair_width_eff_m.astype(float), flight_k=tower.stair_k.astype(float),
         flight_hold=np.maximum(hold, 1),
-        flight_c=np.array([max_specific_flow(k) * w for k, w in zip(tower.stair_k, tower.stair_width_eff_m)]),
+        flight_c=np.array([max_specific_flow(k) * w for k, w in zip(tower.stair_k, tower.stair_width_eff_m, strict=True)]),
         door_c=max_specific_flow(K_LEVEL) * tower.stair_door_width_eff_m,
         exit_c=max_specific_flow(K_LEVEL) * tower.exit_width_eff_m, stair_exit=tower.stair_exit.copy())
 
@@ -222,7 +222,7 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
     n = ag.floor.size
     series: dict[str, list] = {k: [] for k in ("time", "floor", "stair", "out", "refuge", "door_q", "land_q",
                                                "exit_q", "door_n", "flight_n", "exit_n")}
-    F, S, E = net.n_floors, net.n_stairs, net.n_exits
+    F, S = net.n_floors, net.n_stairs
 
     def record() -> None:
         from agents._kernels.building import QUEUED, WAITING

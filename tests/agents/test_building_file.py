@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.building import (load_aset, load_building, osm_towers, parse_building, resolve, tower_from_osm,
-                             tower_from_osm_row)
+from agents.building import (
+    load_aset,
+    load_building,
+    osm_towers,
+    parse_building,
+    resolve,
+    tower_from_osm,
+    tower_from_osm_row,
+)
 from agents.building_evac import events, simulate
 from twin.errors import DataIntegrityError, DataMissingError, ValidationError
 
