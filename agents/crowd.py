@@ -285,9 +285,7 @@ class CrowdModel(mesa.Model):
             if spec.region is not None:
                 region = spec.region
                 if g._to_metric is not None:
-                    from shapely.ops import transform
-
-                    region = transform(g._to_metric, region)
+                    region = g._metric(region)
                 area = area.intersection(region)
             gap = 0.5 * spec.min_spacing_m + DEFAULT_PARAMS["clearance"]
             xy = place_random(area, int(spec.n), rng, spec.min_spacing_m, gap, g.wall_segments())

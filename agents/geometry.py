@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 from shapely.geometry import LineString, MultiPolygon, Polygon, shape
-from shapely.ops import transform, unary_union
+from shapely.ops import unary_union
 
 from twin.errors import CRSError, DataIntegrityError, ValidationError
 
@@ -112,14 +112,14 @@ class Geometry:
         _check_polygon(walk, "walkable")
         if self.crs is not None:
             self._set_projection(walk)
-            walk = transform(self._to_metric, walk)
+            walk = self._metric(walk)
         self.walkable = walk
         self.exit_ids: list[str] = []
         ex = []
         for eid, line in self.exits.items():
             line = line if hasattr(line, "geom_type") else LineString(line)
             if self.crs is not None:
-                line = transform(self._to_metric, line)
+                line = self._metric(line)
             coords = np.asarray(line.coords, dtype=np.float64)
             if coords.shape[0] != 2 or line.length <= 0:
                 raise ValidationError(f"exit {eid!r}: must be a straight segment of two points")
@@ -141,7 +141,7 @@ class Geometry:
         for k, wall in enumerate(self.walls):
             wall = wall if hasattr(wall, "geom_type") else LineString(wall)
             if self.crs is not None:
-                wall = transform(self._to_metric, wall)
+                wall = self._metric(wall)
             if isinstance(wall, Polygon):
                 _check_polygon(wall, f"wall {k}")
             elif not wall.is_valid or wall.length <= 0:
@@ -171,6 +171,10 @@ class Geometry:
         back = Transformer.from_crs(dst, "EPSG:4326", always_xy=True)
         self._to_metric = fwd.transform
         self._to_input = back.transform
+
+    def _metric(self, geom):
+        """A shapely geometry from the input CRS into the metric frame."""
+        return shapely.transform(geom, self._to_metric, interleaved=False)
 
     def to_lonlat(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Metric coordinates back to lon/lat degrees (WGS84); needs a ``crs``."""
