@@ -1,0 +1,198 @@
+"""Kind ``building_evac``: a building evacuation as stacked floor slabs and a floor strip on the time slider.
+
+Two views of the same numbers (people still on each floor, i.e. not yet in a
+stair, from :func:`agents.building_evac.simulate`):
+
+* the tower as extruded floor slabs (deck.gl ``PolygonLayer``; each slab's
+  footprint carries its floor's height as z, extruded by 85 % of the storey
+  height), seen in 3-D when the page's view is pitched (the building run's
+  map opens at 55°; drag with the right button or Ctrl to tilt);
+* a "floor strip": one rectangle per floor laid flat on the ground east of
+  the footprint, the ground floor southmost, each as tall (north-south) as
+  its storey is high — readable from straight above, where the slabs show
+  only the roof.
+
+Both are coloured by :data:`PEOPLE_RAMP` (grey once a floor is clear, then
+yellow to dark red with the people left) and change with the time slider
+(one data patch per frame); hovering a floor shows its people, its RSET
+(the time its last person entered a stair) and its ASET and margin when
+given. Refuge floors are drawn blue while empty.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+
+import numpy as np
+
+from twin.errors import ValidationError
+from viz.layers import register
+from viz.scene import LayerSet, Legend
+
+#: Colours of a floor by the people still on it (stops in people; the top stop is the run's busiest floor).
+CLEAR = (190, 190, 190, 235)
+REFUGE = (110, 160, 230, 235)
+RAMP_COLOURS = ((255, 230, 110, 240), (250, 160, 50, 245), (215, 60, 30, 250), (130, 0, 30, 255))
+MAX_FRAMES = 60
+
+
+def floor_colours(people: np.ndarray, top: float, refuge: np.ndarray) -> np.ndarray:
+    """RGBA (n, 4) of floors with ``people`` left; ``top`` people gets the ramp's last colour."""
+    p = np.asarray(people, dtype=float)
+    top = max(float(top), 1.0)
+    stops = np.array([1.0, top / 3.0, 2.0 * top / 3.0, top]) if top > 1 else np.array([1.0, 1.0, 1.0, 1.0])
+    cols = np.array(RAMP_COLOURS, dtype=float)
+    out = np.empty((p.size, 4))
+    for ch in range(4):
+        out[:, ch] = np.interp(p, stops, cols[:, ch]) if top > 1 else cols[-1, ch]
+    out[p <= 0] = CLEAR
+    out[(p <= 0) & np.asarray(refuge, dtype=bool)] = REFUGE
+    return np.round(out).astype(int)
+
+
+def people_ramp(top: int) -> list:
+    """Legend stops: clear, 1 person, ..., the busiest floor's people."""
+    top = max(int(top), 1)
+    stops = [(0, CLEAR), (1, RAMP_COLOURS[0])]
+    if top >= 3:
+        stops += [(round(top / 3.0), RAMP_COLOURS[1]), (round(2 * top / 3.0), RAMP_COLOURS[2])]
+    if top > 1:
+        stops.append((top, RAMP_COLOURS[3]))
+    return stops
+
+
+def _frame_indices(n: int, max_frames: int) -> list[int]:
+    if n <= max_frames:
+        return list(range(n))
+    return sorted({int(round(v)) for v in np.linspace(0, n - 1, max_frames)})
+
+
+def _local(lon0: float, lat0: float):
+    """(lon, lat) <-> local metres east/north of (lon0, lat0) (equirectangular: fine over a building)."""
+    kx = 111_320.0 * math.cos(math.radians(lat0))
+    ky = 111_320.0
+
+    def to_m(lon, lat):
+        return (np.asarray(lon) - lon0) * kx, (np.asarray(lat) - lat0) * ky
+
+    def to_deg(x, y):
+        return lon0 + np.asarray(x) / kx, lat0 + np.asarray(y) / ky
+
+    return to_m, to_deg
+
+
+def _tooltip(f: int, elev: float, left: int, start: int, rset: float, aset: float, refuge: bool) -> str:
+    lines = [f"people still on the floor: {left} of {start}"]
+    if math.isfinite(rset):
+        lines.append(f"floor cleared (RSET): {rset:.0f} s")
+    if math.isfinite(aset):
+        margin = rset - aset if math.isfinite(rset) else float("nan")
+        m = f"{margin:+.0f} s" if math.isfinite(margin) else "—"
+        lines.append(f"ASET {aset:.0f} s, RSET − ASET {m}" + (" (unsafe)" if margin > 0 else ""))
+    head = f"<b>Floor {f}</b> ({elev:.0f} m)" + (" — refuge floor" if refuge else "")
+    return "<br/>".join([head, *(html.escape(v, quote=False) for v in lines)])
+
+
+@register("building_evac")
+def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building: people per floor",
+                  max_frames: int = MAX_FRAMES, visible: bool = True) -> LayerSet:
+    """Floors of an evacuating building coloured by the people left, on the time slider.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A building evacuation (:func:`agents.building_evac.simulate`): needs
+        ``people_on_floor`` (time, floor), ``people_initial``, ``floor_elevation``,
+        ``rset_floor``, ``aset``, ``refuge`` and attrs ``footprint`` (JSON
+        list of lon/lat) and ``storey_heights_m``.
+    max_frames : int
+        Cap on the frames kept (evenly thinned, first and last kept).
+
+    Returns
+    -------
+    LayerSet
+        Slabs (``{layer_id}``) and strip (``{layer_id}_strip``) layers, one
+        frame per kept time, the legend, and the bounds of both.
+    """
+    for name in ("people_on_floor", "people_initial", "floor_elevation", "rset_floor", "aset", "refuge"):
+        if name not in ds:
+            raise ValidationError(f"the dataset has no {name!r} variable: is it a building evacuation "
+                                  "(agents.building_evac.simulate)?")
+    try:
+        footprint = np.asarray(json.loads(ds.attrs["footprint"]), dtype=float)
+        heights = np.asarray(json.loads(ds.attrs["storey_heights_m"]), dtype=float)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValidationError(f"building dataset attrs footprint/storey_heights_m missing or not JSON ({exc})") from None
+    if footprint.ndim != 2 or footprint.shape[0] < 3 or footprint.shape[1] != 2:
+        raise ValidationError(f"footprint: expected at least 3 (lon, lat) points, got shape {footprint.shape}")
+    times = np.asarray(ds["time"].values, dtype=float)
+    keep = _frame_indices(len(times), max(2, int(max_frames)))
+    people = np.asarray(ds["people_on_floor"].values)
+    start = np.asarray(ds["people_initial"].values)
+    elev = np.asarray(ds["floor_elevation"].values, dtype=float)
+    rset = np.asarray(ds["rset_floor"].values, dtype=float)
+    aset = np.asarray(ds["aset"].values, dtype=float)
+    refuge = np.asarray(ds["refuge"].values).astype(bool)
+    top = int(max(start.max(initial=0), 1))
+
+    lon0, lat0 = footprint[:, 0].mean(), footprint[:, 1].mean()
+    to_m, to_deg = _local(lon0, lat0)
+    fx, fy = to_m(footprint[:, 0], footprint[:, 1])
+    width = max(fx.max() - fx.min(), 10.0)
+    x0 = fx.max() + max(0.3 * width, 10.0)
+    x1 = x0 + max(0.5 * width, 15.0)
+    y_base = fy.min()
+    ring = [[round(float(a), 7), round(float(b), 7)] for a, b in footprint]
+    strip_polys = []
+    for f in range(len(elev)):
+        ya, yb = y_base + elev[f], y_base + elev[f] + 0.85 * heights[f]
+        lo, la = to_deg([x0, x1, x1, x0], [ya, ya, yb, yb])
+        strip_polys.append([[round(float(a), 7), round(float(b), 7)] for a, b in zip(lo, la, strict=True)])
+
+    def rows(i: int) -> tuple[list, list]:
+        cols = floor_colours(people[i], top, refuge)
+        slabs, strip = [], []
+        for f in range(len(elev)):
+            tip = _tooltip(f, elev[f], int(people[i, f]), int(start[f]), rset[f], aset[f], bool(refuge[f]))
+            c = [int(v) for v in cols[f]]
+            slabs.append({"polygon": [[a, b, round(float(elev[f]), 2)] for a, b in ring],
+                          "e": round(float(0.85 * heights[f]), 2), "c": c, "tooltip": tip})
+            strip.append({"polygon": strip_polys[f], "c": c, "tooltip": tip})
+        return slabs, strip
+
+    slabs0, strip0 = rows(keep[0])
+    slab_layer = {"@@type": "PolygonLayer", "id": layer_id, "data": slabs0, "getPolygon": "@@=polygon",
+                  "extruded": True, "getElevation": "@@=e", "getFillColor": "@@=c", "filled": True,
+                  "stroked": False, "wireframe": True, "getLineColor": [60, 60, 60, 160], "pickable": True,
+                  "autoHighlight": True, "material": False}
+    strip_id = f"{layer_id}_strip"
+    strip_layer = {"@@type": "PolygonLayer", "id": strip_id, "data": strip0, "getPolygon": "@@=polygon",
+                   "getFillColor": "@@=c", "filled": True, "stroked": True, "getLineColor": [80, 80, 80, 200],
+                   "lineWidthUnits": "pixels", "getLineWidth": 1, "pickable": True, "autoHighlight": True}
+    slab_frames, strip_frames = [{}], [{}]
+    for i in keep[1:]:
+        s, t = rows(i)
+        slab_frames.append({"data": s})
+        strip_frames.append({"data": t})
+    xs = np.concatenate([fx, [x0, x1]])
+    ys = np.concatenate([fy, [y_base, y_base + elev[-1] + heights[-1]]])
+    blon, blat = to_deg([xs.min(), xs.max()], [ys.min(), ys.max()])
+    name = str(ds.attrs.get("building", "building"))
+    legend = Legend(layer_id, f"People still on each floor — {name}", "people", people_ramp(top))
+    t = [float(times[i]) for i in keep]
+    labels = [_time_label(v) for v in t]
+    return LayerSet(layers=[strip_layer, slab_layer], legends=[legend], label=label, visible=visible,
+                    times_s=t, labels=labels, frames={layer_id: slab_frames, strip_id: strip_frames},
+                    bounds=(float(blon[0]), float(blat[0]), float(blon[1]), float(blat[1])))
+
+
+def _time_label(t: float) -> str:
+    """``+12 min 30 s`` style label (building runs last minutes, not hours)."""
+    s = int(round(t))
+    m, s = divmod(s, 60)
+    return f"+{m} min {s:02d} s" if m else f"+{s} s"
+
+
+__all__ = ["CLEAR", "REFUGE", "building_evac", "floor_colours", "people_ramp"]
