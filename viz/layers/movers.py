@@ -7,10 +7,14 @@ building, arrived).  The page draws one deck.gl ``ScatterplotLayer`` whose
 
 Frames are encoded compactly (:func:`encode_points`), not as JSON rows:
 positions as integer micro-degrees (1e-6 deg, about 0.1 m) relative to an
-origin, little-endian int32, zlib, base64, and the group of each point as
+origin, int32 in byte planes, zlib, base64, and the group of each point as
 uint8/uint16 the same way; ``viz/static/twinmap.js`` decodes them
-(``DecompressionStream``) into rows ``{p: [lon, lat], c: colour, tooltip}``.
-JSON rows ``[lon, lat, group]`` cost ~25 bytes a point; the encoding ~6-8.
+(``DecompressionStream``) into binary deck.gl attributes (float64 positions,
+RGBA colours).  JSON rows ``[lon, lat, group]`` cost ~25 bytes a point; the
+encoding ~5 for agents scattered over 4 km (measured: 10 k agents × 60
+frames make a 7.4 MB page, 4.3 MB of it the deck.gl bundle; 8.5 MB without
+the byte planes; 50 k agents × 60 frames 19.7 MB, drawn by headless Chromium
+in ~3 s).
 
 Beyond ``max_points`` on a frame the points are thinned deterministically
 and the legend says so: each group keeps the same agents on every frame
@@ -99,31 +103,35 @@ def encode_points(lon, lat, group_index=None) -> dict:
     Returns
     -------
     dict
-        ``{"twinPoints": {"n", "x0", "y0", "xy", "g", "gb"}}``: ``xy`` is base64 of
-        zlib of little-endian int32 pairs ``(round(lon * 1e6) - x0, round(lat * 1e6) - y0)``;
-        ``g`` the same of the group indices (``gb`` bytes each: 1 or 2; ``""`` when all are 0).
+        ``{"twinPoints": {"n", "x0", "y0", "xy", "g", "gb"}}``: ``xy`` is base64 of zlib of
+        the 2n little-endian int32 ``round(lon * 1e6) - x0`` (all points), then
+        ``round(lat * 1e6) - y0``, stored as 4 byte planes (byte 0 of every value, then
+        byte 1 ...); ``g`` base64 of zlib of the group indices (``gb`` bytes each: 1 or 2;
+        ``""`` when all are 0).
     """
     x = np.rint(np.asarray(lon, dtype=float) / STEP_DEG).astype(np.int64)
     y = np.rint(np.asarray(lat, dtype=float) / STEP_DEG).astype(np.int64)
     n = int(x.size)
     x0 = int(x.min()) if n else 0
     y0 = int(y.min()) if n else 0
-    xy = np.empty((n, 2), dtype="<i4")
-    xy[:, 0] = x - x0
-    xy[:, 1] = y - y0
+    xy = np.concatenate([x - x0, y - y0]).astype("<i4")  # all x offsets, then all y offsets
+    # byte planes (every first byte, then every second ...): the high bytes of small offsets are
+    # alike, so zlib packs them ~25 % better than interleaved int32 (measured on 10 k agents)
+    planes = xy.view(np.uint8).reshape(-1, 4).T
     g = np.zeros(n, dtype=np.int64) if group_index is None else np.asarray(group_index, dtype=np.int64)
     gb = 1 if (not n or g.max() < 256) else 2
     gtext = "" if not n or not g.any() else _b64z(g.astype("<u1" if gb == 1 else "<u2"))
-    return {"twinPoints": {"n": n, "x0": x0, "y0": y0, "xy": _b64z(xy), "g": gtext, "gb": gb}}
+    return {"twinPoints": {"n": n, "x0": x0, "y0": y0, "xy": _b64z(planes), "g": gtext, "gb": gb}}
 
 
 def decode_points(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_points` (tests, tools): ``(lon, lat, group_index)``."""
     p = data["twinPoints"]
     n = int(p["n"])
-    xy = np.frombuffer(zlib.decompress(base64.b64decode(p["xy"])), dtype="<i4").reshape(n, 2)
-    lon = (p["x0"] + xy[:, 0].astype(np.int64)) / 1e6  # as twinmap.js computes it
-    lat = (p["y0"] + xy[:, 1].astype(np.int64)) / 1e6
+    planes = np.frombuffer(zlib.decompress(base64.b64decode(p["xy"])), dtype=np.uint8).reshape(4, 2 * n)
+    xy = np.ascontiguousarray(planes.T).view("<i4").ravel().astype(np.int64)
+    lon = (p["x0"] + xy[:n]) / 1e6  # as twinmap.js computes it
+    lat = (p["y0"] + xy[n:]) / 1e6
     if p["g"]:
         g = np.frombuffer(zlib.decompress(base64.b64decode(p["g"])), dtype="<u1" if p["gb"] == 1 else "<u2")
     else:
