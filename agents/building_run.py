@@ -203,9 +203,10 @@ def summarise(ds) -> dict[str, Any]:
         "rset_floor_max_s": float(np.nanmax(rset_f)) if ok.any() else None, "slowest_floor": worst,
         "time_to_safety_floor_max_s": float(np.nanmax(ds["exit_time_floor"].values)) if ok.any() else None,
         "premovement_mean_s": float(ds["premovement"].mean()) if ds.sizes["occupant"] else None,
-        "peak_exit_flow_p_s": {exits[e]: float(ds["exit_flow"].values[:, e].max()) for e in range(len(exits))},
-        "peak_stair_flow_p_s": {stairs[s]: float(ds["stair_flow"].values[:, 1:, s].max(initial=0.0))
-                                for s in range(len(stairs))},
+        "peak_exit_flow_30s_p_s": {exits[e]: _peak(ds["exit_flow"].values[:, e], ds) for e in range(len(exits))},
+        "peak_stair_flow_30s_p_s": {stairs[s]: max([_peak(ds["stair_flow"].values[:, f, s], ds)
+                                                    for f in range(1, ds.sizes["floor"])], default=0.0)
+                                    for s in range(len(stairs))},
         "stair_capacity_p_s": dict(zip(stairs, json.loads(ds.attrs["stair_capacity_p_s"]), strict=True)),
         "exit_capacity_p_s": dict(zip(exits, json.loads(ds.attrs["exit_capacity_p_s"]), strict=True)),
         "max_queue_at_a_stair_door": int(ds["door_queue"].values.max(initial=0)),
@@ -213,6 +214,18 @@ def summarise(ds) -> dict[str, Any]:
         "events": _event_counts(ds),
         "seed": int(ds.attrs["seed"]), "dt_s": float(ds.attrs["dt_s"]),
     }
+
+
+def _peak(flow, ds, window_s: float = 30.0) -> float:
+    """Largest mean of ``flow`` (P/s per record interval) over ``window_s`` (whole people pass a door in
+    bursts, so one 5 s interval can read above the element's capacity)."""
+    import numpy as np
+
+    k = max(1, int(round(window_s / float(ds.attrs["record_every_s"]))))
+    f = np.asarray(flow[1:], dtype=float)
+    if f.size < k:
+        return float(f.mean()) if f.size else 0.0
+    return float(np.convolve(f, np.ones(k) / k, mode="valid").max())
 
 
 def _event_counts(ds) -> dict[str, int]:
@@ -224,9 +237,9 @@ def _event_counts(ds) -> dict[str, int]:
     return out
 
 
-def plot_curve(ds, path: Path) -> Path:
-    """evacuation_curve.png: people out (and in refuge) over time, RSET marked."""
-    from viz.plots import new_figure, save_png, style
+def curve_figure(ds):
+    """The evacuation curve: people out (and in refuge, on the stairs) over time, RSET marked."""
+    from viz.plots import new_figure, style
 
     t = ds["time"].values / 60.0
     with style():
@@ -243,14 +256,14 @@ def plot_curve(ds, path: Path) -> Path:
         ax.set_ylabel("people")
         ax.set_title(f"Evacuation curve — {ds.attrs['building']}")
         ax.legend(loc="best")
-    return save_png(fig, path)
+    return fig
 
 
-def plot_floors(ds, path: Path) -> Path:
-    """people_per_floor.png: people still on each floor over time (floor vs time, colour = people)."""
+def floors_figure(ds):
+    """People still on each floor over time (floor vs time, colour = people), floor RSETs marked."""
     import numpy as np
 
-    from viz.plots import new_figure, save_png, style
+    from viz.plots import new_figure, style
 
     t = ds["time"].values / 60.0
     with style():
@@ -265,7 +278,47 @@ def plot_floors(ds, path: Path) -> Path:
         ax.set_ylabel("floor (0 = ground)")
         ax.set_title("People per floor over time")
         ax.legend(loc="lower right")
-    return save_png(fig, path)
+    return fig
+
+
+def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:
+    """The report: key figures, the two plots, the floors table, the events (HTML sections)."""
+    import base64
+    import html
+    import json
+
+    from viz.plots import png_bytes
+    from viz.report import summary_section
+
+    def img(fig, alt: str) -> str:
+        data = base64.b64encode(png_bytes(fig, dpi=110)).decode("ascii")
+        return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "–" if not math.isfinite(v) else f"{v:.0f}"
+        return html.escape(str(v))
+
+    table = floors_table(ds)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                   for row in table.itertuples(index=False))
+    events = json.loads(ds.attrs["events"])
+    ev = "".join(f"<tr><td>{e['time_s']:.0f}</td><td>{html.escape(e['severity'])}</td>"
+                 f"<td>{html.escape(e['message'])}</td></tr>" for e in events[:200])
+    return [
+        summary_section({k: v for k, v in summary.items() if k not in ("request", "files")}),
+        "<section><h2>Evacuation over time</h2>" + img(curve_figure(ds), "evacuation curve")
+        + img(floors_figure(ds), "people per floor over time") + "</section>",
+        f"<section><h2>Floors</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>",
+        "<section><h2>Events</h2><table><thead><tr><th>time (s)</th><th>severity</th><th>event</th></tr>"
+        f"</thead><tbody>{ev}</tbody></table></section>",
+        "<section><h2>Model</h2><p>" + html.escape(
+            "SFPE hydraulic relations per occupant (agents.building_evac): speed by density "
+            "S = k(1 - 0.266 D), maximum specific flows 1.32 P/s/m (doors) and by riser/tread (stairs), "
+            "effective widths, transitions pass the smaller flow, landings split by floor_share. "
+            f"Location: {ds.attrs['location_label']}.") + "</p></section>",
+    ]
 
 
 def write_building(ds, out_dir, req: BuildingRequest, ctx: RunContext) -> RunOutputs:
@@ -282,8 +335,10 @@ def write_building(ds, out_dir, req: BuildingRequest, ctx: RunContext) -> RunOut
     with paths["events"].open("w", encoding="utf-8") as fh:
         for e in json.loads(ds.attrs["events"]):
             fh.write(json.dumps(e, ensure_ascii=False) + "\n")
-    paths["evacuation_curve"] = plot_curve(ds, out / "evacuation_curve.png")
-    paths["people_per_floor"] = plot_floors(ds, out / "people_per_floor.png")
+    from viz.plots import save_png
+
+    paths["evacuation_curve"] = save_png(curve_figure(ds), out / "evacuation_curve.png")
+    paths["people_per_floor"] = save_png(floors_figure(ds), out / "people_per_floor.png")
     return RunOutputs(paths=paths, summary=summarise(ds))
 
 
@@ -337,7 +392,8 @@ def _command():
 
 EVACUATE_BUILDING = register_kind(RunKind(
     name=KIND, title="Building evacuation", request=BuildingRequest, console_request=BuildingConsoleRequest,
-    run=run_building, write=write_building, layers=building_layers, output="evacuation.nc",
+    run=run_building, write=write_building, layers=building_layers, report_sections=report_sections,
+    output="evacuation.nc",
     cli_name="evacuate building", command=_command, describe=describe,
     summary_keys=("rset_s", "people", "people_not_safe", "rset_floor_max_s"),
     check=check_building,

@@ -183,3 +183,18 @@ def test_kernel_matches_the_interpreted_reference():
     slow = simulate(b, seed=1, reference=True)
     np.testing.assert_array_equal(fast["t_safe"].values, slow["t_safe"].values)
     np.testing.assert_array_equal(fast["door_queue"].values, slow["door_queue"].values)
+
+
+def test_shared_exit_door_controls_when_it_is_the_narrowest_element():
+    """Two 1.2 m stairs and the ground floor's 100 people all through one 1.2 m exit door.
+
+    The exit (1.184 P/s) is below the two stairs' 2 x 0.91 P/s, so SFPE's
+    controlling element is the exit: 4 x 40 + 100 = 260 people leave in
+    260 / (1.316 x 0.90) = 219.6 s once its queue forms at t ~ 0 (the ground
+    floor's people start at the door). Tolerance 1 % (bucket and step).
+    """
+    d = spec(5, people={0: 100, 1: 40, 2: 40, 3: 40, 4: 40}, n_stairs=2, exit_w=1.2)
+    d = d.model_copy(update={"exits": d.exits[:1]})
+    ds = simulate(resolve(d), seed=1)
+    assert ds.attrs["rset_s"] == pytest.approx(260 / (FS_DOOR * 0.9), rel=0.01)
+    assert set(ds["occ_exit"].values) == {0}
