@@ -101,6 +101,8 @@ VEHICLE_SPACE_M = 7.5
 CAR_OCCUPANCY = 1.5
 
 STATE_NAMES = ("at_origin", "moving", "arrived", "stranded")
+#: An edge counts as "slowed" in the frames' road state from this travel-time factor on (walking: ~7 cm of water).
+SHOWN_SLOW = 1.1
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,9 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
         ``name``, ``lon``, ``lat``, ``capacity`` (people).
     origins : DataFrame
         One row per group: ``lon``, ``lat`` (origin; the nearest node is
-        used) and ``people`` (> 0). See :func:`agents.population.evacuee_groups`.
+        used) and ``people`` (> 0); optionally ``depart_s`` (else departures
+        are spread over ``params.departure_window_s``). See
+        :func:`agents.population.evacuee_groups`.
     flood : xarray.Dataset, optional
         A flood run (depth, speed over time); None: dry streets.
     params : EvacParams
@@ -460,9 +464,11 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
                 reserved=np.zeros(len(shelters)))
     edge_flood = EdgeFlood(roads, flood) if flood is not None else None
 
-    depart = np.sort(rng.uniform(0.0, params.departure_window_s, n_g)) if params.departure_window_s > 0 \
-        else np.zeros(n_g)
-    depart = depart[rng.permutation(n_g)]
+    depart = rng.uniform(0.0, params.departure_window_s, n_g) if params.departure_window_s > 0 else np.zeros(n_g)
+    if "depart_s" in origins.columns:  # the caller's own departure times
+        depart = origins["depart_s"].to_numpy(dtype=float)
+        if not (np.isfinite(depart).all() and (depart >= 0).all()):
+            raise ValidationError("origins: depart_s must be finite times >= 0 s")
     wait_order = np.argsort(depart, kind="stable").astype(np.int64)
     edges = nf.Edges(travel_s=net.base_time_s.copy(), flow_cap=net.flow_cap.astype(float),
                      storage=net.storage.astype(float),
@@ -604,7 +610,7 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
         frames_lon.append(lon)
         frames_lat.append(lat)
         frames_state.append(st)
-        frames_edge.append(np.where(closed, 2, np.where(edges.travel_s > net.base_time_s * (1 + 1e-9), 1, 0)))
+        frames_edge.append(np.where(closed, 2, np.where(edges.travel_s >= net.base_time_s * SHOWN_SLOW, 1, 0)))
 
     frame()
     step = 0
@@ -732,7 +738,8 @@ def result_dataset(net: Network, shelters: pd.DataFrame, res: dict, params: Evac
             "edge_max_density": ("edge", e.max_occ / np.maximum(area, 1e-9), {"units": "people/m2"}),
             "edge_first_closed": ("edge", res["first_closed"], {"units": "s", "long_name": "first closure (NaN never)"}),
             "edge_max_slow_factor": ("edge", res["max_slow"], {"units": "1"}),
-            "edge_state": (("frame", "edge"), res["edge_state"], {"units": "1", "long_name": "0 open, 1 slowed, 2 closed"}),
+            "edge_state": (("frame", "edge"), res["edge_state"],
+                           {"units": "1", "long_name": f"0 open, 1 slowed (travel time x >= {SHOWN_SLOW}), 2 closed"}),
             "shelter_name": ("shelter", shelters["name"].to_numpy(str)),
             "shelter_lon": ("shelter", shelters["lon"].to_numpy(float), {"units": "degrees_east"}),
             "shelter_lat": ("shelter", shelters["lat"].to_numpy(float), {"units": "degrees_north"}),
@@ -742,6 +749,8 @@ def result_dataset(net: Network, shelters: pd.DataFrame, res: dict, params: Evac
         coords={"time": ("time", res["times"], {"units": "s"}), "frame": ("frame", res["frames_t"], {"units": "s"})},
     )
     ct = clear_times(res["times"], counts[:, 2], total)
+    done = clear_times(res["times"], counts[:, 2], float(counts[-1, 2]))
+    ct["t95_of_arrivals_s"] = done["t95_s"]
     ds.attrs.update({
         "title": "District evacuation", "model": "link/queue model of evacuee groups (agents.district_evac)",
         "mode": params.mode, "seed": int(seed), "evacuees": total, "groups": int(len(g.size)),

@@ -283,7 +283,8 @@ def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, t0
             edges.max_queue[e] = max(edges.max_queue[e], q)
         for s in range(4):
             counts[k, s] = float(groups.size[groups.state == s].sum())
-    # write the FIFOs back as linked lists
+    # write the FIFOs back as linked lists (-1 for groups in no FIFO)
+    groups.next_in_q[:] = -1
     for e in range(n_edges):
         edges.head[e] = queues[e][0] if queues[e] else -1
         edges.tail[e] = queues[e][-1] if queues[e] else -1
