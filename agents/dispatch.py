@@ -11,7 +11,10 @@ one *request*, served on its own:
    unit is not re-tasked on its way). No free unit that can reach the
    incident: the request waits in a first-in-first-out queue (wait recorded);
    no unit of the type can reach it at all: ``incident_unreachable`` is
-   logged and the request waits for the roads to change.
+   logged and the request waits for the roads to change. A flood rescue
+   whose own node is cut off is worked from the nearest node within
+   ``stage_m`` (500 m, :data:`RESCUE_STAGE_M`) that the unit can reach: its
+   "on scene" is that staging node (``staged_m`` in the request table).
 2. **Turnout** (default 60 s): 建标152-2017《城市消防站建设标准》's 5-minute
    rule is explained as 1 min to turn out plus 4 min on the road; NFPA 1710
    (2020) §4.1.2.1 asks 60 s turnout for EMS and 80 s for fire.
@@ -20,9 +23,13 @@ one *request*, served on its own:
    cost (closed, slowed, reopened), the unit is interrupted (simpy
    ``Interrupt``), drives to the end of the edge it is on (a vehicle on a
    street segment finishes it), and re-routes from that node under the new
-   state. A unit with no open route waits at its node for the next change.
+   state. A unit left with no open route to the incident stands by where it
+   is and the request goes back to the head of the queue.
 4. **On scene** for a sampled time, then **return** to its station (also
-   re-routed on closures); the unit is free on arrival.
+   re-routed on closures); the unit is free on arrival. A unit cut off from
+   its station stands by where it is, available (it is then dispatched from
+   there, without a new turnout), and heads home when a flood frame opens
+   its way.
 
 KPIs: response time = dispatch → first unit on scene (the 5-minute rule of
 建标152-2017 counts from the dispatch order), call → arrival, queue waits,
@@ -67,13 +74,18 @@ class IncidentType:
 
     needs: Mapping[str, int]
     on_scene_s: float
+    stage_m: float = 0.0
 
 
-#: ASSUMED demo defaults (not an official table): units sent and mean on-scene time by kind.
+#: Distance (m) a flood rescue may be worked from the nearest reachable road node when its own
+#: node is cut off (ASSUMED: boats and waders carried ~500 m from the water's edge).
+RESCUE_STAGE_M = 500.0
+
+#: ASSUMED demo defaults (not an official table): units sent, mean on-scene time, staging reach.
 INCIDENT_TYPES: dict[str, IncidentType] = {
     "fire": IncidentType({"engine": 2}, 45 * 60.0),
     "medical": IncidentType({"ambulance": 1}, 25 * 60.0),
-    "flood_rescue": IncidentType({"rescue": 1, "ambulance": 1}, 40 * 60.0),
+    "flood_rescue": IncidentType({"rescue": 1, "ambulance": 1}, 40 * 60.0, RESCUE_STAGE_M),
     "collapse": IncidentType({"rescue": 1, "engine": 1}, 90 * 60.0),
 }
 
@@ -115,6 +127,8 @@ class Incident:
     on_scene_s: float
     node: int = -1
     snap_m: float = 0.0
+    stage_m: float = 0.0
+    candidates: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -125,9 +139,12 @@ class Unit:
     type: str
     station: int
     home: int
+    index: int = -1
+    node: int = -1
     free: bool = True
     busy_s: float = 0.0
     missions: int = 0
+    since: float = 0.0
     leg: tuple | None = None
     process: Any = None
     track: list = field(default_factory=list)
@@ -148,18 +165,21 @@ class Request:
     back_s: float = math.nan
     unit: int = -1
     planned_s: float = math.nan
+    target: int = -1
+    staged_m: float = 0.0
+    aborts: int = 0
     reroutes: int = 0
     unreachable_at_call: bool = False
     queued: bool = False
 
 
 #: Unit phases recorded in ``Unit.phases`` (and dispatch.nc ``status``).
-PHASES = ("at_station", "turnout", "to_incident", "on_scene", "returning")
+PHASES = ("at_station", "turnout", "to_incident", "on_scene", "returning", "standby_away")
 
 
 def make_incident(id: str, time_s: float, lon: float, lat: float, kind: str,
-                  needs: Mapping[str, int] | None = None, on_scene_s: float | None = None
-                  ) -> Incident:
+                  needs: Mapping[str, int] | None = None, on_scene_s: float | None = None,
+                  stage_m: float | None = None) -> Incident:
     """An :class:`Incident` with the defaults of :data:`INCIDENT_TYPES` for its kind."""
     spec = INCIDENT_TYPES.get(kind)
     if spec is None and (needs is None or on_scene_s is None):
@@ -176,8 +196,11 @@ def make_incident(id: str, time_s: float, lon: float, lat: float, kind: str,
             raise ValidationError(f"incident {id}: {name}={v!r} is not a finite number")
     if time_s < 0 or on_scene < 0:
         raise ValidationError(f"incident {id}: time_s={time_s!r} and on_scene_s={on_scene!r} must be >= 0")
+    stage = float(stage_m if stage_m is not None else (spec.stage_m if spec is not None else 0.0))
+    if not (math.isfinite(stage) and stage >= 0):
+        raise ValidationError(f"incident {id}: stage_m={stage_m!r} must be a distance >= 0 m")
     return Incident(str(id), float(time_s), float(lon), float(lat), kind,
-                    {t: int(n) for t, n in needs.items() if n}, on_scene)
+                    {t: int(n) for t, n in needs.items() if n}, on_scene, stage_m=stage)
 
 
 def incidents_from_events(events: Iterable[Event], kinds: Mapping[str, str] = EVENT_INCIDENTS
@@ -257,13 +280,15 @@ class DispatchModel:
         self._free: dict[str, list[list[int]]] = {t: [[] for _ in range(S)] for t in UNIT_TYPES}
         self._free_n = {t: np.zeros(S, dtype=np.int64) for t in UNIT_TYPES}
         self._has = {t: np.zeros(S, dtype=bool) for t in UNIT_TYPES}
+        self._away: dict[str, set[int]] = {t: set() for t in UNIT_TYPES}
         for s, st in enumerate(self.stations):
             for t, n in st.units.items():
                 if t not in UNIT_TYPES:
                     raise ValidationError(f"station {st.id}: unit type {t!r} is not one of {list(UNIT_TYPES)}")
                 for k in range(int(n)):
                     self._free[t][s].append(len(self.units))
-                    self.units.append(Unit(f"{st.id}/{t}{k + 1}", t, s, st.node))
+                    self.units.append(Unit(f"{st.id}/{t}{k + 1}", t, s, st.node, index=len(self.units),
+                                           node=st.node))
                 self._free_n[t][s] = int(n)
                 self._has[t][s] = int(n) > 0
         self.requests = self._make_requests(on_scene, on_scene_cv)
@@ -275,7 +300,6 @@ class DispatchModel:
         self._station_set = set(self._station_nodes.tolist())
         self._dist = None
         self._dist_key = None
-        self._state_changed = self.env.event()
         self.road_changes: list[dict] = []
         self.stranded = 0
         self.frame = -1
@@ -352,8 +376,8 @@ class DispatchModel:
         if self._assign(req):
             return
         inc = self.incidents[req.incident]
-        dist = self.station_dist[:, inc.node]
-        reachable = bool(np.isfinite(dist[self._has[req.type]]).any())
+        times, _ = self._reach(inc, self.station_dist)
+        reachable = bool(np.isfinite(times[self._has[req.type]]).any())
         req.queued = True
         self.queue.append(req)
         if not reachable:
@@ -372,22 +396,65 @@ class DispatchModel:
             self._dist_key = self.router.state_key
         return self._dist
 
+    def _candidates(self, inc: Incident) -> np.ndarray:
+        """The incident's node, then (staging) the nodes within ``stage_m``, nearest first."""
+        if inc.candidates is None:
+            if inc.stage_m > 0:
+                from gis.crs import WGS84, WORKING_CRS, transformer
+
+                e, n = transformer(WGS84, WORKING_CRS).transform(inc.lon, inc.lat)
+                near = np.array(self.router.within(e, n, inc.stage_m), dtype=np.int64)
+                d = np.hypot(*(self.router.node_xy[near] - (e, n)).T) if near.size else np.empty(0)
+                near = near[np.argsort(d, kind="stable")]
+                inc.candidates = np.concatenate([[inc.node], near[near != inc.node]]).astype(np.int64)
+            else:
+                inc.candidates = np.array([inc.node], dtype=np.int64)
+        return inc.candidates
+
+    def _reach(self, inc: Incident, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of ``dist`` (n_rows, n_nodes): time to the first reachable candidate, and that node."""
+        cand = self._candidates(inc)
+        if cand.size == 1:
+            return dist[:, cand[0]], np.full(dist.shape[0], cand[0])
+        d = dist[:, cand]
+        fin = np.isfinite(d)
+        first = fin.argmax(axis=1)
+        times = np.where(fin.any(axis=1), d[np.arange(d.shape[0]), first], np.inf)
+        return times, cand[first]
+
     def _assign(self, req: Request) -> bool:
-        times = self.station_dist[:, self.incidents[req.incident].node]
+        inc = self.incidents[req.incident]
+        times, targets = self._reach(inc, self.station_dist)
         ok = (self._free_n[req.type] > 0) & np.isfinite(times)
-        if not ok.any():
+        best_t = float(np.min(np.where(ok, times, np.inf))) if ok.any() else np.inf
+        away = None
+        for ui in sorted(self._away[req.type]):  # free units cut off from their station, where they stand
+            t, tgt = self._reach(inc, self.router.tree(self.units[ui].node)[0][None, :])
+            if t[0] < best_t:
+                best_t, away = float(t[0]), (ui, int(tgt[0]))
+        if not np.isfinite(best_t):
             return False
-        s = int(np.argmin(np.where(ok, times, np.inf)))
-        u = self._free[req.type][s].pop()
-        self._free_n[req.type][s] -= 1
+        if away is not None:
+            u, target = away
+            self._away[req.type].discard(u)
+        else:
+            s = int(np.argmin(np.where(ok, times, np.inf)))
+            u, target = self._free[req.type][s].pop(), int(targets[s])
+            self._free_n[req.type][s] -= 1
         unit = self.units[u]
         unit.free = False
         unit.missions += 1
         req.unit = u
         req.dispatch_s = self.env.now
-        req.planned_s = float(times[s]) + self.turnout[req.type]
+        req.planned_s = best_t + (self.turnout[req.type] if away is None else 0.0)
+        self._set_target(req, inc, target)
         unit.process = self.env.process(self._mission(unit, req))
         return True
+
+    def _set_target(self, req: Request, inc: Incident, node: int) -> None:
+        req.target = node
+        req.staged_m = 0.0 if node == inc.node else float(
+            np.hypot(*(self.router.node_xy[node] - self.router.node_xy[inc.node])))
 
     def _dispatch_queue(self) -> None:
         if not self.queue:
@@ -401,14 +468,17 @@ class DispatchModel:
     def _mission(self, unit: Unit, req: Request):
         env = self.env
         inc = self.incidents[req.incident]
-        start = env.now
+        start = unit.since = env.now
         self._log("unit_dispatched", "info", f"{unit.id} to incident {inc.id}", unit=unit.id,
                   incident=inc.id, eta_s=req.planned_s)
         unit.phases.append((start, 1))
-        if self.turnout[unit.type] > 0:
+        if self.turnout[unit.type] > 0 and unit.node == unit.home:  # crews away are in their vehicle
             yield env.timeout(self.turnout[unit.type])
         unit.phases.append((env.now, 2))
-        yield from self._drive(unit, unit.home, inc.node, req)
+        node = yield from self._drive(unit, unit.node, req, inc)
+        if node != req.target:
+            yield from self._abort(unit, req, inc, node, start)
+            return
         req.arrive_s = env.now
         unit.phases.append((env.now, 3))
         self._log("unit_arrived", "info", f"{unit.id} at incident {inc.id}", unit=unit.id,
@@ -416,15 +486,51 @@ class DispatchModel:
         if req.on_scene_s > 0:
             yield env.timeout(req.on_scene_s)
         req.clear_s = env.now
+        yield from self._return(unit, req.target, start, req)
+
+    def _abort(self, unit: Unit, req: Request, inc: Incident, node: int, start: float):
+        """The incident got cut off on the way: the unit stands by where it is, the request is queued again."""
+        self.stranded += 1
+        req.aborts += 1
+        self._log("unit_stranded", "warning", f"{unit.id} cannot reach incident {inc.id} any more; the "
+                  "incident is queued again", unit=unit.id, incident=inc.id,
+                  node=str(self.router.node_ids[node]))
+        req.unit, req.dispatch_s, req.planned_s, req.queued = -1, math.nan, math.nan, True
+        self.queue.insert(0, req)
+        unit.busy_s += self.env.now - start
+        unit.free, unit.node = True, node
+        unit.phases.append((self.env.now, 5))
+        self._away[unit.type].add(unit.index)
+        self._dispatch_queue()
+        yield from ()
+
+    def _return(self, unit: Unit, orig: int, start: float, req: Request | None = None):
+        """Drive home; a unit cut off from its station stands by where it is, available."""
+        env = self.env
         unit.phases.append((env.now, 4))
-        yield from self._drive(unit, inc.node, unit.home, req)
-        req.back_s = env.now
-        unit.phases.append((env.now, 0))
+        node = yield from self._drive(unit, orig, req)
         unit.busy_s += env.now - start
         unit.free = True
-        self._free[unit.type][unit.station].append(req.unit)
-        self._free_n[unit.type][unit.station] += 1
+        unit.node = node
+        if node == unit.home:
+            if req is not None:
+                req.back_s = env.now
+            unit.phases.append((env.now, 0))
+            self._free[unit.type][unit.station].append(unit.index)
+            self._free_n[unit.type][unit.station] += 1
+        else:
+            unit.phases.append((env.now, 5))
+            self._away[unit.type].add(unit.index)
+            self._log("unit_standby", "warning", f"{unit.id} is cut off from its station; stands by at "
+                      f"node {self.router.node_ids[node]}", unit=unit.id, node=str(self.router.node_ids[node]))
         self._dispatch_queue()
+
+    def _rehome(self, unit: Unit):
+        """A unit standing by away from its station heads home (roads changed)."""
+        self._away[unit.type].discard(unit.index)
+        unit.free = False
+        unit.since = self.env.now
+        yield from self._return(unit, unit.node, self.env.now)
 
     def _route(self, orig: int, dest: int) -> Route:
         # from a station: its forward tree; elsewhere: the destination's reverse tree (both cached
@@ -433,17 +539,23 @@ class DispatchModel:
             return self.router.route(orig, dest)
         return self.router.route_to(orig, dest)
 
-    def _drive(self, unit: Unit, orig: int, dest: int, req: Request):
+    def _drive(self, unit: Unit, orig: int, req: Request, inc: Incident | None = None):
+        """Drive from ``orig`` to ``req.target`` (``inc`` given) or home, re-routing on road changes."""
         env = self.env
         node = orig
+        dest = req.target if inc is not None else unit.home
         while node != dest:
             route = self._route(node, dest)
+            if not route.reachable and inc is not None and inc.stage_m > 0:
+                times, targets = self._reach(inc, self.router.tree(node)[0][None, :])
+                if np.isfinite(times[0]):
+                    self._set_target(req, inc, int(targets[0]))
+                    dest = req.target
+                    self._log("unit_restaged", "advisory", f"{unit.id} works incident {inc.id} from "
+                              f"{req.staged_m:.0f} m away", unit=unit.id, incident=inc.id)
+                    continue
             if not route.reachable:
-                self.stranded += 1
-                self._log("unit_stranded", "warning", f"{unit.id} has no open route; waits at its node",
-                          unit=unit.id, node=str(self.router.node_ids[node]))
-                yield self._state_changed
-                continue
+                return node  # cut off: the caller decides (stand by here, hand the request back)
             costs = self.router._cost[route.edges]
             cum = np.cumsum(costs)
             t0 = env.now
@@ -469,6 +581,7 @@ class DispatchModel:
             unit.leg = None
             self._traverse(unit, t0, route.edges, cum, costs)
             node = dest
+        return node
 
     @staticmethod
     def _traverse(unit: Unit, t0: float, edges: np.ndarray, cum: np.ndarray, costs: np.ndarray) -> None:
@@ -499,9 +612,12 @@ class DispatchModel:
                 if changed[route.edges[i + 1:]].any():
                     unit.leg = None
                     unit.process.interrupt("road state changed")
-            ev, self._state_changed = self._state_changed, env.event()
-            ev.succeed()
             self._dispatch_queue()
+            for t in UNIT_TYPES:
+                for ui in sorted(self._away[t]):
+                    u = self.units[ui]
+                    if np.isfinite(self.router.tree(u.home, reverse=True)[0][u.node]):
+                        u.process = env.process(self._rehome(u))
 
     def _road_events(self, k: int, old: np.ndarray, new: np.ndarray) -> None:
         ids = self.router.edge_ids
@@ -542,7 +658,8 @@ class DispatchModel:
                          "call_s": r.call_s, "dispatch_s": r.dispatch_s, "arrive_s": r.arrive_s,
                          "clear_s": r.clear_s, "back_s": r.back_s, "wait_s": r.dispatch_s - r.call_s,
                          "response_s": r.arrive_s - r.dispatch_s, "planned_s": r.planned_s,
-                         "reroutes": r.reroutes, "unreachable_at_call": r.unreachable_at_call,
+                         "reroutes": r.reroutes, "aborted_trips": r.aborts,
+                         "unreachable_at_call": r.unreachable_at_call,
                          "queued": r.queued})
         return pd.DataFrame(rows)
 
@@ -586,7 +703,7 @@ class DispatchModel:
         h = float(horizon_s if horizon_s is not None else max(self._until, self.clock.now_s))
         rows = []
         for u in self.units:
-            busy = u.busy_s + (0.0 if u.free else self.clock.now_s - u.phases[-1][0])
+            busy = u.busy_s + (0.0 if u.free else self.clock.now_s - u.since)
             rows.append({"unit": u.id, "type": u.type, "station": self.stations[u.station].id,
                          "missions": u.missions, "busy_s": busy,
                          "utilisation": busy / h if h > 0 else math.nan})
@@ -630,6 +747,7 @@ class DispatchModel:
             "unreachable_incidents": int(called["unreachable_at_call"].sum()) if n else 0,
             "never_reached": int(n - called["reached"].sum()) if n else 0,
             "stranded_events": int(self.stranded),
+            "units_standing_by_away": int(sum(len(v) for v in self._away.values())),
             "road_changes": self.road_changes,
             "sim_end_s": float(self.clock.now_s),
         }
@@ -685,3 +803,76 @@ class DispatchModel:
             g = self._geoms = np.array([self.router.roads.edge(e)["geometry"]
                                         for e in self.router.edge_ids], dtype=object)
         return g
+
+
+# ---------------------------------------------------------------- incident sources
+#: ARR 2019 hazard class from which floodwater is unsafe for people (H4: "unsafe for vehicles and
+#: people"; D·V > 0.6 m²/s or D > 1.2 m or V > 2 m/s), see :func:`agents.people_hazard.hazard_class`.
+RESCUE_HAZARD_CLASS = 4
+
+
+def flood_rescue_incidents(flood, router: Router, n: int, *, seed: int = 0,
+                           hazard_class: int = RESCUE_HAZARD_CLASS, near_road_m: float = 150.0,
+                           until_s: float | None = None, kind: str = "flood_rescue") -> list[Incident]:
+    """Up to ``n`` rescue calls where the flood becomes dangerous to people.
+
+    Candidate cells: land cells (not ``sea``) whose ARR 2019 hazard class
+    (:func:`agents.people_hazard.hazard_class` of depth and speed; Smith,
+    Davey & Cox 2014) reaches ``hazard_class`` at some frame, within
+    ``near_road_m`` of a road node (people are where the streets are). ``n``
+    of them are drawn without replacement (seeded); each call comes at a
+    uniform time between the frame before the crossing and the crossing
+    frame (the flood crossed the threshold somewhere in that interval), at the
+    cell's centre.
+    """
+    from agents.people_hazard import hazard_class as arr_class
+    from agents.road_hazard import open_flood
+    from gis.crs import WGS84, WORKING_CRS, transformer
+
+    ds = open_flood(flood)
+    depth = ds["depth"].to_numpy().astype(float)
+    speed = ds["speed"].to_numpy().astype(float) if "speed" in ds else np.zeros_like(depth)
+    times = ds["time"].to_numpy().astype(float)
+    danger = arr_class(depth, speed) >= hazard_class
+    if "sea" in ds:
+        danger &= ~ds["sea"].to_numpy().astype(bool)[None]
+    if until_s is not None:
+        danger &= (times <= until_s)[:, None, None]
+    ever = danger.any(axis=0)
+    iy, ix = np.nonzero(ever)
+    if iy.size == 0 or n <= 0:
+        return []
+    x, y = ds["x"].to_numpy().astype(float), ds["y"].to_numpy().astype(float)
+    _, dist = router.nearest(x[ix], y[iy], return_distance=True)
+    near = dist <= near_road_m
+    iy, ix = iy[near], ix[near]
+    if iy.size == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(iy.size, size=min(int(n), iy.size), replace=False))
+    first = danger[:, iy[pick], ix[pick]].argmax(axis=0)
+    lo = np.where(first > 0, times[np.maximum(first - 1, 0)], times[first])
+    t = lo + rng.uniform(0.0, 1.0, pick.size) * (times[first] - lo)
+    lon, lat = transformer(WORKING_CRS, WGS84).transform(x[ix[pick]], y[iy[pick]])
+    order = np.argsort(t, kind="stable")
+    return [make_incident(f"rescue{k + 1}", float(t[i]), float(lon[i]), float(lat[i]), kind)
+            for k, i in enumerate(order)]
+
+
+#: ASSUMED mix of ordinary calls (not a statistic): share of fires among random calls.
+RANDOM_FIRE_SHARE = 0.3
+
+
+def random_incidents(router: Router, calls_per_hour: float, hours: float, *, seed: int = 0,
+                     fire_share: float = RANDOM_FIRE_SHARE) -> list[Incident]:
+    """Poisson calls (rate ``calls_per_hour``) at uniformly drawn road nodes, fires or medical."""
+    if calls_per_hour <= 0 or hours <= 0:
+        return []
+    rng = np.random.default_rng(seed + 1_000_003)
+    n = int(rng.poisson(calls_per_hour * hours))
+    t = np.sort(rng.uniform(0.0, hours * 3600.0, n))
+    nodes = rng.integers(0, router.n_nodes, n)
+    kinds = np.where(rng.random(n) < fire_share, "fire", "medical")
+    ll = router.node_lonlat
+    return [make_incident(f"call{k + 1}", float(t[k]), float(ll[nodes[k], 0]), float(ll[nodes[k], 1]),
+                          str(kinds[k])) for k in range(n)]

@@ -374,6 +374,11 @@ class Router:
             return (int(idx[0]), float(dist[0])) if return_distance else int(idx[0])
         return (idx, dist) if return_distance else idx
 
+    def within(self, east_m: float, north_m: float, radius_m: float) -> list[int]:
+        """Indices of the nodes within ``radius_m`` of an EPSG:4547 point (any order)."""
+        self.nearest(east_m, north_m)  # builds the KD-tree
+        return self._kdtree.query_ball_point((float(east_m), float(north_m)), float(radius_m))
+
     def nearest_lonlat(self, lon, lat, return_distance: bool = False):
         """Index of the nearest node to lon/lat points (projected to EPSG:4547 first)."""
         from gis.crs import WGS84, WORKING_CRS, transformer

@@ -145,6 +145,35 @@ def test_unreachable_incident_waits_until_the_water_recedes():
     assert m.summary()["unreachable_incidents"] == 1
 
 
+def test_unit_cut_off_on_the_way_stands_by_and_is_sent_again():
+    g = network(LINE, PTS)
+    router = Router(g)
+    # d is cut off (c->d, x->d closed) at 110 s, when the unit is halfway along a->b; open at 1000 s
+    hz = hazard_closing(router, ["cd", "xd"], at_s=110.0, reopen_s=1000.0)
+    m = DispatchModel(router, [station_at("a")],
+                      [incident_at("d", needs={"engine": 1}, on_scene_s=0.0)], hazard=hz,
+                      on_scene="fixed").run(3600)
+    r = m.requests[0]
+    assert r.aborts == 1 and r.queued
+    assert r.dispatch_s == 1000.0  # sent again from b, where it stood by, when d opens
+    assert r.arrive_s == pytest.approx(1000 + 2000 / V, rel=1e-12)  # no second turnout
+    assert r.back_s == pytest.approx(r.arrive_s + 3000 / V, rel=1e-12)
+    kinds = [rec[1] for rec in m.records]
+    assert kinds.count("unit_stranded") == 1 and kinds.count("unit_dispatched") == 2
+
+
+def test_cut_off_rescue_is_worked_from_the_nearest_reachable_node():
+    g = network(LINE, PTS)
+    g.close_edges(["cd", "xd"], "flood")
+    m = run(g, [station_at("a", rescue=1)],
+            [incident_at("d", kind="flood_rescue", needs={"rescue": 1}, on_scene_s=0.0, stage_m=1600.0)])
+    r = m.requests[0]
+    assert m.router.node_ids[r.target] == "c"  # c is ~1.03 km from d, x ~1.49 km
+    assert r.arrive_s == pytest.approx(60 + 2000 / V, rel=1e-12)
+    assert r.staged_m == pytest.approx(1028, rel=0.01)
+    assert not r.unreachable_at_call
+
+
 def test_nearest_available_unit_and_fifo_queue():
     g = network(LINE, PTS)
     stations = [station_at("a"), station_at("c")]
