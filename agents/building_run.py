@@ -349,29 +349,22 @@ def building_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     return [build("building_evac", ds)]
 
 
-def write_map(ds, out_html, *, city: Any = None, pitch: float = 55.0) -> Path:
-    """map.html: the city's basemap vectors (when a city is given) and the building, view pitched.
+def write_map(ds, out_html, *, city: Any = None, pitch: float = 50.0) -> Path:
+    """map.html: the run's page (:func:`viz.run_map.run_scene`) opened pitched on the tower.
 
-    Stands in for :func:`viz.run_map.write_run_map`, which needs a raster run
-    (see /tmp/readme/building-requests.md); same layers, same page.
+    The run pipeline's own ``map.html`` looks straight down, where the floor
+    slabs show only the roof (the floor strip still reads); this one tilts
+    the view ``pitch`` degrees so the slabs stand up.
     """
-    from viz.citymap import view_for_bounds
     from viz.page import write_page
-    from viz.scene import Scene
+    from viz.run_map import run_scene
 
-    scene = Scene(title=str(ds.attrs.get("title", "Building evacuation")))
-    if city is not None:
-        from viz.layers import build
-        from viz.run_map import _city_vectors
+    scene = run_scene(EVACUATE_BUILDING, ds, city=city)
+    b = next(s.bounds for s in scene.sets if s.times_s and s.bounds is not None)
+    from viz.citymap import view_for_bounds
 
-        vec = _city_vectors(city)
-        if vec.get("districts") is not None:
-            scene.add(build("basemap", None, districts=vec.get("districts"), coast=vec.get("coast")))
-    for layer_set in building_layers(ds):
-        scene.add(layer_set)
-    b = scene.sets[-1].bounds
     v = view_for_bounds(*b)
-    scene.view = {"longitude": v.longitude, "latitude": v.latitude, "zoom": min(v.zoom + 0.4, 18.0),
+    scene.view = {"longitude": v.longitude, "latitude": v.latitude, "zoom": min(v.zoom - 1.2, 18.0),
                   "pitch": pitch, "bearing": -20.0}
     return Path(write_page(scene.to_json(), out_html, title=scene.title))
 

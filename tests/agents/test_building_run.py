@@ -128,7 +128,7 @@ def test_map_page_draws_the_floors_and_they_clear_on_the_slider(small_run, chrom
         b.evaluate(f"map.setFrame({n - 1})")
         c_end = b.evaluate(colours)
         assert all(c == [190, 190, 190, 235] for c in c_end)
-        assert b.evaluate("map.viewState.pitch") == 55  # a 3-D view of the slabs
+        assert b.evaluate("map.viewState.pitch") == 50  # a 3-D view of the slabs
         shot = tmp_path / "end.png"
         b.screenshot(shot)
         assert not b.console_errors
