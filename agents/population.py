@@ -3,18 +3,19 @@
 The census gives district totals only (``population/census2020_districts.csv``,
 7th national census, yearbook table; join key the 6-digit district code).
 Spreading them over cells is a **modelling assumption**, never a measurement:
-each district's people are spread uniformly over its land cells of the grid
-(``land`` and ``district`` of a flood run), at the district's mean density::
+each district's people on the grid are spread uniformly over its land cells
+(``land`` and ``district`` of a flood run)::
 
-    people per cell = total_d / max(n_d, A_d / a)
+    people per cell = total_d × f_d / n_d
 
-with ``n_d`` the district's land cells on the grid, ``a`` the cell area and
-``A_d`` the district's area (its boundary polygon in EPSG:4547). A district
-the grid holds whole (n_d·a >= A_d) gets exactly its census total; one the
-grid cuts (the flood run's margin into a neighbour) gets its density times
-the land it has on the grid. No building or land-use data weights the cells
-(none is in the data set for the whole district): dense blocks and parks
-hold the same people per cell.
+with ``n_d`` the district's land cells on the grid and ``f_d`` the share of
+the district's boundary polygon (EPSG:4547) that lies inside the grid's
+domain (its land and sea cells). A district the grid holds whole (a flood
+run's own districts) gets exactly its census total; one the grid cuts (the
+run's margin into a neighbour) gets the share of its people that its
+covered area holds at its mean density. No building or land-use data weights
+the cells (none is in the data set for whole districts): dense blocks and
+parks hold the same people per cell.
 """
 
 from __future__ import annotations
@@ -112,18 +113,37 @@ def grid_district_codes(grid: xr.Dataset, city: Any = None) -> dict[int, str]:
     return out
 
 
-def district_areas_km2(city: Any = None) -> dict[str, float]:
-    """Area (km², EPSG:4547) of each district boundary polygon, by 6-digit code."""
+def district_coverage(grid: xr.Dataset, codes: dict[int, str], city: Any = None) -> dict[str, float]:
+    """Share (0-1) of each district's boundary polygon inside the grid's domain (its land and sea cells)."""
+    import rasterio.features
+    import shapely
+    from affine import Affine
+
     if city is None:
         from twin.city import City
 
         city = City("shenzhen")
-    t = city.districts()
-    return {str(c): float(a) for c, a in zip(t["adcode"], t["area_km2"], strict=True)}
+    x = grid["x"].to_numpy().astype(float)
+    y = grid["y"].to_numpy().astype(float)
+    dx, dy = x[1] - x[0], y[1] - y[0]
+    transform = Affine(dx, 0.0, x[0] - dx / 2, 0.0, dy, y[0] - dy / 2)
+    domain = grid["land"].to_numpy().astype(bool)
+    if "sea" in grid:
+        domain |= grid["sea"].to_numpy().astype(bool)
+    shapes = [shapely.geometry.shape(g) for g, v in
+              rasterio.features.shapes(domain.astype(np.uint8), mask=domain, transform=transform) if v]
+    inside = shapely.union_all(shapes) if shapes else shapely.Polygon()
+    t = city.districts().to_crs(grid.attrs.get("crs", "EPSG:4547"))
+    polys = dict(zip(t["adcode"].astype(str), t.geometry, strict=True))
+    out = {}
+    for code in set(codes.values()):
+        poly = polys.get(code)
+        out[code] = 0.0 if poly is None or poly.area == 0 else min(1.0, poly.intersection(inside).area / poly.area)
+    return out
 
 
 def population_grid(grid: xr.Dataset, census: pd.DataFrame | None = None, *,
-                    areas_km2: dict[str, float] | None = None, codes: dict[int, str] | None = None,
+                    coverage: dict[str, float] | None = None, codes: dict[int, str] | None = None,
                     city: Any = None) -> xr.DataArray:
     """People per cell (module doc): census totals spread uniformly over each district's land cells.
 
@@ -134,8 +154,9 @@ def population_grid(grid: xr.Dataset, census: pd.DataFrame | None = None, *,
         grid with ``x``/``y`` in metres (a flood run).
     census : DataFrame, optional
         :func:`read_census` (default: read it).
-    areas_km2 : dict, optional
-        District area by code (default: :func:`district_areas_km2`).
+    coverage : dict, optional
+        Share of each district (by code) inside the grid's domain (default:
+        :func:`district_coverage` of the city's district polygons).
     codes : dict, optional
         District id -> code (default: :func:`grid_district_codes`).
 
@@ -150,10 +171,7 @@ def population_grid(grid: xr.Dataset, census: pd.DataFrame | None = None, *,
             raise DataError(f"the grid has no {v!r} variable: give a flood run of `twin flood run`")
     census = census if census is not None else read_census(city=city)
     codes = codes if codes is not None else grid_district_codes(grid, city)
-    areas = areas_km2 if areas_km2 is not None else district_areas_km2(city)
-    x = grid["x"].to_numpy()
-    y = grid["y"].to_numpy()
-    cell_km2 = abs(float(x[1] - x[0]) * float(y[1] - y[0])) / 1e6
+    share = coverage if coverage is not None else district_coverage(grid, codes, city)
     district = grid["district"].to_numpy()
     land = grid["land"].to_numpy().astype(bool)
     total = dict(zip(census["adcode"], census["population"], strict=True))
@@ -165,8 +183,7 @@ def population_grid(grid: xr.Dataset, census: pd.DataFrame | None = None, *,
             continue
         if code not in total:
             raise DataError(f"district {code} of the grid has no census row")
-        n_eff = max(float(n), areas.get(code, 0.0) / cell_km2)
-        people[cells] = total[code] / n_eff
+        people[cells] = total[code] * share.get(code, 0.0) / n
     return xr.DataArray(people, dims=("y", "x"), coords={"y": grid["y"], "x": grid["x"]}, name="population",
                         attrs={"units": "people", "crs": grid.attrs.get("crs", "EPSG:4547"),
                                "transform": grid.attrs.get("transform"),
@@ -283,5 +300,5 @@ def _round_preserving_total(x: np.ndarray) -> np.ndarray:
     return floor
 
 
-__all__ = ["census_path", "district_areas_km2", "evacuee_groups", "grid_district_codes", "hazard_zone",
+__all__ = ["census_path", "district_coverage", "evacuee_groups", "grid_district_codes", "hazard_zone",
            "population_grid", "read_census"]
