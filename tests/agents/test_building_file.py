@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -159,3 +160,18 @@ def test_towers_from_the_nanshan_osm_buildings(shenzhen_dir):
     assert len(tower.footprint) >= 4 and tower.n_floors == 39
     ds = simulate(tower, seed=1)
     assert ds.attrs["people_not_safe"] == 0 and ds.attrs["rset_s"] > 0
+
+
+def test_json_file_reads_like_toml(tmp_path):
+    import tomllib
+
+    path = tmp_path / "tower.json"
+    path.write_text(json.dumps(tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))), encoding="utf-8")
+    assert load_building(path) == load_building(EXAMPLE)
+
+
+def test_people_left_at_max_time_are_reported_stranded():
+    ds = simulate(resolve(parse_building(small())), seed=1, max_time_s=30.0)
+    assert math.isnan(ds.attrs["rset_s"]) and ds.attrs["people_not_safe"] > 0
+    last = list(events(ds))[-1]
+    assert last.kind == "person_stranded" and last.data["people"] == ds.attrs["people_not_safe"]
