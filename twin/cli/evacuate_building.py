@@ -25,8 +25,8 @@ class _File(click.ParamType):
         p = Path(value).expanduser()
         if not p.is_file():
             why = "is a folder" if p.is_dir() else "does not exist"
-            raise click.ClickException(f"{param.human_readable_name if param else 'path'}: {p} {why}: "
-                                       f"expected {self.what}")
+            name = "FILE" if param is None or isinstance(param, click.Argument) else param.opts[0]
+            raise click.ClickException(f"{name}: {p} {why}: expected {self.what}")
         return p
 
 
