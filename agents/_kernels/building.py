@@ -40,8 +40,10 @@ slice of one flat buffer (``off``, ``cap``) with ``head``/``tail`` counters.
 
 :func:`advance_reference` is the same kernel run by the Python interpreter
 (numba's ``py_func``): tests compare the two to catch compilation
-differences (integer casts, rounding); the model itself is checked against
-the SFPE hand calculations (tests/agents/test_building_sfpe.py).
+differences (integer casts, rounding). An independent reference written
+from the rules above with deques and numpy (tests/agents/test_building_reference.py)
+checks the kernel's bookkeeping person by person, and the model itself is
+checked against the SFPE hand calculations (tests/agents/test_building_sfpe.py).
 """
 
 from __future__ import annotations
