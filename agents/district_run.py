@@ -285,9 +285,9 @@ def write_district(ds, out_dir, req: DistrictRequest, ctx: RunContext) -> RunOut
     return RunOutputs(paths=paths, summary=summary_of(ds, events))
 
 
-def plot_curve(ds, path) -> Path:
-    """Evacuation curve: people at origin, moving, arrived and stranded over time (PNG)."""
-    from viz.plots import new_figure, save_png
+def curve_figure(ds):
+    """Evacuation curve: people at origin, moving, arrived and stranded over time (a matplotlib Figure)."""
+    from viz.plots import new_figure
 
     fig = new_figure(7.0, 3.6)
     ax = fig.add_subplot()
@@ -300,7 +300,72 @@ def plot_curve(ds, path) -> Path:
     ax.set_title(f"District evacuation: {ds.attrs['evacuees']:,.0f} people, {ds.attrs['groups']} groups")
     ax.grid(alpha=0.3)
     ax.legend(loc="center right")
-    return save_png(fig, path)
+    return fig
+
+
+def plot_curve(ds, path) -> Path:
+    """The evacuation curve as a PNG at ``path``."""
+    from viz.plots import save_png
+
+    return save_png(curve_figure(ds), path)
+
+
+def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:
+    """Key figures, the evacuation curve, shelters, the most congested streets, stranding and assumptions."""
+    import base64
+    import html
+
+    import numpy as np
+
+    from viz.plots import png_bytes
+
+    def minutes(v) -> str:
+        return "never" if v is None or not np.isfinite(v) else f"{v / 60:.1f} min"
+
+    def table(head, rows) -> str:
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+    s = summary
+    key = [("people in the hazard zone", f"{s['evacuees']:,.0f} in {s['groups']} groups"),
+           ("at a shelter", f"{s['arrived']:,.0f}"), ("stranded", f"{s['stranded']:,.0f}"),
+           ("still on their way at the end", f"{s['still_moving']:,.0f}"),
+           ("50 % / 95 % / 100 % at a shelter", " / ".join(minutes(s[k]) for k in (
+               "time_to_50pct_s", "time_to_clear_95pct_s", "time_to_clear_100pct_s"))),
+           ("95 % of those who arrived", minutes(s["time_to_95pct_of_arrivals_s"])),
+           ("street edges closed by the flood", f"{s['edges_closed']} of {s['edges']}"),
+           ("longest queue", f"{s['max_queue_people']:,.0f} people"),
+           ("highest density", f"{s['max_density_p_m2']:.2f} people/m²")]
+    out = ["<section><h2>Key figures</h2>" + table(["", ""], key) + "</section>"]
+    png = base64.b64encode(png_bytes(curve_figure(ds), dpi=110)).decode("ascii")
+    out.append('<section><h2>Evacuation curve</h2><figure><img alt="evacuation curve" '
+               f'src="data:image/png;base64,{png}"></figure></section>')
+    out.append("<section><h2>Shelters</h2>" + table(
+        ["shelter", "capacity", "arrivals"],
+        [(x["name"], f"{x['capacity']:,.0f}", f"{x['arrivals']:,.0f}") for x in s["shelters"]]) + "</section>")
+    q = ds["edge_max_queue"].values
+    top = np.argsort(-q, kind="stable")[:10]
+    out.append("<section><h2>Most congested streets</h2>" + table(
+        ["edge", "street", "most queued (people)", "highest density (P/m²)", "people through", "closed at"],
+        [(ds["edge_id"].values[i], ds["edge_name"].values[i] or "-", f"{q[i]:,.0f}",
+          f"{ds['edge_max_density'].values[i]:.2f}", f"{ds['edge_people_through'].values[i]:,.0f}",
+          minutes(ds["edge_first_closed"].values[i])) for i in top if q[i] > 0]) + "</section>")
+    reasons = ds["group_strand_reason"].values[ds["group_final_state"].values == 3]
+    people = ds["group_people"].values[ds["group_final_state"].values == 3]
+    rows = [(r, f"{people[reasons == r].sum():,.0f}") for r in sorted(set(reasons.tolist()))]
+    out.append("<section><h2>Stranded</h2>" + (table(["why", "people"], rows) if rows else "<p>nobody</p>")
+               + "</section>")
+    out.append("<section><h2>Assumptions</h2><ul>"
+               "<li>Residents: 2020 census district totals spread uniformly over land cells (not measured).</li>"
+               "<li>Walking 1.34 m/s (Weidmann 1993), 1.32 P/(s·m) of walkable width (SFPE), jam density 5.4 P/m²; "
+               "walkable widths are road-class defaults.</li>"
+               "<li>Streets close to walkers from ARR 2019 hazard class H3 (or the depth given); wading slows people "
+               "(Li et al. 2026).</li>"
+               f"<li>Shelters: {html.escape(str(ds.attrs.get('shelters', '')))}"
+               + (" — ASSUMED demo shelters, not the official list." if "demo" in str(ds.attrs.get("shelters", ""))
+                  else "") + "</li></ul></section>")
+    return out
 
 
 # ----------------------------------------------------------------------------- map
@@ -359,11 +424,12 @@ def _command():
 
 register_kind(RunKind(
     name=KIND, title="District evacuation", request=DistrictRequest, run=run_district, write=write_district,
-    layers=district_layers, output="evacuation.nc", cli_name="evacuate district", command=_command,
+    layers=district_layers, report_sections=report_sections, output="evacuation.nc", cli_name="evacuate district", command=_command,
     describe=describe, check=check_district, duration_s=lambda req: req.max_hours * 3600.0,
     summary_keys=("evacuees", "arrived", "stranded", "time_to_clear_95pct_s", "edges_closed"),
     compare="evacuees_origin",
 ))
 
-__all__ = ["DEMO_SHELTERS", "KIND", "DistrictRequest", "check_district", "district_layers", "plot_curve",
+__all__ = ["DEMO_SHELTERS", "KIND", "DistrictRequest", "check_district", "curve_figure", "district_layers", "plot_curve",
+           "report_sections",
            "read_shelters", "run_district", "summary_of", "write_district"]

@@ -190,3 +190,18 @@ def test_numba_and_reference_kernels_give_the_same_run():
                        use_reference=True).dataset
     np.testing.assert_allclose(ds_a["group_done_s"].values, ds_b["group_done_s"].values)
     np.testing.assert_allclose(ds_a["arrived"].values, ds_b["arrived"].values)
+
+
+def test_by_car_water_slows_by_pregnolato_and_closes_from_0_3_m():
+    """Pregnolato et al. 2017: v(w) = 0.0009 w² − 0.5529 w + 86.9448 km/h (w in mm), impassable from 300 mm;
+    a residential street's 20 km/h (CJJ 37 class default) becomes min(20, v(200 mm)) = 12.36 km/h."""
+    roads = _graph(LINE, [("A", "B")])
+    length = roads.edge("AB")["length_m"]
+    slow = simulate(roads, _shelters(("S", LINE["B"], 1e6)), _groups(LINE["A"], 1, 3.0),
+                    flood=_flood(roads, "AB", [0.2], [0.0]), params=EvacParams(mode="car", departure_window_s=0.0))
+    v = (0.0009 * 200**2 - 0.5529 * 200 + 86.9448) / 3.6
+    t = float(slow.dataset["group_done_s"][0])
+    assert length / v <= t <= length / v + 1.0
+    closed = simulate(roads, _shelters(("S", LINE["B"], 1e6)), _groups(LINE["A"], 1, 3.0),
+                      flood=_flood(roads, "AB", [0.3], [0.0]), params=EvacParams(mode="car", departure_window_s=0.0))
+    assert closed.dataset.attrs["stranded"] == 3.0
