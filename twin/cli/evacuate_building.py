@@ -56,6 +56,9 @@ def _path_param(kind: str) -> _File:
               help="Interval of the time series and map frames (s), a whole number of steps.")
 @click.option("--max-time", "max_time_s", type=float, default=6 * 3600.0, show_default=True,
               help="Stop after this much simulated time (s); people still inside are reported.")
+@click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Repeat with seeds SEED..SEED+RUNS-1 and report RSET's mean, median and 95th percentile "
+                   "(IMO MSC.1/Circ.1533 asks >= 50 runs); files and map are the first run's.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: evacuation.nc, floors.csv, occupants.csv, events.jsonl, evacuation_curve.png, "
                    "people_per_floor.png, summary.json, report.html, map.html.")
@@ -67,7 +70,7 @@ def _path_param(kind: str) -> _File:
               help="Also write map.html (offline; the floors on the time slider, 3-D).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed, dt, record_every_s, max_time_s,
-             out_dir, city_name, with_report, with_map, as_json) -> None:
+             runs, out_dir, city_name, with_report, with_map, as_json) -> None:
     """Evacuate a building: RSET per floor and overall, flows, queues, maps.
 
     FILE is a building description (.toml or .json; see agents/building.py,
@@ -84,7 +87,7 @@ def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed,
     params = {"building": None if building_file is None else str(building_file), "levels": levels,
               "floor_area_m2": floor_area_m2, "use": use, "osm": None if osm is None else str(osm),
               "osm_id": osm_id, "aset": None if aset is None else str(aset), "seed": seed, "dt": dt,
-              "record_every_s": record_every_s, "max_time_s": max_time_s}
+              "record_every_s": record_every_s, "max_time_s": max_time_s, "runs": runs}
     sources = [n for n, v in (("FILE", building_file), ("--osm", osm), ("--levels", levels)) if v is not None]
     if len(sources) != 1:
         raise click.UsageError(f"give exactly one of FILE, --osm or --levels (got {', '.join(sources) or 'none'})")
@@ -125,6 +128,10 @@ def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed,
                    f"{s['rset_floor_max_s']:.0f} s; {s['people_out']} out, {s['people_in_refuge']} in refuge floors")
     else:
         click.echo(f"{s['people_not_safe']} people still inside after {max_time_s:.0f} s")
+    if s.get("rset_runs"):
+        r = s["rset_runs"]
+        click.echo(f"over {r['runs']} runs: RSET mean {r['mean_s']:.0f} s, median {r['p50_s']:.0f} s, "
+                   f"95th percentile {r['p95_s']:.0f} s, max {r['max_s']:.0f} s")
     if s["floors_rset_after_aset"]:
         click.echo(f"floors still occupied after their ASET: {s['floors_rset_after_aset']}")
     click.echo(f"wrote {out_dir}/ ({', '.join(Path(p).name for p in res.paths.values())})")
