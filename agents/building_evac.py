@@ -349,18 +349,20 @@ def events(ds: xr.Dataset) -> Any:
     from twin.events import Event, EventLog, Severity
 
     stairs = json.loads(ds.attrs["stair_names"])
+    queue, rset_f, margins = ds["queue_formed"].values, ds["rset_floor"].values, ds["rset_minus_aset"].values
+    people, refuge = ds["people_initial"].values, ds["refuge"].values
     out: list[Event] = []
     src = "building_evac"
-    for f in ds["floor"].values:
-        for s in ds["stair"].values:
-            t = float(ds["queue_formed"].values[f, s])
+    for f in range(ds.sizes["floor"]):
+        for s in range(ds.sizes["stair"]):
+            t = float(queue[f, s])
             if math.isfinite(t):
                 out.append(Event(time_s=t, kind="queue_formed", source=src, severity=Severity.ADVISORY,
                                  message=f"queue of {QUEUE_EVENT_PEOPLE} at {stairs[s]} on floor {f}",
                                  data={"floor": int(f), "stair": stairs[s]}))
-        t = float(ds["rset_floor"].values[f])
-        if math.isfinite(t) and int(ds["people_initial"].values[f]) > 0 and not int(ds["refuge"].values[f]):
-            margin = float(ds["rset_minus_aset"].values[f])
+        t = float(rset_f[f])
+        if math.isfinite(t) and int(people[f]) > 0 and not int(refuge[f]):
+            margin = float(margins[f])
             unsafe = math.isfinite(margin) and margin > 0
             out.append(Event(time_s=t, kind="floor_cleared", source=src,
                              severity=Severity.WARNING if unsafe else Severity.INFO,
