@@ -183,13 +183,18 @@ def test_road_status_frames_pick_rows_of_one_geometry_store():
     state[3:, 1] = 2
     state[1:4, 2] = 1
     ls = build("road_status", lines, state, times_s=np.arange(6) * 60.0)
-    store = ls.layers[0]["twinRows"]
-    assert [r["i"] for r in store] == [1, 2]  # never-closed roads 0 and 3 are not stored
+    layer = ls.layers[0]
+    assert layer["twinPaths"] == [[[114.0, 22.51], [114.01, 22.51]], [[114.0, 22.52], [114.01, 22.52]]]
+    rows = layer["twinRows"]  # road 2 slowed, road 1 closed: one row each, however many frames
+    assert [(r["i"], r["pi"], r["c"]) for r in rows] == [(2, 1, list(STATES[1][1])), (1, 0, list(STATES[2][1]))]
     patches = ls.frames["road_status"]
-    assert len(patches) == 6 and patches[0]["data"]["twinRows"] == []
-    assert patches[3]["data"]["twinRows"] == [0, 1] and patches[5]["data"]["twinRows"] == [0]
-    assert patches[5]["data"]["set"]["c"] == [list(STATES[2][1])]
-    assert "closed" in patches[5]["data"]["set"]["tooltip"][0]
+    assert [p["data"]["twinRows"] for p in patches] == [[], [0], [0], [1, 0], [1], [1]]
+    assert "closed" in rows[1]["tooltip"] and "slowed" in rows[0]["tooltip"]
+    queued = build("road_status", lines, state, times_s=np.arange(6) * 60.0,
+                   values=np.arange(6.0)[:, None] * np.ones(4), value_label="queue")
+    # the queue changes every frame: a row per road and frame drawn (1 + 1 + 2 + 1 + 1)
+    assert len(queued.layers[0]["twinRows"]) == 6
+    assert queued.layers[0]["twinRows"][-1]["tooltip"].endswith("queue: 5")
 
 
 def test_road_status_refusals():

@@ -5,12 +5,14 @@ not drawn by default (the ``roads`` layer below shows the network, and
 skipping them keeps a city page small); ``show_open=True`` draws them faint,
 e.g. to hover the queue of every street.
 
-A framed layer stores each road's geometry once, in the layer's
-``twinRows``: the roads that are drawn on some frame.  Each frame's patch is
-``{"data": {"twinRows": [row, ...], "set": {"c": [...], "w": [...], "tooltip": [...]}}}``:
-which of those roads are drawn at that frame, with their colour, width and
-tooltip (``viz/static/twinmap.js`` builds the rows), so a street that stays
-closed for 60 frames costs its geometry once.
+A framed layer stores the geometry of each road drawn on some frame once
+(the layer's ``twinPaths``) and each distinct look of a road once (its
+``twinRows``: ``{"i": road, "pi": index in twinPaths, "c", "w", "tooltip"}``,
+one per road, state and tooltip text).  Each frame's patch only lists rows:
+``{"data": {"twinRows": [row, ...]}}`` (``viz/static/twinmap.js`` builds the
+path rows), so a street that stays closed for 60 frames costs one geometry,
+one row and 60 small integers; per-frame ``values`` (a queue that changes
+every frame) cost a row per frame and road.
 """
 
 from __future__ import annotations
@@ -142,16 +144,23 @@ def road_status(lines, state, *, times_s=None, layer_id: str = "road_status", la
         layer["data"] = rows
     else:
         ever = np.flatnonzero(drawn.any(axis=0))
-        row_of = {int(k): r for r, k in enumerate(ever)}
-        layer["data"] = []
-        layer["twinRows"] = [{"path": paths[k], "i": int(k)} for k in ever]
+        path_of = {int(k): j for j, k in enumerate(ever)}
+        variants: dict[tuple, int] = {}  # (road, state, tooltip) -> row of twinRows
+        rows: list[dict] = []
         patches = []
         for i in range(s.shape[0]):
-            ks = [int(k) for k in np.flatnonzero(drawn[i])]
-            props = [row_props(i, k) for k in ks]
-            patches.append({"data": {"twinRows": [row_of[k] for k in ks],
-                                     "set": {"c": [p[0] for p in props], "w": [p[1] for p in props],
-                                             "tooltip": [p[2] for p in props]}}})
+            picked = []
+            for k in (int(k) for k in np.flatnonzero(drawn[i])):
+                c, w, tip = row_props(i, k)
+                key = (k, int(s[i, k]), tip)
+                if key not in variants:
+                    variants[key] = len(rows)
+                    rows.append({"i": k, "pi": path_of[k], "c": c, "w": w, "tooltip": tip})
+                picked.append(variants[key])
+            patches.append({"data": {"twinRows": picked}})
+        layer["data"] = []
+        layer["twinPaths"] = [paths[k] for k in ever]
+        layer["twinRows"] = rows
         frames[layer_id] = patches
     stops = [(name, colour) for code, (name, colour, _) in STATES.items() if show_open or code]
     legend = Legend(layer_id, label if show_open else f"{label} (open roads not drawn)", "", stops)

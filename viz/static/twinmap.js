@@ -140,7 +140,8 @@
   //    [{code, label, c, tooltip}]; they become binary data {length, attributes: {getPosition
   //    (float64 lon, lat), getFillColor (unorm8 RGBA)}, twinGroup (group index of each point)}.
   //  {twinRows: [i, ...], set: {key: [value per row]}}: rows i of the layer's `twinRows` prop,
-  //    each with the keys of `set` replaced (viz/layers/road_status.py: state colour, tooltip).
+  //    each with the keys of `set` (optional) replaced; a row with `pi` gets path = the layer's
+  //    twinPaths[pi] (viz/layers/road_status.py: one geometry per road, one row per look).
 
   function unzipBase64(text) {
     var bin = atob(text), bytes = new Uint8Array(bin.length);
@@ -177,10 +178,11 @@
     return grp && grp.tooltip ? grp.tooltip : null;
   }
 
-  function pickRows(spec, store) {
+  function pickRows(spec, store, paths) {
     var set = spec.set || {}, keys = Object.keys(set);
     return spec.twinRows.map(function (r, k) {
       var o = Object.assign({}, store[r]);
+      if (paths && typeof o.pi === 'number') o.path = paths[o.pi];
       keys.forEach(function (key) { o[key] = set[key][k]; });
       return o;
     });
@@ -193,7 +195,7 @@
   // Promise of the rows of coded data for a layer (its props give twinGroups / twinRows).
   function decodeData(v, layer) {
     if (v.twinPoints) return decodePoints(v.twinPoints, layer.props.twinGroups || []);
-    return Promise.resolve(pickRows(v, layer.props.twinRows || []));
+    return Promise.resolve(pickRows(v, layer.props.twinRows || [], layer.props.twinPaths));
   }
 
   // ---------------------------------------------------------- fonts
