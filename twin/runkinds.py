@@ -148,10 +148,14 @@ class RunKind:
     output : str
         File name of the main NetCDF in the run folder.
     cli_name : str, optional
-        Name of the command family (default: ``name``).
+        Name of the command family (default: ``name``). Two words
+        (``"evacuate building"``) make the kind the sub-command ``building``
+        of the group ``twin evacuate`` (see :mod:`twin.cli`).
     command : callable() -> click.Command, optional
         The command family; default: ``twin <cli_name> run`` made from the
-        request's fields (:func:`twin.cli.kinds.kind_command`).
+        request's fields (:func:`twin.cli.kinds.kind_command`); for a
+        two-word ``cli_name``, the command itself (renamed to the second
+        word) or, without one, that ``run`` command as ``twin <family> <member>``.
     describe : callable(params dict) -> str, optional
         One line for the console's run list.
     summary_keys : tuple of str
@@ -170,6 +174,10 @@ class RunKind:
     compare : str, optional
         Output variable whose B − A difference the console's A/B compare
         shows (e.g. ``"max_depth"``); None: the first 2-D variable of :attr:`output`.
+    map_view : callable(Dataset, view dict) -> view dict, optional
+        Adjusts the view the run's map opens on (``longitude``, ``latitude``,
+        ``zoom``, and deck.gl's ``pitch``, ``bearing``): e.g. a building's
+        extruded floors seen pitched. Default: straight down on the run's extent.
     """
 
     name: str
@@ -188,6 +196,7 @@ class RunKind:
     duration_s: Callable[[Any], float] | None = None
     check: Callable[[Any, Any], None] | None = None
     compare: str | None = None
+    map_view: Callable[[Any, dict], dict] | None = None
 
     @property
     def command_name(self) -> str:
