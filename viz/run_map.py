@@ -62,6 +62,8 @@ def run_scene(kind: Any, ds: xr.Dataset, *, city: Any = None, title: str | None 
                               "give each LayerSet its bounds")
     v = view_for_bounds(*bounds)
     scene.view = {"longitude": v.longitude, "latitude": v.latitude, "zoom": v.zoom}
+    if getattr(kind, "map_view", None) is not None:
+        scene.view = dict(kind.map_view(ds, dict(scene.view)))
     return scene
 
 

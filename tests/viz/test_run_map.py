@@ -47,3 +47,20 @@ def test_a_run_whose_layers_have_no_extent_is_refused():
 
     with pytest.raises(ValidationError, match="people_test run: its layers give no extent"):
         run_scene(Empty, _agents_ds(), city=None)
+
+
+def test_a_kind_may_pitch_the_view_its_map_opens_on():
+    class Pitched(_AgentsKind):
+        @staticmethod
+        def map_view(ds, view):
+            return {**view, "pitch": 50, "bearing": -20, "zoom": view["zoom"] - 1}
+
+    flat = run_scene(_AgentsKind, _agents_ds(), city=None).view
+    view = run_scene(Pitched, _agents_ds(), city=None).view
+    assert view == {**flat, "pitch": 50, "bearing": -20, "zoom": pytest.approx(flat["zoom"] - 1)}
+
+
+def test_facilities_take_their_own_kind_keyword_through_build():
+    # build's own first parameter is positional-only, so a builder may have a `kind=` keyword
+    s = build("facilities", [114.05], [22.54], ["Futian Hospital"], kind="hospital")
+    assert s.bounds is not None

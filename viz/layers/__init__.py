@@ -98,7 +98,7 @@ def builder(kind: str) -> Builder:
             "viz/layers/ that decorates its builder with @register(kind)") from None
 
 
-def build(kind: str, *args, **kwargs) -> LayerSet:
+def build(kind: str, /, *args, **kwargs) -> LayerSet:
     """Build one layer set of ``kind`` (arguments as that builder takes them)."""
     out = builder(kind)(*args, **kwargs)
     if not isinstance(out, LayerSet):
