@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mesa
+import numba
 import numpy as np
 import shapely
 
@@ -56,10 +57,14 @@ DEFAULT_PARAMS = {
     "clearance": 0.1,
 }
 DEFAULT_DT_S = 0.05
+#: Below this many agents inside, a step runs on one thread: waking a second
+#: thread costs more than the work, and on a busy machine it may wait a time slice.
+PARALLEL_MIN_AGENTS = 2000
 
 
 def model_params(v0_max: float, **overrides: float) -> K.Params:
-    """Kernel parameters with the cut-off r_c = l + T v0_max + 0.1 m (see the kernel docstring)."""
+    """Kernel parameters: cut-off r_c = l + T v0_max + 0.1 m, repulsion cut-off l + 12 D
+    (see the kernel docstring)."""
     p = dict(DEFAULT_PARAMS)
     for key, value in overrides.items():
         if key not in p:
@@ -68,7 +73,8 @@ def model_params(v0_max: float, **overrides: float) -> K.Params:
             raise ValidationError(f"{key}: must be finite and > 0, got {value!r}")
         p[key] = float(value)
     cutoff = p["length"] + p["time_gap"] * float(v0_max) + 0.1
-    return K.Params(cutoff=cutoff, **p)
+    rep_cutoff = min(cutoff, p["length"] + 12.0 * p["d"])
+    return K.Params(cutoff=cutoff, rep_cutoff=rep_cutoff, **p)
 
 
 @dataclass
@@ -373,14 +379,20 @@ class CrowdModel(mesa.Model):
     def step(self) -> None:
         """Advance every agent by ``dt``; remove those that crossed an open exit."""
         c = self._cells
-        self.field.directions(self.position, self.active, self._e0)
-        np.copyto(self._v0_now, np.where(self.premovement <= self.time_s, self.v0, 0.0))
-        K.fill_cells(self.position, self.active, c.x0, c.y0, c.csx, c.csy, c.nx, c.ny, c.start, c.order)
-        K.step(
-            self.position, self._e0, self._v0_now, self.active, self.prm, c, self._walls,
-            self.geometry.exit_segments, self.geometry.exit_open, self.dt,
-            self._new, self.speed, self._out_exit,
-        )  # fmt: skip
+        threads = numba.get_num_threads()
+        if self.n_inside < PARALLEL_MIN_AGENTS:
+            numba.set_num_threads(1)  # a parallel region costs more than a small crowd's step
+        try:
+            self.field.directions(self.position, self.active, self._e0)
+            np.copyto(self._v0_now, np.where(self.premovement <= self.time_s, self.v0, 0.0))
+            K.fill_cells(self.position, self.active, c)
+            K.step(
+                self.position, self._e0, self._v0_now, self.active, self.prm, c, self._walls,
+                self.geometry.exit_segments, self.geometry.exit_open, self.dt,
+                self._new, self.speed, self._out_exit,
+            )  # fmt: skip
+        finally:
+            numba.set_num_threads(threads)
         self.position, self._new = self._new, self.position
         t_next = (self.steps) * self.dt  # mesa counted this step already
         left = np.flatnonzero(self._out_exit >= 0)

@@ -19,7 +19,11 @@ agents ahead of i within its lane: (x_j - x_i).e_i > 0 and lateral offset
 |(x_j - x_i) x e_i| <= l (the paper's conflict set); t_iw is the distance
 along e_i from x_i to wall w (a wall ahead limits the speed like an agent l/2
 behind it). Neighbours and walls farther than the cut-off r_c = l + T v0_max
-(+ margin) cannot change s_i, and their repulsion is below a e^{-(r_c-l)/D}.
+(+ margin) cannot change s_i, nor those beyond l + T v0_i (+ margin) that
+of agent i (each agent searches its own radius, :func:`_reach`); neighbour
+repulsion is neglected beyond
+``rep_cutoff`` = l + 12 D, where R < a e^-12 = 6e-6 a (a direction change
+of ~3e-5 rad per neighbour against |e0| = 1).
 The update is synchronous (every agent reads the old positions), so the
 result does not depend on the thread count.
 
@@ -32,7 +36,7 @@ gets the exit index).
 
 Layout: positions ``pos`` (n, 2) metres; ``active`` uint8 (n,); walls and
 exits (k, 4) segments x0, y0, x1, y1. The uniform cell list is a counting
-sort of the active agents into cells of at least r_c (``Cells``); walls are
+sort of the active agents into cells of r_c / 2 (``Cells``); walls are
 listed per cell of a static grid with every wall within r_c of the cell
 (``WallGrid``). Periodic in x when ``Cells.period_x > 0`` (corridor tests).
 """
@@ -60,6 +64,7 @@ class Params(NamedTuple):
     d_wall: float  # wall repulsion range, m
     clearance: float  # closest an agent's centre may come to a wall, m
     cutoff: float  # r_c, m
+    rep_cutoff: float  # neighbour repulsion neglected beyond this distance, m
 
 
 class Cells(NamedTuple):
@@ -74,6 +79,7 @@ class Cells(NamedTuple):
     period_x: float  # 0: not periodic
     start: np.ndarray  # int64 (nx*ny + 1,)
     order: np.ndarray  # int64 (n,)
+    spos: np.ndarray  # float64 (n, 2): pos[order], so a cell's agents are contiguous
 
 
 class WallGrid(NamedTuple):
@@ -102,12 +108,16 @@ def _cell_of(x, y, x0, y0, csx, csy, nx, ny):
 
 
 @njit(cache=True, nogil=True)
-def fill_cells(pos, active, x0, y0, csx, csy, nx, ny, start, order):
+def fill_cells(pos, active, cells):
     """Counting sort of the active agents into cells: ``order[start[c]:start[c+1]]`` are cell c's.
 
-    Agents keep increasing index order inside a cell. ``order`` needs room for
-    every agent; returns the number of active agents.
+    Agents keep increasing index order inside a cell; ``spos`` gets their
+    positions in that order (the step reads neighbours from it: contiguous
+    in memory, cache-friendly). ``order`` and ``spos`` need room for every
+    agent; returns the number of active agents.
     """
+    x0, y0, csx, csy, nx, ny = cells.x0, cells.y0, cells.csx, cells.csy, cells.nx, cells.ny
+    start, order, spos = cells.start, cells.order, cells.spos
     ncell = nx * ny
     start[:] = 0
     cell = np.empty(pos.shape[0], np.int64)
@@ -123,6 +133,8 @@ def fill_cells(pos, active, x0, y0, csx, csy, nx, ny, start, order):
         if active[i]:
             c = cell[i]
             order[fill[c]] = i
+            spos[fill[c], 0] = pos[i, 0]
+            spos[fill[c], 1] = pos[i, 1]
             fill[c] += 1
     return start[ncell]
 
@@ -173,6 +185,200 @@ def _crosses(px, py, qx, qy, w):
 # --------------------------------------------------------------------------
 # One step
 # --------------------------------------------------------------------------
+#: Neighbours kept per agent between the two passes (more: the second pass walks the cells again).
+MAX_NEIGHBOURS = 256
+#: Agents per parallel work item (each item owns one neighbour buffer).
+CHUNK = 256
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reach(prm, v0i):
+    """Neighbour search radius of an agent with free speed v0i: beyond l + T v0i (+ 0.1 m) no
+    neighbour can lower its speed, and beyond ``rep_cutoff`` none repels it."""
+    return min(prm.cutoff, max(prm.rep_cutoff, prm.length + prm.time_gap * v0i + 0.1))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cell_range(p, x0, cs, n, reach, periodic):
+    """First and last cell index (may run past 0..n-1 when periodic) within ``reach`` of p."""
+    lo = int(math.floor((p - reach - x0) / cs))
+    hi = int(math.floor((p + reach - x0) / cs))
+    if not periodic:
+        lo = max(lo, 0)
+        hi = min(hi, n - 1)
+    elif hi - lo + 1 > n:
+        hi = lo + n - 1
+    return lo, hi
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gather(i, pos, prm, cells, reach, bdx, bdy, bd2):
+    """Neighbour repulsion sum of agent i and its neighbours within the cut-off (into the buffers).
+
+    Returns (rx, ry, count); count > len(bdx) means the buffers overflowed.
+    Cells wholly farther than the cut-off are skipped (not when periodic).
+    """
+    px, py = pos[i, 0], pos[i, 1]
+    rc, ell = reach, prm.length
+    rr2 = prm.rep_cutoff * prm.rep_cutoff
+    period = cells.period_x
+    periodic = period > 0.0
+    y_lo, y_hi = _cell_range(py, cells.y0, cells.csy, cells.ny, rc, False)
+    x_lo, x_hi = _cell_range(px, cells.x0, cells.csx, cells.nx, rc, periodic)
+    rx = ry = 0.0
+    cnt = 0
+    for yy in range(y_lo, y_hi + 1):
+        cy0 = cells.y0 + yy * cells.csy
+        gy = max(0.0, cy0 - py, py - cy0 - cells.csy)
+        for xr in range(x_lo, x_hi + 1):
+            if periodic:
+                xx = xr % cells.nx
+            else:
+                xx = xr
+                cx0 = cells.x0 + xx * cells.csx
+                gx = max(0.0, cx0 - px, px - cx0 - cells.csx)
+                if gx * gx + gy * gy >= rc * rc:
+                    continue
+            c = yy * cells.nx + xx
+            for k in range(cells.start[c], cells.start[c + 1]):
+                if cells.order[k] == i:
+                    continue
+                dx = px - cells.spos[k, 0]
+                dy = py - cells.spos[k, 1]
+                if periodic:
+                    dx -= period * np.rint(dx / period)
+                d2 = dx * dx + dy * dy
+                if d2 >= rc * rc or d2 == 0.0:
+                    continue
+                if d2 < rr2:
+                    d = math.sqrt(d2)
+                    r = prm.a * math.exp((ell - d) / prm.d) / d
+                    rx += r * dx
+                    ry += r * dy
+                if cnt < bdx.shape[0]:
+                    bdx[cnt], bdy[cnt], bd2[cnt] = dx, dy, d2
+                cnt += 1
+    return rx, ry, cnt
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ahead(dx, dy, d2, ex, ey, ell, s):
+    """Spacing update for one neighbour at (x_i - x_j) = (dx, dy): kept when ahead and in the lane."""
+    if -(ex * dx + ey * dy) <= 0.0 or abs(ey * dx - ex * dy) > ell:
+        return s
+    return min(s, math.sqrt(d2))
+
+
+@njit(cache=True, nogil=True)
+def _spacing(i, pos, prm, cells, reach, ex, ey, bdx, bdy, bd2, cnt):
+    """Distance to the nearest neighbour ahead of agent i in its lane (inf if none)."""
+    s = np.inf
+    ell = prm.length
+    if cnt <= bdx.shape[0]:
+        for k in range(cnt):
+            s = _ahead(bdx[k], bdy[k], bd2[k], ex, ey, ell, s)
+        return s
+    # overflow: walk the cells again (same set of neighbours)
+    px, py = pos[i, 0], pos[i, 1]
+    rc = reach
+    period = cells.period_x
+    y_lo, y_hi = _cell_range(py, cells.y0, cells.csy, cells.ny, rc, False)
+    x_lo, x_hi = _cell_range(px, cells.x0, cells.csx, cells.nx, rc, period > 0.0)
+    for yy in range(y_lo, y_hi + 1):
+        for xr in range(x_lo, x_hi + 1):
+            c = yy * cells.nx + (xr % cells.nx)
+            for k in range(cells.start[c], cells.start[c + 1]):
+                if cells.order[k] == i:
+                    continue
+                dx = px - cells.spos[k, 0]
+                dy = py - cells.spos[k, 1]
+                if period > 0.0:
+                    dx -= period * np.rint(dx / period)
+                d2 = dx * dx + dy * dy
+                if d2 < rc * rc and d2 > 0.0:
+                    s = _ahead(dx, dy, d2, ex, ey, ell, s)
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _move(px, py, mx, my, prm, walls, w0, w1):
+    """Displacement (mx, my) slid along walls closer than the clearance; (0, 0) if it still fails."""
+    c2 = prm.clearance * prm.clearance
+    for k in range(w0, w1):
+        w = walls.segments[walls.index[k]]
+        qx, qy = _closest(px + mx, py + my, w)
+        if (px + mx - qx) ** 2 + (py + my - qy) ** 2 >= c2:
+            continue
+        cx0, cy0 = _closest(px, py, w)
+        nx_, ny_ = px - cx0, py - cy0
+        nn = math.sqrt(nx_ * nx_ + ny_ * ny_)
+        if nn == 0.0:
+            continue
+        nx_ /= nn
+        ny_ /= nn
+        along = mx * nx_ + my * ny_
+        if along < 0.0:
+            mx -= along * nx_
+            my -= along * ny_
+    qx1, qy1 = px + mx, py + my
+    for k in range(w0, w1):
+        w = walls.segments[walls.index[k]]
+        if _crosses(px, py, qx1, qy1, w):
+            return 0.0, 0.0
+        ax, ay = _closest(qx1, qy1, w)
+        dq2 = (qx1 - ax) ** 2 + (qy1 - ay) ** 2
+        if dq2 < c2:
+            bx, by = _closest(px, py, w)
+            if dq2 < (px - bx) ** 2 + (py - by) ** 2:
+                return 0.0, 0.0
+    return mx, my
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _agent_step(i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bdy, bd2):
+    """New position, speed and exit index of active agent i."""
+    px, py = pos[i, 0], pos[i, 1]
+    ell = prm.length
+    rc2 = prm.cutoff * prm.cutoff
+    wc = _cell_of(px, py, walls.x0, walls.y0, walls.cs, walls.cs, walls.nx, walls.ny)
+    w0, w1 = walls.start[wc], walls.start[wc + 1]
+    reach = _reach(prm, v0[i])
+    rx, ry, cnt = _gather(i, pos, prm, cells, reach, bdx, bdy, bd2)
+    ex, ey = e0[i, 0] + rx, e0[i, 1] + ry
+    for k in range(w0, w1):
+        w = walls.segments[walls.index[k]]
+        qx, qy = _closest(px, py, w)
+        dx, dy = px - qx, py - qy
+        d2 = dx * dx + dy * dy
+        if d2 >= rc2 or d2 == 0.0:
+            continue
+        d = math.sqrt(d2)
+        r = prm.a_wall * math.exp((0.5 * ell - d) / prm.d_wall) / d
+        ex += r * dx
+        ey += r * dy
+    norm = math.sqrt(ex * ex + ey * ey)
+    if norm == 0.0:
+        return px, py, 0.0, NO_EXIT
+    ex /= norm
+    ey /= norm
+    s = _spacing(i, pos, prm, cells, reach, ex, ey, bdx, bdy, bd2, cnt)
+    for k in range(w0, w1):
+        t = _ray_hit(px, py, ex, ey, walls.segments[walls.index[k]])
+        s = min(s, t + 0.5 * ell)
+    v = min(v0[i], max(0.0, (s - ell) / prm.time_gap))
+    mx, my = _move(px, py, v * ex * dt, v * ey * dt, prm, walls, w0, w1)
+    qx1, qy1 = px + mx, py + my
+    gone = NO_EXIT
+    for k in range(exits.shape[0]):
+        if exit_open[k] and _crosses(px, py, qx1, qy1, exits[k]):
+            gone = k
+            break
+    speed = math.sqrt(mx * mx + my * my) / dt
+    if cells.period_x > 0.0:
+        qx1 = qx1 - cells.period_x * math.floor(qx1 / cells.period_x)
+    return qx1, qy1, speed, gone
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def step(pos, e0, v0, active, prm, cells, walls, exits, exit_open, dt, out_pos, out_speed, out_exit):
     """Advance every active agent by ``dt`` (formulas in the module docstring).
@@ -180,142 +386,31 @@ def step(pos, e0, v0, active, prm, cells, walls, exits, exit_open, dt, out_pos, 
     Reads ``pos`` (old positions; ``cells`` must be filled from them) and
     writes ``out_pos``, ``out_speed`` (m/s) and ``out_exit`` (exit index or
     :data:`NO_EXIT`). Inactive agents are copied unchanged with speed 0.
+    Parallel over chunks of :data:`CHUNK` agents taken in cell order, each
+    chunk with its own neighbour buffer (the first pass's neighbours, reused
+    by the second).
     """
     n = pos.shape[0]
-    rc2 = prm.cutoff * prm.cutoff
-    ell = prm.length
-    period = cells.period_x
-    for i in prange(n):
-        px, py = pos[i, 0], pos[i, 1]
-        out_exit[i] = NO_EXIT
-        if not active[i]:
-            out_pos[i, 0], out_pos[i, 1] = px, py
-            out_speed[i] = 0.0
-            continue
-        ci = _cell_of(px, py, cells.x0, cells.y0, cells.csx, cells.csy, cells.nx, cells.ny)
-        cx, cy = ci % cells.nx, ci // cells.nx
-        wc = _cell_of(px, py, walls.x0, walls.y0, walls.cs, walls.cs, walls.nx, walls.ny)
-        w0, w1 = walls.start[wc], walls.start[wc + 1]
-        # direction: desired + neighbour and wall repulsion
-        ex, ey = e0[i, 0], e0[i, 1]
-        for dcy in range(-1, 2):
-            yy = cy + dcy
-            if yy < 0 or yy >= cells.ny:
-                continue
-            for dcx in range(-1, 2):
-                xx = cx + dcx
-                if period > 0.0:
-                    xx = xx % cells.nx
-                elif xx < 0 or xx >= cells.nx:
-                    continue
-                c = yy * cells.nx + xx
-                for k in range(cells.start[c], cells.start[c + 1]):
-                    j = cells.order[k]
-                    if j == i:
-                        continue
-                    dx = px - pos[j, 0]
-                    dy = py - pos[j, 1]
-                    if period > 0.0:
-                        dx -= period * np.rint(dx / period)
-                    d2 = dx * dx + dy * dy
-                    if d2 >= rc2 or d2 == 0.0:
-                        continue
-                    d = math.sqrt(d2)
-                    r = prm.a * math.exp((ell - d) / prm.d) / d
-                    ex += r * dx
-                    ey += r * dy
-        for k in range(w0, w1):
-            w = walls.segments[walls.index[k]]
-            qx, qy = _closest(px, py, w)
-            dx, dy = px - qx, py - qy
-            d2 = dx * dx + dy * dy
-            if d2 >= rc2 or d2 == 0.0:
-                continue
-            d = math.sqrt(d2)
-            r = prm.a_wall * math.exp((0.5 * ell - d) / prm.d_wall) / d
-            ex += r * dx
-            ey += r * dy
-        norm = math.sqrt(ex * ex + ey * ey)
-        if norm == 0.0:
-            out_pos[i, 0], out_pos[i, 1] = px, py
-            out_speed[i] = 0.0
-            continue
-        ex /= norm
-        ey /= norm
-        # spacing: nearest agent ahead within the lane, or a wall ahead
-        s = np.inf
-        for dcy in range(-1, 2):
-            yy = cy + dcy
-            if yy < 0 or yy >= cells.ny:
-                continue
-            for dcx in range(-1, 2):
-                xx = cx + dcx
-                if period > 0.0:
-                    xx = xx % cells.nx
-                elif xx < 0 or xx >= cells.nx:
-                    continue
-                c = yy * cells.nx + xx
-                for k in range(cells.start[c], cells.start[c + 1]):
-                    j = cells.order[k]
-                    if j == i:
-                        continue
-                    dx = pos[j, 0] - px
-                    dy = pos[j, 1] - py
-                    if period > 0.0:
-                        dx -= period * np.rint(dx / period)
-                    d2 = dx * dx + dy * dy
-                    if d2 >= rc2:
-                        continue
-                    if ex * dx + ey * dy <= 0.0 or abs(ex * dy - ey * dx) > ell:
-                        continue
-                    s = min(s, math.sqrt(d2))
-        for k in range(w0, w1):
-            t = _ray_hit(px, py, ex, ey, walls.segments[walls.index[k]])
-            s = min(s, t + 0.5 * ell)
-        v = min(v0[i], max(0.0, (s - ell) / prm.time_gap))
-        mx, my = v * ex * dt, v * ey * dt
-        # walls: slide along those the move would come too close to
-        for k in range(w0, w1):
-            w = walls.segments[walls.index[k]]
-            qx, qy = _closest(px + mx, py + my, w)
-            if (px + mx - qx) ** 2 + (py + my - qy) ** 2 >= prm.clearance**2:
-                continue
-            cx0, cy0 = _closest(px, py, w)
-            nx_, ny_ = px - cx0, py - cy0
-            nn = math.sqrt(nx_ * nx_ + ny_ * ny_)
-            if nn == 0.0:
-                continue
-            nx_ /= nn
-            ny_ /= nn
-            along = mx * nx_ + my * ny_
-            if along < 0.0:
-                mx -= along * nx_
-                my -= along * ny_
-        qx1, qy1 = px + mx, py + my
-        ok = True
-        for k in range(w0, w1):
-            w = walls.segments[walls.index[k]]
-            if _crosses(px, py, qx1, qy1, w):
-                ok = False
-                break
-            ax, ay = _closest(qx1, qy1, w)
-            dq2 = (qx1 - ax) ** 2 + (qy1 - ay) ** 2
-            if dq2 < prm.clearance**2:
-                bx, by = _closest(px, py, w)
-                if dq2 < (px - bx) ** 2 + (py - by) ** 2:
-                    ok = False
-                    break
-        if not ok:
-            qx1, qy1 = px, py
-        for k in range(exits.shape[0]):
-            if exit_open[k] and _crosses(px, py, qx1, qy1, exits[k]):
-                out_exit[i] = k
-                break
-        out_speed[i] = math.sqrt((qx1 - px) ** 2 + (qy1 - py) ** 2) / dt
-        if period > 0.0:
-            qx1 = qx1 - period * math.floor(qx1 / period)
-        out_pos[i, 0], out_pos[i, 1] = qx1, qy1
-
+    m = cells.start[cells.nx * cells.ny]
+    nchunk = max(1, (m + CHUNK - 1) // CHUNK)
+    for ch in prange(nchunk):
+        if ch == 0:  # inactive agents stay where they are
+            for i in range(n):
+                if not active[i]:
+                    out_pos[i, 0], out_pos[i, 1] = pos[i, 0], pos[i, 1]
+                    out_speed[i] = 0.0
+                    out_exit[i] = NO_EXIT
+        bdx = np.empty(MAX_NEIGHBOURS)
+        bdy = np.empty(MAX_NEIGHBOURS)
+        bd2 = np.empty(MAX_NEIGHBOURS)
+        for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
+            i = cells.order[kk]  # cell order: neighbours' data stay in cache
+            x, y, v, gone = _agent_step(
+                i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bdy, bd2
+            )
+            out_pos[i, 0], out_pos[i, 1] = x, y
+            out_speed[i] = v
+            out_exit[i] = gone
 
 # --------------------------------------------------------------------------
 # Floor field: direction look-up and shortest paths
@@ -507,9 +602,11 @@ def step_numpy(pos, e0, v0, active, prm, walls, exits, exit_open, dt, period_x=0
         if period_x > 0.0:
             dx = dx - period_x * np.rint(dx / period_x)
         d2 = dx * dx + dy * dy
-        near = (d2 < rc2) & (d2 > 0.0) & (rows[:, None] != idx[None, :])
-        d = np.sqrt(np.where(near, d2, 1.0))
-        r = np.where(near, prm.a * np.exp((ell - d) / prm.d) / d, 0.0)
+        reach = np.minimum(prm.cutoff, np.maximum(prm.rep_cutoff, ell + prm.time_gap * v0[rows] + 0.1))
+        near = (d2 < reach[:, None] ** 2) & (d2 > 0.0) & (rows[:, None] != idx[None, :])
+        rep = near & (d2 < prm.rep_cutoff**2)
+        d = np.sqrt(np.where(rep, d2, 1.0))
+        r = np.where(rep, prm.a * np.exp((ell - d) / prm.d) / d, 0.0)
         ex = e0[rows, 0] + (r * dx).sum(axis=1)
         ey = e0[rows, 1] + (r * dy).sum(axis=1)
         for w in walls:
@@ -581,24 +678,29 @@ def step_numpy(pos, e0, v0, active, prm, walls, exits, exit_open, dt, period_x=0
 # Set-up helpers (numpy; run once, or when an exit closes)
 # --------------------------------------------------------------------------
 def make_cells(bounds, cutoff, n_agents, period_x=0.0):
-    """An empty :class:`Cells` covering ``bounds`` (xmin, ymin, xmax, ymax) with cells >= ``cutoff``.
+    """An empty :class:`Cells` covering ``bounds`` (xmin, ymin, xmax, ymax) with cells of half the cut-off.
 
-    With ``period_x`` > 0 the x range is [0, period_x) and the cell count
-    along x divides it exactly (at least 3 cells, so no neighbour is seen twice).
+    Half-cut-off cells let the search skip the corners of the 5 x 5 block
+    that lie beyond the cut-off (about 40 % fewer candidates than 3 x 3 cells
+    of one cut-off). With ``period_x`` > 0 the x range is [0, period_x) and
+    the cell count along x divides it exactly (at least 2 cut-offs, so no
+    neighbour is seen twice).
     """
     xmin, ymin, xmax, ymax = (float(b) for b in bounds)
+    cs = 0.5 * cutoff
     if period_x > 0.0:
-        nx = int(period_x // cutoff)
-        if nx < 3:
-            raise ValueError(f"period_x {period_x} m must be at least 3 cut-offs ({3 * cutoff} m)")
+        nx = int(period_x // cs)
+        if period_x < 2 * cutoff + cs:
+            raise ValueError(f"period_x {period_x} m must be at least 2.5 cut-offs ({2.5 * cutoff} m)")
         x0, csx = 0.0, period_x / nx
     else:
-        nx = max(1, int(math.ceil((xmax - xmin) / cutoff)))
-        x0, csx = xmin, cutoff
-    ny = max(1, int(math.ceil((ymax - ymin) / cutoff)))
+        nx = max(1, int(math.ceil((xmax - xmin) / cs)))
+        x0, csx = xmin, cs
+    ny = max(1, int(math.ceil((ymax - ymin) / cs)))
     return Cells(
-        x0, ymin, csx, cutoff, nx, ny, float(period_x),
+        x0, ymin, csx, cs, nx, ny, float(period_x),
         np.zeros(nx * ny + 1, np.int64), np.zeros(max(n_agents, 1), np.int64),
+        np.zeros((max(n_agents, 1), 2)),
     )  # fmt: skip
 
 

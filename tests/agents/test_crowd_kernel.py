@@ -35,8 +35,7 @@ def _numba_step(pos, e0, v0, active, prm, walls, exits, dt, period_x=0.0):
     n = pos.shape[0]
     cells = K.make_cells(bounds if period_x == 0 else (0, -3, period_x, 13), prm.cutoff, n, period_x)
     wg = K.make_wall_grid(walls, bounds, prm.cutoff)
-    K.fill_cells(pos, active, cells.x0, cells.y0, cells.csx, cells.csy, cells.nx, cells.ny,
-                 cells.start, cells.order)  # fmt: skip
+    K.fill_cells(pos, active, cells)
     out, speed, ex = np.empty_like(pos), np.empty(n), np.empty(n, np.int64)
     K.step(pos, e0, v0, active, prm, cells, wg, exits, np.ones(len(exits), np.bool_), dt,
            out, speed, ex)  # fmt: skip
@@ -159,11 +158,11 @@ def test_cells_hold_every_active_agent_once():
     pos = rng.uniform(0, 10, (1000, 2))
     active = (rng.random(1000) > 0.3).astype(np.uint8)
     c = K.make_cells((0, 0, 10, 10), 1.3, 1000)
-    m = K.fill_cells(pos, active, c.x0, c.y0, c.csx, c.csy, c.nx, c.ny, c.start, c.order)
+    m = K.fill_cells(pos, active, c)
     assert m == active.sum()
     assert sorted(c.order[:m]) == list(np.flatnonzero(active))
     for cell in range(c.nx * c.ny):
         members = c.order[c.start[cell] : c.start[cell + 1]]
-        cx = np.minimum((pos[members, 0] // 1.3).astype(int), c.nx - 1)
-        cy = np.minimum((pos[members, 1] // 1.3).astype(int), c.ny - 1)
+        cx = np.minimum((pos[members, 0] // c.csx).astype(int), c.nx - 1)
+        cy = np.minimum((pos[members, 1] // c.csy).astype(int), c.ny - 1)
         assert np.all(cy * c.nx + cx == cell)

@@ -7,6 +7,7 @@ names its expected figure and why its tolerance is what it is.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import shapely
@@ -40,17 +41,28 @@ def _periodic_corridor_speed(rho, *, length=20.0, width=4.0, seed=1, warm_s=20.0
     e0 = np.tile([1.0, 0.0], (n, 1))
     v0 = np.full(n, 1.34)  # Weidmann's free speed: the FD's v0
     active = np.ones(n, np.uint8)
+    dt = 0.05
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # a few hundred agents: one thread is faster (see agents.crowd)
+    try:
+        means = _run_corridor(pos, e0, v0, active, prm, cells, wg, dt, warm_s, measure_s)
+    finally:
+        numba.set_num_threads(threads)
+    return float(np.mean(means))
+
+
+def _run_corridor(pos, e0, v0, active, prm, cells, wg, dt, warm_s, measure_s):
+    n = pos.shape[0]
     out, speed, ex = np.empty_like(pos), np.empty(n), np.empty(n, np.int64)
-    dt, means = 0.05, []
+    means = []
     for s in range(int((warm_s + measure_s) / dt)):
-        K.fill_cells(pos, active, cells.x0, cells.y0, cells.csx, cells.csy, cells.nx, cells.ny,
-                     cells.start, cells.order)  # fmt: skip
+        K.fill_cells(pos, active, cells)
         K.step(pos, e0, v0, active, prm, cells, wg, np.zeros((0, 4)), np.zeros(0, np.bool_), dt,
                out, speed, ex)  # fmt: skip
         pos, out = out, pos
         if s * dt >= warm_s:
             means.append(speed.mean())
-    return float(np.mean(means))
+    return means
 
 
 def test_rimea_4_fundamental_diagram_emerges_close_to_weidmann():
@@ -59,7 +71,7 @@ def test_rimea_4_fundamental_diagram_emerges_close_to_weidmann():
     # the empirical speeds Weidmann's fit summarises scatter by about that
     # much at a given density (and RiMEA asks for agreement "within the
     # scatter of the empirical data", not a number); measured here at most
-    # +0.22 m/s (at 1 P/m2). The trend must be monotone (decreasing).
+    # +0.20 m/s (at 1 P/m2; 0.04-0.09 elsewhere). The trend must be monotone.
     rhos = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
     v = np.array([_periodic_corridor_speed(r) for r in rhos])
     assert np.all(np.abs(v - weidmann(rhos)) <= 0.3), dict(zip(rhos, v.round(3), strict=True))
