@@ -33,7 +33,8 @@ One step of ``dt`` seconds, in this order:
    the stairs discharging there take turns. On a refuge floor (``refuge_stop``)
    the people from above leave the stair into the floor through its door.
 
-Arrays are grouped in three named tuples (:data:`Net` the building,
+The steps are small functions inlined into one compiled loop (``inline="always"``: the kernel
+reads step by step, yet compiles about as fast as one long function). Arrays are grouped in three named tuples (:data:`Net` the building,
 :data:`Agents` the people, :data:`State` the queues and counters). Queues
 never wrap: each person enters each queue at most once, so a queue is a
 slice of one flat buffer (``off``, ``cap``) with ``head``/``tail`` counters.
@@ -96,7 +97,7 @@ State = namedtuple("State", [
 ])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _split(capacity, floor_waiting, stair_waiting, floor_share, carry):
     """(from floor, from stair, carry): agents.stairs.merge_split, in kernel form."""
     if floor_waiting + stair_waiting <= capacity:
@@ -110,7 +111,7 @@ def _split(capacity, floor_waiting, stair_waiting, floor_share, carry):
     return take_floor, take_stair, carry
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ready(ag, st, fl, length):
     """People waiting at the bottom of flight ``fl`` (a prefix of its queue)."""
     n = 0
@@ -121,137 +122,171 @@ def _ready(ag, st, fl, length):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bucket(tok, c, dt):
     return min(tok + c * dt, c * dt + 1.0)
 
 
+@njit(cache=True, inline="always")
+def _arrivals(t, net, ag, st):
+    """Step 1: people whose walk is over join their door queue, in arrival order."""
+    F, S = net.n_floors, net.n_stairs
+    n = ag.floor.shape[0]
+    while st.ptr[0] < n and ag.t_arrive[ag.order[st.ptr[0]]] <= t:
+        a = ag.order[st.ptr[0]]
+        st.ptr[0] += 1
+        if ag.where[a] != WAITING:
+            continue
+        q = F * S + ag.exit[a] if ag.floor[a] == 0 else ag.floor[a] * S + ag.stair[a]
+        st.qbuf[st.qoff[q] + st.qtail[q]] = a
+        st.qtail[q] += 1
+        ag.where[a] = QUEUED
+        if st.qtail[q] - st.qhead[q] >= net.queue_event_n and np.isnan(st.q_formed_t[q]):
+            st.q_formed_t[q] = t
+
+
+@njit(cache=True, inline="always")
+def _move(dt, net, ag, st):
+    """Step 2: everyone on a flight moves down at the flight's SFPE speed, in entry order, no overtaking."""
+    S = net.n_stairs
+    for s in range(S):
+        for f in range(1, net.n_floors):
+            fl = f * S + s
+            m = st.ftail[fl] - st.fhead[fl]
+            if m == 0:
+                continue
+            length = net.flight_len[f, s]
+            d = min(m / (length * net.flight_we[s]), D_MAX_FLOW)
+            v = net.flight_k[s] * (1.0 - A_SPEED * max(d, D_FREE))
+            crowd = min(1.0, max(0.0, (d - D_FREE) / (D_MAX_FLOW - D_FREE)))
+            ahead = length
+            for i in range(st.fhead[fl], st.ftail[fl]):
+                a = st.fbuf[st.foff[fl] + i]
+                g = ag.fac[a] + (1.0 - ag.fac[a]) * crowd
+                p = min(ag.pos[a] + v * g * dt, ahead)
+                ag.pos[a] = p
+                ahead = p
+
+
+@njit(cache=True, inline="always")
+def _leave(a, t, e, st, ag):
+    ag.where[a] = OUT
+    ag.t_safe[a] = t
+    st.exit_count[e] += 1
+    st.ptr[1] += 1
+
+
+@njit(cache=True, inline="always")
+def _exits(t, dt, net, ag, st):
+    """Step 3: each exit door passes the ground floor's queue and the stairs discharging there."""
+    F, S = net.n_floors, net.n_stairs
+    for e in range(net.n_exits):
+        st.tok_exit[e] = _bucket(st.tok_exit[e], net.exit_c[e], dt)
+        budget = int(np.floor(st.tok_exit[e]))
+        q = F * S + e
+        floor_wait = st.qtail[q] - st.qhead[q]
+        stair_wait = 0
+        if F > 1:
+            for s in range(S):
+                if net.stair_exit[s] == e:
+                    stair_wait += _ready(ag, st, 1 * S + s, net.flight_len[1, s])
+        k_floor, k_stair, st.carry[q] = _split(budget, floor_wait, stair_wait, net.floor_share, st.carry[q])
+        for _ in range(k_floor):
+            a = st.qbuf[st.qoff[q] + st.qhead[q]]
+            st.qhead[q] += 1
+            ag.t_leave[a] = t
+            st.door_count[q] += 1
+            _leave(a, t, e, st, ag)
+        s0 = int(st.clock[0] / dt) % S  # the stairs take turns, starting one later each step
+        left = k_stair
+        while left > 0:
+            moved = False
+            for j in range(S):
+                s = (s0 + j) % S
+                if left == 0 or net.stair_exit[s] != e:
+                    continue
+                fl = 1 * S + s
+                if st.fhead[fl] < st.ftail[fl]:
+                    a = st.fbuf[st.foff[fl] + st.fhead[fl]]
+                    if ag.pos[a] >= net.flight_len[1, s] - 1e-9:
+                        st.fhead[fl] += 1
+                        _leave(a, t, e, st, ag)
+                        left -= 1
+                        moved = True
+            if not moved:
+                break
+        st.tok_exit[e] -= k_floor + k_stair - left
+
+
+@njit(cache=True, inline="always")
+def _refuge_landing(t, f, s, net, ag, st):
+    """A refuge floor's landing (refuge_stop): the people from above leave the stair into the floor."""
+    S = net.n_stairs
+    q = f * S + s
+    above = (f + 1) * S + s
+    from_above = _ready(ag, st, above, net.flight_len[f + 1, s]) if f + 1 < net.n_floors else 0
+    k = min(from_above, int(np.floor(st.tok_door[q])))
+    for _ in range(k):
+        a = st.fbuf[st.foff[above] + st.fhead[above]]
+        st.fhead[above] += 1
+        ag.where[a] = REFUGE
+        ag.t_safe[a] = t
+        st.refuge_count[f] += 1
+        st.ptr[1] += 1
+    st.tok_door[q] -= k
+
+
+@njit(cache=True, inline="always")
+def _landing(t, dt, f, s, net, ag, st):
+    """The landing of floor f on stair s: door queue and stream from above merge onto the flight below."""
+    S = net.n_stairs
+    q = f * S + s
+    fl = f * S + s
+    above = (f + 1) * S + s
+    from_above = _ready(ag, st, above, net.flight_len[f + 1, s]) if f + 1 < net.n_floors else 0
+    st.tok_flight[fl] = _bucket(st.tok_flight[fl], net.flight_c[s], dt)
+    space = max(1, net.flight_hold[f, s]) - (st.ftail[fl] - st.fhead[fl])
+    budget = max(0, min(int(np.floor(st.tok_flight[fl])), space))
+    door_wait = min(st.qtail[q] - st.qhead[q], int(np.floor(st.tok_door[q])))
+    k_floor, k_stair, st.carry[q] = _split(budget, door_wait, from_above, net.floor_share, st.carry[q])
+    for _ in range(k_stair):
+        a = st.fbuf[st.foff[above] + st.fhead[above]]
+        st.fhead[above] += 1
+        st.fbuf[st.foff[fl] + st.ftail[fl]] = a
+        st.ftail[fl] += 1
+        ag.pos[a] = 0.0
+    for _ in range(k_floor):
+        a = st.qbuf[st.qoff[q] + st.qhead[q]]
+        st.qhead[q] += 1
+        st.fbuf[st.foff[fl] + st.ftail[fl]] = a
+        st.ftail[fl] += 1
+        ag.pos[a] = 0.0
+        ag.where[a] = ON_STAIR
+        ag.t_leave[a] = t
+    st.tok_flight[fl] -= k_floor + k_stair
+    st.tok_door[q] -= k_floor
+    st.door_count[q] += k_floor
+    st.flight_count[fl] += k_floor + k_stair
+
+
 def _advance(n_steps, dt, net, ag, st):
-    F, S, E = net.n_floors, net.n_stairs, net.n_exits
     n = ag.floor.shape[0]
     for _step in range(n_steps):
         if st.ptr[1] >= n:
             break
         t = st.clock[0] + dt
         st.clock[0] = t
-        # 1. arrivals at the door queues, in arrival order
-        while st.ptr[0] < n and ag.t_arrive[ag.order[st.ptr[0]]] <= t:
-            a = ag.order[st.ptr[0]]
-            st.ptr[0] += 1
-            if ag.where[a] != WAITING:
-                continue
-            q = F * S + ag.exit[a] if ag.floor[a] == 0 else ag.floor[a] * S + ag.stair[a]
-            st.qbuf[st.qoff[q] + st.qtail[q]] = a
-            st.qtail[q] += 1
-            ag.where[a] = QUEUED
-            if st.qtail[q] - st.qhead[q] >= net.queue_event_n and np.isnan(st.q_formed_t[q]):
-                st.q_formed_t[q] = t
-        # 2. movement down the flights, in entry order, no overtaking
-        for s in range(S):
-            for f in range(1, F):
-                fl = f * S + s
-                m = st.ftail[fl] - st.fhead[fl]
-                if m == 0:
-                    continue
-                length = net.flight_len[f, s]
-                d = min(m / (length * net.flight_we[s]), D_MAX_FLOW)
-                v = net.flight_k[s] * (1.0 - A_SPEED * max(d, D_FREE))
-                crowd = min(1.0, max(0.0, (d - D_FREE) / (D_MAX_FLOW - D_FREE)))
-                ahead = length
-                for i in range(st.fhead[fl], st.ftail[fl]):
-                    a = st.fbuf[st.foff[fl] + i]
-                    g = ag.fac[a] + (1.0 - ag.fac[a]) * crowd
-                    p = min(ag.pos[a] + v * g * dt, ahead)
-                    ag.pos[a] = p
-                    ahead = p
-        # 3. exits: the ground floor's queue and the stairs discharging there
-        for e in range(E):
-            st.tok_exit[e] = _bucket(st.tok_exit[e], net.exit_c[e], dt)
-            budget = int(np.floor(st.tok_exit[e]))
-            q = F * S + e
-            floor_wait = st.qtail[q] - st.qhead[q]
-            stair_wait = 0
-            if F > 1:
-                for s in range(S):
-                    if net.stair_exit[s] == e:
-                        stair_wait += _ready(ag, st, 1 * S + s, net.flight_len[1, s])
-            k_floor, k_stair, st.carry[q] = _split(budget, floor_wait, stair_wait, net.floor_share, st.carry[q])
-            for _ in range(k_floor):
-                a = st.qbuf[st.qoff[q] + st.qhead[q]]
-                st.qhead[q] += 1
-                ag.where[a] = OUT
-                ag.t_leave[a] = t
-                ag.t_safe[a] = t
-                st.door_count[q] += 1
-                st.exit_count[e] += 1
-                st.ptr[1] += 1
-            s0 = int(st.clock[0] / dt) % S  # the stairs take turns, starting one later each step
-            left = k_stair
-            while left > 0:
-                moved = False
-                for j in range(S):
-                    s = (s0 + j) % S
-                    if left == 0 or net.stair_exit[s] != e:
-                        continue
-                    fl = 1 * S + s
-                    if st.fhead[fl] < st.ftail[fl]:
-                        a = st.fbuf[st.foff[fl] + st.fhead[fl]]
-                        if ag.pos[a] >= net.flight_len[1, s] - 1e-9:
-                            st.fhead[fl] += 1
-                            ag.where[a] = OUT
-                            ag.t_safe[a] = t
-                            st.exit_count[e] += 1
-                            st.ptr[1] += 1
-                            left -= 1
-                            moved = True
-                if not moved:
-                    break
-            st.tok_exit[e] -= k_floor + k_stair - left
-        # 4. landings from floor 1 up: door queue and stair from above into the flight below
-        for s in range(S):
-            for f in range(1, F):
-                q = f * S + s
-                fl = f * S + s
+        _arrivals(t, net, ag, st)
+        _move(dt, net, ag, st)
+        _exits(t, dt, net, ag, st)
+        for s in range(net.n_stairs):  # 4. landings from floor 1 up
+            for f in range(1, net.n_floors):
+                q = f * net.n_stairs + s
                 st.tok_door[q] = _bucket(st.tok_door[q], net.door_c[s], dt)
-                above = (f + 1) * S + s
-                from_above = 0
-                if f + 1 < F:
-                    from_above = _ready(ag, st, above, net.flight_len[f + 1, s])
                 if net.refuge[f] and net.refuge_stop:
-                    k = min(from_above, int(np.floor(st.tok_door[q])))
-                    for _ in range(k):
-                        a = st.fbuf[st.foff[above] + st.fhead[above]]
-                        st.fhead[above] += 1
-                        ag.where[a] = REFUGE
-                        ag.t_safe[a] = t
-                        st.refuge_count[f] += 1
-                        st.ptr[1] += 1
-                    st.tok_door[q] -= k
-                    continue
-                st.tok_flight[fl] = _bucket(st.tok_flight[fl], net.flight_c[s], dt)
-                space = max(1, net.flight_hold[f, s]) - (st.ftail[fl] - st.fhead[fl])
-                budget = max(0, min(int(np.floor(st.tok_flight[fl])), space))
-                door_wait = min(st.qtail[q] - st.qhead[q], int(np.floor(st.tok_door[q])))
-                k_floor, k_stair, st.carry[q] = _split(budget, door_wait, from_above, net.floor_share,
-                                                       st.carry[q])
-                for _ in range(k_stair):
-                    a = st.fbuf[st.foff[above] + st.fhead[above]]
-                    st.fhead[above] += 1
-                    st.fbuf[st.foff[fl] + st.ftail[fl]] = a
-                    st.ftail[fl] += 1
-                    ag.pos[a] = 0.0
-                for _ in range(k_floor):
-                    a = st.qbuf[st.qoff[q] + st.qhead[q]]
-                    st.qhead[q] += 1
-                    st.fbuf[st.foff[fl] + st.ftail[fl]] = a
-                    st.ftail[fl] += 1
-                    ag.pos[a] = 0.0
-                    ag.where[a] = ON_STAIR
-                    ag.t_leave[a] = t
-                st.tok_flight[fl] -= k_floor + k_stair
-                st.tok_door[q] -= k_floor
-                st.door_count[q] += k_floor
-                st.flight_count[fl] += k_floor + k_stair
+                    _refuge_landing(t, f, s, net, ag, st)
+                else:
+                    _landing(t, dt, f, s, net, ag, st)
     return st.ptr[1]
 
 
@@ -259,11 +294,15 @@ advance = njit(cache=True)(_advance)
 
 
 def _interpreted():
-    """``_advance`` with its helpers' Python bodies (numba's ``py_func``), for the interpreter."""
+    """``_advance`` and every helper as plain Python (numba's ``py_func`` code), for the interpreter."""
     import types
 
-    g = dict(_advance.__globals__)
-    g.update(_split=_split.py_func, _ready=_ready.py_func, _bucket=_bucket.py_func)
+    from numba.core.registry import CPUDispatcher
+
+    g = dict(globals())
+    for name, obj in list(g.items()):
+        if isinstance(obj, CPUDispatcher) and name != "advance":
+            g[name] = types.FunctionType(obj.py_func.__code__, g, name)
     return types.FunctionType(_advance.__code__, g, "advance_reference")
 
 
