@@ -95,7 +95,14 @@ class Location(_Strict):
     lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
     lat: float = Field(ge=-90.0, le=90.0, allow_inf_nan=False)
     label: str | None = Field(default=None, max_length=200)
-    footprint: list[tuple[float, float]] | None = Field(default=None, min_length=3, max_length=2000)
+    footprint: list[list[float]] | None = Field(default=None, min_length=3, max_length=2000)
+
+    @model_validator(mode="after")
+    def _points(self) -> Location:
+        for i, pt in enumerate(self.footprint or []):
+            if len(pt) != 2 or not (-180 <= pt[0] <= 180 and -90 <= pt[1] <= 90):
+                raise ValueError(f"footprint.{i} = {pt!r}: give [lon, lat] in WGS84 degrees")
+        return self
 
 
 class Storeys(_Strict):
@@ -256,7 +263,7 @@ def describe_problems(exc: Any, source: str) -> str:
     for e in exc.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] in ("model_type", "missing") or "input" not in e:
+        if e["type"] in ("model_type", "missing") or "input" not in e or isinstance(e["input"], dict):
             lines.append(f"{loc}: {msg}")
         else:
             lines.append(f"{loc} = {e['input']!r}: {msg}")
@@ -444,7 +451,7 @@ def resolve(spec: BuildingSpec, aset: dict[int, float] | None = None) -> Tower:
     loc = spec.location
     lon, lat = (loc.lon, loc.lat) if loc is not None else (DEMO_LON, DEMO_LAT)
     label = (loc.label or "as given in the building file") if loc is not None else DEMO_LABEL
-    footprint = list(loc.footprint) if loc is not None and loc.footprint else \
+    footprint = [(float(x), float(y)) for x, y in loc.footprint] if loc is not None and loc.footprint else \
         square_footprint(lon, lat, occ.floor_area_m2)
     return Tower(
         name=spec.name, lon=lon, lat=lat, location_label=label, footprint=footprint,
@@ -542,7 +549,7 @@ def tower_from_osm(levels: int, footprint_area_m2: float, *, use: str = "residen
     if lon is not None and lat is not None:
         desc["location"] = {"lon": float(lon), "lat": float(lat), "label": "OpenStreetMap footprint"}
         if footprint:
-            desc["location"]["footprint"] = [(float(x), float(y)) for x, y in footprint]
+            desc["location"]["footprint"] = [[float(x), float(y)] for x, y in footprint]
     return parse_building(desc, source="tower_from_osm")
 
 

@@ -175,3 +175,15 @@ def test_people_left_at_max_time_are_reported_stranded():
     assert math.isnan(ds.attrs["rset_s"]) and ds.attrs["people_not_safe"] > 0
     last = list(events(ds))[-1]
     assert last.kind == "person_stranded" and last.data["people"] == ds.attrs["people_not_safe"]
+
+
+def test_footprint_from_a_toml_file(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'label = "demo location', 'footprint = [[114.0503, 22.5365], [114.0507, 22.5365], [114.0507, 22.5369]]\n'
+        'label = "demo location')
+    path = tmp_path / "fp.toml"
+    path.write_text(text, encoding="utf-8")
+    assert resolve(load_building(path)).footprint[1] == (114.0507, 22.5365)
+    path.write_text(text.replace("[114.0507, 22.5369]", "[514.0, 22.5]"), encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"location: footprint.2 = \[514.0, 22.5\]: give \[lon, lat\]"):
+        load_building(path)
