@@ -16,7 +16,7 @@ from PIL import Image
 
 from twin.errors import ValidationError
 from viz.layers import build
-from viz.layers.movers import decode_points, encode_points, thin_keep
+from viz.layers.movers import byte_planes, decode_points, encode_points, read_byte_planes, thin_keep
 from viz.layers.road_status import STATES
 from viz.scene import Scene
 
@@ -105,6 +105,12 @@ def test_encoded_points_are_micro_degrees_and_smaller_than_json_rows():
     assert encode_points([], [])["twinPoints"]["n"] == 0
 
 
+def test_byte_planes_round_trip():
+    v = np.array([0, 1, 255, 256, 70_000, 2**31 - 1, 12])
+    assert read_byte_planes(byte_planes(v)).tolist() == v.tolist()
+    assert read_byte_planes(byte_planes([])).tolist() == []
+
+
 def test_movers_groups_legend_and_tooltips():
     lon = np.array([[114.05, 114.06, 114.07]])
     lat = np.array([[22.54, 22.54, 22.54]])
@@ -188,7 +194,8 @@ def test_road_status_frames_pick_rows_of_one_geometry_store():
     rows = layer["twinRows"]  # road 2 slowed, road 1 closed: one row each, however many frames
     assert [(r["i"], r["pi"], r["c"]) for r in rows] == [(2, 1, list(STATES[1][1])), (1, 0, list(STATES[2][1]))]
     patches = ls.frames["road_status"]
-    assert [p["data"]["twinRows"] for p in patches] == [[], [0], [0], [1, 0], [1], [1]]
+    # slowed before closed (closed drawn on top), packed as int32 byte planes
+    assert [read_byte_planes(p["data"]["twinRows"]).tolist() for p in patches] == [[], [0], [0], [0, 1], [1], [1]]
     assert "closed" in rows[1]["tooltip"] and "slowed" in rows[0]["tooltip"]
     queued = build("road_status", lines, state, times_s=np.arange(6) * 60.0,
                    values=np.arange(6.0)[:, None] * np.ones(4), value_label="queue")
@@ -304,8 +311,8 @@ def test_agents_move_and_the_street_closes_on_the_slider(streets, chromium, tmp_
 
         b.evaluate("map.setFrame(6)")
         rows = b.evaluate(roads_js)
-        assert [r[0] for r in rows] == [0, 1] and rows[0][1] == closed
-        assert rows[0][2] == "<b>红荔路</b><br/>closed<br/>queue (vehicles): 18"
+        assert [r[0] for r in rows] == [1, 0] and rows[1][1] == closed  # closed last: drawn on top
+        assert rows[1][2] == "<b>红荔路</b><br/>closed<br/>queue (vehicles): 18"
         shot6 = tmp_path / "f6.png"
         b.screenshot(shot6)
         assert b.evaluate("document.querySelector('.tm-label').textContent") == "+3 min"

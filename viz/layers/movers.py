@@ -90,6 +90,23 @@ def _b64z(arr: np.ndarray) -> str:
     return base64.b64encode(zlib.compress(np.ascontiguousarray(arr).tobytes(), 6)).decode("ascii")
 
 
+def byte_planes(values) -> str:
+    """Non-negative integers (< 2**31) as base64 of zlib of their little-endian int32 byte planes.
+
+    Byte 0 of every value, then byte 1, 2, 3: the high bytes of small numbers are
+    alike, so zlib packs the planes ~25-30 % better than plain int32.
+    ``viz/static/twinmap.js`` reads them back (``planesInt32``).
+    """
+    a = np.ascontiguousarray(np.asarray(values, dtype=np.int64).astype("<i4"))
+    return _b64z(a.view(np.uint8).reshape(-1, 4).T)
+
+
+def read_byte_planes(text: str) -> np.ndarray:
+    """Inverse of :func:`byte_planes` (int64 array)."""
+    raw = np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.uint8)
+    return np.ascontiguousarray(raw.reshape(4, -1).T).view("<i4").ravel().astype(np.int64)
+
+
 def encode_points(lon, lat, group_index=None) -> dict:
     """One frame's points in the compact form ``twinmap.js`` decodes.
 
@@ -114,22 +131,18 @@ def encode_points(lon, lat, group_index=None) -> dict:
     n = int(x.size)
     x0 = int(x.min()) if n else 0
     y0 = int(y.min()) if n else 0
-    xy = np.concatenate([x - x0, y - y0]).astype("<i4")  # all x offsets, then all y offsets
-    # byte planes (every first byte, then every second ...): the high bytes of small offsets are
-    # alike, so zlib packs them ~25 % better than interleaved int32 (measured on 10 k agents)
-    planes = xy.view(np.uint8).reshape(-1, 4).T
+    xy = np.concatenate([x - x0, y - y0])  # all x offsets, then all y offsets
     g = np.zeros(n, dtype=np.int64) if group_index is None else np.asarray(group_index, dtype=np.int64)
     gb = 1 if (not n or g.max() < 256) else 2
     gtext = "" if not n or not g.any() else _b64z(g.astype("<u1" if gb == 1 else "<u2"))
-    return {"twinPoints": {"n": n, "x0": x0, "y0": y0, "xy": _b64z(planes), "g": gtext, "gb": gb}}
+    return {"twinPoints": {"n": n, "x0": x0, "y0": y0, "xy": byte_planes(xy), "g": gtext, "gb": gb}}
 
 
 def decode_points(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_points` (tests, tools): ``(lon, lat, group_index)``."""
     p = data["twinPoints"]
     n = int(p["n"])
-    planes = np.frombuffer(zlib.decompress(base64.b64decode(p["xy"])), dtype=np.uint8).reshape(4, 2 * n)
-    xy = np.ascontiguousarray(planes.T).view("<i4").ravel().astype(np.int64)
+    xy = read_byte_planes(p["xy"])
     lon = (p["x0"] + xy[:n]) / 1e6  # as twinmap.js computes it
     lat = (p["y0"] + xy[n:]) / 1e6
     if p["g"]:

@@ -8,11 +8,17 @@ e.g. to hover the queue of every street.
 A framed layer stores the geometry of each road drawn on some frame once
 (the layer's ``twinPaths``) and each distinct look of a road once (its
 ``twinRows``: ``{"i": road, "pi": index in twinPaths, "c", "w", "tooltip"}``,
-one per road, state and tooltip text).  Each frame's patch only lists rows:
-``{"data": {"twinRows": [row, ...]}}`` (``viz/static/twinmap.js`` builds the
-path rows), so a street that stays closed for 60 frames costs one geometry,
+one per road, state and tooltip text).  Each frame's patch only lists rows,
+slowed before closed (so closed roads draw on top):
+``{"data": {"twinRows": "<row numbers>"}}``, the numbers packed by
+:func:`viz.layers.movers.byte_planes` (``viz/static/twinmap.js`` builds the
+path rows).  A street that stays closed for 60 frames costs one geometry,
 one row and 60 small integers; per-frame ``values`` (a queue that changes
-every frame) cost a row per frame and road.
+every frame) cost a row per frame and road.  Measured on the road layer of a
+district evacuation over central Futian (2,917 roads, 61 frames, 150 k drawn
+road-frames, a queue in every tooltip): 15.3 MB as per-frame rows with
+colour and tooltip; the same frames re-encoded this way 1.05 MB (0.38 MB
+geometry, 0.39 MB rows, 0.28 MB row numbers).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 
 from twin.errors import ValidationError
 from viz.layers import register
-from viz.layers.movers import check_times, frame_label
+from viz.layers.movers import byte_planes, check_times, frame_label
 from viz.scene import LayerSet, Legend
 
 #: State code → (name, colour RGBA, line width px).
@@ -150,14 +156,15 @@ def road_status(lines, state, *, times_s=None, layer_id: str = "road_status", la
         patches = []
         for i in range(s.shape[0]):
             picked = []
-            for k in (int(k) for k in np.flatnonzero(drawn[i])):
+            ks = np.flatnonzero(drawn[i])
+            for k in (int(k) for k in ks[np.argsort(s[i, ks], kind="stable")]):  # closed drawn on top
                 c, w, tip = row_props(i, k)
                 key = (k, int(s[i, k]), tip)
                 if key not in variants:
                     variants[key] = len(rows)
                     rows.append({"i": k, "pi": path_of[k], "c": c, "w": w, "tooltip": tip})
                 picked.append(variants[key])
-            patches.append({"data": {"twinRows": picked}})
+            patches.append({"data": {"twinRows": byte_planes(picked)}})
         layer["data"] = []
         layer["twinPaths"] = [paths[k] for k in ever]
         layer["twinRows"] = rows

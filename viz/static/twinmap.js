@@ -139,7 +139,7 @@
   //    index (uint8, or uint16 when gb is 2; "" = all 0) in the layer's `twinGroups`
   //    [{code, label, c, tooltip}]; they become binary data {length, attributes: {getPosition
   //    (float64 lon, lat), getFillColor (unorm8 RGBA)}, twinGroup (group index of each point)}.
-  //  {twinRows: [i, ...], set: {key: [value per row]}}: rows i of the layer's `twinRows` prop,
+  //  {twinRows: [i, ...] or byte_planes text, set: {key: [value per row]}}: rows i of the layer's `twinRows` prop,
   //    each with the keys of `set` (optional) replaced; a row with `pi` gets path = the layer's
   //    twinPaths[pi] (viz/layers/road_status.py: one geometry per road, one row per look).
 
@@ -150,18 +150,24 @@
     return new Response(stream).arrayBuffer();
   }
 
+  // The int32 values of viz/layers/movers.py byte_planes: 4 planes (byte 0 of every value, then byte 1 ...).
+  function planesInt32(buf) {
+    var b = new Uint8Array(buf), n = b.length >> 2, out = new Int32Array(n);
+    for (var k = 0; k < n; k++) out[k] = b[k] | b[n + k] << 8 | b[2 * n + k] << 16 | b[3 * n + k] << 24;
+    return out;
+  }
+
   // Binary deck.gl data: positions (float64) and colours (unorm8) as attributes, no row objects
   // (a 50 k-point frame switches ~5x faster). twinGroup[k] is point k's group index (tooltips).
   function decodePoints(p, groups) {
     return Promise.all([unzipBase64(p.xy), p.g ? unzipBase64(p.g) : null]).then(function (bufs) {
-      var b = new Uint8Array(bufs[0]), n = p.n, m = 2 * n;  // 4 byte planes of 2n little-endian int32
+      var xy = planesInt32(bufs[0]), n = p.n;  // n x offsets, then n y offsets
       var g = bufs[1] ? (p.gb === 2 ? new Uint16Array(bufs[1]) : new Uint8Array(bufs[1])) : new Uint8Array(n);
       var pos = new Float64Array(2 * n), col = new Uint8Array(4 * n);
       var cols = groups.map(function (grp) { return grp.c || [0, 0, 0, 255]; });
       for (var k = 0; k < n; k++) {
-        var j = n + k;
-        pos[2 * k] = (p.x0 + (b[k] | b[m + k] << 8 | b[2 * m + k] << 16 | b[3 * m + k] << 24)) / 1e6;
-        pos[2 * k + 1] = (p.y0 + (b[j] | b[m + j] << 8 | b[2 * m + j] << 16 | b[3 * m + j] << 24)) / 1e6;
+        pos[2 * k] = (p.x0 + xy[k]) / 1e6;
+        pos[2 * k + 1] = (p.y0 + xy[n + k]) / 1e6;
         var c = cols[g[k]] || [0, 0, 0, 255];
         col[4 * k] = c[0]; col[4 * k + 1] = c[1]; col[4 * k + 2] = c[2]; col[4 * k + 3] = c[3];
       }
@@ -178,9 +184,9 @@
     return grp && grp.tooltip ? grp.tooltip : null;
   }
 
-  function pickRows(spec, store, paths) {
+  function pickRows(spec, rows, store, paths) {
     var set = spec.set || {}, keys = Object.keys(set);
-    return spec.twinRows.map(function (r, k) {
+    return Array.prototype.map.call(rows, function (r, k) {
       var o = Object.assign({}, store[r]);
       if (paths && typeof o.pi === 'number') o.path = paths[o.pi];
       keys.forEach(function (key) { o[key] = set[key][k]; });
@@ -189,13 +195,16 @@
   }
 
   function isCoded(v) {
-    return !!v && typeof v === 'object' && !Array.isArray(v) && (!!v.twinPoints || Array.isArray(v.twinRows));
+    return !!v && typeof v === 'object' && !Array.isArray(v) &&
+      (!!v.twinPoints || Array.isArray(v.twinRows) || typeof v.twinRows === 'string');
   }
 
   // Promise of the rows of coded data for a layer (its props give twinGroups / twinRows).
   function decodeData(v, layer) {
     if (v.twinPoints) return decodePoints(v.twinPoints, layer.props.twinGroups || []);
-    return Promise.resolve(pickRows(v, layer.props.twinRows || [], layer.props.twinPaths));
+    var rows = typeof v.twinRows === 'string' ? unzipBase64(v.twinRows).then(planesInt32)
+      : Promise.resolve(v.twinRows);
+    return rows.then(function (r) { return pickRows(v, r, layer.props.twinRows || [], layer.props.twinPaths); });
   }
 
   // ---------------------------------------------------------- fonts
