@@ -81,7 +81,7 @@ def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed,
     Example: twin evacuate building agents/data/tower_30_residential.toml --out runs/tower
     """
     from twin import pipeline
-    from twin.cli.kinds import _Bar
+    from twin.cli.kinds import ProgressBar
     from twin.errors import RequestError
 
     params = {"building": None if building_file is None else str(building_file), "levels": levels,
@@ -107,7 +107,7 @@ def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed,
             from twin.city import City
 
             city = City(city_name)
-        with _Bar("Building evacuation") as bar:
+        with ProgressBar("Building evacuation") as bar:
             res = pipeline.run("evacuate_building", req, out_dir, city=city, progress=bar.update,
                                report=with_report, map=False)
         if with_map:
