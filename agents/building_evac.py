@@ -220,8 +220,8 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
     st.ptr[1] = int(np.count_nonzero(np.isfinite(ag.t_safe)))
     step = advance_reference if reference else advance
     n = ag.floor.size
-    series: dict[str, list] = {k: [] for k in ("time", "floor", "stair", "out", "refuge", "door_q", "land_q",
-                                               "exit_q", "door_n", "flight_n", "exit_n")}
+    series: dict[str, list] = {k: [] for k in ("time", "floor", "stair", "flight", "out", "refuge", "door_q",
+                                               "land_q", "exit_q", "door_n", "flight_n", "exit_n")}
     F, S = net.n_floors, net.n_stairs
 
     def record() -> None:
@@ -230,7 +230,9 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
         waiting = (ag.where == WAITING) | (ag.where == QUEUED)
         series["time"].append(float(st.clock[0]))
         series["floor"].append(np.bincount(ag.floor[waiting], minlength=F))
-        series["stair"].append((st.ftail - st.fhead).reshape(F, S).sum(axis=0))
+        on_flight = (st.ftail - st.fhead).reshape(F, S)
+        series["flight"].append(on_flight.copy())
+        series["stair"].append(on_flight.sum(axis=0))
         series["out"].append(int(st.exit_count.sum()))
         series["refuge"].append(int(np.count_nonzero(ag.where == 4)))
         q = st.qtail - st.qhead
@@ -298,6 +300,13 @@ def _dataset(tower: Tower, p, net, ag, st, series, *, seed: int, dt: float, reco
                                 {"long_name": "people still on the floor (not yet in a stair)", "units": "P"}),
             "people_in_stair": (("time", "stair"), np.asarray(series["stair"]),
                                 {"long_name": "people on the stair's flights", "units": "P"}),
+            "people_on_flight": (("time", "floor", "stair"), np.asarray(series["flight"]),
+                                 {"long_name": "people on the flight from this floor down to the one below "
+                                               "(floor 0: none)", "units": "P"}),
+            "flight_area": (("floor", "stair"), np.where(floors[:, None] > 0, net.flight_len * net.flight_we[None, :],
+                                                         np.nan),
+                            {"long_name": "walking area of the flight from this floor down (travel length x "
+                                          "effective width)", "units": "m2"}),
             "people_out": ("time", np.asarray(series["out"]), {"long_name": "people out of the building", "units": "P"}),
             "people_in_refuge": ("time", np.asarray(series["refuge"]),
                                  {"long_name": "people in a refuge floor (its own included)", "units": "P"}),

@@ -34,15 +34,19 @@ def test_layer_has_one_frame_per_time_and_floors_change_colour(small_run):
 
     ls = build("building_evac", small_run)
     assert ls.times_s is not None and len(ls.times_s) == min(small_run.sizes["time"], 60)
-    for lid in ("building_evac", "building_evac_strip"):
+    for lid in ("building_evac", "building_evac_strip", "building_evac_flights"):
         assert len(ls.frames[lid]) == len(ls.times_s)
-    slabs = ls.layers[1]
+    slabs = next(lyr for lyr in ls.layers if lyr["id"] == "building_evac")
     first = [r["c"] for r in slabs["data"]]
     last = [r["c"] for r in ls.frames["building_evac"][-1]["data"]]
     assert first[1:] != last[1:]
     assert all(c == [190, 190, 190, 235] for c in last)  # every floor clear at the end
     assert "floor cleared (RSET)" in ls.frames["building_evac"][-1]["data"][7]["tooltip"]
     assert "(unsafe)" in ls.frames["building_evac"][-1]["data"][7]["tooltip"]  # ASET 60 s on floor 7
+    flights = [f["data"] for f in ls.frames["building_evac_flights"][1:]]
+    assert len(flights[0]) == 7 * 2  # storeys 1-7 down, two stairs
+    busiest = max(max(r["c"][0] for r in rows) for rows in flights)
+    assert busiest > 235  # some flight got dense (orange-red) on the way
     from viz.scene import Scene
 
     js = Scene(sets=[ls]).to_json()

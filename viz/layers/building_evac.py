@@ -12,7 +12,13 @@ stair, from :func:`agents.building_evac.simulate`):
   its storey is high — readable from straight above, where the slabs show
   only the roof.
 
-Both are coloured by :data:`PEOPLE_RAMP` (grey once a floor is clear, then
+Beside the strip, one column per stair shows each flight (storey f down
+to f-1, in the band between the two floors) coloured by its density in
+P/m² (:data:`DENSITY_STOPS`: free flow below 0.54, maximum flow at 1.88,
+standstill at 3.8 — the SFPE relations), so queues on the stairs show on
+the slider too (when the dataset has ``people_on_flight``).
+
+The floors are coloured by the people still on them (grey once a floor is clear, then
 yellow to dark red with the people left) and change with the time slider
 (one data patch per frame); hovering a floor shows its people, its RSET
 (the time its last person entered a stair) and its ASET and margin when
@@ -36,6 +42,17 @@ CLEAR = (190, 190, 190, 235)
 REFUGE = (110, 160, 230, 235)
 RAMP_COLOURS = ((255, 230, 110, 240), (250, 160, 50, 245), (215, 60, 30, 250), (130, 0, 30, 255))
 MAX_FRAMES = 60
+#: Flight density colours (P/m²): SFPE free flow (< 0.54), maximum flow (1.88), standstill (3.8).
+DENSITY_STOPS = ((0.0, (235, 240, 245, 200)), (0.54, (150, 200, 140, 230)), (1.88, (250, 170, 40, 245)),
+                 (3.8, (170, 0, 40, 255)))
+
+
+def density_colours(d: np.ndarray) -> np.ndarray:
+    """RGBA (n, 4) of flight densities ``d`` (P/m²) on :data:`DENSITY_STOPS`."""
+    x = np.array([v for v, _ in DENSITY_STOPS])
+    cols = np.array([c for _, c in DENSITY_STOPS], dtype=float)
+    d = np.nan_to_num(np.asarray(d, dtype=float))
+    return np.round(np.stack([np.interp(d, x, cols[:, ch]) for ch in range(4)], axis=-1)).astype(int)
 
 
 def floor_colours(people: np.ndarray, top: float, refuge: np.ndarray) -> np.ndarray:
@@ -113,8 +130,9 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
     Returns
     -------
     LayerSet
-        Slabs (``{layer_id}``) and strip (``{layer_id}_strip``) layers, one
-        frame per kept time, the legend, and the bounds of both.
+        Strip (``{layer_id}_strip``), stair flights (``{layer_id}_flights``,
+        when the dataset has ``people_on_flight``) and slabs (``{layer_id}``),
+        one frame per kept time, the legends, and the bounds of all.
     """
     for name in ("people_on_floor", "people_initial", "floor_elevation", "rset_floor", "aset", "refuge"):
         if name not in ds:
@@ -151,6 +169,31 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
         lo, la = to_deg([x0, x1, x1, x0], [ya, ya, yb, yb])
         strip_polys.append([[round(float(a), 7), round(float(b), 7)] for a, b in zip(lo, la, strict=True)])
 
+    stairs = json.loads(ds.attrs.get("stair_names", "[]"))
+    has_flights = "people_on_flight" in ds and "flight_area" in ds and len(stairs) > 0
+    col_w = max(0.15 * width, 4.0)
+    flight_polys: dict[tuple[int, int], list] = {}
+    if has_flights:
+        for s_ in range(len(stairs)):
+            xa = x1 + col_w * (0.4 + 1.2 * s_)
+            for f in range(1, len(elev)):
+                ya, yb = y_base + elev[f - 1], y_base + elev[f] - 0.15 * heights[f - 1]
+                lo, la = to_deg([xa, xa + col_w, xa + col_w, xa], [ya, ya, yb, yb])
+                flight_polys[(f, s_)] = [[round(float(a), 7), round(float(b), 7)]
+                                         for a, b in zip(lo, la, strict=True)]
+        on_flight = np.asarray(ds["people_on_flight"].values, dtype=float)
+        area = np.asarray(ds["flight_area"].values, dtype=float)
+
+    def flight_rows(i: int) -> list:
+        dens = np.where(area > 0, on_flight[i] / np.where(area > 0, area, 1.0), 0.0)
+        cols = density_colours(dens)
+        out = []
+        for (f, s_), poly in flight_polys.items():
+            tip = (f"<b>{html.escape(stairs[s_])}</b>, floor {f} → {f - 1}<br/>"
+                   f"{int(on_flight[i, f, s_])} people, {dens[f, s_]:.2f} P/m²")
+            out.append({"polygon": poly, "c": [int(v) for v in cols[f, s_]], "tooltip": tip})
+        return out
+
     def rows(i: int) -> tuple[list, list]:
         cols = floor_colours(people[i], top, refuge)
         slabs, strip = [], []
@@ -176,15 +219,28 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
         s, t = rows(i)
         slab_frames.append({"data": s})
         strip_frames.append({"data": t})
-    xs = np.concatenate([fx, [x0, x1]])
+    layers = [strip_layer, slab_layer]
+    frames = {layer_id: slab_frames, strip_id: strip_frames}
+    legends = []
+    x_right = x1
+    if has_flights:
+        flights_id = f"{layer_id}_flights"
+        layers.insert(1, {"@@type": "PolygonLayer", "id": flights_id, "data": flight_rows(keep[0]),
+                          "getPolygon": "@@=polygon", "getFillColor": "@@=c", "filled": True, "stroked": True,
+                          "getLineColor": [90, 90, 90, 160], "lineWidthUnits": "pixels", "getLineWidth": 1,
+                          "pickable": True, "autoHighlight": True})
+        frames[flights_id] = [{}] + [{"data": flight_rows(i)} for i in keep[1:]]
+        legends.append(Legend(flights_id, "Stair flights: density", "P/m²", list(DENSITY_STOPS)))
+        x_right = x1 + col_w * (0.4 + 1.2 * len(stairs))
+    xs = np.concatenate([fx, [x0, x_right]])
     ys = np.concatenate([fy, [y_base, y_base + elev[-1] + heights[-1]]])
     blon, blat = to_deg([xs.min(), xs.max()], [ys.min(), ys.max()])
     name = str(ds.attrs.get("building", "building"))
     legend = Legend(layer_id, f"People still on each floor — {name}", "people", people_ramp(top))
     t = [float(times[i]) for i in keep]
     labels = [_time_label(v) for v in t]
-    return LayerSet(layers=[strip_layer, slab_layer], legends=[legend], label=label, visible=visible,
-                    times_s=t, labels=labels, frames={layer_id: slab_frames, strip_id: strip_frames},
+    return LayerSet(layers=layers, legends=[legend, *legends], label=label, visible=visible,
+                    times_s=t, labels=labels, frames=frames,
                     bounds=(float(blon[0]), float(blat[0]), float(blon[1]), float(blat[1])))
 
 
@@ -195,4 +251,4 @@ def _time_label(t: float) -> str:
     return f"+{m} min {s:02d} s" if m else f"+{s} s"
 
 
-__all__ = ["CLEAR", "REFUGE", "building_evac", "floor_colours", "people_ramp"]
+__all__ = ["CLEAR", "DENSITY_STOPS", "REFUGE", "building_evac", "density_colours", "floor_colours", "people_ramp"]
