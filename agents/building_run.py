@@ -385,24 +385,12 @@ def building_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     return [build("building_evac", ds)]
 
 
-def write_map(ds, out_html, *, city: Any = None, pitch: float = 50.0) -> Path:
-    """map.html: the run's page (:func:`viz.run_map.run_scene`) opened pitched on the tower.
+def map_view(ds, view: dict) -> dict:
+    """The view the run's map opens on: pitched 50° and zoomed out a little so the floor slabs stand up.
 
-    The run pipeline's own ``map.html`` looks straight down, where the floor
-    slabs show only the roof (the floor strip still reads); this one tilts
-    the view ``pitch`` degrees so the slabs stand up.
+    Looking straight down, the extruded slabs show only the roof (the flat floor strip still reads).
     """
-    from viz.page import write_page
-    from viz.run_map import run_scene
-
-    scene = run_scene(EVACUATE_BUILDING, ds, city=city)
-    b = next(s.bounds for s in scene.sets if s.times_s and s.bounds is not None)
-    from viz.citymap import view_for_bounds
-
-    v = view_for_bounds(*b)
-    scene.view = {"longitude": v.longitude, "latitude": v.latitude, "zoom": min(v.zoom - 1.2, 18.0),
-                  "pitch": pitch, "bearing": -20.0}
-    return Path(write_page(scene.to_json(), out_html, title=scene.title))
+    return {**view, "zoom": min(view["zoom"] - 1.2, 18.0), "pitch": 50.0, "bearing": -20.0}
 
 
 def describe(params: dict[str, Any]) -> str:
@@ -425,9 +413,9 @@ EVACUATE_BUILDING = register_kind(RunKind(
     output="evacuation.nc",
     cli_name="evacuate building", command=_command, describe=describe,
     summary_keys=("rset_s", "people", "people_not_safe", "rset_floor_max_s"),
-    check=check_building,
+    check=check_building, map_view=map_view,
 ))
 
 __all__ = ["EVACUATE_BUILDING", "BuildingConsoleRequest", "BuildingRequest", "building_layers", "building_spec",
-           "check_building", "floors_table", "occupants_table", "run_building", "summarise", "write_building",
-           "write_map"]
+           "check_building", "floors_table", "occupants_table", "map_view", "run_building", "summarise",
+           "write_building"]

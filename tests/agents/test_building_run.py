@@ -118,10 +118,11 @@ def test_twin_evacuate_building_help_through_the_main_group():
 
 @pytest.mark.browser
 def test_map_page_draws_the_floors_and_they_clear_on_the_slider(small_run, chromium, tmp_path):
-    from agents.building_run import write_map
+    from agents.building_run import EVACUATE_BUILDING
     from viz.browser import TWINMAP_READY_JS, BrowserSession
+    from viz.run_map import write_run_map
 
-    page = write_map(small_run, tmp_path / "map.html")
+    page = write_run_map(EVACUATE_BUILDING, small_run, tmp_path / "map.html")["path"]
     colours = ("map.deck.props.layers.find(l => l.id === 'building_evac').props.data.map(r => r.c)")
     with BrowserSession(width=900, height=650) as b:
         b.goto(page, ready_js=TWINMAP_READY_JS, timeout=90)

@@ -109,14 +109,7 @@ def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed,
             city = City(city_name)
         with ProgressBar("Building evacuation") as bar:
             res = pipeline.run("evacuate_building", req, out_dir, city=city, progress=bar.update,
-                               report=with_report, map=False)
-        if with_map:
-            from agents.building_run import write_map
-            from twin.pipeline import write_json
-
-            res.paths["map"] = write_map(res.dataset, Path(out_dir) / "map.html", city=city)
-            res.summary["files"]["map"] = "map.html"
-            write_json(res.summary, res.paths["summary"])
+                               report=with_report, map=with_map)
     s = res.summary
     if as_json:
         echo_json(pipeline.clean_json(s))
