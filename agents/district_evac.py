@@ -325,10 +325,18 @@ class Plan:
     route: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     shelter_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    def append(self, edges: np.ndarray) -> tuple[int, int]:
-        start = len(self.route)
-        self.route = np.concatenate([self.route, edges.astype(np.int64)])
-        return start, len(self.route)
+    def extend(self, paths: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Append routes (one concatenation for all); their (start, end) indices into :attr:`route`."""
+        lengths = np.array([len(p) for p in paths], dtype=np.int64)
+        ends = len(self.route) + np.cumsum(lengths)
+        if len(paths):
+            self.route = np.concatenate([self.route, *[np.asarray(p, dtype=np.int64) for p in paths]])
+        return ends - lengths, ends
+
+    def crosses(self, closed: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Whether each route slice ``route[start:end]`` holds a closed edge (vectorised)."""
+        cs = np.concatenate([[0], np.cumsum(closed[self.route])])
+        return cs[np.maximum(end, start)] - cs[start] > 0
 
 
 def _path_edges(router, pred_row: np.ndarray, start: int, target: int) -> np.ndarray | None:
@@ -382,8 +390,12 @@ class EvacResult:
     events: Any
 
 
-def _positions(net: Network, groups, route, origin_ll: np.ndarray, stranded_ll: np.ndarray, t_s: float):
-    """lon, lat and state of every group at ``t_s`` (arrived groups: their shelter is on the map; NaN)."""
+def _positions(net: Network, groups, route, origin_ll: np.ndarray, stranded_ll: np.ndarray, t_s: float,
+               which: np.ndarray | None = None):
+    """lon, lat and state of every group at ``t_s`` (arrived groups: NaN, the shelter is on the map).
+
+    With ``which`` (group indices), positions along edges are computed for those groups only.
+    """
     import shapely
 
     from agents._kernels.network_flow import MOVING, STRANDED, WAITING
@@ -395,6 +407,8 @@ def _positions(net: Network, groups, route, origin_ll: np.ndarray, stranded_ll: 
     w = st == WAITING
     lon[w], lat[w] = origin_ll[w, 0], origin_ll[w, 1]
     m = np.flatnonzero(st == MOVING)
+    if which is not None:
+        m = np.intersect1d(m, which)
     if len(m):
         e = route[groups.pos[m]]
         span = groups.exit_s[m] - groups.enter_s[m]
@@ -521,12 +535,13 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
                 plan.reserved[shelter_of[g]] -= size[g]
                 shelter_of[g] = -1
         full_before = plan.reserved >= plan.capacity - 1e-9
+        new_g, new_paths = [], []
         for g, s, path in assign(plan, router, gs, from_node, size):
+            cur = int(plan.route[groups.pos[g]]) if moving else -1
             if s < 0 or path is None:
                 if moving:  # finish the current edge, stranded at its end
-                    cur = int(plan.route[groups.pos[g]])
-                    a, b = plan.append(np.array([cur]))
-                    groups.pos[g], groups.end[g] = a, b
+                    new_g.append(g)
+                    new_paths.append(np.array([cur]))
                     groups.strand_at_end[g] = 1
                     strand_reason[g] = "no open route to a shelter with room"
                 else:
@@ -534,14 +549,15 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
                 continue
             shelter_of[g] = s
             if moving:
-                cur = int(plan.route[groups.pos[g]])
                 path = np.concatenate([[cur], path])
             if len(path) == 0:  # already at the shelter
                 groups.state[g] = nf.ARRIVED
                 groups.done_s[g] = t
                 continue
-            a, b = plan.append(path)
-            groups.pos[g], groups.end[g] = a, b
+            new_g.append(g)
+            new_paths.append(path)
+        starts, ends = plan.extend(new_paths)
+        groups.pos[new_g], groups.end[new_g] = starts, ends
         for s in np.flatnonzero((plan.reserved >= plan.capacity - 1e-9) & ~full_before):
             log("shelter_full", f"shelter {shelters['name'].iloc[s]} is fully allocated "
                 f"({plan.capacity[s]:.0f} places)", "advisory", shelter=str(shelters["name"].iloc[s]))
@@ -574,7 +590,7 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
                 on.append(g)
                 g = int(groups.next_in_q[g])
             if on:
-                lon, lat, _ = _positions(net, groups, plan.route, origin_ll, stranded_ll, t)
+                lon, lat, _ = _positions(net, groups, plan.route, origin_ll, stranded_ll, t, which=np.array(on))
                 strand(np.array(on), np.column_stack([lon[on], lat[on]]), "caught on a flooded street")
                 edges.head[e] = edges.tail[e] = -1
                 edges.occ[e] = 0.0
@@ -586,10 +602,8 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
         if t == 0.0:
             redo_w = waiting[np.argsort(depart[waiting], kind="stable")]
         else:
-            redo_w = np.array([g for g in waiting if closed[plan.route[groups.pos[g]:groups.end[g]]].any()],
-                              dtype=np.int64)
-        redo_m = np.array([g for g in moving if closed[plan.route[groups.pos[g] + 1:groups.end[g]]].any()],
-                          dtype=np.int64)
+            redo_w = waiting[plan.crosses(closed, groups.pos[waiting], groups.end[waiting])]
+        redo_m = moving[plan.crosses(closed, groups.pos[moving] + 1, groups.end[moving])]
         if len(redo_m):
             replan(redo_m, net.edge_v[plan.route[groups.pos[redo_m]]], moving=True)
         if len(redo_w):

@@ -117,7 +117,7 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
     order : ndarray of int64
         The order in which edges are served each step (a permutation).
     wait_order : ndarray of int64
-        Groups in order of departure time (the order they are let onto the network).
+        All groups, sorted by departure time (the order they are let onto the network).
     t0, dt : float
         Start time and step (s); step k moves groups at ``t0 + (k + 1)·dt``.
     n_steps, step0 : int
@@ -132,6 +132,10 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
     """
     moves = 0
     n_groups = groups.size.shape[0]
+    tally = np.zeros(4)  # people per state, kept up to date on every transition
+    for g in range(n_groups):
+        tally[groups.state[g]] += groups.size[g]
+    first = 0  # wait_order[:first] have all left their origin
     for k in range(n_steps):
         step = step0 + k
         t = t0 + k * dt
@@ -141,14 +145,20 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
             a = edges.acc[e] + edges.flow_cap[e] * dt
             edges.acc[e] = a if a < edges.acc_max[e] else edges.acc_max[e]
         # groups leaving their origin (in departure order), storage permitting
-        for i in range(wait_order.shape[0]):
+        while first < wait_order.shape[0] and groups.state[wait_order[first]] != WAITING:
+            first += 1
+        for i in range(first, wait_order.shape[0]):
             g = wait_order[i]
-            if groups.state[g] != WAITING or groups.depart_s[g] > tn - EPS:
+            if groups.depart_s[g] > tn - EPS:
+                break  # wait_order is sorted by departure time
+            if groups.state[g] != WAITING:
                 continue
             e = route[groups.pos[g]]
             if edges.occ[e] + groups.size[g] > edges.storage[e] + EPS:
                 continue
             groups.state[g] = MOVING
+            tally[WAITING] -= groups.size[g]
+            tally[MOVING] += groups.size[g]
             t_in = groups.depart_s[g] if groups.depart_s[g] > t else t
             _push(e, g, edges, groups, t_in, step - 1)
             moves += 1
@@ -177,6 +187,8 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
                     groups.state[g] = STRANDED if groups.strand_at_end[g] else ARRIVED
                     groups.done_s[g] = tn
                     groups.last_step[g] = step
+                    tally[MOVING] -= groups.size[g]
+                    tally[groups.state[g]] += groups.size[g]
                 moves += 1
         # queues (people ready to leave but held) and the tally
         for e in range(edges.flow_cap.shape[0]):
@@ -187,24 +199,8 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
                 g = groups.next_in_q[g]
             if q > edges.max_queue[e]:
                 edges.max_queue[e] = q
-        c0 = 0.0
-        c1 = 0.0
-        c2 = 0.0
-        c3 = 0.0
-        for g in range(n_groups):
-            s = groups.state[g]
-            if s == WAITING:
-                c0 += groups.size[g]
-            elif s == MOVING:
-                c1 += groups.size[g]
-            elif s == ARRIVED:
-                c2 += groups.size[g]
-            else:
-                c3 += groups.size[g]
-        counts[k, 0] = c0
-        counts[k, 1] = c1
-        counts[k, 2] = c2
-        counts[k, 3] = c3
+        for c in range(4):
+            counts[k, c] = tally[c]
     return moves
 
 
