@@ -461,6 +461,8 @@ class CrowdModel(mesa.Model):
             "speed": (("time", "agent"), v, {"units": "m/s", "long_name": "speed over the last step"}),
             "exit_time": ("agent", self.exit_time, {"units": "s", "long_name": "time of leaving"}),
             "exit_index": ("agent", self.exit_index, {"long_name": "index into exit (-1: inside)"}),
+            "exit_id": ("agent", np.array([g.exit_ids[k] if k >= 0 else "" for k in self.exit_index],
+                                          dtype=object), {"long_name": "exit taken ('' = inside)"}),
             "free_speed": ("agent", self.v0, {"units": "m/s", "long_name": "desired speed"}),
             "premovement": ("agent", self.premovement, {"units": "s", "long_name": "pre-movement time"}),
         }

@@ -527,7 +527,7 @@ def dijkstra16(free, cost, dist, h):
     stencil's directions; exact along them).
     """
     ny, nx = free.shape
-    cap = 16 * ny * nx + 1
+    cap = 2 * ny * nx + 16  # lazy deletion: a cell may be pushed more than once; grown on demand
     hk = np.empty(cap, np.float64)
     hv = np.empty(cap, np.int64)
     size = 0
@@ -552,6 +552,9 @@ def dijkstra16(free, cost, dist, h):
             nd = d + math.sqrt(dx * dx + dy * dy) * h * 0.5 * (cost[iy, ix] + cost[jy, jx])
             if nd < dist[jy, jx]:
                 dist[jy, jx] = nd
+                if size == hk.shape[0]:
+                    hk = np.concatenate((hk, np.empty(hk.shape[0], np.float64)))
+                    hv = np.concatenate((hv, np.empty(hv.shape[0], np.int64)))
                 size = _heap_push(hk, hv, size, nd, jy * nx + jx)
     return dist
 
