@@ -391,8 +391,7 @@ def district_layers(ds, *, warp=None, max_px: int | None = None) -> list:
                           layer_id=f"evacuees_{('waiting', 'moving', '', 'stranded')[code]}", label=label,
                           color=colour, radius_m=12.0))
     es = ds["edge_state"].to_numpy()[keep]
-    # streets ever closed, and the slowed ones evacuees used (the page's size grows with every street drawn)
-    shown = np.flatnonzero((es == 2).any(axis=0) | ((es == 1).any(axis=0) & (ds["edge_people_through"].values > 0)))
+    shown = np.flatnonzero((es > 0).any(axis=0))  # streets ever slowed or closed
     if len(shown):
         lines = list(shapely.from_wkt(ds["edge_wkt"].values[shown].astype(str)))
         sets.append(build("road_status", lines, es[:, shown], times_s=t, layer_id="evacuation_roads",
