@@ -531,3 +531,40 @@ def simulate(
     """
     model = CrowdModel(geometry, agents_spec, seed=seed, dt=dt, **kw)
     return model.run(until_s=until_s, progress=progress)
+
+
+def movers_layer(ds, *, layer_id: str = "crowd", label: str = "People", radius_m: float = 0.3,
+                 times_s=None, by_exit: bool = True):  # fmt: skip
+    """The trajectories of :meth:`CrowdModel.trajectories` as a moving-dots map layer.
+
+    Needs ``lon``/``lat`` (a geometry given with a CRS). With ``by_exit``,
+    agents are coloured by the exit they take (those still inside at the end
+    form their own group). ``times_s`` resamples to the page's shared slider
+    times (the sample at or before each time; NaN before the first).
+
+    Returns
+    -------
+    viz.scene.LayerSet
+        From ``viz.layers.build("movers", ...)``.
+    """
+    from viz.layers import build
+
+    if "lon" not in ds:
+        raise ValidationError("trajectories: no lon/lat (the geometry was given in local metres)")
+    t = ds["time"].values
+    lon, lat = ds["lon"].values, ds["lat"].values
+    if times_s is not None:
+        times_s = np.asarray(times_s, dtype=np.float64)
+        k = np.searchsorted(t, times_s + 1e-9, side="right") - 1
+        lon = np.where((k >= 0)[:, None], lon[np.clip(k, 0, None)], np.nan)
+        lat = np.where((k >= 0)[:, None], lat[np.clip(k, 0, None)], np.nan)
+        t = times_s
+    group = labels = None
+    if by_exit:
+        idx = ds["exit_index"].values
+        n_exit = ds.sizes["exit"]
+        group = np.where(idx >= 0, idx, n_exit)
+        labels = {k: f"out via {e}" for k, e in enumerate(ds["exit"].values)}
+        labels[n_exit] = "still inside"
+    return build("movers", t, lon, lat, layer_id=layer_id, label=label, radius_m=radius_m,
+                 group=group, group_labels=labels)  # fmt: skip

@@ -94,3 +94,19 @@ def test_geojson_metric_crs_member_is_honoured(tmp_path):
     assert g.exit_ids == ["exit0"]
     xmin, ymin, xmax, ymax = g.bounds
     assert abs((xmax - xmin) - 10) < 0.01 and abs((ymax - ymin) - 6) < 0.01
+
+
+def test_trajectories_make_a_movers_layer(tmp_path):
+    from agents.crowd import movers_layer
+
+    lon0, lat0 = 114.0579, 22.5431
+    d = 1e-5
+    g = Geometry(box(lon0, lat0, lon0 + 100 * d, lat0 + 50 * d),
+                 {"a": ((lon0 + 100 * d, lat0 + 20 * d), (lon0 + 100 * d, lat0 + 30 * d))},
+                 crs="EPSG:4326")  # fmt: skip
+    ds = simulate(g, AgentsSpec(n=12), seed=3, until_s=10)
+    layer = movers_layer(ds)
+    assert len(layer.frames["crowd"]) == ds.sizes["time"]
+    np.testing.assert_allclose(layer.times_s, ds.time.values)
+    shared = np.arange(0.0, 11.0, 2.0)
+    assert len(movers_layer(ds, times_s=shared).frames["crowd"]) == shared.size
