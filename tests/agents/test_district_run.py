@@ -115,3 +115,22 @@ def test_the_map_moves_the_evacuees_on_the_slider(evac_run, chromium):
     assert n_k == moving[k] > 0
     np.testing.assert_allclose(np.sort(p_k[:, 0]), np.sort(lon[k][state[k] == 1]), atol=1e-6)
     assert len(p_next) != len(p_k) or not np.allclose(np.sort(p_next[:, 0]), np.sort(p_k[:, 0]))
+
+
+def test_shelters_read_from_csv_with_comments_and_from_geojson(tmp_path):
+    from agents.district_run import DEMO_SHELTERS, read_shelters
+    from twin.errors import DataError
+
+    demo = read_shelters(DEMO_SHELTERS)
+    assert 10 <= len(demo) <= 20 and (demo["capacity"] > 0).all()
+    assert "ASSUMED" in DEMO_SHELTERS.read_text(encoding="utf-8").splitlines()[0]
+    gj = tmp_path / "s.geojson"
+    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "A", "capacity": 500},
+         "geometry": {"type": "Point", "coordinates": [114.0545, 22.556]}}]}), encoding="utf-8")
+    s = read_shelters(gj)
+    assert s.iloc[0][["name", "lon", "lat", "capacity"]].tolist() == ["A", 114.0545, 22.556, 500.0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,lon,lat,capacity\nA,114.05,22.55,0\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.csv.*capacity"):
+        read_shelters(bad)
