@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mesa
@@ -114,7 +114,6 @@ class AgentsSpec:
     ages: np.ndarray | None = None
     premovement: dict | None = None
     min_spacing_m: float = 0.4
-    extra: dict = field(default_factory=dict)
 
 
 def place_random(
@@ -289,10 +288,7 @@ class CrowdModel(mesa.Model):
         elif spec.n is not None:
             area = g.walkable
             if spec.region is not None:
-                region = spec.region
-                if g._to_metric is not None:
-                    region = g._metric(region)
-                area = area.intersection(region)
+                area = area.intersection(g.project_geometry(spec.region))
             gap = 0.5 * spec.min_spacing_m + DEFAULT_PARAMS["clearance"]
             xy = place_random(area, int(spec.n), rng, spec.min_spacing_m, gap, g.wall_segments())
         else:
@@ -466,7 +462,7 @@ class CrowdModel(mesa.Model):
             "free_speed": ("agent", self.v0, {"units": "m/s", "long_name": "desired speed"}),
             "premovement": ("agent", self.premovement, {"units": "s", "long_name": "pre-movement time"}),
         }
-        if g._to_input is not None:
+        if g.has_crs:
             lon, lat = g.to_lonlat(x, y)
             data["lon"] = (("time", "agent"), lon, {"units": "degrees_east", "crs": "EPSG:4326"})
             data["lat"] = (("time", "agent"), lat, {"units": "degrees_north", "crs": "EPSG:4326"})

@@ -25,8 +25,9 @@ References in the same run, on the same room and state:
   compared with the kernel's (max difference reported).
 
 Memory: a subprocess builds the 100 k model (with its mesa views) and runs
-10 steps; reported are the tracemalloc peak (Python and numpy allocations)
-and the process's peak RSS (all of it: interpreter, numba, LLVM).
+10 steps; reported are the process's peak RSS (all of it: interpreter,
+libraries, numba code; tracemalloc off) and, from a second run, the
+tracemalloc peak (Python and numpy allocations only).
 
 Run ``python bench/bench_crowd.py --help``.
 """
@@ -286,22 +287,32 @@ def mesa_case(n: int, steps: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # Memory (subprocess)
 # --------------------------------------------------------------------------
-def memory_child(n: int) -> None:
-    tracemalloc.start()
+def memory_child(n: int, trace: bool) -> None:
+    if trace:
+        tracemalloc.start()
     model = build(n)
     for _ in range(10):
         model.step()
-    _, peak = tracemalloc.get_traced_memory()
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"agents": n, "tracemalloc_peak_mib": peak / 2**20,
-                      "peak_rss_mib": rss_kib / 1024}))  # fmt: skip
+    out = {"agents": n, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if trace:
+        out["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+    print(json.dumps(out))
 
 
 def memory_case(n: int) -> dict[str, Any]:
-    env = dict(os.environ)
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n)], capture_output=True,
-                         text=True, env=env, timeout=900, check=True)  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Peak RSS of a clean process (tracemalloc off: its own book-keeping would count), then the
+    tracemalloc peak of Python and numpy allocations in a second process."""
+    res = {}
+    for trace in (False, True):
+        cmd = [sys.executable, __file__, "--memory-child", str(n)] + (["--trace"] if trace else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ),
+                             timeout=900, check=True)  # fmt: skip
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        if trace:
+            res["tracemalloc_peak_mib"] = got["tracemalloc_peak_mib"]
+        else:
+            res.update(got)
+    return res
 
 
 # --------------------------------------------------------------------------
@@ -314,9 +325,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="results folder (default bench/results/)")
     ap.add_argument("--no-mesa", action="store_true", help="skip the plain mesa reference")
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
-        memory_child(args.memory_child)
+        memory_child(args.memory_child, args.trace)
         return 0
     sizes = args.sizes or ([1000, 10000] if args.quick else [1000, 10000, 100000])
     warn = C.busy_warning()
