@@ -112,14 +112,14 @@ class Geometry:
         _check_polygon(walk, "walkable")
         if self.crs is not None:
             self._set_projection(walk)
-            walk = self._metric(walk)
+            walk = self.project_geometry(walk)
         self.walkable = walk
         self.exit_ids: list[str] = []
         ex = []
         for eid, line in self.exits.items():
             line = line if hasattr(line, "geom_type") else LineString(line)
             if self.crs is not None:
-                line = self._metric(line)
+                line = self.project_geometry(line)
             coords = np.asarray(line.coords, dtype=np.float64)
             if coords.shape[0] != 2 or line.length <= 0:
                 raise ValidationError(f"exit {eid!r}: must be a straight segment of two points")
@@ -141,7 +141,7 @@ class Geometry:
         for k, wall in enumerate(self.walls):
             wall = wall if hasattr(wall, "geom_type") else LineString(wall)
             if self.crs is not None:
-                wall = self._metric(wall)
+                wall = self.project_geometry(wall)
             if isinstance(wall, Polygon):
                 _check_polygon(wall, f"wall {k}")
             elif not wall.is_valid or wall.length <= 0:
@@ -172,8 +172,15 @@ class Geometry:
         self._to_metric = fwd.transform
         self._to_input = back.transform
 
-    def _metric(self, geom):
-        """A shapely geometry from the input CRS into the metric frame."""
+    @property
+    def has_crs(self) -> bool:
+        """True when the input had a CRS (so results can go back to lon/lat)."""
+        return self._to_input is not None
+
+    def project_geometry(self, geom):
+        """A shapely geometry from the input CRS into the metric frame (identity without a CRS)."""
+        if self._to_metric is None:
+            return geom
         return shapely.transform(geom, self._to_metric, interleaved=False)
 
     def to_lonlat(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
