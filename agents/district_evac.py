@@ -125,6 +125,10 @@ class EvacParams:
         The run stops here even if people are still on their way.
     departure_window_s : float
         Departures spread uniformly over [0, window] (s).
+    stuck_s : float
+        A group held this long by a full next edge moves onto it anyway (MATSim's
+        stuck time, which breaks gridlock; MATSim's default is 10 s for cars, 300 s
+        here so that spill-back governs ordinary congestion); ``inf``: never.
     """
 
     mode: str = "walk"
@@ -138,6 +142,7 @@ class EvacParams:
     frame_every_s: float = 120.0
     max_duration_s: float = 4 * 3600.0
     departure_window_s: float = 600.0
+    stuck_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("walk", "car"):
@@ -147,6 +152,8 @@ class EvacParams:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValidationError(f"{name}={v!r}: give a positive number")
+        if not (self.stuck_s > 0):
+            raise ValidationError(f"stuck_s={self.stuck_s!r}: give a time > 0 s (inf: never force)")
         if not (math.isfinite(self.departure_window_s) and self.departure_window_s >= 0):
             raise ValidationError(f"departure_window_s={self.departure_window_s!r}: give a number >= 0")
         if not 2 <= int(self.close_class) <= 6:
@@ -489,7 +496,7 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
                      acc_max=net.flow_cap * params.dt_s + size.max(),
                      occ=np.zeros(n_e), acc=np.zeros(n_e), head=np.full(n_e, -1, np.int64),
                      tail=np.full(n_e, -1, np.int64), max_queue=np.zeros(n_e), max_occ=np.zeros(n_e),
-                     people_out=np.zeros(n_e))
+                     people_out=np.zeros(n_e), forced=np.zeros(n_e))
     edges.acc[:] = edges.acc_max
     groups = nf.Groups(size=size, state=np.zeros(n_g, np.int8), depart_s=depart, pos=np.zeros(n_g, np.int64),
                        end=np.zeros(n_g, np.int64), strand_at_end=np.zeros(n_g, np.int8),
@@ -635,7 +642,8 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
     while t < params.max_duration_s - 1e-9 and np.any(groups.state <= nf.MOVING):
         counts = np.zeros((steps_per_chunk, 4))
         before = edges.people_out.copy()
-        kernel(edges, groups, plan.route, order, wait_order, t, params.dt_s, steps_per_chunk, step, counts)
+        kernel(edges, groups, plan.route, order, wait_order,
+               nf.Steps(float(t), float(params.dt_s), steps_per_chunk, step, float(params.stuck_s)), counts)
         step += steps_per_chunk
         chunk += 1
         t = step * params.dt_s
@@ -749,6 +757,8 @@ def result_dataset(net: Network, shelters: pd.DataFrame, res: dict, params: Evac
             "edge_max_queue": ("edge", e.max_queue.copy(), {"units": "people",
                                                             "long_name": "most people held at the downstream node"}),
             "edge_max_occupancy": ("edge", e.max_occ.copy(), {"units": "people"}),
+            "edge_forced_in": ("edge", e.forced.copy(), {"units": "people", "long_name":
+                               "people moved onto the edge while it was full (stuck-time rule)"}),
             "edge_max_density": ("edge", e.max_occ / np.maximum(area, 1e-9), {"units": "people/m2"}),
             "edge_first_closed": ("edge", res["first_closed"], {"units": "s", "long_name": "first closure (NaN never)"}),
             "edge_max_slow_factor": ("edge", res["max_slow"], {"units": "1"}),
@@ -772,6 +782,7 @@ def result_dataset(net: Network, shelters: pd.DataFrame, res: dict, params: Evac
         "still_moving": float(counts[-1, 0] + counts[-1, 1]), "end_s": float(res["end_s"]),
         **ct, "params": json.dumps(params.__dict__),
         "edges_closed": int(np.isfinite(res["first_closed"]).sum()),
+        "forced_moves_people": float(e.forced.sum()),
     })
     return ds
 

@@ -26,6 +26,9 @@ KIND = "evacuate_district"
 DEMO_SHELTERS = Path(__file__).parent / "data" / "futian_shelters_demo.csv"
 #: Most frames drawn on the map (evenly thinned; first and last kept).
 MAP_FRAMES = 61
+#: Default people per agent: 20 walkers; 3 people by car (two cars at 1.5 a car), since a group longer than a
+#: street's queue space can only enter it by the stuck-time rule.
+WALK_GROUP, CAR_GROUP = 20, 3
 
 
 class DistrictRequest(BaseModel):
@@ -42,7 +45,8 @@ class DistrictRequest(BaseModel):
     districts: list[str] | None = Field(default=None, min_length=1, max_length=20, description="Districts")
     roads: str | None = Field(default=None, description="Road network file (default: the city's)")
     mode: str = Field(default="walk", pattern="^(walk|car)$", description="walk or car")
-    group_size: int = Field(default=20, ge=1, le=1000, description="People per agent")
+    group_size: int | None = Field(default=None, ge=1, le=1000,
+                                   description="People per agent (default 20 on foot, 3 by car: two cars)")
     seed: int = Field(default=0, ge=0, description="Random seed")
     max_hours: float = Field(default=4.0, gt=0.0, le=48.0, allow_inf_nan=False, description="Longest run (h)")
     departure_window_min: float = Field(default=10.0, ge=0.0, le=600.0, allow_inf_nan=False,
@@ -164,9 +168,10 @@ def run_district(req: DistrictRequest, ctx: RunContext):
     params = EvacParams(mode=req.mode, close_class=close_class, depth_threshold_m=req.depth_threshold,
                         max_duration_s=duration, departure_window_s=req.departure_window_min * 60.0)
     base = np.array([roads.edge(e)["length_m"] for e in roads.edge_ids]) / params.walk_speed_mps
-    origins = evacuee_groups(people, zone, Router(roads, base=base), group_size=req.group_size)
+    group_size = req.group_size or (CAR_GROUP if req.mode == "car" else WALK_GROUP)
+    origins = evacuee_groups(people, zone, Router(roads, base=base), group_size=group_size)
     ctx.report(0.0, duration, message=f"{origins['people'].sum():,.0f} people in the hazard zone, "
-                                      f"{len(origins)} groups of up to {req.group_size}")
+                                      f"{len(origins)} groups of up to {group_size}")
 
     def progress(t_s: float, total_s: float, message: str | None = None) -> None:
         ctx.report(t_s, total_s)
@@ -243,6 +248,7 @@ def summary_of(ds, events) -> dict:
         "max_queue_people": float(q.max()) if q.size else 0.0,
         "max_queue_edge": {"id": str(ds["edge_id"].values[worst]), "name": str(ds["edge_name"].values[worst])},
         "max_density_p_m2": float(ds["edge_max_density"].max()),
+        "people_forced_onto_full_edges": a.get("forced_moves_people", 0.0),
         "shelters": shelters, "events": counts,
     }
 

@@ -16,8 +16,14 @@ Cetin, Burri & Nagel 2003), with groups of people as the moving units:
   ``flow_cap[e]`` people/s;
 * **storage capacity**: a group enters the next edge only while the people on
   it plus the group stay within ``storage[e]`` (spill-back); every storage
-  is at least the largest group and every flow capacity positive, so a
-  queue always moves eventually (zero capacities deadlock MATSim);
+  is at least the largest group and every flow capacity positive (zero
+  capacities deadlock MATSim);
+* **stuck time** (MATSim's ``stuckTime``): a head group held by a full next
+  edge for ``stuck_s`` seconds moves onto it anyway (counted in
+  ``forced``), which breaks gridlock — queues that wait on each other in a
+  cycle; MATSim's default is 10 s for cars, the model's default is longer
+  (:mod:`agents.district_evac`) so that spill-back, not this rule, governs
+  ordinary congestion;
 * each step, edges are served in one fixed (seeded) order, each group moves
   at most one edge per step, and groups at their origin (``state`` 0) enter
   their first edge from their departure time on, storage permitting.
@@ -57,6 +63,17 @@ class Edges(NamedTuple):
     max_queue: np.ndarray  # float64 (out): most people ready to leave but held, over the steps
     max_occ: np.ndarray  # float64 (out): most people on the edge
     people_out: np.ndarray  # float64 (out): people who left the edge (cumulative)
+    forced: np.ndarray  # float64 (out): people moved onto the edge by the stuck-time rule (cumulative)
+
+
+class Steps(NamedTuple):
+    """The stretch of time one call advances."""
+
+    t0: float  # start time, s
+    dt: float  # step, s
+    n: int  # number of steps
+    step0: int  # global index of the first step (for ``last_step``)
+    stuck_s: float  # stuck time, s (inf: never force)
 
 
 class Groups(NamedTuple):
@@ -105,8 +122,8 @@ def _pop(e, edges, groups):
 
 
 @numba.njit(cache=True)
-def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, counts):
-    """Advance the network ``n_steps`` steps of ``dt`` seconds from ``t0`` (in place).
+def advance(edges, groups, route, order, wait_order, steps, counts):
+    """Advance the network ``steps.n`` steps of ``steps.dt`` seconds from ``steps.t0`` (in place).
 
     Parameters
     ----------
@@ -118,11 +135,9 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
         The order in which edges are served each step (a permutation).
     wait_order : ndarray of int64
         All groups, sorted by departure time (the order they are let onto the network).
-    t0, dt : float
-        Start time and step (s); step k moves groups at ``t0 + (k + 1)·dt``.
-    n_steps, step0 : int
-        Number of steps and the global index of the first (for ``last_step``).
-    counts : ndarray (n_steps, 4) float64 (out)
+    steps : Steps
+        Step k moves groups at ``t0 + (k + 1)·dt``.
+    counts : ndarray (steps.n, 4) float64 (out)
         People waiting, moving, arrived, stranded at the end of each step.
 
     Returns
@@ -130,6 +145,7 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
     int
         Number of groups that moved onto the network, off it or along it.
     """
+    t0, dt, n_steps, step0, stuck_s = steps.t0, steps.dt, steps.n, steps.step0, steps.stuck_s
     moves = 0
     n_groups = groups.size.shape[0]
     tally = np.zeros(4)  # people per state, kept up to date on every transition
@@ -174,7 +190,9 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
                 if groups.pos[g] + 1 < groups.end[g]:
                     nxt = route[groups.pos[g] + 1]
                     if edges.occ[nxt] + groups.size[g] > edges.storage[nxt] + EPS:
-                        break
+                        if tn - groups.exit_s[g] < stuck_s - EPS:
+                            break
+                        edges.forced[nxt] += groups.size[g]
                     _pop(e, edges, groups)
                     edges.acc[e] -= groups.size[g]
                     edges.people_out[e] += groups.size[g]
@@ -204,8 +222,7 @@ def advance(edges, groups, route, order, wait_order, t0, dt, n_steps, step0, cou
     return moves
 
 
-def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, t0, dt, n_steps, step0,
-                      counts) -> int:
+def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, steps: Steps, counts) -> int:
     """The rules of :func:`advance` written plainly (deques for the FIFOs); same arguments and effect.
 
     Kept for the tests: an independent reading of the module's rules to
@@ -218,6 +235,7 @@ def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, t0
         while g >= 0:
             queues[e].append(g)
             g = int(groups.next_in_q[g])
+    t0, dt, n_steps, step0, stuck_s = steps
     moves = 0
 
     def enter(e: int, g: int, t_in: float, step: int) -> None:
@@ -260,7 +278,9 @@ def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, t0
                 if not last:
                     nxt = route[groups.pos[g] + 1]
                     if edges.occ[nxt] + groups.size[g] > edges.storage[nxt] + EPS:
-                        break
+                        if tn - groups.exit_s[g] < stuck_s - EPS:
+                            break
+                        edges.forced[nxt] += groups.size[g]
                 leave(e)
                 if last:
                     groups.state[g] = STRANDED if groups.strand_at_end[g] else ARRIVED
@@ -290,4 +310,4 @@ def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, t0
     return moves
 
 
-__all__ = ["ARRIVED", "MOVING", "STRANDED", "WAITING", "Edges", "Groups", "advance", "advance_reference"]
+__all__ = ["ARRIVED", "MOVING", "STRANDED", "WAITING", "Edges", "Groups", "Steps", "advance", "advance_reference"]

@@ -150,6 +150,7 @@ def test_people_are_conserved_and_no_edge_holds_more_than_its_storage():
     total = ds.attrs["evacuees"]
     s = ds["at_origin"] + ds["moving"] + ds["arrived"] + ds["stranded"]
     np.testing.assert_allclose(s.values, total, rtol=0, atol=1e-6)
+    assert float(ds["edge_forced_in"].sum()) == 0.0  # no gridlock here: the stuck-time rule never fired
     assert (ds["edge_max_occupancy"] <= ds["edge_storage"] + 1e-9).all()
     assert float(ds["edge_max_queue"].max()) > 0  # the case is congested
     assert ds.attrs["arrived"] == total

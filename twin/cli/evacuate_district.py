@@ -31,8 +31,8 @@ def _minutes(s: float | None) -> str:
               help="Road network file (GeoJSON edges, .osm, Overpass .json); default: the city's drive_roads layer.")
 @click.option("--mode", type=click.Choice(["walk", "car"]), default="walk", show_default=True,
               help="On foot (walkable streets, SFPE flows) or by car (Pregnolato 2017 closures).")
-@click.option("--group-size", type=click.IntRange(1, 1000), default=20, show_default=True,
-              help="People per agent (1: one agent per person).")
+@click.option("--group-size", type=click.IntRange(1, 1000), default=None,
+              help="People per agent (1: one agent per person) [default: 20 on foot, 3 by car].")
 @click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True,
               help="Seed of departure times and service order.")
 @click.option("--max-hours", type=float, default=4.0, show_default=True, help="Longest simulated time (h).")
