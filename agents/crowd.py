@@ -379,11 +379,11 @@ class CrowdModel(mesa.Model):
         if self.n_inside < PARALLEL_MIN_AGENTS:
             numba.set_num_threads(1)  # a parallel region costs more than a small crowd's step
         try:
-            self.field.directions(self.position, self.active, self._e0)
             np.copyto(self._v0_now, np.where(self.premovement <= self.time_s, self.v0, 0.0))
             K.fill_cells(self.position, self.active, c)
             K.step(
-                self.position, self._e0, self._v0_now, self.active, self.prm, c, self._walls,
+                self.position, self._e0, self.field.kernel_field, self._v0_now, self.active,
+                self.prm, c, self._walls,
                 self.geometry.exit_segments, self.geometry.exit_open, self.dt,
                 self._new, self.speed, self._out_exit,
             )  # fmt: skip

@@ -128,10 +128,11 @@ class FloorField:
         self.free = free
         self.sources = sources
         self.grad_x, self.grad_y = _gradient(dist, self.h)
+        self.kernel_field = K.Field(self.grad_x, self.grad_y, self.x0, self.y0, self.h)
 
     def directions(self, pos: np.ndarray, active: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Unit desired directions at ``pos`` (n, 2) into ``out`` (numba, bilinear)."""
-        return K.field_directions(pos, active, self.grad_x, self.grad_y, self.x0, self.y0, self.h, out)
+        return K.field_directions(pos, active, self.kernel_field, out)
 
     def distance_at(self, xy: np.ndarray) -> np.ndarray:
         """Distance to the nearest open exit at points (n, 2), m (nearest cell)."""

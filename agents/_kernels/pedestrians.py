@@ -95,6 +95,23 @@ class WallGrid(NamedTuple):
     index: np.ndarray  # int64
 
 
+class Field(NamedTuple):
+    """A floor field's gradient at cell centres (x0 + (i + 1/2) h, y0 + (j + 1/2) h).
+
+    With ``h`` <= 0 (:data:`NO_FIELD`) the step takes the desired directions
+    ``e0`` as given instead of looking them up.
+    """
+
+    gx: np.ndarray  # float64 (ny, nx)
+    gy: np.ndarray
+    x0: float
+    y0: float
+    h: float
+
+
+NO_FIELD = Field(np.zeros((2, 2)), np.zeros((2, 2)), 0.0, 0.0, 0.0)
+
+
 # --------------------------------------------------------------------------
 # Cell lists
 # --------------------------------------------------------------------------
@@ -380,12 +397,16 @@ def _agent_step(i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bd
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def step(pos, e0, v0, active, prm, cells, walls, exits, exit_open, dt, out_pos, out_speed, out_exit):
+def step(pos, e0, field, v0, active, prm, cells, walls, exits, exit_open, dt, out_pos, out_speed,
+         out_exit):  # fmt: skip
     """Advance every active agent by ``dt`` (formulas in the module docstring).
 
     Reads ``pos`` (old positions; ``cells`` must be filled from them) and
     writes ``out_pos``, ``out_speed`` (m/s) and ``out_exit`` (exit index or
     :data:`NO_EXIT`). Inactive agents are copied unchanged with speed 0.
+    With a ``field`` (:class:`Field`) each agent's desired direction is
+    looked up in it first and written to ``e0`` (as
+    :func:`field_directions` would); with :data:`NO_FIELD` ``e0`` is read.
     Parallel over chunks of :data:`CHUNK` agents taken in cell order, each
     chunk with its own neighbour buffer (the first pass's neighbours, reused
     by the second).
@@ -405,6 +426,8 @@ def step(pos, e0, v0, active, prm, cells, walls, exits, exit_open, dt, out_pos, 
         bd2 = np.empty(MAX_NEIGHBOURS)
         for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
             i = cells.order[kk]  # cell order: neighbours' data stay in cache
+            if field.h > 0.0:
+                e0[i, 0], e0[i, 1] = _direction(pos[i, 0], pos[i, 1], field)
             x, y, v, gone = _agent_step(
                 i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bdy, bd2
             )
@@ -415,42 +438,36 @@ def step(pos, e0, v0, active, prm, cells, walls, exits, exit_open, dt, out_pos, 
 # --------------------------------------------------------------------------
 # Floor field: direction look-up and shortest paths
 # --------------------------------------------------------------------------
-@njit(cache=True, nogil=True, parallel=True)
-def field_directions(pos, active, gx, gy, x0, y0, h, out):
-    """Unit desired directions -grad(distance), bilinear between cell centres.
-
-    ``gx``, ``gy`` (ny, nx) are the gradient of the distance at the cell
-    centres (x0 + (i + 1/2) h, y0 + (j + 1/2) h); 0 where unknown. Writes
-    ``out`` (n, 2); (0, 0) where the interpolated gradient vanishes.
-    """
+@njit(cache=True, nogil=True, inline="always")
+def _direction(px, py, field):
+    """-grad(distance) at (px, py), bilinear between cell centres, normalised; (0, 0) if it vanishes."""
+    gx, gy, h = field.gx, field.gy, field.h
     ny, nx = gx.shape
+    fx = (px - field.x0) / h - 0.5
+    fy = (py - field.y0) / h - 0.5
+    ix = min(max(int(math.floor(fx)), 0), nx - 2)
+    iy = min(max(int(math.floor(fy)), 0), ny - 2)
+    tx = min(max(fx - ix, 0.0), 1.0)
+    ty = min(max(fy - iy, 0.0), 1.0)
+    w00, w01, w10, w11 = (1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty
+    ux = w00 * gx[iy, ix] + w01 * gx[iy, ix + 1] + w10 * gx[iy + 1, ix] + w11 * gx[iy + 1, ix + 1]
+    uy = w00 * gy[iy, ix] + w01 * gy[iy, ix + 1] + w10 * gy[iy + 1, ix] + w11 * gy[iy + 1, ix + 1]
+    nrm = math.sqrt(ux * ux + uy * uy)
+    if nrm == 0.0:
+        return 0.0, 0.0
+    return -ux / nrm, -uy / nrm
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def field_directions(pos, active, field, out):
+    """Unit desired directions -grad(distance) at ``pos`` from a :class:`Field`, bilinear
+    between cell centres (0 gradient where unknown). Writes ``out`` (n, 2); (0, 0) where the
+    interpolated gradient vanishes or the agent is inactive."""
     for i in prange(pos.shape[0]):
         out[i, 0] = 0.0
         out[i, 1] = 0.0
-        if not active[i]:
-            continue
-        fx = (pos[i, 0] - x0) / h - 0.5
-        fy = (pos[i, 1] - y0) / h - 0.5
-        ix = min(max(int(math.floor(fx)), 0), nx - 2)
-        iy = min(max(int(math.floor(fy)), 0), ny - 2)
-        tx = min(max(fx - ix, 0.0), 1.0)
-        ty = min(max(fy - iy, 0.0), 1.0)
-        ux = (
-            (1 - tx) * (1 - ty) * gx[iy, ix]
-            + tx * (1 - ty) * gx[iy, ix + 1]
-            + (1 - tx) * ty * gx[iy + 1, ix]
-            + tx * ty * gx[iy + 1, ix + 1]
-        )
-        uy = (
-            (1 - tx) * (1 - ty) * gy[iy, ix]
-            + tx * (1 - ty) * gy[iy, ix + 1]
-            + (1 - tx) * ty * gy[iy + 1, ix]
-            + tx * ty * gy[iy + 1, ix + 1]
-        )
-        nrm = math.sqrt(ux * ux + uy * uy)
-        if nrm > 0.0:
-            out[i, 0] = -ux / nrm
-            out[i, 1] = -uy / nrm
+        if active[i]:
+            out[i, 0], out[i, 1] = _direction(pos[i, 0], pos[i, 1], field)
 
 
 #: The 16-neighbour stencil (dx, dy): 4 axial, 4 diagonal, 8 knight moves.

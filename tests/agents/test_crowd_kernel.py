@@ -37,7 +37,7 @@ def _numba_step(pos, e0, v0, active, prm, walls, exits, dt, period_x=0.0):
     wg = K.make_wall_grid(walls, bounds, prm.cutoff)
     K.fill_cells(pos, active, cells)
     out, speed, ex = np.empty_like(pos), np.empty(n), np.empty(n, np.int64)
-    K.step(pos, e0, v0, active, prm, cells, wg, exits, np.ones(len(exits), np.bool_), dt,
+    K.step(pos, e0, K.NO_FIELD, v0, active, prm, cells, wg, exits, np.ones(len(exits), np.bool_), dt,
            out, speed, ex)  # fmt: skip
     return out, speed, ex
 
@@ -139,7 +139,7 @@ def test_field_directions_match_numpy_bilinear():
     gx, gy = rng.normal(size=(2, 30, 40))
     pos = np.column_stack([rng.uniform(0.1, 7.9, 200), rng.uniform(0.1, 5.9, 200)])
     out = np.empty_like(pos)
-    K.field_directions(pos, np.ones(200, np.uint8), gx, gy, 0.0, 0.0, 0.2, out)
+    K.field_directions(pos, np.ones(200, np.uint8), K.Field(gx, gy, 0.0, 0.0, 0.2), out)
     fx, fy = pos[:, 0] / 0.2 - 0.5, pos[:, 1] / 0.2 - 0.5
     ix = np.clip(np.floor(fx).astype(int), 0, 38)
     iy = np.clip(np.floor(fy).astype(int), 0, 28)
@@ -166,3 +166,28 @@ def test_cells_hold_every_active_agent_once():
         cx = np.minimum((pos[members, 0] // c.csx).astype(int), c.nx - 1)
         cy = np.minimum((pos[members, 1] // c.csy).astype(int), c.ny - 1)
         assert np.all(cy * c.nx + cx == cell)
+
+
+def test_step_with_a_field_equals_step_with_its_directions():
+    # The model looks the floor field up inside the step (one parallel pass);
+    # it must equal looking it up first (field_directions) and passing e0.
+    from agents.floor_field import FloorField
+    from agents.geometry import Geometry
+
+    walk = Polygon([(0, 0), (12, 0), (12, 10), (0, 10)], [[(5, 4), (7, 4), (7, 6), (5, 6)]])
+    field = FloorField(Geometry(walk, {"door": ((12, 4), (12, 6))}), cell_m=0.2)
+    pos, _, v0, active = _random_state(7, 300)
+    prm = model_params(v0.max())
+    e0 = np.zeros_like(pos)
+    field.directions(pos, active, e0)
+    ref = _numba_step(pos, e0, v0, active, prm, ROOM, DOOR, 0.05)
+    cells = K.make_cells((-3.0, -3.0, 15.0, 13.0), prm.cutoff, 300)
+    wg = K.make_wall_grid(ROOM, (-3.0, -3.0, 15.0, 13.0), prm.cutoff)
+    K.fill_cells(pos, active, cells)
+    e0_fused = np.zeros_like(pos)
+    out, speed, ex = np.empty_like(pos), np.empty(300), np.empty(300, np.int64)
+    K.step(pos, e0_fused, field.kernel_field, v0, active, prm, cells, wg, DOOR, np.ones(1, np.bool_),
+           0.05, out, speed, ex)  # fmt: skip
+    np.testing.assert_array_equal(e0_fused[active == 1], e0[active == 1])
+    np.testing.assert_array_equal(out, ref[0])
+    np.testing.assert_array_equal(speed, ref[1])

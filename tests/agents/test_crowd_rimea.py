@@ -57,7 +57,7 @@ def _run_corridor(pos, e0, v0, active, prm, cells, wg, dt, warm_s, measure_s):
     means = []
     for s in range(int((warm_s + measure_s) / dt)):
         K.fill_cells(pos, active, cells)
-        K.step(pos, e0, v0, active, prm, cells, wg, np.zeros((0, 4)), np.zeros(0, np.bool_), dt,
+        K.step(pos, e0, K.NO_FIELD, v0, active, prm, cells, wg, np.zeros((0, 4)), np.zeros(0, np.bool_), dt,
                out, speed, ex)  # fmt: skip
         pos, out = out, pos
         if s * dt >= warm_s:
