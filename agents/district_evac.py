@@ -494,10 +494,11 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
     edges = nf.Edges(travel_s=net.base_time_s.copy(), flow_cap=net.flow_cap.astype(float),
                      storage=net.storage.astype(float),
                      acc_max=net.flow_cap * params.dt_s + size.max(),
-                     occ=np.zeros(n_e), acc=np.zeros(n_e), head=np.full(n_e, -1, np.int64),
+                     occ=np.zeros(n_e), acc=np.zeros(n_e), acc_in=np.zeros(n_e), head=np.full(n_e, -1, np.int64),
                      tail=np.full(n_e, -1, np.int64), max_queue=np.zeros(n_e), max_occ=np.zeros(n_e),
                      people_out=np.zeros(n_e), forced=np.zeros(n_e))
     edges.acc[:] = edges.acc_max
+    edges.acc_in[:] = edges.acc_max
     groups = nf.Groups(size=size, state=np.zeros(n_g, np.int8), depart_s=depart, pos=np.zeros(n_g, np.int64),
                        end=np.zeros(n_g, np.int64), strand_at_end=np.zeros(n_g, np.int8),
                        exit_s=np.zeros(n_g), enter_s=np.zeros(n_g), next_in_q=np.full(n_g, -1, np.int64),

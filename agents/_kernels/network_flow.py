@@ -8,12 +8,17 @@ Cetin, Burri & Nagel 2003), with groups of people as the moving units:
   group entered); groups leave an edge in the order they entered it (FIFO:
   a group that may not leave blocks those behind it — the queue at the
   downstream node);
-* **flow capacity**: an edge's accumulator fills at ``flow_cap[e]`` people/s
+* **flow capacity**, at both ends of an edge: its outflow accumulator fills at ``flow_cap[e]`` people/s
   (capped at ``acc_max[e]``: the largest group plus one step's flow, so a
   busy edge carries its fractions over) and a head group of
   ``n`` people leaves only when the accumulator holds ``n``, which then
   drains by ``n``; a long queue therefore discharges at exactly
-  ``flow_cap[e]`` people/s;
+  ``flow_cap[e]`` people/s. An inflow accumulator (same capacity) meters
+  groups onto the edge the same way (MATSim's inflow capacity), so a narrow
+  street after a wide one holds the queue *before* the narrowing, as the
+  SFPE hydraulic model's transitions (flow = min of the upstream flow and
+  each element's capacity) and RiMEA test 12 expect, and not packed at jam
+  density inside the narrow street;
 * **storage capacity**: a group enters the next edge only while the people on
   it plus the group stay within ``storage[e]`` (spill-back); every storage
   is at least the largest group and every flow capacity positive (zero
@@ -57,7 +62,8 @@ class Edges(NamedTuple):
     storage: np.ndarray  # float64: people (>= largest group)
     acc_max: np.ndarray  # float64: cap of the flow accumulator, people
     occ: np.ndarray  # float64 (in/out): people on the edge
-    acc: np.ndarray  # float64 (in/out): flow accumulator, people
+    acc: np.ndarray  # float64 (in/out): outflow accumulator, people
+    acc_in: np.ndarray  # float64 (in/out): inflow accumulator, people
     head: np.ndarray  # int64 (in/out): first group in the edge's FIFO, -1 none
     tail: np.ndarray  # int64 (in/out): last group, -1 none
     max_queue: np.ndarray  # float64 (out): most people ready to leave but held, over the steps
@@ -101,6 +107,7 @@ def _push(e, g, edges, groups, t_in, step):
     edges.tail[e] = g
     groups.next_in_q[g] = -1
     edges.occ[e] += groups.size[g]
+    edges.acc_in[e] -= groups.size[g]
     groups.enter_s[g] = t_in
     groups.exit_s[g] = t_in + edges.travel_s[e]
     groups.last_step[g] = step
@@ -160,6 +167,8 @@ def advance(edges, groups, route, order, wait_order, steps, counts):
         for e in range(edges.flow_cap.shape[0]):
             a = edges.acc[e] + edges.flow_cap[e] * dt
             edges.acc[e] = a if a < edges.acc_max[e] else edges.acc_max[e]
+            a = edges.acc_in[e] + edges.flow_cap[e] * dt
+            edges.acc_in[e] = a if a < edges.acc_max[e] else edges.acc_max[e]
         # groups leaving their origin (in departure order), storage permitting
         while first < wait_order.shape[0] and groups.state[wait_order[first]] != WAITING:
             first += 1
@@ -170,7 +179,7 @@ def advance(edges, groups, route, order, wait_order, steps, counts):
             if groups.state[g] != WAITING:
                 continue
             e = route[groups.pos[g]]
-            if edges.occ[e] + groups.size[g] > edges.storage[e] + EPS:
+            if edges.occ[e] + groups.size[g] > edges.storage[e] + EPS or edges.acc_in[e] < groups.size[g] - EPS:
                 continue
             groups.state[g] = MOVING
             tally[WAITING] -= groups.size[g]
@@ -189,6 +198,8 @@ def advance(edges, groups, route, order, wait_order, steps, counts):
                     break
                 if groups.pos[g] + 1 < groups.end[g]:
                     nxt = route[groups.pos[g] + 1]
+                    if edges.acc_in[nxt] < groups.size[g] - EPS:
+                        break
                     if edges.occ[nxt] + groups.size[g] > edges.storage[nxt] + EPS:
                         if tn - groups.exit_s[g] < stuck_s - EPS:
                             break
@@ -241,6 +252,7 @@ def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, st
     def enter(e: int, g: int, t_in: float, step: int) -> None:
         queues[e].append(g)
         edges.occ[e] += groups.size[g]
+        edges.acc_in[e] -= groups.size[g]
         groups.enter_s[g] = t_in
         groups.exit_s[g] = t_in + edges.travel_s[e]
         groups.last_step[g] = step
@@ -258,11 +270,12 @@ def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, st
         step, t = step0 + k, t0 + k * dt
         tn = t + dt
         np.minimum(edges.acc + edges.flow_cap * dt, edges.acc_max, out=edges.acc)
+        np.minimum(edges.acc_in + edges.flow_cap * dt, edges.acc_max, out=edges.acc_in)
         for g in wait_order:
             if groups.state[g] != WAITING or groups.depart_s[g] > tn - EPS:
                 continue
             e = route[groups.pos[g]]
-            if edges.occ[e] + groups.size[g] > edges.storage[e] + EPS:
+            if edges.occ[e] + groups.size[g] > edges.storage[e] + EPS or edges.acc_in[e] < groups.size[g] - EPS:
                 continue
             groups.state[g] = MOVING
             enter(e, g, max(groups.depart_s[g], t), step - 1)
@@ -277,6 +290,8 @@ def advance_reference(edges: Edges, groups: Groups, route, order, wait_order, st
                 last = groups.pos[g] + 1 >= groups.end[g]
                 if not last:
                     nxt = route[groups.pos[g] + 1]
+                    if edges.acc_in[nxt] < groups.size[g] - EPS:
+                        break
                     if edges.occ[nxt] + groups.size[g] > edges.storage[nxt] + EPS:
                         if tn - groups.exit_s[g] < stuck_s - EPS:
                             break

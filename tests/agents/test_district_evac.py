@@ -29,12 +29,14 @@ def _ll(east_m: float, north_m: float) -> tuple[float, float]:
     return (LON0 + east_m / (M_PER_DEG_LAT * np.cos(np.radians(LAT0))), LAT0 + north_m / M_PER_DEG_LAT)
 
 
-def _graph(nodes: dict[str, tuple[float, float]], links: list[tuple[str, str]]) -> RoadGraph:
-    """Two-way residential streets between named points (metres east/north of a Futian point)."""
+def _graph(nodes: dict[str, tuple[float, float]], links: list[tuple[str, str]],
+           classes: dict[str, str] | None = None) -> RoadGraph:
+    """Two-way streets (residential unless ``classes[a + b]`` says) between named points (metres east/north
+    of a Futian point)."""
     rows = []
     for a, b in links:
         for u, v in ((a, b), (b, a)):
-            rows.append({"id": f"{u}{v}", "u": u, "v": v, "road_class": "residential",
+            rows.append({"id": f"{u}{v}", "u": u, "v": v, "road_class": (classes or {}).get(a + b, "residential"),
                          "geometry": LineString([_ll(*nodes[u]), _ll(*nodes[v])])})
     return RoadGraph.from_geodataframe(gpd.GeoDataFrame(rows, crs=WGS84))
 
@@ -92,6 +94,25 @@ def test_a_queue_discharges_at_the_flow_capacity():
     done = np.sort(res.dataset["group_done_s"].values)
     capacity = 1.32 * WALK_WIDTH_M["residential"]
     assert done[-1] - done[0] == pytest.approx((50 - 1) * 20.0 / capacity, abs=1.0)
+
+
+def test_a_narrowing_passes_its_own_capacity_and_the_queue_stands_before_it():
+    """SFPE hydraulic model: flow through a transition is the least of the upstream flow and each element's
+    capacity; RiMEA 3.0 test 12: congestion only before the narrowing. 2,000 people leave A at once along a
+    trunk road (13.5 m a direction: 17.8 P/s) that narrows at B into a residential street (5.0 m: 6.6 P/s)."""
+    nodes = {"A": (0.0, 0.0), "B": (300.0, 0.0), "C": (600.0, 0.0)}
+    roads = _graph(nodes, [("A", "B"), ("B", "C")], {"AB": "trunk"})
+    res = simulate(roads, _shelters(("S", nodes["C"], 1e6)), _groups(nodes["A"], 100, 20.0),
+                   params=EvacParams(departure_window_s=0.0))
+    ds = res.dataset
+    done = np.sort(ds["group_done_s"].values)
+    narrow = 1.32 * WALK_WIDTH_M["residential"]
+    assert done[-1] - done[0] == pytest.approx((2000 - 20) / narrow, abs=2.0)
+    queue = dict(zip(ds["edge_id"].values, ds["edge_max_queue"].values, strict=True))
+    assert queue["AB"] > 1000  # most of the crowd waits at the narrowing
+    assert queue["BC"] <= 20.0  # at most one group ever waits at the exit of the narrow street
+    density = dict(zip(ds["edge_id"].values, ds["edge_max_density"].values, strict=True))
+    assert density["BC"] < 1.0  # the narrow street flows; it is not packed to jam density (5.4 P/m²)
 
 
 SQUARE = {"A": (0.0, 0.0), "B": (1000.0, 0.0), "C": (500.0, 600.0)}

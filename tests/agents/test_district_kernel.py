@@ -19,7 +19,7 @@ def _random_case(seed: int, n_edges: int = 40, n_groups: int = 300):
     flow = rng.uniform(0.5, 8.0, n_edges)
     edges = nf.Edges(travel_s=rng.uniform(0.5, 40.0, n_edges), flow_cap=flow,
                      storage=np.maximum(rng.uniform(5, 200, n_edges), size.max()),
-                     acc_max=flow + size.max(), occ=np.zeros(n_edges), acc=flow + size.max(),
+                     acc_max=flow + size.max(), occ=np.zeros(n_edges), acc=flow + size.max(), acc_in=flow + size.max(),
                      head=np.full(n_edges, -1, np.int64), tail=np.full(n_edges, -1, np.int64),
                      max_queue=np.zeros(n_edges), max_occ=np.zeros(n_edges), people_out=np.zeros(n_edges),
                      forced=np.zeros(n_edges))
@@ -75,7 +75,7 @@ def test_the_stuck_time_breaks_a_gridlock():
     (MATSim's gridlock); with a stuck time of 60 s the first served moves after being held 60 s."""
     n = 2
     edges = nf.Edges(travel_s=np.array([10.0, 10.0]), flow_cap=np.full(n, 100.0), storage=np.full(n, 20.0),
-                     acc_max=np.full(n, 120.0), occ=np.zeros(n), acc=np.full(n, 120.0), head=np.full(n, -1, np.int64),
+                     acc_max=np.full(n, 120.0), occ=np.zeros(n), acc=np.full(n, 120.0), acc_in=np.full(n, 120.0), head=np.full(n, -1, np.int64),
                      tail=np.full(n, -1, np.int64), max_queue=np.zeros(n), max_occ=np.zeros(n),
                      people_out=np.zeros(n), forced=np.zeros(n))
     groups = nf.Groups(size=np.array([20.0, 20.0]), state=np.zeros(2, np.int8), depart_s=np.zeros(2),
