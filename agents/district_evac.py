@@ -16,6 +16,10 @@ every ``dt_s`` by the numba kernel :func:`agents._kernels.network_flow.advance`
   at least the largest group; flow capacity at least 0.1 P/s: never zero
   (zero-capacity links deadlock MATSim).
 
+The flow capacity meters groups both onto and off an edge (so queues stand
+before a narrowing), and a group held ``stuck_s`` (300 s) by a full next edge
+moves on anyway (MATSim's stuck time: it breaks gridlock; counted per edge).
+
 Walkable width per direction of travel (m, :data:`WALK_WIDTH_M`): half of a
 street's cross-section, carriageway included — in a district evacuation on
 foot people use the whole street — from CJJ 37-2012's 3.5 m lanes and
