@@ -4,7 +4,8 @@ The CLI (``twin <kind> run``) and the console's run form both call
 :func:`run`; a model supplies only its :class:`twin.runkinds.RunKind`.
 
 Progress goes to one callback as dicts with a ``phase`` ("validating",
-"running", "writing outputs", "writing report", "writing map", "done"), a
+"running", "writing outputs", "writing report", "writing map", "storing events"
+(with a store), "done"), a
 ``fraction`` of the whole job (0-1; the model's run is 0-0.9) and, while
 running, what the model reports (``sim_s``, ``duration_s``, ``steps``...).
 
@@ -14,6 +15,20 @@ does both, and the console calls it before it answers ``202``. A run is
 cancelled cooperatively: set the ``cancel`` event and the run raises
 :class:`twin.errors.RunCancelled` at its next progress report (or between
 the pipeline's phases).
+
+Events of a run
+---------------
+A kind whose model has events (a road closed, a unit dispatched, a floor
+cleared, a person stranded) writes them into the run folder as
+:data:`EVENTS_NAME` (``events.jsonl``): one :class:`twin.events.Event` record
+(:meth:`~twin.events.Event.to_record`) per line, in the order they happened.
+That file is the one contract: with a store attached (``store=``), the
+pipeline appends those events to the store's event log, tied to the run
+(:meth:`twin.store.Store.put_run_events`; the run is recorded in the store's
+``runs`` table first unless a ``run_id`` is given), so the console and other
+readers of the store see them. Storing is idempotent:
+:func:`store_run_events` of the same folder again adds nothing. A kind
+without events writes no file and nothing is stored.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from twin.runkinds import Progress, RunContext, RunKind, get_kind
 
 RUN_SHARE = 0.9  # share of the progress bar given to the model's run itself
 SUMMARY_NAME = "summary.json"
+EVENTS_NAME = "events.jsonl"  # a run's events, one twin.events.Event record per line (module docstring)
 
 
 @dataclass
@@ -43,6 +59,8 @@ class RunResult:
     summary: dict[str, Any]
     dataset: Any
     wall_s: float
+    run_id: int | None = None
+    events_stored: int = 0
 
 
 def clean_json(o: Any) -> Any:
@@ -99,10 +117,45 @@ def _written_since(out: Path, since_ns: int, known: set[Path]) -> dict[str, Path
     return extra
 
 
+def read_run_events(out_dir: str | Path) -> list[Any]:
+    """The events a run wrote into ``out_dir`` (:data:`EVENTS_NAME`), validated; [] without the file.
+
+    Raises
+    ------
+    twin.errors.ValidationError
+        Naming the file and the line of a record that is not an event.
+    """
+    from twin.errors import ValidationError
+    from twin.events import Event
+
+    path = Path(out_dir) / EVENTS_NAME
+    if not path.is_file():
+        return []
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(Event.parse(json.loads(line)))
+            except (ValueError, ValidationError) as exc:
+                raise ValidationError(f"{path}, line {n}: not a twin.events.Event record: {exc}") from None
+    return out
+
+
+def store_run_events(store: Any, run_id: int, out_dir: str | Path) -> int:
+    """Append the events of the run in ``out_dir`` to ``store``'s event log, tied to run ``run_id``.
+
+    Idempotent (:meth:`twin.store.Store.put_run_events`): returns the number of events newly stored.
+    """
+    events = read_run_events(out_dir)
+    return store.put_run_events(run_id, events) if events else 0
+
+
 def run(kind: str | RunKind, params: Mapping[str, Any] | Any, out_dir: str | Path, *,
         city: Any = None, progress: Progress | None = None, report: bool = True, map: bool = True,
         validation_context: dict | None = None, console: bool = False,
-        cancel: threading.Event | Any = None) -> RunResult:
+        cancel: threading.Event | Any = None, store: Any = None, run_id: int | None = None) -> RunResult:
     """Run one model end to end and write its outputs into ``out_dir``.
 
     Parameters
@@ -127,6 +180,12 @@ def run(kind: str | RunKind, params: Mapping[str, Any] | Any, out_dir: str | Pat
     cancel : threading.Event or callable() -> bool, optional
         Set to stop the run: it raises :class:`twin.errors.RunCancelled` at the
         model's next progress report or the pipeline's next phase.
+    store : twin.store.Store, optional
+        Where the run's events go (module docstring, "Events of a run").
+        Without ``run_id`` the pipeline records the run in the store's ``runs``
+        table (kind, request) and ends it done, failed or cancelled.
+    run_id : int, optional
+        The store's id of this run, when the caller recorded it (the console does).
 
     Returns
     -------
@@ -145,6 +204,28 @@ def run(kind: str | RunKind, params: Mapping[str, Any] | Any, out_dir: str | Pat
     say = progress or (lambda _p: None)
     say({"phase": "validating", "fraction": 0.0})
     req = check(k, params, city=city, validation_context=validation_context, console=console)
+    if store is None or run_id is not None:
+        return _run(k, req, out_dir, city=city, say=say, report=report, map=map, cancel=cancel,
+                    store=store, run_id=run_id)
+    from twin.errors import RunCancelled
+
+    rid = store.start_run(k.name, clean_json(req.model_dump()))
+    status = "failed"
+    try:
+        res = _run(k, req, out_dir, city=city, say=say, report=report, map=map, cancel=cancel,
+                   store=store, run_id=rid)
+        status = "done"
+        return res
+    except RunCancelled:
+        status = "cancelled"
+        raise
+    finally:
+        store.end_run(rid, status)
+
+
+def _run(k: RunKind, req: Any, out_dir: str | Path, *, city: Any, say: Progress, report: bool,
+         map: bool, cancel: Any, store: Any, run_id: int | None) -> RunResult:
+    """:func:`run` after validation."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -183,9 +264,15 @@ def run(kind: str | RunKind, params: Mapping[str, Any] | Any, out_dir: str | Pat
     paths.update(_written_since(out, since_ns, known))
     summary["files"] = {role: Path(p).name for role, p in paths.items()}
     write_json(summary, summary_path)
+    stored = 0
+    if store is not None and run_id is not None:
+        phase("storing events", 0.99)
+        stored = store_run_events(store, run_id, out)
     wall = time.perf_counter() - t0
     say({"phase": "done", "fraction": 1.0})
-    return RunResult(kind=k, request=req, paths=paths, summary=summary, dataset=ds, wall_s=wall)
+    return RunResult(kind=k, request=req, paths=paths, summary=summary, dataset=ds, wall_s=wall,
+                     run_id=run_id, events_stored=stored)
 
 
-__all__ = ["RunResult", "check", "clean_json", "run", "write_json"]
+__all__ = ["EVENTS_NAME", "RunResult", "check", "clean_json", "read_run_events", "run", "store_run_events",
+           "write_json"]

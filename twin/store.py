@@ -139,6 +139,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_time ON dead_letters (received_at);
+CREATE UNIQUE INDEX IF NOT EXISTS events_run_line ON events (run_id, pos)
+    WHERE snapshot_id IS NULL AND run_id IS NOT NULL AND pos > 0;
 """
 
 # Placeholder for schema upgrades: version -> SQL script taking the store to version + 1.
@@ -275,7 +277,11 @@ class ObservationRow(NamedTuple):
 
 
 class EventRow(NamedTuple):
-    """An event of the live log with its row id (the order live readers follow)."""
+    """An event of the live log with its row id (the order live readers follow).
+
+    ``run_id`` is the model run the event belongs to (None for an event of the
+    live twin: a sensor's, an operator's); ``run_kind`` is that run's kind.
+    """
 
     id: int
     time_s: float
@@ -285,6 +291,8 @@ class EventRow(NamedTuple):
     severity: str
     message: str
     data: dict[str, Any]
+    run_id: int | None = None
+    run_kind: str | None = None
 
 
 def _obs_from_row(r: tuple[Any, ...]) -> ObservationRow:
@@ -296,10 +304,12 @@ def _event_from_row(r: tuple[Any, ...]) -> EventRow:
         data = json.loads(r[7])
     except ValueError:  # written by another tool: the row still counts, without details
         data = {}
-    return EventRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], data)
+    return EventRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], data, r[8], r[9])
 
 
-_EVENT_COLS = "id, time_s, wall_time, kind, source, severity, message, data"
+# the run's kind comes from the runs table (a correlated lookup: NULL for live events)
+_EVENT_COLS = ("id, time_s, wall_time, kind, source, severity, message, data, run_id, "
+               "(SELECT r.kind FROM runs r WHERE r.id = events.run_id)")
 
 
 @dataclass(frozen=True)
@@ -890,6 +900,55 @@ class Store:
                 (run_id, *self._event_row(event)),
             )
             return int(cur.lastrowid)
+
+    def put_run_events(self, run_id: int, events: Iterable[Event | dict[str, Any]]) -> int:
+        """Store the events of model run ``run_id`` in the live log, idempotently; returns how many were new.
+
+        The events are tied to the run (``run_id``) and keep their order
+        (``pos`` = 1, 2, ... in the order given). Storing the same run's events
+        again adds only those beyond the ones already stored (a re-import of
+        the same ``events.jsonl`` adds nothing): a unique index on
+        ``(run_id, pos)`` makes the insert a no-op for a stored position,
+        even when two processes import at once.
+
+        Raises
+        ------
+        ValidationError
+            For a run id not in the store, or a record :class:`~twin.events.Event` refuses
+            (nothing is stored then).
+        """
+        rows = []
+        for i, e in enumerate(events, start=1):
+            ev = e if isinstance(e, Event) else Event.parse(e)
+            rows.append((int(run_id), i, *self._event_row(ev)))
+        with self._tx() as cur:
+            if cur.execute("SELECT 1 FROM runs WHERE id = ?", (int(run_id),)).fetchone() is None:
+                raise ValidationError(f"run_id={run_id!r} does not exist in {self.db_path}")
+            before = self._conn.total_changes
+            cur.executemany(
+                "INSERT OR IGNORE INTO events (run_id, snapshot_id, pos, time_s, wall_time, kind, "
+                "source, severity, message, data) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            return int(self._conn.total_changes - before)
+
+    def run_event_rows(self, run_id: int, kind: str | None = None, *, limit: int | None = None
+                       ) -> list[EventRow]:
+        """The live-log events of model run ``run_id`` (of ``kind``), in the run's order (at most ``limit``)."""
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE snapshot_id IS NULL AND run_id = ?"
+        args: list[Any] = [int(run_id)]
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        sql += " ORDER BY pos, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [_event_from_row(r) for r in self._query(sql, tuple(args))]
+
+    def run_event_counts(self, run_id: int) -> dict[str, int]:
+        """Number of live-log events of model run ``run_id`` per event kind (kinds sorted)."""
+        rows = self._query("SELECT kind, COUNT(*) FROM events WHERE snapshot_id IS NULL AND run_id = ? "
+                           "GROUP BY kind ORDER BY kind", (int(run_id),))
+        return {r[0]: int(r[1]) for r in rows}
 
     def events(
         self,

@@ -143,6 +143,26 @@ class ConsoleApi:
                                 status_code=404)
         return JSONResponse(run)
 
+    async def run_events(self, request: Request) -> JSONResponse:
+        """``GET /api/runs/{id}/events[?kind=K&limit=n]``: the events run ``id`` stored, in its order.
+
+        ``kind`` keeps one event kind (``counts`` always covers the whole run); ``limit`` caps the
+        list (default 500, at most :data:`MAX_LIMIT`).
+        """
+        try:
+            rid = _run_id(request.path_params["id"], "id")
+            limit = _int_param(request.query_params.get("limit"), "limit", 500, 1, MAX_LIMIT)
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=422)
+        kind = request.query_params.get("kind") or None
+        if kind is not None and (len(kind) > 64 or not kind.replace("_", "").replace("-", "").isalnum()):
+            return _invalid("kind", kind[:64], "an event kind is letters, digits, _ and - (e.g. floor_cleared)")
+        try:
+            out = await asyncio.to_thread(self.runs.events, rid, kind, limit)
+        except UnknownRun as exc:
+            return JSONResponse({"error": "not_found", "reason": str(exc)}, status_code=404)
+        return JSONResponse(out)
+
     async def scene_base(self, request: Request) -> JSONResponse:
         try:
             scene = await asyncio.to_thread(self.scenes.base)

@@ -7,10 +7,13 @@ Page and files (no token):
     bundle (``deck.js``) and ``twinmap.js`` (whitelisted names only).
 Reads (no token: viewers see):
     ``GET /api/info``, ``/api/sensors``, ``/api/alerts[?limit=n]``, ``/api/runs``,
-    ``/api/runs/{id}``, ``/api/scene/base``, ``/api/scene/forecast[?run=ID]``
-    (the newest finished run, or run ID; 409 when it is not done),
+    ``/api/runs/{id}``, ``/api/runs/{id}/events[?kind=K&limit=n]`` (the events the run
+    stored: time, kind, severity, message; per-kind counts), ``/api/scene/base``,
+    ``/api/scene/forecast[?run=ID]`` (the newest finished run, or run ID; 409 when it is
+    not done; a run without a model grid, agents or a building, as its offline map draws it),
     ``/api/scene/compare?a=ID&b=ID`` (two finished runs of one kind and their
-    B − A difference, for ``TwinMap.compare``), ``/api/scene/sensors``,
+    B − A difference, for ``TwinMap.compare``; 422 for runs without a model grid),
+    ``/api/scene/sensors``,
     ``/api/stream`` (Server-Sent Events), ``/api/changes?since=<seq>`` (polling fallback).
 Actions (``Authorization: Bearer <token>``; 401 without, 403 wrong or read-only;
 wrong tokens are answered slowly, see :mod:`viz.console.auth`):
@@ -207,6 +210,7 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
         Route("/api/runs", api.runs_list, methods=["GET"]),
         Route("/api/runs", api.run_start, methods=["POST"]),
         Route("/api/runs/{id}", api.run_get, methods=["GET"]),
+        Route("/api/runs/{id}/events", api.run_events, methods=["GET"]),
         Route("/api/runs/{id}/cancel", api.run_cancel, methods=["POST"]),
         Route("/api/scene/base", api.scene_base, methods=["GET"]),
         Route("/api/scene/forecast", api.scene_forecast, methods=["GET"]),

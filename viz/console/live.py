@@ -36,6 +36,10 @@ Every sensor row says what operators read (:mod:`hardware_bridge.display`; the S
     map cannot draw it, the list still shows it.
 
 Alerts are the live events of severity ``advisory`` or above (newest first);
+events of a model run (stored with its ``run_id``: a simulated person stranded, a
+simulated road closed) are not alerts — the console shows them with their run
+(``GET /api/runs/{id}/events``), so no simulation is mistaken for the city and a
+large run cannot push real alerts out of the list;
 an ``alert_ack`` event (severity info, ``data.alert_id``) acknowledges one. An alert
 is ``cleared`` (the wall time) once its cause went away: ``alert_cleared`` of the same
 source below its level for ``threshold_crossed``, ``sensor_online`` for ``sensor_offline``
@@ -218,6 +222,8 @@ class LiveState:
         status_keys: set[str] = set()
         for ev in self.store.event_rows_after(self._event_id):
             self._event_id = ev.id
+            if ev.run_id is not None:
+                continue  # a model run's event (simulated): shown with its run, never a live alert
             if ev.kind == ACK_KIND:
                 aid = ev.data.get("alert_id")
                 if isinstance(aid, int) and aid not in self._acks:
@@ -327,7 +333,8 @@ class LiveState:
                 return self._alert_entry(alert_id)
         # older than the in-memory window: look it up
         ev = self.store.event_row(int(alert_id))
-        if ev is None or ev.kind == ACK_KIND or Severity(ev.severity).rank < ALERT_MIN.rank:
+        if ev is None or ev.kind == ACK_KIND or ev.run_id is not None \
+                or Severity(ev.severity).rank < ALERT_MIN.rank:
             return None
         ack = self.ack_of(ev.id)
         return {**_alert_record(ev), "status": "acknowledged" if ack else "open", "ack": ack}

@@ -6,6 +6,9 @@ params, status running/done/failed) and goes through the one run pipeline
 (:func:`twin.pipeline.run`: the kind's outputs, ``summary.json``,
 ``report.html``, ``map.html``) into ``<runs_dir>/run-<id>/``, plus
 ``console.json`` with its final progress (and the error of a failed run).
+The events the run wrote (``events.jsonl``, see :mod:`twin.pipeline`) go to
+the store's event log tied to the run (:meth:`RunManager.events` reads them
+back); runs finished before that existed are imported when the console starts.
 Progress (phase, fraction, the model's own figures) is kept in memory and
 versioned, so the live feed pushes it to the pages.
 
@@ -77,6 +80,7 @@ class RunManager:
         self.version = 0
         self._seen_version = 0
         self._close_orphans()
+        self._import_events()
 
     # ----------------------------------------------------------------- queries
     @staticmethod
@@ -114,6 +118,28 @@ class RunManager:
                 if r.id == run_id and r.kind in known:
                     return self._entry(r, known[r.kind])
         return None
+
+    def events(self, run_id: int, kind: str | None = None, limit: int = 500) -> dict[str, Any]:
+        """The events of run ``run_id`` from the store: ``{"run", "kind", "counts", "total", "events"}``.
+
+        ``events`` (of ``kind`` when given, at most ``limit``, in the run's order) are
+        ``{"id", "time_s", "kind", "source", "severity", "message", "data"}``; ``counts`` is per
+        event kind over the whole run (what a filter can choose from).
+
+        Raises
+        ------
+        UnknownRun
+            When no run of a registered kind has that id.
+        """
+        r = self.get(run_id)
+        if r is None:
+            raise UnknownRun(f"no run with id {run_id}")
+        counts = self.store.run_event_counts(run_id)
+        rows = self.store.run_event_rows(run_id, kind, limit=limit)
+        return {"run": run_id, "kind": r["kind"], "status": r["status"], "counts": counts,
+                "total": sum(counts.values()), "filter": kind,
+                "events": [{"id": e.id, "time_s": e.time_s, "kind": e.kind, "source": e.source,
+                            "severity": e.severity, "message": e.message, "data": e.data} for e in rows]}
 
     def latest_done(self) -> tuple[dict[str, Any], Path] | None:
         """The newest finished run with outputs and its folder."""
@@ -222,7 +248,8 @@ class RunManager:
 
         cancel = self._cancel[run_id]
         try:
-            res = pipeline.run(kind, req, out_dir, city=self.city, progress=progress, cancel=cancel)
+            res = pipeline.run(kind, req, out_dir, city=self.city, progress=progress, cancel=cancel,
+                               store=self.store, run_id=run_id)
             s = pipeline.clean_json(res.summary)
             summary = {k: s.get(k) for k in kind.summary_keys} if kind.summary_keys else None
             self._set(run_id, phase="done", fraction=1.0, summary=summary)
@@ -267,6 +294,22 @@ class RunManager:
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "console.json").write_text(json.dumps(
                 {"phase": "failed", "error": "the console stopped while this run was in progress"}))
+
+
+    def _import_events(self) -> None:
+        """Store the events of finished runs that have an ``events.jsonl`` but none stored (older runs)."""
+        from twin import pipeline
+
+        for r in self.store.runs():
+            if r.status != "done" or self.store.run_event_counts(r.id):
+                continue
+            out_dir = self.runs_dir / run_dir_name(r.id)
+            if not (out_dir / pipeline.EVENTS_NAME).is_file():
+                continue
+            try:
+                pipeline.store_run_events(self.store, r.id, out_dir)
+            except TwinError as exc:
+                log.error("run %s: its events were not stored: %s", r.id, exc)
 
 
 def _cancelling(events: dict[int, threading.Event], run_id: int) -> bool:

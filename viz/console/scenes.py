@@ -103,9 +103,31 @@ def forecast_scene(run: dict[str, Any], run_dir: Path, ds: Any = None) -> dict[s
     title = f"{kind.title} #{run['id']}: {kind.describe_params(run.get('params') or {})}"
     if ds is None:
         ds = _open_output(run, run_dir)
+    if not is_gridded(ds):
+        return _gridless_scene(kind, ds, title, run["id"])
     warp = MercatorWarp.for_grid(ds, max_px=FORECAST_MAX_PX)
     scene = Scene(title=title, sets=kind.layers(ds, warp=warp, max_px=FORECAST_MAX_PX))
-    return {**scene.to_json(), "bounds": scene.bounds(), "run": run["id"]}
+    return {**scene.to_json(), "bounds": scene.bounds(), "run": run["id"], "gridded": True}
+
+
+def is_gridded(ds: Any) -> bool:
+    """True for a run on a model grid (``x``/``y`` dimensions): a flood; False for agents on roads, a building."""
+    return "x" in ds.dims and "y" in ds.dims
+
+
+def _gridless_scene(kind: Any, ds: Any, title: str, run_id: int) -> dict[str, Any]:
+    """Scene of a run without a model grid, as its offline map draws it (:func:`viz.run_map.run_scene`).
+
+    Only the kind's own layers are kept (the console draws its basemap under them); ``bounds``
+    is the extent the map opens on and ``view`` keeps the kind's ``map_view`` (e.g. the pitch
+    that stands a building's floors up), which the page uses instead of fitting the bounds.
+    """
+    from viz.run_map import _bounds_of, run_scene
+
+    scene = run_scene(kind, ds, city=None, title=title, max_px=FORECAST_MAX_PX)
+    bounds = _bounds_of(scene.sets) or scene.bounds()
+    return {**scene.to_json(), "bounds": list(bounds) if bounds is not None else None, "run": run_id,
+            "gridded": False}
 
 
 def _open_output(run: dict[str, Any], run_dir: Path) -> Any:
@@ -154,6 +176,10 @@ def compare_scene(a: tuple[dict[str, Any], Path], b: tuple[dict[str, Any], Path]
                               "different kinds: compare two runs of one kind")
     kind = get_kind(ra["kind"])
     dsa, dsb = _open_output(ra, da), _open_output(rb, db)
+    if not (is_gridded(dsa) and is_gridded(dsb)):
+        raise ValidationError(f"{kind.title} runs have no map grid, so there is no B − A difference map "
+                              f"to show: compare runs {ra['id']} and {rb['id']} by their summaries "
+                              "in the run list, or show each on the map")
     var = compared_variable(kind, dsa)
 
     def grid(ds: Any) -> Any:

@@ -5,13 +5,16 @@
  * (Server-Sent Events), falling back to polling /api/changes. URLs are relative to the page, so
  * the console also works behind a reverse proxy that serves it under a path prefix.
  * The run list shows any finished run's forecast ("Show"), compares two (TwinMap.compare with
- * the B − A difference) and cancels a running one.
+ * the B − A difference) and cancels a running one. A run without a model grid (agents on roads,
+ * a building) is shown as its offline map draws it, in the view its kind asks for (a building
+ * pitched). A finished run's events (GET /api/runs/{id}/events[?kind=K]: time, kind, severity,
+ * message) are listed in the run's detail panel ("Events", or shown with its map), filterable by kind.
  * Actions send 'Authorization: Bearer <token>'; the token is typed once and kept in
  * sessionStorage (gone when the tab closes). No remote resources: everything comes from
  * this origin.
  *
  * For tests: window.consoleState {sensors, alerts, runs, seq, epoch, transport, received, lastDrawAt,
- * forecastRun, compare}, window.consoleReady (map drew and the lists are loaded), window.consoleMap,
+ * forecastRun, compare, detail}, window.consoleReady (map drew and the lists are loaded), window.consoleMap,
  * window.consoleCompare (the open compare view, or null).
  */
 (function () {
@@ -32,7 +35,7 @@
 
   var state = window.consoleState = {
     info: null, sensors: {}, alerts: {}, runs: {}, seq: 0, epoch: '', transport: 'none', received: [],
-    base: null, forecast: null, forecastRun: null, compare: null, errors: []
+    base: null, forecast: null, forecastRun: null, compare: null, detail: null, errors: []
   };
   window.consoleReady = false;
   var map = null;
@@ -290,8 +293,9 @@
       renderRuns();
       if (!map) return;
       return map.setScene(composeScene()).then(function () {
-        // show the new forecast: its area, at its last lead time
-        var v = fitView(fc.bounds) || fc.view;
+        // show the new forecast: its area, at its last lead time; a run without a grid opens in
+        // the view its kind asks for (e.g. a building pitched so its floors stand up)
+        var v = (fc.gridded === false && fc.view) ? fc.view : (fitView(fc.bounds) || fc.view);
         if (v) { map.setView(v); syncLiveView(map.viewState); }
         if (map.frameCount > 1) return map.setFrame(map.frameCount - 1);
       });
@@ -450,6 +454,12 @@
             closeCompare();
             loadForecast(id).then(function () { showMessage('Showing run ' + id + '.', true); })
               .catch(function (err) { showMessage('Run ' + id + ': ' + err.message); });
+            openRunEvents(id, null).catch(function (err) { showMessage('Run ' + id + ' events: ' + err.message); });
+          });
+        }
+        if (!state.detail || state.detail.run !== id) {
+          runButton(li, 'events', 'Events', 'list the events this run stored', function () {
+            openRunEvents(id, null).catch(function (err) { showMessage('Run ' + id + ' events: ' + err.message); });
           });
         }
       }
@@ -487,6 +497,68 @@
         showMessage('Cancel run ' + id + ': ' + refusal(res));
       }
     }).catch(function (err) { btn.disabled = false; showMessage('Cancel run ' + id + ': ' + err.message); });
+  }
+
+  // ------------------------------------------------------------------ a run's events
+  function fmtSim(s) {
+    if (typeof s !== 'number' || !isFinite(s)) return '—';
+    if (Math.abs(s) < 60) return s.toFixed(s % 1 ? 1 : 0) + ' s';
+    var t = Math.round(s), h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = t % 60;
+    return (h ? h + ':' + (m < 10 ? '0' : '') : '') + m + ':' + (sec < 10 ? '0' : '') + sec;
+  }
+
+  // The events run `id` stored (of event kind `kind`, or all), in the detail panel.
+  function openRunEvents(id, kind) {
+    var url = 'api/runs/' + encodeURIComponent(id) + '/events' + (kind ? '?kind=' + encodeURIComponent(kind) : '');
+    return getJSON(url).then(function (body) {
+      state.detail = {run: id, kind: kind || null, total: body.total, counts: body.counts,
+                      shown: body.events.length};
+      var box = $('run-detail');
+      box.hidden = false;
+      $('detail-run').textContent = '#' + id;
+      $('event-count').textContent = String(body.total);
+      var sel = $('event-kind');
+      sel.textContent = '';
+      var all = el('option', null, sel, 'all kinds (' + body.total + ')');
+      all.value = '';
+      Object.keys(body.counts).forEach(function (k) {
+        var o = el('option', null, sel, k.replace(/_/g, ' ') + ' (' + body.counts[k] + ')');
+        o.value = k;
+      });
+      sel.value = kind || '';
+      var n = kind ? (body.counts[kind] || 0) : body.total;
+      $('event-note').textContent = body.total === 0 ? 'This run stored no events.' :
+        (body.events.length < n ? 'The first ' + body.events.length + ' of ' + n + ' events.' :
+          'Simulated events of run #' + id + ' (times after the run\'s start); not live alerts.');
+      var tb = $('run-events').querySelector('tbody');
+      tb.textContent = '';
+      body.events.forEach(function (e) {
+        var tr = el('tr', 'event', tb);
+        tr.dataset.kind = e.kind;
+        tr.title = e.source ? 'from ' + e.source : '';
+        el('td', 't', tr, fmtSim(e.time_s));
+        el('td', 'k', tr, e.kind.replace(/_/g, ' '));
+        el('span', 'sev-' + e.severity, el('td', 'sev', tr), e.severity);
+        el('td', 'm', tr, e.message);
+      });
+      renderRuns();
+      return body;
+    });
+  }
+
+  function setupRunDetail() {
+    $('event-kind').addEventListener('change', function () {
+      if (!state.detail) return;
+      var id = state.detail.run;
+      openRunEvents(id, $('event-kind').value || null)
+        .catch(function (err) { showMessage('Run ' + id + ' events: ' + err.message); });
+    });
+    $('event-filter').addEventListener('submit', function (ev) { ev.preventDefault(); });
+    $('detail-close').addEventListener('click', function () {
+      $('run-detail').hidden = true;
+      state.detail = null;
+      renderRuns();
+    });
   }
 
   // ------------------------------------------------------------------ compare two runs
@@ -624,8 +696,9 @@
     var body = {kind: kind.name};
     Array.prototype.forEach.call($('run-fields').querySelectorAll('[data-field]'), function (input) {
       var v = input.type === 'checkbox' ? input.checked : input.value;
+      if (v === '') return;  // left empty: the field's default (null for an optional number)
       if (input.dataset.type === 'number' || input.dataset.type === 'integer') v = Number(v);
-      if (v !== '') body[input.dataset.field] = v;
+      body[input.dataset.field] = v;
     });
     var fs = $('run-districts');
     if (fs) {
@@ -770,6 +843,7 @@
       updateBanner();
       setupRunForm(info);
       setupCompare();
+      setupRunDetail();
       return reloadLists();
     }).then(function () {
       startStream();
@@ -782,6 +856,7 @@
       state.forecast = scenes[1];
       state.forecastRun = scenes[1] ? scenes[1].run : null;
       renderRuns();  // mark the run on the map
+      if (state.forecastRun) openRunEvents(state.forecastRun, null).catch(function () { return null; });
       var scene = composeScene();
       scene.view = fitView(state.base && state.base.bounds) || scene.view ||
         {longitude: 114.06, latitude: 22.6, zoom: 9.5};
