@@ -60,6 +60,8 @@ DEFAULT_DT_S = 0.05
 #: Below this many agents inside, a step runs on one thread: waking a second
 #: thread costs more than the work, and on a busy machine it may wait a time slice.
 PARALLEL_MIN_AGENTS = 2000
+#: ``run()`` without ``until_s`` stops when nobody has moved for this long (a gridlock), s.
+STALL_S = 60.0
 
 
 def model_params(v0_max: float, **overrides: float) -> K.Params:
@@ -307,6 +309,12 @@ class CrowdModel(mesa.Model):
             premove = np.zeros(n)
         self.prm = model_params(float(v0.max()) if n else 1.34, **params)
         g.check_positions(xy, clearance=self.prm.clearance)
+        cut_off = ~np.isfinite(self.field.distance_near(xy))
+        if cut_off.any():
+            k = int(np.flatnonzero(cut_off)[0])
+            raise ValidationError(
+                f"agents: agent {k} at ({xy[k, 0]:.3f}, {xy[k, 1]:.3f}) m has no way to an open exit"
+            )
         self.n = n
         self.position = np.ascontiguousarray(xy)
         self.v0 = v0
@@ -405,6 +413,13 @@ class CrowdModel(mesa.Model):
         if not self.active.any():
             self.running = False
 
+    def _stalled(self) -> bool:
+        """Nobody inside has moved faster than 1 cm/s for :data:`STALL_S` s after pre-movement."""
+        if self.time_s < float(self.premovement.max(initial=0.0)) or self.speed.max(initial=0.0) > 0.01:
+            self._still_since = self.time_s
+            return False
+        return self.time_s - getattr(self, "_still_since", 0.0) >= STALL_S
+
     def _record(self) -> None:
         inside = self.active.astype(bool)
         x = np.where(inside, self.position[:, 0], np.nan)
@@ -418,6 +433,9 @@ class CrowdModel(mesa.Model):
     def run(self, until_s: float | None = None, progress: Callable[[float], None] | None = None):
         """Step until everyone has left or ``until_s`` (s) is reached; returns :meth:`trajectories`.
 
+        Without ``until_s`` a gridlock (nobody moving for :data:`STALL_S` s)
+        also ends the run, with a ``crowd_stalled`` event.
+
         ``progress``, when given, is called with the fraction done (0-1; by
         evacuated share without ``until_s``) about once per simulated second.
         """
@@ -427,6 +445,13 @@ class CrowdModel(mesa.Model):
         limit = math.inf if until_s is None else until_s - 1e-9
         while self.running and self.time_s < limit:
             self.step()
+            if until_s is None and self._stalled():
+                self.running = False
+                self.events.append(
+                    Event(time_s=self.time_s, kind="crowd_stalled", source="crowd",
+                          severity="warning", data={"inside": self.n_inside},
+                          message=f"{self.n_inside} people have not moved for {STALL_S:g} s")
+                )  # fmt: skip
             if progress is not None and self.steps % every == 0:
                 frac = self.time_s / until_s if until_s else self.n_evacuated / max(self.n, 1)
                 progress(min(1.0, frac))

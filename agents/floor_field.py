@@ -134,6 +134,20 @@ class FloorField:
         """Unit desired directions at ``pos`` (n, 2) into ``out`` (numba, bilinear)."""
         return K.field_directions(pos, active, self.kernel_field, out)
 
+    def distance_near(self, xy: np.ndarray) -> np.ndarray:
+        """Smallest distance to an open exit over the 3 x 3 cells around points (n, 2), m
+        (inf: no walkable cell near, or no way out from there)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        ix = ((xy[:, 0] - self.x0) / self.h).astype(int)
+        iy = ((xy[:, 1] - self.y0) / self.h).astype(int)
+        best = np.full(xy.shape[0], np.inf)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                jx = np.clip(ix + dx, 0, self.nx - 1)
+                jy = np.clip(iy + dy, 0, self.ny - 1)
+                best = np.minimum(best, self.distance[jy, jx])
+        return best
+
     def distance_at(self, xy: np.ndarray) -> np.ndarray:
         """Distance to the nearest open exit at points (n, 2), m (nearest cell)."""
         xy = np.asarray(xy, dtype=np.float64)

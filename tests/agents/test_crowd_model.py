@@ -117,3 +117,23 @@ def test_progress_is_reported_up_to_one():
     seen = []
     simulate(_room(), AgentsSpec(n=10), seed=1, until_s=4, progress=seen.append)
     assert seen[-1] == 1.0 and all(0 <= s <= 1 for s in seen) and len(seen) >= 4
+
+
+def test_agents_with_no_way_out_are_refused():
+    # a closed-off inner room (a square wall ring) with someone inside it
+    from shapely.geometry import Polygon
+
+    walk = Polygon([(0, 0), (10, 0), (10, 8), (0, 8)], [[(3, 3), (7, 3), (7, 6), (3, 6)]])
+    walk = walk.union(box(4, 4, 6, 5))  # an island inside the hole, unreachable
+    g = Geometry(walk, {"east": ((10, 3.5), (10, 4.5))})
+    with pytest.raises(ValidationError, match="agent 1 .*no way to an open exit"):
+        CrowdModel(g, AgentsSpec(positions=[[1, 1], [5, 4.5]]), seed=1)
+
+
+def test_a_gridlock_ends_an_open_ended_run():
+    # nobody faster than 1 cm/s (here: free speed 5 mm/s) for STALL_S = 60 s ends run()
+    model = CrowdModel(_room(), AgentsSpec(positions=[[5, 2], [5, 6]], speeds=[0.005, 0.005]),
+                       seed=1)  # fmt: skip
+    model.run()
+    assert model.n_inside == 2 and 60.0 <= model.time_s <= 61.0
+    assert [e.kind for e in model.events] == ["crowd_stalled"]
