@@ -29,6 +29,8 @@ READY = "window.consoleReady === true"
 TOWER = Path(__file__).resolve().parents[2] / "agents" / "data" / "tower_30_residential.toml"
 #: A small generated tower (10 storeys of 400 m²): a real building evacuation in a few seconds.
 SMALL_TOWER = {"kind": "evacuate_building", "levels": 10, "floor_area_m2": 400.0, "seed": 2}
+#: Half an hour of random calls over the city's roads, from the console's form.
+DISPATCH = {"kind": "dispatch", "hours": 0.5, "calls_per_hour": 12.0, "seed": 1}
 
 
 # ------------------------------------------------------------------ a throwaway kind with events
@@ -126,10 +128,15 @@ def test_a_real_building_runs_events_go_to_the_store(tmp_path):
 # ------------------------------------------------------------------ the console
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, city):
-    """A console (real server, store and city) with two finished building evacuations."""
+    """A console (real server, store and city) with a finished dispatch run, then two building evacuations."""
     root = tmp_path_factory.mktemp("agents-console")
     app = create_app(root / "store", token=TOKEN, runs_dir=root / "runs", city=city, base_resolution=500)
     with ConsoleServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+        r = c.post("/api/runs", headers=AUTH, json=DISPATCH)
+        assert r.status_code == 202, r.text
+        app.state.console.runs.join(timeout=300)
+        server.dispatch = c.get(f"/api/runs/{r.json()['id']}").json()
+        assert server.dispatch["status"] == "done", server.dispatch
         ids = []
         for seed in (2, 3):
             r = c.post("/api/runs", headers=AUTH, json={**SMALL_TOWER, "seed": seed})
@@ -238,6 +245,19 @@ def test_simulated_events_are_not_live_alerts(served):
     assert r.status_code == 404, r.text
 
 
+def test_a_dispatch_run_from_the_form_has_its_units_on_the_map_and_its_events(served):
+    rid = served.dispatch["id"]
+    assert set(served.dispatch["summary"]) == {"incidents", "within_5min_share", "reroutes", "unreachable_incidents"}
+    body = served.client.get(f"/api/runs/{rid}/events").json()
+    assert body["kind"] == "dispatch" and body["counts"]["unit_dispatched"] >= served.dispatch["summary"]["incidents"] > 0
+    arrived = served.client.get(f"/api/runs/{rid}/events?kind=unit_arrived").json()["events"]
+    assert len(arrived) == body["counts"]["unit_arrived"] > 0
+    assert all(e["kind"] == "unit_arrived" and e["source"] for e in arrived)
+    sc = served.client.get(f"/api/scene/forecast?run={rid}").json()
+    assert "units" in [lyr["id"] for lyr in sc["layers"]]
+    assert sc["timeline"] and "units" in sc["timeline"]["frames"]
+
+
 def test_two_building_runs_cannot_be_compared_as_a_difference_map(served):
     a, b = served.done
     r = served.client.get(f"/api/scene/compare?a={a}&b={b}")
@@ -275,5 +295,25 @@ def test_the_console_shows_a_building_runs_map_and_events(served, chromium):
         cells = json.loads(b.evaluate(
             "JSON.stringify([...document.querySelectorAll('#run-events tbody tr')[0].cells].map(c => c.textContent))"))
         assert cells[1] == "floor cleared" and cells[2] == "info" and cells[3].startswith("floor ")
+        # the form of each agent kind renders from its console request
+        for kind, fields in (("dispatch", ["hours", "calls_per_hour", "seed"]),
+                             ("evacuate_building", ["levels", "floor_area_m2", "use", "seed"])):
+            b.evaluate(f"var k = document.getElementById('run-kind'); k.value = '{kind}';"
+                       "k.dispatchEvent(new Event('change')), 1")
+            shown = json.loads(b.evaluate("JSON.stringify([...document.querySelectorAll('#run-fields [data-field]')]"
+                                          ".map(i => i.dataset.field))"))
+            assert shown == fields, kind
+        # ... and starts a run: a 6-storey tower, its map and events shown when it is done
+        b.evaluate(f"sessionStorage.setItem('twinConsoleToken', '{TOKEN}'), 1")
+        b.evaluate("document.getElementById('run-levels').value = '6';"
+                   "document.getElementById('run-floor_area_m2').value = '300';"
+                   "document.getElementById('run-start').click(), 1")
+        b.wait_for("Object.values(consoleState.runs).some(r => r.params && r.params.levels === 6)", timeout=30)
+        new = b.evaluate("Object.values(consoleState.runs).filter(r => r.params.levels === 6)[0].id")
+        b.wait_for(f"consoleState.forecastRun === {new} && consoleState.detail && consoleState.detail.run === {new}",
+                   timeout=180)
+        run = served.client.get(f"/api/runs/{new}").json()
+        assert run["params"] == {"levels": 6, "floor_area_m2": 300.0, "use": "residential", "seed": 0}
+        assert b.evaluate("consoleState.detail.counts.floor_cleared") == 5
         assert b.console_errors == []
         assert not [u for u in b.network_requests if not u.startswith(served.url)]

@@ -507,10 +507,12 @@
     return (h ? h + ':' + (m < 10 ? '0' : '') : '') + m + ':' + (sec < 10 ? '0' : '') + sec;
   }
 
-  // The events run `id` stored (of event kind `kind`, or all), in the detail panel.
-  function openRunEvents(id, kind) {
+  // The events run `id` stored (of event kind `kind`, or all), in the detail panel. `quiet`: leave
+  // the panel as it is when the run stored no events (a flood forecast has none).
+  function openRunEvents(id, kind, quiet) {
     var url = 'api/runs/' + encodeURIComponent(id) + '/events' + (kind ? '?kind=' + encodeURIComponent(kind) : '');
     return getJSON(url).then(function (body) {
+      if (quiet && body.total === 0) return body;
       state.detail = {run: id, kind: kind || null, total: body.total, counts: body.counts,
                       shown: body.events.length};
       var box = $('run-detail');
@@ -739,7 +741,10 @@
     var prev = state.runs[r.id];
     state.runs[r.id] = r;
     renderRuns();
-    if (r.status === 'done' && (!prev || prev.status !== 'done')) loadForecast(r.id);
+    if (r.status === 'done' && (!prev || prev.status !== 'done')) {
+      loadForecast(r.id);
+      openRunEvents(r.id, null, true).catch(function () { return null; });
+    }
     if (r.status === 'cancelled' && (!prev || prev.status !== 'cancelled')) {
       showMessage('Run ' + r.id + ' was cancelled.', true);
     }
@@ -856,7 +861,7 @@
       state.forecast = scenes[1];
       state.forecastRun = scenes[1] ? scenes[1].run : null;
       renderRuns();  // mark the run on the map
-      if (state.forecastRun) openRunEvents(state.forecastRun, null).catch(function () { return null; });
+      if (state.forecastRun) openRunEvents(state.forecastRun, null, true).catch(function () { return null; });
       var scene = composeScene();
       scene.view = fitView(state.base && state.base.bounds) || scene.view ||
         {longitude: 114.06, latitude: 22.6, zoom: 9.5};
