@@ -464,226 +464,275 @@ def simulate(roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
     -------
     EvacResult
     """
-    import pandas as pd
+    run = DistrictEvacuation(roads, shelters, origins, flood=flood, params=params, seed=seed, events=events,
+                             use_reference=use_reference)
+    return run.run(progress)
 
-    from agents._kernels import network_flow as nf
-    from twin.events import Event, EventLog
 
-    params = params or EvacParams()
-    events = events if events is not None else EventLog()
-    rng = np.random.default_rng(seed)
-    shelters = _check_shelters(shelters)
-    origins = pd.DataFrame(origins)
-    if len(origins) == 0:
-        raise ValidationError("no evacuees: the hazard zone holds no people (check the threshold and area)")
-    size = origins["people"].to_numpy(dtype=float)
-    if not (np.isfinite(size).all() and (size > 0).all()):
-        raise ValidationError("origins: every group needs a finite number of people > 0")
-    net = build_network(roads, params, float(size.max()))
-    router = net.router
-    n_e, n_g = len(net.length_m), len(size)
-    origin_node = np.asarray(router.nearest_lonlat(origins["lon"].to_numpy(float), origins["lat"].to_numpy(float)))
-    origin_ll = net.node_lonlat[origin_node]
-    shelter_node = np.asarray(router.nearest_lonlat(shelters["lon"].to_numpy(float), shelters["lat"].to_numpy(float)))
-    plan = Plan(shelter_node=shelter_node.astype(np.int64), capacity=shelters["capacity"].to_numpy(float),
-                reserved=np.zeros(len(shelters)))
-    edge_flood = EdgeFlood(roads, flood) if flood is not None else None
+NO_ROUTE = "no open route to a shelter with room"
 
-    depart = rng.uniform(0.0, params.departure_window_s, n_g) if params.departure_window_s > 0 else np.zeros(n_g)
-    if "depart_s" in origins.columns:  # the caller's own departure times
-        depart = origins["depart_s"].to_numpy(dtype=float)
-        if not (np.isfinite(depart).all() and (depart >= 0).all()):
-            raise ValidationError("origins: depart_s must be finite times >= 0 s")
-    wait_order = np.argsort(depart, kind="stable").astype(np.int64)
-    edges = nf.Edges(travel_s=net.base_time_s.copy(), flow_cap=net.flow_cap.astype(float),
-                     storage=net.storage.astype(float),
-                     acc_max=net.flow_cap * params.dt_s + size.max(),
-                     occ=np.zeros(n_e), acc=np.zeros(n_e), acc_in=np.zeros(n_e), head=np.full(n_e, -1, np.int64),
-                     tail=np.full(n_e, -1, np.int64), max_queue=np.zeros(n_e), max_occ=np.zeros(n_e),
-                     people_out=np.zeros(n_e), forced=np.zeros(n_e))
-    edges.acc[:] = edges.acc_max
-    edges.acc_in[:] = edges.acc_max
-    groups = nf.Groups(size=size, state=np.zeros(n_g, np.int8), depart_s=depart, pos=np.zeros(n_g, np.int64),
-                       end=np.zeros(n_g, np.int64), strand_at_end=np.zeros(n_g, np.int8),
-                       exit_s=np.zeros(n_g), enter_s=np.zeros(n_g), next_in_q=np.full(n_g, -1, np.int64),
-                       done_s=np.full(n_g, np.nan), last_step=np.full(n_g, -1, np.int64))
-    shelter_of = np.full(n_g, -1, np.int64)
-    stranded_ll = np.full((n_g, 2), np.nan)
-    strand_reason = np.full(n_g, "", dtype=object)
-    order = rng.permutation(n_e).astype(np.int64)
-    closed = np.zeros(n_e, bool)
-    first_closed = np.full(n_e, np.nan)
-    ever_slowed = np.ones(n_e)
-    t = 0.0
 
-    def log(kind: str, message: str, severity: str = "info", **data) -> None:
-        events.append(Event(time_s=float(t), kind=kind, source="evacuate_district", severity=severity,
-                            message=message, data=data))
+class DistrictEvacuation:
+    """The state of one district evacuation: set up by the constructor, advanced by :meth:`run`.
 
-    def note_stranded(g: int, lo: float, la: float, reason: str) -> None:
-        stranded_ll[g] = (lo, la)
-        strand_reason[g] = reason
-        if shelter_of[g] >= 0:
-            plan.reserved[shelter_of[g]] -= size[g]
-            shelter_of[g] = -1
-        log("person_stranded", f"{size[g]:.0f} people stranded: {reason}", "warning", group=int(g),
-            people=float(size[g]), lon=float(lo), lat=float(la), reason=reason)
+    Arguments as :func:`simulate`. Between chunks of ``hazard_every_s`` the
+    numba kernel has stepped, the flood state is read (:meth:`update_hazard`):
+    closures strand the groups on closed edges and re-route those whose way
+    crosses one (:meth:`replan`); frames of positions are kept for the map.
+    """
 
-    def strand(gs: np.ndarray, where_ll: np.ndarray, reason: str) -> None:
-        for g, (lo, la) in zip(np.asarray(gs, dtype=np.int64).tolist(), where_ll.tolist(), strict=True):
-            groups.state[g] = nf.STRANDED
-            groups.done_s[g] = t
-            note_stranded(g, lo, la, reason)
+    def __init__(self, roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
+                 flood: xr.Dataset | None = None, params: EvacParams | None = None, seed: int = 0,
+                 events: EventLog | None = None, use_reference: bool = False):
+        import pandas as pd
 
-    def stranded_by_kernel() -> None:
-        """Groups that finished a cut-short route this chunk: stranded at the end of their edge."""
-        for g in np.flatnonzero((groups.state == nf.STRANDED) & np.isnan(stranded_ll[:, 0])).tolist():
-            lo, la = net.node_lonlat[net.edge_v[plan.route[groups.end[g] - 1]]]
-            note_stranded(g, lo, la, strand_reason[g] or "no open route to a shelter with room")
+        from agents._kernels import network_flow as nf
+        from twin.events import EventLog
 
-    def replan(gs: np.ndarray, from_node: np.ndarray, moving: bool) -> None:
+        self.nf = nf
+        self.params = p = params or EvacParams()
+        self.seed = seed
+        self.events = events if events is not None else EventLog()
+        self.kernel = nf.advance_reference if use_reference else nf.advance
+        rng = np.random.default_rng(seed)
+        self.roads = roads
+        self.shelters = _check_shelters(shelters)
+        origins = pd.DataFrame(origins)
+        if len(origins) == 0:
+            raise ValidationError("no evacuees: the hazard zone holds no people (check the threshold and area)")
+        size = origins["people"].to_numpy(dtype=float)
+        if not (np.isfinite(size).all() and (size > 0).all()):
+            raise ValidationError("origins: every group needs a finite number of people > 0")
+        self.size = size
+        self.net = net = build_network(roads, p, float(size.max()))
+        self.router = net.router
+        n_e, n_g = len(net.length_m), len(size)
+        self.origin_node = np.asarray(self.router.nearest_lonlat(origins["lon"].to_numpy(float),
+                                                                 origins["lat"].to_numpy(float)))
+        self.origin_ll = net.node_lonlat[self.origin_node]
+        sh = self.shelters
+        shelter_node = np.asarray(self.router.nearest_lonlat(sh["lon"].to_numpy(float), sh["lat"].to_numpy(float)))
+        self.plan = Plan(shelter_node=shelter_node.astype(np.int64), capacity=sh["capacity"].to_numpy(float),
+                         reserved=np.zeros(len(sh)))
+        self.flood = EdgeFlood(roads, flood) if flood is not None else None
+        depart = rng.uniform(0.0, p.departure_window_s, n_g) if p.departure_window_s > 0 else np.zeros(n_g)
+        if "depart_s" in origins.columns:  # the caller's own departure times
+            depart = origins["depart_s"].to_numpy(dtype=float)
+            if not (np.isfinite(depart).all() and (depart >= 0).all()):
+                raise ValidationError("origins: depart_s must be finite times >= 0 s")
+        self.depart = depart
+        self.wait_order = np.argsort(depart, kind="stable").astype(np.int64)
+        acc_max = net.flow_cap * p.dt_s + size.max()
+        self.edges = nf.Edges(travel_s=net.base_time_s.copy(), flow_cap=net.flow_cap.astype(float),
+                              storage=net.storage.astype(float), acc_max=acc_max, occ=np.zeros(n_e),
+                              acc=acc_max.copy(), acc_in=acc_max.copy(), head=np.full(n_e, -1, np.int64),
+                              tail=np.full(n_e, -1, np.int64), max_queue=np.zeros(n_e), max_occ=np.zeros(n_e),
+                              people_out=np.zeros(n_e), forced=np.zeros(n_e))
+        self.groups = nf.Groups(size=size, state=np.zeros(n_g, np.int8), depart_s=depart,
+                                pos=np.zeros(n_g, np.int64), end=np.zeros(n_g, np.int64),
+                                strand_at_end=np.zeros(n_g, np.int8), exit_s=np.zeros(n_g), enter_s=np.zeros(n_g),
+                                next_in_q=np.full(n_g, -1, np.int64), done_s=np.full(n_g, np.nan),
+                                last_step=np.full(n_g, -1, np.int64))
+        self.shelter_of = np.full(n_g, -1, np.int64)
+        self.stranded_ll = np.full((n_g, 2), np.nan)
+        self.strand_reason = np.full(n_g, "", dtype=object)
+        self.order = rng.permutation(n_e).astype(np.int64)
+        self.closed = np.zeros(n_e, bool)
+        self.first_closed = np.full(n_e, np.nan)
+        self.max_slow = np.ones(n_e)
+        self.peak_flow = np.zeros(n_e)
+        self.t = 0.0
+        self.frames: dict[str, list] = {"t": [], "lon": [], "lat": [], "state": [], "edge_state": []}
+
+    # ------------------------------------------------------------------ events
+    def log(self, kind: str, message: str, severity: str = "info", **data) -> None:
+        from twin.events import Event
+
+        self.events.append(Event(time_s=float(self.t), kind=kind, source="evacuate_district", severity=severity,
+                                 message=message, data=data))
+
+    def note_stranded(self, g: int, lon: float, lat: float, reason: str) -> None:
+        """Record where and why group ``g`` is stranded, give its shelter place back, log it."""
+        self.stranded_ll[g] = (lon, lat)
+        self.strand_reason[g] = reason
+        if self.shelter_of[g] >= 0:
+            self.plan.reserved[self.shelter_of[g]] -= self.size[g]
+            self.shelter_of[g] = -1
+        self.log("person_stranded", f"{self.size[g]:.0f} people stranded: {reason}", "warning", group=int(g),
+                 people=float(self.size[g]), lon=float(lon), lat=float(lat), reason=reason)
+
+    def strand(self, gs: np.ndarray, where_ll: np.ndarray, reason: str) -> None:
+        for g, (lon, lat) in zip(np.asarray(gs, dtype=np.int64).tolist(), where_ll.tolist(), strict=True):
+            self.groups.state[g] = self.nf.STRANDED
+            self.groups.done_s[g] = self.t
+            self.note_stranded(g, lon, lat, reason)
+
+    def stranded_by_kernel(self) -> None:
+        """Groups that finished a cut-short route in the last chunk: stranded at the end of their edge."""
+        g_ = self.groups
+        for g in np.flatnonzero((g_.state == self.nf.STRANDED) & np.isnan(self.stranded_ll[:, 0])).tolist():
+            lon, lat = self.net.node_lonlat[self.net.edge_v[self.plan.route[g_.end[g] - 1]]]
+            self.note_stranded(g, lon, lat, self.strand_reason[g] or NO_ROUTE)
+
+    # ------------------------------------------------------------------ routes
+    def replan(self, gs: np.ndarray, from_node: np.ndarray, moving: bool) -> None:
+        """New shelter and route for groups ``gs`` (in this order) from ``from_node``.
+
+        Moving groups keep their current edge and go on from its end; without a
+        route they finish it and are stranded there. Waiting groups without a
+        route are stranded at their origin.
+        """
+        plan, g_, nf = self.plan, self.groups, self.nf
         for g in gs.tolist():
-            if shelter_of[g] >= 0:
-                plan.reserved[shelter_of[g]] -= size[g]
-                shelter_of[g] = -1
+            if self.shelter_of[g] >= 0:
+                plan.reserved[self.shelter_of[g]] -= self.size[g]
+                self.shelter_of[g] = -1
         full_before = plan.reserved >= plan.capacity - 1e-9
         new_g, new_paths = [], []
-        for g, s, path in assign(plan, router, gs, from_node, size):
-            cur = int(plan.route[groups.pos[g]]) if moving else -1
+        for g, s, path in assign(plan, self.router, gs, from_node, self.size):
+            cur = int(plan.route[g_.pos[g]]) if moving else -1
             if s < 0 or path is None:
                 if moving:  # finish the current edge, stranded at its end
                     new_g.append(g)
                     new_paths.append(np.array([cur]))
-                    groups.strand_at_end[g] = 1
-                    strand_reason[g] = "no open route to a shelter with room"
+                    g_.strand_at_end[g] = 1
+                    self.strand_reason[g] = NO_ROUTE
                 else:
-                    strand(np.array([g]), origin_ll[[g]], "no open route to a shelter with room")
+                    self.strand(np.array([g]), self.origin_ll[[g]], NO_ROUTE)
                 continue
-            shelter_of[g] = s
+            self.shelter_of[g] = s
             if moving:
                 path = np.concatenate([[cur], path])
             if len(path) == 0:  # already at the shelter
-                groups.state[g] = nf.ARRIVED
-                groups.done_s[g] = t
+                g_.state[g] = nf.ARRIVED
+                g_.done_s[g] = self.t
                 continue
             new_g.append(g)
             new_paths.append(path)
         starts, ends = plan.extend(new_paths)
-        groups.pos[new_g], groups.end[new_g] = starts, ends
+        g_.pos[new_g], g_.end[new_g] = starts, ends
+        names = self.shelters["name"]
         for s in np.flatnonzero((plan.reserved >= plan.capacity - 1e-9) & ~full_before):
-            log("shelter_full", f"shelter {shelters['name'].iloc[s]} is fully allocated "
-                f"({plan.capacity[s]:.0f} places)", "advisory", shelter=str(shelters["name"].iloc[s]))
+            self.log("shelter_full", f"shelter {names.iloc[s]} is fully allocated ({plan.capacity[s]:.0f} places)",
+                     "advisory", shelter=str(names.iloc[s]))
 
-    def update_hazard() -> None:
-        nonlocal closed
-        new_closed, factor, _ = edge_state(net, edge_flood, t, params)
+    # ------------------------------------------------------------------ flood
+    def update_hazard(self) -> None:
+        """Read the flood at the current time: travel times, closures (events), stranding, re-routing."""
+        net, edges = self.net, self.edges
+        new_closed, factor, _ = edge_state(net, self.flood, self.t, self.params)
         edges.travel_s[:] = net.base_time_s * factor
-        np.maximum(ever_slowed, factor, out=ever_slowed)
-        just_closed = new_closed & ~closed
-        reopened = closed & ~new_closed
-        ids = roads.edge_ids
+        np.maximum(self.max_slow, factor, out=self.max_slow)
+        just_closed = new_closed & ~self.closed
+        reopened = self.closed & ~new_closed
+        self._log_roads(just_closed, reopened)
+        self.closed = new_closed
+        self.router.set_state(new_closed, factor)
+        if self.t == 0.0:
+            self._reroute(initial=True)
+        elif just_closed.any():
+            self._strand_on(just_closed)
+            self._reroute(initial=False)
+
+    def _log_roads(self, just_closed: np.ndarray, reopened: np.ndarray) -> None:
+        ids, net = self.roads.edge_ids, self.net
         for e in np.flatnonzero(just_closed):
-            if np.isnan(first_closed[e]):
-                first_closed[e] = t
-            lo, la = net.geoms[e].interpolate(0.5, normalized=True).coords[0]
-            log("road_closed", f"road {roads.edge(ids[e]).get('name') or ids[e]} closed by the flood",
-                "warning", edge=str(ids[e]), lon=lo, lat=la)
+            if np.isnan(self.first_closed[e]):
+                self.first_closed[e] = self.t
+            lon, lat = net.geoms[e].interpolate(0.5, normalized=True).coords[0]
+            self.log("road_closed", f"road {self.roads.edge(ids[e]).get('name') or ids[e]} closed by the flood",
+                     "warning", edge=str(ids[e]), lon=lon, lat=lat)
         for e in np.flatnonzero(reopened):
-            log("road_reopened", f"road {roads.edge(ids[e]).get('name') or ids[e]} reopened", edge=str(ids[e]))
-        closed = new_closed
-        router.set_state(closed, factor)
-        if not (just_closed.any() or reopened.any() or t == 0.0):
-            return
-        # groups on an edge that closed: stranded where they are
+            self.log("road_reopened", f"road {self.roads.edge(ids[e]).get('name') or ids[e]} reopened",
+                     edge=str(ids[e]))
+
+    def _strand_on(self, just_closed: np.ndarray) -> None:
+        """Groups on an edge that closed: stranded where they are (the water there is beyond the limit)."""
+        edges, g_ = self.edges, self.groups
         for e in np.flatnonzero(just_closed):
             g = int(edges.head[e])
             on = []
             while g >= 0:
                 on.append(g)
-                g = int(groups.next_in_q[g])
+                g = int(g_.next_in_q[g])
             if on:
-                lon, lat, _ = _positions(net, groups, plan.route, origin_ll, stranded_ll, t, which=np.array(on))
-                strand(np.array(on), np.column_stack([lon[on], lat[on]]), "caught on a flooded street")
+                lon, lat, _ = _positions(self.net, g_, self.plan.route, self.origin_ll, self.stranded_ll, self.t,
+                                         which=np.array(on))
+                self.strand(np.array(on), np.column_stack([lon[on], lat[on]]), "caught on a flooded street")
                 edges.head[e] = edges.tail[e] = -1
                 edges.occ[e] = 0.0
-        if t > 0.0 and not just_closed.any():
-            return
-        # waiting groups whose route crosses a closed edge; moving ones whose remaining route does
-        waiting = np.flatnonzero(groups.state == nf.WAITING)
-        moving = np.flatnonzero(groups.state == nf.MOVING)
-        if t == 0.0:
-            redo_w = waiting[np.argsort(depart[waiting], kind="stable")]
-        else:
-            redo_w = waiting[plan.crosses(closed, groups.pos[waiting], groups.end[waiting])]
-        redo_m = moving[plan.crosses(closed, groups.pos[moving] + 1, groups.end[moving])]
+
+    def _reroute(self, initial: bool) -> None:
+        """Plan every waiting group (``initial``), else those whose remaining way crosses a closed edge."""
+        g_, plan, nf = self.groups, self.plan, self.nf
+        waiting = np.flatnonzero(g_.state == nf.WAITING)
+        moving = np.flatnonzero(g_.state == nf.MOVING)
+        redo_w = waiting if initial else waiting[plan.crosses(self.closed, g_.pos[waiting], g_.end[waiting])]
+        redo_m = moving[plan.crosses(self.closed, g_.pos[moving] + 1, g_.end[moving])]
         if len(redo_m):
-            replan(redo_m, net.edge_v[plan.route[groups.pos[redo_m]]], moving=True)
+            self.replan(redo_m, self.net.edge_v[plan.route[g_.pos[redo_m]]], moving=True)
         if len(redo_w):
-            redo_w = redo_w[np.argsort(depart[redo_w], kind="stable")]
-            replan(redo_w, origin_node[redo_w], moving=False)
+            redo_w = redo_w[np.argsort(self.depart[redo_w], kind="stable")]
+            self.replan(redo_w, self.origin_node[redo_w], moving=False)
 
-    total = float(size.sum())
-    update_hazard()
-    steps_per_chunk = int(round(params.hazard_every_s / params.dt_s))
-    frame_every = int(round(params.frame_every_s / params.hazard_every_s))
-    counts_all = [np.array([[groups.size[groups.state == s].sum() for s in range(4)]])]
-    times = [0.0]
-    frames_t, frames_lon, frames_lat, frames_state, frames_edge = [], [], [], [], []
+    # ------------------------------------------------------------------ the run
+    def frame(self, t_s: float | None = None) -> None:
+        """Keep the positions and street states of this moment (at ``t_s``, default now) for the map."""
+        t = self.t if t_s is None else t_s
+        lon, lat, st = _positions(self.net, self.groups, self.plan.route, self.origin_ll, self.stranded_ll, t)
+        slowed = self.edges.travel_s >= self.net.base_time_s * SHOWN_SLOW
+        for key, v in (("t", t), ("lon", lon), ("lat", lat), ("state", st),
+                       ("edge_state", np.where(self.closed, 2, np.where(slowed, 1, 0)))):
+            self.frames[key].append(v)
 
-    def frame() -> None:
-        lon, lat, st = _positions(net, groups, plan.route, origin_ll, stranded_ll, t)
-        frames_t.append(t)
-        frames_lon.append(lon)
-        frames_lat.append(lat)
-        frames_state.append(st)
-        frames_edge.append(np.where(closed, 2, np.where(edges.travel_s >= net.base_time_s * SHOWN_SLOW, 1, 0)))
-
-    frame()
-    step = 0
-    chunk = 0
-    peak_flow = np.zeros(n_e)
-    milestones = {0.5: None, 0.95: None, 1.0: None}
-    kernel = nf.advance_reference if use_reference else nf.advance
-    while t < params.max_duration_s - 1e-9 and np.any(groups.state <= nf.MOVING):
-        counts = np.zeros((steps_per_chunk, 4))
-        before = edges.people_out.copy()
-        kernel(edges, groups, plan.route, order, wait_order,
-               nf.Steps(float(t), float(params.dt_s), steps_per_chunk, step, float(params.stuck_s)), counts)
-        step += steps_per_chunk
-        chunk += 1
-        t = step * params.dt_s
-        np.maximum(peak_flow, (edges.people_out - before) / params.hazard_every_s, out=peak_flow)
-        stranded_by_kernel()
-        counts_all.append(counts)
-        times.extend((t - params.hazard_every_s + params.dt_s * np.arange(1, steps_per_chunk + 1)).tolist())
-        arrived = counts[-1, 2] / total
-        for share in milestones:
-            if milestones[share] is None and arrived >= share - 1e-12:
-                milestones[share] = t
-                log("evacuation_progress", f"{share:.0%} of the evacuees are at a shelter", share=share)
-        update_hazard()
-        if chunk % frame_every == 0:
-            frame()
-        if progress is not None:
-            progress(t, params.max_duration_s, None)
-    if frames_t[-1] < t:
-        t_last = math.ceil(t / params.frame_every_s - 1e-9) * params.frame_every_s
-        t_keep, t = t, t_last
-        frame()
-        t = t_keep
-    unfinished = np.flatnonzero(groups.state <= nf.MOVING)
-    if len(unfinished):
-        log("evacuation_incomplete", f"{size[unfinished].sum():.0f} people still on their way at the end "
-            f"of the run ({params.max_duration_s:.0f} s)", "warning", people=float(size[unfinished].sum()))
-    counts = np.concatenate(counts_all)
-    res = {"times": np.asarray(times), "counts": counts, "frames_t": np.asarray(frames_t),
-           "lon": np.asarray(frames_lon, dtype=np.float32), "lat": np.asarray(frames_lat, dtype=np.float32),
-           "state": np.asarray(frames_state, dtype=np.int8), "edge_state": np.asarray(frames_edge, dtype=np.int8),
-           "groups": groups, "edges": edges, "shelter_of": shelter_of, "origin_ll": origin_ll,
-           "stranded_ll": stranded_ll, "strand_reason": strand_reason, "first_closed": first_closed,
-           "max_slow": ever_slowed, "peak_flow": peak_flow, "end_s": t}
-    ds = result_dataset(net, shelters, res, params, seed)
-    return EvacResult(dataset=ds, events=events)
+    def run(self, progress=None) -> EvacResult:
+        """Step until everybody is at a shelter or stranded, or ``max_duration_s``; the result."""
+        p, nf, g_, edges = self.params, self.nf, self.groups, self.edges
+        total = float(self.size.sum())
+        self.update_hazard()
+        per_chunk = int(round(p.hazard_every_s / p.dt_s))
+        frame_every = int(round(p.frame_every_s / p.hazard_every_s))
+        counts_all = [np.array([[g_.size[g_.state == s].sum() for s in range(4)]])]
+        times = [0.0]
+        self.frame()
+        step = chunk = 0
+        milestones = {0.5: False, 0.95: False, 1.0: False}
+        while self.t < p.max_duration_s - 1e-9 and np.any(g_.state <= nf.MOVING):
+            counts = np.zeros((per_chunk, 4))
+            before = edges.people_out.copy()
+            self.kernel(edges, g_, self.plan.route, self.order, self.wait_order,
+                        nf.Steps(float(self.t), float(p.dt_s), per_chunk, step, float(p.stuck_s)), counts)
+            step += per_chunk
+            chunk += 1
+            self.t = step * p.dt_s
+            np.maximum(self.peak_flow, (edges.people_out - before) / p.hazard_every_s, out=self.peak_flow)
+            self.stranded_by_kernel()
+            counts_all.append(counts)
+            times.extend((self.t - p.hazard_every_s + p.dt_s * np.arange(1, per_chunk + 1)).tolist())
+            for share, done in milestones.items():
+                if not done and counts[-1, 2] >= share * total - 1e-9:
+                    milestones[share] = True
+                    self.log("evacuation_progress", f"{share:.0%} of the evacuees are at a shelter", share=share)
+            self.update_hazard()
+            if chunk % frame_every == 0:
+                self.frame()
+            if progress is not None:
+                progress(self.t, p.max_duration_s, None)
+        if self.frames["t"][-1] < self.t:  # a last frame on the frame grid (nothing moves any more)
+            self.frame(math.ceil(self.t / p.frame_every_s - 1e-9) * p.frame_every_s)
+        left = self.size[g_.state <= nf.MOVING].sum()
+        if left:
+            self.log("evacuation_incomplete", f"{left:.0f} people still on their way at the end of the run "
+                     f"({p.max_duration_s:.0f} s)", "warning", people=float(left))
+        f = self.frames
+        res = {"times": np.asarray(times), "counts": np.concatenate(counts_all), "frames_t": np.asarray(f["t"]),
+               "lon": np.asarray(f["lon"], dtype=np.float32), "lat": np.asarray(f["lat"], dtype=np.float32),
+               "state": np.asarray(f["state"], dtype=np.int8), "edge_state": np.asarray(f["edge_state"], np.int8),
+               "groups": g_, "edges": edges, "shelter_of": self.shelter_of, "origin_ll": self.origin_ll,
+               "stranded_ll": self.stranded_ll, "strand_reason": self.strand_reason,
+               "first_closed": self.first_closed, "max_slow": self.max_slow, "peak_flow": self.peak_flow,
+               "end_s": self.t}
+        return EvacResult(dataset=result_dataset(self.net, self.shelters, res, p, self.seed), events=self.events)
 
 
 def _check_shelters(shelters: pd.DataFrame) -> pd.DataFrame:
@@ -792,5 +841,5 @@ def result_dataset(net: Network, shelters: pd.DataFrame, res: dict, params: Evac
     return ds
 
 
-__all__ = ["EdgeFlood", "EvacParams", "EvacResult", "Network", "build_network", "clear_times", "edge_state",
+__all__ = ["DistrictEvacuation", "EdgeFlood", "EvacParams", "EvacResult", "Network", "build_network", "clear_times", "edge_state",
            "result_dataset", "simulate", "walk_network"]
