@@ -45,6 +45,7 @@ simulation) and turned into a :class:`twin.events.EventLog` by
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,7 @@ from twin.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from agents.road_hazard import RoadHazard
-    from agents.routing import Route, Router
+    from agents.routing import Leg, Router
     from twin.clock import SimClock
     from twin.events import Event, EventLog
 
@@ -292,7 +293,7 @@ class DispatchModel:
                 self._free_n[t][s] = int(n)
                 self._has[t][s] = int(n) > 0
         self.requests = self._make_requests(on_scene, on_scene_cv)
-        self.queue: list[Request] = []
+        self.queues: dict[str, deque[Request]] = {t: deque() for t in UNIT_TYPES}
         self.records: list[tuple] = []
         self._base_closed = router.closed.copy()
         self._base_factor = router.factor.copy()
@@ -321,20 +322,22 @@ class DispatchModel:
                 item.snap_m = float(d)
 
     def _make_requests(self, dist: str, cv: float) -> list[Request]:
-        out = []
-        sigma = math.sqrt(math.log1p(cv * cv))
+        """One request per unit needed, in call order; on-scene times drawn at once (seeded)."""
+        idx, types, means = [], [], []
         for i, inc in enumerate(self.incidents):
             for t, n in inc.needs.items():
-                for _ in range(n):
-                    m = inc.on_scene_s
-                    if dist == "fixed" or m == 0:
-                        d = m
-                    elif dist == "exponential":
-                        d = float(self.rng.exponential(m))
-                    else:
-                        d = float(self.rng.lognormal(math.log(m) - sigma * sigma / 2, sigma))
-                    out.append(Request(i, t, inc.time_s, d))
-        return out
+                idx += [i] * n
+                types += [t] * n
+                means += [inc.on_scene_s] * n
+        m = np.asarray(means, dtype=float)
+        if dist == "exponential":
+            d = self.rng.exponential(1.0, m.size) * m
+        elif dist == "lognormal":
+            sigma = math.sqrt(math.log1p(cv * cv))
+            d = self.rng.lognormal(-sigma * sigma / 2, sigma, m.size) * m
+        else:
+            d = m
+        return [Request(i, t, self.incidents[i].time_s, float(x)) for i, t, x in zip(idx, types, d, strict=True)]
 
     # ------------------------------------------------------------ running
     def run(self, until_s: float, *, drain_s: float = 6 * 3600.0, progress=None) -> DispatchModel:
@@ -379,14 +382,14 @@ class DispatchModel:
         times, _ = self._reach(inc, self.station_dist)
         reachable = bool(np.isfinite(times[self._has[req.type]]).any())
         req.queued = True
-        self.queue.append(req)
+        self.queues[req.type].append(req)
         if not reachable:
             req.unreachable_at_call = True
             self._log("incident_unreachable", "warning", f"no {req.type} can reach incident {inc.id}",
                       incident=inc.id, unit_type=req.type)
         else:
             self._log("incident_queued", "advisory", f"incident {inc.id} waits for a {req.type}",
-                      incident=inc.id, unit_type=req.type, queue=len(self.queue))
+                      incident=inc.id, unit_type=req.type, queue=len(self.queues[req.type]))
 
     @property
     def station_dist(self) -> np.ndarray:
@@ -415,7 +418,7 @@ class DispatchModel:
         """Per row of ``dist`` (n_rows, n_nodes): time to the first reachable candidate, and that node."""
         cand = self._candidates(inc)
         if cand.size == 1:
-            return dist[:, cand[0]], np.full(dist.shape[0], cand[0])
+            return dist[:, cand[0]], None  # None: the incident's own node for every row
         d = dist[:, cand]
         fin = np.isfinite(d)
         first = fin.argmax(axis=1)
@@ -425,21 +428,21 @@ class DispatchModel:
     def _assign(self, req: Request) -> bool:
         inc = self.incidents[req.incident]
         times, targets = self._reach(inc, self.station_dist)
-        ok = (self._free_n[req.type] > 0) & np.isfinite(times)
-        best_t = float(np.min(np.where(ok, times, np.inf))) if ok.any() else np.inf
+        masked = np.where(self._free_n[req.type] > 0, times, np.inf)
+        s = int(masked.argmin())  # ties: the first station in the table
+        best_t = float(masked[s])
         away = None
         for ui in sorted(self._away[req.type]):  # free units cut off from their station, where they stand
             t, tgt = self._reach(inc, self.router.tree(self.units[ui].node)[0][None, :])
             if t[0] < best_t:
-                best_t, away = float(t[0]), (ui, int(tgt[0]))
-        if not np.isfinite(best_t):
+                best_t, away = float(t[0]), (ui, inc.node if tgt is None else int(tgt[0]))
+        if best_t == np.inf:
             return False
         if away is not None:
             u, target = away
             self._away[req.type].discard(u)
         else:
-            s = int(np.argmin(np.where(ok, times, np.inf)))
-            u, target = self._free[req.type][s].pop(), int(targets[s])
+            u, target = self._free[req.type][s].pop(), inc.node if targets is None else int(targets[s])
             self._free_n[req.type][s] -= 1
         unit = self.units[u]
         unit.free = False
@@ -456,14 +459,29 @@ class DispatchModel:
         req.staged_m = 0.0 if node == inc.node else float(
             np.hypot(*(self.router.node_xy[node] - self.router.node_xy[inc.node])))
 
-    def _dispatch_queue(self) -> None:
-        if not self.queue:
-            return
-        left = []
-        for req in self.queue:
-            if not self._assign(req):
-                left.append(req)
-        self.queue = left
+    @property
+    def queue(self) -> list[Request]:
+        """Requests waiting for a unit (all types, by call time)."""
+        return sorted((r for q in self.queues.values() for r in q), key=lambda r: r.call_s)
+
+    def _any_free(self, t: str) -> bool:
+        return bool(self._away[t]) or bool(self._free_n[t].any())
+
+    def _dispatch_queue(self, types: Iterable[str] = UNIT_TYPES) -> None:
+        """Serve waiting requests of ``types`` first-in first-out while units of the type are free."""
+        for t in types:
+            q = self.queues[t]
+            if not q or not self._any_free(t):
+                continue
+            left: deque[Request] = deque()
+            while q:
+                req = q.popleft()
+                if not self._assign(req):
+                    left.append(req)
+                elif not self._any_free(t):
+                    break
+            left.extend(q)
+            self.queues[t] = left
 
     def _mission(self, unit: Unit, req: Request):
         env = self.env
@@ -496,12 +514,12 @@ class DispatchModel:
                   "incident is queued again", unit=unit.id, incident=inc.id,
                   node=str(self.router.node_ids[node]))
         req.unit, req.dispatch_s, req.planned_s, req.queued = -1, math.nan, math.nan, True
-        self.queue.insert(0, req)
+        self.queues[req.type].appendleft(req)
         unit.busy_s += self.env.now - start
         unit.free, unit.node = True, node
         unit.phases.append((self.env.now, 5))
         self._away[unit.type].add(unit.index)
-        self._dispatch_queue()
+        self._dispatch_queue((unit.type,))
         yield from ()
 
     def _return(self, unit: Unit, orig: int, start: float, req: Request | None = None):
@@ -523,7 +541,7 @@ class DispatchModel:
             self._away[unit.type].add(unit.index)
             self._log("unit_standby", "warning", f"{unit.id} is cut off from its station; stands by at "
                       f"node {self.router.node_ids[node]}", unit=unit.id, node=str(self.router.node_ids[node]))
-        self._dispatch_queue()
+        self._dispatch_queue((unit.type,))
 
     def _rehome(self, unit: Unit):
         """A unit standing by away from its station heads home (roads changed)."""
@@ -532,46 +550,46 @@ class DispatchModel:
         unit.since = self.env.now
         yield from self._return(unit, unit.node, self.env.now)
 
-    def _route(self, orig: int, dest: int) -> Route:
+    def _leg(self, orig: int, dest: int) -> Leg:
         # from a station: its forward tree; elsewhere: the destination's reverse tree (both cached
         # per state, so units bound for one incident or one station share a tree)
-        if orig in self._station_set or self.router.cached(orig):
-            return self.router.route(orig, dest)
-        return self.router.route_to(orig, dest)
+        return self.router.leg(orig, dest, reverse=not (orig in self._station_set or self.router.cached(orig)))
 
     def _drive(self, unit: Unit, orig: int, req: Request, inc: Incident | None = None):
-        """Drive from ``orig`` to ``req.target`` (``inc`` given) or home, re-routing on road changes."""
+        """Drive from ``orig`` to ``req.target`` (``inc`` given) or home, re-routing on road changes.
+
+        The drive is one timeout of the path's cost; its edges are only read
+        when a road change may interrupt it (and for the map afterwards).
+        Returns the node reached (not the destination when cut off).
+        """
         env = self.env
         node = orig
         dest = req.target if inc is not None else unit.home
         while node != dest:
-            route = self._route(node, dest)
-            if not route.reachable and inc is not None and inc.stage_m > 0:
+            leg = self._leg(node, dest)
+            if not leg.reachable and inc is not None and inc.stage_m > 0:
                 times, targets = self._reach(inc, self.router.tree(node)[0][None, :])
-                if np.isfinite(times[0]):
+                if np.isfinite(times[0]) and targets is not None:
                     self._set_target(req, inc, int(targets[0]))
                     dest = req.target
                     self._log("unit_restaged", "advisory", f"{unit.id} works incident {inc.id} from "
                               f"{req.staged_m:.0f} m away", unit=unit.id, incident=inc.id)
                     continue
-            if not route.reachable:
+            if not leg.reachable:
                 return node  # cut off: the caller decides (stand by here, hand the request back)
-            costs = self.router._cost[route.edges]
-            cum = np.cumsum(costs)
             t0 = env.now
-            unit.leg = (t0, route, cum)
+            unit.leg = (t0, leg)
             try:
-                yield env.timeout(float(cum[-1]))
+                yield env.timeout(leg.cost)
             except simpy.Interrupt:
-                elapsed = env.now - t0
-                k = int(np.searchsorted(cum, elapsed, side="left")) if elapsed > 0 else -1
+                k = _edge_at(leg.cum, env.now - t0)
                 unit.leg = None
+                unit.track.append((t0, leg, k + 1))
                 if k >= 0:
-                    self._traverse(unit, t0, route.edges[: k + 1], cum[: k + 1], costs[: k + 1])
-                    end = t0 + float(cum[k])
+                    end = t0 + float(leg.cum[k])
                     while env.now < end:  # finish the edge it is on (no further interrupt: leg is None)
                         yield env.timeout(end - env.now)
-                node = int(route.nodes[k + 1])
+                node = int(leg.nodes[k + 1])
                 if node != dest:
                     req.reroutes += 1
                     self._log("unit_rerouted", "advisory", f"{unit.id} re-routes at node "
@@ -579,14 +597,9 @@ class DispatchModel:
                               node=str(self.router.node_ids[node]))
                 continue
             unit.leg = None
-            self._traverse(unit, t0, route.edges, cum, costs)
+            unit.track.append((t0, leg, None))
             node = dest
         return node
-
-    @staticmethod
-    def _traverse(unit: Unit, t0: float, edges: np.ndarray, cum: np.ndarray, costs: np.ndarray) -> None:
-        exit_ = t0 + cum
-        unit.track.append((exit_ - costs, exit_, edges))
 
     def _flood_frames(self):
         from agents.road_hazard import CLOSED
@@ -607,9 +620,9 @@ class DispatchModel:
             for unit in self.units:
                 if unit.leg is None:
                     continue
-                t0, route, cum = unit.leg
-                i = int(np.searchsorted(cum, env.now - t0, side="left")) if env.now > t0 else -1
-                if changed[route.edges[i + 1:]].any():
+                t0, leg = unit.leg
+                i = _edge_at(leg.cum, env.now - t0)
+                if changed[leg.edges[i + 1:]].any():
                     unit.leg = None
                     unit.process.interrupt("road state changed")
             self._dispatch_queue()
@@ -658,7 +671,7 @@ class DispatchModel:
                          "call_s": r.call_s, "dispatch_s": r.dispatch_s, "arrive_s": r.arrive_s,
                          "clear_s": r.clear_s, "back_s": r.back_s, "wait_s": r.dispatch_s - r.call_s,
                          "response_s": r.arrive_s - r.dispatch_s, "planned_s": r.planned_s,
-                         "reroutes": r.reroutes, "aborted_trips": r.aborts,
+                         "reroutes": r.reroutes, "aborted_trips": r.aborts, "staged_m": r.staged_m,
                          "unreachable_at_call": r.unreachable_at_call,
                          "queued": r.queued})
         return pd.DataFrame(rows)
@@ -668,29 +681,39 @@ class DispatchModel:
         import pandas as pd
 
         req = self.request_table()
-        rows = []
-        for inc in self.incidents:
-            r = req[req["incident"] == inc.id] if len(req) else req
-            called = inc.time_s <= self._until
-            first = r["arrive_s"].min() if len(r) else math.nan
-            first_i = r["arrive_s"].idxmin() if len(r) and r["arrive_s"].notna().any() else None
-            resp = float(r.loc[first_i, "response_s"]) if first_i is not None else math.nan
-            rows.append({"id": inc.id, "kind": inc.kind, "lon": inc.lon, "lat": inc.lat,
-                         "node": str(self.router.node_ids[inc.node]), "snap_m": round(inc.snap_m, 1),
-                         "call_s": inc.time_s, "called": called,
-                         "units_needed": int(sum(inc.needs.values())),
-                         "first_unit": r.loc[first_i, "unit"] if first_i is not None else "",
-                         "first_dispatch_s": r["dispatch_s"].min() if len(r) else math.nan,
-                         "first_arrival_s": first, "response_s": resp,
-                         "call_to_arrival_s": first - inc.time_s,
-                         "all_on_scene_s": r["arrive_s"].max() if len(r) and r["arrive_s"].notna().all()
-                         else math.nan,
-                         "within_5min": bool(resp <= RESPONSE_TARGET_S),
-                         "max_wait_s": float(r["wait_s"].max()) if len(r) else math.nan,
-                         "reroutes": int(r["reroutes"].sum()) if len(r) else 0,
-                         "unreachable_at_call": bool(r["unreachable_at_call"].any()) if len(r) else False,
-                         "reached": bool(np.isfinite(first))})
-        return pd.DataFrame(rows)
+        inc = pd.DataFrame({"id": [i.id for i in self.incidents], "kind": [i.kind for i in self.incidents],
+                            "lon": [i.lon for i in self.incidents], "lat": [i.lat for i in self.incidents],
+                            "node": [str(self.router.node_ids[i.node]) for i in self.incidents],
+                            "snap_m": [round(i.snap_m, 1) for i in self.incidents],
+                            "call_s": [i.time_s for i in self.incidents],
+                            "units_needed": [int(sum(i.needs.values())) for i in self.incidents]})
+        inc["called"] = inc["call_s"] <= self._until
+        if len(req):
+            req = req.assign(_i=[r.incident for r in self.requests])
+            g = req.groupby("_i")
+            first = req[req["arrive_s"].notna()].sort_values("arrive_s", kind="stable").groupby("_i").first()
+            agg = pd.DataFrame({
+                "first_dispatch_s": g["dispatch_s"].min(), "first_arrival_s": g["arrive_s"].min(),
+                "all_on_scene_s": g["arrive_s"].max().where(g["arrive_s"].count() == g.size()),
+                "max_wait_s": g["wait_s"].max(), "reroutes": g["reroutes"].sum(),
+                "aborted_trips": g["aborted_trips"].sum(), "unreachable_at_call": g["unreachable_at_call"].any(),
+                "max_staged_m": g["staged_m"].max()})
+            agg["first_unit"] = first["unit"]
+            agg["response_s"] = first["response_s"]
+            inc = inc.join(agg)
+        else:
+            for c in ("first_dispatch_s", "first_arrival_s", "all_on_scene_s", "max_wait_s", "response_s",
+                      "max_staged_m"):
+                inc[c] = np.nan
+            inc["first_unit"], inc["reroutes"], inc["aborted_trips"], inc["unreachable_at_call"] = "", 0, 0, False
+        inc["first_unit"] = inc["first_unit"].fillna("")
+        inc["call_to_arrival_s"] = inc["first_arrival_s"] - inc["call_s"]
+        inc["within_5min"] = inc["response_s"] <= RESPONSE_TARGET_S
+        inc["reached"] = inc["first_arrival_s"].notna()
+        for c in ("reroutes", "aborted_trips"):
+            inc[c] = inc[c].fillna(0).astype(int)
+        inc["unreachable_at_call"] = inc["unreachable_at_call"].fillna(False).astype(bool)
+        return inc
 
     def unit_table(self, horizon_s: float | None = None):
         """One row per unit: missions, busy time and utilisation over ``horizon_s``.
@@ -775,9 +798,10 @@ class DispatchModel:
             phase[:, j] = np.asarray(pc)[np.searchsorted(np.asarray(pt), times, side="right") - 1]
             node = np.full(T, u.home, dtype=np.int64)
             if u.track:
-                t_in = np.concatenate([a for a, _, _ in u.track])
-                t_out = np.concatenate([b for _, b, _ in u.track])
-                edges = np.concatenate([e for _, _, e in u.track])
+                legs = [(t0 + leg.cum[:upto], leg.edges[:upto], leg.edge_costs[:upto]) for t0, leg, upto in u.track]
+                t_out = np.concatenate([a for a, _, _ in legs])
+                edges = np.concatenate([e for _, e, _ in legs])
+                t_in = t_out - np.concatenate([c for _, _, c in legs])
                 i = np.searchsorted(t_in, times, side="right") - 1
                 has = i >= 0
                 ic = np.clip(i, 0, None)
@@ -855,7 +879,7 @@ def flood_rescue_incidents(flood, router: Router, n: int, *, seed: int = 0,
     t = lo + rng.uniform(0.0, 1.0, pick.size) * (times[first] - lo)
     lon, lat = transformer(WORKING_CRS, WGS84).transform(x[ix[pick]], y[iy[pick]])
     order = np.argsort(t, kind="stable")
-    return [make_incident(f"rescue{k + 1}", float(t[i]), float(lon[i]), float(lat[i]), kind)
+    return [make_incident(f"rescue-{k + 1}", float(t[i]), float(lon[i]), float(lat[i]), kind)
             for k, i in enumerate(order)]
 
 
@@ -874,5 +898,15 @@ def random_incidents(router: Router, calls_per_hour: float, hours: float, *, see
     nodes = rng.integers(0, router.n_nodes, n)
     kinds = np.where(rng.random(n) < fire_share, "fire", "medical")
     ll = router.node_lonlat
-    return [make_incident(f"call{k + 1}", float(t[k]), float(ll[nodes[k], 0]), float(ll[nodes[k], 1]),
+    return [make_incident(f"{kinds[k]}-{k + 1}", float(t[k]), float(ll[nodes[k], 0]), float(ll[nodes[k], 1]),
                           str(kinds[k])) for k in range(n)]
+
+
+def _edge_at(cum: np.ndarray, elapsed: float) -> int:
+    """Index of the edge a leg with cumulative times ``cum`` is on after ``elapsed`` s (-1: not started).
+
+    At an edge's exact end the index is that edge (the node after it is reached).
+    """
+    if elapsed <= 0 or cum.size == 0:
+        return -1
+    return min(int(np.searchsorted(cum, elapsed, side="left")), cum.size - 1)

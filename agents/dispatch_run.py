@@ -505,8 +505,7 @@ def dispatch_layers(ds, *, warp=None, max_px: int | None = None) -> list:
                                    layer_id=f"stations_{kind}"))
     if ds.sizes.get("incident", 0):
         resp = ds["incident_response_s"].to_numpy()
-        labels = [f"{k} {i}" for k, i in zip(ds["incident_kind"].to_numpy(), ds["incident"].to_numpy(),
-                                              strict=True)]
+        labels = [str(i) for i in ds["incident"].to_numpy()]
         sets.append(facilities(ds["incident_lon"].to_numpy(), ds["incident_lat"].to_numpy(), labels,
                                kind="incident", capacity=np.round(resp / 60.0, 1),
                                capacity_label="response (min)"))

@@ -69,6 +69,68 @@ class Route:
         return bool(np.isfinite(self.cost))
 
 
+class Leg:
+    """A shortest path whose cost is known at once and whose nodes and edges are read on demand.
+
+    Holds references to the tree's predecessor row and to the edge costs and
+    cheapest-edge table of the road state it was planned under, so it stays
+    valid after the state changes or the tree leaves the cache. A simulation
+    that only needs arrival times never walks the path (the dispatch model
+    walks it for re-routing checks and the map's positions).
+
+    Attributes
+    ----------
+    orig, dest : int
+        Node indices.
+    cost : float
+        Total cost under the planning state (``inf``: no open route).
+    """
+
+    __slots__ = ("orig", "dest", "cost", "_router", "_pred", "_reverse", "_edge_cost", "_pair_edge",
+                 "_nodes", "_edges", "_cum")
+
+    def __init__(self, router: Router, pred: np.ndarray, reverse: bool, orig: int, dest: int, cost: float):
+        self.orig, self.dest, self.cost = orig, dest, cost
+        self._router, self._pred, self._reverse = router, pred, reverse
+        self._edge_cost, self._pair_edge = router._cost, router.pair_edge
+        self._nodes = self._edges = self._cum = None
+
+    @property
+    def reachable(self) -> bool:
+        return bool(np.isfinite(self.cost))
+
+    @property
+    def nodes(self) -> np.ndarray:
+        """Node indices from ``orig`` to ``dest``."""
+        if self._nodes is None:
+            if not self.reachable:
+                self._nodes = np.empty(0, np.int64)
+            elif self._reverse:
+                self._nodes = self._router._walk(self._pred, self.orig)
+            else:
+                self._nodes = self._router._walk(self._pred, self.dest)[::-1].copy()
+        return self._nodes
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Edge indices along the path (the cheapest parallel edge under the planning state)."""
+        if self._edges is None:
+            self._edges = self._router._edges_along(self.nodes, self._pair_edge)
+        return self._edges
+
+    @property
+    def edge_costs(self) -> np.ndarray:
+        """Cost of each edge under the planning state."""
+        return self._edge_cost[self.edges]
+
+    @property
+    def cum(self) -> np.ndarray:
+        """Cumulative cost at the end of each edge."""
+        if self._cum is None:
+            self._cum = np.cumsum(self.edge_costs)
+        return self._cum
+
+
 class Router:
     """Shortest paths over a road graph with cached csgraph Dijkstra trees.
 
@@ -332,12 +394,26 @@ class Router:
             raise GraphError("corrupt predecessor tree: no root within n_nodes hops")
         return self._buf[:n].copy()
 
-    def _edges_along(self, nodes: np.ndarray) -> np.ndarray:
+    def leg(self, orig: int, dest: int, *, reverse: bool | None = None) -> Leg:
+        """A lazy :class:`Leg` from ``orig`` to ``dest`` (O(1) once the tree is cached).
+
+        ``reverse`` None: the forward tree of ``orig`` when cached, else the
+        reverse tree of ``dest`` when cached, else the forward tree of ``orig``.
+        """
+        if reverse is None:
+            reverse = not self.cached(orig) and self.cached(dest, reverse=True)
+        if reverse:
+            dist, pred = self.tree(dest, reverse=True)
+            return Leg(self, pred, True, orig, dest, float(dist[orig]))
+        dist, pred = self.tree(orig)
+        return Leg(self, pred, False, orig, dest, float(dist[dest]))
+
+    def _edges_along(self, nodes: np.ndarray, pair_edge: np.ndarray | None = None) -> np.ndarray:
         if len(nodes) < 2:
             return np.empty(0, np.int64)
         keys = nodes[:-1] * self.n_nodes + nodes[1:]
         pairs = np.searchsorted(self.pair_keys, keys)
-        return self.pair_edge[pairs].astype(np.int64)
+        return (self.pair_edge if pair_edge is None else pair_edge)[pairs].astype(np.int64)
 
     def path_cost(self, edges: Sequence[int]) -> float:
         """Sum of current costs along edge indices (``inf`` if one is closed)."""

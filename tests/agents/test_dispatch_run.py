@@ -77,7 +77,7 @@ def test_run_writes_the_outputs(run_dir):
     assert ds["unit_lon"].dims == ("time", "unit") and ds.sizes["unit"] == s["units"]
     assert ds["depth"].shape[0] == ds.sizes["time"]
     assert (ds["road_state"].isel(time=0) == 0).all() and (ds["road_state"].isel(time=-1) == 2).any()
-    rescues = [i for i in ds["incident"].to_numpy() if str(i).startswith("rescue")]
+    rescues = [i for i in ds["incident"].to_numpy() if str(i).startswith("rescue-")]
     assert len(rescues) == 4
 
 
