@@ -490,10 +490,9 @@ class DispatchModel:
         self._log("unit_dispatched", "info", f"{unit.id} to incident {inc.id}", unit=unit.id,
                   incident=inc.id, eta_s=req.planned_s)
         unit.phases.append((start, 1))
-        if self.turnout[unit.type] > 0 and unit.node == unit.home:  # crews away are in their vehicle
-            yield env.timeout(self.turnout[unit.type])
-        unit.phases.append((env.now, 2))
-        node = yield from self._drive(unit, unit.node, req, inc)
+        turnout = self.turnout[unit.type] if unit.node == unit.home else 0.0  # crews away are in their vehicle
+        unit.phases.append((start + turnout, 2))
+        node = yield from self._drive(unit, unit.node, req, inc, delay=turnout)
         if node != req.target:
             yield from self._abort(unit, req, inc, node, start)
             return
@@ -501,10 +500,8 @@ class DispatchModel:
         unit.phases.append((env.now, 3))
         self._log("unit_arrived", "info", f"{unit.id} at incident {inc.id}", unit=unit.id,
                   incident=inc.id, response_s=env.now - req.dispatch_s)
-        if req.on_scene_s > 0:
-            yield env.timeout(req.on_scene_s)
-        req.clear_s = env.now
-        yield from self._return(unit, req.target, start, req)
+        req.clear_s = env.now + req.on_scene_s
+        yield from self._return(unit, req.target, start, req, delay=req.on_scene_s)
 
     def _abort(self, unit: Unit, req: Request, inc: Incident, node: int, start: float):
         """The incident got cut off on the way: the unit stands by where it is, the request is queued again."""
@@ -522,11 +519,12 @@ class DispatchModel:
         self._dispatch_queue((unit.type,))
         yield from ()
 
-    def _return(self, unit: Unit, orig: int, start: float, req: Request | None = None):
-        """Drive home; a unit cut off from its station stands by where it is, available."""
+    def _return(self, unit: Unit, orig: int, start: float, req: Request | None = None, delay: float = 0.0):
+        """Drive home after ``delay`` s (on scene); a unit cut off from its station stands by where it
+        is, available."""
         env = self.env
-        unit.phases.append((env.now, 4))
-        node = yield from self._drive(unit, orig, req)
+        unit.phases.append((env.now + delay, 4))
+        node = yield from self._drive(unit, orig, req, delay=delay)
         unit.busy_s += env.now - start
         unit.free = True
         unit.node = node
@@ -555,16 +553,20 @@ class DispatchModel:
         # per state, so units bound for one incident or one station share a tree)
         return self.router.leg(orig, dest, reverse=not (orig in self._station_set or self.router.cached(orig)))
 
-    def _drive(self, unit: Unit, orig: int, req: Request, inc: Incident | None = None):
-        """Drive from ``orig`` to ``req.target`` (``inc`` given) or home, re-routing on road changes.
+    def _drive(self, unit: Unit, orig: int, req: Request, inc: Incident | None = None, delay: float = 0.0):
+        """Drive from ``orig`` to ``req.target`` (``inc`` given) or home, leaving after ``delay`` s
+        (turnout, on scene), re-routing on road changes.
 
-        The drive is one timeout of the path's cost; its edges are only read
-        when a road change may interrupt it (and for the map afterwards).
-        Returns the node reached (not the destination when cut off).
+        The wait and the drive are one timeout (fewer simpy events); the
+        path's edges are only read when a road change may interrupt it (and
+        for the map afterwards); an interrupt before departure re-plans at
+        departure. Returns the node reached (not the destination when cut off).
         """
         env = self.env
         node = orig
         dest = req.target if inc is not None else unit.home
+        if node == dest and delay > 0:
+            yield env.timeout(delay)
         while node != dest:
             leg = self._leg(node, dest)
             if not leg.reachable and inc is not None and inc.stage_m > 0:
@@ -576,19 +578,21 @@ class DispatchModel:
                               f"{req.staged_m:.0f} m away", unit=unit.id, incident=inc.id)
                     continue
             if not leg.reachable:
+                if delay > 0:
+                    yield env.timeout(delay)
                 return node  # cut off: the caller decides (stand by here, hand the request back)
-            t0 = env.now
+            t0 = env.now + delay
+            delay = 0.0
             unit.leg = (t0, leg)
             try:
-                yield env.timeout(leg.cost)
+                yield env.timeout(t0 - env.now + leg.cost)
             except simpy.Interrupt:
                 k = _edge_at(leg.cum, env.now - t0)
                 unit.leg = None
                 unit.track.append((t0, leg, k + 1))
-                if k >= 0:
-                    end = t0 + float(leg.cum[k])
-                    while env.now < end:  # finish the edge it is on (no further interrupt: leg is None)
-                        yield env.timeout(end - env.now)
+                end = t0 + float(leg.cum[k]) if k >= 0 else t0
+                while env.now < end:  # finish the edge it is on, or the wait (no interrupt: leg is None)
+                    yield env.timeout(end - env.now)
                 node = int(leg.nodes[k + 1])
                 if node != dest:
                     req.reroutes += 1
