@@ -31,19 +31,17 @@ MAP_FRAMES = 61
 WALK_GROUP, CAR_GROUP = 20, 3
 
 
-class DistrictRequest(BaseModel):
-    """Every parameter of a district evacuation (see ``twin evacuate district --help``)."""
+class DistrictConsoleRequest(BaseModel):
+    """What the console's form may send: the flood run and the scenario switches, no other files."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     flood: str = Field(description="flood.nc of a flood run")
-    shelters: str | None = Field(default=None, description="Shelters CSV/GeoJSON (name, lon, lat, capacity)")
     hazard_class: int | None = Field(default=None, ge=2, le=6, description="ARR hazard class that closes streets "
                                      "to walkers and marks who leaves (default 3)")
     depth_threshold: float | None = Field(default=None, gt=0.0, le=10.0, allow_inf_nan=False,
                                           description="Depth (m) instead of a hazard class")
     districts: list[str] | None = Field(default=None, min_length=1, max_length=20, description="Districts")
-    roads: str | None = Field(default=None, description="Road network file (default: the city's)")
     mode: str = Field(default="walk", pattern="^(walk|car)$", description="walk or car")
     group_size: int | None = Field(default=None, ge=1, le=1000,
                                    description="People per agent (default 20 on foot, 3 by car: two cars)")
@@ -53,10 +51,21 @@ class DistrictRequest(BaseModel):
                                         description="Departures spread over (min)")
 
     @model_validator(mode="after")
-    def _one_threshold(self) -> DistrictRequest:
+    def _one_threshold(self):
         if self.hazard_class is not None and self.depth_threshold is not None:
             raise ValueError("give hazard_class or depth_threshold, not both")
         return self
+
+
+class DistrictRequest(DistrictConsoleRequest):
+    """Every parameter of a district evacuation (see ``twin evacuate district --help``)."""
+
+    shelters: str | None = Field(default=None, description="Shelters CSV/GeoJSON (name, lon, lat, capacity)")
+    roads: str | None = Field(default=None, description="Road network file (default: the city's)")
+    zone: str | None = Field(default=None, description="Raster of who leaves (boolean or probability 0-1, any CRS) "
+                             "instead of the flood's hazard class")
+    zone_threshold: float = Field(default=0.5, gt=0.0, le=1.0, allow_inf_nan=False,
+                                  description="Probability from which a cell of --zone leaves")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -122,6 +131,12 @@ def check_district(req: DistrictRequest, city: Any = None) -> None:
         raise RequestError(f"shelters={req.shelters!r}: {exc}", field="shelters", value=req.shelters) from exc
     if req.roads is not None and not Path(req.roads).is_file():
         raise RequestError(f"roads={req.roads!r}: no such file", field="roads", value=req.roads)
+    if req.zone is not None:
+        try:
+            check_input(req.zone, "dem")  # any raster with a CRS
+        except TwinError as exc:
+            raise RequestError(f"zone={req.zone!r}: {str(exc).replace('a DEM raster', 'a raster')}", field="zone",
+                               value=req.zone) from exc
     if req.districts:
         from twin.city import City
 
@@ -160,8 +175,11 @@ def run_district(req: DistrictRequest, ctx: RunContext):
     ctx.report(0.0, duration, message=f"road graph: {roads.n_nodes} nodes, {roads.n_edges} edges ({req.mode})")
     shelters = read_shelters(req.shelters or DEMO_SHELTERS)
     close_class = req.hazard_class if req.hazard_class is not None else 3
-    zone = hazard_zone(flood, depth_threshold_m=req.depth_threshold,
-                       hazard_class=None if req.depth_threshold is not None else close_class)
+    if req.zone is not None:
+        zone = hazard_zone(zone_on_grid(req.zone, flood), probability_threshold=req.zone_threshold)
+    else:
+        zone = hazard_zone(flood, depth_threshold_m=req.depth_threshold,
+                           hazard_class=None if req.depth_threshold is not None else close_class)
     people = population_grid(flood, city=city)
     if req.districts:
         zone = zone & _district_cells(flood, city, req.districts)
@@ -197,6 +215,18 @@ def run_district(req: DistrictRequest, ctx: RunContext):
                      "population_source": "2020 census district totals spread uniformly over land cells "
                                           "(assumption, agents.population)"})
     return ds
+
+
+def zone_on_grid(path: str | Path, grid):
+    """A zone raster (boolean or probability, any CRS) on the flood grid's cells (nearest cell; NaN outside)."""
+    import numpy as np
+
+    from gis.raster import open_raster, reproject
+
+    da = open_raster(path)
+    da = da.astype("float64").where(np.isfinite(da))
+    out = reproject(da, None, resampling="nearest", like=grid)
+    return out.assign_coords(x=grid["x"], y=grid["y"])
 
 
 def _transform_of(ds) -> Any:
@@ -428,13 +458,13 @@ def _command():
 
 
 register_kind(RunKind(
-    name=KIND, title="District evacuation", request=DistrictRequest, run=run_district, write=write_district,
+    name=KIND, title="District evacuation", request=DistrictRequest, console_request=DistrictConsoleRequest, run=run_district, write=write_district,
     layers=district_layers, report_sections=report_sections, output="evacuation.nc", cli_name="evacuate district", command=_command,
     describe=describe, check=check_district, duration_s=lambda req: req.max_hours * 3600.0,
     summary_keys=("evacuees", "arrived", "stranded", "time_to_clear_95pct_s", "edges_closed"),
     compare="evacuees_origin",
 ))
 
-__all__ = ["DEMO_SHELTERS", "KIND", "DistrictRequest", "check_district", "curve_figure", "district_layers", "plot_curve",
+__all__ = ["DEMO_SHELTERS", "KIND", "DistrictConsoleRequest", "DistrictRequest", "check_district", "curve_figure", "district_layers", "plot_curve",
            "report_sections",
-           "read_shelters", "run_district", "summary_of", "write_district"]
+           "read_shelters", "run_district", "summary_of", "write_district", "zone_on_grid"]

@@ -74,6 +74,7 @@ def test_futian_people_sum_back_to_the_census_on_the_real_grid(flood_run, city):
 @pytest.mark.parametrize(("args", "message"), [
     pytest.param(["--shelters", "{bad}"], "shelters", id="shelters-without-columns"),
     pytest.param(["--districts", "Atlantis"], "Atlantis", id="unknown-district"),
+    pytest.param(["--zone", "{bad}"], "zone", id="zone-not-a-raster"),
     pytest.param(["--hazard-class", "3", "--depth-threshold", "0.3"], "not both", id="two-thresholds"),
     pytest.param(["--hazard-class", "7"], "7", id="class-out-of-range"),
 ])
@@ -134,3 +135,38 @@ def test_shelters_read_from_csv_with_comments_and_from_geojson(tmp_path):
     bad.write_text("name,lon,lat,capacity\nA,114.05,22.55,0\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.csv.*capacity"):
         read_shelters(bad)
+
+
+def test_a_zone_raster_says_who_leaves(flood_run, city, tmp_path):
+    """A boolean GeoTIFF in lon/lat (a box in central Futian) replaces the flood's hazard class: the people
+    who leave are the population of the flood-grid cells whose centres lie in the box."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from agents.population import population_grid
+    from gis.crs import WGS84, transformer
+
+    box = (114.045, 22.530, 114.065, 22.545)
+    res = 0.0005
+    t = from_origin(114.0, 22.6, res, res)
+    rows, cols = 200, 200
+    lon = 114.0 + res * (np.arange(cols) + 0.5)
+    lat = 22.6 - res * (np.arange(rows) + 0.5)
+    inside = ((lon[None, :] > box[0]) & (lon[None, :] < box[2]) & (lat[:, None] > box[1]) & (lat[:, None] < box[3]))
+    path = tmp_path / "zone.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1, dtype="uint8", crs=WGS84,
+                       transform=t) as dst:
+        dst.write(inside.astype("uint8"), 1)
+    res_cli = CliRunner().invoke(district, ["--flood", str(flood_run), "--zone", str(path), "--out",
+                                            str(tmp_path / "o"), "--no-map", "--no-report", "--json"])
+    assert res_cli.exit_code == 0, res_cli.output
+    summary = json.loads(res_cli.output[res_cli.output.index("{"):])
+    with xr.open_dataset(flood_run) as fl:
+        pop = population_grid(fl, city=city)
+        xx, yy = np.meshgrid(fl["x"].values, fl["y"].values)
+        lo, la = transformer("EPSG:4547", WGS84).transform(xx, yy)
+        in_box = (lo > box[0]) & (lo < box[2]) & (la > box[1]) & (la < box[3])
+        expected = float(pop.values[in_box].sum())
+        per_cell = float(pop.values[in_box].max())
+    assert expected > 10_000
+    assert summary["evacuees"] == pytest.approx(expected, abs=2 * per_cell)  # cells on the box's edge

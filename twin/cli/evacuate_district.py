@@ -25,6 +25,11 @@ def _minutes(s: float | None) -> str:
                    "[default: 3, unsafe for children and the elderly].")
 @click.option("--depth-threshold", type=float, default=None, metavar="M",
               help="Use a depth (m) instead of a hazard class.")
+@click.option("--zone", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="RASTER",
+              help="Who leaves, from a raster instead of the flood's hazard class: boolean, or a probability 0-1 "
+                   "(GeoTIFF etc., any CRS; e.g. a landslide runout footprint). The flood still closes streets.")
+@click.option("--zone-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
+              help="Probability from which a --zone cell leaves.")
 @click.option("--districts", default=None, metavar="A,B",
               help="Only these districts (names or codes): their roads (plus 500 m) and their people.")
 @click.option("--roads", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -47,7 +52,7 @@ def _minutes(s: float | None) -> str:
 @click.option("--report/--no-report", "with_report", default=True, show_default=True,
               help="Also write report.html (offline).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
-def district(flood, shelters, hazard_class, depth_threshold, districts, roads, mode, group_size, seed, max_hours,
+def district(flood, shelters, hazard_class, depth_threshold, zone, zone_threshold, districts, roads, mode, group_size, seed, max_hours,
              departure_min, out_dir, city_name, with_map, with_report, as_json) -> None:
     """Evacuate the people of a flood's hazard zone to shelters over the road network.
 
@@ -70,6 +75,7 @@ def district(flood, shelters, hazard_class, depth_threshold, districts, roads, m
         raise click.BadParameter(f"{departure_min!r}: give minutes >= 0", param_hint="--departure-window")
     params = {"flood": str(flood), "shelters": None if shelters is None else str(shelters),
               "hazard_class": hazard_class, "depth_threshold": depth_threshold,
+              "zone": None if zone is None else str(zone), "zone_threshold": zone_threshold,
               "districts": None if districts is None else [d.strip() for d in districts.split(",") if d.strip()],
               "roads": None if roads is None else str(roads), "mode": mode, "group_size": group_size,
               "seed": seed, "max_hours": max_hours, "departure_window_min": departure_min}
