@@ -158,7 +158,8 @@ def test_a_zone_raster_says_who_leaves(flood_run, city, tmp_path):
                        transform=t) as dst:
         dst.write(inside.astype("uint8"), 1)
     res_cli = CliRunner().invoke(district, ["--flood", str(flood_run), "--zone", str(path), "--out",
-                                            str(tmp_path / "o"), "--no-map", "--no-report", "--json"])
+                                            str(tmp_path / "o"), "--no-map", "--no-report", "--json",
+                                            "--max-hours", "0.25"])  # who leaves does not need the whole run
     assert res_cli.exit_code == 0, res_cli.output
     summary = json.loads(res_cli.output[res_cli.output.index("{"):])
     with xr.open_dataset(flood_run) as fl:
