@@ -330,7 +330,7 @@ def simulate_room(req: RoomRequest, seed: int, ctx: RunContext | None = None):
     if model.running:
         model.run(until_s=req.until_s, progress=progress)
     ds = model.trajectories()
-    ds = ds.assign(free_walk_time=("agent", free_walk_times(ds, model_start_geometry(req)),
+    ds = ds.assign(free_walk_time=("agent", free_walk_times(ds, g),
                                    {"units": "s", "long_name": "pre-movement + straight distance to the nearest "
                                                                "exit / free speed (nobody else there)"}))
     events = [e.to_record() for e in model.events]
@@ -341,11 +341,6 @@ def simulate_room(req: RoomRequest, seed: int, ctx: RunContext | None = None):
                                             .round(3).tolist()),
                     walkable_area_m2=float(free_area(g).area), events=json.dumps(events))
     return ds
-
-
-def model_start_geometry(req: RoomRequest):
-    """The place with every exit open (as the run starts)."""
-    return load_place(req)
 
 
 def _place_name(place: str) -> str:
@@ -365,7 +360,7 @@ def _place_name(place: str) -> str:
 def run_room(req: RoomRequest, ctx: RunContext):
     """Evacuate the place (and repeat it for ``runs`` > 1); the Dataset of the first run, with analysis."""
     ds = simulate_room(req, req.seed, ctx if req.runs == 1 else None)
-    ds = analyse(ds, model_start_geometry(req))
+    ds = analyse(ds, load_place(req))
     if req.runs > 1:
         ds = with_repeats(ds, req, ctx)
     return ds
@@ -803,7 +798,6 @@ def room_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     import numpy as np
     import shapely
 
-    from agents.crowd import movers_layer
     from viz.layers import build
 
     g = load_place(RoomRequest(place=ds.attrs["place"], people=1))
@@ -827,8 +821,29 @@ def room_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     place = build("walkable", lonlat(g.walkable), exits=exits, walls=[lonlat(w) for w in g.walls],
                   exit_widths_m=widths, closed_at_s=closed_at, times_s=times, density=(list(cells), dens[keep]),
                   density_cell_m=h, label=ds.attrs["place_name"])
-    people = movers_layer(ds, times_s=times, label="People", radius_m=0.25)
-    return [people, place]
+    return [people_layer(ds, idx), place]
+
+
+#: Colours of the people by exit taken: no pure green or red, which mark open and closed exits.
+EXIT_GROUP_COLOURS = ((31, 119, 180), (148, 103, 189), (255, 127, 14), (23, 190, 207), (140, 86, 75),
+                      (227, 119, 194), (188, 189, 34), (127, 127, 127), (57, 59, 121), (173, 73, 74))
+
+
+def people_layer(ds, idx):
+    """``movers`` of the samples ``idx``: one dot per person inside, coloured by the exit they take."""
+    import numpy as np
+
+    from viz.layers import build
+
+    n_exit = ds.sizes["exit"]
+    k = ds["exit_index"].values
+    group = np.where(k >= 0, k, n_exit)
+    labels = {j: f"out via {e}" for j, e in enumerate(ds["exit"].values)}
+    labels[n_exit] = "still inside at the end"
+    colours = {j: EXIT_GROUP_COLOURS[j % len(EXIT_GROUP_COLOURS)] for j in range(n_exit)}
+    colours[n_exit] = (0, 0, 0)
+    return build("movers", ds["time"].values[idx], ds["lon"].values[idx], ds["lat"].values[idx], layer_id="crowd",
+                 label="People", radius_m=0.25, group=group, group_labels=labels, group_colors=colours)
 
 
 def describe(params: dict[str, Any]) -> str:

@@ -77,13 +77,16 @@ def parse_closures(values) -> list[dict]:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: trajectories.nc, exits.csv, events.jsonl, evacuation_curve.png, exit_flow.png, "
                    "max_density.png, summary.json, report.html, map.html.")
+@click.option("--city", "city_name", default="shenzhen", show_default=True, metavar="NAME",
+              help="City whose districts and metro the map draws around the place ('' for none).")
 @click.option("--report/--no-report", "with_report", default=True, show_default=True,
               help="Also write report.html (offline).")
 @click.option("--map/--no-map", "with_map", default=True, show_default=True,
               help="Also write map.html (offline; people moving on the time slider, exits, max density).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 def room(place, people, density, agents_csv, close, seed, dt, record_every_s, until_s, speed_profile,
-         premovement_median_s, premovement_sigma, runs, out_dir, with_report, with_map, as_json) -> None:
+         premovement_median_s, premovement_sigma, runs, out_dir, city_name, with_report, with_map,
+         as_json) -> None:
     """Evacuate a walkable place: evacuation time, flows per exit, densities, a map of people moving.
 
     PLACE.geojson is a FeatureCollection in lon/lat (or with a legacy "crs"
@@ -108,6 +111,10 @@ def room(place, people, density, agents_csv, close, seed, dt, record_every_s, un
     if len(sources) != 1:
         raise click.UsageError(f"give exactly one of --people, --density or --agents "
                                f"(got {', '.join(sources) or 'none'})")
+    steps = record_every_s / dt
+    if abs(steps - round(steps)) > 1e-6 * steps:
+        raise click.BadParameter(f"{record_every_s!r} s is not a whole number of --dt {dt!r} s steps",
+                                 param_hint="--record-every")
     params = {"place": str(place), "people": people, "density": density,
               "agents": None if agents_csv is None else str(agents_csv), "close_exits": parse_closures(close),
               "seed": seed, "dt": dt, "record_every_s": record_every_s, "until_s": until_s,
@@ -120,8 +127,13 @@ def room(place, people, density, agents_csv, close, seed, dt, record_every_s, un
             hint = {"place": "FILE", "close_exits": "--close-exit", "agents": "--agents"}.get(
                 exc.field, "--" + str(exc.field).replace("_", "-"))
             raise click.ClickException(f"{hint}: {' '.join(str(exc).split())}") from None
+        city = None
+        if with_map and city_name:
+            from twin.city import City
+
+            city = City(city_name)
         with ProgressBar("Room evacuation") as bar:
-            res = pipeline.run("evacuate_room", req, out_dir, progress=bar.update, report=with_report,
+            res = pipeline.run("evacuate_room", req, out_dir, city=city, progress=bar.update, report=with_report,
                                map=with_map)
     s = res.summary
     if as_json:
