@@ -40,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -289,10 +288,15 @@ def mesa_case(n: int, steps: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # Memory (subprocess)
 # --------------------------------------------------------------------------
-def _rss_mib() -> float:
+def _rss_mib(key: str = "VmRSS") -> float:
+    """This process's resident memory (``VmRSS``) or its peak (``VmHWM``), MiB.
+
+    Not ``getrusage``: Linux keeps ``ru_maxrss`` across exec, so a child
+    started by a big parent would report the parent's peak.
+    """
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return math.nan
 
@@ -308,7 +312,7 @@ def memory_child(n: int, trace: bool) -> None:
     model = build(n)
     for _ in range(10):
         model.step()
-    out = {"agents": n, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    out = {"agents": n, "peak_rss_mib": _rss_mib("VmHWM"),
            "rss_before_model_mib": base, "rss_with_model_mib": _rss_mib()}  # fmt: skip
     if trace:
         out["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20

@@ -18,12 +18,12 @@ closest point to x_i), l the body diameter, T the time gap. J_i are the
 agents ahead of i within its lane: (x_j - x_i).e_i > 0 and lateral offset
 |(x_j - x_i) x e_i| <= l (the paper's conflict set); t_iw is the distance
 along e_i from x_i to wall w (a wall ahead limits the speed like an agent l/2
-behind it). Neighbours and walls farther than the cut-off r_c = l + T v0_max
-(+ margin) cannot change s_i, nor those beyond l + T v0_i (+ margin) that
-of agent i (each agent searches its own radius, :func:`_reach`); neighbour
-repulsion is neglected beyond
-``rep_cutoff`` = l + 12 D, where R < a e^-12 = 6e-6 a (a direction change
-of ~3e-5 rad per neighbour against |e0| = 1).
+behind it). A neighbour farther than l + T v0_i (+ 0.1 m) cannot lower
+agent i's speed, so each agent searches only that radius (:func:`_reach`;
+at most the cut-off r_c = l + T max(v0) + 0.1 m, which also bounds the
+walls listed per cell); neighbour repulsion is neglected beyond
+``rep_cutoff`` = l + 12 D, where R < a e^-12 = 6e-6 a (with a = 5 a
+direction change below 3e-5 rad per neighbour against |e0| = 1).
 The update is synchronous (every agent reads the old positions), so the
 result does not depend on the thread count.
 
