@@ -149,6 +149,7 @@ def served(tmp_path_factory, city):
         server.client = c
         server.store = app.state.store
         server.runs_dir = app.state.console.runs.runs_dir
+        server.runs = app.state.console.runs
         yield server
 
 
@@ -317,3 +318,58 @@ def test_the_console_shows_a_building_runs_map_and_events(served, chromium):
         assert b.evaluate("consoleState.detail.counts.floor_cleared") == 5
         assert b.console_errors == []
         assert not [u for u in b.network_requests if not u.startswith(served.url)]
+
+
+# ------------------------------------------------------------------ a console request naming a run
+class RefForm(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    building_run: int | None = Field(default=None, ge=1, description="Building run", json_schema_extra={
+        "twin_run": {"kind": "evacuate_building", "field": "evacuation"}})
+
+
+class RefRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    evacuation: str | None = None
+
+
+def _ref_run(req, ctx):
+    import xarray as xr
+
+    with xr.open_dataset(req.evacuation) as ds:  # the path the console resolved from the run id
+        return xr.Dataset(attrs={"people": int(ds.attrs["people"]), "source": Path(req.evacuation).parent.name})
+
+
+def _ref_write(ds, out_dir, req, ctx):
+    path = Path(out_dir) / "ref.nc"
+    ds.to_netcdf(path)
+    return RunOutputs(paths={"ref": path}, summary={"people": ds.attrs["people"], "source": ds.attrs["source"]})
+
+
+@pytest.fixture
+def ref_kind():
+    kind = register_kind(RunKind(name="toy_ref", title="Toy reference", request=RefRequest, console_request=RefForm,
+                                 run=_ref_run, write=_ref_write, layers=lambda ds, **kw: [], output="ref.nc",
+                                 summary_keys=("people", "source")))
+    yield kind
+    unregister_kind("toy_ref")
+
+
+def test_a_form_field_naming_a_run_hands_the_model_that_runs_output(served, ref_kind):
+    """A console request never carries a path: a field marked ``twin_run`` carries a finished run's id."""
+    c = served.client
+    schema = next(k for k in c.get("/api/info").json()["kinds"] if k["name"] == "toy_ref")["schema"]
+    assert schema["properties"]["building_run"]["twin_run"] == {"kind": "evacuate_building", "field": "evacuation"}
+    bid = served.done[0]
+    for body, reason in (({"building_run": served.dispatch["id"]}, "is a dispatch run"),
+                         ({"building_run": 99999}, "no run with id 99999"),
+                         ({"evacuation": "/etc/passwd"}, "Extra inputs")):
+        r = c.post("/api/runs", headers=AUTH, json={"kind": "toy_ref", **body})
+        assert r.status_code == 422 and reason in r.json()["reason"], r.text
+    r = c.post("/api/runs", headers=AUTH, json={"kind": "toy_ref", "building_run": bid})
+    assert r.status_code == 202, r.text
+    served.runs.join(timeout=60)
+    run = c.get(f"/api/runs/{r.json()['id']}").json()
+    assert run["status"] == "done", run
+    assert run["params"] == {"building_run": bid}  # the run list shows what the form sent, no path
+    people = c.get(f"/api/runs/{bid}").json()["summary"]["people"]
+    assert run["summary"] == {"people": people, "source": f"run-{bid:05d}"}

@@ -270,7 +270,8 @@ class ConsoleApi:
             return JSONResponse({"error": "data", "reason": f"{type(exc).__name__}: {exc}"},
                                 status_code=503)
         try:
-            kind, req = parse_run_body(await read_body(request), context={"districts": known})
+            kind, req, form = parse_run_body(await read_body(request), context={"districts": known},
+                                             resolve_run=self.runs.output_of)
         except BodyError as exc:
             return JSONResponse(exc.payload(), status_code=exc.status)
         try:  # every check the model makes on a request, before 202 (twin.runkinds.RunKind.check)
@@ -281,7 +282,7 @@ class ConsoleApi:
             return JSONResponse({"error": "data", "reason": f"{type(exc).__name__}: {exc}"},
                                 status_code=503)
         try:
-            run = await asyncio.to_thread(self.runs.start, kind, req)
+            run = await asyncio.to_thread(self.runs.start, kind, req, form=form)
         except Busy as exc:
             return JSONResponse({"error": "busy", "reason": str(exc)}, status_code=409)
         await self.sync()

@@ -136,10 +136,35 @@ def parse_body(model: type[BaseModel], raw: bytes, *, context: dict | None = Non
     return _validate(model, raw if raw.strip() else b"{}", context)
 
 
-def parse_run_body(raw: bytes, *, context: dict | None = None) -> tuple[Any, BaseModel]:
-    """``POST /api/runs``: ``{"kind": name, ...the kind's console request}`` -> (RunKind, full request).
+#: Key of a console request field's JSON schema marking it as a reference to a finished run
+#: (``Field(json_schema_extra={"twin_run": {"kind": "flood_forecast", "field": "flood"}})``).
+RUN_REF_KEY = "twin_run"
 
-    Without ``kind`` the first registered kind is meant (built-ins are discovered first).
+
+def run_refs(form: type[BaseModel]) -> dict[str, dict[str, str]]:
+    """The fields of a console request that name a finished run: ``{field: {"kind", "field"}}``.
+
+    Such a field holds the id of a finished run of ``kind`` (the form offers the console's finished
+    runs of that kind); the console hands the model, in the request's ``field``, the path of that
+    run's main output instead, so no file path ever travels in a console request.
+    """
+    out = {}
+    for name, f in form.model_fields.items():
+        extra = f.json_schema_extra
+        ref = extra.get(RUN_REF_KEY) if isinstance(extra, dict) else None
+        if isinstance(ref, dict) and isinstance(ref.get("kind"), str) and isinstance(ref.get("field"), str):
+            out[name] = {"kind": ref["kind"], "field": ref["field"]}
+    return out
+
+
+def parse_run_body(raw: bytes, *, context: dict | None = None,
+                   resolve_run: Any = None) -> tuple[Any, BaseModel, dict[str, Any]]:
+    """``POST /api/runs``: ``{"kind": name, ...the kind's console request}`` -> (RunKind, full request, form).
+
+    Without ``kind`` the first registered kind is meant (built-ins are discovered first). A field
+    that names a run (:func:`run_refs`) is replaced by the path ``resolve_run(kind, run_id)`` gives
+    (it raises ``LookupError`` with the reason for a run that is not a finished run of that kind).
+    ``form`` is what the form sent, validated (what the run list shows).
     Raises :class:`BodyError` naming the field and the value.
     """
     from twin.errors import ValidationError
@@ -161,7 +186,26 @@ def parse_run_body(raw: bytes, *, context: dict | None = None) -> tuple[Any, Bas
             raise BodyError([{"field": "kind", "value": name,
                               "reason": f"unknown run kind; choose from {[k.name for k in kinds()]}"}])
     form = _validate(kind.form_request, raw if name is None else json.dumps(doc).encode(), context)
-    return kind, kind.validate(form, context=context, console=True)
+    refs = run_refs(kind.form_request)
+    if not refs:
+        return kind, kind.validate(form, context=context, console=True), form.model_dump()
+    params = form.model_dump()
+    for fname, ref in refs.items():
+        rid = params.pop(fname)
+        if rid is None:
+            continue
+        if resolve_run is None:
+            raise BodyError([{"field": fname, "value": rid, "reason": "this console cannot resolve run ids"}])
+        try:
+            params[ref["field"]] = str(resolve_run(ref["kind"], rid))
+        except LookupError as exc:
+            raise BodyError([{"field": fname, "value": rid, "reason": str(exc)}]) from None
+    try:
+        req = kind.request.model_validate(params, context=context)
+    except pydantic.ValidationError as exc:
+        raise BodyError(_errors(exc)) from None
+    return kind, req, form.model_dump()
 
 
-__all__ = ["MAX_DEPTH", "AckRequest", "BodyError", "parse_body", "parse_run_body", "read_body"]
+__all__ = ["MAX_DEPTH", "RUN_REF_KEY", "AckRequest", "BodyError", "parse_body", "parse_run_body", "read_body",
+           "run_refs"]

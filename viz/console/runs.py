@@ -186,17 +186,38 @@ class RunManager:
         return out
 
     # ----------------------------------------------------------------- actions
-    def start(self, kind: str | RunKind, req: Any, *, by: str = "operator") -> dict[str, Any]:
+    def output_of(self, kind: str, run_id: Any) -> Path:
+        """The main output of finished run ``run_id`` of ``kind`` (a console request naming a run).
+
+        Raises
+        ------
+        LookupError
+            With the reason, when it is no finished run of that kind with its outputs.
+        """
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise LookupError(f"give the id of a finished {kind} run")
+        try:
+            r, out_dir = self.done(run_id)
+        except NoForecast as exc:
+            raise LookupError(str(exc)) from None
+        if r["kind"] != kind:
+            raise LookupError(f"run {run_id} is a {r['kind']} run; choose a finished {kind} run")
+        return out_dir / get_kind(kind).output
+
+    def start(self, kind: str | RunKind, req: Any, *, by: str = "operator",
+              form: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record and start a run of ``kind`` with the validated request ``req`` in the background.
 
-        Raises :class:`Busy` if one is running.
+        ``form`` (what the console's form sent) is recorded with the request, so the run list
+        shows the run as asked (a run id where the model got that run's file). Raises
+        :class:`Busy` if one is running.
         """
         k = kind if isinstance(kind, RunKind) else get_kind(kind)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise Busy(f"run {self._current} is still running; wait for it to finish "
                            "(GET /api/runs/{id})")
-            params = {**req.model_dump(), "by": by, "console_pid": os.getpid()}
+            params = {**req.model_dump(), **(form or {}), "by": by, "console_pid": os.getpid()}
             run_id = self.store.start_run(k.name, params)
             self._current = run_id
             self._cancel[run_id] = threading.Event()

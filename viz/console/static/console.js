@@ -483,6 +483,7 @@
     }
     $('run-start').disabled = !!active;
     renderCompareChoices();
+    fillRunRefs();
   }
 
   function cancelRun(id, btn) {
@@ -638,7 +639,8 @@
   }
 
   // One input per property of the selected run kind's JSON schema (GET /api/info -> kinds):
-  // numbers with their bounds, enums as a select, a list named "districts" as the city's districts.
+  // numbers with their bounds, enums as a select, a list named "districts" as the city's districts,
+  // a field marked "twin_run" ({kind, field}) as a choice of the finished runs of that kind.
   function fieldType(prop) {
     if (prop.anyOf) {
       for (var i = 0; i < prop.anyOf.length; i++) if (prop.anyOf[i].type !== 'null') return prop.anyOf[i];
@@ -667,6 +669,15 @@
         return;
       }
       var lab = el('label', null, box, label + ' ');
+      if (prop.twin_run || t.twin_run) {  // the id of a finished run of a kind (e.g. a flood forecast)
+        input = el('select', 'run-ref', lab);
+        input.dataset.runKind = (prop.twin_run || t.twin_run).kind;
+        input.id = 'run-' + name;
+        input.dataset.field = name;
+        input.dataset.type = 'integer';
+        fillRunRefs();
+        return;
+      }
       if (prop.enum || t.enum) {
         input = el('select', null, lab);
         (prop.enum || t.enum).forEach(function (v) { var o = el('option', null, input, String(v)); o.value = v; });
@@ -691,6 +702,22 @@
       input.id = 'run-' + name;
       input.dataset.field = name;
       input.dataset.type = t.type || 'string';
+    });
+  }
+
+  // The choices of the run-reference fields: the finished runs of their kind, newest first.
+  function fillRunRefs() {
+    Array.prototype.forEach.call(document.querySelectorAll('#run-fields select.run-ref'), function (sel) {
+      var keep = sel.value;
+      var ids = doneRuns().filter(function (id) { return state.runs[id].kind === sel.dataset.runKind; });
+      sel.textContent = '';
+      if (!ids.length) { var o = el('option', null, sel, 'no finished ' + sel.dataset.runKind + ' run'); o.value = ''; }
+      ids.forEach(function (id) {
+        var r = state.runs[id];
+        var o = el('option', null, sel, '#' + id + ' ' + (r.description || r.kind));
+        o.value = String(id);
+      });
+      if (keep && ids.indexOf(Number(keep)) >= 0) sel.value = keep;
     });
   }
 
