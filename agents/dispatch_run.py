@@ -514,6 +514,47 @@ def dispatch_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     return sets
 
 
+def dispatch_report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:
+    """The report: key figures with the response-time histogram, road closures per flood frame, summary."""
+    import base64
+    import html
+
+    from viz.report import summary_section
+
+    def fmt(v, scale=1.0, unit="", digits=1):
+        return "–" if v is None else f"{v / scale:.{digits}f}{unit}"
+
+    r = summary.get("response_s", {})
+    share = summary.get("within_5min_share")
+    rows = [("incidents (reached)", f"{summary.get('incidents')} ({summary.get('reached')})"),
+            ("response, dispatch → first unit on scene: median / p90 / max",
+             f"{fmt(r.get('p50'), 60, ' min')} / {fmt(r.get('p90'), 60, ' min')} / {fmt(r.get('max'), 60, ' min')}"),
+            ("within 5 min of dispatch (建标152-2017)", "–" if share is None else f"{share:.0%}"),
+            ("mean wait in queue", fmt(summary.get("mean_wait_s"), 60, " min")),
+            ("mean unit utilisation", "–" if summary.get("utilisation_mean") is None
+             else f"{summary['utilisation_mean']:.0%}"),
+            ("re-routes / unreachable at call / never reached",
+             f"{summary.get('reroutes')} / {summary.get('unreachable_incidents')} / {summary.get('never_reached')}")]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    img = ""
+    png = Path(ctx.out_dir) / "response_times.png" if ctx is not None and ctx.out_dir is not None else None
+    if png is not None and png.is_file():
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        img = (f'<figure><img alt="response times" src="data:image/png;base64,{data}"><figcaption>Response '
+               "times; dashed: the 5-minute rule of 建标152-2017.</figcaption></figure>")
+    out = [f"<section><h2>Dispatch</h2><table><tbody>{body}</tbody></table>{img}</section>"]
+    changes = summary.get("road_changes") or []
+    if changes:
+        trs = "".join(f"<tr><td class=\"n\">{c['time_s'] / 60:.0f}</td><td class=\"n\">{c['closed']}</td>"
+                      f"<td class=\"n\">{c['reopened']}</td><td class=\"n\">{c['closed_total']}</td></tr>"
+                      for c in changes)
+        out.append("<section><h2>Roads closed by the flood</h2><table><thead><tr><th class=\"n\">min</th>"
+                   "<th class=\"n\">newly closed</th><th class=\"n\">reopened</th><th class=\"n\">closed "
+                   f"edges</th></tr></thead><tbody>{trs}</tbody></table></section>")
+    out.append(summary_section({k: v for k, v in summary.items() if k != "road_changes"}))
+    return out
+
+
 def describe(params: dict[str, Any]) -> str:
     parts = [f"{params.get('hours') or 'flood'} h"]
     if params.get("flood"):
@@ -531,7 +572,8 @@ def _command():
 
 DISPATCH = register_kind(RunKind(
     name=KIND, title="Emergency dispatch", request=DispatchRequest, console_request=DispatchConsoleRequest,
-    run=run_dispatch, write=write_dispatch, layers=dispatch_layers, output="dispatch.nc", cli_name="dispatch",
+    run=run_dispatch, write=write_dispatch, layers=dispatch_layers, report_sections=dispatch_report_sections,
+    output="dispatch.nc", cli_name="dispatch",
     command=_command, describe=describe,
     summary_keys=("incidents", "within_5min_share", "reroutes", "unreachable_incidents"),
     duration_s=lambda req: (req.hours or 1.0) * 3600.0, check=check_dispatch,

@@ -71,6 +71,8 @@ def test_run_writes_the_outputs(run_dir):
     assert s["incidents"] >= 4 and s["reached"] >= 1
     assert 0.0 <= s["within_5min_share"] <= 1.0
     assert s["road_changes"][1]["closed"] > 0  # the band closes at 600 s
+    report = (run_dir / "report.html").read_text()
+    assert "Roads closed by the flood" in report and "data:image/png;base64" in report
     kinds = {Event.parse(json.loads(line)).kind for line in (run_dir / "events.jsonl").open()}
     assert {"road_closed", "unit_dispatched", "unit_arrived"} <= kinds
     ds = xr.open_dataset(run_dir / "dispatch.nc")
