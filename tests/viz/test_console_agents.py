@@ -322,6 +322,8 @@ def test_the_console_shows_a_building_runs_map_and_events(served, chromium):
 
 # ------------------------------------------------------------------ a console request naming a run
 class RefForm(BaseModel):
+    """The form names the run in a field of its own; the model's request takes the path in another."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     building_run: int | None = Field(default=None, ge=1, description="Building run", json_schema_extra={
         "twin_run": {"kind": "evacuate_building", "field": "evacuation"}})
@@ -330,6 +332,14 @@ class RefForm(BaseModel):
 class RefRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     evacuation: str | None = None
+
+
+class SameFieldRequest(BaseModel):
+    """The model's own path field, marked: the form sends a run id in it (the district's ``flood``)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    evacuation: str = Field(description="evacuation.nc of a building run", json_schema_extra={
+        "twin_run": {"kind": "evacuate_building", "field": "evacuation"}})
 
 
 def _ref_run(req, ctx):
@@ -345,31 +355,35 @@ def _ref_write(ds, out_dir, req, ctx):
     return RunOutputs(paths={"ref": path}, summary={"people": ds.attrs["people"], "source": ds.attrs["source"]})
 
 
-@pytest.fixture
-def ref_kind():
-    kind = register_kind(RunKind(name="toy_ref", title="Toy reference", request=RefRequest, console_request=RefForm,
+@pytest.fixture(params=["own field", "same field"])
+def ref_kind(request):
+    form, req = (RefForm, RefRequest) if request.param == "own field" else (SameFieldRequest, SameFieldRequest)
+    kind = register_kind(RunKind(name="toy_ref", title="Toy reference", request=req, console_request=form,
                                  run=_ref_run, write=_ref_write, layers=lambda ds, **kw: [], output="ref.nc",
                                  summary_keys=("people", "source")))
-    yield kind
+    yield kind, next(iter(form.model_fields))
     unregister_kind("toy_ref")
 
 
 def test_a_form_field_naming_a_run_hands_the_model_that_runs_output(served, ref_kind):
     """A console request never carries a path: a field marked ``twin_run`` carries a finished run's id."""
     c = served.client
+    _, field = ref_kind
     schema = next(k for k in c.get("/api/info").json()["kinds"] if k["name"] == "toy_ref")["schema"]
-    assert schema["properties"]["building_run"]["twin_run"] == {"kind": "evacuate_building", "field": "evacuation"}
+    assert schema["properties"][field]["twin_run"] == {"kind": "evacuate_building", "field": "evacuation"}
     bid = served.done[0]
-    for body, reason in (({"building_run": served.dispatch["id"]}, "is a dispatch run"),
-                         ({"building_run": 99999}, "no run with id 99999"),
-                         ({"evacuation": "/etc/passwd"}, "Extra inputs")):
+    for body, bad, reason in (({field: served.dispatch["id"]}, field, "is a dispatch run"),
+                              ({field: 99999}, field, "no run with id 99999"),
+                              ({field: str(TOWER)}, field, "give the id of a finished evacuate_building run"),
+                              ({"evacuation": "/etc/passwd", **({field: bid} if field != "evacuation" else {})},
+                               "evacuation", "")):
         r = c.post("/api/runs", headers=AUTH, json={"kind": "toy_ref", **body})
-        assert r.status_code == 422 and reason in r.json()["reason"], r.text
-    r = c.post("/api/runs", headers=AUTH, json={"kind": "toy_ref", "building_run": bid})
+        assert r.status_code == 422 and r.json()["field"] == bad and reason in r.json()["reason"], r.text
+    r = c.post("/api/runs", headers=AUTH, json={"kind": "toy_ref", field: bid})
     assert r.status_code == 202, r.text
     served.runs.join(timeout=60)
     run = c.get(f"/api/runs/{r.json()['id']}").json()
     assert run["status"] == "done", run
-    assert run["params"] == {"building_run": bid}  # the run list shows what the form sent, no path
+    assert run["params"] == {field: bid}  # the run list shows what the form sent, no path
     people = c.get(f"/api/runs/{bid}").json()["summary"]["people"]
     assert run["summary"] == {"people": people, "source": f"run-{bid:05d}"}

@@ -146,7 +146,9 @@ def run_refs(form: type[BaseModel]) -> dict[str, dict[str, str]]:
 
     Such a field holds the id of a finished run of ``kind`` (the form offers the console's finished
     runs of that kind); the console hands the model, in the request's ``field``, the path of that
-    run's main output instead, so no file path ever travels in a console request.
+    run's main output instead, so no file path ever travels in a console request. ``field`` may be
+    the marked field itself (a ``str`` path field of the model: the form sends a run id there) or
+    another field of the full request (the form's field is then an ``int`` the request lacks).
     """
     out = {}
     for name, f in form.model_fields.items():
@@ -157,15 +159,41 @@ def run_refs(form: type[BaseModel]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _resolve_refs(doc: dict[str, Any], refs: dict[str, dict[str, str]], resolve_run: Any
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Replace the run ids of ``doc`` by their runs' output paths: (run ids sent, paths for other fields)."""
+    ids: dict[str, Any] = {}
+    elsewhere: dict[str, str] = {}
+    for fname, ref in refs.items():
+        if doc.get(fname) is None:
+            continue
+        rid = doc[fname]
+        ids[fname] = rid
+        if not isinstance(rid, int) or isinstance(rid, bool):
+            raise BodyError([{"field": fname, "value": rid,
+                              "reason": f"give the id of a finished {ref['kind']} run (a whole number)"}])
+        if resolve_run is None:
+            raise BodyError([{"field": fname, "value": rid, "reason": "this console cannot resolve run ids"}])
+        try:
+            path = str(resolve_run(ref["kind"], rid))
+        except LookupError as exc:
+            raise BodyError([{"field": fname, "value": rid, "reason": str(exc)}]) from None
+        if ref["field"] == fname:
+            doc[fname] = path
+        else:
+            elsewhere[fname] = path
+    return ids, elsewhere
+
+
 def parse_run_body(raw: bytes, *, context: dict | None = None,
                    resolve_run: Any = None) -> tuple[Any, BaseModel, dict[str, Any]]:
     """``POST /api/runs``: ``{"kind": name, ...the kind's console request}`` -> (RunKind, full request, form).
 
     Without ``kind`` the first registered kind is meant (built-ins are discovered first). A field
-    that names a run (:func:`run_refs`) is replaced by the path ``resolve_run(kind, run_id)`` gives
-    (it raises ``LookupError`` with the reason for a run that is not a finished run of that kind).
-    ``form`` is what the form sent, validated (what the run list shows).
-    Raises :class:`BodyError` naming the field and the value.
+    that names a run (:func:`run_refs`) carries a run id, which ``resolve_run(kind, run_id)`` turns
+    into the path of that run's output (raising ``LookupError`` with the reason for a run that is
+    not a finished run of that kind). ``form`` is what the form sent, validated, run ids as sent
+    (what the run list shows). Raises :class:`BodyError` naming the field and the value.
     """
     from twin.errors import ValidationError
     from twin.runkinds import get_kind, kinds
@@ -185,26 +213,24 @@ def parse_run_body(raw: bytes, *, context: dict | None = None,
         if kind is None:
             raise BodyError([{"field": "kind", "value": name,
                               "reason": f"unknown run kind; choose from {[k.name for k in kinds()]}"}])
-    form = _validate(kind.form_request, raw if name is None else json.dumps(doc).encode(), context)
     refs = run_refs(kind.form_request)
     if not refs:
+        form = _validate(kind.form_request, raw if name is None else json.dumps(doc).encode(), context)
         return kind, kind.validate(form, context=context, console=True), form.model_dump()
+    ids, elsewhere = _resolve_refs(doc, refs, resolve_run)
+    form = _validate(kind.form_request, json.dumps(doc).encode(), context)
     params = form.model_dump()
-    for fname, ref in refs.items():
-        rid = params.pop(fname)
-        if rid is None:
-            continue
-        if resolve_run is None:
-            raise BodyError([{"field": fname, "value": rid, "reason": "this console cannot resolve run ids"}])
-        try:
-            params[ref["field"]] = str(resolve_run(ref["kind"], rid))
-        except LookupError as exc:
-            raise BodyError([{"field": fname, "value": rid, "reason": str(exc)}]) from None
+    for fname, path in elsewhere.items():
+        params.pop(fname)
+        params[refs[fname]["field"]] = path
+    for fname in refs:  # a form field the full request lacks (an id left unset) is not the model's
+        if fname not in kind.request.model_fields:
+            params.pop(fname, None)
     try:
         req = kind.request.model_validate(params, context=context)
     except pydantic.ValidationError as exc:
         raise BodyError(_errors(exc)) from None
-    return kind, req, form.model_dump()
+    return kind, req, {**form.model_dump(), **ids}
 
 
 __all__ = ["MAX_DEPTH", "RUN_REF_KEY", "AckRequest", "BodyError", "parse_body", "parse_run_body", "read_body",
