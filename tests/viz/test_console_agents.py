@@ -112,6 +112,21 @@ def test_a_malformed_event_fails_the_run_naming_the_line_and_stores_none(tmp_pat
         assert run.status == "failed" and store.run_event_counts(run.id) == {}
 
 
+def test_the_console_imports_the_events_of_runs_finished_before_it_stored_them(tmp_path, toy_kind):
+    from viz.console.runs import RunManager, run_dir_name
+
+    with Store.open(tmp_path / "store") as store:
+        rid = store.start_run("toy_events", {"closures": 2})
+        pipeline.run("toy_events", {"closures": 2}, tmp_path / "runs" / run_dir_name(rid), report=False, map=False)
+        store.end_run(rid, "done")
+        assert store.run_event_counts(rid) == {}
+        manager = RunManager(store, tmp_path / "runs", city=None)
+        assert store.run_event_counts(rid) == {"road_closed": 2, "unit_arrived": 1}
+        assert manager.events(rid, "road_closed")["events"][1]["message"] == "road 1 closed"
+        RunManager(store, tmp_path / "runs", city=None)  # a restart adds nothing
+        assert sum(store.run_event_counts(rid).values()) == 3
+
+
 def test_a_real_building_runs_events_go_to_the_store(tmp_path):
     with Store.open(tmp_path / "store") as store:
         res = pipeline.run("evacuate_building", {"building": str(TOWER), "seed": 1}, tmp_path / "run",
