@@ -721,20 +721,26 @@ class DispatchModel:
         return inc
 
     def unit_table(self, horizon_s: float | None = None):
-        """One row per unit: missions, busy time and utilisation over ``horizon_s``.
+        """One row per unit: missions, busy time in all and utilisation over [0, ``horizon_s``].
 
-        The default horizon is the whole simulated span (calls and the
-        missions that finished after the last call).
+        Busy = turning out, driving, on scene or returning (not at the
+        station, not standing by away from it). The default horizon is the
+        call period (``until_s`` of :meth:`run`): missions that run on after
+        it count only up to it, so a long drain does not dilute the figure.
         """
         import pandas as pd
 
-        h = float(horizon_s if horizon_s is not None else max(self._until, self.clock.now_s))
+        h = float(horizon_s if horizon_s is not None else self._until)
+        now = self.clock.now_s
         rows = []
         for u in self.units:
-            busy = u.busy_s + (0.0 if u.free else self.clock.now_s - u.since)
+            busy = u.busy_s + (0.0 if u.free else now - u.since)
+            t = np.array([p[0] for p in u.phases] + [max(now, u.phases[-1][0])])
+            on = np.isin([p[1] for p in u.phases], (1, 2, 3, 4))
+            window = np.clip(np.minimum(t[1:], h) - np.maximum(t[:-1], 0.0), 0.0, None)
             rows.append({"unit": u.id, "type": u.type, "station": self.stations[u.station].id,
-                         "missions": u.missions, "busy_s": busy,
-                         "utilisation": busy / h if h > 0 else math.nan})
+                         "missions": u.missions, "busy_s": busy, "busy_in_horizon_s": float(window[on].sum()),
+                         "utilisation": float(window[on].sum()) / h if h > 0 else math.nan})
         return pd.DataFrame(rows)
 
     def summary(self) -> dict[str, Any]:

@@ -85,6 +85,9 @@ def test_one_road_arrival_is_turnout_plus_length_over_speed():
     assert r.arrive_s == pytest.approx(10.0 + 60.0 + 1234.5 / V, rel=1e-12)
     assert r.back_s == pytest.approx(r.arrive_s + 600.0 + 1234.5 / V, rel=1e-12)
     assert m.summary()["response_s"]["max"] == pytest.approx(60.0 + 123.45, rel=1e-12)
+    busy = 60.0 + 123.45 + 600.0 + 123.45  # turnout, there, on scene, back
+    assert m.unit_table()["utilisation"].iloc[0] == pytest.approx(busy / 3600.0, rel=1e-12)
+    assert m.unit_table(horizon_s=500.0)["utilisation"].iloc[0] == pytest.approx(490.0 / 500.0, rel=1e-12)
 
 
 def test_closed_edge_adds_exactly_the_detour():
