@@ -86,6 +86,8 @@ class RoomRequest(_Strict):
     premovement_median_s: float = Field(default=0.0, ge=0.0, le=3600.0, allow_inf_nan=False)
     premovement_sigma: float = Field(default=0.5, gt=0.0, le=3.0, allow_inf_nan=False)
     runs: int = Field(default=1, ge=1, le=1000)
+    stall_s: float = Field(default=120.0, ge=0.0, le=86_400.0, allow_inf_nan=False,
+                           description="Stop when nobody has left for this long (0: never)")
 
     @model_validator(mode="after")
     def _one_source(self) -> RoomRequest:
@@ -145,12 +147,23 @@ def free_area(g):
     return g.walkable.difference(unary_union(solid)) if solid else g.walkable
 
 
+def reachable_area(g):
+    """The parts of the free area that touch an exit (people elsewhere could never leave), metric."""
+    import shapely
+    from shapely.ops import unary_union
+
+    exits = shapely.linestrings(g.exit_segments.reshape(-1, 2, 2))
+    parts = [p for p in getattr(free_area(g), "geoms", [free_area(g)])
+             if float(shapely.distance(p, exits).min()) <= 0.01]
+    return unary_union(parts)
+
+
 def _input_region(g):
-    """The free area in the place's input CRS (where random placement draws)."""
+    """The reachable free area in the place's input CRS (where random placement draws)."""
     import numpy as np
     import shapely
 
-    area = free_area(g)
+    area = reachable_area(g)
     if not g.has_crs:
         return area
     from pyproj import Transformer
@@ -235,15 +248,17 @@ def agents_spec(req: RoomRequest, g):
         return spec, people.get("premovement")
     n = req.people
     if n is None:
-        n = int(round(req.density * free_area(g).area))
+        n = int(round(req.density * reachable_area(g).area))
         if n < 1:
-            raise RequestError(f"density={req.density!r}: gives no one in {free_area(g).area:.0f} m²",
+            raise RequestError(f"density={req.density!r}: gives no one in {reachable_area(g).area:.0f} m²",
                                field="density", value=req.density)
     return AgentsSpec(n=n, region=_input_region(g), speed_profile=req.speed_profile, premovement=pre), None
 
 
 def check_room(req: RoomRequest, city: Any = None) -> None:
     """Read and check the place, the exits to close and the agents file before anything runs."""
+    import numpy as np
+
     from agents.geometry import Geometry
     from twin.errors import RequestError, ValidationError
 
@@ -253,6 +268,14 @@ def check_room(req: RoomRequest, city: Any = None) -> None:
         if cid not in g.exit_ids:
             raise RequestError(f"close_exits: exit {cid!r} is not in {req.place} (its exits: "
                                f"{', '.join(g.exit_ids)})", field="close_exits", value=cid)
+    from agents.crowd import DEFAULT_PARAMS
+
+    body = DEFAULT_PARAMS["length"]
+    widths = np.hypot(*(g.exit_segments[:, 2:] - g.exit_segments[:, :2]).T)
+    if (widths < body).any():
+        k = int(np.argmin(widths))
+        raise _place_error(req, ValueError(f"exit {g.exit_ids[k]!r}: {widths[k]:.2f} m wide, narrower than a "
+                                           f"person ({body:g} m, the speed model's body diameter)"))
     if set(ids) >= set(g.exit_ids):
         raise RequestError(f"close_exits: every exit of {req.place} would close ({', '.join(sorted(set(ids)))}); "
                            "at least one must stay open", field="close_exits", value=ids)
@@ -260,13 +283,18 @@ def check_room(req: RoomRequest, city: Any = None) -> None:
         spec, _ = agents_spec(req, g)
         xy = spec.positions
         x, y = g.project(xy[:, 0], xy[:, 1])
-        import numpy as np
-
         try:
             Geometry.check_positions(g, np.column_stack([x, y]), clearance=0.1)
         except ValidationError as exc:
             raise RequestError(f"agents={req.agents!r}: {exc} (in the place's frame, metres)",
                                field="agents", value=req.agents) from exc
+        import shapely
+
+        cut_off = ~shapely.contains_xy(reachable_area(g), x, y)
+        if cut_off.any():
+            k = int(np.flatnonzero(cut_off)[0])
+            raise RequestError(f"agents={req.agents!r}: agent {k} (row {k + 1}) stands in a part of the place "
+                               "that touches no exit", field="agents", value=req.agents)
 
 
 # ----------------------------------------------------------------------------- run
@@ -302,6 +330,7 @@ def simulate_room(req: RoomRequest, seed: int, ctx: RunContext | None = None):
     import numpy as np
 
     from agents.crowd import CrowdModel
+    from twin.events import Event
 
     g = load_place(req)
     spec, pre = agents_spec(req, g)
@@ -314,33 +343,55 @@ def simulate_room(req: RoomRequest, seed: int, ctx: RunContext | None = None):
         ctx.report(0.0, estimate, message=f"{model.n} people, {len(g.exit_ids)} exits, "
                                           f"{free_area(g).area:,.0f} m² walkable")
 
-    def progress(_frac: float) -> None:
-        if ctx is not None:
-            ctx.report(model.time_s, max(estimate, model.time_s * 1.05), out=model.n_evacuated, people=model.n)
-
-    closures = sorted(req.close_exits, key=lambda c: c.at_s)
-    for c in closures:
-        if c.at_s >= req.until_s:
-            break
-        if c.at_s > model.time_s + 1e-9:
-            model.run(until_s=c.at_s, progress=progress)
-        if not model.running:
-            break
-        model.close_exit(c.exit)
-    if model.running:
-        model.run(until_s=req.until_s, progress=progress)
+    stalled_at = advance(model, req, ctx, estimate)
+    events = [e.to_record() for e in model.events]
+    if stalled_at is not None:
+        events.append(Event(time_s=stalled_at, kind="evacuation_stalled", source="crowd", severity="alarm",
+                            message=f"nobody left for {req.stall_s:g} s; {model.n_inside} people still inside "
+                                    "(run stopped)", data={"inside": model.n_inside}).to_record())
     ds = model.trajectories()
     ds = ds.assign(free_walk_time=("agent", free_walk_times(ds, g),
                                    {"units": "s", "long_name": "pre-movement + straight distance to the nearest "
                                                                "exit / free speed (nobody else there)"}))
-    events = [e.to_record() for e in model.events]
-    ds.attrs.update(place=str(req.place), place_name=_place_name(req.place), metric_crs=g.metric_crs,
-                    seed=int(seed), until_s=float(req.until_s), record_every_s=float(req.record_every_s),
-                    closures=json.dumps([c.model_dump() for c in closures]),
+    ds.attrs.update(stalled_at_s=math.nan if stalled_at is None else float(stalled_at), place=str(req.place),
+                    place_name=_place_name(req.place), metric_crs=g.metric_crs, seed=int(seed), until_s=float(req.until_s), record_every_s=float(req.record_every_s),
+                    closures=json.dumps([c.model_dump() for c in sorted(req.close_exits, key=lambda c: c.at_s)]),
                     exit_width_m=json.dumps(np.hypot(*(g.exit_segments[:, 2:] - g.exit_segments[:, :2]).T)
                                             .round(3).tolist()),
                     walkable_area_m2=float(free_area(g).area), events=json.dumps(events))
     return ds
+
+
+def advance(model, req: RoomRequest, ctx: RunContext | None, estimate: float) -> float | None:
+    """Step ``model`` until everyone is out, ``req.until_s``, or a stall; close exits on time.
+
+    An exit closes before the step that starts at its closing time. The run stops early (a *stall*)
+    when nobody has left for ``req.stall_s`` after the last person started moving: the speed model can
+    clog a narrow door for good, and simulating the rest of ``until_s`` would show nothing new.
+
+    Returns
+    -------
+    float or None
+        The time the stall was declared, s (None: no stall).
+    """
+    import numpy as np
+
+    pending = sorted(req.close_exits, key=lambda c: c.at_s)
+    every = max(1, int(round(1.0 / model.dt)))
+    started = float(model.premovement.max()) if model.n else 0.0
+    while model.running and model.time_s < req.until_s - 1e-9:
+        while pending and pending[0].at_s <= model.time_s + 1e-9:
+            model.close_exit(pending.pop(0).exit)
+        model.step()
+        if model.steps % every:
+            continue
+        if ctx is not None:
+            ctx.report(model.time_s, max(estimate, model.time_s * 1.05), out=model.n_evacuated, people=model.n)
+        out = model.exit_time[np.isfinite(model.exit_time)]
+        last = max(float(out.max()) if out.size else 0.0, started)
+        if req.stall_s > 0 and model.running and model.time_s - last >= req.stall_s:
+            return float(model.time_s)
+    return None
 
 
 def _place_name(place: str) -> str:
@@ -584,6 +635,7 @@ def summarise(ds) -> dict[str, Any]:
     return {
         "place": ds.attrs["place_name"], "people": n, "people_out": n - inside, "people_inside_at_end": inside,
         "evacuation_time_s": ds.attrs["evacuation_time_s"], "t95_s": ds.attrs["t95_s"],
+        "stalled_at_s": ds.attrs["stalled_at_s"],
         "free_walk_time_max_s": float(fw.max()) if n else 0.0,
         "walkable_area_m2": round(float(ds.attrs["walkable_area_m2"]), 1),
         "initial_density_p_m2": round(n / float(ds.attrs["walkable_area_m2"]), 4),

@@ -258,3 +258,64 @@ def test_map_page_moves_people_and_closes_the_exit(two_exit_room, chromium, tmp_
     start = {(round(p[0], 6), round(p[1], 6)) for p in p0}
     later = {(round(p[0], 6), round(p[1], 6)) for p in p4}
     assert len(later) > 0 and len(later - start) > len(later) // 2  # most people stand elsewhere 2 s on
+
+
+def _ll(x, y):
+    """Metres east/north of LON0/LAT0 (EPSG:4547) -> [lon, lat]."""
+    to_m = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
+    to_ll = Transformer.from_crs("EPSG:4547", "EPSG:4326", always_xy=True)
+    x0, y0 = to_m.transform(LON0, LAT0)
+    return list(to_ll.transform(x0 + x, y0 + y))
+
+
+def test_a_run_where_nobody_leaves_for_stall_after_seconds_stops(one_exit_room, tmp_path):
+    """One person at the door (out within a second), one 8.5 m from it at 0.5 m/s (out after ~17 s):
+    with --stall-after 5 the run stops about 5 s after the first left, the second still inside."""
+    from twin.cli.evacuate_room import room
+
+    csv = tmp_path / "people.csv"
+    csv.write_text("lon,lat,speed_mps\n" + "".join("{:.9f},{:.9f},{}\n".format(*_ll(x, y), v)
+                                                   for x, y, v in ((9.5, 4.0, 1.3), (1.5, 4.0, 0.5))),
+                   encoding="utf-8")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(room, [str(one_exit_room), "--agents", str(csv), "--stall-after", "5", "--out", str(out),
+                                  "--no-map", "--no-report", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["people_out"] == 1 and s["people_inside_at_end"] == 1 and s["evacuation_time_s"] is None
+    first_out = s["exits"]["door"]["last_passage_s"]
+    assert first_out < 1.0
+    assert first_out + 5.0 <= s["stalled_at_s"] <= first_out + 6.0  # checked once a simulated second
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["kind"] == "evacuation_stalled" and events[-1]["data"]["inside"] == 1
+
+
+def test_people_in_a_part_no_exit_reaches_are_refused_or_not_placed(tmp_path):
+    """A second, closed-off room: a CSV person there is refused before the run; random placement keeps
+    to the part with the door."""
+    from agents.room_run import RoomRequest, agents_spec, load_place
+    from twin.cli.evacuate_room import room
+
+    closed_off = {"type": "Feature", "properties": {"role": "walkable"},
+                  "geometry": {"type": "Polygon", "coordinates": [[_ll(-10, 0), _ll(-4, 0), _ll(-4, 8), _ll(-10, 8),
+                                                                   _ll(-10, 0)]]}}
+    place = _room_geojson(tmp_path / "two.geojson", 10.0, 8.0, {"door": ((10, 3.5), (10, 4.5))}, extra=[closed_off])
+    csv = tmp_path / "people.csv"
+    csv.write_text("lon,lat\n" + "".join("{:.9f},{:.9f}\n".format(*_ll(x, y)) for x, y in ((5, 4), (-7, 2))),
+                   encoding="utf-8")
+    r = CliRunner().invoke(room, [str(place), "--agents", str(csv), "--out", str(tmp_path / "never")])
+    assert r.exit_code == 1 and "--agents" in r.output and "agent 1 (row 2)" in r.output and "no exit" in r.output
+    assert not (tmp_path / "never").exists()
+    req = RoomRequest(place=str(place), density=0.5)
+    spec, _ = agents_spec(req, load_place(req))
+    assert spec.n == 40  # 0.5 P/m² of the 80 m² room with the door, none of the 48 m² closed off
+    assert spec.region.bounds[0] > _ll(-4, 0)[0]
+
+
+def test_an_exit_narrower_than_a_person_is_refused_before_running(tmp_path):
+    from twin.cli.evacuate_room import room
+
+    place = _room_geojson(tmp_path / "slit.geojson", 6.0, 4.0, {"slit": ((6, 1.9), (6, 2.1))})
+    r = CliRunner().invoke(room, [str(place), "--people", "3", "--out", str(tmp_path / "never")])
+    assert r.exit_code == 1 and "exit 'slit': 0.20 m wide" in r.output and str(place) in r.output
+    assert not (tmp_path / "never").exists()

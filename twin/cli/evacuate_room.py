@@ -71,6 +71,8 @@ def parse_closures(values) -> list[dict]:
               help="Median pre-movement time (s), lognormal with --premovement-sigma; 0: all start at once.")
 @click.option("--premovement-sigma", type=click.FloatRange(0.0, 3.0, min_open=True), default=0.5, show_default=True,
               help="Sigma of the lognormal pre-movement time.")
+@click.option("--stall-after", "stall_s", type=click.FloatRange(0.0, 86_400.0), default=120.0, show_default=True,
+              metavar="S", help="Stop early when nobody has left for S seconds (a clogged door); 0: never.")
 @click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Repeat with seeds SEED..SEED+RUNS-1 and report the evacuation time's mean and 95th percentile "
                    "(IMO MSC.1/Circ.1533 asks >= 50 runs); files and map are the first run's.")
@@ -85,7 +87,7 @@ def parse_closures(values) -> list[dict]:
               help="Also write map.html (offline; people moving on the time slider, exits, max density).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 def room(place, people, density, agents_csv, close, seed, dt, record_every_s, until_s, speed_profile,
-         premovement_median_s, premovement_sigma, runs, out_dir, city_name, with_report, with_map,
+         premovement_median_s, premovement_sigma, stall_s, runs, out_dir, city_name, with_report, with_map,
          as_json) -> None:
     """Evacuate a walkable place: evacuation time, flows per exit, densities, a map of people moving.
 
@@ -119,7 +121,7 @@ def room(place, people, density, agents_csv, close, seed, dt, record_every_s, un
               "agents": None if agents_csv is None else str(agents_csv), "close_exits": parse_closures(close),
               "seed": seed, "dt": dt, "record_every_s": record_every_s, "until_s": until_s,
               "speed_profile": speed_profile, "premovement_median_s": premovement_median_s,
-              "premovement_sigma": premovement_sigma, "runs": runs}
+              "premovement_sigma": premovement_sigma, "stall_s": stall_s, "runs": runs}
     with user_errors():
         try:  # the place, the exits to close and the agents file are read and checked here, before the run
             req = pipeline.check("evacuate_room", params)
@@ -144,6 +146,9 @@ def room(place, people, density, agents_csv, close, seed, dt, record_every_s, un
     if t is not None and t == t and t != float("inf"):
         click.echo(f"everyone out after {t:.1f} s (95 % after {s['t95_s']:.1f} s); mean speed "
                    f"{s['mean_speed_mps']:.2f} m/s; largest local density {s['max_local_density_p_m2']:.2f} P/m²")
+    elif s["stalled_at_s"] is not None:
+        click.echo(f"stalled: nobody left for {stall_s:g} s; {s['people_inside_at_end']} people still inside at "
+                   f"{s['stalled_at_s']:.0f} s (run stopped)")
     else:
         click.echo(f"{s['people_inside_at_end']} people still inside after {until_s:.0f} s")
     click.echo("exits: " + ", ".join(f"{k} {v['people']}" for k, v in s["exits"].items()))
