@@ -17,9 +17,11 @@ down the floor field; it leaves when its step crosses an open exit segment
 :meth:`CrowdModel.close_exit` closes an exit: the exit becomes a wall and
 the floor field is recomputed, so the next step routes to the others.
 
-Parameters of the speed model (:data:`DEFAULT_PARAMS`): time gap T = 1 s
-and repulsion a = 5, D = 0.1 m as in Tordeux, Chraibi & Seyfried 2016;
-body diameter l = 0.3 m (their simulations use 0.3 m); wall repulsion
+Parameters of the speed model (:data:`DEFAULT_PARAMS`): time gap T = 1 s,
+body diameter l = 0.3 m, repulsion a = 5, D = 0.1 m - the values of the
+simulations of Tordeux, Chraibi & Seyfried 2016 as we read them (check the
+paper before quoting them as its calibration); with them the fundamental
+diagram comes out within 0.2 m/s of Weidmann's (tests). Wall repulsion
 a_w = 5, D_w = 0.02 m (JuPedSim's defaults for this model); an agent's
 centre never comes closer than 0.1 m to a wall.
 
