@@ -66,24 +66,39 @@ class ExitClosure(_Strict):
     at_s: float = Field(ge=0.0, le=7 * 86_400.0, allow_inf_nan=False)
 
 
-class RoomRequest(_Strict):
-    """Every parameter of a room evacuation (``twin evacuate room --help``).
+#: Places shipped with the twin, by name (the console offers these: no file path travels in its requests).
+EXAMPLES = {"futian_station_hall": Path(__file__).resolve().parent / "data" / "room_futian_station_hall.geojson"}
 
-    Exactly one of ``people``, ``density`` or ``agents`` says who is inside.
-    """
 
-    place: str = Field(min_length=1, description="GeoJSON of the walkable area, exits and walls")
+class RoomConsoleRequest(_Strict):
+    """What the console's form may send: an example place, who is inside, exits closing, seed."""
+
+    example: Literal["futian_station_hall"] | None = Field(
+        default="futian_station_hall", description="Example place (ASSUMED simplified geometry)")
     people: int | None = Field(default=None, ge=1, le=200_000, description="People placed at random")
     density: float | None = Field(default=None, gt=0.0, le=3.0, allow_inf_nan=False,
                                   description="People per m² of walkable area, placed at random")
+    close_exits: list[ExitClosure] = Field(default_factory=list, description="Exits closing (id, time s)")
+    premovement_median_s: float = Field(default=0.0, ge=0.0, le=3600.0, allow_inf_nan=False,
+                                        description="Median pre-movement time (s), 0: all start at once")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed")
+    runs: int = Field(default=1, ge=1, le=100, description="Runs over seeds (evacuation time percentiles)")
+
+
+class RoomRequest(RoomConsoleRequest):
+    """Every parameter of a room evacuation (``twin evacuate room --help``).
+
+    Exactly one of ``place`` (a GeoJSON file) or ``example`` (a name of :data:`EXAMPLES`) says where;
+    exactly one of ``people``, ``density`` or ``agents`` says who is inside.
+    """
+
+    example: Literal["futian_station_hall"] | None = None
+    place: str | None = Field(default=None, min_length=1, description="GeoJSON of the walkable area, exits, walls")
     agents: str | None = Field(default=None, description="CSV of people (lon,lat or x,y; speed_mps...)")
-    close_exits: list[ExitClosure] = Field(default_factory=list)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     dt: float = Field(default=0.05, ge=0.01, le=0.2, allow_inf_nan=False)
     record_every_s: float = Field(default=0.5, gt=0.0, le=60.0, allow_inf_nan=False)
     until_s: float = Field(default=1800.0, gt=0.0, le=86_400.0, allow_inf_nan=False)
     speed_profile: Literal["weidmann_adult", "rimea_age"] = "weidmann_adult"
-    premovement_median_s: float = Field(default=0.0, ge=0.0, le=3600.0, allow_inf_nan=False)
     premovement_sigma: float = Field(default=0.5, gt=0.0, le=3.0, allow_inf_nan=False)
     runs: int = Field(default=1, ge=1, le=1000)
     stall_s: float = Field(default=120.0, ge=0.0, le=86_400.0, allow_inf_nan=False,
@@ -91,6 +106,9 @@ class RoomRequest(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> RoomRequest:
+        if (self.place is None) == (self.example is None):
+            raise ValueError("give exactly one of place (a GeoJSON file) or example "
+                             f"({', '.join(EXAMPLES)}); got {'both' if self.place else 'neither'}")
         given = [n for n in ("people", "density", "agents") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of people, density or agents (a CSV); got {given or 'none'}")
@@ -102,9 +120,16 @@ class RoomRequest(_Strict):
 
 
 # ----------------------------------------------------------------------------- inputs
+def place_path(req: RoomRequest) -> Path:
+    """The GeoJSON file of the request's place (its ``place`` or the ``example``'s file)."""
+    return Path(req.place).expanduser() if req.place is not None else EXAMPLES[req.example]
+
+
 def _place_error(req: RoomRequest, exc: Exception):
     from twin.errors import RequestError
 
+    if req.place is None:
+        return RequestError(f"example={req.example!r}: {exc}", field="example", value=req.example)
     return RequestError(f"place={req.place!r}: {exc}", field="place", value=req.place)
 
 
@@ -121,7 +146,7 @@ def load_place(req: RoomRequest):
     from agents.geometry import Geometry
     from twin.errors import DataError, ValidationError
 
-    path = Path(req.place).expanduser()
+    path = place_path(req)
     if not path.is_file():
         raise _place_error(req, FileNotFoundError("no such file"))
     try:
@@ -266,7 +291,7 @@ def check_room(req: RoomRequest, city: Any = None) -> None:
     ids = [c.exit for c in req.close_exits]
     for cid in ids:
         if cid not in g.exit_ids:
-            raise RequestError(f"close_exits: exit {cid!r} is not in {req.place} (its exits: "
+            raise RequestError(f"close_exits: exit {cid!r} is not in {place_path(req)} (its exits: "
                                f"{', '.join(g.exit_ids)})", field="close_exits", value=cid)
     from agents.crowd import DEFAULT_PARAMS
 
@@ -277,7 +302,7 @@ def check_room(req: RoomRequest, city: Any = None) -> None:
         raise _place_error(req, ValueError(f"exit {g.exit_ids[k]!r}: {widths[k]:.2f} m wide, narrower than a "
                                            f"person ({body:g} m, the speed model's body diameter)"))
     if set(ids) >= set(g.exit_ids):
-        raise RequestError(f"close_exits: every exit of {req.place} would close ({', '.join(sorted(set(ids)))}); "
+        raise RequestError(f"close_exits: every exit of {place_path(req)} would close ({', '.join(sorted(set(ids)))}); "
                            "at least one must stay open", field="close_exits", value=ids)
     if req.agents is not None:
         spec, _ = agents_spec(req, g)
@@ -353,8 +378,8 @@ def simulate_room(req: RoomRequest, seed: int, ctx: RunContext | None = None):
     ds = ds.assign(free_walk_time=("agent", free_walk_times(ds, g),
                                    {"units": "s", "long_name": "pre-movement + straight distance to the nearest "
                                                                "exit / free speed (nobody else there)"}))
-    ds.attrs.update(stalled_at_s=math.nan if stalled_at is None else float(stalled_at), place=str(req.place),
-                    place_name=_place_name(req.place), metric_crs=g.metric_crs, seed=int(seed), until_s=float(req.until_s), record_every_s=float(req.record_every_s),
+    ds.attrs.update(stalled_at_s=math.nan if stalled_at is None else float(stalled_at), place=str(place_path(req)),
+                    place_name=_place_name(place_path(req)), metric_crs=g.metric_crs, seed=int(seed), until_s=float(req.until_s), record_every_s=float(req.record_every_s),
                     closures=json.dumps([c.model_dump() for c in sorted(req.close_exits, key=lambda c: c.at_s)]),
                     exit_width_m=json.dumps(np.hypot(*(g.exit_segments[:, 2:] - g.exit_segments[:, :2]).T)
                                             .round(3).tolist()),
@@ -394,7 +419,7 @@ def advance(model, req: RoomRequest, ctx: RunContext | None, estimate: float) ->
     return None
 
 
-def _place_name(place: str) -> str:
+def _place_name(place: str | Path) -> str:
     import json
 
     try:
@@ -901,7 +926,8 @@ def people_layer(ds, idx):
 def describe(params: dict[str, Any]) -> str:
     who = (f"{params['people']} people" if params.get("people") else
            f"{params['density']} P/m²" if params.get("density") else Path(str(params.get("agents"))).name)
-    return f"{Path(str(params.get('place'))).name}, {who}, seed {params.get('seed', 0)}"
+    where = Path(str(params["place"])).name if params.get("place") else params.get("example")
+    return f"{where}, {who}, seed {params.get('seed', 0)}"
 
 
 def _command():
@@ -911,12 +937,13 @@ def _command():
 
 
 EVACUATE_ROOM = register_kind(RunKind(
-    name=KIND, title="Room evacuation (pedestrians)", request=RoomRequest, run=run_room, write=write_room,
+    name=KIND, title="Room evacuation (pedestrians)", request=RoomRequest, console_request=RoomConsoleRequest,
+    run=run_room, write=write_room,
     layers=room_layers, report_sections=report_sections, output="trajectories.nc",
     cli_name="evacuate room", command=_command, describe=describe,
     summary_keys=("evacuation_time_s", "t95_s", "people", "max_local_density_p_m2"), check=check_room,
 ))
 
-__all__ = ["EVACUATE_ROOM", "ExitClosure", "RoomRequest", "analyse", "check_room", "exits_table",
+__all__ = ["EVACUATE_ROOM", "EXAMPLES", "ExitClosure", "RoomConsoleRequest", "RoomRequest", "place_path", "analyse", "check_room", "exits_table",
            "free_walk_times", "load_place", "peak_flow", "read_agents_csv", "room_layers", "run_room",
            "simulate_room", "summarise", "write_room"]

@@ -319,3 +319,18 @@ def test_an_exit_narrower_than_a_person_is_refused_before_running(tmp_path):
     r = CliRunner().invoke(room, [str(place), "--people", "3", "--out", str(tmp_path / "never")])
     assert r.exit_code == 1 and "exit 'slit': 0.20 m wide" in r.output and str(place) in r.output
     assert not (tmp_path / "never").exists()
+
+
+def test_the_console_form_runs_the_example_without_file_paths():
+    from agents.room_run import EVACUATE_ROOM, EXAMPLES, check_room, place_path
+    from twin.errors import ValidationError
+
+    assert "place" not in EVACUATE_ROOM.form_request.model_fields
+    assert "agents" not in EVACUATE_ROOM.form_request.model_fields
+    req = EVACUATE_ROOM.validate({"people": 100, "close_exits": [{"exit": "S", "at_s": 20.0}]}, console=True)
+    assert req.example == "futian_station_hall" and place_path(req) == EXAMPLES["futian_station_hall"]
+    check_room(req)
+    with pytest.raises(ValidationError, match="place"):
+        EVACUATE_ROOM.validate({"people": 100, "place": "/etc/passwd"}, console=True)
+    with pytest.raises(ValidationError, match="exactly one of place"):
+        EVACUATE_ROOM.validate({"people": 100, "place": str(EXAMPLE), "example": "futian_station_hall"})
