@@ -70,6 +70,7 @@ class DispatchRequest(DispatchConsoleRequest):
     flood: str | None = None
     stations: str | None = None
     incidents: str | None = None
+    events: str | None = None
     roads: str | None = None
     city: str | None = None
     flood_rescues: int | None = Field(default=None, ge=0, le=5000)
@@ -153,6 +154,39 @@ def read_incidents(path: str | Path):
     return out
 
 
+def read_events(path: str | Path):
+    """Incidents from a JSON-lines file of :class:`twin.events.Event` records (e.g. a store's or a
+    run's ``events.jsonl``): kinds of :data:`agents.dispatch.EVENT_INCIDENTS` with a lon/lat.
+
+    Returns the incidents and the number of mapped events without a position.
+
+    Raises
+    ------
+    twin.errors.RequestError
+        Naming the line of a record that is not an event (field ``events``).
+    """
+    import json
+
+    from agents.dispatch import incidents_from_events
+    from twin.errors import RequestError, ValidationError
+    from twin.events import Event
+
+    p = Path(path)
+    if not p.is_file():
+        raise RequestError(f"events={str(path)!r}: no such file", field="events", value=str(path))
+    events = []
+    with open(p, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if not line.strip():
+                continue
+            try:
+                events.append(Event.parse(json.loads(line)))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise RequestError(f"events file {path}, line {i + 1}: {exc}", field="events",
+                                   value=str(path)) from exc
+    return incidents_from_events(events)
+
+
 def _needs(value) -> dict[str, int] | None:
     import pandas as pd
 
@@ -208,6 +242,8 @@ def check_dispatch(req: DispatchRequest, city: Any = None) -> None:
     read_stations(req.stations or DEMO_STATIONS)
     if req.incidents is not None:
         read_incidents(req.incidents)
+    if req.events is not None:
+        read_events(req.events)
     if req.flood is not None:
         from agents.road_hazard import open_flood
 
@@ -217,8 +253,9 @@ def check_dispatch(req: DispatchRequest, city: Any = None) -> None:
             raise RequestError(f"flood={req.flood!r}: {exc}", field="flood", value=req.flood) from exc
     if req.roads is not None and not Path(req.roads).is_file():
         raise RequestError(f"roads={req.roads!r}: no such file", field="roads", value=req.roads)
-    if req.flood is None and req.incidents is None and req.calls_per_hour == 0:
-        raise RequestError("nothing to dispatch: give incidents, a flood (rescue calls) or calls_per_hour > 0",
+    if req.flood is None and req.incidents is None and req.events is None and req.calls_per_hour == 0:
+        raise RequestError("nothing to dispatch: give incidents, events, a flood (rescue calls) or "
+                           "calls_per_hour > 0",
                            field="calls_per_hour", value=req.calls_per_hour)
 
 
@@ -279,6 +316,10 @@ def run_dispatch(req: DispatchRequest, ctx: RunContext):
     hazard = road_hazard(roads, flood_ds) if flood_ds is not None else None
     stations, dropped = _stations_on_roads(read_stations(req.stations or DEMO_STATIONS), router)
     incidents = read_incidents(req.incidents) if req.incidents is not None else []
+    if req.events is not None:
+        from_events, no_position = read_events(req.events)
+        incidents += from_events
+        ctx.extras["events_without_position"] = no_position
     n_rescue = req.flood_rescues if req.flood_rescues is not None else (DEFAULT_RESCUES if flood_ds is not None
                                                                         else 0)
     if flood_ds is not None and n_rescue:
@@ -442,6 +483,8 @@ def write_dispatch(ds, out_dir, req: DispatchRequest, ctx: RunContext) -> RunOut
     summary["events"] = {k: sum(1 for r in model.records if r[1] == k)
                          for k in sorted({r[1] for r in model.records})}
     summary["stations_outside_roads"] = ctx.extras.get("stations_dropped", [])
+    if req.events is not None:
+        summary["events_without_position"] = ctx.extras.get("events_without_position", 0)
     summary["road_graph"] = {"nodes": int(model.router.n_nodes), "edges": int(model.router.n_edges)}
     summary["flood"] = req.flood
     summary["assumptions"] = ("ASSUMED demo stations and fleets unless --stations; incident needs and "
@@ -580,4 +623,4 @@ DISPATCH = register_kind(RunKind(
 ))
 
 __all__ = ["DISPATCH", "DispatchConsoleRequest", "DispatchRequest", "check_dispatch", "dispatch_layers",
-           "read_incidents", "read_stations", "run_dispatch", "write_dispatch"]
+           "read_events", "read_incidents", "read_stations", "run_dispatch", "write_dispatch"]

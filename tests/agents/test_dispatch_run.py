@@ -153,3 +153,44 @@ def test_twin_help_lists_dispatch():
 
     res = CliRunner().invoke(main, ["dispatch", "run", "--help"])
     assert res.exit_code == 0 and "--flood-rescues" in res.output
+
+
+def test_events_become_incidents(tmp_path):
+    from agents.dispatch_run import read_events
+
+    f = tmp_path / "events.jsonl"
+    recs = [{"time_s": 30.0, "kind": "fire_origin", "source": "bridge", "data": {"lon": 114.05, "lat": 22.54}},
+            {"time_s": 60.0, "kind": "threshold_crossed", "source": "gauge-7",
+             "data": {"location": [114.06, 22.55]}},
+            {"time_s": 90.0, "kind": "threshold_crossed", "source": "gauge-8", "data": {}},
+            {"time_s": 99.0, "kind": "sensor_offline", "source": "gauge-9", "data": {"lon": 114.0, "lat": 22.5}}]
+    f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    incidents, no_position = read_events(f)
+    assert [(i.kind, i.time_s, i.lon) for i in incidents] == [("fire", 30.0, 114.05), ("flood_rescue", 60.0, 114.06)]
+    assert no_position == 1
+    f.write_text('{"time_s": "soon"}\n')
+    from twin.errors import RequestError
+
+    with pytest.raises(RequestError, match="line 1"):
+        read_events(f)
+
+
+def test_rescue_calls_come_from_dangerous_cells_between_frames(tmp_path, shenzhen_dir):
+    """Rescue calls only where the ARR 2019 class reaches H4 (here the 1.5 m, 1 m/s pond: H5), never in
+    the 0.5 m still band (H2), at times between the frame before the crossing and the crossing: (0, 600]."""
+    from agents.city_roads import city_road_graph
+    from agents.dispatch import flood_rescue_incidents
+    from agents.routing import Router
+
+    write_flood(tmp_path / "flood.nc")
+    ds = xr.open_dataset(tmp_path / "flood.nc")
+    roads = city_road_graph(path=shenzhen_dir / "osm" / "central_drive_overpass_20241006.json", clip=False)
+    calls = flood_rescue_incidents(ds, Router(roads), 50, seed=1)
+    e0, n0 = transformer(WGS84, WORKING_CRS).transform(*CENTRE)
+    e, n = transformer(WGS84, WORKING_CRS).transform([c.lon for c in calls], [c.lat for c in calls])
+    assert 0 < len(calls) <= 50
+    assert (np.hypot(np.array(e) - (e0 + 900), np.array(n) - (n0 + 900)) < 250).all()  # cell centres in the pond
+    assert all(0.0 < c.time_s <= 600.0 for c in calls)
+    assert [c.time_s for c in calls] == sorted(c.time_s for c in calls)
+    again = flood_rescue_incidents(ds, Router(roads), 50, seed=1)
+    assert [(c.lon, c.time_s) for c in again] == [(c.lon, c.time_s) for c in calls]

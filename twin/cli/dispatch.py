@@ -27,6 +27,10 @@ def dispatch() -> None:
 @click.option("--incidents", type=_FILE, default=None,
               help="Incidents CSV: time_s (or time_min),lon,lat,kind[,id,needs,on_scene_min]; kind is "
                    "fire, medical, flood_rescue or collapse; needs like engine:2;ambulance:1.")
+@click.option("--events", type=_FILE, default=None,
+              help="Events JSON lines (a store's or run's events.jsonl): fire_origin/fire_alarm -> fire, "
+                   "threshold_crossed -> flood rescue, slope_failure -> collapse, medical_call -> medical; "
+                   "each needs data lon/lat (or location [lon, lat]).")
 @click.option("--flood-rescues", type=click.IntRange(0, 5000), default=None,
               help="Rescue calls drawn from the flood's dangerous cells (default 12 with --flood).")
 @click.option("--calls-per-hour", type=click.FloatRange(0, 1000), default=0.0, show_default=True,
@@ -51,7 +55,7 @@ def dispatch() -> None:
 @click.option("--report/--no-report", "with_report", default=True, show_default=True,
               help="Also write report.html (offline).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
-def run(flood, stations, incidents, flood_rescues, calls_per_hour, hours, roads, city_name, turnout_s, frame_s,
+def run(flood, stations, incidents, events, flood_rescues, calls_per_hour, hours, roads, city_name, turnout_s, frame_s,
         seed, out_dir, with_map, with_report, as_json) -> None:
     """Dispatch units to incidents; KPIs: response times, share within 5 min, utilisation.
 
@@ -64,6 +68,7 @@ def run(flood, stations, incidents, flood_rescues, calls_per_hour, hours, roads,
     params = {"flood": None if flood is None else str(flood),
               "stations": None if stations is None else str(stations),
               "incidents": None if incidents is None else str(incidents),
+              "events": None if events is None else str(events),
               "flood_rescues": flood_rescues, "calls_per_hour": float(calls_per_hour),
               "hours": hours, "roads": None if roads is None else str(roads), "city": city_name,
               "turnout_s": float(turnout_s), "frame_s": frame_s, "seed": seed}
