@@ -761,13 +761,13 @@ def density_figure(ds, g):
     aspect = (ymax - ymin) / max(xmax - xmin, 1e-9)
     with style():
         height = float(np.clip(2.0 + 5.0 * aspect, 3.0, 9.0))
-        fig = new_figure(float(np.clip(height / aspect + 2.4, 4.0, 7.0)), height)
+        fig = new_figure(float(np.clip(height / aspect + 3.2, 4.8, 7.0)), height)
         ax = fig.add_subplot()
         levels = [0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 8.0]
         cmap = ListedColormap(["#f7f7f7", "#fee391", "#fec44f", "#fe9929", "#ec7014", "#cc4c02", "#8c2d04"])
         mesh = ax.pcolormesh(np.append(xc - h / 2, xc[-1] + h / 2) - xmin, np.append(yc - h / 2, yc[-1] + h / 2)
                              - ymin, ds["max_density"].values, cmap=cmap, norm=BoundaryNorm(levels, cmap.N))
-        fig.colorbar(mesh, ax=ax, label=f"largest density (P/m², {h:g} m cells)")
+        fig.colorbar(mesh, ax=ax, label=f"largest density (P/m², {h:g} m cells)", fraction=0.06, shrink=0.7)
         for s in g.wall_segments():
             ax.plot([s[0] - xmin, s[2] - xmin], [s[1] - ymin, s[3] - ymin], color="#333", lw=0.8)
         for j, s in enumerate(g.exit_segments):
@@ -820,7 +820,10 @@ def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[st
                    for row in table.itertuples(index=False))
     ev = "".join(f"<tr><td>{e['time_s']:.1f}</td><td>{html.escape(str(e['severity']))}</td>"
                  f"<td>{html.escape(e['message'])}</td></tr>" for e in json.loads(ds.attrs["events"])[:200])
-    key = {k: v for k, v in summary.items() if k not in ("request", "files", "exits")}
+    key = {k: v for k, v in summary.items() if k not in ("request", "files", "exits") and v is not None}
+    at = summary.get("max_local_density_at")
+    if at:
+        key["max_local_density_at"] = f"{at['lon']:.6f} E, {at['lat']:.6f} N"
     return [
         summary_section(key),
         "<section><h2>Evacuation over time</h2>" + img(curve_figure(ds), "evacuation curve")
