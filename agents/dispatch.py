@@ -7,8 +7,9 @@ one *request*, served on its own:
 1. **Assignment**: the nearest *available* unit of the type by travel time
    on the road graph under the closures in force (:class:`agents.routing.Router`,
    one cached Dijkstra tree per station and road state, so a choice costs
-   O(stations)). Units are available only at their station (a returning
-   unit is not re-tasked on its way). No free unit that can reach the
+   O(stations)). Units are available at their station (a returning unit
+   is not re-tasked on its way) or standing by where a flood cut them off
+   (one cached tree from where each stands). No free unit that can reach the
    incident: the request waits in a first-in-first-out queue (wait recorded);
    no unit of the type can reach it at all: ``incident_unreachable`` is
    logged and the request waits for the roads to change. A flood rescue
@@ -33,7 +34,8 @@ one *request*, served on its own:
 
 KPIs: response time = dispatch → first unit on scene (the 5-minute rule of
 建标152-2017 counts from the dispatch order), call → arrival, queue waits,
-unit utilisation (busy from dispatch to back at station), reroutes,
+unit utilisation (busy from dispatch to back at station or standing by,
+over the call period), reroutes,
 unreachable incidents. Events (``unit_dispatched``, ``unit_arrived``,
 ``unit_rerouted``, ``incident_queued``, ``incident_unreachable``,
 ``road_closed``, ``road_reopened``...) are kept as plain records while the
