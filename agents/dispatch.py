@@ -135,7 +135,7 @@ class Incident:
     candidates: np.ndarray | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Unit:
     """One vehicle/team; ``track`` holds its edge traversals (t_enter, t_exit, edge) arrays."""
 
@@ -155,7 +155,7 @@ class Unit:
     phases: list = field(default_factory=lambda: [(0.0, 0)])
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Request:
     """One unit asked for by one incident."""
 
@@ -476,15 +476,14 @@ class DispatchModel:
             q = self.queues[t]
             if not q or not self._any_free(t):
                 continue
-            left: deque[Request] = deque()
+            skipped: list[Request] = []  # no free unit can reach them: they keep their place
             while q:
                 req = q.popleft()
                 if not self._assign(req):
-                    left.append(req)
+                    skipped.append(req)
                 elif not self._any_free(t):
                     break
-            left.extend(q)
-            self.queues[t] = left
+            q.extendleft(reversed(skipped))
 
     def _mission(self, unit: Unit, req: Request):
         env = self.env
