@@ -18,13 +18,15 @@ def test_peak_flow_counts_the_busiest_window():
     assert peak_flow([], 10.0) == 0.0
 
 
-def test_congestion_events_at_each_crossing_of_the_threshold():
-    t = np.arange(6) * 0.5
-    dens = np.array([[1.0, 0.0], [4.5, 0.0], [5.0, 0.0], [3.9, 0.0], [4.1, 4.0], [0.0, 0.0]])
-    ev = congestion_events(t, dens, ["A", "B"], threshold=4.0)
+def test_congestion_events_with_hysteresis():
+    """Congested above 4 P/m²; eased only below 3 P/m², so a queue wavering about 4 is one congestion."""
+    t = np.arange(8) * 0.5
+    dens = np.array([[1.0, 0.0], [4.5, 0.0], [5.0, 0.0], [3.9, 0.0], [4.1, 4.0], [2.9, 0.0], [4.2, 0.0],
+                     [0.0, 0.0]])
+    ev = congestion_events(t, dens, ["A", "B"], threshold=4.0, eased=3.0)
     assert [(e["kind"], e["time_s"], e["data"]["exit"]) for e in ev] == [
-        ("exit_congested", 0.5, "A"), ("exit_congestion_eased", 1.5, "A"), ("exit_congested", 2.0, "A"),
-        ("exit_congestion_eased", 2.5, "A")]  # B reaches 4.0 but never exceeds it
+        ("exit_congested", 0.5, "A"), ("exit_congestion_eased", 2.5, "A"), ("exit_congested", 3.0, "A"),
+        ("exit_congestion_eased", 3.5, "A")]  # B reaches 4.0 but never exceeds it
     assert ev[0]["severity"] == "warning" and ev[0]["data"]["density_p_m2"] == 4.5
 
 

@@ -102,11 +102,10 @@ def test_nobody_is_faster_than_a_free_walk(small_run):
         door = shapely.LineString([(x0 + 10, y0 + 3.5), (x0 + 10, y0 + 4.5)])
         d = shapely.distance(shapely.points(x, y), door)
         free = d / ds.free_speed.values
-        assert np.all(ds.exit_time.values >= free - 1e-9)
-    assert s["evacuation_time_s"] >= free.max()
-    # 50 people through one 1 m door: well above the door's SFPE capacity time 50 / 1.32 = 38 s? at least
-    # longer than the farthest free walk (10.8 m at <= 2.12 m/s)
-    assert s["evacuation_time_s"] > s["free_walk_time_max_s"]
+        # trajectories.nc stores x, y to 1 mm: 0.5 mm at >= 0.56 m/s (the slowest free speed) is < 1 ms
+        assert np.all(ds.exit_time.values >= free - 1e-3)
+    assert s["evacuation_time_s"] >= free.max() - 1e-3
+    assert s["evacuation_time_s"] >= s["free_walk_time_max_s"]  # the run's own bound (unrounded positions)
 
 
 def test_a_closed_exit_sends_everyone_after_it_to_the_other(two_exit_room, tmp_path):
