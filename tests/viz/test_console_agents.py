@@ -402,3 +402,36 @@ def test_a_form_field_naming_a_run_hands_the_model_that_runs_output(served, ref_
     assert run["params"] == {field: bid}  # the run list shows what the form sent, no path
     people = c.get(f"/api/runs/{bid}").json()["summary"]["people"]
     assert run["summary"] == {"people": people, "source": f"run-{bid:05d}"}
+
+
+def test_a_district_evacuation_from_a_flood_run_of_the_console(served):
+    """Flood forecast, then a district evacuation on it, both from the form: its map, its events, no alerts."""
+    c = served.client
+    r = c.post("/api/runs", headers=AUTH, json={"kind": "flood_forecast", "storm": "2023-09-07", "hours": 1,
+                                               "resolution": 150, "districts": ["Futian"]})
+    assert r.status_code == 202, r.text
+    served.runs.join(timeout=300)
+    fid = r.json()["id"]
+    assert c.get(f"/api/runs/{fid}").json()["status"] == "done"
+    schema = next(k for k in c.get("/api/info").json()["kinds"] if k["name"] == "evacuate_district")["schema"]
+    # the form names the flood run (twin_run) once the kind marks its field; until then it takes the path
+    flood = fid if "twin_run" in schema["properties"]["flood"] else \
+        str(served.runs_dir / f"run-{fid:05d}" / "flood.nc")
+    r = c.post("/api/runs", headers=AUTH, json={"kind": "evacuate_district", "flood": flood})
+    assert r.status_code == 202, r.text
+    served.runs.join(timeout=600)
+    did = r.json()["id"]
+    run = c.get(f"/api/runs/{did}").json()
+    assert run["status"] == "done", run
+    summary = json.loads((served.runs_dir / f"run-{did:05d}" / "summary.json").read_text())
+    body = c.get(f"/api/runs/{did}/events?limit=1000").json()
+    assert body["counts"] == summary["events"] and body["counts"]["road_closed"] == summary["edges_closed"] > 0
+    closed = c.get(f"/api/runs/{did}/events?kind=road_closed").json()["events"]
+    assert len(closed) == min(500, body["counts"]["road_closed"]) and {e["kind"] for e in closed} == {"road_closed"}
+    assert [e["time_s"] for e in closed] == sorted(e["time_s"] for e in closed)
+    serious = {e["kind"] for e in body["events"] if e["severity"] in ("advisory", "warning", "alarm")}
+    assert serious  # the run has warnings (strandings, closures) that would be alerts if they were live
+    alerts = c.get("/api/alerts").json()["alerts"]
+    assert not {a["kind"] for a in alerts} & serious  # simulated strandings and closures are not live alerts
+    sc = c.get(f"/api/scene/forecast?run={did}").json()
+    assert sc["run"] == did and sc["layers"] and sc["timeline"] and len(sc["timeline"]["times_s"]) > 10
