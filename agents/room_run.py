@@ -81,7 +81,10 @@ class RoomConsoleRequest(_Strict):
     people: int | None = Field(default=None, ge=1, le=200_000, description="People placed at random")
     density: float | None = Field(default=None, gt=0.0, le=3.0, allow_inf_nan=False,
                                   description="People per m² of walkable area, placed at random")
-    close_exits: list[ExitClosure] = Field(default_factory=list, description="Exits closing (id, time s)")
+    close_exit: str | None = Field(default=None, min_length=1, max_length=80,
+                                   description="Exit that closes (example: N, S, E1-E3, W1-W3; empty: none)")
+    close_at_s: float = Field(default=20.0, ge=0.0, le=86_400.0, allow_inf_nan=False,
+                              description="Time it closes (s)")
     premovement_median_s: float = Field(default=0.0, ge=0.0, le=3600.0, allow_inf_nan=False,
                                         description="Median pre-movement time (s), 0: all start at once")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed")
@@ -96,6 +99,7 @@ class RoomRequest(RoomConsoleRequest):
     """
 
     example: Literal["futian_station_hall"] | None = None
+    close_exits: list[ExitClosure] = Field(default_factory=list)
     place: str | None = Field(default=None, min_length=1, description="GeoJSON of the walkable area, exits, walls")
     agents: str | None = Field(default=None, description="CSV of people (lon,lat or x,y; speed_mps...)")
     dt: float = Field(default=0.05, ge=0.01, le=0.2, allow_inf_nan=False)
@@ -106,6 +110,16 @@ class RoomRequest(RoomConsoleRequest):
     runs: int = Field(default=1, ge=1, le=1000)
     stall_s: float = Field(default=120.0, ge=0.0, le=86_400.0, allow_inf_nan=False,
                            description="Stop when nobody has left for this long (0: never)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _console_closure(cls, data: Any) -> Any:
+        """The console's one ``close_exit`` at ``close_at_s`` joins ``close_exits``."""
+        if isinstance(data, dict) and data.get("close_exit") is not None:
+            data = dict(data)
+            one = {"exit": data.pop("close_exit"), "at_s": data.pop("close_at_s", 20.0)}
+            data["close_exits"] = [*data.get("close_exits", []), one]
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> RoomRequest:

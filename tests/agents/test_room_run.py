@@ -326,9 +326,17 @@ def test_the_console_form_runs_the_example_without_file_paths():
 
     assert "place" not in EVACUATE_ROOM.form_request.model_fields
     assert "agents" not in EVACUATE_ROOM.form_request.model_fields
-    req = EVACUATE_ROOM.validate({"people": 100, "close_exits": [{"exit": "S", "at_s": 20.0}]}, console=True)
+    req = EVACUATE_ROOM.validate({"people": 100, "close_exit": "S", "close_at_s": 30.0}, console=True)
     assert req.example == "futian_station_hall" and place_path(req) == EXAMPLES["futian_station_hall"]
+    assert [c.model_dump() for c in req.close_exits] == [{"exit": "S", "at_s": 30.0}]
     check_room(req)
+    from agents.room_run import load_place
+    from twin.errors import RequestError
+
+    hint = EVACUATE_ROOM.form_request.model_fields["close_exit"].description
+    assert all(e in hint or e[0] + "1-" in hint for e in load_place(req).exit_ids)  # the form names the exits
+    with pytest.raises(RequestError, match="'X9'"):
+        check_room(EVACUATE_ROOM.validate({"people": 10, "close_exit": "X9"}, console=True))
     with pytest.raises(ValidationError, match="place"):
         EVACUATE_ROOM.validate({"people": 100, "place": "/etc/passwd"}, console=True)
     with pytest.raises(ValidationError, match="exactly one of place"):
