@@ -742,6 +742,8 @@ def curve_figure(ds):
 
 def flow_figure(ds, window_s: float = PEAK_WINDOW_S):
     """Flow through each exit over time: passages in the trailing ``window_s`` / ``window_s`` (P/s)."""
+    import json
+
     import numpy as np
 
     from viz.plots import new_figure, style
@@ -758,6 +760,11 @@ def flow_figure(ds, window_s: float = PEAK_WINDOW_S):
                 continue
             cnt = np.searchsorted(tj, grid, side="right") - np.searchsorted(tj, grid - window_s, side="right")
             ax.plot(grid, cnt / window_s, lw=1.2, label=f"{eid} ({tj.size})")
+        for e in json.loads(ds.attrs["events"]):
+            if e["kind"] == "exit_closed":
+                ax.axvline(e["time_s"], color="k", lw=0.8, ls=":")
+                ax.annotate(f"{e['data']['exit']} closed", (e["time_s"], 0.5), xycoords=("data", "axes fraction"),
+                            rotation=90, fontsize=8, ha="right", va="center")
         ax.set_xlabel("time after the alarm (s)")
         ax.set_ylabel(f"flow (P/s, over {window_s:g} s)")
         ax.set_title("Flow through each exit")
