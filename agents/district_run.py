@@ -410,7 +410,7 @@ def district_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     import numpy as np
     import shapely
 
-    from viz.layers import build, builder
+    from viz.layers import build
     from viz.layers.flood_depth import frame_indices
 
     times = ds["frame"].to_numpy().astype(float)
@@ -434,8 +434,7 @@ def district_layers(ds, *, warp=None, max_px: int | None = None) -> list:
                           label="Streets slowed / closed to evacuees", values=ds["edge_max_queue"].values[shown],
                           value_label="most people queued", names=[str(n) or str(i) for n, i in zip(
                               ds["edge_name"].values[shown], ds["edge_id"].values[shown], strict=True)]))
-    # the builder itself: its ``kind=`` argument collides with build()'s first parameter
-    sets.append(builder("facilities")(ds["shelter_lon"].values, ds["shelter_lat"].values,
+    sets.append(build("facilities", ds["shelter_lon"].values, ds["shelter_lat"].values,
                       [str(n) for n in ds["shelter_name"].values], kind="shelter",
                       capacity=ds["shelter_capacity"].values, layer_id="shelters", label="Shelters"))
     if "flood_depth" in ds:
