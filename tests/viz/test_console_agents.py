@@ -289,6 +289,7 @@ def test_the_console_shows_a_building_runs_map_and_events(served, chromium):
         b.goto(served.url + "/", ready_js=READY, timeout=120)
         assert b.evaluate("consoleState.forecastRun") == newer  # the newest finished run, on the map
         b.wait_for(f"consoleState.detail && consoleState.detail.run === {newer}", timeout=30)
+        assert b.evaluate("consoleMap.viewState.pitch") == 50  # opened on the building, not on the whole city
         b.evaluate(f"document.querySelector('#run-{older} button.show').click(), 1")
         b.wait_for(f"consoleState.forecastRun === {older} && consoleState.detail && "
                    f"consoleState.detail.run === {older}", timeout=60)
@@ -311,6 +312,14 @@ def test_the_console_shows_a_building_runs_map_and_events(served, chromium):
         cells = json.loads(b.evaluate(
             "JSON.stringify([...document.querySelectorAll('#run-events tbody tr')[0].cells].map(c => c.textContent))"))
         assert cells[1] == "floor cleared" and cells[2] == "info" and cells[3].startswith("floor ")
+        # a click on an event moves the time slider to it
+        t = float(b.evaluate("document.querySelectorAll('#run-events tbody tr')[0].dataset.time"))
+        b.evaluate("consoleMap.setFrame(0).then(() => 1)")
+        b.evaluate("document.querySelectorAll('#run-events tbody tr')[0].click(), 1")
+        b.wait_for("consoleMap.frame > 0", timeout=30)
+        times = served.client.get(f"/api/scene/forecast?run={older}").json()["timeline"]["times_s"]
+        k = b.evaluate("consoleMap.frame")
+        assert times[k] <= t and (k == len(times) - 1 or times[k + 1] > t)
         # the form of each agent kind renders from its console request
         for kind, fields in (("dispatch", ["hours", "calls_per_hour", "seed"]),
                              ("evacuate_building", ["levels", "floor_area_m2", "use", "seed"])):

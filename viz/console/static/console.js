@@ -441,7 +441,9 @@
         'cancelling' : r.status) + ' — ' + (r.description || '');
       Object.keys(r.summary || {}).forEach(function (k) {  // the kind's summary_keys
         var v = r.summary[k];
-        if (typeof v === 'number') txt += ' · ' + k.replace(/_/g, ' ') + ' ' + (+v).toPrecision(3);
+        if (typeof v === 'number') {
+          txt += ' · ' + k.replace(/_/g, ' ') + ' ' + (Number.isInteger(v) ? String(v) : (+v).toPrecision(3));
+        }
       });
       if (r.error) txt += ' · ' + r.error;
       el('span', 'rtext', li, txt);
@@ -538,7 +540,9 @@
       body.events.forEach(function (e) {
         var tr = el('tr', 'event', tb);
         tr.dataset.kind = e.kind;
-        tr.title = e.source ? 'from ' + e.source : '';
+        tr.dataset.time = e.time_s;
+        tr.title = (e.source ? 'from ' + e.source + '; ' : '') + 'click: the map at this time';
+        tr.addEventListener('click', function () { showEventTime(id, e.time_s); });
         el('td', 't', tr, fmtSim(e.time_s));
         el('td', 'k', tr, e.kind.replace(/_/g, ' '));
         el('span', 'sev-' + e.severity, el('td', 'sev', tr), e.severity);
@@ -547,6 +551,15 @@
       renderRuns();
       return body;
     });
+  }
+
+  // Move the map's time slider to the frame showing time `t` of run `id` (when that run is on the map).
+  function showEventTime(id, t) {
+    var tl = state.forecast && state.forecast.timeline;
+    if (!map || state.forecastRun !== id || !tl || !tl.times_s || !map.frameCount) return null;
+    var k = 0;
+    for (var i = 0; i < tl.times_s.length && i < map.frameCount; i++) if (tl.times_s[i] <= t) k = i;
+    return map.setFrame(k);
   }
 
   function setupRunDetail() {
@@ -890,8 +903,10 @@
       renderRuns();  // mark the run on the map
       if (state.forecastRun) openRunEvents(state.forecastRun, null, true).catch(function () { return null; });
       var scene = composeScene();
-      scene.view = fitView(state.base && state.base.bounds) || scene.view ||
-        {longitude: 114.06, latitude: 22.6, zoom: 9.5};
+      // the city; a run without a grid (a building, a street's agents) would be a dot there: its own view
+      var fc0 = state.forecast;
+      scene.view = (fc0 && fc0.gridded === false && fc0.view) || fitView(state.base && state.base.bounds) ||
+        scene.view || {longitude: 114.06, latitude: 22.6, zoom: 9.5};
       map = window.consoleMap = TwinMap.mount($('map'), scene, {onViewState: syncLiveView});
       mountLive(map);
       redrawLive();
