@@ -414,7 +414,7 @@ def test_a_form_field_naming_a_run_hands_the_model_that_runs_output(served, ref_
 
 
 def test_a_district_evacuation_from_a_flood_run_of_the_console(served):
-    """Flood forecast, then a district evacuation on it, both from the form: its map, its events, no alerts."""
+    """Flood forecast, then district evacuations on it, from the form: map, events, no alerts, A/B compare."""
     c = served.client
     r = c.post("/api/runs", headers=AUTH, json={"kind": "flood_forecast", "storm": "2023-09-07", "hours": 1,
                                                "resolution": 150, "districts": ["Futian"]})
@@ -444,3 +444,13 @@ def test_a_district_evacuation_from_a_flood_run_of_the_console(served):
     assert not {a["kind"] for a in alerts} & serious  # simulated strandings and closures are not live alerts
     sc = c.get(f"/api/scene/forecast?run={did}").json()
     assert sc["run"] == did and sc["layers"] and sc["timeline"] and len(sc["timeline"]["times_s"]) > 10
+    # a second evacuation of the same flood (streets closed to walkers from hazard class H2): on the flood's
+    # grid, two district runs compare like floods, on the variable the kind names
+    r = c.post("/api/runs", headers=AUTH, json={"kind": "evacuate_district", "flood": flood, "hazard_class": 2})
+    assert r.status_code == 202, r.text
+    served.runs.join(timeout=600)
+    d2 = r.json()["id"]
+    assert c.get(f"/api/runs/{d2}").json()["status"] == "done"
+    cmp = c.get(f"/api/scene/compare?a={did}&b={d2}")
+    assert cmp.status_code == 200, cmp.text
+    assert cmp.json()["variable"] == "evacuees_origin" and cmp.json()["runs"] == [did, d2]
