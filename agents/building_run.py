@@ -31,9 +31,9 @@ class _Strict(BaseModel):
 class BuildingConsoleRequest(_Strict):
     """A generated tower (what the console's form may send)."""
 
-    levels: int | None = Field(default=None, ge=1, le=200, description="Storeys")
+    levels: int | None = Field(default=None, ge=1, le=200, description="Storeys", examples=[30])
     floor_area_m2: float | None = Field(default=None, gt=0.0, le=200_000.0, allow_inf_nan=False,
-                                        description="Floor plate (m²)")
+                                        description="Floor plate (m²)", examples=[600.0])
     use: Literal["residential", "business"] = Field(default="residential",
                                                     description="Use of a generated tower (levels)")
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed")

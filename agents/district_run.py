@@ -36,7 +36,8 @@ class DistrictConsoleRequest(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    flood: str = Field(description="flood.nc of a flood run")
+    flood: str = Field(description="Flood run", json_schema_extra={
+        "twin_run": {"kind": "flood_forecast", "field": "flood"}})
     hazard_class: int | None = Field(default=None, ge=2, le=6, description="ARR hazard class that closes streets "
                                      "to walkers and marks who leaves (default 3)")
     depth_threshold: float | None = Field(default=None, gt=0.0, le=10.0, allow_inf_nan=False,
@@ -447,7 +448,9 @@ def district_layers(ds, *, warp=None, max_px: int | None = None) -> list:
 
 def describe(params: dict[str, Any]) -> str:
     where = ", ".join(params.get("districts") or []) or "the flood's area"
-    return f"{params.get('mode', 'walk')} evacuation of {where} from {Path(str(params.get('flood'))).parent.name}"
+    flood = params.get("flood")
+    source = f"flood run #{flood}" if isinstance(flood, int) else Path(str(flood)).parent.name
+    return f"{params.get('mode', 'walk')} evacuation of {where} from {source}"
 
 
 def _command():
