@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from agents.room_run import _quantile_time, congestion_events, peak_flow
+from agents.room_analysis import congestion_events, peak_flow, quantile_time
 
 
 def test_peak_flow_counts_the_busiest_window():
@@ -32,6 +32,6 @@ def test_congestion_events_with_hysteresis():
 
 def test_quantile_time_is_the_time_that_share_was_out():
     t = np.arange(1.0, 21.0)  # 20 people out at 1..20 s
-    assert _quantile_time(t, 0.95) == 19.0  # the 19th of 20
-    assert _quantile_time(t, 1.0) == 20.0
-    assert math.isinf(_quantile_time(np.array([1.0, np.nan]), 0.95))
+    assert quantile_time(t, 0.95) == 19.0  # the 19th of 20
+    assert quantile_time(t, 1.0) == 20.0
+    assert math.isinf(quantile_time(np.array([1.0, np.nan]), 0.95))
