@@ -56,7 +56,7 @@ def run_scene(kind: Any, ds: xr.Dataset, *, city: Any = None, title: str | None 
     add_labels(scene, vec)
     from viz.citymap import view_for_bounds
 
-    bounds = warp.bounds if warp is not None else _bounds_of(own) or scene.bounds()
+    bounds = warp.bounds if warp is not None else layers_bounds(own) or scene.bounds()
     if bounds is None:
         raise ValidationError(f"{kind.name} run: its layers give no extent to open the map on; "
                               "give each LayerSet its bounds")
@@ -74,7 +74,7 @@ def _grid_warp(ds: xr.Dataset, max_px: int) -> MercatorWarp | None:
     return MercatorWarp.for_grid(ds, max_px=max_px)
 
 
-def _bounds_of(sets: list) -> tuple[float, float, float, float] | None:
+def layers_bounds(sets: list) -> tuple[float, float, float, float] | None:
     """Union of the bounds of a kind's own layer sets (the map opens on the run, not the city)."""
     b = [s.bounds for s in sets if s.bounds is not None]
     if not b:
@@ -94,4 +94,4 @@ def write_run_map(kind: Any, ds: xr.Dataset, out_html: str | os.PathLike, *, cit
     return {"path": path, "bytes": path.stat().st_size, "frames": len(tl["times_s"]) if tl else 0}
 
 
-__all__ = ["run_scene", "write_run_map"]
+__all__ = ["layers_bounds", "run_scene", "write_run_map"]

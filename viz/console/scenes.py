@@ -122,10 +122,10 @@ def _gridless_scene(kind: Any, ds: Any, title: str, run_id: int) -> dict[str, An
     is the extent the map opens on and ``view`` keeps the kind's ``map_view`` (e.g. the pitch
     that stands a building's floors up), which the page uses instead of fitting the bounds.
     """
-    from viz.run_map import _bounds_of, run_scene
+    from viz.run_map import layers_bounds, run_scene
 
     scene = run_scene(kind, ds, city=None, title=title, max_px=FORECAST_MAX_PX)
-    bounds = _bounds_of(scene.sets) or scene.bounds()
+    bounds = layers_bounds(scene.sets) or scene.bounds()
     return {**scene.to_json(), "bounds": list(bounds) if bounds is not None else None, "run": run_id,
             "gridded": False}
 
