@@ -319,16 +319,13 @@ def floors_figure(ds):
 
 def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:
     """The report: key figures, the two plots, the floors table, the events (HTML sections)."""
-    import base64
     import html
     import json
 
-    from viz.plots import png_bytes
-    from viz.report import summary_section
+    from viz.report import figure_html, summary_section
 
     def img(fig, alt: str) -> str:
-        data = base64.b64encode(png_bytes(fig, dpi=110)).decode("ascii")
-        return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+        return figure_html(fig, alt)
 
     def cell(v) -> str:
         if isinstance(v, float):

@@ -559,10 +559,9 @@ def dispatch_layers(ds, *, warp=None, max_px: int | None = None) -> list:
 
 def dispatch_report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:
     """The report: key figures with the response-time histogram, road closures per flood frame, summary."""
-    import base64
     import html
 
-    from viz.report import summary_section
+    from viz.report import figure_html, summary_section
 
     def fmt(v, scale=1.0, unit="", digits=1):
         return "–" if v is None else f"{v / scale:.{digits}f}{unit}"
@@ -582,9 +581,8 @@ def dispatch_report_sections(ds, summary: dict, ctx: RunContext | None = None) -
     img = ""
     png = Path(ctx.out_dir) / "response_times.png" if ctx is not None and ctx.out_dir is not None else None
     if png is not None and png.is_file():
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        img = (f'<figure><img alt="response times" src="data:image/png;base64,{data}"><figcaption>Response '
-               "times; dashed: the 5-minute rule of 建标152-2017.</figcaption></figure>")
+        img = figure_html(png, "response times",
+                          "Response times; dashed: the 5-minute rule of 建标152-2017.")
     out = [f"<section><h2>Dispatch</h2><table><tbody>{body}</tbody></table>{img}</section>"]
     changes = summary.get("road_changes") or []
     if changes:

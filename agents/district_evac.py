@@ -255,24 +255,10 @@ class EdgeFlood:
     """
 
     def __init__(self, roads: RoadGraph, flood: xr.Dataset):
-        from agents.road_hazard import edge_sample_points, open_flood
+        from agents.road_hazard import open_flood, sample_along_edges
 
         ds = open_flood(flood)
-        x = ds["x"].to_numpy().astype(float)
-        y = ds["y"].to_numpy().astype(float)
-        dx, dy = x[1] - x[0], y[1] - y[0]
-        xy, edge = edge_sample_points(roads, 0.5 * min(abs(dx), abs(dy)))
-        ix = np.floor((xy[:, 0] - (x[0] - dx / 2)) / dx).astype(np.int64)
-        iy = np.floor((xy[:, 1] - (y[0] - dy / 2)) / dy).astype(np.int64)
-        inside = (ix >= 0) & (ix < len(x)) & (iy >= 0) & (iy < len(y))
-        ixc, iyc = np.clip(ix, 0, len(x) - 1), np.clip(iy, 0, len(y) - 1)
-        dry = ~inside
-        if "sea" in ds:
-            dry |= ds["sea"].to_numpy()[iyc, ixc].astype(bool)
-        depth = ds["depth"].to_numpy()[:, iyc, ixc].astype(float)
-        speed = ds["speed"].to_numpy()[:, iyc, ixc].astype(float) if "speed" in ds else np.zeros_like(depth)
-        self.depth = np.where(dry | ~np.isfinite(depth), 0.0, np.maximum(depth, 0.0))
-        self.speed = np.where(dry | ~np.isfinite(speed), 0.0, np.abs(speed))
+        self.depth, self.speed, edge = sample_along_edges(roads, ds)
         self.times_s = ds["time"].to_numpy().astype(float)
         self.starts = np.searchsorted(edge, np.arange(roads.n_edges))
         if not np.all(np.diff(np.append(self.starts, len(edge))) > 0):

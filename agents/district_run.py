@@ -349,12 +349,11 @@ def plot_curve(ds, path) -> Path:
 
 def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:
     """Key figures, the evacuation curve, shelters, the most congested streets, stranding and assumptions."""
-    import base64
     import html
 
     import numpy as np
 
-    from viz.plots import png_bytes
+    from viz.report import figure_html
 
     def minutes(v) -> str:
         return "never" if v is None or not np.isfinite(v) else f"{v / 60:.1f} min"
@@ -375,9 +374,8 @@ def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[st
            ("longest queue", f"{s['max_queue_people']:,.0f} people"),
            ("highest density", f"{s['max_density_p_m2']:.2f} people/m²")]
     out = ["<section><h2>Key figures</h2>" + table(["", ""], key) + "</section>"]
-    png = base64.b64encode(png_bytes(curve_figure(ds), dpi=110)).decode("ascii")
-    out.append('<section><h2>Evacuation curve</h2><figure><img alt="evacuation curve" '
-               f'src="data:image/png;base64,{png}"></figure></section>')
+    out.append("<section><h2>Evacuation curve</h2>" + figure_html(curve_figure(ds), "evacuation curve")
+               + "</section>")
     out.append("<section><h2>Shelters</h2>" + table(
         ["shelter", "capacity", "arrivals"],
         [(x["name"], f"{x['capacity']:,.0f}", f"{x['arrivals']:,.0f}") for x in s["shelters"]]) + "</section>")

@@ -192,6 +192,40 @@ def open_flood(flood: str | Any) -> xr.Dataset:
     return ds
 
 
+def sample_along_edges(roads: RoadGraph, ds, spacing_m: float | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flood depth and speed at points along every edge, at every flood output time.
+
+    Points are each edge's vertices and points every ``spacing_m`` (default: half
+    the cell size) in EPSG:4547 (:func:`edge_sample_points`); each reads the cell
+    it falls in. Points outside the grid, on sea cells or on NaN read dry.
+
+    Returns
+    -------
+    depth, speed : ndarray (n_times, n_points)
+        m and m/s, ≥ 0.
+    edge : ndarray (n_points,)
+        Index (in ``roads.edge_ids``) of the edge each point belongs to, ascending.
+    """
+    x = ds["x"].to_numpy().astype(float)
+    y = ds["y"].to_numpy().astype(float)
+    dx, dy = x[1] - x[0], y[1] - y[0]
+    spacing = float(spacing_m) if spacing_m is not None else 0.5 * min(abs(dx), abs(dy))
+    xy, edge = edge_sample_points(roads, spacing)
+    ix = np.floor((xy[:, 0] - (x[0] - dx / 2)) / dx).astype(np.int64)
+    iy = np.floor((xy[:, 1] - (y[0] - dy / 2)) / dy).astype(np.int64)
+    inside = (ix >= 0) & (ix < len(x)) & (iy >= 0) & (iy < len(y))
+    ixc, iyc = np.clip(ix, 0, len(x) - 1), np.clip(iy, 0, len(y) - 1)
+    dry = ~inside
+    if "sea" in ds:
+        dry |= ds["sea"].to_numpy()[iyc, ixc].astype(bool)
+    depth = ds["depth"].to_numpy()[:, iyc, ixc].astype(float)
+    speed = ds["speed"].to_numpy()[:, iyc, ixc].astype(float) if "speed" in ds else np.zeros_like(depth)
+    depth = np.where(dry | ~np.isfinite(depth), 0.0, np.maximum(depth, 0.0))
+    speed = np.where(dry | ~np.isfinite(speed), 0.0, np.abs(speed))
+    return depth, speed, edge
+
+
 def road_hazard(roads: RoadGraph, flood: str | Any, *, closed_m: float = PREGNOLATO_CLOSED_M,
                 dv_limit: float | None = VEHICLE_DV_LIMIT, spacing_m: float | None = None
                 ) -> RoadHazard:
@@ -211,22 +245,8 @@ def road_hazard(roads: RoadGraph, flood: str | Any, *, closed_m: float = PREGNOL
         Sampling distance along edges (default: half the cell size).
     """
     ds = open_flood(flood)
-    x = ds["x"].to_numpy().astype(float)
-    y = ds["y"].to_numpy().astype(float)
-    dx, dy = x[1] - x[0], y[1] - y[0]
-    spacing = float(spacing_m) if spacing_m is not None else 0.5 * min(abs(dx), abs(dy))
-    xy, edge = edge_sample_points(roads, spacing)
-    ix = np.floor((xy[:, 0] - (x[0] - dx / 2)) / dx).astype(np.int64)
-    iy = np.floor((xy[:, 1] - (y[0] - dy / 2)) / dy).astype(np.int64)
-    inside = (ix >= 0) & (ix < len(x)) & (iy >= 0) & (iy < len(y))
-    ixc, iyc = np.clip(ix, 0, len(x) - 1), np.clip(iy, 0, len(y) - 1)
-    dry = ~inside
-    if "sea" in ds:
-        dry |= ds["sea"].to_numpy()[iyc, ixc].astype(bool)
-    depth = ds["depth"].to_numpy()[:, iyc, ixc].astype(float)
-    speed = ds["speed"].to_numpy()[:, iyc, ixc].astype(float) if "speed" in ds else np.zeros_like(depth)
-    depth = np.where(dry | ~np.isfinite(depth), 0.0, depth)
-    dv = np.where(dry | ~np.isfinite(speed), 0.0, depth * speed)
+    depth, speed, edge = sample_along_edges(roads, ds, spacing_m)
+    dv = depth * speed
     starts = np.searchsorted(edge, np.arange(len(roads.edge_ids)))
     edge_depth = np.maximum.reduceat(depth, starts, axis=1)
     edge_dv = np.maximum.reduceat(dv, starts, axis=1)

@@ -138,13 +138,9 @@ def density_figure(ds, g):
 # ----------------------------------------------------------------------------- report
 def _figure_html(fig, alt: str) -> str:
     """``fig`` as an inline PNG ``<figure>`` (the report loads nothing from elsewhere)."""
-    import base64
-    import html
+    from viz.report import figure_html
 
-    from viz.plots import png_bytes
-
-    data = base64.b64encode(png_bytes(fig, dpi=110)).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+    return figure_html(fig, alt)
 
 
 def _cell_html(v) -> str:

@@ -144,10 +144,24 @@ def _kv(rows: list[tuple[str, str]]) -> str:
     return f"<table><tbody>{body}</tbody></table>"
 
 
+def figure_html(fig_or_png, alt: str, caption: str | None = None, dpi: int = 110) -> str:
+    """A matplotlib figure (or a PNG file's path or bytes) as an inline ``<figure>``.
+
+    Reports load nothing from elsewhere, so the image is a data URL. ``caption`` is HTML.
+    """
+    if isinstance(fig_or_png, bytes | bytearray):
+        png = bytes(fig_or_png)
+    elif isinstance(fig_or_png, str | Path):
+        png = Path(fig_or_png).read_bytes()
+    else:
+        png = P.png_bytes(fig_or_png, dpi=dpi)
+    data = base64.b64encode(png).decode("ascii")
+    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">{cap}</figure>'
+
+
 def _img(fig, alt: str, caption: str, dpi: int) -> str:
-    data = base64.b64encode(P.png_bytes(fig, dpi=dpi)).decode("ascii")
-    return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return figure_html(fig, alt, caption, dpi)
 
 
 def _storm_rows(storm: dict) -> list[tuple[str, str]]:

@@ -236,3 +236,25 @@ class InputPath(click.ParamType):
         from click.shell_completion import CompletionItem
 
         return [CompletionItem(incomplete, type="file" if INPUT_KINDS[self.kind].file_ok else "dir")]
+
+
+class ExistingFile(click.ParamType):
+    """An existing input file whose content the model checks itself (before the run).
+
+    A missing path or a folder is a one-line error naming the argument (``FILE``) or
+    option and the path, and what was expected (``what``); unlike :class:`InputPath`
+    it does not look inside the file.
+    """
+
+    name = "path"
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def convert(self, value, param, ctx) -> Path:
+        p = Path(value).expanduser()
+        if not p.is_file():
+            why = "is a folder" if p.is_dir() else "does not exist"
+            name = "FILE" if param is None or isinstance(param, click.Argument) else param.opts[0]
+            raise click.ClickException(f"{name}: {p} {why}: expected {self.what}")
+        return p

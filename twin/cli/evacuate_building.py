@@ -10,28 +10,11 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import echo_json, user_errors
+from twin.cli._util import ExistingFile, echo_json, user_errors
 
 
-class _File(click.ParamType):
-    """An existing input file; anything else is a one-line error naming the option and the path."""
-
-    name = "path"
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def convert(self, value, param, ctx) -> Path:
-        p = Path(value).expanduser()
-        if not p.is_file():
-            why = "is a folder" if p.is_dir() else "does not exist"
-            name = "FILE" if param is None or isinstance(param, click.Argument) else param.opts[0]
-            raise click.ClickException(f"{name}: {p} {why}: expected {self.what}")
-        return p
-
-
-def _path_param(kind: str) -> _File:
-    return _File({"building": "a building description (.toml or .json)",
+def _path_param(kind: str) -> ExistingFile:
+    return ExistingFile({"building": "a building description (.toml or .json)",
                   "osm": "a buildings GeoJSON with building:levels",
                   "aset": "a CSV with columns floor,aset_s"}[kind])
 

@@ -11,26 +11,9 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import echo_json, user_errors
+from twin.cli._util import ExistingFile, echo_json, user_errors
 
 _CLOSE = re.compile(r"^\s*(?P<exit>[^@\s]+)\s*@\s*(?P<t>[0-9]*\.?[0-9]+)\s*s?\s*$")
-
-
-class _File(click.ParamType):
-    """An existing input file; anything else is a one-line error naming the argument and the path."""
-
-    name = "path"
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def convert(self, value, param, ctx) -> Path:
-        p = Path(value).expanduser()
-        if not p.is_file():
-            why = "is a folder" if p.is_dir() else "does not exist"
-            name = "FILE" if param is None or isinstance(param, click.Argument) else param.opts[0]
-            raise click.ClickException(f"{name}: {p} {why}: expected {self.what}")
-        return p
 
 
 def parse_closures(values) -> list[dict]:
@@ -45,13 +28,13 @@ def parse_closures(values) -> list[dict]:
 
 
 @click.command("room")
-@click.argument("place", type=_File("a GeoJSON FeatureCollection of the place (role walkable / exit / wall)"),
+@click.argument("place", type=ExistingFile("a GeoJSON FeatureCollection of the place (role walkable / exit / wall)"),
                 metavar="PLACE.geojson")
 @click.option("--people", type=click.IntRange(1, 200_000), default=None,
               help="People placed uniformly at random in the walkable area (seeded).")
 @click.option("--density", type=click.FloatRange(0.0, 3.0, min_open=True), default=None, metavar="P/M2",
               help="Instead: this many people per m² of walkable area, placed at random.")
-@click.option("--agents", "agents_csv", type=_File("a CSV with columns lon,lat (or x,y)"), default=None,
+@click.option("--agents", "agents_csv", type=ExistingFile("a CSV with columns lon,lat (or x,y)"), default=None,
               metavar="FILE.csv",
               help="Instead: people from a CSV: lon,lat (or x,y in the place's CRS); optional speed_mps, "
                    "premovement_s, age (with --speed-profile rimea_age); '#' lines are comments.")
