@@ -228,12 +228,12 @@ def _cell_range(p, x0, cs, n, reach, periodic):
     return lo, hi
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _gather(i, pos, prm, cells, reach, bdx, bdy, bd2):
-    """Neighbour repulsion sum of agent i and its neighbours within the cut-off (into the buffers).
+@njit(cache=True, nogil=True)
+def _gather_cells(i, pos, prm, cells, reach, bdx, bdy, bd2):
+    """:func:`_gather` cell by cell, for any grid (also periodic: the corridor's x wraps around).
 
-    Returns (rx, ry, count); count > len(bdx) means the buffers overflowed.
-    Cells wholly farther than the cut-off are skipped (not when periodic).
+    Returns (rx, ry, count); count > :data:`MAX_NEIGHBOURS` means the buffers
+    overflowed. Cells wholly farther than the cut-off are skipped (not when periodic).
     """
     px, py = pos[i, 0], pos[i, 1]
     rc, ell = reach, prm.length
@@ -244,6 +244,7 @@ def _gather(i, pos, prm, cells, reach, bdx, bdy, bd2):
     x_lo, x_hi = _cell_range(px, cells.x0, cells.csx, cells.nx, rc, periodic)
     rx = ry = 0.0
     cnt = 0
+    cap = MAX_NEIGHBOURS
     for yy in range(y_lo, y_hi + 1):
         cy0 = cells.y0 + yy * cells.csy
         gy = max(0.0, cy0 - py, py - cy0 - cells.csy)
@@ -272,9 +273,87 @@ def _gather(i, pos, prm, cells, reach, bdx, bdy, bd2):
                     r = prm.a * math.exp((ell - d) / prm.d) / d
                     rx += r * dx
                     ry += r * dy
-                if cnt < bdx.shape[0]:
+                if cnt < cap:
                     bdx[cnt], bdy[cnt], bd2[cnt] = dx, dy, d2
                 cnt += 1
+    return rx, ry, cnt
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_span(px, gy2, rc2, x_lo, x_hi, x0, cs):
+    """First and last cell of a row (x_lo..x_hi) not wholly farther than sqrt(rc2) from px
+    (gy2: the row's squared y gap); the kept cells are contiguous (the gap is valley-shaped)."""
+    a = x_lo
+    while a <= x_hi:
+        cx0 = x0 + a * cs
+        gx = max(0.0, cx0 - px, px - cx0 - cs)
+        if gx * gx + gy2 < rc2:
+            break
+        a += 1
+    b = x_hi
+    while b >= a:
+        cx0 = x0 + b * cs
+        gx = max(0.0, cx0 - px, px - cx0 - cs)
+        if gx * gx + gy2 < rc2:
+            break
+        b -= 1
+    return a, b
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gather(i, pos, prm, cells, reach, bdx, bdy, bd2, brep):
+    """Neighbour repulsion sum of agent i and its neighbours within the cut-off (into the buffers).
+
+    Returns (rx, ry, count); count > :data:`MAX_NEIGHBOURS` means the buffers
+    overflowed. Cells wholly farther than the cut-off are skipped. The kept
+    cells of a row of the grid are contiguous, and so are their agents in the
+    counting sort: each row is one run of ``spos``. Its neighbours within the
+    cut-off are compacted into the buffers without a branch per candidate,
+    then those within ``rep_cutoff`` into ``brep`` (int64), and only then are
+    the repulsion terms summed - in the same order as cell by cell
+    (:func:`_gather_cells`), so the sums are identical bit for bit. Agent i
+    itself has distance 0 and is never kept. More than :data:`MAX_NEIGHBOURS`
+    candidates (some 30 P/m2 around the agent) and periodic grids go cell by
+    cell.
+    """
+    if cells.period_x > 0.0:
+        return _gather_cells(i, pos, prm, cells, reach, bdx, bdy, bd2)
+    px, py = pos[i, 0], pos[i, 1]
+    rc, ell = reach, prm.length
+    rc2 = rc * rc
+    rr2 = prm.rep_cutoff * prm.rep_cutoff
+    a, dd = prm.a, prm.d
+    nx, csx, csy, cx0, cy0 = cells.nx, cells.csx, cells.csy, cells.x0, cells.y0
+    start, spos = cells.start, cells.spos
+    y_lo, y_hi = _cell_range(py, cy0, csy, cells.ny, rc, False)
+    x_lo, x_hi = _cell_range(px, cx0, csx, nx, rc, False)
+    cnt = 0
+    for yy in range(y_lo, y_hi + 1):
+        ry0 = cy0 + yy * csy
+        gy = max(0.0, ry0 - py, py - ry0 - csy)
+        c0, c1 = _row_span(px, gy * gy, rc2, x_lo, x_hi, cx0, csx)
+        if c0 > c1:
+            continue
+        k0, k1 = start[yy * nx + c0], start[yy * nx + c1 + 1]
+        if cnt + (k1 - k0) > MAX_NEIGHBOURS:
+            return _gather_cells(i, pos, prm, cells, reach, bdx, bdy, bd2)
+        for k in range(k0, k1):  # every write lands below cnt + (k1 - k0): in the buffers
+            dx = px - spos[k, 0]
+            dy = py - spos[k, 1]
+            d2 = dx * dx + dy * dy
+            bdx[cnt], bdy[cnt], bd2[cnt] = dx, dy, d2
+            cnt += (d2 < rc2) & (d2 != 0.0)
+    nrep = 0
+    for q in range(cnt):
+        brep[nrep] = q
+        nrep += bd2[q] < rr2
+    rx = ry = 0.0
+    for t in range(nrep):
+        q = brep[t]
+        d = math.sqrt(bd2[q])
+        r = a * math.exp((ell - d) / dd) / d
+        rx += r * bdx[q]
+        ry += r * bdy[q]
     return rx, ry, cnt
 
 
@@ -291,10 +370,15 @@ def _spacing(i, pos, prm, cells, reach, ex, ey, bdx, bdy, bd2, cnt):
     """Distance to the nearest neighbour ahead of agent i in its lane (inf if none)."""
     s = np.inf
     ell = prm.length
-    if cnt <= bdx.shape[0]:
+    if cnt <= MAX_NEIGHBOURS:
+        # min of the squared distances, one square root: the same value (sqrt is monotone and
+        # correctly rounded), without a branch per neighbour
+        s2 = np.inf
         for k in range(cnt):
-            s = _ahead(bdx[k], bdy[k], bd2[k], ex, ey, ell, s)
-        return s
+            dx, dy = bdx[k], bdy[k]
+            ok = (-(ex * dx + ey * dy) > 0.0) & (abs(ey * dx - ex * dy) <= ell)
+            s2 = min(s2, bd2[k] if ok else np.inf)
+        return math.sqrt(s2)
     # overflow: walk the cells again (same set of neighbours)
     px, py = pos[i, 0], pos[i, 1]
     rc = reach
@@ -352,7 +436,7 @@ def _move(px, py, mx, my, prm, walls, w0, w1):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _agent_step(i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bdy, bd2):
+def _agent_step(i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bdy, bd2, brep):
     """New position, speed and exit index of active agent i."""
     px, py = pos[i, 0], pos[i, 1]
     ell = prm.length
@@ -360,7 +444,7 @@ def _agent_step(i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bd
     wc = _cell_of(px, py, walls.x0, walls.y0, walls.cs, walls.cs, walls.nx, walls.ny)
     w0, w1 = walls.start[wc], walls.start[wc + 1]
     reach = _reach(prm, v0[i])
-    rx, ry, cnt = _gather(i, pos, prm, cells, reach, bdx, bdy, bd2)
+    rx, ry, cnt = _gather(i, pos, prm, cells, reach, bdx, bdy, bd2, brep)
     ex, ey = e0[i, 0] + rx, e0[i, 1] + ry
     for k in range(w0, w1):
         w = walls.segments[walls.index[k]]
@@ -424,12 +508,13 @@ def step(pos, e0, field, v0, active, prm, cells, walls, exits, exit_open, dt, ou
         bdx = np.empty(MAX_NEIGHBOURS)
         bdy = np.empty(MAX_NEIGHBOURS)
         bd2 = np.empty(MAX_NEIGHBOURS)
+        brep = np.empty(MAX_NEIGHBOURS, np.int64)
         for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
             i = cells.order[kk]  # cell order: neighbours' data stay in cache
             if field.h > 0.0:
                 e0[i, 0], e0[i, 1] = _direction(pos[i, 0], pos[i, 1], field)
             x, y, v, gone = _agent_step(
-                i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bdy, bd2
+                i, pos, e0, v0, prm, cells, walls, exits, exit_open, dt, bdx, bdy, bd2, brep
             )
             out_pos[i, 0], out_pos[i, 1] = x, y
             out_speed[i] = v

@@ -191,3 +191,61 @@ def test_step_with_a_field_equals_step_with_its_directions():
     np.testing.assert_array_equal(e0_fused[active == 1], e0[active == 1])
     np.testing.assert_array_equal(out, ref[0])
     np.testing.assert_array_equal(speed, ref[1])
+
+
+@numba.njit
+def _gather_both(pos, v0, active, prm, cells, out_rows, out_cells):
+    # every active agent through the row-run gather and the cell-by-cell one
+    m = K.MAX_NEIGHBOURS
+    a = (np.empty(m), np.empty(m), np.empty(m))
+    b = (np.empty(m), np.empty(m), np.empty(m))
+    brep = np.empty(m, np.int64)
+    for i in range(pos.shape[0]):
+        if not active[i]:
+            continue
+        reach = K._reach(prm, v0[i])
+        rx, ry, cnt = K._gather(i, pos, prm, cells, reach, a[0], a[1], a[2], brep)
+        sx, sy, scnt = K._gather_cells(i, pos, prm, cells, reach, b[0], b[1], b[2])
+        out_rows[i, 0], out_rows[i, 1], out_rows[i, 2] = rx, ry, cnt
+        out_cells[i, 0], out_cells[i, 1], out_cells[i, 2] = sx, sy, scnt
+        for k in range(min(cnt, m)):
+            out_rows[i, 3] += a[0][k] * 3.0 + a[1][k] * 5.0 + a[2][k] * 7.0
+        for k in range(min(scnt, m)):
+            out_cells[i, 3] += b[0][k] * 3.0 + b[1][k] * 5.0 + b[2][k] * 7.0
+
+
+@pytest.mark.parametrize("spacing", [0.25, 0.12])
+def test_row_run_gather_equals_the_cell_by_cell_gather_bit_for_bit(spacing):
+    # The step reads each row of cells as one run of the sorted positions; the sums,
+    # counts and kept neighbours (in order) must equal the cell-by-cell walk exactly.
+    # At 0.12 m spacing (~40 P/m2 locally) some agents have more candidates than the
+    # buffers hold and take the cell-by-cell path.
+    n = 400 if spacing == 0.25 else 700
+    pos, _, v0, active = _random_state(11, n, spacing=spacing)
+    if spacing < 0.2:
+        pos = 4.0 + 0.3 * (pos - 4.0)  # squeezed around (4, 4): a dense knot
+    prm = model_params(v0.max())
+    cells = K.make_cells((-3.0, -3.0, 15.0, 13.0), prm.cutoff, n)
+    K.fill_cells(pos, active, cells)
+    rows, cell = np.zeros((n, 4)), np.zeros((n, 4))
+    _gather_both(pos, v0, active, prm, cells, rows, cell)
+    np.testing.assert_array_equal(rows, cell)
+    if spacing < 0.2:
+        assert rows[:, 2].max() > K.MAX_NEIGHBOURS  # the overflow path ran
+
+
+def test_step_matches_the_reference_when_the_neighbour_buffers_overflow():
+    # A knot of 300 agents in 3 x 3 m: more neighbours than the buffers hold (the
+    # gather and the spacing walk the cells again); still the numpy reference.
+    rng = np.random.default_rng(21)
+    pos = place_random(box(1.0, 1.0, 4.0, 4.0), 300, rng, 0.12, 0.12, ROOM)
+    e0 = rng.normal(size=(300, 2))
+    e0 /= np.linalg.norm(e0, axis=1)[:, None]
+    v0 = rng.uniform(0.6, 2.0, 300)
+    active = np.ones(300, np.uint8)
+    prm = model_params(v0.max())
+    got = _numba_step(pos, e0, v0, active, prm, ROOM, DOOR, 0.05)
+    ref = K.step_numpy(pos, e0, v0, active, prm, ROOM, DOOR, np.ones(1, bool), 0.05)
+    np.testing.assert_allclose(got[0], ref[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[1], ref[1], rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(got[2], ref[2])
