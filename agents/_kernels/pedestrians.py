@@ -39,6 +39,9 @@ exits (k, 4) segments x0, y0, x1, y1. The uniform cell list is a counting
 sort of the active agents into cells of r_c / 3 (``Cells``); walls are
 listed per cell of a static grid with every wall within r_c of the cell
 (``WallGrid``). Periodic in x when ``Cells.period_x > 0`` (corridor tests).
+The cells of a grid row that reach an agent hold one contiguous run of the
+sorted positions, so the neighbour search reads a run per row rather than a
+cell at a time (:func:`_gather`; same neighbours, same order, same sums).
 """
 
 from __future__ import annotations
