@@ -309,10 +309,22 @@ def unregister_kind(name: str) -> None:
 
 
 def kinds() -> list[RunKind]:
-    """Registered kinds, built-ins discovered first, in registration order."""
+    """Registered kinds: those of :data:`MODEL_PACKAGES` first, in the packages' order (the flood
+    of ``physics`` before the agents), then the others; within each, in registration order.
+
+    The order does not depend on which model module happened to be imported first (a test or a
+    command importing ``agents.district_run`` before discovery), so "the first kind" — the
+    console's default — is stable.
+    """
     discover()
     with _lock:
-        return list(_KINDS.values())
+        listed = list(_KINDS.values())
+    return sorted(listed, key=lambda k: _package_rank(k.run.__module__))
+
+
+def _package_rank(module: str) -> int:
+    top = module.split(".", 1)[0]
+    return MODEL_PACKAGES.index(top) if top in MODEL_PACKAGES else len(MODEL_PACKAGES)
 
 
 def get_kind(name: str) -> RunKind:

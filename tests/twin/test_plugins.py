@@ -312,3 +312,16 @@ def test_the_toy_is_cancelled_at_its_next_report(toy, tmp_path):
         pipeline.run("toy_ponding", {"hours": 2.0}, tmp_path / "run", progress=progress, cancel=cancel)
     assert reports == [0.0, 1800.0]  # the third of its five reports raised
     assert not (tmp_path / "run" / "ponding.nc").exists()
+
+
+def test_the_flood_stays_the_first_kind_whatever_was_imported_first():
+    # "The first registered kind" is the console's default run: importing an agents kind before
+    # discovery (as a test or a command does) must not put it ahead of the flood.
+    code = ("import agents.district_run, agents.dispatch_run\n"
+            "from twin.runkinds import kinds\n"
+            "names = [k.name for k in kinds()]\n"
+            "print(names[0], names.index('evacuate_district') > names.index('flood_forecast'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "TWIN_PLUGINS": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["flood_forecast", "True"]
