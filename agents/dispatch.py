@@ -32,6 +32,14 @@ one *request*, served on its own:
    there, without a new turnout), and heads home when a flood frame opens
    its way.
 
+Engine: simpy on the twin's clock. The calls are one chain of events; a
+mission that no flood frame can reach before its unit is back (every mission
+when the roads do not change) runs on a *fast path* of two events (on scene;
+back or standing by) computed from cached trees' costs, without reading its
+path; any other mission is a simpy process, interrupted by road changes.
+Both give the same times, tables and records (``DispatchModel(fast=False)``
+runs every mission as a process; a test compares the two).
+
 KPIs: response time = dispatch → first unit on scene (the 5-minute rule of
 建标152-2017 counts from the dispatch order), call → arrival, queue waits,
 unit utilisation (busy from dispatch to back at station or standing by,
@@ -55,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL, URGENT
 
 from twin.errors import ValidationError
 
@@ -137,7 +146,8 @@ class Incident:
 
 @dataclass(eq=False, slots=True)
 class Unit:
-    """One vehicle/team; ``track`` holds its edge traversals (t_enter, t_exit, edge) arrays."""
+    """One vehicle/team; ``track`` holds the legs it drove (:class:`agents.routing.Leg` with ``t0`` the
+    departure time and ``upto`` the edges driven, None: all)."""
 
     id: str
     type: str
@@ -152,7 +162,17 @@ class Unit:
     leg: tuple | None = None
     process: Any = None
     track: list = field(default_factory=list)
-    phases: list = field(default_factory=lambda: [(0.0, 0)])
+    phase_t: list = field(default_factory=lambda: [0.0])  # phase changes: times (s) and codes of
+    phase_c: list = field(default_factory=lambda: [0])  # PHASES (numbers only: nothing for the GC to scan)
+
+    @property
+    def phases(self) -> list[tuple[float, int]]:
+        """(time_s, phase code) of each phase change, in order."""
+        return list(zip(self.phase_t, self.phase_c, strict=True))
+
+    def phase(self, t: float, code: int) -> None:
+        self.phase_t.append(t)
+        self.phase_c.append(code)
 
 
 @dataclass(eq=False, slots=True)
@@ -177,7 +197,27 @@ class Request:
     queued: bool = False
 
 
-#: Unit phases recorded in ``Unit.phases`` (and dispatch.nc ``status``).
+#: Incidents whose station order (:meth:`DispatchModel._station_order`) is computed at once, and
+#: how many such blocks are kept per road state.
+_ORDER_BLOCK = 1024
+_ORDER_BLOCKS_KEPT = 16
+
+
+class _Wake(simpy.Event):
+    """A simpy event that fires after ``delay`` s with one callback (a ``Timeout`` without its
+    checks); the fast path's missions hang their unit, request and leg on it."""
+
+    def __init__(self, env: simpy.Environment, delay: float, callback, priority: int = NORMAL,
+                 args: tuple = ()):
+        self.env = env
+        self.callbacks = [callback]
+        self._ok = True
+        self._value = None
+        self.args = args
+        env.schedule(self, priority, delay)
+
+
+#: Unit phases recorded in ``Unit.phases`` (and dispatch.nc ``status``): codes are indices here.
 PHASES = ("at_station", "turnout", "to_incident", "on_scene", "returning", "standby_away")
 
 
@@ -254,12 +294,17 @@ class DispatchModel:
         Coefficient of variation of the lognormal (ASSUMED 0.5).
     max_snap_m : float
         Incidents and stations farther than this from any node are refused.
+    fast : bool
+        Run missions whose road state cannot change before the unit is back
+        on the fast path (two simpy events, see :meth:`_fast_mission`);
+        False runs every mission as a simpy process (the general path, the
+        same results, slower).
     """
 
     def __init__(self, router: Router, stations: Sequence[Station], incidents: Sequence[Incident], *,
                  hazard: RoadHazard | None = None, clock: SimClock | None = None, seed: int = 0,
                  turnout_s: float | Mapping[str, float] = TURNOUT_S, on_scene: str = "lognormal",
-                 on_scene_cv: float = 0.5, max_snap_m: float = 2000.0):
+                 on_scene_cv: float = 0.5, max_snap_m: float = 2000.0, fast: bool = True):
         from twin.clock import SimClock
 
         if on_scene not in ON_SCENE_DISTRIBUTIONS:
@@ -282,7 +327,7 @@ class DispatchModel:
         self.units: list[Unit] = []
         S = len(self.stations)
         self._free: dict[str, list[list[int]]] = {t: [[] for _ in range(S)] for t in UNIT_TYPES}
-        self._free_n = {t: np.zeros(S, dtype=np.int64) for t in UNIT_TYPES}
+        self._free_st: dict[str, set[int]] = {t: set() for t in UNIT_TYPES}  # stations with a free unit
         self._has = {t: np.zeros(S, dtype=bool) for t in UNIT_TYPES}
         self._away: dict[str, set[int]] = {t: set() for t in UNIT_TYPES}
         for s, st in enumerate(self.stations):
@@ -293,7 +338,8 @@ class DispatchModel:
                     self._free[t][s].append(len(self.units))
                     self.units.append(Unit(f"{st.id}/{t}{k + 1}", t, s, st.node, index=len(self.units),
                                            node=st.node))
-                self._free_n[t][s] = int(n)
+                if int(n) > 0:
+                    self._free_st[t].add(s)
                 self._has[t][s] = int(n) > 0
         self.requests = self._make_requests(on_scene, on_scene_cv)
         self.queues: dict[str, deque[Request]] = {t: deque() for t in UNIT_TYPES}
@@ -308,6 +354,18 @@ class DispatchModel:
         self.stranded = 0
         self.frame = -1
         self._until = 0.0
+        self.fast = bool(fast)
+        self.fast_missions = 0  # missions run on the fast path (see _fast_mission)
+        self._frame_times = [float(t) for t in hazard.times_s] if hazard is not None else []
+        self._inc_nodes = np.array([i.node for i in self.incidents], dtype=np.int64)
+        self._order_key = None
+        self._order_blocks: dict[int, tuple[list, list]] = {}
+        self._next_call = 0
+        self._call_waiting = False
+        self._by_incident: list[list[Request]] = [[] for _ in self.incidents]
+        for r in self.requests:
+            self._by_incident[r.incident].append(r)
+        self._arrive_cb, self._back_cb = self._arrive, self._back_event
 
     # ------------------------------------------------------------ set-up
     def _snap(self, items, what: str, max_snap_m: float) -> None:
@@ -351,7 +409,8 @@ class DispatchModel:
         self._until = float(until_s)
         if self.hazard is not None:
             self.env.process(self._flood_frames())
-        self.env.process(self._calls())
+        # the calls: one chain of events (what a process started now would do, without its generator)
+        _Wake(self.env, 0.0, self._on_calls, URGENT)
         step = max(until_s / 100.0, 1.0)
         t = self.clock.now_s
         with _fewer_gc_passes():
@@ -365,25 +424,62 @@ class DispatchModel:
                 self.clock.advance_to(min(end, max(self.env.peek(), self.clock.now_s)))
         return self
 
-    def _calls(self):
+    def _on_calls(self, wake) -> None:
+        """Place the calls due now, in call order, then wait for the next (``timeout(t - now)``).
+
+        The same times and order as a process looping over the incidents
+        (``if t > now: yield timeout(t - now)``); the next wait is scheduled
+        before the calls are placed, where that process would have scheduled it
+        relative to the missions' first timeouts (which their processes
+        scheduled only after this step).
+        """
         env = self.env
-        by_incident: dict[int, list[Request]] = {}
-        for r in self.requests:
-            by_incident.setdefault(r.incident, []).append(r)
-        for i, inc in enumerate(self.incidents):
-            if inc.time_s > self._until:
+        incs = self.incidents
+        i = self._next_call
+        due = []
+        if self._call_waiting:  # woken for incident i
+            self._call_waiting = False
+            due.append(i)
+            i += 1
+        now = env.now
+        n = len(incs)
+        while i < n and incs[i].time_s <= self._until:
+            t = incs[i].time_s
+            if t > now:
+                _Wake(env, t - now, self._on_calls)
+                self._call_waiting = True
                 break
-            if inc.time_s > env.now:
-                yield env.timeout(inc.time_s - env.now)
-            for req in by_incident.get(i, []):
-                self._call(req)
+            due.append(i)
+            i += 1
+        else:
+            i = n  # no more calls
+        self._next_call = i
+        by, assign = self._by_incident, self._assign
+        for k in due:
+            for req in by[k]:
+                if not assign(req):
+                    self._queue_call(req)
 
     def _call(self, req: Request) -> None:
-        if self._assign(req):
-            return
+        if not self._assign(req):
+            self._queue_call(req)
+
+    def _queue_call(self, req: Request) -> None:
+        """No free unit can reach the call: it waits (logged as queued, or unreachable when no unit
+        of its type could reach it even if free)."""
         inc = self.incidents[req.incident]
-        times, _ = self._reach(inc, self.station_dist)
-        reachable = bool(np.isfinite(times[self._has[req.type]]).any())
+        if self._staged(inc):
+            times, _ = self._reach(inc, self.station_dist)
+            reachable = bool(np.isfinite(times[self._has[req.type]]).any())
+        else:
+            has, reachable = self._has[req.type], False
+            order, times, _ = self._station_order(req.incident)
+            for k, tk in zip(order, times, strict=True):
+                if tk == math.inf:
+                    break
+                if has[k]:
+                    reachable = True
+                    break
         req.queued = True
         self.queues[req.type].append(req)
         if not reachable:
@@ -401,6 +497,29 @@ class DispatchModel:
             self._dist = self.router.trees(self._station_nodes)[0]
             self._dist_key = self.router.state_key
         return self._dist
+
+    def _station_order(self, i: int) -> tuple[list[int], list[float], list[float]]:
+        """Stations by travel time to incident ``i``'s node under the current state (ties: table
+        order), those times, and the times in table order; computed for blocks of
+        :data:`_ORDER_BLOCK` incidents at once (plain lists: a choice costs no numpy call)."""
+        key = self.router.state_key
+        if self._order_key != key:
+            self._order_key, self._order_blocks = key, {}
+        b = i // _ORDER_BLOCK
+        blk = self._order_blocks.get(b)
+        if blk is None:
+            if len(self._order_blocks) >= _ORDER_BLOCKS_KEPT:
+                del self._order_blocks[next(iter(self._order_blocks))]
+            d = self.station_dist[:, self._inc_nodes[b * _ORDER_BLOCK:(b + 1) * _ORDER_BLOCK]]
+            o = np.argsort(d, axis=0, kind="stable")
+            blk = self._order_blocks[b] = (o.T.tolist(), np.take_along_axis(d, o, axis=0).T.tolist(),
+                                           d.T.tolist())
+        j = i - b * _ORDER_BLOCK
+        return blk[0][j], blk[1][j], blk[2][j]
+
+    def _staged(self, inc: Incident) -> bool:
+        """True when the incident may be worked from other nodes than its own (see :meth:`_candidates`)."""
+        return inc.stage_m > 0 and self._candidates(inc).size > 1
 
     def _candidates(self, inc: Incident) -> np.ndarray:
         """The incident's node, then (staging) the nodes within ``stage_m``, nearest first."""
@@ -429,33 +548,136 @@ class DispatchModel:
         return times, cand[first]
 
     def _assign(self, req: Request) -> bool:
+        """Send the nearest available unit to ``req`` (False: none can reach it now).
+
+        What a mission's process did first (``since``, phases, ``unit_dispatched``)
+        is done here, at the same simulated time.
+        """
         inc = self.incidents[req.incident]
-        times, targets = self._reach(inc, self.station_dist)
-        masked = np.where(self._free_n[req.type] > 0, times, np.inf)
-        s = int(masked.argmin())  # ties: the first station in the table
-        best_t = float(masked[s])
+        t = req.type
+        free = self._free[t]
+        s, best_t, targets = -1, math.inf, None
+        if not (inc.stage_m > 0 and self._staged(inc)):  # the nearest station with a free unit
+            stations = self._free_st[t]
+            if stations:
+                order, times, by_station = self._station_order(req.incident)
+                if len(stations) <= 2:  # few stations with a free unit (a busy hour): look at them only
+                    for k in stations:
+                        tk = by_station[k]
+                        if tk < best_t or (tk == best_t and k < s):  # ties: the first in the table
+                            s, best_t = k, tk
+                else:  # the stations nearest first
+                    for k, tk in zip(order, times, strict=True):
+                        if tk == math.inf:
+                            break
+                        if free[k]:
+                            s, best_t = k, tk
+                            break
+        else:
+            times, targets = self._reach(inc, self.station_dist)
+            masked = np.where(np.array([len(f) for f in free]) > 0, times, np.inf)
+            s = int(masked.argmin())  # ties: the first station in the table
+            best_t = float(masked[s])
         away = None
-        for ui in sorted(self._away[req.type]):  # free units cut off from their station, where they stand
-            t, tgt = self._reach(inc, self.router.tree(self.units[ui].node)[0][None, :])
-            if t[0] < best_t:
-                best_t, away = float(t[0]), (ui, inc.node if tgt is None else int(tgt[0]))
-        if best_t == np.inf:
+        if self._away[t]:
+            for ui in sorted(self._away[t]):  # free units cut off from their station, where they stand
+                tu, tgt = self._reach(inc, self.router.tree(self.units[ui].node)[0][None, :])
+                if tu[0] < best_t:
+                    best_t, away = float(tu[0]), (ui, inc.node if tgt is None else int(tgt[0]))
+        if best_t == math.inf:
             return False
         if away is not None:
             u, target = away
-            self._away[req.type].discard(u)
+            self._away[t].discard(u)
         else:
-            u, target = self._free[req.type][s].pop(), inc.node if targets is None else int(targets[s])
-            self._free_n[req.type][s] -= 1
+            u, target = free[s].pop(), inc.node if targets is None else int(targets[s])
+            if not free[s]:
+                self._free_st[t].discard(s)
         unit = self.units[u]
         unit.free = False
         unit.missions += 1
+        now = self.env.now
         req.unit = u
-        req.dispatch_s = self.env.now
-        req.planned_s = best_t + (self.turnout[req.type] if away is None else 0.0)
-        self._set_target(req, inc, target)
-        unit.process = self.env.process(self._mission(unit, req))
+        req.dispatch_s = now
+        req.planned_s = planned = best_t + (self.turnout[t] if away is None else 0.0)
+        if target == inc.node:
+            req.target, req.staged_m = target, 0.0
+        else:
+            self._set_target(req, inc, target)
+        unit.since = now
+        self.records.append((now, "unit_dispatched", "info", f"{unit.id} to incident {inc.id}",
+                             {"unit": unit.id, "incident": inc.id, "eta_s": planned}))
+        turnout = self.turnout[t] if unit.node == unit.home else 0.0  # crews away are in their vehicle
+        unit.phase_t += (now, now + turnout)
+        unit.phase_c += (1, 2)
+        if (away is None and target == inc.node and self.fast
+                and (self.frame + 1 >= len(self._frame_times)
+                     or self._road_stays(unit, target, now + turnout + best_t + req.on_scene_s))):
+            self._fast_mission(unit, req, turnout)
+        else:
+            unit.process = self.env.process(self._mission(unit, req, turnout))
         return True
+
+    def _road_stays(self, unit: Unit, target: int, leave_s: float) -> bool:
+        """True when the next flood frame comes after the unit, leaving ``target`` at ``leave_s``, is
+        back at its station (1 s margin over the return time read from a cached reverse tree)."""
+        tree = self.router.peek_tree(unit.home, reverse=True)  # not cached: take the general path
+        return tree is not None and self._frame_times[self.frame + 1] > leave_s + float(tree[0][target]) + 1.0
+
+    def _fast_mission(self, unit: Unit, req: Request, turnout: float) -> None:
+        """A mission no road change can touch: the drive there (after the turnout) is one event, the
+        time on scene and the drive back another (:meth:`_arrive`, :meth:`_back_event`).
+
+        The same times, records and tree look-ups, in the same order, as :meth:`_mission` (whose
+        first step ran at the dispatch instant, at simpy's urgent priority): the path's edges are
+        never read.
+        """
+        unit.process = None
+        self.fast_missions += 1
+        env = self.env
+        home, target = unit.home, req.target
+        if target == home:  # the incident is at the station's node
+            _Wake(env, turnout, self._arrive_cb, NORMAL if turnout > 0 else URGENT, (unit, req, None, 0.0))
+        else:
+            leg = self._leg(home, target)
+            now = env.now
+            t0 = now + turnout
+            _Wake(env, t0 - now + leg.cost, self._arrive_cb, NORMAL, (unit, req, leg, t0))
+
+    def _arrive(self, w: _Wake) -> None:
+        """Fast path: the unit is on scene; wait there, then drive home (one event), or stand by."""
+        unit, req, leg, t0 = w.args
+        now = self.env.now
+        if leg is not None:
+            leg.t0 = t0
+            unit.track.append(leg)
+        req.arrive_s = now
+        inc_id = self.incidents[req.incident].id
+        self.records.append((now, "unit_arrived", "info", f"{unit.id} at incident {inc_id}",
+                             {"unit": unit.id, "incident": inc_id, "response_s": now - req.dispatch_s}))
+        delay = req.on_scene_s
+        req.clear_s = now + delay
+        unit.phase_t += (now, now + delay)
+        unit.phase_c += (3, 4)
+        target, home = req.target, unit.home
+        if target != home:
+            leg = self._leg(target, home)
+            if leg.reachable:
+                t0 = now + delay
+                _Wake(self.env, t0 - now + leg.cost, self._back_cb, NORMAL, (unit, req, leg, t0, home))
+                return
+            home = target  # cut off from its station: it will stand by here
+        if delay > 0:
+            _Wake(self.env, delay, self._back_cb, NORMAL, (unit, req, None, 0.0, home))
+        else:
+            self._free_unit(unit, home, req, unit.since)
+
+    def _back_event(self, w: _Wake) -> None:
+        unit, req, leg, t0, node = w.args
+        if leg is not None:
+            leg.t0 = t0
+            unit.track.append(leg)
+        self._free_unit(unit, node, req, unit.since)
 
     def _set_target(self, req: Request, inc: Incident, node: int) -> None:
         req.target = node
@@ -468,38 +690,39 @@ class DispatchModel:
         return sorted((r for q in self.queues.values() for r in q), key=lambda r: r.call_s)
 
     def _any_free(self, t: str) -> bool:
-        return bool(self._away[t]) or bool(self._free_n[t].any())
+        return bool(self._away[t]) or bool(self._free_st[t])
 
     def _dispatch_queue(self, types: Iterable[str] = UNIT_TYPES) -> None:
         """Serve waiting requests of ``types`` first-in first-out while units of the type are free."""
         for t in types:
-            q = self.queues[t]
-            if not q or not self._any_free(t):
-                continue
-            skipped: list[Request] = []  # no free unit can reach them: they keep their place
-            while q:
-                req = q.popleft()
-                if not self._assign(req):
-                    skipped.append(req)
-                elif not self._any_free(t):
-                    break
+            self._serve(t)
+
+    def _serve(self, t: str) -> None:
+        """Serve waiting requests of type ``t`` first-in first-out while units of the type are free."""
+        q = self.queues[t]
+        if not q or not (self._away[t] or self._free_st[t]):
+            return
+        skipped: list[Request] = []  # no free unit can reach them: they keep their place
+        while q:
+            req = q.popleft()
+            if not self._assign(req):
+                skipped.append(req)
+            elif not (self._away[t] or self._free_st[t]):
+                break
+        if skipped:
             q.extendleft(reversed(skipped))
 
-    def _mission(self, unit: Unit, req: Request):
+    def _mission(self, unit: Unit, req: Request, turnout: float):
+        """The general path: a simpy process, interrupted when a road change touches its path."""
         env = self.env
         inc = self.incidents[req.incident]
-        start = unit.since = env.now
-        self._log("unit_dispatched", "info", f"{unit.id} to incident {inc.id}", unit=unit.id,
-                  incident=inc.id, eta_s=req.planned_s)
-        unit.phases.append((start, 1))
-        turnout = self.turnout[unit.type] if unit.node == unit.home else 0.0  # crews away are in their vehicle
-        unit.phases.append((start + turnout, 2))
+        start = unit.since
         node = yield from self._drive(unit, unit.node, req, inc, delay=turnout)
         if node != req.target:
             yield from self._abort(unit, req, inc, node, start)
             return
         req.arrive_s = env.now
-        unit.phases.append((env.now, 3))
+        unit.phase(env.now, 3)
         self._log("unit_arrived", "info", f"{unit.id} at incident {inc.id}", unit=unit.id,
                   incident=inc.id, response_s=env.now - req.dispatch_s)
         req.clear_s = env.now + req.on_scene_s
@@ -516,7 +739,7 @@ class DispatchModel:
         self.queues[req.type].appendleft(req)
         unit.busy_s += self.env.now - start
         unit.free, unit.node = True, node
-        unit.phases.append((self.env.now, 5))
+        unit.phase(self.env.now, 5)
         self._away[unit.type].add(unit.index)
         self._dispatch_queue((unit.type,))
         yield from ()
@@ -524,24 +747,30 @@ class DispatchModel:
     def _return(self, unit: Unit, orig: int, start: float, req: Request | None = None, delay: float = 0.0):
         """Drive home after ``delay`` s (on scene); a unit cut off from its station stands by where it
         is, available."""
-        env = self.env
-        unit.phases.append((env.now + delay, 4))
+        unit.phase(self.env.now + delay, 4)
         node = yield from self._drive(unit, orig, req, delay=delay)
-        unit.busy_s += env.now - start
+        self._free_unit(unit, node, req, start)
+
+    def _free_unit(self, unit: Unit, node: int, req: Request | None, start: float) -> None:
+        """The unit's mission ends at ``node``: back at its station, or standing by where it is."""
+        now = self.env.now
+        unit.busy_s += now - start
         unit.free = True
         unit.node = node
         if node == unit.home:
             if req is not None:
-                req.back_s = env.now
-            unit.phases.append((env.now, 0))
-            self._free[unit.type][unit.station].append(unit.index)
-            self._free_n[unit.type][unit.station] += 1
+                req.back_s = now
+            unit.phase(now, 0)
+            free = self._free[unit.type][unit.station]
+            if not free:
+                self._free_st[unit.type].add(unit.station)
+            free.append(unit.index)
         else:
-            unit.phases.append((env.now, 5))
+            unit.phase(now, 5)
             self._away[unit.type].add(unit.index)
             self._log("unit_standby", "warning", f"{unit.id} is cut off from its station; stands by at "
                       f"node {self.router.node_ids[node]}", unit=unit.id, node=str(self.router.node_ids[node]))
-        self._dispatch_queue((unit.type,))
+        self._serve(unit.type)
 
     def _rehome(self, unit: Unit):
         """A unit standing by away from its station heads home (roads changed)."""
@@ -591,7 +820,8 @@ class DispatchModel:
             except simpy.Interrupt:
                 k = _edge_at(leg.cum, env.now - t0)
                 unit.leg = None
-                unit.track.append((t0, leg, k + 1))
+                leg.t0, leg.upto = t0, k + 1
+                unit.track.append(leg)
                 end = t0 + float(leg.cum[k]) if k >= 0 else t0
                 while env.now < end:  # finish the edge it is on, or the wait (no interrupt: leg is None)
                     yield env.timeout(end - env.now)
@@ -603,7 +833,8 @@ class DispatchModel:
                               node=str(self.router.node_ids[node]))
                 continue
             unit.leg = None
-            unit.track.append((t0, leg, None))
+            leg.t0 = t0
+            unit.track.append(leg)
             node = dest
         return node
 
@@ -736,8 +967,8 @@ class DispatchModel:
         rows = []
         for u in self.units:
             busy = u.busy_s + (0.0 if u.free else now - u.since)
-            t = np.array([p[0] for p in u.phases] + [max(now, u.phases[-1][0])])
-            on = np.isin([p[1] for p in u.phases], (1, 2, 3, 4))
+            t = np.array(u.phase_t + [max(now, u.phase_t[-1])])
+            on = np.isin(u.phase_c, (1, 2, 3, 4))
             window = np.clip(np.minimum(t[1:], h) - np.maximum(t[:-1], 0.0), 0.0, None)
             rows.append({"unit": u.id, "type": u.type, "station": self.stations[u.station].id,
                          "missions": u.missions, "busy_s": busy, "busy_in_horizon_s": float(window[on].sum()),
@@ -806,11 +1037,12 @@ class DispatchModel:
         on_edge: list[tuple[int, int, int, float]] = []
         ev = self.router.edge_v
         for j, u in enumerate(self.units):
-            pt, pc = zip(*u.phases, strict=True)
+            pt, pc = u.phase_t, u.phase_c
             phase[:, j] = np.asarray(pc)[np.searchsorted(np.asarray(pt), times, side="right") - 1]
             node = np.full(T, u.home, dtype=np.int64)
             if u.track:
-                legs = [(t0 + leg.cum[:upto], leg.edges[:upto], leg.edge_costs[:upto]) for t0, leg, upto in u.track]
+                legs = [(leg.t0 + leg.cum[:leg.upto], leg.edges[:leg.upto], leg.edge_costs[:leg.upto])
+                        for leg in u.track]
                 t_out = np.concatenate([a for a, _, _ in legs])
                 edges = np.concatenate([e for _, e, _ in legs])
                 t_in = t_out - np.concatenate([c for _, _, c in legs])

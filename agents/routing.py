@@ -84,13 +84,17 @@ class Leg:
         Node indices.
     cost : float
         Total cost under the planning state (``inf``: no open route).
+    t0, upto : float, int or None
+        For a simulation that drives the leg: when it set off, and how many
+        edges it drove (None: all of them).
     """
 
     __slots__ = ("orig", "dest", "cost", "_router", "_pred", "_reverse", "_edge_cost", "_pair_edge",
-                 "_nodes", "_edges", "_cum")
+                 "_nodes", "_edges", "_cum", "t0", "upto")
 
     def __init__(self, router: Router, pred: np.ndarray, reverse: bool, orig: int, dest: int, cost: float):
         self.orig, self.dest, self.cost = orig, dest, cost
+        self.t0, self.upto = 0.0, None
         self._router, self._pred, self._reverse = router, pred, reverse
         self._edge_cost, self._pair_edge = router._cost, router.pair_edge
         self._nodes = self._edges = self._cum = None
@@ -336,6 +340,11 @@ class Router:
         dist, pred = self.trees([source], reverse=reverse)
         return dist[0], pred[0]
 
+    def peek_tree(self, source: int, *, reverse: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cached tree of :meth:`tree` under the current state, or None; neither computes nor
+        counts as a use (the least-recently-used order of the cache is left as it is)."""
+        return self._trees.get((source, reverse, self.state_key))
+
     def cached(self, source: int, *, reverse: bool = False) -> bool:
         """True when the tree of ``source`` under the current state is cached."""
         return (int(source), reverse, self.state_key) in self._trees
@@ -402,11 +411,14 @@ class Router:
         """
         if reverse is None:
             reverse = not self.cached(orig) and self.cached(dest, reverse=True)
-        if reverse:
-            dist, pred = self.tree(dest, reverse=True)
-            return Leg(self, pred, True, orig, dest, float(dist[orig]))
-        dist, pred = self.tree(orig)
-        return Leg(self, pred, False, orig, dest, float(dist[dest]))
+        src, end = (dest, orig) if reverse else (orig, dest)
+        k = (int(src), reverse, self.state_key)
+        hit = self._trees.get(k)  # what tree() does, inlined: a leg per mission leg in dispatch
+        if hit is None:
+            hit = self.tree(src, reverse=reverse)
+        else:
+            self._trees.move_to_end(k)
+        return Leg(self, hit[1], reverse, orig, dest, float(hit[0][end]))
 
     def _edges_along(self, nodes: np.ndarray, pair_edge: np.ndarray | None = None) -> np.ndarray:
         if len(nodes) < 2:

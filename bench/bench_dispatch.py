@@ -16,6 +16,10 @@ Cases
   fresh random 2 % of the edges every 10 min (6 road states per hour): every
   change costs 20 station trees, reverse trees for units re-routed on their
   way and the interrupts, so its rate measures the cost of road changes.
+  Missions that no flood frame can reach before the unit is back run on the
+  model's fast path (two simpy events each: every mission of ``grid``); the
+  others, every mission of ``grid + flood``, as simpy processes
+  (``fast missions`` in the results).
 * Shortest-path queries per second, Router vs networkx in the same run, on
   the grid and on the real central Shenzhen graph (``TWIN_DATA``): *cold*
   one-to-one queries (the router's cache cleared before each: a full
@@ -124,6 +128,7 @@ def dispatch_case(roads, router, n_incidents: int, *, flood: bool, seed: int = 0
             "wall_s": wall, "rate": done / wall, "sim_hours": float(t[-1]) / 3600.0,
             "utilisation_mean": s["utilisation_mean"], "reroutes": s["reroutes"],
             "dijkstra_runs": router.dijkstra_runs, "road_states": 1 + (len(hazard.times_s) - 1 if flood else 0),
+            "fast_missions": model.fast_missions,
             "cpu_contention_pct": C.contention_pct(stall0, wall)}
 
 

@@ -286,3 +286,63 @@ def test_bad_inputs_are_refused():
         DispatchModel(Router(g), [Station("far", 113.5, 22.5, {"engine": 1})], [])
     with pytest.raises(ValidationError, match="at least one station"):
         DispatchModel(Router(g), [], [])
+
+
+# ------------------------------------------------------------------ fast path = general path
+def grid_network(side: int, rng) -> RoadGraph:
+    """A side × side street grid, streets both ways, lengths 700-1300 m drawn at random (no ties)."""
+    pts = {f"n{i}_{j}": (114.0 + 0.01 * j, 22.5 + 0.01 * i) for i in range(side) for j in range(side)}
+    pairs = {}
+    for i in range(side):
+        for j in range(side):
+            if j + 1 < side:
+                pairs[f"h{i}_{j}"] = (f"n{i}_{j}", f"n{i}_{j + 1}", float(rng.uniform(700, 1300)))
+            if i + 1 < side:
+                pairs[f"v{i}_{j}"] = (f"n{i}_{j}", f"n{i + 1}_{j}", float(rng.uniform(700, 1300)))
+    return network(two_way(pairs), pts), pts
+
+
+@pytest.mark.parametrize("flood", [False, True], ids=["dry", "flood-frames"])
+def test_fast_path_gives_the_same_run_as_the_general_path(flood):
+    # missions that no road change can touch run as two events (DispatchModel(fast=True)); every
+    # mission as a simpy process (fast=False) must give the same tables, records and positions
+    rng = np.random.default_rng(11)
+    g, pts = grid_network(7, rng)
+    nodes = list(pts)
+    stations = [Station(f"st{k}", *pts[n], {"engine": 2, "ambulance": 1, "rescue": 1})
+                for k, n in enumerate(["n1_1", "n5_2", "n3_5"])]
+    t = np.cumsum(rng.exponential(400.0, 150))
+    kinds = rng.choice(["fire", "medical", "collapse", "flood_rescue"], t.size, p=[0.3, 0.5, 0.1, 0.1])
+    at = [nodes[k] for k in rng.integers(0, len(nodes), t.size)]
+    at[:3] = ["n1_1", "n5_2", "n3_5"]  # calls at a station's node
+    incidents = [make_incident(f"c{k}", float(t[k]), *pts[at[k]], str(kinds[k])) for k in range(t.size)]
+    runs = []
+    for fast in (True, False):
+        router = Router(g)
+        hz = None
+        if flood:  # random closures and slow-downs every 10 min over the first half of the calls
+            times = np.arange(0.0, t[t.size // 2], 600.0)
+            state = np.zeros((times.size, router.n_edges), dtype=np.int8)
+            factor = np.ones(state.shape)
+            frng = np.random.default_rng(5)
+            for k in range(1, times.size):
+                u = frng.random(router.n_edges)
+                state[k, u < 0.08] = CLOSED
+                state[k, (u >= 0.08) & (u < 0.2)] = 1
+                factor[k, (u >= 0.08) & (u < 0.2)] = 0.4
+            z = np.zeros(state.shape)
+            hz = RoadHazard(times, list(router.edge_ids), z, z, np.where(state == CLOSED, 0.0, factor), state)
+        m = DispatchModel(router, stations, incidents, hazard=hz, seed=4, fast=fast).run(float(t[-1]) + 1)
+        runs.append(m)
+    fast, general = runs
+    assert fast.fast_missions > 50 and general.fast_missions == 0
+    if flood:
+        assert general.summary()["reroutes"] > 0
+    for table in ("incident_table", "request_table", "unit_table"):
+        a, b = getattr(fast, table)(), getattr(general, table)()
+        assert a.equals(b), table
+    assert fast.records == general.records
+    assert fast.summary() == general.summary()
+    times = np.linspace(0.0, fast.clock.now_s, 97)
+    for a, b in zip(fast.positions(times), general.positions(times), strict=True):
+        assert np.array_equal(a, b)
