@@ -258,3 +258,26 @@ class ExistingFile(click.ParamType):
             name = "FILE" if param is None or isinstance(param, click.Argument) else param.opts[0]
             raise click.ClickException(f"{name}: {p} {why}: expected {self.what}")
         return p
+
+
+def run_output_options(files: str, *, map_help: str = "Also write map.html (offline).") -> Callable:
+    """The output options every run command shares: ``--out`` (required), ``--report/--no-report``,
+    ``--map/--no-map`` and ``--json``, passed as ``out_dir``, ``with_report``, ``with_map``, ``as_json``.
+
+    ``files`` lists what the run writes into ``--out`` (its help text).
+    """
+    options = [
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+                     help=f"Output folder: {files}."),
+        click.option("--report/--no-report", "with_report", default=True, show_default=True,
+                     help="Also write report.html (offline)."),
+        click.option("--map/--no-map", "with_map", default=True, show_default=True, help=map_help),
+        click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout."),
+    ]
+
+    def decorate(f: Callable) -> Callable:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import InputPath, echo_json, user_errors
+from twin.cli._util import InputPath, echo_json, run_output_options, user_errors
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -47,14 +47,9 @@ def dispatch() -> None:
               help="Seconds between map frames (default: the run / 72, at least 60 s).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seeds calls, rescue sampling and on-scene times.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder: dispatch.nc, incidents.csv, requests.csv, units.csv, events.jsonl, "
-                   "response_times.png, summary.json, report.html, map.html.")
-@click.option("--map/--no-map", "with_map", default=True, show_default=True,
-              help="Also write map.html (offline; units moving on the time slider).")
-@click.option("--report/--no-report", "with_report", default=True, show_default=True,
-              help="Also write report.html (offline).")
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@run_output_options("dispatch.nc, incidents.csv, requests.csv, units.csv, events.jsonl, response_times.png, "
+                    "summary.json, report.html, map.html",
+                    map_help="Also write map.html (offline; units moving on the time slider).")
 def run(flood, stations, incidents, events, flood_rescues, calls_per_hour, hours, roads, city_name, turnout_s, frame_s,
         seed, out_dir, with_map, with_report, as_json) -> None:
     """Dispatch units to incidents; KPIs: response times, share within 5 min, utilisation.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import ExistingFile, echo_json, user_errors
+from twin.cli._util import ExistingFile, echo_json, run_output_options, user_errors
 
 
 def _path_param(kind: str) -> ExistingFile:
@@ -42,16 +42,11 @@ def _path_param(kind: str) -> ExistingFile:
 @click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Repeat with seeds SEED..SEED+RUNS-1 and report RSET's mean, median and 95th percentile "
                    "(IMO MSC.1/Circ.1533 asks >= 50 runs); files and map are the first run's.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder: evacuation.nc, floors.csv, occupants.csv, events.jsonl, evacuation_curve.png, "
-                   "people_per_floor.png, summary.json, report.html, map.html.")
 @click.option("--city", "city_name", default="shenzhen", show_default=True, metavar="NAME",
               help="City whose district outlines the map draws around the building.")
-@click.option("--report/--no-report", "with_report", default=True, show_default=True,
-              help="Also write report.html (offline).")
-@click.option("--map/--no-map", "with_map", default=True, show_default=True,
-              help="Also write map.html (offline; the floors on the time slider, 3-D).")
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@run_output_options("evacuation.nc, floors.csv, occupants.csv, events.jsonl, evacuation_curve.png, "
+                    "people_per_floor.png, summary.json, report.html, map.html",
+                    map_help="Also write map.html (offline; the floors on the time slider, 3-D).")
 def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed, dt, record_every_s, max_time_s,
              runs, out_dir, city_name, with_report, with_map, as_json) -> None:
     """Evacuate a building: RSET per floor and overall, flows, queues, maps.

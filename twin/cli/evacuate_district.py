@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import InputPath, echo_json, user_errors
+from twin.cli._util import InputPath, echo_json, run_output_options, user_errors
 
 
 def _minutes(s: float | None) -> str:
@@ -43,15 +43,10 @@ def _minutes(s: float | None) -> str:
 @click.option("--max-hours", type=float, default=4.0, show_default=True, help="Longest simulated time (h).")
 @click.option("--departure-window", "departure_min", type=float, default=10.0, show_default=True,
               help="Departures spread uniformly over this many minutes.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder: evacuation.nc, edges.parquet, shelters.csv, events.jsonl, "
-                   "evacuation_curve.png, summary.json, report.html, map.html.")
 @click.option("--city", "city_name", default="shenzhen", show_default=True, metavar="NAME",
               help="City whose roads, census and districts to use.")
-@click.option("--map/--no-map", "with_map", default=True, show_default=True, help="Also write map.html (offline).")
-@click.option("--report/--no-report", "with_report", default=True, show_default=True,
-              help="Also write report.html (offline).")
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@run_output_options("evacuation.nc, edges.parquet, shelters.csv, events.jsonl, evacuation_curve.png, "
+                    "summary.json, report.html, map.html")
 def district(flood, shelters, hazard_class, depth_threshold, zone, zone_threshold, districts, roads, mode, group_size, seed, max_hours,
              departure_min, out_dir, city_name, with_map, with_report, as_json) -> None:
     """Evacuate the people of a flood's hazard zone to shelters over the road network.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import ExistingFile, echo_json, user_errors
+from twin.cli._util import ExistingFile, echo_json, run_output_options, user_errors
 
 _CLOSE = re.compile(r"^\s*(?P<exit>[^@\s]+)\s*@\s*(?P<t>[0-9]*\.?[0-9]+)\s*s?\s*$")
 
@@ -59,16 +59,11 @@ def parse_closures(values) -> list[dict]:
 @click.option("--runs", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Repeat with seeds SEED..SEED+RUNS-1 and report the evacuation time's mean and 95th percentile "
                    "(IMO MSC.1/Circ.1533 asks >= 50 runs); files and map are the first run's.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder: trajectories.nc, exits.csv, events.jsonl, evacuation_curve.png, exit_flow.png, "
-                   "max_density.png, summary.json, report.html, map.html.")
 @click.option("--city", "city_name", default="shenzhen", show_default=True, metavar="NAME",
               help="City whose districts and metro the map draws around the place ('' for none).")
-@click.option("--report/--no-report", "with_report", default=True, show_default=True,
-              help="Also write report.html (offline).")
-@click.option("--map/--no-map", "with_map", default=True, show_default=True,
-              help="Also write map.html (offline; people moving on the time slider, exits, max density).")
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@run_output_options("trajectories.nc, exits.csv, events.jsonl, evacuation_curve.png, exit_flow.png, "
+                    "max_density.png, summary.json, report.html, map.html",
+                    map_help="Also write map.html (offline; people moving on the time slider, exits, max density).")
 def room(place, people, density, agents_csv, close, seed, dt, record_every_s, until_s, speed_profile,
          premovement_median_s, premovement_sigma, stall_s, runs, out_dir, city_name, with_report, with_map,
          as_json) -> None:
