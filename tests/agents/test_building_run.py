@@ -83,6 +83,23 @@ def test_command_runs_the_example_building(tmp_path):
     assert (out / "evacuation.nc").is_file()
 
 
+def test_command_records_the_run_and_its_events_in_a_store(tmp_path):
+    from twin.cli.evacuate_building import building
+    from twin.store import Store
+
+    out, store_dir = tmp_path / "run", tmp_path / "store"
+    r = CliRunner().invoke(building, [str(EXAMPLE), "--out", str(out), "--no-map", "--no-report", "--json",
+                                      "--store", str(store_dir)])
+    assert r.exit_code == 0, r.output
+    written = [json.loads(line)["kind"] for line in (out / "events.jsonl").read_text().splitlines()]
+    with Store.open(store_dir) as store:
+        (run,) = store.runs()
+        assert run.kind == "evacuate_building" and run.status == "done"
+        counts = store.run_event_counts(run.id)
+    assert counts == {k: written.count(k) for k in set(written)}  # every event of the run, once
+    assert counts["floor_cleared"] == 29  # each occupied storey (the example has 32 people on floors 1-29)
+
+
 @pytest.mark.parametrize("content, expected", [
     pytest.param("name = \n", "not valid TOML", id="broken-toml"),
     pytest.param(EXAMPLE.read_text().replace("count = 30", "count = 0"), "storeys.count = 0", id="schema"),

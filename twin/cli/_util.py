@@ -262,7 +262,8 @@ class ExistingFile(click.ParamType):
 
 def run_output_options(files: str, *, map_help: str = "Also write map.html (offline).") -> Callable:
     """The output options every run command shares: ``--out`` (required), ``--report/--no-report``,
-    ``--map/--no-map`` and ``--json``, passed as ``out_dir``, ``with_report``, ``with_map``, ``as_json``.
+    ``--map/--no-map``, ``--json`` and ``--store``, passed as ``out_dir``, ``with_report``,
+    ``with_map``, ``as_json`` and ``store_dir`` (open it with :func:`run_store`).
 
     ``files`` lists what the run writes into ``--out`` (its help text).
     """
@@ -273,6 +274,9 @@ def run_output_options(files: str, *, map_help: str = "Also write map.html (offl
                      help="Also write report.html (offline)."),
         click.option("--map/--no-map", "with_map", default=True, show_default=True, help=map_help),
         click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout."),
+        click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     metavar="DIR", help="Also record the run and its events in this twin store (the one "
+                     "`twin serve --store` shows), tied to the run."),
     ]
 
     def decorate(f: Callable) -> Callable:
@@ -281,3 +285,18 @@ def run_output_options(files: str, *, map_help: str = "Also write map.html (offl
         return f
 
     return decorate
+
+
+@contextmanager
+def run_store(store_dir: Path | None):
+    """The twin store at ``store_dir`` for a run's events (``--store``), closed afterwards; None without one."""
+    if store_dir is None:
+        yield None
+        return
+    from twin.store import Store
+
+    store = Store.open(store_dir)
+    try:
+        yield store
+    finally:
+        store.close()

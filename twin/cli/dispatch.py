@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import InputPath, echo_json, run_output_options, user_errors
+from twin.cli._util import InputPath, echo_json, run_output_options, run_store, user_errors
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -51,7 +51,7 @@ def dispatch() -> None:
                     "summary.json, report.html, map.html",
                     map_help="Also write map.html (offline; units moving on the time slider).")
 def run(flood, stations, incidents, events, flood_rescues, calls_per_hour, hours, roads, city_name, turnout_s, frame_s,
-        seed, out_dir, with_map, with_report, as_json) -> None:
+        seed, out_dir, with_map, with_report, as_json, store_dir) -> None:
     """Dispatch units to incidents; KPIs: response times, share within 5 min, utilisation.
 
     Example: twin dispatch run --flood runs/futian/flood.nc --flood-rescues 20 --calls-per-hour 10
@@ -73,8 +73,8 @@ def run(flood, stations, incidents, events, flood_rescues, calls_per_hour, hours
             from twin.city import City
 
             city = City(city_name)
-        with ProgressBar("dispatch") as bar:
-            res = pipeline.run("dispatch", params, out_dir, city=city or "shenzhen", progress=bar.update,
+        with ProgressBar("dispatch") as bar, run_store(store_dir) as store:
+            res = pipeline.run("dispatch", params, out_dir, store=store, city=city or "shenzhen", progress=bar.update,
                                report=with_report, map=with_map)
     s = res.summary
     if as_json:

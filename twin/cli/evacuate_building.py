@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import ExistingFile, echo_json, run_output_options, user_errors
+from twin.cli._util import ExistingFile, echo_json, run_output_options, run_store, user_errors
 
 
 def _path_param(kind: str) -> ExistingFile:
@@ -48,7 +48,7 @@ def _path_param(kind: str) -> ExistingFile:
                     "people_per_floor.png, summary.json, report.html, map.html",
                     map_help="Also write map.html (offline; the floors on the time slider, 3-D).")
 def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed, dt, record_every_s, max_time_s,
-             runs, out_dir, city_name, with_report, with_map, as_json) -> None:
+             runs, out_dir, city_name, with_report, with_map, as_json, store_dir) -> None:
     """Evacuate a building: RSET per floor and overall, flows, queues, maps.
 
     FILE is a building description (.toml or .json; see agents/building.py,
@@ -85,8 +85,8 @@ def building(building_file, levels, floor_area_m2, use, osm, osm_id, aset, seed,
             from twin.city import City
 
             city = City(city_name)
-        with ProgressBar("Building evacuation") as bar:
-            res = pipeline.run("evacuate_building", req, out_dir, city=city, progress=bar.update,
+        with ProgressBar("Building evacuation") as bar, run_store(store_dir) as store:
+            res = pipeline.run("evacuate_building", req, out_dir, store=store, city=city, progress=bar.update,
                                report=with_report, map=with_map)
     s = res.summary
     if as_json:

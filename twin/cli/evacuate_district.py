@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import InputPath, echo_json, run_output_options, user_errors
+from twin.cli._util import InputPath, echo_json, run_output_options, run_store, user_errors
 
 
 def _minutes(s: float | None) -> str:
@@ -48,7 +48,7 @@ def _minutes(s: float | None) -> str:
 @run_output_options("evacuation.nc, edges.parquet, shelters.csv, events.jsonl, evacuation_curve.png, "
                     "summary.json, report.html, map.html")
 def district(flood, shelters, hazard_class, depth_threshold, zone, zone_threshold, districts, roads, mode, group_size, seed, max_hours,
-             departure_min, out_dir, city_name, with_map, with_report, as_json) -> None:
+             departure_min, out_dir, city_name, with_map, with_report, as_json, store_dir) -> None:
     """Evacuate the people of a flood's hazard zone to shelters over the road network.
 
     People where the flood's ARR hazard class reaches --hazard-class (2020 census spread over land
@@ -82,8 +82,8 @@ def district(flood, shelters, hazard_class, depth_threshold, zone, zone_threshol
             pipeline.check("evacuate_district", params, city=city)
         except RequestError as exc:
             raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
-        with _Bar("evacuate district") as bar:
-            res = pipeline.run("evacuate_district", params, out_dir, city=city, progress=bar.update,
+        with _Bar("evacuate district") as bar, run_store(store_dir) as store:
+            res = pipeline.run("evacuate_district", params, out_dir, store=store, city=city, progress=bar.update,
                                report=with_report, map=with_map)
     s = res.summary
     if as_json:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import ExistingFile, echo_json, run_output_options, user_errors
+from twin.cli._util import ExistingFile, echo_json, run_output_options, run_store, user_errors
 
 _CLOSE = re.compile(r"^\s*(?P<exit>[^@\s]+)\s*@\s*(?P<t>[0-9]*\.?[0-9]+)\s*s?\s*$")
 
@@ -66,7 +66,7 @@ def parse_closures(values) -> list[dict]:
                     map_help="Also write map.html (offline; people moving on the time slider, exits, max density).")
 def room(place, people, density, agents_csv, close, seed, dt, record_every_s, until_s, speed_profile,
          premovement_median_s, premovement_sigma, stall_s, runs, out_dir, city_name, with_report, with_map,
-         as_json) -> None:
+         as_json, store_dir) -> None:
     """Evacuate a walkable place: evacuation time, flows per exit, densities, a map of people moving.
 
     PLACE.geojson is a FeatureCollection in lon/lat (or with a legacy "crs"
@@ -112,8 +112,8 @@ def room(place, people, density, agents_csv, close, seed, dt, record_every_s, un
             from twin.city import City
 
             city = City(city_name)
-        with ProgressBar("Room evacuation") as bar:
-            res = pipeline.run("evacuate_room", req, out_dir, city=city, progress=bar.update, report=with_report,
+        with ProgressBar("Room evacuation") as bar, run_store(store_dir) as store:
+            res = pipeline.run("evacuate_room", req, out_dir, store=store, city=city, progress=bar.update, report=with_report,
                                map=with_map)
     s = res.summary
     if as_json:
