@@ -15,18 +15,27 @@ infinite-depth solution)::
 
 Infiltration at each interval is min(rain, Kz) (Iverson's solution requires
 Iz/Kz <= 1; the excess runs off). ``D_hat`` is given per cell by the caller:
-Iverson's form is D_hat = 4 D0 cos^2(delta) (:func:`iverson_dhat`); TRIGRS
-writes the same solution with 2 sqrt(D1 t) ierfc(Z / (2 sqrt(D1 t))), which
-equals Z R(t*) for D_hat = 4 D1, and uses D1 = D0 / cos^2(delta). The two
-differ by cos^4(delta); this module implements Iverson's (the form in
-``docs/references.md``) and leaves the choice to the caller.
+Iverson's form, the one in ``docs/references.md``, is D_hat = 4 D0 cos^2(delta)
+(:func:`iverson_dhat`). TRIGRS writes the same solution as
+2 sqrt(D1 t) ierfc(Z / (2 sqrt(D1 t))), which equals Z R(t*) for D_hat = 4 D1,
+with D1 = D0 / cos^2(delta) (Baum et al. 2008; the TRIGRS 2.0 Fortran,
+subroutine ``iverson``, uses Z^2 / (4 D0 / cos^2 delta) as the time scale):
+:func:`trigrs_dhat`. The two differ by cos^4(delta) (0.56 at 30 degrees); the
+kernel takes either. Also checked against that source: TRIGRS applies the
+same step superposition (R(t - t_n) - R(t - t_{n+1}) per interval, weighted by
+I_n/Ks) and the same cap psi <= Z beta; its default beta is
+cos(delta) (cos(delta) - I_LT/Ks) where Iverson's is cos^2(delta) - I_LT/Kz
+(this kernel: Iverson's; identical for I_LT = 0). Not done here, unlike
+TRIGRS: clipping negative frictional strength (FS >= c' term), capping FS at
+10 on gentle slopes, the finite-depth (Savage) and unsaturated-zone
+solutions, and the water-table rise under upward seepage.
 
 Pressure cap: psi <= Z * beta (Iverson 2000 and TRIGRS limit the computed
 head to the hydrostatic head of a water table at the surface with
 slope-parallel seepage; the linear solution exceeds it once the soil above Z
 would be over-saturated).
 
-Factor of safety (infinite slope; Taylor 1948; Iverson 2000 eq. 28)::
+Factor of safety (infinite slope; Taylor 1948; Iverson 2000)::
 
     FS(Z, t) = tan(phi') / tan(delta)
                + (c' - psi * gamma_w * tan(phi')) / (gamma_s * Z * sin(delta) * cos(delta))
@@ -69,6 +78,11 @@ GAMMA_W = 9810.0  # unit weight of water (N/m^3), rho_w g = 1000 * 9.81
 def iverson_dhat(d0, slope):
     """Iverson's (2000) D_hat = 4 D0 cos^2(delta) (m^2/s), for ``params[P_DHAT]``."""
     return 4.0 * d0 * np.cos(slope) ** 2
+
+
+def trigrs_dhat(d0, slope):
+    """TRIGRS's D_hat = 4 D1 = 4 D0 / cos^2(delta) (m^2/s), for ``params[P_DHAT]``."""
+    return 4.0 * d0 / np.cos(slope) ** 2
 
 
 @numba.njit(cache=True, nogil=True)

@@ -2,7 +2,7 @@
 
 Sources of the expected numbers:
 - infinite-slope FS, dry and saturated: Taylor (1948), Fundamentals of Soil
-  Mechanics, ch. 16; Iverson (2000, WRR 36:1897) eq. 28; the two worked
+  Mechanics (Wiley); Iverson (2000, WRR 36:1897); the two worked
   figures (1.2127 and 0.618) are those of ``docs/references.md`` (slope
   failure), recomputed by hand in each test;
 - R(t*) = sqrt(t*/pi) exp(-1/t*) - erfc(1/sqrt(t*)): Iverson (2000); R(1) from
@@ -271,3 +271,18 @@ def test_one_and_two_threads_equal():
         numba.set_num_threads(old)
     for a, b in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_trigrs_ierfc_form_equals_iverson_form():
+    # TRIGRS (Baum et al. 2008) writes the step response as
+    # 2 sqrt(D1 t) ierfc(Z / (2 sqrt(D1 t))), ierfc(x) = exp(-x^2)/sqrt(pi) - x erfc(x)
+    # (Carslaw & Jaeger 1959, app. II); with D_hat = 4 D1 it is Z R(t D_hat / Z^2).
+    # trigrs_dhat and iverson_dhat differ by cos^4(delta).
+    d1, z = 3e-5, 1.7
+    for t in (60.0, 3600.0, 86400.0, 1e7):
+        x = z / (2.0 * math.sqrt(d1 * t))
+        ierfc = math.exp(-x * x) / math.sqrt(math.pi) - x * math.erfc(x)
+        trigrs = 2.0 * math.sqrt(d1 * t) * ierfc
+        assert abs(trigrs - z * k.response(t * 4.0 * d1 / z**2)) < 1e-12 * max(1.0, trigrs)
+    ratio = k.iverson_dhat(1e-5, 30 * DEG) / k.trigrs_dhat(1e-5, 30 * DEG)
+    assert abs(ratio - math.cos(30 * DEG) ** 4) < 1e-15
