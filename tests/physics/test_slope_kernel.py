@@ -286,3 +286,32 @@ def test_trigrs_ierfc_form_equals_iverson_form():
         assert abs(trigrs - z * k.response(t * 4.0 * d1 / z**2)) < 1e-12 * max(1.0, trigrs)
     ratio = k.iverson_dhat(1e-5, 30 * DEG) / k.trigrs_dhat(1e-5, 30 * DEG)
     assert abs(ratio - math.cos(30 * DEG) ** 4) < 1e-15
+
+
+def test_component_steps_agree_with_kernel_over_the_same_times():
+    # The component evaluates the kernel at each step's end time and keeps the
+    # running minimum: it must equal one kernel call over all those times.
+    from physics.slope import SlopeStability
+
+    p, rain, edges, _ = random_case(5, n_cells=32)
+    names = {
+        "topographic__slope_angle": k.P_SLOPE,
+        "soil__effective_cohesion": k.P_COHESION,
+        "soil__friction_angle": k.P_PHI,
+        "soil__unit_weight": k.P_GAMMA_S,
+        "soil__saturated_hydraulic_conductivity": k.P_KZ,
+        "soil__effective_diffusivity": k.P_DHAT,
+        "water_table__depth": k.P_WATER_TABLE,
+        "soil__long_term_infiltration_rate": k.P_I_LT,
+        "soil__depth": k.P_SOIL_DEPTH,
+    }
+    comp = SlopeStability(rain, edges, n_depths=5, **{n: p[r] for n, r in names.items()})
+    dt = 1800.0
+    for _ in range(20):
+        assert comp.step(dt) == dt
+    t_eval = dt * np.arange(1, 21)
+    fs_min, z_min, t_fail, _ = run_fs(p, rain, edges, t_eval, 5)
+    np.testing.assert_array_equal(comp.get("factor_of_safety__minimum").values, fs_min)
+    np.testing.assert_array_equal(comp.get("factor_of_safety__depth_of_minimum").values, z_min)
+    np.testing.assert_array_equal(comp.get("time_of_failure").values, t_fail)
+    assert comp.get("factor_of_safety").attrs["units"] == "1"
