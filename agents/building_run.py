@@ -358,6 +358,8 @@ def write_building(ds, out_dir, req: BuildingRequest, ctx: RunContext) -> RunOut
     """evacuation.nc, floors.csv, occupants.csv, events.jsonl, two plots; the summary."""
     import json
 
+    from twin.pipeline import write_run_events
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"evacuation": out / "evacuation.nc", "floors": out / "floors.csv",
@@ -365,9 +367,7 @@ def write_building(ds, out_dir, req: BuildingRequest, ctx: RunContext) -> RunOut
     ds.to_netcdf(paths["evacuation"])
     floors_table(ds).to_csv(paths["floors"], index=False, float_format="%.1f")
     occupants_table(ds).to_csv(paths["occupants"], index=False, float_format="%.2f")
-    with paths["events"].open("w", encoding="utf-8") as fh:
-        for e in json.loads(ds.attrs["events"]):
-            fh.write(json.dumps(e, ensure_ascii=False) + "\n")
+    write_run_events(json.loads(ds.attrs["events"]), out)
     from viz.plots import save_png
 
     paths["evacuation_curve"] = save_png(curve_figure(ds), out / "evacuation_curve.png")

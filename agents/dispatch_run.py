@@ -459,9 +459,8 @@ def _with_grid(ds, flood_ds, router, times):
 # ----------------------------------------------------------------------------- outputs
 def write_dispatch(ds, out_dir, req: DispatchRequest, ctx: RunContext) -> RunOutputs:
     """dispatch.nc, incidents.csv, requests.csv, units.csv, events.jsonl, response_times.png, summary."""
-    import json
 
-    from twin.pipeline import clean_json
+    from twin.pipeline import write_run_events
 
     out = Path(out_dir)
     model = ctx.extras["model"]
@@ -473,11 +472,7 @@ def write_dispatch(ds, out_dir, req: DispatchRequest, ctx: RunContext) -> RunOut
                         ("units", model.unit_table())):
         paths[name] = out / f"{name}.csv"
         table.to_csv(paths[name], index=False)
-    log = model.event_log()
-    paths["events"] = out / "events.jsonl"
-    with open(paths["events"], "w", encoding="utf-8") as f:
-        for rec in log.to_records():
-            f.write(json.dumps(clean_json(rec), ensure_ascii=False) + "\n")
+    paths["events"] = write_run_events(model.event_log().to_records(), out)
     paths["plot"] = response_plot(model, out / "response_times.png")
     summary = model.summary()
     summary["events"] = {k: sum(1 for r in model.records if r[1] == k)

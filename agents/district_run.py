@@ -286,13 +286,13 @@ def summary_of(ds, events) -> dict:
 
 def write_district(ds, out_dir, req: DistrictRequest, ctx: RunContext) -> RunOutputs:
     """evacuation.nc, edges.parquet, shelters.csv, events.jsonl, evacuation_curve.png; the summary."""
-    import json
 
     import geopandas as gpd
     import pandas as pd
     import shapely
 
     from twin.events import EventLog
+    from twin.pipeline import write_run_events
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -314,10 +314,7 @@ def write_district(ds, out_dir, req: DistrictRequest, ctx: RunContext) -> RunOut
                        "arrivals": ds["shelter_arrivals"].values})
     paths["shelters"] = out / "shelters.csv"
     sh.to_csv(paths["shelters"], index=False)
-    paths["events"] = out / "events.jsonl"
-    with open(paths["events"], "w", encoding="utf-8") as fh:
-        for rec in events.to_records():
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    paths["events"] = write_run_events(events.to_records(), out)
     paths["plot"] = plot_curve(ds, out / "evacuation_curve.png")
     return RunOutputs(paths=paths, summary=summary_of(ds, events))
 

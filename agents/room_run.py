@@ -529,15 +529,6 @@ def write_trajectories(ds, path: Path) -> None:
     nc.to_netcdf(path, encoding=trajectory_encoding(ds))
 
 
-def write_events(ds, path: Path) -> None:
-    """The run's event records at ``path``, one JSON object a line (``events.jsonl``)."""
-    import json
-
-    with path.open("w", encoding="utf-8") as fh:
-        for e in run_events(ds):
-            fh.write(json.dumps(e, ensure_ascii=False) + "\n")
-
-
 def write_room(ds, out_dir, req: RoomRequest, ctx: RunContext) -> RunOutputs:
     """trajectories.nc, exits.csv, events.jsonl, three plots; the summary."""
     from viz.plots import save_png
@@ -547,7 +538,9 @@ def write_room(ds, out_dir, req: RoomRequest, ctx: RunContext) -> RunOutputs:
     paths = {"trajectories": out / "trajectories.nc", "exits": out / "exits.csv", "events": out / "events.jsonl"}
     write_trajectories(ds, paths["trajectories"])
     exits_table(ds).to_csv(paths["exits"], index=False, float_format="%.3f")
-    write_events(ds, paths["events"])
+    from twin.pipeline import write_run_events
+
+    write_run_events(run_events(ds), out)
     paths["evacuation_curve"] = save_png(curve_figure(ds), out / "evacuation_curve.png")
     paths["exit_flow"] = save_png(flow_figure(ds), out / "exit_flow.png")
     paths["max_density"] = save_png(density_figure(ds, end_geometry(ds)), out / "max_density.png")

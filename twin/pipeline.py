@@ -117,6 +117,18 @@ def _written_since(out: Path, since_ns: int, known: set[Path]) -> dict[str, Path
     return extra
 
 
+def write_run_events(records: Any, out_dir: str | Path) -> Path:
+    """Write a run's events as :data:`EVENTS_NAME` in ``out_dir`` (the format :func:`read_run_events`
+    reads): one JSON record per line, in order. ``records``: :class:`twin.events.Event` objects or
+    their records (``Event.to_record()`` dicts)."""
+    path = Path(out_dir) / EVENTS_NAME
+    with path.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            rec = rec.to_record() if hasattr(rec, "to_record") else rec
+            fh.write(json.dumps(clean_json(rec), ensure_ascii=False) + "\n")
+    return path
+
+
 def read_run_events(out_dir: str | Path) -> list[Any]:
     """The events a run wrote into ``out_dir`` (:data:`EVENTS_NAME`), validated; [] without the file.
 
