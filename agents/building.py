@@ -534,7 +534,7 @@ def tower_from_osm(levels: int, footprint_area_m2: float, *, use: str = "residen
     elevations = [storey * i for i in range(levels)]
     floors = [{"index": i, "refuge": True, "people": 0} for i in _refuge_floors(elevations, top)]
     desc: dict[str, Any] = {
-        "name": name or f"{levels}-storey {use} tower (from OSM building:levels)",
+        "name": name or f"{levels}-storey {use} tower (generated, assumed layout)",
         "storeys": {"count": levels, "height_m": storey},
         "occupancy": {"floor_area_m2": float(footprint_area_m2),
                       "load_factor_m2_per_person": LOAD_FACTOR_M2[use], "ground_floor_people": 0,
