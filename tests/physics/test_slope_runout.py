@@ -1,0 +1,255 @@
+"""Landslide runout (physics/slope_runout.py, physics/_kernels/runout.py).
+
+Validation (issue 12): runout conserves volume and never runs uphill; the
+travel-angle rule (Heim 1932's Fahrböschung: the energy line z0 - L tan(alpha)
+falls to the ground at L = H / tan(alpha)) gives the analytic runout on an
+inclined plane meeting a flat plain. The kernel equals the numpy reference
+``tests/physics/runout_reference.py`` (another algorithm for the same rules).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from physics.slope_runout import (
+    COROMINAS_A,
+    COROMINAS_B,
+    runout,
+    travel_angle_corominas,
+)
+from tests.physics.runout_reference import energy_line, route_reference
+from twin.errors import ValidationError
+
+# Volume is a sum of float64 shares (each split is exact up to one rounding):
+# relative error of order n_ops * 1e-16, far below this bound.
+VOLUME_RTOL = 1e-9
+
+
+def _cone(n=61, cs=10.0, peak=250.0, grad=0.6):
+    """A cone whose foot (r = peak / grad) lies inside the grid, on a flat 0 m plain."""
+    y, x = np.mgrid[:n, :n]
+    r = np.hypot(x - n // 2, y - n // 2) * cs
+    return np.maximum(peak - grad * r, 0.0), cs
+
+
+def _plane_and_plain(ny=31, nx=140, cs=10.0, slope_deg=35.0, toe_col=40):
+    """A plane dipping toward +x at ``slope_deg`` meeting a flat 0 m plain at column ``toe_col``."""
+    x = np.arange(nx) * cs
+    zrow = np.where(x < toe_col * cs, (toe_col * cs - x) * math.tan(math.radians(slope_deg)), 0.0)
+    return np.tile(zrow, (ny, 1)), cs
+
+
+def _valley(ny=40, nx=50, cs=30.0, seed=1, noise=3.0):
+    """A V valley draining toward -y and off the grid, with seeded roughness and a NaN hole.
+
+    Roughness of a few metres makes pits (as in a real unfilled DEM) that trap material.
+    """
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:ny, :nx].astype(float)
+    z = 0.4 * np.abs(x - nx / 2) * cs + 0.15 * y * cs + rng.normal(0.0, noise, (ny, nx))
+    z[5:8, 30:33] = np.nan
+    return z, cs
+
+
+def test_corominas_default_angle_is_the_power_law_of_each_slide_volume():
+    # Source: the power law quoted in physics/slope_runout.py (Corominas 1996 form).
+    z, cs = _cone()
+    d = np.zeros_like(z)
+    d[20:23, 20:23] = 1.5  # slide 1: 9 cells
+    d[40, 40] = 3.0  # slide 2: 1 cell
+    res = runout(z, cs, d)
+    vols = np.array([9 * 1.5 * cs * cs, 3.0 * cs * cs])
+    np.testing.assert_allclose(res.slide_volume_m3, vols, rtol=1e-12)
+    expected = np.degrees(np.arctan(COROMINAS_A * vols**COROMINAS_B))
+    np.testing.assert_allclose(res.travel_angle_deg, expected, rtol=1e-12)
+    assert res.n_slides == 2
+    assert travel_angle_corominas(1e6) == pytest.approx(12.81, abs=0.01)
+
+
+def test_kernel_equals_numpy_reference_on_a_rough_valley():
+    z, cs = _valley()
+    d = np.zeros_like(z)
+    d[30:33, 20:24] = 2.0
+    d[25, 10] = 1.0
+    d[36:38, 40:42] = 0.5
+    res = runout(z, cs, d, travel_angle_deg=14.0)
+    assert res.n_slides == 3
+    tan_a = np.full(3, math.tan(math.radians(14.0)))
+    dep, through, left = route_reference(z, d, res.slide, tan_a, cs, 2.0, 4.0)
+    area = cs * cs
+    # Same rules, different summation order: equal to float64 round-off.
+    np.testing.assert_allclose(np.nan_to_num(res.deposit) * area, dep, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(res.through_m3, through, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(res.slide_left_m3, left, rtol=1e-10, atol=1e-9)
+    assert left.sum() > 0  # the valley drains off the grid: the exit rule is exercised
+    assert np.array_equal(res.reach, through > 0)
+
+
+def test_same_result_for_any_work_split():
+    z, cs = _valley(seed=3)
+    d = np.zeros_like(z)
+    d[30:33, 20:24] = 2.0
+    d[20, 5] = 1.0
+    a = runout(z, cs, d, n_chunks=1)
+    b = runout(z, cs, d, n_chunks=2)
+    np.testing.assert_allclose(a.deposit, b.deposit, rtol=1e-12, atol=1e-15)
+    assert a.left_volume_m3 == pytest.approx(b.left_volume_m3, rel=1e-12)
+
+
+def test_volume_conserved_on_a_cone_with_nothing_leaving():
+    z, cs = _cone(n=101)  # foot at 417 m, energy line meets the plain 433 m out: inside 500 m
+    d = np.zeros_like(z)
+    d[45:56, 45:56] = 2.0  # the summit
+    res = runout(z, cs, d, travel_angle_deg=30.0)
+    assert res.left_volume_m3 == 0.0
+    assert res.deposit_volume_m3 == pytest.approx(res.source_volume_m3, rel=VOLUME_RTOL)
+    assert np.nansum(res.deposit) * cs * cs == pytest.approx(res.source_volume_m3, rel=VOLUME_RTOL)
+    assert (res.deposit[np.isfinite(res.deposit)] >= 0).all()
+
+
+def test_volume_conserved_when_material_leaves_the_grid():
+    z, cs = _valley(noise=0.5)
+    d = np.zeros_like(z)
+    d[30:35, 15:35] = 3.0
+    res = runout(z, cs, d, travel_angle_deg=6.0)  # gentler than the 8.5 deg valley floor
+    assert res.left_volume_m3 > 0.1 * res.source_volume_m3
+    assert res.volume_error < VOLUME_RTOL
+    assert np.isnan(res.deposit[6, 31])  # NaN cells (outside) hold no deposit
+
+
+def test_energy_line_reach_on_inclined_plane_meeting_a_flat_plain():
+    # Analytic: from a source at height H above the plain and horizontal
+    # distance x_toe - x0 from the toe, the energy line z0 - L tan(alpha) meets
+    # the plain at L = H / tan(alpha) (the Fahrböschung definition, Heim 1932).
+    # Tolerance one cell: reach is decided at cell centres.
+    alpha = 20.0
+    z, cs = _plane_and_plain()
+    r0, c0 = 15, 5
+    d = np.zeros_like(z)
+    d[r0, c0] = 1.0
+    res = runout(z, cs, d, travel_angle_deg=alpha)
+    h = z[r0, c0]
+    x_end = c0 * cs + h / math.tan(math.radians(alpha))
+    cols = np.flatnonzero(res.reach[r0])
+    assert abs(cols.max() * cs - x_end) <= cs
+    dep_cols = np.flatnonzero(res.deposit[r0] > 0)
+    assert abs(dep_cols.max() * cs - x_end) <= cs
+    assert res.volume_error < VOLUME_RTOL
+    # On the plain the kinetic head falls linearly, so material deposits there
+    # (most of what stays on the grid stops past the toe).
+    toe = 40
+    assert np.nansum(res.deposit[:, toe:]) > 0.5 * np.nansum(res.deposit)
+
+
+def test_a_gentler_plain_angle_runs_further():
+    z, cs = _plane_and_plain()
+    d = np.zeros_like(z)
+    d[15, 5] = 1.0
+    far = np.flatnonzero(runout(z, cs, d, travel_angle_deg=15.0).reach[15]).max()
+    near = np.flatnonzero(runout(z, cs, d, travel_angle_deg=25.0).reach[15]).max()
+    assert far > near
+
+
+def test_material_in_a_pit_stays_in_the_pit():
+    z, cs = _cone()
+    z = -z + 300.0  # an inverted cone: a bowl with a flat rim at 300 m
+    d = np.zeros_like(z)
+    d[20, 20] = 2.0
+    res = runout(z, cs, d, travel_angle_deg=5.0)
+    assert res.left_volume_m3 == 0.0
+    assert res.volume_error < VOLUME_RTOL
+    assert res.deposit[30, 30] > 0  # the bottom of the bowl
+
+
+def _never_uphill_checks(z, cs, res, r0, c0, alpha):
+    """Every reached cell at or below the source and within the energy-line length."""
+    rows, cols = np.nonzero(res.reach)
+    z0 = z[r0, c0]
+    assert (z[rows, cols] <= z0).all()
+    dist = np.hypot(rows - r0, cols - c0) * cs
+    limit = (z0 - z[rows, cols]) / math.tan(math.radians(alpha)) + cs * math.sqrt(2.0)
+    assert (dist <= limit).all()
+    dep = np.nan_to_num(res.deposit) > 0
+    assert not (dep & ~res.reach).any()
+
+
+@pytest.mark.parametrize("alpha", [12.0, 25.0])
+def test_never_uphill_on_the_rough_valley(alpha):
+    z, cs = _valley(seed=7)
+    for r0, c0 in [(35, 10), (30, 25), (38, 44)]:
+        d = np.zeros_like(z)
+        d[r0, c0] = 2.0
+        res = runout(z, cs, d, travel_angle_deg=alpha)
+        _never_uphill_checks(z, cs, res, r0, c0, alpha)
+        e = energy_line(z, d > 0, math.tan(math.radians(alpha)), cs)
+        assert (e[res.reach] >= z[res.reach]).all()
+
+
+@pytest.fixture(scope="module")
+def srtm_patch(city):
+    """A real 4.5 x 4.5 km SRTM patch around Wutong Shan, warped to EPSG:4547 at 30 m."""
+    from gis.raster import clip, reproject
+
+    raw = city.raw_elevation()
+    part = clip(raw, bbox=(114.18, 22.56, 114.225, 22.60))
+    da = reproject(part.astype(np.float64), "EPSG:4547", resolution=30.0)
+    return da.values, 30.0
+
+
+def test_volume_conserved_and_never_uphill_on_real_srtm(srtm_patch):
+    import xarray as xr
+
+    from gis.terrain import slope as terrain_slope
+
+    z, cs = srtm_patch
+    assert np.isfinite(z).sum() > 10000 and np.nanmax(z) > 600  # Wutong Shan is in it
+    zz = xr.DataArray(z, dims=("y", "x"), coords={"y": -np.arange(z.shape[0]) * cs,
+                                                  "x": np.arange(z.shape[1]) * cs},
+                      attrs={"crs": "EPSG:4547"})
+    sl = terrain_slope(zz).values
+    d = np.where(np.nan_to_num(sl) > 32.0, 1.5, 0.0)
+    res = runout(z, cs, d)  # per-slide Corominas angles
+    assert res.n_slides > 5
+    assert res.volume_error < VOLUME_RTOL
+    assert res.deposit_volume_m3 > 0
+    # single sources on the real surface: never uphill, never past the energy line
+    peaks = np.argwhere(d > 0)[:: max(1, int((d > 0).sum()) // 4)][:4]
+    for r0, c0 in peaks:
+        one = np.zeros_like(z)
+        one[r0, c0] = 2.0
+        r1 = runout(z, cs, one, travel_angle_deg=15.0)
+        assert r1.volume_error < VOLUME_RTOL
+        _never_uphill_checks(z, cs, r1, r0, c0, 15.0)
+
+
+def test_no_sources_gives_an_empty_result():
+    z, cs = _cone()
+    res = runout(z, cs, np.zeros_like(z))
+    assert res.n_slides == 0 and res.source_volume_m3 == 0.0
+    assert not res.reach.any() and np.nansum(res.deposit) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"cell_size": 0.0}, "cell_size"),
+    ({"travel_angle_deg": 95.0}, "travel_angle_deg"),
+    ({"source_depth": -np.ones((5, 5))}, "source_depth"),
+    ({"source_depth": np.ones((4, 5))}, "source_depth"),
+    ({"dh_m": -1.0}, "dh_m"),
+])
+def test_bad_arguments_name_the_field(kwargs, field):
+    args = {"elevation": np.ones((5, 5)), "cell_size": 10.0, "source_depth": np.ones((5, 5))}
+    args.update(kwargs)
+    with pytest.raises(ValidationError, match=field):
+        runout(args.pop("elevation"), args.pop("cell_size"), args.pop("source_depth"), **args)
+
+
+def test_a_source_on_nan_ground_is_refused():
+    z = np.ones((5, 5))
+    z[2, 2] = np.nan
+    d = np.zeros((5, 5))
+    d[2, 2] = 1.0
+    with pytest.raises(ValidationError, match="NaN elevation"):
+        runout(z, 10.0, d)
