@@ -1,0 +1,405 @@
+"""Inverse-velocity time-of-failure forecasts from a displacement series (Fukuzono 1985).
+
+Accelerating creep before a slope failure often follows Voight's (1988) law
+``dv/dt = A v**alpha``; for ``alpha > 1`` it integrates to
+
+    (1 / v) ** (alpha - 1) = A (alpha - 1) (t_f - t),
+
+so ``(1/v) ** (alpha - 1)`` falls on a straight line that reaches zero at the
+failure time ``t_f``. Fukuzono (1985) found ``alpha`` close to 2 in his flume
+tests: the inverse velocity itself then falls linearly (the "INV" method).
+The functions here take plain arrays (times in seconds, displacement or tilt
+in any one unit) and return arrays or a :class:`Forecast`; reading the store,
+units and alerts are done by the callers (``fusion.alerts``, ``twin bridge
+failure-time``).
+
+Steps
+-----
+1. **Velocity** (:func:`window_velocities`): the displacement is cut into
+   consecutive, non-overlapping windows of ``velocity_window_s`` seconds that
+   end at the newest reading; each window's velocity is the least-squares
+   slope of displacement against time over its readings, placed at the mean
+   time of those readings. A window with fewer than ``min_window_points``
+   readings or whose readings span less than half the window (a gap) gives no
+   velocity. This is the time-based form of the moving-average smoothing that
+   Carlà et al. (2017, *Landslides* 14:517, "Guidelines on the use of inverse
+   velocity method") found necessary before an INV analysis, and it works for
+   irregular sampling; the windows do not overlap, so their errors are
+   independent (the fit's interval below assumes that). A window's slope is
+   the mean velocity over it: for ``alpha = 2`` its inverse, placed at the
+   window's middle, is ``1/v`` times ``1 - x**2/12 + O(x**3)`` with
+   ``x = window / (t_f - t_end)`` (Taylor expansion of
+   ``x / ((1 + x/2) ln(1 + x))``), a 4 % error when the last window is as long
+   as the time left.
+2. **Direction**: the sign of the net displacement over the series; a
+   velocity against it (noise while the slope barely moves) has no inverse
+   and is left out (``Forecast.dropped``).
+3. **Accelerating tail** (the onset of acceleration, OOA; Bozzano et al.
+   2018, *Landslides* 15:1437, discuss how the starting point changes the
+   forecast): among the velocities inside the trailing ``fit_window_s``, the
+   fit runs from a start velocity to the newest one, the start being the one
+   whose tail (of at least ``min_points``) has a falling line with the
+   largest R² (ties: the longer tail). A steady or decelerating stretch
+   before the acceleration bends the line and lowers R², so it is left out.
+   Choosing the OOA by the goodness of the tail's linear fit follows the
+   OOA-identification studies that pick it by the correlation coefficient
+   of the inverse-velocity regression (e.g. the EMA-based framework applied
+   to the Qubuga landslide, *Journal of Engineering Geology*, 2022).
+   When no tail has a falling line the series is ``"not_accelerating"``.
+4. **Fit**: ordinary least squares of ``y = (1/v) ** (alpha - 1)`` on ``t``
+   over the tail; ``t_f`` is where the line reaches zero.
+5. **Uncertainty**: the interval of ``t_f`` at ``confidence`` by Fieller's
+   theorem (Fieller 1954; the "inverse regression" interval of Draper & Smith,
+   *Applied Regression Analysis*, 3rd ed., §3.2): the times at which the
+   fitted line's confidence band contains zero. It is asymmetric, and it is
+   unbounded exactly when the slope is not significantly different from zero
+   at that confidence; ``Forecast.se_s`` is the delta-method standard error
+   ``se(y_hat(t_f)) / |slope|`` for reference.
+
+Status (no forecast unless ``"forecast"``): ``"too_few_points"`` (fewer than
+``min_points`` velocities in the tail), ``"not_accelerating"`` (slope of the
+line ≥ 0: steady or slowing creep), ``"poor_fit"`` (R² < ``r2_min``, an
+operational choice: the INV literature judges the linear trend by eye or by
+R², without one agreed value), ``"unbounded"`` (Fieller interval unbounded).
+A forecast time before the newest reading is kept: the line has already
+crossed zero (failure overdue), and ``lead_s`` is negative.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from twin.errors import ValidationError
+
+__all__ = ["Forecast", "STATUSES", "fieller_root", "fit_inverse_velocity", "forecast_failure",
+           "window_velocities"]
+
+STATUSES = ("forecast", "too_few_points", "not_accelerating", "poor_fit", "unbounded")
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One inverse-velocity forecast (times in the seconds of the input; velocities in input
+    units per second, positive in the direction of motion).
+
+    Attributes
+    ----------
+    status : str
+        One of :data:`STATUSES`; only ``"forecast"`` carries a failure time.
+    t_f, t_lo, t_hi : float
+        Forecast failure time and its Fieller interval at ``confidence`` (NaN without a forecast).
+    se_s : float
+        Delta-method standard error of ``t_f`` (s).
+    r2, slope, intercept : float
+        The fit ``y = intercept + slope * t`` of ``y = (1/v)**(alpha - 1)`` (NaN when not fitted).
+    n_fit : int
+        Velocities in the fitted tail.
+    fit_t0, fit_t1 : float
+        Times of the first and last fitted velocity.
+    t_last : float
+        Time of the newest reading.
+    last_velocity : float
+        The newest window velocity (signed, input units per second; NaN if none).
+    direction : int
+        +1 or -1: the sign of the net displacement (0 when the series did not move).
+    alpha, confidence : float
+        The Voight exponent and the interval's confidence.
+    dropped : int
+        Velocities against the direction of motion (no inverse).
+    t_v, v : ndarray
+        Every window velocity (times, signed velocities) and ``fit_mask`` which of them were fitted.
+    """
+
+    status: str
+    t_f: float
+    t_lo: float
+    t_hi: float
+    se_s: float
+    r2: float
+    slope: float
+    intercept: float
+    n_fit: int
+    fit_t0: float
+    fit_t1: float
+    t_last: float
+    last_velocity: float
+    direction: int
+    alpha: float
+    confidence: float
+    dropped: int = 0
+    t_v: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+    v: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
+    fit_mask: np.ndarray = field(default_factory=lambda: np.empty(0, bool), repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the forecast holds a failure time."""
+        return self.status == "forecast"
+
+    @property
+    def lead_s(self) -> float:
+        """Seconds from the newest reading to the forecast failure time (NaN without one)."""
+        return self.t_f - self.t_last if self.ok else math.nan
+
+
+def _as_series(t, d, what: str) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(t, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    if t.ndim != 1 or d.shape != t.shape:
+        raise ValidationError(f"{what}: times shape {t.shape} and values shape {d.shape} must be "
+                              "equal 1-D shapes")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(d))):
+        raise ValidationError(f"{what}: times and values must be finite (drop missing readings first)")
+    order = np.argsort(t, kind="stable")
+    return t[order], d[order]
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
+            or not (math.isfinite(value) and value > 0):
+        raise ValidationError(f"{name}={value!r} must be a finite number > 0")
+    return float(value)
+
+
+def window_velocities(t, d, window_s: float, *, min_window_points: int = 3
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Velocities over consecutive windows of ``window_s`` ending at the newest reading.
+
+    Parameters
+    ----------
+    t, d : array_like (n,)
+        Reading times (s, any order, irregular) and displacement (any unit).
+    window_s : float
+        Window length (s). Window ``k`` holds the readings with
+        ``t_last - (k+1) w < t <= t_last - k w``.
+    min_window_points : int
+        Fewest readings a window needs (≥ 2).
+
+    Returns
+    -------
+    t_v, v, n : ndarray
+        Per kept window (oldest first): the mean time of its readings, the least-squares
+        slope of ``d`` on ``t`` (units per second) and the number of readings. Windows with
+        fewer than ``min_window_points`` readings, or whose readings span less than half
+        the window, are left out.
+    """
+    w = _positive("window_s", window_s)
+    if isinstance(min_window_points, bool) or not isinstance(min_window_points, int | np.integer) \
+            or min_window_points < 2:
+        raise ValidationError(f"min_window_points={min_window_points!r} must be an integer >= 2")
+    t, d = _as_series(t, d, "window_velocities")
+    if t.size == 0:
+        return np.empty(0), np.empty(0), np.empty(0, np.int64)
+    age = t[-1] - t
+    k = np.floor(age / w).astype(np.int64)
+    nb = int(k.max()) + 1
+    n = np.bincount(k, minlength=nb)
+    safe = np.maximum(n, 1)
+    tm = np.bincount(k, t - t[-1], nb) / safe  # relative to the newest: no cancellation
+    dm = np.bincount(k, d, nb) / safe
+    dt = (t - t[-1]) - tm[k]
+    dd = d - dm[k]
+    sxx = np.bincount(k, dt * dt, nb)
+    sxy = np.bincount(k, dt * dd, nb)
+    lo = np.full(nb, np.inf)
+    hi = np.full(nb, -np.inf)
+    np.minimum.at(lo, k, t)
+    np.maximum.at(hi, k, t)
+    keep = (n >= min_window_points) & (hi - lo >= 0.5 * w) & (sxx > 0)
+    idx = np.nonzero(keep)[0][::-1]  # oldest window first
+    return tm[idx] + t[-1], sxy[idx] / sxx[idx], n[idx]
+
+
+def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, float, float, float]:
+    """Least squares of ``y`` on ``t``: mean t, mean y, Sxx, residual variance, R², slope and
+    the slope's t statistic (NaN with fewer than 3 points)."""
+    n = t.size
+    tb, yb = float(t.mean()), float(y.mean())
+    u = t - tb
+    sxx = float(u @ u)
+    b = float(u @ (y - yb)) / sxx if sxx > 0 else 0.0
+    res = y - yb - b * u
+    ssr = float(res @ res)
+    syy = float((y - yb) @ (y - yb))
+    r2 = 1.0 - ssr / syy if syy > 0 else 0.0
+    s2 = ssr / (n - 2) if n > 2 else math.inf
+    se_b = math.sqrt(s2 / sxx) if sxx > 0 else math.inf
+    tstat = b / se_b if se_b > 0 else (-math.inf if b < 0 else math.inf if b > 0 else math.nan)
+    return tb, yb, sxx, s2, r2, b, (tstat if n > 2 else math.nan)
+
+
+def fieller_root(t, y, confidence: float) -> tuple[float, float, float, float, float, float]:
+    """Least-squares line of ``y`` on ``t``, its zero and Fieller's interval of the zero.
+
+    Returns ``(t0, lo, hi, se, r2, slope)`` with the intercept-free form
+    ``y = slope * (t - t0)``; ``lo``/``hi`` are ±inf when the interval is unbounded
+    (slope not significant at ``confidence``), and ``t0`` is NaN when the slope is 0.
+    """
+    t = np.asarray(t, np.float64)
+    y = np.asarray(y, np.float64)
+    n = t.size
+    tb, yb, sxx, s2, r2, b, _ = _line(t, y)
+    if b == 0.0:
+        return math.nan, -math.inf, math.inf, math.inf, r2, b
+    t0 = tb - yb / b
+    se = math.sqrt(s2 * (1.0 / n + (t0 - tb) ** 2 / sxx)) / abs(b)
+    q = float(stats.t.ppf(0.5 * (1.0 + confidence), n - 2)) if n > 2 else math.inf
+    # (yb + b u)^2 <= q^2 s2 (1/n + u^2/sxx)  <=>  a u^2 + 2 yb b u + c <= 0
+    a = b * b - q * q * s2 / sxx
+    c = yb * yb - q * q * s2 / n
+    if not a > 0:
+        return t0, -math.inf, math.inf, se, r2, b
+    disc = (yb * b) ** 2 - a * c  # > 0 because the quadratic is negative at u = -yb / b
+    root = math.sqrt(max(disc, 0.0))
+    u1, u2 = (-yb * b - root) / a, (-yb * b + root) / a
+    return t0, tb + u1, tb + u2, se, r2, b
+
+
+def _onset(t, y, min_points: int) -> int | None:
+    """Index of the start of the tail (>= ``min_points`` long) whose falling least-squares line
+    has the largest R² (ties: the earliest start), or None when no tail's line falls."""
+    m = t.size
+    u = t - t[-1]
+    v = y - y.mean()
+
+    def tail_sums(x):
+        return np.cumsum(x[::-1])[::-1]
+
+    n = np.arange(m, 0, -1, dtype=np.float64)
+    su, sv = tail_sums(u), tail_sums(v)
+    suu = tail_sums(u * u) - su * su / n
+    svv = tail_sums(v * v) - sv * sv / n
+    suv = tail_sums(u * v) - su * sv / n
+    ok = (n >= min_points) & (suu > 0) & (suv < 0)
+    if not ok.any():
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ok & (svv > 0), suv * suv / (suu * svv), np.where(ok, 1.0, -1.0))
+    return int(np.argmax(r2))
+
+
+def fit_inverse_velocity(t_v, v, *, t_last: float | None = None, fit_window_s: float | None = None,
+                         alpha: float = 2.0, confidence: float = 0.95, r2_min: float = 0.7,
+                         min_points: int = 5, direction: int | None = None) -> Forecast:
+    """Fit Voight's line to velocities and forecast the failure time (module docstring, steps 2-5).
+
+    Parameters
+    ----------
+    t_v, v : array_like (m,)
+        Velocity times (s) and signed velocities (units per second), e.g. from
+        :func:`window_velocities`.
+    t_last : float, optional
+        Time of the newest reading (default: the newest velocity time).
+    fit_window_s : float, optional
+        Only velocities with ``t_v > t_last - fit_window_s`` are fitted (default: all).
+    alpha : float
+        Voight's exponent (> 1); 2 is Fukuzono's inverse-velocity line.
+    confidence : float in (0, 1)
+        Confidence of the Fieller interval.
+    r2_min : float in [0, 1]
+        Least R² of a fit that forecasts.
+    min_points : int
+        Fewest velocities in the fitted tail (≥ 3).
+    direction : {+1, -1}, optional
+        Direction of motion (default: the sign of the summed velocities).
+    """
+    a = float(alpha)
+    if not (math.isfinite(a) and a > 1.0):
+        raise ValidationError(f"alpha={alpha!r} must be a finite number > 1 (Voight 1988; 2 = Fukuzono)")
+    if not (isinstance(confidence, int | float) and 0.0 < confidence < 1.0):
+        raise ValidationError(f"confidence={confidence!r} must lie in (0, 1), e.g. 0.95")
+    if not (isinstance(r2_min, int | float) and 0.0 <= r2_min <= 1.0):
+        raise ValidationError(f"r2_min={r2_min!r} must lie in [0, 1]")
+    if isinstance(min_points, bool) or not isinstance(min_points, int | np.integer) or min_points < 3:
+        raise ValidationError(f"min_points={min_points!r} must be an integer >= 3 (a line and its scatter)")
+    t_v, v = _as_series(t_v, v, "fit_inverse_velocity")
+    tl = float(t_v[-1]) if t_last is None and t_v.size else (math.nan if t_last is None else float(t_last))
+    if direction is None:
+        direction = int(np.sign(v.sum())) if v.size else 0
+    elif direction not in (1, -1):
+        raise ValidationError(f"direction={direction!r} must be +1 or -1")
+    speed = direction * v
+    usable = speed > 0
+    if fit_window_s is not None:
+        usable &= t_v > tl - _positive("fit_window_s", fit_window_s)
+    mask = np.zeros(t_v.size, bool)
+    base = dict(t_last=tl, last_velocity=float(v[-1]) if v.size else math.nan, direction=direction,
+                alpha=a, confidence=float(confidence), t_v=t_v, v=v)
+    dropped = int(np.count_nonzero(speed <= 0))
+    nan = math.nan
+
+    def out(status, t_f=nan, lo=nan, hi=nan, se=nan, r2=nan, b=nan, c=nan):
+        idx = np.nonzero(mask)[0]
+        return Forecast(status, t_f, lo, hi, se, r2, b, c, int(idx.size),
+                        float(t_v[idx[0]]) if idx.size else nan, float(t_v[idx[-1]]) if idx.size else nan,
+                        dropped=dropped, fit_mask=mask, **base)
+
+    cand = np.nonzero(usable)[0]
+    if cand.size < min_points:
+        return out("too_few_points")
+    y_all = np.full(t_v.size, np.nan)
+    y_all[cand] = (1.0 / speed[cand]) ** (a - 1.0)
+    # the window as a whole must accelerate: its line of y falls, significantly (one-sided)
+    _, _, _, _, r2w, bw, tw = _line(t_v[cand], y_all[cand])
+    if not tw < -float(stats.t.ppf(0.5 * (1.0 + confidence), cand.size - 2)):
+        return out("not_accelerating", r2=r2w, b=bw)
+    j = _onset(t_v[cand], y_all[cand], min_points)
+    if j is None:
+        return out("not_accelerating")
+    mask[cand[j:]] = True
+    tt, yy = t_v[mask], y_all[mask]
+    t0, lo, hi, se, r2, b = fieller_root(tt, yy, float(confidence))
+    c = -b * t0 if math.isfinite(t0) else float(yy.mean())
+    # a fall of y over the tail below 1e-9 of its size is rounding of a constant velocity
+    if not (b < 0 and -b * (tt[-1] - tt[0]) > 1e-9 * float(np.abs(yy).mean())):
+        return out("not_accelerating", r2=r2, b=b, c=c)
+    if r2 < r2_min:
+        return out("poor_fit", r2=r2, b=b, c=c)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return out("unbounded", t_f=nan, se=se, r2=r2, b=b, c=c)
+    return out("forecast", t0, lo, hi, se, r2, b, c)
+
+
+def forecast_failure(t, d, *, velocity_window_s: float, fit_window_s: float | None = None,
+                     alpha: float = 2.0, confidence: float = 0.95, r2_min: float = 0.7,
+                     min_points: int = 5, min_window_points: int = 3) -> Forecast:
+    """Inverse-velocity failure forecast from a displacement (or tilt) series.
+
+    Parameters
+    ----------
+    t, d : array_like (n,)
+        Reading times (s; any order, irregular, gaps allowed) and displacement in
+        one unit (mm, mrad, ...).
+    velocity_window_s : float
+        Length of the velocity windows (:func:`window_velocities`).
+    fit_window_s, alpha, confidence, r2_min, min_points
+        As :func:`fit_inverse_velocity`.
+    min_window_points : int
+        Fewest readings per velocity window.
+
+    Returns
+    -------
+    Forecast
+        Velocities in ``d`` units per second; ``status`` says whether there is a forecast.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(0.0, 90.0, 1.0) * 3600.0            # hourly for 90 h
+    >>> d = -100.0 * np.log1p(-t / (100 * 3600.0))       # v = A / (t_f - t), t_f = 100 h
+    >>> f = forecast_failure(t, d, velocity_window_s=6 * 3600.0)
+    >>> f.status, round(f.t_f / 3600.0, 1)   # 0.1 h early: window means (step 1)
+    ('forecast', 99.9)
+    """
+    t, d = _as_series(t, d, "forecast_failure")
+    t_v, v, _ = window_velocities(t, d, velocity_window_s, min_window_points=min_window_points)
+    direction = int(np.sign(d[-1] - d[0])) if t.size else 0
+    if direction == 0:
+        direction = 1
+    return fit_inverse_velocity(t_v, v, t_last=float(t[-1]) if t.size else None,
+                                fit_window_s=fit_window_s, alpha=alpha, confidence=confidence,
+                                r2_min=r2_min, min_points=min_points, direction=direction)
