@@ -128,7 +128,8 @@ def read_fills(fills, table: SoilTable | None = None):
             return float("nan")
 
     for i, row in gdf.iterrows():
-        who = f"fills feature {i}" + (f" ({row['name']!r})" if "name" in gdf.columns and row["name"] else "")
+        name = row["name"] if "name" in gdf.columns else None
+        who = f"fills feature {i}" + (f" ({name!r})" if isinstance(name, str) and name else "")
         geom = row.geometry
         if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
             problems.append(f"{who}: geometry {None if geom is None else geom.geom_type}: must be a Polygon "

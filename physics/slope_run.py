@@ -490,8 +490,14 @@ def _runout_info(ro, req: SlopeRequest) -> dict:
     if ro is None:
         return {"failing_cells": 0, "source_volume_m3": 0.0, "deposit_volume_m3": 0.0,
                 "travel_angle_deg": req.travel_angle_deg}
+    import numpy as np
+
+    angles = np.atleast_1d(np.asarray(ro.travel_angle_deg, float))
     return {"source_volume_m3": float(ro.source_volume_m3), "deposit_volume_m3": float(ro.deposit_volume_m3),
-            "travel_angle_deg": float(ro.travel_angle_deg)}
+            "left_volume_m3": float(getattr(ro, "left_volume_m3", 0.0)), "slides": int(angles.size),
+            "travel_angle_deg": req.travel_angle_deg if req.travel_angle_deg is not None else
+            {"min": float(angles.min()), "median": float(np.median(angles)), "max": float(angles.max())}
+            if angles.size else None}
 
 
 # ----------------------------------------------------------------------------- outputs
