@@ -214,3 +214,204 @@ def runout(elevation: Any, cell_size: float, source_depth: Any, *,
         left_volume_m3=float(left.sum()), travel_angle_deg=np.asarray(angle, dtype=float),
         slide=labels, slide_volume_m3=slide_volume, slide_left_m3=left,
         through_m3=through.reshape(z.shape))
+
+
+# --------------------------------------------------------------------- assets hit
+class AssetSources(dict):
+    """The asset layers of an area, as keyword arguments of :func:`assets_hit`.
+
+    A dict (``buildings``, ``roads``, ``metro_lines``, ``metro_stations``,
+    only those available) with :attr:`notes`: why a kind is missing or empty.
+    """
+
+    def __init__(self, *args, notes: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes: list[str] = list(notes or [])
+
+
+def _first_column(gdf, names):
+    for n in names:
+        if n in gdf.columns:
+            return n
+    return None
+
+
+def _text(values) -> list[str]:
+    import pandas as pd
+
+    return ["" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in values]
+
+
+def _asset_frame(kind: str, data) -> Any:
+    """(id, name, geometry) rows of one asset kind, in EPSG:4326."""
+    import geopandas as gpd
+
+    from gis.crs import WGS84
+
+    if kind == "road" and not isinstance(data, gpd.GeoDataFrame):
+        if not hasattr(data, "to_geodataframe"):
+            raise ValidationError(f"roads: {type(data).__name__}; give a gis.roads.RoadGraph or a "
+                                  "GeoDataFrame of edges with an 'id' column")
+        data = data.to_geodataframe()
+    if not isinstance(data, gpd.GeoDataFrame):
+        raise ValidationError(f"{kind}: {type(data).__name__}; give a GeoDataFrame")
+    if data.crs is None:
+        raise ValidationError(f"{kind}: the GeoDataFrame has no CRS; set it (e.g. EPSG:4326)")
+    gdf = data.to_crs(WGS84)
+    n = len(gdf)
+    if kind == "metro_line" and "line" in gdf.columns:
+        ids = _text(gdf["line"])
+        names = [f"Line {i}" if i and not i.lower().startswith("line") else i for i in ids]
+    elif kind == "metro_station" and "name" in gdf.columns:
+        base = _text(gdf["name"])
+        line = _text(gdf["line"]) if "line" in gdf.columns else [""] * n
+        zh = _text(gdf["nameCn"]) if "nameCn" in gdf.columns else [""] * n
+        ids = [f"{ln}/{b}" if ln else b for ln, b in zip(line, base, strict=True)]
+        names = [f"{b} {z}".strip() + (f" ({ln})" if ln else "")
+                 for b, z, ln in zip(base, zh, line, strict=True)]
+    else:
+        id_col = _first_column(gdf, ("id", "osmid", "osm_id", "edge_id"))
+        ids = _text(gdf[id_col]) if id_col else [str(i) for i in gdf.index]
+        name_col = _first_column(gdf, ("name", "name_zh", "nameCn"))
+        names = _text(gdf[name_col]) if name_col else [""] * n
+    return gpd.GeoDataFrame({"id": ids, "name": names}, geometry=gdf.geometry.values, crs=WGS84)
+
+
+def assets_hit(deposit, *, buildings=None, roads=None, metro_lines=None, metro_stations=None,
+               min_depth_m: float = 0.1):
+    """Buildings, road edges, metro lines and stations under at least ``min_depth_m`` of deposit.
+
+    An asset is hit when its geometry (a footprint, a line, a point) meets a
+    grid cell whose deposit is >= ``min_depth_m`` (exact intersection with the
+    cell squares, in the grid's CRS); its depth is the maximum deposit over
+    those cells.
+
+    Parameters
+    ----------
+    deposit : xarray.DataArray (y, x)
+        Deposit thickness, m (NaN = outside), with attrs ``crs`` (metric) and
+        ``transform`` (or regular ``x``/``y`` coordinates); north-up.
+    buildings, metro_lines, metro_stations : geopandas.GeoDataFrame, optional
+        In any CRS. Ids from ``id``/``osmid`` (buildings), ``line`` (lines),
+        ``line``/``name`` (stations); names from ``name`` (+ ``nameCn``).
+    roads : gis.roads.RoadGraph or geopandas.GeoDataFrame, optional
+        The graph's edge ids (``id``) are kept, so
+        ``graph.close_edges(hits.id[hits.kind == "road"], "landslide")``
+        closes them for evacuation and dispatch.
+    min_depth_m : float
+        Deposit thickness that counts as hit, m.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326, columns ``kind`` ("building", "road", "metro_line",
+        "metro_station"), ``id``, ``name`` (str), ``deposit_depth_m`` (float),
+        ``geometry`` (the asset's); by kind, then deepest first.
+    """
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from gis.crs import WGS84
+    from gis.raster import crs_of, transform_of
+
+    if not (np.isfinite(min_depth_m) and min_depth_m > 0):
+        raise ValidationError(f"min_depth_m={min_depth_m!r}: give a positive thickness in metres")
+    if getattr(deposit, "dims", None) is None or tuple(deposit.dims) != ("y", "x"):
+        raise ValidationError(f"deposit: dims {getattr(deposit, 'dims', None)}; give an "
+                              "xarray.DataArray with dims ('y', 'x') and attrs crs, transform")
+    crs = crs_of(deposit)
+    t = transform_of(deposit)
+    if t.b != 0 or t.d != 0:
+        raise ValidationError(f"deposit: transform {tuple(t)[:6]} is rotated; give a north-up grid")
+    values = np.asarray(deposit.values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        rows, cols = np.nonzero(np.isfinite(values) & (values >= min_depth_m))
+    depth = values[rows, cols]
+    xa, ya = t * (cols, rows)
+    xb, yb = t * (cols + 1, rows + 1)
+    tree = shapely.STRtree(shapely.box(np.minimum(xa, xb), np.minimum(ya, yb),
+                                       np.maximum(xa, xb), np.maximum(ya, yb)))
+    frames = []
+    for kind, data in (("building", buildings), ("road", roads), ("metro_line", metro_lines),
+                       ("metro_station", metro_stations)):
+        if data is None:
+            continue
+        assets = _asset_frame(kind, data)
+        if assets.empty or depth.size == 0:
+            continue
+        geoms = assets.to_crs(crs).geometry.values
+        which, cell = tree.query(geoms, predicate="intersects")
+        if which.size == 0:
+            continue
+        best = np.full(len(assets), -np.inf)
+        np.maximum.at(best, which, depth[cell])
+        keep = np.flatnonzero(np.isfinite(best))
+        sub = assets.iloc[keep].copy()
+        sub.insert(0, "kind", kind)
+        sub["deposit_depth_m"] = best[keep]
+        frames.append(sub.sort_values(["deposit_depth_m", "id"], ascending=[False, True]))
+    cols_out = ["kind", "id", "name", "deposit_depth_m", "geometry"]
+    if not frames:
+        return gpd.GeoDataFrame({c: pd.Series(dtype=object if c != "deposit_depth_m" else float)
+                                 for c in cols_out[:-1]}, geometry=gpd.GeoSeries([], crs=WGS84),
+                                crs=WGS84)
+    out = pd.concat(frames, ignore_index=True)
+    return gpd.GeoDataFrame(out[cols_out], geometry="geometry", crs=WGS84)
+
+
+def city_assets(city, bounds_lonlat) -> AssetSources:
+    """The city's asset layers inside ``bounds_lonlat`` (lon_min, lat_min, lon_max, lat_max).
+
+    ``buildings``, ``metro_lines``, ``metro_stations`` from the manifest
+    layers of those names (features meeting the box); ``roads``: the edges
+    meeting the box of :func:`agents.city_roads.city_road_graph` (the graph
+    evacuation and dispatch route on, so its edge ids close there). A kind
+    whose layer is absent, or that has no feature in the box, is left out
+    and said in :attr:`AssetSources.notes` (for Shenzhen the building layer
+    covers central Nanshan only, and the drivable roads central Shenzhen).
+
+    Returns
+    -------
+    AssetSources
+        ``assets_hit(deposit, **city_assets(city, bounds))``.
+    """
+    import shapely
+
+    from twin.errors import ConfigError, DataError, GraphError
+
+    b = tuple(float(v) for v in bounds_lonlat)
+    if len(b) != 4 or not all(np.isfinite(b)) or b[0] >= b[2] or b[1] >= b[3]:
+        raise ValidationError(f"bounds_lonlat={bounds_lonlat!r}: give (lon_min, lat_min, lon_max, "
+                              "lat_max) with min < max, degrees")
+    box = shapely.box(*b)
+    out = AssetSources()
+    for key, layer in (("buildings", "buildings"), ("metro_lines", "metro_lines"),
+                       ("metro_stations", "metro_stations")):
+        try:
+            gdf = city.vector(layer)
+        except (DataError, ConfigError) as exc:
+            out.notes.append(f"{key}: the city has no {layer!r} layer on disk ({exc})")
+            continue
+        sub = gdf[gdf.intersects(box)]
+        if sub.empty:
+            extent = ", ".join(f"{v:.3f}" for v in gdf.total_bounds) if len(gdf) else "empty"
+            out.notes.append(f"{key}: no feature of the city's {layer!r} layer lies in the area "
+                             f"(the layer covers lon/lat {extent} only)")
+            continue
+        out[key] = sub
+    try:
+        from agents.city_roads import city_road_graph
+
+        edges = city_road_graph(city).to_geodataframe()
+    except (DataError, ConfigError, GraphError) as exc:
+        out.notes.append(f"roads: no routable road graph for the city ({exc})")
+        return out
+    sub = edges[edges.intersects(box)]
+    if sub.empty:
+        extent = ", ".join(f"{v:.3f}" for v in edges.total_bounds)
+        out.notes.append("roads: no edge of the city's drivable road graph lies in the area "
+                         f"(the graph covers lon/lat {extent} only)")
+    else:
+        out["roads"] = sub
+    return out
