@@ -572,12 +572,13 @@ def rain_series(source: Mapping[str, Any], setup: Mapping[str, Any] | None = Non
 
 
 def eval_times(hours: float, every_s: float = 3600.0) -> np.ndarray:
-    """Evaluation times (s): every ``every_s`` up to ``hours``, the end included."""
+    """Evaluation times (s): 0 (the initial steady state), then every ``every_s`` up to ``hours``, the end
+    included. A cell failing at 0 is unstable under its initial water table, before any rain."""
     end = float(hours) * 3600.0
     if not (math.isfinite(end) and end > 0 and every_s > 0):
         raise ValidationError(f"hours={hours!r}, every_s={every_s!r}: both must be > 0")
-    t = np.arange(every_s, end + 1e-6, every_s)
-    if t.size == 0 or t[-1] < end - 1e-6:
+    t = np.arange(0.0, end + 1e-6, every_s)
+    if t[-1] < end - 1e-6:
         t = np.append(t, end)
     return t
 

@@ -161,6 +161,8 @@ def slope_summary(ds: xr.Dataset) -> dict:
         "cells_modelled": int(modelled.sum()), "area_modelled_km2": float(modelled.sum() * cell_km2),
         "cells_failing": int(failing.sum()), "area_failing_km2": float(failing.sum() * cell_km2),
         "earliest_failure_s": float(np.nanmin(tf)) if np.isfinite(tf).any() else None,
+        # FS < 1 at t = 0: unstable under the initial water table, before any rain
+        "cells_failing_initially": int((tf == 0).sum()),
         "fs_min": float(np.nanmin(fs)) if modelled.any() else None,
         "worst_cells": worst_cells(ds),
         "by_district": by_district(ds, failing, cell_km2),
@@ -179,7 +181,7 @@ def slope_summary(ds: xr.Dataset) -> dict:
         thr = float(ds.attrs.get("fail_probability", 0.5))
         with np.errstate(invalid="ignore"):
             hi = int((p >= thr).sum())
-        out.update(members=int(ds.attrs.get("members", 0)), seed=int(ds.attrs.get("seed", 0)),
+        out.update(members=int(ds.attrs.get("members", 0)), n_members=int(ds.attrs.get("members", 0)), seed=int(ds.attrs.get("seed", 0)),
                    per=ds.attrs.get("per"), fail_probability=thr, cells_probable=hi,
                    area_probable_km2=hi * cell_km2,
                    probability_max=float(np.nanmax(p)) if np.isfinite(p).any() else None)
@@ -193,6 +195,8 @@ def slope_summary(ds: xr.Dataset) -> dict:
                    runout_max_depth_m=float(dep.max(initial=0.0)))
     assets = assets_frame(ds)
     out["assets_hit"] = {str(k): int(v) for k, v in assets["kind"].value_counts().items()} if len(assets) else {}
+    if "asset_notes" in ds.attrs:
+        out["asset_notes"] = _attr_json(ds, "asset_notes", [])
     if len(assets):
         out["assets_hit_names"] = {
             str(k): sorted({n for n in g["name"] if n}) for k, g in assets.groupby("kind")}

@@ -368,6 +368,7 @@ def run_slope(req: SlopeRequest, ctx: RunContext):
         t0 = time.perf_counter()
         res["runout"], res["assets"], source = _runout(req, setup, det, res["mc"], ctx)
         res["source"] = source
+        res["asset_notes"] = ctx.extras.get("asset_notes", [])
         timings["runout_s"] = time.perf_counter() - t0
         ctx.report(duration, duration, stage="runout")
     timings["run_time_s"] = time.perf_counter() - t_start
@@ -393,7 +394,9 @@ def _runout(req: SlopeRequest, setup: dict, det: dict, mc: dict | None, ctx: Run
     if domain.city is not None and np.nanmax(dep, initial=0.0) > 0:
         bounds = _lonlat_bounds(domain, np.nan_to_num(dep) > 0)
         deposit = domain.grid_dataarray(dep, "runout_depth", "m")
-        assets = assets_hit(deposit, **city_assets(domain.city, bounds))
+        sources = city_assets(domain.city, bounds)
+        ctx.extras["asset_notes"] = list(getattr(sources, "notes", []))
+        assets = assets_hit(deposit, **sources)
     return result, assets, source
 
 
@@ -432,7 +435,8 @@ def build_dataset(req: SlopeRequest, setup: dict, storm: dict, t_eval, res: dict
 
     put("fs_min", det["fs_min"], "1", "minimum factor of safety over depths and times")
     put("depth_of_minimum", det["z_min"], "m", "depth of the minimum factor of safety (slip surface)")
-    put("time_of_failure", det["t_fail"], "s", "first evaluation time with FS < 1 (s from the start; NaN never)")
+    put("time_of_failure", det["t_fail"], "s", "first evaluation time with FS < 1 (s from the start, 0: unstable "
+        "before any rain; NaN never)")
     put("slope", setup["slope_deg"].ravel()[cells], "degree", "terrain slope (Horn 1981), with fills")
     put("soil_depth", setup["soil_depth"], "m", "soil depth (slope-depth rule, or fill thickness)", full=True)
     put("elevation", setup["elevation"], "m", "elevation with any fill added (NaN blocked)", full=True)
@@ -479,10 +483,11 @@ def build_dataset(req: SlopeRequest, setup: dict, storm: dict, t_eval, res: dict
         "model": "Iverson (2000) transient pressure head, infinite-slope FS (physics._kernels.slope)",
     })
     if mc is not None:
-        ds.attrs.update(members=int(req.members), seed=int(req.seed), per=req.per,
+        ds.attrs.update(members=int(req.members), n_members=int(req.members), seed=int(req.seed), per=req.per,
                         fail_probability=float(req.fail_probability))
     if req.runout:
         ds.attrs["runout"] = json.dumps(_runout_info(ro, req))
+        ds.attrs["asset_notes"] = json.dumps(res.get("asset_notes") or [], ensure_ascii=False)
     return ds
 
 

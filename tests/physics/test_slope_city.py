@@ -209,6 +209,6 @@ def test_flood_run_gives_the_same_storm_and_area(flood_run, plain):
 
 
 def test_eval_times():
-    np.testing.assert_array_equal(eval_times(3.0), [3600.0, 7200.0, 10800.0])
-    np.testing.assert_array_equal(eval_times(1.5), [3600.0, 5400.0])
-    np.testing.assert_array_equal(eval_times(1.0, 1800.0), [1800.0, 3600.0])
+    np.testing.assert_array_equal(eval_times(3.0), [0.0, 3600.0, 7200.0, 10800.0])
+    np.testing.assert_array_equal(eval_times(1.5), [0.0, 3600.0, 5400.0])
+    np.testing.assert_array_equal(eval_times(1.0, 1800.0), [0.0, 1800.0, 3600.0])
