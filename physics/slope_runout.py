@@ -73,6 +73,13 @@ class RunoutResult:
         Slide number of each source cell (1..n_slides), 0 elsewhere.
     slide_volume_m3, slide_left_m3 : ndarray (n_slides,)
         Each slide's released volume and the part that left the grid.
+    slide_cells : ndarray (n_slides,) int64
+        Cells each slide's material entered (its footprint, sources included).
+    slide_length_m, slide_drop_m : ndarray (n_slides,)
+        Largest horizontal distance from the slide's highest source cell to a
+        cell its material entered (cell centres), and the height from that
+        source down to the lowest such cell: the modelled runout length L and
+        fall height H, to compare with mapped events.
     through_m3 : ndarray (ny, nx) float64
         Volume that passed through (or started in) each cell.
     """
@@ -86,6 +93,9 @@ class RunoutResult:
     slide: np.ndarray
     slide_volume_m3: np.ndarray
     slide_left_m3: np.ndarray
+    slide_cells: np.ndarray
+    slide_length_m: np.ndarray
+    slide_drop_m: np.ndarray
     through_m3: np.ndarray
 
     @property
@@ -200,19 +210,19 @@ def runout(elevation: Any, cell_size: float, source_depth: Any, *,
     ny, nx = z.shape
     dep = np.zeros(ny * nx)
     through = np.zeros(ny * nx)
-    left = np.zeros(n)
-    n_reach = np.zeros(n, dtype=np.int64)
+    stats = np.zeros((4, n))
     chunks = int(n_chunks or numba.get_num_threads())
     if n:
         route(np.ascontiguousarray(z.ravel()), ny, nx, vol, ptr, cells, np.tan(np.radians(angle)),
-              cs, float(dh_m), float(exponent), max(1, min(chunks, n)), dep, through, left, n_reach)
+              cs, float(dh_m), float(exponent), max(1, min(chunks, n)), dep, through, stats)
     deposit = (dep / area).reshape(z.shape)
     deposit[np.isnan(z)] = np.nan
     return RunoutResult(
         deposit=deposit, reach=(through > 0).reshape(z.shape),
         source_volume_m3=float(vol.sum()), deposit_volume_m3=float(dep.sum()),
-        left_volume_m3=float(left.sum()), travel_angle_deg=np.asarray(angle, dtype=float),
-        slide=labels, slide_volume_m3=slide_volume, slide_left_m3=left,
+        left_volume_m3=float(stats[0].sum()), travel_angle_deg=np.asarray(angle, dtype=float),
+        slide=labels, slide_volume_m3=slide_volume, slide_left_m3=stats[0],
+        slide_cells=stats[1].astype(np.int64), slide_length_m=stats[2], slide_drop_m=stats[3],
         through_m3=through.reshape(z.shape))
 
 

@@ -129,7 +129,12 @@ def _pop(keys, vals, size):
 @numba.njit(cache=True, nogil=True)
 def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
                  energy, held, order, keys, vals, dep, through):
-    """Route one slide; adds to ``dep`` and ``through`` (m^3). Returns (left m^3, cells reached, keys, vals).
+    """Route one slide; adds to ``dep`` and ``through`` (m^3).
+
+    Returns (volume left m^3, cells the material entered, length m, drop m,
+    keys, vals): length is the largest horizontal distance from the
+    slide's highest source cell to a cell its material entered, drop the
+    height from that source down to the lowest such cell.
 
     ``energy`` must be -inf and ``held`` 0 on entry; both are reset on exit
     (only the cells this slide touched, listed in ``order``).
@@ -177,9 +182,19 @@ def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
     for i in range(cells.shape[0]):
         c = cells[i]
         held[c] += src_vol[c]
+    # the highest source: origin of the slide's length and drop
+    top = cells[0]
+    for i in range(cells.shape[0]):
+        if elev[cells[i]] > elev[top]:
+            top = cells[i]
+    rt = top // nx
+    qt = top - rt * nx
     # 2-3. routing and deposition in decreasing E.
     w = np.empty(8, dtype=np.float64)
     left = 0.0
+    n_moved = 0
+    length = 0.0
+    zlow = elev[top]
     for i in range(n_order):
         c = order[i]
         m = held[c]
@@ -188,6 +203,9 @@ def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
         through[c] += m
         r = c // nx
         q = c - r * nx
+        n_moved += 1
+        length = max(length, math.hypot(r - rt, q - qt) * cell_size)
+        zlow = min(zlow, elev[c])
         zc = elev[c]
         ec = energy[c]
         hc = ec - zc
@@ -233,18 +251,18 @@ def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
         c = order[i]
         energy[c] = -np.inf
         held[c] = 0.0
-    return left, n_order, keys, vals
+    return left, n_moved, length, elev[top] - zlow, keys, vals
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def route(elev, ny, nx, src_vol, slide_ptr, slide_cells, tan_alpha, cell_size, dh, exponent,
-          n_chunks, dep, through, left, n_reach):
-    """Route all slides; fill ``dep``, ``through`` (ny * nx, m^3), ``left``, ``n_reach`` (n_slides,).
+          n_chunks, dep, through, stats):
+    """Route all slides; fill ``dep``, ``through`` (ny * nx, m^3) and ``stats`` (4, n_slides).
 
     ``dep`` is the volume deposited per cell, ``through`` the volume that
-    passed through (or started in) each cell, ``left`` the volume of each
-    slide that left the grid, ``n_reach`` the cells its energy line reached.
-    ``dep`` and ``through`` are overwritten. Returns ``dep``.
+    passed through (or started in) each cell (both overwritten). ``stats``
+    rows per slide: volume that left the grid (m^3), cells its material
+    entered, length (m) and drop (m) (see :func:`_route_slide`). Returns ``dep``.
     """
     n_cells = ny * nx
     n_slides = tan_alpha.shape[0]
@@ -258,11 +276,13 @@ def route(elev, ny, nx, src_vol, slide_ptr, slide_cells, tan_alpha, cell_size, d
         vals = np.empty(1024, dtype=np.int64)
         for s in range(j, n_slides, n_chunks):
             cells = slide_cells[slide_ptr[s]:slide_ptr[s + 1]]
-            lv, nr, keys, vals = _route_slide(elev, ny, nx, src_vol, cells, tan_alpha[s], cell_size, dh,
-                                              exponent, energy, held, order, keys, vals,
-                                              part_dep[j], part_thr[j])
-            left[s] = lv
-            n_reach[s] = nr
+            lv, nr, ln, dz, keys, vals = _route_slide(elev, ny, nx, src_vol, cells, tan_alpha[s],
+                                                      cell_size, dh, exponent, energy, held, order,
+                                                      keys, vals, part_dep[j], part_thr[j])
+            stats[0, s] = lv
+            stats[1, s] = nr
+            stats[2, s] = ln
+            stats[3, s] = dz
     dep[:] = 0.0
     through[:] = 0.0
     for j in range(n_chunks):

@@ -137,6 +137,10 @@ def test_energy_line_reach_on_inclined_plane_meeting_a_flat_plain():
     assert abs(cols.max() * cs - x_end) <= cs
     dep_cols = np.flatnonzero(res.deposit[r0] > 0)
     assert abs(dep_cols.max() * cs - x_end) <= cs
+    # the slide's reported length and drop are those of its footprint
+    assert abs(res.slide_length_m[0] - (x_end - c0 * cs)) <= cs
+    assert res.slide_drop_m[0] == pytest.approx(h)
+    assert res.slide_cells[0] == res.reach.sum()
     assert res.volume_error < VOLUME_RTOL
     # On the plain the kinetic head falls linearly, so material deposits there
     # (most of what stays on the grid stops past the toe).
