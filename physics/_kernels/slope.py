@@ -43,6 +43,36 @@ Factor of safety (infinite slope; Taylor 1948; Iverson 2000)::
 Units are SI: Z, d, soil depth in m (vertical), t in s, rain and Kz in m/s,
 D0 and D_hat in m^2/s, c' in Pa, gamma in N/m^3, angles in radians.
 
+Fast evaluation (what the kernels do; results equal the direct sum above
+to round-off)
+-------------------------------------------------------------------------
+* **Distinct lags.** R((t_i - t_k) D_hat / Z^2) depends on the cell and depth
+  only through D_hat / Z^2, and on the times only through the lag
+  t_i - t_k. :func:`lag_table` lists the distinct positive lags once per
+  call (hourly outputs over 10-min rain: 144 lags instead of ~1,800
+  (t_i, t_k) pairs); per cell and depth each R is computed at most once,
+  lazily, and only for rain steps with dI_k != 0 (rain above Kz infiltrates
+  at Kz, so a long storm above Kz is two steps). Off a lattice the lags are
+  simply all distinct and the work is that of the direct sum.
+* **R below t* = 1/40 is 0.** R(1/40) < 5e-21 (R ~ exp(-1/t*) t*^(3/2) /
+  (2 sqrt(pi)) as t* -> 0, from A&S 7.1.23): below the round-off of any head.
+* **Exact bounds (branch and bound, no approximation).** With infiltration
+  I_k >= 0, psi(Z, t) <= min(Z beta, (Z - d) beta + Z (I_max / Kz)
+  R((t - t_1) D_hat / Z^2)) (t_1: first rain step; the superposition is
+  sum_k I_k [R(t - t_k) - R(t - t_{k+1})] with non-negative brackets, R
+  increasing, telescoping to R(t - t_1)), and FS decreases as psi rises
+  (0 < delta < 90 deg). So FS(Z, t) >= FS at that bound. A depth, or a
+  time at a depth, whose bound is above the running minimum (fs_min) or
+  >= 1 (failure) is skipped; the bound rises with t, so times are scanned
+  latest first and the scan stops at the first bound above the minimum.
+  Every skip leaves a margin of 1e-9 in FS against round-off. fs_min, its
+  depth (ties: shallowest), t_fail (first t_eval index with FS < 1 at some
+  depth) and fs_t are those of the full evaluation.
+* **Outside the model.** A cell with a NaN parameter, a slope >= 90 deg, a
+  soil depth or Kz <= 0 gives NaN everywhere; a flat cell (slope <= 0: tan
+  delta = 0, the infinite slope cannot slide) gives fs_min = +inf, z_min =
+  NaN, t_fail = NaN and fs_t = +inf.
+
 Layout
 ------
 ``params`` is (N_PARAMS, n_cells) float64 with rows named by the ``P_*``
@@ -85,6 +115,11 @@ def trigrs_dhat(d0, slope):
     return 4.0 * d0 / np.cos(slope) ** 2
 
 
+EPS_FS = 1e-9  # margin (FS units) of every bound-based skip, far above round-off (~1e-15)
+TSTAR_ZERO = 1.0 / 40.0  # R(t*) < 5e-21 below this: returned as 0
+_BLOCK = 64  # cells per parallel task (scratch arrays are allocated once per block)
+
+
 @numba.njit(cache=True, nogil=True)
 def response(tstar):
     """Iverson's R(t*) = sqrt(t*/pi) exp(-1/t*) - erfc(1/sqrt(t*)); 0 for t* <= 0."""
@@ -94,8 +129,330 @@ def response(tstar):
 
 
 @numba.njit(cache=True, nogil=True)
+def _resp(tstar):
+    """R(t*) with R = 0 below :data:`TSTAR_ZERO` (< 5e-21 there)."""
+    if tstar < TSTAR_ZERO:
+        return 0.0
+    return math.sqrt(tstar / math.pi) * math.exp(-1.0 / tstar) - math.erfc(1.0 / math.sqrt(tstar))
+
+
+@numba.njit(cache=True, nogil=True)
+def lag_table(t_edges, t_eval):
+    """Distinct positive lags and where each (t_eval[i], t_edges[k]) pair falls among them.
+
+    Returns
+    -------
+    lags : (n_lags,) float64
+        Sorted distinct values of t_eval[i] - t_edges[k] > 0 (s).
+    lag_idx : (n_eval, n_edges) int64
+        Index into ``lags`` of t_eval[i] - t_edges[k], -1 where t_edges[k] >= t_eval[i].
+    t_desc : (n_eval,) int64
+        Indices of ``t_eval`` from the latest time to the earliest.
+    """
+    n_e = t_eval.shape[0]
+    n_k = t_edges.shape[0]
+    diffs = np.empty(n_e * n_k)
+    m = 0
+    for i in range(n_e):
+        for k in range(n_k):
+            v = t_eval[i] - t_edges[k]
+            if v > 0.0:
+                diffs[m] = v
+                m += 1
+    lags = np.unique(diffs[:m])
+    idx = np.full((n_e, n_k), -1, dtype=np.int64)
+    for i in range(n_e):
+        for k in range(n_k):
+            v = t_eval[i] - t_edges[k]
+            if v > 0.0:
+                idx[i, k] = np.searchsorted(lags, v)
+    t_desc = np.argsort(-t_eval, kind="mergesort").astype(np.int64)
+    return lags, idx, t_desc
+
+
+@numba.njit(cache=True, nogil=True)
+def _steps(rain, col, kz, di, ks):
+    """Non-zero infiltration steps of one cell: fills di, ks; returns (count, I_max).
+
+    I_max is +inf when some rain is negative or NaN (the bounds then fall back to the cap).
+    """
+    n = rain.shape[0]
+    prev = 0.0
+    m = 0
+    imax = 0.0
+    for k in range(n + 1):
+        cur = 0.0
+        if k < n:
+            cur = rain[k, col]
+            if cur > kz:
+                cur = kz
+            if not cur >= 0.0:
+                imax = np.inf
+        d = cur - prev
+        prev = cur
+        if d != 0.0:
+            di[m] = d
+            ks[m] = k
+            m += 1
+        if cur > imax:
+            imax = cur
+    return m, imax
+
+
+@numba.njit(cache=True, nogil=True)
+def _r_cached(lg, a, lags, row, stamps, stamp):
+    """R(lags[lg] a), computed once per stamp (cell/depth) and kept in ``row``."""
+    if stamps[lg] == stamp:
+        return row[lg]
+    r = _resp(lags[lg] * a)
+    row[lg] = r
+    stamps[lg] = stamp
+    return r
+
+
+@numba.njit(cache=True, nogil=True)
+def _psi_lag(i, z, a, kz, steady, cap, nnz, di, ks, lag_idx, lags, row, stamps, stamp):
+    """psi (m) at t_eval[i], depth z, from the cell's non-zero steps (cached R)."""
+    s = 0.0
+    for m in range(nnz):
+        lg = lag_idx[i, ks[m]]
+        if lg < 0:
+            break
+        s += di[m] * _r_cached(lg, a, lags, row, stamps, stamp)
+    psi = steady + z * s / kz
+    return min(psi, cap)
+
+
+@numba.njit(cache=True, nogil=True)
+def _psi_bound(i, z, a, kz, steady, cap, nnz, imax, ks, lag_idx, lags, row, stamps, stamp):
+    """Upper bound of psi at t_eval[i]: min(cap, steady + z I_max R(t - t_first) / kz)."""
+    if nnz == 0:
+        return min(steady, cap)
+    if imax == np.inf:
+        return cap
+    lg = lag_idx[i, ks[0]]
+    if lg < 0:
+        return min(steady, cap)
+    r = _r_cached(lg, a, lags, row, stamps, stamp)
+    return min(steady + z * (imax * r) / kz, cap)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fsv(z, psi, a_dry, tg, coh, gsc):
+    """FS = tan(phi)/tan(delta) + (c' - psi gamma_w tan(phi)) / (gamma_s z sin cos)."""
+    return a_dry + (coh - psi * tg) / (gsc * z)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_by(keys, order, n):
+    """order[:n] = indices sorted by keys ascending (stable: lower index first on ties)."""
+    for q in range(n):
+        order[q] = q
+    for q in range(1, n):
+        v = order[q]
+        p = q - 1
+        while p >= 0 and keys[order[p]] > keys[v]:
+            order[p + 1] = order[p]
+            p -= 1
+        order[p + 1] = v
+
+
+@numba.njit(cache=True, nogil=True)
+def _cell_state(params, c):
+    """0: valid; 1: flat (slope <= 0); 2: outside the model (NaN, slope >= 90 deg, h or Kz <= 0)."""
+    for r in range(params.shape[0]):
+        if params[r, c] != params[r, c]:
+            return 2
+    delta = params[P_SLOPE, c]
+    if delta >= 0.5 * math.pi or params[P_SOIL_DEPTH, c] <= 0.0 or params[P_KZ, c] <= 0.0:
+        return 2
+    if delta <= 0.0:
+        return 1
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _fs_one(c, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
+            fs_min, z_min, t_fail, fs_t, want_t, row2, stamps2, di, ks, zs, av, st, cp, lb, order):
+    n_e = t_eval.shape[0]
+    state = _cell_state(params, c)
+    if state != 0 or n_e == 0:
+        v = np.nan if state == 2 else np.inf
+        fs_min[c] = v
+        z_min[c] = np.nan
+        t_fail[c] = np.nan
+        if want_t:
+            for i in range(n_e):
+                fs_t[i, c] = v
+        return
+    stamp = c + 1
+    delta = params[P_SLOPE, c]
+    tphi = math.tan(params[P_PHI, c])
+    a_dry = tphi / math.tan(delta)
+    tg = tphi * gamma_w
+    coh = params[P_COHESION, c]
+    gsc = params[P_GAMMA_S, c] * math.sin(delta) * math.cos(delta)
+    kz = params[P_KZ, c]
+    dhat = params[P_DHAT, c]
+    d = params[P_WATER_TABLE, c]
+    beta = math.cos(delta) ** 2 - params[P_I_LT, c] / kz
+    h = params[P_SOIL_DEPTH, c]
+    col = np.int64(0)
+    if rain.shape[1] > 1:
+        col = np.int64(c)
+    nnz, imax = _steps(rain, col, kz, di, ks)
+    i_last = t_desc[0]
+    for j in range(n_depths):
+        z = h * (j + 1) / n_depths
+        zs[j] = z
+        av[j] = dhat / (z * z)
+        st[j] = (z - d) * beta
+        cp[j] = z * beta
+        pb = _psi_bound(i_last, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
+                        row2[j], stamps2[j], stamp)
+        lb[j] = _fsv(z, pb, a_dry, tg, coh, gsc)
+    _sort_by(lb, order, n_depths)
+    best = np.inf
+    jb = -1
+    for q in range(n_depths):
+        j = order[q]
+        if lb[j] > best + EPS_FS:
+            break
+        z = zs[j]
+        dmin = np.inf
+        for q2 in range(n_e):
+            i = t_desc[q2]
+            pb = _psi_bound(i, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
+                            row2[j], stamps2[j], stamp)
+            if _fsv(z, pb, a_dry, tg, coh, gsc) > dmin + EPS_FS:
+                break
+            psi = _psi_lag(i, z, av[j], kz, st[j], cp[j], nnz, di, ks, lag_idx, lags,
+                           row2[j], stamps2[j], stamp)
+            f = _fsv(z, psi, a_dry, tg, coh, gsc)
+            if f < dmin:
+                dmin = f
+            if psi >= cp[j]:
+                break  # at the cap: the lowest FS this depth can reach
+        if jb < 0 or dmin < best or (dmin == best and z < zs[jb]):
+            best = dmin
+            jb = j
+    fs_min[c] = best
+    z_min[c] = zs[jb]
+    tf = np.nan
+    if best < 1.0:
+        for i in range(n_e):
+            for j in range(n_depths):
+                if lb[j] >= 1.0 + EPS_FS:
+                    continue
+                z = zs[j]
+                pb = _psi_bound(i, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
+                                row2[j], stamps2[j], stamp)
+                if _fsv(z, pb, a_dry, tg, coh, gsc) >= 1.0 + EPS_FS:
+                    continue
+                psi = _psi_lag(i, z, av[j], kz, st[j], cp[j], nnz, di, ks, lag_idx, lags,
+                               row2[j], stamps2[j], stamp)
+                if _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0:
+                    tf = t_eval[i]
+                    break
+            if not math.isnan(tf):
+                break
+    t_fail[c] = tf
+    if want_t:
+        z = zs[jb]
+        for i in range(n_e):
+            psi = _psi_lag(i, z, av[jb], kz, st[jb], cp[jb], nnz, di, ks, lag_idx, lags,
+                           row2[jb], stamps2[jb], stamp)
+            fs_t[i, c] = _fsv(z, psi, a_dry, tg, coh, gsc)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _fs_cells(params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
+              fs_min, z_min, t_fail, fs_t):
+    n_cells = params.shape[1]
+    n_e = t_eval.shape[0]
+    want_t = fs_t.shape[0] == n_e and n_e > 0
+    n_l = max(lags.shape[0], 1)
+    n_k = t_edges.shape[0]
+    n_blocks = (n_cells + _BLOCK - 1) // _BLOCK
+    for b in numba.prange(n_blocks):
+        row2 = np.empty((n_depths, n_l))
+        stamps2 = np.zeros((n_depths, n_l), dtype=np.int64)
+        di = np.empty(n_k)
+        ks = np.empty(n_k, dtype=np.int64)
+        zs = np.empty(n_depths)
+        av = np.empty(n_depths)
+        st = np.empty(n_depths)
+        cp = np.empty(n_depths)
+        lb = np.empty(n_depths)
+        order = np.empty(n_depths, dtype=np.int64)
+        for c in range(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK)):
+            _fs_one(c, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
+                    fs_min, z_min, t_fail, fs_t, want_t, row2, stamps2, di, ks, zs, av, st, cp,
+                    lb, order)
+
+
+@numba.njit(cache=True, nogil=True)
+def factor_of_safety(params, rain, t_edges, t_eval, n_depths, gamma_w, fs_min, z_min, t_fail, fs_t):
+    """Minimum FS over depths and times per cell, its depth, first time FS < 1.
+
+    Fills ``fs_min`` (-), ``z_min`` (m) and ``t_fail`` (s; NaN if FS >= 1 at
+    every evaluated depth and time), each (n_cells,). If ``fs_t`` has shape
+    (n_eval, n_cells) it is filled with FS(t) at the depth of the minimum;
+    pass a (0, n_cells) array to skip it. Ties keep the shallowest depth and
+    earliest time (t_fail: the first index of ``t_eval`` with FS < 1 at some
+    depth). Cells outside the model give NaN, flat cells +inf (module
+    docstring). Evaluated with distinct lags and exact bounds (module
+    docstring): the same results as the direct sum, to round-off. Returns
+    ``fs_min``.
+    """
+    lags, lag_idx, t_desc = lag_table(t_edges, t_eval)
+    _fs_cells(params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
+              fs_min, z_min, t_fail, fs_t)
+    return fs_min
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _psi_cells(params, rain, t_edges, t_eval, n_depths, lags, lag_idx, out):
+    n_cells = params.shape[1]
+    n_l = max(lags.shape[0], 1)
+    n_k = t_edges.shape[0]
+    n_blocks = (n_cells + _BLOCK - 1) // _BLOCK
+    for b in numba.prange(n_blocks):
+        row = np.empty(n_l)
+        stamps = np.zeros(n_l, dtype=np.int64)
+        di = np.empty(n_k)
+        ks = np.empty(n_k, dtype=np.int64)
+        for c in range(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK)):
+            kz = params[P_KZ, c]
+            delta = params[P_SLOPE, c]
+            beta = math.cos(delta) ** 2 - params[P_I_LT, c] / kz
+            d = params[P_WATER_TABLE, c]
+            h = params[P_SOIL_DEPTH, c]
+            col = np.int64(0)
+            if rain.shape[1] > 1:
+                col = np.int64(c)
+            nnz, _ = _steps(rain, col, kz, di, ks)
+            for j in range(n_depths):
+                stamp = c * n_depths + j + 1
+                z = h * (j + 1) / n_depths
+                a = params[P_DHAT, c] / (z * z)
+                for i in range(t_eval.shape[0]):
+                    out[i, j, c] = _psi_lag(i, z, a, kz, (z - d) * beta, z * beta, nnz, di, ks,
+                                            lag_idx, lags, row, stamps, stamp)
+
+
+@numba.njit(cache=True, nogil=True)
+def pressure_head(params, rain, t_edges, t_eval, n_depths, out):
+    """Fill ``out`` (n_eval, n_depths, n_cells) with psi(Z_j, t_i) (m) and return it."""
+    lags, lag_idx, _ = lag_table(t_edges, t_eval)
+    _psi_cells(params, rain, t_edges, t_eval, n_depths, lags, lag_idx, out)
+    return out
+
+
+# -- direct sum (the previous kernel; kept as the benchmark's numba baseline) ------------------
+@numba.njit(cache=True, nogil=True)
 def _psi(z, t, c, params, rain, t_edges):
-    """Pressure head (m) at vertical depth z (m), time t (s), cell c (formula above)."""
+    """Pressure head (m) at vertical depth z (m), time t (s), cell c, by the direct sum."""
     delta = params[P_SLOPE, c]
     kz = params[P_KZ, c]
     dhat = params[P_DHAT, c]
@@ -133,27 +490,12 @@ def _fs(z, psi, c, params, gamma_w):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def pressure_head(params, rain, t_edges, t_eval, n_depths, out):
-    """Fill ``out`` (n_eval, n_depths, n_cells) with psi(Z_j, t_i) (m) and return it."""
-    n_cells = params.shape[1]
-    for c in numba.prange(n_cells):
-        h = params[P_SOIL_DEPTH, c]
-        for j in range(n_depths):
-            z = h * (j + 1) / n_depths
-            for i in range(t_eval.shape[0]):
-                out[i, j, c] = _psi(z, t_eval[i], c, params, rain, t_edges)
-    return out
+def factor_of_safety_direct(params, rain, t_edges, t_eval, n_depths, gamma_w, fs_min, z_min,
+                            t_fail, fs_t):
+    """:func:`factor_of_safety` by the direct sum at every (cell, depth, time), no bounds.
 
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def factor_of_safety(params, rain, t_edges, t_eval, n_depths, gamma_w, fs_min, z_min, t_fail, fs_t):
-    """Minimum FS over depths and times per cell, its depth, first time FS < 1.
-
-    Fills ``fs_min`` (-), ``z_min`` (m) and ``t_fail`` (s; NaN if FS >= 1 at
-    every evaluated depth and time), each (n_cells,). If ``fs_t`` has shape
-    (n_eval, n_cells) it is filled with FS(t) at the depth of the minimum;
-    pass a (0, n_cells) array to skip it. Ties keep the shallowest depth and
-    earliest time. Returns ``fs_min``.
+    The kernel before the lag table and the bounds, kept as a baseline for
+    ``bench/bench_slope.py``. Valid cells only (0 < slope < 90 deg).
     """
     n_cells = params.shape[1]
     n_eval = t_eval.shape[0]

@@ -315,3 +315,89 @@ def test_component_steps_agree_with_kernel_over_the_same_times():
     np.testing.assert_array_equal(comp.get("factor_of_safety__depth_of_minimum").values, z_min)
     np.testing.assert_array_equal(comp.get("time_of_failure").values, t_fail)
     assert comp.get("factor_of_safety").attrs["units"] == "1"
+
+
+# -- the fast path (distinct lags, exact bounds) against the reference ---------------------------
+def lattice_case(seed, n_cells=400, hours=24, stop_h=18, step_min=10):
+    """Rain on a 10-min lattice that stops at ``stop_h``, hourly outputs to ``hours``; a
+    mix of stable, failing and near-critical cells (c' small, steep slopes, wet starts)."""
+    rng = np.random.default_rng(seed)
+    p, _, _, _ = random_case(seed, n_cells=n_cells)
+    p[k.P_SLOPE] = rng.uniform(15, 50, n_cells) * DEG
+    p[k.P_COHESION] = rng.uniform(0, 8000, n_cells)
+    p[k.P_DHAT] = k.iverson_dhat(10 ** rng.uniform(-5.5, -3.5, n_cells), p[k.P_SLOPE])
+    n_steps = stop_h * 60 // step_min
+    rain = rng.uniform(0, 2e-5, (n_steps, n_cells)) * (rng.random((n_steps, n_cells)) < 0.8)
+    edges = np.arange(n_steps + 1) * step_min * 60.0
+    t_eval = np.arange(1, hours + 1) * 3600.0
+    return p, rain, edges, t_eval
+
+
+def test_lag_table_lists_each_lag_once():
+    # edges 0, 600, 1200; outputs 600, 1800: lags 600 (twice), 1200, 1800 -> {600, 1200, 1800}
+    lags, idx, order = k.lag_table(np.array([0.0, 600.0, 1200.0]), np.array([600.0, 1800.0]))
+    np.testing.assert_array_equal(lags, [600.0, 1200.0, 1800.0])
+    np.testing.assert_array_equal(idx, [[0, -1, -1], [2, 1, 0]])
+    np.testing.assert_array_equal(order, [1, 0])
+
+
+@pytest.mark.parametrize("seed", [10, 11])
+def test_lattice_rain_that_stops_matches_numpy_reference(seed):
+    # 10-min rain stopping at 18 h, hourly outputs to 24 h: the lag table (144 lags) and the
+    # bounds are used; same formulas, so agreement to round-off (tolerance as above).
+    p, rain, edges, t_eval = lattice_case(seed)
+    np.testing.assert_allclose(
+        run_psi(p, rain, edges, t_eval, 10),
+        ref.pressure_head(p, rain, edges, t_eval, 10), rtol=0, atol=1e-10,
+    )
+    got = run_fs(p, rain, edges, t_eval, 10)
+    want = ref.factor_of_safety(p, rain, edges, t_eval, 10, k.GAMMA_W)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10, equal_nan=True)
+    failed = np.isfinite(got[2])
+    assert 0.1 < failed.mean() < 0.9  # both outcomes, many of each
+    assert (got[2][failed] > t_eval[0]).any()  # some fail during the storm, not at once
+
+
+def test_bounds_skip_nothing_that_matters():
+    # The bounded kernel against the previous direct sum at every (cell, depth, time), on
+    # cells where the bounds skip depths and times and where FS is near 1: t_fail equal
+    # exactly, the rest to round-off of two summation orders.
+    p, rain, edges, t_eval = lattice_case(12, n_cells=2000)
+    rain = np.ascontiguousarray(rain[:, :1])  # one series for all: many cells near FS = 1
+    n = p.shape[1]
+    fast = run_fs(p, rain, edges, t_eval, 10)
+    slow = [np.empty(n), np.empty(n), np.empty(n), np.empty((len(t_eval), n))]
+    k.factor_of_safety_direct(p, rain, edges, t_eval, 10, k.GAMMA_W, *slow)
+    np.testing.assert_array_equal(fast[2], slow[2])
+    for g, w in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12, equal_nan=True)
+    near = np.abs(fast[0] - 1.0) < 0.05
+    assert near.sum() > 20
+
+
+def test_cells_outside_the_model_and_flat_cells():
+    # NaN slope (outside the DEM) and bad inputs: NaN everywhere; slope 0: tan(delta) = 0,
+    # an infinite slope cannot slide, FS = +inf, no depth, no failure.
+    p, rain, edges, t_eval = lattice_case(13, n_cells=6)
+    p[k.P_SLOPE, 0] = np.nan
+    p[k.P_SLOPE, 1] = 0.0
+    p[k.P_SOIL_DEPTH, 2] = 0.0
+    p[k.P_KZ, 3] = np.nan
+    fs_min, z_min, t_fail, fs_t = run_fs(p, rain, edges, t_eval, 5)
+    for c in (0, 2, 3):
+        assert np.isnan(fs_min[c]) and np.isnan(z_min[c]) and np.isnan(t_fail[c])
+        assert np.isnan(fs_t[:, c]).all()
+    assert fs_min[1] == np.inf and np.isnan(z_min[1]) and np.isnan(t_fail[1])
+    assert (fs_t[:, 1] == np.inf).all()
+    want = ref.factor_of_safety(p[:, 4:], rain[:, 4:], edges, t_eval, 5, k.GAMMA_W)
+    np.testing.assert_allclose(fs_min[4:], want[0], rtol=1e-10)
+
+
+def test_no_output_times_and_outputs_before_the_rain():
+    p, rain, edges, _ = lattice_case(14, n_cells=8)
+    fs_min, z_min, t_fail, _ = run_fs(p, rain, edges + 7200.0, [600.0, 3600.0], 4)
+    want = ref.factor_of_safety(p, rain, edges + 7200.0, [600.0, 3600.0], 4, k.GAMMA_W)
+    np.testing.assert_allclose(fs_min, want[0], rtol=1e-12)  # steady head only
+    fs_min, z_min, t_fail, _ = run_fs(p, rain, edges, [], 4)
+    assert (fs_min == np.inf).all() and np.isnan(z_min).all() and np.isnan(t_fail).all()
