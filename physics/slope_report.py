@@ -8,8 +8,9 @@ the run, FS classes overall and by zone, the worst cells, two figures
 (histogram of the minimum FS; FS against slope by zone) embedded as PNG data
 URLs, probability statistics of a probabilistic run, and the runout with the
 assets it hits.  Every number comes from the dataset; of the summary only
-``worst_cells`` (a list of dicts lon, lat, fs_min, depth_m, time_s, zone),
-``runout_volume_m3``, ``n_members`` and ``seed`` are read, each optional.
+``worst_cells`` (a list of dicts lon, lat, fs_min, depth_m, time_s, zone, optionally
+probability_of_failure), ``runout_volume_m3``, ``n_members`` (or ``members``) and
+``seed`` are read, each optional (members and seed also from the dataset's attrs).
 FS classes are those of the map (:data:`viz.layers.slope.FS_CLASSES`).
 """
 
@@ -213,10 +214,11 @@ def _run_section(ds, summary: dict) -> str:
     for key, label, unit in (("total_mm", "storm total", "mm"), ("peak_mm_h", "peak intensity", "mm/h")):
         if key in storm:
             rows.append((label, _f(storm[key], ".1f", unit)))
-    for key, label in (("n_members", "Monte Carlo members"), ("seed", "seed")):
-        v = summary.get(key, a.get(key))
-        if v is not None:
-            rows.append((label, html.escape(str(v))))
+    if a.get("mode") == "probabilistic" or "probability_of_failure" in ds:
+        for keys, label in ((("n_members", "members"), "Monte Carlo members"), (("seed",), "seed")):
+            v = next((src[k] for k in keys for src in (summary, a) if src.get(k) is not None), None)
+            if v is not None:
+                rows.append((label, html.escape(str(v))))
     return "<section><h2>Run</h2>" + _kv(rows) + "</section>"
 
 
@@ -259,18 +261,24 @@ def _worst_section(ds, summary: dict, top_n: int) -> str:
     cells = given if isinstance(given, list) and given else worst_cells(ds, top_n)
     if not cells:
         return "<section><h2>Worst cells</h2><p>No cell was modelled.</p></section>"
+    cells = [c if isinstance(c, dict) else {} for c in cells]
+    with_p = any(c.get("probability_of_failure") is not None for c in cells)
     rows = []
     for k, c in enumerate(cells, 1):
-        c = c if isinstance(c, dict) else {}
         t = c.get("time_s")
-        rows.append([str(k), _f(c.get("lon"), ".5f"), _f(c.get("lat"), ".5f"), _f(c.get("fs_min"), ".3f"),
-                     _f(c.get("depth_m"), ".2f"), _hours(float(t)) if t is not None else "–",
-                     html.escape(str(c.get("zone", "–")))])
+        row = [str(k), _f(c.get("lon"), ".5f"), _f(c.get("lat"), ".5f"), _f(c.get("fs_min"), ".3f"),
+               _f(c.get("depth_m"), ".2f"), _hours(float(t)) if t is not None else "–",
+               html.escape(str(c.get("zone", "–")))]
+        if with_p:
+            p = c.get("probability_of_failure")
+            row.append(_f(100.0 * p if p is not None else None, ".1f"))
+        rows.append(row)
+    head = ["#", "lon (°E)", "lat (°N)", "FS", "slip depth (m)", "time FS < 1", "zone"]
+    head += ["P(failure) %"] if with_p else []
     src = ("as listed in the run's summary" if isinstance(given, list) and given
            else f"the {len(cells)} cells of lowest minimum FS in the dataset")
     return ("<section><h2>Worst cells</h2>"
-            + _table(["#", "lon (°E)", "lat (°N)", "FS", "slip depth (m)", "time FS < 1", "zone"], rows,
-                     numeric={1, 2, 3, 4, 5})
+            + _table(head, rows, numeric={1, 2, 3, 4, 5, 7})
             + f'<p class="note">Cells {html.escape(src)}; "time FS &lt; 1" is from the start of the run '
               "(– never).</p></section>")
 
@@ -331,8 +339,8 @@ def slope_report_sections(ds, summary: dict | None = None, ctx: Any = None, *, t
     ds : Dataset
         The run's ``slope.nc`` (see :mod:`viz.layers.slope` for the variables).
     summary : dict or None
-        The run's summary; ``worst_cells``, ``runout_volume_m3``, ``n_members`` and ``seed``
-        are used when present.
+        The run's summary; ``worst_cells``, ``runout_volume_m3``, ``n_members``/``members`` and
+        ``seed`` are used when present.
     ctx : twin.runkinds.RunContext or None
         Unused (the run kind's signature).
     top_n : int

@@ -84,7 +84,7 @@ def ds() -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def page(ds) -> str:
-    return "".join(slope_report_sections(ds, {"n_members": 200, "seed": 7}))
+    return "".join(slope_report_sections(ds, {"members": 200, "seed": 7}))
 
 
 def _text(page: str) -> str:
@@ -102,7 +102,7 @@ def test_headline_numbers_are_the_datasets(ds, page):
     tof = ds["time_of_failure"].values
     assert f"{np.nanmin(tof) / 3600:.2f} h" in text  # 600 s at the 0.31 cell: 0.17 h
     assert "0.310" in text  # lowest FS
-    assert "Monte Carlo members 200" in " ".join(text.split())
+    assert "Monte Carlo members 200 seed 7" in " ".join(text.split())
 
 
 def test_class_and_zone_tables_count_cells(ds, page):
@@ -137,6 +137,10 @@ def test_worst_cells_from_the_dataset_and_from_the_summary(ds, page):
     text2 = " ".join(_text("".join(slope_report_sections(ds, {"worst_cells": given}))).split())
     assert "1 113.93194 22.71806 0.123 4.50 2.50 h fill_spoil" in text2
     assert "as listed in the run's summary" in text2
+    assert "P(failure)" not in text2
+    given[0]["probability_of_failure"] = 0.875
+    text3 = " ".join(_text("".join(slope_report_sections(ds, {"worst_cells": given}))).split())
+    assert "P(failure) %" in text3 and "2.50 h fill_spoil 87.5" in text3
 
 
 def test_figures_are_inline_pngs(page):
@@ -178,7 +182,7 @@ def test_runout_volumes_and_assets_in_depth_order(ds, page):
 def test_a_deterministic_run_without_runout_has_no_such_sections():
     secs = slope_report_sections(slope_ds(probabilistic=False, runout=False), None)
     text = _text("".join(secs))
-    assert "Probability of failure" not in text and "Runout" not in text
+    assert "Probability of failure" not in text and "Runout" not in text and "Monte Carlo" not in text
     assert len(secs) == 5
 
 

@@ -328,3 +328,47 @@ def test_slope_map_draws_offline_in_chromium(chromium, tmp_path):
     changed = (np.abs(a - z).max(axis=-1) > 30).sum()
     # The unstable west third of the grid (red and failure-time purple) covers a large share of the view.
     assert changed > 0.05 * w * h, changed
+
+
+#: Pixels with alpha > 0 of the slope_failure_time layer's image at the map's current frame
+#: (the decoded <img> of the frame's patch, which the map hands the layer).
+OPAQUE_PIXELS_JS = """(() => {
+  const img = map._patch('slope_failure_time', map.frame).props.image, c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let k = 3; k < d.length; k += 4) if (d[k] > 0) n++;
+  return n;
+})()"""
+
+
+@pytest.mark.browser
+def test_slope_failures_play_on_the_floods_slider_in_chromium(chromium, tmp_path):
+    from viz.browser import TWINMAP_READY_JS, BrowserSession
+    from viz.page import write_page
+
+    ds = slope_ds()
+    warp = MercatorWarp.for_grid(ds)
+    flood = build("flood_depth", _flood_like(), warp=warp)
+    sets = slope_layers(ds, warp=warp, times_s=flood.times_s)
+    scene = Scene(title="flood and slope")
+    for s in [flood, *reversed(sets)]:
+        scene.add(s)
+    page = write_page(scene, tmp_path / "both.html")
+    tof = ds["time_of_failure"].values
+    with BrowserSession(width=800, height=600) as b:
+        b.goto(page, ready_js=TWINMAP_READY_JS, timeout=90)
+        assert b.evaluate("map.frameCount") == 13
+        assert b.evaluate("map.frame") == flood.initial_frame  # the first timed set (the flood) decides
+        b.evaluate("map.setFrame(6)")
+        # The slider's label is the flood's; at +1 h the slope layer shows the cells failed by 3600 s.
+        assert b.evaluate("document.querySelector('.tm-label').textContent").startswith("+1 h 00 min")
+        drawn = b.evaluate(OPAQUE_PIXELS_JS)
+        wtof = warp(tof)
+        want = int(np.count_nonzero(np.isfinite(wtof) & (wtof <= 3600.0)))
+        assert 0 < want < int(np.isfinite(wtof).sum())
+        assert drawn == want
+        errors = list(b.console_errors)
+    assert errors == [], errors
