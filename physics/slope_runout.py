@@ -140,7 +140,8 @@ def runout(elevation: Any, cell_size: float, source_depth: Any, *,
         Slide numbers of the source cells (> 0; one travel angle and one
         energy-line envelope each). Default: 8-connected bodies of source cells.
     dh_m, exponent : float
-        Modified Holmgren spreading (Horton et al. 2013 use 2 m and 4).
+        Modified Holmgren spreading: centre-cell raise (m) and exponent
+        (defaults: the debris-flow values taken from Horton et al. 2013).
     n_chunks : int, optional
         Parallel work split (default: numba's thread count).
 

@@ -35,7 +35,9 @@ are then summed (they do not interact).
        w_n = ((z_c - z_n + dh) / d_n) ** p
 
    (``dh`` raises the centre cell so that material spreads over flat ground;
-   Horton et al. use dh = 2 m, p = 4 for debris flows). A neighbour outside
+   the caller's defaults, dh = 2 m and p = 4, are the debris-flow values we
+   take from Horton et al. 2013, not re-checked against the paper here; p = 1
+   spreads widest, large p approaches steepest descent). A neighbour outside
    the grid or on NaN elevation is an *exit* with the ground of ``c``
    (edge replicated): material sent there leaves the grid and is counted
    per slide.
@@ -45,16 +47,22 @@ are then summed (they do not interact).
    fraction ``1 - h_n / h_c`` when ``h_n < h_c`` (the flow decelerates:
    the share of material kept moving equals the share of head kept) and
    nothing otherwise; a cell with no allowed move (the energy line meets
-   the ground, a pit, a closed flat) deposits all it holds. On a plane
-   steeper than alpha nothing deposits; on a flat plain ``h`` falls
-   linearly with distance, so the deposit there is even in thickness and
-   ends where the energy line meets the ground. Every share is either
-   deposited, passed on or counted as left, so released volume = deposited
-   + left to round-off.
+   the ground, a pit, a closed flat) deposits all it holds. Down the fall
+   line of a plane steeper than alpha nothing deposits (sideways, flat
+   moves across it lose head, so a little does); on flat ground ``h`` falls
+   with path length, and the deposit ends where the energy line meets the
+   ground. Every share is either deposited, passed on or counted as left,
+   so released volume = deposited + left to round-off.
+
+On flat ground every direction the energy line allows gets the same weight:
+material fans out from where it reaches the flat (no persistence or
+inertia weighting, unlike Flow-R), and next to a grid edge part of it
+leaves through the edge (flat exits), so keep the area of interest a runout
+length away from the edges.
 
 The DEM is not lowered at the sources nor raised by the deposit, and the
 energy line starts at the source's ground surface (not the centre of mass).
-No velocity cap and no persistence (inertia) weighting, unlike Flow-R.
+No velocity cap, unlike Flow-R.
 
 Layout
 ------
