@@ -522,3 +522,236 @@ def factor_of_safety_direct(params, rain, t_edges, t_eval, n_depths, gamma_w, fs
                     zbest, _psi(zbest, t_eval[i], c, params, rain, t_edges), c, params, gamma_w
                 )
     return fs_min
+
+
+# -- Monte Carlo: did a member fail? -----------------------------------------------------------
+# Sampled parameters, in the order of ``physics.slope_params.PARAMS``:
+MC_C, MC_PHI, MC_GAMMA, MC_KS, MC_D0, MC_DEPTH, MC_WT = 0, 1, 2, 3, 4, 5, 6
+N_MC = 7
+# Distribution kinds of the spec table (``spec[zone, param]`` holds their constants):
+DIST_FIXED, DIST_NORMAL, DIST_LOGNORMAL, DIST_UNIFORM, DIST_TRUNCNORM = -1, 0, 1, 2, 3
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+@numba.njit(cache=True, nogil=True)
+def ndtr(x):
+    """Standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2."""
+    return 0.5 * math.erfc(-x / _SQRT2)
+
+
+@numba.njit(cache=True, nogil=True)
+def ndtri(p):
+    """Inverse of :func:`ndtr`: Acklam's rational approximation (relative error 1.2e-9)
+    refined by two Halley steps on ndtr (cubic convergence: to round-off). Solved in the
+    lower half (p > 1/2 as -ndtri(1 - p), exact there), where Phi(x) - p keeps its digits."""
+    if p <= 0.0:
+        return -np.inf
+    if p >= 1.0:
+        return np.inf
+    if p > 0.5:
+        return -_ndtri_low(1.0 - p)
+    return _ndtri_low(p)
+
+
+@numba.njit(cache=True, nogil=True)
+def _ndtri_low(p):
+    if p < 0.02425:
+        q = math.sqrt(-2.0 * math.log(p))
+        x = (((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e00)
+               * q - 2.549732539343734e00) * q + 4.374664141464968e00) * q + 2.938163982698783e00) / (
+            (((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e00) * q
+             + 3.754408661907416e00) * q + 1.0)
+    else:
+        q = p - 0.5
+        r = q * q
+        x = (((((-3.969683028665376e01 * r + 2.209460984245205e02) * r - 2.759285104469687e02) * r
+               + 1.383577518672690e02) * r - 3.066479806614716e01) * r + 2.506628277459239e00) * q / (
+            ((((-5.447609879822406e01 * r + 1.615858368580409e02) * r - 1.556989798598866e02) * r
+              + 6.680131188771972e01) * r - 1.328068155288572e01) * r + 1.0)
+    for _ in range(2):
+        e = ndtr(x) - p
+        u = e * _SQRT2PI * math.exp(0.5 * x * x)
+        x = x - u / (1.0 + 0.5 * x * u)
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def draw(kind, sp, z):
+    """One draw from a standard normal ``z`` (the transforms of ``physics.slope_montecarlo``).
+
+    ``sp``: normal (mean, sd); lognormal (mu_ln, sigma_ln); uniform (low, high);
+    truncnorm (mean, sd, Phi(a), Phi(b), low, high).
+    """
+    if kind == DIST_NORMAL:
+        return sp[0] + sp[1] * z
+    if kind == DIST_LOGNORMAL:
+        return math.exp(sp[0] + sp[1] * z)
+    if kind == DIST_UNIFORM:
+        return sp[0] + (sp[1] - sp[0]) * ndtr(z)
+    u = sp[2] + (sp[3] - sp[2]) * ndtr(z)
+    return min(max(sp[0] + sp[1] * ndtri(u), sp[4]), sp[5])
+
+
+@numba.njit(cache=True, nogil=True)
+def _param(base_v, kinds, spec, zi, q, normals, m, unit, scale):
+    if kinds[zi, q] == DIST_FIXED:
+        return base_v
+    return draw(kinds[zi, q], spec[zi, q], normals[m, q, unit]) * scale
+
+
+@numba.njit(cache=True, nogil=True)
+def _member_fails(base, c, zi, unit, m, kinds, spec, normals, rho, trigrs, sd, cd, td, rain,
+                  n_depths, gamma_w, lags, lag_idx, t_desc, row2, stamps2, stamp, di, ks,
+                  zs, av, st, cp, lb, order):
+    """1 if member m of cell c has FS < 1 at some depth and output time, 0 if not, -1 if
+    its parameters are outside the model (NaN, h, Kz or gamma_s <= 0)."""
+    deg = math.pi / 180.0
+    if kinds[zi, MC_PHI] != DIST_FIXED and rho != 0.0 and kinds[zi, MC_C] != DIST_FIXED:
+        zc = normals[m, MC_C, unit]
+        zphi = rho * zc + math.sqrt(1.0 - rho * rho) * normals[m, MC_PHI, unit]
+        phi = draw(kinds[zi, MC_PHI], spec[zi, MC_PHI], zphi) * deg
+    else:
+        phi = _param(base[P_PHI, c], kinds, spec, zi, MC_PHI, normals, m, unit, deg)
+    coh = _param(base[P_COHESION, c], kinds, spec, zi, MC_C, normals, m, unit, 1000.0)
+    gs = _param(base[P_GAMMA_S, c], kinds, spec, zi, MC_GAMMA, normals, m, unit, 1000.0)
+    h = _param(base[P_SOIL_DEPTH, c], kinds, spec, zi, MC_DEPTH, normals, m, unit, 1.0)
+    if not (h > 0.0 and gs > 0.0 and phi == phi and coh == coh):
+        return -1
+    i_lt = base[P_I_LT, c]
+    kz = base[P_KZ, c]
+    kz_drawn = False
+    if i_lt != 0.0:
+        kz = _param(kz, kinds, spec, zi, MC_KS, normals, m, unit, 1.0)
+        kz_drawn = True
+    beta = cd * cd - i_lt / kz
+    tphi = math.tan(phi)
+    a_dry = tphi / td
+    tg = tphi * gamma_w
+    gsc = gs * sd * cd
+    # the cap psi = Z beta: FS = a_dry - beta tg / gsc + c' / (gsc Z), lowest at the deepest
+    # level for c' >= 0 (at the shallowest otherwise); at or above 1 there: never fails
+    z_low = h if coh >= 0.0 else h / n_depths
+    if _fsv(z_low, z_low * beta, a_dry, tg, coh, gsc) >= 1.0 + EPS_FS:
+        return 0
+    if not kz_drawn:
+        kz = _param(kz, kinds, spec, zi, MC_KS, normals, m, unit, 1.0)
+        beta = cd * cd - i_lt / kz
+    if not kz > 0.0:
+        return -1
+    if kinds[zi, MC_D0] == DIST_FIXED:
+        dhat = base[P_DHAT, c]
+    else:
+        d0 = draw(kinds[zi, MC_D0], spec[zi, MC_D0], normals[m, MC_D0, unit])
+        dhat = 4.0 * d0 / (cd * cd) if trigrs else 4.0 * d0 * cd * cd
+    d = _param(base[P_WATER_TABLE, c], kinds, spec, zi, MC_WT, normals, m, unit, 1.0)
+    if not (d == d and dhat == dhat):
+        return -1
+    col = np.int64(0)
+    if rain.shape[1] > 1:
+        col = np.int64(c)
+    nnz, imax = _steps(rain, col, kz, di, ks)
+    i_last = t_desc[0]
+    n_c = 0
+    for j in range(n_depths):
+        z = h * (j + 1) / n_depths
+        zs[j] = z
+        av[j] = dhat / (z * z)
+        st[j] = (z - d) * beta
+        cp[j] = z * beta
+        pb = _psi_bound(i_last, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
+                        row2[j], stamps2[j], stamp)
+        lb[j] = _fsv(z, pb, a_dry, tg, coh, gsc)
+    _sort_by(lb, order, n_depths)
+    for q in range(n_depths):
+        j = order[q]
+        if lb[j] >= 1.0 + EPS_FS:
+            break
+        n_c += 1
+        z = zs[j]
+        for q2 in range(t_desc.shape[0]):
+            i = t_desc[q2]
+            pb = _psi_bound(i, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
+                            row2[j], stamps2[j], stamp)
+            if _fsv(z, pb, a_dry, tg, coh, gsc) >= 1.0 + EPS_FS:
+                break
+            psi = _psi_lag(i, z, av[j], kz, st[j], cp[j], nnz, di, ks, lag_idx, lags,
+                           row2[j], stamps2[j], stamp)
+            if _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0:
+                return 1
+    return 0
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def member_failures(base, zone_idx, unit, kinds, spec, normals, rho, trigrs, rain, t_edges,
+                    t_eval, n_depths, gamma_w, lags, lag_idx, t_desc, fails, valid):
+    """Count, per cell, the members of a chunk that fail (FS < 1 at some depth and time).
+
+    Parameters
+    ----------
+    base : (N_PARAMS, n_cells) float64
+        Parameters of the deterministic run; slope, I_LT and every parameter whose
+        ``kinds`` entry is ``DIST_FIXED`` are taken from it (SI units, see ``P_*``).
+    zone_idx : (n_cells,) int64
+        Row of ``kinds`` / ``spec`` per cell; -1: outside the model (not counted).
+    unit : (n_cells,) int64
+        Column of ``normals`` per cell (the cell itself, or its zone when drawn per zone).
+    kinds : (n_zones, N_MC) int64, spec : (n_zones, N_MC, 6) float64
+        Distribution of each sampled parameter (``DIST_*``; constants as in :func:`draw`,
+        in the table's units: kPa, deg, kN/m^3, m/s, m^2/s, m, m).
+    normals : (n_members_chunk, N_MC, n_units) float64
+        Standard normals of each member.
+    rho : float
+        Correlation of the normals of c' and phi'.
+    trigrs : bool
+        D_hat from the drawn D0 by :func:`trigrs_dhat` (True) or :func:`iverson_dhat`.
+    lags, lag_idx, t_desc
+        :func:`lag_table` of ``t_edges`` and ``t_eval``.
+    fails, valid : (n_cells,) int64
+        Incremented by the failing members and by the members inside the model.
+
+    Each member is decided exactly: the capped FS, then the per-depth and per-time bounds
+    (module docstring) rule members out; the first (depth, time) with FS < 1 ends a member.
+    """
+    n_cells = base.shape[1]
+    n_m = normals.shape[0]
+    n_l = max(lags.shape[0], 1)
+    n_k = t_edges.shape[0]
+    n_blocks = (n_cells + _BLOCK - 1) // _BLOCK
+    for b in numba.prange(n_blocks):
+        row2 = np.empty((n_depths, n_l))
+        stamps2 = np.zeros((n_depths, n_l), dtype=np.int64)
+        di = np.empty(n_k)
+        ks = np.empty(n_k, dtype=np.int64)
+        zs = np.empty(n_depths)
+        av = np.empty(n_depths)
+        st = np.empty(n_depths)
+        cp = np.empty(n_depths)
+        lb = np.empty(n_depths)
+        order = np.empty(n_depths, dtype=np.int64)
+        stamp = 0
+        c1 = min(n_cells, (b + 1) * _BLOCK)
+        for c in range(b * _BLOCK, c1):
+            zi = zone_idx[c]
+            delta = base[P_SLOPE, c]
+            if zi < 0 or not (delta == delta) or delta >= 0.5 * math.pi or t_eval.shape[0] == 0:
+                continue
+            if delta <= 0.0:
+                valid[c] += n_m  # flat: an infinite slope cannot slide
+                continue
+            sd = math.sin(delta)
+            cd = math.cos(delta)
+            td = math.tan(delta)
+            u = unit[c]
+            nf = 0
+            nv = 0
+            for m in range(n_m):
+                stamp += 1
+                r = _member_fails(base, c, zi, u, m, kinds, spec, normals, rho, trigrs, sd, cd,
+                                  td, rain, n_depths, gamma_w, lags, lag_idx, t_desc, row2,
+                                  stamps2, stamp, di, ks, zs, av, st, cp, lb, order)
+                if r >= 0:
+                    nv += 1
+                    nf += r
+            fails[c] += nf
+            valid[c] += nv
