@@ -283,3 +283,18 @@ def test_random_terrains_conserve_volume_and_match_the_reference(seed):
     # never above the highest source of the slide that reached it
     top = max((z[res.slide == s + 1].max() for s in range(res.n_slides)), default=-np.inf)
     assert (z[res.reach] <= top).all()
+
+
+def test_given_slide_numbers_group_separate_bodies():
+    z, cs = _cone()
+    d = np.zeros_like(z)
+    d[20, 20] = 1.0
+    d[40, 40] = 2.0
+    labels = np.where(d > 0, 7, 0)
+    res = runout(z, cs, d, slides=labels)
+    assert res.n_slides == 1
+    assert res.slide_volume_m3[0] == pytest.approx(3.0 * cs * cs)
+    assert res.travel_angle_deg[0] == pytest.approx(float(travel_angle_corominas(3.0 * cs * cs)))
+    assert set(np.unique(res.slide)) == {0, 1}
+    with pytest.raises(ValidationError, match="slides"):
+        runout(z, cs, d, slides=np.where(d > 0, 0, 3))
