@@ -16,7 +16,11 @@ rain (:func:`physics.slope_city.rain_series`), then
   report after each;
 * **probabilistic**: the same deterministic pass (for the depth and time of
   the minimum) plus :func:`physics.slope_montecarlo.monte_carlo` over
-  ``members`` parameter sets: the probability of FS < 1 and its binomial SE;
+  ``members`` parameter sets drawn from the zone table's distributions: the
+  probability of FS < 1 and its binomial SE. Every member keeps the cell's
+  slope and soil depth (the slope-depth rule's, or a fill's thickness) unless
+  ``sample_depth``; a fill polygon's own parameter values are not sampled
+  around (members draw from its zone's distributions);
 * **runout** (on by default): the failing cells (FS < 1, or p >= ``fail_probability``)
   release their soil down to the depth of the minimum FS (the slip surface);
   :func:`physics.slope_runout.runout` routes it down the DEM and
@@ -128,6 +132,8 @@ class SlopeRequest(SlopeConsoleRequest):
     seed: int = Field(default=0, ge=0, description="Monte Carlo seed")
     per: str = Field(default="cell", pattern="^(cell|zone)$",
                      description="Monte Carlo draws per cell (independent) or per zone (shared)")
+    sample_depth: bool = Field(default=False, description="Monte Carlo draws the soil depth from the table too "
+                               "(default: every member keeps the slope-depth rule's or the fill's depth)")
     zones: str | None = Field(default=None, description="Soil zones: raster of codes or polygons with 'zone'")
     fills: str | None = Field(default=None, description="Fill polygons (GeoJSON with thickness_m)")
     soils: str | None = Field(default=None, description="Soil table TOML (default physics/slope_soils.toml)")
@@ -362,7 +368,8 @@ def run_slope(req: SlopeRequest, ctx: RunContext):
 
         res["mc"] = monte_carlo(params, setup["zones"], req.members, req.seed, rain=rain, t_edges=t_edges,
                                 t_eval=t_eval, n_depths=req.n_depths, table=setup["table"], per=req.per,
-                                dhat=req.dhat, progress=mc_progress)
+                                dhat=req.dhat, progress=mc_progress,
+                                fixed=() if req.sample_depth else ("depth_m",))
         timings["monte_carlo_s"] = time.perf_counter() - t0
     if req.runout:
         t0 = time.perf_counter()

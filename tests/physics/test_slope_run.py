@@ -138,3 +138,40 @@ def test_summary_agrees_with_the_grids(gm_run):
     assert s["runout_volume_m3"] == pytest.approx(np.nansum(dep) * 8100.0, rel=1e-5)
     assert s["runout_volume_m3"] <= s["runout_source_volume_m3"] * (1 + 1e-9)
     assert s["kind"] == "slope_forecast" and s["files"]["netcdf"] == "slope.nc"
+
+
+def test_probabilistic_run(city, tmp_path):
+    from physics.slope_city import eval_times, rain_series, slope_setup
+    from physics.slope_montecarlo import monte_carlo
+    from twin.domain import Domain
+
+    fills = tmp_path / "fill.geojson"
+    fills.write_text(json.dumps(FILL), encoding="utf-8")
+    params = {"districts": ["Guangming"], "resolution": 90.0, "hours": 6.0, "fills": str(fills),
+              "mode": "probabilistic", "members": 64, "seed": 7}
+    res = pipeline.run("slope_forecast", params, tmp_path / "out", city=city, report=False, map=False)
+    out = tmp_path / "out"
+    with xr.open_dataset(out / "slope.nc") as ds:
+        p = ds["probability_of_failure"].values.astype(float)
+        se = ds["probability_se"].values.astype(float)
+        src = ds["runout_source"].values.astype(float)
+        fs = ds["fs_min"].values
+        assert ds.attrs["mode"] == "probabilistic" and ds.attrs["members"] == 64 and ds.attrs["seed"] == 7
+    with rasterio.open(out / "probability_of_failure.tif") as tif:
+        np.testing.assert_array_equal(tif.read(1), p.astype(np.float32))
+    ok = np.isfinite(fs)
+    np.testing.assert_array_equal(np.isfinite(p), ok)
+    assert ((p[ok] >= 0) & (p[ok] <= 1)).all() and p[ok].max() > 0.5  # the fill fails in most members
+    np.testing.assert_allclose(se[ok], np.sqrt(p[ok] * (1 - p[ok]) / 64), rtol=1e-6, atol=1e-7)
+    # sources of the runout: cells with p >= fail_probability (0.5)
+    np.testing.assert_array_equal(np.nan_to_num(src) > 0, np.nan_to_num(p) >= 0.5)
+    s = res.summary
+    assert s["members"] == s["n_members"] == 64 and s["seed"] == 7
+    assert s["cells_probable"] == int((np.nan_to_num(p) >= 0.5).sum())
+    # the run handed monte_carlo the set-up's parameters, zones, rain and times, depths kept fixed
+    domain = Domain.from_city(city, resolution=90.0, districts="Guangming", buffer_m=0.0)
+    setup = slope_setup(domain, fills=str(fills))
+    rain, edges, _ = rain_series({"storm": "2023-09-07", "storm_hours": 6.0}, setup)
+    mc = monte_carlo(setup["params"], setup["zones"], 64, 7, rain=rain, t_edges=edges, t_eval=eval_times(6.0),
+                     n_depths=10, table=setup["table"], fixed=("depth_m",))
+    np.testing.assert_allclose(p.ravel()[setup["cells"]], mc["p"], rtol=1e-6)

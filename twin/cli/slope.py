@@ -95,6 +95,9 @@ def slope() -> None:
 @click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True, help="Monte Carlo seed.")
 @click.option("--per", type=click.Choice(["cell", "zone"]), default="cell", show_default=True,
               help="Monte Carlo draws independent per cell, or shared by all cells of a zone.")
+@click.option("--sample-depth/--no-sample-depth", default=False, show_default=True,
+              help="Monte Carlo draws the soil depth from the table too (default: each cell keeps the "
+                   "slope-depth rule's or the fill's depth).")
 @click.option("--fail-probability", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Probability from which a cell is a runout source (probabilistic).")
 @click.option("--zones", type=ExistingFile("a zone raster of table codes or polygons with a 'zone' property"),
@@ -119,8 +122,8 @@ def slope() -> None:
               default=None, help="Runout travel angle (Fahrböschung, deg) [default: the runout model's].")
 @run_output_options(FILES)
 def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_file, flood, hours, storm_hours,
-        method, peak_fraction, mode, members, seed, per, fail_probability, zones, fills, soils, n_depths, dhat,
-        min_slope_deg, every_min, runout, travel_angle_deg, out_dir, with_report, with_map, as_json,
+        method, peak_fraction, mode, members, seed, per, sample_depth, fail_probability, zones, fills, soils,
+        n_depths, dhat, min_slope_deg, every_min, runout, travel_angle_deg, out_dir, with_report, with_map, as_json,
         store_dir) -> None:
     """Forecast which slopes fail during a storm, when, where the debris goes and what it hits.
 
@@ -153,7 +156,8 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
               "rain_file": None if rain_file is None else str(rain_file),
               "flood": None if flood is None else str(flood), "hours": hours, "storm_hours": storm_hours,
               "method": method, "peak_fraction": peak_fraction, "mode": mode, "members": members, "seed": seed,
-              "per": per, "fail_probability": fail_probability, "zones": None if zones is None else str(zones),
+              "per": per, "sample_depth": sample_depth, "fail_probability": fail_probability,
+              "zones": None if zones is None else str(zones),
               "fills": None if fills is None else str(fills), "soils": None if soils is None else str(soils),
               "n_depths": n_depths, "dhat": dhat, "min_slope_deg": min_slope_deg, "every_min": every_min,
               "runout": runout, "travel_angle_deg": travel_angle_deg}
