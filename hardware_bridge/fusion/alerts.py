@@ -27,8 +27,9 @@ rain_gauge                    depth_mm (trailing ``window_h``; readings are dept
                               interval, or intensities in m/s over the time since the
                               stream's previous reading)
 water_level                   level_m
-gnss_displacement             cumulative_mm, rate_mm_per_day, tangent_angle_deg
-inclinometer                  change_mrad, rate_mrad_per_day
+gnss_displacement             cumulative_mm, rate_mm_per_day, tangent_angle_deg;
+                              forecast: time_to_failure_h
+inclinometer                  change_mrad, rate_mrad_per_day; forecast: time_to_failure_h
 smoke                         obscuration_pct_per_m
 heat                          temperature_c
 gas_lel / gas_h2s, gas_co /   lel_pct / ppm / o2_pct
@@ -50,6 +51,26 @@ station's constant-velocity-stage rate (``v_mm_per_day``): 45° means the
 slope moves at its usual pace, 80°/85° mark mid-acceleration / imminent
 failure.
 
+**Failure-time forecasts** (``time_to_failure_h``, GNSS and inclinometers):
+the inverse-velocity forecast of :mod:`hardware_bridge.fusion.inverse_velocity`
+(Fukuzono 1985) over the stream's trailing ``window_h`` hours, in hours from
+the newest reading to the forecast failure time; undefined (the rule does not
+hold) while the series gives no forecast (not accelerating, poor fit,
+unbounded interval). Its parameters are the kind's ``[<kind>.inverse_velocity]``
+table (a station's ``inverse_velocity`` table overrides it), defaults in
+:data:`FORECAST_DEFAULTS`. Give every ``time_to_failure_h`` rule of a kind the
+same ``window_h``. Forecast rules form their own *lane*: their level is kept
+apart from the measured metrics' level, so a forecast coming within a lead
+time is raised even when the stream's rate or angle level is already higher
+(and the other way round). Their ``threshold_crossed`` message gives the
+forecast failure time, its interval and the fit window; ``data["forecast"]``
+holds the numbers and ``data["lane"] == "forecast"``. Their hysteresis is
+the table's ``deadband_h`` (hours): a forecast level clears when the forecast
+lies more than that beyond the rule's lead time, or when the series stops
+accelerating (status ``not_accelerating``); a reading that gives no forecast
+for another reason (poor fit, unbounded interval, too few velocities after a
+gap) keeps the level, so a noisy series does not raise and clear by turns.
+
 Event times: ``time_s`` is the clock's simulation time of the reading's
 phenomenon time when a :class:`twin.clock.SimClock` is given, else POSIX
 seconds (or the reading's own seconds).
@@ -67,6 +88,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hardware_bridge.display import DISPLAY, DisplayUnit, display_unit
 from hardware_bridge.fusion import Reading, as_readings
@@ -87,7 +110,20 @@ METRICS: dict[str, tuple[str, ...]] = {
     "gas_co": ("ppm",),
     "gas_o2": ("o2_pct",),
 }
-WINDOWED = {"depth_mm", "rate_mm_per_day", "tangent_angle_deg", "rate_mrad_per_day"}
+#: Forecast metrics: model outputs, not amounts of the reading (so not in the kind's display
+#: unit): the hours from the newest reading to the inverse-velocity failure time. Rules on them
+#: form their own lane (module docstring).
+FORECAST_METRICS: dict[str, tuple[str, ...]] = {
+    "gnss_displacement": ("time_to_failure_h",),
+    "inclinometer": ("time_to_failure_h",),
+}
+#: Inverse-velocity parameters used when a kind has no ``[<kind>.inverse_velocity]`` table
+#: (see :func:`hardware_bridge.fusion.inverse_velocity.forecast_failure`).
+FORECAST_DEFAULTS: dict[str, Any] = {"velocity_window_h": 6.0, "alpha": 2.0, "confidence": 0.95,
+                                     "r2_min": 0.7, "min_points": 5, "min_window_points": 3,
+                                     "deadband_h": 6.0, "weighted": False}
+WINDOWED = {"depth_mm", "rate_mm_per_day", "tangent_angle_deg", "rate_mrad_per_day",
+            "time_to_failure_h"}
 #: The unit of every metric: the number a rule's ``threshold`` is written in. A metric that is
 #: the reading itself, or an amount of it (a depth, a displacement, a tilt), is in the kind's
 #: display unit (:mod:`hardware_bridge.display`, checked by the tests), so an alert reads like
@@ -96,7 +132,7 @@ METRIC_UNITS: dict[str, str] = {
     "depth_mm": "mm", "level_m": "m", "cumulative_mm": "mm", "rate_mm_per_day": "mm/d",
     "tangent_angle_deg": "°", "change_mrad": "mrad", "rate_mrad_per_day": "mrad/d",
     "obscuration_pct_per_m": "%/m", "temperature_c": "°C", "lel_pct": "%LEL", "ppm": "ppm",
-    "o2_pct": "% vol",
+    "o2_pct": "% vol", "time_to_failure_h": "h",
 }
 #: Metrics that are the newest reading in its display unit (converted with the display table).
 READING_METRICS = frozenset({"level_m", "obscuration_pct_per_m", "temperature_c", "lel_pct", "ppm",
@@ -106,8 +142,8 @@ EVENT_KINDS = ("das_event", "petrol_video_event")
 OPS = {">=": lambda v, t: v >= t, ">": lambda v, t: v > t,
        "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
 
-__all__ = ["AlertEngine", "CONFIG_PATH", "METRIC_UNITS", "Rule", "crossing_message", "load_config",
-           "metric_text"]
+__all__ = ["AlertEngine", "CONFIG_PATH", "FORECAST_DEFAULTS", "FORECAST_METRICS", "METRIC_UNITS", "Rule",
+           "crossing_message", "forecast_message", "load_config", "metric_text"]
 
 
 def _display_in(kind: str, unit: str, si_unit: str | None = None) -> DisplayUnit | None:
@@ -153,6 +189,45 @@ def crossing_message(kind: str, where: str, rule: Rule, value: float, si_unit: s
             f"{OP_SYMBOLS.get(rule.op, rule.op)} {thr}" + (f" ({rule.label})" if rule.label else ""))
 
 
+def _when(t: float, posix: bool) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC") if posix else f"{t:.0f} s"
+
+
+def forecast_data(f, unit: str, *, posix: bool) -> dict[str, Any]:
+    """The numbers of a :class:`~hardware_bridge.fusion.inverse_velocity.Forecast` for an event
+    (times ISO 8601 UTC when the readings are timed by datetimes, else seconds)."""
+    def when(t):
+        if not math.isfinite(t):
+            return None
+        return datetime.fromtimestamp(t, UTC).isoformat() if posix else float(t)
+
+    h = 3600.0
+    return {"method": f"inverse velocity (Fukuzono 1985; Voight alpha = {f.alpha:g})",
+            "status": f.status, "failure_time": when(f.t_f), "interval": [when(f.t_lo), when(f.t_hi)],
+            "confidence": f.confidence, "lead_h": f.lead_s / h,
+            "lead_interval_h": [(f.t_lo - f.t_last) / h, (f.t_hi - f.t_last) / h],
+            "se_h": f.se_s / h, "r2": f.r2, "n_fit": f.n_fit, "fit_start": when(f.fit_t0),
+            "fit_end": when(f.fit_t1), "last_velocity": f.last_velocity * h,
+            "velocity_unit": f"{unit}/h", "alpha": f.alpha}
+
+
+def forecast_message(kind: str, where: str, rule: Rule, f, unit: str, *, posix: bool) -> str:
+    """The text of a ``time_to_failure_h`` alert: the forecast time, its interval and the fit.
+
+    ``"gnss_displacement SL1: failure forecast 2024-06-05 04:10 UTC (in 20.0 h) ≤ 24 h (...);
+    95 % interval 2024-06-05 02:00 UTC – 2024-06-05 07:30 UTC; fit of 12 velocities
+    2024-06-02 03:00 UTC – 2024-06-04 05:30 UTC, R² 0.97, last velocity 7.23 mm/h"``
+    """
+    lead = f.lead_s / 3600.0
+    ahead = f"in {lead:.1f} h" if lead >= 0 else f"overdue by {-lead:.1f} h"
+    return (f"{kind} {where}: failure forecast {_when(f.t_f, posix)} ({ahead}) "
+            f"{OP_SYMBOLS.get(rule.op, rule.op)} {rule.threshold:g} h"
+            + (f" ({rule.label})" if rule.label else "")
+            + f"; {100 * f.confidence:g} % interval {_when(f.t_lo, posix)} – {_when(f.t_hi, posix)}"
+            f"; fit of {f.n_fit} velocities {_when(f.fit_t0, posix)} – {_when(f.fit_t1, posix)}, "
+            f"R² {f.r2:.2f}, last velocity {abs(f.last_velocity) * 3600.0:.3g} {unit}/h")
+
+
 def load_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """The alert configuration (the packaged ``alerts.toml`` by default)."""
     p = Path(path) if path is not None else CONFIG_PATH
@@ -192,8 +267,9 @@ def _rule(kind: str, where: str, rec: Mapping[str, Any]) -> Rule:
     if not isinstance(rec, Mapping):
         raise bad(f"rule {rec!r} must be a table")
     metric = rec.get("metric")
-    if metric not in METRICS.get(kind, ()):
-        raise bad(f"metric={metric!r} is not one of {METRICS.get(kind, ())} for kind {kind!r}")
+    allowed = (*METRICS.get(kind, ()), *FORECAST_METRICS.get(kind, ()))
+    if metric not in allowed:
+        raise bad(f"metric={metric!r} is not one of {allowed} for kind {kind!r}")
     thr = rec.get("threshold")
     if isinstance(thr, bool) or not isinstance(thr, int | float) or not math.isfinite(thr):
         raise bad(f"threshold={thr!r} must be a finite number")
@@ -233,6 +309,40 @@ class _KindConf:
     dedup_s: float
     position_bucket_m: float
     source: str
+    forecast: dict[str, Any]
+    station_forecast: dict[str, dict[str, Any]]
+
+
+def _forecast_params(where: str, base: Mapping[str, Any], table: Any) -> dict[str, Any]:
+    """``base`` updated by an ``inverse_velocity`` table, each value checked (ConfigError names it)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"alert config {where} must be a table")
+    out = dict(base)
+    for key, val in table.items():
+        if key in ("source", "assumption"):
+            continue
+        if key not in FORECAST_DEFAULTS:
+            raise ConfigError(f"alert config {where}: unknown key {key!r}; use {sorted(FORECAST_DEFAULTS)}")
+        if key == "weighted":
+            if not isinstance(val, bool):
+                raise ConfigError(f"alert config {where}: weighted={val!r} must be true or false")
+            out[key] = val
+            continue
+        num = not isinstance(val, bool) and isinstance(val, int | float) and math.isfinite(val)
+        ok = num and {
+            "velocity_window_h": lambda v: v > 0, "alpha": lambda v: v > 1,
+            "confidence": lambda v: 0 < v < 1, "r2_min": lambda v: 0 <= v <= 1,
+            "min_points": lambda v: isinstance(v, int) and v >= 3,
+            "min_window_points": lambda v: isinstance(v, int) and v >= 2,
+            "deadband_h": lambda v: v >= 0,
+        }[key](val)
+        if not ok:
+            allowed = {"velocity_window_h": "> 0 hours", "alpha": "> 1 (2 = Fukuzono)",
+                       "confidence": "in (0, 1)", "r2_min": "in [0, 1]", "min_points": "an integer >= 3",
+                       "min_window_points": "an integer >= 2", "deadband_h": ">= 0 hours"}[key]
+            raise ConfigError(f"alert config {where}: {key}={val!r} must be {allowed}")
+        out[key] = val
+    return out
 
 
 def _parse_config(cfg: Mapping[str, Any]) -> dict[str, _KindConf]:
@@ -271,9 +381,12 @@ def _parse_config(cfg: Mapping[str, Any]) -> dict[str, _KindConf]:
         mc = float(sec.get("min_confidence", 0.0))
         if not 0.0 <= mc <= 1.0:
             raise ConfigError(f"alert config [{kind}] min_confidence={mc!r} must lie in [0, 1]")
+        fc = _forecast_params(f"[{kind}.inverse_velocity]", FORECAST_DEFAULTS, sec.get("inverse_velocity", {}))
+        st_fc = {s: _forecast_params(f"[{kind}.stations.{s}.inverse_velocity]", fc, v["inverse_velocity"])
+                 for s, v in stations.items() if "inverse_velocity" in v}
         out[kind] = _KindConf(kind, rules, float(db), stations, st_rules, classes, mc,
                               float(sec.get("dedup_s", 0.0)), float(sec.get("position_bucket_m", 0.0)),
-                              str(sec.get("source", "")))
+                              str(sec.get("source", "")), fc, st_fc)
     return out
 
 
@@ -315,33 +428,44 @@ class _Window:
 class _Plan:
     """Per-stream evaluation plan of a rule tuple (thresholds, deadbands and windows resolved)."""
 
-    __slots__ = ("rules", "keep", "windows", "steps")
+    __slots__ = ("rules", "keep", "windows", "lanes")
 
-    def __init__(self, rules: tuple[Rule, ...], deadband: float) -> None:
+    def __init__(self, rules: tuple[Rule, ...], deadband: float, forecast_deadband: float = 0.0) -> None:
         self.rules = rules
         self.keep = max((ru.window_h or 0.0 for ru in rules), default=0.0) * 3600.0
         # one running sum per distinct depth window (rules sharing a window share it)
         self.windows = sorted({ru.window_h * 3600.0 for ru in rules if ru.metric == "depth_mm"})
         steps = []
+        forecast = {m for ms in FORECAST_METRICS.values() for m in ms}
         for ru in rules:
             upper = ru.op in (">=", ">")
-            hold = ru.threshold - deadband if upper else ru.threshold + deadband
+            db = forecast_deadband if ru.metric in forecast else deadband
+            hold = ru.threshold - db if upper else ru.threshold + db
             win = self.windows.index(ru.window_h * 3600.0) if ru.metric == "depth_mm" else -1
             steps.append((ru, win, ru.severity.rank, upper, ru.op in (">", "<"), ru.threshold, hold))
-        self.steps = tuple(steps)
+        # lane 0: measured metrics; lane 1: failure-time forecasts (their own level)
+        self.lanes = (tuple(s for s in steps if s[0].metric not in forecast),
+                      tuple(s for s in steps if s[0].metric in forecast))
 
 
 class _Stream:
-    __slots__ = ("times", "values", "baseline", "active", "prev_t", "plan", "windows")
+    __slots__ = ("times", "values", "baseline", "levels", "prev_t", "plan", "windows", "forecast")
 
     def __init__(self, plan: _Plan) -> None:
         self.times: list[float] = []
         self.values: list[float] = []  # rain: depth (m) of the interval ending at the time
         self.baseline: float | None = None
-        self.active: Severity | None = None
+        self.levels: list[Severity | None] = [None, None]  # active level per lane (see _Plan)
+        self.forecast: tuple[tuple, Any] | None = None  # (key, Forecast) of the newest reading
         self.prev_t: float | None = None
         self.plan = plan
         self.windows = [_Window(w) for w in plan.windows]
+
+    @property
+    def active(self) -> Severity | None:
+        """The stream's level: the higher of its lanes' levels."""
+        lv = [x for x in self.levels if x is not None]
+        return max(lv, key=lambda x: x.rank) if lv else None
 
     def replan(self, plan: _Plan) -> None:
         """Switch to another rule plan, summing its windows afresh from the history."""
@@ -450,10 +574,11 @@ class AlertEngine:
 
     def _history(self, r: Reading, kc: _KindConf, rules: tuple[Rule, ...]) -> tuple[_Stream, int]:
         st = self._streams.get(r.datastream_id)
+        fdb = float(kc.station_forecast.get(r.station, kc.forecast)["deadband_h"])
         if st is None:
-            st = self._streams[r.datastream_id] = _Stream(_Plan(rules, kc.deadband))
+            st = self._streams[r.datastream_id] = _Stream(_Plan(rules, kc.deadband, fdb))
         elif st.plan.rules is not rules:  # same datastream, other station's rules: re-plan
-            st.replan(_Plan(rules, kc.deadband))
+            st.replan(_Plan(rules, kc.deadband, fdb))
         t = r.t
         v = float(r.value)
         if r.kind == "rain_gauge":
@@ -507,6 +632,9 @@ class AlertEngine:
             return 1000.0 * abs(v - st.baseline)
         if m == "change_mrad":
             return 1000.0 * abs(v - st.baseline)
+        if m == "time_to_failure_h":
+            f = self._forecast(r, rule, st, k)
+            return f.lead_s / 3600.0 if f.ok else None
         # rates over the trailing window
         w = rule.window_h * 3600.0
         j = bisect.bisect_right(st.times, t - w) - 1  # last reading at or before t - w
@@ -527,6 +655,29 @@ class AlertEngine:
             return math.degrees(math.atan2(rate, float(v0)))
         return None  # pragma: no cover - metrics are validated at load
 
+    def _forecast(self, r: Reading, rule: Rule, st: _Stream, k: int):
+        """The inverse-velocity forecast at reading ``k`` over the rule's window (cached per
+        newest reading, so the rules of one reading share it); displacement in display units."""
+        from hardware_bridge.fusion.inverse_velocity import forecast_failure
+
+        kc = self.kinds[r.kind]
+        params = kc.station_forecast.get(r.station, kc.forecast)
+        w = rule.window_h * 3600.0
+        key = (st.times[k], k, len(st.times), w, id(params))
+        if st.forecast is not None and st.forecast[0] == key:
+            return st.forecast[1]
+        lo = bisect.bisect_right(st.times, st.times[k] - w)
+        d = display_unit(r.kind, r.unit or None) or display_unit(r.kind)
+        scale = d.scale if d is not None else 1.0
+        f = forecast_failure(
+            st.times[lo:k + 1], scale * np.asarray(st.values[lo:k + 1]),
+            velocity_window_s=params["velocity_window_h"] * 3600.0, fit_window_s=w,
+            alpha=params["alpha"], confidence=params["confidence"], r2_min=params["r2_min"],
+            min_points=params["min_points"], min_window_points=params["min_window_points"],
+            weighted=params["weighted"])
+        st.forecast = (key, f)
+        return f
+
     def _measured(self, r: Reading, kc: _KindConf) -> list[Event]:
         rules = self.rules_for(r.kind, r.station)
         if not rules:
@@ -545,13 +696,24 @@ class AlertEngine:
             r = replace(r, time=when, value=st.values[last])
             k = last
         scfg = kc.stations.get(r.station, {})
+        totals = [w.total() for w in st.windows]
+        out = []
+        for lane, steps in enumerate(st.plan.lanes):
+            if steps:
+                ev = self._lane(r, st, k, scfg, lane, steps, totals, late)
+                if ev is not None:
+                    out.append(ev)
+        return out
+
+    def _lane(self, r: Reading, st: _Stream, k: int, scfg: dict, lane: int, steps: tuple,
+              totals: list[float], late) -> Event | None:
+        """Evaluate one lane's rules at the newest reading: the event raised or cleared, if any."""
         # the most severe rule that holds (ties: the larger exceedance, then the first rule)
         # and the most severe rule that still holds within the deadband
         now: tuple[Rule, float] | None = None
         now_key: tuple[int, float] = (-1, 0.0)
         hold_rank, lvl_hold = -1, None
-        totals = [w.total() for w in st.windows]
-        for ru, wi, rank, upper, strict, thr, thr_hold in st.plan.steps:
+        for ru, wi, rank, upper, strict, thr, thr_hold in steps:
             val = 1000.0 * totals[wi] if wi >= 0 else self._metric(r, ru, st, k, scfg)
             if val is None:
                 continue
@@ -567,23 +729,38 @@ class AlertEngine:
                     now, now_key = (ru, val), key
             if held and rank > hold_rank:
                 hold_rank, lvl_hold = rank, ru.severity
-        rank = -1 if st.active is None else st.active.rank
+        active = st.levels[lane]
+        if lane == 1 and now is None and lvl_hold is None and active is not None:
+            f = st.forecast[1] if st.forecast is not None else None
+            if f is None or f.status not in ("forecast", "not_accelerating"):
+                return None  # no forecast this time (poor fit, gap, wide interval): keep the level
+        rank = -1 if active is None else active.rank
+        where = r.station or r.datastream_id
+        extra = {"lane": "forecast"} if lane == 1 else {}
         if now is not None and now[0].severity.rank > rank:
             ru, val = now
-            st.active = ru.severity
-            msg = crossing_message(r.kind, r.station or r.datastream_id, ru, val, r.unit or None)
+            st.levels[lane] = ru.severity
             data = {"metric": ru.metric, "value": val, "unit": METRIC_UNITS[ru.metric],
                     "threshold": ru.threshold, "op": ru.op,
                     "window_h": ru.window_h, "label": ru.label, "rule_source": ru.source,
-                    "verified": ru.verified, "assumption": ru.assumption}
+                    "verified": ru.verified, "assumption": ru.assumption, **extra}
+            if lane == 1:
+                f = self._forecast(r, ru, st, k)
+                d = display_unit(r.kind, r.unit or None) or display_unit(r.kind)
+                unit = d.unit if d is not None else r.unit
+                msg = forecast_message(r.kind, where, ru, f, unit, posix=isinstance(r.time, datetime))
+                data["forecast"] = forecast_data(f, unit, posix=isinstance(r.time, datetime))
+            else:
+                msg = crossing_message(r.kind, where, ru, val, r.unit or None)
             if late is not None:
                 data["late_reading_time"] = late.isoformat() if isinstance(late, datetime) else late
-            return [self._event(r, "threshold_crossed", ru.severity, msg, data)]
-        if st.active is not None and (lvl_hold is None or lvl_hold.rank < st.active.rank):
-            prev, st.active = st.active, lvl_hold
-            where = r.station or r.datastream_id
+            return self._event(r, "threshold_crossed", ru.severity, msg, data)
+        if active is not None and (lvl_hold is None or lvl_hold.rank < active.rank):
+            st.levels[lane] = lvl_hold
             to = "none" if lvl_hold is None else lvl_hold.value
-            return [self._event(r, "alert_cleared", Severity.INFO,
-                                f"{r.kind} {where}: {prev.value} cleared (now {to})",
-                                {"from": prev.value, "to": None if lvl_hold is None else lvl_hold.value})]
-        return []
+            what = "failure-time forecast " if lane == 1 else ""
+            return self._event(r, "alert_cleared", Severity.INFO,
+                               f"{r.kind} {where}: {what}{active.value} cleared (now {to})",
+                               {"from": active.value, "to": None if lvl_hold is None else lvl_hold.value,
+                                **extra})
+        return None

@@ -39,15 +39,35 @@ Steps
    forecast): among the velocities inside the trailing ``fit_window_s``, the
    fit runs from a start velocity to the newest one, the start being the one
    whose tail (of at least ``min_points``) has a falling line with the
-   largest R² (ties: the longer tail). A steady or decelerating stretch
-   before the acceleration bends the line and lowers R², so it is left out.
-   Choosing the OOA by the goodness of the tail's linear fit follows the
-   OOA-identification studies that pick it by the correlation coefficient
-   of the inverse-velocity regression (e.g. the EMA-based framework applied
-   to the Qubuga landslide, *Journal of Engineering Geology*, 2022).
-   When no tail has a falling line the series is ``"not_accelerating"``.
-4. **Fit**: ordinary least squares of ``y = (1/v) ** (alpha - 1)`` on ``t``
-   over the tail; ``t_f`` is where the line reaches zero.
+   smallest standard error of its zero (step 5's delta method; ties: the
+   longer tail). A steady or decelerating stretch before the acceleration
+   bends the line and inflates the residuals, so it is left out, while every
+   point that lies on the line narrows the error and is kept. Choosing the
+   OOA by the quality of the tail's linear fit is in the spirit of the OOA
+   studies that pick it by the correlation of the inverse-velocity
+   regression (e.g. the EMA-based framework applied to the Qubuga landslide,
+   *Journal of Engineering Geology*, 2022); the standard-error criterion is
+   this module's choice. Before that, the window as a whole must accelerate:
+   the line of ``y`` over every usable velocity must fall, significantly
+   (one-sided t test at ``(1 - confidence) / 2``), else the series is
+   ``"not_accelerating"`` (the line rises or is flat) or ``"not_significant"``
+   (it falls, but not significantly); on steady creep this gate alone lets
+   through about that fraction of series by chance.
+4. **Fit**: least squares of ``y = (1/v) ** (alpha - 1)`` on ``t`` over the
+   tail; ``t_f`` is where the line reaches zero. Ordinary least squares by
+   default (Fukuzono's and Carlà et al.'s linear regression). ``weighted=True``
+   weights each velocity by the inverse of its variance propagated to ``y``
+   (delta method: ``var(y) ∝ y**(2 alpha / (alpha - 1)) / sxx`` with ``sxx``
+   the spread of the window's reading times, since a window slope's variance
+   is ``sigma_d**2 / sxx``), using the fitted ``y`` (``iterations`` passes of
+   reweighting): slow early velocities, whose inverse is noisy, then count
+   little. Measured on the hourly α = 2 series of the tests (0.5 mm noise,
+   11 h before failure, 200 seeds): ordinary least squares forecasts with an
+   error spread (sd) of 1.1 h and its 95 % interval holds the true time in
+   96 % of the series; weighted, the spread halves (0.5 h) but the interval
+   holds it in only 88 % (it is too narrow: the weights come from the data),
+   and steady creep with 1 mm noise gave a forecast in 1.2 % of series
+   instead of 0.2 %.
 5. **Uncertainty**: the interval of ``t_f`` at ``confidence`` by Fieller's
    theorem (Fieller 1954; the "inverse regression" interval of Draper & Smith,
    *Applied Regression Analysis*, 3rd ed., §3.2): the times at which the
@@ -58,7 +78,8 @@ Steps
 
 Status (no forecast unless ``"forecast"``): ``"too_few_points"`` (fewer than
 ``min_points`` velocities in the tail), ``"not_accelerating"`` (slope of the
-line ≥ 0: steady or slowing creep), ``"poor_fit"`` (R² < ``r2_min``, an
+line ≥ 0: steady or slowing creep), ``"not_significant"`` (step 3's gate),
+``"poor_fit"`` (R² < ``r2_min``, an
 operational choice: the INV literature judges the linear trend by eye or by
 R², without one agreed value), ``"unbounded"`` (Fieller interval unbounded).
 A forecast time before the newest reading is kept: the line has already
@@ -78,7 +99,8 @@ from twin.errors import ValidationError
 __all__ = ["Forecast", "STATUSES", "fieller_root", "fit_inverse_velocity", "forecast_failure",
            "window_velocities"]
 
-STATUSES = ("forecast", "too_few_points", "not_accelerating", "poor_fit", "unbounded")
+STATUSES = ("forecast", "too_few_points", "not_accelerating", "not_significant", "poor_fit",
+            "unbounded")
 
 
 @dataclass(frozen=True)
@@ -166,7 +188,7 @@ def _positive(name: str, value: float) -> float:
 
 
 def window_velocities(t, d, window_s: float, *, min_window_points: int = 3
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Velocities over consecutive windows of ``window_s`` ending at the newest reading.
 
     Parameters
@@ -181,11 +203,12 @@ def window_velocities(t, d, window_s: float, *, min_window_points: int = 3
 
     Returns
     -------
-    t_v, v, n : ndarray
+    t_v, v, n, sxx : ndarray
         Per kept window (oldest first): the mean time of its readings, the least-squares
-        slope of ``d`` on ``t`` (units per second) and the number of readings. Windows with
-        fewer than ``min_window_points`` readings, or whose readings span less than half
-        the window, are left out.
+        slope of ``d`` on ``t`` (units per second), the number of readings and
+        ``sum((t - mean t)**2)`` (s²; the slope's variance is the displacement noise
+        variance over it). Windows with fewer than ``min_window_points`` readings, or whose
+        readings span less than half the window, are left out.
     """
     w = _positive("window_s", window_s)
     if isinstance(min_window_points, bool) or not isinstance(min_window_points, int | np.integer) \
@@ -193,7 +216,7 @@ def window_velocities(t, d, window_s: float, *, min_window_points: int = 3
         raise ValidationError(f"min_window_points={min_window_points!r} must be an integer >= 2")
     t, d = _as_series(t, d, "window_velocities")
     if t.size == 0:
-        return np.empty(0), np.empty(0), np.empty(0, np.int64)
+        return np.empty(0), np.empty(0), np.empty(0, np.int64), np.empty(0)
     age = t[-1] - t
     k = np.floor(age / w).astype(np.int64)
     nb = int(k.max()) + 1
@@ -211,46 +234,52 @@ def window_velocities(t, d, window_s: float, *, min_window_points: int = 3
     np.maximum.at(hi, k, t)
     keep = (n >= min_window_points) & (hi - lo >= 0.5 * w) & (sxx > 0)
     idx = np.nonzero(keep)[0][::-1]  # oldest window first
-    return tm[idx] + t[-1], sxy[idx] / sxx[idx], n[idx]
+    return tm[idx] + t[-1], sxy[idx] / sxx[idx], n[idx], sxx[idx]
 
 
-def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, float, float, float]:
-    """Least squares of ``y`` on ``t``: mean t, mean y, Sxx, residual variance, R², slope and
-    the slope's t statistic (NaN with fewer than 3 points)."""
+def _line(t: np.ndarray, y: np.ndarray, w: np.ndarray | None = None
+          ) -> tuple[float, float, float, float, float, float, float, float]:
+    """Weighted least squares of ``y`` on ``t`` (weights ∝ inverse variances; None = equal):
+    weighted mean t, mean y, sum of weights, Sxx, residual variance (of unit weight), R²,
+    slope and the slope's t statistic (NaN with fewer than 3 points)."""
     n = t.size
-    tb, yb = float(t.mean()), float(y.mean())
+    w = np.ones(n) if w is None else w / w.mean()
+    sw = float(w.sum())
+    tb, yb = float(w @ t) / sw, float(w @ y) / sw
     u = t - tb
-    sxx = float(u @ u)
-    b = float(u @ (y - yb)) / sxx if sxx > 0 else 0.0
+    sxx = float(w @ (u * u))
+    b = float(w @ (u * (y - yb))) / sxx if sxx > 0 else 0.0
     res = y - yb - b * u
-    ssr = float(res @ res)
-    syy = float((y - yb) @ (y - yb))
+    ssr = float(w @ (res * res))
+    syy = float(w @ ((y - yb) ** 2))
     r2 = 1.0 - ssr / syy if syy > 0 else 0.0
     s2 = ssr / (n - 2) if n > 2 else math.inf
     se_b = math.sqrt(s2 / sxx) if sxx > 0 else math.inf
     tstat = b / se_b if se_b > 0 else (-math.inf if b < 0 else math.inf if b > 0 else math.nan)
-    return tb, yb, sxx, s2, r2, b, (tstat if n > 2 else math.nan)
+    return tb, yb, sw, sxx, s2, r2, b, (tstat if n > 2 else math.nan)
 
 
-def fieller_root(t, y, confidence: float) -> tuple[float, float, float, float, float, float]:
-    """Least-squares line of ``y`` on ``t``, its zero and Fieller's interval of the zero.
+def fieller_root(t, y, confidence: float, w=None) -> tuple[float, float, float, float, float, float]:
+    """Weighted least-squares line of ``y`` on ``t``, its zero and Fieller's interval of the zero.
 
-    Returns ``(t0, lo, hi, se, r2, slope)`` with the intercept-free form
-    ``y = slope * (t - t0)``; ``lo``/``hi`` are ±inf when the interval is unbounded
-    (slope not significant at ``confidence``), and ``t0`` is NaN when the slope is 0.
+    Returns ``(t0, lo, hi, se, r2, slope)`` with the line written ``y = slope * (t - t0)``;
+    ``lo``/``hi`` are ±inf when the interval is unbounded (slope not significant at
+    ``confidence``), and ``t0`` is NaN when the slope is 0. ``w``: weights proportional to
+    the inverse variances of ``y`` (None: equal).
     """
     t = np.asarray(t, np.float64)
     y = np.asarray(y, np.float64)
     n = t.size
-    tb, yb, sxx, s2, r2, b, _ = _line(t, y)
+    w = None if w is None else np.asarray(w, np.float64)
+    tb, yb, sw, sxx, s2, r2, b, _ = _line(t, y, w)
     if b == 0.0:
         return math.nan, -math.inf, math.inf, math.inf, r2, b
     t0 = tb - yb / b
-    se = math.sqrt(s2 * (1.0 / n + (t0 - tb) ** 2 / sxx)) / abs(b)
+    se = math.sqrt(s2 * (1.0 / sw + (t0 - tb) ** 2 / sxx)) / abs(b)
     q = float(stats.t.ppf(0.5 * (1.0 + confidence), n - 2)) if n > 2 else math.inf
-    # (yb + b u)^2 <= q^2 s2 (1/n + u^2/sxx)  <=>  a u^2 + 2 yb b u + c <= 0
+    # (yb + b u)^2 <= q^2 s2 (1/sw + u^2/sxx)  <=>  a u^2 + 2 yb b u + c <= 0
     a = b * b - q * q * s2 / sxx
-    c = yb * yb - q * q * s2 / n
+    c = yb * yb - q * q * s2 / sw
     if not a > 0:
         return t0, -math.inf, math.inf, se, r2, b
     disc = (yb * b) ** 2 - a * c  # > 0 because the quadratic is negative at u = -yb / b
@@ -259,10 +288,12 @@ def fieller_root(t, y, confidence: float) -> tuple[float, float, float, float, f
     return t0, tb + u1, tb + u2, se, r2, b
 
 
-def _onset(t, y, min_points: int) -> int | None:
-    """Index of the start of the tail (>= ``min_points`` long) whose falling least-squares line
-    has the largest R² (ties: the earliest start), or None when no tail's line falls."""
+def _onset(t, y, w, min_points: int) -> int | None:
+    """Index of the start of the tail (>= ``min_points`` long) whose falling weighted
+    least-squares line gives the smallest delta-method standard error of its zero (ties: the
+    earliest start), or None when no tail's line falls."""
     m = t.size
+    w = w / w.mean()
     u = t - t[-1]
     v = y - y.mean()
 
@@ -270,21 +301,28 @@ def _onset(t, y, min_points: int) -> int | None:
         return np.cumsum(x[::-1])[::-1]
 
     n = np.arange(m, 0, -1, dtype=np.float64)
-    su, sv = tail_sums(u), tail_sums(v)
-    suu = tail_sums(u * u) - su * su / n
-    svv = tail_sums(v * v) - sv * sv / n
-    suv = tail_sums(u * v) - su * sv / n
+    sw, su, sv = tail_sums(w), tail_sums(w * u), tail_sums(w * v)
+    ub, vb = su / sw, sv / sw
+    suu = tail_sums(w * u * u) - su * ub
+    svv = tail_sums(w * v * v) - sv * vb
+    suv = tail_sums(w * u * v) - su * vb
     ok = (n >= min_points) & (suu > 0) & (suv < 0)
     if not ok.any():
         return None
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ok & (svv > 0), suv * suv / (suu * svv), np.where(ok, 1.0, -1.0))
-    return int(np.argmax(r2))
+        b = suv / suu
+        s2 = np.maximum(svv - suv * b, 0.0) / np.maximum(n - 2, 1)
+        u0 = ub - (vb + y.mean()) / b  # the zero of the tail's line (in u)
+        var = s2 * (1.0 / sw + (u0 - ub) ** 2 / suu) / (b * b)
+    var = np.where(ok & np.isfinite(var), var, np.inf)
+    return int(np.argmin(var))
 
 
-def fit_inverse_velocity(t_v, v, *, t_last: float | None = None, fit_window_s: float | None = None,
-                         alpha: float = 2.0, confidence: float = 0.95, r2_min: float = 0.7,
-                         min_points: int = 5, direction: int | None = None) -> Forecast:
+def fit_inverse_velocity(t_v, v, *, precision=None, t_last: float | None = None,
+                         fit_window_s: float | None = None, alpha: float = 2.0,
+                         confidence: float = 0.95, r2_min: float = 0.7, min_points: int = 5,
+                         direction: int | None = None, weighted: bool = False,
+                         iterations: int = 3) -> Forecast:
     """Fit Voight's line to velocities and forecast the failure time (module docstring, steps 2-5).
 
     Parameters
@@ -292,6 +330,9 @@ def fit_inverse_velocity(t_v, v, *, t_last: float | None = None, fit_window_s: f
     t_v, v : array_like (m,)
         Velocity times (s) and signed velocities (units per second), e.g. from
         :func:`window_velocities`.
+    precision : array_like (m,), optional
+        Relative precision (inverse variance) of each velocity, e.g. the ``sxx`` of
+        :func:`window_velocities`; default: equal.
     t_last : float, optional
         Time of the newest reading (default: the newest velocity time).
     fit_window_s : float, optional
@@ -306,6 +347,10 @@ def fit_inverse_velocity(t_v, v, *, t_last: float | None = None, fit_window_s: f
         Fewest velocities in the fitted tail (≥ 3).
     direction : {+1, -1}, optional
         Direction of motion (default: the sign of the summed velocities).
+    weighted : bool
+        Weighted least squares (step 4) instead of ordinary.
+    iterations : int
+        Reweighting passes of the weighted fit.
     """
     a = float(alpha)
     if not (math.isfinite(a) and a > 1.0):
@@ -316,6 +361,13 @@ def fit_inverse_velocity(t_v, v, *, t_last: float | None = None, fit_window_s: f
         raise ValidationError(f"r2_min={r2_min!r} must lie in [0, 1]")
     if isinstance(min_points, bool) or not isinstance(min_points, int | np.integer) or min_points < 3:
         raise ValidationError(f"min_points={min_points!r} must be an integer >= 3 (a line and its scatter)")
+    if precision is None:
+        precision = np.ones(np.shape(t_v))
+    order = np.argsort(np.asarray(t_v, np.float64), kind="stable")
+    precision = np.asarray(precision, np.float64)
+    if precision.shape != np.shape(t_v) or not np.all(np.isfinite(precision) & (precision > 0)):
+        raise ValidationError(f"precision must be {np.shape(t_v)} finite values > 0 (one per velocity)")
+    precision = precision[order]
     t_v, v = _as_series(t_v, v, "fit_inverse_velocity")
     tl = float(t_v[-1]) if t_last is None and t_v.size else (math.nan if t_last is None else float(t_last))
     if direction is None:
@@ -343,16 +395,30 @@ def fit_inverse_velocity(t_v, v, *, t_last: float | None = None, fit_window_s: f
         return out("too_few_points")
     y_all = np.full(t_v.size, np.nan)
     y_all[cand] = (1.0 / speed[cand]) ** (a - 1.0)
+    # var(y) = (dy/dv)^2 var(v) ∝ y^(2 alpha / (alpha - 1)) / precision (delta method)
+    power = 2.0 * a / (a - 1.0)
+
+    def weights(y, p):
+        return p / y ** power if weighted else np.ones_like(y)
+
+    wc = weights(y_all[cand], precision[cand])
     # the window as a whole must accelerate: its line of y falls, significantly (one-sided)
-    _, _, _, _, r2w, bw, tw = _line(t_v[cand], y_all[cand])
-    if not tw < -float(stats.t.ppf(0.5 * (1.0 + confidence), cand.size - 2)):
+    *_, r2w, bw, tw = _line(t_v[cand], y_all[cand], wc)
+    if not bw < 0:
         return out("not_accelerating", r2=r2w, b=bw)
-    j = _onset(t_v[cand], y_all[cand], min_points)
+    if not tw < -float(stats.t.ppf(0.5 * (1.0 + confidence), cand.size - 2)):
+        return out("not_significant", r2=r2w, b=bw)
+    j = _onset(t_v[cand], y_all[cand], wc, min_points)
     if j is None:
         return out("not_accelerating")
     mask[cand[j:]] = True
-    tt, yy = t_v[mask], y_all[mask]
-    t0, lo, hi, se, r2, b = fieller_root(tt, yy, float(confidence))
+    tt, yy, pp = t_v[mask], y_all[mask], precision[mask]
+    w = weights(yy, pp)
+    for _ in range(int(iterations) if weighted else 0):  # reweight with the fitted y (less noisy than the observed)
+        tb, yb, *_, b, _ = _line(tt, yy, w)
+        fit = yb + b * (tt - tb)
+        w = weights(np.where(fit > 0, fit, yy), pp)
+    t0, lo, hi, se, r2, b = fieller_root(tt, yy, float(confidence), w)
     c = -b * t0 if math.isfinite(t0) else float(yy.mean())
     # a fall of y over the tail below 1e-9 of its size is rounding of a constant velocity
     if not (b < 0 and -b * (tt[-1] - tt[0]) > 1e-9 * float(np.abs(yy).mean())):
@@ -366,7 +432,8 @@ def fit_inverse_velocity(t_v, v, *, t_last: float | None = None, fit_window_s: f
 
 def forecast_failure(t, d, *, velocity_window_s: float, fit_window_s: float | None = None,
                      alpha: float = 2.0, confidence: float = 0.95, r2_min: float = 0.7,
-                     min_points: int = 5, min_window_points: int = 3) -> Forecast:
+                     min_points: int = 5, min_window_points: int = 3,
+                     weighted: bool = False) -> Forecast:
     """Inverse-velocity failure forecast from a displacement (or tilt) series.
 
     Parameters
@@ -376,7 +443,7 @@ def forecast_failure(t, d, *, velocity_window_s: float, fit_window_s: float | No
         one unit (mm, mrad, ...).
     velocity_window_s : float
         Length of the velocity windows (:func:`window_velocities`).
-    fit_window_s, alpha, confidence, r2_min, min_points
+    fit_window_s, alpha, confidence, r2_min, min_points, weighted
         As :func:`fit_inverse_velocity`.
     min_window_points : int
         Fewest readings per velocity window.
@@ -396,10 +463,11 @@ def forecast_failure(t, d, *, velocity_window_s: float, fit_window_s: float | No
     ('forecast', 99.9)
     """
     t, d = _as_series(t, d, "forecast_failure")
-    t_v, v, _ = window_velocities(t, d, velocity_window_s, min_window_points=min_window_points)
+    t_v, v, _, sxx = window_velocities(t, d, velocity_window_s, min_window_points=min_window_points)
     direction = int(np.sign(d[-1] - d[0])) if t.size else 0
     if direction == 0:
         direction = 1
-    return fit_inverse_velocity(t_v, v, t_last=float(t[-1]) if t.size else None,
+    return fit_inverse_velocity(t_v, v, precision=sxx, t_last=float(t[-1]) if t.size else None,
                                 fit_window_s=fit_window_s, alpha=alpha, confidence=confidence,
-                                r2_min=r2_min, min_points=min_points, direction=direction)
+                                r2_min=r2_min, min_points=min_points, direction=direction,
+                                weighted=weighted)

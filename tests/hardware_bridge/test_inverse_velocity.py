@@ -8,19 +8,28 @@ d(t) = -v0 t_f ln(1 - t/t_f) (alpha = 2, Fukuzono 1985: 1/v linear in t).
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from hardware_bridge.fusion import Reading
+from hardware_bridge.fusion.alerts import AlertEngine, load_config
 from hardware_bridge.fusion.inverse_velocity import (
     fieller_root,
     fit_inverse_velocity,
     forecast_failure,
     window_velocities,
 )
-from twin.errors import ValidationError
+from hardware_bridge.ingest import Ingestor
+from hardware_bridge.twin_link import TwinLink
+from twin.errors import ConfigError, ValidationError
+from twin.events import Severity
+from twin.store import Store
 
 H = 3600.0
 TF = 100 * H  # the known failure time
@@ -90,6 +99,22 @@ def test_noisy_series_interval_covers_the_failure_time():
     assert hits >= 0.9 * n_ok  # measured 98 %
 
 
+def test_weighted_fit_halves_the_spread():
+    """Weighted least squares (weights from the delta method) against ordinary, 100 seeds of
+    the 0.5 mm series: the documented trade-off (module docstring: spread 1.1 h -> 0.5 h)."""
+    err = {False: [], True: []}
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        d = voight(HOURLY) + rng.normal(0, 0.5, HOURLY.size)
+        for w in err:
+            f = forecast_failure(HOURLY, d, velocity_window_s=6 * H, fit_window_s=72 * H, weighted=w)
+            assert f.ok
+            err[w].append((f.t_f - TF) / H)
+    sd_ols, sd_wls = np.std(err[False]), np.std(err[True])
+    assert sd_wls < 0.7 * sd_ols  # measured 0.5 h against 1.1 h
+    assert abs(np.mean(err[True])) < 0.5  # bias well inside the spread (measured -0.2 h)
+
+
 def test_irregular_sampling_with_a_gap():
     rng = np.random.default_rng(3)
     t = np.cumsum(rng.exponential(0.8 * H, 200))
@@ -117,7 +142,7 @@ def test_steady_creep_gives_no_forecast():
         statuses.add(f.status)
         false += f.ok
     assert false <= 5
-    assert "not_accelerating" in statuses
+    assert statuses & {"not_accelerating", "not_significant"}
 
 
 def test_decelerating_series_is_not_accelerating():
@@ -142,7 +167,7 @@ def test_direction_and_onset_of_acceleration():
 def test_window_velocities_are_least_squares_slopes():
     t = np.array([0.0, 1.0, 2.5, 3.0, 10.0, 11.0, 11.5, 12.0]) * H
     d = np.array([0.0, 1.0, 2.0, 4.0, 9.0, 9.5, 10.5, 11.0])
-    tv, v, n = window_velocities(t, d, 4 * H)
+    tv, v, n, sxx = window_velocities(t, d, 4 * H)
     # windows end at 12 h: (8, 12] holds 4 readings, (4, 8] none, (0, 4] 3 readings (t = 0
     # belongs to (-4, 0], alone: dropped)
     assert n.tolist() == [3, 4]
@@ -150,6 +175,7 @@ def test_window_velocities_are_least_squares_slopes():
         want = np.polyfit(t[a:b], d[a:b], 1)[0]
         assert got == pytest.approx(want, rel=1e-12)
     assert tv[1] == pytest.approx(t[4:].mean())
+    assert sxx[1] == pytest.approx(np.sum((t[4:] - t[4:].mean()) ** 2))
 
 
 def test_fieller_interval_is_where_the_band_holds_zero():
@@ -192,3 +218,118 @@ def test_bad_series_are_refused():
         forecast_failure(HOURLY, np.where(HOURLY > 10 * H, np.nan, 1.0), velocity_window_s=H)
     assert forecast_failure([], [], velocity_window_s=H).status == "too_few_points"
     assert fit_inverse_velocity([1.0, 2.0], [1.0, 2.0]).status == "too_few_points"
+
+
+# ------------------------------------------------------------------ alerts (fusion.alerts)
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
+T_FAIL = T0 + timedelta(seconds=TF)
+
+
+def gnss_readings(t, d_mm, station="SL1"):
+    return [Reading(f"{station}/gnss_displacement", "gnss_displacement", T0 + timedelta(seconds=float(a)),
+                    float(b) / 1000.0, unit="m", station=station) for a, b in zip(t, d_mm, strict=True)]
+
+
+def forecast_events(events):
+    return [e for e in events if e.data.get("lane") == "forecast"]
+
+
+def test_forecast_levels_are_raised_beside_the_rate_levels():
+    t = np.arange(0.0, 98 * H, H)
+    events = AlertEngine().evaluate(gnss_readings(t, voight(t)))
+    fc = forecast_events(events)
+    # packaged lead times (operational choices in alerts.toml): 72 h advisory, 24 h warning,
+    # 6 h alarm; the noise-free forecast is within 0.25 h of 100 h (see above), so the
+    # warning comes at the first hourly reading with 100 - t <= 24 h (76 h) or one later,
+    # the alarm at 94 h or one later
+    assert [(e.kind, e.severity.value) for e in fc] == [
+        ("threshold_crossed", "advisory"), ("threshold_crossed", "warning"), ("threshold_crossed", "alarm")]
+    hours = [(e.time_s - T0.timestamp()) / H for e in fc]
+    assert hours[0] <= 40 and hours[1] in (76, 77) and hours[2] in (94, 95)
+    # the rate lane raised its own alarm at 12 h (24 mm/d >= 10 mm/d) and is not held back
+    rate = [e for e in events if e.data.get("metric") == "rate_mm_per_day"]
+    assert [e.severity.value for e in rate] == ["alarm"] and rate[0].time_s == T0.timestamp() + 12 * H
+    w = fc[1]
+    f = w.data["forecast"]
+    assert w.data["metric"] == "time_to_failure_h" and w.data["unit"] == "h" and w.data["value"] <= 24
+    assert abs(datetime.fromisoformat(f["failure_time"]) - T_FAIL) <= timedelta(minutes=15)
+    assert f["lead_interval_h"][0] <= f["lead_h"] <= f["lead_interval_h"][1]
+    assert f["velocity_unit"] == "mm/h" and f["r2"] > 0.99 and f["n_fit"] >= 5
+    when = datetime.fromisoformat(f["failure_time"]).strftime("%Y-%m-%d %H:%M UTC")
+    assert w.message.startswith(f"gnss_displacement SL1: failure forecast {when} (in ")
+    assert "≤ 24 h (failure forecast within 24 h (inverse velocity)); 95 % interval " in w.message
+    assert "; fit of " in w.message and "R² 1.00" in w.message and " mm/h" in w.message
+
+
+def test_forecast_level_clears_when_the_slope_stops_accelerating():
+    # Fukuzono acceleration to 80 h (forecast 20 h ahead: warning), then the slope keeps the
+    # velocity it had: once the 72 h window holds no acceleration the level clears
+    t = np.arange(0.0, 170 * H, H)
+    v80 = V0 * TF / (TF - 80 * H)
+    d = np.where(t <= 80 * H, voight(np.minimum(t, 80 * H)), voight(80 * H) + v80 * (t - 80 * H))
+    eng = AlertEngine()
+    fc = forecast_events(eng.evaluate(gnss_readings(t, d)))
+    kinds = [(e.kind, e.severity.value) for e in fc]
+    assert kinds[:2] == [("threshold_crossed", "advisory"), ("threshold_crossed", "warning")]
+    cleared = [e for e in fc if e.kind == "alert_cleared"]
+    assert cleared and cleared[-1].data["to"] is None and "failure-time forecast" in cleared[-1].message
+    assert T0.timestamp() + 80 * H < cleared[-1].time_s <= T0.timestamp() + (80 + 72 + 6) * H
+    assert eng.active() == {"SL1/gnss_displacement": Severity.ALARM}  # the rate lane still alarms
+
+
+def test_inclinometer_forecast_in_mrad():
+    t = np.arange(0.0, 90 * H, H)
+    tilt_mrad = 0.2 * voight(t)  # the same shape: 0.2 mrad/h at t = 0
+    rs = [Reading("TL1/inclinometer", "inclinometer", T0 + timedelta(seconds=float(a)), float(b) / 1000.0,
+                  unit="rad", station="TL1") for a, b in zip(t, tilt_mrad, strict=True)]
+    fc = forecast_events(AlertEngine().evaluate(rs))
+    assert [e.severity.value for e in fc] == ["advisory", "warning"]
+    assert fc[-1].data["forecast"]["velocity_unit"] == "mrad/h" and " mrad/h" in fc[-1].message
+
+
+@pytest.mark.parametrize("table, match", [
+    ({"alpha": 1.0}, "alpha=1.0 must be > 1"),
+    ({"weighted": "yes"}, "weighted='yes'"),
+    ({"min_points": 2}, "min_points=2"),
+    ({"velocity_window": 6}, "unknown key 'velocity_window'"),
+])
+def test_bad_forecast_parameters_are_refused(table, match):
+    cfg = copy.deepcopy(load_config())
+    cfg["gnss_displacement"]["inverse_velocity"].update(table)
+    with pytest.raises(ConfigError, match=r"\[gnss_displacement.inverse_velocity\]"):
+        AlertEngine(cfg)
+    with pytest.raises(ConfigError, match=match):
+        AlertEngine(cfg)
+
+
+def test_station_parameters_override_the_kind():
+    cfg = copy.deepcopy(load_config())
+    cfg["gnss_displacement"]["stations"] = {"SL9": {"inverse_velocity": {"velocity_window_h": 3}}}
+    eng = AlertEngine(cfg)
+    kc = eng.kinds["gnss_displacement"]
+    assert kc.station_forecast["SL9"]["velocity_window_h"] == 3 and kc.forecast["velocity_window_h"] == 6
+
+
+# ------------------------------------------------------- the real ingest path, into a store
+def test_accelerating_gnss_feed_raises_a_stored_forecast_alert(tmp_path):
+    """A synthetic GNSS feed (alpha = 2, failure at 100 h, 0.5 mm noise, hourly to 89 h) through
+    the bridge's ingestor and twin link into a real store: the forecast alerts are in its log."""
+    rng = np.random.default_rng(12)
+    t = np.arange(0.0, 90 * H, H)
+    d = voight(t) + rng.normal(0, 0.5, t.size)
+    with Store.open(tmp_path / "store") as store:
+        link = TwinLink(store, sensors={"SL1": (113.932, 22.718)})
+        ing = Ingestor(store, on_alert=store.put_event, on_stored=link.on_stored)
+        for k, (a, b) in enumerate(zip(t, d, strict=True)):
+            when = T0 + timedelta(seconds=float(a))
+            body = {"datastream": "SL1/gnss_displacement", "phenomenonTime": when.isoformat(),
+                    "result": round(float(b), 2), "unit": "mm", "seq": k}
+            ing.handle_many([("sz/v1/gnss_displacement/SL1/obs", json.dumps(body).encode(),
+                              when + timedelta(seconds=1))])
+        assert store.count_observations("SL1/gnss_displacement") == t.size
+        stored = forecast_events(store.events(kind="threshold_crossed"))
+    assert [e.severity.value for e in stored][-1] == "warning"  # 11 h before failure at the end
+    last = stored[-1].data["forecast"]
+    lo, hi = (datetime.fromisoformat(x) for x in last["interval"])
+    assert lo <= T_FAIL <= hi  # this seed's 95 % interval holds the true failure time
+    assert stored[-1].source == "SL1/gnss_displacement" and "failure forecast" in stored[-1].message
