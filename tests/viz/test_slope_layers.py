@@ -102,7 +102,8 @@ def warp(ds) -> MercatorWarp:
 
 
 def test_every_slope_kind_is_registered():
-    assert {"slope_fs", "slope_probability", "slope_failure_time", "slope_runout", "slope_assets"} <= set(kinds())
+    assert {"slope_fs", "slope_probability", "slope_failure_time", "slope_runout", "slope_runout_source",
+            "slope_assets"} <= set(kinds())
 
 
 def test_fs_classes_colour_unstable_red_and_leave_stable_cells_transparent(ds, warp):
@@ -202,14 +203,17 @@ def test_failure_time_plays_on_the_floods_time_slider(ds, warp):
 
 
 def test_runout_draws_source_and_deposit_above_a_tenth_of_a_metre(ds, warp):
-    s = build("slope_runout", ds, warp=warp)
-    assert [lyr["id"] for lyr in s.layers] == ["slope_runout_source", "slope_runout"]
-    for lyr, var in zip(s.layers, ("runout_source", "runout_depth"), strict=True):
+    deposit = build("slope_runout", ds, warp=warp)
+    source = build("slope_runout_source", ds, warp=warp)
+    assert deposit.visible and not source.visible  # source cells are the failed cells, shown below
+    for s, var in ((source, "runout_source"), (deposit, "runout_depth")):
+        (lyr,) = s.layers
+        assert lyr["id"] == f"slope_{var.replace('_depth', '')}"
         v = warp(ds[var].values)
         img = rgba_of(lyr["image"])
         assert np.array_equal(img[..., 3] > 0, v >= 0.1), var
         assert (v >= 0.1).sum() > 50
-    assert {lg.units for lg in s.legends} == {"m"}
+        assert s.legends[0].units == "m"
 
 
 def test_assets_are_drawn_by_geometry_with_kind_name_and_depth_tooltips(ds):
@@ -234,6 +238,31 @@ def test_assets_are_drawn_by_geometry_with_kind_name_and_depth_tooltips(ds):
     lon, lat = TO_LL.transform(X0 + 40.5 * RES, Y0 - 25.5 * RES)
     w, so, e, n = s.bounds
     assert w < lon < e and so < lat < n
+
+
+def test_a_long_line_is_drawn_only_where_the_deposit_is(ds):
+    to_grid = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
+    cy = Y0 - 25.5 * RES  # the row through the blob's centre
+    one = ds.isel(asset=[2]).copy()
+    one["asset_wkt"] = ("asset", np.array([f"LINESTRING ({_ll(X0 + 5.5 * RES, cy)}, {_ll(X0 + 75.5 * RES, cy)})"],
+                                          dtype=object))
+    (lines,) = build("slope_assets", one).layers
+    (path,) = [np.asarray(r["path"]) for r in lines["data"]]
+    x, _ = to_grid.transform(path[:, 0], path[:, 1])
+    # Deposit >= 0.1 m on row 25: 3 (1 - ((c - 40) / 8)^2) >= 0.1, columns 33..47; one cell of slack
+    # each side gives columns 32..48, x in [X0 + 32 RES, X0 + 49 RES]; the path reaches one
+    # quarter-cell sample beyond (its densification step), and positions are rounded to 1e-6 deg.
+    assert x.min() == pytest.approx(X0 + 32 * RES, abs=RES / 4 + 0.2)
+    assert x.max() == pytest.approx(X0 + 49 * RES, abs=RES / 4 + 0.2)
+    (whole,) = build("slope_assets", one, clip_lines=False).layers
+    xw, _ = to_grid.transform(*np.asarray(whole["data"][0]["path"]).T)
+    assert xw.max() - xw.min() == pytest.approx(70 * RES, abs=0.5)
+    # A line off the deposit (the asset table says it is hit, the grid disagrees) is drawn whole.
+    off = one.copy()
+    off["asset_wkt"] = ("asset", np.array([f"LINESTRING ({_ll(X0 + 5.5 * RES, Y0 - 55.5 * RES)}, "
+                                           f"{_ll(X0 + 20.5 * RES, Y0 - 55.5 * RES)})"], dtype=object))
+    (lines,) = build("slope_assets", off).layers
+    assert len(lines["data"][0]["path"]) == 2
 
 
 def test_assets_from_the_runout_geodataframe_match_the_dataset(ds):
@@ -263,13 +292,13 @@ def test_slope_layers_of_deterministic_and_probabilistic_runs(ds, warp):
     det = slope_layers(ds, warp=warp)
     assert [s.layer_ids() for s in det] == [
         ["slope_assets_areas", "slope_assets_lines", "slope_assets_points"],
-        ["slope_runout_source", "slope_runout"], ["slope_failure_time"], ["slope_fs"]]
-    assert all(s.visible for s in det)
+        ["slope_runout"], ["slope_runout_source"], ["slope_failure_time"], ["slope_fs"]]
+    assert [s.visible for s in det] == [True, True, False, True, True]
     prob = slope_layers(slope_ds(probabilistic=True), warp=warp)
     ids = [s.layer_ids()[0] for s in prob]
-    assert ids == ["slope_assets_areas", "slope_runout_source", "slope_failure_time", "slope_probability",
-                   "slope_fs"]
-    assert [s.visible for s in prob] == [True, True, False, True, False]
+    assert ids == ["slope_assets_areas", "slope_runout", "slope_runout_source", "slope_failure_time",
+                   "slope_probability", "slope_fs"]
+    assert [s.visible for s in prob] == [True, True, False, False, True, False]
     bare = slope_layers(slope_ds(runout=False, assets=False), warp=warp)
     assert [s.layer_ids() for s in bare] == [["slope_failure_time"], ["slope_fs"]]
     Scene(sets=det).to_json()  # one scene: ids unique, one time axis

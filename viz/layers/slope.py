@@ -24,8 +24,9 @@ Colour classes and why:
   time reaches its first time with FS < 1, coloured by that time (h);
   frames hourly over ``duration_h`` (or the times you pass, e.g. a flood
   run's frame times, so both play on one slider).
-* ``slope_runout`` (``runout_depth``, m of deposit; ``runout_source``, m of
-  failed thickness): transparent below 0.1 m, the depth
+* ``slope_runout`` (``runout_depth``, m of deposit, browns) and
+  ``slope_runout_source`` (``runout_source``, m of failed thickness, violets;
+  hidden at first): transparent below 0.1 m, the depth
   :func:`physics.slope_runout.assets_hit` counts an asset as hit from.
 * ``slope_assets`` (``asset_*`` along dim ``asset``, WKT in EPSG:4326):
   buildings as polygons, roads and metro lines as paths, stations as dots,
@@ -131,8 +132,10 @@ def probability_ramp(floor: float = PROBABILITY_FLOOR) -> Ramp:
 
 #: Deposits and failed thickness thinner than this (m) are not drawn (assets_hit's default).
 RUNOUT_MIN_DEPTH_M = 0.1
-RUNOUT_RAMP = Ramp([(0.1, (225, 205, 160, 170)), (0.5, (205, 170, 110, 200)), (1.0, (180, 130, 70, 215)),
-                    (2.0, (150, 95, 40, 230)), (5.0, (115, 60, 20, 240)), (10.0, (80, 35, 10, 250))])
+#: Deposit ramp (m): browns darker than the FS classes' yellow and orange, so thin deposit on a
+#: marginal slope is not read as an FS class.
+RUNOUT_RAMP = Ramp([(0.1, (175, 140, 100, 200)), (0.5, (150, 112, 75, 215)), (1.0, (128, 88, 52, 225)),
+                    (2.0, (105, 66, 33, 235)), (5.0, (82, 46, 20, 245)), (10.0, (58, 28, 10, 250))])
 SOURCE_RAMP = Ramp([(0.1, (210, 190, 230, 170)), (1.0, (160, 120, 200, 200)), (3.0, (110, 60, 160, 225)),
                     (10.0, (60, 20, 110, 245))])
 
@@ -264,24 +267,33 @@ def slope_failure_time(ds, *, warp: MercatorWarp | None = None, max_px: int | No
 
 @register("slope_runout")
 def slope_runout(ds, *, warp: MercatorWarp | None = None, max_px: int | None = None,
-                 layer_id: str = "slope_runout", label: str = "Landslide runout",
+                 layer_id: str = "slope_runout", label: str = "Landslide runout deposit",
                  visible: bool = True) -> LayerSet:
-    """Deposit thickness (``runout_depth``, m) over the failed thickness (``runout_source``, m, if any)."""
+    """Deposit thickness (``runout_depth``, m), transparent below :data:`RUNOUT_MIN_DEPTH_M`."""
     dep = _var(ds, "runout_depth")
     warp = _warp(ds, warp, max_px)
-    layers, legends = [], []
-    if "runout_source" in ds:
-        src = _var(ds, "runout_source")
-        sid = f"{layer_id}_source"
-        layers.append(raster_layer(sid, warp(src.values), SOURCE_RAMP, warp.bounds, units="m",
-                                   name="Failed thickness", step=0.01, below_text="none",
-                                   nodata_text="not modelled"))
-        legends.append(SOURCE_RAMP.legend(sid, "Failed (source) thickness", "m"))
-    layers.append(raster_layer(layer_id, warp(dep.values), RUNOUT_RAMP, warp.bounds, units="m",
-                               name="Runout deposit", step=0.01, below_text="none",
-                               nodata_text="not modelled"))
-    legends.append(RUNOUT_RAMP.legend(layer_id, "Runout deposit thickness", "m"))
-    return LayerSet(layers=layers, legends=legends, label=label, visible=visible, bounds=warp.bounds)
+    layer = raster_layer(layer_id, warp(dep.values), RUNOUT_RAMP, warp.bounds, units="m", name="Runout deposit",
+                         step=0.01, below_text="none", nodata_text="not modelled")
+    return LayerSet(layers=[layer], legends=[RUNOUT_RAMP.legend(layer_id, "Runout deposit thickness", "m")],
+                    label=label, visible=visible, bounds=warp.bounds)
+
+
+@register("slope_runout_source")
+def slope_runout_source(ds, *, warp: MercatorWarp | None = None, max_px: int | None = None,
+                        layer_id: str = "slope_runout_source", label: str = "Runout source (failed thickness)",
+                        visible: bool = False) -> LayerSet:
+    """Failed thickness the runout starts from (``runout_source``, m); hidden at first.
+
+    The source cells are the failed cells (FS < 1, or p above the run's threshold), which
+    the failure-time or probability layer already shows: drawn by default it would hide
+    their colours.
+    """
+    src = _var(ds, "runout_source")
+    warp = _warp(ds, warp, max_px)
+    layer = raster_layer(layer_id, warp(src.values), SOURCE_RAMP, warp.bounds, units="m", name="Failed thickness",
+                         step=0.01, below_text="none", nodata_text="not modelled")
+    return LayerSet(layers=[layer], legends=[SOURCE_RAMP.legend(layer_id, "Failed (source) thickness", "m")],
+                    label=label, visible=visible, bounds=warp.bounds)
 
 
 # ----------------------------------------------------------------------------- assets
@@ -352,15 +364,65 @@ def _xy(coords) -> list[list[float]]:
     return [[round(float(c[0]), 6), round(float(c[1]), 6)] for c in coords]
 
 
+class _Footprint:
+    """Where the deposit is at least ``min_depth_m`` (dilated by one cell), sampled at lon/lat points."""
+
+    def __init__(self, ds, min_depth_m: float):
+        from pyproj import Transformer
+        from scipy.ndimage import binary_dilation
+
+        from viz.layers._raster import grid_transform
+
+        dep = np.nan_to_num(np.asarray(ds["runout_depth"].values, dtype=np.float64), nan=0.0)
+        # One cell of slack: the runout's asset test intersects lines with whole cell squares,
+        # which a line may cross between two sample points.
+        self.mask = binary_dilation(dep >= min_depth_m, structure=np.ones((3, 3), bool))
+        t = grid_transform(ds)
+        self.inv = ~t
+        self.cell = min(abs(t.a), abs(t.e))
+        self.to_grid = Transformer.from_crs("EPSG:4326", ds.attrs["crs"], always_xy=True)
+        self.to_ll = Transformer.from_crs(ds.attrs["crs"], "EPSG:4326", always_xy=True)
+
+    def hit_parts(self, coords: np.ndarray) -> list[np.ndarray]:
+        """The runs of a lon/lat line (densified to a quarter cell) that lie on the footprint."""
+        x, y = self.to_grid.transform(coords[:, 0], coords[:, 1])
+        xy = np.column_stack([x, y])
+        seg = np.hypot(*np.diff(xy, axis=0).T)
+        pts = [xy[:1]]
+        for k, d in enumerate(seg):
+            n = max(1, int(np.ceil(d / (self.cell / 4))))
+            f = (np.arange(1, n + 1) / n)[:, None]
+            pts.append(xy[k] + f * (xy[k + 1] - xy[k]))
+        xy = np.vstack(pts)
+        col = np.floor(self.inv.a * xy[:, 0] + self.inv.b * xy[:, 1] + self.inv.c).astype(np.int64)
+        row = np.floor(self.inv.d * xy[:, 0] + self.inv.e * xy[:, 1] + self.inv.f).astype(np.int64)
+        h, w = self.mask.shape
+        inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        on = np.zeros(len(xy), bool)
+        on[inside] = self.mask[row[inside], col[inside]]
+        parts = []
+        edges = np.flatnonzero(np.diff(np.r_[0, on.astype(np.int8), 0]))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            a, b = max(a - 1, 0), min(b + 1, len(xy))  # reach the neighbouring samples: no 1-point runs
+            lon, lat = self.to_ll.transform(xy[a:b, 0], xy[a:b, 1])
+            parts.append(np.column_stack([lon, lat]))
+        return parts
+
+
 @register("slope_assets")
 def slope_assets(ds, *, layer_id: str = "slope_assets", label: str = "Assets hit by runout",
-                 visible: bool = True) -> LayerSet:
+                 visible: bool = True, clip_lines: bool = True,
+                 min_depth_m: float = RUNOUT_MIN_DEPTH_M) -> LayerSet:
     """Assets hit (buildings, roads, metro lines and stations) coloured by kind, with tooltips.
 
     Parameters
     ----------
     ds : Dataset or GeoDataFrame
         A slope run with ``asset_*`` variables, or :func:`physics.slope_runout.assets_hit`'s frame.
+    clip_lines : bool
+        With a dataset that has ``runout_depth``, draw of a road or metro line only its
+        stretches on the deposit (cells ≥ ``min_depth_m``, one cell of slack), so a hit on a
+        30 km metro line marks the hit, not the line; a line with no such stretch is drawn whole.
 
     Returns
     -------
@@ -370,6 +432,10 @@ def slope_assets(ds, *, layer_id: str = "slope_assets", label: str = "Assets hit
         geometry; a legend of the kinds with their counts.  No layers when nothing was hit.
     """
     assets = asset_table(ds)
+    foot = None
+    if clip_lines and isinstance(ds, xr.Dataset) and "runout_depth" in ds and ds.attrs.get("crs") \
+            and any(a["kind"] in ("road", "metro_line") for a in assets):
+        foot = _Footprint(ds, min_depth_m)
     polys, paths, points, allxy = [], [], [], []
     for a in assets:
         c = list(ASSET_KINDS[a["kind"]][1])
@@ -378,8 +444,12 @@ def slope_assets(ds, *, layer_id: str = "slope_assets", label: str = "Assets hit
             rings = [_xy(p.exterior.coords), *(_xy(r.coords) for r in p.interiors)]
             polys.append({"polygon": rings, "c": c, "tooltip": tip})
             allxy += rings[0]
-        for ln in _parts(a["geometry"], ("LineString", "LinearRing")):
-            paths.append({"path": _xy(ln.coords), "c": c, "tooltip": tip})
+        lines = [np.asarray(ln.coords)[:, :2] for ln in _parts(a["geometry"], ("LineString", "LinearRing"))]
+        if foot is not None and lines:
+            hit = [part for ln in lines for part in foot.hit_parts(ln)]
+            lines = hit or lines
+        for ln in lines:
+            paths.append({"path": _xy(ln), "c": c, "tooltip": tip})
             allxy += paths[-1]["path"]
         for pt in _parts(a["geometry"], ("Point",)):
             points.append({"p": _xy(pt.coords)[0], "c": c, "tooltip": tip})
@@ -424,8 +494,8 @@ def slope_layers(ds, *, warp: MercatorWarp | None = None, max_px: int | None = N
                  times_s=None) -> list[LayerSet]:
     """Every layer set a slope run has, top first (as :func:`viz.run_map.run_scene` draws them).
 
-    Order, top first: assets hit (vectors, so no raster hides them), runout (deposit over
-    the failed source), failure time (frames: failed cells cover the FS classes as the
+    Order, top first: assets hit (vectors, so no raster hides them), runout deposit, runout
+    source (hidden at first: its cells are the failed ones, shown below it), failure time (frames: failed cells cover the FS classes as the
     slider moves, so the red FS < 1 cells still standing at a time stay visible), then the
     main raster: the probability of failure when the run is probabilistic, else the minimum
     FS.  In a probabilistic run the failure time and the minimum FS are listed but hidden
@@ -450,6 +520,8 @@ def slope_layers(ds, *, warp: MercatorWarp | None = None, max_px: int | None = N
             sets.append(s)
     if "runout_depth" in ds:
         sets.append(build("slope_runout", ds, warp=warp))
+    if "runout_source" in ds:
+        sets.append(build("slope_runout_source", ds, warp=warp))
     if "time_of_failure" in ds:
         sets.append(build("slope_failure_time", ds, warp=warp, times_s=times_s, visible=not probabilistic))
     if probabilistic:
@@ -485,4 +557,4 @@ def zone_names(ds) -> dict[int, str]:
 
 __all__ = ["ASSET_KINDS", "FS_CLASSES", "FS_EDGES", "PROBABILITY_FLOOR", "RUNOUT_MIN_DEPTH_M", "Classes",
            "asset_table", "has_assets", "hourly_times", "probability_ramp", "slope_assets", "slope_failure_time",
-           "slope_fs", "slope_layers", "slope_probability", "slope_runout", "zone_names"]
+           "slope_fs", "slope_layers", "slope_probability", "slope_runout", "slope_runout_source", "zone_names"]
