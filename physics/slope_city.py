@@ -48,7 +48,9 @@ interval before it; or a NetCDF with ``rain`` (time, y, x) in mm/h, ``time``
 the start of each block in seconds (or datetimes) from the run's start, the
 CRS in the variable's or the file's ``crs`` attribute, warped bilinearly
 onto the domain), or the storm of a flood run (its ``storm`` attribute,
-rebuilt block for block from its depth-duration maxima). Rain may stop
+rebuilt block for block from its depth-duration maxima), or the rain gauges
+of a twin store over a time window (IDW in 10-min blocks by the bridge's
+:mod:`hardware_bridge.fusion.rain_grid`). Rain may stop
 before the end of the run: the kernel superposes the steps, so pressure
 heads keep diffusing after it.
 """
@@ -410,6 +412,101 @@ def read_rain_netcdf(path, domain) -> tuple[np.ndarray, np.ndarray]:
     return g.times, g.rates / MM_H
 
 
+GAUGE_BLOCK_S = 600.0  # 10-min blocks, as the design storms
+
+
+def parse_start(text) -> Any:
+    """A timezone-aware UTC datetime from ISO 8601 text (a time without zone is refused)."""
+    from datetime import UTC, datetime
+
+    if isinstance(text, datetime):
+        t = text
+    else:
+        try:
+            t = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"rain_start={text!r}: not an ISO 8601 time (e.g. 2023-09-07T09:00+08:00)") from None
+    if t.tzinfo is None:
+        raise ValidationError(f"rain_start={text!r}: give the time zone (e.g. +08:00 or Z)")
+    return t.astimezone(UTC)
+
+
+def gauge_readings(store_dir, start, end) -> tuple[list, list[str]]:
+    """Rain-gauge readings (``hardware_bridge.fusion.Reading``) of a store between two times.
+
+    Datastreams ``<sensor id>/rain_gauge/...`` (values: rain depth in m per
+    reporting interval), placed at their sensor's lon/lat from the store's
+    sensor registry. Returns (readings, ids of gauges without a position).
+    """
+    from datetime import timedelta
+
+    from hardware_bridge.fusion import Reading
+    from twin.store import Store
+
+    p = Path(store_dir).expanduser()
+    if not p.is_dir():
+        raise DataMissingError(f"gauges={str(store_dir)!r}: no such store folder")
+    readings, unplaced = [], set()
+    with Store.open_readonly(p) as store:
+        pos = {sen.id: (sen.lon, sen.lat) for sen in store.sensors()}
+        for ds in store.latest_times():
+            parts = ds.split("/")
+            if len(parts) < 2 or parts[1] != "rain_gauge":
+                continue
+            if parts[0] not in pos:
+                unplaced.add(parts[0])
+                continue
+            lon, lat = pos[parts[0]]
+            for o in store.observations(ds, t0=start, t1=end + timedelta(seconds=1)):
+                if o.value is not None:
+                    readings.append(Reading(datastream_id=ds, kind="rain_gauge", time=o.phenomenon_time,
+                                            value=float(o.value), lon=lon, lat=lat, station=parts[0],
+                                            unit=o.unit or "m"))
+    return readings, sorted(unplaced)
+
+
+def read_gauge_rain(store_dir, rain_start, hours: float, domain) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(t_edges s, rates mm/h (n, ny, nx), info) of the store's rain gauges over ``hours`` from ``rain_start``.
+
+    Gridded by inverse-distance weighting in 10-min blocks
+    (:func:`hardware_bridge.fusion.rain_grid.grid_rain`, its default IDW settings);
+    a gauge without a reading in a block is left out of that block.
+
+    Raises
+    ------
+    twin.errors.ValidationError
+        No placed gauge reading in the window, or a block without any reporting gauge.
+    """
+    from datetime import timedelta
+
+    from hardware_bridge.fusion.rain_grid import grid_rain
+
+    t0 = parse_start(rain_start)
+    t1 = t0 + timedelta(hours=float(hours))
+    readings, unplaced = gauge_readings(store_dir, t0, t1)
+    if not readings:
+        extra = f" ({len(unplaced)} gauges have no position in its sensor registry)" if unplaced else ""
+        raise ValidationError(f"gauges={str(store_dir)!r}: no rain_gauge reading between {t0.isoformat()} and "
+                              f"{t1.isoformat()}{extra}")
+    like = domain.grid_dataarray(np.zeros(domain.shape, np.float32), "rain", "mm/h")
+    da = grid_rain(readings, like, start=t0, end=t1, block_s=GAUGE_BLOCK_S, origin=t0)
+    rates = np.asarray(da.values, np.float64)
+    empty = np.flatnonzero(np.isnan(rates).all(axis=(1, 2)))
+    if empty.size:
+        raise ValidationError(f"gauges={str(store_dir)!r}: no gauge reported in the block starting "
+                              f"{(t0 + timedelta(seconds=float(da['time'][empty[0]]))).isoformat()}; "
+                              "choose a window the gauges cover")
+    starts = np.asarray(da["time"].values, np.float64)
+    info = {"name": f"rain gauges of {p_name(store_dir)} from {t0.isoformat()}", "method": "gauges (IDW)",
+            "source": str(store_dir), "start_utc": t0.isoformat(), "gauges": int(len({r.station for r in readings})),
+            "unplaced_gauges": unplaced, "block_min": GAUGE_BLOCK_S / 60.0}
+    return np.append(starts, starts[-1] + GAUGE_BLOCK_S), np.nan_to_num(rates), info
+
+
+def p_name(path) -> str:
+    return Path(path).expanduser().name or str(path)
+
+
 def storm_from_info(info: Mapping[str, Any]):
     """Rebuild the rain a flood run used from its ``storm`` description (:func:`physics.flood_city.storm_info`).
 
@@ -525,7 +622,9 @@ def rain_series(source: Mapping[str, Any], setup: Mapping[str, Any] | None = Non
 
     ``source`` holds one of ``storm`` (a name of :data:`physics.flood_city.STORMS`),
     ``rain_mm_h`` (uniform rate), ``rain_file`` (CSV or NetCDF, module
-    docstring) or ``flood`` (a flood run: folder or flood.nc), with
+    docstring), ``flood`` (a flood run: folder or flood.nc) or ``gauges`` (a
+    twin store's rain gauges from ``rain_start`` for ``storm_hours``,
+    :func:`read_gauge_rain`), with
     ``storm_hours`` (length of a storm or a uniform rain, h), ``method`` and
     ``peak_fraction`` (design storms). A gridded NetCDF needs ``setup`` (the
     cells of :func:`slope_setup`): the rain is given per modelled cell.
@@ -533,6 +632,17 @@ def rain_series(source: Mapping[str, Any], setup: Mapping[str, Any] | None = Non
     from physics.flood_city import make_storm, storm_info
 
     hours = source.get("storm_hours")
+    if source.get("gauges") is not None:
+        if setup is None:
+            raise ValidationError("gauge rain needs the model's cells (setup)")
+        t_edges, rates, info = read_gauge_rain(source["gauges"], source.get("rain_start"), float(hours),
+                                               setup["domain"])
+        flat = rates.reshape(rates.shape[0], -1)[:, setup["cells"]]
+        dt = np.diff(t_edges) / 3600.0
+        mean = flat.mean(axis=1) if flat.shape[1] else np.zeros(dt.size)
+        return (np.ascontiguousarray(flat * MM_H), t_edges,
+                {**info, "duration_h": float(hours), "total_mm": float((mean * dt).sum()),
+                 "peak_mm_h": float(flat.max(initial=0.0))})
     if source.get("flood") is not None:
         info = flood_run_info(source["flood"])
         rain, t_edges = _series(info["rain"], what="flood")
@@ -583,6 +693,6 @@ def eval_times(hours: float, every_s: float = 3600.0) -> np.ndarray:
     return t
 
 
-__all__ = ["DHATS", "FILL_OVERRIDES", "FILL_ZONE", "MIN_SLOPE_DEG", "eval_times", "fill_grids",
-           "flood_nc_path", "flood_run_info", "raised_slope", "rain_series", "read_fills", "read_rain_csv",
+__all__ = ["DHATS", "FILL_OVERRIDES", "FILL_ZONE", "GAUGE_BLOCK_S", "MIN_SLOPE_DEG", "eval_times", "fill_grids",
+           "flood_nc_path", "flood_run_info", "gauge_readings", "parse_start", "read_gauge_rain", "raised_slope", "rain_series", "read_fills", "read_rain_csv",
            "read_rain_netcdf", "resolve_flood_run", "slope_setup", "storm_from_info", "zone_grid"]

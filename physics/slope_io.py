@@ -192,6 +192,7 @@ def slope_summary(ds: xr.Dataset) -> dict:
                    runout_source_volume_m3=info.get("source_volume_m3"),
                    runout_travel_angle_deg=info.get("travel_angle_deg"),
                    runout_area_km2=float((dep > 0).sum() * cell_km2),
+                   runout_area_ge_0_1m_km2=float((dep >= 0.1).sum() * cell_km2),
                    runout_max_depth_m=float(dep.max(initial=0.0)))
     assets = assets_frame(ds)
     out["assets_hit"] = {str(k): int(v) for k, v in assets["kind"].value_counts().items()} if len(assets) else {}

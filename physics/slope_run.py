@@ -106,8 +106,8 @@ class SlopeConsoleRequest(_Strict):
 class SlopeRequest(SlopeConsoleRequest):
     """Every parameter of a slope run (the command line's options; ``twin slope run --help``).
 
-    The rain is one of ``storm``, ``rain_mm_h``, ``rain_file`` and ``flood``
-    (none: the 2023-09-07 storm). ``dem`` excludes ``city`` and ``districts``;
+    The rain is one of ``storm``, ``rain_mm_h``, ``rain_file``, ``flood`` and
+    ``gauges`` (with ``rain_start``) (none: the 2023-09-07 storm). ``dem`` excludes ``city`` and ``districts``;
     ``resolution`` None means 30 m for a city, the DEM's own cell size for a DEM.
     """
 
@@ -125,6 +125,9 @@ class SlopeRequest(SlopeConsoleRequest):
                                   "(time, y, x) in mm/h")
     flood: str | None = Field(default=None, description="Take the rain (and area) of this flood run "
                               "(folder or flood.nc)")
+    gauges: str | None = Field(default=None, description="Rain from the rain gauges of this twin store (folder), "
+                               "from rain_start for storm_hours")
+    rain_start: str | None = Field(default=None, description="Start of the gauges' window (ISO 8601 with zone)")
     method: str = Field(default="alternating_block", pattern="^(alternating_block|chicago)$",
                         description="Hyetograph of the design storm")
     peak_fraction: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False,
@@ -152,7 +155,9 @@ class SlopeRequest(SlopeConsoleRequest):
     @model_validator(mode="after")
     def _exclusive(self) -> SlopeRequest:
         problems = []
-        rains = [k for k in ("storm", "rain_mm_h", "rain_file", "flood") if getattr(self, k) is not None]
+        rains = [k for k in ("storm", "rain_mm_h", "rain_file", "flood", "gauges") if getattr(self, k) is not None]
+        if (self.gauges is None) != (self.rain_start is None):
+            problems.append("gauges and rain_start go together (the store and the start of its window)")
         if len(rains) > 1:
             problems.append(f"give one rain source, not {' and '.join(rains)}")
         if self.dem is not None and self.city is not None:
@@ -174,6 +179,7 @@ def storm_hours(req: SlopeRequest) -> float:
 def rain_source(req: SlopeRequest) -> dict[str, Any]:
     """The rain part of a request as :func:`physics.slope_city.rain_series` takes it."""
     return {"storm": req.storm, "rain_mm_h": req.rain_mm_h, "rain_file": req.rain_file, "flood": req.flood,
+            "gauges": req.gauges, "rain_start": req.rain_start,
             "storm_hours": storm_hours(req), "method": req.method, "peak_fraction": req.peak_fraction}
 
 
@@ -228,7 +234,17 @@ def check_slope(req: SlopeRequest, city: Any = None) -> None:
             pick_districts(the_city.districts(), parse_districts(req.districts))
         except TwinError as exc:
             bad("districts", exc)
-    if req.flood is None and req.rain_file is None:
+    if req.gauges is not None:
+        from physics.slope_city import parse_start
+        from twin.store import DB_NAME
+
+        if not (Path(req.gauges).expanduser() / DB_NAME).is_file():
+            bad("gauges", f"not a twin store (no {DB_NAME} in it)")
+        try:
+            parse_start(req.rain_start)
+        except TwinError as exc:
+            bad("rain_start", exc)
+    if req.flood is None and req.rain_file is None and req.gauges is None:
         storm = req.rain_mm_h if req.rain_mm_h is not None else (req.storm or _storms()[0])
         try:
             make_storm(storm, hours=storm_hours(req), method=req.method, city=the_city,
@@ -539,6 +555,8 @@ def describe(params: dict[str, Any]) -> str:
     where = ", ".join(params.get("districts") or []) or "whole city"
     if params.get("flood") is not None:
         rain = f"rain of flood run {params['flood']}"
+    elif params.get("gauges") is not None:
+        rain = f"rain gauges from {params.get('rain_start')}"
     elif params.get("rain_file") is not None:
         rain = Path(str(params["rain_file"])).name
     elif params.get("rain_mm_h") is not None:

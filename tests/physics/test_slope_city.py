@@ -212,3 +212,31 @@ def test_eval_times():
     np.testing.assert_array_equal(eval_times(3.0), [0.0, 3600.0, 7200.0, 10800.0])
     np.testing.assert_array_equal(eval_times(1.5), [0.0, 3600.0, 5400.0])
     np.testing.assert_array_equal(eval_times(1.0, 1800.0), [0.0, 1800.0, 3600.0])
+
+
+def test_rain_from_the_gauges_of_a_store(tmp_path, plain):
+    from datetime import UTC, datetime, timedelta
+
+    from twin.sensors import Sensor
+    from twin.store import Store
+
+    t0 = datetime(2023, 9, 7, 1, 0, tzinfo=UTC)
+    gauges = {"G1": (113.90, 22.75), "G2": (113.95, 22.78), "G3": (113.93, 22.72)}
+    with Store.open(tmp_path / "store") as store:
+        store.put_sensors([Sensor(id=k, kind="rain_gauge", lon=lon, lat=lat, unit="m")
+                           for k, (lon, lat) in gauges.items()])
+        for k in gauges:
+            for i in range(1, 13):  # 2 h of 10-min readings: 2 mm each in the first hour, 1 mm in the second
+                store.put_observation(f"{k}/rain_gauge/tb", t0 + timedelta(minutes=10 * i),
+                                      0.002 if i <= 6 else 0.001, "m")
+    rain, edges, info = rain_series({"gauges": str(tmp_path / "store"), "rain_start": "2023-09-07T09:00+08:00",
+                                     "storm_hours": 2.0}, plain)
+    np.testing.assert_allclose(edges, np.arange(13) * 600.0)
+    assert rain.shape == (12, plain["cells"].size)
+    # every gauge reports the same: inverse-distance weighting reproduces a constant field exactly
+    np.testing.assert_allclose(rain[:6] * 3.6e6, 12.0, rtol=1e-12)
+    np.testing.assert_allclose(rain[6:] * 3.6e6, 6.0, rtol=1e-12)
+    assert info["gauges"] == 3 and info["total_mm"] == pytest.approx(18.0)
+    with pytest.raises(ValidationError, match="no rain_gauge reading"):
+        rain_series({"gauges": str(tmp_path / "store"), "rain_start": "2024-01-01T00:00Z", "storm_hours": 1.0},
+                    plain)

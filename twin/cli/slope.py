@@ -80,6 +80,11 @@ def slope() -> None:
 @click.option("--flood", "flood", default=None, metavar="RUN",
               help="Take the rain (rebuilt storm) and the area of this flood run: its folder, its flood.nc, or "
                    "its run id in --store.")
+@click.option("--gauges", type=InputPath("store"), default=None, metavar="STORE",
+              help="Rain from the rain gauges of this twin store (IDW on the grid, 10-min blocks) over "
+                   "--storm-hours from --rain-start.")
+@click.option("--rain-start", default=None, metavar="TIME",
+              help="Start of the gauges' window, ISO 8601 with its zone (e.g. 2023-09-07T09:00+08:00).")
 @click.option("--hours", type=click.FloatRange(0, 72, min_open=True), default=24.0, show_default=True,
               help="Simulated time (h); pressure heads keep evolving after the rain stops.")
 @click.option("--storm-hours", type=click.FloatRange(0, 72, min_open=True), default=None,
@@ -121,7 +126,8 @@ def slope() -> None:
 @click.option("--travel-angle", "travel_angle_deg", type=click.FloatRange(0, 60, min_open=True, max_open=True),
               default=None, help="Runout travel angle (Fahrböschung, deg) [default: the runout model's].")
 @run_output_options(FILES)
-def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_file, flood, hours, storm_hours,
+def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_file, flood, gauges, rain_start,
+        hours, storm_hours,
         method, peak_fraction, mode, members, seed, per, sample_depth, fail_probability, zones, fills, soils,
         n_depths, dhat, min_slope_deg, every_min, runout, travel_angle_deg, out_dir, with_report, with_map, as_json,
         store_dir) -> None:
@@ -140,7 +146,7 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
     if dem is not None and city_name is not None:
         raise click.UsageError("give either --city or --dem, not both")
     rains = [n for n, v in (("--storm", storm), ("--rain-mm-h", rain_mm_h), ("--rain-file", rain_file),
-                            ("--flood", flood)) if v is not None]
+                            ("--flood", flood), ("--gauges", gauges)) if v is not None]
     if len(rains) > 1:
         raise click.UsageError(f"give one rain source, not {' and '.join(rains)}")
     if flood is not None:
@@ -154,7 +160,8 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
               "districts": None if districts is None else [d.strip() for d in districts.split(",") if d.strip()],
               "buffer_m": buffer_m, "resolution": resolution, "storm": storm, "rain_mm_h": rain_mm_h,
               "rain_file": None if rain_file is None else str(rain_file),
-              "flood": None if flood is None else str(flood), "hours": hours, "storm_hours": storm_hours,
+              "flood": None if flood is None else str(flood), "gauges": None if gauges is None else str(gauges),
+              "rain_start": rain_start, "hours": hours, "storm_hours": storm_hours,
               "method": method, "peak_fraction": peak_fraction, "mode": mode, "members": members, "seed": seed,
               "per": per, "sample_depth": sample_depth, "fail_probability": fail_probability,
               "zones": None if zones is None else str(zones),
@@ -183,8 +190,8 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
                    f"{s['cells_probable']:,} cells ({s['area_probable_km2']:.2f} km²)")
     if "runout_volume_m3" in s:
         hit = ", ".join(f"{v} {k}" for k, v in s.get("assets_hit", {}).items()) or "no asset"
-        click.echo(f"runout: {s['runout_volume_m3']:,.0f} m³ deposited over {s['runout_area_km2']:.2f} km²; "
-                   f"hits {hit}")
+        click.echo(f"runout: {s['runout_volume_m3']:,.0f} m³ deposited, {s['runout_area_ge_0_1m_km2']:.2f} km² "
+                   f"at >= 0.1 m ({s['runout_area_km2']:.2f} km² reached); hits {hit}")
     t = s.get("timings_s", {})
     click.echo(f"done in {res.wall_s:.1f} s (model {t.get('run_time_s', float('nan')):.1f} s, kernel compiled or "
                f"loaded {t.get('compile_s', float('nan')):.1f} s); wrote {out_dir}/ "
