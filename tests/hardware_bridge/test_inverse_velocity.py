@@ -311,25 +311,87 @@ def test_station_parameters_override_the_kind():
 
 
 # ------------------------------------------------------- the real ingest path, into a store
+def feed_store(path, series, hours=90):
+    """Hourly readings of ``series`` {(station, kind, unit): values} through the bridge's
+    ingestor and twin link (the alert path) into the store at ``path``."""
+    t = np.arange(0.0, hours * H, H)
+    with Store.open(path) as store:
+        link = TwinLink(store, sensors={"SL1": (113.932, 22.718)})
+        ing = Ingestor(store, on_alert=store.put_event, on_stored=link.on_stored)
+        for k in range(t.size):
+            when = T0 + timedelta(seconds=float(t[k]))
+            batch = []
+            for (station, kind, unit), d in series.items():
+                body = {"datastream": f"{station}/{kind}", "phenomenonTime": when.isoformat(),
+                        "result": round(float(d[k]), 3), "unit": unit, "seq": k}
+                batch.append((f"sz/v1/{kind}/{station}/obs", json.dumps(body).encode(),
+                              when + timedelta(seconds=1)))
+            ing.handle_many(batch)
+        return store.count_observations(), forecast_events(store.events(kind="threshold_crossed"))
+
+
+def demo_series():
+    rng = np.random.default_rng(12)
+    t = np.arange(0.0, 90 * H, H)
+    return {("SL1", "gnss_displacement", "mm"): voight(t) + rng.normal(0, 0.5, t.size),
+            ("SL2", "gnss_displacement", "mm"): 0.25 * t / H + rng.normal(0, 0.5, t.size),
+            ("TL1", "inclinometer", "mrad"): 0.2 * voight(t) + rng.normal(0, 0.05, t.size)}
+
+
 def test_accelerating_gnss_feed_raises_a_stored_forecast_alert(tmp_path):
     """A synthetic GNSS feed (alpha = 2, failure at 100 h, 0.5 mm noise, hourly to 89 h) through
     the bridge's ingestor and twin link into a real store: the forecast alerts are in its log."""
-    rng = np.random.default_rng(12)
-    t = np.arange(0.0, 90 * H, H)
-    d = voight(t) + rng.normal(0, 0.5, t.size)
-    with Store.open(tmp_path / "store") as store:
-        link = TwinLink(store, sensors={"SL1": (113.932, 22.718)})
-        ing = Ingestor(store, on_alert=store.put_event, on_stored=link.on_stored)
-        for k, (a, b) in enumerate(zip(t, d, strict=True)):
-            when = T0 + timedelta(seconds=float(a))
-            body = {"datastream": "SL1/gnss_displacement", "phenomenonTime": when.isoformat(),
-                    "result": round(float(b), 2), "unit": "mm", "seq": k}
-            ing.handle_many([("sz/v1/gnss_displacement/SL1/obs", json.dumps(body).encode(),
-                              when + timedelta(seconds=1))])
-        assert store.count_observations("SL1/gnss_displacement") == t.size
-        stored = forecast_events(store.events(kind="threshold_crossed"))
-    assert [e.severity.value for e in stored][-1] == "warning"  # 11 h before failure at the end
-    last = stored[-1].data["forecast"]
-    lo, hi = (datetime.fromisoformat(x) for x in last["interval"])
+    n, stored = feed_store(tmp_path / "store", demo_series())
+    assert n == 3 * 90
+    by = {}
+    for e in stored:
+        by.setdefault(e.source, []).append(e)
+    assert "SL2/gnss_displacement" not in by  # steady creep: no forecast alert
+    sl1 = by["SL1/gnss_displacement"]
+    assert sl1[-1].severity.value == "warning"  # 11 h before failure at the end
+    lo, hi = (datetime.fromisoformat(x) for x in sl1[-1].data["forecast"]["interval"])
     assert lo <= T_FAIL <= hi  # this seed's 95 % interval holds the true failure time
-    assert stored[-1].source == "SL1/gnss_displacement" and "failure forecast" in stored[-1].message
+    assert "failure forecast" in sl1[-1].message
+    assert by["TL1/inclinometer"][-1].data["forecast"]["velocity_unit"] == "mrad/h"
+
+
+# ----------------------------------------------------------------- twin bridge failure-time
+def cli(args):
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    return CliRunner().invoke(main, ["bridge", "failure-time", *args], catch_exceptions=False)
+
+
+def test_failure_time_command(tmp_path):
+    store = tmp_path / "store"
+    feed_store(store, demo_series())
+    r = cli(["--help"])
+    assert r.exit_code == 0 and "Fukuzono" in r.output and "--plot" in r.output
+    r = cli(["--store", str(store), "--json", "--plot", str(tmp_path / "iv.png")])
+    assert r.exit_code == 0, r.output
+    out = {s["datastream"]: s for s in json.loads(r.output)["streams"]}
+    assert sorted(out) == ["SL1/gnss_displacement", "SL2/gnss_displacement", "TL1/inclinometer"]
+    sl1 = out["SL1/gnss_displacement"]
+    assert sl1["status"] == "forecast" and sl1["readings"] == 72 and sl1["window_h"] == 72
+    lo, hi = (datetime.fromisoformat(x) for x in sl1["interval"])
+    assert lo <= T_FAIL <= hi
+    assert sl1["last_reading"] == (T0 + timedelta(hours=89)).isoformat()
+    # the newest velocity: the least-squares slope of the readings of the last 6 h window (mm/h)
+    d = np.round(demo_series()[("SL1", "gnss_displacement", "mm")][-6:], 3)
+    assert sl1["last_velocity"] == pytest.approx(np.polyfit(np.arange(84, 90), d, 1)[0], abs=1e-3)
+    assert out["SL2/gnss_displacement"]["status"] != "forecast"
+    assert out["SL2/gnss_displacement"]["failure_time"] is None
+    assert out["TL1/inclinometer"]["velocity_unit"] == "mrad/h"
+    assert (tmp_path / "iv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # as of 48 h: 49 readings, failure about 52 h ahead (so more than a day)
+    r = cli(["--store", str(store), "SL1/gnss_displacement", "--at", "2024-06-03T00:00:00Z", "--json"])
+    (s,) = json.loads(r.output)["streams"]
+    assert s["readings"] == 49 and (s["status"] != "forecast" or s["lead_h"] > 24)
+    # the table
+    r = cli(["--store", str(store), "TL1/inclinometer"])
+    assert r.exit_code == 0 and "forecast" in r.output and "TL1/inclinometer" in r.output
+    # a stream that is not a slope stream is refused, naming it and the ones there are
+    r = cli(["--store", str(store), "RG-1/rain_gauge"])
+    assert r.exit_code != 0 and "RG-1/rain_gauge" in r.output and "SL1/gnss_displacement" in r.output

@@ -351,4 +351,194 @@ def plot_cmd(store: Path, datastream_id: str, out_png: Path, since: str | None, 
     click.echo(f"wrote {path}")
 
 
+
+# ------------------------------------------------------- failure-time forecasts (inverse velocity)
+_SLOPE_KINDS = ("gnss_displacement", "inclinometer")
+
+
+def _forecast_params(engine, kind: str, station: str) -> tuple[dict[str, Any], float]:
+    """The alert config's inverse-velocity parameters and fit window (h) of a stream."""
+    kc = engine.kinds.get(kind)
+    from hardware_bridge.fusion.alerts import FORECAST_DEFAULTS
+
+    params = dict(FORECAST_DEFAULTS) if kc is None else dict(kc.station_forecast.get(station, kc.forecast))
+    wins = [r.window_h for r in engine.rules_for(kind, station) if r.metric == "time_to_failure_h"]
+    return params, (max(wins) if wins else 72.0)
+
+
+def _stream_forecast(st, ds: str, engine, newest: datetime | None, over: dict[str, Any]) -> dict[str, Any]:
+    """Forecast of one stored datastream (display units; times UTC) as a JSON-able record."""
+    import numpy as np
+
+    from hardware_bridge.display import display_unit
+    from hardware_bridge.fusion.inverse_velocity import forecast_failure
+
+    station, kind = ds.split("/")[0], ds.split("/")[1]
+    params, window_h = _forecast_params(engine, kind, station)
+    window_h = over.pop("window_h", None) or window_h
+    params.update({k: v for k, v in over.items() if v is not None})
+    rec: dict[str, Any] = {"datastream": ds, "kind": kind, "readings": 0, "status": "no_readings"}
+    if newest is None:
+        return rec
+    obs = [o for o in st.observations(ds, newest - timedelta(hours=window_h), newest + timedelta(microseconds=1))
+           if o.value is not None and o.phenomenon_time > newest - timedelta(hours=window_h)]
+    if not obs:
+        return rec
+    d = display_unit(kind, obs[-1].unit or None) or display_unit(kind)
+    unit = d.unit if d is not None else (obs[-1].unit or "")
+    t = np.array([o.phenomenon_time.timestamp() for o in obs])
+    y = np.array([d.value(float(o.value)) if d is not None else float(o.value) for o in obs])
+    f = forecast_failure(t, y, velocity_window_s=params["velocity_window_h"] * 3600.0,
+                         fit_window_s=window_h * 3600.0, alpha=params["alpha"],
+                         confidence=params["confidence"], r2_min=params["r2_min"],
+                         min_points=params["min_points"], min_window_points=params["min_window_points"],
+                         weighted=params["weighted"])
+
+    def utc(x: float) -> str | None:
+        return datetime.fromtimestamp(x, UTC).isoformat(timespec="seconds") if math.isfinite(x) else None
+
+    def num(x: float, nd: int) -> float | None:
+        return round(x, nd) if math.isfinite(x) else None
+
+    rec.update(readings=len(obs), last_reading=utc(t[-1]), unit=unit, window_h=window_h,
+               velocity_window_h=params["velocity_window_h"], alpha=f.alpha, weighted=params["weighted"],
+               last_velocity=num(abs(f.last_velocity) * 3600.0, 4), velocity_unit=f"{unit}/h",
+               status=f.status, failure_time=utc(f.t_f), interval=[utc(f.t_lo), utc(f.t_hi)],
+               confidence=f.confidence, lead_h=num(f.lead_s / 3600.0, 2),
+               r2=num(f.r2, 4), n_fit=f.n_fit, fit_start=utc(f.fit_t0), fit_end=utc(f.fit_t1),
+               dropped=f.dropped)
+    rec["_forecast"] = f  # for --plot; removed before printing
+    return rec
+
+
+def _inverse_velocity_figure(recs: list[dict[str, Any]]):
+    """One panel per stream: (1/v)^(alpha-1) against time, the fitted tail, its line to zero
+    and the forecast failure time with its interval."""
+    import matplotlib.dates as mdates
+    import numpy as np
+
+    from viz.plots import fit_titles, new_figure, style
+
+    shown = [r for r in recs if r.get("_forecast") is not None and r["_forecast"].t_v.size]
+    with style():
+        fig = new_figure(9.0, 3.2 * max(len(shown), 1))
+        axes = fig.subplots(max(len(shown), 1), 1, squeeze=False)[:, 0]
+        for ax, r in zip(axes, shown, strict=False):
+            f = r["_forecast"]
+            a = f.alpha
+            speed = f.direction * f.v * 3600.0  # unit/h, positive downslope
+            ok = speed > 0
+            y = np.full(speed.size, np.nan)
+            y[ok] = (1.0 / speed[ok]) ** (a - 1.0)
+            when = lambda s: [datetime.fromtimestamp(x, UTC) for x in np.atleast_1d(s)]  # noqa: E731
+            ax.plot(when(f.t_v[ok & ~f.fit_mask]), y[ok & ~f.fit_mask], "o", color="#9ecae1", ms=4,
+                    label="velocity windows (not fitted)")
+            ax.plot(when(f.t_v[f.fit_mask]), y[f.fit_mask], "o", color="#08306b", ms=4, label="fitted tail")
+            if math.isfinite(f.slope) and f.n_fit:
+                end = f.t_f if f.ok else f.t_last
+                tt = np.linspace(f.fit_t0, max(end, f.fit_t1), 50)
+                ax.plot(when(tt), np.maximum((f.intercept + f.slope * tt) / 3600.0 ** (a - 1.0), 0.0),
+                        "-", color="#cb181d", lw=1.4, label=f"fit, R² {f.r2:.2f}")
+            if f.ok:
+                ax.axvspan(*when([f.t_lo, f.t_hi]), color="#fcbba1", alpha=0.5,
+                           label=f"{100 * f.confidence:g} % interval")
+                ax.axvline(when(f.t_f)[0], color="#cb181d", ls="--", lw=1.0,
+                           label=f"failure {r['failure_time'][:16].replace('T', ' ')} UTC")
+            ax.axvline(when(f.t_last)[0], color="#555555", ls=":", lw=1.0, label="newest reading")
+            lab = f"1/v (h/{r['unit']})" if a == 2.0 else f"(1/v)^{a - 1:g} ((h/{r['unit']})^{a - 1:g})"
+            ax.set_ylabel(lab)
+            ax.set_ylim(bottom=0)
+            ax.set_title(f"{r['datastream']}: {r['status']}"
+                         + (f", failure in {r['lead_h']:.1f} h" if f.ok else ""))
+            ax.legend(loc="best")
+            loc = mdates.AutoDateLocator(tz=UTC)
+            ax.xaxis.set_major_locator(loc)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=UTC))
+        axes[-1].set_xlabel("time (UTC)")
+        fit_titles(fig)
+    return fig
+
+
+@bridge.command("failure-time")
+@click.option("--store", type=InputPath("store"), required=True, help="Store directory holding the readings.")
+@click.argument("datastreams", nargs=-1, metavar="[DATASTREAM ...]")
+@click.option("--window", "window_h", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="HOURS", help="Fit the trailing HOURS of each stream (default: the window_h of "
+              "its time_to_failure_h alert rules, 72 h packaged).")
+@click.option("--velocity-window", "velocity_window_h", type=click.FloatRange(0, min_open=True),
+              default=None, metavar="HOURS", help="Velocity window (default: the alert config's, 6 h).")
+@click.option("--alpha", type=click.FloatRange(1, min_open=True), default=None,
+              help="Voight exponent (default 2: Fukuzono's linear inverse velocity).")
+@click.option("--weighted/--unweighted", default=None,
+              help="Delta-method weighted fit instead of ordinary least squares (default: config).")
+@click.option("--at", "at", default=None, metavar="ISO8601",
+              help="Forecast as of this instant (readings up to it; default: all readings).")
+@click.option("--alert-config", type=InputPath("alerts"), default=None,
+              help="Alert thresholds TOML (default: the packaged hardware_bridge/fusion/alerts.toml).")
+@click.option("--plot", "plot_png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG of 1/v against time with the fit, one panel per stream.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def failure_time_cmd(store: Path, datastreams: tuple[str, ...], window_h: float | None,
+                     velocity_window_h: float | None, alpha: float | None, weighted: bool | None,
+                     at: str | None, alert_config: Path | None, plot_png: Path | None, as_json: bool) -> None:
+    """Inverse-velocity (Fukuzono 1985) failure-time forecasts of slope GNSS and inclinometer streams.
+
+    Per DATASTREAM (default: every gnss_displacement and inclinometer stream in --store):
+    the newest velocity, the forecast failure time (UTC) with its interval (Fieller, 95 %),
+    R² of the 1/v line and a status: forecast, not_accelerating, not_significant, poor_fit,
+    unbounded or too_few_points (see hardware_bridge.fusion.inverse_velocity). Parameters
+    come from the alert config's [<kind>.inverse_velocity] tables unless given here.
+    """
+    from hardware_bridge.fusion.alerts import AlertEngine
+    from twin.errors import ValidationError
+    from twin.store import Store, parse_utc, utc_text
+
+    with user_errors():
+        when = parse_utc(utc_text(at, "--at")) if at else None
+        engine = AlertEngine(alert_config)
+        with Store.open(store) as st:
+            known = [d for d in st.datastreams() if len(d.split("/")) >= 2 and d.split("/")[1] in _SLOPE_KINDS]
+            chosen = list(datastreams) or known
+            for ds in chosen:
+                if ds not in known:
+                    raise ValidationError(
+                        f"datastream {ds!r} is not a gnss_displacement or inclinometer stream of {store}; "
+                        f"its slope streams: {known[:10] or 'none'}")
+            over = {"window_h": window_h, "velocity_window_h": velocity_window_h, "alpha": alpha,
+                    "weighted": weighted}
+            latest = st.latest_times(not_after=when)
+            recs = [_stream_forecast(st, ds, engine, latest.get(ds), dict(over)) for ds in chosen]
+        if plot_png is not None:
+            from viz.plots import save_png
+
+            save_png(_inverse_velocity_figure(recs), plot_png)
+    for r in recs:
+        r.pop("_forecast", None)
+    if as_json:
+        echo_json({"store": str(store), "at": at, "streams": recs,
+                   **({"plot": str(plot_png)} if plot_png else {})})
+        return
+    def short(x: str | None) -> str:  # "2024-06-05T02:06:00+00:00" -> "06-05 02:06"
+        return x[5:16].replace("T", " ") if x else "–"
+
+    newest = max((r["last_reading"] for r in recs if r.get("last_reading")), default=None)
+    click.echo(f"{store}: inverse-velocity forecasts"
+               + (f", newest reading {newest[:16].replace('T', ' ')} UTC" if newest else ""))
+    for r in recs:
+        line = f"  {r['datastream']}: {r['status']}"
+        if r["status"] == "forecast":
+            lo, hi = r["interval"]
+            line += (f", failure {r['failure_time'][:16].replace('T', ' ')} UTC (in {r['lead_h']:.1f} h), "
+                     f"{100 * r['confidence']:g} % interval {short(lo)} – {short(hi)}")
+        if r.get("r2") is not None:
+            line += f"; R² {r['r2']:.2f}"
+        if r.get("n_fit"):
+            line += f", {r['n_fit']} velocities from {short(r['fit_start'])}"
+        if r.get("last_velocity") is not None:
+            line += f"; last velocity {r['last_velocity']:.3g} {r['velocity_unit']}"
+        click.echo(line)
+    if plot_png is not None:
+        click.echo(f"wrote {plot_png}")
+
+
 COMMAND = bridge
