@@ -170,11 +170,16 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
               "runout": runout, "travel_angle_deg": travel_angle_deg}
     with user_errors():
         try:  # refused before anything runs, pinned on its option
-            pipeline.check("slope_forecast", params)
+            req = pipeline.check("slope_forecast", params)
         except RequestError as exc:
             raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
+        city = None  # the city whose districts, coast and metro the map draws
+        if req.dem is None and req.city is not None:
+            from twin.city import City
+
+            city = City(req.city)
         with _SlopeBar() as bar, run_store(store_dir) as store:
-            res = pipeline.run("slope_forecast", params, out_dir, store=store, progress=bar.update,
+            res = pipeline.run("slope_forecast", req, out_dir, city=city, store=store, progress=bar.update,
                                report=with_report, map=with_map)
     s = res.summary
     if as_json:
