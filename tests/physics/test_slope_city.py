@@ -240,3 +240,39 @@ def test_rain_from_the_gauges_of_a_store(tmp_path, plain):
     with pytest.raises(ValidationError, match="no rain_gauge reading"):
         rain_series({"gauges": str(tmp_path / "store"), "rain_start": "2024-01-01T00:00Z", "storm_hours": 1.0},
                     plain)
+
+
+def test_zone_polygons_set_the_zone_parameters(domain, plain):
+    t = load_table()
+    sed = t.zone("weathered_sedimentary")
+    s = slope_setup(domain, zones=_fc(_box(*SITE, half_deg=0.02, zone="weathered_sedimentary")))
+    inside = s["zones"] == sed.code
+    assert 100 < inside.sum() < s["cells"].size
+    np.testing.assert_allclose(s["params"][K.P_COHESION, inside], sed.c_kpa.default * 1e3)
+    np.testing.assert_allclose(s["params"][K.P_COHESION, ~inside], t.zone(t.default_zone).c_kpa.default * 1e3)
+    r = sed.depth_rule
+    np.testing.assert_allclose(s["params"][K.P_SOIL_DEPTH, inside],
+                               depth_from_slope(np.degrees(s["params"][K.P_SLOPE, inside]), r.h_min_m, r.h_max_m,
+                                                r.slope_min_deg, r.slope_max_deg))
+    np.testing.assert_array_equal(s["cells"], plain["cells"])  # zones change parameters, not the cells
+
+
+def test_flood_run_by_id_in_a_store(flood_run, tmp_path):
+    import shutil
+
+    from physics.slope_city import resolve_flood_run
+    from twin.store import Store
+
+    with Store.open(tmp_path / "store") as store:
+        other = store.start_run("slope_forecast", {})
+        store.end_run(other, "done")
+        rid = store.start_run("flood_forecast", {"hours": 2.0})
+        store.end_run(rid, "done")
+    shutil.copytree(flood_run, tmp_path / "store" / "runs" / f"run-{rid:05d}")
+    path = resolve_flood_run(str(rid), tmp_path / "store")
+    assert path == tmp_path / "store" / "runs" / f"run-{rid:05d}" / "flood.nc"
+    assert resolve_flood_run(str(flood_run)) == flood_run / "flood.nc"
+    with pytest.raises(ValidationError, match="slope_forecast run"):
+        resolve_flood_run(str(other), tmp_path / "store")
+    with pytest.raises(ValidationError, match="--store"):
+        resolve_flood_run(str(rid))

@@ -175,3 +175,16 @@ def test_probabilistic_run(city, tmp_path):
     mc = monte_carlo(setup["params"], setup["zones"], 64, 7, rain=rain, t_edges=edges, t_eval=eval_times(6.0),
                      n_depths=10, table=setup["table"], fixed=("depth_m",))
     np.testing.assert_allclose(p.ravel()[setup["cells"]], mc["p"], rtol=1e-6)
+
+
+def test_a_flood_run_gives_its_rain_and_area(city, tmp_path):
+    flood = tmp_path / "flood"
+    pipeline.run("flood_forecast", {"districts": ["Guangming"], "hours": 1.0, "resolution": 500.0}, flood,
+                 report=False, map=False)
+    res = pipeline.run("slope_forecast", {"flood": str(flood), "resolution": 250.0, "hours": 3.0, "runout": False},
+                       tmp_path / "slope", report=False, map=False)
+    with xr.open_dataset(flood / "flood.nc") as f, xr.open_dataset(tmp_path / "slope" / "slope.nc") as s:
+        assert s.attrs["region"] == f.attrs["region"] == "Guangming"
+        fs, ss = json.loads(f.attrs["storm"]), json.loads(s.attrs["storm"])
+    assert ss["total_mm"] == pytest.approx(fs["total_mm"]) and ss["duration_h"] == 1.0
+    assert ss["source"].startswith("flood run") and res.summary["duration_h"] == 3.0
