@@ -55,8 +55,8 @@ failure.
 the inverse-velocity forecast of :mod:`hardware_bridge.fusion.inverse_velocity`
 (Fukuzono 1985) over the stream's trailing ``window_h`` hours, in hours from
 the newest reading to the forecast failure time; undefined (the rule does not
-hold) while the series gives no forecast (not accelerating, poor fit,
-unbounded interval). Its parameters are the kind's ``[<kind>.inverse_velocity]``
+hold) while the series gives no forecast (not accelerating, acceleration not
+significant, poor fit, unbounded interval, too few velocities). Its parameters are the kind's ``[<kind>.inverse_velocity]``
 table (a station's ``inverse_velocity`` table overrides it), defaults in
 :data:`FORECAST_DEFAULTS`. Give every ``time_to_failure_h`` rule of a kind the
 same ``window_h``. Forecast rules form their own *lane*: their level is kept
