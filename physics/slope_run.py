@@ -260,6 +260,10 @@ def check_slope(req: SlopeRequest, city: Any = None) -> None:
                 read_rain_csv(p)
             except TwinError as exc:
                 bad("rain_file", exc)
+        else:
+            why = _netcdf_rain_problem(p)
+            if why:
+                bad("rain_file", why)
     table = None
     try:
         table = load_table(req.soils)
@@ -276,6 +280,21 @@ def check_slope(req: SlopeRequest, city: Any = None) -> None:
         field, value, _ = problems[0]
         raise RequestError(f"{len(problems)} problem(s): " + "; ".join(m for _, _, m in problems),
                            field=field, value=value)
+
+
+def _netcdf_rain_problem(path: Path) -> str | None:
+    """Why a NetCDF cannot be a rain file (no ``rain`` (time, y, x), no CRS), else None; reads no data."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path) as ds:
+            if "rain" not in ds or ds["rain"].dims != ("time", "y", "x"):
+                return f"needs a variable 'rain' with dims (time, y, x) in mm/h (variables: {sorted(map(str, ds))})"
+            if not (ds["rain"].attrs.get("crs") or ds.attrs.get("crs") or "spatial_ref" in ds):
+                return "no CRS (set attrs['crs'] on 'rain' or the file)"
+    except Exception as exc:  # noqa: BLE001 - any reader failure means "not this input"
+        return f"not a NetCDF file xarray can read ({exc})"
+    return None
 
 
 # ----------------------------------------------------------------------------- model

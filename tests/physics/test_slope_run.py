@@ -45,6 +45,10 @@ def test_a_request_the_model_refuses_lists_every_problem_and_runs_nothing(tmp_pa
         pipeline.check("slope_forecast", {"storm": "2023-09-07", "rain_mm_h": 10.0})
     with pytest.raises(RequestError, match="exceeds the longest duration"):
         pipeline.check("slope_forecast", {"hours": 48.0, "storm_hours": 48.0}, city=city)
+    nc = tmp_path / "not_rain.nc"
+    xr.Dataset({"r": (("y", "x"), np.zeros((2, 2)))}).to_netcdf(nc)
+    with pytest.raises(RequestError, match=r"rain_file=.*needs a variable 'rain' with dims \(time, y, x\)"):
+        pipeline.check("slope_forecast", {"rain_file": str(nc)}, city=city)
 
 
 @pytest.fixture(scope="module")
