@@ -49,7 +49,7 @@ the start of each block in seconds (or datetimes) from the run's start, the
 CRS in the variable's or the file's ``crs`` attribute, warped bilinearly
 onto the domain), or the storm of a flood run (its ``storm`` attribute,
 rebuilt block for block from its depth-duration maxima), or the rain gauges
-of a twin store over a time window (IDW in 10-min blocks by the bridge's
+of a twin store over a time window (IDW in hourly blocks by the bridge's
 :mod:`hardware_bridge.fusion.rain_grid`). Rain may stop
 before the end of the run: the kernel superposes the steps, so pressure
 heads keep diffusing after it.
@@ -337,7 +337,7 @@ def slope_setup(domain, *, table: SoilTable | str | Path | None = None, zones=No
 
 
 # -- rain ----------------------------------------------------------------------------------------
-def _series(rain, *, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _series(rain) -> tuple[np.ndarray, np.ndarray]:
     """(rain (n, 1) m/s, t_edges s) of a UniformRain (mm/h blocks)."""
     return (np.ascontiguousarray(np.asarray(rain.rates, np.float64)[:, None] * MM_H),
             np.asarray(rain.times, np.float64))
@@ -412,7 +412,7 @@ def read_rain_netcdf(path, domain) -> tuple[np.ndarray, np.ndarray]:
     return g.times, g.rates / MM_H
 
 
-GAUGE_BLOCK_S = 600.0  # 10-min blocks, as the design storms
+GAUGE_BLOCK_S = 3600.0  # hourly blocks: a (blocks, ny, nx) float64 field of the city at 30 m is 41 MB a block
 
 
 def parse_start(text) -> Any:
@@ -468,7 +468,7 @@ def gauge_readings(store_dir, start, end) -> tuple[list, list[str]]:
 def read_gauge_rain(store_dir, rain_start, hours: float, domain) -> tuple[np.ndarray, np.ndarray, dict]:
     """(t_edges s, rates mm/h (n, ny, nx), info) of the store's rain gauges over ``hours`` from ``rain_start``.
 
-    Gridded by inverse-distance weighting in 10-min blocks
+    Gridded by inverse-distance weighting in hourly blocks
     (:func:`hardware_bridge.fusion.rain_grid.grid_rain`, its default IDW settings);
     a gauge without a reading in a block is left out of that block.
 
@@ -497,14 +497,10 @@ def read_gauge_rain(store_dir, rain_start, hours: float, domain) -> tuple[np.nda
                               f"{(t0 + timedelta(seconds=float(da['time'][empty[0]]))).isoformat()}; "
                               "choose a window the gauges cover")
     starts = np.asarray(da["time"].values, np.float64)
-    info = {"name": f"rain gauges of {p_name(store_dir)} from {t0.isoformat()}", "method": "gauges (IDW)",
+    info = {"name": f"rain gauges of {Path(store_dir).expanduser().name or store_dir} from {t0.isoformat()}", "method": "gauges (IDW)",
             "source": str(store_dir), "start_utc": t0.isoformat(), "gauges": int(len({r.station for r in readings})),
             "unplaced_gauges": unplaced, "block_min": GAUGE_BLOCK_S / 60.0}
     return np.append(starts, starts[-1] + GAUGE_BLOCK_S), np.nan_to_num(rates), info
-
-
-def p_name(path) -> str:
-    return Path(path).expanduser().name or str(path)
 
 
 def storm_from_info(info: Mapping[str, Any]):
@@ -645,7 +641,7 @@ def rain_series(source: Mapping[str, Any], setup: Mapping[str, Any] | None = Non
                  "peak_mm_h": float(flat.max(initial=0.0))})
     if source.get("flood") is not None:
         info = flood_run_info(source["flood"])
-        rain, t_edges = _series(info["rain"], what="flood")
+        rain, t_edges = _series(info["rain"])
         return rain, t_edges, {**info["storm"], "source": f"flood run {info['path']}"}
     if source.get("rain_file") is not None:
         p = Path(source["rain_file"]).expanduser()
@@ -677,7 +673,7 @@ def rain_series(source: Mapping[str, Any], setup: Mapping[str, Any] | None = Non
         raise ValidationError("storm_hours: give the length of the storm (h)")
     rain = make_storm(storm, hours=float(hours), method=source.get("method", "alternating_block"), city=city,
                       peak_fraction=float(source.get("peak_fraction", 0.5)))
-    r, t_edges = _series(rain, what="storm")
+    r, t_edges = _series(rain)
     return r, t_edges, storm_info(rain, float(hours))
 
 

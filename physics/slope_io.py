@@ -204,12 +204,11 @@ def slope_summary(ds: xr.Dataset) -> dict:
     return out
 
 
-def write_slope_outputs(ds: xr.Dataset, out_dir, *, districts=None) -> dict:
+def write_slope_outputs(ds: xr.Dataset, out_dir) -> dict:
     """slope.nc, fs_min.tif, time_of_failure.tif (probability_of_failure.tif, runout_depth.tif when
     present), assets_hit.geojson, summary.json. Returns ``{"paths": {role: Path}, "summary": dict}``.
 
-    ``districts`` is accepted for symmetry with the flood's writer (the per-district
-    counts come from the Dataset's ``district`` grid).
+    The per-district counts come from the Dataset's ``district`` grid.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -552,7 +552,7 @@ def write_slope(ds, out_dir, req: SlopeRequest, ctx: RunContext) -> RunOutputs:
     """slope.nc, the GeoTIFFs, assets_hit.geojson and summary.json (:func:`physics.slope_io.write_slope_outputs`)."""
     from physics.slope_io import write_slope_outputs
 
-    res = write_slope_outputs(ds, out_dir, districts=ctx.extras.get("districts"))
+    res = write_slope_outputs(ds, out_dir)
     return RunOutputs(paths=res["paths"], summary=res["summary"])
 
 

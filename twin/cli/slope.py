@@ -81,7 +81,7 @@ def slope() -> None:
               help="Take the rain (rebuilt storm) and the area of this flood run: its folder, its flood.nc, or "
                    "its run id in --store.")
 @click.option("--gauges", type=InputPath("store"), default=None, metavar="STORE",
-              help="Rain from the rain gauges of this twin store (IDW on the grid, 10-min blocks) over "
+              help="Rain from the rain gauges of this twin store (IDW on the grid, hourly blocks) over "
                    "--storm-hours from --rain-start.")
 @click.option("--rain-start", default=None, metavar="TIME",
               help="Start of the gauges' window, ISO 8601 with its zone (e.g. 2023-09-07T09:00+08:00).")
