@@ -57,3 +57,28 @@ def test_refusals_name_the_option(twin_data, tmp_path):
     assert res.exit_code == 1 and "--store" in res.output
     res = _run("--members", "0", "--out", str(tmp_path / "x"))
     assert res.exit_code == 2 and "--members" in res.output
+
+
+def test_dem_run(tmp_path):
+    """A synthetic DEM: a 30-degree plane over a flat strip (flat cells are not modelled)."""
+    import numpy as np
+    from affine import Affine
+
+    from gis.raster import make_grid, write_geotiff
+
+    x = np.arange(40) * 20.0
+    z = np.where(x < 200.0, 0.0, (x - 200.0) * np.tan(np.radians(30.0)))
+    dem = write_geotiff(make_grid(np.tile(z, (30, 1)).astype(np.float32), Affine(20, 0, 300000, 0, -20, 2500000),
+                                  "EPSG:32650", units="m"), tmp_path / "dem.tif")
+    out = tmp_path / "o"
+    res = _run("--dem", str(dem), "--rain-mm-h", "30", "--storm-hours", "6", "--hours", "12", "--no-map",
+               "--no-report", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    with xr.open_dataset(out / "slope.nc") as ds:
+        fs = ds["fs_min"].values
+        slope = ds["slope"].values
+        assert ds.attrs["crs"] == "EPSG:32650" and ds.attrs["resolution_m"] == 20.0
+    assert np.isnan(fs[:, :9]).all()  # the flat strip (Horn's window reaches the plane from column 9)
+    inner = fs[2:-2, 12:-2]
+    np.testing.assert_allclose(slope[2:-2, 12:-2], 30.0, atol=1e-3)
+    assert np.isfinite(inner).all() and np.ptp(inner) < 1e-5  # one slope, one soil: one FS
