@@ -135,8 +135,9 @@ _UNITS = {"c_kpa": (1000.0, "P_COHESION"), "phi_deg": (np.pi / 180.0, "P_PHI"),
           "gamma_kn_m3": (1000.0, "P_GAMMA_S"), "ks_m_s": (1.0, "P_KZ"),
           "depth_m": (1.0, "P_SOIL_DEPTH"), "water_table_m": (1.0, "P_WATER_TABLE")}
 DHAT = ("iverson", "trigrs")
-#: Members' standard normals are drawn in chunks of at most this many bytes.
-CHUNK_BYTES = 256e6
+#: Members' standard normals are drawn in chunks of at most this many bytes (two chunks are
+#: held: one counted by the kernel while the next is drawn).
+CHUNK_BYTES = 128e6
 
 
 def _spec_row(spec: ParamSpec) -> np.ndarray:
@@ -328,21 +329,31 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
     children = np.random.SeedSequence(int(seed)).spawn(int(n_members))
     fails = np.zeros(n_cells, dtype=np.int64)
     valid = np.zeros(n_cells, dtype=np.int64)
-    buf = np.empty((min(chunk_members, n_members), K.N_MC, n_units))
+    size = min(chunk_members, n_members)
+    bufs = [np.empty((size, K.N_MC, n_units)), np.empty((size, K.N_MC, n_units))]
+    starts = list(range(0, n_members, chunk_members))
 
-    def fill(args):
-        q, child = args
-        np.random.default_rng(child).standard_normal(out=buf[q])
+    def fill(buf, start):
+        m = min(chunk_members, n_members - start)
+        for q in range(m):
+            np.random.default_rng(children[start + q]).standard_normal(out=buf[q])
+        return buf[:m]
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for start in range(0, n_members, chunk_members):
-            m = min(chunk_members, n_members - start)
-            list(pool.map(fill, enumerate(children[start:start + m])))
-            K.member_failures(base, zone_idx, unit, kinds, spec, buf[:m], float(table.correlation.c_phi),
-                              dhat == "trigrs", rain, t_edges, t_eval, int(n_depths), gamma_w,
-                              lags, lag_idx, t_desc, fails, valid)
+    def count(normals):
+        K.member_failures(base, zone_idx, unit, kinds, spec, normals, float(table.correlation.c_phi),
+                          dhat == "trigrs", rain, t_edges, t_eval, int(n_depths), gamma_w,
+                          lags, lag_idx, t_desc, fails, valid)
+
+    # the kernel (numba, GIL released) counts one chunk while this thread draws the next
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        normals = fill(bufs[0], starts[0])
+        for n, start in enumerate(starts):
+            job = pool.submit(count, normals)
+            if n + 1 < len(starts):
+                normals = fill(bufs[(n + 1) % 2], starts[n + 1])
+            job.result()
             if progress is not None:
-                progress(start + m, int(n_members))
+                progress(start + min(chunk_members, n_members - start), int(n_members))
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(valid > 0, fails / np.maximum(valid, 1), np.nan)
         se = np.sqrt(p * (1.0 - p) / np.maximum(valid, 1))

@@ -199,7 +199,7 @@ def _steps(rain, col, kz, di, ks):
     return m, imax
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _r_cached(lg, a, lags, row, stamps, stamp):
     """R(lags[lg] a), computed once per stamp (cell/depth) and kept in ``row``."""
     if stamps[lg] == stamp:
@@ -210,7 +210,7 @@ def _r_cached(lg, a, lags, row, stamps, stamp):
     return r
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _psi_lag(i, z, a, kz, steady, cap, nnz, di, ks, lag_idx, lags, row, stamps, stamp):
     """psi (m) at t_eval[i], depth z, from the cell's non-zero steps (cached R)."""
     s = 0.0
@@ -223,7 +223,7 @@ def _psi_lag(i, z, a, kz, steady, cap, nnz, di, ks, lag_idx, lags, row, stamps, 
     return min(psi, cap)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _psi_bound(i, z, a, kz, steady, cap, nnz, imax, ks, lag_idx, lags, row, stamps, stamp):
     """Upper bound of psi at t_eval[i]: min(cap, steady + z I_max R(t - t_first) / kz)."""
     if nnz == 0:
@@ -237,7 +237,7 @@ def _psi_bound(i, z, a, kz, steady, cap, nnz, imax, ks, lag_idx, lags, row, stam
     return min(steady + z * (imax * r) / kz, cap)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _fsv(z, psi, a_dry, tg, coh, gsc):
     """FS = tan(phi)/tan(delta) + (c' - psi gamma_w tan(phi)) / (gamma_s z sin cos)."""
     return a_dry + (coh - psi * tg) / (gsc * z)
@@ -365,6 +365,26 @@ def _fs_one(c, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, 
             fs_t[i, c] = _fsv(z, psi, a_dry, tg, coh, gsc)
 
 
+@numba.njit(cache=True, nogil=True)
+def _fs_block(c0, c1, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
+              fs_min, z_min, t_fail, fs_t, want_t, n_l, n_k):
+    """Cells c0..c1-1 (one parallel task; the helpers inline here, not in the prange body)."""
+    row2 = np.empty((n_depths, n_l))
+    stamps2 = np.zeros((n_depths, n_l), dtype=np.int64)
+    di = np.empty(n_k)
+    ks = np.empty(n_k, dtype=np.int64)
+    zs = np.empty(n_depths)
+    av = np.empty(n_depths)
+    st = np.empty(n_depths)
+    cp = np.empty(n_depths)
+    lb = np.empty(n_depths)
+    order = np.empty(n_depths, dtype=np.int64)
+    for c in range(c0, c1):
+        _fs_one(c, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
+                fs_min, z_min, t_fail, fs_t, want_t, row2, stamps2, di, ks, zs, av, st, cp,
+                lb, order)
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _fs_cells(params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
               fs_min, z_min, t_fail, fs_t):
@@ -375,20 +395,9 @@ def _fs_cells(params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t
     n_k = t_edges.shape[0]
     n_blocks = (n_cells + _BLOCK - 1) // _BLOCK
     for b in numba.prange(n_blocks):
-        row2 = np.empty((n_depths, n_l))
-        stamps2 = np.zeros((n_depths, n_l), dtype=np.int64)
-        di = np.empty(n_k)
-        ks = np.empty(n_k, dtype=np.int64)
-        zs = np.empty(n_depths)
-        av = np.empty(n_depths)
-        st = np.empty(n_depths)
-        cp = np.empty(n_depths)
-        lb = np.empty(n_depths)
-        order = np.empty(n_depths, dtype=np.int64)
-        for c in range(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK)):
-            _fs_one(c, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
-                    fs_min, z_min, t_fail, fs_t, want_t, row2, stamps2, di, ks, zs, av, st, cp,
-                    lb, order)
+        _fs_block(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK), params, rain, t_edges, t_eval,
+                  n_depths, gamma_w, lags, lag_idx, t_desc, fs_min, z_min, t_fail, fs_t, want_t,
+                  n_l, n_k)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -411,6 +420,31 @@ def factor_of_safety(params, rain, t_edges, t_eval, n_depths, gamma_w, fs_min, z
     return fs_min
 
 
+@numba.njit(cache=True, nogil=True)
+def _psi_block(c0, c1, params, rain, t_eval, n_depths, lags, lag_idx, out, n_l, n_k):
+    row = np.empty(n_l)
+    stamps = np.zeros(n_l, dtype=np.int64)
+    di = np.empty(n_k)
+    ks = np.empty(n_k, dtype=np.int64)
+    for c in range(c0, c1):
+        kz = params[P_KZ, c]
+        delta = params[P_SLOPE, c]
+        beta = math.cos(delta) ** 2 - params[P_I_LT, c] / kz
+        d = params[P_WATER_TABLE, c]
+        h = params[P_SOIL_DEPTH, c]
+        col = np.int64(0)
+        if rain.shape[1] > 1:
+            col = np.int64(c)
+        nnz, _ = _steps(rain, col, kz, di, ks)
+        for j in range(n_depths):
+            stamp = c * n_depths + j + 1
+            z = h * (j + 1) / n_depths
+            a = params[P_DHAT, c] / (z * z)
+            for i in range(t_eval.shape[0]):
+                out[i, j, c] = _psi_lag(i, z, a, kz, (z - d) * beta, z * beta, nnz, di, ks,
+                                        lag_idx, lags, row, stamps, stamp)
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _psi_cells(params, rain, t_edges, t_eval, n_depths, lags, lag_idx, out):
     n_cells = params.shape[1]
@@ -418,27 +452,8 @@ def _psi_cells(params, rain, t_edges, t_eval, n_depths, lags, lag_idx, out):
     n_k = t_edges.shape[0]
     n_blocks = (n_cells + _BLOCK - 1) // _BLOCK
     for b in numba.prange(n_blocks):
-        row = np.empty(n_l)
-        stamps = np.zeros(n_l, dtype=np.int64)
-        di = np.empty(n_k)
-        ks = np.empty(n_k, dtype=np.int64)
-        for c in range(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK)):
-            kz = params[P_KZ, c]
-            delta = params[P_SLOPE, c]
-            beta = math.cos(delta) ** 2 - params[P_I_LT, c] / kz
-            d = params[P_WATER_TABLE, c]
-            h = params[P_SOIL_DEPTH, c]
-            col = np.int64(0)
-            if rain.shape[1] > 1:
-                col = np.int64(c)
-            nnz, _ = _steps(rain, col, kz, di, ks)
-            for j in range(n_depths):
-                stamp = c * n_depths + j + 1
-                z = h * (j + 1) / n_depths
-                a = params[P_DHAT, c] / (z * z)
-                for i in range(t_eval.shape[0]):
-                    out[i, j, c] = _psi_lag(i, z, a, kz, (z - d) * beta, z * beta, nnz, di, ks,
-                                            lag_idx, lags, row, stamps, stamp)
+        _psi_block(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK), params, rain, t_eval, n_depths,
+                   lags, lag_idx, out, n_l, n_k)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -593,7 +608,7 @@ def draw(kind, sp, z):
     return min(max(sp[0] + sp[1] * ndtri(u), sp[4]), sp[5])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _param(base_v, kinds, spec, zi, q, normals, m, unit, scale):
     if kinds[zi, q] == DIST_FIXED:
         return base_v
@@ -601,12 +616,33 @@ def _param(base_v, kinds, spec, zi, q, normals, m, unit, scale):
 
 
 @numba.njit(cache=True, nogil=True)
-def _member_fails(base, c, zi, unit, m, kinds, spec, normals, rho, trigrs, sd, cd, td, rain,
-                  n_depths, gamma_w, lags, lag_idx, t_desc, row2, stamps2, stamp, di, ks,
-                  zs, av, st, cp, lb, order):
-    """1 if member m of cell c has FS < 1 at some depth and output time, 0 if not, -1 if
-    its parameters are outside the model (NaN, h, Kz or gamma_s <= 0)."""
+def _lower(kind, sp, base_v, scale):
+    """Lower bound of a sampled parameter (-inf when unbounded), in SI units."""
+    if kind == DIST_FIXED:
+        return base_v
+    if kind == DIST_LOGNORMAL:
+        return 0.0
+    if kind == DIST_UNIFORM:
+        return sp[0] * scale
+    if kind == DIST_TRUNCNORM:
+        return sp[4] * scale
+    return -np.inf
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _member_head(base, c, zi, unit, m, kinds, spec, c_lo, tphi_lo, normals, rho, sd, cd, td,
+                 n_depths, gamma_w):
+    """The cheap part of a member: (state, gamma_s, phi', c', h, Kz, Kz drawn?, beta).
+
+    state 0: cannot fail (pre-check or capped FS >= 1); -1: outside the model; 1: undecided.
+    """
     deg = math.pi / 180.0
+    # exact pre-check without drawing phi' or c': FS at the cap rises with phi' (when
+    # gamma_s >= gamma_w), with c' >= 0 and as beta falls (beta <= cos^2 delta), so with
+    # phi' at its lower bound, c' = 0 and beta = cos^2 delta it is a lower bound of FS
+    gs = _param(base[P_GAMMA_S, c], kinds, spec, zi, MC_GAMMA, normals, m, unit, 1000.0)
+    if c_lo >= 0.0 and gs >= gamma_w and tphi_lo * (1.0 - gamma_w / gs) >= (1.0 + EPS_FS) * td:
+        return 0, gs, 0.0, 0.0, 0.0, 0.0, False, 0.0
     if kinds[zi, MC_PHI] != DIST_FIXED and rho != 0.0 and kinds[zi, MC_C] != DIST_FIXED:
         zc = normals[m, MC_C, unit]
         zphi = rho * zc + math.sqrt(1.0 - rho * rho) * normals[m, MC_PHI, unit]
@@ -614,10 +650,9 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, rho, trigrs, sd, c
     else:
         phi = _param(base[P_PHI, c], kinds, spec, zi, MC_PHI, normals, m, unit, deg)
     coh = _param(base[P_COHESION, c], kinds, spec, zi, MC_C, normals, m, unit, 1000.0)
-    gs = _param(base[P_GAMMA_S, c], kinds, spec, zi, MC_GAMMA, normals, m, unit, 1000.0)
     h = _param(base[P_SOIL_DEPTH, c], kinds, spec, zi, MC_DEPTH, normals, m, unit, 1.0)
     if not (h > 0.0 and gs > 0.0 and phi == phi and coh == coh):
-        return -1
+        return -1, gs, phi, coh, h, 0.0, False, 0.0
     i_lt = base[P_I_LT, c]
     kz = base[P_KZ, c]
     kz_drawn = False
@@ -626,14 +661,25 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, rho, trigrs, sd, c
         kz_drawn = True
     beta = cd * cd - i_lt / kz
     tphi = math.tan(phi)
-    a_dry = tphi / td
-    tg = tphi * gamma_w
-    gsc = gs * sd * cd
     # the cap psi = Z beta: FS = a_dry - beta tg / gsc + c' / (gsc Z), lowest at the deepest
     # level for c' >= 0 (at the shallowest otherwise); at or above 1 there: never fails
     z_low = h if coh >= 0.0 else h / n_depths
-    if _fsv(z_low, z_low * beta, a_dry, tg, coh, gsc) >= 1.0 + EPS_FS:
-        return 0
+    if _fsv(z_low, z_low * beta, tphi / td, tphi * gamma_w, coh, gs * sd * cd) >= 1.0 + EPS_FS:
+        return 0, gs, phi, coh, h, kz, kz_drawn, beta
+    return 1, gs, phi, coh, h, kz, kz_drawn, beta
+
+
+@numba.njit(cache=True, nogil=True)
+def _member_fails(base, c, zi, unit, m, kinds, spec, normals, gs, phi, coh, h, kz, kz_drawn, beta,
+                  trigrs, sd, cd, td, rain, n_depths, gamma_w, lags, lag_idx, t_desc, row2,
+                  stamps2, stamp, di, ks, zs, av, st, cp, lb, order):
+    """1 if member m of cell c (undecided by :func:`_member_head`) has FS < 1 at some depth
+    and output time, 0 if not, -1 if its parameters are outside the model."""
+    i_lt = base[P_I_LT, c]
+    tphi = math.tan(phi)
+    a_dry = tphi / td
+    tg = tphi * gamma_w
+    gsc = gs * sd * cd
     if not kz_drawn:
         kz = _param(kz, kinds, spec, zi, MC_KS, normals, m, unit, 1.0)
         beta = cd * cd - i_lt / kz
@@ -652,7 +698,16 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, rho, trigrs, sd, c
         col = np.int64(c)
     nnz, imax = _steps(rain, col, kz, di, ks)
     i_last = t_desc[0]
-    n_c = 0
+    # the likeliest failure first: the base of the profile at the last output time
+    jd = n_depths - 1
+    z = h
+    av[jd] = dhat / (z * z)
+    st[jd] = (z - d) * beta
+    cp[jd] = z * beta
+    psi = _psi_lag(i_last, z, av[jd], kz, st[jd], cp[jd], nnz, di, ks, lag_idx, lags,
+                   row2[jd], stamps2[jd], stamp)
+    if _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0:
+        return 1
     for j in range(n_depths):
         z = h * (j + 1) / n_depths
         zs[j] = z
@@ -667,7 +722,6 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, rho, trigrs, sd, c
         j = order[q]
         if lb[j] >= 1.0 + EPS_FS:
             break
-        n_c += 1
         z = zs[j]
         for q2 in range(t_desc.shape[0]):
             i = t_desc[q2]
@@ -680,6 +734,68 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, rho, trigrs, sd, c
             if _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0:
                 return 1
     return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _mc_block(c0, c1, base, zone_idx, unit, kinds, spec, normals, rho, trigrs, rain, t_eval,
+              n_depths, gamma_w, lags, lag_idx, t_desc, fails, valid, n_l, n_k):
+    """Members of cells c0..c1-1 (one parallel task; the helpers inline here)."""
+    n_m = normals.shape[0]
+    deg = math.pi / 180.0
+    row2 = np.empty((n_depths, n_l))
+    stamps2 = np.zeros((n_depths, n_l), dtype=np.int64)
+    di = np.empty(n_k)
+    ks = np.empty(n_k, dtype=np.int64)
+    zs = np.empty(n_depths)
+    av = np.empty(n_depths)
+    st = np.empty(n_depths)
+    cp = np.empty(n_depths)
+    lb = np.empty(n_depths)
+    order = np.empty(n_depths, dtype=np.int64)
+    stamp = 0
+    # per-cell constants first, then members outermost: each member's normals are read
+    # for consecutive cells (a member's plane is contiguous)
+    live = np.zeros(_BLOCK, dtype=np.bool_)
+    sdb = np.empty(_BLOCK)
+    cdb = np.empty(_BLOCK)
+    tdb = np.empty(_BLOCK)
+    c_lo = np.empty(_BLOCK)
+    tphi_lo = np.empty(_BLOCK)
+    for c in range(c0, c1):
+        zi = zone_idx[c]
+        delta = base[P_SLOPE, c]
+        if zi < 0 or not (delta == delta) or delta >= 0.5 * math.pi or t_eval.shape[0] == 0:
+            continue
+        if delta <= 0.0:
+            valid[c] += n_m  # flat: an infinite slope cannot slide
+            continue
+        q = c - c0
+        live[q] = True
+        sdb[q] = math.sin(delta)
+        cdb[q] = math.cos(delta)
+        tdb[q] = math.tan(delta)
+        c_lo[q] = _lower(kinds[zi, MC_C], spec[zi, MC_C], base[P_COHESION, c], 1000.0)
+        tphi_lo[q] = math.tan(_lower(kinds[zi, MC_PHI], spec[zi, MC_PHI], base[P_PHI, c], deg))
+    for m in range(n_m):
+        for c in range(c0, c1):
+            q = c - c0
+            if not live[q]:
+                continue
+            zi = zone_idx[c]
+            u = unit[c]
+            state, gs, phi, coh, h, kz, kz_drawn, beta = _member_head(
+                base, c, zi, u, m, kinds, spec, c_lo[q], tphi_lo[q], normals, rho, sdb[q],
+                cdb[q], tdb[q], n_depths, gamma_w)
+            r = state
+            if state == 1:
+                stamp += 1
+                r = _member_fails(base, c, zi, u, m, kinds, spec, normals, gs, phi, coh, h, kz, kz_drawn,
+                                  beta, trigrs, sdb[q], cdb[q], tdb[q], rain, n_depths, gamma_w,
+                                  lags, lag_idx, t_desc, row2, stamps2, stamp, di, ks, zs, av,
+                                  st, cp, lb, order)
+            if r >= 0:
+                valid[c] += 1
+                fails[c] += r
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -714,44 +830,10 @@ def member_failures(base, zone_idx, unit, kinds, spec, normals, rho, trigrs, rai
     (module docstring) rule members out; the first (depth, time) with FS < 1 ends a member.
     """
     n_cells = base.shape[1]
-    n_m = normals.shape[0]
     n_l = max(lags.shape[0], 1)
     n_k = t_edges.shape[0]
     n_blocks = (n_cells + _BLOCK - 1) // _BLOCK
     for b in numba.prange(n_blocks):
-        row2 = np.empty((n_depths, n_l))
-        stamps2 = np.zeros((n_depths, n_l), dtype=np.int64)
-        di = np.empty(n_k)
-        ks = np.empty(n_k, dtype=np.int64)
-        zs = np.empty(n_depths)
-        av = np.empty(n_depths)
-        st = np.empty(n_depths)
-        cp = np.empty(n_depths)
-        lb = np.empty(n_depths)
-        order = np.empty(n_depths, dtype=np.int64)
-        stamp = 0
-        c1 = min(n_cells, (b + 1) * _BLOCK)
-        for c in range(b * _BLOCK, c1):
-            zi = zone_idx[c]
-            delta = base[P_SLOPE, c]
-            if zi < 0 or not (delta == delta) or delta >= 0.5 * math.pi or t_eval.shape[0] == 0:
-                continue
-            if delta <= 0.0:
-                valid[c] += n_m  # flat: an infinite slope cannot slide
-                continue
-            sd = math.sin(delta)
-            cd = math.cos(delta)
-            td = math.tan(delta)
-            u = unit[c]
-            nf = 0
-            nv = 0
-            for m in range(n_m):
-                stamp += 1
-                r = _member_fails(base, c, zi, u, m, kinds, spec, normals, rho, trigrs, sd, cd,
-                                  td, rain, n_depths, gamma_w, lags, lag_idx, t_desc, row2,
-                                  stamps2, stamp, di, ks, zs, av, st, cp, lb, order)
-                if r >= 0:
-                    nv += 1
-                    nf += r
-            fails[c] += nf
-            valid[c] += nv
+        _mc_block(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK), base, zone_idx, unit, kinds, spec,
+                  normals, rho, trigrs, rain, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
+                  fails, valid, n_l, n_k)
