@@ -407,12 +407,12 @@ def run_slope(req: SlopeRequest, ctx: RunContext):
                                 fixed=() if req.sample_depth else ("depth_m",))
         timings["monte_carlo_s"] = time.perf_counter() - t0
     if req.runout:
+        ctx.report(duration * 0.9, duration, stage="runout and assets hit")
         t0 = time.perf_counter()
         res["runout"], res["assets"], source = _runout(req, setup, det, res["mc"], ctx)
         res["source"] = source
         res["asset_notes"] = ctx.extras.get("asset_notes", [])
         timings["runout_s"] = time.perf_counter() - t0
-        ctx.report(duration, duration, stage="runout")
     timings["run_time_s"] = time.perf_counter() - t_start
     return build_dataset(req, setup, storm, t_eval, res, timings)
 
