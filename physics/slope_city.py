@@ -112,8 +112,6 @@ def read_fills(fills, table: SoilTable | None = None):
         Naming each feature (by index and ``name`` when it has one), the property,
         its value and what is allowed.
     """
-    from physics.slope_params import _inside, _interval
-
     table = table or load_table()
     gdf = _read_polygons(fills, "fills").reset_index(drop=True)
     problems = []
@@ -154,9 +152,10 @@ def read_fills(fills, table: SoilTable | None = None):
             raw = row.get(k) if k in gdf.columns else None
             v = float("nan") if raw is None or (isinstance(raw, float) and math.isnan(raw)) else num(raw)
             units, lo, hi, lo_open, hi_open = PARAMS[k]
-            if raw is not None and not (isinstance(raw, float) and math.isnan(raw)) and \
-                    not _inside(v, lo, hi, lo_open, hi_open):
-                problems.append(f"{who}: {k}={raw!r}: must lie in {_interval(lo, hi, lo_open, hi_open)} {units}")
+            inside = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+            if raw is not None and not (isinstance(raw, float) and math.isnan(raw)) and not inside:
+                span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+                problems.append(f"{who}: {k}={raw!r}: must lie in {span} {units}")
             out[k].append(v)
     if problems:
         raise ValidationError(f"fills: {len(problems)} problem(s): " + "; ".join(problems))
