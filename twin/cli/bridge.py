@@ -356,6 +356,18 @@ def plot_cmd(store: Path, datastream_id: str, out_png: Path, since: str | None, 
 _SLOPE_KINDS = ("gnss_displacement", "inclinometer")
 
 
+def _alpha(value: str | None) -> float | str | None:
+    if value is None or value == "fit":
+        return value
+    try:
+        a = float(value)
+    except ValueError:
+        a = math.nan
+    if not (math.isfinite(a) and a > 1):
+        raise click.BadParameter(f"{value!r}: give a number > 1 (2 = Fukuzono) or 'fit'", param_hint="--alpha")
+    return a
+
+
 def _forecast_params(engine, kind: str, station: str) -> tuple[dict[str, Any], float]:
     """The alert config's inverse-velocity parameters and fit window (h) of a stream."""
     kc = engine.kinds.get(kind)
@@ -467,8 +479,9 @@ def _inverse_velocity_figure(recs: list[dict[str, Any]]):
               "its time_to_failure_h alert rules, 72 h packaged).")
 @click.option("--velocity-window", "velocity_window_h", type=click.FloatRange(0, min_open=True),
               default=None, metavar="HOURS", help="Velocity window (default: the alert config's, 6 h).")
-@click.option("--alpha", type=click.FloatRange(1, min_open=True), default=None,
-              help="Voight exponent (default 2: Fukuzono's linear inverse velocity).")
+@click.option("--alpha", default=None, metavar="A|fit", callback=lambda c, p, v: _alpha(v),
+              help="Voight exponent > 1 (default: the config's, 2 = Fukuzono's linear inverse "
+              "velocity), or 'fit' to estimate it per stream.")
 @click.option("--weighted/--unweighted", default=None,
               help="Delta-method weighted fit instead of ordinary least squares (default: config).")
 @click.option("--at", "at", default=None, metavar="ISO8601",
@@ -479,7 +492,7 @@ def _inverse_velocity_figure(recs: list[dict[str, Any]]):
               help="Also write a PNG of 1/v against time with the fit, one panel per stream.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def failure_time_cmd(store: Path, datastreams: tuple[str, ...], window_h: float | None,
-                     velocity_window_h: float | None, alpha: float | None, weighted: bool | None,
+                     velocity_window_h: float | None, alpha: float | str | None, weighted: bool | None,
                      at: str | None, alert_config: Path | None, plot_png: Path | None, as_json: bool) -> None:
     """Inverse-velocity (Fukuzono 1985) failure-time forecasts of slope GNSS and inclinometer streams.
 
@@ -532,6 +545,8 @@ def failure_time_cmd(store: Path, datastreams: tuple[str, ...], window_h: float 
                      f"{100 * r['confidence']:g} % interval {short(lo)} – {short(hi)}")
         if r.get("r2") is not None:
             line += f"; R² {r['r2']:.2f}"
+        if r.get("alpha") not in (None, 2.0):
+            line += f", α {r['alpha']:g}"
         if r.get("n_fit"):
             line += f", {r['n_fit']} velocities from {short(r['fit_start'])}"
         if r.get("last_velocity") is not None:
