@@ -22,7 +22,7 @@ LayerKind = Literal["raster", "vector", "osm", "json", "points_csv", "table"]
 
 #: The commands a layer can be needed by (``twin <command>``).
 COMMANDS = ("flood run", "flood map", "city show", "city build", "city map", "city datum",
-            "evacuate district", "dispatch run")
+            "evacuate district", "dispatch run", "slope run")
 
 
 class Alternative(BaseModel):

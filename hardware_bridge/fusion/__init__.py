@@ -19,7 +19,9 @@ DataFrame with those columns (``phenomenon_time`` is accepted for ``time``).
 Modules: :mod:`.rain_grid` (gauges → gridded rain for the flood model),
 :mod:`.levels` (water-level gauges → boundary series and nudging of the flood
 state), :mod:`.alerts` (threshold rules → :class:`twin.events.Event`),
-:mod:`.confined` (confined-space gas limits and entry permits).
+:mod:`.confined` (confined-space gas limits and entry permits),
+:mod:`.inverse_velocity` (inverse-velocity failure-time forecasts from GNSS /
+inclinometer displacement series).
 """
 
 from __future__ import annotations

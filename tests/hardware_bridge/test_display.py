@@ -81,6 +81,16 @@ def test_every_metric_is_in_the_kinds_display_unit(kind):
             assert METRIC_UNITS[metric] in shown, (kind, metric, METRIC_UNITS[metric], shown)
 
 
+def test_forecast_metrics_are_in_hours():
+    """Forecast metrics (model outputs, e.g. the inverse-velocity time to failure) are kept out of
+    METRICS because they are not amounts of the reading; their unit is hours, checked here."""
+    from hardware_bridge.fusion.alerts import FORECAST_METRICS
+
+    assert FORECAST_METRICS
+    for ms in FORECAST_METRICS.values():
+        assert all(METRIC_UNITS[m] == "h" for m in ms)
+
+
 def test_every_configured_rule_has_a_metric_unit():
     eng = AlertEngine(load_config())
     for kind in METRICS:
