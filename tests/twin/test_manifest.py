@@ -40,7 +40,7 @@ def test_bad_manifest_names_field_and_value(tmp_path):
 
 def test_needed_by_names_known_commands_and_makes_a_layer_not_optional(tmp_path):
     m = load_manifest("shenzhen")
-    assert m.layers["events"].needed_by == ["flood run"] and not m.layers["events"].optional
+    assert m.layers["events"].needed_by == ["flood run", "slope run"] and not m.layers["events"].optional
     assert m.layers["metro_stations"].optional and m.layers["metro_stations"].needed_by == []
     alt = m.layers["elevation"].alternatives[0]
     assert alt.path == "shenzhen/terrain/copernicus_glo30_shenzhen.tif"
