@@ -20,6 +20,16 @@ z_phi <- rho * z_c + sqrt(1 - rho^2) * z_phi. rho is the correlation of the unde
 
 ``probability_of_failure(fs) = mean(fs < 1)`` over members, with the binomial standard error
 sqrt(p (1 - p) / n).
+
+:func:`monte_carlo` runs the transient model (``physics._kernels.slope``) over members without
+holding them all: member m's standard normals come from its own ``SeedSequence`` child
+(:func:`member_normals`), are drawn in chunks (numpy, while the numba kernel counts the
+previous chunk) and transformed inside the kernel, cell by cell, only as far as needed to
+decide whether the member fails (FS < 1 at some depth and output time): a lower bound of
+the capped FS from the distributions' lower bounds of phi' and c', then the capped FS of
+the drawn values, then the exact bounds and the transient head (kernel docstring). The
+result is the count of failing members per cell, the same as evaluating every member in
+full (tested member by member against the numpy reference).
 """
 
 from __future__ import annotations
@@ -290,6 +300,8 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    import numba
+
     from physics._kernels import slope as K
 
     if not (isinstance(n_members, (int, np.integer)) and not isinstance(n_members, bool) and n_members >= 1):
@@ -339,7 +351,10 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
             np.random.default_rng(children[start + q]).standard_normal(out=buf[q])
         return buf[:m]
 
+    threads = numba.get_num_threads()  # thread-local in numba: carry the caller's setting
+
     def count(normals):
+        numba.set_num_threads(threads)
         K.member_failures(base, zone_idx, unit, kinds, spec, normals, float(table.correlation.c_phi),
                           dhat == "trigrs", rain, t_edges, t_eval, int(n_depths), gamma_w,
                           lags, lag_idx, t_desc, fails, valid)

@@ -211,16 +211,39 @@ def _r_cached(lg, a, lags, row, stamps, stamp):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _psi_lag(i, z, a, kz, steady, cap, nnz, di, ks, lag_idx, lags, row, stamps, stamp):
-    """psi (m) at t_eval[i], depth z, from the cell's non-zero steps (cached R)."""
+def _fill_row(a, lags, row, stamps, stamp):
+    """Every R(lags[l] a) of a row (when most lags will be needed: no per-term checks)."""
+    for lg in range(lags.shape[0]):
+        if stamps[lg] != stamp:
+            row[lg] = _resp(lags[lg] * a)
+            stamps[lg] = stamp
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _psi_full(i, z, kz, steady, cap, nnz, di, ks, lag_idx, row):
+    """psi (m) at t_eval[i] from a filled row (:func:`_fill_row`)."""
     s = 0.0
     for m in range(nnz):
         lg = lag_idx[i, ks[m]]
         if lg < 0:
             break
-        s += di[m] * _r_cached(lg, a, lags, row, stamps, stamp)
+        s += di[m] * row[lg]
     psi = steady + z * s / kz
     return min(psi, cap)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _psi_lag(i, z, a, kz, steady, cap, nnz, di, ks, lag_idx, lags, row, stamps, stamp):
+    """psi (m) at t_eval[i], depth z, from the cell's non-zero steps (cached R): the missing
+    R values first, then a plain sum (a loop with the R calls in it runs ~3x slower)."""
+    for m in range(nnz):
+        lg = lag_idx[i, ks[m]]
+        if lg < 0:
+            break
+        if stamps[lg] != stamp:
+            row[lg] = _resp(lags[lg] * a)
+            stamps[lg] = stamp
+    return _psi_full(i, z, kz, steady, cap, nnz, di, ks, lag_idx, row)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -320,14 +343,20 @@ def _fs_one(c, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, 
             break
         z = zs[j]
         dmin = np.inf
+        dense = nnz * n_e > 2 * lags.shape[0]
+        if dense:
+            _fill_row(av[j], lags, row2[j], stamps2[j], stamp)
         for q2 in range(n_e):
             i = t_desc[q2]
             pb = _psi_bound(i, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
                             row2[j], stamps2[j], stamp)
             if _fsv(z, pb, a_dry, tg, coh, gsc) > dmin + EPS_FS:
                 break
-            psi = _psi_lag(i, z, av[j], kz, st[j], cp[j], nnz, di, ks, lag_idx, lags,
-                           row2[j], stamps2[j], stamp)
+            if dense:
+                psi = _psi_full(i, z, kz, st[j], cp[j], nnz, di, ks, lag_idx, row2[j])
+            else:
+                psi = _psi_lag(i, z, av[j], kz, st[j], cp[j], nnz, di, ks, lag_idx, lags,
+                               row2[j], stamps2[j], stamp)
             f = _fsv(z, psi, a_dry, tg, coh, gsc)
             if f < dmin:
                 dmin = f

@@ -168,3 +168,20 @@ def test_bad_arguments_are_named(kw, field):
     args.update(kw)
     with pytest.raises(ValidationError, match=field):
         mc.monte_carlo(**args)
+
+
+def test_one_and_two_threads_give_the_same_p():
+    # cells are counted independently, each member in the same order on any thread
+    import numba
+
+    base, zones, rain, edges, t_eval = case(n_cells=300, seed=4)
+    old = numba.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            outs.append(mc.monte_carlo(base, zones, 10, 2, rain=rain, t_edges=edges,
+                                       t_eval=t_eval, n_depths=4)["p"])
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(outs[0], outs[1])
