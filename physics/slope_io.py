@@ -186,13 +186,19 @@ def slope_summary(ds: xr.Dataset) -> dict:
                    area_probable_km2=hi * cell_km2,
                    probability_max=float(np.nanmax(p)) if np.isfinite(p).any() else None)
     if "runout_depth" in ds:
+        from physics.slope_runout import ASSET_MIN_DEPTH_M
+
         info = _attr_json(ds, "runout", {})
         dep = np.nan_to_num(np.asarray(ds["runout_depth"].values, float))
         out.update(runout_volume_m3=info.get("deposit_volume_m3", float(dep.sum() * dx * dy)),
                    runout_source_volume_m3=info.get("source_volume_m3"),
                    runout_travel_angle_deg=info.get("travel_angle_deg"),
-                   runout_area_km2=float((dep > 0).sum() * cell_km2),
-                   runout_area_ge_0_1m_km2=float((dep >= 0.1).sum() * cell_km2),
+                   # area under at least the deposit that counts an asset as hit (assets_hit's min_depth_m);
+                   # runout_area_ge_0_1m_km2 is the same figure under its older name
+                   runout_area_km2=float((dep >= ASSET_MIN_DEPTH_M).sum() * cell_km2),
+                   runout_area_min_depth_m=ASSET_MIN_DEPTH_M,
+                   runout_area_ge_0_1m_km2=float((dep >= ASSET_MIN_DEPTH_M).sum() * cell_km2),
+                   runout_area_any_deposit_km2=float((dep > 0).sum() * cell_km2),
                    runout_max_depth_m=float(dep.max(initial=0.0)))
     assets = assets_frame(ds)
     out["assets_hit"] = {str(k): int(v) for k, v in assets["kind"].value_counts().items()} if len(assets) else {}

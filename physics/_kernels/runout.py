@@ -60,9 +60,28 @@ inertia weighting, unlike Flow-R), and next to a grid edge part of it
 leaves through the edge (flat exits), so keep the area of interest a runout
 length away from the edges.
 
-The DEM is not lowered at the sources nor raised by the deposit, and the
-energy line starts at the source's ground surface (not the centre of mass).
-No velocity cap, unlike Flow-R.
+Routing neither lowers the DEM at the sources nor raises it by the
+deposit, and the energy line starts at the source's ground surface (not
+the centre of mass). No velocity cap, unlike Flow-R.
+
+4. **Settling: the deposit limit** (:func:`settle`, after routing; volume
+   conserving). Routing alone heaps everything that reaches a pit or a
+   cell with no allowed move in that one cell (hundreds of metres in a
+   30 m cell). The deposit is then relaxed on the *deposit surface*
+   ``S = ground + deposit`` (ground: the DEM with every source cell
+   lowered by its released depth, the slip scar): a cell whose surface
+   stands above a neighbour's by more than ``tan(deposit angle) x d``
+   topples, downhill only, to the level at which it is exactly stable
+   against the neighbours it feeds (a sandpile relaxation, first-in
+   first-out, repeated until every cell is stable to a tolerance or a
+   topple budget runs out; the remaining excess is returned). A pit fills
+   up to its spill level (within the deposit angle) and the rest spills
+   on; a neighbour off the grid or on NaN elevation is an exit at the
+   donor's own ground (edge replicated, as in routing): what it takes
+   leaves the grid. Deposit cannot rest on ground steeper than the deposit
+   angle, so settling also carries thin veneers off steep ground and may
+   move material past the energy line's reach, down to ground gentler
+   than the angle; it never moves material up the deposit surface.
 
 Layout
 ------
@@ -136,8 +155,8 @@ def _pop(keys, vals, size):
 
 @numba.njit(cache=True, nogil=True)
 def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
-                 energy, held, order, keys, vals, dep, through):
-    """Route one slide; adds to ``dep`` and ``through`` (m^3).
+                 energy, held, order, keys, vals, dep, through, dep_tan):
+    """Route one slide; adds to ``dep`` and ``through`` (m^3), and ``tan_a`` x its deposit to ``dep_tan``.
 
     Returns (volume left m^3, cells the material entered, length m, drop m,
     keys, vals): length is the largest horizontal distance from the
@@ -237,6 +256,7 @@ def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
             total += w[k]
         if total <= 0.0:
             dep[c] += m
+            dep_tan[c] += m * tan_a
             continue
         for k in range(8):
             if w[k] <= 0.0:
@@ -252,6 +272,7 @@ def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
             if hn < hc:
                 keep = share * (hn / hc)
                 dep[n] += share - keep
+                dep_tan[n] += (share - keep) * tan_a
                 held[n] += keep
             else:
                 held[n] += share
@@ -264,11 +285,13 @@ def _route_slide(elev, ny, nx, src_vol, cells, tan_a, cell_size, dh, exponent,
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def route(elev, ny, nx, src_vol, slide_ptr, slide_cells, tan_alpha, cell_size, dh, exponent,
-          n_chunks, dep, through, stats):
-    """Route all slides; fill ``dep``, ``through`` (ny * nx, m^3) and ``stats`` (4, n_slides).
+          n_chunks, dep, through, stats, dep_tan):
+    """Route all slides; fill ``dep``, ``through``, ``dep_tan`` (ny * nx) and ``stats`` (4, n_slides).
 
     ``dep`` is the volume deposited per cell, ``through`` the volume that
-    passed through (or started in) each cell (both overwritten). ``stats``
+    passed through (or started in) each cell, ``dep_tan`` the sum over
+    slides of tan(alpha) x the slide's deposit there (m^3; divided by ``dep``
+    it is the deposit-weighted tan(alpha) of the cell) (all overwritten). ``stats``
     rows per slide: volume that left the grid (m^3), cells its material
     entered, length (m) and drop (m) (see :func:`_route_slide`). Returns ``dep``.
     """
@@ -276,6 +299,7 @@ def route(elev, ny, nx, src_vol, slide_ptr, slide_cells, tan_alpha, cell_size, d
     n_slides = tan_alpha.shape[0]
     part_dep = np.zeros((n_chunks, n_cells), dtype=np.float64)
     part_thr = np.zeros((n_chunks, n_cells), dtype=np.float64)
+    part_tan = np.zeros((n_chunks, n_cells), dtype=np.float64)
     for j in numba.prange(n_chunks):
         energy = np.full(n_cells, -np.inf)
         held = np.zeros(n_cells, dtype=np.float64)
@@ -286,14 +310,198 @@ def route(elev, ny, nx, src_vol, slide_ptr, slide_cells, tan_alpha, cell_size, d
             cells = slide_cells[slide_ptr[s]:slide_ptr[s + 1]]
             lv, nr, ln, dz, keys, vals = _route_slide(elev, ny, nx, src_vol, cells, tan_alpha[s],
                                                       cell_size, dh, exponent, energy, held, order,
-                                                      keys, vals, part_dep[j], part_thr[j])
+                                                      keys, vals, part_dep[j], part_thr[j], part_tan[j])
             stats[0, s] = lv
             stats[1, s] = nr
             stats[2, s] = ln
             stats[3, s] = dz
     dep[:] = 0.0
     through[:] = 0.0
+    dep_tan[:] = 0.0
     for j in range(n_chunks):
         dep += part_dep[j]
         through += part_thr[j]
+        dep_tan += part_tan[j]
     return dep
+
+
+# ----------------------------------------------------------------------------- settling
+@numba.njit(cache=True, nogil=True)
+def _level(a, m, value, fall):
+    """Level ``L`` over the sorted ``a[:m]`` at which the receivers ``a_i < L`` are filled.
+
+    ``fall``: the donor's surface ``value`` is lowered to ``L`` and feeds
+    them, ``sum(max(0, L - a_i)) = value - L``; otherwise a fixed thickness
+    ``value`` is shared, ``sum(max(0, L - a_i)) = value``.
+    """
+    acc = 0.0
+    level = a[0]
+    for j in range(m):
+        acc += a[j]
+        if fall:
+            level = (value + acc) / (j + 2)
+        else:
+            level = (value + acc) / (j + 1)
+        if j + 1 == m or level <= a[j + 1]:
+            return level
+    return level
+
+
+@numba.njit(cache=True, nogil=True)
+def settle(elev, ny, nx, h, tan_d, cell_size, tol, max_topples, received):
+    """Relax the deposit ``h`` (m, per cell, changed in place) to the deposit angle; volume conserving.
+
+    A cell ``c`` holding deposit (``h_c > 0``) is *unstable* when its deposit
+    surface ``S_c = z_c + h_c`` stands above a neighbour's ``S_n`` by more than
+    ``tan_d[c] * d`` (+ ``tol``), ``d`` the centre distance (cell size, or x
+    sqrt 2 diagonally). It *topples*: its surface is lowered to the level
+    ``L`` at which it is exactly stable against the neighbours it feeds, each
+    of which is raised to ``L - tan_d[c] * d_n`` (if lower), the volume
+    lowered equal to the volume raised; when that would dig below the
+    ground, the whole deposit ``h_c`` is shared the same way (raising the
+    lowest first). A neighbour outside the grid or on NaN elevation is an
+    exit at the donor's ground: what it receives leaves (returned), and it
+    never rises. Material only moves to neighbours whose surface ends at
+    least ``tan_d * d`` below the donor's (never uphill, never overshooting).
+    ``tan_d`` of a receiver becomes the volume-weighted mean of its own and
+    the donor's (the angle travels with the material).
+
+    Order: a first-in first-out queue, seeded with the cells holding deposit
+    in index order; a toppled cell queues its neighbours that hold deposit
+    (in neighbour order DR/DC), each at most once at a time. The final state
+    of a sandpile depends on the order of topples, so the order is part of
+    the rule (the numpy reference follows it).
+
+    Returns (volume left in thickness units x 1 cell, i.e. m; multiply by the
+    cell area; topples made; largest remaining excess m over all cells with
+    deposit, 0 when every cell is stable to ``tol``). Stops after
+    ``max_topples`` topples. ``received`` (uint8) is set to 1 on cells that
+    received material.
+    """
+    n_cells = ny * nx
+    dist = np.empty(8, dtype=np.float64)
+    for k in range(8):
+        dist[k] = cell_size if k < 4 else cell_size * math.sqrt(2.0)
+    queue = np.empty(n_cells, dtype=np.int64)
+    inq = np.zeros(n_cells, dtype=np.uint8)
+    head = 0
+    count = 0
+    for c in range(n_cells):
+        if h[c] > 0.0:
+            queue[(head + count) % n_cells] = c
+            count += 1
+            inq[c] = 1
+    a = np.empty(8, dtype=np.float64)
+    nb = np.empty(8, dtype=np.int64)
+    srt_a = np.empty(8, dtype=np.float64)
+    srt_k = np.empty(8, dtype=np.int64)
+    left = 0.0
+    topples = 0
+    while count > 0 and topples < max_topples:
+        c = queue[head]
+        head = (head + 1) % n_cells
+        count -= 1
+        inq[c] = 0
+        hc = h[c]
+        if hc <= 0.0:
+            continue
+        r = c // nx
+        q = c - r * nx
+        zc = elev[c]
+        sc = zc + hc
+        t = tan_d[c]
+        unstable = False
+        for k in range(8):
+            rr = r + DR[k]
+            qq = q + DC[k]
+            if 0 <= rr < ny and 0 <= qq < nx and not math.isnan(elev[rr * nx + qq]):
+                n = rr * nx + qq
+                nb[k] = n
+                a[k] = elev[n] + h[n] + t * dist[k]
+            else:
+                nb[k] = -1
+                a[k] = zc + t * dist[k]
+            if sc - a[k] > tol:
+                unstable = True
+        if not unstable:
+            continue
+        topples += 1
+        # neighbours below the donor, sorted by a (insertion sort; stable in k)
+        m = 0
+        for k in range(8):
+            if a[k] < sc:
+                j = m
+                while j > 0 and srt_a[j - 1] > a[k]:
+                    srt_a[j] = srt_a[j - 1]
+                    srt_k[j] = srt_k[j - 1]
+                    j -= 1
+                srt_a[j] = a[k]
+                srt_k[j] = k
+                m += 1
+        # non-exit receivers only, then the lowest exit level as a cap
+        m_in = 0
+        exit_min = np.inf
+        for j in range(m):
+            k = srt_k[j]
+            if nb[k] < 0:
+                exit_min = min(exit_min, srt_a[j])
+            else:
+                a[m_in] = srt_a[j]  # reuse a[] as the sorted non-exit levels
+                nb_k = srt_k[j]
+                srt_k[m_in] = nb_k
+                m_in += 1
+        level = _level(a, m_in, sc, True) if m_in > 0 else sc
+        full = False
+        if exit_min < sc and level > exit_min:
+            level = exit_min  # > z_c: the exits take the rest
+        elif level < zc:  # would dig below the ground: share all of h_c
+            level = _level(a, m_in, hc, False)
+            full = True
+        given = 0.0
+        for j in range(m_in):
+            k = srt_k[j]
+            add = level - a[j]
+            if add <= 0.0:
+                continue
+            n = nb[k]
+            hn = h[n]
+            tan_d[n] = (hn * tan_d[n] + add * t) / (hn + add)
+            h[n] = hn + add
+            received[n] = 1
+            given += add
+        if full:
+            out = 0.0
+            h[c] = 0.0
+        else:
+            out = 0.0
+            if exit_min < sc and level == exit_min:
+                out = max(0.0, sc - level - given)  # what the exits take
+            h[c] = hc - given - out
+            if h[c] < 0.0:
+                h[c] = 0.0
+        left += out
+        for k in range(8):
+            n = nb[k]
+            if n >= 0 and inq[n] == 0 and h[n] > 0.0:
+                queue[(head + count) % n_cells] = n
+                count += 1
+                inq[n] = 1
+    # remaining excess
+    worst = 0.0
+    for c in range(n_cells):
+        hc = h[c]
+        if hc <= 0.0:
+            continue
+        r = c // nx
+        q = c - r * nx
+        zc = elev[c]
+        for k in range(8):
+            rr = r + DR[k]
+            qq = q + DC[k]
+            if 0 <= rr < ny and 0 <= qq < nx and not math.isnan(elev[rr * nx + qq]):
+                n = rr * nx + qq
+                e = zc + hc - (elev[n] + h[n]) - tan_d[c] * dist[k]
+            else:
+                e = hc - tan_d[c] * dist[k]
+            worst = max(worst, e)
+    return left, topples, worst
