@@ -542,6 +542,10 @@ def _runout_info(ro, req: SlopeRequest) -> dict:
     angles = np.atleast_1d(np.asarray(ro.travel_angle_deg, float))
     return {"source_volume_m3": float(ro.source_volume_m3), "deposit_volume_m3": float(ro.deposit_volume_m3),
             "left_volume_m3": float(getattr(ro, "left_volume_m3", 0.0)), "slides": int(angles.size),
+            "settle_left_m3": float(ro.settle_left_m3), "settle_topples": int(ro.settle_topples),
+            "settle_excess_m": float(ro.settle_excess_m),
+            "deposit_angle_deg": "travel angle of each slide" if ro.deposit_angle_deg is None
+            else float(ro.deposit_angle_deg),
             "travel_angle_deg": req.travel_angle_deg if req.travel_angle_deg is not None else
             {"min": float(angles.min()), "median": float(np.median(angles)), "max": float(angles.max())}
             if angles.size else None}

@@ -196,7 +196,7 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
     if "runout_volume_m3" in s:
         hit = ", ".join(f"{v} {k}" for k, v in s.get("assets_hit", {}).items()) or "no asset"
         click.echo(f"runout: {s['runout_volume_m3']:,.0f} m³ deposited, {s['runout_area_ge_0_1m_km2']:.2f} km² "
-                   f"at >= 0.1 m ({s['runout_area_km2']:.2f} km² reached); hits {hit}")
+                   f"at >= 0.1 m ({s['runout_area_any_deposit_km2']:.2f} km² with any deposit); hits {hit}")
     t = s.get("timings_s", {})
     click.echo(f"done in {res.wall_s:.1f} s (model {t.get('run_time_s', float('nan')):.1f} s, kernel compiled or "
                f"loaded {t.get('compile_s', float('nan')):.1f} s); wrote {out_dir}/ "
