@@ -20,7 +20,7 @@ blocks, uniform over the city), outputs every hour (24 times), 10 depths.
     144 steps per cell: the kernel's worst case for the lag table).
 (b) The city: all land cells, ``storm`` case, at each thread count, against
     the issue's 30 s target; ``unclipped`` at the highest thread count.
-(c) Monte Carlo: ``physics.slope_montecarlo.monte_carlo`` with 1000
+(c) Monte Carlo (at each thread count): ``physics.slope_montecarlo.monte_carlo`` with 1000
     members (``--members``) over Nanshan (``Domain.from_city(districts=
     ["Nanshan"])``, its buffered land cells), per-cell draws from the
     default zone's distributions, against the 60 s target; includes the
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     p_n, z_n = land_params(nanshan)
     members = 50 if args.quick else args.members
     monte_carlo(p_n[:, :64].copy(), z_n[:64], 2, 0, rain=rain, t_edges=edges, t_eval=t_eval)
-    for thr in threads[-1:]:
+    for thr in threads[-1:] if args.quick else threads:
         C.set_threads(thr)
         out = {}
 
