@@ -53,7 +53,11 @@ to round-off)
   (t_i, t_k) pairs); per cell and depth each R is computed at most once,
   lazily, and only for rain steps with dI_k != 0 (rain above Kz infiltrates
   at Kz, so a long storm above Kz is two steps). Off a lattice the lags are
-  simply all distinct and the work is that of the direct sum.
+  simply all distinct and the work is that of the direct sum. The missing R
+  values of a sum are computed first and the sum is then a plain
+  multiply-add loop; a depth that needs most lags fills its whole row at
+  once. Cells are processed in blocks of 64 per parallel task, each with
+  its own scratch rows.
 * **R below t* = 1/40 is 0.** R(1/40) < 5e-21 (R ~ exp(-1/t*) t*^(3/2) /
   (2 sqrt(pi)) as t* -> 0, from A&S 7.1.23): below the round-off of any head.
 * **Exact bounds (branch and bound, no approximation).** With infiltration
