@@ -249,7 +249,7 @@ def member_params(base, zones, seed: int, member: int, *, table: SoilTable | Non
 def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval,
                 n_depths: int = 10, table: SoilTable | None = None, per: str = "cell",
                 dhat: str = "iverson", gamma_w: float | None = None, progress=None,
-                fixed=(), chunk_members: int | None = None) -> dict:
+                fixed=(), chunk_members: int | None = None, failure_time: bool = False) -> dict:
     """Probability of failure per cell: the fraction of members with FS < 1 at some depth
     and output time, over ``n_members`` parameter sets drawn from the zone table.
 
@@ -289,6 +289,10 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
         ``("depth_m",)`` to keep the slope-depth rule's depths).
     chunk_members : int, optional
         Members per chunk (default: as many as fit in ``CHUNK_BYTES`` of normals).
+    failure_time : bool
+        Also find each failing member's first output time with FS < 1 (costs a scan of the
+        earlier outputs for failing members only, and an int32 (n_cells, n_eval) count):
+        adds ``p_by_time`` and ``t_fail_median``.
 
     Returns
     -------
@@ -296,7 +300,11 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
         ``p`` (n_cells,) probability of FS < 1 (NaN outside the model; 0 on flat cells),
         ``se`` (n_cells,) its binomial standard error sqrt(p (1 - p) / n), ``n_members``,
         ``seed``, ``n_valid`` (n_cells,) members inside the model per cell (members whose
-        drawn h, Kz or gamma_s is <= 0 are left out), ``per``, ``dhat``.
+        drawn h, Kz or gamma_s is <= 0 are left out), ``per``, ``dhat``. With
+        ``failure_time``: ``p_by_time`` (n_eval, n_cells) probability of FS < 1 at some
+        depth by t_eval[i] (non-decreasing in i for increasing t_eval; the last row is ``p``)
+        and ``t_fail_median`` (n_cells,) the earliest output time (s) by which at least half
+        of the failing members have failed (the lower median; NaN where none fails).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -341,6 +349,7 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
     children = np.random.SeedSequence(int(seed)).spawn(int(n_members))
     fails = np.zeros(n_cells, dtype=np.int64)
     valid = np.zeros(n_cells, dtype=np.int64)
+    first = np.zeros((n_cells, t_eval.size if failure_time else 0), dtype=np.int32)
     size = min(chunk_members, n_members)
     bufs = [np.empty((size, K.N_MC, n_units)), np.empty((size, K.N_MC, n_units))]
     starts = list(range(0, n_members, chunk_members))
@@ -357,7 +366,7 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
         numba.set_num_threads(threads)
         K.member_failures(base, zone_idx, unit, kinds, spec, normals, float(table.correlation.c_phi),
                           dhat == "trigrs", rain, t_edges, t_eval, int(n_depths), gamma_w,
-                          lags, lag_idx, t_desc, fails, valid)
+                          lags, lag_idx, t_desc, fails, valid, first)
 
     # the kernel (numba, GIL released) counts one chunk while this thread draws the next
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -372,5 +381,14 @@ def monte_carlo(base, zones, n_members: int, seed: int, *, rain, t_edges, t_eval
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(valid > 0, fails / np.maximum(valid, 1), np.nan)
         se = np.sqrt(p * (1.0 - p) / np.maximum(valid, 1))
-    return {"p": p, "se": se, "n_members": int(n_members), "seed": int(seed), "n_valid": valid,
-            "per": per, "dhat": dhat}
+    out = {"p": p, "se": se, "n_members": int(n_members), "seed": int(seed), "n_valid": valid,
+           "per": per, "dhat": dhat}
+    if failure_time:
+        by_time = np.cumsum(first, axis=1)  # (n_cells, n_eval)
+        v = valid[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["p_by_time"] = np.where(v > 0, by_time / np.maximum(v, 1), np.nan).T
+        half = (fails + 1) // 2  # the lower median: ceil(n_fail / 2)-th failure
+        idx = np.argmax(by_time >= half[:, None], axis=1) if t_eval.size else np.zeros(n_cells, int)
+        out["t_fail_median"] = np.where(fails > 0, t_eval[idx] if t_eval.size else np.nan, np.nan)
+    return out

@@ -704,10 +704,11 @@ def _member_head(base, c, zi, unit, m, kinds, spec, c_lo, tphi_lo, normals, rho,
 
 @numba.njit(cache=True, nogil=True)
 def _member_fails(base, c, zi, unit, m, kinds, spec, normals, gs, phi, coh, h, kz, kz_drawn, beta,
-                  trigrs, sd, cd, td, rain, n_depths, gamma_w, lags, lag_idx, t_desc, row2,
-                  stamps2, stamp, di, ks, zs, av, st, cp, lb, order):
-    """1 if member m of cell c (undecided by :func:`_member_head`) has FS < 1 at some depth
-    and output time, 0 if not, -1 if its parameters are outside the model."""
+                  trigrs, sd, cd, td, rain, n_depths, gamma_w, lags, lag_idx, t_desc, want_time,
+                  row2, stamps2, stamp, di, ks, zs, av, st, cp, lb, order):
+    """(state, i_first) of member m of cell c (undecided by :func:`_member_head`): state 1 if
+    FS < 1 at some depth and output time, 0 if not, -1 if its parameters are outside the
+    model; i_first the first t_eval index with FS < 1 (only with ``want_time``, else -1)."""
     i_lt = base[P_I_LT, c]
     tphi = math.tan(phi)
     a_dry = tphi / td
@@ -717,7 +718,7 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, gs, phi, coh, h, k
         kz = _param(kz, kinds, spec, zi, MC_KS, normals, m, unit, 1.0)
         beta = cd * cd - i_lt / kz
     if not kz > 0.0:
-        return -1
+        return -1, -1
     if kinds[zi, MC_D0] == DIST_FIXED:
         dhat = base[P_DHAT, c]
     else:
@@ -725,22 +726,24 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, gs, phi, coh, h, k
         dhat = 4.0 * d0 / (cd * cd) if trigrs else 4.0 * d0 * cd * cd
     d = _param(base[P_WATER_TABLE, c], kinds, spec, zi, MC_WT, normals, m, unit, 1.0)
     if not (d == d and dhat == dhat):
-        return -1
+        return -1, -1
     col = np.int64(0)
     if rain.shape[1] > 1:
         col = np.int64(c)
     nnz, imax = _steps(rain, col, kz, di, ks)
     i_last = t_desc[0]
+    n_e = t_desc.shape[0]
     # the likeliest failure first: the base of the profile at the last output time
     jd = n_depths - 1
-    z = h
+    z = h * (jd + 1) / n_depths
     av[jd] = dhat / (z * z)
     st[jd] = (z - d) * beta
     cp[jd] = z * beta
     psi = _psi_lag(i_last, z, av[jd], kz, st[jd], cp[jd], nnz, di, ks, lag_idx, lags,
                    row2[jd], stamps2[jd], stamp)
-    if _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0:
-        return 1
+    failed = _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0
+    if failed and not want_time:
+        return 1, -1
     for j in range(n_depths):
         z = h * (j + 1) / n_depths
         zs[j] = z
@@ -751,29 +754,51 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, gs, phi, coh, h, k
                         row2[j], stamps2[j], stamp)
         lb[j] = _fsv(z, pb, a_dry, tg, coh, gsc)
     _sort_by(lb, order, n_depths)
-    for q in range(n_depths):
-        j = order[q]
-        if lb[j] >= 1.0 + EPS_FS:
-            break
-        z = zs[j]
-        for q2 in range(t_desc.shape[0]):
-            i = t_desc[q2]
+    if not failed:
+        for q in range(n_depths):
+            j = order[q]
+            if lb[j] >= 1.0 + EPS_FS or failed:
+                break
+            z = zs[j]
+            for q2 in range(n_e):
+                i = t_desc[q2]
+                pb = _psi_bound(i, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
+                                row2[j], stamps2[j], stamp)
+                if _fsv(z, pb, a_dry, tg, coh, gsc) >= 1.0 + EPS_FS:
+                    break
+                psi = _psi_lag(i, z, av[j], kz, st[j], cp[j], nnz, di, ks, lag_idx, lags,
+                               row2[j], stamps2[j], stamp)
+                if _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0:
+                    failed = True
+                    break
+    if not failed:
+        return 0, -1
+    if not want_time:
+        return 1, -1
+    # the first output (index order, as t_fail) with FS < 1 at some depth
+    for i in range(n_e):
+        for q in range(n_depths):
+            j = order[q]
+            if lb[j] >= 1.0 + EPS_FS:
+                break
+            z = zs[j]
             pb = _psi_bound(i, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
                             row2[j], stamps2[j], stamp)
             if _fsv(z, pb, a_dry, tg, coh, gsc) >= 1.0 + EPS_FS:
-                break
+                continue
             psi = _psi_lag(i, z, av[j], kz, st[j], cp[j], nnz, di, ks, lag_idx, lags,
                            row2[j], stamps2[j], stamp)
             if _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0:
-                return 1
-    return 0
+                return 1, i
+    return 1, n_e - 1  # not reached: the failure found above is among these
 
 
 @numba.njit(cache=True, nogil=True)
 def _mc_block(c0, c1, base, zone_idx, unit, kinds, spec, normals, rho, trigrs, rain, t_eval,
-              n_depths, gamma_w, lags, lag_idx, t_desc, fails, valid, n_l, n_k):
+              n_depths, gamma_w, lags, lag_idx, t_desc, fails, valid, first, n_l, n_k):
     """Members of cells c0..c1-1 (one parallel task; the helpers inline here)."""
     n_m = normals.shape[0]
+    want_time = first.shape[1] > 0
     deg = math.pi / 180.0
     row2 = np.empty((n_depths, n_l))
     stamps2 = np.zeros((n_depths, n_l), dtype=np.int64)
@@ -822,10 +847,13 @@ def _mc_block(c0, c1, base, zone_idx, unit, kinds, spec, normals, rho, trigrs, r
             r = state
             if state == 1:
                 stamp += 1
-                r = _member_fails(base, c, zi, u, m, kinds, spec, normals, gs, phi, coh, h, kz, kz_drawn,
-                                  beta, trigrs, sdb[q], cdb[q], tdb[q], rain, n_depths, gamma_w,
-                                  lags, lag_idx, t_desc, row2, stamps2, stamp, di, ks, zs, av,
-                                  st, cp, lb, order)
+                r, i_first = _member_fails(base, c, zi, u, m, kinds, spec, normals, gs, phi, coh,
+                                           h, kz, kz_drawn, beta, trigrs, sdb[q], cdb[q], tdb[q],
+                                           rain, n_depths, gamma_w, lags, lag_idx, t_desc,
+                                           want_time, row2, stamps2, stamp, di, ks, zs, av, st,
+                                           cp, lb, order)
+                if r == 1 and want_time:
+                    first[c, i_first] += 1
             if r >= 0:
                 valid[c] += 1
                 fails[c] += r
@@ -833,7 +861,7 @@ def _mc_block(c0, c1, base, zone_idx, unit, kinds, spec, normals, rho, trigrs, r
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def member_failures(base, zone_idx, unit, kinds, spec, normals, rho, trigrs, rain, t_edges,
-                    t_eval, n_depths, gamma_w, lags, lag_idx, t_desc, fails, valid):
+                    t_eval, n_depths, gamma_w, lags, lag_idx, t_desc, fails, valid, first):
     """Count, per cell, the members of a chunk that fail (FS < 1 at some depth and time).
 
     Parameters
@@ -858,6 +886,10 @@ def member_failures(base, zone_idx, unit, kinds, spec, normals, rho, trigrs, rai
         :func:`lag_table` of ``t_edges`` and ``t_eval``.
     fails, valid : (n_cells,) int64
         Incremented by the failing members and by the members inside the model.
+    first : (n_cells, n_eval) int32, or (n_cells, 0) to skip
+        ``first[c, i]`` incremented by the failing members whose first FS < 1 (over depths)
+        is at t_eval[i] (index order, as ``t_fail``); finding it costs a scan of the earlier
+        outputs for failing members only.
 
     Each member is decided exactly: the capped FS, then the per-depth and per-time bounds
     (module docstring) rule members out; the first (depth, time) with FS < 1 ends a member.
@@ -869,4 +901,4 @@ def member_failures(base, zone_idx, unit, kinds, spec, normals, rho, trigrs, rai
     for b in numba.prange(n_blocks):
         _mc_block(b * _BLOCK, min(n_cells, (b + 1) * _BLOCK), base, zone_idx, unit, kinds, spec,
                   normals, rho, trigrs, rain, t_eval, n_depths, gamma_w, lags, lag_idx, t_desc,
-                  fails, valid, n_l, n_k)
+                  fails, valid, first, n_l, n_k)

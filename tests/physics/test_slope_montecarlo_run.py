@@ -185,3 +185,33 @@ def test_one_and_two_threads_give_the_same_p():
     finally:
         numba.set_num_threads(old)
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_failure_times_equal_brute_force():
+    # each member's first output with FS < 1 (the reference's t_fail), counted per cell:
+    # p_by_time[i] = share of members failed by t_eval[i]; t_fail_median = the earliest time
+    # by which at least half of the failing members have failed (lower median)
+    base, zones, rain, edges, t_eval = case(n_cells=200, seed=5)
+    # water table at the base, little cohesion: cells fail as the storm raises the head
+    base[k.P_COHESION], base[k.P_SOIL_DEPTH], base[k.P_WATER_TABLE] = 500.0, 2.0, 2.0
+    fixed = ("c_kpa", "depth_m", "water_table_m")
+    n_m = 9
+    out = mc.monte_carlo(base, zones, n_m, 4, rain=rain, t_edges=edges, t_eval=t_eval,
+                         n_depths=5, failure_time=True, fixed=fixed)
+    times = np.full((n_m, base.shape[1]), np.nan)
+    for m in range(n_m):
+        p = mc.member_params(base, zones, 4, m, fixed=fixed)
+        times[m] = ref.factor_of_safety(p, rain, edges, t_eval, 5, k.GAMMA_W)[2]
+    by_time = np.array([(times <= t).sum(axis=0) for t in t_eval]) / n_m
+    np.testing.assert_allclose(out["p_by_time"], by_time, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out["p_by_time"][-1], out["p"], rtol=0, atol=1e-12)
+    failed = np.isfinite(times)
+    for c in range(base.shape[1]):
+        t = np.sort(times[failed[:, c], c])
+        want = t[(t.size + 1) // 2 - 1] if t.size else np.nan
+        np.testing.assert_equal(out["t_fail_median"][c], want)
+    assert (failed & (times > t_eval[0])).sum() > 20  # failures during the storm, not at once
+    plain = mc.monte_carlo(base, zones, n_m, 4, rain=rain, t_edges=edges, t_eval=t_eval,
+                           n_depths=5, fixed=fixed)
+    np.testing.assert_array_equal(plain["p"], out["p"])
+    assert "t_fail_median" not in plain
