@@ -243,6 +243,8 @@ def member_params(base, zones, seed: int, member: int, *, table: SoilTable | Non
             else:
                 scale, row = _UNITS[name]
                 out[getattr(K, row), cells] = x * scale
+    # the water table is never below the soil base (the deterministic set-up's rule, physics.slope_city)
+    out[K.P_WATER_TABLE] = np.minimum(out[K.P_WATER_TABLE], out[K.P_SOIL_DEPTH])
     return out
 
 

@@ -725,6 +725,8 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, gs, phi, coh, h, k
         d0 = draw(kinds[zi, MC_D0], spec[zi, MC_D0], normals[m, MC_D0, unit])
         dhat = 4.0 * d0 / (cd * cd) if trigrs else 4.0 * d0 * cd * cd
     d = _param(base[P_WATER_TABLE, c], kinds, spec, zi, MC_WT, normals, m, unit, 1.0)
+    if d > h:  # never below the soil base: the deterministic set-up's rule (physics.slope_city)
+        d = h
     if not (d == d and dhat == dhat):
         return -1, -1
     col = np.int64(0)

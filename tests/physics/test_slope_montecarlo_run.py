@@ -215,3 +215,24 @@ def test_failure_times_equal_brute_force():
                            n_depths=5, fixed=fixed)
     np.testing.assert_array_equal(plain["p"], out["p"])
     assert "t_fail_median" not in plain
+
+
+def test_all_parameters_fixed_gives_the_deterministic_outcome():
+    """With every table parameter fixed, each member is the deterministic run: p is 1 where the
+    kernel's fs_min < 1 and 0 elsewhere. A drawn water table deeper than the soil (here 1-4 m
+    soils) is put at the soil base, the deterministic set-up's rule (physics.slope_city): without
+    it the members were drier than the deterministic run (Guangming: 93 cells with FS < 1 in the
+    deterministic run, none with p >= 0.5 in 1000 members)."""
+    base, zones, rain, edges, t_eval = case(n_cells=200, seed=4)
+    rng = np.random.default_rng(4)
+    base[k.P_SOIL_DEPTH] = rng.uniform(1.0, 4.0, base.shape[1])
+    base[k.P_WATER_TABLE] = np.minimum(3.0, base[k.P_SOIL_DEPTH])  # the set-up's capped value
+    names = list(mc.PARAMS)
+    fs, z, tf = (np.empty(base.shape[1]) for _ in range(3))
+    k.factor_of_safety(base, rain, edges, t_eval, 6, k.GAMMA_W, fs, z, tf, np.empty((0, base.shape[1])))
+    drawn = mc.member_params(base, zones, 0, 0, fixed=tuple(n for n in names if n != "water_table_m"))
+    assert np.all(drawn[k.P_WATER_TABLE] <= drawn[k.P_SOIL_DEPTH])
+    out_all = mc.monte_carlo(base, zones, 3, 0, rain=rain, t_edges=edges, t_eval=t_eval, n_depths=6,
+                             fixed=tuple(names))
+    np.testing.assert_array_equal(out_all["p"], (fs < 1.0).astype(float))
+    assert 0 < (fs < 1.0).sum() < fs.size
