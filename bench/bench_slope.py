@@ -1,10 +1,10 @@
 """Benchmark of the transient slope-stability kernels (physics._kernels.slope) and the Monte Carlo.
 
 Inputs as the twin runs them: the Shenzhen working grid at 30 m
-(``twin.domain.Domain.from_city``), every active land cell with a finite
-slope, the table's default zone everywhere (``physics.slope_params``:
-``defaults_on_grid``; soil depth from slope, ``depth_on_grid``; D_hat by
-``iverson_dhat``), the 24-hour alternating-block design storm of the
+(``twin.domain.Domain.from_city``), the cells ``twin slope run`` models
+(``physics.slope_city.slope_setup``: land with a slope of at least 1 degree,
+the table's default zone everywhere, soil depth from slope, the water table
+at most at the soil base, D_hat by ``iverson_dhat``), the 24-hour alternating-block design storm of the
 2023-09-07 records (``physics.flood_city.make_storm``: 144 ten-minute
 blocks, uniform over the city), outputs every hour (24 times), 10 depths.
 
@@ -69,25 +69,13 @@ def storm_series(hours: int = HOURS):
 
 
 def land_params(domain):
-    """(params (N_PARAMS, n), zones (n,)) of the domain's land cells with a finite slope."""
-    from physics.slope_params import defaults_on_grid, depth_on_grid, load_table
+    """(params (N_PARAMS, n), zones (n,)) of the domain's modelled cells, as ``twin slope run``
+    sets them up (:func:`physics.slope_city.slope_setup`: default zone, slope-depth rule, water
+    table at most at the soil base, land with a slope of at least 1 degree)."""
+    from physics.slope_city import slope_setup
 
-    table = load_table()
-    cells = domain.land & np.isfinite(domain.slope)
-    slope_deg = domain.slope[cells].astype(float)
-    zones = np.full(slope_deg.size, table.zone(table.default_zone).code, dtype=np.int16)
-    d = defaults_on_grid(zones, table)
-    p = np.empty((K.N_PARAMS, slope_deg.size))
-    p[K.P_SLOPE] = np.deg2rad(slope_deg)
-    p[K.P_COHESION] = d["c_kpa"] * 1e3
-    p[K.P_PHI] = np.deg2rad(d["phi_deg"])
-    p[K.P_GAMMA_S] = d["gamma_kn_m3"] * 1e3
-    p[K.P_KZ] = d["ks_m_s"]
-    p[K.P_DHAT] = K.iverson_dhat(d["d0_m2_s"], p[K.P_SLOPE])
-    p[K.P_WATER_TABLE] = d["water_table_m"]
-    p[K.P_I_LT] = 0.0
-    p[K.P_SOIL_DEPTH] = depth_on_grid(slope_deg, zones, table)
-    return np.ascontiguousarray(p), zones
+    setup = slope_setup(domain)
+    return setup["params"], setup["zones"]
 
 
 def run_kernel(fn, p, rain, edges, t_eval):
