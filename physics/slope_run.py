@@ -524,6 +524,10 @@ def build_dataset(req: SlopeRequest, setup: dict, storm: dict, t_eval, res: dict
         "timings": json.dumps(timings),
         "model": "Iverson (2000) transient pressure head, infinite-slope FS (physics._kernels.slope)",
     })
+    if req.flood is not None:
+        from physics.slope_city import flood_nc_path
+
+        ds.attrs["flood_run"] = str(flood_nc_path(req.flood).resolve())
     if mc is not None:
         ds.attrs.update(members=int(req.members), n_members=int(req.members), seed=int(req.seed), per=req.per,
                         fail_probability=float(req.fail_probability))
@@ -561,10 +565,26 @@ def write_slope(ds, out_dir, req: SlopeRequest, ctx: RunContext) -> RunOutputs:
 
 
 def slope_layers(ds, *, warp=None, max_px: int | None = None) -> list:
-    """The run's map layers (:func:`viz.layers.slope.slope_layers`)."""
+    """The run's map layers (:func:`viz.layers.slope.slope_layers`).
+
+    A run that took its rain from a flood run (``attrs["flood_run"]``, its flood.nc) also
+    draws that run's layers below its own, and its failure-time frames use the flood's frame
+    times: one time slider plays the water and the failures together. Failures after the
+    flood run's last frame are not on that slider (the FS layer still shows them).
+    """
     from viz.layers.slope import slope_layers as layers
 
-    return layers(ds, warp=warp, max_px=max_px)
+    flood_nc = ds.attrs.get("flood_run")
+    if not flood_nc or not Path(flood_nc).is_file():
+        return layers(ds, warp=warp, max_px=max_px)
+    import xarray as xr
+
+    from physics.flood_run import flood_layers
+
+    with xr.open_dataset(flood_nc) as fds:
+        flood = flood_layers(fds.load(), max_px=max_px)
+    times = next((s.times_s for s in flood if s.times_s), None)
+    return layers(ds, warp=warp, max_px=max_px, times_s=times) + flood
 
 
 def slope_report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,13 @@ def test_a_flood_run_gives_its_rain_and_area(city, tmp_path):
         fs, ss = json.loads(f.attrs["storm"]), json.loads(s.attrs["storm"])
     assert ss["total_mm"] == pytest.approx(fs["total_mm"]) and ss["duration_h"] == 1.0
     assert ss["source"].startswith("flood run") and res.summary["duration_h"] == 3.0
+    # the map plays the flood's water and the slope failures on one slider
+    from physics.slope_run import slope_layers
+
+    with xr.open_dataset(tmp_path / "slope" / "slope.nc") as s:
+        assert Path(s.attrs["flood_run"]) == (flood / "flood.nc").resolve()
+        sets = slope_layers(s.load())
+    ids = [i for st in sets for i in st.layer_ids()]
+    assert any(i.startswith("flood_depth") for i in ids) and any(i.startswith("slope_fs") for i in ids)
+    timed = [st.times_s for st in sets if st.times_s]
+    assert len(timed) == 2 and timed[0] == timed[1]  # failure frames on the flood's frame times
