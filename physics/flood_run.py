@@ -81,18 +81,9 @@ class FloodConsoleRequest(_Strict):
     @field_validator("districts")
     @classmethod
     def _districts(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        if v is None:
-            return None
-        known = (info.context or {}).get("districts")
-        out = []
-        for name in v:
-            n = name.strip()
-            if not n or len(n) > 64:
-                raise ValueError(f"district name {name!r} must be 1-64 characters")
-            if known is not None and n.casefold() not in known:
-                raise ValueError(f"unknown district {name!r}; choose from {sorted(set(known.values()))}")
-            out.append(known[n.casefold()] if known is not None else n)
-        return list(dict.fromkeys(out))
+        from twin.domain import request_districts
+
+        return request_districts(v, (info.context or {}).get("districts"))
 
 
 class FloodRequest(FloodConsoleRequest):

@@ -85,6 +85,24 @@ def parse_districts(spec: str | Sequence[str] | None) -> list[str] | None:
     return names
 
 
+def request_districts(names: Sequence[str] | None, known: dict[str, str] | None) -> list[str] | None:
+    """A run request's district list, checked: names stripped, 1-64 characters, each in
+    ``known`` ({casefolded name: name}, from the validation context) when it is given and then
+    spelled as there, duplicates dropped. Raises ``ValueError`` (pydantic reports it on the field).
+    """
+    if names is None:
+        return None
+    out = []
+    for name in names:
+        n = name.strip()
+        if not n or len(n) > 64:
+            raise ValueError(f"district name {name!r} must be 1-64 characters")
+        if known is not None and n.casefold() not in known:
+            raise ValueError(f"unknown district {name!r}; choose from {sorted(set(known.values()))}")
+        out.append(known[n.casefold()] if known is not None else n)
+    return list(dict.fromkeys(out))
+
+
 def pick_districts(districts, names: Sequence[str]):
     """Rows of a districts GeoDataFrame matching English or Chinese names or adcodes.
 
