@@ -285,6 +285,23 @@ def _sort_by(keys, order, n):
 
 
 @numba.njit(cache=True, nogil=True)
+def _depth_bounds(h, n_depths, dhat, d, beta, kz, i_last, nnz, imax, ks, lag_idx, lags, row2, stamps2,
+                  stamp, a_dry, tg, coh, gsc, zs, av, st, cp, lb, order):
+    """Per depth j of the profile: its depth ``zs``, time factor ``av`` (D_hat / Z^2), steady
+    head ``st``, head cap ``cp`` and the lower bound ``lb`` of FS over the output times (FS at
+    the bound of psi); ``order`` the depths by increasing bound."""
+    for j in range(n_depths):
+        z = h * (j + 1) / n_depths
+        zs[j] = z
+        av[j] = dhat / (z * z)
+        st[j] = (z - d) * beta
+        cp[j] = z * beta
+        pb = _psi_bound(i_last, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
+                        row2[j], stamps2[j], stamp)
+        lb[j] = _fsv(z, pb, a_dry, tg, coh, gsc)
+    _sort_by(lb, order, n_depths)
+
+@numba.njit(cache=True, nogil=True)
 def _cell_state(params, c):
     """0: valid; 1: flat (slope <= 0); 2: outside the model (NaN, slope >= 90 deg, h or Kz <= 0)."""
     for r in range(params.shape[0]):
@@ -329,16 +346,8 @@ def _fs_one(c, params, rain, t_edges, t_eval, n_depths, gamma_w, lags, lag_idx, 
         col = np.int64(c)
     nnz, imax = _steps(rain, col, kz, di, ks)
     i_last = t_desc[0]
-    for j in range(n_depths):
-        z = h * (j + 1) / n_depths
-        zs[j] = z
-        av[j] = dhat / (z * z)
-        st[j] = (z - d) * beta
-        cp[j] = z * beta
-        pb = _psi_bound(i_last, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
-                        row2[j], stamps2[j], stamp)
-        lb[j] = _fsv(z, pb, a_dry, tg, coh, gsc)
-    _sort_by(lb, order, n_depths)
+    _depth_bounds(h, n_depths, dhat, d, beta, kz, i_last, nnz, imax, ks, lag_idx, lags, row2, stamps2,
+                  stamp, a_dry, tg, coh, gsc, zs, av, st, cp, lb, order)
     best = np.inf
     jb = -1
     for q in range(n_depths):
@@ -746,16 +755,8 @@ def _member_fails(base, c, zi, unit, m, kinds, spec, normals, gs, phi, coh, h, k
     failed = _fsv(z, psi, a_dry, tg, coh, gsc) < 1.0
     if failed and not want_time:
         return 1, -1
-    for j in range(n_depths):
-        z = h * (j + 1) / n_depths
-        zs[j] = z
-        av[j] = dhat / (z * z)
-        st[j] = (z - d) * beta
-        cp[j] = z * beta
-        pb = _psi_bound(i_last, z, av[j], kz, st[j], cp[j], nnz, imax, ks, lag_idx, lags,
-                        row2[j], stamps2[j], stamp)
-        lb[j] = _fsv(z, pb, a_dry, tg, coh, gsc)
-    _sort_by(lb, order, n_depths)
+    _depth_bounds(h, n_depths, dhat, d, beta, kz, i_last, nnz, imax, ks, lag_idx, lags, row2, stamps2,
+                  stamp, a_dry, tg, coh, gsc, zs, av, st, cp, lb, order)
     if not failed:
         for q in range(n_depths):
             j = order[q]
