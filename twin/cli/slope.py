@@ -174,10 +174,16 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
         except RequestError as exc:
             raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
         city = None  # the city whose districts, coast and metro the map draws
-        if req.dem is None and req.city is not None:
+        name = req.city
+        if req.dem is None and name is None and req.flood is not None:
+            from physics.slope_city import flood_run_info
+
+            info = flood_run_info(req.flood)  # a city flood run: its city (default shenzhen)
+            name = None if info.get("dem") is not None else (info.get("city") or "shenzhen")
+        if req.dem is None and name is not None:
             from twin.city import City
 
-            city = City(req.city)
+            city = City(name)
         with _SlopeBar() as bar, run_store(store_dir) as store:
             res = pipeline.run("slope_forecast", req, out_dir, city=city, store=store, progress=bar.update,
                                report=with_report, map=with_map)
