@@ -1,0 +1,145 @@
+"""The roads coupling: flood depth and speed in the state -> road closures and slow-downs.
+
+Setup: the city's road graph (:func:`agents.city_roads.city_road_graph`) of
+the run's districts, clipped to the run's grid (largest strongly connected
+part), shared as ``road_graph``; points along every edge every half cell
+(:func:`agents.road_hazard.edge_sample_points`).
+
+Every ``period_s`` (default 300 s): each edge's depth and depth × speed are
+the maxima over its points of the state's ``water_depth`` and
+``water_speed`` (NaN, sea and points off the grid read dry); the edge's
+state follows :func:`agents.road_hazard.classify` (Pregnolato et al. 2017,
+closed from 0.3 m; depth × speed > 0.6 m²/s) and is put on the graph with
+:func:`agents.road_hazard.apply_hazard` (reason ``"flood"``). Events:
+``road_closed`` (warning) and ``road_reopened`` (info), one per step with
+changes, ``data = {"n": count, "edges": [edge ids]}``. Shared
+``road_state``: ``{"t_s", "closed", "factor"}``, arrays in the graph's
+``edge_ids`` order.
+
+Parameters: ``closed_m`` (0.3), ``dv_limit`` (0.6 m²/s; null: depth only),
+``spacing_m`` (half a cell), ``roads`` (a road file instead of the city's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scenarios.coupling import Coupling, CouplingContext, register_coupling
+from twin.errors import ValidationError
+
+PARAMS = ("closed_m", "dv_limit", "spacing_m", "roads")
+
+
+def grid_outline_wgs84(domain):
+    """The run grid's bounding box as a WGS 84 polygon."""
+    from shapely.geometry import box
+
+    from gis.crs import WGS84, transformer
+
+    x, y = domain.x, domain.y
+    half = domain.resolution_m / 2
+    xs = np.array([x.min() - half, x.max() + half, x.max() + half, x.min() - half])
+    ys = np.array([y.min() - half, y.min() - half, y.max() + half, y.max() + half])
+    lon, lat = transformer(domain.crs, WGS84).transform(xs, ys)
+    return box(lon.min(), lat.min(), lon.max(), lat.max())
+
+
+def sample_cells(xy: np.ndarray, transform, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray,
+                                                                              np.ndarray]:
+    """(row, col, inside) of points ``xy`` (P, 2) on a north-up grid; row/col clipped to the grid."""
+    a, _, c, _, e, f = tuple(transform)[:6]
+    col = np.floor((xy[:, 0] - c) / a).astype(np.int64)
+    row = np.floor((xy[:, 1] - f) / e).astype(np.int64)
+    inside = (row >= 0) & (row < shape[0]) & (col >= 0) & (col < shape[1])
+    return np.clip(row, 0, shape[0] - 1), np.clip(col, 0, shape[1] - 1), inside
+
+
+def edge_maxima(values: np.ndarray, row: np.ndarray, col: np.ndarray, dry: np.ndarray,
+                starts: np.ndarray) -> np.ndarray:
+    """Per edge, the maximum of a cell field over its points (dry points, NaN and negatives -> 0)."""
+    v = values[row, col].astype(float)
+    v = np.where(dry | ~np.isfinite(v), 0.0, np.maximum(v, 0.0))
+    return np.maximum.reduceat(v, starts)
+
+
+def setup_roads(ctx: CouplingContext) -> None:
+    from agents.city_roads import city_road_graph
+    from agents.road_hazard import edge_sample_points
+    from gis.roads import load_road_graph
+
+    bad = sorted(k for k in ctx.params if k not in PARAMS)
+    if bad:
+        raise ValidationError(f"couplings.roads: unknown parameter(s) {bad}; allowed: {list(PARAMS)}")
+    dom = ctx.domain
+    if ctx.params.get("roads"):
+        graph = load_road_graph(ctx.params["roads"])
+        ctx.add_input("roads", ctx.params["roads"])
+    else:
+        graph = city_road_graph(ctx.city, districts=list(dom.selection) if dom.selection else None)
+        ctx.add_input("drive_roads", ctx.city.files("drive_roads")[0])
+    graph = graph.within(grid_outline_wgs84(dom)).largest_scc()
+    spacing = float(ctx.params.get("spacing_m") or 0.5 * dom.resolution_m)
+    xy, edge = edge_sample_points(graph, spacing)
+    row, col, inside = sample_cells(xy, dom.transform, dom.shape)
+    dry = ~inside | np.asarray(dom.sea, bool)[row, col]
+    ids = list(graph.edge_ids)
+    ctx.own.update(row=row, col=col, dry=dry, starts=np.searchsorted(edge, np.arange(len(ids))),
+                   free=np.array([graph.edge(e)["speed_mps"] for e in ids]), ids=ids,
+                   closed_series=[])
+    ctx.shared["road_graph"] = graph
+    ctx.shared["road_state"] = {"t_s": 0.0, "closed": np.zeros(len(ids), bool),
+                                "factor": np.ones(len(ids))}
+    ctx.summary.update(edges=len(ids), nodes=graph.n_nodes)
+    if ctx.state.has_field("water_depth"):
+        step_roads(ctx, ctx.state.clock.now_s, 0.0)
+
+
+def step_roads(ctx: CouplingContext, t: float, dt: float) -> None:
+    """Close and slow the graph's edges from the state's depth and speed at ``t``."""
+    from agents.road_hazard import (
+        PREGNOLATO_CLOSED_M,
+        VEHICLE_DV_LIMIT,
+        RoadHazard,
+        apply_hazard,
+        classify,
+    )
+
+    o, st = ctx.own, ctx.state
+    depth = edge_maxima(st.field("water_depth").values, o["row"], o["col"], o["dry"], o["starts"])
+    if st.has_field("water_speed"):
+        dv = edge_maxima(st.field("water_depth").values * st.field("water_speed").values,
+                         o["row"], o["col"], o["dry"], o["starts"])
+    else:
+        dv = np.zeros_like(depth)
+    closed_m = float(ctx.params.get("closed_m", PREGNOLATO_CLOSED_M))
+    dv_limit = ctx.params.get("dv_limit", VEHICLE_DV_LIMIT)
+    f, state = classify(depth, dv, o["free"], closed_m=closed_m, dv_limit=dv_limit)
+    hz = RoadHazard(times_s=np.array([t]), edge_ids=o["ids"], depth_m=depth[None], dv_m2s=dv[None],
+                    speed_factor=f[None], state=state[None])
+    graph = ctx.shared["road_graph"]
+    changes = apply_hazard(graph, hz, 0)
+    if changes["closed"]:
+        ctx.emit("road_closed", f"{len(changes['closed'])} road edges closed by the flood",
+                 severity="warning", data={"n": len(changes["closed"]),
+                                           "edges": [str(e) for e in changes["closed"]]})
+    if changes["reopened"]:
+        ctx.emit("road_reopened", f"{len(changes['reopened'])} road edges reopened",
+                 data={"n": len(changes["reopened"]), "edges": [str(e) for e in changes["reopened"]]})
+    closed = state == 2
+    ctx.shared["road_state"] = {"t_s": float(t), "closed": closed, "factor": hz.time_factor[0]}
+    o["closed_series"].append([float(t), int(closed.sum()), int((state == 1).sum())])
+
+
+def finish_roads(ctx: CouplingContext) -> None:
+    series = ctx.own["closed_series"]
+    ctx.summary.update(closed_max=max((c for _, c, _ in series), default=0),
+                       closed_end=series[-1][1] if series else 0,
+                       closed_slowed_by_step=series)
+
+
+register_coupling(Coupling(
+    name="roads", phase="consequences", period_s=300.0,
+    reads=("water_depth", "water_speed"),
+    writes=("road_graph", "road_state", "event:road_closed", "event:road_reopened"),
+    setup=setup_roads, step=step_roads, finish=finish_roads,
+    doc="flood depth and speed -> road edges closed and slowed (Pregnolato 2017; D*V > 0.6 m2/s)"))

@@ -1,0 +1,469 @@
+"""The coupled runner: enabled couplings stepped on one :class:`twin.clock.SimClock`.
+
+Order within a step
+-------------------
+At every instant ``t`` where several couplings are due, they run in the
+run's **schedule**, fixed before the run starts (:func:`schedule`):
+
+1. by phase: ``forcing`` (rain, tide, injects) < ``physics`` (flood, slope)
+   < ``consequences`` (road closures, incidents, people to move) <
+   ``response`` (routes, dispatch, evacuation);
+2. within a phase, by data dependency: a coupling that writes a name runs
+   before every coupling of the same phase that reads it (a topological
+   order; ties by name). A cycle within a phase is refused, naming it.
+   A coupling that reads a name written in a *later* phase sees the value
+   of the previous step (a lag of one period, on purpose: feedback).
+
+So a road that floods at ``t`` is closed (``roads``, consequences) before
+any route is computed at ``t`` (``routes``, response). The couplings are
+registered with :meth:`SimClock.every` in the schedule's order, which is the
+order the clock runs periodic callbacks at one instant; the output frame of
+an instant is recorded after every coupling of that instant (its callback is
+registered last). Each coupling ``k`` is called at ``t = n * period_k``
+(n = 1, 2, ...) up to the run's end with ``step(ctx, t, period_k)``; its
+``setup`` runs at t = 0, in the schedule's order.
+
+The run directory
+-----------------
+``manifest.json`` (config and its sha256 — of the canonical JSON: sorted
+keys, no spaces —, seed, package versions, the schedule, sha256 of every
+input file), ``fields.nc`` (every dynamic field of the state at each output
+time, dims (time, y, x), plus the static masks), ``events.jsonl``
+(:func:`twin.pipeline.write_run_events`) and ``summary.json``. The same
+config and seed give the same ``fields.nc`` values and ``events.jsonl``
+(events carry the simulated instant as their ``wall_time``).
+
+Not yet: resuming from a snapshot after a crash (module of a later session:
+each coupling must save and restore its own model state, e.g. the flood's
+discharges and maxima, which the twin state does not hold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenarios.coupling import Coupling, CouplingContext, check_couplings, get_coupling
+from twin.errors import ValidationError
+
+MANIFEST_NAME = "manifest.json"
+FIELDS_NAME = "fields.nc"
+SUMMARY_NAME = "summary.json"
+#: Static layers copied into ``fields.nc`` beside the frames.
+STATIC_OUT = ("elevation", "land", "sea", "district")
+VERSIONED = ("numpy", "numba", "xarray", "simpy", "shenzhen-twin")
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class RunConfig:
+    """A coupled run's plain config (what a scenario file becomes).
+
+    Attributes
+    ----------
+    couplings : dict
+        Enabled couplings by name -> their parameters (``period_s`` overrides the default step).
+    duration_s : float
+        Simulated length (s).
+    start : str
+        ISO-8601 instant of t = 0, with its time zone.
+    city : str
+        City manifest name.
+    districts : list of str or None
+        The area (None: the whole city).
+    resolution_m, buffer_m : float
+        The working grid's cell size and the margin around the districts (m).
+    seed : int
+    output_every_s : float
+        Interval of the frames in ``fields.nc`` (s).
+    external : list of str
+        Names read by couplings that come from outside the run (injects).
+    """
+
+    couplings: dict[str, dict[str, Any]]
+    duration_s: float
+    start: str = "2023-09-07T18:00:00+08:00"
+    city: str = "shenzhen"
+    districts: list[str] | None = None
+    resolution_m: float = 250.0
+    buffer_m: float = 500.0
+    seed: int = 0
+    output_every_s: float = 600.0
+    external: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | RunConfig) -> RunConfig:
+        """A checked config from a mapping; every problem listed in one ValidationError."""
+        if isinstance(data, RunConfig):
+            data = asdict(data)
+        allowed = set(cls.__dataclass_fields__)
+        problems = [f"{k}: unknown setting (allowed: {sorted(allowed)})" for k in data
+                    if k not in allowed]
+        for key in ("couplings", "duration_s"):
+            if key not in data:
+                problems.append(f"{key}: missing (required)")
+        if problems:
+            raise ValidationError("run config: " + "; ".join(problems))
+        cfg = cls(**{k: data[k] for k in data})
+        cfg.couplings = {str(k): dict(v or {}) for k, v in dict(cfg.couplings).items()} \
+            if isinstance(cfg.couplings, Mapping) else cfg.couplings
+        problems = cfg.problems()
+        if problems:
+            raise ValidationError("run config: " + "; ".join(problems))
+        return cfg
+
+    def problems(self) -> list[str]:
+        out = []
+        if not isinstance(self.couplings, dict) or not self.couplings:
+            out.append(f"couplings={self.couplings!r}: give at least one coupling name -> parameters")
+        for name in ("duration_s", "resolution_m", "output_every_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
+                out.append(f"{name}={v!r}: give a finite number > 0")
+        if isinstance(self.buffer_m, bool) or not isinstance(self.buffer_m, int | float) \
+                or not (math.isfinite(self.buffer_m) and self.buffer_m >= 0):
+            out.append(f"buffer_m={self.buffer_m!r}: give a finite number >= 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            out.append(f"seed={self.seed!r}: give an integer >= 0")
+        if self.districts is not None and (isinstance(self.districts, str)
+                                           or not all(isinstance(d, str) for d in self.districts)):
+            out.append(f"districts={self.districts!r}: give a list of district names or null")
+        try:
+            from twin.clock import as_utc
+
+            as_utc(self.start, "start")
+        except ValidationError as exc:  # ClockError is a ValueError, not a ValidationError
+            out.append(str(exc))
+        except ValueError as exc:
+            out.append(f"start={self.start!r}: {exc}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sha256(self) -> str:
+        """sha256 of the canonical JSON of the config (sorted keys, no spaces)."""
+        return config_sha256(self.to_dict())
+
+
+def config_sha256(config: Mapping[str, Any]) -> str:
+    """sha256 hex of ``json.dumps(config, sort_keys=True, separators=(",", ":"))``."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------- schedule
+def schedule(enabled: Iterable[Coupling]) -> list[Coupling]:
+    """The order of ``enabled`` within an instant (module docstring, "Order within a step").
+
+    Raises
+    ------
+    ValidationError
+        Naming a cycle of data dependencies within a phase.
+    """
+    enabled = sorted(enabled, key=lambda c: (c.phase_rank, c.name))
+    out: list[Coupling] = []
+    for rank in sorted({c.phase_rank for c in enabled}):
+        out += _topological([c for c in enabled if c.phase_rank == rank])
+    return out
+
+
+def _topological(group: list[Coupling]) -> list[Coupling]:
+    """Kahn's algorithm on writer -> reader edges within one phase; ties by name."""
+    after: dict[str, set[str]] = {c.name: set() for c in group}
+    for w in group:
+        for r in group:
+            if r is not w and set(w.writes) & set(r.reads):
+                after[w.name].add(r.name)
+    indeg = {c.name: 0 for c in group}
+    for readers in after.values():
+        for r in readers:
+            indeg[r] += 1
+    by_name = {c.name: c for c in group}
+    ready = sorted(n for n, d in indeg.items() if d == 0)
+    out = []
+    while ready:
+        n = ready.pop(0)
+        out.append(by_name[n])
+        for r in sorted(after[n]):
+            indeg[r] -= 1
+            if indeg[r] == 0:
+                ready.append(r)
+                ready.sort()
+    if len(out) < len(group):
+        cycle = _find_cycle({n: after[n] for n in after if indeg[n] > 0})
+        names = " -> ".join(cycle)
+        raise ValidationError(f"couplings of phase {group[0].phase!r} depend on each other in a cycle: "
+                              f"{names} (each writes a name the next reads); move one to another phase "
+                              "or drop a read")
+    return out
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` (node -> successors) as [a, b, ..., a]."""
+    for start in sorted(graph):
+        path, seen = [start], {start}
+        node = start
+        while True:
+            nxt = sorted(s for s in graph[node] if s in graph)
+            if not nxt:
+                break
+            node = nxt[0]
+            if node in seen:
+                return path[path.index(node):] + [node]
+            path.append(node)
+            seen.add(node)
+    return sorted(graph)  # pragma: no cover - every node left has an in-edge, so a cycle exists
+
+
+# ----------------------------------------------------------------------------- run
+@dataclass
+class CoupledRun:
+    """A finished coupled run: its config, schedule, state, contexts and files."""
+
+    config: RunConfig
+    order: list[Coupling]
+    state: Any
+    contexts: dict[str, CouplingContext]
+    paths: dict[str, Path]
+    summary: dict[str, Any]
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
+
+
+def _resolve(cfg: RunConfig, available: Mapping[str, Coupling] | None) -> list[Coupling]:
+    out, problems = [], []
+    for name in cfg.couplings:
+        if available is not None and name in available:
+            out.append(available[name])
+            continue
+        try:
+            out.append(get_coupling(name))
+        except ValidationError as exc:
+            problems.append(f"couplings.{name}: {exc}")
+    if problems:
+        raise ValidationError("run config: " + "; ".join(problems))
+    return out
+
+
+def _period(c: Coupling, params: dict[str, Any]) -> float:
+    v = params.pop("period_s", c.period_s)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
+        raise ValidationError(f"couplings.{c.name}.period_s={v!r}: give a finite number of seconds > 0")
+    return float(v)
+
+
+def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
+                progress: Progress | None = None,
+                couplings: Mapping[str, Coupling] | None = None) -> CoupledRun:
+    """Build the enabled couplings, drive them on one clock to the end and write the run directory.
+
+    Parameters
+    ----------
+    config : mapping or RunConfig
+        See :class:`RunConfig`; checked before anything is built.
+    out_dir : path
+        The run directory (created).
+    progress : callable(dict), optional
+        Called with ``{"phase", "sim_s", "duration_s", "fraction"}`` at the
+        start, after each output interval and at the end.
+    couplings : mapping name -> Coupling, optional
+        Couplings to use instead of the registered ones of the same name.
+
+    Returns
+    -------
+    CoupledRun
+
+    Raises
+    ------
+    ValidationError
+        A bad config, an unknown coupling, a read nobody writes, a dependency cycle.
+    """
+    from twin.clock import SimClock
+    from twin.domain import Domain
+    from twin.state import TwinState
+
+    t_wall = time.perf_counter()
+    say = progress or (lambda _p: None)
+    cfg = RunConfig.from_mapping(config)
+    order = schedule(_resolve(cfg, couplings))
+    params = {c.name: dict(cfg.couplings[c.name]) for c in order}
+    periods = {c.name: _period(c, params[c.name]) for c in order}
+    # every read must be provided; static layers are known from Domain.as_dataset's names
+    domain = Domain.from_city(cfg.city, resolution=cfg.resolution_m, districts=cfg.districts,
+                              buffer_m=cfg.buffer_m)
+    static = domain.as_dataset()
+    check_couplings(order, static=[str(v) for v in static.data_vars], external=cfg.external)
+    state = TwinState(static, clock=SimClock(start=cfg.start))
+    inputs = _domain_inputs(domain)
+    shared: dict[str, Any] = {}
+    contexts = {c.name: CouplingContext(name=c.name, params=params[c.name], state=state,
+                                        domain=domain, shared=shared, rng=_rng(cfg.seed, c.name),
+                                        inputs=inputs, duration_s=float(cfg.duration_s))
+                for c in order}
+    say({"phase": "setting up", "sim_s": 0.0, "duration_s": cfg.duration_s, "fraction": 0.0})
+    for c in order:
+        c.setup(contexts[c.name])
+    clock = state.clock
+    frames = _Frames()
+    frames.record(state)
+    for c in order:
+        clock.every(periods[c.name], _stepper(c, contexts[c.name], periods[c.name]),
+                    until_s=cfg.duration_s)
+    every = min(cfg.output_every_s, cfg.duration_s)
+    clock.every(every, lambda _t: frames.record(state), until_s=cfg.duration_s)
+    t = 0.0
+    while t < cfg.duration_s:
+        t = min(t + every, cfg.duration_s)
+        clock.advance_to(t)
+        say({"phase": "running", "sim_s": t, "duration_s": cfg.duration_s,
+             "fraction": t / cfg.duration_s})
+    if frames.times[-1] < cfg.duration_s - 1e-9:  # an end that is not a whole output interval
+        frames.record(state)
+    for c in order:
+        if c.finish is not None:
+            c.finish(contexts[c.name])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = _write(out, cfg, order, periods, state, frames, inputs, contexts)
+    summary = _summary(cfg, order, periods, state, frames, contexts, paths,
+                       wall_s=time.perf_counter() - t_wall)
+    from twin.pipeline import write_json
+
+    paths["summary"] = write_json(summary, out / SUMMARY_NAME)
+    say({"phase": "done", "sim_s": cfg.duration_s, "duration_s": cfg.duration_s, "fraction": 1.0})
+    return CoupledRun(config=cfg, order=order, state=state, contexts=contexts, paths=paths,
+                      summary=summary)
+
+
+def _stepper(c: Coupling, ctx: CouplingContext, period: float) -> Callable[[float], None]:
+    def tick(t: float) -> None:
+        c.step(ctx, t, period)
+
+    return tick
+
+
+def _domain_inputs(domain) -> dict[str, Path]:
+    """The city files the run's grid is built from, by role (for the manifest)."""
+    out: dict[str, Path] = {}
+    city = domain.city
+    if city is None:
+        return out
+    for layer in ("elevation", "land", "city", "districts"):
+        files = city.files(layer)
+        for i, p in enumerate(files):
+            out[layer if len(files) == 1 else f"{layer}[{i}]"] = Path(p)
+    return out
+
+
+class _Frames:
+    """The state's dynamic fields at each output time (fields appearing later: NaN before)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.values: dict[str, list[np.ndarray | None]] = {}
+        self.attrs: dict[str, dict[str, Any]] = {}
+
+    def record(self, state) -> None:
+        n = len(self.times)
+        for name, da in state.dynamic.data_vars.items():
+            name = str(name)
+            if name not in self.values:
+                self.values[name] = [None] * n
+                self.attrs[name] = dict(da.attrs)
+            v = np.asarray(da.values)
+            self.values[name].append(v.astype(np.float32) if v.dtype.kind == "f" else v.copy())
+        for vals in self.values.values():
+            if len(vals) == n:
+                vals.append(None)
+        self.times.append(float(state.clock.now_s))
+
+    def dataset(self, state):
+        import xarray as xr
+
+        ds = xr.Dataset(coords={"time": ("time", np.asarray(self.times),
+                                         {"units": "s", "long_name": "simulation time since start"}),
+                                "y": state.static["y"].values, "x": state.static["x"].values})
+        for name, vals in self.values.items():
+            like = next(v for v in vals if v is not None)
+            fill = np.full(like.shape, np.nan, dtype=np.float32 if like.dtype.kind == "f" else float)
+            stack = np.stack([fill if v is None else v for v in vals])
+            ds[name] = (("time", "y", "x"), stack, self.attrs[name])
+        for name in STATIC_OUT:
+            if name in state.static:
+                ds[name] = (("y", "x"), state.static[name].values, dict(state.static[name].attrs))
+        ds["x"].attrs.update(units="m", standard_name="projection_x_coordinate")
+        ds["y"].attrs.update(units="m", standard_name="projection_y_coordinate")
+        ds.attrs.update(crs=state.crs, transform=list(state.transform),
+                        start=state.clock.start.isoformat())
+        return ds
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _write(out: Path, cfg: RunConfig, order: list[Coupling], periods: dict[str, float], state,
+           frames: _Frames, inputs: dict[str, Path], contexts) -> dict[str, Path]:
+    from twin.files import file_sha256
+    from twin.pipeline import write_json, write_run_events
+
+    paths: dict[str, Path] = {}
+    ds = frames.dataset(state)
+    enc = {str(v): {"zlib": True, "complevel": 1} for v in ds.data_vars}
+    ds.to_netcdf(out / FIELDS_NAME, engine="netcdf4", encoding=enc)
+    paths["fields"] = out / FIELDS_NAME
+    paths["events"] = write_run_events(state.events, out)
+    hashed = {}
+    for role, p in sorted(inputs.items()):
+        digest, nbytes = file_sha256(p)
+        hashed[role] = {"path": str(p), "sha256": digest, "bytes": nbytes}
+    manifest = {
+        "config": cfg.to_dict(), "config_sha256": cfg.sha256(), "seed": cfg.seed,
+        "versions": _versions(), "inputs": hashed,
+        "schedule": [{"name": c.name, "phase": c.phase, "period_s": periods[c.name],
+                      "reads": list(c.reads), "writes": list(c.writes)} for c in order],
+    }
+    paths["manifest"] = write_json(manifest, out / MANIFEST_NAME)
+    return paths
+
+
+def _summary(cfg, order, periods, state, frames, contexts, paths, *, wall_s: float) -> dict[str, Any]:
+    kinds: dict[str, int] = {}
+    for e in state.events:
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    return {
+        "duration_s": cfg.duration_s, "start": state.clock.start.isoformat(),
+        "end_s": state.clock.now_s, "frames": len(frames.times), "config_sha256": cfg.sha256(),
+        "order": [c.name for c in order], "periods_s": periods,
+        "grid": {"shape": list(state.shape), "resolution_m": cfg.resolution_m,
+                 "districts": cfg.districts},
+        "fields": sorted(frames.values), "events": kinds,
+        "couplings": {n: ctx.summary for n, ctx in contexts.items()},
+        "files": {role: Path(p).name for role, p in paths.items()} | {"summary": SUMMARY_NAME},
+        "wall_s": wall_s,
+    }
+
+
+__all__ = ["CoupledRun", "RunConfig", "config_sha256", "run_coupled", "schedule"]
