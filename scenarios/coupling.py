@@ -151,6 +151,12 @@ class Coupling:
         Advances to simulation time ``t`` (s) by ``dt`` (s); called by the clock.
     finish : callable(ctx), optional
         Called once at the end (fill ``ctx.summary``).
+    save : callable(ctx) -> dict, optional
+        The coupling's own state at a checkpoint: numpy arrays and JSON-able
+        values by key (what the twin state does not hold: a model's internals).
+    restore : callable(ctx, dict), optional
+        Puts a :attr:`save` dict back, after ``setup`` on a resumed run.
+        A run with checkpoints needs both from every enabled coupling.
     doc : str
         One line for listings.
     """
@@ -163,7 +169,14 @@ class Coupling:
     setup: Setup
     step: Step
     finish: Callable[[CouplingContext], None] | None = None
+    save: Callable[[CouplingContext], dict[str, Any]] | None = None
+    restore: Callable[[CouplingContext, dict[str, Any]], None] | None = None
     doc: str = ""
+
+    @property
+    def resumable(self) -> bool:
+        """True when the coupling can be checkpointed and resumed (has save and restore)."""
+        return self.save is not None and self.restore is not None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reads", tuple(self.reads))

@@ -58,6 +58,8 @@ from twin.errors import ValidationError
 MANIFEST_NAME = "manifest.json"
 FIELDS_NAME = "fields.nc"
 SUMMARY_NAME = "summary.json"
+STORE_DIR = "store"  # the run's own twin store: checkpoints' snapshots
+CHECKPOINT_DIR = "checkpoints"  # the couplings' own state beside each snapshot
 #: Static layers copied into ``fields.nc`` beside the frames.
 STATIC_OUT = ("elevation", "land", "sea", "district")
 VERSIONED = ("numpy", "numba", "xarray", "simpy", "shenzhen-twin")
@@ -230,14 +232,18 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
 # ----------------------------------------------------------------------------- run
 @dataclass
 class CoupledRun:
-    """A finished coupled run: its config, schedule, state, contexts and files."""
+    """A coupled run: its config, schedule, state, contexts and (once finished) files and summary."""
 
     config: RunConfig
     order: list[Coupling]
+    periods: dict[str, float]
     state: Any
     contexts: dict[str, CouplingContext]
-    paths: dict[str, Path]
-    summary: dict[str, Any]
+    inputs: dict[str, Path]
+    paths: dict[str, Path] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every_s: float | None = None
+    resumed_from_s: float | None = None
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -266,9 +272,59 @@ def _period(c: Coupling, params: dict[str, Any]) -> float:
     return float(v)
 
 
+def _positive_or_none(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value)
+                                                                             and value > 0):
+        raise ValidationError(f"{name}={value!r}: give a finite number of seconds > 0, or None")
+    return float(value)
+
+
+def build_run(config: Mapping[str, Any] | RunConfig, *,
+              couplings: Mapping[str, Coupling] | None = None,
+              checkpoint_every_s: float | None = None) -> CoupledRun:
+    """Check the config, order the couplings, build the grid and the state (nothing set up yet).
+
+    Raises
+    ------
+    ValidationError
+        A bad config, an unknown coupling, a read nobody writes, a dependency
+        cycle, checkpoints asked of a coupling without save/restore.
+    """
+    from twin.clock import SimClock
+    from twin.domain import Domain
+    from twin.state import TwinState
+
+    cfg = RunConfig.from_mapping(config)
+    every = _positive_or_none(checkpoint_every_s, "checkpoint_every_s")
+    order = schedule(_resolve(cfg, couplings))
+    if every is not None:
+        stuck = [c.name for c in order if not c.resumable]
+        if stuck:
+            raise ValidationError(f"checkpoint_every_s={every}: couplings {stuck} define no save/restore, "
+                                  "so the run could not be resumed; run without checkpoints")
+    params = {c.name: dict(cfg.couplings[c.name]) for c in order}
+    periods = {c.name: _period(c, params[c.name]) for c in order}
+    domain = Domain.from_city(cfg.city, resolution=cfg.resolution_m, districts=cfg.districts,
+                              buffer_m=cfg.buffer_m)
+    static = domain.as_dataset()
+    check_couplings(order, static=[str(v) for v in static.data_vars], external=cfg.external)
+    state = TwinState(static, clock=SimClock(start=cfg.start))
+    inputs = _domain_inputs(domain)
+    shared: dict[str, Any] = {}
+    contexts = {c.name: CouplingContext(name=c.name, params=params[c.name], state=state,
+                                        domain=domain, shared=shared, rng=_rng(cfg.seed, c.name),
+                                        inputs=inputs, duration_s=float(cfg.duration_s))
+                for c in order}
+    return CoupledRun(config=cfg, order=order, periods=periods, state=state, contexts=contexts,
+                      inputs=inputs, checkpoint_every_s=every)
+
+
 def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
                 progress: Progress | None = None,
-                couplings: Mapping[str, Coupling] | None = None) -> CoupledRun:
+                couplings: Mapping[str, Coupling] | None = None,
+                checkpoint_every_s: float | None = None) -> CoupledRun:
     """Build the enabled couplings, drive them on one clock to the end and write the run directory.
 
     Parameters
@@ -282,6 +338,11 @@ def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
         start, after each output interval and at the end.
     couplings : mapping name -> Coupling, optional
         Couplings to use instead of the registered ones of the same name.
+    checkpoint_every_s : float, optional
+        Snapshot the state every so many simulated seconds into the run's
+        store (``store/`` in ``out_dir``, :meth:`twin.store.Store.snapshot`),
+        with each coupling's own state beside it (``checkpoints/<id>.npz``,
+        ``.json``), so that :func:`resume_coupled` can finish a run that crashed.
 
     Returns
     -------
@@ -292,61 +353,155 @@ def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
     ValidationError
         A bad config, an unknown coupling, a read nobody writes, a dependency cycle.
     """
-    from twin.clock import SimClock
-    from twin.domain import Domain
-    from twin.state import TwinState
+    t_wall = time.perf_counter()
+    say = progress or (lambda _p: None)
+    run = build_run(config, couplings=couplings, checkpoint_every_s=checkpoint_every_s)
+    cfg = run.config
+    out = Path(out_dir)
+    say({"phase": "setting up", "sim_s": 0.0, "duration_s": cfg.duration_s, "fraction": 0.0})
+    for c in run.order:
+        c.setup(run.contexts[c.name])
+    out.mkdir(parents=True, exist_ok=True)
+    _write_manifest(out, run)
+    frames = _Frames()
+    frames.record(run.state)
+    return _drive(run, out, frames, say, t_wall)
+
+
+def resume_coupled(out_dir: str | Path, *, progress: Progress | None = None,
+                   couplings: Mapping[str, Coupling] | None = None) -> CoupledRun:
+    """Finish a run that stopped (a crash) from its last checkpoint, into the same directory.
+
+    Rebuilds the run from ``manifest.json``, sets every coupling up, restores
+    the twin state from the store's last snapshot that has its couplings'
+    checkpoint (:meth:`twin.store.Store.restore`: fields, clock, events), puts
+    each coupling's own state back (``restore``) and drives the clock on from
+    there. The files are those the uninterrupted run writes.
+
+    Raises
+    ------
+    twin.errors.SnapshotError
+        When the directory has no usable checkpoint.
+    """
+    from twin.errors import SnapshotError
+    from twin.store import Store
 
     t_wall = time.perf_counter()
     say = progress or (lambda _p: None)
-    cfg = RunConfig.from_mapping(config)
-    order = schedule(_resolve(cfg, couplings))
-    params = {c.name: dict(cfg.couplings[c.name]) for c in order}
-    periods = {c.name: _period(c, params[c.name]) for c in order}
-    # every read must be provided; static layers are known from Domain.as_dataset's names
-    domain = Domain.from_city(cfg.city, resolution=cfg.resolution_m, districts=cfg.districts,
-                              buffer_m=cfg.buffer_m)
-    static = domain.as_dataset()
-    check_couplings(order, static=[str(v) for v in static.data_vars], external=cfg.external)
-    state = TwinState(static, clock=SimClock(start=cfg.start))
-    inputs = _domain_inputs(domain)
-    shared: dict[str, Any] = {}
-    contexts = {c.name: CouplingContext(name=c.name, params=params[c.name], state=state,
-                                        domain=domain, shared=shared, rng=_rng(cfg.seed, c.name),
-                                        inputs=inputs, duration_s=float(cfg.duration_s))
-                for c in order}
-    say({"phase": "setting up", "sim_s": 0.0, "duration_s": cfg.duration_s, "fraction": 0.0})
-    for c in order:
-        c.setup(contexts[c.name])
+    out = Path(out_dir)
+    path = out / MANIFEST_NAME
+    if not path.is_file():
+        raise SnapshotError(f"{out}: no {MANIFEST_NAME}; not a coupled run directory")
+    man = json.loads(path.read_text(encoding="utf-8"))
+    run = build_run(man["config"], couplings=couplings,
+                    checkpoint_every_s=man.get("checkpoint_every_s"))
+    with Store.open(out / STORE_DIR) as store:
+        usable = [s for s in store.snapshots() if (out / CHECKPOINT_DIR / f"{s.id}.json").is_file()]
+        if not usable:
+            raise SnapshotError(f"{out}: no checkpoint to resume from; run it again with run_coupled")
+        snap = usable[-1]
+        state = store.restore(snap.id)
+    for c in run.order:
+        c.setup(run.contexts[c.name])
+    for ctx in run.contexts.values():
+        ctx.state = state
+    run.state = state
+    meta = json.loads((out / CHECKPOINT_DIR / f"{snap.id}.json").read_text(encoding="utf-8"))
+    with np.load(out / CHECKPOINT_DIR / f"{snap.id}.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for c in run.order:
+        ctx = run.contexts[c.name]
+        own = dict(meta["couplings"][c.name]["values"])
+        own.update({k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{c.name}/")})
+        ctx.summary = meta["couplings"][c.name]["summary"]
+        ctx.rng.bit_generator.state = meta["couplings"][c.name]["rng"]
+        c.restore(ctx, own)
+    frames = _Frames.from_checkpoint(meta["frames"], arrays)
+    run.resumed_from_s = float(snap.sim_time_s)
+    say({"phase": "resuming", "sim_s": run.resumed_from_s, "duration_s": run.config.duration_s,
+         "fraction": run.resumed_from_s / run.config.duration_s})
+    return _drive(run, out, frames, say, t_wall)
+
+
+def _next_multiple(t: float, period: float) -> float:
+    """The first ``k * period`` (k >= 1) after ``t`` (times within 1e-9 s of t count as done)."""
+    return (math.floor(t / period + 1e-9) + 1) * period
+
+
+def _drive(run: CoupledRun, out: Path, frames: _Frames, say: Progress, t_wall: float) -> CoupledRun:
+    """Register the couplings, the frame recorder and the checkpoints on the clock; run to the end."""
+    cfg, state = run.config, run.state
     clock = state.clock
-    frames = _Frames()
-    frames.record(state)
-    for c in order:
-        clock.every(periods[c.name], _stepper(c, contexts[c.name], periods[c.name]),
+    t0 = clock.now_s
+    for c in run.order:
+        p = run.periods[c.name]
+        clock.every(p, _stepper(c, run.contexts[c.name], p), first_s=_next_multiple(t0, p),
                     until_s=cfg.duration_s)
     every = min(cfg.output_every_s, cfg.duration_s)
-    clock.every(every, lambda _t: frames.record(state), until_s=cfg.duration_s)
-    t = 0.0
-    while t < cfg.duration_s:
-        t = min(t + every, cfg.duration_s)
-        clock.advance_to(t)
-        say({"phase": "running", "sim_s": t, "duration_s": cfg.duration_s,
-             "fraction": t / cfg.duration_s})
+    clock.every(every, lambda _t: frames.record(state), first_s=_next_multiple(t0, every),
+                until_s=cfg.duration_s)
+    store = None
+    if run.checkpoint_every_s is not None:
+        from twin.store import Store
+
+        store = Store.open(out / STORE_DIR)
+        ck = run.checkpoint_every_s
+        clock.every(ck, lambda _t: _checkpoint(run, out, store, frames),
+                    first_s=_next_multiple(t0, ck), until_s=cfg.duration_s)
+    try:
+        t = t0
+        while t < cfg.duration_s:
+            t = min(_next_multiple(t, every), cfg.duration_s)
+            clock.advance_to(t)
+            say({"phase": "running", "sim_s": t, "duration_s": cfg.duration_s,
+                 "fraction": t / cfg.duration_s})
+    finally:
+        if store is not None:
+            store.close()
     if frames.times[-1] < cfg.duration_s - 1e-9:  # an end that is not a whole output interval
         frames.record(state)
-    for c in order:
+    for c in run.order:
         if c.finish is not None:
-            c.finish(contexts[c.name])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = _write(out, cfg, order, periods, state, frames, inputs, contexts)
-    summary = _summary(cfg, order, periods, state, frames, contexts, paths,
-                       wall_s=time.perf_counter() - t_wall)
+            c.finish(run.contexts[c.name])
+    run.paths = _write(out, run, frames)
+    run.summary = _summary(run, frames, wall_s=time.perf_counter() - t_wall)
     from twin.pipeline import write_json
 
-    paths["summary"] = write_json(summary, out / SUMMARY_NAME)
+    run.paths["summary"] = write_json(run.summary, out / SUMMARY_NAME)
     say({"phase": "done", "sim_s": cfg.duration_s, "duration_s": cfg.duration_s, "fraction": 1.0})
-    return CoupledRun(config=cfg, order=order, state=state, contexts=contexts, paths=paths,
-                      summary=summary)
+    return run
+
+
+def _checkpoint(run: CoupledRun, out: Path, store, frames: _Frames) -> int:
+    """Snapshot the state into the store and write the couplings' own state beside it."""
+    import os
+
+    from twin.pipeline import clean_json
+
+    sid = store.snapshot(run.state, label=f"coupled run t={run.state.clock.now_s:g} s")
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"sim_s": run.state.clock.now_s, "couplings": {}}
+    for c in run.order:
+        ctx = run.contexts[c.name]
+        values = {}
+        for k, v in c.save(ctx).items():
+            if isinstance(v, np.ndarray):
+                arrays[f"{c.name}/{k}"] = v
+            else:
+                values[k] = v
+        meta["couplings"][c.name] = {"values": values, "summary": ctx.summary,
+                                     "rng": ctx.rng.bit_generator.state}
+    meta["frames"] = frames.checkpoint(arrays)
+    ck = out / CHECKPOINT_DIR
+    ck.mkdir(parents=True, exist_ok=True)
+    tmp = ck / f".{sid}.npz.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, ck / f"{sid}.npz")
+    tmp = ck / f".{sid}.json.tmp"
+    tmp.write_text(json.dumps(clean_json(meta)), encoding="utf-8")
+    os.replace(tmp, ck / f"{sid}.json")  # written last: its presence marks a whole checkpoint
+    return sid
 
 
 def _stepper(c: Coupling, ctx: CouplingContext, period: float) -> Callable[[float], None]:
@@ -391,6 +546,25 @@ class _Frames:
                 vals.append(None)
         self.times.append(float(state.clock.now_s))
 
+    def checkpoint(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Put the frames into ``arrays`` (keys ``frames/<field>/<i>``); return their JSON part."""
+        for name, vals in self.values.items():
+            for i, v in enumerate(vals):
+                if v is not None:
+                    arrays[f"frames/{name}/{i}"] = v
+        return {"times": self.times, "attrs": {k: {a: str(b) if not isinstance(b, int | float) else b
+                                                   for a, b in v.items()}
+                                               for k, v in self.attrs.items()}}
+
+    @classmethod
+    def from_checkpoint(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> _Frames:
+        f = cls()
+        f.times = [float(t) for t in meta["times"]]
+        f.attrs = {k: dict(v) for k, v in meta["attrs"].items()}
+        for name in f.attrs:
+            f.values[name] = [arrays.get(f"frames/{name}/{i}") for i in range(len(f.times))]
+        return f
+
     def dataset(self, state):
         import xarray as xr
 
@@ -424,46 +598,57 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _write(out: Path, cfg: RunConfig, order: list[Coupling], periods: dict[str, float], state,
-           frames: _Frames, inputs: dict[str, Path], contexts) -> dict[str, Path]:
+def _write_manifest(out: Path, run: CoupledRun) -> Path:
+    """``manifest.json``: config and hash, seed, versions, inputs' sha256, schedule, checkpoints."""
     from twin.files import file_sha256
-    from twin.pipeline import write_json, write_run_events
+    from twin.pipeline import write_json
 
-    paths: dict[str, Path] = {}
-    ds = frames.dataset(state)
-    enc = {str(v): {"zlib": True, "complevel": 1} for v in ds.data_vars}
-    ds.to_netcdf(out / FIELDS_NAME, engine="netcdf4", encoding=enc)
-    paths["fields"] = out / FIELDS_NAME
-    paths["events"] = write_run_events(state.events, out)
+    cfg = run.config
     hashed = {}
-    for role, p in sorted(inputs.items()):
+    for role, p in sorted(run.inputs.items()):
         digest, nbytes = file_sha256(p)
         hashed[role] = {"path": str(p), "sha256": digest, "bytes": nbytes}
     manifest = {
         "config": cfg.to_dict(), "config_sha256": cfg.sha256(), "seed": cfg.seed,
         "versions": _versions(), "inputs": hashed,
-        "schedule": [{"name": c.name, "phase": c.phase, "period_s": periods[c.name],
-                      "reads": list(c.reads), "writes": list(c.writes)} for c in order],
+        "schedule": [{"name": c.name, "phase": c.phase, "period_s": run.periods[c.name],
+                      "reads": list(c.reads), "writes": list(c.writes)} for c in run.order],
+        "checkpoint_every_s": run.checkpoint_every_s,
     }
-    paths["manifest"] = write_json(manifest, out / MANIFEST_NAME)
+    return write_json(manifest, out / MANIFEST_NAME)
+
+
+def _write(out: Path, run: CoupledRun, frames: _Frames) -> dict[str, Path]:
+    from twin.pipeline import write_run_events
+
+    paths: dict[str, Path] = {}
+    ds = frames.dataset(run.state)
+    enc = {str(v): {"zlib": True, "complevel": 1} for v in ds.data_vars}
+    ds.to_netcdf(out / FIELDS_NAME, engine="netcdf4", encoding=enc)
+    paths["fields"] = out / FIELDS_NAME
+    paths["events"] = write_run_events(run.state.events, out)
+    paths["manifest"] = _write_manifest(out, run)  # again: inputs a coupling added during the run
     return paths
 
 
-def _summary(cfg, order, periods, state, frames, contexts, paths, *, wall_s: float) -> dict[str, Any]:
+def _summary(run: CoupledRun, frames: _Frames, *, wall_s: float) -> dict[str, Any]:
+    cfg, state = run.config, run.state
     kinds: dict[str, int] = {}
     for e in state.events:
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
     return {
         "duration_s": cfg.duration_s, "start": state.clock.start.isoformat(),
         "end_s": state.clock.now_s, "frames": len(frames.times), "config_sha256": cfg.sha256(),
-        "order": [c.name for c in order], "periods_s": periods,
+        "order": [c.name for c in run.order], "periods_s": run.periods,
         "grid": {"shape": list(state.shape), "resolution_m": cfg.resolution_m,
                  "districts": cfg.districts},
         "fields": sorted(frames.values), "events": kinds,
-        "couplings": {n: ctx.summary for n, ctx in contexts.items()},
-        "files": {role: Path(p).name for role, p in paths.items()} | {"summary": SUMMARY_NAME},
+        "couplings": {n: ctx.summary for n, ctx in run.contexts.items()},
+        "resumed_from_s": run.resumed_from_s,
+        "files": {role: Path(p).name for role, p in run.paths.items()} | {"summary": SUMMARY_NAME},
         "wall_s": wall_s,
     }
 
 
-__all__ = ["CoupledRun", "RunConfig", "config_sha256", "run_coupled", "schedule"]
+__all__ = ["CoupledRun", "RunConfig", "build_run", "config_sha256", "resume_coupled", "run_coupled",
+           "schedule"]

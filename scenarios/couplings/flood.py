@@ -86,8 +86,39 @@ def finish_flood(ctx: CouplingContext) -> None:
         volume_relative_error=float(bal.get("relative_error", float("nan"))))
 
 
+#: The model's arrays a checkpoint keeps (updated in place by the kernels, so restored in place).
+STATE_ARRAYS = ("h", "qx", "qy", "hmax", "tmax", "tarr", "infil_cum", "_inflow")
+STATE_SCALARS = ("t", "n_steps", "cell_updates", "_h_max_now", "correction_m3", "storage0")
+
+
+def save_flood(ctx: CouplingContext) -> dict:
+    """The model's state: depths, discharges, maxima, arrival times, cumulative volumes, counters.
+
+    These are attributes of :class:`physics.flood.FloodModel` read here; a
+    ``FloodModel.checkpoint()/restore()`` pair in ``physics/flood.py`` would
+    own this list (requested).
+    """
+    m = ctx.own["model"]
+    out = {name: np.array(getattr(m, name), copy=True) for name in STATE_ARRAYS}
+    out["acc"] = np.array(m._outputs.acc, copy=True)
+    out |= {name: getattr(m, name) for name in STATE_SCALARS}
+    return out
+
+
+def restore_flood(ctx: CouplingContext, saved: dict) -> None:
+    """Put a :func:`save_flood` state back into the freshly built model and publish it."""
+    m = ctx.own["model"]
+    for name in STATE_ARRAYS:
+        getattr(m, name)[...] = saved[name]
+    m._outputs.acc[...] = saved["acc"]
+    m.t, m.n_steps, m.cell_updates = float(saved["t"]), int(saved["n_steps"]), int(saved["cell_updates"])
+    m._h_max_now, m.correction_m3 = float(saved["_h_max_now"]), float(saved["correction_m3"])
+    m.storage0 = float(saved["storage0"])
+    _publish(ctx)
+
+
 register_coupling(Coupling(
     name="flood", phase="physics", period_s=60.0,
     reads=(), writes=("water_depth", "water_speed", "max_water_depth"),
-    setup=setup_flood, step=step_flood, finish=finish_flood,
+    setup=setup_flood, step=step_flood, finish=finish_flood, save=save_flood, restore=restore_flood,
     doc="2-D flood model (physics.flood) on the run's grid: depth and speed every period"))

@@ -85,7 +85,7 @@ def setup_roads(ctx: CouplingContext) -> None:
     ids = list(graph.edge_ids)
     ctx.own.update(row=row, col=col, dry=dry, starts=np.searchsorted(edge, np.arange(len(ids))),
                    free=np.array([graph.edge(e)["speed_mps"] for e in ids]), ids=ids,
-                   closed_series=[])
+                   closed_series=[], last=(np.zeros(len(ids), np.int8), np.ones(len(ids))))
     ctx.shared["road_graph"] = graph
     ctx.shared["road_state"] = {"t_s": 0.0, "closed": np.zeros(len(ids), bool),
                                 "factor": np.ones(len(ids))}
@@ -128,6 +128,7 @@ def step_roads(ctx: CouplingContext, t: float, dt: float) -> None:
     closed = state == 2
     ctx.shared["road_state"] = {"t_s": float(t), "closed": closed, "factor": hz.time_factor[0]}
     o["closed_series"].append([float(t), int(closed.sum()), int((state == 1).sum())])
+    o["last"] = (state, f)
 
 
 def finish_roads(ctx: CouplingContext) -> None:
@@ -137,9 +138,33 @@ def finish_roads(ctx: CouplingContext) -> None:
                        closed_slowed_by_step=series)
 
 
+def save_roads(ctx: CouplingContext) -> dict:
+    """The edges' last flood state and speed factor, and the series of counts."""
+    state, f = ctx.own["last"]
+    return {"state": state.copy(), "factor": f.copy(), "closed_series": ctx.own["closed_series"],
+            "t_s": ctx.shared["road_state"]["t_s"]}
+
+
+def restore_roads(ctx: CouplingContext, saved: dict) -> None:
+    """Put the saved closures and slow-downs back on the freshly built graph (no events)."""
+    from agents.road_hazard import RoadHazard, apply_hazard
+
+    o = ctx.own
+    state = np.asarray(saved["state"], np.int8)
+    f = np.asarray(saved["factor"], float)
+    zeros = np.zeros((1, len(o["ids"])))
+    hz = RoadHazard(times_s=np.array([saved["t_s"]]), edge_ids=o["ids"], depth_m=zeros, dv_m2s=zeros,
+                    speed_factor=f[None], state=state[None])
+    apply_hazard(ctx.shared["road_graph"], hz, 0)
+    ctx.shared["road_state"] = {"t_s": float(saved["t_s"]), "closed": state == 2,
+                                "factor": hz.time_factor[0]}
+    o["closed_series"] = [list(r) for r in saved["closed_series"]]
+    o["last"] = (state, f)
+
+
 register_coupling(Coupling(
     name="roads", phase="consequences", period_s=300.0,
     reads=("water_depth", "water_speed"),
     writes=("road_graph", "road_state", "event:road_closed", "event:road_reopened"),
-    setup=setup_roads, step=step_roads, finish=finish_roads,
+    setup=setup_roads, step=step_roads, finish=finish_roads, save=save_roads, restore=restore_roads,
     doc="flood depth and speed -> road edges closed and slowed (Pregnolato 2017; D*V > 0.6 m2/s)"))

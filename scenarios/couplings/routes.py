@@ -67,8 +67,17 @@ def step_routes(ctx: CouplingContext, t: float, dt: float) -> None:
              f"route {'computed' if route.reachable else 'cut off'} at t={t:g} s", data=rec)
 
 
+def save_routes(ctx: CouplingContext) -> dict:
+    """Nothing beyond the summary (its records are checkpointed with it); the router is rebuilt."""
+    return {}
+
+
+def restore_routes(ctx: CouplingContext, saved: dict) -> None:
+    """Nothing to put back: the router is built on the restored graph at the next step."""
+
+
 register_coupling(Coupling(
     name="routes", phase="response", period_s=300.0,
     reads=("road_graph", "road_state"), writes=("event:route_computed", "event:route_cut_off"),
-    setup=setup_routes, step=step_routes,
+    setup=setup_routes, step=step_routes, save=save_routes, restore=restore_routes,
     doc="fastest route between two points on the current road state (agents.routing.Router)"))

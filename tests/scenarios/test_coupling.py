@@ -135,3 +135,16 @@ def test_config_hash_is_of_the_canonical_json():
     assert a.sha256() == b.sha256() == config_sha256(a.to_dict())
     c = RunConfig.from_mapping({"couplings": {"flood": {"storm": 51, "hours": 1}}, "duration_s": 60})
     assert c.sha256() != a.sha256()
+
+
+def test_checkpoints_need_save_and_restore_from_every_coupling():
+    from scenarios.runner import build_run
+
+    assert all(get_coupling(n).resumable for n in ("flood", "roads", "routes"))
+    stateless = toy("toy_stateless")
+    with pytest.raises(ValidationError, match=r"couplings \['toy_stateless'\] define no save/restore"):
+        build_run({"couplings": {"toy_stateless": {}}, "duration_s": 60.0},
+                  couplings={"toy_stateless": stateless}, checkpoint_every_s=30.0)
+    with pytest.raises(ValidationError, match="checkpoint_every_s=0"):
+        build_run({"couplings": {"toy_stateless": {}}, "duration_s": 60.0},
+                  couplings={"toy_stateless": stateless}, checkpoint_every_s=0)

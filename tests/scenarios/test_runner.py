@@ -17,8 +17,8 @@ import pytest
 import xarray as xr
 
 from scenarios.coupling import get_coupling
-from scenarios.runner import config_sha256, run_coupled
-from twin.errors import ValidationError
+from scenarios.runner import config_sha256, resume_coupled, run_coupled
+from twin.errors import SnapshotError, ValidationError
 from twin.pipeline import read_run_events
 
 # A street in northern Futian whose edge closes at t = 2100 s under the 2023-09-07 storm at 250 m.
@@ -146,3 +146,35 @@ def test_unknown_parameters_name_the_coupling(twin_data, tmp_path):
     cfg = config(couplings={"flood": {"storm": "2023-09-07", "rainfal": 3}})
     with pytest.raises(ValidationError, match=r"couplings.flood: unknown parameter\(s\) \['rainfal'\]"):
         run_coupled(cfg, tmp_path / "bad")
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crashed_run_resumes_from_its_last_snapshot_to_the_same_outputs(run, tmp_path):
+    def crash_at_2400(p):
+        if p["phase"] == "running" and p["sim_s"] >= 2400.0:
+            raise Crash
+
+    out = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        run_coupled(config(), out, progress=crash_at_2400, checkpoint_every_s=1800.0)
+    assert not (out / "fields.nc").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["1.json", "1.npz"]
+    done = resume_coupled(out)
+    assert done.resumed_from_s == 1800.0
+    with xr.open_dataset(run.paths["fields"]) as a, xr.open_dataset(done.paths["fields"]) as b:
+        for name in a.data_vars:
+            np.testing.assert_array_equal(a[name].values, b[name].values)
+    ev_a = [e.to_record() for e in read_run_events(run.paths["fields"].parent)]
+    ev_b = [e.to_record() for e in read_run_events(out)]
+    assert ev_a == ev_b
+    assert done.summary["couplings"]["routes"] == run.summary["couplings"]["routes"]
+    assert done.summary["couplings"]["roads"]["closed_slowed_by_step"] == \
+        run.summary["couplings"]["roads"]["closed_slowed_by_step"]
+
+
+def test_resume_without_a_checkpoint_is_refused(run, tmp_path):
+    with pytest.raises(SnapshotError, match="no manifest.json"):
+        resume_coupled(tmp_path)
