@@ -11,8 +11,8 @@ run's **schedule**, fixed before the run starts (:func:`schedule`):
 2. within a phase, by data dependency: a coupling that writes a name runs
    before every coupling of the same phase that reads it (a topological
    order; ties by name). A cycle within a phase is refused, naming it.
-   A coupling that reads a name written in a *later* phase sees the value
-   of the previous step (a lag of one period, on purpose: feedback).
+   A coupling that reads a name written in a *later* phase sees what that
+   writer left at its last earlier step (a lag, on purpose: feedback).
 
 So a road that floods at ``t`` is closed (``roads``, consequences) before
 any route is computed at ``t`` (``routes``, response). The couplings are
@@ -25,7 +25,8 @@ registered last). Each coupling ``k`` is called at ``t = n * period_k``
 
 The run directory
 -----------------
-``manifest.json`` (config and its sha256 — of the canonical JSON: sorted
+``manifest.json`` (written before the clock starts, again at the end:
+config and its sha256 — of the canonical JSON: sorted
 keys, no spaces —, seed, package versions, the schedule, sha256 of every
 input file), ``fields.nc`` (every dynamic field of the state at each output
 time, dims (time, y, x), plus the static masks), ``events.jsonl``
@@ -33,9 +34,21 @@ time, dims (time, y, x), plus the static masks), ``events.jsonl``
 config and seed give the same ``fields.nc`` values and ``events.jsonl``
 (events carry the simulated instant as their ``wall_time``).
 
-Not yet: resuming from a snapshot after a crash (module of a later session:
-each coupling must save and restore its own model state, e.g. the flood's
-discharges and maxima, which the twin state does not hold).
+Checkpoints and resume
+----------------------
+With ``checkpoint_every_s``, after every coupling and the frame of an
+instant ``k * checkpoint_every_s``, the twin state (fields, clock, events)
+is snapshotted into the run's own store, ``store/``
+(:meth:`twin.store.Store.snapshot`), and each coupling's own state (what the
+twin state does not hold: the flood's discharges and maxima, the road
+graph's closures; :attr:`~scenarios.coupling.Coupling.save`), its summary,
+its random generator's state and the frames so far go beside it,
+``checkpoints/<snapshot id>.npz`` and ``.json`` (the ``.json`` written last
+marks a whole checkpoint). :func:`resume_coupled` rebuilds the run from
+``manifest.json``, restores the last whole checkpoint
+(:meth:`twin.store.Store.restore`, then each coupling's ``restore``) and
+drives the clock on: a run that crashed after a checkpoint ends with the
+``fields.nc`` and ``events.jsonl`` of a run that did not (tested).
 """
 
 from __future__ import annotations
