@@ -150,13 +150,24 @@ def read_file(path: Path) -> dict[str, Any]:
         else:
             import yaml
 
-            data = yaml.safe_load(text)
+            data = _dates_as_text(yaml.safe_load(text))
     except Exception as exc:  # noqa: BLE001 - tomllib / yaml parse errors: one problem with the parser's line
         kind = "TOML" if suffix == ".toml" else "YAML"
         raise ScenarioError(str(path), [Problem("(file)", path.name, f"not valid {kind}: {exc}")]) from None
     if not isinstance(data, dict):
         raise ScenarioError(str(path), [Problem("(file)", type(data).__name__, "the file must hold a table (mapping)")])
     return data
+
+
+def _dates_as_text(node: Any) -> Any:
+    """YAML reads an unquoted ``2023-09-07`` as a date: a scenario means the text (a storm's name)."""
+    if isinstance(node, dict):
+        return {k: _dates_as_text(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_dates_as_text(v) for v in node]
+    if isinstance(node, date) and not isinstance(node, datetime):
+        return node.isoformat()
+    return node
 
 
 # ----------------------------------------------------------------------------- loading

@@ -194,6 +194,14 @@ def test_yaml_and_toml_give_the_same_scenario(tmp_path):
     assert {k: r.model_dump() for k, r in a.requests.items()} == {k: r.model_dump() for k, r in b.requests.items()}
 
 
+def test_unquoted_yaml_times_and_storm_names_read_as_meant(tmp_path):
+    text = ("title: t\ntime: {start: 2023-09-07T17:00:00+08:00, duration: 3 h}\narea: {districts: [Futian]}\n"
+            "hazards: {rain: {storm: 2023-09-07}}\nmodels: {flood_forecast: {resolution: 90.0}}\n")
+    loaded = load_scenario(_write(tmp_path, "u.yaml", text))
+    assert loaded.requests["flood_forecast"].storm == "2023-09-07"
+    assert loaded.scenario.time.start.utcoffset().total_seconds() == 8 * 3600
+
+
 def test_hash_is_stable_across_key_order_and_units(tmp_path):
     data = tomllib.loads(GOOD)
     a = check_scenario({"name": "x", **data}).scenario
