@@ -89,3 +89,8 @@ def test_builtin_raw_file_validates_against_the_json_schema(name):
     raw = json_ready(read_file(BUILTIN_DIR / f"{name}.toml"))
     assert _schema_errors(raw) == []
     assert tomllib.loads((BUILTIN_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+    try:
+        import jsonschema
+    except ImportError:  # the small validator above has checked it
+        return
+    jsonschema.Draft202012Validator(scenario_json_schema()).validate(raw)
