@@ -214,6 +214,12 @@ def check_scenario(data: dict[str, Any], *, base_dir: str | os.PathLike = ".", s
         problems += _timeline_problems(scenario)
     problems += _note_problems(data)
     shared = scenario.shared() if scenario is not None else _lenient_shared(data)
+    if scenario is not None and not problems and scenario.area.districts is None:
+        try:
+            shared["districts"] = area_districts(scenario.area, scenario.city, base)
+        except ValidationError as exc:
+            key = "area.bbox" if scenario.area.bbox is not None else "area.polygon"
+            problems.append(Problem(key, _get(data, key), str(exc)))
     requests, links, model_problems = _model_requests(data.get("models"), shared, base, known,
                                                       precheck=precheck, city=data.get("city", "shenzhen"))
     problems += model_problems
@@ -341,6 +347,41 @@ def _area_problems(data: dict, known: dict[str, str] | None) -> list[Problem]:
     return [Problem(f"area.districts.{i}", n, f"unknown district of {data.get('city', 'shenzhen')}; choose from "
                     f"{choices} (or Chinese names, adcodes), or districts = \"all\"")
             for i, n in enumerate(districts) if isinstance(n, str) and n.strip().casefold() not in known]
+
+
+def area_districts(area: Any, city: str, base: Path) -> list[str]:
+    """The districts of ``city`` a bounding box or polygon area overlaps (English names, in the city's order).
+
+    They are passed down to the models that take districts (the runner clips to the area itself).
+    Reads the city's district boundaries (``TWIN_DATA``) and the polygon file.
+
+    Raises
+    ------
+    twin.errors.ValidationError
+        When the area overlaps no district, the polygon file cannot be read, or the boundaries are missing.
+    """
+    import shapely
+
+    from twin.city import City
+    from twin.errors import TwinError
+
+    try:
+        districts = City(city).districts().to_crs("EPSG:4326")
+        if area.bbox is not None:
+            shape = shapely.box(*area.bbox)
+        else:
+            from gis.vector import read_vector
+
+            shape = read_vector(resolve(base, area.polygon)).to_crs("EPSG:4326").union_all()
+    except TwinError as exc:
+        raise ValidationError(f"cannot place the area on the districts: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - an unreadable polygon file: one problem naming it
+        raise ValidationError(f"cannot read the area ({type(exc).__name__}: {exc})") from exc
+    names = [str(n) for n, g in zip(districts["name"], districts.geometry, strict=True) if g.intersects(shape)]
+    if not names:
+        b = [round(v, 4) for v in districts.total_bounds]
+        raise ValidationError(f"the area overlaps no district of {city} (the districts span lon/lat {b})")
+    return names
 
 
 def resolve(base: Path, value: str) -> Path:
@@ -630,6 +671,6 @@ def json_ready(data: Any) -> Any:
     return data
 
 
-__all__ = ["BUILTIN_DIR", "RUN_LINK", "LoadedScenario", "Problem", "ScenarioError", "builtin_names",
+__all__ = ["BUILTIN_DIR", "RUN_LINK", "LoadedScenario", "Problem", "ScenarioError", "area_districts", "builtin_names",
            "canonical_json", "check_scenario", "find_scenario", "json_ready", "load_scenario", "read_file",
            "resolve", "scenario_hash", "scenario_toml", "to_toml"]

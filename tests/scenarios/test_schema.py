@@ -185,6 +185,24 @@ def test_a_rain_file_the_flood_model_cannot_take_is_a_problem(tmp_path):
     assert [p.path for p in info.value.problems] == ["hazards.rain.file"]
 
 
+def test_a_bbox_or_polygon_area_passes_the_districts_it_overlaps(tmp_path, twin_data):
+    text = GOOD.replace('districts = ["Futian"]', "bbox = [114.03, 22.52, 114.07, 22.56]")  # inside Futian
+    loaded = load_scenario(_write(tmp_path, "b.toml", text))
+    assert loaded.requests["flood_forecast"].districts == ["Futian"]
+    poly = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
+        "type": "Polygon", "coordinates": [[[113.90, 22.50], [114.10, 22.50], [114.10, 22.56], [113.90, 22.56],
+                                            [113.90, 22.50]]]}}]}
+    (tmp_path / "aoi.geojson").write_text(json.dumps(poly), encoding="utf-8")
+    text = GOOD.replace('districts = ["Futian"]', 'polygon = "aoi.geojson"')
+    names = load_scenario(_write(tmp_path, "p.toml", text)).requests["flood_forecast"].districts
+    assert {"Futian", "Nanshan"} <= set(names)
+    text = GOOD.replace('districts = ["Futian"]', "bbox = [120.0, 30.0, 120.1, 30.1]")  # far from Shenzhen
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(_write(tmp_path, "far.toml", text))
+    assert [p.path for p in info.value.problems] == ["area.bbox"]
+    assert "overlaps no district" in info.value.problems[0].message
+
+
 def test_yaml_and_toml_give_the_same_scenario(tmp_path):
     data = tomllib.loads(GOOD)
     a = load_scenario(_write(tmp_path, "same.toml", GOOD))
