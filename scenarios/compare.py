@@ -214,8 +214,9 @@ def grid_variables(kind: Any, a: xr.Dataset, b: xr.Dataset, variables: Sequence[
         return list(dict.fromkeys(variables))
     out = []
     main = kind.compare
-    if main is None:
-        main = next((str(n) for n in a.data_vars if a[n].dims == ("y", "x") and n in b), None)
+    if main is None:  # the first result grid (not a held-fixed input such as the terrain)
+        main = next((str(n) for n in a.data_vars if n in b and n not in STATIC_GRID_VARIABLES
+                     and _is_field(a, n) and _is_field(b, n)), None)
     if main is not None and main in a and main in b:
         out.append(main)
     out += [str(n) for n in a.data_vars if n not in out and n in b and n not in STATIC_GRID_VARIABLES
@@ -604,6 +605,12 @@ def diff_ramp(units: str, d: np.ndarray) -> Any:
                  for v, col in zip(DIFF_RAMP.values, DIFF_RAMP.colours, strict=True)], transparent_below=False)
 
 
+def _short_name(da: xr.DataArray, name: str) -> str:
+    """A variable's ``long_name`` when it fits a layer panel (<= 32 characters), else its name."""
+    long = str(da.attrs.get("long_name") or "")
+    return long if long and len(long) <= 32 else name
+
+
 @dataclass(frozen=True)
 class _DifferenceKind:
     """The B − A layers of a comparison in the shape of a run kind, so :func:`viz.run_map.run_scene`
@@ -629,7 +636,7 @@ class _DifferenceKind:
             a = grid_of(self.cmp.a.dataset, name)
             b = a.copy(data=np.asarray(a.values, dtype=np.float32) + d.values)  # B on A's grid
             units = str(d.attrs.get("units", ""))
-            long = str(a.attrs.get("long_name") or name.replace("_", " "))
+            long = _short_name(a, name)
             s = build("diff", a, b, title=f"{long}: B − A", units=units, ramp=diff_ramp(units, d.values),
                       threshold=self.cmp.stats[name]["threshold"], max_px=max_px or MAX_PX,
                       layer_id="diff" if k == 0 else f"diff_{name}", label=f"B − A: {long}")
@@ -650,7 +657,7 @@ def write_compare_map(cmp: Comparison, path: str | os.PathLike, *, city: Any = N
     diff = None
     if cmp.differences:
         main = cmp.main_variable
-        long = str(cmp.a.dataset[main].attrs.get("long_name") or main.replace("_", " "))
+        long = _short_name(cmp.a.dataset[main], main)
         diff = run_scene(_DifferenceKind(cmp), cmp.a.dataset, city=city, title=f"B − A: {long}")
         diff.view = dict(sa.view)
     return write_page(sa.to_json(), path, title=cmp.title,
@@ -662,8 +669,17 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "–"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return number_text(v)
     return html.escape(json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else str(v))
+
+
+def number_text(v: float | int | None) -> str:
+    """A KPI value as text: thousands separated from 1000 on, else 4 significant digits; "–" for None."""
+    if v is None:
+        return "–"
+    if isinstance(v, int) or abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
 
 
 def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -719,8 +735,9 @@ def report_sections(cmp: Comparison) -> list[str]:
     out.append(f"<section><h2>Key figures</h2>{kpis}<p class=\"note\">From the runs' summary.json; "
                "change is (B − A) / |A|.</p></section>")
     if not cmp.differences:
-        out.append("<section><h2>Difference maps</h2><p>These runs have no model grid, so there is no "
-                   "B − A map: map.html shows the two runs side by side (A | B).</p></section>")
+        out.append("<section><h2>Difference maps</h2><p>These runs have no result grid to difference (no "
+                   "model grid, or only inputs on it), so there is no B − A map: map.html shows the two "
+                   "runs side by side (A | B).</p></section>")
         return out
     grid = cmp.grid["resampled"] or "Both runs are on the same grid: B − A is a cell-by-cell subtraction."
     out.append(f"<section><h2>Difference maps</h2><p>{html.escape(grid)}</p></section>")
@@ -754,5 +771,5 @@ def write_compare_report(cmp: Comparison, path: str | os.PathLike) -> Path:
 __all__ = ["COMPARE_CSV", "COMPARE_JSON", "COMPARE_NC", "KPIS", "KPI_COLUMNS", "MAP_HTML", "REPORT_HTML",
            "STATIC_GRID_VARIABLES", "THRESHOLDS_BY_UNITS", "Comparison", "Run", "cell_area_km2", "compare",
            "compare_runs", "default_threshold", "diff_ramp", "difference_figure", "difference_stats", "grid_of", "grid_variables", "has_grid",
-           "kind_of", "kpi_rows", "on_grid_of", "open_run", "report_sections", "request_differences", "same_grid",
+           "kind_of", "kpi_rows", "number_text", "on_grid_of", "open_run", "report_sections", "request_differences", "same_grid",
            "write_compare_map", "write_compare_nc", "write_compare_report", "write_kpi_csv"]

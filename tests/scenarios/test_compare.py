@@ -137,6 +137,28 @@ def test_runs_of_different_kinds_are_refused_naming_both(runs, tmp_path):
     assert r.exit_code == 1 and "'evacuate_building'" in r.output and "'flood_forecast'" in r.output
 
 
+def _grid_ds(**fields) -> xr.Dataset:
+    data = {k: (("y", "x"), np.asarray(v)) for k, v in fields.items()}
+    return xr.Dataset(data, coords={"y": [2_500_250.0, 2_499_750.0], "x": [500_250.0, 500_750.0]},
+                      attrs={"crs": "EPSG:4547", "transform": (500.0, 0.0, 500_000.0, 0.0, -500.0, 2_500_500.0)})
+
+
+def test_without_a_compare_variable_the_first_result_grid_is_compared_not_the_terrain():
+    from types import SimpleNamespace
+
+    from scenarios.compare import grid_variables
+
+    kind = SimpleNamespace(name="k", compare=None)
+    z, r = np.ones((2, 2), np.float32), np.zeros((2, 2), np.float32)
+    code = np.zeros((2, 2), np.int16)
+    a = _grid_ds(elevation=z, zone=code, risk=r, other=r)
+    assert grid_variables(kind, a, _grid_ds(elevation=z, zone=code, risk=r)) == ["risk"]
+    assert grid_variables(kind, a, _grid_ds(elevation=z, zone=code)) == []  # only inputs: nothing to difference
+    assert grid_variables(SimpleNamespace(name="k", compare="other"), a, a) == ["other", "risk"]
+    with pytest.raises(ValidationError, match="variables='zonex': not a \\(y, x\\) variable of both runs"):
+        grid_variables(kind, a, a, ["zonex"])
+
+
 def test_a_folder_that_is_no_run_is_refused(tmp_path):
     from twin.errors import DataMissingError
 
@@ -156,7 +178,7 @@ def test_building_runs_without_grid_get_kpis_and_both_maps(runs, tmp_path):
     assert rows["people"]["b_minus_a"] == sb["people"] - sa["people"] > 0
     page = (tmp_path / "compare.html").read_text(encoding="utf-8")
     assert_offline(page)
-    assert "no model grid" in page and "RSET" in page
+    assert "no result grid to difference" in page and "RSET" in page
 
 
 def test_cli_json_and_help(runs, tmp_path):

@@ -64,15 +64,11 @@ def compare(run_a, run_b, out_dir, city_name, variables, thresholds, write_map, 
     _print(cmp)
 
 
-def _num(v) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
 def _print(cmp) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from scenarios.compare import number_text as _num
 
     console = Console()
     console.print(cmp.title)
@@ -94,7 +90,7 @@ def _print(cmp) -> None:
                       f"B above / below A by > {st['threshold']:g} {units} on {st['cells_b_above']} / "
                       f"{st['cells_b_below']} cells{area}")
     if not cmp.differences:
-        console.print("no model grid: no difference map; map.html shows A | B side by side")
+        console.print("no result grid to difference: no difference map; map.html shows A | B side by side")
     files = ", ".join(p.name for p in cmp.paths.values())
     console.print(f"wrote {cmp.paths['json'].parent}/ ({files})")
 
