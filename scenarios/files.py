@@ -210,8 +210,7 @@ def check_scenario(data: dict[str, Any], *, base_dir: str | os.PathLike = ".", s
     known = _known_districts(data.get("city", "shenzhen") if scenario is None else scenario.city, problems)
     problems += _area_problems(data, known)
     problems += _file_problems(data, base)
-    if scenario is not None:
-        problems += _timeline_problems(scenario)
+    problems += _timeline_problems(scenario if scenario is not None else _lenient_timeline(data))
     problems += _note_problems(data)
     shared = scenario.shared() if scenario is not None else _lenient_shared(data)
     if scenario is not None and not problems and scenario.area.districts is None:
@@ -405,10 +404,54 @@ def _file_problems(data: dict, base: Path) -> list[Problem]:
     return out
 
 
+def _lenient_timeline(data: dict) -> Any:
+    """What a scenario that failed validation has of a timeline: the window, and each inject,
+    sensor and fire that validates alone (the others keep their index, as None)."""
+    from types import SimpleNamespace
+
+    import pydantic
+
+    from scenarios import schema as S
+
+    def each(key: str, adapter: Any) -> list:
+        items = data.get(key) if isinstance(data.get(key), list) else []
+        out = []
+        for item in items:
+            try:
+                out.append(adapter.validate_python(item))
+            except pydantic.ValidationError:
+                out.append(None)
+        return out
+
+    try:
+        time_window = S.TimeWindow.model_validate(data.get("time"))
+    except pydantic.ValidationError:
+        return None
+    hazards = data.get("hazards") if isinstance(data.get("hazards"), dict) else {}
+    raw_fires = hazards.get("fires")
+    fires = [_try(S.FireOrigin, x) for x in raw_fires] if isinstance(raw_fires, list) else []
+    return SimpleNamespace(time=time_window, injects=each("injects", pydantic.TypeAdapter(S.Inject)),
+                           sensors=[x for x in each("sensors", pydantic.TypeAdapter(S.Sensor)) if x is not None],
+                           hazards=SimpleNamespace(fires=fires))
+
+
+def _try(cls: Any, raw: Any) -> Any:
+    import pydantic
+
+    try:
+        return cls.model_validate(raw)
+    except pydantic.ValidationError:
+        return None
+
+
 def _timeline_problems(sc: Any) -> list[Problem]:
-    out = []
+    out: list[Problem] = []
+    if sc is None:
+        return out
     start, end = sc.time.start, sc.time.start + timedelta(seconds=sc.time.duration)
     for i, inj in enumerate(sc.injects):
+        if inj is None:
+            continue
         if inj.at is not None and not (start <= inj.at <= end):
             out.append(Problem(f"injects.{i}.at", inj.at.isoformat(), f"outside the scenario's window "
                                f"{start.isoformat()} .. {end.isoformat()}"))
@@ -420,12 +463,12 @@ def _timeline_problems(sc: Any) -> list[Problem]:
     declared = {(s.station, s.kind.value) for s in sc.sensors}
     if declared:
         for i, inj in enumerate(sc.injects):
-            if inj.kind == "sensor_value" and (inj.payload.station, inj.payload.sensor.value) not in declared:
+            if inj is not None and inj.kind == "sensor_value" and (inj.payload.station, inj.payload.sensor.value) not in declared:
                 out.append(Problem(f"injects.{i}.payload.station", inj.payload.station,
                                    f"no {inj.payload.sensor.value} sensor of that station in [[sensors]]; "
                                    f"declared: {sorted(declared)}"))
     for i, fire in enumerate(sc.hazards.fires):
-        if fire.after > sc.time.duration:
+        if fire is not None and fire.after > sc.time.duration:
             out.append(Problem(f"hazards.fires.{i}.after", fire.after, "after the scenario's end"))
     return out
 
@@ -617,7 +660,7 @@ def _is_table_array(v: Any) -> bool:
 
 def _emit_table(obj: dict[str, Any], path: list[str], lines: list[str], *, array: bool = False) -> None:
     scalars = {k: v for k, v in obj.items() if v is not None and not isinstance(v, dict) and not _is_table_array(v)}
-    if path:
+    if path and (scalars or array or not obj):  # a table holding only tables needs no header of its own
         lines.append("")
         name = ".".join(_key(p) for p in path)
         lines.append(f"[[{name}]]" if array else f"[{name}]")

@@ -76,6 +76,10 @@ x = 1
 after = "30 min"
 kind = "road_lost"
 payload = { lon = 114.0, lat = 22.5, colour = 1 }
+[[injects]]
+at = 2023-09-09T17:00:00+08:00
+kind = "station_lost"
+payload = { station = "F1" }
 """
 
 
@@ -131,9 +135,10 @@ def test_a_bad_file_lists_every_problem_with_path_and_value(tmp_path):
     assert by_path["area.districts.1"].value == "Atlantis" and "Futian" in by_path["area.districts.1"].message
     assert by_path["injects.0.payload.colour"].value == 1
     assert "osm_way" in by_path["injects.0.payload.colour"].message  # the keys allowed there
-    assert len(err.problems) == 6  # each listed once (the district is not repeated for the flood model)
+    assert "outside the scenario's window" in by_path["injects.1.at"].message
+    assert len(err.problems) == 7  # each listed once (the district is not repeated for the flood model)
     text = str(err)
-    assert "6 problem(s)" in text and "models.flood_forecast.peak_fraction = 1.5" in text
+    assert "7 problem(s)" in text and "models.flood_forecast.peak_fraction = 1.5" in text
 
 
 def test_an_unknown_key_and_a_missing_key_are_named(tmp_path):
