@@ -420,13 +420,14 @@ def _client(scheduler: str | None, workers: int, threads_per_worker: int, proces
 
     from distributed import Client, LocalCluster
 
+    # not the default scheduler: members' own xarray/dask calls (to_netcdf) stay local and synchronous
     if scheduler is not None:
-        return Client(scheduler), None
+        return Client(scheduler, set_as_default=False), None
     env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
-                           host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR,
+                           host="127.0.0.1", protocol="tcp://", dashboard_address=":0", silence_logs=logging.ERROR,
                            **({"env": env} if processes else {}))
-    return Client(cluster), cluster
+    return Client(cluster, set_as_default=False), cluster
 
 
 def run_ensemble(kind: Any, base_params: Mapping[str, Any], perturb: Perturbation | Mapping[str, Any],
@@ -494,7 +495,7 @@ def run_ensemble(kind: Any, base_params: Mapping[str, Any], perturb: Perturbatio
                                  k.compare, key=f"member-{m:04d}-{time.time_ns()}", pure=False)
                    for m in range(n_members)]
         failed: list[dict[str, Any]] = []
-        for n_done, fut in enumerate(as_completed(futures), start=1):
+        for n_done, fut in enumerate(as_completed(futures, loop=client.loop), start=1):
             r = fut.result()
             m = r["member"]
             if r["ok"]:
