@@ -39,7 +39,7 @@ import math
 import pkgutil
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -321,11 +321,6 @@ def provider_problems(enabled: Iterable[Coupling], *, static: Iterable[str] = ()
                     else "no registered coupling writes it; declare it external or add a coupling")
             out.append(f"coupling {c.name!r} reads {n!r}, which no enabled coupling writes ({hint})")
     return out
-
-
-def phase_order(names: Mapping[str, Coupling]) -> list[str]:
-    """Names sorted by phase, then name (the order before data dependencies are applied)."""
-    return sorted(names, key=lambda n: (names[n].phase_rank, n))
 
 
 __all__ = ["EVENT_PREFIX", "PHASES", "Coupling", "CouplingContext", "check_couplings", "couplings",
