@@ -251,8 +251,7 @@ def _translate(exc: Any, *, prefix: str, data: Any, shared_from: dict[str, str] 
         loc = full = list(e["loc"])
         # a discriminated union puts the member's tag after the list index: not a key of the file
         loc = [p for i, p in enumerate(loc) if not (i > 0 and isinstance(loc[i - 1], int) and p in INJECT_KINDS)]
-        loc = [p for p in loc if not (isinstance(p, str) and (p.startswith("function-") or p in ("str", "list[str]",
-               "literal['all']", "none", "float", "int")))]
+        loc = _keys_only(loc, data)
         dotted = ".".join(str(p) for p in loc)
         if shared_from and loc and loc[0] in shared_from:
             where = f"{shared_from[loc[0]]} (passed to {prefix}{dotted})"
@@ -263,7 +262,29 @@ def _translate(exc: Any, *, prefix: str, data: Any, shared_from: dict[str, str] 
         if e["type"] == "extra_forbidden":
             allowed = _allowed(exc, full)
             msg = f"unknown key; allowed keys here: {allowed}" if allowed else "unknown key"
-        out.append(Problem(where, value, msg))
+        out.append((Problem(where, value, msg), e["type"]))
+    # a union (a list of names, or "all") fails in each member: keep the member that got deeper
+    paths = [p.path for p, _ in out]
+    return [p for p, t in out if not (t in ("literal_error", "none_required", "enum") and any(
+        q.startswith(p.path + ".") for q in paths))]
+
+
+def _keys_only(loc: list, data: Any) -> list:
+    """``loc`` without pydantic's labels of union members (``list[constrained-str]``, ``function-after[...]``):
+    the elements before the last that are no key of the file's table at that point."""
+    out, node = [], data
+    for i, p in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and p in node:
+            out.append(p)
+            node = node[p]
+        elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
+            out.append(p)
+            node = node[p]
+        elif last and not (isinstance(p, str) and ("[" in p or p.startswith("function-"))):
+            out.append(p)  # a missing or unknown key: named, though not in the table
+        elif not isinstance(node, dict | list):
+            break
     return out
 
 

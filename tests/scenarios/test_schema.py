@@ -150,6 +150,13 @@ def test_an_unknown_key_and_a_missing_key_are_named(tmp_path):
     assert "title" in paths and repr(paths["title"].value) == "(missing)"
 
 
+def test_a_wrong_type_inside_a_union_is_named_once_at_its_key(tmp_path):
+    text = GOOD.replace('districts = ["Futian"]', "districts = [5]")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(_write(tmp_path, "s.toml", text))
+    assert [(p.path, p.value) for p in info.value.problems] == [("area.districts.0", 5)]
+
+
 def test_times_need_a_zone_and_durations_a_unit(tmp_path):
     text = GOOD.replace("start = 2023-09-07T17:00:00+08:00", "start = 2023-09-07T17:00:00").replace(
         'duration = "3 h"', "duration = 3")
