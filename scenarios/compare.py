@@ -688,6 +688,18 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+#: Row names of the difference statistics (:func:`difference_stats`) in the report.
+STAT_LABELS = {
+    "cells_compared": "cells with a value in both runs", "cells_only_a": "cells with a value in A only",
+    "cells_only_b": "cells with a value in B only", "min": "lowest B − A", "max": "highest B − A",
+    "mean": "mean B − A", "threshold": "threshold", "cells_b_above": "cells where B exceeds A by > threshold",
+    "cells_b_below": "cells where B is below A by > threshold",
+    "area_b_above_km2": "area where B exceeds A by > threshold (km²)",
+    "area_b_below_km2": "area where B is below A by > threshold (km²)",
+    "max_at": "highest B − A at (lon, lat)", "min_at": "lowest B − A at (lon, lat)",
+}
+
+
 def _percent(v: float | None) -> str | None:
     return None if v is None else f"{100.0 * v:+.1f} %"
 
@@ -744,8 +756,8 @@ def report_sections(cmp: Comparison) -> list[str]:
     for name, d in cmp.differences.items():
         st = cmp.stats[name]
         units = str(d.attrs.get("units", ""))
-        rows = [[k.replace("_", " "), v] for k, v in st.items() if not isinstance(v, dict)]
-        rows += [[k.replace("_", " "), f"{v['lon']:.5f}, {v['lat']:.5f}"] for k, v in st.items()
+        rows = [[STAT_LABELS.get(k, k), v] for k, v in st.items() if not isinstance(v, dict)]
+        rows += [[STAT_LABELS.get(k, k), f"{v['lon']:.5f}, {v['lat']:.5f}"] for k, v in st.items()
                  if isinstance(v, dict)]
         out.append(f"<section><h2>{html.escape(d.attrs['long_name'])} ({html.escape(units)})</h2>"
                    + _html_table(["statistic", "value"], rows)
@@ -769,7 +781,8 @@ def write_compare_report(cmp: Comparison, path: str | os.PathLike) -> Path:
     return path
 
 __all__ = ["COMPARE_CSV", "COMPARE_JSON", "COMPARE_NC", "KPIS", "KPI_COLUMNS", "MAP_HTML", "REPORT_HTML",
-           "STATIC_GRID_VARIABLES", "THRESHOLDS_BY_UNITS", "Comparison", "Run", "cell_area_km2", "compare",
-           "compare_runs", "default_threshold", "diff_ramp", "difference_figure", "difference_stats", "grid_of", "grid_variables", "has_grid",
-           "kind_of", "kpi_rows", "number_text", "on_grid_of", "open_run", "report_sections", "request_differences", "same_grid",
+           "STATIC_GRID_VARIABLES", "STAT_LABELS", "THRESHOLDS_BY_UNITS", "Comparison", "Run",
+           "cell_area_km2", "compare", "compare_runs", "default_threshold", "diff_ramp", "difference_figure",
+           "difference_stats", "grid_of", "grid_variables", "has_grid", "kind_of", "kpi_rows", "number_text",
+           "on_grid_of", "open_run", "report_sections", "request_differences", "same_grid",
            "write_compare_map", "write_compare_nc", "write_compare_report", "write_kpi_csv"]
