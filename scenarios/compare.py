@@ -110,7 +110,7 @@ KPIS: tuple[tuple[str, str, str, tuple[str, ...] | Callable[[Mapping], Any]], ..
 # ----------------------------------------------------------------------------- runs
 @dataclass(frozen=True)
 class Run:
-    """A finished run folder: its kind, summary and main Dataset (loaded)."""
+    """A finished run folder: its kind, summary and main Dataset (opened lazily; :meth:`close` it)."""
 
     folder: Path
     kind: Any
@@ -120,6 +120,10 @@ class Run:
     @property
     def name(self) -> str:
         return self.folder.name
+
+    def close(self) -> None:
+        """Close the main NetCDF file."""
+        self.dataset.close()
 
 
 def kind_of(folder: str | os.PathLike) -> tuple[Any, dict]:
@@ -158,7 +162,7 @@ def kind_of(folder: str | os.PathLike) -> tuple[Any, dict]:
 
 
 def open_run(path: str | os.PathLike) -> Run:
-    """A run folder (or its main NetCDF file) opened: kind, summary and the main Dataset, loaded.
+    """A run folder (or its main NetCDF file) opened: kind, summary and the main Dataset (lazy).
 
     Raises
     ------
@@ -174,9 +178,11 @@ def open_run(path: str | os.PathLike) -> Run:
     if not main.is_file():
         raise DataMissingError(f"run folder {str(folder)!r} ({kind.name}) has no {kind.output}: "
                                "was the run interrupted?")
-    with xr.open_dataset(main) as ds:
-        loaded = ds.load()
-    return Run(folder=folder, kind=kind, summary=summary, dataset=loaded)
+    try:
+        ds = xr.open_dataset(main)  # lazy: a city run's depth frames are read only where a layer needs them
+    except (OSError, ValueError) as exc:
+        raise DataMissingError(f"{main}: cannot be read as NetCDF ({exc})") from None
+    return Run(folder=folder, kind=kind, summary=summary, dataset=ds)
 
 
 # ----------------------------------------------------------------------------- grids
@@ -523,6 +529,8 @@ def compare_runs(a: str | os.PathLike | Run, b: str | os.PathLike | Run, out_dir
     Returns
     -------
     Comparison
+        The runs opened here from paths are closed on return (their differences, statistics and
+        KPIs are kept in memory).
 
     Raises
     ------
@@ -531,10 +539,27 @@ def compare_runs(a: str | os.PathLike | Run, b: str | os.PathLike | Run, out_dir
     twin.errors.DataMissingError
         A folder that is not a run.
     """
-    ra = a if isinstance(a, Run) else open_run(a)
-    rb = b if isinstance(b, Run) else open_run(b)
+    opened: list[Run] = []
+
+    def run_of(x: str | os.PathLike | Run) -> Run:
+        if isinstance(x, Run):
+            return x
+        opened.append(open_run(x))
+        return opened[-1]
+
+    try:
+        ra, rb = run_of(a), run_of(b)
+        return _compare_and_write(ra, rb, Path(out_dir), city=city, thresholds=thresholds,
+                                  variables=variables, map=map, report=report)
+    finally:
+        for r in opened:
+            r.close()
+
+
+def _compare_and_write(ra: Run, rb: Run, out: Path, *, city: Any, thresholds: Mapping[str, float] | None,
+                       variables: Sequence[str] | None, map: bool, report: bool) -> Comparison:
+    """:func:`compare_runs` on opened runs."""
     cmp = compare(ra, rb, thresholds=thresholds, variables=variables)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cmp.differences:
         cmp.paths["netcdf"] = write_compare_nc(cmp, out / COMPARE_NC)
