@@ -303,7 +303,7 @@ def run_member(kind_name: str, m: int, params: Mapping[str, Any], member_dir: st
     from twin.runkinds import get_kind
 
     numba.set_num_threads(1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     out: dict[str, Any] = {"member": m}
     try:
         k = get_kind(kind_name)
@@ -321,6 +321,7 @@ def run_member(kind_name: str, m: int, params: Mapping[str, Any], member_dir: st
     except Exception as exc:  # noqa: BLE001 - a failing member is reported, not raised on the worker
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=5))
     out["wall_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.thread_time() - c0  # CPU time of this member's thread (one numba thread)
     return out
 
 
@@ -522,13 +523,14 @@ def run_ensemble(kind: Any, base_params: Mapping[str, Any], perturb: Perturbatio
 
 
 def _row(m: int, params: Mapping[str, Any], p: Perturbation, r: Mapping[str, Any]) -> dict[str, Any]:
-    """One line of ``members.csv``: member, status, the perturbed parameters, KPIs, wall time, error."""
+    """One line of ``members.csv``: member, status, the perturbed parameters, KPIs, wall and CPU time, error."""
     perturbed = [*(["rain_scale"] if "rain_scale" in params else ["rain_mm_h"] if p.rain_scale else []),
                  *(["peak_fraction"] if p.rain_timing else []), *sorted(p.params)]
     row: dict[str, Any] = {"member": m, "status": "ok" if r["ok"] else "failed"}
     row.update({f"param.{n}": params.get(n) for n in perturbed})
     row.update({f"kpi.{n}": v for n, v in (r.get("kpis") or {}).items()})
     row["wall_s"] = r["wall_s"]
+    row["cpu_s"] = r.get("cpu_s")
     row["error"] = r.get("error", "")
     return row
 
@@ -537,9 +539,9 @@ def _write_table(rows: list[dict[str, Any]], path: Path) -> Path:
     cols: list[str] = []
     for r in rows:
         cols += [c for c in r if c not in cols]
-    front = [c for c in cols if c not in ("wall_s", "error")]
+    front = [c for c in cols if c not in ("wall_s", "cpu_s", "error")]
     with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=[*front, "wall_s", "error"])
+        w = csv.DictWriter(fh, fieldnames=[*front, "wall_s", "cpu_s", "error"])
         w.writeheader()
         for r in rows:
             w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in w.fieldnames})

@@ -119,7 +119,7 @@ def test_members_table_lists_parameters_and_kpis(flood_runs):
         assert r["status"] == "ok"
         assert float(r["param.rain_mm_h"]) == pytest.approx(e["rain_mm_h"])
         assert float(r["param.tide_m"]) == pytest.approx(e["tide_m"])
-        assert float(r["kpi.max_depth_m"]) > 0
+        assert float(r["kpi.max_depth_m"]) > 0 and float(r["cpu_s"]) > 0
 
 
 @pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning", "ignore:Degrees of freedom:RuntimeWarning")
