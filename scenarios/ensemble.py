@@ -492,16 +492,19 @@ def run_ensemble(kind: Any, base_params: Mapping[str, Any], perturb: Perturbatio
         warm_s = time.perf_counter() - t0
         n_workers = len(warm)
         t0 = time.perf_counter()
-        futures = [client.submit(run_member, k.name, m, members[m], str(out / MEMBERS_DIR / f"m{m:04d}"),
-                                 k.compare, key=f"member-{m:04d}-{time.time_ns()}", pure=False)
-                   for m in range(n_members)]
+        futures = {client.submit(run_member, k.name, m, members[m], str(out / MEMBERS_DIR / f"m{m:04d}"),
+                                 k.compare, key=f"member-{m:04d}-{time.time_ns()}", pure=False): m
+                   for m in range(n_members)}
         failed: list[dict[str, Any]] = []
-        for n_done, fut in enumerate(as_completed(futures, loop=client.loop), start=1):
-            r = fut.result()
-            m = r["member"]
-            if r["ok"]:
-                sink.put(r)
-            else:
+        for n_done, fut in enumerate(as_completed(list(futures), loop=client.loop), start=1):
+            m = futures[fut]
+            try:
+                r = fut.result()
+                if r["ok"]:
+                    sink.put(r)
+            except Exception as exc:  # noqa: BLE001 - a lost worker or a member off the grid: reported
+                r = {"member": m, "ok": False, "error": f"{type(exc).__name__}: {exc}", "wall_s": math.nan}
+            if not r["ok"]:
                 failed.append({"member": m, "params": members[m], "error": r["error"],
                                "traceback": r.get("traceback")})
             rows[m] = _row(m, members[m], p, r)
