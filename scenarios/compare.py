@@ -421,6 +421,8 @@ class Comparison:
     grid : dict
         ``{"gridded", "same_grid", "resampled", "crs", "shape", "transform"}``; ``resampled`` is the
         sentence saying how B was put on A's grid (None on the same grid or without a grid).
+    requests : list of dict
+        :func:`request_differences`.
     paths : dict
         Role → file written.
     """
