@@ -451,6 +451,9 @@ def run_ensemble(kind: Any, base_params: Mapping[str, Any], perturb: Perturbatio
         Address of an existing scheduler (``tcp://host:8786``); its workers
         must see ``out_dir`` and the data. Default: a new LocalCluster.
     workers, threads_per_worker, processes : LocalCluster's shape (ignored with ``scheduler``).
+        Keep one thread per worker process: members run the models' file I/O (netCDF4/HDF5,
+        GDAL), which is not thread-safe; several threads in one process give a RuntimeWarning
+        (measured: a member failed with an HDF error, others differed).
     warmup_params : mapping, optional
         A small request of the kind run once per worker before the members
         (compiles or loads the kernels); default: the worker only imports the kind.
@@ -475,6 +478,10 @@ def run_ensemble(kind: Any, base_params: Mapping[str, Any], perturb: Perturbatio
         raise ValidationError(f"workers={workers!r}: give a whole number >= 1")
     if not (isinstance(threads_per_worker, int) and threads_per_worker >= 1):
         raise ValidationError(f"threads_per_worker={threads_per_worker!r}: give a whole number >= 1")
+    if scheduler is None and not processes and threads_per_worker > 1:
+        warnings.warn("run_ensemble(processes=False, threads_per_worker>1): members share one process, and "
+                      "netCDF4/HDF5 and GDAL are not thread-safe: members may fail or differ; use processes",
+                      RuntimeWarning, stacklevel=2)
     p = perturbation(perturb)
     members = member_params(k, base_params, p, n_members, city=city)
     if warmup_params is not None:
