@@ -159,6 +159,26 @@ class Coupling:
         A run with checkpoints needs both from every enabled coupling.
     doc : str
         One line for listings.
+    kinds : tuple of str
+        The run kinds (:mod:`twin.runkinds`) this coupling stands for in a
+        scenario file: a scenario's ``[models.<kind>]`` section enables every
+        coupling listing ``<kind>`` (e.g. the flood coupling lists
+        ``"flood_forecast"``). Empty: enabled only by name or as the provider
+        of a name another enabled coupling reads (road closures).
+    from_scenario : callable(section, scenario) -> dict, optional
+        The coupling's parameters from the scenario's model section (a dict,
+        the section as written plus the scenario's shared values,
+        :data:`scenarios.schema.SHARED_FIELDS`) and the validated
+        :class:`scenarios.schema.Scenario`. Default: no parameters.
+    layers : callable(ctx, times_s) -> list, optional
+        Map layers (:mod:`viz.layers` objects) of what the coupling made, on
+        the run's frame times ``times_s`` (s), for the run's one-slider map;
+        called after ``finish``.
+    tables : callable(ctx) -> dict, optional
+        Tables by name (``pandas.DataFrame`` or ``geopandas.GeoDataFrame``),
+        written as ``<name>.parquet`` (GeoParquet when they have geometry).
+    report : callable(ctx) -> list of str, optional
+        HTML sections of the run's report.
     """
 
     name: str
@@ -172,6 +192,11 @@ class Coupling:
     save: Callable[[CouplingContext], dict[str, Any]] | None = None
     restore: Callable[[CouplingContext, dict[str, Any]], None] | None = None
     doc: str = ""
+    kinds: tuple[str, ...] = ()
+    from_scenario: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+    layers: Callable[[CouplingContext, Any], list] | None = None
+    tables: Callable[[CouplingContext], dict[str, Any]] | None = None
+    report: Callable[[CouplingContext], list[str]] | None = None
 
     @property
     def resumable(self) -> bool:
@@ -181,6 +206,7 @@ class Coupling:
     def __post_init__(self) -> None:
         object.__setattr__(self, "reads", tuple(self.reads))
         object.__setattr__(self, "writes", tuple(self.writes))
+        object.__setattr__(self, "kinds", tuple(self.kinds))
         problems = declaration_problems(self)
         if problems:
             raise ValidationError(f"coupling {self.name!r}: " + "; ".join(problems))
