@@ -130,19 +130,21 @@ def tide_series(duration_s: float, level_m: float = 0.0, *, surge_m: float = 0.0
 
 
 def make_storm(storm, *, hours: float, method: str = "alternating_block", city=None,
-               peak_fraction: float = 0.5) -> Rain:
-    """A Rain from: a storm name ("2023-09-07"), a constant rate (mm/h), or a Rain (returned as is)."""
+               peak_fraction: float = 0.5, rain_scale: float = 1.0) -> Rain:
+    """A Rain from: a storm name ("2023-09-07"), a constant rate (mm/h), or a Rain (as is);
+    every rate times ``rain_scale`` (:func:`physics.forcing.scale_rain`)."""
+    from physics.forcing import scale_rain
     from physics.rain import storm_2023_09_07
 
     if isinstance(storm, Rain):
-        return storm
+        return scale_rain(storm, rain_scale)
     if isinstance(storm, bool):
         raise ValidationError(f"storm={storm!r}: give a storm name {STORMS}, a rate in mm/h or a Rain")
     if isinstance(storm, int | float):
         rate = _finite(storm, "rain rate (mm/h)", lo=0.0)
-        return UniformRain.constant(rate, hours * 3600.0)
+        return scale_rain(UniformRain.constant(rate, hours * 3600.0), rain_scale)
     if storm in STORMS:
-        return storm_2023_09_07(hours, method, city=city, peak_fraction=peak_fraction)
+        return scale_rain(storm_2023_09_07(hours, method, city=city, peak_fraction=peak_fraction), rain_scale)
     raise ValidationError(f"storm={storm!r}: known storms are {STORMS}; or give a rate in mm/h")
 
 
@@ -151,8 +153,10 @@ def storm_info(rain: Rain, hours: float) -> dict:
     if hasattr(rain, "describe"):
         return rain.describe()
     if isinstance(rain, UniformRain):
+        scale = getattr(rain, "rain_scale", 1.0)
         return {"name": "uniform rain", "method": "given", "duration_h": hours,
-                "total_mm": rain.total_mm, "peak_mm_h": float(rain.rates.max())}
+                "total_mm": rain.total_mm, "peak_mm_h": float(rain.rates.max()),
+                **({"rain_scale": scale} if scale != 1.0 else {})}
     return {"name": type(rain).__name__, "duration_h": hours, "total_mm": rain.depth_mm(0, hours * 3600.0)}
 
 

@@ -99,6 +99,8 @@ class FloodRequest(FloodConsoleRequest):
     city: str | None = None
     dem: str | None = None
     rain_mm_h: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    rain_scale: float = Field(default=1.0, ge=0.0, le=10.0, allow_inf_nan=False,
+                              description="Factor on every rain rate (1 = as given; ensembles perturb it)")
     method: str = Field(default="alternating_block", pattern="^(alternating_block|chicago)$")
     peak_fraction: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False)
     buffer_m: float = Field(default=500.0, ge=0.0, allow_inf_nan=False)
@@ -174,7 +176,8 @@ def check_flood(req: FloodRequest, city: Any = None) -> None:
         raise RequestError(f"dem={req.dem!r}: no such file", field="dem", value=req.dem)
     storm = req.rain_mm_h if req.rain_mm_h is not None else (req.storm or _storms()[0])
     try:
-        make_storm(storm, hours=req.hours, method=req.method, city=the_city, peak_fraction=req.peak_fraction)
+        make_storm(storm, hours=req.hours, method=req.method, city=the_city, peak_fraction=req.peak_fraction,
+                   rain_scale=req.rain_scale)
     except ValidationError as exc:
         field = _blame(str(exc), "hours", ("peak_fraction", "method"))
         raise RequestError(f"{field}={getattr(req, field)!r}: {exc}", field=field,
@@ -197,9 +200,16 @@ def check_flood(req: FloodRequest, city: Any = None) -> None:
 # ----------------------------------------------------------------------------- run
 def setup_for(req: FloodRequest, city: Any = None) -> dict:
     """The model inputs of a request (:func:`physics.flood_city.city_flood_setup` or ``dem_flood_setup``)."""
-    from physics.flood_city import city_flood_setup, dem_flood_setup
+    from physics.flood_city import city_flood_setup, dem_flood_setup, make_storm
 
     storm = req.rain_mm_h if req.rain_mm_h is not None else (req.storm or _storms()[0])
+    if req.rain_scale != 1.0:  # the scaled Rain, built here and passed on as is
+        from twin.city import City
+
+        the_city = None if req.dem is not None else City(req.city or city or "shenzhen") \
+            if isinstance(req.city or city or "shenzhen", str) else (req.city or city)
+        storm = make_storm(storm, hours=req.hours, method=req.method, city=the_city,
+                           peak_fraction=req.peak_fraction, rain_scale=req.rain_scale)
     drain = {} if req.drainage_mm_h is None else {"drainage_mm_h": req.drainage_mm_h}
     if req.dem is not None:
         return dem_flood_setup(req.dem, resolution=req.resolution, storm=storm, hours=req.hours,

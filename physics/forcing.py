@@ -145,6 +145,30 @@ class GriddedRain(Rain):
         return float(np.sum(self.rates.mean(axis=(1, 2)) * np.diff(edges)) * 1000.0)
 
 
+def scale_rain(rain: Rain, factor: float) -> Rain:
+    """``rain`` with every rate multiplied by ``factor`` (>= 0); the same blocks, a copy.
+
+    A :class:`physics.rain.DesignStorm` keeps its metadata and records the
+    factor (``rain_scale`` in :meth:`describe`); 1 returns ``rain`` itself.
+    Used by the ensembles' rain perturbation and the ``rain_scale`` of the
+    flood and slope requests.
+    """
+    import copy
+    import math
+
+    f = float(factor)
+    if not (math.isfinite(f) and f >= 0.0):
+        raise ValidationError(f"rain_scale={factor!r}: give a finite factor >= 0 (1 = the rain as given)")
+    if f == 1.0 or isinstance(rain, NoRain):
+        return rain
+    if not isinstance(rain, UniformRain | GriddedRain):
+        raise ValidationError(f"rain_scale: cannot scale a {type(rain).__name__}; give a uniform or gridded rain")
+    out = copy.copy(rain)
+    out.rates = rain.rates * f
+    out.rain_scale = getattr(rain, "rain_scale", 1.0) * f
+    return out
+
+
 @dataclass
 class Hydrograph:
     """Inflow Q(t) in m³/s at a point, linear between samples, zero outside them."""

@@ -83,6 +83,7 @@ class DesignStorm(UniformRain):
             "total_mm": self.total_mm, "peak_mm_h": float(self.rates.max()),
             "ddf_mm": {f"{k:g}h": v for k, v in sorted(self.ddf.items())},
             **({"params": self.params} if self.params else {}),
+            **({"rain_scale": self.rain_scale} if getattr(self, "rain_scale", 1.0) != 1.0 else {}),
         }
 
 

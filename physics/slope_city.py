@@ -615,6 +615,26 @@ def rain_series(source: Mapping[str, Any], setup: Mapping[str, Any] | None = Non
                 city=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """The rain of a slope run: ``(rain (n_int, 1 or n_cells) m/s, t_edges s, storm info dict)``.
 
+    The source's rain (:func:`source_rain`) times ``source["rain_scale"]``
+    (default 1; recorded in the info as ``rain_scale``).
+    """
+    rain, t_edges, info = source_rain(source, setup, city=city)
+    scale = float(source.get("rain_scale", 1.0) or 0.0) if source.get("rain_scale") is not None else 1.0
+    if not (np.isfinite(scale) and scale >= 0.0):
+        raise ValidationError(f"rain_scale={source.get('rain_scale')!r}: give a finite factor >= 0")
+    if scale == 1.0:
+        return rain, t_edges, info
+    info = {**info, "rain_scale": scale}
+    for key in ("total_mm", "peak_mm_h"):
+        if key in info and info[key] is not None:
+            info[key] = float(info[key]) * scale
+    return rain * scale, t_edges, info
+
+
+def source_rain(source: Mapping[str, Any], setup: Mapping[str, Any] | None = None, *,
+                city=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The unscaled rain of a slope run: ``(rain (n_int, 1 or n_cells) m/s, t_edges s, storm info dict)``.
+
     ``source`` holds one of ``storm`` (a name of :data:`physics.flood_city.STORMS`),
     ``rain_mm_h`` (uniform rate), ``rain_file`` (CSV or NetCDF, module
     docstring), ``flood`` (a flood run: folder or flood.nc) or ``gauges`` (a

@@ -112,6 +112,8 @@ class SlopeRequest(SlopeConsoleRequest):
                                       description="Length of the storm or uniform rain (h; default min(hours, 24))")
     rain_mm_h: float | None = Field(default=None, ge=0.0, le=1000.0, allow_inf_nan=False,
                                     description="Uniform rain rate (mm/h) instead of a storm")
+    rain_scale: float = Field(default=1.0, ge=0.0, le=10.0, allow_inf_nan=False,
+                              description="Factor on every rain rate (1 = as given; ensembles perturb it)")
     rain_file: str | None = Field(default=None, description="Rain file: CSV 'time_h, mm_h' or NetCDF 'rain' "
                                   "(time, y, x) in mm/h")
     flood: str | None = Field(default=None, description="Take the rain (and area) of this flood run "
@@ -171,7 +173,8 @@ def rain_source(req: SlopeRequest) -> dict[str, Any]:
     """The rain part of a request as :func:`physics.slope_city.rain_series` takes it."""
     return {"storm": req.storm, "rain_mm_h": req.rain_mm_h, "rain_file": req.rain_file, "flood": req.flood,
             "gauges": req.gauges, "rain_start": req.rain_start,
-            "storm_hours": storm_hours(req), "method": req.method, "peak_fraction": req.peak_fraction}
+            "storm_hours": storm_hours(req), "method": req.method, "peak_fraction": req.peak_fraction,
+            "rain_scale": req.rain_scale}
 
 
 # ----------------------------------------------------------------------------- pre-check

@@ -5,10 +5,10 @@ request of the kind made from a base request and a :class:`Perturbation`:
 
 * ``rain_scale``: a factor on the rain (``lognormal`` with a ``cv`` and mean
   1, or ``uniform`` between ``low`` and ``high``). It sets the kind's
-  ``rain_scale`` request field when the kind has one; otherwise it multiplies
-  ``rain_mm_h`` (a uniform rain) of the base request. A design storm given by
-  name cannot be scaled through today's flood and slope requests (they have
-  no scale field): such a spec is refused before anything runs.
+  ``rain_scale`` request field when the kind has one (the flood and slope
+  requests do: any rain, a design storm by name included, times the factor);
+  otherwise it multiplies ``rain_mm_h`` (a uniform rain) of the base request,
+  and a base without one is refused before anything runs.
 * ``rain_timing``: a shift added to ``peak_fraction`` (``normal`` with ``sd``
   or ``uniform`` between ``low`` and ``high``), clipped to [0, 1].
 * ``params``: any numeric request field: ``normal`` (base + N(0, sd)),
@@ -244,8 +244,7 @@ def member_params(kind: Any, base_params: Mapping[str, Any], perturb: Perturbati
     if p.rain_scale is not None and (scale_field not in fields or base.get(scale_field) is None):
         raise ValidationError(
             f"perturbation rain_scale: {k.name} requests have no rain_scale field and the base request has "
-            f"rain_mm_h={base.get('rain_mm_h')!r}; give the base rain as rain_mm_h (a design storm by name "
-            "cannot be scaled until the kind takes a rain_scale)")
+            f"rain_mm_h={base.get('rain_mm_h')!r}; give the base rain as rain_mm_h")
     if p.rain_timing is not None and "peak_fraction" not in fields:
         raise ValidationError(f"perturbation rain_timing: {k.name} requests have no peak_fraction field")
     children = np.random.SeedSequence(p.seed).spawn(n_members)

@@ -195,10 +195,12 @@ def test_bad_spec_refused_before_anything_runs(spec, words, tmp_path, twin_data)
     assert not out.exists()  # no folder, no cluster: nothing ran
 
 
-def test_design_storm_cannot_be_scaled_yet(twin_data):
-    with pytest.raises(ValidationError, match="rain_mm_h=None"):
-        member_params("flood_forecast", {**BASE, "rain_mm_h": None, "storm": "2023-09-07"},
-                      {"rain_scale": {"dist": "lognormal", "cv": 0.2}}, 2)
+def test_design_storm_is_scaled_through_the_requests_rain_scale(twin_data):
+    base = {**BASE, "rain_mm_h": None, "storm": "2023-09-07"}
+    members = member_params("flood_forecast", base, {"seed": 3, "rain_scale": {"dist": "lognormal", "cv": 0.2}}, 8)
+    scales = np.array([m["rain_scale"] for m in members])
+    assert all(m["storm"] == "2023-09-07" and m["rain_mm_h"] is None for m in members)
+    assert len(set(scales.tolist())) == 8 and (scales > 0).all()  # drawn per member, storm kept
 
 
 def test_parse_dist_and_exceedance_direction():

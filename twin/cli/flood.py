@@ -79,6 +79,8 @@ def flood() -> None:
               help="Design storm from recorded maxima: 2023-09-07 (the default when no --rain-mm-h).")
 @click.option("--rain-mm-h", type=float, default=None,
               help="Constant, uniform rain rate for the whole run (mm/h) instead of a design storm.")
+@click.option("--rain-scale", type=click.FloatRange(0, 10), default=1.0, show_default=True,
+              help="Factor on every rain rate (e.g. 1.2: the storm 20 % wetter).")
 @click.option("--method", type=click.Choice(["alternating_block", "chicago"]), default="alternating_block",
               show_default=True, help="Hyetograph of the design storm.")
 @click.option("--peak-fraction", type=float, default=0.5, show_default=True,
@@ -108,7 +110,7 @@ def flood() -> None:
 @click.option("--report/--no-report", "with_report", default=True, show_default=True,
               help="Also write report.html (self-contained, offline: tables, plots, deepest places).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
-def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_fraction, hours, resolution,
+def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, rain_scale, method, peak_fraction, hours, resolution,
         out_dir, output_every, use_float32, wave_cap_m, tide_m, surge_m, drainage_mm_h, with_report, as_json) -> None:
     """Forecast a storm's flooding: depths, maxima and arrival times, maps, summary.
 
@@ -142,7 +144,8 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, method, peak_frac
               "dem": None if dem is None else str(dem),
               "districts": None if districts is None else [d for d in districts.split(",") if d.strip()],
               "storm": None if rain_mm_h is not None else (storm or "2023-09-07"), "rain_mm_h": rain_mm_h,
-              "method": method, "peak_fraction": peak_fraction, "hours": hours, "resolution": resolution,
+              "rain_scale": rain_scale, "method": method, "peak_fraction": peak_fraction, "hours": hours,
+              "resolution": resolution,
               "buffer_m": buffer_m, "tide_m": tide_m, "surge_m": surge_m, "drainage_mm_h": drain,
               "output_every_s": output_every, "float32": use_float32, "wave_depth_cap_m": wave_cap_m}
     duration = hours * 3600.0

@@ -74,6 +74,8 @@ def slope() -> None:
               help="Design storm from recorded maxima: 2023-09-07 (the default when no other rain is given).")
 @click.option("--rain-mm-h", type=click.FloatRange(0, 1000), default=None,
               help="Uniform rain rate (mm/h) for --storm-hours instead of a design storm.")
+@click.option("--rain-scale", type=click.FloatRange(0, 10), default=1.0, show_default=True,
+              help="Factor on every rain rate, whatever the source (e.g. 1.2: 20 % wetter).")
 @click.option("--rain-file", type=ExistingFile("a rain file (CSV time_h, mm_h or NetCDF rain(time, y, x) mm/h)"),
               default=None, help="Rain from a file: CSV 'time_h, mm_h' (each rate until the next row's time) or "
               "NetCDF with 'rain' (time, y, x) in mm/h, time in s from the start, warped onto the grid.")
@@ -126,7 +128,8 @@ def slope() -> None:
 @click.option("--travel-angle", "travel_angle_deg", type=click.FloatRange(0, 60, min_open=True, max_open=True),
               default=None, help="Runout travel angle (Fahrböschung, deg) [default: the runout model's].")
 @run_output_options(FILES)
-def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_file, flood, gauges, rain_start,
+def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_scale, rain_file, flood, gauges,
+        rain_start,
         hours, storm_hours,
         method, peak_fraction, mode, members, seed, per, sample_depth, fail_probability, zones, fills, soils,
         n_depths, dhat, min_slope_deg, every_min, runout, travel_angle_deg, out_dir, with_report, with_map, as_json,
@@ -159,6 +162,7 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
               "dem": None if dem is None else str(dem),
               "districts": None if districts is None else [d.strip() for d in districts.split(",") if d.strip()],
               "buffer_m": buffer_m, "resolution": resolution, "storm": storm, "rain_mm_h": rain_mm_h,
+              "rain_scale": rain_scale,
               "rain_file": None if rain_file is None else str(rain_file),
               "flood": None if flood is None else str(flood), "gauges": None if gauges is None else str(gauges),
               "rain_start": rain_start, "hours": hours, "storm_hours": storm_hours,
