@@ -1,4 +1,4 @@
-"""The coupled runner on real data: flood -> roads -> routes on one clock (Futian, 250 m, 1 h).
+"""The coupled runner on real data: rain -> flood -> roads -> routes on one clock (Futian, 250 m, 1 h).
 
 The order test is the issue's own: a road that floods at t is closed before
 any route is computed at t. It is checked against the events (the closures
@@ -29,7 +29,7 @@ DESTINATION = [114.0529566, 22.578301]
 def config(**more):
     return {"districts": ["Futian"], "resolution_m": 250.0, "duration_s": 3600.0,
             "output_every_s": 600.0, "seed": 7,
-            "couplings": {"flood": {"storm": "2023-09-07"}, "roads": {},
+            "couplings": {"rain": {"storm": "2023-09-07"}, "flood": {}, "roads": {},
                           "routes": {"origin": ORIGIN, "destination": DESTINATION}}} | more
 
 
@@ -65,7 +65,7 @@ def routes_on_closed_roads(res) -> list[tuple[float, set[str]]]:
 
 
 def test_a_road_that_floods_at_t_is_closed_before_any_route_is_computed_at_t(run):
-    assert [c.name for c in run.order] == ["flood", "roads", "routes"]
+    assert [c.name for c in run.order] == ["rain", "flood", "roads", "routes"]
     routes = run.summary["couplings"]["routes"]["routes"]
     assert [r["t_s"] for r in routes] == [300.0 * k for k in range(1, 13)]
     assert all(r["road_state_t_s"] == r["t_s"] for r in routes)  # routed on the road state of t
@@ -90,7 +90,7 @@ def test_the_declared_order_is_what_makes_it_pass(twin_data, tmp_path):
                                       writes=routes.writes + ("route_plan",)),
     }
     res = run_coupled(config(), tmp_path / "reversed", couplings=reversed_deps)
-    assert [c.name for c in res.order] == ["flood", "routes", "roads"]
+    assert [c.name for c in res.order] == ["rain", "flood", "routes", "roads"]
     bad = routes_on_closed_roads(res)
     assert bad and bad[0][0] == 2100.0
     recs = res.summary["couplings"]["routes"]["routes"]
@@ -121,7 +121,7 @@ def test_run_directory(run):
     assert all(man["versions"][k] for k in ("numpy", "numba", "xarray", "simpy"))
     assert {"elevation", "land", "drive_roads"} <= set(man["inputs"])
     assert all(len(v["sha256"]) == 64 and v["bytes"] > 0 for v in man["inputs"].values())
-    assert [s["name"] for s in man["schedule"]] == ["flood", "roads", "routes"]
+    assert [s["name"] for s in man["schedule"]] == ["rain", "flood", "roads", "routes"]
     with xr.open_dataset(out / "fields.nc") as ds:
         assert ds["time"].values.tolist() == [600.0 * k for k in range(7)]
         assert ds["water_depth"].dims == ("time", "y", "x")
@@ -143,7 +143,7 @@ def test_a_read_nobody_writes_is_refused_before_the_run(twin_data, tmp_path):
 
 
 def test_unknown_parameters_name_the_coupling(twin_data, tmp_path):
-    cfg = config(couplings={"flood": {"storm": "2023-09-07", "rainfal": 3}})
+    cfg = config(couplings={"rain": {"storm": "2023-09-07"}, "flood": {"rainfal": 3}})
     with pytest.raises(ValidationError, match=r"couplings.flood: unknown parameter\(s\) \['rainfal'\]"):
         run_coupled(cfg, tmp_path / "bad")
 
