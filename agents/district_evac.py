@@ -171,8 +171,12 @@ class EvacParams:
 
 
 # ----------------------------------------------------------------------------- network
-def walk_network(roads: RoadGraph) -> RoadGraph:
+def walk_network(roads: RoadGraph, *, keep_hazard: bool = True) -> RoadGraph:
     """The walkable part of a road graph: expressways dropped, largest strongly connected part.
+
+    ``keep_hazard=False`` drops the graph's closures and slow-downs from the
+    copy (a coupled run's shared graph carries the roads' flood closures for
+    cars; walkers have their own rule).
 
     Raises
     ------
@@ -186,8 +190,10 @@ def walk_network(roads: RoadGraph) -> RoadGraph:
     g.remove_edges_from(drop)
     g.remove_nodes_from([n for n in list(g.nodes) if g.degree(n) == 0])
     for *_, d in g.edges(data=True):
-        d["closed_by"] = set(d["closed_by"])
-        d["slowed_by"] = dict(d["slowed_by"])
+        d["closed_by"] = set(d["closed_by"]) if keep_hazard else set()
+        d["slowed_by"] = dict(d["slowed_by"]) if keep_hazard else {}
+        if not keep_hazard:
+            RoadGraph._refresh(d)
     if g.number_of_edges() == 0:
         raise GraphError("no walkable road is left once expressways are dropped")
     return RoadGraph(g).largest_scc()
@@ -284,6 +290,58 @@ class EdgeFlood:
         cls = hazard_class(d, v)
         return (np.maximum.reduceat(d, self.starts), np.maximum.reduceat(d * v, self.starts),
                 np.maximum.reduceat(cls, self.starts))
+
+
+class FieldFlood(EdgeFlood):
+    """Depth and speed of a grid that changes while the evacuation runs (a coupled run's state), on every edge.
+
+    The same sampling as :class:`EdgeFlood` (points along each edge every half
+    cell, each reading its cell; off the grid, sea and NaN read dry), but the
+    values are the grid's *current* ones, put in with :meth:`set_fields`
+    (no time series, no file): :meth:`fields_at` returns them whatever the time.
+
+    Parameters
+    ----------
+    roads : RoadGraph
+    x, y : array
+        Cell centres (EPSG:4547 m) of a regular grid.
+    sea : array (y, x) of bool, optional
+    """
+
+    def __init__(self, roads: RoadGraph, x: np.ndarray, y: np.ndarray, sea: np.ndarray | None = None):
+        from agents.road_hazard import edge_sample_points
+
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        dx, dy = x[1] - x[0], y[1] - y[0]
+        xy, edge = edge_sample_points(roads, 0.5 * min(abs(dx), abs(dy)))
+        ix = np.floor((xy[:, 0] - (x[0] - dx / 2)) / dx).astype(np.int64)
+        iy = np.floor((xy[:, 1] - (y[0] - dy / 2)) / dy).astype(np.int64)
+        inside = (ix >= 0) & (ix < len(x)) & (iy >= 0) & (iy < len(y))
+        self.ix, self.iy = np.clip(ix, 0, len(x) - 1), np.clip(iy, 0, len(y) - 1)
+        self.dry = ~inside
+        if sea is not None:
+            self.dry |= np.asarray(sea, bool)[self.iy, self.ix]
+        self.shape = (len(y), len(x))
+        self.times_s = np.zeros(1)
+        self.starts = np.searchsorted(edge, np.arange(roads.n_edges))
+        if not np.all(np.diff(np.append(self.starts, len(edge))) > 0):
+            raise GraphError("an edge has no sample point (empty geometry?)")
+        zero = np.zeros(len(edge))
+        self.depth, self.speed = zero, zero.copy()
+
+    def set_fields(self, depth: np.ndarray, speed: np.ndarray | None = None) -> None:
+        """The grid's depth (m) and speed (m/s) now, (y, x) arrays; NaN and negatives read dry."""
+        depth = np.asarray(depth, float)
+        if depth.shape != self.shape:
+            raise ValidationError(f"depth has shape {depth.shape}; the grid is {self.shape}")
+        d = depth[self.iy, self.ix]
+        v = np.zeros_like(d) if speed is None else np.asarray(speed, float)[self.iy, self.ix]
+        self.depth = np.where(self.dry | ~np.isfinite(d), 0.0, np.maximum(d, 0.0))
+        self.speed = np.where(self.dry | ~np.isfinite(v), 0.0, np.abs(v))
+
+    def fields_at(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """The current depth and speed at every sample point (``t_s`` is not used)."""
+        return self.depth, self.speed
 
 
 def edge_state(net: Network, flood: EdgeFlood | None, t_s: float, params: EvacParams
@@ -469,7 +527,8 @@ class DistrictEvacuation:
 
     def __init__(self, roads: RoadGraph, shelters: pd.DataFrame, origins: pd.DataFrame, *,
                  flood: xr.Dataset | None = None, params: EvacParams | None = None, seed: int = 0,
-                 events: EventLog | None = None, use_reference: bool = False):
+                 events: EventLog | None = None, use_reference: bool = False,
+                 largest_group: float | None = None, allow_empty: bool = False):
         import pandas as pd
 
         from agents._kernels import network_flow as nf
@@ -484,17 +543,23 @@ class DistrictEvacuation:
         self.roads = roads
         self.shelters = _check_shelters(shelters)
         origins = pd.DataFrame(origins)
-        if len(origins) == 0:
+        if len(origins) == 0 and not allow_empty:
             raise ValidationError("no evacuees: the hazard zone holds no people (check the threshold and area)")
-        size = origins["people"].to_numpy(dtype=float)
+        size = origins["people"].to_numpy(dtype=float) if len(origins) else np.zeros(0)
         if not (np.isfinite(size).all() and (size > 0).all()):
             raise ValidationError("origins: every group needs a finite number of people > 0")
         self.size = size
-        self.net = net = build_network(roads, p, float(size.max()))
+        largest = float(size.max()) if len(size) else 0.0
+        if largest_group is not None:
+            if not (math.isfinite(largest_group) and largest_group >= largest and largest_group > 0):
+                raise ValidationError(f"largest_group={largest_group!r}: give the most people of any group that "
+                                      f"will ever be added (>= {largest:g}, the largest given)")
+            largest = float(largest_group)
+        self.largest_group = largest
+        self.net = net = build_network(roads, p, largest)
         self.router = net.router
         n_e, n_g = len(net.length_m), len(size)
-        self.origin_node = np.asarray(self.router.nearest_lonlat(origins["lon"].to_numpy(float),
-                                                                 origins["lat"].to_numpy(float)))
+        self.origin_node = self._nearest_nodes(origins)
         self.origin_ll = net.node_lonlat[self.origin_node]
         sh = self.shelters
         shelter_node = np.asarray(self.router.nearest_lonlat(sh["lon"].to_numpy(float), sh["lat"].to_numpy(float)))
@@ -508,7 +573,7 @@ class DistrictEvacuation:
                 raise ValidationError("origins: depart_s must be finite times >= 0 s")
         self.depart = depart
         self.wait_order = np.argsort(depart, kind="stable").astype(np.int64)
-        acc_max = net.flow_cap * p.dt_s + size.max()
+        acc_max = net.flow_cap * p.dt_s + largest
         self.edges = nf.Edges(travel_s=net.base_time_s.copy(), flow_cap=net.flow_cap.astype(float),
                               storage=net.storage.astype(float), acc_max=acc_max, occ=np.zeros(n_e),
                               acc=acc_max.copy(), acc_in=acc_max.copy(), head=np.full(n_e, -1, np.int64),
@@ -524,11 +589,146 @@ class DistrictEvacuation:
         self.strand_reason = np.full(n_g, "", dtype=object)
         self.order = rng.permutation(n_e).astype(np.int64)
         self.closed = np.zeros(n_e, bool)
+        #: Edges closed for other reasons than the flood (debris, a lost road), set by the caller.
+        self.extra_closed = np.zeros(n_e, bool)
         self.first_closed = np.full(n_e, np.nan)
         self.max_slow = np.ones(n_e)
         self.peak_flow = np.zeros(n_e)
         self.t = 0.0
         self.frames: dict[str, list] = {"t": [], "lon": [], "lat": [], "state": [], "edge_state": []}
+        self._started = False
+        self.step_count = self.chunk_count = 0
+        self.counts_all: list[np.ndarray] = []
+        self.times: list[float] = []
+        self.milestones = {0.5: False, 0.95: False, 1.0: False}
+
+    def _nearest_nodes(self, origins) -> np.ndarray:
+        if len(origins) == 0:
+            return np.zeros(0, np.int64)
+        return np.asarray(self.router.nearest_lonlat(origins["lon"].to_numpy(float),
+                                                     origins["lat"].to_numpy(float)), dtype=np.int64)
+
+    # ------------------------------------------------------------------ waves
+    def add_groups(self, origins: pd.DataFrame, depart_s: np.ndarray) -> np.ndarray:
+        """Add groups of evacuees while running (a wave); their indices.
+
+        Parameters
+        ----------
+        origins : DataFrame
+            ``lon``, ``lat`` (the nearest node is the origin) and ``people``
+            (> 0, at most the ``largest_group`` the model was built for).
+        depart_s : array
+            Earliest departure of each group (s, >= the current time is usual;
+            an earlier time means "as soon as possible").
+
+        Once the run has started, the new groups are given the nearest
+        shelter with room at once (in departure order): the shelters'
+        places reserved by earlier waves stay taken.
+
+        Raises
+        ------
+        ValidationError
+            Naming the bad column: sizes not > 0 or above ``largest_group``, times not finite.
+        """
+        import pandas as pd
+
+        from agents._kernels import network_flow as nf
+
+        origins = pd.DataFrame(origins)
+        size = origins["people"].to_numpy(dtype=float) if len(origins) else np.zeros(0)
+        depart = np.asarray(depart_s, dtype=float).reshape(-1)
+        if len(depart) != len(size):
+            raise ValidationError(f"add_groups: {len(size)} groups but {len(depart)} departure times")
+        if not (np.isfinite(size).all() and (size > 0).all() and (size <= self.largest_group + 1e-9).all()):
+            raise ValidationError(f"add_groups: people per group must be > 0 and <= {self.largest_group:g} "
+                                  "(largest_group of the model); split bigger groups")
+        if not (np.isfinite(depart).all() and (depart >= 0).all()):
+            raise ValidationError("add_groups: depart_s must be finite times >= 0 s")
+        n0, k = len(self.size), len(size)
+        if k == 0:
+            return np.zeros(0, np.int64)
+        node = self._nearest_nodes(origins)
+        g = self.groups
+        self.size = np.concatenate([self.size, size])
+        self.depart = np.concatenate([self.depart, depart])
+        self.origin_node = np.concatenate([self.origin_node, node])
+        self.origin_ll = np.concatenate([self.origin_ll, self.net.node_lonlat[node]])
+        self.shelter_of = np.concatenate([self.shelter_of, np.full(k, -1, np.int64)])
+        self.stranded_ll = np.concatenate([self.stranded_ll, np.full((k, 2), np.nan)])
+        self.strand_reason = np.concatenate([self.strand_reason, np.full(k, "", dtype=object)])
+        self.groups = nf.Groups(
+            size=self.size, state=np.concatenate([g.state, np.zeros(k, np.int8)]), depart_s=self.depart,
+            pos=np.concatenate([g.pos, np.zeros(k, np.int64)]), end=np.concatenate([g.end, np.zeros(k, np.int64)]),
+            strand_at_end=np.concatenate([g.strand_at_end, np.zeros(k, np.int8)]),
+            exit_s=np.concatenate([g.exit_s, np.zeros(k)]), enter_s=np.concatenate([g.enter_s, np.zeros(k)]),
+            next_in_q=np.concatenate([g.next_in_q, np.full(k, -1, np.int64)]),
+            done_s=np.concatenate([g.done_s, np.full(k, np.nan)]),
+            last_step=np.concatenate([g.last_step, np.full(k, -1, np.int64)]))
+        self.wait_order = np.argsort(self.depart, kind="stable").astype(np.int64)
+        new = np.arange(n0, n0 + k, dtype=np.int64)
+        if self._started:
+            new_sorted = new[np.argsort(depart, kind="stable")]
+            self.replan(new_sorted, self.origin_node[new_sorted], moving=False)
+        return new
+
+    # ------------------------------------------------------------------ checkpoints
+    #: Per-group and per-edge arrays a checkpoint keeps (attributes of the model; ``edges/``, ``groups/`` prefixed
+    #: for the kernel's arrays).
+    SAVED = ("size", "depart", "wait_order", "origin_node", "origin_ll", "shelter_of", "stranded_ll", "order",
+             "closed", "extra_closed", "first_closed", "max_slow", "peak_flow")
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The whole running state: numpy arrays and JSON-able values by key (see :meth:`restore`).
+
+        The network, the shelters and the parameters are not in it: they are
+        rebuilt from the same inputs by the constructor.
+        """
+        out: dict[str, Any] = {k: np.array(getattr(self, k), copy=True) for k in self.SAVED}
+        out |= {f"edges/{k}": np.array(v, copy=True) for k, v in self.edges._asdict().items()}
+        out |= {f"groups/{k}": np.array(v, copy=True) for k, v in self.groups._asdict().items() if k != "size"}
+        out |= {"strand_reason": np.asarray(self.strand_reason, dtype=str), "route": self.plan.route.copy(),
+                "reserved": self.plan.reserved.copy(), "router_closed": self.router.closed.copy(),
+                "router_factor": self.router.factor.copy(),
+                "counts": np.concatenate(self.counts_all) if self.counts_all else np.zeros((0, 4)),
+                "counts_rows": np.array([len(c) for c in self.counts_all], np.int64),
+                "times": np.asarray(self.times, float)}
+        f = self.frames
+        out |= {"frames_t": np.asarray(f["t"], float), "frames_n": np.array([len(r) for r in f["lon"]], np.int64),
+                "frames_edge_state": np.asarray(f["edge_state"], np.int8).reshape(len(f["t"]), len(self.net.length_m))}
+        for key, fill, dt in (("lon", np.nan, np.float64), ("lat", np.nan, np.float64), ("state", -1, np.int8)):
+            out[f"frames_{key}"] = _stack(f[key], len(self.size), fill, dt)
+        out |= {"t": float(self.t), "step_count": int(self.step_count), "chunk_count": int(self.chunk_count),
+                "started": bool(self._started), "milestones": [bool(self.milestones[k]) for k in (0.5, 0.95, 1.0)],
+                "events": self.events.to_records()}
+        return out
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Put a :meth:`checkpoint` back into a model built from the same inputs (without the waves)."""
+        from twin.events import EventLog
+
+        nf = self.nf
+        for k in self.SAVED:
+            setattr(self, k, np.array(saved[k], dtype=getattr(self, k).dtype, copy=True))
+        self.strand_reason = np.asarray(saved["strand_reason"], dtype=str).astype(object)
+        self.edges = nf.Edges(**{k: np.array(saved[f"edges/{k}"], copy=True) for k in nf.Edges._fields})
+        self.groups = nf.Groups(size=self.size, **{k: np.array(saved[f"groups/{k}"], copy=True)
+                                                   for k in nf.Groups._fields if k != "size"})
+        self.plan.route = np.asarray(saved["route"], np.int64).copy()
+        self.plan.reserved = np.asarray(saved["reserved"], float).copy()
+        self.router.set_state(np.asarray(saved["router_closed"], bool), np.asarray(saved["router_factor"], float))
+        rows = np.cumsum(np.asarray(saved["counts_rows"], np.int64))
+        self.counts_all = list(np.split(np.asarray(saved["counts"], float), rows[:-1])) if len(rows) else []
+        self.times = [float(t) for t in saved["times"]]
+        n = np.asarray(saved["frames_n"], np.int64)
+        self.frames = {"t": [float(t) for t in saved["frames_t"]],
+                       "lon": [np.asarray(r[:k], float) for r, k in zip(saved["frames_lon"], n, strict=True)],
+                       "lat": [np.asarray(r[:k], float) for r, k in zip(saved["frames_lat"], n, strict=True)],
+                       "state": [np.asarray(r[:k], np.int8) for r, k in zip(saved["frames_state"], n, strict=True)],
+                       "edge_state": list(np.asarray(saved["frames_edge_state"], np.int64))}
+        self.t, self.step_count = float(saved["t"]), int(saved["step_count"])
+        self.chunk_count, self._started = int(saved["chunk_count"]), bool(saved["started"])
+        self.milestones = dict(zip((0.5, 0.95, 1.0), (bool(v) for v in saved["milestones"]), strict=True))
+        self.events = EventLog.from_records(saved["events"])
 
     # ------------------------------------------------------------------ events
     def log(self, kind: str, message: str, severity: str = "info", **data) -> None:
@@ -607,6 +807,7 @@ class DistrictEvacuation:
         """Read the flood at the current time: travel times, closures (events), stranding, re-routing."""
         net, edges = self.net, self.edges
         new_closed, factor, _ = edge_state(net, self.flood, self.t, self.params)
+        new_closed = new_closed | self.extra_closed
         edges.travel_s[:] = net.base_time_s * factor
         np.maximum(self.max_slow, factor, out=self.max_slow)
         just_closed = new_closed & ~self.closed
@@ -671,39 +872,85 @@ class DistrictEvacuation:
                        ("edge_state", np.where(self.closed, 2, np.where(slowed, 1, 0)))):
             self.frames[key].append(v)
 
+    def start(self) -> None:
+        """Read the flood at t = 0, plan every waiting group, keep the first frame (once; :meth:`run` and
+        :meth:`advance` call it)."""
+        if self._started:
+            return
+        self._started = True
+        self.update_hazard()
+        g_ = self.groups
+        self.counts_all = [np.array([[g_.size[g_.state == s].sum() for s in range(4)]])]
+        self.times = [0.0]
+        self.frame()
+
+    def _chunk(self, n_steps: int, total: float) -> None:
+        """Step the kernel ``n_steps`` of ``dt_s``, then read the flood (and the closures) at the new time."""
+        p, nf, edges = self.params, self.nf, self.edges
+        per_chunk = int(round(p.hazard_every_s / p.dt_s))
+        span = p.hazard_every_s if n_steps == per_chunk else n_steps * p.dt_s
+        counts = np.zeros((n_steps, 4))
+        before = edges.people_out.copy()
+        self.kernel(edges, self.groups, self.plan.route, self.order, self.wait_order,
+                    nf.Steps(float(self.t), float(p.dt_s), n_steps, self.step_count, float(p.stuck_s)), counts)
+        self.step_count += n_steps
+        self.chunk_count += 1
+        self.t = self.step_count * p.dt_s
+        np.maximum(self.peak_flow, (edges.people_out - before) / span, out=self.peak_flow)
+        self.stranded_by_kernel()
+        self.counts_all.append(counts)
+        self.times.extend((self.t - span + p.dt_s * np.arange(1, n_steps + 1)).tolist())
+        for share, done in self.milestones.items():
+            if not done and total > 0 and counts[-1, 2] >= share * total - 1e-9:
+                self.milestones[share] = True
+                self.log("evacuation_progress", f"{share:.0%} of the evacuees are at a shelter", share=share)
+        self.update_hazard()
+        if self.chunk_count % int(round(p.frame_every_s / p.hazard_every_s)) == 0:
+            self.frame()
+
     def run(self, progress=None) -> EvacResult:
         """Step until everybody is at a shelter or stranded, or ``max_duration_s``; the result."""
-        p, nf, g_, edges = self.params, self.nf, self.groups, self.edges
+        p, nf, g_ = self.params, self.nf, self.groups
         total = float(self.size.sum())
-        self.update_hazard()
+        self.start()
         per_chunk = int(round(p.hazard_every_s / p.dt_s))
-        frame_every = int(round(p.frame_every_s / p.hazard_every_s))
-        counts_all = [np.array([[g_.size[g_.state == s].sum() for s in range(4)]])]
-        times = [0.0]
-        self.frame()
-        step = chunk = 0
-        milestones = {0.5: False, 0.95: False, 1.0: False}
         while self.t < p.max_duration_s - 1e-9 and np.any(g_.state <= nf.MOVING):
-            counts = np.zeros((per_chunk, 4))
-            before = edges.people_out.copy()
-            self.kernel(edges, g_, self.plan.route, self.order, self.wait_order,
-                        nf.Steps(float(self.t), float(p.dt_s), per_chunk, step, float(p.stuck_s)), counts)
-            step += per_chunk
-            chunk += 1
-            self.t = step * p.dt_s
-            np.maximum(self.peak_flow, (edges.people_out - before) / p.hazard_every_s, out=self.peak_flow)
-            self.stranded_by_kernel()
-            counts_all.append(counts)
-            times.extend((self.t - p.hazard_every_s + p.dt_s * np.arange(1, per_chunk + 1)).tolist())
-            for share, done in milestones.items():
-                if not done and counts[-1, 2] >= share * total - 1e-9:
-                    milestones[share] = True
-                    self.log("evacuation_progress", f"{share:.0%} of the evacuees are at a shelter", share=share)
-            self.update_hazard()
-            if chunk % frame_every == 0:
-                self.frame()
+            self._chunk(per_chunk, total)
             if progress is not None:
                 progress(self.t, p.max_duration_s, None)
+        return self.result()
+
+    def advance(self, until_s: float) -> None:
+        """Move the evacuation on to ``until_s`` (s), in chunks of ``hazard_every_s`` (the last one shorter).
+
+        At the end of each chunk the street state is read again (the flood
+        object's :meth:`edges_at` and :attr:`extra_closed`): closures strand
+        the groups on closed streets and re-route those whose way crosses one.
+        Groups added with :meth:`add_groups` join from their departure time.
+        Unlike :meth:`run` it steps on when nobody is on the way (more groups
+        may come) and ignores ``max_duration_s``.
+
+        Raises
+        ------
+        ValidationError
+            When ``until_s`` is not a whole number of time steps after the current time.
+        """
+        p = self.params
+        self.start()
+        n = (until_s - self.t) / p.dt_s
+        if abs(n - round(n)) > 1e-6:
+            raise ValidationError(f"advance(until_s={until_s!r}): give a time a whole number of dt_s={p.dt_s:g} s "
+                                  f"after the current t={self.t:g} s")
+        per_chunk = int(round(p.hazard_every_s / p.dt_s))
+        left = int(round(n))
+        while left > 0:
+            k = min(per_chunk, left)
+            self._chunk(k, float(self.size.sum()))
+            left -= k
+
+    def result(self) -> EvacResult:
+        """The run so far as an :class:`EvacResult` (Dataset and events; a last frame on the frame grid)."""
+        p, nf, g_ = self.params, self.nf, self.groups
         if self.frames["t"][-1] < self.t:  # a last frame on the frame grid (nothing moves any more)
             self.frame(math.ceil(self.t / p.frame_every_s - 1e-9) * p.frame_every_s)
         left = self.size[g_.state <= nf.MOVING].sum()
@@ -711,14 +958,24 @@ class DistrictEvacuation:
             self.log("evacuation_incomplete", f"{left:.0f} people still on their way at the end of the run "
                      f"({p.max_duration_s:.0f} s)", "warning", people=float(left))
         f = self.frames
-        res = {"times": np.asarray(times), "counts": np.concatenate(counts_all), "frames_t": np.asarray(f["t"]),
-               "lon": np.asarray(f["lon"], dtype=np.float32), "lat": np.asarray(f["lat"], dtype=np.float32),
-               "state": np.asarray(f["state"], dtype=np.int8), "edge_state": np.asarray(f["edge_state"], np.int8),
-               "groups": g_, "edges": edges, "shelter_of": self.shelter_of, "origin_ll": self.origin_ll,
+        n_g = len(self.size)
+        res = {"times": np.asarray(self.times), "counts": np.concatenate(self.counts_all),
+               "frames_t": np.asarray(f["t"]),
+               "lon": _stack(f["lon"], n_g, np.nan, np.float32), "lat": _stack(f["lat"], n_g, np.nan, np.float32),
+               "state": _stack(f["state"], n_g, -1, np.int8), "edge_state": np.asarray(f["edge_state"], np.int8),
+               "groups": g_, "edges": self.edges, "shelter_of": self.shelter_of, "origin_ll": self.origin_ll,
                "stranded_ll": self.stranded_ll, "strand_reason": self.strand_reason,
                "first_closed": self.first_closed, "max_slow": self.max_slow, "peak_flow": self.peak_flow,
                "end_s": self.t}
         return EvacResult(dataset=result_dataset(self.net, self.shelters, res, p, self.seed), events=self.events)
+
+
+def _stack(rows: list[np.ndarray], n: int, fill, dtype) -> np.ndarray:
+    """Frames of per-group values as one (frame, group) array; groups added later are ``fill`` before."""
+    out = np.full((len(rows), n), fill, dtype=dtype)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
 
 
 def _check_shelters(shelters: pd.DataFrame) -> pd.DataFrame:
