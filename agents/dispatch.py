@@ -341,6 +341,8 @@ class DispatchModel:
                 if int(n) > 0:
                     self._free_st[t].add(s)
                 self._has[t][s] = int(n) > 0
+        self._on_scene = (on_scene, float(on_scene_cv))
+        self._max_snap_m = float(max_snap_m)
         self.requests = self._make_requests(on_scene, on_scene_cv)
         self.queues: dict[str, deque[Request]] = {t: deque() for t in UNIT_TYPES}
         self.records: list[tuple] = []
@@ -361,7 +363,9 @@ class DispatchModel:
         self._order_key = None
         self._order_blocks: dict[int, tuple[list, list]] = {}
         self._next_call = 0
+        self._n_calls = len(self.incidents)  # the calls of the chain; add_incident's come on top
         self._call_waiting = False
+        self.lost_stations: dict[int, str] = {}  # station index -> reason (out of service)
         self._by_incident: list[list[Request]] = [[] for _ in self.incidents]
         for r in self.requests:
             self._by_incident[r.incident].append(r)
@@ -390,15 +394,18 @@ class DispatchModel:
                 idx += [i] * n
                 types += [t] * n
                 means += [inc.on_scene_s] * n
+        d = self._draw_on_scene(means, dist, cv)
+        return [Request(i, t, self.incidents[i].time_s, float(x)) for i, t, x in zip(idx, types, d, strict=True)]
+
+    def _draw_on_scene(self, means, dist: str, cv: float) -> np.ndarray:
+        """On-scene times around ``means`` (s), drawn from the model's generator in order."""
         m = np.asarray(means, dtype=float)
         if dist == "exponential":
-            d = self.rng.exponential(1.0, m.size) * m
-        elif dist == "lognormal":
+            return self.rng.exponential(1.0, m.size) * m
+        if dist == "lognormal":
             sigma = math.sqrt(math.log1p(cv * cv))
-            d = self.rng.lognormal(-sigma * sigma / 2, sigma, m.size) * m
-        else:
-            d = m
-        return [Request(i, t, self.incidents[i].time_s, float(x)) for i, t, x in zip(idx, types, d, strict=True)]
+            return self.rng.lognormal(-sigma * sigma / 2, sigma, m.size) * m
+        return m
 
     # ------------------------------------------------------------ running
     def run(self, until_s: float, *, drain_s: float = 6 * 3600.0, progress=None) -> DispatchModel:
@@ -406,11 +413,7 @@ class DispatchModel:
 
         ``progress(sim_s)`` is called about every 1 % of ``until_s``.
         """
-        self._until = float(until_s)
-        if self.hazard is not None:
-            self.env.process(self._flood_frames())
-        # the calls: one chain of events (what a process started now would do, without its generator)
-        _Wake(self.env, 0.0, self._on_calls, URGENT)
+        self.start(until_s)
         step = max(until_s / 100.0, 1.0)
         t = self.clock.now_s
         with _fewer_gc_passes():
@@ -422,6 +425,21 @@ class DispatchModel:
             end = until_s + drain_s
             while self.env.peek() <= end and any(not u.free for u in self.units):
                 self.clock.advance_to(min(end, max(self.env.peek(), self.clock.now_s)))
+        return self
+
+    def start(self, until_s: float) -> DispatchModel:
+        """Schedule the calls up to ``until_s`` (and the flood frames) on the clock without driving it.
+
+        :meth:`run` starts and drives the clock; a caller that drives the
+        clock itself (the coupled runner) starts the model with this, then
+        feeds it what happens while the clock runs (:meth:`add_incident`,
+        :meth:`take_station_out`, :meth:`sync_roads`).
+        """
+        self._until = float(until_s)
+        if self.hazard is not None:
+            self.env.process(self._flood_frames())
+        # the calls: one chain of events (what a process started now would do, without its generator)
+        _Wake(self.env, 0.0, self._on_calls, URGENT)
         return self
 
     def _on_calls(self, wake) -> None:
@@ -442,7 +460,7 @@ class DispatchModel:
             due.append(i)
             i += 1
         now = env.now
-        n = len(incs)
+        n = self._n_calls
         while i < n and incs[i].time_s <= self._until:
             t = incs[i].time_s
             if t > now:
@@ -761,6 +779,8 @@ class DispatchModel:
             if req is not None:
                 req.back_s = now
             unit.phase(now, 0)
+            if unit.station in self.lost_stations:  # back at a station out of service: not available
+                return
             free = self._free[unit.type][unit.station]
             if not free:
                 self._free_st[unit.type].add(unit.station)
@@ -853,21 +873,107 @@ class DispatchModel:
                                   self._base_factor * hz.time_factor[k])
             self.frame = k
             self._road_events(k, old_closed, self.router.closed)
-            changed = self.router._cost != old_cost
-            for unit in self.units:
-                if unit.leg is None:
-                    continue
-                t0, leg = unit.leg
-                i = _edge_at(leg.cum, env.now - t0)
-                if changed[leg.edges[i + 1:]].any():
-                    unit.leg = None
-                    unit.process.interrupt("road state changed")
-            self._dispatch_queue()
-            for t in UNIT_TYPES:
-                for ui in sorted(self._away[t]):
-                    u = self.units[ui]
-                    if np.isfinite(self.router.tree(u.home, reverse=True)[0][u.node]):
-                        u.process = env.process(self._rehome(u))
+            self._roads_changed(old_cost)
+
+    def _roads_changed(self, old_cost: np.ndarray) -> None:
+        """After a road change: units whose path ahead changed cost re-route, waiting requests are
+        served, units standing by away head home when a way opened."""
+        env = self.env
+        changed = self.router._cost != old_cost
+        for unit in self.units:
+            if unit.leg is None:
+                continue
+            t0, leg = unit.leg
+            i = _edge_at(leg.cum, env.now - t0)
+            if changed[leg.edges[i + 1:]].any():
+                unit.leg = None
+                unit.process.interrupt("road state changed")
+        self._dispatch_queue()
+        for t in UNIT_TYPES:
+            for ui in sorted(self._away[t]):
+                u = self.units[ui]
+                if np.isfinite(self.router.tree(u.home, reverse=True)[0][u.node]):
+                    u.process = env.process(self._rehome(u))
+
+    # ------------------------------------------------------------ fed while the clock runs
+    def add_incident(self, incident: Incident) -> int:
+        """Place a call now: its time becomes the clock's, its units are asked for at once.
+
+        For a caller that drives the clock (:meth:`start`): incidents known
+        only as the run goes (injects, alerts, flood rescues). Its on-scene
+        times are drawn from the model's generator as the initial calls' are.
+        Returns the incident's index in :attr:`incidents`.
+
+        Raises
+        ------
+        ValidationError
+            When it lies farther than ``max_snap_m`` from every road node.
+        """
+        inc = incident
+        inc.time_s = float(self.env.now)
+        self._snap([inc], "incident", self._max_snap_m)
+        i = len(self.incidents)
+        self.incidents.append(inc)
+        self._inc_nodes = np.append(self._inc_nodes, inc.node)
+        self._order_blocks.pop(i // _ORDER_BLOCK, None)  # its block's station order lacks it
+        types = [t for t, n in inc.needs.items() for _ in range(n)]
+        d = self._draw_on_scene([inc.on_scene_s] * len(types), *self._on_scene)
+        reqs = [Request(i, t, inc.time_s, float(x)) for t, x in zip(types, d, strict=True)]
+        self.requests.extend(reqs)
+        self._by_incident.append(reqs)
+        for req in reqs:
+            self._call(req)
+        return i
+
+    def take_station_out(self, station_id: str, reason: str = "") -> list[str]:
+        """Put a station out of service now: its free units leave the assignments.
+
+        Units out on a mission finish it and, back at the station, stay out
+        of service; units standing by away from it stay available where they
+        are. Returns the ids of the units taken out now (none when already out).
+
+        Raises
+        ------
+        ValidationError
+            When no station has the id (the known ids are listed).
+        """
+        ids = [st.id for st in self.stations]
+        if station_id not in ids:
+            raise ValidationError(f"station {station_id!r} is not one of the model's stations {ids}")
+        s = ids.index(station_id)
+        if s in self.lost_stations:
+            return []
+        self.lost_stations[s] = str(reason)
+        out = []
+        for t in UNIT_TYPES:
+            out += [self.units[u].id for u in self._free[t][s]]
+            self._free[t][s].clear()
+            self._free_st[t].discard(s)
+            self._has[t][s] = False
+        self._log("station_out_of_service", "warning", f"station {station_id} out of service"
+                  + (f": {reason}" if reason else ""), station=station_id, reason=str(reason), units=out)
+        return out
+
+    def sync_roads(self) -> bool:
+        """Take the road graph's closures and slow-downs as they are now (every reason).
+
+        What a flood frame does (:meth:`_flood_frames`), from the graph itself
+        (:meth:`agents.routing.Router.sync`): units whose path ahead changed
+        cost re-route, waiting requests are served, units standing by away
+        head home. The change is counted in :attr:`road_changes`; no road
+        event is logged (whoever closed the roads did). Returns True when the
+        state changed.
+        """
+        router = self.router
+        old_cost, old_closed, key = router._cost, router.closed, router.state_key
+        if router.sync() == key:
+            return False
+        new = router.closed
+        self.road_changes.append({"time_s": float(self.env.now), "frame": len(self.road_changes),
+                                  "closed": int((new & ~old_closed).sum()),
+                                  "reopened": int((old_closed & ~new).sum()), "closed_total": int(new.sum())})
+        self._roads_changed(old_cost)
+        return True
 
     def _road_events(self, k: int, old: np.ndarray, new: np.ndarray) -> None:
         ids = self.router.edge_ids

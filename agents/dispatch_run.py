@@ -67,7 +67,8 @@ class DispatchRequest(DispatchConsoleRequest):
 
     hours: float | None = Field(default=None, gt=0.0, le=24.0, allow_inf_nan=False)
     calls_per_hour: float = Field(default=0.0, ge=0.0, le=1000.0, allow_inf_nan=False)
-    flood: str | None = None
+    flood: str | None = Field(default=None, json_schema_extra={
+        "twin_run": {"kind": "flood_forecast", "field": "flood"}})
     stations: str | None = None
     incidents: str | None = None
     events: str | None = None
