@@ -19,8 +19,16 @@ from twin.events import Event, Severity
 from twin.sensor_status import palette_json
 from viz.console.auth import TokenGate
 from viz.console.feed import Feed
+from viz.console.incidents import ACTION_KIND, IncidentBoard
 from viz.console.live import ACK_KIND, LiveState
-from viz.console.models import AckRequest, BodyError, parse_body, parse_run_body, read_body
+from viz.console.models import (
+    AckRequest,
+    BodyError,
+    parse_action,
+    parse_body,
+    parse_run_body,
+    read_body,
+)
 from viz.console.runs import Busy, NoForecast, NotRunning, RunManager, UnknownRun
 from viz.console.scenes import STATUS_COLORS, SceneCache, sensors_layer
 
@@ -70,8 +78,9 @@ class ConsoleApi:
     """Handlers bound to one console's state."""
 
     def __init__(self, *, store: Any, live: LiveState, feed: Feed, runs: RunManager,
-                 scenes: SceneCache, gate: TokenGate, city: Any) -> None:
+                 scenes: SceneCache, gate: TokenGate, city: Any, incidents: IncidentBoard | None = None) -> None:
         self.store = store
+        self.incidents_board = incidents if incidents is not None else IncidentBoard(store)
         self.live = live
         self.feed = feed
         self.runs = runs
@@ -85,6 +94,7 @@ class ConsoleApi:
     async def sync(self) -> None:
         """Catch up with the store now and publish what changed (reads are never stale)."""
         msgs = await asyncio.to_thread(self.live.refresh)
+        msgs += await asyncio.to_thread(self.incidents_board.refresh)
         msgs += self.runs.poll()
         if msgs:
             await self.feed.publish(msgs)
@@ -128,6 +138,15 @@ class ConsoleApi:
         await self.sync()
         return JSONResponse({"alerts": self.live.alerts(limit), "seq": self.feed.seq,
                              "cursor": self.feed.cursor})
+
+    async def incidents(self, request: Request) -> JSONResponse:
+        """``GET /api/incidents[?closed=1]``: the live incidents (newest first) with their dispatches and evacuations."""
+        closed = request.query_params.get("closed")
+        if closed not in (None, "0", "1"):
+            return _invalid("closed", closed[:20], "give 1 to list closed incidents too, 0 (default) not to")
+        await self.sync()
+        return JSONResponse({"incidents": self.incidents_board.incidents(include_closed=closed == "1"),
+                             "seq": self.feed.seq, "cursor": self.feed.cursor})
 
     async def runs_list(self, request: Request) -> JSONResponse:
         runs = await asyncio.to_thread(self.runs.runs)
@@ -261,6 +280,53 @@ class ConsoleApi:
         ack = await asyncio.to_thread(self.live.ack_of, aid)
         return JSONResponse({"alert_id": aid, "status": "acknowledged", "ack": ack, "already": False})
 
+    async def action(self, request: Request) -> JSONResponse:
+        """``POST /api/actions``: a trainee's dispatch or evacuation order, recorded as a ``trainee_action`` event.
+
+        201 with the event id and the incident as it now stands; 404 for an incident the board does not
+        have (or closed); 422 naming the field and the value for anything else wrong.
+        """
+        if (denied := await self.gate.deny(request)) is not None:
+            return denied
+        try:
+            known = await asyncio.to_thread(self.district_names)
+        except TwinError:
+            known = {}
+        try:
+            act = parse_action(await read_body(request), context={"districts": known})
+        except BodyError as exc:
+            return JSONResponse(exc.payload(), status_code=exc.status)
+        await self.sync()
+        incident = None
+        if act.incident_id is not None:
+            incident = self.incidents_board.incident(act.incident_id)
+            if incident is None or incident["status"] == "closed":
+                return JSONResponse({"error": "not_found", "field": "incident_id", "value": act.incident_id,
+                                     "reason": f"no open incident with id {act.incident_id} (GET /api/incidents "
+                                               "lists them)"}, status_code=404)
+        data = act.model_dump(exclude_none=True)
+        if incident is not None:
+            data.update(incident=incident["incident"], incident_ref=incident.get("ref"), drill=incident.get("drill"))
+        data["client"] = request.client.host if request.client else None
+        ev = Event(time_s=time.time(), kind=ACTION_KIND, source="console", severity=Severity.INFO,
+                   message=_action_message(act), data={k: v for k, v in data.items() if v is not None})
+        eid = await asyncio.to_thread(self.store.put_event, ev)
+        await self.sync()
+        inc = None if act.incident_id is None else self.incidents_board.incident(act.incident_id)
+        return JSONResponse({"event_id": eid, "action": act.action, "incident": inc}, status_code=201)
+
+    async def _record_forecast(self, request: Request, run: dict[str, Any]) -> None:
+        """A forecast started from the console, as a ``trainee_action`` (``by``: header ``X-Twin-Operator``,
+        percent-encoded UTF-8)."""
+        from urllib.parse import unquote
+
+        by = unquote(request.headers.get("x-twin-operator") or "").strip()[:64] or "console operator"
+        ev = Event(time_s=time.time(), kind=ACTION_KIND, source="console", severity=Severity.INFO,
+                   message=f"{by} started a {run.get('kind')} forecast (run {run.get('id')})",
+                   data={"action": "forecast", "by": by, "run_id": run.get("id"), "kind": run.get("kind"),
+                         "client": request.client.host if request.client else None})
+        await asyncio.to_thread(self.store.put_event, ev)
+
     async def run_start(self, request: Request) -> JSONResponse:
         if (denied := await self.gate.deny(request)) is not None:
             return denied
@@ -285,6 +351,7 @@ class ConsoleApi:
             run = await asyncio.to_thread(self.runs.start, kind, req, form=form)
         except Busy as exc:
             return JSONResponse({"error": "busy", "reason": str(exc)}, status_code=409)
+        await self._record_forecast(request, run)
         await self.sync()
         return JSONResponse(run, status_code=202, headers={"Location": f"/api/runs/{run['id']}"})
 
@@ -305,6 +372,14 @@ class ConsoleApi:
                                 status_code=404 if found is None else 409)
         await self.sync()
         return JSONResponse(run, status_code=202, headers={"Location": f"/api/runs/{rid}"})
+
+
+def _action_message(act: Any) -> str:
+    if act.action == "dispatch":
+        where = f" from station {act.station}" if act.station else ""
+        return f"{act.by} dispatched {act.units} {act.unit_type}{where} to incident {act.incident_id}"
+    about = f" (incident {act.incident_id})" if act.incident_id is not None else ""
+    return f"{act.by} ordered the evacuation of {', '.join(act.districts)}{about}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -13,7 +13,8 @@ Reads (no token: viewers see):
     not done; a run without a model grid, agents or a building, as its offline map draws it),
     ``/api/scene/compare?a=ID&b=ID`` (two finished runs of one kind and their
     B − A difference, for ``TwinMap.compare``; 422 for runs without a model grid),
-    ``/api/scene/sensors``,
+    ``/api/scene/sensors``, ``/api/incidents[?closed=1]`` (live incidents with their dispatches
+    and evacuations, :mod:`viz.console.incidents`),
     ``/api/stream`` (Server-Sent Events), ``/api/changes?since=<seq>`` (polling fallback).
 Actions (``Authorization: Bearer <token>``; 401 without, 403 wrong or read-only;
 wrong tokens are answered slowly, see :mod:`viz.console.auth`):
@@ -21,7 +22,12 @@ wrong tokens are answered slowly, see :mod:`viz.console.auth`):
     ``POST /api/runs`` (``{"kind", ...the kind's console request}``; 202, 409 busy,
     422 for anything the model would refuse, naming the field and value),
     ``POST /api/runs/{id}/cancel`` (202; the run stops at its next progress report
-    and ends ``cancelled``; 409 when it is not running).
+    and ends ``cancelled``; 409 when it is not running),
+    ``POST /api/actions`` (a trainee's ``{"action": "dispatch", "incident_id", "unit_type",
+    "units", "station", "by"}`` or ``{"action": "evacuate", "districts": [...], "incident_id",
+    "by"}``; 201, recorded as a ``trainee_action`` event; 404 for an incident not open; 422
+    naming the field and value). A forecast started with ``POST /api/runs`` is recorded as a
+    ``trainee_action`` too (``by`` from the ``X-Twin-Operator`` header).
 
 Every response, errors and unexpected 500s included, carries a
 Content-Security-Policy that allows nothing but this origin (plus
@@ -158,6 +164,7 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     from viz.console.auth import TokenGate
     from viz.console.feed import Feed
     from viz.console.files import StaticFiles
+    from viz.console.incidents import IncidentBoard, district_locator
     from viz.console.live import LiveState
     from viz.console.runs import RunManager
     from viz.console.scenes import SceneCache
@@ -167,9 +174,11 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     store = Store.open(store_dir)
     live = LiveState(store.db_path, stale_after_s=stale_after_s)
     runs = RunManager(store, runs_dir if runs_dir is not None else store.root / "runs", the_city)
-    feed = Feed(lambda: live.refresh() + runs.poll(), recheck=live.recheck, interval_s=poll_s)
+    board = IncidentBoard(store, district_locator(the_city))
+    feed = Feed(lambda: live.refresh() + board.refresh() + runs.poll(), recheck=live.recheck, interval_s=poll_s)
     api = ConsoleApi(store=store, live=live, feed=feed, runs=runs,
-                     scenes=SceneCache(the_city, base_resolution=base_resolution), gate=gate, city=the_city)
+                     scenes=SceneCache(the_city, base_resolution=base_resolution), gate=gate, city=the_city,
+                     incidents=board)
     files = StaticFiles([STATIC_DIR], extra=_asset_paths())
 
     async def page(request: Request) -> Any:
@@ -207,6 +216,8 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
         Route("/api/sensors", api.sensors, methods=["GET"]),
         Route("/api/alerts", api.alerts, methods=["GET"]),
         Route("/api/alerts/{id}/ack", api.ack, methods=["POST"]),
+        Route("/api/incidents", api.incidents, methods=["GET"]),
+        Route("/api/actions", api.action, methods=["POST"]),
         Route("/api/runs", api.runs_list, methods=["GET"]),
         Route("/api/runs", api.run_start, methods=["POST"]),
         Route("/api/runs/{id}", api.run_get, methods=["GET"]),

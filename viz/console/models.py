@@ -9,10 +9,10 @@ no nesting can reach Python's recursion limit.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 32  # nesting of objects and arrays in a body; the requests need 3
@@ -66,6 +66,66 @@ class AckRequest(_Strict):
 
     by: str = Field(default="operator", min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")
     note: str = Field(default="", max_length=500)
+
+
+#: What ``POST /api/actions`` takes (acknowledge and forecast have their own routes).
+ACTIONS = ("dispatch", "evacuate")
+#: Unit types a dispatch sends (the dispatch model's, :data:`scenarios.schema.UNIT_TYPES`).
+UNIT_TYPES = ("engine", "ambulance", "rescue")
+Operator = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+
+
+def _district(value: str, info: ValidationInfo) -> str:
+    """A district of the console's city (English, Chinese or adcode; context ``districts``) -> English name."""
+    known = (info.context or {}).get("districts") or {}
+    key = value.strip().casefold()
+    name = known.get(key, known.get(key.removesuffix("区")))  # 福田区 is 福田
+    if name is None:
+        raise ValueError(f"unknown district; choose from {sorted(set(known.values()))}")
+    return name
+
+
+class DispatchAction(_Strict):
+    """``POST /api/actions`` ``{"action": "dispatch", ...}``: send units to an open incident.
+
+    ``incident_id`` is the incident's event id (``GET /api/incidents``); ``station`` optionally
+    names the station the units leave from.
+    """
+
+    action: Literal["dispatch"]
+    incident_id: int = Field(ge=1, le=10**12)
+    unit_type: Literal[UNIT_TYPES] = "rescue"
+    units: int = Field(default=1, ge=1, le=20)
+    station: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    by: Operator = "console operator"
+    note: str = Field(default="", max_length=500)
+
+
+class EvacuateAction(_Strict):
+    """``POST /api/actions`` ``{"action": "evacuate", "districts": [...]}``: order a zone's evacuation.
+
+    The zone is a list of districts of the city; ``incident_id`` optionally ties the order to an
+    incident of the board.
+    """
+
+    action: Literal["evacuate"]
+    districts: list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_district)]] = Field(
+        min_length=1, max_length=20)
+    incident_id: int | None = Field(default=None, ge=1, le=10**12)
+    by: Operator = "console operator"
+    note: str = Field(default="", max_length=500)
+
+
+def parse_action(raw: bytes, *, context: dict | None = None) -> DispatchAction | EvacuateAction:
+    """A ``POST /api/actions`` body -> its validated action; :class:`BodyError` names the field and value."""
+    doc = _json_object(raw, False)
+    action = doc.get("action")
+    model = {"dispatch": DispatchAction, "evacuate": EvacuateAction}.get(action) if isinstance(action, str) else None
+    if model is None:
+        raise BodyError([{"field": "action", "value": action if action is None or isinstance(action, str | int)
+                          else repr(action), "reason": f"choose one of {list(ACTIONS)} (acknowledge an alert: "
+                          "POST /api/alerts/{id}/ack; start a forecast: POST /api/runs)"}])
+    return _validate(model, raw, context)
 
 
 def _errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
@@ -233,5 +293,5 @@ def parse_run_body(raw: bytes, *, context: dict | None = None,
     return kind, req, {**form.model_dump(), **ids}
 
 
-__all__ = ["MAX_DEPTH", "RUN_REF_KEY", "AckRequest", "BodyError", "parse_body", "parse_run_body", "read_body",
-           "run_refs"]
+__all__ = ["ACTIONS", "MAX_DEPTH", "RUN_REF_KEY", "UNIT_TYPES", "AckRequest", "BodyError", "DispatchAction",
+           "EvacuateAction", "parse_action", "parse_body", "parse_run_body", "read_body", "run_refs"]

@@ -1,4 +1,5 @@
-/* The command console page: map (TwinMap), live sensors, alerts with acknowledge, forecast runs.
+/* The command console page: map (TwinMap), live sensors, alerts with acknowledge, incidents with
+ * dispatch and evacuate (a trainee's actions, POST /api/actions), forecast runs.
  *
  * Data: GET /api/info, /api/sensors, /api/alerts, /api/runs, /api/scene/base,
  * /api/scene/forecast[?run=ID], /api/scene/compare?a=&b=; live changes from /api/stream
@@ -13,7 +14,9 @@
  * sessionStorage (gone when the tab closes). No remote resources: everything comes from
  * this origin.
  *
- * For tests: window.consoleState {sensors, alerts, runs, seq, epoch, transport, received, lastDrawAt,
+ * Incidents (GET /api/incidents, live 'incident' messages) are listed with a unit type and Dispatch, and
+ * Evacuate for the incident's district; the panel's form orders the evacuation of any district.
+ * For tests: window.consoleState {sensors, alerts, incidents, runs, seq, epoch, transport, received, lastDrawAt,
  * forecastRun, compare, detail}, window.consoleReady (map drew and the lists are loaded), window.consoleMap,
  * window.consoleCompare (the open compare view, or null).
  */
@@ -34,7 +37,7 @@
   }
 
   var state = window.consoleState = {
-    info: null, sensors: {}, alerts: {}, runs: {}, seq: 0, epoch: '', transport: 'none', received: [],
+    info: null, sensors: {}, alerts: {}, incidents: {}, runs: {}, seq: 0, epoch: '', transport: 'none', received: [],
     base: null, forecast: null, forecastRun: null, compare: null, detail: null, errors: []
   };
   window.consoleReady = false;
@@ -113,6 +116,7 @@
     var headers = {'Content-Type': 'application/json', Accept: 'application/json'};
     var t = token();
     if (t) headers.Authorization = 'Bearer ' + t;
+    headers['X-Twin-Operator'] = encodeURIComponent(operator());  // a header is Latin-1: names may not be
     return fetch(url, {method: 'POST', headers: headers, body: JSON.stringify(body || {})})
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (b) { return {status: r.status, body: b}; });
@@ -362,6 +366,105 @@
     $('alerts').textContent = '';
     list.slice().reverse().forEach(function (a) { state.alerts[a.id] = a; renderAlert(a); });
     updateCounts();
+  }
+
+  // ------------------------------------------------------------------ incidents
+  var UNIT_FOR = {fire: 'engine', medical: 'ambulance', flood_rescue: 'rescue', collapse: 'rescue'};
+  var UNIT_TYPES = ['engine', 'ambulance', 'rescue'];
+
+  function renderIncident(inc) {
+    var ul = $('incidents');
+    var li = document.getElementById('incident-' + inc.id);
+    if (inc.status === 'closed') { if (li) li.remove(); return; }
+    if (!li) {
+      li = el('li', null, null);
+      li.id = 'incident-' + inc.id;
+      var before = null;
+      for (var i = 0; i < ul.children.length; i++) {
+        if (Number(ul.children[i].dataset.id) < inc.id) { before = ul.children[i]; break; }
+      }
+      ul.insertBefore(li, before);
+    }
+    li.dataset.id = inc.id;
+    li.className = 'incident ' + inc.status;
+    li.textContent = '';
+    var head = el('div', 'head', li);
+    el('span', 'itype', head, String(inc.incident || 'incident').replace('_', ' '));
+    el('span', 'where', head, (inc.district ? inc.district + ' · ' : '') +
+       (typeof inc.lon === 'number' ? inc.lon.toFixed(4) + ', ' + inc.lat.toFixed(4) : ''));
+    el('span', 'when', head, fmtTime(inc.wall_time));
+    el('div', 'msg', li, inc.message || inc.incident);
+    (inc.dispatches || []).forEach(function (d) {
+      el('div', 'doneline', li, 'dispatched ' + (d.units || 1) + ' ' + d.unit_type + ' by ' + (d.by || '?') +
+         ' at ' + fmtTime(d.at));
+    });
+    (inc.evacuations || []).forEach(function (d) {
+      el('div', 'doneline', li, 'evacuation of ' + (d.districts || []).join(', ') + ' ordered by ' +
+         (d.by || '?') + ' at ' + fmtTime(d.at));
+    });
+    var ctl = el('div', 'ctl', li);
+    var sel = el('select', 'unit', ctl);
+    UNIT_TYPES.forEach(function (u) { var o = el('option', null, sel, u); o.value = u; });
+    sel.value = UNIT_FOR[inc.incident] || 'rescue';
+    var btn = el('button', 'act dispatch', ctl, 'Dispatch');
+    btn.type = 'button';
+    btn.addEventListener('click', function () {
+      sendAction({action: 'dispatch', incident_id: inc.id, unit_type: sel.value, units: 1, by: operator()},
+                 li, btn, 'Incident ' + inc.id + ': ' + sel.value + ' dispatched.');
+    });
+    if (inc.district) {
+      var ev = el('button', 'act evacuate', ctl, 'Evacuate ' + inc.district);
+      ev.type = 'button';
+      ev.addEventListener('click', function () {
+        sendAction({action: 'evacuate', districts: [inc.district], incident_id: inc.id, by: operator()},
+                   li, ev, 'Evacuation of ' + inc.district + ' ordered.');
+      });
+    }
+  }
+
+  // POST /api/actions; on success the incident comes back as it now stands.
+  function sendAction(body, li, btn, okText) {
+    btn.disabled = true;
+    return act('api/actions', body).then(function (res) {
+      btn.disabled = false;
+      if (res.status === 201) {
+        if (res.body.incident) { state.incidents[res.body.incident.id] = res.body.incident; renderIncident(res.body.incident); }
+        updateIncidentCount();
+        showMessage(okText, true);
+        return res;
+      }
+      var text = refusal(res);
+      if (li) {
+        var old = li.querySelector('.refused');
+        if (old) old.remove();
+        el('div', 'refused', li, text);
+      }
+      showMessage(text);
+      return res;
+    }).catch(function (err) { btn.disabled = false; showMessage('Action: ' + err.message); });
+  }
+
+  function updateIncidentCount() {
+    var open = Object.keys(state.incidents).filter(function (k) { return state.incidents[k].status === 'open'; });
+    $('incident-count').textContent = open.length ? String(open.length) : '';
+  }
+
+  function setIncidents(list) {
+    state.incidents = {};
+    $('incidents').textContent = '';
+    list.slice().reverse().forEach(function (inc) { state.incidents[inc.id] = inc; renderIncident(inc); });
+    updateIncidentCount();
+  }
+
+  function setupEvacuate(info) {
+    var sel = $('evacuate-district');
+    (info.districts || []).forEach(function (d) { var o = el('option', null, sel, d); o.value = d; });
+    $('evacuate-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      if (!sel.value) return;
+      sendAction({action: 'evacuate', districts: [sel.value], by: operator()}, $('incidents-panel'),
+                 $('evacuate-order'), 'Evacuation of ' + sel.value + ' ordered.');
+    });
   }
 
   // ------------------------------------------------------------------ sensors
@@ -818,6 +921,10 @@
       renderAlert(m.alert);
       updateCounts();
       redrawLive();
+    } else if (m.type === 'incident') {
+      state.incidents[m.incident.id] = m.incident;
+      renderIncident(m.incident);
+      updateIncidentCount();
     } else if (m.type === 'run') {
       setRun(m.run);
     } else if (m.type === 'sensors' || m.type === 'resync') {
@@ -829,6 +936,7 @@
     return Promise.all([
       getJSON('api/sensors').then(function (b) { setSensors(b.sensors); adopt(b.cursor); }),
       getJSON('api/alerts').then(function (b) { setAlerts(b.alerts); }),
+      getJSON('api/incidents').then(function (b) { setIncidents(b.incidents); }),
       getJSON('api/runs').then(function (b) { b.runs.forEach(function (r) { state.runs[r.id] = r; }); renderRuns(); })
     ]);
   }
@@ -887,6 +995,7 @@
       $('title').textContent = info.title;
       updateBanner();
       setupRunForm(info);
+      setupEvacuate(info);
       setupCompare();
       setupRunDetail();
       return reloadLists();
