@@ -691,13 +691,24 @@ class ForecastLoop:
         The clock (default: the wall clock, UTC).
     sleep : callable(seconds), optional
         How to wait until the next issue time (default :func:`time.sleep`).
+    skip_missed : bool
+        On the wall clock, an issue time more than one interval past (a forecast took longer
+        than ``every_s``) is skipped, so the loop catches up instead of queueing stale
+        forecasts. False for a simulated clock (every issue time is run).
+    city : twin.city.City, optional
+        The city (default: ``settings.city``).
+    issue : callable(settings, issue time, city=) -> ForecastIssue
+        One cycle (default :func:`issue_forecast`).
     """
 
     def __init__(self, settings: ForecastSettings, *, now: Callable[[], datetime] | None = None,
-                 sleep: Callable[[float], None] | None = None, city: Any = None) -> None:
+                 sleep: Callable[[float], None] | None = None, skip_missed: bool = True,
+                 city: Any = None, issue: Callable[..., ForecastIssue] | None = None) -> None:
         self.settings = settings
+        self.issue = issue or issue_forecast
         self.now = now or (lambda: datetime.now(UTC))
         self.sleep = sleep or time.sleep
+        self.skip_missed = skip_missed
         self.city = city
 
     def issue_times(self, first: datetime, until: datetime | None = None) -> Iterator[datetime]:
@@ -708,14 +719,30 @@ class ForecastLoop:
             t += timedelta(seconds=self.settings.every_s)
 
     def run(self, first: datetime | None = None, until: datetime | None = None, *, once: bool = False,
-            on_issue: Callable[[ForecastIssue], None] | None = None) -> list[ForecastIssue]:
-        """Issue forecasts from ``first`` (default now), waiting for each issue time on the clock."""
+            on_issue: Callable[[ForecastIssue], None] | None = None,
+            on_error: Callable[[datetime, Exception], None] | None = None) -> list[ForecastIssue]:
+        """Issue forecasts from ``first`` (default now), waiting for each issue time on the clock.
+
+        A cycle that fails with a :class:`twin.errors.TwinError` (its run is recorded as
+        failed) goes to ``on_error`` and the loop goes on; without ``on_error``, or with
+        ``once``, it is raised.
+        """
+        from twin.errors import TwinError
+
         out = []
         for t in self.issue_times(first or self.now(), until):
-            wait = (t - self.now()).total_seconds()
-            if wait > 0:
-                self.sleep(wait)
-            issued = issue_forecast(self.settings, t, city=self.city)
+            late = (self.now() - t).total_seconds()
+            if late < 0:
+                self.sleep(-late)
+            elif self.skip_missed and late > self.settings.every_s and not once:
+                continue
+            try:
+                issued = self.issue(self.settings, t, city=self.city)
+            except TwinError as exc:
+                if on_error is None or once:
+                    raise
+                on_error(t, exc)
+                continue
             out.append(issued)
             if on_issue is not None:
                 on_issue(issued)
@@ -726,5 +753,5 @@ class ForecastLoop:
 
 __all__ = ["ALERT_KIND", "FORECAST_EVENT", "ForecastIssue", "ForecastLoop", "ForecastSettings", "Gauge",
            "LiveForecastRequest", "forecast_alerts", "forecast_rain", "forecast_runs", "gauge_predictions",
-           "issue_forecast", "issued_gauges", "live_inputs", "live_kind", "nudge_depth", "parse_duration", "parse_instant",
-           "predicted_crossing", "previous_forecast", "run_live", "warm_depth", "write_live"]
+           "issue_forecast", "issued_gauges", "live_inputs", "live_kind", "nudge_depth", "parse_duration",
+           "parse_instant", "predicted_crossing", "previous_forecast", "run_live", "warm_depth", "write_live"]

@@ -272,3 +272,47 @@ def test_forecast_loop_end_to_end(mosquitto, tmp_path, city):
     analysis = table[(table["station"] == "all") & (table["lead"] == "0 (analysis)")].iloc[0]
     assert analysis["n"] == 2 * 3
     assert math.isfinite(analysis["rmse"])
+
+
+def test_a_failing_cycle_is_recorded_failed_and_the_loop_goes_on(tmp_path):
+    from scenarios.forecast import ForecastLoop, ForecastSettings, issue_forecast
+    from twin.errors import TwinError
+    from twin.store import Store
+
+    settings = ForecastSettings(store=tmp_path / "store", districts=("Atlantis",), horizon_s=3600.0)
+    Store.open(settings.store).close()
+    t0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+    with pytest.raises(TwinError, match="Atlantis"):
+        issue_forecast(settings, t0)
+    with Store.open(settings.store) as st:
+        assert [(r.kind, r.status) for r in st.runs()] == [(KIND_NAME, "failed")]
+    failed = []
+    loop = ForecastLoop(settings, sleep=lambda _s: None, skip_missed=False)
+    assert loop.run(t0, t0 + timedelta(minutes=20), on_error=lambda t, e: failed.append(t)) == []
+    assert failed == [t0, t0 + timedelta(minutes=10), t0 + timedelta(minutes=20)]
+
+
+def test_the_wall_clock_loop_waits_for_each_issue_time_and_skips_missed_ones():
+    from scenarios.forecast import ForecastLoop, ForecastSettings
+
+    clock = {"now": datetime(2024, 6, 1, 8, 0, tzinfo=UTC)}
+    slept, issued = [], []
+
+    def sleep(s):
+        slept.append(s)
+        clock["now"] += timedelta(seconds=s)
+
+    def cycle(settings, t, city=None):  # a cycle that takes 25 min of the clock
+        issued.append(t)
+        clock["now"] += timedelta(minutes=25)
+        return t
+
+    loop = ForecastLoop(ForecastSettings(store="unused", every_s=600.0), now=lambda: clock["now"],
+                        sleep=sleep, issue=cycle)
+    start = clock["now"] + timedelta(minutes=5)
+    loop.run(start, start + timedelta(minutes=60))
+    # waits 5 min for the first, which ends at +25 min: +10 (15 min late) is skipped, +20 (5 min late)
+    # runs at once and ends at +50: +30 (20 late) skipped, +40 (10 late: not more than one interval)
+    # runs, ends at +75: +50 and +60 are skipped
+    assert slept == [300.0]
+    assert [(t - start).total_seconds() / 60 for t in issued] == [0.0, 20.0, 40.0]

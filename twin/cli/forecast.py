@@ -25,6 +25,11 @@ def _issue_line(issued) -> str:
                       ensure_ascii=False)
 
 
+def _failed(issue, exc) -> None:
+    click.echo(json.dumps({"event": "forecast_failed", "issue_time": issue.isoformat(),
+                           "error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False))
+
+
 @click.group("forecast", invoke_without_command=True)
 @click.option("--store", "store_dir", type=InputPath("store_dir"), default=None,
               help="The twin's store directory (the one `twin bridge run --store` writes).")
@@ -80,9 +85,11 @@ def forecast(ctx, store_dir, every, horizon, districts, resolution, city_name, r
         if first is not None and last is None and not once:
             raise click.UsageError("--at without --until needs --once (a simulated clock does not wait)")
         # a simulated clock (--at) does not wait: every issue time is due at once
-        loop = ForecastLoop(settings, sleep=None if first is None else (lambda _s: None))
+        simulated = first is not None
+        loop = ForecastLoop(settings, sleep=(lambda _s: None) if simulated else None, skip_missed=not simulated)
         try:
-            loop.run(first, last, once=once, on_issue=lambda i: click.echo(_issue_line(i)))
+            loop.run(first, last, once=once, on_issue=lambda i: click.echo(_issue_line(i)),
+                     on_error=_failed)
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
 
