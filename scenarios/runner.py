@@ -78,6 +78,10 @@ STATIC_OUT = ("elevation", "land", "sea", "district")
 VERSIONED = ("numpy", "numba", "xarray", "simpy", "shenzhen-twin")
 
 Progress = Callable[[dict[str, Any]], None]
+#: Writes a finished run's further outputs (tables, report, map): ``outputs(run, out_dir) -> {role: path}``.
+Outputs = Callable[["CoupledRun", Path], dict[str, Path]]
+#: Keys of ``manifest.json`` the runner writes; any other key came from ``manifest_extra``.
+MANIFEST_KEYS = ("config", "config_sha256", "seed", "versions", "inputs", "schedule", "checkpoint_every_s")
 
 
 # ----------------------------------------------------------------------------- config
@@ -257,6 +261,8 @@ class CoupledRun:
     summary: dict[str, Any] = field(default_factory=dict)
     checkpoint_every_s: float | None = None
     resumed_from_s: float | None = None
+    frame_times: list[float] = field(default_factory=list)
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -337,7 +343,10 @@ def build_run(config: Mapping[str, Any] | RunConfig, *,
 def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
                 progress: Progress | None = None,
                 couplings: Mapping[str, Coupling] | None = None,
-                checkpoint_every_s: float | None = None) -> CoupledRun:
+                checkpoint_every_s: float | None = None,
+                manifest_extra: Mapping[str, Any] | None = None,
+                extra_inputs: Mapping[str, str | Path] | None = None,
+                outputs: Outputs | None = None) -> CoupledRun:
     """Build the enabled couplings, drive them on one clock to the end and write the run directory.
 
     Parameters
@@ -356,6 +365,17 @@ def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
         store (``store/`` in ``out_dir``, :meth:`twin.store.Store.snapshot`),
         with each coupling's own state beside it (``checkpoints/<id>.npz``,
         ``.json``), so that :func:`resume_coupled` can finish a run that crashed.
+    manifest_extra : mapping, optional
+        More top-level entries of ``manifest.json`` (a scenario's name, hash and
+        file); kept by :func:`resume_coupled`. Keys of :data:`MANIFEST_KEYS` are refused.
+    extra_inputs : mapping role -> path, optional
+        More input files whose sha256 go to the manifest (a scenario file and
+        the files it names).
+    outputs : callable(run, out_dir) -> {role: path}, optional
+        Called once the fields, events and summary are made (``run.summary``,
+        ``run.frame_times`` set), before ``summary.json`` is written: writes
+        further files (tables, report, map) and may add to ``run.summary``;
+        the paths it returns are listed in the summary's ``files``.
 
     Returns
     -------
@@ -364,11 +384,17 @@ def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
     Raises
     ------
     ValidationError
-        A bad config, an unknown coupling, a read nobody writes, a dependency cycle.
+        A bad config, an unknown coupling, a read nobody writes, a dependency cycle,
+        a ``manifest_extra`` key the runner writes itself.
     """
     t_wall = time.perf_counter()
     say = progress or (lambda _p: None)
     run = build_run(config, couplings=couplings, checkpoint_every_s=checkpoint_every_s)
+    taken = sorted(set(manifest_extra or {}) & set(MANIFEST_KEYS))
+    if taken:
+        raise ValidationError(f"manifest_extra keys {taken} are written by the runner; use other names")
+    run.manifest_extra = dict(manifest_extra or {})
+    run.inputs.update({str(k): Path(v) for k, v in (extra_inputs or {}).items()})
     cfg = run.config
     out = Path(out_dir)
     say({"phase": "setting up", "sim_s": 0.0, "duration_s": cfg.duration_s, "fraction": 0.0})
@@ -378,18 +404,21 @@ def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
     _write_manifest(out, run)
     frames = _Frames()
     frames.record(run.state)
-    return _drive(run, out, frames, say, t_wall)
+    return _drive(run, out, frames, say, t_wall, outputs)
 
 
 def resume_coupled(out_dir: str | Path, *, progress: Progress | None = None,
-                   couplings: Mapping[str, Coupling] | None = None) -> CoupledRun:
+                   couplings: Mapping[str, Coupling] | None = None,
+                   outputs: Outputs | None = None) -> CoupledRun:
     """Finish a run that stopped (a crash) from its last checkpoint, into the same directory.
 
     Rebuilds the run from ``manifest.json``, sets every coupling up, restores
     the twin state from the store's last snapshot that has its couplings'
     checkpoint (:meth:`twin.store.Store.restore`: fields, clock, events), puts
     each coupling's own state back (``restore``) and drives the clock on from
-    there. The files are those the uninterrupted run writes.
+    there. The files are those the uninterrupted run writes (``manifest_extra``
+    and the extra inputs are taken back from the manifest; give ``outputs`` as
+    to :func:`run_coupled`).
 
     Raises
     ------
@@ -414,8 +443,11 @@ def resume_coupled(out_dir: str | Path, *, progress: Progress | None = None,
             raise SnapshotError(f"{out}: no checkpoint to resume from; run it again with run_coupled")
         snap = usable[-1]
         state = store.restore(snap.id)
+    run.manifest_extra = {k: v for k, v in man.items() if k not in MANIFEST_KEYS}
     for c in run.order:
         c.setup(run.contexts[c.name])
+    for role, entry in man.get("inputs", {}).items():
+        run.inputs.setdefault(role, Path(entry["path"]))
     for ctx in run.contexts.values():
         ctx.state = state
     run.state = state
@@ -433,7 +465,7 @@ def resume_coupled(out_dir: str | Path, *, progress: Progress | None = None,
     run.resumed_from_s = float(snap.sim_time_s)
     say({"phase": "resuming", "sim_s": run.resumed_from_s, "duration_s": run.config.duration_s,
          "fraction": run.resumed_from_s / run.config.duration_s})
-    return _drive(run, out, frames, say, t_wall)
+    return _drive(run, out, frames, say, t_wall, outputs)
 
 
 def _next_multiple(t: float, period: float) -> float:
@@ -441,7 +473,8 @@ def _next_multiple(t: float, period: float) -> float:
     return (math.floor(t / period + 1e-9) + 1) * period
 
 
-def _drive(run: CoupledRun, out: Path, frames: _Frames, say: Progress, t_wall: float) -> CoupledRun:
+def _drive(run: CoupledRun, out: Path, frames: _Frames, say: Progress, t_wall: float,
+           outputs: Outputs | None = None) -> CoupledRun:
     """Register the couplings, the frame recorder and the checkpoints on the clock; run to the end."""
     cfg, state = run.config, run.state
     clock = state.clock
@@ -477,7 +510,14 @@ def _drive(run: CoupledRun, out: Path, frames: _Frames, say: Progress, t_wall: f
         if c.finish is not None:
             c.finish(run.contexts[c.name])
     run.paths = _write(out, run, frames)
+    run.frame_times = list(frames.times)
     run.summary = _summary(run, frames, wall_s=time.perf_counter() - t_wall)
+    if outputs is not None:
+        say({"phase": "writing outputs", "sim_s": cfg.duration_s, "duration_s": cfg.duration_s,
+             "fraction": 1.0})
+        run.paths.update(outputs(run, out))
+        run.summary["files"] = {role: Path(p).name for role, p in run.paths.items()} | {
+            "summary": SUMMARY_NAME}
     from twin.pipeline import write_json
 
     run.paths["summary"] = write_json(run.summary, out / SUMMARY_NAME)
@@ -627,7 +667,7 @@ def _write_manifest(out: Path, run: CoupledRun) -> Path:
         "schedule": [{"name": c.name, "phase": c.phase, "period_s": run.periods[c.name],
                       "reads": list(c.reads), "writes": list(c.writes)} for c in run.order],
         "checkpoint_every_s": run.checkpoint_every_s,
-    }
+    } | dict(run.manifest_extra)
     return write_json(manifest, out / MANIFEST_NAME)
 
 
@@ -663,5 +703,5 @@ def _summary(run: CoupledRun, frames: _Frames, *, wall_s: float) -> dict[str, An
     }
 
 
-__all__ = ["CoupledRun", "RunConfig", "build_run", "config_sha256", "resume_coupled", "run_coupled",
+__all__ = ["MANIFEST_KEYS", "CoupledRun", "Outputs", "RunConfig", "build_run", "config_sha256", "resume_coupled", "run_coupled",
            "schedule"]

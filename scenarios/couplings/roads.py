@@ -18,6 +18,14 @@ changes, ``data = {"n": count, "edges": [edge ids]}``. Shared
 
 Parameters: ``closed_m`` (0.3), ``dv_limit`` (0.6 m²/s; null: depth only),
 ``spacing_m`` (half a cell), ``roads`` (a road file instead of the city's).
+
+Outputs of a run: the map layer ``road_status`` of the edges slowed or closed
+by the flood on the run's frame times (:func:`roads_layers`), the tables
+``road_closures`` (one row per edge ever slowed or closed: first times, steps
+closed, geometry) and ``road_counts`` (edges closed and slowed at each step)
+(:func:`roads_tables`), and a report section (:func:`roads_report`). The
+coupling has no model section of its own in a scenario (``kinds`` is empty):
+the translation adds it as the provider of ``road_graph``.
 """
 
 from __future__ import annotations
@@ -85,7 +93,8 @@ def setup_roads(ctx: CouplingContext) -> None:
     ids = list(graph.edge_ids)
     ctx.own.update(row=row, col=col, dry=dry, starts=np.searchsorted(edge, np.arange(len(ids))),
                    free=np.array([graph.edge(e)["speed_mps"] for e in ids]), ids=ids,
-                   closed_series=[], last=(np.zeros(len(ids), np.int8), np.ones(len(ids))))
+                   closed_series=[], last=(np.zeros(len(ids), np.int8), np.ones(len(ids))),
+                   history=[])
     ctx.shared["road_graph"] = graph
     ctx.shared["road_state"] = {"t_s": 0.0, "closed": np.zeros(len(ids), bool),
                                 "factor": np.ones(len(ids))}
@@ -128,6 +137,8 @@ def step_roads(ctx: CouplingContext, t: float, dt: float) -> None:
     closed = state == 2
     ctx.shared["road_state"] = {"t_s": float(t), "closed": closed, "factor": hz.time_factor[0]}
     o["closed_series"].append([float(t), int(closed.sum()), int((state == 1).sum())])
+    if not np.array_equal(state, o["last"][0]):
+        o["history"].append((float(t), np.asarray(state, np.int8).copy()))
     o["last"] = (state, f)
 
 
@@ -141,8 +152,12 @@ def finish_roads(ctx: CouplingContext) -> None:
 def save_roads(ctx: CouplingContext) -> dict:
     """The edges' last flood state and speed factor, and the series of counts."""
     state, f = ctx.own["last"]
+    hist = ctx.own["history"]
+    n = len(ctx.own["ids"])
     return {"state": state.copy(), "factor": f.copy(), "closed_series": ctx.own["closed_series"],
-            "t_s": ctx.shared["road_state"]["t_s"]}
+            "t_s": ctx.shared["road_state"]["t_s"],
+            "history_t": np.array([t for t, _ in hist], float),
+            "history_state": np.stack([s for _, s in hist]) if hist else np.zeros((0, n), np.int8)}
 
 
 def restore_roads(ctx: CouplingContext, saved: dict) -> None:
@@ -160,6 +175,90 @@ def restore_roads(ctx: CouplingContext, saved: dict) -> None:
                                 "factor": hz.time_factor[0]}
     o["closed_series"] = [list(r) for r in saved["closed_series"]]
     o["last"] = (state, f)
+    o["history"] = [(float(t), np.asarray(s, np.int8)) for t, s in
+                    zip(saved.get("history_t", []), saved.get("history_state", []), strict=True)]
+
+
+# ----------------------------------------------------------------------------- outputs
+def states_at(history: list, times_s, n: int) -> np.ndarray:
+    """Each edge's flood state (0 open, 1 slowed, 2 closed) at each time: the last change at or before it."""
+    t_hist = np.array([t for t, _ in history], float)
+    out = np.zeros((len(times_s), n), np.int8)
+    for i, t in enumerate(times_s):
+        k = int(np.searchsorted(t_hist, float(t) + 1e-9, side="right")) - 1
+        if k >= 0:
+            out[i] = history[k][1]
+    return out
+
+
+def _touched(ctx: CouplingContext) -> np.ndarray:
+    """Indices of the edges slowed or closed at some step."""
+    hist = ctx.own["history"]
+    if not hist:
+        return np.zeros(0, int)
+    return np.flatnonzero(np.stack([s for _, s in hist]).max(axis=0) > 0)
+
+
+def roads_layers(ctx: CouplingContext, times_s) -> list:
+    """The ``road_status`` layer (slowed and closed by the flood) of the edges ever affected, framed."""
+    from viz.layers import build
+
+    idx = _touched(ctx)
+    if not len(idx):
+        return []
+    graph, ids = ctx.shared["road_graph"], ctx.own["ids"]
+    state = states_at(ctx.own["history"], times_s, len(ids))[:, idx]
+    lines = [graph.edge(ids[i])["geometry"] for i in idx]
+    names = [str(graph.edge(ids[i]).get("name") or f"road {ids[i]}") for i in idx]
+    return [build("road_status", lines, state, times_s=list(times_s), names=names,
+                  layer_id="roads_flood", label="Roads slowed or closed by the flood")]
+
+
+def roads_tables(ctx: CouplingContext) -> dict:
+    """``road_closures`` (GeoDataFrame, one row per edge ever affected) and ``road_counts`` (per step)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    graph, ids, hist = ctx.shared["road_graph"], ctx.own["ids"], ctx.own["history"]
+    idx = _touched(ctx)
+    rows = []
+    for i in idx:
+        d = graph.edge(ids[i])
+        seq = [(t, int(s[i])) for t, s in hist]
+        first = {k: next((t for t, v in seq if v >= k), None) for k in (1, 2)}
+        steps = [st[i] for st in _step_states(ctx)]
+        rows.append({"id": str(ids[i]), "name": d.get("name"), "road_class": d.get("road_class"),
+                     "length_m": float(d["length_m"]), "first_slowed_s": first[1], "first_closed_s": first[2],
+                     "max_state": int(max(v for _, v in seq)), "steps_closed": int(sum(v == 2 for v in steps)),
+                     "geometry": d["geometry"]})
+    cols = ["id", "name", "road_class", "length_m", "first_slowed_s", "first_closed_s", "max_state",
+            "steps_closed", "geometry"]
+    closures = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry="geometry", crs="EPSG:4326")
+    counts = pd.DataFrame(ctx.own["closed_series"], columns=["t_s", "closed", "slowed"])
+    return {"road_closures": closures, "road_counts": counts}
+
+
+def _step_states(ctx: CouplingContext) -> list[np.ndarray]:
+    """The state at every step of the series (from the change history)."""
+    times = [t for t, _, _ in ctx.own["closed_series"]]
+    return list(states_at(ctx.own["history"], times, len(ctx.own["ids"])))
+
+
+def roads_report(ctx: CouplingContext) -> list[str]:
+    """One section: edges of the graph, closed at most and at the end, slowed, the series."""
+    import html
+
+    s, series = ctx.summary, ctx.own["closed_series"]
+    peak = max(series, key=lambda r: r[1], default=None)
+    rows = [("road edges on the run's grid", f"{s.get('edges', 0):,}"),
+            ("closed at most (step)", f"{s.get('closed_max', 0):,}" + (f" at {peak[0] / 60:g} min" if peak
+                                                                       and peak[1] else "")),
+            ("closed at the end", f"{s.get('closed_end', 0):,}"),
+            ("slowed at the end", f"{series[-1][2]:,}" if series else "0"),
+            ("edges ever slowed or closed", f"{len(_touched(ctx)):,}"),
+            ("closed from depth", f"{ctx.params.get('closed_m', 0.3)} m (Pregnolato et al. 2017)")]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return [f"<section><h2>Roads</h2><table><tbody>{body}</tbody></table></section>"]
 
 
 register_coupling(Coupling(
@@ -167,4 +266,5 @@ register_coupling(Coupling(
     reads=("water_depth", "water_speed"),
     writes=("road_graph", "road_state", "event:road_closed", "event:road_reopened"),
     setup=setup_roads, step=step_roads, finish=finish_roads, save=save_roads, restore=restore_roads,
+    layers=roads_layers, tables=roads_tables, report=roads_report,
     doc="flood depth and speed -> road edges closed and slowed (Pregnolato 2017; D*V > 0.6 m2/s)"))

@@ -10,6 +10,11 @@ ids, and ``road_state_t_s``, the time of the road state it was computed on.
 An event ``route_computed`` (``route_cut_off`` when no open route) carries
 the same record without the edge list. ``ctx.summary["routes"]`` lists
 every record (with the edges).
+
+Outputs of a run: the table ``routes`` (one row per computation, edge list as
+a count) and a report section with the route's time at each step. The
+coupling has no model section in a scenario file (``kinds`` is empty): a
+config names it.
 """
 
 from __future__ import annotations
@@ -76,8 +81,35 @@ def restore_routes(ctx: CouplingContext, saved: dict) -> None:
     """Nothing to put back: the router is built on the restored graph at the next step."""
 
 
+def routes_tables(ctx: CouplingContext) -> dict:
+    """``routes``: time, cost (s, NaN when cut off), edges, road state's time, reachable."""
+    import pandas as pd
+
+    rows = [{"t_s": r["t_s"], "cost_s": float("nan") if r["cost_s"] is None else float(r["cost_s"]),
+             "n_edges": r["n_edges"], "road_state_t_s": r["road_state_t_s"],
+             "reachable": r["cost_s"] is not None} for r in ctx.summary.get("routes", [])]
+    return {"routes": pd.DataFrame(rows, columns=["t_s", "cost_s", "n_edges", "road_state_t_s",
+                                                  "reachable"])}
+
+
+def routes_report(ctx: CouplingContext) -> list[str]:
+    """One section: origin, destination and the route's time at each step."""
+    import html
+
+    (o, d) = ctx.own["points"]
+    rows = []
+    for r in ctx.summary.get("routes", []):
+        cost = "cut off" if r["cost_s"] is None else f"{r['cost_s'] / 60:.1f} min"
+        rows.append(f"<tr><td>{r['t_s'] / 60:g} min</td><td>{cost}</td><td>{r['n_edges']}</td></tr>")
+    rows = "".join(rows)
+    return [f"<section><h2>Route</h2><p>From {html.escape(str(list(o)))} to {html.escape(str(list(d)))} "
+            "(lon, lat), on the road state of each step.</p><table><thead><tr><th>time</th>"
+            f"<th>travel time</th><th>edges</th></tr></thead><tbody>{rows}</tbody></table></section>"]
+
+
 register_coupling(Coupling(
     name="routes", phase="response", period_s=300.0,
     reads=("road_graph", "road_state"), writes=("event:route_computed", "event:route_cut_off"),
     setup=setup_routes, step=step_routes, save=save_routes, restore=restore_routes,
+    tables=routes_tables, report=routes_report,
     doc="fastest route between two points on the current road state (agents.routing.Router)"))

@@ -1,9 +1,9 @@
-"""``twin scenario``: scenario files (TOML or YAML) — their JSON Schema, the built-ins, show and check.
+"""``twin scenario``: scenario files (TOML or YAML) — their JSON Schema, the built-ins, show, check and run.
 
 ``schema`` writes the JSON Schema of a scenario file (with every registered
 model's parameters) for editors; ``list`` the built-in scenarios; ``show`` a
-scenario validated (TOML or ``--json``); ``check`` a file, every problem listed.
-The coupled runner adds ``run`` to this group.
+scenario validated (TOML or ``--json``); ``check`` a file, every problem listed;
+``run`` runs a scenario coupled on one clock (:mod:`scenarios.run_scenario`).
 """
 
 from __future__ import annotations
@@ -109,6 +109,99 @@ def check_cmd(scenario_ref: str, no_precheck: bool) -> None:
                f"{len(sc.injects)} inject(s), hash {loaded.hash}")
 
 
-# ``twin scenario run`` is added here by the coupled runner (scenarios/runner.py).
+def _seconds(value: str | None, option: str) -> float | None:
+    from scenarios.schema import DURATION_HELP, parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give {DURATION_HELP}", param_hint=option) from None
+
+
+RUN_EXAMPLES = """
+\b
+Examples:
+  twin scenario run futian_typhoon_night
+  twin scenario run shenzhen_2023_09_07_city --duration 1h --resolution 250 --out runs/city
+  twin scenario run my_scenario.toml --checkpoint-every 30min --out runs/mine
+  twin scenario run --resume runs/mine          # finish a run that stopped
+"""
+
+
+@scenario.command("run", epilog=RUN_EXAMPLES)
+@click.argument("scenario_ref", metavar="NAME|FILE", required=False)
+@click.option("--out", "-o", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (default: runs/<scenario>_<UTC time>).")
+@click.option("--duration", default=None, metavar="DURATION",
+              help="Run only the start of the scenario, e.g. 1h, 30min (its storm keeps its length).")
+@click.option("--resolution", type=click.FloatRange(min=1.0, max=5000.0), default=None, metavar="M",
+              help="Grid cell size in metres instead of the model sections' finest.")
+@click.option("--checkpoint-every", "checkpoint_every", default=None, metavar="DURATION",
+              help="Checkpoint every so much simulated time, e.g. 30min (for --resume).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="Finish the run in this directory from its last checkpoint.")
+@click.option("--no-map", is_flag=True, help="Do not write map.html.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html.")
+def run_cmd(scenario_ref: str | None, out: Path | None, duration: str | None, resolution: float | None,
+            checkpoint_every: str | None, resume_dir: Path | None, no_map: bool, no_report: bool) -> None:
+    """Run a scenario coupled on one clock: fields.nc, tables (GeoParquet), report.html, map.html.
+
+    The file is checked first: a bad file gets every problem listed and exit
+    code 2, and nothing runs; so does a model that no coupling runs. Prints the
+    couplings and why each runs, a progress bar, then the run directory and
+    the headline KPIs.
+    """
+    from scenarios.files import ScenarioError, load_scenario
+    from scenarios.outputs import kpi_lines
+    from scenarios.run_scenario import default_out_dir, resume_scenario, run_scenario
+    from scenarios.translate import translate
+    from twin.cli.kinds import ProgressBar
+    from twin.errors import TwinError, ValidationError
+
+    if resume_dir is not None:
+        if scenario_ref is not None or duration or resolution or checkpoint_every:
+            raise click.UsageError("--resume takes the run directory only: the scenario and options "
+                                   "are those of the run")
+        try:
+            with ProgressBar("resume") as bar:
+                run, tr = resume_scenario(resume_dir, progress=bar.update)
+        except TwinError as exc:
+            raise click.ClickException(str(exc)) from exc
+        _report(run, resume_dir, kpi_lines)
+        return
+    if scenario_ref is None:
+        raise click.UsageError("give a scenario NAME or FILE (twin scenario list), or --resume DIR")
+    seconds = _seconds(duration, "--duration")
+    every = _seconds(checkpoint_every, "--checkpoint-every")
+    try:
+        loaded = load_scenario(scenario_ref)
+        tr = translate(loaded, duration_s=seconds, resolution_m=resolution)
+    except (ScenarioError, ValidationError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    out = out or default_out_dir(loaded.scenario.name)
+    click.echo(f"{loaded.scenario.name}: {len(tr.config.couplings)} coupling(s), "
+               f"{tr.config.duration_s / 3600:g} h at {tr.config.resolution_m:g} m", err=True)
+    for name, why in tr.reasons.items():
+        click.echo(f"  {name}: {why}", err=True)
+    try:
+        with ProgressBar(loaded.scenario.name) as bar:
+            run, _ = run_scenario(loaded, out, duration_s=seconds, resolution_m=resolution,
+                                  checkpoint_every_s=every, map=False if no_map else None,
+                                  report=False if no_report else None, progress=bar.update)
+    except TwinError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _report(run, out, kpi_lines)
+
+
+def _report(run, out: Path, kpi_lines) -> None:
+    click.echo(str(out))
+    for line in kpi_lines(run.summary.get("kpis", {})):
+        click.echo(f"  {line}")
+    for p in run.summary.get("output_problems", []):
+        click.echo(f"  output problem: {p}", err=True)
+
 
 COMMAND = scenario
