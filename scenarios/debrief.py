@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.drill import DRILL_ENDED, DRILL_INJECT, DRILL_STARTED
+from scenarios.schema import format_duration
 from twin.errors import ValidationError
 
 ACK_KIND = "alert_ack"
@@ -115,7 +116,7 @@ def build(start: Any, rows: list[Any]) -> Debrief:
     drill = {k: plan.get(k) for k in ("drill", "name", "title", "scenario", "scenario_hash", "speed",
                                       "start_at_s", "started", "file")}
     drill["ended"] = ended.data.get("status") if ended is not None else "running"
-    timeline = _timeline(t0, speed, logs, alerts, acks, actions)
+    timeline = _timeline(t0, speed, float(plan.get("start_at_s") or 0.0), logs, alerts, acks, actions)
     return Debrief(drill, injects, targets, timeline, _kpis(injects, targets, alerts, acks, actions))
 
 
@@ -200,7 +201,10 @@ def _kpis(injects: list, targets: list, alerts: list, acks: list, actions: list)
             "targets_missed": sum(t["verdict"] == "missed" for t in targets)}
 
 
-def _timeline(t0: datetime, speed: float, logs: list, alerts: list, acks: list, actions: list) -> list[dict]:
+def _timeline(t0: datetime, speed: float, start_at: float, logs: list, alerts: list, acks: list,
+              actions: list) -> list[dict]:
+    """Injects, alerts and actions in time order: wall seconds since the drill started, and the scenario's
+    time (``scenario_s``: the offset from the scenario's start, on the drill's clock)."""
     rows = []
     for e in logs:
         if e.data.get("status") == "played":
@@ -214,8 +218,8 @@ def _timeline(t0: datetime, speed: float, logs: list, alerts: list, acks: list, 
     out = []
     for kind, when, what, by, eid in sorted(rows, key=lambda r: (_when(r[1]), r[4])):
         wall_s, drill_s = _since(t0, when, speed)
-        out.append({"type": kind, "at": when, "wall_s": wall_s, "drill_s": drill_s, "what": what, "by": by,
-                    "event_id": eid})
+        out.append({"type": kind, "at": when, "wall_s": wall_s, "scenario_s": round(start_at + drill_s, 3),
+                    "what": what, "by": by, "event_id": eid})
     return out
 
 
@@ -238,7 +242,7 @@ def write_debrief(debrief: Debrief, out_dir: str | os.PathLike) -> dict[str, Pat
     paths = {"json": out / "debrief.json", "csv": out / "timeline.csv", "html": out / "debrief.html"}
     paths["json"].write_text(json.dumps(debrief.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
     with paths["csv"].open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["at", "wall_s", "drill_s", "type", "what", "by", "event_id"])
+        w = csv.DictWriter(f, fieldnames=["at", "wall_s", "scenario_s", "type", "what", "by", "event_id"])
         w.writeheader()
         w.writerows(debrief.timeline)
     paths["html"].write_text(render_html(debrief), encoding="utf-8")
@@ -274,7 +278,8 @@ def render_html(d: Debrief) -> str:
         f"<td>{e(t.get('by') or '')}</td><td class=\"{t['verdict'].replace(' ', '')}\">{e(t['verdict'])}"
         f"{(' (' + e(t['why']) + ')') if t.get('why') else ''}</td></tr>" for t in d.targets)
     irows = "".join(_inject_html(i) for i in d.injects)
-    lrows = "".join(f"<tr><td>{e(r['at'])}</td><td>{_fmt_s(r['wall_s'])}</td><td>{_fmt_s(r['drill_s'])}</td>"
+    lrows = "".join(f"<tr><td>{e(_clock(r['at']))}</td><td>{_fmt_s(r['wall_s'])}</td>"
+                    f"<td>{e(format_duration(round(r['scenario_s'])))}</td>"
                     f"<td>{e(r['type'])}</td><td>{e(r['what'])}</td><td>{e(r['by'])}</td></tr>" for r in d.timeline)
     dr = d.drill
     return f"""<!DOCTYPE html>
@@ -289,14 +294,22 @@ time × the speed.</p>
 <h2>Targets</h2>
 <table><tr><th>target</th><th>inject</th><th>action</th><th>within</th><th>measured</th><th>by</th>
 <th>verdict</th></tr>{trows}</table>
+<p>Measured on the target's clock: drill (wall × speed) or wall.</p>
 <h2>Injects and reactions</h2>
 <table><tr><th>#</th><th>inject</th><th>played</th><th>alert raised</th><th>acknowledged</th><th>dispatched</th>
 <th>evacuation</th></tr>{irows}</table>
 <h2>Timeline</h2>
 {_svg(d.timeline)}
-<table><tr><th>at (UTC)</th><th>wall</th><th>drill clock</th><th>type</th><th>what</th><th>by</th></tr>{lrows}</table>
+<table><tr><th>at (UTC)</th><th>since start</th><th>scenario time</th><th>type</th><th>what</th><th>by</th></tr>
+{lrows}</table>
 </body></html>
 """
+
+
+def _clock(text: str) -> str:
+    """``hh:mm:ss.s`` of a stored UTC instant."""
+    t = _when(text)
+    return f"{t:%H:%M:%S}.{t.microsecond // 100_000}"
 
 
 def _inject_html(i: dict) -> str:
@@ -312,7 +325,7 @@ def _inject_html(i: dict) -> str:
         return "–" if r is None else f"{_fmt_s(r['drill_s'])} by {e(str(r.get('by') or '?'))}"
 
     return (f"<tr><td>{i['position']}</td><td>{e(i['kind'])}: {e(i.get('what') or '')}</td>"
-            f"<td>{e(str(i['actual_at']))} (lag {_fmt_s(i['lag_s'])})</td><td>{alert}</td>"
+            f"<td>{e(_clock(i['actual_at']))} (lag {_fmt_s(i['lag_s'])})</td><td>{alert}</td>"
             f"<td>{cell('acknowledge')}</td><td>{cell('dispatch')}</td><td>{cell('evacuate')}</td></tr>")
 
 

@@ -236,6 +236,9 @@ def test_debrief_reaction_times_and_verdicts(tmp_path, twin_data):
     assert debrief.kpis["targets_met"] == 2 and debrief.kpis["targets_missed"] == 2
     times = [r["wall_s"] for r in debrief.timeline]
     assert times == sorted(times)
+    # an inject sits at its offset in the scenario's time (start_at + wall x speed; lag of the wait aside)
+    played = [r for r in debrief.timeline if r["type"] == "inject"]
+    assert [r["scenario_s"] for r in played] == pytest.approx([120.0, 180.0], abs=30.0)
     assert [r["type"] for r in debrief.timeline].count("action") == 2
     page = paths["html"].read_text(encoding="utf-8")
     assert_offline(page)

@@ -44,6 +44,12 @@ name = "dispatch_now"
 inject = 2
 action = "dispatch"
 within = "1 s"
+
+[[targets]]
+name = "evacuate"
+inject = 2
+action = "evacuate"
+within = "1 h"
 """
 
 
@@ -98,6 +104,9 @@ def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city,
         b.evaluate(f"document.querySelector('#incident-{inc_id} button.dispatch').click(), 1")
         b.wait_for(f"!!document.querySelector('#incident-{inc_id} .doneline')", timeout=15)
         assert TRAINEE in b.evaluate(f"document.querySelector('#incident-{inc_id} .doneline').textContent")
+        # and orders the evacuation of the incident's district
+        b.evaluate(f"document.querySelector('#incident-{inc_id} button.evacuate').click(), 1")
+        b.wait_for(f"document.querySelectorAll('#incident-{inc_id} .doneline').length === 2", timeout=15)
         assert b.console_errors == []
         assert [u for u in b.requests if not u.startswith((server.url, "data:", "blob:", "about:"))] == []
 
@@ -110,16 +119,20 @@ def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city,
     assert sensor["alert"]["event_id"] == alert_id and sensor["alert"]["latency_s"] >= 0
     ack = sensor["reactions"]["acknowledge"]
     disp = call["reactions"]["dispatch"]
-    assert ack["by"] == TRAINEE and disp["by"] == TRAINEE
+    evac = call["reactions"]["evacuate"]
+    assert ack["by"] == TRAINEE and disp["by"] == TRAINEE and evac["by"] == TRAINEE
+    assert evac["wall_s"] > disp["wall_s"]
     assert call["event_id"] == inc_id
     for r in (ack, disp):
         assert r["wall_s"] > 0 and r["drill_s"] == pytest.approx(r["wall_s"] * 60, abs=0.01)
     # verdicts follow from the measured times and the limits (drill clock)
     by_name = {t["name"]: t for t in debrief["targets"]}
-    for name, measured in (("ack_alarm", ack["drill_s"]), ("dispatch_now", disp["drill_s"])):
+    for name, measured in (("ack_alarm", ack["drill_s"]), ("dispatch_now", disp["drill_s"]),
+                           ("evacuate", evac["drill_s"])):
         t = by_name[name]
         assert t["measured_s"] == measured
         assert t["verdict"] == ("met" if measured <= t["within_s"] else "missed")
     page = (out / "debrief.html").read_text(encoding="utf-8")
     assert f"acknowledge alert {alert_id}" in page and f"to incident {inc_id}" in page
-    assert page.count(TRAINEE) >= 4  # two timeline rows, two inject reactions
+    assert "evacuate Futian" in page
+    assert page.count(TRAINEE) >= 6  # three timeline rows, three inject reactions

@@ -119,3 +119,19 @@ def test_a_closed_incident_leaves_the_list_and_takes_no_dispatch(console):
     r = console.post("/api/actions", json={"action": "dispatch", "incident_id": a}, headers=AUTH)
     assert r.status_code == 404
     assert console.get("/api/incidents?closed=yes").status_code == 422
+
+
+def test_a_forecast_started_from_the_console_is_a_trainee_action(console):
+    from urllib.parse import quote
+
+    body = {"storm": "2023-09-07", "hours": 1, "resolution": 500, "districts": ["futian"]}
+    r = console.post("/api/runs", headers={**AUTH, "X-Twin-Operator": quote("值班员 王")}, json=body)
+    assert r.status_code == 202, r.text
+    run = r.json()
+    console.app.state.console.runs.join(timeout=120)
+    (ev,) = actions(console.store_dir)
+    assert ev.data["action"] == "forecast" and ev.data["by"] == "值班员 王"
+    assert (ev.data["run_id"], ev.data["kind"]) == (run["id"], run["kind"])
+    # refused runs are not actions
+    assert console.post("/api/runs", headers=AUTH, json={**body, "hours": -1}).status_code == 422
+    assert len(actions(console.store_dir)) == 1

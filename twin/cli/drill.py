@@ -53,8 +53,9 @@ def check_cmd(drill_file: str) -> None:
               help="MQTT broker the bridge subscribes to (needed for sensor_value injects).")
 @click.option("--speed", type=float, default=None,
               help="Times faster than real time (default: the drill file's speed, else 1).")
-@click.option("--start-at", "start_at", default="0 s", show_default=True, metavar="DURATION",
-              help="Start this far into the scenario ('30 min'); earlier injects are logged as skipped.")
+@click.option("--start-at", "start_at", default="0 s", show_default=True, metavar="DURATION|INSTANT",
+              help="Start this far into the scenario ('30 min') or at an instant of it (ISO 8601 with a "
+                   "zone); earlier injects are logged as skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON at the end.")
 def run_cmd(drill_file: str, store_dir: Path, broker: str | None, speed: float | None, start_at: str,
             as_json: bool) -> None:
@@ -64,13 +65,9 @@ def run_cmd(drill_file: str, store_dir: Path, broker: str | None, speed: float |
     sensor values and raises alerts) and `twin serve --store DIR --token ...` for the trainees.
     """
     from scenarios.drill import DrillPlayer
-    from scenarios.schema import parse_duration
 
     d = _load(drill_file)
-    try:
-        offset = parse_duration(start_at)
-    except ValueError as exc:
-        raise click.BadParameter(f"{start_at!r}: {exc}", param_hint="--start-at") from None
+    offset = _offset(start_at, d.scenario.scenario.time.start)
     with user_errors():
         player = DrillPlayer(d, store_dir, broker=broker, speed=speed, start_at=offset,
                              progress=lambda line: click.echo(line, err=True))
@@ -84,6 +81,26 @@ def run_cmd(drill_file: str, store_dir: Path, broker: str | None, speed: float |
     else:
         click.echo(f"drill {summary['drill']}: {summary['played']} inject(s) played; debrief with "
                    f"`twin drill debrief --store {store_dir} --drill {summary['drill']} --out DIR`")
+
+
+def _offset(text: str, start) -> float:
+    """Seconds from the scenario's start of ``--start-at``: a duration, or an instant with a zone."""
+    from datetime import datetime
+
+    from scenarios.schema import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        reason = str(exc)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: {reason}, or an instant such as {start.isoformat()}",
+                                 param_hint="--start-at") from None
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{text!r}: give the instant's zone (e.g. +08:00)", param_hint="--start-at")
+    return (when - start).total_seconds()
 
 
 @drill.command("debrief")
