@@ -43,6 +43,25 @@ GRAPH = {"test_graph": Coupling(name="test_graph", phase="consequences", period_
                                 save=lambda ctx: {}, restore=lambda ctx, saved: None)}
 
 
+def record_danger(ctx, t, dt):
+    """Cells where the water is dangerous to people now (ARR 2019 class >= H3), each minute.
+
+    H3 (unsafe for children and the elderly), the dispatch's ``hazard_class`` in this run: at 250 m
+    no Futian cell reaches the default H4 within the hour.
+    """
+    from agents.people_hazard import hazard_class
+
+    st = ctx.state
+    depth = np.nan_to_num(st.field("water_depth").values, nan=0.0)
+    speed = np.nan_to_num(st.field("water_speed").values, nan=0.0)
+    ctx.own.setdefault("danger", []).append((t, hazard_class(depth, speed) >= 3))
+
+
+DANGER = {"danger_probe": Coupling(name="danger_probe", phase="response", period_s=60.0,
+                                   reads=("water_depth", "water_speed"), writes=(), setup=lambda ctx: None,
+                                   step=record_danger)}
+
+
 def incident(after_s, lon, lat, kind="medical"):
     return {"t_s": float(after_s), "kind": "incident", "note": "",
             "payload": {"lon": lon, "lat": lat, "incident": kind}}
@@ -57,8 +76,8 @@ def base(couplings, duration_s=3600.0, seed=3):
 def flooded(twin_data, tmp_path_factory):
     cfg = base({"rain": {"storm": "2023-09-07", "storm_hours": 0.5}, "flood": {}, "roads": {},
                 "injects": {"injects": [incident(1800.0, *FLOODED_CALL)]},
-                "dispatch": {"flood_rescues": 0}})
-    return run_coupled(cfg, tmp_path_factory.mktemp("dispatch") / "flooded")
+                "dispatch": {"flood_rescues": 2, "hazard_class": 3}, "danger_probe": {}})
+    return run_coupled(cfg, tmp_path_factory.mktemp("dispatch") / "flooded", couplings=DANGER)
 
 
 def closed_after(events, t_s):
@@ -108,13 +127,33 @@ def test_an_incident_at_30_min_is_routed_around_the_roads_flooded_by_then(floode
     assert call < sent
 
 
+def test_flood_rescues_are_called_when_and_where_the_water_becomes_dangerous(flooded):
+    from gis.crs import WGS84, transformer
+    from scenarios.couplings.roads import sample_cells
+
+    model = flooded.contexts["dispatch"].own["model"]
+    rescues = [inc for inc in model.incidents if inc.id.startswith("rescue-")]
+    assert 1 <= len(rescues) <= 2 and all(inc.kind == "flood_rescue" for inc in rescues)
+    danger = dict(flooded.contexts["danger_probe"].own["danger"])
+    dom = flooded.contexts["dispatch"].domain
+    for inc in rescues:
+        x, y = transformer(WGS84, dom.crs).transform(inc.lon, inc.lat)
+        row, col, inside = sample_cells(np.array([[x, y]]), dom.transform, dom.shape)
+        assert inside[0]
+        assert danger[inc.time_s][row[0], col[0]]  # dangerous at the call
+        assert not any(d[row[0], col[0]] for t, d in danger.items() if t < inc.time_s)  # not before
+
+
 def test_the_flooded_run_lists_its_calls_and_units(flooded):
     coupling = get_coupling("dispatch")
     tables = coupling.tables(flooded.contexts["dispatch"])
     inc, units = tables["incidents"], tables["units"]
-    assert list(inc["id"]) == ["inject-1"] and inc.geometry.notna().all()
     model = flooded.contexts["dispatch"].own["model"]
-    assert len(units) == len(model.units) and units["missions"].sum() == 1
+    assert list(inc["id"]) == [i.id for i in model.incidents] and "inject-1" in set(inc["id"])
+    assert inc.geometry.notna().all() and inc["response_s"].notna().any()
+    assert len(units) == len(model.units) and units["missions"].sum() == len(model.requests)
+    layers = coupling.layers(flooded.contexts["dispatch"], flooded.frame_times)
+    assert layers[0].label == "Units" and list(layers[0].times_s) == list(flooded.frame_times)
     html = "".join(coupling.report(flooded.contexts["dispatch"]))
     assert "建标152-2017" in html
 
