@@ -58,7 +58,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scenarios.files import LoadedScenario, Problem, ScenarioError, load_scenario, read_file
+from scenarios.files import (
+    BUILTIN_DIR,
+    LoadedScenario,
+    Problem,
+    ScenarioError,
+    load_scenario,
+    read_file,
+)
 from scenarios.schema import Duration, Inject, format_duration
 from twin.errors import ConfigError, ValidationError
 
@@ -74,6 +81,17 @@ TARGET_ACTIONS: dict[str, tuple[str, ...]] = {
     "evacuate": ("sensor_value", "incident", "road_lost", "station_lost"),
 }
 MAX_SPEED = 10_000.0
+#: The built-in drills (``scenarios/builtin/drills/*.toml``).
+DRILLS_DIR = BUILTIN_DIR / "drills"
+
+
+class DrillError(ScenarioError):
+    """A drill file that cannot play; ``problems`` lists every :class:`~scenarios.files.Problem` found."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        super().__init__(source, problems)
+        lines = "\n  ".join(str(p) for p in self.problems)
+        self.args = (f"drill {source}: {len(self.problems)} problem(s):\n  {lines}",)
 
 
 class _Strict(BaseModel):
@@ -165,22 +183,44 @@ class LoadedDrill:
 
 
 # ----------------------------------------------------------------------------- loading
-def load_drill(path: str | os.PathLike) -> LoadedDrill:
-    """Load and check a drill file and the scenario it names; nothing plays on a bad file.
+def builtin_drills() -> list[str]:
+    """Names of the built-in drills."""
+    return sorted(p.stem for p in DRILLS_DIR.glob("*.toml"))
+
+
+def find_drill(name_or_path: str | os.PathLike) -> Path:
+    """The drill file at a path, or the built-in drill of that name.
 
     Raises
     ------
-    ScenarioError
-        Listing every problem found (in the drill file and in its scenario), each with
+    DrillError
+        When it is neither (listing the built-in drills).
+    """
+    p = Path(name_or_path).expanduser()
+    if p.is_file():
+        return p
+    builtin = DRILLS_DIR / f"{name_or_path}.toml"
+    if builtin.is_file():
+        return builtin
+    raise DrillError(str(name_or_path), [Problem("(file)", str(name_or_path), "no such drill file, and not "
+                                                    f"a built-in drill; built-ins are {builtin_drills()}")])
+
+
+def load_drill(path: str | os.PathLike) -> LoadedDrill:
+    """Load and check a drill file (or a built-in drill by name) and the scenario it names; nothing plays
+    on a bad file.
+
+    Raises
+    ------
+    DrillError
+        (a :class:`~scenarios.files.ScenarioError`) listing every problem found (in the drill file and in its scenario), each with
         its path in the file, the value and what is allowed.
     """
     import pydantic
 
     from scenarios.files import _translate
 
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ScenarioError(str(path), [Problem("(file)", str(path), "no such drill file")])
+    p = find_drill(path)
     data = {"name": p.stem.replace("-", "_").lower(), **read_file(p)}
     problems: list[Problem] = []
     drill = None
@@ -190,7 +230,7 @@ def load_drill(path: str | os.PathLike) -> LoadedDrill:
         problems += _translate(exc, prefix="", data=data)
     loaded = _scenario_of(data.get("scenario"), p.parent, problems)
     if loaded is None:
-        raise ScenarioError(str(p), problems)
+        raise DrillError(str(p), problems)
     # the timeline and targets are checked even when other parts of the file fail
     injects, targets, own = _parts(drill, data)
     timeline = _timeline(loaded, own, injects)
@@ -198,7 +238,7 @@ def load_drill(path: str | os.PathLike) -> LoadedDrill:
     problems += _target_problems(targets, timeline)
     problems = list(dict.fromkeys(problems))
     if problems or drill is None:
-        raise ScenarioError(str(p), problems)
+        raise DrillError(str(p), problems)
     return LoadedDrill(drill, p, loaded, timeline)
 
 
@@ -489,6 +529,6 @@ def inject_event(p: PlannedInject, drill_id: str, now: datetime) -> Any:
                  data={"station": pl.station, "reason": pl.reason} | tag)
 
 
-__all__ = ["DRILL_ENDED", "DRILL_INJECT", "DRILL_SOURCE", "DRILL_STARTED", "TARGET_ACTIONS", "DrillFile",
-           "DrillPlayer", "LoadedDrill", "PlannedInject", "Target", "inject_event", "iso", "load_drill",
-           "new_drill_id"]
+__all__ = ["DRILLS_DIR", "DRILL_ENDED", "DRILL_INJECT", "DRILL_SOURCE", "DRILL_STARTED", "TARGET_ACTIONS",
+           "DrillError", "DrillFile", "DrillPlayer", "LoadedDrill", "PlannedInject", "Target", "builtin_drills", "find_drill",
+           "inject_event", "iso", "load_drill", "new_drill_id"]

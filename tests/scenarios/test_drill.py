@@ -17,6 +17,7 @@ from scenarios.drill import (
     DRILL_STARTED,
     TARGET_ACTIONS,
     DrillPlayer,
+    builtin_drills,
     load_drill,
 )
 from scenarios.files import BUILTIN_DIR, ScenarioError
@@ -59,7 +60,9 @@ def write(tmp_path: Path, text: str, name: str = "drill.toml") -> Path:
 
 # ------------------------------------------------------------------ files
 def test_example_drill_loads_with_the_scenarios_injects_first(twin_data):
-    d = load_drill(EXAMPLE)
+    assert builtin_drills() == [EXAMPLE.stem]
+    d = load_drill(EXAMPLE.stem)
+    assert d.path == EXAMPLE
     raw = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     n_scenario = len(d.scenario.scenario.injects)
     assert n_scenario > 0

@@ -1,6 +1,6 @@
 """``twin drill``: drills for trainers — check a drill file, play it live, write its debrief.
 
-``check`` validates a drill file and its scenario (every problem listed); ``run`` plays
+A drill is a file or a built-in drill's name (``list``). ``check`` validates a drill file and its scenario (every problem listed); ``run`` plays
 the inject timeline into a store and a broker at real time or ``--speed`` times faster
 (:mod:`scenarios.drill`); ``debrief`` writes the debrief of a drill played into a store
 (:mod:`scenarios.debrief`).
@@ -32,8 +32,19 @@ def _load(path: str):
         sys.exit(1)
 
 
+@drill.command("list")
+def list_cmd() -> None:
+    """The built-in drills: name, scenario, injects, targets."""
+    from scenarios.drill import builtin_drills
+
+    for name in builtin_drills():
+        d = _load(name)
+        click.echo(f"{name}: {d.drill.title} (scenario {d.scenario.scenario.name}; {len(d.timeline)} inject(s), "
+                   f"{len(d.drill.targets)} target(s))")
+
+
 @drill.command("check")
-@click.argument("drill_file", metavar="DRILL.toml")
+@click.argument("drill_file", metavar="DRILL.toml|NAME")
 def check_cmd(drill_file: str) -> None:
     """Check a drill file and its scenario: exit 0 with the timeline, 1 with every problem listed."""
     from scenarios.schema import format_duration
@@ -46,7 +57,7 @@ def check_cmd(drill_file: str) -> None:
 
 
 @drill.command("run")
-@click.argument("drill_file", metavar="DRILL.toml")
+@click.argument("drill_file", metavar="DRILL.toml|NAME")
 @click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The twin's store (the one `twin bridge run` and `twin serve` use).")
 @click.option("--broker", default=None, metavar="HOST:PORT",
