@@ -8,7 +8,7 @@ Called by the runner once the clock has stopped (the ``outputs`` hook of
 * ``events.parquet``: every event of the run, a point where its data has
   ``lon`` and ``lat`` (else no geometry), data as JSON text;
 * headline KPIs into ``summary.json`` (``kpis``): read from the couplings'
-  summaries under the keys of :data:`KPI_KEYS`; flooded area and cells with
+  summaries under the keys of :data:`KPI_KEYS` (last coupling of the schedule first); flooded area and cells with
   FS < 1 computed from ``fields.nc`` and incidents counted from the events
   when no coupling reports them;
 * ``report.html`` (offline): the scenario's title and description, KPIs,
@@ -17,7 +17,9 @@ Called by the runner once the clock has stopped (the ``outputs`` hook of
 * ``map.html`` (offline, one time slider over the frames of ``fields.nc``):
   the basemap, one layer per known field of the state (:data:`FIELD_LAYERS`:
   water depth, factor of safety, debris depth) unless the coupling writing
-  it draws its own layers, and every coupling's ``layers(ctx, times_s)``.
+  it draws layers on the slider itself, and every coupling's
+  ``layers(ctx, times_s)`` (a layer set whose frames are not the run's frame
+  times is left off: the map has one slider).
 
 A part that fails (a coupling's table, layer or report section) does not
 stop the others: it is listed in the summary's ``output_problems``.
@@ -44,7 +46,9 @@ MAP_NAME = "map.html"
 FLOODED_M = 0.15
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
-#: Headline KPI -> the keys of a coupling's summary it is read from (first found, in schedule order).
+#: Headline KPI -> the keys of a coupling's summary it is read from (``a.b``: key b of the dict a);
+#: the couplings are searched from the last of the schedule back (the responders, which see every
+#: incident, before the injects that made one).
 KPI_KEYS: dict[str, tuple[str, ...]] = {
     "flooded_area_m2": ("flooded_area_m2",),
     "max_water_depth_m": ("max_depth_m", "max_water_depth_m"),
@@ -53,10 +57,10 @@ KPI_KEYS: dict[str, tuple[str, ...]] = {
     "people_arrived": ("people_arrived",),
     "people_stranded": ("people_stranded",),
     "incidents": ("incidents_total", "n_incidents", "incidents"),
-    "response_time_median_s": ("response_time_median_s", "response_median_s"),
-    "response_time_p90_s": ("response_time_p90_s", "response_p90_s"),
+    "response_time_median_s": ("response_s.p50", "response_time_median_s"),
+    "response_time_p90_s": ("response_s.p90", "response_time_p90_s"),
     "cells_fs_below_1": ("cells_fs_below_1",),
-    "slope_failed_area_m2": ("failed_area_m2", "slope_failed_area_m2"),
+    "slope_failed_area_m2": ("area_failed_m2", "failed_area_m2"),
 }
 KPI_LABELS = {
     "flooded_area_m2": ("Flooded area (≥ 0.15 m)", "km²", 1e-6),
@@ -181,9 +185,9 @@ def headline_kpis(run, out: Path) -> dict[str, Any]:
     """
     kpis: dict[str, Any] = {}
     for kpi, keys in KPI_KEYS.items():
-        for c in run.order:
+        for c in reversed(run.order):
             s = run.contexts[c.name].summary
-            v = next((s[k] for k in keys if _number(s.get(k))), None)
+            v = next((v for v in (_dotted(s, k) for k in keys) if _number(v)), None)
             if v is not None:
                 kpis[kpi] = {"value": float(v), "from": c.name}
                 break
@@ -193,6 +197,12 @@ def headline_kpis(run, out: Path) -> dict[str, Any]:
         if n:
             kpis["incidents"] = {"value": float(n), "from": "events"}
     return kpis
+
+
+def _dotted(d: dict, key: str) -> Any:
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
 
 
 def _number(v: Any) -> bool:
@@ -420,12 +430,11 @@ def map_scene(run, out: Path, tr: Any, problems: list[str]):
             problems.append(f"{c.name}.layers: {type(exc).__name__}: {exc}")
             continue
         own += sets
-        if sets:
+        if any(s.frames for s in sets):
             drawn_by.update({w: c.name for w in c.writes})
-    timed = any(s.frames for s in own)
     fields = []
     for name in FIELD_LAYERS:
-        if name in ds and "time" in ds[name].dims and (name not in drawn_by or not timed):
+        if name in ds and "time" in ds[name].dims and name not in drawn_by:
             da = ds[name].copy(deep=False)
             da.attrs = {**da.attrs, "crs": ds.attrs["crs"], "transform": ds.attrs["transform"]}
             fields.append(field_layer(da, name, warp=warp))
