@@ -86,6 +86,32 @@ def test_a_rain_csv_file(twin_data, tmp_path):
     assert "rain_file" in run.inputs
 
 
+def test_a_gridded_rain_file_keeps_each_cells_depth(twin_data, tmp_path):
+    """A NetCDF rain on a coarse grid of its own (EPSG:4547, 2 km cells): 20 mm/h west of a line,
+    60 mm/h east of it, for 30 min, then 10 mm/h everywhere for 30 min."""
+    from twin.domain import Domain
+
+    dom = Domain.from_city("shenzhen", resolution=250.0, districts=["Futian"], buffer_m=500.0)
+    x = np.arange(dom.x.min() - 4000, dom.x.max() + 4000, 2000.0)
+    y = np.arange(dom.y.max() + 4000, dom.y.min() - 4000, -2000.0)
+    split = float(np.median(x))
+    first = np.where(x[None, :] < split, 20.0, 60.0) * np.ones((y.size, 1))
+    rates = np.stack([first, np.full_like(first, 10.0)])
+    da = xr.DataArray(rates, dims=("time", "y", "x"), coords={"time": [0.0, 1800.0], "y": y, "x": x},
+                      attrs={"crs": "EPSG:4547", "units": "mm/h"})
+    path = tmp_path / "rain.nc"
+    xr.Dataset({"rain": da}).to_netcdf(path)
+    run = rain_run(tmp_path, "grid", {"rain_file": str(path)}, duration_s=3600.0)
+    with xr.open_dataset(run.paths["fields"]) as ds:
+        rate = ds["rain_rate"].values.astype(np.float64)  # (time, y, x)
+    depth = np.sum(rate[:-1], axis=0) * 300.0 / 3600.0  # mm per cell
+    west, east = dom.x < split - 3000, dom.x > split + 3000  # away from the bilinear blend
+    assert west.sum() >= 5 and east.sum() >= 5
+    assert np.allclose(depth[:, west], 20 * 0.5 + 10 * 0.5, rtol=1e-6)
+    assert np.allclose(depth[:, east], 60 * 0.5 + 10 * 0.5, rtol=1e-6)
+    assert run.summary["couplings"]["rain"]["peak_mm_h"] == pytest.approx(60.0, rel=1e-6)
+
+
 def test_bad_rain_parameters_are_named(twin_data, tmp_path):
     with pytest.raises(ValidationError, match=r"couplings.rain: unknown parameter\(s\) \['storms'\].*"
                                               r"give one rain source, not storm and rain_mm_h"):
