@@ -141,9 +141,9 @@ def probed(twin_data, tmp_path_factory):
     path = tmp / "shelters.csv"
     sh.to_csv(path, index=False)
     probe = Probe()
-    run = run_coupled(config({"shelters": str(path)}), tmp / "run",
-                      couplings={"toyflood": TOY_FLOOD, "evacuation": probe.coupling()})
-    run.probe = probe
+    cfg = config({"shelters": str(path)})
+    run = run_coupled(cfg, tmp / "run", couplings={"toyflood": TOY_FLOOD, "evacuation": probe.coupling()})
+    run.probe, run.cfg = probe, cfg
     run.tables = get_coupling("evacuation").tables(run.contexts["evacuation"])
     run.gpd = gpd
     return run
@@ -292,30 +292,127 @@ class Crash(Exception):
     pass
 
 
-def test_a_crashed_run_resumes_to_the_same_outputs(twin_data, tmp_path):
-    cfg = config()
-    cfg["duration_s"] = 1800.0
+def test_a_crashed_run_resumes_to_the_same_outputs(probed, tmp_path):
     mapping = {"toyflood": TOY_FLOOD}
-    whole = run_coupled(cfg, tmp_path / "whole", couplings=mapping)
 
     def crash(p):
-        if p["phase"] == "running" and p["sim_s"] >= 1200.0:
+        if p["phase"] == "running" and p["sim_s"] >= 1800.0:
             raise Crash
 
     out = tmp_path / "crashed"
     with pytest.raises(Crash):
-        run_coupled(cfg, out, progress=crash, couplings=mapping, checkpoint_every_s=900.0)
+        run_coupled(probed.cfg, out, progress=crash, couplings=mapping, checkpoint_every_s=1200.0)
     done = resume_coupled(out, couplings=mapping)
-    assert done.resumed_from_s == 900.0
-    ev_a = [e.to_record() for e in read_run_events(tmp_path / "whole")]
+    assert done.resumed_from_s == 1200.0
+    ev_a = [e.to_record() for e in read_run_events(probed.paths["fields"].parent)]
     ev_b = [e.to_record() for e in read_run_events(out)]
-    assert any(e["kind"] == "evacuation_ordered" and e["time_s"] > 900.0 for e in ev_a)
+    assert any(e["kind"] == "evacuation_ordered" and e["time_s"] > 1200.0 for e in ev_a)
     assert ev_a == ev_b
-    a, b = whole.contexts["evacuation"].own["model"], done.contexts["evacuation"].own["model"]
+    a, b = probed.contexts["evacuation"].own["model"], done.contexts["evacuation"].own["model"]
     for name in ("size", "depart", "shelter_of", "closed"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     for name in ("state", "done_s", "pos", "exit_s"):
         np.testing.assert_array_equal(getattr(a.groups, name), getattr(b.groups, name))
-    assert done.summary["couplings"]["evacuation"] == whole.summary["couplings"]["evacuation"]
-    with xr.open_dataset(whole.paths["fields"]) as fa, xr.open_dataset(done.paths["fields"]) as fb:
+    assert done.summary["couplings"]["evacuation"] == probed.summary["couplings"]["evacuation"]
+    with xr.open_dataset(probed.paths["fields"]) as fa, xr.open_dataset(done.paths["fields"]) as fb:
         np.testing.assert_array_equal(fa["water_depth"].values, fb["water_depth"].values)
+
+
+def test_on_the_coupled_rain_and_flood_orders_follow_the_depth_frames(twin_data, tmp_path):
+    """rain + flood + roads + evacuation on the 2023-09-07 storm (40 min): each order's cells are the populated
+    cells of the grid whose depth frame first reaches ``depth_m`` at the order's instant."""
+    depth_m = 0.2
+    cfg = {"districts": ["Futian"], "resolution_m": 250.0, "duration_s": 2400.0, "output_every_s": PERIOD,
+           "seed": 7, "external": ["event:people_to_move"],
+           "couplings": {"rain": {"storm": "2023-09-07"}, "flood": {}, "roads": {},
+                         "evacuation": {"depth_m": depth_m, "group_size": 50, "hazard_class": None}}}
+    run = run_coupled(cfg, tmp_path / "run")
+    static = run.state.static
+    own = run.contexts["evacuation"].own
+    populated = (own["people"].values > 0) & own["area"]
+    with xr.open_dataset(run.paths["fields"]) as f:
+        times = f["time"].values
+        depth = np.nan_to_num(f["water_depth"].values, nan=0.0)
+    reached = depth >= depth_m
+    first = np.where(reached.any(axis=0), times[np.argmax(reached, axis=0)], np.nan)
+    expected: dict[float, set] = {}
+    for r, c in zip(*np.nonzero(np.isfinite(first) & populated), strict=True):
+        expected.setdefault(float(first[r, c]), set()).add((int(r), int(c)))
+    orders = [e for e in run.state.events if e.kind == "evacuation_ordered"]
+    assert len(orders) >= 3
+    got = {e.time_s: {_cell_of(static, lon, lat) for lon, lat in e.data["cells"]} for e in orders}
+    assert got == expected
+    s = run.summary["couplings"]["evacuation"]
+    assert s["people_ordered"] == pytest.approx(s["people_waiting"] + s["people_moving"] + s["people_arrived"]
+                                                + s["people_stranded"])
+
+
+def _close_around_shelters(ctx, t, dt):
+    """At ``at_s``: close (reason debris) every street within 150 m of the road node nearest each shelter."""
+    from shapely.geometry import Point
+
+    from agents.district_run import DEMO_SHELTERS, read_shelters
+
+    if t != ctx.params["at_s"]:
+        return
+    graph = ctx.shared["road_graph"]
+    ids = set()
+    for lon, lat in zip(*read_shelters(DEMO_SHELTERS)[["lon", "lat"]].to_numpy().T, strict=True):
+        node = graph.graph.nodes[graph.nearest_node(lon, lat)]
+        ids |= set(graph.edges_intersecting(Point(node["x"], node["y"]), buffer_m=150.0))
+    graph.close_edges(sorted(ids), reason="debris")
+    ctx.emit("road_closed", "test", data={"n": len(ids), "edges": sorted(map(str, ids)), "reason": "debris"})
+
+
+TOY_BLOCK = Coupling(name="toyblock", phase="consequences", period_s=PERIOD, reads=("road_graph",),
+                     writes=("event:road_closed",), setup=lambda ctx: None, step=_close_around_shelters,
+                     doc="test: debris closes the streets at every shelter")
+
+
+def test_streets_closed_by_other_couplings_close_for_walkers(twin_data, tmp_path):
+    at = 1800.0
+    cfg = config()
+    cfg["duration_s"] = 2100.0
+    cfg["couplings"]["toyblock"] = {"at_s": at}
+    probe = Probe()
+    run = run_coupled(cfg, tmp_path / "run", couplings={"toyflood": TOY_FLOOD, "toyblock": TOY_BLOCK,
+                                                        "evacuation": probe.coupling()})
+    assert [c.name for c in run.order].index("toyblock") < [c.name for c in run.order].index("evacuation")
+    model = run.contexts["evacuation"].own["model"]
+    closed = next(e for e in run.state.events if e.kind == "road_closed" and e.source == "toyblock")
+    index = run.contexts["evacuation"].own["edge_index"]
+    mapped = [i for e, i in index.items() if str(e) in set(closed.data["edges"])]
+    assert mapped and model.extra_closed[mapped].all() and model.closed[mapped].all()
+    assert probe.problems == []
+    groups = get_coupling("evacuation").tables(run.contexts["evacuation"])["groups"]
+    walked = groups[(groups["state"] == "arrived") & (groups["done_s"] > groups["ordered_s"])]  # not born there
+    assert (walked["done_s"] <= at).any()  # people walked to shelters before the streets closed
+    assert not (walked["done_s"] > at).any()  # and nobody after
+
+
+def test_from_scenario_reads_the_evacuate_district_sections_of_the_builtins(twin_data):
+    from scenarios.files import load_scenario
+    from twin.errors import ValidationError
+
+    c = get_coupling("evacuation")
+    assert c.kinds == ("evacuate_district",)
+    for name, trigger in (("futian_typhoon_night", True), ("guangming_slope", False)):
+        loaded = load_scenario(name)
+        section = dict(loaded.scenario.models["evacuate_district"]) | loaded.scenario.shared()
+        params = c.from_scenario(section, loaded.scenario)
+        assert params.get("flood_trigger", True) is trigger
+        assert set(params) <= {"hazard_class", "depth_m", "mode", "group_size", "shelters", "districts",
+                               "departure_window_s", "flood_trigger"}
+        if name == "futian_typhoon_night":
+            assert params["hazard_class"] == 3 and params["group_size"] == 20
+            assert params["districts"] == ["Futian"] and params["shelters"].endswith("futian_shelters_demo.csv")
+    with pytest.raises(ValidationError, match="flood_forecast"):
+        c.from_scenario({"flood": "/some/flood.nc"}, None)
+    from types import SimpleNamespace
+
+    from scenarios.couplings.evacuation import evac_params
+
+    with pytest.raises(ValidationError, match=r"unknown parameter\(s\) \['hazard'\]"):
+        evac_params(SimpleNamespace(params={"hazard": 3}, duration_s=60.0))
+    with pytest.raises(ValidationError, match="hazard_class=7"):
+        evac_params(SimpleNamespace(params={"hazard_class": 7}, duration_s=60.0))
