@@ -108,19 +108,22 @@ def build_rain(params: dict[str, Any], domain, duration_s: float):
 
 
 def transformed(rain, scale: float = 1.0, shift_s: float = 0.0):
-    """``rain`` with every rate times ``scale`` and every block moved by ``shift_s`` (a copy; the same
-    object when neither changes). Blocks moved before t = 0 are cut there (what falls before the
-    run's start is dropped)."""
-    if scale == 1.0 and shift_s == 0.0:
+    """``rain`` with every rate times ``scale`` (:func:`physics.forcing.scale_rain`) and every block
+    moved by ``shift_s`` (a copy; the same object when neither changes). Blocks moved before t = 0
+    are cut there (what falls before the run's start is dropped)."""
+    from physics.forcing import scale_rain
+
+    rain = scale_rain(rain, scale)
+    if shift_s == 0.0:
         return rain
-    out = copy.copy(rain)
-    times, rates = np.asarray(rain.times, float) + shift_s, np.asarray(rain.rates) * scale
+    times, rates = np.asarray(rain.times, float) + shift_s, rain.rates
     if times[-1] <= 0.0:
         raise ValidationError(f"couplings.rain.shift_s={shift_s!r}: moves the whole rain before the "
                               "run's start; give a shift > -(end of the rain)")
     if times[0] < 0.0:
         k = int(np.searchsorted(times, 0.0, side="right")) - 1  # the block holding t = 0
         times, rates = np.concatenate([[0.0], times[k + 1:]]), rates[k:]
+    out = copy.copy(rain)
     out.times, out.rates = times, rates
     return out
 
