@@ -76,11 +76,28 @@ def injects_from_scenario(section: dict[str, Any], scenario: Any) -> dict[str, A
     for inj in scenario.injects:
         t = inj.after if inj.after is not None else (inj.at - start).total_seconds()
         out.append({"t_s": float(t), "kind": inj.kind, "note": inj.note,
-                    "payload": inj.payload.model_dump(mode="json", exclude_none=True)})
-    sensors = [s.model_dump(mode="json") for s in scenario.sensors]
+                    "payload": _plain(inj.payload.model_dump(exclude_none=True))})  # durations in s
+    sensors = [_plain(s.model_dump()) for s in scenario.sensors]
     params = {"injects": out, "sensors": sensors}
     params.update({k: section[k] for k in ("alerts", "incident_min_severity") if section.get(k) is not None})
     return params
+
+
+def seconds(value: Any, what: str) -> float | None:
+    """Seconds of a duration given as a number (s) or as text with its unit (``"2 h"``); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        from scenarios.schema import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValidationError(f"couplings.injects: {what}={value!r}: {exc}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValidationError(f"couplings.injects: {what}={value!r}: give seconds >= 0 or a duration "
+                              "with its unit ('2 h')")
+    return float(value)
 
 
 def check_params(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -100,6 +117,12 @@ def check_params(params: dict[str, Any]) -> list[dict[str, Any]]:
             problems.append(f"{where}.kind={kind!r}: use one of {list(INJECT_KINDS)}")
         if not isinstance(pay, dict):
             problems.append(f"{where}.payload={pay!r}: give a table")
+        elif kind in ("road_lost", "incident"):
+            key = "lasts" if kind == "road_lost" else "on_scene"
+            try:
+                seconds(pay.get(key), f"{where}.payload.{key}")
+            except ValidationError as exc:
+                problems.append(str(exc).removeprefix("couplings.injects: "))
         elif kind == "sensor_value" and pay.get("station") not in sensors:
             problems.append(f"{where}.payload.station={pay.get('station')!r}: not among the sensors "
                             f"{sorted(s for s in sensors if s)}; add it to [[sensors]] with its lon/lat")
@@ -141,7 +164,7 @@ def _fire_incident(ctx: CouplingContext, inj: dict, t: float) -> None:
     if p.get("needs"):
         data["needs"] = {k: int(v) for k, v in p["needs"].items()}
     if p.get("on_scene") is not None:
-        data["on_scene_s"] = float(p["on_scene"])
+        data["on_scene_s"] = seconds(p["on_scene"], "on_scene")
     ctx.summary["incidents"] += 1
     ctx.emit("incident", inj.get("note") or f"{p['incident']} incident (inject)", severity="warning",
              data=data)
@@ -178,7 +201,7 @@ def _fire_road_lost(ctx: CouplingContext, inj: dict, t: float) -> None:
         edges = [e for e in graph.edge_ids if graph.edge(e).get("osm_way") == int(p["osm_way"])]
     else:
         edges = nearest_segment(graph, float(p["lon"]), float(p["lat"]))
-    lasts = p.get("lasts")
+    lasts = seconds(p.get("lasts"), "lasts")
     ctx.emit("road_lost", inj.get("note") or p.get("reason") or "road lost", severity="warning",
              data={"edges": [str(e) for e in edges], "lon": p.get("lon"), "lat": p.get("lat"),
                    "osm_way": p.get("osm_way"), "cause": p.get("reason", ""),
@@ -250,8 +273,13 @@ def _fire_sensor_value(ctx: CouplingContext, inj: dict, t: float) -> None:
 
 
 def _plain(v: Any) -> Any:
+    """JSON-able values: numpy scalars as numbers, enums as their values, containers walked."""
+    from enum import Enum
+
     if isinstance(v, np.generic):
         return v.item()
+    if isinstance(v, Enum):
+        return v.value
     if isinstance(v, dict):
         return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, list | tuple):

@@ -102,7 +102,7 @@ def test_a_road_lost_by_osm_way_closes_every_edge_of_the_way_until_the_end(twin_
 
 def test_two_injects_on_one_segment_hold_it_until_both_are_over(twin_data, tmp_path):
     p = {"lon": ROAD_POINT[0], "lat": ROAD_POINT[1]}
-    res = run(tmp_path / "two", [road_lost(60.0, lasts=300.0, **p), road_lost(120.0, lasts=600.0, **p)],
+    res = run(tmp_path / "two", [road_lost(60.0, lasts="5 min", **p), road_lost(120.0, lasts=600.0, **p)],
               duration_s=900.0)
     by_t = dict(res.contexts["probe"].summary["closed"])
     assert [t for t in by_t if by_t[t]] == [60.0 * k for k in range(1, 12)]  # 60 s .. 660 s: held until 120 + 600 s
@@ -184,5 +184,9 @@ def test_the_typhoon_scenario_timeline_becomes_parameters():
     assert [i["t_s"] for i in params["injects"]] == [i.after for i in sc.injects]
     assert [i["kind"] for i in params["injects"]] == [i.kind for i in sc.injects]
     assert {s["station"] for s in params["sensors"]} == {s.station for s in sc.sensors}
+    [road] = [i for i in params["injects"] if i["kind"] == "road_lost"]
+    [lost] = [i for i in sc.injects if i.kind == "road_lost"]
+    assert road["payload"]["lasts"] == lost.payload.lasts  # seconds, not the file's text
+    assert all(isinstance(s["kind"], str) for s in params["sensors"])
     check_params(params)  # plays as it is
     assert np.all(np.diff([i["t_s"] for i in params["injects"]]) >= 0)
