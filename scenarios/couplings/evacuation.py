@@ -427,7 +427,6 @@ def tables_evacuation(ctx: CouplingContext) -> dict[str, Any]:
     """``shelters`` (capacity, places reserved, arrivals; points) and ``groups`` (origin point, wave,
     ordered, departure and arrival/stranding times, shelter, final state)."""
     import geopandas as gpd
-    import pandas as pd
 
     o = ctx.own
     model = o["model"]
@@ -452,7 +451,7 @@ def tables_evacuation(ctx: CouplingContext) -> dict[str, Any]:
          if len(wave) else [],
          "strand_reason": np.asarray(model.strand_reason, dtype=str)},
         geometry=gpd.points_from_xy(model.origin_ll[:, 0], model.origin_ll[:, 1]), crs="EPSG:4326")
-    return {"shelters": shelters, "groups": pd.DataFrame(groups) if len(groups) == 0 else groups}
+    return {"shelters": shelters, "groups": groups}
 
 
 def report_evacuation(ctx: CouplingContext) -> list[str]:

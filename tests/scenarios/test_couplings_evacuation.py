@@ -416,3 +416,18 @@ def test_from_scenario_reads_the_evacuate_district_sections_of_the_builtins(twin
         evac_params(SimpleNamespace(params={"hazard": 3}, duration_s=60.0))
     with pytest.raises(ValidationError, match="hazard_class=7"):
         evac_params(SimpleNamespace(params={"hazard_class": 7}, duration_s=60.0))
+
+
+def test_a_run_where_nobody_is_ordered_out_has_empty_outputs(twin_data, tmp_path):
+    cfg = config({"flood_trigger": False})
+    cfg["duration_s"] = 300.0
+    run = run_coupled(cfg, tmp_path / "run", couplings={"toyflood": TOY_FLOOD})
+    c, ctx = get_coupling("evacuation"), run.contexts["evacuation"]
+    s = run.summary["couplings"]["evacuation"]
+    assert s["people_ordered"] == 0 and s["waves"] == 0 and s["time_to_50pct_s"] is None
+    assert not [e for e in run.state.events if e.kind == "evacuation_ordered"]
+    tables = c.tables(ctx)
+    assert len(tables["groups"]) == 0 and (tables["shelters"]["arrivals"] == 0).all()
+    tables["groups"].to_parquet(tmp_path / "groups.parquet")
+    assert [s.label for s in c.layers(ctx, [0.0, 300.0])] == ["Shelters"]
+    assert "nobody was ordered out" in "".join(c.report(ctx))
