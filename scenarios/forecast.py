@@ -17,7 +17,7 @@ One cycle (:func:`issue_forecast`)
    No gauge reporting in the window: no rain.
 2. **Initial state.** A *warm start* takes the land depths of the previous
    forecast (the newest finished one issued before, with the same grid) at
-   its frame nearest the new issue time (at most one frame interval off);
+   its frame nearest the new issue time (at most half a frame interval off);
    otherwise the land starts dry (the sea at its level, as every flood run).
 3. **Nudging** (:class:`hardware_bridge.fusion.levels.Nudger`). The latest
    reading of each water-level gauge (no older than ``max_level_age_s``)
@@ -145,6 +145,9 @@ class LiveForecastRequest(BaseModel):
         Rain from the gauges (module docstring, step 1).
     nudge_gain, nudge_radius_m, max_level_age_s
         Nudging to the water-level gauges (step 3); radius None: one cell size.
+    alert_config : str or None
+        The bridge's alert rules file (``twin bridge run --alert-config``): its ``level_m`` rules
+        are gauge thresholds too (None: the packaged ``alerts.toml``).
     warm_start, warm_start_s, warm_start_run
         The previous forecast's ``flood.nc``, the time (s) of its frame to start from, its run id.
     output_every_s : float
@@ -167,6 +170,7 @@ class LiveForecastRequest(BaseModel):
     nudge_gain: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     nudge_radius_m: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     max_level_age_s: float = Field(default=1800.0, gt=0.0, allow_inf_nan=False)
+    alert_config: str | None = None
     warm_start: str | None = None
     warm_start_s: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
     warm_start_run: int | None = None
@@ -413,7 +417,7 @@ def run_live(req: LiveForecastRequest, ctx: RunContext) -> Any:
     issue = req.issue
     with Store.open_readonly(req.store) as store:
         live = live_inputs(store, issue, rain_window_s=req.rain_window_s,
-                           max_level_age_s=req.max_level_age_s)
+                           max_level_age_s=req.max_level_age_s, alert_config=req.alert_config)
     rain, rain_info = forecast_rain(live.rain, dem, issue, req)
     setup["rain"] = rain
     fc = setup["context"]
@@ -534,7 +538,7 @@ class ForecastSettings:
     rain_window_s: float = 1800.0
     nudge_gain: float = 1.0
     realert_s: float = 3600.0
-    alert_config: Any = None
+    alert_config: Path | None = None
 
     @property
     def runs(self) -> Path:
@@ -601,7 +605,9 @@ def issue_forecast(settings: ForecastSettings, issue: datetime, *, city: Any = N
             hours=settings.horizon_s / 3600.0, resolution=settings.resolution, districts=districts,
             city=settings.city if city is None else None, rain_mode=settings.rain_mode,  # type: ignore[arg-type]
             decay_tau_s=settings.decay_tau_s, rain_window_s=settings.rain_window_s,
-            nudge_gain=settings.nudge_gain, warm_start=None if prev is None else str(prev[1]),
+            nudge_gain=settings.nudge_gain,
+            alert_config=None if settings.alert_config is None else str(Path(settings.alert_config).resolve()),
+            warm_start=None if prev is None else str(prev[1]),
             warm_start_s=None if prev is None else prev[2], warm_start_run=None if prev is None else prev[0])
         tag = {"issue_time": req.issue_time, "lead_times_s": req.lead_times_s(), "horizon_h": req.hours,
                "warm_start_run": req.warm_start_run}

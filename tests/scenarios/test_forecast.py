@@ -316,3 +316,33 @@ def test_the_wall_clock_loop_waits_for_each_issue_time_and_skips_missed_ones():
     # runs, ends at +75: +50 and +60 are skipped
     assert slept == [300.0]
     assert [(t - start).total_seconds() / 60 for t in issued] == [0.0, 20.0, 40.0]
+
+
+def test_live_inputs_take_the_window_before_the_issue_time_and_the_gauges_thresholds(tmp_path):
+    from scenarios.forecast import live_inputs
+    from twin.sensors import Sensor
+    from twin.store import Store
+
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[water_level]\nenabled = true\ndeadband = 0.05\nrules = []\n'
+                     '[[water_level.stations."W1".rules]]\nmetric = "level_m"\nthreshold = 1.0\n'
+                     'severity = "alarm"\nlabel = "test"\nsource = "test"\nverified = true\n')
+    issue = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+    with Store.open(tmp_path / "store") as st:
+        st.put_sensors([Sensor(id="W1", kind="water_level", lon=114.05, lat=22.54, unit="m",
+                               thresholds={"warning": 0.5, "critical": 0.4}),
+                        Sensor(id="R1", kind="rain_gauge", lon=114.06, lat=22.54, unit="m")])
+        for minutes, value in ((-40, 0.1), (-10, 0.3), (5, 0.9)):
+            st.put_observation("W1/water_level", issue + timedelta(minutes=minutes), value, "m")
+        for minutes in (-35, -20, 0, 1):
+            st.put_observation("R1/rain_gauge", issue + timedelta(minutes=minutes), 0.001, "m")
+        st.put_observation("R1/rain_gauge/status", issue, 0.9, "1")
+        st.put_observation("X9/water_level", issue, 2.0, "m")  # no registered position: left out
+        live = live_inputs(st, issue, rain_window_s=1800.0, max_level_age_s=1800.0, alert_config=rules)
+        stale = live_inputs(st, issue, rain_window_s=1800.0, max_level_age_s=300.0)
+    assert sorted(r.time for r in live.rain) == [issue - timedelta(minutes=20), issue]
+    assert live.levels == {"W1": (issue - timedelta(minutes=10), 0.3)}
+    assert [g.station for g in live.gauges] == ["W1"]
+    # "critical" is not a severity: a warning; the lowest warning level is kept; the rule adds the alarm
+    assert live.gauges[0].thresholds == {"warning": 0.4, "alarm": 1.0}
+    assert stale.levels == {} and stale.gauges[0].thresholds == {"warning": 0.4}
