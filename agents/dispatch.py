@@ -40,6 +40,14 @@ path; any other mission is a simpy process, interrupted by road changes.
 Both give the same times, tables and records (``DispatchModel(fast=False)``
 runs every mission as a process; a test compares the two).
 
+Driven from outside (the coupled runner, :mod:`scenarios.couplings.dispatch`):
+:meth:`DispatchModel.start` schedules the calls on a clock someone else
+drives; :meth:`~DispatchModel.add_incident` places a call at the clock's
+time, :meth:`~DispatchModel.take_station_out` puts a station out of service
+and :meth:`~DispatchModel.sync_roads` takes the road graph's closures of
+every reason as a flood frame would (units re-route). With none of them
+called, :meth:`~DispatchModel.run` is what it was.
+
 KPIs: response time = dispatch → first unit on scene (the 5-minute rule of
 建标152-2017 counts from the dispatch order), call → arrival, queue waits,
 unit utilisation (busy from dispatch to back at station or standing by,
