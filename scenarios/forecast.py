@@ -14,7 +14,8 @@ One cycle (:func:`issue_forecast`)
    horizon the field is *held* (``rain_mode="persist"``: the recent rate in
    every block) or *decays* (``"decay"``: the recent rate times
    ``exp(-t / decay_tau_s)`` at the middle of each ``rain_block_s`` block).
-   No gauge reporting in the window: no rain.
+   A gauge counts what it reported in the window (silent minutes count as dry);
+   no gauge reporting in the window: no rain.
 2. **Initial state.** A *warm start* takes the land depths of the previous
    forecast (the newest finished one issued before, with the same grid) at
    its frame nearest the new issue time (at most half a frame interval off);
@@ -496,7 +497,7 @@ def write_live(ds: Any, out_dir: Path, req: LiveForecastRequest, ctx: RunContext
     table.to_csv(paths["forecast_gauges"], index=False)
     forecast = {"issue_time": req.issue_time, "lead_times_s": info["lead_times_s"], "horizon_h": req.hours,
                 "rain": info["rain"], "warm_start_run": info["warm_start_run"],
-                "nudging": {k: v for k, v in info["nudging"].items()}, "gauges": gauges}
+                "nudging": dict(info["nudging"]), "gauges": gauges}
     event = Event(time_s=0.0, wall_time=issue, kind=FORECAST_EVENT, source="forecast",
                   message=f"flood forecast issued {req.issue_time}, {req.hours:g} h ahead, "
                           f"{len(gauges)} gauge(s) predicted", data=forecast)
@@ -547,7 +548,11 @@ class ForecastSettings:
 
 @dataclass
 class ForecastIssue:
-    """One issued forecast: its run id and folder, the run's result and the alerts written."""
+    """One issued forecast: its run id and folder, the gauge predictions and the alerts written.
+
+    The run's Dataset is not kept (a loop running for days would hold every one): read
+    ``out_dir / "flood.nc"``.
+    """
 
     run_id: int
     out_dir: Path
@@ -555,7 +560,6 @@ class ForecastIssue:
     warm_start_run: int | None
     gauges: dict[str, dict[str, Any]]
     alerts: list[Any]
-    result: Any = None
 
 
 def forecast_runs(store: Any) -> list[Any]:
@@ -617,20 +621,21 @@ def issue_forecast(settings: ForecastSettings, issue: datetime, *, city: Any = N
         out_dir = settings.runs / run_dir_name(rid)
         status = "failed"
         try:
-            res = pipeline.run(live_kind(), req, out_dir, city=city, store=store, run_id=rid,
-                               progress=progress)
+            pipeline.run(live_kind(), req, out_dir, city=city, store=store, run_id=rid, progress=progress)
             status = "done"
         finally:
             store.end_run(rid, status)
-        gauges = issued_gauges(store, rid)
+        issued = issued_forecast(store, rid)
+        gauges = issued.get("gauges", {})
         alerts = forecast_alerts(store, rid, req.issue, gauges, realert_s=settings.realert_s)
-    return ForecastIssue(rid, out_dir, req.issue_time, req.warm_start_run, gauges, alerts, res)
+    # the warm start the run really took (None when the previous forecast's grid or frames did not fit)
+    return ForecastIssue(rid, out_dir, req.issue_time, issued.get("warm_start_run"), gauges, alerts)
 
 
-def issued_gauges(store: Any, run_id: int) -> dict[str, dict[str, Any]]:
-    """The gauge predictions of forecast run ``run_id`` (its stored ``forecast_issued`` event)."""
+def issued_forecast(store: Any, run_id: int) -> dict[str, Any]:
+    """The ``forecast_issued`` data of forecast run ``run_id`` (issue time, rain, warm start, gauges; {} if none)."""
     rows = store.run_event_rows(run_id, FORECAST_EVENT, limit=1)
-    return rows[0].data.get("gauges", {}) if rows else {}
+    return rows[0].data if rows else {}
 
 
 # ----------------------------------------------------------------------------- alerts
@@ -759,5 +764,5 @@ class ForecastLoop:
 
 __all__ = ["ALERT_KIND", "FORECAST_EVENT", "ForecastIssue", "ForecastLoop", "ForecastSettings", "Gauge",
            "LiveForecastRequest", "forecast_alerts", "forecast_rain", "forecast_runs", "gauge_predictions",
-           "issue_forecast", "issued_gauges", "live_inputs", "live_kind", "nudge_depth", "parse_duration",
+           "issue_forecast", "issued_forecast", "live_inputs", "live_kind", "nudge_depth", "parse_duration",
            "parse_instant", "predicted_crossing", "previous_forecast", "run_live", "warm_depth", "write_live"]
