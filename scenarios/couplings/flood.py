@@ -64,6 +64,9 @@ def flood_from_scenario(section: dict[str, Any], scenario: Any = None) -> dict[s
     """
     keys = set(_setup_keys()) | set(MODEL_KEYS) | {"frame_every_s"}
     out = {k: v for k, v in section.items() if k in keys and v is not None}
+    every = getattr(getattr(scenario, "outputs", None), "frame_every", None)
+    if every and "frame_every_s" not in out:  # the run's frames: the map's slider
+        out["frame_every_s"] = float(every)
     if section.get("tide_m") is not None and "tide" not in out:
         out["tide"] = float(section["tide_m"])
     return out
@@ -193,17 +196,21 @@ def restore_flood(ctx: CouplingContext, saved: dict) -> None:
 
 # ----------------------------------------------------------------------------- outputs
 def frames_dataset(ctx: CouplingContext, times_s=None):
-    """The kept depth frames (at the frames nearest ``times_s`` when given), maximum depth and
-    arrival time as a Dataset of the flood run's names (``depth``, ``max_depth``, ``arrival_time``)."""
+    """The kept depth frames, maximum depth and arrival time as a Dataset of the flood run's names
+    (``depth``, ``max_depth``, ``arrival_time``).
+
+    With ``times_s``, one frame per time: the kept frame at that time, or the nearest kept one
+    when the run's frames are not on the flood's ``frame_every_s`` (its ``time`` is then ``times_s``).
+    """
     import xarray as xr
 
     model, land, dom = ctx.own["model"], ctx.own["land"], ctx.domain
     kept = np.asarray(ctx.own["frame_times"], float)
-    idx = list(range(kept.size))
+    times, idx = kept, list(range(kept.size))
     if times_s is not None and kept.size:
-        want = np.asarray(list(times_s), float)
-        idx = sorted({int(np.argmin(np.abs(kept - t))) for t in want})
-    ds = xr.Dataset(coords={"time": ("time", kept[idx], {"units": "s"}), "y": ("y", dom.y), "x": ("x", dom.x)})
+        times = np.asarray(list(times_s), float)
+        idx = [int(np.argmin(np.abs(kept - t))) for t in times]
+    ds = xr.Dataset(coords={"time": ("time", times, {"units": "s"}), "y": ("y", dom.y), "x": ("x", dom.x)})
     if idx:
         ds["depth"] = (("time", "y", "x"), np.stack([ctx.own["frames"][i] for i in idx]),
                        {"units": "m", "long_name": "water depth"})
@@ -216,10 +223,19 @@ def frames_dataset(ctx: CouplingContext, times_s=None):
 
 
 def flood_layers(ctx: CouplingContext, times_s) -> list:
-    """Depth frames on the run's frame times, maximum depth and arrival time (:func:`physics.flood_run.flood_layers`)."""
-    from physics.flood_run import flood_layers as layers
+    """Depth frames on the run's frame times (every one: one slider), maximum depth and arrival
+    time: the layers of ``twin flood run``'s map (:func:`physics.flood_run.flood_layers`)."""
+    from viz.layers import build
+    from viz.layers._raster import MAX_PX, MercatorWarp
 
-    return layers(frames_dataset(ctx, times_s))
+    ds = frames_dataset(ctx, times_s)
+    warp = MercatorWarp.for_grid(ds, max_px=MAX_PX)
+    sets = []
+    if "depth" in ds:
+        sets.append(build("flood_depth", ds, warp=warp, max_frames=max(2, ds.sizes["time"])))
+    sets.append(build("flood_max_depth", ds, warp=warp, legend="depth" not in ds))
+    sets.append(build("flood_arrival", ds, warp=warp))
+    return sets
 
 
 def flood_report(ctx: CouplingContext) -> list[str]:

@@ -158,6 +158,8 @@ def test_the_flood_on_the_rain_coupling_equals_the_flood_on_its_own_storm(twin_d
     sets = get_coupling("flood").layers(ctx, [0.0, 600.0, 1200.0, 1800.0])
     depth_set = sets[0]
     assert len(sets) == 3 and depth_set.times_s == [0.0, 600.0, 1200.0, 1800.0]
+    # frame times off the flood's 600 s frames: still one frame per time (the nearest kept), one slider
+    assert get_coupling("flood").layers(ctx, [0.0, 300.0, 1800.0])[0].times_s == [0.0, 300.0, 1800.0]
     html = "".join(get_coupling("flood").report(ctx))
     assert "Maximum depth" in html and "rain" in html
 
@@ -180,3 +182,11 @@ def test_flood_from_scenario_drops_grid_and_rain_keys():
     assert c.from_scenario(section, None) == {"hours": 12.0, "tide": 0.8, "surge_m": 1.2,
                                               "drainage_mm_h": 30.0}
     assert c.kinds == ("flood_forecast",) and c.reads == ("rain",)
+
+    class Outputs:
+        frame_every = 1200.0
+
+    class Scenario:
+        outputs = Outputs()
+
+    assert c.from_scenario({"hours": 1.0}, Scenario())["frame_every_s"] == 1200.0  # the run's frames
