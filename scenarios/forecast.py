@@ -502,8 +502,55 @@ def write_live(ds: Any, out_dir: Path, req: LiveForecastRequest, ctx: RunContext
                   message=f"flood forecast issued {req.issue_time}, {req.hours:g} h ahead, "
                           f"{len(gauges)} gauge(s) predicted", data=forecast)
     write_run_events([event], out_dir)
+    ctx.extras["forecast_issued"] = forecast
     summary = {**res.summary, "forecast": {k: v for k, v in forecast.items() if k != "gauges"}}
     return RunOutputs(paths=paths, summary=summary)
+
+
+def _m(v: Any) -> str:
+    return "–" if v is None else f"{float(v):.2f} m"
+
+
+def forecast_section(forecast: Mapping[str, Any], alerts: list[tuple[str, Any]] | None = None) -> str:
+    """HTML ``<section>`` of a forecast: issue time, rain, warm start, nudging, and each gauge's
+    latest reading, thresholds and predicted peak (with the threshold it is predicted to reach)."""
+    import html
+
+    rain, nudging = forecast.get("rain") or {}, forecast.get("nudging") or {}
+    facts = [
+        ("issued", forecast.get("issue_time")),
+        ("horizon", f"{forecast.get('horizon_h', 0):g} h, frames at "
+                    + ", ".join(f"{t / 60:g}" for t in forecast.get("lead_times_s", [])) + " min"),
+        ("rain", f"{rain.get('method', '–')} of the last {rain.get('window_s', 0) / 60:g} min of "
+                 f"{rain.get('gauges', 0)} gauge(s): mean {rain.get('recent_mm_h', 0):.1f} mm/h, "
+                 f"max {rain.get('recent_max_mm_h', 0):.1f} mm/h"),
+        ("initial state", "dry land" if forecast.get("warm_start_run") is None
+         else f"warm start from forecast run {forecast['warm_start_run']}"),
+        ("nudging", f"{len(nudging.get('gauges', []))} gauge(s), gain {nudging.get('gain', '–')}, "
+                    f"radius {nudging.get('radius_m', 0):g} m, water added {nudging.get('volume_m3', 0):,.0f} m³"),
+    ]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    head = "".join(f"<th>{h}</th>" for h in ("gauge", "latest reading", "thresholds", "predicted peak",
+                                             "at lead", "predicted to reach"))
+    body = ""
+    for station, g in sorted((forecast.get("gauges") or {}).items()):
+        k = max(range(len(g["levels"])), key=lambda i: g["levels"][i])
+        hit = predicted_crossing(g)
+        thr = ", ".join(f"{sev} {v:g} m" for sev, v in sorted(g.get("thresholds", {}).items()))
+        cells = [station, _m((g.get("observed") or {}).get("value")), thr or "–", _m(g["levels"][k]),
+                 f"{g['lead_s'][k] / 60:g} min",
+                 "–" if hit is None else f"{hit[0]} {hit[1]:g} m in {hit[2] / 60:g} min"]
+        body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+    return (f"<section><h2>Forecast</h2><table><tbody>{rows}</tbody></table>"
+            f"<h3>Gauges</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>")
+
+
+def live_report_sections(ds: Any, summary: dict, ctx: RunContext | None = None) -> list[str]:
+    """The forecast section, then the flood report's sections."""
+    from physics.flood_run import flood_report_sections
+
+    forecast = (ctx.extras.get("forecast_issued") if ctx is not None else None) or summary.get("forecast") or {}
+    return [forecast_section(forecast), *flood_report_sections(ds, summary, ctx)]
 
 
 def describe_live(params: Mapping[str, Any]) -> str:
@@ -518,6 +565,7 @@ def live_kind() -> RunKind:
     from physics.flood_run import FLOOD
 
     return replace(FLOOD, request=LiveForecastRequest, console_request=None, run=run_live, write=write_live,
+                   report_sections=live_report_sections,
                    check=None, describe=describe_live, command=None,
                    duration_s=lambda req: req.hours * 3600.0)
 
@@ -765,4 +813,4 @@ class ForecastLoop:
 __all__ = ["ALERT_KIND", "FORECAST_EVENT", "ForecastIssue", "ForecastLoop", "ForecastSettings", "Gauge",
            "LiveForecastRequest", "forecast_alerts", "forecast_rain", "forecast_runs", "gauge_predictions",
            "issue_forecast", "issued_forecast", "live_inputs", "live_kind", "nudge_depth", "parse_duration",
-           "parse_instant", "predicted_crossing", "previous_forecast", "run_live", "warm_depth", "write_live"]
+           "forecast_section", "parse_instant", "predicted_crossing", "previous_forecast", "run_live", "warm_depth", "write_live"]

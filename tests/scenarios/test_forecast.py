@@ -227,6 +227,10 @@ def test_forecast_loop_end_to_end(mosquitto, tmp_path, city):
     assert a.data["lead_s"] == min(lead for lead, v in zip(dry["lead_s"], dry["levels"], strict=True)
                                    if lead > 0 and v >= THRESHOLD_M)
 
+    # the run's report opens with the forecast: the dry gauge's predicted crossing at the alert's lead
+    report = (runs_dir / "run-{:05d}".format(first["run"]) / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Forecast</h2>" in report and "warning 0.05 m in {:g} min".format(a.data["lead_s"] / 60) in report
+
     # warm start: away from the gauges, the second forecast starts from the first one's 10-min frame
     with xr.open_dataset(runs_dir / "run-{:05d}".format(first["run"]) / "flood.nc") as d1, \
             xr.open_dataset(runs_dir / "run-{:05d}".format(second["run"]) / "flood.nc") as d2:
