@@ -99,6 +99,11 @@ def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city,
         # the incident is in the panel; the trainee dispatches a unit
         b.wait_for("Object.keys(consoleState.incidents).length === 1", timeout=30)
         inc_id = int(b.evaluate("Object.keys(consoleState.incidents)[0]"))
+        # ... and on the map's live layer, at its place
+        b.wait_for("consoleLive.props.layers.some(l => l.id === 'live-incidents' && l.props.data.length === 1)",
+                   timeout=10)
+        assert b.evaluate("JSON.stringify(consoleLive.props.layers.find(l => l.id === 'live-incidents')"
+                          ".props.data.map(i => [i.lon, i.lat]))") == "[[114.06,22.533]]"
         assert b.evaluate(f"document.querySelector('#incident-{inc_id} select.unit').value") == "rescue"
         assert "Futian" in b.evaluate(f"document.querySelector('#incident-{inc_id} .where').textContent")
         b.evaluate(f"document.querySelector('#incident-{inc_id} button.dispatch').click(), 1")

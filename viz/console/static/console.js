@@ -136,9 +136,9 @@
     var b = $('banner');
     var text = '';
     if (state.info && !state.info.actions) {
-      text = 'Read-only console: it was started without a token, so nobody can acknowledge alerts or start runs here.';
+      text = 'Read-only console: it was started without a token, so nobody can acknowledge alerts, dispatch, evacuate or start runs here.';
     } else if (!token()) {
-      text = 'Read-only: type the token above to acknowledge alerts or start forecast runs.';
+      text = 'Read-only: type the token above to acknowledge alerts, dispatch units, order evacuations or start forecast runs.';
     }
     b.textContent = text;
     b.hidden = !text;
@@ -201,7 +201,20 @@
     });
   }
 
-  // Live layers (sensors, open alerts) live in their own deck.gl canvas over the map, with the
+  // Incidents not closed: purple while open, pale once a unit is dispatched.
+  function incidentLayer() {
+    var data = Object.keys(state.incidents).map(function (k) { return state.incidents[k]; })
+      .filter(function (i) { return i.status !== 'closed' && typeof i.lon === 'number' && typeof i.lat === 'number'; });
+    return new deck.ScatterplotLayer({
+      id: 'live-incidents', data: data, stroked: true,
+      getPosition: function (i) { return [i.lon, i.lat]; },
+      getFillColor: function (i) { return i.status === 'open' ? [142, 36, 170, 255] : [206, 147, 216, 255]; },
+      getLineColor: [255, 255, 255, 255], lineWidthMinPixels: 2, getRadius: 9, radiusUnits: 'pixels',
+      updateTriggers: {getFillColor: state.seq}
+    });
+  }
+
+  // Live layers (sensors, open alerts, incidents) live in their own deck.gl canvas over the map, with the
   // map's view: a reading redraws two small layers, not the basemap (which, rendered in
   // software on a machine without a GPU, takes up to a second per frame).
   var live = null;
@@ -242,7 +255,7 @@
     setTimeout(function () {
       redrawQueued = false;
       var before = state.liveDrawCount || 0;
-      live.setProps({layers: state.liveOn === false ? [] : [sensorLayer(), alertLayer()]});
+      live.setProps({layers: state.liveOn === false ? [] : [sensorLayer(), alertLayer(), incidentLayer()]});
       state.liveDraws = (state.liveDraws || 0) + 1;
       (function drawn() {
         if ((state.liveDrawCount || 0) > before) state.lastDrawAt = Date.now() / 1000;
@@ -430,6 +443,7 @@
       if (res.status === 201) {
         if (res.body.incident) { state.incidents[res.body.incident.id] = res.body.incident; renderIncident(res.body.incident); }
         updateIncidentCount();
+        redrawLive();
         showMessage(okText, true);
         return res;
       }
@@ -454,6 +468,7 @@
     $('incidents').textContent = '';
     list.slice().reverse().forEach(function (inc) { state.incidents[inc.id] = inc; renderIncident(inc); });
     updateIncidentCount();
+    redrawLive();
   }
 
   function setupEvacuate(info) {
@@ -925,6 +940,7 @@
       state.incidents[m.incident.id] = m.incident;
       renderIncident(m.incident);
       updateIncidentCount();
+      redrawLive();
     } else if (m.type === 'run') {
       setRun(m.run);
     } else if (m.type === 'sensors' || m.type === 'resync') {
