@@ -257,3 +257,23 @@ def test_debrief_of_an_unknown_drill_names_the_ones_there(tmp_path, twin_data):
     DrillPlayer(d, tmp_path / "store", broker=None, start_at=150.0, progress=lambda _: None).play()
     with Store.open(tmp_path / "store") as s, pytest.raises(ValidationError, match="test_drill|drill-"):
         collect(s, "nope")
+
+
+# ------------------------------------------------------------------ command line
+def test_twin_drill_check_and_list(tmp_path, twin_data):
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    ok = CliRunner().invoke(main, ["drill", "check", EXAMPLE.stem])
+    assert ok.exit_code == 0, ok.output
+    d = load_drill(EXAMPLE)
+    rows = [line for line in ok.output.splitlines() if line.strip().startswith("#")]
+    assert [int(r.split()[0][1:]) for r in rows] == [p.position for p in d.timeline]
+    bad = write(tmp_path, DRILL.format(targets="").replace('after = "3 min"', 'after = "9 h"'))
+    res = CliRunner().invoke(main, ["drill", "check", str(bad)])
+    assert res.exit_code == 1 and "injects.2.after" in res.output
+    listed = CliRunner().invoke(main, ["drill", "list"])
+    assert listed.exit_code == 0 and listed.output.startswith(f"{EXAMPLE.stem}:")
+    played = CliRunner().invoke(main, ["drill", "run", str(bad), "--store", str(tmp_path / "store")])
+    assert played.exit_code == 1 and not (tmp_path / "store").exists()
