@@ -21,7 +21,7 @@ with ``e = predicted - observed`` over the bucket's ``n`` pairs:
 
 Outputs (:func:`write_verification`): ``verification.csv`` and
 ``verification.parquet`` (the table), ``pairs.csv`` (every pair) and
-``verification.html`` (the table as a report section).
+``verification.html`` (the table as a report section, and a figure of bias and RMSE by lead time).
 """
 
 from __future__ import annotations
@@ -151,6 +151,29 @@ def verification_section(table: Any, *, unpaired: int, n_forecasts: int) -> str:
             f"<tbody>{body}</tbody></table></section>")
 
 
+def verification_figure(table: Any) -> Any:
+    """Bias and RMSE by lead time bucket: one line per gauge, "all" in black (a matplotlib Figure)."""
+    from viz import plots as P
+
+    with P.style():
+        fig = P.new_figure(7.5, 3.2)
+        axes = fig.subplots(1, 2, sharex=True)
+        leads = list(table.sort_values("lead_hi_s", kind="stable")["lead"].drop_duplicates())
+        x = {lead: k for k, lead in enumerate(leads)}  # every gauge on the same bucket positions
+        for station, rows in table.groupby("station", sort=False):
+            rows = rows.sort_values("lead_hi_s")
+            style = {"color": "black", "linewidth": 2.0} if station == "all" else {"alpha": 0.7}
+            for ax, col in zip(axes, ("bias", "rmse"), strict=True):
+                ax.plot([x[lead] for lead in rows["lead"]], rows[col], marker="o", label=station, **style)
+        for ax in axes:
+            ax.set_xticks(range(len(leads)), leads, rotation=30, ha="right")
+        axes[0].axhline(0.0, color="grey", linewidth=0.8)
+        axes[0].set(title="bias (predicted − observed)", ylabel="m")
+        axes[1].set(title="RMSE", ylabel="m")
+        axes[1].legend(loc="best")
+    return fig
+
+
 def write_verification(store_dir: str | Path, out_dir: str | Path, *, tolerance_s: float = 300.0
                        ) -> dict[str, Any]:
     """Write ``verification.csv``/``.parquet``, ``pairs.csv`` and ``verification.html`` into ``out_dir``.
@@ -158,7 +181,7 @@ def write_verification(store_dir: str | Path, out_dir: str | Path, *, tolerance_
     Returns the paths by role, and the counts ``forecasts``, ``n_pairs`` and ``unpaired``.
     """
     from twin.store import Store
-    from viz.report import report_page
+    from viz.report import figure_html, report_page
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,12 +194,16 @@ def write_verification(store_dir: str | Path, out_dir: str | Path, *, tolerance_
     table.to_csv(paths["csv"], index=False)
     table.to_parquet(paths["parquet"], index=False)
     pairs.to_csv(paths["pairs"], index=False)
-    page = report_page("Forecast verification", f"store {html.escape(str(store_dir))}",
-                       [verification_section(table, unpaired=unpaired, n_forecasts=n_forecasts)],
+    sections = [verification_section(table, unpaired=unpaired, n_forecasts=n_forecasts)]
+    if not table.empty:
+        sections.append("<section><h2>By lead time</h2>" + figure_html(
+            verification_figure(table), "bias and RMSE by lead time",
+            "Each gauge's bias and RMSE per lead time bucket; all gauges together in black.") + "</section>")
+    page = report_page("Forecast verification", f"store {html.escape(str(store_dir))}", sections,
                        "Shenzhen Twin · twin forecast verify · this page loads nothing from the network")
     paths["html"].write_text(page, encoding="utf-8")
     return {**paths, "forecasts": n_forecasts, "n_pairs": int(len(pairs)), "unpaired": unpaired}
 
 
-__all__ = ["LEAD_BUCKETS_S", "forecast_pairs", "lead_bucket", "verification_section", "verification_table",
-           "write_verification"]
+__all__ = ["LEAD_BUCKETS_S", "forecast_pairs", "lead_bucket", "verification_figure", "verification_section",
+           "verification_table", "write_verification"]

@@ -112,6 +112,7 @@ def test_write_verification_files(store, tmp_path):
     assert list(parquet["n"]) == list(csv["n"])
     page = out["html"].read_text(encoding="utf-8")
     assert "Forecast verification" in page and "<td>G2</td>" in page and "http" not in page.split("<body", 1)[1]
+    assert page.count('<img alt="bias and RMSE by lead time" src="data:image/png;base64,') == 1
 
 
 def test_an_empty_store_gives_an_empty_table(tmp_path):
@@ -119,3 +120,5 @@ def test_an_empty_store_gives_an_empty_table(tmp_path):
         pairs, unpaired = forecast_pairs(st)
     assert pairs.empty and unpaired == 0
     assert verification_table(pairs).empty
+    page = write_verification(tmp_path / "empty", tmp_path / "verif")["html"].read_text(encoding="utf-8")
+    assert "<img" not in page and "0 forecast(s)" in page
