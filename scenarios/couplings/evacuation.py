@@ -21,8 +21,9 @@ The streets
 -----------
 The walk network is the shared ``road_graph`` without expressways
 (:func:`agents.district_evac.walk_network`). Streets close and slow for
-walkers by the district model's own rule (close from ``hazard_class``, or
-``depth_m``; wading slows, Li et al. 2026) applied to the state's depth and
+walkers by the district model's own rule (close from ``close_class``, default
+``hazard_class`` as in ``twin evacuate district``, or from ``depth_m``;
+wading slows, Li et al. 2026) applied to the state's depth and
 speed sampled along each street (:class:`agents.district_evac.FieldFlood`: no
 ``flood.nc`` is read), and close where the shared graph is closed for any
 reason other than the flood (``debris``, ``inject``: the graph's flood
@@ -42,7 +43,8 @@ Events: ``evacuation_ordered`` (``people``, ``groups``, ``n_cells``, ``cells``
 step with new stranding (``people``, ``groups``, ``reasons`` {why: people},
 ``lon``/``lat`` centroid, ``points``), ``shelter_full``.
 
-Parameters: ``hazard_class`` (3), ``depth_m`` (None), ``notice_s`` (0),
+Parameters: ``hazard_class`` (3), ``close_class`` (``hazard_class``), ``depth_m``
+(None: trigger and closure by depth instead), ``notice_s`` (0),
 ``departure_window_s`` (600), ``mode`` ("walk" or "car"), ``group_size`` (20
 on foot, 3 by car), ``shelters`` (CSV/GeoJSON; default the package's ASSUMED
 demo list), ``districts`` (only cells of these districts leave; default all
@@ -62,7 +64,7 @@ import numpy as np
 from scenarios.coupling import Coupling, CouplingContext, register_coupling
 from twin.errors import ValidationError
 
-PARAMS = ("hazard_class", "depth_m", "notice_s", "departure_window_s", "mode", "group_size", "shelters",
+PARAMS = ("hazard_class", "close_class", "depth_m", "notice_s", "departure_window_s", "mode", "group_size", "shelters",
           "districts", "flood_trigger", "dt_s", "hazard_every_s", "frame_every_s", "progress_every_s")
 #: Most points listed in an event's ``cells``/``points``.
 MAX_POINTS = 200
@@ -90,21 +92,30 @@ def evac_params(ctx: CouplingContext):
         raise ValidationError(f"couplings.evacuation: unknown parameter(s) {bad}; allowed: {list(PARAMS)}")
     if p.get("hazard_class") is not None and p.get("depth_m") is not None:
         raise ValidationError("couplings.evacuation: give hazard_class or depth_m, not both")
-    hc = p.get("hazard_class", 3)
-    if hc is None:
-        hc = 3
-    if isinstance(hc, bool) or not isinstance(hc, int) or not 2 <= hc <= 6:
-        raise ValidationError(f"couplings.evacuation.hazard_class={hc!r}: an ARR hazard class 2..6 (H1 is safe)")
+    hc = trigger_class(p)
+    close = p.get("close_class")
+    close = hc if close is None else close
+    if isinstance(close, bool) or not isinstance(close, int) or not 2 <= close <= 6:
+        raise ValidationError(f"couplings.evacuation.close_class={close!r}: an ARR hazard class 2..6 (H1 is safe)")
     depth = p.get("depth_m")
     if depth is not None:
         depth = _number(p, "depth_m", 0.0, strict=True)
     duration = float(ctx.duration_s) if ctx.duration_s else 4 * 3600.0
-    return EvacParams(mode=str(p.get("mode", "walk")), close_class=int(hc), depth_threshold_m=depth,
+    return EvacParams(mode=str(p.get("mode", "walk")), close_class=int(close), depth_threshold_m=depth,
                       dt_s=_number(p, "dt_s", 1.0, strict=True),
                       hazard_every_s=_number(p, "hazard_every_s", 60.0, strict=True),
                       frame_every_s=_number(p, "frame_every_s", 300.0, strict=True),
                       max_duration_s=duration,
                       departure_window_s=_number(p, "departure_window_s", 600.0))
+
+
+def trigger_class(params: dict) -> int:
+    """The ARR class from which a cell's residents are ordered out (``hazard_class``, default 3), checked."""
+    hc = params.get("hazard_class")
+    hc = 3 if hc is None else hc
+    if isinstance(hc, bool) or not isinstance(hc, int) or not 2 <= hc <= 6:
+        raise ValidationError(f"couplings.evacuation.hazard_class={hc!r}: an ARR hazard class 2..6 (H1 is safe)")
+    return hc
 
 
 def from_scenario(section: dict[str, Any], scenario: Any) -> dict[str, Any]:
@@ -247,7 +258,7 @@ def trigger_cells(ctx: CouplingContext) -> np.ndarray:
         return depth >= params.depth_threshold_m
     speed = np.asarray(st.field("water_speed").values, float) if st.has_field("water_speed") \
         else np.zeros_like(depth)
-    return hazard_class(depth, speed) >= params.close_class
+    return hazard_class(depth, speed) >= trigger_class(ctx.params)
 
 
 def _departures(ctx: CouplingContext, t: float, n: int) -> np.ndarray:

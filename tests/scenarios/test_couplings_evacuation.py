@@ -431,3 +431,18 @@ def test_a_run_where_nobody_is_ordered_out_has_empty_outputs(twin_data, tmp_path
     tables["groups"].to_parquet(tmp_path / "groups.parquet")
     assert [s.label for s in c.layers(ctx, [0.0, 300.0])] == ["Shelters"]
     assert "nobody was ordered out" in "".join(c.report(ctx))
+
+
+def test_people_can_be_ordered_out_before_their_streets_close(twin_data, tmp_path):
+    """hazard_class 2 orders people out from H2 (still water over 0.3 m) while streets close to walkers at H3."""
+    cfg = config({"hazard_class": 2, "close_class": 3})
+    cfg["duration_s"] = 600.0
+    run = run_coupled(cfg, tmp_path / "run", couplings={"toyflood": TOY_FLOOD})
+    model = run.contexts["evacuation"].own["model"]
+    assert model.params.close_class == 3
+    static = run.state.static
+    first = min(e.time_s for e in run.state.events if e.kind == "evacuation_ordered")
+    steps = PERIOD * np.arange(1, 11)
+    fastest = rise_time(static)[rise_time(static) > 0].min()  # the cells whose water rises first
+    assert first == steps[steps / fastest > 0.3][0]  # H2: D > 0.3 m at speed 0
+    assert first < steps[steps / fastest > H3_DEPTH][0]
