@@ -22,15 +22,18 @@ One cycle (:func:`issue_forecast`)
    otherwise the land starts dry (the sea at its level, as every flood run).
 3. **Nudging** (:class:`hardware_bridge.fusion.levels.Nudger`). The latest
    reading of each water-level gauge (no older than ``max_level_age_s``)
-   pulls the depth of the open cells within ``nudge_radius_m`` of the gauge
-   toward the observed water surface: ``h <- max(h + k (eta - (z + h)), 0)``,
+   pulls the depth of the gauge's own cell (or, with ``nudge_radius_m``, of
+   the open cells within that distance) toward the observed water surface: ``h <- max(h + k (eta - (z + h)), 0)``,
    ``k = nudge_gain`` (default 1: direct insertion). The observed surface is
    ``eta = reading + datum_m`` with ``datum_m`` the gauge's zero on the DEM's
    datum (sensor property ``datum_m``); without it the reading is a water
    depth above the ground of the gauge's cell (a street waterlogging gauge):
-   ``eta = z(gauge cell) + reading``. The volume added is recorded.
+   ``eta = z(gauge cell) + reading``. The volume added is recorded. A street
+   gauge stands in a local low spot (an underpass) that a coarse cell
+   averages away: its depth inserted over a whole cell adds water the cell
+   did not hold, so only the gauge's own cell is nudged by default.
 4. **Run** the flood kind's model over the horizon through
-   :func:`twin.pipeline.run` (the run kind :data:`LIVE_FLOOD`, stored as the
+   :func:`twin.pipeline.run` (the run kind :func:`live_kind`, stored as the
    flood kind ``flood_forecast`` so the console lists it, shows its depth
    layers and lets the user pick earlier ones). The run's params carry
    ``forecast``: issue time, lead times, warm start.
@@ -145,7 +148,7 @@ class LiveForecastRequest(BaseModel):
     rain_window_s, rain_mode, decay_tau_s, rain_block_s
         Rain from the gauges (module docstring, step 1).
     nudge_gain, nudge_radius_m, max_level_age_s
-        Nudging to the water-level gauges (step 3); radius None: one cell size.
+        Nudging to the water-level gauges (step 3); radius None: the gauge's own cell only.
     alert_config : str or None
         The bridge's alert rules file (``twin bridge run --alert-config``): its ``level_m`` rules
         are gauge thresholds too (None: the packaged ``alerts.toml``).
@@ -370,20 +373,34 @@ def gauge_cells(gauges: list[Gauge], dem: Any) -> dict[str, tuple[int, int, floa
 
 
 def nudge_depth(dem: Any, h0: Any, gauges: list[Gauge], levels: Mapping[str, tuple[datetime, float]],
-                *, gain: float, radius_m: float) -> tuple[Any, dict[str, Any]]:
-    """``h0`` nudged toward the gauges' latest readings (module docstring, step 3); (depths, what was done)."""
+                *, gain: float, radius_m: float | None = None) -> tuple[Any, dict[str, Any]]:
+    """``h0`` nudged toward the gauges' latest readings (module docstring, step 3); (depths, what was done).
+
+    ``radius_m`` None nudges each gauge's own cell only (the gauge is placed at its cell's centre
+    with a radius of half a cell); a number nudges the open cells within that distance of the
+    gauge's position. Of several gauges in one cell the first (by station) is used, the others
+    are listed in ``skipped``.
+    """
     import numpy as np
 
     from hardware_bridge.fusion.levels import Nudger
 
     cells = gauge_cells(gauges, dem)
-    used = [g for g in gauges if g.station in cells and g.station in levels]
-    info: dict[str, Any] = {"gauges": [g.station for g in used], "gain": gain, "radius_m": radius_m,
-                            "volume_m3": 0.0}
+    xs, ys = np.asarray(dem["x"].values), np.asarray(dem["y"].values)
+    own_cell = radius_m is None
+    radius = 0.5 * abs(float(xs[1] - xs[0])) if own_cell else float(radius_m)
+    used, skipped, taken = [], [], set()
+    for g in sorted((g for g in gauges if g.station in cells and g.station in levels), key=lambda g: g.station):
+        (skipped if cells[g.station][:2] in taken else used).append(g)
+        taken.add(cells[g.station][:2])
+    info: dict[str, Any] = {"gauges": [g.station for g in used], "skipped": [g.station for g in skipped],
+                            "gain": gain, "radius_m": radius, "own_cell": own_cell, "volume_m3": 0.0}
     if not used:
         return np.asarray(h0, dtype=np.float64), info
     state = _DepthState(dem, h0)
-    nudger = Nudger(state, {g.station: cells[g.station][2:] for g in used}, radius_m=radius_m, gain=gain)
+    where = {g.station: (float(xs[cells[g.station][1]]), float(ys[cells[g.station][0]])) if own_cell
+             else cells[g.station][2:] for g in used}
+    nudger = Nudger(state, where, radius_m=radius, gain=gain)
     z = np.asarray(dem.values, dtype=np.float64)
     eta = {}
     for g in used:
@@ -430,8 +447,8 @@ def run_live(req: LiveForecastRequest, ctx: RunContext) -> Any:
         warm = warm_depth(req.warm_start, req.warm_start_s, dem.shape, req.output_every_s / 2)
         if warm is not None:
             h0 = np.where(land & np.isfinite(warm), np.nan_to_num(warm), h0)
-    radius = req.nudge_radius_m if req.nudge_radius_m is not None else req.resolution
-    h0, nudge_info = nudge_depth(dem, h0, live.gauges, live.levels, gain=req.nudge_gain, radius_m=radius)
+    h0, nudge_info = nudge_depth(dem, h0, live.gauges, live.levels, gain=req.nudge_gain,
+                                 radius_m=req.nudge_radius_m)
     setup["h0"] = h0
     ctx.extras["flood_context"] = fc
     ctx.extras["grid_shape"] = tuple(dem.shape)
@@ -527,7 +544,8 @@ def forecast_section(forecast: Mapping[str, Any], alerts: list[tuple[str, Any]] 
         ("initial state", "dry land" if forecast.get("warm_start_run") is None
          else f"warm start from forecast run {forecast['warm_start_run']}"),
         ("nudging", f"{len(nudging.get('gauges', []))} gauge(s), gain {nudging.get('gain', '–')}, "
-                    f"radius {nudging.get('radius_m', 0):g} m, water added {nudging.get('volume_m3', 0):,.0f} m³"),
+                    + ("own cell" if nudging.get("own_cell") else f"radius {nudging.get('radius_m', 0):g} m")
+                    + f", water added {nudging.get('volume_m3', 0):,.0f} m³"),
     ]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     head = "".join(f"<th>{h}</th>" for h in ("gauge", "latest reading", "thresholds", "predicted peak",

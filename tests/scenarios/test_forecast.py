@@ -105,6 +105,16 @@ def test_nudging_inserts_the_observed_surface_at_the_gauge_cells():
     h, _ = nudge_depth(dem, np.zeros(z.shape), [datum_high], obs, gain=0.5, radius_m=150.0)
     assert h[1, 1] == pytest.approx(0.5 * (4.8 - 4.0))  # half the misfit removed
     assert h[0, 1] == 0.0 and np.isnan(z[2, 2]) and h[2, 2] == 0.0  # 4.8 < 5 m ground; blocked untouched
+    # default: the gauge's own cell only, wherever the gauge stands in it; a second gauge in the
+    # same cell is skipped; a gauge off the grid is left out
+    flat = _dem(np.full((3, 3), 4.0))
+    corner = Gauge("A", "A/water_level", *_lonlat(500_190.0, 2_499_810.0))  # near the cell's corner
+    twin = Gauge("B", "B/water_level", lon, lat)
+    away = Gauge("C", "C/water_level", *_lonlat(510_000.0, 2_499_850.0))
+    levels = {"A": obs["W"], "B": (obs["W"][0], 0.9), "C": obs["W"]}
+    h, info = nudge_depth(flat, np.zeros((3, 3)), [twin, corner, away], levels, gain=1.0)
+    assert info["gauges"] == ["A"] and info["skipped"] == ["B"] and info["own_cell"]
+    assert h[1, 1] == pytest.approx(0.3) and np.count_nonzero(h) == 1
 
 
 def test_a_crossing_counts_only_ahead_and_below_the_latest_reading():
