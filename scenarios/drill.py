@@ -368,6 +368,8 @@ class DrillPlayer:
         Called with one line of text per inject played (and at start and end).
     sleep : callable
         ``sleep(seconds)`` (the default waits in real time).
+    connect_timeout_s : float
+        How long to wait for the broker before giving up (FetchError).
     """
 
     drill: LoadedDrill
@@ -377,6 +379,7 @@ class DrillPlayer:
     start_at: float = 0.0
     progress: Callable[[str], None] = print
     sleep: Callable[[float], None] = time.sleep
+    connect_timeout_s: float = 10.0
     drill_id: str = ""
     played: list[dict[str, Any]] = field(default_factory=list)
 
@@ -398,29 +401,38 @@ class DrillPlayer:
         return [p for p in self.drill.timeline if p.offset_s >= self.start_at]
 
     def play(self) -> dict[str, Any]:
-        """Play the timeline; returns the summary written with ``drill_ended``."""
+        """Play the timeline; returns the summary written with ``drill_ended``.
+
+        The broker is connected first: a broker that cannot be reached stops the drill before
+        anything is written to the store.
+        """
         from twin.store import Store
 
-        with Store.open(self.store_dir) as store:
-            publisher = self._publisher()
-            status = "done"
-            try:
-                self._register_sensors(store)
-                t0 = datetime.now(UTC)
-                m0 = time.monotonic()
-                self._log(store, DRILL_STARTED, f"drill {self.drill_id} started", self._plan(t0))
-                self.progress(f"drill {self.drill_id}: {len(self._to_play())} inject(s) at {self.speed:g}x")
-                for p in self.drill.timeline:
-                    self._step(store, publisher, p, t0, m0)
-            except BaseException as exc:
-                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                raise
-            finally:
-                summary = {"drill": self.drill_id, "status": status, "played": len(self.played)}
-                self._log(store, DRILL_ENDED, f"drill {self.drill_id} {status}", summary)
-                if publisher is not None:
-                    publisher.close()
-                self.progress(f"drill {self.drill_id}: {status}, {len(self.played)} inject(s) played")
+        publisher = self._publisher()
+        try:
+            with Store.open(self.store_dir) as store:
+                return self._play(store, publisher)
+        finally:
+            if publisher is not None:
+                publisher.close()
+
+    def _play(self, store: Any, publisher: Any) -> dict[str, Any]:
+        status = "done"
+        try:
+            self._register_sensors(store)
+            t0 = datetime.now(UTC)
+            m0 = time.monotonic()
+            self._log(store, DRILL_STARTED, f"drill {self.drill_id} started", self._plan(t0))
+            self.progress(f"drill {self.drill_id}: {len(self._to_play())} inject(s) at {self.speed:g}x")
+            for p in self.drill.timeline:
+                self._step(store, publisher, p, t0, m0)
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            raise
+        finally:
+            summary = {"drill": self.drill_id, "status": status, "played": len(self.played)}
+            self._log(store, DRILL_ENDED, f"drill {self.drill_id} {status}", summary)
+            self.progress(f"drill {self.drill_id}: {status}, {len(self.played)} inject(s) played")
         return summary
 
     # ----------------------------------------------------------------- parts
@@ -430,7 +442,8 @@ class DrillPlayer:
         from hardware_bridge.sources.mqtt import MqttPublisher, parse_broker
 
         host, port = parse_broker(self.broker)
-        return MqttPublisher(host, port, client_id=f"twin-drill-{secrets.token_hex(4)}")
+        return MqttPublisher(host, port, client_id=f"twin-drill-{secrets.token_hex(4)}",
+                             connect_timeout_s=self.connect_timeout_s)
 
     def _register_sensors(self, store: Any) -> None:
         from hardware_bridge.schema import KINDS

@@ -166,6 +166,18 @@ def test_player_publishes_sensor_values_and_logs_every_inject(mosquitto, tmp_pat
     assert len(lines) == 3 + 2
 
 
+def test_an_unreachable_broker_stops_the_drill_before_the_store(tmp_path, twin_data):
+    from hardware_bridge.broker import free_port
+    from twin.errors import FetchError
+
+    d = load_drill(write(tmp_path, DRILL.format(targets="")))
+    player = DrillPlayer(d, tmp_path / "store", broker=f"127.0.0.1:{free_port()}", progress=lambda _: None,
+                         connect_timeout_s=1.0)
+    with pytest.raises(FetchError, match="cannot connect"):
+        player.play()
+    assert not (tmp_path / "store").exists()
+
+
 def test_start_at_skips_earlier_injects_and_needs_no_broker_after_the_sensor(tmp_path, twin_data):
     d = load_drill(write(tmp_path, DRILL.format(targets="")))
     with pytest.raises(ConfigError, match="--broker"):
