@@ -274,7 +274,12 @@ def write_report(run, out: Path, tr: Any, problems: list[str]) -> Path:
     return path
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
+def _table(head: list[str] | None, rows: list[list[Any]]) -> str:
+    """An HTML table of escaped cells; without ``head``, the first column is the row's header."""
+    if head is None:
+        body = "".join(f"<tr><th>{html.escape(str(r[0]))}</th>"
+                       + "".join(f"<td>{html.escape(str(c))}</td>" for c in r[1:]) + "</tr>" for r in rows)
+        return f"<table><tbody>{body}</tbody></table>"
     th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
@@ -303,7 +308,7 @@ def _run_section(run, tr: Any) -> str:
             ["scenario hash", run.manifest_extra.get("scenario_hash", "")]]
     if s.get("resumed_from_s") is not None:
         rows.append(["resumed from", f"{s['resumed_from_s']:g} s"])
-    return "<section><h2>Run</h2>" + _table(["", ""], rows) + "</section>"
+    return "<section><h2>Run</h2>" + _table(None, rows) + "</section>"
 
 
 def _schedule(run, tr: Any) -> str:
