@@ -604,6 +604,7 @@ class ForecastSettings:
     decay_tau_s: float = 3600.0
     rain_window_s: float = 1800.0
     nudge_gain: float = 1.0
+    nudge_radius_m: float | None = None
     realert_s: float = 3600.0
     alert_config: Path | None = None
 
@@ -675,7 +676,7 @@ def issue_forecast(settings: ForecastSettings, issue: datetime, *, city: Any = N
             hours=settings.horizon_s / 3600.0, resolution=settings.resolution, districts=districts,
             city=settings.city if city is None else None, rain_mode=settings.rain_mode,  # type: ignore[arg-type]
             decay_tau_s=settings.decay_tau_s, rain_window_s=settings.rain_window_s,
-            nudge_gain=settings.nudge_gain,
+            nudge_gain=settings.nudge_gain, nudge_radius_m=settings.nudge_radius_m,
             alert_config=None if settings.alert_config is None else str(Path(settings.alert_config).resolve()),
             warm_start=None if prev is None else str(prev[1]),
             warm_start_s=None if prev is None else prev[2], warm_start_run=None if prev is None else prev[0])

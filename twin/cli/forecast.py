@@ -56,12 +56,14 @@ def _failed(issue, exc) -> None:
               help="Recent rain: the gauges' depths over this window before the issue time.")
 @click.option("--nudge-gain", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0, show_default=True,
               help="Fraction of the misfit to the water-level gauges removed (1: direct insertion).")
+@click.option("--nudge-radius", "nudge_radius", type=click.FloatRange(0.0, min_open=True), default=None,
+              metavar="M", help="Nudge the open cells within M metres of each gauge (default: its own cell only).")
 @click.option("--alert-config", type=InputPath("alerts"), default=None,
               help="The bridge's alert rules (as given to `twin bridge run`): their level_m rules are gauge "
                    "thresholds too, beside each sensor's own thresholds.")
 @click.pass_context
 def forecast(ctx, store_dir, every, horizon, districts, resolution, city_name, runs_dir, once, at, until,
-             rain_mode, decay_tau, rain_window, nudge_gain, alert_config) -> None:
+             rain_mode, decay_tau, rain_window, nudge_gain, nudge_radius, alert_config) -> None:
     """Issue flood forecasts from the live store every --every, --horizon ahead.
 
     Each forecast is a flood run in the store (the console's run list shows it; its forecast view
@@ -83,7 +85,7 @@ def forecast(ctx, store_dir, every, horizon, districts, resolution, city_name, r
             districts=tuple(d.strip() for d in districts.split(",") if d.strip()) if districts else None,
             city=city_name, rain_mode=rain_mode, decay_tau_s=parse_duration(decay_tau, "--decay-tau"),
             rain_window_s=parse_duration(rain_window, "--rain-window"), nudge_gain=nudge_gain,
-            alert_config=alert_config)
+            nudge_radius_m=nudge_radius, alert_config=alert_config)
         first = None if at is None else parse_instant(at, "--at")
         last = None if until is None else parse_instant(until, "--until")
         if first is not None and last is None and not once:
