@@ -60,6 +60,24 @@ reachable shelter with room. No shelter with room within reach: stranded.
 
 Departures are spread uniformly over ``departure_window_s`` (seeded; an
 assumption standing in for warning and pre-movement times).
+
+Step by step (a coupled run)
+----------------------------
+:meth:`DistrictEvacuation.run` steps to the end on a flood run's frames. A
+coupled run (:mod:`scenarios.couplings.evacuation`) drives the same model
+on its clock instead: built with ``allow_empty=True`` and the
+``largest_group`` it will ever add, started (:meth:`~DistrictEvacuation.start`),
+then :meth:`~DistrictEvacuation.advance` ``(until_s)`` moves it in chunks of
+``hazard_every_s`` reading the street state at the end of each chunk — the
+depth and speed of a grid that changes (:class:`FieldFlood`) and the
+closures of other reasons put in :attr:`~DistrictEvacuation.extra_closed`;
+:meth:`~DistrictEvacuation.add_groups` adds waves of evacuees while it runs
+(routed at once to the nearest shelter with room: places are shared by all
+waves); :meth:`~DistrictEvacuation.checkpoint` and
+:meth:`~DistrictEvacuation.restore` keep and put back its whole state;
+:meth:`~DistrictEvacuation.result` gives the Dataset :meth:`run` gives.
+With the same groups and seed, ``advance`` gives the arrivals of ``run``
+(tested).
 """
 
 from __future__ import annotations
@@ -517,9 +535,12 @@ NO_ROUTE = "no open route to a shelter with room"
 
 
 class DistrictEvacuation:
-    """The state of one district evacuation: set up by the constructor, advanced by :meth:`run`.
+    """The state of one district evacuation: set up by the constructor, advanced by :meth:`run` or :meth:`advance`.
 
-    Arguments as :func:`simulate`. Between chunks of ``hazard_every_s`` the
+    Arguments as :func:`simulate`, and ``largest_group`` (the most people of
+    any group, also of groups added later with :meth:`add_groups`: the
+    edges' storage and flow accumulators are sized for it) and
+    ``allow_empty`` (start with no groups). Between chunks of ``hazard_every_s`` the
     numba kernel has stepped, the flood state is read (:meth:`update_hazard`):
     closures strand the groups on closed edges and re-route those whose way
     crosses one (:meth:`replan`); frames of positions are kept for the map.
@@ -1084,5 +1105,5 @@ def result_dataset(net: Network, shelters: pd.DataFrame, res: dict, params: Evac
     return ds
 
 
-__all__ = ["DistrictEvacuation", "EdgeFlood", "EvacParams", "EvacResult", "Network", "build_network", "clear_times", "edge_state",
+__all__ = ["DistrictEvacuation", "EdgeFlood", "EvacParams", "FieldFlood", "EvacResult", "Network", "build_network", "clear_times", "edge_state",
            "result_dataset", "simulate", "walk_network"]
