@@ -360,3 +360,19 @@ def test_live_inputs_take_the_window_before_the_issue_time_and_the_gauges_thresh
     # "critical" is not a severity: a warning; the lowest warning level is kept; the rule adds the alarm
     assert live.gauges[0].thresholds == {"warning": 0.4, "alarm": 1.0}
     assert stale.levels == {} and stale.gauges[0].thresholds == {"warning": 0.4}
+
+
+def test_cli_argument_errors(tmp_path):
+    from twin.store import Store
+
+    Store.open(tmp_path / "store").close()
+    store = str(tmp_path / "store")
+    cases = [([], "give --store"),
+             (["--store", store, "--every", "soon"], "--every='soon' is not a duration"),
+             (["--store", store, "--at", "2024-06-01T08:00"], "has no time zone"),
+             (["--store", store, "--at", "2024-06-01T08:00Z"], "needs --once")]
+    for args, message in cases:
+        r = CliRunner().invoke(main, ["forecast", *args])
+        assert r.exit_code != 0 and message in r.output, (args, r.output)
+    with Store.open(store) as st:
+        assert st.runs() == []  # nothing ran
