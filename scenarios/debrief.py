@@ -16,7 +16,8 @@ time from the inject's actual instant to the action:
   event (``road_lost``, ``station_lost``);
 * ``dispatch`` — the first dispatch to the incident the inject created (``data.incident_id``
   is the incident's event id);
-* ``evacuate`` — the first evacuation ordered at or after the inject.
+* ``evacuate`` — the first evacuation ordered at or after the inject;
+* ``forecast`` — the first forecast run started from the console at or after the inject.
 
 Reaction times are given in wall seconds and on the drill's clock (wall seconds times the
 speed the drill was played at). Each target of the drill is then ``met`` (its action came
@@ -152,10 +153,10 @@ def _inject_row(log: dict, alerts: list, acks: list, actions: list, t0: datetime
                      and a.data.get("incident_id") == log.get("event_id")), None)
         if disp is not None:
             row["reactions"]["dispatch"] = _reaction(disp, at, speed, "dispatch")
-    evac = next((a for a in actions if a.data.get("action") == "evacuate"
-                 and _when(a.wall_time) >= at), None)
-    if evac is not None:
-        row["reactions"]["evacuate"] = _reaction(evac, at, speed, "evacuate")
+    for what in ("evacuate", "forecast"):
+        first = next((a for a in actions if a.data.get("action") == what and _when(a.wall_time) >= at), None)
+        if first is not None:
+            row["reactions"][what] = _reaction(first, at, speed, what)
     return row
 
 
@@ -191,7 +192,7 @@ def _kpis(injects: list, targets: list, alerts: list, acks: list, actions: list)
         return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
 
     per_action = {}
-    for what in ("acknowledge", "dispatch", "evacuate"):
+    for what in ("acknowledge", "dispatch", "evacuate", "forecast"):
         times = [i["reactions"][what]["drill_s"] for i in injects if what in i["reactions"]]
         per_action[what] = {"n": len(times), "median_drill_s": median(times)}
     return {"injects_played": sum(i["status"] == "played" for i in injects),
@@ -297,7 +298,7 @@ time × the speed.</p>
 <p>Measured on the target's clock: drill (wall × speed) or wall.</p>
 <h2>Injects and reactions</h2>
 <table><tr><th>#</th><th>inject</th><th>played</th><th>alert raised</th><th>acknowledged</th><th>dispatched</th>
-<th>evacuation</th></tr>{irows}</table>
+<th>evacuation</th><th>forecast</th></tr>{irows}</table>
 <h2>Timeline</h2>
 {_svg(d.timeline)}
 <table><tr><th>at (UTC)</th><th>since start</th><th>scenario time</th><th>type</th><th>what</th><th>by</th></tr>
@@ -316,7 +317,7 @@ def _inject_html(i: dict) -> str:
     e = html.escape
     if i["status"] != "played":
         return (f"<tr><td>{i['position']}</td><td>{e(i['kind'])}: {e(i.get('what') or '')}</td>"
-                f"<td class=\"notplayed\">{e(str(i['status']))}</td><td></td><td></td><td></td><td></td></tr>")
+                f"<td class=\"notplayed\">{e(str(i['status']))}</td>{'<td></td>' * 5}</tr>")
     a = i["alert"]
     alert = "–" if a is None else f"{e(a['severity'])} {e(a['kind'])} after {_fmt_s(a['latency_s'])}"
 
@@ -326,7 +327,8 @@ def _inject_html(i: dict) -> str:
 
     return (f"<tr><td>{i['position']}</td><td>{e(i['kind'])}: {e(i.get('what') or '')}</td>"
             f"<td>{e(_clock(i['actual_at']))} (lag {_fmt_s(i['lag_s'])})</td><td>{alert}</td>"
-            f"<td>{cell('acknowledge')}</td><td>{cell('dispatch')}</td><td>{cell('evacuate')}</td></tr>")
+            f"<td>{cell('acknowledge')}</td><td>{cell('dispatch')}</td><td>{cell('evacuate')}</td>"
+            f"<td>{cell('forecast')}</td></tr>")
 
 
 def _svg(timeline: list[dict], width: int = 1000) -> str:

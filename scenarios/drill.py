@@ -27,8 +27,8 @@ order of their offset from the scenario's start.
 A **target** asks for an action within a time of its inject: ``acknowledge`` the alert
 the inject raised (a ``sensor_value`` crossing a bridge alert rule, or the ``road_lost``
 / ``station_lost`` event itself, which is an alert of severity warning), ``dispatch`` a
-unit to the incident an ``incident`` inject created, or ``evacuate`` a zone after any
-inject. ``clock = "drill"`` (default) measures the reaction on the drill's clock (wall
+unit to the incident an ``incident`` inject created, ``evacuate`` a zone or start a
+``forecast`` run from the console after any inject. ``clock = "drill"`` (default) measures the reaction on the drill's clock (wall
 seconds times the speed), ``"wall"`` in real seconds.
 
 The **player** (:class:`DrillPlayer`, ``twin drill run``) plays the timeline at real
@@ -79,6 +79,7 @@ TARGET_ACTIONS: dict[str, tuple[str, ...]] = {
     "acknowledge": ("sensor_value", "road_lost", "station_lost"),
     "dispatch": ("incident",),
     "evacuate": ("sensor_value", "incident", "road_lost", "station_lost"),
+    "forecast": ("sensor_value", "incident", "road_lost", "station_lost"),
 }
 MAX_SPEED = 10_000.0
 #: The built-in drills (``scenarios/builtin/drills/*.toml``).
@@ -110,7 +111,7 @@ class Target(_Strict):
     inject : int
         1-based position of the inject in the drill's timeline as written.
     action : str
-        ``acknowledge``, ``dispatch`` or ``evacuate`` (see :data:`TARGET_ACTIONS`).
+        ``acknowledge``, ``dispatch``, ``evacuate`` or ``forecast`` (see :data:`TARGET_ACTIONS`).
     within : float
         The limit (s), written with its unit.
     clock : str
@@ -120,7 +121,7 @@ class Target(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     title: str = Field(default="", max_length=200)
     inject: int = Field(ge=1, le=10_000)
-    action: Literal["acknowledge", "dispatch", "evacuate"]
+    action: Literal["acknowledge", "dispatch", "evacuate", "forecast"]
     within: Duration = Field(gt=0.0, le=7 * 86400.0)
     clock: Literal["drill", "wall"] = "drill"
 

@@ -215,6 +215,12 @@ name = "evacuate_never"
 inject = 2
 action = "evacuate"
 within = "1 h"
+
+[[targets]]
+name = "forecast"
+inject = 2
+action = "forecast"
+within = "10 min"
 """
 
 
@@ -234,6 +240,11 @@ def test_debrief_reaction_times_and_verdicts(tmp_path, twin_data):
                                                   "units": 1, "incident_id": logs[2]["event_id"]}))
         s.put_event(Event(time_s=0.0, wall_time=at[3] + timedelta(seconds=2), kind="alert_ack", source="console",
                           data={"alert_id": logs[3]["event_id"], "by": "trainee B"}))
+        # a forecast started before the incident does not answer it; the one 0.5 s after does
+        s.put_event(Event(time_s=0.0, wall_time=at[2] - timedelta(seconds=0.2), kind="trainee_action",
+                          source="console", data={"action": "forecast", "by": "early", "run_id": 1}))
+        s.put_event(Event(time_s=0.0, wall_time=at[2] + timedelta(seconds=0.5), kind="trainee_action",
+                          source="console", data={"action": "forecast", "by": "trainee C", "run_id": 2}))
         debrief = collect(s)
         paths = write_debrief(debrief, tmp_path / "out")
     by_pos = {i["position"]: i for i in debrief.injects}
@@ -244,17 +255,19 @@ def test_debrief_reaction_times_and_verdicts(tmp_path, twin_data):
     assert disp["drill_s"] == pytest.approx(1.5 * 600, abs=6)
     assert ack["by"] == "trainee B" and ack["wall_s"] == pytest.approx(2.0, abs=0.01)
     assert by_pos[3]["alert"]["event_id"] == logs[3]["event_id"]
+    assert by_pos[2]["reactions"]["forecast"]["by"] == "trainee C"
     verdicts = {t["name"]: t["verdict"] for t in debrief.targets}
-    # 2 s x 600 = 20 min <= 30 min; 1.5 s x 600 = 15 min > 1 min; 1.5 s wall <= 5 s; no evacuation
+    # 2 s x 600 = 20 min <= 30 min; 1.5 s x 600 = 15 min > 1 min; 1.5 s wall <= 5 s; no evacuation;
+    # 0.5 s x 600 = 5 min <= 10 min
     assert verdicts == {"ack_station": "met", "dispatch_fast": "missed", "dispatch_wall": "met",
-                        "evacuate_never": "missed"}
-    assert debrief.kpis["targets_met"] == 2 and debrief.kpis["targets_missed"] == 2
+                        "evacuate_never": "missed", "forecast": "met"}
+    assert debrief.kpis["targets_met"] == 3 and debrief.kpis["targets_missed"] == 2
     times = [r["wall_s"] for r in debrief.timeline]
     assert times == sorted(times)
     # an inject sits at its offset in the scenario's time (start_at + wall x speed; lag of the wait aside)
     played = [r for r in debrief.timeline if r["type"] == "inject"]
     assert [r["scenario_s"] for r in played] == pytest.approx([120.0, 180.0], abs=30.0)
-    assert [r["type"] for r in debrief.timeline].count("action") == 2
+    assert [r["type"] for r in debrief.timeline].count("action") == 4
     page = paths["html"].read_text(encoding="utf-8")
     assert_offline(page)
     assert "trainee A" in page and "trainee B" in page and page.count('class="missed"') == 2
