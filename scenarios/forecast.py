@@ -634,6 +634,25 @@ def forecast_runs(store: Any) -> list[Any]:
     return [r for r in store.runs() if r.kind == KIND_NAME and isinstance(r.params.get("forecast"), dict)]
 
 
+def forecast_history(store: Any) -> list[dict[str, Any]]:
+    """Every forecast of the store, newest first: run id, issue time, status, horizon, warm start,
+    gauges predicted and the ``forecast_threshold`` alerts it raised."""
+    alerts: dict[int, int] = {}
+    for e in store.events(kind=ALERT_KIND):
+        run = e.data.get("run")
+        if isinstance(run, int):
+            alerts[run] = alerts.get(run, 0) + 1
+    out = []
+    for r in reversed(forecast_runs(store)):
+        issued = issued_forecast(store, r.id)
+        out.append({"run": r.id, "issue_time": r.params["forecast"].get("issue_time"), "status": r.status,
+                    "horizon_h": r.params["forecast"].get("horizon_h"),
+                    "districts": r.params.get("districts"), "resolution": r.params.get("resolution"),
+                    "warm_start_run": issued.get("warm_start_run"), "gauges": len(issued.get("gauges", {})),
+                    "alerts": alerts.get(r.id, 0)})
+    return out
+
+
 def previous_forecast(store: Any, runs_dir: Path, issue: datetime, *, resolution: float,
                       districts: list[str] | None) -> tuple[int, Path, float] | None:
     """(run id, its flood.nc, seconds from its issue time to ``issue``) of the warm start, or None.
@@ -830,6 +849,6 @@ class ForecastLoop:
 
 
 __all__ = ["ALERT_KIND", "FORECAST_EVENT", "ForecastIssue", "ForecastLoop", "ForecastSettings", "Gauge",
-           "LiveForecastRequest", "forecast_alerts", "forecast_rain", "forecast_runs", "gauge_predictions",
+           "LiveForecastRequest", "forecast_alerts", "forecast_history", "forecast_rain", "forecast_runs", "gauge_predictions",
            "issue_forecast", "issued_forecast", "live_inputs", "live_kind", "nudge_depth", "parse_duration",
            "forecast_section", "parse_instant", "predicted_crossing", "previous_forecast", "run_live", "warm_depth", "write_live"]

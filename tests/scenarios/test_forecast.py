@@ -237,6 +237,10 @@ def test_forecast_loop_end_to_end(mosquitto, tmp_path, city):
     assert a.data["lead_s"] == min(lead for lead, v in zip(dry["lead_s"], dry["levels"], strict=True)
                                    if lead > 0 and v >= THRESHOLD_M)
 
+    history = json.loads(_cli(["forecast", "list", "--store", str(store_dir), "--json"]).output)
+    assert [(h["run"], h["warm_start_run"], h["alerts"]) for h in history] == [
+        (second["run"], first["run"], 0), (first["run"], None, 1)]
+
     # the run's report opens with the forecast: the dry gauge's predicted crossing at the alert's lead
     report = (runs_dir / "run-{:05d}".format(first["run"]) / "report.html").read_text(encoding="utf-8")
     assert "<h2>Forecast</h2>" in report and "warning 0.05 m in {:g} min".format(a.data["lead_s"] / 60) in report

@@ -100,6 +100,32 @@ def forecast(ctx, store_dir, every, horizon, districts, resolution, city_name, r
             click.echo("stopped", err=True)
 
 
+@forecast.command("list")
+@click.option("--store", "store_dir", type=InputPath("store_dir"), required=True, help="The store directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(store_dir, as_json) -> None:
+    """The issued forecasts, newest first: run, issue time, status, warm start, gauges, alerts.
+
+    Open one in the console (`twin serve`, its run list) or its folder STORE/runs/run-NNNNN/.
+    """
+    from scenarios.forecast import forecast_history
+    from twin.store import Store
+
+    with user_errors(), Store.open_readonly(store_dir) as store:
+        rows = forecast_history(store)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no forecasts yet: run twin forecast --store ...")
+        return
+    click.echo(f"{'run':>5}  {'issued':<20}  {'status':<9} {'horizon':>7}  {'warm from':>9}  {'gauges':>6}  alerts")
+    for r in rows:
+        warm = "" if r["warm_start_run"] is None else str(r["warm_start_run"])
+        click.echo(f"{r['run']:>5}  {r['issue_time']:<20}  {r['status']:<9} {r['horizon_h']:>6g}h  {warm:>9}  "
+                   f"{r['gauges']:>6}  {r['alerts']}")
+
+
 @forecast.command("verify")
 @click.option("--store", "store_dir", type=InputPath("store_dir"), required=True,
               help="The store holding the forecasts and the observations.")
