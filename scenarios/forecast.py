@@ -690,15 +690,15 @@ def issue_forecast(settings: ForecastSettings, issue: datetime, *, city: Any = N
     with Store.open(settings.store) as store:
         prev = previous_forecast(store, settings.runs, issue, resolution=settings.resolution,
                                  districts=districts)
-        req = LiveForecastRequest(
-            store=str(Path(settings.store).resolve()), issue_time=iso(issue),
-            hours=settings.horizon_s / 3600.0, resolution=settings.resolution, districts=districts,
-            city=settings.city if city is None else None, rain_mode=settings.rain_mode,  # type: ignore[arg-type]
-            decay_tau_s=settings.decay_tau_s, rain_window_s=settings.rain_window_s,
-            nudge_gain=settings.nudge_gain, nudge_radius_m=settings.nudge_radius_m,
-            alert_config=None if settings.alert_config is None else str(Path(settings.alert_config).resolve()),
-            warm_start=None if prev is None else str(prev[1]),
-            warm_start_s=None if prev is None else prev[2], warm_start_run=None if prev is None else prev[0])
+        req = live_kind().validate({  # a bad setting is a twin ValidationError naming the field
+            "store": str(Path(settings.store).resolve()), "issue_time": iso(issue),
+            "hours": settings.horizon_s / 3600.0, "resolution": settings.resolution, "districts": districts,
+            "city": settings.city if city is None else None, "rain_mode": settings.rain_mode,
+            "decay_tau_s": settings.decay_tau_s, "rain_window_s": settings.rain_window_s,
+            "nudge_gain": settings.nudge_gain, "nudge_radius_m": settings.nudge_radius_m,
+            "alert_config": None if settings.alert_config is None else str(Path(settings.alert_config).resolve()),
+            "warm_start": None if prev is None else str(prev[1]), "warm_start_s": None if prev is None else prev[2],
+            "warm_start_run": None if prev is None else prev[0]})
         tag = {"issue_time": req.issue_time, "lead_times_s": req.lead_times_s(), "horizon_h": req.hours,
                "warm_start_run": req.warm_start_run}
         # console_pid: the process running it, so a console starting meanwhile does not fail it as an orphan

@@ -302,6 +302,8 @@ def test_a_failing_cycle_is_recorded_failed_and_the_loop_goes_on(tmp_path):
     t0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
     with pytest.raises(TwinError, match="Atlantis"):
         issue_forecast(settings, t0)
+    with pytest.raises(ValidationError, match="rain_mode='radar'"):  # refused before a run is recorded
+        issue_forecast(ForecastSettings(store=settings.store, rain_mode="radar"), t0)
     with Store.open(settings.store) as st:
         assert [(r.kind, r.status) for r in st.runs()] == [(KIND_NAME, "failed")]
     failed = []
