@@ -18,8 +18,9 @@ Called by the runner once the clock has stopped (the ``outputs`` hook of
   the basemap, one layer per known field of the state (:data:`FIELD_LAYERS`:
   water depth, factor of safety, debris depth) unless the coupling writing
   it draws layers on the slider itself, and every coupling's
-  ``layers(ctx, times_s)`` (a layer set whose frames are not the run's frame
-  times is left off: the map has one slider).
+  ``layers(ctx, times_s)``. The map has one slider: a layer set on other
+  frame times is resampled to the run's (each frame shows the set's last
+  frame at or before it; listed in the summary's ``map.resampled``).
 
 A part that fails (a coupling's table, layer or report section) does not
 stop the others: it is listed in the summary's ``output_problems``.
@@ -104,7 +105,7 @@ def write_outputs(run, out: Path, translation: Any, *, map: bool = True, report:
         say({"phase": "writing map", "fraction": 1.0})
         info = write_map(run, out, translation, problems)
         paths["map"] = info["path"]
-        run.summary["map"] = {"frames": info["frames"], "bytes": info["bytes"], "layers": info["layers"]}
+        run.summary["map"] = {k: info[k] for k in ("frames", "bytes", "layers", "resampled")}
     run.summary["output_problems"] = problems
     return paths
 
@@ -389,7 +390,8 @@ def field_layer(da, name: str, *, warp, layer_id: str | None = None):
                     frames={layer_id: [{}] + patches[1:]}, bounds=warp.bounds)
 
 
-def _accept(sets, times: list[float], who: str, problems: list[str]) -> list:
+def _accept(sets, times: list[float], who: str, problems: list[str], resampled: list[str]) -> list:
+    """The layer sets that can go on the run's slider; sets on other frame times are resampled."""
     from viz.scene import LayerSet
 
     ok = []
@@ -398,11 +400,33 @@ def _accept(sets, times: list[float], who: str, problems: list[str]) -> list:
             problems.append(f"{who}.layers: {type(s).__name__} is not a viz.scene.LayerSet")
         elif s.frames and (s.times_s is None or len(s.times_s) != len(times)
                            or not np.allclose(s.times_s, times, rtol=0, atol=1e-6)):
-            problems.append(f"{who}.layers: {s.label or s.layer_ids()} has {len(s.times_s or [])} frames, "
-                            f"not the run's {len(times)} frame times: left off the map")
+            if not s.times_s:
+                problems.append(f"{who}.layers: {s.label or s.layer_ids()} has frames but no times_s: "
+                                "left off the map")
+                continue
+            ok.append(resample(s, times))
+            resampled.append(f"{who}: {s.label or s.layer_ids()} ({len(s.times_s)} frames)")
         else:
             ok.append(s)
     return ok
+
+
+def resample(s, times: list[float]):
+    """A framed layer set put on other frame times: each time shows the set's last frame at or before it.
+
+    A frame patch replaces its layer's props for that frame (frame 0's is often
+    ``{}``: the layer as built), so picking patches is exact for what each frame
+    showed; a time before the set's first frame shows its first.
+    """
+    import dataclasses
+
+    own = np.asarray(s.times_s, float)
+    pick = [max(0, int(np.searchsorted(own, t + 1e-6, side="right")) - 1) for t in times]
+    frames = {lid: [patches[k] for k in pick] for lid, patches in s.frames.items()}
+    initial = None
+    if s.initial_frame is not None:
+        initial = next((i for i, k in enumerate(pick) if k >= s.initial_frame), len(times) - 1)
+    return dataclasses.replace(s, times_s=list(times), labels=None, frames=frames, initial_frame=initial)
 
 
 def map_scene(run, out: Path, tr: Any, problems: list[str]):
@@ -425,12 +449,12 @@ def map_scene(run, out: Path, tr: Any, problems: list[str]):
     vec = _city_vectors(run.config.city, problems)
     shade, water = grid_basemap_inputs(ds)
     scene.add(build("basemap", shade, water=water, districts=vec.get("districts"), coast=vec.get("coast")))
-    own, drawn_by = [], {}
+    own, drawn_by, resampled = [], {}, []
     for c in run.order:
         if c.layers is None:
             continue
         try:
-            sets = _accept(c.layers(run.contexts[c.name], list(times)), times, c.name, problems)
+            sets = _accept(c.layers(run.contexts[c.name], list(times)), times, c.name, problems, resampled)
         except Exception as exc:  # noqa: BLE001
             problems.append(f"{c.name}.layers: {type(exc).__name__}: {exc}")
             continue
@@ -453,6 +477,7 @@ def map_scene(run, out: Path, tr: Any, problems: list[str]):
         scene.add(s)
     v = view_for_bounds(*warp.bounds)
     scene.view = {"longitude": v.longitude, "latitude": v.latitude, "zoom": v.zoom}
+    scene.resampled = resampled
     return scene
 
 
@@ -475,7 +500,7 @@ def write_map(run, out: Path, tr: Any, problems: list[str]) -> dict[str, Any]:
     path = write_page(js, out / MAP_NAME, title=scene.title)
     tl = js.get("timeline")
     return {"path": path, "bytes": path.stat().st_size, "frames": len(tl["times_s"]) if tl else 0,
-            "layers": [t["label"] for t in js.get("toggles", [])]}
+            "layers": [t["label"] for t in js.get("toggles", [])], "resampled": scene.resampled}
 
 
 __all__ = ["EVENTS_PARQUET", "FIELD_LAYERS", "KPI_KEYS", "MAP_NAME", "REPORT_NAME", "events_table",

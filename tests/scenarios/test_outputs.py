@@ -61,10 +61,17 @@ def paint_tables(ctx):
 def paint_layers(ctx, times_s):
     from viz.scene import LayerSet
 
-    wrong = LayerSet(layers=[{"@@type": "ScatterplotLayer", "id": "wrong", "data": []}], label="Wrong frames",
-                     times_s=[0.0, 1.0], frames={"wrong": [{}, {}]})
+    timeless = LayerSet(layers=[{"@@type": "ScatterplotLayer", "id": "timeless", "data": []}],
+                        label="No times", frames={"timeless": [{}, {}]})
     fine = LayerSet(layers=[{"@@type": "ScatterplotLayer", "id": "fine", "data": []}], label="Static points")
-    return [wrong, fine]
+    return [timeless, fine]
+
+
+def broken_layers(ctx, times_s):
+    from viz.scene import LayerSet
+
+    return [LayerSet(layers=[{"@@type": "ScatterplotLayer", "id": "other", "data": []}], label="Other frames",
+                     times_s=[0.0, 700.0], frames={"other": [{}, {"data": [{"p": 1}]}]})]
 
 
 def paint_report(ctx):
@@ -89,7 +96,7 @@ PAINT = Coupling(name="paint", phase="physics", period_s=300.0, reads=(),
                  setup=setup_paint, step=step_paint, tables=paint_tables, layers=paint_layers,
                  report=paint_report)
 BROKEN = Coupling(name="broken", phase="response", period_s=600.0, reads=("water_depth",), writes=(),
-                  setup=_noop, step=_noop, tables=broken_tables, report=broken_report)
+                  setup=_noop, step=_noop, tables=broken_tables, report=broken_report, layers=broken_layers)
 
 
 @pytest.fixture(scope="module")
@@ -157,14 +164,17 @@ def test_the_map_has_one_slider_the_field_layers_and_accepted_coupling_layers(ru
     # the painter draws its own layers, but none on the slider: its fields get the generic ones
     for label in ("Water depth", "Factor of safety", "Debris depth", "Static points"):
         assert label in m["layers"]
-    assert "Wrong frames" not in m["layers"]
-    assert any("paint.layers: Wrong frames has 2 frames" in p for p in run.summary["output_problems"])
+    assert "No times" not in m["layers"]
+    assert any("paint.layers: No times has frames but no times_s" in p for p in run.summary["output_problems"])
+    assert m["resampled"] == ["broken: Other frames (2 frames)"]
     text = (run.out / "map.html").read_text()
     scene = json.loads(text.split('<script id="twin-scene" type="application/json">', 1)[1]
                        .split("</script>", 1)[0])["scene"]
     assert len(scene["timeline"]["times_s"]) == m["frames"]
     assert set(scene["timeline"]["frames"]) == {"field_water_depth", "field_factor_of_safety",
-                                                "field_debris_depth"}
+                                                "field_debris_depth", "other"}
+    # resampled: each run frame (0, 600, 1200, 1800 s) shows the set's last frame at or before it (0, 700 s)
+    assert scene["timeline"]["frames"]["other"] == [{}, {}, {"data": [{"p": 1}]}, {"data": [{"p": 1}]}]
 
 
 def test_the_report_holds_the_scenario_schedule_sections_and_notes(run):
