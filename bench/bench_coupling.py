@@ -38,13 +38,18 @@ import _common as C  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _districts(args) -> list[str] | None:
+    """The district list of ``--district`` (``all``: the whole city)."""
+    return None if args.district == "all" else [args.district]
+
+
 def flood_alone(args) -> np.ndarray:
     """Grid, set-up and the model stepped alone; returns the last depth (NaN off land)."""
     from physics.flood import FloodModel
     from physics.flood_city import flood_setup, model_kwargs
     from twin.domain import Domain
 
-    dom = Domain.from_city("shenzhen", resolution=args.resolution, districts=[args.district],
+    dom = Domain.from_city("shenzhen", resolution=args.resolution, districts=_districts(args),
                            buffer_m=500.0)
     setup = flood_setup(dom, storm=args.storm, hours=args.hours)
     model = FloodModel(**model_kwargs(setup))
@@ -70,7 +75,7 @@ def coupled(args, work: Path, with_roads: bool) -> np.ndarray:
     if with_roads:
         cp["roads"] = {}
     out = Path(tempfile.mkdtemp(dir=work))
-    cfg = {"couplings": cp, "duration_s": args.hours * 3600.0, "districts": [args.district],
+    cfg = {"couplings": cp, "duration_s": args.hours * 3600.0, "districts": _districts(args),
            "resolution_m": args.resolution, "buffer_m": 500.0, "output_every_s": args.frame_every}
     run = run_coupled(cfg, out)
     with xr.open_dataset(run.paths["fields"]) as ds:
@@ -81,7 +86,7 @@ def coupled(args, work: Path, with_roads: bool) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--district", default="Futian", help="district (default Futian)")
+    ap.add_argument("--district", default="Futian", help="district, or all for the whole city (default Futian)")
     ap.add_argument("--resolution", type=float, default=60.0, help="cell size, m (default 60)")
     ap.add_argument("--hours", type=float, default=1.0, help="simulated hours (default 1)")
     ap.add_argument("--storm", default="2023-09-07", help="design storm (default 2023-09-07)")

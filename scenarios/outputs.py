@@ -3,14 +3,15 @@
 Called by the runner once the clock has stopped (the ``outputs`` hook of
 :func:`scenarios.runner.run_coupled`, built by :func:`scenario_outputs`):
 
-* each coupling's :attr:`~scenarios.coupling.Coupling.tables` ->
+* when the scenario's ``outputs.formats`` has ``geoparquet`` (the default),
+  each coupling's :attr:`~scenarios.coupling.Coupling.tables` ->
   ``<name>.parquet`` (GeoParquet when the table has geometry);
-* ``events.parquet``: every event of the run, a point where its data has
+* and ``events.parquet``: every event of the run, a point where its data has
   ``lon`` and ``lat`` (else no geometry), data as JSON text;
 * headline KPIs into ``summary.json`` (``kpis``): read from the couplings'
-  summaries under the keys of :data:`KPI_KEYS` (last coupling of the schedule first); flooded area and cells with
-  FS < 1 computed from ``fields.nc`` and incidents counted from the events
-  when no coupling reports them;
+  summaries under the keys of :data:`KPI_KEYS` (last coupling of the schedule
+  first); flooded area and cells with FS < 1 computed from ``fields.nc`` and
+  incidents counted from the events when no coupling reports them;
 * ``report.html`` (offline): the scenario's title and description, KPIs,
   the run (grid, time, hash), the schedule with why each coupling runs,
   each coupling's report sections, events by kind, sources and assumptions;
@@ -23,7 +24,8 @@ Called by the runner once the clock has stopped (the ``outputs`` hook of
   frame at or before it; listed in the summary's ``map.resampled``).
 
 A part that fails (a coupling's table, layer or report section) does not
-stop the others: it is listed in the summary's ``output_problems``.
+stop the others: it is listed in the summary's ``output_problems``, as are
+formats asked that a scenario run does not write (``zarr``, ``geotiff``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ MAP_NAME = "map.html"
 #: Depth (m) from which a cell counts as flooded when the KPI comes from ``fields.nc``.
 FLOODED_M = 0.15
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: Formats of ``outputs.formats`` a scenario run writes (fields.nc always; tables when geoparquet is asked).
+WRITTEN_FORMATS = ("netcdf", "geoparquet")
 
 #: Headline KPI -> the keys of a coupling's summary it is read from (``a.b``: key b of the dict a);
 #: the couplings are searched from the last of the schedule back (the responders, which see every
@@ -94,8 +98,13 @@ def write_outputs(run, out: Path, translation: Any, *, map: bool = True, report:
     say = progress or (lambda _p: None)
     out = Path(out)
     problems: list[str] = []
-    paths = write_tables(run, out, problems)
-    paths["events_table"] = write_events_table(run.state.events, out / EVENTS_PARQUET)
+    formats = list(getattr(translation.scenario.outputs, "formats", ["netcdf", "geoparquet"]))
+    problems += [f"outputs.formats: {f} is not written by a scenario run (fields.nc and GeoParquet are)"
+                 for f in formats if f not in WRITTEN_FORMATS]
+    paths: dict[str, Path] = {}
+    if "geoparquet" in formats:
+        paths |= write_tables(run, out, problems)
+        paths["events_table"] = write_events_table(run.state.events, out / EVENTS_PARQUET)
     run.summary["kpis"] = headline_kpis(run, out)
     run.summary["enabled"] = dict(translation.reasons)
     if report:

@@ -185,3 +185,22 @@ def test_the_report_holds_the_scenario_schedule_sections_and_notes(run):
     assert "a source text 123" in html and "an assumption text 456" in html
     assert "table exploded" in html  # the output problems are listed
     assert "People stranded" in html
+
+
+def test_formats_without_geoparquet_write_no_tables_and_unwritten_formats_are_listed(run, tmp_path):
+    import shutil
+
+    from scenarios.outputs import write_outputs
+
+    shutil.copy(run.out / "fields.nc", tmp_path / "fields.nc")
+    sc = Scenario.model_validate({"name": "toy", "title": "Toy", "models": {"x": {}},
+                                  "time": {"start": "2023-09-07T22:00:00+08:00", "duration": "3 h"},
+                                  "outputs": {"formats": ["netcdf", "zarr"]}})
+    tr = Translation(config=None, reasons={}, scenario=sc, base_dir=tmp_path)
+    saved = dict(run.summary)  # the module's run: leave its summary as the other tests read it
+    try:
+        paths = write_outputs(run, tmp_path, tr, map=False, report=False)
+        assert paths == {} and not list(tmp_path.glob("*.parquet"))
+        assert any(p.startswith("outputs.formats: zarr") for p in run.summary["output_problems"])
+    finally:
+        run.summary = saved
