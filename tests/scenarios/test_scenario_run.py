@@ -226,3 +226,22 @@ def test_the_map_draws_offline_with_one_slider_over_the_run_frames(twice, chromi
         b.press("End", key_code=35)
         b.wait_for(f"map.frame === {n - 1}", timeout=30)
         assert b.evaluate("document.querySelector('.tm-slider').value") == str(n - 1)
+
+
+def test_checkpoints_asked_of_a_coupling_without_save_restore_are_refused_before_running(twin_data,
+                                                                                         tmp_path):
+    known = couplings()
+    for name in builtin_names():
+        try:
+            tr = translate(load_scenario(name))
+        except ValidationError:
+            continue
+        stuck = [n for n in tr.config.couplings if not known[n].resumable]
+        if stuck:
+            break
+    else:
+        pytest.skip("every built-in's couplings can be checkpointed")
+    out = tmp_path / "out"
+    res = cli(name, "--checkpoint-every", "10min", "--duration", "30min", "--out", out)
+    assert res.exit_code == 2 and str(stuck) in res.output
+    assert not out.exists()

@@ -149,7 +149,8 @@ def run_cmd(scenario_ref: str | None, out: Path | None, duration: str | None, re
     """Run a scenario coupled on one clock: fields.nc, tables (GeoParquet), report.html, map.html.
 
     The file is checked first: a bad file gets every problem listed and exit
-    code 2, and nothing runs; so does a model that no coupling runs. Prints the
+    code 2, and nothing runs; so does a model that no coupling runs, and
+    --checkpoint-every with a coupling that cannot be checkpointed. Prints the
     couplings and why each runs, a progress bar, then the run directory and
     the headline KPIs.
     """
@@ -181,6 +182,14 @@ def run_cmd(scenario_ref: str | None, out: Path | None, duration: str | None, re
     except (ScenarioError, ValidationError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    if every is not None:
+        from scenarios.coupling import couplings
+
+        stuck = [n for n in tr.config.couplings if not couplings()[n].resumable]
+        if stuck:
+            click.echo(f"--checkpoint-every {checkpoint_every}: couplings {stuck} define no save/restore, so "
+                       "the run could not be resumed; run without --checkpoint-every", err=True)
+            sys.exit(2)
     out = out or default_out_dir(loaded.scenario.name)
     click.echo(f"{loaded.scenario.name}: {len(tr.config.couplings)} coupling(s), "
                f"{tr.config.duration_s / 3600:g} h at {tr.config.resolution_m:g} m", err=True)
