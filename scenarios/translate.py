@@ -113,12 +113,29 @@ def translate(scenario: Any, *, duration_s: float | None = None, resolution_m: f
     Raises
     ------
     ValidationError
-        Listing every model no coupling stands for and every name two
-        registered couplings write.
+        Listing every model no coupling stands for; every name two registered
+        couplings write; every field or shared object read that no registered
+        coupling writes.
     """
     sc, base = _unpack(scenario)
     known = dict(registry) if registry is not None else couplings()
     shared = shared_values(sc, base)
+    params, reasons = _enable_models(known, sc, base, shared)
+    _enable_lists(known, sc, shared, params, reasons)
+    silent = _add_providers(known, params, reasons, shared, sc)
+    missing = provider_problems([known[n] for n in params], static=STATIC_NAMES, external=silent)
+    if missing:
+        raise ValidationError(f"scenario {sc.name}: " + "; ".join(missing))
+    cfg = RunConfig.from_mapping(_config(sc, base, params, duration_s, resolution_m) | {"external": silent})
+    notes = [f"{n}: no enabled coupling writes it, so none will come (its writers need events "
+             "this scenario does not make)" for n in silent]
+    return Translation(config=cfg, reasons=reasons, scenario=sc, base_dir=base,
+                       inputs=scenario_inputs(sc, base), notes=notes)
+
+
+def _enable_models(known: dict[str, Coupling], sc: Any, base: Path,
+                   shared: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Params and reasons of the couplings of every ``[models.<kind>]``; a kind without one is refused."""
     params: dict[str, dict[str, Any]] = {}
     reasons: dict[str, str] = {}
     problems: list[str] = []
@@ -136,23 +153,20 @@ def translate(scenario: Any, *, duration_s: float | None = None, resolution_m: f
                 continue
             params[c.name] = _from_scenario(c, merged, sc)
             reasons[c.name] = f"models.{kind}"
+    if problems:
+        raise ValidationError(f"scenario {sc.name}: " + "; ".join(problems))
+    return params, reasons
+
+
+def _enable_lists(known: dict[str, Coupling], sc: Any, shared: dict[str, Any],
+                  params: dict[str, dict[str, Any]], reasons: dict[str, str]) -> None:
+    """Enable the coupling named like each non-empty list of :data:`SCENARIO_LISTS` (no kinds of its own)."""
     for name in SCENARIO_LISTS:
         items = getattr(sc, name, None) or []
         c = known.get(name)
         if items and c is not None and not c.kinds and name not in params:
             params[name] = _from_scenario(c, dict(shared), sc)
             reasons[name] = f"the scenario has {len(items)} {name}"
-    if problems:
-        raise ValidationError(f"scenario {sc.name}: " + "; ".join(problems))
-    silent = _add_providers(known, params, reasons, shared, sc)
-    missing = provider_problems([known[n] for n in params], static=STATIC_NAMES, external=silent)
-    if missing:
-        raise ValidationError(f"scenario {sc.name}: " + "; ".join(missing))
-    cfg = RunConfig.from_mapping(_config(sc, base, params, duration_s, resolution_m) | {"external": silent})
-    notes = [f"{n}: no enabled coupling writes it, so none will come (its writers need events "
-             "this scenario does not make)" for n in silent]
-    return Translation(config=cfg, reasons=reasons, scenario=sc, base_dir=base,
-                       inputs=scenario_inputs(sc, base), notes=notes)
 
 
 # ----------------------------------------------------------------------------- pieces
