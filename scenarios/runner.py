@@ -34,6 +34,13 @@ time, dims (time, y, x), plus the static masks), ``events.jsonl``
 config and seed give the same ``fields.nc`` values and ``events.jsonl``
 (events carry the simulated instant as their ``wall_time``).
 
+A caller adds to the directory through :func:`run_coupled`'s
+``manifest_extra`` (more manifest entries: a scenario's hash and file),
+``extra_inputs`` (more files hashed into the manifest) and ``outputs`` (a
+hook called after the fields, events and summary are made and before
+``summary.json`` is written: tables, report, map — :mod:`scenarios.outputs`);
+:func:`resume_coupled` keeps the manifest's extras and takes the same hook.
+
 Checkpoints and resume
 ----------------------
 With ``checkpoint_every_s``, after every coupling and the frame of an
