@@ -107,14 +107,17 @@ def write_outputs(run, out: Path, translation: Any, *, map: bool = True, report:
         paths["events_table"] = write_events_table(run.state.events, out / EVENTS_PARQUET)
     run.summary["kpis"] = headline_kpis(run, out)
     run.summary["enabled"] = dict(translation.reasons)
+    if map:  # before the report, which lists the map's problems too
+        say({"phase": "writing map", "fraction": 1.0})
+        try:
+            info = write_map(run, out, translation, problems)
+            paths["map"] = info["path"]
+            run.summary["map"] = {k: info[k] for k in ("frames", "bytes", "layers", "resampled")}
+        except Exception as exc:  # noqa: BLE001 - the run's files stay; the failure is listed
+            problems.append(f"map.html not written: {type(exc).__name__}: {exc}")
     if report:
         say({"phase": "writing report", "fraction": 1.0})
         paths["report"] = write_report(run, out, translation, problems)
-    if map:
-        say({"phase": "writing map", "fraction": 1.0})
-        info = write_map(run, out, translation, problems)
-        paths["map"] = info["path"]
-        run.summary["map"] = {k: info[k] for k in ("frames", "bytes", "layers", "resampled")}
     run.summary["output_problems"] = problems
     return paths
 

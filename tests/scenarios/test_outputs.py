@@ -183,7 +183,7 @@ def test_the_report_holds_the_scenario_schedule_sections_and_notes(run):
     assert html.index("<td>paint</td>") < html.index("<td>broken</td>")  # schedule order
     assert "models.x" in html and "Paint section" in html and "Broken says hello" in html
     assert "a source text 123" in html and "an assumption text 456" in html
-    assert "table exploded" in html  # the output problems are listed
+    assert "table exploded" in html and "No times has frames" in html  # tables and map problems listed
     assert "People stranded" in html
 
 
