@@ -85,7 +85,9 @@ def setup_roads(ctx: CouplingContext) -> None:
     else:
         graph = city_road_graph(ctx.city, districts=list(dom.selection) if dom.selection else None)
         ctx.add_input("drive_roads", ctx.city.files("drive_roads")[0])
-    graph = graph.within(grid_outline_wgs84(dom)).largest_scc()
+    clipped = graph.within(grid_outline_wgs84(dom))
+    # a district's graph lies inside its grid (buffer >= the graph's margin): keep it as built
+    graph = graph if clipped.n_edges == graph.n_edges else clipped.largest_scc()
     spacing = float(ctx.params.get("spacing_m") or 0.5 * dom.resolution_m)
     xy, edge = edge_sample_points(graph, spacing)
     row, col, inside = sample_cells(xy, dom.transform, dom.shape)
