@@ -105,6 +105,8 @@ def test_each_builtin_runs_from_the_cli_and_writes_its_outputs(builtin_run):
     assert man["scenario_hash"] == loaded.hash
     digest = hashlib.sha256(loaded.path.read_bytes()).hexdigest()
     assert man["inputs"]["scenario"]["sha256"] == digest
+    for role, path in translate(loaded).inputs.items():  # every file the scenario names, hashed
+        assert man["inputs"][role]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     # every coupling of the translation ran, in the manifest's schedule
     assert sorted(s["name"] for s in man["schedule"]) == sorted(man["scenario"]["enabled"])
     with xr.open_dataset(out / "fields.nc") as ds:

@@ -12,7 +12,7 @@ import pytest
 from scenarios.coupling import Coupling, couplings
 from scenarios.files import builtin_names, load_scenario
 from scenarios.schema import Scenario
-from scenarios.translate import STATIC_NAMES, describe, translate
+from scenarios.translate import STATIC_NAMES, describe, scenario_to_config, translate
 from twin.errors import ValidationError
 
 
@@ -41,6 +41,7 @@ def test_a_model_enables_every_coupling_that_lists_its_kind():
     assert sorted(tr.config.couplings) == ["a", "b"]
     assert tr.reasons == {"a": "models.flood_forecast", "b": "models.flood_forecast"}
     assert describe(tr) == ["a: models.flood_forecast", "b: models.flood_forecast"]
+    assert scenario_to_config(scenario(), registry=reg) == tr.config
 
 
 def test_from_scenario_gets_the_section_over_the_shared_values_and_the_scenario():
