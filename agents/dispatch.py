@@ -855,7 +855,8 @@ class DispatchModel:
                     yield env.timeout(end - env.now)
                 node = int(leg.nodes[k + 1])
                 if node != dest:
-                    req.reroutes += 1
+                    if req is not None:  # a unit driving home has no request to count it on
+                        req.reroutes += 1
                     self._log("unit_rerouted", "advisory", f"{unit.id} re-routes at node "
                               f"{self.router.node_ids[node]}", unit=unit.id,
                               node=str(self.router.node_ids[node]))

@@ -87,6 +87,8 @@ class CouplingContext:
         What the coupling reports in ``summary.json`` (filled by the coupling).
     duration_s : float or None
         The run's simulated length (s).
+    period_s : float or None
+        This coupling's step in this run (s): its default or the config's ``period_s``.
     """
 
     name: str
@@ -99,6 +101,7 @@ class CouplingContext:
     own: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     duration_s: float | None = None
+    period_s: float | None = None
 
     @property
     def city(self) -> Any:

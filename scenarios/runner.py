@@ -341,7 +341,8 @@ def build_run(config: Mapping[str, Any] | RunConfig, *,
     shared: dict[str, Any] = {}
     contexts = {c.name: CouplingContext(name=c.name, params=params[c.name], state=state,
                                         domain=domain, shared=shared, rng=_rng(cfg.seed, c.name),
-                                        inputs=inputs, duration_s=float(cfg.duration_s))
+                                        inputs=inputs, duration_s=float(cfg.duration_s),
+                                        period_s=periods[c.name])
                 for c in order}
     return CoupledRun(config=cfg, order=order, periods=periods, state=state, contexts=contexts,
                       inputs=inputs, checkpoint_every_s=every)

@@ -117,7 +117,7 @@ def test_members_table_lists_parameters_and_kpis(flood_runs):
     expected = member_params("flood_forecast", BASE, PERTURB, N)
     for r, e in zip(rows, expected, strict=True):
         assert r["status"] == "ok"
-        assert float(r["param.rain_mm_h"]) == pytest.approx(e["rain_mm_h"])
+        assert float(r["param.rain_scale"]) == pytest.approx(e["rain_scale"]) and e["rain_mm_h"] == 80.0
         assert float(r["param.tide_m"]) == pytest.approx(e["tide_m"])
         assert float(r["kpi.max_depth_m"]) > 0 and float(r["cpu_s"]) > 0
 
