@@ -1,9 +1,8 @@
 """``twin scenario run`` end to end on the real data: built-ins, refusals, same seed same outputs, resume.
 
 Every run is short (30 min of simulated time) on 250 m cells. The built-ins
-run from the command line; a built-in that cannot run today is xfail with
-the reason, computed at collection time (a model without a coupling) or
-known (a data gap).
+run from the command line; the one the shared data cannot feed (Guangming has
+no road network here) must be refused before anything is written.
 """
 
 from __future__ import annotations
@@ -26,27 +25,11 @@ from twin.cli import main
 from twin.errors import ValidationError
 from twin.pipeline import read_run_events
 
-#: Built-ins the shared data cannot run today, and why.
-DATA_GAPS = {
-    "guangming_slope": "the shared data has no road network over Guangming (drive_roads covers central "
-                       "Futian/Nanshan): the roads coupling finds no road, and evacuation and debris read it",
-}
+#: The built-in the shared data cannot run: no road network over Guangming (drive_roads covers
+#: central Futian/Nanshan), which its evacuation and debris read. Tested as a refusal below.
+NEEDS_USER_ROADS = "guangming_slope"
+BUILTINS = [n for n in builtin_names() if n != NEEDS_USER_ROADS]
 
-
-def _gap(name: str) -> str | None:
-    kinds = {k for c in couplings().values() for k in c.kinds}
-    missing = [k for k in load_scenario(name).scenario.models if k not in kinds]
-    if missing:
-        return f"coupling for {missing} not registered"
-    try:
-        translate(load_scenario(name))
-    except ValidationError as exc:
-        return f"not translatable yet: {str(exc)[:200]}"
-    return DATA_GAPS.get(name)
-
-
-BUILTINS = [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=_gap(n))) if _gap(n) else n
-            for n in builtin_names()]
 
 SMALL = """
 title = "Futian flood, a lost road and a call"
@@ -144,8 +127,8 @@ def test_a_bad_file_is_refused_with_every_problem_and_nothing_runs(tmp_path):
 
 
 def test_a_model_without_a_coupling_is_refused_before_running(twin_data, tmp_path):
-    if any("evacuate_building" in c.kinds for c in couplings().values()):
-        pytest.skip("the building evacuation has a coupling now: pick another model without one")
+    assert not any("evacuate_building" in c.kinds for c in couplings().values()), \
+        "the building evacuation has a coupling now: pick another model without one for this test"
     text = SMALL.replace("[models.flood_forecast]\nresolution = 250.0",
                          "[models.flood_forecast]\nresolution = 250.0\n"
                          "[models.evacuate_building]\nlevels = 10\nfloor_area_m2 = 800.0")
@@ -193,9 +176,7 @@ def test_resume_after_a_crash_finishes_identically(twice, small, tmp_path):
 
     known = couplings()
     enabled = json.loads((twice / "a" / "manifest.json").read_text())["scenario"]["enabled"]
-    stuck = [n for n in enabled if not known[n].resumable]
-    if stuck:
-        pytest.xfail(f"couplings {stuck} have no save/restore: the run cannot be checkpointed")
+    assert [n for n in enabled if not known[n].resumable] == [], "the small scenario must be resumable"
 
     def crash_at_20min(p):
         if p.get("phase") == "running" and p["sim_s"] >= 1200.0:
@@ -241,9 +222,17 @@ def test_checkpoints_asked_of_a_coupling_without_save_restore_are_refused_before
         stuck = [n for n in tr.config.couplings if not known[n].resumable]
         if stuck:
             break
-    else:
-        pytest.skip("every built-in's couplings can be checkpointed")
+    assert stuck, "a built-in with a coupling that cannot be checkpointed (dispatch) is expected"
     out = tmp_path / "out"
     res = cli(name, "--checkpoint-every", "10min", "--duration", "30min", "--out", out)
     assert res.exit_code == 2 and str(stuck) in res.output
+    assert not out.exists()
+
+
+def test_a_builtin_without_road_data_is_refused_before_writing_anything(twin_data, tmp_path):
+    out = tmp_path / "gm"
+    res = CliRunner().invoke(main, ["scenario", "run", NEEDS_USER_ROADS, "--duration", "30min",
+                                    "--resolution", "250", "--out", str(out)])
+    assert res.exit_code != 0
+    assert "no road" in res.output and "Guangming" in res.output and "road file" in res.output
     assert not out.exists()

@@ -137,24 +137,8 @@ def test_the_whole_city_has_no_district_list():
     assert translate(scenario(area={"districts": "all"}), registry=reg).config.districts is None
 
 
-def _builtin_gap(name: str) -> str | None:
-    """Why a built-in cannot translate with the registered couplings today (None: it can)."""
-    known = couplings()
-    sc = load_scenario(name).scenario
-    kinds = {k for c in known.values() for k in c.kinds}
-    missing = [k for k in sc.models if k not in kinds]
-    if missing:
-        return f"no coupling registered for {missing}"
-    try:
-        translate(load_scenario(name))
-    except ValidationError as exc:
-        return f"not translatable yet: {str(exc)[:200]}"
-    return None
 
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=_builtin_gap(n)))
-    if _builtin_gap(n) else n for n in builtin_names()])
+@pytest.mark.parametrize("name", builtin_names())
 def test_each_builtin_translates_with_its_models_and_their_providers(name):
     loaded = load_scenario(name)
     sc = loaded.scenario
