@@ -1,8 +1,8 @@
 """scenarios.translate: a scenario -> the coupled run's config, each coupling with why it runs.
 
 Most tests use toy couplings in a registry of their own (no global
-registration); the built-in scenarios are translated with the registered
-couplings, and marked xfail while a model of theirs has no coupling yet.
+registration); every built-in scenario is translated with the registered
+couplings.
 """
 
 from __future__ import annotations
