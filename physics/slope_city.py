@@ -415,19 +415,16 @@ GAUGE_BLOCK_S = 3600.0  # hourly blocks: a (blocks, ny, nx) float64 field of the
 
 
 def parse_start(text) -> Any:
-    """A timezone-aware UTC datetime from ISO 8601 text (a time without zone is refused)."""
-    from datetime import UTC, datetime
+    """The rain's start as a timezone-aware UTC datetime (:func:`twin.instants.parse_instant`).
 
-    if isinstance(text, datetime):
-        t = text
-    else:
-        try:
-            t = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(f"rain_start={text!r}: not an ISO 8601 time (e.g. 2023-09-07T09:00+08:00)") from None
-    if t.tzinfo is None:
-        raise ValidationError(f"rain_start={text!r}: give the time zone (e.g. +08:00 or Z)")
-    return t.astimezone(UTC)
+    Raises
+    ------
+    ValidationError
+        Naming ``rain_start`` and the value, for text that is not ISO 8601 or has no time zone.
+    """
+    from twin.instants import parse_instant
+
+    return parse_instant(text, "rain_start")
 
 
 def gauge_readings(store_dir, start, end) -> tuple[list, list[str]]:

@@ -68,6 +68,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from twin.errors import ValidationError
+from twin.instants import parse_instant  # the twin's one instant parser, used and re-exported here
 from twin.runkinds import RunContext, RunKind, RunOutputs
 
 KIND_NAME = "flood_forecast"  # stored as the flood's kind: the console lists and shows it
@@ -105,26 +106,6 @@ def parse_duration(text: str | float, what: str = "duration") -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValidationError(f"{what}={text!r} must be a duration > 0")
     return seconds
-
-
-def parse_instant(text: str | datetime, what: str = "time") -> datetime:
-    """A timezone-aware UTC instant from ISO-8601 text (or a datetime).
-
-    Raises
-    ------
-    ValidationError
-        For text that is not ISO-8601 or has no time zone.
-    """
-    if isinstance(text, datetime):
-        t = text
-    else:
-        try:
-            t = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(f"{what}={text!r} is not an ISO-8601 time (e.g. 2024-06-01T08:00:00Z)") from None
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValidationError(f"{what}={text!r} has no time zone: add Z or +08:00")
-    return t.astimezone(UTC)
 
 
 def iso(t: datetime) -> str:

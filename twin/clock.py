@@ -30,6 +30,7 @@ from typing import Any
 import simpy
 
 from twin.errors import ClockError
+from twin.instants import parse_instant
 
 DISPLAY_TZ_NAME = "Asia/Shanghai"
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -48,27 +49,14 @@ def display_tz() -> tzinfo:
 def as_utc(value: datetime | str, what: str = "start") -> datetime:
     """Parse/check a timezone-aware datetime (or ISO-8601 string) and return it in UTC.
 
+    The twin's one instant parser (:func:`twin.instants.parse_instant`), raising the clock's error.
+
     Raises
     ------
     ClockError
-        When the value is naive (no timezone) or not an ISO-8601 string.
+        When the value is naive (no timezone) or not an ISO-8601 string, naming ``what`` and the value.
     """
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ClockError(
-                f"{what}={value!r} is not an ISO-8601 datetime; "
-                "give e.g. '2024-06-01T00:00:00+08:00'"
-            ) from exc
-    if not isinstance(value, datetime):
-        raise ClockError(f"{what}={value!r} is not a datetime; give a timezone-aware datetime")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ClockError(
-            f"{what}={value.isoformat()} has no timezone; give a timezone-aware datetime "
-            f"(e.g. tzinfo=datetime.UTC or ZoneInfo('{DISPLAY_TZ_NAME}'))"
-        )
-    return value.astimezone(UTC)
+    return parse_instant(value, what, error=ClockError)
 
 
 def _finite(value: float, what: str) -> float:
