@@ -22,6 +22,13 @@ A name read by an enabled coupling must be written by an enabled coupling, be
 a static layer of the state, or be declared external by the run's config
 (e.g. injects of a drill); :func:`check_couplings` lists every problem at once.
 
+``optional_reads`` are names a coupling uses when they are there and does
+without when not (dispatch takes flood rescues from ``water_depth`` when a
+flood runs, and incidents from ``event:incident`` when injects or debris make
+them). They never make a run refuse nor pull a writer into a scenario; when a
+writer is enabled in the same phase, it is still ordered before the reader
+(:func:`scenarios.runner.schedule`), exactly like a writer of a required read.
+
 Phases, in their order within one instant: :data:`PHASES` =
 ``forcing < physics < consequences < response``.
 
@@ -144,6 +151,9 @@ class Coupling:
         Identifier (``[a-z][a-z0-9_]*``), the key of its parameters in the run's config.
     reads, writes : tuple of str
         State fields, shared objects and ``event:<kind>`` names (module docstring).
+    optional_reads : tuple of str
+        Names used when present and not required (module docstring): ordered
+        after their writers like ``reads``, never refused when nobody writes them.
     period_s : float
         Default step (s) on the clock; the config's ``period_s`` overrides it.
     phase : str
@@ -200,6 +210,12 @@ class Coupling:
     layers: Callable[[CouplingContext, Any], list] | None = None
     tables: Callable[[CouplingContext], dict[str, Any]] | None = None
     report: Callable[[CouplingContext], list[str]] | None = None
+    optional_reads: tuple[str, ...] = ()
+
+    @property
+    def all_reads(self) -> tuple[str, ...]:
+        """``reads`` then ``optional_reads``: every name the coupling may read (for the run's order)."""
+        return self.reads + self.optional_reads
 
     @property
     def resumable(self) -> bool:
@@ -209,6 +225,7 @@ class Coupling:
     def __post_init__(self) -> None:
         object.__setattr__(self, "reads", tuple(self.reads))
         object.__setattr__(self, "writes", tuple(self.writes))
+        object.__setattr__(self, "optional_reads", tuple(self.optional_reads))
         object.__setattr__(self, "kinds", tuple(self.kinds))
         problems = declaration_problems(self)
         if problems:
@@ -232,7 +249,7 @@ def declaration_problems(c: Coupling) -> list[str]:
         period = math.nan
     if not (math.isfinite(period) and period > 0):
         out.append(f"period_s={c.period_s!r}: give a finite number of seconds > 0")
-    for what, names in (("reads", c.reads), ("writes", c.writes)):
+    for what, names in (("reads", c.reads), ("writes", c.writes), ("optional_reads", c.optional_reads)):
         for n in names:
             if not isinstance(n, str) or not _RESOURCE.fullmatch(n):
                 out.append(f"{what} entry {n!r}: give a field name or 'event:<kind>' "
@@ -240,6 +257,13 @@ def declaration_problems(c: Coupling) -> list[str]:
     both = sorted(set(c.reads) & set(c.writes))
     if both:
         out.append(f"reads and writes both name {both}: a coupling that updates a name writes it")
+    twice = sorted(set(c.optional_reads) & set(c.reads))
+    if twice:
+        out.append(f"optional_reads and reads both name {twice}: a name is read either always (reads) "
+                   "or when present (optional_reads)")
+    both = sorted(set(c.optional_reads) & set(c.writes))
+    if both:
+        out.append(f"optional_reads and writes both name {both}: a coupling that updates a name writes it")
     for what, fn in (("setup", c.setup), ("step", c.step)):
         if not callable(fn):
             out.append(f"{what}={fn!r} is not callable")

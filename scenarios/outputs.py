@@ -326,10 +326,13 @@ def _run_section(run, tr: Any) -> str:
 
 def _schedule(run, tr: Any) -> str:
     rows = [[i + 1, c.name, c.phase, f"{run.periods[c.name]:g} s", ", ".join(c.reads) or "–",
-             ", ".join(c.writes) or "–", tr.reasons.get(c.name, "given")] for i, c in enumerate(run.order)]
+             ", ".join(c.optional_reads) or "–", ", ".join(c.writes) or "–", tr.reasons.get(c.name, "given")]
+            for i, c in enumerate(run.order)]
     return ("<section><h2>Schedule</h2><p class=\"note\">At each instant the couplings due run in this "
-            "order: by phase (forcing, physics, consequences, response), then writers before readers.</p>"
-            + _table(["#", "coupling", "phase", "period", "reads", "writes", "why"], rows) + "</section>")
+            "order: by phase (forcing, physics, consequences, response), then writers before readers "
+            "(of reads and of reads when present).</p>"
+            + _table(["#", "coupling", "phase", "period", "reads", "reads when present", "writes", "why"], rows)
+            + "</section>")
 
 
 def _events_section(run) -> str:

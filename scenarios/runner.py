@@ -10,7 +10,9 @@ run's **schedule**, fixed before the run starts (:func:`schedule`):
    ``response`` (routes, dispatch, evacuation);
 2. within a phase, by data dependency: a coupling that writes a name runs
    before every coupling of the same phase that reads it (a topological
-   order; ties by name). A cycle within a phase is refused, naming it.
+   order; ties by name). Optional reads count as reads here: a writer
+   enabled in the same phase runs first; an absent writer is fine. A cycle
+   within a phase is refused, naming it.
    A coupling that reads a name written in a *later* phase sees what that
    writer left at its last earlier step (a lag, on purpose: feedback).
 
@@ -210,7 +212,7 @@ def _topological(group: list[Coupling]) -> list[Coupling]:
     after: dict[str, set[str]] = {c.name: set() for c in group}
     for w in group:
         for r in group:
-            if r is not w and set(w.writes) & set(r.reads):
+            if r is not w and set(w.writes) & set(r.all_reads):
                 after[w.name].add(r.name)
     indeg = {c.name: 0 for c in group}
     for readers in after.values():
@@ -673,7 +675,8 @@ def _write_manifest(out: Path, run: CoupledRun) -> Path:
         "config": cfg.to_dict(), "config_sha256": cfg.sha256(), "seed": cfg.seed,
         "versions": _versions(), "inputs": hashed,
         "schedule": [{"name": c.name, "phase": c.phase, "period_s": run.periods[c.name],
-                      "reads": list(c.reads), "writes": list(c.writes)} for c in run.order],
+                      "reads": list(c.reads), "optional_reads": list(c.optional_reads),
+                      "writes": list(c.writes)} for c in run.order],
         "checkpoint_every_s": run.checkpoint_every_s,
     } | dict(run.manifest_extra)
     return write_json(manifest, out / MANIFEST_NAME)

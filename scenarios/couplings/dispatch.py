@@ -385,6 +385,7 @@ def dispatch_report(ctx: CouplingContext) -> list[str]:
 DISPATCH = register_coupling(Coupling(
     name="dispatch", phase="response", period_s=60.0, kinds=("dispatch",),
     reads=("road_graph",),
+    optional_reads=("water_depth", "water_speed", "event:incident", "event:station_lost"),
     writes=("event:unit_dispatched", "event:unit_arrived", "event:incident_closed",
             "event:incident_unreachable", "event:incident_queued", "event:unit_rerouted",
             "event:unit_stranded", "event:unit_standby", "event:unit_restaged",
