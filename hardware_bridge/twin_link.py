@@ -31,6 +31,16 @@ twice) and:
 5. keeps the latest water level per station for a
    :class:`~hardware_bridge.fusion.levels.Nudger` (:meth:`TwinLink.latest_levels`).
 
+Stations' own alert levels: the ``thresholds`` of the registry's sensors (a drill
+registers its scenario's) become per-station rules of the AlertEngine
+(:meth:`~hardware_bridge.fusion.alerts.AlertEngine.use_sensors`), so a water-level
+gauge with thresholds raises alerts though the kind has no default rules. The link
+reads the registry when it is created and again before a batch whenever the
+store's registry changed (:meth:`~twin.store.Store.sensors_signature`, one small
+query per batch), so sensors registered while the bridge runs count from their
+next reading. Thresholds that cannot be used are logged and counted
+(``stats["sensor_threshold_problems"]``); that station keeps the config's rules.
+
 A station is a confined space when it is named in ``confined_spaces`` (the
 bridge runner takes them from the alert configuration's ``[confined] spaces =
 [...]``, see :func:`confined_spaces_from_config`) or registered in the sensor
@@ -195,20 +205,50 @@ class TwinLink:
         self._extra_spaces = frozenset(confined_spaces or ())
         self.fire = FireOrigins(None, clock=clock) if fire is _DEFAULT else fire
         self._fire_default = fire is _DEFAULT
+        # follow the store's registry (thresholds, positions) unless the sensors are given
+        self._follow = sensors is None and store is not None and hasattr(store, "sensors_signature")
+        self._sensors_sig: Any = None
         self.refresh_sensors(sensors)
         if restore:
             self.restore_permits()
 
     # ---------------------------------------------------------- configuration
     def refresh_sensors(self, sensors: Any = None) -> None:
-        """Re-read station positions and flagged confined spaces (from the store if None)."""
+        """Re-read station positions, flagged confined spaces and the sensors' alert thresholds
+        (from the store if None)."""
         if sensors is None and self.store is not None:
+            if self._follow:
+                self._sensors_sig = self.store.sensors_signature()
             sensors = self.store.sensors()
         with self._lock:
             self.positions = positions_of(sensors)
             self.confined_spaces = frozenset(set(self._extra_spaces) | _flagged_spaces(sensors))
             if self.fire is not None and self._fire_default:
                 self.fire.set_sensors(sensors)
+            self._use_thresholds(sensors)
+
+    def _use_thresholds(self, sensors: Any) -> None:
+        """The registry's sensor thresholds as per-station alert rules (module docstring)."""
+        if self.alerts is None or sensors is None or isinstance(sensors, Mapping):
+            return
+        problems = self.alerts.use_sensors(sensors)
+        for line in problems:
+            log.warning("sensor registry: %s", line)
+        self.stats["sensor_threshold_problems"] = len(problems)
+        self._alert_kinds = _kinds_with_rules(self.alerts)
+
+    def _follow_registry(self) -> None:
+        """Re-read the sensors when the store's registry changed since the last read."""
+        if not self._follow:
+            return
+        try:
+            changed = self.store.sensors_signature() != self._sensors_sig
+            if changed:
+                self.refresh_sensors()
+                self.stats["sensor_refreshes"] += 1
+        except Exception:  # the observations are committed; keep the rules we have, say so
+            self.stats["sensor_refresh_errors"] += 1
+            log.exception("could not re-read the sensor registry of %s", self.store)
 
     # ------------------------------------------------------------------ hook
     def on_stored(self, observations: Iterable[NormalizedObservation]) -> list[Event]:
@@ -222,6 +262,7 @@ class TwinLink:
         confined-space ones, see the module docstring on restarts)."""
         events: list[Event] = []
         from_permits: list[Event] = []
+        self._follow_registry()
         with self._lock:
             to_alerts: list[Reading] = []
             to_permits: list[Reading] = []

@@ -71,6 +71,18 @@ accelerating (status ``not_accelerating``); a reading that gives no forecast
 for another reason (poor fit, unbounded interval, too few velocities after a
 gap) keeps the level, so a noisy series does not raise and clear by turns.
 
+**A station's own thresholds** (:meth:`AlertEngine.set_thresholds`,
+:meth:`AlertEngine.use_sensors`): the ``thresholds`` of a sensor of the
+registry (:class:`twin.sensors.Sensor`; a scenario's ``[[sensors]]``), levels
+by severity name in the sensor's unit (SI when none is given), e.g.
+``{"advisory": 0.15, "warning": 0.3, "alarm": 0.5}`` m for a water level. They
+rule on the kind's :data:`THRESHOLD_METRICS` metric (an amount of the
+reading, converted to the metric's unit with the display table) with ``>=``
+and replace the station's rising rules on that metric (its
+``[<kind>.stations."<id>"]`` rules, else the kind's defaults); the other
+rules of the station stay. Levels must rise with severity. Rain gauges (depths
+over windows) and O2 (limits on both sides) take theirs from the alert config.
+
 Event times: ``time_s`` is the clock's simulation time of the reading's
 phenomenon time when a :class:`twin.clock.SimClock` is given, else POSIX
 seconds (or the reading's own seconds).
@@ -93,7 +105,7 @@ import numpy as np
 
 from hardware_bridge.display import DISPLAY, DisplayUnit, display_unit
 from hardware_bridge.fusion import Reading, as_readings
-from twin.errors import ConfigError
+from twin.errors import ConfigError, ValidationError
 from twin.events import Event, Severity
 
 CONFIG_PATH = Path(__file__).with_name("alerts.toml")
@@ -142,8 +154,20 @@ EVENT_KINDS = ("das_event", "petrol_video_event")
 OPS = {">=": lambda v, t: v >= t, ">": lambda v, t: v > t,
        "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
 
+#: The metric a sensor's own thresholds set, per kind (module docstring): an amount of the reading,
+#: in the kind's display unit, so a threshold in the sensor's unit converts exactly. Rain gauges
+#: (rules on depths over windows) and O2 (limits below and above) are left to the alert config.
+THRESHOLD_METRICS: dict[str, str] = {
+    "water_level": "level_m", "gnss_displacement": "cumulative_mm", "inclinometer": "change_mrad",
+    "smoke": "obscuration_pct_per_m", "heat": "temperature_c", "gas_lel": "lel_pct", "gas_h2s": "ppm",
+    "gas_co": "ppm",
+}
+#: Names of threshold levels: the severities of :class:`twin.events.Severity`, least severe first.
+THRESHOLD_LEVELS: tuple[str, ...] = tuple(s.value for s in Severity)
+
 __all__ = ["AlertEngine", "CONFIG_PATH", "FORECAST_DEFAULTS", "FORECAST_METRICS", "METRIC_UNITS", "Rule",
-           "crossing_message", "forecast_message", "load_config", "metric_text"]
+           "THRESHOLD_LEVELS", "THRESHOLD_METRICS", "crossing_message", "forecast_message", "load_config",
+           "metric_text", "threshold_problems", "threshold_rules"]
 
 
 def _display_in(kind: str, unit: str, si_unit: str | None = None) -> DisplayUnit | None:
@@ -295,6 +319,78 @@ def _rule(kind: str, where: str, rec: Mapping[str, Any]) -> Rule:
     if not verified and not assumption:
         raise bad(f"rule {metric} {op} {thr} is not verified and gives no assumption (reason)")
     return Rule(metric, float(thr), sev, op, win, str(rec.get("label", "")), source, verified, assumption)
+
+
+def _threshold_value(kind: str, level: str, value: Any, unit: str) -> tuple[float | None, str]:
+    """One threshold in its metric's unit, or None and what is wrong with it."""
+    from hardware_bridge.schema import KINDS, Kind
+    from hardware_bridge.units import to_si
+
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None, "must be a finite number"
+    si_unit = KINDS[Kind(kind)].quantities[0].si_unit
+    try:
+        si, si_unit = to_si(kind, float(value), unit or si_unit, field=f"thresholds.{level}")
+    except ValidationError as exc:
+        return None, str(exc)
+    shown = display_unit(kind, si_unit).value(si)
+    if THRESHOLD_METRICS[kind] in ("cumulative_mm", "change_mrad") and not shown > 0:
+        return None, "must be more than 0: the metric is a change from the baseline, never below 0"
+    return shown, ""
+
+
+def threshold_problems(kind: str, thresholds: Mapping[str, Any], unit: str = "") -> list[tuple[str, Any, str]]:
+    """Every problem of a sensor's own thresholds, as ``(level, value, what is wrong)``.
+
+    ``level`` is ``""`` for a problem of the whole table (a kind that takes none). Levels are
+    :data:`THRESHOLD_LEVELS`, values finite numbers in ``unit`` (the kind's SI unit when ``""``)
+    within the kind's plausible range, rising with severity.
+    """
+    if not thresholds:
+        return []
+    if kind not in THRESHOLD_METRICS:
+        why = ("its rules are depths over windows" if kind == "rain_gauge" else
+               "its limits lie below and above" if kind == "gas_o2" else "no metric of it takes one")
+        return [("", dict(thresholds), f"kind {kind!r} takes no sensor thresholds ({why}); kinds that do: "
+                                       f"{sorted(THRESHOLD_METRICS)}. Set its rules in the alert config")]
+    out: list[tuple[str, Any, str]] = []
+    prev: tuple[str, float, Any] | None = None
+    for level, value in thresholds.items():
+        if level not in THRESHOLD_LEVELS:
+            out.append((str(level), value, f"unknown level; use {list(THRESHOLD_LEVELS)}"))
+    for level in THRESHOLD_LEVELS:  # least severe first
+        if level not in thresholds:
+            continue
+        value = thresholds[level]
+        shown, why = _threshold_value(kind, level, value, unit)
+        if shown is None:
+            out.append((level, value, why))
+            continue
+        if prev is not None and not shown > prev[1]:
+            out.append((level, value, f"must be above {prev[0]} = {prev[2]!r}: levels rise with severity"))
+        prev = (level, shown, value)
+    return out
+
+
+def threshold_rules(kind: str, station: str, thresholds: Mapping[str, Any], unit: str = "", *,
+                    source: str = "") -> tuple[Rule, ...]:
+    """The rules of a station's own thresholds (module docstring), least severe first.
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem (:func:`threshold_problems`) with the level and the value.
+    """
+    problems = threshold_problems(kind, thresholds, unit)
+    if problems:
+        raise ValidationError(f"thresholds of {kind} sensor {station!r}: " + "; ".join(
+            f"{'thresholds.' + lv if lv else 'thresholds'} = {v!r}: {why}" for lv, v, why in problems))
+    metric = THRESHOLD_METRICS.get(kind, "")
+    src = source or f"thresholds of sensor {station!r} in the sensor registry"
+    return tuple(Rule(metric, _threshold_value(kind, lv, thresholds[lv], unit)[0], Severity(lv), ">=",
+                      label=f"{lv} level of {station}", source=src, verified=False,
+                      assumption="the station's own level, as given with the sensor")
+                 for lv in THRESHOLD_LEVELS if lv in thresholds)
 
 
 @dataclass
@@ -498,6 +594,9 @@ class AlertEngine:
         self.clock = clock
         self._streams: dict[str, _Stream] = {}
         self._last_event: dict[tuple, float] = {}
+        # the config's own station rules (what a station goes back to), and the stations given thresholds
+        self._config_station_rules = {k: dict(kc.station_rules) for k, kc in self.kinds.items()}
+        self._own: dict[tuple[str, str], tuple[Rule, ...]] = {}
 
     # ---------------------------------------------------------------- public
     def rules_for(self, kind: str, station: str = "") -> tuple[Rule, ...]:
@@ -506,6 +605,70 @@ class AlertEngine:
         if kc is None:
             return ()
         return kc.station_rules.get(station, kc.rules)
+
+    def set_thresholds(self, kind: str, station: str, thresholds: Mapping[str, Any] | None, unit: str = "",
+                       *, source: str = "") -> tuple[Rule, ...]:
+        """Give ``station`` its own threshold levels (module docstring); returns its rules now.
+
+        ``thresholds`` maps severity names to levels in ``unit`` (the kind's SI unit when
+        ``""``); empty or None puts the station back on the config's rules. A kind the
+        config switches off (``enabled = false``) stays off; a kind it does not name gets
+        a table with no default rules and no deadband.
+
+        Raises
+        ------
+        ValidationError
+            Naming every bad level and its value (:func:`threshold_problems`).
+        """
+        rules = threshold_rules(kind, station, thresholds or {}, unit, source=source) if thresholds else ()
+        kc = self.kinds.get(kind)
+        if kc is None:
+            if not rules or not dict(self.config.get(kind) or {}).get("enabled", True):
+                return ()
+            kc = self.kinds[kind] = _KindConf(kind, (), 0.0, {}, {}, {}, 0.0, 0.0, 0.0, "",
+                                              dict(FORECAST_DEFAULTS), {})
+            self._config_station_rules[kind] = {}
+        configured = self._config_station_rules[kind]
+        if rules:
+            metric = THRESHOLD_METRICS[kind]
+            base = configured.get(station, kc.rules)
+            new = tuple(r for r in base if not (r.metric == metric and r.op in (">=", ">"))) + rules
+            if kc.station_rules.get(station) != new:  # unchanged: keep the tuple (no stream re-plans)
+                kc.station_rules[station] = new
+            self._own[(kind, station)] = rules
+        else:
+            self._own.pop((kind, station), None)
+            if station in configured:
+                kc.station_rules[station] = configured[station]
+            else:
+                kc.station_rules.pop(station, None)
+        return self.rules_for(kind, station)
+
+    def use_sensors(self, sensors: Iterable[Any], *, source: str = "") -> list[str]:
+        """Set the thresholds of every sensor of a registry (:class:`twin.sensors.Sensor`: ``id``,
+        ``kind``, ``unit``, ``thresholds``); stations given thresholds before that no longer have
+        any go back to the config's rules.
+
+        Returns one line per sensor whose thresholds cannot be used (a kind that takes none,
+        an unknown level, levels not rising...): that sensor keeps the config's rules.
+        """
+        problems: list[str] = []
+        wanted: set[tuple[str, str]] = set()
+        for s in sensors:
+            thresholds = dict(getattr(s, "thresholds", None) or {})
+            if not thresholds:
+                continue
+            kind, station = str(s.kind), str(s.id)
+            try:
+                self.set_thresholds(kind, station, thresholds, str(getattr(s, "unit", "") or ""), source=source)
+            except ValidationError as exc:
+                problems.append(f"{exc}; the station keeps the alert config's rules")
+                self.set_thresholds(kind, station, None)
+                continue
+            wanted.add((kind, station))
+        for kind, station in [k for k in self._own if k not in wanted]:
+            self.set_thresholds(kind, station, None)
+        return problems
 
     def active(self) -> dict[str, Severity]:
         """Active level per datastream (streams without an active alert are left out)."""
