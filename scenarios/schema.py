@@ -421,6 +421,38 @@ class Stations(_Strict):
     file: FilePath | None = None
 
 
+class Roads(_Strict):
+    """The run's road network: the city's road layer (nothing set), a road file, or the lattice fallback.
+
+    Attributes
+    ----------
+    file : str or None
+        A road network of the user's (GeoJSON edges, OSM XML ``.osm``, Overpass JSON), relative
+        to the scenario file; read by :func:`gis.roads.load_road_graph`.
+    lattice : bool
+        True: where no street data covers the area, an ASSUMED lattice walk network over the
+        run's land cells (:func:`gis.lattice_roads.lattice_road_graph`).
+    spacing_m : float or None
+        Lattice node spacing (m; default 200, rounded to whole cells). Only with ``lattice``.
+    circuity : float or None
+        Lattice edge length / straight line (default 1.3). Only with ``lattice``.
+    """
+
+    file: FilePath | None = None
+    lattice: bool = False
+    spacing_m: float | None = Field(default=None, gt=0.0, le=5000.0, allow_inf_nan=False)
+    circuity: float | None = Field(default=None, ge=1.0, le=3.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one(self) -> Roads:
+        if self.file is not None and self.lattice:
+            raise ValueError("give either file (a road network) or lattice = true (an assumed lattice), not both")
+        shaped = [n for n in ("spacing_m", "circuity") if getattr(self, n) is not None]
+        if shaped and not self.lattice:
+            raise ValueError(f"{' and '.join(shaped)} shape the lattice: set lattice = true, or leave them out")
+        return self
+
+
 class Outputs(_Strict):
     """What a run writes besides its fields and tables."""
 
@@ -487,6 +519,8 @@ class Scenario(_Strict):
         The drill timeline: ``sensor_value``, ``incident``, ``road_lost``, ``station_lost``.
     populations : Populations
     stations : Stations
+    roads : Roads or None
+        The road network (None: the city's road layer).
     outputs : Outputs
     sources, assumptions : list of Note
         Where the numbers come from, and what is assumed, each about a key of the file.
@@ -505,6 +539,7 @@ class Scenario(_Strict):
     injects: list[Inject] = Field(default_factory=list, max_length=10_000)
     populations: Populations = Field(default_factory=Populations)
     stations: Stations = Field(default_factory=Stations)
+    roads: Roads | None = None
     outputs: Outputs = Field(default_factory=Outputs)
     sources: list[Note] = Field(default_factory=list)
     assumptions: list[Note] = Field(default_factory=list)
@@ -575,6 +610,6 @@ def _rewrite_refs(node: Any, rename: dict[str, str]) -> Any:
 
 __all__ = ["DURATION_HELP", "INCIDENT_KINDS", "INJECT_KINDS", "SHARED_FIELDS", "UNIT_TYPES", "Area",
            "ConstructionSource", "Duration", "FireOrigin", "Hazards", "IncidentPayload", "Inject", "Note",
-           "Outputs", "Populations", "Rain", "RoadLost", "Scenario", "Sea", "Sensor", "SensorValue",
+           "Outputs", "Populations", "Rain", "RoadLost", "Roads", "Scenario", "Sea", "Sensor", "SensorValue",
            "SlopeHazard", "StationLost", "Stations", "TimeWindow", "format_duration", "parse_duration",
            "scenario_json_schema"]
