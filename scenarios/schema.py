@@ -38,6 +38,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -274,14 +275,59 @@ class Hazards(_Strict):
 Station = Annotated[str, Field(pattern=f"^{STATION_RE.pattern}$")]
 
 
+class SensorThresholds(_Strict):
+    """A sensor's own alert levels, by severity (:class:`twin.events.Severity`, the bridge's levels), in
+    the kind's SI unit (m for a water level); each level given must lie above the less severe ones."""
+
+    info: float | None = Field(default=None, allow_inf_nan=False)
+    advisory: float | None = Field(default=None, allow_inf_nan=False)
+    warning: float | None = Field(default=None, allow_inf_nan=False)
+    alarm: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("advisory", "warning", "alarm")
+    @classmethod
+    def _rising(cls, value: float | None, info: ValidationInfo) -> float | None:
+        names = list(cls.model_fields)  # least severe first
+        given = [(k, info.data[k]) for k in names[:names.index(info.field_name)] if info.data.get(k) is not None]
+        if value is not None and given and not value > given[-1][1]:
+            raise ValueError(f"must be above {given[-1][0]} = {given[-1][1]!r}: levels rise with severity")
+        return value
+
+    def levels(self) -> dict[str, float]:
+        """The levels given, least severe first (what :meth:`AlertEngine.set_thresholds
+        <hardware_bridge.fusion.alerts.AlertEngine.set_thresholds>` and :class:`twin.sensors.Sensor` take)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Sensor(_Strict):
-    """A sensor at a place (a station of the bridge): the drill's ``sensor_value`` injects name them."""
+    """A sensor at a place (a station of the bridge): the drill's ``sensor_value`` injects name them.
+
+    ``thresholds`` (optional): its own alert levels in the kind's SI unit, e.g. ``{advisory = 0.15,
+    warning = 0.3, alarm = 0.5}`` m for a water level; the coupled run's alert engine and the live
+    bridge of a drill use them for this station (:mod:`hardware_bridge.fusion.alerts`: kinds
+    :data:`~hardware_bridge.fusion.alerts.THRESHOLD_METRICS`; rain gauges and O2 take theirs from the
+    alert config).
+    """
 
     station: Station
     kind: Kind = Field(strict=False)
     lon: Lon
     lat: Lat
     name: str = Field(default="", max_length=200)
+    thresholds: SensorThresholds | None = None
+
+    @field_validator("thresholds")
+    @classmethod
+    def _for_the_kind(cls, value: SensorThresholds | None, info: ValidationInfo) -> SensorThresholds | None:
+        kind = info.data.get("kind")
+        if value is None or kind is None:
+            return value
+        from hardware_bridge.fusion.alerts import threshold_problems
+
+        problems = threshold_problems(kind.value, value.levels())
+        if problems:
+            raise ValueError("; ".join(f"{lv} = {v!r}: {why}" if lv else why for lv, v, why in problems))
+        return value
 
 
 class SensorValue(_Strict):
