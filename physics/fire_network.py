@@ -185,7 +185,8 @@ class FireNetwork:
         bottom, top = np.asarray(self.vent_bottom_m, float), np.asarray(self.vent_top_m, float)
         bad = np.flatnonzero(~(top > bottom))
         if len(bad):
-            out.append(f"vent_top_m[{bad[0]}]={float(top[bad[0]])!r} must be above vent_bottom_m={float(bottom[bad[0]])!r}")
+            v = bad[0]
+            out.append(f"vent_top_m[{v}]={float(top[v])!r} must be above vent_bottom_m={float(bottom[v])!r}")
         for side in (self.vent_a, self.vent_b):
             idx = np.asarray(side)
             inside = idx >= 0
