@@ -33,6 +33,12 @@ bounding box or polygon: the districts it overlaps). **Time.** ``start``,
 ``duration`` and ``seed`` as written; the frames of ``fields.nc`` every
 ``outputs.frame_every`` (default 10 min).
 
+**Roads.** The scenario's ``[roads]`` table goes to the ``roads`` coupling
+when it runs (:func:`road_params`): ``file`` (resolved against the scenario
+file, hashed into the manifest as ``scenario:roads.file``) or ``lattice``
+with ``spacing_m`` and ``circuity`` (the ASSUMED lattice walk network; the
+coupling's reason says so). Without the table the city's road layer is used.
+
 **``time.step``** is read as the runner's step: when given, it is the
 period of every enabled coupling whose parameters set no ``period_s`` of
 their own (a model that must step finer says so in its section). Without it
@@ -123,12 +129,15 @@ def translate(scenario: Any, *, duration_s: float | None = None, resolution_m: f
     params, reasons = _enable_models(known, sc, base, shared)
     _enable_lists(known, sc, shared, params, reasons)
     silent = _add_providers(known, params, reasons, shared, sc)
+    _apply_roads(sc, base, params, reasons)
     missing = provider_problems([known[n] for n in params], static=STATIC_NAMES, external=silent)
     if missing:
         raise ValidationError(f"scenario {sc.name}: " + "; ".join(missing))
     cfg = RunConfig.from_mapping(_config(sc, base, params, duration_s, resolution_m) | {"external": silent})
     notes = [f"{n}: no enabled coupling writes it, so none will come (its writers need events "
              "this scenario does not make)" for n in silent]
+    if getattr(sc, "roads", None) is not None and "roads" not in params:
+        notes.append("roads: the scenario's [roads] table is not used (no enabled coupling reads road_graph)")
     return Translation(config=cfg, reasons=reasons, scenario=sc, base_dir=base,
                        inputs=scenario_inputs(sc, base), notes=notes)
 
@@ -220,6 +229,45 @@ def _resolved(section: dict[str, Any], base: Path) -> dict[str, Any]:
             v = str(resolve(base, v))
         out[k] = v
     return out
+
+
+def road_params(sc: Any, base: Path) -> dict[str, Any]:
+    """The ``roads`` coupling's parameters from the scenario's ``[roads]`` table ({} without one).
+
+    Raises
+    ------
+    ValidationError
+        For a ``roads.file`` that does not exist (naming the key and where it was looked for).
+    """
+    from scenarios.files import resolve
+
+    roads = getattr(sc, "roads", None)
+    if roads is None:
+        return {}
+    if roads.file is not None:
+        path = resolve(base, roads.file)
+        if not path.is_file():
+            raise ValidationError(f"scenario {sc.name}: roads.file = {roads.file!r}: no such file (looked for "
+                                  f"{path}; paths are relative to the scenario file)")
+        return {"roads": str(path)}
+    if roads.lattice:
+        out: dict[str, Any] = {"lattice": True}
+        if roads.spacing_m is not None:
+            out["lattice_spacing_m"] = float(roads.spacing_m)
+        if roads.circuity is not None:
+            out["circuity"] = float(roads.circuity)
+        return out
+    return {}
+
+
+def _apply_roads(sc: Any, base: Path, params: dict[str, dict[str, Any]], reasons: dict[str, str]) -> None:
+    """Put the ``[roads]`` table on the ``roads`` coupling (when it runs) and say so in its reason."""
+    extra = road_params(sc, base)
+    if "roads" not in params or not extra:
+        return
+    params["roads"].update(extra)
+    reasons["roads"] += (" (ASSUMED lattice walk network: roads.lattice)" if extra.get("lattice")
+                         else f" (road file: roads.file {sc.roads.file})")
 
 
 def _add_providers(known: dict[str, Coupling], params: dict[str, dict[str, Any]],
@@ -317,6 +365,9 @@ def scenario_inputs(sc: Any, base: Path) -> dict[str, Path]:
             v = v.get(part) if isinstance(v, dict) else None
         if isinstance(v, str) and v:
             out[f"scenario:{key}"] = resolve(base, v)
+    roads = getattr(sc, "roads", None)
+    if roads is not None and roads.file is not None:
+        out["scenario:roads.file"] = resolve(base, roads.file)
     for kind, section in sc.models.items():
         for k, v in _resolved(section, base).items():
             if isinstance(v, str) and os.path.isabs(v) and Path(v).is_file():
@@ -330,4 +381,4 @@ def describe(tr: Translation) -> list[str]:
 
 
 __all__ = ["FRAME_EVERY_S", "STATIC_NAMES", "Translation", "describe", "districts_of", "grid_of",
-           "scenario_inputs", "scenario_to_config", "shared_values", "translate"]
+           "road_params", "scenario_inputs", "scenario_to_config", "shared_values", "translate"]

@@ -17,7 +17,15 @@ changes, ``data = {"n": count, "edges": [edge ids]}``. Shared
 ``edge_ids`` order.
 
 Parameters: ``closed_m`` (0.3), ``dv_limit`` (0.6 m²/s; null: depth only),
-``spacing_m`` (half a cell), ``roads`` (a road file instead of the city's).
+``spacing_m`` (half a cell), ``roads`` (a road file instead of the city's),
+``lattice`` (True: the ASSUMED lattice walk network of the grid's land cells,
+:func:`gis.lattice_roads.lattice_road_graph`, where no street data covers the
+area) with ``lattice_spacing_m`` (200 m) and ``circuity`` (1.3). A scenario
+sets them with its ``[roads]`` table (:func:`scenarios.translate.road_params`).
+When the city's layer has no road in the run's area and neither a file nor
+the lattice is asked for, setup refuses, naming those scenario keys. The
+summary's ``network`` and the report say which network ran (``"ASSUMED
+lattice ..."`` for the lattice).
 
 Outputs of a run: the map layer ``road_status`` of the edges slowed or closed
 by the flood on the run's frame times (:func:`roads_layers`), the tables
@@ -35,7 +43,11 @@ import numpy as np
 from scenarios.coupling import Coupling, CouplingContext, register_coupling
 from twin.errors import ValidationError
 
-PARAMS = ("closed_m", "dv_limit", "spacing_m", "roads")
+PARAMS = ("closed_m", "dv_limit", "spacing_m", "roads", "lattice", "lattice_spacing_m", "circuity")
+#: What to write in a scenario when the run's area has no road (said by the refusal).
+ROAD_KEYS_HELP = ('in the scenario file set [roads] file = "<road file>" (GeoJSON edges, OSM XML or '
+                  "Overpass JSON covering the area), or [roads] lattice = true (an ASSUMED lattice walk "
+                  "network over the run's land cells)")
 
 
 def grid_outline_wgs84(domain):
@@ -70,24 +82,56 @@ def edge_maxima(values: np.ndarray, row: np.ndarray, col: np.ndarray, dry: np.nd
     return np.maximum.reduceat(v, starts)
 
 
-def setup_roads(ctx: CouplingContext) -> None:
+def road_network(ctx: CouplingContext):
+    """(graph, description) of the run: the lattice, the user's file or the city's layer, on the grid."""
     from agents.city_roads import city_road_graph
-    from agents.road_hazard import edge_sample_points
     from gis.roads import load_road_graph
+    from twin.errors import GraphError
+
+    p, dom = ctx.params, ctx.domain
+    if p.get("roads") and p.get("lattice"):
+        raise ValidationError("couplings.roads: give roads (a road file) or lattice = true, not both")
+    if p.get("lattice"):
+        return lattice_network(ctx)
+    if p.get("roads"):
+        graph = load_road_graph(p["roads"])
+        ctx.add_input("roads", p["roads"])
+        what = f"road file {p['roads']}"
+    else:
+        try:
+            graph = city_road_graph(ctx.city, districts=list(dom.selection) if dom.selection else None)
+        except GraphError as exc:
+            raise ValidationError(f"roads: no road network covers the run's area ({exc}); "
+                                  f"{ROAD_KEYS_HELP}") from exc
+        ctx.add_input("drive_roads", ctx.city.files("drive_roads")[0])
+        what = "the city's road layer"
+    clipped = graph.within(grid_outline_wgs84(dom))
+    # a district's graph lies inside its grid (buffer >= the graph's margin): keep it as built
+    graph = graph if clipped.n_edges == graph.n_edges else clipped.largest_scc()
+    return graph, what
+
+
+def lattice_network(ctx: CouplingContext):
+    """The ASSUMED lattice walk network of the grid's land cells, and its description."""
+    from gis.lattice_roads import DEFAULT_CIRCUITY, DEFAULT_SPACING_M, lattice_road_graph
+
+    p, dom = ctx.params, ctx.domain
+    spacing = p.get("lattice_spacing_m")
+    circuity = p.get("circuity")
+    graph = lattice_road_graph(dom.land, dom.transform, dom.crs,
+                               spacing_m=DEFAULT_SPACING_M if spacing is None else spacing,
+                               circuity=DEFAULT_CIRCUITY if circuity is None else circuity)
+    return graph, graph.graph.graph["assumed"]
+
+
+def setup_roads(ctx: CouplingContext) -> None:
+    from agents.road_hazard import edge_sample_points
 
     bad = sorted(k for k in ctx.params if k not in PARAMS)
     if bad:
         raise ValidationError(f"couplings.roads: unknown parameter(s) {bad}; allowed: {list(PARAMS)}")
     dom = ctx.domain
-    if ctx.params.get("roads"):
-        graph = load_road_graph(ctx.params["roads"])
-        ctx.add_input("roads", ctx.params["roads"])
-    else:
-        graph = city_road_graph(ctx.city, districts=list(dom.selection) if dom.selection else None)
-        ctx.add_input("drive_roads", ctx.city.files("drive_roads")[0])
-    clipped = graph.within(grid_outline_wgs84(dom))
-    # a district's graph lies inside its grid (buffer >= the graph's margin): keep it as built
-    graph = graph if clipped.n_edges == graph.n_edges else clipped.largest_scc()
+    graph, network = road_network(ctx)
     spacing = float(ctx.params.get("spacing_m") or 0.5 * dom.resolution_m)
     xy, edge = edge_sample_points(graph, spacing)
     row, col, inside = sample_cells(xy, dom.transform, dom.shape)
@@ -100,7 +144,8 @@ def setup_roads(ctx: CouplingContext) -> None:
     ctx.shared["road_graph"] = graph
     ctx.shared["road_state"] = {"t_s": 0.0, "closed": np.zeros(len(ids), bool),
                                 "factor": np.ones(len(ids))}
-    ctx.summary.update(edges=len(ids), nodes=graph.n_nodes)
+    ctx.summary.update(edges=len(ids), nodes=graph.n_nodes, network=network,
+                       assumed=bool(ctx.params.get("lattice")))
     if ctx.state.has_field("water_depth"):
         step_roads(ctx, ctx.state.clock.now_s, 0.0)
 
@@ -252,7 +297,8 @@ def roads_report(ctx: CouplingContext) -> list[str]:
 
     s, series = ctx.summary, ctx.own["closed_series"]
     peak = max(series, key=lambda r: r[1], default=None)
-    rows = [("road edges on the run's grid", f"{s.get('edges', 0):,}"),
+    rows = [("road network", str(s.get("network", ""))),
+            ("road edges on the run's grid", f"{s.get('edges', 0):,}"),
             ("closed at most (step)", f"{s.get('closed_max', 0):,}" + (f" at {peak[0] / 60:g} min" if peak
                                                                        and peak[1] else "")),
             ("closed at the end", f"{s.get('closed_end', 0):,}"),
