@@ -315,13 +315,22 @@ def _run_section(run, tr: Any) -> str:
     rows = [["scenario", tr.scenario.name], ["start", cfg.start],
             ["simulated", f"{cfg.duration_s / 3600:g} h of the scenario's {tr.scenario.time.hours:g} h"],
             ["grid", f"{cfg.resolution_m:g} m cells, {s['grid']['shape'][0]} × {s['grid']['shape'][1]}, "
-                     f"{', '.join(cfg.districts) if cfg.districts else 'whole city'}"],
+                     f"{_where(cfg, s)}"],
             ["frames", f"{s['frames']} every {cfg.output_every_s / 60:g} min"],
             ["seed", cfg.seed], ["config sha256", s["config_sha256"]],
             ["scenario hash", run.manifest_extra.get("scenario_hash", "")]]
     if s.get("resumed_from_s") is not None:
         rows.append(["resumed from", f"{s['resumed_from_s']:g} s"])
     return "<section><h2>Run</h2>" + _table(None, rows) + "</section>"
+
+
+def _where(cfg, summary: dict[str, Any]) -> str:
+    """The run's area in words: its districts, its bbox/polygon area (the grid's label), or the whole city."""
+    if cfg.districts:
+        return ", ".join(cfg.districts)
+    if getattr(cfg, "area", None):
+        return f"{summary['grid'].get('label') or cfg.area} (+{cfg.buffer_m:g} m)"
+    return "whole city"
 
 
 def _schedule(run, tr: Any) -> str:

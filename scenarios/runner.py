@@ -109,7 +109,11 @@ class RunConfig:
     city : str
         City manifest name.
     districts : list of str or None
-        The area (None: the whole city).
+        The area (None: the whole city, or the ``area`` below).
+    area : dict or None
+        An area of interest instead of districts: ``{"bbox": [lon_min, lat_min,
+        lon_max, lat_max]}`` or ``{"polygon": "/abs/path.geojson"}``; the grid
+        is cut to it plus ``buffer_m`` (:meth:`twin.domain.Domain.from_area`).
     resolution_m, buffer_m : float
         The working grid's cell size and the margin around the districts (m).
     seed : int
@@ -124,6 +128,7 @@ class RunConfig:
     start: str = "2023-09-07T18:00:00+08:00"
     city: str = "shenzhen"
     districts: list[str] | None = None
+    area: dict[str, Any] | None = None
     resolution_m: float = 250.0
     buffer_m: float = 500.0
     seed: int = 0
@@ -167,6 +172,12 @@ class RunConfig:
         if self.districts is not None and (isinstance(self.districts, str)
                                            or not all(isinstance(d, str) for d in self.districts)):
             out.append(f"districts={self.districts!r}: give a list of district names or null")
+        if self.area is not None:
+            from twin.domain import area_problems
+
+            out += area_problems(self.area)
+            if self.districts is not None:
+                out.append(f"area={self.area!r} and districts={self.districts!r}: give one of them")
         try:
             from twin.clock import as_utc
 
@@ -334,12 +345,16 @@ def build_run(config: Mapping[str, Any] | RunConfig, *,
                                   "so the run could not be resumed; run without checkpoints")
     params = {c.name: dict(cfg.couplings[c.name]) for c in order}
     periods = {c.name: _period(c, params[c.name]) for c in order}
-    domain = Domain.from_city(cfg.city, resolution=cfg.resolution_m, districts=cfg.districts,
-                              buffer_m=cfg.buffer_m)
+    domain = (Domain.from_area(cfg.city, cfg.area, resolution=cfg.resolution_m, buffer_m=cfg.buffer_m)
+              if cfg.area is not None else
+              Domain.from_city(cfg.city, resolution=cfg.resolution_m, districts=cfg.districts,
+                               buffer_m=cfg.buffer_m))
     static = domain.as_dataset()
     check_couplings(order, static=[str(v) for v in static.data_vars], external=cfg.external)
     state = TwinState(static, clock=SimClock(start=cfg.start))
     inputs = _domain_inputs(domain)
+    if cfg.area is not None and "polygon" in cfg.area:
+        inputs["area_polygon"] = Path(cfg.area["polygon"])
     shared: dict[str, Any] = {}
     contexts = {c.name: CouplingContext(name=c.name, params=params[c.name], state=state,
                                         domain=domain, shared=shared, rng=_rng(cfg.seed, c.name),
@@ -705,7 +720,7 @@ def _summary(run: CoupledRun, frames: _Frames, *, wall_s: float) -> dict[str, An
         "end_s": state.clock.now_s, "frames": len(frames.times), "config_sha256": cfg.sha256(),
         "order": [c.name for c in run.order], "periods_s": run.periods,
         "grid": {"shape": list(state.shape), "resolution_m": cfg.resolution_m,
-                 "districts": cfg.districts},
+                 "districts": cfg.districts, "area": cfg.area, "label": state.static.attrs.get("label")},
         "fields": sorted(frames.values), "events": kinds,
         "couplings": {n: ctx.summary for n, ctx in run.contexts.items()},
         "resumed_from_s": run.resumed_from_s,

@@ -28,8 +28,13 @@ each coupling is enabled:
 
 **Grid.** The finest ``resolution`` (m) of the model sections (or
 ``resolution_m``), the largest ``buffer_m`` of the sections and of
-``area.buffer_m``; districts from ``area`` (``"all"``: the whole city; a
-bounding box or polygon: the districts it overlaps). **Time.** ``start``,
+``area.buffer_m``; districts from ``area`` (``"all"``: the whole city). A
+bounding box or polygon area is the config's ``area`` (the polygon file
+resolved): the grid is cut to it plus the margin
+(:meth:`twin.domain.Domain.from_area`: a box's cells all take part, cells
+outside a polygon are blocked: no water routed, nobody counted there); its
+margin is the largest ``buffer_m`` given, 0 when none is (the area is what
+the user drew; districts get the runner's 500 m default). **Time.** ``start``,
 ``duration`` and ``seed`` as written; the frames of ``fields.nc`` every
 ``outputs.frame_every`` (default 10 min).
 
@@ -315,26 +320,38 @@ STATIC_NAMES = ("elevation", "slope", "land", "sea", "blocked", "district", "out
 
 
 def grid_of(sc: Any, resolution_m: float | None = None) -> tuple[float, float]:
-    """(resolution_m, buffer_m) of the run: the sections' finest cell and largest margin."""
+    """(resolution_m, buffer_m) of the run: the sections' finest cell and largest margin.
+
+    With no margin given anywhere: the runner's default around districts, none around a
+    bounding box or polygon area.
+    """
     res = [float(s[k]) for s in sc.models.values() for k in ("resolution", "resolution_m")
            if isinstance(s.get(k), int | float) and not isinstance(s.get(k), bool)]
     buf = [float(s["buffer_m"]) for s in sc.models.values()
            if isinstance(s.get("buffer_m"), int | float) and not isinstance(s.get("buffer_m"), bool)]
     cell = float(resolution_m) if resolution_m is not None else (min(res) if res else
                                                                   RunConfig.resolution_m)
-    margin = max(buf + [float(sc.area.buffer_m)]) if buf or sc.area.buffer_m else RunConfig.buffer_m
+    drawn = sc.area.districts is None
+    margin = max(buf + [float(sc.area.buffer_m)]) if buf or sc.area.buffer_m or drawn else RunConfig.buffer_m
     return cell, margin
 
 
 def districts_of(sc: Any, base: Path) -> list[str] | None:
-    """The run's districts: the area's list, None for the whole city, or those a bbox/polygon overlaps."""
-    from scenarios.files import area_districts
-
-    if sc.area.whole_city:
-        return None
+    """The run's districts: the area's list; None for the whole city or a bbox/polygon area (:func:`area_of`)."""
     if isinstance(sc.area.districts, list):
         return list(sc.area.districts)
-    return area_districts(sc.area, sc.city, base)
+    return None
+
+
+def area_of(sc: Any, base: Path) -> dict[str, Any] | None:
+    """The config's ``area`` of a bbox or polygon area (polygon resolved against ``base``); None for districts."""
+    from scenarios.files import resolve
+
+    if sc.area.bbox is not None:
+        return {"bbox": [float(v) for v in sc.area.bbox]}
+    if sc.area.polygon is not None:
+        return {"polygon": str(resolve(base, sc.area.polygon))}
+    return None
 
 
 def _config(sc: Any, base: Path, params: dict[str, dict[str, Any]], duration_s: float | None,
@@ -349,6 +366,7 @@ def _config(sc: Any, base: Path, params: dict[str, dict[str, Any]], duration_s: 
     cell, margin = grid_of(sc, resolution_m)
     return {"couplings": params, "duration_s": float(duration_s or sc.time.duration),
             "start": sc.time.start.isoformat(), "city": sc.city, "districts": districts_of(sc, base),
+            "area": area_of(sc, base),
             "resolution_m": cell, "buffer_m": margin, "seed": int(sc.seed),
             "output_every_s": float(sc.outputs.frame_every or FRAME_EVERY_S)}
 
@@ -380,5 +398,5 @@ def describe(tr: Translation) -> list[str]:
     return [f"{n}: {tr.reasons.get(n, 'given')}" for n in tr.config.couplings]
 
 
-__all__ = ["FRAME_EVERY_S", "STATIC_NAMES", "Translation", "describe", "districts_of", "grid_of",
+__all__ = ["FRAME_EVERY_S", "STATIC_NAMES", "Translation", "area_of", "describe", "districts_of", "grid_of",
            "road_params", "scenario_inputs", "scenario_to_config", "shared_values", "translate"]

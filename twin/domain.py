@@ -1,6 +1,8 @@
 """The computational domain every model of the twin runs on.
 
-A :class:`Domain` is built once, from a city (:meth:`Domain.from_city`) or
+A :class:`Domain` is built once, from a city (:meth:`Domain.from_city`: its
+districts or the whole city), from an area of interest of a city
+(:meth:`Domain.from_area`: a lon/lat bounding box or a polygon file) or
 from any DEM file (:meth:`Domain.from_dem`), and then handed to the flood,
 slope, fire, tunnel and evacuation models alike. It holds the working grid
 (shape, cell centres, affine transform, CRS, cell size), the static layers
@@ -10,7 +12,8 @@ masks that say which cells take part:
 * **sea**: water of the GSHHG land mask 4-connected to the edge of the
   city's full grid (not to the clip window's edge, so a bay cut by the
   window stays sea), minus the sea on the clip window's border;
-* **blocked**: cells outside the buffered clip polygon (``shape="polygon"``),
+* **blocked**: cells outside the buffered clip polygon (``shape="polygon"``,
+  and a polygon area),
   land cells without elevation (outside the DEM) and sea on the border.
   Sea on the border is blocked because, with free grid edges, it would
   drain out through them and be refilled by its fixed level, an endless
@@ -42,6 +45,10 @@ from gis.raster import coords_from_transform, make_grid, world_to_pixel
 from twin.errors import GridError, ValidationError
 
 SHAPES = ("polygon", "bbox")
+#: Keys of an area of interest (:meth:`Domain.from_area`): exactly one is given.
+AREA_KEYS = ("bbox", "polygon")
+#: Step (degrees) at which a lon/lat box's edges are sampled before projecting it.
+_BOX_STEP_DEG = 0.001
 
 
 # -- argument checks --------------------------------------------------------------------------
@@ -266,6 +273,79 @@ def _frozen(a: np.ndarray | None) -> np.ndarray | None:
     return a
 
 
+# -- an area of interest ---------------------------------------------------------------------
+def area_problems(area: Any) -> list[str]:
+    """What is wrong with an area of interest ``{"bbox": [lon_min, lat_min, lon_max, lat_max]}`` or
+    ``{"polygon": "path"}`` (empty when nothing); each problem names the key and the value."""
+    if not isinstance(area, dict) or len(area) != 1 or next(iter(area)) not in AREA_KEYS:
+        return [f"area={area!r}: give one of {{'bbox': [lon_min, lat_min, lon_max, lat_max]}} "
+                "or {'polygon': 'a GeoJSON/GeoPackage file'}"]
+    if "polygon" in area:
+        p = area["polygon"]
+        return [] if isinstance(p, str | Path) and str(p).strip() else [
+            f"area.polygon={p!r}: give the path of a GeoJSON/GeoPackage polygon file"]
+    b = area["bbox"]
+    ok = (isinstance(b, list | tuple) and len(b) == 4
+          and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in b))
+    if not ok or not (-180 <= b[0] < b[2] <= 180 and -90 <= b[1] < b[3] <= 90):
+        return [f"area.bbox={b!r}: give [lon_min, lat_min, lon_max, lat_max] in WGS 84 degrees, "
+                "min < max"]
+    return []
+
+
+def area_outline(city, area: dict) -> tuple[Any, str, str]:
+    """(outline in the city's CRS, label, kind) of an area of interest (:func:`area_problems`).
+
+    A bounding box's edges are sampled every 0.001 deg before projecting, so the
+    outline's bounds are those of the curved box in the working CRS; its kind is
+    ``"bbox"``. A polygon file (read in WGS 84 unless it declares a CRS) is the
+    union of its polygons; its kind is ``"polygon"``.
+
+    Raises
+    ------
+    ValidationError
+        For a bad area, a polygon file that cannot be read or holds no polygon.
+    """
+    import geopandas as gpd
+    import shapely
+
+    problems = area_problems(area)
+    if problems:
+        raise ValidationError("; ".join(problems))
+    if "bbox" in area:
+        b = [float(v) for v in area["bbox"]]
+        box = shapely.segmentize(shapely.box(*b), _BOX_STEP_DEG)
+        outline = gpd.GeoSeries([box], crs="EPSG:4326").to_crs(city.crs).iloc[0]
+        return outline, "bbox " + ",".join(f"{v:g}" for v in b), "bbox"
+    from gis.vector import read_vector
+    from twin.errors import TwinError
+
+    path = Path(area["polygon"]).expanduser()
+    try:
+        shapes = read_vector(path).to_crs(city.crs)
+    except TwinError as exc:
+        raise ValidationError(f"area.polygon={str(path)!r}: {exc}; give an existing polygon file") from exc
+    except Exception as exc:  # noqa: BLE001 - an unreadable file: one message naming it
+        raise ValidationError(f"area.polygon={str(path)!r} cannot be read ({type(exc).__name__}: {exc}); "
+                              "give a GeoJSON/GeoPackage polygon file") from exc
+    polys = shapes[shapes.geom_type.isin(["Polygon", "MultiPolygon"])]
+    outline = polys.union_all() if len(polys) else None
+    if outline is None or outline.is_empty or outline.area <= 0:
+        raise ValidationError(f"area.polygon={str(path)!r} holds no polygon (geometry types: "
+                              f"{sorted(set(shapes.geom_type))}); give a file of polygons")
+    return outline, f"polygon {path.name}", "polygon"
+
+
+def _overlapped(city, outline, label: str) -> tuple[str, ...]:
+    """English names of the city's districts ``outline`` (city CRS) overlaps, in the city's order."""
+    d = city.districts().to_crs(city.crs)
+    names = tuple(str(n) for n, g in zip(d["name"], d.geometry, strict=True) if g.intersects(outline))
+    if not names:
+        raise ValidationError(f"area {label} overlaps no district of {city.name}; give an area inside "
+                              "the city")
+    return names
+
+
 # -- the Domain -----------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Domain:
@@ -291,12 +371,13 @@ class Domain:
     districts : geopandas.GeoDataFrame or None
         All the city's districts (WGS 84), None for a DEM.
     outline : shapely geometry or None
-        Where results are reported: the chosen districts or the whole city
-        (working CRS); None for a DEM.
+        Where results are reported: the chosen districts, the whole city or
+        the area of interest (working CRS); None for a DEM.
     region : shapely geometry or None
         ``outline`` buffered by ``buffer_m``: the clip polygon.
     label : str
-        Human name of the area ("Futian, Luohu", "shenzhen (whole city)", a file name).
+        Human name of the area ("Futian, Luohu", "shenzhen (whole city)", "bbox 114,22.5,114.1,22.6",
+        "polygon aoi.geojson", a DEM's file name).
     slope : numpy.ndarray
         Terrain slope (degrees, Horn 1981), NaN without elevation.
     land_mask_gshhg : numpy.ndarray of uint8 or None
@@ -304,9 +385,10 @@ class Domain:
     outflow_candidates : numpy.ndarray of bool
         See :func:`outflow_candidates` (all False unless ``kind="polygon"``).
     kind : str
-        ``"polygon"``, ``"bbox"`` or ``"dem"``.
+        ``"polygon"``, ``"bbox"`` or ``"dem"`` (an area of interest: its own kind).
     selection : tuple of str or None
-        The districts as asked for (None: the whole city, or a DEM).
+        The districts as asked for, or those an area of interest overlaps
+        (None: the whole city, or a DEM).
     buffer_m : float
         Margin (m) kept around the outline.
     city : twin.city.City or None
@@ -388,7 +470,56 @@ class Domain:
         names = parse_districts(districts)
         outline, label = _clip_outline(city, names)
         region = outline.buffer(buffer_m) if buffer_m > 0 else outline
+        return cls._on_city(city, resolution, outline, region, label, shape, buffer_m,
+                            None if names is None else tuple(names))
 
+    @classmethod
+    def from_area(cls, city="shenzhen", area: dict | None = None, *, resolution: float = 30.0,
+                  buffer_m: float = 0.0) -> Domain:
+        """The domain of an area of interest of a city: its grid cut to the area (+ ``buffer_m``).
+
+        * ``{"bbox": [lon_min, lat_min, lon_max, lat_max]}`` (WGS 84): the grid
+          is the cells overlapping the box (projected to the city's CRS, its
+          bounds) widened by ``buffer_m`` on every side; every cell of it
+          takes part (``kind="bbox"``; no-data land and sea on the border are
+          blocked as always).
+        * ``{"polygon": path}``: the grid is the cells overlapping the bounds
+          of the polygon buffered by ``buffer_m``; cells whose centre lies
+          outside that buffered polygon are blocked (``kind="polygon"``): no
+          water is routed there and no resident is placed there (people are
+          spread over active cells only, :func:`agents.population.population_grid`).
+
+        ``selection`` is the districts the area overlaps (English names), so a
+        model that loads per-district data (the road graph) loads only those;
+        ``outline`` is the area itself, ``region`` the buffered one.
+
+        Raises
+        ------
+        ValidationError
+            For a bad area or argument, or an area that overlaps no district.
+        GridError
+            When the area covers fewer than 2 x 2 cells of the city's grid or no land cell.
+        """
+        from twin.city import City
+
+        resolution = _positive(resolution, "resolution", "m")
+        buffer_m = _non_negative(buffer_m, "buffer_m", "m")
+        city = City(city) if isinstance(city, str) else city
+        outline, label, kind = area_outline(city, area)
+        names = _overlapped(city, outline, label)
+        if kind == "bbox":
+            import shapely
+
+            x0, y0, x1, y1 = outline.bounds
+            region = shapely.box(x0 - buffer_m, y0 - buffer_m, x1 + buffer_m, y1 + buffer_m)
+        else:
+            region = outline.buffer(buffer_m) if buffer_m > 0 else outline
+        return cls._on_city(city, resolution, outline, region, label, kind, buffer_m, names)
+
+    @classmethod
+    def _on_city(cls, city, resolution: float, outline, region, label: str, shape: str, buffer_m: float,
+                 selection: tuple[str, ...] | None) -> Domain:
+        """The domain of the city's cells in ``region``'s bounds (``shape``: polygon clips, bbox does not)."""
         st = city.static(resolution)
         # Sea is water connected to the edge of the city's full grid, found before clipping.
         full_sea = sea_mask(st["land"].values)
@@ -400,7 +531,7 @@ class Domain:
         inside = _inside(region, elevation.shape, transform, shape)
         blocked, active_sea, active_land = _activity_masks(elevation, sea, inside)
         if not active_land.any():
-            raise GridError(f"no land cell in the domain of {label}; choose other districts")
+            raise GridError(f"no land cell in the domain of {label}; choose another area")
         edge = (outflow_candidates(active_land, blocked, sea, elevation) if shape == "polygon"
                 else np.zeros(elevation.shape, dtype=bool))
         slope = sub["slope"].values if "slope" in sub else np.zeros(elevation.shape)
@@ -410,7 +541,7 @@ class Domain:
             district_names=tuple(st.attrs["district_names"]), slope=slope,
             outflow_candidates=edge, label=label, kind=shape, districts=city.districts(),
             outline=outline, region=region, land_mask_gshhg=sub["land"].values,
-            selection=None if names is None else tuple(names), buffer_m=buffer_m, city=city,
+            selection=selection, buffer_m=buffer_m, city=city,
             vertical_datum=sub["elevation"].attrs.get("vertical_datum", ""),
         )
 
