@@ -19,7 +19,9 @@ it (``period_s``, default 60 s), in timeline order:
   sensor's ``lon``/``lat`` from the scenario's ``sensors``), and the reading
   goes through the hardware bridge's alert engine
   (:class:`hardware_bridge.fusion.alerts.AlertEngine`: the rules of
-  ``alerts.toml``, or the file of parameter ``alerts``; one engine for the
+  ``alerts.toml``, or the file of parameter ``alerts``, and each sensor's own
+  ``thresholds`` as its station's rules — a water-level gauge has no default
+  rules, so its thresholds are what makes it alert; one engine for the
   run, so windows and hysteresis hold across readings). Each
   ``threshold_crossed`` it raises is emitted with the sensor's ``lon``/``lat``
   and, when its severity reaches ``incident_min_severity`` (default
@@ -33,7 +35,9 @@ injects one switch; a run with injects therefore has a road graph (the
 ``roads`` coupling), as every built-in scenario with injects has anyway.
 
 Parameters: ``injects`` (list of ``{"t_s", "kind", "payload", "note"}``),
-``sensors`` (list of ``{"station", "kind", "lon", "lat", "name"}``),
+``sensors`` (list of ``{"station", "kind", "lon", "lat", "name"}``, optionally ``"thresholds"``:
+severity name -> level in the kind's SI unit, see
+:meth:`hardware_bridge.fusion.alerts.AlertEngine.set_thresholds`),
 ``alerts`` (an alert TOML), ``incident_min_severity``. From a scenario:
 :func:`injects_from_scenario`. Checkpoints: the cursor, the closures in
 force and their reopening times are saved; the alert engine's stream
@@ -77,7 +81,8 @@ def injects_from_scenario(section: dict[str, Any], scenario: Any) -> dict[str, A
         t = inj.after if inj.after is not None else (inj.at - start).total_seconds()
         out.append({"t_s": float(t), "kind": inj.kind, "note": inj.note,
                     "payload": _plain(inj.payload.model_dump(exclude_none=True))})  # durations in s
-    sensors = [_plain(s.model_dump()) for s in scenario.sensors]
+    sensors = [_plain(s.model_dump(exclude={"thresholds"}))
+               | {"thresholds": s.thresholds.levels() if s.thresholds is not None else {}} for s in scenario.sensors]
     params = {"injects": out, "sensors": sensors}
     params.update({k: section[k] for k in ("alerts", "incident_min_severity") if section.get(k) is not None})
     return params
@@ -107,6 +112,7 @@ def check_params(params: dict[str, Any]) -> list[dict[str, Any]]:
     if sev not in SEVERITIES:
         problems.append(f"incident_min_severity={sev!r}: use one of {list(SEVERITIES)}")
     injects = params.get("injects") or []
+    problems += _sensor_problems(params.get("sensors") or [])
     sensors = {s.get("station") for s in params.get("sensors") or []}
     for i, inj in enumerate(injects):
         t, kind, pay = inj.get("t_s"), inj.get("kind"), inj.get("payload")
@@ -132,6 +138,21 @@ def check_params(params: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(injects[i], index=i) for i in order]
 
 
+def _sensor_problems(sensors: list[dict[str, Any]]) -> list[str]:
+    """Each sensor's thresholds checked as the alert engine takes them (level and value named)."""
+    from hardware_bridge.fusion.alerts import threshold_problems
+
+    out = []
+    for i, s in enumerate(sensors):
+        th = s.get("thresholds") or {}
+        if not isinstance(th, dict):
+            out.append(f"sensors[{i}].thresholds={th!r}: give a table of severity -> level")
+            continue
+        for level, value, why in threshold_problems(str(s.get("kind")), th):
+            out.append(f"sensors[{i}].thresholds{'.' + level if level else ''}={value!r}: {why}")
+    return out
+
+
 # ----------------------------------------------------------------------------- set-up and step
 def setup_injects(ctx: CouplingContext) -> None:
     from hardware_bridge.fusion.alerts import AlertEngine
@@ -139,9 +160,13 @@ def setup_injects(ctx: CouplingContext) -> None:
     timeline = check_params(ctx.params)
     if ctx.params.get("alerts"):
         ctx.add_input("alerts", ctx.params["alerts"])
+    engine = AlertEngine(ctx.params.get("alerts"), clock=ctx.state.clock)
+    for s in ctx.params.get("sensors") or []:
+        if s.get("thresholds"):
+            engine.set_thresholds(str(s["kind"]), s["station"], s["thresholds"],
+                                  source=f"the scenario's [[sensors]] thresholds of {s['station']}")
     ctx.own.update(timeline=timeline, next=0, holds={}, reopen=[],
-                   sensors={s["station"]: s for s in ctx.params.get("sensors") or []},
-                   engine=AlertEngine(ctx.params.get("alerts"), clock=ctx.state.clock))
+                   sensors={s["station"]: s for s in ctx.params.get("sensors") or []}, engine=engine)
     ctx.summary.update(injects=len(timeline), fired={k: 0 for k in INJECT_KINDS}, threshold_crossed=0,
                        incidents=0, roads_closed=[])
 
