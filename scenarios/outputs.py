@@ -23,9 +23,18 @@ Called by the runner once the clock has stopped (the ``outputs`` hook of
   frame times is resampled to the run's (each frame shows the set's last
   frame at or before it; listed in the summary's ``map.resampled``).
 
-A part that fails (a coupling's table, layer or report section) does not
-stop the others: it is listed in the summary's ``output_problems``, as are
-formats asked that a scenario run does not write (``zarr``, ``geotiff``).
+* when ``outputs.formats`` has ``zarr``: ``fields.zarr``, the Dataset of
+  ``fields.nc`` (same variables, coordinates and attributes) as a Zarr store
+  (:func:`write_zarr`), for chunked and cloud reading;
+* when it has ``geotiff``: per field of the state, its worst value over the
+  run as a GeoTIFF with the run's CRS and transform (:func:`write_geotiffs`,
+  through :func:`gis.raster.write_geotiff`): ``<field>_max.tif``, the
+  maximum over the frames (NaN where the field never had a value), except
+  for the fields of :data:`GEOTIFF_MIN` where lower is worse
+  (``factor_of_safety_min.tif``).
+
+A part that fails (a coupling's table, layer or report section, a format)
+does not stop the others: it is listed in the summary's ``output_problems``.
 """
 
 from __future__ import annotations
@@ -48,8 +57,11 @@ MAP_NAME = "map.html"
 #: Depth (m) from which a cell counts as flooded when the KPI comes from ``fields.nc``.
 FLOODED_M = 0.15
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*")
-#: Formats of ``outputs.formats`` a scenario run writes (fields.nc always; tables when geoparquet is asked).
-WRITTEN_FORMATS = ("netcdf", "geoparquet")
+ZARR_NAME = "fields.zarr"
+#: Fields whose worst value over a run is the minimum (``<field>_min.tif``); every other: the maximum.
+GEOTIFF_MIN = ("factor_of_safety",)
+#: Formats of ``outputs.formats`` a scenario run writes (fields.nc always; the others when asked).
+WRITTEN_FORMATS = ("netcdf", "geoparquet", "zarr", "geotiff")
 
 #: Headline KPI -> the keys of a coupling's summary it is read from (``a.b``: key b of the dict a);
 #: the couplings are searched from the last of the schedule back (the responders, which see every
@@ -105,6 +117,12 @@ def write_outputs(run, out: Path, translation: Any, *, map: bool = True, report:
     if "geoparquet" in formats:
         paths |= write_tables(run, out, problems)
         paths["events_table"] = write_events_table(run.state.events, out / EVENTS_PARQUET)
+    for fmt, writer in (("zarr", _zarr_paths), ("geotiff", write_geotiffs)):
+        if fmt in formats:
+            try:
+                paths |= writer(out)
+            except Exception as exc:  # noqa: BLE001 - the run's other files stay; the failure is listed
+                problems.append(f"outputs.formats: {fmt} not written: {type(exc).__name__}: {exc}")
     run.summary["kpis"] = headline_kpis(run, out)
     run.summary["enabled"] = dict(translation.reasons)
     if map:  # before the report, which lists the map's problems too
@@ -188,6 +206,76 @@ def write_events_table(events, path: Path) -> Path:
     """``events.parquet`` (GeoParquet) of :func:`events_table`."""
     events_table(events).to_parquet(path, index=False)
     return path
+
+
+# ----------------------------------------------------------------------------- field formats
+def _fields(out: Path):
+    """``fields.nc`` of the run in ``out``, loaded and closed, its NetCDF encodings dropped."""
+    import xarray as xr
+
+    from scenarios.runner import FIELDS_NAME
+
+    with xr.open_dataset(out / FIELDS_NAME) as opened:
+        ds = opened.load()
+    for v in ds.variables.values():
+        v.encoding = {}
+    return ds
+
+
+def write_zarr(out: Path) -> Path:
+    """``fields.zarr``: the run's ``fields.nc`` as a Zarr store (the same values, coordinates and attrs).
+
+    Zarr format 2 with consolidated metadata: what every Zarr reader opens in one
+    request (zarr-python 2 and 3, GDAL; format 3 does not standardise consolidation yet).
+    Read it with ``xarray.open_zarr``; an existing store of that name is replaced.
+    """
+    path = Path(out) / ZARR_NAME
+    _fields(Path(out)).to_zarr(path, mode="w", zarr_format=2, consolidated=True)
+    return path
+
+
+def _zarr_paths(out: Path) -> dict[str, Path]:
+    return {"fields_zarr": write_zarr(out)}
+
+
+def worst_over_time(da):
+    """The worst value of a (time, y, x) field at each cell: max, or min for :data:`GEOTIFF_MIN`.
+
+    NaN frames are skipped (``numpy.fmax``/``fmin``); a cell NaN in every frame stays NaN.
+    """
+    values = np.asarray(da.values)
+    reduce = np.fmin if da.name in GEOTIFF_MIN else np.fmax
+    return reduce.reduce(values, axis=0)
+
+
+def write_geotiffs(out: Path) -> dict[str, Path]:
+    """Per field of ``fields.nc`` with a time axis, its worst value over the run as a GeoTIFF with CRS.
+
+    ``<field>_max.tif`` (``<field>_min.tif`` for :data:`GEOTIFF_MIN`), in the run's
+    CRS and transform, units and a long name saying what was reduced; written by
+    :func:`gis.raster.write_geotiff`. Returns ``{"geotiff:<file stem>": path}``.
+    """
+    from affine import Affine
+
+    from gis.raster import make_grid, write_geotiff
+
+    out = Path(out)
+    ds = _fields(out)
+    transform = Affine(*(float(v) for v in ds.attrs["transform"][:6]))
+    paths: dict[str, Path] = {}
+    for name, da in ds.data_vars.items():
+        if da.dims != ("time", "y", "x") or da.dtype.kind not in "fiub":
+            continue
+        how = "min" if name in GEOTIFF_MIN else "max"
+        values = worst_over_time(da)
+        if values.dtype == np.bool_:
+            values = values.astype(np.uint8)
+        grid = make_grid(values, transform, ds.attrs["crs"], name=f"{name}_{how}",
+                         units=str(da.attrs.get("units", "")),
+                         long_name=f"{how}imum over the run of {da.attrs.get('long_name', name)}")
+        stem = f"{name}_{how}"
+        paths[f"geotiff:{stem}"] = write_geotiff(grid, out / f"{stem}.tif")
+    return paths
 
 
 # ----------------------------------------------------------------------------- KPIs
@@ -527,6 +615,7 @@ def write_map(run, out: Path, tr: Any, problems: list[str]) -> dict[str, Any]:
             "layers": [t["label"] for t in js.get("toggles", [])], "resampled": scene.resampled}
 
 
-__all__ = ["EVENTS_PARQUET", "FIELD_LAYERS", "KPI_KEYS", "MAP_NAME", "REPORT_NAME", "events_table",
+__all__ = ["EVENTS_PARQUET", "FIELD_LAYERS", "GEOTIFF_MIN", "KPI_KEYS", "MAP_NAME", "REPORT_NAME", "ZARR_NAME",
+           "events_table", "worst_over_time", "write_geotiffs", "write_zarr",
            "field_layer", "headline_kpis", "kpi_lines", "map_scene", "scenario_outputs", "write_events_table",
            "write_map", "write_outputs", "write_report", "write_table", "write_tables"]
