@@ -72,7 +72,8 @@ def city_road_graph(city=None, *, districts: Sequence[str] | None = None,
         graph = graph.within(area, buffer_m=margin_m if districts else 0.0)
         if graph.n_edges == 0:
             raise GraphError(f"no road of {path or 'the city road layer'} lies inside {what}: "
-                             "give a road file that covers it, or clip=False")
+                             "pass path= a road file that covers it (GeoJSON edges, OSM XML, Overpass "
+                             "JSON), or clip=False to keep a file's whole network")
     return graph.largest_scc()
 
 

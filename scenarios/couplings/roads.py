@@ -38,6 +38,8 @@ the translation adds it as the provider of ``road_graph``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from scenarios.coupling import Coupling, CouplingContext, register_coupling
@@ -100,9 +102,11 @@ def road_network(ctx: CouplingContext):
     else:
         try:
             graph = city_road_graph(ctx.city, districts=list(dom.selection) if dom.selection else None)
-        except GraphError as exc:
-            raise ValidationError(f"roads: no road network covers the run's area ({exc}); "
-                                  f"{ROAD_KEYS_HELP}") from exc
+        except GraphError as exc:  # the API's advice (path=, clip=False) is not a scenario's: re-worded
+            where = f"districts {', '.join(dom.selection)}" if dom.selection else "the city"
+            raise ValidationError(f"roads: no road of the city's road layer "
+                                  f"({Path(ctx.city.files('drive_roads')[0]).name}) lies inside {where}, and "
+                                  f"the run reads a road graph; {ROAD_KEYS_HELP}") from exc
         ctx.add_input("drive_roads", ctx.city.files("drive_roads")[0])
         what = "the city's road layer"
     clipped = graph.within(grid_outline_wgs84(dom))

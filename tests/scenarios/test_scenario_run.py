@@ -1,8 +1,10 @@
 """``twin scenario run`` end to end on the real data: built-ins, refusals, same seed same outputs, resume.
 
-Every run is short (30 min of simulated time) on 250 m cells. The built-ins
-run from the command line; the one the shared data cannot feed (Guangming has
-no road network here) must be refused before anything is written.
+Every run is short (30 min of simulated time) on 250 m cells. Every built-in
+runs from the command line (Guangming, where the shared data hold no street,
+on the ASSUMED lattice walk network its ``[roads] lattice = true`` asks for);
+a scenario whose area has no road and no ``[roads]`` is refused before
+anything is written, naming the keys to set.
 """
 
 from __future__ import annotations
@@ -25,10 +27,24 @@ from twin.cli import main
 from twin.errors import ValidationError
 from twin.pipeline import read_run_events
 
-#: The built-in the shared data cannot run: no road network over Guangming (drive_roads covers
-#: central Futian/Nanshan), which its evacuation and debris read. Tested as a refusal below.
-NEEDS_USER_ROADS = "guangming_slope"
-BUILTINS = [n for n in builtin_names() if n != NEEDS_USER_ROADS]
+BUILTINS = builtin_names()
+#: A scenario on Guangming (no street in the shared data: drive_roads covers central Futian and
+#: Nanshan) whose evacuation reads the road graph, with no [roads] table: it must be refused.
+NO_ROADS = """
+title = "Guangming flood evacuation without roads"
+seed = 1
+[time]
+start = 2023-09-07T22:00:00+08:00
+duration = "1 h"
+[area]
+districts = ["Guangming"]
+[hazards.rain]
+storm = "2023-09-07"
+[models.flood_forecast]
+resolution = 250.0
+[models.evacuate_district]
+hazard_class = 3
+"""
 
 
 SMALL = """
@@ -229,10 +245,47 @@ def test_checkpoints_asked_of_a_coupling_without_save_restore_are_refused_before
     assert not out.exists()
 
 
-def test_a_builtin_without_road_data_is_refused_before_writing_anything(twin_data, tmp_path):
-    out = tmp_path / "gm"
-    res = CliRunner().invoke(main, ["scenario", "run", NEEDS_USER_ROADS, "--duration", "30min",
-                                    "--resolution", "250", "--out", str(out)])
+@pytest.mark.parametrize("builtin_run", ["guangming_slope"], indirect=True)
+def test_the_guangming_builtin_runs_on_the_assumed_lattice_and_says_so(builtin_run):
+    from gis.lattice_roads import lattice_step
+
+    _, out, res = builtin_run  # the run of the test above (module scope: run once)
+    assert res.exit_code == 0, res.output
+    man = json.loads((out / "manifest.json").read_text())
+    roads = json.loads((out / "summary.json").read_text())["couplings"]["roads"]
+    assert man["config"]["couplings"]["roads"]["lattice"] is True
+    assert "ASSUMED lattice" in man["scenario"]["enabled"]["roads"]
+    assert roads["assumed"] is True and roads["network"].startswith("ASSUMED lattice walk network")
+    assert f"every {lattice_step(200.0, 250.0) * 250:g} m" in roads["network"]  # 200 m: one 250 m cell
+    assert "ASSUMED lattice walk network" in (out / "report.html").read_text()
+    shelters = pd.read_parquet(out / "shelters.parquet")
+    assert len(shelters) == 6 and "Hongqiao Park" in set(shelters["name"])  # the Guangming list, not Futian's
+
+
+def test_an_area_without_roads_and_no_roads_table_is_refused_naming_the_keys(twin_data, tmp_path):
+    path = tmp_path / "no_roads.toml"
+    path.write_text(NO_ROADS, encoding="utf-8")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["scenario", "run", str(path), "--duration", "30min", "--out", str(out)])
     assert res.exit_code != 0
-    assert "no road" in res.output and "Guangming" in res.output and "road file" in res.output
+    text = " ".join(res.output.split())
+    assert "no road" in text and "Guangming" in text
+    assert '[roads] file = "<road file>"' in text and "[roads] lattice = true" in text
+    assert "clip=False" not in text and "path=" not in text  # the scenario's keys, not the API's arguments
     assert not out.exists()
+
+
+def test_a_roads_file_goes_to_the_roads_coupling_resolved_and_hashed_and_a_missing_one_is_refused(
+        twin_data, tmp_path):
+    (tmp_path / "net").mkdir()
+    road = tmp_path / "net" / "my_roads.geojson"
+    road.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
+    path = tmp_path / "with_file.toml"
+    path.write_text(NO_ROADS + '[roads]\nfile = "net/my_roads.geojson"\n', encoding="utf-8")
+    tr = translate(load_scenario(path))
+    assert tr.config.couplings["roads"]["roads"] == str(road)
+    assert tr.inputs["scenario:roads.file"] == road
+    assert "roads.file" in tr.reasons["roads"]
+    road.unlink()
+    with pytest.raises(ValidationError, match=r"roads\.file = 'net/my_roads\.geojson': no such file"):
+        translate(load_scenario(path))

@@ -353,3 +353,34 @@ def test_scenario_model_refuses_two_areas():
         Scenario.model_validate({"name": "x", "title": "t", "models": {"flood_forecast": {}},
                                  "time": {"start": "2023-09-07T17:00+08:00", "duration": "1 h"},
                                  "area": {"districts": "all", "bbox": [113.9, 22.5, 114.0, 22.6]}})
+
+
+# ----------------------------------------------------------------------------- [roads]
+@pytest.mark.parametrize(("table", "path", "words"), [
+    ('file = "r.geojson"\nlattice = true', "roads", "not both"),
+    ("spacing_m = 150.0", "roads", "set lattice = true"),
+    ("lattice = true\ncircuity = 0.8", "roads.circuity", "greater than or equal to 1"),
+    ("lattice = true\nspacing_m = -5.0", "roads.spacing_m", "greater than 0"),
+    ("lattic = true", "roads.lattic", ""),
+])
+def test_a_roads_table_takes_a_file_or_the_lattice_and_names_what_is_wrong(tmp_path, table, path, words):
+    (tmp_path / "r.geojson").write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(_write(tmp_path, "s.toml", GOOD + f"[roads]\n{table}\n"))
+    by_path = {p.path: p for p in info.value.problems}
+    assert path in by_path, by_path
+    assert words in by_path[path].message
+
+
+def test_a_lattice_roads_table_loads_and_the_json_schema_has_it():
+    import jsonschema
+
+    text = GOOD + "[roads]\nlattice = true\nspacing_m = 300.0\ncircuity = 1.2\n"
+    sc = Scenario.model_validate({"name": "x", **tomllib.loads(text)})
+    assert sc.roads.lattice and sc.roads.spacing_m == 300.0 and sc.roads.circuity == 1.2 and sc.roads.file is None
+    schema = scenario_json_schema()
+    assert set(schema["$defs"]["Roads"]["properties"]) == {"file", "lattice", "spacing_m", "circuity"}
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid(json_ready(tomllib.loads(text)))
+    assert not validator.is_valid(json_ready(tomllib.loads(GOOD + "[roads]\nlattice = \"yes\"\n")))
+    assert Scenario.model_validate({"name": "x", **tomllib.loads(GOOD)}).roads is None  # default: the city's layer
