@@ -20,6 +20,11 @@ relative to the drill file — and adds what the trainer measures::
     action = "acknowledge"
     within = "2 min"
 
+    [[sensors]]                      # the drill's alert levels for a sensor of its scenario
+    station = "FT-WL01"
+    kind = "water_level"
+    thresholds = { advisory = 3.5, warning = 4.0, alarm = 4.5 }   # m, the kind's SI unit
+
 The **timeline** is the scenario's injects (when ``scenario_injects``) followed by the
 drill's, numbered 1, 2, ... in that order (the numbers targets use); they are played in
 order of their offset from the scenario's start.
@@ -41,7 +46,12 @@ so ``twin bridge run`` ingests them and its alert rules fire; ``incident``,
 ``drill_started`` (the drill, its plan and targets), one ``drill_inject`` per inject
 (drill id, position, kind, planned and actual wall time, the event it wrote) and
 ``drill_ended``. The scenario's sensors are registered in the store so the console
-places them. The debrief (:mod:`scenarios.debrief`) reads that log.
+places them, with their ``thresholds`` (the scenario's, or the drill's ``[[sensors]]``
+levels, which replace them for that station and kind): the running bridge reads the
+registry again when it changes (:class:`hardware_bridge.twin_link.TwinLink`) and uses
+them as the station's alert rules, so a water-level inject past a level raises an alert
+to acknowledge though water levels have no default rules. The debrief
+(:mod:`scenarios.debrief`) reads that log.
 """
 
 from __future__ import annotations
@@ -58,6 +68,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hardware_bridge.schema import Kind
 from scenarios.files import (
     BUILTIN_DIR,
     LoadedScenario,
@@ -66,7 +77,7 @@ from scenarios.files import (
     load_scenario,
     read_file,
 )
-from scenarios.schema import Duration, Inject, format_duration
+from scenarios.schema import Duration, Inject, SensorThresholds, Station, format_duration
 from twin.errors import ConfigError, ValidationError
 
 #: Event kinds of the drill log (live events of the store).
@@ -126,6 +137,23 @@ class Target(_Strict):
     clock: Literal["drill", "wall"] = "drill"
 
 
+class DrillSensor(_Strict):
+    """The drill's alert levels for a sensor of its scenario (the scenario's ``[[sensors]]`` entry of that
+    station and kind): they replace the scenario's thresholds of it for this drill.
+
+    Attributes
+    ----------
+    station, kind : str
+        The scenario's sensor.
+    thresholds : SensorThresholds
+        Severity -> level in the kind's SI unit (:class:`scenarios.schema.SensorThresholds`).
+    """
+
+    station: Station
+    kind: Kind = Field(strict=False)
+    thresholds: SensorThresholds
+
+
 class DrillFile(_Strict):
     """A drill file, validated (see the module docstring)."""
 
@@ -137,6 +165,7 @@ class DrillFile(_Strict):
     scenario_injects: bool = True
     injects: list[Inject] = Field(default_factory=list, max_length=10_000)
     targets: list[Target] = Field(default_factory=list, max_length=1000)
+    sensors: list[DrillSensor] = Field(default_factory=list, max_length=10_000)
 
 
 @dataclass(frozen=True)
@@ -173,6 +202,8 @@ class LoadedDrill:
     path: Path
     scenario: LoadedScenario
     timeline: list[PlannedInject]
+    #: The scenario's sensors with the drill's thresholds in place (what the player registers).
+    sensors: tuple = ()
 
     @property
     def duration_s(self) -> float:
@@ -233,21 +264,22 @@ def load_drill(path: str | os.PathLike) -> LoadedDrill:
     if loaded is None:
         raise DrillError(str(p), problems)
     # the timeline and targets are checked even when other parts of the file fail
-    injects, targets, own = _parts(drill, data)
+    injects, targets, own, own_sensors = _parts(drill, data)
     timeline = _timeline(loaded, own, injects)
     problems += _inject_problems(injects, loaded)
     problems += _target_problems(targets, timeline)
+    sensors = _sensors(own_sensors, loaded, problems)
     problems = list(dict.fromkeys(problems))
     if problems or drill is None:
         raise DrillError(str(p), problems)
-    return LoadedDrill(drill, p, loaded, timeline)
+    return LoadedDrill(drill, p, loaded, timeline, sensors)
 
 
-def _parts(drill: DrillFile | None, data: dict) -> tuple[list, list, bool]:
-    """(the drill's own injects, its targets, whether the scenario's injects play): from the validated
-    drill, or each item that validates alone (None for the others) when the file failed."""
+def _parts(drill: DrillFile | None, data: dict) -> tuple[list, list, bool, list]:
+    """(the drill's own injects, its targets, whether the scenario's injects play, its sensors): from the
+    validated drill, or each item that validates alone (None for the others) when the file failed."""
     if drill is not None:
-        return list(drill.injects), list(drill.targets), drill.scenario_injects
+        return list(drill.injects), list(drill.targets), drill.scenario_injects, list(drill.sensors)
     from pydantic import TypeAdapter
 
     def each(key: str, adapter: Any) -> list:
@@ -255,7 +287,40 @@ def _parts(drill: DrillFile | None, data: dict) -> tuple[list, list, bool]:
         return [_try(adapter, r) for r in raw] if isinstance(raw, list) else []
 
     own = data.get("scenario_injects", True)
-    return each("injects", TypeAdapter(Inject)), each("targets", TypeAdapter(Target)), own is not False
+    return (each("injects", TypeAdapter(Inject)), each("targets", TypeAdapter(Target)), own is not False,
+            each("sensors", TypeAdapter(DrillSensor)))
+
+
+def _sensors(own: list, loaded: LoadedScenario, problems: list[Problem]) -> tuple:
+    """The scenario's sensors with the drill's thresholds in place, each checked as a scenario sensor
+    (levels its kind takes, in range); problems appended (a sensor the scenario lacks, one given twice)."""
+    import pydantic
+
+    from scenarios.files import _translate
+    from scenarios.schema import Sensor
+
+    out = {(s.station, s.kind.value): s for s in loaded.scenario.sensors}
+    seen: set[tuple[str, str]] = set()
+    for i, ds in enumerate(own):
+        if ds is None:
+            continue
+        key = (ds.station, ds.kind.value)
+        if key not in out:
+            problems.append(Problem(f"sensors.{i}.station", ds.station, f"no {ds.kind.value} sensor of that "
+                                    f"station in the scenario's [[sensors]]; declared: {sorted(out)}"))
+            continue
+        if key in seen:
+            problems.append(Problem(f"sensors.{i}", f"{ds.station} {ds.kind.value}", "given twice; give one "
+                                    "entry per sensor"))
+            continue
+        seen.add(key)
+        rec = out[key].model_dump() | {"thresholds": ds.thresholds.levels()}
+        try:
+            out[key] = Sensor.model_validate(rec)
+        except pydantic.ValidationError as exc:
+            problems += [Problem(f"sensors.{i}.{q.path}", _inline(q.value), q.message)
+                         for q in _translate(exc, prefix="", data=rec)]
+    return tuple(out.values())
 
 
 def _try(adapter: Any, raw: Any) -> Any:
@@ -265,6 +330,13 @@ def _try(adapter: Any, raw: Any) -> Any:
         return adapter.validate_python(raw)
     except pydantic.ValidationError:
         return None
+
+
+def _inline(value: Any) -> Any:
+    """A table as its TOML inline text (problems are hashable); other values as they are."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {v!r}" for k, v in value.items()) + " }"
+    return value
 
 
 def _scenario_of(name: Any, base: Path, problems: list[Problem]) -> LoadedScenario | None:
@@ -451,11 +523,12 @@ class DrillPlayer:
         from twin.sensors import Sensor
 
         sensors = []
-        for s in self.drill.scenario.scenario.sensors:
+        for s in self.drill.sensors or self.drill.scenario.scenario.sensors:
             spec = KINDS[s.kind]
             unit = spec.quantities[0].si_unit if spec.quantities else ""
+            levels = s.thresholds.levels() if s.thresholds is not None else {}
             sensors.append(Sensor(id=s.station, kind=s.kind.value, name=s.name or s.station, lon=s.lon,
-                                  lat=s.lat, unit=unit, properties={"drill": self.drill_id}))
+                                  lat=s.lat, unit=unit, properties={"drill": self.drill_id}, thresholds=levels))
         if sensors:
             store.put_sensors(sensors)
 
@@ -544,5 +617,5 @@ def inject_event(p: PlannedInject, drill_id: str, now: datetime) -> Any:
 
 
 __all__ = ["DRILLS_DIR", "DRILL_ENDED", "DRILL_INJECT", "DRILL_SOURCE", "DRILL_STARTED", "TARGET_ACTIONS",
-           "DrillError", "DrillFile", "DrillPlayer", "LoadedDrill", "PlannedInject", "Target", "builtin_drills", "find_drill",
-           "inject_event", "iso", "load_drill", "new_drill_id"]
+           "DrillError", "DrillFile", "DrillPlayer", "DrillSensor", "LoadedDrill", "PlannedInject", "Target",
+           "builtin_drills", "find_drill", "inject_event", "iso", "load_drill", "new_drill_id"]
