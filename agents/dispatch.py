@@ -62,6 +62,7 @@ simulation) and turned into a :class:`twin.events.EventLog` by
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -169,6 +170,9 @@ class Unit:
     since: float = 0.0
     leg: tuple | None = None
     process: Any = None
+    req: Any = None  # the request its process serves (None: driving home after standing by)
+    stage: int = 0  # its process's part: 1 on the way to the incident, 2 on the way home
+    wait: tuple | None = None  # what its process waits for: ("stop", node), ("leg",), ("edge", k, end_s)
     track: list = field(default_factory=list)
     phase_t: list = field(default_factory=lambda: [0.0])  # phase changes: times (s) and codes of
     phase_c: list = field(default_factory=lambda: [0])  # PHASES (numbers only: nothing for the GC to scan)
@@ -216,13 +220,103 @@ class _Wake(simpy.Event):
     checks); the fast path's missions hang their unit, request and leg on it."""
 
     def __init__(self, env: simpy.Environment, delay: float, callback, priority: int = NORMAL,
-                 args: tuple = ()):
+                 args: tuple = (), at: float | None = None):
         self.env = env
-        self.callbacks = [callback]
+        self.callbacks = [callback] if callback is not None else []
         self._ok = True
         self._value = None
         self.args = args
-        env.schedule(self, priority, delay)
+        if at is None:
+            env.schedule(self, priority, delay)
+        else:
+            _schedule_at(env, self, at, priority)
+
+
+def _schedule_at(env: simpy.Environment, event: simpy.Event, at: float, priority: int) -> None:
+    """Schedule ``event`` at exactly the instant ``at`` (what ``env.schedule`` does with a delay).
+
+    A restored event must fall at its saved instant to the bit, and
+    ``now + (at - now)`` need not be ``at`` (nor need any delay give it), so
+    the entry goes on simpy's queue as ``Environment.schedule`` puts it there
+    (time, priority, the next event id, event).
+    """
+    if at < env.now:
+        raise ValidationError(f"restore: an event saved for t={at!r} s lies before the clock's t={env.now!r} s")
+    heapq.heappush(env._queue, (at, priority, next(env._eid), event))
+
+
+#: Request and unit attributes written by :meth:`DispatchModel.checkpoint` as arrays (name, dtype).
+_REQUEST_FIELDS = (("incident", np.int64), ("call_s", float), ("on_scene_s", float), ("dispatch_s", float),
+                   ("arrive_s", float), ("clear_s", float), ("back_s", float), ("unit", np.int64),
+                   ("planned_s", float), ("target", np.int64), ("staged_m", float), ("aborts", np.int64),
+                   ("reroutes", np.int64), ("unreachable_at_call", bool), ("queued", bool))
+_UNIT_FIELDS = (("free", bool), ("node", np.int64), ("busy_s", float), ("missions", np.int64), ("since", float))
+
+
+class _SavedLeg:
+    """A leg put back from a checkpoint: the path and edge costs it was planned with, read as an
+    :class:`agents.routing.Leg` is (``nodes``, ``edges``, ``edge_costs``, ``cum``, ``t0``, ``upto``)."""
+
+    __slots__ = ("orig", "dest", "cost", "nodes", "edges", "edge_costs", "cum", "t0", "upto")
+
+    def __init__(self, nodes: np.ndarray, edges: np.ndarray, edge_costs: np.ndarray, cost: float,
+                 t0: float, upto: int | None):
+        self.nodes, self.edges, self.edge_costs = nodes, edges, edge_costs
+        self.orig, self.dest = int(nodes[0]), int(nodes[-1])
+        self.cost, self.t0, self.upto = cost, t0, upto
+        self.cum = np.cumsum(edge_costs)
+
+    @property
+    def reachable(self) -> bool:
+        return bool(np.isfinite(self.cost))
+
+
+class _LegTable:
+    """Legs written out by a checkpoint as flat arrays: owner unit, role (0: driven, in its track's
+    order; 1: under way; 2: held by a pending fast-path event), departure, edges driven, cost, path."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, float, int, float]] = []
+        self.nodes: list[np.ndarray] = []
+        self.edges: list[np.ndarray] = []
+        self.costs: list[np.ndarray] = []
+
+    def add(self, leg, owner: int, role: int) -> int:
+        """Add a leg; returns its index in the table."""
+        self.rows.append((owner, role, float(leg.t0), -1 if leg.upto is None else int(leg.upto), float(leg.cost)))
+        self.nodes.append(np.asarray(leg.nodes, np.int64))
+        self.edges.append(np.asarray(leg.edges, np.int64))
+        self.costs.append(np.asarray(leg.edge_costs, float))
+        return len(self.rows) - 1
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        def cat(xs: list[np.ndarray], dt) -> np.ndarray:
+            return np.concatenate(xs).astype(dt) if xs else np.empty(0, dt)
+
+        cols = list(zip(*self.rows, strict=True)) if self.rows else [()] * 5
+        return {"leg_owner": np.array(cols[0], np.int64), "leg_role": np.array(cols[1], np.int64),
+                "leg_t0": np.array(cols[2], float), "leg_upto": np.array(cols[3], np.int64),
+                "leg_cost": np.array(cols[4], float),
+                "leg_n_nodes": np.array([a.size for a in self.nodes], np.int64),
+                "leg_n_edges": np.array([a.size for a in self.edges], np.int64),
+                "leg_nodes": cat(self.nodes, np.int64), "leg_edges": cat(self.edges, np.int64),
+                "leg_costs": cat(self.costs, float)}
+
+    @staticmethod
+    def read(saved: Mapping[str, Any]):
+        """(owner, role, :class:`_SavedLeg`) for each leg of :meth:`arrays`, in order."""
+        nn, ne = np.asarray(saved["leg_n_nodes"]), np.asarray(saved["leg_n_edges"])
+        on = np.concatenate([[0], np.cumsum(nn)]).astype(np.int64)
+        oe = np.concatenate([[0], np.cumsum(ne)]).astype(np.int64)
+        nodes, edges = np.asarray(saved["leg_nodes"], np.int64), np.asarray(saved["leg_edges"], np.int64)
+        costs = np.asarray(saved["leg_costs"], float)
+        t0, upto = np.asarray(saved["leg_t0"]).tolist(), np.asarray(saved["leg_upto"]).tolist()
+        cost = np.asarray(saved["leg_cost"]).tolist()
+        for i, (owner, role) in enumerate(zip(np.asarray(saved["leg_owner"]).tolist(),
+                                              np.asarray(saved["leg_role"]).tolist(), strict=True)):
+            leg = _SavedLeg(nodes[on[i]:on[i + 1]].copy(), edges[oe[i]:oe[i + 1]].copy(),
+                            costs[oe[i]:oe[i + 1]].copy(), cost[i], t0[i], None if upto[i] < 0 else upto[i])
+            yield owner, role, leg
 
 
 #: Unit phases recorded in ``Unit.phases`` (and dispatch.nc ``status``): codes are indices here.
@@ -378,6 +472,10 @@ class DispatchModel:
         for r in self.requests:
             self._by_incident[r.incident].append(r)
         self._arrive_cb, self._back_cb = self._arrive, self._back_event
+        self._started = False
+        self._flood_proc = None
+        self._states: dict[str, tuple] = {}  # road states whose trees the router caches (checkpoint)
+        self._note_state()
 
     # ------------------------------------------------------------ set-up
     def _snap(self, items, what: str, max_snap_m: float) -> None:
@@ -421,7 +519,11 @@ class DispatchModel:
 
         ``progress(sim_s)`` is called about every 1 % of ``until_s``.
         """
-        self.start(until_s)
+        if not self._started:
+            self.start(until_s)
+        elif until_s != self._until:
+            raise ValidationError(f"until_s={until_s!r}: the model was started (or restored) with calls up "
+                                  f"to {self._until!r} s; run it on with that")
         step = max(until_s / 100.0, 1.0)
         t = self.clock.now_s
         with _fewer_gc_passes():
@@ -443,9 +545,12 @@ class DispatchModel:
         feeds it what happens while the clock runs (:meth:`add_incident`,
         :meth:`take_station_out`, :meth:`sync_roads`).
         """
+        if self._started:
+            raise ValidationError("the dispatch model is already started (or restored): start it once")
+        self._started = True
         self._until = float(until_s)
         if self.hazard is not None:
-            self.env.process(self._flood_frames())
+            self._flood_proc = self.env.process(self._flood_frames())
         # the calls: one chain of events (what a process started now would do, without its generator)
         _Wake(self.env, 0.0, self._on_calls, URGENT)
         return self
@@ -738,12 +843,16 @@ class DispatchModel:
         if skipped:
             q.extendleft(reversed(skipped))
 
-    def _mission(self, unit: Unit, req: Request, turnout: float):
-        """The general path: a simpy process, interrupted when a road change touches its path."""
+    def _mission(self, unit: Unit, req: Request, turnout: float, resume: simpy.Event | None = None):
+        """The general path: a simpy process, interrupted when a road change touches its path.
+
+        ``resume``: the event a restored unit waits for on its way (:meth:`restore`).
+        """
         env = self.env
         inc = self.incidents[req.incident]
         start = unit.since
-        node = yield from self._drive(unit, unit.node, req, inc, delay=turnout)
+        unit.req, unit.stage = req, 1
+        node = yield from self._drive(unit, unit.node, req, inc, delay=turnout, resume=resume)
         if node != req.target:
             yield from self._abort(unit, req, inc, node, start)
             return
@@ -770,11 +879,14 @@ class DispatchModel:
         self._dispatch_queue((unit.type,))
         yield from ()
 
-    def _return(self, unit: Unit, orig: int, start: float, req: Request | None = None, delay: float = 0.0):
+    def _return(self, unit: Unit, orig: int, start: float, req: Request | None = None, delay: float = 0.0,
+                resume: simpy.Event | None = None):
         """Drive home after ``delay`` s (on scene); a unit cut off from its station stands by where it
-        is, available."""
-        unit.phase(self.env.now + delay, 4)
-        node = yield from self._drive(unit, orig, req, delay=delay)
+        is, available. ``resume``: the event a restored unit waits for on its way home."""
+        unit.req, unit.stage = req, 2
+        if resume is None:
+            unit.phase(self.env.now + delay, 4)
+        node = yield from self._drive(unit, orig, req, delay=delay, resume=resume)
         self._free_unit(unit, node, req, start)
 
     def _free_unit(self, unit: Unit, node: int, req: Request | None, start: float) -> None:
@@ -812,7 +924,8 @@ class DispatchModel:
         # per state, so units bound for one incident or one station share a tree)
         return self.router.leg(orig, dest, reverse=not (orig in self._station_set or self.router.cached(orig)))
 
-    def _drive(self, unit: Unit, orig: int, req: Request, inc: Incident | None = None, delay: float = 0.0):
+    def _drive(self, unit: Unit, orig: int, req: Request, inc: Incident | None = None, delay: float = 0.0,
+               resume: simpy.Event | None = None):
         """Drive from ``orig`` to ``req.target`` (``inc`` given) or home, leaving after ``delay`` s
         (turnout, on scene), re-routing on road changes.
 
@@ -820,12 +933,21 @@ class DispatchModel:
         path's edges are only read when a road change may interrupt it (and
         for the map afterwards); an interrupt before departure re-plans at
         departure. Returns the node reached (not the destination when cut off).
+        Before each wait, ``unit.wait`` says what the unit waits for, so that a
+        checkpoint can rebuild the process (``resume``: the restored wait's event,
+        :meth:`_resume_drive`).
         """
         env = self.env
-        node = orig
         dest = req.target if inc is not None else unit.home
-        if node == dest and delay > 0:
-            yield env.timeout(delay)
+        if resume is not None:
+            node, stop = yield from self._resume_drive(unit, req, dest, resume)
+            if stop:
+                return node
+        else:
+            node = orig
+            if node == dest and delay > 0:
+                unit.wait = ("stop", node)
+                yield env.timeout(delay)
         while node != dest:
             leg = self._leg(node, dest)
             if not leg.reachable and inc is not None and inc.stage_m > 0:
@@ -838,42 +960,79 @@ class DispatchModel:
                     continue
             if not leg.reachable:
                 if delay > 0:
+                    unit.wait = ("stop", node)
                     yield env.timeout(delay)
                 return node  # cut off: the caller decides (stand by here, hand the request back)
             t0 = env.now + delay
             delay = 0.0
-            unit.leg = (t0, leg)
-            try:
-                yield env.timeout(t0 - env.now + leg.cost)
-            except simpy.Interrupt:
-                k = _edge_at(leg.cum, env.now - t0)
-                unit.leg = None
-                leg.t0, leg.upto = t0, k + 1
-                unit.track.append(leg)
-                end = t0 + float(leg.cum[k]) if k >= 0 else t0
-                while env.now < end:  # finish the edge it is on, or the wait (no interrupt: leg is None)
-                    yield env.timeout(end - env.now)
-                node = int(leg.nodes[k + 1])
-                if node != dest:
-                    if req is not None:  # a unit driving home has no request to count it on
-                        req.reroutes += 1
-                    self._log("unit_rerouted", "advisory", f"{unit.id} re-routes at node "
-                              f"{self.router.node_ids[node]}", unit=unit.id,
-                              node=str(self.router.node_ids[node]))
-                continue
-            unit.leg = None
-            leg.t0 = t0
-            unit.track.append(leg)
-            node = dest
+            node = yield from self._drive_leg(unit, req, leg, t0, dest, env.timeout(t0 - env.now + leg.cost))
         return node
 
-    def _flood_frames(self):
+    def _drive_leg(self, unit: Unit, req: Request | None, leg, t0: float, dest: int, wait: simpy.Event):
+        """Drive ``leg`` (set off at ``t0``, arriving when ``wait`` fires); on an interrupt (road
+        change ahead) finish the edge it is on. Returns the node reached."""
+        env = self.env
+        unit.leg = (t0, leg)
+        unit.wait = ("leg",)
+        try:
+            yield wait
+        except simpy.Interrupt:
+            k = _edge_at(leg.cum, env.now - t0)
+            unit.leg = None
+            leg.t0, leg.upto = t0, k + 1
+            unit.track.append(leg)
+            end = t0 + float(leg.cum[k]) if k >= 0 else t0
+            return (yield from self._finish_edge(unit, req, leg, k, end, dest))
+        unit.leg = None
+        leg.t0 = t0
+        unit.track.append(leg)
+        return dest
+
+    def _finish_edge(self, unit: Unit, req: Request | None, leg, k: int, end: float, dest: int,
+                     wait: simpy.Event | None = None):
+        """Drive to the end of edge ``k`` of ``leg`` (reached at ``end``; ``wait``: a restored wait for
+        it), then count the re-route. Returns the node at the edge's end."""
+        env = self.env
+        unit.wait = ("edge", k, end)
+        if wait is not None:
+            yield wait
+        while env.now < end:  # finish the edge it is on, or the wait (no interrupt: unit.leg is None)
+            yield env.timeout(end - env.now)
+        node = int(leg.nodes[k + 1])
+        if node != dest:
+            if req is not None:  # a unit driving home has no request to count it on
+                req.reroutes += 1
+            self._log("unit_rerouted", "advisory", f"{unit.id} re-routes at node "
+                      f"{self.router.node_ids[node]}", unit=unit.id, node=str(self.router.node_ids[node]))
+        return node
+
+    def _resume_drive(self, unit: Unit, req: Request | None, dest: int, event: simpy.Event):
+        """A restored drive's first wait (``unit.wait``, fired by ``event``) and what follows it up
+        to the next node: (node, True when the drive ends there)."""
+        kind = unit.wait[0]
+        if kind == "stop":
+            node = unit.wait[1]
+            yield event
+            return node, True
+        if kind == "leg":
+            t0, leg = unit.leg
+            return (yield from self._drive_leg(unit, req, leg, t0, dest, event)), False
+        _, k, end = unit.wait
+        return (yield from self._finish_edge(unit, req, unit.track[-1], k, end, dest, event)), False
+
+    def _flood_frames(self, first: int = 0, resume: simpy.Event | None = None):
+        """Apply the hazard's frames from ``first`` on at their times (``resume``: a restored wait
+        for frame ``first``)."""
         from agents.road_hazard import CLOSED
 
         env = self.env
         hz = self.hazard
-        for k, t in enumerate(hz.times_s):
-            if t > env.now:
+        for k in range(first, len(hz.times_s)):
+            t = hz.times_s[k]
+            if resume is not None:
+                yield resume
+                resume = None
+            elif t > env.now:
                 yield env.timeout(t - env.now)
             flood_closed = hz.state[k] == CLOSED
             old_cost = self.router._cost.copy()
@@ -888,6 +1047,7 @@ class DispatchModel:
         """After a road change: units whose path ahead changed cost re-route, waiting requests are
         served, units standing by away head home when a way opened."""
         env = self.env
+        self._note_state()
         changed = self.router._cost != old_cost
         for unit in self.units:
             if unit.leg is None:
@@ -996,6 +1156,316 @@ class DispatchModel:
         if len(opened):
             self._log("road_reopened", "info", f"{len(opened)} road edges reopened as water recedes",
                       n=int(len(opened)), edges=[str(ids[i]) for i in opened])
+
+    # ------------------------------------------------------------ checkpoint and restore
+    def _note_state(self) -> None:
+        """Remember the router's road state (closures packed, slow-downs sparse) while trees of it are
+        cached: a checkpoint rebuilds the router's cache from them (:meth:`checkpoint`)."""
+        r = self.router
+        if r.state_key not in self._states:
+            slow = np.flatnonzero(r.factor != 1.0)
+            self._states[r.state_key] = (np.packbits(r.closed), slow, r.factor[slow].copy())
+        live = {k[2] for k in r._trees} | {r.state_key}
+        for key in [k for k in self._states if k not in live]:
+            del self._states[key]
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The model's whole state at the clock's instant, for :meth:`restore`.
+
+        Plain values (JSON, no NaN) and numpy arrays by key, as a coupling's
+        ``save`` returns them: the incidents (those added while running too)
+        and every request's record; the units (phase history, node, busy
+        time, the legs driven) and for each unit under way what its process
+        waits for (the leg it drives and when it set off, the edge it
+        finishes, the time on scene or the turnout); the free lists, the
+        queues, the records, the random generator; the router's road state
+        and the keys of its cached trees (which trees are cached decides
+        which of two equal paths a unit takes); and every event the model has
+        pending (the next call, the next flood frame, the units' waits) with
+        its instant, in simpy's order. simpy processes cannot be written out:
+        :meth:`restore` builds them again from what they wait for.
+
+        Raises
+        ------
+        ValidationError
+            Before :meth:`start`, or when an urgent event of the model is
+            still due at this instant (a process just started or interrupted):
+            advance the clock first.
+        """
+        if not self._started:
+            raise ValidationError("checkpoint: the dispatch model is not started; start or run it first")
+        env = self.env
+        now = float(env.now)
+        queued = {id(ev): (float(t), int(prio), int(eid), ev) for t, prio, eid, ev in env._queue}
+        ridx = {id(q): i for i, q in enumerate(self.requests)}
+        legs = _LegTable()
+        pending: list[tuple[int, list]] = []
+
+        def when(ev, what: str) -> tuple[float, int, int]:
+            hit = queued.get(id(ev))
+            if hit is None or isinstance(ev, simpy.events.Initialize) or (hit[0] == now and hit[1] == URGENT):
+                raise ValidationError(f"checkpoint at t={now!r} s: {what} has an event still due now; "
+                                      "advance the clock before the checkpoint")
+            return hit[:3]
+
+        for t, prio, eid, ev in queued.values():
+            if isinstance(ev, simpy.events.Interruption):
+                raise ValidationError(f"checkpoint at t={now!r} s: a unit's interrupt is still due; "
+                                      "advance the clock before the checkpoint")
+            if not isinstance(ev, _Wake) or not ev.callbacks or getattr(ev.callbacks[0], "__self__", None) is not self:
+                continue
+            cb = ev.callbacks[0].__func__
+            if cb is DispatchModel._on_calls:
+                pending.append((eid, ["calls", t, prio]))
+            elif cb in (DispatchModel._arrive, DispatchModel._back_event):
+                unit, req, leg, t0 = ev.args[:4]
+                entry = ["arrive" if cb is DispatchModel._arrive else "back", t, prio, unit.index,
+                         ridx[id(req)], legs.add(leg, unit.index, 2) if leg is not None else -1, float(t0)]
+                pending.append((eid, entry + ([int(ev.args[4])] if len(ev.args) > 4 else [])))
+        for u in self.units:
+            if u.process is None or not u.process.is_alive:
+                continue
+            t, prio, eid = when(u.process.target, f"unit {u.id}")
+            wait = list(u.wait)
+            if wait[0] == "leg":
+                t0, leg = u.leg
+                wait = ["leg", float(t0), legs.add(leg, u.index, 1)]
+            entry = ["unit", t, prio, u.index, u.stage, ridx[id(u.req)] if u.req is not None else -1, wait]
+            pending.append((eid, entry))
+        if self._flood_proc is not None and self._flood_proc.is_alive:
+            t, prio, eid = when(self._flood_proc.target, "the flood frames")
+            pending.append((eid, ["frames", t, prio, self.frame + 1]))
+        for u in self.units:
+            for leg in u.track:
+                legs.add(leg, u.index, 0)
+        out: dict[str, Any] = {
+            "now_s": now, "until_s": self._until, "next_call": self._next_call, "n_calls": self._n_calls,
+            "call_waiting": self._call_waiting, "frame": self.frame, "stranded": self.stranded,
+            "fast_missions": self.fast_missions, "road_changes": list(self.road_changes),
+            "n_frames": len(self._frame_times), "rng": self.rng.bit_generator.state,
+            "station_ids": [s.id for s in self.stations], "unit_ids": [u.id for u in self.units],
+            "pending": [e for _, e in sorted(pending, key=lambda p: p[0])],
+            "lost_stations": [[int(s), why] for s, why in self.lost_stations.items()],
+            "free": {t: [list(f) for f in self._free[t]] for t in UNIT_TYPES},
+            "away": {t: sorted(self._away[t]) for t in UNIT_TYPES},
+            "has": {t: self._has[t].tolist() for t in UNIT_TYPES},
+            "queues": {t: [ridx[id(q)] for q in self.queues[t]] for t in UNIT_TYPES},
+            "records": [[kind, sev, msg, data] for _, kind, sev, msg, data in self.records],
+            "record_t": np.array([rec[0] for rec in self.records], float),
+        }
+        out.update(self._incidents_state())
+        out.update(self._requests_state())
+        out.update(self._units_state())
+        out.update(legs.arrays())
+        out.update(self._router_state())
+        return out
+
+    def _incidents_state(self) -> dict[str, Any]:
+        incs = self.incidents
+        return {"inc_id": [i.id for i in incs], "inc_kind": [i.kind for i in incs],
+                "inc_needs": [dict(i.needs) for i in incs],
+                **{f"inc_{a}": np.array([getattr(i, a) for i in incs], np.int64 if a == "node" else float)
+                   for a in ("time_s", "lon", "lat", "on_scene_s", "stage_m", "snap_m", "node")}}
+
+    def _requests_state(self) -> dict[str, Any]:
+        rq = self.requests
+        out = {f"req_{a}": np.array([getattr(q, a) for q in rq], dt) for a, dt in _REQUEST_FIELDS}
+        out["req_type"] = np.array([UNIT_TYPES.index(q.type) for q in rq], np.int64)
+        return out
+
+    def _units_state(self) -> dict[str, Any]:
+        us = self.units
+        out = {f"unit_{a}": np.array([getattr(u, a) for u in us], dt) for a, dt in _UNIT_FIELDS}
+        out["unit_phase_n"] = np.array([len(u.phase_t) for u in us], np.int64)
+        out["unit_phase_t"] = np.array([t for u in us for t in u.phase_t], float)
+        out["unit_phase_c"] = np.array([c for u in us for c in u.phase_c], np.int64)
+        return out
+
+    def _router_state(self) -> dict[str, Any]:
+        """The road state, the base state of the flood frames, and the router's cached trees' keys
+        (least recently used first) with the road states they belong to."""
+        r = self.router
+        self._note_state()
+        keys = list(self._states)
+        missing = {k[2] for k in r._trees} - set(keys)
+        if missing:
+            raise ValidationError("checkpoint: the router caches trees of a road state the model never saw "
+                                  "(its state was set from outside the model); sync the roads through "
+                                  "the model (sync_roads)")
+        at = {k: i for i, k in enumerate(keys)}
+        st = [self._states[k] for k in keys]
+        return {"closed": r.closed.copy(), "factor": r.factor.copy(), "state_key": r.state_key,
+                "base_closed": self._base_closed.copy(), "base_factor": self._base_factor.copy(),
+                "state_keys": keys, "tree_keys": [[int(s), bool(rev), at[k]] for s, rev, k in r._trees],
+                "state_closed": np.stack([s[0] for s in st]),
+                "state_slow_n": np.array([s[1].size for s in st], np.int64),
+                "state_slow_idx": np.concatenate([s[1] for s in st]).astype(np.int64),
+                "state_slow_val": np.concatenate([s[2] for s in st]).astype(float),
+                "dist_valid": self._dist_key == r.state_key, "dijkstra_runs": int(r.dijkstra_runs)}
+
+    def restore(self, saved: Mapping[str, Any]) -> DispatchModel:
+        """Put a :meth:`checkpoint` back: the run goes on as the checkpointed one did.
+
+        The model must be built as the checkpointed one was (a router on the
+        same road graph, the same stations, parameters and hazard; its
+        incidents are replaced by the checkpoint's), on a clock at the
+        checkpoint's instant, and not started. The pending events are
+        scheduled again at their instants in their saved order; each unit
+        under way gets a new process that waits for the rest of what it was
+        waiting for (the remaining time of its leg, edge, turnout or time on
+        scene) and then goes on as the saved one would have. Returns the model.
+
+        Raises
+        ------
+        ValidationError
+            When the model was started, the clock is at another instant, or
+            the stations, units or road graph differ from the checkpoint's.
+        """
+        if self._started:
+            raise ValidationError("restore: the dispatch model is already started; restore into a model "
+                                  "built afresh (not started)")
+        now = float(saved["now_s"])
+        if float(self.env.now) != now:
+            raise ValidationError(f"restore: the clock is at t={self.env.now!r} s, the checkpoint at t={now!r} s; "
+                                  "build the model on a clock at the checkpoint's instant")
+        for what, mine, theirs in (("station_ids", [s.id for s in self.stations], saved["station_ids"]),
+                                   ("unit_ids", [u.id for u in self.units], saved["unit_ids"]),
+                                   ("road edges", self.router.n_edges, len(saved["closed"])),
+                                   ("flood frames", len(self._frame_times), saved["n_frames"])):
+            if list(mine) != list(theirs) if isinstance(mine, list) else mine != theirs:
+                raise ValidationError(f"restore: {what} of the model ({mine!r}) differ from the "
+                                      f"checkpoint's ({theirs!r}); build the model as the saved one was")
+        self._started = True
+        self._until = float(saved["until_s"])
+        self._next_call, self._n_calls = int(saved["next_call"]), int(saved["n_calls"])
+        self._call_waiting = bool(saved["call_waiting"])
+        self.frame, self.stranded = int(saved["frame"]), int(saved["stranded"])
+        self.fast_missions = int(saved["fast_missions"])
+        self.road_changes = [dict(c) for c in saved["road_changes"]]
+        self.rng.bit_generator.state = saved["rng"]
+        self._restore_incidents(saved)
+        self._restore_requests(saved)
+        legs = self._restore_units(saved)
+        self.lost_stations = {int(s): str(why) for s, why in saved["lost_stations"]}
+        S = len(self.stations)
+        for t in UNIT_TYPES:
+            self._free[t] = [[int(u) for u in f] for f in saved["free"][t]]
+            self._free_st[t] = {s for s in range(S) if self._free[t][s]}
+            self._away[t] = {int(u) for u in saved["away"][t]}
+            self._has[t] = np.array(saved["has"][t], dtype=bool)
+            self.queues[t] = deque(self.requests[i] for i in saved["queues"][t])
+        self.records = [(t, kind, sev, msg, data) for t, (kind, sev, msg, data)
+                        in zip(np.asarray(saved["record_t"], float).tolist(), saved["records"], strict=True)]
+        self._restore_router(saved)
+        self._restore_pending(saved["pending"], legs)
+        return self
+
+    def _restore_incidents(self, saved: Mapping[str, Any]) -> None:
+        cols = {a: np.asarray(saved[f"inc_{a}"]).tolist()
+                for a in ("time_s", "lon", "lat", "on_scene_s", "stage_m", "snap_m", "node")}
+        self.incidents = [Incident(str(i), cols["time_s"][k], cols["lon"][k], cols["lat"][k], str(kind),
+                                   {str(t): int(n) for t, n in needs.items()}, cols["on_scene_s"][k],
+                                   node=int(cols["node"][k]), snap_m=cols["snap_m"][k],
+                                   stage_m=cols["stage_m"][k])
+                          for k, (i, kind, needs) in enumerate(zip(saved["inc_id"], saved["inc_kind"],
+                                                                   saved["inc_needs"], strict=True))]
+        self._inc_nodes = np.array(cols["node"], dtype=np.int64)
+        self._order_key, self._order_blocks = None, {}
+
+    def _restore_requests(self, saved: Mapping[str, Any]) -> None:
+        cols = {a: np.asarray(saved[f"req_{a}"]).tolist() for a, _ in _REQUEST_FIELDS}
+        types = [UNIT_TYPES[k] for k in np.asarray(saved["req_type"]).tolist()]
+        self.requests = [Request(type=types[k], **{a: cols[a][k] for a, _ in _REQUEST_FIELDS})
+                         for k in range(len(types))]
+        self._by_incident = [[] for _ in self.incidents]
+        for q in self.requests:
+            self._by_incident[q.incident].append(q)
+
+    def _restore_units(self, saved: Mapping[str, Any]) -> dict[int, Any]:
+        """Units' records and tracks; returns the legs under way by their index in the leg table."""
+        cols = {a: np.asarray(saved[f"unit_{a}"]).tolist() for a, _ in _UNIT_FIELDS}
+        n = np.asarray(saved["unit_phase_n"]).tolist()
+        pt, pc = np.asarray(saved["unit_phase_t"]).tolist(), np.asarray(saved["unit_phase_c"]).tolist()
+        k = 0
+        for j, u in enumerate(self.units):
+            for a, _ in _UNIT_FIELDS:
+                setattr(u, a, cols[a][j])
+            u.phase_t, u.phase_c = pt[k:k + n[j]], pc[k:k + n[j]]
+            k += n[j]
+            u.track, u.leg, u.process, u.req, u.stage, u.wait = [], None, None, None, 0, None
+        under_way = {}
+        for i, (owner, role, leg) in enumerate(_LegTable.read(saved)):
+            if role == 0:
+                self.units[owner].track.append(leg)
+            else:
+                under_way[i] = leg
+        return under_way
+
+    def _restore_router(self, saved: Mapping[str, Any]) -> None:
+        """The saved road state, and the router's cache rebuilt (the same trees, in the same LRU order)."""
+        from collections import OrderedDict
+
+        r = self.router
+        keys = list(saved["state_keys"])
+        tree_keys = [(int(s), bool(rev), int(i)) for s, rev, i in saved["tree_keys"]]
+        packed = np.asarray(saved["state_closed"], np.uint8)
+        off = np.concatenate([[0], np.cumsum(saved["state_slow_n"])]).astype(np.int64)
+        idx, val = np.asarray(saved["state_slow_idx"], np.int64), np.asarray(saved["state_slow_val"], float)
+        size, r.cache_size = r.cache_size, len(tree_keys) + len(self.stations) + r.cache_size
+        self._states = {}
+        try:
+            for i, key in enumerate(keys):
+                factor = np.ones(r.n_edges)
+                factor[idx[off[i]:off[i + 1]]] = val[off[i]:off[i + 1]]
+                r.set_state(np.unpackbits(packed[i], count=r.n_edges).astype(bool), factor)
+                if r.state_key != key:
+                    raise ValidationError("restore: a saved road state does not match its key; the router is "
+                                          "on another road graph than the checkpointed model's")
+                self._states[key] = (packed[i].copy(), idx[off[i]:off[i + 1]].copy(), val[off[i]:off[i + 1]].copy())
+                for rev in (False, True):
+                    src = [s for s, rv, j in tree_keys if j == i and rv is rev]
+                    if src:
+                        r.trees(src, reverse=rev)
+            r.set_state(np.asarray(saved["closed"], bool), np.asarray(saved["factor"], float))
+            self._dist, self._dist_key = None, None
+            if saved["dist_valid"]:
+                self._dist, self._dist_key = r.trees(self._station_nodes)[0], r.state_key
+            cache = r._trees
+            r._trees = OrderedDict(((s, rev, keys[i]), cache[(s, rev, keys[i])]) for s, rev, i in tree_keys)
+        finally:
+            r.cache_size = size
+        r.dijkstra_runs = int(saved["dijkstra_runs"])
+        self._base_closed = np.asarray(saved["base_closed"], bool).copy()
+        self._base_factor = np.asarray(saved["base_factor"], float).copy()
+
+    def _restore_pending(self, pending: Sequence[Sequence], legs: Mapping[int, Any]) -> None:
+        """The saved events again, at their instants and in their order; units' processes rebuilt."""
+        env = self.env
+        for entry in pending:
+            kind, t, prio = entry[0], float(entry[1]), int(entry[2])
+            if kind == "calls":
+                _Wake(env, 0.0, self._on_calls, prio, at=t)
+            elif kind == "frames":
+                ev = _Wake(env, 0.0, None, prio, at=t)
+                self._flood_proc = env.process(self._flood_frames(int(entry[3]), ev))
+            elif kind in ("arrive", "back"):
+                unit, req = self.units[int(entry[3])], self.requests[int(entry[4])]
+                leg = legs[int(entry[5])] if int(entry[5]) >= 0 else None
+                args = (unit, req, leg, float(entry[6])) + ((int(entry[7]),) if kind == "back" else ())
+                _Wake(env, 0.0, self._arrive_cb if kind == "arrive" else self._back_cb, prio, args, at=t)
+            else:
+                unit = self.units[int(entry[3])]
+                stage, ri, wait = int(entry[4]), int(entry[5]), entry[6]
+                req = self.requests[ri] if ri >= 0 else None
+                if wait[0] == "leg":
+                    unit.leg, unit.wait = (float(wait[1]), legs[int(wait[2])]), ("leg",)
+                elif wait[0] == "edge":
+                    unit.wait = ("edge", int(wait[1]), float(wait[2]))
+                else:
+                    unit.wait = ("stop", int(wait[1]))
+                ev = _Wake(env, 0.0, None, prio, at=t)
+                unit.process = env.process(self._mission(unit, req, 0.0, resume=ev) if stage == 1
+                                           else self._return(unit, unit.node, unit.since, req, resume=ev))
 
     # ------------------------------------------------------------ records
     def _log(self, kind: str, severity: str, message: str, **data) -> None:
