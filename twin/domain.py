@@ -336,7 +336,7 @@ def area_outline(city, area: dict) -> tuple[Any, str, str]:
     return outline, f"polygon {path.name}", "polygon"
 
 
-def _overlapped(city, outline, label: str) -> tuple[str, ...]:
+def overlapped_districts(city, outline, label: str) -> tuple[str, ...]:
     """English names of the city's districts ``outline`` (city CRS) overlaps, in the city's order."""
     d = city.districts().to_crs(city.crs)
     names = tuple(str(n) for n, g in zip(d["name"], d.geometry, strict=True) if g.intersects(outline))
@@ -506,7 +506,7 @@ class Domain:
         buffer_m = _non_negative(buffer_m, "buffer_m", "m")
         city = City(city) if isinstance(city, str) else city
         outline, label, kind = area_outline(city, area)
-        names = _overlapped(city, outline, label)
+        names = overlapped_districts(city, outline, label)
         if kind == "bbox":
             import shapely
 
