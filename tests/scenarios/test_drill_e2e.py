@@ -1,5 +1,6 @@
 """A drill end to end: a real mosquitto, `twin bridge run` on it, `twin drill run` at 60x, the console in
-headless Chromium where the trainee acknowledges the alarm and dispatches a unit, and `twin drill debrief`."""
+headless Chromium where the trainee acknowledges the alarm and dispatches a unit, and `twin drill debrief`.
+The drill gives its river gauge alert levels, so the bridge raises the water-level warning too."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ after = "1 min"
 kind = "incident"
 note = "people trapped in a flooded underpass"
 payload = { lon = 114.0600, lat = 22.5330, incident = "flood_rescue" }
+
+[[injects]]
+after = "90 s"
+kind = "sensor_value"
+note = "the river past its warning level"
+payload = { station = "FT-WL01", sensor = "water_level", value = 4.2, unit = "m" }
+
+[[sensors]]
+station = "FT-WL01"
+kind = "water_level"
+thresholds = { advisory = 3.5, warning = 4.0, alarm = 4.5 }
 
 [[targets]]
 name = "ack_alarm"
@@ -88,7 +100,7 @@ def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city,
                                 capture_output=True, text=True, timeout=60)
         assert played.returncode == 0, played.stderr
         summary = json.loads(played.stdout)
-        assert summary["played"] == 2
+        assert summary["played"] == 3
         # the bridge ingested the reading and raised an alert; the trainee acknowledges it
         first_alert = ("Object.values(consoleState.alerts).filter(a => a.source === 'FT-RG01/rain_gauge')"
                        ".map(a => a.id).sort((x, y) => x - y)[0]")
@@ -108,6 +120,12 @@ def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city,
         assert "Futian" in b.evaluate(f"document.querySelector('#incident-{inc_id} .where').textContent")
         b.evaluate(f"document.querySelector('#incident-{inc_id} button.dispatch').click(), 1")
         b.wait_for(f"!!document.querySelector('#incident-{inc_id} .doneline')", timeout=15)
+        # the river gauge's reading past the drill's warning level is an alert in the console too
+        level_alert = ("Object.values(consoleState.alerts).filter(a => a.source === 'FT-WL01/water_level'"
+                       " && a.kind === 'threshold_crossed').map(a => [a.id, a.severity, a.data.threshold])")
+        b.wait_for(f"{level_alert}.length === 1", timeout=30)
+        [[level_id, level_severity, level_threshold]] = b.evaluate(level_alert)
+        assert (level_severity, level_threshold) == ("warning", 4.0)
         assert TRAINEE in b.evaluate(f"document.querySelector('#incident-{inc_id} .doneline').textContent")
         # and orders the evacuation of the incident's district
         b.evaluate(f"document.querySelector('#incident-{inc_id} button.evacuate').click(), 1")
@@ -120,7 +138,8 @@ def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city,
     assert res.exit_code == 0, res.output
     debrief = json.loads((out / "debrief.json").read_text(encoding="utf-8"))
     assert debrief["drill"]["drill"] == summary["drill"] and debrief["drill"]["speed"] == 60
-    sensor, call = debrief["injects"]
+    sensor, call, level = debrief["injects"]
+    assert level["alert"]["event_id"] == level_id
     assert sensor["alert"]["event_id"] == alert_id and sensor["alert"]["latency_s"] >= 0
     ack = sensor["reactions"]["acknowledge"]
     disp = call["reactions"]["dispatch"]
