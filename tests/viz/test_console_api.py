@@ -276,8 +276,10 @@ def test_forecast_run_one_at_a_time_then_scene(console):
     assert done["fraction"] == 1.0 and done["has_outputs"] and done["summary"]["max_depth_m"] > 0
     run_dir = app_runs.runs_dir / f"run-{run['id']:05d}"
     assert (run_dir / "flood.nc").is_file() and (run_dir / "console.json").is_file()
-    fc = console.get("/api/scene/forecast").json()
-    assert fc["run"] == run["id"]
+    # a run from the form is a what-if, not a forecast cycle: shown when asked for by id only
+    assert console.get("/api/scene/forecast").json()["run"] is None
+    fc = console.get(f"/api/scene/forecast?run={run['id']}").json()
+    assert fc["run"] == run["id"] and fc["forecast"] is None
     assert [layer["id"] for layer in fc["layers"]][:1] == ["flood_depth"]
     assert len(fc["timeline"]["times_s"]) >= 2 and fc["timeline"]["times_s"][-1] == 3600.0
     with Store.open(console.store_dir) as s:

@@ -66,6 +66,22 @@ def _scene_error(exc: TwinError) -> JSONResponse:
     return JSONResponse({"error": "scene", "reason": f"{type(exc).__name__}: {exc}"}, status_code=503)
 
 
+def display_zone() -> dict[str, Any]:
+    """The zone the page shows times in (:data:`twin.clock.DISPLAY_TZ_NAME`: Shenzhen, UTC+8, "CST").
+
+    ``{"name": "Asia/Shanghai", "label": "CST", "offset_min": 480}``: the page formats with the
+    IANA name and falls back to the fixed offset where the browser lacks the zone.
+    """
+    from datetime import UTC, datetime
+
+    from twin.clock import DISPLAY_TZ_NAME, display_tz
+
+    off = datetime.now(UTC).astimezone(display_tz()).utcoffset()
+    minutes = int(off.total_seconds() // 60) if off is not None else 480
+    return {"name": DISPLAY_TZ_NAME, "label": "CST" if minutes == 480 else f"UTC{minutes / 60:+g}",
+            "offset_min": minutes}
+
+
 def run_kinds() -> list[dict[str, Any]]:
     """The registered run kinds and the JSON schema of what the console's form may send for each."""
     from twin.runkinds import kinds
@@ -121,7 +137,7 @@ class ConsoleApi:
             "stale_after_s": self.live.stale_after_s, "status_colors": STATUS_COLORS,
             "statuses": palette_json(),
             "districts": districts, "kinds": await asyncio.to_thread(run_kinds),
-            "seq": self.feed.seq,
+            "seq": self.feed.seq, "time_zone": display_zone(),
         })
 
     async def sensors(self, request: Request) -> JSONResponse:
@@ -191,19 +207,24 @@ class ConsoleApi:
         return JSONResponse(scene)
 
     async def scene_forecast(self, request: Request) -> JSONResponse:
-        """The forecast of ``?run=ID`` (a finished run), or of the newest finished run."""
+        """The map of ``?run=ID`` (any finished run), or of the newest forecast cycle.
+
+        Without ``run`` it is the newest cycle ``twin forecast`` issued (by issue time), never
+        a what-if run of the form; with none issued, an empty scene whose ``run`` is null and
+        whose title says so.
+        """
         raw = request.query_params.get("run")
         try:
             rid = None if raw is None else _run_id(raw, "run")
         except BodyError as exc:
             return JSONResponse(exc.payload(), status_code=422)
         try:
-            which = await asyncio.to_thread(self.runs.latest_done if rid is None else
+            which = await asyncio.to_thread(self.runs.latest_forecast if rid is None else
                                             (lambda: self.runs.done(rid)))
             scene = await asyncio.to_thread(self.scenes.forecast, which)
         except TwinError as exc:
             return _scene_error(exc)
-        return JSONResponse(scene)
+        return JSONResponse({**scene, "forecast": None if which is None else which[0]["forecast"]})
 
     async def scene_compare(self, request: Request) -> JSONResponse:
         """``?a=ID&b=ID``: two finished runs of one kind side by side, and their B − A difference."""

@@ -35,6 +35,9 @@ from twin.runkinds import RunKind, get_kind, kinds
 log = logging.getLogger(__name__)
 
 PROGRESS_KEYS = ("sim_s", "duration_s", "steps")
+#: How often (s) the feed looks in the store for runs another process started or ended
+#: (``twin forecast`` issuing a cycle), so the pages list and show them without a reload.
+STORE_CHECK_S = 2.0
 
 
 class Busy(TwinError, RuntimeError):
@@ -81,6 +84,9 @@ class RunManager:
         self._seen_version = 0
         self._close_orphans()
         self._import_events()
+        self._store_lock = threading.Lock()
+        self._store_checked = time.monotonic()
+        self._store_status = self._statuses()
 
     # ----------------------------------------------------------------- queries
     @staticmethod
@@ -103,6 +109,7 @@ class RunManager:
             "summary": p.get("summary"),
             "has_outputs": info.status == "done" and (out_dir / kind.output).is_file(),
             "cancelling": info.status == "running" and _cancelling(self._cancel, info.id),
+            "forecast": forecast_cycle(info.params),
         }
 
     def runs(self) -> list[dict[str, Any]]:
@@ -148,6 +155,18 @@ class RunManager:
                 return r, self.runs_dir / run_dir_name(r["id"])
         return None
 
+    def latest_forecast(self) -> tuple[dict[str, Any], Path] | None:
+        """The newest finished forecast cycle with outputs (``forecast`` set: ``twin forecast``) and its folder.
+
+        Newest by issue time (then run id): a cycle re-issued for an earlier time does not hide
+        the latest. What-if runs started from the form are never returned.
+        """
+        cycles = [r for r in self.runs() if r["forecast"] is not None and r["status"] == "done" and r["has_outputs"]]
+        if not cycles:
+            return None
+        r = max(cycles, key=lambda r: (r["forecast"]["issue_time"] or "", r["id"]))
+        return r, self.runs_dir / run_dir_name(r["id"])
+
     def done(self, run_id: int) -> tuple[dict[str, Any], Path]:
         """Run ``run_id`` and its folder, if it finished with outputs.
 
@@ -169,7 +188,40 @@ class RunManager:
         return self._thread is not None and self._thread.is_alive()
 
     def poll(self) -> list[dict[str, Any]]:
-        """Feed messages ``{"type": "run", "run": entry}`` when progress changed since the last call."""
+        """Feed messages ``{"type": "run", "run": entry}`` when progress changed since the last call.
+
+        Also, every :data:`STORE_CHECK_S`, the runs another process started or ended in the store
+        (a forecast cycle of ``twin forecast``).
+        """
+        return self._poll_progress() + self._poll_store()
+
+    def _statuses(self) -> dict[int, str]:
+        known = self._kinds()
+        return {r.id: r.status for r in self.store.runs() if r.kind in known}
+
+    def _poll_store(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        if now - self._store_checked < STORE_CHECK_S or not self._store_lock.acquire(blocking=False):
+            return []  # looked lately, or another thread (feed or request) is looking now
+        try:
+            self._store_checked = now
+            status = self._statuses()
+            changed = [i for i, st in status.items()
+                       if self._store_status.get(i) != st and i not in self._progress]
+            self._store_status = status
+        except TwinError as exc:  # the store is busy or gone for a moment: look again next time
+            log.warning("console: cannot list the store's runs: %s", exc)
+            return []
+        finally:
+            self._store_lock.release()
+        out = []
+        for i in changed:
+            e = self.get(i)
+            if e is not None:
+                out.append({"type": "run", "run": e})
+        return out
+
+    def _poll_progress(self) -> list[dict[str, Any]]:
         v = self.version
         if v == self._seen_version:
             return []
@@ -333,6 +385,23 @@ class RunManager:
                 log.error("run %s: its events were not stored: %s", r.id, exc)
 
 
+def forecast_cycle(params: dict[str, Any]) -> dict[str, Any] | None:
+    """What the run list shows of a forecast cycle (params ``forecast`` of :func:`scenarios.forecast.issue_forecast`).
+
+    ``{"issue_time": ISO UTC, "horizon_h", "lead_times_s", "warm_start_run"}``; None for a run
+    that is no forecast cycle (a what-if run from the form, a scenario).
+    """
+    fc = params.get("forecast")
+    if not isinstance(fc, dict) or not isinstance(fc.get("issue_time"), str):
+        return None
+    leads = fc.get("lead_times_s")
+    horizon = fc.get("horizon_h", params.get("hours"))
+    return {"issue_time": fc["issue_time"],
+            "horizon_h": float(horizon) if isinstance(horizon, int | float) else None,
+            "lead_times_s": [float(v) for v in leads] if isinstance(leads, list) else [],
+            "warm_start_run": fc.get("warm_start_run")}
+
+
 def _cancelling(events: dict[int, threading.Event], run_id: int) -> bool:
     ev = events.get(run_id)
     return ev is not None and ev.is_set()
@@ -355,4 +424,4 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-__all__ = ["Busy", "NoForecast", "NotRunning", "RunManager", "UnknownRun", "run_dir_name"]
+__all__ = ["Busy", "NoForecast", "NotRunning", "RunManager", "UnknownRun", "forecast_cycle", "run_dir_name"]

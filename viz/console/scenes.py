@@ -24,6 +24,8 @@ STATUS_COLORS = {k: list(v) for k, v in STATUS_COLOURS.items()}
 BASE_VECTORS = ("coast", "roads", "metro_lines", "metro_stations")
 BASE_MAX_PX = 1600
 FORECAST_MAX_PX = 1024
+#: Title of the forecast scene when no forecast cycle was issued (``twin forecast`` issues them).
+NO_FORECAST = "No forecast issued yet: `twin forecast` issues them; pick a run in the list to show it"
 CACHED_SCENES = 6  # forecasts (and compares) kept: the one shown, a compared pair, a few picked back
 
 
@@ -228,7 +230,7 @@ class SceneCache:
 
     def forecast(self, latest: tuple[dict[str, Any], Path] | None) -> dict[str, Any]:
         if latest is None:
-            out = empty_scene("No forecast yet: start a run")
+            out = empty_scene(NO_FORECAST)
             out["run"] = None
             return out
         run, run_dir = latest
@@ -238,5 +240,5 @@ class SceneCache:
         return self._cached(("compare", a[0]["id"], b[0]["id"]), lambda: compare_scene(a, b))
 
 
-__all__ = ["STATUS_COLORS", "SceneCache", "base_scene", "compare_scene", "compared_variable", "empty_scene",
+__all__ = ["NO_FORECAST", "STATUS_COLORS", "SceneCache", "base_scene", "compare_scene", "compared_variable", "empty_scene",
            "forecast_scene", "sensors_layer"]

@@ -16,7 +16,13 @@
  *
  * Incidents (GET /api/incidents, live 'incident' messages) are listed with a unit type and Dispatch, and
  * Evacuate for the incident's district; the panel's form orders the evacuation of any district.
- * For tests: window.consoleState {sensors, alerts, incidents, runs, seq, epoch, transport, received, lastDrawAt,
+ * The live layers (incidents by status, open alerts by severity, sensors by status) have a legend
+ * over the map (#live-legend) drawn from the colours the layers use.
+ * Forecast cycles (runs `twin forecast` issued: run.forecast {issue_time, horizon_h, lead_times_s})
+ * are labelled "Forecast issued 09-07 14:30 CST, +3 h" and told from what-if runs in the list; the
+ * page opens on the newest cycle (else the newest finished run) and the navigator (#forecast-nav)
+ * steps back through earlier cycles. Every time is shown in Shenzhen time (/api/info time_zone).
+ * For tests: window.consoleFmtTime (the time formatter); window.consoleState {sensors, alerts, incidents, runs, seq, epoch, transport, received, lastDrawAt,
  * forecastRun, compare, detail}, window.consoleReady (map drew and the lists are loaded), window.consoleMap,
  * window.consoleCompare (the open compare view, or null).
  */
@@ -60,13 +66,25 @@
       return typed || sessionStorage.getItem(NAME_KEY) || 'console operator';
     } catch (e) { return typed || 'console operator'; }
   }
-  function fmtTime(iso) {
-    if (!iso) return '—';
-    var d = new Date(iso);
-    if (isNaN(d)) return String(iso);
-    return d.toLocaleString(undefined, {month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
-      second: '2-digit'});
+  // Times are shown in Shenzhen time whatever the browser's zone: the server names the zone
+  // (/api/info time_zone: Asia/Shanghai, +480 min, "CST"; no daylight saving since 1991, so a
+  // fixed offset is exact): "09-07 14:20:05 CST". Stored times are UTC ISO strings.
+  var ZONE = {name: 'Asia/Shanghai', label: 'CST', offset_min: 480};
+  function pad2(n) { return (n < 10 ? '0' : '') + n; }
+  function zoned(iso) {
+    if (!iso) return null;
+    var ms = Date.parse(iso);
+    if (isNaN(ms)) return null;
+    return new Date(ms + ZONE.offset_min * 60000);  // read with getUTC*: the wall clock in ZONE
   }
+  function fmtTime(iso, noSeconds) {
+    if (!iso) return '—';
+    var d = zoned(iso);
+    if (!d) return String(iso);
+    return pad2(d.getUTCMonth() + 1) + '-' + pad2(d.getUTCDate()) + ' ' + pad2(d.getUTCHours()) + ':' +
+      pad2(d.getUTCMinutes()) + (noSeconds ? '' : ':' + pad2(d.getUTCSeconds())) + ' ' + ZONE.label;
+  }
+  window.consoleFmtTime = fmtTime;  // for tests: the one formatter of every time on the page
   function fmtValue(v, unit) {
     if (v === null || v === undefined) return '—';
     var a = Math.abs(v);
@@ -191,7 +209,7 @@
       var s = state.sensors[d.datastream || a.source];
       if (s && s.lon !== null && s.lon !== undefined) pts.push({position: [s.lon, s.lat], severity: a.severity});
     });
-    var col = {advisory: [47, 111, 179, 255], warning: [217, 138, 0, 255], alarm: [198, 32, 32, 255]};
+    var col = ALERT_COLORS;
     return new deck.ScatterplotLayer({
       id: 'live-alerts', data: pts, stroked: true, filled: false,
       getPosition: function (p) { return p.position; },
@@ -201,6 +219,11 @@
     });
   }
 
+  // The live layers' colours, drawn by the layers below and shown by the live legend (liveLegend).
+  var ALERT_COLORS = {advisory: [47, 111, 179, 255], warning: [217, 138, 0, 255], alarm: [198, 32, 32, 255]};
+  var INCIDENT_COLORS = {open: [142, 36, 170, 255], dispatched: [206, 147, 216, 255]};
+  var INCIDENT_LABELS = {open: 'open: no unit dispatched yet', dispatched: 'a unit dispatched'};
+
   // Incidents not closed: purple while open, pale once a unit is dispatched.
   function incidentLayer() {
     var data = Object.keys(state.incidents).map(function (k) { return state.incidents[k]; })
@@ -208,10 +231,48 @@
     return new deck.ScatterplotLayer({
       id: 'live-incidents', data: data, stroked: true,
       getPosition: function (i) { return [i.lon, i.lat]; },
-      getFillColor: function (i) { return i.status === 'open' ? [142, 36, 170, 255] : [206, 147, 216, 255]; },
+      getFillColor: function (i) { return INCIDENT_COLORS[i.status] || INCIDENT_COLORS.open; },
       getLineColor: [255, 255, 255, 255], lineWidthMinPixels: 2, getRadius: 9, radiusUnits: 'pixels',
       updateTriggers: {getFillColor: state.seq}
     });
+  }
+
+  // The legend of the live layers, in the map pages' legend style (TwinMap's .tm-panel, h4, .tm-swatch):
+  // incidents by status (dots as drawn, with their counts), open alerts by severity (rings), sensors
+  // by status. Redrawn with the layers.
+  function liveLegend() {
+    var box = $('live-legend');
+    if (!box) {
+      box = el('div', 'tm-panel live-legend', $('map-wrap'));
+      box.id = 'live-legend';
+    }
+    box.textContent = '';
+    var inc = {open: 0, dispatched: 0};
+    Object.keys(state.incidents).forEach(function (k) {
+      var st = state.incidents[k].status;
+      if (st in inc) inc[st] += 1;
+    });
+    function section(title, rows, shape) {
+      var sec = el('div', 'lg-sec', box);
+      el('h4', null, sec, title);
+      rows.forEach(function (row) {
+        var line = el('div', 'lg-row', sec);
+        line.dataset.key = row[0];
+        var sw = el('span', 'tm-swatch lg-' + shape, line);
+        sw.dataset.color = row[1].join(',');
+        if (shape === 'ring') sw.style.borderColor = rgba(row[1]); else sw.style.background = rgba(row[1]);
+        line.appendChild(document.createTextNode(row[2]));
+      });
+      return sec;
+    }
+    section('Incidents', Object.keys(INCIDENT_COLORS).map(function (k) {
+      return [k, INCIDENT_COLORS[k], INCIDENT_LABELS[k] + ' (' + inc[k] + ')'];
+    }), 'dot').id = 'legend-incidents';
+    section('Open alerts', Object.keys(ALERT_COLORS).map(function (k) { return [k, ALERT_COLORS[k], k]; }),
+      'ring').id = 'legend-alerts';
+    section('Sensors', (STATUS.order || []).map(function (k) { return [k, statusColor(k), k]; }),
+      'dot').id = 'legend-sensors';
+    box.hidden = state.liveOn === false;
   }
 
   // Live layers (sensors, open alerts, incidents) live in their own deck.gl canvas over the map, with the
@@ -256,6 +317,7 @@
       redrawQueued = false;
       var before = state.liveDrawCount || 0;
       live.setProps({layers: state.liveOn === false ? [] : [sensorLayer(), alertLayer(), incidentLayer()]});
+      liveLegend();
       state.liveDraws = (state.liveDraws || 0) + 1;
       (function drawn() {
         if ((state.liveDrawCount || 0) > before) state.lastDrawAt = Date.now() / 1000;
@@ -300,11 +362,18 @@
     return scene;
   }
 
-  // The forecast of run `runId` (a finished run), or of the newest finished run.
+  // A forecast cycle's map is titled by its issue time and horizon (the slider gives the lead).
+  function titleCycle(fc) {
+    if (fc && fc.forecast && fc.run) fc.title = cycleLabel(fc.forecast) + ' — run #' + fc.run;
+    return fc;
+  }
+
+  // The map of run `runId` (a finished run), or of the newest forecast cycle.
   function loadForecast(runId) {
     var url = 'api/scene/forecast' + (runId ? '?run=' + encodeURIComponent(runId) : '');
     return getJSON(url).then(function (fc) {
       if (state.forecastRun === fc.run && state.forecast) return;
+      titleCycle(fc);
       state.forecast = fc;
       state.forecastRun = fc.run;
       renderRuns();
@@ -552,11 +621,15 @@
     var active = null;
     ids.slice(0, 20).forEach(function (id) {
       var r = state.runs[id];
-      var li = el('li', 'run', ul);
+      var li = el('li', 'run ' + (r.forecast ? 'cycle' : 'whatif'), ul);
       li.id = 'run-' + id;
       li.dataset.status = r.status;
-      var txt = '#' + id + ' ' + (r.title || r.kind) + ' ' + (r.cancelling && r.status === 'running' ?
-        'cancelling' : r.status) + ' — ' + (r.description || '');
+      var st = r.cancelling && r.status === 'running' ? 'cancelling' : r.status;
+      el('span', 'rkind', li, r.forecast ? 'Forecast' : 'What-if').title = r.forecast ?
+        'a forecast cycle issued from the live sensors (twin forecast)' : 'a run started from the form or a scenario';
+      var txt = r.forecast ? cycleLabel(r.forecast) + ' · #' + id + (r.status === 'done' ? '' : ' ' + st) +
+        (r.forecast.warm_start_run ? ' · warm start from #' + r.forecast.warm_start_run : '') :
+        '#' + id + ' ' + (r.title || r.kind) + ' ' + st + ' — ' + (r.description || '');
       Object.keys(r.summary || {}).forEach(function (k) {  // the kind's summary_keys
         var v = r.summary[k];
         if (typeof v === 'number') {
@@ -604,6 +677,63 @@
     $('run-start').disabled = !!active;
     renderCompareChoices();
     fillRunRefs();
+    renderForecastNav();
+  }
+
+  // ------------------------------------------------------------------ forecast cycles
+  // "+3 h", "+90 min": a lead time or horizon ahead of the issue time.
+  function fmtLead(s) {
+    if (typeof s !== 'number' || !isFinite(s)) return '';
+    return s < 3600 ? '+' + Math.round(s / 60) + ' min' : '+' + (+(s / 3600).toFixed(1)) + ' h';
+  }
+  // A forecast cycle (a run's `forecast`: issue_time, horizon_h) as command staff read it.
+  function cycleLabel(f) {
+    var ahead = typeof f.horizon_h === 'number' ? ', ' + fmtLead(f.horizon_h * 3600) : '';
+    return 'Forecast issued ' + fmtTime(f.issue_time, true) + ahead;
+  }
+  // Finished forecast cycles with outputs, newest issue time first.
+  function forecastCycles() {
+    return Object.keys(state.runs).map(function (k) { return state.runs[k]; })
+      .filter(function (r) { return r.forecast && r.status === 'done' && r.has_outputs; })
+      .sort(function (a, b) {
+        var ta = Date.parse(a.forecast.issue_time) || 0, tb = Date.parse(b.forecast.issue_time) || 0;
+        return (tb - ta) || (b.id - a.id);
+      }).map(function (r) { return r.id; });
+  }
+  function showCycle(id) {
+    closeCompare();
+    return loadForecast(id).then(function () {
+      openRunEvents(id, null, true).catch(function () { return null; });
+    }).catch(function (err) { showMessage('Forecast #' + id + ': ' + err.message); });
+  }
+  // The navigator over the cycles: which one the map shows, earlier / later / latest.
+  function renderForecastNav() {
+    var ids = forecastCycles(), k = ids.indexOf(state.forecastRun);
+    var label = $('fc-label');
+    if (!ids.length) {
+      label.textContent = 'No forecast issued yet (twin forecast issues them)';
+    } else if (k < 0) {
+      label.textContent = 'Map: ' + (state.forecastRun ? 'what-if run #' + state.forecastRun : 'no run') +
+        ' · latest forecast: ' + cycleLabel(state.runs[ids[0]].forecast).replace('Forecast issued', 'issued');
+    } else {
+      label.textContent = cycleLabel(state.runs[ids[k]].forecast) + ' (' + (k + 1) + ' of ' + ids.length +
+        (k === 0 ? ', latest' : ', not the latest') + ')';
+    }
+    $('forecast-nav').dataset.index = String(k);
+    $('forecast-nav').classList.toggle('old', k > 0);
+    $('fc-prev').disabled = !ids.length || k === ids.length - 1;
+    $('fc-next').disabled = k <= 0;
+    $('fc-latest').disabled = !ids.length || k === 0;
+  }
+  function setupForecastNav() {
+    function go(step) {
+      var ids = forecastCycles(), k = ids.indexOf(state.forecastRun);
+      var j = step === 0 || k < 0 ? 0 : k + step;
+      if (j >= 0 && j < ids.length) showCycle(ids[j]);
+    }
+    $('fc-prev').addEventListener('click', function () { go(1); });
+    $('fc-next').addEventListener('click', function () { go(-1); });
+    $('fc-latest').addEventListener('click', function () { go(0); });
   }
 
   function cancelRun(id, btn) {
@@ -710,7 +840,7 @@
       sel.textContent = '';
       ids.forEach(function (id) {
         var r = state.runs[id];
-        var o = el('option', null, sel, '#' + id + ' ' + (r.description || r.kind));
+        var o = el('option', null, sel, '#' + id + ' ' + (r.forecast ? cycleLabel(r.forecast) : (r.description || r.kind)));
         o.value = String(id);
       });
       if (keep && ids.indexOf(Number(keep)) >= 0) sel.value = keep;
@@ -845,7 +975,7 @@
       if (!ids.length) { var o = el('option', null, sel, 'no finished ' + sel.dataset.runKind + ' run'); o.value = ''; }
       ids.forEach(function (id) {
         var r = state.runs[id];
-        var o = el('option', null, sel, '#' + id + ' ' + (r.description || r.kind));
+        var o = el('option', null, sel, '#' + id + ' ' + (r.forecast ? cycleLabel(r.forecast) : (r.description || r.kind)));
         o.value = String(id);
       });
       if (keep && ids.indexOf(Number(keep)) >= 0) sel.value = keep;
@@ -1007,6 +1137,7 @@
     getJSON('api/info').then(function (info) {
       state.info = info;
       STATUS = info.statuses;
+      if (info.time_zone && typeof info.time_zone.offset_min === 'number') ZONE = info.time_zone;
       document.title = info.title;
       $('title').textContent = info.title;
       updateBanner();
@@ -1014,13 +1145,18 @@
       setupEvacuate(info);
       setupCompare();
       setupRunDetail();
+      setupForecastNav();
       return reloadLists();
     }).then(function () {
       startStream();
       return Promise.all([getJSON('api/scene/base').catch(function (e) {
         showMessage('Basemap unavailable: ' + e.message);
         return null;
-      }), getJSON('api/scene/forecast').catch(function () { return null; })]);
+      }), getJSON('api/scene/forecast').then(function (fc) {
+        // no forecast cycle issued: show the newest finished (what-if) run, labelled as such
+        var ids = doneRuns();
+        return fc.run || !ids.length ? fc : getJSON('api/scene/forecast?run=' + ids[0]);
+      }).then(titleCycle).catch(function () { return null; })]);
     }).then(function (scenes) {
       state.base = scenes[0];
       state.forecast = scenes[1];
