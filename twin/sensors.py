@@ -42,7 +42,11 @@ class Sensor(BaseModel):
         ``simulated``, their ``site`` and ``site_source``, see
         :mod:`hardware_bridge.sources.placement`).
     thresholds : dict[str, float]
-        Named alert levels in ``unit``, e.g. ``{"warning": 2.5, "alarm": 3.0}``.
+        Named alert levels in ``unit``, e.g. ``{"warning": 2.5, "alarm": 3.0}``. Named by
+        severity (``info``, ``advisory``, ``warning``, ``alarm``) and rising with it, they are
+        the station's own alert rules in the bridge
+        (:meth:`hardware_bridge.fusion.alerts.AlertEngine.use_sensors`; a running ``twin bridge
+        run`` picks up registry changes); other names are only shown (sensor status, forecasts).
 
     Direct construction raises :class:`pydantic.ValidationError` on bad
     input; :meth:`parse` raises :class:`twin.errors.ValidationError`.
