@@ -48,9 +48,14 @@ whatever is declared, and declaring them would make a run without a flood
 or without injects refuse (or pull in a flood) for inputs dispatch can do
 without.
 
-Checkpoints: none (``save=None``): the model's missions are simpy
-processes, which cannot be written out; a run with ``checkpoint_every_s``
-and this coupling is refused by the runner with that message.
+Checkpoints (:func:`save_dispatch`, :func:`restore_dispatch`): the model's
+whole state (:meth:`agents.dispatch.DispatchModel.checkpoint`: units, the
+legs they drive and the time left, requests, queues, records, its random
+generator, its router's road state and cached trees) and the coupling's
+cursors. The road graph's closures are the roads, injects and debris
+couplings' to restore; the model's router keeps the state it last synced,
+so the first step after a resume sees the same road change as the run that
+did not stop. A crashed run resumes to the same events and tables (tested).
 
 Parameters: ``stations``, ``incidents``, ``events``, ``calls_per_hour`` (0),
 ``flood_rescues`` (12 when the run has a flood, else 0), ``rescue_probability``
@@ -154,11 +159,12 @@ def setup_dispatch(ctx: CouplingContext) -> None:
     calls_seed, model_seed = (int(s) for s in ctx.rng.integers(0, 2**31 - 1, size=2))
     incidents += random_incidents(router, float(p.get("calls_per_hour", 0.0)), ctx.duration_s / 3600.0,
                                   seed=calls_seed)
-    model = DispatchModel(router, stations, incidents, clock=ctx.state.clock, seed=model_seed,
-                          turnout_s=float(p.get("turnout_s", 60.0)), on_scene=p.get("on_scene", "lognormal"),
-                          fast=False)  # roads may change at any step: every mission a process
+    model_args = {"turnout_s": float(p.get("turnout_s", 60.0)), "on_scene": p.get("on_scene", "lognormal"),
+                  "fast": False}  # roads may change at any step: every mission a process
+    model = DispatchModel(router, stations, incidents, clock=ctx.state.clock, seed=model_seed, **model_args)
     model.start(ctx.duration_s)
-    ctx.own.update(model=model, router=router, event_cursor=len(ctx.state.events), record_cursor=0,
+    ctx.own.update(model=model, router=router, model_args=model_args, event_cursor=len(ctx.state.events),
+                   record_cursor=0,
                    open_incidents=set(), n_known=0, seeds={"calls": calls_seed, "model": model_seed},
                    rescues=0, off_roads=0, events_seen=0)
     ctx.summary.update(stations=len(stations), stations_off_roads=dropped, units=len(model.units),
@@ -319,6 +325,41 @@ def finish_dispatch(ctx: CouplingContext) -> None:
                        seeds=ctx.own["seeds"])
 
 
+# ----------------------------------------------------------------------------- checkpoints
+#: The coupling's own counters saved beside the model (:func:`save_dispatch`).
+COUNTERS = ("event_cursor", "record_cursor", "n_known", "rescues", "off_roads", "events_seen")
+
+
+def save_dispatch(ctx: CouplingContext) -> dict[str, Any]:
+    """The model's whole state (:meth:`agents.dispatch.DispatchModel.checkpoint`, keys ``model/...``),
+    the cursors and counters, the calls still open and the cells already dangerous."""
+    o = ctx.own
+    out: dict[str, Any] = {f"model/{k}": v for k, v in o["model"].checkpoint().items()}
+    out.update({k: int(o[k]) for k in COUNTERS})
+    out["open_incidents"] = sorted(int(i) for i in o["open_incidents"])
+    if "danger_seen" in o:
+        out["danger_seen"] = o["danger_seen"].copy()
+    return out
+
+
+def restore_dispatch(ctx: CouplingContext, saved: dict[str, Any]) -> None:
+    """Put a :func:`save_dispatch` state back after ``setup``: a model built afresh on the restored
+    clock (same router, stations, seed and parameters) takes the saved state
+    (:meth:`agents.dispatch.DispatchModel.restore`: units under way resume their trips)."""
+    from agents.dispatch import DispatchModel
+
+    o = ctx.own
+    model = DispatchModel(o["router"], o["model"].stations, [], clock=ctx.state.clock, seed=o["seeds"]["model"],
+                          **o["model_args"])
+    model.restore({k.removeprefix("model/"): v for k, v in saved.items() if k.startswith("model/")})
+    o["model"] = model
+    o.update({k: int(saved[k]) for k in COUNTERS})
+    o["open_incidents"] = {int(i) for i in saved["open_incidents"]}
+    if "danger_seen" in saved:
+        _rescue_cells(ctx)
+        o["danger_seen"] = np.asarray(saved["danger_seen"], bool).copy()
+
+
 # ----------------------------------------------------------------------------- outputs
 def dispatch_layers_coupled(ctx: CouplingContext, times_s) -> list:
     """Units moving (``movers``), stations and incidents at the run's frame times."""
@@ -390,7 +431,8 @@ DISPATCH = register_coupling(Coupling(
             "event:incident_unreachable", "event:incident_queued", "event:unit_rerouted",
             "event:unit_stranded", "event:unit_standby", "event:unit_restaged",
             "event:station_out_of_service", "event:dispatch_ignored"),
-    setup=setup_dispatch, step=step_dispatch, finish=finish_dispatch, save=None, restore=None,
+    setup=setup_dispatch, step=step_dispatch, finish=finish_dispatch, save=save_dispatch,
+    restore=restore_dispatch,
     doc="emergency dispatch (agents.dispatch) on the run's clock and road graph: calls, injects, flood rescues",
     from_scenario=dispatch_from_scenario, layers=dispatch_layers_coupled, tables=dispatch_tables,
     report=dispatch_report))

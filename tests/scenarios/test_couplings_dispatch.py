@@ -7,7 +7,8 @@
   station's door before the loss is answered from it, one after is not);
 * with no flood, the coupled run's response times equal those of
   :meth:`agents.dispatch.DispatchModel.run` alone on the same calls and seed;
-* the same config and seed give the same ``events.jsonl``.
+* the same config and seed give the same ``events.jsonl``;
+* a run with dispatch takes checkpoints (resuming one: ``test_dispatch_resume.py``).
 """
 
 from __future__ import annotations
@@ -223,10 +224,14 @@ def test_same_config_and_seed_give_the_same_events(twin_data, tmp_path):
     assert {"incident", "unit_dispatched", "unit_arrived", "station_out_of_service"} <= kinds
 
 
-def test_a_checkpointed_run_with_dispatch_is_refused_with_the_reason(twin_data, tmp_path):
-    with pytest.raises(ValidationError, match=r"\['dispatch'\] define no save/restore"):
-        run_coupled(base({"test_graph": {}, "dispatch": {}}, duration_s=600.0), tmp_path / "ck",
-                    couplings={"test_graph": GRAPH["test_graph"]}, checkpoint_every_s=300.0)
+def test_a_run_with_dispatch_takes_checkpoints(twin_data, tmp_path):
+    # the coupling saves and restores its model (a crash and resume: test_dispatch_resume.py)
+    assert get_coupling("dispatch").resumable
+    injects = [incident(240.0, *H1), incident(270.0, *FLOODED_CALL, kind="fire")]
+    run = run_coupled(base({"test_graph": {}, "injects": {"injects": injects}, "dispatch": {}}, duration_s=600.0),
+                      tmp_path / "ck", couplings=GRAPH, checkpoint_every_s=300.0)
+    saved = sorted((tmp_path / "ck" / "checkpoints").glob("*.json"))
+    assert len(saved) == 2 and run.summary["couplings"]["dispatch"]["reached"] >= 1
 
 
 def test_a_scenario_section_gives_the_parameters_and_refuses_a_flood_file():
