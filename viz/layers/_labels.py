@@ -26,6 +26,13 @@ STYLES = {
 }
 
 
+#: Decluttering priorities (``twinDeclutter``, higher placed first; see :func:`label_layer`): place
+#: names frame the map, then metro lines, incidents (what command staff act on), stations and
+#: hospitals, shelters and metro stations, and street names last.
+PRIORITY = {"district": 100.0, "metro_line": 60.0, "incident": 50.0, "fire_station": 40.0, "hospital": 40.0,
+            "shelter": 35.0, "station": 30.0, "road": 20.0}
+
+
 def label_rows(items) -> list[dict]:
     """Label data rows from ``(lon, lat, text, latin[, colour[, tooltip]])`` tuples (or dicts with those keys).
 
@@ -53,7 +60,7 @@ def label_rows(items) -> list[dict]:
 
 def label_layer(layer_id: str, items, *, style: str = "district", size: float | None = None,
                 pickable: bool = False, offset: tuple[float, float] = (0.0, 0.0),
-                min_zoom: float | None = None) -> dict:
+                min_zoom: float | None = None, declutter: float | None = None) -> dict:
     """deck.gl ``TextLayer`` JSON of labels in the page's label font.
 
     Parameters
@@ -73,6 +80,11 @@ def label_layer(layer_id: str, items, *, style: str = "district", size: float | 
         Pixel offset of the text from its point (e.g. beside a dot).
     min_zoom : float or None
         Drawn only from this zoom on (``twinMinZoom``: street names would crowd a city view).
+    declutter : float or None
+        Thin the labels with zoom (``twinDeclutter``, honoured by twinmap.js): a label whose box
+        would overlap one of a layer of higher priority (a :data:`PRIORITY` value), or an earlier
+        row of its own layer, is left out until the map is zoomed in far enough to part them.
+        Put the rows most worth reading first. None: every label is drawn.
     """
     px, colour, background, weight = STYLES[style]
     rows = label_rows(items)
@@ -92,6 +104,8 @@ def label_layer(layer_id: str, items, *, style: str = "district", size: float | 
     }
     if min_zoom is not None:
         layer["twinMinZoom"] = float(min_zoom)
+    if declutter is not None:
+        layer["twinDeclutter"] = float(declutter)
     if colour is not None and layer["getColor"] == "@@=c":
         for r in rows:
             r.setdefault("c", list(colour))

@@ -44,7 +44,7 @@ def _capacity_text(cap) -> str | None:
 def facilities(lon, lat, names, *, kind: str = "shelter", capacity=None, layer_id: str | None = None,
                label: str | None = None, color=None, visible: bool = True, latin=None,
                capacity_label: str = "capacity") -> LayerSet:
-    """Facilities of one kind as dots with name labels.
+    """Facilities of one kind as dots with name labels (the names thin with zoom where they would overlap).
 
     Parameters
     ----------
@@ -98,13 +98,16 @@ def facilities(lon, lat, names, *, kind: str = "shelter", capacity=None, layer_i
             tip += f"<br/>{html.escape(capacity_label)}: {html.escape(cap)}"
         rows.append({"p": [round(float(x[k]), 6), round(float(y[k]), 6)], "tooltip": tip})
         labels.append((float(x[k]), float(y[k]), names[k], latin[k]))
-    from viz.layers._labels import label_layer
+    from viz.layers._labels import PRIORITY, label_layer
 
     dots = {"@@type": "ScatterplotLayer", "id": layer_id, "data": rows, "getPosition": "@@=p",
             "getFillColor": c, "getLineColor": [255, 255, 255, 255], "stroked": True,
             "radiusUnits": "pixels", "getRadius": radius, "lineWidthUnits": "pixels", "getLineWidth": 1.5,
             "pickable": True, "autoHighlight": True}
-    text = label_layer(f"{layer_id}_names", labels, style="station", offset=(radius + 3.0, 0.0))
+    # names thin with zoom (twinmap.js twinDeclutter): around Futian a city's stations and incidents
+    # would pile up unreadably; the dots and their tooltips stay
+    text = label_layer(f"{layer_id}_names", labels, style="station", offset=(radius + 3.0, 0.0),
+                       declutter=PRIORITY[kind])
     title = label if ok.all() else f"{label} ({int((~ok).sum())} without a position, not drawn)"
     bounds = None
     if ok.any():

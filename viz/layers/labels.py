@@ -14,7 +14,9 @@ Labels are deck.gl ``TextLayer`` s in the page's CJK label font
   Futian" beside the dot; their tooltips name them anyway.
 
 Road names are drawn from zoom :data:`ROAD_MIN_ZOOM` and station names
-from :data:`STATION_MIN_ZOOM` on (``twinMinZoom``, honoured by twinmap.js).
+from :data:`STATION_MIN_ZOOM` on (``twinMinZoom``, honoured by twinmap.js). All of them thin
+with zoom (``twinDeclutter``, :data:`viz.layers._labels.PRIORITY`): a name that would overlap a
+more important one is left out until the map is zoomed in far enough.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import shapely
 from shapely.ops import polylabel
 
 from viz.layers import register
-from viz.layers._labels import escape, label_layer
+from viz.layers._labels import PRIORITY, escape, label_layer
 from viz.scene import LayerSet
 
 #: Zooms from which road and station names are drawn (a whole-city view is zoom ~9.5; 13 is ~5 km across).
@@ -132,14 +134,16 @@ def labels(districts: gpd.GeoDataFrame | None = None, *, roads: gpd.GeoDataFrame
     """District names (Chinese and pinyin), main-road names and metro line numbers; any may be None."""
     layers = []
     if districts is not None and len(districts):
-        layers.append(label_layer(f"{layer_id}_districts", district_items(districts), style="district"))
+        layers.append(label_layer(f"{layer_id}_districts", district_items(districts), style="district",
+                                  declutter=PRIORITY["district"]))
     if roads is not None and len(roads):
         items = road_items(roads)
         if items:
-            layers.append(label_layer(f"{layer_id}_roads", items, style="road", min_zoom=ROAD_MIN_ZOOM))
+            layers.append(label_layer(f"{layer_id}_roads", items, style="road", min_zoom=ROAD_MIN_ZOOM,
+                                      declutter=PRIORITY["road"]))
     if metro_lines is not None and len(metro_lines):
         layers.append(label_layer(f"{layer_id}_metro", metro_line_items(metro_lines), style="metro_line",
-                                  pickable=True))
+                                  pickable=True, declutter=PRIORITY["metro_line"]))
     return LayerSet(layers=layers, label=label)
 
 
@@ -162,5 +166,6 @@ def station_labels(stations: gpd.GeoDataFrame, *, label: str = "Station names", 
         seen.add(key)
         text = f"{z} {e}".strip() if z != e else z
         items.append((geom.x, geom.y, text, e))
-    layer = label_layer(layer_id, items, style="station", offset=(7.0, 0.0), min_zoom=STATION_MIN_ZOOM)
+    layer = label_layer(layer_id, items, style="station", offset=(7.0, 0.0), min_zoom=STATION_MIN_ZOOM,
+                        declutter=PRIORITY["station"])
     return LayerSet(layers=[layer], label=label, visible=visible)

@@ -21,6 +21,10 @@
  * glyph atlases hold real glyphs.  A layer with a `twinValues` prop (see
  * viz/layers/_raster.py value_grid) shows its value under the cursor.
  * A layer with a `twinMinZoom` prop is drawn only from that zoom on (street names).
+ * Text layers with a `twinDeclutter` prop (a priority number) thin with zoom: at each quarter
+ * zoom step their labels are placed greedily, higher priority layers first and, within a layer,
+ * in row order; a label whose box would overlap one already placed is left out until the user
+ * zooms in far enough to part them (deck.gl's CollisionFilterExtension is not in the bundle).
  * A frame patch's `data` may be coded (moving points, rows picked from a layer's `twinRows`):
  * see "coded layer data" below.
  * The map keeps a scale bar (.tm-scale) in step with the zoom.
@@ -425,16 +429,98 @@
     return !(typeof z === 'number' && this.viewState.zoom < z);
   };
 
-  // Which zoom-limited layers the current zoom shows (layers are rebuilt when it changes).
+  // Which zoom-limited layers the current zoom shows, and the decluttering's zoom step (layers are
+  // rebuilt when it changes).
   TwinMapView.prototype._zoomKey = function () {
-    var self = this;
-    return this._order.map(function (id) { return self._zoomShows(self._base[id]) ? 1 : 0; }).join('');
+    var self = this, declutter = false;
+    return this._order.map(function (id) {
+      if (typeof self._base[id].props.twinDeclutter === 'number') declutter = true;
+      return self._zoomShows(self._base[id]) ? 1 : 0;
+    }).join('') + (declutter ? '|' + declutterZoom(this.viewState.zoom) : '');
+  };
+
+  // ------------------------------------------------------------------ label decluttering
+  function declutterZoom(z) { return Math.round(z * 4) / 4; }
+  // Web Mercator world pixels at zoom 0 (deck.gl's 512-pixel world).
+  function mercX(lon) { return (lon + 180) / 360 * 512; }
+  function mercY(lat) {
+    var phi = Math.max(-85.05, Math.min(85.05, lat)) * Math.PI / 180;
+    return (1 - Math.log(Math.tan(Math.PI / 4 + phi / 2)) / Math.PI) / 2 * 512;
+  }
+  // Estimated width (px) of a line of text at `size` px: CJK glyphs are square, Latin ~0.6 em.
+  function textWidth(line, size) {
+    var w = 0;
+    for (var i = 0; i < line.length; i++) w += line.charCodeAt(i) >= 0x2e80 ? size : 0.6 * size;
+    return w;
+  }
+  function accessor(v, row, fallback) {
+    if (typeof v === 'function') return v(row, {data: null, index: 0, target: []});
+    return v === undefined ? fallback : v;
+  }
+
+  // The box (world pixels at this zoom) each label of a text layer takes: [x0, y0, x1, y1] or null.
+  function labelBoxes(layer, scale) {
+    var p = layer.props, rows = Array.isArray(p.data) ? p.data : [];
+    var off = Array.isArray(p.getPixelOffset) ? p.getPixelOffset : [0, 0];
+    var pad = Array.isArray(p.backgroundPadding) ? p.backgroundPadding : [0, 0, 0, 0];
+    return rows.map(function (row) {
+      var pos = accessor(p.getPosition, row, null), text = String(accessor(p.getText, row, '') || '');
+      if (!pos || !text) return null;
+      var size = Number(accessor(p.getSize, row, 12)) || 12;
+      var lines = text.split('\n'), w = 0;
+      lines.forEach(function (ln) { w = Math.max(w, textWidth(ln, size)); });
+      var h = lines.length * size * 1.2;
+      var anchor = accessor(p.getTextAnchor, row, 'middle');
+      var x = mercX(pos[0]) * scale + off[0], y = mercY(pos[1]) * scale + off[1];
+      var x0 = anchor === 'start' ? x : anchor === 'end' ? x - w : x - w / 2;
+      return [x0 - pad[0] - 2, y - h / 2 - pad[1] - 2, x0 + w + pad[2] + 2, y + h / 2 + pad[3] + 2];
+    });
+  }
+
+  // The rows each shown `twinDeclutter` layer keeps at the current zoom step: {layerId: rows}.
+  // Cached per zoom step and set of shown layers, so frames and pans reuse the same arrays.
+  TwinMapView.prototype._declutter = function () {
+    var self = this, z = declutterZoom(this.viewState.zoom);
+    var ids = this._order.filter(function (id) {
+      var l = self._base[id];
+      return typeof l.props.twinDeclutter === 'number' && !self.hidden[id] && l.props.visible !== false &&
+        self._zoomShows(l);
+    });
+    var key = z + '|' + ids.join(',');
+    if (this._declutterKey === key) return this._declutterKept;
+    var ranked = ids.map(function (id, k) { return {id: id, k: k, pr: self._base[id].props.twinDeclutter}; })
+      .sort(function (a, b) { return (b.pr - a.pr) || (a.k - b.k); });
+    var scale = Math.pow(2, z), CELL = 256, grid = {}, kept = {};
+    function cells(b, visit) {
+      for (var gx = Math.floor(b[0] / CELL); gx <= Math.floor(b[2] / CELL); gx++) {
+        for (var gy = Math.floor(b[1] / CELL); gy <= Math.floor(b[3] / CELL); gy++) {
+          if (visit(gx + ',' + gy) === false) return false;
+        }
+      }
+      return true;
+    }
+    ranked.forEach(function (r) {
+      var layer = self._base[r.id], rows = layer.props.data, boxes = labelBoxes(layer, scale);
+      kept[r.id] = rows.filter(function (row, i) {
+        var b = boxes[i];
+        if (!b) return false;
+        var free = cells(b, function (c) {
+          return !(grid[c] || []).some(function (o) { return b[0] < o[2] && o[0] < b[2] && b[1] < o[3] && o[1] < b[3]; });
+        });
+        if (free) cells(b, function (c) { (grid[c] = grid[c] || []).push(b); });
+        return free;
+      });
+    });
+    this._declutterKey = key;
+    this._declutterKept = kept;
+    return kept;
   };
 
   TwinMapView.prototype.setScene = function (scene) {
     var conv = getConverter();
     this.scene = scene;
     this._base = {};
+    this._declutterKey = null;
     this._order = [];
     this._patches = {};
     this._images = {};
@@ -491,11 +577,13 @@
   TwinMapView.prototype._layers = function () {
     var self = this;
     this._lastZoomKey = this._zoomKey();
+    var kept = this._declutter();
     return this._order.map(function (id) {
       var layer = self._base[id];
       var p = self.frameCount ? self._patch(id, self.frame) : null;
       var props = p ? Object.assign({}, p.props) : {};
       props.visible = !self.hidden[id] && (layer.props.visible !== false) && self._zoomShows(layer);
+      if (kept[id] && !('data' in props)) props.data = kept[id];
       return layer.clone(props);
     });
   };
