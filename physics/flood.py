@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -329,6 +329,76 @@ class FloodModel(Component):
     def refresh(self) -> None:
         """Re-read the depth field after an outside edit (for the CFL step)."""
         self._h_max_now = float(np.max(self.h))
+
+    #: The arrays the steps change (a checkpoint's, by key -> attribute; the kernels hold them, so
+    #: they are restored in place), ``acc`` being the volume accumulators of ``_outputs``.
+    CHECKPOINT_ARRAYS = {"h": "h", "qx": "qx", "qy": "qy", "hmax": "hmax", "tmax": "tmax", "tarr": "tarr",
+                         "infil_cum": "infil_cum", "inflow": "_inflow"}
+    #: The scalars that go with them (key -> attribute, type).
+    CHECKPOINT_SCALARS = {"t": ("t", float), "n_steps": ("n_steps", int), "cell_updates": ("cell_updates", int),
+                          "h_max_now": ("_h_max_now", float), "correction_m3": ("correction_m3", float),
+                          "storage0": ("storage0", float)}
+
+    def checkpoint(self) -> dict[str, np.ndarray | float | int]:
+        """The model's whole state: copies of the arrays the steps change and the scalars beside them.
+
+        Keys: ``h``, ``qx``, ``qy`` (depth and discharges), ``hmax``, ``tmax``,
+        ``tarr`` (maxima, their times, arrival times), ``infil_cum``
+        (cumulative infiltration), ``inflow`` (the inflow of the last step),
+        ``acc`` (the volume accumulators of :meth:`balance`), and ``t``,
+        ``n_steps``, ``cell_updates``, ``h_max_now`` (the depth maximum the
+        next CFL step starts from), ``correction_m3``, ``storage0``. The rest
+        (bed, porosity, roughness, forcings, parameters) is fixed at
+        construction: :meth:`restore` the dict into a model built with the
+        same arguments, and it steps on bit for bit as this one does.
+        Arrays are copies: stepping on does not change them.
+        """
+        out: dict[str, np.ndarray | float | int] = {
+            key: np.array(getattr(self, attr), copy=True) for key, attr in self.CHECKPOINT_ARRAYS.items()}
+        out["acc"] = np.array(self._outputs.acc, copy=True)
+        out.update({key: kind(getattr(self, attr)) for key, (attr, kind) in self.CHECKPOINT_SCALARS.items()})
+        return out
+
+    def restore(self, state: Mapping[str, np.ndarray | float | int]) -> None:
+        """Put a :meth:`checkpoint` back: arrays copied into the model's own (in place), scalars set.
+
+        Raises
+        ------
+        ValidationError
+            Naming a missing key, an array whose shape or dtype is not the
+            model's (a checkpoint of another grid or precision), or depths and
+            discharges that are not finite (negative depths too); nothing is
+            changed then.
+        """
+        arrays = {**{key: getattr(self, attr) for key, attr in self.CHECKPOINT_ARRAYS.items()},
+                  "acc": self._outputs.acc}
+        missing = [k for k in (*arrays, *self.CHECKPOINT_SCALARS) if k not in state]
+        if missing:
+            raise ValidationError(f"FloodModel.restore: the checkpoint lacks {missing}; pass the dict "
+                                  "FloodModel.checkpoint() returns")
+        values = {k: np.asarray(state[k]) for k in arrays}
+        for k, v in values.items():
+            if v.shape != arrays[k].shape or v.dtype != arrays[k].dtype:
+                raise ValidationError(
+                    f"FloodModel.restore: {k!r} is {v.dtype}{list(v.shape)}, the model's {arrays[k].dtype}"
+                    f"{list(arrays[k].shape)}; restore a checkpoint of a model built with the same grid "
+                    "and dtype")
+        for k in ("h", "qx", "qy"):
+            if not np.all(np.isfinite(values[k])) or (k == "h" and np.any(values[k] < 0)):
+                raise ValidationError(f"FloodModel.restore: {k!r} holds non-finite"
+                                      f"{' or negative' if k == 'h' else ''} values; the checkpoint is damaged")
+        scalars = {}
+        for key, (_, kind) in self.CHECKPOINT_SCALARS.items():
+            v = state[key]
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
+                    or not math.isfinite(float(v)):
+                raise ValidationError(f"FloodModel.restore: {key}={v!r}: give a finite number (the "
+                                      "checkpoint's)")
+            scalars[key] = kind(v)
+        for k, v in values.items():
+            arrays[k][...] = v
+        for key, (attr, _) in self.CHECKPOINT_SCALARS.items():
+            setattr(self, attr, scalars[key])
 
     def cfl_dt(self) -> float:
         """Stable step: alpha * sqrt(theta) * min(dx, dy) / sqrt(g h_max), at most dt_max.

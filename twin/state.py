@@ -14,11 +14,14 @@ has its centre at::
 Every variable has a ``units`` attr (``"1"`` for dimensionless, as in CF).
 Dynamic fields (water depth, velocity, ...) live on the same grid in their
 own Dataset and are set through :meth:`TwinState.set_field`, which checks
-shape, grid and units.
+shape, grid and units, or through :meth:`TwinState.defer_field`, which
+computes the values only when something reads them (a model publishing after
+every step fields that are read every few steps).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -151,10 +154,26 @@ class TwinState:
         self.clock = clock if clock is not None else SimClock()
         self.sensors = sensors if sensors is not None else SensorRegistry()
         self.events = events if events is not None else EventLog()
-        self.dynamic = xr.Dataset(coords={d: static[d] for d in DIMS})
+        #: Deferred fields (:meth:`defer_field`): name -> (compute, units, long_name, attrs).
+        self._pending: dict[str, tuple[Callable[[], Any], str, str, dict[str, Any] | None]] = {}
+        self._dynamic = xr.Dataset(coords={d: static[d] for d in DIMS})
         if dynamic is not None:
             self._check_dynamic(dynamic)
-            self.dynamic = dynamic
+            missing = {d: static[d] for d in DIMS if d not in dynamic.coords}
+            # fields are stored on the Dataset's coords (_store): give it the grid's
+            self._dynamic = dynamic.assign_coords(missing) if missing else dynamic
+
+    @property
+    def dynamic(self) -> xr.Dataset:
+        """The dynamic fields (deferred ones computed first: :meth:`defer_field`)."""
+        for name in list(self._pending):
+            self._compute(name)
+        return self._dynamic
+
+    @dynamic.setter
+    def dynamic(self, value: xr.Dataset) -> None:
+        self._pending.clear()
+        self._dynamic = value
 
     # ------------------------------------------------------------------ grid
     @property
@@ -227,6 +246,59 @@ class TwinState:
         ValidationError
             If ``units`` is missing or ``name`` is a static layer's.
         """
+        self._check_name_units(name, units)
+        self._pending.pop(name, None)
+        return self._store(name, data, units, long_name, copy=copy, attrs=attrs)
+
+    def defer_field(
+        self,
+        name: str,
+        compute: Callable[[], np.ndarray | xr.DataArray],
+        units: str,
+        long_name: str = "",
+        *,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        """Set a dynamic field whose values ``compute()`` gives when the field is first read.
+
+        For a field that a model publishes after every step but that is read
+        every few steps (a flow speed read by the road closures every 300 s
+        and the output frames every 600 s, published every 60 s): the values
+        are computed only if something reads them (:meth:`field`,
+        :attr:`dynamic`, :meth:`summary`) before the next ``set_field`` or
+        ``defer_field`` of the name, and then once. ``compute`` must give
+        the values as of this call: it may only depend on data that does not
+        change until the caller sets the field again (a model's arrays,
+        republished after each step). Its result is stored as by
+        ``set_field(name, compute(), units, long_name, copy=False, attrs=attrs)``,
+        checked then (shape, coords), and not copied.
+
+        The first set of a name (a field the state does not hold yet)
+        computes at once, so that fields keep the order they were first set
+        in (the order of the frames written from :attr:`dynamic`).
+
+        Raises
+        ------
+        ValidationError
+            If ``units`` is missing, ``name`` is a static layer's or
+            ``compute`` is not callable.
+        """
+        self._check_name_units(name, units)
+        if not callable(compute):
+            raise ValidationError(f"field {name!r}: compute is a {type(compute).__name__}, not a callable "
+                                  "returning the values; use set_field for values at hand")
+        if name not in self._dynamic.data_vars:
+            self._pending.pop(name, None)
+            self._store(name, compute(), units, long_name, copy=False, attrs=attrs)
+            return
+        self._pending[name] = (compute, units, long_name, attrs)
+
+    def _compute(self, name: str) -> None:
+        """Store a deferred field's values (:meth:`defer_field`)."""
+        compute, units, long_name, attrs = self._pending.pop(name)
+        self._store(name, compute(), units, long_name, copy=False, attrs=attrs)
+
+    def _check_name_units(self, name: str, units: str) -> None:
         if not isinstance(name, str) or not name:
             raise ValidationError(f"field name={name!r} must be a non-empty string")
         if name in self.static.data_vars:
@@ -238,6 +310,24 @@ class TwinState:
                 f"field {name!r}: units={units!r} must be a non-empty string "
                 "(e.g. 'm', 'm s-1'; '1' for dimensionless)"
             )
+
+    def _store(
+        self,
+        name: str,
+        data: np.ndarray | xr.DataArray,
+        units: str,
+        long_name: str,
+        *,
+        copy: bool,
+        attrs: dict[str, Any] | None,
+    ) -> xr.DataArray:
+        """Check ``data`` against the grid and put it in the dynamic Dataset.
+
+        The values go in as a bare ``xarray.Variable`` on the Dataset's own
+        coords (the static grid's): with nothing to align, the assignment
+        costs about a third of assigning a DataArray with coords, and gives the
+        same Dataset.
+        """
         if isinstance(data, xr.DataArray):
             if data.dims != DIMS:
                 raise GridError(f"field {name!r} has dims {data.dims}; expected {DIMS}")
@@ -256,37 +346,33 @@ class TwinState:
         all_attrs["units"] = units
         if long_name:
             all_attrs["long_name"] = long_name
-        da = xr.DataArray(
-            values,
-            dims=DIMS,
-            coords={d: self.static[d] for d in DIMS},
-            attrs=all_attrs,
-            name=name,
-        )
-        self.dynamic[name] = da
-        return self.dynamic[name]
+        self._dynamic[name] = xr.Variable(DIMS, values, all_attrs)
+        return self._dynamic[name]
 
     def field(self, name: str) -> xr.DataArray:
-        """A dynamic field, or else a static layer, by name."""
-        if name in self.dynamic.data_vars:
-            return self.dynamic[name]
+        """A dynamic field (a deferred one computed now), or else a static layer, by name."""
+        if name in self._pending:
+            self._compute(name)
+        if name in self._dynamic.data_vars:
+            return self._dynamic[name]
         if name in self.static.data_vars:
             return self.static[name]
         raise ValidationError(
-            f"no field named {name!r}; dynamic fields: {list(self.dynamic.data_vars)}, "
+            f"no field named {name!r}; dynamic fields: {list(self._dynamic.data_vars)}, "
             f"static layers: {list(self.static.data_vars)}"
         )
 
     def has_field(self, name: str) -> bool:
-        return name in self.dynamic.data_vars or name in self.static.data_vars
+        return name in self._dynamic.data_vars or name in self.static.data_vars
 
     def drop_field(self, name: str) -> None:
         """Remove a dynamic field."""
-        if name not in self.dynamic.data_vars:
+        if name not in self._dynamic.data_vars:
             raise ValidationError(
-                f"no dynamic field named {name!r}; have {list(self.dynamic.data_vars)}"
+                f"no dynamic field named {name!r}; have {list(self._dynamic.data_vars)}"
             )
-        self.dynamic = self.dynamic.drop_vars(name)
+        self._pending.pop(name, None)
+        self._dynamic = self._dynamic.drop_vars(name)
 
     # --------------------------------------------------------------- summary
     def summary(self) -> dict[str, Any]:
@@ -333,6 +419,6 @@ class TwinState:
     def __repr__(self) -> str:
         return (
             f"TwinState(shape={self.shape}, crs={self.crs!r}, static={list(self.static.data_vars)}, "
-            f"dynamic={list(self.dynamic.data_vars)}, t={self.clock.now_s} s, "
+            f"dynamic={list(self._dynamic.data_vars)}, t={self.clock.now_s} s, "
             f"{len(self.sensors)} sensors, {len(self.events)} events)"
         )

@@ -9,7 +9,10 @@ the storm, rate or rain file, scaled and shifted there), and, every
 
 * ``water_depth`` (m), ``water_speed`` (m/s): NaN on sea and blocked cells,
   as in ``flood.nc``;
-* ``max_water_depth`` (m): the maximum so far, NaN likewise.
+* ``max_water_depth`` (m): the maximum so far, NaN likewise;
+
+each computed from the model only when something reads it (the roads, the
+output frames: :meth:`twin.state.TwinState.defer_field`).
 
 Parameters (the config's ``couplings.flood``): every keyword of
 :func:`physics.flood_city.flood_setup` but the rain's (``hours`` — the
@@ -136,13 +139,21 @@ def _keep_frame(ctx: CouplingContext) -> None:
 
 
 def _publish(ctx: CouplingContext) -> None:
+    """Depth, speed and maximum depth of the model as it is now, computed when read.
+
+    Deferred (:meth:`twin.state.TwinState.defer_field`): the fields are set
+    after every step but read every few (the roads' period, the output
+    frames), and the speed costs about as much as a dry step. The values are
+    those of the model when published: only :func:`step_flood` and
+    :func:`restore_flood` change it, and both publish again.
+    """
     model, land = ctx.own["model"], ctx.own["land"]
     st = ctx.state
-    depth = np.where(land, model.h.astype(np.float64), np.nan)
-    st.set_field("water_depth", depth, "m", "water depth", copy=False)
-    st.set_field("water_speed", np.where(land, model.speed(), np.nan), "m s-1", "flow speed", copy=False)
-    st.set_field("max_water_depth", np.where(land, model.hmax.astype(np.float64), np.nan), "m",
-                 "maximum water depth so far", copy=False)
+    st.defer_field("water_depth", lambda: np.where(land, model.h.astype(np.float64), np.nan), "m",
+                   "water depth")
+    st.defer_field("water_speed", lambda: np.where(land, model.speed(), np.nan), "m s-1", "flow speed")
+    st.defer_field("max_water_depth", lambda: np.where(land, model.hmax.astype(np.float64), np.nan), "m",
+                   "maximum water depth so far")
 
 
 def finish_flood(ctx: CouplingContext) -> None:
@@ -158,22 +169,11 @@ def finish_flood(ctx: CouplingContext) -> None:
         volumes_m3={k: float(v) for k, v in bal.items() if k not in ("relative_error",)})
 
 
-#: The model's arrays a checkpoint keeps (updated in place by the kernels, so restored in place).
-STATE_ARRAYS = ("h", "qx", "qy", "hmax", "tmax", "tarr", "infil_cum", "_inflow")
-STATE_SCALARS = ("t", "n_steps", "cell_updates", "_h_max_now", "correction_m3", "storage0")
-
-
 def save_flood(ctx: CouplingContext) -> dict:
-    """The model's state: depths, discharges, maxima, arrival times, cumulative volumes, counters.
-
-    These are attributes of :class:`physics.flood.FloodModel` read here; a
-    ``FloodModel.checkpoint()/restore()`` pair in ``physics/flood.py`` would
-    own this list (requested).
-    """
+    """The model's state (:meth:`physics.flood.FloodModel.checkpoint`: depths, discharges, maxima,
+    arrival times, cumulative volumes, counters) and the depth frames kept so far."""
     m = ctx.own["model"]
-    out = {name: np.array(getattr(m, name), copy=True) for name in STATE_ARRAYS}
-    out["acc"] = np.array(m._outputs.acc, copy=True)
-    out |= {name: getattr(m, name) for name in STATE_SCALARS}
+    out = m.checkpoint()
     frames = ctx.own["frames"]
     out["frame_times"] = list(ctx.own["frame_times"])
     out["frames"] = np.stack(frames) if frames else np.zeros((0, *m.h.shape), np.float32)
@@ -182,13 +182,7 @@ def save_flood(ctx: CouplingContext) -> dict:
 
 def restore_flood(ctx: CouplingContext, saved: dict) -> None:
     """Put a :func:`save_flood` state back into the freshly built model and publish it."""
-    m = ctx.own["model"]
-    for name in STATE_ARRAYS:
-        getattr(m, name)[...] = saved[name]
-    m._outputs.acc[...] = saved["acc"]
-    m.t, m.n_steps, m.cell_updates = float(saved["t"]), int(saved["n_steps"]), int(saved["cell_updates"])
-    m._h_max_now, m.correction_m3 = float(saved["_h_max_now"]), float(saved["correction_m3"])
-    m.storage0 = float(saved["storage0"])
+    ctx.own["model"].restore(saved)
     ctx.own["frame_times"] = [float(t) for t in saved.get("frame_times", [])]
     ctx.own["frames"] = [np.asarray(f, np.float32) for f in saved.get("frames", [])]
     _publish(ctx)

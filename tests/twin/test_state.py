@@ -99,6 +99,94 @@ def test_field_unknown_and_drop():
         state.field("h")
 
 
+def test_set_field_gives_the_dataset_a_dataarray_assignment_gives_and_keeps_old_handles():
+    """set_field stores a bare Variable on the Dataset's coords (no alignment): same Dataset as
+    assigning a DataArray with the static coords; replacing a field keeps its place and leaves a
+    DataArray returned earlier with its values."""
+    state = TwinState(make_static())
+    a, b = np.arange(24.0).reshape(4, 6), np.ones((4, 6), np.float32)
+    first = state.set_field("depth", a, "m", "water depth", attrs={"source": "test"})
+    state.set_field("speed", b, "m s-1")
+    expected = xr.Dataset(coords={d: state.static[d] for d in ("y", "x")})
+    expected["depth"] = xr.DataArray(a, dims=("y", "x"), coords={d: state.static[d] for d in ("y", "x")},
+                                     attrs={"source": "test", "units": "m", "long_name": "water depth"})
+    expected["speed"] = xr.DataArray(b, dims=("y", "x"), attrs={"units": "m s-1"})
+    assert state.dynamic.identical(expected)
+    state.set_field("depth", a + 1.0, "m", "water depth")
+    assert list(state.dynamic.data_vars) == ["depth", "speed"]
+    assert float(first.max()) == 23.0 and float(state.field("depth").max()) == 24.0
+    assert state.field("depth")["y"].attrs == {"units": "m"}  # the static coords, attrs and all
+
+
+def test_a_dynamic_dataset_without_coords_gets_the_grids():
+    state = TwinState(make_static(), dynamic=xr.Dataset({"h": (("y", "x"), np.zeros((4, 6)), {"units": "m"})}))
+    state.set_field("v", np.ones((4, 6)), "m s-1")
+    np.testing.assert_array_equal(state.field("v")["x"].values, state.static["x"].values)
+    np.testing.assert_array_equal(state.field("h")["y"].values, state.static["y"].values)
+
+
+class Model:
+    """A stand-in for a model publishing after each step: counts the computations asked of it."""
+
+    def __init__(self) -> None:
+        self.h = np.zeros((4, 6))
+        self.calls = 0
+
+    def step(self) -> None:
+        self.h += 1.0
+
+    def depth(self) -> np.ndarray:
+        self.calls += 1
+        return self.h.copy()
+
+
+def test_a_deferred_field_is_computed_only_when_read_and_once():
+    state = TwinState(make_static())
+    m = Model()
+    state.set_field("rain_rate", np.zeros((4, 6)), "mm h-1")
+    state.defer_field("depth", m.depth, "m", "water depth")
+    assert m.calls == 1  # a new field is computed at once: it takes its place among the fields
+    for _ in range(5):  # published after every step, never read: never computed
+        m.step()
+        state.defer_field("depth", m.depth, "m", "water depth")
+    assert m.calls == 1 and state.has_field("depth")
+    assert float(state.field("depth").max()) == 5.0 and m.calls == 2
+    assert float(state.field("depth").max()) == 5.0 and m.calls == 2  # read twice: computed once
+    m.step()
+    state.defer_field("depth", m.depth, "m", "water depth")
+    assert list(state.dynamic.data_vars) == ["rain_rate", "depth"] and m.calls == 3  # .dynamic computes
+    assert float(state.dynamic["depth"].max()) == 6.0
+    assert state.field("depth").attrs == {"units": "m", "long_name": "water depth"}
+    m.step()
+    state.defer_field("depth", m.depth, "m", "water depth")
+    assert state.summary()["dynamic"]["depth"]["max"] == 7.0 and m.calls == 4
+    m.step()
+    state.defer_field("depth", m.depth, "m")
+    state.set_field("depth", np.full((4, 6), -1.0), "m")  # a set replaces what was deferred
+    assert float(state.field("depth").max()) == -1.0 and m.calls == 4
+    state.defer_field("depth", m.depth, "m")
+    state.drop_field("depth")  # dropped unread: not computed
+    assert not state.has_field("depth") and m.calls == 4
+    assert "depth" not in state.dynamic
+
+
+def test_deferred_field_errors_name_the_field():
+    state = TwinState(make_static())
+    with pytest.raises(ValidationError, match="compute is a ndarray, not a callable"):
+        state.defer_field("depth", np.zeros((4, 6)), "m")
+    with pytest.raises(ValidationError, match="units=''"):
+        state.defer_field("depth", lambda: np.zeros((4, 6)), "")
+    with pytest.raises(ValidationError, match="static layer"):
+        state.defer_field("elevation", lambda: np.zeros((4, 6)), "m")
+    with pytest.raises(GridError, match=r"'depth' has shape \(2, 2\)"):
+        state.defer_field("depth", lambda: np.zeros((2, 2)), "m")  # new: checked at once
+    state.defer_field("depth", lambda: np.zeros((4, 6)), "m")
+    state.defer_field("depth", lambda: np.zeros((6, 4)), "m")  # replaced: checked when read
+    with pytest.raises(GridError, match=r"'depth' has shape \(6, 4\)"):
+        state.field("depth")
+    assert state.field("depth").shape == (4, 6)  # the last good values stay
+
+
 def test_summary_reports_grid_layers_clock_sensors_events():
     clock = SimClock(datetime(2024, 6, 1, 8, tzinfo=CST), now_s=60.0)
     state = TwinState(make_static(), clock=clock)
