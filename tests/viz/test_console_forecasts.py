@@ -158,6 +158,11 @@ def test_the_page_opens_on_the_latest_cycle_and_steps_back_through_earlier_ones(
     assert now["label"] == "Forecast issued 09-07 14:30 CST, +1 h (1 of 2, latest)"
     assert now["title"].startswith("Forecast issued 09-07 14:30 CST, +1 h") and f"#{newer}" in now["title"]
     assert now["next"] and not now["prev"]
+    # the slider reads the valid time and the lead: issued 14:30, the last frame 1 h ahead
+    browser.evaluate("consoleMap.setFrame(consoleMap.frameCount - 1).then(() => 1)")
+    assert browser.evaluate("document.querySelector('#map .tm-label').textContent").startswith("15:30 CST (+1 h)")
+    browser.evaluate("consoleMap.setFrame(0).then(() => 1)")
+    assert browser.evaluate("document.querySelector('#map .tm-label').textContent").startswith("14:30 CST (issue)")
     # the run list: cycles and what-if runs told apart
     rows = json.loads(browser.evaluate(
         "JSON.stringify([...document.querySelectorAll('#runs li.run')].map(li => "

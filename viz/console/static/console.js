@@ -363,8 +363,19 @@
   }
 
   // A forecast cycle's map is titled by its issue time and horizon (the slider gives the lead).
+  // Its slider reads the valid time and the lead: "14:40 CST (+10 min)".
   function titleCycle(fc) {
-    if (fc && fc.forecast && fc.run) fc.title = cycleLabel(fc.forecast) + ' — run #' + fc.run;
+    if (!(fc && fc.forecast && fc.run)) return fc;
+    fc.title = cycleLabel(fc.forecast) + ' — run #' + fc.run;
+    var tl = fc.timeline, t0 = Date.parse(fc.forecast.issue_time);
+    if (tl && Array.isArray(tl.times_s) && !isNaN(t0) && !tl.validTimes) {
+      tl.labels = tl.times_s.map(function (t, i) {
+        var was = (tl.labels && tl.labels[i]) || '', k = was.indexOf(' — ');  // keep "— largest flooded area"
+        return fmtTime(new Date(t0 + t * 1000).toISOString(), true).slice(6) + ' (' + (t ? fmtLead(t) : 'issue') +
+          ')' + (k >= 0 ? was.slice(k) : '');
+      });
+      tl.validTimes = true;
+    }
     return fc;
   }
 
