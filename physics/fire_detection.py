@@ -1,0 +1,239 @@
+"""When each compartment's detectors and sprinklers operate: ceiling jet + layer → link temperature → activation.
+
+The gas at a ceiling device is the ceiling jet of the compartment's fire by
+Alpert's correlations (:func:`~physics.fire_correlations.alpert_ceiling_jet`,
+quasi-steady: the jet follows the current heat release without transport lag)
+at the device's radial distance, added to the temperature of the layer the
+device sits in: the upper layer once the interface is below the ceiling, the
+lower layer (or ambient) before. This is how CFAST places its detectors and
+sprinklers in a two-zone compartment (NIST TN 1889v1, CFAST 7 Technical
+Reference Guide, "Detection and suppression": ceiling-jet excess over the
+upper-layer temperature). The link then follows the RTI equation
+dT_l/dt = √u·(T_g − T_l)/RTI (Heskestad & Smith 1976), stepped exactly for gas
+held at its mean over each step (:func:`~physics.fire_correlations.rti_link_temperature`);
+the device operates when its link reaches the activation temperature, the time
+interpolated within the step.
+
+Device kinds and their defaults (labelled assumptions, override per device):
+
+- ``sprinkler``: 68 °C link (the common ordinary rating, NFPA 13), RTI 50
+  (m·s)^½ (the upper bound of "quick response", NFPA 13 §3.3);
+- ``heat``: 57 °C fixed-temperature detector (the low end of NFPA 72's
+  ordinary class), RTI 25 (m·s)^½;
+- ``smoke`` by temperature (default): a low-RTI heat detector operating at a
+  13 K rise (Heskestad & Delichatsios 1977, NFPA 72 Annex B's temperature-rise
+  analogue for flaming fires), RTI 5 (m·s)^½ (nearly the gas);
+- ``smoke`` by obscuration: the layer at the detector obscures 23.93 %/m
+  (8 %/ft, CFAST's default smoke detector), from its extinction coefficient K
+  as 1 − exp(−K·1 m).
+
+Times in s, temperatures in K unless a name says ``_c``, heat release kW,
+extinction 1/m; arrays over (time, compartment) as the zone model writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from physics.fire_correlations import AMBIENT_K, alpert_ceiling_jet, rti_link_temperature
+from twin.errors import ValidationError
+
+DEVICE_KINDS = ("sprinkler", "heat", "smoke")
+#: Defaults per kind: (activation °C or None for a rise, rise K or None, RTI (m·s)^½).
+DEVICE_DEFAULTS = {"sprinkler": (68.0, None, 50.0), "heat": (57.0, None, 25.0), "smoke": (None, 13.0, 5.0)}
+#: CFAST's default smoke detector: 23.93 %/m obscuration (8 %/ft).
+SMOKE_OBSCURATION_PCT_M = 23.93
+#: The layer counts as reaching a ceiling device when the interface is this far below the ceiling (m).
+LAYER_AT_CEILING_M = 0.01
+
+
+@dataclass
+class DeviceSet:
+    """Ceiling devices: compartment index, kind, radial distance to the fire's axis, RTI and threshold.
+
+    Build with :meth:`add`; arrays via the properties. ``activation_k`` is the
+    link temperature (K) at which a device operates (NaN for an obscuration
+    smoke detector, which has ``obscuration_pct_m`` instead).
+    """
+
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, compartment: int, kind: str, *, radius_m: float, rti: float | None = None,
+            activation_c: float | None = None, rise_k: float | None = None, mode: str = "temperature",
+            obscuration_pct_m: float = SMOKE_OBSCURATION_PCT_M, name: str | None = None,
+            t_ambient_k: float = AMBIENT_K) -> int:
+        """Add a device; returns its index. ``mode`` ``"obscuration"`` only for smoke detectors."""
+        i = len(self.rows)
+        where = f"device {name or i!r}"
+        if kind not in DEVICE_KINDS:
+            raise ValidationError(f"{where}: kind={kind!r}: give one of {list(DEVICE_KINDS)}")
+        if mode not in ("temperature", "obscuration") or (mode == "obscuration" and kind != "smoke"):
+            raise ValidationError(f"{where}: mode={mode!r}: 'temperature', or 'obscuration' for a smoke detector")
+        d_act, d_rise, d_rti = DEVICE_DEFAULTS[kind]
+        rti = d_rti if rti is None else rti
+        if activation_c is None and rise_k is None:
+            activation_c, rise_k = d_act, d_rise
+        act_k = activation_c + 273.15 if activation_c is not None else t_ambient_k + rise_k
+        for label, v in (("radius_m", radius_m), ("rti", rti)):
+            if not (np.isfinite(v) and v >= (0 if label == "radius_m" else 1e-9)):
+                raise ValidationError(f"{where}: {label}={v!r}: must be a finite number"
+                                      f"{' >= 0 m' if label == 'radius_m' else ' > 0 (m·s)^½'}")
+        if mode == "temperature" and not (np.isfinite(act_k) and act_k > t_ambient_k):
+            raise ValidationError(f"{where}: activation {act_k - 273.15:g} °C must be above ambient "
+                                  f"{t_ambient_k - 273.15:g} °C")
+        if mode == "obscuration" and not (0 < obscuration_pct_m < 100):
+            raise ValidationError(f"{where}: obscuration_pct_m={obscuration_pct_m!r}: must lie in 0..100 %/m")
+        self.rows.append({"compartment": int(compartment), "kind": kind, "radius_m": float(radius_m),
+                          "rti": float(rti), "activation_k": act_k if mode == "temperature" else np.nan,
+                          "obscuration_pct_m": obscuration_pct_m if mode == "obscuration" else np.nan,
+                          "name": name or f"{kind} {i}"})
+        return i
+
+    def _col(self, key, dtype=float):
+        return np.asarray([r[key] for r in self.rows], dtype=dtype)
+
+    @property
+    def compartment(self) -> np.ndarray:
+        return self._col("compartment", np.int64)
+
+    @property
+    def kind(self) -> list[str]:
+        return [r["kind"] for r in self.rows]
+
+    @property
+    def names(self) -> list[str]:
+        return [r["name"] for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _check_tn(name: str, a, shape) -> np.ndarray:
+    out = np.asarray(a, float)
+    if out.shape != shape:
+        raise ValidationError(f"{name}: shape {out.shape}, expected {shape} (time, compartment)")
+    return out
+
+
+def obscuration_pct_m(extinction_per_m):
+    """Obscuration per metre (%/m) of smoke of extinction coefficient K (1/m): 100·(1 − e^(−K·1 m))."""
+    return 100.0 * (1.0 - np.exp(-np.asarray(extinction_per_m, float)))
+
+
+def device_gas(q_kw, ceiling_height_m, radius_m, t_ref_k):
+    """(T_g K, u m/s) at ceiling devices: the layer's temperature plus Alpert's ceiling-jet excess.
+
+    ``q_kw`` and ``t_ref_k`` (..., D); ``ceiling_height_m`` and ``radius_m`` (D,).
+    """
+    q = np.asarray(q_kw, float)
+    h = np.broadcast_to(np.asarray(ceiling_height_m, float), q.shape[-1:])
+    r = np.broadcast_to(np.asarray(radius_m, float), q.shape[-1:])
+    dt, u = np.empty_like(q), np.empty_like(q)
+    for height in np.unique(h):  # Alpert's form takes one ceiling height at a time
+        cols = h == height
+        dt[..., cols], u[..., cols] = alpert_ceiling_jet(q[..., cols], float(height), r[cols])
+    return np.asarray(t_ref_k, float) + dt, u
+
+
+def activation_times(t_s, q_kw, devices: DeviceSet, *, ceiling_height_m, t_upper_k=None, t_lower_k=None,
+                     layer_height_m=None, extinction_upper=None, extinction_lower=None,
+                     t_ambient_k: float = AMBIENT_K) -> xr.Dataset:
+    """Activation time of every device over a zone-model history.
+
+    ``t_s`` (T,); ``q_kw`` heat release per compartment (T, N);
+    ``ceiling_height_m`` (N,) the ceiling above the fuel; the layer fields
+    (T, N) are optional (without them the jet rises over ambient, the open
+    ceiling case). Returns a Dataset over ``device``: ``activation_s`` (inf if
+    the device never operates), ``compartment``, ``kind``; and over
+    (``time``, ``device``): ``gas_k`` and ``link_k``.
+    """
+    t = np.asarray(t_s, float)
+    if t.ndim != 1 or t.size < 2 or not np.all(np.diff(t) > 0):
+        raise ValidationError("t_s: give at least two increasing times (s)")
+    q = np.asarray(q_kw, float)
+    if q.ndim != 2 or q.shape[0] != t.size:
+        raise ValidationError(f"q_kw: shape {q.shape}, expected ({t.size}, N) (time, compartment)")
+    shape = q.shape
+    n = shape[1]
+    h = np.broadcast_to(np.asarray(ceiling_height_m, float), (n,))
+    if not np.all(np.isfinite(h) & (h > 0)):
+        raise ValidationError(f"ceiling_height_m={h.tolist()}: must be finite numbers > 0 m")
+    if len(devices) == 0:
+        raise ValidationError("devices: the set is empty; add detectors or sprinklers first")
+    c = devices.compartment
+    if np.any((c < 0) | (c >= n)):
+        raise ValidationError(f"device compartments {c.tolist()}: must lie in 0..{n - 1}")
+    amb = np.full(shape, t_ambient_k)
+    tu = amb if t_upper_k is None else _check_tn("t_upper_k", t_upper_k, shape)
+    tl = amb if t_lower_k is None else _check_tn("t_lower_k", t_lower_k, shape)
+    zl = np.broadcast_to(h, shape) if layer_height_m is None else _check_tn("layer_height_m", layer_height_m, shape)
+    in_layer = zl[:, c] < h[c] - LAYER_AT_CEILING_M  # (T, D)
+    t_ref = np.where(in_layer, tu[:, c], tl[:, c])
+    gas, u = device_gas(q[:, c], h[c], devices._col("radius_m"), t_ref)
+    rti = devices._col("rti")
+    act = devices._col("activation_k")
+    link = np.empty_like(gas)
+    link[0] = t_ref[0]  # the link starts at its surroundings' temperature
+    for k in range(1, t.size):  # gas held at its mean over the step, the step solved exactly
+        link[k] = rti_link_temperature(link[k - 1], 0.5 * (gas[k - 1] + gas[k]), 0.5 * (u[k - 1] + u[k]), rti,
+                                       t[k] - t[k - 1])
+    out = _first_crossing(t, link, act)
+    obsc = devices._col("obscuration_pct_m")
+    smoke_od = np.isfinite(obsc)
+    if np.any(smoke_od):
+        if extinction_upper is None:
+            raise ValidationError("extinction_upper: obscuration smoke detectors need the layers' extinction "
+                                  "coefficient (1/m) over (time, compartment)")
+        ku = _check_tn("extinction_upper", extinction_upper, shape)
+        kl = np.zeros(shape) if extinction_lower is None else _check_tn("extinction_lower", extinction_lower, shape)
+        od = obscuration_pct_m(np.where(in_layer, ku[:, c], kl[:, c]))
+        out = np.where(smoke_od, _first_crossing(t, od, np.where(smoke_od, obsc, np.inf)), out)
+    return xr.Dataset(
+        {"activation_s": ("device", out, {"units": "s", "long_name": "activation time (inf: never)"}),
+         "compartment": ("device", c),
+         "kind": ("device", np.asarray(devices.kind, dtype=object)),
+         "gas_k": (("time", "device"), gas, {"units": "K", "long_name": "gas at the device: layer + ceiling jet"}),
+         "link_k": (("time", "device"), link, {"units": "K"})},
+        coords={"time": ("time", t, {"units": "s"}), "device": ("device", np.asarray(devices.names, dtype=object))},
+        attrs={"source": "Alpert (1972) ceiling jet over the layer (CFAST TN 1889v1); RTI link (Heskestad & "
+                         "Smith 1976)"})
+
+
+def _first_crossing(t: np.ndarray, series: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Per column, the first time ``series`` reaches ``threshold`` (linear between samples); inf if never."""
+    above = series >= threshold
+    out = np.full(series.shape[1], np.inf)
+    for d in np.flatnonzero(above.any(axis=0)):
+        k = int(np.argmax(above[:, d]))
+        if k == 0:
+            out[d] = t[0]
+            continue
+        y0, y1 = series[k - 1, d], series[k, d]
+        out[d] = t[k - 1] + (threshold[d] - y0) / (y1 - y0) * (t[k] - t[k - 1])
+    return out
+
+
+def first_activation(ds: xr.Dataset, n_compartments: int, kind: str = "sprinkler") -> np.ndarray:
+    """The earliest activation of ``kind`` per compartment (N,), inf where none: e.g. FireSource's t_sprinkler_s."""
+    if kind not in DEVICE_KINDS:
+        raise ValidationError(f"kind={kind!r}: give one of {list(DEVICE_KINDS)}")
+    out = np.full(int(n_compartments), np.inf)
+    sel = np.asarray(ds["kind"].values == kind)
+    np.minimum.at(out, ds["compartment"].values[sel], ds["activation_s"].values[sel])
+    return out
+
+
+def activation_events(ds: xr.Dataset, compartment_names=None) -> list[dict]:
+    """Timeline records (time order) of the devices that operated: detector / sprinkler events."""
+    rows = []
+    for d in np.flatnonzero(np.isfinite(ds["activation_s"].values)):
+        c = int(ds["compartment"].values[d])
+        kind = str(ds["kind"].values[d])
+        rows.append({"time_s": float(ds["activation_s"].values[d]),
+                     "event": "sprinkler" if kind == "sprinkler" else "detector", "kind": kind,
+                     "device": str(ds["device"].values[d]), "compartment": c,
+                     "compartment_name": None if compartment_names is None else compartment_names[c]})
+    return sorted(rows, key=lambda r: r["time_s"])
