@@ -48,6 +48,19 @@ and :meth:`~DispatchModel.sync_roads` takes the road graph's closures of
 every reason as a flood frame would (units re-route). With none of them
 called, :meth:`~DispatchModel.run` is what it was.
 
+Checkpoints: :meth:`DispatchModel.checkpoint` writes the whole state at an
+instant (numpy arrays and JSON values, as a coupling's ``save``) and
+:meth:`DispatchModel.restore` puts it into a model built afresh on a clock
+at that instant. simpy processes cannot be written out, so each unit under
+way is saved as what its process waits for (``Unit.wait``: the leg it drives
+and when it set off, the edge it finishes before re-routing, its turnout or
+time on scene) and gets a new process that waits for the rest and goes on as
+the old one would have; every pending event goes back at its exact instant in
+its saved order, and the router's cache of trees is rebuilt key for key
+(which trees are cached decides which of two equal paths is read). A
+restored run ends with the tables, records and positions of the run that did
+not stop (tested).
+
 KPIs: response time = dispatch → first unit on scene (the 5-minute rule of
 建标152-2017 counts from the dispatch order), call → arrival, queue waits,
 unit utilisation (busy from dispatch to back at station or standing by,
@@ -641,12 +654,15 @@ class DispatchModel:
         if blk is None:
             if len(self._order_blocks) >= _ORDER_BLOCKS_KEPT:
                 del self._order_blocks[next(iter(self._order_blocks))]
-            d = self.station_dist[:, self._inc_nodes[b * _ORDER_BLOCK:(b + 1) * _ORDER_BLOCK]]
-            o = np.argsort(d, axis=0, kind="stable")
-            blk = self._order_blocks[b] = (o.T.tolist(), np.take_along_axis(d, o, axis=0).T.tolist(),
-                                           d.T.tolist())
+            blk = self._order_blocks[b] = self._order_block(self.station_dist, b)
         j = i - b * _ORDER_BLOCK
         return blk[0][j], blk[1][j], blk[2][j]
+
+    def _order_block(self, dist: np.ndarray, b: int) -> tuple[list, list, list]:
+        """Block ``b`` of :meth:`_station_order` from the stations' travel times ``dist``."""
+        d = dist[:, self._inc_nodes[b * _ORDER_BLOCK:(b + 1) * _ORDER_BLOCK]]
+        o = np.argsort(d, axis=0, kind="stable")
+        return o.T.tolist(), np.take_along_axis(d, o, axis=0).T.tolist(), d.T.tolist()
 
     def _staged(self, inc: Incident) -> bool:
         """True when the incident may be worked from other nodes than its own (see :meth:`_candidates`)."""
@@ -1165,7 +1181,7 @@ class DispatchModel:
         if r.state_key not in self._states:
             slow = np.flatnonzero(r.factor != 1.0)
             self._states[r.state_key] = (np.packbits(r.closed), slow, r.factor[slow].copy())
-        live = {k[2] for k in r._trees} | {r.state_key}
+        live = {k[2] for k in r._trees} | {r.state_key, self._dist_key, self._order_key}
         for key in [k for k in self._states if k not in live]:
             del self._states[key]
 
@@ -1287,7 +1303,7 @@ class DispatchModel:
         r = self.router
         self._note_state()
         keys = list(self._states)
-        missing = {k[2] for k in r._trees} - set(keys)
+        missing = ({k[2] for k in r._trees} | {self._dist_key, self._order_key}) - set(keys) - {None}
         if missing:
             raise ValidationError("checkpoint: the router caches trees of a road state the model never saw "
                                   "(its state was set from outside the model); sync the roads through "
@@ -1301,7 +1317,8 @@ class DispatchModel:
                 "state_slow_n": np.array([s[1].size for s in st], np.int64),
                 "state_slow_idx": np.concatenate([s[1] for s in st]).astype(np.int64),
                 "state_slow_val": np.concatenate([s[2] for s in st]).astype(float),
-                "dist_valid": self._dist_key == r.state_key, "dijkstra_runs": int(r.dijkstra_runs)}
+                "dijkstra_runs": int(r.dijkstra_runs), "dist_key": self._dist_key, "order_key": self._order_key,
+                "order_blocks": [int(b) for b in self._order_blocks]}
 
     def restore(self, saved: Mapping[str, Any]) -> DispatchModel:
         """Put a :meth:`checkpoint` back: the run goes on as the checkpointed one did.
@@ -1413,6 +1430,7 @@ class DispatchModel:
         idx, val = np.asarray(saved["state_slow_idx"], np.int64), np.asarray(saved["state_slow_val"], float)
         size, r.cache_size = r.cache_size, len(tree_keys) + len(self.stations) + r.cache_size
         self._states = {}
+        self._dist = self._dist_key = None
         try:
             for i, key in enumerate(keys):
                 factor = np.ones(r.n_edges)
@@ -1426,10 +1444,18 @@ class DispatchModel:
                     src = [s for s, rv, j in tree_keys if j == i and rv is rev]
                     if src:
                         r.trees(src, reverse=rev)
+                # the stations' times and orders as last computed (under this state, maybe an earlier one:
+                # kept as they are while the state differs, used again if it comes back)
+                if key == saved["dist_key"]:
+                    self._dist, self._dist_key = r.trees(self._station_nodes)[0], key
+                if key == saved["order_key"]:
+                    d = r.trees(self._station_nodes)[0]
+                    self._order_key = key
+                    self._order_blocks = {int(b): self._order_block(d, int(b)) for b in saved["order_blocks"]}
             r.set_state(np.asarray(saved["closed"], bool), np.asarray(saved["factor"], float))
-            self._dist, self._dist_key = None, None
-            if saved["dist_valid"]:
-                self._dist, self._dist_key = r.trees(self._station_nodes)[0], r.state_key
+            if r.state_key != saved["state_key"]:
+                raise ValidationError("restore: the saved road state does not match its key; the router is "
+                                      "on another road graph than the checkpointed model's")
             cache = r._trees
             r._trees = OrderedDict(((s, rev, keys[i]), cache[(s, rev, keys[i])]) for s, rev, i in tree_keys)
         finally:

@@ -89,6 +89,31 @@ def assert_same_run(a: DispatchModel, b: DispatchModel) -> None:
         assert np.array_equal(x, y)
 
 
+def assert_same_caches(a: DispatchModel, b: DispatchModel) -> None:
+    """The restored router caches the same trees in the same least-recently-used order, and the model
+    the same station times and station orders: which trees are cached decides whether a unit's path is
+    read from its origin's tree or its destination's, and where two paths tie the two can differ
+    (:func:`test_equal_paths_read_from_either_end_can_differ`)."""
+    ka, kb = list(a.router._trees), list(b.router._trees)
+    assert ka == kb and len(ka) > 0
+    for k in ka:
+        assert all(np.array_equal(x, y) for x, y in zip(a.router._trees[k], b.router._trees[k], strict=True))
+    assert (a._dist_key, a._order_key, list(a._order_blocks)) == (b._dist_key, b._order_key, list(b._order_blocks))
+
+
+def test_equal_paths_read_from_either_end_can_differ():
+    # o-a-d (60 + 120 s) and o-b-d (120 + 60 s) tie: o's tree reaches d through a first, d's reverse
+    # tree reaches o through b first, so a leg's path depends on the tree the router has cached
+    pts = {"o": (114.0, 22.5), "a": (114.01, 22.51), "b": (114.01, 22.49), "d": (114.02, 22.5)}
+    g = network({"oa": ("o", "a", 600.0), "ad": ("a", "d", 1200.0), "ob": ("o", "b", 1200.0),
+                 "bd": ("b", "d", 600.0)}, pts)
+    r = Router(g)
+    o, d = r.node_index["o"], r.node_index["d"]
+    fwd, rev = r.leg(o, d, reverse=False), r.leg(o, d, reverse=True)
+    assert fwd.cost == rev.cost == pytest.approx(180.0, rel=1e-12)
+    assert [r.edge_ids[e] for e in fwd.edges] == ["oa", "ad"] and [r.edge_ids[e] for e in rev.edges] == ["ob", "bd"]
+
+
 # ------------------------------------------------------------------ resume = run straight through
 def grid_network(side: int, rng) -> tuple[RoadGraph, dict]:
     """A side × side street grid, streets both ways, lengths 700-1300 m drawn at random (no ties)."""
@@ -131,18 +156,29 @@ def busy_city():
     return g, stations, calls, hz, float(t[-1]) + 1.0
 
 
-def build(city, fast: bool, clock: SimClock | None = None) -> DispatchModel:
+def flipping(hz: RoadHazard) -> RoadHazard:
+    """The same frames, alternating between the first two flooded states: road states come back, so
+    trees cached under an earlier state are used again."""
+    k = np.where(np.arange(hz.times_s.size) == 0, 0, 2 - np.arange(hz.times_s.size) % 2)
+    return RoadHazard(hz.times_s, hz.edge_ids, hz.depth_m[k], hz.dv_m2s[k], hz.speed_factor[k], hz.state[k])
+
+
+def build(city, fast: bool, clock: SimClock | None = None, cache: int | None = None) -> DispatchModel:
     g, stations, calls, hz, _ = city
-    return DispatchModel(Router(g), stations, [make_incident(*c) for c in calls], hazard=hz, seed=4,
-                         fast=fast, clock=clock)
+    router = Router(g) if cache is None else Router(g, cache_size=cache)
+    return DispatchModel(router, stations, [make_incident(*c) for c in calls],
+                         hazard=hz if cache is None else flipping(hz), seed=4, fast=fast, clock=clock)
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "processes"])
-def test_a_restored_run_ends_as_the_run_that_did_not_stop(busy_city, fast):
+@pytest.mark.parametrize(("fast", "cache"), [(True, None), (False, None), (False, 6)],
+                         ids=["fast-path", "processes", "recurring-states-small-tree-cache"])
+def test_a_restored_run_ends_as_the_run_that_did_not_stop(busy_city, fast, cache):
+    # cache: a router keeping only 6 trees (evictions: the restored cache must hold the same trees in the
+    # same least-recently-used order) under flood frames whose road states come back
     until = busy_city[-1]
-    straight = build(busy_city, fast).run(until)
+    straight = build(busy_city, fast, cache=cache).run(until)
     assert straight.summary()["reroutes"] > 0
-    first = build(busy_city, fast).start(until)
+    first = build(busy_city, fast, cache=cache).start(until)
     # three checkpoints in a row, each restored into a model built afresh on a clock at that instant
     # (the second at a flood frame's instant, 3000 s, the third after the last frame)
     model, seen_on_leg, seen_finishing = first, 0, 0
@@ -152,7 +188,9 @@ def test_a_restored_run_ends_as_the_run_that_did_not_stop(busy_city, fast):
         seen_finishing += sum(u.process is not None and u.process.is_alive and u.wait[0] == "edge"
                               for u in model.units)
         saved = through_files(model.checkpoint())
-        model = build(busy_city, fast, clock=SimClock(now_s=t)).restore(saved)
+        before = model
+        model = build(busy_city, fast, clock=SimClock(now_s=t), cache=cache).restore(saved)
+        assert_same_caches(before, model)
     assert seen_on_leg > 0  # units were mid-leg at a checkpoint: they resume with the time left
     if not fast:
         assert seen_finishing > 0  # and some finishing an edge before a re-route
