@@ -833,9 +833,9 @@ def _refuge_floors(elevations: list[float], top_m: float) -> list[int]:
 
 def _footprint(feature: Any) -> tuple[float, float, float, list[tuple[float, float]]]:
     """Area (m², EPSG:4547), centroid lon/lat and outer ring of a feature's (multi)polygon."""
+    import shapely
     import shapely.geometry
     from pyproj import Transformer
-    from shapely.ops import transform
 
     geom = feature.get("geometry") if isinstance(feature, dict) else feature.geometry
     geom = shapely.geometry.shape(geom) if isinstance(geom, dict) else geom
@@ -843,7 +843,8 @@ def _footprint(feature: Any) -> tuple[float, float, float, list[tuple[float, flo
         raise ValidationError(f"OSM feature geometry {getattr(geom, 'geom_type', None)!r}: need a (multi)polygon "
                               "footprint")
     poly = max(geom.geoms, key=lambda g: g.area) if geom.geom_type == "MultiPolygon" else geom
-    metric = transform(Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True).transform, geom)
+    to_metric = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
+    metric = shapely.transform(geom, lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1])))
     c = geom.centroid
     return float(metric.area), float(c.x), float(c.y), [tuple(p) for p in list(poly.exterior.coords)[:-1]]
 
