@@ -251,7 +251,11 @@ def _touched(ctx: CouplingContext) -> np.ndarray:
 
 
 def roads_layers(ctx: CouplingContext, times_s) -> list:
-    """The ``road_status`` layer (slowed and closed by the flood) of the edges ever affected, framed."""
+    """The ``road_status`` layer (slowed and closed by the flood) of the edges ever affected, framed.
+
+    On the ASSUMED lattice the layer says so and starts hidden: its thousands of short
+    straight edges would cover the flood they stand for (tick it in the layer panel).
+    """
     from viz.layers import build
 
     idx = _touched(ctx)
@@ -261,8 +265,11 @@ def roads_layers(ctx: CouplingContext, times_s) -> list:
     state = states_at(ctx.own["history"], times_s, len(ids))[:, idx]
     lines = [graph.edge(ids[i])["geometry"] for i in idx]
     names = [str(graph.edge(ids[i]).get("name") or f"road {ids[i]}") for i in idx]
+    assumed = bool(ctx.summary.get("assumed"))
+    label = ("ASSUMED lattice streets slowed or closed by the flood" if assumed
+             else "Roads slowed or closed by the flood")
     return [build("road_status", lines, state, times_s=list(times_s), names=names,
-                  layer_id="roads_flood", label="Roads slowed or closed by the flood")]
+                  layer_id="roads_flood", label=label, visible=not assumed)]
 
 
 def roads_tables(ctx: CouplingContext) -> dict:

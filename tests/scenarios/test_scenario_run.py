@@ -258,6 +258,7 @@ def test_the_guangming_builtin_runs_on_the_assumed_lattice_and_says_so(builtin_r
     assert roads["assumed"] is True and roads["network"].startswith("ASSUMED lattice walk network")
     assert f"every {lattice_step(200.0, 250.0) * 250:g} m" in roads["network"]  # 200 m: one 250 m cell
     assert "ASSUMED lattice walk network" in (out / "report.html").read_text()
+    assert "ASSUMED lattice streets slowed or closed by the flood" in (out / "map.html").read_text()
     shelters = pd.read_parquet(out / "shelters.parquet")
     assert len(shelters) == 6 and "Hongqiao Park" in set(shelters["name"])  # the Guangming list, not Futian's
 
