@@ -255,3 +255,62 @@ def test_osm_towers_get_the_evacuation_rules_and_fire_defaults(shenzhen_dir):
     bad["properties"]["building:levels"] = "many"
     with pytest.raises(ValidationError, match="building:levels='many'"):
         fire_building_from_osm(bad)
+
+
+# ----------------------------------------------------------------------------- IFC
+def tiny_ifc(path, *, with_areas: bool = True):
+    """A 4-storey IFC model made with ifcopenshell's API: per storey two flats (80 and 120 m²), a
+    lobby (20 m²), a stair (12 m²), a lift and 1000 mm doors; one basement storey below grade."""
+    pytest.importorskip("ifcopenshell")
+    import ifcopenshell
+    import ifcopenshell.api.aggregate
+    import ifcopenshell.api.pset
+    import ifcopenshell.api.root
+    import ifcopenshell.api.spatial
+    import ifcopenshell.api.unit
+
+    api = ifcopenshell.api
+    model = ifcopenshell.file(schema="IFC4")
+    project = api.root.create_entity(model, ifc_class="IfcProject", name="tiny")
+    api.unit.assign_unit(model)  # millimetres
+    site = api.root.create_entity(model, ifc_class="IfcSite", name="site")
+    building = api.root.create_entity(model, ifc_class="IfcBuilding", name="tiny tower")
+    api.aggregate.assign_object(model, relating_object=project, products=[site])
+    api.aggregate.assign_object(model, relating_object=site, products=[building])
+    for i, elevation_mm in enumerate((-3500.0, 0.0, 4500.0, 7700.0, 10900.0)):
+        storey = api.root.create_entity(model, ifc_class="IfcBuildingStorey", name=f"L{i}")
+        storey.Elevation = elevation_mm
+        api.aggregate.assign_object(model, relating_object=building, products=[storey])
+        for name, long_name, area in (("01", "flat", 80.0), ("02", "flat", 120.0), ("L", "Lobby", 20.0),
+                                      ("S1", "Stair 1", 12.0), ("E1", "Lift 1", 6.0)):
+            space = api.root.create_entity(model, ifc_class="IfcSpace", name=name)
+            space.LongName = long_name
+            api.aggregate.assign_object(model, relating_object=storey, products=[space])
+            if with_areas:
+                qto = api.pset.add_qto(model, product=space, name="Qto_SpaceBaseQuantities")
+                api.pset.edit_qto(model, qto=qto, properties={"NetFloorArea": area})
+        door = api.root.create_entity(model, ifc_class="IfcDoor", name="door")
+        door.OverallWidth, door.OverallHeight = 1000.0, 2100.0
+        api.spatial.assign_container(model, relating_structure=storey, products=[door])
+    model.write(str(path))
+    return path
+
+
+def test_an_ifc_model_gives_storeys_rooms_doors_and_core(tmp_path):
+    from physics.fire_building import fire_building_from_ifc
+
+    spec = fire_building_from_ifc(tiny_ifc(tmp_path / "tiny.ifc"), occupancy="dwelling")
+    assert spec.name == "tiny tower" and spec.n_storeys == 4   # the basement is below grade
+    np.testing.assert_allclose(spec.storey_heights_m(), [4.5, 3.2, 3.2, 3.2])
+    assert [(r.name, r.share, r.door_width_m) for r in spec.fire.rooms] == \
+        [("flat 1", 0.4, 1.0), ("flat 2", 0.6, 1.0)]
+    assert spec.fire.core.lobby_area_m2 == 20.0 and len(spec.stairs) == 1
+    assert spec.fire.core.lifts[0].cars == 1
+    net = build_network(spec)
+    assert by_kind(net) == {"room": 8, "lobby": 4, "stair": 4, "lift": 4}
+    np.testing.assert_allclose(net.area_m2[net.index("2/flat 2")], 120.0)   # the plate's net is the rooms
+    np.testing.assert_allclose(net.area_m2[net.index("2/stair A")], 12.0)
+    np.testing.assert_allclose(net.storey_base_m, [0.0, 4.5, 7.7, 10.9])
+    assert reachable_from_outside(net).all()
+    with pytest.raises(ValidationError, match=r"spaces \['01', '02', 'E1', 'L', 'S1'\] .* no NetFloorArea"):
+        fire_building_from_ifc(tiny_ifc(tmp_path / "bare.ifc", with_areas=False))
