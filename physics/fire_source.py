@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from physics.fire_correlations import growth_alpha
+from physics.fire_correlations import growth_alpha, ventilation_limit_kw
 from twin.errors import ValidationError
 
 #: Sprinkler assumptions: none, heat release held at activation, or Evans' exponential decay.
@@ -277,3 +277,84 @@ def hrr_by_compartment(t_s, sources, n_compartments: int, *, index=None, t_sprin
         fo = np.inf if t_flashover_s is None else float(np.asarray(t_flashover_s)[c])
         out[:, c] += s.hrr(t, t_sprinkler_s=sp, t_flashover_s=fo)
     return out
+
+
+class FireState:
+    """A :class:`FireSource` stepped with the run: the heat release at each new time, events given as they happen.
+
+    For a model that finds sprinkler activation and flashover while it runs
+    (the zone model's loop): ``advance(t)`` integrates the energy consumed
+    incrementally (trapezoid over the caller's steps) instead of from ignition
+    at every call, and starts the burn-out decay when 70 % is spent, as
+    :meth:`FireSource.hrr` does on a whole time array.
+    """
+
+    def __init__(self, source: FireSource):
+        self.source = source
+        self.t_sprinkler_s = float("inf")
+        self.t_flashover_s = source.flashover_by_hrr_s()
+        self.energy_kj = 0.0
+        self.t_decay_s = float("inf")
+        self.q_decay_kw = float("inf")
+        self._t = None
+        self._q_pre = 0.0
+
+    def sprinkler_operated(self, t_s: float) -> None:
+        """Record the first sprinkler activation (ignored after flashover or without sprinklers)."""
+        if self.source.sprinkler != "none" and t_s < self.t_flashover_s and not np.isfinite(self.t_sprinkler_s):
+            self.t_sprinkler_s = float(t_s)
+            self.t_flashover_s = float("inf")  # a sprinkler that operates in time holds the fire
+
+    def flashed_over(self, t_s: float) -> None:
+        """Record flashover found by the zone model (ignored once sprinklers hold the fire)."""
+        if not np.isfinite(self.t_sprinkler_s):
+            self.t_flashover_s = min(self.t_flashover_s, float(t_s))
+
+    def advance(self, t_s: float) -> float:
+        """Heat release (kW) at ``t_s`` (times must not go back)."""
+        t = float(t_s)
+        if self._t is not None and t < self._t:
+            raise ValidationError(f"t_s={t!r}: before the last time {self._t!r}; a fire state only moves forward")
+        src = self.source
+        q_pre = float(src._undecayed(np.array([t]), self.t_sprinkler_s, self.t_flashover_s)[0])
+        if self._t is not None:
+            e_new = self.energy_kj + 0.5 * (self._q_pre + q_pre) * (t - self._t)
+            target = DECAY_FRACTION * src.energy_kj
+            if not np.isfinite(self.t_decay_s) and e_new >= target > self.energy_kj:
+                f = (target - self.energy_kj) / (e_new - self.energy_kj)
+                self.t_decay_s = self._t + f * (t - self._t)
+                self.q_decay_kw = self._q_pre + f * (q_pre - self._q_pre)
+            self.energy_kj = e_new
+        self._t, self._q_pre = t, q_pre
+        if np.isfinite(self.t_decay_s):
+            span = 2.0 * (1.0 - DECAY_FRACTION) * src.energy_kj / self.q_decay_kw
+            return min(q_pre, max(self.q_decay_kw * (1.0 - (t - self.t_decay_s) / span), 0.0))
+        return q_pre
+
+
+def vent_opening(network, compartment: int, *, glazing_broken: bool = True) -> tuple[float, float]:
+    """(A0 m², H0 m) of a compartment's open wall vents: the summed open area and the area-weighted height.
+
+    An opening's area is its width × height × open fraction; glazing
+    (``vent_break_c`` set) counts fully open with ``glazing_broken`` (after
+    flashover it has fallen out). The weighted height Σ A_i·h_i / Σ A_i is the
+    h_eq of EN 1991-1-2 Annex A. (0, 0) for a compartment with none open.
+    """
+    c = int(compartment)
+    if not 0 <= c < network.n_compartments:
+        raise ValidationError(f"compartment={compartment!r}: not in 0..{network.n_compartments - 1}")
+    mine = (np.asarray(network.vent_a) == c) | (np.asarray(network.vent_b) == c)
+    h = np.asarray(network.vent_top_m, float) - np.asarray(network.vent_bottom_m, float)
+    frac = np.asarray(network.vent_open, float)
+    if glazing_broken:
+        frac = np.where(np.isfinite(np.asarray(network.vent_break_c, float)), 1.0, frac)
+    a = np.where(mine, np.asarray(network.vent_width_m, float) * h * frac, 0.0)
+    a0 = float(a.sum())
+    return (a0, float((a * h).sum() / a0)) if a0 > 0 else (0.0, 0.0)
+
+
+def vent_limit_from_network(network, compartment: int, *, glazing_broken: bool = True) -> float:
+    """The ventilation limit (kW) of a compartment's open vents (doors, windows and leaks to anywhere):
+    1500·A0·√H0 (fire_correlations); 0 for a compartment with no opening, whose fire has no air."""
+    a0, h0 = vent_opening(network, compartment, glazing_broken=glazing_broken)
+    return float(ventilation_limit_kw(a0, h0))

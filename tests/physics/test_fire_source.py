@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 
 from physics import fire_correlations as fc
+from physics.fire_network import OUTSIDE, NetworkBuilder
 from physics.fire_source import (
     OCCUPANCY,
     FireSource,
+    FireState,
     evans_time_constant_s,
     flashover_time_s,
     hrr_by_compartment,
+    vent_limit_from_network,
+    vent_opening,
 )
 from twin.errors import ValidationError
 
@@ -127,3 +131,43 @@ def test_hrr_by_compartment_sums_sources_per_compartment():
     np.testing.assert_allclose(q[:, 2], 0.00293 * np.maximum(t - 60.0, 0.0) ** 2)
     with pytest.raises(ValidationError, match="give index="):
         hrr_by_compartment(t, [a], 3)
+
+
+def test_fire_state_stepping_matches_the_whole_curve():
+    # The stepped state integrates the same trapezoid as hrr() on the caller's 1 s steps (hrr uses 0.5 s):
+    # the decay start differs by the quadrature error of the t² ramp (α·dt²·t_p/4 ≈ 2 kJ of 7e5 kJ: 2.5e-4 s
+    # measured), i.e. 1e-3 kW on the 3.75 kW/s decay: tolerances 1e-3 s and 0.01 kW.
+    # Events given during the run (sprinkler, flashover) act as the keyword times of hrr().
+    f = FireSource("room", floor_area_m2=10.0, fuel_load_mj_m2=100.0, growth="fast", peak_kw=1500.0)
+    state = FireState(f)
+    t = np.arange(0.0, 2000.0, 1.0)
+    stepped = np.array([state.advance(x) for x in t])
+    np.testing.assert_allclose(stepped, f.hrr(t), atol=0.01)
+    assert state.t_decay_s == pytest.approx(f.events()["t_decay_s"], abs=1e-3)
+    g = FireSource("room", floor_area_m2=50.0, fuel_load_mj_m2=500.0, growth="fast", sprinkler="control")
+    s2 = FireState(g)
+    for x in range(0, 101):
+        s2.advance(float(x))
+    s2.sprinkler_operated(100.0)
+    assert s2.advance(400.0) == pytest.approx(0.0469 * 100.0**2)
+    with pytest.raises(ValidationError, match="t_s=50.0"):
+        s2.advance(50.0)
+    h = FireState(FireSource("room", floor_area_m2=16.0, fuel_load_mj_m2=500.0, growth="fast"))
+    h.advance(0.0)
+    h.flashed_over(60.0)  # the zone model saw ΔT 500 K
+    assert h.advance(61.0) == pytest.approx(16.0 * 250.0)
+
+
+def test_vent_limit_of_a_compartments_openings():
+    # Two openings: a 1 x 2 m door and a 2 x 1.5 m window (glazing, closed until it breaks).
+    # A0 = 2 + 3 = 5 m², H0 = (2·2 + 3·1.5)/5 = 1.7 m (EN 1991-1-2 Annex A's h_eq); limit 1500·A0·√H0.
+    b = NetworkBuilder("room", storey_heights_m=[3.0])
+    r = b.compartment("room", kind="room", storey=0, area_m2=20.0)
+    b.vent(r, OUTSIDE, bottom_m=0.0, top_m=2.0, width_m=1.0, kind="door")
+    b.vent(r, OUTSIDE, bottom_m=0.9, top_m=2.4, width_m=2.0, kind="window", open_fraction=0.0, break_c=500.0)
+    net = b.build()
+    assert vent_opening(net, 0) == pytest.approx((5.0, 1.7))
+    assert vent_limit_from_network(net, 0) == pytest.approx(float(fc.ventilation_limit_kw(5.0, 1.7)))
+    assert vent_opening(net, 0, glazing_broken=False) == pytest.approx((2.0, 2.0))
+    with pytest.raises(ValidationError, match="compartment=3"):
+        vent_opening(net, 3)
