@@ -53,8 +53,8 @@ movement) are left to the evacuation loader. Units are in the key names::
     car_area_m2 = 6.5          # plan area per car
     bottom = 0                 # lowest and highest storey of the shaft
     top = 29
-    express_to = 0             # optional: no landing doors from bottom+1 to this storey
-    stops = [0, 48]            # optional, instead: the storeys with landing doors
+    express_to = 10            # optional: no landing doors from bottom+1 to this storey
+    # stops = [0, 15, 29]      # or instead: the storeys with landing doors (default every one)
     fire_lift = true
     [[fire.core.smoke_shafts]] # smoke-control shafts, a damper on each storey, open at the roof
     name = "smoke shaft"
@@ -626,6 +626,12 @@ def merged_description(path: str | Path) -> dict:
     return {**base, **data}
 
 
+def evacuation_tables(path: str | Path) -> dict:
+    """The evacuation's part of a fire building file (its own tables or those of the file it names),
+    without ``[fire]``: what ``agents.building.parse_building`` reads."""
+    return {k: v for k, v in merged_description(path).items() if k not in ("fire", "building")}
+
+
 def load_fire_building(path: str | Path) -> FireBuildingSpec:
     """Read and check a fire building file (see the module docstring); every problem is listed."""
     return parse_fire_building(merged_description(path), source=str(path))
@@ -1012,7 +1018,9 @@ def fire_building_from_ifc(path: str | Path, *, occupancy: str = "office", top_s
     if not rooms:
         raise ValidationError(f"{p}: storey {storeys[typical][1].Name!r} has no room spaces (only "
                               f"{sorted(by_class)}): the fire model needs rooms")
-    count = lambda cls: max(sum(_space_class(x) == cls for x in row) for row in spaces)  # noqa: E731
+    def count(cls: str) -> int:
+        return max(sum(_space_class(x) == cls for x in row) for row in spaces)
+
     n_stairs = max(count("stair"), len(model.by_type("IfcStair")), 1)
     stair_areas = [a for _, a in by_class.get("stair", [])]
     stair_area = float(np.mean(stair_areas)) if stair_areas else None
@@ -1053,5 +1061,5 @@ def fire_building_from_ifc(path: str | Path, *, occupancy: str = "office", top_s
 
 __all__ = ["DESIGN_DP_PA", "DETECTOR_DEFAULTS", "DOOR_LEAK_M2", "EXAMPLES", "FUEL_LOAD_MJ_M2",
            "GLAZING_BREAK_C", "GROWTH_BY_OCCUPANCY", "LEAKAGE_RATIO", "LIFT_DOOR_LEAK_M2", "SPRINKLER_RTI",
-           "FireBuildingSpec", "build_network", "fire_building_from_ifc", "fire_building_from_osm", "load_example", "load_fire_building",
+           "FireBuildingSpec", "build_network", "evacuation_tables", "fire_building_from_ifc", "fire_building_from_osm", "load_example", "load_fire_building",
            "merged_description", "parse_fire_building"]

@@ -19,6 +19,7 @@ from physics.fire_building import (
     EXAMPLES,
     FUEL_LOAD_MJ_M2,
     build_network,
+    evacuation_tables,
     fire_building_from_osm,
     load_example,
     load_fire_building,
@@ -219,16 +220,16 @@ def test_every_compartment_is_reachable_and_every_shaft_continuous(name, request
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_the_fire_and_the_evacuation_see_the_same_storeys_refuges_and_stairs(name):
-    data = merged_description(EXAMPLES[name])
     fire = load_example(name)
-    evac = resolve(parse_building({k: v for k, v in data.items() if k not in ("fire", "building")}))
+    evac = resolve(parse_building(evacuation_tables(EXAMPLES[name])))
     assert evac.n_floors == fire.n_storeys
     np.testing.assert_allclose(evac.floor_elevation_m, fire.storey_base_m())
     np.testing.assert_allclose(evac.storey_height_m, fire.storey_heights_m())
     assert list(np.flatnonzero(evac.refuge)) == fire.refuge_floors()
     assert evac.stair_names == fire.stair_names()
     if name == "tower_30_residential":   # the evacuation file itself, read by its own loader
-        assert resolve(load_building(EXAMPLES[name].parent / data["building"])).n_floors == 30
+        evac_file = EXAMPLES[name].parent / merged_description(EXAMPLES[name])["building"]
+        assert resolve(load_building(evac_file)).n_floors == 30
 
 
 # ----------------------------------------------------------------------------- OSM
