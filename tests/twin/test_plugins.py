@@ -201,8 +201,9 @@ def test_the_toy_runs_from_the_console_and_is_drawn(toy, tmp_path, twin_data):
         assert done["title"] == "Toy ponding" and abs(done["summary"]["max_depth_m"] - 0.015) < 1e-12
         listed = c.get("/api/runs").json()["runs"]
         assert [x["kind"] for x in listed] == ["toy_ponding"]
-        scene = c.get("/api/scene/forecast").json()
+        scene = c.get(f"/api/scene/forecast?run={done['id']}").json()
         assert scene["run"] == done["id"] and [layer["id"] for layer in scene["layers"]] == ["toy_ponding"]
+        assert c.get("/api/scene/forecast").json()["run"] is None  # a plugin's what-if run is no forecast cycle
 
 
 def test_unknown_kind_and_broken_plugin(tmp_path):
