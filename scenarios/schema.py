@@ -2,7 +2,8 @@
 
 A scenario names the city and its area of interest, the start instant and the
 duration, the models it runs with their parameters, the hazards, the sensors
-and the injects of a drill, the populations, the stations and units, the
+and the injects of a drill, the populations, the stations and units, the road
+network (``[roads]``: a file, or the ASSUMED lattice where no street data exists), the
 outputs and the seed. Every table refuses keys it does not know
 (``extra="forbid"``); instants are ISO 8601 with a zone; durations state their
 unit (``"6 h"``, ``"30 min"``, ``"90 s"``, ``"2 d"`` or ISO 8601 ``"PT6H"``).
