@@ -48,6 +48,7 @@ source below its level for ``threshold_crossed``, ``sensor_online`` for ``sensor
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -57,6 +58,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from twin.errors import TwinError
 from twin.events import Severity
 from twin.sensor_status import (
     STALE_AFTER_S,
@@ -66,7 +68,10 @@ from twin.sensor_status import (
     is_device_status,
     sensor_status,
 )
+from twin.sensors import SensorRegistry
 from twin.store import EventRow, Store
+
+log = logging.getLogger(__name__)
 
 ACK_KIND = "alert_ack"
 ALERT_MIN = Severity.ADVISORY
@@ -193,7 +198,21 @@ class LiveState:
             return False
         self._sensors_sig = sig
         self._sensors = self.store.sensor_records()
+        self._use_registry_thresholds()
         return True
+
+    def _use_registry_thresholds(self) -> None:
+        """The registry's sensor thresholds as the stations' rules, as the bridge applies them
+        (:meth:`hardware_bridge.fusion.alerts.AlertEngine.use_sensors`): a drill's river gauge shows
+        the levels it alerts on."""
+        try:
+            registry = SensorRegistry.from_records(self._sensors.values())
+        except TwinError as exc:  # a registry the bridge could not read either: keep the config's rules
+            log.warning("sensor registry: %s", exc)
+            return
+        for line in self._rules.use_sensors(registry):
+            log.warning("sensor registry: %s", line)
+        self._thresholds.clear()
 
     def _load_observations(self) -> set[str]:
         if self._obs_id == 0:
