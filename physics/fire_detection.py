@@ -92,6 +92,30 @@ class DeviceSet:
                           "name": name or f"{kind} {i}"})
         return i
 
+    @classmethod
+    def from_network(cls, network, *, sprinkler_radius_m: float = 3.25, smoke_radius_m: float = 6.4,
+                     smoke_mode: str = "obscuration", t_ambient_k: float = AMBIENT_K) -> DeviceSet:
+        """The worst-placed sprinkler of each sprinklered compartment and smoke detector of each detected one.
+
+        Worst placed: at the largest distance the spacing rules allow from a
+        fire anywhere below — half the diagonal of a 4.6 m sprinkler square
+        (3.25 m, NFPA 13 light hazard maximum spacing) and 0.7 × the 9.1 m listed
+        spacing of smoke detectors (6.4 m, NFPA 72 §17.7.4.2.3.1). Default
+        ratings as :data:`DEVICE_DEFAULTS`. Smoke detectors by obscuration by
+        default: the temperature analogue needs a ceiling jet, i.e. a fire in
+        the detector's own compartment, while obscuration works wherever the
+        smoke goes.
+        """
+        out = cls()
+        for c in range(network.n_compartments):
+            if bool(network.sprinklered[c]):
+                out.add(c, "sprinkler", radius_m=sprinkler_radius_m, name=f"sprinkler {network.names[c]}",
+                        t_ambient_k=t_ambient_k)
+            if bool(network.detector[c]):
+                out.add(c, "smoke", radius_m=smoke_radius_m, name=f"smoke {network.names[c]}",
+                        mode=smoke_mode, t_ambient_k=t_ambient_k)
+        return out
+
     def _col(self, key, dtype=float):
         return np.asarray([r[key] for r in self.rows], dtype=dtype)
 
@@ -237,3 +261,68 @@ def activation_events(ds: xr.Dataset, compartment_names=None) -> list[dict]:
                      "device": str(ds["device"].values[d]), "compartment": c,
                      "compartment_name": None if compartment_names is None else compartment_names[c]})
     return sorted(rows, key=lambda r: r["time_s"])
+
+
+class DeviceState:
+    """The devices' links stepped with the run: ``advance`` returns the devices that operate in the step.
+
+    The same scheme as :func:`activation_times` (gas held at its mean over the
+    step, the step solved exactly, the crossing interpolated), for a model that
+    needs the sprinklers' times while it runs (the fire's heat release changes
+    when they operate). Temperature devices only; obscuration smoke detectors
+    take ``extinction_upper`` in :meth:`advance`.
+    """
+
+    def __init__(self, devices: DeviceSet, ceiling_height_m, *, t_ambient_k: float = AMBIENT_K):
+        if len(devices) == 0:
+            raise ValidationError("devices: the set is empty; add detectors or sprinklers first")
+        self.devices = devices
+        self.c = devices.compartment
+        self.ceiling_height_m = ceiling_height_m
+        self.t_ambient_k = t_ambient_k
+        self.rti = devices._col("rti")
+        self.act = devices._col("activation_k")
+        self.obsc = devices._col("obscuration_pct_m")
+        self.activation_s = np.full(len(devices), np.inf)
+        self._t = None
+        self._gas = self._u = self._od = None
+        self.link_k = np.full(len(devices), t_ambient_k)
+
+    def _gas_now(self, q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper):
+        q = np.asarray(q_kw, float)
+        n = q.size
+        if np.any(self.c >= n):
+            raise ValidationError(f"q_kw: {n} compartments, but a device is in compartment {int(self.c.max())}")
+        h = np.broadcast_to(np.asarray(self.ceiling_height_m, float), (n,))
+        amb = np.full(n, self.t_ambient_k)
+        tu = amb if t_upper_k is None else np.asarray(t_upper_k, float)
+        tl = amb if t_lower_k is None else np.asarray(t_lower_k, float)
+        zl = h if layer_height_m is None else np.asarray(layer_height_m, float)
+        in_layer = zl[self.c] < h[self.c] - LAYER_AT_CEILING_M
+        t_ref = np.where(in_layer, tu[self.c], tl[self.c])
+        gas, u = device_gas(q[self.c], h[self.c], self.devices._col("radius_m"), t_ref)
+        od = np.zeros(len(self.c)) if extinction_upper is None else \
+            np.where(in_layer, obscuration_pct_m(np.asarray(extinction_upper, float)[self.c]), 0.0)
+        return gas, u, od, t_ref
+
+    def advance(self, t_s: float, q_kw, *, t_upper_k=None, t_lower_k=None, layer_height_m=None,
+                extinction_upper=None) -> np.ndarray:
+        """Step to ``t_s`` with the compartments' state now (N,); indices of the devices that operated."""
+        gas, u, od, t_ref = self._gas_now(q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper)
+        t = float(t_s)
+        if self._t is None:  # the links start at their surroundings' temperature
+            self._t, self._gas, self._u, self._od, self.link_k = t, gas, u, od, t_ref
+            return np.array([], dtype=np.int64)
+        if t <= self._t:
+            raise ValidationError(f"t_s={t!r}: must be after the last time {self._t!r}")
+        new = rti_link_temperature(self.link_k, 0.5 * (self._gas + gas), 0.5 * (self._u + u), self.rti, t - self._t)
+        fresh = ~np.isfinite(self.activation_s)
+        hit_t = fresh & np.isfinite(self.act) & (new >= self.act)
+        hit_o = fresh & np.isfinite(self.obsc) & (od >= self.obsc)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ft = np.where(hit_t, (self.act - self.link_k) / (new - self.link_k), 0.0)
+            fo = np.where(hit_o, (self.obsc - self._od) / (od - self._od), 0.0)
+        self.activation_s = np.where(hit_t, self._t + np.clip(ft, 0, 1) * (t - self._t), self.activation_s)
+        self.activation_s = np.where(hit_o, self._t + np.clip(fo, 0, 1) * (t - self._t), self.activation_s)
+        self.link_k, self._t, self._gas, self._u, self._od = new, t, gas, u, od
+        return np.flatnonzero(hit_t | hit_o)
