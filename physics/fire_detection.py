@@ -6,8 +6,8 @@ quasi-steady: the jet follows the current heat release without transport lag)
 at the device's radial distance, added to the temperature of the layer the
 device sits in: the upper layer once the interface is below the ceiling, the
 lower layer (or ambient) before. This is how CFAST places its detectors and
-sprinklers in a two-zone compartment (NIST TN 1889v1, CFAST 7 Technical
-Reference Guide, "Detection and suppression": ceiling-jet excess over the
+sprinklers in a two-zone compartment (NIST TN 1889v1, the CFAST 7 Technical
+Reference Guide, detection chapter: the ceiling-jet excess over the
 upper-layer temperature). The link then follows the RTI equation
 dT_l/dt = √u·(T_g − T_l)/RTI (Heskestad & Smith 1976), stepped exactly for gas
 held at its mean over each step (:func:`~physics.fire_correlations.rti_link_temperature`);
@@ -17,7 +17,7 @@ interpolated within the step.
 Device kinds and their defaults (labelled assumptions, override per device):
 
 - ``sprinkler``: 68 °C link (the common ordinary rating, NFPA 13), RTI 50
-  (m·s)^½ (the upper bound of "quick response", NFPA 13 §3.3);
+  (m·s)^½ (the upper bound of a quick-response sprinkler, NFPA 13);
 - ``heat``: 57 °C fixed-temperature detector (the low end of NFPA 72's
   ordinary class), RTI 25 (m·s)^½;
 - ``smoke`` by temperature (default): a low-RTI heat detector operating at a
@@ -26,6 +26,12 @@ Device kinds and their defaults (labelled assumptions, override per device):
 - ``smoke`` by obscuration: the layer at the detector obscures 23.93 %/m
   (8 %/ft, CFAST's default smoke detector), from its extinction coefficient K
   as 1 − exp(−K·1 m).
+
+:func:`activation_times` takes a whole history; :class:`DeviceState` steps
+the links with a running model (the sprinklers' times change the fire);
+:meth:`DeviceSet.from_network` equips the network's sprinklered and detected
+compartments. No numba: the loop is over time steps with vector work over
+the devices, a few ms for hours of history.
 
 Times in s, temperatures in K unless a name says ``_c``, heat release kW,
 extinction 1/m; arrays over (time, compartment) as the zone model writes them.
@@ -100,7 +106,8 @@ class DeviceSet:
         Worst placed: at the largest distance the spacing rules allow from a
         fire anywhere below — half the diagonal of a 4.6 m sprinkler square
         (3.25 m, NFPA 13 light hazard maximum spacing) and 0.7 × the 9.1 m listed
-        spacing of smoke detectors (6.4 m, NFPA 72 §17.7.4.2.3.1). Default
+        spacing of smoke detectors (6.4 m: NFPA 72 wants every ceiling point within
+        0.7 × the listed spacing of a detector). Default
         ratings as :data:`DEVICE_DEFAULTS`. Smoke detectors by obscuration by
         default: the temperature analogue needs a ceiling jet, i.e. a fire in
         the detector's own compartment, while obscuration works wherever the

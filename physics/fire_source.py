@@ -31,6 +31,10 @@ Heat release in kW (as the correlations are published), times in s.
 activation and flashover times another model found; the energy consumed is
 integrated on an internal step of ``FireSource.dt_s``.
 
+:class:`FireState` steps a source with a running model that reports the
+sprinkler and flashover times as they happen; :func:`vent_limit_from_network`
+gives a compartment's ventilation limit from its openings in the network.
+
 This is the design-fire source (growth, caps and events); the heat-release
 *tables* the zone model and CFAST share are ``physics.fire_cases.FireSource``
 (:meth:`FireSource.table` gives the points for one).
