@@ -171,3 +171,36 @@ def test_vent_limit_of_a_compartments_openings():
     assert vent_opening(net, 0, glazing_broken=False) == pytest.approx((2.0, 2.0))
     with pytest.raises(ValidationError, match="compartment=3"):
         vent_opening(net, 3)
+
+
+def test_sprinkler_found_while_running_holds_the_fire():
+    # The pieces composed as a zone-model loop would: the references.md MQH room (4 x 4 x 2.4 m, 16 mm gypsum,
+    # 1 x 2 m door) with a fast t² fire; the upper layer at MQH's ΔT (NUREG-1805 ch. 2, walls after t_p) and
+    # the interface at 1.2 m; a quick-response sprinkler 2 m from the plume. Once it operates (DeviceState)
+    # the controlled fire (FireState) stays at α·t_act². Closed-form check: the activation time equals the
+    # batch solution for the same history, and the held value is α·t_act².
+    from physics.fire_detection import DeviceSet, DeviceState, activation_times
+
+    k, rho, c, d = 0.16, 790.0, 900.0, 0.016
+    at = 2 * 16 + 16 * 2.4 - 2.0
+    hk = float(fc.mqh_hk(600.0, k, rho, c, d))
+    fire = FireState(FireSource("room", floor_area_m2=16.0, fuel_load_mj_m2=500.0, growth="fast",
+                                sprinkler="control"))
+    dev = DeviceSet()
+    dev.add(0, "sprinkler", radius_m=2.0)
+    links = DeviceState(dev, [2.4])
+    t = np.arange(0.0, 300.0, 1.0)
+    q_hist, tu_hist = [], []
+    for tk in t:
+        q = fire.advance(tk)
+        tu = fc.AMBIENT_K + float(fc.mqh_delta_t(q, 2.0, 2.0, hk, at))
+        q_hist.append(q)
+        tu_hist.append(tu)
+        if len(links.advance(tk, [q], t_upper_k=[tu], layer_height_m=[1.2])):
+            fire.sprinkler_operated(float(links.activation_s[0]))
+    t_act = float(links.activation_s[0])
+    assert 30.0 < t_act < 150.0
+    assert q_hist[-1] == pytest.approx(0.0469 * t_act**2)
+    batch = activation_times(t, np.array(q_hist)[:, None], dev, ceiling_height_m=[2.4],
+                             t_upper_k=np.array(tu_hist)[:, None], layer_height_m=np.full((t.size, 1), 1.2))
+    assert float(batch["activation_s"][0]) == pytest.approx(t_act, abs=1e-9)
