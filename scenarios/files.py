@@ -373,35 +373,28 @@ def area_districts(area: Any, city: str, base: Path) -> list[str]:
     """The districts of ``city`` a bounding box or polygon area overlaps (English names, in the city's order).
 
     They are passed down to the models that take districts (the runner clips to the area itself).
-    Reads the city's district boundaries (``TWIN_DATA``) and the polygon file.
+    The same reading of the area as the run's (:func:`twin.domain.area_outline`,
+    :func:`twin.domain.overlapped_districts`): the city's district boundaries (``TWIN_DATA``) and
+    the polygon file.
 
     Raises
     ------
     twin.errors.ValidationError
         When the area overlaps no district, the polygon file cannot be read, or the boundaries are missing.
     """
-    import shapely
-
     from twin.city import City
+    from twin.domain import area_outline, overlapped_districts
     from twin.errors import TwinError
 
+    spec = {"bbox": list(area.bbox)} if area.bbox is not None else {"polygon": str(resolve(base, area.polygon))}
     try:
-        districts = City(city).districts().to_crs("EPSG:4326")
-        if area.bbox is not None:
-            shape = shapely.box(*area.bbox)
-        else:
-            from gis.vector import read_vector
-
-            shape = read_vector(resolve(base, area.polygon)).to_crs("EPSG:4326").union_all()
+        c = City(city)
+        outline, label, _ = area_outline(c, spec)
+        return list(overlapped_districts(c, outline, label))
+    except ValidationError:
+        raise
     except TwinError as exc:
         raise ValidationError(f"cannot place the area on the districts: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - an unreadable polygon file: one problem naming it
-        raise ValidationError(f"cannot read the area ({type(exc).__name__}: {exc})") from exc
-    names = [str(n) for n, g in zip(districts["name"], districts.geometry, strict=True) if g.intersects(shape)]
-    if not names:
-        b = [round(v, 4) for v in districts.total_bounds]
-        raise ValidationError(f"the area overlaps no district of {city} (the districts span lon/lat {b})")
-    return names
 
 
 def resolve(base: Path, value: str) -> Path:
