@@ -47,7 +47,7 @@ PATH_SUFFIXES = (".csv", ".geojson", ".json", ".gpkg", ".shp", ".nc", ".tif", ".
                  ".zarr", ".osm", ".pbf", ".jsonl", ".txt", ".yaml", ".yml")
 #: Keys of the scenario (dotted, outside ``models``) that name files.
 FILE_KEYS = ("area.polygon", "hazards.rain.file", "hazards.slope.zones", "hazards.slope.fills",
-             "populations.shelters", "stations.file")
+             "populations.shelters", "stations.file", "roads.file")
 
 
 @dataclass(frozen=True)

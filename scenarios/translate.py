@@ -383,9 +383,6 @@ def scenario_inputs(sc: Any, base: Path) -> dict[str, Path]:
             v = v.get(part) if isinstance(v, dict) else None
         if isinstance(v, str) and v:
             out[f"scenario:{key}"] = resolve(base, v)
-    roads = getattr(sc, "roads", None)
-    if roads is not None and roads.file is not None:
-        out["scenario:roads.file"] = resolve(base, roads.file)
     for kind, section in sc.models.items():
         for k, v in _resolved(section, base).items():
             if isinstance(v, str) and os.path.isabs(v) and Path(v).is_file():

@@ -384,3 +384,11 @@ def test_a_lattice_roads_table_loads_and_the_json_schema_has_it():
     assert validator.is_valid(json_ready(tomllib.loads(text)))
     assert not validator.is_valid(json_ready(tomllib.loads(GOOD + "[roads]\nlattice = \"yes\"\n")))
     assert Scenario.model_validate({"name": "x", **tomllib.loads(GOOD)}).roads is None  # default: the city's layer
+
+
+def test_a_missing_road_file_is_listed_by_the_check_with_where_it_was_looked_for(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(_write(tmp_path, "s.toml", GOOD + '[roads]\nfile = "no_such_roads.geojson"\n'))
+    by_path = {p.path: p for p in info.value.problems}
+    assert "no such file" in by_path["roads.file"].message
+    assert str(tmp_path / "no_such_roads.geojson") in by_path["roads.file"].message
