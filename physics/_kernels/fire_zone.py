@@ -1,0 +1,683 @@
+"""Numba kernels of the two-zone fire model over a compartment network (pure: arrays in, arrays out).
+
+The equations are the ones :mod:`physics.fire_zone` documents; this module
+holds one time step of them. A step of length ``dt``:
+
+1. Layer properties from the state (per compartment: layer masses ``m_u``,
+   ``m_l``, internal energies ``U_u``, ``U_l`` and species masses), with the
+   ideal gas of constant c_p: p = (γ − 1)·(U_u + U_l)/V, T = U/(c_v·m),
+   V_u = (γ − 1)·U_u/p, interface z_i = base + (V − V_u)/A.
+2. Fire sources (:func:`fire_sources`): heat release limited by the lower
+   oxygen limit and by the oxygen the Heskestad plume entrains, plume
+   entrainment lower → upper, wall losses by the MQH conductance h_k(t).
+3. Floor pressures implicit (backward Euler of the compartments' energy, which
+   for this gas is their pressure, dp/dt = (γ − 1)/V·Σh):
+   R_i(p) = V_i/((γ − 1)·dt)·(p_i − p_i^n) − H_i(p) − S_i = 0, H the enthalpy
+   carried by the vents at the trial pressures (donor layers frozen at the
+   start of the step), solved by Newton's method; its Jacobian is
+   diag(V/((γ − 1)dt)) plus the weighted graph Laplacian of the vents
+   (weight c_p·T_donor·∂ṁ/∂Δp), SPD, solved by Jacobi-preconditioned
+   conjugate gradients (:func:`cg_solve`), with backtracking on the step.
+4. Vent flows at the converged pressures, split into four channels per vent
+   (from side a's upper / lower layer, from side b's upper / lower layer);
+   a layer asked for more than it holds gives the rest from the other layer
+   (:func:`layer_fractions`, :func:`apply_fractions`). The pressures of 3. are
+   solved with the donor temperatures this mixing gives (``teff``), repeated
+   until the fractions settle, so that the enthalpy the pressure solve expects
+   to leave is the enthalpy that leaves; each channel deposits into the receiver's upper
+   layer when hotter than its lower layer by more than half the layer
+   temperature difference (at least ``hot_dT``), else into the lower layer.
+5. Layer update: masses and species by the transfers; energies with the
+   enthalpy flows and the pressure work, dU_u = (h_u·dt + V_u·Δp)/γ and
+   dU_l = ΔU − dU_u, ΔU = Σh·dt (exact conservation by construction).
+
+Wall vents integrate the orifice equation ṁ = C·W·√(2ρ_d)·∫√|Δp(z)| dz over
+the opening, Δp(z) linear between the break points (sill, soffit, both
+interfaces, neutral planes); below ``delta`` Pa the square root is replaced
+by its secant Δp/√δ (continuous, finite derivative). Ceiling vents take
+ṁ = C·A·√(2ρ_d)·φ(Δp) on the pressure difference at the opening.
+
+Array layouts (float64 unless said): ``state`` (N, NSTATE) columns
+:data:`MU`, :data:`ML`, :data:`UU`, :data:`UL`, species of the upper layer
+from :data:`SU` and of the lower from :data:`SL` (masses, kg; order
+:data:`SPECIES`); ``geom`` (N, NGEOM) columns ``G_*``; ``vent`` (M, NVENT)
+columns ``V_*`` and ``vidx`` (M, 2) int (a, b; b = −1 outside); ``vvent``
+(K, 2) (area, cd) and ``vvidx`` (K, 2) int (lower, upper; upper = −1 outside);
+``par`` the parameters ``P_*``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+SPECIES = ("O2", "CO2", "CO", "soot", "H2O")
+#: Molar masses (kg/mol) of :data:`SPECIES`; the untracked rest of a layer counts as N2.
+MOLAR_MASS = np.array([0.032, 0.044, 0.028, 0.012, 0.018])
+M_N2 = 0.028
+NSP = 5
+SP_O2, SP_CO2, SP_CO, SP_SOOT, SP_H2O = 0, 1, 2, 3, 4
+MU, ML, UU, UL = 0, 1, 2, 3
+SU = 4
+SL = 4 + NSP
+NSTATE = 4 + 2 * NSP
+
+G_BASE, G_H, G_AREA, G_VOL, G_PERIM, G_K, G_RHO, G_C, G_THICK, G_TWALL = range(10)
+NGEOM = 10
+V_BOT, V_TOP, V_W, V_CD, V_OPEN = range(5)
+NVENT = 5
+
+(P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
+ P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV) = range(20)
+NPAR = 20
+
+#: Heat released per kg of O2 consumed (J/kg), Huggett (1980).
+HUGGETT_J_KG = 13.1e6
+
+# props columns
+Q_P, Q_TU, Q_TL, Q_RU, Q_RL, Q_ZI, Q_HASU, Q_HASL, Q_VU = range(9)
+NPROP = 9
+# tallies
+(T_MASS_OUT, T_MASS_IN, T_H_OUT, T_H_IN, T_WALLS, T_RADIATED, T_RELEASED, T_FUEL_MASS, T_FUEL_H) = range(9)
+NTALLY = 9
+
+
+@njit(cache=True)
+def layer_props(state, geom, par, props):
+    """Pressure, layer temperatures, densities, interface and which layers exist (``props``, N×NPROP)."""
+    r, cp = par[P_R], par[P_CP]
+    cv = cp - r
+    gm1 = r / cv
+    for i in range(state.shape[0]):
+        mu, ml = state[i, MU], state[i, ML]
+        vol = geom[i, G_VOL]
+        p = gm1 * (state[i, UU] + state[i, UL]) / vol
+        tiny = 1e-9 * (mu + ml)
+        hasu = mu > tiny
+        hasl = ml > tiny
+        tu = state[i, UU] / (cv * mu) if hasu else 0.0
+        tl = state[i, UL] / (cv * ml) if hasl else 0.0
+        if not hasu:
+            tu = tl
+        if not hasl:
+            tl = tu
+        vu = gm1 * state[i, UU] / p if hasu else 0.0
+        vu = min(max(vu, 0.0), vol) if hasl else vol
+        props[i, Q_P] = p
+        props[i, Q_TU] = tu
+        props[i, Q_TL] = tl
+        props[i, Q_RU] = p / (r * tu)
+        props[i, Q_RL] = p / (r * tl)
+        props[i, Q_ZI] = geom[i, G_BASE] + (vol - vu) / geom[i, G_AREA]
+        props[i, Q_HASU] = 1.0 if hasu else 0.0
+        props[i, Q_HASL] = 1.0 if hasl else 0.0
+        props[i, Q_VU] = vu
+
+
+@njit(cache=True)
+def p_inside(pf, z, base, zi, rho_u, rho_l, g):
+    """Pressure at elevation ``z`` in a compartment of floor pressure ``pf`` (hydrostatic through both layers)."""
+    h = z - base
+    hl = zi - base
+    if h <= hl:
+        return pf - g * rho_l * h
+    return pf - g * (rho_l * hl + rho_u * (h - hl))
+
+
+@njit(cache=True)
+def p_outside(z, par):
+    """Outside pressure at elevation ``z``: isothermal atmosphere at T_out, P0 at grade."""
+    return par[P_P0] * math.exp(-par[P_G] * z / (par[P_R] * par[P_TOUT]))
+
+
+@njit(cache=True)
+def _side_p(i, pf, z, geom, props, par):
+    if i < 0:
+        return p_outside(z, par)
+    return p_inside(pf[i], z, geom[i, G_BASE], props[i, Q_ZI], props[i, Q_RU], props[i, Q_RL], par[P_G])
+
+
+@njit(cache=True)
+def _donor(i, z, props, par):
+    """(density, temperature, layer) of side ``i`` at elevation ``z``; layer 0 upper, 1 lower (outside: 1)."""
+    if i < 0:
+        t = par[P_TOUT]
+        return p_outside(z, par) / (par[P_R] * t), t, 1
+    if z > props[i, Q_ZI]:
+        return props[i, Q_RU], props[i, Q_TU], 0
+    return props[i, Q_RL], props[i, Q_TL], 1
+
+
+@njit(cache=True)
+def _piece(x1, x2, h, coef, delta):
+    """Signed mass flow and ∂ṁ/∂Δp of one slab of height ``h`` where Δp runs linearly from x1 to x2
+    without crossing 0 or ±delta (coef = C·W·√(2ρ_d))."""
+    xm = 0.5 * (x1 + x2)
+    if abs(xm) <= delta:
+        sd = math.sqrt(delta)
+        return coef * h * xm / sd, coef * h / sd
+    s1 = math.sqrt(abs(x1))
+    s2 = math.sqrt(abs(x2))
+    f = coef * (2.0 / 3.0) * h * (s1 * s1 + s1 * s2 + s2 * s2) / (s1 + s2)
+    return (f if xm > 0 else -f), coef * h / (s1 + s2)
+
+
+@njit(cache=True)
+def wall_vent(v, pf, vent, vidx, geom, props, par, teff, chan):
+    """Flow through wall vent ``v`` at floor pressures ``pf``: channels into ``chan[v]`` (kg/s,
+    ≥ 0: from a upper, a lower, b upper, b lower); returns (net enthalpy a→b W, Jacobian weight)."""
+    for c in range(4):
+        chan[v, c] = 0.0
+    a, b = vidx[v, 0], vidx[v, 1]
+    zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+    width = vent[v, V_W] * vent[v, V_OPEN]
+    if width <= 0.0:
+        return 0.0, 0.0
+    cd, delta, cp = vent[v, V_CD], par[P_DELTA], par[P_CP]
+    pts = np.empty(4)
+    pts[0] = zb
+    n = 1
+    for s in (a, b):
+        if s >= 0:
+            zi = props[s, Q_ZI]
+            if zb < zi < zt:
+                pts[n] = zi
+                n += 1
+    pts[n] = zt
+    n += 1
+    pts[:n] = np.sort(pts[:n])
+    hflow = 0.0
+    weight = 0.0
+    cuts = np.empty(5)
+    for k in range(n - 1):
+        z1, z2 = pts[k], pts[k + 1]
+        if z2 <= z1:
+            continue
+        x1 = _side_p(a, pf, z1, geom, props, par) - _side_p(b, pf, z1, geom, props, par)
+        x2 = _side_p(a, pf, z2, geom, props, par) - _side_p(b, pf, z2, geom, props, par)
+        # split the slab where Δp crosses -delta, 0, +delta
+        cuts[0] = 0.0
+        m = 1
+        if x2 != x1:
+            for c in (-delta, 0.0, delta):
+                t = (c - x1) / (x2 - x1)
+                if 0.0 < t < 1.0:
+                    cuts[m] = t
+                    m += 1
+        cuts[m] = 1.0
+        m += 1
+        cuts[:m] = np.sort(cuts[:m])
+        zm = 0.5 * (z1 + z2)
+        for j in range(m - 1):
+            ta, tb = cuts[j], cuts[j + 1]
+            if tb <= ta:
+                continue
+            ya = x1 + (x2 - x1) * ta
+            yb = x1 + (x2 - x1) * tb
+            h = (z2 - z1) * (tb - ta)
+            if 0.5 * (ya + yb) >= 0.0:
+                rho, t_d, layer = _donor(a, zm, props, par)
+                col = layer
+            else:
+                rho, t_d, layer = _donor(b, zm, props, par)
+                col = 2 + layer
+            f, dfdp = _piece(ya, yb, h, cd * width * math.sqrt(2.0 * rho), delta)
+            side = a if col < 2 else b
+            if side >= 0:
+                t_d = teff[side, layer]
+            chan[v, col] += abs(f)
+            hflow += cp * t_d * f
+            weight += cp * t_d * dfdp
+    return hflow, weight
+
+
+@njit(cache=True)
+def ceiling_vent(k, pf, vvent, vvidx, geom, props, par, teff, chan):
+    """Flow through ceiling vent ``k`` (lower → upper positive) into ``chan[k]`` (from lower's upper /
+    lower layer, from upper's upper / lower layer); returns (net enthalpy up W, Jacobian weight)."""
+    for c in range(4):
+        chan[k, c] = 0.0
+    lo, up = vvidx[k, 0], vvidx[k, 1]
+    ztop = geom[lo, G_BASE] + geom[lo, G_H]
+    x = _side_p(lo, pf, ztop, geom, props, par) - _side_p(up, pf, ztop, geom, props, par)
+    if x >= 0.0:
+        if props[lo, Q_HASU] > 0.0:
+            rho, t_d, col = props[lo, Q_RU], props[lo, Q_TU], 0
+        else:
+            rho, t_d, col = props[lo, Q_RL], props[lo, Q_TL], 1
+    elif up < 0:
+        t_d = par[P_TOUT]
+        rho, col = p_outside(ztop, par) / (par[P_R] * t_d), 3
+    elif props[up, Q_HASL] > 0.0:
+        rho, t_d, col = props[up, Q_RL], props[up, Q_TL], 3
+    else:
+        rho, t_d, col = props[up, Q_RU], props[up, Q_TU], 2
+    coef = vvent[k, 1] * vvent[k, 0] * math.sqrt(2.0 * rho)
+    delta = par[P_DELTA]
+    if abs(x) <= delta:
+        f = coef * x / math.sqrt(delta)
+        dfdp = coef / math.sqrt(delta)
+    else:
+        s = math.sqrt(abs(x))
+        f = coef * s if x > 0 else -coef * s
+        dfdp = coef / (2.0 * s)
+    side = lo if col < 2 else up
+    if side >= 0:
+        t_d = teff[side, col % 2]
+    chan[k, col] = abs(f)
+    return par[P_CP] * t_d * f, par[P_CP] * t_d * dfdp
+
+
+@njit(cache=True)
+def heskestad_entrainment(qc_kw, z_m, q_kw, d_m):
+    """Plume mass flow (kg/s) at height ``z_m`` above the fire (Heskestad, SFPE Handbook ch. 2-1).
+
+    Mean flame height L = 0.235·Q^(2/5) − 1.02·D, virtual origin z0 = 0.083·Q^(2/5) − 1.02·D;
+    above L: ṁ = 0.071·Qc^(1/3)·(z − z0)^(5/3)·(1 + 0.026·Qc^(2/3)·(z − z0)^(−5/3));
+    within the flame: ṁ = 0.0056·Qc·z/L.
+    """
+    if qc_kw <= 0.0 or z_m <= 0.0:
+        return 0.0
+    q25 = q_kw ** 0.4
+    flame = 0.235 * q25 - 1.02 * d_m
+    z0 = 0.083 * q25 - 1.02 * d_m
+    if flame > 0.0 and z_m < flame:
+        return 0.0056 * qc_kw * z_m / flame
+    dz = max(z_m - z0, 1e-6)
+    return 0.071 * qc_kw ** (1.0 / 3.0) * dz ** (5.0 / 3.0) * (1.0 + 0.026 * qc_kw ** (2.0 / 3.0) * dz ** (-5.0 / 3.0))
+
+
+@njit(cache=True)
+def o2_volume_fraction(state, i, col0, mass):
+    """O2 mole fraction of the layer whose species start at column ``col0`` (rest counted as N2)."""
+    if mass <= 0.0:
+        return 0.0
+    moles = 0.0
+    rest = mass
+    for s in range(NSP):
+        y = state[i, col0 + s]
+        moles += y / MOLAR_MASS[s]
+        rest -= y
+    moles += max(rest, 0.0) / M_N2
+    return (state[i, col0 + SP_O2] / MOLAR_MASS[SP_O2]) / moles
+
+
+@njit(cache=True)
+def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
+    """Fire, plume and wall terms of every compartment into ``src`` (N, 7): entrainment (kg/s),
+    fuel burned (kg/s), O2 consumed (kg/s), convective release (W), wall loss upper (W), lower (W),
+    the wall surface temperature (K);
+    ``qburn`` (kW) the heat release actually burned."""
+    cv = par[P_CP] - par[P_R]
+    t = max(par[P_TIME], 1e-9)
+    for i in range(state.shape[0]):
+        for c in range(7):
+            src[i, c] = 0.0
+        qburn[i] = 0.0
+        base, hgt = geom[i, G_BASE], geom[i, G_H]
+        if q_kw[i] > 0.0 and props[i, Q_HASL] > 0.0:
+            ml = state[i, ML]
+            xo2 = o2_volume_fraction(state, i, SL, ml)
+            lam = min(max((xo2 - par[P_LOL]) / 0.01, 0.0), 1.0)
+            qd = lam * q_kw[i]
+            qc = (1.0 - par[P_CHIR]) * qd
+            z = props[i, Q_ZI] - base if props[i, Q_HASU] > 0.0 else hgt
+            ent = min(heskestad_entrainment(qc, z, qd, par[P_DFIRE]), 0.5 * ml / dt)
+            yo2 = state[i, SL + SP_O2] / ml
+            qb = min(qd, ent * yo2 * HUGGETT_J_KG / 1000.0)
+            qburn[i] = qb
+            src[i, 0] = ent
+            src[i, 1] = qb / par[P_DHC]
+            src[i, 2] = qb * 1000.0 / HUGGETT_J_KG
+            src[i, 3] = (1.0 - par[P_CHIR]) * qb * 1000.0
+        # walls: one lumped, quasi-steady inner surface per compartment (no heat capacity of its own):
+        # convection h_c from each layer + the flame's radiation in = conduction h_k(t) into the solid
+        # (MQH's effective conductance, NUREG-1805 ch. 2); each layer then loses h_c·A_layer·(T − T_s)
+        k, rho, c, th = geom[i, G_K], geom[i, G_RHO], geom[i, G_C], geom[i, G_THICK]
+        tp = rho * c / k * (0.5 * th) ** 2
+        hk = math.sqrt(k * rho * c / t) if t < tp else k / th
+        hc = par[P_HCONV]
+        perim, area, tw = geom[i, G_PERIM], geom[i, G_AREA], geom[i, G_TWALL]
+        hl = props[i, Q_ZI] - base
+        a_u = area + perim * (hgt - hl)
+        a_l = area + perim * hl
+        ts = (hc * (a_u * props[i, Q_TU] + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0
+              + hk * (a_u + a_l) * tw) / ((hc + hk) * (a_u + a_l))
+        src[i, 6] = ts
+        for layer in range(2):
+            mass = state[i, MU] if layer == 0 else state[i, ML]
+            has = props[i, Q_HASU] if layer == 0 else props[i, Q_HASL]
+            if has <= 0.0:
+                continue
+            temp = props[i, Q_TU] if layer == 0 else props[i, Q_TL]
+            q = hc * (a_u if layer == 0 else a_l) * (temp - ts)
+            cap = cv * mass * abs(temp - ts) / dt
+            if abs(q) > cap:
+                q = cap if q > 0 else -cap
+            src[i, 4 + layer] = q
+    return 0
+
+
+@njit(cache=True)
+def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, chan, vchan, res, wv,
+                      wvv):
+    """R_i = V_i/((γ − 1)dt)·dp_i − H_i(p^n + dp) − S_i into ``res``; vent weights into ``wv``/``wvv``;
+    returns the largest |R_i|·(γ − 1)·dt/V_i (Pa): the pressure error it implies."""
+    n = state.shape[0]
+    gm1 = par[P_R] / (par[P_CP] - par[P_R])
+    pf = pn + dp
+    for i in range(n):
+        res[i] = geom[i, G_VOL] / (gm1 * dt) * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5]
+                                                          + par[P_CP] * props[i, Q_TL] * src[i, 1])
+    for v in range(vidx.shape[0]):
+        hf, w = wall_vent(v, pf, vent, vidx, geom, props, par, teff, chan)
+        wv[v] = w
+        res[vidx[v, 0]] += hf
+        if vidx[v, 1] >= 0:
+            res[vidx[v, 1]] -= hf
+    for k in range(vvidx.shape[0]):
+        hf, w = ceiling_vent(k, pf, vvent, vvidx, geom, props, par, teff, vchan)
+        wvv[k] = w
+        res[vvidx[k, 0]] += hf
+        if vvidx[k, 1] >= 0:
+            res[vvidx[k, 1]] -= hf
+    err = 0.0
+    for i in range(n):
+        err = max(err, abs(res[i]) * gm1 * dt / geom[i, G_VOL])
+    return err
+
+
+@njit(cache=True)
+def jac_mult(x, diag, vidx, wv, vvidx, wvv, out):
+    """out = J·x, J = diag + Laplacian of the vent weights (outside vents on the diagonal only)."""
+    for i in range(x.shape[0]):
+        out[i] = diag[i] * x[i]
+    for v in range(vidx.shape[0]):
+        a, b = vidx[v, 0], vidx[v, 1]
+        if b >= 0:
+            d = wv[v] * (x[a] - x[b])
+            out[a] += d
+            out[b] -= d
+        else:
+            out[a] += wv[v] * x[a]
+    for k in range(vvidx.shape[0]):
+        a, b = vvidx[k, 0], vvidx[k, 1]
+        if b >= 0:
+            d = wvv[k] * (x[a] - x[b])
+            out[a] += d
+            out[b] -= d
+        else:
+            out[a] += wvv[k] * x[a]
+
+
+@njit(cache=True)
+def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
+    """Solve J·x = rhs by Jacobi-preconditioned conjugate gradients (J SPD); returns iterations."""
+    n = rhs.shape[0]
+    prec = diag.copy()
+    for v in range(vidx.shape[0]):
+        prec[vidx[v, 0]] += wv[v]
+        if vidx[v, 1] >= 0:
+            prec[vidx[v, 1]] += wv[v]
+    for k in range(vvidx.shape[0]):
+        prec[vvidx[k, 0]] += wvv[k]
+        if vvidx[k, 1] >= 0:
+            prec[vvidx[k, 1]] += wvv[k]
+    x[:] = 0.0
+    r = rhs.copy()
+    z = r / prec
+    p = z.copy()
+    q = np.empty(n)
+    rz = np.dot(r, z)
+    r0 = math.sqrt(np.dot(rhs / prec, rhs))
+    if r0 == 0.0:
+        return 0
+    for it in range(1, 10 * n + 50):
+        jac_mult(p, diag, vidx, wv, vvidx, wvv, q)
+        alpha = rz / np.dot(p, q)
+        x += alpha * p
+        r -= alpha * q
+        z = r / prec
+        rz_new = np.dot(r, z)
+        if math.sqrt(abs(rz_new)) <= tol * r0:
+            return it
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return -1
+
+
+@njit(cache=True)
+def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, chan, vchan):
+    """Newton's method on the floor pressures; returns (dp, iterations, final pressure error Pa)."""
+    n = state.shape[0]
+    gm1 = par[P_R] / (par[P_CP] - par[P_R])
+    pn = props[:, Q_P].copy()
+    diag = np.empty(n)
+    for i in range(n):
+        diag[i] = geom[i, G_VOL] / (gm1 * dt)
+    dp = np.zeros(n)
+    res = np.empty(n)
+    res2 = np.empty(n)
+    wv = np.empty(vidx.shape[0])
+    wvv = np.empty(vvidx.shape[0])
+    wv2 = np.empty(vidx.shape[0])
+    wvv2 = np.empty(vvidx.shape[0])
+    step = np.empty(n)
+    err = enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, chan,
+                            vchan, res, wv, wvv)
+    it = 0
+    trial = dp.copy()
+    err2 = err
+    while err > par[P_TOL] and it < 50:
+        it += 1
+        cg_solve(-res, diag, vidx, wv, vvidx, wvv, par[P_CGTOL], step)
+        if np.max(np.abs(step)) <= 1e-3 * par[P_TOL]:
+            break  # the Newton correction is below round-off: as converged as float64 allows
+        lam = 1.0
+        for _ in range(12):
+            trial = dp + lam * step
+            err2 = enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff,
+                                     chan, vchan, res2, wv2, wvv2)
+            if err2 < err:
+                break
+            lam *= 0.5
+        dp[:] = trial
+        err = err2
+        res[:] = res2
+        wv[:] = wv2
+        wvv[:] = wvv2
+    # channels at the accepted pressures
+    enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, chan, vchan, res, wv,
+                      wvv)
+    return dp, it, err
+
+
+@njit(cache=True)
+def layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl):
+    """Fractions of the outflow asked of each layer that it can give (``fu``, ``fl``); the rest comes
+    from the compartment's other layer. Returns the number of compartments whose two layers together
+    cannot give their outflow."""
+    n = state.shape[0]
+    du = np.zeros(n)
+    dl = np.zeros(n)
+    for v in range(vidx.shape[0]):
+        du[vidx[v, 0]] += chan[v, 0] * dt
+        dl[vidx[v, 0]] += chan[v, 1] * dt
+        if vidx[v, 1] >= 0:
+            du[vidx[v, 1]] += chan[v, 2] * dt
+            dl[vidx[v, 1]] += chan[v, 3] * dt
+    for k in range(vvidx.shape[0]):
+        du[vvidx[k, 0]] += vchan[k, 0] * dt
+        dl[vvidx[k, 0]] += vchan[k, 1] * dt
+        if vvidx[k, 1] >= 0:
+            du[vvidx[k, 1]] += vchan[k, 2] * dt
+            dl[vvidx[k, 1]] += vchan[k, 3] * dt
+    bad = 0
+    for i in range(n):
+        fu[i] = 1.0
+        fl[i] = 1.0
+        avail_u = state[i, MU] + src[i, 0] * dt
+        avail_l = state[i, ML] - src[i, 0] * dt
+        if du[i] > avail_u:
+            fu[i] = avail_u / du[i]
+            if dl[i] + du[i] - avail_u > avail_l:
+                bad += 1
+        elif dl[i] > avail_l:
+            fl[i] = avail_l / dl[i]
+            if du[i] + dl[i] - avail_l > avail_u:
+                bad += 1
+    return bad
+
+
+@njit(cache=True)
+def apply_fractions(chan, vchan, vidx, vvidx, fu, fl):
+    """Move the part of each channel its layer cannot give to the compartment's other layer (in place)."""
+    for v in range(vidx.shape[0]):
+        _reassign(chan, v, 0, fu[vidx[v, 0]], fl[vidx[v, 0]])
+        if vidx[v, 1] >= 0:
+            _reassign(chan, v, 2, fu[vidx[v, 1]], fl[vidx[v, 1]])
+    for k in range(vvidx.shape[0]):
+        _reassign(vchan, k, 0, fu[vvidx[k, 0]], fl[vvidx[k, 0]])
+        if vvidx[k, 1] >= 0:
+            _reassign(vchan, k, 2, fu[vvidx[k, 1]], fl[vvidx[k, 1]])
+
+
+@njit(cache=True)
+def _reassign(ch, v, c0, fu, fl):
+    cu, cl = ch[v, c0], ch[v, c0 + 1]
+    ch[v, c0] = fu * cu + (1.0 - fl) * cl
+    ch[v, c0 + 1] = (1.0 - fu) * cu + fl * cl
+
+
+@njit(cache=True)
+def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tally):
+    """Move ``flow`` kg/s for ``dt`` from (donor, dlayer) to ``recv`` (the layer its temperature picks)."""
+    if flow <= 0.0:
+        return
+    mass = flow * dt
+    cp = par[P_CP]
+    if donor < 0:
+        t_d = par[P_TOUT]
+    else:
+        t_d = props[donor, Q_TU] if dlayer == 0 else props[donor, Q_TL]
+    h = cp * t_d * mass
+    if donor >= 0:
+        m_d = state[donor, MU] if dlayer == 0 else state[donor, ML]
+        col = SU if dlayer == 0 else SL
+        dm[donor, dlayer] -= mass
+        dh[donor, dlayer] -= h
+    else:
+        tally[T_MASS_IN] += mass
+        tally[T_H_IN] += h
+    if recv >= 0:
+        tu, tl = props[recv, Q_TU], props[recv, Q_TL]
+        rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[P_HOT]) else 1
+        dm[recv, rl] += mass
+        dh[recv, rl] += h
+    else:
+        rl = -1
+        tally[T_MASS_OUT] += mass
+        tally[T_H_OUT] += h
+    for s in range(NSP):
+        if donor >= 0:
+            y = state[donor, col + s] / m_d if m_d > 0.0 else 0.0
+        else:
+            y = par[P_O2AMB] if s == SP_O2 else 0.0
+        if donor >= 0:
+            ds[donor, dlayer, s] -= y * mass
+        if rl >= 0:
+            ds[recv, rl, s] += y * mass
+
+
+@njit(cache=True)
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally):
+    """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
+    channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``.
+
+    Returns (Newton iterations, pressure error Pa, compartments overdrawn): a caller retries with a
+    shorter step when the last is not 0.
+    """
+    n = state.shape[0]
+    props = np.empty((n, NPROP))
+    layer_props(state, geom, par, props)
+    src = np.empty((n, 7))
+    fire_sources(state, geom, props, par, q_kw, dt, src, qburn)
+    # pressures with the donor temperatures the layer limiting will give (fixed point, a few passes)
+    teff = np.empty((n, 2))
+    teff[:, 0] = props[:, Q_TU]
+    teff[:, 1] = props[:, Q_TL]
+    fu = np.ones(n)
+    fl = np.ones(n)
+    it = 0
+    for _ in range(8):
+        dp, k_it, err = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, chan,
+                                        vchan)
+        it += k_it
+        bad = layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl)
+        change = 0.0
+        for i in range(n):
+            tu = fu[i] * props[i, Q_TU] + (1.0 - fu[i]) * props[i, Q_TL]
+            tl = fl[i] * props[i, Q_TL] + (1.0 - fl[i]) * props[i, Q_TU]
+            change = max(change, abs(tu - teff[i, 0]), abs(tl - teff[i, 1]))
+            teff[i, 0] = tu
+            teff[i, 1] = tl
+        if change <= 1e-4:  # K: the enthalpy mismatch left is ~1e-6 Pa of pressure
+            break
+    apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
+    dm = np.zeros((n, 2))
+    dh = np.zeros((n, 2))
+    ds = np.zeros((n, 2, NSP))
+    for v in range(vidx.shape[0]):
+        a, b = vidx[v, 0], vidx[v, 1]
+        _transfer(chan[v, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(chan[v, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(chan[v, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(chan[v, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally)
+    for k in range(vvidx.shape[0]):
+        a, b = vvidx[k, 0], vvidx[k, 1]
+        _transfer(vchan[k, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(vchan[k, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(vchan[k, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(vchan[k, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally)
+    cp = par[P_CP]
+    gamma = cp / (cp - par[P_R])
+    gm1 = gamma - 1.0
+    yields = np.zeros(NSP)
+    yields[SP_CO2] = par[P_Y_CO2]
+    yields[SP_CO] = par[P_Y_CO]
+    yields[SP_SOOT] = par[P_Y_SOOT]
+    yields[SP_H2O] = par[P_Y_H2O]
+    for i in range(n):
+        ent, mf, mo2, qconv, wu, wl = src[i, 0], src[i, 1], src[i, 2], src[i, 3], src[i, 4], src[i, 5]
+        tl = props[i, Q_TL]
+        ml0 = state[i, ML]
+        # plume: entrained lower-layer gas and the fire's products to the upper layer
+        dm[i, 0] += (ent + mf) * dt
+        dm[i, 1] -= ent * dt
+        dh[i, 0] += (cp * tl * (ent + mf) + qconv - wu) * dt
+        dh[i, 1] += (-cp * tl * ent - wl) * dt
+        for s in range(NSP):
+            y = state[i, SL + s] / ml0 if ml0 > 0.0 else 0.0
+            ds[i, 0, s] += (y * ent + yields[s] * mf) * dt
+            ds[i, 1, s] -= y * ent * dt
+        ds[i, 0, SP_O2] -= mo2 * dt
+        tally[T_WALLS] += (wu + wl) * dt
+        tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
+        tally[T_RELEASED] += qburn[i] * 1000.0 * dt
+        tally[T_FUEL_MASS] += mf * dt
+        tally[T_FUEL_H] += cp * tl * mf * dt
+        du_tot = dh[i, 0] + dh[i, 1]
+        dpi = gm1 * du_tot / geom[i, G_VOL]
+        du_u = (dh[i, 0] + props[i, Q_VU] * dpi) / gamma
+        new_state[i, MU] = state[i, MU] + dm[i, 0]
+        new_state[i, ML] = state[i, ML] + dm[i, 1]
+        new_state[i, UU] = state[i, UU] + du_u
+        new_state[i, UL] = state[i, UL] + (du_tot - du_u)
+        for s in range(NSP):
+            new_state[i, SU + s] = state[i, SU + s] + ds[i, 0, s]
+            new_state[i, SL + s] = state[i, SL + s] + ds[i, 1, s]
+        if new_state[i, MU] < -1e-12 * (state[i, MU] + ml0) or new_state[i, ML] < -1e-12 * (state[i, MU] + ml0):
+            bad += 1
+    return it, err, bad

@@ -1,0 +1,375 @@
+"""Two-zone smoke model over a building's compartment network (the CFAST family of models).
+
+Every compartment of a :class:`~physics.fire_network.FireNetwork` holds a hot
+upper layer and a cool lower layer, each well mixed (mass, temperature,
+species); the model conserves mass, energy and species exactly (to
+round-off) and advances with ``step(dt)``. The numerics are in
+:mod:`physics._kernels.fire_zone`; this module builds the arrays, holds the
+state and declares the Component's fields.
+
+Physics and the choices made (each a stated assumption):
+
+- **Gas**: ideal, constant c_p = 1004.5 J/kgK, R = 287.05 J/kgK (γ ≈ 1.4) for
+  every layer. A compartment's pressure is one number for its equation of state
+  (its floor pressure); vent flows see the hydrostatic profile through both
+  layers. Conservation equations as in the CFAST Technical Reference Guide
+  (Jones, Peacock, Forney & Reneke, NIST TN 1889v1): dp/dt = (γ − 1)/V·Σh,
+  dU_u/dt = (h_u + V_u·dp/dt)/γ, masses and species by their flows.
+- **Outside**: an isothermal atmosphere at T_out, P0 at grade: the stack effect
+  comes from the compartments' and the outside's hydrostatics at the vents'
+  absolute elevations, without any special case.
+- **Fire**: the heat release Q (kW) of each compartment is an input every step
+  (another module makes it). It burns only while the lower layer's O2 is above
+  the lower oxygen limit (15 % by volume, CFAST's default), reduced linearly to 0
+  over the last percentage point, and never beyond the oxygen the plume
+  entrains (13.1 MJ per kg of O2, Huggett 1980). Fuel that cannot burn is not
+  released (its pyrolysis is not added: no external burning or unburned-fuel
+  species in this model). A radiative fraction (0.35) of the burned heat leaves
+  the gas (tallied as radiated); the rest goes to the upper layer with the
+  burned fuel's mass (entering at the lower layer's temperature) and its
+  products by yields per kg of fuel (CO2, CO, soot, H2O); O2 is consumed from
+  the upper layer, which the plume fed in the same step.
+- **Plume**: Heskestad's entrainment (SFPE Handbook) from the lower layer into
+  the upper, the fire at the floor, its diameter a parameter (1 m).
+- **Wall vents**: the orifice equation integrated over the opening's height on
+  the hydrostatic pressure difference of both sides (slabs between the sill,
+  soffit, layer interfaces and neutral planes), flow coefficient of the
+  network (0.7), width scaled by the open fraction (an input: doors opened by
+  evacuees, glazing that falls out at its break temperature).
+- **Ceiling/floor vents** (shafts): the orifice equation on the pressure
+  difference at the opening, from the lower compartment's upper layer (its
+  lower layer if there is none) or the upper compartment's lower layer;
+  coefficient ``vvent_cd`` (0.7). No exchange flow under an unstable density
+  difference (Cooper 1995 is not modelled): a shaft moves smoke only with a
+  net pressure-driven flow.
+- **Deposition**: gas entering a compartment joins its upper layer when it is
+  hotter than the lower layer by more than half the layer temperature
+  difference and by more than ``hot_dt_k`` (1 K); else the lower layer.
+- **Walls**: one lumped inner surface per compartment, quasi-steady (no heat
+  capacity of its own): convection from both layers (h_c = 10 W/m²K, a
+  parameter) and the flame's radiated fraction come in, conduction into the
+  solid goes out with the MQH effective conductance h_k(t) (NUREG-1805 ch. 2,
+  as :func:`physics.fire_correlations.mqh_hk`; t the model's time) against the
+  initial wall temperature; each layer then exchanges h_c·A_layer·(T − T_s)
+  with the surfaces it touches (the upper layer the ceiling and walls above the
+  interface, the lower layer the floor and walls below), so a hot ceiling warms
+  the lower layer as in CFAST. No radiation between layers. Walls are the
+  perimeter of a square plan of the floor area (4·√A) times the height;
+  openings are not subtracted.
+- **Numerics**: backward Euler on the pressures (Newton, conjugate gradients
+  on the SPD Jacobian), explicit layers with the converged flows, each
+  layer's outflow limited to what it holds (the rest from the other layer),
+  the step halved when a compartment cannot give its outflow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from physics._kernels import fire_zone as K
+from physics.fire_correlations import AMBIENT_K, SOOT_EXTINCTION_M2_KG
+from physics.fire_network import FireNetwork
+from twin.component import Component, FieldSpec, require_positive, require_range
+from twin.errors import ValidationError
+
+R_AIR = 287.05
+CP_AIR = 1004.5
+G = 9.80665
+P_ATM = 101325.0
+#: O2 mass fraction of dry air (20.95 % by volume).
+O2_AMBIENT = 0.2315
+#: Assumed generic fuel (state yours): heat of combustion 20 MJ/kg, yields kg per kg of fuel burned.
+DEFAULT_FUEL = {"heat_of_combustion_kj_kg": 20000.0, "co2": 1.5, "co": 0.01, "soot": 0.03, "h2o": 0.0}
+BALANCE_TERMS = ("mass_out", "mass_in", "enthalpy_out", "enthalpy_in", "walls", "radiated", "released",
+                 "fuel_mass", "fuel_enthalpy")
+
+
+def network_arrays(net: FireNetwork, t_wall_k: np.ndarray, vvent_cd: float) -> dict[str, np.ndarray]:
+    """The kernel's geometry arrays of ``net`` (see :mod:`physics._kernels.fire_zone` for the layouts)."""
+    n = net.n_compartments
+    geom = np.zeros((n, K.NGEOM))
+    geom[:, K.G_BASE] = net.base_m
+    geom[:, K.G_H] = net.height_m
+    geom[:, K.G_AREA] = net.area_m2
+    geom[:, K.G_VOL] = net.volume_m3
+    geom[:, K.G_PERIM] = 4.0 * np.sqrt(net.area_m2)
+    geom[:, K.G_K] = net.wall_k
+    geom[:, K.G_RHO] = net.wall_rho
+    geom[:, K.G_C] = net.wall_c
+    geom[:, K.G_THICK] = net.wall_thickness_m
+    geom[:, K.G_TWALL] = t_wall_k
+    vent = np.zeros((net.n_vents, K.NVENT))
+    vent[:, K.V_BOT] = net.vent_bottom_m
+    vent[:, K.V_TOP] = net.vent_top_m
+    vent[:, K.V_W] = net.vent_width_m
+    vent[:, K.V_CD] = net.vent_cd
+    vent[:, K.V_OPEN] = net.vent_open
+    vidx = np.ascontiguousarray(np.stack([net.vent_a, net.vent_b], axis=1).astype(np.int64).reshape(-1, 2))
+    vvent = np.zeros((net.n_vvents, 2))
+    vvent[:, 0] = net.vvent_area_m2
+    vvent[:, 1] = vvent_cd
+    vvidx = np.ascontiguousarray(np.stack([net.vvent_lower, net.vvent_upper], axis=1).astype(np.int64)
+                                 .reshape(-1, 2))
+    return {"geom": geom, "vent": vent, "vidx": vidx, "vvent": vvent, "vvidx": vvidx}
+
+
+def outside_pressure_pa(z_m, t_out_k: float, p0_pa: float = P_ATM):
+    """Pressure (Pa) of the isothermal outside atmosphere at elevation ``z_m``."""
+    return p0_pa * np.exp(-G * np.asarray(z_m, float) / (R_AIR * t_out_k))
+
+
+def initial_state(net: FireNetwork, t_in_k: np.ndarray, t_out_k: float, p0_pa: float) -> np.ndarray:
+    """Every compartment one lower layer of air at ``t_in_k``, its floor at the outside's pressure there."""
+    p = outside_pressure_pa(net.base_m, t_out_k, p0_pa)
+    vol = net.volume_m3
+    m = p * vol / (R_AIR * t_in_k)
+    state = np.zeros((net.n_compartments, K.NSTATE))
+    state[:, K.ML] = m
+    state[:, K.UL] = (CP_AIR - R_AIR) * m * t_in_k
+    state[:, K.SL + K.SP_O2] = O2_AMBIENT * m
+    return state
+
+
+def _per_compartment(value, n: int, name: str) -> np.ndarray:
+    a = np.asarray(value, float)
+    a = np.full(n, float(a)) if a.ndim == 0 else a
+    if a.shape != (n,):
+        raise ValidationError(f"{name}: {a.shape[0] if a.ndim else 1} values for {n} compartments; "
+                              "give one per compartment or a single number")
+    if not np.all(np.isfinite(a) & (a > 0)):
+        raise ValidationError(f"{name}={a[~(np.isfinite(a) & (a > 0))][0]!r}: temperatures are finite and > 0 K")
+    return a
+
+
+class FireZoneModel(Component):
+    """Two-zone fire and smoke model over a :class:`FireNetwork` (see the module docstring).
+
+    Parameters
+    ----------
+    network : FireNetwork
+    t_inside_k : float or (N,) array
+        Initial gas and wall temperature of the compartments (K).
+    t_outside_k : float
+        Outside air temperature (K), also a settable field; default ``t_inside_k``'s mean.
+    dt_max : float
+        Longest internal step (s); ``step(dt)`` sub-steps under it.
+    radiative_fraction, lower_oxygen_limit, fire_diameter_m, fuel
+        Fire parameters: χr (0.35), the LOL as a volume fraction (0.15), the
+        plume's base diameter and the fuel's heat of combustion and yields
+        (:data:`DEFAULT_FUEL`, an assumed generic fuel).
+    vvent_cd : float
+        Flow coefficient of the ceiling/floor vents.
+    h_conv : float
+        Convective coefficient between the layers and the walls (W/m²K).
+    delta_pa, hot_dt_k, newton_tol_pa, cg_tol
+        Numerics: the orifice equation's linear range below ``delta_pa``, the
+        deposition threshold, the pressure error at which Newton stops and the
+        relative tolerance of conjugate gradients.
+    """
+
+    name = "FireZoneModel"
+    cite_as = ("Jones, Peacock, Forney & Reneke, CFAST Technical Reference Guide (NIST TN 1889v1); "
+               "Heskestad, Fire Plumes (SFPE Handbook); Huggett 1980, Fire Mater. 4:61")
+    fields = {
+        "heat_release_rate": FieldSpec("kW", "in", "heat release the fire would give per compartment",
+                                       attr="q_kw", valid_min=0.0),
+        "outside_temperature": FieldSpec("K", "in", "outside air temperature", at="grid", attr="t_out",
+                                         valid_min=1.0),
+        "vent_open_fraction": FieldSpec("1", "inout", "open fraction of each wall vent", at="face",
+                                        attr="vent_open", valid_min=0.0),
+        "upper_layer__temperature": FieldSpec("K", "out", "upper-layer temperature", attr="t_upper"),
+        "lower_layer__temperature": FieldSpec("K", "out", "lower-layer temperature", attr="t_lower"),
+        "layer_height": FieldSpec("m", "out", "interface height above the compartment's floor",
+                                  attr="layer_height"),
+        "pressure": FieldSpec("Pa", "out", "floor pressure minus the outside's at the same elevation",
+                              attr="pressure"),
+        "upper_layer__o2": FieldSpec("1", "out", "O2 volume fraction of the upper layer", attr="o2_upper"),
+        "lower_layer__o2": FieldSpec("1", "out", "O2 volume fraction of the lower layer", attr="o2_lower"),
+        "upper_layer__co2": FieldSpec("1", "out", "CO2 volume fraction of the upper layer", attr="co2_upper"),
+        "upper_layer__co": FieldSpec("ppm", "out", "CO of the upper layer (by volume)", attr="co_upper"),
+        "lower_layer__co": FieldSpec("ppm", "out", "CO of the lower layer (by volume)", attr="co_lower"),
+        "upper_layer__soot": FieldSpec("kg/m3", "out", "soot concentration of the upper layer",
+                                       attr="soot_upper"),
+        "lower_layer__soot": FieldSpec("kg/m3", "out", "soot concentration of the lower layer",
+                                       attr="soot_lower"),
+        "upper_layer__extinction": FieldSpec("1/m", "out", "light extinction coefficient of the upper layer "
+                                             "(8700 m²/kg × soot, Mulholland & Croarkin 2000)",
+                                             attr="ext_upper"),
+        "lower_layer__extinction": FieldSpec("1/m", "out", "light extinction coefficient of the lower layer",
+                                             attr="ext_lower"),
+        "vent_mass_flow": FieldSpec("kg/s", "out", "net mass flow through each wall vent, a to b positive",
+                                    at="face", attr="vent_flow"),
+        "ceiling_vent_mass_flow": FieldSpec("kg/s", "out", "net mass flow through each ceiling vent, upward "
+                                            "positive", at="face", attr="vvent_flow"),
+        "heat_release_burned": FieldSpec("kW", "out", "heat release burned (after the oxygen limits)",
+                                         attr="q_burned"),
+    }
+
+    def __init__(self, network: FireNetwork, *, t_inside_k=AMBIENT_K, t_outside_k: float | None = None,
+                 p0_pa: float = P_ATM, dt_max: float = 1.0, radiative_fraction: float = 0.35,
+                 lower_oxygen_limit: float = 0.15, fire_diameter_m: float = 1.0, fuel: dict | None = None,
+                 vvent_cd: float = 0.7, h_conv: float = 10.0, delta_pa: float = 1e-4, hot_dt_k: float = 1.0,
+                 newton_tol_pa: float = 1e-6, cg_tol: float = 1e-12):
+        self.network = network.validate()
+        n = network.n_compartments
+        t_in = _per_compartment(t_inside_k, n, "t_inside_k")
+        t_out = float(np.mean(t_in)) if t_outside_k is None else require_positive(t_outside_k, "t_outside_k")
+        self.dt_max = require_positive(dt_max, "dt_max")
+        fuel = {**DEFAULT_FUEL, **(fuel or {})}
+        unknown = set(fuel) - set(DEFAULT_FUEL)
+        if unknown:
+            raise ValidationError(f"fuel: unknown key(s) {sorted(unknown)}; give {sorted(DEFAULT_FUEL)}")
+        dhc = require_positive(fuel["heat_of_combustion_kj_kg"], "fuel['heat_of_combustion_kj_kg']")
+        for key in ("co2", "co", "soot", "h2o"):
+            require_range(fuel[key], f"fuel[{key!r}]", 0.0, 10.0)
+        products = fuel["co2"] + fuel["co"] + fuel["soot"] + fuel["h2o"]
+        limit = 1.0 + dhc * 1000.0 / K.HUGGETT_J_KG
+        if products > limit:
+            raise ValidationError(f"fuel: yields sum to {products:g} kg per kg of fuel, more than the fuel and the "
+                                  f"O2 it burns with ({limit:g} kg); lower the yields")
+        self.fuel = fuel
+        self.arrays = network_arrays(network, t_in, require_positive(vvent_cd, "vvent_cd"))
+        self.par = np.zeros(K.NPAR)
+        self.par[[K.P_R, K.P_CP, K.P_G, K.P_P0]] = R_AIR, CP_AIR, G, require_positive(p0_pa, "p0_pa")
+        self.par[K.P_DELTA] = require_positive(delta_pa, "delta_pa")
+        self.par[K.P_CHIR] = require_range(radiative_fraction, "radiative_fraction", 0.0, 0.9)
+        self.par[K.P_DHC] = dhc
+        self.par[K.P_LOL] = require_range(lower_oxygen_limit, "lower_oxygen_limit", 0.0, 0.2)
+        self.par[[K.P_Y_CO2, K.P_Y_CO, K.P_Y_SOOT, K.P_Y_H2O]] = (fuel["co2"], fuel["co"], fuel["soot"],
+                                                                   fuel["h2o"])
+        self.par[K.P_DFIRE] = require_positive(fire_diameter_m, "fire_diameter_m")
+        self.par[K.P_TOL] = require_positive(newton_tol_pa, "newton_tol_pa")
+        self.par[K.P_HOT] = require_positive(hot_dt_k, "hot_dt_k")
+        self.par[K.P_O2AMB] = O2_AMBIENT
+        self.par[K.P_CGTOL] = require_positive(cg_tol, "cg_tol")
+        self.par[K.P_HCONV] = require_positive(h_conv, "h_conv")
+        self.t_out = np.array([t_out])
+        self.q_kw = np.zeros(n)
+        self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()
+        self.broken = np.zeros(network.n_vents, bool)
+        self.state = initial_state(network, t_in, t_out, self.par[K.P_P0])
+        self.t = 0.0
+        self.tally = np.zeros(K.NTALLY)
+        self.newton_iterations = 0
+        self.steps = 0
+        self.chan = np.zeros((network.n_vents, 4))
+        self.vchan = np.zeros((network.n_vvents, 4))
+        self.q_burned = np.zeros(n)
+        self._initial = (self.total_mass(), self.total_energy())
+        self._update_outputs()
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, dt: float) -> float:
+        """Advance ``dt`` seconds in steps of at most ``dt_max`` (halved where a compartment would run
+        dry); returns ``dt``."""
+        dt = require_positive(dt, "dt")
+        end = self.t + dt
+        while self.t < end - 1e-12:
+            self._substep(min(self.dt_max, end - self.t))
+        self._update_outputs()
+        return dt
+
+    def _substep(self, dt: float) -> None:
+        self._break_glazing()
+        self.arrays["vent"][:, K.V_OPEN] = self.vent_open
+        self.par[K.P_TOUT] = float(self.t_out[0])
+        q = np.ascontiguousarray(self.q_kw, float)
+        for _ in range(12):
+            self.par[K.P_TIME] = self.t + dt
+            new = np.empty_like(self.state)
+            tally = np.zeros(K.NTALLY)
+            a = self.arrays
+            it, err, bad = self._kernel_step(self.state, a["geom"], self.par, a["vent"], a["vidx"], a["vvent"],
+                                             a["vvidx"], q, dt, new, self.chan, self.vchan, self.q_burned, tally)
+            if bad == 0:
+                self.state = new
+                self.tally += tally
+                self.t += dt
+                self.newton_iterations += it
+                self.steps += 1
+                return
+            dt *= 0.5
+        raise ValidationError(f"{self.name}: a compartment cannot give its outflow even at dt={dt:g} s; "
+                              "check the network for a tiny compartment behind a large vent")
+
+    #: one step of the kernel (tests swap in the numpy reference)
+    _kernel_step = staticmethod(K.step)
+
+    def _break_glazing(self) -> None:
+        """Glazing falls out (vent fully open) once either side's upper layer reaches its break temperature."""
+        brk = self.network.vent_break_c
+        cand = np.flatnonzero(np.isfinite(brk) & ~self.broken)
+        if not len(cand):
+            return
+        tu = self.t_upper
+        a, b = self.network.vent_a[cand], self.network.vent_b[cand]
+        hot = np.maximum(tu[a], np.where(b >= 0, tu[np.maximum(b, 0)], 0.0)) - 273.15
+        hit = cand[hot >= brk[cand]]
+        self.broken[hit] = True
+        self.vent_open[hit] = 1.0
+
+    # ------------------------------------------------------------------ outputs
+    def _update_outputs(self) -> None:
+        props = np.empty((self.network.n_compartments, K.NPROP))
+        K.layer_props(self.state, self.arrays["geom"], self.par, props)
+        self.props = props
+        self.t_upper = props[:, K.Q_TU].copy()
+        self.t_lower = props[:, K.Q_TL].copy()
+        self.layer_height = props[:, K.Q_ZI] - self.network.base_m
+        self.pressure = props[:, K.Q_P] - outside_pressure_pa(self.network.base_m, float(self.t_out[0]),
+                                                              self.par[K.P_P0])
+        xu = self.mole_fractions(upper=True)
+        xl = self.mole_fractions(upper=False)
+        self.o2_upper, self.o2_lower = xu[:, K.SP_O2], xl[:, K.SP_O2]
+        self.co2_upper = xu[:, K.SP_CO2]
+        self.co_upper, self.co_lower = 1e6 * xu[:, K.SP_CO], 1e6 * xl[:, K.SP_CO]
+        vu = props[:, K.Q_VU]
+        vl = self.network.volume_m3 - vu
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.soot_upper = np.where(vu > 0, self.state[:, K.SU + K.SP_SOOT] / np.maximum(vu, 1e-300), 0.0)
+            self.soot_lower = np.where(vl > 0, self.state[:, K.SL + K.SP_SOOT] / np.maximum(vl, 1e-300), 0.0)
+        self.ext_upper = SOOT_EXTINCTION_M2_KG * self.soot_upper
+        self.ext_lower = SOOT_EXTINCTION_M2_KG * self.soot_lower
+        self.vent_flow = (self.chan[:, 0] + self.chan[:, 1]) - (self.chan[:, 2] + self.chan[:, 3])
+        self.vvent_flow = (self.vchan[:, 0] + self.vchan[:, 1]) - (self.vchan[:, 2] + self.vchan[:, 3])
+
+    def mole_fractions(self, *, upper: bool) -> np.ndarray:
+        """(N, 5) volume fractions of :data:`physics._kernels.fire_zone.SPECIES` in one layer (rest N2)."""
+        col, mcol = (K.SU, K.MU) if upper else (K.SL, K.ML)
+        y = self.state[:, col:col + K.NSP]
+        m = self.state[:, mcol]
+        moles = y / K.MOLAR_MASS
+        rest = np.maximum(m - y.sum(axis=1), 0.0) / K.M_N2
+        total = moles.sum(axis=1) + rest
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total[:, None] > 0, moles / np.where(total > 0, total, 1.0)[:, None], 0.0)
+
+    # ------------------------------------------------------------------ balances
+    def total_mass(self) -> float:
+        """Gas mass in the building (kg)."""
+        return float(self.state[:, K.MU].sum() + self.state[:, K.ML].sum())
+
+    def total_energy(self) -> float:
+        """Internal energy of the gas in the building (J)."""
+        return float(self.state[:, K.UU].sum() + self.state[:, K.UL].sum())
+
+    def balance(self) -> dict[str, float]:
+        """Cumulative terms (kg, J) and the residuals of the mass and energy balances since construction.
+
+        mass: M − M0 − (in − out + fuel burned); energy: U − U0 − (H_in − H_out + released − radiated +
+        fuel enthalpy − walls). Both are round-off when the model conserves.
+        """
+        t = dict(zip(BALANCE_TERMS, (float(x) for x in self.tally), strict=True))
+        m0, u0 = self._initial
+        t["mass_residual"] = self.total_mass() - m0 - (t["mass_in"] - t["mass_out"] + t["fuel_mass"])
+        t["energy_residual"] = self.total_energy() - u0 - (t["enthalpy_in"] - t["enthalpy_out"] + t["released"]
+                                                           - t["radiated"] + t["fuel_enthalpy"] - t["walls"])
+        t["mass"] = self.total_mass()
+        t["energy"] = self.total_energy()
+        return t
+
+    def _field_changed(self, name: str, previous: np.ndarray) -> None:
+        if name == "vent_open_fraction" and np.any(self.vent_open > 1.0):
+            v = int(np.argmax(self.vent_open))
+            raise ValidationError(f"{self.name}.vent_open_fraction[{v}]={float(self.vent_open[v])!r}: "
+                                  "must lie in 0..1")

@@ -1,0 +1,366 @@
+"""Pure-numpy reference of one step of the two-zone fire model (tests only).
+
+Written from the equations in the docstring of :mod:`physics._kernels.fire_zone`
+and sharing no code with the numba kernels (only the column constants of the
+array layouts), so that the kernels can be checked against it: layer
+properties vectorised; each wall vent's flow summed over slabs cut at the
+sill, soffit, interfaces and the heights where Δp crosses −δ, 0 and +δ, with
+the slab integral of √|Δp| written as (2/3)·(|x2|^1.5 − |x1|^1.5)/(x2 − x1);
+the Newton system assembled as a dense matrix and solved by
+``numpy.linalg.solve`` instead of conjugate gradients.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from physics._kernels import fire_zone as K
+
+HUGGETT = 13.1e6
+
+
+def props(state, geom, par):
+    """Dict of per-compartment arrays: p, tu, tl, ru, rl, zi, hasu, hasl, vu."""
+    r, cp = par[K.P_R], par[K.P_CP]
+    cv = cp - r
+    gm1 = r / cv
+    mu, ml = state[:, K.MU], state[:, K.ML]
+    vol = geom[:, K.G_VOL]
+    p = gm1 * (state[:, K.UU] + state[:, K.UL]) / vol
+    tiny = 1e-9 * (mu + ml)
+    hasu, hasl = mu > tiny, ml > tiny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tu = np.where(hasu, state[:, K.UU] / (cv * mu), 0.0)
+        tl = np.where(hasl, state[:, K.UL] / (cv * ml), 0.0)
+    tu = np.where(hasu, tu, tl)
+    tl = np.where(hasl, tl, tu)
+    vu = np.where(hasu, gm1 * state[:, K.UU] / p, 0.0)
+    vu = np.where(hasl, np.clip(vu, 0.0, vol), vol)
+    return {"p": p, "tu": tu, "tl": tl, "ru": p / (r * tu), "rl": p / (r * tl),
+            "zi": geom[:, K.G_BASE] + (vol - vu) / geom[:, K.G_AREA], "hasu": hasu, "hasl": hasl, "vu": vu}
+
+
+def p_out(z, par):
+    return par[K.P_P0] * math.exp(-par[K.P_G] * z / (par[K.P_R] * par[K.P_TOUT]))
+
+
+def pressure_at(i, z, pf, geom, pr, par):
+    """Hydrostatic pressure at ``z`` in compartment ``i`` (outside for i < 0)."""
+    if i < 0:
+        return p_out(z, par)
+    base, zi, g = geom[i, K.G_BASE], pr["zi"][i], par[K.P_G]
+    below = min(z, zi) - base
+    above = max(z - zi, 0.0)
+    return pf[i] - g * pr["rl"][i] * below - g * pr["ru"][i] * above
+
+
+def donor(i, z, pr, par):
+    """(density, temperature, layer 0 upper / 1 lower) of side ``i`` at height ``z``."""
+    if i < 0:
+        t = par[K.P_TOUT]
+        return p_out(z, par) / (par[K.P_R] * t), t, 1
+    if z > pr["zi"][i]:
+        return pr["ru"][i], pr["tu"][i], 0
+    return pr["rl"][i], pr["tl"][i], 1
+
+
+def slab_flow(x1, x2, h, coef, delta):
+    """(signed flow, d flow/dΔp) of a slab where Δp goes linearly x1 → x2 within one regime."""
+    if abs(x1 + x2) <= 2 * delta:
+        return coef * h * 0.5 * (x1 + x2) / math.sqrt(delta), coef * h / math.sqrt(delta)
+    a1, a2 = abs(x1), abs(x2)
+    sign = 1.0 if x1 + x2 > 0 else -1.0
+    if abs(a2 - a1) < 1e-5 * max(a1, a2):  # the difference quotients below would cancel: mean value
+        am = 0.5 * (a1 + a2)
+        f, d = coef * h * math.sqrt(am), coef * h / (2 * math.sqrt(am))
+    else:
+        f = coef * h * (2.0 / 3.0) * (a2 ** 1.5 - a1 ** 1.5) / (a2 - a1)
+        d = coef * h * (math.sqrt(a2) - math.sqrt(a1)) / (a2 - a1)
+    return sign * f, d
+
+
+def wall_vent_flows(v, pf, vent, vidx, geom, pr, par, teff):
+    """(channels (4,), enthalpy a→b W, Jacobian weight) of wall vent ``v``."""
+    ch = np.zeros(4)
+    a, b = int(vidx[v, 0]), int(vidx[v, 1])
+    zb, zt = vent[v, K.V_BOT], vent[v, K.V_TOP]
+    width = vent[v, K.V_W] * vent[v, K.V_OPEN]
+    if width <= 0:
+        return ch, 0.0, 0.0
+    delta, cp = par[K.P_DELTA], par[K.P_CP]
+    levels = sorted({zb, zt, *[pr["zi"][s] for s in (a, b) if s >= 0 and zb < pr["zi"][s] < zt]})
+    hsum = wsum = 0.0
+    for z1, z2 in zip(levels[:-1], levels[1:], strict=True):
+        d1 = pressure_at(a, z1, pf, geom, pr, par) - pressure_at(b, z1, pf, geom, pr, par)
+        d2 = pressure_at(a, z2, pf, geom, pr, par) - pressure_at(b, z2, pf, geom, pr, par)
+        ts = [0.0, 1.0]
+        if d2 != d1:
+            ts += [t for t in ((c - d1) / (d2 - d1) for c in (-delta, 0.0, delta)) if 0 < t < 1]
+        ts = sorted(ts)
+        zm = 0.5 * (z1 + z2)
+        for ta, tb in zip(ts[:-1], ts[1:], strict=True):
+            if tb <= ta:
+                continue
+            x1, x2 = d1 + (d2 - d1) * ta, d1 + (d2 - d1) * tb
+            forward = x1 + x2 >= 0
+            side = a if forward else b
+            rho, t_d, layer = donor(side, zm, pr, par)
+            t_d = teff[side, layer] if side >= 0 else t_d  # the donor temperature after layer limiting
+            f, dfdp = slab_flow(x1, x2, (z2 - z1) * (tb - ta), vent[v, K.V_CD] * width * math.sqrt(2 * rho), delta)
+            ch[layer if forward else 2 + layer] += abs(f)
+            hsum += cp * t_d * f
+            wsum += cp * t_d * dfdp
+    return ch, hsum, wsum
+
+
+def ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff):
+    """(channels (4,), enthalpy up W, Jacobian weight) of ceiling vent ``k``."""
+    ch = np.zeros(4)
+    lo, up = int(vvidx[k, 0]), int(vvidx[k, 1])
+    z = geom[lo, K.G_BASE] + geom[lo, K.G_H]
+    x = pressure_at(lo, z, pf, geom, pr, par) - pressure_at(up, z, pf, geom, pr, par)
+    if x >= 0:
+        col = 0 if pr["hasu"][lo] else 1
+        rho, t_d = (pr["ru"][lo], pr["tu"][lo]) if col == 0 else (pr["rl"][lo], pr["tl"][lo])
+    elif up < 0:
+        col, t_d = 3, par[K.P_TOUT]
+        rho = p_out(z, par) / (par[K.P_R] * t_d)
+    else:
+        col = 3 if pr["hasl"][up] else 2
+        rho, t_d = (pr["rl"][up], pr["tl"][up]) if col == 3 else (pr["ru"][up], pr["tu"][up])
+    coef = vvent[k, 1] * vvent[k, 0] * math.sqrt(2 * rho)
+    delta = par[K.P_DELTA]
+    if abs(x) <= delta:
+        f, d = coef * x / math.sqrt(delta), coef / math.sqrt(delta)
+    else:
+        f, d = math.copysign(coef * math.sqrt(abs(x)), x), coef / (2 * math.sqrt(abs(x)))
+    side = lo if col < 2 else up
+    t_d = teff[side, col % 2] if side >= 0 else t_d
+    ch[col] = abs(f)
+    return ch, par[K.P_CP] * t_d * f, par[K.P_CP] * t_d * d
+
+
+def o2_fraction(y, mass):
+    """O2 mole fraction of a layer (species masses ``y``, rest N2)."""
+    if mass <= 0:
+        return 0.0
+    moles = np.sum(y / K.MOLAR_MASS) + max(mass - y.sum(), 0.0) / K.M_N2
+    return y[K.SP_O2] / K.MOLAR_MASS[K.SP_O2] / moles
+
+
+def heskestad(qc, z, q, d):
+    if qc <= 0 or z <= 0:
+        return 0.0
+    flame = 0.235 * q ** 0.4 - 1.02 * d
+    z0 = 0.083 * q ** 0.4 - 1.02 * d
+    if flame > 0 and z < flame:
+        return 0.0056 * qc * z / flame
+    dz = max(z - z0, 1e-6)
+    return 0.071 * qc ** (1 / 3) * dz ** (5 / 3) * (1 + 0.026 * qc ** (2 / 3) * dz ** (-5 / 3))
+
+
+def sources(state, geom, pr, par, q_kw, dt):
+    """(N, 7) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`."""
+    n = state.shape[0]
+    src = np.zeros((n, 7))
+    qb_all = np.zeros(n)
+    cv = par[K.P_CP] - par[K.P_R]
+    t = max(par[K.P_TIME], 1e-9)
+    for i in range(n):
+        base, hgt = geom[i, K.G_BASE], geom[i, K.G_H]
+        if q_kw[i] > 0 and pr["hasl"][i]:
+            ml = state[i, K.ML]
+            x = o2_fraction(state[i, K.SL:K.SL + K.NSP], ml)
+            qd = float(np.clip((x - par[K.P_LOL]) / 0.01, 0, 1)) * q_kw[i]
+            qc = (1 - par[K.P_CHIR]) * qd
+            z = pr["zi"][i] - base if pr["hasu"][i] else hgt
+            ent = min(heskestad(qc, z, qd, par[K.P_DFIRE]), 0.5 * ml / dt)
+            qb = min(qd, ent * state[i, K.SL + K.SP_O2] / ml * HUGGETT / 1000)
+            qb_all[i] = qb
+            src[i, :4] = ent, qb / par[K.P_DHC], qb * 1000 / HUGGETT, (1 - par[K.P_CHIR]) * qb * 1000
+        kk, rho, c, th = geom[i, K.G_K], geom[i, K.G_RHO], geom[i, K.G_C], geom[i, K.G_THICK]
+        hk = math.sqrt(kk * rho * c / t) if t < rho * c / kk * (th / 2) ** 2 else kk / th
+        hc = par[K.P_HCONV]
+        hl = pr["zi"][i] - base
+        au = geom[i, K.G_AREA] + geom[i, K.G_PERIM] * (hgt - hl)
+        al = geom[i, K.G_AREA] + geom[i, K.G_PERIM] * hl
+        ts = ((hc * (au * pr["tu"][i] + al * pr["tl"][i]) + par[K.P_CHIR] * qb_all[i] * 1000
+               + hk * (au + al) * geom[i, K.G_TWALL]) / ((hc + hk) * (au + al)))
+        src[i, 6] = ts
+        for layer, (has, mass, temp, area) in enumerate(((pr["hasu"][i], state[i, K.MU], pr["tu"][i], au),
+                                                         (pr["hasl"][i], state[i, K.ML], pr["tl"][i], al))):
+            if has:
+                q = hc * area * (temp - ts)
+                cap = cv * mass * abs(temp - ts) / dt
+                src[i, 4 + layer] = float(np.clip(q, -cap, cap))
+    return src, qb_all
+
+
+def residual(dp, pn, dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff):
+    """(residual, Jacobian (dense), wall channels, ceiling channels, pressure error Pa)."""
+    gm1 = par[K.P_R] / (par[K.P_CP] - par[K.P_R])
+    vol = geom[:, K.G_VOL]
+    pf = pn + dp
+    res = vol / (gm1 * dt) * dp - (src[:, 3] - src[:, 4] - src[:, 5] + par[K.P_CP] * pr["tl"] * src[:, 1])
+    jac = np.diag(vol / (gm1 * dt))
+    chan = np.zeros((len(vidx), 4))
+    vchan = np.zeros((len(vvidx), 4))
+    links = [(v, vidx[v], wall_vent_flows(v, pf, vent, vidx, geom, pr, par, teff), chan) for v in range(len(vidx))]
+    links += [(k, vvidx[k], ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff), vchan)
+              for k in range(len(vvidx))]
+    for j, (a, b), (ch, hf, w), store in links:
+        store[j] = ch
+        res[a] += hf
+        jac[a, a] += w
+        if b >= 0:
+            res[b] -= hf
+            jac[b, b] += w
+            jac[a, b] -= w
+            jac[b, a] -= w
+    return res, jac, chan, vchan, float(np.max(np.abs(res) * gm1 * dt / vol, initial=0.0))
+
+
+def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff):
+    """Newton with backtracking on the floor pressures (dense solves)."""
+    n = state.shape[0]
+    dp = np.zeros(n)
+    args = (dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff)
+    res, jac, chan, vchan, err = residual(dp, pr["p"], *args)
+    it = 0
+    while err > par[K.P_TOL] and it < 50:
+        it += 1
+        step = np.linalg.solve(jac, -res)
+        if np.max(np.abs(step)) <= 1e-3 * par[K.P_TOL]:
+            break
+        lam = 1.0
+        for _ in range(12):
+            trial = dp + lam * step
+            out = residual(trial, pr["p"], *args)
+            if out[4] < err:
+                break
+            lam *= 0.5
+        dp = trial
+        res, jac, chan, vchan, err = out
+    return dp, it, err, chan, vchan
+
+
+def fractions(state, src, chan, vchan, vidx, vvidx, dt):
+    """(fu, fl, bad): the share of the outflow asked of each layer that it can give."""
+    n = state.shape[0]
+    du, dl = np.zeros(n), np.zeros(n)
+    for idx, ch in ((vidx, chan), (vvidx, vchan)):
+        np.add.at(du, idx[:, 0], ch[:, 0] * dt)
+        np.add.at(dl, idx[:, 0], ch[:, 1] * dt)
+        inside = idx[:, 1] >= 0
+        np.add.at(du, idx[inside, 1], ch[inside, 2] * dt)
+        np.add.at(dl, idx[inside, 1], ch[inside, 3] * dt)
+    au = state[:, K.MU] + src[:, 0] * dt
+    al = state[:, K.ML] - src[:, 0] * dt
+    fu, fl = np.ones(n), np.ones(n)
+    over_u, over_l = du > au, (du <= au) & (dl > al)
+    fu[over_u] = au[over_u] / du[over_u]
+    fl[over_l] = al[over_l] / dl[over_l]
+    bad = int(np.sum(over_u & (dl + du - au > al)) + np.sum(over_l & (du + dl - al > au)))
+    return fu, fl, bad
+
+
+def reassign(chan, vchan, vidx, vvidx, fu, fl):
+    """Channels after the layers that cannot give their share pass it to the other layer (in place)."""
+    for idx, ch in ((vidx, chan), (vvidx, vchan)):
+        for c0, side in ((0, 0), (2, 1)):
+            rows = np.flatnonzero(idx[:, side] >= 0)
+            i = idx[rows, side]
+            cu, cl = ch[rows, c0].copy(), ch[rows, c0 + 1].copy()
+            ch[rows, c0] = fu[i] * cu + (1 - fl[i]) * cl
+            ch[rows, c0 + 1] = (1 - fu[i]) * cu + fl[i] * cl
+
+
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally):
+    """Same signature and results as :func:`physics._kernels.fire_zone.step` (the Component can swap it in)."""
+    n = state.shape[0]
+    cp = par[K.P_CP]
+    gamma = cp / (cp - par[K.P_R])
+    pr = props(state, geom, par)
+    src, qb = sources(state, geom, pr, par, q_kw, dt)
+    teff = np.stack([pr["tu"], pr["tl"]], axis=1)
+    it = 0
+    for _ in range(8):
+        dp, k_it, err, chan, vchan = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff)
+        it += k_it
+        fu, fl, bad = fractions(state, src, chan, vchan, vidx, vvidx, dt)
+        new = np.stack([fu * pr["tu"] + (1 - fu) * pr["tl"], fl * pr["tl"] + (1 - fl) * pr["tu"]], axis=1)
+        change = float(np.max(np.abs(new - teff)))
+        teff = new
+        if change <= 1e-4:
+            break
+    reassign(chan, vchan, vidx, vvidx, fu, fl)
+    dm, dh, ds = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2, K.NSP))
+    ambient = np.zeros(K.NSP)
+    ambient[K.SP_O2] = par[K.P_O2AMB]
+    temps = np.stack([pr["tu"], pr["tl"]], axis=1)
+    for idx, ch in ((vidx, chan), (vvidx, vchan)):
+        for j in range(len(idx)):
+            for c in range(4):
+                flow = ch[j, c]
+                if flow <= 0:
+                    continue
+                donor_i, recv = (idx[j, 0], idx[j, 1]) if c < 2 else (idx[j, 1], idx[j, 0])
+                layer = c % 2
+                mass = flow * dt
+                if donor_i >= 0:
+                    t_d = temps[donor_i, layer]
+                    cols = slice(K.SU, K.SU + K.NSP) if layer == 0 else slice(K.SL, K.SL + K.NSP)
+                    m_d = state[donor_i, K.MU if layer == 0 else K.ML]
+                    y = state[donor_i, cols] / m_d if m_d > 0 else np.zeros(K.NSP)
+                    dm[donor_i, layer] -= mass
+                    dh[donor_i, layer] -= cp * t_d * mass
+                    ds[donor_i, layer] -= y * mass
+                else:
+                    t_d, y = par[K.P_TOUT], ambient
+                    tally[K.T_MASS_IN] += mass
+                    tally[K.T_H_IN] += cp * t_d * mass
+                if recv >= 0:
+                    tu, tl = temps[recv]
+                    rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[K.P_HOT]) else 1
+                    dm[recv, rl] += mass
+                    dh[recv, rl] += cp * t_d * mass
+                    ds[recv, rl] += y * mass
+                else:
+                    tally[K.T_MASS_OUT] += mass
+                    tally[K.T_H_OUT] += cp * t_d * mass
+    yields = np.zeros(K.NSP)
+    yields[[K.SP_CO2, K.SP_CO, K.SP_SOOT, K.SP_H2O]] = par[[K.P_Y_CO2, K.P_Y_CO, K.P_Y_SOOT, K.P_Y_H2O]]
+    ent, mf, mo2, qconv, wu, wl = (src[:, c] for c in range(6))
+    tl = pr["tl"]
+    ml0 = state[:, K.ML]
+    dm[:, 0] += (ent + mf) * dt
+    dm[:, 1] -= ent * dt
+    dh[:, 0] += (cp * tl * (ent + mf) + qconv - wu) * dt
+    dh[:, 1] += (-cp * tl * ent - wl) * dt
+    with np.errstate(invalid="ignore", divide="ignore"):
+        yl = np.where(ml0[:, None] > 0, state[:, K.SL:K.SL + K.NSP] / ml0[:, None], 0.0)
+    ds[:, 0] += (yl * ent[:, None] + yields[None, :] * mf[:, None]) * dt
+    ds[:, 1] -= yl * ent[:, None] * dt
+    ds[:, 0, K.SP_O2] -= mo2 * dt
+    tally[K.T_WALLS] += np.sum((wu + wl) * dt)
+    tally[K.T_RADIATED] += np.sum(par[K.P_CHIR] * qb * 1000 * dt)
+    tally[K.T_RELEASED] += np.sum(qb * 1000 * dt)
+    tally[K.T_FUEL_MASS] += np.sum(mf * dt)
+    tally[K.T_FUEL_H] += np.sum(cp * tl * mf * dt)
+    du_tot = dh.sum(axis=1)
+    du_u = (dh[:, 0] + pr["vu"] * (gamma - 1) * du_tot / geom[:, K.G_VOL]) / gamma
+    new_state[:] = state
+    new_state[:, K.MU] += dm[:, 0]
+    new_state[:, K.ML] += dm[:, 1]
+    new_state[:, K.UU] += du_u
+    new_state[:, K.UL] += du_tot - du_u
+    new_state[:, K.SU:K.SU + K.NSP] += ds[:, 0]
+    new_state[:, K.SL:K.SL + K.NSP] += ds[:, 1]
+    total = state[:, K.MU] + ml0
+    bad += int(np.sum((new_state[:, K.MU] < -1e-12 * total) | (new_state[:, K.ML] < -1e-12 * total)))
+    chan_out[:] = chan
+    vchan_out[:] = vchan
+    qburn[:] = qb
+    return it, err, bad
