@@ -30,7 +30,9 @@ corridors, lobbies and refuge compartments and the compartments that open
 onto a stair (the stair door's side), with ``include_rooms`` its rooms too; a
 storey without such compartments falls back to all its non-shaft
 compartments. :func:`aset_by_floor` and :func:`write_aset_csv` give it in the
-shape ``agents.building`` reads (``floor,aset_s``, s, floor 0 = ground).
+shape ``agents.building`` reads (``floor,aset_s``, s, floor 0 = ground);
+:func:`assess_history` takes the zone model's fields by their names
+(:data:`ZONE_FIELDS`).
 """
 
 from __future__ import annotations
@@ -222,6 +224,25 @@ def assess(t_s, network: FireNetwork, *, t_upper_k, t_lower_k, layer_height_m, c
                "radiant_limit_kw_m2": RADIANT_LIMIT_KW_M2, "visibility_limits_m": list(VISIBILITY_LIMIT_M),
                "visibility_c": VISIBILITY_C[sign], "include_rooms": int(include_rooms), "t_end_s": float(t[-1]),
                "source": "ISO 13571:2012 (FED asphyxiant and convected heat), Jin (visibility)"})
+
+
+#: The zone model's output field names (physics.fire_zone, CSDMS style) -> :func:`assess` keywords.
+ZONE_FIELDS = {"upper_layer__temperature": "t_upper_k", "lower_layer__temperature": "t_lower_k",
+               "layer_height": "layer_height_m", "upper_layer__co": "co_ppm_upper", "lower_layer__co": "co_ppm_lower",
+               "upper_layer__co2": "co2_upper", "lower_layer__co2": "co2_lower", "upper_layer__soot": "soot_upper",
+               "lower_layer__soot": "soot_lower", "upper_layer__hcn": "hcn_ppm_upper",
+               "lower_layer__hcn": "hcn_ppm_lower"}
+
+
+def assess_history(t_s, network: FireNetwork, history, **kw) -> xr.Dataset:
+    """:func:`assess` on a recorded zone-model history: a mapping (or Dataset) of the model's field names to
+    (time, compartment) arrays (names in :data:`ZONE_FIELDS`; the ones it lacks are left out)."""
+    args = {ZONE_FIELDS[k]: np.asarray(history[k]) for k in ZONE_FIELDS if k in history}
+    missing = [k for k, v in ZONE_FIELDS.items() if v in ("t_upper_k", "t_lower_k", "layer_height_m",
+                                                         "co_ppm_upper", "co_ppm_lower") and k not in history]
+    if missing:
+        raise ValidationError(f"history: lacks {missing}; record these zone-model fields over (time, compartment)")
+    return assess(t_s, network, **args, **kw)
 
 
 def aset_by_floor(ds: xr.Dataset) -> dict[int, float]:

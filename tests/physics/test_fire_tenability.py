@@ -10,8 +10,10 @@ from physics import fire_correlations as fc
 from physics.fire_network import OUTSIDE, NetworkBuilder
 from physics.fire_tenability import (
     SIGMA,
+    ZONE_FIELDS,
     aset_by_floor,
     assess,
+    assess_history,
     fed_asphyxiant,
     radiant_flux_kw_m2,
     route_compartments,
@@ -49,6 +51,13 @@ def test_co_dose_reaches_0_3_at_the_iso_13571_time():
     assert float(ds["compartment_aset_s"][0]) == pytest.approx(180.0, abs=1e-9)
     assert ds["compartment_criterion"].values[0] == "asphyxiant"
     assert float(ds["aset_s"][0]) == pytest.approx(180.0) and ds["criterion"].values[0] == "asphyxiant"
+    # the same history under the zone model's field names
+    h = _history(net, t, layer_height_m=1.0, co_ppm_upper=3500.0)
+    names = {v: k for k, v in ZONE_FIELDS.items()}
+    ds_zone = assess_history(t, net, {names[k]: v for k, v in h.items()})
+    assert float(ds_zone["aset_s"][0]) == pytest.approx(180.0, abs=1e-9)
+    with pytest.raises(ValidationError, match="lacks \\['layer_height'\\]"):
+        assess_history(t, net, {names[k]: v for k, v in h.items() if k != "layer_height_m"})
     # the same CO in the upper layer while the interface is above the head: no dose
     ds_high = assess(t, net, **_history(net, t, layer_height_m=2.2, co_ppm_upper=3500.0))
     assert np.isinf(float(ds_high["aset_s"][0]))
