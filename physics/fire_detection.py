@@ -211,7 +211,7 @@ def activation_times(t_s, q_kw, devices: DeviceSet, *, ceiling_height_m, t_upper
     for k in range(1, t.size):  # gas held at its mean over the step, the step solved exactly
         link[k] = rti_link_temperature(link[k - 1], 0.5 * (gas[k - 1] + gas[k]), 0.5 * (u[k - 1] + u[k]), rti,
                                        t[k] - t[k - 1])
-    out = _first_crossing(t, link, act)
+    out = first_crossing_s(t, link, act)
     obsc = devices._col("obscuration_pct_m")
     smoke_od = np.isfinite(obsc)
     if np.any(smoke_od):
@@ -221,7 +221,7 @@ def activation_times(t_s, q_kw, devices: DeviceSet, *, ceiling_height_m, t_upper
         ku = _check_tn("extinction_upper", extinction_upper, shape)
         kl = np.zeros(shape) if extinction_lower is None else _check_tn("extinction_lower", extinction_lower, shape)
         od = obscuration_pct_m(np.where(in_layer, ku[:, c], kl[:, c]))
-        out = np.where(smoke_od, _first_crossing(t, od, np.where(smoke_od, obsc, np.inf)), out)
+        out = np.where(smoke_od, first_crossing_s(t, od, np.where(smoke_od, obsc, np.inf)), out)
     return xr.Dataset(
         {"activation_s": ("device", out, {"units": "s", "long_name": "activation time (inf: never)"}),
          "compartment": ("device", c),
@@ -233,18 +233,22 @@ def activation_times(t_s, q_kw, devices: DeviceSet, *, ceiling_height_m, t_upper
                          "Smith 1976)"})
 
 
-def _first_crossing(t: np.ndarray, series: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Per column, the first time ``series`` reaches ``threshold`` (linear between samples); inf if never."""
-    above = series >= threshold
-    out = np.full(series.shape[1], np.inf)
-    for d in np.flatnonzero(above.any(axis=0)):
-        k = int(np.argmax(above[:, d]))
-        if k == 0:
-            out[d] = t[0]
-            continue
-        y0, y1 = series[k - 1, d], series[k, d]
-        out[d] = t[k - 1] + (threshold[d] - y0) / (y1 - y0) * (t[k] - t[k - 1])
-    return out
+def first_crossing_s(t: np.ndarray, series: np.ndarray, threshold) -> np.ndarray:
+    """Per column of ``series`` (T, K), the first time it reaches ``threshold`` (scalar or (K,)), linear between
+    samples; inf where it never does."""
+    t = np.asarray(t, float)
+    y = np.asarray(series, float)
+    thr = np.broadcast_to(np.asarray(threshold, float), y.shape[1:])
+    above = y >= thr
+    hit = above.any(axis=0)
+    k = np.argmax(above, axis=0)
+    cols = np.arange(y.shape[1])
+    km = np.maximum(k - 1, 0)
+    y0, y1 = y[km, cols], y[k, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(k > 0, (thr - y0) / (y1 - y0), 0.0)
+    out = t[km] + np.clip(np.nan_to_num(f), 0.0, 1.0) * (t[k] - t[km])
+    return np.where(hit, out, np.inf)
 
 
 def first_activation(ds: xr.Dataset, n_compartments: int, kind: str = "sprinkler") -> np.ndarray:

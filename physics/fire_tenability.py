@@ -50,6 +50,7 @@ from physics.fire_correlations import (
     VISIBILITY_C,
     heat_exposure_minutes,
 )
+from physics.fire_detection import first_crossing_s
 from physics.fire_network import COMPARTMENT_KINDS, FireNetwork
 from twin.errors import ValidationError
 
@@ -102,35 +103,26 @@ def radiant_flux_kw_m2(t_upper_k, depth_m, *, extinction_per_m=None, t_ambient_k
     return eps * SIGMA * np.maximum(tu**4 - t_ambient_k**4, 0.0) / 1000.0 * (np.asarray(depth_m) > 0)
 
 
-def _first_crossing(t: np.ndarray, series: np.ndarray, threshold) -> np.ndarray:
-    """First time each column reaches ``threshold`` (linear between samples); inf if never."""
-    thr = np.broadcast_to(np.asarray(threshold, float), series.shape[1:])
-    above = series >= thr
-    out = np.full(series.shape[1], np.inf)
-    for c in np.flatnonzero(above.any(axis=0)):
-        k = int(np.argmax(above[:, c]))
-        if k == 0:
-            out[c] = t[0]
-        else:
-            y0, y1 = series[k - 1, c], series[k, c]
-            out[c] = t[k - 1] + (thr[c] - y0) / (y1 - y0) * (t[k] - t[k - 1])
-    return out
+def stair_door_sides(network: FireNetwork) -> np.ndarray:
+    """The non-shaft compartments joined by a wall vent (open or closed door) to a stair, lift or smoke shaft."""
+    shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[network.kind], SHAFT_KINDS)
+    a, b = np.asarray(network.vent_a), np.asarray(network.vent_b)
+    inner = (a >= 0) & (b >= 0)
+    sa, sb = shaft[np.maximum(a, 0)], shaft[np.maximum(b, 0)]
+    return np.unique(np.concatenate([a[inner & sb & ~sa], b[inner & sa & ~sb]])).astype(np.int64)
 
 
-def route_compartments(network: FireNetwork, storey: int, *, include_rooms: bool = False) -> np.ndarray:
+def route_compartments(network: FireNetwork, storey: int, *, include_rooms: bool = False,
+                       door_sides: np.ndarray | None = None) -> np.ndarray:
     """The compartments of ``storey`` whose tenability sets its ASET (see the module docstring)."""
     on = network.on_storey(storey)
     kinds = np.asarray(COMPARTMENT_KINDS)[network.kind[on]]
     wanted = ROUTE_KINDS + (("room",) if include_rooms else ())
-    sel = set(on[np.isin(kinds, wanted)].tolist())
-    shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[network.kind], SHAFT_KINDS)
-    for a, b in zip(network.vent_a, network.vent_b, strict=True):
-        for x, y in ((a, b), (b, a)):
-            if x >= 0 and y >= 0 and shaft[y] and not shaft[x] and network.storey[x] == storey:
-                sel.add(int(x))
-    if not sel:
-        sel = set(on[~shaft[on]].tolist())
-    return np.asarray(sorted(sel), dtype=np.int64)
+    sides = stair_door_sides(network) if door_sides is None else door_sides
+    sel = np.union1d(on[np.isin(kinds, wanted)], sides[network.storey[sides] == storey])
+    if not len(sel):
+        sel = on[~np.isin(kinds, SHAFT_KINDS)]
+    return np.asarray(sel, dtype=np.int64)
 
 
 def assess(t_s, network: FireNetwork, *, t_upper_k, t_lower_k, layer_height_m, co_ppm_upper, co_ppm_lower,
@@ -188,17 +180,18 @@ def assess(t_s, network: FireNetwork, *, t_upper_k, t_lower_k, layer_height_m, c
     with np.errstate(divide="ignore"):
         vis = np.where(k_head > 0, VISIBILITY_C[sign] / np.maximum(k_head, 1e-300), np.inf)
     limit = np.where(network.area_m2 > large_space_m2, VISIBILITY_LIMIT_M[1], VISIBILITY_LIMIT_M[0])
-    times = np.stack([_first_crossing(t, fed_a, FED_THRESHOLD), _first_crossing(t, fed_h, FED_THRESHOLD),
-                      _first_crossing(t, rad, RADIANT_LIMIT_KW_M2),
-                      _first_crossing(t, k_head, VISIBILITY_C[sign] / limit)])  # (4, N)
+    times = np.stack([first_crossing_s(t, fed_a, FED_THRESHOLD), first_crossing_s(t, fed_h, FED_THRESHOLD),
+                      first_crossing_s(t, rad, RADIANT_LIMIT_KW_M2),
+                      first_crossing_s(t, k_head, VISIBILITY_C[sign] / limit)])  # (4, N)
     c_aset = times.min(axis=0)
     c_crit = np.where(np.isfinite(c_aset), np.asarray(CRITERIA, dtype=object)[times.argmin(axis=0)], "")
     s_n = network.n_storeys
     s_aset, s_crit, s_comp = np.full(s_n, np.inf), np.full(s_n, "", dtype=object), np.full(s_n, "", dtype=object)
     fed_max = np.zeros((t.size, s_n))
     worst = np.maximum(fed_a, fed_h)
+    sides = stair_door_sides(network)
     for s in range(s_n):
-        route = route_compartments(network, s, include_rooms=include_rooms)
+        route = route_compartments(network, s, include_rooms=include_rooms, door_sides=sides)
         if not len(route):
             continue
         fed_max[:, s] = worst[:, route].max(axis=1)
