@@ -14,7 +14,7 @@ design fire, with the hand-calculation pieces of :mod:`physics.fire_correlations
   model reports (:func:`flashover_time_s`: upper-layer ΔT ≥ 500 K, the
   criterion behind MQH's flashover HRR, NUREG-1805 ch. 13). After it the whole
   floor is involved and burns at min(RHR_f·A_floor, ventilation limit) (EN
-  1991-1-2 E.4 (3)–(5): fuel or ventilation control);
+  1991-1-2 Annex E.4: fuel or ventilation control);
 - **sprinklers** (only when they operate before flashover; a sprinkler system
   is not designed to hold a post-flashover fire):
   ``"control"`` holds Q at its value at activation (the NFPA 13 / PD 7974-1
@@ -24,7 +24,7 @@ design fire, with the hand-calculation pieces of :mod:`physics.fire_correlations
   0.07 mm/s; CFAST uses the same law);
 - **burn-out**: the fuel is q_f,d·A_floor (MJ); once 70 % of it is consumed
   the heat release falls linearly to zero, releasing the last 30 % (EN
-  1991-1-2 Annex E.4 (7) and Figure E.1).
+  1991-1-2 Annex E.4 and Figure E.1).
 
 Heat release in kW (as the correlations are published), times in s.
 :meth:`FireSource.hrr` evaluates the curve on a time array given the
@@ -51,7 +51,7 @@ from twin.errors import ValidationError
 
 #: Sprinkler assumptions: none, heat release held at activation, or Evans' exponential decay.
 SPRINKLER_MODES = ("none", "control", "suppression")
-#: EN 1991-1-2 Annex E.4 (7): the decay phase starts when this share of the fire load is consumed.
+#: EN 1991-1-2 Annex E.4 (Figure E.1): the decay phase starts when this share of the fire load is consumed.
 DECAY_FRACTION = 0.7
 #: Evans (1993), NISTIR 5254: suppression time constant τ = 3.0·w''^(−1.85) s, w'' in mm/s.
 EVANS_COEFFICIENT_S = 3.0
