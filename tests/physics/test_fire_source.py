@@ -41,7 +41,7 @@ def test_ventilation_limit_caps_the_fire():
 
 
 def test_burnout_starts_at_70_percent_and_releases_exactly_the_fire_load():
-    # EN 1991-1-2 Annex E.4 (7): linear decay from the time 70 % of q_f,d·A_f is consumed.
+    # EN 1991-1-2 Annex E.4 (Figure E.1): linear decay from the time 70 % of q_f,d·A_f is consumed.
     # Closed form: ramp to Q_p at t_p = √(Q_p/α) releases Q_p·t_p/3, then Q_p until 0.7·E, then a
     # linear fall lasting 2·0.3·E/Q_p. The internal integration step (0.5 s) on a t² ramp gives an
     # energy error ~dt² α t_p/4 ≈ 4 kJ of 8e6 kJ: tolerances 0.05 s and 1e-6 relative.
