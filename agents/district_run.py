@@ -401,8 +401,12 @@ def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[st
 
 
 # ----------------------------------------------------------------------------- map
-def district_layers(ds, *, warp=None, max_px: int | None = None) -> list:
-    """Evacuees on the slider (moving, waiting, stranded), road status, shelters, flood depth."""
+def district_layers(ds, *, warp=None, max_px: int | None = None, streets_assumed: bool = False) -> list:
+    """Evacuees on the slider (moving, waiting, stranded), road status, shelters, flood depth.
+
+    ``streets_assumed``: the walk network is an ASSUMED lattice (:mod:`gis.lattice_roads`): the
+    street layer says so and starts hidden, as its dense straight edges would cover the flood.
+    """
     import numpy as np
     import shapely
 
@@ -427,7 +431,9 @@ def district_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     if len(shown):
         lines = list(shapely.from_wkt(ds["edge_wkt"].values[shown].astype(str)))
         sets.append(build("road_status", lines, es[:, shown], times_s=t, layer_id="evacuation_roads",
-                          label="Streets slowed / closed to evacuees", values=ds["edge_max_queue"].values[shown],
+                          label=("ASSUMED lattice streets slowed / closed to evacuees" if streets_assumed
+                                 else "Streets slowed / closed to evacuees"), visible=not streets_assumed,
+                          values=ds["edge_max_queue"].values[shown],
                           value_label="most people queued", names=[str(n) or str(i) for n, i in zip(
                               ds["edge_name"].values[shown], ds["edge_id"].values[shown], strict=True)]))
     sets.append(build("facilities", ds["shelter_lon"].values, ds["shelter_lat"].values,

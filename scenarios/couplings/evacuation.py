@@ -431,7 +431,9 @@ def layers_evacuation(ctx: CouplingContext, times_s) -> list:
         sh = ctx.own["model"].shelters
         return [build("facilities", sh["lon"].values, sh["lat"].values, [str(n) for n in sh["name"]],
                       kind="shelter", capacity=sh["capacity"].values, layer_id="shelters", label="Shelters")]
-    return district_layers(ds)
+    graph = ctx.shared.get("road_graph")
+    assumed = bool(graph is not None and graph.graph.graph.get("assumed"))
+    return district_layers(ds, streets_assumed=assumed)
 
 
 def tables_evacuation(ctx: CouplingContext) -> dict[str, Any]:
