@@ -165,72 +165,71 @@ def _piece(x1, x2, h, coef, delta):
 
 
 @njit(cache=True)
+def _slab(v, a, b, z1, z2, pf, geom, props, par, teff, cdw, chan):
+    """Flow through the part z1..z2 of wall vent ``v`` (no interface inside it): Δp linear between the
+    ends, cut where it crosses −δ, 0, +δ; channels added to ``chan[v]``; returns (enthalpy a→b W, weight)."""
+    if z2 <= z1:
+        return 0.0, 0.0
+    delta, cp = par[P_DELTA], par[P_CP]
+    x1 = _side_p(a, pf, z1, geom, props, par) - _side_p(b, pf, z1, geom, props, par)
+    x2 = _side_p(a, pf, z2, geom, props, par) - _side_p(b, pf, z2, geom, props, par)
+    dx = x2 - x1
+    zm = 0.5 * (z1 + z2)
+    hflow = 0.0
+    weight = 0.0
+    t_prev = 0.0
+    for j in range(4):
+        if j < 3:
+            if dx == 0.0:
+                continue
+            c = (j - 1.0) * delta if dx > 0.0 else (1.0 - j) * delta  # the cuts in increasing t
+            t = (c - x1) / dx
+            if not (t_prev < t < 1.0):
+                continue
+        else:
+            t = 1.0
+        ya = x1 + dx * t_prev
+        yb = x1 + dx * t
+        h = (z2 - z1) * (t - t_prev)
+        t_prev = t
+        if 0.5 * (ya + yb) >= 0.0:
+            rho, t_d, layer = _donor(a, zm, props, par)
+            col = layer
+            side = a
+        else:
+            rho, t_d, layer = _donor(b, zm, props, par)
+            col = 2 + layer
+            side = b
+        f, dfdp = _piece(ya, yb, h, cdw * math.sqrt(2.0 * rho), delta)
+        if side >= 0:
+            t_d = teff[side, layer]
+        chan[v, col] += abs(f)
+        hflow += cp * t_d * f
+        weight += cp * t_d * dfdp
+    return hflow, weight
+
+
+@njit(cache=True)
 def wall_vent(v, pf, vent, vidx, geom, props, par, teff, chan):
     """Flow through wall vent ``v`` at floor pressures ``pf``: channels into ``chan[v]`` (kg/s,
-    ≥ 0: from a upper, a lower, b upper, b lower); returns (net enthalpy a→b W, Jacobian weight)."""
+    ≥ 0: from a upper, a lower, b upper, b lower); returns (net enthalpy a→b W, Jacobian weight).
+    The opening is cut at the interfaces of both sides into at most three slabs (:func:`_slab`)."""
     for c in range(4):
         chan[v, c] = 0.0
     a, b = vidx[v, 0], vidx[v, 1]
     zb, zt = vent[v, V_BOT], vent[v, V_TOP]
-    width = vent[v, V_W] * vent[v, V_OPEN]
-    if width <= 0.0:
+    cdw = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN]
+    if cdw <= 0.0:
         return 0.0, 0.0
-    cd, delta, cp = vent[v, V_CD], par[P_DELTA], par[P_CP]
-    pts = np.empty(4)
-    pts[0] = zb
-    n = 1
-    for s in (a, b):
-        if s >= 0:
-            zi = props[s, Q_ZI]
-            if zb < zi < zt:
-                pts[n] = zi
-                n += 1
-    pts[n] = zt
-    n += 1
-    pts[:n] = np.sort(pts[:n])
-    hflow = 0.0
-    weight = 0.0
-    cuts = np.empty(5)
-    for k in range(n - 1):
-        z1, z2 = pts[k], pts[k + 1]
-        if z2 <= z1:
-            continue
-        x1 = _side_p(a, pf, z1, geom, props, par) - _side_p(b, pf, z1, geom, props, par)
-        x2 = _side_p(a, pf, z2, geom, props, par) - _side_p(b, pf, z2, geom, props, par)
-        # split the slab where Δp crosses -delta, 0, +delta
-        cuts[0] = 0.0
-        m = 1
-        if x2 != x1:
-            for c in (-delta, 0.0, delta):
-                t = (c - x1) / (x2 - x1)
-                if 0.0 < t < 1.0:
-                    cuts[m] = t
-                    m += 1
-        cuts[m] = 1.0
-        m += 1
-        cuts[:m] = np.sort(cuts[:m])
-        zm = 0.5 * (z1 + z2)
-        for j in range(m - 1):
-            ta, tb = cuts[j], cuts[j + 1]
-            if tb <= ta:
-                continue
-            ya = x1 + (x2 - x1) * ta
-            yb = x1 + (x2 - x1) * tb
-            h = (z2 - z1) * (tb - ta)
-            if 0.5 * (ya + yb) >= 0.0:
-                rho, t_d, layer = _donor(a, zm, props, par)
-                col = layer
-            else:
-                rho, t_d, layer = _donor(b, zm, props, par)
-                col = 2 + layer
-            f, dfdp = _piece(ya, yb, h, cd * width * math.sqrt(2.0 * rho), delta)
-            side = a if col < 2 else b
-            if side >= 0:
-                t_d = teff[side, layer]
-            chan[v, col] += abs(f)
-            hflow += cp * t_d * f
-            weight += cp * t_d * dfdp
-    return hflow, weight
+    za = props[a, Q_ZI]
+    zc = props[b, Q_ZI] if b >= 0 else zt
+    za = min(max(za, zb), zt)
+    zc = min(max(zc, zb), zt)
+    lo, hi = min(za, zc), max(za, zc)
+    h1, w1 = _slab(v, a, b, zb, lo, pf, geom, props, par, teff, cdw, chan)
+    h2, w2 = _slab(v, a, b, lo, hi, pf, geom, props, par, teff, cdw, chan)
+    h3, w3 = _slab(v, a, b, hi, zt, pf, geom, props, par, teff, cdw, chan)
+    return h1 + h2 + h3, w1 + w2 + w3
 
 
 @njit(cache=True)
@@ -414,7 +413,8 @@ def jac_mult(x, diag, vidx, wv, vvidx, wvv, out):
 
 @njit(cache=True)
 def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
-    """Solve J·x = rhs by Jacobi-preconditioned conjugate gradients (J SPD); returns iterations."""
+    """Solve J·x = rhs by Jacobi-preconditioned conjugate gradients (J SPD); returns iterations
+    (−1 if the tolerance, relative to the preconditioned right-hand side, was not reached)."""
     n = rhs.shape[0]
     prec = diag.copy()
     for v in range(vidx.shape[0]):
@@ -425,25 +425,34 @@ def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
         prec[vvidx[k, 0]] += wvv[k]
         if vvidx[k, 1] >= 0:
             prec[vvidx[k, 1]] += wvv[k]
-    x[:] = 0.0
     r = rhs.copy()
-    z = r / prec
-    p = z.copy()
+    p = np.empty(n)
     q = np.empty(n)
-    rz = np.dot(r, z)
-    r0 = math.sqrt(np.dot(rhs / prec, rhs))
+    rz = 0.0
+    r0 = 0.0
+    for i in range(n):
+        x[i] = 0.0
+        p[i] = r[i] / prec[i]
+        rz += r[i] * p[i]
+    r0 = math.sqrt(rz)
     if r0 == 0.0:
         return 0
     for it in range(1, 10 * n + 50):
         jac_mult(p, diag, vidx, wv, vvidx, wvv, q)
-        alpha = rz / np.dot(p, q)
-        x += alpha * p
-        r -= alpha * q
-        z = r / prec
-        rz_new = np.dot(r, z)
+        pq = 0.0
+        for i in range(n):
+            pq += p[i] * q[i]
+        alpha = rz / pq
+        rz_new = 0.0
+        for i in range(n):
+            x[i] += alpha * p[i]
+            r[i] -= alpha * q[i]
+            rz_new += r[i] * r[i] / prec[i]
         if math.sqrt(abs(rz_new)) <= tol * r0:
             return it
-        p = z + (rz_new / rz) * p
+        beta = rz_new / rz
+        for i in range(n):
+            p[i] = r[i] / prec[i] + beta * p[i]
         rz = rz_new
     return -1
 
