@@ -54,6 +54,10 @@ complete example)::
     median_s = 60.0
     sigma = 0.5
 
+A ``[fire]`` table (the fire model's compartments, core, sprinklers...: :mod:`physics.fire_building`)
+may sit in the same file; the evacuation ignores it, so one file describes the building for both
+(``physics/data/fire_buildings/ping_an_finance_centre.toml``).
+
 Every problem of a file is listed at once, each with its path in the file,
 the value and what is allowed (:func:`load_building`); nothing runs on a bad
 file. :func:`resolve` turns a valid description into the per-floor arrays the
@@ -234,6 +238,9 @@ class BuildingSpec(_Strict):
     stairs: list[Stair] = Field(min_length=1, max_length=20)
     exits: list[ExitDoor] = Field(min_length=1, max_length=20)
     movement: Movement = Movement()
+    #: The fire model's tables (:mod:`physics.fire_building`): one file serves the evacuation and the
+    #: fire; the evacuation does not read them (the fire loader checks them).
+    fire: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _refs(self) -> BuildingSpec:

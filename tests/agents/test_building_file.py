@@ -187,3 +187,13 @@ def test_footprint_from_a_toml_file(tmp_path):
     path.write_text(text.replace("[114.0507, 22.5369]", "[514.0, 22.5]"), encoding="utf-8")
     with pytest.raises(ValidationError, match=r"location: footprint.2 = \[514.0, 22.5\]: give \[lon, lat\]"):
         load_building(path)
+
+
+def test_a_fire_building_file_is_an_evacuation_file_too():
+    # physics/data/fire_buildings/ping_an_finance_centre.toml holds the shared tables and [fire]:
+    # the evacuation reads it as is and ignores [fire]
+    path = Path(__file__).parents[2] / "physics" / "data" / "fire_buildings" / "ping_an_finance_centre.toml"
+    spec = load_building(path)
+    assert spec.fire is not None and "core" in spec.fire
+    tower = resolve(spec)
+    assert tower.n_floors == 115
