@@ -176,3 +176,57 @@ def test_bad_input_names_the_field():
         assess(t, net, **h)
     with pytest.raises(ValidationError, match="sign='neon'"):
         assess(t, net, sign="neon", **_history(net, t))
+
+
+def test_the_pieces_on_the_zone_model():
+    # The loop a fire run makes, on the real two-zone model (physics.fire_zone) and the CFAST comparison case
+    # "two rooms" (fire_cases): FireState gives the heat release, DeviceState the sprinkler, the history goes
+    # to assess_history under the model's own field names. Checks that hold whatever the zone model's
+    # numbers: the stepped sprinkler equals the batch on the recorded history (same scheme, 1e-9 s), the
+    # controlled fire is held at α·t_act² after it, and the storey ASET (no corridor: its rooms, the
+    # fallback) is the earliest compartment's, where its failed measure reaches its limit.
+    from physics.fire_cases import two_rooms
+    from physics.fire_detection import DeviceSet, DeviceState, activation_times
+    from physics.fire_source import FireSource, FireState, vent_limit_from_network
+    from physics.fire_zone import FireZoneModel
+
+    net = two_rooms().network
+    zone = FireZoneModel(net)
+    fire = FireState(FireSource("fire room", floor_area_m2=16.0, fuel_load_mj_m2=400.0, growth="fast",
+                                peak_kw=500.0, vent_limit_kw=vent_limit_from_network(net, 0), sprinkler="control"))
+    dev = DeviceSet()
+    dev.add(0, "sprinkler", radius_m=2.0, rti=100.0, activation_c=68.0)
+    links = DeviceState(dev, net.height_m)
+    names = [k for k in ZONE_FIELDS if k in zone.output_var_names()]
+    hist = {k: [] for k in names}
+    q_hist = []
+    t = np.arange(0.0, 301.0, 1.0)
+    for k, tk in enumerate(t):
+        q = np.array([fire.advance(tk), 0.0])
+        zone.set("heat_release_rate", q)
+        if k:
+            zone.step(1.0)
+        now = {n: zone.get(n).values for n in names}
+        for n in names:
+            hist[n].append(now[n])
+        q_hist.append(q)
+        if len(links.advance(tk, q, t_upper_k=now["upper_layer__temperature"],
+                             t_lower_k=now["lower_layer__temperature"], layer_height_m=now["layer_height"])):
+            fire.sprinkler_operated(float(links.activation_s[0]))
+    hist = {n: np.array(v) for n, v in hist.items()}
+    t_act = float(links.activation_s[0])
+    assert np.isfinite(t_act)
+    batch = activation_times(t, np.array(q_hist), dev, ceiling_height_m=net.height_m,
+                             t_upper_k=hist["upper_layer__temperature"], t_lower_k=hist["lower_layer__temperature"],
+                             layer_height_m=hist["layer_height"])
+    assert float(batch["activation_s"][0]) == pytest.approx(t_act, abs=1e-9)
+    assert q_hist[-1][0] == pytest.approx(0.0469 * t_act**2)
+    ds = assess_history(t, net, hist)
+    c_aset = ds["compartment_aset_s"].values
+    j = int(np.argmin(c_aset))
+    assert float(ds["aset_s"][0]) == pytest.approx(c_aset[j]) and np.isfinite(c_aset[j])
+    # the failed measure is at its limit at the ASET (the crossing is linear between samples: rel 1e-9)
+    series, limit = {"asphyxiant": (ds["fed_asphyxiant"].values, 0.3), "heat": (ds["fed_heat"].values, 0.3),
+                     "radiant": (ds["radiant_kw_m2"].values, 2.5),
+                     "visibility": (1.0 / ds["visibility_m"].values, 1.0 / 5.0)}[str(ds["criterion"].values[0])]
+    assert np.interp(c_aset[j], t, series[:, j]) == pytest.approx(limit, rel=1e-9)
