@@ -135,7 +135,8 @@ def _keep_frame(ctx: CouplingContext) -> None:
     if abs(k - round(k)) > 1e-9 or (ctx.own["frame_times"] and ctx.own["frame_times"][-1] >= model.t):
         return
     ctx.own["frame_times"].append(float(model.t))
-    ctx.own["frames"].append(np.where(ctx.own["land"], model.h, np.nan).astype(np.float32))
+    # the published depth (NaN off land), computed once for this frame and the run's frame of the instant
+    ctx.own["frames"].append(np.asarray(ctx.state.field("water_depth").values).astype(np.float32))
 
 
 def _publish(ctx: CouplingContext) -> None:

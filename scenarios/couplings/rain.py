@@ -171,9 +171,12 @@ def _period(ctx: CouplingContext) -> float:
 
 
 def _publish(ctx: CouplingContext, t: float) -> None:
+    """``rain_rate`` over ``[t, t + period)``: the rate now, its grid made when read (the output
+    frames: :meth:`twin.state.TwinState.defer_field`)."""
     rate = mean_rate_mm_h(ctx.shared["rain"], t, t + _period(ctx))
-    grid = np.broadcast_to(np.asarray(rate, np.float64), ctx.state.shape).copy()
-    ctx.state.set_field("rain_rate", grid, "mm h-1", "mean rain rate over the coming period", copy=False)
+    shape = ctx.state.shape
+    ctx.state.defer_field("rain_rate", lambda: np.broadcast_to(np.asarray(rate, np.float64), shape).copy(),
+                          "mm h-1", "mean rain rate over the coming period")
 
 
 def step_rain(ctx: CouplingContext, t: float, dt: float) -> None:
