@@ -163,8 +163,9 @@ class FireZoneModel(Component):
         Convective coefficient between the layers and the walls (W/m²K).
     delta_pa, hot_dt_k, newton_tol_pa, cg_tol
         Numerics: the orifice equation's linear range below ``delta_pa``, the
-        deposition threshold, the pressure error at which Newton stops and the
-        relative tolerance of conjugate gradients.
+        deposition threshold, the pressure error at which Newton stops (1e-6 Pa;
+        1e-4 Pa already shifts a fast transient by a few K) and the relative
+        tolerance of conjugate gradients.
     """
 
     name = "FireZoneModel"
@@ -255,6 +256,7 @@ class FireZoneModel(Component):
         self.chan = np.zeros((network.n_vents, 4))
         self.vchan = np.zeros((network.n_vvents, 4))
         self.q_burned = np.zeros(n)
+        self._dp_last, self._dt_last = np.zeros(n), 1.0  # Newton's first guess for the next step
         self._initial = (self.total_mass(), self.total_energy())
         self._update_outputs()
 
@@ -279,10 +281,13 @@ class FireZoneModel(Component):
             new = np.empty_like(self.state)
             tally = np.zeros(K.NTALLY)
             a = self.arrays
+            guess = self._dp_last * (dt / self._dt_last)  # the last step's pressure change, as a rate
             it, err, bad = self._kernel_step(self.state, a["geom"], self.par, a["vent"], a["vidx"], a["vvent"],
-                                             a["vvidx"], q, dt, new, self.chan, self.vchan, self.q_burned, tally)
+                                             a["vvidx"], q, dt, new, self.chan, self.vchan, self.q_burned, tally,
+                                             guess)
             if bad == 0:
                 self.state = new
+                self._dp_last, self._dt_last = guess, dt
                 self.tally += tally
                 self.t += dt
                 self.newton_iterations += it

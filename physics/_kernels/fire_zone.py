@@ -133,13 +133,6 @@ def p_outside(z, par):
 
 
 @njit(cache=True)
-def _side_p(i, pf, z, geom, props, par):
-    if i < 0:
-        return p_outside(z, par)
-    return p_inside(pf[i], z, geom[i, G_BASE], props[i, Q_ZI], props[i, Q_RU], props[i, Q_RL], par[P_G])
-
-
-@njit(cache=True)
 def _donor(i, z, props, par):
     """(density, temperature, layer) of side ``i`` at elevation ``z``; layer 0 upper, 1 lower (outside: 1)."""
     if i < 0:
@@ -164,17 +157,75 @@ def _piece(x1, x2, h, coef, delta):
     return (f if xm > 0 else -f), coef * h / (s1 + s2)
 
 
+#: columns of the per-step vent statics ``vs`` (M, NVS): breakpoints z0..z3 (sill, lower and higher
+#: interface clipped to the opening, soffit), the hydrostatic part of Δp at them (p_a − p_b less the floor
+#: pressures), and per slab the donor density of side a and of side b; ``vl`` (M, 6) the donor layers.
+VS_Z, VS_D, VS_RHO = 0, 4, 8
+NVS = 14
+
+
 @njit(cache=True)
-def _slab(v, a, b, z1, z2, pf, geom, props, par, teff, cdw, chan):
-    """Flow through the part z1..z2 of wall vent ``v`` (no interface inside it): Δp linear between the
-    ends, cut where it crosses −δ, 0, +δ; channels added to ``chan[v]``; returns (enthalpy a→b W, weight)."""
-    if z2 <= z1:
+def _static_p(i, z, geom, props, par):
+    """Pressure at ``z`` less the floor pressure (inside: −g·∫ρ dz), or the outside's pressure (i < 0)."""
+    if i < 0:
+        return p_outside(z, par)
+    return p_inside(0.0, z, geom[i, G_BASE], props[i, Q_ZI], props[i, Q_RU], props[i, Q_RL], par[P_G])
+
+
+@njit(cache=True)
+def vent_statics(vent, vidx, vvidx, geom, props, par, vs, vl, vvs, vvl):
+    """What the vent flows need that does not depend on the floor pressures, once per step: wall vents'
+    breakpoints, hydrostatic Δp parts and donors (``vs``, ``vl``); ceiling vents' hydrostatic Δp part and
+    donor density and channel for flow up and down (``vvs`` (K, 3), ``vvl`` (K, 2))."""
+    for v in range(vidx.shape[0]):
+        a, b = vidx[v, 0], vidx[v, 1]
+        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        za = min(max(props[a, Q_ZI], zb), zt)
+        zc = min(max(props[b, Q_ZI], zb), zt) if b >= 0 else zt
+        vs[v, VS_Z] = zb
+        vs[v, VS_Z + 1] = min(za, zc)
+        vs[v, VS_Z + 2] = max(za, zc)
+        vs[v, VS_Z + 3] = zt
+        for k in range(4):
+            z = vs[v, VS_Z + k]
+            vs[v, VS_D + k] = _static_p(a, z, geom, props, par) - _static_p(b, z, geom, props, par)
+        for k in range(3):
+            zm = 0.5 * (vs[v, VS_Z + k] + vs[v, VS_Z + k + 1])
+            rho, _t, layer = _donor(a, zm, props, par)
+            vs[v, VS_RHO + 2 * k] = rho
+            vl[v, 2 * k] = layer
+            rho, _t, layer = _donor(b, zm, props, par)
+            vs[v, VS_RHO + 2 * k + 1] = rho
+            vl[v, 2 * k + 1] = layer
+    for k in range(vvidx.shape[0]):
+        lo, up = vvidx[k, 0], vvidx[k, 1]
+        ztop = geom[lo, G_BASE] + geom[lo, G_H]
+        vvs[k, 0] = _static_p(lo, ztop, geom, props, par) - _static_p(up, ztop, geom, props, par)
+        if props[lo, Q_HASU] > 0.0:
+            vvs[k, 1], vvl[k, 0] = props[lo, Q_RU], 0
+        else:
+            vvs[k, 1], vvl[k, 0] = props[lo, Q_RL], 1
+        if up < 0:
+            vvs[k, 2], vvl[k, 1] = p_outside(ztop, par) / (par[P_R] * par[P_TOUT]), 3
+        elif props[up, Q_HASL] > 0.0:
+            vvs[k, 2], vvl[k, 1] = props[up, Q_RL], 3
+        else:
+            vvs[k, 2], vvl[k, 1] = props[up, Q_RU], 2
+
+
+@njit(cache=True)
+def _donor_t(side, layer, teff, par):
+    return teff[side, layer] if side >= 0 else par[P_TOUT]
+
+
+@njit(cache=True)
+def _slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
+    """Flow through slab ``k`` (height ``h``) of wall vent ``v`` where Δp runs linearly from x1 to x2,
+    cut where it crosses −δ, 0, +δ; channels added to ``chan[v]``; returns (enthalpy a→b W, weight)."""
+    if h <= 0.0:
         return 0.0, 0.0
     delta, cp = par[P_DELTA], par[P_CP]
-    x1 = _side_p(a, pf, z1, geom, props, par) - _side_p(b, pf, z1, geom, props, par)
-    x2 = _side_p(a, pf, z2, geom, props, par) - _side_p(b, pf, z2, geom, props, par)
     dx = x2 - x1
-    zm = 0.5 * (z1 + z2)
     hflow = 0.0
     weight = 0.0
     t_prev = 0.0
@@ -190,19 +241,19 @@ def _slab(v, a, b, z1, z2, pf, geom, props, par, teff, cdw, chan):
             t = 1.0
         ya = x1 + dx * t_prev
         yb = x1 + dx * t
-        h = (z2 - z1) * (t - t_prev)
+        hh = h * (t - t_prev)
         t_prev = t
         if 0.5 * (ya + yb) >= 0.0:
-            rho, t_d, layer = _donor(a, zm, props, par)
+            layer = vl[v, 2 * k]
+            rho = vs[v, VS_RHO + 2 * k]
             col = layer
-            side = a
+            t_d = _donor_t(a, layer, teff, par)
         else:
-            rho, t_d, layer = _donor(b, zm, props, par)
+            layer = vl[v, 2 * k + 1]
+            rho = vs[v, VS_RHO + 2 * k + 1]
             col = 2 + layer
-            side = b
-        f, dfdp = _piece(ya, yb, h, cdw * math.sqrt(2.0 * rho), delta)
-        if side >= 0:
-            t_d = teff[side, layer]
+            t_d = _donor_t(b, layer, teff, par)
+        f, dfdp = _piece(ya, yb, hh, cdw * math.sqrt(2.0 * rho), delta)
         chan[v, col] += abs(f)
         hflow += cp * t_d * f
         weight += cp * t_d * dfdp
@@ -210,49 +261,42 @@ def _slab(v, a, b, z1, z2, pf, geom, props, par, teff, cdw, chan):
 
 
 @njit(cache=True)
-def wall_vent(v, pf, vent, vidx, geom, props, par, teff, chan):
+def wall_vent(v, pf, vent, vidx, vs, vl, par, teff, chan):
     """Flow through wall vent ``v`` at floor pressures ``pf``: channels into ``chan[v]`` (kg/s,
     ≥ 0: from a upper, a lower, b upper, b lower); returns (net enthalpy a→b W, Jacobian weight).
-    The opening is cut at the interfaces of both sides into at most three slabs (:func:`_slab`)."""
+    The opening is cut at the interfaces of both sides into at most three slabs (:func:`_slab`);
+    Δp(z) = p_a − p_b (floor pressures, 0 for outside) + the step's hydrostatic part (:func:`vent_statics`)."""
     for c in range(4):
         chan[v, c] = 0.0
-    a, b = vidx[v, 0], vidx[v, 1]
-    zb, zt = vent[v, V_BOT], vent[v, V_TOP]
     cdw = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN]
     if cdw <= 0.0:
         return 0.0, 0.0
-    za = props[a, Q_ZI]
-    zc = props[b, Q_ZI] if b >= 0 else zt
-    za = min(max(za, zb), zt)
-    zc = min(max(zc, zb), zt)
-    lo, hi = min(za, zc), max(za, zc)
-    h1, w1 = _slab(v, a, b, zb, lo, pf, geom, props, par, teff, cdw, chan)
-    h2, w2 = _slab(v, a, b, lo, hi, pf, geom, props, par, teff, cdw, chan)
-    h3, w3 = _slab(v, a, b, hi, zt, pf, geom, props, par, teff, cdw, chan)
-    return h1 + h2 + h3, w1 + w2 + w3
+    a, b = vidx[v, 0], vidx[v, 1]
+    c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+    hsum = 0.0
+    wsum = 0.0
+    for k in range(3):
+        h = vs[v, VS_Z + k + 1] - vs[v, VS_Z + k]
+        hf, w = _slab(v, k, c0 + vs[v, VS_D + k], c0 + vs[v, VS_D + k + 1], h, a, b, vs, vl, par, teff, cdw, chan)
+        hsum += hf
+        wsum += w
+    return hsum, wsum
 
 
 @njit(cache=True)
-def ceiling_vent(k, pf, vvent, vvidx, geom, props, par, teff, chan):
+def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
     """Flow through ceiling vent ``k`` (lower → upper positive) into ``chan[k]`` (from lower's upper /
     lower layer, from upper's upper / lower layer); returns (net enthalpy up W, Jacobian weight)."""
     for c in range(4):
         chan[k, c] = 0.0
     lo, up = vvidx[k, 0], vvidx[k, 1]
-    ztop = geom[lo, G_BASE] + geom[lo, G_H]
-    x = _side_p(lo, pf, ztop, geom, props, par) - _side_p(up, pf, ztop, geom, props, par)
+    x = pf[lo] - (pf[up] if up >= 0 else 0.0) + vvs[k, 0]
     if x >= 0.0:
-        if props[lo, Q_HASU] > 0.0:
-            rho, t_d, col = props[lo, Q_RU], props[lo, Q_TU], 0
-        else:
-            rho, t_d, col = props[lo, Q_RL], props[lo, Q_TL], 1
-    elif up < 0:
-        t_d = par[P_TOUT]
-        rho, col = p_outside(ztop, par) / (par[P_R] * t_d), 3
-    elif props[up, Q_HASL] > 0.0:
-        rho, t_d, col = props[up, Q_RL], props[up, Q_TL], 3
+        rho, col = vvs[k, 1], vvl[k, 0]
+        t_d = teff[lo, col]
     else:
-        rho, t_d, col = props[up, Q_RU], props[up, Q_TU], 2
+        rho, col = vvs[k, 2], vvl[k, 1]
+        t_d = teff[up, col - 2] if up >= 0 else par[P_TOUT]
     coef = vvent[k, 1] * vvent[k, 0] * math.sqrt(2.0 * rho)
     delta = par[P_DELTA]
     if abs(x) <= delta:
@@ -262,9 +306,6 @@ def ceiling_vent(k, pf, vvent, vvidx, geom, props, par, teff, chan):
         s = math.sqrt(abs(x))
         f = coef * s if x > 0 else -coef * s
         dfdp = coef / (2.0 * s)
-    side = lo if col < 2 else up
-    if side >= 0:
-        t_d = teff[side, col % 2]
     chan[k, col] = abs(f)
     return par[P_CP] * t_d * f, par[P_CP] * t_d * dfdp
 
@@ -360,8 +401,8 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
 
 
 @njit(cache=True)
-def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, chan, vchan, res, wv,
-                      wvv):
+def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan, vchan,
+                      res, wv, wvv):
     """R_i = V_i/((γ − 1)dt)·dp_i − H_i(p^n + dp) − S_i into ``res``; vent weights into ``wv``/``wvv``;
     returns the largest |R_i|·(γ − 1)·dt/V_i (Pa): the pressure error it implies."""
     n = state.shape[0]
@@ -371,13 +412,13 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
         res[i] = geom[i, G_VOL] / (gm1 * dt) * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5]
                                                           + par[P_CP] * props[i, Q_TL] * src[i, 1])
     for v in range(vidx.shape[0]):
-        hf, w = wall_vent(v, pf, vent, vidx, geom, props, par, teff, chan)
+        hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
         wv[v] = w
         res[vidx[v, 0]] += hf
         if vidx[v, 1] >= 0:
             res[vidx[v, 1]] -= hf
     for k in range(vvidx.shape[0]):
-        hf, w = ceiling_vent(k, pf, vvent, vvidx, geom, props, par, teff, vchan)
+        hf, w = ceiling_vent(k, pf, vvent, vvidx, stat[2], stat[3], par, teff, vchan)
         wvv[k] = w
         res[vvidx[k, 0]] += hf
         if vvidx[k, 1] >= 0:
@@ -458,15 +499,17 @@ def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
 
 
 @njit(cache=True)
-def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, chan, vchan):
-    """Newton's method on the floor pressures; returns (dp, iterations, final pressure error Pa)."""
+def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan, vchan, dp):
+    """Newton's method on the floor pressures from the first guess ``dp`` (p − p^n, updated in place);
+    returns (iterations, final scaled residual Pa). Stops when the residual scaled by the compressibility,
+    |R_i|·(γ − 1)·dt/V_i, or the last Newton correction (the pressure error where vents dominate the
+    Jacobian) is within ``newton_tol``."""
     n = state.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     pn = props[:, Q_P].copy()
     diag = np.empty(n)
     for i in range(n):
         diag[i] = geom[i, G_VOL] / (gm1 * dt)
-    dp = np.zeros(n)
     res = np.empty(n)
     res2 = np.empty(n)
     wv = np.empty(vidx.shape[0])
@@ -474,21 +517,20 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     wv2 = np.empty(vidx.shape[0])
     wvv2 = np.empty(vvidx.shape[0])
     step = np.empty(n)
-    err = enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, chan,
-                            vchan, res, wv, wvv)
+    err = enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat,
+                            chan, vchan, res, wv, wvv)
     it = 0
     trial = dp.copy()
     err2 = err
     while err > par[P_TOL] and it < 50:
         it += 1
         cg_solve(-res, diag, vidx, wv, vvidx, wvv, par[P_CGTOL], step)
-        if np.max(np.abs(step)) <= 1e-3 * par[P_TOL]:
-            break  # the Newton correction is below round-off: as converged as float64 allows
+        smax = np.max(np.abs(step))
         lam = 1.0
         for _ in range(12):
             trial = dp + lam * step
             err2 = enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff,
-                                     chan, vchan, res2, wv2, wvv2)
+                                     stat, chan, vchan, res2, wv2, wvv2)
             if err2 < err:
                 break
             lam *= 0.5
@@ -497,10 +539,12 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         res[:] = res2
         wv[:] = wv2
         wvv[:] = wvv2
+        if smax <= par[P_TOL]:
+            break  # the Newton correction J⁻¹·R, the pressure error, is within tolerance
     # channels at the accepted pressures
-    enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, chan, vchan, res, wv,
-                      wvv)
-    return dp, it, err
+    enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan, vchan, res,
+                      wv, wvv)
+    return it, err
 
 
 @njit(cache=True)
@@ -601,9 +645,10 @@ def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tall
 
 
 @njit(cache=True)
-def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally):
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
-    channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``.
+    channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
+    ``dp_guess`` the first guess of the pressure change (the last step's, say); overwritten by this one's.
 
     Returns (Newton iterations, pressure error Pa, compartments overdrawn): a caller retries with a
     shorter step when the last is not 0.
@@ -619,10 +664,17 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     teff[:, 1] = props[:, Q_TL]
     fu = np.ones(n)
     fl = np.ones(n)
+    vs = np.empty((vidx.shape[0], NVS))
+    vl = np.empty((vidx.shape[0], 6), np.int64)
+    vvs = np.empty((vvidx.shape[0], 3))
+    vvl = np.empty((vvidx.shape[0], 2), np.int64)
+    vent_statics(vent, vidx, vvidx, geom, props, par, vs, vl, vvs, vvl)
+    stat = (vs, vl, vvs, vvl)
+    dp = dp_guess.copy()
     it = 0
     for _ in range(8):
-        dp, k_it, err = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, chan,
-                                        vchan)
+        k_it, err = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
+                                    vchan, dp)
         it += k_it
         bad = layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl)
         change = 0.0
@@ -635,6 +687,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         if change <= 1e-4:  # K: the enthalpy mismatch left is ~1e-6 Pa of pressure
             break
     apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
+    dp_guess[:] = dp
     dm = np.zeros((n, 2))
     dh = np.zeros((n, 2))
     ds = np.zeros((n, 2, NSP))

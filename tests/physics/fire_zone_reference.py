@@ -222,18 +222,14 @@ def residual(dp, pn, dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, te
     return res, jac, chan, vchan, float(np.max(np.abs(res) * gm1 * dt / vol, initial=0.0))
 
 
-def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff):
-    """Newton with backtracking on the floor pressures (dense solves)."""
-    n = state.shape[0]
-    dp = np.zeros(n)
+def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp):
+    """Newton with backtracking on the floor pressures (dense solves), from the first guess ``dp``."""
     args = (dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff)
     res, jac, chan, vchan, err = residual(dp, pr["p"], *args)
     it = 0
     while err > par[K.P_TOL] and it < 50:
         it += 1
         step = np.linalg.solve(jac, -res)
-        if np.max(np.abs(step)) <= 1e-3 * par[K.P_TOL]:
-            break
         lam = 1.0
         for _ in range(12):
             trial = dp + lam * step
@@ -243,6 +239,8 @@ def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff):
             lam *= 0.5
         dp = trial
         res, jac, chan, vchan, err = out
+        if np.max(np.abs(step)) <= par[K.P_TOL]:
+            break
     return dp, it, err, chan, vchan
 
 
@@ -277,7 +275,7 @@ def reassign(chan, vchan, vidx, vvidx, fu, fl):
             ch[rows, c0 + 1] = (1 - fu[i]) * cu + fl[i] * cl
 
 
-def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally):
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally, dp_guess):
     """Same signature and results as :func:`physics._kernels.fire_zone.step` (the Component can swap it in)."""
     n = state.shape[0]
     cp = par[K.P_CP]
@@ -286,8 +284,9 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     src, qb = sources(state, geom, pr, par, q_kw, dt)
     teff = np.stack([pr["tu"], pr["tl"]], axis=1)
     it = 0
+    dp = dp_guess.copy()
     for _ in range(8):
-        dp, k_it, err, chan, vchan = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff)
+        dp, k_it, err, chan, vchan = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp)
         it += k_it
         fu, fl, bad = fractions(state, src, chan, vchan, vidx, vvidx, dt)
         new = np.stack([fu * pr["tu"] + (1 - fu) * pr["tl"], fl * pr["tl"] + (1 - fl) * pr["tu"]], axis=1)
@@ -362,5 +361,6 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     bad += int(np.sum((new_state[:, K.MU] < -1e-12 * total) | (new_state[:, K.ML] < -1e-12 * total)))
     chan_out[:] = chan
     vchan_out[:] = vchan
+    dp_guess[:] = dp
     qburn[:] = qb
     return it, err, bad
