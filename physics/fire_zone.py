@@ -39,9 +39,10 @@ Physics and the choices made (each a stated assumption):
 - **Ceiling/floor vents** (shafts): the orifice equation on the pressure
   difference at the opening, from the lower compartment's upper layer (its
   lower layer if there is none) or the upper compartment's lower layer;
-  coefficient ``vvent_cd`` (0.7). No exchange flow under an unstable density
-  difference (Cooper 1995 is not modelled): a shaft moves smoke only with a
-  net pressure-driven flow.
+  coefficient ``vvent_cd`` (0.7). Where the gas above is denser than below,
+  Cooper's exchange flow (1995, as CFAST's ``ventcf``; square opening) swaps
+  equal volumes both ways until the pressure difference floods it; it is
+  taken at the start-of-step pressures and held over the step.
 - **Deposition**: gas entering a compartment joins its upper layer when it is
   hotter than the lower layer by more than half the layer temperature
   difference and by more than ``hot_dt_k`` (1 K); else the lower layer.
@@ -161,11 +162,12 @@ class FireZoneModel(Component):
         Flow coefficient of the ceiling/floor vents.
     h_conv : float
         Convective coefficient between the layers and the walls (W/m²K).
-    delta_pa, hot_dt_k, newton_tol_pa, cg_tol
+    delta_pa, hot_dt_k, newton_tol_pa, cg_tol, layer_tol_k
         Numerics: the orifice equation's linear range below ``delta_pa``, the
         deposition threshold, the pressure error at which Newton stops (1e-6 Pa;
-        1e-4 Pa already shifts a fast transient by a few K) and the relative
-        tolerance of conjugate gradients.
+        1e-4 Pa already shifts a fast transient by a few K), the relative
+        tolerance of conjugate gradients, and how closely the donor temperatures
+        the pressure solve assumes must match those the layer limiting gives (K).
     """
 
     name = "FireZoneModel"
@@ -210,7 +212,7 @@ class FireZoneModel(Component):
                  p0_pa: float = P_ATM, dt_max: float = 1.0, radiative_fraction: float = 0.35,
                  lower_oxygen_limit: float = 0.15, fire_diameter_m: float = 1.0, fuel: dict | None = None,
                  vvent_cd: float = 0.7, h_conv: float = 10.0, delta_pa: float = 1e-4, hot_dt_k: float = 1.0,
-                 newton_tol_pa: float = 1e-6, cg_tol: float = 1e-12):
+                 newton_tol_pa: float = 1e-6, cg_tol: float = 1e-12, layer_tol_k: float = 1e-4):
         self.network = network.validate()
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
@@ -244,6 +246,7 @@ class FireZoneModel(Component):
         self.par[K.P_O2AMB] = O2_AMBIENT
         self.par[K.P_CGTOL] = require_positive(cg_tol, "cg_tol")
         self.par[K.P_HCONV] = require_positive(h_conv, "h_conv")
+        self.par[K.P_LAYTOL] = require_positive(layer_tol_k, "layer_tol_k")
         self.t_out = np.array([t_out])
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()

@@ -70,8 +70,8 @@ V_BOT, V_TOP, V_W, V_CD, V_OPEN = range(5)
 NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
- P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV) = range(20)
-NPAR = 20
+ P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL) = range(21)
+NPAR = 21
 
 #: Heat released per kg of O2 consumed (J/kg), Huggett (1980).
 HUGGETT_J_KG = 13.1e6
@@ -173,10 +173,17 @@ def _static_p(i, z, geom, props, par):
 
 
 @njit(cache=True)
-def vent_statics(vent, vidx, vvidx, geom, props, par, vs, vl, vvs, vvl):
+def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
     """What the vent flows need that does not depend on the floor pressures, once per step: wall vents'
-    breakpoints, hydrostatic Δp parts and donors (``vs``, ``vl``); ceiling vents' hydrostatic Δp part and
-    donor density and channel for flow up and down (``vvs`` (K, 3), ``vvl`` (K, 2))."""
+    breakpoints, hydrostatic Δp parts and donors (``vs``, ``vl``); ceiling vents' hydrostatic Δp part,
+    donor density for flow up and down and Cooper's exchange volume flow (``vvs`` (K, 4)), and the donor
+    channels up and down (``vvl`` (K, 2)).
+
+    Exchange (Cooper 1995, J. Heat Transfer 117:659, as CFAST's ``ventcf``): where the gas above the
+    opening is denser than below it, Δρ > 0, V_ex = max(0.1·√(2g·Δρ·A^2.5/(ρ_a + ρ_b))·(1 − |Δp|/Δp_f), 0)
+    each way, Δp_f = C²·g·Δρ·D⁵/(2A²) the flooding pressure difference (C = 0.942, D = √A: a square
+    opening). Equal volumes each way carry nearly equal enthalpy (ρ·T = p/R), so it is taken at the
+    start-of-step pressures and held through the step, outside the Newton solve."""
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
         zb, zt = vent[v, V_BOT], vent[v, V_TOP]
@@ -211,6 +218,16 @@ def vent_statics(vent, vidx, vvidx, geom, props, par, vs, vl, vvs, vvl):
             vvs[k, 2], vvl[k, 1] = props[up, Q_RL], 3
         else:
             vvs[k, 2], vvl[k, 1] = props[up, Q_RU], 2
+        # Cooper's exchange flow (volume, m³/s, each way) under an unstable density difference, at the
+        # start-of-step pressures: square opening C = 0.942, D = √A (as CFAST's ventcf)
+        vvs[k, 3] = 0.0
+        drho = vvs[k, 2] - vvs[k, 1]
+        area = vvent[k, 0]
+        if drho > 0.0 and area > 0.0:
+            dp0 = props[lo, Q_P] - (props[up, Q_P] if up >= 0 else 0.0) + vvs[k, 0]
+            flood = 0.942 ** 2 * par[P_G] * drho * area ** 2.5 / (2.0 * area * area)
+            vmax = 0.1 * math.sqrt(2.0 * par[P_G] * drho * area ** 2.5 / (vvs[k, 1] + vvs[k, 2]))
+            vvs[k, 3] = max(vmax * (1.0 - abs(dp0) / flood), 0.0)
 
 
 @njit(cache=True)
@@ -307,7 +324,16 @@ def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
         f = coef * s if x > 0 else -coef * s
         dfdp = coef / (2.0 * s)
     chan[k, col] = abs(f)
-    return par[P_CP] * t_d * f, par[P_CP] * t_d * dfdp
+    hf = par[P_CP] * t_d * f
+    if vvs[k, 3] > 0.0:  # Cooper's exchange, the same volume each way
+        cu, cdn = vvl[k, 0], vvl[k, 1]
+        m_up = vvs[k, 1] * vvs[k, 3]
+        m_dn = vvs[k, 2] * vvs[k, 3]
+        chan[k, cu] += m_up
+        chan[k, cdn] += m_dn
+        t_dn = teff[up, cdn - 2] if up >= 0 else par[P_TOUT]
+        hf += par[P_CP] * (teff[lo, cu] * m_up - t_dn * m_dn)
+    return hf, par[P_CP] * t_d * dfdp
 
 
 @njit(cache=True)
@@ -666,9 +692,9 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     fl = np.ones(n)
     vs = np.empty((vidx.shape[0], NVS))
     vl = np.empty((vidx.shape[0], 6), np.int64)
-    vvs = np.empty((vvidx.shape[0], 3))
+    vvs = np.empty((vvidx.shape[0], 4))
     vvl = np.empty((vvidx.shape[0], 2), np.int64)
-    vent_statics(vent, vidx, vvidx, geom, props, par, vs, vl, vvs, vvl)
+    vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
     stat = (vs, vl, vvs, vvl)
     dp = dp_guess.copy()
     it = 0
@@ -684,7 +710,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
             change = max(change, abs(tu - teff[i, 0]), abs(tl - teff[i, 1]))
             teff[i, 0] = tu
             teff[i, 1] = tl
-        if change <= 1e-4:  # K: the enthalpy mismatch left is ~1e-6 Pa of pressure
+        if change <= par[P_LAYTOL]:  # K (1e-4 K: the enthalpy mismatch left is ~1e-6 Pa of pressure)
             break
     apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
     dp_guess[:] = dp

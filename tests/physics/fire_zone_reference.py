@@ -133,13 +133,32 @@ def ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff):
     coef = vvent[k, 1] * vvent[k, 0] * math.sqrt(2 * rho)
     delta = par[K.P_DELTA]
     if abs(x) <= delta:
-        f, d = coef * x / math.sqrt(delta), coef / math.sqrt(delta)
+        f, d_dp = coef * x / math.sqrt(delta), coef / math.sqrt(delta)
     else:
-        f, d = math.copysign(coef * math.sqrt(abs(x)), x), coef / (2 * math.sqrt(abs(x)))
+        f, d_dp = math.copysign(coef * math.sqrt(abs(x)), x), coef / (2 * math.sqrt(abs(x)))
     side = lo if col < 2 else up
     t_d = teff[side, col % 2] if side >= 0 else t_d
     ch[col] = abs(f)
-    return ch, par[K.P_CP] * t_d * f, par[K.P_CP] * t_d * d
+    hf = par[K.P_CP] * t_d * f
+    # Cooper's exchange at the start-of-step pressures (square opening, as CFAST's ventcf)
+    rho_b = pr["ru"][lo] if pr["hasu"][lo] else pr["rl"][lo]
+    if up < 0:
+        rho_a, t_a, col_a = p_out(z, par) / (par[K.P_R] * par[K.P_TOUT]), par[K.P_TOUT], 3
+    elif pr["hasl"][up]:
+        rho_a, t_a, col_a = pr["rl"][up], teff[up, 1], 3
+    else:
+        rho_a, t_a, col_a = pr["ru"][up], teff[up, 0], 2
+    drho, area = rho_a - rho_b, vvent[k, 0]
+    if drho > 0:
+        dp0 = pressure_at(lo, z, pr["p"], geom, pr, par) - pressure_at(up, z, pr["p"], geom, pr, par)
+        d = math.sqrt(area)
+        flood = 0.942 ** 2 * par[K.P_G] * drho * d ** 5 / (2 * area ** 2)
+        vex = max(0.1 * math.sqrt(2 * par[K.P_G] * drho * area ** 2.5 / (rho_a + rho_b)) * (1 - abs(dp0) / flood), 0.0)
+        col_b = 0 if pr["hasu"][lo] else 1
+        ch[col_b] += rho_b * vex
+        ch[col_a] += rho_a * vex
+        hf += par[K.P_CP] * (teff[lo, col_b] * rho_b * vex - t_a * rho_a * vex)
+    return ch, hf, par[K.P_CP] * t_d * d_dp
 
 
 def o2_fraction(y, mass):
@@ -292,7 +311,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
         new = np.stack([fu * pr["tu"] + (1 - fu) * pr["tl"], fl * pr["tl"] + (1 - fl) * pr["tu"]], axis=1)
         change = float(np.max(np.abs(new - teff)))
         teff = new
-        if change <= 1e-4:
+        if change <= par[K.P_LAYTOL]:
             break
     reassign(chan, vchan, vidx, vvidx, fu, fl)
     dm, dh, ds = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2, K.NSP))
