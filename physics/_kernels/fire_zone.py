@@ -509,6 +509,8 @@ def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
         pq = 0.0
         for i in range(n):
             pq += p[i] * q[i]
+        if not pq > 0.0:  # not SPD along p (or not a number): give the caller what there is
+            return -1
         alpha = rz / pq
         rz_new = 0.0
         for i in range(n):
@@ -552,6 +554,8 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         it += 1
         cg_solve(-res, diag, vidx, wv, vvidx, wvv, par[P_CGTOL], step)
         smax = np.max(np.abs(step))
+        if not np.isfinite(smax):
+            break
         lam = 1.0
         for _ in range(12):
             trial = dp + lam * step
@@ -768,4 +772,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
             new_state[i, SL + s] = state[i, SL + s] + ds[i, 1, s]
         if new_state[i, MU] < -1e-12 * (state[i, MU] + ml0) or new_state[i, ML] < -1e-12 * (state[i, MU] + ml0):
             bad += 1
+        elif not (new_state[i, MU] + new_state[i, ML] > 0.0 and new_state[i, UU] + new_state[i, UL] > 0.0):
+            bad += 1  # emptied (or not a number): the step was too long for this compartment
+        elif (new_state[i, MU] > 0.0 and new_state[i, UU] < 0.0) or (new_state[i, ML] > 0.0 and new_state[i, UL] < 0.0):
+            bad += 1  # a layer with mass and no energy: the pressure work of a too-long step
     return it, err, bad

@@ -377,7 +377,10 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     new_state[:, K.SU:K.SU + K.NSP] += ds[:, 0]
     new_state[:, K.SL:K.SL + K.NSP] += ds[:, 1]
     total = state[:, K.MU] + ml0
-    bad += int(np.sum((new_state[:, K.MU] < -1e-12 * total) | (new_state[:, K.ML] < -1e-12 * total)))
+    negative = (new_state[:, K.MU] < -1e-12 * total) | (new_state[:, K.ML] < -1e-12 * total)
+    emptied = ~((new_state[:, K.MU] + new_state[:, K.ML] > 0) & (new_state[:, K.UU] + new_state[:, K.UL] > 0))
+    cold = (((new_state[:, K.MU] > 0) & (new_state[:, K.UU] < 0)) | ((new_state[:, K.ML] > 0) & (new_state[:, K.UL] < 0)))
+    bad += int(np.sum(negative | (~negative & emptied) | (~negative & ~emptied & cold)))
     chan_out[:] = chan
     vchan_out[:] = vchan
     dp_guess[:] = dp

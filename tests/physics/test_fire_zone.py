@@ -310,6 +310,8 @@ def test_inputs_are_checked_and_doors_close():
         FireZoneModel(net, fuel={"hcn": 0.01})
     with pytest.raises(ValidationError, match="t_inside_k: 2 values for 1 compartments"):
         FireZoneModel(net, t_inside_k=[293.0, 294.0])
+    with pytest.raises(ValidationError, match="newton_tol_pa=0.001: at most 1e-5 Pa"):
+        FireZoneModel(net, newton_tol_pa=1e-3)
     m = FireZoneModel(net)
     with pytest.raises(ValidationError, match=r"vent_open_fraction\[0\]=1.5"):
         m.set("vent_open_fraction", [1.5])
