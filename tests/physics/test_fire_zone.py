@@ -325,3 +325,29 @@ def test_inputs_are_checked_and_doors_close():
     m.step(2.0)
     assert m.vent_flow[0] == 0.0
     assert m.get("upper_layer__temperature").attrs["units"] == "K"
+
+
+def test_every_declared_field_is_reachable_by_name_and_the_outside_drives_the_flows():
+    """The Component contract (twin.component): each field gets as a DataArray in its units; the outside
+    temperature set by name changes the stack flows through the shaft's leaks (cold outside: in at the
+    bottom, out at the top; warm outside: the reverse)."""
+    n, h = 6, 3.5
+    b = NetworkBuilder("shaft", storey_heights_m=[h] * n)
+    cs = [b.compartment(f"s{s}", kind="stair", storey=s, area_m2=12.0, lining=CONCRETE) for s in range(n)]
+    for c in cs:
+        b.vent(c, OUTSIDE, bottom_m=1.5, top_m=1.7, width_m=0.1, kind="leak")
+    for lo, hi in zip(cs[:-1], cs[1:], strict=True):
+        b.ceiling_vent(lo, hi, area_m2=6.0)
+    m = FireZoneModel(b.build(), t_inside_k=293.15, t_outside_k=273.15)
+    for name, spec in FireZoneModel.fields.items():
+        da = m.get(name)
+        assert da.attrs["units"] == spec.units and np.all(np.isfinite(da.values)), name
+    m.step(5.0)
+    assert m.get("vent_mass_flow").values[0] < 0 < m.get("vent_mass_flow").values[-1]
+    m.set("outside_temperature", [308.15])  # a Shenzhen summer afternoon: reverse stack
+    m.step(10.0)
+    flows = m.get("vent_mass_flow").values
+    assert flows[0] > 0 > flows[-1]
+    assert np.all(m.get("ceiling_vent_mass_flow").values < 0)
+    with pytest.raises(ValidationError, match="intent 'out'"):
+        m.set("pressure", np.zeros(n))
