@@ -12,11 +12,10 @@ file written:
   ``twin flood run`` does short of its GeoTIFFs and map;
 * ``roads alone``: the roads' classification in a plain loop, without the
   runner: the city's road graph built and cut to the grid once, then every
-  300 s (and at t = 0) each edge's depth and depth x speed from the flood's
-  fields at that time, :func:`agents.road_hazard.classify` and
-  :func:`agents.road_hazard.apply_hazard`. Its inputs, the flood's depth and
-  speed at those times, are computed once before the timing (so the speed
-  the coupled run computes for the roads counts as overhead);
+  300 s (and at t = 0) the depth and speed grids made from the flood model's
+  state at that time (kept once before the timing), each edge's depth and
+  depth x speed, :func:`agents.road_hazard.classify` and
+  :func:`agents.road_hazard.apply_hazard`;
 * ``coupled rain+flood``: :func:`scenarios.runner.run_coupled` with the
   ``rain`` and ``flood`` couplings (grid, set-up, steps, ``fields.nc``,
   ``events.jsonl``, manifest, summary);
@@ -39,6 +38,7 @@ Run ``python bench/bench_coupling.py --help``; ``--quick`` (~1 min) checks it ru
 from __future__ import annotations
 
 import argparse
+import gc
 import shutil
 import sys
 import tempfile
@@ -93,34 +93,36 @@ def flood_alone(args, area: str, resolution: float, work: Path) -> np.ndarray:
     return np.asarray(ds["depth"].isel(time=-1).values, np.float32)
 
 
-def flood_fields(args, dom) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """The roads' inputs (untimed): (t, depth, speed) every ROADS_PERIOD_S from t = 0, NaN off land,
-    as the flood coupling publishes them (the model stepped every ``--period`` s)."""
+def flood_states(args, dom) -> tuple[np.ndarray, list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]]:
+    """The roads' inputs (untimed): the land mask and the flood model's (t, h, qx, qy) every
+    ROADS_PERIOD_S from t = 0, the model stepped every ``--period`` s as the coupled flood is."""
     from physics.flood import FloodModel
     from physics.flood_city import flood_setup, model_kwargs
 
     setup = flood_setup(dom, storm=args.storm, hours=args.hours)
     model = FloodModel(**model_kwargs(setup))
-    land = np.asarray(setup["context"]["land"], bool)
 
-    def fields():
-        return (model.t, np.where(land, model.h.astype(np.float64), np.nan),
-                np.where(land, model.speed(), np.nan))
+    def state():
+        return model.t, model.h.copy(), model.qx.copy(), model.qy.copy()
 
-    out = [fields()]
+    out = [state()]
     while model.t < args.hours * 3600.0 - 1e-9:
         model.step(args.period)
         k = model.t / ROADS_PERIOD_S
         if abs(k - round(k)) < 1e-9:
-            out.append(fields())
-    return out
+            out.append(state())
+    return np.asarray(setup["context"]["land"], bool), out
 
 
-def roads_alone(dom, fields) -> list[list[float]]:
-    """The roads coupling's work in a plain loop: graph once, classify and apply every period.
+def roads_alone(dom, land: np.ndarray, states) -> list[list[float]]:
+    """The roads coupling's work in a plain loop: the graph once; every period the depth and speed
+    grids it reads made from the flood's state (NaN off land, as the flood coupling publishes them:
+    the speed by :meth:`physics.flood.FloodModel.speed`), then classify and apply.
 
     Returns [t, edges closed, edges slowed] per period (the coupling's ``closed_slowed_by_step``).
     """
+    from types import SimpleNamespace
+
     from agents.city_roads import city_road_graph
     from agents.road_hazard import (
         PREGNOLATO_CLOSED_M,
@@ -130,6 +132,7 @@ def roads_alone(dom, fields) -> list[list[float]]:
         classify,
         edge_sample_points,
     )
+    from physics.flood import FloodModel
     from scenarios.couplings.roads import edge_maxima, grid_outline_wgs84, sample_cells
 
     graph = city_road_graph(dom.city, districts=list(dom.selection) if dom.selection else None)
@@ -142,7 +145,9 @@ def roads_alone(dom, fields) -> list[list[float]]:
     starts = np.searchsorted(edge, np.arange(len(ids)))
     free = np.array([graph.edge(e)["speed_mps"] for e in ids])
     series = []
-    for t, depth, speed in fields:
+    for t, h, qx, qy in states:
+        depth = np.where(land, h.astype(np.float64), np.nan)
+        speed = np.where(land, FloodModel.speed(SimpleNamespace(h=h, qx=qx, qy=qy)), np.nan)
         d = edge_maxima(depth, row, col, dry, starts)
         dv = edge_maxima(depth * speed, row, col, dry, starts)
         f, state = classify(d, dv, free, closed_m=PREGNOLATO_CLOSED_M, dv_limit=VEHICLE_DV_LIMIT)
@@ -152,8 +157,9 @@ def roads_alone(dom, fields) -> list[list[float]]:
     return series
 
 
-def coupled(args, area: str, resolution: float, work: Path, with_roads: bool):
-    """The coupled run into a fresh directory; returns its last water depth and the roads' series."""
+def coupled(args, area: str, resolution: float, work: Path, with_roads: bool, check: bool = False):
+    """The coupled run into a fresh directory. With ``check`` (the untimed first call), returns its last
+    water depth (read back from fields.nc) and the roads' series; else None."""
     import xarray as xr
 
     from scenarios.runner import run_coupled
@@ -164,29 +170,43 @@ def coupled(args, area: str, resolution: float, work: Path, with_roads: bool):
     out = Path(tempfile.mkdtemp(dir=work))
     cfg = {"couplings": cp, "duration_s": args.hours * 3600.0, "districts": _districts(area),
            "resolution_m": resolution, "buffer_m": 500.0, "output_every_s": args.frame_every}
-    run = run_coupled(cfg, out)
-    with xr.open_dataset(run.paths["fields"]) as ds:
-        depth = np.asarray(ds["water_depth"].isel(time=-1).values, np.float32)
-    shutil.rmtree(out, ignore_errors=True)
-    series = run.summary["couplings"].get("roads", {}).get("closed_slowed_by_step")
-    return depth, series
+    try:
+        run = run_coupled(cfg, out)
+        if not check:
+            return None
+        with xr.open_dataset(run.paths["fields"]) as ds:
+            depth = np.asarray(ds["water_depth"].isel(time=-1).values, np.float32)
+        return depth, run.summary["couplings"].get("roads", {}).get("closed_slowed_by_step")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
-def bench_case(args, area: str, resolution: float, work: Path) -> list[dict]:
+def _timed(fn) -> tuple[float, float]:
+    """(wall s, CPU s of this process, every thread) of one call, after a garbage collection (the
+    previous configuration's garbage is not collected on this one's time)."""
+    gc.collect()
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def bench_case(args, area: str, resolution: float, threads: int, work: Path) -> list[dict]:
     """Time the four configurations of one case, interleaved; one record per configuration."""
+    threads = C.set_threads(threads)
     dom = domain(area, resolution)
-    fields = flood_fields(args, dom)
-    calls = {"flood alone": lambda: flood_alone(args, area, resolution, work),
-             "roads alone": lambda: roads_alone(dom, fields),
-             "coupled rain+flood": lambda: coupled(args, area, resolution, work, False),
-             "coupled rain+flood+roads": lambda: coupled(args, area, resolution, work, True)}
-    results = {label: calls[label]() for label in CONFIGS}  # untimed: kernels, caches
-    times = {label: [] for label in CONFIGS}
+    land, states = flood_states(args, dom)
+    calls = {"flood alone": lambda check=False: flood_alone(args, area, resolution, work),
+             "roads alone": lambda check=False: roads_alone(dom, land, states),
+             "coupled rain+flood": lambda check=False: coupled(args, area, resolution, work, False, check),
+             "coupled rain+flood+roads": lambda check=False: coupled(args, area, resolution, work, True, check)}
+    results = {label: calls[label](check=True) for label in CONFIGS}  # untimed: kernels, caches
+    wall = {label: [] for label in CONFIGS}
+    cpu = {label: [] for label in CONFIGS}
     for _ in range(args.repeat):  # interleaved, so a busy spell weighs on every configuration
         for label in CONFIGS:
-            t0 = time.perf_counter()
-            calls[label]()
-            times[label].append(time.perf_counter() - t0)
+            w, c = _timed(calls[label])
+            wall[label].append(w)
+            cpu[label].append(c)
     ref_depth = results["flood alone"]
     same = {"coupled rain+flood": np.array_equal(results["coupled rain+flood"][0], ref_depth, equal_nan=True),
             "coupled rain+flood+roads": np.array_equal(results["coupled rain+flood+roads"][0], ref_depth,
@@ -194,16 +214,19 @@ def bench_case(args, area: str, resolution: float, work: Path) -> list[dict]:
             and results["coupled rain+flood+roads"][1] == results["roads alone"]}
     recs = []
     for label in CONFIGS:
-        t = C.Timing(times[label])
+        t, tc = C.Timing(wall[label]), C.Timing(cpu[label])
         rec = {"case": f"{area} {resolution:g} m", "area": area, "resolution_m": resolution,
-               "grid": list(dom.shape), "config": label, **t.as_dict()}
+               "grid": list(dom.shape), "threads": threads, "config": label, **t.as_dict(),
+               "cpu_min_s": tc.min, "cpu_median_s": tc.median, "cpu_times_s": tc.times}
         parts = REFERENCE.get(label)
         if parts:
             rec["reference"] = " + ".join(parts)
-            rec["reference_min_s"] = sum(min(times[p]) for p in parts)
-            rec["reference_median_s"] = sum(C.Timing(times[p]).median for p in parts)
+            rec["reference_min_s"] = sum(min(wall[p]) for p in parts)
+            rec["reference_median_s"] = sum(C.Timing(wall[p]).median for p in parts)
+            rec["reference_cpu_min_s"] = sum(min(cpu[p]) for p in parts)
             rec["overhead_min_pct"] = 100.0 * (t.min / rec["reference_min_s"] - 1.0)
             rec["overhead_median_pct"] = 100.0 * (t.median / rec["reference_median_s"] - 1.0)
+            rec["overhead_cpu_min_pct"] = 100.0 * (tc.min / rec["reference_cpu_min_s"] - 1.0)
             rec["same_results"] = bool(same[label])
         if label == "roads alone":
             rec["edges_closed_max"] = max((c for _, c, _ in results[label]), default=0)
@@ -220,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--period", type=float, default=60.0, help="flood step on the clock, s (default 60)")
     ap.add_argument("--frame-every", type=float, default=600.0, help="output frames, s (default 600)")
     ap.add_argument("--repeat", type=int, default=5, help="timed repeats (default 5)")
+    ap.add_argument("--threads", default=str(C.max_threads()),
+                    help=f"numba thread counts, comma-separated (default {C.max_threads()}: all)")
     ap.add_argument("--quick", action="store_true", help="Futian at 250 m, 0.5 h, 1 repeat: checks it runs")
     ap.add_argument("--out", default=None, help="results folder (default bench/results)")
     args = ap.parse_args(argv)
@@ -234,21 +259,27 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for area, res in cases:
-            results += bench_case(args, area, res, work)
+            for n in C.thread_counts(int(v) for v in str(args.threads).split(",")):
+                results += bench_case(args, area, res, n, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     contention = C.contention_pct(stall, time.perf_counter() - t_all)
-    rows = [[r["case"], "x".join(map(str, r["grid"])), r["config"], r["n"], r["median_s"], r["min_s"],
-             r.get("reference_min_s"), r.get("overhead_min_pct"), r.get("overhead_median_pct"),
+    rows = [[r["case"], "x".join(map(str, r["grid"])), r["threads"], r["config"], r["n"], r["median_s"],
+             r["min_s"], r.get("reference_min_s"), r.get("overhead_min_pct"), r.get("overhead_median_pct"),
+             r["cpu_min_s"], r.get("overhead_cpu_min_pct"),
              {True: "yes", False: "NO"}.get(r.get("same_results"), "")] for r in results]
     notes = [f"{args.hours:g} h of the {args.storm} design storm; flood stepped every {args.period:g} s, "
              f"roads every {ROADS_PERIOD_S:g} s, frames every {args.frame_every:g} s",
              "each time: grid, set-up, kernel warm-up (cached), steps and files written (flood alone: "
              "flood.nc; coupled: fields.nc, events.jsonl, manifest.json, summary.json); roads alone: "
-             "graph built and cut to the grid, then classify + apply every period on the flood's fields",
+             "graph built and cut to the grid, then every period the depth and speed grids made from the "
+             "flood model's state (kept before the timing), classify and apply",
              "reference = the sum of the parts alone (rain+flood: flood alone; rain+flood+roads: flood "
              "alone + roads alone); overhead = coupled / reference - 1, from the minima (best of n) "
-             "and from the medians; target < 10 %; repeats interleaved",
+             "and from the medians, and from the minima of the CPU time (process_time: every thread of "
+             "the process; time spent waiting for a CPU is not counted, so it is the steadier figure on a "
+             "busy machine at 1 thread; at 2, OpenMP threads spinning at barriers inflate it); "
+             "target < 10 %; repeats interleaved",
              f"CPU contention over the whole run: {C.fmt(contention)} % of the time some task waited for a CPU",
              "same results: the coupled run's last water depth (fields.nc) equals the flood's alone "
              "(float32, NaN off land) and, with roads, its closed/slowed edge counts at every step equal "
@@ -256,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     if busy:
         notes.append(busy)
     C.print_table("Coupled runner overhead (scenarios.runner) against the same models run alone",
-                  ["case", "grid", "config", "n", "median s", "min s", "reference min s",
-                   "overhead % (min)", "overhead % (median)", "same results"], rows, notes)
+                  ["case", "grid", "threads", "config", "n", "median s", "min s", "reference min s",
+                   "overhead % (min)", "overhead % (median)", "CPU min s", "overhead % (CPU min)",
+                   "same results"], rows, notes)
     path = C.write_results("coupling-quick" if args.quick else "coupling",
                            {"machine": C.machine_info(), "args": vars(args), "results": results,
                             "cpu_contention_pct": contention, "notes": notes}, args.out)
