@@ -234,6 +234,7 @@ class FireZoneModel(Component):
                                   f"O2 it burns with ({limit:g} kg); lower the yields")
         self.fuel = fuel
         self.arrays = network_arrays(network, t_in, require_positive(vvent_cd, "vvent_cd"))
+        self._lines = K.shaft_lines(n, self.arrays["vvidx"])  # the pressure solve's preconditioner blocks
         self.par = np.zeros(K.NPAR)
         self.par[[K.P_R, K.P_CP, K.P_G, K.P_P0]] = R_AIR, CP_AIR, G, require_positive(p0_pa, "p0_pa")
         self.par[K.P_DELTA] = require_positive(delta_pa, "delta_pa")
@@ -293,7 +294,7 @@ class FireZoneModel(Component):
             guess = self._dp_last * (dt / self._dt_last) if _ == 0 else np.zeros_like(self._dp_last)
             it, err, bad = self._kernel_step(self.state, a["geom"], self.par, a["vent"], a["vidx"], a["vvent"],
                                              a["vvidx"], q, dt, new, self.chan, self.vchan, self.q_burned, tally,
-                                             guess)
+                                             guess, self._lines)
             if bad == 0:
                 self.state = new
                 self._dp_last, self._dt_last = (guess, dt) if np.all(np.isfinite(guess)) else (guess * 0.0, dt)

@@ -479,9 +479,34 @@ def jac_mult(x, diag, vidx, wv, vvidx, wvv, out):
 
 
 @njit(cache=True)
-def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
-    """Solve J·x = rhs by Jacobi-preconditioned conjugate gradients (J SPD); returns iterations
-    (−1 if the tolerance, relative to the preconditioned right-hand side, was not reached)."""
+def precondition(r, prec, wvv, lines, z, cbuf, dbuf):
+    """z = M⁻¹·r, M the block diagonal of J over the shaft lines (chains of compartments joined by one
+    ceiling vent each, bottom to top; other compartments are lines of one): a tridiagonal solve per line
+    (Thomas). M keeps J's whole diagonal, so it is diagonally dominant and SPD."""
+    ptr, nodes, link = lines
+    for li in range(ptr.shape[0] - 1):
+        s, e = ptr[li], ptr[li + 1]
+        for j in range(s, e):
+            i = nodes[j]
+            b = prec[i]
+            d = r[i]
+            if j > s:
+                a = -wvv[link[j - 1]]
+                b -= a * cbuf[j - 1]
+                d -= a * dbuf[j - 1]
+            d /= b
+            cbuf[j] = -wvv[link[j]] / b if j < e - 1 else 0.0
+            dbuf[j] = d
+        z[nodes[e - 1]] = dbuf[e - 1]
+        for j in range(e - 2, s - 1, -1):
+            z[nodes[j]] = dbuf[j] - cbuf[j] * z[nodes[j + 1]]
+
+
+@njit(cache=True)
+def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x, lines):
+    """Solve J·x = rhs by conjugate gradients preconditioned with the shaft lines (:func:`precondition`;
+    J SPD); returns iterations (−1 if the tolerance, relative to the preconditioned right-hand side, was not
+    reached or J was not positive along a search direction)."""
     n = rhs.shape[0]
     prec = diag.copy()
     for v in range(vidx.shape[0]):
@@ -493,15 +518,18 @@ def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
         if vvidx[k, 1] >= 0:
             prec[vvidx[k, 1]] += wvv[k]
     r = rhs.copy()
+    z = np.empty(n)
     p = np.empty(n)
     q = np.empty(n)
+    cbuf = np.empty(n)
+    dbuf = np.empty(n)
+    precondition(r, prec, wvv, lines, z, cbuf, dbuf)
     rz = 0.0
-    r0 = 0.0
     for i in range(n):
         x[i] = 0.0
-        p[i] = r[i] / prec[i]
-        rz += r[i] * p[i]
-    r0 = math.sqrt(rz)
+        p[i] = z[i]
+        rz += r[i] * z[i]
+    r0 = math.sqrt(abs(rz))
     if r0 == 0.0:
         return 0
     for it in range(1, 10 * n + 50):
@@ -512,22 +540,51 @@ def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x):
         if not pq > 0.0:  # not SPD along p (or not a number): give the caller what there is
             return -1
         alpha = rz / pq
-        rz_new = 0.0
         for i in range(n):
             x[i] += alpha * p[i]
             r[i] -= alpha * q[i]
-            rz_new += r[i] * r[i] / prec[i]
+        precondition(r, prec, wvv, lines, z, cbuf, dbuf)
+        rz_new = 0.0
+        for i in range(n):
+            rz_new += r[i] * z[i]
         if math.sqrt(abs(rz_new)) <= tol * r0:
             return it
         beta = rz_new / rz
         for i in range(n):
-            p[i] = r[i] / prec[i] + beta * p[i]
+            p[i] = z[i] + beta * p[i]
         rz = rz_new
     return -1
 
 
+def shaft_lines(n: int, vvidx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ptr, nodes, link) of the shaft lines: each chain of compartments joined bottom to top by exactly one
+    ceiling vent between consecutive members (``link[j]`` the vent from ``nodes[j]`` up to ``nodes[j + 1]``);
+    every other compartment a line of its own. Plain Python, run once per network."""
+    ups = [[] for _ in range(n)]
+    downs = [[] for _ in range(n)]
+    for k, (lo, up) in enumerate(np.asarray(vvidx).reshape(-1, 2)):
+        if up >= 0:
+            ups[lo].append((k, up))
+            downs[up].append(k)
+    nodes, link, ptr = [], [], [0]
+    for i in range(n):
+        if len(downs[i]) == 1 and len(ups[int(vvidx[downs[i][0], 0])]) == 1:
+            continue  # not the bottom of its line
+        j = i
+        while True:
+            nodes.append(j)
+            if len(ups[j]) == 1 and len(downs[ups[j][0][1]]) == 1:
+                link.append(ups[j][0][0])
+                j = ups[j][0][1]
+            else:
+                link.append(-1)
+                break
+        ptr.append(len(nodes))
+    return np.asarray(ptr, np.int64), np.asarray(nodes, np.int64), np.asarray(link, np.int64)
+
+
 @njit(cache=True)
-def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan, vchan, dp):
+def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan, vchan, dp, lines):
     """Newton's method on the floor pressures from the first guess ``dp`` (p − p^n, updated in place);
     returns (iterations, final scaled residual Pa). Stops when the residual scaled by the compressibility,
     |R_i|·(γ − 1)·dt/V_i, or the last Newton correction (the pressure error where vents dominate the
@@ -552,7 +609,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     err2 = err
     while err > par[P_TOL] and it < 50:
         it += 1
-        cg_solve(-res, diag, vidx, wv, vvidx, wvv, par[P_CGTOL], step)
+        cg_solve(-res, diag, vidx, wv, vvidx, wvv, par[P_CGTOL], step, lines)
         smax = np.max(np.abs(step))
         if not np.isfinite(smax):
             break
@@ -673,10 +730,11 @@ def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tall
 
 
 @njit(cache=True)
-def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess):
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, lines):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
     channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
-    ``dp_guess`` the first guess of the pressure change (the last step's, say); overwritten by this one's.
+    ``dp_guess`` the first guess of the pressure change (the last step's, say); overwritten by this one's;
+    ``lines`` the shaft lines of :func:`shaft_lines` (the preconditioner's blocks).
 
     Returns (Newton iterations, pressure error Pa, compartments overdrawn): a caller retries with a
     shorter step when the last is not 0.
@@ -702,7 +760,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     it = 0
     for _ in range(8):
         k_it, err = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
-                                    vchan, dp)
+                                    vchan, dp, lines)
         it += k_it
         bad = layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl)
         change = 0.0

@@ -294,8 +294,10 @@ def reassign(chan, vchan, vidx, vvidx, fu, fl):
             ch[rows, c0 + 1] = (1 - fu[i]) * cu + fl[i] * cl
 
 
-def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally, dp_guess):
-    """Same signature and results as :func:`physics._kernels.fire_zone.step` (the Component can swap it in)."""
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally, dp_guess,
+         lines=None):
+    """Same signature and results as :func:`physics._kernels.fire_zone.step` (the Component can swap it in;
+    ``lines``, the kernel's preconditioner blocks, is not needed by a dense solve)."""
     n = state.shape[0]
     cp = par[K.P_CP]
     gamma = cp / (cp - par[K.P_R])
