@@ -150,10 +150,12 @@ def _publish(ctx: CouplingContext) -> None:
     """
     model, land = ctx.own["model"], ctx.own["land"]
     st = ctx.state
-    st.defer_field("water_depth", lambda: np.where(land, model.h.astype(np.float64), np.nan), "m",
-                   "water depth")
+    # astype(copy=False): no copy of a float64 model's arrays before np.where makes its own
+    st.defer_field("water_depth", lambda: np.where(land, model.h.astype(np.float64, copy=False), np.nan),
+                   "m", "water depth")
     st.defer_field("water_speed", lambda: np.where(land, model.speed(), np.nan), "m s-1", "flow speed")
-    st.defer_field("max_water_depth", lambda: np.where(land, model.hmax.astype(np.float64), np.nan), "m",
+    st.defer_field("max_water_depth",
+                   lambda: np.where(land, model.hmax.astype(np.float64, copy=False), np.nan), "m",
                    "maximum water depth so far")
 
 
