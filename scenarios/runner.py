@@ -427,7 +427,8 @@ def run_coupled(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *,
         c.setup(run.contexts[c.name])
     out.mkdir(parents=True, exist_ok=True)
     _write_manifest(out, run)
-    frames = _Frames()
+    every = min(cfg.output_every_s, cfg.duration_s)  # the frames: t = 0, each interval, the end
+    frames = _Frames(capacity=math.floor(cfg.duration_s / every + 1e-9) + 2)
     frames.record(run.state)
     return _drive(run, out, frames, say, t_wall, outputs)
 
@@ -603,12 +604,20 @@ def _domain_inputs(domain) -> dict[str, Path]:
 
 
 class _Frames:
-    """The state's dynamic fields at each output time (fields appearing later: NaN before)."""
+    """The state's dynamic fields at each output time (fields appearing later: NaN before).
 
-    def __init__(self) -> None:
+    With ``capacity`` (the run's number of frames), a float field's frames are cast to float32
+    into rows of one block per field, which :meth:`dataset` hands over whole: no copy of every
+    frame again to stack them for ``fields.nc``. Frames beyond it (and a resumed run's) are kept
+    one array each and stacked.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
         self.times: list[float] = []
         self.values: dict[str, list[np.ndarray | None]] = {}
         self.attrs: dict[str, dict[str, Any]] = {}
+        self.capacity = int(capacity)
+        self._blocks: dict[str, np.ndarray] = {}
 
     def record(self, state) -> None:
         n = len(self.times)
@@ -618,7 +627,14 @@ class _Frames:
                 self.values[name] = [None] * n
                 self.attrs[name] = dict(da.attrs)
             v = np.asarray(da.values)
-            self.values[name].append(v.astype(np.float32) if v.dtype.kind == "f" else v.copy())
+            if v.dtype.kind == "f" and n < self.capacity:
+                block = self._blocks.get(name)
+                if block is None:
+                    block = self._blocks[name] = np.empty((self.capacity, *v.shape), np.float32)
+                block[n] = v  # the cast of v.astype(np.float32)
+                self.values[name].append(block[n])
+            else:
+                self.values[name].append(v.astype(np.float32) if v.dtype.kind == "f" else v.copy())
         for vals in self.values.values():
             if len(vals) == n:
                 vals.append(None)
@@ -643,6 +659,18 @@ class _Frames:
             f.values[name] = [arrays.get(f"frames/{name}/{i}") for i in range(len(f.times))]
         return f
 
+    def _block(self, name: str) -> np.ndarray | None:
+        """The frames of ``name`` as rows of its block (frames before the field: NaN), or None when
+        some frame is not in it."""
+        block, vals = self._blocks.get(name), self.values[name]
+        if block is None or len(vals) > len(block) \
+                or any(v is not None and v.base is not block for v in vals):
+            return None
+        for i, v in enumerate(vals):
+            if v is None:
+                block[i] = np.nan
+        return block[:len(vals)]
+
     def dataset(self, state):
         import xarray as xr
 
@@ -650,9 +678,11 @@ class _Frames:
                                          {"units": "s", "long_name": "simulation time since start"}),
                                 "y": state.static["y"].values, "x": state.static["x"].values})
         for name, vals in self.values.items():
-            like = next(v for v in vals if v is not None)
-            fill = np.full(like.shape, np.nan, dtype=np.float32 if like.dtype.kind == "f" else float)
-            stack = np.stack([fill if v is None else v for v in vals])
+            stack = self._block(name)
+            if stack is None:
+                like = next(v for v in vals if v is not None)
+                fill = np.full(like.shape, np.nan, dtype=np.float32 if like.dtype.kind == "f" else float)
+                stack = np.stack([fill if v is None else v for v in vals])
             ds[name] = (("time", "y", "x"), stack, self.attrs[name])
         for name in STATIC_OUT:
             if name in state.static:
