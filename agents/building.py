@@ -78,7 +78,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.errors import DataIntegrityError, DataMissingError, ValidationError
+from twin.errors import DataIntegrityError, DataMissingError, ValidationError, describe_problems
 
 #: Default map location when a file gives none: the Ping An Finance Centre site, Futian (a demo site).
 DEMO_LON, DEMO_LAT = 114.0505, 22.5367
@@ -264,19 +264,6 @@ class BuildingSpec(_Strict):
 
 
 # ----------------------------------------------------------------------------- loading
-def describe_problems(exc: Any, source: str) -> str:
-    """One message listing every problem of a pydantic error: path in the file, value, what is allowed."""
-    lines = []
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] in ("model_type", "missing") or "input" not in e or isinstance(e["input"], dict):
-            lines.append(f"{loc}: {msg}")
-        else:
-            lines.append(f"{loc} = {e['input']!r}: {msg}")
-    return f"{source}: {len(lines)} problem(s): " + "; ".join(lines)
-
-
 def parse_building(data: dict, source: str = "building") -> BuildingSpec:
     """The checked description of ``data`` (a dict read from TOML or JSON).
 

@@ -121,7 +121,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from physics.fire_network import CONCRETE, GYPSUM, OUTSIDE, FireNetwork, NetworkBuilder
-from twin.errors import DataIntegrityError, DataMissingError, ValidationError
+from twin.errors import DataIntegrityError, DataMissingError, ValidationError, describe_problems
 
 DATA_DIR = Path(__file__).parent / "data" / "fire_buildings"
 #: The example buildings (package data): a generic residential tower and Ping An Finance Centre.
@@ -557,19 +557,6 @@ def _geometry_problems(spec: FireBuildingSpec) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- loading
-def describe_problems(exc: Any, source: str) -> str:
-    """One message listing every problem of a pydantic error: path in the file, value, what is allowed."""
-    lines = []
-    for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] in ("model_type", "missing") or "input" not in e or isinstance(e["input"], dict):
-            lines.append(f"{loc}: {msg}")
-        else:
-            lines.append(f"{loc} = {e['input']!r}: {msg}")
-    return f"{source}: {len(lines)} problem(s): " + "; ".join(lines)
-
-
 def parse_fire_building(data: dict, source: str = "fire building") -> FireBuildingSpec:
     """The checked description of ``data`` (shared tables and ``[fire]`` in one dict).
 

@@ -82,3 +82,17 @@ class RequestError(ValidationError):
 
 class RunCancelled(TwinError):
     """A run was cancelled while in progress (it stops at its next progress report)."""
+
+
+def describe_problems(exc, source: str) -> str:
+    """One message listing every problem of a pydantic ``ValidationError`` ``exc``: its path in the
+    file, the value and what is allowed (a building file, a fire building file...)."""
+    lines = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] in ("model_type", "missing") or "input" not in e or isinstance(e["input"], dict):
+            lines.append(f"{loc}: {msg}")
+        else:
+            lines.append(f"{loc} = {e['input']!r}: {msg}")
+    return f"{source}: {len(lines)} problem(s): " + "; ".join(lines)
