@@ -191,6 +191,7 @@ class FireZoneModel(Component):
         "upper_layer__o2": FieldSpec("1", "out", "O2 volume fraction of the upper layer", attr="o2_upper"),
         "lower_layer__o2": FieldSpec("1", "out", "O2 volume fraction of the lower layer", attr="o2_lower"),
         "upper_layer__co2": FieldSpec("1", "out", "CO2 volume fraction of the upper layer", attr="co2_upper"),
+        "lower_layer__co2": FieldSpec("1", "out", "CO2 volume fraction of the lower layer", attr="co2_lower"),
         "upper_layer__co": FieldSpec("ppm", "out", "CO of the upper layer (by volume)", attr="co_upper"),
         "lower_layer__co": FieldSpec("ppm", "out", "CO of the lower layer (by volume)", attr="co_lower"),
         "upper_layer__soot": FieldSpec("kg/m3", "out", "soot concentration of the upper layer",
@@ -336,7 +337,7 @@ class FireZoneModel(Component):
         xu = self.mole_fractions(upper=True)
         xl = self.mole_fractions(upper=False)
         self.o2_upper, self.o2_lower = xu[:, K.SP_O2], xl[:, K.SP_O2]
-        self.co2_upper = xu[:, K.SP_CO2]
+        self.co2_upper, self.co2_lower = xu[:, K.SP_CO2], xl[:, K.SP_CO2]
         self.co_upper, self.co_lower = 1e6 * xu[:, K.SP_CO], 1e6 * xl[:, K.SP_CO]
         vu = props[:, K.Q_VU]
         vl = self.network.volume_m3 - vu

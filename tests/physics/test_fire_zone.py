@@ -351,3 +351,17 @@ def test_every_declared_field_is_reachable_by_name_and_the_outside_drives_the_fl
     assert np.all(m.get("ceiling_vent_mass_flow").values < 0)
     with pytest.raises(ValidationError, match="intent 'out'"):
         m.set("pressure", np.zeros(n))
+
+
+def test_lower_layer_co2_is_the_volume_fraction_of_the_lower_layer():
+    """``lower_layer__co2``: moles of CO2 over the lower layer's moles (the untracked rest counted as N2,
+    molar masses of :data:`physics._kernels.fire_zone.MOLAR_MASS`); 0 in clean air."""
+    m = FireZoneModel(one_room(), t_inside_k=293.15)
+    assert m.get("lower_layer__co2").values[0] == 0.0
+    ml = m.state[0, K.ML]
+    m.state[0, K.SL + K.SP_CO2] = 0.01 * ml  # 1 % CO2 by mass, taken out of the N2
+    m._update_outputs()
+    o2, co2 = m.state[0, K.SL + K.SP_O2] / 0.032, 0.01 * ml / 0.044
+    n2 = (ml - m.state[0, K.SL + K.SP_O2] - 0.01 * ml) / 0.028
+    assert m.get("lower_layer__co2").values[0] == pytest.approx(co2 / (o2 + co2 + n2), rel=1e-12)
+    assert m.get("lower_layer__co2").attrs["units"] == "1"
