@@ -70,7 +70,6 @@ docstring; :func:`osm_towers` reads them from a buildings GeoJSON.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +77,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from twin.building_file import Location, Storeys, read_description, refuge_floors
 from twin.errors import DataIntegrityError, DataMissingError, ValidationError, describe_problems
 
 #: Default map location when a file gives none: the Ping An Finance Centre site, Futian (a demo site).
@@ -91,43 +91,6 @@ LOAD_FACTOR_M2 = {"residential": 18.6, "business": 13.9}
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class Location(_Strict):
-    """Where the tower stands (WGS84)."""
-
-    lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
-    lat: float = Field(ge=-90.0, le=90.0, allow_inf_nan=False)
-    label: str | None = Field(default=None, max_length=200)
-    footprint: list[list[float]] | None = Field(default=None, min_length=3, max_length=2000)
-
-    @model_validator(mode="after")
-    def _points(self) -> Location:
-        for i, pt in enumerate(self.footprint or []):
-            if len(pt) != 2 or not (-180 <= pt[0] <= 180 and -90 <= pt[1] <= 90):
-                raise ValueError(f"footprint.{i} = {pt!r}: give [lon, lat] in WGS84 degrees")
-        return self
-
-
-class Storeys(_Strict):
-    """Storeys above ground, ground floor included: ``count`` x ``height_m`` or ``heights_m``."""
-
-    count: int | None = Field(default=None, ge=1, le=200)
-    height_m: float = Field(default=3.0, ge=2.0, le=12.0, allow_inf_nan=False)
-    heights_m: list[float] | None = Field(default=None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _one(self) -> Storeys:
-        if (self.count is None) == (self.heights_m is None):
-            raise ValueError("give either count (with height_m) or heights_m, not both or neither")
-        for h in self.heights_m or []:
-            if not (math.isfinite(h) and 2.0 <= h <= 12.0):
-                raise ValueError(f"heights_m: {h!r} m is outside 2-12 m")
-        return self
-
-    @property
-    def n(self) -> int:
-        return self.count if self.heights_m is None else len(self.heights_m)
 
 
 class Occupancy(_Strict):
@@ -280,35 +243,6 @@ def parse_building(data: dict, source: str = "building") -> BuildingSpec:
         raise ValidationError(describe_problems(exc, source)) from None
 
 
-def read_description(path: str | Path) -> dict:
-    """The raw dict of a building file (``.toml`` or ``.json``).
-
-    Raises
-    ------
-    DataMissingError
-        No such file.
-    DataIntegrityError
-        Not TOML/JSON, or not a table at the top (names the line when the parser does).
-    """
-    import tomllib
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataMissingError(f"{p}: no such building file (a .toml or .json description)")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataIntegrityError(f"{p}: cannot be read as UTF-8 text ({exc})") from exc
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise DataIntegrityError(f"{p}: not valid {kind} ({exc})") from exc
-    if not isinstance(data, dict):
-        raise DataIntegrityError(f"{p}: expected a table/object at the top, got {type(data).__name__}")
-    return data
-
-
 def load_building(path: str | Path) -> BuildingSpec:
     """Read and check a building file; every problem is listed with its path in the file.
 
@@ -458,23 +392,6 @@ def resolve(spec: BuildingSpec, aset: dict[int, float] | None = None) -> Tower:
 
 
 # ----------------------------------------------------------------------------- OSM towers
-def _refuge_floors(elevations: list[float], top_m: float) -> list[int]:
-    """Refuge floors of GB 50016-2014 §5.5.23: over 100 m, one within every 50 m of height.
-
-    The highest floor at or below 50 m, then the highest within 50 m above each one.
-    """
-    if top_m <= 100.0:
-        return []
-    out, base = [], 0.0
-    while base + 50.0 < top_m:
-        below = [i for i, e in enumerate(elevations) if base < e <= base + 50.0]
-        if not below:
-            break
-        out.append(below[-1])
-        base = elevations[below[-1]]
-    return out
-
-
 def tower_from_osm(levels: int, footprint_area_m2: float, *, use: str = "residential",
                    height_m: float | None = None, name: str | None = None, lon: float | None = None,
                    lat: float | None = None, footprint: list[tuple[float, float]] | None = None,
@@ -526,7 +443,7 @@ def tower_from_osm(levels: int, footprint_area_m2: float, *, use: str = "residen
     width = 1.1 if residential else max(1.2, round(per_floor / 100.0 * 1.0 / n_stairs + 0.049, 1))
     riser, tread = (175.0, 260.0) if residential else (165.0, 280.0)
     elevations = [storey * i for i in range(levels)]
-    floors = [{"index": i, "refuge": True, "people": 0} for i in _refuge_floors(elevations, top)]
+    floors = [{"index": i, "refuge": True, "people": 0} for i in refuge_floors(elevations, top)]
     desc: dict[str, Any] = {
         "name": name or f"{levels}-storey {use} tower (generated, assumed layout)",
         "storeys": {"count": levels, "height_m": storey},

@@ -5,9 +5,10 @@ A fire building file is the evacuation's building file (``agents/building.py``:
 plus a ``[fire]`` table, so the fire and the evacuation see the same storeys,
 refuge floors and stairs floor by floor. Either the file holds the shared
 tables itself, or it names the evacuation file with ``building = "<path>"``
-(relative to the fire file) and holds only ``[fire]``. This module reads the
-shared tables with its own small models (physics does not import agents):
-the storeys and floors strictly, the evacuation-only keys (people, exits,
+(relative to the fire file) and holds only ``[fire]``. Location, storeys,
+file reading and the refuge-floor rule are :mod:`twin.building_file`'s (both
+models use them; physics does not import agents); this module reads the
+floors strictly, the evacuation-only keys (people, exits,
 movement) are left to the evacuation loader. Units are in the key names::
 
     building = "../../../agents/data/tower_30_residential.toml"   # or the shared tables here
@@ -112,7 +113,6 @@ feature's ``building:levels``, ``height`` and footprint by the rules of
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -121,6 +121,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from physics.fire_network import CONCRETE, GYPSUM, OUTSIDE, FireNetwork, NetworkBuilder
+from twin.building_file import Location, Storeys, read_description, refuge_floors
 from twin.errors import DataIntegrityError, DataMissingError, ValidationError, describe_problems
 
 DATA_DIR = Path(__file__).parent / "data" / "fire_buildings"
@@ -190,37 +191,6 @@ class _Shared(BaseModel):
 
 
 # ----------------------------------------------------------------------------- shared tables
-class Location(_Shared):
-    lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
-    lat: float = Field(ge=-90.0, le=90.0, allow_inf_nan=False)
-    label: str | None = Field(default=None, max_length=200)
-    footprint: list[list[float]] | None = Field(default=None, min_length=3, max_length=2000)
-
-
-class Storeys(_Strict):
-    """Storeys above ground, ground floor included (the same rule as the evacuation's)."""
-
-    count: int | None = Field(default=None, ge=1, le=200)
-    height_m: float = Field(default=3.0, ge=2.0, le=12.0, allow_inf_nan=False)
-    heights_m: list[float] | None = Field(default=None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _one(self) -> Storeys:
-        if (self.count is None) == (self.heights_m is None):
-            raise ValueError("give either count (with height_m) or heights_m, not both or neither")
-        for h in self.heights_m or []:
-            if not (math.isfinite(h) and 2.0 <= h <= 12.0):
-                raise ValueError(f"heights_m: {h!r} m is outside 2-12 m")
-        return self
-
-    @property
-    def n(self) -> int:
-        return self.count if self.heights_m is None else len(self.heights_m)
-
-    def heights(self) -> np.ndarray:
-        return np.asarray(self.heights_m if self.heights_m is not None else [self.height_m] * self.count, float)
-
-
 class SharedOccupancy(_Shared):
     floor_area_m2: float = Field(gt=0.0, le=200_000.0, allow_inf_nan=False)
 
@@ -573,26 +543,6 @@ def parse_fire_building(data: dict, source: str = "fire building") -> FireBuildi
         raise ValidationError(describe_problems(exc, source)) from None
 
 
-def read_description(path: str | Path) -> dict:
-    """The raw dict of a ``.toml`` or ``.json`` file (names the problem when it is not one)."""
-    import tomllib
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataMissingError(f"{p}: no such building file (a .toml or .json description)")
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataIntegrityError(f"{p}: cannot be read as UTF-8 text ({exc})") from exc
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DataIntegrityError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'} "
-                                 f"({exc})") from exc
-    if not isinstance(data, dict):
-        raise DataIntegrityError(f"{p}: expected a table/object at the top, got {type(data).__name__}")
-    return data
-
-
 def merged_description(path: str | Path) -> dict:
     """The fire file's dict with the shared tables of the evacuation file it names (``building``).
 
@@ -816,20 +766,6 @@ def _number(value: Any) -> float | None:
     return x if math.isfinite(x) and x > 0 else None
 
 
-def _refuge_floors(elevations: list[float], top_m: float) -> list[int]:
-    """GB 50016-2014 §5.5.23 over 100 m: the highest floor within each 50 m (as agents.building does)."""
-    if top_m <= 100.0:
-        return []
-    out, base = [], 0.0
-    while base + 50.0 < top_m:
-        below = [i for i, e in enumerate(elevations) if base < e <= base + 50.0]
-        if not below:
-            break
-        out.append(below[-1])
-        base = elevations[below[-1]]
-    return out
-
-
 def _footprint(feature: Any) -> tuple[float, float, float, list[tuple[float, float]]]:
     """Area (m², EPSG:4547), centroid lon/lat and outer ring of a feature's (multi)polygon."""
     import shapely
@@ -898,7 +834,7 @@ def fire_building_from_osm(feature: Any, *, use: str | None = None) -> FireBuild
                      "footprint": [[float(x), float(y)] for x, y in ring]},
         "storeys": {"count": levels, "height_m": storey},
         "occupancy": {"floor_area_m2": area},
-        "floors": [{"index": i, "refuge": True} for i in _refuge_floors([storey * i for i in range(levels)], top)],
+        "floors": [{"index": i, "refuge": True} for i in refuge_floors([storey * i for i in range(levels)], top)],
         "stairs": [{"name": chr(65 + i), "width_m": 1.1 if res else 1.2,
                     "riser_mm": 175.0 if res else 165.0, "tread_mm": 260.0 if res else 280.0,
                     "door_width_m": 0.9} for i in range(n_stairs)],
