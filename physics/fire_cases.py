@@ -3,7 +3,7 @@
 Issue 14 compares the zone model side by side with NIST CFAST on one room, on
 two rooms joined by a door and on a three-storey stack with a stair shaft. Each
 case is a :class:`FireCase`: a :class:`~physics.fire_network.FireNetwork`, the
-fires in it as heat-release tables (:class:`FireSource`), the run length and
+fires in it as heat-release tables (:class:`TabulatedFire`), the run length and
 the inside and outside temperatures. The zone model reads the fires as a heat
 release per compartment (:meth:`FireCase.q_kw`); :mod:`physics.fire_cfast`
 writes the same case as a CFAST input, so both see identical geometry and fires.
@@ -43,7 +43,7 @@ PROPANE = {"formula": (3.0, 8.0, 0.0, 0.0, 0.0), "heat_of_combustion_kj_kg": 460
 
 
 @dataclass(frozen=True)
-class FireSource:
+class TabulatedFire:
     """A fire in one compartment: its heat release table and what it burns.
 
     ``time_s`` and ``hrr_kw`` are the table (linear between points, held after
@@ -100,7 +100,7 @@ class FireSource:
 
 
 def t2_fire(compartment: str, *, growth: str | float = "fast", peak_kw: float, t_end_s: float,
-            points: int = 12, **kw) -> FireSource:
+            points: int = 12, **kw) -> TabulatedFire:
     """A t² fire (α of ``growth``, fire_correlations.GROWTH_ALPHA) rising to ``peak_kw`` and held to ``t_end_s``.
 
     The ramp is tabulated at ``points`` times so that a model interpolating
@@ -113,12 +113,12 @@ def t2_fire(compartment: str, *, growth: str | float = "fast", peak_kw: float, t
                               f"t_end_s={t_end_s:g}: give a longer run or a smaller peak")
     t = np.linspace(0.0, t_peak, points)
     q = np.minimum(alpha * t * t, peak_kw)
-    return FireSource(compartment, tuple(np.append(t, t_end_s)), tuple(np.append(q, peak_kw)), **kw)
+    return TabulatedFire(compartment, tuple(np.append(t, t_end_s)), tuple(np.append(q, peak_kw)), **kw)
 
 
-def steady_fire(compartment: str, *, hrr_kw: float, t_end_s: float, **kw) -> FireSource:
+def steady_fire(compartment: str, *, hrr_kw: float, t_end_s: float, **kw) -> TabulatedFire:
     """A fire burning at ``hrr_kw`` from t = 0 (the references.md MQH case)."""
-    return FireSource(compartment, (0.0, float(t_end_s)), (float(hrr_kw), float(hrr_kw)), **kw)
+    return TabulatedFire(compartment, (0.0, float(t_end_s)), (float(hrr_kw), float(hrr_kw)), **kw)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class FireCase:
 
     name: str
     network: FireNetwork
-    fires: tuple[FireSource, ...]
+    fires: tuple[TabulatedFire, ...]
     t_end_s: float
     t_in_c: float = 20.0
     t_out_c: float = 20.0
@@ -147,7 +147,7 @@ class FireCase:
         return q
 
 
-def _fire(room: str, growth, peak_kw: float, t_end_s: float, area_m2: float) -> FireSource:
+def _fire(room: str, growth, peak_kw: float, t_end_s: float, area_m2: float) -> TabulatedFire:
     if growth is None:
         return steady_fire(room, hrr_kw=peak_kw, t_end_s=t_end_s, area_m2=area_m2)
     return t2_fire(room, growth=growth, peak_kw=peak_kw, t_end_s=t_end_s, area_m2=area_m2)

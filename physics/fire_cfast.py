@@ -12,7 +12,7 @@ Three separate steps, each testable on its own:
 
 - :func:`cfast_input` writes a CFAST 7/8 namelist input from a
   :class:`~physics.fire_network.FireNetwork` and its fires
-  (:class:`~physics.fire_cases.FireSource`);
+  (:class:`~physics.fire_cases.TabulatedFire`);
 - :func:`find_cfast` locates the binary; :func:`run_cfast` runs it in a work
   directory and raises :class:`CfastError` with CFAST's own message when it fails;
 - :func:`parse_compartments_csv` reads CFAST's ``<case>_compartments.csv`` into
@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from physics.fire_cases import FireSource
+from physics.fire_cases import TabulatedFire
 from physics.fire_network import COMPARTMENT_KINDS, OUTSIDE, FireNetwork
 from twin.errors import DataMissingError, TwinError, ValidationError
 
@@ -126,7 +126,7 @@ def _origins(network: FireNetwork, sizes) -> list[tuple[float, float, float]]:
     return out
 
 
-def _fire_lines(k: int, fire: FireSource, cid: str, size: tuple[float, float], t_end_s: float) -> list[str]:
+def _fire_lines(k: int, fire: TabulatedFire, cid: str, size: tuple[float, float], t_end_s: float) -> list[str]:
     """&FIRE, &CHEM and &TABL of one fire; the table is held at its last value to ``t_end_s``."""
     fid, chem = f"F{k}", f"F{k}_FUEL"
     x, y = fire.location_xy if fire.location_xy is not None else (size[0] / 2, size[1] / 2)
@@ -155,7 +155,7 @@ def cfast_input(network: FireNetwork, fires, *, t_end_s: float, t_out_c: float =
                 output_dt_s: float = 10.0, relative_humidity: float = 50.0, pressure_pa: float = 101325.0,
                 lower_oxygen_limit: float | None = None, max_time_step_s: float | None = None,
                 plan: dict | None = None, one_zone_shafts: bool = False, title: str | None = None) -> str:
-    """A CFAST namelist input for ``network`` with ``fires`` (a sequence of FireSource).
+    """A CFAST namelist input for ``network`` with ``fires`` (a sequence of TabulatedFire).
 
     One &COMP per compartment (ORIGIN z = its floor elevation; width × depth
     from ``plan[name]`` or a square of its area), one &MATL per distinct lining

@@ -107,7 +107,7 @@ def test_bad_input_is_refused_naming_the_field():
     with pytest.raises(ValidationError, match=r"location_xy=\(5, 1\) is outside compartment 'room'"):
         fire_cfast.cfast_input(case.network, [off], t_end_s=60)
     with pytest.raises(ValidationError, match=r"hrr_kw\[1\]=-1.0"):
-        fire_cases.FireSource("room", (0.0, 10.0), (0.0, -1.0))
+        fire_cases.TabulatedFire("room", (0.0, 10.0), (0.0, -1.0))
     with pytest.raises(ValidationError, match="compartment 'kitchen' is not in building"):
         fire_cases.FireCase("x", case.network, (fire_cases.steady_fire("kitchen", hrr_kw=1, t_end_s=9),), 9.0)
 

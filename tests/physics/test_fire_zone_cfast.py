@@ -39,7 +39,7 @@ def _cfast_installed() -> bool:
     return True
 
 
-def _fuel(fire: fire_cases.FireSource) -> dict:
+def _fuel(fire: fire_cases.TabulatedFire) -> dict:
     """The case's fuel as the zone model takes it: CO2 from the carbon left after CO and soot (H2O untracked)."""
     c, h = fire.formula[0], fire.formula[1]
     carbon = 12.011 * c / (12.011 * c + 1.008 * h + 16.0 * fire.formula[2] + 14.007 * fire.formula[3]
