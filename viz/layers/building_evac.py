@@ -35,6 +35,7 @@ import numpy as np
 
 from twin.errors import ValidationError
 from viz.layers import register
+from viz.layers._tower import frame_indices, tower
 from viz.scene import LayerSet, Legend
 
 #: Colours of a floor by the people still on it (stops in people; the top stop is the run's busiest floor).
@@ -78,26 +79,6 @@ def people_ramp(top: int) -> list:
     if top > 1:
         stops.append((top, RAMP_COLOURS[3]))
     return stops
-
-
-def _frame_indices(n: int, max_frames: int) -> list[int]:
-    if n <= max_frames:
-        return list(range(n))
-    return sorted({int(round(v)) for v in np.linspace(0, n - 1, max_frames)})
-
-
-def _local(lon0: float, lat0: float):
-    """(lon, lat) <-> local metres east/north of (lon0, lat0) (equirectangular: fine over a building)."""
-    kx = 111_320.0 * math.cos(math.radians(lat0))
-    ky = 111_320.0
-
-    def to_m(lon, lat):
-        return (np.asarray(lon) - lon0) * kx, (np.asarray(lat) - lat0) * ky
-
-    def to_deg(x, y):
-        return lon0 + np.asarray(x) / kx, lat0 + np.asarray(y) / ky
-
-    return to_m, to_deg
 
 
 def _tooltip(f: int, elev: float, left: int, start: int, rset: float, aset: float, refuge: bool) -> str:
@@ -146,7 +127,7 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
     if footprint.ndim != 2 or footprint.shape[0] < 3 or footprint.shape[1] != 2:
         raise ValidationError(f"footprint: expected at least 3 (lon, lat) points, got shape {footprint.shape}")
     times = np.asarray(ds["time"].values, dtype=float)
-    keep = _frame_indices(len(times), max(2, int(max_frames)))
+    keep = frame_indices(len(times), max(2, int(max_frames)))
     people = np.asarray(ds["people_on_floor"].values)
     start = np.asarray(ds["people_initial"].values)
     elev = np.asarray(ds["floor_elevation"].values, dtype=float)
@@ -155,19 +136,8 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
     refuge = np.asarray(ds["refuge"].values).astype(bool)
     top = int(max(start.max(initial=0), 1))
 
-    lon0, lat0 = footprint[:, 0].mean(), footprint[:, 1].mean()
-    to_m, to_deg = _local(lon0, lat0)
-    fx, fy = to_m(footprint[:, 0], footprint[:, 1])
-    width = max(fx.max() - fx.min(), 10.0)
-    x0 = fx.max() + max(0.3 * width, 10.0)
-    x1 = x0 + max(0.5 * width, 15.0)
-    y_base = fy.min()
-    ring = [[round(float(a), 7), round(float(b), 7)] for a, b in footprint]
-    strip_polys = []
-    for f in range(len(elev)):
-        ya, yb = y_base + elev[f], y_base + elev[f] + 0.85 * heights[f]
-        lo, la = to_deg([x0, x1, x1, x0], [ya, ya, yb, yb])
-        strip_polys.append([[round(float(a), 7), round(float(b), 7)] for a, b in zip(lo, la, strict=True)])
+    geo = tower(footprint, elev, heights)
+    width, x1, y_base = geo.width_m, geo.strip_x1, geo.y_base
 
     stairs = json.loads(ds.attrs.get("stair_names", "[]"))
     has_flights = "people_on_flight" in ds and "flight_area" in ds and len(stairs) > 0
@@ -178,9 +148,7 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
             xa = x1 + col_w * (0.4 + 1.2 * s_)
             for f in range(1, len(elev)):
                 ya, yb = y_base + elev[f - 1], y_base + elev[f] - 0.15 * heights[f - 1]
-                lo, la = to_deg([xa, xa + col_w, xa + col_w, xa], [ya, ya, yb, yb])
-                flight_polys[(f, s_)] = [[round(float(a), 7), round(float(b), 7)]
-                                         for a, b in zip(lo, la, strict=True)]
+                flight_polys[(f, s_)] = geo.box(xa, xa + col_w, ya, yb)
         on_flight = np.asarray(ds["people_on_flight"].values, dtype=float)
         area = np.asarray(ds["flight_area"].values, dtype=float)
 
@@ -200,9 +168,8 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
         for f in range(len(elev)):
             tip = _tooltip(f, elev[f], int(people[i, f]), int(start[f]), rset[f], aset[f], bool(refuge[f]))
             c = [int(v) for v in cols[f]]
-            slabs.append({"polygon": [[a, b, round(float(elev[f]), 2)] for a, b in ring],
-                          "e": round(float(0.85 * heights[f]), 2), "c": c, "tooltip": tip})
-            strip.append({"polygon": strip_polys[f], "c": c, "tooltip": tip})
+            slabs.append({"polygon": geo.slab(f), "e": geo.slab_extrusion(f), "c": c, "tooltip": tip})
+            strip.append({"polygon": geo.strip[f], "c": c, "tooltip": tip})
         return slabs, strip
 
     slabs0, strip0 = rows(keep[0])
@@ -232,16 +199,13 @@ def building_evac(ds, *, layer_id: str = "building_evac", label: str = "Building
         frames[flights_id] = [{}] + [{"data": flight_rows(i)} for i in keep[1:]]
         legends.append(Legend(flights_id, "Stair flights: density", "P/m²", list(DENSITY_STOPS)))
         x_right = x1 + col_w * (0.4 + 1.2 * len(stairs))
-    xs = np.concatenate([fx, [x0, x_right]])
-    ys = np.concatenate([fy, [y_base, y_base + elev[-1] + heights[-1]]])
-    blon, blat = to_deg([xs.min(), xs.max()], [ys.min(), ys.max()])
     name = str(ds.attrs.get("building", "building"))
     legend = Legend(layer_id, f"People still on each floor — {name}", "people", people_ramp(top))
     t = [float(times[i]) for i in keep]
     labels = [_time_label(v) for v in t]
     return LayerSet(layers=layers, legends=[legend, *legends], label=label, visible=visible,
                     times_s=t, labels=labels, frames=frames,
-                    bounds=(float(blon[0]), float(blat[0]), float(blon[1]), float(blat[1])))
+                    bounds=geo.bounds(x_right))
 
 
 def _time_label(t: float) -> str:
