@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from agents.building import Tower
+from agents.building_hazard import HazardFn
 from twin.errors import ValidationError
 
 #: Unimpeded horizontal speed of the SFPE model, 0.85 k with k = 1.40 m/s (m/s).
@@ -111,7 +112,9 @@ def _offsets(caps: np.ndarray) -> tuple[np.ndarray, int]:
     return off, int(caps.sum())
 
 
-def _state(net, p: dict[str, np.ndarray]):
+def _state(net, p: dict[str, np.ndarray], reroute: bool = False):
+    """Queues, flights and counters; with ``reroute`` every door queue and flight has room for every
+    person who might use it (a hazard may send anyone of a floor to any stair)."""
     from agents._kernels.building import State
 
     F, S, E = net.n_floors, net.n_stairs, net.n_exits
@@ -120,9 +123,12 @@ def _state(net, p: dict[str, np.ndarray]):
     qcap = np.bincount(qid, minlength=nq).astype(np.int64)
     fcap = np.zeros((F, S), dtype=np.int64)  # people of stair s from floor >= f
     for s in range(S):
-        counts = np.bincount(p["floor"][p["stair"] == s], minlength=F)
+        counts = np.bincount(p["floor"][p["stair"] == s] if not reroute else p["floor"], minlength=F)
         fcap[:, s] = np.cumsum(counts[::-1])[::-1]
     fcap[0, :] = 0
+    if reroute:
+        qcap[:F * S] = np.repeat(np.bincount(p["floor"], minlength=F), S)
+        qcap[:S] = 0
     qoff, qn = _offsets(qcap)
     foff, fn = _offsets(fcap.ravel())
     return State(
@@ -134,7 +140,7 @@ def _state(net, p: dict[str, np.ndarray]):
         tok_flight=np.zeros(F * S), tok_door=np.zeros(nq), tok_exit=np.zeros(E), carry=np.zeros(nq),
         door_count=np.zeros(nq, np.int64), flight_count=np.zeros(F * S, np.int64),
         exit_count=np.zeros(E, np.int64), refuge_count=np.zeros(F, np.int64),
-        q_formed_t=np.full(nq, np.nan))
+        q_formed_t=np.full(nq, np.nan), flight_fac=np.ones(F * S))
 
 
 def _agents(net, p: dict[str, np.ndarray]):
@@ -167,7 +173,7 @@ def _ready_at_bottom(net, ag, st) -> np.ndarray:
 
 def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: float = DEFAULT_RECORD_S,
              max_time_s: float = 6 * 3600.0, progress: Callable[[float, float, dict], None] | None = None,
-             reference: bool = False) -> xr.Dataset:
+             reference: bool = False, hazard: HazardFn | None = None) -> xr.Dataset:
     """Evacuate ``tower``; the Dataset of the run (see the module docstring for the model).
 
     Parameters
@@ -186,6 +192,10 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
         Called after every record with the simulated time and ``{"out", "people"}``.
     reference : bool
         Run the interpreted kernel (tests only; slow).
+    hazard : callable(t_s, EvacState) -> BuildingHazard, optional
+        Smoke and closures (:mod:`agents.building_hazard`): called at 0 s and after every record
+        block with what the people did in it; its factors and closed doors hold until the next
+        call. Without it the run is the clear-air one.
 
     Returns
     -------
@@ -199,7 +209,11 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
         interval); per occupant: ``occ_floor``, ``occ_stair``, ``occ_exit``,
         ``occ_speed``, ``premovement``, ``t_at_door``, ``t_leave_floor``,
         ``t_safe``; ``rset`` (s, last person safe) in attrs; ``events`` in
-        attrs (JSON).
+        attrs (JSON). With a ``hazard`` also: ``floor_speed_factor``
+        (time, floor), ``flight_speed_factor`` and ``stair_door_closed``
+        (time, floor, stair) in force from each record on, ``door_closed_time``
+        (floor, stair), ``floor_closed_time`` and ``people_caught`` (floor),
+        ``occ_rerouted`` and ``occ_caught`` (occupant).
     """
     from agents._kernels.building import advance, advance_reference
 
@@ -215,7 +229,7 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
     rng = np.random.default_rng(int(seed))
     p = _people(tower, rng)
     net = _network(tower, dt)
-    st = _state(net, p)
+    st = _state(net, p, reroute=hazard is not None)
     ag = _agents(net, p)
     st.ptr[1] = int(np.count_nonzero(np.isfinite(ag.t_safe)))
     step = advance_reference if reference else advance
@@ -243,14 +257,76 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
         series["flight_n"].append(st.flight_count.reshape(F, S).copy())
         series["exit_n"].append(st.exit_count.copy())
 
+    run = None
+    if hazard is not None:
+        from agents.building_hazard import HazardRun
+
+        run = HazardRun(tower.travel_m, V_FLOOR_MPS, p["dist"], p["pre"])
+        series.update(floor_fac=[], flight_fac=[], closed=[])
+    passed = st.door_count[:F * S].copy()
     record()
-    while st.ptr[1] < n and st.clock[0] < max_time_s - 1e-9:
+    if run is not None:
+        _hazard_block(hazard, run, net, ag, st, series, passed)
+    while st.ptr[1] + (0 if run is None else int(run.caught.sum())) < n and st.clock[0] < max_time_s - 1e-9:
         steps = min(per_record, int(math.ceil((max_time_s - st.clock[0]) / dt - 1e-9)))
         step(steps, dt, net, ag, st)
         record()
+        if run is not None:
+            _hazard_block(hazard, run, net, ag, st, series, passed)
         if progress is not None:
             progress(float(st.clock[0]), max_time_s, {"out": int(st.ptr[1]), "people": n})
-    return _dataset(tower, p, net, ag, st, series, seed=int(seed), dt=dt, record_every_s=per_record * dt)
+    ds = _dataset(tower, p, net, ag, st, series, seed=int(seed), dt=dt, record_every_s=per_record * dt)
+    return ds if run is None else _with_hazard(ds, run, ag, series)
+
+
+def _hazard_block(hazard: HazardFn, run, net, ag, st, series: dict, passed: np.ndarray) -> None:
+    """Hand the hazard what the block did, apply what it returns, record it (from now on)."""
+    from agents.building_hazard import EvacState, check_hazard
+
+    F, S = net.n_floors, net.n_stairs
+    now = st.door_count[:F * S]
+    state = EvacState(t_s=float(st.clock[0]), door_passed=(now - passed).reshape(F, S),
+                      people_on_floor=series["floor"][-1].copy(), people_on_flight=series["flight"][-1].copy(),
+                      door_queue=series["door_q"][-1].copy(), people_out=int(st.exit_count.sum()),
+                      people_caught=run.n_caught(ag))
+    passed[:] = now
+    h = check_hazard(hazard(state.t_s, state), F, S)
+    run.apply(h, state.t_s, net, ag, st)
+    series["floor_fac"].append(run.floor_speed.copy())
+    series["flight_fac"].append(st.flight_fac.reshape(F, S).copy())
+    series["closed"].append(run.closed.copy())
+
+
+def _with_hazard(ds: xr.Dataset, run, ag, series: dict) -> xr.Dataset:
+    """The hazard's variables added to the run's Dataset, and its closures and caught people to the events."""
+    import json
+
+    ds = ds.assign(
+        floor_speed_factor=(("time", "floor"), np.asarray(series["floor_fac"]),
+                            {"long_name": "smoke factor of the horizontal walking speed, from this time on",
+                             "units": "1"}),
+        flight_speed_factor=(("time", "floor", "stair"), np.asarray(series["flight_fac"]),
+                             {"long_name": "smoke factor of the speed and flow on the flight from this floor "
+                                           "down, from this time on", "units": "1"}),
+        stair_door_closed=(("time", "floor", "stair"), np.asarray(series["closed"]).astype(np.int8),
+                           {"long_name": "the floor's door into the stair is closed to the floor's people "
+                                         "(untenable), from this time on", "units": "1"}),
+        door_closed_time=(("floor", "stair"), run.door_closed_t,
+                          {"long_name": "time the floor's door into the stair closed (NaN: never)", "units": "s"}),
+        floor_closed_time=("floor", run.closed_t, {"long_name": "time every stair door of the floor was closed "
+                                                               "(NaN: never)", "units": "s"}),
+        people_caught=("floor", run.n_caught(ag), {"long_name": "people left on the floor with every stair door "
+                                                                "closed (they stay)", "units": "P"}),
+        occ_rerouted=("occupant", run.rerouted, {"long_name": "times the occupant chose another stair", "units": "1"}),
+        occ_caught=("occupant", run.caught.astype(np.int8),
+                    {"long_name": "occupant caught on a floor whose every stair door closed (1)", "units": "1"}),
+    )
+    ds["t_at_door"] = ds["t_at_door"].copy(data=np.where(np.isfinite(ag.t_arrive), ag.t_arrive, np.nan))
+    ds["t_at_door"].attrs["long_name"] = "time reaching the stair (or exit) door, in smoke and after re-routing " \
+                                         "(NaN: caught)"
+    ds.attrs["people_caught"] = int(ds["people_caught"].sum())
+    ds.attrs["events"] = json.dumps([e.to_record() for e in events(ds)], ensure_ascii=False)
+    return ds
 
 
 def _flows(cum: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -379,6 +455,7 @@ def events(ds: xr.Dataset) -> Any:
                                  f", {margin:.0f} s after its ASET" if unsafe else ""),
                              data={"floor": int(f), "rset_s": t,
                                    "rset_minus_aset_s": margin if math.isfinite(margin) else None}))
+    out.extend(_hazard_events(ds, stairs, src))
     rset = float(ds.attrs["rset_s"])
     if math.isfinite(rset):
         out.append(Event(time_s=rset, kind="building_evacuated", source=src,
@@ -390,6 +467,25 @@ def events(ds: xr.Dataset) -> Any:
                          message=f"{ds.attrs['people_not_safe']} people still inside when the run stopped",
                          data={"people": int(ds.attrs["people_not_safe"])}))
     return EventLog(sorted(out, key=lambda e: e.time_s))
+
+
+def _hazard_events(ds: xr.Dataset, stairs: list[str], src: str) -> list:
+    """Stair doors closed and floors cut off (runs with a hazard)."""
+    from twin.events import Event, Severity
+
+    if "door_closed_time" not in ds:
+        return []
+    out = []
+    closed, cut, caught = ds["door_closed_time"].values, ds["floor_closed_time"].values, ds["people_caught"].values
+    for f, s in zip(*np.nonzero(np.isfinite(closed)), strict=True):
+        out.append(Event(time_s=float(closed[f, s]), kind="stair_door_closed", source=src,
+                         severity=Severity.WARNING, message=f"stair {stairs[s]} closed on floor {f} (untenable)",
+                         data={"floor": int(f), "stair": stairs[s]}))
+    for f in np.nonzero(np.isfinite(cut))[0]:
+        out.append(Event(time_s=float(cut[f]), kind="floor_cut_off", source=src, severity=Severity.ALARM,
+                         message=f"every stair closed on floor {f}: {int(caught[f])} people caught there",
+                         data={"floor": int(f), "people_caught": int(caught[f])}))
+    return out
 
 
 __all__ = ["CENSUS_2020_AGE_GROUPS", "V_FLOOR_MPS", "events", "sample_speeds", "simulate"]

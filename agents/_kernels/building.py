@@ -16,11 +16,14 @@ One step of ``dt`` seconds, in this order:
    linearly to 1 at the density of maximum flow, because in a dense stream
    the density, not the person, sets the pace (the hydraulic model's
    premise; with ``fac`` kept in dense flow one slow walker at the head of
-   each flight would set every flight's throughput);
+   each flight would set every flight's throughput); in smoke the speed
+   is multiplied by the flight's factor ``flight_fac`` (1 in clear air;
+   set between blocks by a hazard, :mod:`agents.building_hazard`);
 3. exits (bottom first), then landings from floor 1 up: each downstream
    element (exit door or flight below the landing) earns ``C dt`` places,
    ``C`` its maximum flow (P/s, max specific flow x effective width), kept
-   in a token bucket capped at ``C dt + 1`` (under steady demand the cap never
+   (times ``flight_fac`` for a flight: the SFPE flow S·D falls with the
+   speed) in a token bucket capped at ``C dt + 1`` (under steady demand the cap never
    binds, so the rate is exact; idle time banks at most one person);
    a flight also holds at most ``3.8 L We`` people (movement stops at 3.8
    P/m²), never fewer than 1 (a zero-capacity element would deadlock).
@@ -36,7 +39,8 @@ One step of ``dt`` seconds, in this order:
 The steps are small functions inlined into one compiled loop (``inline="always"``: the kernel
 reads step by step, yet compiles about as fast as one long function). Arrays are grouped in three named tuples (:data:`Net` the building,
 :data:`Agents` the people, :data:`State` the queues and counters). Queues
-never wrap: each person enters each queue at most once, so a queue is a
+never wrap: each person enters each queue at most once (a hazard's closed
+doors stay closed, so re-routing keeps this), so a queue is a
 slice of one flat buffer (``off``, ``cap``) with ``head``/``tail`` counters.
 
 :func:`advance_reference` is the same kernel run by the Python interpreter
@@ -94,6 +98,7 @@ State = namedtuple("State", [
     "exit_count",    # (E,) int people out through each exit
     "refuge_count",  # (F,) int people who reached each refuge floor
     "q_formed_t",    # (F*S + E,) first time the queue reached queue_event_n (NaN: never)
+    "flight_fac",    # (F*S,) smoke factor of each flight's speed and flow (1: clear; set between blocks)
 ])
 
 
@@ -157,7 +162,7 @@ def _move(dt, net, ag, st):
                 continue
             length = net.flight_len[f, s]
             d = min(m / (length * net.flight_we[s]), D_MAX_FLOW)
-            v = net.flight_k[s] * (1.0 - A_SPEED * max(d, D_FREE))
+            v = net.flight_k[s] * (1.0 - A_SPEED * max(d, D_FREE)) * st.flight_fac[fl]
             crowd = min(1.0, max(0.0, (d - D_FREE) / (D_MAX_FLOW - D_FREE)))
             ahead = length
             for i in range(st.fhead[fl], st.ftail[fl]):
@@ -244,7 +249,7 @@ def _landing(t, dt, f, s, net, ag, st):
     fl = f * S + s
     above = (f + 1) * S + s
     from_above = _ready(ag, st, above, net.flight_len[f + 1, s]) if f + 1 < net.n_floors else 0
-    st.tok_flight[fl] = _bucket(st.tok_flight[fl], net.flight_c[s], dt)
+    st.tok_flight[fl] = _bucket(st.tok_flight[fl], net.flight_c[s] * st.flight_fac[fl], dt)
     space = max(1, net.flight_hold[f, s]) - (st.ftail[fl] - st.fhead[fl])
     budget = max(0, min(int(np.floor(st.tok_flight[fl])), space))
     door_wait = min(st.qtail[q] - st.qhead[q], int(np.floor(st.tok_door[q])))
