@@ -1,0 +1,113 @@
+"""``fire_origin`` events of the bridge start fire runs (scenarios.fire_response, ``twin fire watch``).
+
+The origins are raised by the bridge's real tracker (hardware_bridge.fusion.fire.FireOrigins) from detector
+readings of the tower's own registry (scenarios.fire_drill), stored in a real store; the runs are real fire
+runs of the 30-storey example tower, kept short (60 s of fire).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from hardware_bridge.fusion import Reading
+from hardware_bridge.fusion.fire import FireOrigins
+from physics.fire_building import load_example
+from scenarios.fire_drill import detector_registry
+from scenarios.fire_response import (
+    ORIGIN_KIND,
+    RESPONSE_KIND,
+    FireResponder,
+    ResponseSettings,
+    buildings_from,
+    place_fire,
+)
+from twin.errors import ValidationError
+from twin.sensors import SensorRegistry
+from twin.store import Store
+
+TOWER = "tower_30_residential"
+T0 = datetime(2026, 7, 15, 13, 0, tzinfo=UTC)
+
+
+def registry(building_id: str = TOWER) -> SensorRegistry:
+    return detector_registry(TOWER, building_id)
+
+
+def smoke(sensor: str, seconds: float, value: float = 0.2393) -> Reading:
+    return Reading(datastream_id=f"{sensor}/smoke", kind="smoke", time=T0 + timedelta(seconds=seconds), value=value,
+                   station=sensor, unit="1/m")
+
+
+def store_origins(store_dir, readings, building_id: str = TOWER) -> list:
+    """The tracker's events of the readings, stored as the bridge's twin link stores them."""
+    fo = FireOrigins(registry(building_id))
+    events = fo.update(readings)
+    with Store.open(store_dir) as st:
+        for e in events:
+            st.put_event(e)
+    return events
+
+
+def settings(tmp_path, **kw) -> ResponseSettings:
+    base = {"store": tmp_path / "store", "buildings": {TOWER: TOWER}, "duration_s": 60.0, "record_every_s": 10.0,
+            "report": False, "map": False}
+    return ResponseSettings(**(base | kw))
+
+
+def test_the_fire_is_placed_in_the_detectors_room_or_the_floors_first():
+    spec = load_example(TOWER)
+    assert place_fire(spec, 12, "flat B")[:2] == (12, "flat B")
+    # the lobby is where the tower's detectors hang: the fire model's default room of the storey
+    floor, comp, why = place_fire(spec, 12, "lobby")
+    assert (floor, comp) == (12, None) and "lobby" in why
+    assert place_fire(spec, 3, "no such room")[1] is None
+    assert place_fire(spec, 3, None)[1] is None
+    for bad in (30, -1, "12", True):
+        with pytest.raises(ValidationError, match="floor"):
+            place_fire(spec, bad, "lobby")
+
+
+def test_buildings_from_pairs_ids_and_refuses_unknown_files(tmp_path):
+    assert buildings_from([TOWER]) == {TOWER: TOWER}
+    assert buildings_from([TOWER], ["T1"]) == {"T1": TOWER}
+    with pytest.raises(ValidationError, match="--building-id"):
+        buildings_from([TOWER], ["a", "b"])
+    with pytest.raises(ValidationError, match="no such file"):
+        buildings_from([str(tmp_path / "missing.toml")])
+    with pytest.raises(ValidationError, match="unique"):
+        buildings_from([TOWER, TOWER])
+
+
+def test_an_unknown_building_is_reported_once_and_the_watcher_goes_on(tmp_path):
+    s = settings(tmp_path)
+    ev = store_origins(s.store, [smoke("T9.smoke-4-lobby", 30.0)], building_id="T9")
+    assert [e.kind for e in ev] == [ORIGIN_KIND]
+    out = FireResponder(s).process()
+    assert [r.status for r in out] == ["skipped"] and "T9" in out[0].reason and "--building-id T9" in out[0].reason
+    # a watcher started again does not repeat the report; the origin event stays in the log
+    again = FireResponder(s).process()
+    assert [r.status for r in again] == ["skipped"] and again[0].reported_before
+    with Store.open(s.store) as st:
+        responses = st.events(kind=RESPONSE_KIND)
+        assert len(st.events(kind=ORIGIN_KIND)) == 1
+        assert st.runs() == []
+    assert len(responses) == 1 and responses[0].severity.value == "warning"
+    assert responses[0].data["status"] == "skipped" and responses[0].data["building"] == "T9"
+
+
+def test_watch_once_on_the_command_line_prints_one_line_per_origin(tmp_path):
+    from twin.cli.fire_live import watch
+
+    s = settings(tmp_path)
+    store_origins(s.store, [smoke("T9.smoke-4-lobby", 30.0)], building_id="T9")
+    res = CliRunner().invoke(watch, ["--store", str(s.store), "--building", TOWER, "--once", "--duration", "60s",
+                                     "--no-report"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    assert [(x["event"], x["status"], x["building"]) for x in lines] == [("fire_response", "skipped", "T9")]
+    bad = CliRunner().invoke(watch, ["--store", str(s.store), "--building", str(tmp_path / "nope.toml"), "--once"])
+    assert bad.exit_code == 1 and "no such file" in bad.output
