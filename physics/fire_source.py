@@ -36,7 +36,7 @@ sprinkler and flashover times as they happen; :func:`vent_limit_from_network`
 gives a compartment's ventilation limit from its openings in the network.
 
 This is the design-fire source (growth, caps and events); the heat-release
-*tables* the zone model and CFAST share are ``physics.fire_cases.FireSource``
+*tables* the zone model and CFAST share are ``physics.fire_cases.TabulatedFire``
 (:meth:`FireSource.table` gives the points for one).
 """
 

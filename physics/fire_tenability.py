@@ -78,21 +78,30 @@ def _cumulative(t_s: np.ndarray, rate_per_min: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((1,) + rate_per_min.shape[1:]), np.cumsum(steps, axis=0)])
 
 
-def fed_asphyxiant(t_s, co_ppm, co2_pct=None, hcn_ppm=None) -> np.ndarray:
-    """Running asphyxiant FED (ISO 13571:2012): CO and HCN doses times the CO₂ hyperventilation factor."""
+def asphyxiant_rate_per_min(co_ppm, co2_pct=None, hcn_ppm=None) -> np.ndarray:
+    """Asphyxiant FED per minute (ISO 13571:2012): (φ_CO/35 000 + HCN term)·exp(φ_CO2/5)."""
     co = np.asarray(co_ppm, float)
     rate = co / 35000.0
     if hcn_ppm is not None:
         rate = rate + np.maximum(np.exp(np.asarray(hcn_ppm, float) / 43.0) / 220.0 - 0.0045, 0.0)
     if co2_pct is not None:
         rate = rate * np.exp(np.asarray(co2_pct, float) / 5.0)
-    return _cumulative(np.asarray(t_s, float), np.broadcast_to(rate, co.shape))
+    return np.broadcast_to(rate, co.shape)
+
+
+def heat_rate_per_min(t_gas_k) -> np.ndarray:
+    """Convected-heat FED per minute: 1/t_Iconv, t_Iconv = 5·10⁷·T^(−3.4) min (T °C; ISO 13571:2012)."""
+    return 1.0 / heat_exposure_minutes(np.asarray(t_gas_k, float) - 273.15)
+
+
+def fed_asphyxiant(t_s, co_ppm, co2_pct=None, hcn_ppm=None) -> np.ndarray:
+    """Running asphyxiant FED (ISO 13571:2012): CO and HCN doses times the CO₂ hyperventilation factor."""
+    return _cumulative(np.asarray(t_s, float), asphyxiant_rate_per_min(co_ppm, co2_pct, hcn_ppm))
 
 
 def fed_heat(t_s, t_gas_k) -> np.ndarray:
     """Running convected-heat FED: Σ Δt/t_Iconv with t_Iconv = 5·10⁷·T^(−3.4) min (T °C; ISO 13571:2012)."""
-    rate = 1.0 / heat_exposure_minutes(np.asarray(t_gas_k, float) - 273.15)
-    return _cumulative(np.asarray(t_s, float), rate)
+    return _cumulative(np.asarray(t_s, float), heat_rate_per_min(t_gas_k))
 
 
 def radiant_flux_kw_m2(t_upper_k, depth_m, *, extinction_per_m=None, t_ambient_k: float = AMBIENT_K):
@@ -101,6 +110,38 @@ def radiant_flux_kw_m2(t_upper_k, depth_m, *, extinction_per_m=None, t_ambient_k
     eps = 1.0 if extinction_per_m is None else \
         1.0 - np.exp(-np.asarray(extinction_per_m, float) * np.maximum(np.asarray(depth_m, float), 0.0))
     return eps * SIGMA * np.maximum(tu**4 - t_ambient_k**4, 0.0) / 1000.0 * (np.asarray(depth_m) > 0)
+
+
+def head_measures(network: FireNetwork, *, t_upper_k, t_lower_k, layer_height_m, co_ppm, co2=None, hcn_ppm=None,
+                  soot_upper=None, soot_lower=None, head_height_m: float = HEAD_HEIGHT_M, sign: str = "reflecting",
+                  t_ambient_k: float = AMBIENT_K, large_space_m2: float = LARGE_SPACE_M2) -> dict[str, np.ndarray]:
+    """The measures at head height of one time (N,) or of a history (T, N), as :func:`assess` takes them.
+
+    ``co_ppm``, ``co2`` (volume fraction) and ``hcn_ppm`` are already the
+    values at head height (:func:`at_head`); the layers' temperatures and soot
+    are given per layer. Returns the FED rates per minute (``asphyxiant_rate``,
+    ``heat_rate``), ``radiant_kw_m2``, ``extinction_per_m`` and ``visibility_m``
+    at head height and the extinction limit of each compartment
+    (``extinction_limit_per_m``, C / visibility limit). A running model
+    integrates the rates step by step (trapezoid, as :func:`assess`).
+    """
+    z = np.asarray(layer_height_m, float)
+    tu = np.asarray(t_upper_k, float)
+    zero = np.zeros(z.shape)
+    co2_pct = None if co2 is None else 100.0 * np.asarray(co2, float)
+    rate_a = asphyxiant_rate_per_min(co_ppm, co2_pct, hcn_ppm)
+    rate_h = heat_rate_per_min(at_head(z, tu, t_lower_k, head_height_m))
+    depth = np.where(z < network.height_m, network.height_m - z, 0.0)
+    k_upper = None if soot_upper is None else SOOT_EXTINCTION_M2_KG * np.asarray(soot_upper, float)
+    rad = radiant_flux_kw_m2(tu, depth, extinction_per_m=k_upper, t_ambient_k=t_ambient_k)
+    rad = np.where(z >= head_height_m, rad, 0.0)  # below the head the person is in the hot layer itself
+    sl = zero if soot_lower is None else soot_lower
+    k_head = zero if soot_upper is None else SOOT_EXTINCTION_M2_KG * at_head(z, soot_upper, sl, head_height_m)
+    with np.errstate(divide="ignore"):
+        vis = np.where(k_head > 0, VISIBILITY_C[sign] / np.maximum(k_head, 1e-300), np.inf)
+    limit = np.where(network.area_m2 > large_space_m2, VISIBILITY_LIMIT_M[1], VISIBILITY_LIMIT_M[0])
+    return {"asphyxiant_rate": rate_a, "heat_rate": rate_h, "radiant_kw_m2": rad, "extinction_per_m": k_head,
+            "visibility_m": vis, "extinction_limit_per_m": VISIBILITY_C[sign] / limit}
 
 
 def stair_door_sides(network: FireNetwork) -> np.ndarray:
@@ -170,19 +211,15 @@ def assess(t_s, network: FireNetwork, *, t_upper_k, t_lower_k, layer_height_m, c
     hcn = None if hcn_ppm_upper is None else at_head(z, field("hcn_ppm_upper", hcn_ppm_upper),
                                                      field("hcn_ppm_lower", hcn_ppm_lower, zero), head_height_m)
     su, sl = field("soot_upper", soot_upper), field("soot_lower", soot_lower, zero)
-    fed_a = fed_asphyxiant(t, co, 100.0 * co2, hcn)
-    fed_h = fed_heat(t, at_head(z, tu, tl, head_height_m))
-    depth = np.where(z < network.height_m, network.height_m - z, 0.0)
-    k_upper = None if su is None else SOOT_EXTINCTION_M2_KG * su
-    rad = radiant_flux_kw_m2(tu, depth, extinction_per_m=k_upper, t_ambient_k=t_ambient_k)
-    rad = np.where(z >= head_height_m, rad, 0.0)  # below the head the person is in the hot layer itself
-    k_head = zero if su is None else SOOT_EXTINCTION_M2_KG * at_head(z, su, sl, head_height_m)
-    with np.errstate(divide="ignore"):
-        vis = np.where(k_head > 0, VISIBILITY_C[sign] / np.maximum(k_head, 1e-300), np.inf)
-    limit = np.where(network.area_m2 > large_space_m2, VISIBILITY_LIMIT_M[1], VISIBILITY_LIMIT_M[0])
+    m = head_measures(network, t_upper_k=tu, t_lower_k=tl, layer_height_m=z, co_ppm=co, co2=co2, hcn_ppm=hcn,
+                      soot_upper=su, soot_lower=sl, head_height_m=head_height_m, sign=sign, t_ambient_k=t_ambient_k,
+                      large_space_m2=large_space_m2)
+    fed_a = _cumulative(t, m["asphyxiant_rate"])
+    fed_h = _cumulative(t, m["heat_rate"])
+    rad, k_head, vis = m["radiant_kw_m2"], m["extinction_per_m"], m["visibility_m"]
     times = np.stack([first_crossing_s(t, fed_a, FED_THRESHOLD), first_crossing_s(t, fed_h, FED_THRESHOLD),
                       first_crossing_s(t, rad, RADIANT_LIMIT_KW_M2),
-                      first_crossing_s(t, k_head, VISIBILITY_C[sign] / limit)])  # (4, N)
+                      first_crossing_s(t, k_head, m["extinction_limit_per_m"])])  # (4, N)
     c_aset = times.min(axis=0)
     c_crit = np.where(np.isfinite(c_aset), np.asarray(CRITERIA, dtype=object)[times.argmin(axis=0)], "")
     s_n = network.n_storeys

@@ -1,0 +1,149 @@
+"""Tenability accumulated record by record during a fire run: the step-wise form of :func:`fire_tenability.assess`.
+
+:class:`TenabilityTracker` takes the zone model's state at each record time
+and keeps running FED sums (the trapezoid of :func:`fire_tenability.assess`,
+term by term in the same order, so the numbers are those of
+:func:`fire_tenability.assess_history` on the recorded history), the first
+time each compartment fails each criterion (the same linear crossing as
+:func:`fire_detection.first_crossing_s`) and each storey's ASET over its
+escape route (:func:`fire_tenability.route_compartments`). One update costs
+O(N); a run is O(T·N), not O(T²·N) as re-assessing the whole history at each
+record would be.
+
+A storey's status (``floor_status``): 2 once its route is untenable (its
+ASET has passed), 1 where the route has smoke — visibility at head height
+below :data:`SMOKE_VISIBILITY_M` (30 m) or an upper layer above
+:data:`SMOKE_T_UPPER_K` (60 °C) — else 0. Both smoke thresholds are our
+assumption (a route a person would see as smoke-logged), not a tenability
+limit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from physics.fire_correlations import AMBIENT_K, FED_THRESHOLD
+from physics.fire_network import COMPARTMENT_KINDS, FireNetwork
+from physics.fire_tenability import (
+    CRITERIA,
+    HEAD_HEIGHT_M,
+    RADIANT_LIMIT_KW_M2,
+    SHAFT_KINDS,
+    at_head,
+    head_measures,
+    route_compartments,
+    stair_door_sides,
+)
+
+#: Status smoke thresholds (our assumption): visibility at head height (m), upper-layer temperature (K, 60 °C).
+SMOKE_VISIBILITY_M = 30.0
+SMOKE_T_UPPER_K = 333.15
+#: Visibility reported where the air is clear (m): the measures' visibility is infinite without soot.
+VISIBILITY_CAP_M = 100.0
+
+
+def storey_routes(network: FireNetwork, *, include_rooms: bool = False) -> list[np.ndarray]:
+    """Escape-route compartments of every storey (as :func:`fire_tenability.assess` takes them)."""
+    sides = stair_door_sides(network)
+    return [route_compartments(network, s, include_rooms=include_rooms, door_sides=sides)
+            for s in range(network.n_storeys)]
+
+
+def storey_rooms(network: FireNetwork) -> list[np.ndarray]:
+    """The non-shaft compartments of every storey."""
+    shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[network.kind], SHAFT_KINDS)
+    return [np.flatnonzero((network.storey == s) & ~shaft) for s in range(network.n_storeys)]
+
+
+def head_fields(network: FireNetwork, state: dict, *, head_height_m: float = HEAD_HEIGHT_M,
+                t_ambient_k: float = AMBIENT_K) -> dict[str, np.ndarray]:
+    """:func:`fire_tenability.head_measures` of a zone-model state given by its field names ((N,) arrays)."""
+    z = state["layer_height"]
+    zero = np.zeros(z.shape)
+    co = at_head(z, state["upper_layer__co"], state["lower_layer__co"], head_height_m)
+    co2 = at_head(z, state.get("upper_layer__co2", zero), state.get("lower_layer__co2", zero), head_height_m)
+    return head_measures(network, t_upper_k=state["upper_layer__temperature"],
+                         t_lower_k=state["lower_layer__temperature"], layer_height_m=z, co_ppm=co, co2=co2,
+                         soot_upper=state.get("upper_layer__soot"), soot_lower=state.get("lower_layer__soot", zero),
+                         head_height_m=head_height_m, t_ambient_k=t_ambient_k)
+
+
+class TenabilityTracker:
+    """Running FEDs, criterion times and storey ASETs over the record times (see the module docstring)."""
+
+    def __init__(self, network: FireNetwork, *, head_height_m: float = HEAD_HEIGHT_M,
+                 t_ambient_k: float = AMBIENT_K, include_rooms: bool = False):
+        self.network = network
+        self.head_height_m = head_height_m
+        self.t_ambient_k = t_ambient_k
+        self.routes = storey_routes(network, include_rooms=include_rooms)
+        n = network.n_compartments
+        self.fed_asphyxiant = np.zeros(n)
+        self.fed_heat = np.zeros(n)
+        self.times = np.full((len(CRITERIA), n), np.inf)  # first failure per criterion
+        self.aset_s = np.full(network.n_storeys, np.inf)
+        self.criterion = [""] * network.n_storeys
+        self._t: float | None = None
+        self._rates = self._y = None
+
+    @property
+    def compartment_aset_s(self) -> np.ndarray:
+        return self.times.min(axis=0)
+
+    def update(self, t_s: float, state: dict) -> dict[str, np.ndarray]:
+        """Add the record at ``t_s`` (after the last one); returns the head measures now."""
+        m = head_fields(self.network, state, head_height_m=self.head_height_m, t_ambient_k=self.t_ambient_k)
+        t = float(t_s)
+        rates = (m["asphyxiant_rate"], m["heat_rate"])
+        if self._t is not None:
+            dt_min = (t - self._t) / 60.0
+            self.fed_asphyxiant = self.fed_asphyxiant + 0.5 * (rates[0] + self._rates[0]) * dt_min
+            self.fed_heat = self.fed_heat + 0.5 * (rates[1] + self._rates[1]) * dt_min
+        y = np.stack([self.fed_asphyxiant, self.fed_heat, m["radiant_kw_m2"], m["extinction_per_m"]])
+        thr = np.stack(np.broadcast_arrays(FED_THRESHOLD, FED_THRESHOLD, RADIANT_LIMIT_KW_M2,
+                                           m["extinction_limit_per_m"] * np.ones(y.shape[1])))
+        hit = np.isinf(self.times) & (y >= thr)
+        if np.any(hit):
+            if self._t is None:
+                self.times[hit] = t
+            else:  # the crossing linear between the records, as fire_detection.first_crossing_s
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = (thr - self._y) / (y - self._y)
+                at = self._t + np.clip(np.nan_to_num(f), 0.0, 1.0) * (t - self._t)
+                self.times[hit] = at[hit]
+            self._storeys()
+        self._t, self._rates, self._y = t, rates, y
+        return m
+
+    def _storeys(self) -> None:
+        c_aset = self.compartment_aset_s
+        for s, route in enumerate(self.routes):
+            if not len(route) or np.isfinite(self.aset_s[s]):
+                continue
+            j = route[int(np.argmin(c_aset[route]))]
+            if np.isfinite(c_aset[j]):
+                self.aset_s[s] = c_aset[j]
+                self.criterion[s] = CRITERIA[int(np.argmin(self.times[:, j]))]
+
+    def untenable(self, t_s: float) -> np.ndarray:
+        """(S,) bool: the storey's route has failed by ``t_s``."""
+        return t_s >= self.aset_s
+
+    def floor_measures(self, m: dict, t_upper_k: np.ndarray, t_s: float) -> dict[str, np.ndarray]:
+        """Per storey over its route: worst FEDs, least visibility (capped), worst extinction, status."""
+        s_n = len(self.routes)
+        out = {k: np.zeros(s_n) for k in ("fed_asphyxiant", "fed_heat", "extinction_per_m", "t_upper_k")}
+        out["visibility_m"] = np.full(s_n, VISIBILITY_CAP_M)
+        for s, r in enumerate(self.routes):
+            if not len(r):
+                continue
+            out["fed_asphyxiant"][s] = self.fed_asphyxiant[r].max()
+            out["fed_heat"][s] = self.fed_heat[r].max()
+            out["extinction_per_m"][s] = m["extinction_per_m"][r].max()
+            out["visibility_m"][s] = min(VISIBILITY_CAP_M, float(m["visibility_m"][r].min()))
+            out["t_upper_k"][s] = t_upper_k[r].max()
+        untenable = self.untenable(t_s)
+        smoke = (out["visibility_m"] < SMOKE_VISIBILITY_M) | (out["t_upper_k"] > SMOKE_T_UPPER_K)
+        out["status"] = np.where(untenable, 2, np.where(smoke, 1, 0)).astype(np.int8)
+        out["untenable"] = untenable
+        return out
