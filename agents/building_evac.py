@@ -215,32 +215,84 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
         (floor, stair), ``floor_closed_time`` and ``people_caught`` (floor),
         ``occ_rerouted`` and ``occ_caught`` (occupant).
     """
-    from agents._kernels.building import advance, advance_reference
+    ev = BuildingEvacuation(tower, seed=seed, dt=dt, record_every_s=record_every_s, max_time_s=max_time_s,
+                            reference=reference, hazard=hazard)
+    while not ev.done:
+        ev.step_block()
+        if progress is not None:
+            progress(ev.t, max_time_s, {"out": ev.people_safe, "people": ev.n_people})
+    return ev.dataset()
 
-    if not (isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0):
-        raise ValidationError(f"seed={seed!r}: a whole number >= 0")
-    if not (math.isfinite(dt) and 0.05 <= dt <= 1.0):
-        raise ValidationError(f"dt={dt!r}: the time step must lie in 0.05-1 s")
-    per_record = max(1, int(round(record_every_s / dt)))
-    if abs(per_record * dt - record_every_s) > 1e-6 * record_every_s:
-        raise ValidationError(f"record_every_s={record_every_s!r}: must be a whole number of steps of dt={dt!r} s")
-    if not (math.isfinite(max_time_s) and max_time_s > 0):
-        raise ValidationError(f"max_time_s={max_time_s!r}: must be a positive number of seconds")
-    rng = np.random.default_rng(int(seed))
-    p = _people(tower, rng)
-    net = _network(tower, dt)
-    st = _state(net, p, reroute=hazard is not None)
-    ag = _agents(net, p)
-    st.ptr[1] = int(np.count_nonzero(np.isfinite(ag.t_safe)))
-    step = advance_reference if reference else advance
-    n = ag.floor.size
-    series: dict[str, list] = {k: [] for k in ("time", "floor", "stair", "flight", "out", "refuge", "door_q",
-                                               "land_q", "exit_q", "door_n", "flight_n", "exit_n")}
-    F, S = net.n_floors, net.n_stairs
 
-    def record() -> None:
+class BuildingEvacuation:
+    """The evacuation of :func:`simulate` advanced block by block (a co-simulation steps it with a fire).
+
+    Same keywords as :func:`simulate` (without ``progress``). :meth:`step_block` runs one record
+    block (``record_every_s``), records it and, with a hazard, hands the hazard the block and applies
+    what it returns; :meth:`advance_to` runs blocks to a time; :meth:`dataset` is the run so far.
+    """
+
+    def __init__(self, tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: float = DEFAULT_RECORD_S,
+                 max_time_s: float = 6 * 3600.0, reference: bool = False, hazard: HazardFn | None = None):
+        from agents._kernels.building import advance, advance_reference
+
+        if not (isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0):
+            raise ValidationError(f"seed={seed!r}: a whole number >= 0")
+        if not (math.isfinite(dt) and 0.05 <= dt <= 1.0):
+            raise ValidationError(f"dt={dt!r}: the time step must lie in 0.05-1 s")
+        per_record = max(1, int(round(record_every_s / dt)))
+        if abs(per_record * dt - record_every_s) > 1e-6 * record_every_s:
+            raise ValidationError(f"record_every_s={record_every_s!r}: must be a whole number of steps of "
+                                  f"dt={dt!r} s")
+        if not (math.isfinite(max_time_s) and max_time_s > 0):
+            raise ValidationError(f"max_time_s={max_time_s!r}: must be a positive number of seconds")
+        self.tower, self.seed, self.dt, self.per_record, self.max_time_s = tower, int(seed), dt, per_record, max_time_s
+        self.hazard = hazard
+        self.p = p = _people(tower, np.random.default_rng(int(seed)))
+        self.net = net = _network(tower, dt)
+        self.st = st = _state(net, p, reroute=hazard is not None)
+        self.ag = ag = _agents(net, p)
+        st.ptr[1] = int(np.count_nonzero(np.isfinite(ag.t_safe)))
+        self._step = advance_reference if reference else advance
+        self.n_people = ag.floor.size
+        self.series: dict[str, list] = {k: [] for k in ("time", "floor", "stair", "flight", "out", "refuge",
+                                                        "door_q", "land_q", "exit_q", "door_n", "flight_n",
+                                                        "exit_n")}
+        F, S = net.n_floors, net.n_stairs
+        self.run = None
+        if hazard is not None:
+            from agents.building_hazard import HazardRun
+
+            self.run = HazardRun(tower.travel_m, V_FLOOR_MPS, p["dist"], p["pre"])
+            self.series.update(floor_fac=[], flight_fac=[], closed=[])
+        self._passed = st.door_count[:F * S].copy()
+        self._record()
+        if self.run is not None:
+            _hazard_block(hazard, self.run, net, ag, st, self.series, self._passed)
+
+    @property
+    def t(self) -> float:
+        """Time of the run (s since the alarm)."""
+        return float(self.st.clock[0])
+
+    @property
+    def people_safe(self) -> int:
+        return int(self.st.ptr[1])
+
+    @property
+    def people_caught(self) -> int:
+        return 0 if self.run is None else int(self.run.caught.sum())
+
+    @property
+    def done(self) -> bool:
+        """Everyone safe (or caught), or ``max_time_s`` reached."""
+        return self.people_safe + self.people_caught >= self.n_people or self.t >= self.max_time_s - 1e-9
+
+    def _record(self) -> None:
         from agents._kernels.building import QUEUED, WAITING
 
+        net, ag, st, series = self.net, self.ag, self.st, self.series
+        F, S = net.n_floors, net.n_stairs
         waiting = (ag.where == WAITING) | (ag.where == QUEUED)
         series["time"].append(float(st.clock[0]))
         series["floor"].append(np.bincount(ag.floor[waiting], minlength=F))
@@ -257,26 +309,26 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
         series["flight_n"].append(st.flight_count.reshape(F, S).copy())
         series["exit_n"].append(st.exit_count.copy())
 
-    run = None
-    if hazard is not None:
-        from agents.building_hazard import HazardRun
+    def step_block(self) -> None:
+        """One record block (shorter at ``max_time_s``), recorded; then the hazard's call."""
+        if self.done:
+            return
+        steps = min(self.per_record, int(math.ceil((self.max_time_s - self.t) / self.dt - 1e-9)))
+        self._step(steps, self.dt, self.net, self.ag, self.st)
+        self._record()
+        if self.run is not None:
+            _hazard_block(self.hazard, self.run, self.net, self.ag, self.st, self.series, self._passed)
 
-        run = HazardRun(tower.travel_m, V_FLOOR_MPS, p["dist"], p["pre"])
-        series.update(floor_fac=[], flight_fac=[], closed=[])
-    passed = st.door_count[:F * S].copy()
-    record()
-    if run is not None:
-        _hazard_block(hazard, run, net, ag, st, series, passed)
-    while st.ptr[1] + (0 if run is None else int(run.caught.sum())) < n and st.clock[0] < max_time_s - 1e-9:
-        steps = min(per_record, int(math.ceil((max_time_s - st.clock[0]) / dt - 1e-9)))
-        step(steps, dt, net, ag, st)
-        record()
-        if run is not None:
-            _hazard_block(hazard, run, net, ag, st, series, passed)
-        if progress is not None:
-            progress(float(st.clock[0]), max_time_s, {"out": int(st.ptr[1]), "people": n})
-    ds = _dataset(tower, p, net, ag, st, series, seed=int(seed), dt=dt, record_every_s=per_record * dt)
-    return ds if run is None else _with_hazard(ds, run, ag, series)
+    def advance_to(self, t_s: float) -> None:
+        """Run blocks until the first record time at or after ``t_s`` (or the end)."""
+        while not self.done and self.t < float(t_s) - 1e-9:
+            self.step_block()
+
+    def dataset(self) -> xr.Dataset:
+        """The run so far (see :func:`simulate`)."""
+        ds = _dataset(self.tower, self.p, self.net, self.ag, self.st, self.series, seed=self.seed, dt=self.dt,
+                      record_every_s=self.per_record * self.dt)
+        return ds if self.run is None else _with_hazard(ds, self.run, self.ag, self.series)
 
 
 def _hazard_block(hazard: HazardFn, run, net, ag, st, series: dict, passed: np.ndarray) -> None:
@@ -488,4 +540,4 @@ def _hazard_events(ds: xr.Dataset, stairs: list[str], src: str) -> list:
     return out
 
 
-__all__ = ["CENSUS_2020_AGE_GROUPS", "V_FLOOR_MPS", "events", "sample_speeds", "simulate"]
+__all__ = ["BuildingEvacuation", "CENSUS_2020_AGE_GROUPS", "V_FLOOR_MPS", "events", "sample_speeds", "simulate"]
