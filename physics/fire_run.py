@@ -33,6 +33,7 @@ GROWTHS = ("slow", "medium", "fast", "ultrafast")
 ALPHA_RANGE = (0.001, 1.0)
 MAX_DURATION_S = 6 * 3600.0
 LAYER_KIND = "fire_floors"
+EVACUATION_KIND = "fire_evacuation"
 
 
 class _Strict(BaseModel):
@@ -112,6 +113,11 @@ class FireRequest(FireConsoleRequest):
         Time step of the zone model (s), 0.05-5.
     record_every_s : float
         Interval of the recorded time series (s), a whole number of ``dt_s`` steps, at most ``duration_s``.
+    evacuate : bool
+        Run the building's evacuation in the same run: the request goes to the run kind
+        ``fire_evacuation`` (its other fields at their defaults), whose outputs, report and map the
+        run writes (``twin fire run --evacuate`` calls that kind directly, with ``--seed`` and
+        ``--door-hold``).
     """
 
     compartment: str | None = Field(default=None, min_length=1, max_length=80,
@@ -121,6 +127,8 @@ class FireRequest(FireConsoleRequest):
     dt_s: float = Field(default=1.0, ge=0.05, le=5.0, allow_inf_nan=False, description="Zone-model time step (s)")
     record_every_s: float = Field(default=10.0, gt=0.0, le=600.0, allow_inf_nan=False,
                                   description="Interval of the recorded time series (s)")
+    evacuate: bool = Field(default=False, description="Also evacuate the building in the same run (run kind "
+                           "fire_evacuation: smoke slows people, RSET - ASET per floor)")
 
     @model_validator(mode="wrap")
     @classmethod
@@ -235,6 +243,27 @@ def origin_compartment(req: FireRequest, network) -> str:
     return short
 
 
+def evacuation_request(req: FireRequest):
+    """(the ``fire_evacuation`` run kind, its request made of ``req``'s fields) for ``evacuate=True``.
+
+    Raises
+    ------
+    twin.errors.RequestError
+        Naming ``evacuate`` when that kind is not registered (``scenarios/fire_evacuation.py``).
+    """
+    from twin.errors import RequestError, ValidationError
+    from twin.runkinds import get_kind
+
+    try:
+        kind = get_kind(EVACUATION_KIND)
+    except ValidationError as exc:
+        raise RequestError(f"evacuate=True: the run kind {EVACUATION_KIND!r} is not available ({exc})",
+                           field="evacuate", value=True) from None
+    fields = kind.request.model_fields
+    params = {k: v for k, v in req.model_dump().items() if k in fields and k != "evacuate"}
+    return kind, kind.validate(params)
+
+
 def check_fire(req: FireRequest, city: Any = None) -> None:
     """Every check a run makes on a request, before anything runs (the building is read, no simulation).
 
@@ -259,6 +288,9 @@ def check_fire(req: FireRequest, city: Any = None) -> None:
                              "checked without a valid floor"))
         raise RequestError("; ".join(p[2] for p in problems), field=problems[0][0], value=problems[0][1])
     origin_compartment(req, build_network(spec))
+    if req.evacuate:
+        kind, sub = evacuation_request(req)
+        kind.precheck(sub, city)
 
 
 def season_arg(req: FireRequest) -> str | float:
@@ -295,6 +327,10 @@ def run_fire(req: FireRequest, ctx: RunContext):
     from physics.fire_building import build_network
     from physics.fire_sim import simulate_fire
 
+    if req.evacuate:  # the fire and the evacuation in one run: the fire_evacuation kind runs it
+        kind, sub = evacuation_request(req)
+        ctx.extras["delegate"] = (kind, sub)
+        return kind.run(sub, ctx)
     spec = load_building(req.building)
     network = build_network(spec)
     kw = sim_kwargs(req, network)
@@ -318,6 +354,9 @@ def write_fire(ds, out_dir, req: FireRequest, ctx: RunContext) -> RunOutputs:
     """fire.nc, events.jsonl, aset.csv, layers.png, tenability.png, hrr.png; the summary."""
     from physics.fire_io import summarise, write_fire_outputs
 
+    if "delegate" in ctx.extras:
+        kind, sub = ctx.extras["delegate"]
+        return kind.write(ds, out_dir, sub, ctx)
     result = ctx.extras.get("result", ds)
     paths = write_fire_outputs(result, out_dir)
     return RunOutputs(paths=paths, summary=summarise(ds, run_time_s=ctx.extras.get("run_time_s")))
@@ -334,6 +373,10 @@ def fire_layers(ds, *, warp=None, max_px: int | None = None) -> list:
     from twin.errors import ValidationError
     from viz.layers import build, kinds
 
+    if "floor_status" not in ds:  # an evacuate=True run: the fire_evacuation kind's Dataset and layers
+        from twin.runkinds import get_kind
+
+        return get_kind(EVACUATION_KIND).layers(ds, warp=warp, max_px=max_px)
     if LAYER_KIND not in kinds():
         raise ValidationError(f"fire run: the map layer {LAYER_KIND!r} (viz/layers/fire_building.py) is not "
                               "installed; run with --no-map (map=False)")
@@ -356,6 +399,9 @@ def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[st
     """The report's sections (:func:`physics.fire_report.report_sections`)."""
     from physics.fire_report import report_sections as sections
 
+    kind = ((getattr(ctx, "extras", None) or {}).get("delegate") or (None,))[0]
+    if kind is not None and kind.report_sections is not None:
+        return kind.report_sections(ds, summary, ctx)
     return sections(ds, summary, ctx)
 
 
@@ -382,5 +428,5 @@ FIRE = register_kind(RunKind(
 ))
 
 __all__ = ["FIRE", "GROWTHS", "FireConsoleRequest", "FireRequest", "building_path", "check_fire", "describe",
-           "fire_layers", "floor_rooms", "load_building", "map_available", "map_view", "origin_compartment",
+           "evacuation_request", "fire_layers", "floor_rooms", "load_building", "map_available", "map_view", "origin_compartment",
            "run_fire", "season_arg", "sim_kwargs", "sprinklers_arg", "write_fire"]

@@ -65,15 +65,13 @@ def _hint(field: str) -> str:
 
 
 def _evacuation_kind():
-    """The ``fire_evacuation`` run kind (slice evac), or a usage error saying it is not there."""
-    import importlib
+    """The ``fire_evacuation`` run kind (``scenarios/fire_evacuation.py``), or a usage error saying it is not there."""
+    from twin.errors import ValidationError
+    from twin.runkinds import get_kind
 
     try:
-        importlib.import_module("scenarios.fire_evacuation")
-        from twin.runkinds import get_kind
-
         return get_kind(EVACUATION_KIND)
-    except Exception as exc:  # noqa: BLE001 - missing or broken: one clear line either way
+    except ValidationError as exc:
         raise click.UsageError(f"--evacuate needs the run kind {EVACUATION_KIND!r} (scenarios/fire_evacuation.py), "
                                f"which is not available: {exc}") from None
 
