@@ -111,3 +111,46 @@ def test_watch_once_on_the_command_line_prints_one_line_per_origin(tmp_path):
     assert [(x["event"], x["status"], x["building"]) for x in lines] == [("fire_response", "skipped", "T9")]
     bad = CliRunner().invoke(watch, ["--store", str(s.store), "--building", str(tmp_path / "nope.toml"), "--once"])
     assert bad.exit_code == 1 and "no such file" in bad.output
+
+
+def test_one_run_per_origin_and_a_corrected_origin_runs_at_its_floor(tmp_path):
+    s = settings(tmp_path)
+    # storey 12's lobby alarms first; storey 10's alarm (earlier) arrives late: the origin moves to 10
+    store_origins(s.store, [smoke("tower_30_residential.smoke-12-lobby", 100.0)])
+    first = FireResponder(s)
+    (r12,) = first.process()
+    assert (r12.status, r12.floor, r12.compartment, r12.corrected) == ("done", 12, None, False), r12.reason
+    assert "lobby" in r12.compartment_source
+    # the same origin again (a second watcher, or the same one from the start): no second run
+    assert [r.status for r in FireResponder(s).process()] == ["duplicate"]
+    assert first.process() == []
+    fo_events = FireOrigins(registry()).update([smoke("tower_30_residential.smoke-12-lobby", 100.0),
+                                                smoke("tower_30_residential.smoke-10-lobby", 60.0)])
+    corrected = [e for e in fo_events if e.kind == ORIGIN_KIND and e.data["corrected"]]
+    with Store.open(s.store) as st:
+        st.put_event(corrected[0])
+    (r10,) = first.process()
+    assert (r10.status, r10.floor, r10.corrected, r10.supersedes_run) == ("done", 10, True, r12.run_id)
+    with Store.open(s.store) as st:
+        runs = st.runs()
+        answers = st.events(kind=RESPONSE_KIND)
+    assert [(r.kind, r.status, r.params["floor"]) for r in runs] == [("fire", "done", 12), ("fire", "done", 10)]
+    assert runs[1].params["fire_response"]["supersedes_run"] == runs[0].id
+    assert [(a.data["status"], a.data["run"]) for a in answers] == [("done", runs[0].id), ("done", runs[1].id)]
+    assert all((s.runs / f"run-{r.id:05d}" / "fire.nc").is_file() for r in runs)
+
+
+def test_a_floor_outside_the_building_is_refused_and_reported(tmp_path):
+    s = settings(tmp_path, buildings={"short": TOWER})
+    # a registry that says storey 40 in a 30-storey tower (a wrong registry, not the tower's own)
+    from twin.sensors import Sensor
+
+    reg = SensorRegistry([Sensor(id="S40", kind="smoke", lon=114.05, lat=22.53, unit="1/m",
+                                 properties={"building": "short", "floor": 40, "zone": "lobby"})])
+    ev = FireOrigins(reg).update([smoke("S40", 5.0)])
+    with Store.open(s.store) as st:
+        st.put_event(ev[0])
+    (r,) = FireResponder(s).process()
+    assert r.status == "skipped" and "floor=40" in r.reason and "0 = ground .. 29" in r.reason
+    with Store.open(s.store) as st:
+        assert st.runs() == [] and st.events(kind=RESPONSE_KIND)[0].data["reason"] == r.reason

@@ -21,9 +21,13 @@ from twin.cli._util import echo_json, user_errors
 
 
 def _seconds(text: str, what: str) -> float:
+    """Seconds of ``"1h"``, ``"90s"``, ``"10min"`` or a bare number of seconds (as ``twin fire run --duration``)."""
     from scenarios.forecast import parse_duration
 
-    return parse_duration(text, what)
+    try:
+        return parse_duration(float(text), what)
+    except ValueError:
+        return parse_duration(text, what)
 
 
 @click.command("watch")
@@ -42,7 +46,8 @@ def _seconds(text: str, what: str) -> float:
               help="Sprinklers operate, fail, or as the building file says.")
 @click.option("--season", type=click.Choice(["summer", "winter"]), default="summer", show_default=True,
               help="Outside air (summer 33 °C, winter 10 °C).")
-@click.option("--duration", default="1h", show_default=True, metavar="DURATION", help="Simulated time of each run.")
+@click.option("--duration", default="3600", show_default=True, metavar="SECONDS|DURATION",
+              help="Simulated time of each run (s, or with a unit: 30min, 1h).")
 @click.option("--dt", "dt_s", type=click.FloatRange(0.05, 5.0), default=1.0, show_default=True,
               help="Zone-model time step (s).")
 @click.option("--record-every", "record_every_s", type=click.FloatRange(0.0, min_open=True), default=10.0,

@@ -1,0 +1,214 @@
+"""A fire run's predicted detector activations replayed as a drill (scenarios.fire_drill, ``twin fire drill``),
+and the closed loop: fire run -> drill -> a real mosquitto and ``twin bridge run`` -> the bridge's FireOrigins ->
+``fire_origin`` -> scenarios.fire_response starts a fire run at that floor.
+
+The fire runs are real runs (run kind ``fire``, physics.fire_sim) of the 30-storey example tower, short.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hardware_bridge.fusion.fire import alarm_thresholds
+from hardware_bridge.schema import STATION_RE
+from scenarios.drill import load_drill
+from scenarios.fire_drill import (
+    SENSORS_NAME,
+    building_devices,
+    drill_from_run,
+    play_drill,
+    run_dataset,
+    run_events,
+    sensor_id,
+)
+from scenarios.fire_response import FireResponder, ResponseSettings
+from twin.errors import ValidationError
+from twin.store import Store
+
+TOWER = "tower_30_residential"
+FLOOR = 10
+#: Long enough for the origin storey's lobby detector and some others (measured: see the report).
+DURATION_S = 600.0
+
+
+@pytest.fixture(scope="module")
+def fire_run(tmp_path_factory):
+    """A real fire run of the tower (run kind ``fire`` through the run pipeline): its folder."""
+    from twin import pipeline
+
+    out = tmp_path_factory.mktemp("fire_run")
+    pipeline.run("fire", {"building": TOWER, "floor": FLOOR, "growth": "fast", "sprinklers": "off",
+                          "duration_s": DURATION_S, "dt_s": 1.0, "record_every_s": 10.0}, out, report=False, map=False)
+    return out
+
+
+def activations(run_dir: Path) -> list[dict]:
+    return [e for e in run_events(run_dataset(run_dir)) if e["kind"] in ("detector", "sprinkler")]
+
+
+def test_station_ids_of_device_names():
+    assert sensor_id("smoke 10/lobby", TOWER) == "tower_30_residential.smoke-10-lobby"
+    assert sensor_id("sprinkler 44/office 1", "PA") == "PA.sprinkler-44-office-1"
+    assert STATION_RE.fullmatch(sensor_id("烟感 3/大堂", "T1"))  # non-ASCII made bridge-safe
+    with pytest.raises(ValidationError, match="64"):
+        sensor_id("smoke 1/lobby", "x" * 70)
+
+
+def test_registry_holds_every_detector_with_building_floor_and_zone(fire_run):
+    d = drill_from_run(fire_run)
+    reg = d.registry()
+    # the tower has one smoke detector per storey, in the lobby (physics/data/fire_buildings/tower_30_residential.toml)
+    assert len(reg) == 30 and reg.kinds() == {"smoke": 30}
+    s = reg.get("tower_30_residential.smoke-10-lobby")
+    assert s.properties == {"building": TOWER, "floor": 10, "zone": "lobby", "device": "smoke 10/lobby",
+                            "device_kind": "smoke"}
+    assert (s.lon, s.lat, s.unit) == (pytest.approx(114.0505), pytest.approx(22.5367), "1/m")
+    assert all(STATION_RE.fullmatch(i) for i in reg.ids())
+
+
+def test_sprinklers_and_heat_detectors_are_heat_sensors_past_the_heat_alarm():
+    from physics.fire_building import load_example
+
+    thr = alarm_thresholds()
+    devs = building_devices(load_example("ping_an_finance_centre"), "PA")
+    spr = next(d for d in devs if d.device_kind == "sprinkler")
+    smk = next(d for d in devs if d.device_kind == "smoke")
+    # a 68 degC sprinkler link (NFPA 13 ordinary rating, physics.fire_detection) above EN 54-5 A1's 54 degC alarm
+    assert (spr.kind, spr.unit) == ("heat", "K") and spr.alarm_value == pytest.approx(68.0 + 273.15)
+    assert spr.alarm_value > thr["heat"] > spr.quiet_value
+    # CFAST's default smoke detector, 23.93 %/m, above the bridge's 8 %/m alarm
+    assert smk.alarm_value == pytest.approx(0.2393) and smk.alarm_value > thr["smoke"] > smk.quiet_value
+
+
+def test_drill_readings_cross_the_alarm_thresholds_at_the_predicted_times(fire_run, tmp_path, twin_data):
+    acts = activations(fire_run)
+    assert acts, "the run must see detectors operate"
+    paths = drill_from_run(fire_run).write(tmp_path / "drill", speed=5.0)
+    assert {p.name for p in (tmp_path / "drill").iterdir()} == {SENSORS_NAME, paths["drill"].name,
+                                                                paths["scenario"].name}
+    loaded = load_drill(paths["drill"])  # the drill player's own checks pass
+    thr = alarm_thresholds()
+    alarms = [p for p in loaded.timeline if p.inject.payload.value >= thr["smoke"]]
+    quiet = [p for p in loaded.timeline if p.inject.payload.value < thr["smoke"]]
+    assert len(alarms) == len(quiet) == len({a["device"] for a in acts})
+    assert all(q.offset_s == 0.0 for q in quiet)
+    first = {}
+    for a in acts:
+        first.setdefault(a["device"], a["time_s"])
+    # each alarm reading at its device's predicted activation (the file keeps ms)
+    for p in alarms:
+        dev = p.inject.note.split(" operates")[0]
+        assert p.offset_s == pytest.approx(first[dev], abs=1e-3)
+    assert [p.offset_s for p in alarms] == sorted(p.offset_s for p in alarms)
+    (target,) = loaded.drill.targets
+    assert loaded.target_inject(target).offset_s == pytest.approx(min(first.values()), abs=1e-3)
+    assert loaded.drill.speed == 5.0
+
+
+def test_a_run_without_activations_has_nothing_to_replay(tmp_path):
+    from twin import pipeline
+
+    out = tmp_path / "short"
+    pipeline.run("fire", {"building": TOWER, "floor": FLOOR, "duration_s": 10.0, "record_every_s": 10.0}, out,
+                 report=False, map=False)
+    d = drill_from_run(out)
+    assert d.activations == ()
+    with pytest.raises(ValidationError, match="nothing to replay"):
+        d.write(tmp_path / "drill")
+    with pytest.raises(ValidationError, match="no fire.nc"):
+        drill_from_run(tmp_path)
+
+
+def test_twin_fire_drill_writes_and_registers(fire_run, tmp_path):
+    from twin.cli.fire_live import drill
+
+    store = tmp_path / "store"
+    res = CliRunner().invoke(drill, [str(fire_run), "--out", str(tmp_path / "d"), "--store", str(store), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["registered"] == 30 and out["first"]["storey"] == FLOOR
+    with Store.open(store) as st:
+        assert st.sensors().get("tower_30_residential.smoke-10-lobby").properties["floor"] == 10
+    usage = CliRunner().invoke(drill, [str(fire_run), "--out", str(tmp_path / "e"), "--broker", "127.0.0.1:1"])
+    assert usage.exit_code == 2 and "--store" in usage.output
+
+
+# ----------------------------------------------------------------------------- the closed loop
+def twin(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from twin.cli import main; main()", *args]
+
+
+@pytest.fixture
+def bridge(mosquitto, tmp_path):
+    """``twin bridge run`` on the broker and a fresh store (as tests/scenarios/test_drill_e2e.py)."""
+    store_dir = tmp_path / "store"
+    proc = subprocess.Popen(twin("bridge", "run", "--broker", mosquitto.address, "--store", str(store_dir),
+                                 "--client-id", "fire-drill-loop"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline() or "{}")
+        assert ready.get("event") == "ready", proc.stderr.read()
+        yield store_dir
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def wait_for(store_dir: Path, kinds: tuple[str, ...], n: int, timeout: float = 15.0) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        with Store.open(store_dir) as st:
+            rows = [e for e in st.event_rows_after(0, kinds=list(kinds))]
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_closed_loop_run_drill_bridge_origin_run(fire_run, mosquitto, bridge, tmp_path, twin_data):
+    store_dir = bridge
+    ds = run_dataset(fire_run)
+    d = drill_from_run(fire_run)
+    paths = d.write(tmp_path / "drill")
+    last = d.activations[-1].time_s
+    speed = max(1.0, last / 3.0)  # the whole timeline in about 3 s of wall time
+    summary = play_drill(paths["drill"], store_dir, mosquitto.address, speed=speed)
+    assert summary["status"] == "done" and summary["played"] == 2 * len(d.activations)
+    rows = wait_for(store_dir, ("fire_origin", "fire_spread"), len(d.activations))
+    origins = [r for r in rows if r.kind == "fire_origin"]
+    spreads = [r for r in rows if r.kind == "fire_spread"]
+    # FireOrigins puts the origin at the run's origin storey, at the predicted first activation
+    assert len(origins) == 1, [r.message for r in rows]
+    o = origins[0].data
+    assert o["building"] == TOWER and o["floor"] == int(ds.attrs["origin_storey"]) == FLOOR
+    assert o["detector"] == d.first.device.sensor_id and o["corrected"] is False
+    played = {p["datastream"].split("/")[0] + f"@{p['offset_s']:.3f}": p for p in summary["injects"]}
+    first_played = played[f"{d.first.device.sensor_id}@{d.first.time_s:.3f}"]
+    assert first_played["offset_s"] == pytest.approx(d.first.time_s, abs=1e-3)
+    assert o["time"].replace("+00:00", "Z") == first_played["actual_at"]  # the alarm reading's own time
+    # every other device that operates is spread, on its own storey
+    assert sorted(r.data["floor"] for r in spreads) == sorted(a.device.storey for a in d.activations[1:])
+    # the watcher answers the origin with a fire run at that storey, stored like every run
+    s = ResponseSettings(store=store_dir, buildings={TOWER: TOWER}, duration_s=60.0, report=False, map=False)
+    (resp,) = FireResponder(s).process()
+    assert resp.status == "done", resp.reason
+    with Store.open(store_dir) as st:
+        (run,) = st.runs()
+        answer = st.events(kind="fire_response")
+    assert run.kind == "fire" and run.status == "done" and run.params["floor"] == FLOOR
+    assert run.params["fire_response"]["origin_event"] == origins[0].id
+    assert (resp.out_dir / "fire.nc").is_file() and run_dataset(resp.out_dir).attrs["origin_storey"] == FLOOR
+    assert [a.data["run"] for a in answer] == [run.id]
+    # the estimated ignition: the alarm time less the new run's own first detector time
+    assert resp.first_detector_s == pytest.approx(d.first.time_s, rel=1e-6)
+    # once: a second watcher finds the run and does nothing
+    assert [r.status for r in FireResponder(s).process()] == ["duplicate"]
+    with Store.open(store_dir) as st:
+        assert len(st.runs()) == 1
