@@ -36,7 +36,7 @@ import numpy as np
 
 from twin.errors import ValidationError
 from viz.layers import register
-from viz.layers._tower import Tower, frame_indices, square_footprint, tower
+from viz.layers._tower import M_PER_DEG, Tower, frame_indices, square_footprint, tower
 from viz.scene import LayerSet, Legend
 
 #: Fill colours of a storey by ``floor_status`` (0 clear, 1 smoke, 2 untenable), and once it burns.
@@ -59,6 +59,7 @@ EVENT_NAMES = {"ignition": "ignition", "detector": "detector", "sprinkler": "spr
 MAX_FRAMES = 60
 #: Where a dataset without a location is drawn (agents.building's demo site, Futian).
 DEMO_LON, DEMO_LAT = 114.0505, 22.5367
+PITCH, BEARING = 50.0, -20.0
 #: Ground metres per pixel at zoom 0 on the equator (Web Mercator, 512-px tiles as deck.gl counts them).
 WEB_MERCATOR_M_PER_PX_Z0 = 78_271.517
 REQUIRED = ("floor_status", "storey_base_m", "storey_height_m")
@@ -94,16 +95,22 @@ def time_label(t: float) -> str:
 def map_view(ds, view: dict, *, screen_px: float = 700.0) -> dict:
     """The view a fire run's map opens on: pitched 50°, turned 20°, zoomed to the tower's height.
 
-    ``view`` is the straight-down view of the layers' bounds (its centre is
-    kept); the zoom puts 1.3 × the tower's height (at least 60 m) across
-    ``screen_px`` pixels, so a 30-storey and a 115-storey tower both stand
-    up whole on the page.
+    ``view`` is the straight-down view of the layers' bounds; the zoom puts
+    2.2 × the tower's height (at least 60 m) across ``screen_px`` pixels
+    and the centre moves 0.3 × the height up the view's bearing, so a
+    30-storey and a 115-storey tower both stand whole mid-page.
     """
     top = float((np.asarray(ds["storey_base_m"].values, float) + np.asarray(ds["storey_height_m"].values, float))
                 .max()) if "storey_base_m" in ds and "storey_height_m" in ds else 60.0
     m_per_px = 2.2 * max(top, 60.0) / screen_px
-    zoom = math.log2(WEB_MERCATOR_M_PER_PX_Z0 * math.cos(math.radians(view["latitude"])) / m_per_px)
-    return {**view, "zoom": round(min(zoom, 20.0), 2), "pitch": 50.0, "bearing": -20.0}
+    lat = view["latitude"]
+    zoom = math.log2(WEB_MERCATOR_M_PER_PX_Z0 * math.cos(math.radians(lat)) / m_per_px)
+    # the tower rises up the screen from its footprint: look a third of its height further "up" the bearing
+    d, b = 0.3 * top, math.radians(BEARING)
+    lon = view["longitude"] + d * math.sin(b) / (M_PER_DEG * math.cos(math.radians(lat)))
+    lat = lat + d * math.cos(b) / M_PER_DEG
+    return {**view, "longitude": round(lon, 7), "latitude": round(lat, 7), "zoom": round(min(zoom, 20.0), 2),
+            "pitch": PITCH, "bearing": BEARING}
 
 
 # ------------------------------------------------------------------------------------------ inputs
