@@ -117,7 +117,7 @@ def aset_section(ds) -> str:
             "(lobby, corridor, refuge) first fails ISO 13571 (asphyxiant or heat FED 0.3), the visibility "
             "limit or the radiant limit at head height; the file aset.csv gives it to "
             "<code>twin evacuate building --aset</code>. Storeys not listed stayed tenable.</p>"
-            + _table(["storey", "index", "ASET (s)", "ASET (min)", "refuge", "max upper T (°C)",
+            + _table(["storey", "storey index", "ASET (s)", "ASET (min)", "refuge", "max upper T (°C)",
                       "min visibility (m)"], rows) + "</section>")
 
 
@@ -128,7 +128,7 @@ def figures_section(ds) -> str:
     return ("<section><h2>Figures</h2>"
             + figure_html(tenability_figure(ds), "tenability per storey over time",
                           "Escape-route status per storey: clear, smoke (visibility under 30 m or upper layer over "
-                          "60 °C on the route), untenable; ticks mark ASET.")
+                          "60 °C on the route), untenable; circles mark each storey's ASET.")
             + figure_html(layers_figure(ds), "smoke layers around the origin",
                           "Upper-layer temperature and smoke-layer height on the origin storey ± 2 and in a stair.")
             + figure_html(hrr_figure(ds), "heat release rate") + "</section>")
@@ -145,8 +145,10 @@ def building_section(ds, ctx: Any = None) -> str:
         if spec.fire.assumptions:
             parts.append("<h3>Assumptions</h3><ul>"
                          + "".join(f"<li>{html.escape(s)}</li>" for s in spec.fire.assumptions) + "</ul>")
+    if spec is not None and spec.location is not None and spec.location.label:
+        parts.insert(0, f"<p>{html.escape(spec.name)}: {html.escape(spec.location.label)}.</p>")
     note = ds.attrs.get("source_note")
-    if note:
+    if spec is None and note:  # without the file: the note the run carries (its location and assumptions)
         parts.insert(0, f"<p>{html.escape(str(note))}</p>")
     if not parts:
         parts.append("<p>The building file gives no sources or assumptions.</p>")
