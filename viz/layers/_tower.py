@@ -78,10 +78,15 @@ class Tower:
     y_base: float                    #: strip's south edge (m): the footprint's south
     to_deg: Callable                 #: local metres -> (lon, lat)
 
-    def slab(self, f: int) -> list[list[float]]:
-        """Footprint ring of storey ``f`` with its base elevation as z."""
+    def slab(self, f: int, scale: float = 1.0) -> list[list[float]]:
+        """Footprint ring of storey ``f`` with its base elevation as z (``scale``: shrunk about its mean point)."""
         z = round(float(self.elevation_m[f]), 2)
-        return [[a, b, z] for a, b in self.ring]
+        return [[a, b, z] for a, b in (self.ring if scale == 1.0 else self.scaled_ring(scale))]
+
+    def scaled_ring(self, scale: float) -> list[list[float]]:
+        """The footprint ring scaled by ``scale`` about its mean point (a tapering storey, an outline)."""
+        lon, lat = self.to_deg(scale * self.fx, scale * self.fy)
+        return _ring(lon, lat)
 
     def slab_extrusion(self, f: int) -> float:
         """Extruded height (m) of storey ``f``'s slab."""

@@ -161,6 +161,20 @@ def _footprint(ds) -> tuple[np.ndarray, str]:
     return square_footprint(DEMO_LON, DEMO_LAT, area), " (no location in the building file: drawn at the demo site)"
 
 
+def _plate_scale(ds) -> np.ndarray:
+    """(S,) side scale of each storey's slab: √(plate / the footprint's area), from ``storey_plate_m2`` if given.
+
+    A tapering tower (Ping An: 3136 m² at L1 to 1444 m² at L115) narrows up the slabs; without the
+    variable every slab is the footprint.
+    """
+    n = ds.sizes["storey"]
+    area = _attr_float(ds, "floor_area_m2")
+    if "storey_plate_m2" not in ds or "footprint" in ds.attrs or not (math.isfinite(area) and area > 0):
+        return np.ones(n)
+    plate = np.asarray(ds["storey_plate_m2"].values, dtype=float)
+    return np.where(np.isfinite(plate) & (plate > 0), np.sqrt(np.clip(plate, 0, None) / area), 1.0)
+
+
 def _events(ds) -> list[dict]:
     text = ds.attrs.get("events")
     if text is None or text == "":
@@ -257,7 +271,7 @@ class _Tips:
             lines.append(f"ASET: tenable to the end of the run{end}")
         lines += self._evacuation(f)
         if math.isfinite(self.ign[f]):
-            lines.append(f"burning from {time_label(self.ign[f])}")
+            lines.append(f"{'burning since' if burning else 'catches fire at'} {time_label(self.ign[f])}")
         lines += self._storey_events(f, t)
         return "<br/>".join([head, *(html.escape(v, quote=False) for v in lines)])
 
@@ -324,23 +338,22 @@ def _event_markers(geo: Tower, events: list[dict], col_w: float) -> list[tuple[f
     return sorted(out, key=lambda r: r[0])
 
 
-def _refuge_rings(geo: Tower, refuge: np.ndarray) -> list[dict]:
+def _refuge_rings(geo: Tower, refuge: np.ndarray, scale: np.ndarray) -> list[dict]:
     """Closed rings just outside the slab's base and top edge of every refuge storey (3-D outline)."""
-    lon, lat = geo.to_deg(1.03 * geo.fx, 1.03 * geo.fy)
-    ring = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat, strict=True)]
-    ring.append(ring[0])
     out = []
     for f in np.flatnonzero(refuge):
+        ring = geo.scaled_ring(1.03 * scale[f])
+        ring.append(ring[0])
         for z in (geo.elevation_m[f], geo.elevation_m[f] + geo.slab_extrusion(f)):
             out.append({"path": [[a, b, round(float(z), 2)] for a, b in ring],
                         "tooltip": f"<b>L{f + 1}</b> — refuge floor"})
     return out
 
 
-def _origin_marker(geo: Tower, f: int, tip: str) -> dict:
-    """The origin marker: just south of the footprint, at mid-height of the origin storey."""
-    y = geo.fy.min() - max(0.15 * geo.width_m, 3.0)
-    lon, lat = geo.to_deg(0.5 * (geo.fx.min() + geo.fx.max()), y)
+def _origin_marker(geo: Tower, f: int, scale: float, tip: str) -> dict:
+    """The origin marker: just south of the origin storey's facade, at its mid-height."""
+    y = scale * geo.fy.min() - max(0.15 * scale * geo.width_m, 3.0)
+    lon, lat = geo.to_deg(0.5 * scale * (geo.fx.min() + geo.fx.max()), y)
     z = geo.elevation_m[f] + 0.5 * geo.slab_extrusion(f)
     return {"p": [round(float(lon), 7), round(float(lat), 7), round(float(z), 2)], "tooltip": tip}
 
@@ -356,7 +369,7 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
         A fire run's ``fire.nc`` (:func:`physics.fire_sim.simulate_fire`):
         needs ``floor_status`` (time, storey), ``storey_base_m``,
         ``storey_height_m`` and attr ``floor_area_m2`` (or ``footprint``);
-        uses, when there, ``floor_temperature_max``, ``floor_visibility_min``,
+        uses, when there, ``storey_plate_m2`` (tapering slabs), ``floor_temperature_max``, ``floor_visibility_min``,
         ``floor_fed_asphyxiant_max``, ``floor_fed_heat_max``, ``refuge``,
         ``aset_s``, ``ignition_s``, ``rset_s``, ``margin_s``,
         ``people_caught`` and attrs ``lon``, ``lat``, ``origin_storey``,
@@ -388,6 +401,7 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
     events = _events(ds)
     tips = _Tips(ds, events)
     ign = tips.ign
+    scale = np.round(_plate_scale(ds), 4)
 
     def rows(i: int) -> tuple[list, list]:
         t = float(times[i])
@@ -396,7 +410,7 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
         for f in range(n):
             tip = tips.storey(f, i, t, int(status[i, f]))
             c = [int(v) for v in cols[f]]
-            slabs.append({"polygon": geo.slab(f), "e": geo.slab_extrusion(f), "c": c, "tooltip": tip})
+            slabs.append({"polygon": geo.slab(f, scale[f]), "e": geo.slab_extrusion(f), "c": c, "tooltip": tip})
             ref = bool(tips.refuge[f])
             strip.append({"polygon": geo.strip[f], "c": c, "lc": list(REFUGE_LINE if ref else EDGE),
                           "lw": 3 if ref else 1, "tooltip": tip})
@@ -418,12 +432,12 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
         s, t = rows(i)
         frames[layer_id].append({"data": s})
         frames[strip_id].append({"data": t})
-    refuge_rows = _refuge_rings(geo, tips.refuge)
+    refuge_rows = _refuge_rings(geo, tips.refuge, scale)
     if refuge_rows:
         layers.append({"@@type": "PathLayer", "id": refuge_id, "data": refuge_rows, "getPath": "@@=path",
                        "getColor": list(REFUGE_LINE), "widthUnits": "pixels", "getWidth": 3,
                        "pickable": True})
-    col_w = max(0.15 * geo.width_m, 4.0)
+    col_w = max(0.15 * geo.width_m, 4.0, 0.04 * geo.top_m())  # markers ~12 px apart at map_view's zoom
     markers = _event_markers(geo, events, col_w)
     x_right = geo.strip_x1
     legends = [Legend(layer_id, f"Storeys by tenability — {ds.attrs.get('building', 'building')}{where_note}", "",
@@ -443,7 +457,7 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
     origin = ds.attrs.get("origin_storey")
     if origin is not None and 0 <= int(origin) < n:
         layers.append({"@@type": "ScatterplotLayer", "id": origin_id,
-                       "data": [_origin_marker(geo, int(origin), tips.origin_tip(ds, events))],
+                       "data": [_origin_marker(geo, int(origin), scale[int(origin)], tips.origin_tip(ds, events))],
                        "getPosition": "@@=p", "getFillColor": list(BURNING), "getLineColor": [255, 255, 255, 255],
                        "stroked": True, "billboard": True, "lineWidthUnits": "pixels", "getLineWidth": 2,
                        "radiusUnits": "pixels", "getRadius": 9, "pickable": True, "autoHighlight": True})
