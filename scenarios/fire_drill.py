@@ -418,10 +418,7 @@ def drill_from_run(run: Any, *, building: Any = None, building_id: str | None = 
     """
     ds = run_dataset(run)
     events = run_events(ds)
-    ref = building if building is not None else ds.attrs.get("building")
-    if ref is None:
-        raise ValidationError("fire run: no 'building' attribute in fire.nc; give building=... (an example name "
-                              "or the building file)")
+    ref = building if building is not None else run_building(run, ds)
     spec = building_spec(ref)
     bid = building_id or (Path(str(ref)).stem if not hasattr(ref, "fire") else _ident(spec.name))
     quiet = _initial_temperatures(ds)
@@ -454,6 +451,36 @@ def drill_from_run(run: Any, *, building: Any = None, building_id: str | None = 
                      lon=float(where_lon), lat=float(where_lat), n_storeys=int(spec.n_storeys),
                      floor_area_m2=float(spec.plate_area_m2(0)), devices=tuple(devices), activations=activations,
                      source=str(ds.attrs.get("source_note", "")))
+
+
+def run_building(run: Any, ds: Any) -> str:
+    """The building a run was made of: its request's ``building`` (``summary.json`` of a run folder), else
+    fire.nc's ``building`` attribute when that is an example, a file or an example's name.
+
+    Raises
+    ------
+    ValidationError
+        When none of those names a building: give it.
+    """
+    from physics.fire_building import EXAMPLES, load_example
+
+    if isinstance(run, str | os.PathLike):
+        p = Path(run)
+        summary = (p if p.is_dir() else p.parent) / "summary.json"
+        try:
+            ref = json.loads(summary.read_text(encoding="utf-8")).get("request", {}).get("building")
+        except (OSError, ValueError, AttributeError):
+            ref = None
+        if isinstance(ref, str) and (ref in EXAMPLES or Path(ref).is_file()):
+            return ref
+    name = str(ds.attrs.get("building", ""))
+    if name in EXAMPLES or (name and Path(name).is_file()):
+        return name
+    for example in EXAMPLES:
+        if load_example(example).name == name:
+            return example
+    raise ValidationError(f"fire run: its building {name!r} is no example and no file, and no summary.json names "
+                          "it; give the building (--building FILE|EXAMPLE)")
 
 
 def _attr_float(ds: Any, key: str) -> float | None:
@@ -505,5 +532,5 @@ def play_drill(drill_file: str | os.PathLike, store_dir: str | os.PathLike, brok
 
 
 __all__ = ["ACTIVATION_EVENTS", "Activation", "Device", "FireDrill", "READING_KIND", "SENSORS_NAME",
-           "building_devices", "building_spec", "detector_registry", "devices_registry", "drill_from_run", "play_drill", "register_detectors", "run_dataset",
-           "run_events", "sensor_id"]
+           "building_devices", "building_spec", "detector_registry", "devices_registry", "drill_from_run",
+           "play_drill", "register_detectors", "run_building", "run_dataset", "run_events", "sensor_id"]

@@ -36,7 +36,8 @@ from twin.store import Store
 TOWER = "tower_30_residential"
 FLOOR = 10
 #: Long enough for the origin storey's lobby detector and some others (measured: see the report).
-DURATION_S = 600.0
+DURATION_S = 250.0
+GROWTH = "slow"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def fire_run(tmp_path_factory):
     from twin import pipeline
 
     out = tmp_path_factory.mktemp("fire_run")
-    pipeline.run("fire", {"building": TOWER, "floor": FLOOR, "growth": "fast", "sprinklers": "off",
+    pipeline.run("fire", {"building": TOWER, "floor": FLOOR, "growth": GROWTH, "sprinklers": "off",
                           "duration_s": DURATION_S, "dt_s": 1.0, "record_every_s": 10.0}, out, report=False, map=False)
     return out
 
@@ -196,7 +197,9 @@ def test_closed_loop_run_drill_bridge_origin_run(fire_run, mosquitto, bridge, tm
     # every other device that operates is spread, on its own storey
     assert sorted(r.data["floor"] for r in spreads) == sorted(a.device.storey for a in d.activations[1:])
     # the watcher answers the origin with a fire run at that storey, stored like every run
-    s = ResponseSettings(store=store_dir, buildings={TOWER: TOWER}, duration_s=60.0, report=False, map=False)
+    # (the same fire as the source run, long enough for its first detector: the ignition estimate below)
+    s = ResponseSettings(store=store_dir, buildings={TOWER: TOWER}, growth=GROWTH, sprinklers="off",
+                         duration_s=float(int(d.first.time_s) + 10), report=False, map=False)
     (resp,) = FireResponder(s).process()
     assert resp.status == "done", resp.reason
     with Store.open(store_dir) as st:

@@ -53,8 +53,8 @@ def store_origins(store_dir, readings, building_id: str = TOWER) -> list:
 
 
 def settings(tmp_path, **kw) -> ResponseSettings:
-    base = {"store": tmp_path / "store", "buildings": {TOWER: TOWER}, "duration_s": 60.0, "record_every_s": 10.0,
-            "report": False, "map": False}
+    base = {"store": tmp_path / "store", "buildings": {TOWER: TOWER}, "growth": "slow", "duration_s": 60.0,
+            "record_every_s": 10.0, "report": False, "map": False}
     return ResponseSettings(**(base | kw))
 
 
@@ -124,9 +124,10 @@ def test_one_run_per_origin_and_a_corrected_origin_runs_at_its_floor(tmp_path):
     # the same origin again (a second watcher, or the same one from the start): no second run
     assert [r.status for r in FireResponder(s).process()] == ["duplicate"]
     assert first.process() == []
-    fo_events = FireOrigins(registry()).update([smoke("tower_30_residential.smoke-12-lobby", 100.0),
-                                                smoke("tower_30_residential.smoke-10-lobby", 60.0)])
-    corrected = [e for e in fo_events if e.kind == ORIGIN_KIND and e.data["corrected"]]
+    fo = FireOrigins(registry())
+    fo.update([smoke("tower_30_residential.smoke-12-lobby", 100.0)])
+    late = fo.update([smoke("tower_30_residential.smoke-10-lobby", 60.0)])  # a later batch
+    corrected = [e for e in late if e.kind == ORIGIN_KIND and e.data["corrected"]]
     with Store.open(s.store) as st:
         st.put_event(corrected[0])
     (r10,) = first.process()
