@@ -103,6 +103,8 @@ def build_dataset(sim) -> xr.Dataset:
     data["storey_height_m"] = ("storey", np.asarray(net.storey_height_m, float),
                                {"units": "m", "long_name": "storey height (floor to floor)"})
     data["refuge"] = ("storey", np.asarray(net.refuge, bool), {"units": "1", "long_name": "refuge floor"})
+    data["storey_plate_m2"] = ("storey", np.asarray([sim.spec.plate_area_m2(s) for s in range(net.n_storeys)]),
+                               {"units": "m2", "long_name": "gross floor plate area"})
     coords = {
         "time": ("time", np.asarray(rec.t), {"units": "s", "long_name": "time since ignition"}),
         "compartment": ("compartment", np.asarray(net.names, dtype=str), {"units": "1",
