@@ -43,6 +43,20 @@ Physics and the choices made (each a stated assumption):
   Cooper's exchange flow (1995, as CFAST's ``ventcf``; square opening) swaps
   equal volumes both ways until the pressure difference floods it; it is
   taken at the start-of-step pressures and held over the step.
+- **Door-jet mixing** (CFAST's vent-flow entrainment, ``spill_plume``): the part of
+  a wall vent's flow between the two sides' interfaces crosses the receiver's
+  interface as a jet. A hot jet from the donor's upper layer entering the
+  receiver's lower layer rises to its interface entraining the lower layer into
+  the upper; a cold jet (the donor's lower layer or outside air) entering the
+  receiver's upper layer falls entraining the upper layer into the lower, at a
+  quarter of the rate (CFAST's factor). The rate is Poreh et al.'s spill plume
+  (Fire Safety J. 30:1, 1998) with the jet's excess enthalpy flow,
+  ṁ_e = 0.44·(T_c/T_h)^(2/3)·(g·ρ_c²·Q·W²/(c_p·T_c))^(1/3)·z, as CFAST's
+  ``poreh_plume``; z from the jet's bottom to the receiver's interface (hot) or
+  the jet's height in the receiver's upper layer (cold). Taken at the step's
+  converged pressures, each way at most half of the giving layer; moved gas keeps
+  its layer's temperature and composition (exact conservation; the floor
+  pressures do not change).
 - **Deposition**: gas entering a compartment joins its upper layer when it is
   hotter than the lower layer by more than half the layer temperature
   difference and by more than ``hot_dt_k`` (1 K); else the lower layer.
@@ -162,6 +176,9 @@ class FireZoneModel(Component):
         Flow coefficient of the ceiling/floor vents.
     h_conv : float
         Convective coefficient between the layers and the walls (W/m²K).
+    door_jet_mixing : bool
+        Vent-jet entrainment between a receiving compartment's layers (CFAST's; the module docstring);
+        False leaves the incoming gas unmixed (the model before it).
     delta_pa, hot_dt_k, newton_tol_pa, cg_tol, layer_tol_k
         Numerics: the orifice equation's linear range below ``delta_pa``, the
         deposition threshold, the pressure error at which Newton stops (1e-6 Pa;
@@ -215,7 +232,8 @@ class FireZoneModel(Component):
                  p0_pa: float = P_ATM, dt_max: float = 1.0, radiative_fraction: float = 0.35,
                  lower_oxygen_limit: float = 0.15, fire_diameter_m: float = 1.0, fuel: dict | None = None,
                  vvent_cd: float = 0.7, h_conv: float = 10.0, delta_pa: float = 1e-4, hot_dt_k: float = 1.0,
-                 newton_tol_pa: float = 1e-6, cg_tol: float = 1e-8, layer_tol_k: float = 1e-4):
+                 newton_tol_pa: float = 1e-6, cg_tol: float = 1e-8, layer_tol_k: float = 1e-4,
+                 door_jet_mixing: bool = True):
         self.network = network.validate()
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
@@ -254,6 +272,7 @@ class FireZoneModel(Component):
         self.par[K.P_CGTOL] = require_positive(cg_tol, "cg_tol")
         self.par[K.P_HCONV] = require_positive(h_conv, "h_conv")
         self.par[K.P_LAYTOL] = require_positive(layer_tol_k, "layer_tol_k")
+        self.par[K.P_MIX] = 1.0 if door_jet_mixing else 0.0
         self.t_out = np.array([t_out])
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()

@@ -70,8 +70,11 @@ V_BOT, V_TOP, V_W, V_CD, V_OPEN = range(5)
 NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
- P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL) = range(21)
-NPAR = 21
+ P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL, P_MIX) = range(22)
+NPAR = 22
+#: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
+#: approximate the reduced Kelvin-Helmholtz type mixing").
+COLD_JET_FACTOR = 0.25
 
 #: Heat released per kg of O2 consumed (J/kg), Huggett (1980).
 HUGGETT_J_KG = 13.1e6
@@ -334,6 +337,68 @@ def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
         t_dn = teff[up, cdn - 2] if up >= 0 else par[P_TOUT]
         hf += par[P_CP] * (teff[lo, cu] * m_up - t_dn * m_dn)
     return hf, par[P_CP] * t_d * dfdp
+
+
+@njit(cache=True)
+def poreh_entrainment(t_hot, t_cold, mdot, z_m, width_m, p_pa, par):
+    """Mass flow (kg/s) a vent jet entrains over ``z_m``: the spill plume of Poreh, Morgan, Marshall & Harrison
+    (Fire Safety J. 30:1, 1998) as CFAST applies it to door jets (``poreh_plume``):
+    ṁ_e = 0.44·(T_c/T_h)^(2/3)·(g·ρ_c²·Q·W²/(c_p·T_c))^(1/3)·z, Q = c_p·(T_h − T_c)·ṁ, ρ_c = p/(R·T_c)."""
+    if mdot <= 0.0 or z_m <= 0.0 or width_m <= 0.0 or t_hot <= t_cold:
+        return 0.0
+    cp = par[P_CP]
+    rho = p_pa / (par[P_R] * t_cold)
+    q = cp * (t_hot - t_cold) * mdot
+    return 0.44 * (t_cold / t_hot) ** (2.0 / 3.0) * (par[P_G] * rho * rho * q * width_m * width_m
+                                                    / (cp * t_cold)) ** (1.0 / 3.0) * z_m
+
+
+@njit(cache=True)
+def _jet_mix(d, layer_d, r, flow, zb, zt, width, props, par, mix):
+    """Entrainment of receiver ``r`` by the jet of ``flow`` kg/s from (``d``, ``layer_d``) that crosses r's
+    interface (CFAST's ``spill_plume``): a hot jet from d's upper layer entering r's lower layer rises to r's
+    interface entraining r's lower layer into its upper (``mix[r, 0]``, over the height from the jet's bottom
+    to r's interface); a cold jet from d's lower layer (or outside) entering r's upper layer falls entraining
+    r's upper layer into its lower (``mix[r, 1]``, over the jet's height in r's upper layer, × 0.25)."""
+    zi_r = props[r, Q_ZI]
+    zi_d = props[d, Q_ZI] if d >= 0 else 1e300
+    if layer_d == 0:
+        if props[r, Q_HASL] > 0.0:
+            zd = max(0.0, zi_r - max(zb, zi_d))
+            mix[r, 0] += poreh_entrainment(props[d, Q_TU], props[r, Q_TL], flow, zd, width, props[r, Q_P], par)
+    elif props[r, Q_HASU] > 0.0:
+        t_jet = props[d, Q_TL] if d >= 0 else par[P_TOUT]
+        zd = max(0.0, min(zt, zi_d) - max(zi_r, zb))
+        mix[r, 1] += COLD_JET_FACTOR * poreh_entrainment(props[r, Q_TU], t_jet, flow, zd, width, props[r, Q_P], par)
+
+
+@njit(cache=True)
+def door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
+    """Vent-jet mixing of every compartment at floor pressures ``pf`` into ``mix`` (N, 2): kg/s entrained from
+    the lower layer into the upper (column 0) and from the upper into the lower (column 1).
+
+    Only the part of a wall vent between the two sides' interfaces (the middle slab of :func:`vent_statics`:
+    upper layer on one side, lower on the other) carries a jet across a receiving interface; its flow each
+    way is summed (``jet`` (M, 4) scratch channels) and entrains by :func:`_jet_mix`."""
+    for i in range(mix.shape[0]):
+        mix[i, 0] = 0.0
+        mix[i, 1] = 0.0
+    for v in range(vidx.shape[0]):
+        for c in range(4):
+            jet[v, c] = 0.0
+        width = vent[v, V_W] * vent[v, V_OPEN]
+        h = vs[v, VS_Z + 2] - vs[v, VS_Z + 1]
+        if width <= 0.0 or h <= 0.0 or vl[v, 2] == vl[v, 3]:
+            continue
+        a, b = vidx[v, 0], vidx[v, 1]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        _slab(v, 1, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, a, b, vs, vl, par, teff,
+              vent[v, V_CD] * width, jet)
+        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        if b >= 0 and jet[v, 0] + jet[v, 1] > 0.0:
+            _jet_mix(a, vl[v, 2], b, jet[v, 0] + jet[v, 1], zb, zt, width, props, par, mix)
+        if jet[v, 2] + jet[v, 3] > 0.0:
+            _jet_mix(b, vl[v, 3], a, jet[v, 2] + jet[v, 3], zb, zt, width, props, par, mix)
 
 
 @njit(cache=True)
@@ -656,8 +721,9 @@ def layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl):
     for i in range(n):
         fu[i] = 1.0
         fl[i] = 1.0
-        avail_u = state[i, MU] + src[i, 0] * dt
-        avail_l = state[i, ML] - src[i, 0] * dt
+        # a layer's mass may be a round-off below zero (a layer just emptied): it has nothing to give
+        avail_u = max(state[i, MU] + src[i, 0] * dt, 0.0)
+        avail_l = max(state[i, ML] - src[i, 0] * dt, 0.0)
         if du[i] > avail_u:
             fu[i] = avail_u / du[i]
             if dl[i] + du[i] - avail_u > avail_l:
@@ -730,6 +796,30 @@ def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tall
 
 
 @njit(cache=True)
+def _mix_layers(i, mix, dt, state, props, par, dm, dh, ds):
+    """Move the vent-jet entrainment ``mix[i]`` (kg/s) between compartment ``i``'s layers for ``dt``, each way
+    at most half of what the giving layer holds after the step's other flows; the gas moves with its layer's
+    start-of-step temperature (enthalpy c_p·T) and composition, so mass, energy and species stay exact."""
+    cp = par[P_CP]
+    m_lu = min(mix[i, 0] * dt, 0.5 * max(state[i, ML] + dm[i, 1], 0.0))
+    m_ul = min(mix[i, 1] * dt, 0.5 * max(state[i, MU] + dm[i, 0], 0.0))
+    if state[i, ML] <= 0.0:
+        m_lu = 0.0
+    if state[i, MU] <= 0.0:
+        m_ul = 0.0
+    tu, tl = props[i, Q_TU], props[i, Q_TL]
+    dm[i, 0] += m_lu - m_ul
+    dm[i, 1] += m_ul - m_lu
+    dh[i, 0] += cp * (tl * m_lu - tu * m_ul)
+    dh[i, 1] += cp * (tu * m_ul - tl * m_lu)
+    for s in range(NSP):
+        yl = state[i, SL + s] / state[i, ML] if state[i, ML] > 0.0 else 0.0
+        yu = state[i, SU + s] / state[i, MU] if state[i, MU] > 0.0 else 0.0
+        ds[i, 0, s] += yl * m_lu - yu * m_ul
+        ds[i, 1, s] += yu * m_ul - yl * m_lu
+
+
+@njit(cache=True)
 def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, lines):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
     channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
@@ -774,6 +864,10 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
             break
     apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
     dp_guess[:] = dp
+    mix = np.zeros((n, 2))
+    if par[P_MIX] > 0.0:
+        pf = props[:, Q_P] + dp
+        door_jets(pf, vent, vidx, vs, vl, props, par, teff, np.empty((vidx.shape[0], 4)), mix)
     dm = np.zeros((n, 2))
     dh = np.zeros((n, 2))
     ds = np.zeros((n, 2, NSP))
@@ -811,6 +905,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
             ds[i, 0, s] += (y * ent + yields[s] * mf) * dt
             ds[i, 1, s] -= y * ent * dt
         ds[i, 0, SP_O2] -= mo2 * dt
+        if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
+            _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
         tally[T_WALLS] += (wu + wl) * dt
         tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
         tally[T_RELEASED] += qburn[i] * 1000.0 * dt

@@ -115,6 +115,67 @@ def wall_vent_flows(v, pf, vent, vidx, geom, pr, par, teff):
     return ch, hsum, wsum
 
 
+def poreh(t_hot, t_cold, mdot, z, width, p, par):
+    """Poreh et al. (1998) spill-plume entrainment (kg/s) of a jet of ``mdot`` kg/s over ``z`` m."""
+    if mdot <= 0 or z <= 0 or width <= 0 or t_hot <= t_cold:
+        return 0.0
+    rho = p / (par[K.P_R] * t_cold)
+    q = par[K.P_CP] * (t_hot - t_cold) * mdot
+    return 0.44 * (t_cold / t_hot) ** (2 / 3) * np.cbrt(par[K.P_G] * rho ** 2 * q * width ** 2
+                                                       / (par[K.P_CP] * t_cold)) * z
+
+
+def door_jet_mixing(pf, vent, vidx, geom, pr, par):
+    """(N, 2) kg/s entrained lower → upper (0) and upper → lower (1): the flow of each wall vent where one side
+    is its upper layer and the other its lower, summed per direction, as a hot jet rising to the receiver's
+    interface or a cold jet falling through its upper layer (× 0.25)."""
+    n = len(pr["p"])
+    mix = np.zeros((n, 2))
+    delta = par[K.P_DELTA]
+    for v in range(len(vidx)):
+        a, b = int(vidx[v, 0]), int(vidx[v, 1])
+        zb, zt = vent[v, K.V_BOT], vent[v, K.V_TOP]
+        width = vent[v, K.V_W] * vent[v, K.V_OPEN]
+        if width <= 0:
+            continue
+        levels = sorted({zb, zt, *[pr["zi"][s] for s in (a, b) if s >= 0 and zb < pr["zi"][s] < zt]})
+        jets = {a: [0.0, None], b: [0.0, None]}  # donor side: [flow, layer]
+        for z1, z2 in zip(levels[:-1], levels[1:], strict=True):
+            zm = 0.5 * (z1 + z2)
+            la, lb = donor(a, zm, pr, par)[2], donor(b, zm, pr, par)[2]
+            if la == lb:
+                continue
+            d1 = pressure_at(a, z1, pf, geom, pr, par) - pressure_at(b, z1, pf, geom, pr, par)
+            d2 = pressure_at(a, z2, pf, geom, pr, par) - pressure_at(b, z2, pf, geom, pr, par)
+            ts = [0.0, 1.0]
+            if d2 != d1:
+                ts += [t for t in ((c - d1) / (d2 - d1) for c in (-delta, 0.0, delta)) if 0 < t < 1]
+            ts = sorted(ts)
+            for ta, tb in zip(ts[:-1], ts[1:], strict=True):
+                if tb <= ta:
+                    continue
+                x1, x2 = d1 + (d2 - d1) * ta, d1 + (d2 - d1) * tb
+                side, layer = (a, la) if x1 + x2 >= 0 else (b, lb)
+                rho = donor(side, zm, pr, par)[0]
+                f, _ = slab_flow(x1, x2, (z2 - z1) * (tb - ta), vent[v, K.V_CD] * width * math.sqrt(2 * rho), delta)
+                jets[side][0] += abs(f)
+                jets[side][1] = layer
+        for d, r in ((a, b), (b, a)):
+            flow, layer = jets[d]
+            if r < 0 or flow <= 0:
+                continue
+            zi_d = pr["zi"][d] if d >= 0 else np.inf
+            zi_r = pr["zi"][r]
+            if layer == 0 and pr["hasl"][r]:
+                z = max(0.0, zi_r - max(zb, zi_d))
+                mix[r, 0] += poreh(pr["tu"][d], pr["tl"][r], flow, z, width, pr["p"][r], par)
+            elif layer == 1 and pr["hasu"][r]:
+                t_jet = pr["tl"][d] if d >= 0 else par[K.P_TOUT]
+                z = max(0.0, min(zt, zi_d) - max(zi_r, zb))
+                mix[r, 1] += 0.25 * poreh(pr["tu"][r], t_jet, flow, z, width, pr["p"][r], par)
+    return mix
+
+
 def ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff):
     """(channels (4,), enthalpy up W, Jacobian weight) of ceiling vent ``k``."""
     ch = np.zeros(4)
@@ -273,8 +334,8 @@ def fractions(state, src, chan, vchan, vidx, vvidx, dt):
         inside = idx[:, 1] >= 0
         np.add.at(du, idx[inside, 1], ch[inside, 2] * dt)
         np.add.at(dl, idx[inside, 1], ch[inside, 3] * dt)
-    au = state[:, K.MU] + src[:, 0] * dt
-    al = state[:, K.ML] - src[:, 0] * dt
+    au = np.maximum(state[:, K.MU] + src[:, 0] * dt, 0.0)
+    al = np.maximum(state[:, K.ML] - src[:, 0] * dt, 0.0)
     fu, fl = np.ones(n), np.ones(n)
     over_u, over_l = du > au, (du <= au) & (dl > al)
     fu[over_u] = au[over_u] / du[over_u]
@@ -364,6 +425,19 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     ds[:, 0] += (yl * ent[:, None] + yields[None, :] * mf[:, None]) * dt
     ds[:, 1] -= yl * ent[:, None] * dt
     ds[:, 0, K.SP_O2] -= mo2 * dt
+    if par[K.P_MIX] > 0:  # vent-jet mixing within each receiving compartment, at most half a layer each way
+        mix = door_jet_mixing(pr["p"] + dp, vent, vidx, geom, pr, par)
+        has_l, has_u = ml0 > 0, state[:, K.MU] > 0
+        m_lu = np.where(has_l, np.minimum(mix[:, 0] * dt, 0.5 * np.maximum(ml0 + dm[:, 1], 0)), 0.0)
+        m_ul = np.where(has_u, np.minimum(mix[:, 1] * dt, 0.5 * np.maximum(state[:, K.MU] + dm[:, 0], 0)), 0.0)
+        dm += np.stack([m_lu - m_ul, m_ul - m_lu], axis=1)
+        moved = cp * (tl * m_lu - pr["tu"] * m_ul)
+        dh += np.stack([moved, -moved], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            yu = np.where(has_u[:, None], state[:, K.SU:K.SU + K.NSP] / state[:, K.MU][:, None], 0.0)
+        ys = yl * m_lu[:, None] - yu * m_ul[:, None]
+        ds[:, 0] += ys
+        ds[:, 1] -= ys
     tally[K.T_WALLS] += np.sum((wu + wl) * dt)
     tally[K.T_RADIATED] += np.sum(par[K.P_CHIR] * qb * 1000 * dt)
     tally[K.T_RELEASED] += np.sum(qb * 1000 * dt)
