@@ -265,7 +265,7 @@ class BuildingEvacuation:
 
             self.run = HazardRun(tower.travel_m, V_FLOOR_MPS, p["dist"], p["pre"])
             self.series.update(floor_fac=[], flight_fac=[], closed=[])
-        self._passed = st.door_count[:F * S].copy()
+        self._passed = np.zeros(F * S + S, np.int64)  # door passages, then people out of each stair's foot
         self._record()
         if self.run is not None:
             _hazard_block(hazard, self.run, net, ag, st, self.series, self._passed)
@@ -337,11 +337,14 @@ def _hazard_block(hazard: HazardFn, run, net, ag, st, series: dict, passed: np.n
 
     F, S = net.n_floors, net.n_stairs
     now = st.door_count[:F * S]
-    state = EvacState(t_s=float(st.clock[0]), door_passed=(now - passed).reshape(F, S),
+    # left stair s at the ground = entered its lowest flight (1 -> 0) and no longer on it (cumulative)
+    bottom = st.flight_count[S:2 * S] - (st.ftail[S:2 * S] - st.fhead[S:2 * S]) if F > 1 else np.zeros(S, np.int64)
+    state = EvacState(t_s=float(st.clock[0]), door_passed=(now - passed[:F * S]).reshape(F, S),
                       people_on_floor=series["floor"][-1].copy(), people_on_flight=series["flight"][-1].copy(),
                       door_queue=series["door_q"][-1].copy(), people_out=int(st.exit_count.sum()),
-                      people_caught=run.n_caught(ag))
-    passed[:] = now
+                      people_caught=run.n_caught(ag), stair_out=bottom - passed[F * S:])
+    passed[:F * S] = now
+    passed[F * S:] = bottom
     h = check_hazard(hazard(state.t_s, state), F, S)
     run.apply(h, state.t_s, net, ag, st)
     series["floor_fac"].append(run.floor_speed.copy())

@@ -5,7 +5,8 @@
 between record blocks. ``state`` (:class:`EvacState`) says what the people
 did in the block that just ended, among it how many passed each floor's
 stair door (``door_passed``: the fire side holds those doors open); the
-returned :class:`BuildingHazard` holds from that time to the next call:
+returned :class:`BuildingHazard` holds from that time to the next call
+(and ``stair_out``: how many left each stair at the ground):
 
 * ``floor_speed`` (F,): factor (0, 1] of the horizontal walking speed on
   each floor (smoke on the escape route);
@@ -79,6 +80,8 @@ class EvacState:
         People out of the building.
     people_caught : ndarray (F,) int
         People on floors whose every stair door is closed.
+    stair_out : ndarray (S,) int
+        People who left each stair at the ground (through its ground-floor door) in the block.
     """
 
     t_s: float
@@ -88,6 +91,7 @@ class EvacState:
     door_queue: np.ndarray
     people_out: int
     people_caught: np.ndarray
+    stair_out: np.ndarray
 
 
 @dataclass

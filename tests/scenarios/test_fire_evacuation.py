@@ -1,0 +1,152 @@
+"""Fire and evacuation in one run (scenarios.fire_evacuation) on the 30-storey example tower, short runs.
+
+Real runs: :class:`physics.fire_sim.FireSimulation` of ``tower_30_residential`` (270 compartments, 2 stairs)
+co-stepped with :class:`agents.building_evac.BuildingEvacuation` of the same file (928 people).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from scenarios.fire_evacuation import (
+    FireEvacuation,
+    FireHazard,
+    closed_doors,
+    evacuate_with_fire,
+    evacuation_tower,
+    speed_factors,
+)
+
+BUILDING = "tower_30_residential"
+FIRE = {"floor": 5, "growth": "fast", "sprinklers": False, "season": "summer", "duration_s": 600.0}
+
+
+def test_speed_factor_of_a_uniform_extinction():
+    """Frantzich & Nilsson (2003) as FDS+Evac applies it: v/v0 = max(0.1, 1 + β/α·K), α = 0.706 m/s,
+    β = −0.057 m²/s. Jin (1978): visibility S = C/K, C = 3 for a reflecting sign, so S = 3 m is K = 1/m,
+    S = 1 m is K = 3/m. Exact arithmetic, so to round-off."""
+    F, S = 30, 2
+    for k, expect in ((0.0, 1.0), (1.0, 1 - 0.057 / 0.706), (3.0, 1 - 3 * 0.057 / 0.706), (5.0, 1 - 5 * 0.057 / 0.706),
+                      (20.0, 0.1)):
+        floor, flight = speed_factors(np.full(F, k), np.full((F, S), k))
+        np.testing.assert_allclose(floor, expect, rtol=1e-12)
+        np.testing.assert_allclose(flight, expect, rtol=1e-12)
+    assert 1 - 0.057 / 0.706 == pytest.approx(0.9193, abs=1e-4)  # 3 m visibility: 8 % slower
+    # a flight joins two landings: it takes the smokier of storeys f and f - 1
+    k = np.zeros((F, S))
+    k[10, 0] = 3.0
+    _, flight = speed_factors(np.zeros(F), k)
+    assert flight[10, 0] == flight[11, 0] == pytest.approx(1 - 3 * 0.057 / 0.706)
+    assert flight[9, 0] == 1.0 and (flight[:, 1] == 1.0).all()
+
+
+def test_closed_doors_rule():
+    route = np.zeros(6, bool)
+    stair = np.zeros((6, 2), bool)
+    route[4] = True          # storey 4's lobby untenable: both its doors closed
+    stair[2, 1] = True       # stair 1 untenable at storey 2: closed for storeys 2 and up (the way down is cut)
+    closed = closed_doors(route, stair)
+    assert closed[4].all() and closed[2:, 1].all()
+    assert not closed[:2].any() and not closed[[2, 3, 5], 0].any()
+
+
+def test_clear_air_at_ignition_gives_factor_one_and_nothing_closed():
+    co = FireEvacuation(BUILDING, **FIRE)
+    tower = evacuation_tower(co.path)
+    h = FireHazard(co.sim, tower.stair_names, door_hold="passing", t_alarm_s=0.0, block_s=5.0).hazard_now()
+    assert (h.floor_speed == 1.0).all() and (h.flight_speed == 1.0).all() and not h.door_closed.any()
+    assert co.sim.network.n_storeys == tower.n_floors == 30
+
+
+@pytest.fixture(scope="module")
+def passing():
+    return evacuate_with_fire(BUILDING, **FIRE, seed=0, door_hold="passing")
+
+
+@pytest.fixture(scope="module")
+def closed():
+    return evacuate_with_fire(BUILDING, **FIRE, seed=0, door_hold="closed", uncoupled=False)
+
+
+def test_alarm_starts_the_evacuation(passing):
+    first = min(e["time_s"] for e in passing.fire.events if e["kind"] in ("detector", "sprinkler"))
+    assert first <= passing.alarm_s < first + 5.0 + 1e-9  # rounded up to the 5 s grid
+    assert passing.evacuation.attrs["alarm_s"] == passing.alarm_s
+
+
+def test_doors_held_open_by_evacuees_let_smoke_into_the_stairs(passing, closed):
+    """The coupling works both ways: evacuees' doors change the smoke above the fire floor."""
+    def stair_above(res, var):
+        ds = res.fire.dataset
+        kind = ds["compartment_kind"].values.astype(str)
+        storey = ds["compartment_storey"].values
+        above = (kind == "stair") & (storey > FIRE["floor"]) & (storey <= FIRE["floor"] + 5)
+        return float(ds[var].values[:, above].max())
+
+    for var in ("upper_layer__temperature", "upper_layer__extinction"):
+        assert stair_above(passing, var) > stair_above(closed, var), var
+    passed = passing.evacuation["door_flow"].sel(floor=FIRE["floor"]).values.sum()
+    assert passed > 0  # the fire floor's people did pass its stair doors
+
+
+def test_smoke_slows_the_evacuation(passing):
+    ev = passing.evacuation
+    assert float(ev["floor_speed_factor"].min()) < 1.0  # somebody's floor had smoke
+    s = passing.summary
+    assert s["rset_uncoupled_s"] is not None
+    if s["rset_s"] is not None:
+        assert s["rset_s"] >= s["rset_uncoupled_s"]
+    else:  # people caught by closed stairs never finish
+        assert s["people_cut_off"] > 0 or s["people_not_safe"] > 0
+
+
+def test_margin_table_is_consistent(passing):
+    t = passing.margin
+    m = t["aset_s"] - t["rset_s"]
+    np.testing.assert_array_equal(np.isnan(t["margin_s"]), np.isnan(m))
+    np.testing.assert_allclose(t["margin_s"].dropna(), m.dropna(), rtol=0, atol=1e-9)
+    ev, alarm = passing.evacuation, passing.alarm_s
+    np.testing.assert_allclose(t["rset_s"], alarm + ev["rset_floor"].values)
+    np.testing.assert_array_equal(t["people"], ev["people_initial"].values)
+    for f in np.nonzero(np.isfinite(t["aset_s"].to_numpy()))[0]:  # caught = still on the floor at its ASET
+        times = ev["time"].values + alarm
+        i = min(int(np.searchsorted(times, t["aset_s"][f] - 1e-9)), times.size - 1)
+        expect = ev["people_on_floor"].values[0, f] if t["aset_s"][f] <= alarm else ev["people_on_floor"].values[i, f]
+        assert t["people_caught"][f] == expect
+    ds = passing.fire.dataset  # the map's Dataset carries the margins per storey
+    for name in ("rset_s", "margin_s", "people_caught"):
+        np.testing.assert_array_equal(ds[name].values, t[name].to_numpy())
+        assert ds[name].attrs["units"]
+
+
+def test_run_kind_writes_fire_and_evacuation(tmp_path):
+    from twin.runkinds import RunContext, get_kind
+
+    kind = get_kind("fire_evacuation")
+    req = kind.validate({"building": BUILDING, "floor": 5, "growth": "fast", "sprinklers": "off",
+                         "duration_s": 300.0, "seed": 1, "door_hold": "open", "alarm_s": 30.0})
+    kind.precheck(req)
+    ctx = RunContext(out_dir=tmp_path)
+    ds = kind.run(req, ctx)
+    out = kind.write(ds, tmp_path, req, ctx)
+    for role in ("fire", "aset", "evacuation", "evacuation_uncoupled", "margin"):
+        assert out.paths[role].is_file(), role
+    fire = xr.open_dataset(out.paths["fire"])
+    assert {"rset_s", "margin_s", "people_caught"} <= set(fire.data_vars)
+    evac = xr.open_dataset(out.paths["evacuation"])
+    assert evac.attrs["alarm_s"] == 30.0 and evac.attrs["door_hold"] == "open"
+    assert out.summary["alarm_s"] == 30.0 and out.summary["fire"]["building"]
+    json.dumps(out.summary, allow_nan=True)
+    rows = (tmp_path / "margin.csv").read_text().splitlines()
+    assert rows[0].startswith("floor,level,refuge,people,aset_s,rset_s,margin_s,people_caught") and len(rows) == 31
+
+
+def test_bad_door_hold_is_refused():
+    from twin.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="door_hold='ajar'"):
+        FireEvacuation(BUILDING, floor=5, door_hold="ajar")
