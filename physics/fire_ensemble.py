@@ -1,0 +1,371 @@
+"""Fire ensembles: many fire origins and growth rates on one building → ASET percentiles per floor.
+
+A **member** is one complete, deterministic run of :func:`physics.fire_sim.simulate_fire` on the
+whole building (every storey, every shaft) with one origin (storey and compartment) and one growth
+rate; every other input (sprinklers, season, duration, time step) is the same for all members. The
+members are the product ``origins × growths`` (or ``members`` of them drawn without replacement
+with ``seed``). Nothing inside a member is random: the spread of the ensemble is the spread over
+where the fire starts and how fast it grows, nothing else (no uncertainty in the building, the
+fuel, the weather or the model is sampled).
+
+From each member the storeys' ASET (``aset_s`` of the run's dataset: the time the storey's escape
+route became untenable, NaN where it stayed tenable to the end) is kept. Per storey the ensemble
+gives:
+
+* ``aset_percentile_s``: the 10th, 50th and 90th percentiles of ASET over the members that ran. A
+  member whose storey stayed tenable counts as ASET > ``duration_s`` (right-censored); the
+  percentile is the empirical one (``numpy.quantile(method="inverted_cdf")``: a value some member
+  had, no interpolation across the censored ones) and NaN where it lies beyond the run.
+* ``p_untenable``: the share of the members in which the storey was untenable by 10, 20 and 30
+  minutes (NaN for a threshold beyond ``duration_s``: the run cannot tell).
+
+Members run in parallel on a Dask ``LocalCluster`` (``workers`` processes of one thread each by
+default; ``processes=False`` for threads in one process, which only helps where the kernels release
+the GIL: the zone model's do not, see ``bench/bench_fire.py``), one numba thread per member, or in
+this process one after another with ``workers=1``. Results do not depend on the number of workers.
+A member that fails is kept with its error (``member_ok`` False) and left out of the statistics.
+
+There is no storey window (a member simulating only the storeys around its origin): it is not
+offered because no test here shows that ASET inside such a window matches the whole building's
+(the stack effect and the shafts couple every storey).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twin.errors import ValidationError
+
+#: The t² growth classes (NFPA 72 / BS PD 7974-1), slowest first.
+GROWTHS = ("slow", "medium", "fast", "ultrafast")
+#: Percentiles of ASET reported per storey.
+PERCENTILES = (10, 50, 90)
+#: Times (s) at which the probability that a storey is untenable is reported: 10, 20, 30 min.
+THRESHOLDS_S = (600.0, 1200.0, 1800.0)
+#: Largest ensemble accepted in one call.
+MAX_MEMBERS = 20_000
+
+MEMBER_DEFINITION = (
+    "one deterministic run of physics.fire_sim.simulate_fire on the whole building with one origin "
+    "(storey, compartment) and one growth rate; all other inputs shared; no other uncertainty sampled")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member: its index, origin storey and compartment (None: the storey's first room), growth."""
+
+    index: int
+    floor: int
+    compartment: str | None
+    growth: str | float
+
+
+# ----------------------------------------------------------------------------- members
+def building_spec(building: Any) -> Any:
+    """The checked :class:`~physics.fire_building.FireBuildingSpec` of a spec, example name or file path."""
+    from physics.fire_sim import resolve_building
+
+    return resolve_building(building)
+
+
+def _growth(g: Any) -> str | float:
+    if isinstance(g, str) and g in GROWTHS:
+        return g
+    if isinstance(g, int | float) and not isinstance(g, bool) and math.isfinite(g) and g > 0:
+        return float(g)
+    raise ValidationError(f"growths: {g!r} is neither one of {list(GROWTHS)} nor an alpha > 0 (kW/s²)")
+
+
+def _origins(origins: Any, n_storeys: int) -> list[tuple[int, str | None]]:
+    if isinstance(origins, str):
+        if origins != "all floors":
+            raise ValidationError(f"origins={origins!r}: give 'all floors' or a list of (floor, compartment|None)")
+        return [(s, None) for s in range(n_storeys)]
+    out = []
+    for k, o in enumerate(origins):
+        floor, comp = (o, None) if isinstance(o, int) and not isinstance(o, bool) else tuple(o)
+        if isinstance(floor, bool) or not isinstance(floor, int | np.integer) or not 0 <= int(floor) < n_storeys:
+            raise ValidationError(f"origins[{k}]={o!r}: the floor is a storey index 0..{n_storeys - 1} "
+                                  "(0 = ground)")
+        if comp is not None and not isinstance(comp, str):
+            raise ValidationError(f"origins[{k}]={o!r}: the compartment is a name (str) or None")
+        out.append((int(floor), comp))
+    if not out:
+        raise ValidationError("origins: empty; give at least one (floor, compartment|None) or 'all floors'")
+    return out
+
+
+def ensemble_members(n_storeys: int, origins: Any = "all floors", growths: Iterable[Any] = GROWTHS,
+                     members: int | None = None, seed: int = 0) -> list[Member]:
+    """The members: every (origin, growth) pair, or ``members`` of them drawn without replacement.
+
+    Parameters
+    ----------
+    n_storeys : int
+        Storeys of the building (origins are checked against it).
+    origins : "all floors" or sequence of (floor, compartment or None) or of floor
+    growths : sequence of growth class names or alphas (kW/s²)
+    members : int, optional
+        Draw this many of the pairs (``numpy.random.default_rng(seed)``, without replacement, kept in
+        the pairs' order); default all of them.
+    seed : int
+
+    Raises
+    ------
+    twin.errors.ValidationError
+        An origin off the building, an unknown growth, or more members than pairs.
+    """
+    orig = _origins(origins, n_storeys)
+    grow = [_growth(g) for g in growths]
+    if not grow:
+        raise ValidationError(f"growths: empty; give some of {list(GROWTHS)} or alphas in kW/s²")
+    pairs = list(itertools.product(orig, grow))
+    if members is not None:
+        if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= len(pairs):
+            raise ValidationError(f"members={members!r}: give a whole number from 1 to {len(pairs)} "
+                                  f"(the {len(orig)} origins × {len(grow)} growths), or None for all")
+        pick = np.sort(np.random.default_rng(seed).choice(len(pairs), size=members, replace=False))
+        pairs = [pairs[i] for i in pick]
+    if len(pairs) > MAX_MEMBERS:
+        raise ValidationError(f"{len(pairs)} members: at most {MAX_MEMBERS} in one call; pass members= to draw fewer")
+    return [Member(m, f, c, g) for m, ((f, c), g) in enumerate(pairs)]
+
+
+# ----------------------------------------------------------------------------- one member (on a worker)
+def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Run ``member`` with :func:`physics.fire_sim.simulate_fire`: its per-storey ASET and ignition times.
+
+    Returns a dict (never raises: a failure is returned with its error): ``member``, ``ok``,
+    ``aset_s`` and ``ignition_s`` ((S,) arrays), ``compartment`` (the origin's name as run),
+    ``events`` (count per kind), ``wall_s``, ``cpu_s``; or ``ok`` False and ``error``.
+    """
+    import numba
+
+    from physics.fire_sim import simulate_fire
+
+    numba.set_num_threads(1)
+    t0, c0 = time.perf_counter(), time.thread_time()
+    out: dict[str, Any] = {"member": member.index, "ok": False}
+    try:
+        res = simulate_fire(building, floor=member.floor, compartment=member.compartment, growth=member.growth,
+                            **sim_kwargs)
+        ds = res.dataset
+        counts: dict[str, int] = {}
+        for e in res.events:
+            counts[e["kind"]] = counts.get(e["kind"], 0) + 1
+        out.update(ok=True, aset_s=np.asarray(ds["aset_s"].values, float),
+                   ignition_s=np.asarray(ds["ignition_s"].values, float),
+                   compartment=str(ds.attrs.get("origin_compartment", member.compartment or "")), events=counts)
+    except Exception as exc:  # noqa: BLE001 - a failing member is reported, not raised on the worker
+        out.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=4))
+    out["wall_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.thread_time() - c0
+    return out
+
+
+def _warm_worker() -> int:
+    """On each Dask worker before the members: one numba thread, the fire modules imported."""
+    import os
+
+    import numba
+
+    import physics.fire_sim  # noqa: F401 - loads the kernels' modules once per worker
+
+    numba.set_num_threads(1)
+    return os.getpid()
+
+
+# ----------------------------------------------------------------------------- statistics
+def censored_percentiles(aset_s: np.ndarray, percentiles: Sequence[float] = PERCENTILES) -> np.ndarray:
+    """(P, S) empirical percentiles of ASET over members (rows of ``aset_s`` (M, S)); NaN (tenable to the end)
+    counts as beyond the run, and a percentile beyond the run is NaN (see the module docstring)."""
+    a = np.where(np.isfinite(aset_s), aset_s, np.inf)
+    if a.shape[0] == 0:
+        return np.full((len(percentiles), a.shape[1]), np.nan)
+    q = np.quantile(a, np.asarray(percentiles, float) / 100.0, axis=0, method="inverted_cdf")
+    return np.where(np.isfinite(q), q, np.nan)
+
+
+def untenable_probability(aset_s: np.ndarray, thresholds_s: Sequence[float], duration_s: float) -> np.ndarray:
+    """(T, S) share of members (rows of ``aset_s``) with ASET ≤ each threshold; NaN past ``duration_s``."""
+    if aset_s.shape[0] == 0:
+        return np.full((len(thresholds_s), aset_s.shape[1]), np.nan)
+    out = np.array([np.mean(np.isfinite(aset_s) & (aset_s <= t), axis=0) for t in thresholds_s], float)
+    out[np.asarray(thresholds_s, float) > duration_s + 1e-9] = np.nan
+    return out
+
+
+# ----------------------------------------------------------------------------- the ensemble
+def _client(workers: int, processes: bool):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    kw = {"env": {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}} if processes else {}
+    cluster = LocalCluster(n_workers=workers if processes else 1, threads_per_worker=1 if processes else workers,
+                           processes=processes, host="127.0.0.1", protocol="tcp://" if processes else "inproc://",
+                           dashboard_address=":0", silence_logs=logging.ERROR, **kw)
+    return Client(cluster, set_as_default=False), cluster
+
+
+def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], workers: int, processes: bool,
+             say: Callable[[dict[str, Any]], None]) -> tuple[list[dict[str, Any]], float]:
+    """Every member's result (in member order) and the wall time of the members (worker start excluded)."""
+    n = len(members)
+    results: list[dict[str, Any]] = [{}] * n
+    failed = 0
+    if workers == 1:
+        t0 = time.perf_counter()
+        for done, mem in enumerate(members, start=1):
+            r = run_member(building, mem, sim_kwargs)
+            results[mem.index] = r
+            failed += not r["ok"]
+            say({"phase": "members", "done": done, "total": n, "failed": failed, "member": mem.index,
+                 "ok": r["ok"], "wall_s": time.perf_counter() - t0})
+        return results, time.perf_counter() - t0
+    from distributed import as_completed
+
+    client, cluster = _client(workers, processes)
+    try:
+        say({"phase": "starting workers", "done": 0, "total": n, "failed": 0})
+        client.run(_warm_worker) if processes else _warm_worker()
+        t0 = time.perf_counter()
+        spec = client.scatter(building, broadcast=True)
+        futures = {client.submit(run_member, spec, mem, sim_kwargs, pure=False,
+                                 key=f"fire-member-{mem.index:05d}-{time.time_ns()}"): mem for mem in members}
+        for done, fut in enumerate(as_completed(list(futures), loop=client.loop), start=1):
+            mem = futures[fut]
+            try:
+                r = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker: reported with the member
+                r = {"member": mem.index, "ok": False, "error": f"{type(exc).__name__}: {exc}", "wall_s": math.nan}
+            results[mem.index] = r
+            failed += not r["ok"]
+            fut.release()
+            say({"phase": "members", "done": done, "total": n, "failed": failed, "member": mem.index,
+                 "ok": r["ok"], "wall_s": time.perf_counter() - t0})
+        wall = time.perf_counter() - t0
+    finally:
+        client.close()
+        cluster.close()
+    return results, wall
+
+
+def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterable[Any] = GROWTHS,
+                  members: int | None = None, duration_s: float = 1800.0, dt_s: float = 1.0,
+                  record_every_s: float = 10.0, sprinklers: bool | None = None, season: str | float = "summer",
+                  workers: int = 1, processes: bool = True, seed: int = 0,
+                  thresholds_s: Sequence[float] = THRESHOLDS_S, percentiles: Sequence[float] = PERCENTILES,
+                  progress: Callable[[dict[str, Any]], None] | None = None):
+    """Run an ensemble of fires (origins × growth rates) on ``building``; ASET per storey per member and
+    its percentiles and untenable probabilities per storey (see the module docstring).
+
+    Parameters
+    ----------
+    building : FireBuildingSpec, example name or path of a fire building file
+    origins : "all floors" (every storey, its first room) or sequence of (floor, compartment or None)
+    growths : sequence of "slow" | "medium" | "fast" | "ultrafast" or alphas (kW/s²)
+    members : int, optional
+        Draw this many (origin, growth) pairs at random (``seed``) instead of running all of them.
+    duration_s, dt_s, record_every_s, sprinklers, season
+        Passed to every member's :func:`~physics.fire_sim.simulate_fire`.
+    workers : int
+        1: members one after another in this process; more: a Dask LocalCluster.
+    processes : bool
+        With ``workers`` > 1: worker processes of one thread (default) or threads of one process.
+    seed : int
+        Seed of the draw of ``members`` (the runs themselves are deterministic).
+    thresholds_s, percentiles
+        Times for ``p_untenable`` (default 10/20/30 min) and the ASET percentiles (default 10/50/90).
+    progress : callable(dict), optional
+        ``{"phase", "done", "total", "failed", "member", "ok", "wall_s"}`` after each member.
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``member``, ``storey``, ``percentile``, ``threshold``: ``aset_s`` and ``ignition_s``
+        (member, storey), ``aset_percentile_s`` (percentile, storey), ``p_untenable`` (threshold,
+        storey), ``member_ok``, ``member_wall_s``, ``member_error``; member coordinates
+        ``member_floor``, ``member_compartment``, ``member_growth``; attrs with the run's inputs,
+        ``n_ok``, ``wall_s`` and ``member_definition``.
+
+    Raises
+    ------
+    twin.errors.ValidationError
+        Bad origins, growths, members or workers (before anything runs).
+    """
+    import xarray as xr
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValidationError(f"workers={workers!r}: give a whole number >= 1")
+    if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
+        raise ValidationError(f"duration_s={duration_s!r}: give a run length in seconds > 0")
+    spec = building_spec(building)
+    n_storeys = spec.n_storeys
+    mems = ensemble_members(n_storeys, origins, growths, members, seed)
+    sim_kwargs = {"sprinklers": sprinklers, "season": season, "duration_s": float(duration_s), "dt_s": float(dt_s),
+                  "record_every_s": float(record_every_s)}
+    say = progress or (lambda _d: None)
+    results, wall = _run_all(spec, mems, sim_kwargs, workers, processes, say)
+    n = len(mems)
+    aset = np.full((n, n_storeys), np.nan)
+    ign = np.full((n, n_storeys), np.nan)
+    ok = np.zeros(n, bool)
+    for r in results:
+        if r.get("ok"):
+            m = r["member"]
+            ok[m] = True
+            aset[m], ign[m] = r["aset_s"], r["ignition_s"]
+    pct = censored_percentiles(aset[ok], percentiles)
+    prob = untenable_probability(aset[ok], thresholds_s, float(duration_s))
+    growth_txt = [g if isinstance(g, str) else f"alpha {g:g} kW/s2" for g in (m.growth for m in mems)]
+    comp = [r.get("compartment") or (m.compartment or "") for r, m in zip(results, mems, strict=True)]
+    ds = xr.Dataset(
+        {
+            "aset_s": (("member", "storey"), aset, {"units": "s", "long_name": "available safe egress time of the "
+                                                    "storey's escape route (NaN: tenable to the end of the run)"}),
+            "ignition_s": (("member", "storey"), ign, {"units": "s", "long_name": "time the storey started to burn "
+                                                       "(NaN: never)"}),
+            "aset_percentile_s": (("percentile", "storey"), pct, {
+                "units": "s", "long_name": "empirical percentile of ASET over the members that ran (inverted CDF; "
+                                           "tenable members count as ASET beyond the run; NaN: beyond the run)"}),
+            "p_untenable": (("threshold", "storey"), prob, {
+                "units": "1", "long_name": "share of the members in which the storey is untenable by the threshold "
+                                           "(NaN: threshold beyond the run)"}),
+            "member_ok": (("member",), ok, {"long_name": "the member ran to the end"}),
+            "member_wall_s": (("member",), np.array([r.get("wall_s", np.nan) for r in results], float),
+                              {"units": "s", "long_name": "wall time of the member's run"}),
+            "member_error": (("member",), np.array([r.get("error", "") for r in results], dtype=object),
+                             {"long_name": "error of a member that failed (empty: none)"}),
+        },
+        coords={
+            "member": ("member", np.arange(n)),
+            "storey": ("storey", np.arange(n_storeys), {"long_name": "storey index (0 = ground)"}),
+            "percentile": ("percentile", np.asarray(percentiles, float), {"units": "%"}),
+            "threshold": ("threshold", np.asarray(thresholds_s, float), {"units": "s",
+                                                                        "long_name": "time since ignition"}),
+            "member_floor": ("member", np.array([m.floor for m in mems]), {"long_name": "origin storey"}),
+            "member_compartment": ("member", np.array(comp, dtype=object), {"long_name": "origin compartment"}),
+            "member_growth": ("member", np.array(growth_txt, dtype=object), {"long_name": "t² growth rate"}),
+            "refuge": ("storey", np.array([s in set(spec.refuge_floors()) for s in range(n_storeys)])),
+        },
+        attrs={"building": spec.name, "n_members": n, "n_ok": int(ok.sum()), "duration_s": float(duration_s),
+               "dt_s": float(dt_s), "season": str(season),
+               "sprinklers": "building" if sprinklers is None else ("on" if sprinklers else "off"),
+               "workers": workers, "processes": int(bool(processes)), "seed": seed, "wall_s": wall,
+               "member_definition": MEMBER_DEFINITION},
+    )
+    say({"phase": "done", "done": n, "total": n, "failed": int((~ok).sum()), "wall_s": wall})
+    return ds
+
+
+__all__ = ["GROWTHS", "MEMBER_DEFINITION", "Member", "PERCENTILES", "THRESHOLDS_S", "building_spec",
+           "censored_percentiles", "ensemble_members", "fire_ensemble", "run_member", "untenable_probability"]
