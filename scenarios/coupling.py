@@ -192,6 +192,11 @@ class Coupling:
         written as ``<name>.parquet`` (GeoParquet when they have geometry).
     report : callable(ctx) -> list of str, optional
         HTML sections of the run's report.
+    files : callable(ctx, out_dir) -> dict, optional
+        Files of the coupling's own format (a building model's NetCDF over
+        storeys, not a raster of ``fields.nc``) written into the run's folder
+        ``out_dir``; returns their paths by name. Called after ``finish`` with
+        the tables; a failure is listed in the summary's ``output_problems``.
     """
 
     name: str
@@ -210,6 +215,7 @@ class Coupling:
     layers: Callable[[CouplingContext, Any], list] | None = None
     tables: Callable[[CouplingContext], dict[str, Any]] | None = None
     report: Callable[[CouplingContext], list[str]] | None = None
+    files: Callable[[CouplingContext, Path], dict[str, Path]] | None = None
     optional_reads: tuple[str, ...] = ()
 
     @property

@@ -78,6 +78,12 @@ KPI_KEYS: dict[str, tuple[str, ...]] = {
     "response_time_p90_s": ("response_s.p90", "response_time_p90_s"),
     "cells_fs_below_1": ("cells_fs_below_1",),
     "slope_failed_area_m2": ("area_failed_m2", "failed_area_m2"),
+    "fire_first_alarm_s": ("first_alarm_s",),
+    "fire_flashover_s": ("flashover_s",),
+    "floors_untenable_15min": ("floors_untenable_by_15min",),
+    "floors_untenable_30min": ("floors_untenable_by_30min",),
+    "people_caught": ("people_caught",),
+    "smallest_margin_s": ("smallest_margin_s",),
 }
 KPI_LABELS = {
     "flooded_area_m2": ("Flooded area (≥ 0.15 m)", "km²", 1e-6),
@@ -91,6 +97,12 @@ KPI_LABELS = {
     "response_time_p90_s": ("Response time, 90th percentile", "min", 1 / 60),
     "cells_fs_below_1": ("Cells with FS < 1", "", 1.0),
     "slope_failed_area_m2": ("Slope failed area", "km²", 1e-6),
+    "fire_first_alarm_s": ("First fire alarm (since ignition)", "min", 1 / 60),
+    "fire_flashover_s": ("Flashover (since ignition)", "min", 1 / 60),
+    "floors_untenable_15min": ("Storeys untenable by 15 min", "", 1.0),
+    "floors_untenable_30min": ("Storeys untenable by 30 min", "", 1.0),
+    "people_caught": ("People caught by smoke", "", 1.0),
+    "smallest_margin_s": ("Smallest ASET − RSET margin", "min", 1 / 60),
 }
 
 
@@ -114,6 +126,7 @@ def write_outputs(run, out: Path, translation: Any, *, map: bool = True, report:
     problems += [f"outputs.formats: {f} is not written by a scenario run (fields.nc and GeoParquet are)"
                  for f in formats if f not in WRITTEN_FORMATS]
     paths: dict[str, Path] = {}
+    paths |= write_coupling_files(run, out, problems)
     if "geoparquet" in formats:
         paths |= write_tables(run, out, problems)
         paths["events_table"] = write_events_table(run.state.events, out / EVENTS_PARQUET)
@@ -141,6 +154,21 @@ def write_outputs(run, out: Path, translation: Any, *, map: bool = True, report:
 
 
 # ----------------------------------------------------------------------------- tables
+def write_coupling_files(run, out: Path, problems: list[str]) -> dict[str, Path]:
+    """Each coupling's own files (:attr:`scenarios.coupling.Coupling.files`); problems listed."""
+    paths: dict[str, Path] = {}
+    for c in run.order:
+        if c.files is None:
+            continue
+        try:
+            made = c.files(run.contexts[c.name], out) or {}
+        except Exception as exc:  # noqa: BLE001 - one coupling's files must not lose the run's other outputs
+            problems.append(f"{c.name}.files: {type(exc).__name__}: {exc}")
+            continue
+        paths |= {f"{c.name}:{name}": Path(p) for name, p in made.items()}
+    return paths
+
+
 def write_tables(run, out: Path, problems: list[str]) -> dict[str, Path]:
     """Each coupling's tables as ``<name>.parquet`` (GeoParquet with geometry); problems listed."""
     paths: dict[str, Path] = {}
@@ -618,4 +646,4 @@ def write_map(run, out: Path, tr: Any, problems: list[str]) -> dict[str, Any]:
 __all__ = ["EVENTS_PARQUET", "FIELD_LAYERS", "GEOTIFF_MIN", "KPI_KEYS", "MAP_NAME", "REPORT_NAME", "ZARR_NAME",
            "events_table", "worst_over_time", "write_geotiffs", "write_zarr",
            "field_layer", "headline_kpis", "kpi_lines", "map_scene", "scenario_outputs", "write_events_table",
-           "write_map", "write_outputs", "write_report", "write_table", "write_tables"]
+           "write_coupling_files", "write_map", "write_outputs", "write_report", "write_table", "write_tables"]

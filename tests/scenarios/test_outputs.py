@@ -82,6 +82,16 @@ def broken_tables(ctx):
     raise RuntimeError("table exploded")
 
 
+def paint_files(ctx, out_dir):
+    path = out_dir / "paint_notes.txt"
+    path.write_text(f"people_stranded={ctx.summary['people_stranded']}\n", encoding="utf-8")
+    return {"notes": path}
+
+
+def broken_files(ctx, out_dir):
+    raise OSError("disk full")
+
+
 def broken_report(ctx):
     return ["<section><h2>Broken says hello</h2></section>"]
 
@@ -94,9 +104,10 @@ PAINT = Coupling(name="paint", phase="physics", period_s=300.0, reads=(),
                  writes=("water_depth", "max_water_depth", "factor_of_safety", "debris_depth",
                          "event:incident", "event:note"),
                  setup=setup_paint, step=step_paint, tables=paint_tables, layers=paint_layers,
-                 report=paint_report)
+                 report=paint_report, files=paint_files)
 BROKEN = Coupling(name="broken", phase="response", period_s=600.0, reads=("water_depth",), writes=(),
-                  setup=_noop, step=_noop, tables=broken_tables, report=broken_report, layers=broken_layers)
+                  setup=_noop, step=_noop, tables=broken_tables, report=broken_report, layers=broken_layers,
+                  files=broken_files)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +136,12 @@ def test_tables_are_written_and_a_failing_one_is_listed_not_fatal(run):
     problems = run.summary["output_problems"]
     assert any(p.startswith("broken.tables: RuntimeError: table exploded") for p in problems)
     assert json.loads((run.out / "summary.json").read_text())["files"]["table:points"] == "points.parquet"
+
+
+def test_a_couplings_own_files_are_written_after_finish_and_a_failing_one_is_listed(run):
+    assert (run.out / "paint_notes.txt").read_text(encoding="utf-8") == "people_stranded=7\n"
+    assert json.loads((run.out / "summary.json").read_text())["files"]["paint:notes"] == "paint_notes.txt"
+    assert any(p == "broken.files: OSError: disk full" for p in run.summary["output_problems"])
 
 
 def test_events_parquet_has_a_point_per_placed_event_and_none_otherwise(run):
@@ -200,7 +217,10 @@ def test_formats_without_geoparquet_write_no_tables_and_zarr_is_written(run, tmp
     saved = dict(run.summary)  # the module's run: leave its summary as the other tests read it
     try:
         paths = write_outputs(run, tmp_path, tr, map=False, report=False)
-        assert paths == {"fields_zarr": tmp_path / "fields.zarr"} and not list(tmp_path.glob("*.parquet"))
-        assert run.summary["output_problems"] == []  # every format of the schema is written
+        # a coupling's own files are written whatever the formats (as fields.nc is)
+        assert paths == {"fields_zarr": tmp_path / "fields.zarr", "paint:notes": tmp_path / "paint_notes.txt"}
+        assert not list(tmp_path.glob("*.parquet"))
+        # every format of the schema is written: the one problem is the broken coupling's files
+        assert run.summary["output_problems"] == ["broken.files: OSError: disk full"]
     finally:
         run.summary = saved
