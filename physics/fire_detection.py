@@ -294,6 +294,7 @@ class DeviceState:
         self.rti = devices._col("rti")
         self.act = devices._col("activation_k")
         self.obsc = devices._col("obscuration_pct_m")
+        self.radius_m = devices._col("radius_m")  # once: the set does not change while the links run
         self.activation_s = np.full(len(devices), np.inf)
         self._t = None
         self._gas = self._u = self._od = None
@@ -311,7 +312,7 @@ class DeviceState:
         zl = h if layer_height_m is None else np.asarray(layer_height_m, float)
         in_layer = zl[self.c] < h[self.c] - LAYER_AT_CEILING_M
         t_ref = np.where(in_layer, tu[self.c], tl[self.c])
-        gas, u = device_gas(q[self.c], h[self.c], self.devices._col("radius_m"), t_ref)
+        gas, u = device_gas(q[self.c], h[self.c], self.radius_m, t_ref)
         od = np.zeros(len(self.c)) if extinction_upper is None else \
             np.where(in_layer, obscuration_pct_m(np.asarray(extinction_upper, float)[self.c]), 0.0)
         return gas, u, od, t_ref
