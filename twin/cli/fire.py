@@ -45,6 +45,8 @@ class _FireBar:
         what = p.get("phase", "")
         if "sim_s" in p and what == "running":
             what = f"{p['sim_s']:.0f} / {p['duration_s']:.0f} s after ignition"
+            if "untenable_storeys" in p:
+                what += f", {p['untenable_storeys']} storey(s) untenable"
         self._p.update(self._task, completed=p.get("fraction", 0.0), what=what)
 
 
