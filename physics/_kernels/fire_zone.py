@@ -820,6 +820,26 @@ def _mix_layers(i, mix, dt, state, props, par, dm, dh, ds):
 
 
 @njit(cache=True)
+def _merge_emptied(new_state, i, floor):
+    """A layer the step emptied (mass between ``floor``, a round-off below 0, and 1e-9 of the compartment's,
+    where :func:`layer_props` already counts it absent, or below 1e-4 of it with no energy left) hands what
+    is left of its mass, energy and species (the pressure-work split's share of a layer that drained within
+    the step) to the other layer: totals unchanged, no layer of mass without energy."""
+    tiny = 1e-9 * (new_state[i, MU] + new_state[i, ML])
+    for m_col, u_col, s_col, om, ou, os in ((MU, UU, SU, ML, UL, SL), (ML, UL, SL, MU, UU, SU)):
+        if floor <= new_state[i, m_col] and (new_state[i, m_col] < tiny
+                                             or (new_state[i, u_col] <= 0.0 and new_state[i, m_col] < 1e5 * tiny)):
+            new_state[i, om] += new_state[i, m_col]
+            new_state[i, ou] += new_state[i, u_col]
+            new_state[i, m_col] = 0.0
+            new_state[i, u_col] = 0.0
+            for s in range(NSP):
+                new_state[i, os + s] += new_state[i, s_col + s]
+                new_state[i, s_col + s] = 0.0
+            return
+
+
+@njit(cache=True)
 def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, lines):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
     channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
@@ -922,6 +942,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         for s in range(NSP):
             new_state[i, SU + s] = state[i, SU + s] + ds[i, 0, s]
             new_state[i, SL + s] = state[i, SL + s] + ds[i, 1, s]
+        _merge_emptied(new_state, i, -1e-12 * (state[i, MU] + ml0))
         if new_state[i, MU] < -1e-12 * (state[i, MU] + ml0) or new_state[i, ML] < -1e-12 * (state[i, MU] + ml0):
             bad += 1
         elif not (new_state[i, MU] + new_state[i, ML] > 0.0 and new_state[i, UU] + new_state[i, UL] > 0.0):

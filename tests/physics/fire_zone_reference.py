@@ -453,6 +453,17 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     new_state[:, K.SU:K.SU + K.NSP] += ds[:, 0]
     new_state[:, K.SL:K.SL + K.NSP] += ds[:, 1]
     total = state[:, K.MU] + ml0
+    # a layer emptied (to round-off, or to < 1e-4 with no energy) gives what is left to the other (upper first)
+    for i in range(n):
+        tiny = 1e-9 * (new_state[i, K.MU] + new_state[i, K.ML])
+        for mc, uc, sc, om, ou, so in ((K.MU, K.UU, K.SU, K.ML, K.UL, K.SL), (K.ML, K.UL, K.SL, K.MU, K.UU, K.SU)):
+            m_new = new_state[i, mc]
+            if m_new >= -1e-12 * total[i] and (m_new < tiny or (new_state[i, uc] <= 0 and m_new < 1e5 * tiny)):
+                new_state[i, [om, ou]] += new_state[i, [mc, uc]]
+                new_state[i, so:so + K.NSP] += new_state[i, sc:sc + K.NSP]
+                new_state[i, [mc, uc]] = 0.0
+                new_state[i, sc:sc + K.NSP] = 0.0
+                break
     negative = (new_state[:, K.MU] < -1e-12 * total) | (new_state[:, K.ML] < -1e-12 * total)
     emptied = ~((new_state[:, K.MU] + new_state[:, K.ML] > 0) & (new_state[:, K.UU] + new_state[:, K.UL] > 0))
     cold = (((new_state[:, K.MU] > 0) & (new_state[:, K.UU] < 0)) | ((new_state[:, K.ML] > 0) & (new_state[:, K.UL] < 0)))
