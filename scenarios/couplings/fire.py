@@ -13,41 +13,48 @@ model at its own ``dt_s``), up to the fire's ``duration_s`` when the section
 gives one (else to the run's end).
 
 With ``evacuate = true`` (or a ``[models.fire_evacuation]`` section) the
-building's occupants are evacuated in the same run, smoke driving the agents
-(:mod:`scenarios.fire_evacuation`: walking speed from visibility, untenable
-stairs closed, doors held open by evacuees): the co-simulation of that
-module is run as a whole for the fire's length when the coupling is set up
-(its step-wise form is requested, /tmp/readme/evac-inbox.md) and its events
-and frames are released on the clock at their times.
+building's occupants are evacuated in the same run, smoke driving the agents:
+the coupling steps :class:`scenarios.fire_evacuation.FireEvacuation` instead
+(the fire and :class:`agents.building_evac.BuildingEvacuation` co-stepped in
+5 s blocks: alarm at the first detector or sprinkler, walking and flight
+speeds from visibility, untenable stairs closed to a floor, stair doors held
+open by the people passing them).
 
 Events (the fire's :data:`physics.fire_sim.FIRE_EVENT_KINDS`, named by
-:data:`EVENT_KINDS`): ``fire_ignition``, ``fire_detector``, ``fire_sprinkler``,
-``fire_flashover``, ``fire_glazing_broken``, ``fire_facade_spread``, ``fire_floor_untenable``,
-``fire_burnout`` (those of ``twin fire run``); with the evacuation ``floor_evacuated``-like events of that
-model under ``building_<kind>``. Each carries the scenario time it happened
-at (``time_s``; ``wall_time`` the simulated instant), not the step that saw
-it: the log holds them in the order the steps found them. ``data``: the
-storey (``storey`` index, ``floor_label`` "L45"), compartment, device, detail, the
-time since ignition (``fire_time_s``) and the building's ``lon``/``lat``.
+:data:`EVENT_KINDS`, those of ``twin fire run``): ``fire_ignition``,
+``fire_detector``, ``fire_sprinkler``, ``fire_flashover``,
+``fire_glazing_broken``, ``fire_facade_spread``, ``fire_floor_untenable``,
+``fire_burnout``; with the evacuation (:data:`EVACUATION_KINDS`)
+``building_alarm``, ``stair_door_closed`` (a stair closed to a floor's
+people), ``floor_cut_off`` (every stair of a floor closed; ``people_caught``).
+Each carries the scenario time it happened at (``time_s``; ``wall_time`` the
+simulated instant), not the step that found it, so the log holds them in the
+order the steps found them. ``data``: ``storey`` (index), ``floor_label``
+("L45"), compartment, device, detail, ``fire_time_s`` (since ignition) and
+the building's ``lon``/``lat`` (``events.parquet`` places them).
 
-A building is no grid: the coupling writes no field of the twin state. Its
-per-storey frames (at every step: visibility and upper-layer temperature on
-the storey's route, untenable or not) are the table ``fire_floor_frames``;
-the fire's record Dataset (fire.nc's variables) is kept for the map layer
-``fire_floors`` (:mod:`viz.layers.fire_building`, times shifted to the
-scenario's clock) and the tables ``fire_storeys`` (ASET, ignition per storey)
-and, with the evacuation, ``fire_margin`` (ASET - RSET per storey, people
-caught). KPIs in the coupling's summary (``summary.json`` ``couplings.fire``):
-:data:`KPI_NAMES`.
+A building is no raster: the coupling writes no field of the twin state.
+Its per-storey frames (at every step: visibility, extinction and upper-layer
+temperature on the storey's route, untenable or not; people still on the
+storey with the evacuation) are the table ``fire_floor_frames``; the fire's
+record Dataset (fire.nc's variables, with ``rset_s``, ``margin_s``,
+``people_caught`` per storey from the evacuation) on the scenario's clock is
+the map layer ``fire_floors`` (:mod:`viz.layers.fire_building`) and the
+table ``fire_storeys``; ``fire_margin`` is the evacuation's margin table
+(ASET − RSET per floor, people caught, and the same without smoke). Its own
+files (:func:`files_fire`) go to ``fire/``: ``fire.nc`` (times since
+ignition), ``aset.csv``, plots, ``evacuation.nc``, ``margin.csv``. KPIs in
+the coupling's summary (``summary.json`` ``couplings.fire``, and the
+headline KPIs): :data:`KPI_NAMES`.
 
 Checkpoints: the zone model has no save/restore of its own, so a resumed run
-**re-runs the fire deterministically** to the checkpoint's fire time at
-restore (the same events, dropped: they are already in the restored log)
-and goes on from there; the evacuation's whole run is redone at set-up.
+**re-runs the fire (and the evacuation) deterministically** from ignition to
+the checkpoint's fire time at restore — the same seed and steps give the
+same events, which are dropped (the restored log has them) — and goes on.
 
 Parameters (a ``[models.fire]`` section, checked by the ``fire`` run kind's
 request): ``building``, ``floor``, ``compartment``, ``growth``, ``sprinklers``
-(``"on"``, ``"off"``, ``"building"`` or a bool), ``season`` or ``t_outside_c``,
+(``"on"``, ``"off"``, ``"building"``), ``season`` or ``t_outside_c``,
 ``duration_s``, ``dt_s``, ``record_every_s``; the coupling's own: ``start_s``,
 ``evacuate``, ``door_hold``.
 """
@@ -72,12 +79,15 @@ PARAMS = (*FIRE_PARAMS, "start_s", "evacuate", "door_hold")
 EVENT_KINDS = {"ignition": "fire_ignition", "detector": "fire_detector", "sprinkler": "fire_sprinkler",
                "flashover": "fire_flashover", "glazing_broken": "fire_glazing_broken", "spread": "fire_facade_spread",
                "floor_untenable": "fire_floor_untenable", "burnout": "fire_burnout"}
+#: The co-simulated evacuation's events (:class:`scenarios.fire_evacuation.FireEvacuation`) -> the log's kinds.
+EVACUATION_KINDS = {"alarm": "building_alarm", "stair_door_closed": "stair_door_closed",
+                    "floor_cut_off": "floor_cut_off"}
 SEVERITY = {"ignition": "alarm", "detector": "warning", "sprinkler": "warning", "flashover": "alarm",
             "glazing_broken": "warning", "spread": "alarm", "floor_untenable": "alarm", "burnout": "info"}
 #: Storeys untenable by these times since ignition (s) are counted in the KPIs.
 UNTENABLE_BY_S = (900.0, 1800.0)
 #: KPIs the coupling reports (summary keys; times in s since ignition).
-KPI_NAMES = ("first_alarm_s", "first_sprinkler_s", "flashover_s", "floors_untenable_by_15min",
+KPI_NAMES = ("first_alarm_s", "first_sprinkler_s", "flashover_s", "first_untenable_s", "floors_untenable_by_15min",
              "floors_untenable_by_30min", "people_caught", "smallest_margin_s")
 PERIOD_S = 10.0
 
@@ -174,168 +184,160 @@ def fire_settings(ctx: CouplingContext) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- setup
 def setup_fire(ctx: CouplingContext) -> None:
-    """Build the fire (and, with ``evacuate``, run the co-simulated evacuation); nothing burns before ``start_s``."""
+    """Build the fire, or the fire and the building's evacuation co-stepped; nothing burns before ``start_s``."""
     s = fire_settings(ctx)
     o = ctx.own
-    o.update(settings=s, emitted=0, cursor=0, fire_t=0.0, frames=[], events=[], evac=None, result=None, dataset=None)
-    building = s["building"]
-    ctx.add_input("fire_building", building)
+    o.update(settings=s, fire_t=0.0, frames=[], events=[], evac_events=[], co=None, result=None, evac=None,
+             dataset=None)
+    ctx.add_input("fire_building", s["building"])
     if s["evacuate"]:
-        _run_evacuation(ctx)
+        from scenarios.fire_evacuation import FireEvacuation
+
+        kw = dict(s["kw"])
+        fire_record = kw.pop("record_every_s")
+        seed = int(ctx.rng.integers(2**31))  # the run's seed and the coupling's name: the same at a resume's set-up
+        o["co"] = FireEvacuation(s["building"], seed=seed, door_hold=s["door_hold"], fire_record_s=fire_record, **kw)
+        o["sim"] = o["co"].sim
     else:
         from physics.fire_sim import FireSimulation
 
-        o["sim"] = FireSimulation(building, **s["kw"])
-    ctx.summary.update(building=str(s["name"]), origin_storey=s["kw"]["floor"], origin_level=f"L{s['kw']['floor'] + 1}",
-                       ignition_at_s=s["start_s"], fire_duration_s=s["duration_s"], evacuate=s["evacuate"],
-                       growth=str(s["kw"]["growth"]), sprinklers={True: "on", False: "off", None: "building"}[
-                           s["kw"]["sprinklers"]])
-
-
-def _run_evacuation(ctx: CouplingContext) -> None:
-    """The whole co-simulation of :mod:`scenarios.fire_evacuation` for the fire's length (replayed on the clock)."""
-    try:
-        from scenarios.fire_evacuation import evacuate_with_fire
-    except ImportError as exc:
-        raise ValidationError(f"couplings.fire.evacuate=true: the fire evacuation (scenarios.fire_evacuation) is "
-                              f"not available ({exc}); run the fire without evacuate") from exc
-    s = ctx.own["settings"]
-    kw = dict(s["kw"])
-    kw.pop("record_every_s", None)
-    kw.pop("dt_s", None)
-    seed = int(ctx.rng.integers(2**31))  # the run's seed and the coupling's name: the same at a resume's set-up
-    out = evacuate_with_fire(s["building"], seed=seed, door_hold=s["door_hold"], **kw)
-    ctx.own["evac"] = _unpack_evacuation(out)
-
-
-def _unpack_evacuation(out: Any) -> dict[str, Any]:
-    """``{"fire": FireResult, "evacuation": Dataset, "margin": DataFrame, "uncoupled": ...}`` of the
-    co-simulation's return (an object with those attributes, a mapping or a tuple in that order)."""
-    names = ("fire", "evacuation", "margin", "uncoupled")
-    if isinstance(out, dict):
-        return {k: out.get(k) for k in names}
-    if isinstance(out, tuple):
-        return {k: (out[i] if i < len(out) else None) for i, k in enumerate(names)}
-    return {k: getattr(out, k, None) for k in names}
+        o["sim"] = FireSimulation(s["building"], **s["kw"])
+    ctx.summary.update(building=str(s["name"]), origin_storey=s["kw"]["floor"],
+                       origin_level=f"L{s['kw']['floor'] + 1}", ignition_at_s=s["start_s"],
+                       fire_duration_s=s["duration_s"], evacuate=s["evacuate"], growth=str(s["kw"]["growth"]),
+                       sprinklers={True: "on", False: "off", None: "building"}[s["kw"]["sprinklers"]])
 
 
 # ----------------------------------------------------------------------------- step
 def step_fire(ctx: CouplingContext, t: float, dt: float) -> None:
-    """Advance the fire to ``t`` (scenario time), emit its new events at their times, record a frame."""
+    """Advance the fire (and the evacuation) to ``t`` (scenario time), emit the new events at their times,
+    record a per-storey frame."""
     o, s = ctx.own, ctx.own["settings"]
     fire_t = min(t - s["start_s"], s["duration_s"])
-    if fire_t <= o["fire_t"] + 1e-9 or fire_t <= 0:
+    if fire_t <= o["fire_t"] + 1e-9:
         return
-    if o["evac"] is None:
-        sim = o["sim"]
-        new = sim.advance_to(fire_t)
-        now = sim.floor_now()
-    else:
-        events = o["evac"]["fire"].events
-        new = [e for e in events[o["cursor"]:] if float(e["time_s"]) <= fire_t + 1e-9]
-        o["cursor"] += len(new)
-        now = _floor_at(o["evac"]["fire"].dataset, fire_t)
-    o["fire_t"] = float(fire_t)
-    for e in new:
+    fire_new, evac_new = _advance(o, fire_t)
+    for e in fire_new:
         _emit(ctx, e)
-    o["frames"].append((float(t), float(fire_t), {k: np.asarray(v).copy() for k, v in now.items()}))
+    for e in evac_new:
+        _emit_evacuation(ctx, e)
+    now = {k: np.asarray(v).copy() for k, v in o["sim"].floor_now().items()}
+    if o["co"] is not None:
+        now["people"] = np.asarray(o["co"].people_by_floor_now(), float)
+    o["frames"].append((float(t), float(o["fire_t"]), now))
 
 
-def _floor_at(ds, fire_t: float) -> dict[str, np.ndarray]:
-    """A :meth:`FireSimulation.floor_now`-like frame from a recorded Dataset (its last record at or before)."""
-    times = np.asarray(ds["time"].values, float)
-    i = max(int(np.searchsorted(times, fire_t + 1e-9)) - 1, 0)
-    return {"visibility_m": ds["floor_visibility_min"].values[i], "untenable": ds["floor_status"].values[i] == 2,
-            "t_upper_k": ds["floor_temperature_max"].values[i]}
+def _advance(o: dict, fire_t: float) -> tuple[list[dict], list[dict]]:
+    """Step the model to ``fire_t`` (s since ignition); its new fire events and evacuation events.
+
+    The co-simulation moves in whole blocks of its record interval (5 s): its time may end past ``fire_t``
+    by less than a block when the coupling's period is not a multiple of it."""
+    if o["co"] is None:
+        new = o["sim"].advance_to(fire_t)
+        o["fire_t"] = float(fire_t)
+        return new, []
+    co = o["co"]
+    alarm_before = co.alarm_s
+    fire_new, evac_new = co.advance_to(fire_t)
+    o["fire_t"] = float(co.t)
+    if not math.isfinite(alarm_before) and math.isfinite(co.alarm_s):
+        evac_new = [{"time_s": float(co.alarm_s), "kind": "alarm", "floor": None}, *evac_new]
+    return fire_new, evac_new
+
+
+def _event(ctx: CouplingContext, fire_time_s: float, kind: str, severity: str, message: str,
+           data: dict[str, Any]) -> None:
+    """An event of the run at the scenario time ``start + fire_time_s`` (``wall_time`` that instant)."""
+    from twin.events import Event
+
+    t = ctx.own["settings"]["start_s"] + float(fire_time_s)
+    data = {"fire_time_s": float(fire_time_s), **data, "building": str(ctx.own["settings"]["name"]), **_lonlat(ctx)}
+    ctx.state.events.append(Event.parse({"time_s": t, "wall_time": ctx.state.clock.start + timedelta(seconds=t),
+                                         "kind": kind, "source": ctx.name, "severity": severity,
+                                         "message": message, "data": data}))
 
 
 def _emit(ctx: CouplingContext, e: dict[str, Any]) -> None:
     """One fire event into the scenario's log at its own time (start + time since ignition)."""
-    from twin.events import Event
-
-    o, s = ctx.own, ctx.own["settings"]
     kind = str(e["kind"])
-    t = s["start_s"] + float(e["time_s"])
     storey = e.get("storey")
-    data = {"fire_kind": kind, "fire_time_s": float(e["time_s"]), "storey": storey,
-            "floor_label": None if storey is None else f"L{int(storey) + 1}",
-            "compartment": e.get("compartment"), "device": e.get("device"), "detail": e.get("detail", ""),
-            "building": str(s["name"])}
-    data.update(o.get("lonlat", {}) or _lonlat(ctx))
     where = "" if storey is None else f" on L{int(storey) + 1}"
     message = f"{kind.replace('_', ' ')}{where}" + (f": {e['detail']}" if e.get("detail") else "")
-    clock = ctx.state.clock
-    event = Event.parse({"time_s": t, "wall_time": clock.start + timedelta(seconds=t),
-                         "kind": EVENT_KINDS.get(kind, f"fire_{kind}"), "source": ctx.name,
-                         "severity": SEVERITY.get(kind, "info"), "message": message, "data": data})
-    ctx.state.events.append(event)
-    o["events"].append({"time_s": t, **{k: e.get(k) for k in ("kind", "storey", "compartment", "device", "detail")},
-                        "fire_time_s": float(e["time_s"])})
-    o["emitted"] += 1
+    _event(ctx, e["time_s"], EVENT_KINDS.get(kind, f"fire_{kind}"), SEVERITY.get(kind, "info"), message,
+           {"fire_kind": kind, "storey": storey, "floor_label": None if storey is None else f"L{int(storey) + 1}",
+            "compartment": e.get("compartment"), "device": e.get("device"), "detail": e.get("detail", "")})
+    ctx.own["events"].append({"time_s": ctx.own["settings"]["start_s"] + float(e["time_s"]),
+                              "fire_time_s": float(e["time_s"]),
+                              **{k: e.get(k) for k in ("kind", "storey", "compartment", "device", "detail")}})
+
+
+def _emit_evacuation(ctx: CouplingContext, e: dict[str, Any]) -> None:
+    """An evacuation event (alarm, a stair door closed to a floor, a floor cut off) into the log."""
+    kind = str(e["kind"])
+    floor = e.get("floor")
+    label = None if floor is None else f"L{int(floor) + 1}"
+    if kind == "alarm":
+        message = "building alarm: the occupants start to leave"
+    elif kind == "stair_door_closed":
+        message = f"stair {e.get('stair')} closed to the people of {label} (untenable)"
+    else:
+        message = f"{label} cut off: every stair closed, {e.get('people_caught', 0)} people on the floor"
+    data = {"evacuation_kind": kind, "storey": floor, "floor_label": label,
+            **{k: e[k] for k in ("stair", "people_caught") if k in e}}
+    _event(ctx, e["time_s"], EVACUATION_KINDS[kind], "warning" if kind == "alarm" else "alarm", message, data)
+    ctx.own["evac_events"].append({"time_s": ctx.own["settings"]["start_s"] + float(e["time_s"]), **e})
 
 
 def _lonlat(ctx: CouplingContext) -> dict[str, float]:
     """The building's ``lon``/``lat`` (its file's location), cached; {} without one."""
     o = ctx.own
-    if "lonlat" in o:
-        return o["lonlat"]
-    net = o["evac"]["fire"].network if o["evac"] is not None else getattr(o.get("sim"), "network", None)
-    attrs = getattr(net, "attrs", None) or {}
-    lon, lat = attrs.get("lon"), attrs.get("lat")
-    o["lonlat"] = ({"lon": float(lon), "lat": float(lat)}
-                   if isinstance(lon, int | float) and isinstance(lat, int | float) else {})
+    if "lonlat" not in o:
+        attrs = getattr(o["sim"].network, "attrs", None) or {}
+        lon, lat = attrs.get("lon"), attrs.get("lat")
+        ok = all(isinstance(v, int | float) and math.isfinite(v) for v in (lon, lat))
+        o["lonlat"] = {"lon": float(lon), "lat": float(lat)} if ok else {}
     return o["lonlat"]
 
 
 # ----------------------------------------------------------------------------- finish and KPIs
 def finish_fire(ctx: CouplingContext) -> None:
-    """The fire's result (Dataset on the scenario's clock), ASET per storey, margins and KPIs."""
+    """The fire's result (its Dataset on the scenario's clock), the evacuation's margins, the KPIs."""
     o, s = ctx.own, ctx.own["settings"]
-    if o["evac"] is not None:
-        res = o["evac"]["fire"]
-        ds = _cut(res.dataset, o["fire_t"])
+    if o["fire_t"] <= 0:  # the run ended before the ignition
+        ctx.summary.update(fire_time_simulated_s=0.0, events={}, **kpis(ctx))
+        return
+    if o["co"] is not None:
+        o["evac"] = o["co"].result(uncoupled=True)
+        res = o["evac"].fire
+        ctx.summary["evacuation"] = _plain(o["evac"].summary)
     else:
-        res = o["sim"].result() if o["fire_t"] > 0 else None
-        ds = None if res is None else res.dataset
+        res = o["sim"].result()
     o["result"] = res
-    if ds is not None:
-        ds = ds.assign_coords(time=("time", np.asarray(ds["time"].values, float) + s["start_s"],
-                                    {"units": "s", "long_name": "scenario time (s since the scenario's start)"}))
-        ds.attrs["ignition_at_s"] = s["start_s"]
-        ds = _with_margin(ds, o["evac"])
+    ds = res.dataset
+    ds = ds.assign_coords(time=("time", np.asarray(ds["time"].values, float) + s["start_s"],
+                                {"units": "s", "long_name": "scenario time (s since the scenario's start)"}))
+    ds.attrs["ignition_at_s"] = s["start_s"]
     o["dataset"] = ds
-    ctx.summary.update(fire_time_simulated_s=o["fire_t"], events=_counts(o["events"]), **kpis(ctx))
+    ctx.summary.update(fire_time_simulated_s=o["fire_t"], events=_counts(o["events"] + o["evac_events"]),
+                       **kpis(ctx))
 
 
-def _cut(ds, fire_t: float):
-    """The records of ``ds`` up to ``fire_t`` (the run may stop before the co-simulation's end)."""
-    return ds.sel(time=ds["time"] <= fire_t + 1e-9)
-
-
-def _with_margin(ds, evac):
-    """``rset_s``, ``margin_s``, ``people_caught`` per storey from the margin table (the layer shows them)."""
-    if evac is None or evac.get("margin") is None or "storey" not in ds.dims:
-        return ds
-    m = _margin_frame(evac["margin"])
-    n = ds.sizes["storey"]
-    for col, units, name in (("rset_s", "s", "required safe egress time"),
-                             ("margin_s", "s", "ASET - RSET"), ("people_caught", "1", "people caught")):
-        if col in m:
-            v = np.full(n, np.nan)
-            idx = m["storey"].to_numpy(int)
-            ok = (idx >= 0) & (idx < n)
-            v[idx[ok]] = m[col].to_numpy(float)[ok]
-            ds[col] = ("storey", v, {"units": units, "long_name": name})
-    return ds
+def _plain(value: Any) -> Any:
+    """JSON-ready copy (numpy scalars and arrays as Python values, NaN as None)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _margin_frame(margin):
-    import pandas as pd
-
-    m = margin if isinstance(margin, pd.DataFrame) else pd.DataFrame(margin)
-    if "storey" not in m and "floor" in m:
-        m = m.rename(columns={"floor": "storey"})
-    return m
+    """The evacuation's margin table with ``storey`` (its ``floor``) as the storey index."""
+    return margin.rename(columns={"floor": "storey"}) if "floor" in margin and "storey" not in margin else margin
 
 
 def _counts(events: list[dict]) -> dict[str, int]:
@@ -351,7 +353,8 @@ def _first(events: list[dict], kind: str) -> float | None:
 
 
 def kpis(ctx: CouplingContext) -> dict[str, Any]:
-    """The fire's KPIs (:data:`KPI_NAMES`; times in s since ignition; None when it did not happen)."""
+    """The fire's KPIs (:data:`KPI_NAMES`; times in s since ignition; None when it did not happen or,
+    for the counts by 15/30 min, when the fire ran shorter)."""
     o = ctx.own
     ev = o["events"]
     ds = o.get("dataset")
@@ -359,16 +362,18 @@ def kpis(ctx: CouplingContext) -> dict[str, Any]:
     out: dict[str, Any] = {"first_alarm_s": _first(ev, "detector"), "first_sprinkler_s": _first(ev, "sprinkler"),
                            "flashover_s": _first(ev, "flashover")}
     for by, key in zip(UNTENABLE_BY_S, ("floors_untenable_by_15min", "floors_untenable_by_30min"), strict=True):
-        out[key] = int(np.count_nonzero(np.isfinite(aset) & (aset <= by))) if o["fire_t"] >= by else None
+        out[key] = int(np.count_nonzero(np.isfinite(aset) & (aset <= by))) if o["fire_t"] >= by - 1e-9 else None
     fin = aset[np.isfinite(aset)]
     out["first_untenable_s"] = float(fin.min()) if fin.size else None
     out["floors_untenable"] = int(fin.size)
     out["people_caught"] = out["smallest_margin_s"] = None
-    if ds is not None and "margin_s" in ds:
-        margin = np.asarray(ds["margin_s"].values, float)
-        caught = np.asarray(ds["people_caught"].values, float) if "people_caught" in ds else np.zeros(0)
-        out["people_caught"] = float(np.nansum(caught)) if caught.size else None
+    evac = o.get("evac")
+    if evac is not None and math.isfinite(evac.alarm_s):  # before the alarm nobody has moved: nothing to count
+        m = evac.margin
+        out["people_caught"] = float(np.nansum(m["people_caught"].to_numpy(float)))
+        margin = m["margin_s"].to_numpy(float)
         out["smallest_margin_s"] = float(np.nanmin(margin)) if np.isfinite(margin).any() else None
+        out["building_alarm_s"] = _finite(evac.alarm_s)
     return out
 
 
@@ -387,8 +392,8 @@ def tables_fire(ctx: CouplingContext) -> dict[str, Any]:
             if v in ds and ds[v].dims == ("storey",):
                 cols[v] = np.asarray(ds[v].values)
         out["fire_storeys"] = pd.DataFrame(cols)
-    if o["evac"] is not None and o["evac"].get("margin") is not None:
-        out["fire_margin"] = _margin_frame(o["evac"]["margin"]).reset_index(drop=True)
+    if o["evac"] is not None:
+        out["fire_margin"] = _margin_frame(o["evac"].margin).reset_index(drop=True)
     return out
 
 
@@ -407,30 +412,27 @@ def floor_frames(frames: list) -> Any:
 
 
 def files_fire(ctx: CouplingContext, out_dir) -> dict[str, Any]:
-    """The fire's own files in the run directory: ``fire.nc`` (times since ignition, attr ``ignition_at_s``),
-    or, when :func:`physics.fire_io.write_fire_outputs` is there, the fire run's files in ``fire/``; with the
-    evacuation, ``margin.csv``. For a ``files`` hook of the runner (requested, /tmp/readme/scen-requests.md)."""
+    """The fire's own files in ``fire/`` of the run directory (times since ignition; its events.jsonl and
+    summary are the run's): ``fire.nc``, ``aset.csv``, the plots (:func:`physics.fire_io.write_fire_outputs`);
+    with the evacuation ``evacuation.nc``, ``evacuation_uncoupled.nc`` and ``margin.csv``."""
     from pathlib import Path
 
-    o, out = ctx.own, Path(out_dir)
-    res = o.get("result")
-    if res is None:
+    from physics.fire_io import write_fire_outputs
+
+    o = ctx.own
+    if o.get("result") is None:
         return {}
-    paths: dict[str, Any] = {}
-    try:
-        from physics.fire_io import write_fire_outputs
-    except ImportError:
-        ds = res.dataset.copy()
-        ds.attrs["ignition_at_s"] = o["settings"]["start_s"]
-        ds.to_netcdf(out / "fire.nc")
-        paths["fire"] = out / "fire.nc"
-    else:  # its events.jsonl and summary.json would replace the run's: a folder of their own
-        sub = out / "fire"
-        sub.mkdir(parents=True, exist_ok=True)
-        paths |= {f"fire:{k}": Path(v) for k, v in write_fire_outputs(res, sub).items()}
-    if o["evac"] is not None and o["evac"].get("margin") is not None:
-        paths["margin"] = out / "margin.csv"
-        _margin_frame(o["evac"]["margin"]).to_csv(paths["margin"], index=False)
+    sub = Path(out_dir) / "fire"
+    sub.mkdir(parents=True, exist_ok=True)
+    paths = {k: Path(v) for k, v in write_fire_outputs(o["result"], sub, events=False).items()}
+    evac = o.get("evac")
+    if evac is not None:
+        for name, ds in (("evacuation", evac.evacuation), ("evacuation_uncoupled", evac.uncoupled)):
+            if ds is not None:
+                paths[name] = sub / f"{name}.nc"
+                ds.to_netcdf(paths[name])
+        paths["margin"] = sub / "margin.csv"
+        evac.margin.to_csv(paths["margin"], index=False, float_format="%.1f")
     return paths
 
 
@@ -506,28 +508,26 @@ def _table(head, rows) -> str:
 
 # ----------------------------------------------------------------------------- checkpoints
 def save_fire(ctx: CouplingContext) -> dict:
-    """The fire's time and the coupling's records (the zone model itself is re-run at restore)."""
+    """The fire's time and the coupling's records (the model itself is re-run at restore)."""
     o = ctx.own
     frames = o["frames"]
-    out: dict[str, Any] = {"fire_t": float(o["fire_t"]), "emitted": int(o["emitted"]), "cursor": int(o["cursor"]),
-                           "events": o["events"],
-                           "frame_times": [[t, ft] for t, ft, _ in frames]}
+    out: dict[str, Any] = {"fire_t": float(o["fire_t"]), "events": _plain(o["events"]),
+                           "evac_events": _plain(o["evac_events"]), "frame_times": [[t, ft] for t, ft, _ in frames]}
     for k in (frames[0][2] if frames else {}):
         out[f"frame/{k}"] = np.stack([np.asarray(f[2][k]) for f in frames])
     return out
 
 
 def restore_fire(ctx: CouplingContext, saved: dict) -> None:
-    """Re-run the fire set up afresh to the saved fire time (deterministic), dropping the events it
-    re-makes (the restored log has them), and put the coupling's records back."""
+    """Re-run the model set up afresh to the saved fire time (deterministic: the same seed and steps),
+    dropping the events it re-makes (the restored log has them); put the coupling's records back."""
     o = ctx.own
     fire_t = float(saved["fire_t"])
-    if o["evac"] is None and fire_t > 0:
-        o["sim"].advance_to(fire_t)
+    if fire_t > 0:
+        _advance(o, fire_t)
     o["fire_t"] = fire_t
-    o["emitted"] = int(saved["emitted"])
-    o["cursor"] = int(saved["cursor"])
     o["events"] = [dict(e) for e in saved["events"]]
+    o["evac_events"] = [dict(e) for e in saved["evac_events"]]
     keys = [k.removeprefix("frame/") for k in saved if k.startswith("frame/")]
     o["frames"] = [(float(t), float(ft), {k: np.asarray(saved[f"frame/{k}"])[i] for k in keys})
                    for i, (t, ft) in enumerate(saved["frame_times"])]
@@ -535,8 +535,8 @@ def restore_fire(ctx: CouplingContext, saved: dict) -> None:
 
 FIRE = register_coupling(Coupling(
     name="fire", phase="physics", period_s=PERIOD_S, kinds=("fire", "fire_evacuation"),
-    reads=(), writes=tuple(f"event:{k}" for k in EVENT_KINDS.values()),
-    setup=setup_fire, step=step_fire, finish=finish_fire, save=save_fire, restore=restore_fire,
+    reads=(), writes=tuple(f"event:{k}" for k in (*EVENT_KINDS.values(), *EVACUATION_KINDS.values())),
+    setup=setup_fire, step=step_fire, finish=finish_fire, save=save_fire, restore=restore_fire, files=files_fire,
     from_scenario=from_scenario, layers=layers_fire, tables=tables_fire, report=report_fire,
     doc="high-rise fire (physics.fire_sim) on the run's clock: events, per-storey frames, ASET, "
         "optional co-simulated evacuation"))
