@@ -239,6 +239,12 @@ def test_closed_loop_run_drill_bridge_origin_run(fire_run, open_tower, mosquitto
     assert run.params["compartment"] == "flat A" and run.params["fire_response"]["origin_event"] == origins[0].id
     assert (resp.out_dir / "fire.nc").is_file() and run_dataset(resp.out_dir).attrs["origin_storey"] == FLOOR
     assert [a.data["run"] for a in answer] == [run.id]
+    from viz.console.runs import RunManager
+
+    with Store.open(store_dir) as st:  # the console lists it, with its outputs
+        (listed,) = RunManager(st, store_dir / "runs", None).runs()
+    assert (listed["id"], listed["kind"], listed["has_outputs"], listed["params"]["floor"]) == (run.id, "fire", True,
+                                                                                               FLOOR)
     # the estimated ignition: the alarm time less the new run's own first detector time (the same fire)
     assert resp.first_detector_s == pytest.approx(d.first.time_s, rel=1e-6)
     # once: a second watcher finds the run and does nothing
