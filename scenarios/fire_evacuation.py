@@ -169,7 +169,7 @@ class FireHazard:
             self.new_events.extend(self.sim.advance_to(t_fire))
         h = self.hazard_now()
         if t_s > 0:
-            smoke = self.sim.floor_now()["visibility_m"] < SMOKE_VISIBILITY_M
+            smoke = np.asarray(self.now["visibility_m"]) < SMOKE_VISIBILITY_M
             self.people_in_smoke_s += np.asarray(state.people_on_floor) * smoke * self.block_s
         return h
 
@@ -181,7 +181,7 @@ class FireHazard:
         from physics.fire_sim_tenability import head_fields
 
         sim = self.sim
-        now = sim.floor_now()
+        self.now = now = sim.floor_now()
         k_comp = head_fields(sim.network, sim._state(), t_ambient_k=sim.t_inside_k)["extinction_per_m"]
         comp = self.stair_comp
         k_stair = np.where(comp >= 0, k_comp[np.maximum(comp, 0)], 0.0)  # (F, S)
@@ -325,10 +325,10 @@ class FireEvacuation:
         """Step both to ``t_s`` (s since ignition; whole blocks); the new fire events and evacuation events."""
         end = min(float(t_s), self.duration_s)
         while self.t < end - 1e-9:
+            if self.evac is None and self._alarm_due():
+                self._start_evacuation()
             if self.evac is None:
                 self.sim.advance_to(min(self.t + self.block_s, self.duration_s))
-                if self._alarm_due():
-                    self._start_evacuation()
             elif not self.evac.done:
                 self.evac.step_block()
             else:  # everybody safe or caught: the fire goes on alone
@@ -520,10 +520,14 @@ def summary_of(res: FireEvacuationResult) -> dict[str, Any]:
     ev, plain = res.evacuation, res.uncoupled
 
     def rset(ds) -> float | None:
+        """Fire time the last person not caught reaches safety; None while someone not caught is inside."""
         if ds is None:
             return None
-        r = float(ds.attrs.get("rset_s", math.nan))
-        return round(res.alarm_s + r, 1) if math.isfinite(r) else None
+        safe = ds["t_safe"].values
+        caught = ds["occ_caught"].values.astype(bool) if "occ_caught" in ds else np.zeros(safe.size, bool)
+        if not np.isfinite(safe[~caught]).all():
+            return None
+        return round(res.alarm_s + float(safe[~caught].max(initial=0.0)), 1)
 
     def smallest(col: str) -> dict | None:
         m = t[col].to_numpy(float)

@@ -22,7 +22,7 @@ from scenarios.fire_evacuation import (
 )
 
 BUILDING = "tower_30_residential"
-FIRE = {"floor": 5, "growth": "fast", "sprinklers": False, "season": "summer", "duration_s": 600.0}
+FIRE = {"floor": 15, "growth": "fast", "sprinklers": False, "season": "summer"}
 
 
 def test_speed_factor_of_a_uniform_extinction():
@@ -55,7 +55,7 @@ def test_closed_doors_rule():
 
 
 def test_clear_air_at_ignition_gives_factor_one_and_nothing_closed():
-    co = FireEvacuation(BUILDING, **FIRE)
+    co = FireEvacuation(BUILDING, **FIRE, duration_s=60.0)
     tower = evacuation_tower(co.path)
     h = FireHazard(co.sim, tower.stair_names, door_hold="passing", t_alarm_s=0.0, block_s=5.0).hazard_now()
     assert (h.floor_speed == 1.0).all() and (h.flight_speed == 1.0).all() and not h.door_closed.any()
@@ -64,44 +64,67 @@ def test_clear_air_at_ignition_gives_factor_one_and_nothing_closed():
 
 @pytest.fixture(scope="module")
 def passing():
-    return evacuate_with_fire(BUILDING, **FIRE, seed=0, door_hold="passing")
+    """The whole evacuation (RSET 647 s without smoke) beside a fast fire on L16, doors held by passers."""
+    return evacuate_with_fire(BUILDING, **FIRE, duration_s=660.0, seed=0, door_hold="passing", alarm_s=0.0)
 
 
 @pytest.fixture(scope="module")
 def closed():
-    return evacuate_with_fire(BUILDING, **FIRE, seed=0, door_hold="closed", uncoupled=False)
+    """The same run's first 150 s with every stair door kept closed."""
+    return evacuate_with_fire(BUILDING, **FIRE, duration_s=150.0, seed=0, door_hold="closed", alarm_s=0.0,
+                              uncoupled=False)
 
 
-def test_alarm_starts_the_evacuation(passing):
-    first = min(e["time_s"] for e in passing.fire.events if e["kind"] in ("detector", "sprinkler"))
-    assert first <= passing.alarm_s < first + 5.0 + 1e-9  # rounded up to the 5 s grid
-    assert passing.evacuation.attrs["alarm_s"] == passing.alarm_s
+def test_alarm_at_the_first_detector_and_stepwise_events():
+    co = FireEvacuation(BUILDING, **FIRE, duration_s=120.0)
+    fire_events, evac_events = co.advance_to(60.0)
+    assert [e["kind"] for e in fire_events] == ["ignition"] and evac_events == [] and np.isnan(co.alarm_s)
+    fire_events, _ = co.advance_to(120.0)
+    first = min(e["time_s"] for e in co.sim.events if e["kind"] in ("detector", "sprinkler"))
+    assert first <= co.alarm_s < first + 5.0 + 1e-9  # the alarm on the 5 s grid at or after the detector
+    assert "detector" in [e["kind"] for e in fire_events]
+    assert co.people_by_floor_now().sum() < co.tower.people.sum()  # people on their way since the alarm
 
 
-def test_doors_held_open_by_evacuees_let_smoke_into_the_stairs(passing, closed):
-    """The coupling works both ways: evacuees' doors change the smoke above the fire floor."""
-    def stair_above(res, var):
-        ds = res.fire.dataset
-        kind = ds["compartment_kind"].values.astype(str)
-        storey = ds["compartment_storey"].values
-        above = (kind == "stair") & (storey > FIRE["floor"]) & (storey <= FIRE["floor"] + 5)
-        return float(ds[var].values[:, above].max())
-
-    for var in ("upper_layer__temperature", "upper_layer__extinction"):
-        assert stair_above(passing, var) > stair_above(closed, var), var
-    passed = passing.evacuation["door_flow"].sel(floor=FIRE["floor"]).values.sum()
-    assert passed > 0  # the fire floor's people did pass its stair doors
+def stair_above(res, var: str, t_end: float) -> np.ndarray:
+    """Max of ``var`` over the stairs' compartments of the 5 storeys above the fire, per record to t_end."""
+    ds = res.fire.dataset.sel(time=slice(0.0, t_end))
+    kind = ds["compartment_kind"].values.astype(str)
+    storey = ds["compartment_storey"].values
+    above = (kind == "stair") & (storey > FIRE["floor"]) & (storey <= FIRE["floor"] + 5)
+    return ds[var].values[:, above].max(axis=1)
 
 
-def test_smoke_slows_the_evacuation(passing):
-    ev = passing.evacuation
-    assert float(ev["floor_speed_factor"].min()) < 1.0  # somebody's floor had smoke
+def test_doors_held_open_by_evacuees_change_the_smoke_above(passing, closed):
+    """Evacuees' doors act on the fire: when the fire floor's people open its stair doors, hot lobby gas
+    enters the stair and the stair above is hotter than with the doors closed (a zone-model run: the
+    size of the rise is the model's; 2 K is far above round-off, where identical runs agree to 0 K)."""
+    hot_pass = stair_above(passing, "upper_layer__temperature", 150.0)
+    hot_closed = stair_above(closed, "upper_layer__temperature", 150.0)
+    assert hot_pass.shape == hot_closed.shape
+    rise = hot_pass - hot_closed
+    assert rise.max() > 2.0
+    t_rise = float(passing.fire.dataset["time"].values[int(np.argmax(rise))])
+    fire_floor_passes = passing.evacuation["door_flow"].sel(floor=FIRE["floor"]).sum("stair")
+    passed_times = passing.evacuation["time"].values[fire_floor_passes.values > 0]
+    assert np.any(np.abs(passed_times - t_rise) <= 15.0)  # the rise follows a door passage on the fire floor
+    assert closed.evacuation["door_flow"].sel(floor=FIRE["floor"]).sum() > 0  # closed: passed, never held
+
+
+def test_smoke_acts_on_the_agents(passing):
+    ev, t = passing.evacuation, passing.margin
+    f = FIRE["floor"]
+    assert float(ev["floor_speed_factor"].sel(floor=f).min()) < 1.0  # the fire floor's route had smoke
+    assert (ev["stair_door_closed"].sel(floor=f).values[-1] == 1).all()  # its route became untenable: cut off
+    assert t["people_in_smoke_s"][f] > 0
+    assert int(ev["people_caught"].sel(floor=f)) == t["people_cut_off"][f]
+
+
+def test_rset_with_smoke_is_not_shorter(passing):
     s = passing.summary
-    assert s["rset_uncoupled_s"] is not None
-    if s["rset_s"] is not None:
-        assert s["rset_s"] >= s["rset_uncoupled_s"]
-    else:  # people caught by closed stairs never finish
-        assert s["people_cut_off"] > 0 or s["people_not_safe"] > 0
+    assert s["rset_uncoupled_s"] is not None and s["rset_s"] is not None
+    assert s["rset_s"] >= s["rset_uncoupled_s"]
+    assert s["people_caught"] >= s["people_caught_uncoupled"] or s["people_cut_off"] > 0
 
 
 def test_margin_table_is_consistent(passing):
@@ -112,6 +135,7 @@ def test_margin_table_is_consistent(passing):
     ev, alarm = passing.evacuation, passing.alarm_s
     np.testing.assert_allclose(t["rset_s"], alarm + ev["rset_floor"].values)
     np.testing.assert_array_equal(t["people"], ev["people_initial"].values)
+    assert np.isfinite(t["aset_s"]).any()
     for f in np.nonzero(np.isfinite(t["aset_s"].to_numpy()))[0]:  # caught = still on the floor at its ASET
         times = ev["time"].values + alarm
         i = min(int(np.searchsorted(times, t["aset_s"][f] - 1e-9)), times.size - 1)
@@ -127,8 +151,8 @@ def test_run_kind_writes_fire_and_evacuation(tmp_path):
     from twin.runkinds import RunContext, get_kind
 
     kind = get_kind("fire_evacuation")
-    req = kind.validate({"building": BUILDING, "floor": 5, "growth": "fast", "sprinklers": "off",
-                         "duration_s": 300.0, "seed": 1, "door_hold": "open", "alarm_s": 30.0})
+    req = kind.validate({"building": BUILDING, "floor": 15, "growth": "fast", "sprinklers": "off",
+                         "duration_s": 120.0, "seed": 1, "door_hold": "open", "alarm_s": 30.0})
     kind.precheck(req)
     ctx = RunContext(out_dir=tmp_path)
     ds = kind.run(req, ctx)
@@ -149,4 +173,4 @@ def test_bad_door_hold_is_refused():
     from twin.errors import ValidationError
 
     with pytest.raises(ValidationError, match="door_hold='ajar'"):
-        FireEvacuation(BUILDING, floor=5, door_hold="ajar")
+        FireEvacuation(BUILDING, floor=15, door_hold="ajar")
