@@ -56,6 +56,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -75,6 +76,9 @@ from physics.fire_sim_tenability import TenabilityTracker, head_fields, storey_r
 from physics.fire_source import FLASHOVER_DT_K, FireSource, FireState, vent_limit_from_network
 from physics.fire_zone import FireZoneModel
 from twin.errors import ValidationError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 FIRE_EVENT_KINDS = ("ignition", "detector", "sprinkler", "flashover", "glazing_broken", "spread",
                     "floor_untenable", "burnout")
@@ -122,7 +126,7 @@ class FireResult:
     """A fire run's network, Dataset (``fire.nc``) and time-ordered events."""
 
     network: FireNetwork
-    dataset: object
+    dataset: xr.Dataset
     events: list[dict]
 
     def aset_by_floor(self) -> dict[int, float]:
