@@ -57,6 +57,8 @@ EVENT_NAMES = {"ignition": "ignition", "detector": "detector", "sprinkler": "spr
                "glazing_broken": "glazing broken", "spread": "facade spread", "floor_untenable": "floor untenable",
                "burnout": "burnout"}
 MAX_FRAMES = 60
+#: Visibility the fire run reports where there is no smoke (physics.fire_sim_tenability.VISIBILITY_CAP_M).
+VISIBILITY_CAP_M = 100.0
 #: Where a dataset without a location is drawn (agents.building's demo site, Futian).
 DEMO_LON, DEMO_LAT = 114.0505, 22.5367
 PITCH, BEARING = 50.0, -20.0
@@ -218,8 +220,9 @@ def _room(name: str) -> str:
 
 
 def _fmt_vis(v: float) -> str:
-    if not math.isfinite(v) or v >= 1000.0:
-        return "no smoke"
+    """Visibility text; the fire run caps it at 100 m (physics.fire_sim_tenability.VISIBILITY_CAP_M): no smoke."""
+    if not math.isfinite(v) or v >= VISIBILITY_CAP_M:
+        return f"≥ {VISIBILITY_CAP_M:.0f} m (no smoke)"
     return f"{v:.1f} m" if v < 10 else f"{v:.0f} m"
 
 
