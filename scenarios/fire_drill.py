@@ -455,7 +455,8 @@ def drill_from_run(run: Any, *, building: Any = None, building_id: str | None = 
 
 def run_building(run: Any, ds: Any) -> str:
     """The building a run was made of: its request's ``building`` (``summary.json`` of a run folder), else
-    fire.nc's ``building`` attribute when that is an example, a file or an example's name.
+    fire.nc's ``building_source`` attribute, else its ``building`` when that is an example, a file or an
+    example's name (a copy of an example under the same name is taken for the example: give ``building``).
 
     Raises
     ------
@@ -473,6 +474,9 @@ def run_building(run: Any, ds: Any) -> str:
             ref = None
         if isinstance(ref, str) and (ref in EXAMPLES or Path(ref).is_file()):
             return ref
+    source = str(ds.attrs.get("building_source", ""))
+    if source in EXAMPLES or (source and Path(source).is_file()):
+        return source
     name = str(ds.attrs.get("building", ""))
     if name in EXAMPLES or (name and Path(name).is_file()):
         return name
