@@ -47,7 +47,7 @@ def first_stair(ds) -> str | None:
 def layers_figure(ds):
     """Upper-layer temperature (°C) and layer height (m) over time: origin storey ± 2 and one stair."""
     from physics.fire_io import storey_label
-    from viz.plots import new_figure, style
+    from viz.plots import fit_titles, new_figure, style
 
     t = _minutes(ds)
     o, top = _origin(ds), int(ds.sizes["storey"]) - 1
@@ -82,6 +82,8 @@ def layers_figure(ds):
         ax_h.set_ylim(bottom=0.0)
         ax_h.text(0.99, 0.02, "storeys: hottest compartment / lowest layer of the storey (rooms, lobby, corridor)",
                   transform=ax_h.transAxes, ha="right", va="bottom", fontsize=7.5, color="#555555")
+    with style():
+        fit_titles(fig)
     return fig
 
 
@@ -97,7 +99,7 @@ def tenability_figure(ds):
     from matplotlib.patches import Patch
 
     from physics.fire_io import storey_label
-    from viz.plots import new_figure, style
+    from viz.plots import fit_titles, new_figure, style
 
     t = _minutes(ds)
     s = np.asarray(ds["storey"].values, int)
@@ -130,14 +132,16 @@ def tenability_figure(ds):
         ax.set_ylim(0.5, n + 0.5)
         ax.set_xlim(t[0], t[-1])
         ax.grid(False)
-        ax.set_title(f"Tenability on the escape route per storey — {ds.attrs.get('building', '')}")
+        ax.set_title(f"Escape-route tenability per storey — {ds.attrs.get('building', '')}")
+    with style():
+        fit_titles(fig)
     return fig
 
 
 def hrr_figure(ds):
     """Heat release (MW) over time: the building's total and each burning storey's; first events marked."""
     from physics.fire_io import events_of, storey_label
-    from viz.plots import new_figure, style
+    from viz.plots import fit_titles, new_figure, style
 
     t = _minutes(ds)
     hrr = np.asarray(ds["heat_release_rate"].values, float) / 1000.0
@@ -162,7 +166,9 @@ def hrr_figure(ds):
         ax.set_ylim(bottom=0.0)
         ax.set_title(f"Heat release — {ds.attrs.get('growth', '')} growth, sprinklers "
                      f"{ds.attrs.get('sprinklers', '')}")
-        ax.legend(loc="upper left")
+        ax.legend(loc="best")
+    with style():
+        fit_titles(fig)
     return fig
 
 
