@@ -155,3 +155,28 @@ def test_a_floor_outside_the_building_is_refused_and_reported(tmp_path):
     assert r.status == "skipped" and "floor=40" in r.reason and "0 = ground .. 29" in r.reason
     with Store.open(s.store) as st:
         assert st.runs() == [] and st.events(kind=RESPONSE_KIND)[0].data["reason"] == r.reason
+
+
+def test_the_watcher_loop_picks_up_origins_stored_while_it_waits(tmp_path):
+    s = settings(tmp_path)
+    store_origins(s.store, [smoke("T8.smoke-4-lobby", 30.0)], building_id="T8")
+    seen, naps = [], []
+
+    def nap(seconds: float) -> None:  # while the watcher sleeps, the bridge stores another origin
+        naps.append(seconds)
+        if len(naps) == 1:
+            store_origins(s.store, [smoke("T9.smoke-7-lobby", 40.0)], building_id="T9")
+
+    FireResponder(s).watch(poll_s=0.5, stop=lambda: len(naps) >= 2, on_response=seen.append, sleep=nap)
+    assert [(r.building, r.floor, r.status) for r in seen] == [("T8", 4, "skipped"), ("T9", 7, "skipped")]
+    assert naps == [0.5, 0.5]
+    with pytest.raises(ValidationError, match="poll_s"):
+        FireResponder(s).watch(poll_s=0)
+
+
+def test_watch_and_drill_are_commands_of_twin_fire():
+    from twin.cli import main
+
+    for cmd in ("watch", "drill"):
+        res = CliRunner().invoke(main, ["fire", cmd, "--help"])
+        assert res.exit_code == 0 and "--store" in res.output, res.output
