@@ -142,6 +142,7 @@ class FireSimulation:
                  sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
                  record_every_s: float = 10.0, progress: Callable | None = None):
         self.spec = resolve_building(building)
+        self.building_source = "" if isinstance(building, FireBuildingSpec) else str(building)
         self.network = net = build_network(self.spec)
         s_n = net.n_storeys
         if not (isinstance(floor, int | np.integer) and 0 <= int(floor) < s_n):
@@ -448,7 +449,7 @@ class FireSimulation:
         loc = spec.location
         note = (loc.label + ". " if loc is not None and loc.label else "") + \
             "Assumptions: " + "; ".join(spec.fire.assumptions)
-        return {"building": spec.name, "origin_storey": self.origin_storey,
+        return {"building": spec.name, "building_source": self.building_source, "origin_storey": self.origin_storey,
                 "origin_compartment": self.network.names[self.origin],
                 "growth": str(self.growth if self.growth is not None else self.network.attrs["growth"][self.origin]),
                 "sprinklers": "on" if self.sprinklers_on else "off", "season": str(self.season),

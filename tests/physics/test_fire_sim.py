@@ -82,6 +82,7 @@ def test_dataset_has_every_contract_variable_with_units(sprinklered):
     for key in CONTRACT_ATTRS:
         assert key in ds.attrs, key
     assert ds.attrs["sprinklers"] == "on" and ds.attrs["origin_storey"] == FLOOR
+    assert ds.attrs["building_source"] == TOWER  # what simulate_fire was given (an example name here)
     assert ds.attrs["origin_compartment"] == "5/flat A"
     assert ds.attrs["t_outside_k"] == pytest.approx(306.15)  # summer: 33 °C
     assert json.loads(ds.attrs["events"]) == sprinklered.result().events
