@@ -252,3 +252,34 @@ def test_closed_loop_run_drill_bridge_origin_run(fire_run, open_tower, mosquitto
     assert [r.status for r in FireResponder(s).process()] == ["duplicate"]
     with Store.open(store_dir) as st:
         assert len(st.runs()) == 1
+
+
+def test_a_sprinkler_alarm_reaches_the_bridges_tracker_as_heat(tmp_path, twin_data):
+    """The drill's heat readings, as the bridge converts them (hardware_bridge.units.to_si), through FireOrigins:
+    a sprinkler operating first on Ping An's storey 44 is the origin, the smoke detector above it spread (the
+    activation times are given here: Ping An's full runs are too long for a test)."""
+    from datetime import UTC, datetime, timedelta
+
+    from hardware_bridge.fusion import Reading
+    from hardware_bridge.fusion.fire import FireOrigins
+    from hardware_bridge.units import to_si
+    from physics.fire_building import load_example
+    from scenarios.fire_drill import Activation, FireDrill
+
+    spec = load_example("ping_an_finance_centre")
+    devs = {d.device: d for d in building_devices(spec, "PA")}
+    acts = (Activation(52.0, devs["sprinkler 44/office 1"]), Activation(80.5, devs["smoke 45/office 1"]))
+    d = FireDrill("PA", "ping_an_finance_centre", 44, 600.0, 114.0505, 22.5367, spec.n_storeys,
+                  spec.plate_area_m2(0), tuple(devs.values()), acts)
+    loaded = load_drill(d.write(tmp_path / "pa")["drill"])
+    t0 = datetime(2026, 7, 15, 13, 0, tzinfo=UTC)
+    readings = []
+    for p in loaded.timeline:
+        v = p.inject.payload
+        value, unit = to_si(v.sensor, v.value, v.unit, field="value")
+        readings.append(Reading(datastream_id=f"{v.station}/{v.sensor.value}", kind=v.sensor.value, station=v.station,
+                                time=t0 + timedelta(seconds=p.offset_s), value=value, unit=unit))
+    events = FireOrigins(d.registry()).update(readings)
+    assert [(e.kind, e.data["floor"], e.data["kind"]) for e in events] == [("fire_origin", 44, "heat"),
+                                                                            ("fire_spread", 45, "smoke")]
+    assert events[0].data["zone"] == "office 1" and events[0].data["time"] == (t0 + timedelta(seconds=52)).isoformat()
