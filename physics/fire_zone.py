@@ -39,7 +39,15 @@ Physics and the choices made (each a stated assumption):
 - **Ceiling/floor vents** (shafts): the orifice equation on the pressure
   difference at the opening, from the lower compartment's upper layer (its
   lower layer if there is none) or the upper compartment's lower layer;
-  coefficient ``vvent_cd`` (0.7). Where the gas above is denser than below,
+  coefficient ``vvent_cd`` (0.7). As in CFAST's ``vertical_flow``, a share
+  exp(−(Fr/2)²) of each direction's flow comes from that layer and the rest
+  from the donor's other layer, Fr = V/√(g·d⁵·(T_u − T_l)/T_l) (V the volume
+  flow, d the layer's depth; share 1 where the layers are not stably
+  stratified; CFAST takes the layer's excess over ambient instead of the
+  layers' difference, which sends a downward flow wholly from the upper layer
+  once the lower is a hair above ambient): a strong flow out of a thin warm layer draws the
+  gas beyond it (plug-holing); the shares settle with the flows in the step's
+  fixed point. Where the gas above is denser than below,
   Cooper's exchange flow (1995, as CFAST's ``ventcf``; square opening) swaps
   equal volumes both ways until the pressure difference floods it; it is
   taken at the start-of-step pressures and held over the step.
@@ -179,6 +187,9 @@ class FireZoneModel(Component):
     door_jet_mixing : bool
         Vent-jet entrainment between a receiving compartment's layers (CFAST's; the module docstring);
         False leaves the incoming gas unmixed (the model before it).
+    ceiling_vent_froude : bool
+        A ceiling vent's flow out of a thin warm layer also draws the layer beyond (CFAST's Froude-number
+        share; the module docstring); False takes it all from the layer next to the opening.
     delta_pa, hot_dt_k, newton_tol_pa, cg_tol, layer_tol_k
         Numerics: the orifice equation's linear range below ``delta_pa``, the
         deposition threshold, the pressure error at which Newton stops (1e-6 Pa;
@@ -233,7 +244,7 @@ class FireZoneModel(Component):
                  lower_oxygen_limit: float = 0.15, fire_diameter_m: float = 1.0, fuel: dict | None = None,
                  vvent_cd: float = 0.7, h_conv: float = 10.0, delta_pa: float = 1e-4, hot_dt_k: float = 1.0,
                  newton_tol_pa: float = 1e-6, cg_tol: float = 1e-8, layer_tol_k: float = 1e-4,
-                 door_jet_mixing: bool = True):
+                 door_jet_mixing: bool = True, ceiling_vent_froude: bool = True):
         self.network = network.validate()
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
@@ -273,6 +284,7 @@ class FireZoneModel(Component):
         self.par[K.P_HCONV] = require_positive(h_conv, "h_conv")
         self.par[K.P_LAYTOL] = require_positive(layer_tol_k, "layer_tol_k")
         self.par[K.P_MIX] = 1.0 if door_jet_mixing else 0.0
+        self.par[K.P_FROUDE] = 1.0 if ceiling_vent_froude else 0.0
         self.t_out = np.array([t_out])
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()

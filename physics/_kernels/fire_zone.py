@@ -70,8 +70,8 @@ V_BOT, V_TOP, V_W, V_CD, V_OPEN = range(5)
 NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
- P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL, P_MIX) = range(22)
-NPAR = 22
+ P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE) = range(23)
+NPAR = 23
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
 #: approximate the reduced Kelvin-Helmholtz type mixing").
 COLD_JET_FACTOR = 0.25
@@ -180,7 +180,8 @@ def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
     """What the vent flows need that does not depend on the floor pressures, once per step: wall vents'
     breakpoints, hydrostatic Δp parts and donors (``vs``, ``vl``); ceiling vents' hydrostatic Δp part,
     donor density for flow up and down and Cooper's exchange volume flow (``vvs`` (K, 4)), and the donor
-    channels up and down (``vvl`` (K, 2)).
+    channels up and down (``vvl`` (K, 2)); ``vvs`` (K, 6) columns 4 and 5, the share of the flow up and
+    down taken from those layers, start at 1 (:func:`froude_split` sets them).
 
     Exchange (Cooper 1995, J. Heat Transfer 117:659, as CFAST's ``ventcf``): where the gas above the
     opening is denser than below it, Δρ > 0, V_ex = max(0.1·√(2g·Δρ·A^2.5/(ρ_a + ρ_b))·(1 − |Δp|/Δp_f), 0)
@@ -224,6 +225,8 @@ def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
         # Cooper's exchange flow (volume, m³/s, each way) under an unstable density difference, at the
         # start-of-step pressures: square opening C = 0.942, D = √A (as CFAST's ventcf)
         vvs[k, 3] = 0.0
+        vvs[k, 4] = 1.0  # share of the upward flow from its nominal layer (froude_split)
+        vvs[k, 5] = 1.0  # and of the downward flow
         drho = vvs[k, 2] - vvs[k, 1]
         area = vvent[k, 0]
         if drho > 0.0 and area > 0.0:
@@ -304,39 +307,95 @@ def wall_vent(v, pf, vent, vidx, vs, vl, par, teff, chan):
 
 
 @njit(cache=True)
+def _vvent_donor(side, col, share, teff, par):
+    """(other channel, its share, donor temperature) of a ceiling vent's flow from channel ``col`` of
+    ``side`` (outside: −1) taking ``share`` from that layer and the rest from the other layer."""
+    if side < 0:
+        return col, 0.0, par[P_TOUT]
+    other = col + 1 if col % 2 == 0 else col - 1
+    return other, 1.0 - share, share * teff[side, col % 2] + (1.0 - share) * teff[side, other % 2]
+
+
+@njit(cache=True)
 def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
     """Flow through ceiling vent ``k`` (lower → upper positive) into ``chan[k]`` (from lower's upper /
-    lower layer, from upper's upper / lower layer); returns (net enthalpy up W, Jacobian weight)."""
+    lower layer, from upper's upper / lower layer); returns (net enthalpy up W, Jacobian weight). Each
+    direction's flow comes from its nominal layer (``vvl``) for the share ``vvs[k, 4 / 5]``, the rest from
+    the donor's other layer (:func:`froude_split`)."""
     for c in range(4):
         chan[k, c] = 0.0
     lo, up = vvidx[k, 0], vvidx[k, 1]
     x = pf[lo] - (pf[up] if up >= 0 else 0.0) + vvs[k, 0]
+    cu, cdn = vvl[k, 0], vvl[k, 1]
+    o_up, s_up, t_up = _vvent_donor(lo, cu, vvs[k, 4], teff, par)
+    o_dn, s_dn, t_dn = _vvent_donor(up, cdn, vvs[k, 5], teff, par) if up >= 0 else (cdn, 0.0, par[P_TOUT])
     if x >= 0.0:
-        rho, col = vvs[k, 1], vvl[k, 0]
-        t_d = teff[lo, col]
+        rho, col, oth, share, t_d = vvs[k, 1], cu, o_up, s_up, t_up
     else:
-        rho, col = vvs[k, 2], vvl[k, 1]
-        t_d = teff[up, col - 2] if up >= 0 else par[P_TOUT]
+        rho, col, oth, share, t_d = vvs[k, 2], cdn, o_dn, s_dn, t_dn
     coef = vvent[k, 1] * vvent[k, 0] * math.sqrt(2.0 * rho)
     delta = par[P_DELTA]
     if abs(x) <= delta:
         f = coef * x / math.sqrt(delta)
         dfdp = coef / math.sqrt(delta)
     else:
-        s = math.sqrt(abs(x))
-        f = coef * s if x > 0 else -coef * s
-        dfdp = coef / (2.0 * s)
-    chan[k, col] = abs(f)
+        sq = math.sqrt(abs(x))
+        f = coef * sq if x > 0 else -coef * sq
+        dfdp = coef / (2.0 * sq)
+    chan[k, col] = (1.0 - share) * abs(f)
+    chan[k, oth] += share * abs(f)
     hf = par[P_CP] * t_d * f
     if vvs[k, 3] > 0.0:  # Cooper's exchange, the same volume each way
-        cu, cdn = vvl[k, 0], vvl[k, 1]
         m_up = vvs[k, 1] * vvs[k, 3]
         m_dn = vvs[k, 2] * vvs[k, 3]
-        chan[k, cu] += m_up
-        chan[k, cdn] += m_dn
-        t_dn = teff[up, cdn - 2] if up >= 0 else par[P_TOUT]
-        hf += par[P_CP] * (teff[lo, cu] * m_up - t_dn * m_dn)
+        chan[k, cu] += (1.0 - s_up) * m_up
+        chan[k, o_up] += s_up * m_up
+        chan[k, cdn] += (1.0 - s_dn) * m_dn
+        chan[k, o_dn] += s_dn * m_dn
+        hf += par[P_CP] * (t_up * m_up - t_dn * m_dn)
     return hf, par[P_CP] * t_d * dfdp
+
+
+@njit(cache=True)
+def _froude_share(mass_flow, rho, t_upper, t_lower, depth, g):
+    """Share of a ceiling vent's flow taken from the layer next to it: exp(−(Fr/2)²), the form of CFAST's
+    ``vertical_flow``, Fr = V/√(g·d⁵·(T_u − T_l)/T_l), V the volume flow, d the layer's depth; 1 where the
+    layers are not stably stratified or nothing flows. (CFAST takes T − T_ambient of the layer itself,
+    which for a lower layer a hair above ambient sends the whole flow from the upper layer; the buoyancy
+    that holds the interface is the layers' own difference.)"""
+    if mass_flow <= 0.0 or t_upper <= t_lower:
+        return 1.0
+    denom = g * depth ** 5 * (t_upper - t_lower) / t_lower
+    if denom <= 0.0:
+        return 0.0
+    fr = mass_flow / rho / math.sqrt(denom)
+    return math.exp(-0.25 * fr * fr)
+
+
+@njit(cache=True)
+def froude_split(vchan, vvidx, vvs, vvl, props, geom, par):
+    """Set the shares ``vvs[k, 4 / 5]`` of each ceiling vent's flow up / down taken from the layer next to
+    the opening (the lower compartment's upper layer, the upper compartment's lower layer) from the flows
+    in ``vchan``: a strong flow out of a thin warm layer pulls gas from the layer beyond (plug-holing),
+    as CFAST's ``vertical_flow``. Where the donor lacks the other layer the share stays 1. Returns the
+    largest change of a share times the donor's layer temperature difference (K)."""
+    change = 0.0
+    g = par[P_G]
+    for k in range(vvidx.shape[0]):
+        lo, up = vvidx[k, 0], vvidx[k, 1]
+        share = 1.0
+        if vvl[k, 0] == 0 and props[lo, Q_HASL] > 0.0:
+            depth = geom[lo, G_BASE] + geom[lo, G_H] - props[lo, Q_ZI]
+            share = _froude_share(vchan[k, 0] + vchan[k, 1], vvs[k, 1], props[lo, Q_TU], props[lo, Q_TL], depth, g)
+            change = max(change, abs(share - vvs[k, 4]) * abs(props[lo, Q_TU] - props[lo, Q_TL]))
+        vvs[k, 4] = share
+        share = 1.0
+        if up >= 0 and vvl[k, 1] == 3 and props[up, Q_HASU] > 0.0:
+            depth = props[up, Q_ZI] - geom[up, G_BASE]
+            share = _froude_share(vchan[k, 2] + vchan[k, 3], vvs[k, 2], props[up, Q_TU], props[up, Q_TL], depth, g)
+            change = max(change, abs(share - vvs[k, 5]) * abs(props[up, Q_TU] - props[up, Q_TL]))
+        vvs[k, 5] = share
+    return change
 
 
 @njit(cache=True)
@@ -862,7 +921,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     fl = np.ones(n)
     vs = np.empty((vidx.shape[0], NVS))
     vl = np.empty((vidx.shape[0], 6), np.int64)
-    vvs = np.empty((vvidx.shape[0], 4))
+    vvs = np.empty((vvidx.shape[0], 6))
     vvl = np.empty((vvidx.shape[0], 2), np.int64)
     vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
     stat = (vs, vl, vvs, vvl)
@@ -873,7 +932,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
                                     vchan, dp, lines)
         it += k_it
         bad = layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl)
-        change = 0.0
+        change = froude_split(vchan, vvidx, vvs, vvl, props, geom, par) if par[P_FROUDE] > 0.0 else 0.0
         for i in range(n):
             tu = fu[i] * props[i, Q_TU] + (1.0 - fu[i]) * props[i, Q_TL]
             tl = fl[i] * props[i, Q_TL] + (1.0 - fl[i]) * props[i, Q_TU]

@@ -176,50 +176,75 @@ def door_jet_mixing(pf, vent, vidx, geom, pr, par):
     return mix
 
 
-def ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff):
-    """(channels (4,), enthalpy up W, Jacobian weight) of ceiling vent ``k``."""
+def ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff, share=(1.0, 1.0)):
+    """(channels (4,), enthalpy up W, Jacobian weight) of ceiling vent ``k``; ``share`` the parts of the flow
+    up / down taken from the layer next to the opening (the rest from the donor's other layer)."""
     ch = np.zeros(4)
     lo, up = int(vvidx[k, 0]), int(vvidx[k, 1])
     z = geom[lo, K.G_BASE] + geom[lo, K.G_H]
     x = pressure_at(lo, z, pf, geom, pr, par) - pressure_at(up, z, pf, geom, pr, par)
-    if x >= 0:
-        col = 0 if pr["hasu"][lo] else 1
-        rho, t_d = (pr["ru"][lo], pr["tu"][lo]) if col == 0 else (pr["rl"][lo], pr["tl"][lo])
-    elif up < 0:
-        col, t_d = 3, par[K.P_TOUT]
-        rho = p_out(z, par) / (par[K.P_R] * t_d)
+    # donors each way: channel, density, and the temperature of the mix taken
+    col_b = 0 if pr["hasu"][lo] else 1
+    rho_b = pr["ru"][lo] if col_b == 0 else pr["rl"][lo]
+    t_b = share[0] * teff[lo, col_b] + (1 - share[0]) * teff[lo, 1 - col_b]
+    if up < 0:
+        col_a, t_a = 3, par[K.P_TOUT]
+        rho_a = p_out(z, par) / (par[K.P_R] * t_a)
+        sh_a = 1.0
     else:
-        col = 3 if pr["hasl"][up] else 2
-        rho, t_d = (pr["rl"][up], pr["tl"][up]) if col == 3 else (pr["ru"][up], pr["tu"][up])
+        col_a = 3 if pr["hasl"][up] else 2
+        rho_a = pr["rl"][up] if col_a == 3 else pr["ru"][up]
+        sh_a = share[1]
+        t_a = sh_a * teff[up, col_a - 2] + (1 - sh_a) * teff[up, 3 - col_a]
+
+    def put(col, mass, sh):
+        ch[col] += sh * mass
+        ch[col ^ 1] += (1 - sh) * mass
+
+    if x >= 0:
+        col, rho, t_d, sh = col_b, rho_b, t_b, share[0]
+    else:
+        col, rho, t_d, sh = col_a, rho_a, t_a, sh_a
     coef = vvent[k, 1] * vvent[k, 0] * math.sqrt(2 * rho)
     delta = par[K.P_DELTA]
     if abs(x) <= delta:
         f, d_dp = coef * x / math.sqrt(delta), coef / math.sqrt(delta)
     else:
         f, d_dp = math.copysign(coef * math.sqrt(abs(x)), x), coef / (2 * math.sqrt(abs(x)))
-    side = lo if col < 2 else up
-    t_d = teff[side, col % 2] if side >= 0 else t_d
-    ch[col] = abs(f)
+    put(col, abs(f), sh)
     hf = par[K.P_CP] * t_d * f
     # Cooper's exchange at the start-of-step pressures (square opening, as CFAST's ventcf)
-    rho_b = pr["ru"][lo] if pr["hasu"][lo] else pr["rl"][lo]
-    if up < 0:
-        rho_a, t_a, col_a = p_out(z, par) / (par[K.P_R] * par[K.P_TOUT]), par[K.P_TOUT], 3
-    elif pr["hasl"][up]:
-        rho_a, t_a, col_a = pr["rl"][up], teff[up, 1], 3
-    else:
-        rho_a, t_a, col_a = pr["ru"][up], teff[up, 0], 2
     drho, area = rho_a - rho_b, vvent[k, 0]
     if drho > 0:
         dp0 = pressure_at(lo, z, pr["p"], geom, pr, par) - pressure_at(up, z, pr["p"], geom, pr, par)
         d = math.sqrt(area)
         flood = 0.942 ** 2 * par[K.P_G] * drho * d ** 5 / (2 * area ** 2)
         vex = max(0.1 * math.sqrt(2 * par[K.P_G] * drho * area ** 2.5 / (rho_a + rho_b)) * (1 - abs(dp0) / flood), 0.0)
-        col_b = 0 if pr["hasu"][lo] else 1
-        ch[col_b] += rho_b * vex
-        ch[col_a] += rho_a * vex
-        hf += par[K.P_CP] * (teff[lo, col_b] * rho_b * vex - t_a * rho_a * vex)
+        put(col_b, rho_b * vex, share[0])
+        put(col_a, rho_a * vex, sh_a)
+        hf += par[K.P_CP] * (t_b * rho_b * vex - t_a * rho_a * vex)
     return ch, hf, par[K.P_CP] * t_d * d_dp
+
+
+def froude_shares(vchan, vvidx, geom, pr, par):
+    """(K, 2) shares of each ceiling vent's flow up / down from the layer next to the opening:
+    exp(−(Fr/2)²) (the form of CFAST's vertical_flow), Fr = V/√(g·d⁵·(T_u − T_l)/T_l), 1 where the donor has
+    one layer, its layers are not stably stratified or nothing flows."""
+    out = np.ones((len(vvidx), 2))
+    g = par[K.P_G]
+    for k, (lo, up) in enumerate(vvidx):
+        cases = [(0, lo, pr["hasu"][lo] and pr["hasl"][lo], vchan[k, 0] + vchan[k, 1], pr["ru"][lo],
+                  geom[lo, K.G_BASE] + geom[lo, K.G_H] - pr["zi"][lo])]
+        if up >= 0:
+            cases.append((1, up, pr["hasl"][up] and pr["hasu"][up], vchan[k, 2] + vchan[k, 3], pr["rl"][up],
+                          pr["zi"][up] - geom[up, K.G_BASE]))
+        for j, i, both_layers, mass, rho, depth in cases:
+            tu, tl = pr["tu"][i], pr["tl"][i]
+            if not both_layers or mass <= 0 or tu <= tl:
+                continue
+            denom = g * depth ** 5 * (tu - tl) / tl
+            out[k, j] = math.exp(-0.25 * (mass / rho) ** 2 / denom) if denom > 0 else 0.0
+    return out
 
 
 def o2_fraction(y, mass):
@@ -278,7 +303,7 @@ def sources(state, geom, pr, par, q_kw, dt):
     return src, qb_all
 
 
-def residual(dp, pn, dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff):
+def residual(dp, pn, dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff, shares):
     """(residual, Jacobian (dense), wall channels, ceiling channels, pressure error Pa)."""
     gm1 = par[K.P_R] / (par[K.P_CP] - par[K.P_R])
     vol = geom[:, K.G_VOL]
@@ -288,7 +313,7 @@ def residual(dp, pn, dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, te
     chan = np.zeros((len(vidx), 4))
     vchan = np.zeros((len(vvidx), 4))
     links = [(v, vidx[v], wall_vent_flows(v, pf, vent, vidx, geom, pr, par, teff), chan) for v in range(len(vidx))]
-    links += [(k, vvidx[k], ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff), vchan)
+    links += [(k, vvidx[k], ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff, shares[k]), vchan)
               for k in range(len(vvidx))]
     for j, (a, b), (ch, hf, w), store in links:
         store[j] = ch
@@ -302,9 +327,9 @@ def residual(dp, pn, dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, te
     return res, jac, chan, vchan, float(np.max(np.abs(res) * gm1 * dt / vol, initial=0.0))
 
 
-def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp):
+def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp, shares):
     """Newton with backtracking on the floor pressures (dense solves), from the first guess ``dp``."""
-    args = (dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff)
+    args = (dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff, shares)
     res, jac, chan, vchan, err = residual(dp, pr["p"], *args)
     it = 0
     while err > par[K.P_TOL] and it < 50:
@@ -365,14 +390,21 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     pr = props(state, geom, par)
     src, qb = sources(state, geom, pr, par, q_kw, dt)
     teff = np.stack([pr["tu"], pr["tl"]], axis=1)
+    shares = np.ones((len(vvidx), 2))  # of the ceiling vents' flows up / down from the layer at the opening
     it = 0
     dp = dp_guess.copy()
     for _ in range(8):
-        dp, k_it, err, chan, vchan = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp)
+        dp, k_it, err, chan, vchan = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp, shares)
         it += k_it
         fu, fl, bad = fractions(state, src, chan, vchan, vidx, vvidx, dt)
         new = np.stack([fu * pr["tu"] + (1 - fu) * pr["tl"], fl * pr["tl"] + (1 - fl) * pr["tu"]], axis=1)
         change = float(np.max(np.abs(new - teff)))
+        if par[K.P_FROUDE] > 0 and len(vvidx):
+            new_shares = froude_shares(vchan, vvidx, geom, pr, par)
+            dtl = np.abs(pr["tu"] - pr["tl"])
+            donors = np.stack([vvidx[:, 0], np.maximum(vvidx[:, 1], 0)], axis=1)
+            change = max(change, float(np.max(np.abs(new_shares - shares) * dtl[donors])))
+            shares = new_shares
         teff = new
         if change <= par[K.P_LAYTOL]:
             break

@@ -409,3 +409,25 @@ def test_door_jet_mixing_thickens_the_neighbours_layer_and_conserves():
     assert on.t_upper[1] < off.t_upper[1] - 20.0 and on.layer_height[1] < off.layer_height[1] - 0.1
     # the fire room, upstream of the jet, is the same to a few K
     assert on.t_upper[0] == pytest.approx(off.t_upper[0], abs=3.0)
+
+
+def test_ceiling_vent_froude_share():
+    """The share of a ceiling vent's flow taken from the layer next to the opening, exp(−(Fr/2)²) (the form
+    of CFAST's vertical_flow), Fr = V/√(g·d⁵·(T_u − T_l)/T_l): 1 kg/s at 0.8 kg/m³ (V = 1.25 m³/s) out of a
+    1 m deep layer at 500 K over 300 K: Fr = 1.25/√(9.80665·(2/3)) = 0.48887, share = exp(−0.059749) = 0.9420
+    (hand-computed); a 0.2 m layer gives it all up (Fr = 27); none drawn beyond a layer that is not stably
+    stratified or when nothing flows."""
+    g = 9.80665
+    assert K._froude_share(1.0, 0.8, 500.0, 300.0, 1.0, g) == pytest.approx(0.9420, abs=1e-4)
+    assert K._froude_share(1.0, 0.8, 500.0, 300.0, 0.2, g) < 1e-12
+    assert K._froude_share(1.0, 0.8, 300.0, 300.0, 1.0, g) == 1.0
+    assert K._froude_share(0.0, 0.8, 500.0, 300.0, 1.0, g) == 1.0
+    # the model with and without the share conserves alike (three storeys, a stair, a fire)
+    for froude in (True, False):
+        m = FireZoneModel(three_storeys(), t_inside_k=293.15, ceiling_vent_froude=froude)
+        for _ in range(12):
+            m.q_kw[0] = min(0.0469 * m.t ** 2, 2000.0)
+            m.step(10.0)
+        bal = m.balance()
+        assert abs(bal["mass_residual"]) < 1e-11 * bal["mass"]
+        assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
