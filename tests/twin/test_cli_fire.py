@@ -110,3 +110,22 @@ def test_examples_lists_both():
     res = _invoke("examples")
     assert res.exit_code == 0
     assert "tower_30_residential" in res.output and "ping_an_finance_centre" in res.output
+
+
+def test_evacuate_runs_the_fire_evacuation_kind(tmp_path):
+    from twin.errors import ValidationError
+    from twin.runkinds import get_kind
+
+    try:
+        get_kind("fire_evacuation")
+    except ValidationError:
+        pytest.skip("the fire_evacuation run kind (scenarios/fire_evacuation.py) is not there")
+    out = tmp_path / "ev"
+    res = _invoke("run", "tower_30_residential", "--floor", "10", "--growth", "ultrafast", "--duration", "30",
+                  "--evacuate", "--seed", "3", "--door-hold", "closed", "--no-map", "--no-report", "--json",
+                  "--out", str(out))
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output[res.output.index("{"):])
+    assert s["kind"] == "fire_evacuation" and s["request"]["seed"] == 3 and s["request"]["door_hold"] == "closed"
+    assert s["fire"]["origin"]["storey"] == 10
+    assert {"fire.nc", "aset.csv", "events.jsonl", "margin.csv"} <= {p.name for p in out.iterdir()}

@@ -177,9 +177,27 @@ def _echo_summary(s: dict) -> None:
         click.echo(f"  simulation: {fire_s['run_time_s']:.1f} s wall time"
                    + (f" ({fire_s['faster_than_real_time']:.0f}x real time)" if fire_s.get("faster_than_real_time")
                       else ""))
-    for key in ("rset_s", "people_caught", "floors_rset_after_aset"):
-        if key in s:
-            click.echo(f"  {key.replace('_', ' ')}: {s[key]}")
+    _echo_evacuation(s)
+
+
+def _echo_evacuation(s: dict) -> None:
+    """The evacuation's headline of a fire-evacuation summary (the keys it has)."""
+    if "rset_s" in s:
+        r = s["rset_s"]
+        line = f"  RSET with smoke: {_t(r) if r is not None else 'not reached (people still inside at the end)'}"
+        if "rset_uncoupled_s" in s:
+            ru = s["rset_uncoupled_s"]
+            line += f"; without smoke effects: {_t(ru) if ru is not None else 'not reached'}"
+        click.echo(line)
+    if "people_caught" in s:
+        more = (f" (without smoke effects {s['people_caught_uncoupled']})" if "people_caught_uncoupled" in s else "")
+        click.echo(f"  people caught on their floor at its ASET: {s['people_caught']}{more}")
+    if s.get("floors_rset_after_aset"):
+        click.echo("  floors still occupied after their ASET: " + ", ".join(f"L{f + 1}"
+                                                                         for f in s["floors_rset_after_aset"]))
+    m = s.get("smallest_margin")
+    if isinstance(m, dict) and m.get("margin_s") is not None:
+        click.echo(f"  smallest margin ASET - RSET: {m['margin_s']:.0f} s on {m.get('level', m.get('floor'))}")
 
 
 # ----------------------------------------------------------------------------- check, examples
