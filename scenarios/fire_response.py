@@ -19,8 +19,7 @@ after the last one it saw, as the console's live feed does) and, for each
   through the run pipeline, recorded in the store like every run (kind
   ``fire``, the request as params, plus ``fire_response``: the origin event,
   its key, the alarm time), into ``<runs_dir>/run-<id>/``, so the console lists
-  it; without that kind, :func:`physics.fire_sim.simulate_fire` directly,
-  writing ``fire.nc`` and ``events.jsonl`` there and the events into the store;
+  it, its events stored tied to the run;
 * **idempotent**: one run per incident origin, keyed by building, detector and
   alarm time (:func:`origin_key`); an origin whose key has a run in the store
   (any status) is not run again, so a restarted watcher or a second pass does
@@ -84,7 +83,7 @@ class ResponseSettings:
     growth, sprinklers, season, duration_s, dt_s, record_every_s
         The fire run's (``sprinklers``: ``"on"``, ``"off"`` or ``"building"`` for the building file's).
     report, map : bool
-        Also write the run's ``report.html`` / ``map.html`` (run kind ``fire`` only).
+        Also write the run's ``report.html`` / ``map.html``.
     """
 
     store: Path
@@ -180,16 +179,6 @@ class Response:
         return d
 
 
-def fire_kind() -> Any:
-    """The registered run kind ``fire``, or None while it is not there."""
-    from twin.runkinds import get_kind
-
-    try:
-        return get_kind(RUN_KIND)
-    except (TwinError, KeyError, LookupError):
-        return None
-
-
 def place_fire(spec: Any, floor: Any, zone: Any) -> tuple[int, str | None, str]:
     """(storey, compartment or None for the model's default, why) of an origin's floor and zone.
 
@@ -219,12 +208,12 @@ def place_fire(spec: Any, floor: Any, zone: Any) -> tuple[int, str | None, str]:
     return floor, None, f"default: zone {zone!r} is no compartment of storey {floor} (the storey's first room)"
 
 
-def _answered(store: Any, key: str) -> tuple[str, int] | None:
-    """('run', id) when a run of this origin exists (any status)."""
+def _answered(store: Any, key: str) -> int | None:
+    """The id of the run of this origin, when there is one (any status)."""
     for r in store.runs():
         tag = r.params.get("fire_response") if isinstance(r.params, dict) else None
         if isinstance(tag, dict) and tag.get("origin_key") == key:
-            return "run", r.id
+            return r.id
     return None
 
 
@@ -270,7 +259,7 @@ def respond(store: Any, row: Any, settings: ResponseSettings, *,
                     corrected=bool(data.get("corrected")))
     seen = _answered(store, key)
     if seen is not None:
-        resp.status, resp.run_id = "duplicate", seen[1]
+        resp.status, resp.run_id = "duplicate", seen
         return resp
     ref = settings.buildings.get(building)
     if ref is None:
@@ -300,6 +289,7 @@ def _run(store: Any, row: Any, resp: Response, ref: str, s: ResponseSettings,
          progress: Callable[[dict], None] | None) -> None:
     """Start, record and end the run of one origin; fills ``resp`` (status done or failed)."""
     from twin import pipeline
+    from twin.runkinds import get_kind
     from viz.console.runs import run_dir_name
 
     data = row.data or {}
@@ -308,28 +298,24 @@ def _run(store: Any, row: Any, resp: Response, ref: str, s: ResponseSettings,
            "corrected": resp.corrected, "supersedes_run": resp.supersedes_run,
            "compartment_source": resp.compartment_source}
     params = _params(ref, resp, s)
-    kind = fire_kind()
     t0 = time.perf_counter()
     try:
-        req = kind.validate(params) if kind is not None else None
-        record = pipeline.clean_json(req.model_dump()) if req is not None else dict(params)
+        kind = get_kind(RUN_KIND)
+        req = kind.validate(params)
     except TwinError as exc:
         resp.status, resp.reason = "failed", f"the fire run refused the request: {exc}"
         return
+    record = pipeline.clean_json(req.model_dump())
     # console_pid: the process running it, so a console starting meanwhile does not fail it as an orphan
     rid = store.start_run(RUN_KIND, {**record, "fire_response": tag, "console_pid": os.getpid()})
     resp.run_id = rid
     resp.out_dir = s.runs / run_dir_name(rid)
     status = "failed"
     try:
-        if kind is not None:
-            res = pipeline.run(kind, req, resp.out_dir, store=store, run_id=rid, progress=progress,
-                               report=s.report, map=s.map)
-            ds = res.dataset
-        else:
-            ds = _run_direct(store, rid, params, resp.out_dir, progress)
+        res = pipeline.run(kind, req, resp.out_dir, store=store, run_id=rid, progress=progress,
+                           report=s.report, map=s.map)
         status = "done"
-        resp.first_detector_s = _first_detector_s(ds, resp.out_dir)
+        resp.first_detector_s = _first_detector_s(res.dataset, resp.out_dir)
     except TwinError as exc:
         resp.reason = f"the fire run failed: {exc}"
     except Exception as exc:  # noqa: BLE001 - a model's bug must not stop the watcher; it is recorded
@@ -341,35 +327,6 @@ def _run(store: Any, row: Any, resp: Response, ref: str, s: ResponseSettings,
     alarm = _alarm_time(data)
     if status == "done" and alarm is not None and resp.first_detector_s is not None:
         resp.ignition_estimate = iso(alarm - timedelta(seconds=resp.first_detector_s))
-
-
-def _run_direct(store: Any, rid: int, params: Mapping[str, Any], out_dir: Path,
-                progress: Callable[[dict], None] | None) -> Any:
-    """The fire run without the run kind: simulate_fire, fire.nc and events.jsonl, the events stored."""
-    from physics.fire_sim import simulate_fire
-    from twin import pipeline
-    from twin.events import Event
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sprinklers = {"on": True, "off": False}.get(params["sprinklers"])
-
-    def report(t_s: float, duration_s: float, info: dict) -> None:
-        if progress is not None:
-            progress({"phase": "running", "sim_s": t_s, "duration_s": duration_s,
-                      "fraction": t_s / duration_s if duration_s else 1.0})
-
-    res = simulate_fire(params["building"], floor=params["floor"], compartment=params["compartment"],
-                        growth=params["growth"], sprinklers=sprinklers, season=params["season"],
-                        duration_s=params["duration_s"], dt_s=params["dt_s"],
-                        record_every_s=params["record_every_s"], progress=report)
-    res.dataset.to_netcdf(out_dir / "fire.nc")
-    events = [Event(time_s=float(e["time_s"]), kind=f"fire_{e['kind']}", source=str(e.get("device") or "fire"),
-                    severity="warning" if e["kind"] in ("flashover", "floor_untenable", "spread") else "info",
-                    message=str(e.get("detail") or e["kind"]), data=pipeline.clean_json(dict(e)))
-              for e in res.events]
-    pipeline.write_run_events(events, out_dir)
-    pipeline.store_run_events(store, rid, out_dir)
-    return res.dataset
 
 
 def _first_detector_s(ds: Any, out_dir: Path | None) -> float | None:
@@ -456,4 +413,4 @@ class FireResponder:
 
 
 __all__ = ["FIRE_ROOM_KINDS", "ORIGIN_KIND", "RESPONSE_KIND", "RUN_KIND", "FireResponder", "Response",
-           "ResponseSettings", "buildings_from", "fire_kind", "origin_key", "place_fire", "respond"]
+           "ResponseSettings", "buildings_from", "origin_key", "place_fire", "respond"]

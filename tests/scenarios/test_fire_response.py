@@ -2,7 +2,7 @@
 
 The origins are raised by the bridge's real tracker (hardware_bridge.fusion.fire.FireOrigins) from detector
 readings of the tower's own registry (scenarios.fire_drill), stored in a real store; the runs are real fire
-runs of the 30-storey example tower, kept short (60 s of fire).
+runs of the 30-storey example tower, kept short (30 s of a slow fire).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def store_origins(store_dir, readings, building_id: str = TOWER) -> list:
 
 
 def settings(tmp_path, **kw) -> ResponseSettings:
-    base = {"store": tmp_path / "store", "buildings": {TOWER: TOWER}, "growth": "slow", "duration_s": 60.0,
+    base = {"store": tmp_path / "store", "buildings": {TOWER: TOWER}, "growth": "slow", "duration_s": 30.0,
             "record_every_s": 10.0, "report": False, "map": False}
     return ResponseSettings(**(base | kw))
 
