@@ -77,11 +77,11 @@ def status_colours(status: np.ndarray, burning: np.ndarray) -> np.ndarray:
     return out
 
 
-def fire_legend_stops() -> list:
-    """Categorical legend stops of the storey colours and the refuge outline."""
-    return [("clear", CLEAR), ("smoke: visibility < 30 m or T > 60 °C on the route", SMOKE),
-            ("untenable (ISO 13571, visibility, radiant heat)", UNTENABLE), ("burning", BURNING),
-            ("refuge floor (blue outline)", REFUGE_LINE)]
+def fire_legend_stops(refuge: bool = True) -> list:
+    """Categorical legend stops of the storey colours (and the refuge outline when the tower has refuge floors)."""
+    stops = [("clear", CLEAR), ("smoke: visibility < 30 m or T > 60 °C on the route", SMOKE),
+             ("untenable (ISO 13571, visibility, radiant heat)", UNTENABLE), ("burning", BURNING)]
+    return stops + [("refuge floor (blue outline)", REFUGE_LINE)] if refuge else stops
 
 
 def time_label(t: float) -> str:
@@ -444,7 +444,7 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
     markers = _event_markers(geo, events, col_w)
     x_right = geo.strip_x1
     legends = [Legend(layer_id, f"Storeys by tenability — {ds.attrs.get('building', 'building')}{where_note}", "",
-                      fire_legend_stops())]
+                      fire_legend_stops(bool(tips.refuge.any())))]
     if markers:
         def shown(i: int) -> list:
             return [r for tm, r in markers if tm <= float(times[i]) + 1e-9]
