@@ -265,3 +265,32 @@ def test_the_builtin_runs_end_to_end_shortened(ping_an):
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "High-rise fire" in report and "L45" in report
     assert summary["output_problems"] == []
+
+
+def _scenario(models: dict, fires: list | None = None) -> dict:
+    return {"name": "fire_case", "title": "a fire", "time": {"start": "2026-07-15T02:00:00+08:00", "duration": "1 h"},
+            "area": {"bbox": BBOX}, "models": models, "hazards": {"fires": fires or []}}
+
+
+def test_a_fire_evacuation_section_runs_the_fire_coupling_with_the_evacuation(twin_data):
+    from scenarios.files import check_scenario
+    from scenarios.translate import translate
+
+    loaded = check_scenario(_scenario({"fire_evacuation": {"building": "tower_30_residential", "floor": 5,
+                                                           "door_hold": "closed"}},
+                                      [{"lon": 114.05, "lat": 22.536, "after": "5 min", "floor": 5}]))
+    tr = translate(loaded)
+    assert tr.reasons == {"fire": "models.fire_evacuation"}
+    params = tr.config.couplings["fire"]
+    assert params["evacuate"] is True and params["door_hold"] == "closed" and params["start_s"] == 300.0
+    assert params["building"] == "tower_30_residential" and "seed" not in params
+
+
+def test_a_fire_origin_on_another_floor_than_the_models_is_refused(twin_data):
+    from scenarios.files import check_scenario
+    from scenarios.translate import translate
+
+    loaded = check_scenario(_scenario({"fire": {"building": "tower_30_residential", "floor": 5}},
+                                      [{"lon": 114.05, "lat": 22.536, "after": "5 min", "floor": 7}]))
+    with pytest.raises(ValidationError, match=r"hazards.fires.0.floor=7 but models.fire.floor=5"):
+        translate(loaded)
