@@ -104,10 +104,12 @@ def _evacuation_kind():
 @click.option("--door-hold", type=click.Choice(["passing", "closed", "open"]), default="passing",
               show_default=True, help="With --evacuate: stair doors held open by people passing, always closed "
                                       "or always open.")
+@click.option("--city", "city_name", default=None, metavar="NAME",
+              help="City whose districts, coast and metro the map draws around the tower (e.g. shenzhen).")
 @run_output_options(FILES, map_help="Also write map.html (offline; the storeys coloured by tenability on the "
                                     "time slider, 3-D).")
 def run(building, floor, compartment, growth, sprinklers, season, t_outside_c, duration_s, dt_s, record_every_s,
-        evacuate, seed, door_hold, out_dir, with_report, with_map, as_json, store_dir) -> None:
+        evacuate, seed, door_hold, city_name, out_dir, with_report, with_map, as_json, store_dir) -> None:
     """Simulate a fire on one storey of a tower and write ASET per storey, events, plots and maps.
 
     BUILDING is an example name (twin fire examples) or a fire building file (.toml/.json; see
@@ -141,8 +143,13 @@ def run(building, floor, compartment, growth, sprinklers, season, t_outside_c, d
                 click.echo("note: the fire map layer (viz/layers/fire_building.py) is not installed: no map.html",
                            err=True)
                 with_map = False
+        city = None
+        if with_map and city_name:
+            from twin.city import City
+
+            city = City(city_name)
         with _FireBar(kind.title) as bar, run_store(store_dir) as store:
-            res = pipeline.run(kind, req, out_dir, store=store, progress=bar.update, report=with_report,
+            res = pipeline.run(kind, req, out_dir, store=store, city=city, progress=bar.update, report=with_report,
                                map=with_map)
     s = res.summary
     if as_json:
