@@ -463,6 +463,13 @@ def report_fire(ctx: CouplingContext) -> list[str]:
                                                  f"{_na(s.get('floors_untenable_by_30min'))}"),
             ("people caught", _na(s.get("people_caught"))),
             ("smallest margin ASET − RSET", mins(s.get("smallest_margin_s")))]
+    ev = s.get("evacuation")
+    if ev:
+        rows += [("building alarm (since ignition)", mins(ev.get("alarm_s"))),
+                 ("RSET with smoke / without smoke effects", f"{mins(ev.get('rset_s'))} / "
+                                                            f"{mins(ev.get('rset_uncoupled_s'))}"),
+                 ("occupants / not safe at the end", f"{_na(ev.get('people'))} / {_na(ev.get('people_not_safe'))}"),
+                 ("people cut off by closed stairs", _na(ev.get("people_cut_off")))]
     out = ["<section><h2>High-rise fire</h2>" + _table(["", ""], rows) + "</section>"]
     ev = ctx.own["events"][:200]
     if ev:
