@@ -388,11 +388,19 @@ class FireResponder:
     def process(self) -> list[Response]:
         """Answer every ``fire_origin`` stored after the last one seen; returns what was done (duplicates
         included)."""
+        from twin.errors import StoreError
         from twin.store import Store
 
+        try:  # a look without taking the bridge's write lock; a store not there yet has no origin
+            with Store.open_readonly(self.settings.store) as ro:
+                rows = ro.event_rows_after(self.after_id, kinds=[ORIGIN_KIND])
+        except StoreError:
+            return []
         out: list[Response] = []
+        if not rows:
+            return out
         with Store.open(self.settings.store) as store:
-            for row in store.event_rows_after(self.after_id, kinds=[ORIGIN_KIND]):
+            for row in rows:
                 if row.run_id is None:  # a live origin (a model run's events are not the bridge's)
                     out.append(respond(store, row, self.settings, progress=self.progress))
                 self.after_id = max(self.after_id, int(row.id))

@@ -180,3 +180,8 @@ def test_watch_and_drill_are_commands_of_twin_fire():
     for cmd in ("watch", "drill"):
         res = CliRunner().invoke(main, ["fire", cmd, "--help"])
         assert res.exit_code == 0 and "--store" in res.output, res.output
+
+
+def test_a_store_not_there_yet_has_no_origin(tmp_path):
+    assert FireResponder(settings(tmp_path)).process() == []
+    assert not (tmp_path / "store").exists()  # the watcher only reads until there is an origin
