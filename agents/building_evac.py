@@ -212,8 +212,8 @@ def simulate(tower: Tower, *, seed: int = 0, dt: float = 0.5, record_every_s: fl
         attrs (JSON). With a ``hazard`` also: ``floor_speed_factor``
         (time, floor), ``flight_speed_factor`` and ``stair_door_closed``
         (time, floor, stair) in force from each record on, ``door_closed_time``
-        (floor, stair), ``floor_closed_time`` and ``people_caught`` (floor),
-        ``occ_rerouted`` and ``occ_caught`` (occupant).
+        (floor, stair), ``floor_closed_time`` and ``people_cut_off`` (floor),
+        ``occ_rerouted`` and ``occ_cut_off`` (occupant).
     """
     ev = BuildingEvacuation(tower, seed=seed, dt=dt, record_every_s=record_every_s, max_time_s=max_time_s,
                             reference=reference, hazard=hazard)
@@ -280,13 +280,13 @@ class BuildingEvacuation:
         return int(self.st.ptr[1])
 
     @property
-    def people_caught(self) -> int:
+    def people_cut_off(self) -> int:
         return 0 if self.run is None else int(self.run.caught.sum())
 
     @property
     def done(self) -> bool:
         """Everyone safe (or caught), or ``max_time_s`` reached."""
-        return self.people_safe + self.people_caught >= self.n_people or self.t >= self.max_time_s - 1e-9
+        return self.people_safe + self.people_cut_off >= self.n_people or self.t >= self.max_time_s - 1e-9
 
     def _record(self) -> None:
         from agents._kernels.building import QUEUED, WAITING
@@ -342,7 +342,7 @@ def _hazard_block(hazard: HazardFn, run, net, ag, st, series: dict, passed: np.n
     state = EvacState(t_s=float(st.clock[0]), door_passed=(now - passed[:F * S]).reshape(F, S),
                       people_on_floor=series["floor"][-1].copy(), people_on_flight=series["flight"][-1].copy(),
                       door_queue=series["door_q"][-1].copy(), people_out=int(st.exit_count.sum()),
-                      people_caught=run.n_caught(ag), stair_out=bottom - passed[F * S:])
+                      people_cut_off=run.n_caught(ag), stair_out=bottom - passed[F * S:])
     passed[:F * S] = now
     passed[F * S:] = bottom
     h = check_hazard(hazard(state.t_s, state), F, S)
@@ -370,16 +370,16 @@ def _with_hazard(ds: xr.Dataset, run, ag, series: dict) -> xr.Dataset:
                           {"long_name": "time the floor's door into the stair closed (NaN: never)", "units": "s"}),
         floor_closed_time=("floor", run.closed_t, {"long_name": "time every stair door of the floor was closed "
                                                                "(NaN: never)", "units": "s"}),
-        people_caught=("floor", run.n_caught(ag), {"long_name": "people left on the floor with every stair door "
+        people_cut_off=("floor", run.n_caught(ag), {"long_name": "people caught on the floor: every stair door "
                                                                 "closed (they stay)", "units": "P"}),
         occ_rerouted=("occupant", run.rerouted, {"long_name": "times the occupant chose another stair", "units": "1"}),
-        occ_caught=("occupant", run.caught.astype(np.int8),
+        occ_cut_off=("occupant", run.caught.astype(np.int8),
                     {"long_name": "occupant caught on a floor whose every stair door closed (1)", "units": "1"}),
     )
     ds["t_at_door"] = ds["t_at_door"].copy(data=np.where(np.isfinite(ag.t_arrive), ag.t_arrive, np.nan))
     ds["t_at_door"].attrs["long_name"] = "time reaching the stair (or exit) door, in smoke and after re-routing " \
                                          "(NaN: caught)"
-    ds.attrs["people_caught"] = int(ds["people_caught"].sum())
+    ds.attrs["people_cut_off"] = int(ds["people_cut_off"].sum())
     ds.attrs["events"] = json.dumps([e.to_record() for e in events(ds)], ensure_ascii=False)
     return ds
 
@@ -531,7 +531,7 @@ def _hazard_events(ds: xr.Dataset, stairs: list[str], src: str) -> list:
     if "door_closed_time" not in ds:
         return []
     out = []
-    closed, cut, caught = ds["door_closed_time"].values, ds["floor_closed_time"].values, ds["people_caught"].values
+    closed, cut, caught = ds["door_closed_time"].values, ds["floor_closed_time"].values, ds["people_cut_off"].values
     for f, s in zip(*np.nonzero(np.isfinite(closed)), strict=True):
         out.append(Event(time_s=float(closed[f, s]), kind="stair_door_closed", source=src,
                          severity=Severity.WARNING, message=f"stair {stairs[s]} closed on floor {f} (untenable)",
@@ -539,7 +539,7 @@ def _hazard_events(ds: xr.Dataset, stairs: list[str], src: str) -> list:
     for f in np.nonzero(np.isfinite(cut))[0]:
         out.append(Event(time_s=float(cut[f]), kind="floor_cut_off", source=src, severity=Severity.ALARM,
                          message=f"every stair closed on floor {f}: {int(caught[f])} people caught there",
-                         data={"floor": int(f), "people_caught": int(caught[f])}))
+                         data={"floor": int(f), "people_cut_off": int(caught[f])}))
     return out
 
 

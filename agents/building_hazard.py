@@ -36,7 +36,7 @@ The rules this module applies between blocks (:class:`HazardRun`):
   still walking keep their remaining distance.
 * **Caught.** When every stair door of a floor is closed, its people still
   on the floor stay there (they never arrive at a door; counted as caught
-  in ``people_caught``). They are not sent up to a refuge floor: the
+  in ``people_cut_off``). They are not sent up to a refuge floor: the
   model moves people down the stairs only. People already in a stair go
   on (slowed by ``flight_speed``); people of a refuge floor are safe there
   from the start (``refuge_mode = "stop"``), and the people from above who
@@ -78,7 +78,7 @@ class EvacState:
         People queued at each floor's stair door.
     people_out : int
         People out of the building.
-    people_caught : ndarray (F,) int
+    people_cut_off : ndarray (F,) int
         People on floors whose every stair door is closed.
     stair_out : ndarray (S,) int
         People who left each stair at the ground (through its ground-floor door) in the block.
@@ -90,7 +90,7 @@ class EvacState:
     people_on_flight: np.ndarray
     door_queue: np.ndarray
     people_out: int
-    people_caught: np.ndarray
+    people_cut_off: np.ndarray
     stair_out: np.ndarray
 
 

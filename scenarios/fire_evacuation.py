@@ -447,7 +447,7 @@ def _floor_figures(evac, aset, alarm_s: float, people) -> tuple[Any, Any, Any]:
     caught = np.zeros(F)
     for f in np.nonzero(np.isfinite(aset))[0]:
         caught[f] = on[0, f] if aset[f] <= alarm_s else _at_or_after(times, on[:, f], aset[f] - alarm_s)
-    cut = evac["people_caught"].values.astype(float) if "people_caught" in evac else np.zeros(F)
+    cut = evac["people_cut_off"].values.astype(float) if "people_cut_off" in evac else np.zeros(F)
     return rset, caught, cut
 
 
@@ -513,7 +513,13 @@ def with_margin(fire_ds, table, *, alarm_s: float, door_hold: str):
 
 
 def summary_of(res: FireEvacuationResult) -> dict[str, Any]:
-    """Headline figures: alarm, RSET coupled and not, people caught, the smallest margins."""
+    """Headline figures: alarm, RSET coupled and not, people caught, the smallest margins.
+
+    ``rset_s``: fire time the last person not cut off reaches safety (None while such a person is still
+    inside at the end); ``floors_rset_after_aset``: floors with people still on them at their ASET (a
+    negative margin, or a floor never cleared because its stairs closed); ``smallest_margin``: over the
+    floors with a finite margin.
+    """
     import numpy as np
 
     t = res.margin
@@ -524,7 +530,7 @@ def summary_of(res: FireEvacuationResult) -> dict[str, Any]:
         if ds is None:
             return None
         safe = ds["t_safe"].values
-        caught = ds["occ_caught"].values.astype(bool) if "occ_caught" in ds else np.zeros(safe.size, bool)
+        caught = ds["occ_cut_off"].values.astype(bool) if "occ_cut_off" in ds else np.zeros(safe.size, bool)
         if not np.isfinite(safe[~caught]).all():
             return None
         return round(res.alarm_s + float(safe[~caught].max(initial=0.0)), 1)
@@ -536,7 +542,7 @@ def summary_of(res: FireEvacuationResult) -> dict[str, Any]:
         i = int(np.nanargmin(m))
         return {"floor": int(t["floor"][i]), "level": t["level"][i], "margin_s": round(float(m[i]), 1)}
 
-    late = t[np.isfinite(t["margin_s"]) & (t["margin_s"] < 0)]
+    late = t[(np.isfinite(t["margin_s"]) & (t["margin_s"] < 0)) | (t["people_caught"] > 0)]
     return {
         "alarm_s": None if not math.isfinite(res.alarm_s) else round(res.alarm_s, 1),
         "people": int(t["people"].sum()),

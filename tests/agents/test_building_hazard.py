@@ -60,7 +60,7 @@ def test_factor_one_and_nothing_closed_is_the_same_run(tower, clear):
     passed = sum(c.door_passed for c in h.calls)
     np.testing.assert_array_equal(passed.sum(axis=1)[1:], clear["people_initial"].values[1:])
     np.testing.assert_allclose(passed, clear["door_flow"].values[1:].sum(axis=0) * 5.0, atol=1e-9)
-    assert ds["people_caught"].sum() == 0 and np.isnan(ds["door_closed_time"]).all()
+    assert ds["people_cut_off"].sum() == 0 and np.isnan(ds["door_closed_time"]).all()
 
 
 def test_walking_speed_factor_rules(tower):
@@ -116,16 +116,16 @@ def test_every_stair_closed_catches_the_floor(tower):
     ds = simulate(tower, seed=0, hazard=h)
     on_floor_at_60 = int(ds["people_on_floor"].sel(time=60.0, floor=15))
     assert on_floor_at_60 > 0
-    assert int(ds["people_caught"].sel(floor=15)) == on_floor_at_60 == ds.attrs["people_caught"]
+    assert int(ds["people_cut_off"].sel(floor=15)) == on_floor_at_60 == ds.attrs["people_cut_off"]
     assert ds.attrs["people_not_safe"] == on_floor_at_60 and np.isnan(ds.attrs["rset_s"])
     assert (ds["people_on_floor"].sel(floor=15).values[ds["time"].values >= 60.0] == on_floor_at_60).all()
     assert float(ds["floor_closed_time"].sel(floor=15)) == 60.0
-    assert ds["occ_caught"].values.sum() == on_floor_at_60
-    assert np.isnan(ds["t_at_door"].values[ds["occ_caught"].values == 1]).all()
+    assert ds["occ_cut_off"].values.sum() == on_floor_at_60
+    assert np.isnan(ds["t_at_door"].values[ds["occ_cut_off"].values == 1]).all()
     # the run stops once only the caught remain
     assert ds["people_out"].values[-1] + on_floor_at_60 == ds.attrs["people"]
     cut = [e for e in json.loads(ds.attrs["events"]) if e["kind"] == "floor_cut_off"]
-    assert cut == [{**cut[0], "time_s": 60.0}] and cut[0]["data"]["people_caught"] == on_floor_at_60
+    assert cut == [{**cut[0], "time_s": 60.0}] and cut[0]["data"]["people_cut_off"] == on_floor_at_60
 
 
 def test_hazard_values_are_checked(tower):
@@ -174,6 +174,6 @@ def test_numba_kernel_equals_interpreted_kernel_under_a_hazard():
     fast = simulate(tower, seed=4, hazard=hazard)
     slow = simulate(tower, seed=4, hazard=hazard, reference=True)
     for name in ("t_safe", "t_leave_floor", "t_at_door", "occ_stair", "people_on_floor", "door_flow",
-                 "people_caught"):
+                 "people_cut_off"):
         np.testing.assert_array_equal(fast[name].values, slow[name].values, err_msg=name)
-    assert fast["people_caught"].sel(floor=3) > 0 and fast["occ_rerouted"].sum() > 0
+    assert fast["people_cut_off"].sel(floor=3) > 0 and fast["occ_rerouted"].sum() > 0
