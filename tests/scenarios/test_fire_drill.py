@@ -254,15 +254,10 @@ def test_closed_loop_run_drill_bridge_origin_run(fire_run, open_tower, mosquitto
         assert len(st.runs()) == 1
 
 
-def test_a_sprinkler_alarm_reaches_the_bridges_tracker_as_heat(tmp_path, twin_data):
-    """The drill's heat readings, as the bridge converts them (hardware_bridge.units.to_si), through FireOrigins:
-    a sprinkler operating first on Ping An's storey 44 is the origin, the smoke detector above it spread (the
+def test_a_sprinkler_alarm_reaches_the_bridge_as_heat(mosquitto, bridge, tmp_path, twin_data):
+    """A sprinkler's drill readings (K) through MQTT and the bridge's unit checks to FireOrigins: the sprinkler
+    operating first on Ping An's storey 44 is the origin (kind heat), the smoke detector above it spread (the
     activation times are given here: Ping An's full runs are too long for a test)."""
-    from datetime import UTC, datetime, timedelta
-
-    from hardware_bridge.fusion import Reading
-    from hardware_bridge.fusion.fire import FireOrigins
-    from hardware_bridge.units import to_si
     from physics.fire_building import load_example
     from scenarios.fire_drill import Activation, FireDrill
 
@@ -271,15 +266,10 @@ def test_a_sprinkler_alarm_reaches_the_bridges_tracker_as_heat(tmp_path, twin_da
     acts = (Activation(52.0, devs["sprinkler 44/office 1"]), Activation(80.5, devs["smoke 45/office 1"]))
     d = FireDrill("PA", "ping_an_finance_centre", 44, 600.0, 114.0505, 22.5367, spec.n_storeys,
                   spec.plate_area_m2(0), tuple(devs.values()), acts)
-    loaded = load_drill(d.write(tmp_path / "pa")["drill"])
-    t0 = datetime(2026, 7, 15, 13, 0, tzinfo=UTC)
-    readings = []
-    for p in loaded.timeline:
-        v = p.inject.payload
-        value, unit = to_si(v.sensor, v.value, v.unit, field="value")
-        readings.append(Reading(datastream_id=f"{v.station}/{v.sensor.value}", kind=v.sensor.value, station=v.station,
-                                time=t0 + timedelta(seconds=p.offset_s), value=value, unit=unit))
-    events = FireOrigins(d.registry()).update(readings)
-    assert [(e.kind, e.data["floor"], e.data["kind"]) for e in events] == [("fire_origin", 44, "heat"),
-                                                                            ("fire_spread", 45, "smoke")]
-    assert events[0].data["zone"] == "office 1" and events[0].data["time"] == (t0 + timedelta(seconds=52)).isoformat()
+    summary = play_drill(d.write(tmp_path / "pa")["drill"], bridge, mosquitto.address, speed=40.0)
+    assert summary["played"] == 4
+    rows = wait_for(bridge, ("fire_origin", "fire_spread"), 2)
+    assert [(r.kind, r.data["floor"], r.data["kind"], r.data["zone"]) for r in rows] == [
+        ("fire_origin", 44, "heat", "office 1"), ("fire_spread", 45, "smoke", "office 1")]
+    # the 68 degC link as the bridge stored it (K), past EN 54-5 A1's 54 degC alarm
+    assert rows[0].data["value"] == pytest.approx(68.0 + 273.15) and rows[0].data["detector"] == "PA.sprinkler-44-office-1"
