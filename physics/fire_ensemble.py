@@ -22,7 +22,8 @@ gives:
 Members run in parallel on a Dask ``LocalCluster`` (``workers`` processes of one thread each by
 default; ``processes=False`` for threads in one process, which only helps where the kernels release
 the GIL: the zone model's do not, see ``bench/bench_fire.py``), one numba thread per member, or in
-this process one after another with ``workers=1``. Results do not depend on the number of workers.
+this process one after another with ``workers=1``. Before the members, each worker runs 2 s of the 30-storey example (kernels compiled or loaded; its
+time is ``warm_s``, outside ``wall_s``). Results do not depend on the number of workers.
 A member that fails is kept with its error (``member_ok`` False) and left out of the statistics.
 
 There is no storey window (a member simulating only the storeys around its origin): it is not
@@ -172,14 +173,16 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any]) -> dic
 
 
 def _warm_worker() -> int:
-    """On each Dask worker before the members: one numba thread, the fire modules imported."""
+    """Before the members, on each worker (and in this process with one worker): one numba thread and a 2 s
+    run of the 30-storey example, which compiles or loads the kernels, so members' times do not include it."""
     import os
 
     import numba
 
-    import physics.fire_sim  # noqa: F401 - loads the kernels' modules once per worker
+    from physics.fire_sim import simulate_fire
 
     numba.set_num_threads(1)
+    simulate_fire("tower_30_residential", floor=1, growth="fast", duration_s=2.0, record_every_s=1.0)
     return os.getpid()
 
 
@@ -209,20 +212,26 @@ def _client(workers: int, processes: bool):
 
     from distributed import Client, LocalCluster
 
-    kw = {"env": {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}} if processes else {}
-    cluster = LocalCluster(n_workers=workers if processes else 1, threads_per_worker=1 if processes else workers,
-                           processes=processes, host="127.0.0.1", protocol="tcp://" if processes else "inproc://",
-                           dashboard_address=":0", silence_logs=logging.ERROR, **kw)
+    if processes:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               protocol="tcp://", dashboard_address=":0", silence_logs=logging.ERROR,
+                               env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    else:
+        cluster = LocalCluster(n_workers=1, threads_per_worker=workers, processes=False, dashboard_address=":0",
+                               silence_logs=logging.ERROR)
     return Client(cluster, set_as_default=False), cluster
 
 
 def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], workers: int, processes: bool,
-             say: Callable[[dict[str, Any]], None]) -> tuple[list[dict[str, Any]], float]:
-    """Every member's result (in member order) and the wall time of the members (worker start excluded)."""
+             say: Callable[[dict[str, Any]], None]) -> tuple[list[dict[str, Any]], float, float]:
+    """Every member's result (in member order), the wall time of the members and that of starting and warming
+    the workers before them."""
     n = len(members)
     results: list[dict[str, Any]] = [{}] * n
     failed = 0
+    t_warm = time.perf_counter()
     if workers == 1:
+        _warm_worker()
         t0 = time.perf_counter()
         for done, mem in enumerate(members, start=1):
             r = run_member(building, mem, sim_kwargs)
@@ -230,13 +239,13 @@ def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], w
             failed += not r["ok"]
             say({"phase": "members", "done": done, "total": n, "failed": failed, "member": mem.index,
                  "ok": r["ok"], "wall_s": time.perf_counter() - t0})
-        return results, time.perf_counter() - t0
+        return results, time.perf_counter() - t0, t0 - t_warm
     from distributed import as_completed
 
     client, cluster = _client(workers, processes)
     try:
         say({"phase": "starting workers", "done": 0, "total": n, "failed": 0})
-        client.run(_warm_worker) if processes else _warm_worker()
+        client.run(_warm_worker) if processes else client.submit(_warm_worker, pure=False).result()
         t0 = time.perf_counter()
         spec = client.scatter(building, broadcast=True)
         futures = {client.submit(run_member, spec, mem, sim_kwargs, pure=False,
@@ -256,7 +265,7 @@ def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], w
     finally:
         client.close()
         cluster.close()
-    return results, wall
+    return results, wall, t0 - t_warm
 
 
 def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterable[Any] = GROWTHS,
@@ -293,7 +302,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
     xarray.Dataset
         dims ``member``, ``storey``, ``percentile``, ``threshold``: ``aset_s`` and ``ignition_s``
         (member, storey), ``aset_percentile_s`` (percentile, storey), ``p_untenable`` (threshold,
-        storey), ``member_ok``, ``member_wall_s``, ``member_error``; member coordinates
+        storey), ``member_ok``, ``member_wall_s``, ``member_cpu_s``, ``member_error``; member coordinates
         ``member_floor``, ``member_compartment``, ``member_growth``; attrs with the run's inputs,
         ``n_ok``, ``wall_s`` and ``member_definition``.
 
@@ -314,7 +323,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
     sim_kwargs = {"sprinklers": sprinklers, "season": season, "duration_s": float(duration_s), "dt_s": float(dt_s),
                   "record_every_s": float(record_every_s)}
     say = progress or (lambda _d: None)
-    results, wall = _run_all(spec, mems, sim_kwargs, workers, processes, say)
+    results, wall, warm = _run_all(spec, mems, sim_kwargs, workers, processes, say)
     n = len(mems)
     aset = np.full((n, n_storeys), np.nan)
     ign = np.full((n, n_storeys), np.nan)
@@ -343,6 +352,8 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
             "member_ok": (("member",), ok, {"long_name": "the member ran to the end"}),
             "member_wall_s": (("member",), np.array([r.get("wall_s", np.nan) for r in results], float),
                               {"units": "s", "long_name": "wall time of the member's run"}),
+            "member_cpu_s": (("member",), np.array([r.get("cpu_s", np.nan) for r in results], float),
+                             {"units": "s", "long_name": "CPU time of the member's thread"}),
             "member_error": (("member",), np.array([r.get("error", "") for r in results], dtype=object),
                              {"long_name": "error of a member that failed (empty: none)"}),
         },
@@ -360,7 +371,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
         attrs={"building": spec.name, "n_members": n, "n_ok": int(ok.sum()), "duration_s": float(duration_s),
                "dt_s": float(dt_s), "season": str(season),
                "sprinklers": "building" if sprinklers is None else ("on" if sprinklers else "off"),
-               "workers": workers, "processes": int(bool(processes)), "seed": seed, "wall_s": wall,
+               "workers": workers, "processes": int(bool(processes)), "seed": seed, "wall_s": wall, "warm_s": warm,
                "member_definition": MEMBER_DEFINITION},
     )
     say({"phase": "done", "done": n, "total": n, "failed": int((~ok).sum()), "wall_s": wall})
