@@ -294,3 +294,17 @@ def test_a_fire_origin_on_another_floor_than_the_models_is_refused(twin_data):
                                       [{"lon": 114.05, "lat": 22.536, "after": "5 min", "floor": 7}]))
     with pytest.raises(ValidationError, match=r"hazards.fires.0.floor=7 but models.fire.floor=5"):
         translate(loaded)
+
+
+def test_the_smallest_margin_bounds_a_storey_still_occupied_when_it_became_untenable():
+    """margin = ASET − RSET (the issue's definition); a storey untenable with people left at the end has
+    RSET > the end, so its margin is at most ASET − end."""
+    from scenarios.couplings.fire import smallest_margin
+
+    m = pd.DataFrame({"floor": [3, 4, 5], "level": ["L4", "L5", "L6"], "people": [10, 10, 10],
+                      "aset_s": [np.nan, 400.0, 200.0], "rset_s": [300.0, 350.0, np.nan]})
+    assert smallest_margin(m, 540.0) == {"smallest_margin_s": -340.0, "smallest_margin_level": "L6",
+                                         "smallest_margin_is_bound": True}
+    assert smallest_margin(m.iloc[:2], 540.0) == {"smallest_margin_s": 50.0, "smallest_margin_level": "L5",
+                                                  "smallest_margin_is_bound": False}
+    assert smallest_margin(m.iloc[:1], 540.0)["smallest_margin_s"] is None
