@@ -72,7 +72,12 @@ from physics.fire_detection import DeviceSet, DeviceState
 from physics.fire_network import COMPARTMENT_KINDS, VENT_KINDS, FireNetwork
 from physics.fire_sim_record import Recorder, build_dataset
 from physics.fire_sim_spread import FacadeSpread
-from physics.fire_sim_tenability import TenabilityTracker, head_fields, storey_rooms
+from physics.fire_sim_tenability import (
+    VISIBILITY_CAP_M,
+    TenabilityTracker,
+    head_fields,
+    storey_rooms,
+)
 from physics.fire_source import FLASHOVER_DT_K, FireSource, FireState, vent_limit_from_network
 from physics.fire_zone import FireZoneModel
 from twin.errors import ValidationError
@@ -395,6 +400,20 @@ class FireSimulation:
                           for r in self.rooms])
         return {"visibility_m": floors["visibility_m"], "extinction_per_m": floors["extinction_per_m"],
                 "untenable": floors["untenable"].copy(), "t_upper_k": t_max}
+
+    def compartments_now(self) -> dict[str, np.ndarray]:
+        """(N,) arrays now: ``extinction_per_m`` and ``visibility_m`` at head height (1.8 m; visibility capped at
+        100 m), ``t_upper_k`` and ``layer_height_m``."""
+        state = self._state()
+        m = head_fields(self.network, state, t_ambient_k=self.t_inside_k)
+        return {"extinction_per_m": np.array(m["extinction_per_m"], float),
+                "visibility_m": np.minimum(m["visibility_m"], VISIBILITY_CAP_M),
+                "t_upper_k": state["upper_layer__temperature"].copy(), "layer_height_m": state["layer_height"].copy()}
+
+    def vent_open_fraction(self, indices=None) -> np.ndarray:
+        """Open fraction now of wall vents ``indices`` (all if None); ``network.vent_open`` holds the initial ones."""
+        frac = self.zone.vent_open
+        return frac.copy() if indices is None else frac[np.asarray(indices, np.int64)].copy()
 
     def compartment_untenable_now(self) -> np.ndarray:
         """(N,) bool: the compartment has failed a tenability criterion (at the last record)."""

@@ -225,14 +225,22 @@ def test_coupling_hooks_and_progress():
     assert {int(net.vent_a[v]), int(net.vent_b[v])} == {net.index(f"{FLOOR}/lobby"), int(shafts["A"][FLOOR])}
     first = sim.advance_to(20.0)
     assert first[0]["kind"] == "ignition"  # the t = 0 events come with the first call
+    assert sim.vent_open_fraction([v])[0] == net.vent_open[v] == 0.0  # the stair door starts closed
     sim.set_vent_open([v], 1.0)
-    assert sim.zone.vent_open[v] == 1.0
+    assert sim.vent_open_fraction([v])[0] == 1.0 and sim.vent_open_fraction().shape == (net.n_vents,)
     assert sim.advance_to(40.0) is not None and sim.t == pytest.approx(40.0)
     now = sim.floor_now()
     for key in ("visibility_m", "extinction_per_m", "untenable", "t_upper_k"):
         assert now[key].shape == (net.n_storeys,), key
     assert now["untenable"].dtype == bool
     assert sim.compartment_untenable_now().shape == (net.n_compartments,)
+    comp = sim.compartments_now()
+    for key in ("extinction_per_m", "visibility_m", "t_upper_k", "layer_height_m"):
+        assert comp[key].shape == (net.n_compartments,), key
+    # the storey's route values are the compartments' own, worst over the route
+    route = sim.tenability.routes[FLOOR]
+    assert now["extinction_per_m"][FLOOR] == comp["extinction_per_m"][route].max()
+    assert now["visibility_m"][FLOOR] == comp["visibility_m"][route].min()
     assert [c[0] for c in calls] == [float(x) for x in range(0, 41, 10)] and calls[-1][1] == 40.0
     with pytest.raises(ValidationError, match="within the run's duration_s"):
         sim.advance_to(50.0)
