@@ -13,6 +13,7 @@ from twin.errors import ValidationError
 from viz.layers import build, kinds
 from viz.layers.fire_building import (
     BURNING,
+    BURNING_UNTENABLE,
     CLEAR,
     EVENT_COLUMNS,
     REFUGE_LINE,
@@ -24,11 +25,10 @@ from viz.layers.fire_building import (
 )
 from viz.scene import Scene
 
-#: Origin storey index 1 (L2), an ultrafast fire with the sprinklers off on a winter day (outside 10 °C): the
-#: stack effect carries smoke up the stairs, so the top storey turns smoky then untenable within the 300 s the
-#: test runs (about 8 s of computing), while the origin storey burns (orange) throughout.
-RUN = {"floor": 1, "growth": "ultrafast", "sprinklers": False, "season": "winter", "duration_s": 300.0,
-       "record_every_s": 10.0}
+#: Origin storey index 4 (L5), an ultrafast fire with the sprinklers off: the origin storey burns from the first
+#: frame (flame orange) and its escape route turns untenable at about 120 s (flame red), within the 180 s the test
+#: runs; the other storeys stay clear in this model.
+RUN = {"floor": 4, "growth": "ultrafast", "sprinklers": False, "duration_s": 180.0, "record_every_s": 10.0}
 
 
 def run_file(tmp_path_factory) -> Path:
@@ -54,13 +54,16 @@ def _frame_rows(ls, layer_id: str, k: int) -> list[dict]:
 
 
 def _expected_colours(ds, i: int) -> list[list[int]]:
-    """Colours by the contract, written out here: status 0/1/2 -> clear/smoke/untenable, burning wins."""
+    """Colours written out here: status 0/1/2 -> clear/smoke/untenable; burning wins (flame red if untenable)."""
     t = float(ds["time"].values[i])
     ign = ds["ignition_s"].values
     out = []
     for f, s in enumerate(ds["floor_status"].values[i]):
         burning = np.isfinite(ign[f]) and ign[f] <= t
-        out.append(list(BURNING if burning else (CLEAR, SMOKE, UNTENABLE)[int(s)]))
+        if burning:
+            out.append(list(BURNING_UNTENABLE if s == 2 else BURNING))
+        else:
+            out.append(list((CLEAR, SMOKE, UNTENABLE)[int(s)]))
     return out
 
 
@@ -91,7 +94,7 @@ def test_one_slab_per_storey_at_its_elevation(fire_ds):
 def test_colours_follow_floor_status_on_every_frame(fire_ds):
     ls = build("fire_floors", fire_ds)
     times = fire_ds["time"].values
-    assert len(ls.times_s) == len(times) <= 60  # 31 records of 10 s: none thinned
+    assert len(ls.times_s) == len(times) <= 60  # 19 records of 10 s: none thinned
     for k, t in enumerate(ls.times_s):
         i = int(np.flatnonzero(np.isclose(times, t))[0])
         expected = _expected_colours(fire_ds, i)
@@ -99,14 +102,16 @@ def test_colours_follow_floor_status_on_every_frame(fire_ds):
         assert [r["c"] for r in _frame_rows(ls, "fire_floors_strip", k)] == expected
     first = [r["c"] for r in _frame_rows(ls, "fire_floors", 0)]
     last = [r["c"] for r in _frame_rows(ls, "fire_floors", len(ls.times_s) - 1)]
-    assert first != last  # the run changes something within 300 s
-    status = fire_ds["floor_status"].values
-    assert status[-1].max() >= 1 and (status[0] == 0).all()
+    assert first != last  # the run changes something within 180 s
+    origin = int(fire_ds.attrs["origin_storey"])
+    assert first[origin] == list(BURNING) and last[origin] == list(BURNING_UNTENABLE)
+    assert (fire_ds["floor_status"].values[0] == 0).all()
 
 
 def test_status_colours_burning_wins():
-    cols = status_colours(np.array([0, 1, 2, 2]), np.array([False, False, False, True]))
-    assert [list(c) for c in cols] == [list(CLEAR), list(SMOKE), list(UNTENABLE), list(BURNING)]
+    cols = status_colours(np.array([0, 1, 2, 1, 2]), np.array([False, False, False, True, True]))
+    assert [list(c) for c in cols] == [list(CLEAR), list(SMOKE), list(UNTENABLE), list(BURNING),
+                                       list(BURNING_UNTENABLE)]
 
 
 def test_hover_names_the_storey_and_its_tenability(fire_ds):
@@ -163,7 +168,7 @@ def test_events_appear_on_the_slider_after_their_time(fire_ds):
     for k, t in enumerate(ls.times_s):
         assert counts[k] == sum(1 for v in first.values() if v <= t + 1e-9)
     origin = next(lyr for lyr in ls.layers if lyr["id"] == "fire_floors_origin")["data"][0]
-    assert origin["tooltip"].startswith("<b>Fire origin</b>: L2, flat A") and "detector" in origin["tooltip"]
+    assert origin["tooltip"].startswith("<b>Fire origin</b>: L5, flat A") and "detector" in origin["tooltip"]
 
 
 def test_legends_and_scene(fire_ds):
@@ -175,7 +180,7 @@ def test_legends_and_scene(fire_ds):
     assert list(CLEAR) in cats.values() and list(UNTENABLE) in cats.values() and list(BURNING) in cats.values()
     assert len(js["timeline"]["times_s"]) == len(ls.times_s)
     assert js["view"]["pitch"] == 50.0
-    assert js["timeline"]["labels"][-1] == time_label(ls.times_s[-1]) == "+5 min 00 s"
+    assert js["timeline"]["labels"][-1] == time_label(ls.times_s[-1]) == "+3 min 00 s"
 
 
 def test_the_written_fire_nc_draws_the_same(fire_ds, tmp_path):
@@ -190,7 +195,7 @@ def test_the_written_fire_nc_draws_the_same(fire_ds, tmp_path):
 
 def test_frames_are_thinned_to_max_frames(fire_ds):
     ls = build("fire_floors", fire_ds, max_frames=5)
-    assert len(ls.times_s) == 5 and ls.times_s[0] == 0.0 and ls.times_s[-1] == 300.0
+    assert len(ls.times_s) == 5 and ls.times_s[0] == 0.0 and ls.times_s[-1] == 180.0
     assert all(len(v) == 5 for v in ls.frames.values())
 
 

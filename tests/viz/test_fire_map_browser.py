@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from viz.layers import build
-from viz.layers.fire_building import BURNING, UNTENABLE, map_view, status_colours
+from viz.layers.fire_building import BURNING_UNTENABLE, UNTENABLE, map_view, status_colours
 
-#: As tests/viz/test_fire_layers.py: L2, ultrafast, no sprinklers, winter, 300 s (the top storey turns untenable).
-RUN = {"floor": 1, "growth": "ultrafast", "sprinklers": False, "season": "winter", "duration_s": 300.0,
-       "record_every_s": 10.0}
+#: As tests/viz/test_fire_layers.py: L5, ultrafast, no sprinklers, 180 s (L5's route turns untenable at ~120 s).
+RUN = {"floor": 4, "growth": "ultrafast", "sprinklers": False, "duration_s": 180.0, "record_every_s": 10.0}
 #: The README's figure of the page (kept when the directory exists, i.e. on a developer's machine).
 README_SHOT = Path("/tmp/readme/fire_map.png")
 
@@ -23,7 +22,7 @@ README_SHOT = Path("/tmp/readme/fire_map.png")
 class _FireKind:
     """The run kind's map hooks, as the fire run kind wires them (twin.runkinds.RunKind.layers/map_view)."""
 
-    name, title = "fire", "Fire: 30-storey residential tower, L2, winter"
+    name, title = "fire", "Fire: 30-storey residential tower, L5, ultrafast, sprinklers off"
 
     @staticmethod
     def layers(ds, warp=None, max_px=0):
@@ -78,8 +77,8 @@ def test_fire_page_draws_the_storeys_and_they_change_on_the_slider(fire_ds, chro
         assert c0 == _colours(fire_ds, 0) and c_end == _colours(fire_ds, -1)
         assert any(a != z for a, z in zip(c0, c_end, strict=True))  # a slab changed colour
         tip = b.evaluate("(() => { var L = map.deck.props.layers.find(l => l.id === 'fire_floors');"
-                         " return map._tooltip({layer: L, index: 29, object: L.props.data[29]}).html; })()")
-        assert tip.startswith("<b>L30</b>") and "untenable" in tip and "ASET" in tip
+                         " return map._tooltip({layer: L, index: 4, object: L.props.data[4]}).html; })()")
+        assert tip.startswith("<b>L5</b> (12 m) — fire origin") and "burning" in tip and "ASET" in tip
         b.pump(0.5)
         shot = tmp_path / "fire_map.png"
         b.screenshot(shot)
@@ -87,6 +86,6 @@ def test_fire_page_draws_the_storeys_and_they_change_on_the_slider(fire_ds, chro
     if README_SHOT.parent.is_dir():
         shutil.copyfile(shot, README_SHOT)
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    hot = [tuple(c[:3]) for c in (UNTENABLE, BURNING) if list(c) in c_end]
+    hot = [tuple(c[:3]) for c in (UNTENABLE, BURNING_UNTENABLE) if list(c) in c_end]
     assert hot  # the last frame has an untenable or burning storey, and it is drawn
     assert any((np.abs(img - np.array(c)).sum(axis=2) < 30).sum() > 50 for c in hot)

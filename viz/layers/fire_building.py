@@ -14,7 +14,8 @@ evacuation is (:mod:`viz.layers.building_evac`, geometry in
 
 Each storey is coloured by its ``floor_status`` at the frame's time (clear
 grey, smoke amber, untenable dark red) or flame orange once it burns
-(``ignition_s`` ≤ t); refuge floors are outlined blue. One data patch per
+(``ignition_s`` ≤ t; darker flame red once its route is untenable too);
+refuge floors are outlined blue. One data patch per
 frame. Hover a storey for its label (L = index + 1), upper-layer
 temperature, visibility, FED (asphyxiant, heat), ASET, the evacuation's
 RSET and margin when the dataset carries them (``rset_s``, ``margin_s``,
@@ -44,6 +45,8 @@ CLEAR = (190, 190, 190, 235)
 SMOKE = (245, 185, 45, 245)
 UNTENABLE = (125, 0, 25, 250)
 BURNING = (255, 100, 0, 255)
+#: A burning storey whose escape route is untenable too (the fire floor's ASET passed): darker flame red.
+BURNING_UNTENABLE = (215, 25, 0, 255)
 STATUS_COLOURS = (CLEAR, SMOKE, UNTENABLE)
 #: Outline of refuge floors (strip band and slab rings).
 REFUGE_LINE = (40, 110, 235, 255)
@@ -70,17 +73,24 @@ MAX_EVENT_LINES = 6
 
 
 def status_colours(status: np.ndarray, burning: np.ndarray) -> np.ndarray:
-    """RGBA (S, 4) of storeys with ``floor_status`` ``status`` (0/1/2); ``burning`` storeys flame orange."""
+    """RGBA (S, 4) of storeys with ``floor_status`` ``status`` (0/1/2); ``burning`` storeys flame orange.
+
+    A burning storey whose route is untenable (status 2) turns a darker flame red, so the fire floor's own
+    ASET shows on the slider (it burns from the first frame, and would otherwise stay one colour).
+    """
     s = np.clip(np.asarray(status, dtype=int), 0, 2)
     out = np.asarray(STATUS_COLOURS, dtype=int)[s]
-    out[np.asarray(burning, dtype=bool)] = BURNING
+    burning = np.asarray(burning, dtype=bool)
+    out[burning] = BURNING
+    out[burning & (s == 2)] = BURNING_UNTENABLE
     return out
 
 
 def fire_legend_stops(refuge: bool = True) -> list:
     """Categorical legend stops of the storey colours (and the refuge outline when the tower has refuge floors)."""
     stops = [("clear", CLEAR), ("smoke: visibility < 30 m or T > 60 °C on the route", SMOKE),
-             ("untenable (ISO 13571, visibility, radiant heat)", UNTENABLE), ("burning", BURNING)]
+             ("untenable (ISO 13571, visibility, radiant heat)", UNTENABLE), ("burning", BURNING),
+             ("burning, escape route untenable", BURNING_UNTENABLE)]
     return stops + [("refuge floor (blue outline)", REFUGE_LINE)] if refuge else stops
 
 
@@ -469,5 +479,5 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
                     labels=[time_label(v) for v in t], frames=frames, bounds=geo.bounds(x_right))
 
 
-__all__ = ["BURNING", "CLEAR", "EVENT_COLUMNS", "REFUGE_LINE", "SMOKE", "STATUS_COLOURS", "UNTENABLE",
+__all__ = ["BURNING", "BURNING_UNTENABLE", "CLEAR", "EVENT_COLUMNS", "REFUGE_LINE", "SMOKE", "STATUS_COLOURS", "UNTENABLE",
            "fire_floors", "fire_legend_stops", "map_view", "status_colours", "time_label"]
