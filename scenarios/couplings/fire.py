@@ -148,7 +148,7 @@ def fire_settings(ctx: CouplingContext) -> dict[str, Any]:
     """
     import pydantic
 
-    from physics.fire_run import FireRequest, sim_kwargs
+    from physics.fire_run import MAX_DURATION_S, FireRequest, sim_kwargs
     from twin.errors import describe_problems
 
     p = ctx.params
@@ -161,7 +161,8 @@ def fire_settings(ctx: CouplingContext) -> dict[str, Any]:
         raise ValidationError(f"couplings.fire.start_s={start:g}: the fire starts at or after the run's end "
                               f"({run_end:g} s); start it earlier or run longer")
     own = _seconds(p, "duration_s", None)
-    length = run_end - start if own is None else min(own, run_end - start)
+    # without its own length the fire lasts to the run's end, at most the run kind's 6 h (long burnt out)
+    length = min(run_end - start, MAX_DURATION_S) if own is None else min(own, run_end - start)
     fields = {k: p[k] for k in FIRE_PARAMS if p.get(k) is not None}
     # the request checks its length against its record interval: ask for at least one interval
     fields["duration_s"] = max(length, float(fields.get("record_every_s", PERIOD_S)), 10.0)
