@@ -114,10 +114,12 @@ def for_netcdf(ds):
 
 
 def write_netcdf(result: Any, path: str | Path) -> Path:
-    """Write the fire Dataset as NetCDF (``fire.nc``) and return the path."""
+    """Write the fire Dataset as NetCDF (``fire.nc``, numeric variables zlib-compressed) and return the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    for_netcdf(dataset_of(result)).to_netcdf(p)
+    ds = for_netcdf(dataset_of(result))
+    enc = {name: {"zlib": True, "complevel": 4} for name, v in ds.data_vars.items() if v.dtype.kind in "fiu"}
+    ds.to_netcdf(p, encoding=enc)
     return p
 
 
