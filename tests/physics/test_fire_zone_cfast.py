@@ -17,10 +17,10 @@ Largest errors over the run (zone model minus CFAST; T relative in K, z in m):
   room's temperature, asserted as a known failure (xfail, strict): the model
   runs hot from the start (no radiation from the layers; quasi-steady MQH walls,
   whose conductance halves at the penetration time, 284 s for this gypsum).
-- three-storey stack: the fire room's layer height (+0.20 m) and smoke filling
+- three-storey stack: the fire room's temperature (+18.7 %), layer height (+0.20 m), smoke filling
   the upper storeys' rooms; not the stair: ground-floor stair 240 vs 157 °C at
   the end (+28.6 % in K at 180 s; 332 °C, +51 %, before the door jets mixed),
-  its interface 1.44 m where CFAST's stair fills to 0.10 m by 150 s. Ceiling
+  its interface 1.45 m where CFAST's stair fills to 0.10 m by 150 s. Ceiling
   vents draw from both layers of the room below as the flow's Froude number
   grows (CFAST's form), which brought the upper stairs' layers to CFAST's (0.75
   vs 0.72 m, 0.66 vs 0.71 m at the end) but not the ground floor's. CFAST's fire
@@ -123,7 +123,8 @@ def test_two_rooms_fire_room_temperature_against_cfast(both):
 
 def test_three_storey_stack_fire_room_layer_against_cfast(both):
     case, ds, zone = both["three_storey_stack"]
-    _, z_err = _errors(case, ds, zone, "room 0")
+    t_err, z_err = _errors(case, ds, zone, "room 0")
+    assert t_err <= 0.20, t_err  # +18.7 % at 150 s (was +17.2 % before the door jets mixed)
     assert z_err <= 0.3, z_err
     # both carry smoke up the stair: the top storey's stair is warmer than ambient in both
     j = case.network.index("stair 2")
