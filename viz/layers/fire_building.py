@@ -40,10 +40,11 @@ from viz.layers import register
 from viz.layers._tower import M_PER_DEG, Tower, frame_indices, square_footprint, tower
 from viz.scene import LayerSet, Legend
 
-#: Fill colours of a storey by ``floor_status`` (0 clear, 1 smoke, 2 untenable), and once it burns.
-CLEAR = (190, 190, 190, 235)
-SMOKE = (245, 185, 45, 245)
-UNTENABLE = (125, 0, 25, 250)
+#: Fill colours of a storey by ``floor_status`` (0 clear, 1 smoke, 2 untenable), and once it burns (opaque: no
+#: ghost of the slabs inside).
+CLEAR = (190, 190, 190, 255)
+SMOKE = (245, 185, 45, 255)
+UNTENABLE = (125, 0, 25, 255)
 BURNING = (255, 100, 0, 255)
 #: A burning storey whose escape route is untenable too (the fire floor's ASET passed): darker flame red.
 BURNING_UNTENABLE = (215, 25, 0, 255)
@@ -108,13 +109,13 @@ def map_view(ds, view: dict, *, screen_px: float = 700.0) -> dict:
     """The view a fire run's map opens on: pitched 50°, turned 20°, zoomed to the tower's height.
 
     ``view`` is the straight-down view of the layers' bounds; the zoom puts
-    2.2 × the tower's height (at least 60 m) across ``screen_px`` pixels
+    1.8 × the tower's height (at least 60 m) across ``screen_px`` pixels
     and the centre moves 0.3 × the height up the view's bearing, so a
     30-storey and a 115-storey tower both stand whole mid-page.
     """
     top = float((np.asarray(ds["storey_base_m"].values, float) + np.asarray(ds["storey_height_m"].values, float))
                 .max()) if "storey_base_m" in ds and "storey_height_m" in ds else 60.0
-    m_per_px = 2.2 * max(top, 60.0) / screen_px
+    m_per_px = 1.8 * max(top, 60.0) / screen_px
     lat = view["latitude"]
     zoom = math.log2(WEB_MERCATOR_M_PER_PX_Z0 * math.cos(math.radians(lat)) / m_per_px)
     # the tower rises up the screen from its footprint: look a third of its height further "up" the bearing
@@ -364,10 +365,10 @@ def _refuge_rings(geo: Tower, refuge: np.ndarray, scale: np.ndarray) -> list[dic
 
 
 def _origin_marker(geo: Tower, f: int, scale: float, tip: str) -> dict:
-    """The origin marker: just south of the origin storey's facade, at its mid-height."""
+    """The origin marker: just south of the origin storey's facade, at its top."""
     y = scale * geo.fy.min() - max(0.15 * scale * geo.width_m, 3.0)
     lon, lat = geo.to_deg(0.5 * scale * (geo.fx.min() + geo.fx.max()), y)
-    z = geo.elevation_m[f] + 0.5 * geo.slab_extrusion(f)
+    z = geo.elevation_m[f] + geo.slab_extrusion(f)  # its top edge: drawn pitched, the disc's centre reads level
     return {"p": [round(float(lon), 7), round(float(lat), 7), round(float(z), 2)], "tooltip": tip}
 
 
