@@ -165,6 +165,26 @@ def test_facade_flame_ignites_the_flat_above(free):
     assert float(q_up.sel(time=spread["time_s"] - 1.0)) == 0.0 and float(q_up[-1]) > 0.0
 
 
+def test_burnout_when_the_fuel_is_spent():
+    # EN 1991-1-2 Annex E.4 (Figure E.1): the decay starts when 70 % of the fire load is consumed and the heat
+    # release falls linearly to zero with the last 30 %. A tiny load (5 MJ/m² × 0.8 × 135 m² = 541 MJ) burns out
+    # before flashover in the closed flat: the stepped fire's decay starts where FireSource.events() puts it
+    # (trapezoid on 1 s steps vs its 0.5 s grid: within 0.05 s) and the burn-out event is the first step after
+    # its end. The design fire counts pyrolysis (CFAST's convention), whatever the oxygen lets burn.
+    spec = load_example(TOWER)
+    spec = spec.model_copy(update={"fire": spec.fire.model_copy(update={"fuel_load_mj_m2": 5.0})})
+    sim = FireSimulation(spec, floor=FLOOR, growth="fast", sprinklers=False, duration_s=400.0)
+    sim.advance_to(400.0)
+    fire = sim.fires[sim.origin]
+    ref = fire.source.events()
+    assert fire.source.energy_kj == pytest.approx(0.8 * 5.0 * float(sim.network.area_m2[sim.origin]) * 1000.0)
+    assert np.isinf(ref["t_flashover_s"]) and fire.t_decay_s == pytest.approx(ref["t_decay_s"], abs=0.05)
+    out = [e for e in sim.result().events if e["kind"] == "burnout"]
+    assert len(out) == 1 and out[0]["compartment"] == "5/flat A"
+    assert ref["t_burnout_s"] <= out[0]["time_s"] < ref["t_burnout_s"] + sim.dt_s + 0.05
+    assert float(sim.result().dataset["design_heat_release_rate"].sel(compartment="5/flat A")[-1]) == 0.0
+
+
 def test_stepwise_tenability_equals_assess_history(sprinklered, free):
     # The running FED sums and crossings are assess()'s trapezoid and linear crossing term by term: the
     # same numbers to 1e-9 on the same record.
