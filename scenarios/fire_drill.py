@@ -6,9 +6,9 @@ the model saw operate (``res.events`` of kinds ``detector`` and ``sprinkler``,
 kept in fire.nc's ``events`` attribute) and writes, with :meth:`FireDrill.write`:
 
 * ``sensors.json``: a sensor registry (:meth:`twin.sensors.SensorRegistry.to_records`)
-  of the building's detectors and sprinklers, every device of the building
-  (:meth:`physics.fire_detection.DeviceSet.from_network`), not only those that
-  operate. Properties ``building`` (the building id the bridge's
+  of the building's detectors and sprinklers, every device a fire run of the
+  building equips (the rules of :class:`physics.fire_sim.FireSimulation`), not
+  only those that operate. Properties ``building`` (the building id the bridge's
   :class:`~hardware_bridge.fusion.fire.FireOrigins` groups by), ``floor`` (the
   storey index, 0 = ground, as in :mod:`agents.building` and the fire run),
   ``zone`` (the compartment's name on its storey, e.g. ``lobby``), ``device``
@@ -333,32 +333,53 @@ def building_spec(ref: Any) -> Any:
     raise ValidationError(f"building={ref!r}: neither an example ({sorted(EXAMPLES)}) nor a fire building file")
 
 
-def building_devices(spec: Any, prefix: str, quiet_k: Any = None) -> list[Device]:
-    """Every alarm device of a building (:meth:`DeviceSet.from_network <physics.fire_detection.DeviceSet.from_network>`)
-    as :class:`Device` records; ``quiet_k`` (N,) the compartments' initial temperatures (K) when known."""
+def _device_rows(net: Any, sprinklers: bool) -> list[tuple[int, str, str, float | None]]:
+    """(compartment, name, kind, rated activation °C or None) of the devices a fire run equips, by
+    :class:`physics.fire_sim.FireSimulation`'s rules: sprinklers in every room, corridor, lobby and refuge
+    (:data:`~physics.fire_sim.SPRINKLED_KINDS`) when ``sprinklers``; the building's detectors (``[fire.detectors]``
+    kind smoke or heat) where the network has them."""
+    import numpy as np
+
+    from physics.fire_network import COMPARTMENT_KINDS
+    from physics.fire_sim import SPRINKLED_KINDS
+
+    sp, de = net.attrs.get("sprinklers", {}), net.attrs.get("detectors", {})
+    kinds = np.asarray(COMPARTMENT_KINDS)[net.kind]
+    rows: list[tuple[int, str, str, float | None]] = []
+    if sprinklers:
+        rows += [(int(c), f"sprinkler {net.names[c]}", "sprinkler", float(sp.get("activation_c", 68.0)))
+                 for c in np.flatnonzero(np.isin(kinds, SPRINKLED_KINDS))]
+    if de.get("installed", False):
+        kind = "heat" if de.get("kind", "smoke") == "heat" else "smoke"
+        rated = float(de.get("activation_c") or 57.0) if kind == "heat" else None
+        rows += [(int(c), f"{kind} {net.names[c]}", kind, rated) for c in np.flatnonzero(np.asarray(net.detector, bool))]
+    return rows
+
+
+def building_devices(spec: Any, prefix: str, quiet_k: Any = None, *, sprinklers: bool | None = None) -> list[Device]:
+    """Every alarm device a fire run of the building equips (:func:`_device_rows`) as :class:`Device` records.
+
+    ``sprinklers``: None for the building file's (installed or not), True/False as a run's override;
+    ``quiet_k`` (N,) the compartments' initial temperatures (K) when known. Smoke detectors read the
+    obscuration of CFAST's default detector at activation (:data:`DEFAULT_SMOKE_OBSCURATION`), heat devices
+    their rated link temperature; never less than 1.25 × the bridge's smoke alarm or 1 K above its heat alarm.
+    """
     from hardware_bridge.fusion.fire import alarm_thresholds
     from physics.fire_building import build_network
-    from physics.fire_detection import DeviceSet
 
     net = build_network(spec)
-    devices = DeviceSet.from_network(net)
+    installed = bool(net.attrs.get("sprinklers", {}).get("installed", False))
     thr = alarm_thresholds()
     out = []
-    for row in devices.rows:
-        c = int(row["compartment"])
-        kind = row["kind"]
+    for c, name, kind, rated_c in _device_rows(net, installed if sprinklers is None else bool(sprinklers)):
         if kind == "smoke":
-            pct = row.get("obscuration_pct_m")
-            obsc = float(pct) / 100.0 if row.get("mode") == "obscuration" and pct is not None else DEFAULT_SMOKE_OBSCURATION
-            alarm, quiet = max(obsc, 1.25 * thr["smoke"]), QUIET_SMOKE
+            alarm, quiet = max(DEFAULT_SMOKE_OBSCURATION, 1.25 * thr["smoke"]), QUIET_SMOKE
         else:
-            act = float(row["activation_k"])
-            alarm = max(act, thr["heat"] + 1.0)
+            alarm = max(float(rated_c) + 273.15, thr["heat"] + 1.0)
             quiet = float(quiet_k[c]) if quiet_k is not None and math.isfinite(float(quiet_k[c])) else QUIET_HEAT_K
             quiet = min(quiet, thr["heat"] - 1.0)
-        out.append(Device(device=row["name"], sensor_id=sensor_id(row["name"], prefix), device_kind=kind,
-                          storey=int(net.storey[c]), zone=_zone(str(net.names[c])), alarm_value=round(alarm, 4),
-                          quiet_value=round(quiet, 3)))
+        out.append(Device(device=name, sensor_id=sensor_id(name, prefix), device_kind=kind, storey=int(net.storey[c]),
+                          zone=_zone(str(net.names[c])), alarm_value=round(alarm, 4), quiet_value=round(quiet, 3)))
     return out
 
 
@@ -422,7 +443,8 @@ def drill_from_run(run: Any, *, building: Any = None, building_id: str | None = 
     spec = building_spec(ref)
     bid = building_id or (Path(str(ref)).stem if not hasattr(ref, "fire") else _ident(spec.name))
     quiet = _initial_temperatures(ds)
-    devices = building_devices(spec, prefix or bid, quiet)
+    installed = bool(getattr(spec.fire.sprinklers, "installed", False))
+    devices = building_devices(spec, prefix or bid, quiet, sprinklers=installed or ds.attrs.get("sprinklers") == "on")
     by_name = {d.device: d for d in devices}
     acts: dict[str, float] = {}
     for e in events:

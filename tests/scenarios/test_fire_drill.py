@@ -23,6 +23,7 @@ from scenarios.drill import load_drill
 from scenarios.fire_drill import (
     SENSORS_NAME,
     building_devices,
+    building_spec,
     drill_from_run,
     play_drill,
     run_dataset,
@@ -109,6 +110,27 @@ def test_a_bare_fire_nc_names_its_building(fire_run, open_tower, tmp_path):
     shutil.copy(fire_run / "fire.nc", bare)
     d = drill_from_run(bare)  # fire.nc's building_source: the variant's file, not the example of the same name
     assert (d.building, d.building_id, len(d.devices)) == (str(open_tower), "tower_30_open", 150)
+
+
+def test_the_registry_has_the_devices_a_run_equips(tmp_path):
+    """The same devices as the fire model's (FireSimulation builds them; its builder is private, read here so the
+    two cannot drift), for the example and for a variant with heat detectors and sprinklers."""
+    from physics.fire_building import EXAMPLES
+    from physics.fire_sim import FireSimulation
+
+    src = Path(EXAMPLES[TOWER])
+    agents = (src.parent / "../../../agents/data/tower_30_residential.toml").resolve()
+    text = src.read_text(encoding="utf-8").replace('building = "../../../agents/data/tower_30_residential.toml"',
+                                                   f'building = "{agents}"')
+    text = text.replace("installed = false ", "installed = true ").replace('kind = "smoke"', 'kind = "heat"')
+    variant = tmp_path / "tower_heat.toml"
+    variant.write_text(text, encoding="utf-8")
+    for building in (TOWER, str(variant)):
+        sim = FireSimulation(building, floor=3, duration_s=10.0, record_every_s=10.0)
+        ours = {d.device: d for d in building_devices(building_spec(building), "X")}
+        assert set(ours) == set(sim._devices().names)
+    kinds = {d.device_kind for d in ours.values()}
+    assert kinds == {"heat", "sprinkler"} and ours["heat 3/lobby"].alarm_value == pytest.approx(57.0 + 273.15)
 
 
 def test_sprinklers_and_heat_detectors_are_heat_sensors_past_the_heat_alarm():
