@@ -26,7 +26,8 @@ One block [t, t + Δ] of the co-simulation
    the stair there, is held fully open (vent fraction 1) for the fire's
    step over the block, every other stair door closes again (self-closing
    fire doors, GB 50016-2014 §6.5.1: they return to the building file's
-   state); ``"closed"``: never opened; ``"open"``: all open all the time;
+   state; so do all once everybody is out or cut off); ``"closed"``: never
+   opened; ``"open"``: every stair door propped open from the alarm on;
 3. the fire advances to t + Δ (:meth:`FireSimulation.advance_to`);
 4. the **hazard** for the next block from the fire's state now:
 
@@ -158,6 +159,12 @@ class FireHazard:
         has = self.door_vent >= 0
         frac = np.where(held, 1.0, self.door_initial)
         self.sim.set_vent_open(self.door_vent[has], frac[has])
+
+    def release_doors(self) -> None:
+        """Nobody passes any more: every stair door back to its building-file state (``passing`` only)."""
+        if self.door_hold == "passing":
+            has = self.door_vent >= 0
+            self.sim.set_vent_open(self.door_vent[has], self.door_initial[has])
 
     def __call__(self, t_s: float, state):
         """Doors of the block just run, the fire to its end, the hazard from the fire's state now."""
@@ -331,7 +338,8 @@ class FireEvacuation:
                 self.sim.advance_to(min(self.t + self.block_s, self.duration_s))
             elif not self.evac.done:
                 self.evac.step_block()
-            else:  # everybody safe or caught: the fire goes on alone
+            else:  # everybody safe or cut off: the self-closing doors shut, the fire goes on alone
+                self.hazard.release_doors()
                 self.sim.advance_to(min(self.t + self.block_s, self.duration_s))
             if self.progress is not None:
                 self.progress(self.t, self.duration_s, {"people_safe": 0 if self.evac is None else
