@@ -232,14 +232,18 @@ def wait_for(store_dir: Path, kinds: tuple[str, ...], n: int, timeout: float = 1
 
 
 def test_closed_loop_run_drill_bridge_origin_run(fire_run, open_tower, mosquitto, bridge, tmp_path, twin_data):
+    """twin fire drill (write, register, play) beside twin bridge run, then twin fire watch --once."""
+    from twin.cli.fire_live import drill, watch
+
     store_dir = bridge
     ds = run_dataset(fire_run)
     d = drill_from_run(fire_run)
-    paths = d.write(tmp_path / "drill")
-    last = d.activations[-1].time_s
-    speed = max(1.0, last / 3.0)  # the whole timeline in about 3 s of wall time
-    summary = play_drill(paths["drill"], store_dir, mosquitto.address, speed=speed)
-    assert summary["status"] == "done" and summary["played"] == 2 * len(d.activations)
+    speed = max(1.0, d.activations[-1].time_s / 3.0)  # the whole timeline in about 3 s of wall time
+    res = CliRunner().invoke(drill, [str(fire_run), "--out", str(tmp_path / "drill"), "--store", str(store_dir),
+                                     "--broker", mosquitto.address, "--speed", f"{speed:.3f}", "--json"])
+    assert res.exit_code == 0, res.output
+    played = json.loads(res.stdout)["played"]
+    assert played["status"] == "done" and played["injects"] == 2 * len(d.activations)
     rows = wait_for(store_dir, ("fire_origin", "fire_spread"), len(d.activations))
     origins = [r for r in rows if r.kind == "fire_origin"]
     spreads = [r for r in rows if r.kind == "fire_spread"]
@@ -248,28 +252,32 @@ def test_closed_loop_run_drill_bridge_origin_run(fire_run, open_tower, mosquitto
     o = origins[0].data
     assert o["building"] == "tower_30_open" and o["floor"] == int(ds.attrs["origin_storey"]) == FLOOR
     assert o["detector"] == d.first.device.sensor_id and o["corrected"] is False
-    played = {p["datastream"].split("/")[0] + f"@{p['offset_s']:.3f}": p for p in summary["injects"]}
-    first_played = played[f"{d.first.device.sensor_id}@{d.first.time_s:.3f}"]
-    assert first_played["offset_s"] == pytest.approx(d.first.time_s, abs=1e-3)
-    assert o["time"].replace("+00:00", "Z") == first_played["actual_at"]  # the alarm reading's own time
+    with Store.open(store_dir) as st:  # the drill log: each inject's planned offset and actual time
+        log = [e.data for e in st.events(kind="drill_inject") if e.data.get("drill") == played["drill"]]
+    (first,) = [p for p in log if p["datastream"] == f"{d.first.device.sensor_id}/smoke" and p["offset_s"] > 0]
+    assert first["offset_s"] == pytest.approx(d.first.time_s, abs=1e-3)
+    assert o["time"].replace("+00:00", "Z") == first["actual_at"]  # the alarm reading's own time
     # every other device that operates is spread, on its own storey, other storeys among them
     assert sorted(r.data["floor"] for r in spreads) == sorted(a.device.storey for a in d.activations[1:])
     assert "same" in {r.data["direction"] for r in spreads} and {r.data["floor"] for r in spreads} - {FLOOR}, \
         [r.message for r in spreads]
-    # the watcher answers the origin with a fire run at that storey, stored like every run
-    # (the same fire as the source run, long enough for its first detector: the ignition estimate below)
-    s = ResponseSettings(store=store_dir, buildings={"tower_30_open": str(open_tower)}, growth=GROWTH,
-                         sprinklers="off", duration_s=float(int(d.first.time_s) + 10), report=False, map=False)
-    (resp,) = FireResponder(s).process()
-    assert resp.status == "done", resp.reason
+    # the watcher answers the origin with a fire run at that storey, stored like every run (the same fire as the
+    # source run, long enough for its first detector: the ignition estimate below)
+    args = ["--store", str(store_dir), "--building", str(open_tower), "--once", "--growth", GROWTH,
+            "--sprinklers", "off", "--duration", str(int(d.first.time_s) + 10), "--no-report"]
+    res = CliRunner().invoke(watch, args)
+    assert res.exit_code == 0, res.output
+    (resp,) = [json.loads(x) for x in res.stdout.splitlines()]
+    assert resp["status"] == "done", resp["reason"]
     # the detector hangs in flat A, a room of the storey: the fire starts there
-    assert (resp.floor, resp.compartment) == (FLOOR, "flat A")
+    assert (resp["floor"], resp["compartment"]) == (FLOOR, "flat A")
     with Store.open(store_dir) as st:
         (run,) = st.runs()
         answer = st.events(kind="fire_response")
-    assert run.kind == "fire" and run.status == "done" and run.params["floor"] == FLOOR
+    assert run.kind == "fire" and run.status == "done" and run.params["floor"] == FLOOR and run.id == resp["run_id"]
     assert run.params["compartment"] == "flat A" and run.params["fire_response"]["origin_event"] == origins[0].id
-    assert (resp.out_dir / "fire.nc").is_file() and run_dataset(resp.out_dir).attrs["origin_storey"] == FLOOR
+    out_dir = Path(resp["out_dir"])
+    assert out_dir == store_dir / "runs" / f"run-{run.id:05d}" and run_dataset(out_dir).attrs["origin_storey"] == FLOOR
     assert [a.data["run"] for a in answer] == [run.id]
     from viz.console.runs import RunManager
 
@@ -278,8 +286,9 @@ def test_closed_loop_run_drill_bridge_origin_run(fire_run, open_tower, mosquitto
     assert (listed["id"], listed["kind"], listed["has_outputs"], listed["params"]["floor"]) == (run.id, "fire", True,
                                                                                                FLOOR)
     # the estimated ignition: the alarm time less the new run's own first detector time (the same fire)
-    assert resp.first_detector_s == pytest.approx(d.first.time_s, rel=1e-6)
+    assert resp["first_detector_s"] == pytest.approx(d.first.time_s, rel=1e-6)
     # once: a second watcher finds the run and does nothing
+    s = ResponseSettings(store=store_dir, buildings={"tower_30_open": str(open_tower)})
     assert [r.status for r in FireResponder(s).process()] == ["duplicate"]
     with Store.open(store_dir) as st:
         assert len(st.runs()) == 1
