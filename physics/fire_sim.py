@@ -79,6 +79,7 @@ from physics.fire_sim_tenability import (
     storey_rooms,
 )
 from physics.fire_source import FLASHOVER_DT_K, FireSource, FireState, vent_limit_from_network
+from physics.fire_spread import DEFAULT_DELAY_S
 from physics.fire_zone import FireZoneModel
 from twin.errors import ValidationError
 
@@ -122,7 +123,7 @@ def outside_temperature_k(season) -> float:
 def _time(name: str, value, *, allow_zero: bool = False) -> float:
     v = float(value)
     if not (np.isfinite(v) and (v >= 0 if allow_zero else v > 0)):
-        raise ValidationError(f"{name}={value!r}: must be a finite number of seconds > 0")
+        raise ValidationError(f"{name}={value!r}: must be a finite number of seconds {'>=' if allow_zero else '>'} 0")
     return v
 
 
@@ -145,7 +146,8 @@ class FireSimulation:
 
     def __init__(self, building, *, floor: int, compartment: str | None = None, growth: str | float | None = "fast",
                  sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
-                 record_every_s: float = 10.0, progress: Callable | None = None):
+                 record_every_s: float = 10.0, progress: Callable | None = None,
+                 spread_delay_s: float = DEFAULT_DELAY_S):
         self.spec = resolve_building(building)
         self.building_source = "" if isinstance(building, FireBuildingSpec) else str(building)
         self.network = net = build_network(self.spec)
@@ -180,7 +182,7 @@ class FireSimulation:
         self.rooms = storey_rooms(net)
         self.tenability = TenabilityTracker(net, t_ambient_k=self.t_inside_k)
         self.recorder = Recorder(net)
-        self.spread = FacadeSpread(net, self.spec)
+        self.spread = FacadeSpread(net, delay_s=_time("spread_delay_s", spread_delay_s, allow_zero=True))
         self._untenable_seen = np.zeros(s_n, bool)
         self._broken_seen = np.zeros(net.n_vents, bool)
         self.t = 0.0
@@ -489,7 +491,8 @@ class FireSimulation:
 
 def simulate_fire(building, *, floor: int, compartment: str | None = None, growth: str | float | None = "fast",
                   sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
-                  record_every_s: float = 10.0, progress: Callable | None = None) -> FireResult:
+                  record_every_s: float = 10.0, progress: Callable | None = None,
+                  spread_delay_s: float = DEFAULT_DELAY_S) -> FireResult:
     """Run a fire from ignition on storey ``floor`` (0 = ground) for ``duration_s``; see the module docstring.
 
     Parameters
@@ -509,9 +512,12 @@ def simulate_fire(building, *, floor: int, compartment: str | None = None, growt
         Run length, zone-model step, record interval (s).
     progress : callable, optional
         ``progress(t_s, duration_s, info)`` at every record.
+    spread_delay_s : float
+        From the window flame reaching the sill above to that storey's ignition (s; default
+        :data:`physics.fire_spread.DEFAULT_DELAY_S`, an assumption: give the building's own where known).
     """
     sim = FireSimulation(building, floor=floor, compartment=compartment, growth=growth, sprinklers=sprinklers,
                          season=season, duration_s=duration_s, dt_s=dt_s, record_every_s=record_every_s,
-                         progress=progress)
+                         progress=progress, spread_delay_s=spread_delay_s)
     sim.advance_to(sim.duration_s)
     return sim.result()

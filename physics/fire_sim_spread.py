@@ -35,7 +35,7 @@ def windows_of(network: FireNetwork, c: int) -> np.ndarray:
 class FacadeSpread:
     """Pending façade ignitions of a run: ``update`` returns the compartments that ignite in a step."""
 
-    def __init__(self, network: FireNetwork, spec=None, *, delay_s: float = DEFAULT_DELAY_S):
+    def __init__(self, network: FireNetwork, *, delay_s: float = DEFAULT_DELAY_S):
         self.network = network
         self.delay_s = float(delay_s)
         self.reach_s: dict[int, float] = {}     # compartment above -> when the flame reached its sill

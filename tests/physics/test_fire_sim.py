@@ -23,6 +23,7 @@ from twin.errors import ValidationError
 
 TOWER = "tower_30_residential"
 FLOOR = 5
+SPREAD_DELAY_S = 100.0  # shorter than fire_spread's 600 s default, to keep the run short
 CONTRACT_TC = ("upper_layer__temperature", "lower_layer__temperature", "layer_height", "upper_layer__co",
                "lower_layer__co", "upper_layer__o2", "upper_layer__extinction", "lower_layer__extinction",
                "heat_release_rate", "pressure")
@@ -54,9 +55,9 @@ def open_window_tower():
 @pytest.fixture(scope="module")
 def free():
     """The same fire without sprinklers and an open window, recorded every step, past the spread upward."""
-    sim = FireSimulation(open_window_tower(), floor=FLOOR, growth="fast", sprinklers=False, duration_s=960.0,
-                         record_every_s=1.0)
-    sim.advance_to(960.0)
+    sim = FireSimulation(open_window_tower(), floor=FLOOR, growth="fast", sprinklers=False, duration_s=480.0,
+                         record_every_s=1.0, spread_delay_s=SPREAD_DELAY_S)
+    sim.advance_to(480.0)
     return sim
 
 
@@ -140,7 +141,7 @@ def test_flashover_at_500_k_then_the_fully_developed_fire(free):
 def test_facade_flame_ignites_the_flat_above(free):
     # EN 1991-1-2 Annex B.4.1: L_L = h_eq·(2.37·(Q/(A_v·ρ_g·√(g·h_eq)))^(2/3) − 1) above the soffit, Q the fuel's
     # rate after flashover RHR_f·A_floor (Annex E.4); it reaches the sill of the flat above (gap 3 + 0.9 − 2.4 =
-    # 1.5 m) once the glazing is out, and that flat ignites DEFAULT_DELAY_S (600 s, fire_spread's assumption) later.
+    # 1.5 m) once the glazing is out, and that flat ignites spread_delay_s later (fire_spread's 600 s by default).
     ev = free.result().events
     kinds = [(e["kind"], e["compartment"]) for e in ev]
     assert ("glazing_broken", "5/flat A") in kinds and ("spread", "6/flat A") in kinds
@@ -157,9 +158,9 @@ def test_facade_flame_ignites_the_flat_above(free):
     gap = free.spread.window(up)[2] - soffit
     assert gap == pytest.approx(1.5) and flame >= gap
     spread = next(e for e in ev if e["kind"] == "spread")
-    assert spread["time_s"] == pytest.approx(reach + DEFAULT_DELAY_S) and spread["storey"] == FLOOR + 1
+    assert spread["time_s"] == pytest.approx(reach + SPREAD_DELAY_S) and spread["storey"] == FLOOR + 1
     ds = free.result().dataset
-    assert ds["ignition_s"].values[FLOOR + 1] == pytest.approx(reach + DEFAULT_DELAY_S)
+    assert ds["ignition_s"].values[FLOOR + 1] == pytest.approx(reach + SPREAD_DELAY_S)
     assert np.isnan(ds["ignition_s"].values[FLOOR + 2])
     q_up = ds["design_heat_release_rate"].sel(compartment="6/flat A")
     assert float(q_up.sel(time=spread["time_s"] - 1.0)) == 0.0 and float(q_up[-1]) > 0.0
@@ -234,6 +235,7 @@ def test_coupling_hooks_and_progress():
     sim = FireSimulation(TOWER, floor=FLOOR, growth="fast", sprinklers=True, duration_s=40.0,
                          progress=lambda t, d, info: calls.append((t, d, info)))
     net = sim.network
+    assert sim.spread.delay_s == DEFAULT_DELAY_S == 600.0  # fire_spread's assumed delay by default
     doors = sim.stair_door_vents()
     assert len(doors) == 2 * net.n_storeys  # stairs A and B on every storey
     shafts = sim.shaft_compartments()
