@@ -226,3 +226,19 @@ def test_map_view_fits_the_tower_pitched(fire_ds):
     # a tower twice as tall opens one zoom level further out (the zoom fits its height)
     tall = fire_ds.assign(storey_base_m=2 * fire_ds["storey_base_m"], storey_height_m=2 * fire_ds["storey_height_m"])
     assert map_view(tall, v)["zoom"] == pytest.approx(v["zoom"] - 1.0, abs=0.01)
+
+
+def test_slabs_taper_with_the_storey_plate(fire_ds):
+    """A plate of a quarter of the footprint's area (Ping An narrows 3136 -> 1444 m²) draws a slab of half its side."""
+    n = fire_ds.sizes["storey"]
+    area = float(fire_ds.attrs["floor_area_m2"])
+    ls = build("fire_floors", fire_ds.assign(storey_plate_m2=("storey", np.linspace(area, area / 4, n))))
+    slabs = _frame_rows(ls, "fire_floors", 0)
+
+    def side(f):
+        ring = np.array(slabs[f]["polygon"])
+        return ring[:, 1].max() - ring[:, 1].min()
+
+    assert side(n - 1) == pytest.approx(0.5 * side(0), rel=1e-4)
+    assert np.allclose(np.array(slabs[n - 1]["polygon"])[:, :2].mean(axis=0),
+                       np.array(slabs[0]["polygon"])[:, :2].mean(axis=0), atol=1e-7)  # narrowed about its centre
