@@ -22,9 +22,10 @@ after the last one it saw, as the console's live feed does) and, for each
   it, its events stored tied to the run;
 * **idempotent**: one run per incident origin, keyed by building, detector and
   alarm time (:func:`origin_key`); an origin whose key has a run in the store
-  (any status) is not run again, so a restarted watcher or a second pass does
-  nothing twice; a corrected origin has a new key and runs at its (corrected)
-  floor, naming the run it supersedes;
+  (running, done or failed) is not run again, so a restarted watcher or a
+  second pass does nothing twice; a run the watcher was stopped in (Ctrl-C:
+  recorded ``cancelled``) runs again when it starts again; a corrected origin
+  has a new key and runs at its (corrected) floor, naming the run it supersedes;
 * **bad input** (a building the watcher does not know, a floor outside the
   building, a run that fails) does not stop the watcher: the origin event is
   kept and a ``fire_response`` live event (severity warning) says why (once:
@@ -48,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from twin.errors import TwinError, ValidationError
+from twin.errors import RunCancelled, TwinError, ValidationError
 
 ORIGIN_KIND = "fire_origin"
 RESPONSE_KIND = "fire_response"
@@ -209,10 +210,11 @@ def place_fire(spec: Any, floor: Any, zone: Any) -> tuple[int, str | None, str]:
 
 
 def _answered(store: Any, key: str) -> int | None:
-    """The id of the run of this origin, when there is one (any status)."""
+    """The id of the run of this origin, when there is one (running, done or failed; a cancelled one does not
+    count: the watcher was stopped during it)."""
     for r in store.runs():
         tag = r.params.get("fire_response") if isinstance(r.params, dict) else None
-        if isinstance(tag, dict) and tag.get("origin_key") == key:
+        if isinstance(tag, dict) and tag.get("origin_key") == key and r.status != "cancelled":
             return r.id
     return None
 
@@ -316,6 +318,9 @@ def _run(store: Any, row: Any, resp: Response, ref: str, s: ResponseSettings,
                            report=s.report, map=s.map)
         status = "done"
         resp.first_detector_s = _first_detector_s(res.dataset, resp.out_dir)
+    except (KeyboardInterrupt, RunCancelled):  # the watcher stopped: the origin runs again next time
+        status = "cancelled"
+        raise
     except TwinError as exc:
         resp.reason = f"the fire run failed: {exc}"
     except Exception as exc:  # noqa: BLE001 - a model's bug must not stop the watcher; it is recorded

@@ -185,3 +185,24 @@ def test_watch_and_drill_are_commands_of_twin_fire():
 def test_a_store_not_there_yet_has_no_origin(tmp_path):
     assert FireResponder(settings(tmp_path)).process() == []
     assert not (tmp_path / "store").exists()  # the watcher only reads until there is an origin
+
+
+def test_a_run_the_watcher_is_stopped_in_runs_again_next_time(tmp_path):
+    from twin.errors import RunCancelled
+
+    s = settings(tmp_path)
+    store_origins(s.store, [smoke("tower_30_residential.smoke-12-lobby", 100.0)])
+
+    def ctrl_c(_p: dict) -> None:
+        raise KeyboardInterrupt
+
+    def cancel(_p: dict) -> None:
+        raise RunCancelled("stopped")
+
+    with pytest.raises(KeyboardInterrupt):
+        FireResponder(s, progress=ctrl_c).process()
+    with pytest.raises(RunCancelled):  # the next watcher does not take the stopped run for an answer
+        FireResponder(s, progress=cancel).process()
+    with Store.open(s.store) as st:
+        assert [(r.status, r.params["floor"]) for r in st.runs()] == [("cancelled", 12), ("cancelled", 12)]
+        assert st.events(kind=RESPONSE_KIND) == []
