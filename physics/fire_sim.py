@@ -127,6 +127,33 @@ def _time(name: str, value, *, allow_zero: bool = False) -> float:
     return v
 
 
+def device_set(network: FireNetwork, *, sprinklers_on: bool, t_inside_k: float = AMBIENT_K) -> DeviceSet:
+    """The run's detectors and sprinklers (see the module docstring): a sprinkler in every room, corridor,
+    lobby and refuge when ``sprinklers_on`` (the file's RTI and rating, √(spacing/2) from the fire); the file's
+    detectors where its network has them (smoke by obscuration, or heat), 6.4 m from the fire (NFPA 72)."""
+    a = network.attrs
+    out = DeviceSet()
+    sp, de = a.get("sprinklers", {}), a.get("detectors", {})
+    kinds = np.asarray(COMPARTMENT_KINDS)[network.kind]
+    if sprinklers_on:
+        radius = float(np.sqrt(sp.get("spacing_m2", 12.0) / 2.0))
+        for c in np.flatnonzero(np.isin(kinds, SPRINKLED_KINDS)):
+            out.add(int(c), "sprinkler", radius_m=radius, rti=float(sp.get("rti", 50.0)),
+                    activation_c=float(sp.get("activation_c", 68.0)), name=f"sprinkler {network.names[c]}",
+                    t_ambient_k=t_inside_k)
+    if de.get("installed", False):
+        kind = de.get("kind", "smoke")
+        for c in np.flatnonzero(np.asarray(network.detector, bool)):
+            if kind == "smoke":
+                out.add(int(c), "smoke", radius_m=6.4, mode="obscuration", name=f"smoke {network.names[c]}",
+                        t_ambient_k=t_inside_k)
+            else:
+                out.add(int(c), "heat", radius_m=6.4, rti=float(de.get("rti", 100.0)),
+                        activation_c=float(de.get("activation_c") or 57.0), name=f"heat {network.names[c]}",
+                        t_ambient_k=t_inside_k)
+    return out
+
+
 @dataclass
 class FireResult:
     """A fire run's network, Dataset (``fire.nc``) and time-ordered events."""
@@ -229,26 +256,7 @@ class FireSimulation:
                           sprinkler=mode, spray_density_mm_s=float(sp.get("spray_density_mm_min", 6.0)) / 60.0)
 
     def _devices(self) -> DeviceSet:
-        net, a = self.network, self.network.attrs
-        out = DeviceSet()
-        sp, de = a.get("sprinklers", {}), a.get("detectors", {})
-        if self.sprinklers_on:
-            radius = float(np.sqrt(sp.get("spacing_m2", 12.0) / 2.0))
-            for c in np.flatnonzero(np.isin(self.kinds, SPRINKLED_KINDS)):
-                out.add(int(c), "sprinkler", radius_m=radius, rti=float(sp.get("rti", 50.0)),
-                        activation_c=float(sp.get("activation_c", 68.0)), name=f"sprinkler {net.names[c]}",
-                        t_ambient_k=self.t_inside_k)
-        if de.get("installed", False):
-            kind = de.get("kind", "smoke")
-            for c in np.flatnonzero(np.asarray(net.detector, bool)):
-                if kind == "smoke":
-                    out.add(int(c), "smoke", radius_m=6.4, mode="obscuration", name=f"smoke {net.names[c]}",
-                            t_ambient_k=self.t_inside_k)
-                else:
-                    out.add(int(c), "heat", radius_m=6.4, rti=float(de.get("rti", 100.0)),
-                            activation_c=float(de.get("activation_c") or 57.0), name=f"heat {net.names[c]}",
-                            t_ambient_k=self.t_inside_k)
-        return out
+        return device_set(self.network, sprinklers_on=self.sprinklers_on, t_inside_k=self.t_inside_k)
 
     # ------------------------------------------------------------------ events
     def _event(self, t: float, kind: str, c: int | None = None, *, storey: int | None = None,

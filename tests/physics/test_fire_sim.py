@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from physics.fire_building import load_example
-from physics.fire_sim import FIRE_EVENT_KINDS, FireSimulation, simulate_fire
+from physics.fire_sim import FIRE_EVENT_KINDS, FireSimulation, device_set, simulate_fire
 from physics.fire_source import FLASHOVER_DT_K
 from physics.fire_spread import DEFAULT_DELAY_S, RHO_G
 from physics.fire_tenability import ZONE_FIELDS, assess_history
@@ -236,6 +236,10 @@ def test_coupling_hooks_and_progress():
                          progress=lambda t, d, info: calls.append((t, d, info)))
     net = sim.network
     assert sim.spread.delay_s == DEFAULT_DELAY_S == 600.0  # fire_spread's assumed delay by default
+    devices = device_set(net, sprinklers_on=True)
+    assert devices.names == sim.devices.names
+    assert devices.names.count("smoke 5/lobby") == 1 and "sprinkler 5/flat A" in devices.names
+    assert sum(k == "sprinkler" for k in devices.kind) == 5 * net.n_storeys  # 4 flats + the lobby per storey
     doors = sim.stair_door_vents()
     assert len(doors) == 2 * net.n_storeys  # stairs A and B on every storey
     shafts = sim.shaft_compartments()
