@@ -391,8 +391,13 @@ def map_available() -> bool:
 
 
 def map_view(ds, view: dict) -> dict:
-    """The map opens pitched 50° and zoomed out a little, so the storeys stand up (as a building evacuation)."""
-    return {**view, "zoom": min(view["zoom"] - 1.2, 18.0), "pitch": 50.0, "bearing": -20.0}
+    """The map opens pitched 50° on the whole tower (:func:`viz.layers.fire_building.map_view`: 1.8 × its
+    height across the page); without that module, pitched 50° and zoomed out a little."""
+    try:
+        from viz.layers.fire_building import map_view as tower_view
+    except ImportError:
+        return {**view, "zoom": min(view["zoom"] - 1.2, 18.0), "pitch": 50.0, "bearing": -20.0}
+    return tower_view(ds, view)
 
 
 def report_sections(ds, summary: dict, ctx: RunContext | None = None) -> list[str]:
