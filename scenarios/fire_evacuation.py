@@ -611,11 +611,13 @@ def write_fire_evacuation(ds, out_dir, req: FireEvacuationRequest, ctx: RunConte
     """The fire's files (:func:`physics.fire_io.write_fire_outputs`) + evacuation.nc, evacuation_uncoupled.nc,
     margin.csv; the summary (the fire's under ``fire``)."""
     from physics.fire_io import summarise, write_fire_outputs
+    from twin.pipeline import write_run_events
 
     res: FireEvacuationResult = ctx.extras["evacuation"]
     out = Path(out_dir)
     fire = replace(res.fire, dataset=ds)
-    paths = write_fire_outputs(fire, out)
+    paths = write_fire_outputs(fire, out, events=False)
+    paths["events"] = write_run_events(run_events(res), out)
     if res.evacuation is not None:
         paths["evacuation"] = out / "evacuation.nc"
         res.evacuation.to_netcdf(paths["evacuation"])
@@ -626,6 +628,22 @@ def write_fire_evacuation(ds, out_dir, req: FireEvacuationRequest, ctx: RunConte
     res.margin.to_csv(paths["margin"], index=False, float_format="%.1f")
     summary = {**res.summary, "fire": summarise(fire, run_time_s=ctx.extras.get("run_time_s"))}
     return RunOutputs(paths=paths, summary=summary)
+
+
+def run_events(res: FireEvacuationResult) -> list:
+    """The fire's events and the evacuation's (times since ignition), in time order, as twin events."""
+    import json
+
+    from physics.fire_io import event_records
+    from twin.events import Event
+
+    out = list(event_records(res.fire))
+    if res.evacuation is not None:
+        for rec in json.loads(res.evacuation.attrs.get("events", "[]")):
+            rec = {**rec, "time_s": float(rec["time_s"]) + res.alarm_s,
+                   "data": {**rec.get("data", {}), "evacuation_time_s": float(rec["time_s"])}}
+            out.append(Event.parse(rec))
+    return sorted(out, key=lambda e: e.time_s)
 
 
 def fire_evacuation_layers(ds, *, warp=None, max_px: int | None = None) -> list:
@@ -687,5 +705,5 @@ FIRE_EVACUATION = register_kind(RunKind(
 ))
 
 __all__ = ["DOOR_HOLDS", "FIRE_EVACUATION", "FireEvacuation", "FireEvacuationRequest", "FireEvacuationResult",
-           "FireHazard", "building_file", "closed_doors", "evacuate_with_fire", "evacuation_tower", "margin_table", "speed_factors", "summary_of",
+           "FireHazard", "building_file", "closed_doors", "run_events", "evacuate_with_fire", "evacuation_tower", "margin_table", "speed_factors", "summary_of",
            "with_margin"]

@@ -163,6 +163,12 @@ def test_run_kind_writes_fire_and_evacuation(tmp_path):
     assert evac.attrs["alarm_s"] == 30.0 and evac.attrs["door_hold"] == "open"
     assert out.summary["alarm_s"] == 30.0 and out.summary["fire"]["building"]
     json.dumps(out.summary, allow_nan=True)
+    from twin.pipeline import read_run_events
+
+    events = read_run_events(tmp_path)
+    kinds = {e.kind for e in events}
+    assert "building_evacuated" in kinds or "person_stranded" in kinds  # the evacuation's, beside the fire's
+    assert len(kinds) > 2 and [e.time_s for e in events] == sorted(e.time_s for e in events)
     rows = (tmp_path / "margin.csv").read_text().splitlines()
     assert rows[0].startswith("floor,level,refuge,people,aset_s,rset_s,margin_s,people_caught") and len(rows) == 31
 
