@@ -25,6 +25,11 @@ per element.
 
 :func:`simulate` returns an :class:`xarray.Dataset` (variables below) and
 :func:`events` the run's events (floor cleared, queue formed, last out).
+:class:`BuildingEvacuation` is the same run stepped block by block (a
+co-simulation with a fire). With a ``hazard`` (:mod:`agents.building_hazard`)
+smoke slows walking and stair flights and untenable stair doors close between
+blocks (people choose another stair, or are cut off); without one the run is
+the clear-air run, to the bit.
 """
 
 from __future__ import annotations
