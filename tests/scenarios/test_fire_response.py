@@ -206,3 +206,26 @@ def test_a_run_the_watcher_is_stopped_in_runs_again_next_time(tmp_path):
     with Store.open(s.store) as st:
         assert [(r.status, r.params["floor"]) for r in st.runs()] == [("cancelled", 12), ("cancelled", 12)]
         assert st.events(kind=RESPONSE_KIND) == []
+
+
+def test_twin_fire_watch_runs_until_stopped(tmp_path):
+    """The real command as a process: it answers the origin there, keeps looking, and stops on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    s = settings(tmp_path)
+    store_origins(s.store, [smoke("T9.smoke-4-lobby", 30.0)], building_id="T9")
+    proc = subprocess.Popen([sys.executable, "-c", "from twin.cli import main; main()", "fire", "watch", "--store",
+                             str(s.store), "--building", TOWER, "--poll", "0.2s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = json.loads(proc.stdout.readline())
+        assert (line["building"], line["status"]) == ("T9", "skipped")
+        time.sleep(0.5)
+        assert proc.poll() is None  # still watching
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in err

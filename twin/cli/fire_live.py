@@ -13,6 +13,7 @@ this module defines no ``COMMAND`` of its own.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -85,10 +86,15 @@ def watch(store_dir: Path, buildings: tuple[str, ...], building_ids: tuple[str, 
             for r in responder.process():
                 say(r)
             return
+        signal.signal(signal.SIGTERM, _stop)  # a service manager's stop: a run going is recorded cancelled
         try:
             responder.watch(poll_s=poll_s, on_response=say)
         except KeyboardInterrupt:
             click.echo("stopped", err=True)
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command("drill")
