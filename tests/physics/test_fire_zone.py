@@ -431,3 +431,33 @@ def test_ceiling_vent_froude_share():
         bal = m.balance()
         assert abs(bal["mass_residual"]) < 1e-11 * bal["mass"]
         assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
+
+
+def test_a_layer_a_step_empties_keeps_no_energy():
+    """A 600 K upper layer (0.05-1 kg) in the lower of two stacked shaft compartments drains up through a
+    4 m² opening within one step (ceiling flows from the layer at the opening only): the emptied layer ends
+    with no mass and no energy, its remnant (the pressure-work split's share, up to −15 kJ before) handed
+    to the other layer, and mass and energy balance to round-off."""
+    b = NetworkBuilder("lift", storey_heights_m=[3.5, 3.5])
+    lo = b.compartment("lo", kind="lift", storey=0, area_m2=6.0, lining=CONCRETE)
+    hi = b.compartment("hi", kind="lift", storey=1, area_m2=6.0, lining=CONCRETE)
+    b.ceiling_vent(lo, hi, area_m2=4.0)
+    b.vent(hi, OUTSIDE, bottom_m=3.0, top_m=3.4, width_m=0.5, kind="leak")
+    b.vent(lo, OUTSIDE, bottom_m=0.0, top_m=0.4, width_m=0.5, kind="leak")
+    net = b.build()
+    cv = CP_AIR - R_AIR
+    for mu in (0.05, 0.3, 1.0):
+        m = FireZoneModel(net, t_inside_k=293.15, t_outside_k=273.15, ceiling_vent_froude=False)
+        s = m.state
+        u_total = s[0, K.UU] + s[0, K.UL]  # the same pressure: the layer's energy comes out of the lower's
+        s[0, K.MU], s[0, K.UU], s[0, K.SU + K.SP_O2] = mu, cv * mu * 600.0, 0.2315 * mu
+        s[0, K.ML] -= mu
+        s[0, K.SL + K.SP_O2] -= 0.2315 * mu
+        s[0, K.UL] = u_total - s[0, K.UU]
+        m._initial = (m.total_mass(), m.total_energy())
+        m.step(2.0)
+        assert m.state[0, K.MU] == 0.0 and m.state[0, K.UU] == 0.0
+        assert np.all(m.state[0, K.SU:K.SU + K.NSP] == 0.0)
+        bal = m.balance()
+        assert abs(bal["mass_residual"]) < 1e-12 * bal["mass"]
+        assert abs(bal["energy_residual"]) < 1e-12 * bal["energy"]
