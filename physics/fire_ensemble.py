@@ -215,7 +215,8 @@ def _client(workers: int, processes: bool):
     if processes:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                protocol="tcp://", dashboard_address=":0", silence_logs=logging.ERROR,
-                               env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+                               env={"OMP_NUM_THREADS": "1"})  # numba: set_num_threads(1) in each member; an
+        # env NUMBA_NUM_THREADS was seen lost on a restarted worker, which numba then refuses ("threads launched")
     else:
         cluster = LocalCluster(n_workers=1, threads_per_worker=workers, processes=False, dashboard_address=":0",
                                silence_logs=logging.ERROR)
