@@ -59,6 +59,20 @@ def evacuated(twin_data, tmp_path_factory):
     return run_coupled(config(evacuate=True), tmp_path_factory.mktemp("fire_evacuated"))
 
 
+@pytest.fixture(scope="module")
+def evacuated_resumed(evacuated, tmp_path_factory):
+    """The run with the evacuation checkpointed every 2 min, crashed at its last output time, resumed."""
+    d = tmp_path_factory.mktemp("fire_evacuated_crashed")
+
+    def crash_at_the_end(p):
+        if p.get("phase") == "running" and p["sim_s"] >= DURATION_S:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_coupled(config(evacuate=True), d, checkpoint_every_s=120.0, progress=crash_at_the_end)
+    return resume_coupled(d)
+
+
 def fire_events(run):
     return [e for e in run.state.events if e.source == "fire"]
 
@@ -179,6 +193,17 @@ def test_a_crashed_run_resumes_to_the_events_of_the_run_that_did_not_stop(runs):
     pd.testing.assert_frame_equal(fa, fb)
     ka, kb = (r.summary["couplings"]["fire"] for r in (whole, resumed))
     assert ka == kb
+
+
+def test_a_crashed_run_with_the_evacuation_resumes_to_the_same_events_and_margins(evacuated, evacuated_resumed):
+    """Fire and evacuation re-run to the checkpoint (same seed, same blocks), then on: the run that did not stop."""
+    a, b = evacuated, evacuated_resumed
+    assert b.resumed_from_s == 120.0
+    assert a.paths["events"].read_text() == b.paths["events"].read_text()
+    assert a.summary["couplings"]["fire"] == b.summary["couplings"]["fire"]
+    ta, tb = (get_coupling("fire").tables(r.contexts["fire"]) for r in (a, b))
+    pd.testing.assert_frame_equal(ta["fire_margin"], tb["fire_margin"])
+    pd.testing.assert_frame_equal(ta["fire_floor_frames"], tb["fire_floor_frames"])
 
 
 @pytest.mark.parametrize(("change", "named"), [
