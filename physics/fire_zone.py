@@ -70,15 +70,33 @@ Physics and the choices made (each a stated assumption):
   difference and by more than ``hot_dt_k`` (1 K); else the lower layer.
 - **Walls**: one lumped inner surface per compartment, quasi-steady (no heat
   capacity of its own): convection from both layers (h_c = 10 W/m²K, a
-  parameter) and the flame's radiated fraction come in, conduction into the
-  solid goes out with the MQH effective conductance h_k(t) (NUREG-1805 ch. 2,
-  as :func:`physics.fire_correlations.mqh_hk`; t the model's time) against the
-  initial wall temperature; each layer then exchanges h_c·A_layer·(T − T_s)
-  with the surfaces it touches (the upper layer the ceiling and walls above the
-  interface, the lower layer the floor and walls below), so a hot ceiling warms
-  the lower layer as in CFAST. No radiation between layers. Walls are the
-  perimeter of a square plan of the floor area (4·√A) times the height;
-  openings are not subtracted.
+  parameter), the flame's radiated fraction and the upper layer's radiation
+  come in, conduction into the solid goes out with the MQH effective
+  conductance h_k(t) (NUREG-1805 ch. 2, as :func:`physics.fire_correlations.mqh_hk`;
+  t the model's time) against the initial wall temperature; the surface
+  temperature T_s solves that balance (Newton, quartic in T_s). Each layer
+  exchanges h_c·A_layer·(T − T_s) with the surfaces it touches (the upper
+  layer the ceiling and walls above the interface, the lower layer the floor
+  and walls below), so a hot ceiling, and the floor the layer irradiates,
+  warm the lower layer by convection as in CFAST. Walls are the perimeter of
+  a square plan of the floor area (4·√A) times the height; openings are not
+  subtracted.
+- **Layer radiation**: the upper layer is a grey gas of its soot, ε_g =
+  1 − exp(−κ·L_m), κ = 1862·f_v·T (Tien, Lee & Stretton, "Radiation heat
+  transfer", SFPE Handbook; f_v the soot volume fraction, soot density
+  1800 kg/m³ as CFAST's), mean beam length L_m = 3.6·V_u/A_u with A_u the
+  layer's bounding area (ceiling, walls above the interface, the interface).
+  CFAST (TN 1889v1, ``absorb``) takes κ = 1195.5·f_v·T plus CO2 and H2O from
+  Hottel's charts; this model has no gas bands (the fuel's H2O yield is 0
+  by default; a soot-free layer does not radiate: stated, it errs cold on the
+  walls). It exchanges σ·ε_eff·A_u·(T_u⁴ − T_s⁴), ε_eff = 1/(1/ε_g + 1/ε_w − 1)
+  (grey gas and grey surfaces, ε_w = 0.9), with every surface it sees: the
+  ceiling and walls above the interface and, through the clear (transparent)
+  lower layer, the floor and walls below; the surface takes it (the upper
+  layer's wall loss and the ``walls`` tally; its radiated part is tallied
+  as ``layer_radiation``). A layer's loss in a step is capped at what would
+  bring it to T_s. Not modelled: radiation through the openings, the lower
+  layer's absorption, the flame's radiation absorbed by the layer.
 - **Numerics**: backward Euler on the pressures (Newton, conjugate gradients
   on the SPD Jacobian), explicit layers with the converged flows, each
   layer's outflow limited to what it holds (the rest from the other layer),
@@ -104,7 +122,7 @@ O2_AMBIENT = 0.2315
 #: Assumed generic fuel (state yours): heat of combustion 20 MJ/kg, yields kg per kg of fuel burned.
 DEFAULT_FUEL = {"heat_of_combustion_kj_kg": 20000.0, "co2": 1.5, "co": 0.01, "soot": 0.03, "h2o": 0.0}
 BALANCE_TERMS = ("mass_out", "mass_in", "enthalpy_out", "enthalpy_in", "walls", "radiated", "released",
-                 "fuel_mass", "fuel_enthalpy")
+                 "fuel_mass", "fuel_enthalpy", "layer_radiation")
 
 
 def network_arrays(net: FireNetwork, t_wall_k: np.ndarray, vvent_cd: float) -> dict[str, np.ndarray]:
@@ -190,6 +208,11 @@ class FireZoneModel(Component):
     ceiling_vent_froude : bool
         A ceiling vent's flow out of a thin warm layer also draws the layer beyond (CFAST's Froude-number
         share; the module docstring); False takes it all from the layer next to the opening.
+    layer_radiation : bool
+        The upper layer radiates as a grey gas of its soot to the surfaces it sees (the module docstring);
+        False leaves it convection only (the model before it).
+    surface_emissivity : float
+        Emissivity of the inner surfaces (0.9, CFAST's default for its wall materials).
     delta_pa, hot_dt_k, newton_tol_pa, cg_tol, layer_tol_k
         Numerics: the orifice equation's linear range below ``delta_pa``, the
         deposition threshold, the pressure error at which Newton stops (1e-6 Pa;
@@ -202,7 +225,8 @@ class FireZoneModel(Component):
 
     name = "FireZoneModel"
     cite_as = ("Jones, Peacock, Forney & Reneke, CFAST Technical Reference Guide (NIST TN 1889v1); "
-               "Heskestad, Fire Plumes (SFPE Handbook); Huggett 1980, Fire Mater. 4:61")
+               "Heskestad, Fire Plumes (SFPE Handbook); Huggett 1980, Fire Mater. 4:61; Tien, Lee & Stretton, "
+               "Radiation heat transfer (SFPE Handbook)")
     fields = {
         "heat_release_rate": FieldSpec("kW", "in", "heat release the fire would give per compartment",
                                        attr="q_kw", valid_min=0.0),
@@ -244,7 +268,8 @@ class FireZoneModel(Component):
                  lower_oxygen_limit: float = 0.15, fire_diameter_m: float = 1.0, fuel: dict | None = None,
                  vvent_cd: float = 0.7, h_conv: float = 10.0, delta_pa: float = 1e-4, hot_dt_k: float = 1.0,
                  newton_tol_pa: float = 1e-6, cg_tol: float = 1e-8, layer_tol_k: float = 1e-4,
-                 door_jet_mixing: bool = True, ceiling_vent_froude: bool = True):
+                 door_jet_mixing: bool = True, ceiling_vent_froude: bool = True, layer_radiation: bool = True,
+                 surface_emissivity: float = 0.9):
         self.network = network.validate()
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
@@ -285,6 +310,8 @@ class FireZoneModel(Component):
         self.par[K.P_LAYTOL] = require_positive(layer_tol_k, "layer_tol_k")
         self.par[K.P_MIX] = 1.0 if door_jet_mixing else 0.0
         self.par[K.P_FROUDE] = 1.0 if ceiling_vent_froude else 0.0
+        self.par[K.P_LAYRAD] = 1.0 if layer_radiation else 0.0
+        self.par[K.P_EPSW] = require_range(surface_emissivity, "surface_emissivity", 0.05, 1.0)
         self.t_out = np.array([t_out])
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()
@@ -404,7 +431,8 @@ class FireZoneModel(Component):
         """Cumulative terms (kg, J) and the residuals of the mass and energy balances since construction.
 
         mass: M − M0 − (in − out + fuel burned); energy: U − U0 − (H_in − H_out + released − radiated +
-        fuel enthalpy − walls). Both are round-off when the model conserves.
+        fuel enthalpy − walls). Both are round-off when the model conserves. ``layer_radiation`` is the part
+        of ``walls`` the upper layers radiated to the surfaces (the rest is convection).
         """
         t = dict(zip(BALANCE_TERMS, (float(x) for x in self.tally), strict=True))
         m0, u0 = self._initial

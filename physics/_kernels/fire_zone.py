@@ -70,21 +70,32 @@ V_BOT, V_TOP, V_W, V_CD, V_OPEN = range(5)
 NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
- P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE) = range(23)
-NPAR = 23
+ P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
+ P_EPSW) = range(25)
+NPAR = 25
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
 #: approximate the reduced Kelvin-Helmholtz type mixing").
 COLD_JET_FACTOR = 0.25
 
 #: Heat released per kg of O2 consumed (J/kg), Huggett (1980).
 HUGGETT_J_KG = 13.1e6
+#: Stefan-Boltzmann constant (W/m²K⁴).
+SIGMA = 5.670374419e-8
+#: Soot's absorption coefficient per volume fraction and kelvin (1/(m·K)): κ = 1862·f_v·T, Tien, Lee & Stretton,
+#: "Radiation heat transfer", SFPE Handbook (soot of hydrocarbon flames, mean of the measured soots).
+SOOT_KAPPA = 1862.0
+#: Density of soot (kg/m³) turning its mass concentration into a volume fraction (CFAST's ``rhos``, TN 1889v1).
+SOOT_DENSITY = 1800.0
 
 # props columns
 Q_P, Q_TU, Q_TL, Q_RU, Q_RL, Q_ZI, Q_HASU, Q_HASL, Q_VU = range(9)
 NPROP = 9
 # tallies
-(T_MASS_OUT, T_MASS_IN, T_H_OUT, T_H_IN, T_WALLS, T_RADIATED, T_RELEASED, T_FUEL_MASS, T_FUEL_H) = range(9)
-NTALLY = 9
+(T_MASS_OUT, T_MASS_IN, T_H_OUT, T_H_IN, T_WALLS, T_RADIATED, T_RELEASED, T_FUEL_MASS, T_FUEL_H,
+ T_LAYER_RAD) = range(10)
+NTALLY = 10
+#: columns of the fire/wall source terms ``src`` (N, NSRC) of :func:`fire_sources`
+NSRC = 8
 
 
 @njit(cache=True)
@@ -495,15 +506,44 @@ def o2_volume_fraction(state, i, col0, mass):
 
 
 @njit(cache=True)
+def layer_emissivity(soot_kg, vu, tu, a_bound):
+    """Grey-gas emissivity of an upper layer of volume ``vu`` (m³), temperature ``tu`` (K) holding ``soot_kg`` of
+    soot, bounded by ``a_bound`` m² (ceiling, walls above the interface, the interface): ε = 1 − exp(−κ·L_m),
+    κ = 1862·f_v·T (f_v = soot/(V_u·1800 kg/m³)), mean beam length L_m = 3.6·V_u/A_u."""
+    if vu <= 0.0 or soot_kg <= 0.0 or a_bound <= 0.0:
+        return 0.0
+    kappa = SOOT_KAPPA * soot_kg / (vu * SOOT_DENSITY) * tu
+    return 1.0 - math.exp(-kappa * 3.6 * vu / a_bound)
+
+
+@njit(cache=True)
+def surface_temperature(gain, dcoef, cr, tu):
+    """Root T_s of gain − dcoef·T_s + cr·(T_u⁴ − T_s⁴) = 0 (the lumped surface's balance, decreasing and concave
+    in T_s) by Newton's method from the root without radiation: after the first step every iterate lies above the
+    root and falls to it monotonically."""
+    ts = gain / dcoef
+    if cr <= 0.0:
+        return ts
+    tu4 = tu ** 4
+    for _ in range(60):
+        f = gain - dcoef * ts + cr * (tu4 - ts ** 4)
+        step = f / (dcoef + 4.0 * cr * ts ** 3)
+        ts += step
+        if abs(step) <= 1e-12 * ts:
+            break
+    return ts
+
+
+@njit(cache=True)
 def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
-    """Fire, plume and wall terms of every compartment into ``src`` (N, 7): entrainment (kg/s),
+    """Fire, plume and wall terms of every compartment into ``src`` (N, NSRC): entrainment (kg/s),
     fuel burned (kg/s), O2 consumed (kg/s), convective release (W), wall loss upper (W), lower (W),
-    the wall surface temperature (K);
-    ``qburn`` (kW) the heat release actually burned."""
+    the wall surface temperature (K), the upper layer's radiation to the surfaces (W, part of the upper wall
+    loss); ``qburn`` (kW) the heat release actually burned."""
     cv = par[P_CP] - par[P_R]
     t = max(par[P_TIME], 1e-9)
     for i in range(state.shape[0]):
-        for c in range(7):
+        for c in range(NSRC):
             src[i, c] = 0.0
         qburn[i] = 0.0
         base, hgt = geom[i, G_BASE], geom[i, G_H]
@@ -523,8 +563,9 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
             src[i, 2] = qb * 1000.0 / HUGGETT_J_KG
             src[i, 3] = (1.0 - par[P_CHIR]) * qb * 1000.0
         # walls: one lumped, quasi-steady inner surface per compartment (no heat capacity of its own):
-        # convection h_c from each layer + the flame's radiation in = conduction h_k(t) into the solid
-        # (MQH's effective conductance, NUREG-1805 ch. 2); each layer then loses h_c·A_layer·(T − T_s)
+        # convection h_c from each layer + the flame's radiation + the upper layer's radiation in = conduction
+        # h_k(t) into the solid (MQH's effective conductance, NUREG-1805 ch. 2); each layer then loses
+        # h_c·A_layer·(T − T_s), the upper layer also σ·ε·A_u·(T_u⁴ − T_s⁴)
         k, rho, c, th = geom[i, G_K], geom[i, G_RHO], geom[i, G_C], geom[i, G_THICK]
         tp = rho * c / k * (0.5 * th) ** 2
         hk = math.sqrt(k * rho * c / t) if t < tp else k / th
@@ -533,20 +574,34 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
         hl = props[i, Q_ZI] - base
         a_u = area + perim * (hgt - hl)
         a_l = area + perim * hl
-        ts = (hc * (a_u * props[i, Q_TU] + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0
-              + hk * (a_u + a_l) * tw) / ((hc + hk) * (a_u + a_l))
+        tu = props[i, Q_TU]
+        # the upper layer sees the ceiling and walls above the interface and, through the clear lower layer,
+        # the floor and walls below: its bounding area A_u = a_u + the interface (area); grey gas against grey
+        # surfaces of emissivity ε_w: ε_eff = 1/(1/ε_g + 1/ε_w − 1)
+        cr = 0.0
+        if par[P_LAYRAD] > 0.0 and props[i, Q_HASU] > 0.0 and props[i, Q_HASL] > 0.0:
+            eps_g = layer_emissivity(state[i, SU + SP_SOOT], props[i, Q_VU], tu, a_u + area)
+            if eps_g > 0.0:
+                cr = SIGMA * (a_u + area) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
+        gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
+        ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
         src[i, 6] = ts
         for layer in range(2):
             mass = state[i, MU] if layer == 0 else state[i, ML]
             has = props[i, Q_HASU] if layer == 0 else props[i, Q_HASL]
             if has <= 0.0:
                 continue
-            temp = props[i, Q_TU] if layer == 0 else props[i, Q_TL]
-            q = hc * (a_u if layer == 0 else a_l) * (temp - ts)
+            temp = tu if layer == 0 else props[i, Q_TL]
+            qrad = cr * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+            q = hc * (a_u if layer == 0 else a_l) * (temp - ts) + qrad
             cap = cv * mass * abs(temp - ts) / dt
             if abs(q) > cap:
-                q = cap if q > 0 else -cap
+                scale = cap / abs(q)
+                q *= scale
+                qrad *= scale
             src[i, 4 + layer] = q
+            if layer == 0:
+                src[i, 7] = qrad
     return 0
 
 
@@ -911,7 +966,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     n = state.shape[0]
     props = np.empty((n, NPROP))
     layer_props(state, geom, par, props)
-    src = np.empty((n, 7))
+    src = np.empty((n, NSRC))
     fire_sources(state, geom, props, par, q_kw, dt, src, qburn)
     # pressures with the donor temperatures the layer limiting will give (fixed point, a few passes)
     teff = np.empty((n, 2))
@@ -987,6 +1042,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
             _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
         tally[T_WALLS] += (wu + wl) * dt
+        tally[T_LAYER_RAD] += src[i, 7] * dt
         tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
         tally[T_RELEASED] += qburn[i] * 1000.0 * dt
         tally[T_FUEL_MASS] += mf * dt

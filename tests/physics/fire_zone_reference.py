@@ -13,8 +13,10 @@ the Newton system assembled as a dense matrix and solved by
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
+from scipy.optimize import brentq
 
 from physics._kernels import fire_zone as K
 
@@ -266,10 +268,15 @@ def heskestad(qc, z, q, d):
     return 0.071 * qc ** (1 / 3) * dz ** (5 / 3) * (1 + 0.026 * qc ** (2 / 3) * dz ** (-5 / 3))
 
 
+def _surface_balance(gain, dcoef, cr, tu, ts):
+    return gain - dcoef * ts + cr * (tu ** 4 - ts ** 4)
+
+
 def sources(state, geom, pr, par, q_kw, dt):
-    """(N, 7) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`."""
+    """(N, 8) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`
+    (the surface temperature by Brent's method where the upper layer radiates)."""
     n = state.shape[0]
-    src = np.zeros((n, 7))
+    src = np.zeros((n, 8))
     qb_all = np.zeros(n)
     cv = par[K.P_CP] - par[K.P_R]
     t = max(par[K.P_TIME], 1e-9)
@@ -291,15 +298,34 @@ def sources(state, geom, pr, par, q_kw, dt):
         hl = pr["zi"][i] - base
         au = geom[i, K.G_AREA] + geom[i, K.G_PERIM] * (hgt - hl)
         al = geom[i, K.G_AREA] + geom[i, K.G_PERIM] * hl
-        ts = ((hc * (au * pr["tu"][i] + al * pr["tl"][i]) + par[K.P_CHIR] * qb_all[i] * 1000
-               + hk * (au + al) * geom[i, K.G_TWALL]) / ((hc + hk) * (au + al)))
+        gain = (hc * (au * pr["tu"][i] + al * pr["tl"][i]) + par[K.P_CHIR] * qb_all[i] * 1000
+                + hk * (au + al) * geom[i, K.G_TWALL])
+        cr = 0.0
+        vu = pr["vu"][i]
+        if par[K.P_LAYRAD] > 0 and pr["hasu"][i] and pr["hasl"][i] and vu > 0:
+            bound = au + geom[i, K.G_AREA]
+            kappa = 1862.0 * state[i, K.SU + K.SP_SOOT] / (1800.0 * vu) * pr["tu"][i]
+            eps_g = -math.expm1(-kappa * 3.6 * vu / bound)
+            if eps_g > 0:
+                cr = 5.670374419e-8 * bound / (1 / eps_g + 1 / par[K.P_EPSW] - 1)
+        lin = gain / ((hc + hk) * (au + al))
+        if cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
+            f = partial(_surface_balance, gain, (hc + hk) * (au + al), cr, pr["tu"][i])
+            lo, hi = min(lin, pr["tu"][i]), max(lin, pr["tu"][i])
+            ts = brentq(f, lo, hi, xtol=1e-13, rtol=1e-15) if f(lo) * f(hi) < 0 else (lo if f(lo) == 0 else hi)
+        else:
+            ts = lin
         src[i, 6] = ts
         for layer, (has, mass, temp, area) in enumerate(((pr["hasu"][i], state[i, K.MU], pr["tu"][i], au),
                                                          (pr["hasl"][i], state[i, K.ML], pr["tl"][i], al))):
             if has:
-                q = hc * area * (temp - ts)
+                qrad = cr * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+                q = hc * area * (temp - ts) + qrad
                 cap = cv * mass * abs(temp - ts) / dt
-                src[i, 4 + layer] = float(np.clip(q, -cap, cap))
+                scale = min(1.0, cap / abs(q)) if q != 0 else 1.0
+                src[i, 4 + layer] = q * scale
+                if layer == 0:
+                    src[i, 7] = qrad * scale
     return src, qb_all
 
 
@@ -471,6 +497,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
         ds[:, 0] += ys
         ds[:, 1] -= ys
     tally[K.T_WALLS] += np.sum((wu + wl) * dt)
+    tally[K.T_LAYER_RAD] += np.sum(src[:, 7] * dt)
     tally[K.T_RADIATED] += np.sum(par[K.P_CHIR] * qb * 1000 * dt)
     tally[K.T_RELEASED] += np.sum(qb * 1000 * dt)
     tally[K.T_FUEL_MASS] += np.sum(mf * dt)

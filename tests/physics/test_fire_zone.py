@@ -86,7 +86,7 @@ def test_closed_room_pressure_follows_the_energy_equation():
     lower layer's, which adiabatic compression warms by ≈ (1 − 1/γ)·Δp/p·T ≈ 6 K here: ≈ 2 % of a term
     that is itself 1.5 % of Q, so 0.05 % tolerance."""
     net = one_room(door=False)
-    m = FireZoneModel(net, radiative_fraction=0.0, h_conv=1e-9, dt_max=0.5)
+    m = FireZoneModel(net, radiative_fraction=0.0, h_conv=1e-9, dt_max=0.5, layer_radiation=False)
     q = 100.0
     m.q_kw[:] = q
     p0 = m.props[0, K.Q_P]
@@ -128,7 +128,7 @@ def test_leaky_room_layer_descends_as_the_filling_equation():
     explicit Euler at 0.25 s, O(dt) ≈ 1 % of the descent, hence 3 % / 0.03 m. The leak carries the
     expansion out: ṁ = Q/(c_p·T0) + ṁ_f, so the floor overpressure is (ṁ/(C·A))²/(2ρ0) within 5 %."""
     net = one_room(door=False, leak=(0.1, 2.0), area=25.0, height=3.0)
-    m = FireZoneModel(net, radiative_fraction=0.0, h_conv=1e-9, dt_max=0.25)
+    m = FireZoneModel(net, radiative_fraction=0.0, h_conv=1e-9, dt_max=0.25, layer_radiation=False)
     m.q_kw[:] = 100.0
     rho0 = m.props[0, K.Q_RL]
     for t in (10.0, 20.0, 30.0):
@@ -270,6 +270,7 @@ def test_numba_kernel_matches_the_numpy_reference(seed):
     assert m.t_upper[0] > 310.0 and m.state[0, K.MU] > 0  # the fire made a layer
     bal = m.balance()
     assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
+    assert bal["layer_radiation"] > 0.0  # the reference checked the layer's radiation too
 
 
 def test_cooper_exchange_mixes_a_shaft_without_net_flow():
@@ -461,3 +462,57 @@ def test_a_layer_a_step_empties_keeps_no_energy():
         bal = m.balance()
         assert abs(bal["mass_residual"]) < 1e-12 * bal["mass"]
         assert abs(bal["energy_residual"]) < 1e-12 * bal["energy"]
+
+
+def test_sooty_upper_layer_radiates_to_the_surfaces_by_hand():
+    """The MQH room after 120 s of 500 kW: the kernel's upper-layer radiation checked by hand. Grey gas of
+    its soot, κ = 1862·f_v·T (Tien, Lee & Stretton, SFPE Handbook), f_v = soot/(V_u·1800 kg/m³), mean beam
+    length 3.6·V_u/A_u; exchange σ·A_u·(T_u⁴ − T_s⁴)/(1/ε_g + 1/ε_w − 1) with A_u = ceiling + walls above the
+    interface + the interface (the floor seen through the clear lower layer); the lumped surface's balance
+    (convection in + flame radiation + layer radiation = MQH conduction) closes to round-off."""
+    m = FireZoneModel(one_room(), dt_max=0.5)
+    m.q_kw[:] = 500.0
+    m.step(120.0)
+    src = np.zeros((1, K.NSRC))
+    qb = np.zeros(1)
+    m.par[K.P_TIME] = m.t
+    K.fire_sources(m.state, m.arrays["geom"], m.props, m.par, m.q_kw, 0.5, src, qb)
+    tu, tl, zi, vu = m.t_upper[0], m.t_lower[0], m.layer_height[0], m.props[0, K.Q_VU]
+    a_u, a_l = 16.0 + 16.0 * (2.4 - zi), 16.0 + 16.0 * zi
+    bound = a_u + 16.0
+    f_v = m.state[0, K.SU + K.SP_SOOT] / (vu * 1800.0)
+    eps_g = 1.0 - np.exp(-1862.0 * f_v * tu * 3.6 * vu / bound)
+    assert 0.05 < eps_g < 0.9  # a sooty layer, neither clear nor black
+    ts = src[0, 6]
+    rad = 5.670374419e-8 * bound * (tu ** 4 - ts ** 4) / (1 / eps_g + 1 / 0.9 - 1)
+    assert src[0, 7] == pytest.approx(rad, rel=1e-12)
+    assert src[0, 4] == pytest.approx(10.0 * a_u * (tu - ts) + rad, rel=1e-12)
+    hk = mqh_hk(m.t, 0.16, 790.0, 900.0, 0.016) * 1000.0
+    gain = 10.0 * (a_u * (tu - ts) + a_l * (tl - ts)) + 0.35 * qb[0] * 1000.0 + rad
+    assert gain == pytest.approx(hk * (a_u + a_l) * (ts - 293.15), rel=1e-10)
+    assert tl < ts < tu
+
+
+def test_layer_radiation_cools_the_layer_and_warms_the_lower_layer_conserving_energy():
+    """Same room and fire with and without layer radiation (300 s): the radiating upper layer is cooler,
+    the surfaces it heats warm the lower layer, the energy balance closes to round-off and the radiated
+    part is a share of what the walls took."""
+    runs = {}
+    for on in (False, True):
+        m = FireZoneModel(one_room(), dt_max=0.5, layer_radiation=on)
+        m.q_kw[:] = 500.0
+        m.step(300.0)
+        bal = m.balance()
+        assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
+        assert abs(bal["mass_residual"]) < 1e-11 * bal["mass"]
+        runs[on] = (m.t_upper[0], m.t_lower[0], bal)
+    (tu0, tl0, b0), (tu1, tl1, b1) = runs[False], runs[True]
+    assert b0["layer_radiation"] == 0.0
+    assert 0.0 < b1["layer_radiation"] < b1["walls"]
+    assert tu1 < tu0 - 5.0
+    assert tl1 > tl0
+
+
+def test_surface_emissivity_is_validated():
+    with pytest.raises(ValidationError, match="surface_emissivity"):
+        FireZoneModel(one_room(), surface_emissivity=0.0)

@@ -9,25 +9,23 @@ it, to the temperature in K. The zone model mixes door jets as CFAST does
 (Poreh's spill plume, ``door_jet_mixing=True``) and shares ceiling-vent flows
 between layers by their Froude number (``ceiling_vent_froude=True``), the defaults.
 
-Largest errors over the run (zone model minus CFAST; T relative in K, z in m):
+The upper layer radiates as a grey gas of its soot to the surfaces (``layer_radiation=True``, the
+default; before it the model had no radiation from the layers and ran hot).
 
-- one room (MQH room, fast t² to 500 kW): T +18.0 %, z +0.09: both met.
-- two rooms + door: fire room T +20.9 % (at 330 s; +19.9 % unmixed), z +0.07;
-  next room T +19.7 % (+22.0 % unmixed), z +0.10. All met but the fire
-  room's temperature, asserted as a known failure (xfail, strict): the model
-  runs hot from the start (no radiation from the layers; quasi-steady MQH walls,
-  whose conductance halves at the penetration time, 284 s for this gypsum).
-- three-storey stack: the fire room's temperature (+18.7 %), layer height (+0.20 m), smoke filling
-  the upper storeys' rooms; not the stair: ground-floor stair 240 vs 157 °C at
-  the end (+28.6 % in K at 180 s; 332 °C, +51 %, before the door jets mixed),
-  its interface 1.45 m where CFAST's stair fills to 0.10 m by 150 s. Ceiling
-  vents draw from both layers of the room below as the flow's Froude number
-  grows (CFAST's form), which brought the upper stairs' layers to CFAST's (0.75
-  vs 0.72 m, 0.66 vs 0.71 m at the end) but not the ground floor's. CFAST's fire
-  room lower layer runs much warmer (144 vs 88 °C at 810 s), so the gas it
-  sends into the stair joins the stair's upper layer there and its lower layer
-  here: the lower layer's heating (radiation from the hot layer and ceiling to
-  the floor, absent from this model) is the next gap.
+Largest errors over the run (zone model minus CFAST; T relative in K, z in m; without layer radiation
+in brackets):
+
+- one room (MQH room, fast t² to 500 kW): T +16.4 % (+18.0 %), z +0.09 (+0.09): both met.
+- two rooms + door: fire room T +17.8 % at 330 s (+20.9 %, which failed), z +0.07 (+0.07);
+  next room T +13.9 % (+19.7 %), z −0.09 (+0.10). All met.
+- three-storey stack: the fire room's temperature +16.2 % (+18.7 %), layer height +0.21 m (+0.20),
+  smoke filling the upper storeys' rooms; not the stair: ground-floor stair 226 vs 157 °C at the end
+  (+25.7 % in K at 350 s; +28.6 % before), its interface 1.82 m where CFAST's stair fills to 0.10 m by
+  150 s; stair 1 +24.6 %, interface 1.84 vs 0.72 m at the end. CFAST's fire-room lower layer still runs
+  much warmer (148 vs 91 °C at the end; 88 °C before): this model's lower layer is transparent and the
+  flame's and layer's radiation land on one lumped surface (CFAST: four surfaces, and a lower layer that
+  absorbs by its CO2, H2O and soot), so the gas the room sends into the stair joins the stair's upper
+  layer in CFAST and its lower layer here. Not asserted.
 """
 
 from __future__ import annotations
@@ -73,6 +71,7 @@ def zone_run(case: fire_cases.FireCase, times: np.ndarray) -> dict[str, np.ndarr
             v.append(getattr(m, k).copy())
     bal = m.balance()
     assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
+    assert bal["layer_radiation"] > 0.0  # the sooty layer radiated to the surfaces
     return {k: np.array(v) for k, v in out.items()}
 
 
@@ -113,18 +112,16 @@ def test_two_rooms_against_cfast(both):
     assert z_next <= 0.3, z_next
 
 
-@pytest.mark.xfail(strict=True, reason="fire room of two rooms: +20.9 % in K at 330 s (limit 20 %): no layer "
-                                       "radiation, quasi-steady MQH walls")
 def test_two_rooms_fire_room_temperature_against_cfast(both):
     case, ds, zone = both["two_rooms"]
     t_err, _ = _errors(case, ds, zone, "fire room")
-    assert t_err <= 0.20, t_err
+    assert t_err <= 0.20, t_err  # +17.8 % at 330 s (+20.9 % before the layer radiated)
 
 
 def test_three_storey_stack_fire_room_layer_against_cfast(both):
     case, ds, zone = both["three_storey_stack"]
     t_err, z_err = _errors(case, ds, zone, "room 0")
-    assert t_err <= 0.20, t_err  # +18.7 % at 150 s (was +17.2 % before the door jets mixed)
+    assert t_err <= 0.20, t_err  # +16.2 % at 150 s (+18.7 % before the layer radiated)
     assert z_err <= 0.3, z_err
     # both carry smoke up the stair: the top storey's stair is warmer than ambient in both
     j = case.network.index("stair 2")
