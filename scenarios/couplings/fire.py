@@ -38,9 +38,10 @@ Its per-storey frames (at every step: visibility, extinction and upper-layer
 temperature on the storey's route, untenable or not; people still on the
 storey with the evacuation) are the table ``fire_floor_frames``; the fire's
 record Dataset (fire.nc's variables, with ``rset_s``, ``margin_s``,
-``people_caught`` per storey from the evacuation) on the scenario's clock is
-the map layer ``fire_floors`` (:mod:`viz.layers.fire_building`) and the
-table ``fire_storeys``; ``fire_margin`` is the evacuation's margin table
+``people_caught`` per storey from the evacuation) is the table
+``fire_storeys`` (times since ignition) and, on the scenario's clock
+(:func:`scenario_dataset`), the map layer ``fire_floors``
+(:mod:`viz.layers.fire_building`); ``fire_margin`` is the evacuation's margin table
 (ASET − RSET per floor, people caught, and the same without smoke). Its own
 files (:func:`files_fire`) go to ``fire/``: ``fire.nc`` (times since
 ignition), ``aset.csv``, plots, ``evacuation.nc``, ``margin.csv``. KPIs in
@@ -302,8 +303,8 @@ def _lonlat(ctx: CouplingContext) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- finish and KPIs
 def finish_fire(ctx: CouplingContext) -> None:
-    """The fire's result (its Dataset on the scenario's clock), the evacuation's margins, the KPIs."""
-    o, s = ctx.own, ctx.own["settings"]
+    """The fire's result (its Dataset since ignition), the evacuation's margins, the KPIs."""
+    o = ctx.own
     if o["fire_t"] <= 0:  # the run ended before the ignition
         ctx.summary.update(fire_time_simulated_s=0.0, events={}, **kpis(ctx))
         return
@@ -314,11 +315,7 @@ def finish_fire(ctx: CouplingContext) -> None:
     else:
         res = o["sim"].result()
     o["result"] = res
-    ds = res.dataset
-    ds = ds.assign_coords(time=("time", np.asarray(ds["time"].values, float) + s["start_s"],
-                                {"units": "s", "long_name": "scenario time (s since the scenario's start)"}))
-    ds.attrs["ignition_at_s"] = s["start_s"]
-    o["dataset"] = ds
+    o["dataset"] = res.dataset  # times since ignition, as fire.nc
     ctx.summary.update(fire_time_simulated_s=o["fire_t"], events=_counts(o["events"] + o["evac_events"]),
                        **kpis(ctx))
 
@@ -455,6 +452,26 @@ def files_fire(ctx: CouplingContext, out_dir) -> dict[str, Any]:
     return paths
 
 
+def scenario_dataset(ds, start_s: float):
+    """The fire's Dataset on the scenario's clock: ``time``, the storeys' ``ignition_s``, ``aset_s`` and
+    ``rset_s`` and the events of attr ``events`` shifted by the ignition time ``start_s`` (what the map's
+    one slider shows; ``margin_s`` is a difference and stays)."""
+    import json
+
+    out = ds.assign_coords(time=("time", np.asarray(ds["time"].values, float) + start_s,
+                                 {"units": "s", "long_name": "scenario time (s since the scenario's start)"}))
+    for v in ("ignition_s", "aset_s", "rset_s"):
+        if v in out:
+            out[v] = out[v] + start_s
+            out[v].attrs = {**ds[v].attrs, "long_name": f"{ds[v].attrs.get('long_name', v)} (scenario time)"}
+    if isinstance(ds.attrs.get("events"), str):
+        events = json.loads(ds.attrs["events"])
+        out.attrs["events"] = json.dumps([{**e, "time_s": float(e["time_s"]) + start_s} for e in events],
+                                         ensure_ascii=False)
+    out.attrs["ignition_at_s"] = float(start_s)
+    return out
+
+
 def layers_fire(ctx: CouplingContext, times_s) -> list:
     """The building's storeys coloured by tenability on the scenario's slider (layer ``fire_floors``)."""
     ds = ctx.own.get("dataset")
@@ -462,7 +479,7 @@ def layers_fire(ctx: CouplingContext, times_s) -> list:
         return []
     from viz.layers import build
 
-    return [build("fire_floors", ds)]
+    return [build("fire_floors", scenario_dataset(ds, ctx.own["settings"]["start_s"]))]
 
 
 def report_fire(ctx: CouplingContext) -> list[str]:
@@ -512,7 +529,7 @@ def report_fire(ctx: CouplingContext) -> list[str]:
                 r += [mins(_finite(ds["rset_s"].values[i])), mins(_finite(ds["margin_s"].values[i])),
                       _na(_finite(ds["people_caught"].values[i]) if "people_caught" in ds else None)]
             body.append(r)
-        out.append("<section><h2>Storeys untenable (ASET, earliest first)</h2>"
+        out.append("<section><h2>Storeys untenable (ASET since ignition, earliest first)</h2>"
                    + (_table(head, body) if body else "<p>no storey became untenable</p>") + "</section>")
     return out
 

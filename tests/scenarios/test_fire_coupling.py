@@ -157,12 +157,20 @@ def test_kpis_follow_the_events_and_the_storeys_aset(whole):
     assert s["ignition_at_s"] == START_S and s["fire_time_simulated_s"] == DURATION_S - START_S
 
 
-def test_the_fires_dataset_is_on_the_scenario_clock(whole):
-    ds = whole.contexts["fire"].own["dataset"]
-    t = ds["time"].values
-    assert t[0] == pytest.approx(START_S) and t[-1] == pytest.approx(DURATION_S)
-    assert ds.attrs["ignition_at_s"] == START_S
-    assert ds.sizes["storey"] == 30 and "floor_status" in ds
+def test_the_map_gets_the_fires_dataset_on_the_scenario_clock(whole):
+    from scenarios.couplings.fire import scenario_dataset
+
+    fire = whole.contexts["fire"].own["dataset"]  # since ignition, as fire.nc
+    assert fire["time"].values[0] == 0.0 and fire["time"].values[-1] == pytest.approx(DURATION_S - START_S)
+    ds = scenario_dataset(fire, START_S)
+    assert np.allclose(ds["time"].values, fire["time"].values + START_S)
+    for v in ("aset_s", "ignition_s"):  # the layer compares them with the slider's time
+        np.testing.assert_allclose(ds[v].values, fire[v].values + START_S)
+    assert [e["time_s"] for e in json.loads(ds.attrs["events"])] == pytest.approx(
+        [e["time_s"] + START_S for e in json.loads(fire.attrs["events"])])
+    assert ds.attrs["ignition_at_s"] == START_S and ds.sizes["storey"] == 30
+    layers = get_coupling("fire").layers(whole.contexts["fire"], [0.0, 60.0, 120.0, 150.0])
+    assert layers and layers[0].times_s[0] == pytest.approx(START_S)
 
 
 def test_per_storey_frames_and_tables(whole):
