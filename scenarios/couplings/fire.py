@@ -455,7 +455,9 @@ def files_fire(ctx: CouplingContext, out_dir) -> dict[str, Any]:
 def scenario_dataset(ds, start_s: float):
     """The fire's Dataset on the scenario's clock: ``time``, the storeys' ``ignition_s``, ``aset_s`` and
     ``rset_s`` and the events of attr ``events`` shifted by the ignition time ``start_s`` (what the map's
-    one slider shows; ``margin_s`` is a difference and stays)."""
+    one slider shows; ``margin_s`` is a difference and stays), and a first record at the scenario's start
+    (the fire's record at ignition: ambient, nothing burning yet) so the slider before the ignition shows
+    the building clear."""
     import json
 
     out = ds.assign_coords(time=("time", np.asarray(ds["time"].values, float) + start_s,
@@ -469,6 +471,12 @@ def scenario_dataset(ds, start_s: float):
         out.attrs["events"] = json.dumps([{**e, "time_s": float(e["time_s"]) + start_s} for e in events],
                                          ensure_ascii=False)
     out.attrs["ignition_at_s"] = float(start_s)
+    if start_s > 0 and "time" in out.dims:  # before the ignition: the building as at ignition (ambient, clear)
+        import xarray as xr
+
+        first = out.isel(time=[0]).assign_coords(time=("time", [0.0], out["time"].attrs))
+        out = xr.concat([first, out], dim="time", data_vars="minimal", coords="minimal", compat="override",
+                        combine_attrs="override")
     return out
 
 
