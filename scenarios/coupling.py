@@ -197,6 +197,11 @@ class Coupling:
         storeys, not a raster of ``fields.nc``) written into the run's folder
         ``out_dir``; returns their paths by name. Called after ``finish`` with
         the tables; a failure is listed in the summary's ``output_problems``.
+    map_view : callable(ctx, view) -> dict, optional
+        The view the run's map opens on, given the straight-down view of the
+        grid (``longitude``, ``latitude``, ``zoom``): e.g. a building model's
+        pitched view of its tower. The last coupling of the schedule that has
+        one wins; a failure is listed and the grid's view kept.
     """
 
     name: str
@@ -216,6 +221,7 @@ class Coupling:
     tables: Callable[[CouplingContext], dict[str, Any]] | None = None
     report: Callable[[CouplingContext], list[str]] | None = None
     files: Callable[[CouplingContext, Path], dict[str, Path]] | None = None
+    map_view: Callable[[CouplingContext, dict[str, float]], dict[str, float]] | None = None
     optional_reads: tuple[str, ...] = ()
 
     @property

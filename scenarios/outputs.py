@@ -617,6 +617,12 @@ def map_scene(run, out: Path, tr: Any, problems: list[str]):
         scene.add(s)
     v = view_for_bounds(*warp.bounds)
     scene.view = {"longitude": v.longitude, "latitude": v.latitude, "zoom": v.zoom}
+    for c in run.order:
+        if c.map_view is not None:
+            try:
+                scene.view = dict(c.map_view(run.contexts[c.name], dict(scene.view)))
+            except Exception as exc:  # noqa: BLE001 - the grid's view stays
+                problems.append(f"{c.name}.map_view: {type(exc).__name__}: {exc}")
     scene.resampled = resampled
     return scene
 

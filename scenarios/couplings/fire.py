@@ -490,6 +490,18 @@ def layers_fire(ctx: CouplingContext, times_s) -> list:
     return [build("fire_floors", scenario_dataset(ds, ctx.own["settings"]["start_s"]))]
 
 
+def view_fire(ctx: CouplingContext, view: dict) -> dict:
+    """The map opens pitched on the tower (``fire_building.map_view``), not straight down on the grid."""
+    ds = ctx.own.get("dataset")
+    if ds is None:
+        return view
+    from viz.layers.fire_building import map_view
+
+    if "lon" in ds.attrs and "lat" in ds.attrs:  # centred on the tower, not on the scenario's grid
+        view = {**view, "longitude": float(ds.attrs["lon"]), "latitude": float(ds.attrs["lat"])}
+    return map_view(ds, view)
+
+
 def report_fire(ctx: CouplingContext) -> list[str]:
     """KPIs, the event timeline, ASET (and margins) per storey."""
     s = ctx.summary
@@ -590,6 +602,6 @@ FIRE = register_coupling(Coupling(
     name="fire", phase="physics", period_s=PERIOD_S, kinds=("fire", "fire_evacuation"),
     reads=(), writes=tuple(f"event:{k}" for k in (*EVENT_KINDS.values(), *EVACUATION_KINDS.values())),
     setup=setup_fire, step=step_fire, finish=finish_fire, save=save_fire, restore=restore_fire, files=files_fire,
-    from_scenario=from_scenario, layers=layers_fire, tables=tables_fire, report=report_fire,
+    from_scenario=from_scenario, layers=layers_fire, tables=tables_fire, report=report_fire, map_view=view_fire,
     doc="high-rise fire (physics.fire_sim) on the run's clock: events, per-storey frames, ASET, "
         "optional co-simulated evacuation"))

@@ -9,6 +9,7 @@ events of the run that did not stop.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -296,6 +297,8 @@ def test_the_builtin_runs_end_to_end_shortened(ping_an):
     assert summary["files"]["fire:fire"] == "fire.nc"
     page = (out / "map.html").read_text(encoding="utf-8")
     assert "fire_floors" in page
+    # the map opens pitched on the tower (Coupling.map_view), not straight down on the grid
+    assert re.search(r'"pitch":\s*50', page) and re.search(r'"bearing":\s*-20', page)
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "High-rise fire" in report and "L45" in report
     assert summary["output_problems"] == []

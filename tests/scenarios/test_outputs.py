@@ -92,6 +92,14 @@ def broken_files(ctx, out_dir):
     raise OSError("disk full")
 
 
+def paint_view(ctx, view):
+    return {**view, "pitch": 30.0}
+
+
+def broken_view(ctx, view):
+    raise KeyError("tower")
+
+
 def broken_report(ctx):
     return ["<section><h2>Broken says hello</h2></section>"]
 
@@ -104,10 +112,10 @@ PAINT = Coupling(name="paint", phase="physics", period_s=300.0, reads=(),
                  writes=("water_depth", "max_water_depth", "factor_of_safety", "debris_depth",
                          "event:incident", "event:note"),
                  setup=setup_paint, step=step_paint, tables=paint_tables, layers=paint_layers,
-                 report=paint_report, files=paint_files)
+                 report=paint_report, files=paint_files, map_view=paint_view)
 BROKEN = Coupling(name="broken", phase="response", period_s=600.0, reads=("water_depth",), writes=(),
                   setup=_noop, step=_noop, tables=broken_tables, report=broken_report, layers=broken_layers,
-                  files=broken_files)
+                  files=broken_files, map_view=broken_view)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +200,9 @@ def test_the_map_has_one_slider_the_field_layers_and_accepted_coupling_layers(ru
                                                 "field_debris_depth", "other"}
     # resampled: each run frame (0, 600, 1200, 1800 s) shows the set's last frame at or before it (0, 700 s)
     assert scene["timeline"]["frames"]["other"] == [{}, {}, {"data": [{"p": 1}]}, {"data": [{"p": 1}]}]
+    # a coupling's map_view turns the grid's view; a failing one is listed and leaves the view as it was
+    assert scene["view"]["pitch"] == 30.0 and "longitude" in scene["view"]
+    assert "broken.map_view: KeyError: 'tower'" in run.summary["output_problems"]
 
 
 def test_the_report_holds_the_scenario_schedule_sections_and_notes(run):
