@@ -94,9 +94,16 @@ Physics and the choices made (each a stated assumption):
   ceiling and walls above the interface and, through the clear (transparent)
   lower layer, the floor and walls below; the surface takes it (the upper
   layer's wall loss and the ``walls`` tally; its radiated part is tallied
-  as ``layer_radiation``). A layer's loss in a step is capped at what would
-  bring it to T_s. Not modelled: radiation through the openings, the lower
-  layer's absorption, the flame's radiation absorbed by the layer.
+  as ``layer_radiation``). The open area of the compartment's vents to the
+  outside (windows, doors, roof vents; at most half the bounding area) is
+  not a surface but a black hole at the outside's temperature: the layer
+  loses σ·ε_g·A_o·(T_u⁴ − T_out⁴) through it, tallied as ``vent_radiation``
+  (this is what bounds a post-flashover room: Drysdale, An Introduction to
+  Fire Dynamics, ch. 10, the window term of the compartment's heat balance).
+  A layer's loss in a step is capped at what would bring it to T_s (to the
+  walls) and to T_out (out of the openings). Not modelled: the surfaces'
+  radiation out of the openings, the lower layer's absorption, the flame's
+  radiation absorbed by the layer, radiation through interior doors.
 - **Numerics**: backward Euler on the pressures (Newton, conjugate gradients
   on the SPD Jacobian), explicit layers with the converged flows, each
   layer's outflow limited to what it holds (the rest from the other layer),
@@ -122,7 +129,7 @@ O2_AMBIENT = 0.2315
 #: Assumed generic fuel (state yours): heat of combustion 20 MJ/kg, yields kg per kg of fuel burned.
 DEFAULT_FUEL = {"heat_of_combustion_kj_kg": 20000.0, "co2": 1.5, "co": 0.01, "soot": 0.03, "h2o": 0.0}
 BALANCE_TERMS = ("mass_out", "mass_in", "enthalpy_out", "enthalpy_in", "walls", "radiated", "released",
-                 "fuel_mass", "fuel_enthalpy", "layer_radiation")
+                 "fuel_mass", "fuel_enthalpy", "layer_radiation", "vent_radiation")
 
 
 def network_arrays(net: FireNetwork, t_wall_k: np.ndarray, vvent_cd: float) -> dict[str, np.ndarray]:
@@ -431,14 +438,16 @@ class FireZoneModel(Component):
         """Cumulative terms (kg, J) and the residuals of the mass and energy balances since construction.
 
         mass: M − M0 − (in − out + fuel burned); energy: U − U0 − (H_in − H_out + released − radiated +
-        fuel enthalpy − walls). Both are round-off when the model conserves. ``layer_radiation`` is the part
-        of ``walls`` the upper layers radiated to the surfaces (the rest is convection).
+        fuel enthalpy − walls − vent radiation). Both are round-off when the model conserves.
+        ``layer_radiation`` is the part of ``walls`` the upper layers radiated to the surfaces (the rest is
+        convection); ``vent_radiation`` what they radiated out of the openings to the outside.
         """
         t = dict(zip(BALANCE_TERMS, (float(x) for x in self.tally), strict=True))
         m0, u0 = self._initial
         t["mass_residual"] = self.total_mass() - m0 - (t["mass_in"] - t["mass_out"] + t["fuel_mass"])
         t["energy_residual"] = self.total_energy() - u0 - (t["enthalpy_in"] - t["enthalpy_out"] + t["released"]
-                                                           - t["radiated"] + t["fuel_enthalpy"] - t["walls"])
+                                                           - t["radiated"] + t["fuel_enthalpy"] - t["walls"]
+                                                           - t["vent_radiation"])
         t["mass"] = self.total_mass()
         t["energy"] = self.total_energy()
         return t

@@ -92,10 +92,10 @@ Q_P, Q_TU, Q_TL, Q_RU, Q_RL, Q_ZI, Q_HASU, Q_HASL, Q_VU = range(9)
 NPROP = 9
 # tallies
 (T_MASS_OUT, T_MASS_IN, T_H_OUT, T_H_IN, T_WALLS, T_RADIATED, T_RELEASED, T_FUEL_MASS, T_FUEL_H,
- T_LAYER_RAD) = range(10)
-NTALLY = 10
+ T_LAYER_RAD, T_VENT_RAD) = range(11)
+NTALLY = 11
 #: columns of the fire/wall source terms ``src`` (N, NSRC) of :func:`fire_sources`
-NSRC = 8
+NSRC = 9
 
 
 @njit(cache=True)
@@ -535,11 +535,27 @@ def surface_temperature(gain, dcoef, cr, tu):
 
 
 @njit(cache=True)
-def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
+def open_area(vent, vidx, vvent, vvidx, n):
+    """(N,) open area (m²) of each compartment's vents to the outside: wall vents W·open fraction·height,
+    ceiling vents their area."""
+    out = np.zeros(n)
+    for v in range(vidx.shape[0]):
+        if vidx[v, 1] < 0:
+            out[vidx[v, 0]] += vent[v, V_W] * vent[v, V_OPEN] * (vent[v, V_TOP] - vent[v, V_BOT])
+    for k in range(vvidx.shape[0]):
+        if vvidx[k, 1] < 0:
+            out[vvidx[k, 0]] += vvent[k, 0]
+    return out
+
+
+@njit(cache=True)
+def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open):
     """Fire, plume and wall terms of every compartment into ``src`` (N, NSRC): entrainment (kg/s),
-    fuel burned (kg/s), O2 consumed (kg/s), convective release (W), wall loss upper (W), lower (W),
-    the wall surface temperature (K), the upper layer's radiation to the surfaces (W, part of the upper wall
-    loss); ``qburn`` (kW) the heat release actually burned."""
+    fuel burned (kg/s), O2 consumed (kg/s), convective release (W), upper layer's loss (W: to the walls and out
+    of the openings), lower layer's loss to the walls (W), the wall surface temperature (K), the upper layer's
+    radiation to the surfaces (W) and out of its openings to the outside (W, ``a_open`` m² of them, seen as
+    black at the outside's temperature), both part of the upper layer's loss; ``qburn`` (kW) the heat release
+    actually burned."""
     cv = par[P_CP] - par[P_R]
     t = max(par[P_TIME], 1e-9)
     for i in range(state.shape[0]):
@@ -578,11 +594,15 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
         # the upper layer sees the ceiling and walls above the interface and, through the clear lower layer,
         # the floor and walls below: its bounding area A_u = a_u + the interface (area); grey gas against grey
         # surfaces of emissivity ε_w: ε_eff = 1/(1/ε_g + 1/ε_w − 1)
+        # surfaces; the openings to the outside in that area (at most half of it) are black at T_out
         cr = 0.0
+        qout = 0.0
         if par[P_LAYRAD] > 0.0 and props[i, Q_HASU] > 0.0 and props[i, Q_HASL] > 0.0:
             eps_g = layer_emissivity(state[i, SU + SP_SOOT], props[i, Q_VU], tu, a_u + area)
             if eps_g > 0.0:
-                cr = SIGMA * (a_u + area) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
+                a_o = min(a_open[i], 0.5 * (a_u + area))
+                cr = SIGMA * (a_u + area - a_o) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
+                qout = SIGMA * eps_g * a_o * (tu ** 4 - par[P_TOUT] ** 4)
         gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
         ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
         src[i, 6] = ts
@@ -593,15 +613,19 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn):
                 continue
             temp = tu if layer == 0 else props[i, Q_TL]
             qrad = cr * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+            qo = qout if layer == 0 else 0.0
             q = hc * (a_u if layer == 0 else a_l) * (temp - ts) + qrad
             cap = cv * mass * abs(temp - ts) / dt
             if abs(q) > cap:
                 scale = cap / abs(q)
                 q *= scale
                 qrad *= scale
-            src[i, 4 + layer] = q
+            if qo > 0.0:  # out of the openings: at most what would bring the layer to the outside's temperature
+                qo = min(qo, max(cv * mass * (temp - par[P_TOUT]) / dt - q, 0.0))
+            src[i, 4 + layer] = q + qo
             if layer == 0:
                 src[i, 7] = qrad
+                src[i, 8] = qo
     return 0
 
 
@@ -967,7 +991,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     props = np.empty((n, NPROP))
     layer_props(state, geom, par, props)
     src = np.empty((n, NSRC))
-    fire_sources(state, geom, props, par, q_kw, dt, src, qburn)
+    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n))
     # pressures with the donor temperatures the layer limiting will give (fixed point, a few passes)
     teff = np.empty((n, 2))
     teff[:, 0] = props[:, Q_TU]
@@ -1041,8 +1065,9 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         ds[i, 0, SP_O2] -= mo2 * dt
         if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
             _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
-        tally[T_WALLS] += (wu + wl) * dt
+        tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
         tally[T_LAYER_RAD] += src[i, 7] * dt
+        tally[T_VENT_RAD] += src[i, 8] * dt
         tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
         tally[T_RELEASED] += qburn[i] * 1000.0 * dt
         tally[T_FUEL_MASS] += mf * dt

@@ -272,11 +272,11 @@ def _surface_balance(gain, dcoef, cr, tu, ts):
     return gain - dcoef * ts + cr * (tu ** 4 - ts ** 4)
 
 
-def sources(state, geom, pr, par, q_kw, dt):
-    """(N, 8) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`
+def sources(state, geom, pr, par, q_kw, dt, a_open):
+    """(N, 9) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`
     (the surface temperature by Brent's method where the upper layer radiates)."""
     n = state.shape[0]
-    src = np.zeros((n, 8))
+    src = np.zeros((n, 9))
     qb_all = np.zeros(n)
     cv = par[K.P_CP] - par[K.P_R]
     t = max(par[K.P_TIME], 1e-9)
@@ -300,14 +300,16 @@ def sources(state, geom, pr, par, q_kw, dt):
         al = geom[i, K.G_AREA] + geom[i, K.G_PERIM] * hl
         gain = (hc * (au * pr["tu"][i] + al * pr["tl"][i]) + par[K.P_CHIR] * qb_all[i] * 1000
                 + hk * (au + al) * geom[i, K.G_TWALL])
-        cr = 0.0
+        cr = qout = 0.0
         vu = pr["vu"][i]
         if par[K.P_LAYRAD] > 0 and pr["hasu"][i] and pr["hasl"][i] and vu > 0:
             bound = au + geom[i, K.G_AREA]
             kappa = 1862.0 * state[i, K.SU + K.SP_SOOT] / (1800.0 * vu) * pr["tu"][i]
             eps_g = -math.expm1(-kappa * 3.6 * vu / bound)
             if eps_g > 0:
-                cr = 5.670374419e-8 * bound / (1 / eps_g + 1 / par[K.P_EPSW] - 1)
+                ao = min(a_open[i], bound / 2)
+                cr = 5.670374419e-8 * (bound - ao) / (1 / eps_g + 1 / par[K.P_EPSW] - 1)
+                qout = 5.670374419e-8 * eps_g * ao * (pr["tu"][i] ** 4 - par[K.P_TOUT] ** 4)
         lin = gain / ((hc + hk) * (au + al))
         if cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
             f = partial(_surface_balance, gain, (hc + hk) * (au + al), cr, pr["tu"][i])
@@ -323,9 +325,12 @@ def sources(state, geom, pr, par, q_kw, dt):
                 q = hc * area * (temp - ts) + qrad
                 cap = cv * mass * abs(temp - ts) / dt
                 scale = min(1.0, cap / abs(q)) if q != 0 else 1.0
-                src[i, 4 + layer] = q * scale
+                qo = 0.0
+                if layer == 0 and qout > 0:
+                    qo = float(np.clip(cv * mass * (temp - par[K.P_TOUT]) / dt - q * scale, 0.0, qout))
+                src[i, 4 + layer] = q * scale + qo
                 if layer == 0:
-                    src[i, 7] = qrad * scale
+                    src[i, 7:9] = qrad * scale, qo
     return src, qb_all
 
 
@@ -414,7 +419,12 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     cp = par[K.P_CP]
     gamma = cp / (cp - par[K.P_R])
     pr = props(state, geom, par)
-    src, qb = sources(state, geom, pr, par, q_kw, dt)
+    a_open = np.zeros(n)  # open area to the outside: wall vents W·open·height, roof vents their area
+    out_w = vidx[:, 1] < 0
+    np.add.at(a_open, vidx[out_w, 0], (vent[:, K.V_W] * vent[:, K.V_OPEN] * (vent[:, K.V_TOP] - vent[:, K.V_BOT]))[out_w])
+    out_c = vvidx[:, 1] < 0
+    np.add.at(a_open, vvidx[out_c, 0], vvent[out_c, 0])
+    src, qb = sources(state, geom, pr, par, q_kw, dt, a_open)
     teff = np.stack([pr["tu"], pr["tl"]], axis=1)
     shares = np.ones((len(vvidx), 2))  # of the ceiling vents' flows up / down from the layer at the opening
     it = 0
@@ -496,8 +506,9 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
         ys = yl * m_lu[:, None] - yu * m_ul[:, None]
         ds[:, 0] += ys
         ds[:, 1] -= ys
-    tally[K.T_WALLS] += np.sum((wu + wl) * dt)
+    tally[K.T_WALLS] += np.sum((wu + wl - src[:, 8]) * dt)
     tally[K.T_LAYER_RAD] += np.sum(src[:, 7] * dt)
+    tally[K.T_VENT_RAD] += np.sum(src[:, 8] * dt)
     tally[K.T_RADIATED] += np.sum(par[K.P_CHIR] * qb * 1000 * dt)
     tally[K.T_RELEASED] += np.sum(qb * 1000 * dt)
     tally[K.T_FUEL_MASS] += np.sum(mf * dt)

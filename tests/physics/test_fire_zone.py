@@ -12,6 +12,7 @@ from physics._kernels import fire_zone as K
 from physics.fire_correlations import (
     mqh_delta_t,
     mqh_hk,
+    parametric_fire_c,
     stack_pressure_pa,
     thermal_penetration_time_s,
 )
@@ -467,16 +468,20 @@ def test_a_layer_a_step_empties_keeps_no_energy():
 def test_sooty_upper_layer_radiates_to_the_surfaces_by_hand():
     """The MQH room after 120 s of 500 kW: the kernel's upper-layer radiation checked by hand. Grey gas of
     its soot, κ = 1862·f_v·T (Tien, Lee & Stretton, SFPE Handbook), f_v = soot/(V_u·1800 kg/m³), mean beam
-    length 3.6·V_u/A_u; exchange σ·A_u·(T_u⁴ − T_s⁴)/(1/ε_g + 1/ε_w − 1) with A_u = ceiling + walls above the
-    interface + the interface (the floor seen through the clear lower layer); the lumped surface's balance
-    (convection in + flame radiation + layer radiation = MQH conduction) closes to round-off."""
+    length 3.6·V_u/A_u; exchange σ·(A_u − A_o)·(T_u⁴ − T_s⁴)/(1/ε_g + 1/ε_w − 1) with A_u = ceiling + walls
+    above the interface + the interface (the floor seen through the clear lower layer) and A_o the door to
+    the outside (2 m²), through which the layer radiates σ·ε_g·A_o·(T_u⁴ − T_out⁴); the lumped surface's
+    balance (convection in + flame radiation + layer radiation = MQH conduction) closes to round-off."""
     m = FireZoneModel(one_room(), dt_max=0.5)
     m.q_kw[:] = 500.0
     m.step(120.0)
     src = np.zeros((1, K.NSRC))
     qb = np.zeros(1)
     m.par[K.P_TIME] = m.t
-    K.fire_sources(m.state, m.arrays["geom"], m.props, m.par, m.q_kw, 0.5, src, qb)
+    a = m.arrays
+    a_open = K.open_area(a["vent"], a["vidx"], a["vvent"], a["vvidx"], 1)
+    assert a_open[0] == pytest.approx(2.0)
+    K.fire_sources(m.state, a["geom"], m.props, m.par, m.q_kw, 0.5, src, qb, a_open)
     tu, tl, zi, vu = m.t_upper[0], m.t_lower[0], m.layer_height[0], m.props[0, K.Q_VU]
     a_u, a_l = 16.0 + 16.0 * (2.4 - zi), 16.0 + 16.0 * zi
     bound = a_u + 16.0
@@ -484,9 +489,12 @@ def test_sooty_upper_layer_radiates_to_the_surfaces_by_hand():
     eps_g = 1.0 - np.exp(-1862.0 * f_v * tu * 3.6 * vu / bound)
     assert 0.05 < eps_g < 0.9  # a sooty layer, neither clear nor black
     ts = src[0, 6]
-    rad = 5.670374419e-8 * bound * (tu ** 4 - ts ** 4) / (1 / eps_g + 1 / 0.9 - 1)
+    sigma = 5.670374419e-8
+    rad = sigma * (bound - 2.0) * (tu ** 4 - ts ** 4) / (1 / eps_g + 1 / 0.9 - 1)
+    out = sigma * eps_g * 2.0 * (tu ** 4 - 293.15 ** 4)
     assert src[0, 7] == pytest.approx(rad, rel=1e-12)
-    assert src[0, 4] == pytest.approx(10.0 * a_u * (tu - ts) + rad, rel=1e-12)
+    assert src[0, 8] == pytest.approx(out, rel=1e-12)
+    assert src[0, 4] == pytest.approx(10.0 * a_u * (tu - ts) + rad + out, rel=1e-12)
     hk = mqh_hk(m.t, 0.16, 790.0, 900.0, 0.016) * 1000.0
     gain = 10.0 * (a_u * (tu - ts) + a_l * (tl - ts)) + 0.35 * qb[0] * 1000.0 + rad
     assert gain == pytest.approx(hk * (a_u + a_l) * (ts - 293.15), rel=1e-10)
@@ -507,8 +515,9 @@ def test_layer_radiation_cools_the_layer_and_warms_the_lower_layer_conserving_en
         assert abs(bal["mass_residual"]) < 1e-11 * bal["mass"]
         runs[on] = (m.t_upper[0], m.t_lower[0], bal)
     (tu0, tl0, b0), (tu1, tl1, b1) = runs[False], runs[True]
-    assert b0["layer_radiation"] == 0.0
+    assert b0["layer_radiation"] == 0.0 and b0["vent_radiation"] == 0.0
     assert 0.0 < b1["layer_radiation"] < b1["walls"]
+    assert 0.0 < b1["vent_radiation"] < b1["layer_radiation"]
     assert tu1 < tu0 - 5.0
     assert tl1 > tl0
 
@@ -516,3 +525,41 @@ def test_layer_radiation_cools_the_layer_and_warms_the_lower_layer_conserving_en
 def test_surface_emissivity_is_validated():
     with pytest.raises(ValidationError, match="surface_emissivity"):
         FireZoneModel(one_room(), surface_emissivity=0.0)
+
+
+def test_post_flashover_room_peaks_near_the_en_1991_1_2_parametric_fire():
+    """A ventilation-controlled office room against EN 1991-1-2 Annex A's parametric fire.
+
+    6 × 6 × 3 m room lined with 16 mm gypsum (the network's default lining, b = √(kρc) = 424 J/m²s^½K), one
+    window 3 m wide from 0.9 to 2.4 m: opening factor O = A_v·√h_eq/A_t = 4.5·√1.5/144 = 0.0383 m^½; fire
+    load 511 MJ/m² of floor (EN 1991-1-2 Annex E table E.4, office, 80 % fractile) = 127.8 MJ/m² of A_t;
+    ventilation controlled (t_max = 0.2e-3·q_td/O = 40.1 min > t_lim 20 min): Annex A's peak is 1173 °C at
+    40.1 min (:func:`physics.fire_correlations.parametric_fire_c`). The model's fire: a medium t² growth
+    (EN's t_lim 20 min class) to twice Kawagoe's 1500·A_v·√h_eq kW; it burns what the window's air allows.
+    Peak upper-layer temperature within ±15 % in K: Annex A is a design envelope fitted to compartment tests
+    with about that scatter. Measured: 1357 °C at 810 s (+12.7 %); without the layer's radiation 1865 °C
+    (+48 %). Not asserted, a known miss: the same room in 0.2 m concrete (b = 1697) runs to 1240 °C against
+    Annex A's 770 °C (+45 %; the lumped quasi-steady MQH surface keeps no heat in the wall)."""
+    b = NetworkBuilder("office", storey_heights_m=[3.0])
+    r = b.compartment("office", kind="room", storey=0, area_m2=36.0)
+    b.vent(r, OUTSIDE, bottom_m=0.9, top_m=2.4, width_m=3.0, kind="door")
+    net = b.build()
+    a_v, h_eq, a_t = 4.5, 1.5, 2 * 36.0 + 4 * 6.0 * 3.0
+    o = a_v * np.sqrt(h_eq) / a_t
+    q_td = 511.0 * 36.0 / a_t
+    lining_b = np.sqrt(net.wall_k[0] * net.wall_rho[0] * net.wall_c[0])
+    t_max_h = 0.2e-3 * q_td / o
+    en_peak_c = float(parametric_fire_c(t_max_h, opening_factor=o, b=lining_b, q_td_mj_m2=q_td, growth="medium"))
+    assert o == pytest.approx(0.0383, abs=1e-4) and en_peak_c == pytest.approx(1173.0, abs=1.0)
+    m = FireZoneModel(net, dt_max=1.0)
+    q_vent = 1500.0 * a_v * np.sqrt(h_eq)
+    peak = 0.0
+    while m.t < t_max_h * 3600.0 - 1e-6:
+        m.q_kw[:] = min(0.01172 * (m.t + 0.5) ** 2, 2.0 * q_vent)
+        m.step(10.0)
+        peak = max(peak, m.t_upper[0])
+    assert m.q_burned[0] < 0.95 * m.q_kw[0]  # ventilation controlled
+    assert peak == pytest.approx(en_peak_c + 273.15, rel=0.15), peak - 273.15
+    bal = m.balance()
+    assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
+    assert bal["vent_radiation"] > 0.1 * bal["released"]  # the window's radiation is a main loss

@@ -10,19 +10,20 @@ it, to the temperature in K. The zone model mixes door jets as CFAST does
 between layers by their Froude number (``ceiling_vent_froude=True``), the defaults.
 
 The upper layer radiates as a grey gas of its soot to the surfaces (``layer_radiation=True``, the
-default; before it the model had no radiation from the layers and ran hot).
+default; it also radiates out of the openings; before it the model had no radiation from the layers
+and ran hot).
 
 Largest errors over the run (zone model minus CFAST; T relative in K, z in m; without layer radiation
 in brackets):
 
-- one room (MQH room, fast t² to 500 kW): T +16.4 % (+18.0 %), z +0.09 (+0.09): both met.
-- two rooms + door: fire room T +17.8 % at 330 s (+20.9 %, which failed), z +0.07 (+0.07);
-  next room T +13.9 % (+19.7 %), z −0.09 (+0.10). All met.
-- three-storey stack: the fire room's temperature +16.2 % (+18.7 %), layer height +0.21 m (+0.20),
-  smoke filling the upper storeys' rooms; not the stair: ground-floor stair 226 vs 157 °C at the end
-  (+25.7 % in K at 350 s; +28.6 % before), its interface 1.82 m where CFAST's stair fills to 0.10 m by
-  150 s; stair 1 +24.6 %, interface 1.84 vs 0.72 m at the end. CFAST's fire-room lower layer still runs
-  much warmer (148 vs 91 °C at the end; 88 °C before): this model's lower layer is transparent and the
+- one room (MQH room, fast t² to 500 kW): T +16.3 % (+18.0 %), z +0.09 (+0.09): both met.
+- two rooms + door: fire room T +17.7 % at 330 s (+20.9 %, which failed), z +0.07 (+0.07);
+  next room T +13.8 % (+19.7 %), z −0.09 (+0.10). All met.
+- three-storey stack: the fire room's temperature +16.1 % (+18.7 %), layer height +0.21 m (+0.20),
+  smoke filling the upper storeys' rooms; not the stair: ground-floor stair 225 vs 157 °C at the end
+  (+25.5 % in K at 350 s; +28.6 % before), its interface 1.82 m where CFAST's stair fills to 0.10 m by
+  150 s; stair 1 +24.5 %, interface 1.84 vs 0.72 m at the end. CFAST's fire-room lower layer still runs
+  much warmer (148 vs 90 °C at the end; 88 °C before): this model's lower layer is transparent and the
   flame's and layer's radiation land on one lumped surface (CFAST: four surfaces, and a lower layer that
   absorbs by its CO2, H2O and soot), so the gas the room sends into the stair joins the stair's upper
   layer in CFAST and its lower layer here. Not asserted.
@@ -115,13 +116,13 @@ def test_two_rooms_against_cfast(both):
 def test_two_rooms_fire_room_temperature_against_cfast(both):
     case, ds, zone = both["two_rooms"]
     t_err, _ = _errors(case, ds, zone, "fire room")
-    assert t_err <= 0.20, t_err  # +17.8 % at 330 s (+20.9 % before the layer radiated)
+    assert t_err <= 0.20, t_err  # +17.7 % at 330 s (+20.9 % before the layer radiated)
 
 
 def test_three_storey_stack_fire_room_layer_against_cfast(both):
     case, ds, zone = both["three_storey_stack"]
     t_err, z_err = _errors(case, ds, zone, "room 0")
-    assert t_err <= 0.20, t_err  # +16.2 % at 150 s (+18.7 % before the layer radiated)
+    assert t_err <= 0.20, t_err  # +16.1 % at 150 s (+18.7 % before the layer radiated)
     assert z_err <= 0.3, z_err
     # both carry smoke up the stair: the top storey's stair is warmer than ambient in both
     j = case.network.index("stair 2")
