@@ -334,26 +334,18 @@ def building_spec(ref: Any) -> Any:
 
 
 def _device_rows(net: Any, sprinklers: bool) -> list[tuple[int, str, str, float | None]]:
-    """(compartment, name, kind, rated activation °C or None) of the devices a fire run equips, by
-    :class:`physics.fire_sim.FireSimulation`'s rules: sprinklers in every room, corridor, lobby and refuge
-    (:data:`~physics.fire_sim.SPRINKLED_KINDS`) when ``sprinklers``; the building's detectors (``[fire.detectors]``
-    kind smoke or heat) where the network has them."""
+    """(compartment, name, kind, rated activation °C or None) of the devices a fire run equips: those of
+    :func:`physics.fire_sim.device_set` (the run's own rules, so drill and run cannot drift apart)."""
     import numpy as np
 
-    from physics.fire_network import COMPARTMENT_KINDS
-    from physics.fire_sim import SPRINKLED_KINDS
+    from physics.fire_sim import device_set
 
-    sp, de = net.attrs.get("sprinklers", {}), net.attrs.get("detectors", {})
-    kinds = np.asarray(COMPARTMENT_KINDS)[net.kind]
-    rows: list[tuple[int, str, str, float | None]] = []
-    if sprinklers:
-        rows += [(int(c), f"sprinkler {net.names[c]}", "sprinkler", float(sp.get("activation_c", 68.0)))
-                 for c in np.flatnonzero(np.isin(kinds, SPRINKLED_KINDS))]
-    if de.get("installed", False):
-        kind = "heat" if de.get("kind", "smoke") == "heat" else "smoke"
-        rated = float(de.get("activation_c") or 57.0) if kind == "heat" else None
-        rows += [(int(c), f"{kind} {net.names[c]}", kind, rated) for c in np.flatnonzero(np.asarray(net.detector, bool))]
-    return rows
+    devices = device_set(net, sprinklers_on=sprinklers)
+    if not len(devices):
+        return []
+    act_k = devices._col("activation_k")
+    return [(int(c), name, kind, None if not np.isfinite(k) else float(k) - 273.15)
+            for c, name, kind, k in zip(devices.compartment, devices.names, devices.kind, act_k, strict=True)]
 
 
 def building_devices(spec: Any, prefix: str, quiet_k: Any = None, *, sprinklers: bool | None = None) -> list[Device]:

@@ -142,7 +142,7 @@ class FireHazard:
         self.door_vent = np.array([[vents.get((f, s), -1) for s in stair_names] for f in range(F)], np.int64)
         has = self.door_vent >= 0
         self.door_initial = np.zeros((F, S))
-        self.door_initial[has] = np.asarray(sim.zone.vent_open)[self.door_vent[has]]
+        self.door_initial[has] = sim.vent_open_fraction(self.door_vent[has])
         self.people_in_smoke_s = np.zeros(F)
         self.new_events: list[dict] = []
         self.history: list[dict[str, Any]] = []
@@ -185,11 +185,10 @@ class FireHazard:
         import numpy as np
 
         from agents.building_hazard import BuildingHazard
-        from physics.fire_sim_tenability import head_fields
 
         sim = self.sim
         self.now = now = sim.floor_now()
-        k_comp = head_fields(sim.network, sim._state(), t_ambient_k=sim.t_inside_k)["extinction_per_m"]
+        k_comp = sim.compartments_now()["extinction_per_m"]
         comp = self.stair_comp
         k_stair = np.where(comp >= 0, k_comp[np.maximum(comp, 0)], 0.0)  # (F, S)
         floor_speed, flight_speed = speed_factors(np.asarray(now["extinction_per_m"], float), k_stair)
