@@ -9,7 +9,10 @@ holds one time step of them. A step of length ``dt``:
    V_u = (γ − 1)·U_u/p, interface z_i = base + (V − V_u)/A.
 2. Fire sources (:func:`fire_sources`): heat release limited by the lower
    oxygen limit and by the oxygen the Heskestad plume entrains, plume
-   entrainment lower → upper, wall losses by the MQH conductance h_k(t).
+   entrainment lower → upper, wall losses by the MQH conductance h_k(t) with
+   the upper layer's grey-gas radiation to the lumped surface (its temperature
+   the root of a quartic, :func:`surface_temperature`) and out of the
+   compartment's openings to the outside (:func:`open_area`).
 3. Floor pressures implicit (backward Euler of the compartments' energy, which
    for this gas is their pressure, dp/dt = (γ − 1)/V·Σh):
    R_i(p) = V_i/((γ − 1)·dt)·(p_i − p_i^n) − H_i(p) − S_i = 0, H the enthalpy
