@@ -300,3 +300,32 @@ def run_store(store_dir: Path | None):
         yield store
     finally:
         store.close()
+
+
+class PhaseBar:
+    """A rich progress bar on stderr for a pipeline run: the phase, or what ``describe(p)`` makes of a
+    progress dict (the model's own stage, cells, simulated time...), the fraction done and the time taken."""
+
+    def __init__(self, title: str, describe: Callable[[dict], str | None] | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn(f"[bold]{title}[/bold]"), BarColumn(), TextColumn("{task.fields[what]}"),
+                           TimeElapsedColumn(), console=Console(stderr=True))
+        self._describe = describe
+        self._task = None
+
+    def __enter__(self) -> PhaseBar:
+        self._p.start()
+        self._task = self._p.add_task("run", total=1.0, what="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._p.stop()
+
+    def update(self, p: dict) -> None:
+        if p.get("message"):
+            self._p.console.print(p["message"])
+        what = (self._describe(p) if self._describe is not None else None) or p.get("phase", "")
+        self._p.update(self._task, completed=p.get("fraction", 0.0), what=what)
+

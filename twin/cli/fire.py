@@ -13,41 +13,21 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import echo_json, run_output_options, run_store, user_errors
+from twin.cli._util import PhaseBar, echo_json, run_output_options, run_store, user_errors
 
 FILES = ("fire.nc, events.jsonl, aset.csv, layers.png, tenability.png, hrr.png, summary.json, report.html, "
          "map.html (with --evacuate also the evacuation's files)")
 EVACUATION_KIND = "fire_evacuation"
 
 
-class _FireBar:
-    """A rich progress bar on stderr: the pipeline's phase and the simulated time."""
-
-    def __init__(self, title: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(TextColumn(f"[bold]{title}[/bold]"), BarColumn(), TextColumn("{task.fields[what]}"),
-                           TimeElapsedColumn(), console=Console(stderr=True))
-        self._task = None
-
-    def __enter__(self) -> _FireBar:
-        self._p.start()
-        self._task = self._p.add_task("fire", total=1.0, what="")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._p.stop()
-
-    def update(self, p: dict) -> None:
-        if p.get("message"):
-            self._p.console.print(p["message"])
-        what = p.get("phase", "")
-        if "sim_s" in p and what == "running":
-            what = f"{p['sim_s']:.0f} / {p['duration_s']:.0f} s after ignition"
-            if "untenable_storeys" in p:
-                what += f", {p['untenable_storeys']} storey(s) untenable"
-        self._p.update(self._task, completed=p.get("fraction", 0.0), what=what)
+def _describe(p: dict) -> str | None:
+    """The fire run's progress: simulated time after ignition and storeys untenable so far."""
+    if "sim_s" not in p or p.get("phase", "") != "running":
+        return None
+    what = f"{p['sim_s']:.0f} / {p['duration_s']:.0f} s after ignition"
+    if "untenable_storeys" in p:
+        what += f", {p['untenable_storeys']} storey(s) untenable"
+    return what
 
 
 @click.group("fire")
@@ -148,7 +128,7 @@ def run(building, floor, compartment, growth, sprinklers, season, t_outside_c, d
             from twin.city import City
 
             city = City(city_name)
-        with _FireBar(kind.title) as bar, run_store(store_dir) as store:
+        with PhaseBar(kind.title, _describe) as bar, run_store(store_dir) as store:
             res = pipeline.run(kind, req, out_dir, store=store, city=city, progress=bar.update, report=with_report,
                                map=with_map)
     s = res.summary

@@ -7,6 +7,7 @@ import click
 from twin.cli._util import (
     ExistingFile,
     InputPath,
+    PhaseBar,
     echo_json,
     run_output_options,
     run_store,
@@ -22,36 +23,13 @@ def _hms(s: float) -> str:
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-class _SlopeBar:
-    """A rich progress bar on stderr: the pipeline's phase, the model's stage and cells or members done."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(TextColumn("[bold]slope[/bold]"), BarColumn(), TextColumn("{task.fields[what]}"),
-                           TimeElapsedColumn(), console=Console(stderr=True))
-        self._task = None
-
-    def __enter__(self) -> _SlopeBar:
-        self._p.start()
-        self._task = self._p.add_task("slope", total=1.0, what="")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._p.stop()
-
-    def update(self, p: dict) -> None:
-        if p.get("message"):
-            self._p.console.print(p["message"])
-        what = p.get("phase", "")
-        if "n_cells" in p:
-            what = f"{p.get('stage')}: {p['cells']:,}/{p['n_cells']:,} cells"
-        elif "n_members" in p:
-            what = f"{p.get('stage')}: {p['members']:,}/{p['n_members']:,} members"
-        elif p.get("stage"):
-            what = p["stage"]
-        self._p.update(self._task, completed=p.get("fraction", 0.0), what=what)
+def _describe(p: dict) -> str | None:
+    """The slope run's progress: the model's stage and cells or members done."""
+    if "n_cells" in p:
+        return f"{p.get('stage')}: {p['cells']:,}/{p['n_cells']:,} cells"
+    if "n_members" in p:
+        return f"{p.get('stage')}: {p['members']:,}/{p['n_members']:,} members"
+    return p.get("stage") or None
 
 
 @click.group("slope")
@@ -188,7 +166,7 @@ def run(city_name, dem, districts, buffer_m, resolution, storm, rain_mm_h, rain_
             from twin.city import City
 
             city = City(name)
-        with _SlopeBar() as bar, run_store(store_dir) as store:
+        with PhaseBar("slope", _describe) as bar, run_store(store_dir) as store:
             res = pipeline.run("slope_forecast", req, out_dir, city=city, store=store, progress=bar.update,
                                report=with_report, map=with_map)
     s = res.summary
