@@ -519,13 +519,35 @@ def with_margin(fire_ds, table, *, alarm_s: float, door_hold: str):
     return ds
 
 
+def smallest_margin(margin, end_s: float) -> dict[str, Any]:
+    """The smallest ASET − RSET over the storeys that became untenable, its storey, and whether it is a bound.
+
+    A storey untenable while people were still on it at the end (RSET unknown, NaN) has a margin of at
+    most ASET − ``end_s`` (s since ignition): that bound enters the minimum (``smallest_margin_is_bound``).
+    """
+    import numpy as np
+
+    aset = margin["aset_s"].to_numpy(float)
+    rset = margin["rset_s"].to_numpy(float)
+    left = np.isfinite(aset) & ~np.isfinite(rset) & (margin["people"].to_numpy(float) > 0)
+    values = np.where(left, aset - float(end_s), aset - rset)
+    ok = np.isfinite(values)
+    if not ok.any():
+        return {"smallest_margin_s": None, "smallest_margin_level": None, "smallest_margin_is_bound": False}
+    i = int(np.flatnonzero(ok)[np.argmin(values[ok])])
+    level = str(margin["level"].iloc[i]) if "level" in margin else f"L{int(margin['floor'].iloc[i]) + 1}"
+    return {"smallest_margin_s": float(values[i]), "smallest_margin_level": level,
+            "smallest_margin_is_bound": bool(left[i])}
+
+
 def summary_of(res: FireEvacuationResult) -> dict[str, Any]:
     """Headline figures: alarm, RSET coupled and not, people caught, the smallest margins.
 
     ``rset_s``: fire time the last person not cut off reaches safety (None while such a person is still
     inside at the end); ``floors_rset_after_aset``: floors with people still on them at their ASET (a
-    negative margin, or a floor never cleared because its stairs closed); ``smallest_margin``: over the
-    floors with a finite margin.
+    negative margin, or a floor never cleared because its stairs closed); ``smallest_margin``: by
+    :func:`smallest_margin` (a floor still occupied at the end counts as at most ASET − end, ``is_bound``),
+    ``smallest_margin_uncoupled``: over the floors with a finite margin without smoke effects.
     """
     import numpy as np
 
@@ -550,6 +572,12 @@ def summary_of(res: FireEvacuationResult) -> dict[str, Any]:
         return {"floor": int(t["floor"][i]), "level": t["level"][i], "margin_s": round(float(m[i]), 1)}
 
     late = t[(np.isfinite(t["margin_s"]) & (t["margin_s"] < 0)) | (t["people_caught"] > 0)]
+    sm = smallest_margin(t, float(res.fire.dataset["time"].values[-1]))
+    least = None
+    if sm["smallest_margin_s"] is not None:
+        floor = int(t["floor"][t["level"] == sm["smallest_margin_level"]].iloc[0])
+        least = {"floor": floor, "level": sm["smallest_margin_level"], "margin_s": round(sm["smallest_margin_s"], 1),
+                 "is_bound": sm["smallest_margin_is_bound"]}
     return {
         "alarm_s": None if not math.isfinite(res.alarm_s) else round(res.alarm_s, 1),
         "people": int(t["people"].sum()),
@@ -559,7 +587,7 @@ def summary_of(res: FireEvacuationResult) -> dict[str, Any]:
         "people_caught_uncoupled": int(t["people_caught_uncoupled"].sum()),
         "people_in_smoke_s": round(float(t["people_in_smoke_s"].sum()), 1),
         "floors_rset_after_aset": [int(f) for f in late["floor"]],
-        "smallest_margin": smallest("margin_s"), "smallest_margin_uncoupled": smallest("margin_uncoupled_s"),
+        "smallest_margin": least, "smallest_margin_uncoupled": smallest("margin_uncoupled_s"),
         "door_hold": None if ev is None else ev.attrs.get("door_hold"),
     }
 

@@ -369,28 +369,12 @@ def kpis(ctx: CouplingContext) -> dict[str, Any]:
     if evac is not None and math.isfinite(evac.alarm_s):  # before the alarm nobody has moved: nothing to count
         m = evac.margin
         out["people_caught"] = float(np.nansum(m["people_caught"].to_numpy(float)))
+        from scenarios.fire_evacuation import smallest_margin
+
         out.update(smallest_margin(m, o["fire_t"]))
         out["building_alarm_s"] = _finite(evac.alarm_s)
     return out
 
-
-def smallest_margin(margin, end_s: float) -> dict[str, Any]:
-    """The smallest ASET − RSET over the storeys that became untenable, its storey, and whether it is a bound.
-
-    A storey untenable while people were still on it at the end (RSET unknown, NaN) has a margin of at
-    most ASET − ``end_s`` (s since ignition): that bound enters the minimum (``smallest_margin_is_bound``).
-    """
-    aset = margin["aset_s"].to_numpy(float)
-    rset = margin["rset_s"].to_numpy(float)
-    left = np.isfinite(aset) & ~np.isfinite(rset) & (margin["people"].to_numpy(float) > 0)
-    values = np.where(left, aset - float(end_s), aset - rset)
-    ok = np.isfinite(values)
-    if not ok.any():
-        return {"smallest_margin_s": None, "smallest_margin_level": None, "smallest_margin_is_bound": False}
-    i = int(np.flatnonzero(ok)[np.argmin(values[ok])])
-    level = str(margin["level"].iloc[i]) if "level" in margin else f"L{int(_margin_frame(margin)['storey'].iloc[i]) + 1}"
-    return {"smallest_margin_s": float(values[i]), "smallest_margin_level": level,
-            "smallest_margin_is_bound": bool(left[i])}
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -336,7 +336,7 @@ def test_a_fire_origin_on_another_floor_than_the_models_is_refused(twin_data):
 def test_the_smallest_margin_bounds_a_storey_still_occupied_when_it_became_untenable():
     """margin = ASET − RSET (the issue's definition); a storey untenable with people left at the end has
     RSET > the end, so its margin is at most ASET − end."""
-    from scenarios.couplings.fire import smallest_margin
+    from scenarios.fire_evacuation import smallest_margin
 
     m = pd.DataFrame({"floor": [3, 4, 5], "level": ["L4", "L5", "L6"], "people": [10, 10, 10],
                       "aset_s": [np.nan, 400.0, 200.0], "rset_s": [300.0, 350.0, np.nan]})

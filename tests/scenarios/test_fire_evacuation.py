@@ -153,6 +153,12 @@ def test_margin_table_is_consistent(passing):
         i = min(int(np.searchsorted(times, t["aset_s"][f] - 1e-9)), times.size - 1)
         expect = ev["people_on_floor"].values[0, f] if t["aset_s"][f] <= alarm else ev["people_on_floor"].values[i, f]
         assert t["people_caught"][f] == expect
+    # the smallest margin is the scenario coupling's: a floor still occupied at the end counts as ASET − end
+    from scenarios.fire_evacuation import smallest_margin, summary_of
+
+    least, rule = summary_of(passing)["smallest_margin"], smallest_margin(t, float(passing.fire.dataset["time"][-1]))
+    assert least is not None and least["margin_s"] == round(rule["smallest_margin_s"], 1)
+    assert least["level"] == rule["smallest_margin_level"] and least["is_bound"] == rule["smallest_margin_is_bound"]
     ds = passing.fire.dataset  # the map's Dataset carries the margins per storey
     for name in ("rset_s", "margin_s", "people_caught"):
         np.testing.assert_array_equal(ds[name].values, t[name].to_numpy())

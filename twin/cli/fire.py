@@ -184,7 +184,8 @@ def _echo_evacuation(s: dict) -> None:
                                                                          for f in s["floors_rset_after_aset"]))
     m = s.get("smallest_margin")
     if isinstance(m, dict) and m.get("margin_s") is not None:
-        click.echo(f"  smallest margin ASET - RSET: {m['margin_s']:.0f} s on {m.get('level', m.get('floor'))}")
+        bound = "at most " if m.get("is_bound") else ""
+        click.echo(f"  smallest margin ASET - RSET: {bound}{m['margin_s']:.0f} s on {m.get('level', m.get('floor'))}")
 
 
 # ----------------------------------------------------------------------------- check, examples
