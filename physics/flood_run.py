@@ -313,7 +313,7 @@ def _command():
 FLOOD = register_kind(RunKind(
     name=KIND, title="Flood forecast", request=FloodRequest, console_request=FloodConsoleRequest,
     run=run_flood, write=write_flood, layers=flood_layers, report_sections=flood_report_sections,
-    output="flood.nc", cli_name="flood", command=_command, describe=describe,
+    output="flood.nc", cli_name="flood", command=_command, describe=describe, rank=0,
     summary_keys=("max_depth_m", "flooded_area_max_km2", "steps", "run_time_s"),
     duration_s=lambda req: req.hours * 3600.0, check=check_flood, compare="max_depth",
 ))

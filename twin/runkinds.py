@@ -178,6 +178,11 @@ class RunKind:
         Adjusts the view the run's map opens on (``longitude``, ``latitude``,
         ``zoom``, and deck.gl's ``pitch``, ``bearing``): e.g. a building's
         extruded floors seen pitched. Default: straight down on the run's extent.
+    rank : int
+        Listing order within the kind's package (lower first, then registration
+        order). The first kind listed is the console's default run: the flood
+        forecast registers rank 0 so that a model added to ``physics`` (found
+        in alphabetical order) does not take its place.
     """
 
     name: str
@@ -197,6 +202,7 @@ class RunKind:
     check: Callable[[Any, Any], None] | None = None
     compare: str | None = None
     map_view: Callable[[Any, dict], dict] | None = None
+    rank: int = 100
 
     @property
     def command_name(self) -> str:
@@ -310,7 +316,8 @@ def unregister_kind(name: str) -> None:
 
 def kinds() -> list[RunKind]:
     """Registered kinds: those of :data:`MODEL_PACKAGES` first, in the packages' order (the flood
-    of ``physics`` before the agents), then the others; within each, in registration order.
+    of ``physics`` before the agents), then the others; within each, by :attr:`RunKind.rank`, then in
+    registration order.
 
     The order does not depend on which model module happened to be imported first (a test or a
     command importing ``agents.district_run`` before discovery), so "the first kind" — the
@@ -319,7 +326,7 @@ def kinds() -> list[RunKind]:
     discover()
     with _lock:
         listed = list(_KINDS.values())
-    return sorted(listed, key=lambda k: _package_rank(k.run.__module__))
+    return sorted(listed, key=lambda k: (_package_rank(k.run.__module__), k.rank))
 
 
 def _package_rank(module: str) -> int:

@@ -42,8 +42,8 @@ def test_discovery_finds_the_first_couplings():
 
 
 def test_unknown_coupling_lists_the_known_ones():
-    with pytest.raises(ValidationError, match=r"unknown coupling 'fire'.*'flood'"):
-        get_coupling("fire")
+    with pytest.raises(ValidationError, match=r"unknown coupling 'tsunami'.*'flood'"):
+        get_coupling("tsunami")
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from scenarios.coupling import couplings
 from scenarios.files import builtin_names, load_scenario
-from scenarios.translate import translate
+from scenarios.translate import FRAME_EVERY_S, translate
 from twin.cli import main
 from twin.errors import ValidationError
 from twin.pipeline import read_run_events
@@ -110,7 +110,8 @@ def test_each_builtin_runs_from_the_cli_and_writes_its_outputs(builtin_run):
     assert sorted(s["name"] for s in man["schedule"]) == sorted(man["scenario"]["enabled"])
     with xr.open_dataset(out / "fields.nc") as ds:
         n = ds.sizes["time"]
-        assert n == 30 // 10 + 1 and float(ds["time"][-1]) == 1800.0
+        every = float(loaded.scenario.outputs.frame_every or FRAME_EVERY_S)  # the scenario's frames (s)
+        assert n == int(1800.0 // every) + 1 and float(ds["time"][-1]) == 1800.0
     for p in out.glob("*.parquet"):  # every table reads back; GeoParquet ones with their geometry
         if b"geo" in (pq.read_schema(p).metadata or {}):
             assert gpd.read_parquet(p).crs == "EPSG:4326"

@@ -12,7 +12,7 @@ import pytest
 from scenarios.coupling import Coupling, couplings
 from scenarios.files import builtin_names, load_scenario
 from scenarios.schema import Scenario
-from scenarios.translate import STATIC_NAMES, describe, scenario_to_config, translate
+from scenarios.translate import STATIC_NAMES, describe, grid_of, scenario_to_config, translate
 from twin.errors import ValidationError
 
 
@@ -155,12 +155,17 @@ def test_each_builtin_translates_with_its_models_and_their_providers(name):
     for why in tr.reasons.values():
         assert why.startswith(("models.", "provides ", "the scenario has "))
     res = [float(s["resolution"]) for s in sc.models.values() if "resolution" in s]
-    assert tr.config.resolution_m == min(res)
+    assert tr.config.resolution_m == grid_of(sc)[0]
+    if res:  # a building-only scenario (ping_an_fire) names no cell size: the grid's default
+        assert tr.config.resolution_m == min(res)
     assert tr.config.buffer_m >= max([float(s.get("buffer_m", 0)) for s in sc.models.values()]
                                      + [sc.area.buffer_m])
-    assert tr.config.districts == (None if sc.area.whole_city else list(sc.area.districts))
+    # districts: the area's list; None for the whole city or a bbox/polygon area (ping_an_fire's bbox)
+    assert tr.config.districts == (None if sc.area.whole_city or sc.area.districts is None
+                                   else list(sc.area.districts))
     assert tr.config.seed == sc.seed and tr.config.duration_s == sc.time.duration
-    assert tr.inputs and all(p.is_file() for p in tr.inputs.values())
+    # every file the scenario names is an input (ping_an_fire names only a packaged example building: none)
+    assert (tr.inputs or name == "ping_an_fire") and all(p.is_file() for p in tr.inputs.values())
 
 
 def test_an_event_writer_joins_only_when_the_events_it_reads_are_made():
