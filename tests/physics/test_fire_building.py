@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import tomllib
 from collections import deque
 
@@ -262,8 +263,11 @@ def test_osm_towers_get_the_evacuation_rules_and_fire_defaults(shenzhen_dir):
 def tiny_ifc(path, *, with_areas: bool = True):
     """A 4-storey IFC model made with ifcopenshell's API: per storey two flats (80 and 120 m²), a
     lobby (20 m²), a stair (12 m²), a lift and 1000 mm doors; one basement storey below grade."""
-    pytest.importorskip("ifcopenshell")
-    import ifcopenshell
+    if os.environ.get("CI"):  # CI installs the ifc extra: a missing ifcopenshell there is a failure
+        import ifcopenshell
+    else:
+        pytest.importorskip("ifcopenshell")
+        import ifcopenshell
     import ifcopenshell.api.aggregate
     import ifcopenshell.api.pset
     import ifcopenshell.api.root
