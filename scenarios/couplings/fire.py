@@ -48,6 +48,10 @@ ignition), ``aset.csv``, plots, ``evacuation.nc``, ``margin.csv``. KPIs in
 the coupling's summary (``summary.json`` ``couplings.fire``, and the
 headline KPIs): :data:`KPI_NAMES`.
 
+Inputs (sha256 in the run's ``manifest.json``, :func:`building_inputs`): ``fire_building``, the
+building file (an example's packaged file), and ``fire_building_tables``, the evacuation building file
+it names, if any; editing either changes the run's inputs.
+
 Checkpoints: the zone model has no save/restore of its own, so a resumed run
 **re-runs the fire (and the evacuation) deterministically** from ignition to
 the checkpoint's fire time at restore — the same seed and steps give the
@@ -65,6 +69,7 @@ from __future__ import annotations
 import html
 import math
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,13 +190,34 @@ def fire_settings(ctx: CouplingContext) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- setup
+def building_inputs(building: str | Path) -> dict[str, Path]:
+    """The files the fire's building is read from, by role (their sha256 go to the run's manifest).
+
+    ``fire_building`` is the fire building file (for an example name, the file packaged in
+    ``physics/data/fire_buildings/``) and, when that file names the evacuation's building file
+    (``building = "<path>"``, relative to it, as :func:`physics.fire_building.merged_description`
+    reads it), ``fire_building_tables`` is that file: editing either changes the run's inputs.
+    """
+    from physics.fire_run import building_path
+    from twin.building_file import read_description
+
+    path = building_path(str(building)).resolve()
+    out = {"fire_building": path}
+    if path.suffix.lower() in (".toml", ".json"):
+        ref = read_description(path).get("building")
+        if isinstance(ref, str):
+            out["fire_building_tables"] = (path.parent / ref).resolve()
+    return out
+
+
 def setup_fire(ctx: CouplingContext) -> None:
     """Build the fire, or the fire and the building's evacuation co-stepped; nothing burns before ``start_s``."""
     s = fire_settings(ctx)
     o = ctx.own
     o.update(settings=s, fire_t=0.0, frames=[], events=[], evac_events=[], co=None, result=None, evac=None,
              dataset=None)
-    ctx.add_input("fire_building", s["building"])
+    for role, path in building_inputs(s["building"]).items():
+        ctx.add_input(role, path)
     if s["evacuate"]:
         from scenarios.fire_evacuation import FireEvacuation
 

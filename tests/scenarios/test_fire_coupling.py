@@ -8,8 +8,10 @@ events of the run that did not stop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -302,6 +304,69 @@ def test_the_builtin_runs_end_to_end_shortened(ping_an):
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "High-rise fire" in report and "L45" in report
     assert summary["output_problems"] == []
+
+
+def test_the_builtins_packaged_building_is_a_hashed_input(ping_an):
+    """ping_an_fire names the building by its example name: the manifest hashes the packaged file."""
+    from physics.fire_building import EXAMPLES
+
+    out, _ = ping_an
+    inputs = json.loads((out / "manifest.json").read_text())["inputs"]
+    packaged = EXAMPLES["ping_an_finance_centre"]
+    assert Path(inputs["fire_building"]["path"]) == packaged.resolve()
+    assert inputs["fire_building"]["sha256"] == hashlib.sha256(packaged.read_bytes()).hexdigest()
+    assert "fire_building_tables" not in inputs  # the Ping An file holds its storeys and stairs itself
+
+
+# ----------------------------------------------------------------------------- the building files hashed
+def test_an_example_building_and_the_evacuation_file_it_names_are_inputs(whole):
+    from physics.fire_building import EXAMPLES
+
+    example = EXAMPLES["tower_30_residential"].resolve()
+    assert whole.inputs["fire_building"] == example
+    # the example's fire file names the evacuation's file for its storeys, floors and stairs
+    assert whole.inputs["fire_building_tables"] == (example.parent / "../../../agents/data/"
+                                                    "tower_30_residential.toml").resolve()
+
+
+def _building_copy(folder: Path) -> Path:
+    """The example tower's two files copied into ``folder`` (the fire file naming its copied neighbour)."""
+    from physics.fire_building import EXAMPLES
+
+    fire = EXAMPLES["tower_30_residential"]
+    tables = (fire.parent / "../../../agents/data/tower_30_residential.toml").resolve()
+    folder.mkdir()
+    (folder / "tables.toml").write_text(tables.read_text(encoding="utf-8"), encoding="utf-8")
+    text = fire.read_text(encoding="utf-8").replace('building = "../../../agents/data/tower_30_residential.toml"',
+                                                    'building = "tables.toml"')
+    assert 'building = "tables.toml"' in text
+    (folder / "fire.toml").write_text(text, encoding="utf-8")
+    return folder / "fire.toml"
+
+
+def _input_hashes(building: Path, out: Path) -> dict[str, str]:
+    """sha256 by role of the fire's building files in the manifest of a 10 s run of ``building``."""
+    cfg = config(building=str(building), start_s=0.0) | {"duration_s": 10.0, "output_every_s": 10.0}
+    run_coupled(cfg, out)
+    inputs = json.loads((out / "manifest.json").read_text())["inputs"]
+    return {k: v["sha256"] for k, v in inputs.items() if k.startswith("fire_building")}
+
+
+def test_editing_either_building_file_changes_the_runs_input_hash(twin_data, tmp_path):
+    fire = _building_copy(tmp_path / "tower")
+    tables = fire.with_name("tables.toml")
+    before = _input_hashes(fire, tmp_path / "before")
+    assert set(before) == {"fire_building", "fire_building_tables"}
+    text = fire.read_text(encoding="utf-8")
+    fire.write_text(text.replace("ceiling_height_m = 2.8", "ceiling_height_m = 2.7"), encoding="utf-8")
+    assert "ceiling_height_m = 2.7" in fire.read_text(encoding="utf-8")
+    fire_edited = _input_hashes(fire, tmp_path / "fire_edited")
+    assert fire_edited["fire_building"] != before["fire_building"]
+    assert fire_edited["fire_building_tables"] == before["fire_building_tables"]
+    tables.write_text(tables.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    tables_edited = _input_hashes(fire, tmp_path / "tables_edited")
+    assert tables_edited["fire_building"] == fire_edited["fire_building"]
+    assert tables_edited["fire_building_tables"] != fire_edited["fire_building_tables"]
 
 
 def _scenario(models: dict, fires: list | None = None) -> dict:
