@@ -5,9 +5,7 @@ The drill gives its river gauge alert levels, so the bridge raises the water-lev
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -65,26 +63,7 @@ within = "1 h"
 """
 
 
-def twin(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from twin.cli import main; main()", *args]
-
-
-@pytest.fixture
-def bridge(mosquitto, tmp_path):
-    store_dir = tmp_path / "store"
-    proc = subprocess.Popen(twin("bridge", "run", "--broker", mosquitto.address, "--store", str(store_dir),
-                                 "--client-id", "drill-e2e"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        ready = json.loads(proc.stdout.readline() or "{}")
-        assert ready.get("event") == "ready", proc.stderr.read()
-        yield store_dir
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
-
-
-def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city, tmp_path):
+def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city, tmp_path, twin_argv):
     from viz.browser import BrowserSession
 
     store_dir: Path = bridge
@@ -95,8 +74,8 @@ def test_drill_in_the_console_and_its_debrief(mosquitto, bridge, chromium, city,
         b.goto(server.url + "/", ready_js="window.consoleReady === true", timeout=120)
         b.evaluate(f"sessionStorage.setItem('twinConsoleToken', '{TOKEN}');"
                    f"document.getElementById('operator').value = '{TRAINEE}', 1")
-        played = subprocess.run(twin("drill", "run", str(drill), "--broker", mosquitto.address, "--store",
-                                     str(store_dir), "--speed", "60", "--json"),
+        played = subprocess.run(twin_argv("drill", "run", str(drill), "--broker", mosquitto.address, "--store",
+                                          str(store_dir), "--speed", "60", "--json"),
                                 capture_output=True, text=True, timeout=60)
         assert played.returncode == 0, played.stderr
         summary = json.loads(played.stdout)

@@ -8,9 +8,6 @@ The fire runs are real runs (run kind ``fire``, physics.fire_sim) of the 30-stor
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -200,27 +197,8 @@ def test_twin_fire_drill_writes_and_registers(fire_run, tmp_path):
     assert usage.exit_code == 2 and "--store" in usage.output
 
 
-# ----------------------------------------------------------------------------- the closed loop
-def twin(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from twin.cli import main; main()", *args]
-
-
-@pytest.fixture
-def bridge(mosquitto, tmp_path):
-    """``twin bridge run`` on the broker and a fresh store (as tests/scenarios/test_drill_e2e.py)."""
-    store_dir = tmp_path / "store"
-    proc = subprocess.Popen(twin("bridge", "run", "--broker", mosquitto.address, "--store", str(store_dir),
-                                 "--client-id", "fire-drill-loop"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        ready = json.loads(proc.stdout.readline() or "{}")
-        assert ready.get("event") == "ready", proc.stderr.read()
-        yield store_dir
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
-
-
+# ----------------------------------------------------------------------------- the closed loop (fixture bridge:
+# tests/scenarios/conftest.py)
 def wait_for(store_dir: Path, kinds: tuple[str, ...], n: int, timeout: float = 15.0) -> list:
     deadline = time.monotonic() + timeout
     while True:
