@@ -372,6 +372,80 @@ def _origin_marker(geo: Tower, f: int, scale: float, tip: str) -> dict:
     return {"p": [round(float(lon), 7), round(float(lat), 7), round(float(z), 2)], "tooltip": tip}
 
 
+def _storey_rows(geo: Tower, tips: _Tips, status: np.ndarray, i: int, t: float,
+                 scale: np.ndarray) -> tuple[list[dict], list[dict]]:
+    """The slabs' and the strip's rows at frame ``i`` (time ``t``; ``status`` that frame's ``floor_status``)."""
+    cols = status_colours(status, np.isfinite(tips.ign) & (tips.ign <= t + 1e-9))
+    slabs, strip = [], []
+    for f in range(len(status)):
+        tip = tips.storey(f, i, t, int(status[f]))
+        c = [int(v) for v in cols[f]]
+        slabs.append({"polygon": geo.slab(f, scale[f]), "e": geo.slab_extrusion(f), "c": c, "tooltip": tip})
+        ref = bool(tips.refuge[f])
+        strip.append({"polygon": geo.strip[f], "c": c, "lc": list(REFUGE_LINE if ref else EDGE),
+                      "lw": 3 if ref else 1, "tooltip": tip})
+    return slabs, strip
+
+
+def _storey_layers(layer_id: str, geo: Tower, tips: _Tips, status: np.ndarray, times: np.ndarray,
+                   keep: list[int], scale: np.ndarray) -> tuple[list[dict], dict[str, list[dict]]]:
+    """The floor strip's and the slabs' layers (rows of the first kept frame) and their patches per frame."""
+    strip_id = f"{layer_id}_strip"
+    slabs0, strip0 = _storey_rows(geo, tips, status[keep[0]], keep[0], float(times[keep[0]]), scale)
+    layers = [
+        {"@@type": "PolygonLayer", "id": strip_id, "data": strip0, "getPolygon": "@@=polygon",
+         "getFillColor": "@@=c", "filled": True, "stroked": True, "getLineColor": "@@=lc",
+         "lineWidthUnits": "pixels", "getLineWidth": "@@=lw", "pickable": True, "autoHighlight": True},
+        {"@@type": "PolygonLayer", "id": layer_id, "data": slabs0, "getPolygon": "@@=polygon",
+         "extruded": True, "getElevation": "@@=e", "getFillColor": "@@=c", "filled": True,
+         "stroked": False, "wireframe": True, "getLineColor": [60, 60, 60, 160], "pickable": True,
+         "autoHighlight": True, "material": False},
+    ]
+    frames: dict[str, list[dict]] = {strip_id: [{}], layer_id: [{}]}
+    for i in keep[1:]:
+        slabs, strip = _storey_rows(geo, tips, status[i], i, float(times[i]), scale)
+        frames[layer_id].append({"data": slabs})
+        frames[strip_id].append({"data": strip})
+    return layers, frames
+
+
+def _refuge_layer(refuge_id: str, geo: Tower, refuge: np.ndarray, scale: np.ndarray) -> list[dict]:
+    """The refuge storeys' outline layer (none without refuge storeys)."""
+    rows = _refuge_rings(geo, refuge, scale)
+    if not rows:
+        return []
+    return [{"@@type": "PathLayer", "id": refuge_id, "data": rows, "getPath": "@@=path",
+             "getColor": list(REFUGE_LINE), "widthUnits": "pixels", "getWidth": 3, "pickable": True}]
+
+
+def _event_layer(events_id: str, markers: list[tuple[float, dict]], times: np.ndarray,
+                 keep: list[int]) -> tuple[dict, list[dict], Legend]:
+    """The event markers' layer (those passed at the first kept frame), its patch per frame and its legend."""
+    def shown(i: int) -> list:
+        return [r for tm, r in markers if tm <= float(times[i]) + 1e-9]
+
+    layer = {"@@type": "ScatterplotLayer", "id": events_id, "data": shown(keep[0]),
+             "getPosition": "@@=p", "getFillColor": "@@=c", "getLineColor": [255, 255, 255, 255],
+             "stroked": True, "lineWidthUnits": "pixels", "getLineWidth": 1.5,
+             "radiusUnits": "pixels", "getRadius": 6, "pickable": True, "autoHighlight": True}
+    legend = Legend(events_id, "Fire events (columns beside the strip)", "",
+                    [(title, colour) for title, _, colour in EVENT_COLUMNS])
+    return layer, [{}] + [{"data": shown(i)} for i in keep[1:]], legend
+
+
+def _origin_layer(origin_id: str, ds, geo: Tower, tips: _Tips, events: list[dict], scale: np.ndarray) -> list[dict]:
+    """The fire origin's marker layer (none when the dataset names no origin storey within the tower)."""
+    origin = ds.attrs.get("origin_storey")
+    if origin is None or not 0 <= int(origin) < len(geo.elevation_m):
+        return []
+    f = int(origin)
+    return [{"@@type": "ScatterplotLayer", "id": origin_id,
+             "data": [_origin_marker(geo, f, scale[f], tips.origin_tip(ds, events))],
+             "getPosition": "@@=p", "getFillColor": list(BURNING), "getLineColor": [255, 255, 255, 255],
+             "stroked": True, "billboard": True, "lineWidthUnits": "pixels", "getLineWidth": 2,
+             "radiusUnits": "pixels", "getRadius": 9, "pickable": True, "autoHighlight": True}]
+
+
 @register("fire_floors")
 def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storeys by tenability",
                 max_frames: int = MAX_FRAMES, visible: bool = True) -> LayerSet:
@@ -409,76 +483,27 @@ def fire_floors(ds, *, layer_id: str = "fire_floors", label: str = "Fire: storey
     footprint, where_note = _footprint(ds)
     times = np.asarray(ds["time"].values, dtype=float)
     keep = frame_indices(len(times), max(2, int(max_frames)))
-    status = np.asarray(ds["floor_status"].values)
-    n = ds.sizes["storey"]
     geo = tower(footprint, ds["storey_base_m"].values, ds["storey_height_m"].values)
     events = _events(ds)
     tips = _Tips(ds, events)
-    ign = tips.ign
     scale = np.round(_plate_scale(ds), 4)
-
-    def rows(i: int) -> tuple[list, list]:
-        t = float(times[i])
-        cols = status_colours(status[i], np.isfinite(ign) & (ign <= t + 1e-9))
-        slabs, strip = [], []
-        for f in range(n):
-            tip = tips.storey(f, i, t, int(status[i, f]))
-            c = [int(v) for v in cols[f]]
-            slabs.append({"polygon": geo.slab(f, scale[f]), "e": geo.slab_extrusion(f), "c": c, "tooltip": tip})
-            ref = bool(tips.refuge[f])
-            strip.append({"polygon": geo.strip[f], "c": c, "lc": list(REFUGE_LINE if ref else EDGE),
-                          "lw": 3 if ref else 1, "tooltip": tip})
-        return slabs, strip
-
-    slabs0, strip0 = rows(keep[0])
-    strip_id, refuge_id, events_id, origin_id = (f"{layer_id}_{s}" for s in ("strip", "refuge", "events", "origin"))
-    layers = [
-        {"@@type": "PolygonLayer", "id": strip_id, "data": strip0, "getPolygon": "@@=polygon",
-         "getFillColor": "@@=c", "filled": True, "stroked": True, "getLineColor": "@@=lc",
-         "lineWidthUnits": "pixels", "getLineWidth": "@@=lw", "pickable": True, "autoHighlight": True},
-        {"@@type": "PolygonLayer", "id": layer_id, "data": slabs0, "getPolygon": "@@=polygon",
-         "extruded": True, "getElevation": "@@=e", "getFillColor": "@@=c", "filled": True,
-         "stroked": False, "wireframe": True, "getLineColor": [60, 60, 60, 160], "pickable": True,
-         "autoHighlight": True, "material": False},
-    ]
-    frames: dict[str, list[dict]] = {strip_id: [{}], layer_id: [{}]}
-    for i in keep[1:]:
-        s, t = rows(i)
-        frames[layer_id].append({"data": s})
-        frames[strip_id].append({"data": t})
-    refuge_rows = _refuge_rings(geo, tips.refuge, scale)
-    if refuge_rows:
-        layers.append({"@@type": "PathLayer", "id": refuge_id, "data": refuge_rows, "getPath": "@@=path",
-                       "getColor": list(REFUGE_LINE), "widthUnits": "pixels", "getWidth": 3,
-                       "pickable": True})
+    layers, frames = _storey_layers(layer_id, geo, tips, np.asarray(ds["floor_status"].values), times, keep, scale)
+    layers += _refuge_layer(f"{layer_id}_refuge", geo, tips.refuge, scale)
+    legends = [Legend(layer_id, f"Storeys by tenability — {ds.attrs.get('building', 'building')}{where_note}", "",
+                      fire_legend_stops(bool(tips.refuge.any())))]
     col_w = max(0.15 * geo.width_m, 4.0, 0.04 * geo.top_m())  # markers ~12 px apart at map_view's zoom
     markers = _event_markers(geo, events, col_w)
     x_right = geo.strip_x1
-    legends = [Legend(layer_id, f"Storeys by tenability — {ds.attrs.get('building', 'building')}{where_note}", "",
-                      fire_legend_stops(bool(tips.refuge.any())))]
     if markers:
-        def shown(i: int) -> list:
-            return [r for tm, r in markers if tm <= float(times[i]) + 1e-9]
-
-        layers.append({"@@type": "ScatterplotLayer", "id": events_id, "data": shown(keep[0]),
-                       "getPosition": "@@=p", "getFillColor": "@@=c", "getLineColor": [255, 255, 255, 255],
-                       "stroked": True, "lineWidthUnits": "pixels", "getLineWidth": 1.5,
-                       "radiusUnits": "pixels", "getRadius": 6, "pickable": True, "autoHighlight": True})
-        frames[events_id] = [{}] + [{"data": shown(i)} for i in keep[1:]]
-        legends.append(Legend(events_id, "Fire events (columns beside the strip)", "",
-                              [(title, colour) for title, _, colour in EVENT_COLUMNS]))
+        events_id = f"{layer_id}_events"
+        layer, frames[events_id], legend = _event_layer(events_id, markers, times, keep)
+        layers.append(layer)
+        legends.append(legend)
         x_right = geo.strip_x1 + col_w * (0.9 + 1.2 * len(EVENT_COLUMNS))
-    origin = ds.attrs.get("origin_storey")
-    if origin is not None and 0 <= int(origin) < n:
-        layers.append({"@@type": "ScatterplotLayer", "id": origin_id,
-                       "data": [_origin_marker(geo, int(origin), scale[int(origin)], tips.origin_tip(ds, events))],
-                       "getPosition": "@@=p", "getFillColor": list(BURNING), "getLineColor": [255, 255, 255, 255],
-                       "stroked": True, "billboard": True, "lineWidthUnits": "pixels", "getLineWidth": 2,
-                       "radiusUnits": "pixels", "getRadius": 9, "pickable": True, "autoHighlight": True})
+    layers += _origin_layer(f"{layer_id}_origin", ds, geo, tips, events, scale)
     t = [float(times[i]) for i in keep]
     return LayerSet(layers=layers, legends=legends, label=label, visible=visible, times_s=t,
                     labels=[time_label(v) for v in t], frames=frames, bounds=geo.bounds(x_right))
-
 
 __all__ = ["BURNING", "BURNING_UNTENABLE", "CLEAR", "EVENT_COLUMNS", "REFUGE_LINE", "SMOKE", "STATUS_COLOURS", "UNTENABLE",
            "fire_floors", "fire_legend_stops", "map_view", "status_colours", "time_label"]
