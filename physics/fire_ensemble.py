@@ -269,6 +269,73 @@ def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], w
     return results, wall, t0 - t_warm
 
 
+def _check_run(workers: Any, duration_s: Any) -> None:
+    """Refuse ``workers`` that is not a whole number >= 1 and a ``duration_s`` that is not a finite time > 0."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValidationError(f"workers={workers!r}: give a whole number >= 1")
+    if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
+        raise ValidationError(f"duration_s={duration_s!r}: give a run length in seconds > 0")
+
+
+def _member_arrays(results: list[dict[str, Any]], n_storeys: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(M, S) ASET and ignition times of the members (NaN rows for those that failed) and (M,) which ran."""
+    n = len(results)
+    aset = np.full((n, n_storeys), np.nan)
+    ign = np.full((n, n_storeys), np.nan)
+    ok = np.zeros(n, bool)
+    for r in results:
+        if r.get("ok"):
+            m = r["member"]
+            ok[m] = True
+            aset[m], ign[m] = r["aset_s"], r["ignition_s"]
+    return aset, ign, ok
+
+
+def _ensemble_vars(results: list[dict[str, Any]], aset: np.ndarray, ign: np.ndarray, ok: np.ndarray,
+                   percentiles: Sequence[float], thresholds_s: Sequence[float], duration_s: float) -> dict:
+    """The dataset's variables: per member and storey, the statistics per storey, the members' run records."""
+    pct = censored_percentiles(aset[ok], percentiles)
+    prob = untenable_probability(aset[ok], thresholds_s, duration_s)
+    return {
+        "aset_s": (("member", "storey"), aset, {"units": "s", "long_name": "available safe egress time of the "
+                                                "storey's escape route (NaN: tenable to the end of the run)"}),
+        "ignition_s": (("member", "storey"), ign, {"units": "s", "long_name": "time the storey started to burn "
+                                                   "(NaN: never)"}),
+        "aset_percentile_s": (("percentile", "storey"), pct, {
+            "units": "s", "long_name": "empirical percentile of ASET over the members that ran (inverted CDF; "
+                                       "tenable members count as ASET beyond the run; NaN: beyond the run)"}),
+        "p_untenable": (("threshold", "storey"), prob, {
+            "units": "1", "long_name": "share of the members in which the storey is untenable by the threshold "
+                                       "(NaN: threshold beyond the run)"}),
+        "member_ok": (("member",), ok, {"long_name": "the member ran to the end"}),
+        "member_wall_s": (("member",), np.array([r.get("wall_s", np.nan) for r in results], float),
+                          {"units": "s", "long_name": "wall time of the member's run"}),
+        "member_cpu_s": (("member",), np.array([r.get("cpu_s", np.nan) for r in results], float),
+                         {"units": "s", "long_name": "CPU time of the member's thread"}),
+        "member_error": (("member",), np.array([r.get("error", "") for r in results], dtype=object),
+                         {"long_name": "error of a member that failed (empty: none)"}),
+    }
+
+
+def _ensemble_coords(spec: Any, mems: list[Member], results: list[dict[str, Any]], percentiles: Sequence[float],
+                     thresholds_s: Sequence[float]) -> dict:
+    """The dataset's coordinates: members with their origin and growth, storeys with refuge, the statistics'."""
+    n_storeys = spec.n_storeys
+    growth_txt = [g if isinstance(g, str) else f"alpha {g:g} kW/s2" for g in (m.growth for m in mems)]
+    comp = [r.get("compartment") or (m.compartment or "") for r, m in zip(results, mems, strict=True)]
+    return {
+        "member": ("member", np.arange(len(mems))),
+        "storey": ("storey", np.arange(n_storeys), {"long_name": "storey index (0 = ground)"}),
+        "percentile": ("percentile", np.asarray(percentiles, float), {"units": "%"}),
+        "threshold": ("threshold", np.asarray(thresholds_s, float), {"units": "s",
+                                                                    "long_name": "time since ignition"}),
+        "member_floor": ("member", np.array([m.floor for m in mems]), {"long_name": "origin storey"}),
+        "member_compartment": ("member", np.array(comp, dtype=object), {"long_name": "origin compartment"}),
+        "member_growth": ("member", np.array(growth_txt, dtype=object), {"long_name": "t² growth rate"}),
+        "refuge": ("storey", np.array([s in set(spec.refuge_floors()) for s in range(n_storeys)])),
+    }
+
+
 def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterable[Any] = GROWTHS,
                   members: int | None = None, duration_s: float = 1800.0, dt_s: float = 1.0,
                   record_every_s: float = 10.0, sprinklers: bool | None = None, season: str | float = "summer",
@@ -314,70 +381,23 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
     """
     import xarray as xr
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValidationError(f"workers={workers!r}: give a whole number >= 1")
-    if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
-        raise ValidationError(f"duration_s={duration_s!r}: give a run length in seconds > 0")
+    _check_run(workers, duration_s)
     spec = building_spec(building)
-    n_storeys = spec.n_storeys
-    mems = ensemble_members(n_storeys, origins, growths, members, seed)
+    mems = ensemble_members(spec.n_storeys, origins, growths, members, seed)
     sim_kwargs = {"sprinklers": sprinklers, "season": season, "duration_s": float(duration_s), "dt_s": float(dt_s),
                   "record_every_s": float(record_every_s)}
     say = progress or (lambda _d: None)
     results, wall, warm = _run_all(spec, mems, sim_kwargs, workers, processes, say)
-    n = len(mems)
-    aset = np.full((n, n_storeys), np.nan)
-    ign = np.full((n, n_storeys), np.nan)
-    ok = np.zeros(n, bool)
-    for r in results:
-        if r.get("ok"):
-            m = r["member"]
-            ok[m] = True
-            aset[m], ign[m] = r["aset_s"], r["ignition_s"]
-    pct = censored_percentiles(aset[ok], percentiles)
-    prob = untenable_probability(aset[ok], thresholds_s, float(duration_s))
-    growth_txt = [g if isinstance(g, str) else f"alpha {g:g} kW/s2" for g in (m.growth for m in mems)]
-    comp = [r.get("compartment") or (m.compartment or "") for r, m in zip(results, mems, strict=True)]
-    ds = xr.Dataset(
-        {
-            "aset_s": (("member", "storey"), aset, {"units": "s", "long_name": "available safe egress time of the "
-                                                    "storey's escape route (NaN: tenable to the end of the run)"}),
-            "ignition_s": (("member", "storey"), ign, {"units": "s", "long_name": "time the storey started to burn "
-                                                       "(NaN: never)"}),
-            "aset_percentile_s": (("percentile", "storey"), pct, {
-                "units": "s", "long_name": "empirical percentile of ASET over the members that ran (inverted CDF; "
-                                           "tenable members count as ASET beyond the run; NaN: beyond the run)"}),
-            "p_untenable": (("threshold", "storey"), prob, {
-                "units": "1", "long_name": "share of the members in which the storey is untenable by the threshold "
-                                           "(NaN: threshold beyond the run)"}),
-            "member_ok": (("member",), ok, {"long_name": "the member ran to the end"}),
-            "member_wall_s": (("member",), np.array([r.get("wall_s", np.nan) for r in results], float),
-                              {"units": "s", "long_name": "wall time of the member's run"}),
-            "member_cpu_s": (("member",), np.array([r.get("cpu_s", np.nan) for r in results], float),
-                             {"units": "s", "long_name": "CPU time of the member's thread"}),
-            "member_error": (("member",), np.array([r.get("error", "") for r in results], dtype=object),
-                             {"long_name": "error of a member that failed (empty: none)"}),
-        },
-        coords={
-            "member": ("member", np.arange(n)),
-            "storey": ("storey", np.arange(n_storeys), {"long_name": "storey index (0 = ground)"}),
-            "percentile": ("percentile", np.asarray(percentiles, float), {"units": "%"}),
-            "threshold": ("threshold", np.asarray(thresholds_s, float), {"units": "s",
-                                                                        "long_name": "time since ignition"}),
-            "member_floor": ("member", np.array([m.floor for m in mems]), {"long_name": "origin storey"}),
-            "member_compartment": ("member", np.array(comp, dtype=object), {"long_name": "origin compartment"}),
-            "member_growth": ("member", np.array(growth_txt, dtype=object), {"long_name": "t² growth rate"}),
-            "refuge": ("storey", np.array([s in set(spec.refuge_floors()) for s in range(n_storeys)])),
-        },
-        attrs={"building": spec.name, "n_members": n, "n_ok": int(ok.sum()), "duration_s": float(duration_s),
-               "dt_s": float(dt_s), "season": str(season),
-               "sprinklers": "building" if sprinklers is None else ("on" if sprinklers else "off"),
-               "workers": workers, "processes": int(bool(processes)), "seed": seed, "wall_s": wall, "warm_s": warm,
-               "member_definition": MEMBER_DEFINITION},
-    )
-    say({"phase": "done", "done": n, "total": n, "failed": int((~ok).sum()), "wall_s": wall})
+    aset, ign, ok = _member_arrays(results, spec.n_storeys)
+    attrs = {"building": spec.name, "n_members": len(mems), "n_ok": int(ok.sum()), "duration_s": float(duration_s),
+             "dt_s": float(dt_s), "season": str(season),
+             "sprinklers": "building" if sprinklers is None else ("on" if sprinklers else "off"),
+             "workers": workers, "processes": int(bool(processes)), "seed": seed, "wall_s": wall, "warm_s": warm,
+             "member_definition": MEMBER_DEFINITION}
+    ds = xr.Dataset(_ensemble_vars(results, aset, ign, ok, percentiles, thresholds_s, float(duration_s)),
+                    coords=_ensemble_coords(spec, mems, results, percentiles, thresholds_s), attrs=attrs)
+    say({"phase": "done", "done": len(mems), "total": len(mems), "failed": int((~ok).sum()), "wall_s": wall})
     return ds
-
 
 __all__ = ["GROWTHS", "MEMBER_DEFINITION", "Member", "PERCENTILES", "THRESHOLDS_S", "building_spec",
            "censored_percentiles", "ensemble_members", "fire_ensemble", "run_member", "untenable_probability"]
