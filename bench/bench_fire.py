@@ -76,7 +76,7 @@ def tower_spec():
 class KernelProfile:
     """Times the pieces of sampled zone-kernel steps (module docstring (a))."""
 
-    PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "enthalpy_residual", "cg_solve",
+    PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "enthalpy_residual", "direct_solve", "update_vents",
               "layer_fractions", "apply_fractions")
 
     def __init__(self, every: int):
@@ -96,7 +96,7 @@ class KernelProfile:
             out = fn(*a)
             self.t[name] += time.thread_time() - t0
             self.n[name] += 1
-            if name == "cg_solve":
+            if name == "direct_solve":
                 self.cg_iterations += max(int(out), 0)
             return out
         return wrapper
@@ -129,19 +129,19 @@ class KernelProfile:
         n = max(self.samples, 1)
         per = {k: v / n for k, v in self.t.items()}
         newton = per["solve_pressures"]
-        rest_newton = newton - per["enthalpy_residual"] - per["cg_solve"]
+        rest_newton = newton - per["enthalpy_residual"] - per["direct_solve"]
         total = self.total_compiled / n
         known = per["layer_props"] + per["fire_sources"] + per["vent_statics"] + newton + per["layer_fractions"] \
             + per["apply_fractions"]
         return {"samples": self.samples, "kernel_step_ms": 1e3 * total,
                 "props_and_sources_ms": 1e3 * (per["layer_props"] + per["fire_sources"]),
                 "vent_statics_ms": 1e3 * per["vent_statics"], "newton_ms": 1e3 * newton,
-                "residual_ms": 1e3 * per["enthalpy_residual"], "cg_ms": 1e3 * per["cg_solve"],
+                "residual_ms": 1e3 * per["enthalpy_residual"], "cg_ms": 1e3 * per["direct_solve"],
                 "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["layer_fractions"]
                                                                                  + per["apply_fractions"]),
                 "remainder_ms": 1e3 * (total - known),
-                "residuals_per_step": self.n["enthalpy_residual"] / n, "cg_solves_per_step": self.n["cg_solve"] / n,
-                "cg_iterations_per_solve": self.cg_iterations / max(self.n["cg_solve"], 1),
+                "residuals_per_step": self.n["enthalpy_residual"] / n, "cg_solves_per_step": self.n["direct_solve"] / n,
+                "cg_iterations_per_solve": self.cg_iterations / max(self.n["direct_solve"], 1),
                 "newton_iterations_per_step": self.newton_iterations / n,
                 "fixed_point_passes_per_step": self.n["solve_pressures"] / n,
                 "replica_vs_compiled_max_abs_state_diff": self.max_state_diff,

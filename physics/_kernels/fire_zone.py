@@ -19,14 +19,17 @@ holds one time step of them. A step of length ``dt``:
    carried by the vents at the trial pressures (donor layers frozen at the
    start of the step), solved by Newton's method; its Jacobian is
    diag(V/((γ − 1)dt)) plus the weighted graph Laplacian of the vents
-   (weight c_p·T_donor·∂ṁ/∂Δp), SPD, solved by Jacobi-preconditioned
-   conjugate gradients (:func:`cg_solve`), with backtracking on the step.
+   (weight c_p·T_donor·∂ṁ/∂Δp), SPD, solved exactly by a sparse LDLᵀ
+   factorisation whose fill-reducing order and pattern are worked out once
+   per network (:func:`ldl_plan`, :func:`direct_solve`), with backtracking
+   on the step.
 4. Vent flows at the converged pressures, split into four channels per vent
    (from side a's upper / lower layer, from side b's upper / lower layer);
    a layer asked for more than it holds gives the rest from the other layer
    (:func:`layer_fractions`, :func:`apply_fractions`). The pressures of 3. are
-   solved with the donor temperatures this mixing gives (``teff``), repeated
-   until the fractions settle, so that the enthalpy the pressure solve expects
+   solved with the donor temperatures this mixing gives (``teff``), brought
+   along inside Newton's method (after each Newton step the vents whose donor
+   temperatures moved are evaluated again) until the fractions settle, so that the enthalpy the pressure solve expects
    to leave is the enthalpy that leaves; each channel deposits into the receiver's upper
    layer when hotter than its lower layer by more than half the layer
    temperature difference (at least ``hot_dT``), else into the lower layer.
@@ -56,6 +59,8 @@ import math
 import numpy as np
 from numba import njit
 
+from physics._kernels import sparse_ldl as LDL
+
 SPECIES = ("O2", "CO2", "CO", "soot", "H2O")
 #: Molar masses (kg/mol) of :data:`SPECIES`; the untracked rest of a layer counts as N2.
 MOLAR_MASS = np.array([0.032, 0.044, 0.028, 0.012, 0.018])
@@ -73,7 +78,7 @@ V_BOT, V_TOP, V_W, V_CD, V_OPEN = range(5)
 NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
- P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
+ P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_SPARE, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
  P_EPSW) = range(25)
 NPAR = 25
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
@@ -634,9 +639,9 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open):
 
 @njit(cache=True)
 def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan, vchan,
-                      res, wv, wvv):
-    """R_i = V_i/((γ − 1)dt)·dp_i − H_i(p^n + dp) − S_i into ``res``; vent weights into ``wv``/``wvv``;
-    returns the largest |R_i|·(γ − 1)·dt/V_i (Pa): the pressure error it implies."""
+                      res, wv, wvv, hv, hvv):
+    """R_i = V_i/((γ − 1)dt)·dp_i − H_i(p^n + dp) − S_i into ``res``; vent weights into ``wv``/``wvv``, each
+    vent's enthalpy flow (a → b, lower → upper) into ``hv``/``hvv``; returns :func:`pressure_error`."""
     n = state.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     pf = pn + dp
@@ -646,184 +651,192 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
     for v in range(vidx.shape[0]):
         hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
         wv[v] = w
+        hv[v] = hf
         res[vidx[v, 0]] += hf
         if vidx[v, 1] >= 0:
             res[vidx[v, 1]] -= hf
     for k in range(vvidx.shape[0]):
         hf, w = ceiling_vent(k, pf, vvent, vvidx, stat[2], stat[3], par, teff, vchan)
         wvv[k] = w
+        hvv[k] = hf
         res[vvidx[k, 0]] += hf
         if vvidx[k, 1] >= 0:
             res[vvidx[k, 1]] -= hf
+    return pressure_error(res, geom, gm1, dt)
+
+
+@njit(cache=True)
+def pressure_error(res, geom, gm1, dt):
+    """The largest |R_i|·(γ − 1)·dt/V_i (Pa): the pressure error the residual implies."""
     err = 0.0
-    for i in range(n):
+    for i in range(res.shape[0]):
         err = max(err, abs(res[i]) * gm1 * dt / geom[i, G_VOL])
     return err
 
 
 @njit(cache=True)
-def jac_mult(x, diag, vidx, wv, vvidx, wvv, out):
-    """out = J·x, J = diag + Laplacian of the vent weights (outside vents on the diagonal only)."""
-    for i in range(x.shape[0]):
-        out[i] = diag[i] * x[i]
+def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, stat, chan, vchan, res, wv, wvv, hv,
+                 hvv):
+    """Evaluate again the vents touching a compartment flagged in ``changed`` (its donor temperatures moved)
+    and the ceiling vents flagged in ``vchanged`` (their Froude shares moved), at the floor pressures ``pf``,
+    and swap their part of the residual: the whole residual without evaluating the other vents."""
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
-        if b >= 0:
-            d = wv[v] * (x[a] - x[b])
-            out[a] += d
-            out[b] -= d
-        else:
-            out[a] += wv[v] * x[a]
+        if changed[a] or (b >= 0 and changed[b]):
+            hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
+            res[a] += hf - hv[v]
+            if b >= 0:
+                res[b] -= hf - hv[v]
+            hv[v] = hf
+            wv[v] = w
     for k in range(vvidx.shape[0]):
         a, b = vvidx[k, 0], vvidx[k, 1]
-        if b >= 0:
-            d = wvv[k] * (x[a] - x[b])
-            out[a] += d
-            out[b] -= d
-        else:
-            out[a] += wvv[k] * x[a]
+        if vchanged[k] or changed[a] or (b >= 0 and changed[b]):
+            hf, w = ceiling_vent(k, pf, vvent, vvidx, stat[2], stat[3], par, teff, vchan)
+            res[a] += hf - hvv[k]
+            if b >= 0:
+                res[b] -= hf - hvv[k]
+            hvv[k] = hf
+            wvv[k] = w
 
 
 @njit(cache=True)
-def precondition(r, prec, wvv, lines, z, cbuf, dbuf):
-    """z = M⁻¹·r, M the block diagonal of J over the shaft lines (chains of compartments joined by one
-    ceiling vent each, bottom to top; other compartments are lines of one): a tridiagonal solve per line
-    (Thomas). M keeps J's whole diagonal, so it is diagonally dominant and SPD."""
-    ptr, nodes, link = lines
-    for li in range(ptr.shape[0] - 1):
-        s, e = ptr[li], ptr[li + 1]
-        for j in range(s, e):
-            i = nodes[j]
-            b = prec[i]
-            d = r[i]
-            if j > s:
-                a = -wvv[link[j - 1]]
-                b -= a * cbuf[j - 1]
-                d -= a * dbuf[j - 1]
-            d /= b
-            cbuf[j] = -wvv[link[j]] / b if j < e - 1 else 0.0
-            dbuf[j] = d
-        z[nodes[e - 1]] = dbuf[e - 1]
-        for j in range(e - 2, s - 1, -1):
-            z[nodes[j]] = dbuf[j] - cbuf[j] * z[nodes[j + 1]]
+def donor_temperatures(props, fu, fl, teff, changed):
+    """The donor temperatures the layer limiting gives (a layer that cannot give its outflow gives the rest from
+    the other layer) into ``teff``; flags in ``changed`` the compartments whose values moved; returns the
+    largest move (K)."""
+    change = 0.0
+    for i in range(teff.shape[0]):
+        tu = fu[i] * props[i, Q_TU] + (1.0 - fu[i]) * props[i, Q_TL]
+        tl = fl[i] * props[i, Q_TL] + (1.0 - fl[i]) * props[i, Q_TU]
+        move = max(abs(tu - teff[i, 0]), abs(tl - teff[i, 1]))
+        changed[i] = move > 0.0
+        change = max(change, move)
+        teff[i, 0] = tu
+        teff[i, 1] = tl
+    return change
+
+
+def ldl_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
+    """The pressure Jacobian's factorisation plan, once per network (plain Python): the fill-reducing order of
+    the compartments (:func:`~physics._kernels.sparse_ldl.minimum_degree` over the vent graph), the permuted
+    pattern, its elimination tree and L's column pointers; see :func:`direct_solve`.
+
+    Returns (new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp): ``new[i]`` compartment i's row in the
+    permuted matrix, ``wall_pos``/``ceil_pos`` each vent's off-diagonal entry (−1 for vents to outside)."""
+    vidx = np.asarray(vidx, np.int64).reshape(-1, 2)
+    vvidx = np.asarray(vvidx, np.int64).reshape(-1, 2)
+    edges = np.concatenate([vidx, vvidx])
+    order = LDL.minimum_degree(n, edges)
+    ap, ai, diag_pos, edge_pos = LDL.pattern(n, edges, order)
+    parent, lp = LDL.symbolic(ap, ai)
+    new = np.empty(n, np.int64)
+    new[order] = np.arange(n)
+    m = vidx.shape[0]
+    return new, ap, ai, diag_pos, edge_pos[:m].copy(), edge_pos[m:].copy(), parent, lp
 
 
 @njit(cache=True)
-def cg_solve(rhs, diag, vidx, wv, vvidx, wvv, tol, x, lines):
-    """Solve J·x = rhs by conjugate gradients preconditioned with the shaft lines (:func:`precondition`;
-    J SPD); returns iterations (−1 if the tolerance, relative to the preconditioned right-hand side, was not
-    reached or J was not positive along a search direction)."""
+def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x):
+    """Solve J·x = rhs exactly, J = diag + the Laplacian of the vent weights (outside vents on the diagonal
+    only; SPD), by the sparse LDLᵀ factorisation of :func:`ldl_plan`'s pattern; returns 0, or −1 where J was
+    not positive definite (x then holds zeros)."""
+    new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp = plan
     n = rhs.shape[0]
-    prec = diag.copy()
+    ax = np.zeros(ai.shape[0])
+    for i in range(n):
+        ax[diag_pos[i]] += diag[i]
     for v in range(vidx.shape[0]):
-        prec[vidx[v, 0]] += wv[v]
-        if vidx[v, 1] >= 0:
-            prec[vidx[v, 1]] += wv[v]
+        a, b = vidx[v, 0], vidx[v, 1]
+        ax[diag_pos[a]] += wv[v]
+        if b >= 0:
+            ax[diag_pos[b]] += wv[v]
+            ax[wall_pos[v]] -= wv[v]
     for k in range(vvidx.shape[0]):
-        prec[vvidx[k, 0]] += wvv[k]
-        if vvidx[k, 1] >= 0:
-            prec[vvidx[k, 1]] += wvv[k]
-    r = rhs.copy()
-    z = np.empty(n)
-    p = np.empty(n)
-    q = np.empty(n)
-    cbuf = np.empty(n)
-    dbuf = np.empty(n)
-    precondition(r, prec, wvv, lines, z, cbuf, dbuf)
-    rz = 0.0
+        a, b = vvidx[k, 0], vvidx[k, 1]
+        ax[diag_pos[a]] += wvv[k]
+        if b >= 0:
+            ax[diag_pos[b]] += wvv[k]
+            ax[ceil_pos[k]] -= wvv[k]
+    li = np.empty(lp[n], np.int64)
+    lx = np.empty(lp[n])
+    d = np.empty(n)
+    if LDL.numeric(ap, ai, ax, parent, lp, li, lx, d) < n:
+        x[:] = 0.0
+        return -1
+    y = np.empty(n)
     for i in range(n):
-        x[i] = 0.0
-        p[i] = z[i]
-        rz += r[i] * z[i]
-    r0 = math.sqrt(abs(rz))
-    if r0 == 0.0:
-        return 0
-    for it in range(1, 10 * n + 50):
-        jac_mult(p, diag, vidx, wv, vvidx, wvv, q)
-        pq = 0.0
-        for i in range(n):
-            pq += p[i] * q[i]
-        if not pq > 0.0:  # not SPD along p (or not a number): give the caller what there is
-            return -1
-        alpha = rz / pq
-        for i in range(n):
-            x[i] += alpha * p[i]
-            r[i] -= alpha * q[i]
-        precondition(r, prec, wvv, lines, z, cbuf, dbuf)
-        rz_new = 0.0
-        for i in range(n):
-            rz_new += r[i] * z[i]
-        if math.sqrt(abs(rz_new)) <= tol * r0:
-            return it
-        beta = rz_new / rz
-        for i in range(n):
-            p[i] = z[i] + beta * p[i]
-        rz = rz_new
-    return -1
-
-
-def shaft_lines(n: int, vvidx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ptr, nodes, link) of the shaft lines: each chain of compartments joined bottom to top by exactly one
-    ceiling vent between consecutive members (``link[j]`` the vent from ``nodes[j]`` up to ``nodes[j + 1]``);
-    every other compartment a line of its own. Plain Python, run once per network."""
-    ups = [[] for _ in range(n)]
-    downs = [[] for _ in range(n)]
-    for k, (lo, up) in enumerate(np.asarray(vvidx).reshape(-1, 2)):
-        if up >= 0:
-            ups[lo].append((k, up))
-            downs[up].append(k)
-    nodes, link, ptr = [], [], [0]
+        y[new[i]] = rhs[i]
+    LDL.solve(lp, li, lx, d, y)
     for i in range(n):
-        if len(downs[i]) == 1 and len(ups[int(vvidx[downs[i][0], 0])]) == 1:
-            continue  # not the bottom of its line
-        j = i
-        while True:
-            nodes.append(j)
-            if len(ups[j]) == 1 and len(downs[ups[j][0][1]]) == 1:
-                link.append(ups[j][0][0])
-                j = ups[j][0][1]
-            else:
-                link.append(-1)
-                break
-        ptr.append(len(nodes))
-    return np.asarray(ptr, np.int64), np.asarray(nodes, np.int64), np.asarray(link, np.int64)
+        x[i] = y[new[i]]
+    return 0
 
 
 @njit(cache=True)
-def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan, vchan, dp, lines):
-    """Newton's method on the floor pressures from the first guess ``dp`` (p − p^n, updated in place);
-    returns (iterations, final scaled residual Pa). Stops when the residual scaled by the compressibility,
-    |R_i|·(γ − 1)·dt/V_i, or the last Newton correction (the pressure error where vents dominate the
-    Jacobian) is within ``newton_tol``."""
+def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan, vchan, dp, plan,
+                    fu, fl):
+    """Newton's method on the floor pressures from the first guess ``dp`` (p − p^n, updated in place), with the
+    donor temperatures ``teff`` brought along: after each evaluation of the flows the layer limiting
+    (:func:`layer_fractions` into ``fu``/``fl``) and the ceiling vents' Froude shares give new donor
+    temperatures, and the vents they touch are evaluated again (:func:`update_vents`) before the next Newton
+    step. Stops when the donor temperatures moved by at most ``layer_tol`` and the residual scaled by the
+    compressibility, |R_i|·(γ − 1)·dt/V_i, or the last Newton correction (the pressure error where vents
+    dominate the Jacobian) is within ``newton_tol``; the donor temperatures are updated at most 8 times by more
+    than ``layer_tol``. Returns (Newton iterations, final scaled residual Pa, compartments whose two layers
+    cannot give their outflow); ``chan``/``vchan`` hold the flows at the accepted pressures."""
     n = state.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     pn = props[:, Q_P].copy()
     diag = np.empty(n)
     for i in range(n):
         diag[i] = geom[i, G_VOL] / (gm1 * dt)
-    res = np.empty(n)
-    res2 = np.empty(n)
-    wv = np.empty(vidx.shape[0])
-    wvv = np.empty(vvidx.shape[0])
-    wv2 = np.empty(vidx.shape[0])
-    wvv2 = np.empty(vvidx.shape[0])
+    m, kk = vidx.shape[0], vvidx.shape[0]
+    res, wv, wvv, hv, hvv = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
+    res2, wv2, wvv2, hv2, hvv2 = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
     step = np.empty(n)
+    changed = np.zeros(n, np.bool_)
+    vchanged = np.zeros(kk, np.bool_)
+    shares = np.empty((kk, 2))
+    vvs = stat[2]
     err = enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat,
-                            chan, vchan, res, wv, wvv)
+                            chan, vchan, res, wv, wvv, hv, hvv)
     it = 0
+    updates = 0
+    smax = np.inf
     trial = dp.copy()
-    err2 = err
-    while err > par[P_TOL] and it < 50:
+    while True:
+        bad = layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl)
+        change = 0.0
+        if updates < 8:
+            if par[P_FROUDE] > 0.0:
+                shares[:, :] = vvs[:, 4:6]
+                change = froude_split(vchan, vvidx, vvs, stat[3], props, geom, par)
+                for k in range(kk):
+                    vchanged[k] = vvs[k, 4] != shares[k, 0] or vvs[k, 5] != shares[k, 1]
+            change = max(change, donor_temperatures(props, fu, fl, teff, changed))
+            if change > par[P_LAYTOL]:  # K (1e-4 K: the enthalpy mismatch left is ~1e-6 Pa of pressure)
+                updates += 1
+                smax = np.inf  # the last Newton correction no longer measures the error
+                update_vents(changed, vchanged, pn + dp, vent, vidx, vvent, vvidx, par, teff, stat, chan, vchan,
+                             res, wv, wvv, hv, hvv)
+                err = pressure_error(res, geom, gm1, dt)
+        if change <= par[P_LAYTOL] and (err <= par[P_TOL] or smax <= par[P_TOL]):
+            break
+        if it >= 50:
+            break
         it += 1
-        cg_solve(-res, diag, vidx, wv, vvidx, wvv, par[P_CGTOL], step, lines)
+        if direct_solve(-res, diag, vidx, wv, vvidx, wvv, plan, step) < 0:
+            break
         smax = np.max(np.abs(step))
         if not np.isfinite(smax):
             break
         lam = 1.0
+        err2 = err
         for _ in range(12):
-            trial = dp + lam * step
+            trial[:] = dp + lam * step
             err2 = enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff,
-                                     stat, chan, vchan, res2, wv2, wvv2)
+                                     stat, chan, vchan, res2, wv2, wvv2, hv2, hvv2)
             if err2 < err:
                 break
             lam *= 0.5
@@ -832,10 +845,9 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         res[:] = res2
         wv[:] = wv2
         wvv[:] = wvv2
-        if smax <= par[P_TOL]:
-            break  # the Newton correction J⁻¹·R, the pressure error, is within tolerance
-    # chan/vchan hold the flows at the accepted pressures: the last residual evaluated was that of dp
-    return it, err
+        hv[:] = hv2
+        hvv[:] = hvv2
+    return it, err, bad
 
 
 @njit(cache=True)
@@ -981,11 +993,11 @@ def _merge_emptied(new_state, i, floor):
 
 
 @njit(cache=True)
-def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, lines):
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, plan):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
     channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
     ``dp_guess`` the first guess of the pressure change (the last step's, say); overwritten by this one's;
-    ``lines`` the shaft lines of :func:`shaft_lines` (the preconditioner's blocks).
+    ``plan`` the factorisation plan of :func:`ldl_plan` (the pressure Jacobian's pattern).
 
     Returns (Newton iterations, pressure error Pa, compartments overdrawn): a caller retries with a
     shorter step when the last is not 0.
@@ -995,7 +1007,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     layer_props(state, geom, par, props)
     src = np.empty((n, NSRC))
     fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n))
-    # pressures with the donor temperatures the layer limiting will give (fixed point, a few passes)
+    # pressures with the donor temperatures the layer limiting will give (brought along in the Newton loop)
     teff = np.empty((n, 2))
     teff[:, 0] = props[:, Q_TU]
     teff[:, 1] = props[:, Q_TL]
@@ -1008,21 +1020,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
     stat = (vs, vl, vvs, vvl)
     dp = dp_guess.copy()
-    it = 0
-    for _ in range(8):
-        k_it, err = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
-                                    vchan, dp, lines)
-        it += k_it
-        bad = layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl)
-        change = froude_split(vchan, vvidx, vvs, vvl, props, geom, par) if par[P_FROUDE] > 0.0 else 0.0
-        for i in range(n):
-            tu = fu[i] * props[i, Q_TU] + (1.0 - fu[i]) * props[i, Q_TL]
-            tl = fl[i] * props[i, Q_TL] + (1.0 - fl[i]) * props[i, Q_TU]
-            change = max(change, abs(tu - teff[i, 0]), abs(tl - teff[i, 1]))
-            teff[i, 0] = tu
-            teff[i, 1] = tl
-        if change <= par[P_LAYTOL]:  # K (1e-4 K: the enthalpy mismatch left is ~1e-6 Pa of pressure)
-            break
+    it, err, bad = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
+                                   vchan, dp, plan, fu, fl)
     apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
     dp_guess[:] = dp
     mix = np.zeros((n, 2))

@@ -7,7 +7,7 @@ properties vectorised; each wall vent's flow summed over slabs cut at the
 sill, soffit, interfaces and the heights where Δp crosses −δ, 0 and +δ, with
 the slab integral of √|Δp| written as (2/3)·(|x2|^1.5 − |x1|^1.5)/(x2 − x1);
 the Newton system assembled as a dense matrix and solved by
-``numpy.linalg.solve`` instead of conjugate gradients.
+``numpy.linalg.solve`` instead of the kernel's sparse LDLᵀ.
 """
 
 from __future__ import annotations
@@ -358,26 +358,58 @@ def residual(dp, pn, dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, te
     return res, jac, chan, vchan, float(np.max(np.abs(res) * gm1 * dt / vol, initial=0.0))
 
 
+def donors(state, src, chan, vchan, vidx, vvidx, dt, geom, pr, par, teff, shares):
+    """The layer limiting's fractions and the donor temperatures and Froude shares they give; the largest move."""
+    fu, fl, bad = fractions(state, src, chan, vchan, vidx, vvidx, dt)
+    new = np.stack([fu * pr["tu"] + (1 - fu) * pr["tl"], fl * pr["tl"] + (1 - fl) * pr["tu"]], axis=1)
+    change = float(np.max(np.abs(new - teff)))
+    if par[K.P_FROUDE] > 0 and len(vvidx):
+        new_shares = froude_shares(vchan, vvidx, geom, pr, par)
+        dtl = np.abs(pr["tu"] - pr["tl"])
+        ends = np.stack([vvidx[:, 0], np.maximum(vvidx[:, 1], 0)], axis=1)
+        change = max(change, float(np.max(np.abs(new_shares - shares) * dtl[ends])))
+        shares = new_shares
+    return fu, fl, bad, new, shares, change
+
+
 def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp, shares):
-    """Newton with backtracking on the floor pressures (dense solves), from the first guess ``dp``."""
-    args = (dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff, shares)
-    res, jac, chan, vchan, err = residual(dp, pr["p"], *args)
-    it = 0
-    while err > par[K.P_TOL] and it < 50:
+    """Newton with backtracking on the floor pressures (dense solves) from the first guess ``dp``, the donor
+    temperatures brought along: after each evaluation of the flows the layer limiting and the Froude shares give
+    new ones and the residual is evaluated again (all vents here; the kernel only those they touch), at most 8
+    times for a move above ``layer_tol``. Returns (dp, iterations, error, chan, vchan, fu, fl, bad)."""
+    res, jac, chan, vchan, err = residual(dp, pr["p"], dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src,
+                                          teff, shares)
+    it = updates = 0
+    smax = np.inf
+    while True:
+        change = 0.0
+        if updates < 8:
+            fu, fl, bad, teff, shares, change = donors(state, src, chan, vchan, vidx, vvidx, dt, geom, pr, par,
+                                                       teff, shares)
+            if change > par[K.P_LAYTOL]:
+                updates += 1
+                smax = np.inf
+                res, jac, chan, vchan, err = residual(dp, pr["p"], dt, state, geom, pr, par, vent, vidx, vvent,
+                                                      vvidx, src, teff, shares)
+        else:
+            fu, fl, bad = fractions(state, src, chan, vchan, vidx, vvidx, dt)
+        if change <= par[K.P_LAYTOL] and (err <= par[K.P_TOL] or smax <= par[K.P_TOL]):
+            break
+        if it >= 50:
+            break
         it += 1
         step = np.linalg.solve(jac, -res)
+        smax = float(np.max(np.abs(step)))
         lam = 1.0
         for _ in range(12):
             trial = dp + lam * step
-            out = residual(trial, pr["p"], *args)
+            out = residual(trial, pr["p"], dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff, shares)
             if out[4] < err:
                 break
             lam *= 0.5
         dp = trial
         res, jac, chan, vchan, err = out
-        if np.max(np.abs(step)) <= par[K.P_TOL]:
-            break
-    return dp, it, err, chan, vchan
+    return dp, it, err, chan, vchan, fu, fl, bad
 
 
 def fractions(state, src, chan, vchan, vidx, vvidx, dt):
@@ -412,9 +444,9 @@ def reassign(chan, vchan, vidx, vvidx, fu, fl):
 
 
 def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally, dp_guess,
-         lines=None):
+         plan=None):
     """Same signature and results as :func:`physics._kernels.fire_zone.step` (the Component can swap it in;
-    ``lines``, the kernel's preconditioner blocks, is not needed by a dense solve)."""
+    ``plan``, the kernel's sparse factorisation plan, is not needed by a dense solve)."""
     n = state.shape[0]
     cp = par[K.P_CP]
     gamma = cp / (cp - par[K.P_R])
@@ -427,23 +459,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     src, qb = sources(state, geom, pr, par, q_kw, dt, a_open)
     teff = np.stack([pr["tu"], pr["tl"]], axis=1)
     shares = np.ones((len(vvidx), 2))  # of the ceiling vents' flows up / down from the layer at the opening
-    it = 0
-    dp = dp_guess.copy()
-    for _ in range(8):
-        dp, k_it, err, chan, vchan = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp, shares)
-        it += k_it
-        fu, fl, bad = fractions(state, src, chan, vchan, vidx, vvidx, dt)
-        new = np.stack([fu * pr["tu"] + (1 - fu) * pr["tl"], fl * pr["tl"] + (1 - fl) * pr["tu"]], axis=1)
-        change = float(np.max(np.abs(new - teff)))
-        if par[K.P_FROUDE] > 0 and len(vvidx):
-            new_shares = froude_shares(vchan, vvidx, geom, pr, par)
-            dtl = np.abs(pr["tu"] - pr["tl"])
-            donors = np.stack([vvidx[:, 0], np.maximum(vvidx[:, 1], 0)], axis=1)
-            change = max(change, float(np.max(np.abs(new_shares - shares) * dtl[donors])))
-            shares = new_shares
-        teff = new
-        if change <= par[K.P_LAYTOL]:
-            break
+    dp, it, err, chan, vchan, fu, fl, bad = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff,
+                                                  dp_guess.copy(), shares)
     reassign(chan, vchan, vidx, vvidx, fu, fl)
     dm, dh, ds = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2, K.NSP))
     ambient = np.zeros(K.NSP)

@@ -229,7 +229,7 @@ def _random_network(rng):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_numba_kernel_matches_the_numpy_reference(seed):
     """Random small networks, an ultrafast fire, outside colder or warmer: at every step of a 40 s run the
-    numba step and the numpy reference (dense Newton solves instead of conjugate gradients, slab
+    numba step and the numpy reference (dense Newton solves instead of sparse LDLᵀ, slab
     integrals written differently) take the same state and give the same new state, vent flows and
     balance terms. Both stop Newton and the layer-limiting fixed point at the same tight tolerances,
     reached along slightly different round-off paths: 1e-9 of the masses and energies. (Run apart for
