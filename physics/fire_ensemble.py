@@ -227,46 +227,66 @@ def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], w
              say: Callable[[dict[str, Any]], None]) -> tuple[list[dict[str, Any]], float, float]:
     """Every member's result (in member order), the wall time of the members and that of starting and warming
     the workers before them."""
-    n = len(members)
-    results: list[dict[str, Any]] = [{}] * n
-    failed = 0
-    t_warm = time.perf_counter()
     if workers == 1:
-        _warm_worker()
-        t0 = time.perf_counter()
-        for done, mem in enumerate(members, start=1):
-            r = run_member(building, mem, sim_kwargs)
-            results[mem.index] = r
-            failed += not r["ok"]
-            say({"phase": "members", "done": done, "total": n, "failed": failed, "member": mem.index,
-                 "ok": r["ok"], "wall_s": time.perf_counter() - t0})
-        return results, time.perf_counter() - t0, t0 - t_warm
+        return _run_here(building, members, sim_kwargs, say)
+    return _run_on_cluster(building, members, sim_kwargs, workers, processes, say)
+
+
+class _Tally:
+    """The members' results in member order, and the progress report after each one."""
+
+    def __init__(self, n: int, say: Callable[[dict[str, Any]], None]) -> None:
+        self.results: list[dict[str, Any]] = [{}] * n
+        self.done = self.failed = 0
+        self.say = say
+        self.t0 = time.perf_counter()
+
+    def add(self, mem: Member, r: dict[str, Any]) -> None:
+        self.results[mem.index] = r
+        self.done += 1
+        self.failed += not r["ok"]
+        self.say({"phase": "members", "done": self.done, "total": len(self.results), "failed": self.failed,
+                  "member": mem.index, "ok": r["ok"], "wall_s": time.perf_counter() - self.t0})
+
+
+def _run_here(building: Any, members: list[Member], sim_kwargs: dict[str, Any],
+              say: Callable[[dict[str, Any]], None]) -> tuple[list[dict[str, Any]], float, float]:
+    """The members one after another in this process (after warming it)."""
+    t_warm = time.perf_counter()
+    _warm_worker()
+    tally = _Tally(len(members), say)
+    for mem in members:
+        tally.add(mem, run_member(building, mem, sim_kwargs))
+    return tally.results, time.perf_counter() - tally.t0, tally.t0 - t_warm
+
+
+def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, Any], workers: int,
+                    processes: bool, say: Callable[[dict[str, Any]], None]) -> tuple[list[dict[str, Any]], float, float]:
+    """The members on a Dask LocalCluster of ``workers`` (warmed first), results taken as they complete."""
     from distributed import as_completed
 
+    t_warm = time.perf_counter()
     client, cluster = _client(workers, processes)
     try:
-        say({"phase": "starting workers", "done": 0, "total": n, "failed": 0})
+        say({"phase": "starting workers", "done": 0, "total": len(members), "failed": 0})
         client.run(_warm_worker) if processes else client.submit(_warm_worker, pure=False).result()
-        t0 = time.perf_counter()
+        tally = _Tally(len(members), say)
         spec = client.scatter(building, broadcast=True)
         futures = {client.submit(run_member, spec, mem, sim_kwargs, pure=False,
                                  key=f"fire-member-{mem.index:05d}-{time.time_ns()}"): mem for mem in members}
-        for done, fut in enumerate(as_completed(list(futures), loop=client.loop), start=1):
+        for fut in as_completed(list(futures), loop=client.loop):
             mem = futures[fut]
             try:
                 r = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker: reported with the member
                 r = {"member": mem.index, "ok": False, "error": f"{type(exc).__name__}: {exc}", "wall_s": math.nan}
-            results[mem.index] = r
-            failed += not r["ok"]
+            tally.add(mem, r)
             fut.release()
-            say({"phase": "members", "done": done, "total": n, "failed": failed, "member": mem.index,
-                 "ok": r["ok"], "wall_s": time.perf_counter() - t0})
-        wall = time.perf_counter() - t0
+        wall = time.perf_counter() - tally.t0
     finally:
         client.close()
         cluster.close()
-    return results, wall, t0 - t_warm
+    return tally.results, wall, tally.t0 - t_warm
 
 
 def _check_run(workers: Any, duration_s: Any) -> None:
