@@ -43,18 +43,21 @@ def whole(twin_data, tmp_path_factory):
     return run_coupled(config(), tmp_path_factory.mktemp("fire_whole"))
 
 
-@pytest.fixture(scope="module")
-def runs(whole, tmp_path_factory):
-    """The run checkpointed every 2 min, crashed at its last output time, resumed."""
-    d = tmp_path_factory.mktemp("fire_crashed")
-
+def crashed_and_resumed(cfg: dict, d: Path):
+    """The run of ``cfg`` in ``d`` checkpointed every 2 min, crashed at its last output time, resumed."""
     def crash_at_the_end(p):
         if p.get("phase") == "running" and p["sim_s"] >= DURATION_S:
             raise Crash
 
     with pytest.raises(Crash):
-        run_coupled(config(), d, checkpoint_every_s=120.0, progress=crash_at_the_end)
-    return whole, resume_coupled(d)
+        run_coupled(cfg, d, checkpoint_every_s=120.0, progress=crash_at_the_end)
+    return resume_coupled(d)
+
+
+@pytest.fixture(scope="module")
+def runs(whole, tmp_path_factory):
+    """The run that did not stop and the same run crashed and resumed."""
+    return whole, crashed_and_resumed(config(), tmp_path_factory.mktemp("fire_crashed"))
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +67,8 @@ def evacuated(twin_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evacuated_resumed(evacuated, tmp_path_factory):
-    """The run with the evacuation checkpointed every 2 min, crashed at its last output time, resumed."""
-    d = tmp_path_factory.mktemp("fire_evacuated_crashed")
-
-    def crash_at_the_end(p):
-        if p.get("phase") == "running" and p["sim_s"] >= DURATION_S:
-            raise Crash
-
-    with pytest.raises(Crash):
-        run_coupled(config(evacuate=True), d, checkpoint_every_s=120.0, progress=crash_at_the_end)
-    return resume_coupled(d)
+    """The run with the evacuation crashed and resumed."""
+    return crashed_and_resumed(config(evacuate=True), tmp_path_factory.mktemp("fire_evacuated_crashed"))
 
 
 def fire_events(run):
