@@ -55,7 +55,9 @@ it names, if any; editing either changes the run's inputs.
 Checkpoints: the zone model has no save/restore of its own, so a resumed run
 **re-runs the fire (and the evacuation) deterministically** from ignition to
 the checkpoint's fire time at restore — the same seed and steps give the
-same events, which are dropped (the restored log has them) — and goes on.
+same events, which are dropped (the restored log has them) — and goes on. A
+building file whose sha256 is not the checkpoint's is refused (the re-run would
+be of another building).
 
 Parameters (a ``[models.fire]`` section, checked by the ``fire`` run kind's
 request): ``building``, ``floor``, ``compartment``, ``growth``, ``sprinklers``
@@ -212,12 +214,16 @@ def building_inputs(building: str | Path) -> dict[str, Path]:
 
 def setup_fire(ctx: CouplingContext) -> None:
     """Build the fire, or the fire and the building's evacuation co-stepped; nothing burns before ``start_s``."""
+    from twin.files import file_sha256
+
     s = fire_settings(ctx)
     o = ctx.own
     o.update(settings=s, fire_t=0.0, frames=[], events=[], evac_events=[], co=None, result=None, evac=None,
              dataset=None)
-    for role, path in building_inputs(s["building"]).items():
+    inputs = building_inputs(s["building"])
+    for role, path in inputs.items():
         ctx.add_input(role, path)
+    o["building_sha256"] = {role: file_sha256(path)[0] for role, path in inputs.items()}
     if s["evacuate"]:
         from scenarios.fire_evacuation import FireEvacuation
 
@@ -587,16 +593,40 @@ def save_fire(ctx: CouplingContext) -> dict:
     o = ctx.own
     frames = o["frames"]
     out: dict[str, Any] = {"fire_t": float(o["fire_t"]), "events": _plain(o["events"]),
-                           "evac_events": _plain(o["evac_events"]), "frame_times": [[t, ft] for t, ft, _ in frames]}
+                           "evac_events": _plain(o["evac_events"]), "frame_times": [[t, ft] for t, ft, _ in frames],
+                           "building_sha256": dict(o["building_sha256"])}
     for k in (frames[0][2] if frames else {}):
         out[f"frame/{k}"] = np.stack([np.asarray(f[2][k]) for f in frames])
     return out
 
 
+def _check_building_unchanged(ctx: CouplingContext, saved: dict[str, str] | None) -> None:
+    """Refuse to resume when a building file's sha256 is not the checkpoint's (a checkpoint without them: no check)."""
+    from twin.errors import SnapshotError
+
+    if saved is None:
+        return
+    now = ctx.own["building_sha256"]
+    changed = [f"{role} {ctx.inputs.get(role, '?')} (sha256 {str(saved.get(role))[:12]} then, "
+               f"{str(now.get(role))[:12]} now)" for role in sorted(set(saved) | set(now))
+               if saved.get(role) != now.get(role)]
+    if changed:
+        raise SnapshotError(f"couplings.fire: the building changed since the checkpoint: {'; '.join(changed)}. "
+                            "A resume re-runs the fire from ignition, so it would mix two buildings: run it again "
+                            "instead of resuming")
+
+
 def restore_fire(ctx: CouplingContext, saved: dict) -> None:
     """Re-run the model set up afresh to the saved fire time (deterministic: the same seed and steps),
-    dropping the events it re-makes (the restored log has them); put the coupling's records back."""
+    dropping the events it re-makes (the restored log has them); put the coupling's records back.
+
+    Raises
+    ------
+    twin.errors.SnapshotError
+        When a building file changed since the checkpoint (the re-run would be of another building).
+    """
     o = ctx.own
+    _check_building_unchanged(ctx, saved.get("building_sha256"))
     fire_t = float(saved["fire_t"])
     if fire_t > 0:
         _advance(o, fire_t)

@@ -43,14 +43,16 @@ def whole(twin_data, tmp_path_factory):
     return run_coupled(config(), tmp_path_factory.mktemp("fire_whole"))
 
 
-def crashed_and_resumed(cfg: dict, d: Path):
-    """The run of ``cfg`` in ``d`` checkpointed every 2 min, crashed at its last output time, resumed."""
+def crashed_and_resumed(cfg: dict, d: Path, before_resume=lambda: None):
+    """The run of ``cfg`` in ``d`` checkpointed every 2 min, crashed at its last output time, resumed (after
+    calling ``before_resume``)."""
     def crash_at_the_end(p):
-        if p.get("phase") == "running" and p["sim_s"] >= DURATION_S:
+        if p.get("phase") == "running" and p["sim_s"] >= cfg["duration_s"]:
             raise Crash
 
     with pytest.raises(Crash):
         run_coupled(cfg, d, checkpoint_every_s=120.0, progress=crash_at_the_end)
+    before_resume()
     return resume_coupled(d)
 
 
@@ -362,6 +364,21 @@ def test_editing_either_building_file_changes_the_runs_input_hash(twin_data, tmp
     tables_edited = _input_hashes(fire, tmp_path / "tables_edited")
     assert tables_edited["fire_building"] == fire_edited["fire_building"]
     assert tables_edited["fire_building_tables"] != fire_edited["fire_building_tables"]
+
+
+def test_a_crashed_run_whose_building_changed_is_not_resumed(twin_data, tmp_path):
+    """A resume re-runs the fire from ignition: with an edited building it would mix two buildings."""
+    from twin.errors import SnapshotError
+
+    fire = _building_copy(tmp_path / "tower")
+    tables = fire.with_name("tables.toml")
+
+    def edit_the_tables():
+        tables.write_text(tables.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+
+    with pytest.raises(SnapshotError, match=r"couplings.fire: the building changed since the checkpoint: "
+                                             r"fire_building_tables .*tables.toml"):
+        crashed_and_resumed(config(building=str(fire)), tmp_path / "crashed", before_resume=edit_the_tables)
 
 
 def _scenario(models: dict, fires: list | None = None) -> dict:
