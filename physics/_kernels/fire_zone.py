@@ -22,7 +22,7 @@ holds one time step of them. A step of length ``dt``:
    (weight c_p·T_donor·∂ṁ/∂Δp), SPD, solved exactly by a sparse LDLᵀ
    factorisation whose fill-reducing order and pattern are worked out once
    per network (:func:`ldl_plan`, :func:`direct_solve`), with backtracking
-   on the step.
+   on the step (on the sum of the squared pressure errors, :func:`merit`).
 4. Vent flows at the converged pressures, split into four channels per vent
    (from side a's upper / lower layer, from side b's upper / lower layer);
    a layer asked for more than it holds gives the rest from the other layer
@@ -675,6 +675,20 @@ def pressure_error(res, geom, gm1, dt):
 
 
 @njit(cache=True)
+def merit(res, geom, gm1, dt):
+    """Σ (R_i·(γ − 1)·dt/V_i)² (Pa²): the line search's measure. Along the Newton step d its slope is −2·merit, so a
+    step λ·d is taken once it lowers the merit by the share λ/2 (Armijo's rule with c = 1/4; Nocedal & Wright,
+    Numerical Optimization, §3.1). A bare decrease is not enough: across a flow reversal the orifice law's √|Δp|
+    sends Newton from Δp to −Δp (a two-cycle whose merit barely falls; found in tall stair shafts). The maximum,
+    :func:`pressure_error`, need not fall along d at all."""
+    total = 0.0
+    for i in range(res.shape[0]):
+        x = res[i] * gm1 * dt / geom[i, G_VOL]
+        total += x * x
+    return total
+
+
+@njit(cache=True)
 def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, stat, chan, vchan, res, wv, wvv, hv,
                  hvv):
     """Evaluate again the vents touching a compartment flagged in ``changed`` (its donor temperatures moved)
@@ -774,6 +788,30 @@ def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x):
 
 
 @njit(cache=True)
+def line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan,
+                vchan, fit, res, wv, wvv, hv, hvv):
+    """``trial`` = dp + λ·step for λ = 1, 1/2, … (12 tries): the first that meets Armijo's rule on the
+    :func:`merit` (``fit`` its value at dp), else the one of lowest merit; the residual and flows there into
+    ``res``, ``wv``, ``wvv``, ``hv``, ``hvv``, ``chan``, ``vchan``; returns :func:`pressure_error` there."""
+    gm1 = par[P_R] / (par[P_CP] - par[P_R])
+    lam = 1.0
+    best, best_lam = np.inf, 1.0
+    for _ in range(12):
+        trial[:] = dp + lam * step
+        err = enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat,
+                                chan, vchan, res, wv, wvv, hv, hvv)
+        fit_lam = merit(res, geom, gm1, dt)
+        if fit_lam <= (1.0 - 0.5 * lam) * fit:  # Armijo, c = 1/4 (see merit)
+            return err
+        if fit_lam < best:
+            best, best_lam = fit_lam, lam
+        lam *= 0.5
+    trial[:] = dp + best_lam * step
+    return enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan,
+                             vchan, res, wv, wvv, hv, hvv)
+
+
+@njit(cache=True)
 def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan, vchan, dp, plan,
                     fu, fl):
     """Newton's method on the floor pressures from the first guess ``dp`` (p − p^n, updated in place), with the
@@ -831,15 +869,8 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         smax = np.max(np.abs(step))
         if not np.isfinite(smax):
             break
-        lam = 1.0
-        err2 = err
-        for _ in range(12):
-            trial[:] = dp + lam * step
-            err2 = enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff,
-                                     stat, chan, vchan, res2, wv2, wvv2, hv2, hvv2)
-            if err2 < err:
-                break
-            lam *= 0.5
+        err2 = line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff,
+                           stat, chan, vchan, merit(res, geom, gm1, dt), res2, wv2, wvv2, hv2, hvv2)
         dp[:] = trial
         err = err2
         res[:] = res2

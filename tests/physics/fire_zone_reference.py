@@ -400,13 +400,18 @@ def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp, sha
         it += 1
         step = np.linalg.solve(jac, -res)
         smax = float(np.max(np.abs(step)))
-        lam = 1.0
-        for _ in range(12):
+        scale = par[K.P_R] / (par[K.P_CP] - par[K.P_R]) * dt / geom[:, K.G_VOL]
+        fit = float(np.sum((res * scale) ** 2))
+        tries = []
+        for lam in 0.5 ** np.arange(12):  # Armijo c = 1/4 on the squared pressure errors' sum, else the best
             trial = dp + lam * step
             out = residual(trial, pr["p"], dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff, shares)
-            if out[4] < err:
+            tries.append((float(np.sum((out[0] * scale) ** 2)), lam))
+            if tries[-1][0] <= (1.0 - 0.5 * lam) * fit:
                 break
-            lam *= 0.5
+        else:
+            trial = dp + min(tries)[1] * step
+            out = residual(trial, pr["p"], dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff, shares)
         dp = trial
         res, jac, chan, vchan, err = out
     return dp, it, err, chan, vchan, fu, fl, bad
