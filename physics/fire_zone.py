@@ -65,9 +65,21 @@ Physics and the choices made (each a stated assumption):
   converged pressures, each way at most half of the giving layer; moved gas keeps
   its layer's temperature and composition (exact conservation; the floor
   pressures do not change).
-- **Deposition**: gas entering a compartment joins its upper layer when it is
-  hotter than the lower layer by more than half the layer temperature
-  difference and by more than ``hot_dt_k`` (1 K); else the lower layer.
+- **Deposition**: gas entering a compartment through a wall vent joins its upper
+  layer when it is hotter than the lower layer by more than half the layer
+  temperature difference and by more than ``hot_dt_k`` (1 K); else the lower layer.
+  Through a ceiling vent (``ceiling_vent_plumes=True``) it lands by buoyancy: up,
+  into the receiver's lower layer at its floor, it rises to the upper layer when
+  lighter than that lower layer by ``hot_dt_k`` (CFAST's ``vertical_flow`` rule);
+  down, into the receiver's upper layer at its ceiling, it stays there when lighter
+  than that layer, and else falls through it as a negatively buoyant plume,
+  entraining it (Heskestad's entrainment over the layer's depth with the excess
+  enthalpy flow c_p·(T_u − T)·ṁ and the opening's equivalent diameter, × 0.25 for a
+  cold plume in a hot layer as CFAST's ``spill_plume``, at most half the layer in a
+  step): the mixture joins the upper layer unless it is no lighter than the lower
+  layer, which then takes the flow and what it entrained. (The midpoint rule put
+  the ~1 kg/s of cool gas Cooper's exchange brings down a stair's well into the
+  stair's lower layer, which it filled: the three-storey stack's stair against CFAST.)
 - **Walls**: one lumped inner surface per compartment, quasi-steady (no heat
   capacity of its own): convection from both layers (h_c = 10 W/m²K, a
   parameter), the flame's radiated fraction and the upper layer's radiation
@@ -215,6 +227,9 @@ class FireZoneModel(Component):
     ceiling_vent_froude : bool
         A ceiling vent's flow out of a thin warm layer also draws the layer beyond (CFAST's Froude-number
         share; the module docstring); False takes it all from the layer next to the opening.
+    ceiling_vent_plumes : bool
+        Flows through ceiling vents land by buoyancy, a cold flow falling into an upper layer as a plume that
+        entrains it (the module docstring); False lands them by the wall vents' temperature rule (the model before).
     layer_radiation : bool
         The upper layer radiates as a grey gas of its soot to the surfaces it sees (the module docstring);
         False leaves it convection only (the model before it).
@@ -276,7 +291,7 @@ class FireZoneModel(Component):
                  vvent_cd: float = 0.7, h_conv: float = 10.0, delta_pa: float = 1e-4, hot_dt_k: float = 1.0,
                  newton_tol_pa: float = 1e-6, cg_tol: float = 1e-8, layer_tol_k: float = 1e-4,
                  door_jet_mixing: bool = True, ceiling_vent_froude: bool = True, layer_radiation: bool = True,
-                 surface_emissivity: float = 0.9):
+                 surface_emissivity: float = 0.9, ceiling_vent_plumes: bool = True):
         self.network = network.validate()
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
@@ -319,6 +334,7 @@ class FireZoneModel(Component):
         self.par[K.P_FROUDE] = 1.0 if ceiling_vent_froude else 0.0
         self.par[K.P_LAYRAD] = 1.0 if layer_radiation else 0.0
         self.par[K.P_EPSW] = require_range(surface_emissivity, "surface_emissivity", 0.05, 1.0)
+        self.par[K.P_VDEP] = 1.0 if ceiling_vent_plumes else 0.0
         self.t_out = np.array([t_out])
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()

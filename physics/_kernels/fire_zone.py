@@ -74,8 +74,8 @@ NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
  P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_CGTOL, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
- P_EPSW) = range(25)
-NPAR = 25
+ P_EPSW, P_VDEP) = range(26)
+NPAR = 26
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
 #: approximate the reduced Kelvin-Helmholtz type mixing").
 COLD_JET_FACTOR = 0.25
@@ -472,6 +472,51 @@ def door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
             _jet_mix(a, vl[v, 2], b, jet[v, 0] + jet[v, 1], zb, zt, width, props, par, mix)
         if jet[v, 2] + jet[v, 3] > 0.0:
             _jet_mix(b, vl[v, 3], a, jet[v, 2] + jet[v, 3], zb, zt, width, props, par, mix)
+
+
+@njit(cache=True)
+def _flow_temperature(side, c_u, c_l, props, par):
+    """Mixed temperature of ``c_u`` kg/s from ``side``'s upper layer and ``c_l`` from its lower (outside: T_out)."""
+    if side < 0:
+        return par[P_TOUT]
+    return (c_u * props[side, Q_TU] + c_l * props[side, Q_TL]) / (c_u + c_l)
+
+
+@njit(cache=True)
+def ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, vdest):
+    """Where the flows through the ceiling vents land, and what they entrain on the way (``vdest`` (K, 2): layer of
+    the receiver for the flow up and for the flow down, −1 for the default rule; entrainment added to ``mix``).
+
+    Up, into the upper compartment's lower layer at its floor: gas lighter than that lower layer (by ``hot_dt``)
+    rises to the upper layer (CFAST's ``vertical_flow`` rule). Down, into the lower compartment's upper layer at
+    its ceiling: gas lighter than that upper layer stays in it; denser gas falls through it as a negatively
+    buoyant plume (Heskestad's entrainment over the upper layer's depth with the excess enthalpy flow
+    c_p·(T_u − T)·ṁ, the vent's equivalent diameter, × 0.25 for a cold plume falling through a hot layer as
+    CFAST's ``spill_plume``; at most half the layer in the step ``dt``), and the mixture joins the upper layer
+    unless it is denser than the lower layer, where it lands with what it entrained (upper → lower in ``mix``)."""
+    cp, hot = par[P_CP], par[P_HOT]
+    for k in range(vvidx.shape[0]):
+        lo, up = vvidx[k, 0], vvidx[k, 1]
+        d = math.sqrt(4.0 * vvent[k, 0] / math.pi)
+        m_up = vchan[k, 0] + vchan[k, 1]
+        if up >= 0 and m_up > 0.0 and props[up, Q_HASL] > 0.0:
+            if _flow_temperature(lo, vchan[k, 0], vchan[k, 1], props, par) > props[up, Q_TL] + hot:
+                vdest[k, 0] = 0
+        m_dn = vchan[k, 2] + vchan[k, 3]
+        if m_dn > 0.0 and props[lo, Q_HASU] > 0.0 and props[lo, Q_HASL] > 0.0:
+            t_d = _flow_temperature(up, vchan[k, 2], vchan[k, 3], props, par)
+            tu, tl = props[lo, Q_TU], props[lo, Q_TL]
+            if t_d >= tu:
+                vdest[k, 1] = 0
+                continue
+            q = cp * (tu - t_d) * m_dn / 1000.0
+            z = geom[lo, G_BASE] + geom[lo, G_H] - props[lo, Q_ZI]
+            ent = min(COLD_JET_FACTOR * heskestad_entrainment(q, z, q, d), 0.5 * state[lo, MU] / dt)
+            if (m_dn * t_d + ent * tu) / (m_dn + ent) > tl + hot:
+                vdest[k, 1] = 0
+            else:
+                vdest[k, 1] = 1
+                mix[lo, 1] += ent
 
 
 @njit(cache=True)
@@ -897,8 +942,9 @@ def _reassign(ch, v, c0, fu, fl):
 
 
 @njit(cache=True)
-def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tally):
-    """Move ``flow`` kg/s for ``dt`` from (donor, dlayer) to ``recv`` (the layer its temperature picks)."""
+def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tally, dest=-1):
+    """Move ``flow`` kg/s for ``dt`` from (donor, dlayer) to ``recv``: into layer ``dest`` (0 upper, 1 lower) or, where
+    ``dest`` is −1, the layer its temperature picks."""
     if flow <= 0.0:
         return
     mass = flow * dt
@@ -918,7 +964,10 @@ def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tall
         tally[T_H_IN] += h
     if recv >= 0:
         tu, tl = props[recv, Q_TU], props[recv, Q_TL]
-        rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[P_HOT]) else 1
+        if dest >= 0:
+            rl = dest
+        else:
+            rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[P_HOT]) else 1
         dm[recv, rl] += mass
         dh[recv, rl] += h
     else:
@@ -1029,6 +1078,9 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     if par[P_MIX] > 0.0:
         pf = props[:, Q_P] + dp
         door_jets(pf, vent, vidx, vs, vl, props, par, teff, np.empty((vidx.shape[0], 4)), mix)
+    vdest = np.full((vvidx.shape[0], 2), -1, np.int64)
+    if par[P_VDEP] > 0.0:
+        ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, vdest)
     dm = np.zeros((n, 2))
     dh = np.zeros((n, 2))
     ds = np.zeros((n, 2, NSP))
@@ -1040,10 +1092,14 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         _transfer(chan[v, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally)
     for k in range(vvidx.shape[0]):
         a, b = vvidx[k, 0], vvidx[k, 1]
-        _transfer(vchan[k, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(vchan[k, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(vchan[k, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(vchan[k, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(vchan[k, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 0])
+        _transfer(vchan[k, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 0])
+        _transfer(vchan[k, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 1])
+        _transfer(vchan[k, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 1])
     cp = par[P_CP]
     gamma = cp / (cp - par[P_R])
     gm1 = gamma - 1.0

@@ -268,6 +268,41 @@ def heskestad(qc, z, q, d):
     return 0.071 * qc ** (1 / 3) * dz ** (5 / 3) * (1 + 0.026 * qc ** (2 / 3) * dz ** (-5 / 3))
 
 
+def ceiling_plumes(vchan, vvidx, vvent, geom, pr, par, state, dt):
+    """(landing layer (K, 2) of each ceiling vent's flow up / down, −1 for the temperature rule; (N, 2) entrainment
+    kg/s lower → upper, upper → lower): gas lighter than the receiver's lower layer rises to its upper layer;
+    gas falling into an upper layer colder than it entrains it over its depth (Heskestad, × 0.25) and lands in
+    the lower layer only if the mixture is no lighter than that layer (at most half the layer in ``dt``)."""
+    dest = -np.ones((len(vvidx), 2), int)
+    mix = np.zeros((len(geom), 2))
+    hot, cp = par[K.P_HOT], par[K.P_CP]
+
+    def t_flow(side, c_u, c_l):
+        return par[K.P_TOUT] if side < 0 else (c_u * pr["tu"][side] + c_l * pr["tl"][side]) / (c_u + c_l)
+
+    for k, (lo, up) in enumerate(vvidx):
+        d = np.sqrt(4 * vvent[k, 0] / np.pi)
+        if up >= 0 and vchan[k, :2].sum() > 0 and pr["hasl"][up]:
+            if t_flow(lo, vchan[k, 0], vchan[k, 1]) > pr["tl"][up] + hot:
+                dest[k, 0] = 0
+        m = vchan[k, 2:].sum()
+        if m > 0 and pr["hasu"][lo] and pr["hasl"][lo]:
+            t_d = t_flow(up, vchan[k, 2], vchan[k, 3])
+            tu, tl = pr["tu"][lo], pr["tl"][lo]
+            if t_d >= tu:
+                dest[k, 1] = 0
+                continue
+            q = cp * (tu - t_d) * m / 1000
+            ent = min(0.25 * heskestad(q, geom[lo, K.G_BASE] + geom[lo, K.G_H] - pr["zi"][lo], q, d),
+                      0.5 * state[lo, K.MU] / dt)
+            if (m * t_d + ent * tu) / (m + ent) > tl + hot:
+                dest[k, 1] = 0
+            else:
+                dest[k, 1] = 1
+                mix[lo, 1] += ent
+    return dest, mix
+
+
 def _surface_balance(gain, dcoef, cr, tu, ts):
     return gain - dcoef * ts + cr * (tu ** 4 - ts ** 4)
 
@@ -449,6 +484,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     ambient = np.zeros(K.NSP)
     ambient[K.SP_O2] = par[K.P_O2AMB]
     temps = np.stack([pr["tu"], pr["tl"]], axis=1)
+    vdest, vmix = (ceiling_plumes(vchan, vvidx, vvent, geom, pr, par, state, dt) if par[K.P_VDEP] > 0
+                   else (-np.ones((len(vvidx), 2), int), np.zeros((n, 2))))
     for idx, ch in ((vidx, chan), (vvidx, vchan)):
         for j in range(len(idx)):
             for c in range(4):
@@ -473,6 +510,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
                 if recv >= 0:
                     tu, tl = temps[recv]
                     rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[K.P_HOT]) else 1
+                    if idx is vvidx and vdest[j, c // 2] >= 0:
+                        rl = vdest[j, c // 2]
                     dm[recv, rl] += mass
                     dh[recv, rl] += cp * t_d * mass
                     ds[recv, rl] += y * mass
@@ -493,8 +532,10 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     ds[:, 0] += (yl * ent[:, None] + yields[None, :] * mf[:, None]) * dt
     ds[:, 1] -= yl * ent[:, None] * dt
     ds[:, 0, K.SP_O2] -= mo2 * dt
-    if par[K.P_MIX] > 0:  # vent-jet mixing within each receiving compartment, at most half a layer each way
-        mix = door_jet_mixing(pr["p"] + dp, vent, vidx, geom, pr, par)
+    # vent-jet and ceiling-vent plume mixing within each receiving compartment, at most half a layer each way
+    mix = door_jet_mixing(pr["p"] + dp, vent, vidx, geom, pr, par) if par[K.P_MIX] > 0 else np.zeros((n, 2))
+    mix = mix + vmix
+    if np.any(mix > 0):
         has_l, has_u = ml0 > 0, state[:, K.MU] > 0
         m_lu = np.where(has_l, np.minimum(mix[:, 0] * dt, 0.5 * np.maximum(ml0 + dm[:, 1], 0)), 0.0)
         m_ul = np.where(has_u, np.minimum(mix[:, 1] * dt, 0.5 * np.maximum(state[:, K.MU] + dm[:, 0], 0)), 0.0)

@@ -437,7 +437,8 @@ def test_ceiling_vent_froude_share():
 
 def test_a_layer_a_step_empties_keeps_no_energy():
     """A 600 K upper layer (0.05-1 kg) in the lower of two stacked shaft compartments drains up through a
-    4 m² opening within one step (ceiling flows from the layer at the opening only): the emptied layer ends
+    4 m² opening within one step (ceiling flows from the layer at the opening only, and the air falling in from
+    above landing by the temperature rule, not as a plume that stays on the draining layer): the emptied layer ends
     with no mass and no energy, its remnant (the pressure-work split's share, up to −15 kJ before) handed
     to the other layer, and mass and energy balance to round-off."""
     b = NetworkBuilder("lift", storey_heights_m=[3.5, 3.5])
@@ -449,7 +450,8 @@ def test_a_layer_a_step_empties_keeps_no_energy():
     net = b.build()
     cv = CP_AIR - R_AIR
     for mu in (0.05, 0.3, 1.0):
-        m = FireZoneModel(net, t_inside_k=293.15, t_outside_k=273.15, ceiling_vent_froude=False)
+        m = FireZoneModel(net, t_inside_k=293.15, t_outside_k=273.15, ceiling_vent_froude=False,
+                          ceiling_vent_plumes=False)
         s = m.state
         u_total = s[0, K.UU] + s[0, K.UL]  # the same pressure: the layer's energy comes out of the lower's
         s[0, K.MU], s[0, K.UU], s[0, K.SU + K.SP_O2] = mu, cv * mu * 600.0, 0.2315 * mu
