@@ -597,13 +597,14 @@ def open_area(vent, vidx, vvent, vvidx, n):
 
 
 @njit(cache=True)
-def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open):
+def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf):
     """Fire, plume and wall terms of every compartment into ``src`` (N, NSRC): entrainment (kg/s),
     fuel burned (kg/s), O2 consumed (kg/s), convective release (W), upper layer's loss (W: to the walls and out
     of the openings), lower layer's loss to the walls (W), the wall surface temperature (K), the upper layer's
     radiation to the surfaces (W) and out of its openings to the outside (W, ``a_open`` m² of them, seen as
     black at the outside's temperature), both part of the upper layer's loss; ``qburn`` (kW) the heat release
-    actually burned."""
+    actually burned. ``t_surf`` (N,) the surface temperatures of conducting walls (:mod:`physics._kernels.
+    fire_walls`, their exposed faces at the start of the step), or empty for the lumped quasi-steady surface."""
     cv = par[P_CP] - par[P_R]
     t = max(par[P_TIME], 1e-9)
     for i in range(state.shape[0]):
@@ -651,8 +652,11 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open):
                 a_o = min(a_open[i], 0.5 * (a_u + area))
                 cr = SIGMA * (a_u + area - a_o) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
                 qout = SIGMA * eps_g * a_o * (tu ** 4 - par[P_TOUT] ** 4)
-        gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
-        ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
+        if t_surf.shape[0] > 0:  # conducting walls: their exposed face, explicit over the step
+            ts = t_surf[i]
+        else:
+            gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
+            ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
         src[i, 6] = ts
         for layer in range(2):
             mass = state[i, MU] if layer == 0 else state[i, ML]
@@ -1030,11 +1034,14 @@ def _merge_emptied(new_state, i, floor):
 
 
 @njit(cache=True)
-def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, lines):
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, lines,
+         t_surface=None, q_wall=None):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
     channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
     ``dp_guess`` the first guess of the pressure change (the last step's, say); overwritten by this one's;
-    ``lines`` the shaft lines of :func:`shaft_lines` (the preconditioner's blocks).
+    ``lines`` the shaft lines of :func:`shaft_lines` (the preconditioner's blocks). With conducting walls,
+    ``t_surface`` (N,) their exposed faces' temperatures and ``q_wall`` (N,) receives the heat (W) the gas
+    and the flame's radiation give each compartment's walls over the step (:mod:`physics._kernels.fire_walls`).
 
     Returns (Newton iterations, pressure error Pa, compartments overdrawn): a caller retries with a
     shorter step when the last is not 0.
@@ -1043,7 +1050,10 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     props = np.empty((n, NPROP))
     layer_props(state, geom, par, props)
     src = np.empty((n, NSRC))
-    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n))
+    wall_ts = np.empty(0)
+    if t_surface is not None:
+        wall_ts = t_surface
+    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n), wall_ts)
     # pressures with the donor temperatures the layer limiting will give (fixed point, a few passes)
     teff = np.empty((n, 2))
     teff[:, 0] = props[:, Q_TU]
@@ -1125,6 +1135,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
             _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
         tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
+        if q_wall is not None:
+            q_wall[i] = wu + wl - src[i, 8] + par[P_CHIR] * qburn[i] * 1000.0
         tally[T_LAYER_RAD] += src[i, 7] * dt
         tally[T_VENT_RAD] += src[i, 8] * dt
         tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt

@@ -307,7 +307,7 @@ def _surface_balance(gain, dcoef, cr, tu, ts):
     return gain - dcoef * ts + cr * (tu ** 4 - ts ** 4)
 
 
-def sources(state, geom, pr, par, q_kw, dt, a_open):
+def sources(state, geom, pr, par, q_kw, dt, a_open, t_surf=None):
     """(N, 9) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`
     (the surface temperature by Brent's method where the upper layer radiates)."""
     n = state.shape[0]
@@ -346,7 +346,9 @@ def sources(state, geom, pr, par, q_kw, dt, a_open):
                 cr = 5.670374419e-8 * (bound - ao) / (1 / eps_g + 1 / par[K.P_EPSW] - 1)
                 qout = 5.670374419e-8 * eps_g * ao * (pr["tu"][i] ** 4 - par[K.P_TOUT] ** 4)
         lin = gain / ((hc + hk) * (au + al))
-        if cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
+        if t_surf is not None:  # conducting walls: their exposed face
+            ts = t_surf[i]
+        elif cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
             f = partial(_surface_balance, gain, (hc + hk) * (au + al), cr, pr["tu"][i])
             lo, hi = min(lin, pr["tu"][i]), max(lin, pr["tu"][i])
             ts = brentq(f, lo, hi, xtol=1e-13, rtol=1e-15) if f(lo) * f(hi) < 0 else (lo if f(lo) == 0 else hi)
@@ -447,7 +449,7 @@ def reassign(chan, vchan, vidx, vvidx, fu, fl):
 
 
 def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally, dp_guess,
-         lines=None):
+         lines=None, t_surface=None, q_wall=None):
     """Same signature and results as :func:`physics._kernels.fire_zone.step` (the Component can swap it in;
     ``lines``, the kernel's preconditioner blocks, is not needed by a dense solve)."""
     n = state.shape[0]
@@ -459,7 +461,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     np.add.at(a_open, vidx[out_w, 0], (vent[:, K.V_W] * vent[:, K.V_OPEN] * (vent[:, K.V_TOP] - vent[:, K.V_BOT]))[out_w])
     out_c = vvidx[:, 1] < 0
     np.add.at(a_open, vvidx[out_c, 0], vvent[out_c, 0])
-    src, qb = sources(state, geom, pr, par, q_kw, dt, a_open)
+    src, qb = sources(state, geom, pr, par, q_kw, dt, a_open, t_surface)
     teff = np.stack([pr["tu"], pr["tl"]], axis=1)
     shares = np.ones((len(vvidx), 2))  # of the ceiling vents' flows up / down from the layer at the opening
     it = 0
@@ -548,6 +550,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
         ds[:, 0] += ys
         ds[:, 1] -= ys
     tally[K.T_WALLS] += np.sum((wu + wl - src[:, 8]) * dt)
+    if q_wall is not None:
+        q_wall[:] = wu + wl - src[:, 8] + par[K.P_CHIR] * qb * 1000
     tally[K.T_LAYER_RAD] += np.sum(src[:, 7] * dt)
     tally[K.T_VENT_RAD] += np.sum(src[:, 8] * dt)
     tally[K.T_RADIATED] += np.sum(par[K.P_CHIR] * qb * 1000 * dt)

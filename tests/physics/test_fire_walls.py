@@ -115,3 +115,31 @@ def test_wall_grid_spans_the_thickness_and_holds_its_heat_capacity():
     assert cap.sum() == pytest.approx(2400.0 * 750.0 * 0.2)
     assert np.all(np.diff(np.diff(x)) > 0)  # finer at the exposed face
     assert cond[0] == pytest.approx(1.6 / x[1])
+
+
+def test_zone_model_with_conducting_walls_conserves_energy_into_the_walls():
+    """The MQH room (physics.fire_cases.one_room) for 600 s with ``wall_conduction=True``: the gas balance closes to
+    round-off as before, and the heat the walls hold plus what left their back faces equals what the gas and the
+    flame's radiation gave them (the ``walls`` and ``radiated`` tallies), to round-off."""
+    from physics.fire_cases import one_room
+    from physics.fire_zone import FireZoneModel
+
+    case = one_room()
+    m = FireZoneModel(case.network, wall_conduction=True)
+    for _ in range(600):
+        m.q_kw[:] = case.q_kw(m.t + 0.5)
+        m.step(1.0)
+    bal = m.balance()
+    assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
+    into_walls = bal["walls"] + bal["radiated"]
+    assert m.wall_energy() - m._wall_e0 + m.wall_back_loss_j == pytest.approx(into_walls, rel=1e-11)
+    assert m.wall_t[0, 0] > m.wall_t[0, -1] > 293.15  # hot face, the 16 mm gypsum heated through
+
+
+def test_wall_nodes_are_validated():
+    from physics.fire_cases import one_room
+    from physics.fire_zone import FireZoneModel
+    from twin.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="wall_nodes"):
+        FireZoneModel(one_room().network, wall_conduction=True, wall_nodes=2)
