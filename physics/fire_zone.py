@@ -92,21 +92,24 @@ Physics and the choices made (each a stated assumption):
   and walls below), so a hot ceiling, and the floor the layer irradiates,
   warm the lower layer by convection as in CFAST. Walls are the perimeter of
   a square plan of the floor area (4·√A) times the height; openings are not
-  subtracted. ``wall_conduction=True`` replaces the quasi-steady surface by a
-  conducting slab per compartment (ceiling, walls and floor of its lining, area
-  2A + 4√A·H): 1-D transient conduction through its thickness by implicit finite
-  differences, CFAST's approach (:mod:`physics._kernels.fire_walls`, 12 nodes
-  graded toward the exposed face), the back face losing to the initial temperature
-  by h_c + 4·ε_w·σ·T³. Its exposed face is the surface the layers convect and
-  radiate to; it takes, over the step, what the layers give it plus the flame's
-  radiated fraction (explicit coupling: the face temperature of the step's start),
-  so the walls' heat plus their back losses equal the ``walls`` and ``radiated``
-  tallies to round-off. Validated against Carslaw & Jaeger's semi-infinite solid
-  and the steady slab (tests); it brings the CFAST comparisons 2-4 points closer
-  and reproduces EN 1991-1-2 Annex A's difference between a gypsum and a concrete
-  room (397 vs 403 K), which the lumped surface cannot (117 K). Off by default:
-  with it the gypsum room of Annex A peaks +18.4 % (lumped +12.7 %, within its
-  ±15 %), and the single slab per room is not yet CFAST's four surfaces.
+  subtracted. ``wall_conduction=True`` replaces the quasi-steady surface by
+  three conducting slabs of the compartment's lining, ceiling (A), walls (4√A·H)
+  and floor (A): 1-D transient conduction through the thickness by implicit finite
+  differences, CFAST's approach (:mod:`physics._kernels.fire_walls`, 12 nodes graded
+  toward the exposed face), the back face losing to the initial temperature by
+  h_c + 4·ε_w·σ·T³. The upper layer convects to the ceiling and the walls above the
+  interface, the lower layer to the floor and the walls below; the upper layer's
+  radiation is shared by area (across the interface to the floor and lower walls
+  by their areas), the flame's radiated fraction by area. The faces' temperatures
+  are those of the step's start (explicit coupling) and they take, over the step,
+  what the layers and the flame give them, so the walls' heat plus their back
+  losses equal the ``walls`` and ``radiated`` tallies to round-off. Validated
+  against Carslaw & Jaeger's semi-infinite solid and the steady slab (tests); it
+  brings the CFAST comparisons 2-4 points closer and reproduces EN 1991-1-2 Annex
+  A's difference between a gypsum and a concrete room (417 vs 403 K), which the
+  lumped surface cannot (117 K). Off by default: with it the gypsum room of Annex A
+  peaks +18.6 % (lumped +12.7 %, within its ±15 %); not modelled: radiation
+  between the surfaces, gypsum's calcination, a lining per surface.
 - **Layer radiation**: the upper layer is a grey gas of its soot, ε_g =
   1 − exp(−κ·L_m), κ = 1862·f_v·T (Tien, Lee & Stretton, "Radiation heat
   transfer", SFPE Handbook; f_v the soot volume fraction, soot density
@@ -397,7 +400,7 @@ class FireZoneModel(Component):
             a = self.arrays
             # the last step's pressure change, as a rate (none after a failed try)
             guess = self._dp_last * (dt / self._dt_last) if _ == 0 else np.zeros_like(self._dp_last)
-            walls = (np.ascontiguousarray(self.wall_t[:, 0]), self._q_wall) if self.wall_conduction else ()
+            walls = (np.ascontiguousarray(self.wall_t[:, :, 0]), self._q_wall) if self.wall_conduction else ()
             it, err, bad = self._kernel_step(self.state, a["geom"], self.par, a["vent"], a["vidx"], a["vvent"],
                                              a["vvidx"], q, dt, new, self.chan, self.vchan, self.q_burned, tally,
                                              guess, self._lines, *walls)
@@ -416,7 +419,8 @@ class FireZoneModel(Component):
                               "check the network for a tiny compartment behind a large vent")
 
     def _init_walls(self, t_in: np.ndarray, on: bool, nodes: int) -> None:
-        """The conducting walls' grids and node temperatures (one slab per compartment: ceiling, walls, floor)."""
+        """The conducting walls: per compartment three slabs of its lining (ceiling, walls, floor), their grids and
+        node temperatures ``wall_t`` (N, 3, nodes)."""
         self.wall_conduction = bool(on)
         n = self.network.n_compartments
         if not 3 <= int(nodes) <= 60:
@@ -425,28 +429,30 @@ class FireZoneModel(Component):
         rows = [WK.wall_grid(net.wall_k[i], net.wall_rho[i], net.wall_c[i], net.wall_thickness_m[i], n=int(nodes))
                 for i in range(n)]
         self.wall_depth_m = np.stack([r[0] for r in rows])
-        self._wall_cap = np.ascontiguousarray(np.stack([r[1] for r in rows]))
-        self._wall_cond = np.ascontiguousarray(np.stack([r[2] for r in rows]))
-        self.wall_area_m2 = 2.0 * g[:, K.G_AREA] + g[:, K.G_PERIM] * g[:, K.G_H]
-        self.wall_t = np.repeat(t_in[:, None], int(nodes), axis=1)
+        self._wall_cap = np.ascontiguousarray(np.repeat(np.stack([r[1] for r in rows]), 3, axis=0))
+        self._wall_cond = np.ascontiguousarray(np.repeat(np.stack([r[2] for r in rows]), 3, axis=0))
+        self.wall_area_m2 = np.stack([g[:, K.G_AREA], g[:, K.G_PERIM] * g[:, K.G_H], g[:, K.G_AREA]], axis=1)
+        self.wall_t = np.repeat(t_in[:, None, None], 3, axis=1).repeat(int(nodes), axis=2)
         # the back face to the space behind at the initial temperature: convection + radiation linearised there
-        self._wall_back_t = t_in.copy()
-        self._wall_h_back = self.par[K.P_HCONV] + 4.0 * self.par[K.P_EPSW] * K.SIGMA * t_in ** 3
-        self._q_wall = np.zeros(n)
-        self._wall_scratch = np.empty((n, 2 * int(nodes)))
+        self._wall_back_t = np.repeat(t_in, 3)
+        self._wall_h_back = self.par[K.P_HCONV] + 4.0 * self.par[K.P_EPSW] * K.SIGMA * self._wall_back_t ** 3
+        self._q_wall = np.zeros((n, 3))
+        self._wall_scratch = np.empty((3 * n, 2 * int(nodes)))
         self.wall_back_loss_j = 0.0
         self._wall_e0 = self.wall_energy()
 
     def _advance_walls(self, dt: float) -> None:
-        flux = self._q_wall / self.wall_area_m2
-        WK.advance(self.wall_t, self._wall_cap, self._wall_cond, flux, self._wall_h_back, self._wall_back_t, dt,
+        flux = (self._q_wall / self.wall_area_m2).ravel()
+        temps = self.wall_t.reshape(-1, self.wall_t.shape[2])
+        WK.advance(temps, self._wall_cap, self._wall_cond, flux, self._wall_h_back, self._wall_back_t, dt,
                    self._wall_scratch)
-        self.wall_back_loss_j += float(np.sum(self._wall_h_back * (self.wall_t[:, -1] - self._wall_back_t)
-                                              * self.wall_area_m2)) * dt
+        self.wall_back_loss_j += float(np.sum(self._wall_h_back * (temps[:, -1] - self._wall_back_t)
+                                              * self.wall_area_m2.ravel())) * dt
 
     def wall_energy(self) -> float:
         """Heat held in the conducting walls above 0 K (J; all compartments' slabs)."""
-        return float(np.sum(self._wall_cap * self.wall_t * self.wall_area_m2[:, None]))
+        temps = self.wall_t.reshape(-1, self.wall_t.shape[2])
+        return float(np.sum(self._wall_cap * temps * self.wall_area_m2.reshape(-1, 1)))
 
     #: one step of the kernel (tests swap in the numpy reference)
     _kernel_step = staticmethod(K.step)

@@ -597,14 +597,75 @@ def open_area(vent, vidx, vvent, vvidx, n):
 
 
 @njit(cache=True)
-def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf):
+def _conducting_surfaces(i, state, geom, props, par, dt, cr, qout, t_surf, qburn_kw, src, qs):
+    """Layer losses of compartment ``i`` to three conducting faces, ceiling / walls / floor at ``t_surf[i]``: the
+    upper layer convects to the ceiling and the walls above the interface, the lower layer to the floor and the
+    walls below (h_c); the upper layer radiates (``cr``·(T_u⁴ − T_s⁴) in all) to the ceiling, the walls above and,
+    through the clear lower layer, across the interface to the floor and the walls below, shared by area (the
+    interface's share split between floor and lower walls by their areas); the flame's radiated fraction lands
+    by area. Each layer's loss is capped as the lumped surface's (at what brings it to its farthest face); ``qs[i]``
+    the heat each face takes (W), ``src[i, 4..8]`` as :func:`fire_sources`, ``src[i, 6]`` the faces' mean by area."""
+    cv = par[P_CP] - par[P_R]
+    hc = par[P_HCONV]
+    perim, area, hgt = geom[i, G_PERIM], geom[i, G_AREA], geom[i, G_H]
+    hl = props[i, Q_ZI] - geom[i, G_BASE]
+    wall_up, wall_lo = perim * (hgt - hl), perim * hl
+    bound = 2.0 * area + wall_up
+    below = area + wall_lo
+    rad = (area / bound, (wall_up + area * wall_lo / below) / bound, area * area / below / bound)
+    conv_u = (area, wall_up, 0.0)
+    conv_l = (0.0, wall_lo, area)
+    total = 2.0 * area + perim * hgt
+    flame = par[P_CHIR] * qburn_kw * 1000.0
+    face_area = (area, perim * hgt, area)
+    for f in range(3):
+        qs[i, f] = flame * face_area[f] / total
+    src[i, 6] = (area * (t_surf[i, 0] + t_surf[i, 2]) + perim * hgt * t_surf[i, 1]) / total
+    for layer in range(2):
+        has = props[i, Q_HASU] if layer == 0 else props[i, Q_HASL]
+        if has <= 0.0:
+            continue
+        mass = state[i, MU] if layer == 0 else state[i, ML]
+        temp = props[i, Q_TU] if layer == 0 else props[i, Q_TL]
+        q = 0.0
+        qrad = 0.0
+        far = 0.0
+        for f in range(3):
+            ts = t_surf[i, f]
+            conv = conv_u[f] if layer == 0 else conv_l[f]
+            r = cr * rad[f] * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+            if conv > 0.0 or r != 0.0:
+                far = max(far, abs(temp - ts))
+            q += hc * conv * (temp - ts) + r
+            qrad += r
+        cap = cv * mass * far / dt
+        scale = cap / abs(q) if abs(q) > cap else 1.0
+        for f in range(3):
+            ts = t_surf[i, f]
+            conv = conv_u[f] if layer == 0 else conv_l[f]
+            r = cr * rad[f] * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+            qs[i, f] += scale * (hc * conv * (temp - ts) + r)
+        q *= scale
+        qrad *= scale
+        qo = 0.0
+        if layer == 0 and qout > 0.0:
+            qo = min(qout, max(cv * mass * (temp - par[P_TOUT]) / dt - q, 0.0))
+        src[i, 4 + layer] = q + qo
+        if layer == 0:
+            src[i, 7] = qrad
+            src[i, 8] = qo
+
+
+@njit(cache=True)
+def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf, qs):
     """Fire, plume and wall terms of every compartment into ``src`` (N, NSRC): entrainment (kg/s),
     fuel burned (kg/s), O2 consumed (kg/s), convective release (W), upper layer's loss (W: to the walls and out
     of the openings), lower layer's loss to the walls (W), the wall surface temperature (K), the upper layer's
     radiation to the surfaces (W) and out of its openings to the outside (W, ``a_open`` m² of them, seen as
     black at the outside's temperature), both part of the upper layer's loss; ``qburn`` (kW) the heat release
-    actually burned. ``t_surf`` (N,) the surface temperatures of conducting walls (:mod:`physics._kernels.
-    fire_walls`, their exposed faces at the start of the step), or empty for the lumped quasi-steady surface."""
+    actually burned. ``t_surf`` (N, 3) the exposed faces of conducting walls (:mod:`physics._kernels.fire_walls`;
+    ceiling, walls, floor at the start of the step), or empty (0 rows) for the lumped quasi-steady surface;
+    then ``qs`` (N, 3) receives the heat (W) each of them takes (:func:`_conducting_surfaces`)."""
     cv = par[P_CP] - par[P_R]
     t = max(par[P_TIME], 1e-9)
     for i in range(state.shape[0]):
@@ -652,11 +713,11 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf):
                 a_o = min(a_open[i], 0.5 * (a_u + area))
                 cr = SIGMA * (a_u + area - a_o) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
                 qout = SIGMA * eps_g * a_o * (tu ** 4 - par[P_TOUT] ** 4)
-        if t_surf.shape[0] > 0:  # conducting walls: their exposed face, explicit over the step
-            ts = t_surf[i]
-        else:
-            gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
-            ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
+        if t_surf.shape[0] > 0:  # conducting walls: three faces, explicit over the step
+            _conducting_surfaces(i, state, geom, props, par, dt, cr, qout, t_surf, qburn[i], src, qs)
+            continue
+        gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
+        ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
         src[i, 6] = ts
         for layer in range(2):
             mass = state[i, MU] if layer == 0 else state[i, ML]
@@ -1040,8 +1101,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
     ``dp_guess`` the first guess of the pressure change (the last step's, say); overwritten by this one's;
     ``lines`` the shaft lines of :func:`shaft_lines` (the preconditioner's blocks). With conducting walls,
-    ``t_surface`` (N,) their exposed faces' temperatures and ``q_wall`` (N,) receives the heat (W) the gas
-    and the flame's radiation give each compartment's walls over the step (:mod:`physics._kernels.fire_walls`).
+    ``t_surface`` (N, 3) their exposed faces' temperatures (ceiling, walls, floor) and ``q_wall`` (N, 3) receives
+    the heat (W) the gas and the flame's radiation give each face over the step (:mod:`physics._kernels.fire_walls`).
 
     Returns (Newton iterations, pressure error Pa, compartments overdrawn): a caller retries with a
     shorter step when the last is not 0.
@@ -1050,10 +1111,11 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     props = np.empty((n, NPROP))
     layer_props(state, geom, par, props)
     src = np.empty((n, NSRC))
-    wall_ts = np.empty(0)
+    wall_ts = np.empty((0, 3))
     if t_surface is not None:
         wall_ts = t_surface
-    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n), wall_ts)
+    qs = np.zeros((n, 3))
+    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n), wall_ts, qs)
     # pressures with the donor temperatures the layer limiting will give (fixed point, a few passes)
     teff = np.empty((n, 2))
     teff[:, 0] = props[:, Q_TU]
@@ -1136,7 +1198,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
             _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
         tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
         if q_wall is not None:
-            q_wall[i] = wu + wl - src[i, 8] + par[P_CHIR] * qburn[i] * 1000.0
+            for f in range(3):
+                q_wall[i, f] = qs[i, f]
         tally[T_LAYER_RAD] += src[i, 7] * dt
         tally[T_VENT_RAD] += src[i, 8] * dt
         tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt

@@ -307,7 +307,39 @@ def _surface_balance(gain, dcoef, cr, tu, ts):
     return gain - dcoef * ts + cr * (tu ** 4 - ts ** 4)
 
 
-def sources(state, geom, pr, par, q_kw, dt, a_open, t_surf=None):
+def _faces(i, state, geom, pr, par, dt, cr, qout, ts, qb, src, qs):
+    """Compartment ``i``'s layers against three conducting faces ``ts`` (ceiling, walls, floor), as the kernel's
+    ``_conducting_surfaces``: convection by contact, the upper layer's radiation shared by area (across the
+    interface to the floor and the lower walls by their areas), the flame's by area, each layer's loss capped
+    at what brings it to its farthest face."""
+    cv, hc = par[K.P_CP] - par[K.P_R], par[K.P_HCONV]
+    perim, area, hgt = geom[i, K.G_PERIM], geom[i, K.G_AREA], geom[i, K.G_H]
+    hl = pr["zi"][i] - geom[i, K.G_BASE]
+    wu, wl = perim * (hgt - hl), perim * hl
+    rad = np.array([area, wu + area * wl / (area + wl), area * area / (area + wl)]) / (2 * area + wu)
+    faces = np.array([area, perim * hgt, area])
+    qs[i] = par[K.P_CHIR] * qb * 1000 * faces / faces.sum()
+    src[i, 6] = faces @ ts / faces.sum()
+    for layer, conv in ((0, np.array([area, wu, 0.0])), (1, np.array([0.0, wl, area]))):
+        if not (pr["hasu"] if layer == 0 else pr["hasl"])[i]:
+            continue
+        temp = pr["tu"][i] if layer == 0 else pr["tl"][i]
+        mass = state[i, K.MU] if layer == 0 else state[i, K.ML]
+        r = cr * rad * (temp ** 4 - ts ** 4) if layer == 0 else np.zeros(3)
+        q = hc * conv * (temp - ts) + r
+        touched = (conv > 0) | (r != 0)
+        cap = cv * mass * (np.max(np.abs(temp - ts)[touched]) if touched.any() else 0.0) / dt
+        scale = min(1.0, cap / abs(q.sum())) if q.sum() != 0 else 1.0
+        qs[i] += scale * q
+        qo = 0.0
+        if layer == 0 and qout > 0:
+            qo = float(np.clip(cv * mass * (temp - par[K.P_TOUT]) / dt - scale * q.sum(), 0.0, qout))
+        src[i, 4 + layer] = scale * q.sum() + qo
+        if layer == 0:
+            src[i, 7:9] = scale * r.sum(), qo
+
+
+def sources(state, geom, pr, par, q_kw, dt, a_open, t_surf=None, qs=None):
     """(N, 9) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`
     (the surface temperature by Brent's method where the upper layer radiates)."""
     n = state.shape[0]
@@ -346,9 +378,10 @@ def sources(state, geom, pr, par, q_kw, dt, a_open, t_surf=None):
                 cr = 5.670374419e-8 * (bound - ao) / (1 / eps_g + 1 / par[K.P_EPSW] - 1)
                 qout = 5.670374419e-8 * eps_g * ao * (pr["tu"][i] ** 4 - par[K.P_TOUT] ** 4)
         lin = gain / ((hc + hk) * (au + al))
-        if t_surf is not None:  # conducting walls: their exposed face
-            ts = t_surf[i]
-        elif cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
+        if t_surf is not None:  # conducting walls: three faces
+            _faces(i, state, geom, pr, par, dt, cr, qout, t_surf[i], qb_all[i], src, qs)
+            continue
+        if cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
             f = partial(_surface_balance, gain, (hc + hk) * (au + al), cr, pr["tu"][i])
             lo, hi = min(lin, pr["tu"][i]), max(lin, pr["tu"][i])
             ts = brentq(f, lo, hi, xtol=1e-13, rtol=1e-15) if f(lo) * f(hi) < 0 else (lo if f(lo) == 0 else hi)
@@ -461,7 +494,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     np.add.at(a_open, vidx[out_w, 0], (vent[:, K.V_W] * vent[:, K.V_OPEN] * (vent[:, K.V_TOP] - vent[:, K.V_BOT]))[out_w])
     out_c = vvidx[:, 1] < 0
     np.add.at(a_open, vvidx[out_c, 0], vvent[out_c, 0])
-    src, qb = sources(state, geom, pr, par, q_kw, dt, a_open, t_surface)
+    qs = np.zeros((n, 3))
+    src, qb = sources(state, geom, pr, par, q_kw, dt, a_open, t_surface, qs)
     teff = np.stack([pr["tu"], pr["tl"]], axis=1)
     shares = np.ones((len(vvidx), 2))  # of the ceiling vents' flows up / down from the layer at the opening
     it = 0
@@ -551,7 +585,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
         ds[:, 1] -= ys
     tally[K.T_WALLS] += np.sum((wu + wl - src[:, 8]) * dt)
     if q_wall is not None:
-        q_wall[:] = wu + wl - src[:, 8] + par[K.P_CHIR] * qb * 1000
+        q_wall[:] = qs
     tally[K.T_LAYER_RAD] += np.sum(src[:, 7] * dt)
     tally[K.T_VENT_RAD] += np.sum(src[:, 8] * dt)
     tally[K.T_RADIATED] += np.sum(par[K.P_CHIR] * qb * 1000 * dt)

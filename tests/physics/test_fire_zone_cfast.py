@@ -175,18 +175,18 @@ def test_three_storey_stack_upper_stairs_against_cfast(both, stair):
 
 #: (case, compartment, largest T error, largest z error) with conducting walls (``wall_conduction=True``), z over the
 #: whole run except the upper stairs' (from 600 s, as above)
-WALLS = [("one_room", "room", 0.137, 0.08), ("two_rooms", "fire room", 0.143, 0.06),
-         ("two_rooms", "next room", 0.085, 0.08), ("three_storey_stack", "room 0", 0.129, 0.07),
-         ("three_storey_stack", "stair 0", 0.026, 0.21), ("three_storey_stack", "stair 1", 0.026, 0.04),
-         ("three_storey_stack", "stair 2", 0.043, 0.04)]
+WALLS = [("one_room", "room", 0.139, 0.08), ("two_rooms", "fire room", 0.145, 0.06),
+         ("two_rooms", "next room", 0.089, 0.08), ("three_storey_stack", "room 0", 0.130, 0.07),
+         ("three_storey_stack", "stair 0", 0.026, 0.21), ("three_storey_stack", "stair 1", 0.026, 0.05),
+         ("three_storey_stack", "stair 2", 0.043, 0.05)]
 
 
 @pytest.mark.parametrize(("name", "compartment", "t_measured", "z_measured"), WALLS)
 def test_with_conducting_walls_against_cfast(both, name, compartment, t_measured, z_measured):
-    """With 1-D conducting walls, CFAST's own wall model (implicit finite differences through each lining; here one
-    slab per compartment), every compared layer stays within ±20 % / ±0.3 m and the temperatures come closer to
-    CFAST's (one room +13.7 % vs +16.3 % lumped, fire room of two +14.3 % vs +17.7 %, stack fire room +12.9 % vs
-    +16.8 %): the walls warm and give back less than MQH's quasi-steady conductance takes."""
+    """With 1-D conducting walls, CFAST's own wall model (implicit finite differences through each lining; here
+    ceiling, walls and floor per compartment), every compared layer stays within ±20 % / ±0.3 m and the
+    temperatures come closer to CFAST's (one room +13.9 % vs +16.3 % lumped, fire room of two +14.5 % vs +17.7 %,
+    stack fire room +13.0 % vs +16.8 %): the walls warm and take less than MQH's quasi-steady conductance."""
     case, ds, zone = both[name + "_walls"]
     t_err, z_err = _errors(case, ds, zone, compartment)
     if compartment in ("stair 1", "stair 2"):
