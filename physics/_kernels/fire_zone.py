@@ -79,8 +79,8 @@ NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
  P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_SPARE, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
- P_EPSW) = range(25)
-NPAR = 25
+ P_EPSW, P_VDEP) = range(26)
+NPAR = 26
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
 #: approximate the reduced Kelvin-Helmholtz type mixing").
 COLD_JET_FACTOR = 0.25
@@ -480,6 +480,51 @@ def door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
 
 
 @njit(cache=True)
+def _flow_temperature(side, c_u, c_l, props, par):
+    """Mixed temperature of ``c_u`` kg/s from ``side``'s upper layer and ``c_l`` from its lower (outside: T_out)."""
+    if side < 0:
+        return par[P_TOUT]
+    return (c_u * props[side, Q_TU] + c_l * props[side, Q_TL]) / (c_u + c_l)
+
+
+@njit(cache=True)
+def ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, vdest):
+    """Where the flows through the ceiling vents land, and what they entrain on the way (``vdest`` (K, 2): layer of
+    the receiver for the flow up and for the flow down, −1 for the default rule; entrainment added to ``mix``).
+
+    Up, into the upper compartment's lower layer at its floor: gas lighter than that lower layer (by ``hot_dt``)
+    rises to the upper layer (CFAST's ``vertical_flow`` rule). Down, into the lower compartment's upper layer at
+    its ceiling: gas lighter than that upper layer stays in it; denser gas falls through it as a negatively
+    buoyant plume (Heskestad's entrainment over the upper layer's depth with the excess enthalpy flow
+    c_p·(T_u − T)·ṁ, the vent's equivalent diameter, × 0.25 for a cold plume falling through a hot layer as
+    CFAST's ``spill_plume``; at most half the layer in the step ``dt``), and the mixture joins the upper layer
+    unless it is denser than the lower layer, where it lands with what it entrained (upper → lower in ``mix``)."""
+    cp, hot = par[P_CP], par[P_HOT]
+    for k in range(vvidx.shape[0]):
+        lo, up = vvidx[k, 0], vvidx[k, 1]
+        d = math.sqrt(4.0 * vvent[k, 0] / math.pi)
+        m_up = vchan[k, 0] + vchan[k, 1]
+        if up >= 0 and m_up > 0.0 and props[up, Q_HASL] > 0.0:
+            if _flow_temperature(lo, vchan[k, 0], vchan[k, 1], props, par) > props[up, Q_TL] + hot:
+                vdest[k, 0] = 0
+        m_dn = vchan[k, 2] + vchan[k, 3]
+        if m_dn > 0.0 and props[lo, Q_HASU] > 0.0 and props[lo, Q_HASL] > 0.0:
+            t_d = _flow_temperature(up, vchan[k, 2], vchan[k, 3], props, par)
+            tu, tl = props[lo, Q_TU], props[lo, Q_TL]
+            if t_d >= tu:
+                vdest[k, 1] = 0
+                continue
+            q = cp * (tu - t_d) * m_dn / 1000.0
+            z = geom[lo, G_BASE] + geom[lo, G_H] - props[lo, Q_ZI]
+            ent = min(COLD_JET_FACTOR * heskestad_entrainment(q, z, q, d), 0.5 * state[lo, MU] / dt)
+            if (m_dn * t_d + ent * tu) / (m_dn + ent) > tl + hot:
+                vdest[k, 1] = 0
+            else:
+                vdest[k, 1] = 1
+                mix[lo, 1] += ent
+
+
+@njit(cache=True)
 def heskestad_entrainment(qc_kw, z_m, q_kw, d_m):
     """Plume mass flow (kg/s) at height ``z_m`` above the fire (Heskestad, SFPE Handbook ch. 2-1).
 
@@ -557,13 +602,75 @@ def open_area(vent, vidx, vvent, vvidx, n):
 
 
 @njit(cache=True)
-def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open):
+def _conducting_surfaces(i, state, geom, props, par, dt, cr, qout, t_surf, qburn_kw, src, qs):
+    """Layer losses of compartment ``i`` to three conducting faces, ceiling / walls / floor at ``t_surf[i]``: the
+    upper layer convects to the ceiling and the walls above the interface, the lower layer to the floor and the
+    walls below (h_c); the upper layer radiates (``cr``·(T_u⁴ − T_s⁴) in all) to the ceiling, the walls above and,
+    through the clear lower layer, across the interface to the floor and the walls below, shared by area (the
+    interface's share split between floor and lower walls by their areas); the flame's radiated fraction lands
+    by area. Each layer's loss is capped as the lumped surface's (at what brings it to its farthest face); ``qs[i]``
+    the heat each face takes (W), ``src[i, 4..8]`` as :func:`fire_sources`, ``src[i, 6]`` the faces' mean by area."""
+    cv = par[P_CP] - par[P_R]
+    hc = par[P_HCONV]
+    perim, area, hgt = geom[i, G_PERIM], geom[i, G_AREA], geom[i, G_H]
+    hl = props[i, Q_ZI] - geom[i, G_BASE]
+    wall_up, wall_lo = perim * (hgt - hl), perim * hl
+    bound = 2.0 * area + wall_up
+    below = area + wall_lo
+    rad = (area / bound, (wall_up + area * wall_lo / below) / bound, area * area / below / bound)
+    conv_u = (area, wall_up, 0.0)
+    conv_l = (0.0, wall_lo, area)
+    total = 2.0 * area + perim * hgt
+    flame = par[P_CHIR] * qburn_kw * 1000.0
+    face_area = (area, perim * hgt, area)
+    for f in range(3):
+        qs[i, f] = flame * face_area[f] / total
+    src[i, 6] = (area * (t_surf[i, 0] + t_surf[i, 2]) + perim * hgt * t_surf[i, 1]) / total
+    for layer in range(2):
+        has = props[i, Q_HASU] if layer == 0 else props[i, Q_HASL]
+        if has <= 0.0:
+            continue
+        mass = state[i, MU] if layer == 0 else state[i, ML]
+        temp = props[i, Q_TU] if layer == 0 else props[i, Q_TL]
+        q = 0.0
+        qrad = 0.0
+        far = 0.0
+        for f in range(3):
+            ts = t_surf[i, f]
+            conv = conv_u[f] if layer == 0 else conv_l[f]
+            r = cr * rad[f] * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+            if conv > 0.0 or r != 0.0:
+                far = max(far, abs(temp - ts))
+            q += hc * conv * (temp - ts) + r
+            qrad += r
+        cap = cv * mass * far / dt
+        scale = cap / abs(q) if abs(q) > cap else 1.0
+        for f in range(3):
+            ts = t_surf[i, f]
+            conv = conv_u[f] if layer == 0 else conv_l[f]
+            r = cr * rad[f] * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+            qs[i, f] += scale * (hc * conv * (temp - ts) + r)
+        q *= scale
+        qrad *= scale
+        qo = 0.0
+        if layer == 0 and qout > 0.0:
+            qo = min(qout, max(cv * mass * (temp - par[P_TOUT]) / dt - q, 0.0))
+        src[i, 4 + layer] = q + qo
+        if layer == 0:
+            src[i, 7] = qrad
+            src[i, 8] = qo
+
+
+@njit(cache=True)
+def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf, qs):
     """Fire, plume and wall terms of every compartment into ``src`` (N, NSRC): entrainment (kg/s),
     fuel burned (kg/s), O2 consumed (kg/s), convective release (W), upper layer's loss (W: to the walls and out
     of the openings), lower layer's loss to the walls (W), the wall surface temperature (K), the upper layer's
     radiation to the surfaces (W) and out of its openings to the outside (W, ``a_open`` m² of them, seen as
     black at the outside's temperature), both part of the upper layer's loss; ``qburn`` (kW) the heat release
-    actually burned."""
+    actually burned. ``t_surf`` (N, 3) the exposed faces of conducting walls (:mod:`physics._kernels.fire_walls`;
+    ceiling, walls, floor at the start of the step), or empty (0 rows) for the lumped quasi-steady surface;
+    then ``qs`` (N, 3) receives the heat (W) each of them takes (:func:`_conducting_surfaces`)."""
     cv = par[P_CP] - par[P_R]
     t = max(par[P_TIME], 1e-9)
     for i in range(state.shape[0]):
@@ -611,6 +718,9 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open):
                 a_o = min(a_open[i], 0.5 * (a_u + area))
                 cr = SIGMA * (a_u + area - a_o) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
                 qout = SIGMA * eps_g * a_o * (tu ** 4 - par[P_TOUT] ** 4)
+        if t_surf.shape[0] > 0:  # conducting walls: three faces, explicit over the step
+            _conducting_surfaces(i, state, geom, props, par, dt, cr, qout, t_surf, qburn[i], src, qs)
+            continue
         gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
         ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
         src[i, 6] = ts
@@ -940,8 +1050,9 @@ def _reassign(ch, v, c0, fu, fl):
 
 
 @njit(cache=True)
-def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tally):
-    """Move ``flow`` kg/s for ``dt`` from (donor, dlayer) to ``recv`` (the layer its temperature picks)."""
+def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tally, dest=-1):
+    """Move ``flow`` kg/s for ``dt`` from (donor, dlayer) to ``recv``: into layer ``dest`` (0 upper, 1 lower) or, where
+    ``dest`` is −1, the layer its temperature picks."""
     if flow <= 0.0:
         return
     mass = flow * dt
@@ -961,7 +1072,10 @@ def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tall
         tally[T_H_IN] += h
     if recv >= 0:
         tu, tl = props[recv, Q_TU], props[recv, Q_TL]
-        rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[P_HOT]) else 1
+        if dest >= 0:
+            rl = dest
+        else:
+            rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[P_HOT]) else 1
         dm[recv, rl] += mass
         dh[recv, rl] += h
     else:
@@ -1024,11 +1138,14 @@ def _merge_emptied(new_state, i, floor):
 
 
 @njit(cache=True)
-def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, plan):
+def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, plan,
+         t_surface=None, q_wall=None):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
     channels into ``chan``/``vchan``, burned heat release into ``qburn``, sums added to ``tally``;
     ``dp_guess`` the first guess of the pressure change (the last step's, say); overwritten by this one's;
-    ``plan`` the factorisation plan of :func:`ldl_plan` (the pressure Jacobian's pattern).
+    ``plan`` the factorisation plan of :func:`ldl_plan` (the pressure Jacobian's pattern). With conducting walls,
+    ``t_surface`` (N, 3) their exposed faces' temperatures (ceiling, walls, floor) and ``q_wall`` (N, 3) receives
+    the heat (W) the gas and the flame's radiation give each face over the step (:mod:`physics._kernels.fire_walls`).
 
     Returns (Newton iterations, pressure error Pa, compartments overdrawn): a caller retries with a
     shorter step when the last is not 0.
@@ -1037,7 +1154,11 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     props = np.empty((n, NPROP))
     layer_props(state, geom, par, props)
     src = np.empty((n, NSRC))
-    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n))
+    wall_ts = np.empty((0, 3))
+    if t_surface is not None:
+        wall_ts = t_surface
+    qs = np.zeros((n, 3))
+    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n), wall_ts, qs)
     # pressures with the donor temperatures the layer limiting will give (brought along in the Newton loop)
     teff = np.empty((n, 2))
     teff[:, 0] = props[:, Q_TU]
@@ -1059,6 +1180,9 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     if par[P_MIX] > 0.0:
         pf = props[:, Q_P] + dp
         door_jets(pf, vent, vidx, vs, vl, props, par, teff, np.empty((vidx.shape[0], 4)), mix)
+    vdest = np.full((vvidx.shape[0], 2), -1, np.int64)
+    if par[P_VDEP] > 0.0:
+        ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, vdest)
     dm = np.zeros((n, 2))
     dh = np.zeros((n, 2))
     ds = np.zeros((n, 2, NSP))
@@ -1070,10 +1194,14 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         _transfer(chan[v, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally)
     for k in range(vvidx.shape[0]):
         a, b = vvidx[k, 0], vvidx[k, 1]
-        _transfer(vchan[k, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(vchan[k, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(vchan[k, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(vchan[k, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally)
+        _transfer(vchan[k, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 0])
+        _transfer(vchan[k, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 0])
+        _transfer(vchan[k, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 1])
+        _transfer(vchan[k, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally,
+                  vdest[k, 1])
     cp = par[P_CP]
     gamma = cp / (cp - par[P_R])
     gm1 = gamma - 1.0
@@ -1099,6 +1227,9 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
         if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
             _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
         tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
+        if q_wall is not None:
+            for f in range(3):
+                q_wall[i, f] = qs[i, f]
         tally[T_LAYER_RAD] += src[i, 7] * dt
         tally[T_VENT_RAD] += src[i, 8] * dt
         tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt

@@ -268,11 +268,78 @@ def heskestad(qc, z, q, d):
     return 0.071 * qc ** (1 / 3) * dz ** (5 / 3) * (1 + 0.026 * qc ** (2 / 3) * dz ** (-5 / 3))
 
 
+def ceiling_plumes(vchan, vvidx, vvent, geom, pr, par, state, dt):
+    """(landing layer (K, 2) of each ceiling vent's flow up / down, −1 for the temperature rule; (N, 2) entrainment
+    kg/s lower → upper, upper → lower): gas lighter than the receiver's lower layer rises to its upper layer;
+    gas falling into an upper layer colder than it entrains it over its depth (Heskestad, × 0.25) and lands in
+    the lower layer only if the mixture is no lighter than that layer (at most half the layer in ``dt``)."""
+    dest = -np.ones((len(vvidx), 2), int)
+    mix = np.zeros((len(geom), 2))
+    hot, cp = par[K.P_HOT], par[K.P_CP]
+
+    def t_flow(side, c_u, c_l):
+        return par[K.P_TOUT] if side < 0 else (c_u * pr["tu"][side] + c_l * pr["tl"][side]) / (c_u + c_l)
+
+    for k, (lo, up) in enumerate(vvidx):
+        d = np.sqrt(4 * vvent[k, 0] / np.pi)
+        if up >= 0 and vchan[k, :2].sum() > 0 and pr["hasl"][up]:
+            if t_flow(lo, vchan[k, 0], vchan[k, 1]) > pr["tl"][up] + hot:
+                dest[k, 0] = 0
+        m = vchan[k, 2:].sum()
+        if m > 0 and pr["hasu"][lo] and pr["hasl"][lo]:
+            t_d = t_flow(up, vchan[k, 2], vchan[k, 3])
+            tu, tl = pr["tu"][lo], pr["tl"][lo]
+            if t_d >= tu:
+                dest[k, 1] = 0
+                continue
+            q = cp * (tu - t_d) * m / 1000
+            ent = min(0.25 * heskestad(q, geom[lo, K.G_BASE] + geom[lo, K.G_H] - pr["zi"][lo], q, d),
+                      0.5 * state[lo, K.MU] / dt)
+            if (m * t_d + ent * tu) / (m + ent) > tl + hot:
+                dest[k, 1] = 0
+            else:
+                dest[k, 1] = 1
+                mix[lo, 1] += ent
+    return dest, mix
+
+
 def _surface_balance(gain, dcoef, cr, tu, ts):
     return gain - dcoef * ts + cr * (tu ** 4 - ts ** 4)
 
 
-def sources(state, geom, pr, par, q_kw, dt, a_open):
+def _faces(i, state, geom, pr, par, dt, cr, qout, ts, qb, src, qs):
+    """Compartment ``i``'s layers against three conducting faces ``ts`` (ceiling, walls, floor), as the kernel's
+    ``_conducting_surfaces``: convection by contact, the upper layer's radiation shared by area (across the
+    interface to the floor and the lower walls by their areas), the flame's by area, each layer's loss capped
+    at what brings it to its farthest face."""
+    cv, hc = par[K.P_CP] - par[K.P_R], par[K.P_HCONV]
+    perim, area, hgt = geom[i, K.G_PERIM], geom[i, K.G_AREA], geom[i, K.G_H]
+    hl = pr["zi"][i] - geom[i, K.G_BASE]
+    wu, wl = perim * (hgt - hl), perim * hl
+    rad = np.array([area, wu + area * wl / (area + wl), area * area / (area + wl)]) / (2 * area + wu)
+    faces = np.array([area, perim * hgt, area])
+    qs[i] = par[K.P_CHIR] * qb * 1000 * faces / faces.sum()
+    src[i, 6] = faces @ ts / faces.sum()
+    for layer, conv in ((0, np.array([area, wu, 0.0])), (1, np.array([0.0, wl, area]))):
+        if not (pr["hasu"] if layer == 0 else pr["hasl"])[i]:
+            continue
+        temp = pr["tu"][i] if layer == 0 else pr["tl"][i]
+        mass = state[i, K.MU] if layer == 0 else state[i, K.ML]
+        r = cr * rad * (temp ** 4 - ts ** 4) if layer == 0 else np.zeros(3)
+        q = hc * conv * (temp - ts) + r
+        touched = (conv > 0) | (r != 0)
+        cap = cv * mass * (np.max(np.abs(temp - ts)[touched]) if touched.any() else 0.0) / dt
+        scale = min(1.0, cap / abs(q.sum())) if q.sum() != 0 else 1.0
+        qs[i] += scale * q
+        qo = 0.0
+        if layer == 0 and qout > 0:
+            qo = float(np.clip(cv * mass * (temp - par[K.P_TOUT]) / dt - scale * q.sum(), 0.0, qout))
+        src[i, 4 + layer] = scale * q.sum() + qo
+        if layer == 0:
+            src[i, 7:9] = scale * r.sum(), qo
+
+
+def sources(state, geom, pr, par, q_kw, dt, a_open, t_surf=None, qs=None):
     """(N, 9) fire/plume/wall terms and burned kW, as :func:`physics._kernels.fire_zone.fire_sources`
     (the surface temperature by Brent's method where the upper layer radiates)."""
     n = state.shape[0]
@@ -311,6 +378,9 @@ def sources(state, geom, pr, par, q_kw, dt, a_open):
                 cr = 5.670374419e-8 * (bound - ao) / (1 / eps_g + 1 / par[K.P_EPSW] - 1)
                 qout = 5.670374419e-8 * eps_g * ao * (pr["tu"][i] ** 4 - par[K.P_TOUT] ** 4)
         lin = gain / ((hc + hk) * (au + al))
+        if t_surf is not None:  # conducting walls: three faces
+            _faces(i, state, geom, pr, par, dt, cr, qout, t_surf[i], qb_all[i], src, qs)
+            continue
         if cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
             f = partial(_surface_balance, gain, (hc + hk) * (au + al), cr, pr["tu"][i])
             lo, hi = min(lin, pr["tu"][i]), max(lin, pr["tu"][i])
@@ -449,7 +519,7 @@ def reassign(chan, vchan, vidx, vvidx, fu, fl):
 
 
 def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_out, vchan_out, qburn, tally, dp_guess,
-         plan=None):
+         plan=None, t_surface=None, q_wall=None):
     """Same signature and results as :func:`physics._kernels.fire_zone.step` (the Component can swap it in;
     ``plan``, the kernel's sparse factorisation plan, is not needed by a dense solve)."""
     n = state.shape[0]
@@ -461,7 +531,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     np.add.at(a_open, vidx[out_w, 0], (vent[:, K.V_W] * vent[:, K.V_OPEN] * (vent[:, K.V_TOP] - vent[:, K.V_BOT]))[out_w])
     out_c = vvidx[:, 1] < 0
     np.add.at(a_open, vvidx[out_c, 0], vvent[out_c, 0])
-    src, qb = sources(state, geom, pr, par, q_kw, dt, a_open)
+    qs = np.zeros((n, 3))
+    src, qb = sources(state, geom, pr, par, q_kw, dt, a_open, t_surface, qs)
     teff = np.stack([pr["tu"], pr["tl"]], axis=1)
     shares = np.ones((len(vvidx), 2))  # of the ceiling vents' flows up / down from the layer at the opening
     dp, it, err, chan, vchan, fu, fl, bad = solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff,
@@ -471,6 +542,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     ambient = np.zeros(K.NSP)
     ambient[K.SP_O2] = par[K.P_O2AMB]
     temps = np.stack([pr["tu"], pr["tl"]], axis=1)
+    vdest, vmix = (ceiling_plumes(vchan, vvidx, vvent, geom, pr, par, state, dt) if par[K.P_VDEP] > 0
+                   else (-np.ones((len(vvidx), 2), int), np.zeros((n, 2))))
     for idx, ch in ((vidx, chan), (vvidx, vchan)):
         for j in range(len(idx)):
             for c in range(4):
@@ -495,6 +568,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
                 if recv >= 0:
                     tu, tl = temps[recv]
                     rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[K.P_HOT]) else 1
+                    if idx is vvidx and vdest[j, c // 2] >= 0:
+                        rl = vdest[j, c // 2]
                     dm[recv, rl] += mass
                     dh[recv, rl] += cp * t_d * mass
                     ds[recv, rl] += y * mass
@@ -515,8 +590,10 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
     ds[:, 0] += (yl * ent[:, None] + yields[None, :] * mf[:, None]) * dt
     ds[:, 1] -= yl * ent[:, None] * dt
     ds[:, 0, K.SP_O2] -= mo2 * dt
-    if par[K.P_MIX] > 0:  # vent-jet mixing within each receiving compartment, at most half a layer each way
-        mix = door_jet_mixing(pr["p"] + dp, vent, vidx, geom, pr, par)
+    # vent-jet and ceiling-vent plume mixing within each receiving compartment, at most half a layer each way
+    mix = door_jet_mixing(pr["p"] + dp, vent, vidx, geom, pr, par) if par[K.P_MIX] > 0 else np.zeros((n, 2))
+    mix = mix + vmix
+    if np.any(mix > 0):
         has_l, has_u = ml0 > 0, state[:, K.MU] > 0
         m_lu = np.where(has_l, np.minimum(mix[:, 0] * dt, 0.5 * np.maximum(ml0 + dm[:, 1], 0)), 0.0)
         m_ul = np.where(has_u, np.minimum(mix[:, 1] * dt, 0.5 * np.maximum(state[:, K.MU] + dm[:, 0], 0)), 0.0)
@@ -529,6 +606,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan_o
         ds[:, 0] += ys
         ds[:, 1] -= ys
     tally[K.T_WALLS] += np.sum((wu + wl - src[:, 8]) * dt)
+    if q_wall is not None:
+        q_wall[:] = qs
     tally[K.T_LAYER_RAD] += np.sum(src[:, 7] * dt)
     tally[K.T_VENT_RAD] += np.sum(src[:, 8] * dt)
     tally[K.T_RADIATED] += np.sum(par[K.P_CHIR] * qb * 1000 * dt)
