@@ -210,6 +210,8 @@ def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
         zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        if not vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
+            zt = zb  # closed for the step: no slab (the vent's flows and jets skip it)
         za = min(max(props[a, Q_ZI], zb), zt)
         zc = min(max(props[b, Q_ZI], zb), zt) if b >= 0 else zt
         vs[v, VS_Z] = zb
@@ -218,8 +220,15 @@ def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
         vs[v, VS_Z + 3] = zt
         for k in range(4):
             z = vs[v, VS_Z + k]
-            vs[v, VS_D + k] = _static_p(a, z, geom, props, par) - _static_p(b, z, geom, props, par)
+            if k > 0 and z == vs[v, VS_Z + k - 1]:
+                vs[v, VS_D + k] = vs[v, VS_D + k - 1]  # a break point repeated (no interface in the opening)
+            else:
+                vs[v, VS_D + k] = _static_p(a, z, geom, props, par) - _static_p(b, z, geom, props, par)
         for k in range(3):
+            if not vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
+                vs[v, VS_RHO + 2 * k] = vs[v, VS_RHO + 2 * k + 1] = 0.0  # an empty slab carries nothing
+                vl[v, 2 * k] = vl[v, 2 * k + 1] = 1
+                continue
             zm = 0.5 * (vs[v, VS_Z + k] + vs[v, VS_Z + k + 1])
             rho, _t, layer = _donor(a, zm, props, par)
             vs[v, VS_RHO + 2 * k] = rho
@@ -319,9 +328,11 @@ def wall_vent(v, pf, vent, vidx, vs, vl, par, teff, chan):
     wsum = 0.0
     for k in range(3):
         h = vs[v, VS_Z + k + 1] - vs[v, VS_Z + k]
-        hf, w = _slab(v, k, c0 + vs[v, VS_D + k], c0 + vs[v, VS_D + k + 1], h, a, b, vs, vl, par, teff, cdw, chan)
-        hsum += hf
-        wsum += w
+        if h > 0.0:  # most openings are one slab (no interface crosses them): skip the call for the others
+            hf, w = _slab(v, k, c0 + vs[v, VS_D + k], c0 + vs[v, VS_D + k + 1], h, a, b, vs, vl, par, teff, cdw,
+                          chan)
+            hsum += hf
+            wsum += w
     return hsum, wsum
 
 
@@ -759,7 +770,12 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
         res[i] = geom[i, G_VOL] / (gm1 * dt) * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5]
                                                           + par[P_CP] * props[i, Q_TL] * src[i, 1])
     for v in range(vidx.shape[0]):
-        hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
+        if vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
+            hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
+        else:  # closed (a third of a tower's vents): no flow, and no call, which is most of the cost
+            hf, w = 0.0, 0.0
+            for c in range(4):
+                chan[v, c] = 0.0
         wv[v] = w
         hv[v] = hf
         res[vidx[v, 0]] += hf
@@ -806,7 +822,7 @@ def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, sta
     and swap their part of the residual: the whole residual without evaluating the other vents."""
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
-        if changed[a] or (b >= 0 and changed[b]):
+        if (changed[a] or (b >= 0 and changed[b])) and vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
             hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
             res[a] += hf - hv[v]
             if b >= 0:
@@ -1138,6 +1154,84 @@ def _merge_emptied(new_state, i, floor):
 
 
 @njit(cache=True)
+def vent_transfers(chan, vchan, vidx, vvidx, vdest, dt, state, props, par, dm, dh, ds, tally):
+    """The step's vent flows (channels ``chan``/``vchan``, kg/s) as mass, enthalpy and species moved between the
+    layers (into ``dm``, ``dh``, ``ds``) and to and from outside (``tally``); ``vdest`` the layer a ceiling vent's
+    flow lands in where its plume picks one (−1: by temperature, :func:`_transfer`)."""
+    for v in range(vidx.shape[0]):
+        a, b = vidx[v, 0], vidx[v, 1]
+        for c in range(4):
+            if chan[v, c] > 0.0:  # most channels carry nothing: the call is the cost
+                _transfer(chan[v, c], a if c < 2 else b, c % 2, b if c < 2 else a, dt, state, props, par, dm, dh,
+                          ds, tally)
+    for k in range(vvidx.shape[0]):
+        a, b = vvidx[k, 0], vvidx[k, 1]
+        for c in range(4):
+            if vchan[k, c] > 0.0:
+                _transfer(vchan[k, c], a if c < 2 else b, c % 2, b if c < 2 else a, dt, state, props, par, dm, dh,
+                          ds, tally, vdest[k, c // 2])
+
+
+@njit(cache=True)
+def layer_update(state, geom, props, par, src, mix, qburn, dt, dm, dh, ds, tally, new_state):
+    """Add the fire's sources (plume entrainment, products, heat, wall losses) and the vent jets' mixing to the
+    vent transfers ``dm``/``dh``/``ds`` and write each compartment's new layers into ``new_state`` (energies with
+    the pressure work, module docstring 5.); balance terms into ``tally``. Returns the compartments the step
+    overdrew (a layer below zero, emptied, or with mass and no energy)."""
+    n = state.shape[0]
+    cp = par[P_CP]
+    gamma = cp / (cp - par[P_R])
+    gm1 = gamma - 1.0
+    yields = np.zeros(NSP)
+    yields[SP_CO2] = par[P_Y_CO2]
+    yields[SP_CO] = par[P_Y_CO]
+    yields[SP_SOOT] = par[P_Y_SOOT]
+    yields[SP_H2O] = par[P_Y_H2O]
+    bad = 0
+    for i in range(n):
+        ent, mf, mo2, qconv, wu, wl = src[i, 0], src[i, 1], src[i, 2], src[i, 3], src[i, 4], src[i, 5]
+        tl = props[i, Q_TL]
+        ml0 = state[i, ML]
+        # plume: entrained lower-layer gas and the fire's products to the upper layer
+        dm[i, 0] += (ent + mf) * dt
+        dm[i, 1] -= ent * dt
+        dh[i, 0] += (cp * tl * (ent + mf) + qconv - wu) * dt
+        dh[i, 1] += (-cp * tl * ent - wl) * dt
+        for s in range(NSP):
+            y = state[i, SL + s] / ml0 if ml0 > 0.0 else 0.0
+            ds[i, 0, s] += (y * ent + yields[s] * mf) * dt
+            ds[i, 1, s] -= y * ent * dt
+        ds[i, 0, SP_O2] -= mo2 * dt
+        if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
+            _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
+        tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
+        tally[T_LAYER_RAD] += src[i, 7] * dt
+        tally[T_VENT_RAD] += src[i, 8] * dt
+        tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
+        tally[T_RELEASED] += qburn[i] * 1000.0 * dt
+        tally[T_FUEL_MASS] += mf * dt
+        tally[T_FUEL_H] += cp * tl * mf * dt
+        du_tot = dh[i, 0] + dh[i, 1]
+        dpi = gm1 * du_tot / geom[i, G_VOL]
+        du_u = (dh[i, 0] + props[i, Q_VU] * dpi) / gamma
+        new_state[i, MU] = state[i, MU] + dm[i, 0]
+        new_state[i, ML] = state[i, ML] + dm[i, 1]
+        new_state[i, UU] = state[i, UU] + du_u
+        new_state[i, UL] = state[i, UL] + (du_tot - du_u)
+        for s in range(NSP):
+            new_state[i, SU + s] = state[i, SU + s] + ds[i, 0, s]
+            new_state[i, SL + s] = state[i, SL + s] + ds[i, 1, s]
+        _merge_emptied(new_state, i, -1e-12 * (state[i, MU] + ml0))
+        if new_state[i, MU] < -1e-12 * (state[i, MU] + ml0) or new_state[i, ML] < -1e-12 * (state[i, MU] + ml0):
+            bad += 1
+        elif not (new_state[i, MU] + new_state[i, ML] > 0.0 and new_state[i, UU] + new_state[i, UL] > 0.0):
+            bad += 1  # emptied (or not a number): the step was too long for this compartment
+        elif (new_state[i, MU] > 0.0 and new_state[i, UU] < 0.0) or (new_state[i, ML] > 0.0 and new_state[i, UL] < 0.0):
+            bad += 1  # a layer with mass and no energy: the pressure work of a too-long step
+    return bad
+
+
+@njit(cache=True)
 def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp_guess, plan,
          t_surface=None, q_wall=None):
     """One step of length ``dt``: the new state into ``new_state`` (``state`` is not changed), vent
@@ -1186,71 +1280,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     dm = np.zeros((n, 2))
     dh = np.zeros((n, 2))
     ds = np.zeros((n, 2, NSP))
-    for v in range(vidx.shape[0]):
-        a, b = vidx[v, 0], vidx[v, 1]
-        _transfer(chan[v, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(chan[v, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(chan[v, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally)
-        _transfer(chan[v, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally)
-    for k in range(vvidx.shape[0]):
-        a, b = vvidx[k, 0], vvidx[k, 1]
-        _transfer(vchan[k, 0], a, 0, b, dt, state, props, par, dm, dh, ds, tally,
-                  vdest[k, 0])
-        _transfer(vchan[k, 1], a, 1, b, dt, state, props, par, dm, dh, ds, tally,
-                  vdest[k, 0])
-        _transfer(vchan[k, 2], b, 0, a, dt, state, props, par, dm, dh, ds, tally,
-                  vdest[k, 1])
-        _transfer(vchan[k, 3], b, 1, a, dt, state, props, par, dm, dh, ds, tally,
-                  vdest[k, 1])
-    cp = par[P_CP]
-    gamma = cp / (cp - par[P_R])
-    gm1 = gamma - 1.0
-    yields = np.zeros(NSP)
-    yields[SP_CO2] = par[P_Y_CO2]
-    yields[SP_CO] = par[P_Y_CO]
-    yields[SP_SOOT] = par[P_Y_SOOT]
-    yields[SP_H2O] = par[P_Y_H2O]
-    for i in range(n):
-        ent, mf, mo2, qconv, wu, wl = src[i, 0], src[i, 1], src[i, 2], src[i, 3], src[i, 4], src[i, 5]
-        tl = props[i, Q_TL]
-        ml0 = state[i, ML]
-        # plume: entrained lower-layer gas and the fire's products to the upper layer
-        dm[i, 0] += (ent + mf) * dt
-        dm[i, 1] -= ent * dt
-        dh[i, 0] += (cp * tl * (ent + mf) + qconv - wu) * dt
-        dh[i, 1] += (-cp * tl * ent - wl) * dt
-        for s in range(NSP):
-            y = state[i, SL + s] / ml0 if ml0 > 0.0 else 0.0
-            ds[i, 0, s] += (y * ent + yields[s] * mf) * dt
-            ds[i, 1, s] -= y * ent * dt
-        ds[i, 0, SP_O2] -= mo2 * dt
-        if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
-            _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
-        tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
-        if q_wall is not None:
-            for f in range(3):
-                q_wall[i, f] = qs[i, f]
-        tally[T_LAYER_RAD] += src[i, 7] * dt
-        tally[T_VENT_RAD] += src[i, 8] * dt
-        tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
-        tally[T_RELEASED] += qburn[i] * 1000.0 * dt
-        tally[T_FUEL_MASS] += mf * dt
-        tally[T_FUEL_H] += cp * tl * mf * dt
-        du_tot = dh[i, 0] + dh[i, 1]
-        dpi = gm1 * du_tot / geom[i, G_VOL]
-        du_u = (dh[i, 0] + props[i, Q_VU] * dpi) / gamma
-        new_state[i, MU] = state[i, MU] + dm[i, 0]
-        new_state[i, ML] = state[i, ML] + dm[i, 1]
-        new_state[i, UU] = state[i, UU] + du_u
-        new_state[i, UL] = state[i, UL] + (du_tot - du_u)
-        for s in range(NSP):
-            new_state[i, SU + s] = state[i, SU + s] + ds[i, 0, s]
-            new_state[i, SL + s] = state[i, SL + s] + ds[i, 1, s]
-        _merge_emptied(new_state, i, -1e-12 * (state[i, MU] + ml0))
-        if new_state[i, MU] < -1e-12 * (state[i, MU] + ml0) or new_state[i, ML] < -1e-12 * (state[i, MU] + ml0):
-            bad += 1
-        elif not (new_state[i, MU] + new_state[i, ML] > 0.0 and new_state[i, UU] + new_state[i, UL] > 0.0):
-            bad += 1  # emptied (or not a number): the step was too long for this compartment
-        elif (new_state[i, MU] > 0.0 and new_state[i, UU] < 0.0) or (new_state[i, ML] > 0.0 and new_state[i, UL] < 0.0):
-            bad += 1  # a layer with mass and no energy: the pressure work of a too-long step
+    vent_transfers(chan, vchan, vidx, vvidx, vdest, dt, state, props, par, dm, dh, ds, tally)
+    if q_wall is not None:
+        q_wall[:, :] = qs
+    bad += layer_update(state, geom, props, par, src, mix, qburn, dt, dm, dh, ds, tally, new_state)
     return it, err, bad
