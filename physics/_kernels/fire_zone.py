@@ -12,7 +12,10 @@ holds one time step of them. A step of length ``dt``:
    entrainment lower → upper, wall losses by the MQH conductance h_k(t) with
    the upper layer's grey-gas radiation to the lumped surface (its temperature
    the root of a quartic, :func:`surface_temperature`) and out of the
-   compartment's openings to the outside (:func:`open_area`).
+   compartment's openings to the outside (:func:`open_area`); or, with
+   conducting walls, to their three faces at the temperatures the caller gives
+   (:func:`_conducting_surfaces`; the walls themselves are
+   :mod:`physics._kernels.fire_walls`).
 3. Floor pressures implicit (backward Euler of the compartments' energy, which
    for this gas is their pressure, dp/dt = (γ − 1)/V·Σh):
    R_i(p) = V_i/((γ − 1)·dt)·(p_i − p_i^n) − H_i(p) − S_i = 0, H the enthalpy
@@ -29,10 +32,13 @@ holds one time step of them. A step of length ``dt``:
    (:func:`layer_fractions`, :func:`apply_fractions`). The pressures of 3. are
    solved with the donor temperatures this mixing gives (``teff``), brought
    along inside Newton's method (after each Newton step the vents whose donor
-   temperatures moved are evaluated again) until the fractions settle, so that the enthalpy the pressure solve expects
-   to leave is the enthalpy that leaves; each channel deposits into the receiver's upper
-   layer when hotter than its lower layer by more than half the layer
-   temperature difference (at least ``hot_dT``), else into the lower layer.
+   temperatures moved are evaluated again) until the fractions settle, so that
+   the enthalpy the pressure solve expects to leave is the enthalpy that leaves;
+   each wall-vent channel deposits into the receiver's upper layer when hotter
+   than its lower layer by more than half the layer temperature difference (at
+   least ``hot_dT``), else into the lower layer; ceiling-vent flows land by
+   buoyancy, a cold flow falling into an upper layer as a plume that entrains
+   it (:func:`ceiling_vent_plumes`).
 5. Layer update: masses and species by the transfers; energies with the
    enthalpy flows and the pressure work, dU_u = (h_u·dt + V_u·Δp)/γ and
    dU_l = ΔU − dU_u, ΔU = Σh·dt (exact conservation by construction).
