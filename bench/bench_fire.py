@@ -76,8 +76,8 @@ def tower_spec():
 class KernelProfile:
     """Times the pieces of sampled zone-kernel steps (module docstring (a))."""
 
-    PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "enthalpy_residual", "direct_solve", "update_vents",
-              "layer_fractions", "apply_fractions")
+    PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "line_search", "enthalpy_residual",
+              "direct_solve", "update_vents", "layer_fractions", "apply_fractions", "vent_transfers", "layer_update")
 
     def __init__(self, every: int):
         self.every = max(1, int(every))
@@ -85,7 +85,6 @@ class KernelProfile:
         self.samples = 0
         self.t = dict.fromkeys(self.PIECES, 0.0)
         self.n = dict.fromkeys(self.PIECES, 0)
-        self.cg_iterations = 0
         self.newton_iterations = 0
         self.total_compiled = 0.0
         self.max_state_diff = 0.0
@@ -96,8 +95,6 @@ class KernelProfile:
             out = fn(*a)
             self.t[name] += time.thread_time() - t0
             self.n[name] += 1
-            if name == "direct_solve":
-                self.cg_iterations += max(int(out), 0)
             return out
         return wrapper
 
@@ -116,7 +113,7 @@ class KernelProfile:
         saved = {name: g[name] for name in self.PIECES}
         try:
             for name in self.PIECES:
-                fn = saved[name].py_func if name == "solve_pressures" else saved[name]
+                fn = saved[name].py_func if name in ("solve_pressures", "line_search") else saved[name]
                 g[name] = self._timed(name, fn)
             it, _err, _bad = K.step.py_func(*copies)
         finally:
@@ -131,19 +128,19 @@ class KernelProfile:
         newton = per["solve_pressures"]
         rest_newton = newton - per["enthalpy_residual"] - per["direct_solve"]
         total = self.total_compiled / n
-        known = per["layer_props"] + per["fire_sources"] + per["vent_statics"] + newton + per["layer_fractions"] \
-            + per["apply_fractions"]
+        known = per["layer_props"] + per["fire_sources"] + per["vent_statics"] + newton + per["apply_fractions"] \
+            + per["vent_transfers"] + per["layer_update"]
         return {"samples": self.samples, "kernel_step_ms": 1e3 * total,
                 "props_and_sources_ms": 1e3 * (per["layer_props"] + per["fire_sources"]),
                 "vent_statics_ms": 1e3 * per["vent_statics"], "newton_ms": 1e3 * newton,
-                "residual_ms": 1e3 * per["enthalpy_residual"], "cg_ms": 1e3 * per["direct_solve"],
+                "residual_ms": 1e3 * per["enthalpy_residual"], "linear_solve_ms": 1e3 * per["direct_solve"],
                 "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["layer_fractions"]
                                                                                  + per["apply_fractions"]),
+                "transfers_and_update_ms": 1e3 * (per["vent_transfers"] + per["layer_update"]),
                 "remainder_ms": 1e3 * (total - known),
-                "residuals_per_step": self.n["enthalpy_residual"] / n, "cg_solves_per_step": self.n["direct_solve"] / n,
-                "cg_iterations_per_solve": self.cg_iterations / max(self.n["direct_solve"], 1),
+                "residuals_per_step": self.n["enthalpy_residual"] / n,
+                "linear_solves_per_step": self.n["direct_solve"] / n,
                 "newton_iterations_per_step": self.newton_iterations / n,
-                "fixed_point_passes_per_step": self.n["solve_pressures"] / n,
                 "replica_vs_compiled_max_abs_state_diff": self.max_state_diff,
                 "note": "CPU time (thread) of the pieces, called from Python on copies of sampled steps' inputs "
                         "(dispatch overhead ~10 us per call included); remainder = compiled step - pieces"}
@@ -376,9 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"profile (CPU) of {pr['samples']} steps: "
                      f"step {pr['kernel_step_ms']:.1f} ms = props+sources {pr['props_and_sources_ms']:.2f} + statics "
                      f"{pr['vent_statics_ms']:.2f} + Newton {pr['newton_ms']:.1f} (residuals "
-                     f"{pr['residual_ms']:.1f} ms in {pr['residuals_per_step']:.1f}, CG {pr['cg_ms']:.1f} ms in "
-                     f"{pr['cg_solves_per_step']:.1f} solves of {pr['cg_iterations_per_solve']:.1f} it.) + limiting "
-                     f"{pr['layer_limiting_ms']:.2f} + remainder {pr['remainder_ms']:.2f}")
+                     f"{pr['residual_ms']:.1f} ms in {pr['residuals_per_step']:.1f}, LDLᵀ {pr['linear_solve_ms']:.1f} "
+                     f"ms in {pr['linear_solves_per_step']:.1f} solves) + limiting {pr['layer_limiting_ms']:.2f} + "
+                     f"transfers {pr['transfers_and_update_ms']:.2f} + remainder {pr['remainder_ms']:.2f}")
         if tw["stopped"]:
             notes.append(f"tower run cut at t = {tw['t_reached_s']:.0f} s of {tw['duration_s']:.0f} s: "
                          f"{tw['stopped']}; rates over the span that ran")
