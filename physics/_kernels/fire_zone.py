@@ -286,9 +286,10 @@ def _slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
     hflow = 0.0
     weight = 0.0
     t_prev = 0.0
+    no_cut = dx == 0.0 or min(x1, x2) > delta or max(x1, x2) < -delta  # one piece (most openings)
     for j in range(4):
         if j < 3:
-            if dx == 0.0:
+            if no_cut:
                 continue
             c = (j - 1.0) * delta if dx > 0.0 else (1.0 - j) * delta  # the cuts in increasing t
             t = (c - x1) / dx
