@@ -138,7 +138,10 @@ def layer_props(state, geom, par, props):
         props[i, Q_TL] = tl
         props[i, Q_RU] = p / (r * tu)
         props[i, Q_RL] = p / (r * tl)
-        props[i, Q_ZI] = geom[i, G_BASE] + (vol - vu) / geom[i, G_AREA]
+        if vu <= 0.0:  # no upper layer: the interface is the ceiling exactly (not base + V/A, a round-off below it,
+            props[i, Q_ZI] = geom[i, G_BASE] + geom[i, G_H]  # which would cut every opening to it in two)
+        else:
+            props[i, Q_ZI] = geom[i, G_BASE] + (vol - vu) / geom[i, G_AREA]
         props[i, Q_HASU] = 1.0 if hasu else 0.0
         props[i, Q_HASL] = 1.0 if hasl else 0.0
         props[i, Q_VU] = vu
@@ -318,29 +321,106 @@ def _slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
     return hflow, weight
 
 
+#: columns of the slab table ``sp`` (:func:`slab_table`), a row per slab of an open wall vent: the hydrostatic Δp at
+#: the slab's bottom and top, C·W·h·√(2ρ) of the donor on side a and on side b, c_p·T of those donors, and their
+#: channels in ``chan``.
+OS_D0, OS_D1, OS_CA, OS_CB, OS_HA, OS_HB, OS_COLA, OS_COLB = range(8)
+NOS = 8
+
+
 @njit(cache=True)
-def wall_vent(v, pf, vent, vidx, vs, vl, par, teff, chan):
-    """Flow through wall vent ``v`` at floor pressures ``pf``: channels into ``chan[v]`` (kg/s,
-    ≥ 0: from a upper, a lower, b upper, b lower); returns (net enthalpy a→b W, Jacobian weight).
-    The opening is cut at the interfaces of both sides into at most three slabs (:func:`_slab`);
-    Δp(z) = p_a − p_b (floor pressures, 0 for outside) + the step's hydrostatic part (:func:`vent_statics`)."""
-    for c in range(4):
-        chan[v, c] = 0.0
-    cdw = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN]
-    if cdw <= 0.0:
-        return 0.0, 0.0
+def slab_row(v, k, r, vent, vidx, vs, vl, par, teff, sp):
+    """Row ``r`` of the slab table: slab ``k`` of wall vent ``v`` (statics :func:`vent_statics`, donor temperatures
+    ``teff``)."""
+    cdw_h = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] * (vs[v, VS_Z + k + 1] - vs[v, VS_Z + k])
+    la, lb = vl[v, 2 * k], vl[v, 2 * k + 1]
+    sp[r, OS_D0] = vs[v, VS_D + k]
+    sp[r, OS_D1] = vs[v, VS_D + k + 1]
+    sp[r, OS_CA] = cdw_h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k])
+    sp[r, OS_CB] = cdw_h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k + 1])
+    sp[r, OS_HA] = par[P_CP] * _donor_t(vidx[v, 0], la, teff, par)
+    sp[r, OS_HB] = par[P_CP] * _donor_t(vidx[v, 1], lb, teff, par)
+    sp[r, OS_COLA] = la
+    sp[r, OS_COLB] = 2 + lb
+
+
+@njit(cache=True)
+def slab_table(vent, vidx, vs, vl, par, teff, first, sp):
+    """The slabs (height > 0) of the open wall vents as rows of ``sp`` (:data:`NOS` columns), vent v's in rows
+    ``first[v]`` to ``first[v + 1]``: what :func:`vent_flow` needs, looked up once per step."""
+    r = 0
+    for v in range(vidx.shape[0]):
+        first[v] = r
+        if vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
+            for k in range(3):
+                if vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
+                    slab_row(v, k, r, vent, vidx, vs, vl, par, teff, sp)
+                    r += 1
+    first[vidx.shape[0]] = r
+
+
+@njit(cache=True)
+def refresh_donors(v, first, vent, vidx, vs, vl, par, teff, sp):
+    """Vent ``v``'s rows of the slab table again, after its donors' temperatures moved."""
+    r = first[v]
+    for k in range(3):
+        if r < first[v + 1] and vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
+            slab_row(v, k, r, vent, vidx, vs, vl, par, teff, sp)
+            r += 1
+
+
+@njit(cache=True)
+def vent_flow(v, pf, vidx, first, sp, delta, chan):
+    """Flow through wall vent ``v`` at floor pressures ``pf`` from its rows of the slab table: channels into
+    ``chan[v]`` (kg/s, ≥ 0: from a upper, a lower, b upper, b lower); returns (net enthalpy a→b W, Jacobian
+    weight). Δp(z) = p_a − p_b (floor pressures, 0 for outside) + the slab's hydrostatic part, linear over the
+    slab; each slab is cut where Δp crosses −δ, 0, +δ and the orifice equation integrated over each piece."""
     a, b = vidx[v, 0], vidx[v, 1]
     c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
-    hsum = 0.0
-    wsum = 0.0
-    for k in range(3):
-        h = vs[v, VS_Z + k + 1] - vs[v, VS_Z + k]
-        if h > 0.0:  # most openings are one slab (no interface crosses them): skip the call for the others
-            hf, w = _slab(v, k, c0 + vs[v, VS_D + k], c0 + vs[v, VS_D + k + 1], h, a, b, vs, vl, par, teff, cdw,
-                          chan)
-            hsum += hf
-            wsum += w
-    return hsum, wsum
+    for c in range(4):
+        chan[v, c] = 0.0
+    sd = math.sqrt(delta)
+    hflow = 0.0
+    weight = 0.0
+    for r in range(first[v], first[v + 1]):
+        x1 = c0 + sp[r, OS_D0]
+        x2 = c0 + sp[r, OS_D1]
+        dx = x2 - x1
+        no_cut = dx == 0.0 or min(x1, x2) > delta or max(x1, x2) < -delta  # one piece (most slabs)
+        t_prev = 0.0
+        for i in range(4):
+            if i < 3:
+                if no_cut:
+                    continue
+                cut = (i - 1.0) * delta if dx > 0.0 else (1.0 - i) * delta  # the cuts in increasing t
+                t = (cut - x1) / dx
+                if not (t_prev < t < 1.0):
+                    continue
+            else:
+                t = 1.0
+            ya = x1 + dx * t_prev
+            yb = x1 + dx * t
+            share = t - t_prev
+            t_prev = t
+            ym = 0.5 * (ya + yb)
+            if ym >= 0.0:
+                coef, hcp, col = sp[r, OS_CA] * share, sp[r, OS_HA], int(sp[r, OS_COLA])
+            else:
+                coef, hcp, col = sp[r, OS_CB] * share, sp[r, OS_HB], int(sp[r, OS_COLB])
+            if abs(ym) <= delta:  # the linear range: the secant Δp/√δ
+                f = coef * ym / sd
+                dfdp = coef / sd
+            else:
+                s1 = math.sqrt(abs(ya))
+                s2 = math.sqrt(abs(yb))
+                f = coef * (2.0 / 3.0) * (s1 * s1 + s1 * s2 + s2 * s2) / (s1 + s2)
+                if ym < 0.0:
+                    f = -f
+                dfdp = coef / (s1 + s2)
+            chan[v, col] += abs(f)
+            hflow += hcp * f
+            weight += hcp * dfdp
+    return hflow, weight
 
 
 @njit(cache=True)
@@ -776,13 +856,9 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
     for i in range(n):
         res[i] = geom[i, G_VOL] / (gm1 * dt) * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5]
                                                           + par[P_CP] * props[i, Q_TL] * src[i, 1])
+    first, sp, delta = stat[4], stat[5], par[P_DELTA]
     for v in range(vidx.shape[0]):
-        if vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
-            hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
-        else:  # closed (a third of a tower's vents): no flow, and no call, which is most of the cost
-            hf, w = 0.0, 0.0
-            for c in range(4):
-                chan[v, c] = 0.0
+        hf, w = vent_flow(v, pf, vidx, first, sp, delta, chan)
         wv[v] = w
         hv[v] = hf
         res[vidx[v, 0]] += hf
@@ -827,10 +903,12 @@ def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, sta
     """Evaluate again the vents touching a compartment flagged in ``changed`` (its donor temperatures moved)
     and the ceiling vents flagged in ``vchanged`` (their Froude shares moved), at the floor pressures ``pf``,
     and swap their part of the residual: the whole residual without evaluating the other vents."""
+    first, sp = stat[4], stat[5]
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
-        if (changed[a] or (b >= 0 and changed[b])) and vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
-            hf, w = wall_vent(v, pf, vent, vidx, stat[0], stat[1], par, teff, chan)
+        if (changed[a] or (b >= 0 and changed[b])) and first[v + 1] > first[v]:
+            refresh_donors(v, first, vent, vidx, stat[0], stat[1], par, teff, sp)
+            hf, w = vent_flow(v, pf, vidx, first, sp, par[P_DELTA], chan)
             res[a] += hf - hv[v]
             if b >= 0:
                 res[b] -= hf - hv[v]
@@ -1271,7 +1349,10 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     vvs = np.empty((vvidx.shape[0], 6))
     vvl = np.empty((vvidx.shape[0], 2), np.int64)
     vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
-    stat = (vs, vl, vvs, vvl)
+    first = np.empty(vidx.shape[0] + 1, np.int64)
+    sp = np.empty((3 * vidx.shape[0], NOS))
+    slab_table(vent, vidx, vs, vl, par, teff, first, sp)
+    stat = (vs, vl, vvs, vvl, first, sp)
     dp = dp_guess.copy()
     it, err, bad = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
                                    vchan, dp, plan, fu, fl)

@@ -41,7 +41,7 @@ def props(state, geom, par):
     vu = np.where(hasu, gm1 * state[:, K.UU] / p, 0.0)
     vu = np.where(hasl, np.clip(vu, 0.0, vol), vol)
     return {"p": p, "tu": tu, "tl": tl, "ru": p / (r * tu), "rl": p / (r * tl),
-            "zi": geom[:, K.G_BASE] + (vol - vu) / geom[:, K.G_AREA], "hasu": hasu, "hasl": hasl, "vu": vu}
+            "zi": np.where(vu > 0, geom[:, K.G_BASE] + (vol - vu) / geom[:, K.G_AREA], geom[:, K.G_BASE] + geom[:, K.G_H]), "hasu": hasu, "hasl": hasl, "vu": vu}
 
 
 def p_out(z, par):
