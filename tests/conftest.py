@@ -12,6 +12,24 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2`` in pyproject.toml), each worker compiles into its own numba cache folder,
+    ``$NUMBA_CACHE_DIR/xdist-gwN``: numba's cache index is read, extended and rewritten without a lock, so two
+    processes compiling two signatures of one kernel at once on an empty cache (CI's clean clone) can both
+    take data file ``.1.nbc`` and one of them later load the other's machine code. Subprocesses the tests start
+    inherit the worker's folder. Set here, before any test module imports numba."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = os.environ.get("NUMBA_CACHE_DIR")
+    if not worker or not base:
+        return
+    own = str(Path(base) / f"xdist-{worker}")
+    os.environ["NUMBA_CACHE_DIR"] = own
+    import sys
+
+    if "numba" in sys.modules:  # a plugin imported it first: numba read the variable at import
+        sys.modules["numba"].config.CACHE_DIR = own
+
+
 @pytest.fixture(scope="session")
 def twin_data() -> Path:
     """The data directory named by TWIN_DATA (skips the test when it is not set)."""
