@@ -1151,50 +1151,6 @@ def _reassign(ch, v, c0, fu, fl):
 
 
 @njit(cache=True)
-def _transfer(flow, donor, dlayer, recv, dt, state, props, par, dm, dh, ds, tally, dest=-1):
-    """Move ``flow`` kg/s for ``dt`` from (donor, dlayer) to ``recv``: into layer ``dest`` (0 upper, 1 lower) or, where
-    ``dest`` is −1, the layer its temperature picks."""
-    if flow <= 0.0:
-        return
-    mass = flow * dt
-    cp = par[P_CP]
-    if donor < 0:
-        t_d = par[P_TOUT]
-    else:
-        t_d = props[donor, Q_TU] if dlayer == 0 else props[donor, Q_TL]
-    h = cp * t_d * mass
-    if donor >= 0:
-        m_d = state[donor, MU] if dlayer == 0 else state[donor, ML]
-        col = SU if dlayer == 0 else SL
-        dm[donor, dlayer] -= mass
-        dh[donor, dlayer] -= h
-    else:
-        tally[T_MASS_IN] += mass
-        tally[T_H_IN] += h
-    if recv >= 0:
-        tu, tl = props[recv, Q_TU], props[recv, Q_TL]
-        if dest >= 0:
-            rl = dest
-        else:
-            rl = 0 if t_d > tl + max(0.5 * (tu - tl), par[P_HOT]) else 1
-        dm[recv, rl] += mass
-        dh[recv, rl] += h
-    else:
-        rl = -1
-        tally[T_MASS_OUT] += mass
-        tally[T_H_OUT] += h
-    for s in range(NSP):
-        if donor >= 0:
-            y = state[donor, col + s] / m_d if m_d > 0.0 else 0.0
-        else:
-            y = par[P_O2AMB] if s == SP_O2 else 0.0
-        if donor >= 0:
-            ds[donor, dlayer, s] -= y * mass
-        if rl >= 0:
-            ds[recv, rl, s] += y * mass
-
-
-@njit(cache=True)
 def _mix_layers(i, mix, dt, state, props, par, dm, dh, ds):
     """Move the vent-jet entrainment ``mix[i]`` (kg/s) between compartment ``i``'s layers for ``dt``, each way
     at most half of what the giving layer holds after the step's other flows; the gas moves with its layer's
@@ -1242,19 +1198,59 @@ def _merge_emptied(new_state, i, floor):
 def vent_transfers(chan, vchan, vidx, vvidx, vdest, dt, state, props, par, dm, dh, ds, tally):
     """The step's vent flows (channels ``chan``/``vchan``, kg/s) as mass, enthalpy and species moved between the
     layers (into ``dm``, ``dh``, ``ds``) and to and from outside (``tally``); ``vdest`` the layer a ceiling vent's
-    flow lands in where its plume picks one (−1: by temperature, :func:`_transfer`)."""
-    for v in range(vidx.shape[0]):
-        a, b = vidx[v, 0], vidx[v, 1]
+    flow lands in where its plume picks one (−1: by temperature, :func:`channel_transfers`)."""
+    n = state.shape[0]
+    y = np.zeros((n, 2, NSP))  # the layers' mass fractions
+    for i in range(n):
+        for layer in range(2):
+            m_col, s_col = (MU, SU) if layer == 0 else (ML, SL)
+            if state[i, m_col] > 0.0:
+                for s in range(NSP):
+                    y[i, layer, s] = state[i, s_col + s] / state[i, m_col]
+    channel_transfers(vidx, chan, np.full((vidx.shape[0], 2), -1, np.int64), dt, y, props, par, dm, dh, ds, tally)
+    channel_transfers(vvidx, vchan, vdest, dt, y, props, par, dm, dh, ds, tally)
+
+
+@njit(cache=True)
+def channel_transfers(idx, ch, dest, dt, y, props, par, dm, dh, ds, tally):
+    """Move each channel's flow ``ch[j, c]`` (kg/s, for ``dt``) of the vents ``idx`` (a, b) from its donor layer
+    (channels 0, 1: a's upper, lower; 2, 3: b's) to the other side: into layer ``dest[j, c // 2]`` (0 upper,
+    1 lower) or, where that is −1, the receiver's upper layer when the gas is hotter than its lower layer by
+    more than half the layer difference (at least ``hot_dT``), else its lower layer; outside (−1) ends in
+    ``tally``. The gas carries its donor layer's start-of-step enthalpy c_p·T and mass fractions ``y``."""
+    y_out = np.zeros(NSP)
+    y_out[SP_O2] = par[P_O2AMB]
+    cp, hot, t_out = par[P_CP], par[P_HOT], par[P_TOUT]
+    for j in range(idx.shape[0]):
         for c in range(4):
-            if chan[v, c] > 0.0:  # most channels carry nothing: the call is the cost
-                _transfer(chan[v, c], a if c < 2 else b, c % 2, b if c < 2 else a, dt, state, props, par, dm, dh,
-                          ds, tally)
-    for k in range(vvidx.shape[0]):
-        a, b = vvidx[k, 0], vvidx[k, 1]
-        for c in range(4):
-            if vchan[k, c] > 0.0:
-                _transfer(vchan[k, c], a if c < 2 else b, c % 2, b if c < 2 else a, dt, state, props, par, dm, dh,
-                          ds, tally, vdest[k, c // 2])
+            flow = ch[j, c]
+            if not flow > 0.0:  # most channels carry nothing
+                continue
+            donor, recv = (idx[j, 0], idx[j, 1]) if c < 2 else (idx[j, 1], idx[j, 0])
+            dl = c % 2
+            mass = flow * dt
+            t_d = t_out if donor < 0 else (props[donor, Q_TU] if dl == 0 else props[donor, Q_TL])
+            h = cp * t_d * mass
+            if donor >= 0:
+                dm[donor, dl] -= mass
+                dh[donor, dl] -= h
+                for s in range(NSP):
+                    ds[donor, dl, s] -= y[donor, dl, s] * mass
+            else:
+                tally[T_MASS_IN] += mass
+                tally[T_H_IN] += h
+            if recv >= 0:
+                rl = dest[j, c // 2]
+                if rl < 0:
+                    tu, tl = props[recv, Q_TU], props[recv, Q_TL]
+                    rl = 0 if t_d > tl + max(0.5 * (tu - tl), hot) else 1
+                dm[recv, rl] += mass
+                dh[recv, rl] += h
+                for s in range(NSP):
+                    ds[recv, rl, s] += (y[donor, dl, s] if donor >= 0 else y_out[s]) * mass
+            else:
+                tally[T_MASS_OUT] += mass
+                tally[T_H_OUT] += h
 
 
 @njit(cache=True)
