@@ -216,13 +216,24 @@ def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
     each way, Δp_f = C²·g·Δρ·D⁵/(2A²) the flooding pressure difference (C = 0.942, D = √A: a square
     opening). Equal volumes each way carry nearly equal enthalpy (ρ·T = p/R), so it is taken at the
     start-of-step pressures and held through the step, outside the Newton solve."""
-    for v in range(vidx.shape[0]):
+    g, r_gas, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
+    for v in range(vidx.shape[0]):  # (the sides' look-ups inline: a call with array arguments costs ~100 ns)
         a, b = vidx[v, 0], vidx[v, 1]
         zb, zt = vent[v, V_BOT], vent[v, V_TOP]
-        if not vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
-            zt = zb  # closed for the step: no slab (the vent's flows and jets skip it)
-        za = min(max(props[a, Q_ZI], zb), zt)
-        zc = min(max(props[b, Q_ZI], zb), zt) if b >= 0 else zt
+        if not vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:  # closed for the step: no slab
+            for k in range(4):
+                vs[v, VS_Z + k] = zb
+                vs[v, VS_D + k] = 0.0
+            for k in range(6):
+                vs[v, VS_RHO + k] = 0.0
+                vl[v, k] = 1
+            continue
+        base_a, zi_a, ru_a, rl_a = geom[a, G_BASE], props[a, Q_ZI], props[a, Q_RU], props[a, Q_RL]
+        base_b, zi_b, ru_b, rl_b = 0.0, zt, 0.0, 0.0
+        if b >= 0:
+            base_b, zi_b, ru_b, rl_b = geom[b, G_BASE], props[b, Q_ZI], props[b, Q_RU], props[b, Q_RL]
+        za = min(max(zi_a, zb), zt)
+        zc = min(max(zi_b, zb), zt)
         vs[v, VS_Z] = zb
         vs[v, VS_Z + 1] = min(za, zc)
         vs[v, VS_Z + 2] = max(za, zc)
@@ -231,20 +242,27 @@ def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
             z = vs[v, VS_Z + k]
             if k > 0 and z == vs[v, VS_Z + k - 1]:
                 vs[v, VS_D + k] = vs[v, VS_D + k - 1]  # a break point repeated (no interface in the opening)
-            else:
-                vs[v, VS_D + k] = _static_p(a, z, geom, props, par) - _static_p(b, z, geom, props, par)
+                continue
+            pa = p_inside(0.0, z, base_a, zi_a, ru_a, rl_a, g)
+            pb = p_inside(0.0, z, base_b, zi_b, ru_b, rl_b, g) if b >= 0 else p0 * math.exp(-g * z / (r_gas * t_out))
+            vs[v, VS_D + k] = pa - pb
         for k in range(3):
             if not vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
                 vs[v, VS_RHO + 2 * k] = vs[v, VS_RHO + 2 * k + 1] = 0.0  # an empty slab carries nothing
                 vl[v, 2 * k] = vl[v, 2 * k + 1] = 1
                 continue
             zm = 0.5 * (vs[v, VS_Z + k] + vs[v, VS_Z + k + 1])
-            rho, _t, layer = _donor(a, zm, props, par)
-            vs[v, VS_RHO + 2 * k] = rho
-            vl[v, 2 * k] = layer
-            rho, _t, layer = _donor(b, zm, props, par)
-            vs[v, VS_RHO + 2 * k + 1] = rho
-            vl[v, 2 * k + 1] = layer
+            if zm > zi_a:  # the donor each side: the layer at the slab's middle (outside: its air there)
+                vs[v, VS_RHO + 2 * k], vl[v, 2 * k] = ru_a, 0
+            else:
+                vs[v, VS_RHO + 2 * k], vl[v, 2 * k] = rl_a, 1
+            if b < 0:
+                vs[v, VS_RHO + 2 * k + 1] = p0 * math.exp(-g * zm / (r_gas * t_out)) / (r_gas * t_out)
+                vl[v, 2 * k + 1] = 1
+            elif zm > zi_b:
+                vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = ru_b, 0
+            else:
+                vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = rl_b, 1
     for k in range(vvidx.shape[0]):
         lo, up = vvidx[k, 0], vvidx[k, 1]
         ztop = geom[lo, G_BASE] + geom[lo, G_H]
@@ -329,44 +347,42 @@ NOS = 8
 
 
 @njit(cache=True)
-def slab_row(v, k, r, vent, vidx, vs, vl, par, teff, sp):
-    """Row ``r`` of the slab table: slab ``k`` of wall vent ``v`` (statics :func:`vent_statics`, donor temperatures
-    ``teff``)."""
-    cdw_h = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] * (vs[v, VS_Z + k + 1] - vs[v, VS_Z + k])
-    la, lb = vl[v, 2 * k], vl[v, 2 * k + 1]
-    sp[r, OS_D0] = vs[v, VS_D + k]
-    sp[r, OS_D1] = vs[v, VS_D + k + 1]
-    sp[r, OS_CA] = cdw_h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k])
-    sp[r, OS_CB] = cdw_h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k + 1])
-    sp[r, OS_HA] = par[P_CP] * _donor_t(vidx[v, 0], la, teff, par)
-    sp[r, OS_HB] = par[P_CP] * _donor_t(vidx[v, 1], lb, teff, par)
-    sp[r, OS_COLA] = la
-    sp[r, OS_COLB] = 2 + lb
-
-
-@njit(cache=True)
 def slab_table(vent, vidx, vs, vl, par, teff, first, sp):
     """The slabs (height > 0) of the open wall vents as rows of ``sp`` (:data:`NOS` columns), vent v's in rows
-    ``first[v]`` to ``first[v + 1]``: what :func:`vent_flow` needs, looked up once per step."""
+    ``first[v]`` to ``first[v + 1]``: what :func:`vent_flow` needs, looked up once per step (statics
+    :func:`vent_statics`, donor temperatures ``teff``)."""
     r = 0
+    cp = par[P_CP]
     for v in range(vidx.shape[0]):
         first[v] = r
-        if vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
-            for k in range(3):
-                if vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
-                    slab_row(v, k, r, vent, vidx, vs, vl, par, teff, sp)
-                    r += 1
+        cdw = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN]
+        if not cdw > 0.0:
+            continue
+        for k in range(3):
+            h = vs[v, VS_Z + k + 1] - vs[v, VS_Z + k]
+            if not h > 0.0:
+                continue
+            la, lb = vl[v, 2 * k], vl[v, 2 * k + 1]
+            sp[r, OS_D0] = vs[v, VS_D + k]
+            sp[r, OS_D1] = vs[v, VS_D + k + 1]
+            sp[r, OS_CA] = cdw * h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k])
+            sp[r, OS_CB] = cdw * h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k + 1])
+            sp[r, OS_HA] = cp * (teff[vidx[v, 0], la] if vidx[v, 0] >= 0 else par[P_TOUT])
+            sp[r, OS_HB] = cp * (teff[vidx[v, 1], lb] if vidx[v, 1] >= 0 else par[P_TOUT])
+            sp[r, OS_COLA] = la
+            sp[r, OS_COLB] = 2 + lb
+            r += 1
     first[vidx.shape[0]] = r
 
 
 @njit(cache=True)
-def refresh_donors(v, first, vent, vidx, vs, vl, par, teff, sp):
-    """Vent ``v``'s rows of the slab table again, after its donors' temperatures moved."""
-    r = first[v]
-    for k in range(3):
-        if r < first[v + 1] and vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
-            slab_row(v, k, r, vent, vidx, vs, vl, par, teff, sp)
-            r += 1
+def refresh_donors(v, first, vidx, par, teff, sp):
+    """Vent ``v``'s donor enthalpies c_p·T in the slab table again, after its donors' temperatures moved."""
+    a, b = vidx[v, 0], vidx[v, 1]
+    for r in range(first[v], first[v + 1]):
+        la, lb = int(sp[r, OS_COLA]), int(sp[r, OS_COLB]) - 2
+        sp[r, OS_HA] = par[P_CP] * (teff[a, la] if a >= 0 else par[P_TOUT])
+        sp[r, OS_HB] = par[P_CP] * (teff[b, lb] if b >= 0 else par[P_TOUT])
 
 
 @njit(cache=True)
@@ -907,7 +923,7 @@ def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, sta
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
         if (changed[a] or (b >= 0 and changed[b])) and first[v + 1] > first[v]:
-            refresh_donors(v, first, vent, vidx, stat[0], stat[1], par, teff, sp)
+            refresh_donors(v, first, vidx, par, teff, sp)
             hf, w = vent_flow(v, pf, vidx, first, sp, par[P_DELTA], chan)
             res[a] += hf - hv[v]
             if b >= 0:
