@@ -468,28 +468,25 @@ class FireZoneModel(Component):
 
     # ------------------------------------------------------------------ outputs
     def _update_outputs(self) -> None:
-        props = np.empty((self.network.n_compartments, K.NPROP))
-        K.layer_props(self.state, self.arrays["geom"], self.par, props)
-        self.props = props
-        self.t_upper = props[:, K.Q_TU].copy()
-        self.t_lower = props[:, K.Q_TL].copy()
-        self.layer_height = props[:, K.Q_ZI] - self.network.base_m
-        self.pressure = props[:, K.Q_P] - outside_pressure_pa(self.network.base_m, float(self.t_out[0]),
-                                                              self.par[K.P_P0])
-        xu = self.mole_fractions(upper=True)
-        xl = self.mole_fractions(upper=False)
-        self.o2_upper, self.o2_lower = xu[:, K.SP_O2], xl[:, K.SP_O2]
-        self.co2_upper, self.co2_lower = xu[:, K.SP_CO2], xl[:, K.SP_CO2]
-        self.co_upper, self.co_lower = 1e6 * xu[:, K.SP_CO], 1e6 * xl[:, K.SP_CO]
-        vu = props[:, K.Q_VU]
-        vl = self.network.volume_m3 - vu
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.soot_upper = np.where(vu > 0, self.state[:, K.SU + K.SP_SOOT] / np.maximum(vu, 1e-300), 0.0)
-            self.soot_lower = np.where(vl > 0, self.state[:, K.SL + K.SP_SOOT] / np.maximum(vl, 1e-300), 0.0)
+        self.par[K.P_TOUT] = float(self.t_out[0])
+        out = np.empty((K.NOUT, self.network.n_compartments))
+        K.compartment_outputs(self.state, self.arrays["geom"], self.par, out)
+        self.t_upper, self.t_lower, self.layer_height, self.pressure = out[K.O_TU], out[K.O_TL], out[K.O_Z], out[K.O_P]
+        self.o2_upper, self.o2_lower = out[K.O_O2U], out[K.O_O2L]
+        self.co2_upper, self.co2_lower = out[K.O_CO2U], out[K.O_CO2L]
+        self.co_upper, self.co_lower = out[K.O_COU], out[K.O_COL]
+        self.soot_upper, self.soot_lower = out[K.O_SOOTU], out[K.O_SOOTL]
         self.ext_upper = SOOT_EXTINCTION_M2_KG * self.soot_upper
         self.ext_lower = SOOT_EXTINCTION_M2_KG * self.soot_lower
         self.vent_flow = (self.chan[:, 0] + self.chan[:, 1]) - (self.chan[:, 2] + self.chan[:, 3])
         self.vvent_flow = (self.vchan[:, 0] + self.vchan[:, 1]) - (self.vchan[:, 2] + self.vchan[:, 3])
+
+    @property
+    def props(self) -> np.ndarray:
+        """(N, NPROP) layer properties of the present state (:func:`physics._kernels.fire_zone.layer_props`)."""
+        props = np.empty((self.network.n_compartments, K.NPROP))
+        K.layer_props(self.state, self.arrays["geom"], self.par, props)
+        return props
 
     def mole_fractions(self, *, upper: bool) -> np.ndarray:
         """(N, 5) volume fractions of :data:`physics._kernels.fire_zone.SPECIES` in one layer (rest N2)."""

@@ -147,6 +147,41 @@ def layer_props(state, geom, par, props):
         props[i, Q_VU] = vu
 
 
+#: rows of :func:`compartment_outputs`' ``out`` (NOUT, N)
+(O_TU, O_TL, O_Z, O_P, O_O2U, O_O2L, O_CO2U, O_CO2L, O_COU, O_COL, O_SOOTU, O_SOOTL) = range(12)
+NOUT = 12
+
+
+@njit(cache=True)
+def compartment_outputs(state, geom, par, out):
+    """The component's per-compartment outputs in one pass into ``out`` (NOUT, N): layer temperatures (K), layer
+    height above the floor (m), floor pressure less the outside's at that height (Pa), O2 and CO2 volume fractions
+    and CO (ppm) of each layer (moles of the species and N2 for the rest of the mass), soot (kg/m³) of each layer."""
+    n = state.shape[0]
+    props = np.empty((n, NPROP))
+    layer_props(state, geom, par, props)
+    g, r, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
+    for i in range(n):
+        out[O_TU, i] = props[i, Q_TU]
+        out[O_TL, i] = props[i, Q_TL]
+        out[O_Z, i] = props[i, Q_ZI] - geom[i, G_BASE]
+        out[O_P, i] = props[i, Q_P] - p0 * math.exp(-g * geom[i, G_BASE] / (r * t_out))
+        vu = props[i, Q_VU]
+        vl = geom[i, G_VOL] - vu
+        for layer in range(2):
+            m_col, s_col = (MU, SU) if layer == 0 else (ML, SL)
+            total = max(state[i, m_col], 0.0)
+            moles = 0.0
+            for s in range(NSP):
+                total -= state[i, s_col + s]
+                moles += state[i, s_col + s] / MOLAR_MASS[s]
+            moles += max(total, 0.0) / M_N2
+            for row, s, scale in ((O_O2U, SP_O2, 1.0), (O_CO2U, SP_CO2, 1.0), (O_COU, SP_CO, 1e6)):
+                out[row + layer, i] = scale * state[i, s_col + s] / MOLAR_MASS[s] / moles if moles > 0.0 else 0.0
+        out[O_SOOTU, i] = state[i, SU + SP_SOOT] / vu if vu > 0.0 else 0.0
+        out[O_SOOTL, i] = state[i, SL + SP_SOOT] / vl if vl > 0.0 else 0.0
+
+
 @njit(cache=True)
 def p_inside(pf, z, base, zi, rho_u, rho_l, g):
     """Pressure at elevation ``z`` in a compartment of floor pressure ``pf`` (hydrostatic through both layers)."""
@@ -161,17 +196,6 @@ def p_inside(pf, z, base, zi, rho_u, rho_l, g):
 def p_outside(z, par):
     """Outside pressure at elevation ``z``: isothermal atmosphere at T_out, P0 at grade."""
     return par[P_P0] * math.exp(-par[P_G] * z / (par[P_R] * par[P_TOUT]))
-
-
-@njit(cache=True)
-def _donor(i, z, props, par):
-    """(density, temperature, layer) of side ``i`` at elevation ``z``; layer 0 upper, 1 lower (outside: 1)."""
-    if i < 0:
-        t = par[P_TOUT]
-        return p_outside(z, par) / (par[P_R] * t), t, 1
-    if z > props[i, Q_ZI]:
-        return props[i, Q_RU], props[i, Q_TU], 0
-    return props[i, Q_RL], props[i, Q_TL], 1
 
 
 @njit(cache=True)

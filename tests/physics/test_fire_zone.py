@@ -199,6 +199,18 @@ def test_mass_and_energy_are_conserved_to_round_off():
     assert 0.0 < m.o2_upper[0] < 0.2095 and m.co_upper[0] > 10.0 and m.ext_upper[0] > 0.1
     # the fire was oxygen-limited at some point: less burned than asked, or all of it
     assert m.q_burned[0] <= m.q_kw[0] + 1e-9
+    # the compiled outputs are the numpy formulas (mole fractions with N2 for the rest; soot over the layer volume)
+    volume_upper = m.props[:, K.Q_VU]
+    for upper, o2, co2, co, soot in ((True, m.o2_upper, m.co2_upper, m.co_upper, m.soot_upper),
+                                     (False, m.o2_lower, m.co2_lower, m.co_lower, m.soot_lower)):
+        x = m.mole_fractions(upper=upper)
+        np.testing.assert_allclose(o2, x[:, K.SP_O2], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(co2, x[:, K.SP_CO2], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(co, 1e6 * x[:, K.SP_CO], rtol=1e-12, atol=1e-9)
+        col, vol = (K.SU, volume_upper) if upper else (K.SL, net.area_m2 * net.height_m - volume_upper)
+        expected = np.where(vol > 0, m.state[:, col + K.SP_SOOT] / np.where(vol > 0, vol, 1.0), 0.0)
+        np.testing.assert_allclose(soot, expected, rtol=1e-12, atol=1e-18)
+    assert np.all(m.layer_height <= net.height_m + 1e-12) and np.all(m.layer_height >= 0.0)
 
 
 def _random_network(rng):
