@@ -199,6 +199,18 @@ def p_outside(z, par):
 
 
 @njit(cache=True)
+def piece_ends(x1, x2, delta):
+    """Where Δp, running linearly from x1 (t = 0) to x2 (t = 1) over a slab, crosses −δ, 0 and +δ: the ends of the
+    slab's pieces, (t1, t2, t3, 1.0) increasing, each clipped to [0, 1] (a piece of zero length is skipped)."""
+    dx = x2 - x1
+    if dx == 0.0 or min(x1, x2) > delta or max(x1, x2) < -delta:
+        return 1.0, 1.0, 1.0, 1.0  # one piece (most slabs)
+    s = 1.0 if dx > 0.0 else -1.0  # the cuts in increasing t
+    return (min(max((-s * delta - x1) / dx, 0.0), 1.0), min(max(-x1 / dx, 0.0), 1.0),
+            min(max((s * delta - x1) / dx, 0.0), 1.0), 1.0)
+
+
+@njit(cache=True)
 def _piece(x1, x2, h, coef, delta):
     """Signed mass flow and ∂ṁ/∂Δp of one slab of height ``h`` where Δp runs linearly from x1 to x2
     without crossing 0 or ±delta (coef = C·W·√(2ρ_d))."""
@@ -331,17 +343,9 @@ def _slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
     hflow = 0.0
     weight = 0.0
     t_prev = 0.0
-    no_cut = dx == 0.0 or min(x1, x2) > delta or max(x1, x2) < -delta  # one piece (most openings)
-    for j in range(4):
-        if j < 3:
-            if no_cut:
-                continue
-            c = (j - 1.0) * delta if dx > 0.0 else (1.0 - j) * delta  # the cuts in increasing t
-            t = (c - x1) / dx
-            if not (t_prev < t < 1.0):
-                continue
-        else:
-            t = 1.0
+    for t in piece_ends(x1, x2, delta):
+        if not t > t_prev:
+            continue
         ya = x1 + dx * t_prev
         yb = x1 + dx * t
         hh = h * (t - t_prev)
@@ -415,8 +419,8 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
     channels into ``chan[v]`` (kg/s, ≥ 0: from a upper, a lower, b upper, b lower), net enthalpy a → b (W) into
     ``hv[v]`` and the Jacobian weight into ``wv[v]``. Δp(z) = p_a − p_b (floor pressures, 0 for outside) + the
     slab's hydrostatic part, linear over the slab; each slab is cut where Δp crosses −δ, 0, +δ and the orifice
-    equation integrated over each piece. (One loop over the vents: a call per vent cost 3/4 of the time.)"""
-    sd = math.sqrt(delta)
+    equation integrated over each piece (:func:`piece_ends`, :func:`_piece`). (One loop over the vents: a call per
+    vent cost 3/4 of the time.)"""
     for j in range(vents.shape[0]):
         v = vents[j]
         a, b = vidx[v, 0], vidx[v, 1]
@@ -429,37 +433,19 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
             x1 = c0 + sp[r, OS_D0]
             x2 = c0 + sp[r, OS_D1]
             dx = x2 - x1
-            no_cut = dx == 0.0 or min(x1, x2) > delta or max(x1, x2) < -delta  # one piece (most slabs)
             t_prev = 0.0
-            for i in range(4):
-                if i < 3:
-                    if no_cut:
-                        continue
-                    cut = (i - 1.0) * delta if dx > 0.0 else (1.0 - i) * delta  # the cuts in increasing t
-                    t = (cut - x1) / dx
-                    if not (t_prev < t < 1.0):
-                        continue
-                else:
-                    t = 1.0
+            for t in piece_ends(x1, x2, delta):
+                if not t > t_prev:
+                    continue
                 ya = x1 + dx * t_prev
                 yb = x1 + dx * t
                 share = t - t_prev
                 t_prev = t
-                ym = 0.5 * (ya + yb)
-                if ym >= 0.0:
-                    coef, hcp, col = sp[r, OS_CA] * share, sp[r, OS_HA], int(sp[r, OS_COLA])
+                if 0.5 * (ya + yb) >= 0.0:
+                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
                 else:
-                    coef, hcp, col = sp[r, OS_CB] * share, sp[r, OS_HB], int(sp[r, OS_COLB])
-                if abs(ym) <= delta:  # the linear range: the secant Δp/√δ
-                    f = coef * ym / sd
-                    dfdp = coef / sd
-                else:
-                    s1 = math.sqrt(abs(ya))
-                    s2 = math.sqrt(abs(yb))
-                    f = coef * (2.0 / 3.0) * (s1 * s1 + s1 * s2 + s2 * s2) / (s1 + s2)
-                    if ym < 0.0:
-                        f = -f
-                    dfdp = coef / (s1 + s2)
+                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
+                f, dfdp = _piece(ya, yb, share, coef, delta)
                 chan[v, col] += abs(f)
                 hflow += hcp * f
                 weight += hcp * dfdp
