@@ -242,16 +242,6 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
 
 
 # ----------------------------------------------------------------------------- CFAST
-def _fuel(fire) -> dict:
-    """The case's fuel as the zone model takes it (as tests/physics/test_fire_zone_cfast.py)."""
-    c, h = fire.formula[0], fire.formula[1]
-    carbon = 12.011 * c / (12.011 * c + 1.008 * h + 16.0 * fire.formula[2] + 14.007 * fire.formula[3]
-                           + 35.45 * fire.formula[4])
-    co2 = (carbon - fire.co_yield * 12.011 / 28.01 - fire.soot_yield) * 44.01 / 12.011
-    return {"heat_of_combustion_kj_kg": fire.heat_of_combustion_kj_kg, "co": fire.co_yield,
-            "soot": fire.soot_yield, "co2": co2, "h2o": 0.0}
-
-
 def run_cfast_case(repeat: int) -> dict[str, Any]:
     """(b): the MQH room in CFAST and in the zone model, wall times side by side."""
     from physics import fire_cases, fire_cfast
@@ -265,7 +255,7 @@ def run_cfast_case(repeat: int) -> dict[str, Any]:
     def ours():
         m = FireZoneModel(case.network, t_inside_k=case.t_in_c + 273.15, t_outside_k=case.t_out_c + 273.15,
                           radiative_fraction=fire.radiative_fraction,
-                          fire_diameter_m=2.0 * np.sqrt(fire.area_m2 / np.pi), fuel=_fuel(fire))
+                          fire_diameter_m=2.0 * np.sqrt(fire.area_m2 / np.pi), fuel=fire.zone_fuel())
         while m.t < case.t_end_s - 1e-9:
             m.q_kw[:] = case.q_kw(m.t + 0.5)
             m.step(1.0)

@@ -98,6 +98,15 @@ class TabulatedFire:
     def peak_kw(self) -> float:
         return float(max(self.hrr_kw))
 
+    def zone_fuel(self) -> dict:
+        """This fuel as the zone model takes it (``FireZoneModel(fuel=...)``): CO2 from the carbon left after CO
+        and soot (H2O untracked)."""
+        c, h, o, n, cl = self.formula
+        carbon = 12.011 * c / (12.011 * c + 1.008 * h + 16.0 * o + 14.007 * n + 35.45 * cl)
+        co2 = (carbon - self.co_yield * 12.011 / 28.01 - self.soot_yield) * 44.01 / 12.011
+        return {"heat_of_combustion_kj_kg": self.heat_of_combustion_kj_kg, "co": self.co_yield,
+                "soot": self.soot_yield, "co2": co2, "h2o": 0.0}
+
 
 def t2_fire(compartment: str, *, growth: str | float = "fast", peak_kw: float, t_end_s: float,
             points: int = 12, **kw) -> TabulatedFire:

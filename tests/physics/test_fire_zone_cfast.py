@@ -61,22 +61,12 @@ def _cfast_installed() -> bool:
     return True
 
 
-def _fuel(fire: fire_cases.TabulatedFire) -> dict:
-    """The case's fuel as the zone model takes it: CO2 from the carbon left after CO and soot (H2O untracked)."""
-    c, h = fire.formula[0], fire.formula[1]
-    carbon = 12.011 * c / (12.011 * c + 1.008 * h + 16.0 * fire.formula[2] + 14.007 * fire.formula[3]
-                           + 35.45 * fire.formula[4])
-    co2 = (carbon - fire.co_yield * 12.011 / 28.01 - fire.soot_yield) * 44.01 / 12.011
-    return {"heat_of_combustion_kj_kg": fire.heat_of_combustion_kj_kg, "co": fire.co_yield,
-            "soot": fire.soot_yield, "co2": co2, "h2o": 0.0}
-
-
 def zone_run(case: fire_cases.FireCase, times: np.ndarray, **model_kw) -> dict[str, np.ndarray]:
     """The zone model on ``case`` at 1 s steps, the heat release at each step's middle; (time, compartment)."""
     fire = case.fires[0]
     m = FireZoneModel(case.network, t_inside_k=case.t_in_c + 273.15, t_outside_k=case.t_out_c + 273.15,
                       radiative_fraction=fire.radiative_fraction,
-                      fire_diameter_m=2.0 * np.sqrt(fire.area_m2 / np.pi), fuel=_fuel(fire), **model_kw)
+                      fire_diameter_m=2.0 * np.sqrt(fire.area_m2 / np.pi), fuel=fire.zone_fuel(), **model_kw)
     out = {"t_upper": [], "layer_height": [], "t_lower": []}
     for t in times:
         while m.t < t - 1e-9:
