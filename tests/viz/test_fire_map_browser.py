@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +13,6 @@ from viz.layers.fire_building import BURNING_UNTENABLE, UNTENABLE, map_view, sta
 
 #: As tests/viz/test_fire_layers.py: L5, ultrafast, no sprinklers, 180 s (L5's route turns untenable at ~120 s).
 RUN = {"floor": 4, "growth": "ultrafast", "sprinklers": False, "duration_s": 180.0, "record_every_s": 10.0}
-#: The README's figure of the page (kept when the directory exists, i.e. on a developer's machine).
-README_SHOT = Path("/tmp/readme/fire_map.png")
 
 
 class _FireKind:
@@ -83,8 +79,6 @@ def test_fire_page_draws_the_storeys_and_they_change_on_the_slider(fire_ds, chro
         shot = tmp_path / "fire_map.png"
         b.screenshot(shot)
         assert b.console_errors == [] and b.network_requests == []
-    if README_SHOT.parent.is_dir():
-        shutil.copyfile(shot, README_SHOT)
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     hot = [tuple(c[:3]) for c in (UNTENABLE, BURNING_UNTENABLE) if list(c) in c_end]
     assert hot  # the last frame has an untenable or burning storey, and it is drawn
