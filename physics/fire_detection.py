@@ -312,7 +312,11 @@ class DeviceState:
         zl = h if layer_height_m is None else np.asarray(layer_height_m, float)
         in_layer = zl[self.c] < h[self.c] - LAYER_AT_CEILING_M
         t_ref = np.where(in_layer, tu[self.c], tl[self.c])
-        gas, u = device_gas(q[self.c], h[self.c], self.radius_m, t_ref)
+        gas, u = t_ref.copy(), np.zeros(len(self.c))
+        burning = np.flatnonzero(q[self.c] > 0.0)  # elsewhere Alpert's jet is 0 K and 0 m/s: the gas is the layer
+        if len(burning):
+            c = self.c[burning]
+            gas[burning], u[burning] = device_gas(q[c], h[c], self.radius_m[burning], t_ref[burning])
         od = np.zeros(len(self.c)) if extinction_upper is None else \
             np.where(in_layer, obscuration_pct_m(np.asarray(extinction_upper, float)[self.c]), 0.0)
         return gas, u, od, t_ref
