@@ -241,17 +241,17 @@ def _static_p(i, z, geom, props, par):
 
 @njit(cache=True)
 def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
-    """What the vent flows need that does not depend on the floor pressures, once per step: wall vents'
-    breakpoints, hydrostatic Δp parts and donors (``vs``, ``vl``); ceiling vents' hydrostatic Δp part,
-    donor density for flow up and down and Cooper's exchange volume flow (``vvs`` (K, 4)), and the donor
-    channels up and down (``vvl`` (K, 2)); ``vvs`` (K, 6) columns 4 and 5, the share of the flow up and
-    down taken from those layers, start at 1 (:func:`froude_split` sets them).
+    """What the vent flows need that does not depend on the floor pressures, once per step: the wall vents'
+    (:func:`wall_statics`) and the ceiling vents' (:func:`ceiling_statics`)."""
+    wall_statics(vent, vidx, geom, props, par, vs, vl)
+    ceiling_statics(vvent, vvidx, geom, props, par, vvs, vvl)
 
-    Exchange (Cooper 1995, J. Heat Transfer 117:659, as CFAST's ``ventcf``): where the gas above the
-    opening is denser than below it, Δρ > 0, V_ex = max(0.1·√(2g·Δρ·A^2.5/(ρ_a + ρ_b))·(1 − |Δp|/Δp_f), 0)
-    each way, Δp_f = C²·g·Δρ·D⁵/(2A²) the flooding pressure difference (C = 0.942, D = √A: a square
-    opening). Equal volumes each way carry nearly equal enthalpy (ρ·T = p/R), so it is taken at the
-    start-of-step pressures and held through the step, outside the Newton solve."""
+
+@njit(cache=True)
+def wall_statics(vent, vidx, geom, props, par, vs, vl):
+    """Each wall vent's break points (sill, the two sides' interfaces clipped to the opening, soffit), the
+    hydrostatic part of Δp at them and each slab's donors (density into ``vs``, layer into ``vl``); a closed vent
+    has no slab."""
     g, r_gas, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
     for v in range(vidx.shape[0]):  # (the sides' look-ups inline: a call with array arguments costs ~100 ns)
         a, b = vidx[v, 0], vidx[v, 1]
@@ -299,6 +299,19 @@ def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
                 vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = ru_b, 0
             else:
                 vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = rl_b, 1
+
+
+@njit(cache=True)
+def ceiling_statics(vvent, vvidx, geom, props, par, vvs, vvl):
+    """Each ceiling vent's hydrostatic Δp part, donor density for flow up and down and Cooper's exchange volume
+    flow (``vvs`` (K, 4)), and the donor channels up and down (``vvl`` (K, 2)); ``vvs`` (K, 6) columns 4 and 5, the
+    share of the flow up and down taken from those layers, start at 1 (:func:`froude_split` sets them).
+
+    Exchange (Cooper 1995, J. Heat Transfer 117:659, as CFAST's ``ventcf``): where the gas above the
+    opening is denser than below it, Δρ > 0, V_ex = max(0.1·√(2g·Δρ·A^2.5/(ρ_a + ρ_b))·(1 − |Δp|/Δp_f), 0)
+    each way, Δp_f = C²·g·Δρ·D⁵/(2A²) the flooding pressure difference (C = 0.942, D = √A: a square
+    opening). Equal volumes each way carry nearly equal enthalpy (ρ·T = p/R), so it is taken at the
+    start-of-step pressures and held through the step, outside the Newton solve."""
     for k in range(vvidx.shape[0]):
         lo, up = vvidx[k, 0], vvidx[k, 1]
         ztop = geom[lo, G_BASE] + geom[lo, G_H]
