@@ -16,9 +16,10 @@
     Profile: every ``--profile-every``-th kernel call is repeated (untimed in the figures above) on
     copies of its inputs by the kernel's Python body (``K.step.py_func``) calling the compiled
     pieces through timers: layer properties + fire sources, vent statics, the Newton solve
-    (residual evaluations, conjugate-gradient solves and their iterations), layer limiting;
-    the compiled step on the same inputs gives the total; the remainder is the layer update
-    (transfers, state update, allocations).
+    (residual evaluations, sparse LDLᵀ solves), layer limiting, vent transfers and the layer update;
+    the compiled step on the same inputs gives the total. The pieces are called from Python (a
+    dispatch of ~10 µs each, and the Newton loop itself run as Python), so they add up to more than
+    the compiled step: read them as proportions.
 (b) ``cfast``: the references.md MQH room (:func:`physics.fire_cases.one_room`: 4×4×2.4 m, door
     1×2 m, fast t² to 500 kW, 900 s) in NIST CFAST (``physics.fire_cfast.run_case``: wall time of
     the CFAST process, input writing and output parsing included; CFAST's own "Total execution
