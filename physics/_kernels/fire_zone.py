@@ -84,9 +84,9 @@ V_BOT, V_TOP, V_W, V_CD, V_OPEN = range(5)
 NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
- P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_SPARE, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
- P_EPSW, P_VDEP) = range(26)
-NPAR = 26
+ P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
+ P_EPSW, P_VDEP) = range(25)
+NPAR = 25
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
 #: approximate the reduced Kelvin-Helmholtz type mixing").
 COLD_JET_FACTOR = 0.25
