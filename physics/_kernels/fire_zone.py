@@ -417,13 +417,18 @@ def slab_table(vent, vidx, vs, vl, par, teff, first, sp):
 
 
 @njit(cache=True)
-def refresh_donors(v, first, vidx, par, teff, sp):
-    """Vent ``v``'s donor enthalpies c_p·T in the slab table again, after its donors' temperatures moved."""
-    a, b = vidx[v, 0], vidx[v, 1]
-    for r in range(first[v], first[v + 1]):
-        la, lb = int(sp[r, OS_COLA]), int(sp[r, OS_COLB]) - 2
-        sp[r, OS_HA] = par[P_CP] * (teff[a, la] if a >= 0 else par[P_TOUT])
-        sp[r, OS_HB] = par[P_CP] * (teff[b, lb] if b >= 0 else par[P_TOUT])
+def refresh_donors(changed, first, vidx, par, teff, sp):
+    """The donor enthalpies c_p·T in the slab table again for the wall vents touching a compartment flagged in
+    ``changed`` (its donor temperatures ``teff`` moved), so that the table never lags ``teff``."""
+    cp, t_out = par[P_CP], par[P_TOUT]
+    for v in range(vidx.shape[0]):
+        a, b = vidx[v, 0], vidx[v, 1]
+        if not (changed[a] or (b >= 0 and changed[b])):
+            continue
+        for r in range(first[v], first[v + 1]):
+            la, lb = int(sp[r, OS_COLA]), int(sp[r, OS_COLB]) - 2
+            sp[r, OS_HA] = cp * (teff[a, la] if a >= 0 else t_out)
+            sp[r, OS_HB] = cp * (teff[b, lb] if b >= 0 else t_out)
 
 
 @njit(cache=True)
@@ -940,16 +945,16 @@ def merit(res, geom, gm1, dt):
 @njit(cache=True)
 def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, stat, chan, vchan, res, wv, wvv, hv,
                  hvv):
-    """Evaluate again the vents touching a compartment flagged in ``changed`` (its donor temperatures moved)
-    and the ceiling vents flagged in ``vchanged`` (their Froude shares moved), at the floor pressures ``pf``,
-    and swap their part of the residual: the whole residual without evaluating the other vents."""
+    """Evaluate again the vents touching a compartment flagged in ``changed`` (its donor temperatures moved;
+    their rows of the slab table already follow, :func:`refresh_donors`) and the ceiling vents flagged in
+    ``vchanged`` (their Froude shares moved), at the floor pressures ``pf``, and swap their part of the residual:
+    the whole residual without evaluating the other vents."""
     first, sp = stat[4], stat[5]
     sel = np.empty(vidx.shape[0], np.int64)
     m = 0
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
         if (changed[a] or (b >= 0 and changed[b])) and first[v + 1] > first[v]:
-            refresh_donors(v, first, vidx, par, teff, sp)
             res[a] -= hv[v]
             if b >= 0:
                 res[b] += hv[v]
@@ -1111,6 +1116,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                 for k in range(kk):
                     vchanged[k] = vvs[k, 4] != shares[k, 0] or vvs[k, 5] != shares[k, 1]
             change = max(change, donor_temperatures(props, fu, fl, teff, changed))
+            refresh_donors(changed, stat[4], vidx, par, teff, stat[5])  # even a move below layer_tol
             if change > par[P_LAYTOL]:  # K (1e-4 K: the enthalpy mismatch left is ~1e-6 Pa of pressure)
                 updates += 1
                 smax = np.inf  # the last Newton correction no longer measures the error
