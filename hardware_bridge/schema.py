@@ -154,7 +154,7 @@ class DasEventResult(_StrictModel):
     position_m: float = Field(ge=0.0, le=200_000.0)
     energy: float = Field(ge=0.0)
     event_class: Literal[
-        "intrusion", "excavation", "vehicle", "train", "water_leak", "fire", "unknown"
+        "intrusion", "excavation", "drilling", "piling", "vehicle", "train", "water_leak", "fire", "unknown"
     ] = Field(alias="class")
     length_m: float | None = Field(default=None, ge=0.0, le=200_000.0)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
