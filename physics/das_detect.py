@@ -1,0 +1,468 @@
+"""Streaming event detector for fibre-optic DAS records: chunks in, event summaries out.
+
+:class:`DasDetector` takes the chunks of a DAS record as they arrive (float32 ``(n_time, n_channel)`` strain rate,
+the convention of :mod:`physics.das_layout`) and returns :class:`DasEvent` summaries. Per chunk, in one pass
+(:mod:`physics._kernels.das_detect`):
+
+1. **Band-pass** (Butterworth as second-order sections, state carried across chunks) and window statistics of
+   the filtered signal per channel and window (``window_s``, default 0.1 s): energy, energy of the first
+   difference, fourth power sum and peak.
+2. **Trigger**: STA/LTA of the window energy per channel (STA one window, LTA recursive over ``lta_s``, frozen
+   while triggered and fed at most ``clip`` × itself, so it tracks the noise floor and not the events), on at
+   ``ratio_on``, off below ``ratio_off``.
+3. **Clustering** in channel × time: a window's triggered channels form runs (gaps of at most ``merge_gap_ch``
+   channels closed); a run joins the open track whose channel span it overlaps (within ``merge_gap_ch + 2``
+   channels, so a moving source stays one track), runs bridging two tracks merge them, and a track with no run
+   for ``gap_s`` is closed.
+4. **Localisation**: the channel of the largest event energy (summed over the event's windows), refined by a
+   parabola through the log energies of it and its two neighbours (exact for a Gaussian energy profile), then
+   chainage by :meth:`FibreLayout.chainage_m`.
+5. **Classification** from the event's features (:mod:`physics.das_features`).
+
+**Latency and memory.** The detector never looks ahead: an event is decided from the windows seen so far. A
+track is reported when it has been quiet for ``gap_s``, or, when it lasts, every ``max_duration_s`` (a
+continuing source is reported in segments, ``segment`` 0, 1, ...), so an event is reported at most
+``max_duration_s + gap_s + window_s`` after its onset, counted from the arrival of the chunk holding that time
+(12.6 s with the defaults). State is per channel (filter sections, the open window, the LTA, the trigger) plus
+the open tracks, each at most ``max_duration_s`` long: memory does not grow with the length of the record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from twin.errors import ValidationError
+
+#: Event classes (the bridge's ``das_event`` classes this detector reports).
+CLASSES = ("drilling", "piling", "excavation", "intrusion", "train", "vehicle", "unknown")
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Parameters of :class:`DasDetector` (every one checked at construction).
+
+    Attributes
+    ----------
+    band_hz : (float, float)
+        Pass band of the Butterworth band-pass (Hz). Default 5–200 Hz: construction machinery and footsteps
+        put most of their energy there, below it lie the quasi-static strain of temperature and trains' loads.
+    order : int
+        Butterworth order per band edge (``scipy.signal.butter(order, band, "bandpass")``: 2·order poles).
+    window_s : float
+        Window of the band energy (the STA) and the time resolution of events (s).
+    lta_s : float
+        Time constant of the noise floor (LTA, s).
+    warmup_s : float
+        Start-up time during which the LTA is the running mean and nothing triggers (s).
+    clip : float
+        A window enters the LTA at most as ``clip`` × LTA.
+    ratio_on, ratio_off : float
+        Trigger hysteresis on STA/LTA (energy ratios; 5 = 7 dB).
+    energy_floor : float
+        Smallest noise floor a ratio is taken against (window energy, (1/s)²).
+    merge_gap_ch : int
+        Untriggered channels bridged inside one window's run.
+    gap_s : float
+        A track with no triggered window for this long is closed (s).
+    max_duration_s : float
+        A longer track is reported in segments of this length (s).
+    min_windows : int
+        Tracks with fewer triggered windows are dropped (isolated noise).
+    min_snr_db : float
+        Tracks whose largest STA/LTA stays below this are dropped (dB of energy).
+    """
+
+    band_hz: tuple[float, float] = (5.0, 200.0)
+    order: int = 2
+    window_s: float = 0.1
+    lta_s: float = 30.0
+    warmup_s: float = 3.0
+    clip: float = 2.0
+    ratio_on: float = 5.0
+    ratio_off: float = 2.0
+    energy_floor: float = 1e-30
+    merge_gap_ch: int = 3
+    gap_s: float = 2.5
+    max_duration_s: float = 10.0
+    min_windows: int = 2
+    min_snr_db: float = 9.0
+
+    def __post_init__(self) -> None:
+        lo, hi = (float(v) for v in self.band_hz)
+        if not (0.0 < lo < hi):
+            raise ValidationError(f"DetectorParams.band_hz = {self.band_hz!r}: give (low, high) with 0 < low < high Hz")
+        object.__setattr__(self, "band_hz", (lo, hi))
+        if int(self.order) != self.order or not 1 <= self.order <= 8:
+            raise ValidationError(f"DetectorParams.order = {self.order!r}: give a whole number 1..8")
+        for name in ("window_s", "lta_s", "clip", "ratio_on", "ratio_off", "energy_floor", "gap_s", "max_duration_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number > 0")
+        if not self.warmup_s >= 0:
+            raise ValidationError(f"DetectorParams.warmup_s = {self.warmup_s!r}: give seconds >= 0")
+        if self.ratio_off > self.ratio_on:
+            raise ValidationError(f"DetectorParams.ratio_off = {self.ratio_off!r} is above ratio_on = "
+                                  f"{self.ratio_on!r}: the trigger turns off below ratio_off, give ratio_off <= ratio_on")
+        for name in ("merge_gap_ch", "min_windows"):
+            v = getattr(self, name)
+            if int(v) != v or v < 0:
+                raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
+
+    @property
+    def latency_s(self) -> float:
+        """Longest delay between an event's onset and its report (s), beyond the chunk's arrival."""
+        return self.max_duration_s + self.gap_s + self.window_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class DasEvent:
+    """One detected event (or one ``max_duration_s`` segment of a lasting one).
+
+    Times are seconds on the record's clock (the ``t0_s`` given to :meth:`DasDetector.push`); ``channel`` is
+    fractional (the sub-channel peak), ``chainage_m`` the layout's chainage of it; ``energy`` the event's band
+    energy at its peak channel (Σ y² over its windows, (1/s)²); ``snr_db`` 10·log10 of the largest STA/LTA;
+    ``peak_frequency_hz`` the RMS frequency of the band-passed signal at the peak channel; ``speed_mps`` the
+    apparent speed of the energy centroid along the fibre (signed, chainage per second).
+    """
+
+    event_class: str
+    confidence: float
+    onset_s: float
+    end_s: float
+    channel: float
+    chainage_m: float
+    length_m: float
+    energy: float
+    peak_frequency_hz: float
+    snr_db: float
+    speed_mps: float = 0.0
+    track_id: int = 0
+    segment: int = 0
+    x: float | None = None
+    y: float | None = None
+    lon: float | None = None
+    lat: float | None = None
+    features: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.onset_s
+
+    def as_row(self) -> dict[str, Any]:
+        """Flat record (the columns of ``events.csv``)."""
+        row = {k: getattr(self, k) for k in ("event_class", "confidence", "onset_s", "end_s", "channel",
+                                               "chainage_m", "length_m", "energy", "peak_frequency_hz", "snr_db",
+                                               "speed_mps", "track_id", "segment", "x", "y", "lon", "lat")}
+        row["duration_s"] = self.duration_s
+        return row
+
+
+class _Track:
+    """An open cluster of triggered (window, channel) cells: running sums over its channel span and rows."""
+
+    __slots__ = ("id", "segment", "first_w", "last_w", "lo", "hi", "c0", "sums", "rows", "n_trig")
+
+    def __init__(self, tid: int, w: int, lo: int, hi: int) -> None:
+        self.id = tid
+        self.segment = 0
+        self.first_w = w
+        self.last_w = w
+        self.lo, self.hi = lo, hi
+        self.c0 = lo
+        self.sums = np.zeros((4, 0))  # E, D, Q summed; M max — over the channels c0 .. c0+n-1
+        self.rows: list[tuple] = []
+        self.n_trig = 0
+
+    def _cover(self, a: int, b: int) -> None:
+        n = self.sums.shape[1]
+        if n == 0:
+            self.c0, self.sums = a, np.zeros((4, b - a + 1))
+            return
+        lo, hi = min(a, self.c0), max(b, self.c0 + n - 1)
+        if lo == self.c0 and hi == self.c0 + n - 1:
+            return
+        grown = np.zeros((4, hi - lo + 1))
+        grown[:, self.c0 - lo:self.c0 - lo + n] = self.sums
+        self.c0, self.sums = lo, grown
+
+    def add(self, w: int, runs: list[tuple[int, int]], stats: tuple, ratio_row: np.ndarray, n_ch: int) -> None:
+        """Add this window's runs (channel ranges, inclusive) to the track."""
+        e_row, d_row, q_row, m_row = stats
+        a_all, b_all = min(r[0] for r in runs), max(r[1] for r in runs)
+        a1, b1 = max(a_all - 1, 0), min(b_all + 1, n_ch - 1)
+        self._cover(a1, b1)
+        s = slice(a1 - self.c0, b1 - self.c0 + 1)
+        self.sums[0, s] += e_row[a1:b1 + 1]
+        self.sums[1, s] += d_row[a1:b1 + 1]
+        self.sums[2, s] += q_row[a1:b1 + 1]
+        np.maximum(self.sums[3, s], m_row[a1:b1 + 1], out=self.sums[3, s])
+        e_tot, c_sum, r_max, n_cells, p_best, e_best = 0.0, 0.0, 0.0, 0, a_all, -1.0
+        for a, b in runs:
+            e = e_row[a:b + 1].astype(np.float64)
+            e_tot += float(e.sum())
+            c_sum += float((e * np.arange(a, b + 1)).sum())
+            r_max = max(r_max, float(ratio_row[a:b + 1].max()))
+            n_cells += b - a + 1
+            k = int(np.argmax(e))
+            if e[k] > e_best:
+                e_best, p_best = float(e[k]), a + k
+        centroid = c_sum / e_tot if e_tot > 0 else 0.5 * (a_all + b_all)
+        self.rows.append((w, e_tot, centroid, a_all, b_all, r_max, n_cells, p_best, e_best,
+                          float(q_row[p_best]), float(m_row[p_best]), float(d_row[p_best])))
+        self.lo, self.hi, self.last_w = a_all, b_all, w
+        self.n_trig += 1
+
+    def merge(self, other: _Track) -> None:
+        if other.sums.shape[1]:
+            self._cover(other.c0, other.c0 + other.sums.shape[1] - 1)
+            s = slice(other.c0 - self.c0, other.c0 - self.c0 + other.sums.shape[1])
+            self.sums[:3, s] += other.sums[:3]
+            np.maximum(self.sums[3, s], other.sums[3], out=self.sums[3, s])
+        by_w: dict[int, tuple] = {r[0]: r for r in self.rows}
+        for r in other.rows:
+            mine = by_w.get(r[0])
+            if mine is None:
+                by_w[r[0]] = r
+            else:  # same window: one row with both runs
+                e = mine[1] + r[1]
+                cen = (mine[1] * mine[2] + r[1] * r[2]) / e if e > 0 else mine[2]
+                best = mine if mine[8] >= r[8] else r
+                by_w[r[0]] = (r[0], e, cen, min(mine[3], r[3]), max(mine[4], r[4]), max(mine[5], r[5]),
+                              mine[6] + r[6], *best[7:])
+        self.rows = [by_w[k] for k in sorted(by_w)]
+        self.first_w = min(self.first_w, other.first_w)
+        self.last_w = max(self.last_w, other.last_w)
+        self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
+        self.n_trig = len(self.rows)
+
+
+def subchannel_peak(energy: np.ndarray, k: int) -> float:
+    """Fractional index of the peak of ``energy`` at ``k``: vertex of the parabola through the log energies at
+    ``k−1, k, k+1`` (a Gaussian fitted through three points; ``k`` itself at an edge or on a flat top)."""
+    if k <= 0 or k >= energy.size - 1:
+        return float(k)
+    lm, l0, lp = (math.log(max(float(v), 1e-300)) for v in energy[k - 1:k + 2])
+    den = lm - 2.0 * l0 + lp
+    if not den < 0:
+        return float(k)
+    return k + float(np.clip(0.5 * (lm - lp) / den, -0.5, 0.5))
+
+
+class DasDetector:
+    """Streaming detector: :meth:`push` chunks as they arrive, :meth:`flush` at the end of the record.
+
+    Parameters
+    ----------
+    layout : physics.das_layout.FibreLayout
+        Channels, spacing, sampling rate and chainage of the fibre.
+    params : DetectorParams, optional
+        Detector settings (defaults documented there).
+    locate : callable(chainage array) -> (x, y, lon, lat) arrays, optional
+        Chainage → map point along the layout's line (``physics.tunnel_geometry``); events then carry it.
+    classifier : callable(features dict) -> (class, confidence), optional
+        Default :func:`physics.das_features.classify`.
+    """
+
+    def __init__(self, layout: Any, params: DetectorParams | None = None, *,
+                 locate: Callable[[np.ndarray], tuple] | None = None,
+                 classifier: Callable[[dict[str, float]], tuple[str, float]] | None = None) -> None:
+        import scipy.signal
+
+        from physics.das_features import classify
+
+        self.layout = layout
+        self.params = p = params or DetectorParams()
+        fs = float(layout.fs_hz)
+        if p.band_hz[1] >= fs / 2:
+            raise ValidationError(f"DetectorParams.band_hz = {p.band_hz!r}: the upper edge must lie below the "
+                                  f"Nyquist frequency {fs / 2:g} Hz of fs_hz = {fs:g}")
+        self.win = max(1, int(round(p.window_s * fs)))
+        self.dt_win = self.win / fs
+        self.sos = scipy.signal.butter(p.order, p.band_hz, btype="bandpass", fs=fs, output="sos").astype(np.float32)
+        n = int(layout.n_channel)
+        self.n_channel = n
+        self.z = np.zeros((self.sos.shape[0], 2, n), dtype=np.float32)
+        self.prev = np.zeros(n, dtype=np.float32)
+        self.acc = np.zeros((4, n), dtype=np.float32)
+        self.lta = np.zeros(n, dtype=np.float64)
+        self.on = np.zeros(n, dtype=np.bool_)
+        self.filled = 0
+        self.n_win = 0  # windows completed
+        self.t_first: float | None = None
+        self.n_samples = 0
+        self.tracks: list[_Track] = []
+        self._next_id = 0
+        self.locate = locate
+        self.classifier = classifier or classify
+        self.gap_w = max(1, int(round(p.gap_s / self.dt_win)))
+        self.max_w = max(1, int(round(p.max_duration_s / self.dt_win)))
+        self.warmup_w = int(round(p.warmup_s / self.dt_win))
+        self.alpha = min(1.0, self.dt_win / p.lta_s)
+        self.tol = int(p.merge_gap_ch) + 2
+        self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0}
+
+    # ------------------------------------------------------------------ streaming
+    def push(self, t0_s: float, chunk: np.ndarray) -> list[DasEvent]:
+        """Process one chunk; return the events completed by it.
+
+        Parameters
+        ----------
+        t0_s : float
+            Time of the chunk's first sample (s); chunks must follow each other without gaps.
+        chunk : array (n_time, n_channel)
+            Strain rate (1/s), float32 preferred (other floats are converted).
+        """
+        from physics._kernels.das_detect import bandpass_window_stats, sta_lta_update
+
+        x = self._check(t0_s, chunk)
+        p = self.params
+        n_out = (self.filled + x.shape[0]) // self.win
+        outs = [np.empty((n_out, self.n_channel), dtype=np.float32) for _ in range(4)]
+        self.filled = bandpass_window_stats(x, self.sos, self.z, self.prev, self.acc, self.filled, self.win, *outs)
+        self.n_samples += x.shape[0]
+        self.stats["chunks"] += 1
+        self.stats["samples"] += x.size
+        if n_out == 0:
+            return []
+        ratio = np.empty((n_out, self.n_channel), dtype=np.float32)
+        trig = np.empty((n_out, self.n_channel), dtype=np.bool_)
+        sta_lta_update(outs[0], self.lta, self.n_win, self.on, self.alpha, p.clip, p.ratio_on, p.ratio_off,
+                       self.warmup_w, p.energy_floor, ratio, trig)
+        events: list[DasEvent] = []
+        any_row = trig.any(axis=1)
+        for i in range(n_out):
+            w = self.n_win + i
+            if any_row[i]:
+                self._update(w, trig[i], tuple(o[i] for o in outs), ratio[i])
+            events.extend(self._close(w))
+        self.n_win += n_out
+        self.stats["windows"] += n_out
+        self.stats["triggered_cells"] += int(np.count_nonzero(trig))
+        return events
+
+    def flush(self) -> list[DasEvent]:
+        """Close every open track (end of the record) and return their events."""
+        events = [ev for tr in self.tracks if (ev := self._event(tr)) is not None]
+        self.tracks = []
+        return events
+
+    def run(self, chunks) -> list[DasEvent]:
+        """All events of an iterable of ``(t0_s, chunk)`` pairs, flushed at the end."""
+        out: list[DasEvent] = []
+        for t0, ch in chunks:
+            out.extend(self.push(t0, ch))
+        out.extend(self.flush())
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _check(self, t0_s: float, chunk: np.ndarray) -> np.ndarray:
+        x = np.asarray(chunk)
+        if x.ndim != 2 or x.shape[1] != self.n_channel:
+            raise ValidationError(f"DAS chunk shape {x.shape}: give (n_time, n_channel={self.n_channel}), "
+                                  "time-major, as physics.das_layout describes")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValidationError(f"DAS chunk dtype {x.dtype}: give strain rate as float32")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        fs = float(self.layout.fs_hz)
+        if self.t_first is None:
+            self.t_first = float(t0_s)
+        else:
+            expected = self.t_first + self.n_samples / fs
+            if abs(float(t0_s) - expected) > 0.5 / fs:
+                raise ValidationError(f"DAS chunk t0_s = {t0_s!r}: the previous chunk ended at {expected!r} s; "
+                                      "chunks must follow without gaps (flush() and start a new DasDetector)")
+        return x
+
+    def _runs(self, row: np.ndarray) -> list[tuple[int, int]]:
+        idx = np.flatnonzero(row)
+        if idx.size == 0:
+            return []
+        br = np.flatnonzero(np.diff(idx) > self.params.merge_gap_ch + 1)
+        starts = idx[np.r_[0, br + 1]]
+        ends = idx[np.r_[br, idx.size - 1]]
+        return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+    def _update(self, w: int, trig_row: np.ndarray, stats: tuple, ratio_row: np.ndarray) -> None:
+        by_track: dict[int, list[tuple[int, int]]] = {}
+        tracks = {id(t): t for t in self.tracks}
+        for a, b in self._runs(trig_row):
+            hits = [t for t in self.tracks if a <= t.hi + self.tol and b >= t.lo - self.tol]
+            if not hits:
+                t = _Track(self._next_id, w, a, b)
+                self._next_id += 1
+                self.tracks.append(t)
+                tracks[id(t)] = t
+                by_track[id(t)] = [(a, b)]
+                continue
+            keep = hits[0]
+            for other in hits[1:]:  # the run bridges tracks: merge them into the first
+                keep.merge(other)
+                by_track.setdefault(id(keep), []).extend(by_track.pop(id(other), []))
+                self.tracks.remove(other)
+            by_track.setdefault(id(keep), []).append((a, b))
+        for key, runs in by_track.items():
+            tracks[key].add(w, runs, stats, ratio_row, self.n_channel)
+
+    def _close(self, w: int) -> list[DasEvent]:
+        out = []
+        still = []
+        for t in self.tracks:
+            if w - t.last_w >= self.gap_w:
+                if (ev := self._event(t)) is not None:
+                    out.append(ev)
+            elif w - t.first_w + 1 >= self.max_w:
+                if (ev := self._event(t)) is not None:
+                    out.append(ev)
+                seg = _Track(t.id, w + 1, t.lo, t.hi)
+                seg.segment = t.segment + 1
+                seg.last_w = t.last_w
+                still.append(seg)
+            else:
+                still.append(t)
+        self.tracks = still
+        return out
+
+    def _event(self, t: _Track) -> DasEvent | None:
+        from physics.das_features import track_features
+
+        p = self.params
+        if not t.rows:
+            return None
+        r_max = max(r[5] for r in t.rows)
+        if t.n_trig < p.min_windows or 10.0 * math.log10(max(r_max, 1e-30)) < p.min_snr_db:
+            self.stats["dropped"] += 1
+            return None
+        feats = track_features(t, self)
+        cls, conf = self.classifier(feats)
+        e = t.sums[0]
+        k = int(np.argmax(e))
+        ch = t.c0 + subchannel_peak(e, k)
+        chain = float(self.layout.chainage_m(ch))
+        t0 = (self.t_first or 0.0) + t.rows[0][0] * self.dt_win
+        t1 = (self.t_first or 0.0) + (t.rows[-1][0] + 1) * self.dt_win
+        ev = DasEvent(event_class=cls, confidence=conf, onset_s=t0, end_s=t1, channel=ch, chainage_m=chain,
+                      length_m=feats["extent_m"], energy=float(e[k]), peak_frequency_hz=feats["frequency_hz"],
+                      snr_db=10.0 * math.log10(max(r_max, 1e-30)), speed_mps=feats["speed_mps"], track_id=t.id,
+                      segment=t.segment, features=feats)
+        if self.locate is not None:
+            x, y, lon, lat = (float(np.asarray(v).ravel()[0]) for v in self.locate(np.array([chain])))
+            ev.x, ev.y, ev.lon, ev.lat = x, y, lon, lat
+        self.stats["events"] += 1
+        return ev
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes held by the detector's state (per-channel arrays and open tracks)."""
+        n = self.z.nbytes + self.prev.nbytes + self.acc.nbytes + self.lta.nbytes + self.on.nbytes
+        return n + sum(t.sums.nbytes + 100 * len(t.rows) for t in self.tracks)
+
+
+__all__ = ["CLASSES", "DasDetector", "DasEvent", "DetectorParams", "subchannel_peak"]
