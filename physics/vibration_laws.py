@@ -31,6 +31,7 @@ __all__ = [
     "blast_max_charge_kg",
     "blast_ppv_cm_s",
     "blast_safe_distance_m",
+    "bornitz_distance_m",
     "bornitz_ppv",
     "material_damping_per_m",
 ]
@@ -195,3 +196,47 @@ def material_damping_per_m(
     eta = _checked("loss_factor", loss_factor, allow_zero=True)
     c = _checked("wave_speed_m_s", wave_speed_m_s)
     return np.pi * f * eta / c
+
+
+def bornitz_distance_m(
+    v_limit: ArrayLike, v1: ArrayLike, r1_m: ArrayLike, n: ArrayLike, alpha_per_m: ArrayLike
+) -> NDArray[np.float64]:
+    """Distance at which the Bornitz law falls to ``v_limit``: the inverse of :func:`bornitz_ppv` in r.
+
+    Solves ln v1 + n·ln(r1/r) − a·(r − r1) = ln v_limit by bisection on ln r (the left side falls
+    monotonically with r for n, a >= 0), to a relative error below 1e-9.
+
+    Parameters
+    ----------
+    v_limit : array_like
+        The PPV to reach (> 0), same unit as ``v1``.
+    v1, r1_m, n, alpha_per_m : array_like
+        As in :func:`bornitz_ppv` (n and a not both 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        r in m; 0 where even 1 mm from the source stays below ``v_limit``, inf where the law
+        never falls to it (n = a = 0 and v1 > v_limit).
+    """
+    vl = _checked("v_limit", v_limit)
+    vv = _checked("v1", v1)
+    r1 = _checked("r1_m", r1_m)
+    nn = _checked("n", n, allow_zero=True)
+    a = _checked("alpha_per_m", alpha_per_m, allow_zero=True)
+    vl, vv, r1, nn, a = np.broadcast_arrays(vl, vv, r1, nn, a)
+
+    def excess(r: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.log(vv) + nn * np.log(r1 / r) - a * (r - r1) - np.log(vl)
+
+    lo = np.full(vl.shape, np.log(1e-3))
+    hi = np.full(vl.shape, np.log(1e7))
+    never = excess(np.exp(hi)) > 0
+    below = excess(np.exp(lo)) <= 0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        pos = excess(np.exp(mid)) > 0
+        lo = np.where(pos, mid, lo)
+        hi = np.where(pos, hi, mid)
+    r = np.exp((lo + hi) / 2)
+    return np.where(below, 0.0, np.where(never, np.inf, r))

@@ -67,3 +67,13 @@ def test_bad_input_names_argument_and_value(call, name, value):
         call()
     msg = str(err.value)
     assert name in msg and value in msg
+
+
+def test_bornitz_distance_inverts_bornitz_ppv():
+    from physics.vibration_laws import bornitz_distance_m
+
+    a = float(material_damping_per_m(15.0, 0.1, 200.0))
+    r = bornitz_distance_m([1.0, 0.2], 1.636, 7.62, 1.0, a)
+    np.testing.assert_allclose(bornitz_ppv(1.636, 7.62, r, 1.0, a), [1.0, 0.2], rtol=1e-8)
+    # no damping, n = 1: closed form r = r1 v1 / v
+    assert float(bornitz_distance_m(0.5, 2.0, 10.0, 1.0, 0.0)) == pytest.approx(40.0, rel=1e-8)
