@@ -378,8 +378,7 @@ class DasSimulator:
                 dt = 0.05
                 edge = 0.0 if near else length
                 k_in = int(np.argmax((traj - edge) * direction >= 0))
-                tail = traj - direction * tl
-                k_out = int(np.argmax((tail - (length if near else 0.0)) * direction >= 0))
+                k_out = int(np.argmax((traj - direction * tl - (length if near else 0.0)) * direction >= 0))
                 t0 = t_enter - k_in * dt
                 t_exit = t0 + k_out * dt
                 if t_exit < 0.0:
@@ -393,12 +392,12 @@ class DasSimulator:
                 trains.append(tr)
                 ts, te = max(t_enter, 0.0), min(t_exit, self.duration_s)
                 head_s = float(np.interp(ts, t0 + dt * np.arange(traj.size), traj))
-                tail_e = float(np.interp(te, t0 + dt * np.arange(traj.size), tail))
+                head_e = float(np.interp(te, t0 + dt * np.arange(traj.size), traj))
                 snr = 10 * math.log10(tr.vib_amp**2 / p_noise)
                 self._row(rows, event_id=tid, **{"class": "train"}, t_start_s=ts, t_end_s=te,
                           channel=int(np.clip(round(head_s / lay.dx_m), 0, lay.n_channel - 1)),
                           position_m=float(np.clip(head_s, 0.0, length - lay.dx_m)), offset_m=offset, snr_db=snr,
-                          channel_end=int(np.clip(round(tail_e / lay.dx_m), 0, lay.n_channel - 1)),
+                          channel_end=int(np.clip(round(head_e / lay.dx_m), 0, lay.n_channel - 1)),
                           speed_m_s=speed, length_m=tl)
                 tid += 1
         return trains

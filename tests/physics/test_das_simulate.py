@@ -1,0 +1,147 @@
+"""The DAS simulator: noise level, train moveout, event location, SNR, chunk independence, kernels vs numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from physics._kernels import das_synth
+from physics.das_layout import FibreLayout
+from physics.das_simulate import DasSimulator, EventSpec, SimConfig
+from physics.das_sources import band_power, snr_band
+from tests.physics import das_synth_reference as ref
+from twin.errors import ValidationError
+
+QUIET = dict(trains_per_hour=0.0, crossings_per_km=0.0, lf_ratio=0.0, common_ratio=0.0)
+
+
+def _record(sim: DasSimulator, chunk_s: float = 1.0) -> np.ndarray:
+    return np.concatenate(list(sim.chunks(chunk_s)))
+
+
+def test_white_noise_std_as_configured() -> None:
+    """std = density * sqrt(fs/2); the sample std of N normals has SE sigma/sqrt(2N): allow 5 SE."""
+    lay = FibreLayout(n_channel=300, fs_hz=1000.0)
+    sim = DasSimulator(lay, 5.0, seed=1, config=SimConfig(noise_density=4e-9, **QUIET), events=[])
+    x = _record(sim).astype(np.float64)
+    sigma = 4e-9 * math.sqrt(500.0)
+    assert x.std() == pytest.approx(sigma, rel=5 / math.sqrt(2 * x.size))
+    assert abs(x.mean()) < 5 * sigma / math.sqrt(x.size)
+
+
+def test_low_frequency_noise_adds_its_variance() -> None:
+    """AR(1) knots every 20 samples, linearly interpolated: variance lf^2 (2 + rho) / 3 on top of the white part.
+
+    About 10 s / 0.16 s correlation time x 200 channels = 12,000 independent values: 3 % on the std is > 5 SE.
+    """
+    lay = FibreLayout(n_channel=200)
+    cfg = SimConfig(noise_density=4e-9, trains_per_hour=0.0, crossings_per_km=0.0, lf_ratio=2.0, common_ratio=0.0)
+    x = _record(DasSimulator(lay, 10.0, seed=2, config=cfg, events=[])).astype(np.float64)
+    sw = 4e-9 * math.sqrt(500.0)
+    rho = math.exp(-2 * math.pi * 1.0 * 20 / 1000.0)
+    assert x.std() == pytest.approx(sw * math.sqrt(1 + 4.0 * (2 + rho) / 3), rel=0.03)
+
+
+def test_chunk_size_does_not_change_the_record() -> None:
+    lay = FibreLayout(n_channel=150, dx_m=2.0, fs_hz=500.0)
+    cfg = SimConfig(trains_per_hour=120.0, crossings_per_km=5.0)
+    sim = DasSimulator(lay, 6.0, seed=11, config=cfg, n_events=4)
+    assert set(sim.truth["class"]) >= {"train"}
+    a = _record(sim, 1.0)
+    for chunk_s in (0.37, 2.5, 10.0):
+        b = _record(DasSimulator(lay, 6.0, seed=11, config=cfg, n_events=4), chunk_s)
+        assert np.array_equal(a, b), chunk_s
+    assert a.shape == (3000, 150) and a.dtype == np.float32
+    assert not np.array_equal(a, _record(DasSimulator(lay, 6.0, seed=12, config=cfg, n_events=4)))
+
+
+def test_train_arrival_moves_at_its_speed() -> None:
+    """The head's arrival (envelope first over half its channel's maximum) is a line t = x / v: fit slope within 2 %."""
+    lay = FibreLayout(n_channel=300, dx_m=1.0, fs_hz=500.0)
+    cfg = SimConfig(noise_density=1e-12, trains_per_hour=60.0, crossings_per_km=0.0, lf_ratio=0.0, common_ratio=0.0,
+                    coupling_sigma=0.0, bad_per_km=0.0)
+    sim = DasSimulator(lay, 60.0, seed=2, config=cfg, events=[])
+    t = sim.truth
+    full = t[(t["class"] == "train") & (t["offset_m"] == 2.0) & (t["t_start_s"] > 0) & (t["t_end_s"] < 60)]
+    assert len(full) >= 1, t
+    row = full.iloc[0]
+    x = _record(sim).astype(np.float64)
+    i0, i1 = int(row.t_start_s * 500) - 500, int(row.t_end_s * 500)
+    seg = np.abs(x[max(i0, 0):i1])
+    k = 25
+    env = np.cumsum(seg, axis=0)
+    env = (env[k:] - env[:-k]) / k
+    ch = np.arange(20, 280)
+    arrival = np.array([np.argmax(env[:, c] > 0.5 * env[:, c].max()) for c in ch]) / 500.0
+    slope = np.polyfit(ch * lay.dx_m, arrival, 1)[0]
+    assert 1.0 / slope == pytest.approx(row.speed_m_s, rel=0.02)
+    # a passage spans hundreds of channels at once: the train (140 m) plus its vibration's reach
+    mid = int(np.argmax(env[:, 150]) + 0.0)
+    assert (env[mid] > 0.1 * env[:, 150].max()).sum() >= 140
+
+
+@pytest.mark.parametrize("cls", ["drilling", "piling", "excavation", "intrusion"])
+def test_event_peak_is_at_the_truth_channel(cls: str) -> None:
+    """Uniform coupling: the Bornitz footprint peaks at the nearest channel (offset 6 m) and spans tens of channels."""
+    lay = FibreLayout(n_channel=200, fs_hz=1000.0)
+    cfg = SimConfig(coupling_sigma=0.0, bad_per_km=0.0, **QUIET)
+    ev = EventSpec(cls=cls, position_m=83.3, offset_m=6.0, t_start_s=0.5, t_end_s=7.5, snr_db=30.0)
+    sim = DasSimulator(lay, 8.0, seed=4, config=cfg, events=[ev])
+    x = _record(sim).astype(np.float64)
+    energy = (x[500:7500] ** 2).sum(axis=0)
+    truth = sim.truth.iloc[0]
+    assert truth["channel"] == 83 and int(np.argmax(energy)) == 83
+    noise = sim.sigma_white**2 * 7000
+    assert (energy > 10 * noise).sum() >= 20
+
+
+def test_snr_is_the_band_power_ratio_at_the_peak_channel() -> None:
+    """Measured (record band power - noise band power) / noise band power within 0.5 dB of the truth's snr_db.
+
+    10 s at 1 kHz: the noise band power from about 1000 FFT bins is known to ~3 %, 0.13 dB.
+    """
+    lay = FibreLayout(n_channel=100)
+    cfg = SimConfig(coupling_sigma=0.3, bad_per_km=0.0, **QUIET)
+    ev = EventSpec(cls="drilling", position_m=50.0, offset_m=5.0, t_start_s=0.0, t_end_s=10.0, snr_db=6.0, f0_hz=45.0)
+    sim = DasSimulator(lay, 10.0, seed=8, config=cfg, events=[ev])
+    x = _record(sim).astype(np.float64)[:, 50]
+    band = snr_band("drilling", 1000.0, 45.0)
+    p_noise = sim.sigma_white**2 * (band[1] - band[0]) / 500.0
+    measured = 10 * math.log10((band_power(x, 1000.0, *band) - p_noise) / p_noise)
+    assert measured == pytest.approx(6.0, abs=0.5)
+
+
+def test_kernels_match_numpy_reference() -> None:
+    rng = np.random.default_rng(0)
+    gain = rng.uniform(0.5, 1.5, 80)
+    a = rng.standard_normal((60, 80)).astype(np.float32)
+    b = a.copy()
+    knots = rng.standard_normal((4, 80))
+    das_synth.add_knots(a, knots, 20)
+    ref.add_knots(b, knots, 20)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    traj = 5.0 + 12.0 * 0.05 * np.arange(200)
+    args = (37, 10, 100.0, 1.0, gain, traj, 0.05, 1, np.array([3.0, 18.7, 25.0]), 0.5, 3.0,
+            rng.standard_normal(500), 0.7, 12.0, 10.0, 30.0, 7919)
+    das_synth.add_train(a, *args)
+    ref.add_train(b, *args)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    src = rng.standard_normal(40)
+    pargs = (5, src, 12, 30, rng.uniform(0, 1, 20), rng.integers(0, 6, 20), gain)
+    das_synth.add_point(a, *pargs)
+    ref.add_point(b, *pargs)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_inputs_name_the_field() -> None:
+    lay = FibreLayout(n_channel=10)
+    with pytest.raises(ValidationError, match="duration_s"):
+        DasSimulator(lay, 0.0, seed=1)
+    with pytest.raises(ValidationError, match="EventSpec.cls"):
+        EventSpec(cls="blasting", position_m=1.0, offset_m=1.0, t_start_s=0.0, t_end_s=1.0, snr_db=0.0)
+    with pytest.raises(ValidationError, match="noise_density"):
+        SimConfig(noise_density=-1.0)
+    with pytest.raises(ValidationError, match="chunk_s"):
+        next(DasSimulator(lay, 1.0, seed=1).chunks(0.0))
