@@ -1,0 +1,76 @@
+"""Run kind ``tunnel_forecast`` and ``twin tunnel forecast`` (physics/tunnel_run.py) on the example plan near Line 1.
+
+The example plan (physics/data/tunnel_examples/line1_construction_plan.geojson) is invented for the demo. Expected
+numbers come from the forecast itself (tests/physics/test_tunnel_vibration.py checks the laws against closed
+forms); here the files must agree with the dataset and with each other exactly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+from twin import pipeline
+from twin.cli import main
+from twin.errors import RequestError
+
+EXAMPLE = "physics/data/tunnel_examples/line1_construction_plan.geojson"
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tunnel") / "run"
+    r = CliRunner().invoke(main, ["tunnel", "forecast", EXAMPLE, "--line", "1", "--out", str(out)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output, out
+
+
+def test_command_writes_every_file_and_they_agree(cli_run):
+    output, out = cli_run
+    names = {p.name for p in out.iterdir()}
+    assert {"tunnel_forecast.nc", "segments.geojson", "segments.parquet", "ppv_table.csv", "sources.csv",
+            "summary.json", "report.html", "map.html"} <= names
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["kind"] == "tunnel_forecast" and s["lines"] == ["1"] and s["limits"] == "operating"
+    assert "not the real track" in s["alignment"]
+    with xr.open_dataset(out / "tunnel_forecast.nc") as ds:
+        assert s["segments"] == ds.sizes["segment"] and s["segments_over_limit"] == int(ds["over_limit"].sum())
+        n_over = int(ds["over_limit"].sum())
+    assert n_over >= 1
+    seg = gpd.read_file(out / "segments.geojson")
+    assert len(seg) == s["segments"] and int(seg["over_limit"].sum()) == n_over
+    pq = gpd.read_parquet(out / "segments.parquet")
+    assert len(pq) == len(seg) and pq.crs.to_epsg() == 4326
+    table = pd.read_csv(out / "ppv_table.csv", comment="#")
+    assert table["ratio"].is_monotonic_decreasing and int(table["over_limit"].sum()) == n_over
+    src = pd.read_csv(out / "sources.csv")
+    assert list(src["source_id"]) == [p["id"] for p in s["per_source"]]
+    assert f"{n_over} segments over the limit" in output and "safe distance" in output
+    assert "P1-blast-pit" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_bad_sources_are_refused_before_the_run(tmp_path):
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"type": "blasting"}, "geometry": {"type": "Point",
+                                                                            "coordinates": [114.05, 22.54]}}]}))
+    out = tmp_path / "never"
+    with pytest.raises(RequestError) as e:
+        pipeline.run("tunnel_forecast", {"sources": str(bad)}, out)
+    assert e.value.field == "sources" and "feature 0: field 'charge_kg' = None" in str(e.value)
+    assert not out.exists()
+    r = CliRunner().invoke(main, ["tunnel", "forecast", str(bad), "--out", str(out)])
+    assert r.exit_code != 0 and "charge_kg" in r.output and not out.exists()
+
+
+def test_python_api_through_the_pipeline(tmp_path):
+    res = pipeline.run("tunnel_forecast", {"sources": EXAMPLE, "lines": ["1"], "limits": "construction"},
+                       tmp_path / "c", report=False, map=False)
+    assert res.summary["segments_over_limit"] == 0
+    assert res.dataset.attrs["limits"] == "construction"
