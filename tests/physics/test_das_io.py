@@ -103,3 +103,23 @@ def test_bad_writes_are_refused(tmp_path) -> None:
         write_das(tmp_path / "b.nc", lay, [np.zeros((2, 5))], START, "x")
     with pytest.raises(ValidationError, match="chunk_s"):
         next(iter_das(tmp_path / "b.nc", chunk_s=0.0))
+
+
+def test_twin_tunnel_simulate_writes_the_record(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["tunnel", "simulate", "--out", str(out), "--km", "0.3", "--minutes", "0.25",
+                                  "--events", "2", "--seed", "3", "--chainage0", "1200", "--direction", "-1",
+                                  "--chunk-s", "0.7"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in out.iterdir()} >= {"das.nc", "das.truth.csv", "summary.json"}
+    info = read_das_info(out / "das.nc")
+    assert info.layout == FibreLayout(n_channel=300, line="1", chainage0_m=1200.0, direction=-1)
+    assert info.n_time == 15_000 and info.source == "Shenzhen Twin DAS simulator, seed 3"
+    truth = read_truth(out / "das.truth.csv")
+    assert (truth["class"].isin(["drilling", "piling", "excavation", "intrusion"])).sum() == 2
+    bad = CliRunner().invoke(main, ["tunnel", "simulate", "--out", str(tmp_path / "b"), "--start", "2026-01-01"])
+    assert bad.exit_code != 0 and "start" in bad.output
