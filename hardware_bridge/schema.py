@@ -51,7 +51,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 TOPIC_ROOT = "sz/v1"
 OBS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/obs"
@@ -145,6 +145,11 @@ class DasEventResult(_StrictModel):
     ``position_m``: distance along the fibre (m); ``energy``: the interrogator's
     band energy (arbitrary, >= 0); ``class``: its classifier's label;
     ``length_m``: extent along the fibre (optional); ``confidence`` 0..1 (optional).
+    Where the sender knows the fibre's route (``physics.das_layout.FibreLayout``)
+    it may add the place (all optional): ``line`` (metro line), ``chainage_m``
+    (along that line), ``lon``/``lat`` (WGS84) and ``inside_zone`` (the event
+    lies inside the tunnel's protection zone; ``false`` lowers its alert, see
+    ``alerts.toml`` ``[das_event] outside_zone``).
     """
 
     model_config = ConfigDict(
@@ -158,6 +163,17 @@ class DasEventResult(_StrictModel):
     ] = Field(alias="class")
     length_m: float | None = Field(default=None, ge=0.0, le=200_000.0)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    line: str | None = Field(default=None, min_length=1, max_length=64)
+    chainage_m: float | None = Field(default=None, ge=-1_000.0, le=200_000.0)
+    lon: float | None = Field(default=None, ge=-180.0, le=180.0)
+    lat: float | None = Field(default=None, ge=-90.0, le=90.0)
+    inside_zone: bool | None = None
+
+    @model_validator(mode="after")
+    def _lon_lat_together(self) -> DasEventResult:
+        if (self.lon is None) != (self.lat is None):
+            raise ValueError(f"lon={self.lon!r}, lat={self.lat!r}: give both or neither")
+        return self
 
 
 class PetrolVideoEventResult(_StrictModel):

@@ -9,7 +9,10 @@ source of every number; pass another file or a dict to override). Per kind:
   threshold and names a severity. The stream's level is the most severe rule
   that holds.
 * **event kinds** (``das_event``, ``petrol_video_event``): the event class
-  maps to a severity; events below ``min_confidence`` are dropped.
+  maps to a severity; events below ``min_confidence`` are dropped. A DAS
+  event its sender places outside the tunnel's protection zone
+  (``inside_zone = false``) is lowered to ``outside_zone``; its place
+  (``line``, ``chainage_m``, ``lon``/``lat``) goes into the alert's data.
 
 Hysteresis and dedup: one alert per stream per level. A stream raises an
 event (kind ``"threshold_crossed"``) when its level rises above the active
@@ -407,6 +410,7 @@ class _KindConf:
     source: str
     forecast: dict[str, Any]
     station_forecast: dict[str, dict[str, Any]]
+    outside_zone: Severity | None = None
 
 
 def _forecast_params(where: str, base: Mapping[str, Any], table: Any) -> dict[str, Any]:
@@ -474,6 +478,13 @@ def _parse_config(cfg: Mapping[str, Any]) -> dict[str, _KindConf]:
                     classes[str(c)] = Severity.coerce(s)
                 except Exception:
                     raise ConfigError(f"alert config [{kind}.classes] {c}={s!r} is not a severity") from None
+        outside = None
+        if "outside_zone" in sec:
+            try:
+                outside = Severity.coerce(sec["outside_zone"])
+            except Exception:
+                raise ConfigError(f"alert config [{kind}] outside_zone={sec['outside_zone']!r} is not a "
+                                  "severity") from None
         mc = float(sec.get("min_confidence", 0.0))
         if not 0.0 <= mc <= 1.0:
             raise ConfigError(f"alert config [{kind}] min_confidence={mc!r} must lie in [0, 1]")
@@ -482,7 +493,7 @@ def _parse_config(cfg: Mapping[str, Any]) -> dict[str, _KindConf]:
                  for s, v in stations.items() if "inverse_velocity" in v}
         out[kind] = _KindConf(kind, rules, float(db), stations, st_rules, classes, mc,
                               float(sec.get("dedup_s", 0.0)), float(sec.get("position_bucket_m", 0.0)),
-                              str(sec.get("source", "")), fc, st_fc)
+                              str(sec.get("source", "")), fc, st_fc, outside)
     return out
 
 
@@ -728,12 +739,23 @@ class AlertEngine:
             return []
         self._last_event[key] = t
         where = f" at {float(pos):.0f} m along the fibre" if pos is not None else ""
+        if res.get("line") is not None and res.get("chainage_m") is not None:
+            where += f" ({res['line']} chainage {float(res['chainage_m']):.0f} m)"
+        if res.get("inside_zone") is False and kc.outside_zone is not None and kc.outside_zone.rank < sev.rank:
+            sev = kc.outside_zone  # outside the protection zone: logged, not raised
+            where += ", outside the protection zone"
+        elif res.get("inside_zone") is True:
+            where += ", inside the protection zone"
         site = res.get("station") or r.station or r.datastream_id
         what = "DAS event" if r.kind == "das_event" else "video violation"
         msg = f"{what} '{cls}' at {site}{where}" + (f" (confidence {float(conf):.2f})" if conf is not None else "")
         kind = "das_event" if r.kind == "das_event" else "video_violation"
-        return [self._event(r, kind, sev, msg, {"class": str(cls), "confidence": conf, "position_m": pos,
-                                                "result": dict(res), "rule_source": kc.source})]
+        data = {"class": str(cls), "confidence": conf, "position_m": pos, "result": dict(res),
+                "rule_source": kc.source}
+        for k in ("line", "chainage_m", "lon", "lat", "inside_zone"):  # the place, when the sender gives it
+            if res.get(k) is not None:
+                data[k] = res[k]
+        return [self._event(r, kind, sev, msg, data)]
 
     def _history(self, r: Reading, kc: _KindConf, rules: tuple[Rule, ...]) -> tuple[_Stream, int]:
         st = self._streams.get(r.datastream_id)

@@ -213,6 +213,24 @@ def test_das_events_by_class_with_dedup():
     assert "1210 m along the fibre" in ev[0].message
 
 
+def test_das_event_place_and_protection_zone():
+    """A sender that knows the fibre's route gives the place: the alert carries it (the console's alert layer
+    draws events at data lon/lat), and an event outside the protection zone is lowered to ``outside_zone``
+    (info in the shipped alerts.toml), not raised to the duty officer."""
+    eng = AlertEngine()
+
+    def das(t, pos, inside, lon):
+        return Reading("M1/das", "das_event", t, None, result={
+            "class": "drilling", "position_m": pos, "energy": 3.0, "confidence": 0.9, "line": "1号线",
+            "chainage_m": 5000.0 + pos, "lon": lon, "lat": 22.54, "inside_zone": inside})
+
+    ev = eng.evaluate([das(0.0, 100.0, True, 114.05), das(10.0, 900.0, False, 114.06)])
+    assert [(e.severity.value, e.data["lon"], e.data["inside_zone"]) for e in ev] == [
+        ("warning", 114.05, True), ("info", 114.06, False)]
+    assert "(1号线 chainage 5100 m), inside the protection zone" in ev[0].message
+    assert "outside the protection zone" in ev[1].message
+
+
 def test_petrol_video_violations():
     eng = AlertEngine()
 

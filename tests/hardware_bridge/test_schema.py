@@ -166,6 +166,11 @@ def test_batch_status_datastream_and_event_models():
     assert ev.event_class == "excavation"
     with pytest.raises(pydantic.ValidationError):
         DasEventResult.model_validate({"position_m": -1.0, "energy": 3.5, "class": "excavation"})
+    placed = DasEventResult.model_validate({"position_m": 10.0, "energy": 1.0, "class": "piling", "line": "1号线",
+                                            "chainage_m": 5010.0, "lon": 114.05, "lat": 22.54, "inside_zone": True})
+    assert placed.inside_zone is True and placed.lon == 114.05
+    with pytest.raises(pydantic.ValidationError, match="give both or neither"):
+        DasEventResult.model_validate({"position_m": 10.0, "energy": 1.0, "class": "piling", "lon": 114.05})
 
 
 def test_encode_round_trips():
