@@ -18,6 +18,7 @@ The alignments are approximate (straight between stations): every output says so
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,18 @@ from twin.runkinds import RunContext, RunKind, RunOutputs, register_kind
 KIND = "tunnel_forecast"
 OUTPUT = "tunnel_forecast.nc"
 TABLE_MIN_RATIO = 0.01
+
+
+class TunnelOverrideSpec(BaseModel):
+    """Depth and/or diameter of one line over a chainage range (:class:`physics.tunnel_geometry.TunnelOverride`)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    line: str
+    depth_m: float | None = Field(default=None, gt=0.0, le=200.0, allow_inf_nan=False)
+    diameter_m: float | None = Field(default=None, gt=0.0, le=30.0, allow_inf_nan=False)
+    chainage_from_m: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    chainage_to_m: float = Field(default=1.0e9, gt=0.0, allow_inf_nan=False)
 
 
 class TunnelForecastRequest(BaseModel):
@@ -50,6 +63,10 @@ class TunnelForecastRequest(BaseModel):
         Only the sources working at this time (ISO 8601 with zone); None: all of them.
     events : str or None
         A DAS events GeoJSON to draw on the map (``tunnel_das_events``).
+    depth_m, diameter_m : float or None
+        Axis depth and outer diameter of every segment (None: the table's ``[tunnel]`` defaults).
+    overrides : list of TunnelOverrideSpec or None
+        Per line and chainage range, applied in order after the defaults.
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
@@ -61,6 +78,12 @@ class TunnelForecastRequest(BaseModel):
     limits_file: str | None = Field(default=None, description="Limits table TOML (default tunnel_limits.toml)")
     at: str | None = Field(default=None, description="Only sources working at this time (ISO 8601 with zone)")
     events: str | None = Field(default=None, description="DAS events GeoJSON drawn on the map")
+    depth_m: float | None = Field(default=None, gt=0.0, le=200.0, allow_inf_nan=False,
+                                  description="Depth of every tunnel axis (m; default tunnel_limits.toml, 15)")
+    diameter_m: float | None = Field(default=None, gt=0.0, le=30.0, allow_inf_nan=False,
+                                     description="Outer diameter of every tunnel (m; default tunnel_limits.toml, 6)")
+    overrides: list[TunnelOverrideSpec] | None = Field(default=None, max_length=500,
+                                                       description="Depth/diameter by line and chainage range")
 
     @field_validator("at")
     @classmethod
@@ -88,6 +111,14 @@ def check_forecast(req: TunnelForecastRequest, city: Any = None) -> None:
     if req.limits not in table["limits"]:
         raise RequestError(f"limits = {req.limits!r}: not in the table ({sorted(table['limits'])})",
                            field="limits", value=req.limits)
+    if req.lines and req.overrides:
+        from physics.tunnel_geometry import line_key
+
+        chosen = {line_key(v) for v in req.lines}
+        for o in req.overrides:
+            if line_key(o.line) not in chosen:
+                raise RequestError(f"overrides line = {o.line!r}: not among the lines checked ({req.lines})",
+                                   field="overrides", value=o.line)
     try:
         read_sources(req.sources, table=table)
     except ValidationError as exc:
@@ -100,7 +131,8 @@ def run_forecast(req: TunnelForecastRequest, ctx: RunContext):
     from physics.tunnel_vibration import forecast_vibration
 
     city = ctx.city if ctx.city is not None else None
-    tunnels = build_tunnels(city, select=req.lines, segment_m=req.segment_m)
+    tunnels = build_tunnels(city, select=req.lines, segment_m=req.segment_m, depth_m=req.depth_m,
+                            diameter_m=req.diameter_m, overrides=[o.model_dump() for o in req.overrides or ()])
     ctx.report(0.0, 1.0, phase_detail="tunnels built", segments=tunnels.n_segments)
     ds = forecast_vibration(req.sources, tunnels=tunnels, limits=req.limits, limits_file=req.limits_file,
                             at=None if req.at is None else datetime.fromisoformat(req.at),
@@ -224,6 +256,29 @@ def describe(params: dict[str, Any]) -> str:
     return f"{Path(str(params.get('sources', '?'))).name} on {lines}, {params.get('limits', 'operating')} limits"
 
 
+_OVERRIDE = re.compile(r"^\s*(?P<line>[^:]+?)\s*(?::\s*(?P<c0>[0-9.]+)\s*-\s*(?P<c1>[0-9.]+))?\s*:"
+                       r"(?P<kv>\s*[a-z_]+\s*=\s*[0-9.]+\s*(?:,\s*[a-z_]+\s*=\s*[0-9.]+\s*)*)$")
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"1:8000-9500:depth=22,diameter=6.2"`` -> a :class:`TunnelOverrideSpec` dict; a bad one is a usage error."""
+    import click
+
+    m = _OVERRIDE.match(text)
+    if m is None:
+        raise click.BadParameter(f"{text!r}: give LINE[:FROM-TO]:depth=D[,diameter=D], e.g. 1:8000-9500:depth=22",
+                                 param_hint="--override")
+    out: dict[str, Any] = {"line": m["line"]}
+    if m["c0"] is not None:
+        out["chainage_from_m"], out["chainage_to_m"] = float(m["c0"]), float(m["c1"])
+    for part in m["kv"].split(","):
+        key, val = (p.strip() for p in part.split("="))
+        if key not in ("depth", "diameter"):
+            raise click.BadParameter(f"{text!r}: {key!r} is not depth or diameter", param_hint="--override")
+        out[f"{key}_m"] = float(val)
+    return out
+
+
 def _command():
     import click
 
@@ -244,13 +299,20 @@ def _command():
                   help="Only the sources working at this time (their start/end); default all of them.")
     @click.option("--events", type=ExistingFile("a GeoJSON of detected DAS events"), default=None,
                   help="Detected DAS events (GeoJSON points with 'class') to draw on the map.")
+    @click.option("--depth-m", type=click.FloatRange(0.0, 200.0, min_open=True), default=None,
+                  help="Depth of every tunnel axis below ground (m); default 15 (tunnel_limits.toml).")
+    @click.option("--diameter-m", type=click.FloatRange(0.0, 30.0, min_open=True), default=None,
+                  help="Outer diameter of every tunnel (m); default 6 (tunnel_limits.toml).")
+    @click.option("--override", "overrides", multiple=True, metavar="LINE[:FROM-TO]:depth=D[,diameter=D]",
+                  help="Depth and/or diameter of one line, optionally over a chainage range in m (repeat), "
+                       "e.g. 1:8000-9500:depth=22.")
     @click.option("--city", "city_name", default="shenzhen", show_default=True, metavar="NAME",
                   help="City whose metro lines are the tunnels (and whose basemap the map draws).")
     @run_output_options("tunnel_forecast.nc, segments.geojson, segments.parquet, ppv_table.csv, sources.csv, "
                         "summary.json, report.html, map.html",
                         map_help="Also write map.html (offline; segments coloured by PPV / limit, zone, sources).")
-    def forecast(sources, lines, limits, segment_m, limits_file, at, events, city_name, out_dir, with_report,
-                 with_map, as_json, store_dir) -> None:
+    def forecast(sources, lines, limits, segment_m, limits_file, at, events, depth_m, diameter_m, overrides,
+                 city_name, out_dir, with_report, with_map, as_json, store_dir) -> None:
         """Forecast construction vibration (PPV) at the metro tunnel linings and check it against the limits.
 
         SOURCES.geojson holds Points (lon/lat) with "type" blasting (with "charge_kg" per delay), piling,
@@ -267,7 +329,8 @@ def _command():
 
         params = {"sources": str(sources), "lines": list(lines) or None, "limits": limits, "segment_m": segment_m,
                   "limits_file": None if limits_file is None else str(limits_file), "at": at,
-                  "events": None if events is None else str(events)}
+                  "events": None if events is None else str(events), "depth_m": depth_m, "diameter_m": diameter_m,
+                  "overrides": [parse_override(o) for o in overrides] or None}
         with user_errors():
             city = None
             if city_name:
@@ -307,5 +370,5 @@ TUNNEL_FORECAST = register_kind(RunKind(
     summary_keys=("segments_over_limit", "max_ratio", "sources"),
 ))
 
-__all__ = ["TUNNEL_FORECAST", "TunnelForecastRequest", "check_forecast", "report_sections", "run_forecast",
+__all__ = ["TUNNEL_FORECAST", "TunnelForecastRequest", "TunnelOverrideSpec", "parse_override", "check_forecast", "report_sections", "run_forecast",
            "summarise", "tunnel_layers", "write_forecast"]

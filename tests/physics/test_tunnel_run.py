@@ -74,3 +74,21 @@ def test_python_api_through_the_pipeline(tmp_path):
                        tmp_path / "c", report=False, map=False)
     assert res.summary["segments_over_limit"] == 0
     assert res.dataset.attrs["limits"] == "construction"
+
+
+def test_depth_overrides_from_the_command_line(tmp_path):
+    out = tmp_path / "deep"
+    r = CliRunner().invoke(main, ["tunnel", "forecast", EXAMPLE, "--line", "1", "--depth-m", "18", "--override",
+                                  "Line 1:8000-9500:depth=30,diameter=6.4", "--no-map", "--no-report",
+                                  "--out", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    with xr.open_dataset(out / "tunnel_forecast.nc") as ds:
+        mid = (ds["chainage_start_m"] + ds["chainage_end_m"]).values / 2
+        inside = (mid >= 8000) & (mid < 9500)
+        assert set(ds["depth_m"].values[inside]) == {30.0} and set(ds["diameter_m"].values[inside]) == {6.4}
+        assert set(ds["depth_m"].values[~inside]) == {18.0}
+    bad = CliRunner().invoke(main, ["tunnel", "forecast", EXAMPLE, "--override", "1:depth", "--out", str(out)])
+    assert bad.exit_code != 0 and "LINE[:FROM-TO]:depth=D" in bad.output
+    other = CliRunner().invoke(main, ["tunnel", "forecast", EXAMPLE, "--line", "1", "--override", "2-8:depth=20",
+                                      "--out", str(tmp_path / "x")])
+    assert other.exit_code != 0 and "'2-8'" in other.output
