@@ -11,9 +11,10 @@ output has the unit of ``v1``); distances are in m.
 
 Sources
 -------
-- GB 6722-2014 *Safety regulations for blasting* (爆破安全规程), section 13.2: V = K·(Q^(1/3)/R)^α,
-  with K and α by ground class (hard rock 50–150 / 1.3–1.5, medium 150–250 / 1.5–1.8,
-  soft 250–350 / 1.8–2.0).
+- GB 6722-2014 *Safety regulations for blasting* (爆破安全规程), 13.2.4, formula (1), the safe distance
+  R = (K/V)^(1/α)·Q^(1/3) (Q: total charge fired at once, or the largest charge per delay), i.e.
+  V = K·(Q^(1/3)/R)^α; K and α by ground class (the standard's Table 3, for when no site trials exist;
+  as quoted in references.md: hard rock 50–150 / 1.3–1.5, medium 150–250 / 1.5–1.8, soft 250–350 / 1.8–2.0).
 - Bornitz, G. (1931) *Über die Ausbreitung der von Großkolbenmaschinen erzeugten
   Bodenschwingungen in die Tiefe*, Springer; in the form used by Woods & Jedele (1985) and
   Amick & Gendreau (2000): v(r) = v1·(r1/r)^n·exp(−a·(r − r1)), n 0.5 for surface (Rayleigh)
@@ -61,7 +62,7 @@ def _checked(
 def blast_ppv_cm_s(
     charge_kg: ArrayLike, distance_m: ArrayLike, k: ArrayLike, alpha: ArrayLike
 ) -> NDArray[np.float64]:
-    """Peak particle velocity of a blast, V = K·(Q^(1/3)/R)^α (GB 6722-2014, section 13.2).
+    """Peak particle velocity of a blast, V = K·(Q^(1/3)/R)^α (GB 6722-2014, 13.2.4).
 
     Parameters
     ----------
@@ -71,7 +72,8 @@ def blast_ppv_cm_s(
         R, distance from the charge to the protected object, m (> 0).
     k, alpha : array_like
         Site coefficient K and attenuation exponent α of the ground class (GB 6722-2014
-        K, α table by rock class: hard rock K 50–150, α 1.3–1.5; medium 150–250, 1.5–1.8; soft 250–350, 1.8–2.0).
+        Table 3, as quoted in references.md: hard rock K 50–150, α 1.3–1.5; medium 150–250, 1.5–1.8;
+        soft 250–350, 1.8–2.0).
 
     Returns
     -------
@@ -88,7 +90,7 @@ def blast_ppv_cm_s(
 def blast_safe_distance_m(
     v_cm_s: ArrayLike, charge_kg: ArrayLike, k: ArrayLike, alpha: ArrayLike
 ) -> NDArray[np.float64]:
-    """Safe distance for a PPV limit, R = (K/V)^(1/α)·Q^(1/3) (GB 6722-2014, section 13.2, inverted).
+    """Safe distance for a PPV limit, R = (K/V)^(1/α)·Q^(1/3) (GB 6722-2014, 13.2.4).
 
     Parameters
     ----------
@@ -118,7 +120,7 @@ def blast_safe_distance_m(
 def blast_max_charge_kg(
     v_cm_s: ArrayLike, distance_m: ArrayLike, k: ArrayLike, alpha: ArrayLike
 ) -> NDArray[np.float64]:
-    """Largest charge per delay for a PPV limit, Q = (R·(V/K)^(1/α))³ (GB 6722-2014, section 13.2, inverted).
+    """Largest charge per delay for a PPV limit, Q = (R·(V/K)^(1/α))³ (GB 6722-2014, 13.2.4).
 
     Parameters
     ----------

@@ -93,9 +93,11 @@ def test_limit_bands():
     np.testing.assert_array_equal(limit_cm_s([5, 10, 30, 50, 60], t["limits"]["construction"]["bands"]),
                                   [10, 10, 12, 12, 15])
     np.testing.assert_array_equal(limit_cm_s([5, 30, 60], t["limits"]["operating"]["bands"]), [1.5, 2.0, 2.5])
-    for band in t["limits"]["operating"]["bands"] + t["limits"]["construction"]["bands"]:
-        assert band["source"] and isinstance(band["verified"], bool)
-        assert band["verified"] or band["assumption"]
+    entries = t["limits"]["operating"]["bands"] + t["limits"]["construction"]["bands"]
+    entries += list(t["ground"].values()) + list(t["sources"].values()) + [t["tunnel"]]
+    for e in entries:  # every number with its source, and why it is used when unverified
+        assert e["source"] and isinstance(e["verified"], bool)
+        assert e["verified"] or e["assumption"]
 
 
 def test_bad_sources_refused_with_index_field_value(tmp_path):
