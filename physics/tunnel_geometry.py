@@ -151,6 +151,25 @@ class Tunnels:
             raise ValidationError(f"chainage_m = {c[bad].flat[0]!r} on line {key!r}: outside 0..{cum[-1]:.1f} m")
         return np.interp(c, cum, v[:, 0]), np.interp(c, cum, v[:, 1])
 
+    def locator(self, line: Any):
+        """A function ``chainage_m -> (x, y, lon, lat)`` along ``line`` (e.g. a DAS detector's ``locate``).
+
+        Chainages outside the line are clipped to its ends (a fibre may run past the last station).
+        """
+        from gis.crs import WGS84, transformer
+
+        key = self._line(line)
+        to_ll = transformer(self.crs, WGS84)
+        length = self.length_m(key)
+
+        def at(chainage_m: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            c = np.clip(np.asarray(chainage_m, dtype=np.float64), 0.0, length)
+            x, y = self.chainage_to_point(key, c)
+            lon, lat = to_ll.transform(x, y)
+            return x, y, np.asarray(lon), np.asarray(lat)
+
+        return at
+
     def locate(self, x: Any, y: Any, line: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Nearest line, chainage on it (m) and horizontal offset from the axis (m, >= 0) of points (x, y).
 

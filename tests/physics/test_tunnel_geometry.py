@@ -103,3 +103,13 @@ def test_bad_input():
 def test_line_key():
     assert line_key("Line 1") == line_key("1号线") == line_key(1) == "1"
     assert line_key("Line 6 Branch") == "6支"
+
+
+def test_locator_gives_map_points_along_the_line(line1):
+    at = line1.locator("Line 1")
+    x, y, lon, lat = at([0.0, 500.0, 1e9])
+    x0, y0 = line1.chainage_to_point("1", [0.0, 500.0, line1.length_m("1")])
+    np.testing.assert_allclose(x, x0) and np.testing.assert_allclose(y, y0)
+    lonlat, _ = _line1_lonlat()
+    np.testing.assert_allclose([lon[0], lat[0]], lonlat[0], atol=1e-7)  # first station, back in WGS 84
+    np.testing.assert_allclose([lon[2], lat[2]], lonlat[-1], atol=1e-7)  # clipped to the last station
