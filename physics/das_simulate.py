@@ -92,6 +92,7 @@ class SimConfig:
     train_decay_m: float = 10.0
     near_offset_m: float = 2.0
     far_offset_m: float = 15.0
+    #: Stations on the fibre: positions (m from channel 0) where trains stop with their centre at the platform.
     stops_m: tuple[float, ...] = ()
     dwell_s: float = 30.0
     accel_m_s2: float = 1.0
@@ -365,7 +366,10 @@ class DasSimulator:
         for direction in (1, -1):
             near = direction == 1
             phase = rng.uniform(0.0, headway)
-            k = -int(math.ceil((length + tl) / cfg.train_speed_m_s[0] / headway)) - 2 - len(cfg.stops_m)
+            stops = tuple(float(x) + direction * tl / 2.0 for x in cfg.stops_m)  # the train's centre at the platform
+            passage_s = ((length + tl + 2 * margin) / cfg.train_speed_m_s[0]
+                         + len(stops) * (cfg.dwell_s + 2 * cfg.train_speed_m_s[1] / cfg.accel_m_s2))
+            k = -int(math.ceil(passage_s / headway)) - 2
             while True:
                 t_enter = phase + k * headway + rng.normal(0.0, 0.1 * headway)
                 k += 1
@@ -373,7 +377,7 @@ class DasSimulator:
                     break
                 speed = rng.uniform(*cfg.train_speed_m_s)
                 start, end = (-margin, length + tl + margin) if near else (length + margin, -tl - margin)
-                traj = S.train_trajectory(start, end, direction, speed, tuple(cfg.stops_m), accel=cfg.accel_m_s2,
+                traj = S.train_trajectory(start, end, direction, speed, stops, accel=cfg.accel_m_s2,
                                           dwell_s=cfg.dwell_s)
                 dt = 0.05
                 edge = 0.0 if near else length

@@ -178,7 +178,7 @@ def train_trajectory(
     accel: float = 1.0,
     dwell_s: float = 30.0,
     dt: float = 0.05,
-    v_min: float = 0.5,
+    v_min: float = 0.0,
 ) -> np.ndarray:
     """Head position (m along the fibre) every ``dt`` s from ``start_m`` until it passes ``end_m``.
 
@@ -192,7 +192,7 @@ def train_trajectory(
         Cruise speed.
     stops_m : tuple of float
         Where the head stops (a station's stopping point); braking and accelerating at ``accel`` (m/s^2) around
-        each, at least ``v_min`` so a train creeps the last metre, and a dwell of ``dwell_s`` s.
+        each (at least ``v_min``), and a dwell of ``dwell_s`` s.
     """
     if not stops_m:
         n = int(np.ceil(abs(end_m - start_m) / speed_m_s / dt)) + 2

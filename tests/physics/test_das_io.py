@@ -123,3 +123,15 @@ def test_twin_tunnel_simulate_writes_the_record(tmp_path) -> None:
     assert (truth["class"].isin(["drilling", "piling", "excavation", "intrusion"])).sum() == 2
     bad = CliRunner().invoke(main, ["tunnel", "simulate", "--out", str(tmp_path / "b"), "--start", "2026-01-01"])
     assert bad.exit_code != 0 and "start" in bad.output
+
+
+def test_stations_from_the_line_make_trains_stop(tmp_path) -> None:
+    """Line 1's second station lies at about 1011 m along the approximate alignment: a fibre over 800-1300 m has it."""
+    from physics.das_sim_run import DasSimRequest, _stops_on_fibre, line_stations_m
+
+    chain = line_stations_m("1")
+    assert len(chain) == 30 and chain[0] == 0.0
+    req = DasSimRequest(km=0.5, chainage0_m=800.0, stations_from_line=True, stations=[850.0])
+    lay = FibreLayout(n_channel=500, chainage0_m=800.0, line="1")
+    stops = _stops_on_fibre(req, lay)
+    assert stops[0] == 50.0 and stops[1] == pytest.approx(chain[1] - 800.0) and len(stops) == 2

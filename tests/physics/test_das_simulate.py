@@ -145,3 +145,33 @@ def test_bad_inputs_name_the_field() -> None:
         SimConfig(noise_density=-1.0)
     with pytest.raises(ValidationError, match="chunk_s"):
         next(DasSimulator(lay, 1.0, seed=1).chunks(0.0))
+
+
+def test_train_brakes_dwells_and_accelerates_at_a_station() -> None:
+    """Head every 0.05 s: cruise 20 m/s, |dv/dt| <= 1 m/s^2, a 30 s dwell at the stop.
+
+    The braking curve v = sqrt(2 a gap) is stepped explicitly (0.05 s): the last few steps before the stop exceed a
+    by up to 20 % and the final one snaps to rest, so 1.25 m/s^2 bounds all but that one.
+    """
+    from physics.das_sources import train_trajectory
+
+    x = train_trajectory(-60.0, 1200.0, 1, 20.0, (500.0,), accel=1.0, dwell_s=30.0)
+    v = np.diff(x) / 0.05
+    assert v.max() <= 20.0 + 1e-9 and v.min() >= 0.0
+    acc = np.sort(np.abs(np.diff(v)) / 0.05)
+    assert acc[-2] <= 1.25 and np.median(acc[acc > 0]) == pytest.approx(1.0, abs=0.02)
+    still = np.flatnonzero(x == 500.0)
+    assert still.size * 0.05 == pytest.approx(30.0, abs=0.1)
+    assert x[-1] > 1200.0
+
+
+def test_station_stops_slow_trains_in_the_record() -> None:
+    """With a station mid-fibre a passage lasts longer by about the dwell (30 s) plus braking and accelerating."""
+    lay = FibreLayout(n_channel=400, fs_hz=200.0)
+    base = dict(trains_per_hour=30.0, crossings_per_km=0.0)
+    plain = DasSimulator(lay, 300.0, seed=3, config=SimConfig(**base), events=[]).truth
+    stop = DasSimulator(lay, 300.0, seed=3, config=SimConfig(stops_m=(200.0,), **base), events=[]).truth
+    whole = lambda t: t[(t["t_start_s"] > 0) & (t["t_end_s"] < 300.0)]  # noqa: E731
+    d_plain = (whole(plain)["t_end_s"] - whole(plain)["t_start_s"]).median()
+    d_stop = (whole(stop)["t_end_s"] - whole(stop)["t_start_s"]).median()
+    assert d_stop - d_plain > 30.0
