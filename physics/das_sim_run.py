@@ -74,7 +74,7 @@ class DasSimRequest(BaseModel):
     noise: float = Field(default=5e-9, gt=0.0, le=1e-5, allow_inf_nan=False,
                          description="White noise density (1/s/sqrt(Hz))")
     dx_m: float = Field(default=1.0, ge=0.1, le=50.0, allow_inf_nan=False, description="Channel spacing (m)")
-    fs_hz: float = Field(default=1000.0, ge=50.0, le=20_000.0, allow_inf_nan=False, description="Sampling rate (Hz)")
+    fs_hz: float = Field(default=1000.0, ge=200.0, le=20_000.0, allow_inf_nan=False, description="Sampling rate (Hz)")
     chunk_s: float = Field(default=1.0, gt=0.0, le=60.0, allow_inf_nan=False, description="Chunk length (s)")
     start_time: str = Field(default=DEFAULT_START, description="First sample's time (ISO 8601 with zone)")
     compress: bool = Field(default=False, description="zlib-compress the record")
@@ -232,7 +232,7 @@ def _command():
                   help="White instrument noise density (1/s per sqrt(Hz)).")
     @click.option("--dx", "dx_m", type=click.FloatRange(0.1, 50.0), default=1.0, show_default=True,
                   help="Channel spacing (m).")
-    @click.option("--fs", "fs_hz", type=click.FloatRange(50.0, 20_000.0), default=1000.0, show_default=True,
+    @click.option("--fs", "fs_hz", type=click.FloatRange(200.0, 20_000.0), default=1000.0, show_default=True,
                   help="Sampling rate (Hz).")
     @click.option("--chunk-s", type=click.FloatRange(0.001, 60.0), default=1.0, show_default=True,
                   help="Seconds written at a time (the record does not depend on it).")

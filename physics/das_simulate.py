@@ -65,6 +65,8 @@ DURATIONS_S = {"drilling": (20.0, 120.0), "piling": (30.0, 180.0), "excavation":
                "intrusion": (3.0, 20.0)}
 #: Dominant frequency (Hz) per class for material damping.
 DOMINANT_HZ = {"piling": 15.0, "excavation": 20.0, "intrusion": 100.0, "vehicle": 10.0}
+#: Lowest sampling rate the signal models fit under (Nyquist above the 100 Hz train vibration band).
+MIN_FS_HZ = 200.0
 _MAX_REACH_M = 400.0
 _FOOTPRINT_FLOOR = 0.01
 _CLS_CODE = {"drilling": 1, "piling": 2, "excavation": 3, "intrusion": 4, "vehicle": 5}
@@ -229,6 +231,9 @@ class DasSimulator:
             raise ValidationError(f"duration_s = {duration_s!r}: give the record length in seconds > 0")
         if isinstance(seed, bool) or int(seed) != seed or seed < 0:
             raise ValidationError(f"seed = {seed!r}: give a whole number >= 0")
+        if layout.fs_hz < MIN_FS_HZ:
+            raise ValidationError(f"layout.fs_hz = {layout.fs_hz!r}: the simulator needs >= {MIN_FS_HZ:g} Hz (its "
+                                  "train vibration reaches 100 Hz and drilling 200 Hz)")
         if int(n_events) != n_events or n_events < 0:
             raise ValidationError(f"n_events = {n_events!r}: give a whole number >= 0")
         self.layout = layout

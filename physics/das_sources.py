@@ -100,7 +100,9 @@ def _add_impulses(x: np.ndarray, times_s: np.ndarray, amps: np.ndarray, pulse: n
 
 def drilling(rng: np.random.Generator, fs: float, n: int, f0_hz: float | None = None) -> tuple[np.ndarray, float]:
     """Harmonic bursts; returns ``(x, f0_hz)`` (see the module docstring)."""
-    f0 = float(rng.uniform(20.0, 200.0)) if f0_hz is None else float(f0_hz)
+    f0 = float(rng.uniform(20.0, min(200.0, 0.4 * fs))) if f0_hz is None else float(f0_hz)
+    if not 0.0 < f0 < 0.45 * fs:
+        raise ValueError(f"drilling f0_hz = {f0!r}: give a fundamental below 0.45 x the sampling rate ({0.45 * fs:g} Hz)")
     t = np.arange(n) / fs
     wander = np.cumsum(rng.standard_normal(n // 100 + 2)) * 0.002
     drift = 1.0 + np.clip(np.interp(t, np.arange(wander.size) * 100 / fs, wander), -0.02, 0.02)
