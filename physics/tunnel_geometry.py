@@ -204,7 +204,10 @@ class Tunnels:
     def in_protection_zone(self, x: Any, y: Any, line: Any = None) -> np.ndarray:
         """True where a point is within ``protection_m`` of the tunnel's outer edge (in plan)."""
         lines, c, off = self.locate(x, y, line)
-        radius = np.array([self.diameter_m[self.segment_at(ln, ci)] / 2 for ln, ci in zip(lines, c, strict=True)])
+        radius = np.empty(off.shape)
+        for key in set(lines):
+            here = lines == key
+            radius[here] = self.diameter_m[self.segment_at(key, c[here])] / 2
         return off <= radius + self.protection_m
 
     def segment_table(self):

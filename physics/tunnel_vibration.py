@@ -360,7 +360,7 @@ def forecast_vibration(sources: Any, *, tunnels: Tunnels | None = None, lines: S
     block = 32
     for i0 in range(0, n_src, block):
         sl = slice(i0, min(n_src, i0 + block))
-        sub = {k: (v[sl] if isinstance(v, np.ndarray) else v[sl]) for k, v in src.items()}
+        sub = {k: v[sl] for k, v in src.items()}
         r, h = lining_distance_m(tunnels, sub)
         ppv = ppv_matrix_cm_s(sub, r, table)
         r_min[sl] = r.min(axis=1)
@@ -447,14 +447,18 @@ def _inversions(src: Mapping[str, Any], r_min: np.ndarray, lim: np.ndarray,
     n = len(src["id"])
     safe = np.full(n, np.nan)
     qmax = np.full(n, np.nan)
-    for i in range(n):
-        gp = table["ground"][src["ground"][i]]
-        if src["type"][i] == "blasting":
-            safe[i] = law.blast_safe_distance_m(lim[i], src["charge_kg"][i], gp["k"], gp["alpha"])
-            qmax[i] = law.blast_max_charge_kg(lim[i], max(r_min[i], MIN_DISTANCE_M), gp["k"], gp["alpha"])
-        else:
-            a = law.material_damping_per_m(src["f_hz"][i], gp["eta"], gp["c_m_s"])
-            safe[i] = law.bornitz_distance_m(lim[i], src["v1_cm_s"][i], src["r1_m"][i], gp["n"], a)
+    g = table["ground"]
+    par = {k: np.array([g[name][k] for name in src["ground"]], dtype=np.float64)
+           for k in ("k", "alpha", "n", "eta", "c_m_s")}
+    blast = src["type"] == "blasting"
+    if blast.any():
+        b = blast
+        safe[b] = law.blast_safe_distance_m(lim[b], src["charge_kg"][b], par["k"][b], par["alpha"][b])
+        qmax[b] = law.blast_max_charge_kg(lim[b], np.maximum(r_min[b], MIN_DISTANCE_M), par["k"][b], par["alpha"][b])
+    c = ~blast
+    if c.any():
+        a = law.material_damping_per_m(src["f_hz"][c], par["eta"][c], par["c_m_s"][c])
+        safe[c] = law.bornitz_distance_m(lim[c], src["v1_cm_s"][c], src["r1_m"][c], par["n"][c], a)
     return safe, qmax
 
 
