@@ -68,6 +68,8 @@ DOMINANT_HZ = {"piling": 15.0, "excavation": 20.0, "intrusion": 100.0, "vehicle"
 #: Lowest sampling rate the signal models fit under (Nyquist above the 100 Hz train vibration band).
 MIN_FS_HZ = 200.0
 _MAX_REACH_M = 400.0
+#: Time step of the train trajectories (s).
+TRAJ_DT_S = 0.05
 _FOOTPRINT_FLOOR = 0.01
 _CLS_CODE = {"drilling": 1, "piling": 2, "excavation": 3, "intrusion": 4, "vehicle": 5}
 
@@ -383,8 +385,8 @@ class DasSimulator:
                 speed = rng.uniform(*cfg.train_speed_m_s)
                 start, end = (-margin, length + tl + margin) if near else (length + margin, -tl - margin)
                 traj = S.train_trajectory(start, end, direction, speed, stops, accel=cfg.accel_m_s2,
-                                          dwell_s=cfg.dwell_s)
-                dt = 0.05
+                                          dwell_s=cfg.dwell_s, dt=TRAJ_DT_S)
+                dt = TRAJ_DT_S
                 edge = 0.0 if near else length
                 k_in = int(np.argmax((traj - edge) * direction >= 0))
                 k_out = int(np.argmax((traj - direction * tl - (length if near else 0.0)) * direction >= 0))
@@ -466,7 +468,13 @@ class DasSimulator:
         lf = rng0.standard_normal(nc) * lf_sd
         cm = rng0.standard_normal() * cm_sd
         knots = np.empty((nk + 1, nc))
-        gain = self.gain
+        gain, bogies = self.gain, self._bogies()
+        # sources in order of start; the live ones kept in a list, their signals freed once they have passed
+        trains = sorted(self._trains, key=lambda tr: tr.i_start)
+        points = sorted(self._points, key=lambda p: p.i_start)
+        live_tr: list[_Train] = []
+        live_pt: list[_Point] = []
+        nxt_tr = nxt_pt = 0
         for b in range(int(math.ceil(self.n_samples / B))):
             i0 = b * B
             out = self._rng(1, b).standard_normal((B, nc), dtype=np.float32)
@@ -482,19 +490,25 @@ class DasSimulator:
                     knots[k + 1] = lf + cm
                 add_knots(out, knots, step)
             t_mid = (i0 + 0.5 * B) / fs
-            for tr in self._trains:
-                if tr.i_start >= i0 + B or tr.i_start + int(tr.traj.size * 0.05 * fs) < i0:
-                    continue
+            while nxt_tr < len(trains) and trains[nxt_tr].i_start < i0 + B:
+                live_tr.append(trains[nxt_tr])
+                nxt_tr += 1
+            for tr in [tr for tr in live_tr if tr.i_start + int(tr.traj.size * TRAJ_DT_S * fs) < i0]:
+                tr.vib = None
+                live_tr.remove(tr)
+            for tr in live_tr:
                 if tr.vib is None:
-                    tr.vib = S.train_vibration(self._rng(*tr.key), fs, int(min(120.0, tr.traj.size * 0.05) * fs))
-                add_train(out, i0, tr.i_start, fs, lay.dx_m, gain, tr.traj, 0.05, tr.direction, self._bogies(),
+                    tr.vib = S.train_vibration(self._rng(*tr.key), fs, int(min(120.0, tr.traj.size * TRAJ_DT_S) * fs))
+                add_train(out, i0, tr.i_start, fs, lay.dx_m, gain, tr.traj, TRAJ_DT_S, tr.direction, bogies,
                           tr.eps, tr.sigma_m, tr.vib, tr.vib_amp, tr.speed_m_s, cfg.train_decay_m,
                           cfg.train_length_m, 7919)
-            for p in self._points:
-                if p.i_start >= i0 + B or p.i_start + p.n + p.max_delay < i0:
-                    if p.i_start + p.n + p.max_delay < i0:
-                        p.src = None
-                    continue
+            while nxt_pt < len(points) and points[nxt_pt].i_start < i0 + B:
+                live_pt.append(points[nxt_pt])
+                nxt_pt += 1
+            for p in [p for p in live_pt if p.i_start + p.n + p.max_delay < i0]:
+                p.src = None
+                live_pt.remove(p)
+            for p in live_pt:
                 if p.src is None:
                     p.src = self._stf(p)
                 c0, amp, delay = self._footprint(p, t_mid)
