@@ -150,6 +150,7 @@ def write_das(
         var = nc.createVariable(VARIABLE, "f4", ("time", "channel"), zlib=compress, complevel=1, shuffle=compress,
                                 chunksizes=(_time_chunk(layout.n_channel), layout.n_channel))
         var.units = "1/s"
+        var.coordinates = "chainage_m"
         var.long_name = "strain rate along the fibre"
         for key, value in layout.to_attrs().items():
             nc.setncattr(key, value)

@@ -135,3 +135,12 @@ def test_stations_from_the_line_make_trains_stop(tmp_path) -> None:
     lay = FibreLayout(n_channel=500, chainage0_m=800.0, line="1")
     stops = _stops_on_fibre(req, lay)
     assert stops[0] == 50.0 and stops[1] == pytest.approx(chain[1] - 800.0) and len(stops) == 2
+
+
+def test_xarray_opens_the_file_with_chainage_as_a_coordinate(record) -> None:
+    import xarray as xr
+
+    _, data, _, path, _ = record
+    with xr.open_dataset(path, decode_times=False) as ds:
+        assert "chainage_m" in ds.coords and ds["strain_rate"].dims == ("time", "channel")
+        np.testing.assert_array_equal(ds["strain_rate"].values[:10], data[:10])
