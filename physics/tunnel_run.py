@@ -30,6 +30,8 @@ from twin.runkinds import RunContext, RunKind, RunOutputs, register_kind
 KIND = "tunnel_forecast"
 OUTPUT = "tunnel_forecast.nc"
 TABLE_MIN_RATIO = 0.01
+#: The packaged example plan near Line 1 (invented for the demo): the console form's default.
+EXAMPLE_PLAN = Path(__file__).with_name("data") / "tunnel_examples" / "line1_construction_plan.geojson"
 
 
 class TunnelOverrideSpec(BaseModel):
@@ -44,46 +46,31 @@ class TunnelOverrideSpec(BaseModel):
     chainage_to_m: float = Field(default=1.0e9, gt=0.0, allow_inf_nan=False)
 
 
-class TunnelForecastRequest(BaseModel):
-    """A construction-vibration forecast (``twin tunnel forecast --help``).
+class TunnelForecastConsoleRequest(BaseModel):
+    """What the console's form may send: the plan, the lines, the limit set, the segment length, a time.
 
     Attributes
     ----------
     sources : str
-        GeoJSON FeatureCollection of construction sources (Points, lon/lat).
+        GeoJSON FeatureCollection of construction sources (Points, lon/lat); default: the packaged
+        example plan near Line 1 (:data:`EXAMPLE_PLAN`, invented for the demo).
     lines : list of str or None
         Metro lines to check (None: every line), e.g. ``["1", "Line 2"]``.
     limits : {"operating", "construction"}
         Limit set of ``tunnel_limits.toml``.
     segment_m : float
         Segment length (m).
-    limits_file : str or None
-        A table of the same layout as ``physics/tunnel_limits.toml``.
     at : str or None
         Only the sources working at this time (ISO 8601 with zone); None: all of them.
-    events : str or None
-        A DAS events GeoJSON to draw on the map (``tunnel_das_events``).
-    depth_m, diameter_m : float or None
-        Axis depth and outer diameter of every segment (None: the table's ``[tunnel]`` defaults).
-    overrides : list of TunnelOverrideSpec or None
-        Per line and chainage range, applied in order after the defaults.
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    sources: str = Field(description="Construction sources (GeoJSON points)")
+    sources: str = Field(default=str(EXAMPLE_PLAN), description="Construction sources (GeoJSON points)")
     lines: list[str] | None = Field(default=None, min_length=1, max_length=40, description="Metro lines (none: all)")
     limits: str = Field(default="operating", pattern="^(operating|construction)$", description="Limit set")
     segment_m: float = Field(default=50.0, ge=5.0, le=1000.0, allow_inf_nan=False, description="Segment length (m)")
-    limits_file: str | None = Field(default=None, description="Limits table TOML (default tunnel_limits.toml)")
     at: str | None = Field(default=None, description="Only sources working at this time (ISO 8601 with zone)")
-    events: str | None = Field(default=None, description="DAS events GeoJSON drawn on the map")
-    depth_m: float | None = Field(default=None, gt=0.0, le=200.0, allow_inf_nan=False,
-                                  description="Depth of every tunnel axis (m; default tunnel_limits.toml, 15)")
-    diameter_m: float | None = Field(default=None, gt=0.0, le=30.0, allow_inf_nan=False,
-                                     description="Outer diameter of every tunnel (m; default tunnel_limits.toml, 6)")
-    overrides: list[TunnelOverrideSpec] | None = Field(default=None, max_length=500,
-                                                       description="Depth/diameter by line and chainage range")
 
     @field_validator("at")
     @classmethod
@@ -93,6 +80,31 @@ class TunnelForecastRequest(BaseModel):
             if t.tzinfo is None:
                 raise ValueError("give a time zone, e.g. 2026-12-08T10:00+08:00")
         return v
+
+
+class TunnelForecastRequest(TunnelForecastConsoleRequest):
+    """Every parameter of a forecast (``twin tunnel forecast --help``): the console's plus
+
+    Attributes
+    ----------
+    limits_file : str or None
+        A table of the same layout as ``physics/tunnel_limits.toml``.
+    events : str or None
+        A DAS events GeoJSON to draw on the map (``tunnel_das_events``).
+    depth_m, diameter_m : float or None
+        Axis depth and outer diameter of every segment (None: the table's ``[tunnel]`` defaults).
+    overrides : list of TunnelOverrideSpec or None
+        Per line and chainage range, applied in order after the defaults.
+    """
+
+    limits_file: str | None = Field(default=None, description="Limits table TOML (default tunnel_limits.toml)")
+    events: str | None = Field(default=None, description="DAS events GeoJSON drawn on the map")
+    depth_m: float | None = Field(default=None, gt=0.0, le=200.0, allow_inf_nan=False,
+                                  description="Depth of every tunnel axis (m; default tunnel_limits.toml, 15)")
+    diameter_m: float | None = Field(default=None, gt=0.0, le=30.0, allow_inf_nan=False,
+                                     description="Outer diameter of every tunnel (m; default tunnel_limits.toml, 6)")
+    overrides: list[TunnelOverrideSpec] | None = Field(default=None, max_length=500,
+                                                       description="Depth/diameter by line and chainage range")
 
 
 def check_forecast(req: TunnelForecastRequest, city: Any = None) -> None:
@@ -364,11 +376,12 @@ def _command():
 
 
 TUNNEL_FORECAST = register_kind(RunKind(
-    name=KIND, title="Tunnel vibration forecast", request=TunnelForecastRequest, run=run_forecast,
+    name=KIND, title="Tunnel vibration forecast", request=TunnelForecastRequest,
+    console_request=TunnelForecastConsoleRequest, run=run_forecast,
     write=write_forecast, layers=tunnel_layers, report_sections=report_sections, output=OUTPUT,
     cli_name="tunnel forecast", command=_command, describe=describe, check=check_forecast,
     summary_keys=("segments_over_limit", "max_ratio", "sources"),
 ))
 
-__all__ = ["TUNNEL_FORECAST", "TunnelForecastRequest", "TunnelOverrideSpec", "parse_override", "check_forecast", "report_sections", "run_forecast",
+__all__ = ["EXAMPLE_PLAN", "TUNNEL_FORECAST", "TunnelForecastConsoleRequest", "TunnelForecastRequest", "TunnelOverrideSpec", "parse_override", "check_forecast", "report_sections", "run_forecast",
            "summarise", "tunnel_layers", "write_forecast"]

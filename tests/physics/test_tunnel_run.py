@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from twin import pipeline
 from twin.cli import main
-from twin.errors import RequestError
+from twin.errors import RequestError, ValidationError
 
 EXAMPLE = "physics/data/tunnel_examples/line1_construction_plan.geojson"
 
@@ -92,3 +92,13 @@ def test_depth_overrides_from_the_command_line(tmp_path):
     other = CliRunner().invoke(main, ["tunnel", "forecast", EXAMPLE, "--line", "1", "--override", "2-8:depth=20",
                                       "--out", str(tmp_path / "x")])
     assert other.exit_code != 0 and "'2-8'" in other.output
+
+
+def test_console_form_defaults_to_the_example_plan_and_keeps_expert_fields_out():
+    from twin.runkinds import get_kind
+
+    k = get_kind("tunnel_forecast")
+    req = k.validate({"lines": ["1"]}, console=True)
+    assert req.sources.endswith("line1_construction_plan.geojson") and req.overrides is None
+    with pytest.raises(ValidationError, match="limits_file"):
+        k.validate({"limits_file": "x.toml"}, console=True)
