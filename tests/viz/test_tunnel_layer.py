@@ -73,13 +73,17 @@ def test_das_events_hook(ds, tmp_path):
     lon, lat = TO_LL.transform(X0 + 1500.0, Y0)
     ev = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-         "properties": {"class": "intrusion", "confidence": 0.93, "chainage_m": 1500.0, "line": "T"}}]}
+         "properties": {"class": "intrusion", "confidence": 0.93, "chainage_m": 1500.0, "line": "T"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},  # as twin tunnel detect writes
+         "properties": {"event_class": "drilling", "confidence": 0.8, "onset_s": 12.5}}]}
     p = tmp_path / "events.geojson"
     p.write_text(json.dumps(ev))
     assert [s.layer_ids()[0] for s in tunnel_layers(ds)] == ["tunnel_sources_safe", "tunnel_segments", "tunnel_zone"]
     with_events = tunnel_layers(ds.assign_attrs(events_geojson=str(p)))
     assert with_events[0].layer_ids() == ["tunnel_das_events"]
-    assert "intrusion" in with_events[0].layers[0]["data"][0]["tooltip"]
+    rows = with_events[0].layers[0]["data"]
+    assert "intrusion" in rows[0]["tooltip"] and rows[1]["tooltip"].startswith("<b>drilling</b>")
+    assert "time: 12.5 s" in rows[1]["tooltip"]
     Scene(sets=with_events).to_json()
     with pytest.raises(ValidationError, match="events feature 0"):
         build("tunnel_das_events", {"type": "FeatureCollection", "features": [

@@ -14,8 +14,9 @@ dataset: dims ``segment`` and ``source``, segment ends ``lon0/lat0/lon1/lat1``) 
 * ``tunnel_sources``: construction sources coloured by type, with a ring at the source's safe distance
   (the distance to the lining where its PPV equals the limit; drawn in plan).
 * ``tunnel_das_events`` (hook for detected DAS events): points of a GeoJSON FeatureCollection with a ``class``
-  (the bridge's ``das_event`` classes: drilling, piling, excavation, intrusion, train, vehicle, unknown),
-  optional ``confidence``, ``chainage_m``, ``time``/``t_start``. :func:`tunnel_layers` draws it when given
+  or ``event_class`` (the bridge's ``das_event`` classes: drilling, piling, excavation, intrusion, train, vehicle,
+  unknown), optional ``confidence``, ``chainage_m``, ``line``, ``time``/``t_start``/``onset_s`` (as
+  ``twin tunnel detect``'s ``events.geojson`` writes them). :func:`tunnel_layers` draws it when given
   ``events=`` (a path or a dict) or when the dataset's attr ``events_geojson`` names an existing file, so a
   ``tunnel detect`` run that writes ``events.geojson`` gets it on its map without touching this module.
 """
@@ -168,7 +169,7 @@ def tunnel_sources(ds: Any, *, layer_id: str = "tunnel_sources", label: str = "C
 
 
 def read_events(events: Any) -> list[dict]:
-    """Point features of a DAS events GeoJSON (path or dict): ``[{"p", "class", "tooltip"}, ...]``."""
+    """Point features of a DAS events GeoJSON (path or dict): ``[{"p", "class", "c", "tooltip"}, ...]``."""
     fc = json.loads(Path(events).read_text(encoding="utf-8")) if isinstance(events, (str, Path)) else events
     if not isinstance(fc, dict) or fc.get("type") != "FeatureCollection":
         raise ValidationError(f"events = {str(events)[:80]!r}: need a GeoJSON FeatureCollection of Points")
@@ -177,14 +178,14 @@ def read_events(events: Any) -> list[dict]:
         geom, props = f.get("geometry") or {}, f.get("properties") or {}
         if geom.get("type") != "Point":
             raise ValidationError(f"events feature {i}: geometry {geom.get('type')!r}: need a Point")
-        cls = str(props.get("class", "unknown"))
+        cls = str(props.get("class") or props.get("event_class") or "unknown")
         bits = [f"<b>{html.escape(cls)}</b>"]
         for key, fmt in (("confidence", "{:.2f}"), ("chainage_m", "{:,.0f} m"), ("line", "{}")):
             if props.get(key) is not None:
                 bits.append(f"{key}: {html.escape(fmt.format(props[key]))}")
-        t = props.get("time") or props.get("t_start")
+        t = next((props[k] for k in ("time", "t_start", "onset_s") if props.get(k) is not None), None)
         if t is not None:
-            bits.append(f"time: {html.escape(str(t))}")
+            bits.append(f"time: {html.escape(str(t))}" + (" s" if isinstance(t, (int, float)) else ""))
         out.append({"p": [float(v) for v in geom["coordinates"][:2]], "class": cls,
                     "c": list(EVENT_COLOURS.get(cls, EVENT_COLOURS["unknown"])), "tooltip": "<br/>".join(bits)})
     return out
