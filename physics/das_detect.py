@@ -4,12 +4,13 @@
 the convention of :mod:`physics.das_layout`) and returns :class:`DasEvent` summaries. Per chunk, in one pass
 (:mod:`physics._kernels.das_detect`):
 
-1. **Band-pass** (Butterworth as second-order sections, state carried across chunks) and window statistics of
-   the filtered signal per channel and window (``window_s``, default 0.1 s): energy, energy of the first
-   difference, fourth power sum and peak.
-2. **Trigger**: STA/LTA of the window energy per channel (STA one window, LTA recursive over ``lta_s``, frozen
-   while triggered and fed at most ``clip`` × itself, so it tracks the noise floor and not the events), on at
-   ``ratio_on``, off below ``ratio_off``.
+1. **Band-pass** in each of ``bands`` (Butterworth as second-order sections, state carried across chunks; by
+   default 3–45 Hz, where piling, excavation and road traffic put their energy, and 45–200 Hz, drilling's
+   harmonics, hammering and wheel-rail vibration) and window statistics of each filtered signal per channel and
+   window (``window_s``, default 0.1 s): energy, energy of the first difference, fourth power sum and peak.
+2. **Trigger**: per band and channel, STA/LTA of the window energy (STA one window; the LTA a robust noise floor,
+   the running median of the window energy tracked in log space over ``floor_s`` and frozen while triggered), on
+   at ``ratio_on``, off below ``ratio_off``; a cell is triggered when any band is.
 3. **Clustering** in channel × time: a window's triggered channels form runs (gaps of at most ``merge_gap_ch``
    channels closed); a run joins the open track whose channel span it overlaps (within ``merge_gap_ch + 2``
    channels, so a moving source stays one track), runs bridging two tracks merge them, and a track with no run
@@ -48,23 +49,30 @@ class DetectorParams:
 
     Attributes
     ----------
-    band_hz : (float, float)
-        Pass band of the Butterworth band-pass (Hz). Default 5–200 Hz: construction machinery and footsteps
-        put most of their energy there, below it lie the quasi-static strain of temperature and trains' loads.
+    bands : tuple of (float, float)
+        Pass bands of the Butterworth band-passes (Hz), each triggered on its own. Default (3–45, 45–200) Hz:
+        a narrow band raises the SNR of a source inside it (excavation's 1–50 Hz gains 6 dB over a 3–200 Hz
+        band); below 3 Hz lie the quasi-static strain of temperature and trains' loads and the interrogator's
+        phase drift.
     order : int
         Butterworth order per band edge (``scipy.signal.butter(order, band, "bandpass")``: 2·order poles).
     window_s : float
         Window of the band energy (the STA) and the time resolution of events (s).
-    lta_s : float
-        Time constant of the noise floor (LTA, s).
+    floor_s : float
+        Adaptation time of the noise floor: it moves by a factor e per ``floor_s`` at most (a source lasting a
+        minute raises it by at most e^(60/floor_s) when never triggered).
     warmup_s : float
-        Start-up time during which the LTA is the running mean and nothing triggers (s).
-    clip : float
-        A window enters the LTA at most as ``clip`` × LTA.
+        Start-up time during which the floor is the running mean of the log energy and nothing triggers (s).
     ratio_on, ratio_off : float
         Trigger hysteresis on STA/LTA (energy ratios; 5 = 7 dB).
     energy_floor : float
         Smallest noise floor a ratio is taken against (window energy, (1/s)²).
+    smooth_ch : int
+        The trigger compares the window energy averaged over this many neighbouring channels (odd; 1: none): a
+        source near the fibre excites several channels (one at offset d reaches ±d along the fibre within 3 dB),
+        noise does not, so averaging raises the SNR of sources and thins the tail of the noise's distribution.
+    min_channels : int
+        Tracks never wider than this many channels in a window are dropped (single-channel noise).
     merge_gap_ch : int
         Untriggered channels bridged inside one window's run.
     gap_s : float
@@ -77,15 +85,16 @@ class DetectorParams:
         Tracks whose largest STA/LTA stays below this are dropped (dB of energy).
     """
 
-    band_hz: tuple[float, float] = (5.0, 200.0)
+    bands: tuple[tuple[float, float], ...] = ((3.0, 45.0), (45.0, 200.0))
     order: int = 2
     window_s: float = 0.1
-    lta_s: float = 30.0
+    floor_s: float = 30.0
     warmup_s: float = 3.0
-    clip: float = 2.0
     ratio_on: float = 5.0
     ratio_off: float = 2.0
     energy_floor: float = 1e-30
+    smooth_ch: int = 3
+    min_channels: int = 3
     merge_gap_ch: int = 3
     gap_s: float = 2.5
     max_duration_s: float = 10.0
@@ -93,13 +102,17 @@ class DetectorParams:
     min_snr_db: float = 9.0
 
     def __post_init__(self) -> None:
-        lo, hi = (float(v) for v in self.band_hz)
-        if not (0.0 < lo < hi):
-            raise ValidationError(f"DetectorParams.band_hz = {self.band_hz!r}: give (low, high) with 0 < low < high Hz")
-        object.__setattr__(self, "band_hz", (lo, hi))
+        try:
+            bands = tuple((float(lo), float(hi)) for lo, hi in self.bands)
+        except (TypeError, ValueError):
+            bands = ()
+        if not bands or not all(0.0 < lo < hi for lo, hi in bands):
+            raise ValidationError(f"DetectorParams.bands = {self.bands!r}: give one or more (low, high) pairs with "
+                                  "0 < low < high Hz")
+        object.__setattr__(self, "bands", bands)
         if int(self.order) != self.order or not 1 <= self.order <= 8:
             raise ValidationError(f"DetectorParams.order = {self.order!r}: give a whole number 1..8")
-        for name in ("window_s", "lta_s", "clip", "ratio_on", "ratio_off", "energy_floor", "gap_s", "max_duration_s"):
+        for name in ("window_s", "floor_s", "ratio_on", "ratio_off", "energy_floor", "gap_s", "max_duration_s"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number > 0")
@@ -108,7 +121,9 @@ class DetectorParams:
         if self.ratio_off > self.ratio_on:
             raise ValidationError(f"DetectorParams.ratio_off = {self.ratio_off!r} is above ratio_on = "
                                   f"{self.ratio_on!r}: the trigger turns off below ratio_off, give ratio_off <= ratio_on")
-        for name in ("merge_gap_ch", "min_windows"):
+        if int(self.smooth_ch) != self.smooth_ch or self.smooth_ch < 1 or self.smooth_ch % 2 == 0:
+            raise ValidationError(f"DetectorParams.smooth_ch = {self.smooth_ch!r}: give an odd whole number >= 1")
+        for name in ("merge_gap_ch", "min_windows", "min_channels"):
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
@@ -165,10 +180,63 @@ class DasEvent:
         return row
 
 
+class _BandState:
+    """Filter and trigger state of one band over all channels."""
+
+    def __init__(self, sos: np.ndarray, n: int) -> None:
+        self.sos = np.ascontiguousarray(sos, dtype=np.float32)
+        self.z = np.zeros((self.sos.shape[0], 2, n), dtype=np.float32)
+        self.prev = np.zeros(n, dtype=np.float32)
+        self.acc = np.zeros((4, n), dtype=np.float32)
+        self.log_floor = np.zeros(n, dtype=np.float64)
+        self.on = np.zeros(n, dtype=np.bool_)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.z, self.prev, self.acc, self.log_floor, self.on))
+
+
+def _smooth(e: np.ndarray, k: int) -> np.ndarray:
+    """Moving average of ``e`` over ``k`` channels (axis 1; the edges average what exists)."""
+    if k <= 1:
+        return e
+    h = k // 2
+    c = np.zeros((e.shape[0], e.shape[1] + 1), dtype=np.float64)
+    np.cumsum(e, axis=1, out=c[:, 1:])
+    idx = np.arange(e.shape[1])
+    lo, hi = np.maximum(idx - h, 0), np.minimum(idx + h + 1, e.shape[1])
+    return ((c[:, hi] - c[:, lo]) / (hi - lo)).astype(np.float32)
+
+
+def _combine(per_band: list) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """One set of window statistics, ratio and trigger from the bands': E and D summed (the bands do not
+    overlap, so their energies add); Q and M of the band with more energy in the cell, scaled so that its kurtosis
+    ``win·Q/E²`` and crest factor ``M²·win/E`` hold against the summed E; the larger ratio; the trigger of any
+    band."""
+    if len(per_band) == 1:
+        return per_band[0]
+    outs, ratio, trig = per_band[0]
+    e_best, _, q, m = outs
+    e, d = outs[0].astype(np.float32), outs[1].astype(np.float32)
+    ratio, trig = ratio.copy(), trig.copy()
+    for (e2, d2, q2, m2), r2, t2 in per_band[1:]:
+        louder = e2 > e_best
+        q = np.where(louder, q2, q)
+        m = np.where(louder, m2, m)
+        e_best = np.where(louder, e2, e_best)
+        e += e2
+        d += d2
+        np.maximum(ratio, r2, out=ratio)
+        trig |= t2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(e_best > 0, e / e_best, 1.0).astype(np.float32)
+    return [e, d, q * scale**2, m * np.sqrt(scale)], ratio, trig
+
+
 class _Track:
     """An open cluster of triggered (window, channel) cells: running sums over its channel span and rows."""
 
-    __slots__ = ("id", "segment", "first_w", "last_w", "lo", "hi", "c0", "sums", "rows", "n_trig")
+    __slots__ = ("id", "segment", "first_w", "last_w", "lo", "hi", "runs", "c0", "sums", "rows", "slices", "n_trig")
 
     def __init__(self, tid: int, w: int, lo: int, hi: int) -> None:
         self.id = tid
@@ -176,10 +244,16 @@ class _Track:
         self.first_w = w
         self.last_w = w
         self.lo, self.hi = lo, hi
+        self.runs: list[tuple[int, int]] = [(lo, hi)]  # the runs of its latest window: what new runs join
         self.c0 = lo
         self.sums = np.zeros((4, 0))  # E, D, Q summed; M max — over the channels c0 .. c0+n-1
         self.rows: list[tuple] = []
+        self.slices: list[tuple[int, int, np.ndarray]] = []  # (window, first channel, energies) per window
         self.n_trig = 0
+
+    def touches(self, a: int, b: int, tol: int) -> bool:
+        """Whether the run ``a..b`` lies within ``tol`` channels of one of the track's latest runs."""
+        return any(a <= rb + tol and b >= ra - tol for ra, rb in self.runs)
 
     def _cover(self, a: int, b: int) -> None:
         n = self.sums.shape[1]
@@ -204,6 +278,7 @@ class _Track:
         self.sums[1, s] += d_row[a1:b1 + 1]
         self.sums[2, s] += q_row[a1:b1 + 1]
         np.maximum(self.sums[3, s], m_row[a1:b1 + 1], out=self.sums[3, s])
+        self.slices.append((w, a1, e_row[a1:b1 + 1].copy()))
         e_tot, c_sum, r_max, n_cells, p_best, e_best = 0.0, 0.0, 0.0, 0, a_all, -1.0
         for a, b in runs:
             e = e_row[a:b + 1].astype(np.float64)
@@ -218,6 +293,7 @@ class _Track:
         self.rows.append((w, e_tot, centroid, a_all, b_all, r_max, n_cells, p_best, e_best,
                           float(q_row[p_best]), float(m_row[p_best]), float(d_row[p_best])))
         self.lo, self.hi, self.last_w = a_all, b_all, w
+        self.runs = list(runs)
         self.n_trig += 1
 
     def merge(self, other: _Track) -> None:
@@ -238,6 +314,11 @@ class _Track:
                 by_w[r[0]] = (r[0], e, cen, min(mine[3], r[3]), max(mine[4], r[4]), max(mine[5], r[5]),
                               mine[6] + r[6], *best[7:])
         self.rows = [by_w[k] for k in sorted(by_w)]
+        self.slices = sorted(self.slices + other.slices, key=lambda v: v[0])
+        if other.last_w > self.last_w:
+            self.runs = list(other.runs)
+        elif other.last_w == self.last_w:
+            self.runs = self.runs + other.runs
         self.first_w = min(self.first_w, other.first_w)
         self.last_w = max(self.last_w, other.last_w)
         self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
@@ -281,19 +362,15 @@ class DasDetector:
         self.layout = layout
         self.params = p = params or DetectorParams()
         fs = float(layout.fs_hz)
-        if p.band_hz[1] >= fs / 2:
-            raise ValidationError(f"DetectorParams.band_hz = {p.band_hz!r}: the upper edge must lie below the "
+        if max(hi for _, hi in p.bands) >= fs / 2:
+            raise ValidationError(f"DetectorParams.bands = {p.bands!r}: every upper edge must lie below the "
                                   f"Nyquist frequency {fs / 2:g} Hz of fs_hz = {fs:g}")
         self.win = max(1, int(round(p.window_s * fs)))
         self.dt_win = self.win / fs
-        self.sos = scipy.signal.butter(p.order, p.band_hz, btype="bandpass", fs=fs, output="sos").astype(np.float32)
         n = int(layout.n_channel)
         self.n_channel = n
-        self.z = np.zeros((self.sos.shape[0], 2, n), dtype=np.float32)
-        self.prev = np.zeros(n, dtype=np.float32)
-        self.acc = np.zeros((4, n), dtype=np.float32)
-        self.lta = np.zeros(n, dtype=np.float64)
-        self.on = np.zeros(n, dtype=np.bool_)
+        self.bands = [_BandState(scipy.signal.butter(p.order, b, btype="bandpass", fs=fs, output="sos"), n)
+                      for b in p.bands]
         self.filled = 0
         self.n_win = 0  # windows completed
         self.t_first: float | None = None
@@ -305,7 +382,7 @@ class DasDetector:
         self.gap_w = max(1, int(round(p.gap_s / self.dt_win)))
         self.max_w = max(1, int(round(p.max_duration_s / self.dt_win)))
         self.warmup_w = int(round(p.warmup_s / self.dt_win))
-        self.alpha = min(1.0, self.dt_win / p.lta_s)
+        self.step = self.dt_win / p.floor_s
         self.tol = int(p.merge_gap_ch) + 2
         self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0}
 
@@ -325,17 +402,23 @@ class DasDetector:
         x = self._check(t0_s, chunk)
         p = self.params
         n_out = (self.filled + x.shape[0]) // self.win
-        outs = [np.empty((n_out, self.n_channel), dtype=np.float32) for _ in range(4)]
-        self.filled = bandpass_window_stats(x, self.sos, self.z, self.prev, self.acc, self.filled, self.win, *outs)
+        per_band = []
+        for b in self.bands:
+            outs = [np.empty((n_out, self.n_channel), dtype=np.float32) for _ in range(4)]
+            filled = bandpass_window_stats(x, b.sos, b.z, b.prev, b.acc, self.filled, self.win, *outs)
+            ratio = np.empty((n_out, self.n_channel), dtype=np.float32)
+            trig = np.empty((n_out, self.n_channel), dtype=np.bool_)
+            if n_out:
+                sta_lta_update(_smooth(outs[0], p.smooth_ch), b.log_floor, self.n_win, b.on, self.step, p.ratio_on, p.ratio_off,
+                               self.warmup_w, p.energy_floor, ratio, trig)
+            per_band.append((outs, ratio, trig))
+        self.filled = filled
         self.n_samples += x.shape[0]
         self.stats["chunks"] += 1
         self.stats["samples"] += x.size
         if n_out == 0:
             return []
-        ratio = np.empty((n_out, self.n_channel), dtype=np.float32)
-        trig = np.empty((n_out, self.n_channel), dtype=np.bool_)
-        sta_lta_update(outs[0], self.lta, self.n_win, self.on, self.alpha, p.clip, p.ratio_on, p.ratio_off,
-                       self.warmup_w, p.energy_floor, ratio, trig)
+        outs, ratio, trig = _combine(per_band)
         events: list[DasEvent] = []
         any_row = trig.any(axis=1)
         for i in range(n_out):
@@ -394,7 +477,7 @@ class DasDetector:
         by_track: dict[int, list[tuple[int, int]]] = {}
         tracks = {id(t): t for t in self.tracks}
         for a, b in self._runs(trig_row):
-            hits = [t for t in self.tracks if a <= t.hi + self.tol and b >= t.lo - self.tol]
+            hits = [t for t in self.tracks if t.touches(a, b, self.tol)]
             if not hits:
                 t = _Track(self._next_id, w, a, b)
                 self._next_id += 1
@@ -424,6 +507,7 @@ class DasDetector:
                 seg = _Track(t.id, w + 1, t.lo, t.hi)
                 seg.segment = t.segment + 1
                 seg.last_w = t.last_w
+                seg.runs = t.runs
                 still.append(seg)
             else:
                 still.append(t)
@@ -437,7 +521,9 @@ class DasDetector:
         if not t.rows:
             return None
         r_max = max(r[5] for r in t.rows)
-        if t.n_trig < p.min_windows or 10.0 * math.log10(max(r_max, 1e-30)) < p.min_snr_db:
+        widest = max(r[4] - r[3] + 1 for r in t.rows)
+        if (t.n_trig < p.min_windows or widest < p.min_channels
+                or 10.0 * math.log10(max(r_max, 1e-30)) < p.min_snr_db):
             self.stats["dropped"] += 1
             return None
         feats = track_features(t, self)
@@ -461,8 +547,8 @@ class DasDetector:
     @property
     def state_bytes(self) -> int:
         """Bytes held by the detector's state (per-channel arrays and open tracks)."""
-        n = self.z.nbytes + self.prev.nbytes + self.acc.nbytes + self.lta.nbytes + self.on.nbytes
-        return n + sum(t.sums.nbytes + 100 * len(t.rows) for t in self.tracks)
+        n = sum(b.nbytes for b in self.bands)
+        return n + sum(t.sums.nbytes + 100 * len(t.rows) + sum(v[2].nbytes for v in t.slices) for t in self.tracks)
 
 
 __all__ = ["CLASSES", "DasDetector", "DasEvent", "DetectorParams", "subchannel_peak"]

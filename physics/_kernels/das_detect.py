@@ -21,9 +21,9 @@ One pass over a chunk ``x[t, c]`` (float32, time-major, the DAS array convention
 Channels are processed in blocks of :data:`BLOCK` in parallel (``prange``); within a block the innermost loop
 runs over contiguous channels, so it vectorises.
 
-The second kernel, :func:`sta_lta_update`, is the trigger: per channel a recursive long-term average (LTA) of the
-window energy, updated only while the channel is not triggered and with each window's contribution clipped at
-``clip`` × LTA (an event does not raise its own noise floor), and the ratio STA/LTA of the window energy to it.
+The second kernel, :func:`sta_lta_update`, is the trigger: per channel the ratio of the window energy (STA) to a
+robust long-term level (the running median of the window energy, tracked in log space and frozen while the
+channel is triggered), with hysteresis.
 """
 
 from __future__ import annotations
@@ -136,24 +136,28 @@ def bandpass_window_stats(x, sos, z, prev, acc, filled, win, out_e, out_d, out_q
 
 
 @njit(parallel=True, cache=True)
-def sta_lta_update(energy, lta, n_seen, on, alpha, clip, ratio_on, ratio_off, warmup, floor, ratio, trig):  # noqa: PLR0913
-    """STA/LTA trigger over window energies, state carried across calls.
+def sta_lta_update(energy, log_floor, n_seen, on, step, ratio_on, ratio_off, warmup, floor, ratio, trig):  # noqa: PLR0913
+    """STA/LTA trigger over window energies against a robust noise floor, state carried across calls.
+
+    The long-term level is the running **median** of the window energy, tracked in log space by a fixed step
+    (``log_floor += step`` when a window lies above it, ``-= step`` below: the stochastic-approximation quantile
+    tracker, Robbins & Monro 1951), updated only while the channel is not triggered. Unlike a recursive mean it is
+    not dragged up by the few loud windows of an event, and a source lasting minutes raises it by at most
+    ``step`` per window.
 
     Parameters
     ----------
     energy : float32 (n_win, n_channel)
         Window band energies (the STA is one window).
-    lta : float64 (n_channel,)
-        Long-term average of the window energy (the noise floor), updated.
+    log_floor : float64 (n_channel,)
+        Natural log of the noise floor (the median window energy), updated.
     n_seen : int
-        Windows seen before this call (the LTA's warm-up: during the first ``warmup`` windows it is the running
-        mean and nothing triggers).
+        Windows seen before this call (during the first ``warmup`` windows the floor is the running mean of
+        ``log(energy)`` and nothing triggers).
     on : bool (n_channel,)
         Trigger state, updated (hysteresis: on at ``ratio >= ratio_on``, off at ``ratio < ratio_off``).
-    alpha : float
-        LTA update weight per window (``window / LTA time constant``).
-    clip : float
-        A window's energy enters the LTA at most as ``clip`` × LTA.
+    step : float
+        Step of the log floor per window (``window_s / floor_s``).
     ratio_on, ratio_off : float
         Hysteresis thresholds of STA/LTA.
     warmup : int
@@ -162,23 +166,25 @@ def sta_lta_update(energy, lta, n_seen, on, alpha, clip, ratio_on, ratio_off, wa
         Smallest noise floor (window energy) a ratio is taken against: a silent channel (no noise at all) does
         not trigger on round-off.
     ratio : float32 (n_win, n_channel)
-        Out: STA/LTA of each window (against the LTA before the window).
+        Out: STA/LTA of each window (against the floor before the window).
     trig : bool (n_win, n_channel)
         Out: the trigger state of each window.
     """
     n_win, n_ch = energy.shape
+    log_min = np.log(floor)
     for c in prange(n_ch):
-        lt = lta[c]
+        lf = log_floor[c]
         st = on[c]
         for w in range(n_win):
             e = energy[w, c]
+            le = np.log(max(e, floor))
             k = n_seen + w
             if k < warmup:
-                lt = lt + (e - lt) / (k + 1.0)
+                lf = lf + (le - lf) / (k + 1.0)
                 ratio[w, c] = 1.0
                 trig[w, c] = False
                 continue
-            r = e / max(lt, floor)
+            r = np.exp(le - max(lf, log_min))
             ratio[w, c] = r
             if st:
                 if r < ratio_off:
@@ -187,6 +193,6 @@ def sta_lta_update(energy, lta, n_seen, on, alpha, clip, ratio_on, ratio_off, wa
                 st = True
             trig[w, c] = st
             if not st:
-                lt = lt + alpha * (min(e, clip * max(lt, floor)) - lt)
-        lta[c] = lt
+                lf = lf + step if le > lf else lf - step
+        log_floor[c] = lf
         on[c] = st

@@ -39,25 +39,25 @@ class ReferenceBandStats:
         return e, d, q, m
 
 
-def sta_lta_reference(energy, lta, n_seen, on, alpha, clip, ratio_on, ratio_off, warmup, floor):
-    """The STA/LTA recursion of :func:`physics._kernels.das_detect.sta_lta_update`, one channel and window at a
-    time; returns ``(ratio, trig, lta, on)`` (new arrays)."""
-    lta = np.array(lta, dtype=np.float64)
+def sta_lta_reference(energy, log_floor, n_seen, on, step, ratio_on, ratio_off, warmup, floor):
+    """The trigger of :func:`physics._kernels.das_detect.sta_lta_update` (running-median floor in log space),
+    one channel and window at a time; returns ``(ratio, trig, log_floor, on)`` (new arrays)."""
+    lf = np.array(log_floor, dtype=np.float64)
     on = np.array(on, dtype=bool)
     n_win, n_ch = energy.shape
     ratio = np.ones((n_win, n_ch))
     trig = np.zeros((n_win, n_ch), dtype=bool)
     for c in range(n_ch):
         for w in range(n_win):
-            e = float(energy[w, c])
+            le = np.log(max(float(energy[w, c]), floor))
             k = n_seen + w
             if k < warmup:
-                lta[c] += (e - lta[c]) / (k + 1)
+                lf[c] += (le - lf[c]) / (k + 1)
                 continue
-            r = e / max(lta[c], floor)
+            r = np.exp(le - max(lf[c], np.log(floor)))
             ratio[w, c] = r
             on[c] = (r >= ratio_off) if on[c] else (r >= ratio_on)
             trig[w, c] = on[c]
             if not on[c]:
-                lta[c] += alpha * (min(e, clip * max(lta[c], floor)) - lta[c])
-    return ratio, trig, lta, on
+                lf[c] += step if le > lf[c] else -step
+    return ratio, trig, lf, on
