@@ -335,6 +335,12 @@ class DasSimulator:
 
     def _event_point(self, i: int, ev: EventSpec, rows: list[dict]) -> _Point:
         fs, lay = self.layout.fs_hz, self.layout
+        if ev.t_start_s >= self.duration_s:
+            raise ValidationError(f"event {i}: t_start_s = {ev.t_start_s!r} is not before the record's end "
+                                  f"({self.duration_s:g} s); start it earlier or lengthen the record")
+        if not 0.0 <= ev.position_m <= lay.length_m - lay.dx_m:
+            raise ValidationError(f"event {i}: position_m = {ev.position_m!r} is off the fibre (0 to "
+                                  f"{lay.length_m - lay.dx_m:g} m from channel 0)")
         t1 = min(ev.t_end_s, self.duration_s)
         p = _Point(event_id=i, cls=ev.cls, key=(3, _CLS_CODE[ev.cls], i), i_start=int(round(ev.t_start_s * fs)),
                    n=max(1, int(round((t1 - ev.t_start_s) * fs))), pos_m=ev.position_m,

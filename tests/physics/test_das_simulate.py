@@ -143,6 +143,10 @@ def test_bad_inputs_name_the_field() -> None:
         EventSpec(cls="blasting", position_m=1.0, offset_m=1.0, t_start_s=0.0, t_end_s=1.0, snr_db=0.0)
     with pytest.raises(ValidationError, match="noise_density"):
         SimConfig(noise_density=-1.0)
+    with pytest.raises(ValidationError, match="position_m"):
+        DasSimulator(lay, 1.0, seed=1, events=[EventSpec("piling", 12.0, 3.0, 0.0, 1.0, 10.0)])
+    with pytest.raises(ValidationError, match="t_start_s"):
+        DasSimulator(lay, 1.0, seed=1, events=[EventSpec("piling", 2.0, 3.0, 1.5, 2.0, 10.0)])
     with pytest.raises(ValidationError, match="chunk_s"):
         next(DasSimulator(lay, 1.0, seed=1).chunks(0.0))
 
