@@ -83,6 +83,20 @@ class DasSimRequest(BaseModel):
     stations_from_line: bool = Field(default=False, description="Stations of the line from the metro data")
 
 
+class DasSimConsoleRequest(BaseModel):
+    """What the console's form may send: a small record (at most 2 km x 5 min, 480 MB a minute at 2 km)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    km: float = Field(default=0.5, gt=0.0, le=2.0, allow_inf_nan=False, description="Fibre length (km)")
+    minutes: float = Field(default=1.0, gt=0.0, le=5.0, allow_inf_nan=False, description="Record length (min)")
+    seed: int = Field(default=7, ge=0, description="Random seed")
+    line: str = Field(default="1", min_length=1, max_length=40, description="Metro line")
+    events: int = Field(default=4, ge=0, le=100, description="Injected events")
+    trains_per_hour: float = Field(default=20.0, ge=0.0, le=60.0, allow_inf_nan=False,
+                                   description="Trains per hour each way")
+
+
 def _simulator(req: DasSimRequest):
     from physics.das_layout import FibreLayout
     from physics.das_simulate import DasSimulator, SimConfig
@@ -277,7 +291,8 @@ def _command():
 
 
 TUNNEL_SIMULATE = register_kind(RunKind(
-    name=KIND, title="DAS record simulation", request=DasSimRequest, run=run_simulate, write=write_simulate,
+    name=KIND, title="DAS record simulation", request=DasSimRequest, console_request=DasSimConsoleRequest,
+    run=run_simulate, write=write_simulate,
     layers=simulate_layers, output=OUTPUT, cli_name="tunnel simulate", command=_command, describe=describe,
     check=check_simulate, summary_keys=("channels", "duration_s", "events", "file_mb"),
     duration_s=lambda req: req.minutes * 60.0,

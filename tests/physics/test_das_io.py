@@ -144,3 +144,14 @@ def test_xarray_opens_the_file_with_chainage_as_a_coordinate(record) -> None:
     with xr.open_dataset(path, decode_times=False) as ds:
         assert "chainage_m" in ds.coords and ds["strain_rate"].dims == ("time", "channel")
         np.testing.assert_array_equal(ds["strain_rate"].values[:10], data[:10])
+
+
+def test_console_form_keeps_records_small() -> None:
+    """The console may ask for at most 2 km x 5 min (about 2.4 GB at 1 kHz); its default is 0.5 km x 1 min."""
+    from twin.runkinds import get_kind
+
+    kind = get_kind("tunnel_simulate")
+    req = kind.validate({}, console=True)
+    assert (req.km, req.minutes, req.fs_hz) == (0.5, 1.0, 1000.0)
+    with pytest.raises(ValidationError, match="km"):
+        kind.validate({"km": 5.0}, console=True)
