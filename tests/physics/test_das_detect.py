@@ -181,3 +181,30 @@ def test_the_detector_refuses_bad_chunks_and_params():
     with pytest.raises(ValidationError, match="Nyquist"):
         DasDetector(FibreLayout(n_channel=10, fs_hz=200.0))
     assert DetectorParams().latency_s == pytest.approx(12.6)
+
+
+def test_twin_tunnel_detect_on_a_simulated_file(tmp_path):
+    """`twin tunnel simulate` then `twin tunnel detect FILE`: events.csv, events.nc and summary.json agree, and
+    the metrics against the truth file beside the record are in the summary."""
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    sim = CliRunner().invoke(main, ["tunnel", "simulate", "--out", str(tmp_path / "sim"), "--km", "0.3",
+                                    "--minutes", "0.75", "--events", "2", "--seed", "5"], catch_exceptions=False)
+    assert sim.exit_code == 0, sim.output
+    out = tmp_path / "det"
+    r = CliRunner().invoke(main, ["tunnel", "detect", str(tmp_path / "sim" / "das.nc"), "--out", str(out),
+                                  "--no-locate"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    events = pd.read_csv(out / "events.csv")
+    assert summary["events"] == len(events)
+    assert summary["channels"] == 300 and summary["detector"]["latency_s"] == pytest.approx(12.6)
+    assert "metrics" in summary and summary["metrics"]["n_truth"] >= 1
+    assert not (out / "events.geojson").exists()
+    bad = CliRunner().invoke(main, ["tunnel", "detect", "--out", str(out)])
+    assert bad.exit_code != 0 and "--live" in bad.output
