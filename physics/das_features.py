@@ -27,22 +27,18 @@ Features
 
 Classes
 -------
-Rules, in order (thresholds set by looking at the features of events of simulator seeds 1–3, never the evaluation
-seed; see ``bench/bench_das.py``):
-
 1. ``train``: ``|speed| >= 5 m/s`` and ``extent >= 60 m`` (trains run at tens of m/s and are over 100 m long),
-   or any event wider than 80 m at once.
-2. ``vehicle``: moving (``|speed| >= 3 m/s``) but not a train.
-3. ``intrusion``: impulsive windows (``kurtosis >= 4``): hammering, cutting, hitting near the tunnel (a 20 ms ring
-   inside a 0.1 s window).
-4. ``vehicle``: a short (< 4 s) burst that is not impulsive: a road vehicle crossing above the tunnel.
-5. ``piling``: blows: few windows triggered (``fill <= 0.5``) of strongly varying energy (``envelope_cv >= 0.6``).
-6. ``drilling``: a steady tonal source: ``kurtosis < 2`` (a sine's is 1.5, band-limited noise's in a 0.1 s window
-   about 2.3) and a steady envelope (``envelope_cv < 0.4``).
-7. ``excavation``: the rest lasting at least 4 s (broadband, varying).
-8. ``unknown``: what is left.
+   or any event wider than 80 m at once. Rules, so that a train is never anything else.
+2. ``vehicle``: a short (< 2 s) burst that is not impulsive (``kurtosis < 3.5``): a road vehicle crossing above
+   the tunnel, a single quasi-static pulse.
+3. otherwise a Gaussian naive Bayes over eleven transformed features (:data:`NB_FEATURES`) among ``drilling``,
+   ``excavation``, ``intrusion``, ``piling`` and ``train``, fitted on the labelled reports of simulator seeds 1–3
+   (never the evaluation seed; ``bench/bench_das.py``), with ``intrusion`` ruled out unless the windows are
+   impulsive (``kurtosis >= 3.5``: hammering's 20 ms rings in 0.1 s windows; trains', drilling's and excavation's
+   stay below 2.7 in 90 % of reports) and the source is still. The confidence is the class's posterior
+   probability (equal priors), at most 0.99.
 
-Confidence is a margin score in 0.5..0.95: how far the deciding feature lies beyond its threshold.
+``unknown`` is not produced by these rules; the bridge accepts it from other classifiers.
 """
 
 from __future__ import annotations
@@ -55,14 +51,8 @@ import numpy as np
 TRAIN_SPEED_MPS = 5.0
 TRAIN_EXTENT_M = 60.0
 TRAIN_WIDTH_M = 80.0
-VEHICLE_SPEED_MPS = 3.0
-INTRUSION_KURTOSIS = 4.0
-VEHICLE_MAX_S = 4.0
-PILING_FILL = 0.5
-PILING_CV = 0.6
-DRILLING_KURTOSIS = 2.0
-DRILLING_CV = 0.4
-EXCAVATION_MIN_S = 4.0
+INTRUSION_KURTOSIS = 3.5
+VEHICLE_MAX_S = 2.0
 #: Apparent speeds along the fibre above this are a still source's wavefront, not a moving source (m/s).
 STILL_SPEED_MPS = 100.0
 
@@ -164,31 +154,59 @@ def track_features(track: Any, det: Any) -> dict[str, float]:
     }
 
 
-def _conf(margin: float) -> float:
-    """0.5 at the threshold rising to 0.95 (``margin`` is the relative distance beyond it)."""
-    return round(0.5 + 0.45 * (1.0 - math.exp(-3.0 * max(margin, 0.0))), 3)
+#: Gaussian naive Bayes over :func:`nb_vector`, fitted on the labelled reports of simulator seeds 1–3 (3 km × 15 min
+#: each, 16 events; a report's label is the truth event it matches, ``train`` for passages): mean and standard
+#: deviation per class (rows in :data:`NB_CLASSES` order) of each feature (columns in :data:`NB_FEATURES` order).
+#: Held out by seed (fit on two, test on the third) the rules + this model label 82–86 % of reports correctly.
+NB_CLASSES = ("drilling", "excavation", "intrusion", "piling", "train")
+NB_FEATURES = ("log(1+width_m)", "log(1+extent_m)", "log(1+|speed_mps|)", "log(1+frequency_hz)", "log(kurtosis)",
+               "log(crest)", "periodicity", "period_s", "fill", "log(0.01+envelope_cv)", "duration_s")
+NB_MU = np.array((
+    (4.1057, 4.1827, 0.3819, 4.7891, 0.6514, 1.2748, 0.4192, 0.4718, 0.9138, -1.6713, 6.7590),
+    (3.3001, 3.7134, 2.3509, 3.9687, 0.8464, 1.5088, 0.5489, 0.6012, 0.9522, -0.6287, 8.5975),
+    (3.6638, 4.2305, 0.5831, 4.5948, 1.7674, 2.4806, 0.2722, 0.7412, 0.5210, -0.1517, 6.1529),
+    (3.8602, 4.4777, 0.6108, 3.5173, 0.7130, 1.3265, 0.7787, 1.3360, 0.6361, 0.0023, 9.2220),
+    (4.4422, 5.0758, 3.1891, 4.2519, 0.9149, 1.7028, 0.7815, 0.4292, 0.9692, -0.9235, 8.3852),
+))
+NB_SD = np.array((
+    (0.5110, 0.5875, 1.2116, 0.2789, 0.2095, 0.2560, 0.3681, 0.4773, 0.1222, 0.6402, 3.6177),
+    (1.0210, 1.1078, 1.9049, 0.3212, 0.0967, 0.1330, 0.2423, 0.4590, 0.1006, 0.5819, 2.5477),
+    (0.7153, 0.7987, 1.3599, 0.2277, 0.3380, 0.2814, 0.1736, 0.4411, 0.2263, 0.6522, 3.7836),
+    (0.6018, 0.6541, 1.5395, 0.2188, 0.1098, 0.1778, 0.1930, 0.5746, 0.2618, 0.3805, 2.0459),
+    (1.0676, 1.0531, 1.1306, 0.0826, 0.0804, 0.1517, 0.2639, 0.2313, 0.1426, 0.7570, 3.0234),
+))
+
+
+def nb_vector(f: dict[str, float]) -> np.ndarray:
+    """The naive-Bayes features (:data:`NB_FEATURES`) of a feature dict."""
+    return np.array([math.log1p(f["width_m"]), math.log1p(f["extent_m"]), math.log1p(abs(f["speed_mps"])),
+                     math.log1p(f["frequency_hz"]), math.log(max(f["kurtosis"], 1e-3)),
+                     math.log(max(f["crest"], 1e-3)), f["periodicity"], f["period_s"], f["fill"],
+                     math.log(0.01 + f["envelope_cv"]), f["duration_s"]])
+
+
+def nb_posterior(f: dict[str, float]) -> np.ndarray:
+    """Posterior probability of each of :data:`NB_CLASSES` (equal priors)."""
+    z = (nb_vector(f)[None, :] - NB_MU) / NB_SD
+    ll = -0.5 * (z**2).sum(axis=1) - np.log(NB_SD).sum(axis=1)
+    if f["kurtosis"] < INTRUSION_KURTOSIS or abs(f["speed_mps"]) >= TRAIN_SPEED_MPS:
+        ll[NB_CLASSES.index("intrusion")] = -np.inf  # an intrusion is impulsive and still: never a train
+    ll -= ll.max()
+    p = np.exp(ll)
+    return p / p.sum()
 
 
 def classify(f: dict[str, float]) -> tuple[str, float]:
-    """Class and confidence of an event from its :func:`track_features` (rules in the module docstring)."""
+    """Class and confidence of an event from its :func:`track_features` (module docstring)."""
     speed = abs(f["speed_mps"])
     if (speed >= TRAIN_SPEED_MPS and f["extent_m"] >= TRAIN_EXTENT_M) or f["width_m"] >= TRAIN_WIDTH_M:
         margin = max(speed / TRAIN_SPEED_MPS - 1.0, f["width_m"] / TRAIN_WIDTH_M - 1.0)
-        return "train", _conf(margin)
-    if speed >= VEHICLE_SPEED_MPS:
-        return "vehicle", _conf(speed / VEHICLE_SPEED_MPS - 1.0)
-    if f["kurtosis"] >= INTRUSION_KURTOSIS:
-        return "intrusion", _conf(f["kurtosis"] / INTRUSION_KURTOSIS - 1.0)
-    if f["duration_s"] < VEHICLE_MAX_S:
-        return "vehicle", _conf(VEHICLE_MAX_S / max(f["duration_s"], 1e-9) - 1.0)
-    if f["fill"] <= PILING_FILL and f["envelope_cv"] >= PILING_CV:
-        return "piling", _conf(min(PILING_FILL / max(f["fill"], 1e-9) - 1.0, f["envelope_cv"] / PILING_CV - 1.0))
-    if f["kurtosis"] < DRILLING_KURTOSIS and f["envelope_cv"] < DRILLING_CV:
-        return "drilling", _conf(min(DRILLING_KURTOSIS / max(f["kurtosis"], 1e-9) - 1.0,
-                                     DRILLING_CV / max(f["envelope_cv"], 1e-9) - 1.0))
-    if f["duration_s"] >= EXCAVATION_MIN_S:
-        return "excavation", _conf(f["duration_s"] / EXCAVATION_MIN_S - 1.0)
-    return "unknown", 0.5
+        return "train", round(0.5 + 0.45 * (1.0 - math.exp(-3.0 * max(margin, 0.0))), 3)
+    if f["duration_s"] < VEHICLE_MAX_S and f["kurtosis"] < INTRUSION_KURTOSIS:
+        return "vehicle", 0.5
+    p = nb_posterior(f)
+    k = int(np.argmax(p))
+    return NB_CLASSES[k], round(float(min(p[k], 0.99)), 3)
 
 
 __all__ = ["classify", "envelope_periodicity", "rms_frequency", "track_features"]

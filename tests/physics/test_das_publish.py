@@ -96,3 +96,31 @@ def test_published_events_arrive_in_the_store_through_the_real_bridge(mosquitto,
     results = sorted((raw["event"] for raw in raws), key=lambda r: r["position_m"])
     assert [r["class"] for r in results] == ["intrusion", "piling"]
     assert [r["position_m"] for r in results] == [140.3, 800.5]
+
+
+def test_twin_tunnel_detect_live_publishes_to_the_bridge(mosquitto, tmp_path):
+    """`twin tunnel detect --live --publish`: the simulator's stream is detected as it comes and every non-train
+    event reaches the store through mosquitto and `python -m hardware_bridge.runner` as a das_event reading."""
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    bridge = _Bridge(mosquitto.address, tmp_path / "store", tmp_path / "bridge.log")
+    try:
+        out = tmp_path / "live"
+        r = CliRunner().invoke(main, ["tunnel", "detect", "--live", "--km", "0.4", "--minutes", "1", "--events", "4",
+                                      "--seed", "3", "--speed", "inf", "--publish", mosquitto.address, "--station",
+                                      "DAS-T1", "--no-locate", "--out", str(out)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        summary = json.loads((out / "summary.json").read_text())
+        sent = summary["published"]
+        assert sent == sum(n for c, n in summary["by_class"].items() if c != "train") and sent >= 1
+        with Store.open(tmp_path / "store") as st:
+            deadline = time.monotonic() + 20
+            rows = []
+            while time.monotonic() < deadline and len(rows) < sent:
+                rows = st.observations("DAS-T1/das_event")
+                time.sleep(0.2)
+    finally:
+        bridge.stop()
+    assert len(rows) == sent
