@@ -42,6 +42,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ from twin.snapshots import read_state, snapshot_filename, verify_file, write_sta
 if TYPE_CHECKING:  # pragma: no cover
     from twin.state import TwinState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "twin.sqlite"
 SNAPSHOT_DIR = "snapshots"
 BUSY_TIMEOUT_S = 60.0
@@ -143,8 +144,40 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_run_line ON events (run_id, pos)
     WHERE snapshot_id IS NULL AND run_id IS NOT NULL AND pos > 0;
 """
 
-# Placeholder for schema upgrades: version -> SQL script taking the store to version + 1.
-_MIGRATIONS: dict[int, str] = {}
+# Schema upgrades: version -> statements taking the store from that version to version + 1, applied in
+# order at open in the transaction that reads the version (several openers: the first migrates, the rest see
+# the new version). Version 2: the ``latest`` table (the newest observation of each datastream, kept by a
+# trigger on insert: the live map's query reads one row per stream instead of scanning every observation)
+# and the sensors' lon/lat columns (bounding-box queries without parsing records).
+_LATEST_TRIGGER_SQLITE = """
+CREATE TRIGGER IF NOT EXISTS observations_latest AFTER INSERT ON observations BEGIN
+    INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq)
+    VALUES (NEW.datastream_id, NEW.id, NEW.phenomenon_time, NEW.seq)
+    ON CONFLICT (datastream_id) DO UPDATE SET
+        obs_id = excluded.obs_id, phenomenon_time = excluded.phenomenon_time, seq = excluded.seq
+    WHERE excluded.phenomenon_time > latest.phenomenon_time
+       OR (excluded.phenomenon_time = latest.phenomenon_time AND excluded.seq > latest.seq);
+END
+"""
+# the newest row of each datastream (by time, then seq): the same statement on both backends
+LATEST_BACKFILL = (
+    "INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq) "
+    "SELECT datastream_id, id, phenomenon_time, seq FROM (SELECT datastream_id, id, phenomenon_time, seq, "
+    "ROW_NUMBER() OVER (PARTITION BY datastream_id ORDER BY phenomenon_time DESC, seq DESC) AS k "
+    "FROM observations) AS ranked WHERE k = 1"
+)
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE latest (datastream_id TEXT PRIMARY KEY, obs_id INTEGER NOT NULL, "
+        "phenomenon_time TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID",
+        LATEST_BACKFILL,
+        _LATEST_TRIGGER_SQLITE.strip(),
+        "ALTER TABLE sensors ADD COLUMN lon REAL",
+        "ALTER TABLE sensors ADD COLUMN lat REAL",
+        "UPDATE sensors SET lon = json_extract(record, '$.lon'), lat = json_extract(record, '$.lat')",
+        "CREATE INDEX sensors_lonlat ON sensors (lon, lat) WHERE snapshot_id IS NULL",
+    ],
+}
 
 
 # ====================================================================== times
@@ -366,7 +399,7 @@ def _dl_row(
     return (dead_letter_digest(topic, payload), t, t, topic, reason, str(source), payload)
 
 
-_DL_UPSERT = (
+_DL_UPSERT_SQLITE = (
     "INSERT INTO dead_letters "
     "(digest, received_at, last_received_at, hits, topic, reason, source, payload) "
     "VALUES (?, ?, ?, 1, ?, ?, ?, ?) "
@@ -374,6 +407,68 @@ _DL_UPSERT = (
     "last_received_at = MAX(last_received_at, excluded.last_received_at) "
     "RETURNING hits"
 )
+
+
+# ================================================================ aggregates
+BUCKET_WIDTH = {"hour": 13, "day": 10}  # characters of the time text naming the bucket
+_BUCKET_PAD = {"hour": ":00:00.000000Z", "day": "T00:00:00.000000Z"}
+WAIT_POLL_S = 0.05
+
+
+class Aggregate(NamedTuple):
+    """Values of one datastream in one UTC interval (:meth:`Store.aggregate`); ``start`` is the store's time text."""
+
+    start: str
+    count: int
+    mean: float
+    max: float
+    min: float
+    sum: float
+
+
+def _check_bbox(west: float, south: float, east: float, north: float) -> tuple[float, float, float, float]:
+    box = tuple(float(v) for v in (west, south, east, north))
+    if not all(math.isfinite(v) for v in box) or box[0] > box[2] or box[1] > box[3]:
+        raise ValidationError(f"bbox (west, south, east, north)={box!r} must be finite with west <= east "
+                              "and south <= north (degrees)")
+    return box  # type: ignore[return-value]
+
+
+# ============================================================== store URLs
+STORE_ENV = "TWIN_STORE"
+FILES_ENV = "TWIN_STORE_FILES"
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_store_url(target: Any) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL, False for a directory."""
+    return isinstance(target, str) and target.lower().startswith(_URL_SCHEMES)
+
+
+def open_store(target: str | os.PathLike | None = None, *, readonly: bool = False) -> Store:
+    """Open the store at ``target``: a directory (SQLite, the default) or a ``postgresql://`` URL.
+
+    ``target`` defaults to the ``TWIN_STORE`` environment variable. A PostgreSQL URL may carry
+    ``?files=DIR`` (or ``TWIN_STORE_FILES``), the directory of snapshot files; see :mod:`twin.store_pg`.
+    ``readonly`` opens an existing store for reading only (:meth:`Store.open_readonly`).
+
+    Raises
+    ------
+    ValidationError
+        If no target is given and ``TWIN_STORE`` is not set.
+    StoreError
+        If the store cannot be opened.
+    """
+    if target is None or (isinstance(target, str) and not target.strip()):
+        target = os.environ.get(STORE_ENV, "").strip() or None
+        if target is None:
+            raise ValidationError(f"store=None and {STORE_ENV} is not set: give a store directory or a "
+                                  "postgresql://user@host/db URL (or set TWIN_STORE)")
+    if is_store_url(target):
+        from twin.store_pg import PgStore
+
+        return PgStore.open_readonly(str(target)) if readonly else PgStore.open(str(target))
+    return Store.open_readonly(target) if readonly else Store.open(target)
 
 
 # ================================================================== snapshots
@@ -413,16 +508,22 @@ class Store:
     processes open their own :class:`Store` on the same directory.
     """
 
+    _dl_upsert = _DL_UPSERT_SQLITE
+    backend = "sqlite"
+
     def __init__(self, root: Path, conn: sqlite3.Connection, *, readonly: bool = False) -> None:
         self.root = root
         self._conn = conn
         self._lock = threading.RLock()
         self.readonly = readonly
+        self._seen_version: int | None = None
 
     # ------------------------------------------------------------- lifecycle
     @classmethod
     def open(cls, path: str | os.PathLike) -> Store:
         """Open (creating if needed) the store in directory ``path``.
+
+        A ``postgresql://`` URL opens the PostgreSQL store instead (see :func:`open_store`).
 
         Raises
         ------
@@ -430,6 +531,8 @@ class Store:
             If the directory or database cannot be created/opened, or the
             database has a newer schema than this engine understands.
         """
+        if is_store_url(path):
+            return open_store(str(path))
         root = Path(path).expanduser().resolve()
         try:
             (root / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
@@ -476,6 +579,8 @@ class Store:
         StoreError
             If there is no store database at ``path``.
         """
+        if is_store_url(path):
+            return open_store(str(path), readonly=True)
         p = Path(path).expanduser().resolve()
         root = p.parent if p.name == DB_NAME else p
         db = root / DB_NAME
@@ -496,11 +601,11 @@ class Store:
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
             version = row[0]
-            if version is None:
+            if version is None:  # a new store: version 1, then every migration
                 for stmt in _split_sql(_SCHEMA_V1 + _SCHEMA_V1_ADDITIONS):
                     cur.execute(stmt)
-                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                return
+                cur.execute("INSERT INTO schema_version (version) VALUES (1)")
+                version = 1
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"the store at {self.root} has schema version {version}, newer than this "
@@ -514,7 +619,7 @@ class Store:
                         f"the store at {self.root} has schema version {version} and no "
                         f"migration to {version + 1} exists; rebuild the store"
                     )
-                for stmt in _split_sql(script):
+                for stmt in script:
                     cur.execute(stmt)
                 version += 1
                 cur.execute("UPDATE schema_version SET version = ?", (version,))
@@ -574,6 +679,12 @@ class Store:
             finally:
                 cur.close()
 
+    @staticmethod
+    def _insert_id(cur: Any, sql: str, args: tuple[Any, ...]) -> int:
+        """Run one INSERT into a table with an ``id`` key; the new row's id."""
+        cur.execute(sql, args)
+        return int(cur.lastrowid)
+
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             if self._conn is None:
@@ -593,11 +704,9 @@ class Store:
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"run params {params!r} are not JSON-compatible: {exc}") from exc
         with self._tx() as cur:
-            cur.execute(
-                "INSERT INTO runs (kind, started, params, status) VALUES (?, ?, ?, 'running')",
-                (kind, _now_text(), params_json),
-            )
-            return int(cur.lastrowid)
+            return self._insert_id(
+                cur, "INSERT INTO runs (kind, started, params, status) VALUES (?, ?, ?, 'running')",
+                (kind, _now_text(), params_json))
 
     def end_run(self, run_id: int, status: str = "done") -> None:
         """Mark a running run as ended with ``status`` in done/failed/cancelled."""
@@ -766,12 +875,11 @@ class Store:
         """
         rows = batch.rows
         with self._tx() as cur:
-            conn = self._conn
             first_id = cur.execute("SELECT COALESCE(MAX(id), 0) FROM observations").fetchone()[0]
-            before = conn.total_changes
-            if rows:
+            added = 0
+            if rows:  # rowcount: the rows this statement inserted (not those of the ``latest`` trigger)
                 cur.executemany(_OBS_INSERT, rows)
-            added = conn.total_changes - before
+                added = cur.rowcount
             if added == len(rows):
                 new = [True] * len(rows)
             else:
@@ -784,7 +892,7 @@ class Store:
                     new.append(key in fresh)
                     fresh.discard(key)
             for row in batch.dead_letter_rows:
-                cur.execute(_DL_UPSERT, row).fetchall()
+                cur.execute(self._dl_upsert, row).fetchall()
         return new
 
     def latest_times(self, not_after: datetime | str | None = None) -> dict[str, datetime]:
@@ -792,6 +900,8 @@ class Store:
 
         The sensor bridge seeds its watermarks and stale-stream detection from it on restart.
         """
+        if not_after is None:
+            return {r[0]: parse_utc(r[1]) for r in self._query("SELECT datastream_id, phenomenon_time FROM latest")}
         sql = "SELECT datastream_id, MAX(phenomenon_time) FROM observations"
         args: tuple[Any, ...] = ()
         if not_after is not None:
@@ -814,7 +924,7 @@ class Store:
         topic+payload was already kept (its ``hits`` is incremented)."""
         row = _dl_row(topic, payload, reason, received_at, source)
         with self._tx() as cur:
-            hits = cur.execute(_DL_UPSERT, row).fetchone()[0]
+            hits = cur.execute(self._dl_upsert, row).fetchone()[0]
         return int(hits) == 1
 
     def put_dead_letters(self, batch: Iterable[tuple[Any, ...] | dict[str, Any]]) -> int:
@@ -826,7 +936,7 @@ class Store:
         n = 0
         with self._tx() as cur:
             for row in rows:
-                n += int(cur.execute(_DL_UPSERT, row).fetchone()[0]) == 1
+                n += int(cur.execute(self._dl_upsert, row).fetchone()[0]) == 1
         return n
 
     def dead_letters(
@@ -894,12 +1004,10 @@ class Store:
         if not isinstance(event, Event):
             event = Event.parse(event)
         with self._tx() as cur:
-            cur.execute(
-                "INSERT INTO events (run_id, snapshot_id, time_s, wall_time, kind, source, "
+            return self._insert_id(
+                cur, "INSERT INTO events (run_id, snapshot_id, time_s, wall_time, kind, source, "
                 "severity, message, data) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, *self._event_row(event)),
-            )
-            return int(cur.lastrowid)
+                (run_id, *self._event_row(event)))
 
     def put_run_events(self, run_id: int, events: Iterable[Event | dict[str, Any]]) -> int:
         """Store the events of model run ``run_id`` in the live log, idempotently; returns how many were new.
@@ -924,11 +1032,11 @@ class Store:
         with self._tx() as cur:
             if cur.execute("SELECT 1 FROM runs WHERE id = ?", (int(run_id),)).fetchone() is None:
                 raise ValidationError(f"run_id={run_id!r} does not exist in {self.db_path}")
-            before = self._conn.total_changes
             cur.executemany(
-                "INSERT OR IGNORE INTO events (run_id, snapshot_id, pos, time_s, wall_time, kind, "
-                "source, severity, message, data) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            return int(self._conn.total_changes - before)
+                "INSERT INTO events (run_id, snapshot_id, pos, time_s, wall_time, kind, "
+                "source, severity, message, data) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING", rows)
+            return max(int(cur.rowcount), 0)
 
     def run_event_rows(self, run_id: int, kind: str | None = None, *, limit: int | None = None
                        ) -> list[EventRow]:
@@ -1036,11 +1144,20 @@ class Store:
         Only rows with ``id <= up_to_id`` are considered when given, so a follower
         can take this as its starting point and then read :meth:`observations_after`.
         """
-        # SQLite takes the bare columns from the row holding the MAX
-        sql = ("SELECT id, datastream_id, MAX(phenomenon_time), value, unit, raw FROM observations"
-               + ("" if up_to_id is None else " WHERE id <= ?") + " GROUP BY datastream_id")
-        args = () if up_to_id is None else (int(up_to_id),)
-        return [_obs_from_row(r) for r in self._query(sql, args)]
+        # the ``latest`` table (kept by a trigger on insert) names each stream's newest row; a stream whose
+        # newest row came after ``up_to_id`` is looked up among its older rows (few: those written meanwhile)
+        sql = ("SELECT o.id, o.datastream_id, o.phenomenon_time, o.value, o.unit, o.raw "
+               "FROM latest l JOIN observations o ON o.id = l.obs_id")
+        if up_to_id is None:
+            return [_obs_from_row(r) for r in self._query(sql + " ORDER BY l.datastream_id")]
+        up = int(up_to_id)
+        rows = [_obs_from_row(r) for r in self._query(sql + " WHERE l.obs_id <= ?", (up,))]
+        for (stream,) in self._query("SELECT datastream_id FROM latest WHERE obs_id > ?", (up,)):
+            older = self._query(
+                "SELECT id, datastream_id, phenomenon_time, value, unit, raw FROM observations "
+                "WHERE datastream_id = ? AND id <= ? ORDER BY phenomenon_time DESC, seq DESC LIMIT 1", (stream, up))
+            rows.extend(_obs_from_row(r) for r in older)
+        return sorted(rows, key=lambda r: r.datastream_id)
 
     def observations_after(self, after_id: int) -> list[ObservationRow]:
         """Observations stored after row ``after_id``, in storage order."""
@@ -1072,8 +1189,73 @@ class Store:
             raise ValidationError(f"key={key!r} must be a plain field name of the event data")
         rows = self._query(
             f"SELECT {_EVENT_COLS} FROM events WHERE snapshot_id IS NULL AND kind = ? "
-            "AND json_extract(data, ?) = ? ORDER BY id LIMIT 1", (kind, f"$.{key}", value))
+            f"AND {self._json_field_equals} ORDER BY id LIMIT 1", (kind, *self._json_field_args(key, value)))
         return _event_from_row(rows[0]) if rows else None
+
+    _json_field_equals = "json_extract(data, ?) = ?"
+
+    @staticmethod
+    def _json_field_args(key: str, value: Any) -> tuple[Any, ...]:
+        return (f"$.{key}", value)
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait until another connection commits, at most ``timeout`` seconds; True if one did.
+
+        For followers (the console) instead of a fixed polling interval. SQLite has no notifications: this
+        polls :meth:`data_version` every 50 ms. The first call starts watching (a commit before it is not
+        seen); later calls see every commit since the previous call returned.
+        """
+        deadline = time.monotonic() + max(float(timeout), 0.0)
+        if self._seen_version is None:
+            self._seen_version = self.data_version()
+        while True:
+            version = self.data_version()
+            if version != self._seen_version:
+                self._seen_version = version
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(WAIT_POLL_S, left))
+
+    # ------------------------------------------------------------ aggregates
+    def aggregate(
+        self,
+        datastream_id: str,
+        t0: datetime | str,
+        t1: datetime | str,
+        every: str = "hour",
+    ) -> list[Aggregate]:
+        """Count, mean, max, min and sum of one datastream's values per UTC hour or day in ``t0 <= t < t1``.
+
+        Buckets are UTC (``every`` = ``"hour"`` or ``"day"``; a bucket with no numeric value is absent). The
+        time text's prefix is the bucket (text order is time order), so the query is a range scan of the
+        ``(datastream_id, phenomenon_time, seq)`` index on both backends.
+
+        Raises
+        ------
+        ValidationError
+            For another ``every`` or an unparseable time.
+        """
+        if every not in BUCKET_WIDTH:
+            raise ValidationError(f"every={every!r} must be one of {sorted(BUCKET_WIDTH)}")
+        width = BUCKET_WIDTH[every]
+        rows = self._query(
+            f"SELECT substr(phenomenon_time, 1, {width}) AS b, COUNT(value), AVG(value), MAX(value), MIN(value), "
+            "SUM(value) FROM observations WHERE datastream_id = ? AND phenomenon_time >= ? AND phenomenon_time < ? "
+            "AND value IS NOT NULL GROUP BY b ORDER BY b",
+            (datastream_id, utc_text(t0, "t0"), utc_text(t1, "t1")))
+        pad = _BUCKET_PAD[every]
+        return [Aggregate(r[0] + pad, int(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])) for r in rows]
+
+    # ------------------------------------------------------------ geometry
+    def sensors_in_bbox(self, west: float, south: float, east: float, north: float) -> list[str]:
+        """Ids of live sensors with ``west <= lon <= east`` and ``south <= lat <= north`` (degrees), in order."""
+        box = _check_bbox(west, south, east, north)
+        rows = self._query(
+            "SELECT id FROM sensors WHERE snapshot_id IS NULL AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ? "
+            "ORDER BY pos, pk", (box[0], box[2], box[1], box[3]))
+        return [r[0] for r in rows]
 
     # --------------------------------------------------------------- sensors
     def put_sensors(self, sensors: Iterable[Sensor]) -> int:
@@ -1083,15 +1265,15 @@ class Store:
             for s in sensors:
                 record = json.dumps(s.to_record(), ensure_ascii=False)
                 cur.execute(
-                    "UPDATE sensors SET kind = ?, record = ? WHERE snapshot_id IS NULL AND id = ?",
-                    (s.kind, record, s.id),
+                    "UPDATE sensors SET kind = ?, record = ?, lon = ?, lat = ? WHERE snapshot_id IS NULL AND id = ?",
+                    (s.kind, record, s.lon, s.lat, s.id),
                 )
                 if cur.rowcount == 0:
                     cur.execute(
-                        "INSERT INTO sensors (snapshot_id, pos, id, kind, record) VALUES (NULL, "
+                        "INSERT INTO sensors (snapshot_id, pos, id, kind, record, lon, lat) VALUES (NULL, "
                         "(SELECT COALESCE(MAX(pos), -1) + 1 FROM sensors WHERE snapshot_id IS NULL), "
-                        "?, ?, ?)",
-                        (s.id, s.kind, record),
+                        "?, ?, ?, ?, ?)",
+                        (s.id, s.kind, record, s.lon, s.lat),
                     )
                 n += 1
         return n
@@ -1125,7 +1307,8 @@ class Store:
         digest, nbytes = write_state(path, state)
         try:
             with self._tx() as cur:
-                cur.execute(
+                sid = self._insert_id(
+                    cur,
                     "INSERT INTO snapshots (run_id, label, sim_time_s, clock_start, created, path, "
                     "sha256, nbytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -1139,11 +1322,10 @@ class Store:
                         nbytes,
                     ),
                 )
-                sid = int(cur.lastrowid)
                 cur.executemany(
-                    "INSERT INTO sensors (snapshot_id, pos, id, kind, record) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO sensors (snapshot_id, pos, id, kind, record, lon, lat) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (sid, i, s.id, s.kind, json.dumps(s.to_record(), ensure_ascii=False))
+                        (sid, i, s.id, s.kind, json.dumps(s.to_record(), ensure_ascii=False), s.lon, s.lat)
                         for i, s in enumerate(state.sensors)
                     ],
                 )

@@ -1,4 +1,4 @@
-"""Tests for twin.store: the SQLite store, observations, events and snapshots."""
+"""Tests for twin.store: observations, events and snapshots, on both backends (``store_at``: tests/twin/conftest.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from twin.errors import SnapshotError, StoreError, ValidationError
 from twin.events import Event, EventLog, Severity
 from twin.sensors import Sensor, SensorRegistry
 from twin.state import TwinState
-from twin.store import Observation, Store
+from twin.store import SCHEMA_VERSION, Observation, Store
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=CST)
@@ -148,9 +148,9 @@ def assert_same_state(got: TwinState, want: TwinState) -> None:
 
 
 # ------------------------------------------------------------------ snapshots
-def test_snapshot_restore_reproduces_every_field(tmp_path):
+def test_snapshot_restore_reproduces_every_field(tmp_path, store_at):
     state = make_state()
-    with Store.open(tmp_path / "store") as store:
+    with Store.open(store_at(tmp_path / "store")) as store:
         run = store.start_run("scenario", {"name": "typhoon", "rain_mm": 250})
         sid = store.snapshot(state, run_id=run, label="t=1234.5")
         info = store.snapshots()[0]
@@ -171,10 +171,10 @@ def test_snapshot_restore_reproduces_every_field(tmp_path):
     assert restored.clock.now_s == 1235.0
 
 
-def test_snapshot_file_is_plain_netcdf_with_readable_units(tmp_path):
+def test_snapshot_file_is_plain_netcdf_with_readable_units(tmp_path, store_at):
     import netCDF4
 
-    with Store.open(tmp_path) as store:
+    with Store.open(store_at(tmp_path)) as store:
         path = store.snapshot_info(store.snapshot(make_state())).path
     with netCDF4.Dataset(path) as nc:
         assert set(nc.groups) == {"static", "dynamic"}
@@ -184,8 +184,8 @@ def test_snapshot_file_is_plain_netcdf_with_readable_units(tmp_path):
         assert nc["dynamic"]["water_depth"].dtype == np.float32
 
 
-def test_tampered_snapshot_raises_naming_the_file(tmp_path):
-    with Store.open(tmp_path) as store:
+def test_tampered_snapshot_raises_naming_the_file(tmp_path, store_at):
+    with Store.open(store_at(tmp_path)) as store:
         sid = store.snapshot(make_state())
         path = store.snapshot_info(sid).path
         data = bytearray(path.read_bytes())
@@ -200,19 +200,19 @@ def test_tampered_snapshot_raises_naming_the_file(tmp_path):
             store.restore(99)
 
 
-def test_failed_snapshot_leaves_no_row_and_no_file(tmp_path):
+def test_failed_snapshot_leaves_no_row_and_no_file(tmp_path, store_at):
     state = make_state()
     state.dynamic["when"] = (("y", "x"), np.zeros(state.shape, "datetime64[ns]"), {"units": "1"})
-    with Store.open(tmp_path) as store:
+    with Store.open(store_at(tmp_path)) as store:
         with pytest.raises(SnapshotError, match="dynamic/when has dtype datetime64"):
             store.snapshot(state)
         assert store.snapshots() == []
     assert list((tmp_path / "snapshots").iterdir()) == []
 
 
-def test_snapshot_events_and_sensors_are_kept_apart_from_the_live_log(tmp_path):
+def test_snapshot_events_and_sensors_are_kept_apart_from_the_live_log(tmp_path, store_at):
     state = make_state()
-    with Store.open(tmp_path) as store:
+    with Store.open(store_at(tmp_path)) as store:
         store.put_event(Event(time_s=5.0, kind="live", severity="warning"))
         store.put_sensors([Sensor(id="cam-1", kind="camera", lon=114.0, lat=22.5)])
         sid = store.snapshot(state)
@@ -280,8 +280,8 @@ def test_property_snapshot_round_trip_is_exact(state):
 
 
 # --------------------------------------------------------------- observations
-def test_duplicate_observation_is_stored_once(tmp_path):
-    with Store.open(tmp_path) as store:
+def test_duplicate_observation_is_stored_once(tmp_path, store_at):
+    with Store.open(store_at(tmp_path)) as store:
         assert store.put_observation("rg-1/rain", T0, 3.5, "mm", raw={"v": "3.5"}) is True
         # Same instant spelled in UTC: still the same observation; the first value wins.
         same = T0.astimezone(UTC).isoformat()
@@ -293,11 +293,11 @@ def test_duplicate_observation_is_stored_once(tmp_path):
     assert obs[0].phenomenon_time == T0
 
 
-def test_batch_insert_counts_new_rows_only(tmp_path):
+def test_batch_insert_counts_new_rows_only(tmp_path, store_at):
     def ob(i: int, value: float = 1.0) -> Observation:
         return Observation("wl-1/level", T0 + timedelta(minutes=i), value, "m")
 
-    with Store.open(tmp_path) as store:
+    with Store.open(store_at(tmp_path)) as store:
         assert store.put_observations([ob(i) for i in range(5)]) == 5
         batch = [ob(i) for i in range(3, 10)] + [ob(9), ob(9, 2.0)]  # 2 stored + 1 twice in batch
         batch.append({"datastream_id": "wl-1/level", "phenomenon_time": T0, "value": 1.0, "seq": 7})
@@ -308,8 +308,8 @@ def test_batch_insert_counts_new_rows_only(tmp_path):
         assert store.count_observations() == 11  # the bad batch stored nothing
 
 
-def test_observation_range_is_half_open_and_ordered(tmp_path):
-    with Store.open(tmp_path) as store:
+def test_observation_range_is_half_open_and_ordered(tmp_path, store_at):
+    with Store.open(store_at(tmp_path)) as store:
         for i in (5, 1, 3, 0, 4, 2):
             store.put_observation("s/p", T0 + timedelta(hours=i), float(i))
         got = store.observations("s/p", T0 + timedelta(hours=1), T0 + timedelta(hours=4))
@@ -324,9 +324,9 @@ WRITER = textwrap.dedent(
     from datetime import datetime, timedelta, timezone
     from twin.store import Observation, Store
 
-    root, name, go = sys.argv[1], sys.argv[2], sys.argv[3]
+    target, root, name, go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     t0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
-    with Store.open(root) as store:
+    with Store.open(target) as store:
         open(os.path.join(root, "ready-" + name), "w").close()
         for _ in range(6000):  # wait for the start signal, at most about a minute
             if os.path.exists(go):
@@ -346,13 +346,14 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_writing_concurrently_lose_nothing(tmp_path):
+def test_two_processes_writing_concurrently_lose_nothing(tmp_path, store_at):
     root = tmp_path / "store"
-    Store.open(root).close()
+    target = store_at(root)
+    Store.open(target).close()
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(root), name, str(go)],
+            [sys.executable, "-c", WRITER, str(target), str(root), name, str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -377,7 +378,7 @@ def test_two_processes_writing_concurrently_lose_nothing(tmp_path):
     results = [json.loads(out) for out, _ in outs]
     assert [r["own"] for r in results] == [400, 400]
     assert sum(r["common"] for r in results) == 50  # each shared key stored by exactly one
-    with Store.open(root) as store:
+    with Store.open(target) as store:
         for name in ("alpha", "beta"):
             single = store.observations(f"{name}/single")
             assert [o.value for o in single] == [float(i) for i in range(300)]
@@ -387,8 +388,8 @@ def test_two_processes_writing_concurrently_lose_nothing(tmp_path):
 
 
 # ---------------------------------------------------------- runs, events, schema
-def test_runs_lifecycle(tmp_path):
-    with Store.open(tmp_path) as store:
+def test_runs_lifecycle(tmp_path, store_at):
+    with Store.open(store_at(tmp_path)) as store:
         rid = store.start_run("replay", {"event": "Mangkhut 2018"})
         assert store.run(rid).status == "running"
         store.end_run(rid, "done")
@@ -401,7 +402,7 @@ def test_runs_lifecycle(tmp_path):
             store.end_run(store.start_run("x"), "ok")
 
 
-def test_events_query_in_store(tmp_path):
+def test_events_query_in_store(tmp_path, store_at):
     wall = datetime(2024, 6, 1, tzinfo=UTC)
     log = EventLog(
         [
@@ -411,7 +412,7 @@ def test_events_query_in_store(tmp_path):
             )
         ]
     )
-    with Store.open(tmp_path) as store:
+    with Store.open(store_at(tmp_path)) as store:
         rid = store.start_run("live")
         for e in log:
             store.put_event(e, run_id=rid)
@@ -425,34 +426,34 @@ def test_events_query_in_store(tmp_path):
 
 def test_durability_settings_and_newer_schema_refused(tmp_path):
     with Store.open(tmp_path) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == SCHEMA_VERSION
     con = sqlite3.connect(tmp_path / "twin.sqlite")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    con.execute("UPDATE schema_version SET version = 2")
+    con.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     con.commit()
     con.close()
-    with pytest.raises(StoreError, match="schema version 2, newer.*upgrade shenzhen-twin"):
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer.*upgrade shenzhen-twin"):
         Store.open(tmp_path)
 
 
-def test_closed_store_says_so(tmp_path):
-    store = Store.open(tmp_path)
+def test_closed_store_says_so(tmp_path, store_at):
+    store = Store.open(store_at(tmp_path))
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.put_observation("a/b", T0, 1.0)
 
 
-def test_sensor_registry_json_survives_store_round_trip(tmp_path):
+def test_sensor_registry_json_survives_store_round_trip(tmp_path, store_at):
     reg = SensorRegistry(
         [Sensor(id=f"s{i}", kind="k", lon=114.0 + i / 100, lat=22.5) for i in range(3)]
     )
-    with Store.open(tmp_path) as store:
+    with Store.open(store_at(tmp_path)) as store:
         assert store.put_sensors(reg) == 3
         assert store.put_sensors([Sensor(id="s1", kind="moved", lon=114.5, lat=22.6)]) == 1
         live = store.sensors()
     assert live.get("s1").kind == "moved"
     assert live.ids() == ["s0", "s1", "s2"]  # replaced in place
-    assert Path(tmp_path / "twin.sqlite").is_file()
+    assert Path(tmp_path / "twin.sqlite").is_file() == (store.backend == "sqlite")
 
 
 @pytest.mark.data
@@ -469,14 +470,14 @@ def test_real_shenzhen_static_state_round_trips(shenzhen_dir, tmp_path):
     assert restored.static.attrs["district_names"][1] == "Futian"
 
 
-def test_put_ingested_flags_new_rows_against_stored_and_in_batch_duplicates(tmp_path):
+def test_put_ingested_flags_new_rows_against_stored_and_in_batch_duplicates(tmp_path, store_at):
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
 
     def obs(stream, k, value=1.0):
         return Observation(datastream_id=stream, phenomenon_time=t0 + timedelta(seconds=k),
                            result_time=t0 + timedelta(seconds=k), seq=0, value=value, unit="m")
 
-    with Store.open(tmp_path / "s") as store:
+    with Store.open(store_at(tmp_path / "s")) as store:
         assert store.put_ingested([obs("A", 1), obs("A", 2)]) == [True, True]  # all new: fast path
         # A/2 stored before, B/1 twice in this batch (the first one is the new one), B/2 new
         flags = store.put_ingested([obs("A", 2, 9.0), obs("B", 1), obs("B", 1, 7.0), obs("B", 2)],
