@@ -18,7 +18,7 @@ durable before the call returns (the session sets ``synchronous_commit = on``).
 
 What differs: bulk ingest (:meth:`PgStore.write_prepared`) is one ``INSERT ... SELECT FROM unnest(arrays)``
 per batch (one round trip); the ``latest`` table is kept by a statement-level trigger over the inserted rows;
-the triggers also notify listeners (:data:`CHANNELS`), so :meth:`PgStore.wait_for_change` blocks on
+the ``hourly`` roll-up by another (one grouped upsert per statement); the triggers also notify listeners (:data:`CHANNELS`), so :meth:`PgStore.wait_for_change` blocks on
 ``LISTEN`` instead of polling; :meth:`PgStore.data_version` is the server's next transaction id (it moves
 when any transaction writes: a cheap, conservative change check). When the server has the PostGIS extension
 (and the user may create it), live sensors get a generated ``geom geometry(Point, 4326)`` column with a GiST
@@ -41,6 +41,7 @@ import psycopg
 from twin.errors import StoreError
 from twin.store import (
     FILES_ENV,
+    HOURLY_BACKFILL,
     LATEST_BACKFILL,
     SCHEMA_VERSION,
     SNAPSHOT_DIR,
@@ -134,8 +135,26 @@ _PG_V2 = [
     "CREATE INDEX sensors_lonlat ON sensors (lon, lat) WHERE snapshot_id IS NULL",
 ]
 
+_PG_V3 = [
+    """CREATE TABLE hourly (datastream_id TEXT COLLATE "C" NOT NULL, hour TEXT COLLATE "C" NOT NULL,
+        n BIGINT NOT NULL, vsum DOUBLE PRECISION NOT NULL, vmax DOUBLE PRECISION NOT NULL,
+        vmin DOUBLE PRECISION NOT NULL, PRIMARY KEY (datastream_id, hour))""",
+    HOURLY_BACKFILL,
+    """CREATE FUNCTION twin_observations_hourly() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO hourly AS h (datastream_id, hour, n, vsum, vmax, vmin)
+        SELECT datastream_id, substr(phenomenon_time, 1, 13), COUNT(value), SUM(value), MAX(value), MIN(value)
+        FROM new_rows WHERE value IS NOT NULL GROUP BY 1, 2
+        ON CONFLICT (datastream_id, hour) DO UPDATE SET n = h.n + excluded.n, vsum = h.vsum + excluded.vsum,
+            vmax = GREATEST(h.vmax, excluded.vmax), vmin = LEAST(h.vmin, excluded.vmin);
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER observations_hourly AFTER INSERT ON observations REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION twin_observations_hourly()""",
+]
+
 # version -> statements taking a database from that version to the next (0: an empty database)
-PG_MIGRATIONS: dict[int, list[str]] = {0: _PG_V1, 1: _PG_V2}
+PG_MIGRATIONS: dict[int, list[str]] = {0: _PG_V1, 1: _PG_V2, 2: _PG_V3}
 
 _GEOM = ("ALTER TABLE sensors ADD COLUMN geom geometry(Point, 4326) GENERATED ALWAYS AS "
          "(ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED",

@@ -79,7 +79,8 @@ def test_a_version_1_store_is_migrated_at_open_with_its_data_intact(tmp_path, st
     else:
         _make_v1_pg(target)
     with Store.open(target) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
+        assert [(a.count, a.sum) for a in store.aggregate("B/rain", T0, T0 + timedelta(hours=2))] == [(2, 0.7)]
         assert store.count_observations() == 4 and [o.value for o in store.observations("B/rain")] == [0.2, 0.5]
         latest = {o.datastream_id: (o.phenomenon_time, o.value) for o in store.latest_observations()}
         assert latest == {"A/level": (_ts(10), 2.0), "B/rain": (_ts(5), 0.5)}  # by time, not by id
@@ -88,7 +89,7 @@ def test_a_version_1_store_is_migrated_at_open_with_its_data_intact(tmp_path, st
         store.put_observation("A/level", T0 + timedelta(minutes=20), 3.0)  # the write path keeps latest
         assert store.latest_times()["A/level"] == T0 + timedelta(minutes=20)
     with Store.open(target) as again:  # opening a migrated store changes nothing
-        assert again.schema_version == 2 and again.count_observations() == 5
+        assert again.schema_version == 3 and again.count_observations() == 5
 
 
 def test_a_newer_postgresql_schema_is_refused(tmp_path, store_at):
@@ -193,3 +194,22 @@ def test_postgresql_without_postgis_rights_keeps_lon_lat_columns(pg_server, tmp_
         assert store.postgis is False
         store.put_sensors([SENSOR])
         assert store.sensors_in_bbox(114.0, 22.5, 114.1, 22.6) == ["A"]
+
+
+def test_aggregates_cut_mid_hour_match_the_readings_and_ignore_duplicates(tmp_path, store_at):
+    """Whole hours come from the roll-up, cut hours from the readings: the sum equals a direct computation."""
+    with Store.open(store_at(tmp_path / "s")) as store:
+        batch = [Observation("A/level", T0 + timedelta(minutes=7 * k), float(k % 13)) for k in range(100)]
+        store.put_observations(batch)
+        store.put_ingested(batch[:50])  # redelivered: stored once, counted once
+        t0, t1 = T0 + timedelta(hours=1, minutes=25), T0 + timedelta(hours=9, minutes=35)
+        for every, width in (("hour", 13), ("day", 10)):
+            want: dict[str, list[float]] = {}
+            for o in store.observations("A/level", t0, t1):
+                want.setdefault(o.phenomenon_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:width], []).append(o.value)
+            got = store.aggregate("A/level", t0, t1, every)
+            assert [a.start[:width] for a in got] == sorted(want)
+            for a in got:
+                v = want[a.start[:width]]
+                assert (a.count, a.max, a.min) == (len(v), max(v), min(v))
+                assert a.sum == pytest.approx(sum(v), rel=1e-12) and a.mean == pytest.approx(sum(v) / len(v))

@@ -1,0 +1,157 @@
+"""Store figures at city scale, SQLite and PostgreSQL in the same run: bulk ingest and the live map's queries.
+
+For each backend (a SQLite directory in a temp dir; a PostgreSQL started from Debian's binaries on a free
+port by ``tests/pg_server.py``, or ``--pg-url``):
+
+1. **Bulk ingest**: ``--sensors`` datastreams x ``--readings`` readings each, then one datastream at one
+   reading a minute for ``--days`` days, through :meth:`Store.write_prepared` in batches of ``--batch``
+   (what the bridge does): observations per second.
+2. **Latest value per datastream** (:meth:`Store.latest_observations`, the live map's starting query): all
+   ``--sensors`` + 1 rows, read from the ``latest`` table the write path keeps; also ``up_to_id`` = the
+   newest id (the console's form).
+3. **Per-interval aggregates of one datastream over the whole period** (:meth:`Store.aggregate`: count,
+   mean, max, min, sum per UTC hour and per day), a range scan of the ``(datastream_id, phenomenon_time,
+   seq)`` index.
+
+Times are medians of ``--repeat`` calls after one warm-up, through the public API (rows built as Python
+objects), on a warm cache. Target of issue 16: each query under 100 ms.
+
+Usage: ``python bench/bench_store.py [--sensors 100000] [--readings 3] [--days 365] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_info, print_table, time_call, write_results  # noqa: E402
+
+from twin.store import Observation, Store, open_store  # noqa: E402
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+TARGET_MS = 100.0
+
+
+def _pg_helper():
+    path = Path(__file__).resolve().parents[1] / "tests" / "pg_server.py"
+    spec = importlib.util.spec_from_file_location("bench_pg_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ingest(store: Store, sensors: int, readings: int, days: int, batch: int) -> dict[str, float]:
+    """Write the city's readings then one stream's year; observations per second of each part."""
+    out = {}
+    t = time.perf_counter()
+    n = 0
+    pending: list[Observation] = []
+    for k in range(readings):
+        when = T0 + timedelta(days=days) - timedelta(minutes=10 * (readings - k))
+        for i in range(sensors):
+            pending.append(Observation(f"S{i:06d}/level", when, float(i % 97) + k, "m", when))
+            if len(pending) >= batch:
+                store.write_prepared(store.prepare_ingested(pending))
+                n += len(pending)
+                pending = []
+    if pending:
+        store.write_prepared(store.prepare_ingested(pending))
+        n += len(pending)
+    out["city_obs"] = n
+    out["city_obs_per_s"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    minutes = days * 24 * 60
+    for start in range(0, minutes, batch):
+        rows = [Observation("YEAR/rain", T0 + timedelta(minutes=m), float(m % 60) / 10.0, "mm",
+                            T0 + timedelta(minutes=m)) for m in range(start, min(start + batch, minutes))]
+        store.write_prepared(store.prepare_ingested(rows))
+    out["year_obs"] = minutes
+    out["year_obs_per_s"] = minutes / (time.perf_counter() - t)
+    return out
+
+
+def queries(store: Store, sensors: int, days: int, repeat: int) -> list[dict]:
+    t1 = T0 + timedelta(days=days)
+    last = store.last_observation_id()
+    cases = [
+        ("latest per datastream", lambda: store.latest_observations(), sensors + 1),
+        ("latest up_to_id", lambda: store.latest_observations(up_to_id=last), sensors + 1),
+        ("hourly aggregate, 1 stream", lambda: store.aggregate("YEAR/rain", T0, t1, "hour"), days * 24),
+        ("daily aggregate, 1 stream", lambda: store.aggregate("YEAR/rain", T0, t1, "day"), days),
+    ]
+    out = []
+    for name, fn, want in cases:
+        got = len(fn())
+        if got != want:
+            raise SystemExit(f"{name}: {got} rows, expected {want}")
+        timing = time_call(fn, repeat=repeat, warmup=1)
+        out.append({"query": name, "rows": got, "median_ms": timing.median * 1e3, "min_ms": timing.min * 1e3})
+    return out
+
+
+def run_backend(name: str, target: str | Path, args: argparse.Namespace) -> dict:
+    with open_store(target) as store:
+        t = time.perf_counter()
+        ing = ingest(store, args.sensors, args.readings, args.days, args.batch)
+        ing["ingest_s"] = time.perf_counter() - t
+        if name == "postgresql":  # statistics for the planner after a bulk load, as an operator would
+            store._conn.execute("ANALYZE")
+        else:
+            store._query("ANALYZE")
+        return {"backend": name, "ingest": ing, "queries": queries(store, args.sensors, args.days, args.repeat)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sensors", type=int, default=100_000)
+    ap.add_argument("--readings", type=int, default=3, help="readings per city datastream")
+    ap.add_argument("--days", type=int, default=365, help="days of one-minute readings of one datastream")
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--pg-url", help="an existing empty PostgreSQL database (default: start one)")
+    ap.add_argument("--quick", action="store_true", help="10 k sensors, 30 days")
+    ap.add_argument("--out", help="results directory (default bench/results)")
+    args = ap.parse_args()
+    if args.quick:
+        args.sensors, args.days = 10_000, 30
+    results = []
+    server = None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            results.append(run_backend("sqlite", Path(tmp) / "sqlite", args))
+            url = args.pg_url
+            if url is None:
+                helper = _pg_helper()
+                bin_dir = helper.find_pg_bin()
+                if bin_dir is None:
+                    raise SystemExit("PostgreSQL not installed: apt-get install postgresql, or give --pg-url")
+                server = helper.PgServer(bin_dir).start()
+                url = server.new_database()
+            results.append(run_backend("postgresql", f"{url}?files={Path(tmp) / 'pgfiles'}", args))
+        finally:
+            if server is not None:
+                server.stop()
+    rows = []
+    for r in results:
+        ing = r["ingest"]
+        rows.append([r["backend"], "bulk ingest (city)", ing["city_obs"], f"{ing['city_obs_per_s']:,.0f} obs/s", ""])
+        rows.append([r["backend"], "bulk ingest (1 stream)", ing["year_obs"], f"{ing['year_obs_per_s']:,.0f} obs/s", ""])
+        for q in r["queries"]:
+            ok = "yes" if q["median_ms"] < TARGET_MS else "NO"
+            rows.append([r["backend"], q["query"], q["rows"], f"{q['median_ms']:.1f} ms", ok])
+    notes = [f"{args.sensors} datastreams x {args.readings} readings; one datastream at 1/min for {args.days} days; "
+             f"batches of {args.batch}; median of {args.repeat} calls, warm cache; target < {TARGET_MS:.0f} ms"]
+    print_table("Store at city scale", ["backend", "what", "rows", "time / rate", f"< {TARGET_MS:.0f} ms"], rows, notes)
+    payload = {"machine": machine_info(), "args": vars(args), "results": results}
+    print(write_results("store", payload, args.out))
+
+
+if __name__ == "__main__":
+    main()
