@@ -6,9 +6,10 @@ port by ``tests/pg_server.py``, or ``--pg-url``):
 1. **Bulk ingest**: ``--sensors`` datastreams x ``--readings`` readings each, then one datastream at one
    reading a minute for ``--days`` days, through :meth:`Store.write_prepared` in batches of ``--batch``
    (what the bridge does): observations per second.
-2. **Latest value per datastream** (:meth:`Store.latest_observations`, the live map's starting query): all
-   ``--sensors`` + 1 rows, read from the ``latest`` table the write path keeps; also ``up_to_id`` = the
-   newest id (the console's form).
+2. **Latest value per datastream**: :meth:`Store.latest_observations` (rows with unit and raw message; the
+   ``latest`` table the write path keeps, joined to the observations), also with ``up_to_id`` = the newest id
+   (the console's form), and :meth:`Store.latest_values` (columns: ids, times, a float array; the ``latest``
+   table alone): all ``--sensors`` + 1 streams.
 3. **Per-interval aggregates of one datastream over the whole period** (:meth:`Store.aggregate`: count,
    mean, max, min, sum per UTC hour and per day), a range scan of the ``(datastream_id, phenomenon_time,
    seq)`` index.
@@ -83,6 +84,7 @@ def queries(store: Store, sensors: int, days: int, repeat: int) -> list[dict]:
     cases = [
         ("latest per datastream", lambda: store.latest_observations(), sensors + 1),
         ("latest up_to_id", lambda: store.latest_observations(up_to_id=last), sensors + 1),
+        ("latest values (columns)", lambda: store.latest_values().values, sensors + 1),
         ("hourly aggregate, 1 stream", lambda: store.aggregate("YEAR/rain", T0, t1, "hour"), days * 24),
         ("daily aggregate, 1 stream", lambda: store.aggregate("YEAR/rain", T0, t1, "day"), days),
     ]

@@ -153,18 +153,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_run_line ON events (run_id, pos)
 # which :meth:`Store.aggregate` reads whole hours (a year of one-minute readings: 8,760 rows, not 525,600).
 _LATEST_TRIGGER_SQLITE = """
 CREATE TRIGGER IF NOT EXISTS observations_latest AFTER INSERT ON observations BEGIN
-    INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq)
-    VALUES (NEW.datastream_id, NEW.id, NEW.phenomenon_time, NEW.seq)
-    ON CONFLICT (datastream_id) DO UPDATE SET
-        obs_id = excluded.obs_id, phenomenon_time = excluded.phenomenon_time, seq = excluded.seq
+    INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq, value)
+    VALUES (NEW.datastream_id, NEW.id, NEW.phenomenon_time, NEW.seq, NEW.value)
+    ON CONFLICT (datastream_id) DO UPDATE SET obs_id = excluded.obs_id,
+        phenomenon_time = excluded.phenomenon_time, seq = excluded.seq, value = excluded.value
     WHERE excluded.phenomenon_time > latest.phenomenon_time
        OR (excluded.phenomenon_time = latest.phenomenon_time AND excluded.seq > latest.seq);
 END
 """
 # the newest row of each datastream (by time, then seq): the same statement on both backends
 LATEST_BACKFILL = (
-    "INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq) "
-    "SELECT datastream_id, id, phenomenon_time, seq FROM (SELECT datastream_id, id, phenomenon_time, seq, "
+    "INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq, value) "
+    "SELECT datastream_id, id, phenomenon_time, seq, value FROM (SELECT datastream_id, id, phenomenon_time, seq, value, "
     "ROW_NUMBER() OVER (PARTITION BY datastream_id ORDER BY phenomenon_time DESC, seq DESC) AS k "
     "FROM observations) AS ranked WHERE k = 1"
 )
@@ -184,7 +184,7 @@ HOURLY_BACKFILL = (
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE latest (datastream_id TEXT PRIMARY KEY, obs_id INTEGER NOT NULL, "
-        "phenomenon_time TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID",
+        "phenomenon_time TEXT NOT NULL, seq INTEGER NOT NULL, value REAL) WITHOUT ROWID",
         LATEST_BACKFILL,
         _LATEST_TRIGGER_SQLITE.strip(),
         "ALTER TABLE sensors ADD COLUMN lon REAL",
@@ -328,6 +328,14 @@ class ObservationRow(NamedTuple):
     value: float | None
     unit: str
     raw: dict[str, Any] | None
+
+
+class LatestValues(NamedTuple):
+    """Every datastream's newest observation as columns (:meth:`Store.latest_values`)."""
+
+    datastream_ids: list[str]
+    phenomenon_times: list[str]
+    values: np.ndarray
 
 
 class EventRow(NamedTuple):
@@ -1203,6 +1211,19 @@ class Store:
                 "WHERE datastream_id = ? AND id <= ? ORDER BY phenomenon_time DESC, seq DESC LIMIT 1", (stream, up))
             rows.extend(_obs_from_row(r) for r in older)
         return sorted(rows, key=lambda r: r.datastream_id)
+
+    def latest_values(self) -> LatestValues:
+        """The newest value of every datastream as columns (the live map's query at city scale).
+
+        Read from the ``latest`` table alone (the write path keeps each stream's newest time and value there),
+        in datastream id order; ``values`` is float64 with NaN for a non-numeric result. For the row with its
+        unit and raw message use :meth:`latest_observations`.
+        """
+        rows = self._query("SELECT datastream_id, phenomenon_time, value FROM latest ORDER BY datastream_id")
+        if not rows:
+            return LatestValues([], [], np.zeros(0))
+        ids, times, values = zip(*rows, strict=True)
+        return LatestValues(list(ids), list(times), np.array(values, dtype=float))
 
     def observations_after(self, after_id: int) -> list[ObservationRow]:
         """Observations stored after row ``after_id``, in storage order."""

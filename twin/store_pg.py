@@ -100,16 +100,16 @@ _PG_V1 = [
 
 _PG_V2 = [
     """CREATE TABLE latest (datastream_id TEXT COLLATE "C" PRIMARY KEY, obs_id BIGINT NOT NULL,
-        phenomenon_time TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL)""",
+        phenomenon_time TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, value DOUBLE PRECISION)""",
     LATEST_BACKFILL,
     """CREATE FUNCTION twin_observations_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF EXISTS (SELECT 1 FROM new_rows) THEN
-            INSERT INTO latest AS l (datastream_id, obs_id, phenomenon_time, seq)
-            SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, seq FROM new_rows
+            INSERT INTO latest AS l (datastream_id, obs_id, phenomenon_time, seq, value)
+            SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, seq, value FROM new_rows
             ORDER BY datastream_id, phenomenon_time DESC, seq DESC
-            ON CONFLICT (datastream_id) DO UPDATE SET
-                obs_id = excluded.obs_id, phenomenon_time = excluded.phenomenon_time, seq = excluded.seq
+            ON CONFLICT (datastream_id) DO UPDATE SET obs_id = excluded.obs_id,
+                phenomenon_time = excluded.phenomenon_time, seq = excluded.seq, value = excluded.value
             WHERE (excluded.phenomenon_time, excluded.seq) > (l.phenomenon_time, l.seq);
             PERFORM pg_notify('twin_observations', (SELECT max(id)::text FROM new_rows));
         END IF;

@@ -213,3 +213,13 @@ def test_aggregates_cut_mid_hour_match_the_readings_and_ignore_duplicates(tmp_pa
                 v = want[a.start[:width]]
                 assert (a.count, a.max, a.min) == (len(v), max(v), min(v))
                 assert a.sum == pytest.approx(sum(v), rel=1e-12) and a.mean == pytest.approx(sum(v) / len(v))
+
+
+def test_latest_values_as_columns_follow_time_not_arrival(tmp_path, store_at):
+    with Store.open(store_at(tmp_path / "s")) as store:
+        assert store.latest_values().datastream_ids == []
+        store.put_observations([Observation("B/rain", T0, None), Observation("A/level", T0 + timedelta(minutes=5), 2.5),
+                                Observation("A/level", T0, 9.0)])  # late arrival: not the latest
+        got = store.latest_values()
+        assert got.datastream_ids == ["A/level", "B/rain"] and got.phenomenon_times == [_ts(5), _ts(0)]
+        assert got.values[0] == 2.5 and got.values.dtype == float and str(got.values[1]) == "nan"
