@@ -9,14 +9,33 @@ Guarantees
 * **Exactly-once stored.** The store's ``UNIQUE(datastream_id, phenomenon_time, seq)``
   makes re-delivered observations no-ops; they are reported as ``duplicate``.
 * **Nothing bad is silently lost.** Every rejected message goes to the store's
-  dead-letter table with its exact bytes, topic, arrival time and reason.
-* **Event-time watermark.** Per datastream the ingestor keeps the highest
-  phenomenon time seen (``high``). An observation with ``t >= high - watermark_s``
-  is stored normally even if out of order; an older one is stored but flagged
-  ``late`` (in the stored ``raw["flags"]`` and in the result).
+  dead-letter table with its exact bytes (an oversized one: its first 1 KiB,
+  size and SHA-256), topic, arrival time and reason.
+* **Event-time watermark that one outlier cannot poison.** Per datastream the
+  ingestor keeps the last ``watermark_window`` (16) distinct event times of its
+  readings (a redelivered reading counts once); the stream's reference time
+  ``high`` is the k-th largest of these n times, ``k = min(watermark_k, ceil(n/2))``
+  (``watermark_k`` = 3: the 3rd largest once 5 times are known; the largest while
+  only 1 or 2 are). An observation with
+  ``t >= high - watermark_s`` is stored normally even if out of order; an older
+  one is stored but flagged ``late`` (in the stored ``raw["flags"]`` and in the
+  result). So the reference advances only when ``watermark_k`` recent readings
+  agree: up to ``watermark_k - 1`` readings stamped ahead of the rest (an early
+  duplicate, a device that jumped forward once) cannot mark the in-order readings
+  after them late, and they leave the window after ``watermark_window`` more
+  readings. (With the former rule, the running maximum, one reading 3 h ahead
+  marked the next 3 h of in-order readings late.) A genuinely late reading, older
+  than the ``watermark_k``-th newest by more than ``watermark_s``, is still flagged.
 * **Clock skew.** ``t > received_at + skew_tolerance_s`` is flagged ``clock_skew``;
-  such observations are stored but do not advance ``high`` (a device with a
-  clock in the future must not make everyone else late).
+  such observations are stored but do not enter the watermark window (a device
+  with a clock in the future must not make everyone else late).
+  ``t > received_at + max_future_skew_s`` (default 1 day) is not stored: the
+  whole message is dead-lettered with a reason naming the time and the limit
+  (issue 16: a reading stamped in the year 3000 made ``twin bridge inspect``
+  report the stream's latest time as year 3000).
+* **Payload size.** A payload over ``max_payload_bytes`` (default 256 KiB) is
+  dead-lettered before it is decoded, keeping its size, SHA-256 and first
+  1 KiB only (:func:`hardware_bridge.validate.oversized`).
 * **Stale streams.** :meth:`Ingestor.stale_streams` lists datastreams silent for
   more than ``stale_after_s``; :meth:`Ingestor.check_stale` also raises alerts.
 * **Backpressure that never drops alarms.** :meth:`Ingestor.submit` puts messages
@@ -38,6 +57,7 @@ per skew episode), ``sensor_offline`` (warning), ``sensor_online`` (info).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -50,9 +70,11 @@ from typing import TYPE_CHECKING, Any
 from hardware_bridge import units
 from hardware_bridge.schema import ALARM_KINDS
 from hardware_bridge.validate import (
+    MAX_PAYLOAD_BYTES,
     Accepted,
     NormalizedObservation,
     Rejected,
+    _as_bytes,
     _received,
     is_alarm_topic,
     parse_message,
@@ -117,7 +139,8 @@ class StreamStats:
     late: int = 0
     out_of_order: int = 0
     skewed: int = 0
-    high: datetime | None = None  # highest unskewed phenomenon time seen
+    high: datetime | None = None  # watermark reference: k-th largest recent unskewed time
+    recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=16))  # last unskewed times
     last_received_at: datetime | None = None
     last_value: float | None = None
     last_unit: str = ""
@@ -152,7 +175,17 @@ class Ingestor:
     stale_after_s : float
         A datastream silent (by arrival time) for longer is stale.
     skew_tolerance_s : float
-        How far (s) a phenomenon time may lie after its arrival time.
+        How far (s) a phenomenon time may lie after its arrival time before it is
+        flagged ``clock_skew``.
+    max_future_skew_s : float
+        How far (s) a phenomenon time may lie after its arrival time at all; a
+        message with a time beyond is dead-lettered (default 86,400 s = 1 day).
+    max_payload_bytes : int
+        Larger payloads are dead-lettered before parsing (size, SHA-256 and first
+        1 KiB kept).
+    watermark_k, watermark_window : int
+        The watermark reference is the ``watermark_k``-th largest event time of the
+        stream's last ``watermark_window`` stored readings (module docstring).
     on_alert : callable(Event), optional
     on_stored : callable(list[NormalizedObservation]), optional
         Called after each commit with the newly stored observations (fusion hooks).
@@ -176,6 +209,10 @@ class Ingestor:
         watermark_s: float = 300.0,
         stale_after_s: float = 900.0,
         skew_tolerance_s: float = 5.0,
+        max_future_skew_s: float = 86_400.0,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        watermark_k: int = 3,
+        watermark_window: int = 16,
         on_alert: Callable[[Event], None] | None = None,
         on_stored: Callable[[list[NormalizedObservation]], None] | None = None,
         clock: SimClock | None = None,
@@ -188,9 +225,23 @@ class Ingestor:
             ("watermark_s", watermark_s),
             ("stale_after_s", stale_after_s),
             ("skew_tolerance_s", skew_tolerance_s),
+            ("max_future_skew_s", max_future_skew_s),
         ):
             if not (isinstance(v, int | float) and v >= 0):
                 raise ValidationError(f"Ingestor {name}={v!r} must be a number >= 0 (seconds)")
+        if max_future_skew_s < skew_tolerance_s:
+            raise ValidationError(
+                f"Ingestor max_future_skew_s={max_future_skew_s!r} is below skew_tolerance_s="
+                f"{skew_tolerance_s!r}; give a maximum future skew >= the tolerance"
+            )
+        if not (isinstance(max_payload_bytes, int) and max_payload_bytes >= 1):
+            raise ValidationError(f"Ingestor max_payload_bytes={max_payload_bytes!r} must be an integer >= 1")
+        if not (isinstance(watermark_window, int) and isinstance(watermark_k, int)
+                and 1 <= watermark_k <= watermark_window):
+            raise ValidationError(
+                f"Ingestor watermark_k={watermark_k!r}, watermark_window={watermark_window!r}: give integers "
+                "with 1 <= watermark_k <= watermark_window"
+            )
         if not (isinstance(queue_size, int) and queue_size >= 1):
             raise ValidationError(f"Ingestor queue_size={queue_size!r} must be an integer >= 1")
         if not (isinstance(batch_size, int) and batch_size >= 1):
@@ -199,6 +250,10 @@ class Ingestor:
         self.watermark = timedelta(seconds=float(watermark_s))
         self.stale_after_s = float(stale_after_s)
         self.skew_tolerance = timedelta(seconds=float(skew_tolerance_s))
+        self.max_future_skew = timedelta(seconds=float(max_future_skew_s))
+        self.max_payload_bytes = max_payload_bytes
+        self.watermark_k = watermark_k
+        self.watermark_window = watermark_window
         self.on_alert = on_alert
         self.on_stored = on_stored
         self.clock = clock
@@ -225,7 +280,9 @@ class Ingestor:
         latest = self.store.latest_times(not_after=datetime.now(UTC) + self.skew_tolerance)
         for ds, when in latest.items():
             if not ds.endswith("/status"):
-                self._streams[ds] = StreamStats(ds, high=when, last_received_at=when)
+                st = self._stream(ds)
+                st.recent.append(when)
+                st.high, st.last_received_at = when, when
 
     # ----------------------------------------------------------- handling
     def handle(
@@ -242,7 +299,8 @@ class Ingestor:
         batch is stored (no message may be acknowledged).
         """
         msgs = [(t, p, _received(r)) for t, p, r in messages]
-        parsed = [parse_message(t, p, r) for t, p, r in msgs]
+        limit = self.max_payload_bytes
+        parsed = [self._too_far_ahead(parse_message(t, p, r, max_payload_bytes=limit), p, r) for t, p, r in msgs]
         with self._state:
             results, stored, alerts = self._commit(msgs, parsed)
         self._notify(stored, alerts)  # hooks run outside the state lock
@@ -251,8 +309,48 @@ class Ingestor:
     def _stream(self, ds: str) -> StreamStats:
         st = self._streams.get(ds)
         if st is None:
-            st = self._streams[ds] = StreamStats(ds)
+            st = self._streams[ds] = StreamStats(ds, recent=deque(maxlen=self.watermark_window))
         return st
+
+    def _too_far_ahead(self, res: Accepted | Rejected, payload: bytes, received: datetime) -> Accepted | Rejected:
+        """``res``, or its rejection when an observation's time lies beyond the maximum future skew."""
+        if not res.ok:
+            return res
+        latest = received + self.max_future_skew
+        obs = res.observations
+        for j, o in enumerate(obs):
+            if o.phenomenon_time > latest:
+                where = "time" if o.is_status else (
+                    f"dataArray[{j}].phenomenonTime" if len(obs) > 1 else "phenomenonTime")
+                ahead = (o.phenomenon_time - received).total_seconds()
+                return Rejected(
+                    res.topic,
+                    f"field {where!r} = {o.phenomenon_time.isoformat()} is {ahead:.0f} s ahead of its "
+                    f"arrival {received.isoformat()}, beyond the maximum future skew of "
+                    f"{self.max_future_skew.total_seconds():g} s; fix the device clock, or raise "
+                    "--max-future-skew-s",
+                    payload if isinstance(payload, bytes) else _as_bytes(payload), received, res.kind, res.station,
+                )
+        return res
+        received = res_received = None
+        obs = res.observations
+        for j, o in enumerate(obs):
+            if res_received is None:
+                res_received = received = getattr(res, "received_at", None)
+            limit_t = (received or datetime.now(UTC)) + self.max_future_skew
+            if o.phenomenon_time > limit_t:
+                where = "time" if o.is_status else (
+                    f"dataArray[{j}].phenomenonTime" if len(obs) > 1 else "phenomenonTime")
+                ahead = (o.phenomenon_time - (received or datetime.now(UTC))).total_seconds()
+                return Rejected(
+                    res.topic,
+                    f"field {where!r} = {o.phenomenon_time.isoformat()} is {ahead:.0f} s ahead of its arrival, "
+                    f"beyond the maximum future skew of {self.max_future_skew.total_seconds():g} s "
+                    f"(latest accepted {limit_t.isoformat()}); fix the device clock, or raise "
+                    "--max-future-skew-s",
+                    bytes(payload), received or datetime.now(UTC), res.kind, res.station,
+                )
+        return res
 
     def _commit(
         self, msgs: list[tuple[str, bytes, datetime]], parsed: list[Accepted | Rejected]
@@ -260,7 +358,7 @@ class Ingestor:
         rows: list[StoredObservation] = []
         owners: list[tuple[int, NormalizedObservation, tuple[str, ...], bool]] = []
         dead: list[tuple[Any, ...]] = []
-        highs: dict[str, datetime | None] = {}  # provisional watermarks of this batch
+        windows: dict[str, deque[datetime]] = {}  # provisional watermark windows of this batch
         for i, res in enumerate(parsed):
             if not res.ok:
                 dead.append((res.topic, res.payload, res.reason, res.received_at, self.source))
@@ -271,18 +369,21 @@ class Ingestor:
                 ooo = False
                 if not o.is_status:
                     ds = o.datastream_id
-                    high = highs[ds] if ds in highs else (
-                        self._streams[ds].high if ds in self._streams else None
-                    )
+                    win = windows.get(ds)
+                    if win is None:
+                        st = self._streams.get(ds)
+                        win = windows[ds] = deque(st.recent if st is not None else (), self.watermark_window)
                     t = o.phenomenon_time
                     if t - received > self.skew_tolerance:
                         flags.append("clock_skew")
-                    elif high is None or t > high:
-                        highs[ds] = t
-                    elif t < high:
-                        ooo = True
-                        if t < high - self.watermark:
-                            flags.append("late")
+                    else:
+                        high = self._reference(win)
+                        if high is not None and t < high:
+                            ooo = True
+                            if t < high - self.watermark:
+                                flags.append("late")
+                        if t not in win:  # distinct times: a redelivered outlier counts once
+                            win.append(t)
                 ft = tuple(flags)
                 rows.append(
                     StoredObservation(
@@ -292,9 +393,17 @@ class Ingestor:
                 )
                 owners.append((i, o, ft, ooo))
         new = self.store.put_ingested(rows, dead)  # durable: committed here (or raises)
-        return self._account(msgs, parsed, owners, new, highs)
+        return self._account(msgs, parsed, owners, new, windows)
 
-    def _account(self, msgs, parsed, owners, new, highs):  # noqa: ANN001, ANN202
+    def _reference(self, window: deque[datetime]) -> datetime | None:
+        """The watermark reference of a window of ``n`` distinct times: its k-th largest,
+        ``k = min(watermark_k, ceil(n / 2))``."""
+        if not window:
+            return None
+        k = min(self.watermark_k, (len(window) + 1) // 2)
+        return max(window) if k == 1 else heapq.nlargest(k, window)[-1]
+
+    def _account(self, msgs, parsed, owners, new, windows):  # noqa: ANN001, ANN202
         per: list[list[int]] = [[0, 0, 0, 0] for _ in parsed]  # stored, dups, late, skewed
         stored_obs: list[NormalizedObservation] = []
         alerts: list[Event] = []
@@ -330,7 +439,7 @@ class Ingestor:
                          "received_at": received.isoformat()},
                     ))
                 st.skewing = skew
-                if o.value is not None and (st.high is None or o.phenomenon_time >= st.high):
+                if o.value is not None and not skew and (st.high is None or o.phenomenon_time >= st.high):
                     st.last_value, st.last_unit = o.value, o.unit
             if st.last_received_at is None or received > st.last_received_at:
                 st.last_received_at = received
@@ -340,10 +449,10 @@ class Ingestor:
                     "sensor_recovered", o.datastream_id, Severity.INFO, received,
                     f"{o.datastream_id} reports again", {},
                 ))
-        for ds, h in highs.items():
+        for ds, win in windows.items():
             st = self._stream(ds)
-            if h is not None and (st.high is None or h > st.high):
-                st.high = h
+            st.recent = win
+            st.high = self._reference(win)
         results: list[IngestResult] = []
         for i, res in enumerate(parsed):
             self.totals["messages"] += 1

@@ -39,6 +39,8 @@ from typing import Any
 
 import click
 
+from hardware_bridge.validate import MAX_PAYLOAD_BYTES
+
 DEFAULT_CLIENT_ID = "twin-bridge"
 
 
@@ -53,11 +55,14 @@ class BridgeOptions:
     shared_group: str | None = None
     session_expiry_s: int = 86_400
     receive_maximum: int = 1000
+    max_unacked: int = 1000
     batch_max: int = 500
     batch_wait_s: float = 0.005
     watermark_s: float = 300.0
     stale_after_s: float = 900.0
     skew_tolerance_s: float = 5.0
+    max_future_skew_s: float = 86_400.0
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     stale_check_s: float = 30.0
     http: str | None = None
     token: str | None = None
@@ -112,6 +117,8 @@ def make_ingestor(
         watermark_s=opts.watermark_s,
         stale_after_s=opts.stale_after_s,
         skew_tolerance_s=opts.skew_tolerance_s,
+        max_future_skew_s=opts.max_future_skew_s,
+        max_payload_bytes=opts.max_payload_bytes,
         on_alert=on_alert,
         **kw,
     )
@@ -157,6 +164,7 @@ def run_bridge(
             shared_group=opts.shared_group,
             session_expiry_s=opts.session_expiry_s,
             receive_maximum=opts.receive_maximum,
+            max_unacked=opts.max_unacked,
             batch_max=opts.batch_max,
             batch_wait_s=opts.batch_wait_s,
         )
@@ -239,6 +247,10 @@ def bridge_options(f):
                      help="How long the broker keeps the session while the bridge is away (s)."),
         click.option("--receive-maximum", type=click.IntRange(1, 65535), default=1000,
                      show_default=True, help="Unacknowledged messages in flight from the broker."),
+        click.option("--max-unacked", type=click.IntRange(1), default=1000, show_default=True,
+                     help="Messages received and not yet acknowledged held at most: when full the "
+                          "bridge stops reading from the broker until half are stored (its own "
+                          "bound; mosquitto 2.0 does not always honour --receive-maximum)."),
         click.option("--batch-max", type=click.IntRange(1), default=500, show_default=True,
                      help="Messages stored per transaction at most."),
         click.option("--batch-wait-s", type=click.FloatRange(0), default=0.005, show_default=True,
@@ -250,6 +262,14 @@ def bridge_options(f):
         click.option("--skew-tolerance-s", type=click.FloatRange(0), default=5.0,
                      show_default=True,
                      help="phenomenonTime ahead of receipt by more than this is flagged."),
+        click.option("--max-future-skew-s", type=click.FloatRange(0), default=86_400.0,
+                     show_default=True,
+                     help="phenomenonTime ahead of receipt by more than this is dead-lettered "
+                          "(not stored); must be >= --skew-tolerance-s."),
+        click.option("--max-payload-bytes", type=click.IntRange(1), default=MAX_PAYLOAD_BYTES,
+                     show_default=True,
+                     help="Larger payloads are dead-lettered before parsing, keeping their size, "
+                          "SHA-256 and first 1 KiB only."),
         click.option("--http", default=None, metavar="HOST:PORT",
                      help="Also serve HTTP ingest (POST /v1/obs/{kind}/{station}) here."),
         click.option("--token", default=None, envvar="TWIN_BRIDGE_TOKEN", show_envvar=True,
@@ -299,6 +319,9 @@ def _options(kw: dict[str, Any]) -> BridgeOptions:
         broker=kw["broker"], store=kw["store"], client_id=kw["client_id"],
         topics=tuple(kw["topics"]), shared_group=kw["shared_group"],
         session_expiry_s=kw["session_expiry_s"], receive_maximum=kw["receive_maximum"],
+        max_unacked=kw.get("max_unacked", 1000),
+        max_future_skew_s=kw.get("max_future_skew_s", 86_400.0),
+        max_payload_bytes=kw.get("max_payload_bytes", MAX_PAYLOAD_BYTES),
         batch_max=kw["batch_max"], batch_wait_s=kw["batch_wait_s"],
         watermark_s=kw["watermark_s"], stale_after_s=kw["stale_after_s"],
         skew_tolerance_s=kw["skew_tolerance_s"], http=kw["http"], token=kw.get("token"),

@@ -7,7 +7,9 @@ for the dead-letter store). Topic layout and payload shapes are documented in
 :mod:`hardware_bridge.schema`.
 
 Checks, in order: topic (``sz/v1/{kind}/{station}/obs|status``, known kind);
-payload size (<= :data:`MAX_PAYLOAD_BYTES`), UTF-8, strict JSON (no NaN /
+payload size (<= ``max_payload_bytes``, default :data:`MAX_PAYLOAD_BYTES` = 256 KiB,
+checked before anything is decoded: an oversized payload is rejected keeping only
+its size, SHA-256 digest and first :data:`KEEP_BYTES` bytes, see :func:`oversized`), UTF-8, strict JSON (no NaN /
 Infinity / overflowing numbers), a JSON object; the pydantic model (required
 fields, types, timezone-aware timestamps, seq >= 0, no unknown fields); the
 datastream belongs to the topic's station and kind; the result is a finite
@@ -18,6 +20,7 @@ the unit is accepted for the kind and the SI value lies in its plausible range
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -40,7 +43,10 @@ from hardware_bridge.schema import (
 )
 from twin.errors import ValidationError
 
-MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+#: Largest payload parsed (bytes); a dataArray of 1,000 rows is ~60 KiB. Larger ones are dead-lettered.
+MAX_PAYLOAD_BYTES = 256 * 1024
+#: Bytes of an oversized payload kept in its dead letter (with its size and SHA-256 in the reason).
+KEEP_BYTES = 1024
 STATUS_STREAM = "status"  # reserved datastream name: "{station}/{kind}/status"
 _KIND_VALUES = {k.value: k for k in Kind}
 
@@ -159,6 +165,34 @@ def parse_topic(topic: str) -> TopicInfo:
             "use letters, digits, '_', '.', '-' (max 64)"
         )
     return TopicInfo(kind, station, parts[4])
+
+
+def oversized(
+    topic: str, payload: bytes, received_at: datetime, limit: int = MAX_PAYLOAD_BYTES
+) -> Rejected | None:
+    """The rejection of a payload longer than ``limit`` bytes, or None if it fits.
+
+    The rejection keeps only the first :data:`KEEP_BYTES` bytes; the reason gives the
+    size and the SHA-256 digest of the whole payload, so a dead letter is never larger
+    than a few KiB however large the message (issue 16: 148 messages of 2 MB made a
+    290 MB store). Nothing of the payload is decoded.
+    """
+    n = len(payload)
+    if n <= limit:
+        return None
+    parts = topic.split("/", 4) if isinstance(topic, str) else []
+    kind = parts[2] if len(parts) == 5 and parts[2] in _KIND_VALUES else None
+    station = parts[3] if kind and STATION_RE.fullmatch(parts[3]) else None
+    digest = hashlib.sha256(payload).hexdigest()
+    return Rejected(
+        _topic_text(topic),
+        f"payload of {n} bytes exceeds the limit of {limit} bytes (sha256 {digest}); only its first "
+        f"{min(n, KEEP_BYTES)} bytes are kept; split the batch, or raise --max-payload-bytes",
+        bytes(payload[:KEEP_BYTES]),
+        received_at,
+        kind,
+        station,
+    )
 
 
 def is_alarm_topic(topic: str) -> bool:
@@ -461,7 +495,8 @@ def _received(received_at: datetime | None) -> datetime:
 
 
 def parse_message(
-    topic: str, payload: bytes, received_at: datetime | None = None
+    topic: str, payload: bytes, received_at: datetime | None = None, *,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Accepted | Rejected:
     """Validate one message; never raises on bad topic or payload.
 
@@ -474,12 +509,14 @@ def parse_message(
     received_at : datetime, optional
         Timezone-aware arrival time (default: now); used as the time of a
         status without ``time``.
+    max_payload_bytes : int
+        Larger payloads are rejected before any decoding (:func:`oversized`).
 
     Returns
     -------
     Accepted or Rejected
         ``Rejected.reason`` names the field and the value; ``Rejected.payload``
-        is ``payload`` unchanged.
+        is ``payload`` unchanged (its first :data:`KEEP_BYTES` if oversized).
 
     Raises
     ------
@@ -489,13 +526,12 @@ def parse_message(
     received = _received(received_at)
     kind = station = None
     raw = payload if isinstance(payload, bytes) else _as_bytes(payload)
+    big = oversized(topic, raw, received, max_payload_bytes)
+    if big is not None:
+        return big
     try:
         info = parse_topic(topic)
         kind, station = info.kind, info.station
-        if len(raw) > MAX_PAYLOAD_BYTES:
-            raise ValidationError(
-                f"payload of {len(raw)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}; split the batch"
-            )
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -17,6 +17,18 @@ Subscriber (:class:`MqttSource`)
   broker to have at most ``receive_maximum`` unacknowledged messages in flight to
   us, so the internal queue (same size) never overflows and nothing is dropped;
   further messages wait at the broker (backpressure).
+* **Its own bound on unacknowledged messages.** The broker need not honour
+  Receive Maximum: Debian's mosquitto 2.0.11, flushing a queued backlog to a
+  reconnecting session, sent 17,000 of a 20,000-message backlog unacknowledged
+  where 1,000 were asked for (``tests/hardware_bridge/test_bounds_backlog.py``).
+  So the source counts the messages it has received and not yet acknowledged;
+  when ``max_unacked`` (default 1,000) are held, paho's network thread waits
+  inside the message callback, i.e. stops reading the socket (TCP flow control
+  then holds the broker back), until the worker has stored and acknowledged
+  enough to bring the count down to half the bound. Memory held is thus at most
+  ``max_unacked`` messages whatever the broker does. While paused no PINGREQ is
+  sent: a pause longer than 1.5 x ``keepalive_s`` (a store down for that long)
+  makes the broker drop the connection, and it redelivers on reconnect.
 * **Batches, cheap per message.** paho's network thread appends each message
   to a list under one lock (no queue, no per-message Event); a worker thread
   swaps the list out — up to ``batch_max`` messages, waiting at most
@@ -102,6 +114,9 @@ class MqttConfig:
     shared_group : MQTT 5 shared-subscription group (``$share/<group>/...``) or None.
     session_expiry_s : how long the broker keeps the session while we are away.
     receive_maximum : in-flight (unacknowledged) messages the broker may send us.
+    max_unacked : messages received and not yet acknowledged that the source
+        holds at most (its own bound, whatever the broker sends): when reached it
+        stops reading the socket until half of them are stored and acknowledged.
     batch_max, batch_wait_s : largest batch stored in one transaction, and the
         longest wait for a batch to fill (s).
     keepalive_s : MQTT keepalive (s).
@@ -119,6 +134,7 @@ class MqttConfig:
     shared_group: str | None = None
     session_expiry_s: int = 86_400
     receive_maximum: int = 1000
+    max_unacked: int = 1000
     batch_max: int = 500
     batch_wait_s: float = 0.005
     keepalive_s: int = 30
@@ -139,6 +155,10 @@ class MqttConfig:
             raise ConfigError("MQTT topics=[] : give at least one topic filter, e.g. sz/v1/+/+/obs")
         if not 1 <= self.receive_maximum <= 65535:
             raise ConfigError(f"receive_maximum={self.receive_maximum} must be in 1..65535")
+        if not isinstance(self.max_unacked, int) or self.max_unacked < 1:
+            raise ConfigError(
+                f"max_unacked={self.max_unacked!r} must be an integer >= 1 (messages held unacknowledged)"
+            )
         if self.batch_max < 1:
             raise ConfigError(f"batch_max={self.batch_max} must be >= 1")
         if self.shared_group is not None and (
@@ -160,6 +180,10 @@ class SourceStats:
     sink_errors: int = 0
     connects: int = 0
     disconnects: int = 0
+    unacked: int = 0
+    unacked_peak: int = 0
+    pauses: int = 0
+    paused_s: float = 0.0
     results: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -171,6 +195,10 @@ class SourceStats:
             "sink_errors": self.sink_errors,
             "connects": self.connects,
             "disconnects": self.disconnects,
+            "unacked": self.unacked,
+            "unacked_peak": self.unacked_peak,
+            "pauses": self.pauses,
+            "paused_s": round(self.paused_s, 3),
             "results": dict(self.results),
         }
 
@@ -228,7 +256,13 @@ class MqttSource:
         self._buf: list[tuple[int, Any, datetime]] = []
         self._buf_lock = threading.Lock()
         self._wake = threading.Event()
-        self._wake_at = max(1, min(config.batch_max, config.receive_maximum - max(1, config.receive_maximum // 10)))
+        window = min(config.receive_maximum, config.max_unacked)
+        self._wake_at = max(1, min(config.batch_max, window - max(1, window // 10)))
+        # Received and not yet acknowledged (buffer + the worker's batch), under _buf_lock;
+        # the network thread waits on _room while it is at max_unacked (module docstring).
+        self._held = 0
+        self._room = threading.Condition(self._buf_lock)
+        self._resume_at = config.max_unacked // 2
         self._gen = 0
         self._gen_lock = threading.Lock()
         self._stop = threading.Event()
@@ -352,13 +386,38 @@ class MqttSource:
         # (on_connect / on_disconnect). Receive Maximum bounds what the broker sends
         # unacknowledged, so the buffer stays below receive_maximum entries.
         item = (self._gen, msg, datetime.now(UTC))
+        stats = self.stats
         with self._buf_lock:
             buf = self._buf
             buf.append(item)
             n = len(buf)
             if n == 1 or n == self._wake_at:
                 self._wake.set()
-        self.stats.received += 1
+            self._held = held = self._held + 1
+            stats.received += 1
+            stats.unacked = held
+            if held > stats.unacked_peak:
+                stats.unacked_peak = held
+            if held >= self.config.max_unacked:
+                self._pause()
+
+    def _pause(self) -> None:
+        """Hold paho's network thread (stop reading the socket) until the held messages are
+        down to ``_resume_at`` or the source stops. Called with ``_buf_lock`` held."""
+        self._wake.set()
+        self.stats.pauses += 1
+        t0 = time.monotonic()
+        while self._held > self._resume_at and not self._stop.is_set():
+            self._room.wait(0.1)
+        self.stats.paused_s += time.monotonic() - t0
+
+    def _release(self, n: int) -> None:
+        """``n`` held messages are acknowledged (or given up): make room, wake a paused reader."""
+        with self._buf_lock:
+            self._held -= n
+            self.stats.unacked = self._held
+            if self._held <= self._resume_at:
+                self._room.notify_all()
 
     # --------------------------------------------------------------- worker
     def _take_batch(self) -> list[tuple[int, Any, datetime]]:
@@ -423,6 +482,7 @@ class MqttSource:
                 continue
             backoff = 0.05
             self._ack(pending)
+            self._release(len(pending))
             self.stats.batches += 1
             pending = []
             for r in results or ():

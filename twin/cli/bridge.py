@@ -198,17 +198,41 @@ def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: fl
     echo_json(summary)
 
 
+# A row the bridge flagged ``clock_skew`` (phenomenonTime ahead of its arrival): LIKE filters cheaply, json_each
+# confirms the flag is in raw["flags"] (hardware_bridge.ingest).
+_SKEWED = ("(raw LIKE '%clock_skew%' AND EXISTS (SELECT 1 FROM json_each(raw, '$.flags') "
+           "WHERE value = 'clock_skew'))")
+
+
 def _stream_rows(db: Path) -> list[tuple[Any, ...]]:
+    """Per datastream: id, count, first time, last time and last result time of the readings not flagged
+    ``clock_skew`` (None if all are), and how many are flagged."""
     import sqlite3
 
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return con.execute(
-            "SELECT datastream_id, COUNT(*), MIN(phenomenon_time), MAX(phenomenon_time), "
-            "MAX(result_time) FROM observations GROUP BY datastream_id ORDER BY datastream_id"
+            f"SELECT datastream_id, COUNT(*), MIN(phenomenon_time), "
+            f"MAX(CASE WHEN {_SKEWED} THEN NULL ELSE phenomenon_time END), "
+            f"MAX(CASE WHEN {_SKEWED} THEN NULL ELSE result_time END), "
+            f"SUM(CASE WHEN {_SKEWED} THEN 1 ELSE 0 END) "
+            "FROM observations GROUP BY datastream_id ORDER BY datastream_id"
         ).fetchall()
     finally:
         con.close()
+
+
+def _latest_on_time(st: Any, ds: str, last: str | None, newest: Any) -> Any:
+    """The reading at a stream's last unflagged time (``newest`` if it is that one)."""
+    from twin.store import parse_utc
+
+    if last is None:
+        return None
+    t = parse_utc(last)
+    if newest is not None and newest.phenomenon_time == t:
+        return newest
+    rows = st.observations(ds, t, t + timedelta(microseconds=1))
+    return rows[-1] if rows else None
 
 
 _SEVERITIES = ("info", "advisory", "warning", "alarm")
@@ -251,6 +275,9 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
 
     A datastream is stale when its latest phenomenonTime is more than
     --stale-after-s before --now (device status streams are never stale).
+    Readings the bridge flagged ``clock_skew`` (stamped ahead of their arrival) are
+    left out of a stream's latest time, age and latest value: a device clock in the
+    future cannot make a silent stream look fresh.
     """
     from twin.store import Store, parse_utc, utc_text
 
@@ -261,20 +288,23 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
             hits = st.count_dead_letters(hits=True)
             dead = st.dead_letters()[-limit:][::-1] if limit else []
             rows = _stream_rows(st.db_path)
-            latest = {o.datastream_id: o for o in st.latest_observations()}
+            newest = {o.datastream_id: o for o in st.latest_observations()}
+            latest = {r[0]: _latest_on_time(st, r[0], r[3], newest.get(r[0])) for r in rows}
             alert_counts, alert_rows = _alert_rows(st.db_path, min_severity, n_alerts)
     from hardware_bridge.display import format_reading
 
     streams = []
-    for ds, n, first, last, last_rt in rows:
-        age = (when - parse_utc(last)).total_seconds()
+    for ds, n, first, last, last_rt, n_skewed in rows:
+        # every reading stamped in the future: no trustworthy time, so stale
+        age = math.inf if last is None else (when - parse_utc(last)).total_seconds()
         is_status = ds.endswith("/status")  # device status rows: not a measurement stream
         o = latest.get(ds)
         kind = ds.split("/")[1] if "/" in ds else ""
         # the latest reading as operators read it (display units); SI value/unit kept for scripts
         shown = "" if o is None or is_status or o.value is None else format_reading(kind, o.value, o.unit)
         streams.append({"datastream": ds, "count": n, "first": first, "last": last,
-                        "last_result_time": last_rt, "age_s": round(age, 1),
+                        "last_result_time": last_rt, "age_s": round(age, 1) if math.isfinite(age) else None,
+                        "clock_skew": int(n_skewed or 0),
                         "stale": (not is_status) and age > stale_after_s,
                         "latest": shown, "latest_si": None if o is None else o.value,
                         "unit_si": None if o is None else o.unit})
@@ -308,7 +338,8 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
               f"(> {stale_after_s:g} s), {n_dead} dead letters ({hits} deliveries)")
     t = Table("datastream", "count", "latest", "first", "last", "age s", "stale")
     for s in streams:
-        t.add_row(s["datastream"], str(s["count"]), s["latest"], s["first"], s["last"], f"{s['age_s']:.0f}",
+        t.add_row(s["datastream"], str(s["count"]), s["latest"], s["first"], s["last"] or "–",
+                  "–" if s["age_s"] is None else f"{s['age_s']:.0f}",
                   "STALE" if s["stale"] else "")
     con.print(t)
     con.print("alerts: " + ", ".join(f"{alert_counts[s]} {s}" for s in reversed(_SEVERITIES)))
