@@ -237,3 +237,27 @@ def test_metrics_meet_the_targets_on_a_small_unseen_set():
     assert m["false_alarms"] == 0
     assert m["localisation_median_m"] <= 5.0
     assert m["trains_reported_as_alerting"] == 0
+
+
+def test_events_are_placed_along_their_metro_line(twin_data, tmp_path):
+    """With the metro data, `twin tunnel detect` places each event on line 1 at its chainage
+    (physics.tunnel_geometry's locator) and writes events.geojson; the points lie in Shenzhen."""
+    import json
+
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    sim = CliRunner().invoke(main, ["tunnel", "simulate", "--out", str(tmp_path / "sim"), "--km", "0.3",
+                                    "--minutes", "0.75", "--events", "2", "--seed", "5", "--line", "1",
+                                    "--chainage0", "1500"], catch_exceptions=False)
+    assert sim.exit_code == 0, sim.output
+    r = CliRunner().invoke(main, ["tunnel", "detect", str(tmp_path / "sim" / "das.nc"), "--out",
+                                  str(tmp_path / "det")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    gj = json.loads((tmp_path / "det" / "events.geojson").read_text())
+    assert gj["features"]
+    for f in gj["features"]:
+        lon, lat = f["geometry"]["coordinates"]
+        assert 113.7 < lon < 114.7 and 22.4 < lat < 22.9
+        assert 1500.0 <= f["properties"]["chainage_m"] <= 1800.0
