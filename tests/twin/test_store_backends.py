@@ -223,3 +223,23 @@ def test_latest_values_as_columns_follow_time_not_arrival(tmp_path, store_at):
         got = store.latest_values()
         assert got.datastream_ids == ["A/level", "B/rain"] and got.phenomenon_times == [_ts(5), _ts(0)]
         assert got.values[0] == 2.5 and got.values.dtype == float and str(got.values[1]) == "nan"
+
+
+def test_postgresql_notifies_new_rows_with_their_largest_id(tmp_path, store_at):
+    target = store_at(tmp_path / "s")
+    if isinstance(target, Path):
+        pytest.skip("SQLite has no notifications (wait_for_change polls data_version)")
+    import psycopg
+
+    from twin.store_pg import CHANNELS, split_url
+
+    with Store.open(target) as store, psycopg.connect(split_url(target)[0], autocommit=True) as listener:
+        for channel in CHANNELS:
+            listener.execute(f"LISTEN {channel}")
+        store.put_observations([Observation("A/level", T0 + timedelta(minutes=k), 1.0) for k in range(3)])
+        store.put_observation("A/level", T0, 5.0)  # a duplicate: nothing inserted, nothing notified
+        event_id = store.put_event(Event(time_s=1.0, kind="threshold_crossed", source="A/level"))
+        store.put_sensors([SENSOR])
+        got = [(n.channel, n.payload) for n in listener.notifies(timeout=2.0, stop_after=3)]
+    assert got == [("twin_observations", "3"),
+                   ("twin_events", str(event_id)), ("twin_sensors", "")]
