@@ -518,8 +518,11 @@ def open_store(target: str | os.PathLike | None = None, *, readonly: bool = Fals
             raise ValidationError(f"store=None and {STORE_ENV} is not set: give a store directory or a "
                                   "postgresql://user@host/db URL (or set TWIN_STORE)")
     if is_store_url(target):
-        from twin.store_pg import PgStore
-
+        try:
+            from twin.store_pg import PgStore
+        except ImportError as exc:
+            raise StoreError(f"store={target!r} is a PostgreSQL URL but psycopg is not installed ({exc}); "
+                             "pip install 'shenzhen-twin[pg]' (or 'psycopg[binary]')") from exc
         return PgStore.open_readonly(str(target)) if readonly else PgStore.open(str(target))
     return Store.open_readonly(target) if readonly else Store.open(target)
 
