@@ -10,6 +10,9 @@ port by ``tests/pg_server.py``, or ``--pg-url``):
    ``latest`` table the write path keeps, joined to the observations), also with ``up_to_id`` = the newest id
    (the console's form), and :meth:`Store.latest_values` (columns: ids, times, a float array; the ``latest``
    table alone): all ``--sensors`` + 1 streams.
+4. **Change wake-up**: ``--writes`` single writes, each timed from its start to a reader (another connection,
+   another thread) returning from :meth:`Store.wait_for_change` (LISTEN/NOTIFY on PostgreSQL, 50 ms polling of
+   ``data_version`` on SQLite); the write's own commit is included.
 3. **Per-interval aggregates of one datastream over the whole period** (:meth:`Store.aggregate`: count,
    mean, max, min, sum per UTC hour and per day), a range scan of the ``(datastream_id, phenomenon_time,
    seq)`` index.
@@ -24,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
+import random
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,6 +105,37 @@ def queries(store: Store, sensors: int, days: int, repeat: int) -> list[dict]:
     return out
 
 
+def wake_latency(target: str | Path, writes: int) -> dict[str, float]:
+    """Time from a write's start to a reader's :meth:`Store.wait_for_change` returning (another connection)."""
+    woke: list[float] = []
+    stop = threading.Event()
+    with open_store(target) as rw, open_store(target, readonly=True) as ro:
+        ro.wait_for_change(0.0)  # start watching
+
+        def follow() -> None:
+            while not stop.is_set():
+                if ro.wait_for_change(0.5):
+                    woke.append(time.perf_counter())
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        lat = []
+        rng = random.Random(16)
+        for k in range(writes):
+            n = len(woke)
+            t = time.perf_counter()
+            rw.put_observation("WAKE/x", T0 + timedelta(seconds=k), float(k))
+            while len(woke) == n and time.perf_counter() - t < 5.0:
+                time.sleep(0.0005)
+            if len(woke) > n:
+                lat.append((woke[n] - t) * 1e3)
+            time.sleep(rng.uniform(0.02, 0.12))  # writes at random phases of SQLite's polling
+        stop.set()
+        thread.join()
+    return {"writes": writes, "woken": len(lat), "p50_ms": statistics.median(lat) if lat else math.nan,
+            "max_ms": max(lat) if lat else math.nan}
+
+
 def run_backend(name: str, target: str | Path, args: argparse.Namespace) -> dict:
     with open_store(target) as store:
         t = time.perf_counter()
@@ -107,7 +145,9 @@ def run_backend(name: str, target: str | Path, args: argparse.Namespace) -> dict
             store._conn.execute("ANALYZE")
         else:
             store._query("ANALYZE")
-        return {"backend": name, "ingest": ing, "queries": queries(store, args.sensors, args.days, args.repeat)}
+        result = {"backend": name, "ingest": ing, "queries": queries(store, args.sensors, args.days, args.repeat)}
+    result["wake"] = wake_latency(target, args.writes)
+    return result
 
 
 def main() -> None:
@@ -117,6 +157,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365, help="days of one-minute readings of one datastream")
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--writes", type=int, default=20, help="writes timed to a waiting reader's wake-up")
     ap.add_argument("--pg-url", help="an existing empty PostgreSQL database (default: start one)")
     ap.add_argument("--quick", action="store_true", help="10 k sensors, 30 days")
     ap.add_argument("--out", help="results directory (default bench/results)")
@@ -148,6 +189,9 @@ def main() -> None:
         for q in r["queries"]:
             ok = "yes" if q["median_ms"] < TARGET_MS else "NO"
             rows.append([r["backend"], q["query"], q["rows"], f"{q['median_ms']:.1f} ms", ok])
+        w = r["wake"]
+        rows.append([r["backend"], "write -> wait_for_change wakes", f"{w['woken']}/{w['writes']}",
+                     f"p50 {w['p50_ms']:.1f} ms, max {w['max_ms']:.1f} ms", ""])
     notes = [f"{args.sensors} datastreams x {args.readings} readings; one datastream at 1/min for {args.days} days; "
              f"batches of {args.batch}; median of {args.repeat} calls, warm cache; target < {TARGET_MS:.0f} ms"]
     print_table("Store at city scale", ["backend", "what", "rows", "time / rate", f"< {TARGET_MS:.0f} ms"], rows, notes)
