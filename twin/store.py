@@ -521,7 +521,7 @@ def open_store(target: str | os.PathLike | None = None, *, readonly: bool = Fals
         try:
             from twin.store_pg import PgStore
         except ImportError as exc:
-            raise StoreError(f"store={target!r} is a PostgreSQL URL but psycopg is not installed ({exc}); "
+            raise StoreError(f"the store is a PostgreSQL URL but psycopg is not installed ({exc}); "
                              "pip install 'shenzhen-twin[pg]' (or 'psycopg[binary]')") from exc
         return PgStore.open_readonly(str(target)) if readonly else PgStore.open(str(target))
     return Store.open_readonly(target) if readonly else Store.open(target)

@@ -122,7 +122,7 @@ def test_open_store_takes_a_directory_or_a_url_or_twin_store(tmp_path, store_at,
         open_store()
 
 
-def test_postgresql_without_a_reachable_server_names_the_url_without_password():
+def test_postgresql_without_a_reachable_server_names_the_url_without_password(pg_server):
     with pytest.raises(StoreError, match=r"postgresql://twin:\*\*\*@127.0.0.1:1/x"):
         open_store("postgresql://twin:secret@127.0.0.1:1/x?connect_timeout=2")
 
