@@ -27,6 +27,15 @@ checked by :mod:`twin.snapshots`) plus rows of this database tied to it: the
 clock (start, now_s), the sensors and the events. The file's SHA-256 and size
 are recorded; :meth:`Store.restore` verifies them first.
 
+Two backends, one API: a directory is this SQLite store (the default); a ``postgresql://`` URL (also from
+``TWIN_STORE``) is :class:`twin.store_pg.PgStore`, same tables, semantics and methods. :func:`open_store`
+chooses; :meth:`Store.open` and :meth:`Store.open_readonly` accept either. The schema is versioned
+(``schema_version``): numbered steps (:data:`_MIGRATIONS` here, ``PG_MIGRATIONS`` there) are applied in order
+at open. Version 2 added the ``latest`` table (each datastream's newest time and value, kept by a trigger on
+insert: the live map reads one row per stream) and the sensors' lon/lat columns; version 3 the ``hourly``
+roll-up (count, sum, max, min per datastream and UTC hour, kept by a trigger) that :meth:`Store.aggregate`
+reads whole hours from. :meth:`Store.wait_for_change` lets a follower sleep until another connection commits.
+
 The console and other readers that must never write open the store with
 :meth:`Store.open_readonly` and ask it through its read-only queries
 (:meth:`Store.data_version`, :meth:`Store.latest_observations`,
