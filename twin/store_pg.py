@@ -250,15 +250,35 @@ class PgStore(Store):
         self.postgis = False
 
     # ------------------------------------------------------------- lifecycle
+    @staticmethod
+    def _session_options(readonly: bool) -> str:
+        return "-c synchronous_commit=on" + (" -c default_transaction_read_only=on" if readonly else "")
+
     @classmethod
     def _connect(cls, url: str, *, readonly: bool) -> tuple[str, Path, psycopg.Connection]:
         conninfo, root = split_url(url)
-        options = "-c synchronous_commit=on" + (" -c default_transaction_read_only=on" if readonly else "")
         try:
-            conn = psycopg.connect(conninfo, autocommit=True, options=options, connect_timeout=30)
+            conn = psycopg.connect(conninfo, autocommit=True, options=cls._session_options(readonly),
+                                   connect_timeout=30)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the store database {redact(url)}: {exc}".strip()) from exc
         return conninfo, root, conn
+
+    def _live_conn(self) -> psycopg.Connection:
+        """The connection, opened again if the server dropped it (a restart, a failover, an idle timeout).
+
+        The call that met the broken connection raised :class:`StoreError` and stored nothing it had not
+        committed (the bridge did not acknowledge it; its redelivery is deduplicated); the next call reconnects.
+        """
+        if self._conn is None:
+            raise StoreError(f"the store at {self.url} is closed; open it again")
+        if self._conn.broken or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=30,
+                                             options=self._session_options(self.readonly))
+            except psycopg.Error as exc:
+                raise StoreError(f"lost the connection to {self.url} and cannot reconnect: {exc}") from exc
+        return self._conn
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> PgStore:  # type: ignore[override]
@@ -376,16 +396,16 @@ class PgStore(Store):
     def _tx(self) -> Iterator[_Cursor]:  # type: ignore[override]
         """One write transaction, after the store's advisory write lock (writers take turns)."""
         with self._lock:
-            if self._conn is None:
-                raise StoreError(f"the store at {self.url} is closed; open it again")
+            conn = self._live_conn()
             if self.readonly:
                 raise StoreError(f"the store at {self.url} was opened read-only; open it with Store.open to write")
             try:
-                with self._conn.transaction(), self._conn.cursor() as cur:
+                with conn.transaction(), conn.cursor() as cur:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
                     yield _Cursor(cur)
             except psycopg.OperationalError as exc:
-                raise StoreError(f"the write to {self.url} failed: {exc}; nothing of it was stored") from exc
+                raise StoreError(f"the write to {self.url} failed: {exc}; unless the connection broke during the "
+                                 "commit nothing was stored; retry (observations are stored exactly once)") from exc
 
     @staticmethod
     def _insert_id(cur: Any, sql: str, args: tuple[Any, ...]) -> int:
@@ -393,10 +413,9 @@ class PgStore(Store):
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            if self._conn is None:
-                raise StoreError(f"the store at {self.url} is closed; open it again")
+            conn = self._live_conn()
             try:
-                return self._conn.execute(_pg_sql(sql), args).fetchall()
+                return conn.execute(_pg_sql(sql), args).fetchall()
             except psycopg.Error as exc:
                 raise StoreError(f"query on {self.url} failed: {exc}") from exc
 
@@ -440,15 +459,22 @@ class PgStore(Store):
         ``timeout`` seconds; True if one came. The first call starts listening; later calls also see the
         notifications that arrived between calls."""
         with self._listen_lock:
-            if self._listener is None:
+            lost = self._listener is not None and (self._listener.broken or self._listener.closed)
+            if self._listener is None or lost:
                 try:
                     self._listener = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=30)
                     for channel in CHANNELS:
                         self._listener.execute(f"LISTEN {channel}")
                 except psycopg.Error as exc:
                     raise StoreError(f"cannot listen for changes on {self.url}: {exc}") from exc
-            for _ in self._listener.notifies(timeout=max(float(timeout), 0.0), stop_after=1):
-                return True
+                if lost:  # notifications sent while the connection was down are gone: say "maybe changed"
+                    return True
+            try:
+                for _ in self._listener.notifies(timeout=max(float(timeout), 0.0), stop_after=1):
+                    return True
+            except psycopg.OperationalError as exc:
+                raise StoreError(f"lost the change notifications of {self.url}: {exc}; call again to "
+                                 "reconnect") from exc
             return False
 
     # ------------------------------------------------------------------ geometry

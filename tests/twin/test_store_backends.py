@@ -243,3 +243,33 @@ def test_postgresql_notifies_new_rows_with_their_largest_id(tmp_path, store_at):
         got = [(n.channel, n.payload) for n in listener.notifies(timeout=2.0, stop_after=3)]
     assert got == [("twin_observations", "3"),
                    ("twin_events", str(event_id)), ("twin_sensors", "")]
+
+
+def test_postgresql_store_reconnects_after_the_server_drops_its_connection(tmp_path, store_at):
+    """A dropped connection (server restart, failover) fails the call in flight, and the next call reconnects."""
+    target = store_at(tmp_path / "s")
+    if isinstance(target, Path):
+        pytest.skip("SQLite has no server connection")
+    import psycopg
+
+    from twin.store_pg import split_url
+
+    def drop_all_but(admin) -> None:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    with Store.open(target) as store, Store.open_readonly(target) as ro, \
+            psycopg.connect(split_url(target)[0], autocommit=True) as admin:
+        store.put_observation("A/level", T0, 1.0)
+        assert ro.wait_for_change(0.01) is False
+        drop_all_but(admin)
+        with pytest.raises(StoreError, match="retry"):
+            store.put_observation("A/level", T0 + timedelta(minutes=1), 2.0)
+        assert store.put_observation("A/level", T0 + timedelta(minutes=1), 2.0) is True  # reconnected
+        drop_all_but(admin)
+        with pytest.raises(StoreError):
+            ro.count_observations()
+        assert ro.count_observations() == 2
+        with pytest.raises(StoreError, match="call again"):
+            ro.wait_for_change(0.5)
+        assert ro.wait_for_change(0.01) is True  # notifications may have been missed while it was down
