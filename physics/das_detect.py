@@ -82,7 +82,9 @@ class DetectorParams:
     min_windows : int
         Tracks with fewer triggered windows are dropped (isolated noise).
     min_snr_db : float
-        Tracks whose largest STA/LTA stays below this are dropped (dB of energy).
+        Tracks whose largest STA/LTA stays below this are dropped (dB of energy). 12 dB: on simulator seeds 1–3
+        (3 km × 15 min each) 9 dB left 10 false alarms, 11 dB 3 and 12 dB none, while every injected event of
+        10 dB or more that 9 dB found was still found.
     """
 
     bands: tuple[tuple[float, float], ...] = ((3.0, 45.0), (45.0, 200.0))
@@ -99,7 +101,7 @@ class DetectorParams:
     gap_s: float = 2.5
     max_duration_s: float = 10.0
     min_windows: int = 2
-    min_snr_db: float = 9.0
+    min_snr_db: float = 12.0
 
     def __post_init__(self) -> None:
         try:

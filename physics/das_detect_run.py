@@ -75,7 +75,7 @@ class DasDetectRequest(BaseModel):
     locate: bool = Field(default=True, description="Place events on the map along the line")
     truth: str | None = Field(default=None, description="Truth CSV for the metrics")
     ratio_on: float = Field(default=5.0, gt=1.0, le=1000.0, allow_inf_nan=False, description="Trigger STA/LTA")
-    min_snr_db: float = Field(default=9.0, ge=0.0, le=60.0, allow_inf_nan=False, description="Smallest event SNR")
+    min_snr_db: float = Field(default=12.0, ge=0.0, le=60.0, allow_inf_nan=False, description="Smallest event SNR")
 
 
 def check_detect(req: DasDetectRequest, city: Any = None) -> None:
