@@ -77,7 +77,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hardware_bridge.sources import OBS_FILTER, Message, Sink, as_sink
-from twin.errors import ConfigError, FetchError
+from twin.errors import ConfigError, FetchError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -728,7 +728,8 @@ class MqttPublisher:
         c.reconnect_delay_set(1, 10)
         if will is not None:
             c.will_set(will[0], will[1], qos=1, retain=will[2])
-        c.on_connect = lambda *a: self._connected.set()
+        self.max_packet_size: int | None = None  # the broker's, from its CONNACK (MQTT 5)
+        c.on_connect = self._on_connect
         c.on_disconnect = lambda *a: self._connected.clear()
         c.on_publish = self._on_publish
         self.client = c
@@ -743,14 +744,31 @@ class MqttPublisher:
                 "is mosquitto running there?"
             )
 
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.max_packet_size = getattr(properties, "MaximumPacketSize", None)
+        self._connected.set()
+
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if self.qos > 0:
             self._slots.release()
 
     def publish(self, topic: str, payload: bytes | str, *, retain: bool = False,
                 qos: int | None = None) -> None:
-        """Publish one message, waiting first while the window is full."""
+        """Publish one message, waiting first while the window is full.
+
+        A message the broker announced it would refuse (larger than its Maximum Packet
+        Size) raises :class:`~twin.errors.ValidationError` instead: sent, it would make
+        the broker drop the connection, and paho would resend it on every reconnect.
+        """
         q = self.qos if qos is None else qos
+        limit = self.max_packet_size
+        if limit is not None:
+            n = len(payload.encode() if isinstance(payload, str) else payload)
+            if n + len(topic.encode()) + 16 > limit:  # fixed header, topic length, packet id, properties
+                raise ValidationError(
+                    f"payload of {n} bytes to {topic[:120]!r} exceeds the broker's maximum packet size of "
+                    f"{limit} bytes; split it (e.g. fewer dataArray rows per message)"
+                )
         if q > 0:
             self._slots.acquire()
         info = self.client.publish(topic, payload, qos=q, retain=retain)

@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from hardware_bridge.ingest import Ingestor
+from hardware_bridge.sources.mqtt import MqttPublisher
 from hardware_bridge.validate import KEEP_BYTES, MAX_PAYLOAD_BYTES
 from twin.cli import main
 from twin.errors import ValidationError
@@ -183,6 +184,12 @@ def test_shipped_broker_config_refuses_an_over_limit_publish(mosquitto):
     assert limits[0] == 1_048_576  # told in the CONNACK
     assert reasons  # disconnected ("Packet too large"; "Unspecified error" when the socket closes first)
     assert got == [1000]  # the 2 MB message was never forwarded
+    # the project's publisher reads the limit from the CONNACK and refuses instead of looping on reconnects
+    with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
+        assert pub.max_packet_size == 1_048_576
+        with pytest.raises(ValidationError, match="maximum packet size of 1048576"):
+            pub.publish("sz/v1/water_level/WL-1/obs", b"x" * 2_000_000)
+        pub.publish("sz/v1/water_level/WL-1/obs", b"y" * 1000)
 
 
 # ------------------------------------------------------------------ 4. lateness
