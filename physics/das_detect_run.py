@@ -277,8 +277,10 @@ def _command():
         """Detect drilling, piling, excavation and intrusion near a metro tunnel in a fibre-optic DAS record,
         streaming (chunk by chunk, bounded memory); trains and road vehicles are recognised and not alerted.
 
-        Example: twin tunnel detect runs/das/das.nc --out runs/det
-        Live:    twin tunnel detect --live --km 1 --minutes 5 --speed 1 --publish 127.0.0.1:1883 --out runs/live
+        \b
+        Examples:
+          twin tunnel detect runs/das/das.nc --out runs/det
+          twin tunnel detect --live --km 1 --minutes 5 --speed 1 --publish 127.0.0.1:1883 --out runs/live
         """
         from twin import pipeline
         from twin.cli.kinds import ProgressBar
