@@ -213,30 +213,31 @@ def write_detect(ds, out_dir, req: DasDetectRequest, ctx: RunContext) -> RunOutp
     df = pd.DataFrame({c: ds[c].values for c in COLUMNS})
     paths = {"events": out / OUTPUT, "csv": out / "events.csv"}
     df.to_csv(paths["csv"], index=False, float_format="%.6g")
-    placed = df.dropna(subset=["lon", "lat"])
-    if len(placed):
-        feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
-                  "properties": {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                                 for k, v in r._asdict().items() if k not in ("lon", "lat", "Index")}}
-                 for r in placed.itertuples()]
+    fc = events_geojson(ds, json.loads(ds.attrs["summary_json"]).get("line", ""))
+    if fc["features"]:
         paths["geojson"] = out / "events.geojson"
-        paths["geojson"].write_text(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False))
+        paths["geojson"].write_text(json.dumps(fc, ensure_ascii=False))
     return RunOutputs(paths=paths, summary=json.loads(ds.attrs["summary_json"]))
 
 
-def detect_layers(ds, *, warp=None, max_px: int | None = None) -> list:
-    """The events with a map point as labelled dots (class and confidence)."""
-    import numpy as np
+def events_geojson(ds, line: str = "") -> dict:
+    """The events with a map point as a GeoJSON FeatureCollection (properties: every column but lon/lat)."""
+    import pandas as pd
 
+    df = pd.DataFrame({c: ds[c].values for c in COLUMNS}).dropna(subset=["lon", "lat"])
+    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+              "properties": {"line": line, **{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                                              for k, v in r._asdict().items() if k not in ("lon", "lat", "Index")}}}
+             for r in df.itertuples()]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def detect_layers(ds, *, warp=None, max_px: int | None = None) -> list:
+    """The events with a map point, coloured by class (the tunnel layer's ``tunnel_das_events``)."""
     from viz.layers import build
 
-    lon, lat = ds["lon"].values, ds["lat"].values
-    ok = np.isfinite(lon) & np.isfinite(lat)
-    if not ok.any():
-        return []
-    names = [f"{c} {p:.2f}" for c, p in zip(ds["event_class"].values[ok], ds["confidence"].values[ok], strict=True)]
-    return [build("facilities", lon[ok], lat[ok], names, kind="incident", layer_id="das_events",
-                  label="DAS events", capacity=ds["snr_db"].values[ok], capacity_label="SNR dB")]
+    fc = events_geojson(ds, json.loads(ds.attrs["summary_json"]).get("line", ""))
+    return [build("tunnel_das_events", fc)] if fc["features"] else []
 
 
 def describe(params: dict[str, Any]) -> str:
@@ -319,4 +320,5 @@ TUNNEL_DETECT = register_kind(RunKind(
     duration_s=lambda req: req.minutes * 60.0 if req.live else 0.0,
 ))
 
-__all__ = ["TUNNEL_DETECT", "DasDetectRequest", "check_detect", "detect_layers", "run_detect", "write_detect"]
+__all__ = ["TUNNEL_DETECT", "DasDetectRequest", "check_detect", "detect_layers", "events_geojson", "run_detect",
+           "write_detect"]

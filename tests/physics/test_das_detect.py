@@ -263,3 +263,9 @@ def test_events_are_placed_along_their_metro_line(twin_data, tmp_path):
         lon, lat = f["geometry"]["coordinates"]
         assert 113.7 < lon < 114.7 and 22.4 < lat < 22.9
         assert 1500.0 <= f["properties"]["chainage_m"] <= 1800.0
+    import xarray as xr
+
+    from physics.das_detect_run import detect_layers
+
+    layers = detect_layers(xr.open_dataset(tmp_path / "det" / "events.nc"))
+    assert len(layers) == 1 and len(layers[0].layers[0]["data"]) == len(gj["features"])
