@@ -12,9 +12,10 @@ the convention of :mod:`physics.das_layout`) and returns :class:`DasEvent` summa
    the running median of the window energy tracked in log space over ``floor_s`` and frozen while triggered), on
    at ``ratio_on``, off below ``ratio_off``; a cell is triggered when any band is.
 3. **Clustering** in channel × time: a window's triggered channels form runs (gaps of at most ``merge_gap_ch``
-   channels closed); a run joins the open track whose channel span it overlaps (within ``merge_gap_ch + 2``
-   channels, so a moving source stays one track), runs bridging two tracks merge them, and a track with no run
-   for ``gap_s`` is closed.
+   channels closed); a run joins the open track one of whose latest runs it touches (within ``merge_gap_ch + 2``
+   channels, so a moving source stays one track and a track's span cannot creep over separate sources), a run
+   touching two tracks merges them, and a track with no run for ``gap_s`` is closed. Tracks never wider than
+   ``min_channels``, shorter than ``min_windows`` or under ``min_snr_db`` are dropped.
 4. **Localisation**: the channel of the largest event energy (summed over the event's windows), refined by a
    parabola through the log energies of it and its two neighbours (exact for a Gaussian energy profile), then
    chainage by :meth:`FibreLayout.chainage_m`.
@@ -24,7 +25,7 @@ the convention of :mod:`physics.das_layout`) and returns :class:`DasEvent` summa
 track is reported when it has been quiet for ``gap_s``, or, when it lasts, every ``max_duration_s`` (a
 continuing source is reported in segments, ``segment`` 0, 1, ...), so an event is reported at most
 ``max_duration_s + gap_s + window_s`` after its onset, counted from the arrival of the chunk holding that time
-(12.6 s with the defaults). State is per channel (filter sections, the open window, the LTA, the trigger) plus
+(12.6 s with the defaults). State is per channel and band (filter sections, the open window, the noise floor, the trigger) plus
 the open tracks, each at most ``max_duration_s`` long: memory does not grow with the length of the record.
 """
 
