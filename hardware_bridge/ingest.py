@@ -82,6 +82,7 @@ from hardware_bridge.validate import (
 from twin.errors import StoreError, ValidationError
 from twin.events import Event, Severity
 from twin.store import Observation as StoredObservation
+from twin.store import dead_letter_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from twin.clock import SimClock
@@ -361,7 +362,10 @@ class Ingestor:
         windows: dict[str, deque[datetime]] = {}  # provisional watermark windows of this batch
         for i, res in enumerate(parsed):
             if not res.ok:
-                dead.append((res.topic, res.payload, res.reason, res.received_at, self.source))
+                # an oversized message keeps its first KiB: its identity is the whole payload's digest
+                whole = msgs[i][1]
+                dead.append((res.topic, res.payload, res.reason, res.received_at, self.source,
+                             None if len(whole) == len(res.payload) else dead_letter_digest(res.topic, whole)))
                 continue
             received = msgs[i][2]
             for o in res.observations:

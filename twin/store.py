@@ -71,7 +71,7 @@ from twin.snapshots import read_state, snapshot_filename, verify_file, write_sta
 if TYPE_CHECKING:  # pragma: no cover
     from twin.state import TwinState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "twin.sqlite"
 SNAPSHOT_DIR = "snapshots"
 BUSY_TIMEOUT_S = 60.0
@@ -190,6 +190,25 @@ HOURLY_BACKFILL = (
     "SELECT datastream_id, substr(phenomenon_time, 1, 13), COUNT(value), SUM(value), MAX(value), MIN(value) "
     "FROM observations WHERE value IS NOT NULL GROUP BY datastream_id, substr(phenomenon_time, 1, 13)"
 )
+# Version 4: a reading the bridge flagged ``clock_skew`` (stamped ahead of its arrival, ``raw["flags"]``) no
+# longer becomes its stream's ``latest`` row, so a device clock running ahead cannot make a silent stream look
+# fresh on the live map, in ``latest_times`` or in ``twin bridge inspect``. ``{raw}`` is the raw column; the
+# substring test comes first (a CASE: the JSON is parsed only for the rare rows that mention the flag, and only
+# when it is valid JSON, so a row with unparseable raw text is never refused).
+SKEWED_SQLITE = ("(CASE WHEN instr({raw}, 'clock_skew') > 0 THEN (CASE WHEN json_valid({raw}) THEN EXISTS "
+                 "(SELECT 1 FROM json_each({raw}, '$.flags') WHERE value = 'clock_skew') ELSE 0 END) ELSE 0 END)")
+SKEW_FLAG = "clock_skew"
+_LATEST_TRIGGER_SQLITE_V4 = (
+    "CREATE TRIGGER observations_latest AFTER INSERT ON observations WHEN NOT "
+    + SKEWED_SQLITE.format(raw="NEW.raw") + _LATEST_TRIGGER_SQLITE.strip().split(" ON observations", 1)[1]
+)
+
+
+def latest_rebuild(skewed: str) -> str:
+    """The ``latest`` table's backfill leaving out rows for which ``skewed`` (SQL over ``raw``) is true."""
+    return LATEST_BACKFILL.replace("FROM observations)", f"FROM observations WHERE NOT {skewed.format(raw='raw')})")
+
+
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE latest (datastream_id TEXT PRIMARY KEY, obs_id INTEGER NOT NULL, "
@@ -206,6 +225,12 @@ _MIGRATIONS: dict[int, list[str]] = {
         "vsum REAL NOT NULL, vmax REAL NOT NULL, vmin REAL NOT NULL, PRIMARY KEY (datastream_id, hour)) WITHOUT ROWID",
         HOURLY_BACKFILL,
         _HOURLY_TRIGGER_SQLITE.strip(),
+    ],
+    3: [
+        "DROP TRIGGER observations_latest",
+        _LATEST_TRIGGER_SQLITE_V4,
+        "DELETE FROM latest",
+        latest_rebuild(SKEWED_SQLITE),
     ],
 }
 
@@ -339,6 +364,17 @@ class ObservationRow(NamedTuple):
     raw: dict[str, Any] | None
 
 
+class StreamStats(NamedTuple):
+    """One datastream's readings at a glance (:meth:`Store.stream_stats`); times are the store's UTC text."""
+
+    datastream_id: str
+    count: int
+    first: str
+    last: str | None
+    last_result_time: str | None
+    clock_skew: int
+
+
 class LatestValues(NamedTuple):
     """Every datastream's newest observation as columns (:meth:`Store.latest_values`)."""
 
@@ -421,7 +457,8 @@ def dead_letter_digest(topic: str, payload: bytes) -> str:
 
 
 def _dl_row(
-    topic: str, payload: bytes, reason: str, received_at: datetime | str | None, source: str = ""
+    topic: str, payload: bytes, reason: str, received_at: datetime | str | None, source: str = "",
+    digest: str | None = None,
 ) -> tuple[Any, ...]:
     if not isinstance(topic, str):
         raise ValidationError(f"dead letter topic={topic!r} must be a string")
@@ -433,8 +470,13 @@ def _dl_row(
         )
     if not isinstance(reason, str) or not reason:
         raise ValidationError(f"dead letter reason={reason!r} must be a non-empty string")
+    if digest is None:
+        digest = dead_letter_digest(topic, payload)
+    elif not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise ValidationError(f"dead letter digest={digest!r} must be 64 lower-case hex digits (a SHA-256, e.g. "
+                              "dead_letter_digest(topic, whole_payload)), or None for the kept bytes' digest")
     t = _now_text() if received_at is None else utc_text(received_at, "received_at")
-    return (dead_letter_digest(topic, payload), t, t, topic, reason, str(source), payload)
+    return (digest, t, t, topic, reason, str(source), payload)
 
 
 _DL_UPSERT_SQLITE = (
@@ -574,6 +616,7 @@ class Store:
     """
 
     _dl_upsert = _DL_UPSERT_SQLITE
+    _skewed_sql = SKEWED_SQLITE
     backend = "sqlite"
 
     def __init__(self, root: Path, conn: sqlite3.Connection, *, readonly: bool = False) -> None:
@@ -907,7 +950,8 @@ class Store:
 
         Used by the sensor bridge to commit a batch of messages before
         acknowledging them. ``dead_letters`` items are ``(topic, payload, reason,
-        received_at[, source])`` tuples or dicts with those keys. Returns, per
+        received_at[, source[, digest]])`` tuples or dicts with those keys (``digest``:
+        see :meth:`put_dead_letter`). Returns, per
         observation, ``True`` if it was new and ``False`` if it was a duplicate.
         Every record is validated before anything is written.
 
@@ -963,17 +1007,28 @@ class Store:
     def latest_times(self, not_after: datetime | str | None = None) -> dict[str, datetime]:
         """Latest phenomenon time per datastream (only times ``<= not_after`` if given).
 
-        The sensor bridge seeds its watermarks and stale-stream detection from it on restart.
+        Readings flagged ``clock_skew`` (``raw["flags"]``: stamped ahead of their arrival) are left out, as in
+        the ``latest`` table: a stream whose readings are all flagged has no entry. The sensor bridge seeds its
+        watermarks and stale-stream detection from it on restart.
         """
         if not_after is None:
             return {r[0]: parse_utc(r[1]) for r in self._query("SELECT datastream_id, phenomenon_time FROM latest")}
-        sql = "SELECT datastream_id, MAX(phenomenon_time) FROM observations"
-        args: tuple[Any, ...] = ()
-        if not_after is not None:
-            sql += " WHERE phenomenon_time <= ?"
-            args = (utc_text(not_after, "not_after"),)
-        sql += " GROUP BY datastream_id"
-        return {r[0]: parse_utc(r[1]) for r in self._query(sql, args)}
+        sql = (f"SELECT datastream_id, MAX(phenomenon_time) FROM observations WHERE phenomenon_time <= ? "
+               f"AND NOT {self._skewed_sql.format(raw='raw')} GROUP BY datastream_id")
+        return {r[0]: parse_utc(r[1]) for r in self._query(sql, (utc_text(not_after, "not_after"),))}
+
+    def stream_stats(self) -> list[StreamStats]:
+        """Per datastream (in id order): readings, first time, and the last time and result time of the readings
+        not flagged ``clock_skew`` (None if all are), with how many are flagged. One scan of the observations
+        (what ``twin bridge inspect`` reports)."""
+        skewed = self._skewed_sql.format(raw="raw")
+        rows = self._query(
+            f"SELECT datastream_id, COUNT(*), MIN(phenomenon_time), "
+            f"MAX(CASE WHEN {skewed} THEN NULL ELSE phenomenon_time END), "
+            f"MAX(CASE WHEN {skewed} THEN NULL ELSE result_time END), "
+            f"SUM(CASE WHEN {skewed} THEN 1 ELSE 0 END) "
+            "FROM observations GROUP BY datastream_id ORDER BY datastream_id")
+        return [StreamStats(r[0], int(r[1]), r[2], r[3], r[4], int(r[5] or 0)) for r in rows]
 
     # ---------------------------------------------------------- dead letters
     def put_dead_letter(
@@ -984,10 +1039,16 @@ class Store:
         received_at: datetime | str | None = None,
         *,
         source: str = "",
+        digest: str | None = None,
     ) -> bool:
         """Keep a rejected message durably; ``True`` if new, ``False`` if the same
-        topic+payload was already kept (its ``hits`` is incremented)."""
-        row = _dl_row(topic, payload, reason, received_at, source)
+        topic+payload was already kept (its ``hits`` is incremented).
+
+        ``digest`` is the message's identity when ``payload`` is not the whole message (the bridge keeps the
+        first KiB of an oversized one and passes :func:`dead_letter_digest` of the whole payload, so two large
+        messages that start alike stay two dead letters); default: the digest of topic and ``payload``.
+        """
+        row = _dl_row(topic, payload, reason, received_at, source, digest)
         with self._tx() as cur:
             hits = cur.execute(self._dl_upsert, row).fetchone()[0]
         return int(hits) == 1
@@ -995,7 +1056,8 @@ class Store:
     def put_dead_letters(self, batch: Iterable[tuple[Any, ...] | dict[str, Any]]) -> int:
         """Keep several rejected messages in one transaction; returns how many were new.
 
-        Items are ``(topic, payload, reason, received_at[, source])`` or dicts.
+        Items are ``(topic, payload, reason, received_at[, source[, digest]])`` or dicts
+        (see :meth:`put_dead_letter` for ``digest``).
         """
         rows = [_dl_row(**d) if isinstance(d, dict) else _dl_row(*d) for d in batch]
         n = 0
@@ -1045,6 +1107,22 @@ class Store:
             )
             for r in self._query(sql, tuple(args))
         ]
+
+    def event_severity_counts(self) -> dict[str, int]:
+        """Events of the live log per severity (every severity, 0 when none), least severe first."""
+        counts = dict(self._query("SELECT severity, COUNT(*) FROM events WHERE snapshot_id IS NULL GROUP BY severity"))
+        return {s.value: int(counts.get(s.value, 0)) for s in sorted(Severity, key=lambda s: s.rank)}
+
+    def recent_events(self, min_severity: Severity | str = "info", limit: int = 10) -> list[EventRow]:
+        """The newest ``limit`` live-log events of ``min_severity`` or above, newest first."""
+        rank = Severity.coerce(min_severity).rank
+        levels = [s.value for s in Severity if s.rank >= rank]
+        if int(limit) <= 0:
+            return []
+        rows = self._query(
+            f"SELECT {_EVENT_COLS} FROM events WHERE snapshot_id IS NULL AND severity IN "
+            f"({','.join('?' * len(levels))}) ORDER BY id DESC LIMIT ?", (*levels, int(limit)))
+        return [_event_from_row(r) for r in rows]
 
     def count_dead_letters(self, *, hits: bool = False) -> int:
         """Number of distinct dead letters (or, with ``hits=True``, of rejected deliveries)."""

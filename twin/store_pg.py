@@ -49,6 +49,7 @@ from twin.store import (
     Store,
     _check_bbox,
     _obs_row,
+    latest_rebuild,
 )
 
 WRITE_LOCK_KEY = 0x7477696E  # "twin": the advisory lock every write transaction takes
@@ -153,8 +154,37 @@ _PG_V3 = [
         FOR EACH STATEMENT EXECUTE FUNCTION twin_observations_hourly()""",
 ]
 
+# Version 4 (twin.store's comment): readings flagged ``clock_skew`` stay out of ``latest``. ``twin_skewed`` parses
+# the raw text only when it mentions the flag, and answers false for text that is not JSON (a row is never
+# refused for its raw text); the CASE keeps the parse off every other row.
+SKEWED_PG = "(CASE WHEN strpos({raw}, 'clock_skew') > 0 THEN twin_skewed({raw}) ELSE false END)"
+_PG_V4 = [
+    """CREATE FUNCTION twin_skewed(raw TEXT) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN
+        RETURN coalesce((raw::jsonb -> 'flags') @> '["clock_skew"]'::jsonb, false);
+    EXCEPTION WHEN others THEN
+        RETURN false;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION twin_observations_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM new_rows) THEN
+            INSERT INTO latest AS l (datastream_id, obs_id, phenomenon_time, seq, value)
+            SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, seq, value FROM new_rows
+            WHERE NOT """ + SKEWED_PG.format(raw="raw") + """
+            ORDER BY datastream_id, phenomenon_time DESC, seq DESC
+            ON CONFLICT (datastream_id) DO UPDATE SET obs_id = excluded.obs_id,
+                phenomenon_time = excluded.phenomenon_time, seq = excluded.seq, value = excluded.value
+            WHERE (excluded.phenomenon_time, excluded.seq) > (l.phenomenon_time, l.seq);
+            PERFORM pg_notify('twin_observations', (SELECT max(id)::text FROM new_rows));
+        END IF;
+        RETURN NULL;
+    END $$""",
+    "DELETE FROM latest",
+    latest_rebuild(SKEWED_PG),
+]
+
 # version -> statements taking a database from that version to the next (0: an empty database)
-PG_MIGRATIONS: dict[int, list[str]] = {0: _PG_V1, 1: _PG_V2, 2: _PG_V3}
+PG_MIGRATIONS: dict[int, list[str]] = {0: _PG_V1, 1: _PG_V2, 2: _PG_V3, 3: _PG_V4}
 
 _GEOM = ("ALTER TABLE sensors ADD COLUMN geom geometry(Point, 4326) GENERATED ALWAYS AS "
          "(ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED",
@@ -238,6 +268,7 @@ class PgStore(Store):
 
     backend = "postgresql"
     _dl_upsert = _DL_UPSERT_PG
+    _skewed_sql = SKEWED_PG
     _json_field_equals = "(data::jsonb -> ?) = ?::jsonb"
 
     def __init__(self, url: str, conninfo: str, root: Path, conn: psycopg.Connection, *,

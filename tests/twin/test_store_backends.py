@@ -79,7 +79,7 @@ def test_a_version_1_store_is_migrated_at_open_with_its_data_intact(tmp_path, st
     else:
         _make_v1_pg(target)
     with Store.open(target) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert [(a.count, a.sum) for a in store.aggregate("B/rain", T0, T0 + timedelta(hours=2))] == [(2, 0.7)]
         assert store.count_observations() == 4 and [o.value for o in store.observations("B/rain")] == [0.2, 0.5]
         latest = {o.datastream_id: (o.phenomenon_time, o.value) for o in store.latest_observations()}
@@ -89,13 +89,12 @@ def test_a_version_1_store_is_migrated_at_open_with_its_data_intact(tmp_path, st
         store.put_observation("A/level", T0 + timedelta(minutes=20), 3.0)  # the write path keeps latest
         assert store.latest_times()["A/level"] == T0 + timedelta(minutes=20)
     with Store.open(target) as again:  # opening a migrated store changes nothing
-        assert again.schema_version == 3 and again.count_observations() == 5
+        assert again.schema_version == 4 and again.count_observations() == 5
 
 
+@pytest.mark.parametrize("store_at", ["postgresql"], indirect=True)
 def test_a_newer_postgresql_schema_is_refused(tmp_path, store_at):
     target = store_at(tmp_path)
-    if isinstance(target, Path):
-        pytest.skip("SQLite's case: test_store.py::test_durability_settings_and_newer_schema_refused")
     import psycopg
 
     from twin.store_pg import split_url
@@ -225,10 +224,9 @@ def test_latest_values_as_columns_follow_time_not_arrival(tmp_path, store_at):
         assert got.values[0] == 2.5 and got.values.dtype == float and str(got.values[1]) == "nan"
 
 
+@pytest.mark.parametrize("store_at", ["postgresql"], indirect=True)
 def test_postgresql_notifies_new_rows_with_their_largest_id(tmp_path, store_at):
     target = store_at(tmp_path / "s")
-    if isinstance(target, Path):
-        pytest.skip("SQLite has no notifications (wait_for_change polls data_version)")
     import psycopg
 
     from twin.store_pg import CHANNELS, split_url
@@ -245,11 +243,10 @@ def test_postgresql_notifies_new_rows_with_their_largest_id(tmp_path, store_at):
                    ("twin_events", str(event_id)), ("twin_sensors", "")]
 
 
+@pytest.mark.parametrize("store_at", ["postgresql"], indirect=True)
 def test_postgresql_store_reconnects_after_the_server_drops_its_connection(tmp_path, store_at):
     """A dropped connection (server restart, failover) fails the call in flight, and the next call reconnects."""
     target = store_at(tmp_path / "s")
-    if isinstance(target, Path):
-        pytest.skip("SQLite has no server connection")
     import psycopg
 
     from twin.store_pg import split_url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -37,9 +36,8 @@ def test_readonly_store_refuses_writes(store_dir):
         assert ro.count_observations() == 3
 
 
+@pytest.mark.parametrize("store_at", ["sqlite"], indirect=True)  # SQLite's database file
 def test_readonly_open_accepts_the_database_file_and_creates_nothing(tmp_path, store_dir):
-    if not isinstance(store_dir, Path):
-        pytest.skip("SQLite's database file")
     with Store.open_readonly(store_dir / "twin.sqlite") as ro:
         assert ro.root == store_dir.resolve()
     with pytest.raises(StoreError, match="create the store first"):
