@@ -147,8 +147,9 @@ class DasEventResult(_StrictModel):
     ``length_m``: extent along the fibre (optional); ``confidence`` 0..1 (optional).
     Where the sender knows the fibre's route (``physics.das_layout.FibreLayout``)
     it may add the place (all optional): ``line`` (metro line), ``chainage_m``
-    (along that line), ``lon``/``lat`` (WGS84) and ``inside_zone`` (the event
-    lies inside the tunnel's protection zone; ``false`` lowers its alert, see
+    (along that line), ``lon``/``lat`` (WGS84), ``offset_m`` (estimated distance
+    of the source from the fibre) and ``inside_zone`` (the event lies inside the
+    tunnel's protection zone; ``false`` lowers its alert, see
     ``alerts.toml`` ``[das_event] outside_zone``).
     """
 
@@ -167,6 +168,7 @@ class DasEventResult(_StrictModel):
     chainage_m: float | None = Field(default=None, ge=-1_000.0, le=200_000.0)
     lon: float | None = Field(default=None, ge=-180.0, le=180.0)
     lat: float | None = Field(default=None, ge=-90.0, le=90.0)
+    offset_m: float | None = Field(default=None, ge=0.0, le=10_000.0)
     inside_zone: bool | None = None
 
     @model_validator(mode="after")

@@ -752,7 +752,7 @@ class AlertEngine:
         kind = "das_event" if r.kind == "das_event" else "video_violation"
         data = {"class": str(cls), "confidence": conf, "position_m": pos, "result": dict(res),
                 "rule_source": kc.source}
-        for k in ("line", "chainage_m", "lon", "lat", "inside_zone"):  # the place, when the sender gives it
+        for k in ("line", "chainage_m", "lon", "lat", "offset_m", "inside_zone"):  # the place, when the sender gives it
             if res.get(k) is not None:
                 data[k] = res[k]
         return [self._event(r, kind, sev, msg, data)]
