@@ -1,19 +1,32 @@
 """Fixtures of the hardware-bridge tests (the ``mosquitto`` broker fixture is in tests/conftest.py:
 ``hardware_bridge.broker.LocalBroker`` at a free port on 127.0.0.1). ``start_bridge`` runs the bridge process
-(``python -m hardware_bridge.runner``) and waits for its READY line.
+(``python -m hardware_bridge.runner``; ``bridge_main.py`` beside this file for a ``postgresql://`` store) and
+waits for its READY line. ``bridge_store`` is the store of a bridge test on each backend (SQLite directory,
+PostgreSQL database of the ``pg_server`` fixture) with the counts and keys the reliability tests compare.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+BRIDGE_MAIN = Path(__file__).with_name("bridge_main.py")
+
+
+def bridge_command(args: list[str]) -> list[str]:
+    """How to start the runner: ``-m hardware_bridge.runner``, or ``bridge_main.py`` for a URL store."""
+    store = args[args.index("--store") + 1] if "--store" in args else ""
+    return [str(BRIDGE_MAIN)] if store.startswith(("postgresql://", "postgres://")) else ["-m", "hardware_bridge.runner"]
 
 
 class BridgeProcess:
@@ -27,7 +40,7 @@ class BridgeProcess:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hardware_bridge.runner", *args],
+            [sys.executable, *bridge_command(args), *args],
             stdout=subprocess.PIPE,
             stderr=self._logf,
             env=env,
@@ -105,3 +118,112 @@ def start_bridge(tmp_path):
         if bp.proc.poll() is None:
             bp.proc.kill()
             bp.proc.wait()
+
+
+# --------------------------------------------------------------------------
+# The store of a bridge test, on each backend
+# --------------------------------------------------------------------------
+def _load_pg_helper():
+    """tests/pg_server.py by path (the same module object as tests/twin/conftest.py loads)."""
+    if "twin_tests_pg_server" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("twin_tests_pg_server", Path(__file__).parents[1] / "pg_server.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["twin_tests_pg_server"]
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throw-away PostgreSQL server (``tests/pg_server.py``): skipped locally without PostgreSQL or psycopg,
+    a failure under ``CI`` (which installs both)."""
+    pg = _load_pg_helper()
+    missing = None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = "psycopg not installed: pip install 'psycopg[binary]'"
+    bin_dir = pg.find_pg_bin()
+    if bin_dir is None:
+        missing = "PostgreSQL not installed: apt-get install postgresql postgresql-15-postgis-3"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the bridge's PostgreSQL tests must run in CI: {missing}")
+        pytest.skip(missing)
+    server = pg.PgServer(bin_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class BridgeStore:
+    """The store bridges of one test write to, and what the test reads back from it.
+
+    ``target`` is the ``--store`` argument (a directory, or a URL with ``?files=``); ``bridge_args`` the
+    options a bridge on this backend takes as well (on PostgreSQL ``--no-write-lock``: bridges on different
+    hosts share no file lock, and every PostgreSQL write transaction takes the store's advisory lock).
+    """
+
+    def __init__(self, backend: str, target: str, files: Path) -> None:
+        self.backend = backend
+        self.target = target
+        self.files = files
+        self.bridge_args = ["--no-write-lock"] if backend == "postgresql" else []
+
+    def _rows(self, sql: str) -> list[tuple] | None:
+        """Rows of ``sql`` (no parameters); None while the bridge has not created the table yet."""
+        if self.backend == "sqlite":
+            path = self.files / "twin.sqlite"
+            if not path.exists():
+                return None
+            con = sqlite3.connect(path, timeout=60)
+            try:
+                return con.execute(sql).fetchall()
+            except sqlite3.OperationalError:
+                return None
+            finally:
+                con.close()
+        import psycopg
+
+        try:
+            with psycopg.connect(self.target.split("?", 1)[0], autocommit=True) as con:
+                return con.execute(sql).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return None
+
+    def counts(self) -> tuple[int, int]:
+        """(observations, dead letters) stored."""
+        n = self._rows("SELECT COUNT(*) FROM observations")
+        d = self._rows("SELECT COUNT(*) FROM dead_letters")
+        return (n[0][0] if n else 0), (d[0][0] if d else 0)
+
+    def wait_counts(self, n_obs: int, n_dead: int = 0, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.counts() != (n_obs, n_dead):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.backend} store has {self.counts()}, want {(n_obs, n_dead)}")
+            time.sleep(0.1)
+
+    def keys(self) -> list[tuple[str, int]]:
+        """``(datastream_id, seq)`` of every stored observation."""
+        return [tuple(r) for r in self._rows("SELECT datastream_id, seq FROM observations") or []]
+
+    def dead_letters(self) -> list[tuple[str, bytes, str, int]]:
+        """``(topic, payload, reason, hits)`` of every dead letter."""
+        rows = self._rows("SELECT topic, payload, reason, hits FROM dead_letters") or []
+        return [(t, bytes(p), r, h) for t, p, r, h in rows]
+
+
+@pytest.fixture(params=BACKENDS)
+def bridge_store(request, tmp_path) -> Iterator[BridgeStore]:
+    """The store of this test on the parameter's backend (a fresh database per test on PostgreSQL)."""
+    files = tmp_path / "store"
+    if request.param == "sqlite":
+        yield BridgeStore("sqlite", str(files), files)
+        return
+    url = request.getfixturevalue("pg_server").new_database()
+    yield BridgeStore("postgresql", f"{url}?files={files}", files)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -95,72 +94,36 @@ def workload(n_total: int, seed: int = 0):
     return out, valid, bads
 
 
-def db(store_dir) -> sqlite3.Connection:
-    return sqlite3.connect(store_dir / "twin.sqlite", timeout=60)
-
-
-def counts(store_dir) -> tuple[int, int]:
-    if not (store_dir / "twin.sqlite").exists():
-        return 0, 0
-    con = db(store_dir)
-    try:
-        n = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
-        try:
-            d = con.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
-        except sqlite3.OperationalError:
-            d = 0
-        return n, d
-    finally:
-        con.close()
-
-
-def wait_counts(store_dir, n_obs: int, n_dead: int = 0, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while counts(store_dir) != (n_obs, n_dead):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"store has {counts(store_dir)}, want {(n_obs, n_dead)}")
-        time.sleep(0.1)
-
-
-def stored_keys(store_dir) -> list[tuple[str, int]]:
-    con = db(store_dir)
-    try:
-        return con.execute("SELECT datastream_id, seq FROM observations").fetchall()
-    finally:
-        con.close()
-
-
 def key(msg: tuple[str, bytes]) -> tuple[str, int]:
     d = json.loads(msg[1])
     return d["datastream"], d["seq"]
 
 
-def bridge_args(broker, store_dir, client_id: str, *extra) -> list:
-    return ["--broker", broker.address, "--store", store_dir, "--client-id", client_id,
-            "--stale-check-s", "0", *extra]
+def bridge_args(broker, store, client_id: str, *extra) -> list:
+    """Runner arguments for a bridge writing to ``store`` (a ``BridgeStore`` of either backend)."""
+    return ["--broker", broker.address, "--store", store.target, "--client-id", client_id,
+            "--stale-check-s", "0", *store.bridge_args, *extra]
 
 
-def test_malformed_duplicate_out_of_order_stream(mosquitto, start_bridge, tmp_path):
+def test_malformed_duplicate_out_of_order_stream(mosquitto, start_bridge, bridge_store):
     msgs, valid, bads = workload(N_MAIN)
     assert len(msgs) == N_MAIN
-    store_dir = tmp_path / "store"
-    bridge = start_bridge(bridge_args(mosquitto, store_dir, "rel-main"))
+    store = bridge_store
+    bridge = start_bridge(bridge_args(mosquitto, store, "rel-main"))
     t = time.perf_counter()
     with MqttPublisher(mosquitto.host, mosquitto.port, window=500) as pub:
         for topic, payload in msgs:
             pub.publish(topic, payload)
-    wait_counts(store_dir, len(valid), len(bads), timeout=600)
+    store.wait_counts(len(valid), len(bads), timeout=600)
     elapsed = time.perf_counter() - t
     stats = bridge.terminate()["stats"]
     print(f"\n{N_MAIN} messages published and stored/dead-lettered in {elapsed:.1f} s "
           f"({N_MAIN / elapsed:.0f} msg/s end to end)")
 
-    assert sorted(stored_keys(store_dir)) == sorted(key(m) for m in valid)
-    con = db(store_dir)
-    dead = con.execute("SELECT topic, payload, reason, hits FROM dead_letters").fetchall()
-    con.close()
-    assert {(t_, bytes(p)) for t_, p, _, _ in dead} == set(bads)
-    reasons = {bytes(p): r for _, p, r, _ in dead}
+    assert sorted(store.keys()) == sorted(key(m) for m in valid)
+    dead = store.dead_letters()
+    assert {(t_, p) for t_, p, _, _ in dead} == set(bads)
+    reasons = {p: r for _, p, r, _ in dead}
     for j, (_, p) in enumerate(bads):
         assert BAD_WORDS[j % 5] in reasons[p], (BAD_KINDS[j % 5], reasons[p])
     assert all(h == 1 for *_, h in dead)
@@ -187,43 +150,43 @@ def _publisher(broker, msgs, done: threading.Event, errors: list) -> threading.T
 
 
 def test_kill_9_mid_stream_loses_nothing_and_stores_nothing_twice(
-    mosquitto, start_bridge, tmp_path
+    mosquitto, start_bridge, bridge_store
 ):
     n = 20_000
     msgs = [valid_msg(i) for i in range(n)]
-    store_dir = tmp_path / "store"
-    args = bridge_args(mosquitto, store_dir, "rel-kill", "--batch-max", "1000")
+    store = bridge_store
+    args = bridge_args(mosquitto, store, "rel-kill", "--batch-max", "1000")
     bridge = start_bridge(args)
     done, errors = threading.Event(), []
     th = _publisher(mosquitto, msgs, done, errors)
     killed_at = []
     for frac in (0.2, 0.5):
         deadline = time.monotonic() + 120
-        while counts(store_dir)[0] < frac * n:
+        while store.counts()[0] < frac * n:
             assert time.monotonic() < deadline, "bridge stalled before the kill"
             time.sleep(0.01)
         bridge.kill9()
-        killed_at.append(counts(store_dir)[0])
+        killed_at.append(store.counts()[0])
         bridge = start_bridge(args)
     th.join(timeout=300)
     assert done.is_set() and not errors, errors  # every message acknowledged by the broker
-    wait_counts(store_dir, n, 0)
+    store.wait_counts(n, 0)
     stats = bridge.terminate()["stats"]
-    keys = stored_keys(store_dir)
+    keys = store.keys()
     assert len(keys) == len(set(keys)) == n
     assert set(keys) == {key(m) for m in msgs}
     assert 0 < killed_at[0] < killed_at[1] < n  # the kills did happen mid-stream
     assert stats["connects"] >= 1
 
 
-def test_broker_restart_bridge_reconnects_and_resumes(mosquitto, start_bridge, tmp_path):
-    store_dir = tmp_path / "store"
-    bridge = start_bridge(bridge_args(mosquitto, store_dir, "rel-restart"))
+def test_broker_restart_bridge_reconnects_and_resumes(mosquitto, start_bridge, bridge_store):
+    store = bridge_store
+    bridge = start_bridge(bridge_args(mosquitto, store, "rel-restart"))
     first = [valid_msg(i) for i in range(1000)]
     with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
         for m in first:
             pub.publish(*m)
-    wait_counts(store_dir, 1000)
+    store.wait_counts(1000)
 
     mosquitto.restart()  # persistence off: the broker forgets every session
 
@@ -232,7 +195,7 @@ def test_broker_restart_bridge_reconnects_and_resumes(mosquitto, start_bridge, t
     deadline = time.monotonic() + 60
     probes = 0
     with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
-        while counts(store_dir)[0] == 1000:
+        while store.counts()[0] == 1000:
             assert time.monotonic() < deadline, "bridge did not resubscribe within 60 s"
             # probes: 2 * 10**7 s (231 days) after T0, past and apart from `after`; a time in the future
             # (beyond the bridge's 1-day maximum future skew) would be dead-lettered, not counted
@@ -242,30 +205,30 @@ def test_broker_restart_bridge_reconnects_and_resumes(mosquitto, start_bridge, t
         after = [valid_msg(i, offset_s=10**7) for i in range(2000)]
         for m in after:
             pub.publish(*m)
-    probes_stored = counts(store_dir)[0] - 1000
+    probes_stored = store.counts()[0] - 1000
     deadline = time.monotonic() + 60
-    while counts(store_dir)[0] - 1000 - 2000 < 1 and time.monotonic() < deadline:
+    while store.counts()[0] - 1000 - 2000 < 1 and time.monotonic() < deadline:
         time.sleep(0.1)
-    n_obs = counts(store_dir)[0]
+    n_obs = store.counts()[0]
     stats = bridge.terminate()["stats"]
-    keys = set(stored_keys(store_dir))
+    keys = set(store.keys())
     assert {key(m) for m in first} <= keys
     assert {key(m) for m in after} <= keys  # every message after the restart stored
     assert probes_stored >= 1 and n_obs <= 3000 + probes
     assert stats["connects"] >= 2 and stats["disconnects"] >= 1
 
 
-def test_shared_subscription_two_bridges_split_the_stream(mosquitto, start_bridge, tmp_path):
+def test_shared_subscription_two_bridges_split_the_stream(mosquitto, start_bridge, bridge_store):
     n = 10_000
     msgs = [valid_msg(i) for i in range(n)]
     resent = msgs[::20]  # 5 % re-sent: may land on the other bridge, still stored once
-    store_dir = tmp_path / "store"
-    a = start_bridge(bridge_args(mosquitto, store_dir, "rel-a", "--shared-group", "twin"))
-    b = start_bridge(bridge_args(mosquitto, store_dir, "rel-b", "--shared-group", "twin"))
+    store = bridge_store
+    a = start_bridge(bridge_args(mosquitto, store, "rel-a", "--shared-group", "twin"))
+    b = start_bridge(bridge_args(mosquitto, store, "rel-b", "--shared-group", "twin"))
     with MqttPublisher(mosquitto.host, mosquitto.port) as pub:
         for m in msgs + resent:
             pub.publish(*m)
-    wait_counts(store_dir, n)
+    store.wait_counts(n)
     deadline = time.monotonic() + 60
     sa, sb = a.terminate()["stats"], b.terminate()["stats"]
     assert time.monotonic() < deadline
@@ -273,5 +236,5 @@ def test_shared_subscription_two_bridges_split_the_stream(mosquitto, start_bridg
     assert sa["received"] + sb["received"] == n + len(resent)
     assert sa["results"].get("stored", 0) + sb["results"].get("stored", 0) == n
     assert sa["results"].get("duplicate", 0) + sb["results"].get("duplicate", 0) == len(resent)
-    keys = stored_keys(store_dir)
+    keys = store.keys()
     assert len(keys) == len(set(keys)) == n
