@@ -62,8 +62,8 @@ class DasSimRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    km: float = Field(default=2.0, gt=0.0, le=50.0, allow_inf_nan=False, description="Fibre length (km)")
-    minutes: float = Field(default=10.0, gt=0.0, le=24 * 60.0, allow_inf_nan=False, description="Record length (min)")
+    km: float = Field(default=1.0, gt=0.0, le=50.0, allow_inf_nan=False, description="Fibre length (km)")
+    minutes: float = Field(default=3.0, gt=0.0, le=24 * 60.0, allow_inf_nan=False, description="Record length (min)")
     seed: int = Field(default=7, ge=0, description="Random seed")
     line: str = Field(default="1", min_length=1, max_length=40, description="Metro line")
     chainage0_m: float = Field(default=0.0, allow_inf_nan=False, description="Chainage of channel 0 (m)")
@@ -217,7 +217,7 @@ def simulate_layers(ds, *, warp=None, max_px: int | None = None) -> list:
 
 
 def describe(params: dict[str, Any]) -> str:
-    return (f"{params.get('km', 2.0)} km x {params.get('minutes', 10.0)} min of line {params.get('line', '1')}, "
+    return (f"{params.get('km', 1.0)} km x {params.get('minutes', 3.0)} min of line {params.get('line', '1')}, "
             f"{params.get('events', 8)} events, seed {params.get('seed', 7)}")
 
 
@@ -229,8 +229,8 @@ def _command():
     @click.command("simulate")
     @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
                   help="Output folder: das.nc, das.truth.csv, summary.json.")
-    @click.option("--km", type=click.FloatRange(0.001, 50.0), default=2.0, show_default=True, help="Fibre length (km).")
-    @click.option("--minutes", type=click.FloatRange(0.001, 1440.0), default=10.0, show_default=True,
+    @click.option("--km", type=click.FloatRange(0.001, 50.0), default=1.0, show_default=True, help="Fibre length (km).")
+    @click.option("--minutes", type=click.FloatRange(0.001, 1440.0), default=3.0, show_default=True,
                   help="Record length (min). 2 km at 1 kHz is about 480 MB a minute.")
     @click.option("--seed", type=click.IntRange(0), default=7, show_default=True, help="Random seed.")
     @click.option("--line", default="1", show_default=True, help="Metro line (as the metro geojson names it).")
