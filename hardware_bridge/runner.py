@@ -40,6 +40,7 @@ from typing import Any
 import click
 
 from hardware_bridge.validate import MAX_PAYLOAD_BYTES
+from twin.cli.store_target import StoreTarget
 
 DEFAULT_CLIENT_ID = "twin-bridge"
 
@@ -49,7 +50,7 @@ class BridgeOptions:
     """Options of :func:`run_bridge` (see ``twin bridge run --help``)."""
 
     broker: str = "127.0.0.1:1883"
-    store: Path = Path("twin-store")
+    store: Path | str = Path("twin-store")  # a directory (SQLite) or a postgresql:// URL (kept a str)
     client_id: str = DEFAULT_CLIENT_ID
     topics: Sequence[str] = ()
     shared_group: str | None = None
@@ -148,9 +149,10 @@ def run_bridge(
             signal.signal(sig, lambda *_: stop.set())
 
     store = Store.open(opts.store)
-    # bridges sharing the store take turns through a flock instead of SQLite's sleeping
-    # busy handler (hardware_bridge.write_lock)
-    writes = LockedWrites(store) if opts.write_lock else store
+    # bridges sharing a SQLite store take turns through a flock instead of SQLite's sleeping
+    # busy handler (hardware_bridge.write_lock); on PostgreSQL every write transaction takes the
+    # server's advisory lock (twin.store_pg.WRITE_LOCK_KEY), which also serves bridges on other hosts
+    writes = LockedWrites(store) if opts.write_lock and store.backend == "sqlite" else store
     http = alarm = None
     try:
         link = make_twin_link(writes, opts) if opts.twin_link else None
@@ -181,7 +183,7 @@ def run_bridge(
                 if stop.is_set():
                     break
         emit({"event": "ready", "pid": os.getpid(), "client_id": cfg.client_id,
-              "filters": cfg.filters(), "store": str(store.root),
+              "filters": cfg.filters(), "store": str(getattr(store, "url", store.root)),
               "alarm_filters": alarm.config.filters() if alarm else [],
               "twin_link": link is not None, "http": http.url if http else None,
               "permit_events_restored": link.stats["permit_events_restored"] if link else 0})
@@ -233,8 +235,9 @@ def bridge_options(f):
     opts = [
         click.option("--broker", default="127.0.0.1:1883", show_default=True, metavar="HOST:PORT",
                      help="MQTT broker to subscribe to."),
-        click.option("--store", "store", type=click.Path(file_okay=False, path_type=Path),
-                     required=True, help="Store directory (created if missing)."),
+        click.option("--store", "store", type=StoreTarget(), required=True,
+                     help="Store directory (created if missing) or postgresql://user@host/db[?files=DIR] URL "
+                          "(several bridges, on several hosts, may share one database)."),
         click.option("--client-id", default=DEFAULT_CLIENT_ID, show_default=True,
                      help="MQTT client id; keep it stable so the broker keeps this bridge's "
                           "session and redelivers unacknowledged messages after a restart."),
@@ -289,7 +292,8 @@ def bridge_options(f):
                           "confined-space alarms, rain and level fusion (events in the store)."),
         click.option("--write-lock/--no-write-lock", default=True, show_default=True,
                      help="Take turns with other bridges on the same store through a file lock "
-                          "(bridge-write.lock) rather than SQLite's sleeping busy wait."),
+                          "(bridge-write.lock) rather than SQLite's sleeping busy wait (SQLite stores; "
+                          "on PostgreSQL writers take turns on the server's advisory lock)."),
         click.option("--alert-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      default=None, help="Alert thresholds TOML (default: the packaged alerts.toml); "
                                         "its [confined] spaces lists the confined spaces."),

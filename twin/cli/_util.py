@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from twin.cli.store_target import StoreTarget
 from twin.errors import DataIntegrityError, DataMissingError, TwinError
 
 
@@ -274,8 +275,9 @@ def run_output_options(files: str, *, map_help: str = "Also write map.html (offl
                      help="Also write report.html (offline)."),
         click.option("--map/--no-map", "with_map", default=True, show_default=True, help=map_help),
         click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout."),
-        click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     metavar="DIR", help="Also record the run and its events in this twin store (the one "
+        click.option("--store", "store_dir", type=StoreTarget(), default=None,
+                     metavar="DIR|URL", help="Also record the run and its events in this twin store (a folder "
+                     "or a postgresql:// URL: the one "
                      "`twin serve --store` shows), tied to the run."),
     ]
 

@@ -12,6 +12,7 @@ import click
 
 from hardware_bridge.runner import cli as _run_cmd
 from twin.cli._util import InputPath, echo_json, user_errors
+from twin.cli.store_target import StoreTarget
 
 
 @click.group("bridge")
@@ -52,7 +53,7 @@ def _summary_of_results(results: list[Any]) -> dict[str, int]:
               help="Replay N times faster than recorded (inf or 0: as fast as possible).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
               help="File format (default: from the suffix).")
-@click.option("--store", type=InputPath("store_dir"), default=None,
+@click.option("--store", type=StoreTarget("store_dir"), default=None,
               help="Feed the ingestor of this store directly (validate, store, dead-letter).")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Publish to this MQTT broker instead (QoS 1), for a running `twin bridge run`.")
@@ -114,11 +115,11 @@ def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, brok
                    "N > 1 the readings are timed in the last --minutes before now.")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Publish to this MQTT broker (QoS 1; statuses retained).")
-@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--store", type=StoreTarget(), default=None,
               help="Feed the ingestor of this store directly instead.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the messages to a JSON-lines file (replayable) instead.")
-@click.option("--register", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--register", type=StoreTarget(), default=None,
               metavar="STORE",
               help="Put the devices with their positions into this store's sensor registry (the "
                    "store of the `twin bridge run` that --broker feeds). Default: --store.")
@@ -198,66 +199,11 @@ def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: fl
     echo_json(summary)
 
 
-# A row the bridge flagged ``clock_skew`` (phenomenonTime ahead of its arrival): LIKE filters cheaply, json_each
-# confirms the flag is in raw["flags"] (hardware_bridge.ingest).
-_SKEWED = ("(raw LIKE '%clock_skew%' AND EXISTS (SELECT 1 FROM json_each(raw, '$.flags') "
-           "WHERE value = 'clock_skew'))")
-
-
-def _stream_rows(db: Path) -> list[tuple[Any, ...]]:
-    """Per datastream: id, count, first time, last time and last result time of the readings not flagged
-    ``clock_skew`` (None if all are), and how many are flagged."""
-    import sqlite3
-
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return con.execute(
-            f"SELECT datastream_id, COUNT(*), MIN(phenomenon_time), "
-            f"MAX(CASE WHEN {_SKEWED} THEN NULL ELSE phenomenon_time END), "
-            f"MAX(CASE WHEN {_SKEWED} THEN NULL ELSE result_time END), "
-            f"SUM(CASE WHEN {_SKEWED} THEN 1 ELSE 0 END) "
-            "FROM observations GROUP BY datastream_id ORDER BY datastream_id"
-        ).fetchall()
-    finally:
-        con.close()
-
-
-def _latest_on_time(st: Any, ds: str, last: str | None, newest: Any) -> Any:
-    """The reading at a stream's last unflagged time (``newest`` if it is that one)."""
-    from twin.store import parse_utc
-
-    if last is None:
-        return None
-    t = parse_utc(last)
-    if newest is not None and newest.phenomenon_time == t:
-        return newest
-    rows = st.observations(ds, t, t + timedelta(microseconds=1))
-    return rows[-1] if rows else None
-
-
 _SEVERITIES = ("info", "advisory", "warning", "alarm")
 
 
-def _alert_rows(db: Path, min_severity: str, limit: int) -> tuple[dict[str, int], list[tuple]]:
-    """Live events per severity, and the newest ``limit`` at ``min_severity`` or above."""
-    import sqlite3
-
-    levels = _SEVERITIES[_SEVERITIES.index(min_severity):]
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        counts = dict(con.execute("SELECT severity, COUNT(*) FROM events WHERE snapshot_id IS NULL "
-                                  "GROUP BY severity").fetchall())
-        rows = con.execute(
-            "SELECT time_s, wall_time, severity, kind, source, message FROM events "
-            f"WHERE snapshot_id IS NULL AND severity IN ({','.join('?' * len(levels))}) "
-            "ORDER BY id DESC LIMIT ?", (*levels, limit)).fetchall() if limit else []
-    finally:
-        con.close()
-    return {s: int(counts.get(s, 0)) for s in _SEVERITIES}, rows
-
-
 @bridge.command("inspect")
-@click.option("--store", type=InputPath("store"), required=True, help="Store directory to inspect.")
+@click.option("--store", type=StoreTarget("store"), required=True, help="Store directory to inspect.")
 @click.option("--stale-after-s", type=click.FloatRange(0), default=900.0, show_default=True,
               help="A datastream whose latest phenomenonTime is older than this is stale.")
 @click.option("--now", default=None, metavar="ISO8601",
@@ -287,10 +233,12 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
             n_dead = st.count_dead_letters()
             hits = st.count_dead_letters(hits=True)
             dead = st.dead_letters()[-limit:][::-1] if limit else []
-            rows = _stream_rows(st.db_path)
-            newest = {o.datastream_id: o for o in st.latest_observations()}
-            latest = {r[0]: _latest_on_time(st, r[0], r[3], newest.get(r[0])) for r in rows}
-            alert_counts, alert_rows = _alert_rows(st.db_path, min_severity, n_alerts)
+            rows = st.stream_stats()
+            # the latest table leaves out readings flagged clock_skew: each stream's newest unflagged reading
+            latest = {o.datastream_id: o for o in st.latest_observations()}
+            alert_counts = st.event_severity_counts()
+            alert_rows = [(e.time_s, e.wall_time, e.severity, e.kind, e.source, e.message)
+                          for e in st.recent_events(min_severity, n_alerts)]
     from hardware_bridge.display import format_reading
 
     streams = []
@@ -357,7 +305,7 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
 
 
 @bridge.command("plot")
-@click.option("--store", type=InputPath("store"), required=True,
+@click.option("--store", type=StoreTarget("store"), required=True,
               help="Store directory holding the observations and alerts.")
 @click.option("--datastream", "datastream_id", required=True, metavar="STATION/KIND[/NAME]",
               help="Datastream to plot, e.g. RG-0001/rain_gauge (list them with `twin bridge inspect`).")
@@ -503,7 +451,7 @@ def _inverse_velocity_figure(recs: list[dict[str, Any]]):
 
 
 @bridge.command("failure-time")
-@click.option("--store", type=InputPath("store"), required=True, help="Store directory holding the readings.")
+@click.option("--store", type=StoreTarget("store"), required=True, help="Store directory holding the readings.")
 @click.argument("datastreams", nargs=-1, metavar="[DATASTREAM ...]")
 @click.option("--window", "window_h", type=click.FloatRange(0, min_open=True), default=None,
               metavar="HOURS", help="Fit the trailing HOURS of each stream (default: the window_h of "

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from twin.cli._util import echo_json, user_errors
+from twin.cli.store_target import StoreTarget
 
 
 @click.group("drill")
@@ -58,8 +59,8 @@ def check_cmd(drill_file: str) -> None:
 
 @drill.command("run")
 @click.argument("drill_file", metavar="DRILL.toml|NAME")
-@click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The twin's store (the one `twin bridge run` and `twin serve` use).")
+@click.option("--store", "store_dir", required=True, type=StoreTarget(),
+              help="The twin's store, a directory or a postgresql:// URL (the one `twin bridge run` and `twin serve` use).")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="MQTT broker the bridge subscribes to (needed for sensor_value injects).")
 @click.option("--speed", type=float, default=None,
@@ -115,8 +116,8 @@ def _offset(text: str, start) -> float:
 
 
 @drill.command("debrief")
-@click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="The store the drill was played into.")
+@click.option("--store", "store_dir", required=True, type=StoreTarget("store"),
+              help="The store the drill was played into (a directory or a postgresql:// URL).")
 @click.option("--drill", "drill_id", default=None, help="Drill id (default: the newest drill in the store).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for debrief.html, debrief.json and timeline.csv.")

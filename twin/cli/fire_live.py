@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from twin.cli._util import echo_json, user_errors
+from twin.cli.store_target import StoreTarget, store_files_dir
 
 
 def _seconds(text: str, what: str) -> float:
@@ -32,8 +33,8 @@ def _seconds(text: str, what: str) -> float:
 
 
 @click.command("watch")
-@click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The twin's store (the one `twin bridge run --store` writes).")
+@click.option("--store", "store_dir", required=True, type=StoreTarget(),
+              help="The twin's store, a directory or a postgresql:// URL (the one `twin bridge run --store` writes).")
 @click.option("--building", "buildings", required=True, multiple=True, metavar="FILE|EXAMPLE",
               help="A fire building file or example name (repeat for several buildings).")
 @click.option("--building-id", "building_ids", multiple=True, metavar="ID",
@@ -72,7 +73,8 @@ def watch(store_dir: Path, buildings: tuple[str, ...], building_ids: tuple[str, 
 
     with user_errors():
         settings = ResponseSettings(
-            store=store_dir, buildings=buildings_from(buildings, building_ids), runs_dir=runs_dir, growth=growth,
+            store=store_dir, buildings=buildings_from(buildings, building_ids),
+            runs_dir=runs_dir if runs_dir is not None else store_files_dir(store_dir) / "runs", growth=growth,
             sprinklers=sprinklers, season=season, duration_s=_seconds(duration, "--duration"), dt_s=dt_s,
             record_every_s=record_every_s, report=not no_report, map=not no_report)
         poll_s = _seconds(poll, "--poll")
@@ -108,8 +110,8 @@ def _stop(_signum: int, _frame: object) -> None:
 @click.option("--name", default=None, help="Drill name (default: <building id>_fire_drill).")
 @click.option("--speed", type=click.FloatRange(0.0, 10_000.0, min_open=True), default=1.0, show_default=True,
               help="The drill file's pace (times real time).")
-@click.option("--store", "store_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Register the detectors in this store (the bridge's).")
+@click.option("--store", "store_dir", default=None, type=StoreTarget(),
+              help="Register the detectors in this store (the bridge's: a directory or a postgresql:// URL).")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Also play the drill now through this MQTT broker (needs --store; run `twin bridge run` beside).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written (and played) as JSON.")

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from twin.cli._util import InputPath, echo_json, user_errors
+from twin.cli.store_target import StoreTarget, store_files_dir
 
 
 def _issue_line(issued) -> str:
@@ -31,8 +32,9 @@ def _failed(issue, exc) -> None:
 
 
 @click.group("forecast", invoke_without_command=True)
-@click.option("--store", "store_dir", type=InputPath("store_dir"), default=None,
-              help="The twin's store directory (the one `twin bridge run --store` writes).")
+@click.option("--store", "store_dir", type=StoreTarget("store_dir"), default=None,
+              help="The twin's store: a directory or a postgresql:// URL (the one `twin bridge run --store` "
+                   "writes).")
 @click.option("--every", default="10min", show_default=True, metavar="DURATION",
               help="Time between issued forecasts (10min, 1h, 90s).")
 @click.option("--horizon", default="3h", show_default=True, metavar="DURATION",
@@ -80,7 +82,8 @@ def forecast(ctx, store_dir, every, horizon, districts, resolution, city_name, r
 
     with user_errors():
         settings = ForecastSettings(
-            store=store_dir, runs_dir=runs_dir, every_s=parse_duration(every, "--every"),
+            store=store_dir, runs_dir=runs_dir if runs_dir is not None else store_files_dir(store_dir) / "runs",
+            every_s=parse_duration(every, "--every"),
             horizon_s=parse_duration(horizon, "--horizon"), resolution=resolution,
             districts=tuple(d.strip() for d in districts.split(",") if d.strip()) if districts else None,
             city=city_name, rain_mode=rain_mode, decay_tau_s=parse_duration(decay_tau, "--decay-tau"),
@@ -101,7 +104,8 @@ def forecast(ctx, store_dir, every, horizon, districts, resolution, city_name, r
 
 
 @forecast.command("list")
-@click.option("--store", "store_dir", type=InputPath("store_dir"), required=True, help="The store directory.")
+@click.option("--store", "store_dir", type=StoreTarget("store"), required=True,
+              help="The store: a directory or a postgresql:// URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(store_dir, as_json) -> None:
     """The issued forecasts, newest first: run, issue time, status, warm start, gauges, alerts.
@@ -127,8 +131,8 @@ def list_cmd(store_dir, as_json) -> None:
 
 
 @forecast.command("verify")
-@click.option("--store", "store_dir", type=InputPath("store_dir"), required=True,
-              help="The store holding the forecasts and the observations.")
+@click.option("--store", "store_dir", type=StoreTarget("store_dir"), required=True,
+              help="The store (directory or postgresql:// URL) holding the forecasts and the observations.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for verification.csv/.parquet/.html (default: STORE/verification).")
 @click.option("--tolerance", default="5min", show_default=True, metavar="DURATION",
@@ -139,7 +143,7 @@ def verify(store_dir, out_dir, tolerance) -> None:
     from scenarios.verification import write_verification
 
     with user_errors():
-        out = write_verification(store_dir, out_dir or Path(store_dir) / "verification",
+        out = write_verification(store_dir, out_dir or store_files_dir(store_dir) / "verification",
                                  tolerance_s=parse_duration(tolerance, "--tolerance"))
     echo_json({k: str(v) if isinstance(v, Path) else v for k, v in out.items()})
 

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import InputPath, user_errors
+from twin.cli._util import user_errors
+from twin.cli.store_target import StoreTarget
 
 
 @click.command("serve")
-@click.option("--store", "store_dir", type=InputPath("store_dir"), required=True,
-              help="The twin's store directory (the one `twin bridge run --store` writes).")
+@click.option("--store", "store_dir", type=StoreTarget("store_dir"), required=True,
+              help="The twin's store: a directory or a postgresql:// URL (the one `twin bridge run --store` "
+                   "writes).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs --token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,

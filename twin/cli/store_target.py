@@ -11,8 +11,6 @@ from pathlib import Path
 
 import click
 
-from twin.store import is_store_url
-
 
 class StoreTarget(click.ParamType):
     """A store directory or a ``postgresql://user@host/db[?files=DIR]`` URL."""
@@ -23,6 +21,8 @@ class StoreTarget(click.ParamType):
         self.kind = kind
 
     def convert(self, value, param, ctx) -> Path | str:
+        from twin.store import is_store_url  # here: importing the CLI stays cheap
+
         if isinstance(value, str) and is_store_url(value):
             return value
         if self.kind is None:
@@ -30,3 +30,15 @@ class StoreTarget(click.ParamType):
         from twin.cli._util import InputPath
 
         return InputPath(self.kind).convert(value, param, ctx)
+
+
+def store_files_dir(target: Path | str) -> Path:
+    """The directory next to a store for its files (runs, verification): the store directory itself, or the
+    ``?files=`` directory of a PostgreSQL URL (:func:`twin.store_pg.split_url`)."""
+    from twin.store import is_store_url
+
+    if is_store_url(target):
+        from twin.store_pg import split_url
+
+        return split_url(str(target))[1]
+    return Path(target)

@@ -139,6 +139,7 @@ class LiveState:
         self._acks: dict[int, dict[str, Any]] = {}
         self._flags = AlertFlags()
         self._shown: dict[str, str] = {}
+        self.store.wait_for_change(0.0)  # start watching before the first load: no commit falls between
         self.refresh()
 
     def close(self) -> None:
@@ -146,6 +147,16 @@ class LiveState:
             self.store.close()
 
     # ------------------------------------------------------------------ reads
+    def wait(self, timeout: float) -> bool:
+        """Block until another connection commits (at most ``timeout`` s); True if one did.
+
+        :meth:`twin.store.Store.wait_for_change`: LISTEN/NOTIFY on PostgreSQL (wakes on the commit), 50 ms
+        ``data_version`` polls on SQLite. Not under the state lock: reads go on meanwhile. A follower calls
+        ``wait`` then :meth:`refresh` instead of sleeping a fixed interval; :meth:`refresh` itself still checks
+        :meth:`~twin.store.Store.data_version`, so a refresh right after this process's own write is never stale.
+        """
+        return self.store.wait_for_change(timeout)
+
     def changed(self) -> bool:
         """True when another connection committed since the last :meth:`refresh` (cheap)."""
         with self._lock:
