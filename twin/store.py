@@ -192,21 +192,33 @@ HOURLY_BACKFILL = (
 )
 # Version 4: a reading the bridge flagged ``clock_skew`` (stamped ahead of its arrival, ``raw["flags"]``) no
 # longer becomes its stream's ``latest`` row, so a device clock running ahead cannot make a silent stream look
-# fresh on the live map, in ``latest_times`` or in ``twin bridge inspect``. ``{raw}`` is the raw column; the
+# fresh on the live map, in ``latest_times`` or in ``twin bridge inspect``; and ``latest`` keeps the unit, so the
+# console starts from :meth:`Store.latest_values` (one table, no raw messages). ``{raw}`` is the raw column; the
 # substring test comes first (a CASE: the JSON is parsed only for the rare rows that mention the flag, and only
 # when it is valid JSON, so a row with unparseable raw text is never refused).
 SKEWED_SQLITE = ("(CASE WHEN instr({raw}, 'clock_skew') > 0 THEN (CASE WHEN json_valid({raw}) THEN EXISTS "
                  "(SELECT 1 FROM json_each({raw}, '$.flags') WHERE value = 'clock_skew') ELSE 0 END) ELSE 0 END)")
-SKEW_FLAG = "clock_skew"
-_LATEST_TRIGGER_SQLITE_V4 = (
-    "CREATE TRIGGER observations_latest AFTER INSERT ON observations WHEN NOT "
-    + SKEWED_SQLITE.format(raw="NEW.raw") + _LATEST_TRIGGER_SQLITE.strip().split(" ON observations", 1)[1]
-)
+_LATEST_TRIGGER_SQLITE_V4 = f"""
+CREATE TRIGGER observations_latest AFTER INSERT ON observations WHEN NOT {SKEWED_SQLITE.format(raw="NEW.raw")} BEGIN
+    INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq, value, unit)
+    VALUES (NEW.datastream_id, NEW.id, NEW.phenomenon_time, NEW.seq, NEW.value, NEW.unit)
+    ON CONFLICT (datastream_id) DO UPDATE SET obs_id = excluded.obs_id,
+        phenomenon_time = excluded.phenomenon_time, seq = excluded.seq, value = excluded.value, unit = excluded.unit
+    WHERE excluded.phenomenon_time > latest.phenomenon_time
+       OR (excluded.phenomenon_time = latest.phenomenon_time AND excluded.seq > latest.seq);
+END
+""".strip()
 
 
 def latest_rebuild(skewed: str) -> str:
-    """The ``latest`` table's backfill leaving out rows for which ``skewed`` (SQL over ``raw``) is true."""
-    return LATEST_BACKFILL.replace("FROM observations)", f"FROM observations WHERE NOT {skewed.format(raw='raw')})")
+    """The version-4 ``latest`` backfill (with the unit), leaving out rows for which ``skewed`` (SQL over
+    ``{raw}``) is true; the same statement on both backends."""
+    return (
+        "INSERT INTO latest (datastream_id, obs_id, phenomenon_time, seq, value, unit) "
+        "SELECT datastream_id, id, phenomenon_time, seq, value, unit FROM (SELECT datastream_id, id, phenomenon_time, "
+        "seq, value, unit, ROW_NUMBER() OVER (PARTITION BY datastream_id ORDER BY phenomenon_time DESC, seq DESC) "
+        f"AS k FROM observations WHERE NOT {skewed.format(raw='raw')}) AS ranked WHERE k = 1"
+    )
 
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -228,6 +240,7 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     3: [
         "DROP TRIGGER observations_latest",
+        "ALTER TABLE latest ADD COLUMN unit TEXT NOT NULL DEFAULT ''",
         _LATEST_TRIGGER_SQLITE_V4,
         "DELETE FROM latest",
         latest_rebuild(SKEWED_SQLITE),
@@ -381,6 +394,7 @@ class LatestValues(NamedTuple):
     datastream_ids: list[str]
     phenomenon_times: list[str]
     values: np.ndarray
+    units: list[str]
 
 
 class EventRow(NamedTuple):
@@ -1309,11 +1323,12 @@ class Store:
         in datastream id order; ``values`` is float64 with NaN for a non-numeric result. For the row with its
         unit and raw message use :meth:`latest_observations`.
         """
-        rows = self._query("SELECT datastream_id, phenomenon_time, value FROM latest ORDER BY datastream_id")
+        rows = self._query("SELECT datastream_id, phenomenon_time, value, unit FROM latest ORDER BY datastream_id")
         if not rows:
-            return LatestValues([], [], np.zeros(0))
+            return LatestValues([], [], np.zeros(0), [])
         # comprehensions, not zip(*rows): a quarter of the time at 100 k rows
-        return LatestValues([r[0] for r in rows], [r[1] for r in rows], np.array([r[2] for r in rows], dtype=float))
+        return LatestValues([r[0] for r in rows], [r[1] for r in rows], np.array([r[2] for r in rows], dtype=float),
+                            [r[3] for r in rows])
 
     def observations_after(self, after_id: int) -> list[ObservationRow]:
         """Observations stored after row ``after_id``, in storage order."""

@@ -154,7 +154,7 @@ _PG_V3 = [
         FOR EACH STATEMENT EXECUTE FUNCTION twin_observations_hourly()""",
 ]
 
-# Version 4 (twin.store's comment): readings flagged ``clock_skew`` stay out of ``latest``. ``twin_skewed`` parses
+# Version 4 (twin.store's comment): readings flagged ``clock_skew`` stay out of ``latest``, which keeps the unit. ``twin_skewed`` parses
 # the raw text only when it mentions the flag, and answers false for text that is not JSON (a row is never
 # refused for its raw text); the CASE keeps the parse off every other row.
 SKEWED_PG = "(CASE WHEN strpos({raw}, 'clock_skew') > 0 THEN twin_skewed({raw}) ELSE false END)"
@@ -168,17 +168,19 @@ _PG_V4 = [
     """CREATE OR REPLACE FUNCTION twin_observations_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF EXISTS (SELECT 1 FROM new_rows) THEN
-            INSERT INTO latest AS l (datastream_id, obs_id, phenomenon_time, seq, value)
-            SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, seq, value FROM new_rows
+            INSERT INTO latest AS l (datastream_id, obs_id, phenomenon_time, seq, value, unit)
+            SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, seq, value, unit FROM new_rows
             WHERE NOT """ + SKEWED_PG.format(raw="raw") + """
             ORDER BY datastream_id, phenomenon_time DESC, seq DESC
             ON CONFLICT (datastream_id) DO UPDATE SET obs_id = excluded.obs_id,
-                phenomenon_time = excluded.phenomenon_time, seq = excluded.seq, value = excluded.value
+                phenomenon_time = excluded.phenomenon_time, seq = excluded.seq, value = excluded.value,
+                unit = excluded.unit
             WHERE (excluded.phenomenon_time, excluded.seq) > (l.phenomenon_time, l.seq);
             PERFORM pg_notify('twin_observations', (SELECT max(id)::text FROM new_rows));
         END IF;
         RETURN NULL;
     END $$""",
+    "ALTER TABLE latest ADD COLUMN unit TEXT NOT NULL DEFAULT ''",
     "DELETE FROM latest",
     latest_rebuild(SKEWED_PG),
 ]

@@ -49,7 +49,8 @@ def test_clock_skew_readings_are_not_a_streams_latest(tmp_path, store_at):
                           "C/gas": (_ts(T0 + timedelta(minutes=3)), 0.1)}
         assert store.latest_times() == {"A/level": T0 + timedelta(minutes=10), "C/gas": T0 + timedelta(minutes=3)}
         assert store.latest_times(not_after=datetime(3001, 1, 1, tzinfo=UTC)) == store.latest_times()
-        assert store.latest_values().datastream_ids == ["A/level", "C/gas"]
+        got = store.latest_values()
+        assert (got.datastream_ids, got.values.tolist(), got.units) == (["A/level", "C/gas"], [2.0, 0.1], ["m", "1"])
         assert store.count_observations() == 5  # stored all the same (audit), only not "latest"
 
 
@@ -131,6 +132,6 @@ def test_an_old_store_migrates_to_version_4_and_drops_a_skewed_latest(tmp_path, 
         assert store.latest_times() == {"A/level": T0}
         store.put_observation("A/level", T0 + timedelta(minutes=1), 2.0, "m")  # the new trigger keeps latest
         store.put_observation("A/level", T0 + timedelta(days=2), 8.0, "m", raw=SKEWED)
-        assert store.latest_values().values.tolist() == [2.0]
+        assert store.latest_values().values.tolist() == [2.0] and store.latest_values().units == ["m"]
     with Store.open_readonly(target) as ro:
         assert ro.schema_version == 4 and ro.count_observations() == 4

@@ -69,13 +69,14 @@ from twin.sensor_status import (
     sensor_status,
 )
 from twin.sensors import SensorRegistry
-from twin.store import EventRow, Store
+from twin.store import EventRow, ObservationRow, Store
 
 log = logging.getLogger(__name__)
 
 ACK_KIND = "alert_ack"
 ALERT_MIN = Severity.ADVISORY
 MAX_ALERTS = 2000
+SKEW_FLAG = "clock_skew"  # the bridge's flag of a reading stamped ahead of its arrival
 
 _RANKS = {s.value: s.rank for s in Severity}
 
@@ -227,9 +228,14 @@ class LiveState:
 
     def _load_observations(self) -> set[str]:
         if self._obs_id == 0:
-            # first load: the latest row per datastream up to the current last id, then follow by id
+            # first load: every stream's newest value, unit and time as columns from the ``latest`` table (no raw
+            # messages: a fraction of the rows' cost at city scale), then follow by id from the last id read
+            # *before* them (a row committed in between is read twice; the time check below keeps the newest)
             top = self.store.last_observation_id()
-            rows = self.store.latest_observations(up_to_id=top)
+            lv = self.store.latest_values()
+            rows = [ObservationRow(0, ds, t, None if v != v else float(v), u, None)
+                    for ds, t, v, u in zip(lv.datastream_ids, lv.phenomenon_times, lv.values.tolist(), lv.units,
+                                           strict=True)]
             self._obs_id = top
         else:
             rows = self.store.observations_after(self._obs_id)
@@ -237,6 +243,8 @@ class LiveState:
                 self._obs_id = rows[-1].id
         touched: set[str] = set()
         for o in rows:
+            if _skewed(o.raw):
+                continue  # stamped ahead of its arrival: not the stream's latest (as the store's ``latest`` table)
             cur = self._latest.get(o.datastream_id)
             if cur is not None and cur["time"] > o.phenomenon_time:
                 continue  # a late observation does not replace a newer one
@@ -410,6 +418,12 @@ def threshold_rows(engine: Any, kind: str, station: str) -> list[dict[str, Any]]
     return [{"severity": ru.severity.value, "label": ru.label, "op": ru.op, "threshold": ru.threshold,
              "unit": METRIC_UNITS.get(ru.metric, ""), "window_h": ru.window_h, "metric": ru.metric}
             for ru in engine.rules_for(kind, station)]
+
+
+def _skewed(raw: dict[str, Any] | None) -> bool:
+    """True for a reading the bridge flagged ``clock_skew`` (``raw["flags"]``, hardware_bridge.ingest)."""
+    flags = raw.get("flags") if isinstance(raw, dict) else None
+    return isinstance(flags, list) and SKEW_FLAG in flags
 
 
 def _alert_record(ev: EventRow) -> dict[str, Any]:
