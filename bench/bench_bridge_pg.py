@@ -350,10 +350,10 @@ def deployment_note(res: dict[str, Any]) -> list[str]:
             f"{kind} messages: one bridge {one['obs_per_s']:,.0f} obs/s, two on these 2 cores "
             f"{two['obs_per_s']:,.0f} obs/s (x{two['obs_per_s'] / one['obs_per_s']:.2f}). CPU per own observation: "
             f"bridges {' and '.join(f'{v:.0f}' for v in bridges)} us, PostgreSQL {pg or float('nan'):.0f} us, "
-            f"mosquitto {mosq or float('nan'):.1f} us. Two bridge hosts (a core each) would store up to "
-            f"~{ceiling_bridges:,.0f} obs/s; the database host's write path (one core, serialised by the advisory "
-            f"lock) ~{ceiling_pg:,.0f} obs/s; the broker ~{ceiling_mosq:,.0f} msg-obs/s per core: the deployment's "
-            f"ceiling is the lowest, ~{min(ceiling_bridges, ceiling_pg, ceiling_mosq):,.0f} obs/s")
+            f"mosquitto {mosq or float('nan'):.1f} us. On 2 hosts, a bridge on a core of each: the bridges "
+            f"~{ceiling_bridges:,.0f} obs/s; PostgreSQL's write path (serialised by its advisory lock: one core) "
+            f"~{ceiling_pg:,.0f} obs/s; mosquitto ~{ceiling_mosq:,.0f} obs/s per core: the lowest, "
+            f"~{min(ceiling_bridges, ceiling_pg, ceiling_mosq):,.0f} obs/s, bounds the deployment")
     return notes
 
 
