@@ -32,6 +32,7 @@ the open tracks, each at most ``max_duration_s`` long: memory does not grow with
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -42,6 +43,8 @@ from twin.errors import ValidationError
 
 #: Event classes (the bridge's ``das_event`` classes this detector reports).
 CLASSES = ("drilling", "piling", "excavation", "intrusion", "train", "vehicle", "unknown")
+#: Classes that raise an alert (a known road crossing asks more of them).
+ALERTING = ("drilling", "piling", "excavation", "intrusion")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,28 @@ class DetectorParams:
         Tracks whose largest STA/LTA stays below this are dropped (dB of energy). 12 dB: on simulator seeds 1–3
         (3 km × 15 min each) 9 dB left 10 false alarms, 11 dB 3 and 12 dB none, while every injected event of
         10 dB or more that 9 dB found was still found.
+    profile_ch : int
+        Channels either side of a track's triggered span over which its energy profile is kept for the offset
+        estimate (:mod:`physics.das_offset`; the footprint of a source 60 m off the fibre reaches ±100 m).
+    loss_factor, wave_speed_m_s, spreading_n : float
+        Ground for the offset estimate's footprint: Bornitz spreading n and material damping a = π·f·η/c at the
+        event's peak frequency (defaults: the simulator's soft ground, :mod:`physics.das_simulate`; assumption).
+    zone_m : float or None
+        Events at most this far from the fibre are inside the protection zone; None: the protection distance
+        plus the tunnel's outer radius from ``physics/tunnel_limits.toml`` (50 + 3 = 53 m).
+    nuisance_short_s, nuisance_radius_ch, nuisance_count, nuisance_memory_s, nuisance_window_s, nuisance_min_s
+        Learning of nuisance sites (road crossings) from the stream. Every closed track (reported, or dropped
+        below ``min_snr_db`` only; trains excepted) leaves a mark: its span in time and its peak channel; it is
+        *short* when it lasts at most ``nuisance_short_s`` (a vehicle's passage over a road 15 m above the tunnel
+        lasts 4–7 s in the simulator, its track up to about 8 s; keep it below ``max_duration_s``, whose first
+        segment of a lasting source is never short). Where ``nuisance_count`` short marks fell within ``nuisance_radius_ch``
+        channels in the last ``nuisance_memory_s`` seconds, the site is a **known crossing**. There an event
+        classed drilling, piling, excavation or intrusion keeps its class only when the activity at the site
+        (seconds covered by marks within the radius over the last ``nuisance_window_s``, the event included)
+        reaches ``nuisance_min_s``: construction goes on, passages come and go (at 60 vehicles an hour, 20 s of
+        passages in a minute needs 3 or more extra vehicles detected in it). Otherwise it is reported as
+        ``vehicle``. Only marks made before the event count (no look-ahead); an alert at a known crossing comes
+        up to ``nuisance_min_s`` later. ``nuisance_count = 0`` turns the learning off.
     """
 
     bands: tuple[tuple[float, float], ...] = ((3.0, 45.0), (45.0, 200.0))
@@ -103,6 +128,17 @@ class DetectorParams:
     max_duration_s: float = 10.0
     min_windows: int = 2
     min_snr_db: float = 12.0
+    profile_ch: int = 100
+    loss_factor: float = 0.05
+    wave_speed_m_s: float = 250.0
+    spreading_n: float = 1.0
+    zone_m: float | None = None
+    nuisance_short_s: float = 9.0
+    nuisance_radius_ch: int = 10
+    nuisance_count: int = 3
+    nuisance_memory_s: float = 3600.0
+    nuisance_window_s: float = 60.0
+    nuisance_min_s: float = 20.0
 
     def __post_init__(self) -> None:
         try:
@@ -126,7 +162,19 @@ class DetectorParams:
                                   f"{self.ratio_on!r}: the trigger turns off below ratio_off, give ratio_off <= ratio_on")
         if int(self.smooth_ch) != self.smooth_ch or self.smooth_ch < 1 or self.smooth_ch % 2 == 0:
             raise ValidationError(f"DetectorParams.smooth_ch = {self.smooth_ch!r}: give an odd whole number >= 1")
-        for name in ("merge_gap_ch", "min_windows", "min_channels"):
+        for name in ("wave_speed_m_s", "nuisance_short_s", "nuisance_memory_s", "nuisance_window_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number > 0")
+        for name in ("loss_factor", "spreading_n", "nuisance_min_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number >= 0")
+        if self.zone_m is not None and not (math.isfinite(self.zone_m) and self.zone_m >= 0):
+            raise ValidationError(f"DetectorParams.zone_m = {self.zone_m!r}: give metres >= 0, or None for the "
+                                  "protection zone of physics/tunnel_limits.toml")
+        for name in ("merge_gap_ch", "min_windows", "min_channels", "profile_ch", "nuisance_radius_ch",
+                     "nuisance_count"):
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
@@ -148,7 +196,10 @@ class DasEvent:
     fractional (the sub-channel peak), ``chainage_m`` the layout's chainage of it; ``energy`` the event's band
     energy at its peak channel (Σ y² over its windows, (1/s)²); ``snr_db`` 10·log10 of the largest STA/LTA;
     ``peak_frequency_hz`` the RMS frequency of the band-passed signal at the peak channel; ``speed_mps`` the
-    apparent speed of the energy centroid along the fibre (signed, chainage per second).
+    apparent speed of the energy centroid along the fibre (signed, chainage per second); ``offset_m`` the
+    estimated distance of the source from the fibre (:mod:`physics.das_offset`; None when the footprint is too
+    faint to fit) and ``inside_zone`` whether that is within the protection zone (None with no offset);
+    ``nuisance_site`` whether the event lies at a learned road crossing (see ``DetectorParams.nuisance_*``).
     """
 
     event_class: str
@@ -168,6 +219,10 @@ class DasEvent:
     y: float | None = None
     lon: float | None = None
     lat: float | None = None
+    offset_m: float | None = None
+    inside_zone: bool | None = None
+    line: str = ""
+    nuisance_site: bool = False
     features: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -178,7 +233,8 @@ class DasEvent:
         """Flat record (the columns of ``events.csv``)."""
         row = {k: getattr(self, k) for k in ("event_class", "confidence", "onset_s", "end_s", "channel",
                                                "chainage_m", "length_m", "energy", "peak_frequency_hz", "snr_db",
-                                               "speed_mps", "track_id", "segment", "x", "y", "lon", "lat")}
+                                               "speed_mps", "track_id", "segment", "x", "y", "lon", "lat",
+                                               "offset_m", "inside_zone", "line", "nuisance_site")}
         row["duration_s"] = self.duration_s
         return row
 
@@ -239,7 +295,8 @@ def _combine(per_band: list) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
 class _Track:
     """An open cluster of triggered (window, channel) cells: running sums over its channel span and rows."""
 
-    __slots__ = ("id", "segment", "first_w", "last_w", "lo", "hi", "runs", "c0", "sums", "rows", "slices", "n_trig")
+    __slots__ = ("id", "segment", "first_w", "last_w", "lo", "hi", "runs", "c0", "sums", "rows", "slices", "n_trig",
+                 "p0", "prof")
 
     def __init__(self, tid: int, w: int, lo: int, hi: int) -> None:
         self.id = tid
@@ -253,6 +310,15 @@ class _Track:
         self.rows: list[tuple] = []
         self.slices: list[tuple[int, int, np.ndarray]] = []  # (window, first channel, energies) per window
         self.n_trig = 0
+        self.p0 = lo
+        self.prof = np.zeros((2, 0))  # energy and the noise's share, over p0 .. p0+n-1 (the offset's profile)
+
+    def add_profile(self, a: int, b: int, e_row: np.ndarray, noise_row: np.ndarray) -> None:
+        """Add a window's energy and noise over channels ``a..b`` to the wide profile."""
+        self.p0, self.prof = _grow(self.p0, self.prof, a, b)
+        s = slice(a - self.p0, b - self.p0 + 1)
+        self.prof[0, s] += e_row[a:b + 1]
+        self.prof[1, s] += noise_row[a:b + 1]
 
     def touches(self, a: int, b: int, tol: int) -> bool:
         """Whether the run ``a..b`` lies within ``tol`` channels of one of the track's latest runs."""
@@ -300,6 +366,9 @@ class _Track:
         self.n_trig += 1
 
     def merge(self, other: _Track) -> None:
+        if other.prof.shape[1]:
+            self.p0, self.prof = _grow(self.p0, self.prof, other.p0, other.p0 + other.prof.shape[1] - 1)
+            self.prof[:, other.p0 - self.p0:other.p0 - self.p0 + other.prof.shape[1]] += other.prof
         if other.sums.shape[1]:
             self._cover(other.c0, other.c0 + other.sums.shape[1] - 1)
             s = slice(other.c0 - self.c0, other.c0 - self.c0 + other.sums.shape[1])
@@ -326,6 +395,19 @@ class _Track:
         self.last_w = max(self.last_w, other.last_w)
         self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
         self.n_trig = len(self.rows)
+
+
+def _grow(c0: int, arr: np.ndarray, a: int, b: int) -> tuple[int, np.ndarray]:
+    """``(c0, arr)`` (columns = channels from ``c0``) widened to cover channels ``a..b``."""
+    n = arr.shape[1]
+    if n == 0:
+        return a, np.zeros((arr.shape[0], b - a + 1))
+    lo, hi = min(a, c0), max(b, c0 + n - 1)
+    if lo == c0 and hi == c0 + n - 1:
+        return c0, arr
+    grown = np.zeros((arr.shape[0], hi - lo + 1))
+    grown[:, c0 - lo:c0 - lo + n] = arr
+    return lo, grown
 
 
 def subchannel_peak(energy: np.ndarray, k: int) -> float:
@@ -387,7 +469,15 @@ class DasDetector:
         self.warmup_w = int(round(p.warmup_s / self.dt_win))
         self.step = self.dt_win / p.floor_s
         self.tol = int(p.merge_gap_ch) + 2
-        self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0}
+        self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0,
+                      "nuisance_marks": 0, "nuisance_relabelled": 0}
+        if p.zone_m is None:
+            from physics.das_offset import zone_distance_m
+
+            self.zone_m = zone_distance_m()
+        else:
+            self.zone_m = float(p.zone_m)
+        self.marks: deque[tuple[float, float, float, bool]] = deque()  # (start s, end s, peak channel, short)
 
     # ------------------------------------------------------------------ streaming
     def push(self, t0_s: float, chunk: np.ndarray) -> list[DasEvent]:
@@ -424,10 +514,13 @@ class DasDetector:
         outs, ratio, trig = _combine(per_band)
         events: list[DasEvent] = []
         any_row = trig.any(axis=1)
+        noise = None  # the noise's expected window energy per channel (the bands' floors), when a row needs it
         for i in range(n_out):
             w = self.n_win + i
             if any_row[i]:
-                self._update(w, trig[i], tuple(o[i] for o in outs), ratio[i])
+                if noise is None:
+                    noise = sum(np.exp(b.log_floor) for b in self.bands)
+                self._update(w, trig[i], tuple(o[i] for o in outs), ratio[i], noise)
             events.extend(self._close(w))
         self.n_win += n_out
         self.stats["windows"] += n_out
@@ -476,7 +569,8 @@ class DasDetector:
         ends = idx[np.r_[br, idx.size - 1]]
         return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
-    def _update(self, w: int, trig_row: np.ndarray, stats: tuple, ratio_row: np.ndarray) -> None:
+    def _update(self, w: int, trig_row: np.ndarray, stats: tuple, ratio_row: np.ndarray,
+                noise_row: np.ndarray) -> None:
         by_track: dict[int, list[tuple[int, int]]] = {}
         tracks = {id(t): t for t in self.tracks}
         for a, b in self._runs(trig_row):
@@ -494,8 +588,11 @@ class DasDetector:
                 by_track.setdefault(id(keep), []).extend(by_track.pop(id(other), []))
                 self.tracks.remove(other)
             by_track.setdefault(id(keep), []).append((a, b))
+        m, last = self.params.profile_ch, self.n_channel - 1
         for key, runs in by_track.items():
             tracks[key].add(w, runs, stats, ratio_row, self.n_channel)
+            for a, b in runs:
+                tracks[key].add_profile(max(a - m, 0), min(b + m, last), stats[0], noise_row)
 
     def _close(self, w: int) -> list[DasEvent]:
         out = []
@@ -525,33 +622,98 @@ class DasDetector:
             return None
         r_max = max(r[5] for r in t.rows)
         widest = max(r[4] - r[3] + 1 for r in t.rows)
+        e = t.sums[0]
+        k = int(np.argmax(e))
+        t0 = (self.t_first or 0.0) + t.rows[0][0] * self.dt_win
+        t1 = (self.t_first or 0.0) + (t.rows[-1][0] + 1) * self.dt_win
+        short = t.segment == 0 and t1 - t0 <= min(p.nuisance_short_s, p.max_duration_s - self.dt_win)
         if (t.n_trig < p.min_windows or widest < p.min_channels
                 or 10.0 * math.log10(max(r_max, 1e-30)) < p.min_snr_db):
             self.stats["dropped"] += 1
+            if t.n_trig >= p.min_windows and widest >= p.min_channels:
+                self._mark(t0, t1, t.c0 + k, short)
             return None
         feats = track_features(t, self)
         cls, conf = self.classifier(feats)
-        e = t.sums[0]
-        k = int(np.argmax(e))
         ch = t.c0 + subchannel_peak(e, k)
+        nuisance = self._known_site(t0, ch)
+        if nuisance and cls in ALERTING and self._activity(t0, t1, ch) < p.nuisance_min_s:
+            cls = "vehicle"
+            self.stats["nuisance_relabelled"] += 1
+        if cls != "train":
+            self._mark(t0, t1, ch, short)
         chain = float(self.layout.chainage_m(ch))
-        t0 = (self.t_first or 0.0) + t.rows[0][0] * self.dt_win
-        t1 = (self.t_first or 0.0) + (t.rows[-1][0] + 1) * self.dt_win
+        offset = self._offset(t, ch, feats["frequency_hz"])
         ev = DasEvent(event_class=cls, confidence=conf, onset_s=t0, end_s=t1, channel=ch, chainage_m=chain,
                       length_m=feats["extent_m"], energy=float(e[k]), peak_frequency_hz=feats["frequency_hz"],
                       snr_db=10.0 * math.log10(max(r_max, 1e-30)), speed_mps=feats["speed_mps"], track_id=t.id,
-                      segment=t.segment, features=feats)
+                      segment=t.segment, offset_m=offset, inside_zone=None if offset is None else offset <= self.zone_m,
+                      line=str(getattr(self.layout, "line", "") or ""), nuisance_site=nuisance, features=feats)
         if self.locate is not None:
             x, y, lon, lat = (float(np.asarray(v).ravel()[0]) for v in self.locate(np.array([chain])))
             ev.x, ev.y, ev.lon, ev.lat = x, y, lon, lat
         self.stats["events"] += 1
         return ev
 
+    def _offset(self, t: _Track, ch: float, f_hz: float) -> float | None:
+        """Distance of the track's source from the fibre (m), fitted to its energy profile
+        (:func:`physics.das_offset.fit_offset`)."""
+        from physics.das_offset import fit_offset
+        from physics.vibration_laws import material_damping_per_m
+
+        p = self.params
+        if t.prof.shape[1] < 3:
+            return None
+        a = float(material_damping_per_m(max(f_hz, 1.0), p.loss_factor, p.wave_speed_m_s))
+        dx = float(self.layout.dx_m)
+        x = (t.p0 + np.arange(t.prof.shape[1])) * dx
+        d = fit_offset(x, t.prof[0], t.prof[1], ch * dx, a, p.spreading_n)
+        return None if d is None else round(d, 2)
+
+    def _mark(self, t0: float, t1: float, ch: float, short: bool) -> None:
+        """Remember a closed track (its span, peak channel, and whether it was short), forgetting marks older
+        than the memory: at most the tracks of ``nuisance_memory_s`` are held."""
+        p = self.params
+        if p.nuisance_count <= 0:
+            return
+        self.marks.append((t0, t1, ch, short))
+        keep = max(p.nuisance_memory_s, p.nuisance_window_s)
+        while self.marks and self.marks[0][1] < t1 - keep:
+            self.marks.popleft()
+        self.stats["nuisance_marks"] += 1
+
+    def _known_site(self, t_s: float, ch: float) -> bool:
+        """Whether ``ch`` is a learned road crossing at time ``t_s`` (from short marks ended before it)."""
+        p = self.params
+        if p.nuisance_count <= 0:
+            return False
+        t_min = t_s - p.nuisance_memory_s
+        n = sum(1 for _, e, c, short in self.marks
+                if short and t_min <= e <= t_s and abs(c - ch) <= p.nuisance_radius_ch)
+        return n >= p.nuisance_count
+
+    def _activity(self, t0: float, t1: float, ch: float) -> float:
+        """Seconds of the last ``nuisance_window_s`` before ``t1`` covered by this event (``t0..t1``) and the
+        marks within ``nuisance_radius_ch`` of ``ch`` (overlaps counted once)."""
+        p = self.params
+        w0 = t1 - p.nuisance_window_s
+        spans = [(max(a, w0), min(b, t1)) for a, b, c, _ in self.marks
+                 if abs(c - ch) <= p.nuisance_radius_ch and b > w0 and a < t1]
+        spans.append((max(t0, w0), t1))
+        total, end = 0.0, -math.inf
+        for a, b in sorted(spans):
+            if b > end:
+                total += b - max(a, end)
+                end = b
+        return total
+
     @property
     def state_bytes(self) -> int:
         """Bytes held by the detector's state (per-channel arrays and open tracks)."""
         n = sum(b.nbytes for b in self.bands)
-        return n + sum(t.sums.nbytes + 100 * len(t.rows) + sum(v[2].nbytes for v in t.slices) for t in self.tracks)
+        n += 40 * len(self.marks)
+        return n + sum(t.sums.nbytes + t.prof.nbytes + 100 * len(t.rows) + sum(v[2].nbytes for v in t.slices)
+                       for t in self.tracks)
 
 
-__all__ = ["CLASSES", "DasDetector", "DasEvent", "DetectorParams", "subchannel_peak"]
+__all__ = ["ALERTING", "CLASSES", "DasDetector", "DasEvent", "DetectorParams", "subchannel_peak"]

@@ -29,7 +29,21 @@ KIND = "tunnel_detect"
 OUTPUT = "events.nc"
 DEFAULT_START = "2026-12-04T09:00:00+08:00"
 COLUMNS = ("event_class", "confidence", "onset_s", "end_s", "duration_s", "channel", "chainage_m", "length_m",
-           "energy", "peak_frequency_hz", "snr_db", "speed_mps", "track_id", "segment", "x", "y", "lon", "lat")
+           "energy", "peak_frequency_hz", "snr_db", "speed_mps", "track_id", "segment", "x", "y", "lon", "lat",
+           "offset_m", "inside_zone", "nuisance_site")
+#: Yes/no columns: stored in events.nc as 1.0 / 0.0 (NaN: unknown), written as true / false / empty.
+BOOL_COLUMNS = ("inside_zone", "nuisance_site")
+
+
+def _events_frame(ds, line: str = ""):
+    """The events of ``events.nc`` as a DataFrame: the line first, yes/no columns as booleans (None: unknown)."""
+    import pandas as pd
+
+    df = pd.DataFrame({c: ds[c].values for c in COLUMNS})
+    for c in BOOL_COLUMNS:
+        df[c] = pd.array([None if not math.isfinite(v) else bool(v) for v in df[c].astype(float)], dtype="boolean")
+    df.insert(0, "line", line)
+    return df
 
 
 class DasDetectRequest(BaseModel):
@@ -181,6 +195,8 @@ def run_detect(req: DasDetectRequest, ctx: RunContext):
             pub.close()
     wall = time.perf_counter() - wall0
     df = pd.DataFrame([e.as_row() for e in events], columns=list(COLUMNS))
+    for c in BOOL_COLUMNS:
+        df[c] = [np.nan if v is None else float(v) for v in df[c]]
     ds = xr.Dataset({c: ("event", df[c].to_numpy(dtype=str if c == "event_class" else float)) for c in COLUMNS},
                     coords={"event": np.arange(len(df), dtype=np.int32)})
     summary = {
@@ -205,12 +221,11 @@ def run_detect(req: DasDetectRequest, ctx: RunContext):
 
 def write_detect(ds, out_dir, req: DasDetectRequest, ctx: RunContext) -> RunOutputs:
     """``events.nc``, ``events.csv`` and ``events.geojson`` (events with a map point)."""
-    import pandas as pd
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(out / OUTPUT)
-    df = pd.DataFrame({c: ds[c].values for c in COLUMNS})
+    df = _events_frame(ds, json.loads(ds.attrs["summary_json"]).get("line", ""))
     paths = {"events": out / OUTPUT, "csv": out / "events.csv"}
     df.to_csv(paths["csv"], index=False, float_format="%.6g")
     fc = events_geojson(ds, json.loads(ds.attrs["summary_json"]).get("line", ""))
@@ -221,13 +236,22 @@ def write_detect(ds, out_dir, req: DasDetectRequest, ctx: RunContext) -> RunOutp
 
 
 def events_geojson(ds, line: str = "") -> dict:
-    """The events with a map point as a GeoJSON FeatureCollection (properties: every column but lon/lat)."""
+    """The events with a map point as a GeoJSON FeatureCollection (properties: the line and every column but
+    lon/lat; ``inside_zone`` and ``nuisance_site`` true / false / null)."""
+    import numpy as np
     import pandas as pd
 
-    df = pd.DataFrame({c: ds[c].values for c in COLUMNS}).dropna(subset=["lon", "lat"])
+    df = _events_frame(ds, line).dropna(subset=["lon", "lat"])
+
+    def value(v):
+        if v is None or v is pd.NA:
+            return None
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        return v if not isinstance(v, float) or math.isfinite(v) else None
+
     feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
-              "properties": {"line": line, **{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                                              for k, v in r._asdict().items() if k not in ("lon", "lat", "Index")}}}
+              "properties": {k: value(v) for k, v in r._asdict().items() if k not in ("lon", "lat", "Index")}}
              for r in df.itertuples()]
     return {"type": "FeatureCollection", "features": feats}
 

@@ -14,6 +14,10 @@ Definitions (issue 15's metrics):
   fibre per day of record.
 - **Localisation error**: per detected target event, the distance (m) of the nearest matching report's chainage
   to the truth's location; median and 90th percentile.
+- **Offset error**: per detected target event with a truth ``offset_m``, |estimated − true distance from the
+  fibre| of its matching report with the largest energy (``offset_m``, :mod:`physics.das_offset`); median, p90.
+- **False alarms' upper bound**: the one-sided 95 % Poisson upper limit of the count (½·χ²₀.₉₅(2k + 2); 3.0 for
+  k = 0) per km per day.
 - **Confusion matrix**: truth class (rows, every class in the truth) × the class of the matching report with the
   largest energy (columns; ``missed`` when none; a train matches reports of any class, trains included).
 """
@@ -69,6 +73,8 @@ def evaluate(events: Iterable[Any], truth: pd.DataFrame, *, n_channel: int, dx_m
     rep_t1 = rep["end_s"].to_numpy(float) if n_rep else np.zeros(0)
     rep_cls = rep["event_class"].to_numpy(str) if n_rep else np.zeros(0, str)
     rep_e = rep["energy"].to_numpy(float) if n_rep else np.zeros(0)
+    rep_off = (pd.to_numeric(rep["offset_m"], errors="coerce").to_numpy(float) if n_rep and "offset_m" in rep
+               else np.full(n_rep, np.nan))
     used_by_target = np.zeros(n_rep, bool)
     rows = []
     for i, t in tr.iterrows():
@@ -80,19 +86,25 @@ def evaluate(events: Iterable[Any], truth: pd.DataFrame, *, n_channel: int, dx_m
         if cls in TARGET_CLASSES:
             used_by_target |= match
         k = np.flatnonzero(match)
-        got = rep_cls[k[np.argmax(rep_e[k])]] if k.size else "missed"
+        best = k[np.argmax(rep_e[k])] if k.size else -1
+        got = rep_cls[best] if k.size else "missed"
+        off_err = abs(rep_off[best] - float(t["offset_m"])) if k.size and "offset_m" in tr else np.nan
         err = float(dist[k].min()) if k.size else np.nan
         if k.size and float(t["channel"]) == float(ch_end[i]):  # a still source: the error of the nearest report
             err = float(np.abs(rep_ch[k] - float(t["channel"])).min() * dx_m)
         rows.append({"class": cls, "snr_db": float(t["snr_db"]), "detected": bool(k.size), "reported": got,
-                     "error_m": err})
-    res = pd.DataFrame(rows, columns=["class", "snr_db", "detected", "reported", "error_m"])
+                     "error_m": err, "offset_err_m": off_err})
+    res = pd.DataFrame(rows, columns=["class", "snr_db", "detected", "reported", "error_m", "offset_err_m"])
     target = res[res["class"].isin(TARGET_CLASSES)]
     above = target[target["snr_db"] >= min_snr_db]
     alerting = ~np.isin(rep_cls, BACKGROUND_CLASSES)
     false_alarms = int(np.count_nonzero(alerting & ~used_by_target))
     km_day = n_channel * dx_m / 1000.0 * duration_s / 86400.0
     errs = target["error_m"].dropna().to_numpy()
+    off = target["offset_err_m"].dropna().to_numpy()
+    from scipy.stats import chi2
+
+    fa_hi = 0.5 * float(chi2.ppf(0.95, 2 * false_alarms + 2))
     classes = sorted(set(res["class"]))
     cols = [*sorted(set(res["reported"]) - {"missed"}), "missed"]
     confusion = {c: {r: int(((res["class"] == c) & (res["reported"] == r)).sum()) for r in cols} for c in classes}
@@ -104,6 +116,9 @@ def evaluate(events: Iterable[Any], truth: pd.DataFrame, *, n_channel: int, dx_m
         "detection_by_class": {c: float(g["detected"].mean()) for c, g in above.groupby("class")},
         "false_alarms": false_alarms,
         "false_alarms_per_km_day": false_alarms / km_day if km_day > 0 else float("nan"),
+        "false_alarms_per_km_day_upper95": fa_hi / km_day if km_day > 0 else float("nan"),
+        "offset_median_m": float(np.median(off)) if off.size else float("nan"),
+        "offset_p90_m": float(np.percentile(off, 90)) if off.size else float("nan"),
         "localisation_median_m": float(np.median(errs)) if errs.size else float("nan"),
         "localisation_p90_m": float(np.percentile(errs, 90)) if errs.size else float("nan"),
         "confusion": confusion,

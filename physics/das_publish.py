@@ -5,9 +5,11 @@ of the datastream ``"{station}/das_event"`` on ``sz/v1/das_event/{station}/obs``
 
 - ``phenomenonTime``: the record's start time + the event's onset; ``resultTime``: + its end (when it was known);
 - ``result`` (the schema's :class:`~hardware_bridge.schema.DasEventResult`): ``position_m`` (distance along the
-  fibre, channel × ``dx_m``), ``energy``, ``class``, ``length_m``, ``confidence``;
-- ``parameters``: what the result has no field for: line, chainage, onset and end (s), SNR (dB), peak frequency,
-  apparent speed, track and segment, and lon/lat when the tunnel geometry placed the event;
+  fibre, channel × ``dx_m``), ``energy``, ``class``, ``length_m``, ``confidence``, and the place: ``line``,
+  ``chainage_m``, ``lon``/``lat`` (when the tunnel geometry placed the event), ``offset_m`` (estimated distance
+  from the fibre) and ``inside_zone`` (within the protection zone; ``false`` lowers the bridge's alert to info);
+- ``parameters``: what the result has no field for: onset and end (s), SNR (dB), peak frequency, apparent speed,
+  track and segment, whether the event lies at a learned road crossing;
 - ``seq``: ``track_id · 1000 + segment``, so a re-sent event (at-least-once delivery) is stored once.
 
 Trains are not published (the bridge's alerts ignore them, and a passage every few minutes would flood the store);
@@ -54,15 +56,24 @@ def event_message(ev: Any, *, station: str, start_time: datetime, dx_m: float, l
         "length_m": round(float(ev.length_m), 2),
         "confidence": round(min(max(float(ev.confidence), 0.0), 1.0), 3),
     }
+    line = line or str(getattr(ev, "line", "") or "")
+    if line:
+        result["line"] = line[:64]
+    if (c := _num(ev.chainage_m, 2)) is not None:
+        result["chainage_m"] = c
+    if ev.lon is not None and ev.lat is not None:
+        result.update(lon=_num(ev.lon, 7), lat=_num(ev.lat, 7))
+    if (off := _num(getattr(ev, "offset_m", None), 2)) is not None:
+        result["offset_m"] = off
+    if getattr(ev, "inside_zone", None) is not None:
+        result["inside_zone"] = bool(ev.inside_zone)
     DasEventResult.model_validate(result)
     params = {
-        "line": line, "chainage_m": _num(ev.chainage_m, 2), "onset_s": _num(ev.onset_s), "end_s": _num(ev.end_s),
+        "onset_s": _num(ev.onset_s), "end_s": _num(ev.end_s),
         "snr_db": _num(ev.snr_db, 2), "peak_frequency_hz": _num(ev.peak_frequency_hz, 2),
         "speed_mps": _num(ev.speed_mps, 3), "track_id": int(ev.track_id), "segment": int(ev.segment),
-        "source": "twin tunnel detect",
+        "nuisance_site": bool(getattr(ev, "nuisance_site", False)), "source": "twin tunnel detect",
     }
-    if ev.lon is not None and ev.lat is not None:
-        params.update(lon=_num(ev.lon, 7), lat=_num(ev.lat, 7))
     rec = {
         "datastream": datastream_id(station, Kind.DAS_EVENT),
         "phenomenonTime": _iso(start_time + timedelta(seconds=float(ev.onset_s))),
