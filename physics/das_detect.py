@@ -18,15 +18,19 @@ the convention of :mod:`physics.das_layout`) and returns :class:`DasEvent` summa
    ``min_channels``, shorter than ``min_windows`` or under ``min_snr_db`` are dropped.
 4. **Localisation**: the channel of the largest event energy (summed over the event's windows), refined by a
    parabola through the log energies of it and its two neighbours (exact for a Gaussian energy profile), then
-   chainage by :meth:`FibreLayout.chainage_m`.
-5. **Classification** from the event's features (:mod:`physics.das_features`).
+   chainage by :meth:`FibreLayout.chainage_m`; the **distance from the fibre** from the half-power half-width of
+   the event's energy profile (kept ``profile_ch`` channels either side of its triggered span, the noise floor's
+   share subtracted; :mod:`physics.das_offset`) and whether that lies inside the protection zone.
+5. **Classification** from the event's features (:mod:`physics.das_features`), then the **learned road
+   crossings**: where short tracks recur, an alerting class needs lasting activity (``DetectorParams.nuisance_*``).
 
 **Latency and memory.** The detector never looks ahead: an event is decided from the windows seen so far. A
 track is reported when it has been quiet for ``gap_s``, or, when it lasts, every ``max_duration_s`` (a
 continuing source is reported in segments, ``segment`` 0, 1, ...), so an event is reported at most
 ``max_duration_s + gap_s + window_s`` after its onset, counted from the arrival of the chunk holding that time
 (12.6 s with the defaults). State is per channel and band (filter sections, the open window, the noise floor, the trigger) plus
-the open tracks, each at most ``max_duration_s`` long: memory does not grow with the length of the record.
+the open tracks, each at most ``max_duration_s`` long, plus one tuple per track closed in the last
+``nuisance_memory_s``: memory does not grow with the length of the record.
 """
 
 from __future__ import annotations
