@@ -290,7 +290,7 @@ def run_output_options(files: str, *, map_help: str = "Also write map.html (offl
 
 
 @contextmanager
-def run_store(store_dir: Path | None):
+def run_store(store_dir: Path | str | None):
     """The twin store at ``store_dir`` for a run's events (``--store``), closed afterwards; None without one."""
     if store_dir is None:
         yield None

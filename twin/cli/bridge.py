@@ -54,12 +54,13 @@ def _summary_of_results(results: list[Any]) -> dict[str, int]:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
               help="File format (default: from the suffix).")
 @click.option("--store", type=StoreTarget("store_dir"), default=None,
-              help="Feed the ingestor of this store directly (validate, store, dead-letter).")
+              help="Feed the ingestor of this store (a directory or a postgresql:// URL) directly "
+                   "(validate, store, dead-letter).")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Publish to this MQTT broker instead (QoS 1), for a running `twin bridge run`.")
 @click.option("--batch-max", type=click.IntRange(1), default=500, show_default=True,
               help="Records delivered together at most (when several are due).")
-def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, broker: str | None,
+def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | str | None, broker: str | None,
                batch_max: int) -> None:
     """Replay a recorded feed FILE (CSV or JSON lines) at --speed N.
 
@@ -116,7 +117,7 @@ def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, brok
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Publish to this MQTT broker (QoS 1; statuses retained).")
 @click.option("--store", type=StoreTarget(), default=None,
-              help="Feed the ingestor of this store directly instead.")
+              help="Feed the ingestor of this store (a directory or a postgresql:// URL) directly instead.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the messages to a JSON-lines file (replayable) instead.")
 @click.option("--register", type=StoreTarget(), default=None,
@@ -127,8 +128,8 @@ def replay_cmd(file: Path, speed: str, fmt: str | None, store: Path | None, brok
               help="Give devices real sites from the city's data (rain gauges at Futian's "
                    "waterlogging spots, gas detectors at metro stations, heat/smoke in buildings).")
 def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: float, seed: int,
-                 speed: str, broker: str | None, store: Path | None, out: Path | None,
-                 register: Path | None, place: bool) -> None:
+                 speed: str, broker: str | None, store: Path | str | None, out: Path | None,
+                 register: Path | str | None, place: bool) -> None:
     """Simulated devices (noise, drift, battery, dropouts) publishing readings.
 
     Exactly one of --broker, --store or --out. Prints a JSON summary. With --place (the
@@ -203,7 +204,7 @@ _SEVERITIES = ("info", "advisory", "warning", "alarm")
 
 
 @bridge.command("inspect")
-@click.option("--store", type=StoreTarget("store"), required=True, help="Store directory to inspect.")
+@click.option("--store", type=StoreTarget("store"), required=True, help="Store to inspect: a directory or a postgresql:// URL.")
 @click.option("--stale-after-s", type=click.FloatRange(0), default=900.0, show_default=True,
               help="A datastream whose latest phenomenonTime is older than this is stale.")
 @click.option("--now", default=None, metavar="ISO8601",
@@ -215,7 +216,7 @@ _SEVERITIES = ("info", "advisory", "warning", "alarm")
 @click.option("--min-severity", type=click.Choice(_SEVERITIES), default="advisory",
               show_default=True, help="Least severity of the alerts listed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, n_alerts: int,
+def inspect_cmd(store: Path | str, stale_after_s: float, now: str | None, limit: int, n_alerts: int,
                 min_severity: str, as_json: bool) -> None:
     """Latest alerts, dead letters, stale sensors and per-stream statistics of a store.
 
@@ -306,7 +307,7 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
 
 @bridge.command("plot")
 @click.option("--store", type=StoreTarget("store"), required=True,
-              help="Store directory holding the observations and alerts.")
+              help="Store (directory or postgresql:// URL) holding the observations and alerts.")
 @click.option("--datastream", "datastream_id", required=True, metavar="STATION/KIND[/NAME]",
               help="Datastream to plot, e.g. RG-0001/rain_gauge (list them with `twin bridge inspect`).")
 @click.option("--out", "out_png", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -315,7 +316,7 @@ def inspect_cmd(store: Path, stale_after_s: float, now: str | None, limit: int, 
 @click.option("--until", default=None, metavar="ISO8601", help="Plot readings before this time (default: all).")
 @click.option("--alert-config", type=InputPath("alerts"), default=None,
               help="Alert thresholds TOML (default: the packaged hardware_bridge/fusion/alerts.toml).")
-def plot_cmd(store: Path, datastream_id: str, out_png: Path, since: str | None, until: str | None,
+def plot_cmd(store: Path | str, datastream_id: str, out_png: Path, since: str | None, until: str | None,
              alert_config: Path | None) -> None:
     """Plot one datastream with its alert levels as coloured bands and its alerts marked (PNG)."""
     from twin.store import Store, utc_text
@@ -451,7 +452,8 @@ def _inverse_velocity_figure(recs: list[dict[str, Any]]):
 
 
 @bridge.command("failure-time")
-@click.option("--store", type=StoreTarget("store"), required=True, help="Store directory holding the readings.")
+@click.option("--store", type=StoreTarget("store"), required=True,
+              help="Store (directory or postgresql:// URL) holding the readings.")
 @click.argument("datastreams", nargs=-1, metavar="[DATASTREAM ...]")
 @click.option("--window", "window_h", type=click.FloatRange(0, min_open=True), default=None,
               metavar="HOURS", help="Fit the trailing HOURS of each stream (default: the window_h of "
@@ -470,7 +472,7 @@ def _inverse_velocity_figure(recs: list[dict[str, Any]]):
 @click.option("--plot", "plot_png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG of 1/v against time with the fit, one panel per stream.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def failure_time_cmd(store: Path, datastreams: tuple[str, ...], window_h: float | None,
+def failure_time_cmd(store: Path | str, datastreams: tuple[str, ...], window_h: float | None,
                      velocity_window_h: float | None, alpha: float | str | None, weighted: bool | None,
                      at: str | None, alert_config: Path | None, plot_png: Path | None, as_json: bool) -> None:
     """Inverse-velocity (Fukuzono 1985) failure-time forecasts of slope GNSS and inclinometer streams.

@@ -69,7 +69,7 @@ def check_cmd(drill_file: str) -> None:
               help="Start this far into the scenario ('30 min') or at an instant of it (ISO 8601 with a "
                    "zone); earlier injects are logged as skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON at the end.")
-def run_cmd(drill_file: str, store_dir: Path, broker: str | None, speed: float | None, start_at: str,
+def run_cmd(drill_file: str, store_dir: Path | str, broker: str | None, speed: float | None, start_at: str,
             as_json: bool) -> None:
     """Play a drill: sensor values through MQTT, incidents and lost roads/stations into the store.
 
@@ -121,7 +121,7 @@ def _offset(text: str, start) -> float:
 @click.option("--drill", "drill_id", default=None, help="Drill id (default: the newest drill in the store).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for debrief.html, debrief.json and timeline.csv.")
-def debrief_cmd(store_dir: Path, drill_id: str | None, out_dir: Path) -> None:
+def debrief_cmd(store_dir: Path | str, drill_id: str | None, out_dir: Path) -> None:
     """Debrief of a drill: timeline of injects, alerts and actions; reaction times; targets met or missed."""
     from scenarios.debrief import collect, write_debrief
     from twin.store import Store

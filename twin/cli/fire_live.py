@@ -57,7 +57,7 @@ def _seconds(text: str, what: str) -> float:
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the runs (default: STORE/runs, where `twin serve` looks).")
 @click.option("--no-report", is_flag=True, help="Skip report.html and map.html of each run (faster).")
-def watch(store_dir: Path, buildings: tuple[str, ...], building_ids: tuple[str, ...], once: bool, poll: str,
+def watch(store_dir: Path | str, buildings: tuple[str, ...], building_ids: tuple[str, ...], once: bool, poll: str,
           growth: str, sprinklers: str, season: str, duration: str, dt_s: float, record_every_s: float,
           runs_dir: Path | None, no_report: bool) -> None:
     """Start a fire run for every fire_origin the bridge raises in a known building.
@@ -116,7 +116,7 @@ def _stop(_signum: int, _frame: object) -> None:
               help="Also play the drill now through this MQTT broker (needs --store; run `twin bridge run` beside).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written (and played) as JSON.")
 def drill(run_dir: Path, out_dir: Path, building: str | None, building_id: str | None, name: str | None,
-          speed: float, store_dir: Path | None, broker: str | None, as_json: bool) -> None:
+          speed: float, store_dir: Path | str | None, broker: str | None, as_json: bool) -> None:
     """Write a drill of a fire run's predicted detector alarms (and register or play it).
 
     RUN_DIR is a `twin fire run` folder (or its fire.nc). Writes OUT/sensors.json (the building's
