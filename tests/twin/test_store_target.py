@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
-from twin.cli.store_target import StoreTarget
+from twin.cli.store_target import StoreTarget, shown_target, store_files_dir
 from twin.store import Store
 
 
@@ -19,3 +19,10 @@ def test_a_url_passes_unchanged_and_a_directory_is_checked(tmp_path):
         StoreTarget("store").convert(str(tmp_path), None, None)
     Store.open(tmp_path).close()
     assert StoreTarget("store").convert(str(tmp_path), None, None) == Path(tmp_path)
+
+
+def test_a_url_is_shown_without_its_password_and_its_files_dir_is_the_files_parameter(tmp_path):
+    url = f"postgresql://twin:s3cret@db.example:5432/twin?files={tmp_path}"
+    assert shown_target(url) == f"postgresql://twin:***@db.example:5432/twin?files={tmp_path}"
+    assert shown_target(tmp_path) == str(tmp_path) and shown_target("postgresql://db/x") == "postgresql://db/x"
+    assert store_files_dir(url) == tmp_path.resolve() and store_files_dir(tmp_path) == tmp_path

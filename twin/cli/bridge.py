@@ -12,7 +12,7 @@ import click
 
 from hardware_bridge.runner import cli as _run_cmd
 from twin.cli._util import InputPath, echo_json, user_errors
-from twin.cli.store_target import StoreTarget
+from twin.cli.store_target import StoreTarget, shown_target
 
 
 @click.group("bridge")
@@ -166,7 +166,7 @@ def simulate_cmd(devices: int, minutes: float, kinds: str | None, interval_s: fl
 
                 with Store.open(reg_dir) as st:
                     summary["placement"]["registered"] = st.put_sensors(placement.sensors)
-                summary["placement"]["store"] = str(reg_dir)
+                summary["placement"]["store"] = shown_target(reg_dir)
         if out is not None:
             n = 0
             with open(out, "w", encoding="utf-8") as fh:
@@ -258,7 +258,7 @@ def inspect_cmd(store: Path | str, stale_after_s: float, now: str | None, limit:
                         "latest": shown, "latest_si": None if o is None else o.value,
                         "unit_si": None if o is None else o.unit})
     report = {
-        "store": str(store),
+        "store": shown_target(store),
         "observations": sum(s["count"] for s in streams),
         "datastreams": len(streams),
         "stale": [s["datastream"] for s in streams if s["stale"]],
@@ -282,7 +282,7 @@ def inspect_cmd(store: Path | str, stale_after_s: float, now: str | None, limit:
     from rich.table import Table
 
     con = Console()
-    con.print(f"[bold]{store}[/bold]: {report['observations']} observations in "
+    con.print(f"[bold]{shown_target(store)}[/bold]: {report['observations']} observations in "
               f"{len(streams)} datastreams, {len(report['stale'])} stale "
               f"(> {stale_after_s:g} s), {n_dead} dead letters ({hits} deliveries)")
     t = Table("datastream", "count", "latest", "first", "last", "age s", "stale")
@@ -496,7 +496,7 @@ def failure_time_cmd(store: Path | str, datastreams: tuple[str, ...], window_h: 
             for ds in chosen:
                 if ds not in known:
                     raise ValidationError(
-                        f"datastream {ds!r} is not a gnss_displacement or inclinometer stream of {store}; "
+                        f"datastream {ds!r} is not a gnss_displacement or inclinometer stream of {shown_target(store)}; "
                         f"its slope streams: {known[:10] or 'none'}")
             over = {"window_h": window_h, "velocity_window_h": velocity_window_h, "alpha": alpha,
                     "weighted": weighted}
@@ -509,14 +509,14 @@ def failure_time_cmd(store: Path | str, datastreams: tuple[str, ...], window_h: 
     for r in recs:
         r.pop("_forecast", None)
     if as_json:
-        echo_json({"store": str(store), "at": at, "streams": recs,
+        echo_json({"store": shown_target(store), "at": at, "streams": recs,
                    **({"plot": str(plot_png)} if plot_png else {})})
         return
     def short(x: str | None) -> str:  # "2024-06-05T02:06:00+00:00" -> "06-05 02:06"
         return x[5:16].replace("T", " ") if x else "–"
 
     newest = max((r["last_reading"] for r in recs if r.get("last_reading")), default=None)
-    click.echo(f"{store}: inverse-velocity forecasts"
+    click.echo(f"{shown_target(store)}: inverse-velocity forecasts"
                + (f", newest reading {newest[:16].replace('T', ' ')} UTC" if newest else ""))
     for r in recs:
         line = f"  {r['datastream']}: {r['status']}"

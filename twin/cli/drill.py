@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from twin.cli._util import echo_json, user_errors
-from twin.cli.store_target import StoreTarget
+from twin.cli.store_target import StoreTarget, shown_target
 
 
 @click.group("drill")
@@ -92,7 +92,7 @@ def run_cmd(drill_file: str, store_dir: Path | str, broker: str | None, speed: f
         echo_json(summary | {"injects": player.played})
     else:
         click.echo(f"drill {summary['drill']}: {summary['played']} inject(s) played; debrief with "
-                   f"`twin drill debrief --store {store_dir} --drill {summary['drill']} --out DIR`")
+                   f"`twin drill debrief --store {shown_target(store_dir)} --drill {summary['drill']} --out DIR`")
 
 
 def _offset(text: str, start) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from twin.cli._util import echo_json, user_errors
-from twin.cli.store_target import StoreTarget, store_files_dir
+from twin.cli.store_target import StoreTarget, shown_target, store_files_dir
 
 
 def _seconds(text: str, what: str) -> float:
@@ -151,8 +151,8 @@ def drill(run_dir: Path, out_dir: Path, building: str | None, building_id: str |
     click.echo(f"{paths['drill']}: {out['activations']} device(s) operate of {out['sensors']}; first "
                f"{out['first']['device']} on storey {out['first']['storey']} at {out['first']['time_s']:.1f} s")
     if "registered" in out:
-        click.echo(f"{out['registered']} sensor(s) registered in {store_dir}; play with "
-                   f"`twin drill run {paths['drill']} --store {store_dir} --broker HOST:PORT`")
+        click.echo(f"{out['registered']} sensor(s) registered in {shown_target(store_dir)}; play with "
+                   f"`twin drill run {paths['drill']} --store {shown_target(store_dir)} --broker HOST:PORT`")
     if "played" in out:
         click.echo(f"drill {out['played']['drill']}: {out['played']['played']} inject(s) played")
 

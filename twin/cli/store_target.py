@@ -42,3 +42,18 @@ def store_files_dir(target: Path | str) -> Path:
 
         return split_url(str(target))[1]
     return Path(target)
+
+
+def shown_target(target: Path | str | None) -> str:
+    """A store target as commands print it: a URL without its password (``postgresql://u:***@host/db``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from twin.store import is_store_url
+
+    text = str(target)
+    if not is_store_url(target):
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
