@@ -11,7 +11,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from hardware_bridge.ingest import Ingestor, handle_all
-from twin.store import Store
+from twin.store import Store, dead_letter_digest
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -39,3 +39,18 @@ def test_a_shuffled_redelivered_mix_is_stored_exactly_once(tmp_path, store_at):
         latest = store.latest_values()
         assert len(latest.datastream_ids) == 20 and set(latest.phenomenon_times) == {
             (T0 + timedelta(seconds=990)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+
+
+def test_oversized_messages_alike_in_their_first_kib_stay_two_dead_letters(tmp_path, store_at):
+    """The bridge keeps an oversized message's first KiB and names it by the whole payload's digest (issue 16):
+    two large messages that start alike are two dead letters, and a redelivery of one is a hit, not a third."""
+    topic = "sz/v1/rain_gauge/S0/obs"
+    head = b'{"datastream": "S0/rain_gauge", "pad": "' + b"x" * 2000
+    one, two = head + b'1"}', head + b'2"}'
+    with Store.open(store_at(tmp_path / "s")) as store:
+        ing = Ingestor(store, max_payload_bytes=1500)
+        handle_all(ing, [(topic, one, T0), (topic, two, T0), (topic, one, T0)], batch=10)
+        got = store.dead_letters()
+        assert [(len(d.payload), d.hits) for d in got] == [(1024, 2), (1024, 1)]
+        assert {d.digest for d in got} == {dead_letter_digest(topic, one), dead_letter_digest(topic, two)}
+        assert "exceeds the limit of 1500 bytes" in got[0].reason
