@@ -6,6 +6,13 @@ File layout (issue 15's contract): variable ``strain_rate(time, channel)`` float
 ``direction``, ``start_time`` (ISO 8601 with zone) and ``source``. Written and read with ``netCDF4`` directly
 (xarray opens it too) so neither side holds more than one chunk.
 
+**Other formats.** A file that is not a DAS record in this layout (PRODML, Terra15, TDMS, DASDAE, ... : whatever
+``dascore`` reads, the optional extra ``pip install 'shenzhen-twin[das]'``) is read through ``dascore.spool(path)``:
+each patch transposed to ``(time, distance)``, float32, chunk by chunk; the layout from its steps (``dx_m`` the
+distance step in the patch's distance unit, taken as metres; ``fs_hz`` 1 / time step; ``chainage0_m`` the first
+distance; no line) and ``start_time`` its first time, in UTC. Without dascore such a file is an error naming the
+extra.
+
 Ground truth beside it, ``<stem>.truth.csv``: one row per injected event, train passage or road vehicle with the
 columns :data:`TRUTH_COLUMNS` (the contract's eight) followed by :data:`TRUTH_EXTRA` (what a moving source needs).
 """
@@ -211,17 +218,65 @@ def _info(nc, path: str | Path) -> DasInfo:  # nc: netCDF4.Dataset
     return DasInfo(layout=layout, start_time=start, source=str(nc.getncattr("source")), n_time=int(var.shape[0]))
 
 
+DAS_EXTRA = "pip install 'shenzhen-twin[das]'"
+
+
+def _dascore_spool(path: str | Path, err: DataIntegrityError):
+    """The file's patches through dascore, sorted by start time; ``err`` (why our reader refused it) re-raised with
+    what dascore says when it cannot read the file either, or with the extra to install when it is absent."""
+    try:
+        import dascore
+    except ImportError:
+        raise DataIntegrityError(f"{err}. Other DAS formats (PRODML, TDMS, Terra15, DASDAE, ...) are read through "
+                                 f"dascore, which is not installed: {DAS_EXTRA}") from err
+    try:
+        patches = sorted(dascore.spool(str(path)), key=lambda q: q.get_coord("time").min())
+    except Exception as exc:  # dascore raises its own errors per format: none of them reads it
+        raise DataIntegrityError(f"{err}; nor does dascore read it ({type(exc).__name__}: {exc})") from err
+    if not patches:
+        raise DataIntegrityError(f"{err}; dascore reads it but finds no patch in it")
+    for q in patches:
+        if set(q.dims) != {"time", "distance"}:
+            raise DataIntegrityError(f"DAS file {str(path)!r}: dascore patch dims {q.dims}; expected time and "
+                                     "distance")
+    return patches
+
+
+def _dascore_info(path: str | Path, patches: list) -> DasInfo:
+    import dascore
+
+    q = patches[0]
+    dist, time = q.get_coord("distance"), q.get_coord("time")
+    dt_s = float(time.step / np.timedelta64(1, "s")) if np.issubdtype(np.asarray(time.step).dtype,
+                                                                        np.timedelta64) else float(time.step)
+    t0 = np.datetime64(time.min(), "ns").astype("datetime64[us]").astype(dt.datetime)
+    try:
+        layout = FibreLayout(n_channel=int(q.shape[q.dims.index("distance")]), dx_m=float(dist.step),
+                             fs_hz=1.0 / dt_s, chainage0_m=float(dist.min()))
+    except ValidationError as err:
+        raise DataIntegrityError(f"DAS file {str(path)!r} (read by dascore) has a bad layout: {err}") from err
+    n_time = sum(int(p.shape[p.dims.index("time")]) for p in patches)
+    return DasInfo(layout=layout, start_time=t0.replace(tzinfo=dt.UTC),
+                   source=f"{Path(path).name} via dascore {dascore.__version__}", n_time=n_time)
+
+
 def read_das_info(path: str | Path) -> DasInfo:
-    """Layout, start time, source and length of a DAS file, without reading its data.
+    """Layout, start time, source and length of a DAS file, without reading its data (other formats: through
+    dascore, see the module docstring).
 
     Raises
     ------
     DataMissingError
         No file at ``path``.
     DataIntegrityError
-        Not NetCDF4, or the variable or an attribute of the contract missing or bad.
+        Not NetCDF4, or the variable or an attribute of the contract missing or bad, and not a file dascore reads
+        (or dascore not installed: the message names the extra).
     """
-    with _open(path) as nc:
+    try:
+        nc = _open(path)
+    except DataIntegrityError as err:
+        return _dascore_info(path, _dascore_spool(path, err))
+    with nc:
         return _info(nc, path)
 
 
@@ -248,7 +303,12 @@ def iter_das(path: str | Path, chunk_s: float = 1.0) -> Iterator[tuple[float, np
     """
     if not np.isfinite(chunk_s) or chunk_s <= 0:
         raise ValidationError(f"chunk_s = {chunk_s!r}: give a chunk length in seconds > 0")
-    with _open(path) as nc:
+    try:
+        nc = _open(path)
+    except DataIntegrityError as err:
+        yield from _iter_dascore(path, _dascore_spool(path, err), chunk_s)
+        return
+    with nc:
         info = _info(nc, path)
         var = nc.variables[VARIABLE]
         var.set_auto_mask(False)
@@ -256,6 +316,22 @@ def iter_das(path: str | Path, chunk_s: float = 1.0) -> Iterator[tuple[float, np
         for i0 in range(0, info.n_time, step):
             chunk = np.ascontiguousarray(var[i0:min(i0 + step, info.n_time), :], dtype=np.float32)
             yield i0 / info.layout.fs_hz, chunk
+
+
+def _iter_dascore(path: str | Path, patches: list, chunk_s: float) -> Iterator[tuple[float, np.ndarray]]:
+    """``(t0_s, chunk)`` from dascore patches: time-major float32, t0 from each patch's start."""
+    info = _dascore_info(path, patches)
+    fs = info.layout.fs_hz
+    step = max(1, int(round(chunk_s * fs)))
+    t_ref = np.datetime64(patches[0].get_coord("time").min(), "ns")
+    for q in patches:
+        if int(q.shape[q.dims.index("distance")]) != info.layout.n_channel:
+            raise DataIntegrityError(f"DAS file {str(path)!r}: its patches have different channel counts "
+                                     f"({q.shape} against {info.layout.n_channel} channels)")
+        data = q.transpose("time", "distance").data
+        t0 = float((np.datetime64(q.get_coord("time").min(), "ns") - t_ref) / np.timedelta64(1, "s"))
+        for i0 in range(0, data.shape[0], step):
+            yield t0 + i0 / fs, np.ascontiguousarray(data[i0:i0 + step], dtype=np.float32)
 
 
 def write_truth(path: str | Path, truth: pd.DataFrame) -> Path:
