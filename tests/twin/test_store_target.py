@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
-from twin.cli.store_target import StoreTarget, shown_target, store_files_dir
+from twin.cli.store_target import StoreTarget, password_to_env, shown_target, store_files_dir
 from twin.store import Store
 
 
@@ -26,3 +26,12 @@ def test_a_url_is_shown_without_its_password_and_its_files_dir_is_the_files_para
     assert shown_target(url) == f"postgresql://twin:***@db.example:5432/twin?files={tmp_path}"
     assert shown_target(tmp_path) == str(tmp_path) and shown_target("postgresql://db/x") == "postgresql://db/x"
     assert store_files_dir(url) == tmp_path.resolve() and store_files_dir(tmp_path) == tmp_path
+
+
+def test_a_urls_password_moves_to_pgpassword_for_readers_that_reopen_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "old")  # restored after the test
+    assert password_to_env("postgresql://twin:p%40ss@db:5432/twin?files=/srv") == "postgresql://twin@db:5432/twin?files=/srv"
+    import os
+
+    assert os.environ["PGPASSWORD"] == "p@ss"
+    assert password_to_env(tmp_path) == tmp_path and password_to_env("postgresql://db/x") == "postgresql://db/x"

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from twin.cli._util import user_errors
-from twin.cli.store_target import StoreTarget
+from twin.cli.store_target import StoreTarget, password_to_env
 
 
 @click.command("serve")
@@ -51,6 +51,7 @@ def serve(store_dir, host, port, token, runs_dir, city_name, base_resolution, st
     from viz.console.auth import check_bind, check_token, is_loopback
 
     with user_errors():
+        store_dir = password_to_env(store_dir)  # the live view opens the store again from its masked URL
         token = check_token(token)
         check_bind(host, token)
         hosts = None

@@ -57,3 +57,24 @@ def shown_target(target: Path | str | None) -> str:
     if parts.password is None:
         return text
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def password_to_env(target: Path | str) -> Path | str:
+    """A store URL without its password, which goes to ``PGPASSWORD`` (libpq reads it there) instead.
+
+    For commands that hand the store on to readers opened from :attr:`twin.store.Store.db_path` (the URL with
+    its password masked, so they could not log in): ``twin serve``'s live view. A directory, or a URL
+    without a password, is returned unchanged.
+    """
+    import os
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    from twin.store import is_store_url
+
+    if not is_store_url(target):
+        return target
+    parts = urlsplit(str(target))
+    if parts.password is None:
+        return target
+    os.environ["PGPASSWORD"] = unquote(parts.password)
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
