@@ -401,6 +401,21 @@ class _Track:
         self.n_trig = len(self.rows)
 
 
+def bands_for_rate(fs_hz: float) -> tuple[tuple[float, float], ...]:
+    """The default bands of :class:`DetectorParams`, their top cut to 0.8 × Nyquist for a record sampled too slowly
+    for 200 Hz (e.g. 250 Hz interrogators: 3–45 and 45–100 Hz; below 135 Hz one band 3 Hz – 0.8 × Nyquist)."""
+    default = DetectorParams.bands
+    top = 0.8 * float(fs_hz) / 2.0
+    if top >= default[-1][1]:
+        return default
+    if top <= 1.5 * default[0][1]:
+        if top <= default[0][0] * 2:
+            raise ValidationError(f"fs_hz = {fs_hz!r}: too slow for the detector's bands (needs > {default[0][0] * 5:g} "
+                                  "Hz); give DetectorParams.bands yourself")
+        return ((default[0][0], top),)
+    return (default[0], (default[0][1], top))
+
+
 def _grow(c0: int, arr: np.ndarray, a: int, b: int) -> tuple[int, np.ndarray]:
     """``(c0, arr)`` (columns = channels from ``c0``) widened to cover channels ``a..b``."""
     n = arr.shape[1]
@@ -720,4 +735,4 @@ class DasDetector:
                        for t in self.tracks)
 
 
-__all__ = ["ALERTING", "CLASSES", "DasDetector", "DasEvent", "DetectorParams", "subchannel_peak"]
+__all__ = ["ALERTING", "CLASSES", "DasDetector", "DasEvent", "DetectorParams", "bands_for_rate", "subchannel_peak"]

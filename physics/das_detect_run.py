@@ -161,11 +161,11 @@ def run_detect(req: DasDetectRequest, ctx: RunContext):
     import pandas as pd
     import xarray as xr
 
-    from physics.das_detect import DasDetector, DetectorParams
+    from physics.das_detect import DasDetector, DetectorParams, bands_for_rate
 
     layout, start, source, duration, chunks, truth = _source(req)
     locate, placed = _locator(layout, req.locate)
-    params = DetectorParams(ratio_on=req.ratio_on, min_snr_db=req.min_snr_db)
+    params = DetectorParams(ratio_on=req.ratio_on, min_snr_db=req.min_snr_db, bands=bands_for_rate(layout.fs_hz))
     det = DasDetector(layout, params, locate=locate)
     pub = None
     if req.publish:

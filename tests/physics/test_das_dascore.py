@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from physics.das_detect import DasDetector, DetectorParams
+from physics.das_detect import DasDetector, DetectorParams, bands_for_rate
 from physics.das_io import iter_das, read_das_info
 from twin.errors import DataIntegrityError
 
@@ -43,11 +43,28 @@ def test_a_dascore_file_is_read_and_detected(tmp_path):
     assert [t for t, _ in chunks] == pytest.approx(np.arange(8.0))
     whole = np.concatenate([c for _, c in chunks])
     np.testing.assert_array_equal(whole, patch.transpose("time", "distance").data.astype(np.float32))
-    det = DasDetector(info.layout, DetectorParams(bands=((3.0, 45.0), (45.0, 100.0))))
+    assert bands_for_rate(250.0) == ((3.0, 45.0), (45.0, 100.0))  # 0.8 × the 125 Hz Nyquist
+    det = DasDetector(info.layout, DetectorParams(bands=bands_for_rate(250.0)))
     events = det.run(chunks)
     assert len(events) == 1
     assert abs(events[0].channel - 150.0) <= 1.0
     assert 3.8 <= events[0].onset_s <= 4.2
+
+
+def test_twin_tunnel_detect_reads_a_dascore_file(tmp_path):
+    """`twin tunnel detect FILE` on the DASDAE file: the same one event in events.csv (bands fitted to 250 Hz)."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    path = tmp_path / "example.h5"
+    _patch_with_a_burst().io.write(path, "DASDAE")
+    r = CliRunner().invoke(main, ["tunnel", "detect", str(path), "--no-locate", "--out", str(tmp_path / "det")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "det" / "events.csv")
+    assert len(df) == 1 and abs(df["channel"].iloc[0] - 150.0) <= 1.0
 
 
 def test_other_files_without_dascore_name_the_extra(tmp_path, monkeypatch):
