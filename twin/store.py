@@ -1312,7 +1312,8 @@ class Store:
         for (stream,) in self._query("SELECT datastream_id FROM latest WHERE obs_id > ?", (up,)):
             older = self._query(
                 "SELECT id, datastream_id, phenomenon_time, value, unit, raw FROM observations "
-                "WHERE datastream_id = ? AND id <= ? ORDER BY phenomenon_time DESC, seq DESC LIMIT 1", (stream, up))
+                f"WHERE datastream_id = ? AND id <= ? AND NOT {self._skewed_sql.format(raw='raw')} "
+                "ORDER BY phenomenon_time DESC, seq DESC LIMIT 1", (stream, up))
             rows.extend(_obs_from_row(r) for r in older)
         return sorted(rows, key=lambda r: r.datastream_id)
 

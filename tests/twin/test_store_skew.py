@@ -135,3 +135,13 @@ def test_an_old_store_migrates_to_version_4_and_drops_a_skewed_latest(tmp_path, 
         assert store.latest_values().values.tolist() == [2.0] and store.latest_values().units == ["m"]
     with Store.open_readonly(target) as ro:
         assert ro.schema_version == 4 and ro.count_observations() == 4
+
+
+def test_latest_up_to_an_id_looks_back_past_clock_skew_readings(tmp_path, store_at):
+    with Store.open(store_at(tmp_path / "s")) as store:
+        store.put_observation("A/level", T0, 1.0, "m")
+        store.put_observation("A/level", T0 + timedelta(days=1), 9.0, "m", raw=SKEWED)
+        top = store.last_observation_id()
+        store.put_observation("A/level", T0 + timedelta(minutes=5), 2.0, "m")  # written after top
+        (row,) = store.latest_observations(up_to_id=top)
+        assert (row.phenomenon_time, row.value) == (_ts(T0), 1.0)
