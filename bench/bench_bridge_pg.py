@@ -13,9 +13,8 @@ of a throw-away PostgreSQL server (``tests/pg_server.py``: Debian's binaries, ``
    reader, polling the store every 5 ms, first saw its row) - its ``phenomenonTime`` stamped at publish; p50/p99
    after a 1 s warm-up.
 4. **Two bridges on one shared subscription** (``$share/twin/sz/v1/+/+/obs``) into one PostgreSQL, against one
-   bridge on the same PostgreSQL, single and batched messages. The bridges on PostgreSQL run ``--no-write-lock``
-   (bridges on different hosts share no file lock; every PostgreSQL write transaction takes the store's advisory
-   lock, so writers take turns there).
+   bridge on the same PostgreSQL, single and batched messages (``--store postgresql://...``: no file lock; every
+   PostgreSQL write transaction takes the store's advisory lock, so writers take turns there).
 
 CPU per observation per process: user+system CPU seconds (``/proc/<pid>/stat``, what ``time.process_time`` reports
 inside the process) of each bridge, of the PostgreSQL server (the postmaster and all its backends: the work a
@@ -34,7 +33,6 @@ import argparse
 import importlib.util
 import multiprocessing as mp
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,13 +46,6 @@ if str(BENCH_DIR) not in sys.path:
 
 import bench_bridge as bb  # noqa: E402
 from _common import machine_info, print_table, write_results  # noqa: E402
-
-# The runner with a URL store (its --store type folds a URL's "//" until it takes URLs): its own click
-# command parses the arguments, then the raw --store text is put back.
-_LAUNCH = (
-    "import sys; from hardware_bridge import runner; a = sys.argv[1:]; raw = a[a.index('--store') + 1]; "
-    "ctx = runner.cli.make_context('bridge', a); runner.run_bridge(runner._options({**ctx.params, 'store': raw}))"
-)
 
 
 def _pg_helper():
@@ -148,20 +139,6 @@ def watch(target: Target, want: int, *, poll_s: float, collect: bool, stall_s: f
             "complete": count >= want, "trace": trace, "seen": seen}
 
 
-class Bridge(bb.BridgeProc):
-    """``bench_bridge.BridgeProc`` started through the URL-taking launcher when the store is a URL."""
-
-    def __init__(self, broker: Any, store: str, client_id: str, log: Path, extra: list[str]) -> None:
-        head = ["-c", _LAUNCH] if "://" in store else ["-m", "hardware_bridge.runner"]
-        self.args = [sys.executable, *head, "--broker", broker.address, "--store", store, "--client-id",
-                     client_id, "--stale-check-s", "0", "--session-expiry-s", "0", *extra]
-        self._log = open(log, "ab")  # noqa: SIM115 - kept for the process's lifetime
-        self.logpath = log
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env,
-                                     cwd=REPO)
-
-
 def measure(ctx: Any, workdir: Path, target: Target, *, n_msgs: int, rows: int, window: int, streams: int,
             size: int, n_bridges: int = 1, rate: float | None = None, collect: bool = False,
             bridge_args: list[str] | None = None) -> dict[str, Any]:
@@ -171,10 +148,8 @@ def measure(ctx: Any, workdir: Path, target: Target, *, n_msgs: int, rows: int, 
     extra = list(bridge_args or [])
     if n_bridges > 1:
         extra += ["--shared-group", bb.SHARED_GROUP]
-    if target.backend == "postgresql":
-        extra += ["--no-write-lock"]
     with bb.Broker(workdir) as broker:
-        bridges = [Bridge(broker, target.arg, f"bench-bridge-{k}", workdir / f"bridge-{k}.log", extra)
+        bridges = [bb.BridgeProc(broker, target.arg, f"bench-bridge-{k}", workdir / f"bridge-{k}.log", extra)
                    for k in range(n_bridges)]
         pub = None
         try:

@@ -1,7 +1,6 @@
 """Fixtures of the hardware-bridge tests (the ``mosquitto`` broker fixture is in tests/conftest.py:
 ``hardware_bridge.broker.LocalBroker`` at a free port on 127.0.0.1). ``start_bridge`` runs the bridge process
-(``python -m hardware_bridge.runner``; ``bridge_main.py`` beside this file for a ``postgresql://`` store) and
-waits for its READY line. ``bridge_store`` is the store of a bridge test on each backend (SQLite directory,
+(``python -m hardware_bridge.runner``, a directory or a ``postgresql://`` URL as ``--store``) and waits for its READY line. ``bridge_store`` is the store of a bridge test on each backend (SQLite directory,
 PostgreSQL database of the ``pg_server`` fixture) with the counts and keys the reliability tests compare.
 """
 
@@ -20,14 +19,6 @@ from pathlib import Path
 
 import pytest
 
-BRIDGE_MAIN = Path(__file__).with_name("bridge_main.py")
-
-
-def bridge_command(args: list[str]) -> list[str]:
-    """How to start the runner: ``-m hardware_bridge.runner``, or ``bridge_main.py`` for a URL store."""
-    store = args[args.index("--store") + 1] if "--store" in args else ""
-    return [str(BRIDGE_MAIN)] if store.startswith(("postgresql://", "postgres://")) else ["-m", "hardware_bridge.runner"]
-
 
 class BridgeProcess:
     """``python -m hardware_bridge.runner`` as a child process."""
@@ -40,7 +31,7 @@ class BridgeProcess:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, *bridge_command(args), *args],
+            [sys.executable, "-m", "hardware_bridge.runner", *args],
             stdout=subprocess.PIPE,
             stderr=self._logf,
             env=env,
@@ -163,16 +154,14 @@ def pg_server():
 class BridgeStore:
     """The store bridges of one test write to, and what the test reads back from it.
 
-    ``target`` is the ``--store`` argument (a directory, or a URL with ``?files=``); ``bridge_args`` the
-    options a bridge on this backend takes as well (on PostgreSQL ``--no-write-lock``: bridges on different
-    hosts share no file lock, and every PostgreSQL write transaction takes the store's advisory lock).
+    ``target`` is the ``--store`` argument: a directory, or a URL with ``?files=`` (bridges on PostgreSQL take
+    no file lock; every PostgreSQL write transaction takes the store's advisory lock).
     """
 
     def __init__(self, backend: str, target: str, files: Path) -> None:
         self.backend = backend
         self.target = target
         self.files = files
-        self.bridge_args = ["--no-write-lock"] if backend == "postgresql" else []
 
     def _rows(self, sql: str) -> list[tuple] | None:
         """Rows of ``sql`` (no parameters); None while the bridge has not created the table yet."""

@@ -10,15 +10,14 @@
    ``kill -9`` of one of them mid-stream and its restart: nothing lost, nothing stored twice.
 
 Every test runs on both store backends (``bridge_store``: a SQLite directory, a fresh
-database of a real PostgreSQL); on PostgreSQL the bridges run ``--no-write-lock``, as
-bridges on different hosts would.
+database of a real PostgreSQL, ``--store postgresql://...?files=DIR``).
 
 The bridge runs as ``python -m hardware_bridge.runner`` (fixture ``start_bridge``);
 the test process publishes with a bounded in-flight window (QoS 1). Message count of
 test 1: ``TWIN_BRIDGE_RELIABILITY_N`` (default 100,000: measured 9-16 s on SQLite and
-12-14 s on PostgreSQL, i.e. 6,000-11,000 msg/s end to end, on a 2-core machine with the
-publisher, broker, bridge and PostgreSQL sharing the cores; the whole file, both backends,
-about 72 s there).
+12-14 s on PostgreSQL, 6,000-11,000 msg/s end to end, on a 2-core machine with the
+publisher, broker, bridge and PostgreSQL sharing the cores, and 30-33 s each with that
+machine at load 8; the whole file, both backends, 72 s, and 150 s at load 8).
 """
 
 from __future__ import annotations
@@ -108,7 +107,7 @@ def key(msg: tuple[str, bytes]) -> tuple[str, int]:
 def bridge_args(broker, store, client_id: str, *extra) -> list:
     """Runner arguments for a bridge writing to ``store`` (a ``BridgeStore`` of either backend)."""
     return ["--broker", broker.address, "--store", store.target, "--client-id", client_id,
-            "--stale-check-s", "0", *store.bridge_args, *extra]
+            "--stale-check-s", "0", *extra]
 
 
 def test_malformed_duplicate_out_of_order_stream(mosquitto, start_bridge, bridge_store):
