@@ -127,8 +127,9 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
 
     Parameters
     ----------
-    store_dir : path
-        The twin's store (created if missing).
+    store_dir : path or str
+        The twin's store: a directory (SQLite, created if missing) or a ``postgresql://`` URL
+        (:func:`twin.store.open_store`).
     token : str or None
         Token of the actions (None or ``""``: a read-only console).
     runs_dir : path, optional
@@ -142,7 +143,8 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     allowed_hosts : list of str, optional
         Accepted ``Host`` headers (DNS-rebinding guard); None accepts any.
     poll_s : float
-        Interval of the live feed's store polling (s).
+        Longest wait of the live feed between polls (s): it wakes on the store's next commit
+        (:meth:`viz.console.live.LiveState.wait`) and polls the runs at least this often.
 
     Returns
     -------
@@ -172,10 +174,12 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     gate = TokenGate(token)
     the_city = City(city) if isinstance(city, str) else city
     store = Store.open(store_dir)
-    live = LiveState(store.db_path, stale_after_s=stale_after_s)
+    # from the target, not store.db_path: on PostgreSQL that is the URL with its password masked
+    live = LiveState(store_dir, stale_after_s=stale_after_s)
     runs = RunManager(store, runs_dir if runs_dir is not None else store.root / "runs", the_city)
     board = IncidentBoard(store, district_locator(the_city))
-    feed = Feed(lambda: live.refresh() + board.refresh() + runs.poll(), recheck=live.recheck, interval_s=poll_s)
+    feed = Feed(lambda: live.refresh() + board.refresh() + runs.poll(), recheck=live.recheck,
+                wait=live.wait, interval_s=poll_s)
     api = ConsoleApi(store=store, live=live, feed=feed, runs=runs,
                      scenes=SceneCache(the_city, base_resolution=base_resolution), gate=gate, city=the_city,
                      incidents=board)

@@ -18,6 +18,12 @@ instead of being given the wrong messages.
 
 A burst of observations becomes one ``sensor`` message per datastream per poll.
 
+Between polls the feed waits for the store's next commit when given ``wait``
+(:meth:`viz.console.live.LiveState.wait`: LISTEN/NOTIFY on PostgreSQL, wakes on the commit;
+50 ms ``data_version`` polls on SQLite), at most ``interval_s``, so what is not in the store
+(the run manager's progress) is still polled every ``interval_s``. Without ``wait`` (or when
+it fails) the feed sleeps ``interval_s``.
+
 A ``sensor`` message carries the same row as ``GET /api/sensors``
 (:meth:`viz.console.live.LiveState.sensors`): the stored SI ``value``/``unit`` and what
 people read, ``shown`` (``{"value": "8 ppm", "unit": "ppm", "decimals": 0, "number": 8.0}``,
@@ -40,6 +46,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+WAIT_SLICE_S = 1.0  # longest single wait in a worker thread: bounds how long stopping the feed can take
 RECHECK_S = 15.0
 HEARTBEAT_S = 15.0
 BUFFER = 2000
@@ -54,14 +61,19 @@ class Feed:
         Called in a worker thread every ``interval_s``.
     recheck : callable() -> list of messages, optional
         Called every ``recheck_s`` (time-driven changes such as staleness).
+    wait : callable(timeout_s) -> bool, optional
+        Blocks until the store changes or ``timeout_s`` passes (:meth:`viz.console.live.LiveState.wait`);
+        run in a worker thread between polls with ``timeout_s = interval_s``. None: sleep ``interval_s``.
     """
 
     def __init__(self, poll: Callable[[], list[dict[str, Any]]], *,
                  recheck: Callable[[], list[dict[str, Any]]] | None = None,
+                 wait: Callable[[float], bool] | None = None,
                  interval_s: float = POLL_S, recheck_s: float = RECHECK_S,
                  heartbeat_s: float = HEARTBEAT_S, buffer: int = BUFFER) -> None:
         self._poll = poll
         self._recheck = recheck
+        self._wait_change = wait
         self.interval_s = float(interval_s)
         self.recheck_s = float(recheck_s)
         self.heartbeat_s = float(heartbeat_s)
@@ -106,7 +118,22 @@ class Feed:
                 msgs = []
             if msgs:
                 await self.publish(msgs)
-            await asyncio.sleep(self.interval_s)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """Until the store's next commit (``wait``), at most ``interval_s``; a failing wait sleeps instead."""
+        if self._wait_change is not None:
+            t_end = time.monotonic() + self.interval_s
+            try:
+                while not self.closing and (left := t_end - time.monotonic()) > 0:
+                    if await asyncio.to_thread(self._wait_change, min(left, WAIT_SLICE_S)):
+                        return
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # e.g. the PostgreSQL listener dropped: the next wait reconnects
+                log.exception("console feed wait failed; sleeping %.3g s", self.interval_s)
+        await asyncio.sleep(self.interval_s)
 
     async def publish(self, msgs: list[dict[str, Any]]) -> None:
         """Number and buffer messages, wake the streams."""
