@@ -111,7 +111,9 @@ class ResponseSettings:
 
     @property
     def runs(self) -> Path:
-        return Path(self.runs_dir) if self.runs_dir is not None else Path(self.store) / "runs"
+        from twin.cli.store_target import store_files_dir
+
+        return Path(self.runs_dir) if self.runs_dir is not None else store_files_dir(self.store) / "runs"
 
 
 def buildings_from(refs: Iterable[str], ids: Iterable[str] = ()) -> dict[str, str]:

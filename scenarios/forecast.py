@@ -119,7 +119,8 @@ class LiveForecastRequest(BaseModel):
     Attributes
     ----------
     store : str
-        The store directory the bridge writes.
+        The store the bridge writes: its directory, or its ``postgresql://`` URL without a password
+        (:func:`request_store`).
     issue_time : str
         ISO-8601 instant the forecast starts from (observations after it are not used).
     hours : float
@@ -591,7 +592,9 @@ class ForecastSettings:
 
     @property
     def runs(self) -> Path:
-        return Path(self.runs_dir) if self.runs_dir is not None else Path(self.store) / "runs"
+        from twin.cli.store_target import store_files_dir
+
+        return Path(self.runs_dir) if self.runs_dir is not None else store_files_dir(self.store) / "runs"
 
 
 @dataclass
@@ -672,7 +675,7 @@ def issue_forecast(settings: ForecastSettings, issue: datetime, *, city: Any = N
         prev = previous_forecast(store, settings.runs, issue, resolution=settings.resolution,
                                  districts=districts)
         req = live_kind().validate({  # a bad setting is a twin ValidationError naming the field
-            "store": str(Path(settings.store).resolve()), "issue_time": iso(issue),
+            "store": request_store(settings.store), "issue_time": iso(issue),
             "hours": settings.horizon_s / 3600.0, "resolution": settings.resolution, "districts": districts,
             "city": settings.city if city is None else None, "rain_mode": settings.rain_mode,
             "decay_tau_s": settings.decay_tau_s, "rain_window_s": settings.rain_window_s,
@@ -697,6 +700,21 @@ def issue_forecast(settings: ForecastSettings, issue: datetime, *, city: Any = N
         alerts = forecast_alerts(store, rid, req.issue, gauges, realert_s=settings.realert_s)
     # the warm start the run really took (None when the previous forecast's grid or frames did not fit)
     return ForecastIssue(rid, out_dir, req.issue_time, issued.get("warm_start_run"), gauges, alerts)
+
+
+def request_store(target: Path | str) -> str:
+    """The store as a forecast request (and so the run's params, ``summary.json`` and report) keeps it: a
+    directory resolved, a PostgreSQL URL without its password (never written to a file or the runs table).
+
+    The password goes to ``PGPASSWORD`` (:func:`twin.cli.store_target.password_to_env`), where libpq finds it
+    when the run opens the store again from the request; a masked ``:***@`` URL could not log in.
+    """
+    from twin.cli.store_target import password_to_env
+    from twin.store import is_store_url
+
+    if is_store_url(target):
+        return str(password_to_env(target))
+    return str(Path(target).resolve())
 
 
 def issued_forecast(store: Any, run_id: int) -> dict[str, Any]:

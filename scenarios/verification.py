@@ -180,6 +180,7 @@ def write_verification(store_dir: str | Path, out_dir: str | Path, *, tolerance_
 
     Returns the paths by role, and the counts ``forecasts``, ``n_pairs`` and ``unpaired``.
     """
+    from twin.cli.store_target import shown_target
     from twin.store import Store
     from viz.report import figure_html, report_page
 
@@ -199,7 +200,7 @@ def write_verification(store_dir: str | Path, out_dir: str | Path, *, tolerance_
         sections.append("<section><h2>By lead time</h2>" + figure_html(
             verification_figure(table), "bias and RMSE by lead time",
             "Each gauge's bias and RMSE per lead time bucket; all gauges together in black.") + "</section>")
-    page = report_page("Forecast verification", f"store {html.escape(str(store_dir))}", sections,
+    page = report_page("Forecast verification", f"store {html.escape(shown_target(store_dir))}", sections,
                        "Shenzhen Twin · twin forecast verify · this page loads nothing from the network")
     paths["html"].write_text(page, encoding="utf-8")
     return {**paths, "forecasts": n_forecasts, "n_pairs": int(len(pairs)), "unpaired": unpaired}
