@@ -122,7 +122,7 @@ def _asset_paths() -> dict[str, Path]:
 def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str | os.PathLike | None = None,
                city: Any = "shenzhen", base_resolution: float = 90.0, stale_after_s: float = 900.0,
                allowed_hosts: list[str] | None = None,
-               poll_s: float = 0.1) -> Any:
+               poll_s: float = 0.1, wake_on_commit: bool = True) -> Any:
     """The console's Starlette application.
 
     Parameters
@@ -145,6 +145,9 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     poll_s : float
         Longest wait of the live feed between polls (s): it wakes on the store's next commit
         (:meth:`viz.console.live.LiveState.wait`) and polls the runs at least this often.
+    wake_on_commit : bool
+        False: the feed sleeps ``poll_s`` between polls instead of waiting for the commit (the console
+        before issue 16; ``bench/bench_console.py`` compares both).
 
     Returns
     -------
@@ -179,7 +182,7 @@ def create_app(store_dir: str | os.PathLike, *, token: str | None, runs_dir: str
     runs = RunManager(store, runs_dir if runs_dir is not None else store.root / "runs", the_city)
     board = IncidentBoard(store, district_locator(the_city))
     feed = Feed(lambda: live.refresh() + board.refresh() + runs.poll(), recheck=live.recheck,
-                wait=live.wait, interval_s=poll_s)
+                wait=live.wait if wake_on_commit else None, interval_s=poll_s)
     api = ConsoleApi(store=store, live=live, feed=feed, runs=runs,
                      scenes=SceneCache(the_city, base_resolution=base_resolution), gate=gate, city=the_city,
                      incidents=board)
