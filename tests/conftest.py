@@ -6,7 +6,9 @@ skipped, with the reason, only when that setting is absent (CI sets it).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,39 @@ def twin_serve():
     yield start
     for p in procs:
         stop(p)
+
+
+def load_pg_helper():
+    """``tests/pg_server.py`` by path (``--import-mode=importlib`` puts no test directory on ``sys.path``)."""
+    if "twin_tests_pg_server" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("twin_tests_pg_server", Path(__file__).parent / "pg_server.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["twin_tests_pg_server"]
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throw-away PostgreSQL server on 127.0.0.1 (``tests/pg_server.py``: Debian's binaries, run as ``postgres``
+    when we are root), one per test session (per xdist worker), shared by the store and the bridge tests; each
+    test takes a fresh database with ``new_database()``. Missing PostgreSQL or psycopg: skipped locally, a failure
+    under CI (which installs both)."""
+    pg = load_pg_helper()
+    missing = None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = "psycopg not installed: pip install -e '.[pg]'"
+    bin_dir = pg.find_pg_bin()
+    if bin_dir is None:
+        missing = "PostgreSQL not installed: apt-get install postgresql postgresql-15-postgis-3"
+    if missing:
+        if os.environ.get("CI"):  # .ci/run installs them: a missing server there is a failure
+            pytest.fail(f"PostgreSQL tests must run in CI: {missing}")
+        pytest.skip(missing)
+    server = pg.PgServer(bin_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,7 +6,6 @@ PostgreSQL database of the ``pg_server`` fixture) with the counts and keys the r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -114,41 +113,7 @@ def start_bridge(tmp_path):
 # --------------------------------------------------------------------------
 # The store of a bridge test, on each backend
 # --------------------------------------------------------------------------
-def _load_pg_helper():
-    """tests/pg_server.py by path (the same module object as tests/twin/conftest.py loads)."""
-    if "twin_tests_pg_server" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("twin_tests_pg_server", Path(__file__).parents[1] / "pg_server.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["twin_tests_pg_server"]
-
-
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    """A throw-away PostgreSQL server (``tests/pg_server.py``): skipped locally without PostgreSQL or psycopg,
-    a failure under ``CI`` (which installs both)."""
-    pg = _load_pg_helper()
-    missing = None
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        missing = "psycopg not installed: pip install 'psycopg[binary]'"
-    bin_dir = pg.find_pg_bin()
-    if bin_dir is None:
-        missing = "PostgreSQL not installed: apt-get install postgresql postgresql-15-postgis-3"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"the bridge's PostgreSQL tests must run in CI: {missing}")
-        pytest.skip(missing)
-    server = pg.PgServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class BridgeStore:
