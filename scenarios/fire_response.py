@@ -75,8 +75,8 @@ class ResponseSettings:
 
     Attributes
     ----------
-    store : Path
-        The live store (the one ``twin bridge run`` writes).
+    store : Path or str
+        The live store (the one ``twin bridge run`` writes): a directory or a ``postgresql://`` URL.
     buildings : mapping
         Building id (the detectors' ``building`` property) -> fire building file or example name.
     runs_dir : Path, optional
@@ -87,7 +87,7 @@ class ResponseSettings:
         Also write the run's ``report.html`` / ``map.html``.
     """
 
-    store: Path
+    store: Path | str
     buildings: Mapping[str, str]
     runs_dir: Path | None = None
     growth: str = "fast"

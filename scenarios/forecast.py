@@ -575,7 +575,7 @@ def live_kind() -> RunKind:
 class ForecastSettings:
     """What the loop keeps from cycle to cycle (``twin forecast`` options)."""
 
-    store: Path
+    store: Path | str
     runs_dir: Path | None = None
     every_s: float = 600.0
     horizon_s: float = 3 * 3600.0
