@@ -7,9 +7,7 @@ what is checked is that ``secret`` appears nowhere in the run folder, the verifi
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,39 +21,6 @@ from twin.store import Store
 
 SECRET = "s3cr3t-pw"
 ISSUE = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
-
-
-def _pg_helper():
-    """tests/pg_server.py by path (the module object tests/twin/conftest.py loads too)."""
-    if "twin_tests_pg_server" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("twin_tests_pg_server", Path(__file__).parents[1] / "pg_server.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["twin_tests_pg_server"]
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    """A throw-away PostgreSQL server: skipped locally without PostgreSQL or psycopg, a failure under CI."""
-    pg = _pg_helper()
-    missing = None
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        missing = "psycopg not installed: pip install 'psycopg[binary]'"
-    bin_dir = pg.find_pg_bin()
-    if bin_dir is None:
-        missing = "PostgreSQL not installed: apt-get install postgresql postgresql-15-postgis-3"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL scenario tests must run in CI: {missing}")
-        pytest.skip(missing)
-    server = pg.PgServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture()

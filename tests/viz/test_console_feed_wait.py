@@ -8,13 +8,9 @@ through the fixed interval the feed slept before.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import os
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,39 +24,6 @@ POLL_S = 8.0
 # a reading must arrive in less than half the polling interval: the wait wakes within ~50 ms (SQLite) or on
 # the NOTIFY (PostgreSQL); 4 s leaves room for a loaded 2-core machine
 ARRIVE_S = POLL_S / 2
-
-
-def _pg_helper():
-    """tests/pg_server.py by path (the module object tests/twin/conftest.py loads too)."""
-    if "twin_tests_pg_server" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("twin_tests_pg_server", Path(__file__).parents[1] / "pg_server.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["twin_tests_pg_server"]
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    """A throw-away PostgreSQL server: skipped locally without PostgreSQL or psycopg, a failure under CI."""
-    pg = _pg_helper()
-    missing = None
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        missing = "psycopg not installed: pip install 'psycopg[binary]'"
-    bin_dir = pg.find_pg_bin()
-    if bin_dir is None:
-        missing = "PostgreSQL not installed: apt-get install postgresql postgresql-15-postgis-3"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL console tests must run in CI: {missing}")
-        pytest.skip(missing)
-    server = pg.PgServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
