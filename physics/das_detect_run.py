@@ -308,15 +308,11 @@ def _command():
           twin tunnel detect --live --km 1 --minutes 5 --speed 1 --publish 127.0.0.1:1883 --out runs/live
         """
         from twin import pipeline
-        from twin.cli.kinds import ProgressBar
-        from twin.errors import RequestError
+        from twin.cli.kinds import ProgressBar, check_request
 
         params = {**values, "file": str(file) if file else None, "locate": not no_locate}
         with user_errors():
-            try:
-                req = pipeline.check(KIND, params)
-            except RequestError as exc:
-                raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
+            req = check_request(KIND, params)
             with ProgressBar("DAS detection (s of record)") as bar:
                 res = pipeline.run(KIND, req, out_dir, progress=bar.update, report=False, map=False)
         s = res.summary

@@ -267,15 +267,11 @@ def _command():
         Example: twin tunnel simulate --out runs/das --km 0.5 --minutes 1 --events 4
         """
         from twin import pipeline
-        from twin.cli.kinds import ProgressBar
-        from twin.errors import RequestError
+        from twin.cli.kinds import ProgressBar, check_request
 
         params = {**values, "direction": int(direction), "stations": list(stations) or None}
         with user_errors():
-            try:
-                req = pipeline.check(KIND, params)
-            except RequestError as exc:
-                raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
+            req = check_request(KIND, params)
             with ProgressBar("DAS record (chunks written)") as bar:
                 res = pipeline.run(KIND, req, out_dir, progress=bar.update, report=False, map=False)
         s = res.summary

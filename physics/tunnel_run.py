@@ -336,8 +336,7 @@ def _command():
         --line 1 --out runs/tunnel
         """
         from twin import pipeline
-        from twin.cli.kinds import ProgressBar
-        from twin.errors import RequestError
+        from twin.cli.kinds import ProgressBar, check_request
 
         params = {"sources": str(sources), "lines": list(lines) or None, "limits": limits, "segment_m": segment_m,
                   "limits_file": None if limits_file is None else str(limits_file), "at": at,
@@ -349,11 +348,7 @@ def _command():
                 from twin.city import City
 
                 city = City(city_name)
-            try:
-                req = pipeline.check(KIND, params, city=city)
-            except RequestError as exc:
-                hint = {"sources": "SOURCES"}.get(exc.field, "--" + str(exc.field).replace("_", "-"))
-                raise click.ClickException(f"{hint}: {exc}") from None
+            req = check_request(KIND, params, hints={"sources": "SOURCES"}, city=city)
             with ProgressBar("Tunnel vibration forecast") as bar, run_store(store_dir) as store:
                 res = pipeline.run(KIND, req, out_dir, store=store, city=city, progress=bar.update,
                                    report=with_report, map=with_map)

@@ -53,6 +53,20 @@ def _option(name: str, field: Any) -> tuple[click.Option, Any]:
                          help=(doc + " " if doc else "") + "(JSON)"), json.loads)
 
 
+def check_request(kind: Any, params: dict[str, Any], *, hints: dict[str, str] | None = None, **kw: Any) -> Any:
+    """``twin.pipeline.check(kind, params, **kw)``: what the model would refuse mid-run, refused before it starts,
+    as a click error pinned on the option of the field (``--field-name``, or ``hints[field]``: an argument's
+    name such as ``SOURCES``)."""
+    from twin import pipeline
+    from twin.errors import RequestError
+
+    try:
+        return pipeline.check(kind, params, **kw)
+    except RequestError as exc:
+        hint = (hints or {}).get(exc.field, "--" + str(exc.field).replace("_", "-"))
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
 def kind_command(kind: Any) -> click.Group:
     """The ``twin <kind.command_name>`` group with its ``run`` command."""
     fields = kind.request.model_fields
@@ -75,7 +89,6 @@ def kind_command(kind: Any) -> click.Group:
                 params[name] = convert[name](v) if name in convert else v
             except ValueError as exc:
                 raise click.BadParameter(f"{v!r}: {exc}", param_hint="--" + name.replace("_", "-")) from None
-        from twin.errors import RequestError
 
         with user_errors():
             city = None
@@ -83,10 +96,7 @@ def kind_command(kind: Any) -> click.Group:
                 from twin.city import City
 
                 city = City(city_name)
-            try:  # what the model would refuse mid-run, refused now and pinned on its option
-                params = pipeline.check(kind, params, city=city)
-            except RequestError as exc:
-                raise click.BadParameter(str(exc), param_hint="--" + exc.field.replace("_", "-")) from None
+            params = check_request(kind, params, city=city)  # refused now, pinned on its option
             with ProgressBar(kind.title) as bar:
                 res = pipeline.run(kind, params, out_dir, city=city, progress=bar.update,
                                    report=with_report, map=with_map)
