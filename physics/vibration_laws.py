@@ -108,7 +108,7 @@ def blast_safe_distance_m(
 
     Examples
     --------
-    K 200, α 1.6, Q 10 kg, V 2 cm/s → R ≈ 38.3 m (``/work/shared/docs/references.md``).
+    K 200, α 1.6, Q 10 kg, V 2 cm/s → R = (200/2)^(1/1.6)·10^(1/3) ≈ 38.3 m.
     """
     v = _checked("v_cm_s", v_cm_s)
     q = _checked("charge_kg", charge_kg)

@@ -1,10 +1,11 @@
 """Vibration attenuation laws (physics/vibration_laws.py).
 
 Sources of the expected numbers:
-* GB 6722-2014 round trip, ``/work/shared/docs/references.md`` ("Tunnel vibration"):
-  K 200, alpha 1.6, Q 10 kg, V 2 cm/s -> R 38.3 m. By hand: (200/2)^(1/1.6) = 100^0.625 = 17.7828,
-  10^(1/3) = 2.15443, product 38.312 m. Tolerance 0.05 m: references.md rounds to 0.1 m.
-* Bornitz ratio (Bornitz 1931; references.md): v(r)/v1 = (r1/r)^n exp(-a (r - r1)); with a = pi f eta / c
+* GB 6722-2014 (Safety regulations for blasting) §13.2.4, Sadovsky's form V = K (Q^(1/3)/R)^alpha and its
+  inversion R = (K/V)^(1/alpha) Q^(1/3): K 200, alpha 1.6, Q 10 kg, V 2 cm/s -> R 38.3 m. By hand:
+  (200/2)^(1/1.6) = 100^0.625 = 17.7828, 10^(1/3) = 2.15443, product 38.312 m. Tolerance 0.05 m: the figure
+  is quoted to 0.1 m.
+* Bornitz ratio (Bornitz 1931): v(r)/v1 = (r1/r)^n exp(-a (r - r1)); with a = pi f eta / c
   (Woods & Jedele 1985). Closed forms evaluated by hand below; tolerance round-off (rtol 1e-12).
 """
 
@@ -25,7 +26,7 @@ from physics.vibration_laws import (
 from twin.errors import ValidationError
 
 
-def test_gb6722_round_trip_references_md():
+def test_gb6722_round_trip():
     r = blast_safe_distance_m(2.0, 10.0, 200.0, 1.6)
     assert float(r) == pytest.approx(38.3, abs=0.05)
     assert float(blast_ppv_cm_s(10.0, r, 200.0, 1.6)) == pytest.approx(2.0, rel=1e-12)
