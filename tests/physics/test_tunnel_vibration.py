@@ -2,7 +2,7 @@
 
 Sources of the expected numbers:
 * Blasting PPV: GB 6722-2014, V = K (Q^(1/3)/R)^alpha, with K 200, alpha 1.65 (medium rock in
-  physics/tunnel_limits.toml, the middle of the references.md range), evaluated by hand here.
+  physics/tunnel_limits.toml, the middle of the medium-rock range K 150–250, alpha 1.5–1.8), evaluated by hand.
 * Continuous PPV: Bornitz, v = v1 (r1/r)^n exp(-a (r - r1)), a = pi f eta / c, with the table's soil row
   (n 1, eta 0.1, c 200 m/s) and the piling row (v1 1.636 cm/s at 7.62 m, 15 Hz: FTA 2018 Table 7-4).
 * Distance to the lining: sqrt(h^2 + depth^2) - D/2 on a straight synthetic tunnel (15 m axis, 6 m outer
