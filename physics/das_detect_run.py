@@ -270,6 +270,21 @@ def describe(params: dict[str, Any]) -> str:
     return f"{Path(str(params.get('file'))).name}"
 
 
+def _map_city(wanted: bool):
+    """The city whose basemap (districts, metro lines) the events' map draws under them; None without its data."""
+    if not wanted:
+        return None
+    from twin.city import City
+    from twin.errors import DataMissingError
+
+    try:
+        city = City("shenzhen")
+        city.vector("metro_lines")
+    except DataMissingError:
+        return None
+    return city
+
+
 def _command():
     import click
 
@@ -297,8 +312,10 @@ def _command():
     @click.option("--no-locate", is_flag=True, help="Chainage only (do not place events on the map).")
     @click.option("--truth", default=None, type=click.Path(dir_okay=False),
                   help="Truth CSV for the metrics (default: <stem>.truth.csv beside FILE).")
+    @click.option("--map/--no-map", "with_map", default=True, show_default=True,
+                  help="Write map.html: the events on the offline map, coloured by class.")
     @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
-    def detect(file, out_dir, no_locate, as_json, **values) -> None:
+    def detect(file, out_dir, no_locate, with_map, as_json, **values) -> None:
         """Detect drilling, piling, excavation and intrusion near a metro tunnel in a fibre-optic DAS record,
         streaming (chunk by chunk, bounded memory); trains and road vehicles are recognised and not alerted.
 
@@ -314,7 +331,8 @@ def _command():
         with user_errors():
             req = check_request(KIND, params)
             with ProgressBar("DAS detection (s of record)") as bar:
-                res = pipeline.run(KIND, req, out_dir, progress=bar.update, report=False, map=False)
+                res = pipeline.run(KIND, req, out_dir, progress=bar.update, report=False, map=with_map,
+                                   city=_map_city(with_map and not no_locate))
         s = res.summary
         if as_json:
             echo_json(pipeline.clean_json(s))
