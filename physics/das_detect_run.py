@@ -313,7 +313,7 @@ def _command():
     @click.option("--truth", default=None, type=click.Path(dir_okay=False),
                   help="Truth CSV for the metrics (default: <stem>.truth.csv beside FILE).")
     @click.option("--map/--no-map", "with_map", default=True, show_default=True,
-                  help="Write map.html: the events on the offline map, coloured by class.")
+                  help="Write map.html: the events placed on the line, on the offline map, coloured by class.")
     @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
     def detect(file, out_dir, no_locate, with_map, as_json, **values) -> None:
         """Detect drilling, piling, excavation and intrusion near a metro tunnel in a fibre-optic DAS record,
@@ -331,8 +331,12 @@ def _command():
         with user_errors():
             req = check_request(KIND, params)
             with ProgressBar("DAS detection (s of record)") as bar:
-                res = pipeline.run(KIND, req, out_dir, progress=bar.update, report=False, map=with_map,
-                                   city=_map_city(with_map and not no_locate))
+                res = pipeline.run(KIND, req, out_dir, progress=bar.update, report=False, map=False)
+            if with_map and detect_layers(res.dataset):  # a map only of events placed on the line
+                from viz.run_map import write_run_map
+
+                res.paths["map"] = write_run_map(res.kind, res.dataset, Path(out_dir) / "map.html",
+                                                 city=_map_city(True))["path"]
         s = res.summary
         if as_json:
             echo_json(pipeline.clean_json(s))

@@ -205,7 +205,7 @@ def test_twin_tunnel_detect_on_a_simulated_file(tmp_path):
     assert summary["events"] == len(events)
     assert summary["channels"] == 300 and summary["detector"]["latency_s"] == pytest.approx(12.6)
     assert "metrics" in summary and summary["metrics"]["n_truth"] >= 1
-    assert not (out / "events.geojson").exists()
+    assert not (out / "events.geojson").exists() and not (out / "map.html").exists()  # nothing placed: no map
     bad = CliRunner().invoke(main, ["tunnel", "detect", "--out", str(out)])
     assert bad.exit_code != 0 and "--live" in bad.output
 
@@ -269,3 +269,25 @@ def test_events_are_placed_along_their_metro_line(twin_data, tmp_path):
 
     layers = detect_layers(xr.open_dataset(tmp_path / "det" / "events.nc"))
     assert len(layers) == 1 and len(layers[0].layers[0]["data"]) == len(gj["features"])
+
+
+def test_twin_tunnel_detect_draws_the_placed_events_on_a_map(tmp_path, twin_data):
+    """Events placed on Line 1 (the real metro data) go on map.html over the city's basemap, one point each."""
+    import json
+
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    sim = CliRunner().invoke(main, ["tunnel", "simulate", "--out", str(tmp_path / "sim"), "--km", "0.3",
+                                    "--minutes", "0.75", "--events", "2", "--seed", "5", "--chainage0", "8800"],
+                             catch_exceptions=False)
+    assert sim.exit_code == 0, sim.output
+    out = tmp_path / "det"
+    r = CliRunner().invoke(main, ["tunnel", "detect", str(tmp_path / "sim" / "das.nc"), "--out", str(out)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    placed = json.loads((out / "events.geojson").read_text())["features"]
+    assert placed, "the injected events are found and placed"
+    page = (out / "map.html").read_text()
+    assert "tunnel_das_events" in page and "metro" in page.lower()
