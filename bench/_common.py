@@ -15,6 +15,7 @@ script's folder on ``sys.path`` (it is, when the script is run as a file).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -392,3 +393,17 @@ def write_results(
     text = json.dumps(clean(payload), indent=2, default=_json_default, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+def start_pg_server():
+    """A throw-away PostgreSQL server (``tests/pg_server.py``: Debian's binaries, run as ``postgres`` when root) for
+    the benchmarks on the PostgreSQL store; ``new_database()`` gives a URL, ``stop()`` removes it. Exits with a
+    message when PostgreSQL is not installed (give the benchmark ``--pg-url`` instead)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "pg_server.py"
+    spec = importlib.util.spec_from_file_location("bench_pg_server", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bin_dir = module.find_pg_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL not installed: apt-get install postgresql, or give --pg-url")
+    return module.PgServer(bin_dir).start()

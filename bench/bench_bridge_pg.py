@@ -30,7 +30,6 @@ JSON in ``bench/results/bridge-pg-<UTC time>.json`` (or ``--out DIR``).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import multiprocessing as mp
 import os
 import sys
@@ -45,15 +44,7 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 import bench_bridge as bb  # noqa: E402
-from _common import machine_info, print_table, write_results  # noqa: E402
-
-
-def _pg_helper():
-    path = REPO / "tests" / "pg_server.py"
-    spec = importlib.util.spec_from_file_location("bench_pg_server", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _common import machine_info, print_table, start_pg_server, write_results  # noqa: E402
 
 
 # --------------------------------------------------------------------------
@@ -225,11 +216,7 @@ class Stores:
     def __init__(self, tmp: Path, pg_url: str | None) -> None:
         self.tmp, self.k, self.server, self.pg_url = tmp, 0, None, pg_url
         if pg_url is None:
-            helper = _pg_helper()
-            bin_dir = helper.find_pg_bin()
-            if bin_dir is None:
-                raise SystemExit("PostgreSQL not installed: apt-get install postgresql, or give --pg-url")
-            self.server = helper.PgServer(bin_dir).start()
+            self.server = start_pg_server()
 
     def new(self, backend: str) -> Target:
         self.k += 1

@@ -29,7 +29,6 @@ Usage: ``TWIN_DATA=... python bench/bench_console.py [--writes 50] [--quick] [--
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import statistics
@@ -41,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, print_table, write_results  # noqa: E402
+from _common import machine_info, print_table, start_pg_server, write_results  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -79,14 +78,6 @@ def sse_latency(url: str, store_dir: Path | str, n: int, *, base_s: float = 0.0,
     return out
 
 
-def _pg_helper():
-    path = Path(__file__).resolve().parents[1] / "tests" / "pg_server.py"
-    spec = importlib.util.spec_from_file_location("bench_pg_server", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def backends(args: argparse.Namespace) -> None:
     """Store write -> SSE message on SQLite and PostgreSQL, the feed waking on the commit or sleeping."""
     from twin.city import City
@@ -99,11 +90,7 @@ def backends(args: argparse.Namespace) -> None:
     targets: dict[str, Path | str] = {"sqlite": tmp / "store"}
     server = None
     if args.pg_url is None:
-        helper = _pg_helper()
-        bin_dir = helper.find_pg_bin()
-        if bin_dir is None:
-            raise SystemExit("PostgreSQL not installed: apt-get install postgresql, or give --pg-url")
-        server = helper.PgServer(bin_dir).start()
+        server = start_pg_server()
     try:
         url = args.pg_url or server.new_database()
         targets["postgresql"] = f"{url}?files={tmp / 'pgfiles'}"

@@ -18,7 +18,6 @@ Usage: ``python bench/bench_console_wait.py [--streams 100000] [--writes 40] [--
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import statistics
 import sys
@@ -30,20 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, print_table, time_call, write_results  # noqa: E402
+from _common import machine_info, print_table, start_pg_server, time_call, write_results  # noqa: E402
 
 from twin.store import Observation, open_store  # noqa: E402
 from viz.console.live import LiveState  # noqa: E402
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-def _pg_helper():
-    path = Path(__file__).resolve().parents[1] / "tests" / "pg_server.py"
-    spec = importlib.util.spec_from_file_location("bench_pg_server", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fill(target: str | Path, streams: int, batch: int = 5000) -> None:
@@ -132,11 +123,7 @@ def main() -> None:
             results.append(run_backend("sqlite", Path(tmp) / "sqlite", args))
             url = args.pg_url
             if url is None:
-                helper = _pg_helper()
-                bin_dir = helper.find_pg_bin()
-                if bin_dir is None:
-                    raise SystemExit("PostgreSQL not installed: apt-get install postgresql, or give --pg-url")
-                server = helper.PgServer(bin_dir).start()
+                server = start_pg_server()
                 url = server.new_database()
             results.append(run_backend("postgresql", f"{url}?files={Path(tmp) / 'pgfiles'}", args))
         finally:

@@ -26,7 +26,6 @@ Usage: ``python bench/bench_store.py [--sensors 100000] [--readings 3] [--days 3
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import random
 import statistics
@@ -39,20 +38,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, print_table, time_call, write_results  # noqa: E402
+from _common import machine_info, print_table, start_pg_server, time_call, write_results  # noqa: E402
 
 from twin.store import Observation, Store, open_store  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TARGET_MS = 100.0
-
-
-def _pg_helper():
-    path = Path(__file__).resolve().parents[1] / "tests" / "pg_server.py"
-    spec = importlib.util.spec_from_file_location("bench_pg_server", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def ingest(store: Store, sensors: int, readings: int, days: int, batch: int) -> dict[str, float]:
@@ -171,11 +162,7 @@ def main() -> None:
             results.append(run_backend("sqlite", Path(tmp) / "sqlite", args))
             url = args.pg_url
             if url is None:
-                helper = _pg_helper()
-                bin_dir = helper.find_pg_bin()
-                if bin_dir is None:
-                    raise SystemExit("PostgreSQL not installed: apt-get install postgresql, or give --pg-url")
-                server = helper.PgServer(bin_dir).start()
+                server = start_pg_server()
                 url = server.new_database()
             results.append(run_backend("postgresql", f"{url}?files={Path(tmp) / 'pgfiles'}", args))
         finally:
