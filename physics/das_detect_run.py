@@ -27,7 +27,6 @@ from twin.runkinds import RunContext, RunKind, RunOutputs, register_kind
 
 KIND = "tunnel_detect"
 OUTPUT = "events.nc"
-DEFAULT_START = "2026-12-04T09:00:00+08:00"
 COLUMNS = ("event_class", "confidence", "onset_s", "end_s", "duration_s", "channel", "chainage_m", "length_m",
            "energy", "peak_frequency_hz", "snr_db", "speed_mps", "track_id", "segment", "x", "y", "lon", "lat",
            "offset_m", "inside_zone", "nuisance_site")
@@ -94,7 +93,6 @@ class DasDetectRequest(BaseModel):
 
 def check_detect(req: DasDetectRequest, city: Any = None) -> None:
     """Exactly one of a file or ``live``; the file exists; a live start time has its zone."""
-    import datetime as dt
 
     from twin.errors import RequestError
 
@@ -105,13 +103,9 @@ def check_detect(req: DasDetectRequest, city: Any = None) -> None:
                            field="file", value=req.file)
     if req.start_time is None:
         return
-    try:
-        when = dt.datetime.fromisoformat(req.start_time)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise RequestError(f"start_time = {req.start_time!r}: give ISO 8601 with its zone, e.g. {DEFAULT_START}",
-                           field="start_time", value=req.start_time)
+    from physics.das_sim_run import check_start_time
+
+    check_start_time(req.start_time)
 
 
 def _source(req: DasDetectRequest):

@@ -23,6 +23,18 @@ TRUTH = "das.truth.csv"
 DEFAULT_START = "2026-12-04T09:00:00+08:00"
 
 
+def check_start_time(value: str) -> None:
+    """A record's ``start_time``: ISO 8601 with its zone (:func:`twin.clock.as_utc`), else a RequestError naming
+    the field, the value and an example."""
+    from twin.clock import as_utc
+    from twin.errors import ClockError, RequestError
+
+    try:
+        as_utc(value, "start_time")
+    except ClockError as exc:
+        raise RequestError(str(exc), field="start_time", value=value) from None
+
+
 class DasSimRequest(BaseModel):
     """A simulated DAS record (``twin tunnel simulate --help``).
 
@@ -130,18 +142,11 @@ def _stops_on_fibre(req: DasSimRequest, layout) -> tuple[float, ...]:
 
 def check_simulate(req: DasSimRequest, city: Any = None) -> None:
     """Refuse a bad start time, a zero direction or a record too big for the disk before anything runs."""
-    import datetime as dt
     import shutil
 
     from twin.errors import RequestError
 
-    try:
-        when = dt.datetime.fromisoformat(req.start_time)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise RequestError(f"start_time = {req.start_time!r}: give ISO 8601 with its zone, e.g. {DEFAULT_START}",
-                           field="start_time", value=req.start_time)
+    check_start_time(req.start_time)
     if req.direction == 0:
         raise RequestError("direction = 0: give +1 or -1", field="direction", value=0)
     size = 4.0 * req.km * 1000.0 / req.dx_m * req.fs_hz * req.minutes * 60.0
@@ -271,7 +276,7 @@ def _command():
 
         params = {**values, "direction": int(direction), "stations": list(stations) or None}
         with user_errors():
-            req = check_request(KIND, params)
+            req = check_request(KIND, params, hints={"start_time": "--start"})
             with ProgressBar("DAS record (chunks written)") as bar:
                 res = pipeline.run(KIND, req, out_dir, progress=bar.update, report=False, map=False)
         s = res.summary
