@@ -407,3 +407,24 @@ def start_pg_server():
     if bin_dir is None:
         raise SystemExit("PostgreSQL not installed: apt-get install postgresql, or give --pg-url")
     return module.PgServer(bin_dir).start()
+
+
+def on_both_backends(run_backend: Callable[[str, Any, Any], dict], args: Any) -> list[dict]:
+    """``[run_backend("sqlite", <tmp>/sqlite, args), run_backend("postgresql", <url>?files=<tmp>/pgfiles, args)]``:
+    the URL is ``args.pg_url`` or a fresh database of a throw-away server (:func:`start_pg_server`), removed
+    with the temporary directory at the end."""
+    import tempfile
+
+    results, server = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            results.append(run_backend("sqlite", Path(tmp) / "sqlite", args))
+            url = args.pg_url
+            if url is None:
+                server = start_pg_server()
+                url = server.new_database()
+            results.append(run_backend("postgresql", f"{url}?files={Path(tmp) / 'pgfiles'}", args))
+        finally:
+            if server is not None:
+                server.stop()
+    return results

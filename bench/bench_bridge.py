@@ -395,13 +395,21 @@ def _connect_db(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
 
 def watch_store(db: Path, target: int, *, poll_s: float, collect: bool, stall_s: float,
                 timeout: float) -> dict[str, Any]:
-    """Poll the store until ``target`` observations are visible (or no progress for ``stall_s``).
+    """Poll the SQLite store ``db`` until ``target`` observations are visible (or no progress for ``stall_s``).
 
     With ``collect`` every new row's ``phenomenon_time`` is read with the time it was
     first seen (for latencies); otherwise only ``MAX(id)`` (rows are never deleted and
     the bench sends no duplicates, so it equals the count; checked at the end).
     """
-    con = _connect_db(db)
+    return watch_connection(_connect_db(db), target, poll_s=poll_s, collect=collect, stall_s=stall_s,
+                            timeout=timeout)
+
+
+def watch_connection(con: Any, target: int, *, poll_s: float, collect: bool, stall_s: float, timeout: float,
+                     mark: str = "?", count_sql: str = "SELECT MAX(id) FROM observations") -> dict[str, Any]:
+    """:func:`watch_store` on an open DB-API connection of either backend (closed at the end): ``mark`` its
+    parameter placeholder, ``count_sql`` how rows are counted while polling (``MAX(id)`` where ids have no
+    gaps; PostgreSQL's sequence skips the ids of conflicting inserts, so ``COUNT(*)`` there)."""
     seen: list[tuple[float, str]] = []
     trace: list[tuple[float, int]] = []
     count = last_id = 0
@@ -412,7 +420,7 @@ def watch_store(db: Path, target: int, *, poll_s: float, collect: bool, stall_s:
             now = time.time()
             if collect:
                 rows = con.execute(
-                    "SELECT id, phenomenon_time FROM observations WHERE id > ? ORDER BY id",
+                    f"SELECT id, phenomenon_time FROM observations WHERE id > {mark} ORDER BY id",
                     (last_id,),
                 ).fetchall()
                 if rows:
@@ -420,7 +428,7 @@ def watch_store(db: Path, target: int, *, poll_s: float, collect: bool, stall_s:
                     seen.extend((now, r[1]) for r in rows)
                 new = count + len(rows)
             else:
-                new = con.execute("SELECT MAX(id) FROM observations").fetchone()[0] or 0
+                new = con.execute(count_sql).fetchone()[0] or 0
             if new != count:
                 count, t_change = new, now
                 trace.append((now, count))

@@ -34,7 +34,6 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -97,37 +96,8 @@ class ServerCpu:
 
 def watch(target: Target, want: int, *, poll_s: float, collect: bool, stall_s: float, timeout: float) -> dict:
     """``bench_bridge.watch_store`` on either backend (row ids are given in commit order on both)."""
-    con = target.connect()
-    m = target.mark
-    seen: list[tuple[float, str]] = []
-    trace: list[tuple[float, int]] = []
-    count = last_id = 0
-    t_change = time.time()
-    deadline = t_change + timeout
-    try:
-        while True:
-            now = time.time()
-            if collect:
-                rows = con.execute(f"SELECT id, phenomenon_time FROM observations WHERE id > {m} ORDER BY id",
-                                   (last_id,)).fetchall()
-                if rows:
-                    last_id = rows[-1][0]
-                    seen.extend((now, r[1]) for r in rows)
-                new = count + len(rows)
-            else:
-                new = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0] or 0
-            if new != count:
-                count, t_change = new, now
-                trace.append((now, count))
-            if count >= want or now - t_change > stall_s or now > deadline:
-                break
-            time.sleep(poll_s)
-        total = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
-        dead = con.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
-    finally:
-        con.close()
-    return {"count": count, "rows": total, "dead_letters": dead, "t_reached": t_change,
-            "complete": count >= want, "trace": trace, "seen": seen}
+    return bb.watch_connection(target.connect(), want, poll_s=poll_s, collect=collect, stall_s=stall_s,
+                               timeout=timeout, mark=target.mark, count_sql="SELECT COUNT(*) FROM observations")
 
 
 def measure(ctx: Any, workdir: Path, target: Target, *, n_msgs: int, rows: int, window: int, streams: int,

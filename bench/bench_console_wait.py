@@ -21,7 +21,6 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, print_table, start_pg_server, time_call, write_results  # noqa: E402
+from _common import machine_info, on_both_backends, print_table, time_call, write_results  # noqa: E402
 
 from twin.store import Observation, open_store  # noqa: E402
 from viz.console.live import LiveState  # noqa: E402
@@ -117,18 +116,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.streams, args.writes = 10_000, 20
-    results, server = [], None
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            results.append(run_backend("sqlite", Path(tmp) / "sqlite", args))
-            url = args.pg_url
-            if url is None:
-                server = start_pg_server()
-                url = server.new_database()
-            results.append(run_backend("postgresql", f"{url}?files={Path(tmp) / 'pgfiles'}", args))
-        finally:
-            if server is not None:
-                server.stop()
+    results = on_both_backends(run_backend, args)
     rows = []
     for r in results:
         s = r["start"]

@@ -30,7 +30,6 @@ import math
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, print_table, start_pg_server, time_call, write_results  # noqa: E402
+from _common import machine_info, on_both_backends, print_table, time_call, write_results  # noqa: E402
 
 from twin.store import Observation, Store, open_store  # noqa: E402
 
@@ -155,19 +154,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.sensors, args.days = 10_000, 30
-    results = []
-    server = None
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            results.append(run_backend("sqlite", Path(tmp) / "sqlite", args))
-            url = args.pg_url
-            if url is None:
-                server = start_pg_server()
-                url = server.new_database()
-            results.append(run_backend("postgresql", f"{url}?files={Path(tmp) / 'pgfiles'}", args))
-        finally:
-            if server is not None:
-                server.stop()
+    results = on_both_backends(run_backend, args)
     rows = []
     for r in results:
         ing = r["ingest"]
