@@ -66,6 +66,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from physics.flood_terrain import DEFAULT_CONDITIONING, condition_domain
 from physics.forcing import Rain, UniformRain, WaterLevel
 
 # parse_districts, select_districts and sea_mask moved to twin.domain; re-exported for callers.
@@ -280,6 +281,8 @@ def flood_setup(
     min_land_elevation_m: float | None = 0.0,
     fill_pits: bool = True,
     outflow_edge: bool = True,
+    conditioning: Sequence[str] | str | None = DEFAULT_CONDITIONING,
+    conditioning_params: Mapping[str, Mapping] | None = None,
 ) -> dict:
     """Inputs of :class:`FloodModel` on a :class:`~twin.domain.Domain` (choices: module docstring).
 
@@ -309,6 +312,12 @@ def flood_setup(
     fill_pits : bool
         Raise single-cell pits (land cells lower than all 8 neighbours) to
         their lowest neighbour (:func:`fill_single_pits`).
+    conditioning : sequence of {"artefacts", "roads", "buildings"}, a "+"/"," separated string, or None
+        Terrain conditioning of the land bed (:mod:`physics.flood_terrain`), applied in that order
+        after the pits are filled; the default is :data:`physics.flood_terrain.DEFAULT_CONDITIONING`.
+        "buildings" adds a ``porosity`` array to the set-up and blocks the cells it covers.
+    conditioning_params : {step: {keyword: value}} or None
+        Keyword arguments of the steps' functions (e.g. ``{"roads": {"underpass_m": 2.0}}``).
     outflow_edge : bool
         The domain's outflow candidates on land standing above the highest sea
         level of the run become fixed-level cells like the sea. Kept at
@@ -337,6 +346,8 @@ def flood_setup(
     edge = outflow_edge_cells(domain, lv) if outflow_edge else np.zeros(domain.shape, dtype=bool)
     blocked = domain.blocked & ~edge
     z, n_pits = land_bed(domain, min_land_elevation_m=min_land_elevation_m, fill_pits=fill_pits)
+    cond = condition_domain(domain, z, conditioning, params=conditioning_params)
+    z, blocked = cond.z, blocked | cond.building_blocked
     bed = model_bed(z, domain.sea, blocked, sea_depth_m)
     dem = domain.grid_dataarray(bed, "elevation", "m",
                                 "bed elevation used by the flood model (sea lowered, NaN blocked)")
@@ -355,12 +366,16 @@ def flood_setup(
         "drainage_default_mm_h": default_drainage_mm_h,
         "manning": {"urban": manning_urban, "steep": manning_steep, "steep_deg": steep_deg},
         "tide": {"times_s": list(map(float, tt)), "level_m": list(map(float, lv))},
-        "pits_filled": n_pits,
+        "pits_filled": n_pits, "conditioning": cond.summary(),
+        "land": domain.land & ~cond.building_blocked,
     }
-    return {"dem": dem, "manning": manning, "rain": rain, "drainage_mm_h": drain,
-            "water_level": water_level if level_cells.any() else None,
-            "boundaries": "free", "h0": initial_depth(domain.sea, water_level, bed),
-            "context": context}
+    out = {"dem": dem, "manning": manning, "rain": rain, "drainage_mm_h": drain,
+           "water_level": water_level if level_cells.any() else None,
+           "boundaries": "free", "h0": initial_depth(domain.sea, water_level, bed),
+           "context": context}
+    if cond.porosity is not None:
+        out["porosity"] = cond.porosity
+    return out
 
 
 def city_flood_setup(
@@ -386,6 +401,8 @@ def city_flood_setup(
     min_land_elevation_m: float | None = 0.0,
     fill_pits: bool = True,
     outflow_edge: bool = True,
+    conditioning: Sequence[str] | str | None = DEFAULT_CONDITIONING,
+    conditioning_params: Mapping[str, Mapping] | None = None,
 ) -> dict:
     """:func:`flood_setup` on ``Domain.from_city(city, resolution, districts, buffer_m, shape=domain)``.
 
@@ -411,7 +428,7 @@ def city_flood_setup(
         drainage_mm_h=drainage_mm_h, default_drainage_mm_h=default_drainage_mm_h,
         manning_urban=manning_urban, manning_steep=manning_steep, steep_deg=steep_deg,
         sea_depth_m=sea_depth_m, min_land_elevation_m=min_land_elevation_m, fill_pits=fill_pits,
-        outflow_edge=outflow_edge)
+        outflow_edge=outflow_edge, conditioning=conditioning, conditioning_params=conditioning_params)
 
 
 def dem_flood_setup(path, *, resolution: float | None = None, storm=50.0, hours: float = 1.0,
@@ -556,5 +573,6 @@ def _finish(ds: xr.Dataset, setup: Mapping, model, timing: Timing) -> xr.Dataset
         "land_cells": int(land.sum()), "sea_cells": int(sea.sum()), "grid_cells": int(land.size),
         "outflow_edge_cells": int(edge.sum()),
         "flooded_depth_m": thr,
+        "terrain_conditioning": json.dumps(ctx.get("conditioning", {"steps": []})),
     })
     return ds

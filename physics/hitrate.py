@@ -57,6 +57,7 @@ def waterlogging_hit_rate(
     n_random: int = 2000,
     seed: int = 0,
     within=None,
+    skill_auc: bool = True,
 ) -> dict:
     """Share of spots within ``radius_m`` of a cell at least ``depth_m`` deep, vs random points.
 
@@ -74,6 +75,10 @@ def waterlogging_hit_rate(
         Seed of the random generator (numpy default_rng).
     within : shapely geometry (in the grid's CRS), GeoDataFrame/GeoSeries, or None
         Area to score in (e.g. the city outline or the run's districts).
+    skill_auc : bool
+        Add ``skill``: the ROC AUC of the deepest water within ``radius_m``
+        against random land cells, its significance and the hit rate at a
+        20 % false-alarm rate (:func:`physics.flood_skill.spot_skill`).
 
     Returns
     -------
@@ -84,7 +89,8 @@ def waterlogging_hit_rate(
         ``p_value`` (P[X >= hits] for X ~ Binomial(n_in_domain,
         random_hit_rate)), ``median_distance_m`` and
         ``random_median_distance_m`` (to the nearest wet cell), ``wet_fraction``
-        (of eligible cells), and the parameters.
+        (of eligible cells), the parameters, and ``skill`` (see ``skill_auc``;
+        None when off or no spot is in the domain).
     """
     from scipy import ndimage, stats
 
@@ -137,7 +143,13 @@ def waterlogging_hit_rate(
         a = a[np.isfinite(a)]
         return float(np.median(a)) if a.size else float("nan")
 
+    skill = None
+    if skill_auc and n_in:
+        from physics.flood_skill import spot_skill
+
+        skill = spot_skill(max_depth, points, within=within, radius_m=radius_m, seed=seed)
     return {
+        "skill": skill,
         "n_points": int(len(points)), "n_in_domain": n_in, "n_outside": int(len(points)) - n_in,
         "hits": hits, "hit_rate": rate,
         "random_n": int(n_random), "random_hits": r_hits, "random_hit_rate": p_r,

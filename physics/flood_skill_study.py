@@ -1,0 +1,178 @@
+"""The skill study: the flood's skill at the waterlogging spots before and after each conditioning step.
+
+:func:`run_skill_study` runs the city flood model once per storm and per
+cumulative conditioning (none -> +artefacts -> +roads -> +buildings; a
+step whose data do not reach the run's area is reported, not run) and
+scores each run with :func:`physics.flood_skill.spot_skill` twice: over the
+run's area (the plain figure) and over the part of it the road data cover
+(the conditioning comparison: outside it the roads step changes nothing).
+It writes ``skill.json``, ``skill.csv``, ``skill.md`` (a markdown table) and
+``roc.png`` (ROC curves, one panel per storm and area).
+
+Reporting only: the spots choose nothing (see :mod:`physics.hitrate`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from physics.flood_skill import FALSE_ALARM_RATE, RADIUS_M, spot_skill
+from physics.flood_terrain import STEPS
+from twin.errors import ValidationError
+
+#: name -> (storm argument of city_flood_setup, hours)
+STUDY_STORMS = {"60mm_h_1h": (60.0, 1.0), "2023-09-07_6h": ("2023-09-07", 6.0)}
+CONFIGS = (("none", ()), ("+artefacts", ("artefacts",)), ("+roads", ("artefacts", "roads")),
+           ("+buildings", ("artefacts", "roads", "buildings")))
+
+
+def _storms(names: Sequence[str] | None) -> dict:
+    names = list(STUDY_STORMS) if not names else list(names)
+    bad = [n for n in names if n not in STUDY_STORMS]
+    if bad:
+        raise ValidationError(f"storm {bad[0]!r}: the study's storms are {list(STUDY_STORMS)}")
+    return {n: STUDY_STORMS[n] for n in names}
+
+
+def _max_depth(ds):
+    return ds["max_depth"].assign_attrs(crs=ds.attrs["crs"], transform=ds.attrs["transform"])
+
+
+def _changed_cells(setup) -> dict:
+    return {r["step"]: r["cells_changed"] for r in setup["context"]["conditioning"]["reports"]}
+
+
+def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
+                    districts: Sequence[str] = ("Futian", "Luohu"), resolution: float = 30.0,
+                    far: float = FALSE_ALARM_RATE, radius_m: float = RADIUS_M, seed: int = 0,
+                    progress: Callable[[str], None] | None = None) -> dict:
+    """Run the study and write its table (see the module docstring); returns the JSON document.
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder for skill.json, skill.csv, skill.md, roc.png (created).
+    storms : names of :data:`STUDY_STORMS` or None (both)
+    districts, resolution
+        The run's area and cell size (m).
+    far, radius_m, seed
+        Of :func:`physics.flood_skill.spot_skill`.
+    progress : callable(str) or None
+        Told what runs next and what it gave.
+    """
+    from physics.flood_city import city_flood_setup, run_city_flood
+    from physics.flood_terrain import coverage, load_road_ways
+    from twin.city import City
+
+    say = progress or (lambda _m: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    city = City("shenzhen")
+    points = city.vector("waterlogging")
+    rows, curves = [], {}
+    roads_cover = None
+    for sname, (storm, hours) in _storms(storms).items():
+        prev = None
+        for label, steps in CONFIGS:
+            setup = city_flood_setup(city, resolution=resolution, districts=list(districts), storm=storm,
+                                     hours=hours, conditioning=steps)
+            ctx = setup["context"]
+            if roads_cover is None:
+                roads_cover = coverage(load_road_ways(city, ctx["crs"])).intersection(ctx["outline"])
+            changed = _changed_cells(setup)
+            if steps and changed.get(steps[-1], 0) == 0 and prev is not None:
+                say(f"{sname} {label}: the step changes no cell in {ctx['label']} (no data there): not run")
+                rows.append(prev | {"conditioning": label, "steps": list(steps), "run": False,
+                                    "cells_changed": changed, "note": f"{steps[-1]}: no data in the area"})
+                continue
+            say(f"{sname} {label}: running {ctx['label']} at {resolution:g} m, {hours:g} h")
+            t0 = time.perf_counter()
+            ds = run_city_flood(setup)
+            wall = time.perf_counter() - t0
+            md = _max_depth(ds)
+            row = {"storm": sname, "conditioning": label, "steps": list(steps), "run": True,
+                   "cells_changed": changed, "wall_s": wall, "max_depth_m": float(np.nanmax(md.values))}
+            for area, within in (("run_area", ctx["outline"]), ("roads_coverage", roads_cover)):
+                sk = spot_skill(md, points, within=within, radius_m=radius_m, far=far, seed=seed, curve=True)
+                curves[(sname, area, label)] = (sk.pop("roc_fpr"), sk.pop("roc_tpr"))
+                row[area] = sk
+            say(f"{sname} {label}: AUC {row['run_area']['auc']:.3f} (run area), "
+                f"{row['roads_coverage']['auc']:.3f} (road data area), {wall:.0f} s")
+            rows.append(row)
+            prev = row
+    doc = {"districts": list(districts), "resolution_m": float(resolution), "radius_m": float(radius_m),
+           "false_alarm_rate": float(far), "seed": int(seed), "steps_order": list(STEPS),
+           "roads_coverage_bounds": [float(b) for b in roads_cover.bounds] if roads_cover is not None else None,
+           "rows": rows,
+           "note": "validation data (2019 waterlogging spots) used for reporting only; no parameter is tuned"}
+    (out / "skill.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+    _write_csv(out / "skill.csv", rows)
+    (out / "skill.md").write_text(skill_markdown(doc))
+    _plot(out / "roc.png", curves, rows)
+    return doc
+
+
+def _flat(rows):
+    for r in rows:
+        for area in ("run_area", "roads_coverage"):
+            s = r[area]
+            yield {"storm": r["storm"], "conditioning": r["conditioning"], "area": area, "run": r["run"],
+                   "auc": s["auc"], "auc_ci_lo": s["auc_ci95"][0], "auc_ci_hi": s["auc_ci95"][1],
+                   "mannwhitney_p": s["mannwhitney_p"], "hit_rate": s["hit_rate"],
+                   "false_alarm_rate": s["false_alarm_rate_actual"], "threshold_m": s["threshold_m"],
+                   "n_spots": s["n_spots"], "n_random": s["n_random"],
+                   "median_score_spots_m": s["median_score_spots_m"],
+                   "median_score_random_m": s["median_score_random_m"]}
+
+
+def _write_csv(path: Path, rows) -> None:
+    flat = list(_flat(rows))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(flat[0]))
+        w.writeheader()
+        w.writerows(flat)
+
+
+def skill_markdown(doc: dict) -> str:
+    """The study's table in markdown (one row per storm, conditioning and area)."""
+    far = doc["false_alarm_rate"]
+    lines = [f"| storm | conditioning | area | spots | AUC (95 % CI) | Mann-Whitney p | hit rate at {far:.0%} "
+             "false alarms | median score spots / random (m) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for f in _flat(doc["rows"]):
+        lines.append(f"| {f['storm']} | {f['conditioning']}{'' if f['run'] else ' (not run: no data)'} | "
+                     f"{f['area']} | {f['n_spots']} | {f['auc']:.3f} ({f['auc_ci_lo']:.3f}-{f['auc_ci_hi']:.3f}) | "
+                     f"{f['mannwhitney_p']:.2g} | {f['hit_rate']:.2f} | "
+                     f"{f['median_score_spots_m']:.2f} / {f['median_score_random_m']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(path: Path, curves: dict, rows) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    storms = list(dict.fromkeys(r["storm"] for r in rows))
+    areas = ("run_area", "roads_coverage")
+    fig, axes = plt.subplots(len(areas), len(storms), figsize=(5 * len(storms), 9), squeeze=False)
+    for j, s in enumerate(storms):
+        for i, a in enumerate(areas):
+            ax = axes[i][j]
+            for (cs, ca, label), (fpr, tpr) in curves.items():
+                if cs == s and ca == a:
+                    row = next(r for r in rows if r["storm"] == s and r["conditioning"] == label)
+                    ax.plot(fpr, tpr, label=f"{label} (AUC {row[a]['auc']:.3f})")
+            ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+            ax.set(title=f"{s}, {a.replace('_', ' ')}", xlabel="false-alarm rate (random land cells)",
+                   ylabel="hit rate (waterlogging spots)", xlim=(0, 1), ylim=(0, 1))
+            ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
