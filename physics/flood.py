@@ -23,13 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from physics import flood_boundaries as FB
 from physics._kernels import flood as K
 from physics.forcing import MM_PER_H, Hydrograph, NoRain, Rain, UniformRain, WaterLevel
 from twin.component import CellGrid, Component, FieldSpec, require_positive, require_range
 from twin.errors import GridError, ValidationError
 
-EDGES = ("west", "east", "north", "south")
+EDGES = FB.EDGES
 BC_CODES = {"closed": K.CLOSED, "free": K.FREE}
+SCHEMES = ("local_inertial", "fv")
+TIME_STEPPINGS = ("global", "lts")
 BALANCE_TERMS = tuple(K.VOLUME_COLUMNS)  # rain, infiltration, drainage, inflow, outflow, level_exchange
 
 
@@ -162,10 +165,30 @@ class FloodModel(Component):
                                   attr="tarr"),
     }
 
+    #: the scheme's name (``FloodModel(scheme=...)``) and its description (the dataset's ``scheme`` attr)
+    scheme = "local_inertial"
+    scheme_description = "local inertial (Bates 2010) with q-centred diffusion (de Almeida 2012)"
+
+    def __new__(cls, *args, **kwargs):
+        """``scheme="fv"`` makes a :class:`physics.flood_fv.FVFloodModel` (a subclass); unknown schemes are refused."""
+        scheme = kwargs.get("scheme", "local_inertial")
+        if scheme not in SCHEMES:
+            raise ValidationError(f"scheme={scheme!r} unknown; use one of {SCHEMES}")
+        if cls is FloodModel and scheme == "fv":
+            try:
+                from physics.flood_fv import FVFloodModel
+            except ImportError as e:
+                raise ValidationError(f"scheme='fv': the finite-volume scheme is not available ({e}); use "
+                                      "scheme='local_inertial'") from None
+            cls = FVFloodModel
+        return object.__new__(cls)
+
     def __init__(
         self,
         dem,
         *,
+        scheme: str = "local_inertial",
+        time_stepping: str = "global",
         dx: float | None = None,
         manning=0.03,
         rain: Rain | None = None,
@@ -173,7 +196,7 @@ class FloodModel(Component):
         drainage_mm_h=0.0,
         inflows: Sequence[Hydrograph] = (),
         water_level: WaterLevel | None = None,
-        boundaries: str | dict = "closed",
+        boundaries: str | dict | FB.Boundaries | Sequence = "closed",
         boundary_slope: float = 1e-3,
         porosity=None,
         h0=None,
@@ -233,10 +256,12 @@ class FloodModel(Component):
         self.water_level = water_level
         if water_level is not None and water_level.mask.shape != shape:
             raise GridError(f"water level mask has shape {water_level.mask.shape}, the DEM {shape}")
-        self._level_mask = (np.ascontiguousarray(water_level.mask, dtype=np.uint8)
-                            if water_level is not None else np.zeros(shape, dtype=np.uint8))
-        self.bc = self._boundaries(boundaries)
+        if time_stepping not in TIME_STEPPINGS:
+            raise ValidationError(f"time_stepping={time_stepping!r} unknown; use one of {TIME_STEPPINGS}")
+        self.time_stepping = time_stepping
         self.boundary_slope = require_positive(boundary_slope, "boundary_slope")
+        self.boundaries = self._boundaries(boundaries, water_level)
+        self.bc = np.ascontiguousarray(self.boundaries.edge_code, dtype=np.int64)
         self.theta = require_range(theta, "theta", 0.0, 1.0)
         self.alpha = require_range(alpha, "alpha", 1e-3, 1 / math.sqrt(2))
         self.h_dry = require_positive(h_dry, "h_dry")
@@ -263,19 +288,17 @@ class FloodModel(Component):
         self.storage0 = self.storage()
 
     # -- set-up helpers -------------------------------------------------------
-    def _boundaries(self, spec) -> np.ndarray:
-        if isinstance(spec, str):
-            spec = dict.fromkeys(EDGES, spec)
-        bad = set(spec) - set(EDGES)
-        if bad:
-            raise ValidationError(f"boundaries: unknown edge(s) {sorted(bad)}; use {EDGES}")
-        out = np.zeros(4, dtype=np.int64)
-        for k, edge in enumerate(EDGES):
-            kind = spec.get(edge, "closed")
-            if kind not in BC_CODES:
-                raise ValidationError(f"boundaries[{edge!r}]={kind!r}: use 'closed' or 'free'")
-            out[k] = BC_CODES[kind]
-        return out
+    def _boundaries(self, spec, water_level: WaterLevel | None) -> FB.CompiledBoundaries:
+        """The compiled edge, line and level boundaries (:mod:`physics.flood_boundaries`).
+
+        ``water_level`` (the legacy tide) is a :class:`~physics.flood_boundaries.LevelCells`
+        placed first: level specs in ``spec`` override it where they overlap.
+        """
+        b = FB.Boundaries.of(spec)
+        if water_level is not None:
+            b = FB.Boundaries((FB.LevelCells.from_water_level(water_level), *b.specs))
+        z = np.where(self.phi > 0, self.z.astype(np.float64), np.nan)
+        return FB.compile_boundaries(b, FB.Geometry(self.shape, tuple(self.meta["transform"]), z))
 
     def _cell_of(self, x: float, y: float, name: str) -> tuple[int, int]:
         t = self.meta["transform"]
@@ -429,12 +452,39 @@ class FloodModel(Component):
         """
         ny, nx = self.shape
         n2 = self.n2
-        wl = self.water_level
+        cb = self.boundaries
+        ekind = np.ascontiguousarray(cb.edge_kind, dtype=np.int64)
+        # per-face values: the normal-depth and free ghosts' bed drop S*d, fixed; discharge and stage per step
+        d = np.array([self.dx, self.dx, self.dy, self.dy])[:, None]
+        drop = np.where(ekind == FB.KIND_NORMAL_DEPTH, cb.edge_param * d,
+                        np.where(ekind == FB.KIND_FREE, self.boundary_slope * d, 0.0))
+        self._edge_value = np.ascontiguousarray(drop, dtype=self.dtype)
+        edge_mode = np.where(ekind == FB.KIND_DISCHARGE, K.EDGE_MEAN,
+                             np.where(ekind == FB.KIND_STAGE, K.EDGE_END, K.EDGE_FIXED)).astype(np.int64)
+        # held-level cells: the kernels' own table of level series, mask = 1 + its row
+        lv_ids = np.unique(cb.level_cells[cb.level_cells > 0]) - 1
+        if lv_ids.size > 255:
+            raise ValidationError(f"{lv_ids.size} level series: at most 255 (LevelCells / LineStage specs)")
+        lut = np.zeros(cb.series_n.size + 1, dtype=np.uint8)
+        lut[lv_ids + 1] = np.arange(1, lv_ids.size + 1)
+        self._level_mask = np.ascontiguousarray(lut[cb.level_cells])
+        has_level = lv_ids.size > 0
+        ml = max(int(cb.series_n[lv_ids].max()) if has_level else 1, 1)
+        level_t = np.zeros((max(lv_ids.size, 1), ml))
+        level_v = np.zeros_like(level_t)
+        level_n = np.ones(max(lv_ids.size, 1), dtype=np.int64)
+        for r, s in enumerate(lv_ids):
+            n = cb.series_n[s]
+            level_t[r, :n], level_v[r, :n], level_n[r] = cb.series_t[s, :n], cb.series_v[s, :n], n
+        if not has_level:
+            level_n = np.zeros(0, dtype=np.int64)
+        # the boundary series the edges and lines read (level series stay out: their cells read level_now)
+        zmin = np.where(np.isin(np.arange(cb.series_n.size), lv_ids), np.inf, cb.series_zmin)
         self._grid = K.Grid(
             h=self.h, zb=K.blocked_bed(self.z, self.phi),
             n2=np.ascontiguousarray(n2[:1, :1]) if np.all(n2 == n2.flat[0]) else n2,
             phi=self.phi, qx=self.qx, qy=self.qy, cols=K.active_columns(self.phi), bc=self.bc,
-            phi_binary=bool(np.all((self.phi == 0) | (self.phi == 1))))
+            phi_binary=bool(np.all((self.phi == 0) | (self.phi == 1))), ekind=ekind, evalue=self._edge_value)
         k = len(self.inflows)
         m = max((q.times_s.size for q in self.inflows), default=1)
         in_t = np.zeros((k, m))
@@ -448,14 +498,19 @@ class FloodModel(Component):
             rain=np.zeros((1, 1), dtype=self.dtype),  # replaced per forcing block (_advance)
             infil_mode=Infiltration.MODES[self.infiltration.mode], infil_p1=self._ip1,
             infil_p2=self._ip2, infil_cum=self.infil_cum, drain_rate=self.drain,
-            inflow=self._inflow if k else np.zeros((1, 1), dtype=self.dtype),
+            inflow=self._inflow if (k or cb.line_cells.shape[0]) else np.zeros((1, 1), dtype=self.dtype),
             inflow_cells=np.array(self._inflow_cells, dtype=np.int64).reshape(k, 2),
             inflow_t=in_t, inflow_q=in_q, inflow_n=in_n, level_mask=self._level_mask,
             level_rows=np.ascontiguousarray(self._level_mask.any(axis=1), dtype=np.uint8),
-            level_t=np.ascontiguousarray(wl.times_s, dtype=np.float64) if wl is not None else np.zeros(1),
-            level_v=np.ascontiguousarray(wl.level_m, dtype=np.float64) if wl is not None else np.zeros(1),
-            has_level=wl is not None,
-            z_level_min=float(self.z[self._level_mask.astype(bool)].min()) if wl is not None else 0.0)
+            level_t=level_t, level_v=level_v, has_level=has_level,
+            z_level_min=float(self.z[self._level_mask.astype(bool)].min()) if has_level else 0.0,
+            level_n=level_n, level_now=np.zeros(max(lv_ids.size, 1), dtype=self.dtype),
+            edge_value=self._edge_value, edge_mode=np.ascontiguousarray(edge_mode),
+            edge_series=np.ascontiguousarray(cb.edge_series, dtype=np.int64),
+            series_t=np.ascontiguousarray(cb.series_t), series_v=np.ascontiguousarray(cb.series_v),
+            series_n=np.ascontiguousarray(cb.series_n, dtype=np.int64), series_zmin=np.ascontiguousarray(zmin),
+            line_cells=np.ascontiguousarray(cb.line_cells, dtype=np.int64),
+            line_length=np.ascontiguousarray(cb.line_length), line_series=np.ascontiguousarray(cb.line_series))
         self._outputs = K.Outputs(hmax=self.hmax, tmax=self.tmax, tarr=self.tarr,
                                   acc=np.zeros((ny, K.ACC_COLUMNS)))
         # float() throughout: a Python int or numpy scalar here would compile another specialisation
@@ -487,7 +542,15 @@ class FloodModel(Component):
     _time_loop = staticmethod(K.advance)
 
     def _advance(self, t_end: float, max_steps: int = 2**62) -> None:
-        """Sub-steps (in numba) towards ``t_end`` while the rain block and hydrograph segments hold."""
+        """Sub-steps (in numba) towards ``t_end`` while the rain block and hydrograph segments hold.
+
+        With ``time_stepping="lts"``: :func:`physics.flood_lts.advance` instead.
+        """
+        if self.time_stepping == "lts":
+            from physics.flood_lts import advance
+
+            advance(self, t_end, max_steps)
+            return
         rain = np.ascontiguousarray(self.rain.rate(self.t), dtype=self.dtype)
         if rain.shape not in ((1, 1), self.shape):
             raise GridError(f"rain field has shape {rain.shape}, the DEM {self.shape}")
@@ -521,6 +584,9 @@ class FloodModel(Component):
             k = np.searchsorted(q.times_s, self.t, side="right")
             if k < q.times_s.size:
                 nxt = min(nxt, float(q.times_s[k]))
+        if self.boundaries.series_n.size:
+            # edge and line discharges are stepped as their mean over a step: steps end on their knots
+            nxt = min(nxt, float(FB.next_knot(self.t, self.boundaries.series_t, self.boundaries.series_n)))
         return nxt
 
     def step(self, dt: float) -> float:
@@ -622,7 +688,7 @@ class FloodModel(Component):
             units = "1" if k == "relative_error" else "m3"
             ds[f"volume_{k}"] = ("time", np.asarray(v), {"units": units, "long_name": f"cumulative {k}"})
         ds.attrs.update({
-            "model": self.name, "scheme": "local inertial (Bates 2010) with q-centred diffusion (de Almeida 2012)",
+            "model": self.name, "scheme": self.scheme_description, "time_stepping": self.time_stepping,
             "theta": self.theta, "alpha": self.alpha, "h_dry_m": self.h_dry, "dtype": self.dtype.name,
             "wave_depth_cap_m": "none" if self.wave_depth_cap_m is None else self.wave_depth_cap_m,
             "cell_size_m": self.dx, "steps": self.n_steps, "cell_updates": self.cell_updates,
@@ -687,7 +753,15 @@ def simulate(
         Passed to :class:`FloodModel`: ``manning``, ``infiltration``,
         ``drainage_mm_h``, ``inflows``, ``water_level``, ``boundaries``,
         ``porosity``, ``theta``, ``alpha``, ``dtype``, ``h_arrive``,
-        ``wave_depth_cap_m`` (off by default; see :class:`FloodModel`), ...
+        ``wave_depth_cap_m`` (off by default; see :class:`FloodModel`),
+        ``scheme`` ("local_inertial", or "fv": :class:`physics.flood_fv.FVFloodModel`),
+        ``time_stepping`` ("global", or "lts": :func:`physics.flood_lts.advance`), ...
+
+        ``boundaries``: "closed" (default) or "free" for every edge, an edge ->
+        kind dict, or edge/line/level specs (:mod:`physics.flood_boundaries`:
+        EdgeDischarge, EdgeStage, EdgeNormalDepth, EdgeZeroGradient, EdgeClosed,
+        EdgeFree, LineDischarge, LineStage, LevelCells; or a
+        :class:`~physics.flood_boundaries.Boundaries`).
 
     Returns
     -------

@@ -96,12 +96,28 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+from physics import flood_boundaries as FB
+from physics.flood_boundaries import values_at
+
 G = 9.80665
 BIG = 1e30  # bed of blocked cells in ``zb``: BIG + h == BIG in float32 and float64
 
-# Boundary codes per edge (west, east, north, south).
-CLOSED = 0
-FREE = 1
+# Boundary codes per edge (west, east, north, south): Grid.bc.
+CLOSED = 0  # every face a wall
+FREE = 1  # every face the legacy free edge (dry ghost cell boundary_slope*dx lower)
+FACES = 2  # per-face kinds: Grid.ekind / Grid.evalue (physics.flood_boundaries.KIND_*)
+
+# Per-face kinds (the same codes as physics.flood_boundaries.KIND_*; see _edge_face)
+K_CLOSED = FB.KIND_CLOSED
+K_FREE = FB.KIND_FREE
+K_DISCHARGE = FB.KIND_DISCHARGE
+K_STAGE = FB.KIND_STAGE
+K_NORMAL_DEPTH = FB.KIND_NORMAL_DEPTH
+K_ZERO_GRADIENT = FB.KIND_ZERO_GRADIENT
+# Forcing.edge_mode: how begin_step refreshes Grid.evalue of a face from its series
+EDGE_FIXED = 0  # not at all (closed, zero gradient; free and normal depth hold their drop, set once)
+EDGE_MEAN = 1  # signed mean of the series over the step (discharge: exact volume for linear series)
+EDGE_END = 2  # the series at the step's end (stage)
 
 _MAGIC64 = 0x553EF0FF289DD794
 _MAGIC32 = 0x54A2FA8C
@@ -136,8 +152,13 @@ class Grid(NamedTuple):
     qx: np.ndarray  # unit discharge at x faces (m²/s), (ny, nx+1)
     qy: np.ndarray  # unit discharge at y faces (m²/s), (ny+1, nx)
     cols: np.ndarray  # int64 (ny, 3): open span [lo, hi) per row, 1 if all of it has porosity 1
-    bc: np.ndarray  # int64 (4,): CLOSED or FREE for the west, east, north, south edges
+    bc: np.ndarray  # int64 (4,): CLOSED, FREE or FACES for the west, east, north, south edges
     phi_binary: bool  # porosity only 0 or 1: the outflow limiter does not read phi
+    ekind: np.ndarray  # int64 (4, L), L = max(ny, nx): per-face kind K_* of a FACES edge (face p of the edge:
+    #                    row p for west/east, column p for north/south)
+    evalue: np.ndarray  # (4, L) the faces' values in the arrays' dtype: discharge K_DISCHARGE (m²/s, signed
+    #                    along +x/+y), level K_STAGE (m), ghost-bed drop S*d K_NORMAL_DEPTH / boundary_slope*d
+    #                    K_FREE (m); refreshed by begin_step (the same array as Forcing.edge_value)
 
 
 class Blocks(NamedTuple):
@@ -166,12 +187,24 @@ class Forcing(NamedTuple):
     inflow_t: np.ndarray  # (k, m) their sample times (s), the first inflow_n[k] used
     inflow_q: np.ndarray  # (k, m) their discharges (m³/s)
     inflow_n: np.ndarray  # int64 (k,) samples per hydrograph
-    level_mask: np.ndarray  # uint8 (ny, nx): 1 = fixed-level cell (sea)
+    level_mask: np.ndarray  # uint8 (ny, nx): s + 1 = fixed-level cell held at level series s (0: none)
     level_rows: np.ndarray  # uint8 (ny,): 1 = the row holds fixed-level cells
-    level_t: np.ndarray  # level series: times (s)
-    level_v: np.ndarray  # and levels (m)
+    level_t: np.ndarray  # (S_l, M) level series: times (s), the first level_n[s] used
+    level_v: np.ndarray  # (S_l, M) and levels (m)
     has_level: bool  # whether there is a level series
     z_level_min: float  # lowest bed of the fixed-level cells (m), for the CFL look-ahead
+    level_n: np.ndarray  # int64 (S_l,) knots per level series
+    level_now: np.ndarray  # (S_l,) arrays' dtype: each level series at the step's end (set by begin_step)
+    edge_value: np.ndarray  # Grid.evalue (the same array), refreshed per step
+    edge_mode: np.ndarray  # int64 (4, L): EDGE_FIXED, EDGE_MEAN or EDGE_END
+    edge_series: np.ndarray  # int64 (4, L): row of series_t/series_v (-1: none)
+    series_t: np.ndarray  # (S, M) boundary series (edges, lines): knots (s)
+    series_v: np.ndarray  # (S, M) values (m²/s or m)
+    series_n: np.ndarray  # int64 (S,)
+    series_zmin: np.ndarray  # (S,) lowest bed under a stage series (m; inf: not a stage), CFL look-ahead
+    line_cells: np.ndarray  # int64 (k, 2) line-source cells: f.inflow += q(series) * length (m³/s)
+    line_length: np.ndarray  # (k,) metres of line in the cell
+    line_series: np.ndarray  # int64 (k,)
 
 
 class Outputs(NamedTuple):
@@ -383,6 +416,45 @@ def _lim(q, f_left, f_right, zero):
     return q * (f_left if q > zero else f_right)
 
 
+@njit(inline="always", fastmath=True, error_model="numpy")
+def _edge_face(kind, val, low, q0, qin, zc, hc, n2f, gdtd, cf):
+    """Unlimited flux of an edge face of kind ``kind`` (K_*), value ``val`` (see Grid.evalue).
+
+    ``low``: the ghost cell is on the low-index side (west, north edge; outflow q < 0),
+    else on the high side (east, south; outflow q > 0). ``q0`` the face's flux, ``qin``
+    the face one cell inside (old, limited), ``zc``/``hc`` the edge cell's bed and depth.
+
+    K_DISCHARGE: ``val`` (signed; 0 where the edge cell is blocked). K_STAGE: the
+    ordinary face with a ghost cell at level ``val`` over the edge cell's bed (in or
+    out). K_NORMAL_DEPTH: the ordinary face with a ghost of the same depth on a bed
+    ``val`` = S d lower (water-surface slope S: at steady state n² q² = h^(10/3) S),
+    outflow only. K_FREE: the legacy ghost, dry and ``val`` lower, outflow only.
+    K_ZERO_GRADIENT: ``qin``, outflow only. Outflows are limited by the edge cell's
+    factor like every other; inflows by the ghost's (1).
+    """
+    zero = cf.zero
+    if kind == K_DISCHARGE:
+        return val if zc < BIG else zero
+    if kind == K_ZERO_GRADIENT:
+        return min(qin, zero) if low else max(qin, zero)
+    if kind == K_CLOSED:
+        return zero
+    if kind == K_STAGE:
+        zg = zc
+        hg = max(val - zc, zero)
+    elif kind == K_NORMAL_DEPTH:
+        zg = zc - val
+        hg = hc
+    else:  # K_FREE
+        zg = zc - val
+        hg = zero
+    if low:
+        q = _flux(q0, q0, qin, zg, zc, hg, hc, n2f, gdtd, cf)
+        return q if kind == K_STAGE else min(q, zero)
+    q = _flux(q0, qin, q0, zc, zg, hc, hg, n2f, gdtd, cf)
+    return q if kind == K_STAGE else max(q, zero)
+
+
 # --------------------------------------------------------------------------
 # Set-up helpers
 # --------------------------------------------------------------------------
@@ -464,11 +536,13 @@ def bytes_per_cell_update(itemsize: int, *, gridded_rain=False, infiltration="no
 @njit(inline="always")
 def _x_faces(j, g, n2r, sj, lo, hi, cf):
     """Unlimited fluxes of the x faces of row j (open span [lo, hi), Manning row ``n2r``) into ``sj``."""
-    _x_faces_impl(j, g.h, g.zb, g.qx, g.bc, n2r, sj, lo, hi, cf)
+    _x_faces_impl(j, g.h, g.zb, g.qx, g.bc, n2r, sj, lo, hi, cf, g.ekind[0, j], g.evalue[0, j], g.ekind[1, j],
+                  g.evalue[1, j])
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _x_faces_impl(j, h, zb, qx, bc, n2r, sj, lo, hi, cf):
+def _x_faces_impl(j, h, zb, qx, bc, n2r, sj, lo, hi, cf, kw, vw, ke, ve):
+    # kw, vw / ke, ve: kind and value of the west / east edge face of the row (bc FACES)
     nx = h.shape[1]
     zero = cf.zero
     half = cf.half
@@ -486,11 +560,11 @@ def _x_faces_impl(j, h, zb, qx, bc, n2r, sj, lo, hi, cf):
         for i in range(a, min(a + 1, b)):
             q0 = qj[i]
             if i == 1:
-                qa = qj[0] if bc[0] == FREE else q0
+                qa = qj[0] if bc[0] != CLOSED else q0
             else:
                 qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
             if i == nx - 1:
-                qb = qj[nx] if bc[1] == FREE else q0
+                qb = qj[nx] if bc[1] != CLOSED else q0
             else:
                 qb = q0 if zj[i + 1] >= BIG else qj[i + 1]
             sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
@@ -521,7 +595,7 @@ def _x_faces_impl(j, h, zb, qx, bc, n2r, sj, lo, hi, cf):
             i = nx - 1
             q0 = qj[i]
             qa = q0 if zj[i - 2] >= BIG else qj[i - 1]
-            qb = qj[nx] if bc[1] == FREE else q0
+            qb = qj[nx] if bc[1] != CLOSED else q0
             sj[i] = _flux(q0, qa, qb, zj[i - 1], zj[i], hj[i - 1], hj[i], half * (n2r[i - 1] + n2r[i]),
                           gdtd, cf)
     # west and east edges (ghost cell lower by bslope*dx, outflow only)
@@ -530,6 +604,8 @@ def _x_faces_impl(j, h, zb, qx, bc, n2r, sj, lo, hi, cf):
         if bc[0] == FREE:
             q = _flux(qj[0], qj[0], qj[1], zj[0] - bslope_dx, zj[0], zero, hj[0], n2r[0], gdtd, cf)
             q = min(q, zero)
+        elif bc[0] == FACES:
+            q = _edge_face(kw, vw, True, qj[0], qj[1], zj[0], hj[0], n2r[0], gdtd, cf)
         sj[0] = q
     if hi == nx and lo < hi:
         q = zero
@@ -537,6 +613,8 @@ def _x_faces_impl(j, h, zb, qx, bc, n2r, sj, lo, hi, cf):
             q = _flux(qj[nx], qj[nx - 1], qj[nx], zj[nx - 1], zj[nx - 1] - bslope_dx, hj[nx - 1], zero,
                       n2r[nx - 1], gdtd, cf)
             q = max(q, zero)
+        elif bc[1] == FACES:
+            q = _edge_face(ke, ve, False, qj[nx], qj[nx - 1], zj[nx - 1], hj[nx - 1], n2r[nx - 1], gdtd, cf)
         sj[nx] = q
 
 
@@ -560,13 +638,13 @@ def _y_faces_impl(j, h, zb, qy, bc, n2a, n2b, out, a, b, cf):
     qbr = qy[j + 1]
     # walls: row j-2 blocked (or closed north edge at j == 1); row j+1 blocked (or closed south edge)
     if j == 1:
-        wa_edge = bc[2] != FREE
+        wa_edge = bc[2] == CLOSED
         za = zu  # unused
     else:
         wa_edge = False
         za = zb[j - 2]
     if j == ny - 1:
-        wb_edge = bc[3] != FREE
+        wb_edge = bc[3] == CLOSED
         zbb = zd  # unused
     else:
         wb_edge = False
@@ -598,13 +676,16 @@ def _y_faces_impl(j, h, zb, qy, bc, n2a, n2b, out, a, b, cf):
 @njit(inline="always")
 def _top_edge(g, n2r, out, lo, hi, cf):
     """Unlimited outflow through the north edge (faces ``qy[0]``) of the span [lo, hi) into ``out``."""
-    _top_edge_impl(g.h, g.zb, g.phi, g.qy, g.bc, n2r, out, lo, hi, cf)
+    _top_edge_impl(g.h, g.zb, g.phi, g.qy, g.bc, n2r, out, lo, hi, cf, g.ekind[2], g.evalue[2])
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _top_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf):
+def _top_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf, ekr, evr):
     zero = cf.zero
-    if bc[2] == FREE:
+    if bc[2] == FACES:
+        for i in range(lo, hi):
+            out[i] = _edge_face(ekr[i], evr[i], True, qy[0, i], qy[1, i], zb[0, i], h[0, i], n2r[i], cf.gdtdy, cf)
+    elif bc[2] == FREE:
         for i in range(lo, hi):
             q = zero
             if phi[0, i] > 0:
@@ -617,14 +698,18 @@ def _top_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf):
 @njit(inline="always")
 def _bottom_edge(g, n2r, out, lo, hi, cf):
     """Unlimited outflow through the south edge (faces ``qy[ny]``) of the span [lo, hi) into ``out``."""
-    _bottom_edge_impl(g.h, g.zb, g.phi, g.qy, g.bc, n2r, out, lo, hi, cf)
+    _bottom_edge_impl(g.h, g.zb, g.phi, g.qy, g.bc, n2r, out, lo, hi, cf, g.ekind[3], g.evalue[3])
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _bottom_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf):
+def _bottom_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf, ekr, evr):
     ny = h.shape[0]
     zero = cf.zero
-    if bc[3] == FREE:
+    if bc[3] == FACES:
+        for i in range(lo, hi):
+            out[i] = _edge_face(ekr[i], evr[i], False, qy[ny, i], qy[ny - 1, i], zb[ny - 1, i], h[ny - 1, i], n2r[i],
+                                cf.gdtdy, cf)
+    elif bc[3] == FREE:
         for i in range(lo, hi):
             q = zero
             if phi[ny - 1, i] > 0:
@@ -702,12 +787,12 @@ def _update_row(j, g, f, o, cf, u, sxj, sya, syb, fu, fc_, fd):
     if lo >= hi:
         o.acc[j, ACC_ROW_MAX] = 0.0
     else:
+        lmr = f.level_mask[j] if f.level_rows[j] else u.no_level
         v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max = _update_row_impl(
             j, ny, nx, lo, hi, g.h, g.zb, g.phi, g.qx, g.qy, sxj, sya, syb, fu, fc_, fd, g.cols,
             _row(f.rain, u.rain, j), _row(f.infil_p1, u.infil_p1, j), _row(f.infil_p2, u.infil_p2, j),
             _row(f.drain_rate, u.drain_rate, j), _row(f.inflow, u.inflow, j),
-            f.level_mask[j] if f.level_rows[j] else u.no_level, o.hmax, o.tmax, o.tarr, f.infil_cum, u.ones,
-            f.infil_mode, cf)
+            lmr, o.hmax, o.tmax, o.tarr, f.infil_cum, u.ones, f.infil_mode, cf, f.level_now)
         acc = o.acc[j]
         acc[ACC_RAIN] += v_rain
         acc[ACC_INFILTRATION] += v_inf
@@ -720,9 +805,11 @@ def _update_row(j, g, f, o, cf, u, sxj, sya, syb, fu, fc_, fd):
 
 @njit(fastmath=True, cache=True, error_model="numpy")
 def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, fc_, fd, cols, rr, p1r, p2r, drr,
-                     inr, lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, cf):
-    """:func:`_update_row` of an open row on its arrays (``rr`` .. ``lmr``: the row's forcing rows); returns
-    the row's (rain, infiltration, drainage, inflow, boundary outflow, level exchange) volumes and max depth."""
+                     inr, lmr, hmax, tmax, tarr, infil_cum, ones, infil_mode, cf, levels):
+    """:func:`_update_row` of an open row on its arrays (``rr`` .. ``lmr``: the row's forcing rows, ``levels``
+    the level series at the step's end); returns the row's (rain, infiltration, drainage, inflow, boundary
+    outflow, level exchange) volumes and max depth. Edge faces: water leaving counts as outflow, water
+    entering (discharge and stage edges) as inflow."""
     zero = cf.zero
     one = cf.one
     dt = cf.dt
@@ -731,7 +818,6 @@ def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, f
     dta = cf.dta
     area = cf.area
     t_new = cf.t_new
-    level = cf.level
     h_arrive = cf.h_arrive
     c02 = cf.c02
     c08 = cf.c08
@@ -816,7 +902,7 @@ def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, f
         v -= vd
         hn = v / (pa if opn else one)
         if v_lmr[i]:
-            target = max(level - v_zj[i], zero)
+            target = max(levels[v_lmr[i] - 1] - v_zj[i], zero)
             v_lvl += (target - hn) * pa
             hn = target
         hn = hn if opn else h0
@@ -835,19 +921,32 @@ def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, f
                 v_taj[i] = t_new
     # the face east of the row's last open cell
     qxj[hi] = _lim(sxj[hi], fc_[hi], fc_[hi + 1], zero)
+    # edge faces: outflow (legacy free edges only ever flow out) or inflow (discharge, stage)
     v_out = 0.0
     if lo == 0:
-        v_out -= dtdy * qxj[0]
+        if qxj[0] > zero:
+            v_in += dtdy * qxj[0]
+        else:
+            v_out -= dtdy * qxj[0]
     if hi == nx:
-        v_out += dtdy * qxj[nx]
+        if qxj[nx] < zero:
+            v_in -= dtdy * qxj[nx]
+        else:
+            v_out += dtdy * qxj[nx]
     if j == 0:
         for i in range(lo, hi):
-            v_out -= dtdx * qyj[i]
+            if qyj[i] > zero:
+                v_in += dtdx * qyj[i]
+            else:
+                v_out -= dtdx * qyj[i]
     if j == ny - 1:
         qyb = qy[ny]
         for i in range(lo, hi):
             qyb[i] = _lim(syb[i], fc_[i + 1], one, zero)
-            v_out += dtdx * qyb[i]
+            if qyb[i] < zero:
+                v_in -= dtdx * qyb[i]
+            else:
+                v_out += dtdx * qyb[i]
     return v_rain, v_inf, v_drn, v_in, v_out, v_lvl, row_max
 
 
@@ -857,11 +956,12 @@ def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, f
 @njit(inline="always")
 def _sx_row(k, sxrow, g, n2k, cf):
     """Unlimited x-face fluxes of row k into ``sxrow`` (the faces just outside an open span read as 0)."""
-    _sx_row_impl(k, sxrow, g.h, g.zb, g.qx, g.cols, g.bc, n2k, cf)
+    _sx_row_impl(k, sxrow, g.h, g.zb, g.qx, g.cols, g.bc, n2k, cf, g.ekind[0, k], g.evalue[0, k], g.ekind[1, k],
+                 g.evalue[1, k])
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _sx_row_impl(k, sxrow, h, zb, qx, cols, bc, n2k, cf):
+def _sx_row_impl(k, sxrow, h, zb, qx, cols, bc, n2k, cf, kw, vw, ke, ve):
     nx = h.shape[1]
     lo = cols[k, 0]
     hi = cols[k, 1]
@@ -870,18 +970,18 @@ def _sx_row_impl(k, sxrow, h, zb, qx, cols, bc, n2k, cf):
             sxrow[lo] = cf.zero
         if hi < nx:
             sxrow[hi] = cf.zero
-        _x_faces_impl(k, h, zb, qx, bc, n2k, sxrow, lo, hi, cf)
+        _x_faces_impl(k, h, zb, qx, bc, n2k, sxrow, lo, hi, cf, kw, vw, ke, ve)
 
 
 @njit(inline="always")
 def _sy_row(k, out, g, u, cf):
     """Unlimited fluxes of the y faces above row k (k = 0: north edge, k = ny: south edge) into ``out``;
     0 where the rows k-1 and k read it and there is no face flux."""
-    _sy_row_impl(k, out, g.h, g.zb, g.n2, g.phi, g.qy, g.cols, g.bc, u.n2, cf)
+    _sy_row_impl(k, out, g.h, g.zb, g.n2, g.phi, g.qy, g.cols, g.bc, u.n2, cf, g.ekind, g.evalue)
 
 
 @njit(fastmath=True, cache=True, error_model="numpy")
-def _sy_row_impl(k, out, h, zb, n2, phi, qy, cols, bc, n2u, cf):
+def _sy_row_impl(k, out, h, zb, n2, phi, qy, cols, bc, n2u, cf, ekind, evalue):
     ny = h.shape[0]
     zero = cf.zero
     if k == 0 or k == ny:
@@ -889,13 +989,13 @@ def _sy_row_impl(k, out, h, zb, n2, phi, qy, cols, bc, n2u, cf):
         lo = cols[jr, 0]
         hi = cols[jr, 1]
         n2r = _row(n2, n2u, jr)
-        if bc[2 if k == 0 else 3] != FREE:
+        if bc[2 if k == 0 else 3] == CLOSED:
             for i in range(lo, hi):
                 out[i] = zero
         elif k == 0:
-            _top_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf)
+            _top_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf, ekind[2], evalue[2])
         else:
-            _bottom_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf)
+            _bottom_edge_impl(h, zb, phi, qy, bc, n2r, out, lo, hi, cf, ekind[3], evalue[3])
         return
     l1 = cols[k - 1, 0]
     h1 = cols[k - 1, 1]
@@ -1033,6 +1133,16 @@ def _hydro_at(ts, qs, n, t):
 
 
 @njit(cache=True, nogil=True)
+def _series_max(ts, vs, t, t1):
+    # highest value of a series (linear, held beyond its knots) over [t, t1]
+    lv = max(np.interp(t, ts, vs), np.interp(t1, ts, vs))
+    for k in range(ts.size):
+        if ts[k] > t and ts[k] < t1:
+            lv = max(lv, vs[k])
+    return lv
+
+
+@njit(cache=True, nogil=True)
 def cfl_step(h_max, t, f, p):
     """Stable step (s) from ``t``: min(dt_max, alpha sqrt(theta) min(dx, dy) / sqrt(g h / phi_min)).
 
@@ -1042,15 +1152,18 @@ def cfl_step(h_max, t, f, p):
     :meth:`physics.flood.FloodModel.cfl_dt` for the bound.
     """
     hm = h_max
+    t1 = t + p.dt_max
     if f.has_level:
         # highest level over the coming step: a rising tide must not be stepped over with the
         # step of the still-dry grid
-        t1 = t + p.dt_max
-        lv = max(np.interp(t, f.level_t, f.level_v), np.interp(t1, f.level_t, f.level_v))
-        for k in range(f.level_t.size):
-            if f.level_t[k] > t and f.level_t[k] < t1:
-                lv = max(lv, f.level_v[k])
-        hm = max(hm, lv - f.z_level_min)
+        for s in range(f.level_n.size):
+            hm = max(hm, _series_max(f.level_t[s, :f.level_n[s]], f.level_v[s, :f.level_n[s]], t, t1)
+                     - f.z_level_min)
+    for s in range(f.series_n.size):
+        # stage edges and lines: the ghost cell's depth over the same window
+        if f.series_zmin[s] < np.inf:
+            hm = max(hm, _series_max(f.series_t[s, :f.series_n[s]], f.series_v[s, :f.series_n[s]], t, t1)
+                     - f.series_zmin[s])
     hm = min(hm, p.h_cap)
     if hm <= p.h_dry:
         return p.dt_max
@@ -1062,16 +1175,48 @@ def begin_step(t, h_max, w, f, p):
     """The :class:`Step` from ``t`` (dt = min(CFL step, t_end - t, max(t_next - t, 1e-6))).
 
     Sets ``f.inflow`` to the mean of the hydrographs at t and t + dt (exact
-    for piecewise-linear ones); the level is the level series at t + dt.
+    for piecewise-linear ones), plus each line-source cell's length times the
+    mean of its series; ``f.level_now`` to each level series at t + dt
+    (``Step.level``: the first's); the edge faces' values ``f.edge_value``:
+    discharge faces (EDGE_MEAN) the signed mean of their series over the step
+    (exact volume when no knot falls inside it: the model's ``t_next`` stops
+    at every knot), stage faces (EDGE_END) the level at t + dt.
     """
     dt = min(cfl_step(h_max, t, f, p), w.t_end - t, max(w.t_next - t, 1e-6))
     t_new = t + dt
     for k in range(f.inflow_cells.shape[0]):
+        f.inflow[f.inflow_cells[k, 0], f.inflow_cells[k, 1]] = 0.0
+    for k in range(f.line_cells.shape[0]):
+        f.inflow[f.line_cells[k, 0], f.line_cells[k, 1]] = 0.0
+    for k in range(f.inflow_cells.shape[0]):
         n = f.inflow_n[k]
-        f.inflow[f.inflow_cells[k, 0], f.inflow_cells[k, 1]] = 0.5 * (
+        f.inflow[f.inflow_cells[k, 0], f.inflow_cells[k, 1]] += 0.5 * (
             _hydro_at(f.inflow_t[k], f.inflow_q[k], n, t) + _hydro_at(f.inflow_t[k], f.inflow_q[k], n, t_new))
-    level = np.interp(t_new, f.level_t, f.level_v) if f.has_level else 0.0
+    level = 0.0
+    if f.has_level:
+        for s in range(f.level_n.size):
+            n = f.level_n[s]
+            f.level_now[s] = np.interp(t_new, f.level_t[s, :n], f.level_v[s, :n])
+        level = np.interp(t_new, f.level_t[0, :f.level_n[0]], f.level_v[0, :f.level_n[0]])
+    if f.series_n.size:
+        v0 = values_at(t, f.series_t, f.series_v, f.series_n)
+        v1 = values_at(t_new, f.series_t, f.series_v, f.series_n)
+        for k in range(f.line_cells.shape[0]):
+            s = f.line_series[k]
+            f.inflow[f.line_cells[k, 0], f.line_cells[k, 1]] += f.line_length[k] * 0.5 * (v0[s] + v1[s])
+        for e in range(4):
+            sign = 1.0
+            if e == 1 or e == 3:
+                sign = -1.0
+            for q in range(f.edge_mode.shape[1]):
+                m = f.edge_mode[e, q]
+                if m == EDGE_MEAN:
+                    s = f.edge_series[e, q]
+                    f.edge_value[e, q] = sign * 0.5 * (v0[s] + v1[s])
+                elif m == EDGE_END:
+                    f.edge_value[e, q] = v1[f.edge_series[e, q]]
     return Step(dt=dt, t_new=t_new, level=level)
+
 
 
 @njit(cache=True, nogil=True)
