@@ -9,9 +9,10 @@ from affine import Affine
 from shapely.geometry import LineString, box
 
 from physics.flood_terrain import (
-    burn_roads,
     building_fraction,
     building_porosity,
+    burn_roads,
+    check_steps,
     remove_artefacts,
     road_level,
     window_cells,
@@ -105,6 +106,22 @@ def test_ground_road_burned_by_kerb_below_lowest_neighbour_bridge_not_burned_und
     assert out[13, 15] == 10.0
     assert rep.detail["underpass_cells"] == 1 and rep.detail["ground_cells"] == 15
     assert rep.cells_changed == 16
+
+
+def test_hillside_road_drops_at_most_the_cap():
+    # a road along a slope falling 10 m per cell southwards: the cell below is 10 m lower, the cap holds it
+    z = _plane() - np.arange(20)[:, None] * 10.0
+    ways = _ways([(_row_line(9, 2, 17), {"bridge": None, "tunnel": None, "layer": None})])
+    out, rep = burn_roads(z, ways, T, kerb_m=0.15, max_drop_m=3.0)
+    np.testing.assert_allclose(out[9, 2:18], z[9, 2:18] - 3.15)
+    assert rep.min_change_m == pytest.approx(-3.15)
+
+
+def test_check_steps_orders_and_refuses():
+    assert check_steps("roads+artefacts") == ("artefacts", "roads") and check_steps(None) == ()
+    assert check_steps(["none"]) == ()
+    with pytest.raises(ValidationError, match="conditioning='trees'"):
+        check_steps("trees")
 
 
 def test_tunnel_not_burned_except_portals_and_sunken_road_burned_deeper():
