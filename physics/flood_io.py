@@ -137,7 +137,7 @@ def flood_summary(ds: xr.Dataset, *, hitrate: dict | None = None) -> dict:
         "cell_updates_per_s": float(ds.attrs.get("cell_updates_per_s", float("nan"))),
         "parameters": {k: _jsonable(ds.attrs.get(k)) for k in (
             "theta", "alpha", "h_dry_m", "h_arrive_m", "drainage_default_mm_h", "drainage_mm_h", "manning",
-            "domain", "buffer_m") if k in ds.attrs},
+            "domain", "buffer_m", "terrain_conditioning", "scheme") if k in ds.attrs},
     }
     if hitrate is not None:
         out["waterlogging_hit_rate"] = hitrate

@@ -236,6 +236,16 @@ def _hit_section(summary: dict | None) -> str:
              _f(100 * hit["random_hit_rate"] if hit.get("random_hit_rate") is not None else None, ".0f", "%")),
             ("ratio to random", _f(hit.get("ratio"), ".2f")),
             ("p-value (random points do at least as well)", _f(hit.get("p_value"), ".2g"))]
+    sk = hit.get("skill")
+    if isinstance(sk, dict) and sk.get("auc") is not None:
+        ci = sk.get("auc_ci95") or (None, None)
+        rows += [("ROC AUC: spots vs random land, ranked by the deepest water within "
+                  f"{_f(sk.get('radius_m', hit.get('radius_m')), 'g', 'm')}",
+                  f"{_f(sk['auc'], '.3f')} (95 % CI {_f(ci[0], '.3f')}–{_f(ci[1], '.3f')}; "
+                  f"Mann–Whitney p {_f(sk.get('mannwhitney_p'), '.2g')})"),
+                 (f"hit rate at a {_f(100 * sk['false_alarm_rate'] if sk.get('false_alarm_rate') is not None else None, '.0f')} % "
+                  "false-alarm rate",
+                  _f(100 * sk["hit_rate"] if sk.get("hit_rate") is not None else None, ".0f", "%"))]
     return ("<section><h2>Waterlogging spots (reporting only)</h2>" + _kv(rows)
             + '<p class="note">The official waterlogging spots are used for this count only; '
               "no model parameter was tuned to them.</p></section>")
