@@ -478,6 +478,10 @@ class FloodModel(Component):
             level_t[r, :n], level_v[r, :n], level_n[r] = cb.series_t[s, :n], cb.series_v[s, :n], n
         if not has_level:
             level_n = np.zeros(0, dtype=np.int64)
+        # the discharge series (edges, lines): a step ends on each of their knots (_next_change)
+        qs = np.unique(np.concatenate([cb.edge_series[ekind == FB.KIND_DISCHARGE], cb.line_series]).astype(np.int64))
+        self._knot_t = np.ascontiguousarray(cb.series_t[qs].reshape(qs.size, cb.series_t.shape[1]))
+        self._knot_n = np.ascontiguousarray(cb.series_n[qs])
         # the boundary series the edges and lines read (level series stay out: their cells read level_now)
         zmin = np.where(np.isin(np.arange(cb.series_n.size), lv_ids), np.inf, cb.series_zmin)
         self._grid = K.Grid(
@@ -584,9 +588,9 @@ class FloodModel(Component):
             k = np.searchsorted(q.times_s, self.t, side="right")
             if k < q.times_s.size:
                 nxt = min(nxt, float(q.times_s[k]))
-        if self.boundaries.series_n.size:
+        if self._knot_n.size:
             # edge and line discharges are stepped as their mean over a step: steps end on their knots
-            nxt = min(nxt, float(FB.next_knot(self.t, self.boundaries.series_t, self.boundaries.series_n)))
+            nxt = min(nxt, float(FB.next_knot(self.t, self._knot_t, self._knot_n)))
         return nxt
 
     def step(self, dt: float) -> float:
