@@ -430,7 +430,8 @@ def _edge_face(kind, val, low, q0, qin, zc, hc, n2f, gdtd, cf):
     ``val`` = S d lower (water-surface slope S: at steady state n² q² = h^(10/3) S),
     outflow only. K_FREE: the legacy ghost, dry and ``val`` lower, outflow only.
     K_ZERO_GRADIENT: ``qin``, outflow only. Outflows are limited by the edge cell's
-    factor like every other; inflows by the ghost's (1).
+    factor like every other; inflows by the ghost's (1). The q-centred average of stage and
+    normal-depth faces is q0 itself (see below).
     """
     zero = cf.zero
     if kind == K_DISCHARGE:
@@ -448,10 +449,14 @@ def _edge_face(kind, val, low, q0, qin, zc, hc, n2f, gdtd, cf):
     else:  # K_FREE
         zg = zc - val
         hg = zero
+    # the q-centred average of a stage or normal-depth face extrapolates the discharge linearly through
+    # the ghost (its neighbour beyond = 2 q0 - qin): q_c = q0, so a steady flow with rain or a line source
+    # has no dt-dependent offset at the edge. The legacy free edge keeps its average (neighbour q0).
+    qg = q0 if kind != K_FREE else qin
     if low:
-        q = _flux(q0, q0, qin, zg, zc, hg, hc, n2f, gdtd, cf)
+        q = _flux(q0, q0, qg, zg, zc, hg, hc, n2f, gdtd, cf)
         return q if kind == K_STAGE else min(q, zero)
-    q = _flux(q0, qin, q0, zc, zg, hc, hg, n2f, gdtd, cf)
+    q = _flux(q0, qg, q0, zc, zg, hc, hg, n2f, gdtd, cf)
     return q if kind == K_STAGE else max(q, zero)
 
 
