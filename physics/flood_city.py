@@ -25,6 +25,13 @@ counterpart on ``Domain.from_dem(...)``. Domain and flood parameters together:
   (metres, more over buildings and trees) makes thousands of such pits in
   the city; left in, each collects its neighbours' runoff into a speckle of
   deep one-cell ponds. Real depressions larger than one cell are kept;
+* **terrain conditioning** (``conditioning=``, :mod:`physics.flood_terrain`):
+  after the pits, optionally remove deep small pits and one-cell spikes
+  (``"artefacts"``), burn OSM roads with their bridges, tunnels and
+  underpasses (``"roads"``), and turn building footprints into porosity and
+  blocked cells (``"buildings"``); the steps applied and what each changed
+  are in the context's ``conditioning`` and the run's
+  ``terrain_conditioning`` attribute;
 * **blocked cells**: NaN elevation on land (outside the DEM) and cells
   outside the clip polygon, except its **outflow edge**: the ring of land
   cells just outside the outline is kept dry at the sea level (fixed-level

@@ -93,6 +93,26 @@ def bootstrap_auc(pos, neg, *, n_boot: int = N_BOOT, seed: int = 0) -> tuple[flo
     return float(lo), float(hi)
 
 
+def paired_auc_difference(pos_a, neg_a, pos_b, neg_b, *, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """AUC(b) - AUC(a) for two forecasts scored at the same spots and the same random cells (paired).
+
+    The spots and the random cells are resampled together (the same indices for a and b), so the
+    interval reflects that both runs share their sample. ``p_not_better`` is the share of bootstrap
+    differences <= 0 (a one-sided bootstrap p-value for "b beats a").
+    """
+    pa, na, pb, nb = (np.asarray(v, np.float64) for v in (pos_a, neg_a, pos_b, neg_b))
+    if pa.shape != pb.shape or na.shape != nb.shape:
+        raise ValidationError("paired AUC difference: both forecasts must be scored at the same spots and cells")
+    rng = np.random.default_rng(seed)
+    d = np.empty(n_boot)
+    for k in range(n_boot):
+        i, j = rng.integers(0, pa.size, pa.size), rng.integers(0, na.size, na.size)
+        d[k] = auc(pb[i], nb[j]) - auc(pa[i], na[j])
+    lo, hi = np.quantile(d, [0.025, 0.975])
+    return {"delta_auc": auc(pb, nb) - auc(pa, na), "delta_ci95": [float(lo), float(hi)],
+            "p_not_better": float((d <= 0).mean()), "n_boot": int(n_boot)}
+
+
 def skill_scores(pos, neg, *, far: float = FALSE_ALARM_RATE, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """AUC, its Mann-Whitney p-value and bootstrap CI, and the hit rate at ``far``, from two score samples."""
     from scipy import stats
@@ -116,7 +136,7 @@ def _within_mask(like: xr.DataArray, within, crs: str) -> np.ndarray:
 
 def spot_skill(max_depth: xr.DataArray, points, *, within=None, radius_m: float = RADIUS_M,
                n_random: int = N_RANDOM, far: float = FALSE_ALARM_RATE, n_boot: int = N_BOOT,
-               seed: int = 0, curve: bool = False) -> dict:
+               seed: int = 0, curve: bool = False, scores: bool = False) -> dict:
     """Skill of ``max_depth`` at the ``points`` against random eligible land cells (see the module docstring).
 
     Parameters
@@ -128,6 +148,9 @@ def spot_skill(max_depth: xr.DataArray, points, *, within=None, radius_m: float 
         The area scored (spots and random cells alike).
     curve : bool
         Add the ROC curve (``roc_fpr``, ``roc_tpr`` lists) to the result.
+    scores : bool
+        Add the spots' and random cells' scores (``spot_scores``, ``random_scores`` arrays), e.g. for
+        :func:`paired_auc_difference` (same ``seed`` and eligible cells = the same random cells).
 
     Returns
     -------
@@ -168,6 +191,8 @@ def spot_skill(max_depth: xr.DataArray, points, *, within=None, radius_m: float 
                 "radius_m": float(radius_m), "seed": int(seed), "eligible_cells": int(cells.size),
                 "median_score_spots_m": float(np.median(pos)), "median_score_random_m": float(np.median(neg)),
                 "note": "validation data used for reporting only; no parameter is tuned to it"})
+    if scores:
+        out.update(spot_scores=pos, random_scores=neg)
     if curve:
         fpr, tpr = roc_curve(pos, neg)
         out.update(roc_fpr=fpr.tolist(), roc_tpr=tpr.tolist())

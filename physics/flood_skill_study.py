@@ -22,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from physics.flood_skill import FALSE_ALARM_RATE, RADIUS_M, spot_skill
+from physics.flood_skill import FALSE_ALARM_RATE, RADIUS_M, paired_auc_difference, spot_skill
 from physics.flood_terrain import STEPS
 from twin.errors import ValidationError
 
+#: spots whose name says bridge, bridge opening, underpass or tunnel (桥, 桥洞, 下穿, 隧道): a subset reported apart
+UNDERPASS_WORDS = "桥|下穿|隧|涵"
 #: name -> (storm argument of city_flood_setup, hours)
 STUDY_STORMS = {"60mm_h_1h": (60.0, 1.0), "2023-09-07_6h": ("2023-09-07", 6.0)}
+AREAS = ("run_area", "roads_coverage", "run_area_underpass_named")
 CONFIGS = (("none", ()), ("+artefacts", ("artefacts",)), ("+roads", ("artefacts", "roads")),
            ("+buildings", ("artefacts", "roads", "buildings")))
 
@@ -75,7 +78,8 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     city = City("shenzhen")
     points = city.vector("waterlogging")
-    rows, curves = [], {}
+    named = points[points["location"].astype(str).str.contains(UNDERPASS_WORDS)]
+    rows, curves, base = [], {}, {}
     roads_cover = None
     for sname, (storm, hours) in _storms(storms).items():
         prev = None
@@ -98,9 +102,24 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
             md = _max_depth(ds)
             row = {"storm": sname, "conditioning": label, "steps": list(steps), "run": True,
                    "cells_changed": changed, "wall_s": wall, "max_depth_m": float(np.nanmax(md.values))}
-            for area, within in (("run_area", ctx["outline"]), ("roads_coverage", roads_cover)):
-                sk = spot_skill(md, points, within=within, radius_m=radius_m, far=far, seed=seed, curve=True)
+            row.update(steps_taken=int(ds.attrs.get("steps", 0)),
+                       model_wall_s=float(ds.attrs.get("model_wall_s", float("nan"))))
+            md.astype("float32").to_netcdf(out / f"max_depth_{sname}_{label.strip('+')}.nc")
+            for area, within, pts in (("run_area", ctx["outline"], points),
+                                      ("roads_coverage", roads_cover, points),
+                                      ("run_area_underpass_named", ctx["outline"], named)):
+                try:
+                    sk = spot_skill(md, pts, within=within, radius_m=radius_m, far=far, seed=seed, curve=True,
+                                    scores=True)
+                except ValidationError:  # no spot of this subset in the area
+                    row[area] = None
+                    continue
                 curves[(sname, area, label)] = (sk.pop("roc_fpr"), sk.pop("roc_tpr"))
+                sc = (sk.pop("spot_scores"), sk.pop("random_scores"))
+                if label == "none":
+                    base[(sname, area)] = sc
+                else:
+                    sk["vs_none"] = paired_auc_difference(*base[(sname, area)], *sc, seed=seed)
                 row[area] = sk
             say(f"{sname} {label}: AUC {row['run_area']['auc']:.3f} (run area), "
                 f"{row['roads_coverage']['auc']:.3f} (road data area), {wall:.0f} s")
@@ -120,15 +139,20 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
 
 def _flat(rows):
     for r in rows:
-        for area in ("run_area", "roads_coverage"):
-            s = r[area]
+        for area in AREAS:
+            s = r.get(area)
+            if s is None:
+                continue
+            vs = s.get("vs_none") or {"delta_auc": 0.0, "delta_ci95": [0.0, 0.0], "p_not_better": float("nan")}
             yield {"storm": r["storm"], "conditioning": r["conditioning"], "area": area, "run": r["run"],
                    "auc": s["auc"], "auc_ci_lo": s["auc_ci95"][0], "auc_ci_hi": s["auc_ci95"][1],
                    "mannwhitney_p": s["mannwhitney_p"], "hit_rate": s["hit_rate"],
                    "false_alarm_rate": s["false_alarm_rate_actual"], "threshold_m": s["threshold_m"],
                    "n_spots": s["n_spots"], "n_random": s["n_random"],
                    "median_score_spots_m": s["median_score_spots_m"],
-                   "median_score_random_m": s["median_score_random_m"]}
+                   "median_score_random_m": s["median_score_random_m"],
+                   "delta_auc_vs_none": vs["delta_auc"], "delta_ci_lo": vs["delta_ci95"][0],
+                   "delta_ci_hi": vs["delta_ci95"][1], "p_not_better": vs["p_not_better"]}
 
 
 def _write_csv(path: Path, rows) -> None:
@@ -143,12 +167,15 @@ def skill_markdown(doc: dict) -> str:
     """The study's table in markdown (one row per storm, conditioning and area)."""
     far = doc["false_alarm_rate"]
     lines = [f"| storm | conditioning | area | spots | AUC (95 % CI) | Mann-Whitney p | hit rate at {far:.0%} "
-             "false alarms | median score spots / random (m) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "false alarms | ΔAUC vs none (paired 95 % CI; p not better) | median score spots / random (m) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for f in _flat(doc["rows"]):
+        delta = "—" if f["conditioning"] == "none" else (
+            f"{f['delta_auc_vs_none']:+.3f} ({f['delta_ci_lo']:+.3f} to {f['delta_ci_hi']:+.3f}; "
+            f"{f['p_not_better']:.2f})")
         lines.append(f"| {f['storm']} | {f['conditioning']}{'' if f['run'] else ' (not run: no data)'} | "
                      f"{f['area']} | {f['n_spots']} | {f['auc']:.3f} ({f['auc_ci_lo']:.3f}-{f['auc_ci_hi']:.3f}) | "
-                     f"{f['mannwhitney_p']:.2g} | {f['hit_rate']:.2f} | "
+                     f"{f['mannwhitney_p']:.2g} | {f['hit_rate']:.2f} | {delta} | "
                      f"{f['median_score_spots_m']:.2f} / {f['median_score_random_m']:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -160,8 +187,8 @@ def _plot(path: Path, curves: dict, rows) -> None:
     import matplotlib.pyplot as plt
 
     storms = list(dict.fromkeys(r["storm"] for r in rows))
-    areas = ("run_area", "roads_coverage")
-    fig, axes = plt.subplots(len(areas), len(storms), figsize=(5 * len(storms), 9), squeeze=False)
+    areas = AREAS
+    fig, axes = plt.subplots(len(areas), len(storms), figsize=(5 * len(storms), 4.5 * len(areas)), squeeze=False)
     for j, s in enumerate(storms):
         for i, a in enumerate(areas):
             ax = axes[i][j]

@@ -15,6 +15,7 @@ from physics.flood_skill import (
     disc_footprint,
     hit_rate_at,
     neighbourhood_max,
+    paired_auc_difference,
     roc_curve,
     skill_scores,
     spot_skill,
@@ -95,6 +96,18 @@ def test_spot_skill_leaves_out_spots_off_the_land_and_checks_inputs():
         spot_skill(_spot_grid(h), _pts([(10, 10)]), n_random=0)
     with pytest.raises(ValidationError, match="no spot"):
         spot_skill(_spot_grid(h), _pts([(10, 2)]))
+
+
+def test_paired_auc_difference():
+    rng = np.random.default_rng(5)
+    pos, neg = rng.normal(0.5, 1.0, 40), rng.normal(0.0, 1.0, 400)
+    same = paired_auc_difference(pos, neg, pos, neg, n_boot=200)
+    assert same["delta_auc"] == 0.0 and same["delta_ci95"] == [0.0, 0.0] and same["p_not_better"] == 1.0
+    # b separates perfectly (every spot above every random cell): AUC 1, so the difference is 1 - AUC(a)
+    better = paired_auc_difference(pos, neg, pos + 100.0, neg, n_boot=200)
+    assert better["delta_auc"] == pytest.approx(1.0 - auc(pos, neg)) and better["p_not_better"] == 0.0
+    with pytest.raises(ValidationError, match="same spots"):
+        paired_auc_difference(pos, neg, pos[:3], neg)
 
 
 def test_skill_scores_no_signal_is_half():
