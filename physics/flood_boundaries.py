@@ -543,13 +543,13 @@ def _edge_cell(k: int, p: int, shape) -> tuple[int, int]:
     return [(p, 0), (p, nx - 1), (0, p), (ny - 1, p)][k]
 
 
-def _bed_slope(k: int, p: int, z: np.ndarray) -> float:
+def _bed_slope(k: int, p: int, z: np.ndarray, d: float) -> float:
     """Mean fall of the bed towards edge k over the last BED_SLOPE_CELLS cells of line p, at least BED_SLOPE_MIN."""
     line = [z[p, :], z[p, ::-1], z[:, p], z[::-1, p]][k]
     m = min(BED_SLOPE_CELLS, line.size - 1)
     if m < 1 or not np.all(np.isfinite(line[:m + 1])):
         return BED_SLOPE_MIN
-    return max((float(line[m]) - float(line[0])) / m, BED_SLOPE_MIN)
+    return max((float(line[m]) - float(line[0])) / (m * d), BED_SLOPE_MIN)
 
 
 def line_cells(xy: np.ndarray, geom: Geometry) -> tuple[np.ndarray, np.ndarray]:
@@ -620,7 +620,8 @@ def compile_boundaries(spec, geometry: Geometry) -> CompiledBoundaries:
                 zu = float(np.nanmin(cz)) if code == KIND_STAGE and np.isfinite(cz).any() else math.inf
                 sidx[k, faces] = add(s, zu)
             elif code == KIND_NORMAL_DEPTH:
-                param[k, faces] = [s.slope if s.slope != "bed" else _bed_slope(k, p, z) for p in faces]
+                d = abs(geometry.transform[0] if k < 2 else geometry.transform[4])  # the cells' spacing across
+                param[k, faces] = [s.slope if s.slope != "bed" else _bed_slope(k, p, z, d) for p in faces]
         elif isinstance(s, LineDischarge):
             cells, length = line_cells(s._xy, geometry)
             keep = ~blocked[cells[:, 0], cells[:, 1]] if cells.size else np.zeros(0, dtype=bool)
