@@ -416,6 +416,33 @@ def _lim(q, f_left, f_right, zero):
     return q * (f_left if q > zero else f_right)
 
 
+@njit(inline="always")
+def infiltration(infil_mode, v, r, p1, p2, cum, cf):
+    """One cell's infiltration over a step: (volume vi <= v (m³), new cumulative depth or rain (m)).
+
+    ``v``: the water the cell holds after fluxes, rain and inflow (m³); ``r`` the rain rate (m/s);
+    ``p1``, ``p2``, ``cum``: the cell's parameters and cumulative (see :func:`_update_row`). Shared
+    with the finite-volume kernel.
+    """
+    zero = cf.zero
+    vi = zero
+    cum_new = cum
+    if infil_mode == 1:
+        vi = min(p1 * cf.dta, v)
+    elif infil_mode == 2:
+        vi = min(p1 * (cf.one + p2 / max(cum, cf.mm)) * cf.dta, v)
+        cum_new = cum + vi / cf.area
+    elif infil_mode == 3:
+        pn = cum + r * cf.dt
+        d0 = cum - cf.c02 * p1
+        d1 = pn - cf.c02 * p1
+        q0 = d0 * d0 / (cum + cf.c08 * p1) if d0 > zero else zero
+        q1 = d1 * d1 / (pn + cf.c08 * p1) if d1 > zero else zero
+        cum_new = pn
+        vi = min((r * cf.dt - (q1 - q0)) * cf.area, v)
+    return vi, cum_new
+
+
 @njit(inline="always", fastmath=True, error_model="numpy")
 def _edge_face(kind, val, low, q0, qin, zc, hc, n2f, gdtd, cf):
     """Unlimited flux of an edge face of kind ``kind`` (K_*), value ``val`` (see Grid.evalue).
@@ -824,9 +851,6 @@ def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, f
     area = cf.area
     t_new = cf.t_new
     h_arrive = cf.h_arrive
-    c02 = cf.c02
-    c08 = cf.c08
-    mm = cf.mm
     hj = h[j]
     zj = zb[j]
     pj = ones if cols[j, 2] else phi[j]  # porosity 1 over the row's span: not read
@@ -884,24 +908,9 @@ def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, f
         vr = r * dta
         vin = v_inr[i] * dt
         v = max(pa * h0 + dvol + vr + vin, zero)  # < 0 by round-off only
-        vi = zero
-        if infil_mode == 1:
-            vi = min(v_p1r[i] * dta, v)
-        elif infil_mode == 2:
-            vi = min(v_p1r[i] * (one + v_p2r[i] / max(v_icj[i], mm)) * dta, v)
-            if opn:
-                v_icj[i] += vi / area
-        elif infil_mode == 3:
-            s_ = v_p1r[i]
-            p0 = v_icj[i]
-            pn = p0 + r * dt
-            d0 = p0 - c02 * s_
-            d1 = pn - c02 * s_
-            q0 = d0 * d0 / (p0 + c08 * s_) if d0 > zero else zero
-            q1 = d1 * d1 / (pn + c08 * s_) if d1 > zero else zero
-            if opn:
-                v_icj[i] = pn
-            vi = min((r * dt - (q1 - q0)) * area, v)
+        vi, cum_new = infiltration(infil_mode, v, r, v_p1r[i], v_p2r[i], v_icj[i], cf)
+        if opn and infil_mode >= 2:
+            v_icj[i] = cum_new
         v -= vi
         vd = min(v_drr[i] * dta, v)
         v -= vd
@@ -1148,14 +1157,8 @@ def _series_max(ts, vs, t, t1):
 
 
 @njit(cache=True, nogil=True)
-def cfl_step(h_max, t, f, p):
-    """Stable step (s) from ``t``: min(dt_max, alpha sqrt(theta) min(dx, dy) / sqrt(g h / phi_min)).
-
-    ``h`` is the largest depth ``h_max`` or the highest fixed water level
-    over [t, t + dt_max] (linear between samples) above the lowest level
-    cell, at most ``p.h_cap``; dt_max when it is <= h_dry. See
-    :meth:`physics.flood.FloodModel.cfl_dt` for the bound.
-    """
+def ahead_depth(h_max, t, f, p):
+    """Largest depth the coming step must allow for: h_max, the held-level and stage series over [t, t+dt_max]."""
     hm = h_max
     t1 = t + p.dt_max
     if f.has_level:
@@ -1169,7 +1172,19 @@ def cfl_step(h_max, t, f, p):
         if f.series_zmin[s] < np.inf:
             hm = max(hm, _series_max(f.series_t[s, :f.series_n[s]], f.series_v[s, :f.series_n[s]], t, t1)
                      - f.series_zmin[s])
-    hm = min(hm, p.h_cap)
+    return hm
+
+
+@njit(cache=True, nogil=True)
+def cfl_step(h_max, t, f, p):
+    """Stable step (s) from ``t``: min(dt_max, alpha sqrt(theta) min(dx, dy) / sqrt(g h / phi_min)).
+
+    ``h`` is the largest depth ``h_max`` or the highest fixed water level
+    over [t, t + dt_max] (linear between samples) above the lowest level
+    cell, at most ``p.h_cap``; dt_max when it is <= h_dry. See
+    :meth:`physics.flood.FloodModel.cfl_dt` for the bound.
+    """
+    hm = min(ahead_depth(h_max, t, f, p), p.h_cap)
     if hm <= p.h_dry:
         return p.dt_max
     return min(p.dt_max, p.alpha * math.sqrt(p.theta) * min(p.dx, p.dy) / math.sqrt(G * hm / p.phi_min))
