@@ -164,6 +164,7 @@ class FVCoefficients(NamedTuple):
 
     zero: float
     one: float
+    half: float
     two: float
     four: float
     g: float
@@ -195,7 +196,7 @@ def coefficients(dt, t_new, store, p, F):
     dy = F(p.dy)
     g = F(G)
     area = dx * dy
-    return FVCoefficients(zero=F(0.0), one=F(1.0), two=F(2.0), four=F(4.0), g=g, hg=F(0.5) * g, dt=d,
+    return FVCoefficients(zero=F(0.0), one=F(1.0), half=F(0.5), two=F(2.0), four=F(4.0), g=g, hg=F(0.5) * g, dt=d,
                           gdt=g * d, cx=d / dx, cy=d / dy, idx=F(1.0) / dx, idy=F(1.0) / dy, h_dry=F(p.h_dry),
                           dtdx=d * dx, dtdy=d * dy, dta=d * area, area=area, t_new=F(t_new),
                           h_arrive=F(p.h_arrive), c02=F(0.2), c08=F(0.8), mm=F(1e-3), store=store)
