@@ -111,6 +111,10 @@ class FloodRequest(FloodConsoleRequest):
     float32: bool = False
     wave_depth_cap_m: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     hours: float = Field(default=6.0, gt=0.0, allow_inf_nan=False)
+    boundaries: str | None = Field(default=None, description="Boundary file (TOML/JSON, physics.flood_boundaries): "
+                                   "edge and line boundaries replacing the default free edges")
+    scheme: str = Field(default="local_inertial", pattern="^(local_inertial|fv)$")
+    time_stepping: str = Field(default="global", pattern="^(global|lts)$")
 
     @field_validator("drainage_mm_h")
     @classmethod
@@ -174,6 +178,14 @@ def check_flood(req: FloodRequest, city: Any = None) -> None:
             the_city = name
     elif not Path(req.dem).expanduser().is_file():
         raise RequestError(f"dem={req.dem!r}: no such file", field="dem", value=req.dem)
+    if req.boundaries is not None:
+        from physics.flood_boundaries import load_boundaries
+
+        try:
+            load_boundaries(Path(req.boundaries).expanduser())
+        except ValidationError as exc:
+            raise RequestError(f"boundaries={req.boundaries!r}: {exc}", field="boundaries",
+                               value=req.boundaries) from exc
     storm = req.rain_mm_h if req.rain_mm_h is not None else (req.storm or _storms()[0])
     try:
         make_storm(storm, hours=req.hours, method=req.method, city=the_city, peak_fraction=req.peak_fraction,
@@ -212,12 +224,32 @@ def setup_for(req: FloodRequest, city: Any = None) -> dict:
                            peak_fraction=req.peak_fraction, rain_scale=req.rain_scale)
     drain = {} if req.drainage_mm_h is None else {"drainage_mm_h": req.drainage_mm_h}
     if req.dem is not None:
-        return dem_flood_setup(req.dem, resolution=req.resolution, storm=storm, hours=req.hours,
-                               method=req.method, **drain)
-    return city_flood_setup(req.city or city or "shenzhen", resolution=req.resolution or 30.0,
-                            districts=req.districts, buffer_m=req.buffer_m, storm=storm, hours=req.hours,
-                            method=req.method, peak_fraction=req.peak_fraction, tide=req.tide_m,
-                            surge_m=req.surge_m, drainage_mm_h=req.drainage_mm_h)
+        setup = dem_flood_setup(req.dem, resolution=req.resolution, storm=storm, hours=req.hours,
+                                method=req.method, **drain)
+    else:
+        setup = city_flood_setup(req.city or city or "shenzhen", resolution=req.resolution or 30.0,
+                                 districts=req.districts, buffer_m=req.buffer_m, storm=storm, hours=req.hours,
+                                 method=req.method, peak_fraction=req.peak_fraction, tide=req.tide_m,
+                                 surge_m=req.surge_m, drainage_mm_h=req.drainage_mm_h)
+    return {**setup, **_model_choices(req)}
+
+
+def _model_choices(req: FloodRequest) -> dict:
+    """The FloodModel keywords a request sets beyond the set-up: boundaries (a file), scheme, time stepping.
+
+    A boundary file replaces the set-up's edges (``free`` for a city or a DEM); the sea's fixed levels
+    stay (they are applied first, the file's level specs over them).
+    """
+    out: dict = {}
+    if req.boundaries is not None:
+        from physics.flood_boundaries import load_boundaries
+
+        out["boundaries"] = load_boundaries(Path(req.boundaries).expanduser())
+    if req.scheme != "local_inertial":
+        out["scheme"] = req.scheme
+    if req.time_stepping != "global":
+        out["time_stepping"] = req.time_stepping
+    return out
 
 
 def run_flood(req: FloodRequest, ctx: RunContext):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from twin.cli._util import InputPath, echo_json, status, user_errors
+from twin.cli._util import ExistingFile, InputPath, echo_json, status, user_errors
 
 
 def _drainage(value: str | None):
@@ -107,14 +107,28 @@ def flood() -> None:
 @click.option("--drainage-mm-h", default=None, metavar="MM_H|NAME=MM_H,...",
               help="Drainage capacity (mm/h): one number for all, or per district (Futian=40,Luohu=30); "
                    "others keep the default 36 mm/h (an assumption, see physics/flood_city.py).")
+@click.option("--boundaries", "boundaries", type=ExistingFile("a boundary file (.toml or .json)"), default=None,
+              metavar="FILE",
+              help="Edge and line boundaries (TOML/JSON: discharge hydrographs, stage, normal-depth and zero-gradient "
+                   "outflow; see physics/flood_boundaries.py and physics/data/flood_examples/). Replaces the "
+                   "default free edges; checked before the run.")
+@click.option("--scheme", type=click.Choice(["local_inertial", "fv"]), default="local_inertial", show_default=True,
+              help="Numerical scheme: local-inertial, or the finite-volume shallow-water solver.")
+@click.option("--time-stepping", "time_stepping", type=click.Choice(["global", "lts"]), default="global",
+              show_default=True, help="One global step, or local time stepping (deep pools step on their own).")
 @click.option("--report/--no-report", "with_report", default=True, show_default=True,
               help="Also write report.html (self-contained, offline: tables, plots, deepest places).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, rain_scale, method, peak_fraction, hours, resolution,
-        out_dir, output_every, use_float32, wave_cap_m, tide_m, surge_m, drainage_mm_h, with_report, as_json) -> None:
+        out_dir, output_every, use_float32, wave_cap_m, tide_m, surge_m, drainage_mm_h, boundaries, scheme,
+        time_stepping, with_report, as_json) -> None:
     """Forecast a storm's flooding: depths, maxima and arrival times, maps, summary.
 
     Example: twin flood run --districts Futian,Luohu --storm 2023-09-07 --hours 6 --out runs/futian
+
+    A river reach: twin flood run --dem physics/data/flood_examples/river_reach_synthetic.tif
+    --boundaries physics/data/flood_examples/river_reach.toml --rain-mm-h 0 --drainage-mm-h 0 --hours 2
+    --out runs/reach
     """
     from twin import pipeline
 
@@ -147,7 +161,9 @@ def run(city_name, dem, districts, buffer_m, storm, rain_mm_h, rain_scale, metho
               "rain_scale": rain_scale, "method": method, "peak_fraction": peak_fraction, "hours": hours,
               "resolution": resolution,
               "buffer_m": buffer_m, "tide_m": tide_m, "surge_m": surge_m, "drainage_mm_h": drain,
-              "output_every_s": output_every, "float32": use_float32, "wave_depth_cap_m": wave_cap_m}
+              "output_every_s": output_every, "float32": use_float32, "wave_depth_cap_m": wave_cap_m,
+              "boundaries": None if boundaries is None else str(boundaries), "scheme": scheme,
+              "time_stepping": time_stepping}
     duration = hours * 3600.0
     bar = _progress_bar()
     task = None
@@ -249,3 +265,8 @@ def map_cmd(run_path, out_html, other, city_name, max_frames) -> None:
                                   max_frames=max_frames)
     click.echo(f"wrote {res['path']} ({res['bytes'] / 1e6:.1f} MB, {res['frames']} frames"
                f"{', A | B compare' if res['compare'] else ''})")
+
+
+from twin.cli.flood_skill import skill as _skill  # noqa: E402  (terrain slice: the skill study)
+
+flood.add_command(_skill)
