@@ -53,8 +53,9 @@ kernel design (local-inertial: :func:`physics._kernels.flood.bytes_per_cell_upda
 every array read or written once per pass, stencil neighbours served by the
 caches, no write-allocate, as STREAM counts; for the city from its traffic
 shares - Manning and drainage grids, porosity and level rows - times the
-open-span share of the grid; finite volume: its kernel module's
-``bytes_per_cell_update`` when it has one). The fraction is the measured
+open-span share of the grid; finite volume:
+:func:`physics._kernels.flood_fv.bytes_per_cell_update`, 9 words a cell as
+well, with the same shares). The fraction is the measured
 median rate over that bound. ``cpu_contention_pct`` (Linux PSI) is the share
 of each timed stretch during which some task waited for a CPU: the machine
 is shared, and figures taken at high contention understate the kernels.
@@ -195,39 +196,34 @@ def time_model(m, n_chunks: int, active: int) -> dict[str, Any]:
 
 
 def traffic_shares(m: FloodModel) -> dict[str, Any]:
-    """What the local-inertial kernels read per grid cell: open-span share, rows that read phi / level data."""
+    """What the kernels read per grid cell: the open-span share, and the rows that read phi / level data."""
     cols = K.active_columns(m.phi)
     w = (cols[:, 1] - cols[:, 0]).astype(np.float64)
     span = float(w.sum())
-    lvl_rows = m._level_mask.any(axis=1)
+    b = getattr(m, "boundaries", None)
+    level = (np.asarray(b.level_cells) > 0) if b is not None and hasattr(b, "level_cells") \
+        else np.asarray(m._level_mask, dtype=bool)
+    phi = np.asarray(m.phi)
     return {"span_fraction": span / m.h.size,
             "phi_read": float(w[cols[:, 2] == 0].sum() / span) if span else 0.0,
-            "level": float(w[lvl_rows].sum() / span) if span else 0.0,
-            "n2_grid": bool(m._grid.n2.size > 1), "phi_binary": bool(m._grid.phi_binary),
-            "drainage_grid": bool(m.drain.size > 1)}
+            "level": float(w[level.any(axis=1)].sum() / span) if span else 0.0,
+            "n2_grid": bool(m.n2.size > 1 and not np.all(m.n2 == m.n2.flat[0])),
+            "phi_binary": bool(np.all((phi == 0) | (phi == 1))), "drainage_grid": bool(m.drain.size > 1)}
 
 
-def bytes_per_grid_cell(m, scheme: str) -> float | None:
-    """Bytes per cell-update counted over the whole grid (None when the scheme gives no traffic model)."""
+def bytes_per_grid_cell(m, scheme: str) -> float:
+    """Bytes per cell-update counted over the whole grid: the kernel's traffic model x its open-span share."""
     itemsize = np.dtype(m.dtype).itemsize
+    tr = traffic_shares(m)
+    common = {"drainage_grid": tr["drainage_grid"], "level": tr["level"], "phi_binary": tr["phi_binary"],
+              "n2_grid": tr["n2_grid"]}
     if scheme == LI:
-        tr = traffic_shares(m)
-        bpc = K.bytes_per_cell_update(itemsize, drainage_grid=tr["drainage_grid"], level=tr["level"],
-                                      phi_binary=tr["phi_binary"], phi_read=tr["phi_read"], n2_grid=tr["n2_grid"])
-        return bpc["total"] * tr["span_fraction"]
-    own = getattr(m, "bytes_per_cell_update", None)
-    if callable(own):
-        b = own()
-        return float(b["total"] if isinstance(b, dict) else b)
-    try:
+        bpc = K.bytes_per_cell_update(itemsize, phi_read=tr["phi_read"], **common)
+    else:
         from physics._kernels import flood_fv as KF
-    except ImportError:
-        return None
-    fn = getattr(KF, "bytes_per_cell_update", None)
-    if fn is None:
-        return None
-    b = fn(itemsize)
-    return float(b["total"] if isinstance(b, dict) else b)
+
+        bpc = KF.bytes_per_cell_update(itemsize, **common)
+    return bpc["total"] * tr["span_fraction"]
 
 
 def build(make: Callable[..., FloodModel], scheme: str, dtype, h0: np.ndarray):
@@ -446,8 +442,8 @@ def main(argv=None) -> int:
         z = fractal_dem(n)
 
         def make(dtype, scheme, h0, z=z):
-            kw = {} if scheme == LI else {"scheme": scheme}
-            return FloodModel(z, dx=DX, manning=MANNING, theta=THETA, alpha=ALPHA, dtype=dtype, h0=h0,
+            kw = {"theta": THETA, "alpha": ALPHA} if scheme == LI else {"scheme": scheme}  # fv: its own CFL
+            return FloodModel(z, dx=DX, manning=MANNING, dtype=dtype, h0=h0,
                               rain=UniformRain.constant(RAIN_MM_H, 1e7), **kw)
 
         h0 = warm_state(make, warm_s, max(threads))
@@ -508,7 +504,7 @@ def main(argv=None) -> int:
                  "CFL step carries sqrt(theta) (1.20x more steps than Landlab at equal depth)")
     notes.append("M/s = cell-updates (all grid cells x steps) per second; 'active' = open, not fixed-level cells x "
                  "steps (city only); x Landlab = median over median, time to solution and cell-updates/s")
-    notes.append("B/cu = bytes per cell-update from the kernel design (local-inertial fused sweep: 72 B f64, 36 B f32 "
+    notes.append("B/cu = bytes per cell-update from the kernel design (either scheme's fused sweep: 72 B f64, 36 B f32 "
                  "on an all-open grid; the city scaled by its open-span share); roofline = STREAM best / B/cu; "
                  "'of roofline' = median rate over it")
     notes.append("cpu contention % = share of the timed wall time during which some task on the machine "
