@@ -908,9 +908,11 @@ def _update_row_impl(j, ny, nx, lo, hi, h, zb, phi, qx, qy, sxj, sya, syb, fu, f
         vr = r * dta
         vin = v_inr[i] * dt
         v = max(pa * h0 + dvol + vr + vin, zero)  # < 0 by round-off only
-        vi, cum_new = infiltration(infil_mode, v, r, v_p1r[i], v_p2r[i], v_icj[i], cf)
-        if opn and infil_mode >= 2:
-            v_icj[i] = cum_new
+        vi = zero
+        if infil_mode != 0:  # (the parameters and infil_cum are read only then: no traffic without infiltration)
+            vi, cum_new = infiltration(infil_mode, v, r, v_p1r[i], v_p2r[i], v_icj[i], cf)
+            if opn and infil_mode >= 2:
+                v_icj[i] = cum_new
         v -= vi
         vd = min(v_drr[i] * dta, v)
         v -= vd

@@ -13,6 +13,12 @@ at block boundaries. Here the same row kernels run in the plain order:
    again into a row buffer (one extra row per block);
 2. :func:`update_pass`: every row's update (``_update_row``) from them.
 
+The edge, line and level boundaries (physics/flood_boundaries.py) live in the shared row kernels
+(``_x_faces``, ``_top_edge``, ``_bottom_edge``: the edge faces; ``_update_row``: edge volumes, level
+cells) and in ``K.begin_step`` (per-step values), so both steps apply them with the same arithmetic.
+numba's cache keys a cached function on its own file only: the row kernels are inlined here, so a
+change of physics/_kernels/flood.py must come with a touch of this file (or a cleared cache).
+
 :func:`advance` has the signature of ``K.advance``; a model steps with it
 when its ``_time_loop`` is replaced (see ``TwoPassFloodModel`` in
 test_flood_fused.py), so both steps share everything but the sweep.
