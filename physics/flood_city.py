@@ -374,8 +374,9 @@ def flood_setup(
         "manning": {"urban": manning_urban, "steep": manning_steep, "steep_deg": steep_deg},
         "tide": {"times_s": list(map(float, tt)), "level_m": list(map(float, lv))},
         "pits_filled": n_pits, "conditioning": cond.summary(),
-        "land": domain.land & ~cond.building_blocked,
     }
+    if cond.building_blocked.any():  # buildings blocked some land cells: they are no longer active land
+        context["land"] = domain.land & ~cond.building_blocked
     out = {"dem": dem, "manning": manning, "rain": rain, "drainage_mm_h": drain,
            "water_level": water_level if level_cells.any() else None,
            "boundaries": "free", "h0": initial_depth(domain.sea, water_level, bed),

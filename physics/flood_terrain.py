@@ -378,7 +378,12 @@ def coverage(gdf):
 
 
 # -- on a city Domain ------------------------------------------------------------------------------
-DEFAULT_CONDITIONING: tuple[str, ...] = ()
+#: The default of the city set-up: only the DEM-only rule (a). Roads and buildings are opt-in: their data
+#: here cover central Shenzhen only (roads: a 11 x 11 km box over Futian, east Nanshan, west Luohu; buildings:
+#: 433 footprints in central Nanshan), and a burn that stops at a box's edge makes the model's terrain change
+#: character along an arbitrary line. Over the whole city at 30 m rule (a) removes 76 pits and 5 spikes
+#: (16,098 cells) and the deepest enclosed depression falls from 45.6 m to 22.6 m.
+DEFAULT_CONDITIONING: tuple[str, ...] = ("artefacts",)
 
 
 @dataclass

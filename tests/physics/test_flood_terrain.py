@@ -170,3 +170,18 @@ def test_errors_name_the_field():
         burn_roads(_plane(), _ways([]), T, kerb_m=float("nan"))
     with pytest.raises(ValidationError, match="block_fraction"):
         building_porosity(np.zeros((2, 2)), block_fraction=0.0)
+
+
+@pytest.mark.slow
+def test_city_setup_with_buildings_on_real_nanshan_data():
+    """Nanshan at 90 m with the 433 OSM footprints: porosity >= 0.5 on open cells, blocked cells NaN and not land."""
+    from physics.flood_city import city_flood_setup
+
+    s = city_flood_setup(resolution=90.0, districts=["Nanshan"], storm=30.0, hours=0.1,
+                         conditioning=("artefacts", "buildings"))
+    rep = s["context"]["conditioning"]["reports"][-1]
+    assert rep["step"] == "buildings" and rep["detail"]["porous_cells"] > 0
+    phi, dem, land = s["porosity"], s["dem"].values, s["context"]["land"]
+    blocked = phi == 0                 # the cells the buildings block (phi is 1 - f elsewhere)
+    assert rep["detail"]["blocked_cells"] == int(blocked.sum()) > 0
+    assert np.all(phi[phi > 0] >= 0.5) and not np.any(land & blocked) and np.all(np.isnan(dem[blocked]))
