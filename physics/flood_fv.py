@@ -84,7 +84,7 @@ class FVFloodModel(_flood.FloodModel):
             self._stage = KF2.Stage(
                 h1=np.zeros(self.shape, dtype=dt), hu1=np.zeros(self.shape, dtype=dt),
                 hv1=np.zeros(self.shape, dtype=dt), fx=np.zeros((4, ny, nx + 1), dtype=dt),
-                fy=np.zeros((4, ny + 1, nx), dtype=dt), zero_x=np.zeros((4, nx + 1), dtype=dt),
+                fy=np.zeros((4, ny + 1, nx), dtype=dt), src=np.zeros((2, ny, nx), dtype=dt), zero_x=np.zeros((4, nx + 1), dtype=dt),
                 zero_y=np.zeros((4, nx), dtype=dt))
 
     def refresh(self) -> None:

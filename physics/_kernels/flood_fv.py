@@ -285,14 +285,11 @@ def _edge_face(gs, k, h, un, ut, z, low, c):
     f0, f1, f2, f3 = _face(gh if low else h, gu if low else un, gt if low else ut, gz if low else z,
                            h if low else gh, un if low else gu, ut if low else gt, z if low else gz, c)
     if gs[GIMP, k] > zero:
-        # imposed discharge: exactly q, with the momentum flux of the ghost's state (h_g, q)
+        # imposed discharge: the mass flux exactly q; the momentum fluxes the Riemann solver's with the ghost
         q = gs[GQ, k]
         f0 = q
-        fn = q * q / gh + c.hg * (gh * gh) if gh > zero else zero
-        f1 = fn
-        f2 = fn
         inward = (q > zero) == low
-        f3 = q * (gs[GUT, k] if inward else ut)
+        f3 = q * (gt if inward else ut)
     sgn = gs[GOUT, k]
     if sgn * f0 < zero:
         # an outflow-only face that would let water in: a wall (the mirror of the edge cell)
@@ -453,29 +450,6 @@ def _y_face_k(k, g, vel_up, vel_dn, out, c):
                      out, g.fy[k], c)
 
 
-# TODO(bc helper): replace by physics._kernels.flood.infiltration once `bc` factors it out
-# (see /tmp/readme/fv-requests.md); the same arithmetic as _update_row_impl.
-@njit(inline="always")
-def _infiltration(infil_mode, v, r, p1, p2, cum, c):
-    zero = c.zero
-    vi = zero
-    cum_new = cum
-    if infil_mode == 1:
-        vi = min(p1 * c.dta, v)
-    elif infil_mode == 2:
-        vi = min(p1 * (c.one + p2 / max(cum, c.mm)) * c.dta, v)
-        cum_new = cum + vi / c.area
-    elif infil_mode == 3:
-        pn = cum + r * c.dt
-        d0 = cum - c.c02 * p1
-        d1 = pn - c.c02 * p1
-        q0 = d0 * d0 / (cum + c.c08 * p1) if d0 > zero else zero
-        q1 = d1 * d1 / (pn + c.c08 * p1) if d1 > zero else zero
-        cum_new = pn
-        vi = min((r * c.dt - (q1 - q0)) * c.area, v)
-    return vi, cum_new
-
-
 @njit(cache=True, fastmath=FM, error_model="numpy")
 def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, p1r, p2r, drr, inr, lmr,
                      level_now, hmj, tmj, taj, icj, infil_mode, c):
@@ -533,7 +507,7 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
         vin = vi_[i] * c.dt
         v = max(pa * h0 + dvol + vrn + vin, zero)  # < 0 by round-off only
         vb = v
-        vinf, cum = _infiltration(infil_mode, v, r, vp1[i], vp2[i], vic[i], c)
+        vinf, cum = K.infiltration(infil_mode, v, r, vp1[i], vp2[i], vic[i], c)  # the LI kernel's arithmetic
         if opn and infil_mode != 0:
             vic[i] = cum
         v -= vinf
@@ -576,18 +550,25 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
             vtm[i] = c.t_new
             if hn >= c.h_arrive and hm < c.h_arrive:
                 vta[i] = c.t_new
+    # the edges: water leaving is outflow, water entering (discharge, stage) inflow
     v_out = 0.0
     if lo == 0:
-        v_out -= c.dtdy * xf[0, 0]
+        v_out, v_in = _edge_volume(-c.dtdy * xf[0, 0], v_out, v_in)
     if hi == nx:
-        v_out += c.dtdy * xf[0, nx]
+        v_out, v_in = _edge_volume(c.dtdy * xf[0, nx], v_out, v_in)
     if j == 0:
         for i in range(lo, hi):
-            v_out -= c.dtdx * ya[0, i]
+            v_out, v_in = _edge_volume(-c.dtdx * ya[0, i], v_out, v_in)
     if j == ny - 1:
         for i in range(lo, hi):
-            v_out += c.dtdx * yb[0, i]
+            v_out, v_in = _edge_volume(c.dtdx * yb[0, i], v_out, v_in)
     return v_rain, v_inf, v_drn, v_in, v_out, v_lvl, rmax
+
+
+@njit(inline="always")
+def _edge_volume(vol, v_out, v_in):
+    """Book an edge face's outgoing volume ``vol`` (m³, < 0: entering) as outflow or inflow."""
+    return (v_out + vol, v_in) if vol > 0 else (v_out, v_in - vol)
 
 
 @njit(inline="always")
@@ -633,12 +614,16 @@ def fill_ghosts(g, p):
 
     - closed, or a blocked edge cell: the mirror (h, -u_n, u_t, z): a wall;
     - free (legacy): a dry cell ``value`` lower (z - boundary_slope d), outflow only;
-    - discharge: the mass flux is ``value`` (m²/s along +x/+y) exactly; the ghost (h_g, value/h_g, 0, z),
-      h_g = max(h, (q²/g)^(1/3)) (at least critical depth), gives its momentum flux;
-    - stage: (max(level - z, 0), u_n, u_t, z) with level = ``value``;
-    - normal depth (``value`` = S d): (h, Manning's normal velocity h^(2/3) S^(1/2) / n outward, u_t, z),
-      outflow only; without friction (n = 0) the edge cell's u_n;
-    - zero gradient: a copy (h, u_n, u_t, z), outflow only.
+    - discharge: the mass flux is ``value`` (m²/s along +x/+y) exactly; the ghost (h_g, value/h_g, 0, z_e),
+      h_g = max(h, (q²/g)^(1/3)) (at least critical depth), gives the momentum fluxes;
+    - stage: (max(level - z_e, 0), u_n, u_t, z_e) with level = ``value``;
+    - normal depth (``value`` = S d): (h, Manning's normal velocity h^(2/3) S^(1/2) / n outward, u_t,
+      z - S d), outflow only; without friction (n = 0) the edge cell's u_n;
+    - zero gradient: (h, u_n, u_t, z_e), outflow only;
+
+    z_e = 2 z - z_inner is the bed continued linearly past the edge (z where the inner cell is blocked):
+    the hydrostatic reconstruction gives a cell the bed term of a face from its higher side, so an
+    inflow edge cell on a slope needs the ghost's bed above its own, as its upstream neighbour would be.
     """
     ny, nx = g.h.shape
     hdry = p.h_dry
@@ -666,6 +651,11 @@ def fill_ghosts(g, p):
             ut = qt / h if wet else 0.0
             kind = g.ekind[e, k]
             val = float(g.evalue[e, k])
+            # the bed continued linearly past the edge (the edge cell then gets the bed term of its outer half)
+            ji = j if e < 2 else (1 if e == 2 else ny - 2)
+            ii = i if e >= 2 else (1 if e == 0 else nx - 2)
+            z_in = float(g.zb[ji, ii]) if 0 <= ji < ny and 0 <= ii < nx else BIG
+            z_ext = 2.0 * z - z_in if z_in < BIG else z
             gh, gun, gut, gz, imp, gq, out = h, -un, ut, z, -1.0, 0.0, 0.0  # closed: mirror (imp < 0)
             if z < BIG:
                 if kind == K_FREE:
@@ -674,18 +664,19 @@ def fill_ghosts(g, p):
                     gh = max(h, (val * val / G) ** (1.0 / 3.0))
                     gun = val / gh if gh > 0.0 else 0.0
                     gut = 0.0
+                    gz = z_ext
                     imp = 1.0
                     gq = val
                 elif kind == K_STAGE:
-                    gh, gun = max(val - z, 0.0), un
+                    gh, gun, gz = max(val - z_ext, 0.0), un, z_ext
                 elif kind == K_NORMAL_DEPTH:
                     n2 = float(g.n2[0, 0] if n2u else g.n2[j, i])
-                    gh, out = h, s_out
+                    gh, gz, out = h, z - val, s_out
                     gun = un
                     if n2 > 0.0 and wet:
                         gun = s_out * h ** (2.0 / 3.0) * math.sqrt(val / d) / math.sqrt(n2)
                 elif kind == K_ZERO_GRADIENT:
-                    gh, gun, out = h, un, s_out
+                    gh, gun, gz, out = h, un, z_ext, s_out
                 if kind != K_CLOSED:
                     imp = max(imp, 0.0)
             gs[GH, k] = gh
@@ -753,17 +744,7 @@ def fused_pass(g, blocks, f, o, c, u):
 def ahead_rate(t, f, p):
     """CFL rate of still water at the highest held level or stage over [t, t + dt_max] above the lowest bed
     it covers (a rising tide must not be stepped over with the step of the still-dry grid)."""
-    # TODO(bc helper): K.ahead_depth once `bc` factors it out of K.cfl_step (see /tmp/readme/fv-requests.md)
-    hm = 0.0
-    t1 = t + p.dt_max
-    if f.has_level:
-        for s in range(f.level_n.size):
-            hm = max(hm, K._series_max(f.level_t[s, :f.level_n[s]], f.level_v[s, :f.level_n[s]], t, t1)
-                     - f.z_level_min)
-    for s in range(f.series_n.size):
-        if f.series_zmin[s] < np.inf:
-            hm = max(hm, K._series_max(f.series_t[s, :f.series_n[s]], f.series_v[s, :f.series_n[s]], t, t1)
-                     - f.series_zmin[s])
+    hm = K.ahead_depth(0.0, t, f, p)
     if hm <= p.h_dry:
         return 0.0
     return math.sqrt(G * hm) * (1.0 / p.dx + 1.0 / p.dy)

@@ -2,8 +2,9 @@
 
 Space: per cell and direction, minmod slopes (van Leer's MUSCL with the
 minmod limiter) of the depth h, the surface eta = h + z and the velocities
-u, v; a cell's face values are q ± s/2 and its face bed z = eta - h. A slope
-is 0 next to a blocked cell or an edge, and the velocity slopes are 0 where
+u, v; a cell's face values are q ± s/2 and its face bed z ± (s_eta - s_h)/2.
+The edge cells are reconstructed with their ghost as the outer neighbour;
+a slope is 0 next to a blocked cell, and the velocity slopes are 0 where
 one of the three cells is dry (h <= h_dry). Minmod keeps the face depths
 >= h/2 >= 0. The face flux is the first-order one (:func:`physics._kernels.flood_fv._face`:
 hydrostatic reconstruction and HLL) on the reconstructed states, and each
@@ -18,7 +19,7 @@ held levels and implicit friction of the first-order step, once, over dt
 (the reconstruction moves each face value by up to half the cell's range):
 the model steps at ``cfl/4`` of the rate bound instead of ``cfl/2``.
 
-Edges: first order (the edge cell's own state against its ghost, :func:`physics._kernels.flood_fv.fill_ghosts`).
+Edges: the edge cell's reconstructed face value against its ghost (:func:`physics._kernels.flood_fv._edge_face`).
 Not fused: per stage one pass over the x faces, one over the y faces (into
 ``Fx``, ``Fy``) and one over the cells, each parallel over rows.
 """
@@ -32,7 +33,7 @@ from numba import njit, prange
 
 from physics._kernels import flood as K
 from physics._kernels import flood_fv as KF
-from physics._kernels.flood import ACC_OUTFLOW, ACC_ROW_MAX, BIG
+from physics._kernels.flood import ACC_INFLOW, ACC_OUTFLOW, ACC_ROW_MAX, BIG  # noqa: F401
 
 FM = KF.FM
 
@@ -45,6 +46,7 @@ class Stage(NamedTuple):
     hv1: np.ndarray
     fx: np.ndarray  # (4, ny, nx+1): x-face fluxes (mass, normal momentum for L, for R, tangential)
     fy: np.ndarray  # (4, ny+1, nx)
+    src: np.ndarray  # (2, ny, nx): the cells' centred bed terms g/2 (h_w + h_e)(z_w - z_e) in x and y (m³/s²)
     zero_x: np.ndarray  # (4, nx+1) zeros: the face row the source update reads
     zero_y: np.ndarray  # (4, nx) zeros
 
@@ -55,61 +57,82 @@ def _minmod(a, b, zero):
 
 
 @njit(inline="always", fastmath=FM)
-def _face_values(ha, hc, hb, ea, ec, eb, ua, uc, ub, va, vc, vb, ok_a, ok_b, hdry, half, zero):
-    """A cell's (c) reconstructed values at its low (towards a) and high (towards b) faces:
-    (h_lo, eta_lo, u_lo, v_lo, h_hi, eta_hi, u_hi, v_hi)."""
-    ok = ok_a and ok_b
+def _slopes(ha, hc, hb, ea, ec, eb, ua, uc, ub, va, vc, vb, ok, hdry, zero):
+    """Minmod slopes of a cell (c) between its neighbours a and b: (h, eta, u, v); 0 unless ``ok``, and the
+    velocity slopes 0 unless the three cells are wet."""
     sh = _minmod(hc - ha, hb - hc, zero) if ok else zero
     se = _minmod(ec - ea, eb - ec, zero) if ok else zero
     wet = ok and ha > hdry and hc > hdry and hb > hdry
     su = _minmod(uc - ua, ub - uc, zero) if wet else zero
     sv = _minmod(vc - va, vb - vc, zero) if wet else zero
-    return (hc - half * sh, ec - half * se, uc - half * su, vc - half * sv,
-            hc + half * sh, ec + half * se, uc + half * su, vc + half * sv)
+    return sh, se, su, sv
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
-def _x_faces(h, hu, hv, zb, j, fx, c, gw, ge):
-    """x faces of row j (second order inside, first order at the edges) into ``fx[:, j]``."""
+def _x_faces(h, hu, hv, zb, j, fx, src, c, gw, ge):
+    """x faces of row j into ``fx[:, j]`` and the row's centred bed terms into ``src`` (nx,).
+
+    The row is extended by its two ghosts (:func:`physics._kernels.flood_fv.fill_ghosts`), so the edge
+    cells are reconstructed as the others; a cell next to a blocked cell (or a blocked ghost) keeps
+    slope 0. Face beds: z ∓ (s_eta - s_h)/2 (exactly z where the slopes vanish).
+    """
     nx = h.shape[1]
     hdry = c.h_dry
     zero = c.zero
     half = c.half
-    hr = h[j]
-    zr = zb[j]
-    inv = np.empty(nx, dtype=h.dtype)
+    n = nx + 2
+    eh = np.empty(n, dtype=h.dtype)
+    ez = np.empty(n, dtype=h.dtype)
+    eu = np.empty(n, dtype=h.dtype)
+    ev = np.empty(n, dtype=h.dtype)
     for i in range(nx):
-        inv[i] = c.one / hr[i] if hr[i] > hdry else zero
+        hh = h[j, i]
+        inv = c.one / hh if hh > hdry else zero
+        eh[i + 1] = hh
+        ez[i + 1] = zb[j, i]
+        eu[i + 1] = hu[j, i] * inv
+        ev[i + 1] = hv[j, i] * inv
+    for m, gs in ((0, gw), (n - 1, ge)):
+        eh[m] = gs[KF.GH, j]
+        ez[m] = gs[KF.GZ, j]
+        eu[m] = gs[KF.GUN, j]
+        ev[m] = gs[KF.GUT, j]
+    # reconstructed values of the real cells at their low (l) and high (r) faces
+    lh = np.empty(n, dtype=h.dtype)
+    lz = np.empty(n, dtype=h.dtype)
+    lu = np.empty(n, dtype=h.dtype)
+    lv = np.empty(n, dtype=h.dtype)
+    rh = np.empty(n, dtype=h.dtype)
+    rz = np.empty(n, dtype=h.dtype)
+    ru = np.empty(n, dtype=h.dtype)
+    rv = np.empty(n, dtype=h.dtype)
+    for m in range(1, n - 1):
+        ok = ez[m - 1] < BIG and ez[m] < BIG and ez[m + 1] < BIG
+        sh, se, su, sv = _slopes(eh[m - 1], eh[m], eh[m + 1], eh[m - 1] + ez[m - 1], eh[m] + ez[m],
+                                 eh[m + 1] + ez[m + 1], eu[m - 1], eu[m], eu[m + 1], ev[m - 1], ev[m], ev[m + 1],
+                                 ok, hdry, zero)
+        dz = half * (se - sh)
+        lh[m] = eh[m] - half * sh
+        rh[m] = eh[m] + half * sh
+        lz[m] = ez[m] - dz
+        rz[m] = ez[m] + dz
+        lu[m] = eu[m] - half * su
+        ru[m] = eu[m] + half * su
+        lv[m] = ev[m] - half * sv
+        rv[m] = ev[m] + half * sv
+        src[m - 1] = c.hg * (lh[m] + rh[m]) * (lz[m] - rz[m]) if ez[m] < BIG else zero
     for i in range(1, nx):
-        # cells L = i-1 (neighbours i-2, i) and R = i (neighbours i-1, i+1)
-        la = i - 2
-        rb = i + 1
-        okl = zr[i - 1] < BIG and zr[i] < BIG and la >= 0 and zr[max(la, 0)] < BIG
-        okr = zr[i - 1] < BIG and zr[i] < BIG and rb < nx and zr[min(rb, nx - 1)] < BIG
-        a = max(la, 0)
-        b = min(rb, nx - 1)
-        _, _, _, _, hl, el, ul, vl = _face_values(
-            hr[a], hr[i - 1], hr[i], hr[a] + zr[a], hr[i - 1] + zr[i - 1], hr[i] + zr[i],
-            hu[j, a] * inv[a], hu[j, i - 1] * inv[i - 1], hu[j, i] * inv[i],
-            hv[j, a] * inv[a], hv[j, i - 1] * inv[i - 1], hv[j, i] * inv[i], okl, True, hdry, half, zero)
-        hr_, er, ur, vr, _, _, _, _ = _face_values(
-            hr[i - 1], hr[i], hr[b], hr[i - 1] + zr[i - 1], hr[i] + zr[i], hr[b] + zr[b],
-            hu[j, i - 1] * inv[i - 1], hu[j, i] * inv[i], hu[j, b] * inv[b],
-            hv[j, i - 1] * inv[i - 1], hv[j, i] * inv[i], hv[j, b] * inv[b], True, okr, hdry, half, zero)
-        zl = el - hl if okl else zr[i - 1]
-        zrr = er - hr_ if okr else zr[i]
-        f0, f1, f2, f3 = KF._face(hl, ul, vl, zl, hr_, ur, vr, zrr, c)
+        f0, f1, f2, f3 = KF._face(rh[i], ru[i], rv[i], rz[i], lh[i + 1], lu[i + 1], lv[i + 1], lz[i + 1], c)
         fx[0, j, i] = f0
         fx[1, j, i] = f1
         fx[2, j, i] = f2
         fx[3, j, i] = f3
-    f0, f1, f2, f3 = KF._edge_face(gw, j, hr[0], hu[j, 0] * inv[0], hv[j, 0] * inv[0], zr[0], True, c)
+    f0, f1, f2, f3 = KF._edge_face(gw, j, lh[1], lu[1], lv[1], lz[1], True, c)
     fx[0, j, 0] = f0
     fx[1, j, 0] = f1
     fx[2, j, 0] = f2
     fx[3, j, 0] = f3
-    f0, f1, f2, f3 = KF._edge_face(ge, j, hr[nx - 1], hu[j, nx - 1] * inv[nx - 1], hv[j, nx - 1] * inv[nx - 1],
-                                   zr[nx - 1], False, c)
+    f0, f1, f2, f3 = KF._edge_face(ge, j, rh[nx], ru[nx], rv[nx], rz[nx], False, c)
     fx[0, j, nx] = f0
     fx[1, j, nx] = f1
     fx[2, j, nx] = f2
@@ -118,70 +141,36 @@ def _x_faces(h, hu, hv, zb, j, fx, c, gw, ge):
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def _fluxes(h, hu, hv, g, s, c):
-    """All face fluxes of a state (h, hu, hv) into ``s.fx``, ``s.fy``: the y faces as the x faces of the
-    transposed state (the same arithmetic, normal velocity v)."""
+    """All face fluxes of a state (h, hu, hv) into ``s.fx``, ``s.fy`` and the centred bed terms into
+    ``s.src``: the y faces as the x faces of the transposed state (the same arithmetic, normal velocity v)."""
     ny, nx = h.shape
     for j in prange(ny):
-        _x_faces(h, hu, hv, g.zb, j, s.fx, c, g.ghost_w, g.ghost_e)
+        _x_faces(h, hu, hv, g.zb, j, s.fx, s.src[0, j], c, g.ghost_w, g.ghost_e)
     ht = h.T
     hut = hu.T
     hvt = hv.T
     zt = g.zb.T
     fyt = s.fy.transpose(0, 2, 1)
+    srct = s.src[1].T
     for i in prange(nx):
-        _x_faces(ht, hvt, hut, zt, i, fyt, c, g.ghost_n, g.ghost_s)
+        _x_faces(ht, hvt, hut, zt, i, fyt, srct[i], c, g.ghost_n, g.ghost_s)
 
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
-def _cell_update(h, hu, hv, zb, phi, fx, fy, j, ho, huo, hvo, base_h, base_hu, base_hv, w, c):
+def _cell_update(h, hu, hv, phi, fx, fy, src, j, ho, huo, hvo, base_h, base_hu, base_hv, w, c):
     """Row j: (ho, huo, hvo) = w * base + (1 - w) * (U + dt L(U)) on the open cells (h in volume form)."""
-    j = np.int64(j)  # (a prange index may come in unsigned: j - 1 would turn float)
     nx = h.shape[1]
     zero = c.zero
     one = c.one
-    half = c.half
-    hdry = c.h_dry
     for i in range(nx):
         p = phi[j, i]
         if p <= zero:
             continue
-        hc = h[j, i]
-        # centred bed term of the cell in x and y (its own reconstruction, as the faces saw it)
-        srcx = zero
-        srcy = zero
-        for d in range(2):
-            if d == 0:
-                ia, ib, ja, jb = np.int64(i - 1), np.int64(i + 1), j, j
-                n = nx
-                k = i
-                q_n = hu
-                q_t = hv
-            else:
-                ia, ib, ja, jb = np.int64(i), np.int64(i), j - 1, j + 1
-                n = h.shape[0]
-                k = j
-                q_n = hv
-                q_t = hu
-            if k >= 1 and k <= n - 2 and zb[ja, ia] < BIG and zb[jb, ib] < BIG:
-                ha = h[ja, ia]
-                hb = h[jb, ib]
-                inva = one / ha if ha > hdry else zero
-                invc = one / hc if hc > hdry else zero
-                invb = one / hb if hb > hdry else zero
-                hlo, elo, _, _, hhi, ehi, _, _ = _face_values(
-                    ha, hc, hb, ha + zb[ja, ia], hc + zb[j, i], hb + zb[jb, ib],
-                    q_n[ja, ia] * inva, q_n[j, i] * invc, q_n[jb, ib] * invb,
-                    q_t[ja, ia] * inva, q_t[j, i] * invc, q_t[jb, ib] * invb, True, True, hdry, half, zero)
-                s_ = c.hg * (hlo + hhi) * ((elo - hlo) - (ehi - hhi))
-                if d == 0:
-                    srcx = s_
-                else:
-                    srcy = s_
         dvol = c.dtdy * (fx[0, j, i] - fx[0, j, i + 1]) + c.dtdx * (fy[0, j, i] - fy[0, j + 1, i])
-        dmu = c.cx * ((fx[2, j, i] - fx[1, j, i + 1]) + srcx) + c.cy * (fy[3, j, i] - fy[3, j + 1, i])
-        dmv = c.cx * (fx[3, j, i] - fx[3, j, i + 1]) + c.cy * ((fy[2, j, i] - fy[1, j + 1, i]) + srcy)
+        dmu = c.cx * ((fx[2, j, i] - fx[1, j, i + 1]) + src[0, j, i]) + c.cy * (fy[3, j, i] - fy[3, j + 1, i])
+        dmv = c.cx * (fx[3, j, i] - fx[3, j, i + 1]) + c.cy * ((fy[2, j, i] - fy[1, j + 1, i]) + src[1, j, i])
         pa = p * c.area
-        v = max(pa * hc + dvol, zero)  # < 0 by round-off only
+        v = max(pa * h[j, i] + dvol, zero)  # < 0 by round-off only
         hn = v / pa
         mu = hu[j, i] + dmu / p
         mv = hv[j, i] + dmv / p
@@ -193,19 +182,22 @@ def _cell_update(h, hu, hv, zb, phi, fx, fy, j, ho, huo, hvo, base_h, base_hu, b
 @njit(parallel=True, cache=True, error_model="numpy")
 def _update(h, hu, hv, g, s, ho, huo, hvo, base_h, base_hu, base_hv, w, c):
     for j in prange(h.shape[0]):
-        _cell_update(h, hu, hv, g.zb, g.phi, s.fx, s.fy, j, ho, huo, hvo, base_h, base_hu, base_hv, w, c)
+        _cell_update(h, hu, hv, g.phi, s.fx, s.fy, s.src, j, ho, huo, hvo, base_h, base_hu, base_hv, w, c)
 
 
 @njit(cache=True)
-def _edge_outflow(s, c):
-    """Volume (m³) through the grid edges of the fluxes in ``s`` over dt."""
+def _edge_volumes(s, c):
+    """Volumes (m³) leaving and entering through the grid edges with the fluxes in ``s`` over dt."""
     ny, nx = s.fx.shape[1], s.fx.shape[2] - 1
-    v = 0.0
+    v_out = 0.0
+    v_in = 0.0
     for j in range(ny):
-        v += c.dtdy * (s.fx[0, j, nx] - s.fx[0, j, 0])
+        v_out, v_in = KF._edge_volume(-c.dtdy * s.fx[0, j, 0], v_out, v_in)
+        v_out, v_in = KF._edge_volume(c.dtdy * s.fx[0, j, nx], v_out, v_in)
     for i in range(nx):
-        v += c.dtdx * (s.fy[0, ny, i] - s.fy[0, 0, i])
-    return v
+        v_out, v_in = KF._edge_volume(-c.dtdx * s.fy[0, 0, i], v_out, v_in)
+        v_out, v_in = KF._edge_volume(c.dtdx * s.fy[0, ny, i], v_out, v_in)
+    return v_out, v_in
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -225,7 +217,7 @@ def heun_step(g, f, o, c, u, s, p):
     # stage 1: U1 = U + dt L(U)
     KF.fill_ghosts(g, p)
     _fluxes(g.h, g.hu, g.hv, g, s, c)
-    out1 = _edge_outflow(s, c)
+    out1, in1 = _edge_volumes(s, c)
     if c.store:
         g.fx[...] = s.fx[0]
         g.fy[...] = s.fy[0]
@@ -236,7 +228,7 @@ def heun_step(g, f, o, c, u, s, p):
                    ghost_s=g.ghost_s)
     KF.fill_ghosts(g1, p)
     _fluxes(s.h1, s.hu1, s.hv1, g1, s, c)
-    out2 = _edge_outflow(s, c)
+    out2, in2 = _edge_volumes(s, c)
     if c.store:
         g.fx[...] = half * (g.fx + s.fx[0])
         g.fy[...] = half * (g.fy + s.fy[0])
@@ -244,6 +236,7 @@ def heun_step(g, f, o, c, u, s, p):
     # sources and friction over dt, then the edges' volume of the two stages
     _sources(g, f, o, c, u, s)
     o.acc[0, ACC_OUTFLOW] += 0.5 * (out1 + out2)
+    o.acc[0, ACC_INFLOW] += 0.5 * (in1 + in2)
 
 
 @njit(cache=True, nogil=True)
