@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from physics.flood_skill import FALSE_ALARM_RATE, RADIUS_M, paired_auc_difference, spot_skill
+from physics.flood_skill import (
+    FALSE_ALARM_RATE,
+    N_BOOT,
+    RADIUS_M,
+    paired_auc_difference,
+    spot_skill,
+)
 from physics.flood_terrain import STEPS
 from twin.errors import ValidationError
 
@@ -54,7 +60,7 @@ def _changed_cells(setup) -> dict:
 def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
                     districts: Sequence[str] = ("Futian", "Luohu"), resolution: float = 30.0,
                     far: float = FALSE_ALARM_RATE, radius_m: float = RADIUS_M, seed: int = 0,
-                    progress: Callable[[str], None] | None = None) -> dict:
+                    n_boot: int = N_BOOT, progress: Callable[[str], None] | None = None) -> dict:
     """Run the study and write its table (see the module docstring); returns the JSON document.
 
     Parameters
@@ -64,8 +70,8 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
     storms : names of :data:`STUDY_STORMS` or None (both)
     districts, resolution
         The run's area and cell size (m).
-    far, radius_m, seed
-        Of :func:`physics.flood_skill.spot_skill`.
+    far, radius_m, seed, n_boot
+        Of :func:`physics.flood_skill.spot_skill` (``n_boot`` also of the paired AUC differences).
     progress : callable(str) or None
         Told what runs next and what it gave.
     """
@@ -110,7 +116,7 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
                                       ("run_area_underpass_named", ctx["outline"], named)):
                 try:
                     sk = spot_skill(md, pts, within=within, radius_m=radius_m, far=far, seed=seed, curve=True,
-                                    scores=True)
+                                    scores=True, n_boot=n_boot)
                 except ValidationError:  # no spot of this subset in the area
                     row[area] = None
                     continue
@@ -119,14 +125,15 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
                 if label == "none":
                     base[(sname, area)] = sc
                 else:
-                    sk["vs_none"] = paired_auc_difference(*base[(sname, area)], *sc, seed=seed)
+                    sk["vs_none"] = paired_auc_difference(*base[(sname, area)], *sc, seed=seed,
+                                                           n_boot=n_boot)
                 row[area] = sk
             say(f"{sname} {label}: AUC {row['run_area']['auc']:.3f} (run area), "
                 f"{row['roads_coverage']['auc']:.3f} (road data area), {wall:.0f} s")
             rows.append(row)
             prev = row
     doc = {"districts": list(districts), "resolution_m": float(resolution), "radius_m": float(radius_m),
-           "false_alarm_rate": float(far), "seed": int(seed), "steps_order": list(STEPS),
+           "false_alarm_rate": float(far), "seed": int(seed), "n_boot": int(n_boot), "steps_order": list(STEPS),
            "roads_coverage_bounds": [float(b) for b in roads_cover.bounds] if roads_cover is not None else None,
            "rows": rows,
            "note": "validation data (2019 waterlogging spots) used for reporting only; no parameter is tuned"}

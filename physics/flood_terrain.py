@@ -72,6 +72,7 @@ get it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -341,14 +342,21 @@ def load_road_ways(city, crs: str):
     """The city's drivable OSM ways (layer ``drive_roads``, Overpass JSON or OSM XML) in ``crs``.
 
     Returns a GeoDataFrame of LineStrings with ``osmid``, ``highway``, ``bridge``, ``tunnel``,
-    ``layer``. Raises DataMissingError (naming the layer) when the file is absent.
+    ``layer`` (a copy of a per-file cache: a study builds several set-ups from one file).
+    Raises DataMissingError (naming the layer) when the file is absent.
     """
+    (path,) = city.files("drive_roads")
+    st = path.stat()
+    return _road_ways(str(path), st.st_mtime_ns, st.st_size, crs).copy()
+
+
+@lru_cache(maxsize=4)
+def _road_ways(path: str, _mtime_ns: int, _size: int, crs: str):
     import geopandas as gpd
     from shapely.geometry import LineString
 
     from gis.osm import is_overpass_json, read_osm_xml, read_overpass_json
 
-    (path,) = city.files("drive_roads")
     reader = read_overpass_json if is_overpass_json(path) else read_osm_xml
     coords, ways = reader(path, keep_way=lambda t: "highway" in t)
     rows, geoms = [], []

@@ -144,3 +144,26 @@ def test_skill_on_the_real_city_short_storm(tmp_path):
     assert 0.0 <= sk["auc"] <= 1.0 and 0.0 <= sk["mannwhitney_p"] <= 1.0
     # strictly above the 80 % quantile of the random scores: at most 20 % of them (fewer with ties at 0 m)
     assert sk["false_alarm_rate"] == 0.2 and sk["false_alarm_rate_actual"] <= 0.2
+
+
+@pytest.mark.slow
+def test_twin_flood_skill_command_writes_the_table(tmp_path):
+    """`twin flood skill` on Futian at 90 m, 60 mm/h for 1 h: four conditionings, the table and the plot."""
+    import json
+
+    from click.testing import CliRunner
+
+    from twin.cli.flood_skill import skill
+
+    out = tmp_path / "skill"
+    r = CliRunner().invoke(skill, ["--out", str(out), "--storms", "60mm_h_1h", "--districts", "Futian",
+                                   "--resolution", "90", "--bootstrap", "100"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "skill.json").read_text())
+    labels = [row["conditioning"] for row in doc["rows"]]
+    assert labels == ["none", "+artefacts", "+roads", "+buildings"]
+    assert doc["rows"][-1]["run"] is False          # no building footprint reaches Futian
+    assert doc["rows"][2]["cells_changed"]["roads"] > 0
+    assert (out / "roc.png").stat().st_size > 10_000 and "| 60mm_h_1h | +roads |" in (out / "skill.md").read_text()
+    bad = CliRunner().invoke(skill, ["--out", str(out), "--storms", "bogus"])
+    assert bad.exit_code == 1 and "storm 'bogus'" in bad.output

@@ -26,7 +26,9 @@ def _names(value: str | None) -> list[str] | None:
               help="Cell size (m).")
 @click.option("--false-alarm-rate", "far", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
               default=0.2, show_default=True, help="Share of random land cells flagged at the hit rate's threshold.")
-def skill(out_dir, storms, districts, resolution, far) -> None:
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Bootstrap resamples of the AUC's confidence intervals.")
+def skill(out_dir, storms, districts, resolution, far, n_boot) -> None:
     """Score the flood forecast at the city's 206 waterlogging spots, once per conditioning step.
 
     For each storm the city flood model runs with the terrain as is, then
@@ -49,7 +51,7 @@ def skill(out_dir, storms, districts, resolution, far) -> None:
 
     with user_errors():
         doc = run_skill_study(out_dir, storms=_names(storms), districts=_names(districts) or ["Futian", "Luohu"],
-                              resolution=resolution, far=far, progress=say)
+                              resolution=resolution, far=far, n_boot=n_boot, progress=say)
     from physics.flood_skill_study import skill_markdown
 
     click.echo(skill_markdown(doc))
