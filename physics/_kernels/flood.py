@@ -44,6 +44,15 @@ grid). Boundary faces are ``qx[:, 0]``, ``qx[:, nx]``, ``qy[0, :]``,
 arithmetic runs in that dtype (float32 end to end), volumes are summed in
 float64.
 
+Boundaries (physics/flood_boundaries.py, compiled per face and cell): ``Grid.bc`` per edge is
+CLOSED (every face a wall), FREE (the legacy edge, every face) or FACES (``Grid.ekind`` per face:
+discharge, stage, normal depth, zero gradient, free, closed; values in ``Grid.evalue``; see
+:func:`_edge_face`). An edge face's outflow is limited by its cell's factor, its inflow by the ghost's
+(1); volumes out go to the ``outflow`` column, volumes in to ``inflow``. Line sources add to the
+``inflow`` field, held-level cells (``level_mask`` = 1 + their series) to ``level_exchange``.
+:func:`begin_step` refreshes the time-varying values once per step: a discharge as the mean of its
+series over the step (the model ends steps on its knots: exact volume), a stage at the step's end.
+
 ``cols`` (ny, 3) holds each row's span [lo, hi) of open cells (and whether all of it has porosity 1)
 (:func:`active_columns`); nothing outside it is read or written (faces
 there stay 0), so the blocked margin of a city grid costs nothing.
