@@ -293,6 +293,10 @@ def test_scheme_and_time_stepping_are_checked():
         FloodModel(np.zeros((3, 3)), dx=1.0, time_stepping="adaptive")
     m = FloodModel(np.zeros((3, 3)), dx=1.0)
     assert m.scheme == "local_inertial" and m.time_stepping == "global"
+    from physics.flood_fv import FVFloodModel
+
+    fv = FloodModel(np.zeros((3, 3)), dx=1.0, scheme="fv")
+    assert type(fv) is FVFloodModel and isinstance(fv, FloodModel)
 
 
 # ----------------------------------------------------------------------------
