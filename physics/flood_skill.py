@@ -93,24 +93,32 @@ def bootstrap_auc(pos, neg, *, n_boot: int = N_BOOT, seed: int = 0) -> tuple[flo
     return float(lo), float(hi)
 
 
-def paired_auc_difference(pos_a, neg_a, pos_b, neg_b, *, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def paired_auc_difference(pos_a, neg_a, pos_b, neg_b, *, n_boot: int = N_BOOT, seed: int = 0,
+                          allow_unpaired: bool = False) -> dict:
     """AUC(b) - AUC(a) for two forecasts scored at the same spots and the same random cells (paired).
 
     The spots and the random cells are resampled together (the same indices for a and b), so the
     interval reflects that both runs share their sample. ``p_not_better`` is the share of bootstrap
-    differences <= 0 (a one-sided bootstrap p-value for "b beats a").
+    differences <= 0 (a one-sided bootstrap p-value for "b beats a"). With ``allow_unpaired`` samples of
+    other sizes (e.g. buildings blocked some cells, so the eligible cells differ) are resampled
+    independently (``paired`` False in the result: a wider interval).
     """
     pa, na, pb, nb = (np.asarray(v, np.float64) for v in (pos_a, neg_a, pos_b, neg_b))
-    if pa.shape != pb.shape or na.shape != nb.shape:
+    paired = pa.shape == pb.shape and na.shape == nb.shape
+    if not paired and not allow_unpaired:
         raise ValidationError("paired AUC difference: both forecasts must be scored at the same spots and cells")
     rng = np.random.default_rng(seed)
     d = np.empty(n_boot)
     for k in range(n_boot):
         i, j = rng.integers(0, pa.size, pa.size), rng.integers(0, na.size, na.size)
-        d[k] = auc(pb[i], nb[j]) - auc(pa[i], na[j])
+        if paired:
+            ib, jb = i, j
+        else:
+            ib, jb = rng.integers(0, pb.size, pb.size), rng.integers(0, nb.size, nb.size)
+        d[k] = auc(pb[ib], nb[jb]) - auc(pa[i], na[j])
     lo, hi = np.quantile(d, [0.025, 0.975])
     return {"delta_auc": auc(pb, nb) - auc(pa, na), "delta_ci95": [float(lo), float(hi)],
-            "p_not_better": float((d <= 0).mean()), "n_boot": int(n_boot)}
+            "p_not_better": float((d <= 0).mean()), "n_boot": int(n_boot), "paired": paired}
 
 
 def skill_scores(pos, neg, *, far: float = FALSE_ALARM_RATE, n_boot: int = N_BOOT, seed: int = 0) -> dict:

@@ -36,7 +36,7 @@ from twin.errors import ValidationError
 UNDERPASS_WORDS = "桥|下穿|隧|涵"
 #: name -> (storm argument of city_flood_setup, hours)
 STUDY_STORMS = {"60mm_h_1h": (60.0, 1.0), "2023-09-07_6h": ("2023-09-07", 6.0)}
-AREAS = ("run_area", "roads_coverage", "run_area_underpass_named")
+AREAS = ("run_area", "roads_coverage", "run_area_underpass_named", "buildings_coverage")
 CONFIGS = (("none", ()), ("+artefacts", ("artefacts",)), ("+roads", ("artefacts", "roads")),
            ("+buildings", ("artefacts", "roads", "buildings")))
 
@@ -86,7 +86,7 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
     points = city.vector("waterlogging")
     named = points[points["location"].astype(str).str.contains(UNDERPASS_WORDS)]
     rows, curves, base = [], {}, {}
-    roads_cover = None
+    roads_cover = build_cover = None
     for sname, (storm, hours) in _storms(storms).items():
         prev = None
         for label, steps in CONFIGS:
@@ -95,6 +95,7 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
             ctx = setup["context"]
             if roads_cover is None:
                 roads_cover = coverage(load_road_ways(city, ctx["crs"])).intersection(ctx["outline"])
+                build_cover = _buildings_cover(city, ctx)
             changed = _changed_cells(setup)
             if steps and changed.get(steps[-1], 0) == 0 and prev is not None:
                 say(f"{sname} {label}: the step changes no cell in {ctx['label']} (no data there): not run")
@@ -111,9 +112,11 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
             row.update(steps_taken=int(ds.attrs.get("steps", 0)),
                        model_wall_s=float(ds.attrs.get("model_wall_s", float("nan"))))
             md.astype("float32").to_netcdf(out / f"max_depth_{sname}_{label.strip('+')}.nc")
-            for area, within, pts in (("run_area", ctx["outline"], points),
-                                      ("roads_coverage", roads_cover, points),
-                                      ("run_area_underpass_named", ctx["outline"], named)):
+            areas = [("run_area", ctx["outline"], points), ("roads_coverage", roads_cover, points),
+                     ("run_area_underpass_named", ctx["outline"], named)]
+            if build_cover is not None:
+                areas.append(("buildings_coverage", build_cover, points))
+            for area, within, pts in areas:
                 try:
                     sk = spot_skill(md, pts, within=within, radius_m=radius_m, far=far, seed=seed, curve=True,
                                     scores=True, n_boot=n_boot)
@@ -126,7 +129,7 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
                     base[(sname, area)] = sc
                 else:
                     sk["vs_none"] = paired_auc_difference(*base[(sname, area)], *sc, seed=seed,
-                                                           n_boot=n_boot)
+                                                           n_boot=n_boot, allow_unpaired=True)
                 row[area] = sk
             say(f"{sname} {label}: AUC {row['run_area']['auc']:.3f} (run area), "
                 f"{row['roads_coverage']['auc']:.3f} (road data area), {wall:.0f} s")
@@ -144,6 +147,19 @@ def run_skill_study(out_dir, *, storms: Sequence[str] | None = None,
     return doc
 
 
+def _buildings_cover(city, ctx):
+    """The building data's bounding box inside the run's outline, or None (no data, or none in the area)."""
+    from physics.flood_terrain import coverage, load_buildings
+    from twin.errors import DataMissingError
+
+    try:
+        box = coverage(load_buildings(city, ctx["crs"]))
+    except DataMissingError:
+        return None
+    area = None if box is None else box.intersection(ctx["outline"])
+    return None if area is None or area.is_empty else area
+
+
 def _flat(rows):
     for r in rows:
         for area in AREAS:
@@ -159,7 +175,8 @@ def _flat(rows):
                    "median_score_spots_m": s["median_score_spots_m"],
                    "median_score_random_m": s["median_score_random_m"],
                    "delta_auc_vs_none": vs["delta_auc"], "delta_ci_lo": vs["delta_ci95"][0],
-                   "delta_ci_hi": vs["delta_ci95"][1], "p_not_better": vs["p_not_better"]}
+                   "delta_ci_hi": vs["delta_ci95"][1], "p_not_better": vs["p_not_better"],
+                   "paired": vs.get("paired", True)}
 
 
 def _write_csv(path: Path, rows) -> None:
@@ -179,7 +196,7 @@ def skill_markdown(doc: dict) -> str:
     for f in _flat(doc["rows"]):
         delta = "—" if f["conditioning"] == "none" else (
             f"{f['delta_auc_vs_none']:+.3f} ({f['delta_ci_lo']:+.3f} to {f['delta_ci_hi']:+.3f}; "
-            f"{f['p_not_better']:.2f})")
+            f"{f['p_not_better']:.2f}{'' if f['paired'] else '; unpaired'})")
         lines.append(f"| {f['storm']} | {f['conditioning']}{'' if f['run'] else ' (not run: no data)'} | "
                      f"{f['area']} | {f['n_spots']} | {f['auc']:.3f} ({f['auc_ci_lo']:.3f}-{f['auc_ci_hi']:.3f}) | "
                      f"{f['mannwhitney_p']:.2g} | {f['hit_rate']:.2f} | {delta} | "
@@ -194,7 +211,7 @@ def _plot(path: Path, curves: dict, rows) -> None:
     import matplotlib.pyplot as plt
 
     storms = list(dict.fromkeys(r["storm"] for r in rows))
-    areas = AREAS
+    areas = [a for a in AREAS if any(ca == a for (_s, ca, _l) in curves)]
     fig, axes = plt.subplots(len(areas), len(storms), figsize=(5 * len(storms), 4.5 * len(areas)), squeeze=False)
     for j, s in enumerate(storms):
         for i, a in enumerate(areas):

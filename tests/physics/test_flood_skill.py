@@ -108,6 +108,10 @@ def test_paired_auc_difference():
     assert better["delta_auc"] == pytest.approx(1.0 - auc(pos, neg)) and better["p_not_better"] == 0.0
     with pytest.raises(ValidationError, match="same spots"):
         paired_auc_difference(pos, neg, pos[:3], neg)
+    # other samples (buildings blocked cells): resampled independently when allowed, flagged unpaired
+    other = paired_auc_difference(pos, neg, pos[:30] + 100.0, neg[:300], n_boot=200, allow_unpaired=True)
+    assert other["paired"] is False and other["delta_auc"] == pytest.approx(1.0 - auc(pos, neg))
+    assert other["delta_ci95"][0] < other["delta_auc"] <= other["delta_ci95"][1] + 1e-12
 
 
 def test_skill_scores_no_signal_is_half():
