@@ -144,6 +144,7 @@ class FVBlocks(NamedTuple):
     vel: np.ndarray  # (nb, 2, 2, nx): rolling velocity rows (u, v) of each block
     yrow: np.ndarray  # (nb, 2, 4, nx): rolling y-face rows
     xrow: np.ndarray  # (nb, 4, nx+1): x faces of the row being updated
+    scratch: np.ndarray  # (nb, 2, nx): the row's infiltration and drainage volumes per cell
 
 
 class FVParams(NamedTuple):
@@ -302,15 +303,22 @@ def _edge_face(gs, k, h, un, ut, z, low, c):
 # --------------------------------------------------------------------------
 # Rows
 # --------------------------------------------------------------------------
-@njit(cache=True, fastmath=FM, error_model="numpy")
+@njit(inline="always")
 def _velocity_row(hrow, hurow, hvrow, out, a, b, c):
     """u, v of row cells [a, b) into ``out[0]``, ``out[1]`` (0 where h <= h_dry)."""
+    _velocity_row_impl(hrow, hurow, hvrow, out[0], out[1], a, b, c)
+
+
+@njit(cache=True, fastmath=FM, error_model="numpy")
+def _velocity_row_impl(hrow, hurow, hvrow, out_u, out_v, a, b, c):
+    """u, v of row cells [a, b) into ``out_u``, ``out_v`` (0 where h <= h_dry). (Two 1-D arrays: stores
+    into two rows of one 2-D argument keep the loop from vectorising.)"""
     b = max(a, b)
     hh = hrow[a:b]
     qu = hurow[a:b]
     qv = hvrow[a:b]
-    ou = out[0, a:b]
-    ov = out[1, a:b]
+    ou = out_u[a:b]
+    ov = out_v[a:b]
     for i in range(b - a):
         h = hh[i]
         wet = h > c.h_dry
@@ -452,17 +460,16 @@ def _y_face_k(k, g, vel_up, vel_dn, out, c):
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
 def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, p1r, p2r, drr, inr, lmr,
-                     level_now, hmj, tmj, taj, icj, infil_mode, c):
+                     level_now, has_level, hmj, tmj, taj, icj, infil_mode, scr0, scr1, c):
     """Row j's cells [lo, hi) from their faces and sources; returns its volumes and largest CFL rate."""
     zero = c.zero
-    one = c.one
     v_rain = 0.0
     v_inf = 0.0
     v_drn = 0.0
     v_in = 0.0
-    v_lvl = 0.0
-    rmax = zero
     n = hi - lo
+    sl0 = scr0[lo:hi]  # infiltration and drainage volumes per cell (two 1-D arrays: see _velocity_row_impl)
+    sl1 = scr1[lo:hi]
     xw0 = xf[0, lo:hi]
     xe0 = xf[0, lo + 1:hi + 1]
     xe1 = xf[1, lo + 1:hi + 1]
@@ -491,6 +498,9 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
     vtm = tmj[lo:hi]
     vta = taj[lo:hi]
     vic = icj[lo:hi]
+    v_lvl = 0.0
+    rmax = zero
+    one = c.one
     for i in range(n):
         p = vp[i]
         opn = p > zero
@@ -508,8 +518,7 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
         v = max(pa * h0 + dvol + vrn + vin, zero)  # < 0 by round-off only
         vb = v
         vinf, cum = K.infiltration(infil_mode, v, r, vp1[i], vp2[i], vic[i], c)  # the LI kernel's arithmetic
-        if opn and infil_mode != 0:
-            vic[i] = cum
+        vic[i] = cum if (opn and infil_mode != 0) else vic[i]  # (a store on every path: the loop vectorises)
         v -= vinf
         vdr = min(vd[i] * c.dta, v)
         v -= vdr
@@ -518,11 +527,11 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
         mu *= s
         mv *= s
         hn = v / (pa if opn else one)
-        lk = vl[i]
-        if lk:
-            target = max(level_now[lk - 1] - vz[i], zero)
-            v_lvl += (target - hn) * pa
-            hn = target
+        if has_level:
+            lk = vl[i]
+            target = max(level_now[max(lk, 1) - 1] - vz[i], zero)
+            v_lvl += (target - hn) * pa if lk else zero
+            hn = target if lk else hn
         # implicit Manning friction on the unit discharge, then the dry threshold
         wet = hn > c.h_dry
         rc = rcbrt(hn if wet else one)
@@ -538,14 +547,21 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
         vh[i] = hn if opn else h0
         vu[i] = mu if opn else vu[i]
         vv[i] = mv if opn else vv[i]
-        if opn:
-            v_rain += vrn
-            v_inf += vinf
-            v_drn += vdr
-            v_in += vin
-            rmax = max(rmax, rate if wet else zero)
+        sl0[i] = vinf if opn else zero
+        sl1[i] = vdr if opn else zero
+        rmax = max(rmax, rate if (wet and opn) else zero)
+    # the volumes summed apart (a sum in the loop above would stop it vectorising without reassociation)
+    for i in range(n):
+        opn = vp[i] > zero
+        v_rain += vr[i] * c.dta if opn else zero
+        v_in += vi_[i] * c.dt if opn else zero
+        v_inf += sl0[i]
+        v_drn += sl1[i]
+    # maxima, their times and arrival (a rarely taken branch, apart from the loop above)
+    for i in range(n):
+        hn = vh[i]
         hm = vhm[i]
-        if hn > hm and opn:
+        if hn > hm and vp[i] > zero:
             vhm[i] = hn
             vtm[i] = c.t_new
             if hn >= c.h_arrive and hm < c.h_arrive:
@@ -577,7 +593,7 @@ def _urow(a, uniform_row, j):
 
 
 @njit(inline="always")
-def _update_row(j, g, f, o, c, u, xf, ya, yb):
+def _update_row(j, g, f, o, c, u, xf, ya, yb, scratch):
     ny, nx = g.h.shape
     lo = g.cols[j, 0]
     hi = g.cols[j, 1]
@@ -588,8 +604,8 @@ def _update_row(j, g, f, o, c, u, xf, ya, yb):
         j, ny, nx, lo, hi, g.h[j], g.hu[j], g.hv[j], g.zb[j], u.ones if g.cols[j, 2] else g.phi[j],
         _urow(g.n2, u.n2, j), xf, ya, yb, _urow(f.rain, u.rain, j), _urow(f.infil_p1, u.infil_p1, j),
         _urow(f.infil_p2, u.infil_p2, j), _urow(f.drain_rate, u.drain_rate, j), _urow(f.inflow, u.inflow, j),
-        f.level_mask[j] if f.level_rows[j] else u.no_level, f.level_now, o.hmax[j], o.tmax[j], o.tarr[j], f.infil_cum[j],
-        f.infil_mode, c))
+        f.level_mask[j] if f.level_rows[j] else u.no_level, f.level_now, f.level_rows[j] != 0, o.hmax[j], o.tmax[j], o.tarr[j], f.infil_cum[j],
+        f.infil_mode, scratch[0], scratch[1], c))
 
 
 @njit(inline="always")
@@ -734,7 +750,7 @@ def fused_pass(g, blocks, f, o, c, u):
                 vm = vel[m % 2]
                 _x_faces_row(g.h[m], vm[0], vm[1], g.zb[m], g.ghost_w, g.ghost_e, m, lo, hi, xf, g.fx[m], c)
             _update_row(m, g, f, o, c, u, xf, _pick_y(m, q, j0, j1, nch, blocks.halo, blocks.yrow),
-                        _pick_y(m + 1, q, j0, j1, nch, blocks.halo, blocks.yrow))
+                        _pick_y(m + 1, q, j0, j1, nch, blocks.halo, blocks.yrow), blocks.scratch[q])
 
 
 # --------------------------------------------------------------------------

@@ -204,9 +204,9 @@ def _edge_volumes(s, c):
 def _sources(g, f, o, c, u, s):
     """Sources, losses, held levels, friction, maxima and CFL rates of every row (the first-order row update
     with no face fluxes)."""
-    ny = g.h.shape[0]
+    ny, nx = g.h.shape
     for j in prange(ny):
-        KF._update_row(j, g, f, o, c, u, s.zero_x, s.zero_y, s.zero_y)
+        KF._update_row(j, g, f, o, c, u, s.zero_x, s.zero_y, s.zero_y, np.empty((2, nx), dtype=g.h.dtype))
 
 
 @njit(cache=True, nogil=True)
