@@ -144,7 +144,7 @@ class FVBlocks(NamedTuple):
     vel: np.ndarray  # (nb, 2, 2, nx): rolling velocity rows (u, v) of each block
     yrow: np.ndarray  # (nb, 2, 4, nx): rolling y-face rows
     xrow: np.ndarray  # (nb, 4, nx+1): x faces of the row being updated
-    scratch: np.ndarray  # (nb, 2, nx): the row's infiltration and drainage volumes per cell
+    scratch: np.ndarray  # (nb, 3, nx): the row's infiltration and drainage volumes and CFL rates per cell
 
 
 class FVParams(NamedTuple):
@@ -460,7 +460,7 @@ def _y_face_k(k, g, vel_up, vel_dn, out, c):
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
 def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, p1r, p2r, drr, inr, lmr,
-                     level_now, has_level, hmj, tmj, taj, icj, infil_mode, scr0, scr1, c):
+                     level_now, has_level, hmj, tmj, taj, icj, infil_mode, scr0, scr1, scr2, c):
     """Row j's cells [lo, hi) from their faces and sources; returns its volumes and largest CFL rate."""
     zero = c.zero
     v_rain = 0.0
@@ -470,6 +470,7 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
     n = hi - lo
     sl0 = scr0[lo:hi]  # infiltration and drainage volumes per cell (two 1-D arrays: see _velocity_row_impl)
     sl1 = scr1[lo:hi]
+    sl2 = scr2[lo:hi]  # CFL rates
     xw0 = xf[0, lo:hi]
     xe0 = xf[0, lo + 1:hi + 1]
     xe1 = xf[1, lo + 1:hi + 1]
@@ -549,14 +550,16 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
         vv[i] = mv if opn else vv[i]
         sl0[i] = vinf if opn else zero
         sl1[i] = vdr if opn else zero
-        rmax = max(rmax, rate if (wet and opn) else zero)
-    # the volumes summed apart (a sum in the loop above would stop it vectorising without reassociation)
+        sl2[i] = rate if (wet and opn) else zero  # (a max-reduction here would stop the loop vectorising)
+    # the volumes summed and the rates' maximum taken apart (a reduction in the loop above would stop it
+    # vectorising without reassociation)
     for i in range(n):
         opn = vp[i] > zero
         v_rain += vr[i] * c.dta if opn else zero
         v_in += vi_[i] * c.dt if opn else zero
         v_inf += sl0[i]
         v_drn += sl1[i]
+        rmax = max(rmax, sl2[i])
     # maxima, their times and arrival (a rarely taken branch, apart from the loop above)
     for i in range(n):
         hn = vh[i]
@@ -594,18 +597,23 @@ def _urow(a, uniform_row, j):
 
 @njit(inline="always")
 def _update_row(j, g, f, o, c, u, xf, ya, yb, scratch):
+    """Row j's update (:func:`_update_row_impl`) with its forcing rows picked (the uniform rows for one-value
+    inputs), its volumes added to ``o.acc[j]``. (The picks go to locals first: conditional expressions inside
+    a call of this many arguments compile to a bytecode numba refuses.)"""
     ny, nx = g.h.shape
     lo = g.cols[j, 0]
     hi = g.cols[j, 1]
     if lo >= hi:
         o.acc[j, ACC_ROW_MAX] = 0.0
     else:
+        prow = u.ones if g.cols[j, 2] else g.phi[j]
+        lrow = f.level_mask[j] if f.level_rows[j] else u.no_level
+        has_level = f.level_rows[j] != 0
         _add_volumes(o.acc[j], _update_row_impl(
-        j, ny, nx, lo, hi, g.h[j], g.hu[j], g.hv[j], g.zb[j], u.ones if g.cols[j, 2] else g.phi[j],
-        _urow(g.n2, u.n2, j), xf, ya, yb, _urow(f.rain, u.rain, j), _urow(f.infil_p1, u.infil_p1, j),
-        _urow(f.infil_p2, u.infil_p2, j), _urow(f.drain_rate, u.drain_rate, j), _urow(f.inflow, u.inflow, j),
-        f.level_mask[j] if f.level_rows[j] else u.no_level, f.level_now, f.level_rows[j] != 0, o.hmax[j], o.tmax[j], o.tarr[j], f.infil_cum[j],
-        f.infil_mode, scratch[0], scratch[1], c))
+            j, ny, nx, lo, hi, g.h[j], g.hu[j], g.hv[j], g.zb[j], prow, _urow(g.n2, u.n2, j), xf, ya, yb,
+            _urow(f.rain, u.rain, j), _urow(f.infil_p1, u.infil_p1, j), _urow(f.infil_p2, u.infil_p2, j),
+            _urow(f.drain_rate, u.drain_rate, j), _urow(f.inflow, u.inflow, j), lrow, f.level_now, has_level,
+            o.hmax[j], o.tmax[j], o.tarr[j], f.infil_cum[j], f.infil_mode, scratch[0], scratch[1], scratch[2], c))
 
 
 @njit(inline="always")
