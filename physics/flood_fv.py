@@ -104,7 +104,7 @@ class FVFloodModel(_flood.FloodModel):
             blocks = KF.FVBlocks(chunks=chunks, halo=np.zeros((nb - 1, 4, nx), dtype=dt),
                                  halo_vel=np.zeros((nb - 1, 2, 2, nx), dtype=dt),
                                  vel=np.zeros((nb, 2, 2, nx), dtype=dt), yrow=np.zeros((nb, 2, 4, nx), dtype=dt),
-                                 xrow=np.zeros((nb, 4, nx + 1), dtype=dt), scratch=np.zeros((nb, 3, nx), dtype=dt))
+                                 xrow=np.zeros((nb, 4, nx + 1), dtype=dt), scratch=np.zeros((nb, 4, nx), dtype=dt))
             self._fv_blocks_for = (n, blocks)
         return self._fv_blocks_for[1]
 

@@ -144,7 +144,7 @@ class FVBlocks(NamedTuple):
     vel: np.ndarray  # (nb, 2, 2, nx): rolling velocity rows (u, v) of each block
     yrow: np.ndarray  # (nb, 2, 4, nx): rolling y-face rows
     xrow: np.ndarray  # (nb, 4, nx+1): x faces of the row being updated
-    scratch: np.ndarray  # (nb, 3, nx): the row's infiltration and drainage volumes and CFL rates per cell
+    scratch: np.ndarray  # (nb, 4, nx): per cell of the row: infiltration, drainage volumes, CFL rate, volume
 
 
 class FVParams(NamedTuple):
@@ -460,7 +460,7 @@ def _y_face_k(k, g, vel_up, vel_dn, out, c):
 
 @njit(cache=True, fastmath=FM, error_model="numpy")
 def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, p1r, p2r, drr, inr, lmr,
-                     level_now, has_level, hmj, tmj, taj, icj, infil_mode, scr0, scr1, scr2, c):
+                     level_now, has_level, losses, hmj, tmj, taj, icj, infil_mode, scr0, scr1, scr2, scr3, c):
     """Row j's cells [lo, hi) from their faces and sources; returns its volumes and largest CFL rate."""
     zero = c.zero
     v_rain = 0.0
@@ -471,6 +471,7 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
     sl0 = scr0[lo:hi]  # infiltration and drainage volumes per cell (two 1-D arrays: see _velocity_row_impl)
     sl1 = scr1[lo:hi]
     sl2 = scr2[lo:hi]  # CFL rates
+    sv = scr3[lo:hi]  # water volumes after the fluxes (and losses)
     xw0 = xf[0, lo:hi]
     xe0 = xf[0, lo + 1:hi + 1]
     xe1 = xf[1, lo + 1:hi + 1]
@@ -502,37 +503,47 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
     v_lvl = 0.0
     rmax = zero
     one = c.one
+    # four loops, so that the two that run on every row vectorise (a loss's branches, a held level's gather,
+    # a reduction or a conditional store in them would stop it): 1 fluxes, rain, inflow; 2 losses (rows with
+    # infiltration or drainage); 3 friction and the CFL rate; 4 held levels (rows holding them)
     for i in range(n):
         p = vp[i]
         opn = p > zero
         pa = p * c.area
         ip = one / (p if opn else one)
-        h0 = vh[i]
         dvol = c.dtdy * (xw0[i] - xe0[i]) + c.dtdx * (yn0[i] - ys0[i])
         dmu = c.cx * (xw2[i] - xe1[i]) + c.cy * (yn3[i] - ys3[i])
         dmv = c.cx * (xw3[i] - xe3[i]) + c.cy * (yn2[i] - ys1[i])
-        mu = vu[i] + dmu * ip
-        mv = vv[i] + dmv * ip
-        r = vr[i]
-        vrn = r * c.dta
-        vin = vi_[i] * c.dt
-        v = max(pa * h0 + dvol + vrn + vin, zero)  # < 0 by round-off only
-        vb = v
-        vinf, cum = K.infiltration(infil_mode, v, r, vp1[i], vp2[i], vic[i], c)  # the LI kernel's arithmetic
-        vic[i] = cum if (opn and infil_mode != 0) else vic[i]  # (a store on every path: the loop vectorises)
-        v -= vinf
-        vdr = min(vd[i] * c.dta, v)
-        v -= vdr
-        # the losses take momentum with the water they take
-        s = v / vb if v < vb else one
-        mu *= s
-        mv *= s
-        hn = v / (pa if opn else one)
-        if has_level:
-            lk = vl[i]
-            target = max(level_now[max(lk, 1) - 1] - vz[i], zero)
-            v_lvl += (target - hn) * pa if lk else zero
-            hn = target if lk else hn
+        sv[i] = max(pa * vh[i] + dvol + vr[i] * c.dta + vi_[i] * c.dt, zero)  # < 0 by round-off only
+        vu[i] = vu[i] + dmu * ip if opn else vu[i]
+        vv[i] = vv[i] + dmv * ip if opn else vv[i]
+    if losses:
+        for i in range(n):
+            opn = vp[i] > zero
+            v = sv[i]
+            vb = v
+            vinf, cum = K.infiltration(infil_mode, v, vr[i], vp1[i], vp2[i], vic[i], c)  # the LI kernel's arithmetic
+            if opn and infil_mode != 0:
+                vic[i] = cum
+            v -= vinf
+            vdr = min(vd[i] * c.dta, v)
+            v -= vdr
+            # the losses take momentum with the water they take
+            if opn and v < vb:
+                s = v / vb
+                vu[i] *= s
+                vv[i] *= s
+            sv[i] = v
+            sl0[i] = vinf if opn else zero
+            sl1[i] = vdr if opn else zero
+    for i in range(n):
+        p = vp[i]
+        opn = p > zero
+        pa = p * c.area
+        h0 = vh[i]
+        hn = sv[i] / (pa if opn else one)
+        mu = vu[i]
+        mv = vv[i]
         # implicit Manning friction on the unit discharge, then the dry threshold
         wet = hn > c.h_dry
         rc = rcbrt(hn if wet else one)
@@ -548,17 +559,31 @@ def _update_row_impl(j, ny, nx, lo, hi, h, hu, hv, zj, pj, n2r, xf, ya, yb, rr, 
         vh[i] = hn if opn else h0
         vu[i] = mu if opn else vu[i]
         vv[i] = mv if opn else vv[i]
-        sl0[i] = vinf if opn else zero
-        sl1[i] = vdr if opn else zero
-        sl2[i] = rate if (wet and opn) else zero  # (a max-reduction here would stop the loop vectorising)
+        sl2[i] = rate if (wet and opn) else zero
+    if has_level:
+        # held cells: the level's depth (friction was applied at the depth before it), their CFL rate at it
+        for i in range(n):
+            lk = vl[i]
+            if lk and vp[i] > zero:
+                hn = vh[i]
+                target = max(level_now[lk - 1] - vz[i], zero)
+                v_lvl += (target - hn) * vp[i] * c.area
+                vh[i] = target
+                if target > c.h_dry:
+                    cw = np.sqrt(c.g * target)
+                    sl2[i] = (abs(vu[i]) / target + cw) * c.idx + (abs(vv[i]) / target + cw) * c.idy
+                else:
+                    vu[i] = zero
+                    vv[i] = zero
+                    sl2[i] = zero
     # the volumes summed and the rates' maximum taken apart (a reduction in the loop above would stop it
     # vectorising without reassociation)
     for i in range(n):
         opn = vp[i] > zero
         v_rain += vr[i] * c.dta if opn else zero
         v_in += vi_[i] * c.dt if opn else zero
-        v_inf += sl0[i]
-        v_drn += sl1[i]
+        v_inf += sl0[i] if losses else zero
+        v_drn += sl1[i] if losses else zero
         rmax = max(rmax, sl2[i])
     # maxima, their times and arrival (a rarely taken branch, apart from the loop above)
     for i in range(n):
@@ -609,11 +634,12 @@ def _update_row(j, g, f, o, c, u, xf, ya, yb, scratch):
         prow = u.ones if g.cols[j, 2] else g.phi[j]
         lrow = f.level_mask[j] if f.level_rows[j] else u.no_level
         has_level = f.level_rows[j] != 0
+        losses = f.infil_mode != 0 or f.drain_rate.shape[0] != 1 or f.drain_rate[0, 0] > 0
         _add_volumes(o.acc[j], _update_row_impl(
             j, ny, nx, lo, hi, g.h[j], g.hu[j], g.hv[j], g.zb[j], prow, _urow(g.n2, u.n2, j), xf, ya, yb,
             _urow(f.rain, u.rain, j), _urow(f.infil_p1, u.infil_p1, j), _urow(f.infil_p2, u.infil_p2, j),
-            _urow(f.drain_rate, u.drain_rate, j), _urow(f.inflow, u.inflow, j), lrow, f.level_now, has_level,
-            o.hmax[j], o.tmax[j], o.tarr[j], f.infil_cum[j], f.infil_mode, scratch[0], scratch[1], scratch[2], c))
+            _urow(f.drain_rate, u.drain_rate, j), _urow(f.inflow, u.inflow, j), lrow, f.level_now, has_level, losses,
+            o.hmax[j], o.tmax[j], o.tarr[j], f.infil_cum[j], f.infil_mode, scratch[0], scratch[1], scratch[2], scratch[3], c))
 
 
 @njit(inline="always")

@@ -206,7 +206,7 @@ def _sources(g, f, o, c, u, s):
     with no face fluxes)."""
     ny, nx = g.h.shape
     for j in prange(ny):
-        KF._update_row(j, g, f, o, c, u, s.zero_x, s.zero_y, s.zero_y, np.empty((3, nx), dtype=g.h.dtype))
+        KF._update_row(j, g, f, o, c, u, s.zero_x, s.zero_y, s.zero_y, np.empty((4, nx), dtype=g.h.dtype))
 
 
 @njit(cache=True, nogil=True)
