@@ -4,8 +4,8 @@
 and outputs (:class:`physics.flood.FloodModel`) and steps the full 2-D
 shallow-water equations instead (advection kept), with the kernels of
 :mod:`physics._kernels.flood_fv` (scheme, wet/dry, friction, porosity and
-their sources in its docstring). Extra arguments: ``order`` (1; 2 is not
-built yet) and ``cfl``.
+their sources in its docstring). Extra arguments: ``order`` (1, the default,
+one fused sweep per step; 2: MUSCL and Heun, :mod:`physics._kernels.flood_fv2`) and ``cfl``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from twin.errors import ValidationError
 
 
 class FVFloodModel(_flood.FloodModel):
-    """Finite-volume 2-D flood model (first order, HLL fluxes, Audusse et al. 2004 hydrostatic reconstruction).
+    """Finite-volume 2-D flood model (HLL fluxes, Audusse et al. 2004 hydrostatic reconstruction; order 1 or 2).
 
     Parameters
     ----------
