@@ -207,6 +207,11 @@ def _param_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
     for key, label in (("domain", "domain"), ("buffer_m", "buffer around the districts (m)")):
         if key in a:
             rows.append((label, html.escape(str(a[key]))))
+    cond = P._attr_json(ds, "terrain_conditioning", None)
+    if isinstance(cond, dict):
+        parts = [f"{html.escape(str(r.get('step')))}: {_f(r.get('cells_changed'), ',.0f')} cells"
+                 for r in cond.get("reports", []) if isinstance(r, dict)]
+        rows.append(("terrain conditioning", "; ".join(parts) if parts else "none"))
     steps, cups = a.get("steps"), a.get("cell_updates_per_s")
     wall, model_s, comp = (_finite_or_none(a.get(k)) for k in ("wall_time_s", "model_wall_s", "compile_s"))
     if steps:
