@@ -179,3 +179,25 @@ def test_time_stepping_hook_and_forcings_balance():
     d = FloodModel(z, **kw)
     flood_lts.run(d, 900.0)
     np.testing.assert_array_equal(d.h, m.h)
+
+
+def test_drying_bumpy_sheet_with_levels_closes_its_balance():
+    # Thin water draining over a bumpy slope with a deep pit (levels 0-3, 8-cell tiles): many cells
+    # have their outflow limited (factor < 1), and a face's two cells must see the same factors.
+    # When numba fused the factor and update loops of a sub-step, a tile could update before its
+    # neighbour's factors of that sub-step existed: 7.4e-4 relative here, 2.1e-8 on the city at 90 m.
+    # Each face's volume leaves one cell and enters the other: closure to round-off (1e-12, as the
+    # global step's balance tests).
+    rng = np.random.default_rng(7)
+    ny = nx = 48
+    z = rng.uniform(0.0, 2.0, (ny, nx)) + 0.02 * DX * np.arange(ny)[:, None]
+    z[20:23, 20:23] -= 8.0
+    h0 = np.where(z < 0, 0.5 - z, 0.01)
+    m = FloodModel(z, dx=DX, h0=h0, rain=UniformRain.constant(50.0, 600.0), drainage_mm_h=20.0, boundaries="free")
+    worst = 0.0
+    for _ in range(30):
+        flood_lts.run(m, 60.0, tile=8, max_level=3)
+        worst = max(worst, m.balance()["relative_error"])
+        assert m.h.min() >= 0.0
+    assert max(lv["level"] for lv in flood_lts.stats(m)["levels"]) == 3
+    assert worst < 1e-12
