@@ -189,6 +189,8 @@ class FloodModel(Component):
         *,
         scheme: str = "local_inertial",
         time_stepping: str = "global",
+        lts_tile: int = 32,
+        lts_max_level: int = 8,
         dx: float | None = None,
         manning=0.03,
         rain: Rain | None = None,
@@ -259,6 +261,10 @@ class FloodModel(Component):
         if time_stepping not in TIME_STEPPINGS:
             raise ValidationError(f"time_stepping={time_stepping!r} unknown; use one of {TIME_STEPPINGS}")
         self.time_stepping = time_stepping
+        if time_stepping == "lts":
+            from physics.flood_lts import check_settings
+
+            self.lts_tile, self.lts_max_level = check_settings(lts_tile, lts_max_level, prefix="lts_")
         self.boundary_slope = require_positive(boundary_slope, "boundary_slope")
         self.boundaries = self._boundaries(boundaries, water_level)
         self.bc = np.ascontiguousarray(self.boundaries.edge_code, dtype=np.int64)
@@ -553,7 +559,7 @@ class FloodModel(Component):
         if self.time_stepping == "lts":
             from physics.flood_lts import advance
 
-            advance(self, t_end, max_steps)
+            advance(self, t_end, max_steps, tile=self.lts_tile, max_level=self.lts_max_level)
             return
         rain = np.ascontiguousarray(self.rain.rate(self.t), dtype=self.dtype)
         if rain.shape not in ((1, 1), self.shape):
@@ -759,7 +765,8 @@ def simulate(
         ``porosity``, ``theta``, ``alpha``, ``dtype``, ``h_arrive``,
         ``wave_depth_cap_m`` (off by default; see :class:`FloodModel`),
         ``scheme`` ("local_inertial", or "fv": :class:`physics.flood_fv.FVFloodModel`),
-        ``time_stepping`` ("global", or "lts": :func:`physics.flood_lts.advance`), ...
+        ``time_stepping`` ("global", or "lts": :func:`physics.flood_lts.advance`, with ``lts_tile``
+        cells a tile edge, default 32, and ``lts_max_level`` the finest level, default 8), ...
 
         ``boundaries``: "closed" (default) or "free" for every edge, an edge ->
         kind dict, or edge/line/level specs (:mod:`physics.flood_boundaries`:

@@ -53,16 +53,20 @@ def _check(model) -> None:
                 "use time_stepping='global' for this model")
 
 
+def check_settings(tile, max_level, prefix: str = "") -> tuple[int, int]:
+    """``(tile, max_level)`` as ints, or ValidationError naming the setting (``prefix``: e.g. "lts_")."""
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 2:
+        raise ValidationError(f"{prefix}tile={tile!r}: give a tile edge of at least 2 cells, an int (default {TILE})")
+    if isinstance(max_level, bool) or not isinstance(max_level, (int, np.integer)) or not 0 <= max_level <= 30:
+        raise ValidationError(f"{prefix}max_level={max_level!r}: give an int 0 .. 30 (default {MAX_LEVEL})")
+    return int(tile), int(max_level)
+
+
 def _state(model, tile: int, max_level: int) -> LTSState:
     st = getattr(model, "_lts", None)
     if st is not None and st.tile == tile and st.max_level == max_level:
         return st
-    tile = int(tile)
-    if tile < 2:
-        raise ValidationError(f"tile={tile}: give a tile edge of at least 2 cells (default {TILE})")
-    max_level = int(max_level)
-    if not 0 <= max_level <= 30:
-        raise ValidationError(f"max_level={max_level}: give 0 .. 30 (default {MAX_LEVEL})")
+    tile, max_level = check_settings(tile, max_level)
     ny, nx = model.shape
     dt = model.dtype
     rb, cb = L.tile_bounds(ny, tile), L.tile_bounds(nx, tile)

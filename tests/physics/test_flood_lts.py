@@ -201,3 +201,20 @@ def test_drying_bumpy_sheet_with_levels_closes_its_balance():
         assert m.h.min() >= 0.0
     assert max(lv["level"] for lv in flood_lts.stats(m)["levels"]) == 3
     assert worst < 1e-12
+
+
+def test_tile_and_max_level_set_through_the_model():
+    z, h0 = pool_case()
+    kw = dict(dx=DX, rain=UniformRain.constant(RAIN_MM_H, 3600.0), h0=h0)
+    m = FloodModel(z, time_stepping="lts", lts_tile=16, lts_max_level=2, **kw)
+    m.step(300.0)
+    st = flood_lts.stats(m)
+    assert (st["tile"], st["max_level"]) == (16, 2)
+    assert max(lv["level"] for lv in st["levels"]) == 2
+    d = FloodModel(z, **kw)
+    flood_lts.run(d, 300.0, tile=16, max_level=2)
+    np.testing.assert_array_equal(d.h, m.h)
+    with pytest.raises(ValidationError, match="lts_tile"):
+        FloodModel(z, time_stepping="lts", lts_tile=1, **kw)
+    with pytest.raises(ValidationError, match="lts_max_level"):
+        FloodModel(z, time_stepping="lts", lts_max_level=2.5, **kw)
