@@ -279,6 +279,12 @@ def _sort_tiles(tiles, kfin):
 # One sub-step
 # --------------------------------------------------------------------------
 @njit(cache=True)
+def _tile_box(tiles, a, b):
+    # rows [j0, j1) and columns [i0, i1) of tile (a, b)
+    return tiles.rb[a], tiles.rb[a + 1], tiles.cb[b], tiles.cb[b + 1]
+
+
+@njit(cache=True)
 def _neighbour_levels(tiles, a, b):
     # levels of the west, east, north and south neighbours (-1: none or empty)
     nty, ntx = tiles.level.shape
@@ -307,10 +313,7 @@ def _tile_faces(a, b, g, u, tiles, cf):
     is computed once, by the finer side (ties: the east / south tile), with that side's step.
     """
     ny, nx = g.h.shape
-    j0 = tiles.rb[a]
-    j1 = tiles.rb[a + 1]
-    i0 = tiles.cb[b]
-    i1 = tiles.cb[b + 1]
+    j0, j1, i0, i1 = _tile_box(tiles, a, b)
     k = tiles.level[a, b]
     kw, ke, kn, ks = _neighbour_levels(tiles, a, b)
     xa = i0 - 1 if (kw <= k and i0 > 0) else i0  # faces (xa, xb) computed: [xa+1, xb)
@@ -355,10 +358,7 @@ def _face_dt(k_own, k_nb, edge, kmin, dt0):
 def _tile_factors(a, b, g, tiles, kmin, dt0, dx, dy):
     """Outflow factors of the cells of tile (a, b) that have an active face this sub-step."""
     ny, nx = g.h.shape
-    j0 = tiles.rb[a]
-    j1 = tiles.rb[a + 1]
-    i0 = tiles.cb[b]
-    i1 = tiles.cb[b + 1]
+    j0, j1, i0, i1 = _tile_box(tiles, a, b)
     k = tiles.level[a, b]
     kw, ke, kn, ks = _neighbour_levels(tiles, a, b)
     d_in = dt0 / _pow2(k) if k >= kmin else 0.0
@@ -408,10 +408,7 @@ def _add_border(j, i, dv, g, o, cf, area):
 def _finer_borders(a, b, g, o, tiles, kmin, dt0, kfin, s, t, f, p, F):
     """Fluxes of the active faces this tile shares with finer tiles into its border cells."""
     ny, nx = g.h.shape
-    j0 = tiles.rb[a]
-    j1 = tiles.rb[a + 1]
-    i0 = tiles.cb[b]
-    i1 = tiles.cb[b + 1]
+    j0, j1, i0, i1 = _tile_box(tiles, a, b)
     k = tiles.level[a, b]
     kw, ke, kn, ks = _neighbour_levels(tiles, a, b)
     sx = tiles.sx
@@ -444,10 +441,7 @@ def _finer_borders(a, b, g, o, tiles, kmin, dt0, kfin, s, t, f, p, F):
 def _tile_update(tt, a, b, g, f, o, u, tiles, cf):
     """The tile's own step (``_update_row_impl`` row by row); faces shared with finer tiles read as 0."""
     ny, nx = g.h.shape
-    j0 = tiles.rb[a]
-    j1 = tiles.rb[a + 1]
-    i0 = tiles.cb[b]
-    i1 = tiles.cb[b + 1]
+    j0, j1, i0, i1 = _tile_box(tiles, a, b)
     k = tiles.level[a, b]
     kw, ke, kn, ks = _neighbour_levels(tiles, a, b)
     zero = cf.zero
@@ -494,10 +488,7 @@ def _tile_update(tt, a, b, g, f, o, u, tiles, cf):
 def _tile_border_discharges(a, b, g, tiles):
     """Limited discharges of the tile's four border lines into qx, qy (the new state of those faces)."""
     ny, nx = g.h.shape
-    j0 = tiles.rb[a]
-    j1 = tiles.rb[a + 1]
-    i0 = tiles.cb[b]
-    i1 = tiles.cb[b + 1]
+    j0, j1, i0, i1 = _tile_box(tiles, a, b)
     zero = g.h.dtype.type(0.0)
     sx = tiles.sx
     sy = tiles.sy

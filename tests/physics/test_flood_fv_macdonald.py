@@ -9,7 +9,6 @@ reconstruction are O(dx)). Inflow: ``EdgeDischarge`` (q exactly, mass-exact); ou
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
@@ -17,15 +16,6 @@ from physics import flood_boundaries as FB
 from physics.flood_fv import FVFloodModel
 from physics.forcing import UniformRain
 from tests.physics.macdonald import CASES
-
-
-@pytest.fixture
-def one_thread():
-    # a one-row strip: thread start-up per step would dominate the run
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(n)
 
 
 def _run(name: str, dx: float, t_end: float, order: int = 1):

@@ -23,7 +23,6 @@ What the scheme must reach, and why the tolerances:
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -32,15 +31,6 @@ from physics import flood_boundaries as FB
 from physics.flood import FloodModel
 from physics.forcing import UniformRain
 from tests.physics.macdonald import CASES, G, li_steady
-
-
-@pytest.fixture
-def one_thread():
-    # a 3-row strip: thread start-up per step would dominate the run
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(n)
 
 
 def _run(name: str, dx: float, t_end: float):
