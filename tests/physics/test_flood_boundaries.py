@@ -26,7 +26,6 @@ import xarray as xr
 from physics import flood_boundaries as FB
 from physics.flood import FloodModel
 from physics.forcing import UniformRain, WaterLevel
-from tests.physics.test_flood_macdonald import one_thread  # noqa: F401  (fixture)
 from twin.errors import ValidationError
 
 S0, N, Q = 1e-3, 0.03, 1.0
@@ -53,7 +52,7 @@ def _free_outlet_depth(dx: float) -> float:
 
 @pytest.mark.parametrize("dx", [10.0, 25.0])
 @pytest.mark.parametrize("along", ["x", "y"])
-def test_normal_depth_outlet_holds_manning_depth_free_draws_it_down(dx, along, one_thread):  # noqa: F811
+def test_normal_depth_outlet_holds_manning_depth_free_draws_it_down(dx, along, one_thread):
     m = _channel(dx, lambda e: FB.EdgeNormalDepth(e, slope=S0), along=along)
     m.step(12000.0)  # from rest at the normal depth: the transient decays below 1e-14 by then
     h = m.h if along == "x" else m.h.T
@@ -78,7 +77,7 @@ def test_bed_slope_normal_depth_reads_the_bed():
     np.testing.assert_allclose(cb.edge_param[0, :3], FB.BED_SLOPE_MIN)  # adverse: the floor
 
 
-def test_zero_gradient_passes_a_steady_flow(one_thread):  # noqa: F811
+def test_zero_gradient_passes_a_steady_flow(one_thread):
     """The zero-gradient face copies the inner face's flux: at steady state the channel carries Q at every face.
 
     (It fixes the discharge, not the depth: the outlet depth settles where the transient leaves it.)
@@ -111,7 +110,7 @@ KINDS = {
 @pytest.mark.parametrize("dtype", [np.float64])
 @pytest.mark.parametrize("edge", FB.EDGES)
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_every_kind_on_every_edge_is_mass_exact(kind, edge, dtype, one_thread):  # noqa: F811
+def test_every_kind_on_every_edge_is_mass_exact(kind, edge, dtype, one_thread):
     rain = UniformRain.constant(60.0, 600.0)
     # the kind on half of the edge, a discharge on the other half (mixed faces), walls elsewhere
     n = 12 if edge in ("west", "east") else 10
@@ -133,7 +132,7 @@ def _with_cells(spec, cells):
     return type(spec)(**kw)
 
 
-def test_discharge_edge_volume_is_the_hydrograph_integral(one_thread):  # noqa: F811
+def test_discharge_edge_volume_is_the_hydrograph_integral(one_thread):
     """Inflow volume = width x integral of q(t) (piecewise linear: exact, steps end on knots)."""
     m = _basin([FB.EdgeDischarge("west", cells=(2, 7), **HYDRO)], h0=0.0)
     m.step(800.0)
@@ -156,7 +155,7 @@ def test_span_selects_the_same_faces_as_cells():
     assert list(a.edge_code) == [0, 2, 0, 0]
 
 
-def test_stage_edge_fills_a_basin_following_its_series(one_thread):  # noqa: F811
+def test_stage_edge_fills_a_basin_following_its_series(one_thread):
     """A flat basin 100 m across behind a stage edge rising 0.5 -> 1.0 m over an hour follows it.
 
     The lag is the time a gravity wave takes to cross the basin times the rate of rise,
@@ -178,7 +177,7 @@ def test_stage_edge_fills_a_basin_following_its_series(one_thread):  # noqa: F81
     assert m.balance()["relative_error"] <= 1e-12
 
 
-def test_level_cells_each_with_its_own_series_and_the_legacy_water_level(one_thread):  # noqa: F811
+def test_level_cells_each_with_its_own_series_and_the_legacy_water_level(one_thread):
     a = np.zeros((12, 10), dtype=bool)
     a[:, 0] = True
     b = np.zeros((12, 10), dtype=bool)
@@ -199,7 +198,7 @@ def test_level_cells_each_with_its_own_series_and_the_legacy_water_level(one_thr
     np.testing.assert_array_equal(w.h, v.h)
 
 
-def test_line_discharge_spreads_q_by_length_and_books_it(one_thread):  # noqa: F811
+def test_line_discharge_spreads_q_by_length_and_books_it(one_thread):
     z = np.zeros((12, 10))
     geom = FB.Geometry(z.shape, (10.0, 0, 0.0, 0, -10.0, 120.0), z)
     xy = [[5.0, 115.0], [73.0, 31.0], [95.0, 31.0]]
@@ -305,7 +304,7 @@ def test_scheme_and_time_stepping_are_checked():
 EXAMPLES = Path(__file__).resolve().parents[2] / "physics" / "data" / "flood_examples"
 
 
-def test_river_reach_runs_from_the_cli_and_the_api(tmp_path, one_thread):  # noqa: F811
+def test_river_reach_runs_from_the_cli_and_the_api(tmp_path, one_thread):
     """The synthetic reach for 15 min: the hydrograph enters the channel, water leaves at normal depth.
 
     Mass: the CLI's balance closes to round-off (the summary's relative error). The API run with the
