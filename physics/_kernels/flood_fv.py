@@ -17,7 +17,11 @@ Scheme (first order in space and time, explicit, one fused sweep per step):
   wave speeds of Davis with Toro's dry-bed speeds (S_R = u_L + 2 c_L when
   h*_R = 0, S_L = u_R - 2 c_R when h*_L = 0; Toro 2001, "Shock-capturing methods
   for free-surface shallow flows", §10.5), so that a front over a dry bed runs at
-  the Ritter speed 2 sqrt(g h0). The tangential momentum is carried by the mass
+  the Ritter speed 2 sqrt(g h0). Where one side is dry (h* = 0) the flux
+  is instead the exact one of the dry-bed Riemann problem sampled at the
+  face (Toro 2001 §5.3: c = u = (u_L + 2 c_L)/3 in the fan, h = c²/g), which
+  lets water into a dry cell with the momentum the rarefaction carries (HLL's
+  average gives it half: velocity c/2 for water at rest). The tangential momentum is carried by the mass
   flux with the upwind tangential velocity, F_t = F_h v_upwind: the shear
   wave of HLLC (Toro 2001 §10.4) with the contact side chosen by the sign of
   F_h. HLL rather than full HLLC for the normal part: for the shallow-water
@@ -168,8 +172,10 @@ class FVCoefficients(NamedTuple):
     half: float
     two: float
     four: float
+    third: float  # 1 / 3
     g: float
     hg: float  # g / 2
+    ig: float  # 1 / g
     dt: float
     gdt: float
     cx: float  # dt / dx
@@ -197,7 +203,8 @@ def coefficients(dt, t_new, store, p, F):
     dy = F(p.dy)
     g = F(G)
     area = dx * dy
-    return FVCoefficients(zero=F(0.0), one=F(1.0), half=F(0.5), two=F(2.0), four=F(4.0), g=g, hg=F(0.5) * g, dt=d,
+    return FVCoefficients(zero=F(0.0), one=F(1.0), half=F(0.5), two=F(2.0), four=F(4.0), third=F(1.0) / F(3.0),
+                          g=g, hg=F(0.5) * g, ig=F(1.0) / g, dt=d,
                           gdt=g * d, cx=d / dx, cy=d / dy, idx=F(1.0) / dx, idy=F(1.0) / dy, h_dry=F(p.h_dry),
                           dtdx=d * dx, dtdy=d * dy, dta=d * area, area=area, t_new=F(t_new),
                           h_arrive=F(p.h_arrive), c02=F(0.2), c08=F(0.8), mm=F(1e-3), store=store)
@@ -266,6 +273,26 @@ def _face(hl, ul, vl, zl, hr, ur, vr, zr, c):
     fn_m = (sr * fnl - sl * fnr + ssr * (qr - ql)) / den
     fh = ql if sl >= zero else (qr if sr <= zero else fh_m)
     fn = fnl if sl >= zero else (fnr if sr <= zero else fn_m)
+    # one side dry: the exact (Godunov) flux of the dry-bed Riemann problem (Toro 2001 §5.3) instead of HLL's
+    # average, which lets water into a dry cell with half the momentum the rarefaction carries (velocity c/2
+    # for water at rest, against c at the face in the exact fan): the front would lag.
+    dry_r = (hrs <= zero) and (hls > zero)
+    dry_l = (hls <= zero) and (hrs > zero)
+    # right side dry: fan u_l - c_l .. u_l + 2 c_l; at the face (x/t = 0) c = u = (u_l + 2 c_l) / 3, or the
+    # left state when the fan lies wholly right of the face (u_l >= c_l), or dry when wholly left
+    csr = max(zero, (u_l + c.two * cl) * c.third)
+    hsr = csr * csr * c.ig
+    sup_r = u_l >= cl
+    fh_r = ql if sup_r else hsr * csr
+    fn_r = fnl if sup_r else hsr * csr * csr + c.hg * (hsr * hsr)
+    # left side dry: the mirror image (u -> -u)
+    csl = max(zero, ((-u_r) + c.two * cr) * c.third)
+    hsl = csl * csl * c.ig
+    sup_l = (-u_r) >= cr
+    fh_l = qr if sup_l else -(hsl * csl)
+    fn_l = fnr if sup_l else hsl * csl * csl + c.hg * (hsl * hsl)
+    fh = fh_r if dry_r else (fh_l if dry_l else fh)
+    fn = fn_r if dry_r else (fn_l if dry_l else fn)
     ft = fh * (v_l if fh > zero else v_r)
     fn_left = fn + c.hg * (h_l * h_l - hls * hls)
     fn_right = fn + c.hg * (h_r * h_r - hrs * hrs)

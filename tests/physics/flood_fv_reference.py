@@ -8,6 +8,9 @@ the numba kernels. Per face between L and R (normal velocity u, tangential v):
     S_L = min(u_L - c_L, u_R - c_R), S_R = max(u_L + c_L, u_R + c_R),  c = sqrt(g h*)
     S_L = u_R - 2 c_R if h*_L = 0;  S_R = u_L + 2 c_R if h*_R = 0          (Toro 2001 §10.5)
     F = HLL(U*_L, U*_R) for (h, h u_n);  F_t = F_h v_upwind
+    one side dry (h*_R = 0 < h*_L): the exact dry-bed Riemann flux at x/t = 0 (Toro 2001 §5.3):
+        F(U*_L) if u_L >= c_L, else h u = c³/g, h u² + g h²/2 = 3 c⁴/(2 g) with c = max(0, (u_L + 2 c_L)/3);
+        h*_L = 0 < h*_R: the mirror image (u -> -u, F_h -> -F_h)
     normal momentum for L: F_n + g/2 (h_L² - h*_L²), for R: F_n + g/2 (h_R² - h*_R²)
 
 a blocked neighbour (bed BIG) replaced by the mirror of the open side; edges
@@ -62,6 +65,18 @@ def _hll(hl, ul, vl, zl, hr, ur, vr, zr):
     den = np.where(sr - sl > 0, sr - sl, 1.0)
     fh = np.where(sl >= 0, ql, np.where(sr <= 0, qr, (sr * ql - sl * qr + sl * sr * (hrs - hls)) / den))
     fn = np.where(sl >= 0, fnl, np.where(sr <= 0, fnr, (sr * fnl - sl * fnr + sl * sr * (qr - ql)) / den))
+    # one side dry: the exact flux of the dry-bed Riemann problem at the face (Toro 2001 §5.3)
+    dry_r = (hrs <= 0) & (hls > 0)
+    dry_l = (hls <= 0) & (hrs > 0)
+    csr = np.maximum(0.0, (u_l + 2.0 * cl) * (1.0 / 3.0))
+    hsr = csr * csr * (1.0 / G)
+    sup_r = u_l >= cl
+    csl = np.maximum(0.0, ((-u_r) + 2.0 * cr) * (1.0 / 3.0))
+    hsl = csl * csl * (1.0 / G)
+    sup_l = (-u_r) >= cr
+    fh = np.where(dry_r, np.where(sup_r, ql, hsr * csr), np.where(dry_l, np.where(sup_l, qr, -(hsl * csl)), fh))
+    fn = np.where(dry_r, np.where(sup_r, fnl, hsr * csr * csr + 0.5 * G * hsr**2),
+                  np.where(dry_l, np.where(sup_l, fnr, hsl * csl * csl + 0.5 * G * hsl**2), fn))
     ft = fh * np.where(fh > 0, v_l, v_r)
     both = wl & wr
     out = (fh, fn + 0.5 * G * (h_l**2 - hls**2), fn + 0.5 * G * (h_r**2 - hrs**2), ft)

@@ -39,24 +39,27 @@ def _ritter(x, x0, hl, t):
 
 def test_ritter_dam_break_over_a_dry_bed():
     """SWASHES §4.1.1 (Delestre et al. 2013): L = 10 m, x0 = 5 m, h_l = 5 mm, dry right side, t = 6 s,
-    frictionless, h_dry = 1e-9 h_l (velocities zeroed only below it), Toro's dry-bed speed S_R = u_L + 2 c_L.
+    frictionless, h_dry = 1e-9 h_l (velocities zeroed only below it); Toro's dry-bed speeds, and at a face with
+    one dry side the exact dry-bed Riemann flux (Toro 2001 §5.3).
 
     The front is read at a depth eps = 1e-3 h_l, numerically (the last cell deeper) and analytically
     (h = (2 c0 - xi/t)²/(9 g) = eps at xi = (2 c0 - 3 sqrt(g eps)) t: 0.953 of 2 c0 t), and compared as
-    the gap between the two, in units of 2 c0 t. NOT MET: the issue's 5 %. The gap is 0.12 (first order,
-    400 cells), 0.09 (1600 cells) and 0.07 (3200 cells, the same case scaled, measured outside this
-    test), 0.10 at second order on 400 cells: it closes like dx^0.35. The tip, where h ~ (x_B - x)², is
-    water that entered each dry cell with the HLL flux's momentum (velocity c/2 for water at rest, against
-    2c in the fan's tip) and mixed with slower water behind. The front bounds are regression guards at
-    those values (+0.01), not the literature's; the depth RMS is held to the orders of the scheme: first
-    order on a solution with kinks falls at least like dx^(1/2) (4x finer: <= 0.55x), and the second-order
-    reconstruction at least halves it on the same grid.
+    the gap between the two, in units of 2 c0 t. The issue's 5 % is met at second order on 1600 cells
+    (measured 4.7 %). First order does not reach it on grids a test can afford (12.5 % on 400 cells, 9.4 % on
+    1600, 7.2 % on 3200 measured outside this test; 10.6 % at second order on 400): in the tip, where
+    h ~ (x_B - x)² and the exact velocity rises to 2 c0, each cell mixes the water it holds with slower water
+    from behind, so the thin tip runs at 0.7-0.8 of 2 c0 and its error closes only like dx^0.2-0.4. Those
+    first-order bounds are regression guards at the measured values (+0.01), not the literature's. Read at
+    1 % of h_l (analytic front 0.850 of 2 c0 t) the front is within 5 % of the analytic one there on 1600
+    cells at first order (3.7 %) and on 400 at second order (4.8 %). The depth RMS is held to the orders of the
+    scheme: first order on a solution with kinks falls at least like dx^(1/2) (4x finer: <= 0.55x), and the
+    second-order reconstruction at least halves it on the same grid.
     """
     hl, x0, t = 0.005, 5.0, 6.0
     c0 = math.sqrt(G * hl)
     eps = 1e-3 * hl
     gap, gap1, rms = {}, {}, {}
-    for nx, order in ((400, 1), (1600, 1), (400, 2)):
+    for nx, order in ((400, 1), (1600, 1), (400, 2), (1600, 2)):
         x, h = _dam_break(nx, 10.0, x0, hl, 0.0, t, order=order)
         ha = _ritter(x, x0, hl, t)
         front = x[h > eps].max() + 0.5 * (x[1] - x[0]) - x0
@@ -70,12 +73,12 @@ def test_ritter_dam_break_over_a_dry_bed():
         rms[nx, order] = float(np.sqrt(np.mean((h - ha) ** 2)))
         print(f"Ritter nx={nx} order {order}: front at {eps:.0e} m {front / (2 * c0 * t):.3f} of 2 c0 t (analytic "
               f"{front_exact / (2 * c0 * t):.3f}), gap {gap[nx, order]:.3f}; depth RMS {rms[nx, order] / hl:.4f} h0")
-    assert gap[400, 1] <= 0.13
-    assert gap[1600, 1] <= 0.10
+    # the issue's 5 % at 0.1 % of h_l: second order, 1600 cells
+    assert gap[1600, 2] <= 0.05
+    assert gap[400, 1] <= 0.135
+    assert gap[1600, 1] <= 0.105
     assert gap[1600, 1] < gap[400, 1]
-    assert gap[400, 2] <= 0.11
-    # Read at 1 % of h_l, the front is within the issue's 5 % of the analytic front at that depth on the fine
-    # grid (first order) and at second order (measured 3.7 % and 4.8 %; 9.2 % first order on 400 cells).
+    assert gap[400, 2] <= 0.115
     print("Ritter gap at 1e-2 h_l, relative to the analytic front there:", gap1)
     assert gap1[1600, 1] <= 0.05
     assert gap1[400, 2] <= 0.05
