@@ -13,7 +13,9 @@ second, each from its own seeded stream, and re-cut into the caller's chunks, so
   interrogators quote). Plus a low-frequency part per channel (AR(1), a Lorentzian spectrum flat below
   ``lf_corner_hz`` = 1 Hz and falling as 1/f^2 above: phase drift and temperature, rms ``lf_ratio`` x the white std)
   and a common-mode part on every channel (laser phase noise, rms ``common_ratio`` x; both **assumptions**). The
-  noise is not multiplied by the coupling (it is the interrogator's, not the ground's).
+  noise is not multiplied by the coupling (it is the interrogator's, not the ground's). ``fast_noise`` draws the
+  white part in a numba kernel (numpy's float64 ziggurat, rounded to float32): the same distribution, another
+  realisation, about twice the generation speed on background-only records.
 - **Coupling** -- a gain per channel on every ground signal: lognormal (log-std ``coupling_sigma`` = 0.3) with a
   Gaussian correlation length ``coupling_corr_m`` = 30 m, plus ``bad_per_km`` = 2 badly coupled stretches per km
   (5-30 m long, gain x 0.05-0.2: a cable loose in its tray). **Assumption** (Gabai & Eyal 2016, Opt. Lett. 41:5648,
@@ -109,6 +111,10 @@ class SimConfig:
     wave_speed_m_s: float = 250.0
     loss_factor: float = 0.05
     spreading_n: float = 1.0
+    #: Draw the white noise with numpy's float64 ziggurat inside a numba kernel (``_kernels.das_synth.white_noise``,
+    #: about 1.7x faster than numpy's float32 draw): the same N(0, sigma^2) noise but another realisation, so a seed
+    #: gives a different record than with the default (numpy's float32 draw, which every published figure used).
+    fast_noise: bool = False
 
     def __post_init__(self) -> None:
         for name in ("noise_density", "lf_corner_hz", "coupling_corr_m", "train_length_m", "bogie_spacing_m",
@@ -462,7 +468,7 @@ class DasSimulator:
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield the record in its internal blocks (``self.block`` samples, the last one shorter)."""
-        from physics._kernels.das_synth import add_knots, add_point, add_train
+        from physics._kernels.das_synth import add_knots, add_point, add_train, white_noise
 
         cfg, lay, fs = self.config, self.layout, self.layout.fs_hz
         nc, step, B = lay.n_channel, self.knot_step, self.block
@@ -483,8 +489,11 @@ class DasSimulator:
         nxt_tr = nxt_pt = 0
         for b in range(int(math.ceil(self.n_samples / B))):
             i0 = b * B
-            out = self._rng(1, b).standard_normal((B, nc), dtype=np.float32)
-            out *= np.float32(self.sigma_white)
+            if cfg.fast_noise:
+                out = white_noise(self._rng(1, b), B, nc, self.sigma_white)
+            else:
+                out = self._rng(1, b).standard_normal((B, nc), dtype=np.float32)
+                out *= np.float32(self.sigma_white)
             if lf_sd > 0 or cm_sd > 0:
                 rng = self._rng(2, b + 1)
                 e_lf = rng.standard_normal((nk, nc))

@@ -2,7 +2,7 @@
 
 Every kernel adds into ``out`` (float32, shape ``(n_time, n_channel)``, time-major) in place and returns nothing.
 ``i0`` is the global sample index of ``out[0]``, so a source's own time axis lines up whatever block it is added to.
-The numpy reference of each kernel is ``tests/physics/das_synth_reference.py``.
+:func:`white_noise` makes a block. The numpy reference of each kernel is ``tests/physics/das_synth_reference.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,22 @@ import math
 
 import numpy as np
 from numba import njit
+
+
+@njit(cache=True)
+def white_noise(rng: np.random.Generator, n_time: int, n_channel: int, sigma: float) -> np.ndarray:
+    """A float32 block ``(n_time, n_channel)`` of N(0, sigma^2): ``float32(rng.standard_normal() * sigma)``.
+
+    numba's ``Generator.standard_normal()`` is numpy's float64 ziggurat on the same bit generator: the block equals
+    ``(rng.standard_normal((n_time, n_channel)) * sigma).astype(float32)`` bit for bit (tested) and takes about 0.6 x
+    the time of numpy's own float32 draw (no per-sample call through the bit generator's function pointer).
+    (numba's float32 draw is not used: it falls out of step with numpy's about once in 4e7 samples.)
+    """
+    out = np.empty((n_time, n_channel), dtype=np.float32)
+    for t in range(n_time):
+        for c in range(n_channel):
+            out[t, c] = rng.standard_normal() * sigma
+    return out
 
 
 @njit(cache=True)
@@ -71,11 +87,17 @@ def add_train(out: np.ndarray, i0: int, i_train: int, fs: float, dx: float, gain
         hi = max(xh, xh - direction * length_m)
         c0 = max(0, int(math.ceil((lo - 6.0 * decay_m) / dx)))
         c1 = min(nc - 1, int(math.floor((hi + 6.0 * decay_m) / dx)))
-        j = i0 + t - i_train
+        j = (i0 + t - i_train + shift * c0) % nv
+        step = shift % nv
         for c in range(c0, c1 + 1):
             x = c * dx
             d = max(0.0, max(lo - x, x - hi))
-            out[t, c] += gain[c] * amp * math.exp(-d / decay_m) * vib[(j + shift * c) % nv]
+            # exp(-0) is 1 exactly: under the train the factor is skipped (same bits)
+            a = gain[c] * amp * math.exp(-d / decay_m) if d > 0.0 else gain[c] * amp
+            out[t, c] += a * vib[j]
+            j += step
+            if j >= nv:
+                j -= nv
 
 
 @njit(cache=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 
+def white_noise(rng: np.random.Generator, n_time: int, n_channel: int, sigma: float) -> np.ndarray:
+    return (rng.standard_normal((n_time, n_channel)) * sigma).astype(np.float32)
+
+
 def add_knots(out: np.ndarray, knots: np.ndarray, step: int) -> None:
     t = np.arange(out.shape[0])
     k = t // step
