@@ -133,6 +133,18 @@ def step(s: State, z, phi, n2, *, dx, dy, dt, h_dry=1e-5, rain=0.0, inflow=0.0, 
             for k in range(4):
                 fy[k][row] = np.where(bad, wall[k], fy[k][row])
 
+    new, vols = update(s, fx, fy, phi, n2, dx=dx, dy=dy, dt=dt, h_dry=h_dry, rain=rain, inflow=inflow,
+                       infil_rate=infil_rate, drain_rate=drain_rate)
+    vols["outflow"] = float(-dt * dy * fx[0][:, 0].sum() + dt * dy * fx[0][:, -1].sum()
+                            - dt * dx * fy[0][0].sum() + dt * dx * fy[0][-1].sum())
+    return new, vols
+
+
+def update(s: State, fx, fy, phi, n2, *, dx, dy, dt, h_dry=1e-5, rain=0.0, inflow=0.0, infil_rate=0.0,
+           drain_rate=0.0) -> tuple[State, dict]:
+    """The cells' update from face fluxes ``fx`` (4, ny, nx+1) and ``fy`` (4, ny+1, nx): flux divergence,
+    then rain, inflow, infiltration, drainage and implicit friction (the volumes without the outflow)."""
+    h, hu, hv = s.h, s.hu, s.hv
     opn = phi > 0
     area = dx * dy
     pa = phi * area
@@ -161,8 +173,6 @@ def step(s: State, z, phi, n2, *, dx, dy, dt, h_dry=1e-5, rain=0.0, inflow=0.0, 
     mu = np.where(wet, mu * fac, 0.0)
     mv = np.where(wet, mv * fac, 0.0)
     new = State(h=np.where(opn, hn, h), hu=np.where(opn, mu, hu), hv=np.where(opn, mv, hv))
-    out = (-dt * dy * fx[0][:, 0].sum() + dt * dy * fx[0][:, -1].sum()
-           - dt * dx * fy[0][0].sum() + dt * dx * fy[0][-1].sum())
     vols = {"rain": float(vr[opn].sum()), "infiltration": float(vi[opn].sum()), "drainage": float(vd[opn].sum()),
-            "inflow": float(vin[opn].sum()), "outflow": float(out)}
+            "inflow": float(vin[opn].sum())}
     return new, vols
