@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from physics._kernels import fire_devices as DK
 from physics.fire_correlations import AMBIENT_K, alpert_ceiling_jet, rti_link_temperature
 from twin.errors import ValidationError
 
@@ -294,7 +295,13 @@ class DeviceState:
         self.rti = devices._col("rti")
         self.act = devices._col("activation_k")
         self.obsc = devices._col("obscuration_pct_m")
-        self.radius_m = devices._col("radius_m")  # once: the set does not change while the links run
+        self.radius_m = np.ascontiguousarray(devices._col("radius_m"), float)  # once: the set does not change
+        self.c = np.ascontiguousarray(self.c, np.int64)
+        self.rti = np.ascontiguousarray(self.rti, float)
+        self.act = np.ascontiguousarray(self.act, float)
+        self.obsc = np.ascontiguousarray(self.obsc, float)
+        self._n = -1  # compartments' count last checked (:meth:`_gas_now`)
+        self._hc = np.zeros(0)
         self.activation_s = np.full(len(devices), np.inf)
         self._t = None
         self._gas = self._u = self._od = None
@@ -303,22 +310,23 @@ class DeviceState:
     def _gas_now(self, q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper):
         q = np.asarray(q_kw, float)
         n = q.size
-        if np.any(self.c >= n):
-            raise ValidationError(f"q_kw: {n} compartments, but a device is in compartment {int(self.c.max())}")
-        h = np.broadcast_to(np.asarray(self.ceiling_height_m, float), (n,))
-        amb = np.full(n, self.t_ambient_k)
+        if n != self._n:  # the compartments' count, checked against the devices once per size
+            if np.any(self.c >= n):
+                raise ValidationError(f"q_kw: {n} compartments, but a device is in compartment {int(self.c.max())}")
+            self._n = n
+            self._hc = np.ascontiguousarray(np.broadcast_to(np.asarray(self.ceiling_height_m, float), (n,))[self.c])
+        amb = None if t_upper_k is not None and t_lower_k is not None else np.full(n, self.t_ambient_k)
         tu = amb if t_upper_k is None else np.asarray(t_upper_k, float)
         tl = amb if t_lower_k is None else np.asarray(t_lower_k, float)
-        zl = h if layer_height_m is None else np.asarray(layer_height_m, float)
-        in_layer = zl[self.c] < h[self.c] - LAYER_AT_CEILING_M
-        t_ref = np.where(in_layer, tu[self.c], tl[self.c])
-        gas, u = t_ref.copy(), np.zeros(len(self.c))
-        burning = np.flatnonzero(q[self.c] > 0.0)  # elsewhere Alpert's jet is 0 K and 0 m/s: the gas is the layer
-        if len(burning):
-            c = self.c[burning]
-            gas[burning], u[burning] = device_gas(q[c], h[c], self.radius_m[burning], t_ref[burning])
-        od = np.zeros(len(self.c)) if extinction_upper is None else \
-            np.where(in_layer, obscuration_pct_m(np.asarray(extinction_upper, float)[self.c]), 0.0)
+        zl = np.broadcast_to(np.asarray(self.ceiling_height_m, float), (n,)) if layer_height_m is None \
+            else np.asarray(layer_height_m, float)
+        use_ext = extinction_upper is not None
+        ext = np.asarray(extinction_upper, float) if use_ext else tu
+        m = len(self.c)
+        gas, u, od, t_ref = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+        DK.device_gas(self.c, self._hc, self.radius_m, np.ascontiguousarray(q), np.ascontiguousarray(tu),
+                      np.ascontiguousarray(tl), np.ascontiguousarray(zl), np.ascontiguousarray(ext), use_ext,
+                      LAYER_AT_CEILING_M, gas, u, od, t_ref)
         return gas, u, od, t_ref
 
     def advance(self, t_s: float, q_kw, *, t_upper_k=None, t_lower_k=None, layer_height_m=None,
@@ -331,14 +339,11 @@ class DeviceState:
             return np.array([], dtype=np.int64)
         if t <= self._t:
             raise ValidationError(f"t_s={t!r}: must be after the last time {self._t!r}")
-        new = rti_link_temperature(self.link_k, 0.5 * (self._gas + gas), 0.5 * (self._u + u), self.rti, t - self._t)
-        fresh = ~np.isfinite(self.activation_s)
-        hit_t = fresh & np.isfinite(self.act) & (new >= self.act)
-        hit_o = fresh & np.isfinite(self.obsc) & (od >= self.obsc)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ft = np.where(hit_t, (self.act - self.link_k) / (new - self.link_k), 0.0)
-            fo = np.where(hit_o, (self.obsc - self._od) / (od - self._od), 0.0)
-        self.activation_s = np.where(hit_t, self._t + np.clip(ft, 0, 1) * (t - self._t), self.activation_s)
-        self.activation_s = np.where(hit_o, self._t + np.clip(fo, 0, 1) * (t - self._t), self.activation_s)
+        new = np.empty(len(self.c))
+        hit = np.empty(len(self.c), np.int64)
+        activation = self.activation_s.copy()
+        k = DK.link_step(self.link_k, self._gas, gas, self._u, u, self._od, od, self.rti, self.act, self.obsc,
+                         self._t, t, activation, new, hit)
+        self.activation_s = activation
         self.link_k, self._t, self._gas, self._u, self._od = new, t, gas, u, od
-        return np.flatnonzero(hit_t | hit_o)
+        return hit[:k].copy()

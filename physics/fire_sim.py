@@ -406,8 +406,7 @@ class FireSimulation:
         state = self._state()
         m = head_fields(self.network, state, t_ambient_k=self.t_inside_k)
         floors = self.tenability.floor_measures(m, state["upper_layer__temperature"], self.t)
-        t_max = np.array([state["upper_layer__temperature"][r].max() if len(r) else self.t_inside_k
-                          for r in self.rooms])
+        t_max = self.recorder.room_max(state["upper_layer__temperature"], self.rooms, empty=self.t_inside_k)
         return {"visibility_m": floors["visibility_m"], "extinction_per_m": floors["extinction_per_m"],
                 "untenable": floors["untenable"].copy(), "t_upper_k": t_max}
 

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from physics.fire_network import COMPARTMENT_KINDS, FireNetwork
+from physics.fire_sim_tenability import StoreyGroups
 
 #: (time, compartment) variables: name -> (units, long_name).
 COMPARTMENT_VARS = {
@@ -57,6 +58,17 @@ class Recorder:
         self.t: list[float] = []
         self.fields: dict[str, list[np.ndarray]] = {k: [] for k in COMPARTMENT_VARS}
         self.floors: dict[str, list[np.ndarray]] = {k: [] for k in STOREY_VARS}
+        self._rooms: list[np.ndarray] | None = None
+        self._groups: StoreyGroups | None = None
+
+    def _room_groups(self, rooms: list[np.ndarray]) -> StoreyGroups:
+        if self._rooms is not rooms:
+            self._rooms, self._groups = rooms, StoreyGroups(rooms)
+        return self._groups
+
+    def room_max(self, x: np.ndarray, rooms: list[np.ndarray], empty: float = np.nan) -> np.ndarray:
+        """(S,) the largest of ``x`` over each storey's ``rooms`` (``empty`` where a storey has none)."""
+        return self._room_groups(rooms).max(x, empty)
 
     def add(self, t: float, state: dict, q_design: np.ndarray, floors: dict, rooms: list[np.ndarray]) -> None:
         self.t.append(float(t))
@@ -70,8 +82,8 @@ class Recorder:
             self.fields[k].append(np.array(v, float, copy=True))
         tu, z, q = state["upper_layer__temperature"], state["layer_height"], state["heat_release_rate"]
         f = self.floors
-        f["floor_temperature_max"].append(np.array([tu[r].max() if len(r) else np.nan for r in rooms]))
-        f["floor_layer_height_min"].append(np.array([z[r].min() if len(r) else np.nan for r in rooms]))
+        f["floor_temperature_max"].append(self.room_max(tu, rooms))
+        f["floor_layer_height_min"].append(self._room_groups(rooms).min(z))
         f["floor_visibility_min"].append(floors["visibility_m"].copy())
         f["floor_fed_asphyxiant_max"].append(floors["fed_asphyxiant"].copy())
         f["floor_fed_heat_max"].append(floors["fed_heat"].copy())

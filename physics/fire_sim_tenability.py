@@ -77,6 +77,7 @@ class TenabilityTracker:
         self.head_height_m = head_height_m
         self.t_ambient_k = t_ambient_k
         self.routes = storey_routes(network, include_rooms=include_rooms)
+        self._groups = StoreyGroups(self.routes)
         n = network.n_compartments
         self.fed_asphyxiant = np.zeros(n)
         self.fed_heat = np.zeros(n)
@@ -131,19 +132,38 @@ class TenabilityTracker:
 
     def floor_measures(self, m: dict, t_upper_k: np.ndarray, t_s: float) -> dict[str, np.ndarray]:
         """Per storey over its route: worst FEDs, least visibility (capped), worst extinction, status."""
-        s_n = len(self.routes)
-        out = {k: np.zeros(s_n) for k in ("fed_asphyxiant", "fed_heat", "extinction_per_m", "t_upper_k")}
-        out["visibility_m"] = np.full(s_n, VISIBILITY_CAP_M)
-        for s, r in enumerate(self.routes):
-            if not len(r):
-                continue
-            out["fed_asphyxiant"][s] = self.fed_asphyxiant[r].max()
-            out["fed_heat"][s] = self.fed_heat[r].max()
-            out["extinction_per_m"][s] = m["extinction_per_m"][r].max()
-            out["visibility_m"][s] = min(VISIBILITY_CAP_M, float(m["visibility_m"][r].min()))
-            out["t_upper_k"][s] = t_upper_k[r].max()
+        g = self._groups
+        out = {"fed_asphyxiant": g.max(self.fed_asphyxiant, 0.0), "fed_heat": g.max(self.fed_heat, 0.0),
+               "extinction_per_m": g.max(m["extinction_per_m"], 0.0), "t_upper_k": g.max(t_upper_k, 0.0),
+               "visibility_m": np.minimum(g.min(m["visibility_m"], VISIBILITY_CAP_M), VISIBILITY_CAP_M)}
         untenable = self.untenable(t_s)
         smoke = (out["visibility_m"] < SMOKE_VISIBILITY_M) | (out["t_upper_k"] > SMOKE_T_UPPER_K)
         out["status"] = np.where(untenable, 2, np.where(smoke, 1, 0)).astype(np.int8)
         out["untenable"] = untenable
         return out
+
+
+class StoreyGroups:
+    """Max and min of an (N,) field over each storey's compartments (a list of index arrays, some empty) in one
+    ``numpy.ufunc.reduceat`` over their concatenation: the same numbers as a loop of ``x[r].max()``, exactly."""
+
+    def __init__(self, groups: list[np.ndarray]):
+        sizes = np.array([len(r) for r in groups], np.int64)
+        self.filled = np.flatnonzero(sizes > 0)
+        self.index = np.concatenate([np.asarray(r, np.int64) for r in groups] + [np.zeros(0, np.int64)])
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[self.filled]
+        self.n = len(groups)
+
+    def _reduce(self, ufunc, x: np.ndarray, empty: float) -> np.ndarray:
+        out = np.full(self.n, empty, float)
+        if len(self.filled):
+            out[self.filled] = ufunc.reduceat(np.asarray(x, float)[self.index], self.starts)
+        return out
+
+    def max(self, x: np.ndarray, empty: float = np.nan) -> np.ndarray:
+        """(S,) the largest of ``x`` over each group, ``empty`` for an empty group."""
+        return self._reduce(np.maximum, x, empty)
+
+    def min(self, x: np.ndarray, empty: float = np.nan) -> np.ndarray:
+        """(S,) the smallest of ``x`` over each group, ``empty`` for an empty group."""
+        return self._reduce(np.minimum, x, empty)

@@ -360,6 +360,8 @@ class FireZoneModel(Component):
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()
         self.broken = np.zeros(network.n_vents, bool)
+        self._glazed: np.ndarray | None = None  # glazing vents not broken yet (:meth:`_break_glazing`)
+        self._glazed_broken: np.ndarray | None = None
         self.state = initial_state(network, t_in, t_out, self.par[K.P_P0])
         self.t = 0.0
         self.tally = np.zeros(K.NTALLY)
@@ -456,7 +458,11 @@ class FireZoneModel(Component):
     def _break_glazing(self) -> None:
         """Glazing falls out (vent fully open) once either side's upper layer reaches its break temperature."""
         brk = self.network.vent_break_c
-        cand = np.flatnonzero(np.isfinite(brk) & ~self.broken)
+        cand = self._glazed
+        if cand is None or self._glazed_broken is not self.broken:  # once, and again if ``broken`` was replaced
+            cand = np.flatnonzero(np.isfinite(brk))
+        cand = cand[~self.broken[cand]]
+        self._glazed, self._glazed_broken = cand, self.broken
         if not len(cand):
             return
         tu = self.t_upper

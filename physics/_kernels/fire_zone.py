@@ -999,18 +999,20 @@ def ldl_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
     the compartments (:func:`~physics._kernels.sparse_ldl.minimum_degree` over the vent graph), the permuted
     pattern, its elimination tree and L's column pointers; see :func:`direct_solve`.
 
-    Returns (new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp): ``new[i]`` compartment i's row in the
-    permuted matrix, ``wall_pos``/``ceil_pos`` each vent's off-diagonal entry (−1 for vents to outside)."""
+    Returns (new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp, rp, rj): ``new[i]`` compartment i's row in
+    the permuted matrix, ``wall_pos``/``ceil_pos`` each vent's off-diagonal entry (−1 for vents to outside),
+    ``rp``/``rj`` the rows' patterns of L (:func:`~physics._kernels.sparse_ldl.row_patterns`)."""
     vidx = np.asarray(vidx, np.int64).reshape(-1, 2)
     vvidx = np.asarray(vvidx, np.int64).reshape(-1, 2)
     edges = np.concatenate([vidx, vvidx])
     order = LDL.minimum_degree(n, edges)
     ap, ai, diag_pos, edge_pos = LDL.pattern(n, edges, order)
     parent, lp = LDL.symbolic(ap, ai)
+    rp, rj = LDL.row_patterns(ap, ai, parent)
     new = np.empty(n, np.int64)
     new[order] = np.arange(n)
     m = vidx.shape[0]
-    return new, ap, ai, diag_pos, edge_pos[:m].copy(), edge_pos[m:].copy(), parent, lp
+    return new, ap, ai, diag_pos, edge_pos[:m].copy(), edge_pos[m:].copy(), parent, lp, rp, rj
 
 
 @njit(cache=True)
@@ -1018,7 +1020,7 @@ def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x):
     """Solve J·x = rhs exactly, J = diag + the Laplacian of the vent weights (outside vents on the diagonal
     only; SPD), by the sparse LDLᵀ factorisation of :func:`ldl_plan`'s pattern; returns 0, or −1 where J was
     not positive definite (x then holds zeros)."""
-    new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp = plan
+    new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp, rp, rj = plan
     n = rhs.shape[0]
     ax = np.zeros(ai.shape[0])
     for i in range(n):
@@ -1038,7 +1040,7 @@ def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x):
     li = np.empty(lp[n], np.int64)
     lx = np.empty(lp[n])
     d = np.empty(n)
-    if LDL.numeric(ap, ai, ax, parent, lp, li, lx, d) < n:
+    if LDL.numeric_rows(ap, ai, ax, rp, rj, lp, li, lx, d) < n:
         x[:] = 0.0
         return -1
     y = np.empty(n)
