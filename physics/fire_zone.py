@@ -362,6 +362,7 @@ class FireZoneModel(Component):
         self.broken = np.zeros(network.n_vents, bool)
         self._glazed: np.ndarray | None = None  # glazing vents not broken yet (:meth:`_break_glazing`)
         self._glazed_broken: np.ndarray | None = None
+        self._glazed_min_c = np.inf  # the lowest break temperature among them (°C)
         self.state = initial_state(network, t_in, t_out, self.par[K.P_P0])
         self.t = 0.0
         self.tally = np.zeros(K.NTALLY)
@@ -461,11 +462,12 @@ class FireZoneModel(Component):
         cand = self._glazed
         if cand is None or self._glazed_broken is not self.broken:  # once, and again if ``broken`` was replaced
             cand = np.flatnonzero(np.isfinite(brk))
+            self._glazed_min_c = float(brk[cand].min()) if len(cand) else np.inf
         cand = cand[~self.broken[cand]]
         self._glazed, self._glazed_broken = cand, self.broken
-        if not len(cand):
-            return
         tu = self.t_upper
+        if not len(cand) or float(tu.max()) - 273.15 < self._glazed_min_c:  # no layer hot enough for any pane
+            return
         a, b = self.network.vent_a[cand], self.network.vent_b[cand]
         hot = np.maximum(tu[a], np.where(b >= 0, tu[np.maximum(b, 0)], 0.0)) - 273.15
         hit = cand[hot >= brk[cand]]
