@@ -13,7 +13,8 @@ Features
                     :func:`moveout_speed`). A train's front sweeps the fibre at its speed; a still source has no
                     moving front (its channels start together or at random), its speed is near 0; apparent speeds
                     above ``STILL_SPEED_MPS`` (a still source's wavefront) are reported as 0.
-``frequency_hz``    RMS frequency of the band-passed signal at the peak channel, ``fs/π · asin(√(D/E)/2)``
+``frequency_hz``    RMS frequency of the band-passed signal at the peak channel (where the event is placed),
+                    ``fs/π · asin(√(D/E)/2)``
                     (exact for a sine: for ``y = sin(2πfn/fs)``, ``D/E = 4 sin²(πf/fs)``).
 ``kurtosis``        median over windows of ``win·Q/E²`` at the window's peak channel: 1.5 for a steady sine,
                     3 for Gaussian noise, ≫ 3 for impulses (blows, footsteps).
@@ -121,8 +122,9 @@ def moveout_speed(slices: list, dt: float, dx: float) -> float:
     return best if abs(best) < STILL_SPEED_MPS else 0.0
 
 
-def track_features(track: Any, det: Any) -> dict[str, float]:
-    """The features (module docstring) of a detector track."""
+def track_features(track: Any, det: Any, peak: int | None = None) -> dict[str, float]:
+    """The features (module docstring) of a detector track; ``peak`` is the index into ``track.sums`` of the channel
+    where it is placed (default its energy peak; :func:`physics.das_detect.supported_peak`)."""
     rows = track.rows
     dt = det.dt_win
     fs = float(det.layout.fs_hz)
@@ -145,7 +147,7 @@ def track_features(track: Any, det: Any) -> dict[str, float]:
     env[(w - w[0]).astype(np.int64)] = e
     period_r, period_s = envelope_periodicity(env, dt)
     speed = moveout_speed(track.slices, dt, dx) * direction
-    k = int(np.argmax(track.sums[0]))
+    k = int(np.argmax(track.sums[0])) if peak is None else int(peak)
     freq = rms_frequency(float(track.sums[1, k]), float(track.sums[0, k]), fs)
     r_max = max(r[5] for r in rows)
     return {

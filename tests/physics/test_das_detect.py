@@ -10,7 +10,7 @@ import pytest
 import scipy.signal
 
 from physics._kernels.das_detect import bandpass_window_stats, sta_lta_update
-from physics.das_detect import DasDetector, DetectorParams, subchannel_peak
+from physics.das_detect import DasDetector, DetectorParams, subchannel_peak, supported_peak
 from physics.das_layout import FibreLayout
 from tests.physics.das_detect_reference import ReferenceBandStats, sta_lta_reference
 from twin.errors import ValidationError
@@ -128,6 +128,29 @@ def test_subchannel_peak_is_exact_for_a_gaussian():
     e = np.exp(-0.5 * ((c - 9.37) / 2.0) ** 2)
     assert subchannel_peak(e, int(np.argmax(e))) == pytest.approx(9.37, abs=1e-9)
     assert subchannel_peak(e, 0) == 0.0
+
+
+def test_supported_peak_ignores_a_brief_loud_passage():
+    """A source at channel 150 peaks in 60 windows (0-59); a passage 100x louder crosses channels 300-310 in the
+    last 10 windows (60-69). The summed energy peaks on the passage, the windows on the source: the event is placed
+    at the source. Kept at the energy peak: the same passage in the middle of the event (a source recurring
+    through it), one source, the rule off (ratio 0), the two places within 2 radii."""
+    c0 = 100
+    c = np.arange(c0, c0 + 300)
+    source = 60 * np.exp(-0.5 * ((c - 150) / 5.0) ** 2)
+    energy = source + 10 * 100 * np.exp(-0.5 * ((c - 305) / 5.0) ** 2)
+    peaks = np.r_[np.full(60, 150) + np.tile([-2, 0, 1, 2], 15), np.arange(300, 310)]
+    w = np.arange(70)
+    assert c0 + int(np.argmax(energy)) == 305
+    assert c0 + supported_peak(energy, c0, peaks, w, 10, 0.5, 30) == 150
+    mid = np.r_[np.arange(30), np.arange(40, 70), np.arange(30, 40)]  # the passage in windows 30-39
+    assert supported_peak(energy, c0, peaks, mid, 10, 0.5, 30) == 205
+    assert supported_peak(energy, c0, peaks, w, 10, 0.0, 30) == 205
+    assert supported_peak(source, c0, peaks[:60], w[:60], 10, 0.5, 30) == 50
+    near = np.r_[np.full(60, 290), np.arange(300, 310)]  # 15 channels apart: within 2 radii, kept
+    assert supported_peak(energy, c0, near, w, 10, 0.5, 30) == 205
+    with pytest.raises(ValidationError, match="peak_support_ratio"):
+        DetectorParams(peak_support_ratio=1.5)
 
 
 def test_events_do_not_depend_on_the_chunking():
