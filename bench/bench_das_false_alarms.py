@@ -104,11 +104,18 @@ def nearest_background(ev, truth, dx_m: float) -> dict:
 
 
 def git_commit() -> str:
+    """The commit the code was loaded from (at start), ``+dirty`` when the DAS modules had uncommitted edits."""
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "physics/das_*.py",
+                                "physics/_kernels/das_*.py"], capture_output=True, text=True, timeout=10).stdout
+        return head + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+COMMIT = git_commit()  # taken when the modules are imported: later commits do not change what this run runs
 
 
 def run_segment(seed: int, km: float, hours: float, noise: float) -> dict:
@@ -156,10 +163,11 @@ def run_segment(seed: int, km: float, hours: float, noise: float) -> dict:
         "reports_by_class": {c: sum(e.event_class == c for e in reports) for c in sorted({e.event_class
                                                                                           for e in reports})},
         "dropped_tracks": det.stats["dropped"], "relabelled_vehicle": det.stats["nuisance_relabelled"],
+        "relocated": det.stats.get("relocated", 0),
         "gen_wall_s": round(gen_wall, 1), "gen_cpu_s": round(gen_cpu, 1),
         "det_wall_s": round(det_wall, 1), "det_cpu_s": round(det_cpu, 1),
         "wall_s": round(time.perf_counter() - t_start, 1),
-        "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": git_commit(),
+        "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": COMMIT,
         "numba_threads": int(os.environ.get("NUMBA_NUM_THREADS", "0") or 0),
     }
 
