@@ -20,11 +20,18 @@ Reported:
 * for the LTS run: coarse steps, sub-steps and cell-updates per level;
 * max-depth difference LTS - global over cells flooded (>= 0.15 m) in
   either run: median, 99th percentile and max of |diff|; mass closure of
-  both (relative balance error).
+  both (relative balance error);
+* with ``--modes ...,live``: the global step over each row's open segments
+  (:mod:`physics.flood_live`, blocked cells inside a row skipped), its
+  stepping time and the same comparison against the global run;
+  ``live_sea``: also the dead sea skipped (an approximation).
+
+Wall and CPU time (process time of all threads) of the stepping are both
+reported: the machine is shared.
 
 Usage: ``python bench/bench_flood_city.py [--quick] [--resolution 30]
 [--hours 6] [--districts Futian,Luohu] [--tile 32] [--max-level 8]
-[--skip-global]``. ``--quick``: Futian and Luohu at 90 m for 1 h. Figures
+[--skip-global] [--modes global,live,lts] [--threads 2]``. ``--quick``: Futian and Luohu at 90 m for 1 h. Figures
 taken on a shared machine: the JSON carries the CPU pressure during the run.
 """
 
@@ -82,26 +89,31 @@ def run(setup, mode: str, hours: float, tile: int, max_level: int) -> tuple[dict
     from physics.flood_city import model_kwargs
 
     model = FloodModel(**model_kwargs(setup))
+    if mode in ("live", "live_sea"):
+        from physics import flood_live
+
+        flood_live.enable(model, skip_dead_sea=mode == "live_sea")
     wl = setup.get("water_level")
     level_mask = np.asarray(wl.mask, dtype=bool) if wl is not None else np.zeros(model.shape, dtype=bool)
     t0 = time.perf_counter()
-    if mode == "global":
+    if mode in ("global", "live", "live_sea"):
         model.warm_up()
     else:
         flood_lts.advance(model, model.t, max_steps=0, tile=tile, max_level=max_level)
     compile_s = time.perf_counter() - t0
     duration = hours * 3600.0
-    step_s = out_s = 0.0
+    step_s = out_s = cpu_s = 0.0
     census = []
     n_open = int(np.count_nonzero(model.phi > 0))
     while model.t < duration - 1e-9:
         target = min(model.t + CHUNK_S, duration)
-        t1 = time.perf_counter()
-        if mode == "global":
+        t1, c1 = time.perf_counter(), time.process_time()
+        if mode in ("global", "live", "live_sea"):
             model.step(target - model.t)
         else:
             flood_lts.run(model, target - model.t, tile=tile, max_level=max_level)
         t2 = time.perf_counter()
+        cpu_s += time.process_time() - c1
         model.balance()
         _ = model.h.astype(np.float32)
         out_s += time.perf_counter() - t2
@@ -110,12 +122,18 @@ def run(setup, mode: str, hours: float, tile: int, max_level: int) -> tuple[dict
             census.append(cfl_census(model, level_mask))
         print(f"  {mode}: t = {model.t:7.0f} s, steps {model.n_steps}, stepping {step_s:7.1f} s", flush=True)
     b = model.balance()
-    res = {"mode": mode, "compile_s": compile_s, "stepping_s": step_s, "output_s": out_s, "steps": model.n_steps,
+    res = {"mode": mode, "compile_s": compile_s, "stepping_s": step_s, "stepping_cpu_s": cpu_s, "output_s": out_s,
+           "steps": model.n_steps,
            "cells": int(model.h.size), "open_cells": n_open, "sim_s_per_wall_s": duration / step_s,
            "balance_relative_error": b["relative_error"], "balance_error_m3": b["error"]}
-    if mode == "global":
+    if mode in ("global", "live", "live_sea"):
+        from physics import flood_live
+
         res["cell_updates_per_s"] = model.n_steps * model.h.size / step_s
         res["open_cell_updates"] = model.n_steps * n_open
+        res["stepped_cell_updates"] = model.n_steps * flood_live.stepped_cells(model)
+        res["stepped_cell_updates_per_s"] = res["stepped_cell_updates"] / step_s
+    if mode == "global":
         res["census"] = census
     else:
         st = flood_lts.stats(model)
@@ -150,7 +168,15 @@ def main(argv=None) -> int:
     ap.add_argument("--max-level", type=int, default=8)
     ap.add_argument("--skip-global", action="store_true", help="LTS only (no census, no comparison)")
     ap.add_argument("--skip-lts", action="store_true")
+    ap.add_argument("--modes", default=None, help="comma-separated of global, live, lts (default: global,lts)")
+    ap.add_argument("--threads", type=int, default=None, help="numba threads (default: numba's)")
     args = ap.parse_args(argv)
+    if args.threads:
+        from bench._common import set_threads
+
+        set_threads(args.threads)
+    modes = args.modes.split(",") if args.modes else [m for m, skip in (("global", args.skip_global),
+                                                                        ("lts", args.skip_lts)) if not skip]
     if args.quick:
         args.resolution, args.hours, args.districts = 90.0, 1.0, args.districts or "Futian,Luohu"
     from physics.flood_city import city_flood_setup
@@ -164,17 +190,16 @@ def main(argv=None) -> int:
     setup_s = time.perf_counter() - t0
     print(f"set-up {setup_s:.1f} s, grid {setup['dem'].shape}")
     runs, models = {}, {}
-    for mode in ("global", "lts"):
-        if (mode == "global" and args.skip_global) or (mode == "lts" and args.skip_lts):
-            continue
+    for mode in modes:
         runs[mode], models[mode] = run(setup, mode, args.hours, args.tile, args.max_level)
-    cmp_ = compare(models["global"], models["lts"]) if len(models) == 2 else {}
-    rows = [[m, f"{args.resolution:g} m", r["steps"], setup_s, r["compile_s"], r["stepping_s"], r["output_s"],
-             r["sim_s_per_wall_s"], r["cell_updates_per_s"], r["open_cell_updates_per_s"],
+    cmps = {m: compare(models["global"], models[m]) for m in models if m != "global" and "global" in models}
+    cmp_ = cmps.get("lts", {})
+    rows = [[m, f"{args.resolution:g} m", r["steps"], setup_s, r["compile_s"], r["stepping_s"], r["stepping_cpu_s"],
+             r["output_s"], r["sim_s_per_wall_s"], r["cell_updates_per_s"], r["open_cell_updates_per_s"],
              r["balance_relative_error"]] for m, r in runs.items()]
     print_table(f"City flood {args.hours:g} h, record storm (2023-09-07), float64",
-                ["time stepping", "grid", "steps", "set-up s", "compile s", "stepping s", "output s",
-                 "sim s / wall s", "cell-upd/s (grid)", "cell-upd/s (open, run)", "balance rel. err"],
+                ["time stepping", "grid", "steps", "set-up s", "compile s", "stepping s", "stepping CPU s",
+                 "output s", "sim s / wall s", "cell-upd/s (grid)", "cell-upd/s (open, run)", "balance rel. err"],
                 rows, notes=["LTS steps are coarse steps; its cell-updates are those run (open cells of active tiles)",
                              "shared 2-core machine: see cpu pressure in the JSON"])
     if "global" in runs:
@@ -190,13 +215,14 @@ def main(argv=None) -> int:
         print_table("LTS: sub-steps and cell-updates per level", ["level", "dt_0 / 2^k", "sub-steps",
                                                                   "cell-updates"],
                     [[x["level"], f"1/{2 ** x['level']}", x["substeps"], x["cell_updates"]] for x in lv])
-    if cmp_:
-        print_table("Max depth, LTS - global, over cells flooded (>= 0.15 m) in either",
-                    ["cells", "median |d| m", "p99 |d| m", "max |d| m", "flooded global", "flooded LTS"],
-                    [[cmp_["flooded_cells"], cmp_.get("median_m"), cmp_.get("p99_m"), cmp_.get("max_m"),
-                      cmp_.get("flooded_global"), cmp_.get("flooded_lts")]])
+    if cmps:
+        print_table("Max depth, each mode - global, over cells flooded (>= 0.15 m) in either",
+                    ["mode", "cells", "median |d| m", "p99 |d| m", "max |d| m", "flooded global", "flooded mode"],
+                    [[m, c["flooded_cells"], c.get("median_m"), c.get("p99_m"), c.get("max_m"),
+                      c.get("flooded_global"), c.get("flooded_lts")] for m, c in cmps.items()])
     path = write_results("flood_city", {"args": vars(args), "machine": machine_info(), "setup_s": setup_s,
-                                        "runs": runs, "max_depth_difference": cmp_, "busy_warning": warn})
+                                        "runs": runs, "max_depth_difference": cmp_, "differences": cmps,
+                                        "busy_warning": warn})
     print("wrote", path)
     return 0
 

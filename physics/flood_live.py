@@ -30,11 +30,26 @@ def _blocks(chunks: np.ndarray, nx: int, dtype) -> K.Blocks:
         roll_f=np.ones((nb, 3, nx + 2), dtype=dtype))
 
 
+def dead_sea(model) -> np.ndarray:
+    """Fixed-level cells whose four neighbours are all fixed-level or blocked (bool (ny, nx); grid edge: not).
+
+    Their depth is the level's whatever their faces carry; only the q-centred average of the coast's faces
+    reads the discharges of the faces between them (numerical diffusion carried into the sea).
+    """
+    level = np.asarray(model._forcing.level_mask) != 0
+    held = np.pad(level | (np.asarray(model.phi) <= 0), 1, constant_values=False)
+    return level & held[:-2, 1:-1] & held[2:, 1:-1] & held[1:-1, :-2] & held[1:-1, 2:]
+
+
 class _SegmentLoop:
     """The model's ``_time_loop`` stand-in: :func:`flood_live.advance` with the model's segments."""
 
-    def __init__(self, model):
-        self.ptr, self.seg = L.segments(np.asarray(model.phi) > 0)
+    def __init__(self, model, skip_dead_sea: bool):
+        stepped = np.asarray(model.phi) > 0
+        if skip_dead_sea:
+            stepped &= ~dead_sea(model)
+        self.stepped = int(stepped.sum())
+        self.ptr, self.seg = L.segments(stepped)
         self.nx = model.shape[1]
         self.dtype = model.dtype
         self._for = (0, None)
@@ -49,14 +64,20 @@ class _SegmentLoop:
         return L.advance(g, self.blocks(), f, o, p, w, F, self.ptr, self.seg)
 
 
-def enable(model) -> None:
-    """Step ``model`` (time_stepping "global") over its rows' open segments from now on."""
+def enable(model, *, skip_dead_sea: bool = False) -> None:
+    """Step ``model`` (time_stepping "global") over its rows' open segments from now on.
+
+    ``skip_dead_sea``: also skip the :func:`dead_sea` cells (an approximation: the faces between them and
+    the coast carry 0, they keep their depth of now, and the coast's q-centred average no longer reads the
+    discharges diffused into the sea; measured in tests/physics/test_flood_live.py and
+    bench/bench_flood_city.py ``--modes global,live,live_sea``).
+    """
     if getattr(model, "time_stepping", "global") != "global":
         from twin.errors import ValidationError
 
         raise ValidationError(f"flood_live.enable: time_stepping={model.time_stepping!r}; "
                               "the segment sweep replaces the global step only: use time_stepping='global'")
-    model._time_loop = _SegmentLoop(model)
+    model._time_loop = _SegmentLoop(model, skip_dead_sea)
 
 
 def disable(model) -> None:
@@ -64,6 +85,7 @@ def disable(model) -> None:
     model.__dict__.pop("_time_loop", None)
 
 
-def open_cells(model) -> int:
-    """Cells stepped per step by the segment sweep (the open cells)."""
-    return int(np.count_nonzero(np.asarray(model.phi) > 0))
+def stepped_cells(model) -> int:
+    """Cells stepped per step by the segment sweep (open cells, less the dead sea when skipped)."""
+    loop = model.__dict__.get("_time_loop")
+    return loop.stepped if isinstance(loop, _SegmentLoop) else int(np.sum(model._grid.cols[:, 1] - model._grid.cols[:, 0]))

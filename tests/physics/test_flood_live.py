@@ -130,4 +130,6 @@ def test_enable_refuses_lts_and_disable_restores_the_span_sweep():
     flood_live.enable(g)
     flood_live.disable(g)
     assert "_time_loop" not in g.__dict__
-    assert flood_live.open_cells(g) == int(np.isfinite(z).sum())
+    assert flood_live.stepped_cells(g) == int(np.sum(g._grid.cols[:, 1] - g._grid.cols[:, 0]))
+    flood_live.enable(g)
+    assert flood_live.stepped_cells(g) == int(np.isfinite(z).sum())
