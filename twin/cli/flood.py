@@ -270,3 +270,7 @@ def map_cmd(run_path, out_html, other, city_name, max_frames) -> None:
 from twin.cli.flood_skill import skill as _skill  # noqa: E402  (terrain slice: the skill study)
 
 flood.add_command(_skill)
+
+from twin.cli.flood_reach import reach as _reach  # noqa: E402  (a real river reach)
+
+flood.add_command(_reach)
