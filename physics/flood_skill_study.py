@@ -36,7 +36,11 @@ from twin.errors import ValidationError
 UNDERPASS_WORDS = "桥|下穿|隧|涵"
 #: name -> (storm argument of city_flood_setup, hours)
 STUDY_STORMS = {"60mm_h_1h": (60.0, 1.0), "2023-09-07_6h": ("2023-09-07", 6.0)}
+STORM_TITLES = {"60mm_h_1h": "60 mm/h for 1 h", "2023-09-07_6h": "record storm of 2023-09-07, 6 h"}
 AREAS = ("run_area", "roads_coverage", "run_area_underpass_named", "buildings_coverage")
+AREA_TITLES = {"run_area": "spots in the run", "roads_coverage": "spots in the road data's area",
+               "run_area_underpass_named": "spots named as underpasses, bridges, tunnels or culverts",
+               "buildings_coverage": "spots in the buildings data's area"}
 CONFIGS = (("none", ()), ("+artefacts", ("artefacts",)), ("+roads", ("artefacts", "roads")),
            ("+buildings", ("artefacts", "roads", "buildings")))
 
@@ -221,7 +225,7 @@ def _plot(path: Path, curves: dict, rows) -> None:
                     row = next(r for r in rows if r["storm"] == s and r["conditioning"] == label)
                     ax.plot(fpr, tpr, label=f"{label} (AUC {row[a]['auc']:.3f})")
             ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
-            ax.set(title=f"{s}, {a.replace('_', ' ')}", xlabel="false-alarm rate (random land cells)",
+            ax.set(title=f"{STORM_TITLES.get(s, s)}: {AREA_TITLES.get(a, a.replace('_', ' '))}", xlabel="false-alarm rate (random land cells)",
                    ylabel="hit rate (waterlogging spots)", xlim=(0, 1), ylim=(0, 1))
             ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
