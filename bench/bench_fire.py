@@ -19,7 +19,12 @@
     (residual evaluations, sparse LDLᵀ solves), layer limiting, vent transfers and the layer update;
     the compiled step on the same inputs gives the total. The pieces are called from Python (a
     dispatch of ~10 µs each, and the Newton loop itself run as Python), so they add up to more than
-    the compiled step: read them as proportions.
+    the compiled step: read them as proportions. ``compiled pieces``: the first sampled step's inputs
+    are kept and each compiled piece is repeated ``PIECE_REPEAT`` times inside one compiled loop (no
+    dispatch, no Python), CPU time per call: layer properties + fire sources, vent statics + slab
+    table, one residual, one sparse LDLᵀ solve, the whole Newton solve (``solve_pressures``), the
+    step's tail (jets, ceiling-vent plumes, transfers, layer update) and the whole step; these add up
+    to the step but for its allocations and calls.
 (b) ``cfast``: the references.md MQH room (:func:`physics.fire_cases.one_room`: 4×4×2.4 m, door
     1×2 m, fast t² to 500 kW, 900 s) in NIST CFAST (``physics.fire_cfast.run_case``: wall time of
     the CFAST process, input writing and output parsing included; CFAST's own "Total execution
@@ -52,9 +57,152 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
+from numba import njit  # noqa: E402
+
+from physics._kernels import fire_zone as K  # noqa: E402
 
 TOWER_FLOOR = 44
 TOWER_ROOMS = 13
+PIECE_REPEAT = 40
+
+
+# ----------------------------------------------------------------------------- compiled pieces of a step
+@njit(cache=True)
+def _loop_props_sources(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, reps):
+    n = state.shape[0]
+    props = np.empty((n, K.NPROP))
+    src = np.empty((n, K.NSRC))
+    qburn = np.zeros(n)
+    for _ in range(reps):
+        K.layer_props(state, geom, par, props)
+        K.fire_sources(state, geom, props, par, q_kw, dt, src, qburn, K.open_area(vent, vidx, vvent, vvidx, n),
+                       np.empty((0, 3)), np.zeros((n, 3)))
+    return props, src
+
+
+@njit(cache=True)
+def _loop_statics(vent, vidx, vvent, vvidx, geom, props, par, reps):
+    n, m, kk = props.shape[0], vidx.shape[0], vvidx.shape[0]
+    teff = np.empty((n, 2))
+    teff[:, 0] = props[:, K.Q_TU]
+    teff[:, 1] = props[:, K.Q_TL]
+    vs, vl = np.empty((m, K.NVS)), np.empty((m, 6), np.int64)
+    vvs, vvl = np.empty((kk, 6)), np.empty((kk, 2), np.int64)
+    first, sp = np.empty(m + 1, np.int64), np.empty((3 * m, K.NOS))
+    for _ in range(reps):
+        K.vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
+        K.slab_table(vent, vidx, vs, vl, par, teff, first, sp)
+    return teff, (vs, vl, vvs, vvl, first, sp, np.arange(m))
+
+
+@njit(cache=True)
+def _loop_residual(dp, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, reps):
+    n, m, kk = state.shape[0], vidx.shape[0], vvidx.shape[0]
+    pn = props[:, K.Q_P].copy()
+    chan, vchan = np.zeros((m, 4)), np.zeros((kk, 4))
+    res, wv, wvv, hv, hvv = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
+    for _ in range(reps):
+        K.enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan,
+                            vchan, res, wv, wvv, hv, hvv)
+    return res, wv, wvv
+
+
+@njit(cache=True)
+def _loop_ldl(res, geom, par, dt, vidx, wv, vvidx, wvv, plan, reps):
+    n = res.shape[0]
+    gm1 = par[K.P_R] / (par[K.P_CP] - par[K.P_R])
+    diag = np.empty(n)
+    for i in range(n):
+        diag[i] = geom[i, K.G_VOL] / (gm1 * dt)
+    x = np.empty(n)
+    for _ in range(reps):
+        K.direct_solve(-res, diag, vidx, wv, vvidx, wvv, plan, x)
+    return x
+
+
+@njit(cache=True)
+def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, dp0, plan, reps):
+    n, m, kk = state.shape[0], vidx.shape[0], vvidx.shape[0]
+    chan, vchan = np.zeros((m, 4)), np.zeros((kk, 4))
+    fu, fl, dp, t2 = np.ones(n), np.ones(n), dp0.copy(), teff.copy()
+    it = 0
+    for _ in range(reps):
+        fu[:] = 1.0
+        fl[:] = 1.0
+        dp[:] = dp0
+        t2[:, :] = teff
+        it, _err, _bad = K.solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, t2, stat,
+                                           chan, vchan, dp, plan, fu, fl)
+    return it, chan, vchan, dp, fu, fl, t2
+
+
+@njit(cache=True)
+def _loop_tail(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan0, vchan0, dp, fu, fl,
+               reps):
+    n = state.shape[0]
+    vs, vl = stat[0], stat[1]
+    new_state = np.empty_like(state)
+    tally = np.zeros(K.NTALLY)
+    qburn = np.zeros(n)
+    for _ in range(reps):
+        chan, vchan = chan0.copy(), vchan0.copy()
+        K.apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
+        mix = np.zeros((n, 2))
+        if par[K.P_MIX] > 0.0:
+            K.door_jets(props[:, K.Q_P] + dp, vent, vidx, vs, vl, props, par, teff, np.empty((vidx.shape[0], 4)), mix)
+        vdest = np.full((vvidx.shape[0], 2), -1, np.int64)
+        if par[K.P_VDEP] > 0.0:
+            K.ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, vdest)
+        dm, dh, ds = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2, K.NSP))
+        K.vent_transfers(chan, vchan, vidx, vvidx, vdest, dt, state, props, par, dm, dh, ds, tally)
+        K.layer_update(state, geom, props, par, src, mix, qburn, dt, dm, dh, ds, tally, new_state)
+    return new_state
+
+
+@njit(cache=True)
+def _loop_step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, dp0, plan, reps):
+    n, m, kk = state.shape[0], vidx.shape[0], vvidx.shape[0]
+    new_state, chan, vchan = np.empty_like(state), np.zeros((m, 4)), np.zeros((kk, 4))
+    qburn, tally, dp = np.zeros(n), np.zeros(K.NTALLY), dp0.copy()
+    for _ in range(reps):
+        dp[:] = dp0
+        K.step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp, plan)
+    return new_state
+
+
+def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
+    """CPU ms per call of the compiled pieces of one step with inputs ``args`` (``K.step``'s), each repeated
+    ``reps`` times in a compiled loop after one warm-up call (module docstring (a))."""
+    state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt = args[:9]
+    dp0, plan = args[14].copy(), args[15]
+    par = par.copy()
+
+    def timed(fn, *a):
+        fn(*a, 1)
+        t0 = time.thread_time()
+        out = fn(*a, reps)
+        return 1e3 * (time.thread_time() - t0) / reps, out
+
+    out: dict[str, Any] = {"repeat": reps}
+    out["props_and_sources_ms"], (props, src) = timed(_loop_props_sources, state, geom, par, vent, vidx, vvent,
+                                                      vvidx, q_kw, dt)
+    out["statics_and_slab_table_ms"], (teff, stat) = timed(_loop_statics, vent, vidx, vvent, vvidx, geom, props, par)
+    out["residual_ms"], (res, wv, wvv) = timed(_loop_residual, dp0, dt, state, geom, props, par, vent, vidx, vvent,
+                                               vvidx, src, teff, stat)
+    ldl = plan[0]  # K.step_plan: (the factorisation plan, the step's work arrays)
+    out["ldl_solve_ms"], _ = timed(_loop_ldl, res, geom, par, dt, vidx, wv, vvidx, wvv, ldl)
+    out["newton_solve_ms"], solved = timed(_loop_solve, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt,
+                                           teff, stat, dp0, ldl)
+    it, chan, vchan, dp, fu, fl, t2 = solved
+    out["newton_iterations"] = int(it)
+    out["tail_ms"], _ = timed(_loop_tail, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, t2, stat, chan,
+                              vchan, dp, fu, fl)
+    out["step_ms"], _ = timed(_loop_step, state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, dp0, plan)
+    pieces = out["props_and_sources_ms"] + out["statics_and_slab_table_ms"] + out["newton_solve_ms"] + out["tail_ms"]
+    out["allocations_and_calls_ms"] = out["step_ms"] - pieces
+    out["note"] = ("CPU ms per call, each piece repeated in a compiled loop on the inputs of one sampled step; the "
+                   "tail copies chan/vchan each call; step = the compiled K.step")
+    return out
 
 
 # ----------------------------------------------------------------------------- the tower
@@ -89,6 +237,8 @@ class KernelProfile:
         self.newton_iterations = 0
         self.total_compiled = 0.0
         self.max_state_diff = 0.0
+        self.captured: list | None = None  # the first sampled step's inputs (:func:`compiled_pieces`)
+        self.captured_t = math.nan
 
     def _timed(self, name, fn):
         def wrapper(*a):
@@ -103,10 +253,11 @@ class KernelProfile:
         self.calls += 1
         if self.calls < 3 or self.calls % self.every:
             return
-        from physics._kernels import fire_zone as K
-
         copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         ref = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        if self.captured is None:
+            self.captured = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            self.captured_t = float(args[2][K.P_TIME])
         t0 = time.thread_time()
         K.step(*ref)
         self.total_compiled += time.thread_time() - t0
@@ -239,6 +390,8 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
             "newton_per_step": (zone.newton_iterations - newton0) / max(steps, 1),
             "kernel_s": acc["kernel"], "zone_other_s": acc["zone"] - acc["kernel"],
             "sim_other_s": wall - acc["zone"], "events": events, "profile": prof.breakdown(),
+            "compiled_pieces": dict(compiled_pieces(prof.captured), t_s=prof.captured_t)
+            if prof.captured is not None else None,
             "cpu_contention_pct": contention}
 
 
@@ -367,6 +520,14 @@ def main(argv: list[str] | None = None) -> int:
                      f"{pr['residual_ms']:.1f} ms in {pr['residuals_per_step']:.1f}, LDLᵀ {pr['linear_solve_ms']:.1f} "
                      f"ms in {pr['linear_solves_per_step']:.1f} solves) + limiting {pr['layer_limiting_ms']:.2f} + "
                      f"transfers {pr['transfers_and_update_ms']:.2f} + remainder {pr['remainder_ms']:.2f}")
+        cp = tw["compiled_pieces"]
+        if cp is not None:
+            notes.append(f"tower compiled pieces (CPU ms per call, step at t = {cp['t_s']:.0f} s): step "
+                         f"{cp['step_ms']:.2f} = props+sources {cp['props_and_sources_ms']:.3f} + statics and slab "
+                         f"table {cp['statics_and_slab_table_ms']:.3f} + Newton solve {cp['newton_solve_ms']:.2f} "
+                         f"({cp['newton_iterations']} iterations; one residual {cp['residual_ms']:.3f}, one LDLᵀ "
+                         f"solve {cp['ldl_solve_ms']:.3f}) + tail {cp['tail_ms']:.3f} + allocations and calls "
+                         f"{cp['allocations_and_calls_ms']:.3f}")
         if tw["stopped"]:
             notes.append(f"tower run cut at t = {tw['t_reached_s']:.0f} s of {tw['duration_s']:.0f} s: "
                          f"{tw['stopped']}; rates over the span that ran")

@@ -333,7 +333,7 @@ class FireZoneModel(Component):
                                   f"O2 it burns with ({limit:g} kg); lower the yields")
         self.fuel = fuel
         self.arrays = network_arrays(network, t_in, require_positive(vvent_cd, "vvent_cd"))
-        self._plan = K.ldl_plan(n, self.arrays["vidx"], self.arrays["vvidx"])  # the pressure Jacobian's pattern
+        self._plan = K.step_plan(n, self.arrays["vidx"], self.arrays["vvidx"])  # factorisation plan, work arrays
         self.par = np.zeros(K.NPAR)
         self.par[[K.P_R, K.P_CP, K.P_G, K.P_P0]] = R_AIR, CP_AIR, G, require_positive(p0_pa, "p0_pa")
         self.par[K.P_DELTA] = require_positive(delta_pa, "delta_pa")

@@ -162,3 +162,35 @@ def test_storey_groups_are_the_loops_max_and_min():
     assert np.array_equal(g.max(x, -5.0), want_max)
     assert np.array_equal(g.min(x), want_min, equal_nan=True)
     assert np.array_equal(StoreyGroups([np.array([], np.int64)]).max(x, 0.0), [0.0])
+
+
+def test_step_reusing_its_work_arrays_is_a_fresh_step():
+    # K.step_plan's work arrays are scratch: a step whose work arrays hold garbage (NaN, huge numbers) from
+    # before gives, to the bit, the step with freshly made ones (what K.step allocated every step before)
+    from physics import fire_cases
+    from physics.fire_zone import FireZoneModel
+
+    case = fire_cases.two_rooms()
+    m = FireZoneModel(case.network, t_inside_k=293.15, t_outside_k=283.15)
+    for _ in range(60):  # a layer, door flows and jets: every piece of the step at work
+        m.q_kw[0] = 0.047 * m.t ** 2
+        m.step(1.0)
+    a = m.arrays
+    n = case.network.n_compartments
+    results = []
+    for garbage in (None, np.nan, 1e300):
+        plan = K.step_plan(n, a["vidx"], a["vvidx"])
+        if garbage is not None:
+            for w in plan[1]:
+                w[...] = -7 if w.dtype.kind == "i" else garbage
+            plan[1][12][:] = np.arange(len(plan[1][12]))  # the vents' index list is part of the plan, not scratch
+        new, chan, vchan = np.empty_like(m.state), np.zeros_like(m.chan), np.zeros_like(m.vchan)
+        qburn, tally, dp = np.zeros(n), np.zeros(K.NTALLY), m._dp_last.copy()
+        it = K.step(m.state, a["geom"], m.par, a["vent"], a["vidx"], a["vvent"], a["vvidx"], m.q_kw.copy(), 1.0, new,
+                    chan, vchan, qburn, tally, dp, plan)
+        results.append((it, new, chan, vchan, qburn, tally, dp))
+    for other in results[1:]:
+        assert other[0] == results[0][0]
+        for x, y in zip(other[1:], results[0][1:], strict=True):
+            assert np.array_equal(x, y)
+    assert np.any(results[0][2] > 0)  # the door carried flow
