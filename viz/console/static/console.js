@@ -751,7 +751,7 @@
     btn.disabled = true;
     act('api/runs/' + id + '/cancel', {}).then(function (res) {
       if (res.status === 202) {
-        state.runs[id] = res.body;
+        if (!putRun(res.body)) return;  // the feed already told the page it ended (its message stays)
         renderRuns();
         showMessage('Run ' + id + ' is being cancelled: it stops at its next progress report.', true);
       } else {
@@ -1025,7 +1025,7 @@
       $('run-start').disabled = true;
       act('api/runs', formBody(kind)).then(function (res) {
         if (res.status === 202) {
-          state.runs[res.body.id] = res.body;
+          putRun(res.body);
           renderRuns();
           showMessage(kind.title + ' run ' + res.body.id + ' started.', true);
         } else {
@@ -1036,9 +1036,20 @@
     });
   }
 
+  // A run's status only moves forward (running -> done, failed or cancelled). A reply or message read
+  // before the run ended can reach the page after the feed's message that it ended (a cancel's 202,
+  // computed when the cancel was asked, overtaken by the feed's 'cancelled' on a loaded machine): it
+  // must not bring the run back to 'running', where nothing would ever correct it.
+  function putRun(r) {
+    var prev = state.runs[r.id];
+    if (prev && prev.status !== 'running' && r.status === 'running') return false;
+    state.runs[r.id] = r;
+    return true;
+  }
+
   function setRun(r) {
     var prev = state.runs[r.id];
-    state.runs[r.id] = r;
+    if (!putRun(r)) return;
     renderRuns();
     if (r.status === 'done' && (!prev || prev.status !== 'done')) {
       loadForecast(r.id);
@@ -1094,7 +1105,7 @@
       getJSON('api/sensors').then(function (b) { setSensors(b.sensors); adopt(b.cursor); }),
       getJSON('api/alerts').then(function (b) { setAlerts(b.alerts); }),
       getJSON('api/incidents').then(function (b) { setIncidents(b.incidents); }),
-      getJSON('api/runs').then(function (b) { b.runs.forEach(function (r) { state.runs[r.id] = r; }); renderRuns(); })
+      getJSON('api/runs').then(function (b) { b.runs.forEach(putRun); renderRuns(); })
     ]);
   }
 
