@@ -135,7 +135,7 @@ def run(setup, mode: str, hours: float, tile: int, max_level: int) -> tuple[dict
         res["stepped_cell_updates_per_s"] = res["stepped_cell_updates"] / step_s
     if mode == "global":
         res["census"] = census
-    else:
+    elif mode == "lts":
         st = flood_lts.stats(model)
         st.pop("level_now")
         res["lts"] = st

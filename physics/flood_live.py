@@ -4,8 +4,10 @@
 steps as the global fused sweep, over the maximal runs of open cells of each row instead of the span from
 the first to the last open cell, with row blocks balanced by open cells. Depths, discharges and maxima are
 bit-identical to the default path (tests/physics/test_flood_live.py); the row volumes of the balance differ
-by round-off (summed per segment). The gain is the share of blocked cells inside the rows' spans: on the
-city at 90 m 27 % of the span (104,384 of 391,898 cells), see bench/bench_flood_city.py ``--live``.
+by round-off (summed per segment). Blocked cells are 27 % of the city's row spans (942,761 of 3,520,811 at
+30 m), but a blocked cell costs the span sweep about half an open cell (its update takes no branch): at 30 m,
+one thread, CPU per step 45.3 ms (span), 39.3 ms (segments, -13 %), 34.1 ms with the dead sea skipped too
+(-25 %; 2026-12-05, machine under 98 % CPU pressure; bench/bench_flood_live.py).
 
 ``disable(model)`` restores the default loop. ``model.cell_updates`` keeps the model's count (every cell
 of the grid per step); :func:`open_cells` is the count per step actually stepped.
