@@ -71,8 +71,9 @@ def enable(model, *, skip_dead_sea: bool = False) -> None:
 
     ``skip_dead_sea``: also skip the :func:`dead_sea` cells (an approximation: the faces between them and
     the coast carry 0, they keep their depth of now, and the coast's q-centred average no longer reads the
-    discharges diffused into the sea; measured in tests/physics/test_flood_live.py and
-    bench/bench_flood_city.py ``--modes global,live,live_sea``).
+    discharges diffused into the sea). On the city at 90 m (6 h record storm) it moved the maximum depth of
+    land cells flooded in either run by 2.7 mm at the 99th percentile and 4.7 cm at most
+    (bench/bench_flood_city.py ``--modes global,live_sea``), for 11 % fewer cells stepped.
     """
     if getattr(model, "time_stepping", "global") != "global":
         from twin.errors import ValidationError
