@@ -301,8 +301,11 @@ class RunManager:
     def _set(self, run_id: int, **kw: Any) -> None:
         p = self._progress.setdefault(run_id, {})
         p.update(kw)
-        self.version += 1
-        p["_v"] = self.version
+        # the run's mark first, then the manager's version: a poll between the two then sees the change next time
+        # instead of marking the new version seen without it
+        v = self.version + 1
+        p["_v"] = v
+        self.version = v
 
     def _run(self, run_id: int, kind: RunKind, req: Any) -> None:
         from twin import pipeline
