@@ -203,16 +203,23 @@ def test_runner_starts_the_lane_and_the_twin_link(mosquitto, tmp_path):
                      30, "readings, alarm and its alert stored")
             (ev,) = st.events(kind="threshold_crossed")
         assert ev.source == "CS-1/gas_h2s" and ev.severity == "alarm"
-        # the normal subscription's copy of the alarm arrives too (a duplicate)
-        wait_for(lambda: lines[-1]["event"] == "stats"
-                 and lines[-1]["stats"]["results"].get("duplicate") == 1, 30, "the second copy")
+        # the normal subscription's copy of the alarm arrives too: whichever lane handles it second finds it
+        # stored (a duplicate). Which lane comes first is not fixed: under load the normal lane's copy can be
+        # handled before the alarm lane's (CI run of 2026-12-05), so the duplicate is counted in either lane
+        def _dups(rec):
+            return (rec["stats"]["results"].get("duplicate", 0)
+                    + rec.get("alarm_lane", rec["stats"].get("alarm_lane", {})).get("results", {}).get("duplicate", 0))
+
+        wait_for(lambda: lines[-1]["event"] == "stats" and _dups(lines[-1]) == 1, 30, "the second copy")
     finally:
         stop.set()
         th.join(30)
     final = lines[-1]["stats"]
     assert lines[-1]["event"] == "stopped"
-    assert final["alarm_lane"]["results"] == {"stored": 1}
-    assert final["results"] == {"stored": 100, "duplicate": 1} and final["acked"] == 101
+    lane_r, main_r = final["alarm_lane"]["results"], final["results"]
+    assert sum(lane_r.values()) == 1 and sum(main_r.values()) == 101 and final["acked"] == 101
+    assert lane_r.get("stored", 0) + main_r.get("stored", 0) == 101
+    assert lane_r.get("duplicate", 0) + main_r.get("duplicate", 0) == 1
     assert final["twin_link"]["readings"] == 101 and final["twin_link"]["events.alarm"] == 1
 
     lines.clear()
