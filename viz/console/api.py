@@ -109,11 +109,7 @@ class ConsoleApi:
     # --------------------------------------------------------------- helpers
     async def sync(self) -> None:
         """Catch up with the store now and publish what changed (reads are never stale)."""
-        msgs = await asyncio.to_thread(self.live.refresh)
-        msgs += await asyncio.to_thread(self.incidents_board.refresh)
-        msgs += self.runs.poll()
-        if msgs:
-            await self.feed.publish(msgs)
+        await self.feed.poll_and_publish(self.live.refresh, self.incidents_board.refresh, self.runs.poll)
 
     def district_names(self) -> dict[str, str]:
         """casefolded English/Chinese name or adcode -> English name of the city's districts."""

@@ -82,6 +82,7 @@ class Feed:
         self.epoch = secrets.token_hex(4)
         self._cond: asyncio.Condition | None = None
         self._task: asyncio.Task | None = None
+        self._polling = asyncio.Lock()  # one poll-and-publish at a time: messages go out in the order polled
         self.closing = False
 
     # ------------------------------------------------------------- lifecycle
@@ -106,19 +107,31 @@ class Feed:
     async def _run(self) -> None:
         last_recheck = time.monotonic()
         while not self.closing:
+            recheck = self._recheck is not None and time.monotonic() - last_recheck >= self.recheck_s
+            if recheck:
+                last_recheck = time.monotonic()
             try:
-                msgs = await asyncio.to_thread(self._poll)
-                if self._recheck is not None and time.monotonic() - last_recheck >= self.recheck_s:
-                    last_recheck = time.monotonic()
-                    msgs = msgs + await asyncio.to_thread(self._recheck)
+                await self.poll_and_publish(self._poll, self._recheck if recheck else None)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failing poll must not end the feed
                 log.exception("console feed poll failed")
-                msgs = []
+            await self._pause()
+
+    async def poll_and_publish(self, *polls: Callable[[], list[dict[str, Any]]] | None) -> None:
+        """Run ``polls`` (None skipped) in a worker thread, one after another, and publish their messages.
+
+        One poll-and-publish runs at a time (the feed's own loop and a request's catch-up share it), so
+        messages are numbered in the order their polls read the store: a later poll's messages never get
+        a lower number than an earlier poll's.
+        """
+        async with self._polling:
+            msgs: list[dict[str, Any]] = []
+            for poll in polls:
+                if poll is not None:
+                    msgs += await asyncio.to_thread(poll)
             if msgs:
                 await self.publish(msgs)
-            await self._pause()
 
     async def _pause(self) -> None:
         """Until the store's next commit (``wait``), at most ``interval_s``; a failing wait sleeps instead."""
