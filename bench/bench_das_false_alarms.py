@@ -13,7 +13,14 @@ generates that record segment by segment and keeps every finished segment:
   generation speed).
 - **Seeds**: segment seeds are 1000, 1001, ... in order (a range no test, tuning or other benchmark uses: tuning
   1-3, metrics 11 and 21, case (e) 12); a run takes the lowest seed not yet in the results file, so runs in later
-  sessions add new km·days and never repeat one.
+  sessions add new km·days and never repeat one. ``--seed-start S --seed-step K`` takes the seeds S, S + K, ...
+  not yet recorded instead (fixed before any result is seen): two processes with ``--seed-start 2000 --seed-step
+  2`` and ``--seed-start 2001 --seed-step 2`` run side by side on disjoint seeds; the results file is locked only
+  while a finished segment is appended (one writer at a time), and a lock per seed keeps two runs off one seed.
+- **Versions**: each record carries the simulator's ``snr_coupling`` (``physics.das_simulate.SimConfig``: where
+  a source's SNR holds; records without it are the first simulator's ``"coupled"``) and the detector's
+  ``DETECTOR_VERSION`` (``physics.das_detect``; records without it are version 1). ``--summary`` gives one row
+  per (simulator, detector) version: a figure never mixes segments of different versions.
 - **Streaming**: each segment is generated and detected in 1 s chunks (memory bounded by one chunk plus the
   detector's state); the detector is the default :class:`physics.das_detect.DasDetector` (learned crossings on).
 - **Results**: each finished segment appends one JSON line to ``bench/results/das_false_alarms/segments.jsonl``
@@ -26,6 +33,10 @@ generates that record segment by segment and keeps every finished segment:
 Progress on stderr. One numba thread is plenty (``NUMBA_NUM_THREADS=1``); run it with ``nice``. Examples::
 
     NUMBA_NUM_THREADS=1 nice -n 10 python bench/bench_das_false_alarms.py --segments 6 2> /tmp/das_fa.log
+    NUMBA_NUM_THREADS=1 nice -n 10 python bench/bench_das_false_alarms.py --seed-start 2000 --seed-step 2 \
+        --segments 20 2> /tmp/das_fa_even.log &
+    NUMBA_NUM_THREADS=1 nice -n 10 python bench/bench_das_false_alarms.py --seed-start 2001 --seed-step 2 \
+        --segments 20 2> /tmp/das_fa_odd.log &
     python bench/bench_das_false_alarms.py --summary
 """
 
@@ -47,7 +58,7 @@ from _common import machine_info, print_table, write_results
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from physics.das_detect import ALERTING, DasDetector  # noqa: E402
+from physics.das_detect import ALERTING, DETECTOR_VERSION, DasDetector  # noqa: E402
 from physics.das_layout import FibreLayout  # noqa: E402
 from physics.das_simulate import DasSimulator, SimConfig  # noqa: E402
 
@@ -62,13 +73,18 @@ def read_segments(path: Path = RESULTS) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def next_seed(segments: list[dict]) -> int:
-    """The lowest seed >= FIRST_SEED not yet recorded."""
-    used = {int(s["seed"]) for s in segments}
-    seed = FIRST_SEED
+def next_seed(segments: list[dict], start: int = FIRST_SEED, step: int = 1, skip: set[int] | None = None) -> int:
+    """The lowest seed of ``start, start + step, ...`` not yet recorded (nor in ``skip``)."""
+    used = {int(s["seed"]) for s in segments} | (skip or set())
+    seed = start
     while seed in used:
-        seed += 1
+        seed += step
     return seed
+
+
+def version(seg: dict) -> tuple[str, int]:
+    """(simulator's snr_coupling, detector version) of a record; the first records carry neither."""
+    return seg.get("config", {}).get("snr_coupling", "coupled"), int(seg.get("detector_version", 1))
 
 
 def upper95(n: int) -> float:
@@ -106,9 +122,10 @@ def nearest_background(ev, truth, dx_m: float) -> dict:
 def crossings(sim: DasSimulator) -> list[dict]:
     """The road crossings of a segment with the coupling gain at their channel and the largest within 15 channels.
 
-    The simulator scales a vehicle to its SNR at its nearest channel, coupling included: at a crossing inside a
-    badly coupled stretch (gain 0.05-0.2) the ground motion is 1/gain times larger, and the well coupled channels
-    beside the stretch see it 20-30 dB above the 0-8 dB drawn (seeds 1007 and 1008: every false alarm there).
+    The first simulator (``snr_coupling = "coupled"``) scaled a vehicle to its SNR at its nearest channel, coupling
+    included: at a crossing inside a badly coupled stretch (gain 0.05-0.2) the ground motion was 1/gain times
+    larger, and the well coupled channels beside the stretch saw it 20-30 dB above the 0-8 dB drawn (seeds 1007
+    and 1008: every false alarm there). Now (``"unit"``) the SNR holds at unit gain.
     """
     v = sim.truth[sim.truth["class"] == "vehicle"]
     g = sim.gain
@@ -167,7 +184,9 @@ def run_segment(seed: int, km: float, hours: float, noise: float) -> dict:
     return {
         "seed": seed, "km": km, "hours": hours, "km_days": km * hours / 24.0, "noise": noise,
         "config": {"trains_per_hour": cfg.trains_per_hour, "crossings_per_km": cfg.crossings_per_km,
-                   "vehicles_per_hour": cfg.vehicles_per_hour, "fast_noise": cfg.fast_noise},
+                   "vehicles_per_hour": cfg.vehicles_per_hour, "fast_noise": cfg.fast_noise,
+                   "snr_coupling": cfg.snr_coupling},
+        "detector_version": DETECTOR_VERSION,
         "trains": int((truth["class"] == "train").sum()), "vehicles": int((truth["class"] == "vehicle").sum()),
         "crossings": crossings(sim),
         "false_alarms": [{"class": e.event_class, "onset_s": round(e.onset_s, 1), "duration_s": round(e.duration_s, 1),
@@ -207,28 +226,65 @@ def summary(segments: list[dict]) -> dict:
             "false_alarm_list": [{"seed": s["seed"], **f} for s in segments for f in s["false_alarms"]]}
 
 
+def _seed_ranges(seeds: list[int]) -> str:
+    seeds = sorted(seeds)
+    out, a = [], seeds[0]
+    for prev, cur in zip(seeds, [*seeds[1:], None], strict=True):
+        if cur is None or cur != prev + 1:
+            out.append(str(a) if a == prev else f"{a}-{prev}")
+            a = cur
+    return ", ".join(out)
+
+
 def print_summary(path: Path) -> dict:
+    """Print one row per (simulator, detector) version and the false alarms; the summaries by version."""
     segs = read_segments(path)
     if not segs:
         print(f"no segments recorded yet in {path}")
         return {}
-    m = summary(segs)
-    rows = [[m["segments"], f"{m['km_days']:.3f}", m["false_alarms"], f"{m['per_km_day']:.2f}",
-             f"{m['upper95_per_km_day']:.2f}", m["trains"], m["vehicles"],
-             ", ".join(f"{c} {k}" for c, k in sorted(m["reports_by_class"].items()))]]
-    notes = [f"seeds {min(m['seeds'])}-{max(m['seeds'])}; target <= 1 per km per day (needs >= 3 km·days with "
-             "none to show at 95 %)",
-             f"CPU: generation {m['gen_cpu_s']:.0f} s ({m['gen_msamples_per_cpu_s']:.0f} M samples per CPU s), "
-             f"detection {m['det_cpu_s']:.0f} s ({m['det_msamples_per_cpu_s']:.0f} M samples per CPU s); "
-             f"wall {m['wall_s']:.0f} s (shared 2-core machine)"]
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for s in segs:
+        groups.setdefault(version(s), []).append(s)
+    out, rows = {}, []
+    for key in sorted(groups, key=lambda k: min(s["seed"] for s in groups[k])):
+        m = summary(groups[key])
+        out[f"snr_{key[0]}_detector_{key[1]}"] = m
+        rows.append([f"{key[0]}, v{key[1]}", _seed_ranges(m["seeds"]), m["segments"], f"{m['km_days']:.3f}",
+                     m["false_alarms"], f"{m['per_km_day']:.2f}", f"{m['upper95_per_km_day']:.2f}", m["trains"],
+                     m["vehicles"], ", ".join(f"{c} {k}" for c, k in sorted(m["reports_by_class"].items())),
+                     f"{m['gen_cpu_s']:.0f} / {m['det_cpu_s']:.0f}"])
+    notes = ["target <= 1 per km per day (needs >= 3 km·days with none to show at 95 %); simulator = SimConfig."
+             "snr_coupling, v = physics.das_detect.DETECTOR_VERSION; rows are never summed",
+             "CPU s of generation / detection; wall times in the records (shared 2-core machine)"]
     print_table("DAS false alarms on background only (bench/results/das_false_alarms/segments.jsonl)",
-                ["segments", "km·days", "false alarms", "per km per day", "95 % upper bound", "trains",
-                 "vehicles", "reports by class"], rows, notes)
-    if m["false_alarm_list"]:
-        print_table("False alarms", ["seed", "class", "onset s", "duration s", "channel", "SNR dB", "nearest background"],
-                    [[f["seed"], f["class"], f["onset_s"], f["duration_s"], f["channel"], f["snr_db"],
-                      json.dumps(f["nearest_background"])] for f in m["false_alarm_list"]])
-    return m
+                ["simulator, detector", "seeds", "segments", "km·days", "false alarms", "per km per day",
+                 "95 % upper bound", "trains", "vehicles", "reports by class", "CPU s"], rows, notes)
+    fas = [[f"{k}", f["seed"], f["class"], f["onset_s"], f["duration_s"], f["channel"], f["snr_db"],
+            json.dumps(f["nearest_background"])] for k, m in out.items() for f in m["false_alarm_list"]]
+    if fas:
+        print_table("False alarms", ["version", "seed", "class", "onset s", "duration s", "channel", "SNR dB",
+                                     "nearest background"], fas)
+    return out
+
+
+def append_record(path: Path, rec: dict) -> None:
+    """Append one JSON line under an exclusive lock on the results file's lock (one writer at a time)."""
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def claim(path: Path, seed: int):
+    """A lock file held for the seed's run, or None when another run holds it."""
+    fh = open(path.parent / f"seed_{seed}.lock", "w")  # noqa: SIM115 - held while the segment runs
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
 
 
 def main() -> None:
@@ -237,6 +293,11 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=1.0, help="record length per segment (h)")
     ap.add_argument("--noise", type=float, default=7e-9, help="white noise density (1/s/sqrt(Hz))")
     ap.add_argument("--segments", type=int, default=1, help="segments to run now (each a fresh seed)")
+    ap.add_argument("--seed-start", type=int, default=FIRST_SEED, help="first seed of this run's sequence")
+    ap.add_argument("--seed-step", type=int, default=1, help="step of this run's seed sequence")
+    ap.add_argument("--seeds", type=str, default="",
+                    help="comma-separated seeds to (re-)run, e.g. 1011,1018 (give another --results file: a re-run "
+                         "of a recorded seed is not new km·days)")
     ap.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file to append to")
     ap.add_argument("--summary", action="store_true", help="print the table of the recorded segments and exit")
     args = ap.parse_args()
@@ -245,19 +306,36 @@ def main() -> None:
         if m:
             print(write_results("das_false_alarms", {"summary": m, "machine": machine_info()}))
         return
+    if args.seed_step < 1:
+        sys.exit(f"--seed-step {args.seed_step}: give a step >= 1")
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(args.results.with_suffix(".lock"), "w")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        sys.exit(f"another run holds {lock.name}: one run at a time (seeds are taken from the results file)")
+    busy: set[int] = set()
+    if args.seeds:
+        listed = [int(v) for v in args.seeds.split(",") if v.strip()]
+        if args.results.resolve() == RESULTS.resolve():
+            sys.exit("--seeds re-runs chosen seeds: write them to another --results file, not the long run's")
+        for seed in listed:
+            print(f"segment seed {seed} (listed): {args.km:g} km x {args.hours:g} h", file=sys.stderr, flush=True)
+            rec = run_segment(seed, args.km, args.hours, args.noise)
+            append_record(args.results, rec)
+            print(f"segment seed {seed}: {len(rec['false_alarms'])} false alarms, {rec['reports_by_class']}",
+                  file=sys.stderr, flush=True)
+        print_summary(args.results)
+        return
     for _ in range(args.segments):
-        seed = next_seed(read_segments(args.results))
+        while True:
+            seed = next_seed(read_segments(args.results), args.seed_start, args.seed_step, busy)
+            held = claim(args.results, seed)
+            if held is not None and seed not in {int(s["seed"]) for s in read_segments(args.results)}:
+                break
+            busy.add(seed)
+            if held is not None:
+                held.close()
         print(f"segment seed {seed}: {args.km:g} km x {args.hours:g} h, noise {args.noise:g}", file=sys.stderr,
               flush=True)
         rec = run_segment(seed, args.km, args.hours, args.noise)
-        with open(args.results, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(rec) + "\n")
+        append_record(args.results, rec)
+        held.close()
         print(f"segment seed {seed} recorded: {len(rec['false_alarms'])} false alarms, {rec['reports_by_class']}, "
               f"wall {rec['wall_s']:.0f} s (generation CPU {rec['gen_cpu_s']:.0f} s, detection CPU "
               f"{rec['det_cpu_s']:.0f} s)", file=sys.stderr, flush=True)

@@ -49,6 +49,10 @@ from twin.errors import ValidationError
 CLASSES = ("drilling", "piling", "excavation", "intrusion", "train", "vehicle", "unknown")
 #: Classes that raise an alert (a known road crossing asks more of them).
 ALERTING = ("drilling", "piling", "excavation", "intrusion")
+#: Version of the detector's behaviour, raised with every change that can change its reports (recorded beside
+#: results, e.g. ``bench/bench_das_false_alarms.py``'s segments, so figures from different versions are not mixed).
+#: 1: up to commit 4407a88 (learned crossings, placement rule).
+DETECTOR_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -789,5 +793,5 @@ class DasDetector:
                        for t in self.tracks)
 
 
-__all__ = ["ALERTING", "CLASSES", "DasDetector", "DasEvent", "DetectorParams", "bands_for_rate", "subchannel_peak",
+__all__ = ["ALERTING", "CLASSES", "DETECTOR_VERSION", "DasDetector", "DasEvent", "DetectorParams", "bands_for_rate", "subchannel_peak",
            "supported_peak"]

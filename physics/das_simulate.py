@@ -38,10 +38,17 @@ second, each from its own seeded stream, and re-cut into the caller's chunks, so
   (:func:`physics.vibration_laws.material_damping_per_m`, eta = 0.05, c = 250 m/s: soft ground; **assumption**),
   so the footprint is tens of channels with its maximum at the nearest channel; arrivals are delayed by
   (r - r1) / c.
-- **SNR** (truth ``snr_db``) -- 10 log10 of the event's mean power over ``[t_start, t_end]`` at its nearest
-  channel (coupling included) within its class band (:data:`physics.das_sources.SNR_BANDS`; drilling: around its
-  harmonics) over the white instrument noise's power in the same band. Trains: the vibration's at cruise speed
-  (20-100 Hz) at unit coupling.
+- **SNR** (truth ``snr_db``) -- 10 log10 of the source's mean power over ``[t_start, t_end]`` at its nearest
+  channel *as a channel of unit coupling gain would record it* (``SimConfig.snr_coupling = "unit"``, the default)
+  within its class band (:data:`physics.das_sources.SNR_BANDS`; drilling: around its harmonics) over the white
+  instrument noise's power in the same band: the strength of the source at the fibre, a property of the source,
+  the same for events, road vehicles and trains (trains: the vibration's at cruise speed, 20-100 Hz). The record
+  at a channel of gain g shows it 20 log10(g) dB higher (the coupling's lognormal part: +-3 dB at 1 sigma; a
+  badly coupled stretch: -14 to -26 dB). ``snr_coupling = "coupled"`` is the first simulator's choice (segments
+  of ``bench/bench_das_false_alarms.py`` up to seed 1021, every published figure before 2026-12-05 07:00 UTC):
+  the SNR at the nearest channel *with its coupling*, so a source on a badly coupled stretch was scaled up by
+  1/g, and its well coupled neighbours saw it 14-26 dB above the drawn SNR (the road crossings that made 17 of
+  the long run's 20 false alarms).
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ from physics.das_layout import FibreLayout
 from physics.vibration_laws import bornitz_ppv, material_damping_per_m
 from twin.errors import ValidationError
 
-__all__ = ["EVENT_CLASSES", "DasSimulator", "EventSpec", "SimConfig", "simulate"]
+__all__ = ["EVENT_CLASSES", "SNR_COUPLING", "DasSimulator", "EventSpec", "SimConfig", "simulate"]
 
 EVENT_CLASSES = ("drilling", "piling", "excavation", "intrusion")
 #: Event durations drawn per class (s), before clipping to the record (**assumption**).
@@ -74,6 +81,8 @@ _MAX_REACH_M = 400.0
 TRAJ_DT_S = 0.05
 _FOOTPRINT_FLOOR = 0.01
 _CLS_CODE = {"drilling": 1, "piling": 2, "excavation": 3, "intrusion": 4, "vehicle": 5}
+#: The choices of ``SimConfig.snr_coupling``.
+SNR_COUPLING = ("unit", "coupled")
 
 
 @dataclass(frozen=True)
@@ -115,8 +124,14 @@ class SimConfig:
     #: about 1.7x faster than numpy's float32 draw): the same N(0, sigma^2) noise but another realisation, so a seed
     #: gives a different record than with the default (numpy's float32 draw, which every published figure used).
     fast_noise: bool = False
+    #: Where a source's drawn SNR holds (module docstring, **SNR**): ``"unit"`` at its nearest channel at unit
+    #: coupling gain (the source's own strength); ``"coupled"`` at its nearest channel with the coupling there (the
+    #: first simulator, kept to reproduce old records).
+    snr_coupling: str = "unit"
 
     def __post_init__(self) -> None:
+        if self.snr_coupling not in SNR_COUPLING:
+            raise ValidationError(f"SimConfig.snr_coupling = {self.snr_coupling!r}: choose one of {list(SNR_COUPLING)}")
         for name in ("noise_density", "lf_corner_hz", "coupling_corr_m", "train_length_m", "bogie_spacing_m",
                      "train_sigma_m", "train_decay_m", "near_offset_m", "far_offset_m", "accel_m_s2",
                      "tunnel_depth_m", "wave_speed_m_s"):
@@ -149,7 +164,7 @@ class EventSpec:
     t_start_s, t_end_s : float
         Active span (s since the record's start).
     snr_db : float
-        SNR at the nearest channel (see the module docstring).
+        SNR at the nearest channel, at unit coupling by default (see the module docstring, **SNR**).
     speed_m_min : float
         Motion along the fibre (m per minute; excavation), signed.
     f0_hz : float or None
@@ -310,13 +325,16 @@ class DasSimulator:
         return {"piling": S.piling, "excavation": S.excavation, "intrusion": S.intrusion}[p.cls](rng, fs, p.n)
 
     def _scale_to_snr(self, p: _Point, snr_db: float, band: tuple[float, float]) -> None:
-        """Set ``p.scale`` so the mean band power at the nearest channel is ``snr_db`` over the white noise's."""
+        """Set ``p.scale`` so the mean band power at the nearest channel is ``snr_db`` over the white noise's, at
+        unit coupling gain (``snr_coupling = "unit"``) or with the nearest channel's gain (``"coupled"``)."""
         fs = self.layout.fs_hz
         src = self._stf(p)
         p_src = S.band_power(src, fs, *band)
         p_noise = self.sigma_white**2 * (band[1] - band[0]) / (fs / 2.0)
-        ch = int(np.clip(round(p.pos_m / self.layout.dx_m), 0, self.layout.n_channel - 1))
-        p.scale = math.sqrt(p_noise * 10 ** (snr_db / 10.0) / max(p_src, 1e-300)) / self.gain[ch]
+        p.scale = math.sqrt(p_noise * 10 ** (snr_db / 10.0) / max(p_src, 1e-300))
+        if self.config.snr_coupling == "coupled":
+            ch = int(np.clip(round(p.pos_m / self.layout.dx_m), 0, self.layout.n_channel - 1))
+            p.scale /= self.gain[ch]
         reach = min(_MAX_REACH_M, self._reach(p))
         p.max_delay = int(math.ceil((math.hypot(reach, p.offset_m) - p.offset_m) / self.config.wave_speed_m_s * fs))
 
