@@ -192,7 +192,7 @@ def p_inside(pf, z, base, zi, rho_u, rho_l, g):
     return pf - g * (rho_l * hl + rho_u * (h - hl))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def p_outside(z, par):
     """Outside pressure at elevation ``z``: isothermal atmosphere at T_out, P0 at grade."""
     return par[P_P0] * math.exp(-par[P_G] * z / (par[P_R] * par[P_TOUT]))
@@ -231,7 +231,7 @@ VS_Z, VS_D, VS_RHO = 0, 4, 8
 NVS = 14
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _static_p(i, z, geom, props, par):
     """Pressure at ``z`` less the floor pressure (inside: −g·∫ρ dz), or the outside's pressure (i < 0)."""
     if i < 0:
@@ -340,12 +340,12 @@ def ceiling_statics(vvent, vvidx, geom, props, par, vvs, vvl):
             vvs[k, 3] = max(vmax * (1.0 - abs(dp0) / flood), 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _donor_t(side, layer, teff, par):
     return teff[side, layer] if side >= 0 else par[P_TOUT]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
     """Flow through slab ``k`` (height ``h``) of wall vent ``v`` where Δp runs linearly from x1 to x2,
     cut where it crosses −δ, 0, +δ; channels added to ``chan[v]``; returns (enthalpy a→b W, weight)."""
@@ -471,7 +471,7 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
         wv[v] = weight
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _vvent_donor(side, col, share, teff, par):
     """(other channel, its share, donor temperature) of a ceiling vent's flow from channel ``col`` of
     ``side`` (outside: −1) taking ``share`` from that layer and the rest from the other layer."""
@@ -481,7 +481,7 @@ def _vvent_donor(side, col, share, teff, par):
     return other, 1.0 - share, share * teff[side, col % 2] + (1.0 - share) * teff[side, other % 2]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
     """Flow through ceiling vent ``k`` (lower → upper positive) into ``chan[k]`` (from lower's upper /
     lower layer, from upper's upper / lower layer); returns (net enthalpy up W, Jacobian weight). Each
@@ -563,7 +563,7 @@ def froude_split(vchan, vvidx, vvs, vvl, props, geom, par):
     return change
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def poreh_entrainment(t_hot, t_cold, mdot, z_m, width_m, p_pa, par):
     """Mass flow (kg/s) a vent jet entrains over ``z_m``: the spill plume of Poreh, Morgan, Marshall & Harrison
     (Fire Safety J. 30:1, 1998) as CFAST applies it to door jets (``poreh_plume``):
@@ -577,7 +577,7 @@ def poreh_entrainment(t_hot, t_cold, mdot, z_m, width_m, p_pa, par):
                                                     / (cp * t_cold)) ** (1.0 / 3.0) * z_m
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _jet_mix(d, layer_d, r, flow, zb, zt, width, props, par, mix):
     """Entrainment of receiver ``r`` by the jet of ``flow`` kg/s from (``d``, ``layer_d``) that crosses r's
     interface (CFAST's ``spill_plume``): a hot jet from d's upper layer entering r's lower layer rises to r's
@@ -625,7 +625,7 @@ def door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
             _jet_mix(b, vl[v, 3], a, jet[v, 2] + jet[v, 3], zb, zt, width, props, par, mix)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _flow_temperature(side, c_u, c_l, props, par):
     """Mixed temperature of ``c_u`` kg/s from ``side``'s upper layer and ``c_l`` from its lower (outside: T_out)."""
     if side < 0:
@@ -689,7 +689,7 @@ def heskestad_entrainment(qc_kw, z_m, q_kw, d_m):
     return 0.071 * qc_kw ** (1.0 / 3.0) * dz ** (5.0 / 3.0) * (1.0 + 0.026 * qc_kw ** (2.0 / 3.0) * dz ** (-5.0 / 3.0))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def o2_volume_fraction(state, i, col0, mass):
     """O2 mole fraction of the layer whose species start at column ``col0`` (rest counted as N2)."""
     if mass <= 0.0:
@@ -1215,14 +1215,14 @@ def apply_fractions(chan, vchan, vidx, vvidx, fu, fl):
             _reassign(vchan, k, 2, fu[vvidx[k, 1]], fl[vvidx[k, 1]])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _reassign(ch, v, c0, fu, fl):
     cu, cl = ch[v, c0], ch[v, c0 + 1]
     ch[v, c0] = fu * cu + (1.0 - fl) * cl
     ch[v, c0 + 1] = (1.0 - fu) * cu + fl * cl
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mix_layers(i, mix, dt, state, props, par, dm, dh, ds):
     """Move the vent-jet entrainment ``mix[i]`` (kg/s) between compartment ``i``'s layers for ``dt``, each way
     at most half of what the giving layer holds after the step's other flows; the gas moves with its layer's
@@ -1246,7 +1246,7 @@ def _mix_layers(i, mix, dt, state, props, par, dm, dh, ds):
         ds[i, 1, s] += yu * m_ul - yl * m_lu
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _merge_emptied(new_state, i, floor):
     """A layer the step emptied (mass between ``floor``, a round-off below 0, and 1e-9 of the compartment's,
     where :func:`layer_props` already counts it absent, or below 1e-4 of it with no energy left) hands what
