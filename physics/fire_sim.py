@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from physics._kernels import fire_zone as K
 from physics.fire_building import (
     EXAMPLES,
     FireBuildingSpec,
@@ -106,6 +107,17 @@ def resolve_building(building) -> FireBuildingSpec:
         return load_fire_building(building)
     raise ValidationError(f"building={building!r}: give a fire building file (TOML/JSON), an example name "
                           f"({', '.join(sorted(EXAMPLES))}) or a FireBuildingSpec")
+
+
+def prepare_building(building) -> tuple:
+    """(spec, network, zone plan) of a building, made once and passed as ``prepared=`` to the
+    :class:`FireSimulation` runs of one process (an ensemble's members): the network is read only during a run,
+    the plan's work arrays are scratch (runs sharing it must step one at a time, never in two threads)."""
+    spec = resolve_building(building)
+    net = build_network(spec)
+    vidx = np.stack([net.vent_a, net.vent_b], axis=1).astype(np.int64).reshape(-1, 2)
+    vvidx = np.stack([net.vvent_lower, net.vvent_upper], axis=1).astype(np.int64).reshape(-1, 2)
+    return spec, net, K.step_plan(net.n_compartments, vidx, vvidx)
 
 
 def outside_temperature_k(season) -> float:
@@ -169,15 +181,25 @@ class FireResult:
 
 
 class FireSimulation:
-    """A fire run advanced on demand (see the module docstring and :func:`simulate_fire` for the keywords)."""
+    """A fire run advanced on demand (see the module docstring and :func:`simulate_fire` for the keywords).
+
+    ``prepared``: the :func:`prepare_building` of ``building``, made once for many runs in one process (spares
+    the network and the zone's factorisation plan). ``keep_halved_step``: the zone model keeps a step it had to
+    halve (:class:`~physics.fire_zone.FireZoneModel`; for a ``dt_s`` too long for the network)."""
 
     def __init__(self, building, *, floor: int, compartment: str | None = None, growth: str | float | None = "fast",
                  sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
                  record_every_s: float = 10.0, progress: Callable | None = None,
-                 spread_delay_s: float = DEFAULT_DELAY_S):
-        self.spec = resolve_building(building)
+                 spread_delay_s: float = DEFAULT_DELAY_S, prepared: tuple | None = None,
+                 keep_halved_step: bool = False):
+        plan = None
+        if prepared is not None:
+            self.spec, net, plan = prepared
+        else:
+            self.spec = resolve_building(building)
+            net = build_network(self.spec)
         self.building_source = "" if isinstance(building, FireBuildingSpec) else str(building)
-        self.network = net = build_network(self.spec)
+        self.network = net
         s_n = net.n_storeys
         if not (isinstance(floor, int | np.integer) and 0 <= int(floor) < s_n):
             raise ValidationError(f"floor={floor!r}: give a storey index 0..{s_n - 1} (0 = ground)")
@@ -196,7 +218,8 @@ class FireSimulation:
         sp = net.attrs.get("sprinklers", {})
         self.sprinklers_on = bool(sp.get("installed", False)) if sprinklers is None else bool(sprinklers)
         self.kinds = np.asarray(COMPARTMENT_KINDS)[net.kind]
-        self.zone = FireZoneModel(net, t_inside_k=self.t_inside_k, t_outside_k=self.t_outside_k, dt_max=self.dt_s)
+        self.zone = FireZoneModel(net, t_inside_k=self.t_inside_k, t_outside_k=self.t_outside_k, dt_max=self.dt_s,
+                                  plan=plan, keep_halved_step=keep_halved_step)
         self.devices = self._devices()
         self.links = DeviceState(self.devices, net.height_m, t_ambient_k=self.t_inside_k) \
             if len(self.devices) else None

@@ -257,6 +257,14 @@ class FireZoneModel(Component):
         first), ``wall_energy()`` and ``wall_back_loss_j`` the walls' heat balance.
     wall_nodes : int
         Nodes through a wall's thickness (12; 3..60).
+    plan : tuple, optional
+        The network's :func:`physics._kernels.fire_zone.step_plan`, made before and shared by models stepped one at
+        a time (an ensemble's members in one process): its work arrays are scratch that every step overwrites, so
+        two models must never step at the same time on one plan (threads). None: made here.
+    keep_halved_step : bool
+        After a step had to be halved (a compartment could not give its outflow), later steps start from the
+        halved length, never longer again, instead of from ``dt_max`` each time (spares the failed try of every
+        step when ``dt_max`` is too long for the network; False: the model as before).
     surface_emissivity : float
         Emissivity of the inner surfaces (0.9, CFAST's default for its wall materials).
     delta_pa, hot_dt_k, newton_tol_pa, layer_tol_k
@@ -313,12 +321,14 @@ class FireZoneModel(Component):
                  newton_tol_pa: float = 1e-6, layer_tol_k: float = 1e-4,
                  door_jet_mixing: bool = True, ceiling_vent_froude: bool = True, layer_radiation: bool = True,
                  surface_emissivity: float = 0.9, ceiling_vent_plumes: bool = True, wall_conduction: bool = False,
-                 wall_nodes: int = 12):
+                 wall_nodes: int = 12, plan: tuple | None = None, keep_halved_step: bool = False):
         self.network = network.validate()
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
         t_out = float(np.mean(t_in)) if t_outside_k is None else require_positive(t_outside_k, "t_outside_k")
         self.dt_max = require_positive(dt_max, "dt_max")
+        self.keep_halved_step = bool(keep_halved_step)
+        self._dt_try = np.inf  # the halved step kept (keep_halved_step)
         fuel = {**DEFAULT_FUEL, **(fuel or {})}
         unknown = set(fuel) - set(DEFAULT_FUEL)
         if unknown:
@@ -333,7 +343,8 @@ class FireZoneModel(Component):
                                   f"O2 it burns with ({limit:g} kg); lower the yields")
         self.fuel = fuel
         self.arrays = network_arrays(network, t_in, require_positive(vvent_cd, "vvent_cd"))
-        self._plan = K.step_plan(n, self.arrays["vidx"], self.arrays["vvidx"])  # factorisation plan, work arrays
+        # factorisation plan and work arrays (shared between models stepped one at a time when given)
+        self._plan = plan if plan is not None else K.step_plan(n, self.arrays["vidx"], self.arrays["vvidx"])
         self.par = np.zeros(K.NPAR)
         self.par[[K.P_R, K.P_CP, K.P_G, K.P_P0]] = R_AIR, CP_AIR, G, require_positive(p0_pa, "p0_pa")
         self.par[K.P_DELTA] = require_positive(delta_pa, "delta_pa")
@@ -383,11 +394,12 @@ class FireZoneModel(Component):
         dt = require_positive(dt, "dt")
         end = self.t + dt
         while self.t < end - 1e-12:
-            self._substep(min(self.dt_max, end - self.t))
+            self._substep(min(self.dt_max, self._dt_try, end - self.t))
         self._update_outputs()
         return dt
 
     def _substep(self, dt: float) -> None:
+        dt0 = dt
         self._break_glazing()
         self.arrays["vent"][:, K.V_OPEN] = self.vent_open
         self.par[K.P_TOUT] = float(self.t_out[0])
@@ -412,6 +424,8 @@ class FireZoneModel(Component):
                 self.t += dt
                 self.newton_iterations += it
                 self.steps += 1
+                if self.keep_halved_step and dt < dt0:
+                    self._dt_try = dt
                 return
             dt *= 0.5
         raise ValidationError(f"{self.name}: a compartment cannot give its outflow even at dt={dt:g} s; "
@@ -425,11 +439,14 @@ class FireZoneModel(Component):
         if not 3 <= int(nodes) <= 60:
             raise ValidationError(f"wall_nodes={nodes!r}: give 3..60 nodes through a wall's thickness")
         net, g = self.network, self.arrays["geom"]
-        rows = [WK.wall_grid(net.wall_k[i], net.wall_rho[i], net.wall_c[i], net.wall_thickness_m[i], n=int(nodes))
-                for i in range(n)]
-        self.wall_depth_m = np.stack([r[0] for r in rows])
-        self._wall_cap = np.ascontiguousarray(np.repeat(np.stack([r[1] for r in rows]), 3, axis=0))
-        self._wall_cond = np.ascontiguousarray(np.repeat(np.stack([r[2] for r in rows]), 3, axis=0))
+        # one grid per distinct lining (a tower has a handful; a grid per compartment cost 0.04 s on the tower)
+        lining = np.stack([net.wall_k, net.wall_rho, net.wall_c, net.wall_thickness_m], axis=1)
+        kinds, which = np.unique(lining, axis=0, return_inverse=True)
+        grids = [WK.wall_grid(*row, n=int(nodes)) for row in kinds]
+        which = np.asarray(which).ravel()
+        self.wall_depth_m = np.stack([grids[j][0] for j in which])
+        self._wall_cap = np.ascontiguousarray(np.repeat(np.stack([grids[j][1] for j in which]), 3, axis=0))
+        self._wall_cond = np.ascontiguousarray(np.repeat(np.stack([grids[j][2] for j in which]), 3, axis=0))
         self.wall_area_m2 = np.stack([g[:, K.G_AREA], g[:, K.G_PERIM] * g[:, K.G_H], g[:, K.G_AREA]], axis=1)
         self.wall_t = np.repeat(t_in[:, None, None], 3, axis=1).repeat(int(nodes), axis=2)
         # the back face to the space behind at the initial temperature: convection + radiation linearised there
