@@ -28,8 +28,9 @@ RUN = {"duration_s": 130.0, "record_every_s": 10.0, "sprinklers": False, "season
 THRESHOLDS = (60.0, 120.0, 130.0)
 
 
-def _ensemble(workers: int):
-    return fire_ensemble(BUILDING, origins=ORIGINS, growths=GROWTHS, workers=workers, thresholds_s=THRESHOLDS, **RUN)
+def _ensemble(workers: int, **kw):
+    return fire_ensemble(BUILDING, origins=ORIGINS, growths=GROWTHS, workers=workers, thresholds_s=THRESHOLDS, **RUN,
+                         **kw)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_members_are_the_product_of_origins_and_growths(one_worker):
 
 
 def test_same_result_with_one_and_two_worker_processes(one_worker):
-    two = _ensemble(2)
+    two = _ensemble(2, batch=3)  # two tasks of 3 and 1 members
     assert two.attrs["workers"] == 2
     np.testing.assert_array_equal(two.member_ok.values, one_worker.member_ok.values)
     np.testing.assert_array_equal(two.aset_s.values, one_worker.aset_s.values)  # NaN == NaN here
@@ -63,7 +64,7 @@ def test_a_member_equals_a_direct_simulate_fire_run(one_worker):
     ok = np.flatnonzero(ds.member_ok.values)
     m = int(ok[-1])
     res = simulate_fire(BUILDING, floor=int(ds.member_floor[m]), compartment=None,
-                        growth=str(ds.member_growth.values[m]), **RUN)
+                        growth=str(ds.member_growth.values[m]), dt_s=ds.attrs["dt_s"], **RUN)
     np.testing.assert_array_equal(ds.aset_s.values[m], res.dataset["aset_s"].values)
     np.testing.assert_array_equal(ds.ignition_s.values[m], res.dataset["ignition_s"].values)
     assert ds.member_compartment.values[m] == res.dataset.attrs["origin_compartment"]
@@ -105,3 +106,5 @@ def test_members_drawn_with_a_seed_are_reproducible_and_checked():
         ensemble_members(30, [(3, None)], ["quick"])
     with pytest.raises(ValidationError, match="workers"):
         fire_ensemble(BUILDING, origins=[(3, None)], growths=["fast"], workers=0)
+    with pytest.raises(ValidationError, match="batch=0"):
+        fire_ensemble(BUILDING, origins=[(3, None)], growths=["fast"], workers=2, batch=0)
