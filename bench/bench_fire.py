@@ -89,10 +89,13 @@ def _loop_statics(vent, vidx, vvent, vvidx, geom, props, par, reps):
     vs, vl = np.empty((m, K.NVS)), np.empty((m, 6), np.int64)
     vvs, vvl = np.empty((kk, 6)), np.empty((kk, 2), np.int64)
     first, sp = np.empty(m + 1, np.int64), np.empty((3 * m, K.NOS))
+    ct = np.empty((kk, K.NCT))
+    none = np.zeros(0, np.bool_)
     for _ in range(reps):
         K.vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
         K.slab_table(vent, vidx, vs, vl, par, teff, first, sp)
-    return teff, (vs, vl, vvs, vvl, first, sp, np.arange(m))
+        K.ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, none, none, ct)
+    return teff, (vs, vl, vvs, vvl, first, sp, np.arange(m), ct)
 
 
 @njit(cache=True)

@@ -521,6 +521,73 @@ def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
     return hf, par[P_CP] * t_d * dfdp
 
 
+#: columns of the ceiling vents' table ``ct`` (:func:`ceiling_rows`), a row per ceiling vent: C·A·√(2ρ) of the donor
+#: up and down; per direction the nominal channel, the other channel, the share drawn from the other layer and the
+#: donor temperature (:func:`_vvent_donor`); Cooper's exchange: the four channel increments and its enthalpy flow up.
+(CT_COEF_UP, CT_COEF_DN, CT_CU, CT_OUP, CT_SUP, CT_TUP, CT_CDN, CT_ODN, CT_SDN, CT_TDN, CT_XCU, CT_XOUP, CT_XCDN,
+ CT_XODN, CT_XH) = range(15)
+NCT = 15
+
+
+@njit(cache=True)
+def ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, vchanged, changed, ct):
+    """What :func:`ceiling_flow` needs of each ceiling vent that does not depend on the floor pressures, into
+    ``ct`` (:data:`NCT` columns): for every vent, or (``changed`` not empty) only those flagged in ``vchanged`` (their
+    Froude shares moved) or touching a compartment flagged in ``changed`` (its donor temperatures moved). The same
+    arithmetic as :func:`ceiling_vent`, looked up once per step and per donor update instead of per evaluation."""
+    every = changed.shape[0] == 0
+    for k in range(vvidx.shape[0]):
+        lo, up = vvidx[k, 0], vvidx[k, 1]
+        if not (every or vchanged[k] or changed[lo] or (up >= 0 and changed[up])):
+            continue
+        cu, cdn = vvl[k, 0], vvl[k, 1]
+        o_up, s_up, t_up = _vvent_donor(lo, cu, vvs[k, 4], teff, par)
+        o_dn, s_dn, t_dn = _vvent_donor(up, cdn, vvs[k, 5], teff, par) if up >= 0 else (cdn, 0.0, par[P_TOUT])
+        ct[k, CT_COEF_UP] = vvent[k, 1] * vvent[k, 0] * math.sqrt(2.0 * vvs[k, 1])
+        ct[k, CT_COEF_DN] = vvent[k, 1] * vvent[k, 0] * math.sqrt(2.0 * vvs[k, 2])
+        ct[k, CT_CU], ct[k, CT_OUP], ct[k, CT_SUP], ct[k, CT_TUP] = cu, o_up, s_up, t_up
+        ct[k, CT_CDN], ct[k, CT_ODN], ct[k, CT_SDN], ct[k, CT_TDN] = cdn, o_dn, s_dn, t_dn
+        m_up = vvs[k, 1] * vvs[k, 3]
+        m_dn = vvs[k, 2] * vvs[k, 3]
+        ct[k, CT_XCU] = (1.0 - s_up) * m_up
+        ct[k, CT_XOUP] = s_up * m_up
+        ct[k, CT_XCDN] = (1.0 - s_dn) * m_dn
+        ct[k, CT_XODN] = s_dn * m_dn
+        ct[k, CT_XH] = par[P_CP] * (t_up * m_up - t_dn * m_dn)
+
+
+@njit(cache=True, inline="always")
+def ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, chan):
+    """:func:`ceiling_vent` from the table of :func:`ceiling_rows` (the same values to the bit)."""
+    for c in range(4):
+        chan[k, c] = 0.0
+    lo, up = vvidx[k, 0], vvidx[k, 1]
+    x = pf[lo] - (pf[up] if up >= 0 else 0.0) + vvs[k, 0]
+    if x >= 0.0:
+        coef, col, oth, share, t_d = ct[k, CT_COEF_UP], int(ct[k, CT_CU]), int(ct[k, CT_OUP]), ct[k, CT_SUP], \
+            ct[k, CT_TUP]
+    else:
+        coef, col, oth, share, t_d = ct[k, CT_COEF_DN], int(ct[k, CT_CDN]), int(ct[k, CT_ODN]), ct[k, CT_SDN], \
+            ct[k, CT_TDN]
+    if abs(x) <= delta:
+        f = coef * x / math.sqrt(delta)
+        dfdp = coef / math.sqrt(delta)
+    else:
+        sq = math.sqrt(abs(x))
+        f = coef * sq if x > 0 else -coef * sq
+        dfdp = coef / (2.0 * sq)
+    chan[k, col] = (1.0 - share) * abs(f)
+    chan[k, oth] += share * abs(f)
+    hf = cp * t_d * f
+    if vvs[k, 3] > 0.0:  # Cooper's exchange, the same volume each way
+        chan[k, int(ct[k, CT_CU])] += ct[k, CT_XCU]
+        chan[k, int(ct[k, CT_OUP])] += ct[k, CT_XOUP]
+        chan[k, int(ct[k, CT_CDN])] += ct[k, CT_XCDN]
+        chan[k, int(ct[k, CT_ODN])] += ct[k, CT_XODN]
+        hf += ct[k, CT_XH]
+    return hf, cp * t_d * dfdp
+
+
 @njit(cache=True)
 def _froude_share(mass_flow, rho, t_upper, t_lower, depth, g):
     """Share of a ceiling vent's flow taken from the layer next to it: exp(−(Fr/2)²), the form of CFAST's
@@ -909,8 +976,9 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
         res[vidx[v, 0]] += hv[v]
         if vidx[v, 1] >= 0:
             res[vidx[v, 1]] -= hv[v]
+    vvs, ct, cp, delta = stat[2], stat[7], par[P_CP], par[P_DELTA]
     for k in range(vvidx.shape[0]):
-        hf, w = ceiling_vent(k, pf, vvent, vvidx, stat[2], stat[3], par, teff, vchan)
+        hf, w = ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, vchan)
         wvv[k] = w
         hvv[k] = hf
         res[vvidx[k, 0]] += hf
@@ -969,7 +1037,7 @@ def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, sta
     for k in range(vvidx.shape[0]):
         a, b = vvidx[k, 0], vvidx[k, 1]
         if vchanged[k] or changed[a] or (b >= 0 and changed[b]):
-            hf, w = ceiling_vent(k, pf, vvent, vvidx, stat[2], stat[3], par, teff, vchan)
+            hf, w = ceiling_flow(k, pf, vvidx, stat[2], stat[7], par[P_CP], par[P_DELTA], vchan)
             res[a] += hf - hvv[k]
             if b >= 0:
                 res[b] -= hf - hvv[k]
@@ -1028,7 +1096,7 @@ def step_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
             np.empty(n), np.empty((m, NVS)), np.empty((m, 6), np.int64), np.empty((kk, 6)),
             np.empty((kk, 2), np.int64), np.empty(m + 1, np.int64), np.empty((3 * m, NOS)), np.arange(m),
             np.empty((n, 2)), np.empty((kk, 2), np.int64), np.empty((n, 2)), np.empty((n, 2)),
-            np.empty((n, 2, NSP)), np.empty((m, 4)))
+            np.empty((n, 2, NSP)), np.empty((m, 4)), np.empty((kk, NCT)))
     return ldl_plan(n, vidx, vvidx), work
 
 
@@ -1136,6 +1204,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                     vchanged[k] = vvs[k, 4] != shares[k, 0] or vvs[k, 5] != shares[k, 1]
             change = max(change, donor_temperatures(props, fu, fl, teff, changed))
             refresh_donors(changed, stat[4], vidx, par, teff, stat[5])  # even a move below layer_tol
+            ceiling_rows(vvent, vvidx, vvs, stat[3], par, teff, vchanged, changed, stat[7])
             if change > par[P_LAYTOL]:  # K (1e-4 K: the enthalpy mismatch left is ~1e-6 Pa of pressure)
                 updates += 1
                 smax = np.inf  # the last Newton correction no longer measures the error
@@ -1399,7 +1468,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     shorter step when the last is not 0.
     """
     ldl, work = plan
-    props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet = work
+    props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct = work
     n = state.shape[0]
     layer_props(state, geom, par, props)
     wall_ts = np.empty((0, 3))
@@ -1414,7 +1483,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     fl[:] = 1.0
     vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
     slab_table(vent, vidx, vs, vl, par, teff, first, sp)
-    stat = (vs, vl, vvs, vvl, first, sp, rows)
+    ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, np.zeros(0, np.bool_), np.zeros(0, np.bool_), ct)
+    stat = (vs, vl, vvs, vvl, first, sp, rows, ct)
     dp = dp_guess.copy()
     it, err, bad = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
                                    vchan, dp, ldl, fu, fl)
