@@ -240,7 +240,7 @@ class FireSimulation:
         self._pending: list[dict] = []
         self._returned = 0  # events handed out by advance_to so far
         self._ignite(self.origin, 0.0, "ignition", "origin fire")
-        self._after_step(0.0, self._state(), first=True)
+        self._after_step(0.0, first=True)
         self._flush()
 
     # ------------------------------------------------------------------ set-up
@@ -350,14 +350,13 @@ class FireSimulation:
         t_upper_before = self.zone.t_upper.copy()
         self._zone_step(t1 - t0)
         self.t = t1
-        state = self._state()
         self._flashover(t0, t1, t_upper_before)
-        self._devices_step(t1, q, state)
+        self._devices_step(t1, q)
         self._glazing(t1)
         for c, t_ign in self.spread.update(self, t0, t1):
             self._ignite(c, t_ign, "spread", f"façade flame from storey {int(self.network.storey[c]) - 1}")
         self._burnout(t1)
-        self._after_step(t1, state)
+        self._after_step(t1)  # (the state of the zone step: nothing since changed the zone's outputs)
 
     def _flashover(self, t0: float, t1: float, before: np.ndarray) -> None:
         limit = self.t_inside_k + FLASHOVER_DT_K
@@ -371,12 +370,12 @@ class FireSimulation:
             self.flashed[c] = True
             self._event(t_fo, "flashover", c, detail=f"upper layer {limit - 273.15:.0f} °C (ΔT 500 K)")
 
-    def _devices_step(self, t1: float, q: np.ndarray, state: dict) -> None:
+    def _devices_step(self, t1: float, q: np.ndarray) -> None:
         if self.links is None:
             return
-        hit = self.links.advance(t1, q, t_upper_k=state["upper_layer__temperature"],
-                                 t_lower_k=state["lower_layer__temperature"], layer_height_m=state["layer_height"],
-                                 extinction_upper=state["upper_layer__extinction"])
+        z = self.zone
+        hit = self.links.advance(t1, q, t_upper_k=z.t_upper, t_lower_k=z.t_lower, layer_height_m=z.layer_height,
+                                 extinction_upper=z.ext_upper)
         for d in hit:
             d = int(d)
             c = int(self.devices.compartment[d])
@@ -404,9 +403,10 @@ class FireSimulation:
                 self.burnt_out[c] = True
                 self._event(t1, "burnout", c, detail="fuel spent (EN 1991-1-2 E.4 decay)")
 
-    def _after_step(self, t: float, state: dict, *, first: bool = False) -> None:
+    def _after_step(self, t: float, *, first: bool = False) -> None:
         if not (first or abs(t - self._next_record) < 1e-9):
             return
+        state = self._state()  # on the record grid only (the species' fractions are computed when read)
         m = self.tenability.update(t, state)
         floors = self.tenability.floor_measures(m, state["upper_layer__temperature"], t)
         newly = floors["untenable"] & ~self._untenable_seen

@@ -493,18 +493,38 @@ class FireZoneModel(Component):
 
     # ------------------------------------------------------------------ outputs
     def _update_outputs(self) -> None:
+        """The outputs of the new state; the species' fractions and the vents' net flows, which a run reads only
+        at its records, are computed when first read (from the same state and flows: the same numbers)."""
         self.par[K.P_TOUT] = float(self.t_out[0])
         out = np.empty((K.NOUT, self.network.n_compartments))
-        K.compartment_outputs(self.state, self.arrays["geom"], self.par, out)
+        K.compartment_outputs(self.state, self.arrays["geom"], self.par, out, False)
+        self._out, self._species_done, self._flows = out, False, None
         self.t_upper, self.t_lower, self.layer_height, self.pressure = out[K.O_TU], out[K.O_TL], out[K.O_Z], out[K.O_P]
-        self.o2_upper, self.o2_lower = out[K.O_O2U], out[K.O_O2L]
-        self.co2_upper, self.co2_lower = out[K.O_CO2U], out[K.O_CO2L]
-        self.co_upper, self.co_lower = out[K.O_COU], out[K.O_COL]
         self.soot_upper, self.soot_lower = out[K.O_SOOTU], out[K.O_SOOTL]
         self.ext_upper = SOOT_EXTINCTION_M2_KG * self.soot_upper
         self.ext_lower = SOOT_EXTINCTION_M2_KG * self.soot_lower
-        self.vent_flow = (self.chan[:, 0] + self.chan[:, 1]) - (self.chan[:, 2] + self.chan[:, 3])
-        self.vvent_flow = (self.vchan[:, 0] + self.vchan[:, 1]) - (self.vchan[:, 2] + self.vchan[:, 3])
+
+    def _species(self, row: int) -> np.ndarray:
+        if not self._species_done:
+            K.species_outputs(self.state, self._out)
+            self._species_done = True
+        return self._out[row]
+
+    o2_upper = property(lambda self: self._species(K.O_O2U), doc="(N,) O2 volume fraction of the upper layers")
+    o2_lower = property(lambda self: self._species(K.O_O2L), doc="(N,) O2 volume fraction of the lower layers")
+    co2_upper = property(lambda self: self._species(K.O_CO2U), doc="(N,) CO2 volume fraction of the upper layers")
+    co2_lower = property(lambda self: self._species(K.O_CO2L), doc="(N,) CO2 volume fraction of the lower layers")
+    co_upper = property(lambda self: self._species(K.O_COU), doc="(N,) CO (ppm) of the upper layers")
+    co_lower = property(lambda self: self._species(K.O_COL), doc="(N,) CO (ppm) of the lower layers")
+
+    def _net_flows(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._flows is None:
+            self._flows = ((self.chan[:, 0] + self.chan[:, 1]) - (self.chan[:, 2] + self.chan[:, 3]),
+                           (self.vchan[:, 0] + self.vchan[:, 1]) - (self.vchan[:, 2] + self.vchan[:, 3]))
+        return self._flows
+
+    vent_flow = property(lambda self: self._net_flows()[0], doc="(M,) net mass flow through each wall vent, a → b")
+    vvent_flow = property(lambda self: self._net_flows()[1], doc="(K,) net mass flow up through each ceiling vent")
 
     @property
     def props(self) -> np.ndarray:

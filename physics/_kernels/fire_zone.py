@@ -153,10 +153,10 @@ NOUT = 12
 
 
 @njit(cache=True)
-def compartment_outputs(state, geom, par, out):
+def compartment_outputs(state, geom, par, out, species=True):
     """The component's per-compartment outputs in one pass into ``out`` (NOUT, N): layer temperatures (K), layer
-    height above the floor (m), floor pressure less the outside's at that height (Pa), O2 and CO2 volume fractions
-    and CO (ppm) of each layer (moles of the species and N2 for the rest of the mass), soot (kg/m³) of each layer."""
+    height above the floor (m), floor pressure less the outside's at that height (Pa), soot (kg/m³) of each layer
+    and, with ``species``, the O2 and CO2 volume fractions and CO (ppm) of each layer (:func:`species_outputs`)."""
     n = state.shape[0]
     props = np.empty((n, NPROP))
     layer_props(state, geom, par, props)
@@ -168,6 +168,17 @@ def compartment_outputs(state, geom, par, out):
         out[O_P, i] = props[i, Q_P] - p0 * math.exp(-g * geom[i, G_BASE] / (r * t_out))
         vu = props[i, Q_VU]
         vl = geom[i, G_VOL] - vu
+        out[O_SOOTU, i] = state[i, SU + SP_SOOT] / vu if vu > 0.0 else 0.0
+        out[O_SOOTL, i] = state[i, SL + SP_SOOT] / vl if vl > 0.0 else 0.0
+    if species:
+        species_outputs(state, out)
+
+
+@njit(cache=True)
+def species_outputs(state, out):
+    """O2 and CO2 volume fractions and CO (ppm) of each layer into ``out``'s rows :data:`O_O2U` … :data:`O_COL`
+    (moles of the species and N2 for the rest of the layer's mass)."""
+    for i in range(state.shape[0]):
         for layer in range(2):
             m_col, s_col = (MU, SU) if layer == 0 else (ML, SL)
             total = max(state[i, m_col], 0.0)
@@ -178,8 +189,6 @@ def compartment_outputs(state, geom, par, out):
             moles += max(total, 0.0) / M_N2
             for row, s, scale in ((O_O2U, SP_O2, 1.0), (O_CO2U, SP_CO2, 1.0), (O_COU, SP_CO, 1e6)):
                 out[row + layer, i] = scale * state[i, s_col + s] / MOLAR_MASS[s] / moles if moles > 0.0 else 0.0
-        out[O_SOOTU, i] = state[i, SU + SP_SOOT] / vu if vu > 0.0 else 0.0
-        out[O_SOOTL, i] = state[i, SL + SP_SOOT] / vl if vl > 0.0 else 0.0
 
 
 @njit(cache=True)
