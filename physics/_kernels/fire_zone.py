@@ -1234,11 +1234,11 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                            stat, chan, vchan, merit(res, geom, gm1, dt), res2, wv2, wvv2, hv2, hvv2)
         dp[:] = trial
         err = err2
-        res[:] = res2
-        wv[:] = wv2
-        wvv[:] = wvv2
-        hv[:] = hv2
-        hvv[:] = hvv2
+        res, res2 = res2, res  # the trial's residual and flows become the iterate's (swapped, not copied)
+        wv, wv2 = wv2, wv
+        wvv, wvv2 = wvv2, wvv
+        hv, hv2 = hv2, hv
+        hvv, hvv2 = hvv2, hvv
     return it, err, bad
 
 

@@ -8,6 +8,8 @@
   lining are the per-compartment grids.
 - ``keep_halved_step`` (opt-in): after a halved step, later tries never start longer again; off, every step
   first tries ``dt_max`` as before.
+- The ceiling vents' table (``ceiling_rows``/``ceiling_flow``) gives ``ceiling_vent``'s flows to the bit, and the
+  outputs computed when first read (species' fractions, net vent flows) are the step's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from physics._kernels import fire_walls as WK
+from physics._kernels import fire_zone as K
 from physics.fire_building import build_network, load_example
 from physics.fire_sim import FireSimulation, prepare_building
 from physics.fire_sim_spread import windows_by_compartment, windows_of
@@ -87,3 +90,69 @@ def test_keep_halved_step(keep):
     else:
         assert sim.zone._dt_try == np.inf
         assert tries.count(5.0) == 8  # each of the 8 steps of 5 s first tried whole
+
+
+def _stepped_zone(seconds=40):
+    """tower_30's zone model with a fast fire on storey 5 after ``seconds``: layers, flows and exchange to test on."""
+    net = build_network(load_example(T30))
+    m = FireZoneModel(net, t_inside_k=293.15, t_outside_k=306.15)
+    room = int(net.on_storey(5)[0])
+    for _ in range(seconds):
+        m.q_kw[room] = 0.04689 * m.t ** 2  # fast t²
+        m.step(1.0)
+    return m
+
+
+def test_the_ceiling_vents_table_gives_ceiling_vent_to_the_bit():
+    """The residual's ceiling vents from their table (``ceiling_rows`` once per step and per donor update,
+    ``ceiling_flow``) against the per-evaluation ``ceiling_vent`` at random donor temperatures, Froude shares and
+    floor pressures: flows, enthalpy and Jacobian weight equal to the bit; refreshing only the rows of flagged
+    compartments and vents equals rebuilding the table."""
+    m = _stepped_zone()
+    a, par = m.arrays, m.par
+    n, kk = m.network.n_compartments, m.network.n_vvents
+    assert kk > 0
+    props = m.props
+    vs, vl = np.empty((m.network.n_vents, K.NVS)), np.empty((m.network.n_vents, 6), np.int64)
+    vvs, vvl = np.empty((kk, 6)), np.empty((kk, 2), np.int64)
+    K.vent_statics(a["vent"], a["vidx"], a["vvent"], a["vvidx"], a["geom"], props, par, vs, vl, vvs, vvl)
+    assert np.any(vvs[:, 3] > 0.0)  # Cooper's exchange somewhere
+    rng = np.random.default_rng(7)
+    none = np.zeros(0, np.bool_)
+    for trial in range(5):
+        teff = np.stack([props[:, K.Q_TU], props[:, K.Q_TL]], axis=1) + rng.uniform(-3.0, 3.0, (n, 2))
+        vvs[:, 4:6] = rng.uniform(0.0, 1.0, (kk, 2))
+        ct = np.empty((kk, K.NCT))
+        K.ceiling_rows(a["vvent"], a["vvidx"], vvs, vvl, par, teff, none, none, ct)
+        pf = props[:, K.Q_P] + rng.normal(0.0, 10.0 ** rng.uniform(-5, 0), n)
+        c1, c2 = np.zeros((kk, 4)), np.zeros((kk, 4))
+        for k in range(kk):
+            got = K.ceiling_flow(k, pf, a["vvidx"], vvs, ct, par[K.P_CP], par[K.P_DELTA], c1)
+            want = K.ceiling_vent(k, pf, a["vvent"], a["vvidx"], vvs, vvl, par, teff, c2)
+            assert got == want, (trial, k)
+        assert np.array_equal(c1, c2)
+        # a partial refresh after moving some donors and shares equals a rebuild
+        changed = rng.uniform(size=n) < 0.2
+        vchanged = rng.uniform(size=kk) < 0.2
+        teff[changed] += 1.5
+        vvs[vchanged, 4] *= 0.5
+        K.ceiling_rows(a["vvent"], a["vvidx"], vvs, vvl, par, teff, vchanged, changed, ct)
+        full = np.empty_like(ct)
+        K.ceiling_rows(a["vvent"], a["vvidx"], vvs, vvl, par, teff, none, none, full)
+        assert np.array_equal(ct, full)
+
+
+def test_outputs_read_later_are_the_step_outputs():
+    """The species' fractions and the vents' net flows, computed when first read, equal the whole
+    ``compartment_outputs`` and the channels' sums of the same step, to the bit."""
+    m = _stepped_zone(30)
+    out = np.empty((K.NOUT, m.network.n_compartments))
+    K.compartment_outputs(m.state, m.arrays["geom"], m.par, out)
+    for name, row in (("o2_upper", K.O_O2U), ("o2_lower", K.O_O2L), ("co2_upper", K.O_CO2U),
+                      ("co2_lower", K.O_CO2L), ("co_upper", K.O_COU), ("co_lower", K.O_COL),
+                      ("t_upper", K.O_TU), ("layer_height", K.O_Z), ("soot_upper", K.O_SOOTU)):
+        assert np.array_equal(getattr(m, name), out[row]), name
+    assert np.max(m.co_upper) > 0.0  # the fire made CO
+    assert np.array_equal(m.vent_flow, m.chan[:, 0] + m.chan[:, 1] - (m.chan[:, 2] + m.chan[:, 3]))
+    assert np.array_equal(m.vvent_flow, m.vchan[:, 0] + m.vchan[:, 1] - (m.vchan[:, 2] + m.vchan[:, 3]))
+    assert np.array_equal(m.get("upper_layer__co"), out[K.O_COU])  # through the Component's field
