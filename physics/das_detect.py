@@ -51,8 +51,10 @@ CLASSES = ("drilling", "piling", "excavation", "intrusion", "train", "vehicle", 
 ALERTING = ("drilling", "piling", "excavation", "intrusion")
 #: Version of the detector's behaviour, raised with every change that can change its reports (recorded beside
 #: results, e.g. ``bench/bench_das_false_alarms.py``'s segments, so figures from different versions are not mixed).
-#: 1: up to commit 4407a88 (learned crossings, placement rule).
-DETECTOR_VERSION = 1
+#: 1: up to commit 4407a88 (learned crossings, placement rule). 2: a train is also an event wider than 150 m in
+#: its loud windows (energy-weighted median width); a still fragment at the fibre's end beside a train is a train;
+#: a still source inside a train's passage is split out (``DetectorParams.end_*``, ``split_*``).
+DETECTOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,22 @@ class DetectorParams:
         began, joined to it by one run of triggered channels). The event is then placed at, and classified from,
         the energy peak near the best-supported place. Found on seed 11 (an excavation reported 390 m from the real
         one, on a train's tail; seed 11 is tuning data since); ``peak_support_ratio = 0`` turns the rule off.
+    end_fragment_ch, end_train_gap_ch
+        A train's passage at the fibre's end, cut off by a badly coupled stretch, is a short still fragment there.
+        An event of an alerting class whose channels all lie within ``end_fragment_ch`` of the first or last
+        channel and reach within 2 of it is reported as ``train`` when a train (a reported ``train`` segment, or an
+        open track at least 60 channels wide in its latest window) came within ``end_train_gap_ch`` channels of
+        the fragment's inner edge between ``gap_s`` before the fragment's start and its end (long background run,
+        seed 1011). ``end_fragment_ch = 0`` turns the rule off.
+    split_bump, split_df_hz, split_q
+        A still source inside a train's passage (the two joined in one track, reported as ``train``) is split out
+        as an event of its own when the track's summed energy at its peak channel is at least ``split_bump`` times
+        the median 15-40 channels either side (:func:`physics.das_features.still_source_stats`) and the peak's
+        RMS frequency differs from theirs by ``split_df_hz`` or more, or it is ``split_q`` times as impulsive (Q/E²),
+        and some of the
+        track's windows peak there (:func:`physics.das_features.still_features`); the split event is classified
+        from those windows (when that says ``train`` it is not reported). Its ``offset_m`` is not estimated (the
+        train's energy is in the profile). ``split_bump = 0`` turns the split off.
     """
 
     bands: tuple[tuple[float, float], ...] = ((3.0, 45.0), (45.0, 200.0))
@@ -159,6 +177,11 @@ class DetectorParams:
     peak_support_ch: int = 10
     peak_support_ratio: float = 0.5
     peak_edge_s: float = 3.0
+    end_fragment_ch: int = 50
+    end_train_gap_ch: int = 60
+    split_bump: float = 3.0
+    split_df_hz: float = 20.0
+    split_q: float = 2.0
 
     def __post_init__(self) -> None:
         try:
@@ -196,8 +219,12 @@ class DetectorParams:
         if not (isinstance(self.peak_support_ratio, int | float) and 0.0 <= self.peak_support_ratio <= 1.0):
             raise ValidationError(f"DetectorParams.peak_support_ratio = {self.peak_support_ratio!r}: give a number "
                                   "in [0, 1] (0 turns the rule off)")
+        for name in ("split_bump", "split_df_hz", "split_q"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number >= 0")
         for name in ("merge_gap_ch", "min_windows", "min_channels", "profile_ch", "nuisance_radius_ch",
-                     "nuisance_count", "peak_support_ch"):
+                     "nuisance_count", "peak_support_ch", "end_fragment_ch", "end_train_gap_ch"):
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
@@ -539,7 +566,8 @@ class DasDetector:
         self.step = self.dt_win / p.floor_s
         self.tol = int(p.merge_gap_ch) + 2
         self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0,
-                      "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0}
+                      "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0, "end_fragments": 0,
+                      "split": 0}
         if p.zone_m is None:
             from physics.das_offset import zone_distance_m
 
@@ -547,6 +575,7 @@ class DasDetector:
         else:
             self.zone_m = float(p.zone_m)
         self.marks: deque[tuple[float, float, float, bool]] = deque()  # (start s, end s, peak channel, short)
+        self.train_marks: deque[tuple[float, float, int, int]] = deque()  # reported train segments: t0, t1, lo, hi
 
     # ------------------------------------------------------------------ streaming
     def push(self, t0_s: float, chunk: np.ndarray) -> list[DasEvent]:
@@ -598,7 +627,7 @@ class DasDetector:
 
     def flush(self) -> list[DasEvent]:
         """Close every open track (end of the record) and return their events."""
-        events = [ev for tr in self.tracks if (ev := self._event(tr)) is not None]
+        events = [ev for tr in self.tracks for ev in self._events(tr)]
         self.tracks = []
         return events
 
@@ -668,11 +697,9 @@ class DasDetector:
         still = []
         for t in self.tracks:
             if w - t.last_w >= self.gap_w:
-                if (ev := self._event(t)) is not None:
-                    out.append(ev)
+                out.extend(self._events(t))
             elif w - t.first_w + 1 >= self.max_w:
-                if (ev := self._event(t)) is not None:
-                    out.append(ev)
+                out.extend(self._events(t))
                 seg = _Track(t.id, w + 1, t.lo, t.hi)
                 seg.segment = t.segment + 1
                 seg.last_w = t.last_w
@@ -682,6 +709,64 @@ class DasDetector:
                 still.append(t)
         self.tracks = still
         return out
+
+    def _events(self, t: _Track) -> list[DasEvent]:
+        """The events of a closing track (segment): its own and a still source split out of a train's."""
+        ev = self._event(t)
+        if ev is None:
+            return []
+        out = [ev]
+        if ev.event_class == "train":
+            lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+            self.train_marks.append((ev.onset_s, ev.end_s, lo, hi))
+            while self.train_marks and self.train_marks[0][1] < ev.end_s - 60.0:
+                self.train_marks.popleft()
+            if self.params.split_bump > 0 and (sp := self._split(t)) is not None:
+                out.append(sp)
+        return out
+
+    def _split(self, t: _Track) -> DasEvent | None:
+        """A still source split out of a train's track (``DetectorParams.split_*``), or None."""
+        from physics.das_features import still_features, still_source_stats
+
+        p = self.params
+        e = t.sums[0]
+        k = int(np.argmax(e))
+        bump, df_hz, q = still_source_stats(t.sums, k, float(self.layout.fs_hz))
+        if bump < p.split_bump or (abs(df_hz) < p.split_df_hz and q < p.split_q):
+            return None
+        feats = still_features(t, self, k)
+        if feats is None or feats["windows"] < p.min_windows:
+            return None
+        cls, conf = self.classifier(feats)
+        if cls == "train":
+            return None
+        self.stats["split"] += 1
+        rows = [r for r in t.rows if abs(r[7] - (t.c0 + k)) <= 3]
+        t0 = (self.t_first or 0.0) + rows[0][0] * self.dt_win
+        t1 = (self.t_first or 0.0) + (rows[-1][0] + 1) * self.dt_win
+        return self._make_event(t, cls, conf, t0, t1, k, feats, offset=None, nuisance=False)
+
+    def _end_fragment(self, t: _Track, t0: float, t1: float) -> bool:
+        """Whether a track is a train's fragment at the fibre's end (``DetectorParams.end_*``)."""
+        p = self.params
+        lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+        n = self.n_channel
+        if p.end_fragment_ch <= 0 or hi - lo + 1 > p.end_fragment_ch or not (lo <= 2 or hi >= n - 3):
+            return False
+        edge = lo if hi >= n - 3 else hi
+        g = p.end_train_gap_ch
+
+        def near(a: int, b: int) -> bool:
+            return a - g <= edge <= b + g
+
+        if any(m1 >= t0 - p.gap_s and m0 <= t1 and near(a, b) for m0, m1, a, b in self.train_marks):
+            return True
+        from physics.das_features import TRAIN_EXTENT_M
+
+        wide = TRAIN_EXTENT_M / float(self.layout.dx_m)
+        return any(o is not t and o.rows and o.hi - o.lo + 1 >= wide and near(o.lo, o.hi)
+                   and (self.t_first or 0.0) + (o.last_w + 1) * self.dt_win >= t0 - p.gap_s for o in self.tracks)
 
     def _event(self, t: _Track) -> DasEvent | None:
         from physics.das_features import track_features
@@ -712,6 +797,9 @@ class DasDetector:
                 feats = track_features(t, self, peak=k)
                 cls, conf = self.classifier(feats)
                 self.stats["relocated"] += 1
+        if cls in ALERTING and self._end_fragment(t, t0, t1):
+            cls, conf = "train", 0.5
+            self.stats["end_fragments"] += 1
         ch = t.c0 + subchannel_peak(e, k)
         nuisance = self._known_site(t0, ch)
         if nuisance and cls in ALERTING and self._activity(t0, t1, ch) < p.nuisance_min_s:
@@ -719,11 +807,18 @@ class DasDetector:
             self.stats["nuisance_relabelled"] += 1
         if cls != "train":
             self._mark(t0, t1, ch, short)
-        chain = float(self.layout.chainage_m(ch))
         offset = self._offset(t, ch, feats["frequency_hz"])
+        return self._make_event(t, cls, conf, t0, t1, k, feats, offset=offset, nuisance=nuisance)
+
+    def _make_event(self, t: _Track, cls: str, conf: float, t0: float, t1: float, k: int, feats: dict,
+                    offset: float | None, nuisance: bool) -> DasEvent:
+        """The event of track ``t`` placed at index ``k`` of its channels."""
+        e = t.sums[0]
+        ch = t.c0 + subchannel_peak(e, k)
+        chain = float(self.layout.chainage_m(ch))
         ev = DasEvent(event_class=cls, confidence=conf, onset_s=t0, end_s=t1, channel=ch, chainage_m=chain,
                       length_m=feats["extent_m"], energy=float(e[k]), peak_frequency_hz=feats["frequency_hz"],
-                      snr_db=10.0 * math.log10(max(r_max, 1e-30)), speed_mps=feats["speed_mps"], track_id=t.id,
+                      snr_db=feats["snr_db"], speed_mps=feats["speed_mps"], track_id=t.id,
                       segment=t.segment, offset_m=offset, inside_zone=None if offset is None else offset <= self.zone_m,
                       line=str(getattr(self.layout, "line", "") or ""), nuisance_site=nuisance, features=feats)
         if self.locate is not None:

@@ -484,8 +484,10 @@ class DasSimulator:
         delay = np.round((np.hypot(along, p.offset_m) - p.offset_m) / self.config.wave_speed_m_s * fs)
         return c0, amp, delay.astype(np.int64)
 
-    def blocks(self) -> Iterator[np.ndarray]:
-        """Yield the record in its internal blocks (``self.block`` samples, the last one shorter)."""
+    def blocks(self, start_block: int = 0) -> Iterator[np.ndarray]:
+        """Yield the record in its internal blocks (``self.block`` samples, the last one shorter), from block
+        ``start_block`` on: bit-identical to the full record's blocks from there (the blocks before it only advance
+        the low-frequency noise's state, about 1/20 of a block's cost)."""
         from physics._kernels.das_synth import add_knots, add_point, add_train, white_noise
 
         cfg, lay, fs = self.config, self.layout, self.layout.fs_hz
@@ -507,6 +509,15 @@ class DasSimulator:
         nxt_tr = nxt_pt = 0
         for b in range(int(math.ceil(self.n_samples / B))):
             i0 = b * B
+            if b < start_block:
+                if lf_sd > 0 or cm_sd > 0:
+                    rng = self._rng(2, b + 1)
+                    e_lf = rng.standard_normal((nk, nc))
+                    e_cm = rng.standard_normal(nk)
+                    for k in range(nk):
+                        lf = rho * lf + q * lf_sd * e_lf[k]
+                        cm = rho * cm + q * cm_sd * e_cm[k]
+                continue
             if cfg.fast_noise:
                 out = white_noise(self._rng(1, b), B, nc, self.sigma_white)
             else:
@@ -549,17 +560,23 @@ class DasSimulator:
                     add_point(out, i0, p.src, p.i_start, c0, amp, delay, gain)
             yield out[: min(B, self.n_samples - i0)]
 
-    def chunks(self, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
-        """Yield the record in chunks of ``round(chunk_s * fs_hz)`` samples (the last one may be shorter).
+    def chunks(self, chunk_s: float = 1.0, start_s: float = 0.0) -> Iterator[np.ndarray]:
+        """Yield the record in chunks of ``round(chunk_s * fs_hz)`` samples (the last one may be shorter), from
+        ``start_s`` on (a whole number of internal blocks, ``self.block / fs_hz`` s: 1 s at 1 kHz).
 
-        The samples do not depend on ``chunk_s`` (bit-identical): chunks are cut from the fixed internal blocks.
+        The samples do not depend on ``chunk_s`` or ``start_s`` (bit-identical): chunks are cut from the fixed
+        internal blocks.
         """
         if not (math.isfinite(chunk_s) and chunk_s > 0):
             raise ValidationError(f"chunk_s = {chunk_s!r}: give a chunk length in seconds > 0")
+        start = start_s * self.layout.fs_hz / self.block
+        if not (math.isfinite(start) and start >= 0 and abs(start - round(start)) < 1e-9):
+            raise ValidationError(f"start_s = {start_s!r}: give a multiple >= 0 of the block length "
+                                  f"{self.block / self.layout.fs_hz:g} s")
         step = max(1, int(round(chunk_s * self.layout.fs_hz)))
         buf: list[np.ndarray] = []
         have = 0
-        for blk in self.blocks():
+        for blk in self.blocks(int(round(start))):
             buf.append(blk)
             have += blk.shape[0]
             while have >= step:

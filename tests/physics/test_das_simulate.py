@@ -185,6 +185,18 @@ def test_a_vehicle_on_a_badly_coupled_stretch_is_not_louder_beside_it(snr_coupli
         assert max(excess) > 50.0  # the first simulator's inflation, > 17 dB
 
 
+def test_a_record_started_late_is_the_same_record() -> None:
+    """``chunks(start_s=...)`` gives the full record's samples from there, bit for bit (trains, vehicles, events and
+    the low-frequency noise's state carried over the skipped blocks)."""
+    lay = FibreLayout(n_channel=300)
+    cfg = SimConfig(trains_per_hour=200.0, crossings_per_km=10.0)
+    full = _record(DasSimulator(lay, 12.0, seed=5, config=cfg, n_events=3))
+    late = np.concatenate(list(DasSimulator(lay, 12.0, seed=5, config=cfg, n_events=3).chunks(0.7, start_s=5.0)))
+    assert np.array_equal(full[5000:], late)
+    with pytest.raises(ValidationError, match="start_s"):
+        next(DasSimulator(lay, 12.0, seed=5, config=cfg).chunks(1.0, start_s=0.5))
+
+
 def test_kernels_match_numpy_reference() -> None:
     rng = np.random.default_rng(0)
     gain = rng.uniform(0.5, 1.5, 80)
