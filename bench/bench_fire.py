@@ -190,6 +190,7 @@ def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
     out["props_and_sources_ms"], (props, src) = timed(_loop_props_sources, state, geom, par, vent, vidx, vvent,
                                                       vvidx, q_kw, dt)
     out["statics_and_slab_table_ms"], (teff, stat) = timed(_loop_statics, vent, vidx, vvent, vvidx, geom, props, par)
+    stat = stat + K.vent_adjacency(state.shape[0], vidx)  # the plan's read-only adjacency (refresh_donors)
     out["residual_ms"], (res, wv, wvv) = timed(_loop_residual, dp0, dt, state, geom, props, par, vent, vidx, vvent,
                                                vvidx, src, teff, stat)
     ldl = plan[0]  # K.step_plan: (the factorisation plan, the step's work arrays)

@@ -426,18 +426,32 @@ def slab_table(vent, vidx, vs, vl, par, teff, first, sp):
 
 
 @njit(cache=True)
-def refresh_donors(changed, first, vidx, par, teff, sp):
+def refresh_donors(changed, first, vidx, par, teff, sp, adj_ptr, adj_vents):
     """The donor enthalpies c_p·T in the slab table again for the wall vents touching a compartment flagged in
-    ``changed`` (its donor temperatures ``teff`` moved), so that the table never lags ``teff``."""
+    ``changed`` (its donor temperatures ``teff`` moved), so that the table never lags ``teff``; compartment i's
+    vents are ``adj_vents[adj_ptr[i]:adj_ptr[i + 1]]`` (:func:`vent_adjacency`)."""
     cp, t_out = par[P_CP], par[P_TOUT]
-    for v in range(vidx.shape[0]):
-        a, b = vidx[v, 0], vidx[v, 1]
-        if not (changed[a] or (b >= 0 and changed[b])):
+    for i in range(changed.shape[0]):
+        if not changed[i]:
             continue
-        for r in range(first[v], first[v + 1]):
-            la, lb = int(sp[r, OS_COLA]), int(sp[r, OS_COLB]) - 2
-            sp[r, OS_HA] = cp * (teff[a, la] if a >= 0 else t_out)
-            sp[r, OS_HB] = cp * (teff[b, lb] if b >= 0 else t_out)
+        for j in range(adj_ptr[i], adj_ptr[i + 1]):
+            v = adj_vents[j]
+            a, b = vidx[v, 0], vidx[v, 1]
+            for r in range(first[v], first[v + 1]):
+                la, lb = int(sp[r, OS_COLA]), int(sp[r, OS_COLB]) - 2
+                sp[r, OS_HA] = cp * (teff[a, la] if a >= 0 else t_out)
+                sp[r, OS_HB] = cp * (teff[b, lb] if b >= 0 else t_out)
+
+
+def vent_adjacency(n: int, vidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ptr, vents): compartment i's wall vents ``vents[ptr[i]:ptr[i + 1]]``, ascending (plain Python, once per
+    network)."""
+    vidx = np.asarray(vidx, np.int64).reshape(-1, 2)
+    side = np.concatenate([vidx[:, 0], vidx[:, 1]])
+    vent = np.concatenate([np.arange(len(vidx)), np.arange(len(vidx))])
+    keep = side >= 0
+    order = np.lexsort((vent[keep], side[keep]))
+    return np.searchsorted(side[keep][order], np.arange(n + 1)).astype(np.int64), vent[keep][order].astype(np.int64)
 
 
 @njit(cache=True)
@@ -1076,9 +1090,10 @@ def ldl_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
     the compartments (:func:`~physics._kernels.sparse_ldl.minimum_degree` over the vent graph), the permuted
     pattern, its elimination tree and L's column pointers; see :func:`direct_solve`.
 
-    Returns (new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp, rp, rj): ``new[i]`` compartment i's row in
-    the permuted matrix, ``wall_pos``/``ceil_pos`` each vent's off-diagonal entry (−1 for vents to outside),
-    ``rp``/``rj`` the rows' patterns of L (:func:`~physics._kernels.sparse_ldl.row_patterns`)."""
+    Returns (new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp, rp, rj, ax, li, lx, d, y): ``new[i]``
+    compartment i's row in the permuted matrix, ``wall_pos``/``ceil_pos`` each vent's off-diagonal entry (−1 for
+    vents to outside), ``rp``/``rj`` the rows' patterns of L (:func:`~physics._kernels.sparse_ldl.row_patterns`);
+    the last five the solve's scratch (the matrix's values, L, D, the permuted right-hand side), made once."""
     vidx = np.asarray(vidx, np.int64).reshape(-1, 2)
     vvidx = np.asarray(vvidx, np.int64).reshape(-1, 2)
     edges = np.concatenate([vidx, vvidx])
@@ -1089,13 +1104,18 @@ def ldl_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
     new = np.empty(n, np.int64)
     new[order] = np.arange(n)
     m = vidx.shape[0]
-    return new, ap, ai, diag_pos, edge_pos[:m].copy(), edge_pos[m:].copy(), parent, lp, rp, rj
+    return (new, ap, ai, diag_pos, edge_pos[:m].copy(), edge_pos[m:].copy(), parent, lp, rp, rj,
+            np.zeros(ai.shape[0]), np.empty(lp[n], np.int64), np.empty(lp[n]), np.empty(n), np.empty(n))
+
+
+#: the read-only arrays among :func:`step_plan`'s work arrays (the rest is scratch)
+WORK_READ_ONLY = (12, 20, 21)
 
 
 def step_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
     """What :func:`step` takes as ``plan``, once per network (plain Python): (:func:`ldl_plan`, the step's work
-    arrays). The work arrays are scratch that every step overwrites (or fills where it needs zeros), but for the
-    wall vents' indices 0..M−1 (the 13th, read only); made once
+    arrays). The work arrays are scratch that every step overwrites (or fills where it needs zeros), but for those
+    at :data:`WORK_READ_ONLY` (the wall vents' indices 0..M−1, :func:`vent_adjacency`); made once
     they spare the step ~0.3 ms on the 2,212-compartment tower, most of it the page faults of its few large
     arrays (the slab table, the vent statics) allocated afresh every step."""
     vidx = np.asarray(vidx, np.int64).reshape(-1, 2)
@@ -1105,18 +1125,18 @@ def step_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
             np.empty(n), np.empty((m, NVS)), np.empty((m, 6), np.int64), np.empty((kk, 6)),
             np.empty((kk, 2), np.int64), np.empty(m + 1, np.int64), np.empty((3 * m, NOS)), np.arange(m),
             np.empty((n, 2)), np.empty((kk, 2), np.int64), np.empty((n, 2)), np.empty((n, 2)),
-            np.empty((n, 2, NSP)), np.empty((m, 4)), np.empty((kk, NCT)))
+            np.empty((n, 2, NSP)), np.empty((m, 4)), np.empty((kk, NCT)), *vent_adjacency(n, vidx))
     return ldl_plan(n, vidx, vvidx), work
 
 
 @njit(cache=True)
 def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x):
     """Solve J·x = rhs exactly, J = diag + the Laplacian of the vent weights (outside vents on the diagonal
-    only; SPD), by the sparse LDLᵀ factorisation of :func:`ldl_plan`'s pattern; returns 0, or −1 where J was
-    not positive definite (x then holds zeros)."""
-    new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp, rp, rj = plan
+    only; SPD), by the sparse LDLᵀ factorisation of :func:`ldl_plan`'s pattern (in its scratch arrays); returns 0,
+    or −1 where J was not positive definite (x then holds zeros)."""
+    new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp, rp, rj, ax, li, lx, d, y = plan
     n = rhs.shape[0]
-    ax = np.zeros(ai.shape[0])
+    ax[:] = 0.0
     for i in range(n):
         ax[diag_pos[i]] += diag[i]
     for v in range(vidx.shape[0]):
@@ -1131,13 +1151,9 @@ def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x):
         if b >= 0:
             ax[diag_pos[b]] += wvv[k]
             ax[ceil_pos[k]] -= wvv[k]
-    li = np.empty(lp[n], np.int64)
-    lx = np.empty(lp[n])
-    d = np.empty(n)
     if LDL.numeric_rows(ap, ai, ax, rp, rj, lp, li, lx, d) < n:
         x[:] = 0.0
         return -1
-    y = np.empty(n)
     for i in range(n):
         y[new[i]] = rhs[i]
     LDL.solve(lp, li, lx, d, y)
@@ -1212,7 +1228,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                 for k in range(kk):
                     vchanged[k] = vvs[k, 4] != shares[k, 0] or vvs[k, 5] != shares[k, 1]
             change = max(change, donor_temperatures(props, fu, fl, teff, changed))
-            refresh_donors(changed, stat[4], vidx, par, teff, stat[5])  # even a move below layer_tol
+            refresh_donors(changed, stat[4], vidx, par, teff, stat[5], stat[8], stat[9])  # even below layer_tol
             ceiling_rows(vvent, vvidx, vvs, stat[3], par, teff, vchanged, changed, stat[7])
             if change > par[P_LAYTOL]:  # K (1e-4 K: the enthalpy mismatch left is ~1e-6 Pa of pressure)
                 updates += 1
@@ -1477,7 +1493,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     shorter step when the last is not 0.
     """
     ldl, work = plan
-    props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct = work
+    props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct, aptr, avents = work
     n = state.shape[0]
     layer_props(state, geom, par, props)
     wall_ts = np.empty((0, 3))
@@ -1493,7 +1509,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
     slab_table(vent, vidx, vs, vl, par, teff, first, sp)
     ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, np.zeros(0, np.bool_), np.zeros(0, np.bool_), ct)
-    stat = (vs, vl, vvs, vvl, first, sp, rows, ct)
+    stat = (vs, vl, vvs, vvl, first, sp, rows, ct, aptr, avents)
     dp = dp_guess.copy()
     it, err, bad = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
                                    vchan, dp, ldl, fu, fl)

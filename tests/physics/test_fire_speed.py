@@ -178,12 +178,16 @@ def test_step_reusing_its_work_arrays_is_a_fresh_step():
     a = m.arrays
     n = case.network.n_compartments
     results = []
+    fresh = K.step_plan(n, a["vidx"], a["vvidx"])
     for garbage in (None, np.nan, 1e300):
         plan = K.step_plan(n, a["vidx"], a["vvidx"])
         if garbage is not None:
             for w in plan[1]:
                 w[...] = -7 if w.dtype.kind == "i" else garbage
-            plan[1][12][:] = np.arange(len(plan[1][12]))  # the vents' index list is part of the plan, not scratch
+            for i in K.WORK_READ_ONLY:  # the vents' index list and adjacency are part of the plan, not scratch
+                plan[1][i][...] = fresh[1][i]
+            for w in plan[0][10:]:  # the LDLᵀ solve's scratch (matrix values, L, D, right-hand side)
+                w[...] = -7 if w.dtype.kind == "i" else garbage
         new, chan, vchan = np.empty_like(m.state), np.zeros_like(m.chan), np.zeros_like(m.vchan)
         qburn, tally, dp = np.zeros(n), np.zeros(K.NTALLY), m._dp_last.copy()
         it = K.step(m.state, a["geom"], m.par, a["vent"], a["vidx"], a["vvent"], a["vvidx"], m.q_kw.copy(), 1.0, new,

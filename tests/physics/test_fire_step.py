@@ -156,3 +156,11 @@ def test_outputs_read_later_are_the_step_outputs():
     assert np.array_equal(m.vent_flow, m.chan[:, 0] + m.chan[:, 1] - (m.chan[:, 2] + m.chan[:, 3]))
     assert np.array_equal(m.vvent_flow, m.vchan[:, 0] + m.vchan[:, 1] - (m.vchan[:, 2] + m.vchan[:, 3]))
     assert np.array_equal(m.get("upper_layer__co"), out[K.O_COU])  # through the Component's field
+
+
+def test_vent_adjacency_lists_each_compartments_wall_vents():
+    net = build_network(load_example(T30))
+    vidx = np.stack([net.vent_a, net.vent_b], axis=1).astype(np.int64)
+    ptr, vents = K.vent_adjacency(net.n_compartments, vidx)
+    for c in range(net.n_compartments):
+        assert np.array_equal(vents[ptr[c]:ptr[c + 1]], np.flatnonzero((vidx[:, 0] == c) | (vidx[:, 1] == c))), c
