@@ -1366,27 +1366,34 @@ def vent_transfers(chan, vchan, vidx, vvidx, vdest, dt, state, props, par, dm, d
     layers (into ``dm``, ``dh``, ``ds``) and to and from outside (``tally``); ``vdest`` the layer a ceiling vent's
     flow lands in where its plume picks one (−1: by temperature, :func:`channel_transfers`)."""
     n = state.shape[0]
-    y = np.zeros((n, 2, NSP))  # the layers' mass fractions
-    for i in range(n):
-        for layer in range(2):
-            m_col, s_col = (MU, SU) if layer == 0 else (ML, SL)
-            if state[i, m_col] > 0.0:
-                for s in range(NSP):
-                    y[i, layer, s] = state[i, s_col + s] / state[i, m_col]
-    channel_transfers(vidx, chan, np.full((vidx.shape[0], 2), -1, np.int64), dt, y, props, par, dm, dh, ds, tally)
-    channel_transfers(vvidx, vchan, vdest, dt, y, props, par, dm, dh, ds, tally)
+    y = np.empty((n, 2, NSP))  # the donor layers' mass fractions, worked out when a channel first needs them
+    have = np.zeros((n, 2), np.bool_)
+    channel_transfers(vidx, chan, np.empty((0, 2), np.int64), dt, state, y, have, props, par, dm, dh, ds, tally)
+    channel_transfers(vvidx, vchan, vdest, dt, state, y, have, props, par, dm, dh, ds, tally)
+
+
+@njit(cache=True, inline="always")
+def _fractions_of(state, i, layer, y, have):
+    """Mass fractions of compartment ``i``'s layer into ``y[i, layer]`` (0 for an empty layer), once."""
+    if not have[i, layer]:
+        m_col, s_col = (MU, SU) if layer == 0 else (ML, SL)
+        for s in range(NSP):
+            y[i, layer, s] = state[i, s_col + s] / state[i, m_col] if state[i, m_col] > 0.0 else 0.0
+        have[i, layer] = True
 
 
 @njit(cache=True)
-def channel_transfers(idx, ch, dest, dt, y, props, par, dm, dh, ds, tally):
+def channel_transfers(idx, ch, dest, dt, state, y, have, props, par, dm, dh, ds, tally):
     """Move each channel's flow ``ch[j, c]`` (kg/s, for ``dt``) of the vents ``idx`` (a, b) from its donor layer
     (channels 0, 1: a's upper, lower; 2, 3: b's) to the other side: into layer ``dest[j, c // 2]`` (0 upper,
-    1 lower) or, where that is −1, the receiver's upper layer when the gas is hotter than its lower layer by
-    more than half the layer difference (at least ``hot_dT``), else its lower layer; outside (−1) ends in
-    ``tally``. The gas carries its donor layer's start-of-step enthalpy c_p·T and mass fractions ``y``."""
+    1 lower) or, where that is −1 (or ``dest`` has no rows), the receiver's upper layer when the gas is hotter than
+    its lower layer by more than half the layer difference (at least ``hot_dT``), else its lower layer; outside
+    (−1) ends in ``tally``. The gas carries its donor layer's start-of-step enthalpy c_p·T and mass fractions (``y``,
+    filled where ``have`` is False from ``state``, :func:`_fractions_of`)."""
     y_out = np.zeros(NSP)
     y_out[SP_O2] = par[P_O2AMB]
     cp, hot, t_out = par[P_CP], par[P_HOT], par[P_TOUT]
+    by_temperature = dest.shape[0] == 0
     for j in range(idx.shape[0]):
         for c in range(4):
             flow = ch[j, c]
@@ -1398,6 +1405,7 @@ def channel_transfers(idx, ch, dest, dt, y, props, par, dm, dh, ds, tally):
             t_d = t_out if donor < 0 else (props[donor, Q_TU] if dl == 0 else props[donor, Q_TL])
             h = cp * t_d * mass
             if donor >= 0:
+                _fractions_of(state, donor, dl, y, have)
                 dm[donor, dl] -= mass
                 dh[donor, dl] -= h
                 for s in range(NSP):
@@ -1406,7 +1414,7 @@ def channel_transfers(idx, ch, dest, dt, y, props, par, dm, dh, ds, tally):
                 tally[T_MASS_IN] += mass
                 tally[T_H_IN] += h
             if recv >= 0:
-                rl = dest[j, c // 2]
+                rl = -1 if by_temperature else dest[j, c // 2]
                 if rl < 0:
                     tu, tl = props[recv, Q_TU], props[recv, Q_TL]
                     rl = 0 if t_d > tl + max(0.5 * (tu - tl), hot) else 1
