@@ -1,7 +1,7 @@
 """Benchmark of fire ensembles (issue 14: 1000 members in under a minute): the members' time step and members/s.
 
 (dt) ``--parts dt``: the time step of ensemble members. A fixed set of members (origins × the four t² growths ×
-    summer and winter, sprinklers off and, on the 30-storey example, on) runs 600 s at each ``--dts`` (default
+    summer and winter, sprinklers off and, on the 30-storey example, on) runs ``--duration`` (600 s) at each ``--dts`` (default
     1, 2, 2.5, 3, 5, 10 s) with :class:`physics.fire_sim.FireSimulation` (record every 10 s, as the ensemble).
     Per member and step: the storeys' ASET and ignition times against dt = 1 s (a storey untenable in one run
     and not in the other counts as the distance to the run's end), the flashover times, the zone model's
@@ -18,7 +18,8 @@
     storey × the four growths (seed 1), at dt = 1 s without the per-process set-up cache (the reference, the
     ensemble as it was) and at the ensemble's default dt with it, on 1 worker (this process) and on 2 worker
     processes. Projected: 1000 members at the measured rate, and from the members' CPU time on 2 cores.
-    ``--thousand`` also runs 1000 members of the 30-storey example on 2 processes.
+    ``--thousand`` also runs 1000 members of the 30-storey example on 2 processes (every flat of every storey as
+    origin × the four growth classes and six alphas between them, 1000 of the 1,200 pairs drawn with seed 1).
 
 The machine is shared (2 cores, other jobs): read CPU time beside wall time; the contention (Linux PSI: share
 of the time some task waited for a CPU) is printed with each figure. Run ``python bench/bench_fire_ensemble.py
@@ -57,14 +58,15 @@ def _building(label: str):
 
 
 # ----------------------------------------------------------------------------- (dt) one member, diagnosed
-def run_diagnosed(building, *, floor: int, growth: str, season: str, sprinklers: bool, dt_s: float) -> dict:
+def run_diagnosed(building, *, floor: int, growth: str, season: str, sprinklers: bool, dt_s: float,
+                  duration_s: float = DURATION_S) -> dict:
     """One 600 s member at ``dt_s`` with the zone model's steps watched (module docstring (dt))."""
     from physics._kernels import fire_zone as K
     from physics.fire_sim import FireSimulation
 
     c0 = time.process_time()
     sim = FireSimulation(building, floor=floor, growth=growth, sprinklers=sprinklers, season=season,
-                         duration_s=DURATION_S, dt_s=dt_s, record_every_s=RECORD_S)
+                         duration_s=duration_s, dt_s=dt_s, record_every_s=RECORD_S)
     watch = {"tries": 0, "failed": 0, "capped": 0, "newton": 0, "min_mass": np.inf, "min_energy": np.inf}
     tol = float(sim.zone.par[K.P_TOL])
 
@@ -130,35 +132,36 @@ def fire_room_difference(r: dict, ref: dict, settle_s: float = 30.0) -> float:
 
 def tie_gaps(r: dict, ref: dict, storeys: np.ndarray, duration_s: float) -> list[dict]:
     """For each of ``storeys`` (ASETs more than a record interval apart): the run whose storey stayed tenable
-    longer, the least height above head height (1.8 m) its escape route's smoke layer reached before that
-    (the margin by which the storey escaped the visibility switch), and the largest difference of the route's
-    lowest layer height between the two runs over the records up to it."""
+    longer, the least height above head height (1.8 m) its escape route's smoke layer reached while tenable (the
+    margin by which the storey escaped the visibility switch) and the two runs' difference of that layer height
+    at that record; ``tie``: the margin is smaller than that difference (as ``tests/physics/
+    test_fire_ensemble_dt.py`` judges it)."""
     from physics.fire_tenability import HEAD_HEIGHT_M
 
     out = []
     for s in storeys:
         a, b = (r["aset_s"][s], ref["aset_s"][s])
         later_run = r if np.nan_to_num(a, nan=np.inf) > np.nan_to_num(b, nan=np.inf) else ref
-        t_end = np.nan_to_num(later_run["aset_s"][s], nan=duration_s)
-        upto = later_run["record_s"] <= t_end - 1e-9
-        zr = later_run["route_zmin_m"][upto, s]
-        dz = np.abs(r["route_zmin_m"][upto, s] - ref["route_zmin_m"][upto, s])
+        upto = later_run["record_s"] < np.nan_to_num(later_run["aset_s"][s], nan=np.inf)
+        k = int(np.argmin(np.where(upto, later_run["route_zmin_m"][:, s], np.inf)))
+        margin = float(later_run["route_zmin_m"][k, s] - HEAD_HEIGHT_M)
+        dz = float(abs(r["route_zmin_m"][k, s] - ref["route_zmin_m"][k, s]))
         out.append({"storey": int(s), "aset_s": float(a), "aset_ref_s": float(b),
-                    "criterion": later_run is r and ref["criterion"][s] or r["criterion"][s],
-                    "later_run": "dt" if later_run is r else "ref",
-                    "margin_above_head_m": float(zr.min() - HEAD_HEIGHT_M) if len(zr) else math.nan,
-                    "route_dz_max_m": float(dz.max()) if len(dz) else math.nan})
+                    "criterion": (ref if later_run is r else r)["criterion"][s],
+                    "later_run": "dt" if later_run is r else "ref", "margin_above_head_m": margin,
+                    "route_dz_m": dz, "tie": bool(0.0 <= margin < dz)})
     return out
 
 
-def _products(asets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _products(asets: list[np.ndarray], duration_s: float) -> tuple[np.ndarray, np.ndarray]:
     from physics.fire_ensemble import censored_percentiles, untenable_probability
 
     a = np.stack(asets)
-    return censored_percentiles(a), untenable_probability(a, (DURATION_S,), DURATION_S)[0]
+    return censored_percentiles(a), untenable_probability(a, (duration_s,), duration_s)[0]
 
 
-def run_dt_study(dts: list[float], sets: list[str], buildings: list[str], growths: tuple[str, ...]) -> dict:
+def run_dt_study(dts: list[float], sets: list[str], buildings: list[str], growths: tuple[str, ...],
+                 duration_s: float = DURATION_S) -> dict:
     """(dt): every member of ``sets`` at every dt; per member its differences to dt = 1 s; per group the
     products' differences."""
     members, groups = [], []
@@ -174,14 +177,14 @@ def run_dt_study(dts: list[float], sets: list[str], buildings: list[str], growth
                             ref = None
                             for dt in dts:
                                 r = run_diagnosed(building, floor=floor, growth=growth, season=season,
-                                                  sprinklers=spr, dt_s=dt)
+                                                  sprinklers=spr, dt_s=dt, duration_s=duration_s)
                                 ref = r if ref is None else ref
-                                d = aset_differences(r["aset_s"], ref["aset_s"], DURATION_S)
-                                di = aset_differences(r["ignition_s"], ref["ignition_s"], DURATION_S)
-                                x = np.where(np.isfinite(r["aset_s"]), r["aset_s"], DURATION_S)
-                                y = np.where(np.isfinite(ref["aset_s"]), ref["aset_s"], DURATION_S)
+                                d = aset_differences(r["aset_s"], ref["aset_s"], duration_s)
+                                di = aset_differences(r["ignition_s"], ref["ignition_s"], duration_s)
+                                x = np.where(np.isfinite(r["aset_s"]), r["aset_s"], duration_s)
+                                y = np.where(np.isfinite(ref["aset_s"]), ref["aset_s"], duration_s)
                                 far = np.flatnonzero(np.abs(x - y) > RECORD_S)
-                                r["ties"] = tie_gaps(r, ref, far, DURATION_S)
+                                r["ties"] = tie_gaps(r, ref, far, duration_s)
                                 r["fire_room_tu_rel_diff"] = fire_room_difference(r, ref)
                                 r.update(set=set_name, building=label, n_aset=int(len(d)),
                                          aset_max_diff_s=float(d.max()) if len(d) else 0.0,
@@ -196,16 +199,17 @@ def run_dt_study(dts: list[float], sets: list[str], buildings: list[str], growth
                                       f"after flashover {r['fire_room_tu_rel_diff']:.1%}"
                                       + "".join(f"; storey {t['storey']} {t['criterion']}: {t['aset_ref_s']:.1f} -> "
                                                 f"{t['aset_s']:.1f} s, layer {t['margin_above_head_m'] * 1e3:.1f} mm "
-                                                f"above head (runs differ by {t['route_dz_max_m'] * 1e3:.1f} mm)"
+                                                f"above head (runs differ by {t['route_dz_m'] * 1e3:.1f} mm"
+                                                f"{': tie' if t['tie'] else ': NOT a tie'})"
                                                 for t in r["ties"]), flush=True)
-                    p_ref, u_ref = _products(by_dt[dts[0]])
+                    p_ref, u_ref = _products(by_dt[dts[0]], duration_s)
                     for dt in dts:
-                        p, u = _products(by_dt[dt])
-                        dp = aset_differences(p.ravel(), p_ref.ravel(), DURATION_S)
+                        p, u = _products(by_dt[dt], duration_s)
+                        dp = aset_differences(p.ravel(), p_ref.ravel(), duration_s)
                         groups.append({"set": set_name, "building": label, "season": season, "sprinklers": spr,
                                        "dt_s": dt, "members": len(by_dt[dt]),
                                        "percentile_max_diff_s": float(dp.max()) if len(dp) else 0.0,
-                                       "p_untenable_600_max_diff": float(np.max(np.abs(u - u_ref))),
+                                       "p_untenable_end_max_diff": float(np.max(np.abs(u - u_ref))),
                                        "storeys_untenable_ref": int(np.sum(u_ref > 0))})
     summary = []
     for set_name in sets:
@@ -240,7 +244,24 @@ def run_dt_study(dts: list[float], sets: list[str], buildings: list[str], growth
 
 
 # ----------------------------------------------------------------------------- (rate) members per second
-def run_rate(label: str, members: int, configs: list[tuple[str, int, float | None, bool, int]]) -> list[dict]:
+def every_room(label: str) -> list[tuple[int, str]]:
+    """(storey, room) of every room with fuel in the building: origins for more members than storeys × growths."""
+    from physics.fire_building import build_network
+    from physics.fire_network import COMPARTMENT_KINDS
+    from physics.fire_sim import resolve_building
+
+    net = build_network(resolve_building(_building(label)))
+    kinds = np.asarray(COMPARTMENT_KINDS)[net.kind]
+    fuel = np.asarray(net.attrs["fuel_load_mj_m2"], float)
+    return [(int(net.storey[c]), net.names[c].split("/", 1)[1]) for c in np.flatnonzero((kinds == "room") & (fuel > 0))]
+
+
+#: Growths of the 1000-member run: the four t² classes and six alphas between them (kW/s²).
+MANY_GROWTHS = (*GROWTHS, 0.005, 0.008, 0.02, 0.03, 0.07, 0.12)
+
+
+def run_rate(label: str, members: int, configs: list[tuple[str, int, float | None, bool, int]],
+             duration_s: float = DURATION_S, origins: Any = "all floors", growths: Any = GROWTHS) -> list[dict]:
     """(rate): fire_ensemble on ``label`` at each (name, workers, dt or None for the default, cache, batch)."""
     from physics.fire_ensemble import fire_ensemble
 
@@ -249,8 +270,8 @@ def run_rate(label: str, members: int, configs: list[tuple[str, int, float | Non
         stall0 = C.cpu_stall_us()
         t0 = time.perf_counter()
         kw = {} if dt is None else {"dt_s": dt}
-        ds = fire_ensemble(_building(label), origins="all floors", growths=GROWTHS, members=members, seed=1,
-                           duration_s=DURATION_S, workers=workers, setup_cache=cache, batch=batch, **kw)
+        ds = fire_ensemble(_building(label), origins=origins, growths=growths, members=members, seed=1,
+                           duration_s=duration_s, workers=workers, setup_cache=cache, batch=batch, **kw)
         total = time.perf_counter() - t0
         wall = float(ds.attrs["wall_s"])
         cpu = float(np.nansum(ds.member_cpu_s.values))
@@ -285,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="choose,held_out", help="member sets of the dt study")
     p.add_argument("--buildings", default="tower 30,tower 115", help="buildings ('tower 30', 'tower 115')")
     p.add_argument("--members", type=int, default=8, help="members per rate measurement (default 8)")
+    p.add_argument("--duration", type=float, default=DURATION_S, help="member length, s (default 600)")
     p.add_argument("--batch", type=int, default=8, help="members per Dask task in the batched config (default 8)")
     p.add_argument("--thousand", action="store_true", help="also 1000 members of the 30-storey tower, 2 processes")
     p.add_argument("--quick", action="store_true", help="dt study on one growth, rate with 2 members")
@@ -304,20 +326,20 @@ def main(argv: list[str] | None = None) -> int:
         print("(dt) time step of the members ...", flush=True)
         stall0, t0 = C.cpu_stall_us(), time.perf_counter()
         study = run_dt_study([float(x) for x in args.dts.split(",")], args.sets.split(","), buildings,
-                             GROWTHS[2:3] if args.quick else GROWTHS)
+                             GROWTHS[2:3] if args.quick else GROWTHS, args.duration)
         study["cpu_contention_pct"] = C.contention_pct(stall0, time.perf_counter() - t0)
         payload["dt"] = study
-        C.print_table("Ensemble members' time step against dt = 1 s (600 s members, record every 10 s)",
+        C.print_table(f"Ensemble members' time step against dt = 1 s ({args.duration:.0f} s members, record every 10 s)",
                       ["set", "building", "dt s", "members", "ASETs", "max |dASET| s", "mean |dASET| s",
                        "max |dignition| s", "fire room after flashover, max |dT|/rise", "CPU s/member", "CPU vs dt=1", "failed tries", "Newton/step",
                        "Newton capped", "min layer kg", "max balance residual (rel)"], _dt_rows(study),
                       [f"CPU contention during the study: {study['cpu_contention_pct']}"])
         grp = [[g["set"], g["building"], g["season"], int(g["sprinklers"]), g["dt_s"], g["members"],
-                g["percentile_max_diff_s"], g["p_untenable_600_max_diff"], g["storeys_untenable_ref"]]
+                g["percentile_max_diff_s"], g["p_untenable_end_max_diff"], g["storeys_untenable_ref"]]
                for g in study["groups"]]
         C.print_table("Ensemble products against dt = 1 s", ["set", "building", "season", "sprinklers", "dt s",
                                                               "members", "max |dP10/50/90| s",
-                                                              "max |dp_untenable(600 s)|", "storeys p>0 (dt=1)"],
+                                                              "max |dp_untenable(end)|", "storeys p>0 (dt=1)"],
                       grp, [])
     if "rate" in parts:
         print("(rate) members per second ...", flush=True)
@@ -328,12 +350,12 @@ def main(argv: list[str] | None = None) -> int:
                    (f"default dt, cache, 2 processes, batch {args.batch}", 2, None, True, args.batch)]
         rates = []
         for label in buildings:
-            rates += run_rate(label, n * (4 if label == "tower 30" else 1), configs)
+            rates += run_rate(label, n * (4 if label == "tower 30" else 1), configs, args.duration)
         if args.thousand:
             rates += run_rate("tower 30", 1000, [(f"default dt, cache, 2 processes, batch {args.batch}", 2, None, True,
-                                                  args.batch)])
+                                                  args.batch)], args.duration, every_room("tower 30"), MANY_GROWTHS)
         payload["rate"] = rates
-        C.print_table("Fire ensembles: members per second (600 s members)",
+        C.print_table(f"Fire ensembles: members per second ({args.duration:.0f} s members)",
                       ["building", "config", "members", "wall s", "members/s", "CPU s/member",
                        "1000 members at this rate, min", "1000 from CPU on 2 cores, min", "contention %"],
                       [[r["building"], r["config"], r["members"], r["wall_s"], r["members_per_s"],
