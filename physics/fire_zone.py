@@ -371,9 +371,9 @@ class FireZoneModel(Component):
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()
         self.broken = np.zeros(network.n_vents, bool)
-        self._glazed: np.ndarray | None = None  # glazing vents not broken yet (:meth:`_break_glazing`)
-        self._glazed_broken: np.ndarray | None = None
+        self._glazed: np.ndarray | None = None  # the glazing vents (:meth:`_break_glazing`)
         self._glazed_min_c = np.inf  # the lowest break temperature among them (°C)
+        self._p_base, self._p_base_t = np.zeros(0), np.nan  # the outside's pressure at the floors, at T_out
         self.state = initial_state(network, t_in, t_out, self.par[K.P_P0])
         self.t = 0.0
         self.tally = np.zeros(K.NTALLY)
@@ -476,18 +476,16 @@ class FireZoneModel(Component):
     def _break_glazing(self) -> None:
         """Glazing falls out (vent fully open) once either side's upper layer reaches its break temperature."""
         brk = self.network.vent_break_c
-        cand = self._glazed
-        if cand is None or self._glazed_broken is not self.broken:  # once, and again if ``broken`` was replaced
-            cand = np.flatnonzero(np.isfinite(brk))
-            self._glazed_min_c = float(brk[cand].min()) if len(cand) else np.inf
-        cand = cand[~self.broken[cand]]
-        self._glazed, self._glazed_broken = cand, self.broken
+        if self._glazed is None:  # once: the glazing vents and the lowest break temperature among them
+            self._glazed = np.flatnonzero(np.isfinite(brk))
+            self._glazed_min_c = float(brk[self._glazed].min()) if len(self._glazed) else np.inf
+            self._brk_c = np.ascontiguousarray(brk, float)
+            self._hits = np.empty(len(self._glazed), np.int64)
         tu = self.t_upper
-        if not len(cand) or float(tu.max()) - 273.15 < self._glazed_min_c:  # no layer hot enough for any pane
+        if not len(self._glazed) or float(tu.max()) - 273.15 < self._glazed_min_c:  # no layer hot enough for a pane
             return
-        a, b = self.network.vent_a[cand], self.network.vent_b[cand]
-        hot = np.maximum(tu[a], np.where(b >= 0, tu[np.maximum(b, 0)], 0.0)) - 273.15
-        hit = cand[hot >= brk[cand]]
+        k = K.glazing_hits(tu, self._glazed, self.arrays["vidx"], self._brk_c, self.broken, self._hits)
+        hit = self._hits[:k]
         self.broken[hit] = True
         self.vent_open[hit] = 1.0
 
@@ -496,8 +494,12 @@ class FireZoneModel(Component):
         """The outputs of the new state; the species' fractions and the vents' net flows, which a run reads only
         at its records, are computed when first read (from the same state and flows: the same numbers)."""
         self.par[K.P_TOUT] = float(self.t_out[0])
+        if self._p_base_t != self.par[K.P_TOUT]:  # the outside's pressure at the floors, once per T_out
+            self._p_base = np.empty(self.network.n_compartments)
+            K.outside_at_base(self.arrays["geom"], self.par, self._p_base)
+            self._p_base_t = self.par[K.P_TOUT]
         out = np.empty((K.NOUT, self.network.n_compartments))
-        K.compartment_outputs(self.state, self.arrays["geom"], self.par, out, False)
+        K.compartment_outputs(self.state, self.arrays["geom"], self.par, out, False, self._p_base)
         self._out, self._species_done, self._flows = out, False, None
         self.t_upper, self.t_lower, self.layer_height, self.pressure = out[K.O_TU], out[K.O_TL], out[K.O_Z], out[K.O_P]
         self.soot_upper, self.soot_lower = out[K.O_SOOTU], out[K.O_SOOTL]

@@ -153,19 +153,33 @@ NOUT = 12
 
 
 @njit(cache=True)
-def compartment_outputs(state, geom, par, out, species=True):
+def outside_at_base(geom, par, out):
+    """The outside's pressure (Pa) at each compartment's floor into ``out`` (N,): P0·exp(−g·z/(R·T_out)), what
+    :func:`compartment_outputs` takes off the floor pressures (worked out once per outside temperature)."""
+    g, r, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
+    for i in range(geom.shape[0]):
+        out[i] = p0 * math.exp(-g * geom[i, G_BASE] / (r * t_out))
+
+
+@njit(cache=True)
+def compartment_outputs(state, geom, par, out, species=True, p_base=None):
     """The component's per-compartment outputs in one pass into ``out`` (NOUT, N): layer temperatures (K), layer
-    height above the floor (m), floor pressure less the outside's at that height (Pa), soot (kg/m³) of each layer
-    and, with ``species``, the O2 and CO2 volume fractions and CO (ppm) of each layer (:func:`species_outputs`)."""
+    height above the floor (m), floor pressure less the outside's at that height (Pa; ``p_base`` the outside's
+    there, :func:`outside_at_base`, if already worked out), soot (kg/m³) of each layer and, with ``species``, the O2
+    and CO2 volume fractions and CO (ppm) of each layer (:func:`species_outputs`)."""
     n = state.shape[0]
     props = np.empty((n, NPROP))
     layer_props(state, geom, par, props)
-    g, r, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
+    if p_base is None:
+        base_out = np.empty(n)
+        outside_at_base(geom, par, base_out)
+    else:
+        base_out = p_base
     for i in range(n):
         out[O_TU, i] = props[i, Q_TU]
         out[O_TL, i] = props[i, Q_TL]
         out[O_Z, i] = props[i, Q_ZI] - geom[i, G_BASE]
-        out[O_P, i] = props[i, Q_P] - p0 * math.exp(-g * geom[i, G_BASE] / (r * t_out))
+        out[O_P, i] = props[i, Q_P] - base_out[i]
         vu = props[i, Q_VU]
         vl = geom[i, G_VOL] - vu
         out[O_SOOTU, i] = state[i, SU + SP_SOOT] / vu if vu > 0.0 else 0.0
@@ -189,6 +203,23 @@ def species_outputs(state, out):
             moles += max(total, 0.0) / M_N2
             for row, s, scale in ((O_O2U, SP_O2, 1.0), (O_CO2U, SP_CO2, 1.0), (O_COU, SP_CO, 1e6)):
                 out[row + layer, i] = scale * state[i, s_col + s] / MOLAR_MASS[s] / moles if moles > 0.0 else 0.0
+
+
+@njit(cache=True)
+def glazing_hits(t_upper, cand, vidx, brk_c, broken, hit):
+    """The unbroken panes among the glazing vents ``cand`` whose hotter side's upper layer (``t_upper`` K; outside:
+    0) has reached their break temperature ``brk_c`` (°C) into ``hit``; returns how many."""
+    k = 0
+    for j in range(cand.shape[0]):
+        v = cand[j]
+        if broken[v]:
+            continue
+        a, b = vidx[v, 0], vidx[v, 1]
+        hot = max(t_upper[a], t_upper[b] if b >= 0 else 0.0) - 273.15
+        if hot >= brk_c[v]:
+            hit[k] = v
+            k += 1
+    return k
 
 
 @njit(cache=True)
