@@ -58,6 +58,7 @@ class FacadeSpread:
         self.ignite_at: dict[int, float] = {}   # compartment above -> ignition time
         self.flame_m = np.zeros(network.n_compartments)
         self._win = windows_by_compartment(network)  # (windows_of scans every vent: ~2,500 calls at set-up)
+        self._window: dict[int, tuple[float, float, float, float]] = {}  # :meth:`window`, once per compartment
         self._above = self._compartments_above()
 
     def _compartments_above(self) -> dict[int, int]:
@@ -75,13 +76,17 @@ class FacadeSpread:
         return out
 
     def window(self, c: int) -> tuple[float, float, float, float]:
-        """(A_v m², h_eq m, sill m, soffit m) of compartment ``c``'s windows (absolute elevations)."""
-        net = self.network
-        w = self._win.get(c, _EMPTY)
-        h = net.vent_top_m[w] - net.vent_bottom_m[w]
-        a = net.vent_width_m[w] * h
-        return float(a.sum()), float((a * h).sum() / a.sum()), float(net.vent_bottom_m[w].min()), \
-            float(net.vent_top_m[w].max())
+        """(A_v m², h_eq m, sill m, soffit m) of compartment ``c``'s windows (absolute elevations; the network's
+        geometry, so worked out once per compartment)."""
+        got = self._window.get(c)
+        if got is None:
+            net = self.network
+            w = self._win.get(c, _EMPTY)
+            h = net.vent_top_m[w] - net.vent_bottom_m[w]
+            a = net.vent_width_m[w] * h
+            got = self._window[c] = (float(a.sum()), float((a * h).sum() / a.sum()), float(net.vent_bottom_m[w].min()),
+                                     float(net.vent_top_m[w].max()))
+        return got
 
     def update(self, sim, t0: float, t1: float) -> list[tuple[int, float]]:
         """Check the flames of ``sim``'s burning compartments at ``t1``; the (compartment, ignition time)
