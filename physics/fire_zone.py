@@ -43,11 +43,15 @@ Physics and the choices made (each a stated assumption):
   exp(−(Fr/2)²) of each direction's flow comes from that layer and the rest
   from the donor's other layer, Fr = V/√(g·d⁵·(T_u − T_l)/T_l) (V the volume
   flow, d the layer's depth; share 1 where the layers are not stably
-  stratified; CFAST takes the layer's excess over ambient instead of the
-  layers' difference, which sends a downward flow wholly from the upper layer
-  once the lower is a hair above ambient): a strong flow out of a thin warm layer draws the
+  stratified): a strong flow out of a thin warm layer draws the
   gas beyond it (plug-holing); the shares settle with the flows in the step's
-  fixed point. Where the gas above is denser than below,
+  fixed point. CFAST takes the donor layer's own excess over ambient instead of
+  the layers' difference (``ceiling_vent_froude="cfast"`` reproduces it): a
+  downward flow then comes wholly from the lower layer at ambient and mostly from
+  the upper layer once the lower layer is hundredths of a kelvin warmer, a jump
+  that no stratification explains, so it is an option and not the default (the
+  evidence: ``tests/physics/test_fire_zone_cfast.py``). Where the gas above is
+  denser than below,
   Cooper's exchange flow (1995, as CFAST's ``ventcf``; square opening) swaps
   equal volumes both ways until the pressure difference floods it; it is
   taken at the start-of-step pressures and held over the step.
@@ -80,6 +84,10 @@ Physics and the choices made (each a stated assumption):
   layer, which then takes the flow and what it entrained. (The midpoint rule put
   the ~1 kg/s of cool gas Cooper's exchange brings down a stair's well into the
   stair's lower layer, which it filled: the three-storey stack's stair against CFAST.)
+  ``ceiling_vent_plumes="cfast"`` lands the flow down as CFAST's ``vertical_flow``:
+  unmixed, in the upper layer when lighter than the lower layer by ``hot_dt_k``,
+  else in the lower layer. With both set to ``"cfast"`` the ceiling vents follow
+  CFAST's rule in full (the CFAST comparison's like-for-like runs).
 - **Walls**: one lumped inner surface per compartment, quasi-steady (no heat
   capacity of its own): convection from both layers (h_c = 10 W/m²K, a
   parameter), the flame's radiated fraction and the upper layer's radiation
@@ -219,6 +227,16 @@ def _per_compartment(value, n: int, name: str) -> np.ndarray:
     return a
 
 
+def _vertical_rule(value, name: str) -> float:
+    """A ceiling-vent rule switch as the kernel's parameter: False 0, True 1 (this model's), "cfast" (CFAST's)."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if value == "cfast":
+        return K.RULE_CFAST
+    raise ValidationError(f"{name}={value!r}: give True (this model's rule), False (off) or 'cfast' "
+                          "(CFAST's vertical_flow rule)")
+
+
 class FireZoneModel(Component):
     """Two-zone fire and smoke model over a :class:`FireNetwork` (see the module docstring).
 
@@ -242,12 +260,16 @@ class FireZoneModel(Component):
     door_jet_mixing : bool
         Vent-jet entrainment between a receiving compartment's layers (CFAST's; the module docstring);
         False leaves the incoming gas unmixed (the model before it).
-    ceiling_vent_froude : bool
+    ceiling_vent_froude : bool or "cfast"
         A ceiling vent's flow out of a thin warm layer also draws the layer beyond (CFAST's Froude-number
-        share; the module docstring); False takes it all from the layer next to the opening.
-    ceiling_vent_plumes : bool
+        share, the buoyancy of the layers' own difference; the module docstring); ``"cfast"``: the buoyancy of
+        the donor layer's excess over ambient, as CFAST's ``vertical_flow``; False takes it all from the layer
+        next to the opening.
+    ceiling_vent_plumes : bool or "cfast"
         Flows through ceiling vents land by buoyancy, a cold flow falling into an upper layer as a plume that
-        entrains it (the module docstring); False lands them by the wall vents' temperature rule (the model before).
+        entrains it (the module docstring); ``"cfast"``: as CFAST's ``vertical_flow``, unmixed, by the flow's
+        temperature against the receiver's lower layer; False lands them by the wall vents' temperature rule
+        (the model before).
     layer_radiation : bool
         The upper layer radiates as a grey gas of its soot to the surfaces it sees (the module docstring);
         False leaves it convection only (the model before it).
@@ -363,10 +385,10 @@ class FireZoneModel(Component):
         self.par[K.P_HCONV] = require_positive(h_conv, "h_conv")
         self.par[K.P_LAYTOL] = require_positive(layer_tol_k, "layer_tol_k")
         self.par[K.P_MIX] = 1.0 if door_jet_mixing else 0.0
-        self.par[K.P_FROUDE] = 1.0 if ceiling_vent_froude else 0.0
+        self.par[K.P_FROUDE] = _vertical_rule(ceiling_vent_froude, "ceiling_vent_froude")
         self.par[K.P_LAYRAD] = 1.0 if layer_radiation else 0.0
         self.par[K.P_EPSW] = require_range(surface_emissivity, "surface_emissivity", 0.05, 1.0)
-        self.par[K.P_VDEP] = 1.0 if ceiling_vent_plumes else 0.0
+        self.par[K.P_VDEP] = _vertical_rule(ceiling_vent_plumes, "ceiling_vent_plumes")
         self.t_out = np.array([t_out])
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()

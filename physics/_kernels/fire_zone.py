@@ -90,6 +90,9 @@ NPAR = 25
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
 #: approximate the reduced Kelvin-Helmholtz type mixing").
 COLD_JET_FACTOR = 0.25
+#: Value of ``par[P_FROUDE]`` and ``par[P_VDEP]`` selecting CFAST's own ``vertical_flow`` rule (CFAST 7/8,
+#: ``vflow.f90``) instead of this model's (1.0): :func:`froude_split`, :func:`ceiling_vent_plumes`.
+RULE_CFAST = 2.0
 
 #: Heat released per kg of O2 consumed (J/kg), Huggett (1980).
 HUGGETT_J_KG = 13.1e6
@@ -659,12 +662,24 @@ def _froude_share(mass_flow, rho, t_upper, t_lower, depth, g):
 
 
 @njit(cache=True)
+def _froude_temperatures(i, layer, props, geom, par):
+    """(warmer, colder) temperature whose difference is the buoyancy in the Froude number of a flow out of
+    ``layer`` (0 upper, 1 lower) of compartment ``i``: the layers' own, T_u and T_l (this model's rule); or,
+    with ``par[P_FROUDE]`` = :data:`RULE_CFAST`, that layer's and the compartment's initial (CFAST's interior
+    ambient) temperature, as CFAST's ``vertical_flow``."""
+    if par[P_FROUDE] == RULE_CFAST:
+        return props[i, Q_TU + layer], geom[i, G_TWALL]
+    return props[i, Q_TU], props[i, Q_TL]
+
+
+@njit(cache=True)
 def froude_split(vchan, vvidx, vvs, vvl, props, geom, par):
     """Set the shares ``vvs[k, 4 / 5]`` of each ceiling vent's flow up / down taken from the layer next to
     the opening (the lower compartment's upper layer, the upper compartment's lower layer) from the flows
     in ``vchan``: a strong flow out of a thin warm layer pulls gas from the layer beyond (plug-holing),
-    as CFAST's ``vertical_flow``. Where the donor lacks the other layer the share stays 1. Returns the
-    largest change of a share times the donor's layer temperature difference (K)."""
+    as CFAST's ``vertical_flow``, the buoyancy by :func:`_froude_temperatures`. Where the donor lacks the
+    other layer the share stays 1. Returns the largest change of a share times the donor's layer temperature
+    difference (K)."""
     change = 0.0
     g = par[P_G]
     for k in range(vvidx.shape[0]):
@@ -672,13 +687,15 @@ def froude_split(vchan, vvidx, vvs, vvl, props, geom, par):
         share = 1.0
         if vvl[k, 0] == 0 and props[lo, Q_HASL] > 0.0:
             depth = geom[lo, G_BASE] + geom[lo, G_H] - props[lo, Q_ZI]
-            share = _froude_share(vchan[k, 0] + vchan[k, 1], vvs[k, 1], props[lo, Q_TU], props[lo, Q_TL], depth, g)
+            t_w, t_c = _froude_temperatures(lo, 0, props, geom, par)
+            share = _froude_share(vchan[k, 0] + vchan[k, 1], vvs[k, 1], t_w, t_c, depth, g)
             change = max(change, abs(share - vvs[k, 4]) * abs(props[lo, Q_TU] - props[lo, Q_TL]))
         vvs[k, 4] = share
         share = 1.0
         if up >= 0 and vvl[k, 1] == 3 and props[up, Q_HASU] > 0.0:
             depth = props[up, Q_ZI] - geom[up, G_BASE]
-            share = _froude_share(vchan[k, 2] + vchan[k, 3], vvs[k, 2], props[up, Q_TU], props[up, Q_TL], depth, g)
+            t_w, t_c = _froude_temperatures(up, 1, props, geom, par)
+            share = _froude_share(vchan[k, 2] + vchan[k, 3], vvs[k, 2], t_w, t_c, depth, g)
             change = max(change, abs(share - vvs[k, 5]) * abs(props[up, Q_TU] - props[up, Q_TL]))
         vvs[k, 5] = share
     return change
@@ -765,7 +782,9 @@ def ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, v
     buoyant plume (Heskestad's entrainment over the upper layer's depth with the excess enthalpy flow
     c_p·(T_u − T)·ṁ, the vent's equivalent diameter, × 0.25 for a cold plume falling through a hot layer as
     CFAST's ``spill_plume``; at most half the layer in the step ``dt``), and the mixture joins the upper layer
-    unless it is denser than the lower layer, where it lands with what it entrained (upper → lower in ``mix``)."""
+    unless it is denser than the lower layer, where it lands with what it entrained (upper → lower in ``mix``).
+    With ``par[P_VDEP]`` = :data:`RULE_CFAST` the flow down lands as CFAST's ``vertical_flow`` puts it: unmixed,
+    in the upper layer when lighter than the lower layer (by ``hot_dt``), else in the lower layer."""
     cp, hot = par[P_CP], par[P_HOT]
     for k in range(vvidx.shape[0]):
         lo, up = vvidx[k, 0], vvidx[k, 1]
@@ -775,7 +794,10 @@ def ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, v
             if _flow_temperature(lo, vchan[k, 0], vchan[k, 1], props, par) > props[up, Q_TL] + hot:
                 vdest[k, 0] = 0
         m_dn = vchan[k, 2] + vchan[k, 3]
-        if m_dn > 0.0 and props[lo, Q_HASU] > 0.0 and props[lo, Q_HASL] > 0.0:
+        if m_dn > 0.0 and par[P_VDEP] == RULE_CFAST:
+            t_d = _flow_temperature(up, vchan[k, 2], vchan[k, 3], props, par)
+            vdest[k, 1] = 0 if t_d > props[lo, Q_TL] + hot else 1
+        elif m_dn > 0.0 and props[lo, Q_HASU] > 0.0 and props[lo, Q_HASL] > 0.0:
             t_d = _flow_temperature(up, vchan[k, 2], vchan[k, 3], props, par)
             tu, tl = props[lo, Q_TU], props[lo, Q_TL]
             if t_d >= tu:

@@ -231,7 +231,8 @@ def ceiling_vent_flows(k, pf, vvent, vvidx, geom, pr, par, teff, share=(1.0, 1.0
 def froude_shares(vchan, vvidx, geom, pr, par):
     """(K, 2) shares of each ceiling vent's flow up / down from the layer next to the opening:
     exp(−(Fr/2)²) (the form of CFAST's vertical_flow), Fr = V/√(g·d⁵·(T_u − T_l)/T_l), 1 where the donor has
-    one layer, its layers are not stably stratified or nothing flows."""
+    one layer, its layers are not stably stratified or nothing flows; with ``P_FROUDE`` = RULE_CFAST the donor
+    layer's excess over the compartment's initial temperature T_0, Fr = V/√(g·d⁵·(T − T_0)/T_0), as CFAST."""
     out = np.ones((len(vvidx), 2))
     g = par[K.P_G]
     for k, (lo, up) in enumerate(vvidx):
@@ -242,6 +243,8 @@ def froude_shares(vchan, vvidx, geom, pr, par):
                           pr["zi"][up] - geom[up, K.G_BASE]))
         for j, i, both_layers, mass, rho, depth in cases:
             tu, tl = pr["tu"][i], pr["tl"][i]
+            if par[K.P_FROUDE] == K.RULE_CFAST:
+                tu, tl = (tu if j == 0 else tl), geom[i, K.G_TWALL]
             if not both_layers or mass <= 0 or tu <= tl:
                 continue
             denom = g * depth ** 5 * (tu - tl) / tl
@@ -286,7 +289,9 @@ def ceiling_plumes(vchan, vvidx, vvent, geom, pr, par, state, dt):
             if t_flow(lo, vchan[k, 0], vchan[k, 1]) > pr["tl"][up] + hot:
                 dest[k, 0] = 0
         m = vchan[k, 2:].sum()
-        if m > 0 and pr["hasu"][lo] and pr["hasl"][lo]:
+        if m > 0 and par[K.P_VDEP] == K.RULE_CFAST:  # CFAST's vertical_flow: unmixed, by its temperature
+            dest[k, 1] = 0 if t_flow(up, vchan[k, 2], vchan[k, 3]) > pr["tl"][lo] + hot else 1
+        elif m > 0 and pr["hasu"][lo] and pr["hasl"][lo]:
             t_d = t_flow(up, vchan[k, 2], vchan[k, 3])
             tu, tl = pr["tu"][lo], pr["tl"][lo]
             if t_d >= tu:

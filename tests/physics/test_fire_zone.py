@@ -238,9 +238,10 @@ def _random_network(rng):
     return b.build()
 
 
-@pytest.mark.parametrize("walls", [False, True], ids=["lumped", "conducting"])
+@pytest.mark.parametrize(("walls", "rule"), [(False, True), (True, True), (False, "cfast")],
+                         ids=["lumped", "conducting", "cfast-ceiling-vents"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_numba_kernel_matches_the_numpy_reference(seed, walls):
+def test_numba_kernel_matches_the_numpy_reference(seed, walls, rule):
     """Random small networks, an ultrafast fire, outside colder or warmer: at every step of a 40 s run the
     numba step and the numpy reference (dense Newton solves instead of sparse LDLᵀ, slab
     integrals written differently) take the same state and give the same new state, vent flows and
@@ -248,12 +249,15 @@ def test_numba_kernel_matches_the_numpy_reference(seed, walls):
     reached along slightly different round-off paths: 1e-9 of the masses and energies. (Run apart for
     40 steps, the two drift to ~1e-7 where exchange flows empty a thin layer: round-off amplified by
     the layer limiting, not a difference of formula, so the comparison is step by step.) With conducting
-    walls (``wall_conduction=True``) both take the walls' face temperatures and give the same heat into them."""
+    walls (``wall_conduction=True``) both take the walls' face temperatures and give the same heat into them.
+    With CFAST's ceiling-vent rule (``ceiling_vent_froude="cfast"``, ``ceiling_vent_plumes="cfast"``) both take
+    the Froude number on the donor layer's excess over ambient and land the flow down unmixed."""
     rng = np.random.default_rng(seed)
     net = _random_network(rng)
     assert 2 <= net.n_compartments <= 6
     m = FireZoneModel(net, t_inside_k=293.15, newton_tol_pa=1e-9, layer_tol_k=1e-9,
-                      t_outside_k=float(rng.uniform(275, 305)), wall_conduction=walls)
+                      t_outside_k=float(rng.uniform(275, 305)), wall_conduction=walls, ceiling_vent_froude=rule,
+                      ceiling_vent_plumes=rule)
     outputs = {}
 
     def both(*args):
@@ -440,15 +444,47 @@ def test_ceiling_vent_froude_share():
     assert K._froude_share(1.0, 0.8, 500.0, 300.0, 0.2, g) < 1e-12
     assert K._froude_share(1.0, 0.8, 300.0, 300.0, 1.0, g) == 1.0
     assert K._froude_share(0.0, 0.8, 500.0, 300.0, 1.0, g) == 1.0
-    # the model with and without the share conserves alike (three storeys, a stair, a fire)
-    for froude in (True, False):
-        m = FireZoneModel(three_storeys(), t_inside_k=293.15, ceiling_vent_froude=froude)
+    # the model with and without the share, and with CFAST's rule, conserves alike (three storeys, a stair, a fire)
+    for froude in (True, False, "cfast"):
+        m = FireZoneModel(three_storeys(), t_inside_k=293.15, ceiling_vent_froude=froude, ceiling_vent_plumes=froude)
         for _ in range(12):
             m.q_kw[0] = min(0.0469 * m.t ** 2, 2000.0)
             m.step(10.0)
         bal = m.balance()
         assert abs(bal["mass_residual"]) < 1e-11 * bal["mass"]
         assert abs(bal["energy_residual"]) < 1e-11 * bal["energy"]
+
+
+def test_cfast_froude_rule_takes_the_donor_layers_excess_over_ambient():
+    """CFAST's vertical_flow (CFAST 7/8 ``vflow.f90``): Fr = V/√(g·d⁵·(T − T_amb)/T_amb) with T the donor layer's
+    own temperature, share exp(−(Fr/2)²), 1 when T ≤ T_amb. A storey above (ambient 293.15 K) with a 1.8 m lower
+    layer under a 330 K upper layer sends 0.5 kg/s down at 1.2 kg/m³ (V = 0.41667 m³/s). This model's rule takes
+    the layers' difference: Fr = 0.41667/√(9.80665·1.8⁵·(330 − 293.25)/293.25) = 0.08646, share 0.99813 with the
+    lower layer at 293.25 K (0.99814 at 293.15 K). CFAST's: with the lower layer at 293.25 K,
+    Fr = 0.41667/√(9.80665·1.8⁵·0.1/293.15) = 1.6573, share exp(−0.68663) = 0.50327; at 293.15 K exactly Fr = 0 and
+    the share is 1 (all hand-computed): a jump from 1 to 0.50 in 0.1 K, while the stratification that holds the
+    interface (37 K) is the same."""
+    g = 9.80665
+    par = np.zeros(K.NPAR)
+    geom = np.zeros((1, K.NGEOM))
+    geom[0, K.G_TWALL] = 293.15
+    props = np.zeros((1, K.NPROP))
+    for tl, ours, cfast in ((293.25, 0.99813, 0.50327), (293.15, 0.99814, 1.0)):
+        props[0, K.Q_TU], props[0, K.Q_TL] = 330.0, tl
+        shares = []
+        for rule in (1.0, K.RULE_CFAST):
+            par[K.P_FROUDE] = rule
+            t_w, t_c = K._froude_temperatures(0, 1, props, geom, par)
+            shares.append(K._froude_share(0.5, 1.2, t_w, t_c, 1.8, g))
+        assert shares[0] == pytest.approx(ours, abs=1e-4)
+        assert shares[1] == pytest.approx(cfast, abs=1e-4)
+    # the flow up from the upper layer: CFAST's buoyancy is the layer's excess over ambient, ours over the lower
+    par[K.P_FROUDE] = K.RULE_CFAST
+    assert K._froude_temperatures(0, 0, props, geom, par) == (330.0, 293.15)
+    par[K.P_FROUDE] = 1.0
+    assert K._froude_temperatures(0, 0, props, geom, par) == (330.0, 293.15)
+    with pytest.raises(ValidationError, match="ceiling_vent_froude='CFAST'"):
+        FireZoneModel(three_storeys(), ceiling_vent_froude="CFAST")
 
 
 def test_a_layer_a_step_empties_keeps_no_energy():

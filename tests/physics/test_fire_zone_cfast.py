@@ -17,28 +17,40 @@ down, gas colder than the receiver's upper layer falls through it as a plume ent
 × 0.25 as CFAST's cold spill plume) and joins the lower layer only if the mixture is no lighter than it.
 
 Largest errors over the run (zone model minus CFAST, time of the largest; T relative in K, z in m;
-before the ceiling-vent plumes in brackets):
+before the ceiling-vent plumes in brackets; last but one column: with CFAST's ceiling-vent rule, ``CFAST_RULE``):
 
-| case | compartment | T | z | asserted |
-|---|---|---|---|---|
-| one room | room | +16.3 % (110 s) | +0.09 | both |
-| two rooms | fire room | +17.7 % (330 s) | +0.07 | both |
-| two rooms | next room | +13.8 % (340 s) | −0.09 | both |
-| stack | room 0 | +16.8 % (150 s) (+16.1 %) | +0.08 (+0.21) | both |
-| stack | stair 0 | +5.4 % (340 s) (+25.5 %) | −0.24 (60 s) (+1.72) | both |
-| stack | stair 1 | +1.9 % (380 s) (+24.5 %) | −0.83 at 160 s (+1.12); 0.05 from 600 s | T; z from 600 s |
-| stack | stair 2 | −3.7 % (210 s) (+15.5 %) | −0.84 at 190 s (−0.90); 0.05 from 600 s | T; z from 600 s |
+| case | compartment | T | z | CFAST's rule: T / z | asserted |
+|---|---|---|---|---|---|
+| one room | room | +16.3 % (110 s) | +0.09 | (no ceiling vent) | both |
+| two rooms | fire room | +17.7 % (330 s) | +0.07 | (no ceiling vent) | both |
+| two rooms | next room | +13.8 % (340 s) | −0.09 | (no ceiling vent) | both |
+| stack | room 0 | +16.8 % (150 s) (+16.1 %) | +0.08 (+0.21) | +16.9 % / +0.08 | both; both |
+| stack | stair 0 | +5.4 % (340 s) (+25.5 %) | −0.24 (60 s) (+1.72) | +5.1 % / −0.20 | both; both |
+| stack | stair 1 | +1.9 % (380 s) (+24.5 %) | −0.83 at 160 s (+1.12); 0.05 from 600 s | +2.1 % / −0.23 | T, z from 600 s; both |
+| stack | stair 2 | −3.7 % (210 s) (+15.5 %) | −0.84 at 190 s (−0.90); 0.05 from 600 s | +2.4 % / −0.23 | T, z from 600 s; both |
 
 The stair failed because of where the exchange flow through the stair's 4 m² openings landed: Cooper's
 exchange (both models) sends ~1 kg/s of the upper storey's cool gas down into the stair's hot upper layer;
 this model put it in the stair's lower layer (the midpoint temperature rule), which it then filled
 (interface 1.82 m where CFAST's stair fills to 0.10 m) and which fed cool gas back into the fire room's
-lower layer (90 °C vs CFAST's 148 °C; now 111 °C). Stairs 1 and 2 still fill faster than CFAST's for the
-first 300 s (0.90 m vs 1.71 m at 140 s): this model draws the downward exchange from the upper storey's
-lower layer (the layer at the opening; share exp(−(Fr/2)²) with the layers' own temperature difference),
-CFAST from its upper layer (its Froude number takes the lower layer's excess over ambient, ~0.1 K, so
-the share is ~0): the storey's lower layer drains here and not in CFAST. Both settle to the same filled
-stair (0.69 vs 0.72 m at the end).
+lower layer (90 °C vs CFAST's 148 °C; now 111 °C).
+
+Stairs 1 and 2 still fill faster than CFAST's for the first 300 s (0.90 m vs 1.71 m at 140 s) because the
+two models draw the downward exchange (~0.5 kg/s through each well) from different layers of the storey
+above. Both share it by exp(−(Fr/2)²), Fr = V/√(g·d⁵·ΔT/T). This model takes ΔT = T_u − T_l, the
+stratification that holds the interface (5-40 K here): share ≈ 1, the gas next to the opening, the lower
+layer, goes down. CFAST 8 (``vflow.f90``) takes ΔT = T_l − T_ambient of the donor lower layer itself,
+0.001-0.3 K here: the share swings between 1 (T_l at ambient) and ≈ 0 (all from the upper layer, 1-3 m above
+the opening) with hundredths of a kelvin. Run with CFAST's rule (``ceiling_vent_froude="cfast"``,
+``ceiling_vent_plumes="cfast"``: the flow down also lands unmixed by its temperature, as CFAST), every row
+of the stack passes over the whole run (:func:`test_three_storey_stack_with_cfasts_ceiling_vent_rule`):
+room 0 +16.9 % / +0.08 m, stair 0 +5.1 % / −0.20 m, stair 1 +2.1 % / −0.23 m, stair 2 +2.4 % / −0.23 m. The
+difference is that rule and nothing else; with the Froude share alone stair 1 still misses by −0.45 m at
+100 s (the cold plume of this model lands ambient air from stair 2 in stair 1's thin upper layer; CFAST
+drops it in the lower). Yet the same CFAST rule with conducting walls, whose lower layers stay within
+0.001-0.06 K of ambient for 140 s, misses the other way (stair 1 +0.62 m at 120 s, stair 2 +0.78 m at
+150 s): its answer hangs on the sign and size of a hundredth of a kelvin, so it is an option, not the
+default. Both rules settle to the same filled stair (0.69-0.73 vs CFAST's 0.72 m at the end).
 """
 
 from __future__ import annotations
@@ -51,6 +63,10 @@ import pytest
 from physics import fire_cases, fire_cfast
 from physics.fire_zone import FireZoneModel
 from twin.errors import DataMissingError
+
+#: CFAST's own ceiling-vent rule (``vertical_flow`` of CFAST 8): the Froude share on the donor layer's excess over
+#: ambient, the flow landing unmixed by its temperature
+CFAST_RULE = {"ceiling_vent_froude": "cfast", "ceiling_vent_plumes": "cfast"}
 
 
 def _cfast_installed() -> bool:
@@ -94,6 +110,8 @@ def both(tmp_path_factory):
         ds = ds.sel(time=ds.time[ds.time >= 60.0])
         out[name] = (case, ds, zone_run(case, ds.time.values))
         out[name + "_walls"] = (case, ds, zone_run(case, ds.time.values, wall_conduction=True))
+    case, ds, _ = out["three_storey_stack"]
+    out["three_storey_stack_cfast_rule"] = (case, ds, zone_run(case, ds.time.values, **CFAST_RULE))
     return out
 
 
@@ -153,7 +171,8 @@ def test_three_storey_stack_ground_floor_stair_against_cfast(both):
 def test_three_storey_stack_upper_stairs_against_cfast(both, stair):
     """The upper storeys' stairs: temperature over the whole run (+1.9 %, −3.7 %); the layer height once both
     models' stairs have filled (from 600 s: 0.05 m). Before, their interfaces differ by up to 0.84 m at 160-190 s:
-    the downward exchange drains this model's storey lower layer, not CFAST's (the module docstring)."""
+    the downward exchange drains this model's storey lower layer, not CFAST's (the module docstring; with
+    CFAST's own rule the whole run passes, :func:`test_three_storey_stack_with_cfasts_ceiling_vent_rule`)."""
     case, ds, zone = both["three_storey_stack"]
     t_err, _ = _errors(case, ds, zone, stair)
     assert t_err <= 0.20, t_err
@@ -161,6 +180,18 @@ def test_three_storey_stack_upper_stairs_against_cfast(both, stair):
     late = ds.time.values >= 600.0
     z_late = np.abs(zone["layer_height"][late, j] - ds.layer_height.sel(compartment=stair).values[late])
     assert np.max(z_late) <= 0.3, np.max(z_late)
+
+
+@pytest.mark.parametrize("compartment", ["room 0", "stair 0", "stair 1", "stair 2"])
+def test_three_storey_stack_with_cfasts_ceiling_vent_rule(both, compartment):
+    """With CFAST's own ceiling-vent rule (``CFAST_RULE``), every compartment of the stack compared is within
+    ±20 % / ±0.3 m of CFAST over the whole run, the same window as the other rows (from 60 s): room 0 +16.9 % /
+    +0.08 m, stair 0 +5.1 % / −0.20 m, stair 1 +2.1 % / −0.23 m (250 s), stair 2 +2.4 % / −0.23 m (290 s). So
+    the default's early miss on stairs 1 and 2 (0.8 m) is that rule alone (the module docstring)."""
+    case, ds, zone = both["three_storey_stack_cfast_rule"]
+    t_err, z_err = _errors(case, ds, zone, compartment)
+    assert t_err <= 0.20, t_err
+    assert z_err <= 0.3, z_err
 
 
 #: (case, compartment, largest T error, largest z error) with conducting walls (``wall_conduction=True``), z over the
