@@ -341,9 +341,10 @@ class FireZoneModel(Component):
                  lower_oxygen_limit: float = 0.15, fire_diameter_m: float = 1.0, fuel: dict | None = None,
                  vvent_cd: float = 0.7, h_conv: float = 10.0, delta_pa: float = 1e-4, hot_dt_k: float = 1.0,
                  newton_tol_pa: float = 1e-6, layer_tol_k: float = 1e-4,
-                 door_jet_mixing: bool = True, ceiling_vent_froude: bool = True, layer_radiation: bool = True,
-                 surface_emissivity: float = 0.9, ceiling_vent_plumes: bool = True, wall_conduction: bool = False,
-                 wall_nodes: int = 12, plan: tuple | None = None, keep_halved_step: bool = False):
+                 door_jet_mixing: bool = True, ceiling_vent_froude: bool | str = True, layer_radiation: bool = True,
+                 surface_emissivity: float = 0.9, ceiling_vent_plumes: bool | str = True,
+                 wall_conduction: bool = False, wall_nodes: int = 12, plan: tuple | None = None,
+                 keep_halved_step: bool = False):
         self.network = network.validate()
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
