@@ -11,21 +11,24 @@ network the study did not run), two of its members past flashover.
 
 Tolerance, from the method (no published figure applies):
 
-* **ASET: one record interval (10 s).** A storey's ASET exists only on the run's record grid
+* **ASET: less than two record intervals (20 s).** A storey's ASET exists only on the run's record grid
   (``record_every_s`` = 10 s, the ensemble's): the FEDs are integrated over the records and a criterion's
   crossing is interpolated linearly between two records. The visibility criterion jumps when the escape route's
-  smoke layer passes head height (``at_head`` switches to the upper layer's extinction), so its crossing sits
-  near the start of the record interval in which the layer passed, wherever in the interval that was; a step
-  that moves the passage by a fraction of a second across a record time moves ASET by one interval. The
-  time step itself moves the events by less than a step (the design fire's heat release at the step's end
-  leads the t² curve by at most one step: in the study, ASETs at 2 s were never later than at 1 s by more than
-  0.11 s).
+  smoke layer passes head height (``at_head`` switches to the upper layer's extinction), so ASET = t_k + f·10 s,
+  t_k the record before the passage and f ∈ [0, 1) set by the size of the jump at the next record, wherever in
+  the interval the passage was. A step that moves the passage across one record time, by however little, moves
+  k by one and f anywhere in [0, 1): |ΔASET| < 2 intervals. The time step itself moves the events by far less
+  than an interval (the design fire's heat release at the step's end leads the t² curve by at most one step: in
+  the study, ASETs at 2 s were never later than at 1 s by more than 0.11 s; most differences were 0 or one
+  interval minus ~0.2 s; the largest not a tie, 11.2 s, was 573.1 → 561.9 s on the bench tower's storey 103,
+  fast, winter, f 0.31 → 0.19).
 * **Ties are not a property of the step.** Where a route's layer comes down to within millimetres of head height
   and stops, whether the storey becomes untenable is decided by those millimetres: a storey whose ASETs differ
-  by more than the interval must be one where the run that stayed tenable longer kept its layer above head
-  height by less than the two runs' own difference of that layer height at that record (the bench tower's
-  storey 10, slow growth, summer: 0.7 mm above head height at 1 s, the runs 3.7–6.6 mm apart). Anything else
-  fails the test.
+  by more than that must be one where the run that stayed tenable longer kept its layer above head height, at
+  its closest approach, by less than the two runs' own difference of that layer height at that record (the
+  bench tower's storey 10, slow growth, summer: 0.72 mm above head height at 1 s, the runs 0.77 mm apart there;
+  untenable at 443 s at 2 s). Anything else fails the test (at 2.5 s the bench tower's storey 103: 263 s, the
+  layer 4.4 mm above head height where the runs were 0.75 mm apart).
 * **Stability**: no step with Newton stopped by its iteration cap above its tolerance, no layer with negative
   mass or energy, mass and energy balances to round-off (1e-9 of the building's gas), and the fire room after
   flashover (from 30 s after it) within 10 % of its rise above the inside air of the 1 s run's: half the ±20 %
@@ -34,10 +37,10 @@ Tolerance, from the method (no published figure applies):
   entrainment of a ~23 MW post-flashover room oscillate from step to step by hundreds of K (the bench tower's
   storey 103, fast, winter: 529-1460 °C at 2.5 s, within 1026-1068 °C at 1 and 2 s), which also pulled that
   storey's corridor layer below head height 263 s early.
-* **Products**: where no member tied, each storey's P10/P50/P90 moves by at most the interval (an order
-  statistic of values each moved by at most d moves by at most d; a storey tenable to the end counts as ASET =
-  600 s, as above) and ``p_untenable`` by 600 s lies between the 1 s runs' by 590 s and by 610 s (a 1 s run
-  tenable to its end counted as possibly untenable by 610 s).
+* **Products**: where no member tied, each storey's P10/P50/P90 moves by less than two intervals (an order
+  statistic of values each moved by less than d moves by less than d; a storey tenable to the end counts as
+  ASET = 600 s, as above) and ``p_untenable`` by 600 s lies between the 1 s runs' by 580 s and by 620 s (a 1 s
+  run tenable to its end counted as possibly untenable by 620 s).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ from physics.fire_tenability import HEAD_HEIGHT_M
 
 DURATION_S = 600.0
 RECORD_S = 10.0
+#: ASET's tolerance: less than two record intervals (module docstring).
+ASET_TOL_S = 2.0 * RECORD_S
 #: The fire room after flashover (from SETTLE_S after it): its upper layer within this share of its rise above the
 #: inside air of the 1 s run's.
 FIRE_ROOM_SHARE = 0.10
@@ -114,7 +119,7 @@ def _compare(building: str, member: tuple) -> tuple[dict, dict, list[int]]:
         rise = ref["fire_tu"][after] - AMBIENT_K
         assert np.all(np.abs(run["fire_tu"][after] - ref["fire_tu"][after]) <= FIRE_ROOM_SHARE * rise)
     x, y = (np.nan_to_num(r["aset"], nan=DURATION_S) for r in (run, ref))
-    far = np.flatnonzero(np.abs(x - y) > RECORD_S)
+    far = np.flatnonzero(np.abs(x - y) >= ASET_TOL_S)
     ties = [int(s) for s in far if _is_tie(run, ref, int(s))]
     assert ties == far.tolist(), (f"{building} {member}: storeys {far.tolist()} ASET {y[far]} s at 1 s, {x[far]} s "
                                   f"at {ENSEMBLE_DT_S} s; ties {ties}")
@@ -130,22 +135,22 @@ def test_default_step_is_longer_than_a_single_runs():
     assert 1.0 < ENSEMBLE_DT_S <= RECORD_S and (RECORD_S / ENSEMBLE_DT_S).is_integer()  # lands on the records
 
 
-def test_aset_within_a_record_interval_on_the_30_storey_tower(tower_30):
+def test_aset_within_two_record_intervals_on_the_30_storey_tower(tower_30):
     compared = sum(int(np.sum(np.isfinite(run["aset"]) | np.isfinite(ref["aset"]))) for run, ref, _ in tower_30)
     assert compared >= 5  # every member made its origin storey untenable within 600 s but the sprinklered one
 
 
-def test_products_move_by_at_most_a_record_interval(tower_30):
+def test_products_move_by_less_than_two_record_intervals(tower_30):
     run = np.stack([r["aset"] for r, _, _ in tower_30])
     ref = np.stack([r["aset"] for _, r, _ in tower_30])
     tied = sorted({s for *_, ties in tower_30 for s in ties})
     keep = np.setdiff1d(np.arange(run.shape[1]), tied)
     # a percentile beyond the run counts as the run's end, as a tenable storey's ASET above
     p_run, p_ref = (np.nan_to_num(censored_percentiles(a)[:, keep], nan=DURATION_S) for a in (run, ref))
-    assert np.all(np.abs(p_run - p_ref) <= RECORD_S)
+    assert np.all(np.abs(p_run - p_ref) < ASET_TOL_S)
     u = untenable_probability(run, (DURATION_S,), DURATION_S)[0, keep]
-    lo = untenable_probability(ref, (DURATION_S - RECORD_S,), DURATION_S)[0, keep]
-    # untenable by 610 s: the 1 s runs untenable by 600 s, or tenable to the end (they cannot tell)
+    lo = untenable_probability(ref, (DURATION_S - ASET_TOL_S,), DURATION_S)[0, keep]
+    # untenable by 620 s: the 1 s runs untenable by 600 s, or tenable to the end (they cannot tell)
     hi = untenable_probability(np.nan_to_num(ref, nan=DURATION_S), (DURATION_S,), DURATION_S)[0, keep]
     assert np.all((lo <= u) & (u <= hi))
 
@@ -154,6 +159,6 @@ def test_products_move_by_at_most_a_record_interval(tower_30):
                                     (30, "fast", "summer", None)],
                          ids=["storey 62 ultrafast winter, flashover", "storey 101 fast winter, flashover",
                               "storey 30 fast summer, sprinklers"])
-def test_aset_within_a_record_interval_on_ping_an(member):
+def test_aset_within_two_record_intervals_on_ping_an(member):
     run, ref, _ = _compare("ping_an_finance_centre", member)
     assert np.isfinite(ref["aset"]).any()
