@@ -2,7 +2,8 @@
 
 (dt) ``--parts dt``: the time step of ensemble members. A fixed set of members (origins × the four t² growths ×
     summer and winter, sprinklers off and, on the 30-storey example, on) runs ``--duration`` (600 s) at each
-    ``--dts`` (default 1, 2, 2.5, 3, 5, 10 s) with :class:`physics.fire_sim.FireSimulation` (record every 10 s, as the ensemble).
+    ``--dts`` (default 1, 2, 2.5, 3, 5, 10 s) with :class:`physics.fire_sim.FireSimulation` (record every
+    10 s, as the ensemble).
     Per member and step: the storeys' ASET and ignition times against dt = 1 s (a storey untenable in one run
     and not in the other counts as the distance to the run's end), the flashover times, the zone model's
     accepted and failed steps (a failed try is a step halved because a compartment could not give its
