@@ -138,7 +138,7 @@ def tie_gaps(r: dict, ref: dict, storeys: np.ndarray, duration_s: float) -> list
     """For each of ``storeys`` (ASETs two record intervals apart or more): the run whose storey stayed tenable
     longer, the least height above head height (1.8 m) its escape route's smoke layer reached while tenable (the
     margin by which the storey escaped the visibility switch) and the two runs' difference of that layer height
-    at that record; ``tie``: the margin is smaller than that difference (as ``tests/physics/
+    at that record; ``tie``: the margin is smaller than that difference and than 1 cm (as ``tests/physics/
     test_fire_ensemble_dt.py`` judges it)."""
     from physics.fire_tenability import HEAD_HEIGHT_M
 
@@ -153,7 +153,7 @@ def tie_gaps(r: dict, ref: dict, storeys: np.ndarray, duration_s: float) -> list
         out.append({"storey": int(s), "aset_s": float(a), "aset_ref_s": float(b),
                     "criterion": (ref if later_run is r else r)["criterion"][s],
                     "later_run": "dt" if later_run is r else "ref", "margin_above_head_m": margin,
-                    "route_dz_m": dz, "tie": bool(0.0 <= margin < dz)})
+                    "route_dz_m": dz, "tie": bool(0.0 <= margin < min(dz, 0.01))})
     return out
 
 

@@ -27,8 +27,10 @@ Tolerance, from the method (no published figure applies):
   by more than that must be one where the run that stayed tenable longer kept its layer above head height, at
   its closest approach, by less than the two runs' own difference of that layer height at that record (the
   bench tower's storey 10, slow growth, summer: 0.72 mm above head height at 1 s, the runs 0.77 mm apart there;
-  untenable at 443 s at 2 s). Anything else fails the test (at 2.5 s the bench tower's storey 103: 263 s, the
-  layer 4.4 mm above head height where the runs were 0.75 mm apart).
+  untenable at 443 s at 2 s), and that margin is under 1 cm (1/30 of the ±0.3 m within which issue 14 accepts
+  the model's layer height against CFAST: a margin the model cannot resolve; without this bound a step so long
+  that the runs' layers differ by 30 cm would excuse itself). Anything else fails the test (at 2.5 s the bench
+  tower's storey 103: 263 s, the layer 4.4 mm above head height where the runs were 1.3 mm apart).
 * **Stability**: no step with Newton stopped by its iteration cap above its tolerance, no layer with negative
   mass or energy, mass and energy balances to round-off (1e-9 of the building's gas), and the fire room after
   flashover (from 30 s after it) within 10 % of its rise above the inside air of the 1 s run's: half the ±20 %
@@ -58,6 +60,9 @@ DURATION_S = 600.0
 RECORD_S = 10.0
 #: ASET's tolerance: less than two record intervals (module docstring).
 ASET_TOL_S = 2.0 * RECORD_S
+#: A tie's margin above head height is millimetres: under 1 cm, 1/30 of the ±0.3 m within which issue 14 accepts
+#: the model's layer height against CFAST (module docstring).
+TIE_MAX_M = 0.01
 #: The fire room after flashover (from SETTLE_S after it): its upper layer within this share of its rise above the
 #: inside air of the 1 s run's.
 FIRE_ROOM_SHARE = 0.10
@@ -104,7 +109,7 @@ def _is_tie(run: dict, ref: dict, s: int) -> bool:
     upto = later["t"] < np.nan_to_num(later["aset"][s], nan=np.inf)
     k = int(np.argmin(np.where(upto, later["route_z"][:, s], np.inf)))  # its closest approach while tenable
     margin = later["route_z"][k, s] - HEAD_HEIGHT_M
-    return bool(0.0 <= margin < abs(run["route_z"][k, s] - ref["route_z"][k, s]))
+    return bool(0.0 <= margin < min(abs(run["route_z"][k, s] - ref["route_z"][k, s]), TIE_MAX_M))
 
 
 def _compare(building: str, member: tuple) -> tuple[dict, dict, list[int]]:
