@@ -185,13 +185,15 @@ class FireSimulation:
 
     ``prepared``: the :func:`prepare_building` of ``building``, made once for many runs in one process (spares
     the network and the zone's factorisation plan). ``keep_halved_step``: the zone model keeps a step it had to
-    halve (:class:`~physics.fire_zone.FireZoneModel`; for a ``dt_s`` too long for the network)."""
+    halve (:class:`~physics.fire_zone.FireZoneModel`; for a ``dt_s`` too long for the network).
+    ``newton_guess_steps``: the zone model's first Newton guess from the mean rate of that many last steps
+    (:class:`~physics.fire_zone.FireZoneModel`; 1 is the last step's)."""
 
     def __init__(self, building, *, floor: int, compartment: str | None = None, growth: str | float | None = "fast",
                  sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
                  record_every_s: float = 10.0, progress: Callable | None = None,
                  spread_delay_s: float = DEFAULT_DELAY_S, prepared: tuple | None = None,
-                 keep_halved_step: bool = False):
+                 keep_halved_step: bool = False, newton_guess_steps: int = 16):
         plan = None
         if prepared is not None:
             self.spec, net, plan = prepared
@@ -219,7 +221,8 @@ class FireSimulation:
         self.sprinklers_on = bool(sp.get("installed", False)) if sprinklers is None else bool(sprinklers)
         self.kinds = np.asarray(COMPARTMENT_KINDS)[net.kind]
         self.zone = FireZoneModel(net, t_inside_k=self.t_inside_k, t_outside_k=self.t_outside_k, dt_max=self.dt_s,
-                                  plan=plan, keep_halved_step=keep_halved_step)
+                                  plan=plan, keep_halved_step=keep_halved_step,
+                                  newton_guess_steps=newton_guess_steps)
         self.devices = self._devices()
         self.links = DeviceState(self.devices, net.height_m, t_ambient_k=self.t_inside_k) \
             if len(self.devices) else None
