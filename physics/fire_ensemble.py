@@ -47,9 +47,8 @@ storey 10, slow, summer: 0.7 mm above head height at 1 s, untenable at 443 s at 
 fire room stays within 10 % of its rise of the 1 s run. Longer steps fail: at 2.5 s a ~23 MW
 post-flashover room oscillates by hundreds of K from step to step (the explicit layer radiation with the
 door-jet entrainment), and the 115-storey tower's stairs cannot give their outflow over steps longer than
-~3 s (the zone model halves them). Within 600 s only the origin storey
-becomes untenable (once, on the 30-storey example, the storey above too); 1800 s members were checked at 2 s
-on the 30-storey example only.
+~3 s (the zone model halves them). Within 600 s only the origin storey becomes untenable (once, on the
+30-storey example, the storey above too); 1800 s members were checked at 2 s on the 30-storey example only.
 
 There is no storey window (a member simulating only the storeys around its origin): it is not
 offered because no test here shows that ASET inside such a window matches the whole building's
