@@ -202,7 +202,7 @@ def test_the_mean_rate_first_guess_moves_the_cfast_cases_within_the_solvers_tole
 
 def test_the_mean_rate_first_guess_moves_the_tower_within_the_solvers_tolerance():
     """The same comparison on the Ping An example (1,956 compartments), a fast fire on storey 44, summer, 300 s: the
-    same events in the same order, their times within 0.01 s; per storey the hottest layer within 0.01 K, the
+    same events, their times within 0.01 s; per storey the hottest layer within 0.01 K, the
     lowest layer within 1 mm, the least visibility within 1 mm; ASET within 0.01 s; every compartment's upper layer
     within 0.05 K. Measured over 400 s: 3.5e-4 K, 4e-8 m, 9e-12 m, 9e-12 s and 0.001 K (a 10× tighter Newton
     tolerance moves them by 2.6e-4 K, 9e-8 m, 7e-12 m, 3e-12 s and 0.0004 K); event times 8e-5 s either way."""
@@ -213,9 +213,13 @@ def test_the_mean_rate_first_guess_moves_the_tower_within_the_solvers_tolerance(
         sim.advance_to(300.0)
         runs.append(sim.result())
     a, b = runs
-    assert [(e["kind"], e["compartment"], e["storey"]) for e in a.events] == \
-        [(e["kind"], e["compartment"], e["storey"]) for e in b.events]
-    assert max(abs(x["time_s"] - y["time_s"]) for x, y in zip(a.events, b.events, strict=True)) < 0.01
+
+    def events(r):  # by kind and place (symmetric offices' detectors go off within 1e-9 s: their order may swap)
+        return sorted((e["kind"], e["compartment"] or "", e["storey"] or -1, e["time_s"]) for e in r.events)
+
+    ea, eb = events(a), events(b)
+    assert [x[:3] for x in ea] == [x[:3] for x in eb]
+    assert max(abs(x[3] - y[3]) for x, y in zip(ea, eb, strict=True)) < 0.01
     assert any(e["kind"] == "floor_untenable" for e in a.events)
     for name, tol in (("floor_temperature_max", 0.01), ("floor_layer_height_min", 1e-3), ("floor_visibility_min", 1e-3),
                       ("aset_s", 0.01), ("upper_layer__temperature", 0.05)):
