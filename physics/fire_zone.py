@@ -482,12 +482,8 @@ class FireZoneModel(Component):
     def _remember_rate(self, rate: np.ndarray) -> None:
         if self._rates.shape[0] == 1:
             return
-        if self._n_rates:  # which guess would have been the closer one for this step (largest error)
-            last = float(np.max(np.abs(rate - self._rates[self._rate_pos - 1])))
-            mean = float(np.max(np.abs(rate - self._rate_sum / self._n_rates)))
-            self._mean_better = mean < last
-        self._rate_sum += rate - self._rates[self._rate_pos]
-        self._rates[self._rate_pos] = rate
+        # which guess would have been the closer one for this step (largest error), and the ring updated
+        self._mean_better = K.remember_rate(rate, self._rates, self._rate_sum, self._rate_pos, self._n_rates)
         self._rate_pos = (self._rate_pos + 1) % self._rates.shape[0]
         self._n_rates = min(self._n_rates + 1, self._rates.shape[0])
 

@@ -209,6 +209,26 @@ def species_outputs(state, out):
 
 
 @njit(cache=True)
+def remember_rate(rate, rates, rate_sum, pos, n_rates):
+    """Put the step's pressure-change rate ``rate`` (N,) into the ring ``rates`` (k, N) at row ``pos`` and its running
+    sum ``rate_sum`` (N,) (``n_rates`` rows filled before); returns whether the ring's mean predicted this rate
+    better than the last rate did (the largest error over the compartments smaller), False while the ring is empty."""
+    better = False
+    if n_rates > 0:
+        prev = (pos - 1) % rates.shape[0]
+        e_last = 0.0
+        e_mean = 0.0
+        for i in range(rate.shape[0]):
+            e_last = max(e_last, abs(rate[i] - rates[prev, i]))
+            e_mean = max(e_mean, abs(rate[i] - rate_sum[i] / n_rates))
+        better = e_mean < e_last
+    for i in range(rate.shape[0]):
+        rate_sum[i] += rate[i] - rates[pos, i]
+        rates[pos, i] = rate[i]
+    return better
+
+
+@njit(cache=True)
 def glazing_hits(t_upper, cand, vidx, brk_c, broken, hit):
     """The unbroken panes among the glazing vents ``cand`` whose hotter side's upper layer (``t_upper`` K; outside:
     0) has reached their break temperature ``brk_c`` (°C) into ``hit``; returns how many."""
