@@ -559,6 +559,16 @@ def _vvent_donor(side, col, share, teff, par):
 
 
 @njit(cache=True, inline="always")
+def _orifice(x, coef, delta):
+    """Signed mass flow and ∂ṁ/∂Δp of an orifice of ``coef`` = C·A·√(2ρ_d) under Δp = ``x``: coef·√|x|,
+    linear within ±``delta`` (the same flow at ±delta, a finite slope through 0)."""
+    if abs(x) <= delta:
+        return coef * x / math.sqrt(delta), coef / math.sqrt(delta)
+    sq = math.sqrt(abs(x))
+    return (coef * sq if x > 0 else -coef * sq), coef / (2.0 * sq)
+
+
+@njit(cache=True, inline="always")
 def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
     """Flow through ceiling vent ``k`` (lower → upper positive) into ``chan[k]`` (from lower's upper /
     lower layer, from upper's upper / lower layer); returns (net enthalpy up W, Jacobian weight). Each
@@ -576,14 +586,7 @@ def ceiling_vent(k, pf, vvent, vvidx, vvs, vvl, par, teff, chan):
     else:
         rho, col, oth, share, t_d = vvs[k, 2], cdn, o_dn, s_dn, t_dn
     coef = vvent[k, 1] * vvent[k, 0] * math.sqrt(2.0 * rho)
-    delta = par[P_DELTA]
-    if abs(x) <= delta:
-        f = coef * x / math.sqrt(delta)
-        dfdp = coef / math.sqrt(delta)
-    else:
-        sq = math.sqrt(abs(x))
-        f = coef * sq if x > 0 else -coef * sq
-        dfdp = coef / (2.0 * sq)
+    f, dfdp = _orifice(x, coef, par[P_DELTA])
     chan[k, col] = (1.0 - share) * abs(f)
     chan[k, oth] += share * abs(f)
     hf = par[P_CP] * t_d * f
@@ -646,13 +649,7 @@ def ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, chan):
     else:
         coef, col, oth, share, t_d = ct[k, CT_COEF_DN], int(ct[k, CT_CDN]), int(ct[k, CT_ODN]), ct[k, CT_SDN], \
             ct[k, CT_TDN]
-    if abs(x) <= delta:
-        f = coef * x / math.sqrt(delta)
-        dfdp = coef / math.sqrt(delta)
-    else:
-        sq = math.sqrt(abs(x))
-        f = coef * sq if x > 0 else -coef * sq
-        dfdp = coef / (2.0 * sq)
+    f, dfdp = _orifice(x, coef, delta)
     chan[k, col] = (1.0 - share) * abs(f)
     chan[k, oth] += share * abs(f)
     hf = cp * t_d * f
