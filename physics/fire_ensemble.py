@@ -437,6 +437,18 @@ def _ensemble_coords(spec: Any, mems: list[Member], results: list[dict[str, Any]
     }
 
 
+def _check_compartments(spec: Any, mems: list[Member]) -> None:
+    """Refuse, before any member runs, an origin compartment the building does not have on that storey."""
+    named = sorted({(m.floor, m.compartment) for m in mems if m.compartment is not None})
+    if named:
+        from physics.fire_building import build_network
+        from physics.fire_sim import named_compartment
+
+        net = build_network(spec)
+        for floor, comp in named:
+            named_compartment(net, floor, comp)
+
+
 def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterable[Any] = GROWTHS,
                   members: int | None = None, duration_s: float = 1800.0, dt_s: float = ENSEMBLE_DT_S,
                   record_every_s: float = 10.0, sprinklers: bool | None = None, season: str | float = "summer",
@@ -492,6 +504,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
     _check_run(workers, duration_s, batch)
     spec = building_spec(building)
     mems = ensemble_members(spec.n_storeys, origins, growths, members, seed)
+    _check_compartments(spec, mems)
     sim_kwargs = {"sprinklers": sprinklers, "season": season, "duration_s": float(duration_s), "dt_s": float(dt_s),
                   "record_every_s": float(record_every_s)}
     say = progress or (lambda _d: None)

@@ -180,6 +180,16 @@ class FireResult:
         return {int(s): float(v) for s, v in zip(self.dataset["storey"].values, a, strict=True) if np.isfinite(v)}
 
 
+def named_compartment(net, floor: int, compartment: str) -> int:
+    """Index of the compartment ``compartment`` (``"flat B"`` or ``"12/flat B"``) of storey ``floor`` in
+    ``net``; a :class:`~twin.errors.ValidationError` naming it when the building has no such compartment there."""
+    name = compartment if "/" in compartment else f"{floor}/{compartment}"
+    c = net.index(name)
+    if int(net.storey[c]) != floor:
+        raise ValidationError(f"compartment={compartment!r} is on storey {int(net.storey[c])}, not {floor}")
+    return c
+
+
 class FireSimulation:
     """A fire run advanced on demand (see the module docstring and :func:`simulate_fire` for the keywords).
 
@@ -251,11 +261,7 @@ class FireSimulation:
         net = self.network
         on = net.on_storey(floor)
         if compartment is not None:
-            name = compartment if "/" in compartment else f"{floor}/{compartment}"
-            c = net.index(name)
-            if int(net.storey[c]) != floor:
-                raise ValidationError(f"compartment={compartment!r} is on storey {int(net.storey[c])}, not {floor}")
-            return c
+            return named_compartment(net, floor, compartment)
         kinds = np.asarray(COMPARTMENT_KINDS)[net.kind[on]]
         fuel = np.asarray(net.attrs.get("fuel_load_mj_m2", np.ones(net.n_compartments)))[on]
         for want in (kinds == "room") & (fuel > 0), fuel > 0:

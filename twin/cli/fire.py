@@ -2,7 +2,7 @@
 
 Commands: ``run`` (:mod:`physics.fire_run` through the run pipeline; ``--evacuate`` runs the
 ``fire_evacuation`` kind of :mod:`scenarios.fire_evacuation` instead), ``check`` (a building
-file's summary), ``examples`` (the example buildings). The live commands ``watch`` and ``drill``
+file's summary), ``examples`` (the example buildings), ``ensemble`` (:mod:`twin.cli.fire_ensemble`). The live commands ``watch`` and ``drill``
 of :mod:`twin.cli.fire_live` join the group when that module imports.
 """
 
@@ -38,6 +38,7 @@ def fire() -> None:
       twin fire examples
       twin fire check ping_an_finance_centre
       twin fire run tower_30_residential --floor 10 --growth fast --sprinklers off --duration 1800 --out runs/t30
+      twin fire ensemble tower_30_residential --duration 600 --workers 2 --out runs/t30_ens
     """
 
 
@@ -298,5 +299,15 @@ def _attach_live_commands() -> None:
 
 
 _attach_live_commands()
+
+
+def _attach_ensemble_command() -> None:
+    """Add ``ensemble`` (:mod:`twin.cli.fire_ensemble`)."""
+    from twin.cli.fire_ensemble import ensemble
+
+    fire.add_command(ensemble, "ensemble")
+
+
+_attach_ensemble_command()
 
 __all__ = ["building_summary", "fire"]
