@@ -54,8 +54,12 @@ ALERTING = ("drilling", "piling", "excavation", "intrusion")
 #: 1: up to commit 4407a88 (learned crossings, placement rule). 2: a train is also an event wider than 150 m in
 #: its loud windows (energy-weighted median width); a still fragment at the fibre's end beside a train is a train;
 #: a still source inside a train's passage is split out (``DetectorParams.end_*``, ``split_*``). 3: a track of 40
-#: triggered windows or more is kept from 10 dB of STA/LTA (``min_snr_long_db``, ``long_windows``).
-DETECTOR_VERSION = 3
+#: triggered windows or more is kept from 10 dB of STA/LTA (``min_snr_long_db``, ``long_windows``). 4: a still
+#: fragment beside a gap in the fibre's response to trains (learned online) inside a train's passage is a train
+#: (``DetectorParams.gap_*``).
+DETECTOR_VERSION = 4
+#: Channels either side over which :meth:`DasDetector.deaf_channels` takes its reference count.
+GAP_REF_CH = 150
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,21 @@ class DetectorParams:
         open track at least 60 channels wide in its latest window) came within ``end_train_gap_ch`` channels of
         the fragment's inner edge between ``gap_s`` before the fragment's start and its end (long background run,
         seed 1011). ``end_fragment_ch = 0`` turns the rule off.
+    gap_min_ch, gap_max_ch, gap_deaf_ratio, gap_min_heard, gap_skip_ch
+        The same inside the fibre: a badly coupled stretch (a loose cable, 5-30 m in the simulator) breaks a
+        train's track, and the passage leaves a still fragment on an island of good coupling between two such
+        stretches or at a stretch's edge (long background run, seeds 2014, 2018, 2023, 2003, 2010: all 18 false
+        alarms). The detector learns the fibre's response to trains online: per channel, the number of reported
+        ``train`` segments that triggered it in 2 windows or more (one float per channel). A channel is *deaf*
+        when that count is at most ``gap_deaf_ratio`` times the 90th percentile of the counts within
+        ``GAP_REF_CH`` channels, once that percentile reaches ``gap_min_heard`` segments (a passage gives 1-2
+        segments per channel: 3 is two passages). An event of an alerting class at
+        most ``end_fragment_ch`` channels wide, with a run of ``gap_min_ch`` to ``gap_max_ch`` deaf channels
+        beginning within ``gap_skip_ch`` of one of its edges, is reported as ``train`` when trains (reported
+        ``train`` segments, or open tracks at least a train wide) came within ``end_train_gap_ch`` channels of it
+        or of the far side of that run, and their passages cover the event's time span (``gap_s`` slack either
+        side): a lasting source at a gap's edge is reported in the segments no train covers.
+        ``gap_min_ch = 0`` turns the rule off.
     split_bump, split_df_hz, split_q
         A still source inside a train's passage (the two joined in one track, reported as ``train``) is split out
         as an event of its own when the track's summed energy at its peak channel is at least ``split_bump`` times
@@ -188,6 +207,11 @@ class DetectorParams:
     peak_edge_s: float = 3.0
     end_fragment_ch: int = 50
     end_train_gap_ch: int = 60
+    gap_min_ch: int = 3
+    gap_max_ch: int = 40
+    gap_deaf_ratio: float = 0.2
+    gap_min_heard: int = 3
+    gap_skip_ch: int = 2
     split_bump: float = 3.0
     split_df_hz: float = 20.0
     split_q: float = 2.0
@@ -228,12 +252,13 @@ class DetectorParams:
         if not (isinstance(self.peak_support_ratio, int | float) and 0.0 <= self.peak_support_ratio <= 1.0):
             raise ValidationError(f"DetectorParams.peak_support_ratio = {self.peak_support_ratio!r}: give a number "
                                   "in [0, 1] (0 turns the rule off)")
-        for name in ("split_bump", "split_df_hz", "split_q", "min_snr_long_db"):
+        for name in ("split_bump", "split_df_hz", "split_q", "min_snr_long_db", "gap_deaf_ratio"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number >= 0")
         for name in ("merge_gap_ch", "min_windows", "min_channels", "profile_ch", "nuisance_radius_ch",
-                     "nuisance_count", "peak_support_ch", "end_fragment_ch", "end_train_gap_ch", "long_windows"):
+                     "nuisance_count", "peak_support_ch", "end_fragment_ch", "end_train_gap_ch", "long_windows",
+                     "gap_min_ch", "gap_max_ch", "gap_min_heard", "gap_skip_ch"):
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
@@ -365,7 +390,7 @@ class _Track:
         self.lo, self.hi = lo, hi
         self.runs: list[tuple[int, int]] = [(lo, hi)]  # the runs of its latest window: what new runs join
         self.c0 = lo
-        self.sums = np.zeros((4, 0))  # E, D, Q summed; M max — over the channels c0 .. c0+n-1
+        self.sums = np.zeros((5, 0))  # E, D, Q summed; M max; triggered windows — over channels c0 .. c0+n-1
         self.rows: list[tuple] = []
         self.slices: list[tuple[int, int, np.ndarray]] = []  # (window, first channel, energies) per window
         self.n_trig = 0
@@ -386,12 +411,12 @@ class _Track:
     def _cover(self, a: int, b: int) -> None:
         n = self.sums.shape[1]
         if n == 0:
-            self.c0, self.sums = a, np.zeros((4, b - a + 1))
+            self.c0, self.sums = a, np.zeros((5, b - a + 1))
             return
         lo, hi = min(a, self.c0), max(b, self.c0 + n - 1)
         if lo == self.c0 and hi == self.c0 + n - 1:
             return
-        grown = np.zeros((4, hi - lo + 1))
+        grown = np.zeros((5, hi - lo + 1))
         grown[:, self.c0 - lo:self.c0 - lo + n] = self.sums
         self.c0, self.sums = lo, grown
 
@@ -406,6 +431,8 @@ class _Track:
         self.sums[1, s] += d_row[a1:b1 + 1]
         self.sums[2, s] += q_row[a1:b1 + 1]
         np.maximum(self.sums[3, s], m_row[a1:b1 + 1], out=self.sums[3, s])
+        for a, b in runs:
+            self.sums[4, a - self.c0:b - self.c0 + 1] += 1.0
         self.slices.append((w, a1, e_row[a1:b1 + 1].copy()))
         e_tot, c_sum, r_max, n_cells, p_best, e_best = 0.0, 0.0, 0.0, 0, a_all, -1.0
         for a, b in runs:
@@ -431,7 +458,7 @@ class _Track:
         if other.sums.shape[1]:
             self._cover(other.c0, other.c0 + other.sums.shape[1] - 1)
             s = slice(other.c0 - self.c0, other.c0 - self.c0 + other.sums.shape[1])
-            self.sums[:3, s] += other.sums[:3]
+            self.sums[[0, 1, 2, 4], s] += other.sums[[0, 1, 2, 4]]
             np.maximum(self.sums[3, s], other.sums[3], out=self.sums[3, s])
         by_w: dict[int, tuple] = {r[0]: r for r in self.rows}
         for r in other.rows:
@@ -454,6 +481,18 @@ class _Track:
         self.last_w = max(self.last_w, other.last_w)
         self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
         self.n_trig = len(self.rows)
+
+
+def _covers(spans: list[tuple[float, float]], t0: float, t1: float, slack: float) -> bool:
+    """Whether the union of the intervals ``spans``, each widened by ``slack`` either side, covers ``t0..t1``."""
+    reach = t0
+    for a, b in sorted(spans):
+        if a - slack > reach:
+            break
+        reach = max(reach, b + slack)
+        if reach >= t1:
+            return True
+    return False
 
 
 def bands_for_rate(fs_hz: float) -> tuple[tuple[float, float], ...]:
@@ -576,7 +615,7 @@ class DasDetector:
         self.tol = int(p.merge_gap_ch) + 2
         self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0,
                       "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0, "end_fragments": 0,
-                      "split": 0}
+                      "split": 0, "gap_fragments": 0}
         if p.zone_m is None:
             from physics.das_offset import zone_distance_m
 
@@ -585,6 +624,7 @@ class DasDetector:
             self.zone_m = float(p.zone_m)
         self.marks: deque[tuple[float, float, float, bool]] = deque()  # (start s, end s, peak channel, short)
         self.train_marks: deque[tuple[float, float, int, int]] = deque()  # reported train segments: t0, t1, lo, hi
+        self.train_heard = np.zeros(n, dtype=np.float32)  # reported train segments that triggered each channel
 
     # ------------------------------------------------------------------ streaming
     def push(self, t0_s: float, chunk: np.ndarray) -> list[DasEvent]:
@@ -728,6 +768,8 @@ class DasDetector:
         if ev.event_class == "train":
             lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
             self.train_marks.append((ev.onset_s, ev.end_s, lo, hi))
+            heard = t.sums[4] >= 2.0
+            self.train_heard[t.c0:t.c0 + heard.size] += heard
             while self.train_marks and self.train_marks[0][1] < ev.end_s - 60.0:
                 self.train_marks.popleft()
             if self.params.split_bump > 0 and (sp := self._split(t)) is not None:
@@ -777,6 +819,57 @@ class DasDetector:
         return any(o is not t and o.rows and o.hi - o.lo + 1 >= wide and near(o.lo, o.hi)
                    and (self.t_first or 0.0) + (o.last_w + 1) * self.dt_win >= t0 - p.gap_s for o in self.tracks)
 
+    def deaf_channels(self, lo: int, hi: int) -> np.ndarray:
+        """Whether each channel ``lo..hi`` is deaf to trains as learned so far (``DetectorParams.gap_*``)."""
+        p, n = self.params, self.n_channel
+        a, b = max(lo - GAP_REF_CH, 0), min(hi + GAP_REF_CH, n - 1)
+        heard = self.train_heard[a:b + 1]
+        ref = float(np.percentile(heard, 90.0))
+        if ref < p.gap_min_heard:
+            return np.zeros(hi - lo + 1, dtype=bool)
+        return self.train_heard[lo:hi + 1] <= p.gap_deaf_ratio * ref
+
+    def _deaf_run_end(self, edge: int, step: int) -> int | None:
+        """The first heard channel beyond a run of ``gap_min_ch``..``gap_max_ch`` deaf channels that begins within
+        ``gap_skip_ch`` of ``edge`` going ``step`` (±1), or None (the fibre's end counts as heard)."""
+        p, n = self.params, self.n_channel
+        reach = p.gap_skip_ch + p.gap_max_ch + 1
+        a, b = (edge + 1, min(edge + reach, n - 1)) if step > 0 else (max(edge - reach, 0), edge - 1)
+        if b < a:
+            return None
+        deaf = self.deaf_channels(a, b)
+        if step < 0:
+            deaf = deaf[::-1]
+        for i in range(min(p.gap_skip_ch + 1, deaf.size)):
+            if not deaf[i]:
+                continue
+            j = i
+            while j < deaf.size and deaf[j]:
+                j += 1
+            if p.gap_min_ch <= j - i <= p.gap_max_ch:
+                return edge + step * (j + 1)
+            return None
+        return None
+
+    def _gap_fragment(self, t: _Track, t0: float, t1: float) -> bool:
+        """Whether a track is a train's fragment at a gap in the fibre's response (``DetectorParams.gap_*``)."""
+        from physics.das_features import TRAIN_EXTENT_M
+
+        p = self.params
+        lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+        if p.gap_min_ch <= 0 or hi - lo + 1 > p.end_fragment_ch:
+            return False
+        ends = [c for c in (self._deaf_run_end(lo, -1), self._deaf_run_end(hi, 1)) if c is not None]
+        if not ends:
+            return False
+        a0, b0 = min(lo, *ends) - p.end_train_gap_ch, max(hi, *ends) + p.end_train_gap_ch
+        spans = [(m0, m1) for m0, m1, a, b in self.train_marks if a <= b0 and b >= a0]
+        wide = TRAIN_EXTENT_M / float(self.layout.dx_m)
+        t_ref = self.t_first or 0.0
+        spans += [(t_ref + o.first_w * self.dt_win, t_ref + (o.last_w + 1) * self.dt_win) for o in self.tracks
+                  if o is not t and o.rows and o.hi - o.lo + 1 >= wide and o.lo <= b0 and o.hi >= a0]
+        return _covers(spans, t0, t1, p.gap_s)
+
     def _event(self, t: _Track) -> DasEvent | None:
         from physics.das_features import track_features
 
@@ -809,6 +902,9 @@ class DasDetector:
         if cls in ALERTING and self._end_fragment(t, t0, t1):
             cls, conf = "train", 0.5
             self.stats["end_fragments"] += 1
+        elif cls in ALERTING and self._gap_fragment(t, t0, t1):
+            cls, conf = "train", 0.5
+            self.stats["gap_fragments"] += 1
         ch = t.c0 + subchannel_peak(e, k)
         nuisance = self._known_site(t0, ch)
         if nuisance and cls in ALERTING and self._activity(t0, t1, ch) < p.nuisance_min_s:
