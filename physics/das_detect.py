@@ -156,7 +156,7 @@ class DetectorParams:
         ``train`` segments that triggered it in 2 windows or more (one float per channel). A channel is *deaf*
         when that count is at most ``gap_deaf_ratio`` times the 90th percentile of the counts within
         ``GAP_REF_CH`` channels, once that percentile reaches ``gap_min_heard`` segments (a passage gives 1-2
-        segments per channel: 3 is two passages). An event of an alerting class at
+        segments per channel: 2 uses the response from the first passage that covered the neighbourhood twice). An event of an alerting class at
         most ``end_fragment_ch`` channels wide, with a run of ``gap_min_ch`` to ``gap_max_ch`` deaf channels
         beginning within ``gap_skip_ch`` of one of its edges, is reported as ``train`` when trains (reported
         ``train`` segments, or open tracks at least a train wide) came within ``end_train_gap_ch`` channels of it
@@ -210,7 +210,7 @@ class DetectorParams:
     gap_min_ch: int = 3
     gap_max_ch: int = 40
     gap_deaf_ratio: float = 0.2
-    gap_min_heard: int = 3
+    gap_min_heard: int = 2
     gap_skip_ch: int = 2
     split_bump: float = 3.0
     split_df_hz: float = 20.0
@@ -772,7 +772,8 @@ class DasDetector:
             self.train_heard[t.c0:t.c0 + heard.size] += heard
             while self.train_marks and self.train_marks[0][1] < ev.end_s - 60.0:
                 self.train_marks.popleft()
-            if self.params.split_bump > 0 and (sp := self._split(t)) is not None:
+            fragment = ev.features.get("train_fragment", 0.0) > 0  # a train's fragment: nothing to split out
+            if self.params.split_bump > 0 and not fragment and (sp := self._split(t)) is not None:
                 out.append(sp)
         return out
 
@@ -902,9 +903,11 @@ class DasDetector:
         if cls in ALERTING and self._end_fragment(t, t0, t1):
             cls, conf = "train", 0.5
             self.stats["end_fragments"] += 1
+            feats["train_fragment"] = 1.0
         elif cls in ALERTING and self._gap_fragment(t, t0, t1):
             cls, conf = "train", 0.5
             self.stats["gap_fragments"] += 1
+            feats["train_fragment"] = 2.0
         ch = t.c0 + subchannel_peak(e, k)
         nuisance = self._known_site(t0, ch)
         if nuisance and cls in ALERTING and self._activity(t0, t1, ch) < p.nuisance_min_s:
