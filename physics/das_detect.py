@@ -830,7 +830,7 @@ class DasDetector:
             return np.zeros(hi - lo + 1, dtype=bool)
         return self.train_heard[lo:hi + 1] <= p.gap_deaf_ratio * ref
 
-    def _deaf_run_end(self, edge: int, step: int) -> int | None:
+    def deaf_run_end(self, edge: int, step: int) -> int | None:
         """The first heard channel beyond a run of ``gap_min_ch``..``gap_max_ch`` deaf channels that begins within
         ``gap_skip_ch`` of ``edge`` going ``step`` (±1), or None (the fibre's end counts as heard)."""
         p, n = self.params, self.n_channel
@@ -860,7 +860,7 @@ class DasDetector:
         lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
         if p.gap_min_ch <= 0 or hi - lo + 1 > p.end_fragment_ch:
             return False
-        ends = [c for c in (self._deaf_run_end(lo, -1), self._deaf_run_end(hi, 1)) if c is not None]
+        ends = [c for c in (self.deaf_run_end(lo, -1), self.deaf_run_end(hi, 1)) if c is not None]
         if not ends:
             return False
         a0, b0 = min(lo, *ends) - p.end_train_gap_ch, max(hi, *ends) + p.end_train_gap_ch
