@@ -89,10 +89,11 @@ def next_seed(segments: list[dict], start: int = FIRST_SEED, step: int = 1, skip
     return seed
 
 
-def version(seg: dict) -> tuple[str, int, float]:
-    """(simulator's snr_coupling, detector version, burn-in s) of a record; the first records carry none."""
+def version(seg: dict) -> tuple[str, int, float, bool]:
+    """(simulator's snr_coupling, detector version, burn-in s, crossings from the map) of a record; the first
+    records carry none."""
     return (seg.get("config", {}).get("snr_coupling", "coupled"), int(seg.get("detector_version", 1)),
-            float(seg.get("burn_in_s", 0.0)))
+            float(seg.get("burn_in_s", 0.0)), bool(seg.get("map_crossings", False)))
 
 
 def upper95(n: int) -> float:
@@ -156,16 +157,19 @@ def git_commit() -> str:
 COMMIT = git_commit()  # taken when the modules are imported: later commits do not change what this run runs
 
 
-def run_segment(seed: int, km: float, hours: float, noise: float, burn_in_s: float = 0.0) -> dict:
+def run_segment(seed: int, km: float, hours: float, noise: float, burn_in_s: float = 0.0,
+                map_crossings: bool = False) -> dict:
     """Generate and detect one background-only segment; its JSON record. Alerting reports with an onset in the
     first ``burn_in_s`` seconds are listed apart (``burn_in_false_alarms``) and those seconds are not counted in
     ``km_days``: the detector, started afresh on each segment, learns the road crossings then (once per
-    deployment in service, once per segment here)."""
+    deployment in service, once per segment here). ``map_crossings``: the detector is given the crossings' channels
+    from the start (``known_sites``, as :func:`physics.das_crossings.crossing_channels` gives them from the map;
+    here the simulator's crossings are the map)."""
     lay = FibreLayout(n_channel=int(round(km * 1000)), line="1")
     dur = hours * 3600.0
     cfg = SimConfig(noise_density=noise, fast_noise=True)
     sim = DasSimulator(lay, dur, seed, cfg, events=[])
-    det = DasDetector(lay)
+    det = DasDetector(lay, known_sites=[c["channel"] for c in crossings(sim)] if map_crossings else None)
     reports = []
     t, last = 0.0, 0.0
     gen_wall = gen_cpu = det_wall = det_cpu = 0.0
@@ -195,7 +199,7 @@ def run_segment(seed: int, km: float, hours: float, noise: float, burn_in_s: flo
     fa_burn = [e for e in reports if e.event_class in ALERTING and e.onset_s < burn_in_s]
     return {
         "seed": seed, "km": km, "hours": hours, "km_days": km * (hours - burn_in_s / 3600.0) / 24.0, "noise": noise,
-        "burn_in_s": burn_in_s,
+        "burn_in_s": burn_in_s, "map_crossings": bool(map_crossings),
         "burn_in_false_alarms": [{"class": e.event_class, "onset_s": round(e.onset_s, 1),
                                   "channel": round(e.channel, 1), "snr_db": round(e.snr_db, 1),
                                   "nearest_background": nearest_background(e, truth, lay.dx_m)} for e in fa_burn],
@@ -259,15 +263,21 @@ def print_summary(path: Path) -> dict:
     if not segs:
         print(f"no segments recorded yet in {path}")
         return {}
-    groups: dict[tuple[str, int], list[dict]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for s in segs:
         groups.setdefault(version(s), []).append(s)
     out, rows = {}, []
     for key in sorted(groups, key=lambda k: min(s["seed"] for s in groups[k])):
         m = summary(groups[key])
         m["burn_in_false_alarms"] = sum(len(s.get("burn_in_false_alarms", [])) for s in groups[key])
-        out[f"snr_{key[0]}_detector_{key[1]}_burn_in_{key[2]:g}s"] = m
-        rows.append([f"{key[0]}, v{key[1]}, burn-in {key[2]:g} s ({m['burn_in_false_alarms']} FA in it)",
+        whole = sum(s["km"] * s["hours"] / 24.0 for s in groups[key])
+        n_all = m["false_alarms"] + m["burn_in_false_alarms"]
+        m["burn_in_counted"] = {"km_days": whole, "false_alarms": n_all, "per_km_day": n_all / whole,
+                                "upper95_per_km_day": upper95(n_all) / whole}
+        label = f"snr_{key[0]}_detector_{key[1]}_burn_in_{key[2]:g}s" + ("_map_crossings" if key[3] else "")
+        out[label] = m
+        rows.append([f"{key[0]}, v{key[1]}, burn-in {key[2]:g} s ({m['burn_in_false_alarms']} FA in it)"
+                     + (", crossings from the map" if key[3] else ""),
                      _seed_ranges(m["seeds"]), m["segments"], f"{m['km_days']:.3f}",
                      m["false_alarms"], f"{m['per_km_day']:.2f}", f"{m['upper95_per_km_day']:.2f}", m["trains"],
                      m["vehicles"], ", ".join(f"{c} {k}" for c, k in sorted(m["reports_by_class"].items())),
@@ -316,6 +326,8 @@ def main() -> None:
     ap.add_argument("--seed-step", type=int, default=1, help="step of this run's seed sequence")
     ap.add_argument("--burn-in-s", type=float, default=600.0,
                     help="seconds at each segment's start not counted (the fresh detector learns the crossings)")
+    ap.add_argument("--map-crossings", action="store_true",
+                    help="give the detector the road crossings' channels from the start (from the map)")
     ap.add_argument("--seeds", type=str, default="",
                     help="comma-separated seeds to (re-)run, e.g. 1011,1018 (give another --results file: a re-run "
                          "of a recorded seed is not new km·days)")
@@ -337,7 +349,7 @@ def main() -> None:
             sys.exit("--seeds re-runs chosen seeds: write them to another --results file, not the long run's")
         for seed in listed:
             print(f"segment seed {seed} (listed): {args.km:g} km x {args.hours:g} h", file=sys.stderr, flush=True)
-            rec = run_segment(seed, args.km, args.hours, args.noise, args.burn_in_s)
+            rec = run_segment(seed, args.km, args.hours, args.noise, args.burn_in_s, args.map_crossings)
             append_record(args.results, rec)
             print(f"segment seed {seed}: {len(rec['false_alarms'])} false alarms "
                   f"(+{len(rec['burn_in_false_alarms'])} in the burn-in), {rec['reports_by_class']}",
@@ -355,7 +367,7 @@ def main() -> None:
                 held.close()
         print(f"segment seed {seed}: {args.km:g} km x {args.hours:g} h, noise {args.noise:g}", file=sys.stderr,
               flush=True)
-        rec = run_segment(seed, args.km, args.hours, args.noise, args.burn_in_s)
+        rec = run_segment(seed, args.km, args.hours, args.noise, args.burn_in_s, args.map_crossings)
         append_record(args.results, rec)
         held.close()
         print(f"segment seed {seed} recorded: {len(rec['false_alarms'])} false alarms, {rec['reports_by_class']}, "

@@ -579,11 +579,15 @@ class DasDetector:
         Chainage → map point along the layout's line (``physics.tunnel_geometry``); events then carry it.
     classifier : callable(features dict) -> (class, confidence), optional
         Default :func:`physics.das_features.classify`.
+    known_sites : sequence of float, optional
+        Channels of road crossings known from the map (:func:`physics.das_crossings.crossing_channels`): known
+        crossings from the start, as if learned (``DetectorParams.nuisance_*``); the learning goes on beside them.
     """
 
     def __init__(self, layout: Any, params: DetectorParams | None = None, *,
                  locate: Callable[[np.ndarray], tuple] | None = None,
-                 classifier: Callable[[dict[str, float]], tuple[str, float]] | None = None) -> None:
+                 classifier: Callable[[dict[str, float]], tuple[str, float]] | None = None,
+                 known_sites: Any = None) -> None:
         import scipy.signal
 
         from physics.das_features import classify
@@ -623,6 +627,10 @@ class DasDetector:
         else:
             self.zone_m = float(p.zone_m)
         self.marks: deque[tuple[float, float, float, bool]] = deque()  # (start s, end s, peak channel, short)
+        sites = np.asarray([] if known_sites is None else known_sites, dtype=float).ravel()
+        if not np.isfinite(sites).all():
+            raise ValidationError(f"known_sites = {known_sites!r}: give finite channel numbers")
+        self.known_sites = np.sort(sites)
         self.train_marks: deque[tuple[float, float, int, int]] = deque()  # reported train segments: t0, t1, lo, hi
         self.train_heard = np.zeros(n, dtype=np.float32)  # reported train segments that triggered each channel
 
@@ -974,6 +982,8 @@ class DasDetector:
         p = self.params
         if p.nuisance_count <= 0:
             return False
+        if self.known_sites.size and np.abs(self.known_sites - ch).min() <= p.nuisance_radius_ch:
+            return True
         t_min = t_s - p.nuisance_memory_s
         n = sum(1 for _, e, c, short in self.marks
                 if short and t_min <= e <= t_s and abs(c - ch) <= p.nuisance_radius_ch)
