@@ -202,29 +202,63 @@ def member_simulation(building: Any, member: Member, sim_kwargs: dict[str, Any],
                           **sim_kwargs, **extra)
 
 
-def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_cache: bool = True) -> dict[str, Any]:
+def _windowed(building: Any, member: Member, sim_kwargs: dict[str, Any], window: tuple[int, int]):
+    """``member`` run on its storey window (:mod:`physics.fire_window`): (simulation, its window, the guard's
+    finding: "" when the window's edges stayed quiet)."""
+    from physics import fire_window as W
+    from physics.fire_sim import outside_temperature_k
+
+    prepared = prepared_building(building)
+    spec = prepared[0]
+    win = W.cached_window(building, prepared, member.floor, *window)
+    kw = dict(sim_kwargs)
+    hist = W.cached_history(building, prepared, outside_temperature_k(kw.get("season", "summer")),
+                            kw.get("dt_s", 1.0), kw.get("duration_s", 3600.0), kw.get("record_every_s", 10.0))
+    sim = W.window_simulation(spec, win, hist, floor=member.floor, compartment=member.compartment,
+                              growth=member.growth, **kw)
+    sim.advance_to(sim.duration_s)
+    return sim, win, W.edge_reached(sim, win)
+
+
+def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_cache: bool = True,
+               window: tuple[int, int] | None = None) -> dict[str, Any]:
     """Run ``member`` (:func:`member_simulation` to ``duration_s``, as :func:`physics.fire_sim.simulate_fire`):
     its per-storey ASET and ignition times.
 
+    ``window`` (storeys below, above): run the member on that storey window around its origin
+    (:mod:`physics.fire_window`, on the cached set-up); if the guard finds its edges reached, rerun it on the
+    whole building (``window_fallback`` then names why).
+
     Returns a dict (never raises: a failure is returned with its error): ``member``, ``ok``,
     ``aset_s`` and ``ignition_s`` ((S,) arrays), ``compartment`` (the origin's name as run),
-    ``events`` (count per kind), ``wall_s``, ``cpu_s``; or ``ok`` False and ``error``. Only what the ensemble
-    keeps is taken from the run (no Dataset is built).
+    ``events`` (count per kind), ``windowed`` (bool: the result is the window's), ``window_fallback`` (str),
+    ``wall_s``, ``cpu_s``; or ``ok`` False and ``error``. Only what the ensemble keeps is taken from the run (no
+    Dataset is built).
     """
     import numba
 
     numba.set_num_threads(1)
     t0, c0 = time.perf_counter(), time.thread_time()
-    out: dict[str, Any] = {"member": member.index, "ok": False}
+    out: dict[str, Any] = {"member": member.index, "ok": False, "windowed": False, "window_fallback": ""}
     try:
-        sim = member_simulation(building, member, sim_kwargs, setup_cache=setup_cache)
-        sim.advance_to(sim.duration_s)
+        sim = win = None
+        if window is not None:
+            sim, win, why = _windowed(building, member, sim_kwargs, window)
+            if why:
+                sim, win = None, None
+                out["window_fallback"] = why
+        if sim is None:
+            sim = member_simulation(building, member, sim_kwargs, setup_cache=setup_cache)
+            sim.advance_to(sim.duration_s)
         counts: dict[str, int] = {}
         for e in sim.events:
             counts[e["kind"]] = counts.get(e["kind"], 0) + 1
-        aset = sim.tenability.aset_s
-        out.update(ok=True, aset_s=np.where(np.isfinite(aset), aset, np.nan), ignition_s=sim.ignition_s.copy(),
-                   compartment=str(sim.network.names[sim.origin]), events=counts)
+        aset = np.where(np.isfinite(sim.tenability.aset_s), sim.tenability.aset_s, np.nan)
+        ign = sim.ignition_s.copy()
+        if win is not None:
+            aset, ign = win.to_building(aset), win.to_building(ign)
+        out.update(ok=True, aset_s=aset, ignition_s=ign, compartment=str(sim.network.names[sim.origin]),
+                   events=counts, windowed=win is not None)
     except Exception as exc:  # noqa: BLE001 - a failing member is reported, not raised on the worker
         out.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=4))
     out["wall_s"] = time.perf_counter() - t0
@@ -233,9 +267,9 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
 
 
 def run_batch(building: Any, members: list[Member], sim_kwargs: dict[str, Any],
-              setup_cache: bool = True) -> list[dict[str, Any]]:
+              setup_cache: bool = True, window: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """:func:`run_member` of each of ``members`` in turn (one Dask task for several members)."""
-    return [run_member(building, m, sim_kwargs, setup_cache) for m in members]
+    return [run_member(building, m, sim_kwargs, setup_cache, window) for m in members]
 
 
 def _warm_worker() -> int:
@@ -291,12 +325,12 @@ def _client(workers: int, processes: bool):
 
 def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], workers: int, processes: bool,
              say: Callable[[dict[str, Any]], None], setup_cache: bool = True,
-             batch: int = 1) -> tuple[list[dict[str, Any]], float, float]:
+             batch: int = 1, window: tuple[int, int] | None = None) -> tuple[list[dict[str, Any]], float, float]:
     """Every member's result (in member order), the wall time of the members and that of starting and warming
     the workers before them."""
     if workers == 1:
-        return _run_here(building, members, sim_kwargs, say, setup_cache)
-    return _run_on_cluster(building, members, sim_kwargs, workers, processes, say, setup_cache, batch)
+        return _run_here(building, members, sim_kwargs, say, setup_cache, window)
+    return _run_on_cluster(building, members, sim_kwargs, workers, processes, say, setup_cache, batch, window)
 
 
 class _Tally:
@@ -318,13 +352,14 @@ class _Tally:
 
 def _run_here(building: Any, members: list[Member], sim_kwargs: dict[str, Any],
               say: Callable[[dict[str, Any]], None],
-              setup_cache: bool = True) -> tuple[list[dict[str, Any]], float, float]:
+              setup_cache: bool = True,
+              window: tuple[int, int] | None = None) -> tuple[list[dict[str, Any]], float, float]:
     """The members one after another in this process (after warming it)."""
     t_warm = time.perf_counter()
     _warm_worker()
     tally = _Tally(len(members), say)
     for mem in members:
-        tally.add(mem, run_member(building, mem, sim_kwargs, setup_cache))
+        tally.add(mem, run_member(building, mem, sim_kwargs, setup_cache, window))
     return tally.results, time.perf_counter() - tally.t0, tally.t0 - t_warm
 
 
@@ -335,7 +370,7 @@ def _batches(members: list[Member], batch: int) -> list[list[Member]]:
 
 def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, Any], workers: int,
                     processes: bool, say: Callable[[dict[str, Any]], None], setup_cache: bool = True,
-                    batch: int = 1) -> tuple[list[dict[str, Any]], float, float]:
+                    batch: int = 1, window: tuple[int, int] | None = None) -> tuple[list[dict[str, Any]], float, float]:
     """The members on a Dask LocalCluster of ``workers`` (warmed first), ``batch`` members per task, results
     taken as they complete."""
     from distributed import as_completed
@@ -347,7 +382,7 @@ def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, 
         client.run(_warm_worker) if processes else client.submit(_warm_worker, pure=False).result()
         tally = _Tally(len(members), say)
         spec = client.scatter(building, broadcast=True)
-        futures = {client.submit(run_batch, spec, group, sim_kwargs, setup_cache, pure=False,
+        futures = {client.submit(run_batch, spec, group, sim_kwargs, setup_cache, window, pure=False,
                                  key=f"fire-members-{group[0].index:05d}-{time.time_ns()}"): group
                    for group in _batches(members, batch)}
         for fut in as_completed(list(futures), loop=client.loop):
@@ -365,6 +400,24 @@ def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, 
         client.close()
         cluster.close()
     return tally.results, wall, tally.t0 - t_warm
+
+
+def window_arg(window: Any) -> tuple[int, int] | None:
+    """(below, above) storeys of an ensemble's ``window=`` (None: the whole building; "auto": the defaults)."""
+    from physics import fire_window as W
+
+    if window is None or window == "none":
+        return None
+    if isinstance(window, str):
+        if window != "auto":
+            raise ValidationError(f"window={window!r}: give None, 'auto' or (storeys below, storeys above)")
+        return W.DEFAULT_BELOW, W.DEFAULT_ABOVE
+    try:
+        below, above = window
+    except (TypeError, ValueError):
+        raise ValidationError(f"window={window!r}: give None, 'auto' or (storeys below, storeys above)") from None
+    W.window_storeys(2, 0, below, above)  # checks both
+    return int(below), int(above)
 
 
 def _check_run(workers: Any, duration_s: Any, batch: Any = 1) -> None:
@@ -415,6 +468,12 @@ def _ensemble_vars(results: list[dict[str, Any]], aset: np.ndarray, ign: np.ndar
                          {"units": "s", "long_name": "CPU time of the member's thread"}),
         "member_error": (("member",), np.array([r.get("error", "") for r in results], dtype=object),
                          {"long_name": "error of a member that failed (empty: none)"}),
+        "member_windowed": (("member",), np.array([bool(r.get("windowed")) for r in results]),
+                            {"long_name": "the member's result is its storey window's (physics.fire_window)"}),
+        "member_window_fallback": (("member",), np.array([r.get("window_fallback", "") for r in results],
+                                                         dtype=object),
+                                   {"long_name": "why the member's window was left for the whole building "
+                                                 "(empty: it was not)"}),
     }
 
 
@@ -454,7 +513,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
                   record_every_s: float = 10.0, sprinklers: bool | None = None, season: str | float = "summer",
                   workers: int = 1, processes: bool = True, seed: int = 0, setup_cache: bool = True, batch: int = 1,
                   thresholds_s: Sequence[float] = THRESHOLDS_S, percentiles: Sequence[float] = PERCENTILES,
-                  progress: Callable[[dict[str, Any]], None] | None = None):
+                  progress: Callable[[dict[str, Any]], None] | None = None, window: Any = None):
     """Run an ensemble of fires (origins × growth rates) on ``building``; ASET per storey per member and
     its percentiles and untenable probabilities per storey (see the module docstring).
 
@@ -484,6 +543,11 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
         Times for ``p_untenable`` (default 10/20/30 min) and the ASET percentiles (default 10/50/90).
     progress : callable(dict), optional
         ``{"phase", "done", "total", "failed", "member", "ok", "wall_s"}`` after each member.
+    window : None, "auto" or (below, above)
+        Run each member on a storey window around its origin (:mod:`physics.fire_window`): ``below`` and
+        ``above`` storeys (whole numbers >= 1), "auto" the measured defaults
+        (:data:`physics.fire_window.DEFAULT_BELOW`, :data:`~physics.fire_window.DEFAULT_ABOVE`); a member whose
+        window edges were reached is rerun on the whole building (``window_fallbacks``). None: the whole building.
 
     Returns
     -------
@@ -502,19 +566,22 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
     import xarray as xr
 
     _check_run(workers, duration_s, batch)
+    win = window_arg(window)
     spec = building_spec(building)
     mems = ensemble_members(spec.n_storeys, origins, growths, members, seed)
     _check_compartments(spec, mems)
     sim_kwargs = {"sprinklers": sprinklers, "season": season, "duration_s": float(duration_s), "dt_s": float(dt_s),
                   "record_every_s": float(record_every_s)}
     say = progress or (lambda _d: None)
-    results, wall, warm = _run_all(spec, mems, sim_kwargs, workers, processes, say, bool(setup_cache), batch)
+    results, wall, warm = _run_all(spec, mems, sim_kwargs, workers, processes, say, bool(setup_cache), batch, win)
     aset, ign, ok = _member_arrays(results, spec.n_storeys)
     attrs = {"building": spec.name, "n_members": len(mems), "n_ok": int(ok.sum()), "duration_s": float(duration_s),
              "dt_s": float(dt_s), "season": str(season),
              "sprinklers": "building" if sprinklers is None else ("on" if sprinklers else "off"),
              "workers": workers, "processes": int(bool(processes)), "seed": seed, "setup_cache": int(bool(setup_cache)),
-             "batch": batch, "wall_s": wall, "warm_s": warm,
+             "batch": batch, "wall_s": wall, "warm_s": warm, "window": "none" if win is None else f"{win[0]},{win[1]}",
+             "window_fallbacks": sum(1 for r in results if r.get("window_fallback")),
+             "n_windowed": sum(1 for r in results if r.get("windowed")),
              "member_definition": MEMBER_DEFINITION}
     ds = xr.Dataset(_ensemble_vars(results, aset, ign, ok, percentiles, thresholds_s, float(duration_s)),
                     coords=_ensemble_coords(spec, mems, results, percentiles, thresholds_s), attrs=attrs)

@@ -298,3 +298,60 @@ class NetworkBuilder:
             vvent_kind=kind_codes([r["kind"] for r in vv], VVENT_KINDS, "vvent_kind"),
             storey_base_m=self.storey_base_m.copy(), storey_height_m=self.storey_height_m.copy(),
             refuge=self.refuge.copy(), name=self.name, attrs=dict(attrs)).validate()
+
+
+def subnetwork(net: FireNetwork, keep: np.ndarray, *, boundary: np.ndarray | None = None,
+               volume_factor: float = 1.0, name: str | None = None) -> FireNetwork:
+    """The network of compartments ``keep`` (sorted indices of ``net``) and the vents between them (and the
+    outside), storeys renumbered from the lowest kept one (elevations unchanged, names unchanged).
+
+    ``boundary`` (bool per kept compartment) marks compartments that stand for the rest of the building: only
+    their vents to non-boundary kept compartments are kept (not those to the outside or to each other), their
+    floor area is ``volume_factor`` times theirs, and they carry no detector, sprinkler or fuel. Per-compartment
+    arrays in ``attrs`` (length N) are cut the same way.
+    """
+    keep = np.asarray(keep, np.int64)
+    if keep.ndim != 1 or keep.size == 0 or np.any(np.diff(keep) <= 0) or keep[0] < 0 \
+            or keep[-1] >= net.n_compartments:
+        raise ValidationError(f"keep: give sorted, distinct compartment indices 0..{net.n_compartments - 1}")
+    bnd = np.zeros(keep.size, bool) if boundary is None else np.asarray(boundary, bool)
+    if bnd.shape != keep.shape:
+        raise ValidationError(f"boundary: {bnd.shape} flags for {keep.size} kept compartments")
+    if not (np.isfinite(volume_factor) and volume_factor >= 1.0):
+        raise ValidationError(f"volume_factor={volume_factor!r}: give a number >= 1")
+    new = np.full(net.n_compartments + 1, -2, np.int64)  # old index -> new (-2: dropped); the last slot: OUTSIDE
+    new[keep] = np.arange(keep.size)
+    new[OUTSIDE] = OUTSIDE
+    is_b = np.zeros(net.n_compartments + 1, bool)
+    is_b[keep[bnd]] = True
+
+    def kept(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        na, nb = new[a], new[b]
+        ok = (na != -2) & (nb != -2)
+        # a boundary compartment keeps only its vents to the interior
+        return ok & ~(is_b[a] & ((b == OUTSIDE) | is_b[b])) & ~(is_b[b] & is_b[a])
+
+    v = np.flatnonzero(kept(np.asarray(net.vent_a), np.asarray(net.vent_b)))
+    vv = np.flatnonzero(kept(np.asarray(net.vvent_lower), np.asarray(net.vvent_upper)))
+    s0, s1 = int(net.storey[keep].min()), int(net.storey[keep].max())
+    n = net.n_compartments
+    attrs = {k: (np.asarray(x)[keep] if isinstance(x, np.ndarray) and x.shape == (n,) else
+                 tuple(x[i] for i in keep) if isinstance(x, tuple) and len(x) == n else x)
+             for k, x in net.attrs.items()}
+    if "fuel_load_mj_m2" in attrs:
+        attrs["fuel_load_mj_m2"] = np.where(bnd, 0.0, attrs["fuel_load_mj_m2"])
+    return FireNetwork(
+        names=tuple(net.names[i] for i in keep), kind=net.kind[keep].copy(),
+        storey=(net.storey[keep] - s0).astype(net.storey.dtype), base_m=net.base_m[keep].copy(),
+        height_m=net.height_m[keep].copy(), area_m2=np.where(bnd, volume_factor, 1.0) * net.area_m2[keep],
+        wall_k=net.wall_k[keep].copy(), wall_rho=net.wall_rho[keep].copy(), wall_c=net.wall_c[keep].copy(),
+        wall_thickness_m=net.wall_thickness_m[keep].copy(), sprinklered=net.sprinklered[keep] & ~bnd,
+        detector=net.detector[keep] & ~bnd,
+        vent_a=new[net.vent_a[v]].astype(np.int32), vent_b=new[net.vent_b[v]].astype(np.int32),
+        vent_bottom_m=net.vent_bottom_m[v].copy(), vent_top_m=net.vent_top_m[v].copy(),
+        vent_width_m=net.vent_width_m[v].copy(), vent_kind=net.vent_kind[v].copy(), vent_open=net.vent_open[v].copy(),
+        vent_break_c=net.vent_break_c[v].copy(), vent_cd=net.vent_cd[v].copy(),
+        vvent_lower=new[net.vvent_lower[vv]].astype(np.int32), vvent_upper=new[net.vvent_upper[vv]].astype(np.int32),
+        vvent_area_m2=net.vvent_area_m2[vv].copy(), vvent_kind=net.vvent_kind[vv].copy(),
+        storey_base_m=net.storey_base_m[s0:s1 + 1].copy(), storey_height_m=net.storey_height_m[s0:s1 + 1].copy(),
+        refuge=net.refuge[s0:s1 + 1].copy(), name=name or f"{net.name} (part)", attrs=attrs).validate()

@@ -1,0 +1,283 @@
+"""A storey window for fire-ensemble members: simulate only the storeys around the origin, guarded.
+
+Within an ensemble member's 600 s only the origin storey (rarely the one above) becomes untenable, yet a
+whole-building run steps every storey. A **window** runs storeys ``origin − below … origin + above`` only:
+
+* **The network** (:func:`window_network`) is the building's :class:`~physics.fire_network.FireNetwork` cut to
+  those storeys (:func:`physics.fire_network.subnetwork`, names unchanged, storeys renumbered from the lowest
+  kept one, elevations absolute so the stack effect is the building's).
+* **The boundary** where a shaft (stair, lift, smoke shaft) leaves the window: the shaft's compartment just
+  beyond the edge is kept as a **reservoir**, joined to the window by the shaft's own ceiling vent and by
+  nothing else, its volume ``RESERVOIR_VOLUME_FACTOR`` times the compartment's, and before each step its state
+  (pressure, temperature, composition) is set to that compartment's state at the step's end in a run of the
+  **whole building without a fire** (:func:`prefire_history`, once per building, season and step per worker
+  thread). So the window's shafts see, at their cut ends, the pressures the whole building's stack effect gives
+  there, including the first ~2 min in which the tall shafts settle from the common initial state (the
+  115-storey bench tower's pressures move by ~20 Pa between 2 s and 60 s). What the window cannot see is the
+  fire's own effect beyond its edges; hence the guard.
+* **The guard** (:func:`edge_reached`): after a windowed member, if smoke reached an edge storey's floor (either
+  layer of one of its rooms, corridor, lobby or refuge with a light-extinction coefficient above
+  :data:`EDGE_EXTINCTION_PER_M`, 1/100 of the visibility limit, at any record), or an edge storey ignited or became
+  untenable, the member is rerun on the whole building (counted as a fallback). An edge that is the building's
+  ground or top storey has no boundary and is not guarded. The shafts' segments on the edge storeys are not
+  guarded: they carry smoke across the edges in most members (with sprinklers off, in summer, down to the
+  ground within 600 s), and the window's storeys still agreed with the whole building's in every studied member
+  (the reservoirs hold the pressures, and smoke leaving through a cut does not come back within the run). A
+  storey beyond an edge gets smoke only through the shafts (façade spread ignites the edge storey first): from
+  the same shaft gas, no denser than where it left the window, that left the edge storey's floor below 1/100 of
+  the limit. This is the guard's assumption (a storey beyond an edge under a more favourable pressure difference
+  than the edge storey's takes in more); the bench compares every storey's ASET, those beyond the windows
+  included, with whole-building runs.
+
+The window's results are mapped back to the building's storeys: storeys outside the window are tenable and
+unburnt (NaN), which the guard makes true of the window's edges. Validation: ``tests/physics/test_fire_window.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from physics.fire_network import COMPARTMENT_KINDS, FireNetwork, subnetwork
+from twin.errors import ValidationError
+
+#: Volume of a reservoir over that of the shaft compartment it stands for: stiff enough that the flow into it within
+#: a step does not move its pressure (its state is reset to the fire-free run's before each step). Without a fire the
+#: Ping An example's window at storey 80 follows the whole building's pressures to 4.6 / 2.4 / 0.42 / 0.047 Pa at
+#: 1e3 / 1e4 / 1e5 / 1e6 (the smoke shaft, open at the roof, carries the largest flow); Newton takes 6.6 iterations
+#: a step instead of 5.
+RESERVOIR_VOLUME_FACTOR = 1e6
+#: Smoke on a window's edge storey (1/m of light extinction in either layer of any of its rooms, corridors, lobbies or
+#: refuges): 1/100 of the 0.3 1/m at which an escape route fails on visibility (10 m to a light-reflecting sign,
+#: K = 3: the tenability module's most lenient limit), i.e. ~1 % of a smoke-logged route's soot.
+EDGE_EXTINCTION_PER_M = 3e-3
+#: Default storeys kept below and above the origin (chosen with ``bench/bench_fire_ensemble.py --parts window``).
+DEFAULT_BELOW, DEFAULT_ABOVE = 5, 8
+SHAFT_KINDS = ("stair", "lift", "smoke_shaft")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window's network and its mapping to the building.
+
+    ``network``: the window's network; ``lo``, ``hi``: the building storeys simulated (inclusive);
+    ``storey0``: the building storey of the window network's storey 0 (``lo`` − 1 where a reservoir lies below);
+    ``compartments``: (n,) building index of each window compartment; ``reservoirs``: window indices of the
+    reservoirs; ``reservoir_of``: their building indices; ``edges``: the guarded storeys (building indices);
+    ``plan``: the zone model's LDLᵀ plan of the window network.
+    """
+
+    network: FireNetwork
+    lo: int
+    hi: int
+    storey0: int
+    compartments: np.ndarray
+    reservoirs: np.ndarray
+    reservoir_of: np.ndarray
+    edges: tuple[int, ...]
+    plan: Any
+
+    @property
+    def n_building_storeys(self) -> int:
+        return int(self.network.attrs["window"]["building_storeys"])
+
+    def to_building(self, per_storey: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        """(S_building,) array of a window's (S_window,) per-storey values (``fill`` outside lo..hi)."""
+        out = np.full(self.n_building_storeys, fill, float)
+        local = np.arange(self.lo, self.hi + 1) - self.storey0
+        out[self.lo:self.hi + 1] = np.asarray(per_storey, float)[local]
+        return out
+
+
+def window_storeys(n_storeys: int, origin: int, below: int, above: int) -> tuple[int, int]:
+    """(lo, hi): the building storeys of a window, clipped to the building."""
+    for name, v in (("below", below), ("above", above)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValidationError(f"window {name}={v!r}: give a whole number of storeys >= 1 (the origin must not be "
+                                  "a guarded edge)")
+    return max(0, origin - int(below)), min(n_storeys - 1, origin + int(above))
+
+
+def window_network(net: FireNetwork, lo: int, hi: int,
+                   volume_factor: float = RESERVOIR_VOLUME_FACTOR) -> tuple[FireNetwork, np.ndarray, np.ndarray]:
+    """The window's network for building storeys ``lo..hi``: (network, building index of each compartment,
+    window indices of the reservoirs). See the module docstring."""
+    inside = (net.storey >= lo) & (net.storey <= hi)
+    res = set()
+    for a, b in ((net.vvent_lower, net.vvent_upper), (net.vent_a, net.vent_b)):
+        a, b = np.asarray(a), np.asarray(b)
+        both = b >= 0
+        cross = both & (inside[a] != inside[np.maximum(b, 0)])
+        res.update(int(x) for x in np.where(inside[a[cross]], b[cross], a[cross]))
+    bad = [net.names[c] for c in res if COMPARTMENT_KINDS[net.kind[c]] not in SHAFT_KINDS]
+    if bad:
+        raise ValidationError(f"storey window {lo}..{hi}: {bad[0]!r} joins the window across its edge but is not a "
+                              "shaft (stair, lift, smoke shaft); widen the window or run the whole building")
+    keep = np.flatnonzero(inside | np.isin(np.arange(net.n_compartments), sorted(res)))
+    reservoir = np.isin(keep, sorted(res))
+    sub = subnetwork(net, keep, boundary=reservoir, volume_factor=volume_factor,
+                     name=f"{net.name} storeys {lo}..{hi}")
+    return sub, keep, np.flatnonzero(reservoir)
+
+
+def make_window(net: FireNetwork, origin: int, below: int = DEFAULT_BELOW, above: int = DEFAULT_ABOVE) -> Window:
+    """The :class:`Window` of ``below``/``above`` storeys around building storey ``origin`` of ``net``."""
+    from physics._kernels import fire_zone as K
+
+    lo, hi = window_storeys(net.n_storeys, origin, below, above)
+    sub, keep, res = window_network(net, lo, hi)
+    sub.attrs["window"] = {"lo": lo, "hi": hi, "building_storeys": net.n_storeys}
+    vidx = np.stack([sub.vent_a, sub.vent_b], axis=1).astype(np.int64).reshape(-1, 2)
+    vvidx = np.stack([sub.vvent_lower, sub.vvent_upper], axis=1).astype(np.int64).reshape(-1, 2)
+    top = net.n_storeys - 1
+    edges = tuple(s for s in sorted({lo, hi}) if (s == lo and lo > 0) or (s == hi and hi < top))
+    return Window(network=sub, lo=lo, hi=hi, storey0=int(net.storey[keep].min()), compartments=keep,
+                  reservoirs=res, reservoir_of=keep[res], edges=edges,
+                  plan=K.step_plan(sub.n_compartments, vidx, vvidx))
+
+
+# ----------------------------------------------------------------------------- the fire-free run
+@dataclass(frozen=True)
+class PrefireHistory:
+    """The whole building without a fire, on the members' step grid: ``t`` (T,) and ``state`` (T, N, NSTATE)
+    of the compartments ``compartments`` (building indices) at those times."""
+
+    t: np.ndarray
+    state: np.ndarray
+    compartments: np.ndarray
+
+    def at(self, t_s: float, which: np.ndarray) -> np.ndarray:
+        """States (len(which), NSTATE) of building compartments ``which`` at ``t_s`` (linear between steps)."""
+        cols = np.searchsorted(self.compartments, which)
+        k = int(np.searchsorted(self.t, t_s - 1e-9))
+        if k >= len(self.t):
+            return self.state[-1, cols]
+        if abs(self.t[k] - t_s) < 1e-9 or k == 0:
+            return self.state[k, cols]
+        w = (t_s - self.t[k - 1]) / (self.t[k] - self.t[k - 1])
+        return (1.0 - w) * self.state[k - 1, cols] + w * self.state[k, cols]
+
+
+def step_times(duration_s: float, dt_s: float, record_every_s: float) -> np.ndarray:
+    """The end times of a :class:`~physics.fire_sim.FireSimulation`'s steps (``advance_to(duration_s)``)."""
+    out, t, nxt = [], 0.0, record_every_s
+    while t < duration_s - 1e-9:
+        h = min(dt_s, duration_s - t, nxt - t if nxt > t else np.inf)
+        t1 = t + h
+        if abs(t1 - nxt) < 1e-6 * dt_s:
+            t1 = nxt
+        if abs(t1 - nxt) < 1e-9:
+            nxt = min(t1 + record_every_s, duration_s)
+        t = t1
+        out.append(t)
+    return np.asarray(out)
+
+
+def prefire_history(prepared: tuple, t_outside_k: float, dt_s: float, duration_s: float, record_every_s: float,
+                    compartments: np.ndarray) -> PrefireHistory:
+    """Run the whole building (``prepared``: :func:`physics.fire_sim.prepare_building`) without a fire at
+    ``t_outside_k`` on the members' steps and keep the states of ``compartments`` (sorted building indices)."""
+    from physics.fire_correlations import AMBIENT_K
+    from physics.fire_zone import FireZoneModel
+
+    _spec, net, plan = prepared
+    zone = FireZoneModel(net, t_inside_k=AMBIENT_K, t_outside_k=t_outside_k, dt_max=dt_s, plan=plan)
+    comps = np.asarray(compartments, np.int64)
+    ends = step_times(duration_s, dt_s, record_every_s)
+    states = np.empty((len(ends) + 1, len(comps), zone.state.shape[1]))
+    states[0] = zone.state[comps]
+    for k, t1 in enumerate(ends):
+        zone.step(t1 - zone.t)
+        states[k + 1] = zone.state[comps]
+    return PrefireHistory(t=np.concatenate([[0.0], ends]), state=states, compartments=comps)
+
+
+class _Cache(threading.local):
+    """This thread's windows and fire-free runs, for one building object at a time."""
+
+    spec: Any = None
+    windows: dict
+    histories: dict
+
+
+_CACHE = _Cache()
+
+
+def _cache_for(spec: Any) -> _Cache:
+    if _CACHE.spec is not spec:
+        _CACHE.spec, _CACHE.windows, _CACHE.histories = spec, {}, {}
+    return _CACHE
+
+
+def cached_window(spec: Any, prepared: tuple, origin: int, below: int, above: int) -> Window:
+    """:func:`make_window` of ``spec``'s storey ``origin``, made once per (origin, below, above) per thread."""
+    c = _cache_for(spec)
+    key = (origin, below, above)
+    if key not in c.windows:
+        c.windows[key] = make_window(prepared[1], origin, below, above)
+    return c.windows[key]
+
+
+def cached_history(spec: Any, prepared: tuple, t_outside_k: float, dt_s: float, duration_s: float,
+                   record_every_s: float) -> PrefireHistory:
+    """:func:`prefire_history` of every shaft compartment of ``spec`` (any window's reservoirs), once per
+    (season, dt, duration, record interval) per thread."""
+    c = _cache_for(spec)
+    key = (float(t_outside_k), float(dt_s), float(duration_s), float(record_every_s))
+    if key not in c.histories:
+        net = prepared[1]
+        shafts = np.flatnonzero(np.isin(np.asarray(COMPARTMENT_KINDS)[net.kind], SHAFT_KINDS))
+        c.histories[key] = prefire_history(prepared, t_outside_k, dt_s, duration_s, record_every_s, shafts)
+    return c.histories[key]
+
+
+# ----------------------------------------------------------------------------- a windowed run
+def window_simulation(spec: Any, window: Window, history: PrefireHistory, *, floor: int, **kwargs: Any):
+    """A :class:`~physics.fire_sim.FireSimulation` on ``window`` whose reservoirs follow ``history`` (not stepped
+    yet); ``floor`` is the building storey of the origin, ``compartment`` (in ``kwargs``) a name on it or None."""
+    from physics.fire_sim import FireSimulation
+
+    class _WindowSimulation(FireSimulation):
+        def _zone_step(self, h: float) -> None:
+            z = self.zone
+            z.state[window.reservoirs] = RESERVOIR_VOLUME_FACTOR * history.at(z.t + h, window.reservoir_of)
+            super()._zone_step(h)
+
+    comp = kwargs.pop("compartment", None)
+    if comp is not None and "/" not in comp:
+        comp = f"{floor}/{comp}"
+    if comp is not None and not comp.startswith(f"{floor}/"):
+        raise ValidationError(f"compartment={comp!r} is not on storey {floor}")
+    return _WindowSimulation(spec, floor=floor - window.storey0, compartment=comp,
+                             prepared=(spec, window.network, window.plan), **kwargs)
+
+
+def edge_reached(sim: Any, window: Window) -> str:
+    """Why the window's edges did not stay quiet in ``sim`` (a run on ``window``), or "" when they did: an edge
+    storey ignited or became untenable, or smoke above :data:`EDGE_EXTINCTION_PER_M` in either layer of one of its
+    non-shaft compartments at any record (module docstring)."""
+    net = window.network
+    rec = sim.recorder
+    shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[net.kind], SHAFT_KINDS)
+    for s in window.edges:
+        local = s - window.storey0
+        if np.isfinite(sim.ignition_s[local]):
+            return f"storey {s} (window edge) ignited at {sim.ignition_s[local]:.0f} s"
+        if np.isfinite(sim.tenability.aset_s[local]):
+            return f"storey {s} (window edge) untenable at {sim.tenability.aset_s[local]:.0f} s"
+        comps = np.flatnonzero((net.storey == local) & ~shaft)
+        if not comps.size:
+            continue
+        for key in ("upper_layer__extinction", "lower_layer__extinction"):
+            worst = max(float(np.max(x[comps])) for x in rec.fields[key])
+            if worst > EDGE_EXTINCTION_PER_M:
+                return f"storey {s} (window edge): {key.split('__')[0]} extinction {worst:.3g} 1/m"
+    return ""
+
+
+__all__ = ["DEFAULT_ABOVE", "DEFAULT_BELOW", "EDGE_EXTINCTION_PER_M", "PrefireHistory", "RESERVOIR_VOLUME_FACTOR",
+           "Window", "cached_history", "cached_window", "edge_reached", "make_window", "prefire_history",
+           "step_times", "window_network", "window_simulation", "window_storeys"]
