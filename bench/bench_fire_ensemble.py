@@ -23,6 +23,15 @@
     processes. Projected: 1000 members at the measured rate, and from the members' CPU time on 2 cores.
     ``--thousand`` also runs 1000 members of the 30-storey example on 2 processes (every flat of every storey as
     origin × the four growth classes and six alphas between them, 1000 of the 1,200 pairs drawn with seed 1).
+(window) ``--parts window``: the storey window of :mod:`physics.fire_window` (``--window`` below,above, default
+    5,8). Per building (``--buildings``; also ``ping an``, the Ping An example itself): ``--window-members``
+    members drawn (seed 2) from every storey × the four growths × summer and winter, sprinklers as the building
+    says, each run on the whole building and on the window (guarded: a fallback reruns the whole building and its
+    CPU counts), one after another in this process on the cached set-up. The fire-free runs that the window's
+    reservoirs follow are timed apart (once per worker and season). Agreement: every storey's ASET and ignition
+    against the whole building's (tenable counts as the run's end). ``--window-thousand N``: N members of the bench
+    tower (every room × ten growths, seed 1, summer) on 2 worker processes windowed, and ``--window-reference``
+    whole-building members the same way in the same run.
 
 The machine is shared (2 cores, other jobs): read CPU time beside wall time; the contention (Linux PSI: share
 of the time some task waited for a CPU) is printed with each figure. Run ``python bench/bench_fire_ensemble.py
@@ -57,6 +66,8 @@ SETS = {
 
 
 def _building(label: str):
+    if label == "ping an":
+        return "ping_an_finance_centre"
     return tower_spec() if label == "tower 115" else "tower_30_residential"
 
 
@@ -295,6 +306,90 @@ def run_rate(label: str, members: int, configs: list[tuple[str, int, float | Non
     return rows
 
 
+# ----------------------------------------------------------------------------- (window) storey windows
+def _censored(a: np.ndarray, duration_s: float) -> np.ndarray:
+    return np.where(np.isfinite(a), a, duration_s)
+
+
+def run_window_study(label: str, members: int, window: tuple[int, int], duration_s: float = DURATION_S,
+                     seed: int = 2) -> dict[str, Any]:
+    """(window): ``members`` drawn from every storey × the four growths × summer and winter (sprinklers as the
+    building says), each run on the whole building and on ``window`` (guarded, as the ensemble runs it) in this
+    process on the cached set-up; CPU per member, fallbacks, every storey's ASET and ignition against the whole
+    building's."""
+    from physics import fire_window as W
+    from physics.fire_ensemble import Member, ensemble_members, prepared_building, run_member
+    from physics.fire_sim import outside_temperature_k, resolve_building
+
+    spec = resolve_building(_building(label))
+    prep = prepared_building(spec)
+    kw = {"duration_s": duration_s, "dt_s": 2.0, "record_every_s": RECORD_S, "sprinklers": None}
+    pairs = [(m, season) for season in ("summer", "winter")
+             for m in ensemble_members(spec.n_storeys, "all floors", GROWTHS)]
+    pick = np.sort(np.random.default_rng(seed).choice(len(pairs), size=min(members, len(pairs)), replace=False))
+    history_cpu = {}
+    for season in ("summer", "winter"):  # the fire-free runs, once per worker and season: timed apart
+        c0 = time.thread_time()
+        W.cached_history(spec, prep, outside_temperature_k(season), 2.0, duration_s, RECORD_S)
+        history_cpu[season] = time.thread_time() - c0
+    rows = []
+    for i in pick:
+        m, season = pairs[i]
+        mem = Member(len(rows), m.floor, None, m.growth)
+        whole = run_member(spec, mem, {**kw, "season": season})
+        win = run_member(spec, mem, {**kw, "season": season}, window=window)
+        d_aset = np.abs(_censored(whole["aset_s"], duration_s) - _censored(win["aset_s"], duration_s))
+        d_ign = np.abs(_censored(whole["ignition_s"], duration_s) - _censored(win["ignition_s"], duration_s))
+        rows.append({"floor": m.floor, "growth": m.growth, "season": season, "windowed": win["windowed"],
+                     "fallback": win["window_fallback"], "cpu_whole_s": whole["cpu_s"], "cpu_window_s": win["cpu_s"],
+                     "aset_max_diff_s": float(d_aset.max()), "ignition_max_diff_s": float(d_ign.max()),
+                     "storeys_identical": int(np.sum(d_aset == 0.0)), "storeys_within_1e-3_s": int(np.sum(d_aset < 1e-3)),
+                     "storeys": int(d_aset.size), "untenable_whole": np.flatnonzero(np.isfinite(whole["aset_s"])).tolist(),
+                     "untenable_window": np.flatnonzero(np.isfinite(win["aset_s"])).tolist()})
+        print(f"  {label} storey {m.floor} {m.growth} {season}: whole {whole['cpu_s']:.3f} s, window "
+              f"{win['cpu_s']:.3f} s {'(fallback: ' + win['window_fallback'] + ')' if win['window_fallback'] else ''}"
+              f" max |dASET| {d_aset.max():.3g} s", flush=True)
+    whole_cpu = float(np.mean([r["cpu_whole_s"] for r in rows]))
+    win_cpu = float(np.mean([r["cpu_window_s"] for r in rows]))
+    quiet = [r for r in rows if r["windowed"]]
+    return {"building": label, "window": list(window), "members": len(rows), "fallbacks": len(rows) - len(quiet),
+            "cpu_whole_s_mean": whole_cpu, "cpu_window_s_mean": win_cpu, "speedup": whole_cpu / win_cpu,
+            "cpu_windowed_only_s_mean": float(np.mean([r["cpu_window_s"] for r in quiet])) if quiet else math.nan,
+            "history_cpu_s": history_cpu,
+            "aset_max_diff_s": float(max(r["aset_max_diff_s"] for r in rows)),
+            "ignition_max_diff_s": float(max(r["ignition_max_diff_s"] for r in rows)),
+            "members_aset_over_1e-3_s": int(sum(r["aset_max_diff_s"] >= 1e-3 for r in rows)),
+            "members_aset_over_20_s": int(sum(r["aset_max_diff_s"] >= 2 * RECORD_S for r in rows)),
+            "share_storeys_identical": float(sum(r["storeys_identical"] for r in rows) / sum(r["storeys"] for r in rows)),
+            "share_storeys_within_1e-3_s": float(sum(r["storeys_within_1e-3_s"] for r in rows)
+                                                 / sum(r["storeys"] for r in rows)),
+            "rows": rows}
+
+
+def run_window_thousand(label: str, members: int, window: tuple[int, int], reference_members: int,
+                        duration_s: float = DURATION_S) -> list[dict]:
+    """(window --thousand): ``members`` of ``label`` on 2 worker processes windowed, and ``reference_members``
+    whole-building members the same way in the same run (the reference rate)."""
+    from physics.fire_ensemble import fire_ensemble
+
+    rows = []
+    for name, n, win in (("whole building (reference)", reference_members, None), ("window", members, window)):
+        stall0, t0 = C.cpu_stall_us(), time.perf_counter()
+        ds = fire_ensemble(_building(label), origins=every_room(label), growths=MANY_GROWTHS, members=n, seed=1,
+                           duration_s=duration_s, workers=2, window=win)
+        total = time.perf_counter() - t0
+        wall = float(ds.attrs["wall_s"])
+        cpu = float(np.nansum(ds.member_cpu_s.values))
+        rows.append({"building": label, "config": name, "members": n, "ok": int(ds.attrs["n_ok"]), "wall_s": wall,
+                     "warm_s": float(ds.attrs["warm_s"]), "total_s": total, "member_cpu_s_mean": cpu / n,
+                     "members_per_s": n / wall, "projected_1000_s": 1000.0 * wall / n,
+                     "fallbacks": int(ds.attrs["window_fallbacks"]), "windowed": int(ds.attrs["n_windowed"]),
+                     "cpu_contention_pct": C.contention_pct(stall0, total)})
+        print(f"  {label} {name}: {n} members, {wall:.1f} s wall (+{rows[-1]['warm_s']:.1f} s warm), "
+              f"{cpu / n:.3f} CPU s/member, fallbacks {rows[-1]['fallbacks']}", flush=True)
+    return rows
+
+
 # ----------------------------------------------------------------------------- main
 def _dt_rows(study: dict) -> list[list[Any]]:
     return [[s["set"], s["building"], s["dt_s"], s["members"], s["aset_compared"], s["aset_max_diff_s"],
@@ -307,7 +402,13 @@ def _dt_rows(study: dict) -> list[list[Any]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default="dt,rate", help="comma-separated subset of dt,rate")
+    p.add_argument("--parts", default="dt,rate", help="comma-separated subset of dt,rate,window")
+    p.add_argument("--window", default="5,8", help="storeys below,above of the window part (default 5,8)")
+    p.add_argument("--window-members", type=int, default=24, help="members per building in the window part")
+    p.add_argument("--window-thousand", type=int, default=0,
+                   help="window part: also this many members of the bench tower on 2 processes (e.g. 1000)")
+    p.add_argument("--window-reference", type=int, default=40,
+                   help="whole-building members on 2 processes measured beside --window-thousand (default 40)")
     p.add_argument("--dts", default="1,2,2.5,3,5,10", help="time steps of the dt study (s; the first is the reference)")
     p.add_argument("--sets", default="choose,held_out", help="member sets of the dt study")
     p.add_argument("--buildings", default="tower 30,tower 115", help="buildings ('tower 30', 'tower 115')")
@@ -369,6 +470,36 @@ def main(argv: list[str] | None = None) -> int:
                       [[r["building"], r["config"], r["members"], r["wall_s"], r["members_per_s"],
                         r["member_cpu_s_mean"], r["projected_1000_s"] / 60.0, r["projected_1000_cpu_2cores_s"] / 60.0,
                         r["cpu_contention_pct"]] for r in rates], [])
+    if "window" in parts:
+        print("(window) storey windows against the whole building ...", flush=True)
+        window = tuple(int(x) for x in args.window.split(","))
+        studies = []
+        for label in buildings:
+            stall0, t0 = C.cpu_stall_us(), time.perf_counter()
+            st = run_window_study(label, 4 if args.quick else args.window_members, window, args.duration)
+            st["cpu_contention_pct"] = C.contention_pct(stall0, time.perf_counter() - t0)
+            studies.append(st)
+        payload["window"] = studies
+        C.print_table(f"Storey window {window[0]} below, {window[1]} above against the whole building "
+                      f"({args.duration:.0f} s members, one process)",
+                      ["building", "members", "fallbacks", "CPU s/member whole", "CPU s/member window (with fallbacks)",
+                       "speed-up", "CPU s windowed only", "fire-free runs CPU s (summer, winter)", "max |dASET| s",
+                       "members |dASET| >= 1e-3 s", "members >= 20 s", "storeys identical", "max |dignition| s",
+                       "contention %"],
+                      [[s["building"], s["members"], s["fallbacks"], s["cpu_whole_s_mean"], s["cpu_window_s_mean"],
+                        s["speedup"], s["cpu_windowed_only_s_mean"],
+                        f"{s['history_cpu_s']['summer']:.2f}, {s['history_cpu_s']['winter']:.2f}", s["aset_max_diff_s"],
+                        s["members_aset_over_1e-3_s"], s["members_aset_over_20_s"], s["share_storeys_identical"],
+                        s["ignition_max_diff_s"], s["cpu_contention_pct"]] for s in studies], [])
+        if args.window_thousand:
+            th = run_window_thousand("tower 115", args.window_thousand, window, args.window_reference, args.duration)
+            payload["window_thousand"] = th
+            C.print_table("Bench tower: members on 2 worker processes, whole building vs window (same run)",
+                          ["config", "members", "ok", "wall s", "warm s", "members/s", "CPU s/member", "fallbacks",
+                           "1000 members at this rate, s", "contention %"],
+                          [[r["config"], r["members"], r["ok"], r["wall_s"], r["warm_s"], r["members_per_s"],
+                            r["member_cpu_s_mean"], r["fallbacks"], r["projected_1000_s"], r["cpu_contention_pct"]]
+                           for r in th], [])
     if warn:
         notes.append(warn)
         print(warn)

@@ -402,8 +402,10 @@ def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, 
     return tally.results, wall, tally.t0 - t_warm
 
 
-def window_arg(window: Any) -> tuple[int, int] | None:
-    """(below, above) storeys of an ensemble's ``window=`` (None: the whole building; "auto": the defaults)."""
+def window_arg(window: Any, n_storeys: int) -> tuple[int, int] | None:
+    """(below, above) storeys of an ensemble's ``window=`` on a building of ``n_storeys`` (None: the whole
+    building). "auto": the defaults where the building has at least :data:`physics.fire_window.AUTO_MIN_SPAN`
+    times the window's storeys, else the whole building (module docstring, "Storey window")."""
     from physics import fire_window as W
 
     if window is None or window == "none":
@@ -411,7 +413,8 @@ def window_arg(window: Any) -> tuple[int, int] | None:
     if isinstance(window, str):
         if window != "auto":
             raise ValidationError(f"window={window!r}: give None, 'auto' or (storeys below, storeys above)")
-        return W.DEFAULT_BELOW, W.DEFAULT_ABOVE
+        span = W.DEFAULT_BELOW + W.DEFAULT_ABOVE + 1
+        return (W.DEFAULT_BELOW, W.DEFAULT_ABOVE) if n_storeys >= W.AUTO_MIN_SPAN * span else None
     try:
         below, above = window
     except (TypeError, ValueError):
@@ -513,7 +516,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
                   record_every_s: float = 10.0, sprinklers: bool | None = None, season: str | float = "summer",
                   workers: int = 1, processes: bool = True, seed: int = 0, setup_cache: bool = True, batch: int = 1,
                   thresholds_s: Sequence[float] = THRESHOLDS_S, percentiles: Sequence[float] = PERCENTILES,
-                  progress: Callable[[dict[str, Any]], None] | None = None, window: Any = None):
+                  progress: Callable[[dict[str, Any]], None] | None = None, window: Any = "auto"):
     """Run an ensemble of fires (origins × growth rates) on ``building``; ASET per storey per member and
     its percentiles and untenable probabilities per storey (see the module docstring).
 
@@ -543,11 +546,13 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
         Times for ``p_untenable`` (default 10/20/30 min) and the ASET percentiles (default 10/50/90).
     progress : callable(dict), optional
         ``{"phase", "done", "total", "failed", "member", "ok", "wall_s"}`` after each member.
-    window : None, "auto" or (below, above)
+    window : "auto" (default), None or (below, above)
         Run each member on a storey window around its origin (:mod:`physics.fire_window`): ``below`` and
-        ``above`` storeys (whole numbers >= 1), "auto" the measured defaults
-        (:data:`physics.fire_window.DEFAULT_BELOW`, :data:`~physics.fire_window.DEFAULT_ABOVE`); a member whose
-        window edges were reached is rerun on the whole building (``window_fallbacks``). None: the whole building.
+        ``above`` storeys (whole numbers >= 1); "auto": the measured defaults
+        (:data:`physics.fire_window.DEFAULT_BELOW`, :data:`~physics.fire_window.DEFAULT_ABOVE`) on a building
+        tall enough for them to pay (:data:`physics.fire_window.AUTO_MIN_SPAN`), else the whole building; a member
+        whose window edges were reached is rerun on the whole building (``window_fallbacks``). None: every member
+        on the whole building (the path before windows, to the bit).
 
     Returns
     -------
@@ -566,8 +571,8 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
     import xarray as xr
 
     _check_run(workers, duration_s, batch)
-    win = window_arg(window)
     spec = building_spec(building)
+    win = window_arg(window, spec.n_storeys)
     mems = ensemble_members(spec.n_storeys, origins, growths, members, seed)
     _check_compartments(spec, mems)
     sim_kwargs = {"sprinklers": sprinklers, "season": season, "duration_s": float(duration_s), "dt_s": float(dt_s),

@@ -56,6 +56,11 @@ RESERVOIR_VOLUME_FACTOR = 1e6
 EDGE_EXTINCTION_PER_M = 3e-3
 #: Default storeys kept below and above the origin (chosen with ``bench/bench_fire_ensemble.py --parts window``).
 DEFAULT_BELOW, DEFAULT_ABOVE = 5, 8
+#: ``window="auto"`` windows a building of at least this many times the window's storeys (5 + 1 + 8 = 14: 42
+#: storeys); below that the whole building runs. On the 30-storey example a window cost more than the whole building
+#: (its members cost 0.15-0.2 CPU s; 3 of 4 benched members fell back); on the 115-storey bench tower it was 4.8x
+#: cheaper (bench/bench_fire_ensemble.py --parts window).
+AUTO_MIN_SPAN = 3
 SHAFT_KINDS = ("stair", "lift", "smoke_shaft")
 
 

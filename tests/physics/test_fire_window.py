@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from physics import fire_window as W
-from physics.fire_ensemble import Member, fire_ensemble, prepared_building, run_member
+from physics.fire_ensemble import Member, fire_ensemble, prepared_building, run_member, window_arg
 from physics.fire_network import COMPARTMENT_KINDS
 from physics.fire_sim import FireSimulation, outside_temperature_k, resolve_building, simulate_fire
 from physics.fire_zone import FireZoneModel
@@ -151,12 +151,15 @@ def test_no_window_is_the_whole_building_run_bit_for_bit():
 
 
 def test_ensemble_window_option():
-    ds = fire_ensemble("tower_30_residential", origins=[3, 18], growths=["fast"], duration_s=120.0, window="auto")
-    assert ds.attrs["window"] == f"{W.DEFAULT_BELOW},{W.DEFAULT_ABOVE}"
+    ds = fire_ensemble("tower_30_residential", origins=[3, 18], growths=["fast"], duration_s=120.0, window=(2, 3))
+    assert ds.attrs["window"] == "2,3"
     assert ds.attrs["n_windowed"] + ds.attrs["window_fallbacks"] == 2
     assert ds["member_windowed"].values.sum() == ds.attrs["n_windowed"]
-    off = fire_ensemble("tower_30_residential", origins=[3], growths=["fast"], duration_s=60.0, window=None)
-    assert off.attrs["window"] == "none" and off.attrs["n_windowed"] == 0
+    # "auto" (the default) leaves a building shorter than AUTO_MIN_SPAN windows whole
+    auto = fire_ensemble("tower_30_residential", origins=[3], growths=["fast"], duration_s=60.0)
+    assert auto.attrs["window"] == "none" and auto.attrs["n_windowed"] == 0
+    assert window_arg("auto", 115) == (W.DEFAULT_BELOW, W.DEFAULT_ABOVE)
+    assert window_arg("auto", 30) is None and window_arg(None, 115) is None
 
 
 @pytest.mark.parametrize("bad", [(0, 3), (2, -1), "wide", (1.5, 2), 3])

@@ -58,3 +58,21 @@ def test_bad_origins_are_refused_before_any_member_runs(tmp_path, origins, says)
     assert res.exit_code != 0
     assert says in res.output
     assert not (out / "ensemble.nc").exists()
+
+
+def test_window_option(tmp_path):
+    out = tmp_path / "ens"
+    res = _invoke("tower_30_residential", "--origins", "14", "--growths", "fast", "--duration", "60",
+                  "--workers", "1", "--window", "2,3", "--json", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["window"] == "2,3" and summary["members_windowed"] + summary["window_fallbacks"] == 1
+    ds = xr.open_dataset(out / "ensemble.nc")
+    assert ds.attrs["window"] == "2,3"
+
+
+@pytest.mark.parametrize("window", ["wide", "0,3", "2"])
+def test_bad_window_is_refused(tmp_path, window):
+    res = CliRunner().invoke(main, ["fire", "ensemble", "tower_30_residential", "--origins", "3", "--window", window,
+                                    "--workers", "1", "--out", str(tmp_path / "ens")], terminal_width=200)
+    assert res.exit_code != 0 and "window" in res.output

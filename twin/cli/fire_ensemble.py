@@ -45,6 +45,19 @@ def _growths(text: str):
     return out
 
 
+def _window(text: str):
+    """``auto`` / ``none`` / ``B,A`` (storeys below, above the origin) → the ensemble's ``window=``."""
+    t = text.strip().lower()
+    if t in ("auto", "none"):
+        return None if t == "none" else "auto"
+    try:
+        below, above = (int(x) for x in t.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give auto, none or the storeys below,above the origin, e.g. 5,8",
+                                 param_hint="--window") from None
+    return below, above
+
+
 def _describe(p: dict) -> str:
     if p.get("phase") == "members":
         failed = f", {p['failed']} failed" if p.get("failed") else ""
@@ -80,17 +93,22 @@ def storey_table(ds):
 @click.option("--season", type=click.Choice(["summer", "winter"]), default="summer", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Worker processes (Dask LocalCluster; 1 = in this process).")
+@click.option("--window", "window", default="auto", show_default=True, metavar="auto|none|B,A",
+              help="Run each member on the storeys B below to A above its origin (physics.fire_window; a member "
+                   "whose window edges it reaches is rerun on the whole building). auto: 5,8 on a building of 42 "
+                   "storeys or more, else none; none: the whole building.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the draw of --members.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help=f"Output folder ({FILES}).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ensemble(building, origins, growths, members, duration_s, dt_s, sprinklers, season, workers, seed, out_dir,
-             as_json) -> None:
+def ensemble(building, origins, growths, members, duration_s, dt_s, sprinklers, season, workers, window, seed,
+             out_dir, as_json) -> None:
     """Run fires from many origins and growth rates on one building; ASET percentiles per storey.
 
-    BUILDING is an example name (twin fire examples) or a fire building file. Every member is a whole
-    deterministic run of the building; the spread is over where the fire starts and how fast it grows.
+    BUILDING is an example name (twin fire examples) or a fire building file. Every member is a
+    deterministic run of the building (by default, on a tall building, of the storeys around its origin,
+    checked against its edges: --window); the spread is over where the fire starts and how fast it grows.
 
     \b
     Example:
@@ -103,7 +121,7 @@ def ensemble(building, origins, growths, members, duration_s, dt_s, sprinklers, 
     kw = {"origins": _origins(origins), "growths": _growths(growths), "members": members, "duration_s": duration_s,
           "dt_s": ENSEMBLE_DT_S if dt_s is None else dt_s,
           "sprinklers": None if sprinklers == "building" else sprinklers == "on", "season": season,
-          "workers": workers, "seed": seed}
+          "workers": workers, "seed": seed, "window": _window(window)}
     with user_errors():
         with PhaseBar("Fire ensemble", _describe) as bar:
             def progress(p: dict) -> None:
@@ -117,7 +135,8 @@ def ensemble(building, origins, growths, members, duration_s, dt_s, sprinklers, 
     summary = {"building": ds.attrs["building"], "members": int(ds.attrs["n_members"]),
                "members_ok": int(ds.attrs["n_ok"]), "duration_s": float(ds.attrs["duration_s"]),
                "dt_s": float(ds.attrs["dt_s"]), "season": ds.attrs["season"], "sprinklers": ds.attrs["sprinklers"],
-               "workers": workers, "wall_s": float(ds.attrs["wall_s"]),
+               "workers": workers, "wall_s": float(ds.attrs["wall_s"]), "window": ds.attrs["window"],
+               "members_windowed": int(ds.attrs["n_windowed"]), "window_fallbacks": int(ds.attrs["window_fallbacks"]),
                "storeys_untenable_in_any_member": [int(s) for s in table["storey"][
                    ds["aset_s"].notnull().any("member").values]],
                "files": FILES.split(", ")}
