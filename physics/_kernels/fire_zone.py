@@ -416,6 +416,15 @@ def _slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
         return 0.0, 0.0
     delta, cp = par[P_DELTA], par[P_CP]
     dx = x2 - x1
+    if min(x1, x2) > delta or max(x1, x2) < -delta:  # one piece (most slabs): the loop's arithmetic, to the bit
+        yb = x1 + dx  # (x1 + dx·1, the piece's end)
+        fwd = 0.5 * (x1 + yb) >= 0.0  # a → b: a's donor layer, else b's
+        j = 2 * k if fwd else 2 * k + 1
+        layer = vl[v, j]
+        t_d = _donor_t(a if fwd else b, layer, teff, par)
+        f, dfdp = _piece(x1, yb, h, cdw * math.sqrt(2.0 * vs[v, VS_RHO + j]), delta)
+        chan[v, layer if fwd else 2 + layer] += abs(f)
+        return cp * t_d * f, cp * t_d * dfdp
     hflow = 0.0
     weight = 0.0
     t_prev = 0.0
@@ -528,6 +537,17 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
             x1 = c0 + sp[r, OS_D0]
             x2 = c0 + sp[r, OS_D1]
             dx = x2 - x1
+            if min(x1, x2) > delta or max(x1, x2) < -delta:  # one piece (most slabs): piece_ends' (1, 1, 1, 1)
+                yb = x1 + dx * 1.0  # the loop below's arithmetic, to the bit
+                if 0.5 * (x1 + yb) >= 0.0:
+                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
+                else:
+                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
+                f, dfdp = _piece(x1, yb, 1.0, coef, delta)
+                chan[v, col] += abs(f)
+                hflow += hcp * f
+                weight += hcp * dfdp
+                continue
             t_prev = 0.0
             for t in piece_ends(x1, x2, delta):
                 if not t > t_prev:
