@@ -28,7 +28,8 @@
     members drawn (seed 2) from every storey × the four growths × summer and winter, sprinklers as the building
     says, each run on the whole building and on the window (guarded: a fallback reruns the whole building and its
     CPU counts), one after another in this process on the cached set-up. The fire-free runs that the window's
-    reservoirs follow are timed apart (once per worker and season). Agreement: every storey's ASET and ignition
+    reservoirs follow are timed apart (once per worker and season). A member leaving its first window tries one
+    ``physics.fire_window.WIDEN`` times wider, then the whole building. Agreement: every storey's ASET and ignition
     against the whole building's (tenable counts as the run's end). ``--window-thousand N``: N members of the bench
     tower (every room × ten growths, seed 1, summer) on 2 worker processes windowed, and ``--window-reference``
     whole-building members the same way in the same run.
@@ -341,7 +342,7 @@ def run_window_study(label: str, members: int, window: tuple[int, int], duration
         d_aset = np.abs(_censored(whole["aset_s"], duration_s) - _censored(win["aset_s"], duration_s))
         d_ign = np.abs(_censored(whole["ignition_s"], duration_s) - _censored(win["ignition_s"], duration_s))
         rows.append({"floor": m.floor, "growth": m.growth, "season": season, "windowed": win["windowed"],
-                     "fallback": win["window_fallback"], "cpu_whole_s": whole["cpu_s"], "cpu_window_s": win["cpu_s"],
+                     "fallback": win["window_fallback"], "window_used": win["window_used"], "cpu_whole_s": whole["cpu_s"], "cpu_window_s": win["cpu_s"],
                      "aset_max_diff_s": float(d_aset.max()), "ignition_max_diff_s": float(d_ign.max()),
                      "storeys_identical": int(np.sum(d_aset == 0.0)), "storeys_within_1e-3_s": int(np.sum(d_aset < 1e-3)),
                      "storeys": int(d_aset.size), "untenable_whole": np.flatnonzero(np.isfinite(whole["aset_s"])).tolist(),
@@ -352,9 +353,11 @@ def run_window_study(label: str, members: int, window: tuple[int, int], duration
     whole_cpu = float(np.mean([r["cpu_whole_s"] for r in rows]))
     win_cpu = float(np.mean([r["cpu_window_s"] for r in rows]))
     quiet = [r for r in rows if r["windowed"]]
-    return {"building": label, "window": list(window), "members": len(rows), "fallbacks": len(rows) - len(quiet),
+    return {"building": label, "window": list(window), "members": len(rows),
+            "fallbacks": sum(1 for r in rows if r["fallback"]), "whole_building": len(rows) - len(quiet),
             "cpu_whole_s_mean": whole_cpu, "cpu_window_s_mean": win_cpu, "speedup": whole_cpu / win_cpu,
-            "cpu_windowed_only_s_mean": float(np.mean([r["cpu_window_s"] for r in quiet])) if quiet else math.nan,
+            "cpu_windowed_only_s_mean": float(np.mean([r["cpu_window_s"] for r in rows if r["windowed"]
+                                                       and not r["fallback"]])) if quiet else math.nan,
             "history_cpu_s": history_cpu,
             "aset_max_diff_s": float(max(r["aset_max_diff_s"] for r in rows)),
             "ignition_max_diff_s": float(max(r["ignition_max_diff_s"] for r in rows)),
@@ -384,6 +387,7 @@ def run_window_thousand(label: str, members: int, window: tuple[int, int], refer
                      "warm_s": float(ds.attrs["warm_s"]), "total_s": total, "member_cpu_s_mean": cpu / n,
                      "members_per_s": n / wall, "projected_1000_s": 1000.0 * wall / n,
                      "fallbacks": int(ds.attrs["window_fallbacks"]), "windowed": int(ds.attrs["n_windowed"]),
+                     "widened": int(ds.attrs["window_widened"]),
                      "cpu_contention_pct": C.contention_pct(stall0, total)})
         print(f"  {label} {name}: {n} members, {wall:.1f} s wall (+{rows[-1]['warm_s']:.1f} s warm), "
               f"{cpu / n:.3f} CPU s/member, fallbacks {rows[-1]['fallbacks']}", flush=True)
@@ -482,11 +486,11 @@ def main(argv: list[str] | None = None) -> int:
         payload["window"] = studies
         C.print_table(f"Storey window {window[0]} below, {window[1]} above against the whole building "
                       f"({args.duration:.0f} s members, one process)",
-                      ["building", "members", "fallbacks", "CPU s/member whole", "CPU s/member window (with fallbacks)",
+                      ["building", "members", "left first window", "ended on whole building", "CPU s/member whole", "CPU s/member window (with fallbacks)",
                        "speed-up", "CPU s windowed only", "fire-free runs CPU s (summer, winter)", "max |dASET| s",
                        "members |dASET| >= 1e-3 s", "members >= 20 s", "storeys identical", "max |dignition| s",
                        "contention %"],
-                      [[s["building"], s["members"], s["fallbacks"], s["cpu_whole_s_mean"], s["cpu_window_s_mean"],
+                      [[s["building"], s["members"], s["fallbacks"], s["whole_building"], s["cpu_whole_s_mean"], s["cpu_window_s_mean"],
                         s["speedup"], s["cpu_windowed_only_s_mean"],
                         f"{s['history_cpu_s']['summer']:.2f}, {s['history_cpu_s']['winter']:.2f}", s["aset_max_diff_s"],
                         s["members_aset_over_1e-3_s"], s["members_aset_over_20_s"], s["share_storeys_identical"],
@@ -495,10 +499,12 @@ def main(argv: list[str] | None = None) -> int:
             th = run_window_thousand("tower 115", args.window_thousand, window, args.window_reference, args.duration)
             payload["window_thousand"] = th
             C.print_table("Bench tower: members on 2 worker processes, whole building vs window (same run)",
-                          ["config", "members", "ok", "wall s", "warm s", "members/s", "CPU s/member", "fallbacks",
+                          ["config", "members", "ok", "wall s", "warm s", "members/s", "CPU s/member",
+                           "left first window", "windowed",
                            "1000 members at this rate, s", "contention %"],
                           [[r["config"], r["members"], r["ok"], r["wall_s"], r["warm_s"], r["members_per_s"],
-                            r["member_cpu_s_mean"], r["fallbacks"], r["projected_1000_s"], r["cpu_contention_pct"]]
+                            r["member_cpu_s_mean"], r["fallbacks"], r["windowed"], r["projected_1000_s"],
+                            r["cpu_contention_pct"]]
                            for r in th], [])
     if warn:
         notes.append(warn)

@@ -220,18 +220,34 @@ def _windowed(building: Any, member: Member, sim_kwargs: dict[str, Any], window:
     return sim, win, W.edge_reached(sim, win)
 
 
+def _window_chain(building: Any, member: Member, window: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """The windows a member tries in turn: ``window``, then :data:`physics.fire_window.WIDEN` times wider while
+    that still leaves an edge inside the building (else the whole building is next)."""
+    if window is None:
+        return []
+    from physics import fire_window as W
+
+    n = prepared_building(building)[1].n_storeys
+    wide = (W.WIDEN * window[0], W.WIDEN * window[1])
+    lo, hi = W.window_storeys(n, member.floor, *wide)
+    return [window, wide] if (lo > 0 or hi < n - 1) else [window]
+
+
 def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_cache: bool = True,
                window: tuple[int, int] | None = None) -> dict[str, Any]:
     """Run ``member`` (:func:`member_simulation` to ``duration_s``, as :func:`physics.fire_sim.simulate_fire`):
     its per-storey ASET and ignition times.
 
     ``window`` (storeys below, above): run the member on that storey window around its origin
-    (:mod:`physics.fire_window`, on the cached set-up); if the guard finds its edges reached, rerun it on the
-    whole building (``window_fallback`` then names why).
+    (:mod:`physics.fire_window`, on the cached set-up); if the guard finds its edges reached, rerun it on a window
+    :data:`physics.fire_window.WIDEN` times wider, and if that one's edges are reached too (or it would span the
+    building), on the whole building (``window_fallback`` names the first window's reason; ``window_used`` the
+    window of the result, "" for the whole building).
 
     Returns a dict (never raises: a failure is returned with its error): ``member``, ``ok``,
     ``aset_s`` and ``ignition_s`` ((S,) arrays), ``compartment`` (the origin's name as run),
-    ``events`` (count per kind), ``windowed`` (bool: the result is the window's), ``window_fallback`` (str),
+    ``events`` (count per kind), ``windowed`` (bool: the result is a window's), ``window_fallback``,
+    ``window_used`` (str),
     ``wall_s``, ``cpu_s``; or ``ok`` False and ``error``. Only what the ensemble keeps is taken from the run (no
     Dataset is built).
     """
@@ -239,14 +255,17 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
 
     numba.set_num_threads(1)
     t0, c0 = time.perf_counter(), time.thread_time()
-    out: dict[str, Any] = {"member": member.index, "ok": False, "windowed": False, "window_fallback": ""}
+    out: dict[str, Any] = {"member": member.index, "ok": False, "windowed": False, "window_fallback": "",
+                           "window_used": ""}
     try:
         sim = win = None
-        if window is not None:
-            sim, win, why = _windowed(building, member, sim_kwargs, window)
-            if why:
-                sim, win = None, None
-                out["window_fallback"] = why
+        for w in _window_chain(building, member, window):
+            sim, win, why = _windowed(building, member, sim_kwargs, w)
+            if not why:
+                out["window_used"] = f"{w[0]},{w[1]}"
+                break
+            sim, win = None, None
+            out["window_fallback"] = out["window_fallback"] or why
         if sim is None:
             sim = member_simulation(building, member, sim_kwargs, setup_cache=setup_cache)
             sim.advance_to(sim.duration_s)
@@ -475,8 +494,11 @@ def _ensemble_vars(results: list[dict[str, Any]], aset: np.ndarray, ign: np.ndar
                             {"long_name": "the member's result is its storey window's (physics.fire_window)"}),
         "member_window_fallback": (("member",), np.array([r.get("window_fallback", "") for r in results],
                                                          dtype=object),
-                                   {"long_name": "why the member's window was left for the whole building "
-                                                 "(empty: it was not)"}),
+                                   {"long_name": "why the member's first window was left (for a wider one or the "
+                                                 "whole building; empty: it was not)"}),
+        "member_window": (("member",), np.array([r.get("window_used", "") for r in results], dtype=object),
+                          {"long_name": "storeys below,above of the window of the member's result (empty: the "
+                                        "whole building)"}),
     }
 
 
@@ -586,6 +608,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
              "workers": workers, "processes": int(bool(processes)), "seed": seed, "setup_cache": int(bool(setup_cache)),
              "batch": batch, "wall_s": wall, "warm_s": warm, "window": "none" if win is None else f"{win[0]},{win[1]}",
              "window_fallbacks": sum(1 for r in results if r.get("window_fallback")),
+             "window_widened": sum(1 for r in results if r.get("window_fallback") and r.get("windowed")),
              "n_windowed": sum(1 for r in results if r.get("windowed")),
              "member_definition": MEMBER_DEFINITION}
     ds = xr.Dataset(_ensemble_vars(results, aset, ign, ok, percentiles, thresholds_s, float(duration_s)),
