@@ -248,6 +248,7 @@ class FireSimulation:
         self.spread = FacadeSpread(net, delay_s=_time("spread_delay_s", spread_delay_s, allow_zero=True))
         self._untenable_seen = np.zeros(s_n, bool)
         self._broken_seen = np.zeros(net.n_vents, bool)
+        self._panes_seen = 0  # the zone's panes_broken when last looked at
         self.t = 0.0
         self._next_record = 0.0
         self._pending: list[dict] = []
@@ -396,6 +397,9 @@ class FireSimulation:
                 self.fires[c].sprinkler_operated(t_act)
 
     def _glazing(self, t1: float) -> None:
+        if self.zone.panes_broken == self._panes_seen:  # no pane fell out in the step
+            return
+        self._panes_seen = self.zone.panes_broken
         fresh = np.flatnonzero(self.zone.broken & ~self._broken_seen)
         self._broken_seen |= self.zone.broken
         done = set()

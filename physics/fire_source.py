@@ -210,6 +210,22 @@ class FireSource:
             q = np.where(after, held, q)
         return q
 
+    def _undecayed_at(self, t: float, t_sprinkler: float, t_flashover: float) -> float:
+        """:meth:`_undecayed` at one time, in floats (the same arithmetic, to the bit; a step's call, without numpy's
+        per-call cost)."""
+        if t >= t_flashover:
+            q = self.post_flashover_kw
+        else:
+            d = max(t - self.t0_s, 0.0)
+            q = min(self.alpha * (d * d), self.pre_flashover_cap_kw)
+        if self.sprinkler != "none" and t_sprinkler < t_flashover and t >= t_sprinkler:
+            q_act = float(min(self.alpha * max(t_sprinkler - self.t0_s, 0.0) ** 2, self.pre_flashover_cap_kw))
+            if self.sprinkler == "control":
+                return q_act
+            tau = evans_time_constant_s(self.spray_density_mm_s)
+            return float(q_act * np.exp(np.array([-max(t - t_sprinkler, 0.0) / tau]))[0])
+        return float(q)
+
     def events(self, *, t_sprinkler_s: float = np.inf, t_flashover_s: float = np.inf,
                t_end_s: float | None = None) -> dict:
         """Flashover time (the earlier of the given one and the HRR criterion), sprinkler time if it
@@ -320,7 +336,7 @@ class FireState:
         if self._t is not None and t < self._t:
             raise ValidationError(f"t_s={t!r}: before the last time {self._t!r}; a fire state only moves forward")
         src = self.source
-        q_pre = float(src._undecayed(np.array([t]), self.t_sprinkler_s, self.t_flashover_s)[0])
+        q_pre = src._undecayed_at(t, self.t_sprinkler_s, self.t_flashover_s)
         if self._t is not None:
             e_new = self.energy_kj + 0.5 * (self._q_pre + q_pre) * (t - self._t)
             target = DECAY_FRACTION * src.energy_kj

@@ -399,6 +399,7 @@ class FireZoneModel(Component):
         self.q_kw = np.zeros(n)
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()
         self.broken = np.zeros(network.n_vents, bool)
+        self.panes_broken = 0  # how many panes have fallen out (``broken`` changes only with it)
         self._glazed: np.ndarray | None = None  # the glazing vents (:meth:`_break_glazing`)
         self._glazed_min_c = np.inf  # the lowest break temperature among them (°C)
         self._p_base, self._p_base_t = np.zeros(0), np.nan  # the outside's pressure at the floors, at T_out
@@ -541,9 +542,11 @@ class FireZoneModel(Component):
         if not len(self._glazed) or float(tu.max()) - 273.15 < self._glazed_min_c:  # no layer hot enough for a pane
             return
         k = K.glazing_hits(tu, self._glazed, self.arrays["vidx"], self._brk_c, self.broken, self._hits)
-        hit = self._hits[:k]
-        self.broken[hit] = True
-        self.vent_open[hit] = 1.0
+        if k:
+            hit = self._hits[:k]
+            self.broken[hit] = True
+            self.vent_open[hit] = 1.0
+            self.panes_broken += k
 
     # ------------------------------------------------------------------ outputs
     def _update_outputs(self) -> None:

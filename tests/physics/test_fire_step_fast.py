@@ -1,0 +1,185 @@
+"""The fast paths of a fire step are the general path's arithmetic, to the bit.
+
+- A wall-vent slab whose Δp stays clear of ±δ over its height is one piece of the orifice law: ``wall_flows`` and
+  ``_slab`` (through ``door_jets``) work it out directly instead of through ``piece_ends``' cuts; on slabs of every
+  kind (one piece, crossing 0, crossing ±δ, within ±δ, empty) the flows, channels and weights are the cut path's.
+- A fire's heat release at one time in floats (``FireSource._undecayed_at``, a step's call) is the numpy curve's
+  (``_undecayed``) for growth, caps, flashover and both sprinkler modes.
+- A run reports a pane falling out (``glazing_broken``) at the step it falls, as before: the run only looks at the
+  panes when the zone's count of broken panes moved.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from physics._kernels import fire_zone as K
+from physics.fire_sim import FireSimulation
+from physics.fire_source import FireSource
+
+DELTA = 1e-4
+
+
+def _cut_path_wall(vents, pf, vidx, first, sp, delta, chan, hv, wv):
+    """``wall_flows`` with every slab cut by ``piece_ends`` (the general path), in Python over the compiled
+    helpers."""
+    for v in vents:
+        a, b = vidx[v]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        chan[v] = 0.0
+        hflow = weight = 0.0
+        for r in range(first[v], first[v + 1]):
+            x1, x2 = c0 + sp[r, K.OS_D0], c0 + sp[r, K.OS_D1]
+            dx, t_prev = x2 - x1, 0.0
+            for t in K.piece_ends(x1, x2, delta):
+                if not t > t_prev:
+                    continue
+                ya, yb, share, t_prev = x1 + dx * t_prev, x1 + dx * t, t - t_prev, t
+                fwd = 0.5 * (ya + yb) >= 0.0
+                coef = sp[r, K.OS_CA] if fwd else sp[r, K.OS_CB]
+                hcp = sp[r, K.OS_HA] if fwd else sp[r, K.OS_HB]
+                col = int(sp[r, K.OS_COLA] if fwd else sp[r, K.OS_COLB])
+                f, dfdp = K._piece(ya, yb, share, coef, delta)
+                chan[v, col] += abs(f)
+                hflow += hcp * f
+                weight += hcp * dfdp
+        hv[v], wv[v] = hflow, weight
+
+
+def _mixed_table(rng, m=400):
+    """A slab table whose slabs span every case: Δp ranges clear of ±δ (one piece), across 0, across ±δ only,
+    inside ±δ, and points (a slab of zero Δp range)."""
+    n = 60
+    vidx = np.stack([rng.integers(0, n, m), rng.integers(-1, n, m)], axis=1)
+    vidx[vidx[:, 0] == vidx[:, 1], 1] = -1
+    per = rng.integers(0, 4, m)
+    first = np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
+    rows = first[-1]
+    sp = np.empty((rows, K.NOS))
+    scale = rng.choice([1e-6, 5e-5, 2e-4, 1e-2, 3.0], rows)
+    sp[:, K.OS_D0] = rng.normal(0, 1, rows) * scale
+    sp[:, K.OS_D1] = np.where(rng.random(rows) < 0.2, sp[:, K.OS_D0], sp[:, K.OS_D0] + rng.normal(0, 1, rows) * scale)
+    sp[:, K.OS_CA] = rng.uniform(0.1, 3.0, rows)
+    sp[:, K.OS_CB] = rng.uniform(0.1, 3.0, rows)
+    sp[:, K.OS_HA] = 1005.0 * rng.uniform(290, 900, rows)
+    sp[:, K.OS_HB] = 1005.0 * rng.uniform(290, 900, rows)
+    sp[:, K.OS_COLA] = rng.integers(0, 2, rows)
+    sp[:, K.OS_COLB] = 2 + rng.integers(0, 2, rows)
+    pf = rng.normal(0, 1, n) * rng.choice([1e-5, 1e-4, 1.0], n)
+    return n, vidx.astype(np.int64), first, sp, pf
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_piece_slabs_equal_the_cut_path(seed):
+    rng = np.random.default_rng(seed)
+    n, vidx, first, sp, pf = _mixed_table(rng)
+    m = vidx.shape[0]
+    vents = np.arange(m)
+    got = [np.zeros((m, 4)), np.empty(m), np.empty(m)]
+    want = [np.zeros((m, 4)), np.empty(m), np.empty(m)]
+    K.wall_flows(vents, pf, vidx, first, sp, DELTA, *got)
+    _cut_path_wall(vents, pf, vidx, first, sp, DELTA, *want)
+    x = pf[vidx[:, 0]][:, None] - np.where(vidx[:, 1:] >= 0, pf[vidx[:, 1:]], 0.0)  # c0 per vent
+    d0 = np.array([x[v, 0] + sp[r, K.OS_D0] for v in range(m) for r in range(first[v], first[v + 1])])
+    d1 = np.array([x[v, 0] + sp[r, K.OS_D1] for v in range(m) for r in range(first[v], first[v + 1])])
+    one = (np.minimum(d0, d1) > DELTA) | (np.maximum(d0, d1) < -DELTA)
+    assert 0.2 < one.mean() < 0.9  # both paths are exercised
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def _cut_path_slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
+    """``_slab`` with the slab always cut by ``piece_ends`` (the general path)."""
+    if h <= 0.0:
+        return 0.0, 0.0
+    dx, t_prev, hflow, weight = x2 - x1, 0.0, 0.0, 0.0
+    for t in K.piece_ends(x1, x2, par[K.P_DELTA]):
+        if not t > t_prev:
+            continue
+        ya, yb, hh, t_prev = x1 + dx * t_prev, x1 + dx * t, h * (t - t_prev), t
+        fwd = 0.5 * (ya + yb) >= 0.0
+        j = 2 * k if fwd else 2 * k + 1
+        side = a if fwd else b
+        layer = vl[v, j]
+        t_d = (teff[side, layer] if side >= 0 else par[K.P_TOUT])
+        f, dfdp = K._piece(ya, yb, hh, cdw * math.sqrt(2.0 * vs[v, K.VS_RHO + j]), par[K.P_DELTA])
+        chan[v, layer if fwd else 2 + layer] += abs(f)
+        hflow += par[K.P_CP] * t_d * f
+        weight += par[K.P_CP] * t_d * dfdp
+    return hflow, weight
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_door_jet_slabs_equal_the_cut_path(seed):
+    """``door_jets`` runs ``_slab`` on each vent's middle slab: its jet channels equal the cut path's."""
+    rng = np.random.default_rng(seed)
+    n, m = 40, 300
+    vidx = np.stack([rng.integers(0, n, m), rng.integers(-1, n, m)], axis=1).astype(np.int64)
+    vidx[vidx[:, 0] == vidx[:, 1], 1] = -1
+    vs = np.zeros((m, K.NVS))
+    vs[:, K.VS_Z] = 0.0
+    vs[:, K.VS_Z + 1] = rng.uniform(0.2, 1.0, m)
+    vs[:, K.VS_Z + 2] = vs[:, K.VS_Z + 1] + np.where(rng.random(m) < 0.1, 0.0, rng.uniform(0.1, 1.0, m))
+    vs[:, K.VS_Z + 3] = 2.1
+    scale = rng.choice([1e-6, 5e-5, 2e-4, 1e-2, 3.0], (m, 1))
+    vs[:, K.VS_D:K.VS_D + 4] = rng.normal(0, 1, (m, 4)) * scale
+    vs[:, K.VS_RHO:K.VS_RHO + 6] = rng.uniform(0.4, 1.2, (m, 6))
+    vl = rng.integers(0, 2, (m, 6)).astype(np.int64)
+    vl[:, 3] = 1 - vl[:, 2]  # a jet's slab: upper layer one side, lower the other
+    vent = np.zeros((m, K.NVENT))
+    vent[:, K.V_BOT], vent[:, K.V_TOP], vent[:, K.V_W], vent[:, K.V_CD], vent[:, K.V_OPEN] = 0.0, 2.1, 1.0, 0.7, 1.0
+    par = np.zeros(K.NPAR)
+    par[[K.P_R, K.P_CP, K.P_G, K.P_P0, K.P_TOUT, K.P_DELTA]] = 287.0, 1005.0, 9.81, 101325.0, 300.0, DELTA
+    teff = rng.uniform(290.0, 700.0, (n, 2))
+    props = np.zeros((n, K.NPROP))  # no layer on either side: door_jets' entrainment is zero, its channels are not
+    pf = rng.normal(0, 1, n) * rng.choice([1e-5, 1e-4, 1.0], n)
+    jet, mix = np.empty((m, 4)), np.zeros((n, 2))
+    K.door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix)
+    want = np.zeros((m, 4))
+    for v in range(m):
+        h = vs[v, K.VS_Z + 2] - vs[v, K.VS_Z + 1]
+        if h <= 0.0 or vl[v, 2] == vl[v, 3]:
+            continue
+        a, b = vidx[v]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        _cut_path_slab(v, 1, c0 + vs[v, K.VS_D + 1], c0 + vs[v, K.VS_D + 2], h, a, b, vs, vl, par, teff,
+                       vent[v, K.V_CD] * vent[v, K.V_W], want)
+    np.testing.assert_array_equal(jet, want)
+    assert np.count_nonzero(want) > m // 2
+
+
+@pytest.mark.parametrize("sprinkler", ["none", "control", "suppression"])
+@pytest.mark.parametrize("t_sprinkler, t_flashover", [(np.inf, np.inf), (95.0, np.inf), (np.inf, 140.0),
+                                                      (95.0, 140.0), (160.0, 140.0)])
+def test_heat_release_at_one_time_is_the_curve(sprinkler, t_sprinkler, t_flashover):
+    src = FireSource(0, floor_area_m2=20.0, fuel_load_mj_m2=400.0, t0_s=12.5, growth="fast", peak_kw=3000.0,
+                     vent_limit_kw=2500.0, sprinkler=sprinkler)
+    times = np.concatenate([np.linspace(0.0, 400.0, 1601), [12.5, 95.0, 140.0, 160.0, 1e5]])
+    for t in times:
+        got = src._undecayed_at(float(t), t_sprinkler, t_flashover)
+        want = float(src._undecayed(np.array([t]), t_sprinkler, t_flashover)[0])
+        assert got == want, (t, got, want)
+
+
+def test_a_pane_that_falls_out_is_reported_at_its_step():
+    """Ping An's example past flashover: each ``glazing_broken`` event is at the step its pane fell out, and every
+    broken pane's compartment has one."""
+    sim = FireSimulation("ping_an_finance_centre", floor=40, growth="ultrafast", sprinklers=False, duration_s=400.0)
+    fell: dict[int, float] = {}
+    step = sim._step
+
+    def watched(h):
+        before = sim.zone.broken.copy()
+        step(h)
+        for v in np.flatnonzero(sim.zone.broken & ~before):
+            fell.setdefault(int(sim.network.vent_a[v]), sim.t)
+
+    sim._step = watched
+    sim.advance_to(400.0)
+    events = {sim.network.names.index(e["compartment"]): e["time_s"] for e in sim.events
+              if e["kind"] == "glazing_broken"}
+    assert fell and events == fell
+    assert sim.zone.panes_broken == int(sim.zone.broken.sum())
