@@ -1262,7 +1262,8 @@ def line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vv
     lam = 1.0
     best, best_lam = np.inf, 1.0
     for _ in range(12):
-        trial[:] = dp + lam * step
+        for i in range(dp.shape[0]):
+            trial[i] = dp[i] + lam * step[i]
         err = enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat,
                                 chan, vchan, res, wv, wvv, hv, hvv)
         fit_lam = merit(res, geom, gm1, dt)
@@ -1271,7 +1272,8 @@ def line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vv
         if fit_lam < best:
             best, best_lam = fit_lam, lam
         lam *= 0.5
-    trial[:] = dp + best_lam * step
+    for i in range(dp.shape[0]):
+        trial[i] = dp[i] + best_lam * step[i]
     return enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan,
                              vchan, res, wv, wvv, hv, hvv)
 
@@ -1297,7 +1299,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     m, kk = vidx.shape[0], vvidx.shape[0]
     res, wv, wvv, hv, hvv = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
     res2, wv2, wvv2, hv2, hvv2 = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
-    step = np.empty(n)
+    step, rhs, du, dl = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     changed = np.zeros(n, np.bool_)
     vchanged = np.zeros(kk, np.bool_)
     shares = np.empty((kk, 2))
@@ -1309,7 +1311,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     smax = np.inf
     trial = dp.copy()
     while True:
-        bad = layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl)
+        bad = layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, du, dl)
         change = 0.0
         if updates < 8:
             if par[P_FROUDE] > 0.0:
@@ -1331,9 +1333,15 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         if it >= 50:
             break
         it += 1
-        if direct_solve(-res, diag, vidx, wv, vvidx, wvv, plan, step) < 0:
+        for i in range(n):
+            rhs[i] = -res[i]
+        if direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, step) < 0:
             break
-        smax = np.max(np.abs(step))
+        smax = 0.0
+        for i in range(n):
+            a = abs(step[i])
+            if a > smax or a != a:  # np.max(np.abs(step)): a NaN stays
+                smax = a
         if not np.isfinite(smax):
             break
         err2 = line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff,
@@ -1354,8 +1362,16 @@ def layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl):
     from the compartment's other layer. Returns the number of compartments whose two layers together
     cannot give their outflow."""
     n = state.shape[0]
-    du = np.zeros(n)
-    dl = np.zeros(n)
+    return layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, np.empty(n), np.empty(n))
+
+
+@njit(cache=True)
+def layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, du, dl):
+    """:func:`layer_fractions` with the outflow sums' scratch ``du``, ``dl`` (N,) given (Newton calls it every
+    iteration)."""
+    n = state.shape[0]
+    du[:] = 0.0
+    dl[:] = 0.0
     for v in range(vidx.shape[0]):
         du[vidx[v, 0]] += chan[v, 0] * dt
         dl[vidx[v, 0]] += chan[v, 1] * dt
