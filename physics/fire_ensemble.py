@@ -1,8 +1,8 @@
 """Fire ensembles: many fire origins and growth rates on one building → ASET percentiles per floor.
 
 A **member** is one complete, deterministic run of :func:`physics.fire_sim.simulate_fire` on the
-whole building (every storey, every shaft) with one origin (storey and compartment) and one growth
-rate; every other input (sprinklers, season, duration, time step) is the same for all members. The
+whole building (every storey, every shaft; or on its storey window, below) with one origin (storey and
+compartment) and one growth rate; every other input (sprinklers, season, duration, time step) is the same for all members. The
 members are the product ``origins × growths`` (or ``members`` of them drawn without replacement
 with ``seed``). Nothing inside a member is random: the spread of the ensemble is the spread over
 where the fire starts and how fast it grows, nothing else (no uncertainty in the building, the
@@ -50,9 +50,14 @@ door-jet entrainment), and the 115-storey tower's stairs cannot give their outfl
 ~3 s (the zone model halves them). Within 600 s only the origin storey becomes untenable (once, on the
 30-storey example, the storey above too); 1800 s members were checked at 2 s on the 30-storey example only.
 
-There is no storey window (a member simulating only the storeys around its origin): it is not
-offered because no test here shows that ASET inside such a window matches the whole building's
-(the stack effect and the shafts couple every storey).
+**Storey window.** By default (``window="auto"``) a member on a building of 42 storeys or more runs only the
+storeys 5 below to 8 above its origin (:mod:`physics.fire_window`): the shafts cut at the window's edges end in
+reservoirs that hold, step by step, the state a fire-free run of the whole building has there (its stack effect);
+a guard reruns a member whose smoke reached an edge storey's floor (or which ignited or made it untenable) on a
+window three times wider, then on the whole building. Validated against whole-building members on both examples,
+summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
+record intervals, as the time step's test); ``window=None`` is the whole building for every member, the path
+before windows to the bit. On the 30-storey example "auto" keeps the whole building (a window did not pay there).
 """
 
 from __future__ import annotations
@@ -82,8 +87,9 @@ ENSEMBLE_DT_S = 2.0
 MAX_MEMBERS = 20_000
 
 MEMBER_DEFINITION = (
-    "one deterministic run of physics.fire_sim.simulate_fire on the whole building with one origin "
-    "(storey, compartment) and one growth rate; all other inputs shared; no other uncertainty sampled")
+    "one deterministic run of physics.fire_sim.simulate_fire on the whole building (or its storey window, "
+    "physics.fire_window) with one origin (storey, compartment) and one growth rate; all other inputs shared; "
+    "no other uncertainty sampled")
 
 
 @dataclass(frozen=True)
