@@ -210,7 +210,7 @@ def member_simulation(building: Any, member: Member, sim_kwargs: dict[str, Any],
 
 def _windowed(building: Any, member: Member, sim_kwargs: dict[str, Any], window: tuple[int, int]):
     """``member`` run on its storey window (:mod:`physics.fire_window`): (simulation, its window, the guard's
-    finding: "" when the window's edges stayed quiet)."""
+    finding: "" when the window's edges stayed quiet; the run stops at the record where they were reached)."""
     from physics import fire_window as W
     from physics.fire_sim import outside_temperature_k
 
@@ -222,8 +222,7 @@ def _windowed(building: Any, member: Member, sim_kwargs: dict[str, Any], window:
                             kw.get("dt_s", 1.0), kw.get("duration_s", 3600.0), kw.get("record_every_s", 10.0))
     sim = W.window_simulation(spec, win, hist, floor=member.floor, compartment=member.compartment,
                               growth=member.growth, **kw)
-    sim.advance_to(sim.duration_s)
-    return sim, win, W.edge_reached(sim, win)
+    return sim, win, W.run_guarded(sim, win)
 
 
 def _window_chain(building: Any, member: Member, window: tuple[int, int] | None) -> list[tuple[int, int]]:

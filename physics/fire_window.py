@@ -15,7 +15,8 @@ whole-building run steps every storey. A **window** runs storeys ``origin − be
   there, including the first ~2 min in which the tall shafts settle from the common initial state (the
   115-storey bench tower's pressures move by ~20 Pa between 2 s and 60 s). What the window cannot see is the
   fire's own effect beyond its edges; hence the guard.
-* **The guard** (:func:`edge_reached`): after a windowed member, if smoke reached an edge storey's floor (either
+* **The guard** (:func:`edge_reached`, checked at every record by :func:`run_guarded`, which stops the run at the
+  first record that fails): if smoke reached an edge storey's floor (either
   layer of one of its rooms, corridor, lobby or refuge with a light-extinction coefficient above
   :data:`EDGE_EXTINCTION_PER_M`, 1/100 of the visibility limit, at any record), or an edge storey ignited or became
   untenable, the member is rerun on a window :data:`WIDEN` times wider, and if that one's edges are reached
@@ -264,10 +265,10 @@ def window_simulation(spec: Any, window: Window, history: PrefireHistory, *, flo
                              prepared=(spec, window.network, window.plan), **kwargs)
 
 
-def edge_reached(sim: Any, window: Window) -> str:
+def edge_reached(sim: Any, window: Window, *, last_record_only: bool = False) -> str:
     """Why the window's edges did not stay quiet in ``sim`` (a run on ``window``), or "" when they did: an edge
     storey ignited or became untenable, or smoke above :data:`EDGE_EXTINCTION_PER_M` in either layer of one of its
-    non-shaft compartments at any record (module docstring)."""
+    non-shaft compartments at any record (module docstring); ``last_record_only``: at the last record only."""
     net = window.network
     rec = sim.recorder
     shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[net.kind], SHAFT_KINDS)
@@ -281,12 +282,24 @@ def edge_reached(sim: Any, window: Window) -> str:
         if not comps.size:
             continue
         for key in ("upper_layer__extinction", "lower_layer__extinction"):
-            worst = max(float(np.max(x[comps])) for x in rec.fields[key])
+            records = rec.fields[key][-1:] if last_record_only else rec.fields[key]
+            worst = max(float(np.max(x[comps])) for x in records)
             if worst > EDGE_EXTINCTION_PER_M:
                 return f"storey {s} (window edge): {key.split('__')[0]} extinction {worst:.3g} 1/m"
     return ""
 
 
+def run_guarded(sim: Any, window: Window) -> str:
+    """Advance ``sim`` (a run on ``window``, on its record grid) to its end one record interval at a time, checking
+    :func:`edge_reached` at each record; stop at the first record where the edges are reached and return why ("" when
+    the run ended quiet). The steps are those of one ``advance_to(duration_s)``: the chunks end on record times."""
+    why = edge_reached(sim, window)
+    while not why and sim.t < sim.duration_s - 1e-9:
+        sim.advance_to(min(sim.t + sim.record_every_s, sim.duration_s))
+        why = edge_reached(sim, window, last_record_only=True)
+    return why
+
+
 __all__ = ["AUTO_MIN_SPAN", "DEFAULT_ABOVE", "DEFAULT_BELOW", "EDGE_EXTINCTION_PER_M", "PrefireHistory",
            "RESERVOIR_VOLUME_FACTOR", "WIDEN", "Window", "cached_history", "cached_window", "edge_reached",
-           "make_window", "prefire_history", "step_times", "window_network", "window_simulation", "window_storeys"]
+           "make_window", "prefire_history", "run_guarded", "step_times", "window_network", "window_simulation", "window_storeys"]

@@ -58,6 +58,10 @@ def _check_members(building: str, members: list[tuple[int, str, str, bool | None
             assert d.max() < TOL_S, f"{what}: {name} of storey {int(d.argmax())} {a[d.argmax()]} vs {b[d.argmax()]}"
         r = run_member(spec, Member(k, floor, None, growth), kw, window=(W.DEFAULT_BELOW, W.DEFAULT_ABOVE))
         assert r["ok"], r.get("error")
+        if r["window_used"] == f"{W.DEFAULT_BELOW},{W.DEFAULT_ABOVE}":  # guarded record by record: the same run
+            a = ws.tenability.aset_s
+            np.testing.assert_array_equal(r["aset_s"], win.to_building(np.where(np.isfinite(a), a, np.nan)))
+            np.testing.assert_array_equal(r["ignition_s"], win.to_building(ws.ignition_s))
         d = np.abs(_censored(r["aset_s"]) - _censored(full.tenability.aset_s))
         assert d.max() < TOL_S, f"{what}: guarded member's ASET"
         found.append(r["window_fallback"])
