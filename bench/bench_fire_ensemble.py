@@ -24,7 +24,7 @@
     ``--thousand`` also runs 1000 members of the 30-storey example on 2 processes (every flat of every storey as
     origin × the four growth classes and six alphas between them, 1000 of the 1,200 pairs drawn with seed 1).
 (window) ``--parts window``: the storey window of :mod:`physics.fire_window` (``--window`` below,above, default
-    5,8). Per building (``--buildings``; also ``ping an``, the Ping An example itself): ``--window-members``
+    2,3). Per building (``--buildings``; also ``ping an``, the Ping An example itself): ``--window-members``
     members drawn (seed 2) from every storey × the four growths × summer and winter, sprinklers as the building
     says, each run on the whole building and on the window (guarded: a fallback reruns the whole building and its
     CPU counts), one after another in this process on the cached set-up. The fire-free runs that the window's
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", default="dt,rate", help="comma-separated subset of dt,rate,window")
-    p.add_argument("--window", default="5,8", help="storeys below,above of the window part (default 5,8)")
+    p.add_argument("--window", default="2,3", help="storeys below,above of the window part (default 2,3)")
     p.add_argument("--window-members", type=int, default=24, help="members per building in the window part")
     p.add_argument("--window-thousand", type=int, default=0,
                    help="window part: also this many members of the bench tower on 2 processes (e.g. 1000)")

@@ -50,8 +50,8 @@ door-jet entrainment), and the 115-storey tower's stairs cannot give their outfl
 ~3 s (the zone model halves them). Within 600 s only the origin storey becomes untenable (once, on the
 30-storey example, the storey above too); 1800 s members were checked at 2 s on the 30-storey example only.
 
-**Storey window.** By default (``window="auto"``) a member on a building of 42 storeys or more runs only the
-storeys 5 below to 8 above its origin (:mod:`physics.fire_window`): the shafts cut at the window's edges end in
+**Storey window.** By default (``window="auto"``) a member on a building of 60 storeys or more runs only the
+storeys 2 below to 3 above its origin (:mod:`physics.fire_window`): the shafts cut at the window's edges end in
 reservoirs that hold, step by step, the state a fire-free run of the whole building has there (its stack effect);
 a guard reruns a member whose smoke reached an edge storey's floor (or which ignited or made it untenable) on a
 window three times wider, then on the whole building. Validated against whole-building members on both examples,
@@ -428,8 +428,8 @@ def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, 
 
 def window_arg(window: Any, n_storeys: int) -> tuple[int, int] | None:
     """(below, above) storeys of an ensemble's ``window=`` on a building of ``n_storeys`` (None: the whole
-    building). "auto": the defaults where the building has at least :data:`physics.fire_window.AUTO_MIN_SPAN`
-    times the window's storeys, else the whole building (module docstring, "Storey window")."""
+    building). "auto": the defaults on a building of at least :data:`physics.fire_window.AUTO_MIN_STOREYS`
+    storeys, else the whole building (module docstring, "Storey window")."""
     from physics import fire_window as W
 
     if window is None or window == "none":
@@ -437,8 +437,7 @@ def window_arg(window: Any, n_storeys: int) -> tuple[int, int] | None:
     if isinstance(window, str):
         if window != "auto":
             raise ValidationError(f"window={window!r}: give None, 'auto' or (storeys below, storeys above)")
-        span = W.DEFAULT_BELOW + W.DEFAULT_ABOVE + 1
-        return (W.DEFAULT_BELOW, W.DEFAULT_ABOVE) if n_storeys >= W.AUTO_MIN_SPAN * span else None
+        return (W.DEFAULT_BELOW, W.DEFAULT_ABOVE) if n_storeys >= W.AUTO_MIN_STOREYS else None
     try:
         below, above = window
     except (TypeError, ValueError):
@@ -577,7 +576,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
         Run each member on a storey window around its origin (:mod:`physics.fire_window`): ``below`` and
         ``above`` storeys (whole numbers >= 1); "auto": the measured defaults
         (:data:`physics.fire_window.DEFAULT_BELOW`, :data:`~physics.fire_window.DEFAULT_ABOVE`) on a building
-        tall enough for them to pay (:data:`physics.fire_window.AUTO_MIN_SPAN`), else the whole building; a member
+        tall enough for them to pay (:data:`physics.fire_window.AUTO_MIN_STOREYS`), else the whole building; a member
         whose window edges were reached is rerun on the whole building (``window_fallbacks``). None: every member
         on the whole building (the path before windows, to the bit).
 

@@ -56,16 +56,17 @@ RESERVOIR_VOLUME_FACTOR = 1e6
 #: refuges): 1/100 of the 0.3 1/m at which an escape route fails on visibility (10 m to a light-reflecting sign,
 #: K = 3: the tenability module's most lenient limit), i.e. ~1 % of a smoke-logged route's soot.
 EDGE_EXTINCTION_PER_M = 3e-3
-#: Default storeys kept below and above the origin (chosen with ``bench/bench_fire_ensemble.py --parts window``).
-DEFAULT_BELOW, DEFAULT_ABOVE = 5, 8
+#: Default storeys kept below and above the origin (``bench/bench_fire_ensemble.py --parts window --window B,A`` on
+#: the bench tower, 32 members, one run each: CPU per member with fallbacks 0.13 s at 2,3, 0.18 s at 3,5, 0.19 s at
+#: 5,8 against 0.80 s for the whole building; 2 or 3 members of 32 left each).
+DEFAULT_BELOW, DEFAULT_ABOVE = 2, 3
 #: A member whose window's edges were reached tries a window this many times wider (each way) before the whole
-#: building: on the bench tower 3 of 32 members left the 5/8 window, for smoke 0.003-0.012 1/m on the edge storey.
+#: building (1000 bench-tower members at 5,8: 172 left their window, 88 of them stayed in the 15,24 one).
 WIDEN = 3
-#: ``window="auto"`` windows a building of at least this many times the window's storeys (5 + 1 + 8 = 14: 42
-#: storeys); below that the whole building runs. On the 30-storey example a window cost more than the whole building
-#: (its members cost 0.15-0.2 CPU s; 3 of 4 benched members fell back); on the 115-storey bench tower it was 4.8x
-#: cheaper (bench/bench_fire_ensemble.py --parts window).
-AUTO_MIN_SPAN = 3
+#: ``window="auto"`` windows a building of at least this many storeys and runs shorter ones whole: on the
+#: 30-storey example a window cost about as much as the whole building (members of 0.15-0.2 CPU s; 12 of 32 left
+#: their 5,8 window), on the 115-storey bench tower and the Ping An example it was 3.5-6x cheaper.
+AUTO_MIN_STOREYS = 60
 SHAFT_KINDS = ("stair", "lift", "smoke_shaft")
 
 
@@ -300,6 +301,6 @@ def run_guarded(sim: Any, window: Window) -> str:
     return why
 
 
-__all__ = ["AUTO_MIN_SPAN", "DEFAULT_ABOVE", "DEFAULT_BELOW", "EDGE_EXTINCTION_PER_M", "PrefireHistory",
+__all__ = ["AUTO_MIN_STOREYS", "DEFAULT_ABOVE", "DEFAULT_BELOW", "EDGE_EXTINCTION_PER_M", "PrefireHistory",
            "RESERVOIR_VOLUME_FACTOR", "WIDEN", "Window", "cached_history", "cached_window", "edge_reached",
            "make_window", "prefire_history", "run_guarded", "step_times", "window_network", "window_simulation", "window_storeys"]

@@ -176,7 +176,7 @@ def test_ensemble_window_option():
     whole = ds.attrs["window_fallbacks"] - ds.attrs["window_widened"]
     assert ds.attrs["n_windowed"] + whole == 2
     assert ds["member_windowed"].values.sum() == ds.attrs["n_windowed"]
-    # "auto" (the default) leaves a building shorter than AUTO_MIN_SPAN windows whole
+    # "auto" (the default) leaves a building shorter than AUTO_MIN_STOREYS whole
     auto = fire_ensemble("tower_30_residential", origins=[3], growths=["fast"], duration_s=60.0)
     assert auto.attrs["window"] == "none" and auto.attrs["n_windowed"] == 0
     assert window_arg("auto", 115) == (W.DEFAULT_BELOW, W.DEFAULT_ABOVE)

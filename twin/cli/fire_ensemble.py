@@ -53,7 +53,7 @@ def _window(text: str):
     try:
         below, above = (int(x) for x in t.split(","))
     except ValueError:
-        raise click.BadParameter(f"{text!r}: give auto, none or the storeys below,above the origin, e.g. 5,8",
+        raise click.BadParameter(f"{text!r}: give auto, none or the storeys below,above the origin, e.g. 2,3",
                                  param_hint="--window") from None
     return below, above
 
@@ -95,8 +95,8 @@ def storey_table(ds):
               help="Worker processes (Dask LocalCluster; 1 = in this process).")
 @click.option("--window", "window", default="auto", show_default=True, metavar="auto|none|B,A",
               help="Run each member on the storeys B below to A above its origin (physics.fire_window; a member "
-                   "whose window edges it reaches is rerun on the whole building). auto: 5,8 on a building of 42 "
-                   "storeys or more, else none; none: the whole building.")
+                   "whose window edges it reaches is rerun on a wider window, then the whole building). auto: 2,3 "
+                   "on a building of 60 storeys or more, else none; none: the whole building.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the draw of --members.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
