@@ -104,3 +104,20 @@ def test_gap_params_are_checked() -> None:
         DetectorParams(gap_deaf_ratio=float("nan"))
     assert DetectorParams(gap_min_ch=0).gap_min_ch == 0
     assert np.isfinite(DetectorParams().gap_deaf_ratio)
+
+
+def test_a_far_trains_fragment_between_partly_deaf_stretches_is_a_train() -> None:
+    """Seed 2023, 1,300-1,366 s: stretches of gain 0.18 (channels 696-701) and 0.09 (723-728) around well coupled
+    channels 702-722 (gain 1.4-1.5). The near bore's train is loud enough to trigger across them, but they are
+    10 dB and more under their neighbours in its energy profile (learned deaf); the far bore's weaker train
+    (-16 m/s) then left a still 10.8 dB fragment on 701-723, reported by v3/v4 as excavation. With the rule it is
+    a train; off, the alarm is back."""
+    lay = FibreLayout(n_channel=3000, line="1")
+    sim = DasSimulator(lay, 3600.0, 2023, SimConfig(noise_density=7e-9, fast_noise=True), events=[])
+    assert sim.gain[697:701].max() < 0.2 and sim.gain[724:728].max() < 0.1 and sim.gain[703:722].min() > 1.0
+    dets = {"rule": DasDetector(lay), "off": DasDetector(lay, DetectorParams(gap_min_ch=0))}
+    out = _run(sim, dets, 1300.0, 1366.0)
+    assert len(_alerting_near(out["off"], 706.0, 5, 1350.0, 1366.0)) == 1
+    assert not [e for e in out["rule"] if e.event_class in ALERTING]
+    deaf = dets["rule"].deaf_channels(690, 735)
+    assert deaf[698 - 690:701 - 690].all() and deaf[724 - 690:728 - 690].all() and not deaf[704 - 690:721 - 690].any()
