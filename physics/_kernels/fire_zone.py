@@ -778,17 +778,20 @@ def door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
 
     Only the part of a wall vent between the two sides' interfaces (the middle slab of :func:`vent_statics`:
     upper layer on one side, lower on the other) carries a jet across a receiving interface; its flow each
-    way is summed (``jet`` (M, 4) scratch channels) and entrains by :func:`_jet_mix`."""
+    way is summed (``jet`` (M, 4) scratch channels, set only on the vents with such a slab) and entrains by
+    :func:`_jet_mix`."""
     for i in range(mix.shape[0]):
         mix[i, 0] = 0.0
         mix[i, 1] = 0.0
     for v in range(vidx.shape[0]):
-        for c in range(4):
-            jet[v, c] = 0.0
+        if vl[v, 2] == vl[v, 3]:  # no jet slab (the usual case; its rows of ``jet`` are left as they were)
+            continue
         width = vent[v, V_W] * vent[v, V_OPEN]
         h = vs[v, VS_Z + 2] - vs[v, VS_Z + 1]
-        if width <= 0.0 or h <= 0.0 or vl[v, 2] == vl[v, 3]:
+        if width <= 0.0 or h <= 0.0:
             continue
+        for c in range(4):
+            jet[v, c] = 0.0
         a, b = vidx[v, 0], vidx[v, 1]
         c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
         _slab(v, 1, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, a, b, vs, vl, par, teff,
