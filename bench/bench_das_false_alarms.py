@@ -218,6 +218,7 @@ def run_segment(seed: int, km: float, hours: float, noise: float, burn_in_s: flo
         "dropped_tracks": det.stats["dropped"], "relabelled_vehicle": det.stats["nuisance_relabelled"],
         "relocated": det.stats.get("relocated", 0), "end_fragments": det.stats.get("end_fragments", 0),
         "split": det.stats.get("split", 0), "gap_fragments": det.stats.get("gap_fragments", 0),
+        "impulse_split": det.stats.get("impulse_split", 0),
         "gen_wall_s": round(gen_wall, 1), "gen_cpu_s": round(gen_cpu, 1),
         "det_wall_s": round(det_wall, 1), "det_cpu_s": round(det_cpu, 1),
         "wall_s": round(time.perf_counter() - t_start, 1),

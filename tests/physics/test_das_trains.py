@@ -98,14 +98,16 @@ def test_an_intrusion_inside_a_train_passage_is_split_out() -> None:
     2,628 (12.7 dB, 5 m off, 54.0-63.3 s) lies wholly inside the near bore's train passing it; the two share one
     track, reported as `train` and placed on the intrusion's channel (the summed energy there is 9.8x the
     channels 15-40 away, at 123 Hz against the train's 78 Hz). Split out, it is an event of its own within 5 m of
-    its channel; with the split off (``split_bump = 0``) no non-train report is within 25 m of it. No alerting
+    its channel; with the split off (``split_bump = 0``) no non-train report is within 25 m of it. (The impulse
+    split, off in both, finds this hammering too: ``tests/physics/test_das_impulse.py``.) No alerting
     report of 40-66 s is away from the injected events."""
     lay = FibreLayout(n_channel=3000, line="1")
     sim = DasSimulator(lay, 1200.0, 21, SimConfig(noise_density=7e-9), n_events=24)
     truth = sim.truth
     intr = truth[(truth["class"] == "intrusion") & (truth["channel"] == 2628)].iloc[0]
     assert intr["t_start_s"] == pytest.approx(54.0, abs=0.1)
-    dets = {"split": DasDetector(lay), "off": DasDetector(lay, DetectorParams(split_bump=0.0))}
+    dets = {"split": DasDetector(lay, DetectorParams(impulse_windows=0)),
+            "off": DasDetector(lay, DetectorParams(split_bump=0.0, impulse_windows=0))}
     out = _run(sim, dets, 66.0, start_s=40.0)  # the record from 40 s (bit-identical), the train arriving at 52 s
 
     def near(evs: list) -> list:
