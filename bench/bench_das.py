@@ -233,7 +233,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=31, help="evaluation seed (tuning used 1-3, 11 and 21)")
     ap.add_argument("--seeds", default="", help="several evaluation seeds side by side, e.g. 21,31 (overrides --seed)")
     ap.add_argument("--noise", type=float, default=7e-9, help="evaluation noise density (tuning: 5e-9)")
-    ap.add_argument("--pool", default="", help="seeds pooled for the detection rate (default: all of --seeds)")
+    ap.add_argument("--pool-seeds", default="", help="seeds pooled for the detection rate (default: all of --seeds)")
     ap.add_argument("--metrics-km", type=float, default=3.0)
     ap.add_argument("--metrics-minutes", type=float, default=20.0)
     ap.add_argument("--metrics-events", type=int, default=24)
@@ -346,7 +346,7 @@ def metrics_report(args, out: dict) -> None:
             ("trains reported as an alerting class", "0", lambda m: str(m["trains_reported_as_alerting"]))]
     mrows = [[name, *(fmt(ms[sd]) for sd in seeds), target] for name, target, fmt in rows]
     if len(seeds) > 1:
-        pool = [int(v) for v in args.pool.split(",") if v.strip()] or seeds
+        pool = [int(v) for v in args.pool_seeds.split(",") if v.strip()] or seeds
         n = sum(ms[sd]["n_target_above_snr"] for sd in pool)
         k = sum(ms[sd]["n_detected_above_snr"] for sd in pool)
         fa = sum(ms[sd]["false_alarms"] for sd in pool)
