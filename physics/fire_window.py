@@ -19,8 +19,8 @@ whole-building run steps every storey. A **window** runs storeys ``origin − be
   first record that fails): if smoke reached an edge storey's floor (either
   layer of one of its rooms, corridor, lobby or refuge with a light-extinction coefficient above
   :data:`EDGE_EXTINCTION_PER_M`, 1/100 of the visibility limit, at any record), or an edge storey ignited or became
-  untenable, the member is rerun on a window :data:`WIDEN` times wider, and if that one's edges are reached
-  too, on the whole building (counted as fallbacks). An edge that is the building's
+  untenable, the member is rerun with that side of the window :data:`WIDEN` times wider (:func:`wider_window`;
+  then the other side if its edge is reached next), and then on the whole building (counted as fallbacks). An edge that is the building's
   ground or top storey has no boundary and is not guarded. The shafts' segments on the edge storeys are not
   guarded: they carry smoke across the edges in most members (with sprinklers off, in summer, down to the
   ground within 600 s), and the window's storeys still agreed with the whole building's in every studied member
@@ -60,10 +60,11 @@ EDGE_EXTINCTION_PER_M = 3e-3
 #: the bench tower, 32 members, one run each: CPU per member with fallbacks 0.13 s at 2,3, 0.18 s at 3,5, 0.19 s at
 #: 5,8 against 0.80 s for the whole building; 2 or 3 members of 32 left each).
 DEFAULT_BELOW, DEFAULT_ABOVE = 2, 3
-#: A member whose window's edges were reached tries a window this many times wider (each way) before the whole
-#: building. 1000 bench-tower members (bench --window-thousand, 94-96 % contention): at 5,8 with 3x, 172 left the
-#: window, 88 of them stayed in the 15,24 one, 0.262 CPU s per member; at 2,3 with 3x, 199 left, only 39 stayed in
-#: the 6,9 one, 0.283 s; at 2,3 with 8x (16,24), 199 left, 121 stayed in the wider one, 0.202 s.
+#: A member whose window's edge was reached widens that side to this many times the first window's (the other side
+#: kept; if that one is reached next, it widens too), then runs the whole building. 1000 bench-tower members (bench
+#: --window-thousand, 92-96 % contention), both sides widened at once: at 5,8 with 3x, 172 left the window, 88 of
+#: them stayed in the 15,24 one, 0.262 CPU s per member; at 2,3 with 3x, 199 left, only 39 stayed in the 6,9 one,
+#: 0.283 s; at 2,3 with 8x (16,24), 199 left, 121 stayed in the wider one, 0.202 s.
 WIDEN = 8
 #: ``window="auto"`` windows a building of at least this many storeys and runs shorter ones whole: on the
 #: 30-storey example a window cost about as much as the whole building (members of 0.15-0.2 CPU s; 12 of 32 left
@@ -272,15 +273,20 @@ def edge_reached(sim: Any, window: Window, *, last_record_only: bool = False) ->
     """Why the window's edges did not stay quiet in ``sim`` (a run on ``window``), or "" when they did: an edge
     storey ignited or became untenable, or smoke above :data:`EDGE_EXTINCTION_PER_M` in either layer of one of its
     non-shaft compartments at any record (module docstring); ``last_record_only``: at the last record only."""
+    return _edge_finding(sim, window, last_record_only)[0]
+
+
+def _edge_finding(sim: Any, window: Window, last_record_only: bool) -> tuple[str, int]:
+    """(:func:`edge_reached`'s finding, the building storey of the edge reached or -1)."""
     net = window.network
     rec = sim.recorder
     shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[net.kind], SHAFT_KINDS)
     for s in window.edges:
         local = s - window.storey0
         if np.isfinite(sim.ignition_s[local]):
-            return f"storey {s} (window edge) ignited at {sim.ignition_s[local]:.0f} s"
+            return f"storey {s} (window edge) ignited at {sim.ignition_s[local]:.0f} s", s
         if np.isfinite(sim.tenability.aset_s[local]):
-            return f"storey {s} (window edge) untenable at {sim.tenability.aset_s[local]:.0f} s"
+            return f"storey {s} (window edge) untenable at {sim.tenability.aset_s[local]:.0f} s", s
         comps = np.flatnonzero((net.storey == local) & ~shaft)
         if not comps.size:
             continue
@@ -288,21 +294,40 @@ def edge_reached(sim: Any, window: Window, *, last_record_only: bool = False) ->
             records = rec.fields[key][-1:] if last_record_only else rec.fields[key]
             worst = max(float(np.max(x[comps])) for x in records)
             if worst > EDGE_EXTINCTION_PER_M:
-                return f"storey {s} (window edge): {key.split('__')[0]} extinction {worst:.3g} 1/m"
-    return ""
+                return f"storey {s} (window edge): {key.split('__')[0]} extinction {worst:.3g} 1/m", s
+    return "", -1
 
 
-def run_guarded(sim: Any, window: Window) -> str:
+def run_guarded(sim: Any, window: Window) -> tuple[str, int]:
     """Advance ``sim`` (a run on ``window``, on its record grid) to its end one record interval at a time, checking
-    :func:`edge_reached` at each record; stop at the first record where the edges are reached and return why ("" when
-    the run ended quiet). The steps are those of one ``advance_to(duration_s)``: the chunks end on record times."""
-    why = edge_reached(sim, window)
-    while not why and sim.t < sim.duration_s - 1e-9:
+    :func:`edge_reached` at each record; stop at the first record where the edges are reached. Returns (why, the
+    building storey of the edge reached), ("", -1) when the run ended quiet. The steps are those of one
+    ``advance_to(duration_s)``: the chunks end on record times."""
+    found = _edge_finding(sim, window, False)
+    while not found[0] and sim.t < sim.duration_s - 1e-9:
         sim.advance_to(min(sim.t + sim.record_every_s, sim.duration_s))
-        why = edge_reached(sim, window, last_record_only=True)
-    return why
+        found = _edge_finding(sim, window, True)
+    return found
+
+
+def wider_window(tried: tuple[int, int], first: tuple[int, int], low_edge: bool, n_storeys: int,
+                 origin: int) -> tuple[int, int] | None:
+    """The window to try after ``tried`` left its lower (``low_edge``) or upper edge: that side :data:`WIDEN` times
+    ``first``'s, the other kept; None when that side is already so wide or the window would span the building
+    (then the whole building runs)."""
+    below, above = tried
+    if low_edge:
+        if below >= WIDEN * first[0]:
+            return None
+        below = WIDEN * first[0]
+    else:
+        if above >= WIDEN * first[1]:
+            return None
+        above = WIDEN * first[1]
+    lo, hi = window_storeys(n_storeys, origin, below, above)
+    return None if (lo == 0 and hi == n_storeys - 1) else (below, above)
 
 
 __all__ = ["AUTO_MIN_STOREYS", "DEFAULT_ABOVE", "DEFAULT_BELOW", "EDGE_EXTINCTION_PER_M", "PrefireHistory",
            "RESERVOIR_VOLUME_FACTOR", "WIDEN", "Window", "cached_history", "cached_window", "edge_reached",
-           "make_window", "prefire_history", "run_guarded", "step_times", "window_network", "window_simulation", "window_storeys"]
+           "make_window", "prefire_history", "run_guarded", "step_times", "wider_window", "window_network", "window_simulation", "window_storeys"]
