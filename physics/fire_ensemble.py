@@ -53,8 +53,8 @@ door-jet entrainment), and the 115-storey tower's stairs cannot give their outfl
 **Storey window.** By default (``window="auto"``) a member on a building of 60 storeys or more runs only the
 storeys 2 below to 3 above its origin (:mod:`physics.fire_window`): the shafts cut at the window's edges end in
 reservoirs that hold, step by step, the state a fire-free run of the whole building has there (its stack effect);
-a guard reruns a member whose smoke reached an edge storey's floor (or which ignited or made it untenable) with
-that side of the window eight times wider (16 below or 24 above; then the other side), then on the whole building. On the 115-storey bench tower 1000
+a guard reruns a member whose smoke reached an edge storey's floor (or which ignited or made it untenable) on a
+window eight times wider (16 below, 24 above), then on the whole building. On the 115-storey bench tower 1000
 members cost 0.20 CPU s each instead of 0.94 s (``bench/bench_fire_ensemble.py --parts window``). Validated against whole-building members on both examples,
 summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
 record intervals, as the time step's test); ``window=None`` is the whole building for every member, the path
@@ -227,12 +227,11 @@ def _windowed(building: Any, member: Member, sim_kwargs: dict[str, Any], window:
     return (sim, win, *W.run_guarded(sim, win))
 
 
-def _wider(building: Any, member: Member, tried: tuple[int, int], first: tuple[int, int],
-           low_edge: bool) -> tuple[int, int] | None:
+def _wider(building: Any, member: Member, tried: tuple[int, int], first: tuple[int, int]) -> tuple[int, int] | None:
     """:func:`physics.fire_window.wider_window` on the member's building (None: the whole building next)."""
     from physics import fire_window as W
 
-    return W.wider_window(tried, first, low_edge, prepared_building(building)[1].n_storeys, member.floor)
+    return W.wider_window(tried, first, prepared_building(building)[1].n_storeys, member.floor)
 
 
 def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_cache: bool = True,
@@ -241,10 +240,10 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
     its per-storey ASET and ignition times.
 
     ``window`` (storeys below, above): run the member on that storey window around its origin
-    (:mod:`physics.fire_window`, on the cached set-up); if the guard finds an edge reached, rerun it with that
-    side :data:`physics.fire_window.WIDEN` times wider (:func:`physics.fire_window.wider_window`; then the other
-    side), and at last on the whole building (``window_fallback`` names the first window's reason; ``window_used``
-    the window of the result, "" for the whole building).
+    (:mod:`physics.fire_window`, on the cached set-up); if the guard finds an edge reached, rerun it on a window
+    :data:`physics.fire_window.WIDEN` times wider (:func:`physics.fire_window.wider_window`), and if that one's
+    edges are reached too, on the whole building (``window_fallback`` names the first window's reason;
+    ``window_used`` the window of the result, "" for the whole building).
 
     Returns a dict (never raises: a failure is returned with its error): ``member``, ``ok``,
     ``aset_s`` and ``ignition_s`` ((S,) arrays), ``compartment`` (the origin's name as run),
@@ -263,12 +262,12 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
         sim = win = None
         w = window
         while w is not None:
-            sim, win, why, edge = _windowed(building, member, sim_kwargs, w)
+            sim, win, why, _edge = _windowed(building, member, sim_kwargs, w)
             if not why:
                 out["window_used"] = f"{w[0]},{w[1]}"
                 break
             out["window_fallback"] = out["window_fallback"] or why
-            w = _wider(building, member, w, window, edge == win.lo)
+            w = _wider(building, member, w, window)
             sim, win = None, None
         if sim is None:
             sim = member_simulation(building, member, sim_kwargs, setup_cache=setup_cache)

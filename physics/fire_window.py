@@ -19,8 +19,8 @@ whole-building run steps every storey. A **window** runs storeys ``origin − be
   first record that fails): if smoke reached an edge storey's floor (either
   layer of one of its rooms, corridor, lobby or refuge with a light-extinction coefficient above
   :data:`EDGE_EXTINCTION_PER_M`, 1/100 of the visibility limit, at any record), or an edge storey ignited or became
-  untenable, the member is rerun with that side of the window :data:`WIDEN` times wider (:func:`wider_window`;
-  then the other side if its edge is reached next), and then on the whole building (counted as fallbacks). An edge that is the building's
+  untenable, the member is rerun on a window :data:`WIDEN` times wider (:func:`wider_window`), and if that one's
+  edges are reached too, on the whole building (counted as fallbacks). An edge that is the building's
   ground or top storey has no boundary and is not guarded. The shafts' segments on the edge storeys are not
   guarded: they carry smoke across the edges in most members (with sprinklers off, in summer, down to the
   ground within 600 s), and the window's storeys still agreed with the whole building's in every studied member
@@ -60,11 +60,12 @@ EDGE_EXTINCTION_PER_M = 3e-3
 #: the bench tower, 32 members, one run each: CPU per member with fallbacks 0.13 s at 2,3, 0.18 s at 3,5, 0.19 s at
 #: 5,8 against 0.80 s for the whole building; 2 or 3 members of 32 left each).
 DEFAULT_BELOW, DEFAULT_ABOVE = 2, 3
-#: A member whose window's edge was reached widens that side to this many times the first window's (the other side
-#: kept; if that one is reached next, it widens too), then runs the whole building. 1000 bench-tower members (bench
-#: --window-thousand, 92-96 % contention), both sides widened at once: at 5,8 with 3x, 172 left the window, 88 of
-#: them stayed in the 15,24 one, 0.262 CPU s per member; at 2,3 with 3x, 199 left, only 39 stayed in the 6,9 one,
-#: 0.283 s; at 2,3 with 8x (16,24), 199 left, 121 stayed in the wider one, 0.202 s.
+#: A member whose window's edges were reached tries a window this many times wider (each way) before the whole
+#: building. 1000 bench-tower members (bench --window-thousand, 92-96 % contention): at 5,8 with 3x, 172 left the
+#: window, 88 of them stayed in the 15,24 one, 0.262 CPU s per member; at 2,3 with 3x, 199 left, only 39 stayed in
+#: the 6,9 one, 0.283 s; at 2,3 with 8x (16,24), 199 left, 121 stayed in the wider one, 0.202 s. Widening only the
+#: side whose edge was reached (then the other) gave 0.201 s with 112 members ending on the whole building instead
+#: of 80: no gain, so both sides widen at once.
 WIDEN = 8
 #: ``window="auto"`` windows a building of at least this many storeys and runs shorter ones whole: on the
 #: 30-storey example a window cost about as much as the whole building (members of 0.15-0.2 CPU s; 12 of 32 left
@@ -310,22 +311,14 @@ def run_guarded(sim: Any, window: Window) -> tuple[str, int]:
     return found
 
 
-def wider_window(tried: tuple[int, int], first: tuple[int, int], low_edge: bool, n_storeys: int,
-                 origin: int) -> tuple[int, int] | None:
-    """The window to try after ``tried`` left its lower (``low_edge``) or upper edge: that side :data:`WIDEN` times
-    ``first``'s, the other kept; None when that side is already so wide or the window would span the building
-    (then the whole building runs)."""
-    below, above = tried
-    if low_edge:
-        if below >= WIDEN * first[0]:
-            return None
-        below = WIDEN * first[0]
-    else:
-        if above >= WIDEN * first[1]:
-            return None
-        above = WIDEN * first[1]
-    lo, hi = window_storeys(n_storeys, origin, below, above)
-    return None if (lo == 0 and hi == n_storeys - 1) else (below, above)
+def wider_window(tried: tuple[int, int], first: tuple[int, int], n_storeys: int, origin: int) -> tuple[int, int] | None:
+    """The window to try after ``tried`` left its edges: ``first``'s :data:`WIDEN` times wider each way; None when
+    ``tried`` is that one already or it would span the building (then the whole building runs)."""
+    wide = (WIDEN * first[0], WIDEN * first[1])
+    if tried[0] >= wide[0] and tried[1] >= wide[1]:
+        return None
+    lo, hi = window_storeys(n_storeys, origin, *wide)
+    return None if (lo == 0 and hi == n_storeys - 1) else wide
 
 
 __all__ = ["AUTO_MIN_STOREYS", "DEFAULT_ABOVE", "DEFAULT_BELOW", "EDGE_EXTINCTION_PER_M", "PrefireHistory",
