@@ -282,7 +282,9 @@ class DeviceState:
     step, the step solved exactly, the crossing interpolated), for a model that
     needs the sprinklers' times while it runs (the fire's heat release changes
     when they operate). Temperature devices only; obscuration smoke detectors
-    take ``extinction_upper`` in :meth:`advance`.
+    take ``extinction_upper`` in :meth:`advance`. One kernel call a step
+    (:func:`physics._kernels.fire_devices.devices_step`); ``activation_s`` is updated in place, ``link_k`` is a
+    new array each step.
     """
 
     def __init__(self, devices: DeviceSet, ceiling_height_m, *, t_ambient_k: float = AMBIENT_K):
@@ -307,8 +309,10 @@ class DeviceState:
         self._gas = self._u = self._od = None
         self.link_k = np.full(len(devices), t_ambient_k)
 
-    def _gas_now(self, q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper):
-        q = np.asarray(q_kw, float)
+    def _layers(self, q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper) -> tuple:
+        """The compartments' state as the kernels take it: contiguous float arrays (q, T_u, T_l, z, extinction,
+        whether the extinction is given), absent layers at ambient and the interface at the ceiling."""
+        q = np.ascontiguousarray(q_kw, float)
         n = q.size
         if n != self._n:  # the compartments' count, checked against the devices once per size
             if np.any(self.c >= n):
@@ -316,34 +320,41 @@ class DeviceState:
             self._n = n
             self._hc = np.ascontiguousarray(np.broadcast_to(np.asarray(self.ceiling_height_m, float), (n,))[self.c])
         amb = None if t_upper_k is not None and t_lower_k is not None else np.full(n, self.t_ambient_k)
-        tu = amb if t_upper_k is None else np.asarray(t_upper_k, float)
-        tl = amb if t_lower_k is None else np.asarray(t_lower_k, float)
-        zl = np.broadcast_to(np.asarray(self.ceiling_height_m, float), (n,)) if layer_height_m is None \
-            else np.asarray(layer_height_m, float)
+        tu = np.ascontiguousarray(amb if t_upper_k is None else t_upper_k, float)
+        tl = np.ascontiguousarray(amb if t_lower_k is None else t_lower_k, float)
+        zl = np.ascontiguousarray(np.broadcast_to(np.asarray(self.ceiling_height_m, float), (n,))
+                                  if layer_height_m is None else layer_height_m, float)
         use_ext = extinction_upper is not None
-        ext = np.asarray(extinction_upper, float) if use_ext else tu
+        ext = np.ascontiguousarray(extinction_upper, float) if use_ext else tu
+        return q, tu, tl, zl, ext, use_ext
+
+    def _gas_now(self, q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper):
+        q, tu, tl, zl, ext, use_ext = self._layers(q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper)
         m = len(self.c)
         gas, u, od, t_ref = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-        DK.device_gas(self.c, self._hc, self.radius_m, np.ascontiguousarray(q), np.ascontiguousarray(tu),
-                      np.ascontiguousarray(tl), np.ascontiguousarray(zl), np.ascontiguousarray(ext), use_ext,
-                      LAYER_AT_CEILING_M, gas, u, od, t_ref)
+        DK.device_gas(self.c, self._hc, self.radius_m, q, tu, tl, zl, ext, use_ext, LAYER_AT_CEILING_M,
+                      gas, u, od, t_ref)
         return gas, u, od, t_ref
 
     def advance(self, t_s: float, q_kw, *, t_upper_k=None, t_lower_k=None, layer_height_m=None,
                 extinction_upper=None) -> np.ndarray:
         """Step to ``t_s`` with the compartments' state now (N,); indices of the devices that operated."""
-        gas, u, od, t_ref = self._gas_now(q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper)
         t = float(t_s)
         if self._t is None:  # the links start at their surroundings' temperature
+            gas, u, od, t_ref = self._gas_now(q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper)
             self._t, self._gas, self._u, self._od, self.link_k = t, gas, u, od, t_ref
+            m = len(self.c)
+            self._spare = (np.empty(m), np.empty(m), np.empty(m))  # the gas, velocity, obscuration of the next step
+            self._t_ref, self._hit = np.empty(m), np.empty(m, np.int64)
             return np.array([], dtype=np.int64)
         if t <= self._t:
             raise ValidationError(f"t_s={t!r}: must be after the last time {self._t!r}")
+        q, tu, tl, zl, ext, use_ext = self._layers(q_kw, t_upper_k, t_lower_k, layer_height_m, extinction_upper)
+        gas, u, od = self._spare
         new = np.empty(len(self.c))
-        hit = np.empty(len(self.c), np.int64)
-        activation = self.activation_s.copy()
-        k = DK.link_step(self.link_k, self._gas, gas, self._u, u, self._od, od, self.rti, self.act, self.obsc,
-                         self._t, t, activation, new, hit)
-        self.activation_s = activation
+        k = DK.devices_step(self.c, self._hc, self.radius_m, q, tu, tl, zl, ext, use_ext, LAYER_AT_CEILING_M,
+                            self.link_k, self._gas, self._u, self._od, self.rti, self.act, self.obsc, self._t, t,
+                            self.activation_s, gas, u, od, self._t_ref, new, self._hit)
+        self._spare = (self._gas, self._u, self._od)
         self.link_k, self._t, self._gas, self._u, self._od = new, t, gas, u, od
-        return hit[:k].copy()
+        return self._hit[:k].copy()

@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from physics.fire_correlations import AMBIENT_K, FED_THRESHOLD
+from physics._kernels import fire_tenability as TK
+from physics.fire_correlations import AMBIENT_K, FED_THRESHOLD, SOOT_EXTINCTION_M2_KG, VISIBILITY_C
 from physics.fire_network import COMPARTMENT_KINDS, FireNetwork
 from physics.fire_tenability import (
     CRITERIA,
     HEAD_HEIGHT_M,
+    LARGE_SPACE_M2,
     RADIANT_LIMIT_KW_M2,
     SHAFT_KINDS,
+    SIGMA,
+    VISIBILITY_LIMIT_M,
     at_head,
     head_measures,
     route_compartments,
@@ -68,14 +72,25 @@ def head_fields(network: FireNetwork, state: dict, *, head_height_m: float = HEA
                          head_height_m=head_height_m, t_ambient_k=t_ambient_k)
 
 
+#: The zone-model fields the tracker's kernel path reads (:meth:`TenabilityTracker.update`); a state without one of
+#: them takes the numpy path of :func:`head_fields`.
+KERNEL_FIELDS = ("layer_height", "upper_layer__temperature", "lower_layer__temperature", "upper_layer__co",
+                 "lower_layer__co", "upper_layer__co2", "lower_layer__co2", "upper_layer__soot", "lower_layer__soot")
+
+
 class TenabilityTracker:
-    """Running FEDs, criterion times and storey ASETs over the record times (see the module docstring)."""
+    """Running FEDs, criterion times and storey ASETs over the record times (see the module docstring).
+
+    ``kernel``: a record whose state has every one of :data:`KERNEL_FIELDS` is taken in two numba passes
+    (:mod:`physics._kernels.fire_tenability`) around numpy's ``exp`` and ``**``, else by the numpy expressions of
+    :func:`head_fields`; the two give the same numbers to the bit (tested). False: always numpy."""
 
     def __init__(self, network: FireNetwork, *, head_height_m: float = HEAD_HEIGHT_M,
-                 t_ambient_k: float = AMBIENT_K, include_rooms: bool = False):
+                 t_ambient_k: float = AMBIENT_K, include_rooms: bool = False, kernel: bool = True):
         self.network = network
         self.head_height_m = head_height_m
         self.t_ambient_k = t_ambient_k
+        self.kernel = bool(kernel)
         self.routes = storey_routes(network, include_rooms=include_rooms)
         self._groups = StoreyGroups(self.routes)
         n = network.n_compartments
@@ -85,7 +100,14 @@ class TenabilityTracker:
         self.aset_s = np.full(network.n_storeys, np.inf)
         self.criterion = [""] * network.n_storeys
         self._t: float | None = None
-        self._rates = self._y = None
+        self._rates = np.zeros((3, n))  # the last record's asphyxiant and heat FED rates and radiant flux
+        self._y = np.zeros((len(CRITERIA), n))  # the last record's values of the criteria
+        # the kernel path's constants: the criteria's thresholds (the visibility limit by head_measures' rule)
+        self._height = np.ascontiguousarray(network.height_m, float)
+        limit = np.where(network.area_m2 > LARGE_SPACE_M2, VISIBILITY_LIMIT_M[1], VISIBILITY_LIMIT_M[0])
+        self._thr = np.ascontiguousarray(np.stack(np.broadcast_arrays(
+            FED_THRESHOLD, FED_THRESHOLD, RADIANT_LIMIT_KW_M2, VISIBILITY_C["reflecting"] / limit * np.ones(n))))
+        self._args = np.empty((4, n))
 
     @property
     def compartment_aset_s(self) -> np.ndarray:
@@ -93,8 +115,10 @@ class TenabilityTracker:
 
     def update(self, t_s: float, state: dict) -> dict[str, np.ndarray]:
         """Add the record at ``t_s`` (after the last one); returns the head measures now."""
-        m = head_fields(self.network, state, head_height_m=self.head_height_m, t_ambient_k=self.t_ambient_k)
         t = float(t_s)
+        if self.kernel and all(k in state for k in KERNEL_FIELDS):
+            return self._update_kernel(t, state)
+        m = head_fields(self.network, state, head_height_m=self.head_height_m, t_ambient_k=self.t_ambient_k)
         rates = (m["asphyxiant_rate"], m["heat_rate"])
         if self._t is not None:
             dt_min = (t - self._t) / 60.0
@@ -113,8 +137,33 @@ class TenabilityTracker:
                 at = self._t + np.clip(np.nan_to_num(f), 0.0, 1.0) * (t - self._t)
                 self.times[hit] = at[hit]
             self._storeys()
-        self._t, self._rates, self._y = t, rates, y
+        self._t, self._y = t, y
+        self._rates = np.stack([rates[0], rates[1], m["radiant_kw_m2"]])
         return m
+
+    def _update_kernel(self, t: float, state: dict) -> dict[str, np.ndarray]:
+        """:meth:`update` in the kernels of :mod:`physics._kernels.fire_tenability` (``head_measures``' numbers)."""
+        f = {k: np.ascontiguousarray(state[k], float) for k in KERNEL_FIELDS}
+        z, hh, args = f["layer_height"], float(self.head_height_m), self._args
+        TK.head_inputs(z, f["upper_layer__temperature"], f["lower_layer__temperature"], f["upper_layer__co2"],
+                       f["lower_layer__co2"], f["upper_layer__soot"], self._height, hh, SOOT_EXTINCTION_M2_KG, args)
+        # numpy's exp and power, as head_measures takes them (numba's are the C library's: other last bits)
+        e_co2, p_tc = np.exp(args[TK.A_CO2]), args[TK.A_TC] ** -3.4
+        e_emis, p_tu4 = np.exp(args[TK.A_EMIS]), args[TK.A_TU] ** 4
+        n = z.shape[0]
+        ext, vis = np.empty(n), np.empty(n)
+        first = self._t is None
+        failed = TK.head_record(z, f["upper_layer__co"], f["lower_layer__co"], f["upper_layer__soot"],
+                                f["lower_layer__soot"], self._height, hh, SOOT_EXTINCTION_M2_KG,
+                                VISIBILITY_C["reflecting"], self.t_ambient_k**4, SIGMA, e_co2, p_tc, e_emis, p_tu4,
+                                first, 0.0 if first else (t - self._t) / 60.0, self._rates, self.fed_asphyxiant,
+                                self.fed_heat, self._y, self._thr, self.times, 0.0 if first else self._t, t, ext, vis)
+        if failed:
+            self._storeys()
+        self._t = t
+        return {"asphyxiant_rate": self._rates[0].copy(), "heat_rate": self._rates[1].copy(),
+                "radiant_kw_m2": self._rates[2].copy(), "extinction_per_m": ext, "visibility_m": vis,
+                "extinction_limit_per_m": self._thr[3].copy()}
 
     def _storeys(self) -> None:
         c_aset = self.compartment_aset_s

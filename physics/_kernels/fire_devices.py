@@ -82,3 +82,13 @@ def link_step(link, gas0, gas1, u0, u1, od0, od1, rti, act, obsc, t0, t1, activa
             hit[n_hit] = d
             n_hit += 1
     return n_hit
+
+
+@njit(cache=True, error_model="numpy")
+def devices_step(c, hc, radius, q, tu, tl, zl, ext_u, use_ext, at_ceiling, link, gas0, u0, od0, rti, act, obsc,
+                 t0, t1, activation, gas, u, od, t_ref, new, hit):
+    """One step of the devices in one call: :func:`device_gas` of the compartments now into ``gas``, ``u``,
+    ``od``, ``t_ref``, then :func:`link_step` from the last step's ``gas0``, ``u0``, ``od0``; returns how many
+    operated (their indices in ``hit``). The two kernels' own code, so the numbers are theirs to the bit."""
+    device_gas(c, hc, radius, q, tu, tl, zl, ext_u, use_ext, at_ceiling, gas, u, od, t_ref)
+    return link_step(link, gas0, gas, u0, u, od0, od, rti, act, obsc, t0, t1, activation, new, hit)
