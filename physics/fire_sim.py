@@ -71,6 +71,7 @@ from physics.fire_building import (
 from physics.fire_correlations import AMBIENT_K
 from physics.fire_detection import DeviceSet, DeviceState
 from physics.fire_network import COMPARTMENT_KINDS, VENT_KINDS, FireNetwork
+from physics.fire_sim_cache import per_network
 from physics.fire_sim_record import Recorder, build_dataset
 from physics.fire_sim_spread import FacadeSpread
 from physics.fire_sim_tenability import (
@@ -233,7 +234,8 @@ class FireSimulation:
         self.zone = FireZoneModel(net, t_inside_k=self.t_inside_k, t_outside_k=self.t_outside_k, dt_max=self.dt_s,
                                   plan=plan, keep_halved_step=keep_halved_step,
                                   newton_guess_steps=newton_guess_steps)
-        self.devices = self._devices()
+        # the device set and the storeys' rooms, once per network object (fire_sim_cache: read only)
+        self.devices = per_network(net, ("devices", self.sprinklers_on, self.t_inside_k), self._devices)
         self.links = DeviceState(self.devices, net.height_m, t_ambient_k=self.t_inside_k) \
             if len(self.devices) else None
         self.fires: dict[int, FireState] = {}
@@ -242,7 +244,7 @@ class FireSimulation:
         self.q_design = np.zeros(net.n_compartments)
         self.ignition_s = np.full(s_n, np.nan)
         self.events: list[dict] = []
-        self.rooms = storey_rooms(net)
+        self.rooms = per_network(net, "storey_rooms", lambda: storey_rooms(net))
         self.tenability = TenabilityTracker(net, t_ambient_k=self.t_inside_k)
         self.recorder = Recorder(net)
         self.spread = FacadeSpread(net, delay_s=_time("spread_delay_s", spread_delay_s, allow_zero=True))

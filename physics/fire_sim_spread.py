@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from physics.fire_network import VENT_KINDS, FireNetwork
+from physics.fire_sim_cache import per_network
 from physics.fire_spread import DEFAULT_DELAY_S, window_flame_height_m
 
 
@@ -57,9 +58,14 @@ class FacadeSpread:
         self.reach_s: dict[int, float] = {}     # compartment above -> when the flame reached its sill
         self.ignite_at: dict[int, float] = {}   # compartment above -> ignition time
         self.flame_m = np.zeros(network.n_compartments)
-        self._win = windows_by_compartment(network)  # (windows_of scans every vent: ~2,500 calls at set-up)
+        # the windows and the compartments above, once per network object (fire_sim_cache; windows_of scans every
+        # vent: ~2,500 calls at set-up)
+        self._win, self._above = per_network(network, "facade", self._facade)
         self._window: dict[int, tuple[float, float, float, float]] = {}  # :meth:`window`, once per compartment
-        self._above = self._compartments_above()
+
+    def _facade(self) -> tuple[dict, dict[int, int]]:
+        self._win = windows_by_compartment(self.network)
+        return self._win, self._compartments_above()
 
     def _compartments_above(self) -> dict[int, int]:
         net = self.network

@@ -25,6 +25,7 @@ import numpy as np
 from physics._kernels import fire_tenability as TK
 from physics.fire_correlations import AMBIENT_K, FED_THRESHOLD, SOOT_EXTINCTION_M2_KG, VISIBILITY_C
 from physics.fire_network import COMPARTMENT_KINDS, FireNetwork
+from physics.fire_sim_cache import per_network
 from physics.fire_tenability import (
     CRITERIA,
     HEAD_HEIGHT_M,
@@ -51,6 +52,11 @@ def storey_routes(network: FireNetwork, *, include_rooms: bool = False) -> list[
     sides = stair_door_sides(network)
     return [route_compartments(network, s, include_rooms=include_rooms, door_sides=sides)
             for s in range(network.n_storeys)]
+
+
+def _routes_and_groups(network: FireNetwork, include_rooms: bool) -> tuple[list[np.ndarray], StoreyGroups]:
+    routes = storey_routes(network, include_rooms=include_rooms)
+    return routes, StoreyGroups(routes)
 
 
 def storey_rooms(network: FireNetwork) -> list[np.ndarray]:
@@ -91,8 +97,8 @@ class TenabilityTracker:
         self.head_height_m = head_height_m
         self.t_ambient_k = t_ambient_k
         self.kernel = bool(kernel)
-        self.routes = storey_routes(network, include_rooms=include_rooms)
-        self._groups = StoreyGroups(self.routes)
+        self.routes, self._groups = per_network(network, ("routes", bool(include_rooms)),
+                                                lambda: _routes_and_groups(network, include_rooms))
         n = network.n_compartments
         self.fed_asphyxiant = np.zeros(n)
         self.fed_heat = np.zeros(n)

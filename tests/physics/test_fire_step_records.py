@@ -130,3 +130,37 @@ def small_building():
     from physics.fire_sim import resolve_building
 
     return build_network(resolve_building("tower_30_residential"))
+
+
+def test_per_network_makes_once_per_network_object_and_forgets_it():
+    import gc
+
+    from physics.fire_building import build_network
+    from physics.fire_sim import resolve_building
+    from physics.fire_sim_cache import _CACHE, per_network
+
+    spec = resolve_building("tower_30_residential")
+    a, b = build_network(spec), build_network(spec)
+    made = []
+    first = per_network(a, "k", lambda: made.append(1) or [1])
+    assert per_network(a, "k", lambda: made.append(1) or [2]) is first and made == [1]
+    assert per_network(b, "k", lambda: [3]) == [3] and per_network(a, "other", lambda: 4) == 4
+    key = id(a)
+    del a
+    gc.collect()
+    assert key not in _CACHE
+
+
+def test_runs_on_one_network_share_its_set_up_and_match_a_fresh_run():
+    from physics.fire_sim import prepare_building
+
+    prepared = prepare_building("tower_30_residential")
+    kw = dict(floor=12, growth="fast", sprinklers=True, season="summer", duration_s=120.0, dt_s=2.0)
+    one, two = (FireSimulation("tower_30_residential", prepared=prepared, **kw) for _ in range(2))
+    assert one.devices is two.devices and one.rooms is two.rooms and one.tenability.routes is two.tenability.routes
+    fresh = FireSimulation("tower_30_residential", **kw)
+    for sim in (two, fresh):
+        sim.advance_to(sim.duration_s)
+    for k in ("upper_layer__temperature", "layer_height", "upper_layer__extinction"):
+        _same(np.stack(two.recorder.fields[k]), np.stack(fresh.recorder.fields[k]))
+    assert two.timeline() == fresh.timeline()
