@@ -200,25 +200,26 @@ class TenabilityTracker:
 
 class StoreyGroups:
     """Max and min of an (N,) field over each storey's compartments (a list of index arrays, some empty) in one
-    ``numpy.ufunc.reduceat`` over their concatenation: the same numbers as a loop of ``x[r].max()``, exactly."""
+    pass (:func:`physics._kernels.fire_tenability.group_extreme`): the same numbers as a loop of ``x[r].max()``,
+    exactly (NaN wins, as in numpy)."""
 
     def __init__(self, groups: list[np.ndarray]):
         sizes = np.array([len(r) for r in groups], np.int64)
         self.filled = np.flatnonzero(sizes > 0)
         self.index = np.concatenate([np.asarray(r, np.int64) for r in groups] + [np.zeros(0, np.int64)])
-        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[self.filled]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.starts = self.offsets[:-1][self.filled]
         self.n = len(groups)
 
-    def _reduce(self, ufunc, x: np.ndarray, empty: float) -> np.ndarray:
-        out = np.full(self.n, empty, float)
-        if len(self.filled):
-            out[self.filled] = ufunc.reduceat(np.asarray(x, float)[self.index], self.starts)
+    def _reduce(self, largest: bool, x: np.ndarray, empty: float) -> np.ndarray:
+        out = np.empty(self.n)
+        TK.group_extreme(np.ascontiguousarray(x, float), self.index, self.offsets, largest, float(empty), out)
         return out
 
     def max(self, x: np.ndarray, empty: float = np.nan) -> np.ndarray:
         """(S,) the largest of ``x`` over each group, ``empty`` for an empty group."""
-        return self._reduce(np.maximum, x, empty)
+        return self._reduce(True, x, empty)
 
     def min(self, x: np.ndarray, empty: float = np.nan) -> np.ndarray:
         """(S,) the smallest of ``x`` over each group, ``empty`` for an empty group."""
-        return self._reduce(np.minimum, x, empty)
+        return self._reduce(False, x, empty)

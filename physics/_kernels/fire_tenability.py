@@ -77,3 +77,21 @@ def head_record(z, cou, col, soot_u, soot_l, height, head, soot_sigma, vis_c, t_
                     times[j, i] = t_prev + f * (t - t_prev)
             y_prev[j, i] = y[j]
     return failed
+
+
+@njit(cache=True)
+def group_extreme(x, index, offsets, largest, empty, out):
+    """``out[g]``: the largest (``largest``) or smallest of ``x[index[offsets[g]:offsets[g + 1]]]``, ``empty`` for an
+    empty group; NaN wins as in ``numpy.maximum`` / ``numpy.minimum`` (``a if a >= b or a is NaN else b``)."""
+    for g in range(offsets.shape[0] - 1):
+        lo, hi = offsets[g], offsets[g + 1]
+        if lo == hi:
+            out[g] = empty
+            continue
+        m = x[index[lo]]
+        for k in range(lo + 1, hi):
+            v = x[index[k]]
+            keep = m >= v if largest else m <= v
+            if not (keep or m != m):
+                m = v
+        out[g] = m

@@ -164,3 +164,30 @@ def test_runs_on_one_network_share_its_set_up_and_match_a_fresh_run():
     for k in ("upper_layer__temperature", "layer_height", "upper_layer__extinction"):
         _same(np.stack(two.recorder.fields[k]), np.stack(fresh.recorder.fields[k]))
     assert two.timeline() == fresh.timeline()
+
+
+def _reduceat_reference(groups, x, ufunc, empty):
+    """StoreyGroups as it was before its kernel: numpy's reduceat over the groups' concatenation."""
+    sizes = np.array([len(r) for r in groups], np.int64)
+    filled = np.flatnonzero(sizes > 0)
+    index = np.concatenate([np.asarray(r, np.int64) for r in groups] + [np.zeros(0, np.int64)])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[filled]
+    out = np.full(len(groups), empty, float)
+    if len(filled):
+        out[filled] = ufunc.reduceat(np.asarray(x, float)[index], starts)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_storey_groups_kernel_is_numpys_reduceat(seed):
+    from physics.fire_sim_tenability import StoreyGroups
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=200)
+    x[rng.choice(200, 3, replace=False)] = np.nan  # numpy's maximum and minimum let NaN win
+    x[rng.choice(200, 4, replace=False)] = np.inf
+    groups = [rng.choice(200, rng.integers(0, 12), replace=False) for _ in range(60)]
+    g = StoreyGroups(groups)
+    for empty in (np.nan, 0.0, 100.0):
+        _same(g.max(x, empty), _reduceat_reference(groups, x, np.maximum, empty))
+        _same(g.min(x, empty), _reduceat_reference(groups, x, np.minimum, empty))
