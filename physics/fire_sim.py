@@ -53,6 +53,7 @@ Heat release in kW, times in s since ignition, temperatures K.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,7 +332,7 @@ class FireSimulation:
         if end < self.t - 1e-9:
             raise ValidationError(f"t_s={t_s!r}: before the run's time {self.t:g} s; a run only moves forward")
         while self.t < end - 1e-9:
-            h = min(self.dt_s, end - self.t, self._next_record - self.t if self._next_record > self.t else np.inf)
+            h = min(self.dt_s, end - self.t, self._next_record - self.t if self._next_record > self.t else math.inf)
             self._step(h)
             self._flush()
         new = sorted(self.events[self._returned:], key=lambda e: e["time_s"])
@@ -374,7 +375,7 @@ class FireSimulation:
         limit = self.t_inside_k + FLASHOVER_DT_K
         tu = self.zone.t_upper
         for c, fire in self.fires.items():
-            if self.flashed[c] or tu[c] < limit or np.isfinite(fire.t_sprinkler_s):
+            if self.flashed[c] or tu[c] < limit or math.isfinite(fire.t_sprinkler_s):
                 continue
             f = (limit - before[c]) / (tu[c] - before[c]) if tu[c] > before[c] else 1.0
             t_fo = t0 + float(np.clip(f, 0.0, 1.0)) * (t1 - t0)
@@ -414,7 +415,7 @@ class FireSimulation:
 
     def _burnout(self, t1: float) -> None:
         for c, fire in self.fires.items():
-            if not self.burnt_out[c] and np.isfinite(fire.t_decay_s) and self.q_design[c] <= 0.0:
+            if not self.burnt_out[c] and math.isfinite(fire.t_decay_s) and self.q_design[c] <= 0.0:
                 self.burnt_out[c] = True
                 self._event(t1, "burnout", c, detail="fuel spent (EN 1991-1-2 E.4 decay)")
 

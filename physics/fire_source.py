@@ -42,6 +42,7 @@ This is the design-fire source (growth, caps and events); the heat-release
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -340,13 +341,13 @@ class FireState:
         if self._t is not None:
             e_new = self.energy_kj + 0.5 * (self._q_pre + q_pre) * (t - self._t)
             target = DECAY_FRACTION * src.energy_kj
-            if not np.isfinite(self.t_decay_s) and e_new >= target > self.energy_kj:
+            if not math.isfinite(self.t_decay_s) and e_new >= target > self.energy_kj:
                 f = (target - self.energy_kj) / (e_new - self.energy_kj)
                 self.t_decay_s = self._t + f * (t - self._t)
                 self.q_decay_kw = self._q_pre + f * (q_pre - self._q_pre)
             self.energy_kj = e_new
         self._t, self._q_pre = t, q_pre
-        if np.isfinite(self.t_decay_s):
+        if math.isfinite(self.t_decay_s):
             span = 2.0 * (1.0 - DECAY_FRACTION) * src.energy_kj / self.q_decay_kw
             return min(q_pre, max(self.q_decay_kw * (1.0 - (t - self.t_decay_s) / span), 0.0))
         return q_pre

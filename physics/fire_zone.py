@@ -453,7 +453,7 @@ class FireZoneModel(Component):
                 if self.wall_conduction:
                     self._advance_walls(dt)
                 self.state = new
-                self._dp_last, self._dt_last = (guess, dt) if np.all(np.isfinite(guess)) else (guess * 0.0, dt)
+                self._dp_last, self._dt_last = (guess, dt) if np.isfinite(guess).all() else (guess * 0.0, dt)
                 self._remember_rate(self._dp_last / dt)
                 self.tally += tally
                 self.t += dt
@@ -562,8 +562,11 @@ class FireZoneModel(Component):
         self._out, self._species_done, self._flows = out, False, None
         self.t_upper, self.t_lower, self.layer_height, self.pressure = out[K.O_TU], out[K.O_TL], out[K.O_Z], out[K.O_P]
         self.soot_upper, self.soot_lower = out[K.O_SOOTU], out[K.O_SOOTL]
-        self.ext_upper = SOOT_EXTINCTION_M2_KG * self.soot_upper
-        self.ext_lower = SOOT_EXTINCTION_M2_KG * self.soot_lower
+        self.ext_upper = SOOT_EXTINCTION_M2_KG * self.soot_upper  # (the lower layer's when read: ext_lower)
+
+    ext_lower = property(lambda self: SOOT_EXTINCTION_M2_KG * self.soot_lower,
+                         doc="(N,) light extinction coefficient of the lower layers (1/m), worked out when read (a run "
+                             "reads it at its records only)")
 
     def _species(self, row: int) -> np.ndarray:
         if not self._species_done:
