@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -169,21 +170,22 @@ class FireSource:
                    rhr_f_kw_m2=rhr, **kw)
 
     # ------------------------------------------------------------------ derived numbers
-    @property
+    # (cached: the source is frozen; a run reads these at every step)
+    @cached_property
     def alpha(self) -> float:
         return growth_alpha(self.growth)
 
-    @property
+    @cached_property
     def energy_kj(self) -> float:
         """Total heat the fuel releases (kJ): q_f,d·A_floor."""
         return self.fuel_load_mj_m2 * self.floor_area_m2 * 1000.0
 
-    @property
+    @cached_property
     def pre_flashover_cap_kw(self) -> float:
         peak = self.rhr_f_kw_m2 * self.floor_area_m2 if self.peak_kw is None else self.peak_kw
         return min(peak, self.vent_limit_kw)
 
-    @property
+    @cached_property
     def post_flashover_kw(self) -> float:
         """min(RHR_f·A_floor, ventilation limit): the fully developed fire (EN 1991-1-2 E.4)."""
         return min(self.rhr_f_kw_m2 * self.floor_area_m2, self.vent_limit_kw)
