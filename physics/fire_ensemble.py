@@ -51,10 +51,12 @@ door-jet entrainment), and the 115-storey tower's stairs cannot give their outfl
 30-storey example, the storey above too); 1800 s members were checked at 2 s on the 30-storey example only.
 
 **Storey window.** By default (``window="auto"``) a member on a building of 60 storeys or more runs only the
-storeys 2 below to 3 above its origin (:mod:`physics.fire_window`): the shafts cut at the window's edges end in
+storeys 2 below to 3 above its origin in summer (reverse stack effect: smoke goes down the shafts), 1 below to 1
+above in winter (:func:`physics.fire_window.default_window`): the shafts cut at the window's edges end in
 reservoirs that hold, step by step, the state a fire-free run of the whole building has there (its stack effect);
 a guard reruns a member whose smoke reached an edge storey's floor (or which ignited or made it untenable) on a
-window eight times wider (16 below, 24 above), then on the whole building. On the 115-storey bench tower 1000
+wider window (summer: 40 below, 8 above; winter: eight times the first), then on the whole building. On the
+115-storey bench tower 1000
 members cost 0.20 CPU s each instead of 0.94 s (``bench/bench_fire_ensemble.py --parts window``). Validated against whole-building members on both examples,
 summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
 record intervals, as the time step's test); ``window=None`` is the whole building for every member, the path
@@ -227,11 +229,15 @@ def _windowed(building: Any, member: Member, sim_kwargs: dict[str, Any], window:
     return (sim, win, *W.run_guarded(sim, win))
 
 
-def _wider(building: Any, member: Member, tried: tuple[int, int], first: tuple[int, int]) -> tuple[int, int] | None:
-    """:func:`physics.fire_window.wider_window` on the member's building (None: the whole building next)."""
+def _wider(building: Any, member: Member, tried: tuple[int, int], first: tuple[int, int],
+           season: str | float) -> tuple[int, int] | None:
+    """:func:`physics.fire_window.wider_window` on the member's building and season (None: the whole building
+    next)."""
     from physics import fire_window as W
+    from physics.fire_sim import outside_temperature_k
 
-    return W.wider_window(tried, first, prepared_building(building)[1].n_storeys, member.floor)
+    reverse = W.reverse_stack(outside_temperature_k(season))
+    return W.wider_window(tried, first, prepared_building(building)[1].n_storeys, member.floor, reverse)
 
 
 def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_cache: bool = True,
@@ -241,7 +247,7 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
 
     ``window`` (storeys below, above): run the member on that storey window around its origin
     (:mod:`physics.fire_window`, on the cached set-up); if the guard finds an edge reached, rerun it on a window
-    :data:`physics.fire_window.WIDEN` times wider (:func:`physics.fire_window.wider_window`), and if that one's
+    wider (:func:`physics.fire_window.wider_window`, by the season's stack effect), and if that one's
     edges are reached too, on the whole building (``window_fallback`` names the first window's reason;
     ``window_used`` the window of the result, "" for the whole building).
 
@@ -267,7 +273,7 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
                 out["window_used"] = f"{w[0]},{w[1]}"
                 break
             out["window_fallback"] = out["window_fallback"] or why
-            w = _wider(building, member, w, window)
+            w = _wider(building, member, w, window, sim_kwargs.get("season", "summer"))
             sim, win = None, None
         if sim is None:
             sim = member_simulation(building, member, sim_kwargs, setup_cache=setup_cache)
@@ -424,18 +430,20 @@ def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, 
     return tally.results, wall, tally.t0 - t_warm
 
 
-def window_arg(window: Any, n_storeys: int) -> tuple[int, int] | None:
+def window_arg(window: Any, n_storeys: int, season: str | float = "summer") -> tuple[int, int] | None:
     """(below, above) storeys of an ensemble's ``window=`` on a building of ``n_storeys`` (None: the whole
-    building). "auto": the defaults on a building of at least :data:`physics.fire_window.AUTO_MIN_STOREYS`
-    storeys, else the whole building (module docstring, "Storey window")."""
+    building). "auto": the ``season``'s defaults (:func:`physics.fire_window.default_window`, by the stack effect's
+    direction) on a building of at least :data:`physics.fire_window.AUTO_MIN_STOREYS` storeys, else the whole
+    building (module docstring, "Storey window")."""
     from physics import fire_window as W
+    from physics.fire_sim import outside_temperature_k
 
     if window is None or window == "none":
         return None
     if isinstance(window, str):
         if window != "auto":
             raise ValidationError(f"window={window!r}: give None, 'auto' or (storeys below, storeys above)")
-        return (W.DEFAULT_BELOW, W.DEFAULT_ABOVE) if n_storeys >= W.AUTO_MIN_STOREYS else None
+        return W.default_window(outside_temperature_k(season)) if n_storeys >= W.AUTO_MIN_STOREYS else None
     try:
         below, above = window
     except (TypeError, ValueError):
@@ -572,8 +580,8 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
         ``{"phase", "done", "total", "failed", "member", "ok", "wall_s"}`` after each member.
     window : "auto" (default), None or (below, above)
         Run each member on a storey window around its origin (:mod:`physics.fire_window`): ``below`` and
-        ``above`` storeys (whole numbers >= 1); "auto": the measured defaults
-        (:data:`physics.fire_window.DEFAULT_BELOW`, :data:`~physics.fire_window.DEFAULT_ABOVE`) on a building
+        ``above`` storeys (whole numbers >= 1); "auto": the measured defaults of the ``season``'s stack effect
+        (:func:`physics.fire_window.default_window`: 2,3 in summer, 1,1 in winter) on a building
         tall enough for them to pay (:data:`physics.fire_window.AUTO_MIN_STOREYS`), else the whole building; a member
         whose window edges were reached is rerun on the whole building (``window_fallbacks``). None: every member
         on the whole building (the path before windows, to the bit).
@@ -596,7 +604,7 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
 
     _check_run(workers, duration_s, batch)
     spec = building_spec(building)
-    win = window_arg(window, spec.n_storeys)
+    win = window_arg(window, spec.n_storeys, season)
     mems = ensemble_members(spec.n_storeys, origins, growths, members, seed)
     _check_compartments(spec, mems)
     sim_kwargs = {"sprinklers": sprinklers, "season": season, "duration_s": float(duration_s), "dt_s": float(dt_s),

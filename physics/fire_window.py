@@ -56,10 +56,18 @@ RESERVOIR_VOLUME_FACTOR = 1e6
 #: refuges): 1/100 of the 0.3 1/m at which an escape route fails on visibility (10 m to a light-reflecting sign,
 #: K = 3: the tenability module's most lenient limit), i.e. ~1 % of a smoke-logged route's soot.
 EDGE_EXTINCTION_PER_M = 3e-3
-#: Default storeys kept below and above the origin (``bench/bench_fire_ensemble.py --parts window --window B,A`` on
-#: the bench tower, 32 members, one run each: CPU per member with fallbacks 0.13 s at 2,3, 0.18 s at 3,5, 0.19 s at
-#: 5,8 against 0.80 s for the whole building; 2 or 3 members of 32 left each).
+#: Default storeys kept below and above the origin under a **reverse** stack effect (outside warmer than the 20 °C
+#: inside: Shenzhen's summer, the ensembles' default season; the shafts draw down and smoke goes to the storeys below)
+#: (``bench/bench_fire_ensemble.py --parts window --window B,A`` on the bench tower, 32 members, one run each: CPU
+#: per member with fallbacks 0.13 s at 2,3, 0.18 s at 3,5, 0.19 s at 5,8 against 0.80 s for the whole building).
+#: On the 475 of the 1000 ``--window-thousand`` summer members with an origin on storey 60 or above, every window
+#: left was left at its lower edge (2,3: 199; 2,1: 212; 1,1: 220; 2,8: 185): a window cut closer above drives
+#: more smoke down its shafts (its reservoirs above hold cold fire-free columns), so "above" is not cut below 3.
 DEFAULT_BELOW, DEFAULT_ABOVE = 2, 3
+#: Default (below, above) under a **normal** stack effect (outside colder than inside: winter; the shafts draw up).
+#: On 500 of those members run in winter on a 10,10 window no storey but the origin's met the guard's edge
+#: condition within 600 s (none ignited, became untenable or had smoke above 1/100 of the visibility limit).
+DEFAULT_NORMAL_STACK = (1, 1)
 #: A member whose window's edges were reached tries a window this many times wider (each way) before the whole
 #: building. 1000 bench-tower members (bench --window-thousand, 92-96 % contention): at 5,8 with 3x, 172 left the
 #: window, 88 of them stayed in the 15,24 one, 0.262 CPU s per member; at 2,3 with 3x, 199 left, only 39 stayed in
@@ -67,6 +75,12 @@ DEFAULT_BELOW, DEFAULT_ABOVE = 2, 3
 #: side whose edge was reached (then the other) gave 0.201 s with 112 members ending on the whole building instead
 #: of 80: no gain, so both sides widen at once.
 WIDEN = 8
+#: Under a reverse stack effect (summer) the window after the first keeps at least this many storeys (below, above)
+#: instead of WIDEN times the first's: every edge left there was a lower one, and smoke that leaves 2 storeys down
+#: mostly goes far down. The 199 of the 475 summer members above (origin on storey 60 or above) that left their 2,3
+#: window, rerun on a second window: 16,24 (WIDEN x): 80 left it too (0.24 CPU s each, then the whole building at
+#: ~0.85 s); 16,8: 96 left (0.16 s); 40,8: none left (0.36 s each).
+REVERSE_STACK_WIDE = (40, 8)
 #: ``window="auto"`` windows a building of at least this many storeys and runs shorter ones whole: on the
 #: 30-storey example a window cost about as much as the whole building (members of 0.15-0.2 CPU s; 12 of 32 left
 #: their 5,8 window), on the 115-storey bench tower and the Ping An example it was 3.5-6x cheaper.
@@ -152,6 +166,22 @@ def make_window(net: FireNetwork, origin: int, below: int = DEFAULT_BELOW, above
     return Window(network=sub, lo=lo, hi=hi, storey0=int(net.storey[keep].min()), compartments=keep,
                   reservoirs=res, reservoir_of=keep[res], edges=edges,
                   plan=K.step_plan(sub.n_compartments, vidx, vvidx))
+
+
+def reverse_stack(t_outside_k: float) -> bool:
+    """Whether the outside air (``t_outside_k``, K) is as warm as the inside's
+    :data:`~physics.fire_correlations.AMBIENT_K` or warmer: a reverse stack effect, the shafts drawing down."""
+    from physics.fire_correlations import AMBIENT_K
+
+    return float(t_outside_k) >= AMBIENT_K
+
+
+def default_window(t_outside_k: float) -> tuple[int, int]:
+    """(below, above) storeys of a member's first window at outside temperature ``t_outside_k`` (K): by the
+    direction the stack effect drives the shafts (:data:`DEFAULT_BELOW`, :data:`DEFAULT_ABOVE` when the outside is
+    as warm as the inside's :data:`~physics.fire_correlations.AMBIENT_K` or warmer, :data:`DEFAULT_NORMAL_STACK`
+    when colder)."""
+    return (DEFAULT_BELOW, DEFAULT_ABOVE) if reverse_stack(t_outside_k) else DEFAULT_NORMAL_STACK
 
 
 # ----------------------------------------------------------------------------- the fire-free run
@@ -311,16 +341,22 @@ def run_guarded(sim: Any, window: Window) -> tuple[str, int]:
     return found
 
 
-def wider_window(tried: tuple[int, int], first: tuple[int, int], n_storeys: int, origin: int) -> tuple[int, int] | None:
-    """The window to try after ``tried`` left its edges: ``first``'s :data:`WIDEN` times wider each way; None when
-    ``tried`` is that one already or it would span the building (then the whole building runs)."""
-    wide = (WIDEN * first[0], WIDEN * first[1])
+def wider_window(tried: tuple[int, int], first: tuple[int, int], n_storeys: int, origin: int,
+                 reverse: bool = False) -> tuple[int, int] | None:
+    """The window to try after ``tried`` left its edges: ``first``'s :data:`WIDEN` times wider each way, or under a
+    ``reverse`` stack effect (:func:`reverse_stack`) at least :data:`REVERSE_STACK_WIDE` (``first``'s where wider);
+    None when ``tried`` is that one already or it would span the building (then the whole building runs)."""
+    if reverse:
+        wide = (max(REVERSE_STACK_WIDE[0], first[0]), max(REVERSE_STACK_WIDE[1], first[1]))
+    else:
+        wide = (WIDEN * first[0], WIDEN * first[1])
     if tried[0] >= wide[0] and tried[1] >= wide[1]:
         return None
     lo, hi = window_storeys(n_storeys, origin, *wide)
     return None if (lo == 0 and hi == n_storeys - 1) else wide
 
 
-__all__ = ["AUTO_MIN_STOREYS", "DEFAULT_ABOVE", "DEFAULT_BELOW", "EDGE_EXTINCTION_PER_M", "PrefireHistory",
+__all__ = ["AUTO_MIN_STOREYS", "DEFAULT_ABOVE", "DEFAULT_BELOW", "DEFAULT_NORMAL_STACK", "EDGE_EXTINCTION_PER_M",
+           "PrefireHistory", "REVERSE_STACK_WIDE", "default_window", "reverse_stack",
            "RESERVOIR_VOLUME_FACTOR", "WIDEN", "Window", "cached_history", "cached_window", "edge_reached",
            "make_window", "prefire_history", "run_guarded", "step_times", "wider_window", "window_network", "window_simulation", "window_storeys"]

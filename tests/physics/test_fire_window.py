@@ -47,7 +47,8 @@ def _check_members(building: str, members: list[tuple[int, str, str, bool | None
         kw = {**KW, "season": season, "sprinklers": sprinklers}
         full = FireSimulation(spec, floor=floor, growth=growth, prepared=prep, **kw)
         full.advance_to(DURATION_S)
-        win = W.cached_window(spec, prep, floor, W.DEFAULT_BELOW, W.DEFAULT_ABOVE)
+        first = W.default_window(outside_temperature_k(season))  # the season's default ("auto")
+        win = W.cached_window(spec, prep, floor, *first)
         hist = W.cached_history(spec, prep, outside_temperature_k(season), 2.0, DURATION_S, RECORD_S)
         ws = W.window_simulation(spec, win, hist, floor=floor, growth=growth, **kw)
         ws.advance_to(DURATION_S)
@@ -56,9 +57,9 @@ def _check_members(building: str, members: list[tuple[int, str, str, bool | None
                            ("ignition", full.ignition_s, win.to_building(ws.ignition_s))):
             d = np.abs(_censored(a) - _censored(b))
             assert d.max() < TOL_S, f"{what}: {name} of storey {int(d.argmax())} {a[d.argmax()]} vs {b[d.argmax()]}"
-        r = run_member(spec, Member(k, floor, None, growth), kw, window=(W.DEFAULT_BELOW, W.DEFAULT_ABOVE))
+        r = run_member(spec, Member(k, floor, None, growth), kw, window=first)
         assert r["ok"], r.get("error")
-        if r["window_used"] == f"{W.DEFAULT_BELOW},{W.DEFAULT_ABOVE}":  # guarded record by record: the same run
+        if r["window_used"] == f"{first[0]},{first[1]}":  # guarded record by record: the same run
             a = ws.tenability.aset_s
             np.testing.assert_array_equal(r["aset_s"], win.to_building(np.where(np.isfinite(a), a, np.nan)))
             np.testing.assert_array_equal(r["ignition_s"], win.to_building(ws.ignition_s))
@@ -158,7 +159,7 @@ def test_guard_widens_the_window_first():
     whole = run_member(spec, mem, kw)
     d = np.abs(_censored(r["aset_s"]) - _censored(whole["aset_s"]))
     assert d.max() < TOL_S
-    assert r["window_used"] in ("", f"{W.WIDEN},{W.WIDEN}")
+    assert r["window_used"] in ("", "{},{}".format(*W.REVERSE_STACK_WIDE))  # summer: the reverse stack's
 
 
 def test_wider_window_then_the_whole_building():
@@ -167,6 +168,12 @@ def test_wider_window_then_the_whole_building():
     assert W.wider_window((2 * w, 3 * w), (2, 3), 115, 60) is None  # tried already: the whole building next
     assert W.wider_window((2, 3), (2, 3), 30, 14) is None  # 0..29 would span the building
     assert W.wider_window((1, 1), (1, 1), 30, 14) == (w, w)
+    # reverse stack effect (summer): at least REVERSE_STACK_WIDE, the first window's sides where wider
+    wide = W.REVERSE_STACK_WIDE
+    assert W.wider_window((2, 3), (2, 3), 115, 100, reverse=True) == wide
+    assert W.wider_window((50, 3), (50, 3), 115, 100, reverse=True) == (50, wide[1])
+    assert W.wider_window(wide, (2, 3), 115, 100, reverse=True) is None
+    assert W.wider_window((2, 3), (2, 3), 20, 14, reverse=True) is None  # 0..19 would span the building
 
 
 def test_no_window_is_the_whole_building_run_bit_for_bit():
@@ -187,7 +194,16 @@ def test_ensemble_window_option():
     # "auto" (the default) leaves a building shorter than AUTO_MIN_STOREYS whole
     auto = fire_ensemble("tower_30_residential", origins=[3], growths=["fast"], duration_s=60.0)
     assert auto.attrs["window"] == "none" and auto.attrs["n_windowed"] == 0
-    assert window_arg("auto", 115) == (W.DEFAULT_BELOW, W.DEFAULT_ABOVE)
+    assert window_arg("auto", 115) == (W.DEFAULT_BELOW, W.DEFAULT_ABOVE) == (2, 3)
+    assert window_arg("auto", 115, "winter") == W.DEFAULT_NORMAL_STACK == (1, 1)
+
+
+def test_default_window_follows_the_stack_effect():
+    """Summer (outside 33 °C, warmer than the 20 °C inside: reverse stack, shafts draw down) keeps 2 below and 3
+    above; winter (10 °C: normal stack) 1 and 1; an outside as warm as the inside takes the summer window."""
+    assert W.default_window(outside_temperature_k("summer")) == (2, 3)
+    assert W.default_window(outside_temperature_k("winter")) == (1, 1)
+    assert W.default_window(293.15) == (2, 3) and W.default_window(293.0) == (1, 1)
     assert window_arg("auto", 30) is None and window_arg(None, 115) is None
 
 

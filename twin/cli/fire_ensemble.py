@@ -96,7 +96,8 @@ def storey_table(ds):
 @click.option("--window", "window", default="auto", show_default=True, metavar="auto|none|B,A",
               help="Run each member on the storeys B below to A above its origin (physics.fire_window; a member "
                    "whose window edges it reaches is rerun on a wider window, then the whole building). auto: 2,3 "
-                   "on a building of 60 storeys or more, else none; none: the whole building.")
+                   "in summer, 1,1 in winter (the stack effect's direction) on a building of 60 storeys or more, "
+                   "else none; none: the whole building.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the draw of --members.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
