@@ -96,6 +96,22 @@ def test_tenability_kernel_is_the_numpy_path_on_random_states(small_building):
     assert 0 < np.isfinite(fast.aset_s).sum()
 
 
+def test_tenability_kernel_is_the_numpy_reference_record_by_record(small_building):
+    from tests.physics.fire_tenability_reference import ReferenceTracker
+
+    net = small_building
+    rng = np.random.default_rng(6)
+    fast, ref = TenabilityTracker(net), ReferenceTracker(net)
+    for t in np.arange(0.0, 910.0, 10.0):
+        state = _random_state(rng, net.n_compartments, np.asarray(net.height_m, float), t)
+        ma, mb = fast.update(t, state), ref.update(t, state)
+        for k in ("asphyxiant_rate", "heat_rate", "radiant_kw_m2", "extinction_per_m", "visibility_m"):
+            _same(ma[k], np.broadcast_to(mb[k], ma[k].shape))
+        for k in ("fed_asphyxiant", "fed_heat", "times"):
+            _same(getattr(fast, k), getattr(ref, k))
+    assert np.isfinite(ref.times).sum(axis=1).min() > 0
+
+
 def test_tenability_kernel_is_the_numpy_path_on_a_run():
     # a 30-storey flat fire, ultrafast, sprinklers off, winter: storeys untenable within the 600 s
     sim = FireSimulation("tower_30_residential", floor=10, growth="ultrafast", sprinklers=False, season="winter",
