@@ -19,7 +19,8 @@ whole-building run steps every storey. A **window** runs storeys ``origin − be
   first record that fails): if smoke reached an edge storey's floor (either
   layer of one of its rooms, corridor, lobby or refuge with a light-extinction coefficient above
   :data:`EDGE_EXTINCTION_PER_M`, 1/100 of the visibility limit, at any record), or an edge storey ignited or became
-  untenable, the member is rerun on a window :data:`WIDEN` times wider (:func:`wider_window`), and if that one's
+  untenable, the member is rerun on a wider window (:func:`wider_window`: 40 below and 8 above in summer, WIDEN x
+  the first in winter; :func:`default_window` gives the first by the stack effect), and if that one's
   edges are reached too, on the whole building (counted as fallbacks). An edge that is the building's
   ground or top storey has no boundary and is not guarded. The shafts' segments on the edge storeys are not
   guarded: they carry smoke across the edges in most members (with sprinklers off, in summer, down to the
