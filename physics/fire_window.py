@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,14 @@ class Window:
     @property
     def n_building_storeys(self) -> int:
         return int(self.network.attrs["window"]["building_storeys"])
+
+    @cached_property
+    def edge_rooms(self) -> tuple[np.ndarray, ...]:
+        """Per entry of ``edges``: the window's non-shaft compartments on that storey (made once, read at every
+        record by the guard)."""
+        net = self.network
+        shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[net.kind], SHAFT_KINDS)
+        return tuple(np.flatnonzero((net.storey == s - self.storey0) & ~shaft) for s in self.edges)
 
     def to_building(self, per_storey: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """(S_building,) array of a window's (S_window,) per-storey values (``fill`` outside lo..hi)."""
@@ -286,10 +295,18 @@ def window_simulation(spec: Any, window: Window, history: PrefireHistory, *, flo
     yet); ``floor`` is the building storey of the origin, ``compartment`` (in ``kwargs``) a name on it or None."""
     from physics.fire_sim import FireSimulation
 
+    # the reservoirs' states on the history's grid, scaled once per member (the same product, so the same bits)
+    scaled = RESERVOIR_VOLUME_FACTOR * history.state[:, np.searchsorted(history.compartments, window.reservoir_of)]
+
     class _WindowSimulation(FireSimulation):
         def _zone_step(self, h: float) -> None:
             z = self.zone
-            z.state[window.reservoirs] = RESERVOIR_VOLUME_FACTOR * history.at(z.t + h, window.reservoir_of)
+            t1 = z.t + h
+            k = int(np.searchsorted(history.t, t1 - 1e-9))
+            if k < len(history.t) and abs(history.t[k] - t1) < 1e-9:
+                z.state[window.reservoirs] = scaled[k]
+            else:
+                z.state[window.reservoirs] = RESERVOIR_VOLUME_FACTOR * history.at(t1, window.reservoir_of)
             super()._zone_step(h)
 
     comp = kwargs.pop("compartment", None)
@@ -310,16 +327,13 @@ def edge_reached(sim: Any, window: Window, *, last_record_only: bool = False) ->
 
 def _edge_finding(sim: Any, window: Window, last_record_only: bool) -> tuple[str, int]:
     """(:func:`edge_reached`'s finding, the building storey of the edge reached or -1)."""
-    net = window.network
     rec = sim.recorder
-    shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[net.kind], SHAFT_KINDS)
-    for s in window.edges:
+    for s, comps in zip(window.edges, window.edge_rooms, strict=True):
         local = s - window.storey0
         if np.isfinite(sim.ignition_s[local]):
             return f"storey {s} (window edge) ignited at {sim.ignition_s[local]:.0f} s", s
         if np.isfinite(sim.tenability.aset_s[local]):
             return f"storey {s} (window edge) untenable at {sim.tenability.aset_s[local]:.0f} s", s
-        comps = np.flatnonzero((net.storey == local) & ~shaft)
         if not comps.size:
             continue
         for key in ("upper_layer__extinction", "lower_layer__extinction"):
