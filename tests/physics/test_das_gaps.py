@@ -14,21 +14,8 @@ import pytest
 from physics.das_detect import ALERTING, DasDetector, DetectorParams, _covers
 from physics.das_layout import FibreLayout
 from physics.das_simulate import DasSimulator, EventSpec, SimConfig
+from tests.physics.das_stream import run_detectors
 from twin.errors import ValidationError
-
-
-def _run(sim: DasSimulator, dets: dict[str, DasDetector], start_s: float, t1: float) -> dict[str, list]:
-    out: dict[str, list] = {k: [] for k in dets}
-    t = start_s
-    for ch in sim.chunks(1.0, start_s=start_s):
-        for k, d in dets.items():
-            out[k] += d.push(t, ch)
-        t += ch.shape[0] / sim.layout.fs_hz
-        if t >= t1:
-            break
-    for k, d in dets.items():
-        out[k] += d.flush()
-    return out
 
 
 def _alerting_near(evs: list, ch: float, tol: float, t0: float, t1: float) -> list:
@@ -46,7 +33,7 @@ def island() -> tuple[DasSimulator, dict[str, DasDetector], dict[str, list]]:
     intr = EventSpec("intrusion", 1764.0, 5.0, 740.0, 752.0, 18.0)
     sim = DasSimulator(lay, 3600.0, 2014, SimConfig(noise_density=7e-9, fast_noise=True), events=[intr])
     dets = {"rule": DasDetector(lay), "off": DasDetector(lay, DetectorParams(gap_min_ch=0))}
-    return sim, dets, _run(sim, dets, 690.0, 754.0)
+    return sim, dets, run_detectors(sim, dets, 754.0, start_s=690.0)
 
 
 def test_a_trains_fragment_on_an_island_between_gaps_is_a_train(island) -> None:
@@ -84,7 +71,7 @@ def test_a_near_trains_tail_at_a_stretchs_edge_as_the_far_train_meets_it_is_a_tr
     sim = DasSimulator(lay, 3600.0, 2010, SimConfig(noise_density=7e-9, fast_noise=True), events=[])
     assert sim.gain[242:268].max() < 0.1 and sim.gain[203:240].min() > 0.9
     dets = {"rule": DasDetector(lay), "off": DasDetector(lay, DetectorParams(gap_min_ch=0))}
-    out = _run(sim, dets, 1460.0, 1503.0)
+    out = run_detectors(sim, dets, 1503.0, start_s=1460.0)
     assert len(_alerting_near(out["off"], 239.0, 3, 1490.0, 1501.0)) == 1
     assert not [e for e in out["rule"] if e.event_class in ALERTING]
     assert dets["rule"].stats["gap_fragments"] == 1
@@ -116,7 +103,7 @@ def test_a_far_trains_fragment_between_partly_deaf_stretches_is_a_train() -> Non
     sim = DasSimulator(lay, 3600.0, 2023, SimConfig(noise_density=7e-9, fast_noise=True), events=[])
     assert sim.gain[697:701].max() < 0.2 and sim.gain[724:728].max() < 0.1 and sim.gain[703:722].min() > 1.0
     dets = {"rule": DasDetector(lay), "off": DasDetector(lay, DetectorParams(gap_min_ch=0))}
-    out = _run(sim, dets, 1300.0, 1366.0)
+    out = run_detectors(sim, dets, 1366.0, start_s=1300.0)
     assert len(_alerting_near(out["off"], 706.0, 5, 1350.0, 1366.0)) == 1
     assert not [e for e in out["rule"] if e.event_class in ALERTING]
     deaf = dets["rule"].deaf_channels(690, 735)

@@ -13,6 +13,7 @@ import pytest
 from physics.das_detect import ALERTING, DasDetector, DetectorParams
 from physics.das_layout import FibreLayout
 from physics.das_simulate import DasSimulator, SimConfig
+from tests.physics.das_stream import run_detectors
 from twin.errors import ValidationError
 
 
@@ -24,17 +25,7 @@ def seed31() -> DasSimulator:
 
 def _run(sim: DasSimulator, start_s: float, t1: float) -> dict[str, list]:
     dets = {"on": DasDetector(sim.layout), "off": DasDetector(sim.layout, DetectorParams(impulse_windows=0))}
-    out: dict[str, list] = {k: [] for k in dets}
-    t = start_s
-    for ch in sim.chunks(1.0, start_s=start_s):
-        for k, d in dets.items():
-            out[k] += d.push(t, ch)
-        t += 1.0
-        if t >= t1:
-            break
-    for k, d in dets.items():
-        out[k] += d.flush()
-    return out
+    return run_detectors(sim, dets, t1, start_s=start_s)
 
 
 def _found(evs: list, truth_row, tol_ch: float) -> list:

@@ -13,20 +13,7 @@ from physics.das_detect import ALERTING, DasDetector, DetectorParams
 from physics.das_features import classify, loud_centroid_speed, still_source_stats, weighted_median
 from physics.das_layout import FibreLayout
 from physics.das_simulate import DasSimulator, SimConfig
-
-
-def _run(sim: DasSimulator, dets: dict[str, DasDetector], t1: float, start_s: float = 0.0) -> dict[str, list]:
-    out: dict[str, list] = {k: [] for k in dets}
-    t = start_s
-    for ch in sim.chunks(1.0, start_s=start_s):
-        for k, d in dets.items():
-            out[k] += d.push(t, ch)
-        t += ch.shape[0] / sim.layout.fs_hz
-        if t >= t1:
-            break
-    for k, d in dets.items():
-        out[k] += d.flush()
-    return out
+from tests.physics.das_stream import run_detectors
 
 
 def test_a_trains_fragment_at_the_fibres_end_is_a_train() -> None:
@@ -39,7 +26,7 @@ def test_a_trains_fragment_at_the_fibres_end_is_a_train() -> None:
     sim = DasSimulator(lay, 3600.0, 1011, SimConfig(noise_density=7e-9, fast_noise=True), events=[])
     assert sim.gain[2967:2987].max() < 0.25 and sim.gain[2987:].min() > 1.0
     dets = {"rule": DasDetector(lay), "off": DasDetector(lay, DetectorParams(end_fragment_ch=0))}
-    out = _run(sim, dets, 56.0)
+    out = run_detectors(sim, dets, 56.0)
     off = [e for e in out["off"] if e.event_class in ALERTING]
     assert len(off) == 1 and abs(off[0].channel - 2987.5) <= 1.0
     assert not [e for e in out["rule"] if e.event_class in ALERTING]
@@ -108,7 +95,7 @@ def test_an_intrusion_inside_a_train_passage_is_split_out() -> None:
     assert intr["t_start_s"] == pytest.approx(54.0, abs=0.1)
     dets = {"split": DasDetector(lay, DetectorParams(impulse_windows=0)),
             "off": DasDetector(lay, DetectorParams(split_bump=0.0, impulse_windows=0))}
-    out = _run(sim, dets, 66.0, start_s=40.0)  # the record from 40 s (bit-identical), the train arriving at 52 s
+    out = run_detectors(sim, dets, 66.0, start_s=40.0)  # the record from 40 s (bit-identical), the train arriving at 52 s
 
     def near(evs: list) -> list:
         return [e for e in evs if e.event_class != "train" and abs(e.channel - 2628) <= 25
