@@ -19,7 +19,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,9 @@ class DasDetectRequest(BaseModel):
         Place events on the map along their line (needs the metro data).
     truth : str or None
         Truth CSV for the metrics (default: ``<stem>.truth.csv`` beside the file when it exists).
+    crossings : {"learned", "map"}
+        Road crossings over the tunnel: learned from the passages seen (three at a site), or also known from the
+        start where the city's ``roads`` layer crosses the line's centreline (:mod:`physics.das_crossings`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,6 +92,8 @@ class DasDetectRequest(BaseModel):
     truth: str | None = Field(default=None, description="Truth CSV for the metrics")
     ratio_on: float = Field(default=5.0, gt=1.0, le=1000.0, allow_inf_nan=False, description="Trigger STA/LTA")
     min_snr_db: float = Field(default=12.0, ge=0.0, le=60.0, allow_inf_nan=False, description="Smallest event SNR")
+    crossings: Literal["learned", "map"] = Field(default="learned", description="Road crossings: learned, or also "
+                                                 "from the map (roads layer x the line)")
 
 
 def check_detect(req: DasDetectRequest, city: Any = None) -> None:
@@ -149,6 +154,17 @@ def _locator(layout, want: bool) -> tuple[Any, str]:
         return None, f"chainage only: {exc}"
 
 
+def _map_crossings(layout) -> tuple[Any, str]:
+    """The fibre's channels under road crossings from the map (:mod:`physics.das_crossings`), and what they are."""
+    from physics.das_crossings import crossing_channels, road_crossings
+    from physics.tunnel_geometry import build_tunnels
+
+    chainages = road_crossings(build_tunnels(select=[layout.line]), layout.line)
+    channels = crossing_channels(layout, chainages)
+    return channels, (f"map: {len(channels)} of the {len(chainages)} road crossings of line {layout.line} "
+                      "(city roads layer) on the fibre")
+
+
 def run_detect(req: DasDetectRequest, ctx: RunContext):
     """Detect events chunk by chunk (paced and published when asked); a Dataset with one row per event."""
     import numpy as np
@@ -160,7 +176,9 @@ def run_detect(req: DasDetectRequest, ctx: RunContext):
     layout, start, source, duration, chunks, truth = _source(req)
     locate, placed = _locator(layout, req.locate)
     params = DetectorParams(ratio_on=req.ratio_on, min_snr_db=req.min_snr_db, bands=bands_for_rate(layout.fs_hz))
-    det = DasDetector(layout, params, locate=locate)
+    sites, crossings = (_map_crossings(layout) if req.crossings == "map"
+                        else (None, "learned (three passages at a site)"))
+    det = DasDetector(layout, params, locate=locate, known_sites=sites)
     pub = None
     if req.publish:
         from physics.das_publish import DasPublisher
@@ -198,7 +216,7 @@ def run_detect(req: DasDetectRequest, ctx: RunContext):
         "channels": layout.n_channel, "dx_m": layout.dx_m, "fs_hz": layout.fs_hz, "line": layout.line,
         "duration_s": duration, "events": len(df),
         "by_class": {k: int(v) for k, v in df["event_class"].value_counts().items()},
-        "detector": {**params.as_dict(), "latency_s": params.latency_s}, "placed": placed,
+        "detector": {**params.as_dict(), "latency_s": params.latency_s}, "placed": placed, "crossings": crossings,
         "published": n_pub if pub is not None else None, "broker": req.publish, "station": req.station,
         "wall_s": wall, "busy_s": busy, "x_real_time": duration / busy if busy > 0 else None,
         "samples_per_s": layout.n_channel * duration * layout.fs_hz / busy if busy > 0 else None,
@@ -308,6 +326,9 @@ def _command():
                   help="Truth CSV for the metrics (default: <stem>.truth.csv beside FILE).")
     @click.option("--map/--no-map", "with_map", default=True, show_default=True,
                   help="Write map.html: the events placed on the line, on the offline map, coloured by class.")
+    @click.option("--crossings", type=click.Choice(["learned", "map"]), default="learned", show_default=True,
+                  help="Road crossings over the tunnel: learned from the passages seen, or also known from the start "
+                       "where the city's roads layer crosses the line (no alarm for a first vehicle there).")
     @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
     def detect(file, out_dir, no_locate, with_map, as_json, **values) -> None:
         """Detect drilling, piling, excavation and intrusion near a metro tunnel in a fibre-optic DAS record,

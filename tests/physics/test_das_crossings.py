@@ -12,6 +12,7 @@ from physics.das_detect import ALERTING, DasDetector
 from physics.das_layout import FibreLayout
 from physics.das_simulate import DasSimulator, SimConfig
 from physics.tunnel_geometry import build_tunnels
+from tests.physics.das_stream import run_detectors
 from twin.errors import ValidationError
 
 
@@ -53,16 +54,7 @@ def test_a_first_vehicle_at_a_crossing_from_the_map_is_no_alarm() -> None:
     sites = sorted(set(sim.truth.loc[sim.truth["class"] == "vehicle", "channel"]))
     assert 305 in sites
     dets = {"map": DasDetector(lay, known_sites=sites), "learned": DasDetector(lay)}
-    out: dict[str, list] = {k: [] for k in dets}
-    t = 40.0
-    for ch in sim.chunks(1.0, start_s=t):
-        for k, d in dets.items():
-            out[k] += d.push(t, ch)
-        t += 1.0
-        if t >= 76.0:
-            break
-    for k, d in dets.items():
-        out[k] += d.flush()
+    out = run_detectors(sim, dets, 76.0, start_s=40.0)
 
     def at_303(evs: list) -> list:
         return [e for e in evs if abs(e.channel - 303) <= 5 and e.onset_s < 70.0]
@@ -76,3 +68,29 @@ def test_a_first_vehicle_at_a_crossing_from_the_map_is_no_alarm() -> None:
 def test_known_sites_are_checked() -> None:
     with pytest.raises(ValidationError, match="known_sites"):
         DasDetector(FibreLayout(n_channel=10), known_sites=[1.0, float("nan")])
+
+
+def test_twin_tunnel_detect_takes_the_crossings_from_the_map(tmp_path) -> None:
+    """`--crossings map` (the request's ``crossings``): the detector gets the channels under the roads that cross
+    line 1 (the city's roads layer) and the summary says how many; learned is the default; a bad value is refused
+    before the run with the option's name."""
+    from click.testing import CliRunner
+
+    from twin import pipeline
+    from twin.cli import main
+
+    tun = build_tunnels(select=["1"])
+    c = road_crossings(tun, "1")
+    params = {"live": True, "speed": float("inf"), "km": 0.3, "minutes": 0.05, "events": 0, "line": "1",
+              "chainage0_m": float(c[0]) - 100.0, "locate": False}
+    lay = FibreLayout(n_channel=300, line="1", chainage0_m=float(c[0]) - 100.0)
+    expect = crossing_channels(lay, c)
+    assert expect.size >= 1
+    res = pipeline.run("tunnel_detect", {**params, "crossings": "map"}, tmp_path / "map", report=False, map=False)
+    assert res.summary["crossings"].startswith(f"map: {expect.size} of the {c.size} road crossings of line 1")
+    res = pipeline.run("tunnel_detect", params, tmp_path / "learned", report=False, map=False)
+    assert res.summary["crossings"].startswith("learned")
+    bad = CliRunner().invoke(main, ["tunnel", "detect", "--live", "--out", str(tmp_path / "x"), "--crossings", "osm"])
+    assert bad.exit_code != 0 and "--crossings" in bad.output
+    help_text = CliRunner().invoke(main, ["tunnel", "detect", "--help"]).output
+    assert "--crossings [learned|map]" in help_text
