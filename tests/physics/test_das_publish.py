@@ -88,7 +88,7 @@ def test_published_events_arrive_in_the_store_through_the_real_bridge(mosquitto,
         with DasPublisher(mosquitto.address, station="DAS-L1", start_time=START, dx_m=1.0, line="1") as pub:
             assert pub.publish(evs) == 2
         with Store.open(tmp_path / "store") as st:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # an upper bound: the loop ends when both arrive (a loaded CI box took > 20 s once)
             rows = []
             while time.monotonic() < deadline and len(rows) < 2:
                 rows = st.observations("DAS-L1/das_event")
@@ -122,7 +122,7 @@ def test_twin_tunnel_detect_live_publishes_to_the_bridge(mosquitto, tmp_path):
         sent = summary["published"]
         assert sent == sum(n for c, n in summary["by_class"].items() if c != "train") and sent >= 1
         with Store.open(tmp_path / "store") as st:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # an upper bound: the loop ends when both arrive (a loaded CI box took > 20 s once)
             rows = []
             while time.monotonic() < deadline and len(rows) < sent:
                 rows = st.observations("DAS-T1/das_event")
@@ -163,7 +163,7 @@ def test_das_alerts_are_placed_on_line_1_and_lowered_outside_the_zone(mosquitto,
         with DasPublisher(mosquitto.address, station="DAS-L1", start_time=START, dx_m=1.0, line="1") as pub:
             pub.publish(found)
         with Store.open(tmp_path / "store") as st:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # an upper bound: the loop ends when both arrive (a loaded CI box took > 20 s once)
             evs = []
             while time.monotonic() < deadline and len(evs) < 2:
                 evs = st.events(kind="das_event")
