@@ -489,6 +489,18 @@ def slab_table(vent, vidx, vs, vl, par, teff, first, sp):
 
 
 @njit(cache=True)
+def open_vents(first, out):
+    """The wall vents with a slab in the table (open for the step, :func:`slab_table`'s ``first``) into ``out``,
+    ascending; returns how many. The Newton loop evaluates and sums only these: a closed vent carries nothing."""
+    k = 0
+    for v in range(first.shape[0] - 1):
+        if first[v + 1] > first[v]:
+            out[k] = v
+            k += 1
+    return k
+
+
+@njit(cache=True)
 def refresh_donors(changed, first, vidx, par, teff, sp, adj_ptr, adj_vents):
     """The donor enthalpies c_p·T in the slab table again for the wall vents touching a compartment flagged in
     ``changed`` (its donor temperatures ``teff`` moved), so that the table never lags ``teff``; compartment i's
@@ -1083,12 +1095,30 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
     vent's enthalpy flow (a → b, lower → upper) into ``hv``/``hvv``; returns :func:`pressure_error`."""
     n = state.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
-    pf = pn + dp
+    diag = np.empty(n)
     for i in range(n):
-        res[i] = geom[i, G_VOL] / (gm1 * dt) * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5]
-                                                          + par[P_CP] * props[i, Q_TL] * src[i, 1])
+        diag[i] = geom[i, G_VOL] / (gm1 * dt)
+    return residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv,
+                              wvv, hv, hvv, pn + dp)[0]
+
+
+@njit(cache=True)
+def residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv, hv, hvv,
+                       pf):
+    """:func:`enthalpy_residual` with V_i/((γ − 1)dt) given (``diag``) and ``pf`` (N,) scratch for the floor
+    pressures; returns (:func:`pressure_error`, :func:`merit`) of the residual, worked out in one pass (the same
+    arithmetic as theirs). Only the wall vents ``stat[6]`` are evaluated and summed: the others must carry nothing
+    (their ``chan``, ``hv`` and ``wv`` zero; :func:`step` lists the open ones, :func:`open_vents`)."""
+    n = res.shape[0]
+    gm1 = par[P_R] / (par[P_CP] - par[P_R])
+    for i in range(n):
+        pf[i] = pn[i] + dp[i]
     wall_flows(stat[6], pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv)
-    for v in range(vidx.shape[0]):
+    for i in range(n):
+        res[i] = diag[i] * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5] + par[P_CP] * props[i, Q_TL] * src[i, 1])
+    vents = stat[6]
+    for j in range(vents.shape[0]):
+        v = vents[j]
         res[vidx[v, 0]] += hv[v]
         if vidx[v, 1] >= 0:
             res[vidx[v, 1]] -= hv[v]
@@ -1100,7 +1130,20 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
         res[vvidx[k, 0]] += hf
         if vvidx[k, 1] >= 0:
             res[vvidx[k, 1]] -= hf
-    return pressure_error(res, geom, gm1, dt)
+    return error_and_merit(res, geom, gm1, dt)
+
+
+@njit(cache=True)
+def error_and_merit(res, geom, gm1, dt):
+    """(:func:`pressure_error`, :func:`merit`) in one pass: |R_i|·(γ − 1)·dt/V_i is |R_i·(γ − 1)·dt/V_i| to the
+    bit (rounding is symmetric in the sign), so the same numbers."""
+    err = 0.0
+    total = 0.0
+    for i in range(res.shape[0]):
+        x = res[i] * gm1 * dt / geom[i, G_VOL]
+        err = max(err, abs(x))
+        total += x * x
+    return err, total
 
 
 @njit(cache=True)
@@ -1133,8 +1176,14 @@ def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, sta
     their rows of the slab table already follow, :func:`refresh_donors`) and the ceiling vents flagged in
     ``vchanged`` (their Froude shares moved), at the floor pressures ``pf``, and swap their part of the residual:
     the whole residual without evaluating the other vents."""
+    update_vents_into(changed, vchanged, pf, vidx, vvidx, par, stat, chan, vchan, res, wv, wvv, hv, hvv,
+                      np.empty(vidx.shape[0], np.int64))
+
+
+@njit(cache=True)
+def update_vents_into(changed, vchanged, pf, vidx, vvidx, par, stat, chan, vchan, res, wv, wvv, hv, hvv, sel):
+    """:func:`update_vents` with the selected vents' scratch ``sel`` (M,) given."""
     first, sp = stat[4], stat[5]
-    sel = np.empty(vidx.shape[0], np.int64)
     m = 0
     for v in range(vidx.shape[0]):
         a, b = vidx[v, 0], vidx[v, 1]
@@ -1218,21 +1267,25 @@ def step_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
             np.empty(n), np.empty((m, NVS)), np.empty((m, 6), np.int64), np.empty((kk, 6)),
             np.empty((kk, 2), np.int64), np.empty(m + 1, np.int64), np.empty((3 * m, NOS)), np.arange(m),
             np.empty((n, 2)), np.empty((kk, 2), np.int64), np.empty((n, 2)), np.empty((n, 2)),
-            np.empty((n, 2, NSP)), np.empty((m, 4)), np.empty((kk, NCT)), *vent_adjacency(n, vidx))
+            np.empty((n, 2, NSP)), np.empty((m, 4)), np.empty((kk, NCT)), *vent_adjacency(n, vidx),
+            np.empty(m, np.int64))
     return ldl_plan(n, vidx, vvidx), work
 
 
 @njit(cache=True)
-def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x):
+def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x, vents=None):
     """Solve J·x = rhs exactly, J = diag + the Laplacian of the vent weights (outside vents on the diagonal
     only; SPD), by the sparse LDLᵀ factorisation of :func:`ldl_plan`'s pattern (in its scratch arrays); returns 0,
-    or −1 where J was not positive definite (x then holds zeros)."""
+    or −1 where J was not positive definite (x then holds zeros). ``vents``: only those wall vents (ascending) have
+    weights (the others' are zero), else all."""
     new, ap, ai, diag_pos, wall_pos, ceil_pos, parent, lp, rp, rj, ax, li, lx, d, y = plan
     n = rhs.shape[0]
     ax[:] = 0.0
     for i in range(n):
         ax[diag_pos[i]] += diag[i]
-    for v in range(vidx.shape[0]):
+    m = vidx.shape[0] if vents is None else vents.shape[0]
+    for j in range(m):
+        v = j if vents is None else vents[j]
         a, b = vidx[v, 0], vidx[v, 1]
         ax[diag_pos[a]] += wv[v]
         if b >= 0:
@@ -1261,24 +1314,36 @@ def line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vv
     """``trial`` = dp + λ·step for λ = 1, 1/2, … (12 tries): the first that meets Armijo's rule on the
     :func:`merit` (``fit`` its value at dp), else the one of lowest merit; the residual and flows there into
     ``res``, ``wv``, ``wvv``, ``hv``, ``hvv``, ``chan``, ``vchan``; returns :func:`pressure_error` there."""
+    n = dp.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
+    diag = np.empty(n)
+    for i in range(n):
+        diag[i] = geom[i, G_VOL] / (gm1 * dt)
+    return line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan,
+                             fit, res, wv, wvv, hv, hvv, np.empty(n))[0]
+
+
+@njit(cache=True)
+def line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, fit, res,
+                      wv, wvv, hv, hvv, pf):
+    """:func:`line_search` with V_i/((γ − 1)dt) given (``diag``) and the floor pressures' scratch ``pf``; returns
+    (:func:`pressure_error`, :func:`merit`) at the accepted trial."""
     lam = 1.0
     best, best_lam = np.inf, 1.0
     for _ in range(12):
         for i in range(dp.shape[0]):
             trial[i] = dp[i] + lam * step[i]
-        err = enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat,
-                                chan, vchan, res, wv, wvv, hv, hvv)
-        fit_lam = merit(res, geom, gm1, dt)
+        err, fit_lam = residual_and_merit(trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan,
+                                          res, wv, wvv, hv, hvv, pf)
         if fit_lam <= (1.0 - 0.5 * lam) * fit:  # Armijo, c = 1/4 (see merit)
-            return err
+            return err, fit_lam
         if fit_lam < best:
             best, best_lam = fit_lam, lam
         lam *= 0.5
     for i in range(dp.shape[0]):
         trial[i] = dp[i] + best_lam * step[i]
-    return enthalpy_residual(trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan,
-                             vchan, res, wv, wvv, hv, hvv)
+    return residual_and_merit(trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv,
+                              hv, hvv, pf)
 
 
 @njit(cache=True)
@@ -1292,7 +1357,8 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     compressibility, |R_i|·(γ − 1)·dt/V_i, or the last Newton correction (the pressure error where vents
     dominate the Jacobian) is within ``newton_tol``; the donor temperatures are updated at most 8 times by more
     than ``layer_tol``. Returns (Newton iterations, final scaled residual Pa, compartments whose two layers
-    cannot give their outflow); ``chan``/``vchan`` hold the flows at the accepted pressures."""
+    cannot give their outflow); ``chan``/``vchan`` hold the flows at the accepted pressures. (The merit of the
+    residual is worked out with its error, in the same pass, wherever the residual changes.)"""
     n = state.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     pn = props[:, Q_P].copy()
@@ -1300,21 +1366,24 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     for i in range(n):
         diag[i] = geom[i, G_VOL] / (gm1 * dt)
     m, kk = vidx.shape[0], vvidx.shape[0]
-    res, wv, wvv, hv, hvv = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
-    res2, wv2, wvv2, hv2, hvv2 = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
-    step, rhs, du, dl = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    # (zeros: the wall vents not in stat[6], closed for the step, carry nothing and are never evaluated)
+    res, wv, wvv, hv, hvv = np.empty(n), np.zeros(m), np.empty(kk), np.zeros(m), np.empty(kk)
+    res2, wv2, wvv2, hv2, hvv2 = np.empty(n), np.zeros(m), np.empty(kk), np.zeros(m), np.empty(kk)
+    chan[:, :] = 0.0
+    step, rhs, du, dl, pf = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     changed = np.zeros(n, np.bool_)
     vchanged = np.zeros(kk, np.bool_)
     shares = np.empty((kk, 2))
-    vvs = stat[2]
-    err = enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat,
-                            chan, vchan, res, wv, wvv, hv, hvv)
+    sel = np.empty(m, np.int64)
+    vvs, aptr, avents = stat[2], stat[8], stat[9]
+    err, fit = residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv,
+                                  wvv, hv, hvv, pf)
     it = 0
     updates = 0
     smax = np.inf
     trial = dp.copy()
     while True:
-        bad = layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, du, dl)
+        bad = layer_fractions_over(state, src, chan, vchan, stat[6], vidx, vvidx, dt, fu, fl, du, dl)
         change = 0.0
         if updates < 8:
             if par[P_FROUDE] > 0.0:
@@ -1323,14 +1392,16 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                 for k in range(kk):
                     vchanged[k] = vvs[k, 4] != shares[k, 0] or vvs[k, 5] != shares[k, 1]
             change = max(change, donor_temperatures(props, fu, fl, teff, changed))
-            refresh_donors(changed, stat[4], vidx, par, teff, stat[5], stat[8], stat[9])  # even below layer_tol
+            refresh_donors(changed, stat[4], vidx, par, teff, stat[5], aptr, avents)  # even below layer_tol
             ceiling_rows(vvent, vvidx, vvs, stat[3], par, teff, vchanged, changed, stat[7])
             if change > par[P_LAYTOL]:  # K (1e-4 K: the enthalpy mismatch left is ~1e-6 Pa of pressure)
                 updates += 1
                 smax = np.inf  # the last Newton correction no longer measures the error
-                update_vents(changed, vchanged, pn + dp, vent, vidx, vvent, vvidx, par, teff, stat, chan, vchan,
-                             res, wv, wvv, hv, hvv)
-                err = pressure_error(res, geom, gm1, dt)
+                for i in range(n):
+                    pf[i] = pn[i] + dp[i]
+                update_vents_into(changed, vchanged, pf, vidx, vvidx, par, stat, chan, vchan, res, wv, wvv, hv,
+                                  hvv, sel)
+                err, fit = error_and_merit(res, geom, gm1, dt)
         if change <= par[P_LAYTOL] and (err <= par[P_TOL] or smax <= par[P_TOL]):
             break
         if it >= 50:
@@ -1338,7 +1409,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         it += 1
         for i in range(n):
             rhs[i] = -res[i]
-        if direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, step) < 0:
+        if direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, step, stat[6]) < 0:
             break
         smax = 0.0
         for i in range(n):
@@ -1347,10 +1418,9 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                 smax = a
         if not np.isfinite(smax):
             break
-        err2 = line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff,
-                           stat, chan, vchan, merit(res, geom, gm1, dt), res2, wv2, wvv2, hv2, hvv2)
+        err, fit = line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan,
+                                     vchan, fit, res2, wv2, wvv2, hv2, hvv2, pf)
         dp[:] = trial
-        err = err2
         res, res2 = res2, res  # the trial's residual and flows become the iterate's (swapped, not copied)
         wv, wv2 = wv2, wv
         wvv, wvv2 = wvv2, wvv
@@ -1372,7 +1442,6 @@ def layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl):
 def layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, du, dl):
     """:func:`layer_fractions` with the outflow sums' scratch ``du``, ``dl`` (N,) given (Newton calls it every
     iteration)."""
-    n = state.shape[0]
     du[:] = 0.0
     dl[:] = 0.0
     for v in range(vidx.shape[0]):
@@ -1381,6 +1450,30 @@ def layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, du, d
         if vidx[v, 1] >= 0:
             du[vidx[v, 1]] += chan[v, 2] * dt
             dl[vidx[v, 1]] += chan[v, 3] * dt
+    return _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl)
+
+
+@njit(cache=True)
+def layer_fractions_over(state, src, chan, vchan, vents, vidx, vvidx, dt, fu, fl, du, dl):
+    """:func:`layer_fractions_into` summing only the wall vents ``vents`` (ascending; the others carry nothing:
+    adding their zeros changes no sum)."""
+    du[:] = 0.0
+    dl[:] = 0.0
+    for j in range(vents.shape[0]):
+        v = vents[j]
+        du[vidx[v, 0]] += chan[v, 0] * dt
+        dl[vidx[v, 0]] += chan[v, 1] * dt
+        if vidx[v, 1] >= 0:
+            du[vidx[v, 1]] += chan[v, 2] * dt
+            dl[vidx[v, 1]] += chan[v, 3] * dt
+    return _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl)
+
+
+@njit(cache=True)
+def _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl):
+    """The ceiling vents' outflows added to the wall vents' sums ``du``, ``dl``, and the fractions from them
+    (:func:`layer_fractions_into`)."""
+    n = state.shape[0]
     for k in range(vvidx.shape[0]):
         du[vvidx[k, 0]] += vchan[k, 0] * dt
         dl[vvidx[k, 0]] += vchan[k, 1] * dt
@@ -1610,7 +1703,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     shorter step when the last is not 0.
     """
     ldl, work = plan
-    props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct, aptr, avents = work
+    (props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct, aptr, avents,
+     ovents) = work
     n = state.shape[0]
     layer_props(state, geom, par, props)
     wall_ts = np.empty((0, 3))
@@ -1626,7 +1720,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
     slab_table(vent, vidx, vs, vl, par, teff, first, sp)
     ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, np.zeros(0, np.bool_), np.zeros(0, np.bool_), ct)
-    stat = (vs, vl, vvs, vvl, first, sp, rows, ct, aptr, avents)
+    stat = (vs, vl, vvs, vvl, first, sp, ovents[:open_vents(first, ovents)], ct, aptr, avents)
     dp = dp_guess.copy()
     it, err, bad = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
                                    vchan, dp, ldl, fu, fl)
