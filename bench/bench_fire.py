@@ -24,7 +24,8 @@
     dispatch, no Python), CPU time per call: layer properties + fire sources, vent statics + slab
     table, one residual, one sparse LDLᵀ solve, the whole Newton solve (``solve_pressures``), the
     step's tail (jets, ceiling-vent plumes, transfers, layer update) and the whole step; these add up
-    to the step but for its allocations and calls.
+    to the step but for its allocations and calls (0.02-0.05 ms: a replica of the step with a thread-CPU timer
+    around each call gave its pieces summing to the step's time within the timers' cost).
 (b) ``cfast``: the references.md MQH room (:func:`physics.fire_cases.one_room`: 4×4×2.4 m, door
     1×2 m, fast t² to 500 kW, 900 s) in NIST CFAST (``physics.fire_cfast.run_case``: wall time of
     the CFAST process, input writing and output parsing included; CFAST's own "Total execution
@@ -104,9 +105,13 @@ def _loop_residual(dp, dt, state, geom, props, par, vent, vidx, vvent, vvidx, sr
     pn = props[:, K.Q_P].copy()
     chan, vchan = np.zeros((m, 4)), np.zeros((kk, 4))
     res, wv, wvv, hv, hvv = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
-    for _ in range(reps):
-        K.enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan,
-                            vchan, res, wv, wvv, hv, hvv)
+    gm1 = par[K.P_R] / (par[K.P_CP] - par[K.P_R])
+    diag, pf = np.empty(n), np.empty(n)
+    for i in range(n):
+        diag[i] = geom[i, K.G_VOL] / (gm1 * dt)
+    for _ in range(reps):  # as the Newton loop calls it
+        K.residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv, hv,
+                             hvv, pf)
     return res, wv, wvv
 
 
@@ -125,15 +130,24 @@ def _loop_ldl(res, geom, par, dt, vidx, wv, vvidx, wvv, plan, reps):
 
 @njit(cache=True)
 def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, dp0, plan, reps):
+    """The statics and the Newton solve as :func:`K.step` runs them, from the step's start each time: the solve
+    changes the slab table's donors and the ceiling vents' Froude shares it starts from (``stat``), so a loop of
+    the solve alone would start later repeats from the converged ones (fewer donor updates: the 2026-12-05 figures
+    had it 0.35 ms short of the step's own solve). Take the statics' own time off this loop's."""
     n, m, kk = state.shape[0], vidx.shape[0], vvidx.shape[0]
     chan, vchan = np.zeros((m, 4)), np.zeros((kk, 4))
     fu, fl, dp, t2 = np.ones(n), np.ones(n), dp0.copy(), teff.copy()
+    vs, vl, vvs, vvl, first, sp, _rows, ct = stat[:8]
+    none = np.zeros(0, np.bool_)
     it = 0
     for _ in range(reps):
+        t2[:, :] = teff
         fu[:] = 1.0
         fl[:] = 1.0
+        K.vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
+        K.slab_table(vent, vidx, vs, vl, par, t2, first, sp)
+        K.ceiling_rows(vvent, vvidx, vvs, vvl, par, t2, none, none, ct)
         dp[:] = dp0
-        t2[:, :] = teff
         it, _err, _bad = K.solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, t2, stat,
                                            chan, vchan, dp, plan, fu, fl)
     return it, chan, vchan, dp, fu, fl, t2
@@ -195,8 +209,9 @@ def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
                                                vvidx, src, teff, stat)
     ldl = plan[0]  # K.step_plan: (the factorisation plan, the step's work arrays)
     out["ldl_solve_ms"], _ = timed(_loop_ldl, res, geom, par, dt, vidx, wv, vvidx, wvv, ldl)
-    out["newton_solve_ms"], solved = timed(_loop_solve, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt,
-                                           teff, stat, dp0, ldl)
+    statics_and_solve_ms, solved = timed(_loop_solve, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt,
+                                         teff, stat, dp0, ldl)
+    out["newton_solve_ms"] = statics_and_solve_ms - out["statics_and_slab_table_ms"]
     it, chan, vchan, dp, fu, fl, t2 = solved
     out["newton_iterations"] = int(it)
     out["tail_ms"], _ = timed(_loop_tail, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, t2, stat, chan,
@@ -205,7 +220,8 @@ def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
     pieces = out["props_and_sources_ms"] + out["statics_and_slab_table_ms"] + out["newton_solve_ms"] + out["tail_ms"]
     out["allocations_and_calls_ms"] = out["step_ms"] - pieces
     out["note"] = ("CPU ms per call, each piece repeated in a compiled loop on the inputs of one sampled step; the "
-                   "tail copies chan/vchan each call; step = the compiled K.step")
+                   "Newton solve is timed with the statics it starts from (from the step's start each time) less "
+                   "the statics' own time; the tail copies chan/vchan each call; step = the compiled K.step")
     return out
 
 
@@ -229,8 +245,9 @@ def tower_spec():
 class KernelProfile:
     """Times the pieces of sampled zone-kernel steps (module docstring (a))."""
 
-    PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "line_search", "enthalpy_residual",
-              "direct_solve", "update_vents", "layer_fractions", "apply_fractions", "vent_transfers", "layer_update")
+    PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "line_search_merit",
+              "residual_and_merit", "direct_solve", "update_vents_into", "layer_fractions_over", "apply_fractions",
+              "vent_transfers", "layer_update")
 
     def __init__(self, every: int):
         self.every = max(1, int(every))
@@ -269,7 +286,7 @@ class KernelProfile:
         saved = {name: g[name] for name in self.PIECES}
         try:
             for name in self.PIECES:
-                fn = saved[name].py_func if name in ("solve_pressures", "line_search") else saved[name]
+                fn = saved[name].py_func if name in ("solve_pressures", "line_search_merit") else saved[name]
                 g[name] = self._timed(name, fn)
             it, _err, _bad = K.step.py_func(*copies)
         finally:
@@ -282,19 +299,19 @@ class KernelProfile:
         n = max(self.samples, 1)
         per = {k: v / n for k, v in self.t.items()}
         newton = per["solve_pressures"]
-        rest_newton = newton - per["enthalpy_residual"] - per["direct_solve"]
+        rest_newton = newton - per["residual_and_merit"] - per["direct_solve"]
         total = self.total_compiled / n
         known = per["layer_props"] + per["fire_sources"] + per["vent_statics"] + newton + per["apply_fractions"] \
             + per["vent_transfers"] + per["layer_update"]
         return {"samples": self.samples, "kernel_step_ms": 1e3 * total,
                 "props_and_sources_ms": 1e3 * (per["layer_props"] + per["fire_sources"]),
                 "vent_statics_ms": 1e3 * per["vent_statics"], "newton_ms": 1e3 * newton,
-                "residual_ms": 1e3 * per["enthalpy_residual"], "linear_solve_ms": 1e3 * per["direct_solve"],
-                "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["layer_fractions"]
+                "residual_ms": 1e3 * per["residual_and_merit"], "linear_solve_ms": 1e3 * per["direct_solve"],
+                "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["layer_fractions_over"]
                                                                                  + per["apply_fractions"]),
                 "transfers_and_update_ms": 1e3 * (per["vent_transfers"] + per["layer_update"]),
                 "remainder_ms": 1e3 * (total - known),
-                "residuals_per_step": self.n["enthalpy_residual"] / n,
+                "residuals_per_step": self.n["residual_and_merit"] / n,
                 "linear_solves_per_step": self.n["direct_solve"] / n,
                 "newton_iterations_per_step": self.newton_iterations / n,
                 "replica_vs_compiled_max_abs_state_diff": self.max_state_diff,

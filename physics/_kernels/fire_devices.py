@@ -46,7 +46,14 @@ def device_gas(c, hc, radius, q, tu, tl, zl, ext_u, use_ext, at_ceiling, gas, u,
         else:
             gas[d] = tr
             u[d] = 0.0
-        od[d] = 100.0 * (1.0 - np.exp(-ext_u[i])) if use_ext and in_layer else 0.0
+        od[d] = 100.0 * (1.0 - _exp(-ext_u[i])) if use_ext and in_layer else 0.0
+
+
+@njit(cache=True, inline="always")
+def _exp(x):
+    """np.exp(x), skipping the call where x is ±0 (exactly 1.0 there): most devices sit in clear, still air
+    (no soot, no jet), and the two exponentials were most of the devices' step."""
+    return 1.0 if x == 0.0 else np.exp(x)
 
 
 @njit(cache=True)
@@ -68,7 +75,7 @@ def link_step(link, gas0, gas1, u0, u1, od0, od1, rti, act, obsc, t0, t1, activa
     span = t1 - t0
     for d in range(link.shape[0]):
         tg = 0.5 * (gas0[d] + gas1[d])
-        x = tg - (tg - link[d]) * np.exp(-np.sqrt(0.5 * (u0[d] + u1[d])) * span / rti[d])
+        x = tg - (tg - link[d]) * _exp(-np.sqrt(0.5 * (u0[d] + u1[d])) * span / rti[d])
         new[d] = x
         if np.isfinite(activation[d]):
             continue

@@ -277,9 +277,14 @@ def piece_ends(x1, x2, delta):
 def _piece(x1, x2, h, coef, delta):
     """Signed mass flow and ∂ṁ/∂Δp of one slab of height ``h`` where Δp runs linearly from x1 to x2
     without crossing 0 or ±delta (coef = C·W·√(2ρ_d))."""
+    return _piece_sd(x1, x2, h, coef, delta, math.sqrt(delta))
+
+
+@njit(cache=True, inline="always")
+def _piece_sd(x1, x2, h, coef, delta, sd):
+    """:func:`_piece` with √delta given (``sd``; a third of the slabs cross 0 or ±delta, in 2-4 pieces)."""
     xm = 0.5 * (x1 + x2)
     if abs(xm) <= delta:
-        sd = math.sqrt(delta)
         return coef * h * xm / sd, coef * h / sd
     s1 = math.sqrt(abs(x1))
     s2 = math.sqrt(abs(x2))
@@ -303,19 +308,48 @@ def _static_p(i, z, geom, props, par):
 
 
 @njit(cache=True)
-def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl):
+def vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl, oc=None):
     """What the vent flows need that does not depend on the floor pressures, once per step: the wall vents'
-    (:func:`wall_statics`) and the ceiling vents' (:func:`ceiling_statics`)."""
-    wall_statics(vent, vidx, geom, props, par, vs, vl)
+    (:func:`wall_statics`; ``oc`` its cache of the outside's pressures) and the ceiling vents'
+    (:func:`ceiling_statics`)."""
+    wall_statics(vent, vidx, geom, props, par, vs, vl, oc)
     ceiling_statics(vvent, vvidx, geom, props, par, vvs, vvl)
 
 
+#: columns of :func:`wall_statics`' cache of the outside (M + 1, NOC): per wall vent to outside the outside's pressure at
+#: its sill and soffit, its density at the opening's middle, and the sill and soffit they are for; the last row holds
+#: the P0, g, R and T_out they were worked out with
+OC_PB, OC_PT, OC_RHO, OC_ZB, OC_ZT = range(5)
+NOC = 5
+
+
+@njit(cache=True, inline="always")
+def _outside_cache(v, zb, zt, oc, p0, g, r_gas, t_out):
+    """Vent ``v``'s row of the outside cache for sill ``zb`` and soffit ``zt``, worked out again where it was for
+    others (the same expressions as :func:`wall_statics`' own, so the same numbers)."""
+    if not (oc[v, OC_ZB] == zb and oc[v, OC_ZT] == zt):
+        zm = 0.5 * (zb + zt)
+        oc[v, OC_PB] = p0 * math.exp(-g * zb / (r_gas * t_out))
+        oc[v, OC_PT] = p0 * math.exp(-g * zt / (r_gas * t_out))
+        oc[v, OC_RHO] = p0 * math.exp(-g * zm / (r_gas * t_out)) / (r_gas * t_out)
+        oc[v, OC_ZB] = zb
+        oc[v, OC_ZT] = zt
+
+
 @njit(cache=True)
-def wall_statics(vent, vidx, geom, props, par, vs, vl):
+def wall_statics(vent, vidx, geom, props, par, vs, vl, oc=None):
     """Each wall vent's break points (sill, the two sides' interfaces clipped to the opening, soffit), the
     hydrostatic part of Δp at them and each slab's donors (density into ``vs``, layer into ``vl``); a closed vent
-    has no slab."""
+    has no slab. ``oc`` (M + 1, :data:`NOC`, NaN at first), optional, keeps the outside's pressure at the sills and
+    soffits of the vents to outside and its density at their middles from step to step (they change only with the
+    outside's temperature; most of this function's time was those exponentials): the same numbers."""
     g, r_gas, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
+    cached = oc is not None
+    if cached:
+        m = vidx.shape[0]
+        if not (oc[m, 0] == p0 and oc[m, 1] == g and oc[m, 2] == r_gas and oc[m, 3] == t_out):
+            oc[:, OC_ZB] = np.nan  # another atmosphere: every row again
+            oc[m, 0], oc[m, 1], oc[m, 2], oc[m, 3] = p0, g, r_gas, t_out
     for v in range(vidx.shape[0]):  # (the sides' look-ups inline: a call with array arguments costs ~100 ns)
         a, b = vidx[v, 0], vidx[v, 1]
         zb, zt = vent[v, V_BOT], vent[v, V_TOP]
@@ -333,6 +367,8 @@ def wall_statics(vent, vidx, geom, props, par, vs, vl):
             base_b, zi_b, ru_b, rl_b = geom[b, G_BASE], props[b, Q_ZI], props[b, Q_RU], props[b, Q_RL]
         za = min(max(zi_a, zb), zt)
         zc = min(max(zi_b, zb), zt)
+        if cached and b < 0:
+            _outside_cache(v, zb, zt, oc, p0, g, r_gas, t_out)
         vs[v, VS_Z] = zb
         vs[v, VS_Z + 1] = min(za, zc)
         vs[v, VS_Z + 2] = max(za, zc)
@@ -343,7 +379,14 @@ def wall_statics(vent, vidx, geom, props, par, vs, vl):
                 vs[v, VS_D + k] = vs[v, VS_D + k - 1]  # a break point repeated (no interface in the opening)
                 continue
             pa = p_inside(0.0, z, base_a, zi_a, ru_a, rl_a, g)
-            pb = p_inside(0.0, z, base_b, zi_b, ru_b, rl_b, g) if b >= 0 else p0 * math.exp(-g * z / (r_gas * t_out))
+            if b >= 0:
+                pb = p_inside(0.0, z, base_b, zi_b, ru_b, rl_b, g)
+            elif cached and z == zb:
+                pb = oc[v, OC_PB]
+            elif cached and z == zt:
+                pb = oc[v, OC_PT]
+            else:
+                pb = p0 * math.exp(-g * z / (r_gas * t_out))
             vs[v, VS_D + k] = pa - pb
         for k in range(3):
             if not vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
@@ -356,7 +399,10 @@ def wall_statics(vent, vidx, geom, props, par, vs, vl):
             else:
                 vs[v, VS_RHO + 2 * k], vl[v, 2 * k] = rl_a, 1
             if b < 0:
-                vs[v, VS_RHO + 2 * k + 1] = p0 * math.exp(-g * zm / (r_gas * t_out)) / (r_gas * t_out)
+                if cached and vs[v, VS_Z + k] == zb and vs[v, VS_Z + k + 1] == zt:  # the whole opening: its middle
+                    vs[v, VS_RHO + 2 * k + 1] = oc[v, OC_RHO]
+                else:
+                    vs[v, VS_RHO + 2 * k + 1] = p0 * math.exp(-g * zm / (r_gas * t_out)) / (r_gas * t_out)
                 vl[v, 2 * k + 1] = 1
             elif zm > zi_b:
                 vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = ru_b, 0
@@ -537,6 +583,7 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
     slab's hydrostatic part, linear over the slab; each slab is cut where Δp crosses −δ, 0, +δ and the orifice
     equation integrated over each piece (:func:`piece_ends`, :func:`_piece`). (One loop over the vents: a call per
     vent cost 3/4 of the time.)"""
+    sd = math.sqrt(delta)
     for j in range(vents.shape[0]):
         v = vents[j]
         a, b = vidx[v, 0], vidx[v, 1]
@@ -555,7 +602,7 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
                     coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
                 else:
                     coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
-                f, dfdp = _piece(x1, yb, 1.0, coef, delta)
+                f, dfdp = _piece_sd(x1, yb, 1.0, coef, delta, sd)
                 chan[v, col] += abs(f)
                 hflow += hcp * f
                 weight += hcp * dfdp
@@ -572,7 +619,7 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
                     coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
                 else:
                     coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
-                f, dfdp = _piece(ya, yb, share, coef, delta)
+                f, dfdp = _piece_sd(ya, yb, share, coef, delta, sd)
                 chan[v, col] += abs(f)
                 hflow += hcp * f
                 weight += hcp * dfdp
@@ -1257,7 +1304,9 @@ WORK_READ_ONLY = (12, 20, 21)
 def step_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
     """What :func:`step` takes as ``plan``, once per network (plain Python): (:func:`ldl_plan`, the step's work
     arrays). The work arrays are scratch that every step overwrites (or fills where it needs zeros), but for those
-    at :data:`WORK_READ_ONLY` (the wall vents' indices 0..M−1, :func:`vent_adjacency`); made once
+    at :data:`WORK_READ_ONLY` (the wall vents' indices 0..M−1, :func:`vent_adjacency`) and the last, the outside's
+    pressures at the vents to outside that :func:`wall_statics` keeps from step to step (each row checked against
+    the opening and the atmosphere it was worked out for, so models of other seasons may share the plan); made once
     they spare the step ~0.3 ms on the 2,212-compartment tower, most of it the page faults of its few large
     arrays (the slab table, the vent statics) allocated afresh every step."""
     vidx = np.asarray(vidx, np.int64).reshape(-1, 2)
@@ -1268,7 +1317,7 @@ def step_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
             np.empty((kk, 2), np.int64), np.empty(m + 1, np.int64), np.empty((3 * m, NOS)), np.arange(m),
             np.empty((n, 2)), np.empty((kk, 2), np.int64), np.empty((n, 2)), np.empty((n, 2)),
             np.empty((n, 2, NSP)), np.empty((m, 4)), np.empty((kk, NCT)), *vent_adjacency(n, vidx),
-            np.empty(m, np.int64))
+            np.empty(m, np.int64), np.full((m + 1, NOC), np.nan))
     return ldl_plan(n, vidx, vvidx), work
 
 
@@ -1704,7 +1753,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     """
     ldl, work = plan
     (props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct, aptr, avents,
-     ovents) = work
+     ovents, oc) = work
     n = state.shape[0]
     layer_props(state, geom, par, props)
     wall_ts = np.empty((0, 3))
@@ -1717,7 +1766,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     teff[:, 1] = props[:, Q_TL]
     fu[:] = 1.0
     fl[:] = 1.0
-    vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
+    vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl, oc)
     slab_table(vent, vidx, vs, vl, par, teff, first, sp)
     ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, np.zeros(0, np.bool_), np.zeros(0, np.bool_), ct)
     stat = (vs, vl, vvs, vvl, first, sp, ovents[:open_vents(first, ovents)], ct, aptr, avents)
