@@ -19,9 +19,9 @@ whole-building run steps every storey. A **window** runs storeys ``origin − be
   first record that fails): if smoke reached an edge storey's floor (either
   layer of one of its rooms, corridor, lobby or refuge with a light-extinction coefficient above
   :data:`EDGE_EXTINCTION_PER_M`, 1/100 of the visibility limit, at any record), or an edge storey ignited or became
-  untenable, the member is rerun on a wider window (:func:`wider_window`: 40 below and 8 above in summer, WIDEN x
-  the first in winter; :func:`default_window` gives the first by the stack effect), and if that one's
-  edges are reached too, on the whole building (counted as fallbacks). An edge that is the building's
+  untenable, the member is rerun on a wider window (:func:`wider_window`: in summer 28 below and 3 above, then 40
+  below and 3 above; WIDEN x the first in winter; :func:`default_window` gives the first by the stack effect), and
+  if the last one's edges are reached too, on the whole building (counted as fallbacks). An edge that is the building's
   ground or top storey has no boundary and is not guarded. The shafts' segments on the edge storeys are not
   guarded: they carry smoke across the edges in most members (with sprinklers off, in summer, down to the
   ground within 600 s), and the window's storeys still agreed with the whole building's in every studied member
@@ -77,12 +77,18 @@ DEFAULT_NORMAL_STACK = (1, 1)
 #: side whose edge was reached (then the other) gave 0.201 s with 112 members ending on the whole building instead
 #: of 80: no gain, so both sides widen at once.
 WIDEN = 8
-#: Under a reverse stack effect (summer) the window after the first keeps at least this many storeys (below, above)
-#: instead of WIDEN times the first's: every edge left there was a lower one, and smoke that leaves 2 storeys down
-#: mostly goes far down. The 199 of the 475 summer members above (origin on storey 60 or above) that left their 2,3
-#: window, rerun on a second window: 16,24 (WIDEN x): 80 left it too (0.24 CPU s each, then the whole building at
-#: ~0.85 s); 16,8: 96 left (0.16 s); 40,8: none left (0.36 s each).
-REVERSE_STACK_WIDE = (40, 8)
+#: Under a reverse stack effect (summer) the windows after the first, tried in turn (below, above; the first's sides
+#: where wider) before the whole building, instead of WIDEN times the first: every edge left there was a lower one,
+#: and smoke that leaves 2 storeys down mostly goes far down. The 199 of the 1000 summer ``--window-thousand``
+#: members that left their 2,3 window (origins on storeys 74-111, growths medium or faster) all had their smoke
+#: stop above storey 73 (1/100 of the visibility limit, on a 40,8 window run to 600 s): 0-36 storeys below the
+#: origin, none above it. One window each (CPU s for the 199, 2 processes, one session): 16,8: 96 left it; 40,8:
+#: none left, 0.265 s each; 40,3: none left, 0.245 s each, every storey's ASET within 1.1e-4 s and ignition equal
+#: to the 40,8 window's and to whole-building runs (0.60 s each). Two in turn: 20,3 then 40,3: 88 left the first,
+#: 47.3 s in all; 24,3 then 40,3: 56, 44.1 s; 28,3 then 40,3: 21 left, none the second, 43.3 s (48.7 s for 40,3
+#: alone). Three storeys above suffice on the wide windows (a close cut above drives smoke down the shafts of a
+#: narrow window, not of these).
+REVERSE_STACK_WIDER = ((28, 3), (40, 3))
 #: ``window="auto"`` windows a building of at least this many storeys and runs shorter ones whole: on the
 #: 30-storey example a window cost about as much as the whole building (members of 0.15-0.2 CPU s; 12 of 32 left
 #: their 5,8 window), on the 115-storey bench tower and the Ping An example it was 3.5-6x cheaper.
@@ -358,20 +364,28 @@ def run_guarded(sim: Any, window: Window) -> tuple[str, int]:
 
 def wider_window(tried: tuple[int, int], first: tuple[int, int], n_storeys: int, origin: int,
                  reverse: bool = False) -> tuple[int, int] | None:
-    """The window to try after ``tried`` left its edges: ``first``'s :data:`WIDEN` times wider each way, or under a
-    ``reverse`` stack effect (:func:`reverse_stack`) at least :data:`REVERSE_STACK_WIDE` (``first``'s where wider);
-    None when ``tried`` is that one already or it would span the building (then the whole building runs)."""
+    """The window to try after ``tried`` left its edges, or None when the whole building runs next.
+
+    Normal stack effect: ``first``'s :data:`WIDEN` times wider each way, once. Under a ``reverse`` stack effect
+    (:func:`reverse_stack`): the next of :data:`REVERSE_STACK_WIDER` (each with ``first``'s sides where wider) that
+    is wider than ``tried`` and keeps other storeys than it (near the ground two of them can be the same cut).
+    None too when the next would span the building."""
     if reverse:
-        wide = (max(REVERSE_STACK_WIDE[0], first[0]), max(REVERSE_STACK_WIDE[1], first[1]))
+        steps = [(max(b, first[0]), max(a, first[1])) for b, a in REVERSE_STACK_WIDER]
     else:
-        wide = (WIDEN * first[0], WIDEN * first[1])
-    if tried[0] >= wide[0] and tried[1] >= wide[1]:
-        return None
-    lo, hi = window_storeys(n_storeys, origin, *wide)
-    return None if (lo == 0 and hi == n_storeys - 1) else wide
+        steps = [(WIDEN * first[0], WIDEN * first[1])]
+    cut = window_storeys(n_storeys, origin, *tried)
+    for wide in steps:
+        if tried[0] >= wide[0] and tried[1] >= wide[1]:
+            continue
+        lo, hi = window_storeys(n_storeys, origin, *wide)
+        if (lo, hi) == cut:
+            continue
+        return None if (lo == 0 and hi == n_storeys - 1) else wide
+    return None
 
 
 __all__ = ["AUTO_MIN_STOREYS", "DEFAULT_ABOVE", "DEFAULT_BELOW", "DEFAULT_NORMAL_STACK", "EDGE_EXTINCTION_PER_M",
-           "PrefireHistory", "REVERSE_STACK_WIDE", "default_window", "reverse_stack",
+           "PrefireHistory", "REVERSE_STACK_WIDER", "default_window", "reverse_stack",
            "RESERVOIR_VOLUME_FACTOR", "WIDEN", "Window", "cached_history", "cached_window", "edge_reached",
            "make_window", "prefire_history", "run_guarded", "step_times", "wider_window", "window_network", "window_simulation", "window_storeys"]

@@ -159,7 +159,7 @@ def test_guard_widens_the_window_first():
     whole = run_member(spec, mem, kw)
     d = np.abs(_censored(r["aset_s"]) - _censored(whole["aset_s"]))
     assert d.max() < TOL_S
-    assert r["window_used"] in ("", "{},{}".format(*W.REVERSE_STACK_WIDE))  # summer: the reverse stack's
+    assert r["window_used"] in ("", *("{},{}".format(*w) for w in W.REVERSE_STACK_WIDER))  # summer's steps
 
 
 def test_wider_window_then_the_whole_building():
@@ -168,12 +168,20 @@ def test_wider_window_then_the_whole_building():
     assert W.wider_window((2 * w, 3 * w), (2, 3), 115, 60) is None  # tried already: the whole building next
     assert W.wider_window((2, 3), (2, 3), 30, 14) is None  # 0..29 would span the building
     assert W.wider_window((1, 1), (1, 1), 30, 14) == (w, w)
-    # reverse stack effect (summer): at least REVERSE_STACK_WIDE, the first window's sides where wider
-    wide = W.REVERSE_STACK_WIDE
-    assert W.wider_window((2, 3), (2, 3), 115, 100, reverse=True) == wide
-    assert W.wider_window((50, 3), (50, 3), 115, 100, reverse=True) == (50, wide[1])
-    assert W.wider_window(wide, (2, 3), 115, 100, reverse=True) is None
-    assert W.wider_window((2, 3), (2, 3), 20, 14, reverse=True) is None  # 0..19 would span the building
+    # reverse stack effect (summer): REVERSE_STACK_WIDER in turn, the first window's sides where wider
+    (b1, a1), (b2, a2) = W.REVERSE_STACK_WIDER
+    assert W.wider_window((2, 3), (2, 3), 115, 100, reverse=True) == (b1, a1)
+    assert W.wider_window((b1, a1), (2, 3), 115, 100, reverse=True) == (b2, a2)
+    assert W.wider_window((b2, a2), (2, 3), 115, 100, reverse=True) is None
+    assert W.wider_window((2, 5), (2, 5), 115, 100, reverse=True) == (b1, 5)
+    assert W.wider_window((50, 3), (50, 3), 115, 100, reverse=True) is None  # no step wider than the first below
+    assert W.wider_window((2, 3), (2, 3), 20, 14, reverse=True) == (b1, a1)  # storeys 0..17 of 0..19
+    assert W.wider_window((b1, a1), (2, 3), 20, 14, reverse=True) is None  # the second cuts 0..17 too
+    assert W.wider_window((2, 3), (2, 3), 16, 14, reverse=True) is None  # 0..15 would span the building
+    # near the ground the two steps cut the same storeys: the second is skipped, not rerun
+    assert W.wider_window((b1, a1), (2, 3), 115, b1 - 1, reverse=True) is None
+    assert W.wider_window((2, 3), (2, 3), 115, b1 + 5, reverse=True) == (b1, a1)
+    assert W.wider_window((b1, a1), (2, 3), 115, b1 + 5, reverse=True) == (b2, a2)
 
 
 def test_no_window_is_the_whole_building_run_bit_for_bit():
