@@ -55,7 +55,8 @@ storeys 2 below to 3 above its origin in summer (reverse stack effect: smoke goe
 above in winter (:func:`physics.fire_window.default_window`): the shafts cut at the window's edges end in
 reservoirs that hold, step by step, the state a fire-free run of the whole building has there (its stack effect);
 a guard reruns a member whose smoke reached an edge storey's floor (or which ignited or made it untenable) on a
-wider window (summer: 40 below, 8 above; winter: eight times the first), then on the whole building. On the
+wider window (summer: 28 below, 3 above, then 40 below, 3 above; winter: eight times the first), then on the whole
+building. On the
 115-storey bench tower 1000 members cost
 0.149-0.152 CPU s each against 0.82-1.04 s for whole-building members in the same runs (``bench/bench_fire_ensemble.py
 --parts window``). Validated against whole-building members on both examples, summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
@@ -67,6 +68,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 import time
 import traceback
@@ -267,14 +269,18 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
     try:
         sim = win = None
         w = window
+        left_cpu = 0.0
         while w is not None:
+            c1 = time.thread_time()
             sim, win, why, _edge = _windowed(building, member, sim_kwargs, w)
             if not why:
                 out["window_used"] = f"{w[0]},{w[1]}"
                 break
+            left_cpu += time.thread_time() - c1
             out["window_fallback"] = out["window_fallback"] or why
             w = _wider(building, member, w, window, sim_kwargs.get("season", "summer"))
             sim, win = None, None
+        out["cpu_left_s"] = left_cpu
         if sim is None:
             sim = member_simulation(building, member, sim_kwargs, setup_cache=setup_cache)
             sim.advance_to(sim.duration_s)
@@ -291,6 +297,7 @@ def run_member(building: Any, member: Member, sim_kwargs: dict[str, Any], setup_
         out.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=4))
     out["wall_s"] = time.perf_counter() - t0
     out["cpu_s"] = time.thread_time() - c0
+    out["end_unix_s"], out["worker_pid"] = time.time(), os.getpid()
     return out
 
 
@@ -303,8 +310,6 @@ def run_batch(building: Any, members: list[Member], sim_kwargs: dict[str, Any],
 def _warm_worker() -> int:
     """Before the members, on each worker (and in this process with one worker): one numba thread and a 2 s
     run of the 30-storey example, which compiles or loads the kernels, so members' times do not include it."""
-    import os
-
     import numba
 
     from physics.fire_sim import simulate_fire
@@ -335,7 +340,22 @@ def untenable_probability(aset_s: np.ndarray, thresholds_s: Sequence[float], dur
 
 
 # ----------------------------------------------------------------------------- the ensemble
+#: Dask settings of the ensemble's cluster: the workers' statistical profiler (a stack sample every 10 ms, which
+#: takes the GIL from the member's thread) off, and the monitors that poll memory and the system less often. Members
+#: are CPU-bound tasks of 0.05-0.6 s with small results; nothing here changes what they compute.
+CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False,
+                  "distributed.worker.memory.monitor-interval": "1s",
+                  "distributed.admin.system-monitor.interval": "2s"}
+
+
 def _client(workers: int, processes: bool):
+    import dask
+
+    with dask.config.set(CLUSTER_CONFIG):
+        return _start_client(workers, processes)
+
+
+def _start_client(workers: int, processes: bool):
     import logging
 
     from distributed import Client, LocalCluster
@@ -353,7 +373,8 @@ def _client(workers: int, processes: bool):
 
 def _run_all(building: Any, members: list[Member], sim_kwargs: dict[str, Any], workers: int, processes: bool,
              say: Callable[[dict[str, Any]], None], setup_cache: bool = True,
-             batch: int = 1, window: tuple[int, int] | None = None) -> tuple[list[dict[str, Any]], float, float]:
+             batch: int | str = "auto",
+             window: tuple[int, int] | None = None) -> tuple[list[dict[str, Any]], float, float]:
     """Every member's result (in member order), the wall time of the members and that of starting and warming
     the workers before them."""
     if workers == 1:
@@ -391,14 +412,37 @@ def _run_here(building: Any, members: list[Member], sim_kwargs: dict[str, Any],
     return tally.results, time.perf_counter() - tally.t0, tally.t0 - t_warm
 
 
-def _batches(members: list[Member], batch: int) -> list[list[Member]]:
-    """``members`` in consecutive groups of ``batch`` (the last one shorter)."""
-    return [members[i:i + batch] for i in range(0, len(members), batch)]
+#: ``batch="auto"``: the largest Dask task, in members. Per task the scheduler (in this process) and the worker
+#: spend a few ms; 1000 bench-tower members took 6.3 CPU s in this process in tasks of one member, 3.3 s in tasks of 10.
+AUTO_BATCH_MAX = 25
+
+
+def _spread(n: int) -> np.ndarray:
+    """A fixed order of ``n`` members in which any run of consecutive ones samples the whole list evenly (the
+    golden-ratio sequence), so batches of it cost alike though the members are in storey order and a building's
+    dear members gather on some storeys."""
+    return np.argsort((np.arange(n) * 0.6180339887498949) % 1.0, kind="stable")
+
+
+def _batches(members: list[Member], batch: int | str, workers: int = 1) -> list[list[Member]]:
+    """The Dask tasks' members: consecutive groups of ``batch``, or with "auto" groups of the :func:`_spread` order
+    shrinking towards the end (guided self-scheduling: each ``1/(4 workers)`` of the members left, at most
+    :data:`AUTO_BATCH_MAX`, at least 1), so the workers end within about one member of each other."""
+    if batch != "auto":
+        return [members[i:i + batch] for i in range(0, len(members), batch)]
+    order = [members[i] for i in _spread(len(members))]
+    out, i = [], 0
+    while i < len(order):
+        size = min(AUTO_BATCH_MAX, max(1, math.ceil((len(order) - i) / (4 * workers))))
+        out.append(order[i:i + size])
+        i += size
+    return out
 
 
 def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, Any], workers: int,
                     processes: bool, say: Callable[[dict[str, Any]], None], setup_cache: bool = True,
-                    batch: int = 1, window: tuple[int, int] | None = None) -> tuple[list[dict[str, Any]], float, float]:
+                    batch: int | str = "auto",
+             window: tuple[int, int] | None = None) -> tuple[list[dict[str, Any]], float, float]:
     """The members on a Dask LocalCluster of ``workers`` (warmed first), ``batch`` members per task, results
     taken as they complete."""
     from distributed import as_completed
@@ -412,7 +456,7 @@ def _run_on_cluster(building: Any, members: list[Member], sim_kwargs: dict[str, 
         spec = client.scatter(building, broadcast=True)
         futures = {client.submit(run_batch, spec, group, sim_kwargs, setup_cache, window, pure=False,
                                  key=f"fire-members-{group[0].index:05d}-{time.time_ns()}"): group
-                   for group in _batches(members, batch)}
+                   for group in _batches(members, batch, workers)}
         for fut in as_completed(list(futures), loop=client.loop):
             group = futures[fut]
             try:
@@ -452,13 +496,13 @@ def window_arg(window: Any, n_storeys: int, season: str | float = "summer") -> t
     return int(below), int(above)
 
 
-def _check_run(workers: Any, duration_s: Any, batch: Any = 1) -> None:
-    """Refuse ``workers`` or ``batch`` that is not a whole number >= 1 and a ``duration_s`` that is not a finite
-    time > 0."""
+def _check_run(workers: Any, duration_s: Any, batch: Any = "auto") -> None:
+    """Refuse ``workers`` that is not a whole number >= 1, ``batch`` that is neither that nor "auto", and a
+    ``duration_s`` that is not a finite time > 0."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValidationError(f"workers={workers!r}: give a whole number >= 1")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValidationError(f"batch={batch!r}: give the members per Dask task, a whole number >= 1")
+    if batch != "auto" and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValidationError(f"batch={batch!r}: give the members per Dask task, a whole number >= 1, or 'auto'")
     if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
         raise ValidationError(f"duration_s={duration_s!r}: give a run length in seconds > 0")
 
@@ -480,6 +524,9 @@ def _member_arrays(results: list[dict[str, Any]], n_storeys: int) -> tuple[np.nd
 def _ensemble_vars(results: list[dict[str, Any]], aset: np.ndarray, ign: np.ndarray, ok: np.ndarray,
                    percentiles: Sequence[float], thresholds_s: Sequence[float], duration_s: float) -> dict:
     """The dataset's variables: per member and storey, the statistics per storey, the members' run records."""
+    end = np.array([r.get("end_unix_s", np.nan) for r in results], float)
+    starts = end - np.array([r.get("wall_s", np.nan) for r in results], float)
+    t_start = float(np.nanmin(starts)) if np.any(np.isfinite(starts)) else math.nan
     pct = censored_percentiles(aset[ok], percentiles)
     prob = untenable_probability(aset[ok], thresholds_s, duration_s)
     return {
@@ -509,6 +556,14 @@ def _ensemble_vars(results: list[dict[str, Any]], aset: np.ndarray, ign: np.ndar
         "member_window": (("member",), np.array([r.get("window_used", "") for r in results], dtype=object),
                           {"long_name": "storeys below,above of the window of the member's result (empty: the "
                                         "whole building)"}),
+        "member_cpu_left_s": (("member",), np.array([r.get("cpu_left_s", np.nan) for r in results], float),
+                              {"units": "s", "long_name": "CPU time of the member's runs on windows it left (part "
+                                                          "of member_cpu_s)"}),
+        "member_end_s": (("member",), end - t_start,
+                         {"units": "s", "long_name": "time the member's run ended, from the start of the first "
+                                                     "member's"}),
+        "member_worker": (("member",), np.array([r.get("worker_pid", -1) for r in results], np.int64),
+                          {"long_name": "process id of the worker that ran the member"}),
     }
 
 
@@ -546,7 +601,8 @@ def _check_compartments(spec: Any, mems: list[Member]) -> None:
 def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterable[Any] = GROWTHS,
                   members: int | None = None, duration_s: float = 1800.0, dt_s: float = ENSEMBLE_DT_S,
                   record_every_s: float = 10.0, sprinklers: bool | None = None, season: str | float = "summer",
-                  workers: int = 1, processes: bool = True, seed: int = 0, setup_cache: bool = True, batch: int = 1,
+                  workers: int = 1, processes: bool = True, seed: int = 0, setup_cache: bool = True,
+                  batch: int | str = "auto",
                   thresholds_s: Sequence[float] = THRESHOLDS_S, percentiles: Sequence[float] = PERCENTILES,
                   progress: Callable[[dict[str, Any]], None] | None = None, window: Any = "auto"):
     """Run an ensemble of fires (origins × growth rates) on ``building``; ASET per storey per member and
@@ -572,8 +628,10 @@ def fire_ensemble(building: Any, *, origins: Any = "all floors", growths: Iterab
     setup_cache : bool
         Build the building's network and the zone model's LDLᵀ plan once per worker thread, not per member
         (:func:`prepared_building`; the members are the same to the bit). False: every member from scratch.
-    batch : int
-        Members per Dask task with ``workers`` > 1 (1: one task per member).
+    batch : int or "auto"
+        Members per Dask task with ``workers`` > 1 (1: one task per member); "auto" (default): tasks of up to
+        :data:`AUTO_BATCH_MAX` members spread over the list, shrinking to one member towards the end
+        (:func:`_batches`), so the workers end together.
     thresholds_s, percentiles
         Times for ``p_untenable`` (default 10/20/30 min) and the ASET percentiles (default 10/50/90).
     progress : callable(dict), optional

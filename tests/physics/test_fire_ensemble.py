@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 from physics.fire_ensemble import (
+    AUTO_BATCH_MAX,
+    Member,
+    _batches,
     censored_percentiles,
     ensemble_members,
     fire_ensemble,
@@ -108,3 +111,28 @@ def test_members_drawn_with_a_seed_are_reproducible_and_checked():
         fire_ensemble(BUILDING, origins=[(3, None)], growths=["fast"], workers=0)
     with pytest.raises(ValidationError, match="batch=0"):
         fire_ensemble(BUILDING, origins=[(3, None)], growths=["fast"], workers=2, batch=0)
+
+
+def test_auto_batches_cover_every_member_once_spread_and_shrinking():
+    """batch="auto": every member in exactly one task; tasks of at most AUTO_BATCH_MAX members, never growing,
+    the last ones of one member (the workers end together); each task samples the member list evenly (members
+    come in storey order and a building's dear ones gather on some storeys)."""
+    mems = [Member(i, i // 10, None, "fast") for i in range(1000)]
+    tasks = _batches(mems, "auto", workers=2)
+    assert sorted(m.index for t in tasks for m in t) == list(range(1000))
+    sizes = [len(t) for t in tasks]
+    assert max(sizes) == AUTO_BATCH_MAX and sizes == sorted(sizes, reverse=True) and sizes[-4:] == [1] * 4
+    assert len(tasks) < 1000 / 10
+    for t in tasks[:10]:  # a full task spans the storeys: a quarter of it at least in each quarter of the list
+        counts = np.bincount([m.index * 4 // 1000 for m in t], minlength=4)
+        assert counts.min() >= len(t) // 4 - 1
+    assert [len(t) for t in _batches(mems[:7], 3)] == [3, 3, 1]  # a whole number: consecutive groups
+    assert _batches(mems[:1], "auto", workers=2) == [[mems[0]]]
+
+
+def test_members_record_where_their_cpu_went(one_worker):
+    ds = one_worker
+    assert np.all(ds.member_cpu_left_s.values == 0.0)  # the 30-storey example runs whole: no window left
+    end = ds.member_end_s.values
+    assert np.all(np.diff(end) > 0) and end[0] > 0  # one worker: one after another
+    assert len(set(ds.member_worker.values.tolist())) == 1
