@@ -226,3 +226,85 @@ def test_the_mean_rate_first_guess_moves_the_tower_within_the_solvers_tolerance(
         x, y = a.dataset[name].values, b.dataset[name].values
         assert np.array_equal(np.isfinite(x), np.isfinite(y)), name
         assert np.nanmax(np.abs(x - y)) < tol, name
+
+
+def test_the_outside_cache_gives_wall_statics_to_the_bit():
+    """``wall_statics`` with its cache of the outside's pressures (kept in the step plan from step to step) against
+    working them out afresh: the same statics to the bit, cold and warm, after the outside's temperature changes
+    (the cache follows the atmosphere) and after a vent's opening moves (its row follows the opening)."""
+    m = _stepped_zone(30)
+    a, par = m.arrays, m.par.copy()
+    props = m.props
+    nv = m.network.n_vents
+    assert np.any(a["vidx"][:, 1] < 0)  # vents to outside
+    oc = np.full((nv + 1, K.NOC), np.nan)
+    vent = a["vent"].copy()
+    out_vent = int(np.flatnonzero((a["vidx"][:, 1] < 0) & (vent[:, K.V_OPEN] > 0))[0])
+    for t_out, bottom in ((306.15, None), (306.15, None), (263.15, None), (306.15, 0.25)):
+        par[K.P_TOUT] = t_out
+        if bottom is not None:
+            vent[out_vent, K.V_BOT] += bottom
+        want = np.empty((nv, K.NVS)), np.empty((nv, 6), np.int64)
+        got = np.empty((nv, K.NVS)), np.empty((nv, 6), np.int64)
+        K.wall_statics(vent, a["vidx"], a["geom"], props, par, *want)
+        K.wall_statics(vent, a["vidx"], a["geom"], props, par, *got, oc)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (t_out, bottom)
+    assert oc[nv, 3] == 306.15 and oc[out_vent, K.OC_ZB] == vent[out_vent, K.V_BOT]
+
+
+def test_a_plan_shared_by_models_of_two_seasons_gives_each_its_own_run():
+    """Two models of the same network, summer and winter outside, stepped in turn on one plan (its outside cache
+    worked out again at every switch), give the states of their runs on plans of their own, to the bit."""
+    net = build_network(load_example(T30))
+    room = int(net.on_storey(5)[0])
+    shared = K.step_plan(net.n_compartments, *(np.stack([x, y], axis=1).astype(np.int64)
+                                               for x, y in ((net.vent_a, net.vent_b), (net.vvent_lower,
+                                                                                        net.vvent_upper))))
+    runs = []
+    for plan in (shared, None):
+        models = [FireZoneModel(net, t_inside_k=293.15, t_outside_k=t, plan=plan) for t in (306.15, 268.15)]
+        for _ in range(20):
+            for mod in models:
+                mod.q_kw[room] = 0.04689 * mod.t ** 2
+                mod.step(1.0)
+        runs.append([mod.state.copy() for mod in models])
+    for got, want in zip(runs[0], runs[1], strict=True):
+        assert np.array_equal(got, want)
+    assert not np.array_equal(runs[0][0], runs[0][1])  # the seasons differ
+
+
+def test_newton_over_the_open_vents_is_newton_over_all_of_them():
+    """The Newton solve evaluating and summing only the wall vents open for the step (``open_vents``, as ``step``
+    does) against all of them: a closed vent carries nothing, so the same pressures, flows and limiting to the
+    bit."""
+    m = _stepped_zone(30)
+    a, par, state = m.arrays, m.par, m.state
+    n, nv, kk = m.network.n_compartments, m.network.n_vents, m.network.n_vvents
+    plan = K.step_plan(n, a["vidx"], a["vvidx"])
+    work = plan[1]
+    props, src, vs, vl, vvs, vvl, first, sp, ct, aptr, avents = (work[0], work[1], work[6], work[7], work[8], work[9],
+                                                                 work[10], work[11], work[19], work[20], work[21])
+    K.layer_props(state, a["geom"], par, props)
+    K.fire_sources(state, a["geom"], props, par, m.q_kw, 1.0, src, np.zeros(n),
+                   K.open_area(a["vent"], a["vidx"], a["vvent"], a["vvidx"], n), np.empty((0, 3)), np.zeros((n, 3)))
+    closed = np.flatnonzero(a["vent"][:, K.V_OPEN] <= 0)
+    assert len(closed) > 0  # closed doors or windows
+    opened = np.empty(nv, np.int64)
+    results = []
+    for vents in (None, np.arange(nv)):
+        teff = np.stack([props[:, K.Q_TU], props[:, K.Q_TL]], axis=1)
+        K.vent_statics(a["vent"], a["vidx"], a["vvent"], a["vvidx"], a["geom"], props, par, vs, vl, vvs, vvl)
+        K.slab_table(a["vent"], a["vidx"], vs, vl, par, teff, first, sp)
+        none = np.zeros(0, np.bool_)
+        K.ceiling_rows(a["vvent"], a["vvidx"], vvs, vvl, par, teff, none, none, ct)
+        if vents is None:
+            vents = opened[:K.open_vents(first, opened)]
+            assert len(vents) < nv
+        stat = (vs, vl, vvs, vvl, first, sp, vents, ct, aptr, avents)
+        chan, vchan, dp, fu, fl = np.zeros((nv, 4)), np.zeros((kk, 4)), m._dp_last.copy(), np.ones(n), np.ones(n)
+        out = K.solve_pressures(state, a["geom"], props, par, a["vent"], a["vidx"], a["vvent"], a["vvidx"], src, 1.0,
+                                teff, stat, chan, vchan, dp, plan[0], fu, fl)
+        results.append((out, chan, vchan, dp, fu, fl, teff))
+    assert results[0][0] == results[1][0]
+    for x, y in zip(results[0][1:], results[1][1:], strict=True):
+        assert np.array_equal(x, y)
