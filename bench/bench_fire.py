@@ -106,12 +106,12 @@ def _loop_residual(dp, dt, state, geom, props, par, vent, vidx, vvent, vvidx, sr
     chan, vchan = np.zeros((m, 4)), np.zeros((kk, 4))
     res, wv, wvv, hv, hvv = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
     gm1 = par[K.P_R] / (par[K.P_CP] - par[K.P_R])
-    diag, pf = np.empty(n), np.empty(n)
+    diag, pf, du, dl = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
         diag[i] = geom[i, K.G_VOL] / (gm1 * dt)
     for _ in range(reps):  # as the Newton loop calls it
         K.residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv, hv,
-                             hvv, pf)
+                             hvv, pf, du, dl)
     return res, wv, wvv
 
 
@@ -246,7 +246,7 @@ class KernelProfile:
     """Times the pieces of sampled zone-kernel steps (module docstring (a))."""
 
     PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "line_search_merit",
-              "residual_and_merit", "direct_solve", "update_vents_into", "layer_fractions_over", "apply_fractions",
+              "residual_and_merit", "direct_solve", "update_vents_into", "_fractions_from_sums", "apply_fractions",
               "vent_transfers", "layer_update")
 
     def __init__(self, every: int):
@@ -307,7 +307,7 @@ class KernelProfile:
                 "props_and_sources_ms": 1e3 * (per["layer_props"] + per["fire_sources"]),
                 "vent_statics_ms": 1e3 * per["vent_statics"], "newton_ms": 1e3 * newton,
                 "residual_ms": 1e3 * per["residual_and_merit"], "linear_solve_ms": 1e3 * per["direct_solve"],
-                "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["layer_fractions_over"]
+                "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["_fractions_from_sums"]
                                                                                  + per["apply_fractions"]),
                 "transfers_and_update_ms": 1e3 * (per["vent_transfers"] + per["layer_update"]),
                 "remainder_ms": 1e3 * (total - known),

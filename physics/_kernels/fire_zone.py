@@ -1146,16 +1146,19 @@ def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vv
     for i in range(n):
         diag[i] = geom[i, G_VOL] / (gm1 * dt)
     return residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv,
-                              wvv, hv, hvv, pn + dp)[0]
+                              wvv, hv, hvv, pn + dp, np.empty(n), np.empty(n))[0]
 
 
 @njit(cache=True)
 def residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv, hv, hvv,
-                       pf):
+                       pf, du, dl):
     """:func:`enthalpy_residual` with V_i/((γ − 1)dt) given (``diag``) and ``pf`` (N,) scratch for the floor
     pressures; returns (:func:`pressure_error`, :func:`merit`) of the residual, worked out in one pass (the same
     arithmetic as theirs). Only the wall vents ``stat[6]`` are evaluated and summed: the others must carry nothing
-    (their ``chan``, ``hv`` and ``wv`` zero; :func:`step` lists the open ones, :func:`open_vents`)."""
+    (their ``chan``, ``hv`` and ``wv`` zero; :func:`step` lists the open ones, :func:`open_vents`). The wall vents'
+    outflow from each layer over ``dt`` goes into ``du``, ``dl`` (N,) in the same pass, summed as
+    :func:`layer_fractions_into` sums them (the layer limiting that follows every residual,
+    :func:`_fractions_from_sums`)."""
     n = res.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     for i in range(n):
@@ -1163,12 +1166,19 @@ def residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, sta
     wall_flows(stat[6], pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv)
     for i in range(n):
         res[i] = diag[i] * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5] + par[P_CP] * props[i, Q_TL] * src[i, 1])
+    du[:] = 0.0
+    dl[:] = 0.0
     vents = stat[6]
     for j in range(vents.shape[0]):
         v = vents[j]
-        res[vidx[v, 0]] += hv[v]
-        if vidx[v, 1] >= 0:
-            res[vidx[v, 1]] -= hv[v]
+        a, b = vidx[v, 0], vidx[v, 1]
+        res[a] += hv[v]
+        du[a] += chan[v, 0] * dt
+        dl[a] += chan[v, 1] * dt
+        if b >= 0:
+            res[b] -= hv[v]
+            du[b] += chan[v, 2] * dt
+            dl[b] += chan[v, 3] * dt
     vvs, ct, cp, delta = stat[2], stat[7], par[P_CP], par[P_DELTA]
     for k in range(vvidx.shape[0]):
         hf, w = ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, vchan)
@@ -1369,21 +1379,22 @@ def line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vv
     for i in range(n):
         diag[i] = geom[i, G_VOL] / (gm1 * dt)
     return line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan,
-                             fit, res, wv, wvv, hv, hvv, np.empty(n))[0]
+                             fit, res, wv, wvv, hv, hvv, np.empty(n), np.empty(n), np.empty(n))[0]
 
 
 @njit(cache=True)
 def line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, fit, res,
-                      wv, wvv, hv, hvv, pf):
+                      wv, wvv, hv, hvv, pf, du, dl):
     """:func:`line_search` with V_i/((γ − 1)dt) given (``diag``) and the floor pressures' scratch ``pf``; returns
-    (:func:`pressure_error`, :func:`merit`) at the accepted trial."""
+    (:func:`pressure_error`, :func:`merit`) at the accepted trial, its layers' outflows in ``du``, ``dl``
+    (:func:`residual_and_merit`)."""
     lam = 1.0
     best, best_lam = np.inf, 1.0
     for _ in range(12):
         for i in range(dp.shape[0]):
             trial[i] = dp[i] + lam * step[i]
         err, fit_lam = residual_and_merit(trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan,
-                                          res, wv, wvv, hv, hvv, pf)
+                                          res, wv, wvv, hv, hvv, pf, du, dl)
         if fit_lam <= (1.0 - 0.5 * lam) * fit:  # Armijo, c = 1/4 (see merit)
             return err, fit_lam
         if fit_lam < best:
@@ -1392,7 +1403,7 @@ def line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvi
     for i in range(dp.shape[0]):
         trial[i] = dp[i] + best_lam * step[i]
     return residual_and_merit(trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv,
-                              hv, hvv, pf)
+                              hv, hvv, pf, du, dl)
 
 
 @njit(cache=True)
@@ -1426,13 +1437,14 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     sel = np.empty(m, np.int64)
     vvs, aptr, avents = stat[2], stat[8], stat[9]
     err, fit = residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv,
-                                  wvv, hv, hvv, pf)
+                                  wvv, hv, hvv, pf, du, dl)
     it = 0
     updates = 0
     smax = np.inf
     trial = dp.copy()
     while True:
-        bad = layer_fractions_over(state, src, chan, vchan, stat[6], vidx, vvidx, dt, fu, fl, du, dl)
+        # (the wall vents' outflows were summed into du, dl with the residual just evaluated)
+        bad = _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl)
         change = 0.0
         if updates < 8:
             if par[P_FROUDE] > 0.0:
@@ -1468,7 +1480,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         if not np.isfinite(smax):
             break
         err, fit = line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan,
-                                     vchan, fit, res2, wv2, wvv2, hv2, hvv2, pf)
+                                     vchan, fit, res2, wv2, wvv2, hv2, hvv2, pf, du, dl)
         dp[:] = trial
         res, res2 = res2, res  # the trial's residual and flows become the iterate's (swapped, not copied)
         wv, wv2 = wv2, wv
@@ -1494,22 +1506,6 @@ def layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, du, d
     du[:] = 0.0
     dl[:] = 0.0
     for v in range(vidx.shape[0]):
-        du[vidx[v, 0]] += chan[v, 0] * dt
-        dl[vidx[v, 0]] += chan[v, 1] * dt
-        if vidx[v, 1] >= 0:
-            du[vidx[v, 1]] += chan[v, 2] * dt
-            dl[vidx[v, 1]] += chan[v, 3] * dt
-    return _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl)
-
-
-@njit(cache=True)
-def layer_fractions_over(state, src, chan, vchan, vents, vidx, vvidx, dt, fu, fl, du, dl):
-    """:func:`layer_fractions_into` summing only the wall vents ``vents`` (ascending; the others carry nothing:
-    adding their zeros changes no sum)."""
-    du[:] = 0.0
-    dl[:] = 0.0
-    for j in range(vents.shape[0]):
-        v = vents[j]
         du[vidx[v, 0]] += chan[v, 0] * dt
         dl[vidx[v, 0]] += chan[v, 1] * dt
         if vidx[v, 1] >= 0:
