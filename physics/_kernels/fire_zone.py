@@ -1426,10 +1426,15 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     for i in range(n):
         diag[i] = geom[i, G_VOL] / (gm1 * dt)
     m, kk = vidx.shape[0], vvidx.shape[0]
-    # (zeros: the wall vents not in stat[6], closed for the step, carry nothing and are never evaluated)
-    res, wv, wvv, hv, hvv = np.empty(n), np.zeros(m), np.empty(kk), np.zeros(m), np.empty(kk)
-    res2, wv2, wvv2, hv2, hvv2 = np.empty(n), np.zeros(m), np.empty(kk), np.zeros(m), np.empty(kk)
-    chan[:, :] = 0.0
+    res, wv, wvv, hv, hvv = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
+    res2, wv2, wvv2, hv2, hvv2 = np.empty(n), np.empty(m), np.empty(kk), np.empty(m), np.empty(kk)
+    # the wall vents not in stat[6] (closed for the step) are never evaluated, nor their weights and enthalpy flows
+    # read: they carry nothing
+    first = stat[4]
+    for v in range(m):
+        if first[v + 1] == first[v]:
+            for c in range(4):
+                chan[v, c] = 0.0
     step, rhs, du, dl, pf = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     changed = np.zeros(n, np.bool_)
     vchanged = np.zeros(kk, np.bool_)
@@ -1544,9 +1549,12 @@ def _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl):
 
 
 @njit(cache=True)
-def apply_fractions(chan, vchan, vidx, vvidx, fu, fl):
-    """Move the part of each channel its layer cannot give to the compartment's other layer (in place)."""
-    for v in range(vidx.shape[0]):
+def apply_fractions(chan, vchan, vidx, vvidx, fu, fl, vents=None):
+    """Move the part of each channel its layer cannot give to the compartment's other layer (in place); ``vents``:
+    only those wall vents (the others carry nothing), else all."""
+    m = vidx.shape[0] if vents is None else vents.shape[0]
+    for j in range(m):
+        v = j if vents is None else vents[j]
         _reassign(chan, v, 0, fu[vidx[v, 0]], fl[vidx[v, 0]])
         if vidx[v, 1] >= 0:
             _reassign(chan, v, 2, fu[vidx[v, 1]], fl[vidx[v, 1]])
@@ -1769,7 +1777,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     dp = dp_guess.copy()
     it, err, bad = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
                                    vchan, dp, ldl, fu, fl)
-    apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
+    apply_fractions(chan, vchan, vidx, vvidx, fu, fl, stat[6])
     dp_guess[:] = dp
     mix[:, :] = 0.0
     if par[P_MIX] > 0.0:
