@@ -28,11 +28,16 @@
     members drawn (seed 2) from every storey × the four growths × summer and winter, sprinklers as the building
     says, each run on the whole building and on the window (guarded: a fallback reruns the whole building and its
     CPU counts), one after another in this process on the cached set-up. The fire-free runs that the window's
-    reservoirs follow are timed apart (once per worker and season). A member leaving its first window tries one
-    ``physics.fire_window.WIDEN`` times wider, then the whole building. Agreement: every storey's ASET and ignition
-    against the whole building's (tenable counts as the run's end). ``--window-thousand N``: N members of the bench
-    tower (every room × ten growths, seed 1, summer) on 2 worker processes windowed, and ``--window-reference``
-    whole-building members the same way in the same run.
+    reservoirs follow are timed apart (once per worker and season). A member leaving its first window tries the
+    wider ones of :func:`physics.fire_window.wider_window` (summer: ``REVERSE_STACK_WIDER``; winter ``WIDEN`` times
+    the first), then the whole building. Agreement: every storey's ASET and ignition against the whole building's
+    (tenable counts as the run's end). ``--window-thousand N``: N members of the bench tower (every room × ten
+    growths, seed 1, summer) on 2 worker processes on the **default path** (``window="auto"``, ``batch="auto"``:
+    what users get; ``--window`` does not apply), and ``--window-reference`` whole-building members the same way in
+    the same run, projected to 1000. Printed: the total wall (the call: cluster start, warm-up and dataset
+    included), the members' wall, the warm-up, CPU per member, the CPU split (members kept on their first window,
+    runs on windows they left, the reruns after them), the tail (one worker idle at the end), this process's CPU,
+    the members that left their first window, were widened or ended on the whole building, and the contention.
 
 The machine is shared (2 cores, other jobs): read CPU time beside wall time; the contention (Linux PSI: share
 of the time some task waited for a CPU) is printed with each figure. Run ``python bench/bench_fire_ensemble.py
@@ -369,28 +374,51 @@ def run_window_study(label: str, members: int, window: tuple[int, int], duration
             "rows": rows}
 
 
-def run_window_thousand(label: str, members: int, window: tuple[int, int], reference_members: int,
-                        duration_s: float = DURATION_S) -> list[dict]:
-    """(window --thousand): ``members`` of ``label`` on 2 worker processes windowed, and ``reference_members``
-    whole-building members the same way in the same run (the reference rate)."""
+def member_split(ds) -> dict[str, float]:
+    """Where an ensemble's member CPU went (the dataset of :func:`physics.fire_ensemble.fire_ensemble`): members
+    kept on their first window, runs on windows that were left (stopped at the guard's record), the reruns after
+    them (wider windows or the whole building); and the tail: the seconds between the first and the last worker's
+    last member (one worker idle)."""
+    cpu = ds.member_cpu_s.values
+    left = ds.member_cpu_left_s.values
+    moved = np.array([bool(x) for x in ds.member_window_fallback.values])
+    end, worker = ds.member_end_s.values, ds.member_worker.values
+    lasts = [float(np.nanmax(end[worker == w])) for w in np.unique(worker[worker >= 0])]
+    return {"cpu_first_window_kept_s": float(np.nansum(cpu[~moved])), "cpu_windows_left_s": float(np.nansum(left)),
+            "cpu_reruns_s": float(np.nansum(cpu[moved] - left[moved])),
+            "tail_s": max(lasts) - min(lasts) if lasts else math.nan,
+            "ended_whole_building": int(np.sum(moved & ~ds.member_windowed.values))}
+
+
+def run_window_thousand(label: str, members: int, reference_members: int, duration_s: float = DURATION_S,
+                        batch: int | None = None) -> list[dict]:
+    """(window --thousand): ``members`` of ``label`` on 2 worker processes on the default path
+    (``window="auto"``), and ``reference_members`` whole-building members the same way in the same run (the
+    reference rate, projected to 1000). Total wall includes the cluster's start and the dataset."""
     from physics.fire_ensemble import fire_ensemble
 
     rows = []
-    for name, n, win in (("whole building (reference)", reference_members, None), ("window", members, window)):
-        stall0, t0 = C.cpu_stall_us(), time.perf_counter()
+    for name, n, win in (("whole building (reference)", reference_members, None), ("auto (default)", members, "auto")):
+        if n <= 0:
+            continue
+        stall0, t0, p0 = C.cpu_stall_us(), time.perf_counter(), time.process_time()
+        kw = {} if batch is None else {"batch": batch}
         ds = fire_ensemble(_building(label), origins=every_room(label), growths=MANY_GROWTHS, members=n, seed=1,
-                           duration_s=duration_s, workers=2, window=win)
+                           duration_s=duration_s, workers=2, window=win, **kw)
         total = time.perf_counter() - t0
         wall = float(ds.attrs["wall_s"])
         cpu = float(np.nansum(ds.member_cpu_s.values))
-        rows.append({"building": label, "config": name, "members": n, "ok": int(ds.attrs["n_ok"]), "wall_s": wall,
-                     "warm_s": float(ds.attrs["warm_s"]), "total_s": total, "member_cpu_s_mean": cpu / n,
-                     "members_per_s": n / wall, "projected_1000_s": 1000.0 * wall / n,
+        rows.append({"building": label, "config": name, "members": n, "ok": int(ds.attrs["n_ok"]), "total_s": total,
+                     "wall_s": wall, "warm_s": float(ds.attrs["warm_s"]), "member_cpu_s_mean": cpu / n,
+                     "parent_cpu_s": time.process_time() - p0, "members_per_s": n / wall,
+                     "projected_1000_s": 1000.0 * wall / n, "batch": str(ds.attrs["batch"]),
                      "fallbacks": int(ds.attrs["window_fallbacks"]), "windowed": int(ds.attrs["n_windowed"]),
-                     "widened": int(ds.attrs["window_widened"]),
+                     "widened": int(ds.attrs["window_widened"]), **member_split(ds),
                      "cpu_contention_pct": C.contention_pct(stall0, total)})
-        print(f"  {label} {name}: {n} members, {wall:.1f} s wall (+{rows[-1]['warm_s']:.1f} s warm), "
-              f"{cpu / n:.3f} CPU s/member, fallbacks {rows[-1]['fallbacks']}", flush=True)
+        r = rows[-1]
+        print(f"  {label} {name}: {n} members, total {total:.1f} s (members {wall:.1f} s, warm-up {r['warm_s']:.1f} s), "
+              f"{cpu / n:.4f} CPU s/member, left first window {r['fallbacks']} (widened {r['widened']}), tail "
+              f"{r['tail_s']:.2f} s, contention {r['cpu_contention_pct']}", flush=True)
     return rows
 
 
@@ -410,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", default="2,3", help="storeys below,above of the window part (default 2,3)")
     p.add_argument("--window-members", type=int, default=24, help="members per building in the window part")
     p.add_argument("--window-thousand", type=int, default=0,
-                   help="window part: also this many members of the bench tower on 2 processes (e.g. 1000)")
+                   help="window part: also this many members of the bench tower on 2 processes on the default "
+                        "path, window='auto' (e.g. 1000)")
     p.add_argument("--window-reference", type=int, default=40,
                    help="whole-building members on 2 processes measured beside --window-thousand (default 40)")
     p.add_argument("--dts", default="1,2,2.5,3,5,10", help="time steps of the dt study (s; the first is the reference)")
@@ -496,16 +525,21 @@ def main(argv: list[str] | None = None) -> int:
                         s["members_aset_over_1e-3_s"], s["members_aset_over_20_s"], s["share_storeys_identical"],
                         s["ignition_max_diff_s"], s["cpu_contention_pct"]] for s in studies], [])
         if args.window_thousand:
-            th = run_window_thousand("tower 115", args.window_thousand, window, args.window_reference, args.duration)
+            th = run_window_thousand("tower 115", args.window_thousand, args.window_reference, args.duration)
             payload["window_thousand"] = th
-            C.print_table("Bench tower: members on 2 worker processes, whole building vs window (same run)",
-                          ["config", "members", "ok", "wall s", "warm s", "members/s", "CPU s/member",
-                           "left first window", "windowed",
+            C.print_table("Bench tower, summer: members on 2 worker processes, default path (window=\"auto\") and "
+                          "whole building (same run)",
+                          ["config", "members", "ok", "total wall s", "members wall s", "warm-up s", "CPU s/member",
+                           "CPU kept first window s", "CPU windows left s", "CPU reruns s", "tail s",
+                           "parent CPU s", "left first window", "widened", "ended whole building",
                            "1000 members at this rate, s", "contention %"],
-                          [[r["config"], r["members"], r["ok"], r["wall_s"], r["warm_s"], r["members_per_s"],
-                            r["member_cpu_s_mean"], r["fallbacks"], r["windowed"], r["projected_1000_s"],
-                            r["cpu_contention_pct"]]
-                           for r in th], [])
+                          [[r["config"], r["members"], r["ok"], r["total_s"], r["wall_s"], r["warm_s"],
+                            r["member_cpu_s_mean"], r["cpu_first_window_kept_s"], r["cpu_windows_left_s"],
+                            r["cpu_reruns_s"], r["tail_s"], r["parent_cpu_s"], r["fallbacks"], r["widened"],
+                            r["ended_whole_building"], r["projected_1000_s"], r["cpu_contention_pct"]]
+                           for r in th], ["total wall: fire_ensemble's call, the cluster's start and the dataset "
+                                          "included; members wall: from the first member's submission to the last's "
+                                          "result; tail: one worker idle at the end"])
     if warn:
         notes.append(warn)
         print(warn)
