@@ -22,9 +22,13 @@ gives:
 Members run in parallel on a Dask ``LocalCluster`` (``workers`` processes of one thread each by
 default; ``processes=False`` for threads in one process, which only helps where the kernels release
 the GIL: the zone model's do not, see ``bench/bench_fire.py``), one numba thread per member,
-``batch`` members per Dask task, or in this process one after another with ``workers=1``. Before
-the members, each worker runs 2 s of the 30-storey example (kernels compiled or loaded; its time is
-``warm_s``, outside ``wall_s``). Results do not depend on the number of workers or the batch.
+``batch`` members per Dask task (default "auto": tasks of up to :data:`AUTO_BATCH_MAX` members spread over the
+list, shrinking to one member at the end so the workers end together), or in this process one after another
+with ``workers=1``. The cluster runs without the workers' statistical profiler and with slower monitors
+(:data:`CLUSTER_CONFIG`). Before the members, each worker runs 2 s of the 30-storey example (kernels compiled or
+loaded; its time is ``warm_s``, outside ``wall_s``). Results do not depend on the number of workers or the batch.
+Each member records its CPU time, that of the windows it left (``member_cpu_left_s``), its end time and worker
+(``member_end_s``, ``member_worker``: the bench's split of the CPU and the tail).
 A member that fails is kept with its error (``member_ok`` False) and left out of the statistics.
 
 **Set-up once per worker.** The building's network and the zone model's LDLᵀ ordering and pattern
