@@ -303,14 +303,20 @@ def window_simulation(spec: Any, window: Window, history: PrefireHistory, *, flo
 
     # the reservoirs' states on the history's grid, scaled once per member (the same product, so the same bits)
     scaled = RESERVOIR_VOLUME_FACTOR * history.state[:, np.searchsorted(history.compartments, window.reservoir_of)]
+    grid = history.t.tolist()  # Python floats: the same values, compared without NumPy scalars at every step
 
     class _WindowSimulation(FireSimulation):
+        _grid_k = 0  # the history's grid index of the last step's end
+
         def _zone_step(self, h: float) -> None:
             z = self.zone
             t1 = z.t + h
-            k = int(np.searchsorted(history.t, t1 - 1e-9))
-            if k < len(history.t) and abs(history.t[k] - t1) < 1e-9:
+            k = self._grid_k + 1  # steps end on the history's grid one after another: try the next point first
+            if not (k < len(grid) and abs(grid[k] - t1) < 1e-9):
+                k = int(np.searchsorted(history.t, t1 - 1e-9))  # the point it is, or the end
+            if k < len(grid) and abs(grid[k] - t1) < 1e-9:
                 z.state[window.reservoirs] = scaled[k]
+                self._grid_k = k
             else:
                 z.state[window.reservoirs] = RESERVOIR_VOLUME_FACTOR * history.at(t1, window.reservoir_of)
             super()._zone_step(h)
