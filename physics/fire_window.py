@@ -129,6 +129,16 @@ class Window:
         shaft = np.isin(np.asarray(COMPARTMENT_KINDS)[net.kind], SHAFT_KINDS)
         return tuple(np.flatnonzero((net.storey == s - self.storey0) & ~shaft) for s in self.edges)
 
+    @cached_property
+    def edge_locals(self) -> np.ndarray:
+        """The window network's storey index of each entry of ``edges``."""
+        return np.asarray(self.edges, np.int64) - self.storey0
+
+    @cached_property
+    def edge_rooms_all(self) -> np.ndarray:
+        """Every edge storey's non-shaft compartments in one array (the guard's quick check)."""
+        return np.concatenate([np.zeros(0, np.int64), *self.edge_rooms])
+
     def to_building(self, per_storey: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """(S_building,) array of a window's (S_window,) per-storey values (``fill`` outside lo..hi)."""
         out = np.full(self.n_building_storeys, fill, float)
@@ -356,6 +366,21 @@ def _edge_finding(sim: Any, window: Window, last_record_only: bool) -> tuple[str
     return "", -1
 
 
+def _last_record_quiet(sim: Any, window: Window) -> bool:
+    """True when, at the last record, no edge storey has ignited or become untenable and every edge room's smoke
+    in both layers is at most :data:`EDGE_EXTINCTION_PER_M`: then :func:`_edge_finding` of the last record finds
+    nothing. False (a NaN included) sends the guard to :func:`_edge_finding` for the finding itself."""
+    loc = window.edge_locals
+    if np.isfinite(sim.ignition_s[loc]).any() or np.isfinite(sim.tenability.aset_s[loc]).any():
+        return False
+    rooms = window.edge_rooms_all
+    if not rooms.size:
+        return True
+    fields = sim.recorder.fields
+    worst = max(fields["upper_layer__extinction"][-1][rooms].max(), fields["lower_layer__extinction"][-1][rooms].max())
+    return bool(worst <= EDGE_EXTINCTION_PER_M)
+
+
 def run_guarded(sim: Any, window: Window) -> tuple[str, int]:
     """Advance ``sim`` (a run on ``window``, on its record grid) to its end one record interval at a time, checking
     :func:`edge_reached` at each record; stop at the first record where the edges are reached. Returns (why, the
@@ -364,7 +389,7 @@ def run_guarded(sim: Any, window: Window) -> tuple[str, int]:
     found = _edge_finding(sim, window, False)
     while not found[0] and sim.t < sim.duration_s - 1e-9:
         sim.advance_to(min(sim.t + sim.record_every_s, sim.duration_s))
-        found = _edge_finding(sim, window, True)
+        found = ("", -1) if _last_record_quiet(sim, window) else _edge_finding(sim, window, True)
     return found
 
 

@@ -184,6 +184,25 @@ def test_summer_members_step_through_the_wider_windows():
             assert d.max() < TOL_S, f"storey {floor} {growth}: {name} of storey {int(d.argmax())}"
 
 
+def test_guards_quick_check_agrees_with_the_full_one_at_every_record():
+    """run_guarded's quick check of the last record (one vectorised test of every edge) says "quiet" exactly when
+    the full check finds nothing, record by record, on a member whose smoke reaches its window's lower edge
+    (30-storey example, storey 14, fast, summer, window 1,1: the storey below at ~0.013 1/m) and after it."""
+    spec = resolve_building("tower_30_residential")
+    prep = prepared_building(spec)
+    kw = {**KW, "season": "summer", "sprinklers": None}
+    win = W.cached_window(spec, prep, 14, 1, 1)
+    hist = W.cached_history(spec, prep, outside_temperature_k("summer"), 2.0, DURATION_S, RECORD_S)
+    sim = W.window_simulation(spec, win, hist, floor=14, growth="fast", **kw)
+    verdicts = []
+    while sim.t < DURATION_S - 1e-9:
+        sim.advance_to(min(sim.t + RECORD_S, DURATION_S))
+        full = W._edge_finding(sim, win, True)[0]
+        assert W._last_record_quiet(sim, win) == (not full), f"t = {sim.t} s: {full!r}"
+        verdicts.append(bool(full))
+    assert any(verdicts) and not all(verdicts)  # both answers were checked
+
+
 def test_wider_window_then_the_whole_building():
     w = W.WIDEN
     assert W.wider_window((2, 3), (2, 3), 115, 60) == (2 * w, 3 * w)
