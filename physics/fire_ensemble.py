@@ -60,9 +60,9 @@ above in winter (:func:`physics.fire_window.default_window`): the shafts cut at 
 reservoirs that hold, step by step, the state a fire-free run of the whole building has there (its stack effect);
 a guard reruns a member whose smoke reached an edge storey's floor (or which ignited or made it untenable) on a
 wider window (summer: 28 below, 3 above, then 40 below, 3 above; winter: eight times the first), then on the whole
-building. On the 115-storey bench tower 1000 summer members cost 0.084 CPU s each against 0.61 s for whole-building
+building. On the 115-storey bench tower 1000 summer members cost 0.080 CPU s each against 0.60 s for whole-building
 members in the same run (``bench/bench_fire_ensemble.py --parts window --window-thousand 1000``, the default path:
-53.7 s in all on 2 processes at 99.7 % contention). Validated against whole-building members on both examples, summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
+48.1 s in all on 2 processes at 99.4 % contention). Validated against whole-building members on both examples, summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
 record intervals, as the time step's test); ``window=None`` is the whole building for every member, the path
 before windows to the bit. On the 30-storey example "auto" keeps the whole building (a window did not pay there).
 """
