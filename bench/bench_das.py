@@ -156,7 +156,7 @@ def metrics_case(args, seed: int | None = None) -> dict:
     """Metrics of one evaluation seed; besides the SNR as the simulator states it (at unit coupling), the
     detection of events whose SNR *as recorded* at their nearest channel (plus 20 log10 of its coupling gain)
     is above ``--min-snr``."""
-    from physics.das_metrics import confusion_table, evaluate
+    from physics.das_metrics import confusion_table, evaluate, false_alarm_lines
     from physics.das_simulate import DasSimulator, SimConfig
 
     seed = args.seed if seed is None else seed
@@ -184,6 +184,8 @@ def metrics_case(args, seed: int | None = None) -> dict:
     m["confusion_rows"] = confusion_table(m["confusion"])
     m["per_event"] = per.to_dict(orient="records")
     m["record"] = {"km": args.metrics_km, "minutes": args.metrics_minutes, "seed": seed, "noise": args.noise}
+    m["false_alarm_lines"] = false_alarm_lines(m["false_alarm_list"])
+    m["detector_stats"] = dict(det.stats)
     return m
 
 
@@ -362,6 +364,11 @@ def metrics_report(args, out: dict) -> None:
     for sd in seeds:
         conf = ms[sd]["confusion_rows"]
         print_table(f"Confusion, seed {sd} (truth rows x reported class)", conf[0], conf[1:])
+    for sd in seeds:
+        lines = ms[sd]["false_alarm_lines"]
+        print(f"False alarms, seed {sd}: {len(lines)}" + ("" if lines else " (none)"))
+        for line in lines:
+            print("  " + line)
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ ALERTING = ("drilling", "piling", "excavation", "intrusion")
 #: triggered windows or more is kept from 10 dB of STA/LTA (``min_snr_long_db``, ``long_windows``). 4: a still
 #: fragment beside a gap in the fibre's response to trains (learned online) inside a train's passage is a train
 #: (``DetectorParams.gap_*``). 5: an impulsive still source inside a train's passage is split out on its
-#: impulsiveness (``DetectorParams.impulse_*``).
-DETECTOR_VERSION = 5
+#: impulsiveness (``DetectorParams.impulse_*``). 6: a still alerting report whose energy envelope follows a
+#: stronger still report's nearby is that source's ghost and is not reported (``DetectorParams.ghost_*``).
+DETECTOR_VERSION = 6
 #: Impulsiveness is counted in the band starting at or above this (Hz; hammering rings at 60-150 Hz): below,
 #: a 0.1 s window holds a few cycles and a road vehicle's smooth pulse there has a kurtosis like an impact's.
 IMPULSE_BAND_LOW_HZ = 40.0
@@ -197,6 +198,26 @@ class DetectorParams:
         energy split. Tuning seed 31 (both misses of v3: a 22 dB hammering 22 m off inside both bores' passages,
         53 impulsive cells; an 11 dB-as-recorded one the near train's track took in, 16) and 21 (train tracks
         with no source in them: at most 1). ``impulse_windows = 0`` turns it off.
+    ghost_max_ch, ghost_min_corr, ghost_min_ratio, ghost_min_windows, ghost_smooth_w
+        **Ghosts** of a strong still source (detector version 6). A source's energy along the fibre falls with the
+        distance (Bornitz: (r₁/r)² e^(−2a(r−r₁)) in energy, r₁ its offset), but the fibre's coupling varies
+        (lognormal, ±3 dB at 1 σ over some 30 m in the simulator; on real cables a clamp, a loose stretch): a
+        well coupled channel tens of metres away can stand out as a local maximum of the source's own energy and
+        trigger on its own, a separate track at the same time (tuning seeds 53 and 55: 32-58 m from the source).
+        Its envelope is the source's (the same blows, the same drill bursts, delayed by the travel time). A
+        still report of an alerting class is not reported (counted in ``stats["ghosts"]``, listed in
+        :attr:`DasDetector.ghosts`) when a stronger still report, reported or still open, lies within
+        ``ghost_max_ch`` channels (and farther than ``merge_gap_ch + 2``: nearer, the two tracks are one place)
+        and overlaps it in time, when over the report's windows (``ghost_min_windows``
+        or more) that one's peak channel has at least ``ghost_min_ratio`` times the energy at the report's, and
+        the two channels' log energies, summed over ``ghost_smooth_w`` windows, correlate at ``ghost_min_corr``
+        or more at some lag from −1 window to the travel time over their distance plus one (at
+        ``wave_speed_m_s``: the ghost, farther from the source, lags it; :func:`physics.das_features.envelope_correlation`). The energies are the detector's window energies of
+        every channel over the last ``max_duration_s + gap_s`` and a few windows (a ring: 137 windows × 4 bytes
+        per channel, 5.5 MB for 10,000 channels), so the source's envelope is there over all of the report's
+        time, whichever of its segments and tracks it was reported in. Two independent sources
+        have independent envelopes. The rule only removes reports: every mark the learning makes (crossings,
+        trains, deaf channels) is made before it, as without it. ``ghost_max_ch = 0`` turns it off.
     """
 
     bands: tuple[tuple[float, float], ...] = ((3.0, 45.0), (45.0, 200.0))
@@ -243,6 +264,11 @@ class DetectorParams:
     impulse_kurtosis: float = 8.0
     impulse_windows: float = 10.0
     impulse_ratio: float = 3.0
+    ghost_max_ch: int = 100
+    ghost_min_corr: float = 0.9
+    ghost_min_ratio: float = 1.0
+    ghost_min_windows: int = 40
+    ghost_smooth_w: int = 3
 
     def __post_init__(self) -> None:
         try:
@@ -281,16 +307,20 @@ class DetectorParams:
             raise ValidationError(f"DetectorParams.peak_support_ratio = {self.peak_support_ratio!r}: give a number "
                                   "in [0, 1] (0 turns the rule off)")
         for name in ("split_bump", "split_df_hz", "split_q", "min_snr_long_db", "gap_deaf_ratio", "impulse_kurtosis",
-                     "impulse_windows", "impulse_ratio"):
+                     "impulse_windows", "impulse_ratio", "ghost_min_ratio"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number >= 0")
         for name in ("merge_gap_ch", "min_windows", "min_channels", "profile_ch", "nuisance_radius_ch",
                      "nuisance_count", "peak_support_ch", "end_fragment_ch", "end_train_gap_ch", "long_windows",
-                     "gap_min_ch", "gap_max_ch", "gap_min_heard", "gap_skip_ch"):
+                     "gap_min_ch", "gap_max_ch", "gap_min_heard", "gap_skip_ch", "ghost_max_ch", "ghost_min_windows",
+                     "ghost_smooth_w"):
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
+        if not (isinstance(self.ghost_min_corr, int | float) and -1.0 <= self.ghost_min_corr <= 1.0):
+            raise ValidationError(f"DetectorParams.ghost_min_corr = {self.ghost_min_corr!r}: give a correlation in "
+                                  "[-1, 1]")
 
     @property
     def latency_s(self) -> float:
@@ -651,7 +681,7 @@ class DasDetector:
         self.imp_band = high if p.bands[high][0] >= IMPULSE_BAND_LOW_HZ and len(p.bands) > 1 else None
         self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0,
                       "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0, "end_fragments": 0,
-                      "split": 0, "gap_fragments": 0, "impulse_split": 0}
+                      "split": 0, "gap_fragments": 0, "impulse_split": 0, "ghosts": 0}
         if p.zone_m is None:
             from physics.das_offset import zone_distance_m
 
@@ -666,6 +696,14 @@ class DasDetector:
         self.train_marks: deque[tuple[float, float, int, int]] = deque()  # reported train segments: t0, t1, lo, hi
         self.resp_seen = np.zeros(n, dtype=np.float32)  # train segments loud around each channel
         self.resp_low = np.zeros(n, dtype=np.float32)  # ... of which the channel was 10 dB under its neighbours
+        # the ghost rule (DetectorParams.ghost_*): the window energies of the last ghost_ring windows, every channel,
+        # and the still non-train reports of that time (first window, last window, channel, track id)
+        self.ghost_lag = int(math.ceil(p.ghost_max_ch * float(layout.dx_m) / p.wave_speed_m_s / self.dt_win)) + 1
+        self.ghost_ring = self.max_w + self.gap_w + 2 * self.ghost_lag + 2
+        self.ring = np.zeros((self.ghost_ring, n), dtype=np.float32) if p.ghost_max_ch > 0 else None
+        self.recent: deque[tuple[int, int, float, int]] = deque()
+        #: the reports the ghost rule removed, latest last: (event, the source's channel, correlation, energy ratio)
+        self.ghosts: deque[tuple[DasEvent, float, float, float]] = deque(maxlen=1000)
 
     # ------------------------------------------------------------------ streaming
     def push(self, t0_s: float, chunk: np.ndarray) -> list[DasEvent]:
@@ -705,6 +743,8 @@ class DasDetector:
         noise = None  # the noise's expected window energy per channel (the bands' floors), when a row needs it
         for i in range(n_out):
             w = self.n_win + i
+            if self.ring is not None:
+                self.ring[w % self.ghost_ring] = outs[0][i]
             if any_row[i]:
                 if noise is None:
                     noise = sum(np.exp(b.log_floor) for b in self.bands)
@@ -720,7 +760,8 @@ class DasDetector:
 
     def flush(self) -> list[DasEvent]:
         """Close every open track (end of the record) and return their events."""
-        events = [ev for tr in self.tracks for ev in self._events(tr)]
+        w = self.n_win - 1
+        events = [ev for tr in self.tracks for ev in self._report(self._events(tr), tr, w)]
         self.tracks = []
         return events
 
@@ -790,9 +831,9 @@ class DasDetector:
         still = []
         for t in self.tracks:
             if w - t.last_w >= self.gap_w:
-                out.extend(self._events(t))
+                out.extend(self._report(self._events(t), t, w))
             elif w - t.first_w + 1 >= self.max_w:
-                out.extend(self._events(t))
+                out.extend(self._report(self._events(t), t, w))
                 seg = _Track(t.id, w + 1, t.lo, t.hi)
                 seg.segment = t.segment + 1
                 seg.last_w = t.last_w
@@ -802,6 +843,79 @@ class DasDetector:
                 still.append(t)
         self.tracks = still
         return out
+
+    def _report(self, events: list[DasEvent], t: _Track, w: int) -> list[DasEvent]:
+        """The events of a closing track that are reported: without the ghosts of stronger still reports
+        (``DetectorParams.ghost_*``). Only removes: the detector's learning was done in :meth:`_events`."""
+        if self.ring is None:
+            return events
+        from physics.das_features import TRAIN_SPEED_MPS
+
+        out = []
+        for ev in events:
+            still = abs(ev.speed_mps) < TRAIN_SPEED_MPS
+            g = self._ghost_of(ev, t, w) if still and ev.event_class in ALERTING else None
+            if g is not None:
+                ev.features["ghost_source_ch"], ev.features["ghost_corr"], ev.features["ghost_ratio"] = g
+            if g is not None and g[1] >= self.params.ghost_min_corr:
+                self.stats["ghosts"] += 1
+                self.ghosts.append((ev, *g))
+                continue
+            out.append(ev)
+            if still and ev.event_class != "train":
+                t_ref = self.t_first or 0.0
+                self.recent.append((int(round((ev.onset_s - t_ref) / self.dt_win)),
+                                    int(round((ev.end_s - t_ref) / self.dt_win)) - 1, ev.channel, t.id))
+        while self.recent and self.recent[0][1] < w - self.ghost_ring:
+            self.recent.popleft()
+        return out
+
+    def _ghost_sources(self, t: _Track, w: int) -> list[tuple[int, int, float]]:
+        """Still non-train reports that may hold a ghost's source, (first window, last window, channel): those
+        reported in the ring's time, and the open tracks (other than ``t``'s own) that are still so far."""
+        from physics.das_features import TRAIN_SPEED_MPS, moveout_speed
+
+        out = [(a, b, c) for a, b, c, tid in self.recent if tid != t.id]
+        dx = float(self.layout.dx_m)
+        for o in self.tracks:
+            if o is t or o.id == t.id or len(o.rows) < 3:
+                continue
+            if abs(moveout_speed(o.slices, self.dt_win, dx)) >= TRAIN_SPEED_MPS:
+                continue
+            out.append((o.first_w, o.last_w, o.c0 + subchannel_peak(o.sums[0], int(np.argmax(o.sums[0])))))
+        return out
+
+    def _ghost_of(self, ev: DasEvent, t: _Track, w: int) -> tuple[float, float, float] | None:
+        """(channel, envelope correlation, energy ratio) of the stronger still report nearby (``DetectorParams.ghost_*``:
+        distance, overlap and energy) whose envelope ``ev``'s follows best, or None: ``ev`` is its ghost when the
+        correlation reaches ``ghost_min_corr``."""
+        from physics.das_features import envelope_correlation
+
+        p, L, R = self.params, self.ghost_lag, self.ghost_ring
+        t_ref = self.t_first or 0.0
+        w0 = int(round((ev.onset_s - t_ref) / self.dt_win))
+        w1 = int(round((ev.end_s - t_ref) / self.dt_win)) - 1
+        c = int(round(ev.channel))
+        best = None
+        for a, b, cs in self._ghost_sources(t, w):
+            if not self.tol < abs(cs - ev.channel) <= p.ghost_max_ch:  # nearer: one place, two tracks (no ghost)
+                continue
+            if b < w0 or a > w1:  # not at the same time
+                continue
+            lo, hi = max(w0, w - R + 1 + L), min(w1, w - L)  # ev's windows, with L windows either side held
+            if hi - lo + 1 < p.ghost_min_windows:
+                return None
+            x = self.ring[np.arange(lo, hi + 1) % R, c]
+            y = self.ring[np.arange(lo - L, hi + L + 1) % R, int(round(cs))]
+            ratio = float(y[L:L + x.size].sum()) / max(float(x.sum()), 1e-300)
+            if ratio < p.ghost_min_ratio:
+                continue
+            # a ghost lags its source by the travel time over at most their distance (and a window of rounding)
+            travel = int(math.ceil(abs(cs - ev.channel) * float(self.layout.dx_m) / p.wave_speed_m_s / self.dt_win))
+            r, _ = envelope_correlation(x, y, L, p.ghost_smooth_w, lags=(-1, travel + 1))
+            if best is None or r > best[1]:
+                best = (float(cs), r, ratio)
+        return best
 
     def _events(self, t: _Track) -> list[DasEvent]:
         """The events of a closing track (segment): its own and a still source split out of a train's."""
@@ -1091,7 +1205,7 @@ class DasDetector:
     def state_bytes(self) -> int:
         """Bytes held by the detector's state (per-channel arrays and open tracks)."""
         n = sum(b.nbytes for b in self.bands)
-        n += 40 * len(self.marks)
+        n += 40 * len(self.marks) + 40 * len(self.recent) + (0 if self.ring is None else self.ring.nbytes)
         return n + sum(t.sums.nbytes + t.prof.nbytes + 100 * len(t.rows) + sum(v[2].nbytes for v in t.slices)
                        for t in self.tracks)
 

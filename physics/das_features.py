@@ -234,6 +234,43 @@ def still_features(track: Any, det: Any, k: int) -> dict[str, float] | None:
     }
 
 
+def envelope_correlation(x: np.ndarray, y: np.ndarray, max_lag: int, smooth: int = 1,
+                         lags: tuple[int, int] | None = None) -> tuple[float, int]:
+    """(largest Pearson correlation, its lag in windows) of two windowed energy envelopes, ``x[i]`` against
+    ``y[i + max_lag - lag]`` for lags ``-max_lag..max_lag``: ``y`` holds ``len(x) + 2·max_lag`` windows, starting
+    ``max_lag`` windows before ``x``'s first (a lag ``l > 0`` pairs ``x`` with ``y`` ``l`` windows earlier: ``x``
+    arrives later, its channel farther from the source); ``lags = (lo, hi)`` searches only ``lo..hi`` (within
+    ``±max_lag``).
+
+    Both are first summed over ``smooth`` consecutive windows: a wave's travel time between two channels is not a
+    whole number of windows, so one window's energy at the later channel is split between two of the earlier
+    channel's (energies of consecutive stretches add); over a few windows the split matters little. The log of
+    the sums is correlated: a channel's energy is the source's times a constant gain (coupling and spreading)
+    plus noise, so the logs of one source's envelopes at two channels move together whatever the gains; the log
+    also keeps a few loud windows from carrying the whole sum. ``(0, 0)`` when either is constant or shorter
+    than 3 (smoothed) windows."""
+    n, L, k = len(x), int(max_lag), max(int(smooth), 1)
+    if n - k + 1 < 3 or len(y) != n + 2 * L:
+        return 0.0, 0
+    box = np.ones(k)
+    lx = np.log(np.maximum(np.convolve(np.asarray(x, dtype=np.float64), box, "valid"), 1e-300))
+    ly = np.log(np.maximum(np.convolve(np.asarray(y, dtype=np.float64), box, "valid"), 1e-300))
+    m = lx.size
+    lx = lx - lx.mean()
+    sx = float(np.sqrt(np.dot(lx, lx)))
+    best, best_lag = 0.0, 0
+    if not sx > 0:
+        return best, best_lag
+    lo, hi = (-L, L) if lags is None else (max(int(lags[0]), -L), min(int(lags[1]), L))
+    for lag in range(lo, hi + 1):
+        v = ly[L - lag:L - lag + m]
+        v = v - v.mean()
+        sv = float(np.sqrt(np.dot(v, v)))
+        if sv > 0 and (r := float(np.dot(lx, v)) / (sx * sv)) > best:
+            best, best_lag = r, lag
+    return best, best_lag
+
+
 def loud_centroid_speed(t_s: np.ndarray, centroid_m: np.ndarray, energy: np.ndarray, share: float = 0.1,
                         min_windows: int = 5) -> float:
     """Least-squares slope (m/s) of the energy centroid against time over the windows whose energy is at least
@@ -344,5 +381,5 @@ def classify(f: dict[str, float]) -> tuple[str, float]:
     return NB_CLASSES[k], round(float(min(p[k], 0.99)), 3)
 
 
-__all__ = ["classify", "envelope_periodicity", "rms_frequency", "still_features", "still_source_stats", "track_features",
+__all__ = ["classify", "envelope_correlation", "envelope_periodicity", "rms_frequency", "still_features", "still_source_stats", "track_features",
            "weighted_median"]

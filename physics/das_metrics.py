@@ -16,6 +16,9 @@ Definitions (issue 15's metrics):
   to the truth's location; median and 90th percentile.
 - **Offset error**: per detected target event with a truth ``offset_m``, |estimated − true distance from the
   fibre| of its matching report with the largest energy (``offset_m``, :mod:`physics.das_offset`); median, p90.
+- **False alarms named** (``false_alarm_list``): per false alarm, the report (class, onset, end, channel, SNR,
+  energy) and, per truth class, the nearest truth event (along the fibre, as above) among those overlapping the
+  report's time (± ``slack_s``): its id, channel(s), SNR, distance (m) and the seconds of overlap.
 - **False alarms' upper bound**: the one-sided 95 % Poisson upper limit of the count (½·χ²₀.₉₅(2k + 2); 3.0 for
   k = 0) per km per day.
 - **Confusion matrix**: truth class (rows, every class in the truth) × the class of the matching report with the
@@ -73,6 +76,7 @@ def evaluate(events: Iterable[Any], truth: pd.DataFrame, *, n_channel: int, dx_m
     rep_t1 = rep["end_s"].to_numpy(float) if n_rep else np.zeros(0)
     rep_cls = rep["event_class"].to_numpy(str) if n_rep else np.zeros(0, str)
     rep_e = rep["energy"].to_numpy(float) if n_rep else np.zeros(0)
+    rep_snr = (rep["snr_db"].to_numpy(float) if n_rep and "snr_db" in rep else np.full(n_rep, np.nan))
     rep_off = (pd.to_numeric(rep["offset_m"], errors="coerce").to_numpy(float) if n_rep and "offset_m" in rep
                else np.full(n_rep, np.nan))
     used_by_target = np.zeros(n_rep, bool)
@@ -98,7 +102,10 @@ def evaluate(events: Iterable[Any], truth: pd.DataFrame, *, n_channel: int, dx_m
     target = res[res["class"].isin(TARGET_CLASSES)]
     above = target[target["snr_db"] >= min_snr_db]
     alerting = ~np.isin(rep_cls, BACKGROUND_CLASSES)
-    false_alarms = int(np.count_nonzero(alerting & ~used_by_target))
+    fa_idx = np.flatnonzero(alerting & ~used_by_target)
+    false_alarms = int(fa_idx.size)
+    fa_list = [_name_false_alarm(j, rep_cls, rep_t0, rep_t1, rep_ch, rep_snr, rep_e, tr, ch_end, dx_m, slack_s)
+               for j in fa_idx]
     km_day = n_channel * dx_m / 1000.0 * duration_s / 86400.0
     errs = target["error_m"].dropna().to_numpy()
     off = target["offset_err_m"].dropna().to_numpy()
@@ -115,6 +122,7 @@ def evaluate(events: Iterable[Any], truth: pd.DataFrame, *, n_channel: int, dx_m
         "detection_rate_all_snr": float(target["detected"].mean()) if len(target) else float("nan"),
         "detection_by_class": {c: float(g["detected"].mean()) for c, g in above.groupby("class")},
         "false_alarms": false_alarms,
+        "false_alarm_list": fa_list,
         "false_alarms_per_km_day": false_alarms / km_day if km_day > 0 else float("nan"),
         "false_alarms_per_km_day_upper95": fa_hi / km_day if km_day > 0 else float("nan"),
         "offset_median_m": float(np.median(off)) if off.size else float("nan"),
@@ -128,6 +136,44 @@ def evaluate(events: Iterable[Any], truth: pd.DataFrame, *, n_channel: int, dx_m
     }
 
 
+def _name_false_alarm(j: int, cls: np.ndarray, t0: np.ndarray, t1: np.ndarray, ch: np.ndarray, snr: np.ndarray,
+                      energy: np.ndarray, tr: pd.DataFrame, ch_end: pd.Series, dx: float,
+                      slack_s: float) -> dict[str, Any]:
+    """Report ``j`` (a false alarm) and, per truth class, the nearest truth event overlapping its time."""
+    out: dict[str, Any] = {"class": str(cls[j]), "onset_s": round(float(t0[j]), 2), "end_s": round(float(t1[j]), 2),
+                           "channel": round(float(ch[j]), 2), "snr_db": round(float(snr[j]), 2),
+                           "energy": float(energy[j]), "nearest": {}}
+    if tr.empty:
+        return out
+    a, b = tr["t_start_s"].to_numpy(float), tr["t_end_s"].to_numpy(float)
+    overlap = np.minimum(b, t1[j] + slack_s) - np.maximum(a, t0[j] - slack_s)
+    lo = np.minimum(tr["channel"].to_numpy(float), ch_end.to_numpy(float))
+    hi = np.maximum(tr["channel"].to_numpy(float), ch_end.to_numpy(float))
+    dist = np.maximum(np.maximum(lo - ch[j], ch[j] - hi), 0.0) * dx
+    tcls = tr["class"].astype(str).to_numpy()
+    for c in sorted(set(tcls)):
+        k = np.flatnonzero((tcls == c) & (overlap >= 0))
+        if not k.size:
+            continue
+        i = int(k[np.argmin(dist[k])])
+        out["nearest"][c] = {"event_id": int(tr["event_id"].iloc[i]) if "event_id" in tr else i,
+                             "channel": int(lo[i]) if lo[i] == hi[i] else [int(lo[i]), int(hi[i])],
+                             "snr_db": round(float(tr["snr_db"].iloc[i]), 2), "distance_m": round(float(dist[i]), 1),
+                             "overlap_s": round(float(overlap[i]), 1)}
+    return out
+
+
+def false_alarm_lines(fa_list: list[dict[str, Any]]) -> list[str]:
+    """One printable line per named false alarm (``evaluate``'s ``false_alarm_list``) with its nearest truths."""
+    lines = []
+    for f in fa_list:
+        near = "; ".join(f"{c} {v['distance_m']:g} m (ch {v['channel']}, {v['snr_db']:g} dB, overlap {v['overlap_s']:g} s)"
+                         for c, v in sorted(f["nearest"].items(), key=lambda kv: kv[1]["distance_m"]))
+        lines.append(f"{f['class']} {f['onset_s']:.1f}-{f['end_s']:.1f} s ch {f['channel']:.1f} {f['snr_db']:.1f} dB"
+                     f" | nearest: {near or 'none overlapping'}")
+    return lines
+
+
 def confusion_table(confusion: dict[str, dict[str, int]]) -> list[list[str]]:
     """Rows of a printable confusion matrix (header first)."""
     cols = sorted({c for row in confusion.values() for c in row}, key=lambda c: (c == "missed", c))
@@ -137,4 +183,4 @@ def confusion_table(confusion: dict[str, dict[str, int]]) -> list[list[str]]:
     return out
 
 
-__all__ = ["BACKGROUND_CLASSES", "TARGET_CLASSES", "confusion_table", "evaluate", "events_frame"]
+__all__ = ["BACKGROUND_CLASSES", "TARGET_CLASSES", "confusion_table", "evaluate", "events_frame", "false_alarm_lines"]

@@ -164,8 +164,8 @@ def test_das_alerts_are_placed_on_line_1_and_lowered_outside_the_zone(mosquitto,
             pub.publish(found)
         with Store.open(tmp_path / "store") as st:
             deadline = time.monotonic() + 60  # an upper bound: the loop ends when both arrive (a loaded CI box took > 20 s once)
-            evs = []
-            while time.monotonic() < deadline and len(evs) < 2:
+            evs = []  # until both pilings' alerts are in (the near one's intrusion report may come before the far)
+            while time.monotonic() < deadline and sum(e.data.get("class") == "piling" for e in evs) < 2:
                 evs = st.events(kind="das_event")
                 time.sleep(0.2)
     finally:
