@@ -25,11 +25,11 @@ holds one time step of them. A step of length ``dt``:
    (weight c_p·T_donor·∂ṁ/∂Δp), SPD, solved exactly by a sparse LDLᵀ
    factorisation whose fill-reducing order and pattern are worked out once
    per network (:func:`ldl_plan`, :func:`direct_solve`; :func:`step_plan` adds the step's work arrays), with backtracking
-   on the step (on the sum of the squared pressure errors, :func:`merit`).
+   on the step (on the sum of the squared pressure errors, :func:`error_and_merit`).
 4. Vent flows at the converged pressures, split into four channels per vent
    (from side a's upper / lower layer, from side b's upper / lower layer);
    a layer asked for more than it holds gives the rest from the other layer
-   (:func:`layer_fractions`, :func:`apply_fractions`). The pressures of 3. are
+   (:func:`_fractions_from_sums`, :func:`apply_fractions`). The pressures of 3. are
    solved with the donor temperatures this mixing gives (``teff``), brought
    along inside Newton's method (after each Newton step the vents whose donor
    temperatures moved are evaluated again) until the fractions settle, so that
@@ -1136,29 +1136,14 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf, 
 
 
 @njit(cache=True)
-def enthalpy_residual(dp, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan, vchan,
-                      res, wv, wvv, hv, hvv):
-    """R_i = V_i/((γ − 1)dt)·dp_i − H_i(p^n + dp) − S_i into ``res``; vent weights into ``wv``/``wvv``, each
-    vent's enthalpy flow (a → b, lower → upper) into ``hv``/``hvv``; returns :func:`pressure_error`."""
-    n = state.shape[0]
-    gm1 = par[P_R] / (par[P_CP] - par[P_R])
-    diag = np.empty(n)
-    for i in range(n):
-        diag[i] = geom[i, G_VOL] / (gm1 * dt)
-    return residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv,
-                              wvv, hv, hvv, pn + dp, np.empty(n), np.empty(n))[0]
-
-
-@njit(cache=True)
 def residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv, hv, hvv,
                        pf, du, dl):
-    """:func:`enthalpy_residual` with V_i/((γ − 1)dt) given (``diag``) and ``pf`` (N,) scratch for the floor
-    pressures; returns (:func:`pressure_error`, :func:`merit`) of the residual, worked out in one pass (the same
-    arithmetic as theirs). Only the wall vents ``stat[6]`` are evaluated and summed: the others must carry nothing
-    (their ``chan``, ``hv`` and ``wv`` zero; :func:`step` lists the open ones, :func:`open_vents`). The wall vents'
-    outflow from each layer over ``dt`` goes into ``du``, ``dl`` (N,) in the same pass, summed as
-    :func:`layer_fractions_into` sums them (the layer limiting that follows every residual,
-    :func:`_fractions_from_sums`)."""
+    """R_i = V_i/((γ − 1)dt)·dp_i − H_i(p^n + dp) − S_i into ``res`` (``diag`` the V_i/((γ − 1)dt), ``pf`` (N,)
+    scratch for the floor pressures); vent weights into ``wv``/``wvv``, each vent's enthalpy flow (a → b, lower →
+    upper) into ``hv``/``hvv``; returns :func:`error_and_merit` of the residual. Only the wall vents ``stat[6]``
+    are evaluated and summed: the others must carry nothing (their ``chan``, ``hv`` and ``wv`` zero; :func:`step`
+    lists the open ones, :func:`open_vents`). The wall vents' outflow from each layer over ``dt`` goes into ``du``,
+    ``dl`` (N,) in the same pass, for the layer limiting that follows every residual (:func:`_fractions_from_sums`)."""
     n = res.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     for i in range(n):
@@ -1192,8 +1177,12 @@ def residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, sta
 
 @njit(cache=True)
 def error_and_merit(res, geom, gm1, dt):
-    """(:func:`pressure_error`, :func:`merit`) in one pass: |R_i|·(γ − 1)·dt/V_i is |R_i·(γ − 1)·dt/V_i| to the
-    bit (rounding is symmetric in the sign), so the same numbers."""
+    """(the pressure error, the merit) of the residual ``res`` in one pass. The pressure error is the largest
+    |R_i|·(γ − 1)·dt/V_i (Pa): the pressure error the residual implies. The merit Σ (R_i·(γ − 1)·dt/V_i)² (Pa²) is the
+    line search's measure. Along the Newton step d its slope is −2·merit, so a step λ·d is taken once it lowers the
+    merit by the share λ/2 (Armijo's rule with c = 1/4; Nocedal & Wright, Numerical Optimization, §3.1). A bare
+    decrease is not enough: across a flow reversal the orifice law's √|Δp| sends Newton from Δp to −Δp (a two-cycle
+    whose merit barely falls; found in tall stair shafts). The maximum need not fall along d at all."""
     err = 0.0
     total = 0.0
     for i in range(res.shape[0]):
@@ -1204,42 +1193,11 @@ def error_and_merit(res, geom, gm1, dt):
 
 
 @njit(cache=True)
-def pressure_error(res, geom, gm1, dt):
-    """The largest |R_i|·(γ − 1)·dt/V_i (Pa): the pressure error the residual implies."""
-    err = 0.0
-    for i in range(res.shape[0]):
-        err = max(err, abs(res[i]) * gm1 * dt / geom[i, G_VOL])
-    return err
-
-
-@njit(cache=True)
-def merit(res, geom, gm1, dt):
-    """Σ (R_i·(γ − 1)·dt/V_i)² (Pa²): the line search's measure. Along the Newton step d its slope is −2·merit, so a
-    step λ·d is taken once it lowers the merit by the share λ/2 (Armijo's rule with c = 1/4; Nocedal & Wright,
-    Numerical Optimization, §3.1). A bare decrease is not enough: across a flow reversal the orifice law's √|Δp|
-    sends Newton from Δp to −Δp (a two-cycle whose merit barely falls; found in tall stair shafts). The maximum,
-    :func:`pressure_error`, need not fall along d at all."""
-    total = 0.0
-    for i in range(res.shape[0]):
-        x = res[i] * gm1 * dt / geom[i, G_VOL]
-        total += x * x
-    return total
-
-
-@njit(cache=True)
-def update_vents(changed, vchanged, pf, vent, vidx, vvent, vvidx, par, teff, stat, chan, vchan, res, wv, wvv, hv,
-                 hvv):
+def update_vents_into(changed, vchanged, pf, vidx, vvidx, par, stat, chan, vchan, res, wv, wvv, hv, hvv, sel):
     """Evaluate again the vents touching a compartment flagged in ``changed`` (its donor temperatures moved;
     their rows of the slab table already follow, :func:`refresh_donors`) and the ceiling vents flagged in
     ``vchanged`` (their Froude shares moved), at the floor pressures ``pf``, and swap their part of the residual:
-    the whole residual without evaluating the other vents."""
-    update_vents_into(changed, vchanged, pf, vidx, vvidx, par, stat, chan, vchan, res, wv, wvv, hv, hvv,
-                      np.empty(vidx.shape[0], np.int64))
-
-
-@njit(cache=True)
-def update_vents_into(changed, vchanged, pf, vidx, vvidx, par, stat, chan, vchan, res, wv, wvv, hv, hvv, sel):
-    """:func:`update_vents` with the selected vents' scratch ``sel`` (M,) given."""
+    the whole residual without evaluating the other vents (``sel`` (M,) scratch for the selected vents)."""
     first, sp = stat[4], stat[5]
     m = 0
     for v in range(vidx.shape[0]):
@@ -1368,26 +1326,13 @@ def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x, vents=None):
 
 
 @njit(cache=True)
-def line_search(dp, step, trial, pn, dt, state, geom, props, par, vent, vidx, vvent, vvidx, src, teff, stat, chan,
-                vchan, fit, res, wv, wvv, hv, hvv):
-    """``trial`` = dp + λ·step for λ = 1, 1/2, … (12 tries): the first that meets Armijo's rule on the
-    :func:`merit` (``fit`` its value at dp), else the one of lowest merit; the residual and flows there into
-    ``res``, ``wv``, ``wvv``, ``hv``, ``hvv``, ``chan``, ``vchan``; returns :func:`pressure_error` there."""
-    n = dp.shape[0]
-    gm1 = par[P_R] / (par[P_CP] - par[P_R])
-    diag = np.empty(n)
-    for i in range(n):
-        diag[i] = geom[i, G_VOL] / (gm1 * dt)
-    return line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan,
-                             fit, res, wv, wvv, hv, hvv, np.empty(n), np.empty(n), np.empty(n))[0]
-
-
-@njit(cache=True)
 def line_search_merit(dp, step, trial, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, fit, res,
                       wv, wvv, hv, hvv, pf, du, dl):
-    """:func:`line_search` with V_i/((γ − 1)dt) given (``diag``) and the floor pressures' scratch ``pf``; returns
-    (:func:`pressure_error`, :func:`merit`) at the accepted trial, its layers' outflows in ``du``, ``dl``
-    (:func:`residual_and_merit`)."""
+    """``trial`` = dp + λ·step for λ = 1, 1/2, … (12 tries): the first that meets Armijo's rule on the merit
+    (:func:`error_and_merit`; ``fit`` its value at dp), else the one of lowest merit; the residual and flows there
+    into ``res``, ``wv``, ``wvv``, ``hv``, ``hvv``, ``chan``, ``vchan``, its layers' outflows in ``du``, ``dl``
+    (:func:`residual_and_merit`; ``diag`` the V_i/((γ − 1)dt), ``pf`` scratch); returns (pressure error, merit)
+    there."""
     lam = 1.0
     best, best_lam = np.inf, 1.0
     for _ in range(12):
@@ -1411,8 +1356,8 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                     fu, fl):
     """Newton's method on the floor pressures from the first guess ``dp`` (p − p^n, updated in place), with the
     donor temperatures ``teff`` brought along: after each evaluation of the flows the layer limiting
-    (:func:`layer_fractions` into ``fu``/``fl``) and the ceiling vents' Froude shares give new donor
-    temperatures, and the vents they touch are evaluated again (:func:`update_vents`) before the next Newton
+    (:func:`_fractions_from_sums` into ``fu``/``fl``) and the ceiling vents' Froude shares give new donor
+    temperatures, and the vents they touch are evaluated again (:func:`update_vents_into`) before the next Newton
     step. Stops when the donor temperatures moved by at most ``layer_tol`` and the residual scaled by the
     compressibility, |R_i|·(γ − 1)·dt/V_i, or the last Newton correction (the pressure error where vents
     dominate the Jacobian) is within ``newton_tol``; the donor temperatures are updated at most 8 times by more
@@ -1496,33 +1441,11 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
 
 
 @njit(cache=True)
-def layer_fractions(state, src, chan, vchan, vidx, vvidx, dt, fu, fl):
-    """Fractions of the outflow asked of each layer that it can give (``fu``, ``fl``); the rest comes
-    from the compartment's other layer. Returns the number of compartments whose two layers together
-    cannot give their outflow."""
-    n = state.shape[0]
-    return layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, np.empty(n), np.empty(n))
-
-
-@njit(cache=True)
-def layer_fractions_into(state, src, chan, vchan, vidx, vvidx, dt, fu, fl, du, dl):
-    """:func:`layer_fractions` with the outflow sums' scratch ``du``, ``dl`` (N,) given (Newton calls it every
-    iteration)."""
-    du[:] = 0.0
-    dl[:] = 0.0
-    for v in range(vidx.shape[0]):
-        du[vidx[v, 0]] += chan[v, 0] * dt
-        dl[vidx[v, 0]] += chan[v, 1] * dt
-        if vidx[v, 1] >= 0:
-            du[vidx[v, 1]] += chan[v, 2] * dt
-            dl[vidx[v, 1]] += chan[v, 3] * dt
-    return _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl)
-
-
-@njit(cache=True)
 def _fractions_from_sums(state, src, vchan, vvidx, dt, fu, fl, du, dl):
-    """The ceiling vents' outflows added to the wall vents' sums ``du``, ``dl``, and the fractions from them
-    (:func:`layer_fractions_into`)."""
+    """Fractions of the outflow asked of each layer that it can give (``fu``, ``fl``); the rest comes from the
+    compartment's other layer. ``du``, ``dl`` (N,) hold the wall vents' outflow from each layer over ``dt``
+    (:func:`residual_and_merit` sums them); the ceiling vents' are added here. Returns the number of compartments
+    whose two layers together cannot give their outflow."""
     n = state.shape[0]
     for k in range(vvidx.shape[0]):
         du[vvidx[k, 0]] += vchan[k, 0] * dt
