@@ -62,7 +62,7 @@ a guard reruns a member whose smoke reached an edge storey's floor (or which ign
 wider window (summer: 28 below, 3 above, then 40 below, 3 above; winter: eight times the first), then on the whole
 building. On the 115-storey bench tower 1000 summer members cost 0.080 CPU s each against 0.60 s for whole-building
 members in the same run (``bench/bench_fire_ensemble.py --parts window --window-thousand 1000``, the default path:
-48.1 s in all on 2 processes at 99.4 % contention). Validated against whole-building members on both examples, summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
+43.8-43.9 s in all on 2 processes on an idle machine, 48.1 s at 99.4 % contention). Validated against whole-building members on both examples, summer and winter, sprinklers on and off (``tests/physics/test_fire_window.py``: every storey's ASET within two
 record intervals, as the time step's test); ``window=None`` is the whole building for every member, the path
 before windows to the bit. On the 30-storey example "auto" keeps the whole building (a window did not pay there).
 """
