@@ -58,8 +58,15 @@ ALERTING = ("drilling", "piling", "excavation", "intrusion")
 #: fragment beside a gap in the fibre's response to trains (learned online) inside a train's passage is a train
 #: (``DetectorParams.gap_*``). 5: an impulsive still source inside a train's passage is split out on its
 #: impulsiveness (``DetectorParams.impulse_*``). 6: a still alerting report whose energy envelope follows a
-#: stronger still report's nearby is that source's ghost and is not reported (``DetectorParams.ghost_*``).
-DETECTOR_VERSION = 6
+#: stronger still report's nearby is that source's ghost and is not reported (``DetectorParams.ghost_*``). 7: after
+#: all learning, a still alerting report of a track's own is reported as ``train`` when it peaks at the fibre's end
+#: with a train's wheel-rail signal, lies beside a deaf stretch in a train's passage seen or predicted, or its loud
+#: windows move like a train's beside one (``DetectorParams.train_*``, ``passage_*``, ``moving_loud_m``;
+#: :meth:`DasDetector._retrain`).
+DETECTOR_VERSION = 7
+#: RMS frequency of band-limited white noise over f1..f2 is sqrt((f2³ - f1³) / (3 (f2 - f1))): 64 Hz for the
+#: simulator's wheel-rail vibration (20-100 Hz), 29 Hz for excavation (1-50 Hz), at most 30 Hz for piling's rings
+#: (5-30 Hz) (:mod:`physics.das_sources`).
 #: Impulsiveness is counted in the band starting at or above this (Hz; hammering rings at 60-150 Hz): below,
 #: a 0.1 s window holds a few cycles and a road vehicle's smooth pulse there has a kurtosis like an impact's.
 IMPULSE_BAND_LOW_HZ = 40.0
@@ -218,6 +225,56 @@ class DetectorParams:
         time, whichever of its segments and tracks it was reported in. Two independent sources
         have independent envelopes. The rule only removes reports: every mark the learning makes (crossings,
         trains, deaf channels) is made before it, as without it. ``ghost_max_ch = 0`` turns it off.
+    train_min_hz, train_min_kurtosis
+        **A train's signal** (detector version 7; the three rules below ask it of a report before anything else):
+        an RMS frequency of ``train_min_hz`` or more and a kurtosis from ``train_min_kurtosis`` up to below 3.5.
+        Wheel-rail vibration is Gaussian noise over 20-100 Hz (RMS frequency 64 Hz as emitted); the train fragments
+        of the tuning data measured 68.7-78.1 Hz and kurtosis 2.31-2.72 (seven: background seeds 3016, 3020, 4000,
+        4003, 4004, dense seeds 55, 66). Excavation is 1-50 Hz noise (29 Hz as emitted; a 9 dB one measured 55 Hz,
+        the white noise's 3-200 Hz lifting it), piling rings at 5-30 Hz, hammering's rings are impulsive
+        (kurtosis 3.5 and up), a drill's harmonics are steady tones (1.5 for a sine; measured 1.5-2.2, and piling
+        1.6-2.2, seeds 55 and 66).
+    train_end_ch
+        **A train entering or leaving at the fibre's end** (detector version 7). A train is heard 10-20 s before
+        it reaches the fibre's first channel and after it left the last (its wheel-rail vibration spreads through
+        the ground); there the end channels hear a still source at or beyond the end, and when no train track is
+        near yet (the train not on the fibre) or any more (a weak far-bore train whose track was lost inside) the
+        v2 end rule (``end_*``) has nothing to go by (long background run v5, seeds 3020 and 4000; dense tuning
+        seeds 55 and 66: trains entering or leaving). A still alerting report of a track's own (not split from a
+        train's) whose track reaches within 2 channels of the fibre's first or last channel, placed within
+        ``train_end_ch`` channels of it, with a train's signal (``train_min_*``) is reported as ``train``
+        (``stats["train_ends"]``). ``train_end_ch = 0`` turns it off. Cost: a machine within ``train_end_ch`` of
+        the fibre's end with a train-like signal is reported as a train (the simulator puts events at least 50 m
+        from the ends).
+    passage_max_ch, passage_predict_s
+        **A train's fragment at a deaf stretch, wider or seen less** (detector version 7): the gap rule (``gap_*``)
+        for reports up to ``passage_max_ch`` channels wide (not ``end_fragment_ch``), their time covered by the
+        trains seen as there and by the passages **predicted** from reported ``train`` segments: each carried on
+        at its speed (its moveout) for up to ``passage_predict_s`` after its end, its channels widened by
+        ``end_train_gap_ch``. A loud near-bore train approaching a badly coupled stretch is heard beyond it over
+        60-100 m before its track crosses (seed 4003: a 28 dB report 78 channels wide at 1,820-1,897 beside the
+        deaf 1,804-1,822 while the train's track reached 1,810); a weak far-bore train is tracked only on well
+        coupled stretches, its track lost 170 m before it passed a deaf stretch's edge (seed 3016: a 10 dB report
+        at 2,425-2,455 beside the deaf 2,401-2,424, 2,393.5-2,402.9 s; the train's last segment ended at channel
+        2,599, 2,389.9 s, at 18 m/s: predicted there from 2,396 s). With a train's signal (``train_min_*``):
+        without it, on dense seed 55 (30 s of prediction) a 9 dB excavation, a drilling's two segments and a
+        piling's segment beside deaf stretches were re-classed. ``passage_max_ch = 0`` turns it off.
+    moving_loud_m
+        **A passing train's loud windows in a still report** (detector version 7): a weak (far-bore) train
+        is tracked only where the fibre is well coupled, and the track's last segment, as the train leaves the
+        well coupled stretch, is still by its moveout (seed 4004: 11 dB at channel 2,398.7, segment 1 of a track
+        whose segment 0 was reported ``train``). Its loud windows are the train's: wide and moving. A still
+        alerting report of a track's own with a train's signal (``train_min_*``) whose loud windows are
+        ``moving_loud_m`` wide or more
+        (``width_loud_m``, a train's extent: 60 m) and move at a train's speed (``|speed_loud_mps|`` >= 5 m/s;
+        a still source's loud windows stay put) is reported as ``train`` when a train (a reported ``train``
+        segment, or an open track a train wide) came within ``end_train_gap_ch`` channels of its channels
+        between ``gap_s`` before its start and its end (``stats["moving_loud"]``). ``moving_loud_m = 0`` turns it
+        off.
+
+    The version-7 rules (``train_*``, ``passage_*``, ``moving_loud_m``) only re-class alerting reports as ``train``, after
+    every mark the detector learns from (crossings, trains, deaf channels, the ghost rule's sources) is made:
+    on any record v7's reports are v6's, with those listed in :attr:`DasDetector.retrained` re-classed.
     """
 
     bands: tuple[tuple[float, float], ...] = ((3.0, 45.0), (45.0, 200.0))
@@ -269,6 +326,12 @@ class DetectorParams:
     ghost_min_ratio: float = 1.0
     ghost_min_windows: int = 40
     ghost_smooth_w: int = 3
+    train_end_ch: int = 10
+    train_min_hz: float = 60.0
+    train_min_kurtosis: float = 2.2
+    passage_max_ch: int = 150
+    passage_predict_s: float = 15.0
+    moving_loud_m: float = 60.0
 
     def __post_init__(self) -> None:
         try:
@@ -307,14 +370,16 @@ class DetectorParams:
             raise ValidationError(f"DetectorParams.peak_support_ratio = {self.peak_support_ratio!r}: give a number "
                                   "in [0, 1] (0 turns the rule off)")
         for name in ("split_bump", "split_df_hz", "split_q", "min_snr_long_db", "gap_deaf_ratio", "impulse_kurtosis",
-                     "impulse_windows", "impulse_ratio", "ghost_min_ratio"):
+                     "impulse_windows", "impulse_ratio", "ghost_min_ratio", "train_min_hz",
+                     "train_min_kurtosis", "moving_loud_m",
+                     "passage_predict_s"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a finite number >= 0")
         for name in ("merge_gap_ch", "min_windows", "min_channels", "profile_ch", "nuisance_radius_ch",
                      "nuisance_count", "peak_support_ch", "end_fragment_ch", "end_train_gap_ch", "long_windows",
                      "gap_min_ch", "gap_max_ch", "gap_min_heard", "gap_skip_ch", "ghost_max_ch", "ghost_min_windows",
-                     "ghost_smooth_w"):
+                     "ghost_smooth_w", "train_end_ch", "passage_max_ch"):
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
@@ -681,7 +746,8 @@ class DasDetector:
         self.imp_band = high if p.bands[high][0] >= IMPULSE_BAND_LOW_HZ and len(p.bands) > 1 else None
         self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0,
                       "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0, "end_fragments": 0,
-                      "split": 0, "gap_fragments": 0, "impulse_split": 0, "ghosts": 0}
+                      "split": 0, "gap_fragments": 0, "impulse_split": 0, "ghosts": 0,
+                      "train_ends": 0, "passage_fragments": 0, "moving_loud": 0}
         if p.zone_m is None:
             from physics.das_offset import zone_distance_m
 
@@ -694,6 +760,8 @@ class DasDetector:
             raise ValidationError(f"known_sites = {known_sites!r}: give finite channel numbers")
         self.known_sites = np.sort(sites)
         self.train_marks: deque[tuple[float, float, int, int]] = deque()  # reported train segments: t0, t1, lo, hi
+        #: ... with their speed (channels per second), for the version-7 rules' predicted passages
+        self.train_paths: deque[tuple[float, float, int, int, float]] = deque()
         self.resp_seen = np.zeros(n, dtype=np.float32)  # train segments loud around each channel
         self.resp_low = np.zeros(n, dtype=np.float32)  # ... of which the channel was 10 dB under its neighbours
         # the ghost rule (DetectorParams.ghost_*): the window energies of the last ghost_ring windows, every channel,
@@ -704,6 +772,8 @@ class DasDetector:
         self.recent: deque[tuple[int, int, float, int]] = deque()
         #: the reports the ghost rule removed, latest last: (event, the source's channel, correlation, energy ratio)
         self.ghosts: deque[tuple[DasEvent, float, float, float]] = deque(maxlen=1000)
+        #: the reports the version-7 rules re-classed as ``train``, latest last: (event, its class before, the rule)
+        self.retrained: deque[tuple[DasEvent, str, str]] = deque(maxlen=1000)
 
     # ------------------------------------------------------------------ streaming
     def push(self, t0_s: float, chunk: np.ndarray) -> list[DasEvent]:
@@ -846,7 +916,13 @@ class DasDetector:
 
     def _report(self, events: list[DasEvent], t: _Track, w: int) -> list[DasEvent]:
         """The events of a closing track that are reported: without the ghosts of stronger still reports
-        (``DetectorParams.ghost_*``). Only removes: the detector's learning was done in :meth:`_events`."""
+        (``DetectorParams.ghost_*``), then with train fragments re-classed (:meth:`_retrain`). Only removes or
+        re-classes: the detector's learning was done in :meth:`_events`."""
+        own = events[0] if events else None
+        return [self._retrain(ev, t, ev is own) for ev in self._unghosted(events, t, w)]
+
+    def _unghosted(self, events: list[DasEvent], t: _Track, w: int) -> list[DasEvent]:
+        """``events`` without the ghosts of stronger still reports (``DetectorParams.ghost_*``)."""
         if self.ring is None:
             return events
         from physics.das_features import TRAIN_SPEED_MPS
@@ -868,6 +944,97 @@ class DasDetector:
                                     int(round((ev.end_s - t_ref) / self.dt_win)) - 1, ev.channel, t.id))
         while self.recent and self.recent[0][1] < w - self.ghost_ring:
             self.recent.popleft()
+        return out
+
+    def _retrain(self, ev: DasEvent, t: _Track, own: bool) -> DasEvent:
+        """``ev``, re-classed as ``train`` when a version-7 rule finds it a train's fragment (``DetectorParams.
+        train_*``, ``passage_*``, ``moving_loud_m``). Applied to reported events only, after the ghost rule recorded them as
+        sources: changes nothing the detector goes on from. ``own``: the track's own event (not split from a
+        train's track)."""
+        from physics.das_features import TRAIN_SPEED_MPS
+
+        if not own or ev.event_class not in ALERTING or abs(ev.speed_mps) >= TRAIN_SPEED_MPS or not t.rows:
+            return ev
+        if not self._train_signal(ev):
+            return ev
+        rule = None
+        if self._train_end(ev, t):
+            rule, key, code = "train_end", "train_ends", 3.0
+        elif self._passage_fragment(t, ev.onset_s, ev.end_s):
+            rule, key, code = "passage_fragment", "passage_fragments", 4.0
+        elif self._moving_loud(ev, t):
+            rule, key, code = "moving_loud", "moving_loud", 5.0
+        if rule is None:
+            return ev
+        self.retrained.append((ev, ev.event_class, rule))
+        self.stats[key] += 1
+        ev.event_class, ev.confidence = "train", 0.5
+        ev.features["train_fragment"] = code
+        return ev
+
+    def _train_signal(self, ev: DasEvent) -> bool:
+        """Whether a report's signal is a train's wheel-rail vibration (``DetectorParams.train_min_*``)."""
+        from physics.das_features import INTRUSION_KURTOSIS
+
+        p, f = self.params, ev.features
+        return f["frequency_hz"] >= p.train_min_hz and p.train_min_kurtosis <= f["kurtosis"] < INTRUSION_KURTOSIS
+
+    def _train_end(self, ev: DasEvent, t: _Track) -> bool:
+        """Whether a still report is a train entering or leaving at the fibre's end (``DetectorParams.train_end_ch``)."""
+        p = self.params
+        lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+        last = self.n_channel - 1
+        if p.train_end_ch <= 0:
+            return False
+        return (ev.channel <= p.train_end_ch and lo <= 2) or (ev.channel >= last - p.train_end_ch and hi >= last - 2)
+
+    def _moving_loud(self, ev: DasEvent, t: _Track) -> bool:
+        """Whether a still report's loud windows are a passing train's (``DetectorParams.moving_loud_m``)."""
+        from physics.das_features import TRAIN_SPEED_MPS
+
+        p, f = self.params, ev.features
+        if p.moving_loud_m <= 0 or f.get("width_loud_m", 0.0) < p.moving_loud_m:
+            return False
+        if abs(f.get("speed_loud_mps", 0.0)) < TRAIN_SPEED_MPS:
+            return False
+        lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+        return self._train_near(t, lo, hi, ev.onset_s, ev.end_s)
+
+    def _train_near(self, t: _Track, lo: int, hi: int, t0: float, t1: float) -> bool:
+        """Whether a train (a reported ``train`` segment, or an open track a train wide) came within
+        ``end_train_gap_ch`` channels of ``lo..hi`` between ``gap_s`` before ``t0`` and ``t1``."""
+        from physics.das_features import TRAIN_EXTENT_M
+
+        p = self.params
+        g = p.end_train_gap_ch
+        if any(m1 >= t0 - p.gap_s and m0 <= t1 and a - g <= hi and b + g >= lo for m0, m1, a, b in self.train_marks):
+            return True
+        wide = TRAIN_EXTENT_M / float(self.layout.dx_m)
+        t_ref = self.t_first or 0.0
+        return any(o is not t and o.id != t.id and o.rows and o.hi - o.lo + 1 >= wide and o.lo - g <= hi
+                   and o.hi + g >= lo and t_ref + (o.last_w + 1) * self.dt_win >= t0 - p.gap_s for o in self.tracks)
+
+    def _passage_fragment(self, t: _Track, t0: float, t1: float) -> bool:
+        """Whether a report up to ``passage_max_ch`` wide at a deaf stretch is a train's fragment, its time covered
+        by trains seen or predicted (``DetectorParams.passage_*``)."""
+        p = self.params
+        lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+        if p.passage_max_ch <= 0 or hi - lo + 1 > p.passage_max_ch:
+            return False
+        return self._gap_fragment(t, t0, t1, max_ch=p.passage_max_ch, predicted=self._predicted(lo, hi))
+
+    def _predicted(self, lo: int, hi: int) -> list[tuple[float, float]]:
+        """When trains seen in the last reported segments, carried on at their speed for at most
+        ``passage_predict_s``, are within ``end_train_gap_ch`` channels of ``lo..hi`` (s, s)."""
+        p = self.params
+        g, out = p.end_train_gap_ch, []
+        for _, m1, a, b, v in self.train_paths:
+            if v == 0.0:
+                continue
+            e0, e1 = sorted(((lo - b - g) / v, (hi - a + g) / v))
+            e0, e1 = max(e0, 0.0), min(e1, p.passage_predict_s)
+            if e1 > e0:
+                out.append((m1 + e0, m1 + e1))
         return out
 
     def _ghost_sources(self, t: _Track, w: int) -> list[tuple[int, int, float]]:
@@ -929,12 +1096,22 @@ class DasDetector:
             self._learn_response(t)
             while self.train_marks and self.train_marks[0][1] < ev.end_s - 60.0:
                 self.train_marks.popleft()
+            if self.params.passage_max_ch > 0:  # read by the version-7 rules only (DetectorParams.passage_*)
+                self.train_paths.append((ev.onset_s, ev.end_s, lo, hi, self._moveout(t)))
+                while self.train_paths and self.train_paths[0][1] < ev.end_s - self.params.passage_predict_s:
+                    self.train_paths.popleft()
             fragment = ev.features.get("train_fragment", 0.0) > 0  # a train's fragment: nothing to split out
             if self.params.split_bump > 0 and not fragment and (sp := self._split(t)) is not None:
                 out.append(sp)
             if not fragment and (ip := self._impulse_split(t, [e.channel for e in out[1:]])) is not None:
                 out.append(ip)
         return out
+
+    def _moveout(self, t: _Track) -> float:
+        """A track's apparent speed along increasing channels (channels per second)."""
+        from physics.das_features import moveout_speed
+
+        return float(moveout_speed(t.slices, self.dt_win, 1.0))
 
     def _split(self, t: _Track) -> DasEvent | None:
         """A still source split out of a train's track (``DetectorParams.split_*``), or None."""
@@ -1057,13 +1234,15 @@ class DasDetector:
             return None
         return None
 
-    def _gap_fragment(self, t: _Track, t0: float, t1: float) -> bool:
-        """Whether a track is a train's fragment at a gap in the fibre's response (``DetectorParams.gap_*``)."""
+    def _gap_fragment(self, t: _Track, t0: float, t1: float, max_ch: int | None = None,
+                      predicted: list[tuple[float, float]] = ()) -> bool:
+        """Whether a track at most ``max_ch`` channels wide (default ``end_fragment_ch``) is a train's fragment at a
+        gap in the fibre's response (``DetectorParams.gap_*``); ``predicted``: more spans of trains' passages."""
         from physics.das_features import TRAIN_EXTENT_M
 
         p = self.params
         lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
-        if p.gap_min_ch <= 0 or hi - lo + 1 > p.end_fragment_ch:
+        if p.gap_min_ch <= 0 or hi - lo + 1 > (p.end_fragment_ch if max_ch is None else max_ch):
             return False
         ends = [c for c in (self.deaf_run_end(lo, -1), self.deaf_run_end(hi, 1)) if c is not None]
         if not ends:
@@ -1074,7 +1253,7 @@ class DasDetector:
         t_ref = self.t_first or 0.0
         spans += [(t_ref + o.first_w * self.dt_win, t_ref + (o.last_w + 1) * self.dt_win) for o in self.tracks
                   if o is not t and o.rows and o.hi - o.lo + 1 >= wide and o.lo <= b0 and o.hi >= a0]
-        return _covers(spans, t0, t1, p.gap_s)
+        return _covers(spans + list(predicted), t0, t1, p.gap_s)
 
     def _event(self, t: _Track) -> DasEvent | None:
         from physics.das_features import track_features

@@ -20,12 +20,14 @@ def test_a_trains_fragment_at_the_fibres_end_is_a_train() -> None:
     """Long background run, seed 1011 (3 km, its settings): a badly coupled stretch (channels 2,967-2,986, gain
     0.02-0.13) cuts the last 13 channels off the passage of the near bore's train leaving the fibre at 42.7-51.4 s:
     a still 29 dB fragment there was reported as excavation (a false alarm). With the end-fragment rule it is a
-    train (the train's track reached within 60 channels of it), with the rule off (``end_fragment_ch = 0``) the
-    alarm is back: the rule is what acts. No other report of the first 56 s is alerting either way."""
+    train (the train's track reached within 60 channels of it), with the rule off (``end_fragment_ch = 0``, and
+    version 7's ``passage_max_ch = 0``: the fragment lies beside the deaf stretch in the train's passage, and that
+    rule, applied after all learning, re-classes it too) the alarm is back: the rule is what acts. No other report
+    of the first 56 s is alerting either way."""
     lay = FibreLayout(n_channel=3000, line="1")
     sim = DasSimulator(lay, 3600.0, 1011, SimConfig(noise_density=7e-9, fast_noise=True), events=[])
     assert sim.gain[2967:2987].max() < 0.25 and sim.gain[2987:].min() > 1.0
-    dets = {"rule": DasDetector(lay), "off": DasDetector(lay, DetectorParams(end_fragment_ch=0))}
+    dets = {"rule": DasDetector(lay), "off": DasDetector(lay, DetectorParams(end_fragment_ch=0, passage_max_ch=0))}
     out = run_detectors(sim, dets, 56.0)
     off = [e for e in out["off"] if e.event_class in ALERTING]
     assert len(off) == 1 and abs(off[0].channel - 2987.5) <= 1.0
