@@ -271,8 +271,19 @@ class DetectorParams:
         segment, or an open track a train wide) came within ``end_train_gap_ch`` channels of its channels
         between ``gap_s`` before its start and its end (``stats["moving_loud"]``). ``moving_loud_m = 0`` turns it
         off.
+    ghost_train_sources
+        **A ghost of a source whose report is classed train** (detector version 7): a strong still source in a
+        train's passage can be reported as ``train`` (its segment's track, source and train, wider than 150 m)
+        while its ghost, a separate track, is reported as the source's class (dense tuning seed 68: a 23 dB
+        excavation at channel 2,787, its first segment 810.7-820.7 s a still ``train`` report at 2,785.9; its
+        ghost at 2,740.5 reported as excavation then, and removed by the ghost rule in its eight later segments,
+        correlation 0.95-0.98, ratio 5.3-6.2). With ``ghost_train_sources`` a still report classed ``train`` is a
+        possible source as well (the same distance, overlap, energy and correlation tests); the reports it
+        removes are counted in ``stats["ghosts"]`` and ``stats["train_ghosts"]`` and listed in
+        :attr:`DasDetector.ghosts`. The v6 bookkeeping of sources is unchanged by it (a report it removes still
+        counts as a source, as in v6), so it only removes.
 
-    The version-7 rules (``train_*``, ``passage_*``, ``moving_loud_m``) only re-class alerting reports as ``train``, after
+    The version-7 rules (``train_*``, ``passage_*``, ``moving_loud_m``, ``ghost_train_sources``) only re-class alerting reports as ``train``, after
     every mark the detector learns from (crossings, trains, deaf channels, the ghost rule's sources) is made:
     on any record v7's reports are v6's, with those listed in :attr:`DasDetector.retrained` re-classed.
     """
@@ -332,6 +343,7 @@ class DetectorParams:
     passage_max_ch: int = 150
     passage_predict_s: float = 15.0
     moving_loud_m: float = 60.0
+    ghost_train_sources: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -383,6 +395,8 @@ class DetectorParams:
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
+        if not isinstance(self.ghost_train_sources, bool):
+            raise ValidationError(f"DetectorParams.ghost_train_sources = {self.ghost_train_sources!r}: give True or False")
         if not (isinstance(self.ghost_min_corr, int | float) and -1.0 <= self.ghost_min_corr <= 1.0):
             raise ValidationError(f"DetectorParams.ghost_min_corr = {self.ghost_min_corr!r}: give a correlation in "
                                   "[-1, 1]")
@@ -747,7 +761,7 @@ class DasDetector:
         self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0,
                       "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0, "end_fragments": 0,
                       "split": 0, "gap_fragments": 0, "impulse_split": 0, "ghosts": 0,
-                      "train_ends": 0, "passage_fragments": 0, "moving_loud": 0}
+                      "train_ends": 0, "passage_fragments": 0, "moving_loud": 0, "train_ghosts": 0}
         if p.zone_m is None:
             from physics.das_offset import zone_distance_m
 
@@ -770,6 +784,7 @@ class DasDetector:
         self.ghost_ring = self.max_w + self.gap_w + 2 * self.ghost_lag + 2
         self.ring = np.zeros((self.ghost_ring, n), dtype=np.float32) if p.ghost_max_ch > 0 else None
         self.recent: deque[tuple[int, int, float, int]] = deque()
+        self.recent_trains: deque[tuple[int, int, float, int]] = deque()  # still train reports (ghost_train_sources)
         #: the reports the ghost rule removed, latest last: (event, the source's channel, correlation, energy ratio)
         self.ghosts: deque[tuple[DasEvent, float, float, float]] = deque(maxlen=1000)
         #: the reports the version-7 rules re-classed as ``train``, latest last: (event, its class before, the rule)
@@ -937,13 +952,26 @@ class DasDetector:
                 self.stats["ghosts"] += 1
                 self.ghosts.append((ev, *g))
                 continue
-            out.append(ev)
+            t_ref = self.t_first or 0.0
+            span = (int(round((ev.onset_s - t_ref) / self.dt_win)), int(round((ev.end_s - t_ref) / self.dt_win)) - 1)
             if still and ev.event_class != "train":
-                t_ref = self.t_first or 0.0
-                self.recent.append((int(round((ev.onset_s - t_ref) / self.dt_win)),
-                                    int(round((ev.end_s - t_ref) / self.dt_win)) - 1, ev.channel, t.id))
-        while self.recent and self.recent[0][1] < w - self.ghost_ring:
-            self.recent.popleft()
+                self.recent.append((*span, ev.channel, t.id))
+            elif still and self.params.ghost_train_sources:
+                self.recent_trains.append((*span, ev.channel, t.id))
+            # version 7 (ghost_train_sources): a still report classed train is a source too; after the bookkeeping
+            # above, as v6 made it, so that only this report is removed and nothing else changes
+            g = self._ghost_of(ev, t, w, trains=True) if (still and ev.event_class in ALERTING
+                                                           and self.params.ghost_train_sources) else None
+            if g is not None and g[1] >= self.params.ghost_min_corr:
+                ev.features["ghost_source_ch"], ev.features["ghost_corr"], ev.features["ghost_ratio"] = g
+                self.stats["ghosts"] += 1
+                self.stats["train_ghosts"] += 1
+                self.ghosts.append((ev, *g))
+                continue
+            out.append(ev)
+        for q in (self.recent, self.recent_trains):
+            while q and q[0][1] < w - self.ghost_ring:
+                q.popleft()
         return out
 
     def _retrain(self, ev: DasEvent, t: _Track, own: bool) -> DasEvent:
@@ -1037,11 +1065,14 @@ class DasDetector:
                 out.append((m1 + e0, m1 + e1))
         return out
 
-    def _ghost_sources(self, t: _Track, w: int) -> list[tuple[int, int, float]]:
+    def _ghost_sources(self, t: _Track, w: int, trains: bool = False) -> list[tuple[int, int, float]]:
         """Still non-train reports that may hold a ghost's source, (first window, last window, channel): those
-        reported in the ring's time, and the open tracks (other than ``t``'s own) that are still so far."""
+        reported in the ring's time, and the open tracks (other than ``t``'s own) that are still so far.
+        ``trains``: the still reports classed ``train`` of the ring's time instead (``ghost_train_sources``)."""
         from physics.das_features import TRAIN_SPEED_MPS, moveout_speed
 
+        if trains:
+            return [(a, b, c) for a, b, c, tid in self.recent_trains if tid != t.id]
         out = [(a, b, c) for a, b, c, tid in self.recent if tid != t.id]
         dx = float(self.layout.dx_m)
         for o in self.tracks:
@@ -1052,7 +1083,7 @@ class DasDetector:
             out.append((o.first_w, o.last_w, o.c0 + subchannel_peak(o.sums[0], int(np.argmax(o.sums[0])))))
         return out
 
-    def _ghost_of(self, ev: DasEvent, t: _Track, w: int) -> tuple[float, float, float] | None:
+    def _ghost_of(self, ev: DasEvent, t: _Track, w: int, trains: bool = False) -> tuple[float, float, float] | None:
         """(channel, envelope correlation, energy ratio) of the stronger still report nearby (``DetectorParams.ghost_*``:
         distance, overlap and energy) whose envelope ``ev``'s follows best, or None: ``ev`` is its ghost when the
         correlation reaches ``ghost_min_corr``."""
@@ -1064,7 +1095,7 @@ class DasDetector:
         w1 = int(round((ev.end_s - t_ref) / self.dt_win)) - 1
         c = int(round(ev.channel))
         best = None
-        for a, b, cs in self._ghost_sources(t, w):
+        for a, b, cs in self._ghost_sources(t, w, trains):
             if not self.tol < abs(cs - ev.channel) <= p.ghost_max_ch:  # nearer: one place, two tracks (no ghost)
                 continue
             if b < w0 or a > w1:  # not at the same time
@@ -1384,7 +1415,7 @@ class DasDetector:
     def state_bytes(self) -> int:
         """Bytes held by the detector's state (per-channel arrays and open tracks)."""
         n = sum(b.nbytes for b in self.bands)
-        n += 40 * len(self.marks) + 40 * len(self.recent) + (0 if self.ring is None else self.ring.nbytes)
+        n += 40 * len(self.marks) + 40 * (len(self.recent) + len(self.recent_trains)) + (0 if self.ring is None else self.ring.nbytes)
         return n + sum(t.sums.nbytes + t.prof.nbytes + 100 * len(t.rows) + sum(v[2].nbytes for v in t.slices)
                        for t in self.tracks)
 
