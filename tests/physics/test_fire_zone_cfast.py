@@ -51,6 +51,20 @@ drops it in the lower). Yet the same CFAST rule with conducting walls, whose low
 0.001-0.06 K of ambient for 140 s, misses the other way (stair 1 +0.62 m at 120 s, stair 2 +0.78 m at
 150 s): its answer hangs on the sign and size of a hundredth of a kelvin, so it is an option, not the
 default. Both rules settle to the same filled stair (0.69-0.73 vs CFAST's 0.72 m at the end).
+
+Traced over 60-140 s (means): this model's stair 1 lower layer sends 0.53 kg/s down the well to stair 0 and
+gets none of the 0.35 kg/s of stair 2's lower-layer air that comes down the well above (its cold plume,
+1-2 K warmer than stair 1's lower layer after entraining the thin upper layer, lands in the upper layer);
+the layer drains at 0.44 kg/s. CFAST's drains at 0.26 kg/s (its masses file), about 0.2 kg/s of it down the
+well (the rest of its budget; CFAST writes each layer's net flow only). Cooper's exchange on CFAST's own
+layers is 0.25-0.93 m³/s, and the share CFAST's rule then draws from the lower layer above, worked out from
+its outputs, is 0.14-0.74 (about 0.3), where this model's rule gives 0.92-1.00 on the same states. A fixed
+share of 0.30-0.35 passes every stack row with both wall models (0.25: stair 2 +0.35 m; 0.5: stair 1
+-0.54 m); no physical argument found gives it (tried: landing the plume at the interface by temperature,
++1.9 m in stair 0; by an interface Froude number, stair 0 +1.26 m; Epstein's smaller exchange, -0.75 m;
+the share capped by the lower layer's depth over √A, -0.65 m; the stream from above passing through to
+the well below, stair 1 +1.03 m, stair 2 -0.87 m). The default's conditioning:
+tests/physics/test_fire_ceiling_vent_conditioning.py.
 """
 
 from __future__ import annotations
