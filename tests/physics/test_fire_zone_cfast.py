@@ -62,7 +62,8 @@ its outputs, is 0.14-0.74 (about 0.3), where this model's rule gives 0.92-1.00 o
 share of 0.30-0.35 passes every stack row with both wall models (0.25: stair 2 +0.35 m; 0.5: stair 1
 -0.54 m); no physical argument found gives it (tried: landing the plume at the interface by temperature,
 +1.9 m in stair 0; by an interface Froude number, stair 0 +1.26 m; Epstein's smaller exchange, -0.75 m;
-the share capped by the lower layer's depth over √A, -0.65 m; the stream from above passing through to
+the share capped by the lower layer's depth over √A, -0.65 m; a steeper share exp(-(Fr/c)²), c = 0.35-1,
+stair 1 -0.69 to -0.73 m; the stream from above passing through to
 the well below, stair 1 +1.03 m, stair 2 -0.87 m). The default's conditioning:
 tests/physics/test_fire_ceiling_vent_conditioning.py.
 """
