@@ -436,7 +436,7 @@ class FireZoneModel(Component):
     def _substep(self, dt: float) -> None:
         dt0 = dt
         self._break_glazing()
-        self.arrays["vent"][:, K.V_OPEN] = self.vent_open
+        K.set_open(self.arrays["vent"], np.ascontiguousarray(self.vent_open, float))
         self.par[K.P_TOUT] = float(self.t_out[0])
         q = np.ascontiguousarray(self.q_kw, float)
         for _ in range(12):
@@ -453,8 +453,8 @@ class FireZoneModel(Component):
                 if self.wall_conduction:
                     self._advance_walls(dt)
                 self.state = new
-                self._dp_last, self._dt_last = (guess, dt) if np.isfinite(guess).all() else (guess * 0.0, dt)
-                self._remember_rate(self._dp_last / dt)
+                self._dp_last, self._dt_last = guess, dt  # (zeroed in place where not finite)
+                self._remember_rate(guess, dt)
                 self.tally += tally
                 self.t += dt
                 self.newton_iterations += it
@@ -480,11 +480,12 @@ class FireZoneModel(Component):
             return self._dp_last * (dt / self._dt_last)
         return self._rate_sum * (dt / self._n_rates)
 
-    def _remember_rate(self, rate: np.ndarray) -> None:
+    def _remember_rate(self, dp: np.ndarray, dt: float) -> None:
+        # which guess would have been the closer one for this step (largest error), and the ring updated (dp made
+        # finite in place first)
+        self._mean_better = K.accept_guess(dp, dt, self._rates, self._rate_sum, self._rate_pos, self._n_rates)
         if self._rates.shape[0] == 1:
             return
-        # which guess would have been the closer one for this step (largest error), and the ring updated
-        self._mean_better = K.remember_rate(rate, self._rates, self._rate_sum, self._rate_pos, self._n_rates)
         self._rate_pos = (self._rate_pos + 1) % self._rates.shape[0]
         self._n_rates = min(self._n_rates + 1, self._rates.shape[0])
 

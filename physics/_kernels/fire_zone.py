@@ -229,6 +229,37 @@ def remember_rate(rate, rates, rate_sum, pos, n_rates):
 
 
 @njit(cache=True)
+def accept_guess(dp, dt, rates, rate_sum, pos, n_rates):
+    """After a step: its pressure change ``dp`` (N,) in place, zeroed (× 0.0) everywhere if any is not finite, and the
+    rate ``dp``/``dt`` remembered as :func:`remember_rate` does when the ring ``rates`` has more than one row
+    (the model's ``_substep`` did this with numpy: the same arithmetic, one call). Returns whether the ring's mean
+    predicted this rate better than the last rate did."""
+    finite = True
+    for i in range(dp.shape[0]):
+        if not np.isfinite(dp[i]):
+            finite = False
+    if not finite:
+        for i in range(dp.shape[0]):
+            dp[i] = dp[i] * 0.0
+    if rates.shape[0] == 1:
+        return False
+    rate = np.empty(dp.shape[0])
+    for i in range(dp.shape[0]):
+        rate[i] = dp[i] / dt
+    return remember_rate(rate, rates, rate_sum, pos, n_rates)
+
+
+@njit(cache=True)
+def set_open(vent, vent_open):
+    """The open fractions ``vent_open`` (M,) into the vents' table's column :data:`V_OPEN` (a numpy column
+    assignment, strided, cost 9 µs a step on the tower's 5,625 vents)."""
+    if vent_open.shape[0] != vent.shape[0]:
+        raise ValueError("vent_open: give one open fraction per wall vent")
+    for v in range(vent.shape[0]):
+        vent[v, V_OPEN] = vent_open[v]
+
+
+@njit(cache=True)
 def glazing_hits(t_upper, cand, vidx, brk_c, broken, hit):
     """The unbroken panes among the glazing vents ``cand`` whose hotter side's upper layer (``t_upper`` K; outside:
     0) has reached their break temperature ``brk_c`` (°C) into ``hit``; returns how many."""
@@ -575,14 +606,15 @@ def vent_adjacency(n: int, vidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.searchsorted(side[keep][order], np.arange(n + 1)).astype(np.int64), vent[keep][order].astype(np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
     """Flow through each wall vent in ``vents`` (indices) at floor pressures ``pf`` from its rows of the slab table:
     channels into ``chan[v]`` (kg/s, ≥ 0: from a upper, a lower, b upper, b lower), net enthalpy a → b (W) into
     ``hv[v]`` and the Jacobian weight into ``wv[v]``. Δp(z) = p_a − p_b (floor pressures, 0 for outside) + the
     slab's hydrostatic part, linear over the slab; each slab is cut where Δp crosses −δ, 0, +δ and the orifice
     equation integrated over each piece (:func:`piece_ends`, :func:`_piece`). (One loop over the vents: a call per
-    vent cost 3/4 of the time.)"""
+    vent cost 3/4 of the time. :func:`wall_flows_summed` repeats this loop's body, to the character: a shared
+    inlined helper made both 1.7× slower.)"""
     sd = math.sqrt(delta)
     for j in range(vents.shape[0]):
         v = vents[j]
@@ -625,6 +657,62 @@ def wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv):
                 weight += hcp * dfdp
         hv[v] = hflow
         wv[v] = weight
+
+
+@njit(cache=True, error_model="numpy")
+def wall_flows_summed(vents, pf, vidx, first, sp, delta, chan, hv, wv, res, du, dl, dt):
+    """:func:`wall_flows` with each vent's part of the residual summed as it is worked out: ``res[a] += hv``,
+    ``res[b] −= hv`` and the layers' outflows over ``dt`` into ``du``/``dl``, in the vents' order (the same sums
+    to the bit as a second pass over the vents, without reading the vents' flows back)."""
+    sd = math.sqrt(delta)
+    for j in range(vents.shape[0]):
+        v = vents[j]
+        a, b = vidx[v, 0], vidx[v, 1]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        for c in range(4):
+            chan[v, c] = 0.0
+        hflow = 0.0
+        weight = 0.0
+        for r in range(first[v], first[v + 1]):
+            x1 = c0 + sp[r, OS_D0]
+            x2 = c0 + sp[r, OS_D1]
+            dx = x2 - x1
+            if min(x1, x2) > delta or max(x1, x2) < -delta:  # one piece (most slabs): piece_ends' (1, 1, 1, 1)
+                yb = x1 + dx * 1.0  # the loop below's arithmetic, to the bit
+                if 0.5 * (x1 + yb) >= 0.0:
+                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
+                else:
+                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
+                f, dfdp = _piece_sd(x1, yb, 1.0, coef, delta, sd)
+                chan[v, col] += abs(f)
+                hflow += hcp * f
+                weight += hcp * dfdp
+                continue
+            t_prev = 0.0
+            for t in piece_ends(x1, x2, delta):
+                if not t > t_prev:
+                    continue
+                ya = x1 + dx * t_prev
+                yb = x1 + dx * t
+                share = t - t_prev
+                t_prev = t
+                if 0.5 * (ya + yb) >= 0.0:
+                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
+                else:
+                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
+                f, dfdp = _piece_sd(ya, yb, share, coef, delta, sd)
+                chan[v, col] += abs(f)
+                hflow += hcp * f
+                weight += hcp * dfdp
+        hv[v] = hflow
+        wv[v] = weight
+        res[a] += hflow
+        du[a] += chan[v, 0] * dt
+        dl[a] += chan[v, 1] * dt
+        if b >= 0:
+            res[b] -= hflow
+            du[b] += chan[v, 2] * dt
+            dl[b] += chan[v, 3] * dt
 
 
 @njit(cache=True, inline="always")
@@ -1148,22 +1236,11 @@ def residual_and_merit(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, sta
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     for i in range(n):
         pf[i] = pn[i] + dp[i]
-    wall_flows(stat[6], pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv)
     for i in range(n):
         res[i] = diag[i] * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5] + par[P_CP] * props[i, Q_TL] * src[i, 1])
-    du[:] = 0.0
-    dl[:] = 0.0
-    vents = stat[6]
-    for j in range(vents.shape[0]):
-        v = vents[j]
-        a, b = vidx[v, 0], vidx[v, 1]
-        res[a] += hv[v]
-        du[a] += chan[v, 0] * dt
-        dl[a] += chan[v, 1] * dt
-        if b >= 0:
-            res[b] -= hv[v]
-            du[b] += chan[v, 2] * dt
-            dl[b] += chan[v, 3] * dt
+        du[i] = 0.0
+        dl[i] = 0.0
+    wall_flows_summed(stat[6], pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv, res, du, dl, dt)
     vvs, ct, cp, delta = stat[2], stat[7], par[P_CP], par[P_DELTA]
     for k in range(vvidx.shape[0]):
         hf, w = ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, vchan)

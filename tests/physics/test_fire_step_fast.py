@@ -3,6 +3,10 @@
 - A wall-vent slab whose Δp stays clear of ±δ over its height is one piece of the orifice law: ``wall_flows`` and
   ``_slab`` (through ``door_jets``) work it out directly instead of through ``piece_ends``' cuts; on slabs of every
   kind (one piece, crossing 0, crossing ±δ, within ±δ, empty) the flows, channels and weights are the cut path's.
+- ``wall_flows_summed`` (the residual's wall vents, their sums taken as each vent is worked out) gives
+  ``wall_flows``' flows and the residual's former second pass over the vents (``res``, the layers' outflows) to the
+  bit; ``accept_guess`` is the numpy bookkeeping after a step (a non-finite change zeroed, the rate remembered), and
+  ``set_open`` the numpy column assignment.
 - A fire's heat release at one time in floats (``FireSource._undecayed_at``, a step's call) is the numpy curve's
   (``_undecayed``) for growth, caps, flashover and both sprinkler modes.
 - A run reports a pane falling out (``glazing_broken``) at the step it falls, as before: the run only looks at the
@@ -89,6 +93,66 @@ def test_one_piece_slabs_equal_the_cut_path(seed):
     assert 0.2 < one.mean() < 0.9  # both paths are exercised
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_wall_flows_summed_equal_wall_flows_and_the_second_pass(seed):
+    rng = np.random.default_rng(seed)
+    n, vidx, first, sp, pf = _mixed_table(rng)
+    m, dt = vidx.shape[0], 0.5
+    vents = np.flatnonzero(first[1:] > first[:-1])  # the open vents, ascending (the step's list)
+    res0 = rng.normal(0, 1e3, n)
+    want = [np.zeros((m, 4)), np.zeros(m), np.zeros(m)]
+    K.wall_flows(vents, pf, vidx, first, sp, DELTA, *want)
+    chan, hv = want[0], want[1]
+    res_w, du_w, dl_w = res0.copy(), np.zeros(n), np.zeros(n)
+    for v in vents:  # the residual's second pass before the change, in the vents' order
+        a, b = vidx[v]
+        res_w[a] += hv[v]
+        du_w[a] += chan[v, 0] * dt
+        dl_w[a] += chan[v, 1] * dt
+        if b >= 0:
+            res_w[b] -= hv[v]
+            du_w[b] += chan[v, 2] * dt
+            dl_w[b] += chan[v, 3] * dt
+    got = [np.zeros((m, 4)), np.zeros(m), np.zeros(m)]
+    res_g, du_g, dl_g = res0.copy(), np.zeros(n), np.zeros(n)
+    K.wall_flows_summed(vents, pf, vidx, first, sp, DELTA, *got, res_g, du_g, dl_g, dt)
+    for g, w in zip(got + [res_g, du_g, dl_g], want + [res_w, du_w, dl_w], strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("ring", [1, 4])
+def test_accept_guess_is_the_numpy_bookkeeping(ring):
+    rng = np.random.default_rng(3)
+    n, dt = 50, 0.7
+    rates, rate_sum = rng.normal(0, 1, (ring, n)), rng.normal(0, 1, n)
+    for bad in (False, True):
+        dp = rng.normal(0, 1e-3, n)
+        if bad:
+            dp[[3, 7]] = np.inf, np.nan
+        with np.errstate(invalid="ignore"):  # inf · 0 is NaN, as the model's numpy bookkeeping had it
+            want_dp = dp * 0.0 if bad else dp.copy()
+        want_rates, want_sum = rates.copy(), rate_sum.copy()
+        want_better = False if ring == 1 else K.remember_rate(want_dp / dt, want_rates, want_sum, 1, 2)
+        got_rates, got_sum = rates.copy(), rate_sum.copy()
+        got_better = K.accept_guess(dp, dt, got_rates, got_sum, 1, 2)
+        np.testing.assert_array_equal(dp, want_dp)
+        np.testing.assert_array_equal(got_rates, want_rates)
+        np.testing.assert_array_equal(got_sum, want_sum)
+        assert got_better == want_better
+
+
+def test_set_open_is_the_column_assignment():
+    rng = np.random.default_rng(4)
+    vent = rng.uniform(0, 3, (30, K.NVENT))
+    fractions = rng.uniform(0, 1, 30)
+    want = vent.copy()
+    want[:, K.V_OPEN] = fractions
+    K.set_open(vent, fractions)
+    np.testing.assert_array_equal(vent, want)
+    with pytest.raises(ValueError, match="one open fraction per wall vent"):
+        K.set_open(vent, fractions[:-1])
 
 
 def _cut_path_slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
