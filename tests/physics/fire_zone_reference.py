@@ -389,7 +389,10 @@ def sources(state, geom, pr, par, q_kw, dt, a_open, t_surf=None, qs=None):
         if cr > 0:  # the surface balance, quartic in T_s: bracketed between no radiation and the hotter gas
             f = partial(_surface_balance, gain, (hc + hk) * (au + al), cr, pr["tu"][i])
             lo, hi = min(lin, pr["tu"][i]), max(lin, pr["tu"][i])
-            ts = brentq(f, lo, hi, xtol=1e-13, rtol=1e-15) if f(lo) * f(hi) < 0 else (lo if f(lo) == 0 else hi)
+            # no sign change: radiation too weak to lift f above its round-off at the no-radiation root (a trace
+            # of soot): the end where the balance is nearest zero (taking hi = T_u there was wrong)
+            ts = brentq(f, lo, hi, xtol=1e-13, rtol=1e-15) if f(lo) * f(hi) < 0 else \
+                (lo if abs(f(lo)) <= abs(f(hi)) else hi)
         else:
             ts = lin
         src[i, 6] = ts
