@@ -481,11 +481,15 @@ def solve(state, geom, pr, par, vent, vidx, vvent, vvidx, src, dt, teff, dp, sha
         scale = par[K.P_R] / (par[K.P_CP] - par[K.P_R]) * dt / geom[:, K.G_VOL]
         fit = float(np.sum((res * scale) ** 2))
         tries = []
+        floor = 0.0
+        if smax <= par[K.P_TOL]:  # the merit's round-off floor (the kernel's solve_pressures)
+            floor = float(np.sum((K.MERIT_FLOOR_FACTOR * np.finfo(float).eps * np.abs(pr["p"] + dp)
+                                  * (np.diag(jac) * scale - 1.0)) ** 2))
         for lam in 0.5 ** np.arange(12):  # Armijo c = 1/4 on the squared pressure errors' sum, else the best
             trial = dp + lam * step
             out = residual(trial, pr["p"], dt, state, geom, pr, par, vent, vidx, vvent, vvidx, src, teff, shares)
             tries.append((float(np.sum((out[0] * scale) ** 2)), lam))
-            if tries[-1][0] <= (1.0 - 0.5 * lam) * fit:
+            if tries[-1][0] <= (1.0 - 0.5 * lam) * fit or (lam == 1.0 and tries[-1][0] <= floor):
                 break
         else:
             trial = dp + min(tries)[1] * step
