@@ -562,12 +562,13 @@ class FireZoneModel(Component):
             self._p_base = np.empty(self.network.n_compartments)
             K.outside_at_base(self.arrays["geom"], self.par, self._p_base)
             self._p_base_t = self.par[K.P_TOUT]
-        out = np.empty((K.NOUT, self.network.n_compartments))
-        K.compartment_outputs(self.state, self.arrays["geom"], self.par, out, False, self._p_base)
+        # compartment_outputs' rows without the species, and the upper layers' extinction in the row after them
+        out = np.empty((K.NOUT + 1, self.network.n_compartments))
+        K.step_outputs(self.state, self.arrays["geom"], self.par, self._p_base, SOOT_EXTINCTION_M2_KG, out)
         self._out, self._species_done, self._flows = out, False, None
         self.t_upper, self.t_lower, self.layer_height, self.pressure = out[K.O_TU], out[K.O_TL], out[K.O_Z], out[K.O_P]
         self.soot_upper, self.soot_lower = out[K.O_SOOTU], out[K.O_SOOTL]
-        self.ext_upper = SOOT_EXTINCTION_M2_KG * self.soot_upper  # (the lower layer's when read: ext_lower)
+        self.ext_upper = out[K.NOUT]  # (the lower layer's when read: ext_lower)
 
     ext_lower = property(lambda self: SOOT_EXTINCTION_M2_KG * self.soot_lower,
                          doc="(N,) light extinction coefficient of the lower layers (1/m), worked out when read (a run "

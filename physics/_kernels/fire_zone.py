@@ -192,6 +192,43 @@ def compartment_outputs(state, geom, par, out, species=True, p_base=None):
 
 
 @njit(cache=True)
+def step_outputs(state, geom, par, p_base, ext_per_kg, out):
+    """What a model reads after every step, into ``out`` (NOUT + 1, N): :func:`compartment_outputs`' rows without
+    the species (the same arithmetic as :func:`layer_props` and that function, so the same numbers to the bit) and in
+    row :data:`NOUT` the upper layers' light extinction, ``ext_per_kg`` × their soot (1/m). No props table: the
+    densities it also holds are not outputs (on the 2,212-compartment tower 43 → ~30 µs a step)."""
+    r, cp = par[P_R], par[P_CP]
+    cv = cp - r
+    gm1 = r / cv
+    for i in range(state.shape[0]):
+        mu, ml = state[i, MU], state[i, ML]
+        vol = geom[i, G_VOL]
+        p = gm1 * (state[i, UU] + state[i, UL]) / vol
+        tiny = 1e-9 * (mu + ml)
+        hasu = mu > tiny
+        hasl = ml > tiny
+        tu = state[i, UU] / (cv * mu) if hasu else 0.0
+        tl = state[i, UL] / (cv * ml) if hasl else 0.0
+        if not hasu:
+            tu = tl
+        if not hasl:
+            tl = tu
+        vu = gm1 * state[i, UU] / p if hasu else 0.0
+        vu = min(max(vu, 0.0), vol) if hasl else vol
+        base = geom[i, G_BASE]
+        zi = base + geom[i, G_H] if vu <= 0.0 else base + (vol - vu) / geom[i, G_AREA]
+        vl = vol - vu
+        soot_u = state[i, SU + SP_SOOT] / vu if vu > 0.0 else 0.0
+        out[O_TU, i] = tu
+        out[O_TL, i] = tl
+        out[O_Z, i] = zi - base
+        out[O_P, i] = p - p_base[i]
+        out[O_SOOTU, i] = soot_u
+        out[O_SOOTL, i] = state[i, SL + SP_SOOT] / vl if vl > 0.0 else 0.0
+        out[NOUT, i] = ext_per_kg * soot_u
+
+
+@njit(cache=True)
 def species_outputs(state, out):
     """O2 and CO2 volume fractions and CO (ppm) of each layer into ``out``'s rows :data:`O_O2U` … :data:`O_COL`
     (moles of the species and N2 for the rest of the layer's mass)."""

@@ -7,6 +7,8 @@
   ``wall_flows``' flows and the residual's former second pass over the vents (``res``, the layers' outflows) to the
   bit; ``accept_guess`` is the numpy bookkeeping after a step (a non-finite change zeroed, the rate remembered), and
   ``set_open`` the numpy column assignment.
+- ``step_outputs`` (what a model reads after every step) is ``compartment_outputs`` without the species, and the
+  upper layers' extinction the numpy product.
 - A fire's heat release at one time in floats (``FireSource._undecayed_at``, a step's call) is the numpy curve's
   (``_undecayed``) for growth, caps, flashover and both sprinkler modes.
 - A run reports a pane falling out (``glazing_broken``) at the step it falls, as before: the run only looks at the
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 
 from physics._kernels import fire_zone as K
+from physics.fire_correlations import SOOT_EXTINCTION_M2_KG
 from physics.fire_sim import FireSimulation
 from physics.fire_source import FireSource
 
@@ -153,6 +156,42 @@ def test_set_open_is_the_column_assignment():
     np.testing.assert_array_equal(vent, want)
     with pytest.raises(ValueError, match="one open fraction per wall vent"):
         K.set_open(vent, fractions[:-1])
+
+
+def _layer_states(rng, n=200):
+    """States and geometries spanning both layers present, an absent (or vanishing) upper or lower layer, an
+    empty upper layer (interface at the ceiling) and soot in either layer."""
+    geom = np.zeros((n, K.NGEOM))
+    geom[:, K.G_BASE] = rng.uniform(0, 300, n)
+    geom[:, K.G_H] = rng.uniform(2.5, 4.0, n)
+    geom[:, K.G_AREA] = rng.uniform(5, 200, n)
+    geom[:, K.G_VOL] = geom[:, K.G_AREA] * geom[:, K.G_H]
+    state = np.zeros((n, K.NSTATE))
+    rho, cv, t = 1.2, 1012.0 - 287.0, rng.uniform(290, 900, (n, 2))
+    share = rng.choice([0.0, 1e-12, 0.3, 0.9, 1.0], n)  # upper layer's share of the volume
+    mass = rho * geom[:, K.G_VOL, None] * np.stack([share, 1 - share], axis=1)
+    state[:, [K.MU, K.ML]] = mass
+    state[:, [K.UU, K.UL]] = cv * mass * t
+    state[:, K.SU + K.SP_SOOT] = rng.uniform(0, 1e-3, n) * mass[:, 0]
+    state[:, K.SL + K.SP_SOOT] = rng.uniform(0, 1e-4, n) * mass[:, 1]
+    return state, geom
+
+
+def test_step_outputs_are_compartment_outputs():
+    rng = np.random.default_rng(5)
+    state, geom = _layer_states(rng)
+    par = np.zeros(K.NPAR)
+    par[[K.P_R, K.P_CP, K.P_G, K.P_P0, K.P_TOUT]] = 287.0, 1012.0, 9.81, 101325.0, 303.0
+    p_base = np.empty(len(state))
+    K.outside_at_base(geom, par, p_base)
+    want = np.full((K.NOUT, len(state)), np.nan)
+    K.compartment_outputs(state, geom, par, want, False, p_base)
+    got = np.full((K.NOUT + 1, len(state)), np.nan)
+    K.step_outputs(state, geom, par, p_base, SOOT_EXTINCTION_M2_KG, got)
+    rows = [K.O_TU, K.O_TL, K.O_Z, K.O_P, K.O_SOOTU, K.O_SOOTL]
+    np.testing.assert_array_equal(got[rows], want[rows])
+    np.testing.assert_array_equal(got[K.NOUT], SOOT_EXTINCTION_M2_KG * want[K.O_SOOTU])
+    assert np.any(state[:, K.MU] == 0.0) and np.any(state[:, K.ML] == 0.0)  # the absent layers were there
 
 
 def _cut_path_slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
