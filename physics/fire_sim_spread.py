@@ -62,6 +62,8 @@ class FacadeSpread:
         # vent: ~2,500 calls at set-up)
         self._win, self._above = per_network(network, "facade", self._facade)
         self._window: dict[int, tuple[float, float, float, float]] = {}  # :meth:`window`, once per compartment
+        self._out_yes: set[int] = set()      # :meth:`_window_out`: compartments with a pane out,
+        self._out_no: dict[int, int] = {}    # and those without, at the zone's pane count then
 
     def _facade(self) -> tuple[dict, dict[int, int]]:
         self._win = windows_by_compartment(self.network)
@@ -94,6 +96,20 @@ class FacadeSpread:
                                      float(net.vent_top_m[w].max()))
         return got
 
+    def _window_out(self, zone, c: int) -> bool:
+        """Whether a pane of compartment ``c``'s windows has fallen out. The zone's ``broken`` flags only ever turn
+        on, each with its count ``panes_broken``: an answer yes stands, and no is looked at again only once the count
+        has moved (the look, a fancy index and ``np.any``, cost the tower ~3 µs a burning compartment a step)."""
+        if c in self._out_yes:
+            return True
+        if self._out_no.get(c) == zone.panes_broken:
+            return False
+        if np.any(zone.broken[self._win.get(c, _EMPTY)]):
+            self._out_yes.add(c)
+            return True
+        self._out_no[c] = zone.panes_broken
+        return False
+
     def update(self, sim, t0: float, t1: float) -> list[tuple[int, float]]:
         """Check the flames of ``sim``'s burning compartments at ``t1``; the (compartment, ignition time)
         pairs due by ``t1``."""
@@ -102,8 +118,7 @@ class FacadeSpread:
             up = self._above.get(c)
             if up is None or up in self.reach_s or up in sim.fires or not sim.flashed[c]:
                 continue
-            w = self._win.get(c, _EMPTY)
-            if not np.any(zone.broken[w]):
+            if not self._window_out(zone, c):
                 continue
             src = fire.source
             q = float(sim.q_design[c])

@@ -270,20 +270,27 @@ def test_heat_release_at_one_time_is_the_curve(sprinkler, t_sprinkler, t_flashov
 
 def test_a_pane_that_falls_out_is_reported_at_its_step():
     """Ping An's example past flashover: each ``glazing_broken`` event is at the step its pane fell out, and every
-    broken pane's compartment has one."""
+    broken pane's compartment has one; the façade spread's remembered answer whether a compartment's window is out
+    (``_window_out``) is the look at its panes, on every step, for the fire storey's windowed compartments."""
     sim = FireSimulation("ping_an_finance_centre", floor=40, growth="ultrafast", sprinklers=False, duration_s=400.0)
     fell: dict[int, float] = {}
     step = sim._step
+    windowed = {c: w for c, w in sim.spread._win.items() if sim.network.storey[c] == 40}
+    outs = []
 
     def watched(h):
         before = sim.zone.broken.copy()
         step(h)
         for v in np.flatnonzero(sim.zone.broken & ~before):
             fell.setdefault(int(sim.network.vent_a[v]), sim.t)
+        for c, w in windowed.items():
+            outs.append(sim.spread._window_out(sim.zone, c))
+            assert outs[-1] == bool(np.any(sim.zone.broken[w])), (sim.t, c)
 
     sim._step = watched
     sim.advance_to(400.0)
     events = {sim.network.names.index(e["compartment"]): e["time_s"] for e in sim.events
               if e["kind"] == "glazing_broken"}
     assert fell and events == fell
+    assert any(outs) and not all(outs)  # both answers were checked
     assert sim.zone.panes_broken == int(sim.zone.broken.sum())
