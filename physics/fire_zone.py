@@ -404,7 +404,7 @@ class FireZoneModel(Component):
         self.vent_open = self.arrays["vent"][:, K.V_OPEN].copy()
         self.broken = np.zeros(network.n_vents, bool)
         self.panes_broken = 0  # how many panes have fallen out (``broken`` changes only with it)
-        self._glazed: np.ndarray | None = None  # the unbroken glazing vents (:meth:`_break_glazing`)
+        self._glazed: np.ndarray | None = None  # the glazing vents (:meth:`_break_glazing`)
         self._glazed_min_c = np.inf  # the lowest break temperature among them (°C)
         self._p_base, self._p_base_t = np.zeros(0), np.nan  # the outside's pressure at the floors, at T_out
         self.state = initial_state(network, t_in, t_out, self.par[K.P_P0])
@@ -539,25 +539,19 @@ class FireZoneModel(Component):
         """Glazing falls out (vent fully open) once either side's upper layer reaches its break temperature."""
         brk = self.network.vent_break_c
         if self._glazed is None:  # once: the glazing vents and the lowest break temperature among them
-            self._glazed = np.flatnonzero(np.isfinite(brk) & ~self.broken)
+            self._glazed = np.flatnonzero(np.isfinite(brk))
             self._glazed_min_c = float(brk[self._glazed].min()) if len(self._glazed) else np.inf
-            self._pane_sides = np.ascontiguousarray(self.arrays["vidx"][self._glazed], np.int64)
-            self._pane_brk_c = np.ascontiguousarray(brk[self._glazed], float)
+            self._brk_c = np.ascontiguousarray(brk, float)
             self._hits = np.empty(len(self._glazed), np.int64)
         tu = self.t_upper
         if not len(self._glazed) or float(tu.max()) - 273.15 < self._glazed_min_c:  # no layer hot enough for a pane
             return
-        k = K.pane_hits(tu, self._pane_sides, self._pane_brk_c, self._hits)
+        k = K.glazing_hits(tu, self._glazed, self.arrays["vidx"], self._brk_c, self.broken, self._hits)
         if k:
-            hit = self._glazed[self._hits[:k]]
+            hit = self._hits[:k]
             self.broken[hit] = True
             self.vent_open[hit] = 1.0
             self.panes_broken += k
-            # the unbroken panes stay packed, in order (the lowest break temperature stays a valid gate)
-            keep = np.ones(len(self._glazed), bool)
-            keep[self._hits[:k]] = False
-            self._glazed, self._pane_sides = self._glazed[keep], self._pane_sides[keep]
-            self._pane_brk_c = self._pane_brk_c[keep]
 
     # ------------------------------------------------------------------ outputs
     def _update_outputs(self) -> None:

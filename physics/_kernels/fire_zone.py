@@ -314,22 +314,6 @@ def glazing_hits(t_upper, cand, vidx, brk_c, broken, hit):
 
 
 @njit(cache=True)
-def pane_hits(t_upper, sides, brk_c, hit):
-    """:func:`glazing_hits` over panes packed in order: pane ``j`` between compartments ``sides[j]`` (the second
-    −1: outside) breaking at ``brk_c[j]`` (°C); the positions ``j`` whose hotter side's upper layer (``t_upper`` K;
-    outside: 0) has reached it into ``hit``, ascending; returns how many. The caller keeps only unbroken panes
-    packed, so the pass reads three short arrays in order instead of the vents' tables."""
-    k = 0
-    for j in range(sides.shape[0]):
-        a, b = sides[j, 0], sides[j, 1]
-        hot = max(t_upper[a], t_upper[b] if b >= 0 else 0.0) - 273.15
-        if hot >= brk_c[j]:
-            hit[k] = j
-            k += 1
-    return k
-
-
-@njit(cache=True)
 def p_inside(pf, z, base, zi, rho_u, rho_l, g):
     """Pressure at elevation ``z`` in a compartment of floor pressure ``pf`` (hydrostatic through both layers)."""
     h = z - base

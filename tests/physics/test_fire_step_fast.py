@@ -8,8 +8,7 @@
   bit; ``accept_guess`` is the numpy bookkeeping after a step (a non-finite change zeroed, the rate remembered), and
   ``set_open`` the numpy column assignment.
 - ``step_outputs`` (what a model reads after every step) is ``compartment_outputs`` without the species, and the
-  upper layers' extinction the numpy product; ``pane_hits`` over the packed unbroken panes finds ``glazing_hits``'
-  panes, in order.
+  upper layers' extinction the numpy product.
 - A fire's heat release at one time in floats (``FireSource._undecayed_at``, a step's call) is the numpy curve's
   (``_undecayed``) for growth, caps, flashover and both sprinkler modes.
 - A run reports a pane falling out (``glazing_broken``) at the step it falls, as before: the run only looks at the
@@ -193,24 +192,6 @@ def test_step_outputs_are_compartment_outputs():
     np.testing.assert_array_equal(got[rows], want[rows])
     np.testing.assert_array_equal(got[K.NOUT], SOOT_EXTINCTION_M2_KG * want[K.O_SOOTU])
     assert np.any(state[:, K.MU] == 0.0) and np.any(state[:, K.ML] == 0.0)  # the absent layers were there
-
-
-def test_pane_hits_are_glazing_hits():
-    """The packed unbroken panes' pass finds the panes the vents' tables' pass does, in the same order."""
-    rng = np.random.default_rng(6)
-    n, m = 40, 300
-    t_upper = rng.uniform(290, 1100, n)
-    vidx = np.stack([rng.integers(0, n, m), rng.integers(-1, n, m)], axis=1)
-    brk_c = np.where(rng.random(m) < 0.6, rng.uniform(300, 700, m), np.inf)
-    broken = rng.random(m) < 0.2
-    cand = np.flatnonzero(np.isfinite(brk_c))
-    want = np.empty(m, np.int64)
-    k_want = K.glazing_hits(t_upper, cand, vidx, brk_c, broken, want)
-    panes = cand[~broken[cand]]
-    got = np.empty(m, np.int64)
-    k_got = K.pane_hits(t_upper, np.ascontiguousarray(vidx[panes]), brk_c[panes], got)
-    assert 0 < k_want < len(panes)
-    np.testing.assert_array_equal(panes[got[:k_got]], want[:k_want])
 
 
 def _cut_path_slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
