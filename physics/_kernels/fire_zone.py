@@ -280,10 +280,19 @@ def accept_guess(dp, dt, rates, rate_sum, pos, n_rates):
             dp[i] = dp[i] * 0.0
     if rates.shape[0] == 1:
         return False
-    rate = np.empty(dp.shape[0])
+    # remember_rate's two passes in one, without a rate array: element i's errors read the ring's rows and the sum
+    # before element i goes in, as there (the last row and the row written differ: the ring has k > 1 rows)
+    prev = (pos - 1) % rates.shape[0]
+    e_last = 0.0
+    e_mean = 0.0
     for i in range(dp.shape[0]):
-        rate[i] = dp[i] / dt
-    return remember_rate(rate, rates, rate_sum, pos, n_rates)
+        rate = dp[i] / dt
+        if n_rates > 0:
+            e_last = max(e_last, abs(rate - rates[prev, i]))
+            e_mean = max(e_mean, abs(rate - rate_sum[i] / n_rates))
+        rate_sum[i] += rate - rates[pos, i]
+        rates[pos, i] = rate
+    return n_rates > 0 and e_mean < e_last
 
 
 @njit(cache=True)

@@ -136,14 +136,15 @@ def test_accept_guess_is_the_numpy_bookkeeping(ring):
             dp[[3, 7]] = np.inf, np.nan
         with np.errstate(invalid="ignore"):  # inf · 0 is NaN, as the model's numpy bookkeeping had it
             want_dp = dp * 0.0 if bad else dp.copy()
-        want_rates, want_sum = rates.copy(), rate_sum.copy()
-        want_better = False if ring == 1 else K.remember_rate(want_dp / dt, want_rates, want_sum, 1, 2)
-        got_rates, got_sum = rates.copy(), rate_sum.copy()
-        got_better = K.accept_guess(dp, dt, got_rates, got_sum, 1, 2)
-        np.testing.assert_array_equal(dp, want_dp)
-        np.testing.assert_array_equal(got_rates, want_rates)
-        np.testing.assert_array_equal(got_sum, want_sum)
-        assert got_better == want_better
+        for pos, n_rates in ((1, 2), (0, 0), (ring - 1, ring)):  # ring wrapping, empty, full
+            want_rates, want_sum = rates.copy(), rate_sum.copy()
+            want_better = False if ring == 1 else K.remember_rate(want_dp / dt, want_rates, want_sum, pos, n_rates)
+            got_dp, got_rates, got_sum = dp.copy(), rates.copy(), rate_sum.copy()
+            got_better = K.accept_guess(got_dp, dt, got_rates, got_sum, pos, n_rates)
+            np.testing.assert_array_equal(got_dp, want_dp)
+            np.testing.assert_array_equal(got_rates, want_rates)
+            np.testing.assert_array_equal(got_sum, want_sum)
+            assert got_better == want_better
 
 
 def test_set_open_is_the_column_assignment():
