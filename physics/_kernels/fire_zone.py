@@ -246,29 +246,10 @@ def species_outputs(state, out):
 
 
 @njit(cache=True)
-def remember_rate(rate, rates, rate_sum, pos, n_rates):
-    """Put the step's pressure-change rate ``rate`` (N,) into the ring ``rates`` (k, N) at row ``pos`` and its running
-    sum ``rate_sum`` (N,) (``n_rates`` rows filled before); returns whether the ring's mean predicted this rate
-    better than the last rate did (the largest error over the compartments smaller), False while the ring is empty."""
-    better = False
-    if n_rates > 0:
-        prev = (pos - 1) % rates.shape[0]
-        e_last = 0.0
-        e_mean = 0.0
-        for i in range(rate.shape[0]):
-            e_last = max(e_last, abs(rate[i] - rates[prev, i]))
-            e_mean = max(e_mean, abs(rate[i] - rate_sum[i] / n_rates))
-        better = e_mean < e_last
-    for i in range(rate.shape[0]):
-        rate_sum[i] += rate[i] - rates[pos, i]
-        rates[pos, i] = rate[i]
-    return better
-
-
-@njit(cache=True)
 def accept_guess(dp, dt, rates, rate_sum, pos, n_rates):
     """After a step: its pressure change ``dp`` (N,) in place, zeroed (× 0.0) everywhere if any is not finite, and the
-    rate ``dp``/``dt`` remembered as :func:`remember_rate` does when the ring ``rates`` has more than one row
+    rate ``dp``/``dt`` put into the ring ``rates`` (k, N) at row ``pos`` and its running sum ``rate_sum`` (N,)
+    (``n_rates`` rows filled before) when the ring has more than one row
     (the model's ``_substep`` did this with numpy: the same arithmetic, one call). Returns whether the ring's mean
     predicted this rate better than the last rate did."""
     finite = True
@@ -280,8 +261,8 @@ def accept_guess(dp, dt, rates, rate_sum, pos, n_rates):
             dp[i] = dp[i] * 0.0
     if rates.shape[0] == 1:
         return False
-    # remember_rate's two passes in one, without a rate array: element i's errors read the ring's rows and the sum
-    # before element i goes in, as there (the last row and the row written differ: the ring has k > 1 rows)
+    # one pass, without a rate array: element i's errors read the ring's rows and the sum before element i goes in
+    # (the last row and the row written differ: the ring has k > 1 rows)
     prev = (pos - 1) % rates.shape[0]
     e_last = 0.0
     e_mean = 0.0

@@ -125,6 +125,23 @@ def test_wall_flows_summed_equal_wall_flows_and_the_second_pass(seed):
         np.testing.assert_array_equal(g, w)
 
 
+def _remember_rate(rate, rates, rate_sum, pos, n_rates):
+    """The model's bookkeeping before a482b70, in numpy: ``rate`` into the ring ``rates`` at row ``pos`` and its
+    running sum; whether the ring's mean (of ``n_rates`` rows) predicted ``rate`` better than the last row did (the
+    largest error over the compartments smaller), False while the ring is empty."""
+    better = False
+    if n_rates > 0:  # max() element by element, as the kernel had it: a NaN error is passed over, not propagated
+        prev = (pos - 1) % rates.shape[0]
+        e_last = e_mean = 0.0
+        for i in range(rate.shape[0]):
+            e_last = max(e_last, abs(rate[i] - rates[prev, i]))
+            e_mean = max(e_mean, abs(rate[i] - rate_sum[i] / n_rates))
+        better = e_mean < e_last
+    rate_sum += rate - rates[pos]
+    rates[pos] = rate
+    return bool(better)
+
+
 @pytest.mark.parametrize("ring", [1, 4])
 def test_accept_guess_is_the_numpy_bookkeeping(ring):
     rng = np.random.default_rng(3)
@@ -138,7 +155,7 @@ def test_accept_guess_is_the_numpy_bookkeeping(ring):
             want_dp = dp * 0.0 if bad else dp.copy()
         for pos, n_rates in ((1, 2), (0, 0), (ring - 1, ring)):  # ring wrapping, empty, full
             want_rates, want_sum = rates.copy(), rate_sum.copy()
-            want_better = False if ring == 1 else K.remember_rate(want_dp / dt, want_rates, want_sum, pos, n_rates)
+            want_better = False if ring == 1 else _remember_rate(want_dp / dt, want_rates, want_sum, pos, n_rates)
             got_dp, got_rates, got_sum = dp.copy(), rates.copy(), rate_sum.copy()
             got_better = K.accept_guess(got_dp, dt, got_rates, got_sum, pos, n_rates)
             np.testing.assert_array_equal(got_dp, want_dp)
