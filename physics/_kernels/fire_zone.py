@@ -166,40 +166,31 @@ def outside_at_base(geom, par, out):
 
 @njit(cache=True)
 def compartment_outputs(state, geom, par, out, species=True, p_base=None):
-    """The component's per-compartment outputs in one pass into ``out`` (NOUT, N): layer temperatures (K), layer
-    height above the floor (m), floor pressure less the outside's at that height (Pa; ``p_base`` the outside's
-    there, :func:`outside_at_base`, if already worked out), soot (kg/m³) of each layer and, with ``species``, the O2
+    """The component's per-compartment outputs into ``out`` (NOUT, N): :func:`step_outputs`' rows (layer
+    temperatures, layer height, floor pressure less the outside's, soot of each layer; ``p_base`` the outside's
+    pressure at each floor, :func:`outside_at_base`, worked out here if not given) and, with ``species``, the O2
     and CO2 volume fractions and CO (ppm) of each layer (:func:`species_outputs`)."""
-    n = state.shape[0]
-    props = np.empty((n, NPROP))
-    layer_props(state, geom, par, props)
     if p_base is None:
-        base_out = np.empty(n)
+        base_out = np.empty(state.shape[0])
         outside_at_base(geom, par, base_out)
     else:
         base_out = p_base
-    for i in range(n):
-        out[O_TU, i] = props[i, Q_TU]
-        out[O_TL, i] = props[i, Q_TL]
-        out[O_Z, i] = props[i, Q_ZI] - geom[i, G_BASE]
-        out[O_P, i] = props[i, Q_P] - base_out[i]
-        vu = props[i, Q_VU]
-        vl = geom[i, G_VOL] - vu
-        out[O_SOOTU, i] = state[i, SU + SP_SOOT] / vu if vu > 0.0 else 0.0
-        out[O_SOOTL, i] = state[i, SL + SP_SOOT] / vl if vl > 0.0 else 0.0
+    step_outputs(state, geom, par, base_out, 0.0, out)
     if species:
         species_outputs(state, out)
 
 
 @njit(cache=True)
 def step_outputs(state, geom, par, p_base, ext_per_kg, out):
-    """What a model reads after every step, into ``out`` (NOUT + 1, N): :func:`compartment_outputs`' rows without
-    the species (the same arithmetic as :func:`layer_props` and that function, so the same numbers to the bit) and in
-    row :data:`NOUT` the upper layers' light extinction, ``ext_per_kg`` × their soot (1/m). No props table: the
+    """What a model reads after every step, into ``out`` (NOUT, N) or (NOUT + 1, N): layer temperatures (K), layer
+    height above the floor (m), floor pressure less the outside's there (``p_base``, Pa), soot (kg/m³) of each layer
+    (the same arithmetic as :func:`layer_props`, so the same numbers to the bit) and, where ``out`` has the row
+    :data:`NOUT`, the upper layers' light extinction there, ``ext_per_kg`` × their soot (1/m). No props table: the
     densities it also holds are not outputs (on the 2,212-compartment tower 43 → ~30 µs a step)."""
     r, cp = par[P_R], par[P_CP]
     cv = cp - r
     gm1 = r / cv
+    extinction = out.shape[0] > NOUT
     for i in range(state.shape[0]):
         mu, ml = state[i, MU], state[i, ML]
         vol = geom[i, G_VOL]
@@ -225,7 +216,8 @@ def step_outputs(state, geom, par, p_base, ext_per_kg, out):
         out[O_P, i] = p - p_base[i]
         out[O_SOOTU, i] = soot_u
         out[O_SOOTL, i] = state[i, SL + SP_SOOT] / vl if vl > 0.0 else 0.0
-        out[NOUT, i] = ext_per_kg * soot_u
+        if extinction:
+            out[NOUT, i] = ext_per_kg * soot_u
 
 
 @njit(cache=True)

@@ -195,20 +195,32 @@ def _layer_states(rng, n=200):
     return state, geom
 
 
-def test_step_outputs_are_compartment_outputs():
+def test_step_outputs_are_the_layer_properties():
+    """step_outputs' rows are layer_props' values (the arithmetic the step itself uses), to the bit, absent layers
+    included; the extinction row is written only where ``out`` has it."""
     rng = np.random.default_rng(5)
     state, geom = _layer_states(rng)
     par = np.zeros(K.NPAR)
     par[[K.P_R, K.P_CP, K.P_G, K.P_P0, K.P_TOUT]] = 287.0, 1012.0, 9.81, 101325.0, 303.0
     p_base = np.empty(len(state))
     K.outside_at_base(geom, par, p_base)
-    want = np.full((K.NOUT, len(state)), np.nan)
-    K.compartment_outputs(state, geom, par, want, False, p_base)
+    props = np.empty((len(state), K.NPROP))
+    K.layer_props(state, geom, par, props)
+    vu = props[:, K.Q_VU]
+    vl = geom[:, K.G_VOL] - vu
+    with np.errstate(divide="ignore", invalid="ignore"):
+        soot_u = np.where(vu > 0.0, state[:, K.SU + K.SP_SOOT] / vu, 0.0)
+        soot_l = np.where(vl > 0.0, state[:, K.SL + K.SP_SOOT] / vl, 0.0)
+    want = {K.O_TU: props[:, K.Q_TU], K.O_TL: props[:, K.Q_TL], K.O_Z: props[:, K.Q_ZI] - geom[:, K.G_BASE],
+            K.O_P: props[:, K.Q_P] - p_base, K.O_SOOTU: soot_u, K.O_SOOTL: soot_l}
     got = np.full((K.NOUT + 1, len(state)), np.nan)
     K.step_outputs(state, geom, par, p_base, SOOT_EXTINCTION_M2_KG, got)
-    rows = [K.O_TU, K.O_TL, K.O_Z, K.O_P, K.O_SOOTU, K.O_SOOTL]
-    np.testing.assert_array_equal(got[rows], want[rows])
-    np.testing.assert_array_equal(got[K.NOUT], SOOT_EXTINCTION_M2_KG * want[K.O_SOOTU])
+    for row, value in want.items():
+        np.testing.assert_array_equal(got[row], value)
+    np.testing.assert_array_equal(got[K.NOUT], SOOT_EXTINCTION_M2_KG * soot_u)
+    short = np.full((K.NOUT, len(state)), np.nan)
+    K.compartment_outputs(state, geom, par, short, False, p_base)
+    np.testing.assert_array_equal(short[list(want)], got[list(want)])
     assert np.any(state[:, K.MU] == 0.0) and np.any(state[:, K.ML] == 0.0)  # the absent layers were there
 
 
