@@ -8,7 +8,9 @@ afterwards in the serial code's order. The loops taken in parallel are those tha
   enthalpy flow and weight in parallel, then its part of the residual and of the layers' outflows summed over the
   vents in order, as :func:`~physics._kernels.fire_zone.wall_flows_summed` sums them as it goes);
 - the wall vents' statics (:func:`wall_statics_par`) and the slab table (:func:`slab_table_par`: the rows of
-  each vent counted first, then filled in parallel).
+  each vent counted first, then filled in parallel);
+- the door jets' entrainment (:func:`door_jets_par`: per vent in parallel, added to ``mix`` in the vents' order)
+  and the layer update (:func:`layer_update_par`: per compartment, the balance's tallies then summed in order).
 
 The orchestration (the step, Newton's loop, its line search and residual) is not copied: :func:`_rebound` makes a
 second dispatcher of the serial function's own code with the parallel pieces bound in place of the serial ones
@@ -32,7 +34,12 @@ from numba import njit, prange
 
 from physics._kernels import fire_zone as K
 from physics._kernels.fire_zone import (
+    COLD_JET_FACTOR,
     G_BASE,
+    G_VOL,
+    ML,
+    MU,
+    NSP,
     OC_PB,
     OC_PT,
     OC_RHO,
@@ -44,14 +51,41 @@ from physics._kernels.fire_zone import (
     OS_D1,
     OS_HA,
     OS_HB,
+    P_CHIR,
     P_CP,
     P_G,
     P_P0,
     P_R,
     P_TOUT,
+    P_Y_CO,
+    P_Y_CO2,
+    P_Y_H2O,
+    P_Y_SOOT,
+    Q_HASL,
+    Q_HASU,
+    Q_P,
     Q_RL,
     Q_RU,
+    Q_TL,
+    Q_TU,
+    Q_VU,
     Q_ZI,
+    SL,
+    SP_CO,
+    SP_CO2,
+    SP_H2O,
+    SP_O2,
+    SP_SOOT,
+    SU,
+    T_FUEL_H,
+    T_FUEL_MASS,
+    T_LAYER_RAD,
+    T_RADIATED,
+    T_RELEASED,
+    T_VENT_RAD,
+    T_WALLS,
+    UL,
+    UU,
     V_BOT,
     V_CD,
     V_OPEN,
@@ -60,10 +94,14 @@ from physics._kernels.fire_zone import (
     VS_D,
     VS_RHO,
     VS_Z,
+    _merge_emptied,
+    _mix_layers,
     _outside_cache,
     _piece_sd,
+    _slab,
     p_inside,
     piece_ends,
+    poreh_entrainment,
 )
 
 
@@ -253,6 +291,125 @@ def slab_table_par(vent, vidx, vs, vl, par, teff, first, sp):
             r += 1
 
 
+@njit(cache=True, parallel=True)
+def door_jets_par(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
+    """:func:`~physics._kernels.fire_zone.door_jets`: each jet vent's flows and the entrainment of each receiver
+    (:func:`~physics._kernels.fire_zone._jet_mix`'s expressions) with the vents in parallel, then added to ``mix``
+    in the vents' order (receiver b, then a, as the serial loop adds them)."""
+    for i in range(mix.shape[0]):
+        mix[i, 0] = 0.0
+        mix[i, 1] = 0.0
+    m = vidx.shape[0]
+    col = np.empty((m, 2), np.int64)  # per vent: mix's column of receiver b and of receiver a (-1: none)
+    ent = np.empty((m, 2))
+    for v in prange(m):
+        col[v, 0] = -1
+        col[v, 1] = -1
+        if vl[v, 2] == vl[v, 3]:  # no jet slab (the usual case; its rows of ``jet`` are left as they were)
+            continue
+        width = vent[v, V_W] * vent[v, V_OPEN]
+        h = vs[v, VS_Z + 2] - vs[v, VS_Z + 1]
+        if width <= 0.0 or h <= 0.0:
+            continue
+        for c in range(4):
+            jet[v, c] = 0.0
+        a, b = vidx[v, 0], vidx[v, 1]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        _slab(v, 1, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, a, b, vs, vl, par, teff,
+              vent[v, V_CD] * width, jet)
+        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        if b >= 0 and jet[v, 0] + jet[v, 1] > 0.0:
+            col[v, 0], ent[v, 0] = _jet_entrainment(a, vl[v, 2], b, jet[v, 0] + jet[v, 1], zb, zt, width, props,
+                                                    par)
+        if jet[v, 2] + jet[v, 3] > 0.0:
+            col[v, 1], ent[v, 1] = _jet_entrainment(b, vl[v, 3], a, jet[v, 2] + jet[v, 3], zb, zt, width, props,
+                                                    par)
+    for v in range(m):
+        if col[v, 0] >= 0:
+            mix[vidx[v, 1], col[v, 0]] += ent[v, 0]
+        if col[v, 1] >= 0:
+            mix[vidx[v, 0], col[v, 1]] += ent[v, 1]
+
+
+@njit(cache=True, inline="always")
+def _jet_entrainment(d, layer_d, r, flow, zb, zt, width, props, par):
+    """(column of ``mix``, kg/s) that :func:`~physics._kernels.fire_zone._jet_mix` adds to receiver ``r``'s row,
+    column −1 where it adds nothing: its expressions, to the character."""
+    zi_r = props[r, Q_ZI]
+    zi_d = props[d, Q_ZI] if d >= 0 else 1e300
+    if layer_d == 0:
+        if props[r, Q_HASL] > 0.0:
+            zd = max(0.0, zi_r - max(zb, zi_d))
+            return 0, poreh_entrainment(props[d, Q_TU], props[r, Q_TL], flow, zd, width, props[r, Q_P], par)
+    elif props[r, Q_HASU] > 0.0:
+        t_jet = props[d, Q_TL] if d >= 0 else par[P_TOUT]
+        zd = max(0.0, min(zt, zi_d) - max(zi_r, zb))
+        return 1, COLD_JET_FACTOR * poreh_entrainment(props[r, Q_TU], t_jet, flow, zd, width, props[r, Q_P], par)
+    return -1, 0.0
+
+
+@njit(cache=True, parallel=True)
+def layer_update_par(state, geom, props, par, src, mix, qburn, dt, dm, dh, ds, tally, new_state):
+    """:func:`~physics._kernels.fire_zone.layer_update` with the compartments in parallel (each writes its own rows
+    of ``dm``, ``dh``, ``ds``, ``new_state``), the balance terms then added to ``tally`` in the compartments'
+    order (the serial sums): the loop's body otherwise to the character."""
+    n = state.shape[0]
+    cp = par[P_CP]
+    gamma = cp / (cp - par[P_R])
+    gm1 = gamma - 1.0
+    yields = np.zeros(NSP)
+    yields[SP_CO2] = par[P_Y_CO2]
+    yields[SP_CO] = par[P_Y_CO]
+    yields[SP_SOOT] = par[P_Y_SOOT]
+    yields[SP_H2O] = par[P_Y_H2O]
+    flag = np.zeros(n, np.int64)
+    for i in prange(n):
+        ent, mf, mo2, qconv, wu, wl = src[i, 0], src[i, 1], src[i, 2], src[i, 3], src[i, 4], src[i, 5]
+        tl = props[i, Q_TL]
+        ml0 = state[i, ML]
+        # plume: entrained lower-layer gas and the fire's products to the upper layer
+        dm[i, 0] += (ent + mf) * dt
+        dm[i, 1] -= ent * dt
+        dh[i, 0] += (cp * tl * (ent + mf) + qconv - wu) * dt
+        dh[i, 1] += (-cp * tl * ent - wl) * dt
+        for s in range(NSP):
+            y = state[i, SL + s] / ml0 if ml0 > 0.0 else 0.0
+            ds[i, 0, s] += (y * ent + yields[s] * mf) * dt
+            ds[i, 1, s] -= y * ent * dt
+        ds[i, 0, SP_O2] -= mo2 * dt
+        if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
+            _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
+        du_tot = dh[i, 0] + dh[i, 1]
+        dpi = gm1 * du_tot / geom[i, G_VOL]
+        du_u = (dh[i, 0] + props[i, Q_VU] * dpi) / gamma
+        new_state[i, MU] = state[i, MU] + dm[i, 0]
+        new_state[i, ML] = state[i, ML] + dm[i, 1]
+        new_state[i, UU] = state[i, UU] + du_u
+        new_state[i, UL] = state[i, UL] + (du_tot - du_u)
+        for s in range(NSP):
+            new_state[i, SU + s] = state[i, SU + s] + ds[i, 0, s]
+            new_state[i, SL + s] = state[i, SL + s] + ds[i, 1, s]
+        _merge_emptied(new_state, i, -1e-12 * (state[i, MU] + ml0))
+        if new_state[i, MU] < -1e-12 * (state[i, MU] + ml0) or new_state[i, ML] < -1e-12 * (state[i, MU] + ml0):
+            flag[i] = 1
+        elif not (new_state[i, MU] + new_state[i, ML] > 0.0 and new_state[i, UU] + new_state[i, UL] > 0.0):
+            flag[i] = 1  # emptied (or not a number): the step was too long for this compartment
+        elif (new_state[i, MU] > 0.0 and new_state[i, UU] < 0.0) or (new_state[i, ML] > 0.0 and new_state[i, UL] < 0.0):
+            flag[i] = 1  # a layer with mass and no energy: the pressure work of a too-long step
+    bad = 0
+    for i in range(n):
+        wu, wl, mf, tl = src[i, 4], src[i, 5], src[i, 1], props[i, Q_TL]
+        tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
+        tally[T_LAYER_RAD] += src[i, 7] * dt
+        tally[T_VENT_RAD] += src[i, 8] * dt
+        tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
+        tally[T_RELEASED] += qburn[i] * 1000.0 * dt
+        tally[T_FUEL_MASS] += mf * dt
+        tally[T_FUEL_H] += cp * tl * mf * dt
+        bad += flag[i]
+    return bad
+
+
 #: this file's own hash, in the names of :func:`_rebound`'s dispatchers: numba keys their cache on ``fire_zone.py``
 #: (the file their code is read from), so an edit here must give them other names to be compiled again
 _TAG = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
@@ -284,7 +441,7 @@ update_vents_into_par = _rebound(K.update_vents_into, "update_vents_into_par", w
 solve_pressures_par = _rebound(K.solve_pressures, "solve_pressures_par", residual_and_merit=residual_and_merit_par,
                                line_search_merit=line_search_merit_par, update_vents_into=update_vents_into_par)
 step = _rebound(K.step, "step_par", vent_statics=vent_statics_par, slab_table=slab_table_par,
-                solve_pressures=solve_pressures_par)
+                solve_pressures=solve_pressures_par, door_jets=door_jets_par, layer_update=layer_update_par)
 
 
 def step_on(threads: int):
