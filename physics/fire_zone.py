@@ -305,7 +305,7 @@ class FireZoneModel(Component):
     threads : int
         Threads of the kernel's step: 1 (the default) the serial kernel; 2 or more its parallel variant
         (:mod:`physics._kernels.fire_zone_parallel`: the wall vents' flows, statics and slab table over the
-        threads), the same numbers to the bit. Opt-in: each of the ~8 parallel regions of a step waits at its end
+        threads), the same numbers to the bit. Opt-in: each of the ~10 parallel regions of a step waits at its end
         for every thread, so on a machine whose cores are busy with other work a descheduled thread stalls the step
         (the tower's step several times slower, not faster); only worth it on idle cores. At most numba's thread
         count (``NUMBA_NUM_THREADS``, the cores by default).

@@ -4,21 +4,29 @@ The same numbers as :func:`physics._kernels.fire_zone.step` to the bit: only loo
 disjoint rows run in parallel (numba ``prange``), and every sum over vents into a compartment is made
 afterwards in the serial code's order. The loops taken in parallel are those that carry the step's cost:
 
-- the vents' flows in every evaluation of the residual (:func:`residual_and_merit_par`: each wall and ceiling
-  vent's channels, enthalpy flow and weight in one parallel loop, :func:`vent_flows_par`, then its part of the
-  residual and of the layers' outflows summed over the vents in the serial order);
-- the wall vents' statics (:func:`wall_statics_par`) and the slab table (:func:`slab_table_par`: the rows of
-  each vent counted first, then filled in parallel);
+- the vents' flows in every evaluation of the residual (:func:`residual_and_merit_par`): the open wall vents cut
+  into :data:`RUNS` runs, one per thread, each run by the serial loops themselves (the first
+  :func:`~physics._kernels.fire_zone.wall_flows_summed`, summing as it goes, the others
+  :func:`~physics._kernels.fire_zone.wall_flows`, the last also the ceiling vents), then the later runs' parts of the
+  residual and of the layers' outflows added in the serial order; the same runs for the re-evaluation of the
+  vents around moved donors (:func:`wall_flows_some`, from :data:`MIN_PARALLEL_VENTS` vents);
+- the fire sources (:func:`fire_sources_par`) and the wall vents' statics (:func:`wall_statics_par`), per
+  compartment and per vent;
 - the door jets' entrainment (:func:`door_jets_par`: per vent in parallel, added to ``mix`` in the vents' order)
   and the layer update (:func:`layer_update_par`: per compartment, the balance's tallies then summed in order).
+
+The slab table stays serial: filled in parallel it took longer (25.4-26.4 µs against 22.6-23.7 µs on a captured
+tower step, idle machine).
 
 The orchestration (the step, Newton's loop and its line search) is not copied: :func:`_rebound` makes a
 second dispatcher of the serial function's own code with the parallel pieces bound in place of the serial ones
 (its own name, so its own cache entry; invalidated with ``fire_zone.py``'s like the serial one's).
 
-Why opt-in: each parallel region (~10 a step) hands work to the other core and waits for it at the end. On an
-idle machine that costs microseconds; on a loaded one the other thread may be descheduled and the step waits a
-whole scheduler slice (0.6-8.5 ms against 0.24-0.37 ms serial, measured under load on the wall vents alone).
+What it gives (the 115-storey bench tower, 2 h, an idle 2-core machine, numba's OpenMP layer): 6-9 % off the
+wall time (x 662-705 real time serial, 699-748 on two threads), the CPU time doubled (the second thread spins
+between regions). Why opt-in: each parallel region (~10 a step) hands work to the other core and waits for it at
+the end; idle, a region costs ~2 µs, but on a machine whose cores are busy the other thread is descheduled and each
+region waits a scheduler slice: under load 4-5 the step took 10-100 ms against 2-4 ms serial.
 """
 
 from __future__ import annotations
@@ -35,28 +43,37 @@ from numba import njit, prange
 from physics._kernels import fire_zone as K
 from physics._kernels.fire_zone import (
     COLD_JET_FACTOR,
+    G_AREA,
     G_BASE,
+    G_C,
+    G_H,
+    G_K,
+    G_PERIM,
+    G_RHO,
+    G_THICK,
+    G_TWALL,
     G_VOL,
+    HUGGETT_J_KG,
     ML,
     MU,
     NSP,
+    NSRC,
     OC_PB,
     OC_PT,
     OC_RHO,
-    OS_CA,
-    OS_CB,
-    OS_COLA,
-    OS_COLB,
-    OS_D0,
-    OS_D1,
-    OS_HA,
-    OS_HB,
     P_CHIR,
     P_CP,
     P_DELTA,
+    P_DFIRE,
+    P_DHC,
+    P_EPSW,
     P_G,
+    P_HCONV,
+    P_LAYRAD,
+    P_LOL,
     P_P0,
     P_R,
+    P_TIME,
     P_TOUT,
     P_Y_CO,
     P_Y_CO2,
@@ -71,6 +88,7 @@ from physics._kernels.fire_zone import (
     Q_TU,
     Q_VU,
     Q_ZI,
+    SIGMA,
     SL,
     SP_CO,
     SP_CO2,
@@ -95,82 +113,60 @@ from physics._kernels.fire_zone import (
     VS_D,
     VS_RHO,
     VS_Z,
+    _conducting_surfaces,
     _merge_emptied,
     _mix_layers,
     _outside_cache,
-    _piece_sd,
     _slab,
     ceiling_flow,
+    heskestad_entrainment,
+    layer_emissivity,
+    o2_volume_fraction,
     p_inside,
-    piece_ends,
     poreh_entrainment,
+    surface_temperature,
 )
+
+#: runs of wall vents per evaluation of the flows, one per thread (a constant: numba's thread count read inside a
+#: kernel would keep it from its cache)
+RUNS = 2
+
+
+@njit(cache=True, inline="always")
+def _chunk(nw, parts, c):
+    """Bounds of part ``c`` of ``parts`` nearly equal parts of ``nw`` items."""
+    return c * nw // parts, (c + 1) * nw // parts
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def vent_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv, kk, vvidx, vvs, ct, cp, vchan, hvv, wvv):
-    """:func:`~physics._kernels.fire_zone.wall_flows` of the wall vents ``vents`` and, with ``kk`` > 0, the first
-    ``kk`` ceiling vents' :func:`~physics._kernels.fire_zone.ceiling_flow` (into ``vchan``, ``hvv``, ``wvv``), all
-    in one parallel loop (each vent writes its own rows): the serial loops' bodies to the character, so the same
-    numbers."""
-    sd = math.sqrt(delta)
+def _wall_flows_parts(vents, pf, vidx, first, sp, delta, chan, hv, wv, parts, res, du, dl, dt, kk, vvidx, vvs,
+                      ct, cp, vchan, hvv, wvv):
+    """The wall vents ``vents`` cut into ``parts`` runs, one per thread: the first run by the serial
+    :func:`~physics._kernels.fire_zone.wall_flows_summed` (its sums into ``res``, ``du``, ``dl`` come first in the
+    serial order, and no other run touches them), the others by :func:`~physics._kernels.fire_zone.wall_flows`
+    (flows only, summed after by the caller), the last also the first ``kk`` ceiling vents'
+    :func:`~physics._kernels.fire_zone.ceiling_flow`. The serial loops themselves, so the same numbers."""
     nw = vents.shape[0]
-    for j in prange(nw + kk):
-        if j >= nw:
-            k = j - nw
-            hf, w = ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, vchan)
-            wvv[k] = w
-            hvv[k] = hf
-            continue
-        v = vents[j]
-        a, b = vidx[v, 0], vidx[v, 1]
-        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
-        for c in range(4):
-            chan[v, c] = 0.0
-        hflow = 0.0
-        weight = 0.0
-        for r in range(first[v], first[v + 1]):
-            x1 = c0 + sp[r, OS_D0]
-            x2 = c0 + sp[r, OS_D1]
-            dx = x2 - x1
-            if min(x1, x2) > delta or max(x1, x2) < -delta:  # one piece (most slabs): piece_ends' (1, 1, 1, 1)
-                yb = x1 + dx * 1.0  # the loop below's arithmetic, to the bit
-                if 0.5 * (x1 + yb) >= 0.0:
-                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
-                else:
-                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
-                f, dfdp = _piece_sd(x1, yb, 1.0, coef, delta, sd)
-                chan[v, col] += abs(f)
-                hflow += hcp * f
-                weight += hcp * dfdp
-                continue
-            t_prev = 0.0
-            for t in piece_ends(x1, x2, delta):
-                if not t > t_prev:
-                    continue
-                ya = x1 + dx * t_prev
-                yb = x1 + dx * t
-                share = t - t_prev
-                t_prev = t
-                if 0.5 * (ya + yb) >= 0.0:
-                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
-                else:
-                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
-                f, dfdp = _piece_sd(ya, yb, share, coef, delta, sd)
-                chan[v, col] += abs(f)
-                hflow += hcp * f
-                weight += hcp * dfdp
-        hv[v] = hflow
-        wv[v] = weight
+    for c in prange(parts):
+        lo, hi = _chunk(nw, parts, c)
+        if c == 0:
+            K.wall_flows_summed(vents[lo:hi], pf, vidx, first, sp, delta, chan, hv, wv, res, du, dl, dt)
+        else:
+            K.wall_flows(vents[lo:hi], pf, vidx, first, sp, delta, chan, hv, wv)
+        if c == parts - 1:
+            for k in range(kk):
+                hf, w = ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, vchan)
+                wvv[k] = w
+                hvv[k] = hf
 
 
 @njit(cache=True)
 def residual_and_merit_par(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv, hv,
                            hvv, pf, du, dl):
     """:func:`~physics._kernels.fire_zone.residual_and_merit`: the open wall vents' and the ceiling vents' flows in
-    one parallel loop (:func:`vent_flows_par`), then each vent's part of the residual and of the layers' outflows
-    added in the serial code's order (the wall vents in order as
-    :func:`~physics._kernels.fire_zone.wall_flows_summed` adds them, then the ceiling vents in order)."""
+    one parallel region, a run of vents per thread (:func:`_wall_flows_parts`; the first run summed as it goes),
+    then the other runs' parts of the residual and of the layers' outflows added in the serial code's order (the
+    wall vents as :func:`~physics._kernels.fire_zone.wall_flows_summed` adds them, then the ceiling vents)."""
     n = res.shape[0]
     gm1 = par[P_R] / (par[P_CP] - par[P_R])
     for i in range(n):
@@ -180,9 +176,10 @@ def residual_and_merit_par(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src,
         du[i] = 0.0
         dl[i] = 0.0
     vents = stat[6]
-    vent_flows_par(vents, pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv, vvidx.shape[0], vvidx, stat[2],
-                   stat[7], par[P_CP], vchan, hvv, wvv)
-    for j in range(vents.shape[0]):
+    parts = min(RUNS, max(vents.shape[0], 1))
+    _wall_flows_parts(vents, pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv, parts, res, du, dl, dt,
+                      vvidx.shape[0], vvidx, stat[2], stat[7], par[P_CP], vchan, hvv, wvv)
+    for j in range(_chunk(vents.shape[0], parts, 0)[1], vents.shape[0]):  # the runs after the first, in order
         v = vents[j]
         a, b = vidx[v, 0], vidx[v, 1]
         res[a] += hv[v]
@@ -204,15 +201,23 @@ def residual_and_merit_par(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src,
 MIN_PARALLEL_VENTS = 256
 
 
+@njit(cache=True, parallel=True, error_model="numpy")
+def _wall_flows_runs(vents, pf, vidx, first, sp, delta, chan, hv, wv, parts):
+    """:func:`~physics._kernels.fire_zone.wall_flows` over ``parts`` runs of ``vents``, one per thread."""
+    nw = vents.shape[0]
+    for c in prange(parts):
+        lo, hi = _chunk(nw, parts, c)
+        K.wall_flows(vents[lo:hi], pf, vidx, first, sp, delta, chan, hv, wv)
+
+
 @njit(cache=True, error_model="numpy")
 def wall_flows_some(vents, pf, vidx, first, sp, delta, chan, hv, wv):
-    """:func:`~physics._kernels.fire_zone.wall_flows`, in parallel (:func:`vent_flows_par`) for at least
-    :data:`MIN_PARALLEL_VENTS` vents (:func:`vent_flows_par`): the same numbers either way."""
+    """:func:`~physics._kernels.fire_zone.wall_flows`, in runs over the threads (:func:`_wall_flows_runs`) for at
+    least :data:`MIN_PARALLEL_VENTS` vents: the same numbers either way."""
     if vents.shape[0] < MIN_PARALLEL_VENTS:
         K.wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv)
     else:
-        vent_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv, 0, np.empty((0, 2), np.int64),
-                       np.empty((0, 6)), np.empty((0, K.NCT)), 0.0, np.empty((0, 4)), np.empty(0), np.empty(0))
+        _wall_flows_runs(vents, pf, vidx, first, sp, delta, chan, hv, wv, RUNS)
 
 
 @njit(cache=True, parallel=True)
@@ -287,38 +292,83 @@ def wall_statics_par(vent, vidx, geom, props, par, vs, vl, oc=None):
 
 
 @njit(cache=True, parallel=True)
-def slab_table_par(vent, vidx, vs, vl, par, teff, first, sp):
-    """:func:`~physics._kernels.fire_zone.slab_table`: each open vent's rows counted and ``first`` made as a running
-    sum (serial, cheap), then the rows filled with the vents in parallel (the same rows, the same numbers)."""
-    m = vidx.shape[0]
-    r = 0
-    for v in range(m):
-        first[v] = r
-        if vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
-            for k in range(3):
-                if vs[v, VS_Z + k + 1] - vs[v, VS_Z + k] > 0.0:
-                    r += 1
-    first[m] = r
-    cp = par[P_CP]
-    for v in prange(m):
-        r = first[v]
-        cdw = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN]
-        if not cdw > 0.0:
+def fire_sources_par(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf, qs):
+    """:func:`~physics._kernels.fire_zone.fire_sources` with the compartments in parallel (each writes its own rows of
+    ``src``, ``qburn``, ``qs``): the loop's body to the character."""
+    cv = par[P_CP] - par[P_R]
+    t = max(par[P_TIME], 1e-9)
+    for i in prange(state.shape[0]):
+        for c in range(NSRC):
+            src[i, c] = 0.0
+        qburn[i] = 0.0
+        base, hgt = geom[i, G_BASE], geom[i, G_H]
+        if q_kw[i] > 0.0 and props[i, Q_HASL] > 0.0:
+            ml = state[i, ML]
+            xo2 = o2_volume_fraction(state, i, SL, ml)
+            lam = min(max((xo2 - par[P_LOL]) / 0.01, 0.0), 1.0)
+            qd = lam * q_kw[i]
+            qc = (1.0 - par[P_CHIR]) * qd
+            z = props[i, Q_ZI] - base if props[i, Q_HASU] > 0.0 else hgt
+            ent = min(heskestad_entrainment(qc, z, qd, par[P_DFIRE]), 0.5 * ml / dt)
+            yo2 = state[i, SL + SP_O2] / ml
+            qb = min(qd, ent * yo2 * HUGGETT_J_KG / 1000.0)
+            qburn[i] = qb
+            src[i, 0] = ent
+            src[i, 1] = qb / par[P_DHC]
+            src[i, 2] = qb * 1000.0 / HUGGETT_J_KG
+            src[i, 3] = (1.0 - par[P_CHIR]) * qb * 1000.0
+        # walls: one lumped, quasi-steady inner surface per compartment (no heat capacity of its own):
+        # convection h_c from each layer + the flame's radiation + the upper layer's radiation in = conduction
+        # h_k(t) into the solid (MQH's effective conductance, NUREG-1805 ch. 2); each layer then loses
+        # h_c·A_layer·(T − T_s), the upper layer also σ·ε·A_u·(T_u⁴ − T_s⁴)
+        k, rho, c, th = geom[i, G_K], geom[i, G_RHO], geom[i, G_C], geom[i, G_THICK]
+        tp = rho * c / k * (0.5 * th) ** 2
+        hk = math.sqrt(k * rho * c / t) if t < tp else k / th
+        hc = par[P_HCONV]
+        perim, area, tw = geom[i, G_PERIM], geom[i, G_AREA], geom[i, G_TWALL]
+        hl = props[i, Q_ZI] - base
+        a_u = area + perim * (hgt - hl)
+        a_l = area + perim * hl
+        tu = props[i, Q_TU]
+        # the upper layer sees the ceiling and walls above the interface and, through the clear lower layer,
+        # the floor and walls below: its bounding area A_u = a_u + the interface (area); grey gas against grey
+        # surfaces of emissivity ε_w: ε_eff = 1/(1/ε_g + 1/ε_w − 1)
+        # surfaces; the openings to the outside in that area (at most half of it) are black at T_out
+        cr = 0.0
+        qout = 0.0
+        if par[P_LAYRAD] > 0.0 and props[i, Q_HASU] > 0.0 and props[i, Q_HASL] > 0.0:
+            eps_g = layer_emissivity(state[i, SU + SP_SOOT], props[i, Q_VU], tu, a_u + area)
+            if eps_g > 0.0:
+                a_o = min(a_open[i], 0.5 * (a_u + area))
+                cr = SIGMA * (a_u + area - a_o) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
+                qout = SIGMA * eps_g * a_o * (tu ** 4 - par[P_TOUT] ** 4)
+        if t_surf.shape[0] > 0:  # conducting walls: three faces, explicit over the step
+            _conducting_surfaces(i, state, geom, props, par, dt, cr, qout, t_surf, qburn[i], src, qs)
             continue
-        for k in range(3):
-            h = vs[v, VS_Z + k + 1] - vs[v, VS_Z + k]
-            if not h > 0.0:
+        gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
+        ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
+        src[i, 6] = ts
+        for layer in range(2):
+            mass = state[i, MU] if layer == 0 else state[i, ML]
+            has = props[i, Q_HASU] if layer == 0 else props[i, Q_HASL]
+            if has <= 0.0:
                 continue
-            la, lb = vl[v, 2 * k], vl[v, 2 * k + 1]
-            sp[r, OS_D0] = vs[v, VS_D + k]
-            sp[r, OS_D1] = vs[v, VS_D + k + 1]
-            sp[r, OS_CA] = cdw * h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k])
-            sp[r, OS_CB] = cdw * h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k + 1])
-            sp[r, OS_HA] = cp * (teff[vidx[v, 0], la] if vidx[v, 0] >= 0 else par[P_TOUT])
-            sp[r, OS_HB] = cp * (teff[vidx[v, 1], lb] if vidx[v, 1] >= 0 else par[P_TOUT])
-            sp[r, OS_COLA] = la
-            sp[r, OS_COLB] = 2 + lb
-            r += 1
+            temp = tu if layer == 0 else props[i, Q_TL]
+            qrad = cr * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
+            qo = qout if layer == 0 else 0.0
+            q = hc * (a_u if layer == 0 else a_l) * (temp - ts) + qrad
+            cap = cv * mass * abs(temp - ts) / dt
+            if abs(q) > cap:
+                scale = cap / abs(q)
+                q *= scale
+                qrad *= scale
+            if qo > 0.0:  # out of the openings: at most what would bring the layer to the outside's temperature
+                qo = min(qo, max(cv * mass * (temp - par[P_TOUT]) / dt - q, 0.0))
+            src[i, 4 + layer] = q + qo
+            if layer == 0:
+                src[i, 7] = qrad
+                src[i, 8] = qo
+    return 0
 
 
 @njit(cache=True, parallel=True)
@@ -468,7 +518,7 @@ line_search_merit_par = _rebound(K.line_search_merit, "line_search_merit_par",
 update_vents_into_par = _rebound(K.update_vents_into, "update_vents_into_par", wall_flows=wall_flows_some)
 solve_pressures_par = _rebound(K.solve_pressures, "solve_pressures_par", residual_and_merit=residual_and_merit_par,
                                line_search_merit=line_search_merit_par, update_vents_into=update_vents_into_par)
-step = _rebound(K.step, "step_par", vent_statics=vent_statics_par, slab_table=slab_table_par,
+step = _rebound(K.step, "step_par", fire_sources=fire_sources_par, vent_statics=vent_statics_par,
                 solve_pressures=solve_pressures_par, door_jets=door_jets_par, layer_update=layer_update_par)
 
 
