@@ -62,7 +62,11 @@ ALERTING = ("drilling", "piling", "excavation", "intrusion")
 #: all learning, a still alerting report of a track's own is reported as ``train`` when it peaks at the fibre's end
 #: with a train's wheel-rail signal, lies beside a deaf stretch in a train's passage seen or predicted, or its loud
 #: windows move like a train's beside one (``DetectorParams.train_*``, ``passage_*``, ``moving_loud_m``;
-#: :meth:`DasDetector._retrain`); a still report classed train is a ghost source too (``ghost_train_sources``).
+#: :meth:`DasDetector._retrain`); a still report classed train is a ghost source too (``ghost_train_sources``). 8: after
+#: all learning too, a still alerting report with a train's signal is reported as ``train`` beside a deaf stretch in
+#: the passage of a lost train's body, or when it fills a break in a train's track (``passage_body_m``,
+#: ``passage_bridge``) or its loud windows move like a train's and its kurtosis is a train's mixed with a still
+#: source's (``moving_loud_kurtosis``); a source 5 times stronger needs less correlation for a ghost (``ghost_strong_*``).
 DETECTOR_VERSION = 8
 #: RMS frequency of band-limited white noise over f1..f2 is sqrt((f2³ - f1³) / (3 (f2 - f1))): 64 Hz for the
 #: simulator's wheel-rail vibration (20-100 Hz), 29 Hz for excavation (1-50 Hz), at most 30 Hz for piling's rings
@@ -284,9 +288,59 @@ class DetectorParams:
         :attr:`DasDetector.ghosts`. The v6 bookkeeping of sources is unchanged by it (a report it removes still
         counts as a source, as in v6), so it only removes.
 
+    passage_body_m
+        **A train's fragment in the passage of a lost train's body** (detector version 8): v7's passage rule
+        (``passage_*``: a report up to ``passage_max_ch`` wide beside a learned deaf stretch, with a train's signal)
+        with the passages of the trains' pieces (reported ``train`` segments and open tracks moving at a train's
+        speed) as seen, carried back before a piece's start for ``passage_predict_s`` (the train was coming), and,
+        for a reported segment whose track was lost (no piece moving the same way began within ``gap_s`` of its end
+        near it), carried on for ``passage_predict_s`` with the train's length (``passage_body_m``, the simulator's
+        six-car train: 140 m) added ahead of it. A weak far-bore train's track follows its loudest part, which can
+        trail its head by up to the train's length: background seed 5014 (v7, fresh run), the far train's track
+        lost at channels 1,394-1,496 at 1,238.8 s while its head was at 1,250; it reached the island 1,149-1,166
+        (gain 1.6, between the deaf 1,122-1,148 and a 0.24-0.30 stretch) at 1,244.7 s and left a still 11.2 dB
+        "excavation" there (the same at 2,642.7 and 3,032.1 s, and at 483.6 s in the burn-in), which v7's passage,
+        carried on from the track's edge, reached only at 1,248.6 s. A continuing track gives the train's place
+        itself (dense seed 74: a drilling at channel 858, 91 Hz and kurtosis 2.4, was otherwise re-classed from a
+        near train's segment 190 m away that its next segment still tracked). ``stats["passage_bodies"]``;
+        ``passage_body_m = 0`` turns it and ``passage_bridge`` off.
+    passage_bridge
+        **A fragment filling a break in one train's track** (detector version 8): a still alerting report up to
+        ``passage_max_ch`` wide with a train's signal, when a piece moving one way began before it on the side the
+        train comes from, a piece moving the same way began after its onset on the side it goes to, and the
+        passages of the two (as for ``passage_body_m``, no deaf stretch needed) cover its time. Background seed 5007
+        (v7, fresh run): the far bore's 9 dB train tracked to channels 2,683-2,796 (segment ending 600.1 s) and again
+        from 605.8 s at 2,371-2,485; between, channels 2,527-2,571 (well coupled) gave a still 11.5 dB
+        "excavation" at 2,537 for exactly the time the 140 m train took to pass it (603.2-610.5 s).
+        ``stats["passage_bridges"]``; False turns it off.
+    moving_loud_kurtosis
+        **Moving loud windows of a train mixed with a still source's** (detector version 8): the ``moving_loud_m``
+        rule for a report whose signal fails the train-signal test on its kurtosis alone, when that is
+        ``moving_loud_kurtosis`` (2.0) or more, with a train beside it or at the fibre's end as ``train_end_ch``
+        places it (a weak train entering or leaving there has no track near). A still track that holds a train's passage and a drilling's or a
+        piling's tones (kurtosis 1.5-2.2) has a kurtosis between the two, while its loud windows, a train wide and
+        moving at a train's speed, are the train's: dense seeds 74 (v7, fresh: a 31.6 dB "piling" at channel 349.3,
+        a 208-channel still track holding a piling 81 m in and a train; 66 Hz, kurtosis 2.13, loud windows 118 m
+        wide moving at 14.5 m/s) and 80 (a train at the fibre's end beside a drilling and a piling 74-87 m in: 68
+        Hz, 2.18, 119 m at 9.0 m/s). Of v7's 1,934 alerting reports of a track's own on dense seeds 31 and 51-70 one
+        more had such loud windows and 60 Hz or more (seed 31's drilling at 186 Hz, kurtosis 1.54: a true event,
+        excluded by 2.0). ``stats["moving_loud_mixed"]``; ``moving_loud_kurtosis`` at or above
+        ``train_min_kurtosis`` turns it off (so does ``moving_loud_m = 0``).
+    ghost_strong_ratio, ghost_strong_corr
+        **The ghost of a much stronger source** (detector version 8): the ghost rule (``ghost_*``) with
+        ``ghost_strong_corr`` (0.85) instead of ``ghost_min_corr`` when the source, a still report of any class,
+        has ``ghost_strong_ratio`` (5, 7 dB) times the report's energy or more. Dense seeds 79 (v7, fresh: a piling
+        27 m from a 23.5 dB piling, correlation 0.89, ratio 6.7) and 80 (an excavation 61 m from a 23.5 dB
+        excavation, 0.89, ratio 22.9). Independent pairs (the null experiment, seeds 100-179: two sources 30-60 m
+        apart) reached at most 0.77 at a ratio of 5 or more (45 report pairs). After v6/v7's bookkeeping (the
+        removed report still counts as a source): only removes. ``stats["strong_ghosts"]`` (also counted in
+        ``stats["ghosts"]``, listed in :attr:`DasDetector.ghosts`); ``ghost_strong_ratio = 0`` turns it off.
+
     The version-7 rules (``train_*``, ``passage_*``, ``moving_loud_m``, ``ghost_train_sources``) only re-class alerting reports as ``train``, after
     every mark the detector learns from (crossings, trains, deaf channels, the ghost rule's sources) is made:
-    on any record v7's reports are v6's, with those listed in :attr:`DasDetector.retrained` re-classed.
+    on any record v7's reports are v6's, with those listed in :attr:`DasDetector.retrained` re-classed. So do the
+    version-8 rules (``passage_body_m``, ``passage_bridge``, ``moving_loud_kurtosis``, ``ghost_strong_*``): v8's reports are v7's with those
+    a version-8 rule lists in :attr:`DasDetector.retrained` re-classed and the strong ghosts removed.
     """
 
     bands: tuple[tuple[float, float], ...] = ((3.0, 45.0), (45.0, 200.0))
@@ -349,6 +403,7 @@ class DetectorParams:
     passage_bridge: bool = True
     ghost_strong_ratio: float = 5.0
     ghost_strong_corr: float = 0.85
+    moving_loud_kurtosis: float = 2.0
 
     def __post_init__(self) -> None:
         try:
@@ -388,7 +443,7 @@ class DetectorParams:
                                   "in [0, 1] (0 turns the rule off)")
         for name in ("split_bump", "split_df_hz", "split_q", "min_snr_long_db", "gap_deaf_ratio", "impulse_kurtosis",
                      "impulse_windows", "impulse_ratio", "ghost_min_ratio", "train_min_hz",
-                     "train_min_kurtosis", "moving_loud_m", "passage_body_m", "ghost_strong_ratio",
+                     "train_min_kurtosis", "moving_loud_m", "passage_body_m", "ghost_strong_ratio", "moving_loud_kurtosis",
                      "passage_predict_s"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
@@ -769,7 +824,7 @@ class DasDetector:
                       "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0, "end_fragments": 0,
                       "split": 0, "gap_fragments": 0, "impulse_split": 0, "ghosts": 0,
                       "train_ends": 0, "passage_fragments": 0, "moving_loud": 0, "train_ghosts": 0,
-                      "passage_bodies": 0, "passage_bridges": 0, "strong_ghosts": 0}
+                      "passage_bodies": 0, "passage_bridges": 0, "strong_ghosts": 0, "moving_loud_mixed": 0}
         if p.zone_m is None:
             from physics.das_offset import zone_distance_m
 
@@ -1000,10 +1055,11 @@ class DasDetector:
 
         if not own or ev.event_class not in ALERTING or abs(ev.speed_mps) >= TRAIN_SPEED_MPS or not t.rows:
             return ev
-        if not self._train_signal(ev):
-            return ev
         rule = None
-        if self._train_end(ev, t):
+        if not self._train_signal(ev):
+            if self._train_signal(ev, self.params.moving_loud_kurtosis) and self._moving_loud(ev, t, end_ok=True):
+                rule, key, code = "moving_loud_mixed", "moving_loud_mixed", 8.0
+        elif self._train_end(ev, t):
             rule, key, code = "train_end", "train_ends", 3.0
         elif self._passage_fragment(t, ev.onset_s, ev.end_s):
             rule, key, code = "passage_fragment", "passage_fragments", 4.0
@@ -1021,12 +1077,14 @@ class DasDetector:
         ev.features["train_fragment"] = code
         return ev
 
-    def _train_signal(self, ev: DasEvent) -> bool:
-        """Whether a report's signal is a train's wheel-rail vibration (``DetectorParams.train_min_*``)."""
+    def _train_signal(self, ev: DasEvent, min_kurtosis: float | None = None) -> bool:
+        """Whether a report's signal is a train's wheel-rail vibration (``DetectorParams.train_min_*``; the
+        kurtosis from ``min_kurtosis`` up when given)."""
         from physics.das_features import INTRUSION_KURTOSIS
 
         p, f = self.params, ev.features
-        return f["frequency_hz"] >= p.train_min_hz and p.train_min_kurtosis <= f["kurtosis"] < INTRUSION_KURTOSIS
+        k_min = p.train_min_kurtosis if min_kurtosis is None else min_kurtosis
+        return f["frequency_hz"] >= p.train_min_hz and k_min <= f["kurtosis"] < INTRUSION_KURTOSIS
 
     def _train_end(self, ev: DasEvent, t: _Track) -> bool:
         """Whether a still report is a train entering or leaving at the fibre's end (``DetectorParams.train_end_ch``)."""
@@ -1037,8 +1095,9 @@ class DasDetector:
             return False
         return (ev.channel <= p.train_end_ch and lo <= 2) or (ev.channel >= last - p.train_end_ch and hi >= last - 2)
 
-    def _moving_loud(self, ev: DasEvent, t: _Track) -> bool:
-        """Whether a still report's loud windows are a passing train's (``DetectorParams.moving_loud_m``)."""
+    def _moving_loud(self, ev: DasEvent, t: _Track, end_ok: bool = False) -> bool:
+        """Whether a still report's loud windows are a passing train's (``DetectorParams.moving_loud_m``); ``end_ok``:
+        at the fibre's end (:meth:`_train_end`) as well as beside a train."""
         from physics.das_features import TRAIN_SPEED_MPS
 
         p, f = self.params, ev.features
@@ -1046,6 +1105,8 @@ class DasDetector:
             return False
         if abs(f.get("speed_loud_mps", 0.0)) < TRAIN_SPEED_MPS:
             return False
+        if end_ok and self._train_end(ev, t):
+            return True
         lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
         return self._train_near(t, lo, hi, ev.onset_s, ev.end_s)
 
