@@ -320,14 +320,16 @@ class KernelProfile:
 
 
 def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
-              max_wall_s: float = math.inf) -> dict[str, Any]:
-    """(a): the tower run with the wall time split (module docstring)."""
+              max_wall_s: float = math.inf, threads: int = 1) -> dict[str, Any]:
+    """(a): the tower run with the wall time split (module docstring). ``threads``: the zone model's (its kernel's
+    step on that many threads, :class:`~physics.fire_zone.FireZoneModel`); the CPU times are then the main
+    thread's, ``process_cpu_s`` all threads'."""
     from physics.fire_sim import FireSimulation
 
     spec = tower_spec()
     t_build = time.perf_counter()
     sim = FireSimulation(spec, floor=TOWER_FLOOR, growth="fast", sprinklers=False, season="summer",
-                         duration_s=duration_s, dt_s=1.0, record_every_s=10.0)
+                         duration_s=duration_s, dt_s=1.0, record_every_s=10.0, threads=threads)
     build_s = time.perf_counter() - t_build
     net = sim.network
     per_storey = np.bincount(net.storey, minlength=net.n_storeys)
@@ -366,7 +368,7 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
     prof.calls = 3
     error = None
     stall0 = C.cpu_stall_us()
-    t0, cpu0 = time.perf_counter(), time.thread_time()
+    t0, cpu0, pcpu0 = time.perf_counter(), time.thread_time(), time.process_time()
     stopped = None
     while sim.t < duration_s - 1e-9:
         if time.perf_counter() - t0 > max_wall_s:
@@ -384,6 +386,7 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
               f"{(sim.t - t_start) / max(run_cpu, 1e-9):6.1f} (CPU)", flush=True)
     wall_all = time.perf_counter() - t0
     cpu_all = time.thread_time() - cpu0
+    process_cpu = time.process_time() - pcpu0 - acc["profile_cpu"]
     contention = C.contention_pct(stall0, wall_all)
     # the profiler's own work (the replica and the compiled repeat of sampled steps) is taken out of the wall time
     wall = wall_all - acc["profile"]
@@ -401,7 +404,7 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
                                                                       strict=True)},
             "origin": net.names[sim.origin], "duration_s": duration_s, "t_reached_s": sim.t, "error": error, "stopped": stopped,
             "build_s": build_s, "span_s": span, "wall_s": wall, "wall_with_profile_s": wall_all,
-            "profile_s": acc["profile"], "cpu_s": cpu_s,
+            "profile_s": acc["profile"], "cpu_s": cpu_s, "threads": threads, "process_cpu_s": process_cpu,
             "x_real_time_cpu": span / cpu_s if cpu_s > 0 else math.nan,
             "steps_per_cpu_s": steps / cpu_s if cpu_s > 0 else math.nan,
             "kernel_cpu_s": acc["kernel_cpu"], "zone_other_cpu_s": acc["zone_cpu"] - acc["kernel_cpu"],
@@ -516,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ens-duration", type=float, default=600.0)
     p.add_argument("--parts", default="tower,cfast,ensemble", help="comma-separated subset of tower,cfast,ensemble")
     p.add_argument("--out", default=None, help="folder of the JSON (default bench/results)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads of the tower's zone kernel (FireZoneModel(threads=N); default 1). The same "
+                        "numbers; opt-in in the model because on busy cores each parallel region waits for a "
+                        "descheduled thread: compare on an idle machine")
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.ens_members, args.ens_duration, args.cfast_repeat = 300.0, 2, 120.0, 1
@@ -527,14 +534,15 @@ def main(argv: list[str] | None = None) -> int:
     rows, notes = [], []
     if "tower" in parts:
         print("(a) tower ...", flush=True)
-        tw = run_tower(args.duration, args.profile_every, max_wall_s=args.max_wall)
+        tw = run_tower(args.duration, args.profile_every, max_wall_s=args.max_wall, threads=args.threads)
         payload["tower"] = tw
         rows.append(["tower", f"{tw['compartments']} comp., {tw['span_s']:.0f} of {tw['duration_s']:.0f} s",
                      "FireSimulation", tw["wall_s"], tw["cpu_s"], tw["x_real_time"], tw["x_real_time_cpu"],
                      tw["steps_per_cpu_s"], tw["newton_per_step"], "1000x", tw["cpu_contention_pct"]])
         pr = tw["profile"]
         notes.append(f"tower CPU: kernel {tw['kernel_cpu_s']:.1f} s, rest of FireZoneModel.step "
-                     f"{tw['zone_other_cpu_s']:.1f} s, rest of the simulation {tw['sim_other_cpu_s']:.1f} s; "
+                     f"{tw['zone_other_cpu_s']:.1f} s, rest of the simulation {tw['sim_other_cpu_s']:.1f} s "
+                     f"(main thread; kernel on {tw['threads']} thread(s), all threads {tw['process_cpu_s']:.1f} s); "
                      f"profile (CPU) of {pr['samples']} steps: "
                      f"step {pr['kernel_step_ms']:.1f} ms = props+sources {pr['props_and_sources_ms']:.2f} + statics "
                      f"{pr['vent_statics_ms']:.2f} + Newton {pr['newton_ms']:.1f} (residuals "

@@ -118,6 +118,10 @@ class FireRequest(FireConsoleRequest):
         ``fire_evacuation`` (its other fields at their defaults), whose outputs, report and map the
         run writes (``twin fire run --evacuate`` calls that kind directly, with ``--seed`` and
         ``--door-hold``).
+    threads : int
+        Threads of the zone model's kernel (1, the default; see :class:`~physics.fire_zone.FireZoneModel`). The
+        same results to the bit; faster only where the machine's cores are idle, slower where other work keeps
+        them busy (each parallel region of a step waits for every thread).
     """
 
     compartment: str | None = Field(default=None, min_length=1, max_length=80,
@@ -127,6 +131,8 @@ class FireRequest(FireConsoleRequest):
     dt_s: float = Field(default=1.0, ge=0.05, le=5.0, allow_inf_nan=False, description="Zone-model time step (s)")
     record_every_s: float = Field(default=10.0, gt=0.0, le=600.0, allow_inf_nan=False,
                                   description="Interval of the recorded time series (s)")
+    threads: int = Field(default=1, ge=1, le=64, description="Threads of the zone model's kernel (same results; "
+                         "for idle cores only)")
     evacuate: bool = Field(default=False, description="Also evacuate the building in the same run (run kind "
                            "fire_evacuation: smoke slows people, RSET - ASET per floor)")
 
@@ -314,7 +320,7 @@ def sim_kwargs(req: FireRequest, network=None) -> dict[str, Any]:
     return {"building": str(building_path(req.building)), "floor": req.floor,
             "compartment": origin_compartment(req, network), "growth": req.growth,
             "sprinklers": sprinklers_arg(req), "season": season_arg(req), "duration_s": req.duration_s,
-            "dt_s": req.dt_s, "record_every_s": req.record_every_s}
+            "dt_s": req.dt_s, "record_every_s": req.record_every_s, "threads": req.threads}
 
 
 # ----------------------------------------------------------------------------- run

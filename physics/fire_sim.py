@@ -201,7 +201,8 @@ class FireSimulation:
     the network and the zone's factorisation plan). ``keep_halved_step``: the zone model keeps a step it had to
     halve (:class:`~physics.fire_zone.FireZoneModel`; for a ``dt_s`` too long for the network).
     ``newton_guess_steps``: the zone model's first Newton guess from the mean rate of that many last steps
-    (:class:`~physics.fire_zone.FireZoneModel`; 1 is the last step's).
+    (:class:`~physics.fire_zone.FireZoneModel`; 1 is the last step's). ``threads``: the zone model's kernel on that
+    many threads (:class:`~physics.fire_zone.FireZoneModel`: the same numbers; opt-in, for idle cores only).
 
     The steps between two where Python must act run in one compiled call (:mod:`physics.fire_sim_steps`, the same
     numbers to the bit); ``batch_steps`` False (an instance's attribute) steps one step per call in Python;
@@ -213,7 +214,7 @@ class FireSimulation:
                  sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
                  record_every_s: float = 10.0, progress: Callable | None = None,
                  spread_delay_s: float = DEFAULT_DELAY_S, prepared: tuple | None = None,
-                 keep_halved_step: bool = False, newton_guess_steps: int = 16):
+                 keep_halved_step: bool = False, newton_guess_steps: int = 16, threads: int = 1):
         plan = None
         if prepared is not None:
             self.spec, net, plan = prepared
@@ -242,7 +243,7 @@ class FireSimulation:
         self.kinds = np.asarray(COMPARTMENT_KINDS)[net.kind]
         self.zone = FireZoneModel(net, t_inside_k=self.t_inside_k, t_outside_k=self.t_outside_k, dt_max=self.dt_s,
                                   plan=plan, keep_halved_step=keep_halved_step,
-                                  newton_guess_steps=newton_guess_steps)
+                                  newton_guess_steps=newton_guess_steps, threads=threads)
         # the device set and the storeys' rooms, once per network object (fire_sim_cache: read only)
         self.devices = per_network(net, ("devices", self.sprinklers_on, self.t_inside_k), self._devices)
         self.links = DeviceState(self.devices, net.height_m, t_ambient_k=self.t_inside_k) \
@@ -559,7 +560,7 @@ class FireSimulation:
 def simulate_fire(building, *, floor: int, compartment: str | None = None, growth: str | float | None = "fast",
                   sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
                   record_every_s: float = 10.0, progress: Callable | None = None,
-                  spread_delay_s: float = DEFAULT_DELAY_S) -> FireResult:
+                  spread_delay_s: float = DEFAULT_DELAY_S, threads: int = 1) -> FireResult:
     """Run a fire from ignition on storey ``floor`` (0 = ground) for ``duration_s``; see the module docstring.
 
     Parameters
@@ -582,9 +583,12 @@ def simulate_fire(building, *, floor: int, compartment: str | None = None, growt
     spread_delay_s : float
         From the window flame reaching the sill above to that storey's ignition (s; default
         :data:`physics.fire_spread.DEFAULT_DELAY_S`, an assumption: give the building's own where known).
+    threads : int
+        Threads of the zone model's kernel (1; see :class:`~physics.fire_zone.FireZoneModel`: the same numbers,
+        faster only on idle cores).
     """
     sim = FireSimulation(building, floor=floor, compartment=compartment, growth=growth, sprinklers=sprinklers,
                          season=season, duration_s=duration_s, dt_s=dt_s, record_every_s=record_every_s,
-                         progress=progress, spread_delay_s=spread_delay_s)
+                         progress=progress, spread_delay_s=spread_delay_s, threads=threads)
     sim.advance_to(sim.duration_s)
     return sim.result()

@@ -237,6 +237,16 @@ def _vertical_rule(value, name: str) -> float:
                           "(CFAST's vertical_flow rule)")
 
 
+def threads_arg(threads) -> int:
+    """``threads`` checked: a whole number from 1 to numba's thread count (``NUMBA_NUM_THREADS``)."""
+    import numba
+
+    top = int(numba.config.NUMBA_NUM_THREADS)
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or not 1 <= int(threads) <= top:
+        raise ValidationError(f"threads={threads!r}: give a whole number 1..{top} (NUMBA_NUM_THREADS)")
+    return int(threads)
+
+
 class FireZoneModel(Component):
     """Two-zone fire and smoke model over a :class:`FireNetwork` (see the module docstring).
 
@@ -292,6 +302,13 @@ class FireZoneModel(Component):
         After a step had to be halved (a compartment could not give its outflow), later steps start from the
         halved length, never longer again, instead of from ``dt_max`` each time (spares the failed try of every
         step when ``dt_max`` is too long for the network; False: the model as before).
+    threads : int
+        Threads of the kernel's step: 1 (the default) the serial kernel; 2 or more its parallel variant
+        (:mod:`physics._kernels.fire_zone_parallel`: the wall vents' flows, statics and slab table over the
+        threads), the same numbers to the bit. Opt-in: each of the ~8 parallel regions of a step waits at its end
+        for every thread, so on a machine whose cores are busy with other work a descheduled thread stalls the step
+        (the tower's step several times slower, not faster); only worth it on idle cores. At most numba's thread
+        count (``NUMBA_NUM_THREADS``, the cores by default).
     surface_emissivity : float
         Emissivity of the inner surfaces (0.9, CFAST's default for its wall materials).
     delta_pa, hot_dt_k, newton_tol_pa, layer_tol_k
@@ -353,8 +370,13 @@ class FireZoneModel(Component):
                  door_jet_mixing: bool = True, ceiling_vent_froude: bool | str = True, layer_radiation: bool = True,
                  surface_emissivity: float = 0.9, ceiling_vent_plumes: bool | str = True,
                  wall_conduction: bool = False, wall_nodes: int = 12, plan: tuple | None = None,
-                 keep_halved_step: bool = False, newton_guess_steps: int = 16):
+                 keep_halved_step: bool = False, newton_guess_steps: int = 16, threads: int = 1):
         self.network = network.validate()
+        self.threads = threads_arg(threads)
+        if self.threads > 1:  # the parallel step (the same numbers); the instance's, shadowing the class's serial one
+            from physics._kernels import fire_zone_parallel as KP
+
+            self._kernel_step = KP.step_on(self.threads)
         n = network.n_compartments
         t_in = _per_compartment(t_inside_k, n, "t_inside_k")
         t_out = float(np.mean(t_in)) if t_outside_k is None else require_positive(t_outside_k, "t_outside_k")

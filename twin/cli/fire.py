@@ -77,6 +77,9 @@ def _evacuation_kind():
 @click.option("--dt", "dt_s", type=float, default=1.0, show_default=True, help="Zone-model time step (s), 0.05-5.")
 @click.option("--record-every", "record_every_s", type=float, default=10.0, show_default=True,
               help="Interval of the time series and map frames (s), a whole number of steps.")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Threads of the zone model's kernel: the same results; faster only on idle cores (on busy "
+                   "ones each parallel region of a step waits for a descheduled thread, so it is opt-in).")
 @click.option("--evacuate", is_flag=True,
               help="Evacuate the building in the same run: smoke slows people, untenable stairs close, doors "
                    "held open change the smoke (run kind fire_evacuation); gives RSET - ASET per floor.")
@@ -90,7 +93,7 @@ def _evacuation_kind():
 @run_output_options(FILES, map_help="Also write map.html (offline; the storeys coloured by tenability on the "
                                     "time slider, 3-D).")
 def run(building, floor, compartment, growth, sprinklers, season, t_outside_c, duration_s, dt_s, record_every_s,
-        evacuate, seed, door_hold, city_name, out_dir, with_report, with_map, as_json, store_dir) -> None:
+        threads, evacuate, seed, door_hold, city_name, out_dir, with_report, with_map, as_json, store_dir) -> None:
     """Simulate a fire on one storey of a tower and write ASET per storey, events, plots and maps.
 
     BUILDING is an example name (twin fire examples) or a fire building file (.toml/.json; see
@@ -106,12 +109,17 @@ def run(building, floor, compartment, growth, sprinklers, season, t_outside_c, d
 
     params = {"building": building, "floor": floor, "compartment": compartment, "growth": growth,
               "sprinklers": sprinklers, "season": season, "t_outside_c": t_outside_c, "duration_s": duration_s,
-              "dt_s": dt_s, "record_every_s": record_every_s}
+              "dt_s": dt_s, "record_every_s": record_every_s, "threads": threads}
     kind = get_kind("fire")
     if evacuate:
         kind = _evacuation_kind()
         fields = kind.request.model_fields
         params.update({k: v for k, v in (("seed", seed), ("door_hold", door_hold)) if k in fields})
+        if "threads" not in fields:  # the fire_evacuation kind steps its fire on one thread
+            if threads != 1:
+                raise click.UsageError(f"--threads {threads}: not with --evacuate (its kind runs the fire on one "
+                                       "thread)")
+            del params["threads"]
     with user_errors():
         try:  # the building, floor and compartment are checked here, before anything runs
             req = pipeline.check(kind, params)

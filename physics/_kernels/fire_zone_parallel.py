@@ -1,0 +1,456 @@
+"""Two-thread variant of the fire zone kernel's step (:func:`step`, opt-in: ``FireZoneModel(threads=2)``).
+
+The same numbers as :func:`physics._kernels.fire_zone.step` to the bit: only loops whose iterations write
+disjoint rows run in parallel (numba ``prange``), and every sum over vents into a compartment is made
+afterwards in the serial code's order. The loops taken in parallel are those that carry the step's cost:
+
+- the wall vents' flows in every evaluation of the residual (:func:`wall_flows_summed_par`: each vent's channels,
+  enthalpy flow and weight in parallel, then its part of the residual and of the layers' outflows summed over the
+  vents in order, as :func:`~physics._kernels.fire_zone.wall_flows_summed` sums them as it goes);
+- the wall vents' statics (:func:`wall_statics_par`) and the slab table (:func:`slab_table_par`: the rows of
+  each vent counted first, then filled in parallel);
+- the door jets' entrainment (:func:`door_jets_par`: per vent in parallel, added to ``mix`` in the vents' order)
+  and the layer update (:func:`layer_update_par`: per compartment, the balance's tallies then summed in order).
+
+The orchestration (the step, Newton's loop, its line search and residual) is not copied: :func:`_rebound` makes a
+second dispatcher of the serial function's own code with the parallel pieces bound in place of the serial ones
+(its own name, so its own cache entry; invalidated with ``fire_zone.py``'s like the serial one's).
+
+Why opt-in: each parallel region (~10 a step) hands work to the other core and waits for it at the end. On an
+idle machine that costs microseconds; on a loaded one the other thread may be descheduled and the step waits a
+whole scheduler slice (0.6-8.5 ms against 0.24-0.37 ms serial, measured under load on the wall vents alone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import types
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from physics._kernels import fire_zone as K
+from physics._kernels.fire_zone import (
+    COLD_JET_FACTOR,
+    G_BASE,
+    G_VOL,
+    ML,
+    MU,
+    NSP,
+    OC_PB,
+    OC_PT,
+    OC_RHO,
+    OS_CA,
+    OS_CB,
+    OS_COLA,
+    OS_COLB,
+    OS_D0,
+    OS_D1,
+    OS_HA,
+    OS_HB,
+    P_CHIR,
+    P_CP,
+    P_G,
+    P_P0,
+    P_R,
+    P_TOUT,
+    P_Y_CO,
+    P_Y_CO2,
+    P_Y_H2O,
+    P_Y_SOOT,
+    Q_HASL,
+    Q_HASU,
+    Q_P,
+    Q_RL,
+    Q_RU,
+    Q_TL,
+    Q_TU,
+    Q_VU,
+    Q_ZI,
+    SL,
+    SP_CO,
+    SP_CO2,
+    SP_H2O,
+    SP_O2,
+    SP_SOOT,
+    SU,
+    T_FUEL_H,
+    T_FUEL_MASS,
+    T_LAYER_RAD,
+    T_RADIATED,
+    T_RELEASED,
+    T_VENT_RAD,
+    T_WALLS,
+    UL,
+    UU,
+    V_BOT,
+    V_CD,
+    V_OPEN,
+    V_TOP,
+    V_W,
+    VS_D,
+    VS_RHO,
+    VS_Z,
+    _merge_emptied,
+    _mix_layers,
+    _outside_cache,
+    _piece_sd,
+    _slab,
+    p_inside,
+    piece_ends,
+    poreh_entrainment,
+)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def wall_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv):
+    """:func:`~physics._kernels.fire_zone.wall_flows` with the vents in parallel (each writes its own rows of
+    ``chan``, ``hv``, ``wv``): the loop's body to the character, so the same numbers."""
+    sd = math.sqrt(delta)
+    for j in prange(vents.shape[0]):
+        v = vents[j]
+        a, b = vidx[v, 0], vidx[v, 1]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        for c in range(4):
+            chan[v, c] = 0.0
+        hflow = 0.0
+        weight = 0.0
+        for r in range(first[v], first[v + 1]):
+            x1 = c0 + sp[r, OS_D0]
+            x2 = c0 + sp[r, OS_D1]
+            dx = x2 - x1
+            if min(x1, x2) > delta or max(x1, x2) < -delta:  # one piece (most slabs): piece_ends' (1, 1, 1, 1)
+                yb = x1 + dx * 1.0  # the loop below's arithmetic, to the bit
+                if 0.5 * (x1 + yb) >= 0.0:
+                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
+                else:
+                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
+                f, dfdp = _piece_sd(x1, yb, 1.0, coef, delta, sd)
+                chan[v, col] += abs(f)
+                hflow += hcp * f
+                weight += hcp * dfdp
+                continue
+            t_prev = 0.0
+            for t in piece_ends(x1, x2, delta):
+                if not t > t_prev:
+                    continue
+                ya = x1 + dx * t_prev
+                yb = x1 + dx * t
+                share = t - t_prev
+                t_prev = t
+                if 0.5 * (ya + yb) >= 0.0:
+                    coef, hcp, col = sp[r, OS_CA], sp[r, OS_HA], int(sp[r, OS_COLA])
+                else:
+                    coef, hcp, col = sp[r, OS_CB], sp[r, OS_HB], int(sp[r, OS_COLB])
+                f, dfdp = _piece_sd(ya, yb, share, coef, delta, sd)
+                chan[v, col] += abs(f)
+                hflow += hcp * f
+                weight += hcp * dfdp
+        hv[v] = hflow
+        wv[v] = weight
+
+
+@njit(cache=True, error_model="numpy")
+def wall_flows_summed_par(vents, pf, vidx, first, sp, delta, chan, hv, wv, res, du, dl, dt):
+    """:func:`~physics._kernels.fire_zone.wall_flows_summed`: the flows in parallel (:func:`wall_flows_par`), then
+    each vent's part of the residual and of the layers' outflows added in the vents' order (the serial sums)."""
+    wall_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv)
+    for j in range(vents.shape[0]):
+        v = vents[j]
+        a, b = vidx[v, 0], vidx[v, 1]
+        res[a] += hv[v]
+        du[a] += chan[v, 0] * dt
+        dl[a] += chan[v, 1] * dt
+        if b >= 0:
+            res[b] -= hv[v]
+            du[b] += chan[v, 2] * dt
+            dl[b] += chan[v, 3] * dt
+
+
+#: fewer wall vents than this are evaluated serially (a parallel region costs microseconds to start and end; the
+#: re-evaluations of the vents around the compartments whose donors moved are often a few dozen)
+MIN_PARALLEL_VENTS = 256
+
+
+@njit(cache=True, error_model="numpy")
+def wall_flows_some(vents, pf, vidx, first, sp, delta, chan, hv, wv):
+    """:func:`~physics._kernels.fire_zone.wall_flows`, in parallel (:func:`wall_flows_par`) for at least
+    :data:`MIN_PARALLEL_VENTS` vents: the same numbers either way."""
+    if vents.shape[0] < MIN_PARALLEL_VENTS:
+        K.wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv)
+    else:
+        wall_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv)
+
+
+@njit(cache=True, parallel=True)
+def wall_statics_par(vent, vidx, geom, props, par, vs, vl, oc=None):
+    """:func:`~physics._kernels.fire_zone.wall_statics` with the vents in parallel (each writes its own rows of
+    ``vs``, ``vl`` and ``oc``): the loop's body to the character."""
+    g, r_gas, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
+    cached = oc is not None
+    if cached:
+        m = vidx.shape[0]
+        if not (oc[m, 0] == p0 and oc[m, 1] == g and oc[m, 2] == r_gas and oc[m, 3] == t_out):
+            oc[:, K.OC_ZB] = np.nan  # another atmosphere: every row again
+            oc[m, 0], oc[m, 1], oc[m, 2], oc[m, 3] = p0, g, r_gas, t_out
+    for v in prange(vidx.shape[0]):
+        a, b = vidx[v, 0], vidx[v, 1]
+        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        if not vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:  # closed for the step: no slab
+            for k in range(4):
+                vs[v, VS_Z + k] = zb
+                vs[v, VS_D + k] = 0.0
+            for k in range(6):
+                vs[v, VS_RHO + k] = 0.0
+                vl[v, k] = 1
+            continue
+        base_a, zi_a, ru_a, rl_a = geom[a, G_BASE], props[a, Q_ZI], props[a, Q_RU], props[a, Q_RL]
+        base_b, zi_b, ru_b, rl_b = 0.0, zt, 0.0, 0.0
+        if b >= 0:
+            base_b, zi_b, ru_b, rl_b = geom[b, G_BASE], props[b, Q_ZI], props[b, Q_RU], props[b, Q_RL]
+        za = min(max(zi_a, zb), zt)
+        zc = min(max(zi_b, zb), zt)
+        if cached and b < 0:
+            _outside_cache(v, zb, zt, oc, p0, g, r_gas, t_out)
+        vs[v, VS_Z] = zb
+        vs[v, VS_Z + 1] = min(za, zc)
+        vs[v, VS_Z + 2] = max(za, zc)
+        vs[v, VS_Z + 3] = zt
+        for k in range(4):
+            z = vs[v, VS_Z + k]
+            if k > 0 and z == vs[v, VS_Z + k - 1]:
+                vs[v, VS_D + k] = vs[v, VS_D + k - 1]  # a break point repeated (no interface in the opening)
+                continue
+            pa = p_inside(0.0, z, base_a, zi_a, ru_a, rl_a, g)
+            if b >= 0:
+                pb = p_inside(0.0, z, base_b, zi_b, ru_b, rl_b, g)
+            elif cached and z == zb:
+                pb = oc[v, OC_PB]
+            elif cached and z == zt:
+                pb = oc[v, OC_PT]
+            else:
+                pb = p0 * math.exp(-g * z / (r_gas * t_out))
+            vs[v, VS_D + k] = pa - pb
+        for k in range(3):
+            if not vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
+                vs[v, VS_RHO + 2 * k] = vs[v, VS_RHO + 2 * k + 1] = 0.0  # an empty slab carries nothing
+                vl[v, 2 * k] = vl[v, 2 * k + 1] = 1
+                continue
+            zm = 0.5 * (vs[v, VS_Z + k] + vs[v, VS_Z + k + 1])
+            if zm > zi_a:  # the donor each side: the layer at the slab's middle (outside: its air there)
+                vs[v, VS_RHO + 2 * k], vl[v, 2 * k] = ru_a, 0
+            else:
+                vs[v, VS_RHO + 2 * k], vl[v, 2 * k] = rl_a, 1
+            if b < 0:
+                if cached and vs[v, VS_Z + k] == zb and vs[v, VS_Z + k + 1] == zt:  # the whole opening: its middle
+                    vs[v, VS_RHO + 2 * k + 1] = oc[v, OC_RHO]
+                else:
+                    vs[v, VS_RHO + 2 * k + 1] = p0 * math.exp(-g * zm / (r_gas * t_out)) / (r_gas * t_out)
+                vl[v, 2 * k + 1] = 1
+            elif zm > zi_b:
+                vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = ru_b, 0
+            else:
+                vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = rl_b, 1
+
+
+@njit(cache=True, parallel=True)
+def slab_table_par(vent, vidx, vs, vl, par, teff, first, sp):
+    """:func:`~physics._kernels.fire_zone.slab_table`: each open vent's rows counted and ``first`` made as a running
+    sum (serial, cheap), then the rows filled with the vents in parallel (the same rows, the same numbers)."""
+    m = vidx.shape[0]
+    r = 0
+    for v in range(m):
+        first[v] = r
+        if vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:
+            for k in range(3):
+                if vs[v, VS_Z + k + 1] - vs[v, VS_Z + k] > 0.0:
+                    r += 1
+    first[m] = r
+    cp = par[P_CP]
+    for v in prange(m):
+        r = first[v]
+        cdw = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN]
+        if not cdw > 0.0:
+            continue
+        for k in range(3):
+            h = vs[v, VS_Z + k + 1] - vs[v, VS_Z + k]
+            if not h > 0.0:
+                continue
+            la, lb = vl[v, 2 * k], vl[v, 2 * k + 1]
+            sp[r, OS_D0] = vs[v, VS_D + k]
+            sp[r, OS_D1] = vs[v, VS_D + k + 1]
+            sp[r, OS_CA] = cdw * h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k])
+            sp[r, OS_CB] = cdw * h * math.sqrt(2.0 * vs[v, VS_RHO + 2 * k + 1])
+            sp[r, OS_HA] = cp * (teff[vidx[v, 0], la] if vidx[v, 0] >= 0 else par[P_TOUT])
+            sp[r, OS_HB] = cp * (teff[vidx[v, 1], lb] if vidx[v, 1] >= 0 else par[P_TOUT])
+            sp[r, OS_COLA] = la
+            sp[r, OS_COLB] = 2 + lb
+            r += 1
+
+
+@njit(cache=True, parallel=True)
+def door_jets_par(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
+    """:func:`~physics._kernels.fire_zone.door_jets`: each jet vent's flows and the entrainment of each receiver
+    (:func:`~physics._kernels.fire_zone._jet_mix`'s expressions) with the vents in parallel, then added to ``mix``
+    in the vents' order (receiver b, then a, as the serial loop adds them)."""
+    for i in range(mix.shape[0]):
+        mix[i, 0] = 0.0
+        mix[i, 1] = 0.0
+    m = vidx.shape[0]
+    col = np.empty((m, 2), np.int64)  # per vent: mix's column of receiver b and of receiver a (-1: none)
+    ent = np.empty((m, 2))
+    for v in prange(m):
+        col[v, 0] = -1
+        col[v, 1] = -1
+        if vl[v, 2] == vl[v, 3]:  # no jet slab (the usual case; its rows of ``jet`` are left as they were)
+            continue
+        width = vent[v, V_W] * vent[v, V_OPEN]
+        h = vs[v, VS_Z + 2] - vs[v, VS_Z + 1]
+        if width <= 0.0 or h <= 0.0:
+            continue
+        for c in range(4):
+            jet[v, c] = 0.0
+        a, b = vidx[v, 0], vidx[v, 1]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        _slab(v, 1, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, a, b, vs, vl, par, teff,
+              vent[v, V_CD] * width, jet)
+        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        if b >= 0 and jet[v, 0] + jet[v, 1] > 0.0:
+            col[v, 0], ent[v, 0] = _jet_entrainment(a, vl[v, 2], b, jet[v, 0] + jet[v, 1], zb, zt, width, props,
+                                                    par)
+        if jet[v, 2] + jet[v, 3] > 0.0:
+            col[v, 1], ent[v, 1] = _jet_entrainment(b, vl[v, 3], a, jet[v, 2] + jet[v, 3], zb, zt, width, props,
+                                                    par)
+    for v in range(m):
+        if col[v, 0] >= 0:
+            mix[vidx[v, 1], col[v, 0]] += ent[v, 0]
+        if col[v, 1] >= 0:
+            mix[vidx[v, 0], col[v, 1]] += ent[v, 1]
+
+
+@njit(cache=True, inline="always")
+def _jet_entrainment(d, layer_d, r, flow, zb, zt, width, props, par):
+    """(column of ``mix``, kg/s) that :func:`~physics._kernels.fire_zone._jet_mix` adds to receiver ``r``'s row,
+    column −1 where it adds nothing: its expressions, to the character."""
+    zi_r = props[r, Q_ZI]
+    zi_d = props[d, Q_ZI] if d >= 0 else 1e300
+    if layer_d == 0:
+        if props[r, Q_HASL] > 0.0:
+            zd = max(0.0, zi_r - max(zb, zi_d))
+            return 0, poreh_entrainment(props[d, Q_TU], props[r, Q_TL], flow, zd, width, props[r, Q_P], par)
+    elif props[r, Q_HASU] > 0.0:
+        t_jet = props[d, Q_TL] if d >= 0 else par[P_TOUT]
+        zd = max(0.0, min(zt, zi_d) - max(zi_r, zb))
+        return 1, COLD_JET_FACTOR * poreh_entrainment(props[r, Q_TU], t_jet, flow, zd, width, props[r, Q_P], par)
+    return -1, 0.0
+
+
+@njit(cache=True, parallel=True)
+def layer_update_par(state, geom, props, par, src, mix, qburn, dt, dm, dh, ds, tally, new_state):
+    """:func:`~physics._kernels.fire_zone.layer_update` with the compartments in parallel (each writes its own rows
+    of ``dm``, ``dh``, ``ds``, ``new_state``), the balance terms then added to ``tally`` in the compartments'
+    order (the serial sums): the loop's body otherwise to the character."""
+    n = state.shape[0]
+    cp = par[P_CP]
+    gamma = cp / (cp - par[P_R])
+    gm1 = gamma - 1.0
+    yields = np.zeros(NSP)
+    yields[SP_CO2] = par[P_Y_CO2]
+    yields[SP_CO] = par[P_Y_CO]
+    yields[SP_SOOT] = par[P_Y_SOOT]
+    yields[SP_H2O] = par[P_Y_H2O]
+    flag = np.zeros(n, np.int64)
+    for i in prange(n):
+        ent, mf, mo2, qconv, wu, wl = src[i, 0], src[i, 1], src[i, 2], src[i, 3], src[i, 4], src[i, 5]
+        tl = props[i, Q_TL]
+        ml0 = state[i, ML]
+        # plume: entrained lower-layer gas and the fire's products to the upper layer
+        dm[i, 0] += (ent + mf) * dt
+        dm[i, 1] -= ent * dt
+        dh[i, 0] += (cp * tl * (ent + mf) + qconv - wu) * dt
+        dh[i, 1] += (-cp * tl * ent - wl) * dt
+        for s in range(NSP):
+            y = state[i, SL + s] / ml0 if ml0 > 0.0 else 0.0
+            ds[i, 0, s] += (y * ent + yields[s] * mf) * dt
+            ds[i, 1, s] -= y * ent * dt
+        ds[i, 0, SP_O2] -= mo2 * dt
+        if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
+            _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
+        du_tot = dh[i, 0] + dh[i, 1]
+        dpi = gm1 * du_tot / geom[i, G_VOL]
+        du_u = (dh[i, 0] + props[i, Q_VU] * dpi) / gamma
+        new_state[i, MU] = state[i, MU] + dm[i, 0]
+        new_state[i, ML] = state[i, ML] + dm[i, 1]
+        new_state[i, UU] = state[i, UU] + du_u
+        new_state[i, UL] = state[i, UL] + (du_tot - du_u)
+        for s in range(NSP):
+            new_state[i, SU + s] = state[i, SU + s] + ds[i, 0, s]
+            new_state[i, SL + s] = state[i, SL + s] + ds[i, 1, s]
+        _merge_emptied(new_state, i, -1e-12 * (state[i, MU] + ml0))
+        if new_state[i, MU] < -1e-12 * (state[i, MU] + ml0) or new_state[i, ML] < -1e-12 * (state[i, MU] + ml0):
+            flag[i] = 1
+        elif not (new_state[i, MU] + new_state[i, ML] > 0.0 and new_state[i, UU] + new_state[i, UL] > 0.0):
+            flag[i] = 1  # emptied (or not a number): the step was too long for this compartment
+        elif (new_state[i, MU] > 0.0 and new_state[i, UU] < 0.0) or (new_state[i, ML] > 0.0 and new_state[i, UL] < 0.0):
+            flag[i] = 1  # a layer with mass and no energy: the pressure work of a too-long step
+    bad = 0
+    for i in range(n):
+        wu, wl, mf, tl = src[i, 4], src[i, 5], src[i, 1], props[i, Q_TL]
+        tally[T_WALLS] += (wu + wl - src[i, 8]) * dt
+        tally[T_LAYER_RAD] += src[i, 7] * dt
+        tally[T_VENT_RAD] += src[i, 8] * dt
+        tally[T_RADIATED] += par[P_CHIR] * qburn[i] * 1000.0 * dt
+        tally[T_RELEASED] += qburn[i] * 1000.0 * dt
+        tally[T_FUEL_MASS] += mf * dt
+        tally[T_FUEL_H] += cp * tl * mf * dt
+        bad += flag[i]
+    return bad
+
+
+#: this file's own hash, in the names of :func:`_rebound`'s dispatchers: numba keys their cache on ``fire_zone.py``
+#: (the file their code is read from), so an edit here must give them other names to be compiled again
+_TAG = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
+
+
+def _rebound(disp, name, **swap):
+    """A second dispatcher of the serial kernel function ``disp``'s own code with the globals in ``swap`` (the
+    parallel pieces) bound in place of the serial ones. Named ``name`` and this file's :data:`_TAG`: its cache entry
+    is its own, compiled again when ``fire_zone.py`` (numba's stamp) or this file (the name) changes. Same options
+    as the serial function's."""
+    name = f"{name}_{_TAG}"
+    f = disp.py_func
+    glob = dict(f.__globals__)
+    glob.update(swap)
+    code = f.__code__.replace(co_name=name, co_qualname=name)
+    g = types.FunctionType(code, glob, name, f.__defaults__, f.__closure__)
+    g.__qualname__ = name
+    g.__doc__ = f"Parallel pieces bound in (:mod:`physics._kernels.fire_zone_parallel`):\n\n{f.__doc__}"
+    options = {k: v for k, v in disp.targetoptions.items() if k in ("error_model", "fastmath", "boundscheck")}
+    return njit(cache=True, **options)(g)
+
+
+vent_statics_par = _rebound(K.vent_statics, "vent_statics_par", wall_statics=wall_statics_par)
+residual_and_merit_par = _rebound(K.residual_and_merit, "residual_and_merit_par",
+                                  wall_flows_summed=wall_flows_summed_par)
+line_search_merit_par = _rebound(K.line_search_merit, "line_search_merit_par",
+                                 residual_and_merit=residual_and_merit_par)
+update_vents_into_par = _rebound(K.update_vents_into, "update_vents_into_par", wall_flows=wall_flows_some)
+solve_pressures_par = _rebound(K.solve_pressures, "solve_pressures_par", residual_and_merit=residual_and_merit_par,
+                               line_search_merit=line_search_merit_par, update_vents_into=update_vents_into_par)
+step = _rebound(K.step, "step_par", vent_statics=vent_statics_par, slab_table=slab_table_par,
+                solve_pressures=solve_pressures_par, door_jets=door_jets_par, layer_update=layer_update_par)
+
+
+def step_on(threads: int):
+    """:func:`step` on ``threads`` threads (numba's ``set_num_threads`` before each call: the setting is per
+    calling thread, so it holds wherever the model is stepped); what ``FireZoneModel(threads=n)`` steps with."""
+
+    def run(*args):
+        numba.set_num_threads(threads)
+        return step(*args)
+
+    run.threads = threads
+    return run
