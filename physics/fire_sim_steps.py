@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from physics._kernels import fire_steps as FS
@@ -115,8 +116,12 @@ def run_batch(sim, end: float, max_steps: int = 1 << 30) -> tuple[float, float, 
     tu_before, q = np.empty(n), np.empty(n)
     cs, par, st = _fire_arrays(sim)
     dev = _device_arrays(links)
+    run = FS.run_steps
+    if zone.threads > 1:  # the parallel zone step, on the model's threads (numba's setting is per calling thread)
+        run = FS.run_steps_parallel()
+        numba.set_num_threads(zone.threads)
     try:
-        cur = FS.run_steps(*zargs, out, tu_before, q, cs, par, st, *dev, LAYER_AT_CEILING_M, ist, fst, max_steps)
+        cur = run(*zargs, out, tu_before, q, cs, par, st, *dev, LAYER_AT_CEILING_M, ist, fst, max_steps)
     except ZeroDivisionError:
         raise _zone_failed(zone.t) from None
     if cur < 0:  # as FireZoneModel._substep

@@ -583,9 +583,12 @@ class FireZoneModel(Component):
     def steps_ready(self) -> bool:
         """Whether :func:`physics._kernels.fire_steps.run_steps` can step this model as :meth:`step` would: this
         class's own step and compiled kernel (not one a test or a profile swapped in), lumped walls (the conducting
-        walls' step sums with numpy) and the outside's pressures of the present outside temperature."""
-        return (type(self) is FireZoneModel and "_kernel_step" not in self.__dict__ and "step" not in self.__dict__
-                and not self.wall_conduction and self._p_base_t == float(self.t_out[0]))
+        walls' step sums with numpy) and the outside's pressures of the present outside temperature. With ``threads``
+        > 1 the loop steps the zone with the parallel kernel (:func:`~physics._kernels.fire_steps.run_steps_parallel`)."""
+        kernel = self.__dict__.get("_kernel_step")  # (the parallel step of ``threads`` > 1 is the instance's)
+        return (type(self) is FireZoneModel and (kernel is None or getattr(kernel, "threads", 0) == self.threads > 1)
+                and "step" not in self.__dict__ and not self.wall_conduction
+                and self._p_base_t == float(self.t_out[0]))
 
     def steps_in(self, ist: np.ndarray, fst: np.ndarray) -> tuple:
         """The zone's part of :func:`~physics._kernels.fire_steps.run_steps`' arguments (state to ``ext_per_kg``,

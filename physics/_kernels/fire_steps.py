@@ -24,7 +24,10 @@ and ``fst`` the zone's and the loop's integer and float scalars (in and out), co
 
 from __future__ import annotations
 
+import hashlib
 import math
+import types
+from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -56,6 +59,8 @@ NFST = 15
 WHY_LIMIT, WHY_END, WHY_RECORD, WHY_EVENT, WHY_FAILED = range(5)
 #: a façade flame this close (m) below the sill above makes the loop return (Python's check decides)
 FLAME_MARGIN_M = 1e-6
+#: the zone step :func:`_substep` calls (:func:`run_steps_parallel`'s copies call the parallel one)
+_zone_step = K.step
 
 
 @njit(cache=True, inline="always")
@@ -170,7 +175,7 @@ def _substep(dt, bufs, cur, geom, par, vent, vidx, vvent, vvidx, q, plan, chan, 
             _first_guess(dt, dp_last, rates, rate_sum, ist, fst, guess)
         else:
             guess[:] = 0.0
-        it, err, bad = K.step(bufs[cur], geom, par, vent, vidx, vvent, vvidx, q, dt, bufs[1 - cur], chan, vchan,
+        it, err, bad = _zone_step(bufs[cur], geom, par, vent, vidx, vvent, vvidx, q, dt, bufs[1 - cur], chan, vchan,
                               qburn, tally, guess, plan)
         if bad == 0:
             fst[F_DTLAST] = dt
@@ -256,3 +261,34 @@ def run_steps(state, bufs, geom, par, vent, vidx, vvent, vvidx, plan, chan, vcha
             return cur
         if ist[I_DONE] >= max_steps:
             return cur
+
+
+# ----------------------------------------------------------------------------- on the parallel zone step
+_PARALLEL: dict[str, object] = {}
+
+
+def _rebound(disp, name: str, **swap):
+    """A second dispatcher of ``disp``'s own code with the globals in ``swap`` bound in place of this module's,
+    named ``name`` (its own cache entry; :mod:`physics._kernels.fire_zone_parallel`'s technique)."""
+    f = disp.py_func
+    glob = dict(f.__globals__)
+    glob.update(swap)
+    code = f.__code__.replace(co_name=name, co_qualname=name)
+    g = types.FunctionType(code, glob, name, f.__defaults__, f.__closure__)
+    g.__qualname__ = name
+    g.__doc__ = f"On the parallel zone step (:func:`run_steps_parallel`):\n\n{f.__doc__}"
+    options = {k: v for k, v in disp.targetoptions.items() if k in ("error_model", "fastmath", "boundscheck")}
+    return njit(cache=True, **options)(g)
+
+
+def run_steps_parallel():
+    """:func:`run_steps` stepping the zone with :func:`physics._kernels.fire_zone_parallel.step` (the same numbers;
+    the caller sets numba's thread count), made once per process. Named with that file's hash, so that an edit
+    there compiles it again (numba stamps the cache with this file only)."""
+    from physics._kernels import fire_zone_parallel as KP
+
+    tag = hashlib.sha1(Path(KP.__file__).read_bytes()).hexdigest()[:10]
+    if tag not in _PARALLEL:
+        sub = _rebound(_substep, f"_substep_par_{tag}", _zone_step=KP.step)
+        _PARALLEL[tag] = _rebound(run_steps, f"run_steps_par_{tag}", _substep=sub)
+    return _PARALLEL[tag]
