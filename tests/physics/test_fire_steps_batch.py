@@ -116,3 +116,21 @@ def test_record_returns_are_the_python_loops_grid():
     sim.advance_to(100.0)
     assert sim.recorder.t == [float(t) for t in range(0, 101, 10)]
     assert FS.WHY_RECORD != FS.WHY_EVENT and sim.batches >= 10
+
+
+def test_which_models_the_compiled_loop_steps():
+    # the serial and the parallel zone step (its own kernel, threads > 1) yes; a swapped kernel or conducting
+    # walls no (their steps are Python's or NumPy's)
+    import numba
+
+    from physics import fire_cases
+    from physics.fire_zone import FireZoneModel
+
+    net = fire_cases.one_room().network
+    assert FireZoneModel(net).steps_ready()
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        assert FireZoneModel(net, threads=2).steps_ready()
+    watched = FireZoneModel(net)
+    watched._kernel_step = lambda *a: None
+    assert not watched.steps_ready()
+    assert not FireZoneModel(net, wall_conduction=True).steps_ready()
