@@ -143,21 +143,23 @@ def _first_guess(dt, dp_last, rates, rate_sum, ist, fst, guess):
 
 @njit(cache=True)
 def _break_glazing(tu, vent_open, broken, glazed, brk_c, vidx, hits, ist, fst):
-    """:meth:`physics.fire_zone.FireZoneModel._break_glazing` (its set-up done by the model before)."""
+    """:meth:`physics.fire_zone.FireZoneModel._break_glazing` (its set-up done by the model before); how many panes
+    fell out."""
     if glazed.shape[0] == 0:
-        return
+        return 0
     cold = True  # every upper layer below the lowest break temperature (the model's tu.max() test)
     for i in range(tu.shape[0]):
         if not (tu[i] - 273.15 < fst[F_GLZMIN]):
             cold = False
             break
     if cold:
-        return
+        return 0
     k = K.glazing_hits(tu, glazed, vidx, brk_c, broken, hits)
     for j in range(k):
         broken[hits[j]] = True
         vent_open[hits[j]] = 1.0
     ist[I_PANES] += k
+    return k
 
 
 @njit(cache=True)
@@ -166,8 +168,8 @@ def _substep(dt, bufs, cur, geom, par, vent, vidx, vvent, vvidx, q, plan, chan, 
     """:meth:`physics.fire_zone.FireZoneModel._substep` from ``bufs[cur]`` into ``bufs[1 - cur]``: returns the
     buffer now holding the state, or -1 when twelve halvings did not do (the model raises)."""
     dt0 = dt
-    _break_glazing(tu, vent_open, broken, glazed, brk_c, vidx, ghits, ist, fst)
-    K.set_open(vent, vent_open)
+    if _break_glazing(tu, vent_open, broken, glazed, brk_c, vidx, ghits, ist, fst) > 0:
+        K.set_open(vent, vent_open)  # (the model's every sub-step: only set_open writes the column, run_steps first)
     for attempt in range(12):
         par[K.P_TIME] = fst[F_ZT] + dt
         tally[:] = 0.0
@@ -211,6 +213,7 @@ def run_steps(state, bufs, geom, par, vent, vidx, vvent, vvidx, plan, chan, vcha
     ``fst`` the scalars in and out (``ist[I_WHY]`` why it returned, ``ist[I_DONE]`` the steps done)."""
     bufs[0, :, :] = state
     cur = 0
+    K.set_open(vent, vent_open)  # the open fractions as the caller left them (doors opened between calls)
     tally = np.zeros(tally_total.shape[0])
     ist[I_DONE] = 0
     ist[I_NHIT] = 0
