@@ -63,7 +63,7 @@ ALERTING = ("drilling", "piling", "excavation", "intrusion")
 #: with a train's wheel-rail signal, lies beside a deaf stretch in a train's passage seen or predicted, or its loud
 #: windows move like a train's beside one (``DetectorParams.train_*``, ``passage_*``, ``moving_loud_m``;
 #: :meth:`DasDetector._retrain`); a still report classed train is a ghost source too (``ghost_train_sources``).
-DETECTOR_VERSION = 7
+DETECTOR_VERSION = 8
 #: RMS frequency of band-limited white noise over f1..f2 is sqrt((f2³ - f1³) / (3 (f2 - f1))): 64 Hz for the
 #: simulator's wheel-rail vibration (20-100 Hz), 29 Hz for excavation (1-50 Hz), at most 30 Hz for piling's rings
 #: (5-30 Hz) (:mod:`physics.das_sources`).
@@ -345,6 +345,10 @@ class DetectorParams:
     passage_predict_s: float = 15.0
     moving_loud_m: float = 60.0
     ghost_train_sources: bool = True
+    passage_body_m: float = 140.0
+    passage_bridge: bool = True
+    ghost_strong_ratio: float = 5.0
+    ghost_strong_corr: float = 0.85
 
     def __post_init__(self) -> None:
         try:
@@ -384,7 +388,7 @@ class DetectorParams:
                                   "in [0, 1] (0 turns the rule off)")
         for name in ("split_bump", "split_df_hz", "split_q", "min_snr_long_db", "gap_deaf_ratio", "impulse_kurtosis",
                      "impulse_windows", "impulse_ratio", "ghost_min_ratio", "train_min_hz",
-                     "train_min_kurtosis", "moving_loud_m",
+                     "train_min_kurtosis", "moving_loud_m", "passage_body_m", "ghost_strong_ratio",
                      "passage_predict_s"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
@@ -396,11 +400,13 @@ class DetectorParams:
             v = getattr(self, name)
             if int(v) != v or v < 0:
                 raise ValidationError(f"DetectorParams.{name} = {v!r}: give a whole number >= 0")
-        if not isinstance(self.ghost_train_sources, bool):
-            raise ValidationError(f"DetectorParams.ghost_train_sources = {self.ghost_train_sources!r}: give True or False")
-        if not (isinstance(self.ghost_min_corr, int | float) and -1.0 <= self.ghost_min_corr <= 1.0):
-            raise ValidationError(f"DetectorParams.ghost_min_corr = {self.ghost_min_corr!r}: give a correlation in "
-                                  "[-1, 1]")
+        for name in ("ghost_train_sources", "passage_bridge"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(f"DetectorParams.{name} = {getattr(self, name)!r}: give True or False")
+        for name in ("ghost_min_corr", "ghost_strong_corr"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and -1.0 <= v <= 1.0):
+                raise ValidationError(f"DetectorParams.{name} = {v!r}: give a correlation in [-1, 1]")
 
     @property
     def latency_s(self) -> float:
@@ -762,7 +768,8 @@ class DasDetector:
         self.stats = {"chunks": 0, "samples": 0, "windows": 0, "triggered_cells": 0, "events": 0, "dropped": 0,
                       "nuisance_marks": 0, "nuisance_relabelled": 0, "relocated": 0, "end_fragments": 0,
                       "split": 0, "gap_fragments": 0, "impulse_split": 0, "ghosts": 0,
-                      "train_ends": 0, "passage_fragments": 0, "moving_loud": 0, "train_ghosts": 0}
+                      "train_ends": 0, "passage_fragments": 0, "moving_loud": 0, "train_ghosts": 0,
+                      "passage_bodies": 0, "passage_bridges": 0, "strong_ghosts": 0}
         if p.zone_m is None:
             from physics.das_offset import zone_distance_m
 
@@ -969,6 +976,15 @@ class DasDetector:
                 self.stats["train_ghosts"] += 1
                 self.ghosts.append((ev, *g))
                 continue
+            # version 8 (ghost_strong_*): a much stronger source needs less correlation; after the bookkeeping too
+            g = self._ghost_of(ev, t, w, strong=True) if (still and ev.event_class in ALERTING
+                                                          and self.params.ghost_strong_ratio > 0) else None
+            if g is not None and g[1] >= self.params.ghost_strong_corr:
+                ev.features["ghost_source_ch"], ev.features["ghost_corr"], ev.features["ghost_ratio"] = g
+                self.stats["ghosts"] += 1
+                self.stats["strong_ghosts"] += 1
+                self.ghosts.append((ev, *g))
+                continue
             out.append(ev)
         for q in (self.recent, self.recent_trains):
             while q and q[0][1] < w - self.ghost_ring:
@@ -993,6 +1009,10 @@ class DasDetector:
             rule, key, code = "passage_fragment", "passage_fragments", 4.0
         elif self._moving_loud(ev, t):
             rule, key, code = "moving_loud", "moving_loud", 5.0
+        elif self._passage_body(t, ev.onset_s, ev.end_s):
+            rule, key, code = "passage_body", "passage_bodies", 6.0
+        elif self._passage_bridge(t, ev.onset_s, ev.end_s):
+            rule, key, code = "passage_bridge", "passage_bridges", 7.0
         if rule is None:
             return ev
         self.retrained.append((ev, ev.event_class, rule))
@@ -1066,6 +1086,100 @@ class DasDetector:
                 out.append((m1 + e0, m1 + e1))
         return out
 
+    def _train_pieces(self, t: _Track) -> list[tuple[float, float, int, int, float, bool]]:
+        """The pieces of trains' tracks the version-8 rules go by, (start s, end s, first channel, last channel,
+        speed in channels per second, ended): the reported ``train`` segments held for the passages
+        (``train_paths``, their speed the moveout; ended) and the open tracks other than ``t``'s moving at a
+        train's speed (three windows or more; not ended)."""
+        from physics.das_features import TRAIN_SPEED_MPS, moveout_speed
+
+        out = [(*pc, True) for pc in self.train_paths]
+        t_ref, dx = self.t_first or 0.0, float(self.layout.dx_m)
+        for o in self.tracks:
+            if o is t or o.id == t.id or len(o.rows) < 3:
+                continue
+            v = float(moveout_speed(o.slices, self.dt_win, 1.0))
+            if abs(v) * dx >= TRAIN_SPEED_MPS:
+                out.append((t_ref + o.first_w * self.dt_win, t_ref + (o.last_w + 1) * self.dt_win,
+                            min(r[3] for r in o.rows), max(r[4] for r in o.rows), v, False))
+        return out
+
+    def _body_spans(self, piece: tuple[float, float, int, int, float, bool], lo: int, hi: int) -> list[tuple[float, float]]:
+        """When the train of ``piece`` was within ``end_train_gap_ch`` channels of ``lo..hi``: during the piece,
+        carried back before its start at its speed for up to ``passage_predict_s``, and, when the piece has ended
+        (a reported segment), carried on after its end as long with its length (``passage_body_m``) added ahead of
+        it: a lost train's track had followed the part of it heard loudest, which may trail its head by up to the
+        train's length (background seed 5014: the far bore's weak train 144 m ahead of its track's last edge)."""
+        p = self.params
+        m0, m1, a, b, v, ended = piece
+        g = p.end_train_gap_ch
+        out = [(m0, m1)] if a - g <= hi and b + g >= lo else []
+        if v == 0.0:
+            return out
+
+        def near(r_lo: float, r_hi: float) -> tuple[float, float]:
+            """Offsets (s) from a moment the train spans a..b at which it spans lo..hi, r_* added below and above."""
+            return tuple(sorted(((lo - b - r_hi) / v, (hi - a + r_lo) / v)))
+
+        e0, e1 = near(g, g)
+        if min(e1, 0.0) > max(e0, -p.passage_predict_s):
+            out.append((m0 + max(e0, -p.passage_predict_s), m0 + min(e1, 0.0)))
+        if ended:
+            body = p.passage_body_m / float(self.layout.dx_m)
+            e0, e1 = near(g + (body if v < 0 else 0.0), g + (body if v > 0 else 0.0))
+            if min(e1, p.passage_predict_s) > max(e0, 0.0):
+                out.append((m1 + max(e0, 0.0), m1 + min(e1, p.passage_predict_s)))
+        return out
+
+    def _passage_body(self, t: _Track, t0: float, t1: float) -> bool:
+        """Whether a report up to ``passage_max_ch`` wide beside a deaf stretch lies in the passage of a train's body
+        (``DetectorParams.passage_body_m``): the version-7 passage rule with the trains' pieces carried on with their
+        length ahead and carried back (:meth:`_body_spans`)."""
+        p = self.params
+        lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+        if p.passage_body_m <= 0 or p.gap_min_ch <= 0 or p.passage_max_ch <= 0 or hi - lo + 1 > p.passage_max_ch:
+            return False
+        ends = [c for c in (self.deaf_run_end(lo, -1), self.deaf_run_end(hi, 1)) if c is not None]
+        if not ends:
+            return False
+        a, b = min(lo, *ends), max(hi, *ends)
+        pieces = self._lost(self._train_pieces(t))
+        spans = [sp for pc in pieces for sp in self._body_spans(pc, a, b)]
+        return _covers(spans, t0, t1, p.gap_s)
+
+    def _lost(self, pieces: list[tuple]) -> list[tuple]:
+        """``pieces`` with ``ended`` kept only for those whose train's track was lost: no piece moving the same way
+        began within ``gap_s`` of its end near its channels (a continuing track gives the train's place itself)."""
+        g, s = self.params.end_train_gap_ch, self.params.gap_s
+        out = []
+        for pc in pieces:
+            m0, m1, a, b, v, ended = pc
+            reach = g + abs(v) * s
+            cont = ended and any(q is not pc and q[4] * v > 0 and m1 - s <= q[0] <= m1 + s and q[2] <= b + reach
+                                 and q[3] >= a - reach for q in pieces)
+            out.append((m0, m1, a, b, v, ended and not cont))
+        return out
+
+    def _passage_bridge(self, t: _Track, t0: float, t1: float) -> bool:
+        """Whether a report up to ``passage_max_ch`` wide fills a break in one train's track
+        (``DetectorParams.passage_bridge``): a piece moving one way began before it on the side the train comes from,
+        a piece moving the same way began after its onset on the side the train goes to, and their passages
+        (:meth:`_body_spans`) cover its time."""
+        p = self.params
+        lo, hi = min(r[3] for r in t.rows), max(r[4] for r in t.rows)
+        if not p.passage_bridge or p.passage_body_m <= 0 or hi - lo + 1 > p.passage_max_ch:
+            return False
+        c = 0.5 * (lo + hi)
+        pieces = self._lost(self._train_pieces(t))
+        for sign in (1.0, -1.0):
+            before = [pc for pc in pieces if pc[4] * sign > 0 and pc[0] < t0 and (0.5 * (pc[2] + pc[3]) - c) * sign < 0]
+            after = [pc for pc in pieces if pc[4] * sign > 0 and pc[0] >= t0 and (0.5 * (pc[2] + pc[3]) - c) * sign > 0]
+            sb = [sp for pc in before for sp in self._body_spans(pc, lo, hi)]
+            sa = [sp for pc in after for sp in self._body_spans(pc, lo, hi)]
+            if sb and sa and _covers(sb + sa, t0, t1, p.gap_s):
+                return True
+        return False
+
     def _ghost_sources(self, t: _Track, w: int, trains: bool = False) -> list[tuple[int, int, float]]:
         """Still non-train reports that may hold a ghost's source, (first window, last window, channel): those
         reported in the ring's time, and the open tracks (other than ``t``'s own) that are still so far.
@@ -1084,10 +1198,12 @@ class DasDetector:
             out.append((o.first_w, o.last_w, o.c0 + subchannel_peak(o.sums[0], int(np.argmax(o.sums[0])))))
         return out
 
-    def _ghost_of(self, ev: DasEvent, t: _Track, w: int, trains: bool = False) -> tuple[float, float, float] | None:
+    def _ghost_of(self, ev: DasEvent, t: _Track, w: int, trains: bool = False,
+                  strong: bool = False) -> tuple[float, float, float] | None:
         """(channel, envelope correlation, energy ratio) of the stronger still report nearby (``DetectorParams.ghost_*``:
         distance, overlap and energy) whose envelope ``ev``'s follows best, or None: ``ev`` is its ghost when the
-        correlation reaches ``ghost_min_corr``."""
+        correlation reaches ``ghost_min_corr``. ``strong``: among the sources of both kinds with ``ghost_strong_ratio``
+        times the energy or more (``ghost_strong_corr``)."""
         from physics.das_features import envelope_correlation
 
         p, L, R = self.params, self.ghost_lag, self.ghost_ring
@@ -1096,7 +1212,10 @@ class DasDetector:
         w1 = int(round((ev.end_s - t_ref) / self.dt_win)) - 1
         c = int(round(ev.channel))
         best = None
-        for a, b, cs in self._ghost_sources(t, w, trains):
+        sources = (self._ghost_sources(t, w) + (self._ghost_sources(t, w, True) if p.ghost_train_sources else [])
+                   if strong else self._ghost_sources(t, w, trains))
+        min_ratio = p.ghost_strong_ratio if strong else p.ghost_min_ratio
+        for a, b, cs in sources:
             if not self.tol < abs(cs - ev.channel) <= p.ghost_max_ch:  # nearer: one place, two tracks (no ghost)
                 continue
             if b < w0 or a > w1:  # not at the same time
@@ -1107,7 +1226,7 @@ class DasDetector:
             x = self.ring[np.arange(lo, hi + 1) % R, c]
             y = self.ring[np.arange(lo - L, hi + L + 1) % R, int(round(cs))]
             ratio = float(y[L:L + x.size].sum()) / max(float(x.sum()), 1e-300)
-            if ratio < p.ghost_min_ratio:
+            if ratio < min_ratio:
                 continue
             # a ghost lags its source by the travel time over at most their distance (and a window of rounding)
             travel = int(math.ceil(abs(cs - ev.channel) * float(self.layout.dx_m) / p.wave_speed_m_s / self.dt_win))

@@ -320,7 +320,7 @@ def sim_kwargs(req: FireRequest, network=None) -> dict[str, Any]:
     return {"building": str(building_path(req.building)), "floor": req.floor,
             "compartment": origin_compartment(req, network), "growth": req.growth,
             "sprinklers": sprinklers_arg(req), "season": season_arg(req), "duration_s": req.duration_s,
-            "dt_s": req.dt_s, "record_every_s": req.record_every_s, "threads": req.threads}
+            "dt_s": req.dt_s, "record_every_s": req.record_every_s}
 
 
 # ----------------------------------------------------------------------------- run
@@ -348,7 +348,7 @@ def run_fire(req: FireRequest, ctx: RunContext):
         ctx.report(float(t_s), float(duration_s), **extra)
 
     t0 = time.perf_counter()
-    res = simulate_fire(**kw, progress=progress)
+    res = simulate_fire(**kw, progress=progress, threads=req.threads)
     wall = time.perf_counter() - t0
     ds = res.dataset
     ds.attrs.setdefault("title", f"Fire on L{req.floor + 1} — {spec.name}")

@@ -4,15 +4,15 @@ The same numbers as :func:`physics._kernels.fire_zone.step` to the bit: only loo
 disjoint rows run in parallel (numba ``prange``), and every sum over vents into a compartment is made
 afterwards in the serial code's order. The loops taken in parallel are those that carry the step's cost:
 
-- the wall vents' flows in every evaluation of the residual (:func:`wall_flows_summed_par`: each vent's channels,
-  enthalpy flow and weight in parallel, then its part of the residual and of the layers' outflows summed over the
-  vents in order, as :func:`~physics._kernels.fire_zone.wall_flows_summed` sums them as it goes);
+- the vents' flows in every evaluation of the residual (:func:`residual_and_merit_par`: each wall and ceiling
+  vent's channels, enthalpy flow and weight in one parallel loop, :func:`vent_flows_par`, then its part of the
+  residual and of the layers' outflows summed over the vents in the serial order);
 - the wall vents' statics (:func:`wall_statics_par`) and the slab table (:func:`slab_table_par`: the rows of
   each vent counted first, then filled in parallel);
 - the door jets' entrainment (:func:`door_jets_par`: per vent in parallel, added to ``mix`` in the vents' order)
   and the layer update (:func:`layer_update_par`: per compartment, the balance's tallies then summed in order).
 
-The orchestration (the step, Newton's loop, its line search and residual) is not copied: :func:`_rebound` makes a
+The orchestration (the step, Newton's loop and its line search) is not copied: :func:`_rebound` makes a
 second dispatcher of the serial function's own code with the parallel pieces bound in place of the serial ones
 (its own name, so its own cache entry; invalidated with ``fire_zone.py``'s like the serial one's).
 
@@ -53,6 +53,7 @@ from physics._kernels.fire_zone import (
     OS_HB,
     P_CHIR,
     P_CP,
+    P_DELTA,
     P_G,
     P_P0,
     P_R,
@@ -99,6 +100,7 @@ from physics._kernels.fire_zone import (
     _outside_cache,
     _piece_sd,
     _slab,
+    ceiling_flow,
     p_inside,
     piece_ends,
     poreh_entrainment,
@@ -106,11 +108,20 @@ from physics._kernels.fire_zone import (
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def wall_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv):
-    """:func:`~physics._kernels.fire_zone.wall_flows` with the vents in parallel (each writes its own rows of
-    ``chan``, ``hv``, ``wv``): the loop's body to the character, so the same numbers."""
+def vent_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv, kk, vvidx, vvs, ct, cp, vchan, hvv, wvv):
+    """:func:`~physics._kernels.fire_zone.wall_flows` of the wall vents ``vents`` and, with ``kk`` > 0, the first
+    ``kk`` ceiling vents' :func:`~physics._kernels.fire_zone.ceiling_flow` (into ``vchan``, ``hvv``, ``wvv``), all
+    in one parallel loop (each vent writes its own rows): the serial loops' bodies to the character, so the same
+    numbers."""
     sd = math.sqrt(delta)
-    for j in prange(vents.shape[0]):
+    nw = vents.shape[0]
+    for j in prange(nw + kk):
+        if j >= nw:
+            k = j - nw
+            hf, w = ceiling_flow(k, pf, vvidx, vvs, ct, cp, delta, vchan)
+            wvv[k] = w
+            hvv[k] = hf
+            continue
         v = vents[j]
         a, b = vidx[v, 0], vidx[v, 1]
         c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
@@ -153,11 +164,24 @@ def wall_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv):
         wv[v] = weight
 
 
-@njit(cache=True, error_model="numpy")
-def wall_flows_summed_par(vents, pf, vidx, first, sp, delta, chan, hv, wv, res, du, dl, dt):
-    """:func:`~physics._kernels.fire_zone.wall_flows_summed`: the flows in parallel (:func:`wall_flows_par`), then
-    each vent's part of the residual and of the layers' outflows added in the vents' order (the serial sums)."""
-    wall_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv)
+@njit(cache=True)
+def residual_and_merit_par(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src, stat, chan, vchan, res, wv, wvv, hv,
+                           hvv, pf, du, dl):
+    """:func:`~physics._kernels.fire_zone.residual_and_merit`: the open wall vents' and the ceiling vents' flows in
+    one parallel loop (:func:`vent_flows_par`), then each vent's part of the residual and of the layers' outflows
+    added in the serial code's order (the wall vents in order as
+    :func:`~physics._kernels.fire_zone.wall_flows_summed` adds them, then the ceiling vents in order)."""
+    n = res.shape[0]
+    gm1 = par[P_R] / (par[P_CP] - par[P_R])
+    for i in range(n):
+        pf[i] = pn[i] + dp[i]
+    for i in range(n):
+        res[i] = diag[i] * dp[i] - (src[i, 3] - src[i, 4] - src[i, 5] + par[P_CP] * props[i, Q_TL] * src[i, 1])
+        du[i] = 0.0
+        dl[i] = 0.0
+    vents = stat[6]
+    vent_flows_par(vents, pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv, vvidx.shape[0], vvidx, stat[2],
+                   stat[7], par[P_CP], vchan, hvv, wvv)
     for j in range(vents.shape[0]):
         v = vents[j]
         a, b = vidx[v, 0], vidx[v, 1]
@@ -168,6 +192,11 @@ def wall_flows_summed_par(vents, pf, vidx, first, sp, delta, chan, hv, wv, res, 
             res[b] -= hv[v]
             du[b] += chan[v, 2] * dt
             dl[b] += chan[v, 3] * dt
+    for k in range(vvidx.shape[0]):
+        res[vvidx[k, 0]] += hvv[k]
+        if vvidx[k, 1] >= 0:
+            res[vvidx[k, 1]] -= hvv[k]
+    return K.error_and_merit(res, geom, gm1, dt)
 
 
 #: fewer wall vents than this are evaluated serially (a parallel region costs microseconds to start and end; the
@@ -177,12 +206,13 @@ MIN_PARALLEL_VENTS = 256
 
 @njit(cache=True, error_model="numpy")
 def wall_flows_some(vents, pf, vidx, first, sp, delta, chan, hv, wv):
-    """:func:`~physics._kernels.fire_zone.wall_flows`, in parallel (:func:`wall_flows_par`) for at least
-    :data:`MIN_PARALLEL_VENTS` vents: the same numbers either way."""
+    """:func:`~physics._kernels.fire_zone.wall_flows`, in parallel (:func:`vent_flows_par`) for at least
+    :data:`MIN_PARALLEL_VENTS` vents (:func:`vent_flows_par`): the same numbers either way."""
     if vents.shape[0] < MIN_PARALLEL_VENTS:
         K.wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv)
     else:
-        wall_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv)
+        vent_flows_par(vents, pf, vidx, first, sp, delta, chan, hv, wv, 0, np.empty((0, 2), np.int64),
+                       np.empty((0, 6)), np.empty((0, K.NCT)), 0.0, np.empty((0, 4)), np.empty(0), np.empty(0))
 
 
 @njit(cache=True, parallel=True)
@@ -433,8 +463,6 @@ def _rebound(disp, name, **swap):
 
 
 vent_statics_par = _rebound(K.vent_statics, "vent_statics_par", wall_statics=wall_statics_par)
-residual_and_merit_par = _rebound(K.residual_and_merit, "residual_and_merit_par",
-                                  wall_flows_summed=wall_flows_summed_par)
 line_search_merit_par = _rebound(K.line_search_merit, "line_search_merit_par",
                                  residual_and_merit=residual_and_merit_par)
 update_vents_into_par = _rebound(K.update_vents_into, "update_vents_into_par", wall_flows=wall_flows_some)

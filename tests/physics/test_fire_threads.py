@@ -8,13 +8,15 @@ One small building (the 30-storey example tower), so that the parallel kernel is
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numba
 import numpy as np
 import pytest
 
 from physics import fire_cases
 from physics._kernels import fire_zone as K
-from physics.fire_run import FireRequest, sim_kwargs
+from physics.fire_run import FireRequest, run_fire
 from physics.fire_sim import FireSimulation
 from physics.fire_zone import FireZoneModel
 from twin.errors import ValidationError
@@ -32,6 +34,7 @@ def _run(threads: int) -> FireSimulation:
     return sim
 
 
+@pytest.mark.slow  # compiles the parallel step (~33 s CPU from an empty numba cache, the serial one cached)
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < TWO, reason="numba has one thread here (NUMBA_NUM_THREADS)")
 def test_two_threads_give_the_serial_run_to_the_bit():
     one, two = _run(1), _run(TWO)
@@ -61,7 +64,31 @@ def test_threads_checked(bad):
         FireZoneModel(fire_cases.one_room().network, threads=bad)
 
 
-def test_the_request_passes_threads_to_the_run():
-    req = FireRequest(building=TOWER, floor=5, threads=TWO)
-    assert sim_kwargs(req)["threads"] == TWO
+def test_the_request_passes_threads_to_the_run(monkeypatch):
+    import physics.fire_sim
+
+    seen = {}
+
+    def stop(**kw):
+        seen.update(kw)
+        raise RuntimeError("stop before the run")
+
+    monkeypatch.setattr(physics.fire_sim, "simulate_fire", stop)
+    ctx = SimpleNamespace(report=lambda *a, **k: None, extras={})
+    with pytest.raises(RuntimeError, match="stop before the run"):
+        run_fire(FireRequest(building=TOWER, floor=5, threads=TWO), ctx)
+    assert seen["threads"] == TWO
     assert FireRequest(building=TOWER, floor=5).threads == 1
+    with pytest.raises(ValueError, match="threads"):
+        FireRequest(building=TOWER, floor=5, threads=0)
+
+
+def test_the_cli_refuses_threads_with_evacuate(tmp_path):
+    from click.testing import CliRunner
+
+    from twin.cli import main
+
+    res = CliRunner().invoke(main, ["fire", "run", TOWER, "--floor", "5", "--evacuate", "--threads", "2", "--out",
+                                    str(tmp_path / "run")],
+                             terminal_width=200, prog_name="twin")
+    assert res.exit_code == 2 and "--threads 2: not with --evacuate" in res.output

@@ -109,17 +109,17 @@ def run(building, floor, compartment, growth, sprinklers, season, t_outside_c, d
 
     params = {"building": building, "floor": floor, "compartment": compartment, "growth": growth,
               "sprinklers": sprinklers, "season": season, "t_outside_c": t_outside_c, "duration_s": duration_s,
-              "dt_s": dt_s, "record_every_s": record_every_s, "threads": threads}
+              "dt_s": dt_s, "record_every_s": record_every_s}
     kind = get_kind("fire")
     if evacuate:
+        if threads != 1:  # the fire_evacuation kind steps its fire on one thread
+            raise click.UsageError(f"--threads {threads}: not with --evacuate (its run kind steps the fire on one "
+                                   "thread)")
         kind = _evacuation_kind()
         fields = kind.request.model_fields
         params.update({k: v for k, v in (("seed", seed), ("door_hold", door_hold)) if k in fields})
-        if "threads" not in fields:  # the fire_evacuation kind steps its fire on one thread
-            if threads != 1:
-                raise click.UsageError(f"--threads {threads}: not with --evacuate (its kind runs the fire on one "
-                                       "thread)")
-            del params["threads"]
+    else:
+        params["threads"] = threads
     with user_errors():
         try:  # the building, floor and compartment are checked here, before anything runs
             req = pipeline.check(kind, params)
