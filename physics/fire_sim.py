@@ -26,6 +26,9 @@ Each step of ``dt_s``:
 5. on the record grid (``record_every_s``), the fields are recorded and
    **tenability** accumulated (:class:`~physics.fire_sim_tenability.TenabilityTracker`).
 
+The steps between two where Python has something to do (an event, a record) run in one compiled call
+(:mod:`physics.fire_sim_steps`): the same numbers to the bit, without Python between the steps.
+
 Assumptions (stated):
 
 - The origin fire is the building's: the compartment's fuel load (the
