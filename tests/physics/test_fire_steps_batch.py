@@ -134,3 +134,24 @@ def test_which_models_the_compiled_loop_steps():
     watched._kernel_step = lambda *a: None
     assert not watched.steps_ready()
     assert not FireZoneModel(net, wall_conduction=True).steps_ready()
+
+
+def test_halved_steps_and_off_grid_records_to_the_bit():
+    # Ping An at 5 s steps: the zone halves them (a compartment cannot give its outflow), the loop's retries and the
+    # kept halved length are the model's; and records every 2.5 s of 1 s steps, advanced to odd times
+    kw = {"floor": 44, "dt_s": 5.0, "record_every_s": 10.0, "keep_halved_step": True}
+    a, b = (_run_any("ping_an_finance_centre", 40.0, batch, **kw) for batch in (True, False))
+    assert a.zone._dt_try < 5.0 and a.zone.steps > 8  # it did halve
+    _same(a, b)
+    kw = {"floor": FLOOR, "dt_s": 1.0, "record_every_s": 2.5, "growth": "ultrafast"}
+    a, b = (_run_any(TOWER, 61.0, batch, chunks=[3.3, 17.0, 61.0], **kw) for batch in (True, False))
+    assert a.recorder.t[:3] == [0.0, 2.5, 5.0] and a.recorder.t[-2:] == [60.0, 61.0]  # the grid, then the end
+    _same(a, b)
+
+
+def _run_any(building, until: float, batch: bool, *, chunks=None, **kw) -> FireSimulation:
+    sim = FireSimulation(building, duration_s=until, **kw)
+    sim.batch_steps = batch
+    for t in chunks or [until]:
+        sim.advance_to(t)
+    return sim
