@@ -18,6 +18,10 @@ equal values), so every number is the Python loop's to the bit (``tests/physics/
 façade check only decides whether to return: it returns when a flame is within a micrometre of the sill above,
 and Python's own check then decides.
 
+numba stamps this module's cache with this file only: after an edit of :mod:`physics._kernels.fire_zone` or
+:mod:`physics._kernels.fire_devices`, delete this module's cache files (``fire_steps*`` in ``NUMBA_CACHE_DIR``) or the
+loop runs the kernels as they were.
+
 Layouts: ``fire_par`` (F, NFP) a fire's constants, ``fire_st`` (F, NFS) its stepped state (in and out); ``ist``
 and ``fst`` the zone's and the loop's integer and float scalars (in and out), columns ``I_*`` and ``F_*``.
 """
@@ -46,7 +50,8 @@ NFP = 18
 FS_HAS_T, FS_T, FS_QPRE, FS_E, FS_TDEC, FS_QDEC = range(6)
 NFS = 6
 # integer scalars (ist): the zone's ring position and fill, whether the mean predicted better, panes broken,
-# Newton iterations and steps, then the loop's: steps done, why it returned, devices operated in the last step
+# Newton iterations and steps, then the loop's: steps done, why it returned, devices operated in the last step,
+# and whether the model keeps a halved step (``keep_halved_step``)
 I_RPOS, I_NRATES, I_MEANB, I_PANES, I_NEWTON, I_STEPS, I_DONE, I_WHY, I_NHIT, I_KEEP = range(10)
 NIST = 10
 # float scalars (fst): the zone's time, last step length and try length, dt_max, the run's time, end, next record,
