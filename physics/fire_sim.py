@@ -26,6 +26,9 @@ Each step of ``dt_s``:
 5. on the record grid (``record_every_s``), the fields are recorded and
    **tenability** accumulated (:class:`~physics.fire_sim_tenability.TenabilityTracker`).
 
+The steps between two where Python has something to do (an event, a record) run in one compiled call
+(:mod:`physics.fire_sim_steps`): the same numbers to the bit, without Python between the steps.
+
 Assumptions (stated):
 
 - The origin fire is the building's: the compartment's fuel load (the
@@ -75,6 +78,7 @@ from physics.fire_network import COMPARTMENT_KINDS, VENT_KINDS, FireNetwork
 from physics.fire_sim_cache import per_network
 from physics.fire_sim_record import Recorder, build_dataset
 from physics.fire_sim_spread import FacadeSpread
+from physics.fire_sim_steps import batch_ready, run_batch
 from physics.fire_sim_tenability import (
     VISIBILITY_CAP_M,
     TenabilityTracker,
@@ -97,6 +101,7 @@ SEASONS_K = {"summer": 306.15, "winter": 283.15}
 COMBUSTION_FACTOR = 0.8
 SPRINKLED_KINDS = ("room", "corridor", "lobby", "refuge")
 SHAFT_KINDS = ("stair", "lift", "smoke_shaft")
+_NO_HITS = np.zeros(0, np.int64)
 
 
 def resolve_building(building) -> FireBuildingSpec:
@@ -200,7 +205,13 @@ class FireSimulation:
     halve (:class:`~physics.fire_zone.FireZoneModel`; for a ``dt_s`` too long for the network).
     ``newton_guess_steps``: the zone model's first Newton guess from the mean rate of that many last steps
     (:class:`~physics.fire_zone.FireZoneModel`; 1 is the last step's). ``threads``: the zone model's kernel on that
-    many threads (:class:`~physics.fire_zone.FireZoneModel`: the same numbers; opt-in, for idle cores only)."""
+    many threads (:class:`~physics.fire_zone.FireZoneModel`: the same numbers; opt-in, for idle cores only).
+
+    The steps between two where Python must act run in one compiled call (:mod:`physics.fire_sim_steps`, the same
+    numbers to the bit); ``batch_steps`` False (an instance's attribute) steps one step per call in Python;
+    ``batches`` and ``batched_steps`` count the calls and the steps they made."""
+
+    batch_steps = True
 
     def __init__(self, building, *, floor: int, compartment: str | None = None, growth: str | float | None = "fast",
                  sprinklers: bool | None = None, season="summer", duration_s: float = 3600.0, dt_s: float = 1.0,
@@ -257,6 +268,7 @@ class FireSimulation:
         self._next_record = 0.0
         self._pending: list[dict] = []
         self._returned = 0  # events handed out by advance_to so far
+        self.batches = self.batched_steps = 0
         self._ignite(self.origin, 0.0, "ignition", "origin fire")
         self._after_step(0.0, first=True)
         self._flush()
@@ -333,8 +345,12 @@ class FireSimulation:
         if end < self.t - 1e-9:
             raise ValidationError(f"t_s={t_s!r}: before the run's time {self.t:g} s; a run only moves forward")
         while self.t < end - 1e-9:
-            h = min(self.dt_s, end - self.t, self._next_record - self.t if self._next_record > self.t else math.inf)
-            self._step(h)
+            if batch_ready(self):  # steps in the compiled loop up to the next one Python must finish
+                t0, t1, t_upper_before, hit = run_batch(self, end)
+                self._finish_step(t0, t1, t_upper_before, hit)
+            else:
+                h = min(self.dt_s, end - self.t, self._next_record - self.t if self._next_record > self.t else math.inf)
+                self._step(h)
             self._flush()
         new = sorted(self.events[self._returned:], key=lambda e: e["time_s"])
         self._returned = len(self.events)
@@ -364,8 +380,13 @@ class FireSimulation:
         t_upper_before = self.zone.t_upper.copy()
         self._zone_step(t1 - t0)
         self.t = t1
+        hit = self._devices_step(t1, q)
+        self._finish_step(t0, t1, t_upper_before, hit)
+
+    def _finish_step(self, t0: float, t1: float, t_upper_before: np.ndarray, hit: np.ndarray) -> None:
+        """A step's Python part after its zone and device steps (``hit``: the devices that operated in it)."""
         self._flashover(t0, t1, t_upper_before)
-        self._devices_step(t1, q)
+        self._device_hits(hit)
         self._glazing(t1)
         for c, t_ign in self.spread.update(self, t0, t1):
             self._ignite(c, t_ign, "spread", f"façade flame from storey {int(self.network.storey[c]) - 1}")
@@ -384,12 +405,15 @@ class FireSimulation:
             self.flashed[c] = True
             self._event(t_fo, "flashover", c, detail=f"upper layer {limit - 273.15:.0f} °C (ΔT 500 K)")
 
-    def _devices_step(self, t1: float, q: np.ndarray) -> None:
+    def _devices_step(self, t1: float, q: np.ndarray) -> np.ndarray:
+        """The devices' links stepped to ``t1``; the devices that operated."""
         if self.links is None:
-            return
+            return _NO_HITS
         z = self.zone
-        hit = self.links.advance(t1, q, t_upper_k=z.t_upper, t_lower_k=z.t_lower, layer_height_m=z.layer_height,
-                                 extinction_upper=z.ext_upper)
+        return self.links.advance(t1, q, t_upper_k=z.t_upper, t_lower_k=z.t_lower, layer_height_m=z.layer_height,
+                                  extinction_upper=z.ext_upper)
+
+    def _device_hits(self, hit: np.ndarray) -> None:
         for d in hit:
             d = int(d)
             c = int(self.devices.compartment[d])

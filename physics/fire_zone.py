@@ -559,12 +559,8 @@ class FireZoneModel(Component):
 
     def _break_glazing(self) -> None:
         """Glazing falls out (vent fully open) once either side's upper layer reaches its break temperature."""
-        brk = self.network.vent_break_c
-        if self._glazed is None:  # once: the glazing vents and the lowest break temperature among them
-            self._glazed = np.flatnonzero(np.isfinite(brk))
-            self._glazed_min_c = float(brk[self._glazed].min()) if len(self._glazed) else np.inf
-            self._brk_c = np.ascontiguousarray(brk, float)
-            self._hits = np.empty(len(self._glazed), np.int64)
+        if self._glazed is None:
+            self._glazing_setup()
         tu = self.t_upper
         if not len(self._glazed) or float(tu.max()) - 273.15 < self._glazed_min_c:  # no layer hot enough for a pane
             return
@@ -574,6 +570,65 @@ class FireZoneModel(Component):
             self.broken[hit] = True
             self.vent_open[hit] = 1.0
             self.panes_broken += k
+
+    def _glazing_setup(self) -> None:
+        """Once: the glazing vents, the lowest break temperature among them (°C) and the work array of hits."""
+        brk = self.network.vent_break_c
+        self._glazed = np.flatnonzero(np.isfinite(brk))
+        self._glazed_min_c = float(brk[self._glazed].min()) if len(self._glazed) else np.inf
+        self._brk_c = np.ascontiguousarray(brk, float)
+        self._hits = np.empty(len(self._glazed), np.int64)
+
+    # ------------------------------------------------------------------ several steps in one call
+    def steps_ready(self) -> bool:
+        """Whether :func:`physics._kernels.fire_steps.run_steps` can step this model as :meth:`step` would: this
+        class's own step and compiled kernel (not one a test or a profile swapped in), lumped walls (the conducting
+        walls' step sums with numpy) and the outside's pressures of the present outside temperature. With ``threads``
+        > 1 the loop steps the zone with the parallel kernel (:func:`~physics._kernels.fire_steps.run_steps_parallel`)."""
+        kernel = self.__dict__.get("_kernel_step")  # (the parallel step of ``threads`` > 1 is the instance's)
+        return (type(self) is FireZoneModel and (kernel is None or getattr(kernel, "threads", 0) == self.threads > 1)
+                and "step" not in self.__dict__ and not self.wall_conduction
+                and self._p_base_t == float(self.t_out[0]))
+
+    def steps_in(self, ist: np.ndarray, fst: np.ndarray) -> tuple:
+        """The zone's part of :func:`~physics._kernels.fire_steps.run_steps`' arguments (state to ``ext_per_kg``,
+        then ``out``) and its scalars into ``ist``/``fst``; :meth:`steps_out` takes the result back."""
+        from physics._kernels import fire_steps as FS
+
+        if self._glazed is None:
+            self._glazing_setup()
+        self.par[K.P_TOUT] = float(self.t_out[0])
+        ist[[FS.I_RPOS, FS.I_NRATES, FS.I_MEANB, FS.I_PANES, FS.I_NEWTON, FS.I_STEPS, FS.I_KEEP]] = (
+            self._rate_pos, self._n_rates, int(self._mean_better), self.panes_broken, self.newton_iterations,
+            self.steps, int(self.keep_halved_step))
+        fst[[FS.F_ZT, FS.F_DTLAST, FS.F_DTTRY, FS.F_DTMAX, FS.F_GLZMIN]] = (
+            self.t, self._dt_last, self._dt_try, self.dt_max, self._glazed_min_c)
+        a = self.arrays
+        if self._dp_last.base is not None or not self._dp_last.flags.c_contiguous:
+            self._dp_last = np.ascontiguousarray(self._dp_last)
+        out = self._out.copy()  # (a new array: the outputs read before keep theirs)
+        args = (self.state, np.empty((2,) + self.state.shape), a["geom"], self.par, a["vent"], a["vidx"], a["vvent"],
+                a["vvidx"], self._plan, self.chan, self.vchan, self.q_burned, self.tally, self.vent_open, self.broken,
+                self._glazed, self._brk_c, self._hits, self._dp_last, np.empty_like(self._dp_last), self._rates,
+                self._rate_sum, self._p_base, SOOT_EXTINCTION_M2_KG)
+        return args, out
+
+    def steps_out(self, ist: np.ndarray, fst: np.ndarray, state: np.ndarray, out: np.ndarray,
+                  q_kw: np.ndarray) -> None:
+        """After :func:`~physics._kernels.fire_steps.run_steps`: the model at its last step's end (``state`` the
+        buffer holding it, ``out`` its outputs, ``q_kw`` the heat release it stepped with)."""
+        from physics._kernels import fire_steps as FS
+
+        self.state, self.q_kw = state, q_kw
+        self._rate_pos, self._n_rates = int(ist[FS.I_RPOS]), int(ist[FS.I_NRATES])
+        self._mean_better = bool(ist[FS.I_MEANB])
+        self.panes_broken, self.newton_iterations, self.steps = (int(ist[FS.I_PANES]), int(ist[FS.I_NEWTON]),
+                                                                 int(ist[FS.I_STEPS]))
+        self.t, self._dt_last, self._dt_try = float(fst[FS.F_ZT]), float(fst[FS.F_DTLAST]), float(fst[FS.F_DTTRY])
+        self._out, self._species_done, self._flows = out, False, None
+        self.t_upper, self.t_lower, self.layer_height, self.pressure = out[K.O_TU], out[K.O_TL], out[K.O_Z], out[K.O_P]
+        self.soot_upper, self.soot_lower = out[K.O_SOOTU], out[K.O_SOOTL]
+        self.ext_upper = out[K.NOUT]
 
     # ------------------------------------------------------------------ outputs
     def _update_outputs(self) -> None:
