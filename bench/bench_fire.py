@@ -320,10 +320,13 @@ class KernelProfile:
 
 
 def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
-              max_wall_s: float = math.inf, threads: int = 1) -> dict[str, Any]:
+              max_wall_s: float = math.inf, threads: int = 1, batch: bool = True) -> dict[str, Any]:
     """(a): the tower run with the wall time split (module docstring). ``threads``: the zone model's (its kernel's
     step on that many threads, :class:`~physics.fire_zone.FireZoneModel`); the CPU times are then the main
-    thread's, ``process_cpu_s`` all threads'."""
+    thread's, ``process_cpu_s`` all threads'. ``batch`` (the run's default): the steps between two where Python
+    must act run in one compiled call (:mod:`physics.fire_sim_steps`), timed as the compiled loop; False
+    (``--no-batch``) steps in Python one step per call, with the kernel's time and profile split out."""
+    from physics._kernels import fire_steps as FSK
     from physics.fire_sim import FireSimulation
 
     spec = tower_spec()
@@ -331,8 +334,6 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
     sim = FireSimulation(spec, floor=TOWER_FLOOR, growth="fast", sprinklers=False, season="summer",
                          duration_s=duration_s, dt_s=1.0, record_every_s=10.0, threads=threads)
     build_s = time.perf_counter() - t_build
-    net = sim.network
-    per_storey = np.bincount(net.storey, minlength=net.n_storeys)
     zone = sim.zone
     prof = KernelProfile(profile_every)
     acc = dict.fromkeys(("kernel", "zone", "profile", "kernel_cpu", "zone_cpu", "profile_cpu"), 0.0)
@@ -358,8 +359,36 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
         acc["zone_cpu"] += cpu() - c0
         return out
 
-    zone._kernel_step = timed_kernel
-    zone.step = timed_zone
+    serial_loop, parallel_loop = FSK.run_steps, FSK.run_steps_parallel
+
+    def timed_loop(inner):
+        def run(*args):
+            t0, c0 = clock(), cpu()
+            out = inner(*args)
+            acc["kernel"] += clock() - t0
+            acc["kernel_cpu"] += cpu() - c0
+            return out
+        return run
+
+    sim.batch_steps = batch
+    if batch:  # wrapping the zone's step would send the run down the one-step path: time the compiled loop
+        FSK.run_steps = timed_loop(serial_loop)
+        FSK.run_steps_parallel = lambda: timed_loop(parallel_loop())
+    else:
+        zone._kernel_step = timed_kernel
+        zone.step = timed_zone
+    try:
+        return _tower_timed(sim, spec, build_s, duration_s, chunk_s, max_wall_s, threads, batch, prof, acc,
+                            profile_every)
+    finally:
+        FSK.run_steps, FSK.run_steps_parallel = serial_loop, parallel_loop
+
+
+def _tower_timed(sim, spec, build_s: float, duration_s: float, chunk_s: float, max_wall_s: float, threads: int,
+                 batch: bool, prof: KernelProfile, acc: dict[str, float], profile_every: int) -> dict[str, Any]:
+    """The timed part of :func:`run_tower` (its wrappers set)."""
+    net, zone = sim.network, sim.zone
+    per_storey = np.bincount(net.storey, minlength=net.n_storeys)
     sim.advance_to(min(10.0, duration_s))  # warm-up: compiles or loads the kernels (not timed)
     t_start, steps0, newton0 = sim.t, zone.steps, zone.newton_iterations
     for k in acc:
@@ -391,6 +420,8 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
     # the profiler's own work (the replica and the compiled repeat of sampled steps) is taken out of the wall time
     wall = wall_all - acc["profile"]
     cpu_s = cpu_all - acc["profile_cpu"]
+    if batch:  # the compiled loop holds the zone's step: no Python of the zone's outside it
+        acc["zone"], acc["zone_cpu"] = acc["kernel"], acc["kernel_cpu"]
     acc["zone"] -= acc["profile"]
     acc["zone_cpu"] -= acc["profile_cpu"]
     span = sim.t - t_start
@@ -405,6 +436,7 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
             "origin": net.names[sim.origin], "duration_s": duration_s, "t_reached_s": sim.t, "error": error, "stopped": stopped,
             "build_s": build_s, "span_s": span, "wall_s": wall, "wall_with_profile_s": wall_all,
             "profile_s": acc["profile"], "cpu_s": cpu_s, "threads": threads, "process_cpu_s": process_cpu,
+            "batch": batch, "batches": sim.batches, "batched_steps": sim.batched_steps,
             "x_real_time_cpu": span / cpu_s if cpu_s > 0 else math.nan,
             "steps_per_cpu_s": steps / cpu_s if cpu_s > 0 else math.nan,
             "kernel_cpu_s": acc["kernel_cpu"], "zone_other_cpu_s": acc["zone_cpu"] - acc["kernel_cpu"],
@@ -523,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="threads of the tower's zone kernel (FireZoneModel(threads=N); default 1). The same "
                         "numbers; opt-in in the model because on busy cores each parallel region waits for a "
                         "descheduled thread: compare on an idle machine")
+    p.add_argument("--no-batch", action="store_true",
+                   help="step the tower in Python one step per call (FireSimulation.batch_steps = False), with the "
+                        "kernel's time and --profile-every's split of a step; by default the steps between two "
+                        "where Python must act run in one compiled call and the note splits that loop from Python")
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.ens_members, args.ens_duration, args.cfast_repeat = 300.0, 2, 120.0, 1
@@ -534,21 +570,28 @@ def main(argv: list[str] | None = None) -> int:
     rows, notes = [], []
     if "tower" in parts:
         print("(a) tower ...", flush=True)
-        tw = run_tower(args.duration, args.profile_every, max_wall_s=args.max_wall, threads=args.threads)
+        tw = run_tower(args.duration, args.profile_every, max_wall_s=args.max_wall, threads=args.threads,
+                       batch=not args.no_batch)
         payload["tower"] = tw
         rows.append(["tower", f"{tw['compartments']} comp., {tw['span_s']:.0f} of {tw['duration_s']:.0f} s",
                      "FireSimulation", tw["wall_s"], tw["cpu_s"], tw["x_real_time"], tw["x_real_time_cpu"],
                      tw["steps_per_cpu_s"], tw["newton_per_step"], "1000x", tw["cpu_contention_pct"]])
         pr = tw["profile"]
-        notes.append(f"tower CPU: kernel {tw['kernel_cpu_s']:.1f} s, rest of FireZoneModel.step "
-                     f"{tw['zone_other_cpu_s']:.1f} s, rest of the simulation {tw['sim_other_cpu_s']:.1f} s "
-                     f"(main thread; kernel on {tw['threads']} thread(s), all threads {tw['process_cpu_s']:.1f} s); "
-                     f"profile (CPU) of {pr['samples']} steps: "
-                     f"step {pr['kernel_step_ms']:.1f} ms = props+sources {pr['props_and_sources_ms']:.2f} + statics "
-                     f"{pr['vent_statics_ms']:.2f} + Newton {pr['newton_ms']:.1f} (residuals "
-                     f"{pr['residual_ms']:.1f} ms in {pr['residuals_per_step']:.1f}, LDLᵀ {pr['linear_solve_ms']:.1f} "
-                     f"ms in {pr['linear_solves_per_step']:.1f} solves) + limiting {pr['layer_limiting_ms']:.2f} + "
-                     f"transfers {pr['transfers_and_update_ms']:.2f} + remainder {pr['remainder_ms']:.2f}")
+        if tw["batch"]:
+            notes.append(f"tower CPU: compiled loop (zone step, fires, devices, glazing, outputs) "
+                         f"{tw['kernel_cpu_s']:.1f} s in {tw['batches']} calls of {tw['batched_steps']} steps, "
+                         f"Python {tw['sim_other_cpu_s']:.1f} s (main thread; zone step on {tw['threads']} "
+                         f"thread(s), all threads {tw['process_cpu_s']:.1f} s); --no-batch for the kernel's profile")
+        else:
+            notes.append(f"tower CPU: kernel {tw['kernel_cpu_s']:.1f} s, rest of FireZoneModel.step "
+                         f"{tw['zone_other_cpu_s']:.1f} s, rest of the simulation {tw['sim_other_cpu_s']:.1f} s "
+                         f"(main thread; kernel on {tw['threads']} thread(s), all threads {tw['process_cpu_s']:.1f} s); "
+                         f"profile (CPU) of {pr['samples']} steps: "
+                         f"step {pr['kernel_step_ms']:.1f} ms = props+sources {pr['props_and_sources_ms']:.2f} + statics "
+                         f"{pr['vent_statics_ms']:.2f} + Newton {pr['newton_ms']:.1f} (residuals "
+                         f"{pr['residual_ms']:.1f} ms in {pr['residuals_per_step']:.1f}, LDLᵀ {pr['linear_solve_ms']:.1f} "
+                         f"ms in {pr['linear_solves_per_step']:.1f} solves) + limiting {pr['layer_limiting_ms']:.2f} + "
+                         f"transfers {pr['transfers_and_update_ms']:.2f} + remainder {pr['remainder_ms']:.2f}")
         cp = tw["compiled_pieces"]
         if cp is not None:
             notes.append(f"tower compiled pieces (CPU ms per call, step at t = {cp['t_s']:.0f} s): step "
