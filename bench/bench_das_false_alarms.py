@@ -222,6 +222,8 @@ def run_segment(seed: int, km: float, hours: float, noise: float, burn_in_s: flo
         "ghosts": det.stats.get("ghosts", 0), "train_ghosts": det.stats.get("train_ghosts", 0),
         "train_ends": det.stats.get("train_ends", 0), "passage_fragments": det.stats.get("passage_fragments", 0),
         "moving_loud": det.stats.get("moving_loud", 0),
+        "passage_bodies": det.stats.get("passage_bodies", 0), "passage_bridges": det.stats.get("passage_bridges", 0),
+        "moving_loud_mixed": det.stats.get("moving_loud_mixed", 0), "strong_ghosts": det.stats.get("strong_ghosts", 0),
         "gen_wall_s": round(gen_wall, 1), "gen_cpu_s": round(gen_cpu, 1),
         "det_wall_s": round(det_wall, 1), "det_cpu_s": round(det_cpu, 1),
         "wall_s": round(time.perf_counter() - t_start, 1),
