@@ -138,17 +138,45 @@ def _chunk(nw, parts, c):
     return c * nw // parts, (c + 1) * nw // parts
 
 
+@njit(cache=True)
+def _balanced_runs(vents, first, parts, extra):
+    """Where to cut the open wall vents ``vents`` (ascending, each with its rows of the slab table) into ``parts``
+    runs of about equal work: equal shares of their slab rows, the last run also ``extra`` rows' worth (the ceiling
+    vents). Returns (parts + 1,) indices into ``vents``. (Equal numbers of vents left the upper half, with more
+    slabs cut at a neutral plane, 20 % slower than the lower.)"""
+    nw = vents.shape[0]
+    cut = np.empty(parts + 1, np.int64)
+    cut[0], cut[parts] = 0, nw
+    if nw == 0:
+        cut[:] = 0
+        return cut
+    r0 = first[vents[0]]
+    total = first[vents[nw - 1] + 1] - r0 + extra
+    for c in range(1, parts):
+        target = r0 + c * total // parts
+        lo, hi = cut[c - 1], nw  # the first vent whose rows start at or after the target (bisection)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if first[vents[mid]] < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        cut[c] = lo
+    return cut
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def _wall_flows_parts(vents, pf, vidx, first, sp, delta, chan, hv, wv, parts, res, du, dl, dt, kk, vvidx, vvs,
                       ct, cp, vchan, hvv, wvv):
-    """The wall vents ``vents`` cut into ``parts`` runs, one per thread: the first run by the serial
+    """The wall vents ``vents`` cut into ``parts`` runs of about equal work (:func:`_balanced_runs`), one per
+    thread: the first run by the serial
     :func:`~physics._kernels.fire_zone.wall_flows_summed` (its sums into ``res``, ``du``, ``dl`` come first in the
     serial order, and no other run touches them), the others by :func:`~physics._kernels.fire_zone.wall_flows`
     (flows only, summed after by the caller), the last also the first ``kk`` ceiling vents'
     :func:`~physics._kernels.fire_zone.ceiling_flow`. The serial loops themselves, so the same numbers."""
-    nw = vents.shape[0]
+    cut = _balanced_runs(vents, first, parts, kk)
     for c in prange(parts):
-        lo, hi = _chunk(nw, parts, c)
+        lo, hi = cut[c], cut[c + 1]
         if c == 0:
             K.wall_flows_summed(vents[lo:hi], pf, vidx, first, sp, delta, chan, hv, wv, res, du, dl, dt)
         else:
@@ -179,7 +207,7 @@ def residual_and_merit_par(dp, pn, dt, diag, geom, props, par, vidx, vvidx, src,
     parts = min(RUNS, max(vents.shape[0], 1))
     _wall_flows_parts(vents, pf, vidx, stat[4], stat[5], par[P_DELTA], chan, hv, wv, parts, res, du, dl, dt,
                       vvidx.shape[0], vvidx, stat[2], stat[7], par[P_CP], vchan, hvv, wvv)
-    for j in range(_chunk(vents.shape[0], parts, 0)[1], vents.shape[0]):  # the runs after the first, in order
+    for j in range(_balanced_runs(vents, stat[4], parts, vvidx.shape[0])[1], vents.shape[0]):  # the later runs
         v = vents[j]
         a, b = vidx[v, 0], vidx[v, 1]
         res[a] += hv[v]
