@@ -372,8 +372,10 @@ def run_tower(duration_s: float, profile_every: int, chunk_s: float = 60.0,
 
     sim.batch_steps = batch
     if batch:  # wrapping the zone's step would send the run down the one-step path: time the compiled loop
+        # (the parallel loop is made from run_steps' own code: made before run_steps is swapped for the timer)
+        timed_parallel = timed_loop(parallel_loop()) if threads > 1 else None
         FSK.run_steps = timed_loop(serial_loop)
-        FSK.run_steps_parallel = lambda: timed_loop(parallel_loop())
+        FSK.run_steps_parallel = lambda: timed_parallel
     else:
         zone._kernel_step = timed_kernel
         zone.step = timed_zone
