@@ -306,7 +306,7 @@ class FireZoneModel(Component):
         Threads of the kernel's step: 1 (the default) the serial kernel; 2 or more its parallel variant
         (:mod:`physics._kernels.fire_zone_parallel`: the vents' flows, the wall vents' statics, the fire sources,
         the door jets and the layer update over the threads), the same numbers to the bit. On an idle 2-core
-        machine the 115-storey bench tower runs 6-9 % faster for twice the CPU time. Opt-in: each of the ~10
+        machine the 115-storey bench tower runs 7-13 % faster (wall) for twice the CPU time. Opt-in: each of the ~10
         parallel regions of a step waits at its end for every thread, so on a machine whose cores are busy with
         other work a descheduled thread stalls the step (the tower 10-40 times slower at load 4-5, not faster);
         only worth it on idle cores. At most numba's thread count (``NUMBA_NUM_THREADS``, the cores by default).
