@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import types
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from numba import njit
 
 from physics._kernels import fire_devices as DK
 from physics._kernels import fire_zone as K
+from physics._kernels.rebind import rebound
 
 # a fire's constants (fire_par columns): FireSource's start, α, caps, sprinkler mode (0 none, 1 control) and time,
 # flashover time, the held heat release, the decay's energy target and 2·(1 − DECAY_FRACTION)·E (the decay's span
@@ -276,17 +276,8 @@ _PARALLEL: dict[str, object] = {}
 
 
 def _rebound(disp, name: str, **swap):
-    """A second dispatcher of ``disp``'s own code with the globals in ``swap`` bound in place of this module's,
-    named ``name`` (its own cache entry; :mod:`physics._kernels.fire_zone_parallel`'s technique)."""
-    f = disp.py_func
-    glob = dict(f.__globals__)
-    glob.update(swap)
-    code = f.__code__.replace(co_name=name, co_qualname=name)
-    g = types.FunctionType(code, glob, name, f.__defaults__, f.__closure__)
-    g.__qualname__ = name
-    g.__doc__ = f"On the parallel zone step (:func:`run_steps_parallel`):\n\n{f.__doc__}"
-    options = {k: v for k, v in disp.targetoptions.items() if k in ("error_model", "fastmath", "boundscheck")}
-    return njit(cache=True, **options)(g)
+    """``disp``'s code with the globals in ``swap`` bound in, named ``name`` (:func:`~physics._kernels.rebind.rebound`)."""
+    return rebound(disp, name, "On the parallel zone step (:func:`run_steps_parallel`):", **swap)
 
 
 def run_steps_parallel():

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import types
 from pathlib import Path
 
 import numba
@@ -128,6 +127,7 @@ from physics._kernels.fire_zone import (
     poreh_entrainment,
     surface_temperature,
 )
+from physics._kernels.rebind import rebound
 
 #: runs of wall vents per evaluation of the flows, one per thread (a constant: numba's thread count read inside a
 #: kernel would keep it from its cache)
@@ -527,19 +527,11 @@ _TAG = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
 
 def _rebound(disp, name, **swap):
     """A second dispatcher of the serial kernel function ``disp``'s own code with the globals in ``swap`` (the
-    parallel pieces) bound in place of the serial ones. Named ``name`` and this file's :data:`_TAG`: its cache entry
-    is its own, compiled again when ``fire_zone.py`` (numba's stamp) or this file (the name) changes. Same options
-    as the serial function's."""
-    name = f"{name}_{_TAG}"
-    f = disp.py_func
-    glob = dict(f.__globals__)
-    glob.update(swap)
-    code = f.__code__.replace(co_name=name, co_qualname=name)
-    g = types.FunctionType(code, glob, name, f.__defaults__, f.__closure__)
-    g.__qualname__ = name
-    g.__doc__ = f"Parallel pieces bound in (:mod:`physics._kernels.fire_zone_parallel`):\n\n{f.__doc__}"
-    options = {k: v for k, v in disp.targetoptions.items() if k in ("error_model", "fastmath", "boundscheck")}
-    return njit(cache=True, **options)(g)
+    parallel pieces) bound in place of the serial ones (:func:`~physics._kernels.rebind.rebound`). Named ``name`` and
+    this file's :data:`_TAG`: its cache entry is its own, compiled again when ``fire_zone.py`` (numba's stamp) or this
+    file (the name) changes. Same options as the serial function's."""
+    return rebound(disp, f"{name}_{_TAG}", "Parallel pieces bound in (:mod:`physics._kernels.fire_zone_parallel`):",
+                   **swap)
 
 
 vent_statics_par = _rebound(K.vent_statics, "vent_statics_par", wall_statics=wall_statics_par)
