@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from physics._kernels import sparse_ldl as LDL
 
@@ -400,7 +400,8 @@ def wall_statics(vent, vidx, geom, props, par, vs, vl, oc=None):
         if not (oc[m, 0] == p0 and oc[m, 1] == g and oc[m, 2] == r_gas and oc[m, 3] == t_out):
             oc[:, OC_ZB] = np.nan  # another atmosphere: every row again
             oc[m, 0], oc[m, 1], oc[m, 2], oc[m, 3] = p0, g, r_gas, t_out
-    for v in range(vidx.shape[0]):  # (the sides' look-ups inline: a call with array arguments costs ~100 ns)
+    # prange is range here; the two-thread step compiles this code in parallel (fire_zone_parallel)
+    for v in prange(vidx.shape[0]):  # (the sides' look-ups inline: a call with array arguments costs ~100 ns)
         a, b = vidx[v, 0], vidx[v, 1]
         zb, zt = vent[v, V_BOT], vent[v, V_TOP]
         if not vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:  # closed for the step: no slab
@@ -1168,7 +1169,7 @@ def fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf, 
     then ``qs`` (N, 3) receives the heat (W) each of them takes (:func:`_conducting_surfaces`)."""
     cv = par[P_CP] - par[P_R]
     t = max(par[P_TIME], 1e-9)
-    for i in range(state.shape[0]):
+    for i in prange(state.shape[0]):  # (range here; the two-thread step compiles this code in parallel)
         for c in range(NSRC):
             src[i, c] = 0.0
         qburn[i] = 0.0

@@ -34,7 +34,6 @@ region waits a scheduler slice: under load 4-5 the step took 10-100 ms against 2
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 import numba
@@ -44,37 +43,14 @@ from numba import njit, prange
 from physics._kernels import fire_zone as K
 from physics._kernels.fire_zone import (
     COLD_JET_FACTOR,
-    G_AREA,
-    G_BASE,
-    G_C,
-    G_H,
-    G_K,
-    G_PERIM,
-    G_RHO,
-    G_THICK,
-    G_TWALL,
     G_VOL,
-    HUGGETT_J_KG,
     ML,
     MU,
     NSP,
-    NSRC,
-    OC_PB,
-    OC_PT,
-    OC_RHO,
     P_CHIR,
     P_CP,
     P_DELTA,
-    P_DFIRE,
-    P_DHC,
-    P_EPSW,
-    P_G,
-    P_HCONV,
-    P_LAYRAD,
-    P_LOL,
-    P_P0,
     P_R,
-    P_TIME,
     P_TOUT,
     P_Y_CO,
     P_Y_CO2,
@@ -83,13 +59,10 @@ from physics._kernels.fire_zone import (
     Q_HASL,
     Q_HASU,
     Q_P,
-    Q_RL,
-    Q_RU,
     Q_TL,
     Q_TU,
     Q_VU,
     Q_ZI,
-    SIGMA,
     SL,
     SP_CO,
     SP_CO2,
@@ -112,20 +85,12 @@ from physics._kernels.fire_zone import (
     V_TOP,
     V_W,
     VS_D,
-    VS_RHO,
     VS_Z,
-    _conducting_surfaces,
     _merge_emptied,
     _mix_layers,
-    _outside_cache,
     _slab,
     ceiling_flow,
-    heskestad_entrainment,
-    layer_emissivity,
-    o2_volume_fraction,
-    p_inside,
     poreh_entrainment,
-    surface_temperature,
 )
 from physics._kernels.rebind import rebound
 
@@ -248,157 +213,6 @@ def wall_flows_some(vents, pf, vidx, first, sp, delta, chan, hv, wv):
         K.wall_flows(vents, pf, vidx, first, sp, delta, chan, hv, wv)
     else:
         _wall_flows_runs(vents, pf, vidx, first, sp, delta, chan, hv, wv, RUNS)
-
-
-@njit(cache=True, parallel=True)
-def wall_statics_par(vent, vidx, geom, props, par, vs, vl, oc=None):
-    """:func:`~physics._kernels.fire_zone.wall_statics` with the vents in parallel (each writes its own rows of
-    ``vs``, ``vl`` and ``oc``): the loop's body to the character."""
-    g, r_gas, t_out, p0 = par[P_G], par[P_R], par[P_TOUT], par[P_P0]
-    cached = oc is not None
-    if cached:
-        m = vidx.shape[0]
-        if not (oc[m, 0] == p0 and oc[m, 1] == g and oc[m, 2] == r_gas and oc[m, 3] == t_out):
-            oc[:, K.OC_ZB] = np.nan  # another atmosphere: every row again
-            oc[m, 0], oc[m, 1], oc[m, 2], oc[m, 3] = p0, g, r_gas, t_out
-    for v in prange(vidx.shape[0]):
-        a, b = vidx[v, 0], vidx[v, 1]
-        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
-        if not vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN] > 0.0:  # closed for the step: no slab
-            for k in range(4):
-                vs[v, VS_Z + k] = zb
-                vs[v, VS_D + k] = 0.0
-            for k in range(6):
-                vs[v, VS_RHO + k] = 0.0
-                vl[v, k] = 1
-            continue
-        base_a, zi_a, ru_a, rl_a = geom[a, G_BASE], props[a, Q_ZI], props[a, Q_RU], props[a, Q_RL]
-        base_b, zi_b, ru_b, rl_b = 0.0, zt, 0.0, 0.0
-        if b >= 0:
-            base_b, zi_b, ru_b, rl_b = geom[b, G_BASE], props[b, Q_ZI], props[b, Q_RU], props[b, Q_RL]
-        za = min(max(zi_a, zb), zt)
-        zc = min(max(zi_b, zb), zt)
-        if cached and b < 0:
-            _outside_cache(v, zb, zt, oc, p0, g, r_gas, t_out)
-        vs[v, VS_Z] = zb
-        vs[v, VS_Z + 1] = min(za, zc)
-        vs[v, VS_Z + 2] = max(za, zc)
-        vs[v, VS_Z + 3] = zt
-        for k in range(4):
-            z = vs[v, VS_Z + k]
-            if k > 0 and z == vs[v, VS_Z + k - 1]:
-                vs[v, VS_D + k] = vs[v, VS_D + k - 1]  # a break point repeated (no interface in the opening)
-                continue
-            pa = p_inside(0.0, z, base_a, zi_a, ru_a, rl_a, g)
-            if b >= 0:
-                pb = p_inside(0.0, z, base_b, zi_b, ru_b, rl_b, g)
-            elif cached and z == zb:
-                pb = oc[v, OC_PB]
-            elif cached and z == zt:
-                pb = oc[v, OC_PT]
-            else:
-                pb = p0 * math.exp(-g * z / (r_gas * t_out))
-            vs[v, VS_D + k] = pa - pb
-        for k in range(3):
-            if not vs[v, VS_Z + k + 1] > vs[v, VS_Z + k]:
-                vs[v, VS_RHO + 2 * k] = vs[v, VS_RHO + 2 * k + 1] = 0.0  # an empty slab carries nothing
-                vl[v, 2 * k] = vl[v, 2 * k + 1] = 1
-                continue
-            zm = 0.5 * (vs[v, VS_Z + k] + vs[v, VS_Z + k + 1])
-            if zm > zi_a:  # the donor each side: the layer at the slab's middle (outside: its air there)
-                vs[v, VS_RHO + 2 * k], vl[v, 2 * k] = ru_a, 0
-            else:
-                vs[v, VS_RHO + 2 * k], vl[v, 2 * k] = rl_a, 1
-            if b < 0:
-                if cached and vs[v, VS_Z + k] == zb and vs[v, VS_Z + k + 1] == zt:  # the whole opening: its middle
-                    vs[v, VS_RHO + 2 * k + 1] = oc[v, OC_RHO]
-                else:
-                    vs[v, VS_RHO + 2 * k + 1] = p0 * math.exp(-g * zm / (r_gas * t_out)) / (r_gas * t_out)
-                vl[v, 2 * k + 1] = 1
-            elif zm > zi_b:
-                vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = ru_b, 0
-            else:
-                vs[v, VS_RHO + 2 * k + 1], vl[v, 2 * k + 1] = rl_b, 1
-
-
-@njit(cache=True, parallel=True)
-def fire_sources_par(state, geom, props, par, q_kw, dt, src, qburn, a_open, t_surf, qs):
-    """:func:`~physics._kernels.fire_zone.fire_sources` with the compartments in parallel (each writes its own rows of
-    ``src``, ``qburn``, ``qs``): the loop's body to the character."""
-    cv = par[P_CP] - par[P_R]
-    t = max(par[P_TIME], 1e-9)
-    for i in prange(state.shape[0]):
-        for c in range(NSRC):
-            src[i, c] = 0.0
-        qburn[i] = 0.0
-        base, hgt = geom[i, G_BASE], geom[i, G_H]
-        if q_kw[i] > 0.0 and props[i, Q_HASL] > 0.0:
-            ml = state[i, ML]
-            xo2 = o2_volume_fraction(state, i, SL, ml)
-            lam = min(max((xo2 - par[P_LOL]) / 0.01, 0.0), 1.0)
-            qd = lam * q_kw[i]
-            qc = (1.0 - par[P_CHIR]) * qd
-            z = props[i, Q_ZI] - base if props[i, Q_HASU] > 0.0 else hgt
-            ent = min(heskestad_entrainment(qc, z, qd, par[P_DFIRE]), 0.5 * ml / dt)
-            yo2 = state[i, SL + SP_O2] / ml
-            qb = min(qd, ent * yo2 * HUGGETT_J_KG / 1000.0)
-            qburn[i] = qb
-            src[i, 0] = ent
-            src[i, 1] = qb / par[P_DHC]
-            src[i, 2] = qb * 1000.0 / HUGGETT_J_KG
-            src[i, 3] = (1.0 - par[P_CHIR]) * qb * 1000.0
-        # walls: one lumped, quasi-steady inner surface per compartment (no heat capacity of its own):
-        # convection h_c from each layer + the flame's radiation + the upper layer's radiation in = conduction
-        # h_k(t) into the solid (MQH's effective conductance, NUREG-1805 ch. 2); each layer then loses
-        # h_c·A_layer·(T − T_s), the upper layer also σ·ε·A_u·(T_u⁴ − T_s⁴)
-        k, rho, c, th = geom[i, G_K], geom[i, G_RHO], geom[i, G_C], geom[i, G_THICK]
-        tp = rho * c / k * (0.5 * th) ** 2
-        hk = math.sqrt(k * rho * c / t) if t < tp else k / th
-        hc = par[P_HCONV]
-        perim, area, tw = geom[i, G_PERIM], geom[i, G_AREA], geom[i, G_TWALL]
-        hl = props[i, Q_ZI] - base
-        a_u = area + perim * (hgt - hl)
-        a_l = area + perim * hl
-        tu = props[i, Q_TU]
-        # the upper layer sees the ceiling and walls above the interface and, through the clear lower layer,
-        # the floor and walls below: its bounding area A_u = a_u + the interface (area); grey gas against grey
-        # surfaces of emissivity ε_w: ε_eff = 1/(1/ε_g + 1/ε_w − 1)
-        # surfaces; the openings to the outside in that area (at most half of it) are black at T_out
-        cr = 0.0
-        qout = 0.0
-        if par[P_LAYRAD] > 0.0 and props[i, Q_HASU] > 0.0 and props[i, Q_HASL] > 0.0:
-            eps_g = layer_emissivity(state[i, SU + SP_SOOT], props[i, Q_VU], tu, a_u + area)
-            if eps_g > 0.0:
-                a_o = min(a_open[i], 0.5 * (a_u + area))
-                cr = SIGMA * (a_u + area - a_o) / (1.0 / eps_g + 1.0 / par[P_EPSW] - 1.0)
-                qout = SIGMA * eps_g * a_o * (tu ** 4 - par[P_TOUT] ** 4)
-        if t_surf.shape[0] > 0:  # conducting walls: three faces, explicit over the step
-            _conducting_surfaces(i, state, geom, props, par, dt, cr, qout, t_surf, qburn[i], src, qs)
-            continue
-        gain = hc * (a_u * tu + a_l * props[i, Q_TL]) + par[P_CHIR] * qburn[i] * 1000.0 + hk * (a_u + a_l) * tw
-        ts = surface_temperature(gain, (hc + hk) * (a_u + a_l), cr, tu)
-        src[i, 6] = ts
-        for layer in range(2):
-            mass = state[i, MU] if layer == 0 else state[i, ML]
-            has = props[i, Q_HASU] if layer == 0 else props[i, Q_HASL]
-            if has <= 0.0:
-                continue
-            temp = tu if layer == 0 else props[i, Q_TL]
-            qrad = cr * (temp ** 4 - ts ** 4) if layer == 0 else 0.0
-            qo = qout if layer == 0 else 0.0
-            q = hc * (a_u if layer == 0 else a_l) * (temp - ts) + qrad
-            cap = cv * mass * abs(temp - ts) / dt
-            if abs(q) > cap:
-                scale = cap / abs(q)
-                q *= scale
-                qrad *= scale
-            if qo > 0.0:  # out of the openings: at most what would bring the layer to the outside's temperature
-                qo = min(qo, max(cv * mass * (temp - par[P_TOUT]) / dt - q, 0.0))
-            src[i, 4 + layer] = q + qo
-            if layer == 0:
-                src[i, 7] = qrad
-                src[i, 8] = qo
-    return 0
 
 
 @njit(cache=True, parallel=True)
@@ -534,6 +348,11 @@ def _rebound(disp, name, **swap):
                    **swap)
 
 
+#: the wall vents' statics (per vent) and the fire sources (per compartment) in parallel: the serial functions' own
+#: code, whose loop is a ``prange`` (``range`` in the serial kernel), compiled with ``parallel=True``
+wall_statics_par = rebound(K.wall_statics, f"wall_statics_par_{_TAG}", "In parallel over the vents:", parallel=True)
+fire_sources_par = rebound(K.fire_sources, f"fire_sources_par_{_TAG}", "In parallel over the compartments:",
+                           parallel=True)
 vent_statics_par = _rebound(K.vent_statics, "vent_statics_par", wall_statics=wall_statics_par)
 line_search_merit_par = _rebound(K.line_search_merit, "line_search_merit_par",
                                  residual_and_merit=residual_and_merit_par)

@@ -12,11 +12,12 @@ import types
 from numba import njit
 
 
-def rebound(disp, name: str, doc: str, **swap):
+def rebound(disp, name: str, doc: str, parallel: bool = False, **swap):
     """A new ``njit(cache=True)`` dispatcher of ``disp``'s Python code named ``name``, whose globals are ``disp``'s
     with ``swap``'s names bound to other functions; ``doc`` heads its docstring. numba keys the cache on the file the
     code comes from (``disp``'s), so ``name`` must change whenever a swapped-in function's code does (the callers
-    put a hash of that function's file in it). Same error model, fastmath and boundscheck as ``disp``."""
+    put a hash of that function's file in it). Same error model, fastmath and boundscheck as ``disp``;
+    ``parallel``: compiled with ``parallel=True`` (its ``prange`` loops then run on numba's threads)."""
     f = disp.py_func
     glob = dict(f.__globals__)
     glob.update(swap)
@@ -25,4 +26,4 @@ def rebound(disp, name: str, doc: str, **swap):
     g.__qualname__ = name
     g.__doc__ = f"{doc}\n\n{f.__doc__}"
     options = {k: v for k, v in disp.targetoptions.items() if k in ("error_model", "fastmath", "boundscheck")}
-    return njit(cache=True, **options)(g)
+    return njit(cache=True, parallel=parallel, **options)(g)
