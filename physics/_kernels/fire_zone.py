@@ -465,7 +465,8 @@ def wall_statics(vent, vidx, geom, props, par, vs, vl, oc=None):
 def ceiling_statics(vvent, vvidx, geom, props, par, vvs, vvl):
     """Each ceiling vent's hydrostatic Δp part, donor density for flow up and down and Cooper's exchange volume
     flow (``vvs`` (K, 4)), and the donor channels up and down (``vvl`` (K, 2)); ``vvs`` (K, 6) columns 4 and 5, the
-    share of the flow up and down taken from those layers, start at 1 (:func:`froude_split` sets them).
+    share of the flow up and down taken from those layers, start at 1 (:func:`froude_split` sets them: :func:`step`
+    from the last step's flows before Newton's start, then Newton's loop).
 
     Exchange (Cooper 1995, J. Heat Transfer 117:659, as CFAST's ``ventcf``): where the gas above the
     opening is denser than below it, Δρ > 0, V_ex = max(0.1·√(2g·Δρ·A^2.5/(ρ_a + ρ_b))·(1 − |Δp|/Δp_f), 0)
@@ -1819,6 +1820,8 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     fu[:] = 1.0
     fl[:] = 1.0
     vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl, oc)
+    if par[P_FROUDE] > 0.0:  # the ceiling vents' shares from the flows of the step before: Newton's start
+        froude_split(vchan, vvidx, vvs, vvl, props, geom, par)
     slab_table(vent, vidx, vs, vl, par, teff, first, sp)
     ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, np.zeros(0, np.bool_), np.zeros(0, np.bool_), ct)
     stat = (vs, vl, vvs, vvl, first, sp, ovents[:open_vents(first, ovents)], ct, aptr, avents)
