@@ -85,8 +85,8 @@ NVENT = 5
 
 (P_R, P_CP, P_G, P_P0, P_TOUT, P_DELTA, P_CHIR, P_DHC, P_LOL, P_Y_CO2, P_Y_CO, P_Y_SOOT, P_Y_H2O,
  P_DFIRE, P_TIME, P_TOL, P_HOT, P_O2AMB, P_HCONV, P_LAYTOL, P_MIX, P_FROUDE, P_LAYRAD,
- P_EPSW, P_VDEP) = range(25)
-NPAR = 25
+ P_EPSW, P_VDEP, P_RSTOP) = range(26)
+NPAR = 26
 #: CFAST's factor on the entrainment of a cold jet falling through a hot upper layer (spill_plume: "to
 #: approximate the reduced Kelvin-Helmholtz type mixing").
 COLD_JET_FACTOR = 0.25
@@ -1428,18 +1428,18 @@ MERIT_FLOOR_FACTOR = 4.0
 
 
 @njit(cache=True)
-def merit_floor(pn, dp, diag, plan):
+def merit_floor(pn, dp, diag, plan, factor=MERIT_FLOOR_FACTOR):
     """The merit's round-off floor at the floor pressures pn + dp: Σ_i (c·ε·|p_i|·(J_ii − d_i)/d_i)², d_i =
     V_i/((γ − 1)dt), J_ii the Jacobian's diagonal of the last LDLᵀ solve (in ``plan``'s matrix values, :func:`direct_solve`),
     c = :data:`MERIT_FLOOR_FACTOR`, ε the double's unit round-off. A floor pressure (~1e5 Pa) is held to ε·|p|
     (~2e-11 Pa); through the vents' slopes at compartment i that rounding alone gives a residual of about ε·|p_i|·(J_ii
     − d_i), a scaled residual of that over d_i. On the 2,212-compartment tower the scaled residual cannot fall below
-    3e-5 to 7e-5 Pa, 30-70 times ``newton_tol``: below that the merit is noise."""
+    3e-5 to 7e-5 Pa, 30-70 times ``newton_tol``: below that the merit is noise. (``factor`` in place of c.)"""
     ap_x, dpos = plan[10], plan[3]
     eps = np.finfo(np.float64).eps
     total = 0.0
     for i in range(pn.shape[0]):
-        x = MERIT_FLOOR_FACTOR * eps * abs(pn[i] + dp[i]) * (ap_x[dpos[i]] - diag[i]) / diag[i]
+        x = factor * eps * abs(pn[i] + dp[i]) * (ap_x[dpos[i]] - diag[i]) / diag[i]
         total += x * x
     return total
 
@@ -1483,8 +1483,12 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
     temperatures, and the vents they touch are evaluated again (:func:`update_vents_into`) before the next Newton
     step. Stops when the donor temperatures moved by at most ``layer_tol`` and the residual scaled by the
     compressibility, |R_i|·(γ − 1)·dt/V_i, or the last Newton correction (the pressure error where vents
-    dominate the Jacobian) is within ``newton_tol``; the donor temperatures are updated at most 8 times by more
-    than ``layer_tol``. The last correction (within ``newton_tol``) is taken whole where its merit lies on the
+    dominate the Jacobian) is within ``newton_tol``, or, after a first correction, the merit is within that of
+    the floor pressures' rounding, :func:`merit_floor` with the factor ``par[P_RSTOP]`` (> 0; 1: one unit of each
+    floor pressure; 0: not this test). The residual is then rounding noise no correction can lower: the scaled
+    residual is the state's own pressure error (the pressure the step's mass and energy give less Newton's), and on
+    the 2,212-compartment tower a further correction (1e-9 to 1e-11 Pa) left it at 3e-5 to 4e-5 Pa. The donor
+    temperatures are updated at most 8 times by more than ``layer_tol``. The last correction (within ``newton_tol``) is taken whole where its merit lies on the
     merit's round-off floor (:func:`merit_floor`, :func:`line_search_merit`). Returns (Newton iterations, final
     scaled residual Pa, compartments whose two layers cannot give their outflow); ``chan``/``vchan`` hold the flows
     at the accepted pressures. (The merit of the
@@ -1538,7 +1542,8 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
                 update_vents_into(changed, vchanged, pf, vidx, vvidx, par, stat, chan, vchan, res, wv, wvv, hv,
                                   hvv, sel)
                 err, fit = error_and_merit(res, geom, gm1, dt)
-        if change <= par[P_LAYTOL] and (err <= par[P_TOL] or smax <= par[P_TOL]):
+        if change <= par[P_LAYTOL] and (err <= par[P_TOL] or smax <= par[P_TOL] or (
+                it > 0 and par[P_RSTOP] > 0.0 and fit <= merit_floor(pn, dp, diag, plan, par[P_RSTOP]))):
             break
         if it >= 50:
             break
