@@ -129,11 +129,12 @@ def _loop_ldl(res, geom, par, dt, vidx, wv, vvidx, wvv, plan, reps):
 
 
 @njit(cache=True)
-def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, dp0, plan, reps):
+def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, dp0, vchan0, plan, reps):
     """The statics and the Newton solve as :func:`K.step` runs them, from the step's start each time: the solve
     changes the slab table's donors and the ceiling vents' Froude shares it starts from (``stat``), so a loop of
     the solve alone would start later repeats from the converged ones (fewer donor updates: the 2026-12-05 figures
-    had it 0.35 ms short of the step's own solve). Take the statics' own time off this loop's."""
+    had it 0.35 ms short of the step's own solve). Take the statics' own time off this loop's. ``vchan0`` the
+    ceiling vents' flows of the step before, which the Froude shares start from (as :func:`K.step`)."""
     n, m, kk = state.shape[0], vidx.shape[0], vvidx.shape[0]
     chan, vchan = np.zeros((m, 4)), np.zeros((kk, 4))
     fu, fl, dp, t2 = np.ones(n), np.ones(n), dp0.copy(), teff.copy()
@@ -145,6 +146,8 @@ def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff
         fu[:] = 1.0
         fl[:] = 1.0
         K.vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
+        if par[K.P_FROUDE] > 0.0:
+            K.froude_split(vchan0, vvidx, vvs, vvl, props, geom, par)
         K.slab_table(vent, vidx, vs, vl, par, t2, first, sp)
         K.ceiling_rows(vvent, vvidx, vvs, vvl, par, t2, none, none, ct)
         dp[:] = dp0
@@ -177,12 +180,13 @@ def _loop_tail(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff,
 
 
 @njit(cache=True)
-def _loop_step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, dp0, plan, reps):
-    n, m, kk = state.shape[0], vidx.shape[0], vvidx.shape[0]
-    new_state, chan, vchan = np.empty_like(state), np.zeros((m, 4)), np.zeros((kk, 4))
+def _loop_step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, dp0, vchan0, plan, reps):
+    n, m = state.shape[0], vidx.shape[0]
+    new_state, chan, vchan = np.empty_like(state), np.zeros((m, 4)), vchan0.copy()
     qburn, tally, dp = np.zeros(n), np.zeros(K.NTALLY), dp0.copy()
     for _ in range(reps):
         dp[:] = dp0
+        vchan[:, :] = vchan0  # (the Froude shares start from the step before's flows)
         K.step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, vchan, qburn, tally, dp, plan)
     return new_state
 
@@ -191,7 +195,7 @@ def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
     """CPU ms per call of the compiled pieces of one step with inputs ``args`` (``K.step``'s), each repeated
     ``reps`` times in a compiled loop after one warm-up call (module docstring (a))."""
     state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt = args[:9]
-    dp0, plan = args[14].copy(), args[15]
+    dp0, vchan0, plan = args[14].copy(), args[11].copy(), args[15]
     par = par.copy()
 
     def timed(fn, *a):
@@ -210,13 +214,13 @@ def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
     ldl = plan[0]  # K.step_plan: (the factorisation plan, the step's work arrays)
     out["ldl_solve_ms"], _ = timed(_loop_ldl, res, geom, par, dt, vidx, wv, vvidx, wvv, ldl)
     statics_and_solve_ms, solved = timed(_loop_solve, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt,
-                                         teff, stat, dp0, ldl)
+                                         teff, stat, dp0, vchan0, ldl)
     out["newton_solve_ms"] = statics_and_solve_ms - out["statics_and_slab_table_ms"]
     it, chan, vchan, dp, fu, fl, t2 = solved
     out["newton_iterations"] = int(it)
     out["tail_ms"], _ = timed(_loop_tail, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, t2, stat, chan,
                               vchan, dp, fu, fl)
-    out["step_ms"], _ = timed(_loop_step, state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, dp0, plan)
+    out["step_ms"], _ = timed(_loop_step, state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, dp0, vchan0, plan)
     pieces = out["props_and_sources_ms"] + out["statics_and_slab_table_ms"] + out["newton_solve_ms"] + out["tail_ms"]
     out["allocations_and_calls_ms"] = out["step_ms"] - pieces
     out["note"] = ("CPU ms per call, each piece repeated in a compiled loop on the inputs of one sampled step; the "
