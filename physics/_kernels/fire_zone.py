@@ -1382,8 +1382,9 @@ def ldl_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
 
 def _unsigned(a: np.ndarray) -> np.ndarray:
     """``a`` as uint32, a fresh contiguous copy: numba indexes with unsigned integers without the test for negative
-    indices (Python's wrap-around) that signed ones cost. On the tower this alone takes the factorisation's
-    ~6,300 indirect multiply-subtracts from ~20 to ~11 µs and the solve's from ~13 to ~10 µs."""
+    indices (Python's wrap-around) that signed ones cost. On the tower this alone takes the factorisation (its 6,275
+    indirect multiply-subtracts) from ~20 to ~11 µs, the two substitutions from ~13 to ~9.5 and the assembly (with
+    the open vents' list read as unsigned) from ~10 to ~5.5 (CPU time)."""
     if a.size and (a.min() < 0 or a.max() >= 2 ** 32):
         raise ValueError("an index of the LDLᵀ plan outside uint32")
     return np.ascontiguousarray(a, np.uint32)
@@ -1429,7 +1430,7 @@ def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x, vents=None):
     (:func:`~physics._kernels.sparse_ldl.numeric_lists`) and solved with the permutation folded into the
     substitutions (:func:`~physics._kernels.sparse_ldl.solve_rows`): the same additions in the same order as
     assembling the CSC matrix and :func:`~physics._kernels.sparse_ldl.numeric_rows`/``solve``, so the same x to
-    the bit, in ~27 µs instead of ~57 (CPU time) on the 2,212-compartment tower (3,509 open wall vents, 571
+    the bit, in ~26 µs instead of ~55 (CPU time) on the 2,212-compartment tower (3,509 open wall vents, 571
     ceiling vents, nnz(L) = 4,749)."""
     (new, order, wall_ends, ceil_ends, wall_lpos, ceil_lpos, rp, rj, lq, up, us, ut, sj, sq, lp, li,
      ad, lx, d, y) = plan
@@ -1439,7 +1440,7 @@ def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x, vents=None):
     lx[:] = 0.0
     m = wall_ends.shape[0] if vents is None else vents.shape[0]
     for j in range(m):
-        v = j if vents is None else vents[j]
+        v = j if vents is None else np.uint32(vents[j])  # unsigned: no test for negative indices
         a, b, w = wall_ends[v, 0], wall_ends[v, 1], wv[v]
         ad[a] += w
         if b < n:
@@ -1465,11 +1466,12 @@ MERIT_FLOOR_FACTOR = 4.0
 @njit(cache=True)
 def merit_floor(pn, dp, diag, plan, factor=MERIT_FLOOR_FACTOR):
     """The merit's round-off floor at the floor pressures pn + dp: Σ_i (c·ε·|p_i|·(J_ii − d_i)/d_i)², d_i =
-    V_i/((γ − 1)dt), J_ii the Jacobian's diagonal of the last LDLᵀ solve (``plan``'s permuted one, :func:`direct_solve`),
-    c = :data:`MERIT_FLOOR_FACTOR`, ε the double's unit round-off. A floor pressure (~1e5 Pa) is held to ε·|p|
-    (~2e-11 Pa); through the vents' slopes at compartment i that rounding alone gives a residual of about ε·|p_i|·(J_ii
-    − d_i), a scaled residual of that over d_i. On the 2,212-compartment tower the scaled residual cannot fall below
-    3e-5 to 7e-5 Pa, 30-70 times ``newton_tol``: below that the merit is noise. (``factor`` in place of c.)"""
+    V_i/((γ − 1)dt), J_ii the Jacobian's diagonal of the last LDLᵀ solve (``plan``'s permuted one,
+    :func:`direct_solve`), c = :data:`MERIT_FLOOR_FACTOR`, ε the double's unit round-off. A floor pressure (~1e5 Pa)
+    is held to ε·|p| (~2e-11 Pa); through the vents' slopes at compartment i that rounding alone gives a residual of
+    about ε·|p_i|·(J_ii − d_i), a scaled residual of that over d_i. On the 2,212-compartment tower the scaled
+    residual cannot fall below 3e-5 to 7e-5 Pa, 30-70 times ``newton_tol``: below that the merit is noise.
+    (``factor`` in place of c.)"""
     new, ad = plan[0], plan[LDL_SCRATCH]
     eps = np.finfo(np.float64).eps
     total = 0.0
