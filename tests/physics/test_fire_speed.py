@@ -87,6 +87,48 @@ def test_direct_solve_with_the_plan_solves_the_dense_system():
     np.testing.assert_allclose(x, np.linalg.solve(dense, rhs), rtol=1e-9, atol=1e-12)
 
 
+def test_direct_solve_is_the_csc_assembly_and_numeric_rows_to_the_bit():
+    # direct_solve assembles J into the factor's arrays and factorises by static update lists: against the CSC
+    # assembly + numeric_rows + solve it replaced, x to the bit (the same additions in the same order), with only
+    # some vents open (``vents``) and with all, and J's diagonal for merit_floor the same
+    rng = np.random.default_rng(7)
+    n = 150
+    edges = _tower_edges(rng, n)
+    edges = edges[edges[:, 0] != edges[:, 1]]
+    edges = np.concatenate([edges, edges[:3]])  # several vents between one pair share an entry
+    vidx, vvidx = edges[: 2 * len(edges) // 3], edges[2 * len(edges) // 3:]
+    plan = K.ldl_plan(n, vidx, vvidx)
+    order = S.minimum_degree(n, edges)
+    ap, ai, dpos, epos = S.pattern(n, edges, order)
+    parent, lp = S.symbolic(ap, ai)
+    rp, rj = S.row_patterns(ap, ai, parent)
+    new = np.empty(n, np.int64)
+    new[order] = np.arange(n)
+    diag, wv, wvv = rng.uniform(0.5, 2.0, n), rng.uniform(0.1, 50.0, len(vidx)), rng.uniform(0.1, 50.0, len(vvidx))
+    for vents in (None, np.sort(rng.choice(len(vidx), len(vidx) // 2, replace=False))):
+        ax = np.zeros(ai.shape[0])
+        ax[dpos] += diag
+        open_ = np.arange(len(vidx)) if vents is None else vents
+        for e, w in [(int(v), wv[v]) for v in open_] + [(len(vidx) + k, wvv[k]) for k in range(len(vvidx))]:
+            a, b = edges[e]
+            ax[dpos[a]] += w
+            if b >= 0:
+                ax[dpos[b]] += w
+                ax[epos[e]] -= w
+        li, lx, d = np.empty(lp[-1], np.int64), np.empty(lp[-1]), np.empty(n)
+        assert S.numeric_rows(ap, ai, ax, rp, rj, lp, li, lx, d) == n
+        rhs = rng.normal(size=n)
+        ref = np.empty(n)
+        ref[new] = rhs
+        S.solve(lp, li, lx, d, ref)
+        x = np.empty(n)
+        assert K.direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x, vents) == 0
+        assert np.array_equal(x.view(np.int64), ref[new].view(np.int64))
+        assert np.array_equal(plan[K.LDL_SCRATCH][new], ax[dpos])  # J's diagonal, as merit_floor reads it
+    with pytest.raises(ValueError, match="vent joins"):
+        K.ldl_plan(n, np.array([[3, 3]]), vvidx)
+
+
 def _devices(n_comp, rng):
     dev = DeviceSet()
     for c in range(n_comp):
@@ -186,7 +228,7 @@ def test_step_reusing_its_work_arrays_is_a_fresh_step():
                 w[...] = -7 if w.dtype.kind == "i" else garbage
             for i in K.WORK_READ_ONLY:  # the vents' index list and adjacency are part of the plan, not scratch
                 plan[1][i][...] = fresh[1][i]
-            for w in plan[0][10:]:  # the LDLᵀ solve's scratch (matrix values, L, D, right-hand side)
+            for w in plan[0][K.LDL_SCRATCH:]:  # the LDLᵀ solve's scratch (matrix diagonal, L, D, solution)
                 w[...] = -7 if w.dtype.kind == "i" else garbage
         new, chan, vchan = np.empty_like(m.state), np.zeros_like(m.chan), np.zeros_like(m.vchan)
         qburn, tally, dp = np.zeros(n), np.zeros(K.NTALLY), m._dp_last.copy()
