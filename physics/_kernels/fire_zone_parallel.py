@@ -354,10 +354,13 @@ wall_statics_par = rebound(K.wall_statics, f"wall_statics_par_{_TAG}", "In paral
 fire_sources_par = rebound(K.fire_sources, f"fire_sources_par_{_TAG}", "In parallel over the compartments:",
                            parallel=True)
 @njit(cache=True)
-def wall_slabs_par(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc):
+def wall_slabs_par(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc, a_open):
     """:func:`~physics._kernels.fire_zone.wall_slabs` as the parallel statics (:func:`wall_statics_par`, every
-    column of ``vs``/``vl``), then the serial slab table and open vents: the same numbers in ``first``, ``sp``,
-    ``ovents`` and in the columns of ``vs``/``vl`` the door jets read."""
+    column of ``vs``/``vl``), then the serial slab table, open vents and wall vents' open area: the same numbers in
+    ``first``, ``sp``, ``ovents``, ``a_open`` and in the columns of ``vs``/``vl`` the door jets read."""
+    for v in range(vidx.shape[0]):
+        if vidx[v, 1] < 0:
+            a_open[vidx[v, 0]] += vent[v, V_W] * vent[v, V_OPEN] * (vent[v, V_TOP] - vent[v, V_BOT])
     wall_statics_par(vent, vidx, geom, props, par, vs, vl, oc)
     K.slab_table(vent, vidx, vs, vl, par, teff, first, sp)
     return K.open_vents(first, ovents)

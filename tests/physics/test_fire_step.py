@@ -284,9 +284,9 @@ def test_the_outside_cache_gives_wall_statics_to_the_bit():
 
 
 def test_wall_slabs_is_the_statics_the_slab_table_and_the_open_vents_to_the_bit():
-    """``wall_slabs`` (the step's one pass over the wall vents) against ``wall_statics``, ``slab_table`` and
-    ``open_vents``: the same slab table, open vents and, of ``vs``/``vl``, the columns the door jets read (written
-    over garbage), so the door jets' mixing to the bit; cold and warm outside cache, another outside temperature,
+    """``wall_slabs`` (the step's one pass over the wall vents) against ``wall_statics``, ``slab_table``,
+    ``open_vents`` and ``open_area``: the same slab table, open vents, open area (with ``ceiling_open_area``'s) and,
+    of ``vs``/``vl``, the columns the door jets read (written over garbage), so the door jets' mixing to the bit; cold and warm outside cache, another outside temperature,
     and a window opened; the open windows include some with the room's interface in the opening."""
     m = _stepped_zone(60)
     a, par, props = m.arrays, m.par.copy(), m.props
@@ -311,7 +311,10 @@ def test_wall_slabs_is_the_statics_the_slab_table_and_the_open_vents_to_the_bit(
         k_want = K.open_vents(want[2], want[4])
         got = (np.full((nv, K.NVS), np.nan), np.full((nv, 6), -7, np.int64), np.full(nv + 1, -7, np.int64),
                np.full((3 * nv, K.NOS), np.nan), np.full(nv, -7, np.int64))
-        k_got = K.wall_slabs(vent, vidx, geom, props, par, teff, got[0], got[1], got[2], got[3], got[4], oc)
+        a_open = np.zeros(n)
+        k_got = K.wall_slabs(vent, vidx, geom, props, par, teff, got[0], got[1], got[2], got[3], got[4], oc, a_open)
+        K.ceiling_open_area(a["vvidx"], a["vvent"], a_open)
+        assert np.array_equal(a_open, K.open_area(vent, vidx, a["vvent"], a["vvidx"], n))
         rows = want[2][nv]
         assert k_got == k_want and np.array_equal(got[2], want[2]) and np.array_equal(got[3][:rows], want[3][:rows])
         assert np.array_equal(got[4][:k_got], want[4][:k_want])
