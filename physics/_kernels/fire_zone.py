@@ -628,7 +628,7 @@ def wall_slabs(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc
     (``VS_Z + 1``, ``+ 2``), Δp there (``VS_D + 1``, ``+ 2``), donor densities (``VS_RHO + 2``, ``+ 3``, where the slab
     is not empty) and donor layers (``vl`` columns 2 and 3, every vent); their other columns are not written. Also
     :func:`open_area`'s wall vents, added to ``a_open`` (N,). The same numbers as those functions, each vent's slabs
-    made from its statics in registers: on the 2,212-compartment tower 74 → 62 µs a step against the four (most of
+    made from its statics in registers: on the 2,212-compartment tower ~72 → 62 µs a step against the four (most of
     it the 5,625 rows of ``vs``/``vl`` no longer written whole)."""
     g, r_gas, t_out, p0, cp = par[P_G], par[P_R], par[P_TOUT], par[P_P0], par[P_CP]
     m = vidx.shape[0]
@@ -1950,11 +1950,13 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     (props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct, aptr, avents,
      ovents, oc) = work
     n = state.shape[0]
-    # (teff: the pressures with the donor temperatures the layer limiting will give, brought along in Newton's loop)
+    # teff: the donor temperatures the pressures are solved with, the layers' own at first (the layer limiting moves
+    # them in Newton's loop)
     layer_props(state, geom, par, props, teff)
     fu[:] = 1.0
     fl[:] = 1.0
     a_open = np.zeros(n)
+    # (of vs/vl wall_slabs writes only the columns door_jets reads)
     n_open = wall_slabs(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc, a_open)
     ceiling_open_area(vvidx, vvent, a_open)
     wall_ts = np.empty((0, 3))
