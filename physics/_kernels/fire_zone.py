@@ -116,31 +116,29 @@ NSRC = 9
 
 
 @njit(cache=True)
-def layer_props(state, geom, par, props):
-    """Pressure, layer temperatures, densities, interface and which layers exist (``props``, N×NPROP)."""
+def layer_props(state, geom, par, props, teff=None):
+    """Pressure, layer temperatures, densities, interface and which layers exist (``props``, N×NPROP); with ``teff``
+    (N, 2) the layer temperatures there too (the step's donor temperatures start from them: written here, not
+    copied out of ``props``' columns after, 2.3 µs a step on the 2,212-compartment tower)."""
     r, cp = par[P_R], par[P_CP]
     cv = cp - r
     gm1 = r / cv
     for i in range(state.shape[0]):
-        mu, ml = state[i, MU], state[i, ML]
         vol = geom[i, G_VOL]
-        p = gm1 * (state[i, UU] + state[i, UL]) / vol
-        tiny = 1e-9 * (mu + ml)
-        hasu = mu > tiny
-        hasl = ml > tiny
-        tu = state[i, UU] / (cv * mu) if hasu else 0.0
-        tl = state[i, UL] / (cv * ml) if hasl else 0.0
-        if not hasu:
-            tu = tl
-        if not hasl:
-            tl = tu
-        vu = gm1 * state[i, UU] / p if hasu else 0.0
-        vu = min(max(vu, 0.0), vol) if hasl else vol
+        p, tu, tl, vu, hasu, hasl = _layers(state[i, MU], state[i, ML], state[i, UU], state[i, UL], vol, cv, gm1)
         props[i, Q_P] = p
         props[i, Q_TU] = tu
         props[i, Q_TL] = tl
-        props[i, Q_RU] = p / (r * tu)
-        props[i, Q_RL] = p / (r * tl)
+        if teff is not None:
+            teff[i, 0] = tu
+            teff[i, 1] = tl
+        if hasu == hasl:
+            props[i, Q_RU] = p / (r * tu)
+            props[i, Q_RL] = p / (r * tl)
+        else:  # one layer: the other's temperature and density are its own (one division)
+            rho = p / (r * tu)
+            props[i, Q_RU] = rho
+            props[i, Q_RL] = rho
         if vu <= 0.0:  # no upper layer: the interface is the ceiling exactly (not base + V/A, a round-off below it,
             props[i, Q_ZI] = geom[i, G_BASE] + geom[i, G_H]  # which would cut every opening to it in two)
         else:
@@ -148,6 +146,35 @@ def layer_props(state, geom, par, props):
         props[i, Q_HASU] = 1.0 if hasu else 0.0
         props[i, Q_HASL] = 1.0 if hasl else 0.0
         props[i, Q_VU] = vu
+
+
+@njit(cache=True, inline="always")
+def _layers(mu, ml, uu, ul, vol, cv, gm1):
+    """(pressure, T_u, T_l, V_u, has upper, has lower) of a compartment of volume ``vol`` whose layers hold masses
+    ``mu``/``ml`` and energies ``uu``/``ul``: a missing layer takes the other's temperature, V_u is 0 without an
+    upper layer and ``vol`` without a lower one. Each division only where its value is kept (a compartment with one
+    layer, most of them, skips two of the four). Scalars only: inlined without arrays' reference counts."""
+    p = gm1 * (uu + ul) / vol
+    tiny = 1e-9 * (mu + ml)
+    hasu = mu > tiny
+    hasl = ml > tiny
+    if hasu and hasl:
+        tu = uu / (cv * mu)
+        tl = ul / (cv * ml)
+        vu = min(max(gm1 * uu / p, 0.0), vol)
+    elif hasu:
+        tu = uu / (cv * mu)
+        tl = tu
+        vu = vol
+    elif hasl:
+        tl = ul / (cv * ml)
+        tu = tl
+        vu = min(max(0.0, 0.0), vol)
+    else:
+        tu = 0.0
+        tl = 0.0
+        vu = vol
+    return p, tu, tl, vu, hasu, hasl
 
 
 #: rows of :func:`compartment_outputs`' ``out`` (NOUT, N)
@@ -192,20 +219,9 @@ def step_outputs(state, geom, par, p_base, ext_per_kg, out):
     gm1 = r / cv
     extinction = out.shape[0] > NOUT
     for i in range(state.shape[0]):
-        mu, ml = state[i, MU], state[i, ML]
         vol = geom[i, G_VOL]
-        p = gm1 * (state[i, UU] + state[i, UL]) / vol
-        tiny = 1e-9 * (mu + ml)
-        hasu = mu > tiny
-        hasl = ml > tiny
-        tu = state[i, UU] / (cv * mu) if hasu else 0.0
-        tl = state[i, UL] / (cv * ml) if hasl else 0.0
-        if not hasu:
-            tu = tl
-        if not hasl:
-            tl = tu
-        vu = gm1 * state[i, UU] / p if hasu else 0.0
-        vu = min(max(vu, 0.0), vol) if hasl else vol
+        p, tu, tl, vu, _hasu, _hasl = _layers(state[i, MU], state[i, ML], state[i, UU], state[i, UL], vol, cv,
+                                              gm1)
         base = geom[i, G_BASE]
         zi = base + geom[i, G_H] if vu <= 0.0 else base + (vol - vu) / geom[i, G_AREA]
         vl = vol - vu
@@ -584,6 +600,121 @@ def slab_table(vent, vidx, vs, vl, par, teff, first, sp):
             sp[r, OS_COLB] = 2 + lb
             r += 1
     first[vidx.shape[0]] = r
+
+
+@njit(cache=True, inline="always")
+def _static_dp(z, zb, zt, base_a, zi_a, ru_a, rl_a, b, base_b, zi_b, ru_b, rl_b, g, pb_sill, pb_soffit, p0, rt):
+    """The hydrostatic part of Δp at ``z`` across a wall vent (:func:`wall_statics`' expressions; outside, b < 0: its
+    cached pressures ``pb_sill``/``pb_soffit`` at the sill ``zb`` and soffit ``zt``, else P0·exp(−g·z/``rt``)).
+    Scalars only: inlined without the arrays' reference counts."""
+    pa = p_inside(0.0, z, base_a, zi_a, ru_a, rl_a, g)
+    if b >= 0:
+        pb = p_inside(0.0, z, base_b, zi_b, ru_b, rl_b, g)
+    elif z == zb:
+        pb = pb_sill
+    elif z == zt:
+        pb = pb_soffit
+    else:
+        pb = p0 * math.exp(-g * z / rt)
+    return pa - pb
+
+
+@njit(cache=True)
+def wall_slabs(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc, a_open):
+    """What the step needs of the wall vents before Newton's loop, in one pass over them: the slab table (``first``,
+    ``sp``: :func:`slab_table` of :func:`wall_statics`, ``oc`` the latter's outside cache, donor temperatures
+    ``teff``), the open vents ascending into ``ovents`` (:func:`open_vents`; returns how many) and, of ``vs``/``vl``,
+    only what :func:`door_jets` reads: the middle slab's (the one between the two interfaces) bottom and top
+    (``VS_Z + 1``, ``+ 2``), Δp there (``VS_D + 1``, ``+ 2``), donor densities (``VS_RHO + 2``, ``+ 3``, where the slab
+    is not empty) and donor layers (``vl`` columns 2 and 3, every vent); their other columns are not written. Also
+    :func:`open_area`'s wall vents, added to ``a_open`` (N,). The same numbers as those functions, each vent's slabs
+    made from its statics in registers: on the 2,212-compartment tower ~72 → 62 µs a step against the four (most of
+    it the 5,625 rows of ``vs``/``vl`` no longer written whole)."""
+    g, r_gas, t_out, p0, cp = par[P_G], par[P_R], par[P_TOUT], par[P_P0], par[P_CP]
+    m = vidx.shape[0]
+    if not (oc[m, 0] == p0 and oc[m, 1] == g and oc[m, 2] == r_gas and oc[m, 3] == t_out):
+        oc[:, OC_ZB] = np.nan  # another atmosphere: every row again
+        oc[m, 0], oc[m, 1], oc[m, 2], oc[m, 3] = p0, g, r_gas, t_out
+    rt = r_gas * t_out
+    r = 0
+    n_open = 0
+    for v in range(m):
+        r0 = r
+        first[v] = r0
+        a, b = vidx[v, 0], vidx[v, 1]
+        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        if b < 0:
+            a_open[a] += vent[v, V_W] * vent[v, V_OPEN] * (zt - zb)
+        cdw = vent[v, V_CD] * vent[v, V_W] * vent[v, V_OPEN]
+        if not cdw > 0.0:  # closed for the step: no slab (no jet)
+            vl[v, 2] = 1
+            vl[v, 3] = 1
+            continue
+        base_a, zi_a, ru_a, rl_a = geom[a, G_BASE], props[a, Q_ZI], props[a, Q_RU], props[a, Q_RL]
+        base_b, zi_b, ru_b, rl_b = 0.0, zt, 0.0, 0.0
+        pb_sill, pb_soffit, rho_out = 0.0, 0.0, 0.0
+        if b >= 0:
+            base_b, zi_b, ru_b, rl_b = geom[b, G_BASE], props[b, Q_ZI], props[b, Q_RU], props[b, Q_RL]
+        else:
+            _outside_cache(v, zb, zt, oc, p0, g, r_gas, t_out)
+            pb_sill, pb_soffit, rho_out = oc[v, OC_PB], oc[v, OC_PT], oc[v, OC_RHO]
+        za = min(max(zi_a, zb), zt)
+        zc = min(max(zi_b, zb), zt)
+        z1 = min(za, zc)
+        z2 = max(za, zc)
+        # Δp's hydrostatic part at the break points (a point repeated: the one before, no interface in between)
+        d0 = _static_dp(zb, zb, zt, base_a, zi_a, ru_a, rl_a, b, base_b, zi_b, ru_b, rl_b, g, pb_sill, pb_soffit,
+                        p0, rt)
+        d1 = d0 if z1 == zb else _static_dp(z1, zb, zt, base_a, zi_a, ru_a, rl_a, b, base_b, zi_b, ru_b, rl_b, g,
+                                            pb_sill, pb_soffit, p0, rt)
+        d2 = d1 if z2 == z1 else _static_dp(z2, zb, zt, base_a, zi_a, ru_a, rl_a, b, base_b, zi_b, ru_b, rl_b, g,
+                                            pb_sill, pb_soffit, p0, rt)
+        d3 = d2 if zt == z2 else _static_dp(zt, zb, zt, base_a, zi_a, ru_a, rl_a, b, base_b, zi_b, ru_b, rl_b, g,
+                                            pb_sill, pb_soffit, p0, rt)
+        vs[v, VS_Z + 1] = z1
+        vs[v, VS_Z + 2] = z2
+        vs[v, VS_D + 1] = d1
+        vs[v, VS_D + 2] = d2
+        vl[v, 2] = 1
+        vl[v, 3] = 1
+        zs = (zb, z1, z2, zt)
+        ds = (d0, d1, d2, d3)
+        for k in range(3):
+            lo, hi = zs[k], zs[k + 1]
+            if not hi > lo:  # an empty slab carries nothing
+                continue
+            zm = 0.5 * (lo + hi)
+            if zm > zi_a:  # the donor each side: the layer at the slab's middle (outside: its air there)
+                rho_a, la = ru_a, 0
+            else:
+                rho_a, la = rl_a, 1
+            if b < 0:
+                rho_b = rho_out if lo == zb and hi == zt else p0 * math.exp(-g * zm / rt) / rt
+                lb = 1
+            elif zm > zi_b:
+                rho_b, lb = ru_b, 0
+            else:
+                rho_b, lb = rl_b, 1
+            if k == 1:  # the middle slab: what the door jets read
+                vs[v, VS_RHO + 2] = rho_a
+                vs[v, VS_RHO + 3] = rho_b
+                vl[v, 2] = la
+                vl[v, 3] = lb
+            h = hi - lo
+            sp[r, OS_D0] = ds[k]
+            sp[r, OS_D1] = ds[k + 1]
+            sp[r, OS_CA] = cdw * h * math.sqrt(2.0 * rho_a)
+            sp[r, OS_CB] = cdw * h * math.sqrt(2.0 * rho_b)
+            sp[r, OS_HA] = cp * (teff[a, la] if a >= 0 else t_out)
+            sp[r, OS_HB] = cp * (teff[b, lb] if b >= 0 else t_out)
+            sp[r, OS_COLA] = la
+            sp[r, OS_COLB] = 2 + lb
+            r += 1
+        if r > r0:
+            ovents[n_open] = v
+            n_open += 1
+    first[m] = r
+    return n_open
 
 
 @njit(cache=True)
@@ -1092,10 +1223,16 @@ def open_area(vent, vidx, vvent, vvidx, n):
     for v in range(vidx.shape[0]):
         if vidx[v, 1] < 0:
             out[vidx[v, 0]] += vent[v, V_W] * vent[v, V_OPEN] * (vent[v, V_TOP] - vent[v, V_BOT])
+    ceiling_open_area(vvidx, vvent, out)
+    return out
+
+
+@njit(cache=True)
+def ceiling_open_area(vvidx, vvent, out):
+    """:func:`open_area`'s ceiling vents: the area of each vent to the outside added to its compartment's ``out``."""
     for k in range(vvidx.shape[0]):
         if vvidx[k, 1] < 0:
             out[vvidx[k, 0]] += vvent[k, 0]
-    return out
 
 
 @njit(cache=True)
@@ -1850,23 +1987,25 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     (props, src, qs, teff, fu, fl, vs, vl, vvs, vvl, first, sp, rows, mix, vdest, dm, dh, ds, jet, ct, aptr, avents,
      ovents, oc) = work
     n = state.shape[0]
-    layer_props(state, geom, par, props)
+    # teff: the donor temperatures the pressures are solved with, the layers' own at first (the layer limiting moves
+    # them in Newton's loop)
+    layer_props(state, geom, par, props, teff)
+    fu[:] = 1.0
+    fl[:] = 1.0
+    a_open = np.zeros(n)
+    # (of vs/vl wall_slabs writes only the columns door_jets reads)
+    n_open = wall_slabs(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc, a_open)
+    ceiling_open_area(vvidx, vvent, a_open)
     wall_ts = np.empty((0, 3))
     if t_surface is not None:
         wall_ts = t_surface
     qs[:, :] = 0.0
-    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, open_area(vent, vidx, vvent, vvidx, n), wall_ts, qs)
-    # pressures with the donor temperatures the layer limiting will give (brought along in the Newton loop)
-    teff[:, 0] = props[:, Q_TU]
-    teff[:, 1] = props[:, Q_TL]
-    fu[:] = 1.0
-    fl[:] = 1.0
-    vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl, oc)
+    fire_sources(state, geom, props, par, q_kw, dt, src, qburn, a_open, wall_ts, qs)
+    ceiling_statics(vvent, vvidx, geom, props, par, vvs, vvl)
     if par[P_FROUDE] > 0.0:  # the ceiling vents' shares from the flows of the step before: Newton's start
         froude_split(vchan, vvidx, vvs, vvl, props, geom, par)
-    slab_table(vent, vidx, vs, vl, par, teff, first, sp)
     ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, np.zeros(0, np.bool_), np.zeros(0, np.bool_), ct)
-    stat = (vs, vl, vvs, vvl, first, sp, ovents[:open_vents(first, ovents)], ct, aptr, avents)
+    stat = (vs, vl, vvs, vvl, first, sp, ovents[:n_open], ct, aptr, avents)
     dp = dp_guess.copy()
     it, err, bad = solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, chan,
                                    vchan, dp, ldl, fu, fl)

@@ -10,8 +10,8 @@ afterwards in the serial code's order. The loops taken in parallel are those tha
   :func:`~physics._kernels.fire_zone.wall_flows`, the last also the ceiling vents), then the later runs' parts of the
   residual and of the layers' outflows added in the serial order; the same runs for the re-evaluation of the
   vents around moved donors (:func:`wall_flows_some`, from :data:`MIN_PARALLEL_VENTS` vents);
-- the fire sources (:func:`fire_sources_par`) and the wall vents' statics (:func:`wall_statics_par`), per
-  compartment and per vent;
+- the fire sources (:func:`fire_sources_par`) and the wall vents' statics (:func:`wall_statics_par`, in
+  :func:`wall_slabs_par`), per compartment and per vent;
 - the door jets' entrainment (:func:`door_jets_par`: per vent in parallel, added to ``mix`` in the vents' order)
   and the layer update (:func:`layer_update_par`: per compartment, the balance's tallies then summed in order).
 
@@ -353,13 +353,25 @@ def _rebound(disp, name, **swap):
 wall_statics_par = rebound(K.wall_statics, f"wall_statics_par_{_TAG}", "In parallel over the vents:", parallel=True)
 fire_sources_par = rebound(K.fire_sources, f"fire_sources_par_{_TAG}", "In parallel over the compartments:",
                            parallel=True)
-vent_statics_par = _rebound(K.vent_statics, "vent_statics_par", wall_statics=wall_statics_par)
+@njit(cache=True)
+def wall_slabs_par(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc, a_open):
+    """:func:`~physics._kernels.fire_zone.wall_slabs` as the parallel statics (:func:`wall_statics_par`, every
+    column of ``vs``/``vl``), then the serial slab table, open vents and wall vents' open area: the same numbers in
+    ``first``, ``sp``, ``ovents``, ``a_open`` and in the columns of ``vs``/``vl`` the door jets read."""
+    for v in range(vidx.shape[0]):
+        if vidx[v, 1] < 0:
+            a_open[vidx[v, 0]] += vent[v, V_W] * vent[v, V_OPEN] * (vent[v, V_TOP] - vent[v, V_BOT])
+    wall_statics_par(vent, vidx, geom, props, par, vs, vl, oc)
+    K.slab_table(vent, vidx, vs, vl, par, teff, first, sp)
+    return K.open_vents(first, ovents)
+
+
 line_search_merit_par = _rebound(K.line_search_merit, "line_search_merit_par",
                                  residual_and_merit=residual_and_merit_par)
 update_vents_into_par = _rebound(K.update_vents_into, "update_vents_into_par", wall_flows=wall_flows_some)
 solve_pressures_par = _rebound(K.solve_pressures, "solve_pressures_par", residual_and_merit=residual_and_merit_par,
                                line_search_merit=line_search_merit_par, update_vents_into=update_vents_into_par)
-step = _rebound(K.step, "step_par", fire_sources=fire_sources_par, vent_statics=vent_statics_par,
+step = _rebound(K.step, "step_par", fire_sources=fire_sources_par, wall_slabs=wall_slabs_par,
                 solve_pressures=solve_pressures_par, door_jets=door_jets_par, layer_update=layer_update_par)
 
 

@@ -283,6 +283,57 @@ def test_the_outside_cache_gives_wall_statics_to_the_bit():
     assert oc[nv, 3] == 306.15 and oc[out_vent, K.OC_ZB] == vent[out_vent, K.V_BOT]
 
 
+def test_wall_slabs_is_the_statics_the_slab_table_and_the_open_vents_to_the_bit():
+    """``wall_slabs`` (the step's one pass over the wall vents) against ``wall_statics``, ``slab_table``,
+    ``open_vents`` and ``open_area``: the same slab table, open vents, open area (with ``ceiling_open_area``'s) and,
+    of ``vs``/``vl``, the columns the door jets read (written over garbage), so the door jets' mixing to the bit; cold and warm outside cache, another outside temperature,
+    and a window opened; the open windows include some with the room's interface in the opening."""
+    m = _stepped_zone(60)
+    a, par, props = m.arrays, m.par.copy(), m.props
+    nv, n = m.network.n_vents, m.network.n_compartments
+    vidx, geom = a["vidx"], a["geom"]
+    rng = np.random.default_rng(3)
+    teff = np.stack([props[:, K.Q_TU], props[:, K.Q_TL]], axis=1) + rng.uniform(0.0, 5.0, (n, 2))
+    vent = a["vent"].copy()
+    shut = np.flatnonzero((vidx[:, 1] < 0) & (vent[:, K.V_OPEN] <= 0))
+    assert len(shut) > 0 and np.any(vent[:, K.V_OPEN] > 0)
+    oc = np.full((nv + 1, K.NOC), np.nan)
+    pf = props[:, K.Q_P] + m._dp_last
+    jets = 0
+    for t_out, opened in ((306.15, None), (306.15, None), (263.15, None), (263.15, int(shut[0]))):
+        par[K.P_TOUT] = t_out
+        if opened is not None:
+            vent[opened, K.V_OPEN] = 1.0
+        want = (np.empty((nv, K.NVS)), np.empty((nv, 6), np.int64), np.empty(nv + 1, np.int64),
+                np.empty((3 * nv, K.NOS)), np.empty(nv, np.int64))
+        K.wall_statics(vent, vidx, geom, props, par, want[0], want[1])
+        K.slab_table(vent, vidx, want[0], want[1], par, teff, want[2], want[3])
+        k_want = K.open_vents(want[2], want[4])
+        got = (np.full((nv, K.NVS), np.nan), np.full((nv, 6), -7, np.int64), np.full(nv + 1, -7, np.int64),
+               np.full((3 * nv, K.NOS), np.nan), np.full(nv, -7, np.int64))
+        a_open = np.zeros(n)
+        k_got = K.wall_slabs(vent, vidx, geom, props, par, teff, got[0], got[1], got[2], got[3], got[4], oc, a_open)
+        K.ceiling_open_area(a["vvidx"], a["vvent"], a_open)
+        assert np.array_equal(a_open, K.open_area(vent, vidx, a["vvent"], a["vvidx"], n))
+        rows = want[2][nv]
+        assert k_got == k_want and np.array_equal(got[2], want[2]) and np.array_equal(got[3][:rows], want[3][:rows])
+        assert np.array_equal(got[4][:k_got], want[4][:k_want])
+        assert np.array_equal(got[1][:, 2:4], want[1][:, 2:4])
+        opn = want[2][1:] > want[2][:-1]
+        mid = [K.VS_Z + 1, K.VS_Z + 2, K.VS_D + 1, K.VS_D + 2]
+        assert np.array_equal(got[0][opn][:, mid], want[0][opn][:, mid])
+        jet = want[1][:, 2] != want[1][:, 3]
+        assert np.array_equal(got[0][jet, K.VS_RHO + 2:K.VS_RHO + 4], want[0][jet, K.VS_RHO + 2:K.VS_RHO + 4])
+        mixes = []
+        for vs, vl in ((want[0], want[1]), (got[0], got[1])):
+            mix, scratch = np.zeros((n, 2)), np.zeros((nv, 4))
+            K.door_jets(pf, vent, vidx, vs, vl, props, par, teff, scratch, mix)
+            mixes.append(mix)
+        assert np.array_equal(mixes[0], mixes[1])
+        jets += int(jet.sum())
+    assert jets > 0 and oc[nv, 3] == 263.15
+
+
 def test_a_plan_shared_by_models_of_two_seasons_gives_each_its_own_run():
     """Two models of the same network, summer and winter outside, stepped in turn on one plan (its outside cache
     worked out again at every switch), give the states of their runs on plans of their own, to the bit."""

@@ -224,6 +224,32 @@ def test_step_outputs_are_the_layer_properties():
     assert np.any(state[:, K.MU] == 0.0) and np.any(state[:, K.ML] == 0.0)  # the absent layers were there
 
 
+def test_layer_props_are_the_layer_formulas_with_their_temperatures_in_teff():
+    """layer_props against the layer formulas in numpy (each division for every compartment, as the kernel had it
+    before it skipped those whose value a missing layer discards), to the bit, absent layers included; ``teff``
+    receives the layer temperatures."""
+    rng = np.random.default_rng(6)
+    state, geom = _layer_states(rng)
+    par = np.zeros(K.NPAR)
+    par[[K.P_R, K.P_CP, K.P_G, K.P_P0, K.P_TOUT]] = 287.0, 1012.0, 9.81, 101325.0, 303.0
+    r, cv = 287.0, 1012.0 - 287.0
+    gm1 = r / cv
+    mu, ml, uu, ul, vol = state[:, K.MU], state[:, K.ML], state[:, K.UU], state[:, K.UL], geom[:, K.G_VOL]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = gm1 * (uu + ul) / vol
+        hasu, hasl = mu > 1e-9 * (mu + ml), ml > 1e-9 * (mu + ml)
+        tu, tl = np.where(hasu, uu / (cv * mu), 0.0), np.where(hasl, ul / (cv * ml), 0.0)
+        tu, tl = np.where(hasu, tu, tl), np.where(hasl, tl, tu)
+        vu = np.where(hasl, np.minimum(np.maximum(np.where(hasu, gm1 * uu / p, 0.0), 0.0), vol), vol)
+        zi = np.where(vu <= 0.0, geom[:, K.G_BASE] + geom[:, K.G_H], geom[:, K.G_BASE] + (vol - vu) / geom[:, K.G_AREA])
+        want = np.stack([p, tu, tl, p / (r * tu), p / (r * tl), zi, hasu, hasl, vu], axis=1)
+    props, teff = np.full((len(state), K.NPROP), np.nan), np.full((len(state), 2), np.nan)
+    K.layer_props(state, geom, par, props, teff)
+    np.testing.assert_array_equal(props, want)
+    np.testing.assert_array_equal(teff, want[:, [K.Q_TU, K.Q_TL]])
+    assert np.any(~hasu & hasl) and np.any(hasu & ~hasl) and np.any(hasu & hasl)
+
+
 def _cut_path_slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
     """``_slab`` with the slab always cut by ``piece_ends`` (the general path)."""
     if h <= 0.0:
