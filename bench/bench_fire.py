@@ -82,7 +82,24 @@ def _loop_props_sources(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, re
 
 
 @njit(cache=True)
-def _loop_statics(vent, vidx, vvent, vvidx, geom, props, par, reps):
+def _statics(vent, vidx, vvent, vvidx, geom, props, par, vchan0, teff, vs, vl, vvs, vvl, first, sp, ovents, oc, a_open,
+             ct):
+    """The step's statics as :func:`K.step` makes them before Newton's loop (the wall vents' slab table and open
+    list, the ceiling vents' statics, their Froude shares from ``vchan0``, the step before's flows, and their table);
+    returns how many wall vents are open."""
+    none = np.zeros(0, np.bool_)
+    a_open[:] = 0.0
+    n_open = K.wall_slabs(vent, vidx, geom, props, par, teff, vs, vl, first, sp, ovents, oc, a_open)
+    K.ceiling_open_area(vvidx, vvent, a_open)
+    K.ceiling_statics(vvent, vvidx, geom, props, par, vvs, vvl)
+    if par[K.P_FROUDE] > 0.0:
+        K.froude_split(vchan0, vvidx, vvs, vvl, props, geom, par)
+    K.ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, none, none, ct)
+    return n_open
+
+
+@njit(cache=True)
+def _loop_statics(vent, vidx, vvent, vvidx, geom, props, par, vchan0, oc, reps):
     n, m, kk = props.shape[0], vidx.shape[0], vvidx.shape[0]
     teff = np.empty((n, 2))
     teff[:, 0] = props[:, K.Q_TU]
@@ -90,13 +107,13 @@ def _loop_statics(vent, vidx, vvent, vvidx, geom, props, par, reps):
     vs, vl = np.empty((m, K.NVS)), np.empty((m, 6), np.int64)
     vvs, vvl = np.empty((kk, 6)), np.empty((kk, 2), np.int64)
     first, sp = np.empty(m + 1, np.int64), np.empty((3 * m, K.NOS))
+    ovents, a_open = np.empty(m, np.int64), np.zeros(n)
     ct = np.empty((kk, K.NCT))
-    none = np.zeros(0, np.bool_)
+    n_open = 0
     for _ in range(reps):
-        K.vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
-        K.slab_table(vent, vidx, vs, vl, par, teff, first, sp)
-        K.ceiling_rows(vvent, vvidx, vvs, vvl, par, teff, none, none, ct)
-    return teff, (vs, vl, vvs, vvl, first, sp, np.arange(m), ct)
+        n_open = _statics(vent, vidx, vvent, vvidx, geom, props, par, vchan0, teff, vs, vl, vvs, vvl, first, sp,
+                          ovents, oc, a_open, ct)
+    return teff, (vs, vl, vvs, vvl, first, sp, ovents[:n_open], ct)
 
 
 @njit(cache=True)
@@ -116,20 +133,23 @@ def _loop_residual(dp, dt, state, geom, props, par, vent, vidx, vvent, vvidx, sr
 
 
 @njit(cache=True)
-def _loop_ldl(res, geom, par, dt, vidx, wv, vvidx, wvv, plan, reps):
+def _loop_ldl(res, geom, par, dt, vidx, wv, vvidx, wvv, plan, vents, reps):
     n = res.shape[0]
     gm1 = par[K.P_R] / (par[K.P_CP] - par[K.P_R])
     diag = np.empty(n)
     for i in range(n):
         diag[i] = geom[i, K.G_VOL] / (gm1 * dt)
     x = np.empty(n)
-    for _ in range(reps):
-        K.direct_solve(-res, diag, vidx, wv, vvidx, wvv, plan, x)
+    ok = 0
+    for _ in range(reps):  # (the open wall vents only: the others' weights were never set)
+        ok = K.direct_solve(-res, diag, vidx, wv, vvidx, wvv, plan, x, vents)
+    if ok < 0:
+        raise ValueError("the captured Jacobian is not positive definite")
     return x
 
 
 @njit(cache=True)
-def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, dp0, vchan0, plan, reps):
+def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff, stat, dp0, vchan0, oc, plan, reps):
     """The statics and the Newton solve as :func:`K.step` runs them, from the step's start each time: the solve
     changes the slab table's donors and the ceiling vents' Froude shares it starts from (``stat``), so a loop of
     the solve alone would start later repeats from the converged ones (fewer donor updates: the 2026-12-05 figures
@@ -139,20 +159,18 @@ def _loop_solve(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff
     chan, vchan = np.zeros((m, 4)), np.zeros((kk, 4))
     fu, fl, dp, t2 = np.ones(n), np.ones(n), dp0.copy(), teff.copy()
     vs, vl, vvs, vvl, first, sp, _rows, ct = stat[:8]
-    none = np.zeros(0, np.bool_)
+    ovents, a_open = np.empty(m, np.int64), np.zeros(n)
     it = 0
     for _ in range(reps):
         t2[:, :] = teff
         fu[:] = 1.0
         fl[:] = 1.0
-        K.vent_statics(vent, vidx, vvent, vvidx, geom, props, par, vs, vl, vvs, vvl)
-        if par[K.P_FROUDE] > 0.0:
-            K.froude_split(vchan0, vvidx, vvs, vvl, props, geom, par)
-        K.slab_table(vent, vidx, vs, vl, par, t2, first, sp)
-        K.ceiling_rows(vvent, vvidx, vvs, vvl, par, t2, none, none, ct)
+        n_open = _statics(vent, vidx, vvent, vvidx, geom, props, par, vchan0, t2, vs, vl, vvs, vvl, first, sp,
+                          ovents, oc, a_open, ct)
         dp[:] = dp0
-        it, _err, _bad = K.solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, t2, stat,
-                                           chan, vchan, dp, plan, fu, fl)
+        it, _err, _bad = K.solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, t2,
+                                           (vs, vl, vvs, vvl, first, sp, ovents[:n_open]) + stat[7:], chan, vchan,
+                                           dp, plan, fu, fl)
     return it, chan, vchan, dp, fu, fl, t2
 
 
@@ -207,14 +225,16 @@ def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
     out: dict[str, Any] = {"repeat": reps}
     out["props_and_sources_ms"], (props, src) = timed(_loop_props_sources, state, geom, par, vent, vidx, vvent,
                                                       vvidx, q_kw, dt)
-    out["statics_and_slab_table_ms"], (teff, stat) = timed(_loop_statics, vent, vidx, vvent, vvidx, geom, props, par)
+    oc = plan[1][23].copy()  # K.step_plan's outside cache (the work arrays' last)
+    out["statics_and_slab_table_ms"], (teff, stat) = timed(_loop_statics, vent, vidx, vvent, vvidx, geom, props, par,
+                                                           vchan0, oc)
     stat = stat + K.vent_adjacency(state.shape[0], vidx)  # the plan's read-only adjacency (refresh_donors)
     out["residual_ms"], (res, wv, wvv) = timed(_loop_residual, dp0, dt, state, geom, props, par, vent, vidx, vvent,
                                                vvidx, src, teff, stat)
     ldl = plan[0]  # K.step_plan: (the factorisation plan, the step's work arrays)
-    out["ldl_solve_ms"], _ = timed(_loop_ldl, res, geom, par, dt, vidx, wv, vvidx, wvv, ldl)
+    out["ldl_solve_ms"], _ = timed(_loop_ldl, res, geom, par, dt, vidx, wv, vvidx, wvv, ldl, stat[6])
     statics_and_solve_ms, solved = timed(_loop_solve, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt,
-                                         teff, stat, dp0, vchan0, ldl)
+                                         teff, stat, dp0, vchan0, oc, ldl)
     out["newton_solve_ms"] = statics_and_solve_ms - out["statics_and_slab_table_ms"]
     it, chan, vchan, dp, fu, fl, t2 = solved
     out["newton_iterations"] = int(it)
@@ -249,7 +269,7 @@ def tower_spec():
 class KernelProfile:
     """Times the pieces of sampled zone-kernel steps (module docstring (a))."""
 
-    PIECES = ("layer_props", "fire_sources", "vent_statics", "solve_pressures", "line_search_merit",
+    PIECES = ("layer_props", "fire_sources", "wall_slabs", "ceiling_statics", "solve_pressures", "line_search_merit",
               "residual_and_merit", "direct_solve", "update_vents_into", "_fractions_from_sums", "apply_fractions",
               "vent_transfers", "layer_update")
 
@@ -305,11 +325,12 @@ class KernelProfile:
         newton = per["solve_pressures"]
         rest_newton = newton - per["residual_and_merit"] - per["direct_solve"]
         total = self.total_compiled / n
-        known = per["layer_props"] + per["fire_sources"] + per["vent_statics"] + newton + per["apply_fractions"] \
+        statics = per["wall_slabs"] + per["ceiling_statics"]
+        known = per["layer_props"] + per["fire_sources"] + statics + newton + per["apply_fractions"] \
             + per["vent_transfers"] + per["layer_update"]
         return {"samples": self.samples, "kernel_step_ms": 1e3 * total,
                 "props_and_sources_ms": 1e3 * (per["layer_props"] + per["fire_sources"]),
-                "vent_statics_ms": 1e3 * per["vent_statics"], "newton_ms": 1e3 * newton,
+                "vent_statics_ms": 1e3 * statics, "newton_ms": 1e3 * newton,
                 "residual_ms": 1e3 * per["residual_and_merit"], "linear_solve_ms": 1e3 * per["direct_solve"],
                 "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["_fractions_from_sums"]
                                                                                  + per["apply_fractions"]),
