@@ -18,9 +18,10 @@ equal values), so every number is the Python loop's to the bit (``tests/physics/
 façade check only decides whether to return: it returns when a flame is within a micrometre of the sill above,
 and Python's own check then decides.
 
-numba stamps this module's cache with this file only: after an edit of :mod:`physics._kernels.fire_zone` or
-:mod:`physics._kernels.fire_devices`, delete this module's cache files (``fire_steps*`` in ``NUMBA_CACHE_DIR``) or the
-loop runs the kernels as they were.
+numba stamps this module's cache with this file only; the package's cache folder is tagged with a hash of all its
+sources (:mod:`physics._kernels`), so an edit of :mod:`physics._kernels.fire_zone` or
+:mod:`physics._kernels.fire_devices` compiles this loop afresh too (before, it ran the kernels as they were until
+its cache files were deleted).
 
 Layouts: ``fire_par`` (F, NFP) a fire's constants, ``fire_st`` (F, NFS) its stepped state (in and out); ``ist``
 and ``fst`` the zone's and the loop's integer and float scalars (in and out), columns ``I_*`` and ``F_*``.
