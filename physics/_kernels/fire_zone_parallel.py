@@ -34,6 +34,7 @@ region waits a scheduler slice: under load 4-5 the step took 10-100 ms against 2
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numba
@@ -87,10 +88,10 @@ from physics._kernels.fire_zone import (
     VS_D,
     VS_Z,
     _jet_entrains,
+    _jet_slab,
     _merge_emptied,
     _mix_layers,
     _plume_transfers,
-    _slab,
     ceiling_flow,
     poreh_entrainment,
 )
@@ -247,8 +248,8 @@ def door_jets_par(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
         for c in range(4):
             jet[v, c] = 0.0
         c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
-        _slab(v, 1, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, a, b, vs, vl, par, teff,
-              vent[v, V_CD] * width, jet)
+        _jet_slab(v, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, vs, vl, par[P_DELTA], math.sqrt(par[P_DELTA]),
+                  vent[v, V_CD] * width, jet)
         if into_b and jet[v, 0] + jet[v, 1] > 0.0:
             col[v, 0], ent[v, 0] = _jet_entrainment(a, vl[v, 2], b, jet[v, 0] + jet[v, 1], zb, zt, width, props,
                                                     par)

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import pytest
@@ -64,7 +66,8 @@ def _jet_case(rng, n=60, m=400):
 
 
 def _door_jets_every_jet(pf, vent, vidx, vs, vl, props, par, teff):
-    """The former ``door_jets``: every jet vent's middle slab worked out and both its jets through ``_jet_mix``.
+    """The former ``door_jets``: every jet vent's middle slab worked out (``_jet_slab``, the cut path's channels in
+    test_fire_step_fast) and both its jets through ``_jet_mix``.
     Returns (mix, how many jets entrained something, how many jets with a flow entrained nothing)."""
     mix = np.zeros((props.shape[0], 2))
     jet = np.zeros((vidx.shape[0], 4))
@@ -76,8 +79,8 @@ def _door_jets_every_jet(pf, vent, vidx, vs, vl, props, par, teff):
             continue
         a, b = vidx[v]
         c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
-        K._slab(v, 1, c0 + vs[v, K.VS_D + 1], c0 + vs[v, K.VS_D + 2], h, a, b, vs, vl, par, teff,
-                vent[v, K.V_CD] * width, jet)
+        K._jet_slab(v, c0 + vs[v, K.VS_D + 1], c0 + vs[v, K.VS_D + 2], h, vs, vl, par[K.P_DELTA],
+                    math.sqrt(par[K.P_DELTA]), vent[v, K.V_CD] * width, jet)
         zb, zt = vent[v, K.V_BOT], vent[v, K.V_TOP]
         for d, layer, r, flow in ((a, vl[v, 2], b, jet[v, 0] + jet[v, 1]), (b, vl[v, 3], a, jet[v, 2] + jet[v, 3])):
             if r < 0 or not flow > 0.0:
