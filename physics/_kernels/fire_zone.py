@@ -1759,11 +1759,10 @@ def channel_transfers(idx, ch, dest, dt, state, y, have, props, par, dm, dh, ds,
                 _fractions_of(state, donor, dl, y, have)
                 dm[donor, dl] -= mass
                 dh[donor, dl] -= h
-                for s in range(NSP):
-                    ds[donor, dl, s] -= y[donor, dl, s] * mass
             else:
                 tally[T_MASS_IN] += mass
                 tally[T_H_IN] += h
+            rl = 1
             if recv >= 0:
                 rl = -1 if by_temperature else dest[j, c // 2]
                 if rl < 0:
@@ -1771,11 +1770,22 @@ def channel_transfers(idx, ch, dest, dt, state, y, have, props, par, dm, dh, ds,
                     rl = 0 if t_d > tl + max(0.5 * (tu - tl), hot) else 1
                 dm[recv, rl] += mass
                 dh[recv, rl] += h
-                for s in range(NSP):
-                    ds[recv, rl, s] += (y[donor, dl, s] if donor >= 0 else y_out[s]) * mass
             else:
                 tally[T_MASS_OUT] += mass
                 tally[T_H_OUT] += h
+            # the species: each species' mass worked out once for both ends (every entry of ``ds`` still takes its
+            # terms in the channels' order)
+            if donor >= 0 and recv >= 0:
+                for s in range(NSP):
+                    q = y[donor, dl, s] * mass
+                    ds[donor, dl, s] -= q
+                    ds[recv, rl, s] += q
+            elif donor >= 0:
+                for s in range(NSP):
+                    ds[donor, dl, s] -= y[donor, dl, s] * mass
+            elif recv >= 0:
+                for s in range(NSP):
+                    ds[recv, rl, s] += y_out[s] * mass
 
 
 @njit(cache=True, inline="always")
