@@ -1697,19 +1697,29 @@ def _merge_emptied(new_state, i, floor):
     """A layer the step emptied (mass between ``floor``, a round-off below 0, and 1e-9 of the compartment's,
     where :func:`layer_props` already counts it absent, or below 1e-4 of it with no energy left) hands what
     is left of its mass, energy and species (the pressure-work split's share of a layer that drained within
-    the step) to the other layer: totals unchanged, no layer of mass without energy."""
+    the step) to the other layer: totals unchanged, no layer of mass without energy. The upper layer is looked at
+    first, the lower only where the upper stays (the two tests written out: a loop over the two layers' columns
+    took 5 µs more of the tower's layer update, 28 µs against 23)."""
     tiny = 1e-9 * (new_state[i, MU] + new_state[i, ML])
-    for m_col, u_col, s_col, om, ou, os in ((MU, UU, SU, ML, UL, SL), (ML, UL, SL, MU, UU, SU)):
-        if floor <= new_state[i, m_col] and (new_state[i, m_col] < tiny
-                                             or (new_state[i, u_col] <= 0.0 and new_state[i, m_col] < 1e5 * tiny)):
-            new_state[i, om] += new_state[i, m_col]
-            new_state[i, ou] += new_state[i, u_col]
-            new_state[i, m_col] = 0.0
-            new_state[i, u_col] = 0.0
-            for s in range(NSP):
-                new_state[i, os + s] += new_state[i, s_col + s]
-                new_state[i, s_col + s] = 0.0
-            return
+    if floor <= new_state[i, MU] and (new_state[i, MU] < tiny
+                                      or (new_state[i, UU] <= 0.0 and new_state[i, MU] < 1e5 * tiny)):
+        _hand_over(new_state, i, MU, UU, SU, ML, UL, SL)
+    elif floor <= new_state[i, ML] and (new_state[i, ML] < tiny
+                                        or (new_state[i, UL] <= 0.0 and new_state[i, ML] < 1e5 * tiny)):
+        _hand_over(new_state, i, ML, UL, SL, MU, UU, SU)
+
+
+@njit(cache=True, inline="always")
+def _hand_over(new_state, i, m_col, u_col, s_col, om, ou, os):
+    """Compartment ``i``'s layer at columns (``m_col``, ``u_col``, species from ``s_col``) added to the other
+    layer's (``om``, ``ou``, ``os``) and emptied (:func:`_merge_emptied`)."""
+    new_state[i, om] += new_state[i, m_col]
+    new_state[i, ou] += new_state[i, u_col]
+    new_state[i, m_col] = 0.0
+    new_state[i, u_col] = 0.0
+    for s in range(NSP):
+        new_state[i, os + s] += new_state[i, s_col + s]
+        new_state[i, s_col + s] = 0.0
 
 
 @njit(cache=True)

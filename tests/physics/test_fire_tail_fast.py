@@ -5,8 +5,9 @@
   compiled helpers), on compartments with and without layers, jets hotter and colder than their receivers; the
   two-thread ``door_jets_par`` gives the same. Where ``_jet_entrains`` says no, ``_jet_mix`` adds 0 for any flow.
 - ``layer_update`` skips the plume's mass and species terms where a compartment has none (no entrainment, no fuel)
-  and keeps the balance's sums in locals: the former loop's new state, transfers, tallies and count of overdrawn
-  compartments, with plumes, oxygen burnt, jet mixing and emptied layers among the compartments.
+  and keeps the balance's sums in locals, and ``_merge_emptied`` writes its two layers' tests out: the former
+  loops' new state, transfers, tallies and count of overdrawn compartments, with plumes, oxygen burnt, jet mixing
+  and emptied layers among the compartments.
 - ``apply_fractions_around`` (from the limited compartments' side) moves the same channels as ``apply_fractions``
   over every vent, closed vents' zeros included, and ``apply_fractions`` with its unlimited sides skipped as well.
 """
@@ -138,6 +139,7 @@ def test_a_jet_that_cannot_entrain_adds_nothing_whatever_its_flow():
 def _layer_case(rng, n=80):
     state = np.zeros((n, K.NSTATE))
     state[:, K.MU] = rng.uniform(0.0, 50.0, n) * (rng.random(n) < 0.8)
+    state[:3, K.MU] = rng.uniform(1.0, 5.0, 3)  # upper layers the vents empty (below)
     state[:, K.ML] = rng.uniform(1.0, 200.0, n)
     state[:, K.UU] = state[:, K.MU] * 718.0 * rng.uniform(300.0, 700.0, n)
     state[:, K.UL] = state[:, K.ML] * 718.0 * rng.uniform(290.0, 350.0, n)
@@ -168,14 +170,31 @@ def _layer_case(rng, n=80):
     return state, geom, props, _par(), src, mix, qburn, 1.0, dm, dh, ds
 
 
+def _merge_emptied_loop(new_state, i, floor):
+    """The former ``_merge_emptied``: a loop over the two layers' columns, the upper layer first."""
+    tiny = 1e-9 * (new_state[i, K.MU] + new_state[i, K.ML])
+    for m_col, u_col, s_col, om, ou, os in ((K.MU, K.UU, K.SU, K.ML, K.UL, K.SL),
+                                            (K.ML, K.UL, K.SL, K.MU, K.UU, K.SU)):
+        if floor <= new_state[i, m_col] and (new_state[i, m_col] < tiny
+                                             or (new_state[i, u_col] <= 0.0 and new_state[i, m_col] < 1e5 * tiny)):
+            new_state[i, om] += new_state[i, m_col]
+            new_state[i, ou] += new_state[i, u_col]
+            new_state[i, m_col] = 0.0
+            new_state[i, u_col] = 0.0
+            new_state[i, os:os + K.NSP] += new_state[i, s_col:s_col + K.NSP]
+            new_state[i, s_col:s_col + K.NSP] = 0.0
+            return True
+    return False
+
+
 def _layer_update_every_term(state, geom, props, par, src, mix, qburn, dt, dm, dh, ds, tally, new_state):
-    """The former ``layer_update`` loop, every compartment's plume terms added (in Python over the compiled
-    helpers)."""
+    """The former ``layer_update`` loop, every compartment's plume terms added, the emptied layers merged by the
+    former loop (in Python over the compiled jet mixing). Returns (overdrawn compartments, merged layers)."""
     cp = par[K.P_CP]
     gamma = cp / (cp - par[K.P_R])
     yields = np.zeros(K.NSP)
     yields[[K.SP_CO2, K.SP_CO, K.SP_SOOT, K.SP_H2O]] = par[[K.P_Y_CO2, K.P_Y_CO, K.P_Y_SOOT, K.P_Y_H2O]]
-    bad = 0
+    bad = merged = 0
     for i in range(state.shape[0]):
         ent, mf, mo2, qconv, wu, wl = src[i, :6]
         tl, ml0 = props[i, K.Q_TL], state[i, K.ML]
@@ -206,12 +225,12 @@ def _layer_update_every_term(state, geom, props, par, src, mix, qburn, dt, dm, d
         new_state[i, K.SU:K.SU + K.NSP] = state[i, K.SU:K.SU + K.NSP] + ds[i, 0]
         new_state[i, K.SL:K.SL + K.NSP] = state[i, K.SL:K.SL + K.NSP] + ds[i, 1]
         floor = -1e-12 * (state[i, K.MU] + ml0)
-        K._merge_emptied(new_state, i, floor)
+        merged += _merge_emptied_loop(new_state, i, floor)
         ns = new_state[i]
         if ns[K.MU] < floor or ns[K.ML] < floor or not (ns[K.MU] + ns[K.ML] > 0.0 and ns[K.UU] + ns[K.UL] > 0.0) \
                 or (ns[K.MU] > 0.0 and ns[K.UU] < 0.0) or (ns[K.ML] > 0.0 and ns[K.UL] < 0.0):
             bad += 1
-    return bad
+    return bad, merged
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -221,8 +240,9 @@ def test_layer_update_gives_the_every_term_update(seed):
     tally0 = np.random.default_rng(seed + 10).uniform(0.0, 1e6, K.NTALLY)
     want = [dm.copy(), dh.copy(), ds.copy(), tally0.copy(), np.full_like(state, np.nan)]
     got = [dm.copy(), dh.copy(), ds.copy(), tally0.copy(), np.full_like(state, np.nan)]
-    bad_want = _layer_update_every_term(state, geom, props, par, src, mix, qburn, dt, *want)
+    bad_want, merged = _layer_update_every_term(state, geom, props, par, src, mix, qburn, dt, *want)
     bad_got = K.layer_update(state, geom, props, par, src, mix, qburn, dt, *got)
+    assert merged >= 3  # the layers the vents emptied were merged
     assert bad_got == bad_want
     for w, g, name in zip(want, got, ("dm", "dh", "ds", "tally", "new_state"), strict=True):
         np.testing.assert_array_equal(g, w, err_msg=name)
