@@ -34,6 +34,7 @@ region waits a scheduler slice: under load 4-5 the step took 10-100 ms against 2
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numba
@@ -86,9 +87,11 @@ from physics._kernels.fire_zone import (
     V_W,
     VS_D,
     VS_Z,
+    _jet_entrains,
+    _jet_slab,
     _merge_emptied,
     _mix_layers,
-    _slab,
+    _plume_transfers,
     ceiling_flow,
     poreh_entrainment,
 )
@@ -217,7 +220,8 @@ def wall_flows_some(vents, pf, vidx, first, sp, delta, chan, hv, wv):
 
 @njit(cache=True, parallel=True)
 def door_jets_par(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
-    """:func:`~physics._kernels.fire_zone.door_jets`: each jet vent's flows and the entrainment of each receiver
+    """:func:`~physics._kernels.fire_zone.door_jets`: each jet vent's flows (where its jet can entrain,
+    :func:`~physics._kernels.fire_zone._jet_entrains`) and the entrainment of each receiver
     (:func:`~physics._kernels.fire_zone._jet_mix`'s expressions) with the vents in parallel, then added to ``mix``
     in the vents' order (receiver b, then a, as the serial loop adds them)."""
     for i in range(mix.shape[0]):
@@ -235,17 +239,21 @@ def door_jets_par(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
         h = vs[v, VS_Z + 2] - vs[v, VS_Z + 1]
         if width <= 0.0 or h <= 0.0:
             continue
+        a, b = vidx[v, 0], vidx[v, 1]
+        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
+        into_b = b >= 0 and _jet_entrains(a, vl[v, 2], b, zb, zt, props, par[P_TOUT])
+        into_a = _jet_entrains(b, vl[v, 3], a, zb, zt, props, par[P_TOUT])
+        if not (into_b or into_a):  # (most jet vents; their rows of ``jet`` are left as they were)
+            continue
         for c in range(4):
             jet[v, c] = 0.0
-        a, b = vidx[v, 0], vidx[v, 1]
         c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
-        _slab(v, 1, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, a, b, vs, vl, par, teff,
-              vent[v, V_CD] * width, jet)
-        zb, zt = vent[v, V_BOT], vent[v, V_TOP]
-        if b >= 0 and jet[v, 0] + jet[v, 1] > 0.0:
+        _jet_slab(v, c0 + vs[v, VS_D + 1], c0 + vs[v, VS_D + 2], h, vs, vl, par[P_DELTA], math.sqrt(par[P_DELTA]),
+                  vent[v, V_CD] * width, jet)
+        if into_b and jet[v, 0] + jet[v, 1] > 0.0:
             col[v, 0], ent[v, 0] = _jet_entrainment(a, vl[v, 2], b, jet[v, 0] + jet[v, 1], zb, zt, width, props,
                                                     par)
-        if jet[v, 2] + jet[v, 3] > 0.0:
+        if into_a and jet[v, 2] + jet[v, 3] > 0.0:
             col[v, 1], ent[v, 1] = _jet_entrainment(b, vl[v, 3], a, jet[v, 2] + jet[v, 3], zb, zt, width, props,
                                                     par)
     for v in range(m):
@@ -292,15 +300,12 @@ def layer_update_par(state, geom, props, par, src, mix, qburn, dt, dm, dh, ds, t
         tl = props[i, Q_TL]
         ml0 = state[i, ML]
         # plume: entrained lower-layer gas and the fire's products to the upper layer
-        dm[i, 0] += (ent + mf) * dt
-        dm[i, 1] -= ent * dt
+        if ent != 0.0 or mf != 0.0:  # (a plume: its mass and species terms are exactly 0 elsewhere, skipped)
+            _plume_transfers(i, ent, mf, dt, state, yields, dm, ds)
         dh[i, 0] += (cp * tl * (ent + mf) + qconv - wu) * dt
         dh[i, 1] += (-cp * tl * ent - wl) * dt
-        for s in range(NSP):
-            y = state[i, SL + s] / ml0 if ml0 > 0.0 else 0.0
-            ds[i, 0, s] += (y * ent + yields[s] * mf) * dt
-            ds[i, 1, s] -= y * ent * dt
-        ds[i, 0, SP_O2] -= mo2 * dt
+        if mo2 != 0.0:
+            ds[i, 0, SP_O2] -= mo2 * dt
         if mix[i, 0] > 0.0 or mix[i, 1] > 0.0:
             _mix_layers(i, mix, dt, state, props, par, dm, dh, ds)
         du_tot = dh[i, 0] + dh[i, 1]

@@ -1,7 +1,7 @@
 """The fast paths of a fire step are the general path's arithmetic, to the bit.
 
 - A wall-vent slab whose Δp stays clear of ±δ over its height is one piece of the orifice law: ``wall_flows`` and
-  ``_slab`` (through ``door_jets``) work it out directly instead of through ``piece_ends``' cuts; on slabs of every
+  ``_jet_slab`` (``door_jets``' jets) work it out directly instead of through ``piece_ends``' cuts; on slabs of every
   kind (one piece, crossing 0, crossing ±δ, within ±δ, empty) the flows, channels and weights are the cut path's.
 - ``wall_flows_summed`` (the residual's wall vents, their sums taken as each vent is worked out) gives
   ``wall_flows``' flows and the residual's former second pass over the vents (``res``, the layers' outflows) to the
@@ -251,7 +251,7 @@ def test_layer_props_are_the_layer_formulas_with_their_temperatures_in_teff():
 
 
 def _cut_path_slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
-    """``_slab`` with the slab always cut by ``piece_ends`` (the general path)."""
+    """A slab's flows, enthalpy and weight with the slab always cut by ``piece_ends`` (the general path)."""
     if h <= 0.0:
         return 0.0, 0.0
     dx, t_prev, hflow, weight = x2 - x1, 0.0, 0.0, 0.0
@@ -273,7 +273,7 @@ def _cut_path_slab(v, k, x1, x2, h, a, b, vs, vl, par, teff, cdw, chan):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_door_jet_slabs_equal_the_cut_path(seed):
-    """``door_jets`` runs ``_slab`` on each vent's middle slab: its jet channels equal the cut path's."""
+    """``door_jets`` runs ``_jet_slab`` on a jet vent's middle slab: its jet channels equal the cut path's."""
     rng = np.random.default_rng(seed)
     n, m = 40, 300
     vidx = np.stack([rng.integers(0, n, m), rng.integers(-1, n, m)], axis=1).astype(np.int64)
@@ -293,10 +293,17 @@ def test_door_jet_slabs_equal_the_cut_path(seed):
     par = np.zeros(K.NPAR)
     par[[K.P_R, K.P_CP, K.P_G, K.P_P0, K.P_TOUT, K.P_DELTA]] = 287.0, 1005.0, 9.81, 101325.0, 300.0, DELTA
     teff = rng.uniform(290.0, 700.0, (n, 2))
-    props = np.zeros((n, K.NPROP))  # no layer on either side: door_jets' entrainment is zero, its channels are not
     pf = rng.normal(0, 1, n) * rng.choice([1e-5, 1e-4, 1.0], n)
-    jet, mix = np.full((m, 4), np.nan), np.zeros((n, 2))
-    K.door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix)
+    jet = np.full((m, 4), np.nan)
+    for v in range(m):  # door_jets' call of _jet_slab on the jet vents (it skips those whose jets cannot entrain)
+        h = vs[v, K.VS_Z + 2] - vs[v, K.VS_Z + 1]
+        if h <= 0.0 or vl[v, 2] == vl[v, 3]:
+            continue
+        jet[v] = 0.0
+        a, b = vidx[v]
+        c0 = pf[a] - (pf[b] if b >= 0 else 0.0)
+        K._jet_slab(v, c0 + vs[v, K.VS_D + 1], c0 + vs[v, K.VS_D + 2], h, vs, vl, DELTA, math.sqrt(DELTA),
+                    vent[v, K.V_CD] * (vent[v, K.V_W] * vent[v, K.V_OPEN]), jet)
     want = np.full((m, 4), np.nan)  # a vent without a jet slab leaves its scratch rows alone
     for v in range(m):
         h = vs[v, K.VS_Z + 2] - vs[v, K.VS_Z + 1]
