@@ -184,7 +184,7 @@ def _loop_tail(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff,
     qburn = np.zeros(n)
     for _ in range(reps):
         chan, vchan = chan0.copy(), vchan0.copy()
-        K.apply_fractions(chan, vchan, vidx, vvidx, fu, fl)
+        K.apply_fractions_around(chan, vchan, vidx, vvidx, fu, fl, stat[8], stat[9])
         mix = np.zeros((n, 2))
         if par[K.P_MIX] > 0.0:
             K.door_jets(props[:, K.Q_P] + dp, vent, vidx, vs, vl, props, par, teff, np.empty((vidx.shape[0], 4)), mix)
@@ -270,8 +270,8 @@ class KernelProfile:
     """Times the pieces of sampled zone-kernel steps (module docstring (a))."""
 
     PIECES = ("layer_props", "fire_sources", "wall_slabs", "ceiling_statics", "solve_pressures", "line_search_merit",
-              "residual_and_merit", "direct_solve", "update_vents_into", "_fractions_from_sums", "apply_fractions",
-              "vent_transfers", "layer_update")
+              "residual_and_merit", "direct_solve", "update_vents_into", "_fractions_from_sums",
+              "apply_fractions_around", "vent_transfers", "layer_update")
 
     def __init__(self, every: int):
         self.every = max(1, int(every))
@@ -326,14 +326,14 @@ class KernelProfile:
         rest_newton = newton - per["residual_and_merit"] - per["direct_solve"]
         total = self.total_compiled / n
         statics = per["wall_slabs"] + per["ceiling_statics"]
-        known = per["layer_props"] + per["fire_sources"] + statics + newton + per["apply_fractions"] \
+        known = per["layer_props"] + per["fire_sources"] + statics + newton + per["apply_fractions_around"] \
             + per["vent_transfers"] + per["layer_update"]
         return {"samples": self.samples, "kernel_step_ms": 1e3 * total,
                 "props_and_sources_ms": 1e3 * (per["layer_props"] + per["fire_sources"]),
                 "vent_statics_ms": 1e3 * statics, "newton_ms": 1e3 * newton,
                 "residual_ms": 1e3 * per["residual_and_merit"], "linear_solve_ms": 1e3 * per["direct_solve"],
                 "newton_other_ms": 1e3 * rest_newton, "layer_limiting_ms": 1e3 * (per["_fractions_from_sums"]
-                                                                                 + per["apply_fractions"]),
+                                                                                 + per["apply_fractions_around"]),
                 "transfers_and_update_ms": 1e3 * (per["vent_transfers"] + per["layer_update"]),
                 "remainder_ms": 1e3 * (total - known),
                 "residuals_per_step": self.n["residual_and_merit"] / n,
