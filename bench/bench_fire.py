@@ -133,7 +133,7 @@ def _loop_residual(dp, dt, state, geom, props, par, vent, vidx, vvent, vvidx, sr
 
 
 @njit(cache=True)
-def _loop_ldl(res, geom, par, dt, vidx, wv, vvidx, wvv, plan, vents, reps):
+def _loop_ldl(res, geom, par, dt, wv, wvv, plan, vents, reps):
     n = res.shape[0]
     gm1 = par[K.P_R] / (par[K.P_CP] - par[K.P_R])
     diag = np.empty(n)
@@ -142,7 +142,7 @@ def _loop_ldl(res, geom, par, dt, vidx, wv, vvidx, wvv, plan, vents, reps):
     x = np.empty(n)
     ok = 0
     for _ in range(reps):  # (the open wall vents only: the others' weights were never set)
-        ok = K.direct_solve(-res, diag, vidx, wv, vvidx, wvv, plan, x, vents)
+        ok = K.direct_solve(-res, diag, wv, wvv, plan, x, vents)
     if ok < 0:
         raise ValueError("the captured Jacobian is not positive definite")
     return x
@@ -187,7 +187,7 @@ def _loop_tail(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, teff,
         K.apply_fractions_around(chan, vchan, vidx, vvidx, fu, fl, stat[8], stat[9])
         mix = np.zeros((n, 2))
         if par[K.P_MIX] > 0.0:
-            K.door_jets(props[:, K.Q_P] + dp, vent, vidx, vs, vl, props, par, teff, np.empty((vidx.shape[0], 4)), mix)
+            K.door_jets(props[:, K.Q_P] + dp, vent, vidx, vs, vl, props, par, np.empty((vidx.shape[0], 4)), mix)
         vdest = np.full((vvidx.shape[0], 2), -1, np.int64)
         if par[K.P_VDEP] > 0.0:
             K.ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, vdest)
@@ -232,7 +232,7 @@ def compiled_pieces(args, reps: int = PIECE_REPEAT) -> dict[str, Any]:
     out["residual_ms"], (res, wv, wvv) = timed(_loop_residual, dp0, dt, state, geom, props, par, vent, vidx, vvent,
                                                vvidx, src, teff, stat)
     ldl = plan[0]  # K.step_plan: (the factorisation plan, the step's work arrays)
-    out["ldl_solve_ms"], _ = timed(_loop_ldl, res, geom, par, dt, vidx, wv, vvidx, wvv, ldl, stat[6])
+    out["ldl_solve_ms"], _ = timed(_loop_ldl, res, geom, par, dt, wv, wvv, ldl, stat[6])
     statics_and_solve_ms, solved = timed(_loop_solve, state, geom, props, par, vent, vidx, vvent, vvidx, src, dt,
                                          teff, stat, dp0, vchan0, oc, ldl)
     out["newton_solve_ms"] = statics_and_solve_ms - out["statics_and_slab_table_ms"]

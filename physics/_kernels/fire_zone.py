@@ -1077,7 +1077,7 @@ def _jet_slab(v, x1, x2, h, vs, vl, delta, sd, cdw, jet):
 
 
 @njit(cache=True)
-def door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
+def door_jets(pf, vent, vidx, vs, vl, props, par, jet, mix):
     """Vent-jet mixing of every compartment at floor pressures ``pf`` into ``mix`` (N, 2): kg/s entrained from
     the lower layer into the upper (column 0) and from the upper into the lower (column 1).
 
@@ -1086,8 +1086,8 @@ def door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
     way is summed (``jet`` (M, 4) scratch channels, :func:`_jet_slab`, set only on the vents with such a slab whose
     jet can entrain something one way or the other, :func:`_jet_entrains`) and entrains by :func:`_jet_mix`. The jets
     that cannot entrain would add exactly 0: their flows are not worked out (on the bench tower 56-452 of its
-    855-1,337 jet vents can entrain, 300 s to 7,000 s after ignition: 54-105 µs -> 9-33 µs). ``teff`` is not read
-    (a jet's flow needs no donor temperature)."""
+    855-1,337 jet vents can entrain, 300 s to 7,000 s after ignition: 54-105 µs -> 9-33 µs); a jet's flow needs no
+    donor temperature."""
     for i in range(mix.shape[0]):
         mix[i, 0] = 0.0
         mix[i, 1] = 0.0
@@ -1570,11 +1570,11 @@ def step_plan(n: int, vidx: np.ndarray, vvidx: np.ndarray) -> tuple:
 
 
 @njit(cache=True)
-def direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x, vents=None):
+def direct_solve(rhs, diag, wv, wvv, plan, x, vents=None):
     """Solve J·x = rhs exactly, J = diag + the Laplacian of the vent weights (outside vents on the diagonal
     only; SPD), by the sparse LDLᵀ factorisation of :func:`ldl_plan`'s pattern (in its scratch arrays); returns 0,
     or −1 where J was not positive definite (x then holds zeros). ``vents``: only those wall vents (ascending) have
-    weights (the others' are zero), else all. (``vidx``/``vvidx``: the vents' ends, in the plan permuted.)
+    weights (the others' are zero), else all. (The vents' ends come from the plan, permuted.)
 
     J is assembled straight into the factorisation's arrays (its diagonal permuted into ``ad``, its strictly lower
     entries into L's positions in ``lx``), factorised in place by the static update lists
@@ -1738,7 +1738,7 @@ def solve_pressures(state, geom, props, par, vent, vidx, vvent, vvidx, src, dt, 
         it += 1
         for i in range(n):
             rhs[i] = -res[i]
-        if direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, step, stat[6]) < 0:
+        if direct_solve(rhs, diag, wv, wvv, plan, step, stat[6]) < 0:
             break
         smax = 0.0
         for i in range(n):
@@ -2098,7 +2098,7 @@ def step(state, geom, par, vent, vidx, vvent, vvidx, q_kw, dt, new_state, chan, 
     mix[:, :] = 0.0
     if par[P_MIX] > 0.0:
         pf = props[:, Q_P] + dp
-        door_jets(pf, vent, vidx, vs, vl, props, par, teff, jet, mix)
+        door_jets(pf, vent, vidx, vs, vl, props, par, jet, mix)
     vdest[:, :] = -1
     if par[P_VDEP] > 0.0:
         ceiling_vent_plumes(vchan, vvidx, vvent, geom, props, par, state, dt, mix, vdest)

@@ -219,7 +219,7 @@ def wall_flows_some(vents, pf, vidx, first, sp, delta, chan, hv, wv):
 
 
 @njit(cache=True, parallel=True)
-def door_jets_par(pf, vent, vidx, vs, vl, props, par, teff, jet, mix):
+def door_jets_par(pf, vent, vidx, vs, vl, props, par, jet, mix):
     """:func:`~physics._kernels.fire_zone.door_jets`: each jet vent's flows (where its jet can entrain,
     :func:`~physics._kernels.fire_zone._jet_entrains`) and the entrainment of each receiver
     (:func:`~physics._kernels.fire_zone._jet_mix`'s expressions) with the vents in parallel, then added to ``mix``

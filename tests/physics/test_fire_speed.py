@@ -83,7 +83,7 @@ def test_direct_solve_with_the_plan_solves_the_dense_system():
             dense[b, a] -= w
     rhs = rng.normal(size=n)
     x = np.empty(n)
-    assert K.direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x) == 0
+    assert K.direct_solve(rhs, diag, wv, wvv, plan, x) == 0
     np.testing.assert_allclose(x, np.linalg.solve(dense, rhs), rtol=1e-9, atol=1e-12)
 
 
@@ -122,7 +122,7 @@ def test_direct_solve_is_the_csc_assembly_and_numeric_rows_to_the_bit():
         ref[new] = rhs
         S.solve(lp, li, lx, d, ref)
         x = np.empty(n)
-        assert K.direct_solve(rhs, diag, vidx, wv, vvidx, wvv, plan, x, vents) == 0
+        assert K.direct_solve(rhs, diag, wv, wvv, plan, x, vents) == 0
         assert np.array_equal(x.view(np.int64), ref[new].view(np.int64))
         assert np.array_equal(plan[K.LDL_SCRATCH][new], ax[dpos])  # J's diagonal, as merit_floor reads it
     with pytest.raises(ValueError, match="vent joins"):

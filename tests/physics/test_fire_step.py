@@ -327,7 +327,7 @@ def test_wall_slabs_is_the_statics_the_slab_table_and_the_open_vents_to_the_bit(
         mixes = []
         for vs, vl in ((want[0], want[1]), (got[0], got[1])):
             mix, scratch = np.zeros((n, 2)), np.zeros((nv, 4))
-            K.door_jets(pf, vent, vidx, vs, vl, props, par, teff, scratch, mix)
+            K.door_jets(pf, vent, vidx, vs, vl, props, par, scratch, mix)
             mixes.append(mix)
         assert np.array_equal(mixes[0], mixes[1])
         jets += int(jet.sum())

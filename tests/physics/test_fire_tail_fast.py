@@ -61,12 +61,11 @@ def _jet_case(rng, n=60, m=400):
     props[:, K.Q_ZI] = rng.uniform(0.0, 2.4, n)
     props[:, K.Q_HASU] = rng.random(n) < 0.7
     props[:, K.Q_HASL] = rng.random(n) < 0.9
-    teff = np.stack([props[:, K.Q_TU], props[:, K.Q_TL]], axis=1)
     pf = rng.normal(0, 1, n) * rng.choice([1e-5, 1e-2, 1.0], n)
-    return pf, vent, vidx, vs, vl, props, _par(), teff
+    return pf, vent, vidx, vs, vl, props, _par()
 
 
-def _door_jets_every_jet(pf, vent, vidx, vs, vl, props, par, teff):
+def _door_jets_every_jet(pf, vent, vidx, vs, vl, props, par):
     """The former ``door_jets``: every jet vent's middle slab worked out (``_jet_slab``, the cut path's channels in
     test_fire_step_fast) and both its jets through ``_jet_mix``.
     Returns (mix, how many jets entrained something, how many jets with a flow entrained nothing)."""
@@ -120,7 +119,7 @@ def test_door_jets_on_two_threads_give_the_serial_mixing():
 
 def test_a_jet_that_cannot_entrain_adds_nothing_whatever_its_flow():
     rng = np.random.default_rng(3)
-    pf, vent, vidx, vs, vl, props, par, teff = _jet_case(rng)
+    pf, vent, vidx, vs, vl, props, par = _jet_case(rng)
     n = props.shape[0]
     said = {True: 0, False: 0}
     for _ in range(3000):
